@@ -1,0 +1,871 @@
+// Lowering Mermaid pipelines to IR: stages (data, preprocessing, device decision, training,
+// output) configure the Pipeline; layer nodes become IR ops, shapes inferred as we go.
+#include "frontend/pipeline_loader.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <map>
+#include <set>
+
+#include "frontend/label.h"
+#include "frontend/layers.h"
+#include "ir/file_util.h"
+#include "ir/parser.h"
+#include "ir/shape_inference.h"
+#include "ir/verifier.h"
+
+namespace shoal {
+
+const std::vector<StageAlias>& stageAliases() {
+  static const std::vector<StageAlias> aliases = {
+      {"数据输入", "data input", "input"},
+      {"数据预处理", "data preprocessing", "preprocess"},
+      {"是否使用GPU", "use GPU?", "decision"},
+      {"加载到GPU内存", "load into GPU memory", "place_gpu"},
+      {"加载到CPU内存", "load into CPU memory", "place_cpu"},
+      {"执行卷积操作", "run convolution", "conv_stage"},
+      {"执行矩阵乘法", "run matrix multiplication", "matmul_stage"},
+      {"模型推断或训练", "inference or training", "train"},
+      {"结果输出", "result output", "output"},
+  };
+  return aliases;
+}
+
+namespace {
+
+using mermaid::LabelArg;
+using mermaid::ParsedLabel;
+
+std::string lower(std::string_view s) {
+  std::string out(s);
+  for (char& c : out) c = char(std::tolower(static_cast<unsigned char>(c)));
+  return out;
+}
+
+std::string trim(std::string_view s) {
+  size_t b = 0, e = s.size();
+  while (b < e && (s[b] == ' ' || s[b] == '\t')) ++b;
+  while (e > b && (s[e - 1] == ' ' || s[e - 1] == '\t')) --e;
+  return std::string(s.substr(b, e - b));
+}
+
+size_t editDistance(std::string_view a, std::string_view b) {
+  std::vector<size_t> prev(b.size() + 1), cur(b.size() + 1);
+  for (size_t j = 0; j <= b.size(); ++j) prev[j] = j;
+  for (size_t i = 1; i <= a.size(); ++i) {
+    cur[0] = i;
+    for (size_t j = 1; j <= b.size(); ++j)
+      cur[j] = std::min({prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1)});
+    std::swap(prev, cur);
+  }
+  return prev[b.size()];
+}
+
+std::string suggestion(std::string_view word, const std::vector<std::string>& choices) {
+  std::string best;
+  size_t bestD = 3;
+  for (const std::string& c : choices) {
+    size_t d = editDistance(word, c);
+    if (d < bestD) bestD = d, best = c;
+  }
+  return best.empty() ? "" : " (did you mean '" + best + "'?)";
+}
+
+// What a pipeline node stands for.
+enum class Role { Input, Preprocess, Decision, Placement, ConvStage, MatmulStage, Train, Output, Layer };
+
+// The argument keys each pipeline op accepts.
+const std::map<std::string, std::vector<std::string>>& allowedArgs() {
+  static const std::map<std::string, std::vector<std::string>> m = {
+      {"input", {"path", "batch", "shape", "dtype", "name", "dataset", "weights"}},
+      {"preprocess", {"scale", "shift", "mean", "std"}},
+      {"device", {}},
+      {"conv2d", {"filters", "kernel", "stride", "padding", "dilation", "activation", "bias"}},
+      {"dense", {"units", "activation", "bias"}},
+      {"maxpool", {"size", "stride", "padding"}},
+      {"avgpool", {"size", "stride", "padding"}},
+      {"flatten", {"axis"}},
+      {"reshape", {"shape"}},
+      {"relu", {}}, {"sigmoid", {}}, {"tanh", {}},
+      {"softmax", {"axis"}}, {"log_softmax", {"axis"}}, {"argmax", {"axis"}},
+      {"add", {}}, {"sub", {}}, {"mul", {}}, {"div", {}},
+      {"matmul", {"transpose_a", "transpose_b"}},
+      {"scale", {"scale", "shift"}},
+      {"normalize", {"mean", "std"}},
+      {"cast", {"dtype"}},
+      {"constant", {"value", "dtype"}},
+      {"train", {"loss", "optimizer", "lr", "epochs", "batch", "validation", "momentum", "weight_decay", "beta1",
+                 "beta2", "eps", "seed", "shuffle"}},
+      {"output", {"metrics", "plot", "checkpoint", "name"}},
+  };
+  return m;
+}
+
+// Alternative spellings of pipeline ops.
+std::string canonicalOp(const std::string& op) {
+  static const std::map<std::string, std::string> m = {
+      {"conv", "conv2d"},           {"convolution", "conv2d"}, {"linear", "dense"},   {"fc", "dense"},
+      {"maxpool2d", "maxpool"},     {"max_pool", "maxpool"},   {"avgpool2d", "avgpool"}, {"avg_pool", "avgpool"},
+      {"preprocessing", "preprocess"}, {"data", "input"},      {"logsoftmax", "log_softmax"},
+  };
+  auto it = m.find(op);
+  return it == m.end() ? op : it->second;
+}
+
+struct PNode {
+  const mermaid::NodeDecl* decl = nullptr;
+  Role role = Role::Layer;
+  std::string op;  // canonical pipeline op (layers, and the stage names above)
+  ParsedLabel label;
+  bool labelOk = true;
+  Location loc;
+  std::vector<const mermaid::Edge*> inEdges;
+  Value* value = nullptr;  // what flows out of this node
+  bool poisoned = false;
+};
+
+class Lowering {
+ public:
+  Lowering(const mermaid::Document& doc, DiagnosticEngine& diags) : doc_(doc), diags_(diags) {}
+  std::optional<Pipeline> run();
+
+ private:
+  void classify(PNode& p);
+  bool checkArgs(PNode& p);
+  void lowerNode(PNode& p);
+  std::vector<Value*> operands(PNode& p);
+  void error(const Location& loc, const std::string& msg) { diags_.error(loc, msg); }
+
+  // Typed argument access; errors are reported at the argument.
+  const LabelArg* arg(const PNode& p, const char* key) const { return p.label.find(key); }
+  std::optional<int64_t> intArg(PNode& p, const char* key, int64_t dflt, bool positive = true);
+  std::optional<double> floatArg(PNode& p, const char* key, double dflt);
+  std::optional<std::string> stringArg(PNode& p, const char* key, const std::string& dflt);
+  std::optional<std::vector<int64_t>> pairArg(PNode& p, const char* key, std::vector<int64_t> dflt);
+  std::optional<bool> boolArg(PNode& p, const char* key, bool dflt);
+  std::optional<std::vector<double>> floatsArg(PNode& p, const char* key);
+  void badArg(const LabelArg& a, const std::string& want) {
+    error(a.valueLoc, fmt::format("'{}' must be {}, got {}", a.key, want, attrValueString(a.value)));
+  }
+
+  Value* fromResult(PNode& p, Expected<Value*> r) {
+    if (!r) {
+      Location loc = r.error().location().known() ? r.error().location() : p.loc;
+      error(loc, r.error().message());
+      p.poisoned = true;
+      return nullptr;
+    }
+    return *r;
+  }
+  Location locOf(const PNode& p) const { return p.loc; }
+
+  const mermaid::Document& doc_;
+  DiagnosticEngine& diags_;
+  Pipeline pipe_;
+  std::map<std::string, PNode> nodes_;
+  int64_t batch_ = 64;
+  bool sawOutput_ = false;
+  bool sawInput_ = false;
+};
+
+std::optional<int64_t> Lowering::intArg(PNode& p, const char* key, int64_t dflt, bool positive) {
+  const LabelArg* a = arg(p, key);
+  if (!a) return dflt;
+  auto* v = std::get_if<int64_t>(&a->value);
+  if (!v || (positive && *v <= 0)) {
+    badArg(*a, positive ? "a positive integer" : "an integer");
+    return std::nullopt;
+  }
+  return *v;
+}
+
+std::optional<double> Lowering::floatArg(PNode& p, const char* key, double dflt) {
+  const LabelArg* a = arg(p, key);
+  if (!a) return dflt;
+  if (auto* i = std::get_if<int64_t>(&a->value)) return double(*i);
+  if (auto* d = std::get_if<double>(&a->value)) return *d;
+  badArg(*a, "a number");
+  return std::nullopt;
+}
+
+std::optional<std::string> Lowering::stringArg(PNode& p, const char* key, const std::string& dflt) {
+  const LabelArg* a = arg(p, key);
+  if (!a) return dflt;
+  if (auto* s = std::get_if<std::string>(&a->value)) return *s;
+  badArg(*a, "a name");
+  return std::nullopt;
+}
+
+std::optional<std::vector<int64_t>> Lowering::pairArg(PNode& p, const char* key, std::vector<int64_t> dflt) {
+  const LabelArg* a = arg(p, key);
+  if (!a) return dflt;
+  std::vector<int64_t> v;
+  if (auto* i = std::get_if<int64_t>(&a->value)) v = {*i, *i};
+  else if (auto* is = std::get_if<std::vector<int64_t>>(&a->value)) v = *is;
+  if (v.size() != 2 || v[0] <= 0 || v[1] <= 0) {
+    badArg(*a, "a positive size like 3 or 3x3");
+    return std::nullopt;
+  }
+  return v;
+}
+
+std::optional<bool> Lowering::boolArg(PNode& p, const char* key, bool dflt) {
+  const LabelArg* a = arg(p, key);
+  if (!a) return dflt;
+  if (auto* i = std::get_if<int64_t>(&a->value); i && (*i == 0 || *i == 1)) return *i == 1;
+  if (auto* s = std::get_if<std::string>(&a->value); s && (*s == "true" || *s == "false")) return *s == "true";
+  badArg(*a, "true or false");
+  return std::nullopt;
+}
+
+std::optional<std::vector<double>> Lowering::floatsArg(PNode& p, const char* key) {
+  const LabelArg* a = arg(p, key);
+  if (!a) return std::vector<double>{};
+  if (auto* i = std::get_if<int64_t>(&a->value)) return std::vector<double>{double(*i)};
+  if (auto* d = std::get_if<double>(&a->value)) return std::vector<double>{*d};
+  if (auto* is = std::get_if<std::vector<int64_t>>(&a->value)) return std::vector<double>(is->begin(), is->end());
+  if (auto* ds = std::get_if<std::vector<double>>(&a->value)) return *ds;
+  badArg(*a, "a number or a list of numbers");
+  return std::nullopt;
+}
+
+void Lowering::classify(PNode& p) {
+  const mermaid::NodeDecl& d = *p.decl;
+  std::string text = d.hasLabel ? d.label : d.id;
+  Location textLoc = d.hasLabel ? d.labelLoc : d.loc;
+  textLoc.node = d.id;
+  p.loc = textLoc;
+  p.loc.node = d.id;
+  // The seed's stage names: the whole label, or the part before a colon.
+  std::string head = text;
+  size_t colon = text.find(':');
+  size_t wide = text.find("：");
+  size_t cut = std::min(colon, wide);
+  if (cut != std::string::npos) head = text.substr(0, cut);
+  std::string headTrim = trim(head);
+  for (const StageAlias& a : stageAliases()) {
+    if (headTrim == a.chinese || lower(headTrim) == lower(a.english)) {
+      std::string stage(a.stage);
+      // Parse the arguments after the alias, if any, with a placeholder op word.
+      std::string rest = cut == std::string::npos ? "" : text.substr(cut + (cut == wide ? 3 : 1));
+      Location restLoc = textLoc;
+      restLoc.col += int(text.size() - rest.size()) - 2;
+      auto parsed = mermaid::parseLabel("_ " + rest, restLoc, diags_);
+      if (!parsed) {
+        p.labelOk = false;
+        return;
+      }
+      p.label = *parsed;
+      p.label.op = headTrim;
+      p.label.opLoc = textLoc;
+      if (stage == "input") p.role = Role::Input, p.op = "input";
+      else if (stage == "preprocess") p.role = Role::Preprocess, p.op = "preprocess";
+      else if (stage == "decision") p.role = Role::Decision, p.op = "device";
+      else if (stage == "place_gpu" || stage == "place_cpu") p.role = Role::Placement, p.op = "device";
+      else if (stage == "conv_stage") p.role = Role::ConvStage, p.op = "conv2d";
+      else if (stage == "matmul_stage") p.role = Role::MatmulStage, p.op = "dense";
+      else if (stage == "train") p.role = Role::Train, p.op = "train";
+      else p.role = Role::Output, p.op = "output";
+      return;
+    }
+  }
+  auto parsed = mermaid::parseLabel(text, textLoc, diags_);
+  if (!parsed) {
+    p.labelOk = false;
+    return;
+  }
+  p.label = *parsed;
+  p.op = canonicalOp(lower(p.label.op));
+  if (d.shape == mermaid::NodeShape::Decision) {
+    if (p.op != "device") {
+      error(p.label.opLoc, fmt::format("a decision node must be {{device: auto|cpu|gpu}} or {{是否使用GPU}}, got '{}'", p.label.op));
+      p.labelOk = false;
+      return;
+    }
+    p.role = Role::Decision;
+    return;
+  }
+  if (p.op == "input") p.role = Role::Input;
+  else if (p.op == "preprocess") p.role = Role::Preprocess;
+  else if (p.op == "train") p.role = Role::Train;
+  else if (p.op == "output") p.role = Role::Output;
+  else if (p.op == "device") p.role = Role::Placement;
+  else p.role = Role::Layer;
+  if (!allowedArgs().count(p.op)) {
+    std::vector<std::string> names;
+    for (auto& [k, v] : allowedArgs()) names.push_back(k);
+    std::string hint = suggestion(p.op, names);
+    if (opKindFromName(p.op))
+      error(p.label.opLoc, fmt::format("op '{}' is internal to shoal and cannot be written in a pipeline", p.label.op));
+    else
+      error(p.label.opLoc, fmt::format("unknown op '{}'{}", p.label.op, hint));
+    p.labelOk = false;
+  }
+}
+
+bool Lowering::checkArgs(PNode& p) {
+  auto it = allowedArgs().find(p.op);
+  if (it == allowedArgs().end()) return true;
+  bool ok = true;
+  for (const LabelArg& a : p.label.args) {
+    if (std::find(it->second.begin(), it->second.end(), a.key) != it->second.end()) continue;
+    std::string hint = suggestion(a.key, it->second);
+    error(a.loc, fmt::format("{} does not take '{}'{}", p.op, a.key, hint));
+    ok = false;
+  }
+  // Positional words: `input: mnist`, `{device: auto}`; nowhere else.
+  for (const LabelArg& a : p.label.positional) {
+    bool allowed = (p.op == "input" || p.op == "device") && std::holds_alternative<std::string>(a.value) &&
+                   p.label.positional.size() == 1;
+    if (!allowed) {
+      error(a.valueLoc, fmt::format("unexpected {} in a {} label: arguments are written key=value",
+                                    attrValueString(a.value), p.op));
+      ok = false;
+    }
+  }
+  return ok;
+}
+
+std::vector<Value*> Lowering::operands(PNode& p) {
+  // Operands come in edge order; an edge label names the operand (lhs/rhs, a/b, x/y, 1/2).
+  std::vector<std::pair<int, Value*>> ordered;
+  int next = 100;
+  for (const mermaid::Edge* e : p.inEdges) {
+    PNode& src = nodes_[e->from];
+    if (src.poisoned || !src.labelOk) {
+      p.poisoned = true;
+      return {};
+    }
+    if (!src.value) continue;
+    int slot = next++;
+    if (e->hasLabel && nodes_[e->from].role != Role::Decision) {
+      std::string l = lower(e->label);
+      if (l == "lhs" || l == "a" || l == "x" || l == "1" || l == "left" || l == "input") slot = 0;
+      else if (l == "rhs" || l == "b" || l == "y" || l == "2" || l == "right" || l == "weight" || l == "w" ||
+               l == "kernel" || l == "k")
+        slot = 1;
+    }
+    bool dup = false;
+    for (auto& [s, v] : ordered) dup |= v == src.value;
+    if (!dup) ordered.push_back({slot, src.value});
+  }
+  std::stable_sort(ordered.begin(), ordered.end(), [](auto& a, auto& b) { return a.first < b.first; });
+  std::vector<Value*> out;
+  for (auto& [s, v] : ordered) out.push_back(v);
+  return out;
+}
+
+void Lowering::lowerNode(PNode& p) {
+  Graph& g = *pipe_.model;
+  const std::string& id = p.decl->id;
+  if (!checkArgs(p)) {
+    p.poisoned = true;
+    return;
+  }
+  std::vector<Value*> ins = operands(p);
+  if (p.poisoned) return;
+  auto needOne = [&]() -> Value* {
+    if (ins.size() == 1) return ins[0];
+    if (ins.empty()) error(p.loc, fmt::format("{} '{}' has no input: draw an edge into it", p.op, id));
+    else error(p.loc, fmt::format("{} '{}' takes one input, got {} (from different nodes)", p.op, id, ins.size()));
+    p.poisoned = true;
+    return nullptr;
+  };
+
+  switch (p.role) {
+    case Role::Input: {
+      if (!ins.empty()) {
+        error(p.loc, fmt::format("input '{}' cannot have incoming edges", id));
+        p.poisoned = true;
+        return;
+      }
+      std::string dataset = "mnist";
+      if (!p.label.positional.empty()) dataset = std::get<std::string>(p.label.positional[0].value);
+      auto ds = stringArg(p, "dataset", dataset);
+      auto shape = arg(p, "shape");
+      if (!ds) return void(p.poisoned = true);
+      if (shape && !arg(p, "dataset") && p.label.positional.empty()) {
+        // A plain tensor input fed by the caller.
+        Shape s;
+        if (auto* is = std::get_if<std::vector<int64_t>>(&shape->value)) s = *is;
+        else if (auto* i = std::get_if<int64_t>(&shape->value)) s = {*i};
+        bool ok = !s.empty() && std::all_of(s.begin(), s.end(), [](int64_t d) { return d > 0; });
+        if (!ok) return badArg(*shape, "a shape like 64x784"), void(p.poisoned = true);
+        auto dt = stringArg(p, "dtype", "f32");
+        if (!dt) return void(p.poisoned = true);
+        auto dtype = parseDType(*dt);
+        if (!dtype) return badArg(*arg(p, "dtype"), "f32, f64, i32, i64 or u8"), void(p.poisoned = true);
+        auto name = stringArg(p, "name", id);
+        if (!name) return void(p.poisoned = true);
+        p.value = layers::input(g, *name, {*dtype, s}, p.loc);
+        return;
+      }
+      if (*ds != "mnist") {
+        error(p.label.positional.empty() ? arg(p, "dataset")->valueLoc : p.label.positional[0].valueLoc,
+              fmt::format("unknown dataset '{}' (shoal reads mnist-style IDX files; or give shape= for a tensor input)", *ds));
+        p.poisoned = true;
+        return;
+      }
+      if (sawInput_) {
+        error(p.loc, "a pipeline has one data input; this is the second");
+        p.poisoned = true;
+        return;
+      }
+      sawInput_ = true;
+      DataSpec data;
+      auto path = stringArg(p, "path", data.path);
+      auto batch = intArg(p, "batch", batch_);
+      auto weights = stringArg(p, "weights", "");
+      if (!path || !batch || !weights) return void(p.poisoned = true);
+      data.path = *path;
+      data.batch = *batch;
+      data.weights = *weights;
+      data.loc = p.loc;
+      if (!pipe_.train) batch_ = *batch;
+      data.batch = batch_;
+      pipe_.data = data;
+      pipe_.inputName = id;
+      Value* x = layers::input(g, id, {DType::U8, {batch_, 1, 28, 28}}, p.loc);
+      Attrs a;
+      a.set("dtype", std::string("f32"));
+      p.value = fromResult(p, layers::addOp(g, OpKind::Cast, {x}, a, id + ".f32", p.loc));
+      return;
+    }
+    case Role::Preprocess: {
+      Value* x = needOne();
+      if (!x) return;
+      bool any = arg(p, "scale") || arg(p, "mean") || arg(p, "std") || arg(p, "shift");
+      auto scale = floatArg(p, "scale", any ? 1.0 : 1.0 / 255.0);
+      auto shift = floatArg(p, "shift", 0.0);
+      auto mean = floatsArg(p, "mean");
+      auto stdv = floatsArg(p, "std");
+      if (!scale || !shift || !mean || !stdv) return void(p.poisoned = true);
+      Value* v = x;
+      bool norm = !mean->empty() || !stdv->empty();
+      if (*scale != 1.0 || *shift != 0.0 || !norm) {
+        Attrs a;
+        a.set("scale", *scale);
+        a.set("shift", *shift);
+        v = fromResult(p, layers::addOp(g, OpKind::Scale, {v}, a, norm ? id + ".scaled" : id, p.loc));
+        if (!v) return;
+      }
+      if (norm) {
+        if (mean->empty()) mean->push_back(0.0);
+        if (stdv->empty()) stdv->push_back(1.0);
+        Attrs a;
+        a.set("mean", *mean);
+        a.set("std", *stdv);
+        v = fromResult(p, layers::addOp(g, OpKind::Normalize, {v}, a, id, p.loc));
+      }
+      p.value = v;
+      return;
+    }
+    case Role::Decision:
+    case Role::Placement: {
+      if (p.role == Role::Decision) {
+        std::string dev = "auto";
+        if (!p.label.positional.empty()) dev = lower(std::get<std::string>(p.label.positional[0].value));
+        if (dev == "gpu") dev = "cuda";
+        if (dev != "auto" && dev != "cpu" && dev != "cuda") {
+          error(p.label.positional[0].valueLoc, fmt::format("device must be auto, cpu or gpu, got '{}'", dev));
+          return void(p.poisoned = true);
+        }
+        pipe_.device = dev;
+      }
+      p.value = needOne();
+      return;
+    }
+    case Role::ConvStage: {
+      // The seed's convolution stage: Conv2D(32, 3x3, ReLU) then MaxPool 2x2.
+      Value* x = needOne();
+      if (!x) return;
+      layers::Conv2dSpec spec;
+      spec.filters = 32;
+      spec.activation = "relu";
+      Value* c = fromResult(p, layers::conv2d(g, x, id, spec, p.loc));
+      if (!c) return;
+      p.value = fromResult(p, layers::pool2d(g, OpKind::MaxPool2d, c, id + ".pool", {2, 2}, {}, {}, p.loc));
+      return;
+    }
+    case Role::MatmulStage: {
+      // The seed's matrix-multiplication stage: Flatten, Dense(64, ReLU), Dense(10).
+      Value* x = needOne();
+      if (!x) return;
+      Value* f = fromResult(p, layers::addOp(g, OpKind::Flatten, {x}, {}, id + ".flatten", p.loc));
+      if (!f) return;
+      Value* h = fromResult(p, layers::dense(g, f, id + ".hidden", 64, true, "relu", p.loc));
+      if (!h) return;
+      p.value = fromResult(p, layers::dense(g, h, id + ".out", 10, true, "", p.loc));
+      return;
+    }
+    case Role::Train: {
+      Value* x = needOne();
+      if (!x) return;
+      if (pipe_.train) {
+        error(p.loc, "a pipeline has one train stage; this is the second");
+        return void(p.poisoned = true);
+      }
+      TrainConfig t;
+      auto loss = stringArg(p, "loss", t.loss);
+      auto opt = stringArg(p, "optimizer", t.optimizer);
+      auto lr = floatArg(p, "lr", t.lr);
+      auto epochs = intArg(p, "epochs", t.epochs);
+      auto batch = intArg(p, "batch", batch_);
+      auto validation = floatArg(p, "validation", 0.0);
+      auto momentum = floatArg(p, "momentum", 0.0);
+      auto wd = floatArg(p, "weight_decay", 0.0);
+      auto b1 = floatArg(p, "beta1", t.beta1);
+      auto b2 = floatArg(p, "beta2", t.beta2);
+      auto eps = floatArg(p, "eps", t.eps);
+      auto seed = intArg(p, "seed", 0, false);
+      auto shuffle = boolArg(p, "shuffle", true);
+      if (!loss || !opt || !lr || !epochs || !batch || !validation || !momentum || !wd || !b1 || !b2 || !eps || !seed ||
+          !shuffle)
+        return void(p.poisoned = true);
+      if (*loss != "softmax_cross_entropy" && *loss != "mse")
+        return error(arg(p, "loss")->valueLoc, fmt::format("unknown loss '{}' (softmax_cross_entropy or mse)", *loss)),
+               void(p.poisoned = true);
+      if (*opt != "adam" && *opt != "sgd")
+        return error(arg(p, "optimizer")->valueLoc, fmt::format("unknown optimizer '{}' (adam or sgd)", *opt)),
+               void(p.poisoned = true);
+      if (*lr <= 0) return badArg(*arg(p, "lr"), "a positive number"), void(p.poisoned = true);
+      if (*validation < 0 || *validation >= 1)
+        return badArg(*arg(p, "validation"), "a fraction in [0, 1)"), void(p.poisoned = true);
+      t.loss = *loss, t.optimizer = *opt, t.lr = *lr, t.epochs = *epochs, t.batch = *batch;
+      t.validation = *validation, t.momentum = *momentum, t.weightDecay = *wd;
+      t.beta1 = *b1, t.beta2 = *b2, t.eps = *eps, t.seed = uint64_t(*seed), t.shuffle = *shuffle;
+      t.loc = p.loc;
+      pipe_.train = t;
+      layers::output(g, x, pipe_.logitsName, p.loc);
+      p.value = x;
+      return;
+    }
+    case Role::Output: {
+      sawOutput_ = true;
+      Value* x = needOne();
+      if (!x) return;
+      auto metrics = stringArg(p, "metrics", "");
+      auto plot = stringArg(p, "plot", "");
+      auto ckpt = stringArg(p, "checkpoint", "");
+      auto name = stringArg(p, "name", pipe_.train ? pipe_.logitsName : id);
+      if (!metrics || !plot || !ckpt || !name) return void(p.poisoned = true);
+      size_t start = 0;
+      while (start < metrics->size()) {
+        size_t comma = metrics->find(',', start);
+        std::string m = metrics->substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+        if (m != "accuracy" && m != "loss")
+          return error(arg(p, "metrics")->valueLoc, fmt::format("unknown metric '{}' (accuracy, loss)", m)),
+                 void(p.poisoned = true);
+        pipe_.output.metrics.push_back(m);
+        if (comma == std::string::npos) break;
+        start = comma + 1;
+      }
+      pipe_.output.plot = *plot;
+      pipe_.output.checkpoint = *ckpt;
+      pipe_.output.loc = p.loc;
+      if (!g.outputValue(*name)) layers::output(g, x, *name, p.loc);
+      else if (g.outputValue(*name) != x) {
+        error(p.loc, fmt::format("output name '{}' is already used", *name));
+        return void(p.poisoned = true);
+      }
+      p.value = x;
+      return;
+    }
+    case Role::Layer:
+      break;
+  }
+
+  // ---- layers -------------------------------------------------------------------------
+  const std::string& op = p.op;
+  if (op == "constant") {
+    if (!ins.empty()) return error(p.loc, "constant takes no inputs"), void(p.poisoned = true);
+    const LabelArg* v = arg(p, "value");
+    if (!v) return error(p.label.opLoc, "constant needs value=[...] (in a quoted label: id[\"constant: value=[[1,2]]\"])"),
+                  void(p.poisoned = true);
+    TensorLiteral lit;
+    if (auto* t = std::get_if<TensorLiteral>(&v->value)) lit = *t;
+    else if (auto* i = std::get_if<int64_t>(&v->value)) lit = {{}, {double(*i)}};
+    else if (auto* d = std::get_if<double>(&v->value)) lit = {{}, {*d}};
+    else return badArg(*v, "a number or a tensor literal like [[1,2],[3,4]]"), void(p.poisoned = true);
+    auto dt = stringArg(p, "dtype", "f32");
+    if (!dt) return void(p.poisoned = true);
+    auto dtype = parseDType(*dt);
+    if (!dtype) return badArg(*arg(p, "dtype"), "f32, f64, i32, i64 or u8"), void(p.poisoned = true);
+    p.value = layers::constant(g, id, *dtype, lit, p.loc);
+    return;
+  }
+  if (op == "add" || op == "sub" || op == "mul" || op == "div" || op == "matmul") {
+    if (ins.size() != 2) {
+      error(p.loc, fmt::format("{} '{}' takes two inputs (label the edges lhs and rhs), got {}", op, id, ins.size()));
+      return void(p.poisoned = true);
+    }
+    OpKind k = op == "add" ? OpKind::Add : op == "sub" ? OpKind::Sub : op == "mul" ? OpKind::Mul
+             : op == "div" ? OpKind::Div : OpKind::MatMul;
+    Attrs a;
+    if (k == OpKind::MatMul) {
+      auto ta = boolArg(p, "transpose_a", false);
+      auto tb = boolArg(p, "transpose_b", false);
+      if (!ta || !tb) return void(p.poisoned = true);
+      a.set("transpose_a", int64_t(*ta));
+      a.set("transpose_b", int64_t(*tb));
+    }
+    p.value = fromResult(p, layers::addOp(g, k, ins, a, id, p.loc));
+    return;
+  }
+  if (op == "conv2d" && ins.size() == 2) {
+    // A convolution with a given kernel (an edge labelled weight), no parameters.
+    auto stride = pairArg(p, "stride", {1, 1});
+    auto dil = pairArg(p, "dilation", {1, 1});
+    if (!stride || !dil) return void(p.poisoned = true);
+    if (arg(p, "filters") || arg(p, "kernel") || arg(p, "activation"))
+      return error(p.label.opLoc, fmt::format("conv2d '{}' with a weight input takes only stride, padding and dilation", id)),
+             void(p.poisoned = true);
+    std::vector<int64_t> pad = {0, 0, 0, 0};
+    if (const LabelArg* pa = arg(p, "padding")) {
+      auto* i = std::get_if<int64_t>(&pa->value);
+      auto* str = std::get_if<std::string>(&pa->value);
+      if (i && *i >= 0) pad = {*i, *i, *i, *i};
+      else if (!(str && *str == "valid")) return badArg(*pa, "valid or N"), void(p.poisoned = true);
+    }
+    Attrs a;
+    a.set("stride", *stride);
+    a.set("padding", pad);
+    a.set("dilation", *dil);
+    p.value = fromResult(p, layers::addOp(g, OpKind::Conv2d, ins, a, id, p.loc));
+    return;
+  }
+  Value* x = needOne();
+  if (!x) return;
+  if (op == "conv2d") {
+    layers::Conv2dSpec s;
+    const LabelArg* f = arg(p, "filters");
+    if (!f) return error(p.label.opLoc, fmt::format("conv2d '{}' needs filters=N", id)), void(p.poisoned = true);
+    auto filters = intArg(p, "filters", 0);
+    auto kernel = pairArg(p, "kernel", {3, 3});
+    auto stride = pairArg(p, "stride", {1, 1});
+    auto dil = pairArg(p, "dilation", {1, 1});
+    auto act = stringArg(p, "activation", "");
+    auto bias = boolArg(p, "bias", true);
+    if (!filters || !kernel || !stride || !dil || !act || !bias) return void(p.poisoned = true);
+    s.filters = *filters, s.kernelH = (*kernel)[0], s.kernelW = (*kernel)[1];
+    s.strideH = (*stride)[0], s.strideW = (*stride)[1], s.dilationH = (*dil)[0], s.dilationW = (*dil)[1];
+    s.activation = *act, s.bias = *bias;
+    if (const LabelArg* pad = arg(p, "padding")) {
+      if (auto* str = std::get_if<std::string>(&pad->value); str && (*str == "valid" || *str == "same")) {
+        s.padding = *str;
+      } else if (auto* i = std::get_if<int64_t>(&pad->value); i && *i >= 0) {
+        s.padding = "explicit", s.explicitPadding = {*i, *i, *i, *i};
+      } else if (auto* is = std::get_if<std::vector<int64_t>>(&pad->value);
+                 is && (is->size() == 2 || is->size() == 4) && std::all_of(is->begin(), is->end(), [](int64_t v) { return v >= 0; })) {
+        s.padding = "explicit";
+        s.explicitPadding = is->size() == 2 ? std::vector<int64_t>{(*is)[0], (*is)[1], (*is)[0], (*is)[1]} : *is;
+      } else {
+        return badArg(*pad, "valid, same, N, HxW or top,left,bottom,right"), void(p.poisoned = true);
+      }
+    }
+    p.value = fromResult(p, layers::conv2d(g, x, id, s, p.loc));
+    return;
+  }
+  if (op == "dense") {
+    if (!arg(p, "units")) return error(p.label.opLoc, fmt::format("dense '{}' needs units=N", id)), void(p.poisoned = true);
+    auto units = intArg(p, "units", 0);
+    auto act = stringArg(p, "activation", "");
+    auto bias = boolArg(p, "bias", true);
+    if (!units || !act || !bias) return void(p.poisoned = true);
+    p.value = fromResult(p, layers::dense(g, x, id, *units, *bias, *act, p.loc));
+    return;
+  }
+  if (op == "maxpool" || op == "avgpool") {
+    auto size = pairArg(p, "size", {2, 2});
+    auto stride = pairArg(p, "stride", {});
+    if (!size || !stride) return void(p.poisoned = true);
+    std::vector<int64_t> pad = {0, 0, 0, 0};
+    if (const LabelArg* pa = arg(p, "padding")) {
+      auto* str = std::get_if<std::string>(&pa->value);
+      auto* i = std::get_if<int64_t>(&pa->value);
+      if (str && *str == "valid") pad = {0, 0, 0, 0};
+      else if (str && *str == "same" && x->type().rank() == 4)
+        pad = samePadding(x->type().shape[2], x->type().shape[3], (*size)[0], (*size)[1],
+                          stride->empty() ? (*size)[0] : (*stride)[0], stride->empty() ? (*size)[1] : (*stride)[1], 1, 1);
+      else if (i && *i >= 0) pad = {*i, *i, *i, *i};
+      else return badArg(*pa, "valid, same or N"), void(p.poisoned = true);
+    }
+    p.value = fromResult(p, layers::pool2d(g, op == "maxpool" ? OpKind::MaxPool2d : OpKind::AvgPool2d, x, id, *size,
+                                           *stride, pad, p.loc));
+    return;
+  }
+  Attrs a;
+  OpKind k;
+  if (op == "flatten") {
+    auto axis = intArg(p, "axis", 1, false);
+    if (!axis) return void(p.poisoned = true);
+    a.set("axis", *axis);
+    k = OpKind::Flatten;
+  } else if (op == "reshape") {
+    const LabelArg* s = arg(p, "shape");
+    std::vector<int64_t> shape;
+    if (s) {
+      if (auto* is = std::get_if<std::vector<int64_t>>(&s->value)) shape = *is;
+      else if (auto* i = std::get_if<int64_t>(&s->value)) shape = {*i};
+    }
+    if (shape.empty()) {
+      if (s) badArg(*s, "a shape like 64x784 or 64,-1");
+      else error(p.label.opLoc, fmt::format("reshape '{}' needs shape=...", id));
+      return void(p.poisoned = true);
+    }
+    a.set("shape", shape);
+    k = OpKind::Reshape;
+  } else if (op == "relu" || op == "sigmoid" || op == "tanh") {
+    k = op == "relu" ? OpKind::Relu : op == "sigmoid" ? OpKind::Sigmoid : OpKind::Tanh;
+  } else if (op == "softmax" || op == "log_softmax" || op == "argmax") {
+    auto axis = intArg(p, "axis", -1, false);
+    if (!axis) return void(p.poisoned = true);
+    a.set("axis", *axis);
+    k = op == "softmax" ? OpKind::Softmax : op == "log_softmax" ? OpKind::LogSoftmax : OpKind::ArgMax;
+  } else if (op == "scale") {
+    if (!arg(p, "scale")) return error(p.label.opLoc, "scale needs scale=..."), void(p.poisoned = true);
+    auto scale = floatArg(p, "scale", 1.0);
+    auto shift = floatArg(p, "shift", 0.0);
+    if (!scale || !shift) return void(p.poisoned = true);
+    a.set("scale", *scale);
+    a.set("shift", *shift);
+    k = OpKind::Scale;
+  } else if (op == "normalize") {
+    auto mean = floatsArg(p, "mean");
+    auto stdv = floatsArg(p, "std");
+    if (!mean || !stdv) return void(p.poisoned = true);
+    if (mean->empty() || stdv->empty()) return error(p.label.opLoc, "normalize needs mean=... and std=..."), void(p.poisoned = true);
+    a.set("mean", *mean);
+    a.set("std", *stdv);
+    k = OpKind::Normalize;
+  } else if (op == "cast") {
+    auto dt = stringArg(p, "dtype", "");
+    if (!dt) return void(p.poisoned = true);
+    if (!parseDType(*dt)) {
+      if (arg(p, "dtype")) badArg(*arg(p, "dtype"), "f32, f64, i32, i64 or u8");
+      else error(p.label.opLoc, "cast needs dtype=...");
+      return void(p.poisoned = true);
+    }
+    a.set("dtype", *dt);
+    k = OpKind::Cast;
+  } else {
+    error(p.label.opLoc, fmt::format("op '{}' cannot be used here", op));
+    return void(p.poisoned = true);
+  }
+  p.value = fromResult(p, layers::addOp(g, k, {x}, a, id, p.loc));
+}
+
+std::optional<Pipeline> Lowering::run() {
+  int before = diags_.errorCount();
+  pipe_.file = doc_.file;
+  std::string name = doc_.file;
+  size_t slash = name.find_last_of('/');
+  if (slash != std::string::npos) name = name.substr(slash + 1);
+  if (name.size() > 4 && name.substr(name.size() - 4) == ".mmd") name.resize(name.size() - 4);
+  pipe_.model = std::make_unique<Graph>(name.empty() ? "main" : name);
+  if (doc_.nodes.empty()) {
+    error({doc_.file, 1, 1, ""}, "the pipeline has no nodes");
+    return std::nullopt;
+  }
+  std::vector<std::string> order;
+  for (const mermaid::NodeDecl& d : doc_.nodes) {
+    PNode& p = nodes_[d.id];
+    p.decl = &d;
+    order.push_back(d.id);
+    classify(p);
+    if (p.role == Role::Train && p.labelOk)
+      if (const LabelArg* b = arg(p, "batch"))
+        if (auto* i = std::get_if<int64_t>(&b->value); i && *i > 0) batch_ = *i;
+  }
+  for (const mermaid::Edge& e : doc_.edges) {
+    if (e.from == e.to) {
+      error(e.loc, fmt::format("edge from '{}' to itself: a cycle", e.from));
+      return std::nullopt;
+    }
+    nodes_[e.to].inEdges.push_back(&e);
+  }
+  // Topological order, stable in document order; a cycle is an error at one of its edges.
+  std::map<std::string, int> pending;
+  for (auto& id : order) pending[id] = int(nodes_[id].inEdges.size());
+  std::vector<std::string> topo;
+  std::set<std::string> done;
+  while (topo.size() < order.size()) {
+    bool progressed = false;
+    for (auto& id : order) {
+      if (done.count(id) || pending[id] != 0) continue;
+      done.insert(id);
+      topo.push_back(id);
+      for (const mermaid::Edge& e : doc_.edges)
+        if (e.from == id) --pending[e.to];
+      progressed = true;
+      break;
+    }
+    if (!progressed) {
+      for (const mermaid::Edge& e : doc_.edges)
+        if (!done.count(e.from) && !done.count(e.to)) {
+          error(e.loc, fmt::format("the pipeline has a cycle through '{}' --> '{}': data must flow one way", e.from, e.to));
+          return std::nullopt;
+        }
+      return std::nullopt;
+    }
+  }
+  for (auto& id : topo) {
+    PNode& p = nodes_[id];
+    if (!p.labelOk) {
+      p.poisoned = true;
+      continue;
+    }
+    lowerNode(p);
+  }
+  if (diags_.errorCount() != before) return std::nullopt;
+  if (!pipe_.train && !sawOutput_) {
+    error({doc_.file, 1, 1, ""}, "the pipeline has no output stage and no train stage: nothing to compute");
+    return std::nullopt;
+  }
+  if (pipe_.train && !pipe_.data) {
+    error(pipe_.train->loc, "a train stage needs a data input (input: mnist path=...)");
+    return std::nullopt;
+  }
+  auto ok = verifyGraph(*pipe_.model);
+  if (!ok) {
+    diags_.report(ok.error());
+    return std::nullopt;
+  }
+  return std::move(pipe_);
+}
+
+}  // namespace
+
+std::optional<Pipeline> lowerDocument(const mermaid::Document& doc, DiagnosticEngine& diags) {
+  return Lowering(doc, diags).run();
+}
+
+std::optional<Pipeline> loadPipelineText(std::string_view text, const std::string& file, DiagnosticEngine& diags) {
+  bool isMmd = file.size() >= 4 && file.substr(file.size() - 4) == ".mmd";
+  if (!isMmd && looksLikeIrText(text)) {
+    diags.addSource(file, std::string(text));
+    auto g = parseGraph(text, file, diags);
+    if (!g) return std::nullopt;
+    DiagnosticEngine local;
+    if (!verifyGraph(*g, diags)) return std::nullopt;
+    Pipeline p;
+    p.file = file;
+    p.model = std::move(g);
+    return p;
+  }
+  auto doc = mermaid::parse(text, file, diags);
+  if (!doc) return std::nullopt;
+  return lowerDocument(*doc, diags);
+}
+
+std::optional<Pipeline> loadPipelineFile(const std::string& path, DiagnosticEngine& diags) {
+  auto bytes = readFileBytes(path);
+  if (!bytes) {
+    diags.error({}, bytes.error().message());
+    return std::nullopt;
+  }
+  return loadPipelineText(*bytes, path, diags);
+}
+
+}  // namespace shoal

@@ -1,0 +1,61 @@
+// Public host tensors: a typed, shaped, owning buffer (or a view into an arena).
+#pragma once
+
+#include <cstring>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "types.h"
+
+namespace shoal {
+
+
+/// A dense row-major host tensor. Copies share storage (like a shared_ptr); use clone() for a
+/// deep copy. A tensor may also view memory it does not own (an arena slot).
+class Tensor {
+ public:
+  Tensor() = default;
+  /// A zero-filled tensor of the given type.
+  explicit Tensor(TensorType type);
+  Tensor(DType dtype, Shape shape) : Tensor(TensorType{dtype, std::move(shape)}) {}
+  /// A non-owning view of `data` (which must outlive every copy of the view).
+  static Tensor view(TensorType type, void* data);
+  /// A tensor holding `values` converted to `dtype`.
+  static Tensor fromDoubles(DType dtype, Shape shape, std::span<const double> values);
+
+  const TensorType& type() const { return type_; }
+  DType dtype() const { return type_.dtype; }
+  const Shape& shape() const { return type_.shape; }
+  int64_t numElements() const { return type_.numElements(); }
+  size_t byteSize() const { return type_.byteSize(); }
+  bool defined() const { return data_ != nullptr || type_.numElements() == 0; }
+
+  void* raw() { return data_; }
+  const void* raw() const { return data_; }
+  template <typename T>
+  T* data() { return static_cast<T*>(data_); }
+  template <typename T>
+  const T* data() const { return static_cast<const T*>(data_); }
+
+  /// Element i (flat index) converted to double, whatever the dtype.
+  double at(int64_t i) const;
+  /// Sets element i (flat index) from a double, converting to the dtype.
+  void set(int64_t i, double v);
+  /// All elements as doubles.
+  std::vector<double> toDoubles() const;
+  /// A deep copy with its own storage.
+  Tensor clone() const;
+  /// A copy converted to another element type.
+  Tensor cast(DType dtype) const;
+  /// Same storage, another shape with the same element count.
+  Tensor reshaped(Shape shape) const;
+
+ private:
+  TensorType type_;
+  std::shared_ptr<void> owner_;
+  void* data_ = nullptr;
+};
+
+}  // namespace shoal

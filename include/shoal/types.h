@@ -1,0 +1,47 @@
+// Public vocabulary: element types, static shapes and tensor types.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace shoal {
+
+
+/// Element type of a tensor. The order is part of the IR text (names, not numbers, are
+/// printed), so new kinds may be appended freely.
+enum class DType : uint8_t { F32, F64, I32, I64, U8 };
+
+/// "f32", "f64", "i32", "i64", "u8".
+std::string_view dtypeName(DType t);
+/// Inverse of dtypeName; nullopt for an unknown name.
+std::optional<DType> parseDType(std::string_view name);
+/// Bytes per element.
+size_t dtypeSize(DType t);
+/// True for f32 and f64.
+bool isFloat(DType t);
+
+/// A static shape: one extent per dimension, outermost first (NCHW for images).
+using Shape = std::vector<int64_t>;
+
+/// Product of the extents (1 for a scalar, i.e. an empty shape).
+int64_t numElements(const Shape& s);
+/// "64x1x28x28"; "scalar" for rank 0.
+std::string shapeString(const Shape& s);
+
+/// The type of an IR value: element type plus static shape.
+struct TensorType {
+  DType dtype = DType::F32;
+  Shape shape;
+
+  int64_t numElements() const { return shoal::numElements(shape); }
+  size_t byteSize() const { return size_t(numElements()) * dtypeSize(dtype); }
+  int64_t rank() const { return int64_t(shape.size()); }
+  /// IR spelling: "f32[64,1,28,28]", "f32[]" for a scalar.
+  std::string str() const;
+  bool operator==(const TensorType&) const = default;
+};
+
+}  // namespace shoal

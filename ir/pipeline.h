@@ -1,0 +1,59 @@
+// A whole pipeline: the model graph plus where its data comes from and how it is trained.
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "ir/diagnostics.h"
+#include "ir/graph.h"
+
+namespace shoal {
+
+/// Where batches come from (`input: mnist path=... batch=64`).
+struct DataSpec {
+  std::string kind = "mnist";          ///< the only dataset reader so far: IDX files, MNIST names
+  std::string path = "data/mnist-10k"; ///< folder with train-*/t10k-* IDX files (resolved at run time)
+  int64_t batch = 64;
+  std::string weights;                 ///< a safetensors checkpoint to load before running, if any
+  Location loc;
+};
+
+/// How the model is trained (`train: loss=... optimizer=... lr=... epochs=...`).
+struct TrainConfig {
+  std::string loss = "softmax_cross_entropy";  ///< or "mse"
+  std::string optimizer = "adam";              ///< or "sgd"
+  double lr = 1e-3;
+  int64_t epochs = 5;
+  int64_t batch = 64;
+  double validation = 0.0;   ///< fraction of the training set held out for validation
+  double momentum = 0.0;     ///< sgd
+  double weightDecay = 0.0;
+  double beta1 = 0.9, beta2 = 0.999, eps = 1e-7;  ///< adam (Keras defaults)
+  uint64_t seed = 0;
+  bool shuffle = true;
+  Location loc;
+};
+
+/// What to do with results (`output: metrics=accuracy plot=curve.svg checkpoint=model.safetensors`).
+struct OutputSpec {
+  std::vector<std::string> metrics;
+  std::string plot;        ///< SVG of loss/accuracy per epoch
+  std::string checkpoint;  ///< safetensors written after training
+  Location loc;
+};
+
+/// The result of loading a pipeline file (or wrapping a built graph): the model as IR, plus
+/// data, training and output settings when the pipeline names them.
+struct Pipeline {
+  std::string file;
+  std::unique_ptr<Graph> model;       ///< inference graph: inputs -> ... -> output "logits"
+  std::optional<DataSpec> data;       ///< absent for pipelines with literal inputs only
+  std::optional<TrainConfig> train;   ///< present when the pipeline has a train stage
+  OutputSpec output;
+  std::string device = "auto";        ///< from a decision node: auto | cpu | cuda
+  std::string inputName = "x";        ///< the model input the data source feeds
+  std::string logitsName = "logits";  ///< the model output training and metrics use
+};
+
+}  // namespace shoal

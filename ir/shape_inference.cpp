@@ -1,0 +1,373 @@
+// Shape rules, one per op-table row's `shapeRule`.
+#include "ir/shape_inference.h"
+
+#include <fmt/format.h>
+
+namespace shoal {
+
+namespace {
+
+using Types = std::vector<TensorType>;
+
+Error shapeError(const Node& n, const std::string& msg) { return Error(n.describe() + ": " + msg, n.loc()); }
+
+std::string sh(const Value* v) { return v->type().str(); }
+
+Expected<Types> requireFloat(const Node& n, const Value* v, std::string_view what) {
+  if (!isFloat(v->type().dtype))
+    return std::unexpected(shapeError(n, fmt::format("{} must be f32 or f64, got {}", what, sh(v))));
+  return Types{};
+}
+
+Expected<Types> requireRank(const Node& n, const Value* v, int64_t rank, std::string_view what) {
+  if (v->type().rank() != rank)
+    return std::unexpected(shapeError(n, fmt::format("{} must have rank {}, got {}", what, rank, sh(v))));
+  return Types{};
+}
+
+Expected<Types> requireSameDType(const Node& n, const Value* a, const Value* b) {
+  if (a->type().dtype != b->type().dtype)
+    return std::unexpected(shapeError(n, fmt::format("element types differ: {} vs {}", sh(a), sh(b))));
+  return Types{};
+}
+
+#define SHOAL_TRY(expr)                                      \
+  do {                                                       \
+    auto shoalTryResult_ = (expr);                           \
+    if (!shoalTryResult_) return std::unexpected(shoalTryResult_.error()); \
+  } while (0)
+
+Expected<std::vector<int64_t>> intsOfLen(const Node& n, const std::string& key, size_t len) {
+  const auto& v = n.attrs().getInts(key);
+  if (v.size() != len)
+    return std::unexpected(shapeError(n, fmt::format("attribute '{}' needs {} values, got {}", key, len, v.size())));
+  return v;
+}
+
+Expected<Types> shapeDeclared(const Node& n) {
+  Types out;
+  for (size_t i = 0; i < n.numResults(); ++i) {
+    for (int64_t d : n.result(i)->type().shape)
+      if (d <= 0)
+        return std::unexpected(shapeError(n, fmt::format("declared shape {} has a non-positive extent", n.result(i)->type().str())));
+    out.push_back(n.result(i)->type());
+  }
+  return out;
+}
+
+Expected<Types> shapeConstant(const Node& n) {
+  const TensorLiteral& lit = n.attrs().getTensor("value");
+  DType dt = n.numResults() ? n.result()->type().dtype : DType::F32;
+  return Types{{dt, lit.shape}};
+}
+
+Expected<Types> shapeNone(const Node& n) {
+  if (n.kind() == OpKind::SgdUpdate || n.kind() == OpKind::AdamUpdate) {
+    const Value* w = n.input(0);
+    SHOAL_TRY(requireFloat(n, w, "parameter"));
+    for (size_t i = 1; i < n.numInputs(); ++i) {
+      if (n.kind() == OpKind::AdamUpdate && i == 4) {
+        if (n.input(i)->type().rank() != 0)
+          return std::unexpected(shapeError(n, fmt::format("step count must be a scalar, got {}", sh(n.input(i)))));
+        continue;
+      }
+      if (n.input(i)->type() != w->type())
+        return std::unexpected(shapeError(n, fmt::format("operand {} has type {}, the parameter {}", i, sh(n.input(i)), sh(w))));
+    }
+  }
+  return Types{};
+}
+
+Expected<Types> shapeCast(const Node& n) {
+  auto dt = parseDType(n.attrs().getString("dtype"));
+  if (!dt) return std::unexpected(shapeError(n, fmt::format("unknown dtype '{}'", n.attrs().getString("dtype"))));
+  return Types{{*dt, n.input(0)->type().shape}};
+}
+
+Expected<Types> shapeSameFloat(const Node& n) {
+  SHOAL_TRY(requireFloat(n, n.input(0), "input"));
+  if (n.kind() == OpKind::Normalize) {
+    size_t m = n.attrs().getFloats("mean").size(), s = n.attrs().getFloats("std").size();
+    const Shape& x = n.input(0)->type().shape;
+    int64_t channels = x.size() >= 2 ? x[1] : 1;
+    if (m != s || (m != 1 && int64_t(m) != channels))
+      return std::unexpected(shapeError(
+          n, fmt::format("mean and std need 1 value or one per channel ({}); got {} and {}", channels, m, s)));
+    for (double d : n.attrs().getFloats("std"))
+      if (d == 0) return std::unexpected(shapeError(n, "std must not be 0"));
+  }
+  return Types{n.input(0)->type()};
+}
+
+Expected<Types> shapeSameFloatLastAxis(const Node& n) {
+  SHOAL_TRY(requireFloat(n, n.input(0), "input"));
+  int64_t rank = n.input(0)->type().rank();
+  int64_t axis = n.attrs().getInt("axis");
+  if (rank == 0) return std::unexpected(shapeError(n, "input must have rank >= 1, got a scalar"));
+  if (axis != -1 && axis != rank - 1)
+    return std::unexpected(shapeError(n, fmt::format("only the last axis is supported (axis -1 or {}), got {}", rank - 1, axis)));
+  return Types{n.input(0)->type()};
+}
+
+Expected<Types> shapeSameAsFirst(const Node& n) {
+  // Gradient ops: (forward operand or output, upstream gradient, ...) -> gradient of the first.
+  const TensorType& t = n.input(0)->type();
+  if (n.kind() == OpKind::ReluGrad || n.kind() == OpKind::SigmoidGrad || n.kind() == OpKind::TanhGrad ||
+      n.kind() == OpKind::SoftmaxGrad || n.kind() == OpKind::LogSoftmaxGrad || n.kind() == OpKind::MaxPool2dGrad) {
+    if (n.input(1)->type().dtype != t.dtype ||
+        (n.kind() != OpKind::MaxPool2dGrad && n.input(1)->type().shape != t.shape))
+      return std::unexpected(shapeError(n, fmt::format("gradient {} does not match operand {}", sh(n.input(1)), sh(n.input(0)))));
+  }
+  if (n.kind() == OpKind::SoftmaxCrossEntropyGrad || n.kind() == OpKind::MseGrad) {
+    if (n.input(2)->type().rank() != 0)
+      return std::unexpected(shapeError(n, fmt::format("loss gradient must be a scalar, got {}", sh(n.input(2)))));
+  }
+  return Types{t};
+}
+
+Expected<Types> shapeConv2d(const Node& n) {
+  const Value* x = n.input(0);
+  const Value* w = n.input(1);
+  SHOAL_TRY(requireFloat(n, x, "input"));
+  SHOAL_TRY(requireRank(n, x, 4, "input (NCHW)"));
+  SHOAL_TRY(requireRank(n, w, 4, "weight (OIHW)"));
+  SHOAL_TRY(requireSameDType(n, x, w));
+  auto stride = intsOfLen(n, "stride", 2);
+  if (!stride) return std::unexpected(stride.error());
+  auto pad = intsOfLen(n, "padding", 4);
+  if (!pad) return std::unexpected(pad.error());
+  auto dil = intsOfLen(n, "dilation", 2);
+  if (!dil) return std::unexpected(dil.error());
+  for (int64_t s : *stride)
+    if (s <= 0) return std::unexpected(shapeError(n, "stride must be positive"));
+  for (int64_t d : *dil)
+    if (d <= 0) return std::unexpected(shapeError(n, "dilation must be positive"));
+  for (int64_t p : *pad)
+    if (p < 0) return std::unexpected(shapeError(n, "padding must not be negative"));
+  const Shape& xs = x->type().shape;
+  const Shape& ws = w->type().shape;
+  if (xs[1] != ws[1])
+    return std::unexpected(shapeError(
+        n, fmt::format("input has {} channels ({}) but the weight expects {} ({})", xs[1], sh(x), ws[1], sh(w))));
+  if (n.numInputs() == 3) {
+    const Value* b = n.input(2);
+    if (b->type().shape != Shape{ws[0]} || b->type().dtype != x->type().dtype)
+      return std::unexpected(shapeError(n, fmt::format("bias must be {}[{}], got {}", dtypeName(x->type().dtype), ws[0], sh(b))));
+  }
+  int64_t oh = windowOutputSize(xs[2], ws[2], (*stride)[0], (*pad)[0], (*pad)[2], (*dil)[0]);
+  int64_t ow = windowOutputSize(xs[3], ws[3], (*stride)[1], (*pad)[1], (*pad)[3], (*dil)[1]);
+  if (oh <= 0 || ow <= 0)
+    return std::unexpected(shapeError(
+        n, fmt::format("kernel {}x{} does not fit the padded input {}x{} ({})", ws[2], ws[3], xs[2] + (*pad)[0] + (*pad)[2],
+                       xs[3] + (*pad)[1] + (*pad)[3], sh(x))));
+  return Types{{x->type().dtype, {xs[0], ws[0], oh, ow}}};
+}
+
+Expected<Types> shapeConv2dBackwardData(const Node& n) {
+  const auto& s = n.attrs().getInts("input_shape");
+  if (s.size() != 4) return std::unexpected(shapeError(n, "input_shape needs 4 extents"));
+  return Types{{n.input(0)->type().dtype, s}};
+}
+
+Expected<Types> shapeConv2dBackwardWeight(const Node& n) {
+  const auto& s = n.attrs().getInts("weight_shape");
+  if (s.size() != 4) return std::unexpected(shapeError(n, "weight_shape needs 4 extents"));
+  return Types{{n.input(0)->type().dtype, s}};
+}
+
+Expected<Types> shapePool2d(const Node& n) {
+  const Value* x = n.input(0);
+  SHOAL_TRY(requireFloat(n, x, "input"));
+  SHOAL_TRY(requireRank(n, x, 4, "input (NCHW)"));
+  auto k = intsOfLen(n, "kernel", 2);
+  if (!k) return std::unexpected(k.error());
+  auto s = intsOfLen(n, "stride", 2);
+  if (!s) return std::unexpected(s.error());
+  auto p = intsOfLen(n, "padding", 4);
+  if (!p) return std::unexpected(p.error());
+  for (int i = 0; i < 2; ++i)
+    if ((*k)[i] <= 0 || (*s)[i] <= 0) return std::unexpected(shapeError(n, "kernel and stride must be positive"));
+  for (int64_t v : *p)
+    if (v < 0) return std::unexpected(shapeError(n, "padding must not be negative"));
+  if ((*p)[0] >= (*k)[0] || (*p)[1] >= (*k)[1] || (*p)[2] >= (*k)[0] || (*p)[3] >= (*k)[1])
+    return std::unexpected(shapeError(n, "padding must be smaller than the window"));
+  const Shape& xs = x->type().shape;
+  int64_t oh = windowOutputSize(xs[2], (*k)[0], (*s)[0], (*p)[0], (*p)[2]);
+  int64_t ow = windowOutputSize(xs[3], (*k)[1], (*s)[1], (*p)[1], (*p)[3]);
+  if (oh <= 0 || ow <= 0)
+    return std::unexpected(shapeError(n, fmt::format("window {}x{} does not fit the input {}", (*k)[0], (*k)[1], sh(x))));
+  return Types{{x->type().dtype, {xs[0], xs[1], oh, ow}}};
+}
+
+Expected<Types> shapeAvgPool2dGrad(const Node& n) {
+  const auto& s = n.attrs().getInts("input_shape");
+  if (s.size() != 4) return std::unexpected(shapeError(n, "input_shape needs 4 extents"));
+  return Types{{n.input(0)->type().dtype, s}};
+}
+
+Expected<Types> shapeFlatten(const Node& n) {
+  const Shape& xs = n.input(0)->type().shape;
+  int64_t axis = n.attrs().getInt("axis");
+  if (axis < 0) axis += int64_t(xs.size());
+  if (axis < 0 || axis > int64_t(xs.size()))
+    return std::unexpected(shapeError(n, fmt::format("axis {} is out of range for {}", n.attrs().getInt("axis"), sh(n.input(0)))));
+  int64_t outer = 1, inner = 1;
+  for (int64_t i = 0; i < int64_t(xs.size()); ++i) (i < axis ? outer : inner) *= xs[size_t(i)];
+  return Types{{n.input(0)->type().dtype, {outer, inner}}};
+}
+
+Expected<Types> shapeReshape(const Node& n) {
+  Shape target = n.attrs().getInts("shape");
+  int64_t total = n.input(0)->type().numElements();
+  int64_t known = 1, wild = -1;
+  for (size_t i = 0; i < target.size(); ++i) {
+    if (target[i] == -1) {
+      if (wild >= 0) return std::unexpected(shapeError(n, "at most one extent may be -1"));
+      wild = int64_t(i);
+    } else if (target[i] <= 0) {
+      return std::unexpected(shapeError(n, fmt::format("extent {} must be positive or -1", target[i])));
+    } else {
+      known *= target[i];
+    }
+  }
+  if (wild >= 0) {
+    if (known == 0 || total % known != 0)
+      return std::unexpected(shapeError(n, fmt::format("cannot reshape {} to {}", sh(n.input(0)), shapeString(target))));
+    target[size_t(wild)] = total / known;
+  }
+  if (numElements(target) != total)
+    return std::unexpected(shapeError(n, fmt::format("cannot reshape {} ({} elements) to {} ({} elements)", sh(n.input(0)),
+                                                     total, shapeString(target), numElements(target))));
+  return Types{{n.input(0)->type().dtype, target}};
+}
+
+Expected<Types> shapeDense(const Node& n) {
+  const Value* x = n.input(0);
+  const Value* w = n.input(1);
+  SHOAL_TRY(requireFloat(n, x, "input"));
+  SHOAL_TRY(requireSameDType(n, x, w));
+  SHOAL_TRY(requireRank(n, x, 2, "input ([batch, features]; flatten first)"));
+  SHOAL_TRY(requireRank(n, w, 2, "weight ([out, in])"));
+  const Shape& xs = x->type().shape;
+  const Shape& ws = w->type().shape;
+  if (xs[1] != ws[1])
+    return std::unexpected(shapeError(
+        n, fmt::format("input has {} features ({}) but the weight expects {} ({})", xs[1], sh(x), ws[1], sh(w))));
+  if (n.numInputs() == 3) {
+    const Value* b = n.input(2);
+    if (b->type().shape != Shape{ws[0]} || b->type().dtype != x->type().dtype)
+      return std::unexpected(shapeError(n, fmt::format("bias must be {}[{}], got {}", dtypeName(x->type().dtype), ws[0], sh(b))));
+  }
+  return Types{{x->type().dtype, {xs[0], ws[0]}}};
+}
+
+Expected<Types> shapeMatMul(const Node& n) {
+  const Value* a = n.input(0);
+  const Value* b = n.input(1);
+  SHOAL_TRY(requireFloat(n, a, "left operand"));
+  SHOAL_TRY(requireSameDType(n, a, b));
+  SHOAL_TRY(requireRank(n, a, 2, "left operand"));
+  SHOAL_TRY(requireRank(n, b, 2, "right operand"));
+  bool ta = n.attrs().getInt("transpose_a") != 0, tb = n.attrs().getInt("transpose_b") != 0;
+  const Shape& as = a->type().shape;
+  const Shape& bs = b->type().shape;
+  int64_t m = ta ? as[1] : as[0], k1 = ta ? as[0] : as[1];
+  int64_t k2 = tb ? bs[1] : bs[0], nn = tb ? bs[0] : bs[1];
+  if (k1 != k2)
+    return std::unexpected(shapeError(n, fmt::format("inner dimensions differ: {} ({}{}) vs {} ({}{})", k1, sh(a), ta ? ", transposed" : "",
+                                                     k2, sh(b), tb ? ", transposed" : "")));
+  return Types{{a->type().dtype, {m, nn}}};
+}
+
+Expected<Types> shapeBroadcast(const Node& n) {
+  const Value* a = n.input(0);
+  const Value* b = n.input(1);
+  SHOAL_TRY(requireSameDType(n, a, b));
+  auto out = broadcastShapes(a->type().shape, b->type().shape);
+  if (!out)
+    return std::unexpected(shapeError(n, fmt::format("shapes {} and {} do not broadcast", sh(a), sh(b))));
+  return Types{{a->type().dtype, *out}};
+}
+
+Expected<Types> shapeSumTo(const Node& n) {
+  const Shape& target = n.attrs().getInts("shape");
+  auto b = broadcastShapes(target, n.input(0)->type().shape);
+  if (!b || *b != n.input(0)->type().shape)
+    return std::unexpected(shapeError(n, fmt::format("{} does not broadcast from {}", sh(n.input(0)), shapeString(target))));
+  return Types{{n.input(0)->type().dtype, target}};
+}
+
+Expected<Types> shapeArgMax(const Node& n) {
+  const Shape& xs = n.input(0)->type().shape;
+  int64_t axis = n.attrs().getInt("axis");
+  if (xs.empty()) return std::unexpected(shapeError(n, "input must have rank >= 1"));
+  if (axis != -1 && axis != int64_t(xs.size()) - 1)
+    return std::unexpected(shapeError(n, "only the last axis is supported"));
+  return Types{{DType::I64, Shape(xs.begin(), xs.end() - 1)}};
+}
+
+Expected<Types> shapeLoss(const Node& n) {
+  const Value* p = n.input(0);
+  const Value* t = n.input(1);
+  SHOAL_TRY(requireFloat(n, p, "prediction"));
+  if (n.kind() == OpKind::Mse) {
+    if (p->type() != t->type())
+      return std::unexpected(shapeError(n, fmt::format("prediction {} and target {} must have the same type", sh(p), sh(t))));
+    return Types{{p->type().dtype, {}}};
+  }
+  // softmax_cross_entropy, accuracy: logits [N, C], integer labels [N].
+  SHOAL_TRY(requireRank(n, p, 2, "logits ([batch, classes])"));
+  if (isFloat(t->type().dtype))
+    return std::unexpected(shapeError(n, fmt::format("labels must be integer class ids, got {}", sh(t))));
+  if (t->type().shape != Shape{p->type().shape[0]})
+    return std::unexpected(shapeError(
+        n, fmt::format("labels {} do not match logits {}: expected [{}]", sh(t), sh(p), p->type().shape[0])));
+  DType out = n.kind() == OpKind::Accuracy ? DType::F32 : p->type().dtype;
+  return Types{{out, {}}};
+}
+
+}  // namespace
+
+std::optional<Shape> broadcastShapes(const Shape& a, const Shape& b) {
+  size_t rank = std::max(a.size(), b.size());
+  Shape out(rank);
+  for (size_t i = 0; i < rank; ++i) {
+    int64_t da = i < rank - a.size() ? 1 : a[i - (rank - a.size())];
+    int64_t db = i < rank - b.size() ? 1 : b[i - (rank - b.size())];
+    if (da != db && da != 1 && db != 1) return std::nullopt;
+    out[i] = da == 1 ? db : da;
+  }
+  return out;
+}
+
+int64_t windowOutputSize(int64_t in, int64_t kernel, int64_t stride, int64_t padBefore, int64_t padAfter, int64_t dilation) {
+  int64_t span = dilation * (kernel - 1) + 1;
+  int64_t padded = in + padBefore + padAfter;
+  if (padded < span) return 0;
+  return (padded - span) / stride + 1;
+}
+
+std::vector<int64_t> samePadding(int64_t h, int64_t w, int64_t kh, int64_t kw, int64_t sh, int64_t sw, int64_t dh,
+                                 int64_t dw) {
+  auto one = [](int64_t in, int64_t k, int64_t s, int64_t d) {
+    int64_t out = (in + s - 1) / s;
+    int64_t total = std::max<int64_t>(0, (out - 1) * s + d * (k - 1) + 1 - in);
+    return std::pair<int64_t, int64_t>(total / 2, total - total / 2);
+  };
+  auto [t, b] = one(h, kh, sh, dh);
+  auto [l, r] = one(w, kw, sw, dw);
+  return {t, l, b, r};
+}
+
+Expected<std::vector<TensorType>> inferResultTypes(const Node& node) {
+  switch (node.kind()) {
+#define SHOAL_OP(kind, text, minIn, maxIn, results, schema, shapeRule, grad, doc) \
+  case OpKind::kind:                                                              \
+    return shapeRule(node);
+#include "ir/ops.def"
+#undef SHOAL_OP
+  }
+  return std::unexpected(Error("unknown op"));
+}
+
+}  // namespace shoal

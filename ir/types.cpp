@@ -1,0 +1,65 @@
+// Element types, static shapes and tensor types.
+#include "ir/types.h"
+
+#include <cassert>
+
+namespace shoal {
+
+std::string_view dtypeName(DType t) {
+  switch (t) {
+    case DType::F32: return "f32";
+    case DType::F64: return "f64";
+    case DType::I32: return "i32";
+    case DType::I64: return "i64";
+    case DType::U8: return "u8";
+  }
+  return "?";
+}
+
+std::optional<DType> parseDType(std::string_view name) {
+  for (DType t : {DType::F32, DType::F64, DType::I32, DType::I64, DType::U8})
+    if (dtypeName(t) == name) return t;
+  return std::nullopt;
+}
+
+size_t dtypeSize(DType t) {
+  switch (t) {
+    case DType::F32: return 4;
+    case DType::F64: return 8;
+    case DType::I32: return 4;
+    case DType::I64: return 8;
+    case DType::U8: return 1;
+  }
+  return 0;
+}
+
+bool isFloat(DType t) { return t == DType::F32 || t == DType::F64; }
+
+int64_t numElements(const Shape& s) {
+  int64_t n = 1;
+  for (int64_t d : s) n *= d;
+  return n;
+}
+
+std::string shapeString(const Shape& s) {
+  if (s.empty()) return "scalar";
+  std::string out;
+  for (size_t i = 0; i < s.size(); ++i) {
+    if (i) out += 'x';
+    out += std::to_string(s[i]);
+  }
+  return out;
+}
+
+std::string TensorType::str() const {
+  std::string out(dtypeName(dtype));
+  out += '[';
+  for (size_t i = 0; i < shape.size(); ++i) {
+    if (i) out += ',';
+    out += std::to_string(shape[i]);
+  }
+  out += ']';
+  return out;
+}
+
+}  // namespace shoal

@@ -1,0 +1,56 @@
+// Reverse-mode autodiff: turns an inference graph into one training step (loss, backward, update).
+#pragma once
+
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "ir/diagnostics.h"
+#include "ir/graph.h"
+#include "ir/pipeline.h"
+#include "passes/pass.h"
+
+namespace shoal {
+
+/// A parameter and the value holding the gradient of the loss with respect to it.
+struct ParamGradient {
+  Value* param = nullptr;
+  Value* grad = nullptr;
+};
+
+/// Emits the backward pass of the scalar float `loss` at the end of `g`: seeds
+/// `%<loss>.grad = constant 1`, walks the nodes in reverse program order and applies each
+/// differentiable op's gradient rule (ir/ops.def) to the operands that depend on a param.
+/// The gradient of `%v` is named `%v.grad`; contributions of several uses are summed with
+/// `add`. Gradient ops carry their forward op's location. Returns the params that received a
+/// gradient, in program order (params with no path to the loss are left out). Fails, with
+/// the node's location, when a non-differentiable op lies between a param and the loss.
+Expected<std::vector<ParamGradient>> appendBackward(Graph& g, Value* loss);
+
+/// appendBackward for the value of the output named `lossOutput`, plus one
+/// `output(%p.grad) {name="grad:<param name>"}` per param that got a gradient, so tests and
+/// tools read the gradients directly. Fails when there is no such output, it is not a float
+/// scalar, or no param reaches it.
+Expected<void> appendGradients(Graph& g, const std::string& lossOutput = "loss");
+
+/// Turns an inference graph (shape-inferred, canonicalized, with an output named
+/// `logitsOutput`) into one training step:
+///  - new inputs `labels` (i64[N], softmax_cross_entropy) or `targets` (the logits' type,
+///    mse), and `step` (f32[], the 1-based step count; adam only);
+///  - `output(%loss) {name="loss"}` and, for softmax_cross_entropy,
+///    `output(%accuracy) {name="accuracy"}` (the logits output stays);
+///  - the backward pass (appendBackward);
+///  - per trained param, in program order: `adam_update(%p, %p.grad, %p.m, %p.v, %step)` or
+///    `sgd_update(%p, %p.grad[, %p.velocity])` (velocity only when momentum != 0), with the
+///    optimizer state declared right after the last param. The updates come last.
+/// Errors (with the location of the train stage or the offending node): no such output,
+/// logits not rank 2 for softmax_cross_entropy, unknown loss or optimizer, a name clash with
+/// an existing input/output, no params to train.
+Expected<void> appendTrainingStep(Graph& g, const TrainConfig& cfg, const std::string& logitsOutput = "logits");
+
+/// The "autodiff" pass: appendTrainingStep with ctx.train and the output "logits". Without a
+/// training configuration (ctx.train null) it leaves the graph unchanged.
+std::unique_ptr<Pass> createAutodiffPass();
+
+}  // namespace shoal

@@ -1,0 +1,83 @@
+// The pass interface, the pass manager, and the pass pipelines (as data).
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <set>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "ir/diagnostics.h"
+#include "ir/graph.h"
+
+namespace shoal {
+
+struct TrainConfig;
+
+/// What a pass may look at besides the graph.
+struct PassContext {
+  DiagnosticEngine* diags = nullptr;     ///< where passes report user errors (may be null)
+  const TrainConfig* train = nullptr;    ///< set when compiling a training step
+};
+
+/// A graph-to-graph transformation with a name and a one-line summary.
+class Pass {
+ public:
+  virtual ~Pass() = default;
+  virtual std::string_view name() const = 0;
+  virtual std::string_view summary() const = 0;
+  /// Runs the pass; returns whether it changed the graph (honestly: the pass manager checks
+  /// in tests that "unchanged" means the IR text is unchanged).
+  virtual Expected<bool> run(Graph& g, PassContext& ctx) = 0;
+};
+
+/// Called after each pass with its name and whether it changed the graph.
+using PassObserver = std::function<void(std::string_view pass, bool changed, const Graph& g)>;
+
+/// An ordered list of passes, run with verification and observation hooks.
+class PassManager {
+ public:
+  void add(std::unique_ptr<Pass> pass) { passes_.push_back(std::move(pass)); }
+  /// Skips the named pass (unknown names are an error at run()).
+  void disable(std::string name) { disabled_.insert(std::move(name)); }
+  /// Verify the IR after every pass (on in debug builds and tests).
+  void setVerifyEach(bool on) { verifyEach_ = on; }
+  /// Check that a pass reporting "unchanged" left the IR text unchanged (tests).
+  void setCheckUnchanged(bool on) { checkUnchanged_ = on; }
+  void setObserver(PassObserver obs) { observer_ = std::move(obs); }
+  /// Stop after the named pass (for `shoal dump --after PASS`).
+  void stopAfter(std::string name) { stopAfter_ = std::move(name); }
+
+  std::vector<std::string> passNames() const;
+  Expected<void> run(Graph& g, PassContext& ctx);
+
+ private:
+  std::vector<std::unique_ptr<Pass>> passes_;
+  std::set<std::string> disabled_;
+  std::string stopAfter_;
+  bool verifyEach_ = false;
+  bool checkUnchanged_ = false;
+  PassObserver observer_;
+};
+
+/// Verification after each pass defaults on in debug builds (and when SHOAL_VERIFY_EACH=1).
+bool verifyEachDefault();
+
+// ---- the passes (each in its own file under passes/) ------------------------------------
+/// Computes every result type from the op shape rules; errors name the node and the shapes.
+std::unique_ptr<Pass> createInferShapesPass();
+/// Fills default attributes and removes identities (cast to the same type, reshape to the
+/// same shape, scale by 1 with shift 0).
+std::unique_ptr<Pass> createCanonicalizePass();
+/// Removes nodes whose results nobody uses (outputs and in-place updates are roots).
+std::unique_ptr<Pass> createDeadCodeEliminationPass();
+/// Evaluates small ops whose operands are all constants into constants.
+std::unique_ptr<Pass> createFoldConstantsPass();
+/// Orders nodes for execution: a topological order with in-place updates after every reader.
+std::unique_ptr<Pass> createSchedulePass();
+
+/// Every pass name any pipeline uses, for validating --after/--disable-pass.
+std::vector<std::string> knownPassNames();
+
+}  // namespace shoal

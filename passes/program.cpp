@@ -1,0 +1,64 @@
+// compileProgram: the pass pipeline, then the memory plan.
+#include "passes/program.h"
+
+#include "passes/autodiff.h"
+
+namespace shoal {
+
+void buildPipeline(PassManager& pm, const CompileOptions& opts) {
+  pm.add(createInferShapesPass());      // types from the op table's shape rules
+  pm.add(createCanonicalizePass());     // default attributes, identities removed
+  pm.add(createFoldConstantsPass());    // constant subgraphs evaluated at compile time
+  if (opts.train) pm.add(createAutodiffPass());  // loss, backward, optimizer updates
+  pm.add(createDeadCodeEliminationPass());  // unused values dropped
+  pm.add(createSchedulePass());         // execution order; updates last
+}
+
+Expected<Program> compileProgram(std::unique_ptr<Graph> g, const CompileOptions& opts) {
+  PassManager pm;
+  buildPipeline(pm, opts);
+  for (const std::string& name : opts.disabledPasses) pm.disable(name);
+  if (!opts.stopAfter.empty()) pm.stopAfter(opts.stopAfter);
+  pm.setVerifyEach(opts.verifyEach);
+  pm.setCheckUnchanged(opts.checkUnchanged);
+  if (opts.observer) pm.setObserver(opts.observer);
+  PassContext ctx;
+  ctx.diags = opts.diags;
+  ctx.train = opts.train;
+  auto ok = pm.run(*g, ctx);
+  if (!ok) return std::unexpected(ok.error());
+  Program p;
+  p.plan = planMemoryTrivial(*g);
+  p.graph = std::move(g);
+  return p;
+}
+
+}  // namespace shoal
+
+namespace shoal {
+
+Expected<std::unique_ptr<Graph>> rebatchGraph(const Graph& g, int64_t batch) {
+  auto copy = g.clone();
+  int64_t oldBatch = -1;
+  for (Node* n : copy->inputNodes()) {
+    TensorType t = n->result()->type();
+    if (t.shape.empty()) continue;  // scalars (the step count) have no batch
+    if (oldBatch < 0) oldBatch = t.shape[0];
+    t.shape[0] = batch;
+    n->result()->setType(t);
+  }
+  for (Node* n : copy->nodes())
+    if (n->kind() == OpKind::Reshape) {
+      auto shape = n->attrs().getInts("shape");
+      if (!shape.empty() && shape[0] == oldBatch) {
+        shape[0] = -1;  // a reshape keeps the batch; let its extent follow
+        n->attrs().set("shape", shape);
+      }
+    }
+  PassContext ctx;
+  auto changed = createInferShapesPass()->run(*copy, ctx);
+  if (!changed) return std::unexpected(changed.error());
+  return copy;
+}
+
+}  // namespace shoal

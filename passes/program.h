@@ -1,0 +1,44 @@
+// A Program: a scheduled, memory-planned graph, ready for the CPU interpreter or codegen.
+#pragma once
+
+#include <memory>
+#include <set>
+#include <string>
+
+#include "ir/pipeline.h"
+#include "passes/memory_plan.h"
+#include "passes/pass.h"
+
+namespace shoal {
+
+struct Program {
+  std::unique_ptr<Graph> graph;  ///< nodes in execution order
+  MemoryPlan plan;
+};
+
+/// How to compile a graph into a Program.
+struct CompileOptions {
+  const TrainConfig* train = nullptr;   ///< set: build the training step (autodiff + optimizer)
+  std::set<std::string> disabledPasses;
+  std::string stopAfter;                ///< stop the pipeline after this pass (dumps)
+  bool verifyEach = verifyEachDefault();
+  bool checkUnchanged = false;
+  PassObserver observer;                ///< sees the IR after every pass
+  DiagnosticEngine* diags = nullptr;
+};
+
+/// Runs the pass pipeline (inference or training) on `g` and plans memory.
+Expected<Program> compileProgram(std::unique_ptr<Graph> g, const CompileOptions& opts = {});
+
+/// Builds the pipeline `compileProgram` runs, for the given options (for listing pass names).
+void buildPipeline(PassManager& pm, const CompileOptions& opts);
+
+}  // namespace shoal
+
+namespace shoal {
+
+/// A copy of `g` whose inputs have leading (batch) extent `batch`, shapes re-inferred. Fails
+/// when an op fixes the batch size (a reshape to an explicit batch, say).
+Expected<std::unique_ptr<Graph>> rebatchGraph(const Graph& g, int64_t batch);
+
+}  // namespace shoal

@@ -1,0 +1,45 @@
+// Device selection and executable creation.
+#include "runtime/backend.h"
+
+#include "runtime/cpu/interpreter.h"
+#include "runtime/cuda/cuda_executable.h"
+#include "runtime/cuda/device.h"
+
+namespace shoal {
+
+std::optional<DeviceKind> parseDeviceKind(std::string_view s) {
+  if (s == "auto") return DeviceKind::Auto;
+  if (s == "cpu") return DeviceKind::Cpu;
+  if (s == "cuda" || s == "gpu") return DeviceKind::Cuda;
+  return std::nullopt;
+}
+
+Expected<DeviceSelection> selectDevice(DeviceKind requested) {
+  DeviceSelection sel;
+  if (requested == DeviceKind::Cpu) {
+    sel.description = "cpu";
+    return sel;
+  }
+  auto gpu = probeCudaDevice(0);
+  if (gpu) {
+    sel.kind = DeviceKind::Cuda;
+    sel.description = gpu->describe();
+    return sel;
+  }
+  if (requested == DeviceKind::Cuda)
+    return fail("--device cuda: no usable GPU (" + gpu.error().message() + ")");
+  sel.kind = DeviceKind::Cpu;
+  sel.description = "cpu";
+  sel.note = "no usable GPU (" + gpu.error().message() + "); running on the CPU interpreter";
+  return sel;
+}
+
+Expected<std::unique_ptr<Executable>> createExecutable(Program program, const DeviceSelection& device,
+                                                       const ExecutableOptions& opts) {
+  if (device.kind == DeviceKind::Cuda) return createCudaExecutable(std::move(program), opts.tf32, opts.verbose, opts.arch);
+  auto exe = CpuExecutable::create(std::move(program));
+  if (!exe) return std::unexpected(exe.error());
+  return std::unique_ptr<Executable>(std::move(*exe));
+}
+
+}  // namespace shoal

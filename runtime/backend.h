@@ -1,0 +1,40 @@
+// Choosing a device (auto / cpu / cuda) and creating the executable that runs a Program there.
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "runtime/executable.h"
+
+namespace shoal {
+
+enum class DeviceKind { Auto, Cpu, Cuda };
+
+/// "auto", "cpu", "cuda" (and "gpu" for cuda); nullopt otherwise.
+std::optional<DeviceKind> parseDeviceKind(std::string_view s);
+
+/// The device a run will use, and why.
+struct DeviceSelection {
+  DeviceKind kind = DeviceKind::Cpu;  ///< Cpu or Cuda, never Auto
+  std::string description;            ///< "cpu" or "cuda:0 NVIDIA H100 80GB HBM3"
+  std::string note;                   ///< e.g. "no usable GPU (no CUDA driver: ...); using the CPU interpreter"
+};
+
+/// Resolves a request: auto picks the GPU when one is usable and otherwise the CPU (saying
+/// why in `note`); cuda with no usable GPU is an error naming the reason.
+Expected<DeviceSelection> selectDevice(DeviceKind requested);
+
+/// Options for creating executables.
+struct ExecutableOptions {
+  bool tf32 = false;     ///< allow TF32 in cuBLAS GEMMs (GPU only; off = exact fp32)
+  bool verbose = false;  ///< report kernel-cache hits/misses and compile times on stderr
+  std::string arch;      ///< NVRTC target override (default: the device's)
+};
+
+/// Creates the executable for `program` on the selected device.
+Expected<std::unique_ptr<Executable>> createExecutable(Program program, const DeviceSelection& device,
+                                                       const ExecutableOptions& opts = {});
+
+}  // namespace shoal

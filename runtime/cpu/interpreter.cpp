@@ -1,0 +1,411 @@
+// The CPU interpreter: executes a Program node by node over the planned arena.
+#include "runtime/cpu/interpreter.h"
+
+#include <fmt/format.h>
+
+#include <cmath>
+#include <cstring>
+#include <random>
+
+#include "runtime/cpu/kernels.h"
+#include "runtime/init.h"
+
+namespace shoal {
+
+namespace {
+
+std::shared_ptr<void> allocateRegion(int64_t bytes) {
+  size_t size = size_t(std::max<int64_t>(bytes, 64));
+  size = (size + 63) / 64 * 64;
+  void* p = std::aligned_alloc(64, size);
+  if (!p) throw std::bad_alloc();
+  std::memset(p, 0, size);
+  return std::shared_ptr<void>(p, [](void* q) { std::free(q); });
+}
+
+cpu::Conv2dParams convParams(const Attrs& a, const Shape& x, const Shape& w) {
+  cpu::Conv2dParams p;
+  p.n = x[0], p.c = x[1], p.h = x[2], p.w = x[3];
+  p.o = w[0], p.kh = w[2], p.kw = w[3];
+  const auto& s = a.getInts("stride");
+  const auto& pad = a.getInts("padding");
+  const auto& d = a.getInts("dilation");
+  p.strideH = s[0], p.strideW = s[1];
+  p.padTop = pad[0], p.padLeft = pad[1], p.padBottom = pad[2], p.padRight = pad[3];
+  p.dilationH = d[0], p.dilationW = d[1];
+  return p;
+}
+
+cpu::Pool2dParams poolParams(const Attrs& a, const Shape& x) {
+  cpu::Pool2dParams p;
+  p.n = x[0], p.c = x[1], p.h = x[2], p.w = x[3];
+  const auto& k = a.getInts("kernel");
+  const auto& s = a.getInts("stride");
+  const auto& pad = a.getInts("padding");
+  p.kh = k[0], p.kw = k[1], p.strideH = s[0], p.strideW = s[1];
+  p.padTop = pad[0], p.padLeft = pad[1], p.padBottom = pad[2], p.padRight = pad[3];
+  return p;
+}
+
+// Executes one node; T is the floating-point type of the node's float operands.
+class NodeRunner {
+ public:
+  NodeRunner(CpuExecutable& exe, const Node& n) : exe_(exe), n_(n) {}
+
+  template <typename T>
+  Expected<void> run();
+
+ private:
+  template <typename T>
+  T* out(size_t i = 0) {
+    return static_cast<T*>(exe_.valueView(n_.result(i)).raw());
+  }
+  template <typename T>
+  const T* in(size_t i) {
+    return static_cast<const T*>(exe_.valueView(n_.input(i)).raw());
+  }
+  const Shape& inShape(size_t i) const { return n_.input(i)->type().shape; }
+  const Shape& outShape(size_t i = 0) const { return n_.result(i)->type().shape; }
+  int64_t outCount() const { return n_.result()->type().numElements(); }
+  const Attrs& attrs() const { return n_.attrs(); }
+
+  template <typename T, typename F>
+  Expected<void> withLabels(size_t i, F f) {
+    const Value* v = n_.input(i);
+    switch (v->type().dtype) {
+      case DType::I64: return f(in<int64_t>(i));
+      case DType::I32: return f(in<int32_t>(i));
+      case DType::U8: return f(in<uint8_t>(i));
+      case DType::F32:
+      case DType::F64: break;
+    }
+    return fail(n_.describe() + ": labels must be integers", n_.loc());
+  }
+
+  template <typename T, typename L>
+  Error labelError(int64_t rows, int64_t cols, const L* labels) {
+    int64_t bad = cpu::firstInvalidLabel(rows, cols, labels);
+    return Error(fmt::format("{}: label {} in row {} is outside [0, {})", n_.describe(), int64_t(labels[bad]), bad, cols),
+                 n_.loc());
+  }
+
+  CpuExecutable& exe_;
+  const Node& n_;
+};
+
+void copyConverted(const Tensor& src, Tensor dst) {
+  if (src.dtype() == dst.dtype()) {
+    std::memcpy(dst.raw(), src.raw(), src.byteSize());
+    return;
+  }
+  int64_t count = src.numElements();
+  if (src.dtype() == DType::U8 && dst.dtype() == DType::F32) {
+    const uint8_t* s = src.data<uint8_t>();
+    float* d = dst.data<float>();
+    for (int64_t i = 0; i < count; ++i) d[i] = float(s[i]);
+    return;
+  }
+  for (int64_t i = 0; i < count; ++i) dst.set(i, src.at(i));
+}
+
+template <typename T>
+Expected<void> NodeRunner::run() {
+  switch (n_.kind()) {
+    case OpKind::Input:
+    case OpKind::Param:
+    case OpKind::State:
+    case OpKind::Output:
+      return {};  // fed before the run / persistent / read after the run
+    case OpKind::Constant: {
+      const TensorLiteral& lit = attrs().getTensor("value");
+      Tensor dst = exe_.valueView(n_.result());
+      for (int64_t i = 0; i < dst.numElements(); ++i) dst.set(i, lit.values[size_t(i)]);
+      return {};
+    }
+    case OpKind::Cast:
+    case OpKind::Flatten:
+    case OpKind::Reshape:
+      copyConverted(exe_.valueView(n_.input(0)), exe_.valueView(n_.result()));
+      return {};
+    case OpKind::Scale: {
+      T s = T(attrs().getFloat("scale")), t = T(attrs().getFloat("shift"));
+      const T* x = in<T>(0);
+      T* y = out<T>();
+      for (int64_t i = 0; i < outCount(); ++i) y[i] = x[i] * s + t;
+      return {};
+    }
+    case OpKind::Normalize: {
+      auto mean = attrs().getFloats("mean");
+      auto stdv = attrs().getFloats("std");
+      const Shape& s = outShape();
+      int64_t channels = mean.size() == 1 ? 1 : s[1];
+      int64_t inner = 1;
+      for (size_t d = 2; d < s.size(); ++d) inner *= s[d];
+      const T* x = in<T>(0);
+      T* y = out<T>();
+      for (int64_t i = 0; i < outCount(); ++i) {
+        int64_t c = channels == 1 ? 0 : (i / inner) % channels;
+        y[i] = T((x[i] - mean[size_t(c)]) / stdv[size_t(c)]);
+      }
+      return {};
+    }
+    case OpKind::Conv2d: {
+      auto p = convParams(attrs(), inShape(0), inShape(1));
+      cpu::conv2dForward<T>(p, in<T>(0), in<T>(1), n_.numInputs() == 3 ? in<T>(2) : nullptr, out<T>());
+      return {};
+    }
+    case OpKind::Conv2dBackwardData: {
+      auto p = convParams(attrs(), outShape(), inShape(1));
+      cpu::conv2dBackwardData<T>(p, in<T>(0), in<T>(1), out<T>());
+      return {};
+    }
+    case OpKind::Conv2dBackwardWeight: {
+      auto p = convParams(attrs(), inShape(0), outShape());
+      cpu::conv2dBackwardWeight<T>(p, in<T>(0), in<T>(1), out<T>());
+      return {};
+    }
+    case OpKind::MaxPool2d:
+      cpu::maxPool2dForward<T>(poolParams(attrs(), inShape(0)), in<T>(0), out<T>());
+      return {};
+    case OpKind::MaxPool2dGrad:
+      cpu::maxPool2dBackward<T>(poolParams(attrs(), inShape(0)), in<T>(0), in<T>(1), out<T>());
+      return {};
+    case OpKind::AvgPool2d:
+      cpu::avgPool2dForward<T>(poolParams(attrs(), inShape(0)), in<T>(0), out<T>());
+      return {};
+    case OpKind::AvgPool2dGrad:
+      cpu::avgPool2dBackward<T>(poolParams(attrs(), outShape()), in<T>(0), out<T>());
+      return {};
+    case OpKind::Dense: {
+      const Shape& x = inShape(0);
+      const Shape& w = inShape(1);
+      cpu::denseForward<T>(x[0], x[1], w[0], in<T>(0), in<T>(1), n_.numInputs() == 3 ? in<T>(2) : nullptr, out<T>());
+      return {};
+    }
+    case OpKind::MatMul: {
+      bool ta = attrs().getInt("transpose_a") != 0, tb = attrs().getInt("transpose_b") != 0;
+      const Shape& a = inShape(0);
+      int64_t k = ta ? a[0] : a[1];
+      cpu::gemm<T>(ta, tb, outShape()[0], outShape()[1], k, T(1), in<T>(0), in<T>(1), T(0), out<T>());
+      return {};
+    }
+    case OpKind::Relu:
+      cpu::unary<T>(cpu::UnaryKind::Relu, outCount(), in<T>(0), out<T>());
+      return {};
+    case OpKind::Sigmoid:
+      cpu::unary<T>(cpu::UnaryKind::Sigmoid, outCount(), in<T>(0), out<T>());
+      return {};
+    case OpKind::Tanh:
+      cpu::unary<T>(cpu::UnaryKind::Tanh, outCount(), in<T>(0), out<T>());
+      return {};
+    case OpKind::ReluGrad:
+      cpu::unaryGrad<T>(cpu::UnaryKind::Relu, outCount(), in<T>(0), nullptr, in<T>(1), out<T>());
+      return {};
+    case OpKind::SigmoidGrad:
+      cpu::unaryGrad<T>(cpu::UnaryKind::Sigmoid, outCount(), nullptr, in<T>(0), in<T>(1), out<T>());
+      return {};
+    case OpKind::TanhGrad:
+      cpu::unaryGrad<T>(cpu::UnaryKind::Tanh, outCount(), nullptr, in<T>(0), in<T>(1), out<T>());
+      return {};
+    case OpKind::Add:
+    case OpKind::Sub:
+    case OpKind::Mul:
+    case OpKind::Div: {
+      cpu::BinaryKind k = n_.kind() == OpKind::Add   ? cpu::BinaryKind::Add
+                          : n_.kind() == OpKind::Sub ? cpu::BinaryKind::Sub
+                          : n_.kind() == OpKind::Mul ? cpu::BinaryKind::Mul
+                                                     : cpu::BinaryKind::Div;
+      cpu::binary<T>(k, outShape(), inShape(0), in<T>(0), inShape(1), in<T>(1), out<T>());
+      return {};
+    }
+    case OpKind::SumTo:
+      cpu::reduceSumToShape<T>(inShape(0), in<T>(0), outShape(), out<T>());
+      return {};
+    case OpKind::Softmax:
+    case OpKind::LogSoftmax:
+    case OpKind::SoftmaxGrad:
+    case OpKind::LogSoftmaxGrad: {
+      const Shape& s = inShape(0);
+      int64_t cols = s.back(), rows = numElements(s) / std::max<int64_t>(cols, 1);
+      if (n_.kind() == OpKind::Softmax) cpu::softmax<T>(rows, cols, in<T>(0), out<T>());
+      if (n_.kind() == OpKind::LogSoftmax) cpu::logSoftmax<T>(rows, cols, in<T>(0), out<T>());
+      if (n_.kind() == OpKind::SoftmaxGrad) cpu::softmaxBackward<T>(rows, cols, in<T>(0), in<T>(1), out<T>());
+      if (n_.kind() == OpKind::LogSoftmaxGrad) cpu::logSoftmaxBackward<T>(rows, cols, in<T>(0), in<T>(1), out<T>());
+      return {};
+    }
+    case OpKind::ArgMax: {
+      const Shape& s = inShape(0);
+      int64_t cols = s.back(), rows = numElements(s) / std::max<int64_t>(cols, 1);
+      cpu::argmax<T>(rows, cols, in<T>(0), out<int64_t>());
+      return {};
+    }
+    case OpKind::Accuracy: {
+      int64_t rows = inShape(0)[0], cols = inShape(0)[1];
+      return withLabels<T>(1, [&](auto* labels) -> Expected<void> {
+        *out<float>() = rows ? float(cpu::accuracyCount<T>(rows, cols, in<T>(0), labels)) / float(rows) : 0.0f;
+        return {};
+      });
+    }
+    case OpKind::SoftmaxCrossEntropy: {
+      int64_t rows = inShape(0)[0], cols = inShape(0)[1];
+      return withLabels<T>(1, [&](auto* labels) -> Expected<void> {
+        if (!cpu::softmaxCrossEntropy<T>(rows, cols, in<T>(0), labels, out<T>()))
+          return std::unexpected(labelError<T>(rows, cols, labels));
+        return {};
+      });
+    }
+    case OpKind::SoftmaxCrossEntropyGrad: {
+      int64_t rows = inShape(0)[0], cols = inShape(0)[1];
+      T dloss = *in<T>(2);
+      return withLabels<T>(1, [&](auto* labels) -> Expected<void> {
+        if (!cpu::softmaxCrossEntropyBackward<T>(rows, cols, in<T>(0), labels, dloss, out<T>()))
+          return std::unexpected(labelError<T>(rows, cols, labels));
+        return {};
+      });
+    }
+    case OpKind::Mse:
+      cpu::mse<T>(n_.input(0)->type().numElements(), in<T>(0), in<T>(1), out<T>());
+      return {};
+    case OpKind::MseGrad:
+      cpu::mseBackward<T>(outCount(), in<T>(0), in<T>(1), *in<T>(2), out<T>());
+      return {};
+    case OpKind::SgdUpdate: {
+      int64_t count = n_.input(0)->type().numElements();
+      T* w = const_cast<T*>(in<T>(0));
+      T* vel = n_.numInputs() == 3 ? const_cast<T*>(in<T>(2)) : nullptr;
+      cpu::sgdUpdate<T>(count, w, in<T>(1), vel, T(attrs().getFloat("lr")), T(attrs().getFloat("momentum")),
+                        T(attrs().getFloat("weight_decay")));
+      return {};
+    }
+    case OpKind::AdamUpdate: {
+      int64_t count = n_.input(0)->type().numElements();
+      Tensor step = exe_.valueView(n_.input(4));
+      int64_t t = int64_t(std::llround(step.at(0)));
+      if (t < 1) return fail(fmt::format("{}: step must be >= 1, got {}", n_.describe(), step.at(0)), n_.loc());
+      cpu::adamUpdate<T>(count, const_cast<T*>(in<T>(0)), in<T>(1), const_cast<T*>(in<T>(2)), const_cast<T*>(in<T>(3)),
+                         T(attrs().getFloat("lr")), T(attrs().getFloat("beta1")), T(attrs().getFloat("beta2")),
+                         T(attrs().getFloat("eps")), t, T(attrs().getFloat("weight_decay")));
+      return {};
+    }
+  }
+  return fail("unknown op");
+}
+
+// The floating-point type a node computes in: its first float operand's (or result's).
+DType computeType(const Node& n) {
+  for (Value* v : n.inputs())
+    if (isFloat(v->type().dtype)) return v->type().dtype;
+  for (size_t i = 0; i < n.numResults(); ++i)
+    if (isFloat(n.result(i)->type().dtype)) return n.result(i)->type().dtype;
+  return DType::F32;
+}
+
+}  // namespace
+
+Expected<std::unique_ptr<CpuExecutable>> CpuExecutable::create(Program program) {
+  std::string conflict = checkMemoryPlan(*program.graph, program.plan);
+  if (!conflict.empty()) return fail("internal error: memory plan is unsound: " + conflict);
+  std::unique_ptr<CpuExecutable> exe(new CpuExecutable(std::move(program)));
+  exe->arena_ = allocateRegion(exe->program_.plan.arenaBytes);
+  exe->persistentRegion_ = allocateRegion(exe->program_.plan.persistentBytes);
+  return exe;
+}
+
+Tensor CpuExecutable::valueView(const Value* v) {
+  const BufferAssignment& a = program_.plan.at(v);
+  char* base = static_cast<char*>(a.persistent ? persistentRegion_.get() : arena_.get());
+  return Tensor::view(v->type(), base + a.offset);
+}
+
+void CpuExecutable::initializeParameters(uint64_t seed) {
+  for (Node* n : graph().nodes()) {
+    if (!isPersistentSource(n->kind())) continue;
+    Tensor t = valueView(n->result());
+    initializeTensor(t, n->attrs().getString("init", "zeros"), n->result()->name(), seed, n->attrs().getInt("fan_in", 0),
+                     n->attrs().getInt("fan_out", 0));
+  }
+}
+
+TensorMap CpuExecutable::readPersistent() {
+  TensorMap out;
+  for (auto& [name, t] : persistentViews()) out[name] = t.clone();
+  return out;
+}
+
+Expected<void> CpuExecutable::shareParameters(Executable& other) {
+  auto* cpu = dynamic_cast<CpuExecutable*>(&other);
+  if (!cpu) return fail("internal error: cannot share parameters between a CPU and a GPU program");
+  // Same persistent names, types and offsets, or the sharing would scramble them.
+  std::map<std::string, std::pair<TensorType, int64_t>> mine, theirs;
+  for (Node* n : graph().nodes())
+    if (isPersistentSource(n->kind())) mine[n->result()->name()] = {n->result()->type(), program_.plan.at(n->result()).offset};
+  for (Node* n : cpu->graph().nodes())
+    if (isPersistentSource(n->kind()))
+      theirs[n->result()->name()] = {n->result()->type(), cpu->program_.plan.at(n->result()).offset};
+  for (auto& [name, t] : mine) {
+    auto it = theirs.find(name);
+    if (it == theirs.end() || it->second != t)
+      return fail("internal error: programs disagree on the layout of '" + name + "'");
+  }
+  persistentRegion_ = cpu->persistentRegion_;
+  return {};
+}
+
+TensorMap CpuExecutable::persistentViews() {
+  TensorMap out;
+  for (Node* n : graph().nodes())
+    if (isPersistentSource(n->kind())) out[n->result()->name()] = valueView(n->result());
+  return out;
+}
+
+Expected<void> CpuExecutable::writePersistent(const TensorMap& values) {
+  TensorMap mine = persistentViews();
+  for (const auto& [name, t] : values) {
+    auto it = mine.find(name);
+    if (it == mine.end()) continue;
+    if (it->second.shape() != t.shape())
+      return fail(fmt::format("tensor '{}' has shape {}, the model expects {}", name, shapeString(t.shape()),
+                              shapeString(it->second.shape())));
+    copyConverted(t, it->second);
+  }
+  return {};
+}
+
+Expected<TensorMap> CpuExecutable::run(const TensorMap& inputs) {
+  for (Node* n : graph().inputNodes()) {
+    const std::string& name = n->attrs().getString("name");
+    auto it = inputs.find(name);
+    if (it == inputs.end()) return fail(fmt::format("missing input '{}' ({})", name, n->result()->type().str()), n->loc());
+    const TensorType& want = n->result()->type();
+    if (it->second.shape() != want.shape)
+      return fail(fmt::format("input '{}' expects {}, got {}", name, want.str(), it->second.type().str()), n->loc());
+    copyConverted(it->second, valueView(n->result()));
+  }
+  for (Node* n : graph().nodes()) {
+    NodeRunner runner(*this, *n);
+    Expected<void> ok = computeType(*n) == DType::F64 ? runner.run<double>() : runner.run<float>();
+    if (!ok) return std::unexpected(ok.error());
+  }
+  TensorMap outputs;
+  for (Node* n : graph().outputNodes()) outputs[n->attrs().getString("name")] = valueView(n->input(0)).clone();
+  return outputs;
+}
+
+Expected<TensorMap> evaluateGraph(const Graph& g, const TensorMap& inputs, TensorMap& persistent, uint64_t seed) {
+  CompileOptions opts;
+  opts.disabledPasses = {"fold-constants", "dce"};
+  opts.verifyEach = true;
+  auto program = compileProgram(g.clone(), opts);
+  if (!program) return std::unexpected(program.error());
+  auto exe = CpuExecutable::create(std::move(*program));
+  if (!exe) return std::unexpected(exe.error());
+  (*exe)->initializeParameters(seed);
+  auto ok = (*exe)->writePersistent(persistent);
+  if (!ok) return std::unexpected(ok.error());
+  auto out = (*exe)->run(inputs);
+  if (!out) return std::unexpected(out.error());
+  for (auto& [name, t] : (*exe)->readPersistent()) persistent[name] = t;
+  return out;
+}
+
+}  // namespace shoal

@@ -1,0 +1,46 @@
+// The CPU interpreter: runs a Program's nodes in order over one planned arena. It is the
+// numerical reference every GPU kernel and every gradient is checked against.
+#pragma once
+
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "passes/program.h"
+#include "runtime/executable.h"
+#include "runtime/tensor.h"
+
+namespace shoal {
+
+/// A compiled program bound to host memory: a transient arena plus a persistent region for
+/// params and state, both sized by the memory plan.
+class CpuExecutable : public Executable {
+ public:
+  static Expected<std::unique_ptr<CpuExecutable>> create(Program program);
+
+  std::string deviceName() const override { return "cpu"; }
+  const Program& program() const override { return program_; }
+  void initializeParameters(uint64_t seed) override;
+  TensorMap readPersistent() override;
+  Expected<void> writePersistent(const TensorMap& values) override;
+  Expected<void> shareParameters(Executable& other) override;
+  Expected<TensorMap> run(const TensorMap& inputs) override;
+
+  /// Params and state by value name: views into the persistent region (writes go through).
+  TensorMap persistentViews();
+  /// A view of any value's buffer after run() (for tests and debugging).
+  Tensor valueView(const Value* v);
+
+ private:
+  explicit CpuExecutable(Program p) : program_(std::move(p)) {}
+  Program program_;
+  std::shared_ptr<void> arena_, persistentRegion_;
+};
+
+/// Convenience for tests and tools: compiles `g` (a clone; shapes inferred, scheduled, no
+/// folding) and runs it once. Params/state are read from `persistent` by name (missing ones
+/// are initialised with `seed`) and written back after the run (so updates are visible).
+Expected<TensorMap> evaluateGraph(const Graph& g, const TensorMap& inputs, TensorMap& persistent, uint64_t seed = 0);
+
+}  // namespace shoal

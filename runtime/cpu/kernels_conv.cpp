@@ -1,0 +1,355 @@
+// CPU reference kernels: 2-D convolution (im2col + OpenBLAS gemm) and pooling, NCHW.
+#include <algorithm>
+#include <cassert>
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <vector>
+
+#include "runtime/cpu/kernels.h"
+#include "runtime/cpu/kernels_util.h"
+
+// GCC 12 at -O2 vectorizes only loops whose trip count is a known multiple of the vector
+// width ("very cheap" cost model); these kernels loop over runtime sizes, so ask for the
+// -O3 cost model here (8x faster relu/pool loops at -O2; no effect on -O3 builds).
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC optimize("vect-cost-model=dynamic")
+#endif
+
+namespace shoal::cpu {
+
+namespace {
+
+int64_t ceilDiv(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+// Output columns ox in [begin, end) read an in-image pixel ox*stride + offset in [0, width).
+struct ValidRange {
+  int64_t begin, end;
+};
+ValidRange validOutputs(int64_t offset, int64_t stride, int64_t width, int64_t outWidth) {
+  int64_t begin = offset >= 0 ? 0 : ceilDiv(-offset, stride);
+  int64_t end = offset < width ? ceilDiv(width - offset, stride) : 0;
+  begin = std::min(begin, outWidth);
+  end = std::clamp(end, begin, outWidth);
+  return {begin, end};
+}
+
+// The scratch the caller passed, or a buffer owned by this call.
+template <typename T>
+class Scratch {
+ public:
+  Scratch(const Conv2dParams& p, T* given) : ptr_(given) {
+    if (!ptr_) {
+      own_.resize(size_t(conv2dScratchElems(p)));
+      ptr_ = own_.data();
+    }
+  }
+  T* get() { return ptr_; }
+
+ private:
+  T* ptr_;
+  std::vector<T> own_;
+};
+
+}  // namespace
+
+int64_t conv2dScratchElems(const Conv2dParams& p) { return p.isPointwise() ? 0 : p.colRows() * p.colCols(); }
+
+template <typename T>
+void im2col(const Conv2dParams& p, const T* x, T* cols) {
+  const int64_t OH = p.outH(), OW = p.outW();
+  for (int64_t c = 0; c < p.c; ++c) {
+    for (int64_t ki = 0; ki < p.kh; ++ki) {
+      for (int64_t kj = 0; kj < p.kw; ++kj) {
+        T* dst = cols + ((c * p.kh + ki) * p.kw + kj) * OH * OW;
+        const int64_t colOffset = kj * p.dilationW - p.padLeft;
+        const ValidRange r = validOutputs(colOffset, p.strideW, p.w, OW);
+        for (int64_t oy = 0; oy < OH; ++oy) {
+          T* d = dst + oy * OW;
+          const int64_t iy = oy * p.strideH - p.padTop + ki * p.dilationH;
+          if (iy < 0 || iy >= p.h) {
+            std::fill(d, d + OW, T(0));
+            continue;
+          }
+          const T* src = x + (c * p.h + iy) * p.w + colOffset;
+          std::fill(d, d + r.begin, T(0));
+          if (p.strideW == 1) {
+            std::memcpy(d + r.begin, src + r.begin, sizeof(T) * size_t(r.end - r.begin));
+          } else {
+            for (int64_t ox = r.begin; ox < r.end; ++ox) d[ox] = src[ox * p.strideW];
+          }
+          std::fill(d + r.end, d + OW, T(0));
+        }
+      }
+    }
+  }
+}
+
+template <typename T>
+void col2im(const Conv2dParams& p, const T* cols, T* x) {
+  const int64_t OH = p.outH(), OW = p.outW();
+  std::fill(x, x + p.c * p.h * p.w, T(0));
+  for (int64_t c = 0; c < p.c; ++c) {
+    for (int64_t ki = 0; ki < p.kh; ++ki) {
+      for (int64_t kj = 0; kj < p.kw; ++kj) {
+        const T* src = cols + ((c * p.kh + ki) * p.kw + kj) * OH * OW;
+        const int64_t colOffset = kj * p.dilationW - p.padLeft;
+        const ValidRange r = validOutputs(colOffset, p.strideW, p.w, OW);
+        for (int64_t oy = 0; oy < OH; ++oy) {
+          const int64_t iy = oy * p.strideH - p.padTop + ki * p.dilationH;
+          if (iy < 0 || iy >= p.h) continue;
+          const T* s = src + oy * OW;
+          T* d = x + (c * p.h + iy) * p.w + colOffset;
+          if (p.strideW == 1) {
+            for (int64_t ox = r.begin; ox < r.end; ++ox) d[ox] += s[ox];
+          } else {
+            for (int64_t ox = r.begin; ox < r.end; ++ox) d[ox * p.strideW] += s[ox];
+          }
+        }
+      }
+    }
+  }
+}
+
+// Each image: y_n[o, P] = w[o, K] · cols_n[K, P] (+ bias broadcast along P).
+template <typename T>
+void conv2dForward(const Conv2dParams& p, const T* x, const T* w, const T* bias, T* y, T* scratch) {
+  const int64_t K = p.colRows(), P = p.colCols();
+  Scratch<T> buf(p, scratch);
+  for (int64_t n = 0; n < p.n; ++n) {
+    const T* xn = x + n * p.c * p.h * p.w;
+    T* yn = y + n * p.o * P;
+    const T* cols = xn;
+    if (!p.isPointwise()) {
+      im2col(p, xn, buf.get());
+      cols = buf.get();
+    }
+    if (bias) {
+      for (int64_t o = 0; o < p.o; ++o) std::fill(yn + o * P, yn + (o + 1) * P, bias[o]);
+    }
+    gemm(false, false, p.o, P, K, T(1), w, cols, bias ? T(1) : T(0), yn);
+  }
+}
+
+// Each image: cols_n[K, P] = wᵀ[K, o] · dy_n[o, P], folded back by col2im.
+template <typename T>
+void conv2dBackwardData(const Conv2dParams& p, const T* dy, const T* w, T* dx, T* scratch) {
+  const int64_t K = p.colRows(), P = p.colCols();
+  Scratch<T> buf(p, scratch);
+  for (int64_t n = 0; n < p.n; ++n) {
+    const T* dyn = dy + n * p.o * P;
+    T* dxn = dx + n * p.c * p.h * p.w;
+    if (p.isPointwise()) {
+      gemm(true, false, K, P, p.o, T(1), w, dyn, T(0), dxn);
+    } else {
+      gemm(true, false, K, P, p.o, T(1), w, dyn, T(0), buf.get());
+      col2im(p, buf.get(), dxn);
+    }
+  }
+}
+
+// dw[o, K] = Σ_n dy_n[o, P] · cols_nᵀ[P, K].
+template <typename T>
+void conv2dBackwardWeight(const Conv2dParams& p, const T* x, const T* dy, T* dw, T* scratch) {
+  const int64_t K = p.colRows(), P = p.colCols();
+  if (p.n == 0) {
+    std::fill(dw, dw + p.o * K, T(0));
+    return;
+  }
+  Scratch<T> buf(p, scratch);
+  for (int64_t n = 0; n < p.n; ++n) {
+    const T* xn = x + n * p.c * p.h * p.w;
+    const T* cols = xn;
+    if (!p.isPointwise()) {
+      im2col(p, xn, buf.get());
+      cols = buf.get();
+    }
+    gemm(false, true, p.o, K, P, T(1), dy + n * p.o * P, cols, n == 0 ? T(0) : T(1), dw);
+  }
+}
+
+template <typename T>
+void conv2dBackwardBias(const Conv2dParams& p, const T* dy, T* db) {
+  const int64_t P = p.colCols();
+  for (int64_t o = 0; o < p.o; ++o) {
+    double acc = 0;
+    for (int64_t n = 0; n < p.n; ++n) acc += detail::sumAsDouble(dy + (n * p.o + o) * P, P);
+    db[o] = T(acc);
+  }
+}
+
+// ---------------------------------------------------------------------------------------
+// Pooling
+// ---------------------------------------------------------------------------------------
+
+namespace {
+
+// The in-image part [y0, y1) x [x0, x1) of the window of output (oy, ox).
+struct Window {
+  int64_t y0, y1, x0, x1;
+};
+Window poolWindow(const Pool2dParams& p, int64_t oy, int64_t ox) {
+  int64_t ys = oy * p.strideH - p.padTop, xs = ox * p.strideW - p.padLeft;
+  return {std::max<int64_t>(ys, 0), std::min(ys + p.kh, p.h), std::max<int64_t>(xs, 0), std::min(xs + p.kw, p.w)};
+}
+
+// Flat index (within the plane) of the window's maximum: first max wins, a NaN is taken
+// like PyTorch (`val > max || isnan(val)`); -1 for a window of padding only.
+template <typename T>
+int64_t windowArgmax(const T* plane, int64_t width, const Window& win) {
+  int64_t best = -1;
+  T bestVal = -std::numeric_limits<T>::infinity();
+  for (int64_t iy = win.y0; iy < win.y1; ++iy)
+    for (int64_t ix = win.x0; ix < win.x1; ++ix) {
+      T v = plane[iy * width + ix];
+      if (v > bestVal || std::isnan(v) || best < 0) {
+        bestVal = v;
+        best = iy * width + ix;
+      }
+    }
+  return best;
+}
+
+}  // namespace
+
+namespace {
+
+// The non-overlapping 2x2 / stride 2 / unpadded pooling of most CNNs, branch-free.
+bool isPlain2x2(const Pool2dParams& p) {
+  return p.kh == 2 && p.kw == 2 && p.strideH == 2 && p.strideW == 2 && p.padTop == 0 && p.padLeft == 0 &&
+         p.padBottom == 0 && p.padRight == 0;
+}
+
+// windowArgmax's update rule: take v over the running max m when greater or NaN.
+// Bitwise | and & (not || and &&) keep the pooling loops free of branches.
+template <typename T>
+bool takes(T v, T m) {
+  return (v > m) | (v != v);
+}
+
+}  // namespace
+
+template <typename T>
+void maxPool2dForward(const Pool2dParams& p, const T* x, T* y) {
+  const int64_t OH = p.outH(), OW = p.outW();
+  for (int64_t plane = 0; plane < p.n * p.c; ++plane) {
+    const T* xp = x + plane * p.h * p.w;
+    T* yp = y + plane * OH * OW;
+    if (isPlain2x2(p)) {
+      for (int64_t oy = 0; oy < OH; ++oy) {
+        const T* r0 = xp + 2 * oy * p.w;
+        const T* r1 = r0 + p.w;
+        T* yr = yp + oy * OW;
+        for (int64_t ox = 0; ox < OW; ++ox) {
+          T m = r0[2 * ox];  // row-major window order: a b / c d
+          m = takes(r0[2 * ox + 1], m) ? r0[2 * ox + 1] : m;
+          m = takes(r1[2 * ox], m) ? r1[2 * ox] : m;
+          m = takes(r1[2 * ox + 1], m) ? r1[2 * ox + 1] : m;
+          yr[ox] = m;
+        }
+      }
+      continue;
+    }
+    for (int64_t oy = 0; oy < OH; ++oy)
+      for (int64_t ox = 0; ox < OW; ++ox) {
+        int64_t i = windowArgmax(xp, p.w, poolWindow(p, oy, ox));
+        yp[oy * OW + ox] = i < 0 ? -std::numeric_limits<T>::infinity() : xp[i];
+      }
+  }
+}
+
+template <typename T>
+void maxPool2dBackward(const Pool2dParams& p, const T* x, const T* dy, T* dx) {
+  const int64_t OH = p.outH(), OW = p.outW();
+  std::fill(dx, dx + p.n * p.c * p.h * p.w, T(0));
+  for (int64_t plane = 0; plane < p.n * p.c; ++plane) {
+    const T* xp = x + plane * p.h * p.w;
+    const T* dyp = dy + plane * OH * OW;
+    T* dxp = dx + plane * p.h * p.w;
+    if (isPlain2x2(p)) {
+      // Windows do not overlap: each writes dy at its argmax and 0 at its other pixels.
+      for (int64_t oy = 0; oy < OH; ++oy) {
+        const T* r0 = xp + 2 * oy * p.w;
+        const T* r1 = r0 + p.w;
+        T* d0 = dxp + 2 * oy * p.w;
+        T* d1 = d0 + p.w;
+        for (int64_t ox = 0; ox < OW; ++ox) {
+          const T a = r0[2 * ox], b = r0[2 * ox + 1], c = r1[2 * ox], d = r1[2 * ox + 1];
+          const T g = dyp[oy * OW + ox];
+          // Walk a b / c d like windowArgmax, moving g along with the running max; float
+          // selects only, so the loop vectorizes.
+          const bool tb = takes(b, a);
+          const T mb = tb ? b : a;
+          const T ga = tb ? T(0) : g, gb = tb ? g : T(0);
+          const bool tc = takes(c, mb);
+          const T mc = tc ? c : mb;
+          const T ga2 = tc ? T(0) : ga, gb2 = tc ? T(0) : gb, gc = tc ? g : T(0);
+          const bool td = takes(d, mc);
+          d0[2 * ox] = td ? T(0) : ga2;
+          d0[2 * ox + 1] = td ? T(0) : gb2;
+          d1[2 * ox] = td ? T(0) : gc;
+          d1[2 * ox + 1] = td ? g : T(0);
+        }
+      }
+      continue;
+    }
+    for (int64_t oy = 0; oy < OH; ++oy)
+      for (int64_t ox = 0; ox < OW; ++ox) {
+        int64_t i = windowArgmax(xp, p.w, poolWindow(p, oy, ox));
+        if (i >= 0) dxp[i] += dyp[oy * OW + ox];
+      }
+  }
+}
+
+template <typename T>
+void avgPool2dForward(const Pool2dParams& p, const T* x, T* y) {
+  const int64_t OH = p.outH(), OW = p.outW();
+  const double scale = 1.0 / double(p.kh * p.kw);
+  for (int64_t plane = 0; plane < p.n * p.c; ++plane) {
+    const T* xp = x + plane * p.h * p.w;
+    T* yp = y + plane * OH * OW;
+    for (int64_t oy = 0; oy < OH; ++oy)
+      for (int64_t ox = 0; ox < OW; ++ox) {
+        Window win = poolWindow(p, oy, ox);
+        double acc = 0;
+        for (int64_t iy = win.y0; iy < win.y1; ++iy)
+          for (int64_t ix = win.x0; ix < win.x1; ++ix) acc += double(xp[iy * p.w + ix]);
+        yp[oy * OW + ox] = T(acc * scale);
+      }
+  }
+}
+
+template <typename T>
+void avgPool2dBackward(const Pool2dParams& p, const T* dy, T* dx) {
+  const int64_t OH = p.outH(), OW = p.outW();
+  const T scale = T(1) / T(p.kh * p.kw);
+  std::fill(dx, dx + p.n * p.c * p.h * p.w, T(0));
+  for (int64_t plane = 0; plane < p.n * p.c; ++plane) {
+    const T* dyp = dy + plane * OH * OW;
+    T* dxp = dx + plane * p.h * p.w;
+    for (int64_t oy = 0; oy < OH; ++oy)
+      for (int64_t ox = 0; ox < OW; ++ox) {
+        Window win = poolWindow(p, oy, ox);
+        T g = dyp[oy * OW + ox] * scale;
+        for (int64_t iy = win.y0; iy < win.y1; ++iy)
+          for (int64_t ix = win.x0; ix < win.x1; ++ix) dxp[iy * p.w + ix] += g;
+      }
+  }
+}
+
+#define SHOAL_INSTANTIATE(T)                                                                           \
+  template void im2col<T>(const Conv2dParams&, const T*, T*);                                          \
+  template void col2im<T>(const Conv2dParams&, const T*, T*);                                          \
+  template void conv2dForward<T>(const Conv2dParams&, const T*, const T*, const T*, T*, T*);           \
+  template void conv2dBackwardData<T>(const Conv2dParams&, const T*, const T*, T*, T*);                \
+  template void conv2dBackwardWeight<T>(const Conv2dParams&, const T*, const T*, T*, T*);              \
+  template void conv2dBackwardBias<T>(const Conv2dParams&, const T*, T*);                              \
+  template void maxPool2dForward<T>(const Pool2dParams&, const T*, T*);                                \
+  template void maxPool2dBackward<T>(const Pool2dParams&, const T*, const T*, T*);                     \
+  template void avgPool2dForward<T>(const Pool2dParams&, const T*, T*);                                \
+  template void avgPool2dBackward<T>(const Pool2dParams&, const T*, T*);
+SHOAL_INSTANTIATE(float)
+SHOAL_INSTANTIATE(double)
+#undef SHOAL_INSTANTIATE
+
+}  // namespace shoal::cpu

@@ -1,0 +1,440 @@
+// CPU reference kernels: unary and broadcasting binary elementwise ops, and reductions.
+#include <algorithm>
+#include <cassert>
+#include <cmath>
+#include <limits>
+#include <vector>
+
+#include "runtime/cpu/kernels.h"
+#include "runtime/cpu/kernels_util.h"
+
+// GCC 12 at -O2 vectorizes only loops whose trip count is a known multiple of the vector
+// width ("very cheap" cost model); these kernels loop over runtime sizes, so ask for the
+// -O3 cost model here (8x faster relu/pool loops at -O2; no effect on -O3 builds).
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC optimize("vect-cost-model=dynamic")
+#endif
+
+namespace shoal::cpu {
+
+namespace {
+
+// ---------------------------------------------------------------------------------------
+// Broadcast loop plans. A "full" shape is walked in row-major order together with up to
+// two operands broadcast to it. Dimensions of extent 1 are dropped and neighbours that
+// broadcast the same way are merged, so [N,C,H,W] + [C,1,1] becomes three loops
+// (N: repeated, C: walked, H*W: repeated) with a long innermost run.
+// ---------------------------------------------------------------------------------------
+
+struct LoopPlan {
+  std::vector<int64_t> extent;
+  std::vector<int64_t> stride[2];  // element strides per operand; 0 where it is repeated
+};
+
+// Extent of `s` along dimension d of a rank-`rank` shape, right-aligned (1 if missing).
+int64_t alignedExtent(const Shape& s, size_t d, size_t rank) {
+  size_t lead = rank - s.size();
+  return d < lead ? 1 : s[d - lead];
+}
+
+LoopPlan planLoops(const Shape& full, const Shape& s0, const Shape& s1) {
+  const size_t rank = full.size();
+  assert(s0.size() <= rank && s1.size() <= rank);
+  LoopPlan plan;
+  std::vector<bool> rep[2];
+  for (size_t d = 0; d < rank; ++d) {
+    if (full[d] == 1) continue;
+    bool r0 = alignedExtent(s0, d, rank) == 1, r1 = alignedExtent(s1, d, rank) == 1;
+    assert((r0 || alignedExtent(s0, d, rank) == full[d]) && (r1 || alignedExtent(s1, d, rank) == full[d]));
+    if (!plan.extent.empty() && rep[0].back() == r0 && rep[1].back() == r1) {
+      plan.extent.back() *= full[d];
+    } else {
+      plan.extent.push_back(full[d]);
+      rep[0].push_back(r0);
+      rep[1].push_back(r1);
+    }
+  }
+  if (plan.extent.empty()) {  // a single element
+    plan.extent.push_back(1);
+    rep[0].push_back(false);
+    rep[1].push_back(false);
+  }
+  for (int k = 0; k < 2; ++k) {
+    plan.stride[k].resize(plan.extent.size());
+    int64_t running = 1;
+    for (size_t d = plan.extent.size(); d-- > 0;) {
+      plan.stride[k][d] = rep[k][d] ? 0 : running;
+      if (!rep[k][d]) running *= plan.extent[d];
+    }
+  }
+  return plan;
+}
+
+// Calls run(off0, off1, fullOffset, length, innerStride0, innerStride1) for each innermost
+// run of the plan, in row-major order of the full shape.
+template <typename F>
+void forEachRun(const LoopPlan& plan, int64_t total, F&& run) {
+  const size_t loops = plan.extent.size();
+  const int64_t inner = plan.extent.back();
+  const int64_t s0 = plan.stride[0].back(), s1 = plan.stride[1].back();
+  std::vector<int64_t> idx(loops, 0);
+  int64_t off0 = 0, off1 = 0;
+  for (int64_t full = 0; full < total; full += inner) {
+    run(off0, off1, full, inner, s0, s1);
+    for (size_t d = loops - 1; d-- > 0;) {
+      off0 += plan.stride[0][d];
+      off1 += plan.stride[1][d];
+      if (++idx[d] < plan.extent[d]) break;
+      off0 -= plan.stride[0][d] * plan.extent[d];
+      off1 -= plan.stride[1][d] * plan.extent[d];
+      idx[d] = 0;
+    }
+  }
+}
+
+template <typename T, typename F>
+void binaryLoop(const Shape& outShape, const Shape& aShape, const T* a, const Shape& bShape, const T* b, T* out,
+                F f) {
+  const int64_t n = numElements(outShape);
+  const int64_t na = numElements(aShape), nb = numElements(bShape);
+  if (n == 0) return;
+  if (na == n && nb == n) {
+    for (int64_t i = 0; i < n; ++i) out[i] = f(a[i], b[i]);
+    return;
+  }
+  if (na == n && nb == 1) {
+    const T bv = b[0];
+    for (int64_t i = 0; i < n; ++i) out[i] = f(a[i], bv);
+    return;
+  }
+  if (na == 1 && nb == n) {
+    const T av = a[0];
+    for (int64_t i = 0; i < n; ++i) out[i] = f(av, b[i]);
+    return;
+  }
+  LoopPlan plan = planLoops(outShape, aShape, bShape);
+  forEachRun(plan, n, [&](int64_t oa, int64_t ob, int64_t o, int64_t len, int64_t sa, int64_t sb) {
+    const T* ap = a + oa;
+    const T* bp = b + ob;
+    T* op = out + o;
+    if (sa == 1 && sb == 1) {
+      for (int64_t i = 0; i < len; ++i) op[i] = f(ap[i], bp[i]);
+    } else if (sa == 1) {
+      const T bv = bp[0];
+      for (int64_t i = 0; i < len; ++i) op[i] = f(ap[i], bv);
+    } else if (sb == 1) {
+      const T av = ap[0];
+      for (int64_t i = 0; i < len; ++i) op[i] = f(av, bp[i]);
+    } else {
+      const T v = f(ap[0], bp[0]);
+      for (int64_t i = 0; i < len; ++i) op[i] = v;
+    }
+  });
+}
+
+std::vector<bool> reducedAxes(size_t rank, const std::vector<int64_t>& axes) {
+  std::vector<bool> reduced(rank, axes.empty());
+  for (int64_t a : axes) {
+    int64_t d = a < 0 ? a + int64_t(rank) : a;
+    assert(d >= 0 && d < int64_t(rank) && "reduction axis out of range");
+    reduced[size_t(d)] = true;
+  }
+  return reduced;
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------
+// Unary
+// ---------------------------------------------------------------------------------------
+
+template <typename T>
+void unary(UnaryKind kind, int64_t n, const T* x, T* y) {
+  switch (kind) {
+    case UnaryKind::Relu:
+      for (int64_t i = 0; i < n; ++i) y[i] = x[i] < T(0) ? T(0) : x[i];  // NaN stays NaN
+      return;
+    case UnaryKind::Sigmoid:
+      for (int64_t i = 0; i < n; ++i) {
+        // exp of a non-positive argument only, so nothing overflows.
+        T e = std::exp(-std::abs(x[i]));
+        y[i] = x[i] >= T(0) ? T(1) / (T(1) + e) : e / (T(1) + e);
+      }
+      return;
+    case UnaryKind::Tanh:
+      for (int64_t i = 0; i < n; ++i) y[i] = std::tanh(x[i]);
+      return;
+    case UnaryKind::Exp:
+      for (int64_t i = 0; i < n; ++i) y[i] = std::exp(x[i]);
+      return;
+    case UnaryKind::Log:
+      for (int64_t i = 0; i < n; ++i) y[i] = std::log(x[i]);
+      return;
+    case UnaryKind::Neg:
+      for (int64_t i = 0; i < n; ++i) y[i] = -x[i];
+      return;
+    case UnaryKind::Sqrt:
+      for (int64_t i = 0; i < n; ++i) y[i] = std::sqrt(x[i]);
+      return;
+    case UnaryKind::Abs:
+      for (int64_t i = 0; i < n; ++i) y[i] = std::abs(x[i]);
+      return;
+  }
+}
+
+// Every operand is loaded unconditionally so the selects if-convert and vectorize.
+template <typename T>
+void unaryGrad(UnaryKind kind, int64_t n, const T* x, const T* y, const T* dy, T* dx) {
+  switch (kind) {
+    case UnaryKind::Relu:
+      for (int64_t i = 0; i < n; ++i) {
+        const T g = dy[i], u = x[i];
+        dx[i] = u > T(0) ? g : T(0);
+      }
+      return;
+    case UnaryKind::Sigmoid:
+      for (int64_t i = 0; i < n; ++i) dx[i] = dy[i] * y[i] * (T(1) - y[i]);
+      return;
+    case UnaryKind::Tanh:
+      for (int64_t i = 0; i < n; ++i) dx[i] = dy[i] * (T(1) - y[i] * y[i]);
+      return;
+    case UnaryKind::Exp:
+      for (int64_t i = 0; i < n; ++i) dx[i] = dy[i] * y[i];
+      return;
+    case UnaryKind::Log:
+      for (int64_t i = 0; i < n; ++i) dx[i] = dy[i] / x[i];
+      return;
+    case UnaryKind::Neg:
+      for (int64_t i = 0; i < n; ++i) dx[i] = -dy[i];
+      return;
+    case UnaryKind::Sqrt:
+      for (int64_t i = 0; i < n; ++i) dx[i] = dy[i] * T(0.5) / y[i];
+      return;
+    case UnaryKind::Abs:
+      for (int64_t i = 0; i < n; ++i) {
+        const T g = dy[i], u = x[i];
+        const T sign = u > T(0) ? T(1) : (u < T(0) ? T(-1) : T(0));
+        dx[i] = g * sign;
+      }
+      return;
+  }
+}
+
+// ---------------------------------------------------------------------------------------
+// Binary
+// ---------------------------------------------------------------------------------------
+
+bool broadcastsTo(const Shape& aShape, const Shape& bShape, const Shape& outShape) {
+  const size_t rank = std::max(aShape.size(), bShape.size());
+  if (outShape.size() != rank) return false;
+  for (size_t d = 0; d < rank; ++d) {
+    int64_t ea = alignedExtent(aShape, d, rank), eb = alignedExtent(bShape, d, rank);
+    if (ea != eb && ea != 1 && eb != 1) return false;
+    int64_t e = ea == 1 ? eb : ea;
+    if (outShape[d] != e) return false;
+  }
+  return true;
+}
+
+template <typename T>
+void binary(BinaryKind kind, const Shape& outShape, const Shape& aShape, const T* a, const Shape& bShape,
+            const T* b, T* out) {
+  assert(broadcastsTo(aShape, bShape, outShape));
+  switch (kind) {
+    case BinaryKind::Add:
+      binaryLoop(outShape, aShape, a, bShape, b, out, [](T u, T v) { return u + v; });
+      return;
+    case BinaryKind::Sub:
+      binaryLoop(outShape, aShape, a, bShape, b, out, [](T u, T v) { return u - v; });
+      return;
+    case BinaryKind::Mul:
+      binaryLoop(outShape, aShape, a, bShape, b, out, [](T u, T v) { return u * v; });
+      return;
+    case BinaryKind::Div:
+      binaryLoop(outShape, aShape, a, bShape, b, out, [](T u, T v) { return u / v; });
+      return;
+    case BinaryKind::Max:  // NaN in either operand gives NaN
+      binaryLoop(outShape, aShape, a, bShape, b, out, [](T u, T v) { return (u > v || u != u) ? u : v; });
+      return;
+    case BinaryKind::Min:
+      binaryLoop(outShape, aShape, a, bShape, b, out, [](T u, T v) { return (u < v || u != u) ? u : v; });
+      return;
+    case BinaryKind::Pow:
+      binaryLoop(outShape, aShape, a, bShape, b, out, [](T u, T v) { return std::pow(u, v); });
+      return;
+  }
+}
+
+template <typename T>
+void binaryGrad(BinaryKind kind, const Shape& outShape, const Shape& aShape, const T* a, const Shape& bShape,
+                const T* b, const T* dout, T* da, T* db) {
+  assert(broadcastsTo(aShape, bShape, outShape));
+  const int64_t n = numElements(outShape);
+  // Full-size gradients go straight to da/db when the operand is not broadcast, else
+  // through a temporary that is then summed back to the operand's shape.
+  std::vector<T> tmpA, tmpB;
+  T* ga = da;
+  T* gb = db;
+  if (da && numElements(aShape) != n) {
+    tmpA.resize(size_t(n));
+    ga = tmpA.data();
+  }
+  if (db && numElements(bShape) != n) {
+    tmpB.resize(size_t(n));
+    gb = tmpB.data();
+  }
+  LoopPlan plan = planLoops(outShape, aShape, bShape);
+  // Per element: u = a, v = b, g = dout; writes the two partial products.
+  auto walk = [&](auto&& partials) {
+    forEachRun(plan, n, [&](int64_t oa, int64_t ob, int64_t o, int64_t len, int64_t sa, int64_t sb) {
+      for (int64_t i = 0; i < len; ++i) {
+        T u = a[oa + i * sa], v = b[ob + i * sb], g = dout[o + i];
+        T pa, pb;
+        partials(u, v, g, pa, pb);
+        if (ga) ga[o + i] = pa;
+        if (gb) gb[o + i] = pb;
+      }
+    });
+  };
+  switch (kind) {
+    case BinaryKind::Add:
+      walk([](T, T, T g, T& pa, T& pb) { pa = g, pb = g; });
+      break;
+    case BinaryKind::Sub:
+      walk([](T, T, T g, T& pa, T& pb) { pa = g, pb = -g; });
+      break;
+    case BinaryKind::Mul:
+      walk([](T u, T v, T g, T& pa, T& pb) { pa = g * v, pb = g * u; });
+      break;
+    case BinaryKind::Div:
+      walk([](T u, T v, T g, T& pa, T& pb) { pa = g / v, pb = -g * u / (v * v); });
+      break;
+    case BinaryKind::Max:  // PyTorch: where(a == b, g/2, g), zeroed where the operand is smaller
+      walk([](T u, T v, T g, T& pa, T& pb) {
+        T split = u == v ? g / T(2) : g;
+        pa = u < v ? T(0) : split;
+        pb = u > v ? T(0) : split;
+      });
+      break;
+    case BinaryKind::Min:
+      walk([](T u, T v, T g, T& pa, T& pb) {
+        T split = u == v ? g / T(2) : g;
+        pa = u > v ? T(0) : split;
+        pb = u < v ? T(0) : split;
+      });
+      break;
+    case BinaryKind::Pow:
+      walk([](T u, T v, T g, T& pa, T& pb) {
+        pa = v == T(0) ? T(0) : g * v * std::pow(u, v - T(1));
+        pb = (u == T(0) && v >= T(0)) ? T(0) : g * std::pow(u, v) * std::log(u);
+      });
+      break;
+  }
+  if (da && ga != da) reduceSumToShape(outShape, ga, aShape, da);
+  if (db && gb != db) reduceSumToShape(outShape, gb, bShape, db);
+}
+
+// ---------------------------------------------------------------------------------------
+// Reductions
+// ---------------------------------------------------------------------------------------
+
+template <typename T>
+void reduceSumToShape(const Shape& inShape, const T* x, const Shape& outShape, T* y) {
+  assert(broadcastsTo(outShape, inShape, inShape));
+  const int64_t n = numElements(inShape), m = numElements(outShape);
+  if (n == m) {
+    std::copy(x, x + n, y);
+    return;
+  }
+  std::vector<double> acc(size_t(m), 0.0);
+  if (n > 0) {
+    LoopPlan plan = planLoops(inShape, outShape, inShape);
+    forEachRun(plan, n, [&](int64_t oy, int64_t, int64_t o, int64_t len, int64_t sy, int64_t) {
+      const T* xp = x + o;
+      if (sy == 1) {
+        double* ap = acc.data() + oy;
+        for (int64_t i = 0; i < len; ++i) ap[i] += double(xp[i]);
+      } else {
+        acc[oy] += detail::sumAsDouble(xp, len);
+      }
+    });
+  }
+  for (int64_t j = 0; j < m; ++j) y[j] = T(acc[j]);
+}
+
+Shape reducedShape(const Shape& inShape, const std::vector<int64_t>& axes, bool keepDims) {
+  std::vector<bool> reduced = reducedAxes(inShape.size(), axes);
+  Shape out;
+  for (size_t d = 0; d < inShape.size(); ++d) {
+    if (!reduced[d])
+      out.push_back(inShape[d]);
+    else if (keepDims)
+      out.push_back(1);
+  }
+  return out;
+}
+
+template <typename T>
+void reduce(ReduceKind kind, const Shape& inShape, const T* x, const std::vector<int64_t>& axes, T* y) {
+  const Shape keptShape = reducedShape(inShape, axes, /*keepDims=*/true);
+  const int64_t n = numElements(inShape), m = numElements(keptShape);
+  int64_t count = 1;  // elements reduced into each output
+  std::vector<bool> reduced = reducedAxes(inShape.size(), axes);
+  for (size_t d = 0; d < inShape.size(); ++d)
+    if (reduced[d]) count *= inShape[d];
+  LoopPlan plan = planLoops(inShape, keptShape, inShape);
+
+  switch (kind) {
+    case ReduceKind::Sum:
+    case ReduceKind::Mean: {
+      std::vector<double> acc(size_t(m), 0.0);
+      if (n > 0) {
+        forEachRun(plan, n, [&](int64_t oy, int64_t, int64_t o, int64_t len, int64_t sy, int64_t) {
+          const T* xp = x + o;
+          if (sy == 1) {
+            for (int64_t i = 0; i < len; ++i) acc[oy + i] += double(xp[i]);
+          } else {
+            acc[oy] += detail::sumAsDouble(xp, len);
+          }
+        });
+      }
+      if (kind == ReduceKind::Mean && count == 0) {  // mean of nothing
+        std::fill(y, y + m, std::numeric_limits<T>::quiet_NaN());
+        return;
+      }
+      const double scale = kind == ReduceKind::Mean ? 1.0 / double(count) : 1.0;
+      for (int64_t j = 0; j < m; ++j) y[j] = T(acc[j] * scale);
+      return;
+    }
+    case ReduceKind::Max: {
+      std::fill(y, y + m, -std::numeric_limits<T>::infinity());
+      if (n == 0) return;
+      forEachRun(plan, n, [&](int64_t oy, int64_t, int64_t o, int64_t len, int64_t sy, int64_t) {
+        const T* xp = x + o;
+        if (sy == 1) {
+          T* yp = y + oy;
+          for (int64_t i = 0; i < len; ++i) yp[i] = (xp[i] > yp[i] || xp[i] != xp[i]) ? xp[i] : yp[i];
+        } else {
+          T best = y[oy];
+          for (int64_t i = 0; i < len; ++i) best = (xp[i] > best || xp[i] != xp[i]) ? xp[i] : best;
+          y[oy] = best;
+        }
+      });
+      return;
+    }
+  }
+}
+
+#define SHOAL_INSTANTIATE(T)                                                                                    \
+  template void unary<T>(UnaryKind, int64_t, const T*, T*);                                                     \
+  template void unaryGrad<T>(UnaryKind, int64_t, const T*, const T*, const T*, T*);                             \
+  template void binary<T>(BinaryKind, const Shape&, const Shape&, const T*, const Shape&, const T*, T*);        \
+  template void binaryGrad<T>(BinaryKind, const Shape&, const Shape&, const T*, const Shape&, const T*,         \
+                              const T*, T*, T*);                                                                \
+  template void reduceSumToShape<T>(const Shape&, const T*, const Shape&, T*);                                  \
+  template void reduce<T>(ReduceKind, const Shape&, const T*, const std::vector<int64_t>&, T*);
+SHOAL_INSTANTIATE(float)
+SHOAL_INSTANTIATE(double)
+#undef SHOAL_INSTANTIATE
+
+}  // namespace shoal::cpu

@@ -1,0 +1,456 @@
+// The CUDA device layer: probing, and the context (stream, cuBLAS, memory, copies, graphs).
+#include "runtime/cuda/device.h"
+
+#include <algorithm>
+#include <cassert>
+#include <cstdlib>
+#include <cstring>
+#include <utility>
+
+#ifndef SHOAL_HAVE_CUDA
+#define SHOAL_HAVE_CUDA 0  // the build always says; a stray compile gets the CPU-only layer
+#endif
+
+#if SHOAL_HAVE_CUDA
+#include "runtime/cuda/cuda_check.h"
+#endif
+
+namespace shoal {
+
+bool cudaBuiltIn() { return SHOAL_HAVE_CUDA != 0; }
+
+bool envFlag(const char* name) {
+  const char* v = std::getenv(name);
+  if (!v || !*v) return false;
+  for (const char* off : {"0", "false", "off", "no", "FALSE", "OFF", "NO", "False", "Off", "No"})
+    if (std::strcmp(v, off) == 0) return false;
+  return true;
+}
+
+std::string CudaDeviceInfo::arch() const { return "sm_" + std::to_string(major) + std::to_string(minor); }
+
+std::string CudaDeviceInfo::describe() const { return "cuda:" + std::to_string(index) + " " + name; }
+
+void* DeviceArena::at(size_t offset) const {
+  assert(offset <= size_ && "arena offset past the end of the arena");
+  return static_cast<char*>(data_) + offset;
+}
+
+// Move operations are the same in both builds; only reset() touches CUDA.
+DeviceArena::DeviceArena(DeviceArena&& other) noexcept
+    : data_(std::exchange(other.data_, nullptr)), size_(std::exchange(other.size_, 0)) {}
+DeviceArena& DeviceArena::operator=(DeviceArena&& other) noexcept {
+  if (this != &other) {
+    reset();
+    data_ = std::exchange(other.data_, nullptr);
+    size_ = std::exchange(other.size_, 0);
+  }
+  return *this;
+}
+DeviceArena::~DeviceArena() { reset(); }
+
+PinnedBuffer::PinnedBuffer(PinnedBuffer&& other) noexcept
+    : data_(std::exchange(other.data_, nullptr)), size_(std::exchange(other.size_, 0)) {}
+PinnedBuffer& PinnedBuffer::operator=(PinnedBuffer&& other) noexcept {
+  if (this != &other) {
+    reset();
+    data_ = std::exchange(other.data_, nullptr);
+    size_ = std::exchange(other.size_, 0);
+  }
+  return *this;
+}
+PinnedBuffer::~PinnedBuffer() { reset(); }
+
+CudaEvent::CudaEvent(CudaEvent&& other) noexcept : event_(std::exchange(other.event_, nullptr)) {}
+CudaEvent& CudaEvent::operator=(CudaEvent&& other) noexcept {
+  if (this != &other) {
+    reset();
+    event_ = std::exchange(other.event_, nullptr);
+  }
+  return *this;
+}
+CudaEvent::~CudaEvent() { reset(); }
+
+CudaGraphExec::CudaGraphExec(CudaGraphExec&& other) noexcept
+    : exec_(std::exchange(other.exec_, nullptr)), nodeCount_(std::exchange(other.nodeCount_, 0)) {}
+CudaGraphExec& CudaGraphExec::operator=(CudaGraphExec&& other) noexcept {
+  if (this != &other) {
+    reset();
+    exec_ = std::exchange(other.exec_, nullptr);
+    nodeCount_ = std::exchange(other.nodeCount_, 0);
+  }
+  return *this;
+}
+CudaGraphExec::~CudaGraphExec() { reset(); }
+
+size_t CudaContext::allocatedBufferBytes() const {
+  std::lock_guard lock(buffersMutex_);
+  size_t total = 0;
+  for (const auto& [ptr, bytes] : buffers_) total += bytes;
+  return total;
+}
+
+#if SHOAL_HAVE_CUDA
+
+using cudaimpl::cublasFail;
+using cudaimpl::cudaFail;
+
+namespace {
+
+constexpr size_t kAllocAlign = 256;
+
+size_t roundUp(size_t bytes) { return (bytes + kAllocAlign - 1) / kAllocAlign * kAllocAlign; }
+
+std::string mib(size_t bytes) {
+  return std::to_string(bytes >> 20) + " MiB";
+}
+
+// Adds how much memory the device has free to an out-of-memory error.
+Error withMemInfo(Error e, cudaError_t err) {
+  if (err != cudaErrorMemoryAllocation) return e;
+  size_t freeBytes = 0, totalBytes = 0;
+  if (cudaMemGetInfo(&freeBytes, &totalBytes) != cudaSuccess) {
+    (void)cudaGetLastError();
+    return e;
+  }
+  return Error(e.message() + "; device has " + mib(freeBytes) + " free of " + mib(totalBytes));
+}
+
+std::string sizeWhat(std::string_view what, size_t bytes) {
+  return std::string(what) + ", " + std::to_string(bytes) + " bytes";
+}
+
+// Errors for calls the runtime contract forbids inside a step.
+std::unexpected<Error> forbiddenInCapture(std::string_view call) {
+  return fail(std::string(call) +
+              " during CUDA graph capture: the runtime contract forbids allocation and host "
+              "synchronization inside a step");
+}
+
+}  // namespace
+
+Expected<CudaDeviceInfo> probeCudaDevice(int index) {
+  int count = 0;
+  cudaError_t err = cudaGetDeviceCount(&count);
+  if (err != cudaSuccess) {
+    (void)cudaGetLastError();
+    std::string text = cudaGetErrorString(err);
+    if (err == cudaErrorInsufficientDriver) {
+      int driver = 0;
+      (void)cudaDriverGetVersion(&driver);
+      (void)cudaGetLastError();
+      if (driver == 0) return fail("no CUDA driver: " + text);
+      return fail("CUDA driver too old (driver supports CUDA " + std::to_string(driver / 1000) + "." +
+                  std::to_string(driver % 1000 / 10) + ", shoal was built with CUDA " +
+                  std::to_string(CUDART_VERSION / 1000) + "." + std::to_string(CUDART_VERSION % 1000 / 10) +
+                  "): " + text);
+    }
+    if (err == cudaErrorNoDevice) return fail("no CUDA device found: " + text);
+    return fail(std::string("CUDA unavailable: cudaGetDeviceCount: ") + text + " (" + cudaGetErrorName(err) + ")");
+  }
+  if (count == 0) return fail("no CUDA device found");
+  if (index < 0 || index >= count)
+    return fail("CUDA device " + std::to_string(index) + " does not exist: " + std::to_string(count) +
+                " device(s) found");
+
+  cudaDeviceProp prop{};
+  if (cudaError_t e = cudaGetDeviceProperties(&prop, index); e != cudaSuccess)
+    return cudaFail(e, "cudaGetDeviceProperties", "device " + std::to_string(index));
+  CudaDeviceInfo info;
+  info.index = index;
+  info.name = prop.name;
+  info.major = prop.major;
+  info.minor = prop.minor;
+  info.smCount = prop.multiProcessorCount;
+  info.totalMem = prop.totalGlobalMem;
+  (void)cudaDriverGetVersion(&info.driverVersion);
+  (void)cudaRuntimeGetVersion(&info.runtimeVersion);
+  (void)cudaGetLastError();
+  return info;
+}
+
+void DeviceArena::reset() {
+  if (data_) (void)cudaFree(data_);  // errors at teardown (e.g. the runtime unloading) are moot
+  data_ = nullptr;
+  size_ = 0;
+}
+
+void PinnedBuffer::reset() {
+  if (data_) (void)cudaFreeHost(data_);
+  data_ = nullptr;
+  size_ = 0;
+}
+
+void CudaEvent::reset() {
+  if (event_) (void)cudaEventDestroy(event_);
+  event_ = nullptr;
+}
+
+void CudaGraphExec::reset() {
+  if (exec_) (void)cudaGraphExecDestroy(exec_);
+  exec_ = nullptr;
+  nodeCount_ = 0;
+}
+
+Expected<std::unique_ptr<CudaContext>> CudaContext::create(const CudaContextOptions& options) {
+  auto info = probeCudaDevice(options.device);
+  if (!info) return std::unexpected(info.error());
+
+  // Built piecewise; if a step fails, the destructor releases what was made so far.
+  std::unique_ptr<CudaContext> ctx(new CudaContext());
+  ctx->info_ = *info;
+  ctx->options_ = options;
+  const std::string dev = info->describe();
+
+  if (cudaError_t e = cudaSetDevice(options.device); e != cudaSuccess) return cudaFail(e, "cudaSetDevice", dev);
+  if (cudaError_t e = cudaStreamCreateWithFlags(&ctx->stream_, cudaStreamNonBlocking); e != cudaSuccess)
+    return cudaFail(e, "cudaStreamCreateWithFlags", dev);
+
+  if (cublasStatus_t s = cublasCreate(&ctx->cublas_); s != CUBLAS_STATUS_SUCCESS)
+    return cublasFail(s, "cublasCreate", dev);
+  if (cublasStatus_t s = cublasSetStream(ctx->cublas_, ctx->stream_); s != CUBLAS_STATUS_SUCCESS)
+    return cublasFail(s, "cublasSetStream", dev);
+  if (options.cublasWorkspaceBytes > 0) {
+    if (cudaError_t e = cudaMalloc(&ctx->cublasWorkspace_, options.cublasWorkspaceBytes); e != cudaSuccess)
+      return std::unexpected(withMemInfo(
+          cudaFail(e, "cudaMalloc", sizeWhat("cuBLAS workspace", options.cublasWorkspaceBytes)).error(), e));
+    if (cublasStatus_t s = cublasSetWorkspace(ctx->cublas_, ctx->cublasWorkspace_, options.cublasWorkspaceBytes);
+        s != CUBLAS_STATUS_SUCCESS)
+      return cublasFail(s, "cublasSetWorkspace", sizeWhat("cuBLAS workspace", options.cublasWorkspaceBytes));
+  }
+  if (auto r = ctx->setTf32(options.tf32); !r) return std::unexpected(r.error());
+  return ctx;
+}
+
+CudaContext::~CudaContext() {
+  // Destructors cannot report; errors here (say, after a sticky kernel fault) are dropped.
+  if (capturing_) {
+    cudaGraph_t graph = nullptr;
+    (void)cudaStreamEndCapture(stream_, &graph);
+    if (graph) (void)cudaGraphDestroy(graph);
+  }
+  for (const auto& [ptr, bytes] : buffers_) (void)cudaFree(ptr);
+  buffers_.clear();
+  if (cublas_) (void)cublasDestroy(cublas_);
+  if (cublasWorkspace_) (void)cudaFree(cublasWorkspace_);
+  if (stream_) (void)cudaStreamDestroy(stream_);
+  (void)cudaGetLastError();
+}
+
+Expected<void> CudaContext::setTf32(bool on) {
+  cublasMath_t mode = on ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_DEFAULT_MATH;
+  if (cublasStatus_t s = cublasSetMathMode(cublas_, mode); s != CUBLAS_STATUS_SUCCESS)
+    return cublasFail(s, "cublasSetMathMode", on ? "TF32" : "exact fp32");
+  options_.tf32 = on;
+  return {};
+}
+
+Expected<bool> CudaContext::cublasUsesTf32() const {
+  cublasMath_t mode = CUBLAS_DEFAULT_MATH;
+  if (cublasStatus_t s = cublasGetMathMode(cublas_, &mode); s != CUBLAS_STATUS_SUCCESS)
+    return cublasFail(s, "cublasGetMathMode", info_.describe());
+  return (mode & 0xF) == CUBLAS_TF32_TENSOR_OP_MATH;  // low bits: the mode; high bits: flags
+}
+
+Expected<void> CudaContext::gemmF32(bool transA, bool transB, int m, int n, int k, float alpha, const float* a,
+                                    int lda, const float* b, int ldb, float beta, float* c, int ldc,
+                                    std::string_view what) {
+  // cuBLAS is column-major; a row-major matrix is its transpose there, so row-major
+  // C = op(A)·op(B) is column-major Cᵀ = op(B)ᵀ·op(A)ᵀ: swap the operands and m/n.
+  cublasStatus_t s = cublasSgemm(cublas_, transB ? CUBLAS_OP_T : CUBLAS_OP_N, transA ? CUBLAS_OP_T : CUBLAS_OP_N, n,
+                                 m, k, &alpha, b, ldb, a, lda, &beta, c, ldc);
+  if (s != CUBLAS_STATUS_SUCCESS)
+    return cublasFail(s, "cublasSgemm",
+                      std::string(what) + ", m=" + std::to_string(m) + " n=" + std::to_string(n) +
+                          " k=" + std::to_string(k));
+  return {};
+}
+
+Expected<void> CudaContext::makeCurrent() const {
+  if (cudaError_t e = cudaSetDevice(info_.index); e != cudaSuccess)
+    return cudaFail(e, "cudaSetDevice", info_.describe());
+  return {};
+}
+
+Expected<DeviceArena> CudaContext::allocateArena(size_t bytes, std::string_view what) {
+  if (capturing_) return forbiddenInCapture("allocateArena");
+  DeviceArena arena;
+  if (bytes == 0) return arena;
+  size_t rounded = roundUp(bytes);
+  if (cudaError_t e = cudaMalloc(&arena.data_, rounded); e != cudaSuccess)
+    return std::unexpected(withMemInfo(cudaFail(e, "cudaMalloc", sizeWhat(what, rounded)).error(), e));
+  arena.size_ = rounded;
+  return arena;
+}
+
+Expected<void*> CudaContext::allocateBuffer(size_t bytes, std::string_view what) {
+  if (capturing_) return forbiddenInCapture("allocateBuffer");
+  void* ptr = nullptr;
+  // Exact size, not rounded: compute-sanitizer then flags an access one past the end.
+  if (cudaError_t e = cudaMalloc(&ptr, bytes == 0 ? 1 : bytes); e != cudaSuccess)
+    return std::unexpected(withMemInfo(cudaFail(e, "cudaMalloc", sizeWhat(what, bytes)).error(), e));
+  std::lock_guard lock(buffersMutex_);
+  buffers_.emplace_back(ptr, bytes);
+  return ptr;
+}
+
+Expected<void> CudaContext::freeBuffer(void* ptr) {
+  if (capturing_) return forbiddenInCapture("freeBuffer");
+  {
+    std::lock_guard lock(buffersMutex_);
+    auto it = std::find_if(buffers_.begin(), buffers_.end(), [&](const auto& b) { return b.first == ptr; });
+    if (it == buffers_.end()) return fail("freeBuffer: pointer was not allocated by allocateBuffer");
+    buffers_.erase(it);
+  }
+  if (cudaError_t e = cudaFree(ptr); e != cudaSuccess) return cudaFail(e, "cudaFree", "buffer");
+  return {};
+}
+
+Expected<PinnedBuffer> CudaContext::allocatePinned(size_t bytes, std::string_view what) {
+  if (capturing_) return forbiddenInCapture("allocatePinned");
+  PinnedBuffer buf;
+  if (bytes == 0) return buf;
+  if (cudaError_t e = cudaMallocHost(&buf.data_, bytes); e != cudaSuccess)
+    return cudaFail(e, "cudaMallocHost", sizeWhat(what, bytes));
+  buf.size_ = bytes;
+  return buf;
+}
+
+Expected<void> CudaContext::copyToDevice(void* dst, const void* src, size_t bytes, std::string_view what) {
+  if (bytes == 0) return {};
+  if (cudaError_t e = cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, stream_); e != cudaSuccess)
+    return cudaFail(e, "cudaMemcpyAsync", "H2D " + std::string(what));
+  return {};
+}
+
+Expected<void> CudaContext::copyToHost(void* dst, const void* src, size_t bytes, std::string_view what) {
+  if (bytes == 0) return {};
+  if (cudaError_t e = cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, stream_); e != cudaSuccess)
+    return cudaFail(e, "cudaMemcpyAsync", "D2H " + std::string(what));
+  return {};
+}
+
+Expected<void> CudaContext::copyDeviceToDevice(void* dst, const void* src, size_t bytes, std::string_view what) {
+  if (bytes == 0) return {};
+  if (cudaError_t e = cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, stream_); e != cudaSuccess)
+    return cudaFail(e, "cudaMemcpyAsync", "D2D " + std::string(what));
+  return {};
+}
+
+Expected<void> CudaContext::memsetZero(void* dst, size_t bytes, std::string_view what) {
+  if (bytes == 0) return {};
+  if (cudaError_t e = cudaMemsetAsync(dst, 0, bytes, stream_); e != cudaSuccess)
+    return cudaFail(e, "cudaMemsetAsync", what);
+  return {};
+}
+
+Expected<void> CudaContext::synchronize(std::string_view what) {
+  if (capturing_) return forbiddenInCapture("synchronize");
+  if (cudaError_t e = cudaStreamSynchronize(stream_); e != cudaSuccess)
+    return cudaFail(e, "cudaStreamSynchronize", what);
+  return {};
+}
+
+Expected<CudaEvent> CudaContext::createEvent() {
+  CudaEvent ev;
+  if (cudaError_t e = cudaEventCreate(&ev.event_); e != cudaSuccess) return cudaFail(e, "cudaEventCreate", "timer");
+  return ev;
+}
+
+Expected<void> CudaContext::record(const CudaEvent& event) {
+  if (cudaError_t e = cudaEventRecord(event.event_, stream_); e != cudaSuccess)
+    return cudaFail(e, "cudaEventRecord", "timer");
+  return {};
+}
+
+Expected<float> CudaContext::elapsedMs(const CudaEvent& start, const CudaEvent& end) {
+  if (cudaError_t e = cudaEventSynchronize(end.event_); e != cudaSuccess)
+    return cudaFail(e, "cudaEventSynchronize", "timer end");
+  float ms = 0;
+  if (cudaError_t e = cudaEventElapsedTime(&ms, start.event_, end.event_); e != cudaSuccess)
+    return cudaFail(e, "cudaEventElapsedTime", "timer");
+  return ms;
+}
+
+Expected<void> CudaContext::beginCapture(CaptureModeKind mode) {
+  if (capturing_) return fail("beginCapture: the stream is already capturing");
+  cudaStreamCaptureMode m = cudaStreamCaptureModeGlobal;
+  switch (mode) {
+    case CaptureModeKind::Global: m = cudaStreamCaptureModeGlobal; break;
+    case CaptureModeKind::ThreadLocal: m = cudaStreamCaptureModeThreadLocal; break;
+    case CaptureModeKind::Relaxed: m = cudaStreamCaptureModeRelaxed; break;
+  }
+  if (cudaError_t e = cudaStreamBeginCapture(stream_, m); e != cudaSuccess)
+    return cudaFail(e, "cudaStreamBeginCapture", "step graph");
+  capturing_ = true;
+  return {};
+}
+
+Expected<CudaGraphExec> CudaContext::endCapture() {
+  if (!capturing_) return fail("endCapture: the stream is not capturing (call beginCapture first)");
+  capturing_ = false;
+  cudaGraph_t graph = nullptr;
+  cudaError_t e = cudaStreamEndCapture(stream_, &graph);
+  if (e != cudaSuccess) {
+    if (graph) (void)cudaGraphDestroy(graph);
+    return cudaFail(e, "cudaStreamEndCapture", "step graph");
+  }
+  CudaGraphExec exec;
+  size_t nodes = 0;
+  if (cudaError_t e2 = cudaGraphGetNodes(graph, nullptr, &nodes); e2 != cudaSuccess) {
+    (void)cudaGraphDestroy(graph);
+    return cudaFail(e2, "cudaGraphGetNodes", "step graph");
+  }
+  cudaError_t e3 = cudaGraphInstantiate(&exec.exec_, graph, 0);
+  (void)cudaGraphDestroy(graph);  // the executable graph keeps its own copy
+  if (e3 != cudaSuccess) return cudaFail(e3, "cudaGraphInstantiate", "step graph");
+  exec.nodeCount_ = nodes;
+  return exec;
+}
+
+Expected<void> CudaContext::launch(const CudaGraphExec& graph) {
+  if (!graph.valid()) return fail("launch: empty CUDA graph");
+  if (cudaError_t e = cudaGraphLaunch(graph.exec_, stream_); e != cudaSuccess)
+    return cudaFail(e, "cudaGraphLaunch", "step graph (" + std::to_string(graph.nodeCount_) + " nodes)");
+  return {};
+}
+
+#else  // !SHOAL_HAVE_CUDA: every entry point reports that CUDA is not built in.
+
+namespace {
+std::unexpected<Error> notBuilt() { return fail("shoal was built without CUDA support (SHOAL_HAVE_CUDA=0)"); }
+}  // namespace
+
+Expected<CudaDeviceInfo> probeCudaDevice(int) { return notBuilt(); }
+void DeviceArena::reset() { data_ = nullptr, size_ = 0; }
+void PinnedBuffer::reset() { data_ = nullptr, size_ = 0; }
+void CudaEvent::reset() { event_ = nullptr; }
+void CudaGraphExec::reset() { exec_ = nullptr, nodeCount_ = 0; }
+Expected<std::unique_ptr<CudaContext>> CudaContext::create(const CudaContextOptions&) { return notBuilt(); }
+CudaContext::~CudaContext() = default;
+Expected<void> CudaContext::setTf32(bool) { return notBuilt(); }
+Expected<void> CudaContext::makeCurrent() const { return notBuilt(); }
+Expected<bool> CudaContext::cublasUsesTf32() const { return notBuilt(); }
+Expected<void> CudaContext::gemmF32(bool, bool, int, int, int, float, const float*, int, const float*, int, float,
+                                    float*, int, std::string_view) {
+  return notBuilt();
+}
+Expected<DeviceArena> CudaContext::allocateArena(size_t, std::string_view) { return notBuilt(); }
+Expected<void*> CudaContext::allocateBuffer(size_t, std::string_view) { return notBuilt(); }
+Expected<void> CudaContext::freeBuffer(void*) { return notBuilt(); }
+Expected<PinnedBuffer> CudaContext::allocatePinned(size_t, std::string_view) { return notBuilt(); }
+Expected<void> CudaContext::copyToDevice(void*, const void*, size_t, std::string_view) { return notBuilt(); }
+Expected<void> CudaContext::copyToHost(void*, const void*, size_t, std::string_view) { return notBuilt(); }
+Expected<void> CudaContext::copyDeviceToDevice(void*, const void*, size_t, std::string_view) { return notBuilt(); }
+Expected<void> CudaContext::memsetZero(void*, size_t, std::string_view) { return notBuilt(); }
+Expected<void> CudaContext::synchronize(std::string_view) { return notBuilt(); }
+Expected<CudaEvent> CudaContext::createEvent() { return notBuilt(); }
+Expected<void> CudaContext::record(const CudaEvent&) { return notBuilt(); }
+Expected<float> CudaContext::elapsedMs(const CudaEvent&, const CudaEvent&) { return notBuilt(); }
+Expected<void> CudaContext::beginCapture(CaptureModeKind) { return notBuilt(); }
+Expected<CudaGraphExec> CudaContext::endCapture() { return notBuilt(); }
+Expected<void> CudaContext::launch(const CudaGraphExec&) { return notBuilt(); }
+
+#endif  // SHOAL_HAVE_CUDA
+
+}  // namespace shoal

@@ -1,0 +1,252 @@
+// The CUDA device layer: probing for a GPU, and a context owning a stream, cuBLAS and memory.
+#pragma once
+
+// This header needs no CUDA headers, so code that builds without the toolkit can include it:
+// the CUDA handle types are forward-declared opaque structs (the same ones the CUDA headers
+// declare), and every function has a stub that returns an error when SHOAL_HAVE_CUDA is 0.
+
+#include <cstddef>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "ir/diagnostics.h"
+
+struct CUstream_st;
+struct CUevent_st;
+struct CUgraphExec_st;
+struct cublasContext;
+
+namespace shoal {
+
+using CudaStream = CUstream_st*;        ///< == cudaStream_t
+using CudaEventHandle = CUevent_st*;    ///< == cudaEvent_t
+using CudaGraphExecHandle = CUgraphExec_st*;  ///< == cudaGraphExec_t
+using CublasHandle = cublasContext*;    ///< == cublasHandle_t
+
+/// True when this build of shoal has the CUDA backend compiled in (SHOAL_HAVE_CUDA=1).
+bool cudaBuiltIn();
+
+/// What a CUDA device is.
+struct CudaDeviceInfo {
+  int index = 0;
+  std::string name;  ///< e.g. "NVIDIA H100 80GB HBM3"
+  int major = 0;     ///< compute capability, e.g. 9
+  int minor = 0;     ///< e.g. 0
+  int smCount = 0;
+  size_t totalMem = 0;  ///< bytes of device memory
+  int driverVersion = 0;   ///< e.g. 13000 for CUDA 13.0
+  int runtimeVersion = 0;  ///< the CUDA runtime shoal was linked with
+
+  /// NVRTC target name for this device: "sm_90".
+  std::string arch() const;
+  /// "cuda:0 NVIDIA H100 80GB HBM3", the spelling run reports use.
+  std::string describe() const;
+};
+
+/// Looks for a usable CUDA device `index`. Never aborts: with no driver, no device, or a
+/// build without CUDA it returns an error naming the reason, e.g. "no CUDA driver: CUDA
+/// driver version is insufficient for CUDA runtime version" or "no CUDA device found" —
+/// the cue for `--device auto` to fall back to the CPU interpreter.
+Expected<CudaDeviceInfo> probeCudaDevice(int index = 0);
+
+/// True when env var `name` is set to something other than "", "0", "false", "off", "no".
+bool envFlag(const char* name);
+
+/// Options for a CudaContext.
+struct CudaContextOptions {
+  int device = 0;
+  /// TF32 tensor-core math in cuBLAS (CUBLAS_TF32_TENSOR_OP_MATH); off = exact fp32.
+  bool tf32 = false;
+  /// Debug mode: the runtime gives each buffer its own cudaMalloc (allocateBuffer) instead
+  /// of carving one arena, so compute-sanitizer sees overruns. Default from the environment
+  /// variable SHOAL_CUDA_SEPARATE_ALLOCS=1.
+  bool separateAllocs = envFlag("SHOAL_CUDA_SEPARATE_ALLOCS");
+  /// cuBLAS workspace, set explicitly so cuBLAS never allocates during graph capture
+  /// (NVIDIA recommends 32 MiB on Hopper, 4 MiB before).
+  size_t cublasWorkspaceBytes = size_t(32) << 20;
+};
+
+/// One cudaMalloc'ed block of device memory, freed on destruction. Move-only.
+class DeviceArena {
+ public:
+  DeviceArena() = default;
+  DeviceArena(DeviceArena&& other) noexcept;
+  DeviceArena& operator=(DeviceArena&& other) noexcept;
+  DeviceArena(const DeviceArena&) = delete;
+  DeviceArena& operator=(const DeviceArena&) = delete;
+  ~DeviceArena();
+
+  /// Base device address (nullptr when empty).
+  void* data() const { return data_; }
+  size_t size() const { return size_; }
+  /// Device address at byte `offset` (a planned buffer's place); asserts offset <= size.
+  void* at(size_t offset) const;
+
+ private:
+  friend class CudaContext;
+  void reset();
+  void* data_ = nullptr;
+  size_t size_ = 0;
+};
+
+/// Page-locked host memory (cudaMallocHost), for async copies. Move-only.
+class PinnedBuffer {
+ public:
+  PinnedBuffer() = default;
+  PinnedBuffer(PinnedBuffer&& other) noexcept;
+  PinnedBuffer& operator=(PinnedBuffer&& other) noexcept;
+  PinnedBuffer(const PinnedBuffer&) = delete;
+  PinnedBuffer& operator=(const PinnedBuffer&) = delete;
+  ~PinnedBuffer();
+
+  void* data() const { return data_; }
+  size_t size() const { return size_; }
+
+ private:
+  friend class CudaContext;
+  void reset();
+  void* data_ = nullptr;
+  size_t size_ = 0;
+};
+
+/// A CUDA event for timing (cudaEventCreate). Move-only.
+class CudaEvent {
+ public:
+  CudaEvent() = default;
+  CudaEvent(CudaEvent&& other) noexcept;
+  CudaEvent& operator=(CudaEvent&& other) noexcept;
+  CudaEvent(const CudaEvent&) = delete;
+  CudaEvent& operator=(const CudaEvent&) = delete;
+  ~CudaEvent();
+
+  CudaEventHandle handle() const { return event_; }
+
+ private:
+  friend class CudaContext;
+  void reset();
+  CudaEventHandle event_ = nullptr;
+};
+
+/// An instantiated CUDA graph (cudaGraphExec_t), replayable with CudaContext::launch.
+class CudaGraphExec {
+ public:
+  CudaGraphExec() = default;
+  CudaGraphExec(CudaGraphExec&& other) noexcept;
+  CudaGraphExec& operator=(CudaGraphExec&& other) noexcept;
+  CudaGraphExec(const CudaGraphExec&) = delete;
+  CudaGraphExec& operator=(const CudaGraphExec&) = delete;
+  ~CudaGraphExec();
+
+  bool valid() const { return exec_ != nullptr; }
+  CudaGraphExecHandle handle() const { return exec_; }
+  /// Number of nodes the captured graph had (kernels, copies, memsets).
+  size_t nodeCount() const { return nodeCount_; }
+
+ private:
+  friend class CudaContext;
+  void reset();
+  CudaGraphExecHandle exec_ = nullptr;
+  size_t nodeCount_ = 0;
+};
+
+/// How strictly a capture forbids unsafe CUDA calls (cudaMalloc, sync) while it runs.
+enum class CaptureModeKind {
+  Global,       ///< any thread's unsafe call fails the capture (PyTorch's default)
+  ThreadLocal,  ///< only this thread's unsafe calls
+  Relaxed,      ///< no check
+};
+
+/// Everything shoal does on one GPU: one stream, one cuBLAS handle (with its workspace),
+/// device memory, pinned host memory, async copies, events and graph capture. Every CUDA
+/// and cuBLAS return code is checked; failures come back as Error values naming the call
+/// and what it was for: "cudaMemcpyAsync(H2D batch 'x'): an illegal memory access was
+/// encountered (cudaErrorIllegalAddress)". Not copyable or movable; one per device.
+/// Calls are meant to come from one thread (the step's), like a CUDA stream.
+class CudaContext {
+ public:
+  /// Probes device `options.device`, makes it current, creates the stream, the cuBLAS
+  /// handle and its workspace. Errors (no driver, no device) never abort.
+  static Expected<std::unique_ptr<CudaContext>> create(const CudaContextOptions& options = {});
+  ~CudaContext();
+  CudaContext(const CudaContext&) = delete;
+  CudaContext& operator=(const CudaContext&) = delete;
+
+  const CudaDeviceInfo& device() const { return info_; }
+  const CudaContextOptions& options() const { return options_; }
+  CudaStream stream() const { return stream_; }
+  CublasHandle cublas() const { return cublas_; }
+  bool separateAllocs() const { return options_.separateAllocs; }
+  bool tf32() const { return options_.tf32; }
+  /// Switches cuBLAS between exact fp32 (CUBLAS_DEFAULT_MATH) and TF32 tensor-core math.
+  Expected<void> setTf32(bool on);
+  /// What cuBLAS is set to now (cublasGetMathMode): true for TF32 tensor-core math.
+  Expected<bool> cublasUsesTf32() const;
+  /// Makes this context's device current on the calling thread (cudaSetDevice).
+  Expected<void> makeCurrent() const;
+
+  // --- memory ----------------------------------------------------------------------------
+  /// One cudaMalloc of `bytes` (rounded up to 256): the arena a memory plan carves.
+  /// `what` names it in errors ("arena for 'mnist_cnn'").
+  Expected<DeviceArena> allocateArena(size_t bytes, std::string_view what = "arena");
+  /// One cudaMalloc per buffer, for the separate-allocs debug mode; freed by freeBuffer or
+  /// when the context is destroyed.
+  Expected<void*> allocateBuffer(size_t bytes, std::string_view what = "buffer");
+  /// Frees a pointer from allocateBuffer.
+  Expected<void> freeBuffer(void* ptr);
+  /// Pinned (page-locked) host memory for async copies.
+  Expected<PinnedBuffer> allocatePinned(size_t bytes, std::string_view what = "pinned buffer");
+
+  // --- copies, all asynchronous on the context's stream ----------------------------------
+  Expected<void> copyToDevice(void* dst, const void* src, size_t bytes, std::string_view what);
+  Expected<void> copyToHost(void* dst, const void* src, size_t bytes, std::string_view what);
+  Expected<void> copyDeviceToDevice(void* dst, const void* src, size_t bytes, std::string_view what);
+  Expected<void> memsetZero(void* dst, size_t bytes, std::string_view what);
+  /// Waits for everything queued on the stream; `what` names the step in errors, where
+  /// asynchronous kernel faults surface.
+  Expected<void> synchronize(std::string_view what = "stream");
+
+  // --- cuBLAS --------------------------------------------------------------------------
+  /// Row-major fp32 GEMM on the stream: C[m,n] = alpha * op(A)[m,k] · op(B)[k,n] + beta * C,
+  /// where op(X) is X or its transpose; lda/ldb/ldc are row strides in elements (A is stored
+  /// m×k, or k×m when transA). Exact fp32 unless TF32 is on. Capturable in a graph (the
+  /// workspace is preset). `what` names the product in errors.
+  Expected<void> gemmF32(bool transA, bool transB, int m, int n, int k, float alpha, const float* a, int lda,
+                         const float* b, int ldb, float beta, float* c, int ldc, std::string_view what);
+
+  // --- events ----------------------------------------------------------------------------
+  Expected<CudaEvent> createEvent();
+  Expected<void> record(const CudaEvent& event);
+  /// Milliseconds between two recorded events; waits for `end`.
+  Expected<float> elapsedMs(const CudaEvent& start, const CudaEvent& end);
+
+  // --- CUDA graphs -----------------------------------------------------------------------
+  /// Starts capturing the stream's work into a graph (cudaStreamBeginCapture).
+  Expected<void> beginCapture(CaptureModeKind mode = CaptureModeKind::Global);
+  /// Ends the capture and instantiates the graph. A capture broken by an unsafe call
+  /// returns an error naming the reason.
+  Expected<CudaGraphExec> endCapture();
+  /// True while the stream is capturing.
+  bool capturing() const { return capturing_; }
+  /// Replays an instantiated graph on the stream.
+  Expected<void> launch(const CudaGraphExec& graph);
+
+  /// Bytes held by live allocateBuffer buffers (the separate-allocs mode), for reports.
+  size_t allocatedBufferBytes() const;
+
+ private:
+  CudaContext() = default;
+
+  CudaDeviceInfo info_;
+  CudaContextOptions options_;
+  CudaStream stream_ = nullptr;
+  CublasHandle cublas_ = nullptr;
+  void* cublasWorkspace_ = nullptr;
+  bool capturing_ = false;
+  mutable std::mutex buffersMutex_;
+  std::vector<std::pair<void*, size_t>> buffers_;  ///< from allocateBuffer, freed at the end
+};
+
+}  // namespace shoal

@@ -1,0 +1,40 @@
+// The device-neutral face of a compiled program: the CPU interpreter and the CUDA runtime
+// both implement it, so the trainer, the CLI and the Session API never care which runs.
+#pragma once
+
+#include <map>
+#include <memory>
+#include <string>
+
+#include "passes/program.h"
+#include "runtime/tensor.h"
+
+namespace shoal {
+
+/// Named tensors (graph inputs, outputs, params and state by value name).
+using TensorMap = std::map<std::string, Tensor>;
+
+class Executable {
+ public:
+  virtual ~Executable() = default;
+  /// "cpu" or "cuda:0 NVIDIA H100 80GB HBM3".
+  virtual std::string deviceName() const = 0;
+  virtual const Program& program() const = 0;
+  const Graph& graph() const { return *program().graph; }
+
+  /// Initializes every param by its `init` attribute, seeded and deterministic, and every
+  /// state to zero.
+  virtual void initializeParameters(uint64_t seed) = 0;
+  /// Host copies of params and state, by value name.
+  virtual TensorMap readPersistent() = 0;
+  /// Overwrites the params/state named in `values` (unknown names ignored; shapes checked).
+  virtual Expected<void> writePersistent(const TensorMap& values) = 0;
+  /// Makes this executable use `other`'s params and state (same names and types), so a
+  /// training step, a remainder-batch step and an evaluation program train one model.
+  virtual Expected<void> shareParameters(Executable& other) = 0;
+
+  /// Feeds the named inputs, runs every node, returns the named outputs (host copies).
+  virtual Expected<TensorMap> run(const TensorMap& inputs) = 0;
+};
+
+}  // namespace shoal

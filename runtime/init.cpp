@@ -1,0 +1,57 @@
+// Parameter initialisation.
+#include "runtime/init.h"
+
+#include <cmath>
+
+namespace shoal {
+
+uint64_t Rng::next() {
+  uint64_t z = (state_ += 0x9E3779B97F4A7C15ull);
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+  return z ^ (z >> 31);
+}
+
+double Rng::uniform() { return double(next() >> 11) * (1.0 / 9007199254740992.0); }
+
+uint64_t Rng::below(uint64_t n) { return n ? next() % n : 0; }
+
+uint64_t seedFor(uint64_t seed, const std::string& name) {
+  uint64_t h = 1469598103934665603ull ^ seed;
+  for (unsigned char c : name) h = (h ^ c) * 1099511628211ull;
+  return h;
+}
+
+std::pair<int64_t, int64_t> defaultFans(const Shape& shape) {
+  if (shape.size() == 2) return {shape[1], shape[0]};
+  if (shape.size() >= 3) {
+    int64_t receptive = 1;
+    for (size_t i = 2; i < shape.size(); ++i) receptive *= shape[i];
+    return {shape[1] * receptive, shape[0] * receptive};
+  }
+  int64_t n = numElements(shape);
+  return {n, n};
+}
+
+bool isKnownInit(const std::string& init) {
+  return init == "zeros" || init == "ones" || init == "glorot_uniform" || init == "he_uniform" || init == "uniform";
+}
+
+void initializeTensor(Tensor& t, const std::string& init, const std::string& name, uint64_t seed, int64_t fanIn,
+                      int64_t fanOut) {
+  auto [dIn, dOut] = defaultFans(t.shape());
+  if (fanIn <= 0) fanIn = dIn;
+  if (fanOut <= 0) fanOut = dOut;
+  double limit = 0.0;
+  if (init == "glorot_uniform") limit = std::sqrt(6.0 / double(fanIn + fanOut));
+  else if (init == "he_uniform") limit = std::sqrt(6.0 / double(fanIn));
+  else if (init == "uniform") limit = 0.05;
+  Rng rng(seedFor(seed, name));
+  for (int64_t i = 0; i < t.numElements(); ++i) {
+    if (init == "ones") t.set(i, 1.0);
+    else if (limit > 0) t.set(i, (2.0 * rng.uniform() - 1.0) * limit);
+    else t.set(i, 0.0);
+  }
+}
+
+}  // namespace shoal

@@ -1,0 +1,87 @@
+// Host tensors.
+#include "runtime/tensor.h"
+
+#include <cassert>
+#include <cstdlib>
+
+namespace shoal {
+
+namespace {
+constexpr size_t kAlign = 64;
+
+std::shared_ptr<void> allocate(size_t bytes) {
+  size_t rounded = (bytes + kAlign - 1) / kAlign * kAlign;
+  void* p = std::aligned_alloc(kAlign, rounded == 0 ? kAlign : rounded);
+  if (!p) throw std::bad_alloc();
+  std::memset(p, 0, rounded == 0 ? kAlign : rounded);
+  return std::shared_ptr<void>(p, [](void* q) { std::free(q); });
+}
+}  // namespace
+
+Tensor::Tensor(TensorType type) : type_(std::move(type)) {
+  owner_ = allocate(type_.byteSize());
+  data_ = owner_.get();
+}
+
+Tensor Tensor::view(TensorType type, void* data) {
+  Tensor t;
+  t.type_ = std::move(type);
+  t.data_ = data;
+  return t;
+}
+
+Tensor Tensor::fromDoubles(DType dtype, Shape shape, std::span<const double> values) {
+  Tensor t(dtype, std::move(shape));
+  assert(int64_t(values.size()) == t.numElements() && "value count must match the shape");
+  for (int64_t i = 0; i < t.numElements(); ++i) t.set(i, values[size_t(i)]);
+  return t;
+}
+
+double Tensor::at(int64_t i) const {
+  switch (type_.dtype) {
+    case DType::F32: return data<float>()[i];
+    case DType::F64: return data<double>()[i];
+    case DType::I32: return data<int32_t>()[i];
+    case DType::I64: return double(data<int64_t>()[i]);
+    case DType::U8: return data<uint8_t>()[i];
+  }
+  return 0;
+}
+
+void Tensor::set(int64_t i, double v) {
+  switch (type_.dtype) {
+    case DType::F32: data<float>()[i] = float(v); return;
+    case DType::F64: data<double>()[i] = v; return;
+    case DType::I32: data<int32_t>()[i] = int32_t(v); return;
+    case DType::I64: data<int64_t>()[i] = int64_t(v); return;
+    case DType::U8: data<uint8_t>()[i] = uint8_t(v); return;
+  }
+}
+
+std::vector<double> Tensor::toDoubles() const {
+  std::vector<double> out(static_cast<size_t>(numElements()));
+  for (int64_t i = 0; i < numElements(); ++i) out[size_t(i)] = at(i);
+  return out;
+}
+
+Tensor Tensor::clone() const {
+  Tensor t(type_);
+  if (byteSize()) std::memcpy(t.data_, data_, byteSize());
+  return t;
+}
+
+Tensor Tensor::cast(DType dtype) const {
+  if (dtype == type_.dtype) return clone();
+  Tensor t(dtype, type_.shape);
+  for (int64_t i = 0; i < numElements(); ++i) t.set(i, at(i));
+  return t;
+}
+
+Tensor Tensor::reshaped(Shape shape) const {
+  assert(shoal::numElements(shape) == numElements() && "reshape must keep the element count");
+  Tensor t = *this;
+  t.type_.shape = std::move(shape);
+  return t;
+}
+
+}  // namespace shoal

@@ -1,0 +1,68 @@
+// Shared helpers for the test suite.
+#include "test_util.h"
+
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <vector>
+
+namespace fs = std::filesystem;
+
+namespace shoal::test {
+
+std::string sourcePath(const std::string& rel) { return std::string(SHOAL_SOURCE_DIR) + "/" + rel; }
+
+namespace {
+struct TempDirs {
+  std::vector<std::string> dirs;
+  ~TempDirs() {
+    std::error_code ec;
+    for (auto& d : dirs) fs::remove_all(d, ec);
+  }
+};
+TempDirs& tempDirs() {
+  static TempDirs t;
+  return t;
+}
+}  // namespace
+
+std::string tempDir() {
+  std::string tmpl = (fs::temp_directory_path() / "shoal-test-XXXXXX").string();
+  char* made = mkdtemp(tmpl.data());
+  if (!made) return fs::temp_directory_path().string();
+  tempDirs().dirs.push_back(made);
+  return made;
+}
+
+std::string readFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+void writeFile(const std::string& path, const std::string& text) {
+  std::ofstream out(path, std::ios::binary);
+  out << text;
+}
+
+CommandResult runShell(const std::string& command) {
+  std::string dir = tempDir();
+  std::string outPath = dir + "/out", errPath = dir + "/err";
+  std::string full = "cd '" + std::string(SHOAL_SOURCE_DIR) + "' && " + command + " >'" + outPath + "' 2>'" + errPath + "'";
+  int status = std::system(full.c_str());
+  CommandResult r;
+  r.exitCode = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  r.out = readFile(outPath);
+  r.err = readFile(errPath);
+  return r;
+}
+
+CommandResult runCli(const std::string& args) { return runShell("'" + std::string(SHOAL_CLI_PATH) + "' " + args); }
+
+}  // namespace shoal::test

@@ -1,0 +1,28 @@
+// Shared helpers for the test suite: paths, temporary dirs, running the CLI.
+#pragma once
+
+#include <string>
+
+namespace shoal::test {
+
+/// Absolute path of a file in the source tree ("examples/matmul.mmd").
+std::string sourcePath(const std::string& rel);
+/// A fresh empty temporary directory, removed at process exit.
+std::string tempDir();
+/// Reads a whole file (empty string if missing).
+std::string readFile(const std::string& path);
+/// Writes a whole file.
+void writeFile(const std::string& path, const std::string& text);
+
+struct CommandResult {
+  int exitCode = -1;
+  std::string out;  ///< stdout
+  std::string err;  ///< stderr
+};
+/// Runs the built `shoal` CLI with the given arguments (shell-quoted by the caller) from
+/// the source directory.
+CommandResult runCli(const std::string& args);
+/// Runs any shell command from the source directory.
+CommandResult runShell(const std::string& command);
+
+}  // namespace shoal::test

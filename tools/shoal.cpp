@@ -1,0 +1,349 @@
+// The `shoal` command line: check, dump, compile and run pipelines (see design.md's CLI contract).
+#include <fmt/format.h>
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <cstdio>
+#include <iostream>
+#include <nlohmann/json.hpp>
+
+#include "codegen/cuda_codegen.h"
+#include "frontend/pipeline_loader.h"
+#include "ir/export.h"
+#include "ir/file_util.h"
+#include "ir/printer.h"
+#include "passes/program.h"
+#include "runtime/backend.h"
+#include "runtime/cpu/interpreter.h"
+#include "runtime/trainer.h"
+
+namespace shoal {
+namespace {
+
+// Exit statuses: 0 success, 1 bad input or usage (with a diagnostic); anything else is a bug.
+constexpr int kOk = 0;
+constexpr int kUserError = 1;
+
+int reportError(const Error& e) {
+  std::cerr << e.str() << "\n";
+  return kUserError;
+}
+
+std::optional<Pipeline> load(const std::string& file) {
+  DiagnosticEngine diags;
+  auto p = loadPipelineFile(file, diags);
+  std::cerr << diags.render();
+  if (!p || diags.hasErrors()) {
+    if (diags.errorCount() > 1) std::cerr << diags.errorCount() << " errors\n";
+    return std::nullopt;
+  }
+  return p;
+}
+
+// Writes `text` to `path` (atomically) or stdout when path is "" or "-".
+bool emit(const std::string& path, const std::string& text) {
+  if (path.empty() || path == "-") {
+    std::cout << text;
+    return true;
+  }
+  auto ok = writeFileAtomic(path, text);
+  if (!ok) {
+    reportError(ok.error());
+    return false;
+  }
+  return true;
+}
+
+struct CommonOptions {
+  std::string file;
+  bool train = false;
+  std::vector<std::string> disabled;
+};
+
+CompileOptions compileOptions(const CommonOptions& c, const TrainConfig* train) {
+  CompileOptions o;
+  o.train = train;
+  o.disabledPasses = {c.disabled.begin(), c.disabled.end()};
+  return o;
+}
+
+Expected<const TrainConfig*> trainConfigFor(const Pipeline& p, bool train, TrainConfig& fallback) {
+  if (!train) return nullptr;
+  if (p.train) return &*p.train;
+  if (!p.model->outputValue(p.logitsName))
+    return fail(fmt::format("--train: '{}' has no train stage and no output named '{}'", p.file, p.logitsName));
+  fallback = TrainConfig{};
+  return &fallback;
+}
+
+// ---- check ------------------------------------------------------------------------------
+int runCheck(const CommonOptions& c) {
+  auto p = load(c.file);
+  if (!p) return kUserError;
+  TrainConfig fallback;
+  auto train = trainConfigFor(*p, p->train.has_value(), fallback);
+  if (!train) return reportError(train.error());
+  auto program = compileProgram(p->model->clone(), compileOptions(c, *train));
+  if (!program) return reportError(program.error());
+  std::cout << fmt::format("{}: ok ({} ops{})\n", c.file, p->model->size(), p->train ? ", trains" : "");
+  return kOk;
+}
+
+// ---- dump -------------------------------------------------------------------------------
+struct DumpOptions {
+  std::string format = "ir";
+  std::string after;
+  bool afterAll = false;
+  bool memory = false;
+  bool cuda = false;
+  std::string out;
+};
+
+std::string render(const Graph& g, const std::string& format) {
+  if (format == "dot") return toDot(g);
+  if (format == "mermaid") return toMermaid(g);
+  return printGraph(g);
+}
+
+int runDump(const CommonOptions& c, const DumpOptions& d) {
+  auto p = load(c.file);
+  if (!p) return kUserError;
+  TrainConfig fallback;
+  auto train = trainConfigFor(*p, c.train, fallback);
+  if (!train) return reportError(train.error());
+  CompileOptions opts = compileOptions(c, *train);
+  std::string text;
+  if (d.afterAll) {
+    opts.observer = [&](std::string_view pass, bool changed, const Graph& g) {
+      text += fmt::format("// ---- after {}{} ----\n", pass, changed ? "" : " (unchanged)") + render(g, d.format);
+    };
+  }
+  if (!d.after.empty()) {
+    if (d.after == "frontend") {
+      return emit(d.out, render(*p->model, d.format)) ? kOk : kUserError;
+    }
+    opts.stopAfter = d.after;
+  }
+  auto program = compileProgram(p->model->clone(), opts);
+  if (!program) return reportError(program.error());
+  if (d.memory) text = memoryPlanJson(*program->graph, program->plan);
+  else if (d.cuda) {
+    auto src = generateCudaSource(*program);
+    if (!src) return reportError(src.error());
+    text = src->source;
+  } else if (!d.afterAll) text = render(*program->graph, d.format);
+  return emit(d.out, text) ? kOk : kUserError;
+}
+
+// ---- compile ----------------------------------------------------------------------------
+int runCompile(const CommonOptions& c, const std::string& arch, bool verbose) {
+  auto p = load(c.file);
+  if (!p) return kUserError;
+  TrainConfig fallback;
+  auto train = trainConfigFor(*p, c.train, fallback);
+  if (!train) return reportError(train.error());
+  auto program = compileProgram(p->model->clone(), compileOptions(c, *train));
+  if (!program) return reportError(program.error());
+  auto result = compileCudaProgram(*program, arch, verbose);
+  if (!result) return reportError(result.error());
+  std::cout << *result;
+  return kOk;
+}
+
+// ---- run --------------------------------------------------------------------------------
+struct RunOptions {
+  std::string device = "auto";
+  std::optional<int64_t> epochs;
+  std::optional<uint64_t> seed;
+  std::string report;
+  std::string weights;
+  bool verbose = false;
+  bool tf32 = false;
+};
+
+nlohmann::ordered_json tensorJson(const Tensor& t) {
+  // Nested lists, outermost dimension first; integers stay integers.
+  std::function<nlohmann::ordered_json(size_t, int64_t&)> rec = [&](size_t dim, int64_t& flat) -> nlohmann::ordered_json {
+    if (dim == t.shape().size()) {
+      double v = t.at(flat++);
+      if (!isFloat(t.dtype())) return int64_t(v);
+      return v;
+    }
+    nlohmann::ordered_json arr = nlohmann::ordered_json::array();
+    for (int64_t i = 0; i < t.shape()[dim]; ++i) arr.push_back(rec(dim + 1, flat));
+    return arr;
+  };
+  int64_t flat = 0;
+  return rec(0, flat);
+}
+
+std::string formatNumber(double v, bool isInt) {
+  if (isInt) return fmt::format("{}", int64_t(v));
+  if (v == std::floor(v) && std::abs(v) < 1e15) return fmt::format("{}", int64_t(v));
+  return fmt::format("{:.6g}", v);
+}
+
+std::string tensorText(const Tensor& t) {
+  std::function<std::string(size_t, int64_t&)> rec = [&](size_t dim, int64_t& flat) -> std::string {
+    if (dim == t.shape().size()) return formatNumber(t.at(flat++), !isFloat(t.dtype()));
+    std::string s = "[";
+    for (int64_t i = 0; i < t.shape()[dim]; ++i) s += (i ? "," : "") + rec(dim + 1, flat);
+    return s + "]";
+  };
+  int64_t flat = 0;
+  return rec(0, flat);
+}
+
+class ProgressPrinter {
+ public:
+  explicit ProgressPrinter(bool tty) : tty_(tty) {}
+  void step(const StepProgress& s) {
+    if (!tty_) return;
+    int width = 30;
+    int done = int(double(width) * double(s.step) / double(std::max<int64_t>(s.steps, 1)));
+    fmt::print(stderr, "\repoch {}/{} [{}{}] {}/{} loss {:.4f} ", s.epoch, s.epochs, std::string(size_t(done), '='),
+               std::string(size_t(width - done), ' '), s.step, s.steps, s.runningLoss);
+    std::fflush(stderr);
+  }
+  void epoch(const EpochStats& e, int64_t epochs) {
+    if (tty_) fmt::print(stderr, "\r{}\r", std::string(90, ' '));
+    std::string val = e.validationAccuracy ? fmt::format("  val_accuracy {:.4f}", *e.validationAccuracy) : "";
+    fmt::print("epoch {}/{}  loss {:.4f}  accuracy {:.4f}{}  ({:.2f} s)\n", e.epoch, epochs, e.loss, e.accuracy, val, e.seconds);
+    std::fflush(stdout);
+  }
+
+ private:
+  bool tty_;
+};
+
+int runRun(const CommonOptions& c, const RunOptions& r) {
+  auto p = load(c.file);
+  if (!p) return kUserError;
+  auto kind = parseDeviceKind(r.device);
+  if (!kind) return reportError(Error(fmt::format("--device must be auto, cpu or cuda, got '{}'", r.device)));
+  TrainOptions t;
+  t.device = *kind;
+  t.epochs = r.epochs;
+  t.seed = r.seed;
+  t.weights = r.weights;
+  t.exec.tf32 = r.tf32;
+  t.exec.verbose = r.verbose;
+  t.compile = compileOptions(c, nullptr);
+  t.onNote = [](const std::string& s) { fmt::print(stderr, "{}\n", s); };
+  ProgressPrinter progress(isatty(STDERR_FILENO));
+  int64_t epochs = r.epochs.value_or(p->train ? p->train->epochs : 0);
+  t.onStep = [&](const StepProgress& s) { progress.step(s); };
+  t.onEpoch = [&](const EpochStats& e) { progress.epoch(e, epochs); };
+
+  nlohmann::ordered_json report;
+  if (p->train || (p->data && !p->model->inputNodes().empty())) {
+    auto result = p->train ? trainPipeline(*p, t) : evaluatePipeline(*p, t);
+    if (!result) return reportError(result.error());
+    if (result->testAccuracy) fmt::print("test accuracy {:.4f}\n", *result->testAccuracy);
+    if (p->train) fmt::print("trained in {:.2f} s ({} steps, median step {:.2f} ms)\n", result->trainSeconds, result->steps, result->stepMsMedian);
+    if (!result->checkpoint.empty()) fmt::print("checkpoint saved to {}\n", result->checkpoint);
+    if (!p->output.plot.empty()) {
+      if (!emit(p->output.plot, trainCurveSvg(*result))) return kUserError;
+      fmt::print("curve saved to {}\n", p->output.plot);
+    }
+    report = nlohmann::ordered_json::parse(trainReportJson(*result));
+  } else {
+    // Inference over literal inputs: run once and print every output.
+    if (!p->model->inputNodes().empty()) {
+      Node* in = p->model->inputNodes().front();
+      return reportError(Error(fmt::format("input '{}' ({}) has no data: give the pipeline a data input, or use the C++ API to feed it",
+                                           in->attrs().getString("name"), in->result()->type().str()),
+                               in->loc()));
+    }
+    auto dev = selectDevice(*kind == DeviceKind::Auto && p->device != "auto" ? *parseDeviceKind(p->device) : *kind);
+    if (!dev) return reportError(dev.error());
+    fmt::print(stderr, "device: {}{}\n", dev->description, dev->note.empty() ? "" : " (" + dev->note + ")");
+    auto program = compileProgram(p->model->clone(), t.compile);
+    if (!program) return reportError(program.error());
+    auto exe = createExecutable(std::move(*program), *dev, t.exec);
+    if (!exe) return reportError(exe.error());
+    (*exe)->initializeParameters(r.seed.value_or(0));
+    auto out = (*exe)->run({});
+    if (!out) return reportError(out.error());
+    report["device"] = dev->description;
+    nlohmann::ordered_json outputs;
+    for (Node* o : (*exe)->graph().outputNodes()) {
+      const std::string& name = o->attrs().getString("name");
+      const Tensor& v = out->at(name);
+      fmt::print("{} = {}\n", name, tensorText(v));
+      outputs[name] = tensorJson(v);
+    }
+    report["outputs"] = outputs;
+  }
+  if (!r.report.empty() && !emit(r.report, report.dump(2) + "\n")) return kUserError;
+  return kOk;
+}
+
+int main(int argc, char** argv) {
+  CLI::App app{"shoal: a graph-compiling deep learning runtime. Pipelines are Mermaid flowcharts (.mmd) or IR text."};
+  app.require_subcommand(1);
+  app.set_version_flag("--version", "shoal 0.1.0");
+  CommonOptions common;
+  auto addCommon = [&](CLI::App* cmd, bool train) {
+    cmd->add_option("FILE", common.file, "pipeline (.mmd) or IR text file")->required();
+    if (train) cmd->add_flag("--train", common.train, "compile the training step (forward, loss, backward, update)");
+    cmd->add_option("--disable-pass", common.disabled, "skip the named pass (repeatable)");
+  };
+
+  auto* check = app.add_subcommand("check", "parse, lower and verify a pipeline; print diagnostics");
+  addCommon(check, false);
+
+  DumpOptions dump;
+  auto* dumpCmd = app.add_subcommand("dump", "print the IR (or DOT, Mermaid, the memory plan, the CUDA source)");
+  addCommon(dumpCmd, true);
+  dumpCmd->add_option("--format", dump.format, "ir | dot | mermaid")->check(CLI::IsMember({"ir", "dot", "mermaid"}));
+  auto* afterOpt = dumpCmd->add_option("--after", dump.after, "print the IR after this pass ('frontend': before any pass)");
+  auto* afterAllOpt = dumpCmd->add_flag("--after-all", dump.afterAll, "print the IR after every pass");
+  afterOpt->excludes(afterAllOpt);
+  auto* memOpt = dumpCmd->add_flag("--memory", dump.memory, "print the memory plan as JSON");
+  auto* cudaOpt = dumpCmd->add_flag("--cuda", dump.cuda, "print the generated CUDA C++");
+  memOpt->excludes(cudaOpt);
+  memOpt->excludes(afterAllOpt);
+  cudaOpt->excludes(afterAllOpt);
+  dumpCmd->add_option("-o,--output", dump.out, "write to this file instead of stdout");
+
+  std::string arch = "sm_90";
+  bool verbose = false;
+  auto* compileCmd = app.add_subcommand("compile", "NVRTC-compile every generated kernel (needs no GPU)");
+  addCommon(compileCmd, true);
+  compileCmd->add_option("--arch", arch, "target architecture, e.g. sm_90 or sm_80");
+  compileCmd->add_flag("--verbose", verbose, "report cache hits, misses and compile times");
+
+  RunOptions run;
+  auto* runCmd = app.add_subcommand("run", "run a pipeline: train it, evaluate it, or run inference");
+  addCommon(runCmd, false);
+  runCmd->add_option("--device", run.device, "auto | cpu | cuda (default auto: the GPU when usable)");
+  runCmd->add_option("--epochs", run.epochs, "override the train stage's epochs")->check(CLI::PositiveNumber);
+  runCmd->add_option("--seed", run.seed, "seed for initialisation and shuffling");
+  runCmd->add_option("--report", run.report, "write a JSON report here");
+  runCmd->add_option("--weights", run.weights, "load parameters from this safetensors file first");
+  runCmd->add_flag("--verbose", run.verbose, "report kernel-cache hits, misses and compile times");
+  runCmd->add_flag("--tf32", run.tf32, "allow TF32 tensor-core GEMMs on the GPU (default: exact fp32)");
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    int code = app.exit(e);
+    return code == 0 ? kOk : kUserError;
+  }
+  try {
+    if (check->parsed()) return runCheck(common);
+    if (dumpCmd->parsed()) return runDump(common, dump);
+    if (compileCmd->parsed()) return runCompile(common, arch, verbose);
+    if (runCmd->parsed()) return runRun(common, run);
+  } catch (const std::bad_alloc&) {
+    std::cerr << "error: out of memory\n";
+    return kUserError;
+  }
+  return kUserError;
+}
+
+}  // namespace
+}  // namespace shoal
+
+int main(int argc, char** argv) { return shoal::main(argc, argv); }
