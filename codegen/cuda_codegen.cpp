@@ -1,12 +1,510 @@
-// CUDA codegen (placeholder until the GPU path lands).
+// CUDA codegen: the driver (one translation unit per Program), the shared emitter helpers,
+// the prelude, and the NVRTC compile used by `shoal compile`.
 #include "codegen/cuda_codegen.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cassert>
+#include <charconv>
+#include <chrono>
+#include <cmath>
+#include <limits>
+
+#include "codegen/cuda_emit.h"
+#include "ir/printer.h"
+#include "runtime/cuda/kernel_cache.h"
+#include "runtime/cuda/nvrtc.h"
 
 namespace shoal {
 
-Expected<CudaModuleSource> generateCudaSource(const Program&) { return fail("CUDA codegen is not implemented yet"); }
+namespace cudagen {
 
-Expected<std::string> compileCudaProgram(const Program&, const std::string&, bool) {
-  return fail("CUDA codegen is not implemented yet");
+std::string fill(std::string_view tmpl, const Vars& vars) {
+  std::string out;
+  out.reserve(tmpl.size() + 64);
+  size_t pos = 0;
+  while (pos < tmpl.size()) {
+    size_t start = tmpl.find("${", pos);
+    if (start == std::string_view::npos) {
+      out.append(tmpl.substr(pos));
+      break;
+    }
+    out.append(tmpl.substr(pos, start - pos));
+    size_t end = tmpl.find('}', start);
+    assert(end != std::string_view::npos && "unterminated ${ in a kernel template");
+    std::string_view key = tmpl.substr(start + 2, end - start - 2);
+    auto it = std::find_if(vars.begin(), vars.end(), [&](const auto& kv) { return kv.first == key; });
+    assert(it != vars.end() && "kernel template names an unknown ${variable}");
+    if (it != vars.end()) out += it->second;
+    pos = end + 1;
+  }
+  return out;
+}
+
+std::string cudaType(DType t) {
+  switch (t) {
+    case DType::F32: return "float";
+    case DType::F64: return "double";
+    case DType::I32: return "int";
+    case DType::I64: return "long long";
+    case DType::U8: return "unsigned char";
+  }
+  return "float";
+}
+
+namespace {
+
+// Shortest round-trip text, with ".0" added when it would read as an integer.
+template <typename F>
+std::string shortest(F v) {
+  char buf[64];
+  auto r = std::to_chars(buf, buf + sizeof buf, v);
+  std::string s(buf, r.ptr);
+  if (s.find_first_of(".eE") == std::string::npos) s += ".0";
+  return s;
+}
+
+}  // namespace
+
+std::string literal(double v, DType t) {
+  switch (t) {
+    case DType::F32: {
+      float f = float(v);
+      if (std::isnan(f)) return "__int_as_float(0x7fc00000)";
+      if (std::isinf(f)) return f > 0 ? "__int_as_float(0x7f800000)" : "__int_as_float(0xff800000)";
+      return shortest(f) + "f";
+    }
+    case DType::F64:
+      if (std::isnan(v)) return "__longlong_as_double(0x7ff8000000000000LL)";
+      if (std::isinf(v)) return v > 0 ? "__longlong_as_double(0x7ff0000000000000LL)" : "__longlong_as_double(0xfff0000000000000LL)";
+      return shortest(v);
+    case DType::I32:
+    case DType::I64:
+    case DType::U8: return "(" + cudaType(t) + ")" + intLit(int64_t(v));
+  }
+  return shortest(v);
+}
+
+std::string intLit(int64_t v) {
+  if (v > std::numeric_limits<int32_t>::max() || v < std::numeric_limits<int32_t>::min()) return std::to_string(v) + "LL";
+  return std::to_string(v);
+}
+
+std::string indexType(int64_t n) {
+  // A grid-stride loop adds at most kMaxGrid * kBlock past the last valid index.
+  return n + kMaxGrid * int64_t(kBlock) < int64_t(std::numeric_limits<int32_t>::max()) ? "int" : "long long";
+}
+
+unsigned gridFor(int64_t n) {
+  int64_t blocks = (n + kBlock - 1) / kBlock;
+  return unsigned(std::clamp<int64_t>(blocks, 1, kMaxGrid));
+}
+
+std::string identifier(std::string_view name) {
+  std::string out;
+  for (char c : name) {
+    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_';
+    out += ok ? c : '_';
+  }
+  if (out.empty()) out = "_";
+  return out;
+}
+
+std::string offsetCode(const std::string& idx, const std::string& index, const std::vector<Dim>& dims,
+                       const std::string& offset, const std::string& indent) {
+  if (dims.empty()) return "";
+  std::string code;
+  if (dims.size() == 1) {
+    if (dims[0].stride != 0) code += indent + offset + " += " + index + " * " + intLit(dims[0].stride) + ";\n";
+    return code;
+  }
+  const std::string rest = "r_" + offset;
+  code += indent + "{\n";
+  code += indent + "  " + idx + " " + rest + " = " + index + ";\n";
+  for (size_t k = dims.size(); k-- > 0;) {
+    const Dim& d = dims[k];
+    if (k == 0) {
+      if (d.stride != 0) code += indent + "  " + offset + " += " + rest + " * " + intLit(d.stride) + ";\n";
+      break;
+    }
+    if (d.stride != 0)
+      code += indent + "  " + offset + " += (" + rest + " % " + intLit(d.extent) + ") * " + intLit(d.stride) + ";\n";
+    code += indent + "  " + rest + " /= " + intLit(d.extent) + ";\n";
+  }
+  code += indent + "}\n";
+  return code;
+}
+
+namespace {
+
+DType nodeComputeType(const Node& n) {
+  for (Value* v : n.inputs())
+    if (v && isFloat(v->type().dtype)) return v->type().dtype;
+  for (size_t i = 0; i < n.numResults(); ++i)
+    if (isFloat(n.result(i)->type().dtype)) return n.result(i)->type().dtype;
+  return DType::F32;
+}
+
+int64_t largestOperand(const Node& n) {
+  int64_t m = 1;
+  for (Value* v : n.inputs())
+    if (v) m = std::max(m, v->type().numElements());
+  for (size_t i = 0; i < n.numResults(); ++i) m = std::max(m, n.result(i)->type().numElements());
+  return m;
+}
+
+// A comment line that cannot splice the next line (a trailing backslash would).
+std::string commentLine(std::string text) {
+  for (char& c : text)
+    if (c == '\n' || c == '\r') c = ' ';
+  while (!text.empty() && (text.back() == ' ' || text.back() == '\t')) text.pop_back();
+  if (!text.empty() && text.back() == '\\') text += " |";
+  return "// " + text + "\n";
+}
+
+}  // namespace
+
+NodeEmitter::NodeEmitter(CudaModuleSource& module, std::string& source, const Node& node, int index)
+    : module_(module), source_(source), node_(node), index_(index) {
+  computeType_ = nodeComputeType(node);
+  t_ = cudaType(computeType_);
+  i_ = indexType(largestOperand(node));
+}
+
+void NodeEmitter::header() {
+  if (headerDone_) return;
+  headerDone_ = true;
+  std::string where = node_.loc().str();
+  source_ += "\n";
+  source_ += commentLine(fmt::format("---- node {}: {}{}", index_, node_.describe(), where.empty() ? "" : " at " + where));
+  std::string text = printNode(node_);
+  // The location is in the line above; the IR text's own loc(...) suffix would repeat it.
+  if (size_t loc = text.rfind(" loc("); loc != std::string::npos) text.erase(loc);
+  source_ += commentLine(text);
+}
+
+void NodeEmitter::kernel(std::string_view suffix, std::string_view params, std::string_view body,
+                         std::vector<CudaArg> args, unsigned gridX, unsigned gridY) {
+  header();
+  std::string name = fmt::format("k{}_{}_{}", index_, identifier(node_.opName()),
+                                 identifier(node_.numResults() ? node_.result()->name() : node_.input(0)->name()));
+  if (!suffix.empty()) name += "_" + std::string(suffix);
+  source_ += fmt::format("extern \"C\" __global__ void __launch_bounds__({}) {}({}) {{\n", kBlock, name, params);
+  source_ += body;
+  source_ += "}\n";
+  CudaStep step;
+  step.kind = CudaStepKind::Kernel;
+  step.node = &node_;
+  step.kernel = name;
+  step.args = std::move(args);
+  step.grid[0] = std::max(gridX, 1u);
+  step.grid[1] = std::max(gridY, 1u);
+  step.block = kBlock;
+  module_.kernelNames.push_back(name);
+  module_.steps.push_back(std::move(step));
+}
+
+void NodeEmitter::elementwise(std::string_view suffix, std::string_view params, std::string_view perElement,
+                              std::vector<CudaArg> args, int64_t n) {
+  std::string body = fill(
+      "  for (${I} i = (${I})blockIdx.x * blockDim.x + threadIdx.x; i < ${N}; i += (${I})gridDim.x * blockDim.x) {\n"
+      "${BODY}"
+      "  }\n",
+      {{"I", i_}, {"N", intLit(n)}, {"BODY", std::string(perElement)}});
+  kernel(suffix, params, body, std::move(args), gridFor(n));
+}
+
+void NodeEmitter::gemm(const CudaGemmCall& call) {
+  header();
+  source_ += commentLine(fmt::format("cuBLAS {}gemm (row-major): C[{},{}] = {} * {}A * {}B + {} * C, lda={} ldb={} ldc={}",
+                                     call.dtype == DType::F64 ? "D" : "S", call.m, call.n, formatDouble(call.alpha),
+                                     call.transA ? "T" : "", call.transB ? "T" : "", formatDouble(call.beta),
+                                     call.lda, call.ldb, call.ldc));
+  CudaStep step;
+  step.kind = CudaStepKind::Gemm;
+  step.node = &node_;
+  step.gemm = call;
+  module_.steps.push_back(std::move(step));
+}
+
+void NodeEmitter::copy(const Value* src, const Value* dst) {
+  CudaStep step;
+  step.kind = CudaStepKind::Copy;
+  step.node = &node_;
+  step.args = {{CudaArgKind::Value, src}, {CudaArgKind::Value, dst}};
+  step.bytes = int64_t(src->type().byteSize());
+  module_.steps.push_back(std::move(step));
+}
+
+void NodeEmitter::constant() {
+  CudaStep step;
+  step.kind = CudaStepKind::Constant;
+  step.node = &node_;
+  step.args = {out()};
+  step.bytes = int64_t(node_.result()->type().byteSize());
+  module_.steps.push_back(std::move(step));
+}
+
+int NodeEmitter::errorSite(CudaErrorKind kind, int64_t cols) {
+  module_.errorSites.push_back({kind, &node_, cols});
+  return int(module_.errorSites.size()) - 1;
+}
+
+void NodeEmitter::needScratch(int64_t bytes) { module_.scratchBytes = std::max(module_.scratchBytes, bytes); }
+
+std::unexpected<Error> NodeEmitter::unsupported(std::string_view why) const {
+  return fail(fmt::format("{}: no CUDA kernel: {}", node_.describe(), why), node_.loc());
+}
+
+std::string_view prelude() {
+  return R"(// ---- shoal prelude: types and helpers the kernels below share ----------------------------
+typedef long long i64;
+typedef unsigned long long u64;
+
+__device__ __forceinline__ float shoal_neg_inf(float) { return __int_as_float(0xff800000); }
+__device__ __forceinline__ double shoal_neg_inf(double) { return __longlong_as_double(0xfff0000000000000LL); }
+__device__ __forceinline__ float shoal_exp(float x) { return expf(x); }
+__device__ __forceinline__ double shoal_exp(double x) { return exp(x); }
+__device__ __forceinline__ float shoal_log(float x) { return logf(x); }
+__device__ __forceinline__ double shoal_log(double x) { return log(x); }
+__device__ __forceinline__ float shoal_tanh(float x) { return tanhf(x); }
+__device__ __forceinline__ double shoal_tanh(double x) { return tanh(x); }
+__device__ __forceinline__ float shoal_sqrt(float x) { return sqrtf(x); }
+__device__ __forceinline__ double shoal_sqrt(double x) { return sqrt(x); }
+__device__ __forceinline__ float shoal_abs(float x) { return fabsf(x); }
+__device__ __forceinline__ double shoal_abs(double x) { return fabs(x); }
+__device__ __forceinline__ bool shoal_isinf(float x) { return isinf(x); }
+__device__ __forceinline__ bool shoal_isinf(double x) { return isinf(x); }
+
+// Butterfly sums over a warp: every lane ends with the same bits (each level adds a pair,
+// and a + b == b + a), and the order is fixed, so results are reproducible.
+__device__ __forceinline__ double shoal_warp_sum(double v) {
+#pragma unroll
+  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+  return v;
+}
+__device__ __forceinline__ long long shoal_warp_sum(long long v) {
+#pragma unroll
+  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+  return v;
+}
+// Maximum over a warp, ignoring NaN like the interpreter's row max (x > m ? x : m).
+template <typename T>
+__device__ __forceinline__ T shoal_warp_max(T v) {
+#pragma unroll
+  for (int o = 16; o > 0; o >>= 1) {
+    T u = __shfl_xor_sync(0xffffffffu, v, o);
+    v = u > v ? u : v;
+  }
+  return v;
+}
+
+// Sum over the whole block (blockDim.x a multiple of 32), valid in thread 0; `scratch` holds
+// 32 values in shared memory. Every thread of the block must call it.
+template <typename V>
+__device__ V shoal_block_sum(V v, V* scratch) {
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  v = shoal_warp_sum(v);
+  __syncthreads();  // scratch may still be read by a previous call
+  if (lane == 0) scratch[warp] = v;
+  __syncthreads();
+  if (warp == 0) {
+    v = lane < (int)(blockDim.x >> 5) ? scratch[lane] : (V)0;
+    v = shoal_warp_sum(v);
+  }
+  return v;
+}
+
+// Argmax as the interpreter defines it: the first NaN if any, else the first maximum.
+// Combines two candidates (index -1: none); symmetric, so a butterfly agrees on all lanes.
+template <typename T>
+__device__ __forceinline__ void shoal_argmax_combine(T& v, long long& i, T ov, long long oi) {
+  if (oi < 0) return;
+  if (i < 0) { v = ov; i = oi; return; }
+  const bool n = v != v, on = ov != ov;
+  bool takeOther;
+  if (n || on) takeOther = (n && on) ? oi < i : on;
+  else takeOther = ov > v || (ov == v && oi < i);
+  if (takeOther) { v = ov; i = oi; }
+}
+// Row argmax by one warp; every lane returns the index (0 for an empty row).
+template <typename T>
+__device__ long long shoal_warp_argmax(const T* row, long long cols) {
+  const int lane = threadIdx.x & 31;
+  T v = (T)0;
+  long long i = -1;
+  for (long long j = lane; j < cols; j += 32) shoal_argmax_combine(v, i, row[j], j);
+#pragma unroll
+  for (int o = 16; o > 0; o >>= 1) {
+    T ov = __shfl_xor_sync(0xffffffffu, v, o);
+    long long oi = __shfl_xor_sync(0xffffffffu, i, o);
+    shoal_argmax_combine(v, i, ov, oi);
+  }
+  return i < 0 ? 0 : i;
+}
+
+// A row's log-sum-exp as max + logSum, like the interpreter's rowLogSumExp: the max ignores
+// NaN; an infinite max gives logSum 0; the sum of exp(x - max) runs in double.
+template <typename T>
+struct ShoalLse { T max; T logSum; };
+template <typename T>
+__device__ ShoalLse<T> shoal_warp_lse(const T* row, long long cols) {
+  const int lane = threadIdx.x & 31;
+  T m = shoal_neg_inf((T)0);
+  for (long long j = lane; j < cols; j += 32) m = row[j] > m ? row[j] : m;
+  m = shoal_warp_max(m);
+  ShoalLse<T> r;
+  r.max = m;
+  r.logSum = (T)0;
+  if (shoal_isinf(m)) return r;
+  double s = 0;
+  for (long long j = lane; j < cols; j += 32) s += exp((double)(row[j] - m));
+  s = shoal_warp_sum(s);
+  r.logSum = (T)log(s);
+  return r;
+}
+
+// Status words (see CudaErrorSite in codegen/cuda_codegen.h): word 0 says "some kernel of
+// this step failed"; site s owns words 1 + 2s and 2 + 2s.
+__device__ __forceinline__ void shoal_report_label(u64* status, int site, long long row, long long label) {
+  const u64 key = ((u64)row << 32) | (u64)(unsigned)(int)label;
+  atomicMax(&status[1 + 2 * site], ~key);  // the largest ~key is the first bad row
+  atomicMax(&status[0], 1ull);
+}
+__device__ __forceinline__ void shoal_report_value(u64* status, int site, double value) {
+  status[2 + 2 * site] = (u64)__double_as_longlong(value);
+  __threadfence();
+  atomicMax(&status[1 + 2 * site], 1ull);
+  atomicMax(&status[0], 1ull);
+}
+// ---- end of prelude -----------------------------------------------------------------------
+)";
+}
+
+}  // namespace cudagen
+
+namespace {
+
+using cudagen::NodeEmitter;
+
+Expected<void> emitNode(NodeEmitter& em) {
+  const Node& n = em.node();
+  switch (n.kind()) {
+    case OpKind::Input:
+    case OpKind::Param:
+    case OpKind::State:
+    case OpKind::Output:
+      return {};  // fed before the step / persistent / read after it
+    case OpKind::Constant:
+      em.constant();
+      return {};
+    case OpKind::Cast: return cudagen::emitCast(em);
+    case OpKind::Scale: return cudagen::emitScale(em);
+    case OpKind::Normalize: return cudagen::emitNormalize(em);
+    case OpKind::Flatten:
+    case OpKind::Reshape:
+      em.copy(n.input(0), n.result());
+      return {};
+    case OpKind::Conv2d: return cudagen::emitConv2d(em);
+    case OpKind::Conv2dBackwardData: return cudagen::emitConv2dBackwardData(em);
+    case OpKind::Conv2dBackwardWeight: return cudagen::emitConv2dBackwardWeight(em);
+    case OpKind::MaxPool2d: return cudagen::emitMaxPool2d(em);
+    case OpKind::MaxPool2dGrad: return cudagen::emitMaxPool2dGrad(em);
+    case OpKind::AvgPool2d: return cudagen::emitAvgPool2d(em);
+    case OpKind::AvgPool2dGrad: return cudagen::emitAvgPool2dGrad(em);
+    case OpKind::Dense: return cudagen::emitDense(em);
+    case OpKind::MatMul: return cudagen::emitMatMul(em);
+    case OpKind::Relu:
+    case OpKind::Sigmoid:
+    case OpKind::Tanh: return cudagen::emitUnary(em);
+    case OpKind::ReluGrad:
+    case OpKind::SigmoidGrad:
+    case OpKind::TanhGrad: return cudagen::emitUnaryGrad(em);
+    case OpKind::Add:
+    case OpKind::Sub:
+    case OpKind::Mul:
+    case OpKind::Div: return cudagen::emitBinary(em);
+    case OpKind::SumTo: return cudagen::emitSumTo(em);
+    case OpKind::Softmax:
+    case OpKind::SoftmaxGrad:
+    case OpKind::LogSoftmax:
+    case OpKind::LogSoftmaxGrad: return cudagen::emitSoftmaxFamily(em);
+    case OpKind::ArgMax: return cudagen::emitArgMax(em);
+    case OpKind::Accuracy: return cudagen::emitAccuracy(em);
+    case OpKind::SoftmaxCrossEntropy: return cudagen::emitSoftmaxCrossEntropy(em);
+    case OpKind::SoftmaxCrossEntropyGrad: return cudagen::emitSoftmaxCrossEntropyGrad(em);
+    case OpKind::Mse: return cudagen::emitMse(em);
+    case OpKind::MseGrad: return cudagen::emitMseGrad(em);
+    case OpKind::SgdUpdate: return cudagen::emitSgd(em);
+    case OpKind::AdamUpdate: return cudagen::emitAdam(em);
+  }
+  return em.unsupported("unknown op");
+}
+
+std::string planComment(const CudaModuleSource& m) {
+  std::string out = "// Launch plan, in order (the executor runs these on one stream; after the first run\n"
+                    "// the whole sequence is replayed as a CUDA graph):\n";
+  for (size_t i = 0; i < m.steps.size(); ++i) {
+    const CudaStep& s = m.steps[i];
+    std::string what;
+    switch (s.kind) {
+      case CudaStepKind::Kernel:
+        what = fmt::format("kernel {} <<<{}x{}, {}>>>", s.kernel, s.grid[0], s.grid[1], s.block);
+        break;
+      case CudaStepKind::Gemm:
+        what = fmt::format("cuBLAS {}gemm m={} n={} k={} for %{}", s.gemm.dtype == DType::F64 ? "D" : "S", s.gemm.m,
+                           s.gemm.n, s.gemm.k, s.gemm.c.value->name());
+        break;
+      case CudaStepKind::Copy:
+        what = fmt::format("copy %{} -> %{} ({} bytes)", s.args[0].value->name(), s.args[1].value->name(), s.bytes);
+        break;
+      case CudaStepKind::Constant:
+        what = fmt::format("constant %{} ({} bytes, uploaded)", s.args[0].value->name(), s.bytes);
+        break;
+    }
+    out += cudagen::fill("//   ${N}. ${W}\n", {{"N", std::to_string(i + 1)}, {"W", what}});
+  }
+  return out;
+}
+
+}  // namespace
+
+Expected<CudaModuleSource> generateCudaSource(const Program& program) {
+  if (!program.graph) return fail("internal error: generateCudaSource: the program has no graph");
+  CudaModuleSource m;
+  m.name = cudagen::identifier(program.graph->name());
+  std::string kernels;
+  int index = 0;
+  for (const Node* n : program.graph->nodes()) {
+    NodeEmitter em(m, kernels, *n, index++);
+    if (auto ok = emitNode(em); !ok) return std::unexpected(ok.error());
+  }
+  int64_t gemms = std::count_if(m.steps.begin(), m.steps.end(), [](const CudaStep& s) { return s.kind == CudaStepKind::Gemm; });
+  m.source = fmt::format("// Generated by shoal from graph '{}': {} kernels, {} cuBLAS calls. Do not edit.\n",
+                         program.graph->name(), m.kernelNames.size(), gemms);
+  m.source += planComment(m);
+  m.source += "\n";
+  m.source += cudagen::prelude();
+  m.source += kernels;
+  return m;
+}
+
+Expected<std::string> compileCudaProgram(const Program& program, const std::string& arch, bool verbose) {
+  auto src = generateCudaSource(program);
+  if (!src) return std::unexpected(src.error());
+  KernelCache cache(KernelCache::defaultDir());
+  auto compiled = compileKernel({src->name, src->source}, arch, {}, &cache);
+  if (!compiled) return std::unexpected(compiled.error());
+  int64_t gemms = std::count_if(src->steps.begin(), src->steps.end(), [](const CudaStep& s) { return s.kind == CudaStepKind::Gemm; });
+  std::string out = fmt::format("{}: {} kernels and {} cuBLAS calls in one translation unit; cubin {} bytes for {} ({})\n",
+                                program.graph->name(), src->kernelNames.size(), gemms, compiled->cubin.size(), arch,
+                                compiled->cacheHit ? "kernel cache hit" : fmt::format("NVRTC {:.1f} ms", compiled->compileMs));
+  if (verbose) {
+    out += cache.summary() + "\n";
+    if (!compiled->log.empty()) out += "NVRTC log:\n" + compiled->log + "\n";
+  }
+  return out;
 }
 
 }  // namespace shoal

@@ -2,6 +2,9 @@
 // scheduled kernel), plus the launch plan the CUDA runtime follows (kernels and cuBLAS calls).
 #pragma once
 
+// Needs no CUDA: emitting source is plain string work, so it builds and is tested everywhere.
+
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -9,13 +12,80 @@
 
 namespace shoal {
 
-/// The generated source of a Program and what each kernel implements.
+/// What a launch argument points at: a planned value's buffer, the executor's scratch buffer
+/// (a few reductions need one; its size is CudaModuleSource::scratchBytes), or the status
+/// words kernels report user errors in (see CudaErrorSite).
+enum class CudaArgKind { Value, Scratch, Status };
+
+/// One pointer argument of a kernel launch or a cuBLAS call.
+struct CudaArg {
+  CudaArgKind kind = CudaArgKind::Value;
+  const Value* value = nullptr;  ///< for Value
+};
+
+/// A row-major GEMM for cuBLAS: C[m,n] = alpha · op(A)[m,k] · op(B)[k,n] + beta · C, where A
+/// is stored [m,k] ([k,m] when transA) with row stride lda, and likewise B, C.
+struct CudaGemmCall {
+  DType dtype = DType::F32;  ///< F32 (cublasSgemm) or F64 (cublasDgemm)
+  bool transA = false, transB = false;
+  int m = 0, n = 0, k = 0;
+  int lda = 0, ldb = 0, ldc = 0;
+  double alpha = 1, beta = 0;
+  CudaArg a, b, c;
+};
+
+/// The kinds of step a Program becomes on the GPU.
+enum class CudaStepKind {
+  Kernel,    ///< launch `kernel` over `args`
+  Gemm,      ///< one cuBLAS call
+  Copy,      ///< device-to-device copy of `bytes` from args[0] to args[1] (flatten, reshape,
+             ///< same-type cast); skipped when both are the same buffer
+  Constant,  ///< fill the node's result with its literal (the executor uploads it)
+};
+
+/// One step of the launch plan, in execution order.
+struct CudaStep {
+  CudaStepKind kind = CudaStepKind::Kernel;
+  const Node* node = nullptr;  ///< the IR node this step implements
+  std::string kernel;          ///< Kernel: the extern "C" entry point
+  std::vector<CudaArg> args;   ///< Kernel: one pointer per kernel parameter, in order
+  unsigned grid[2] = {1, 1};   ///< Kernel: grid x, y
+  unsigned block = 256;        ///< Kernel: threads per block (x)
+  CudaGemmCall gemm;           ///< Gemm
+  int64_t bytes = 0;           ///< Copy
+};
+
+/// The user errors kernels can detect (the CPU interpreter reports the same ones).
+enum class CudaErrorKind {
+  LabelOutOfRange,  ///< a class label outside [0, cols): row and label in the status word
+  AdamStep,         ///< adam_update with step < 1: the step (as double bits) in the payload
+};
+
+/// Where a kernel reports an error. The status buffer holds 1 + 2 * sites u64 words, zeroed
+/// at the start of every step: word 0 is nonzero once any kernel reported an error (later
+/// optimizer updates then skip, like the interpreter, which stops at the first error); site
+/// s owns words 1 + 2s (flag) and 2 + 2s (payload). For LabelOutOfRange the flag is
+/// ~(row << 32 | uint32(label)), the maximum over offenders, i.e. the first bad row.
+struct CudaErrorSite {
+  CudaErrorKind kind = CudaErrorKind::LabelOutOfRange;
+  const Node* node = nullptr;
+  int64_t cols = 0;  ///< LabelOutOfRange: the number of classes
+};
+
+/// The generated source of a Program and how to run it.
 struct CudaModuleSource {
+  std::string name;                    ///< module name: the graph's, made an identifier
   std::string source;                  ///< deterministic: the same Program gives the same bytes
   std::vector<std::string> kernelNames;
+  std::vector<CudaStep> steps;         ///< every node's work, in program order
+  int64_t scratchBytes = 0;            ///< largest scratch any step needs
+  std::vector<CudaErrorSite> errorSites;
+  /// Status words the executor allocates: 1 + 2 * errorSites.size().
+  int64_t statusWords() const { return 1 + 2 * int64_t(errorSites.size()); }
 };
 
 /// Emits CUDA C++ for every kernel of `program` (matrix products go to cuBLAS and emit none).
+/// Errors name the node whose op or types have no GPU kernel.
 Expected<CudaModuleSource> generateCudaSource(const Program& program);
 
 /// NVRTC-compiles the generated source for `arch` (through the kernel cache); needs no GPU.

@@ -1,7 +1,9 @@
 // Line-oriented recursive-descent parser for the Mermaid flowchart subset shoal reads.
 #include "frontend/mermaid.h"
 
+#include <algorithm>
 #include <array>
+#include <cstdint>
 #include <unordered_map>
 #include <unordered_set>
 #include <utility>
@@ -544,6 +546,7 @@ class Parser {
     NodeDecl decl;
     decl.id = std::string(line_.substr(pos_, n));
     decl.loc = loc(start);
+    decl.loc.node = decl.id;
     if (isReservedId(decl.id)) {
       error(decl.loc, "'" + decl.id + "' is a Mermaid keyword and cannot be a node id");
       return std::nullopt;
@@ -608,6 +611,7 @@ class Parser {
       }
       decl.label = text::decodeEntities(line_.substr(quote + 1, close - quote - 1));
       decl.labelLoc = loc(quote + 1);
+      decl.labelLoc.node = decl.id;
       decl.quoted = true;
       pos_ = close + 1;
       skipSpaces();
@@ -641,6 +645,7 @@ class Parser {
     }
     decl.label = text::decodeEntities(label);
     decl.labelLoc = loc(pos_ + lead);
+    decl.labelLoc.node = decl.id;
     decl.hasLabel = true;
     pos_ = p + closer.size();
     return true;

@@ -29,11 +29,14 @@ std::string_view nodeShapeName(NodeShape s);
 /// One node: declared with a label somewhere (`id[label]`) or only referenced by bare id.
 struct NodeDecl {
   std::string id;
-  Location loc;  ///< of the id: the labelled declaration if there is one, else the first mention
+  Location loc;  ///< of the id: the labelled declaration if there is one, else the first mention;
+                 ///< loc.node is the id
   bool hasLabel = false;
   NodeShape shape = NodeShape::Rect;
-  std::string label;  ///< unquoted text, HTML entities (#quot; etc.) decoded; trimmed if unquoted
-  Location labelLoc;  ///< of the first byte of the label text
+  std::string label;  ///< the text without its quotes, entities (#quot; ...) decoded; trimmed if
+                      ///< unquoted, kept as written if quoted
+  Location labelLoc;  ///< of the first byte of the label text (columns past a decoded entity
+                      ///< drift by the entity's length); labelLoc.node is the id
   bool quoted = false;
 };
 
@@ -70,7 +73,30 @@ struct Document {
 
 /// Parses a pipeline file's text. Reports every syntax error it can find (recovering at the
 /// next line) to diags; returns nullopt if any error was reported. Also registers `text` as the
-/// source of `file` with diags so diagnostics quote the line.
+/// source of `file` with diags so diagnostics quote the line. Grammar (line-oriented; a subset
+/// of Mermaid's flowchart that Mermaid itself accepts, checked against mermaid@11):
+///
+///   file       := [front matter '---' ... '---'] (blank | '%%' comment line)* header line*
+///   header     := ('graph' | 'flowchart') [TD|TB|BT|LR|RL] [';' statements]
+///   line       := blank | '%%...' | 'subgraph' rest | 'end' | ignored | statements
+///   ignored    := ('classDef'|'class'|'style'|'linkStyle'|'click'|'direction') ws rest
+///               | ('accTitle'|'accDescr') ':' rest | 'accDescr' '{' ... '}'
+///   statements := statement (';' statement)*        (a '%%' after a statement is an error)
+///   statement  := group (arrow group)*              (chains; '&' fans make |lhs| x |rhs| edges)
+///   group      := node (ws* '&' ws* node)*
+///   node       := id [shape] [':::' class]          (no space between id and shape)
+///   id         := (ASCII letter | digit | '_' | non-ASCII letter)+, not a Mermaid keyword
+///   shape      := '[' L ']' | '(' L ')' | '([' L '])' | '((' L '))' | '{' L '}' | '[[' L ']]'
+///               | '[(' L ')]' | '{{' L '}}'
+///   L          := '"' any but '"' '"' | text without [](){}"|  (one line; not empty)
+///   arrow      := ('-->' | '---' | '-.->' | '-.-' | '==>' | '===' | longer forms) ['|' E '|']
+///               | '--' E '-->' | '--' E '---' | '-.' E '.->' | '==' E '==>' | '~~~' (no edge)
+///   E          := '"' any but '"' '"' | text (pipe form: without [](){}"|)
+///
+/// Refused on purpose with a clear error: `--o`, `--x`, `<-->` edges; `(((`, `[/`, `[\` shapes;
+/// a node redeclared with another label or shape; more than 1,000,000 edges. Input that is not
+/// UTF-8 text (NUL and other control bytes, malformed sequences) is reported once and stops the
+/// parse.
 std::optional<Document> parse(std::string_view text, const std::string& file, DiagnosticEngine& diags);
 
 /// Small UTF-8 helpers shared by the Mermaid and label parsers.

@@ -63,6 +63,7 @@ size_t editDistance(std::string_view a, std::string_view b) {
 }
 
 std::string suggestion(std::string_view word, const std::vector<std::string>& choices) {
+  if (word.size() > 64) return "";  // no near miss, and edit distance would be slow
   std::string best;
   size_t bestD = 3;
   for (const std::string& c : choices) {
@@ -279,7 +280,8 @@ void Lowering::classify(PNode& p) {
   p.op = canonicalOp(lower(p.label.op));
   if (d.shape == mermaid::NodeShape::Decision) {
     if (p.op != "device") {
-      error(p.label.opLoc, fmt::format("a decision node must be {{device: auto|cpu|gpu}} or {{是否使用GPU}}, got '{}'", p.label.op));
+      error(p.label.opLoc, fmt::format("a decision node must be {{device: auto|cpu|gpu}} or {{是否使用GPU}}, got {}",
+                                       mermaid::text::quoteToken(p.label.op)));
       p.labelOk = false;
       return;
     }
@@ -299,7 +301,7 @@ void Lowering::classify(PNode& p) {
     if (opKindFromName(p.op))
       error(p.label.opLoc, fmt::format("op '{}' is internal to shoal and cannot be written in a pipeline", p.label.op));
     else
-      error(p.label.opLoc, fmt::format("unknown op '{}'{}", p.label.op, hint));
+      error(p.label.opLoc, fmt::format("unknown op {}{}", mermaid::text::quoteToken(p.label.op), hint));
     p.labelOk = false;
   }
 }
@@ -364,7 +366,7 @@ void Lowering::lowerNode(PNode& p) {
     return;
   }
   std::vector<Value*> ins = operands(p);
-  if (p.poisoned) return;
+  if (p.poisoned && p.role != Role::Train) return;
   auto needOne = [&]() -> Value* {
     if (ins.size() == 1) return ins[0];
     if (ins.empty()) error(p.loc, fmt::format("{} '{}' has no input: draw an edge into it", p.op, id));
@@ -500,8 +502,6 @@ void Lowering::lowerNode(PNode& p) {
       return;
     }
     case Role::Train: {
-      Value* x = needOne();
-      if (!x) return;
       if (pipe_.train) {
         error(p.loc, "a pipeline has one train stage; this is the second");
         return void(p.poisoned = true);
@@ -537,6 +537,9 @@ void Lowering::lowerNode(PNode& p) {
       t.beta1 = *b1, t.beta2 = *b2, t.eps = *eps, t.seed = uint64_t(*seed), t.shuffle = *shuffle;
       t.loc = p.loc;
       pipe_.train = t;
+      if (p.poisoned) return;  // the model above it failed; its settings were still checked
+      Value* x = needOne();
+      if (!x) return;
       layers::output(g, x, pipe_.logitsName, p.loc);
       p.value = x;
       return;
@@ -561,6 +564,7 @@ void Lowering::lowerNode(PNode& p) {
         if (comma == std::string::npos) break;
         start = comma + 1;
       }
+      if (!pipe_.train) pipe_.logitsName = *name;  // an evaluation pipeline scores this output
       pipe_.output.plot = *plot;
       pipe_.output.checkpoint = *ckpt;
       pipe_.output.loc = p.loc;

@@ -1,6 +1,8 @@
 // compileProgram: the pass pipeline, then the memory plan.
 #include "passes/program.h"
 
+#include <fmt/format.h>
+
 #include "passes/autodiff.h"
 
 namespace shoal {
@@ -28,9 +30,27 @@ Expected<Program> compileProgram(std::unique_ptr<Graph> g, const CompileOptions&
   auto ok = pm.run(*g, ctx);
   if (!ok) return std::unexpected(ok.error());
   Program p;
-  p.plan = planMemoryTrivial(*g);
+  p.plan = planMemory(*g, opts.planner);
+  if (opts.memoryLimit > 0) {
+    auto ok = checkMemoryLimit(*g, p.plan, opts.memoryLimit);
+    if (!ok) return std::unexpected(ok.error());
+  }
   p.graph = std::move(g);
   return p;
+}
+
+Expected<void> checkMemoryLimit(const Graph& g, const MemoryPlan& plan, int64_t limit) {
+  int64_t total = plan.arenaBytes + plan.persistentBytes;
+  if (limit <= 0 || total <= limit) return {};
+  auto mb = [](int64_t bytes) { return fmt::format("{:.1f} MB", double(bytes) / 1e6); };
+  std::string where = "the graph outputs";
+  if (plan.peakAt >= 0 && size_t(plan.peakAt) < g.size()) {
+    const Node& n = *g.nodes()[size_t(plan.peakAt)];
+    where = n.describe();
+    if (std::string loc = n.loc().str(); !loc.empty()) where += " (" + loc + ")";
+  }
+  return fail(fmt::format("memory plan needs {} (arena {} bytes + persistent {}), over the limit of {} bytes; peak {} live at {}",
+                          mb(total), plan.arenaBytes, plan.persistentBytes, limit, mb(plan.peakLiveBytes), where));
 }
 
 }  // namespace shoal

@@ -25,10 +25,18 @@ struct CompileOptions {
   bool checkUnchanged = false;
   PassObserver observer;                ///< sees the IR after every pass
   DiagnosticEngine* diags = nullptr;
+  PlannerOptions planner;               ///< what the memory planner may share
+  int64_t memoryLimit = 0;              ///< bytes (arena + persistent); 0: no limit. Over it, compiling fails
 };
 
-/// Runs the pass pipeline (inference or training) on `g` and plans memory.
+/// Runs the pass pipeline (inference or training) on `g` and plans memory (planMemory). Fails,
+/// before anything runs, when the plan needs more than `opts.memoryLimit` bytes, naming the
+/// op where the most memory is live.
 Expected<Program> compileProgram(std::unique_ptr<Graph> g, const CompileOptions& opts = {});
+
+/// Fails when `plan` needs more than `limit` bytes (arena + persistent; limit <= 0: never),
+/// with a message naming the total, the limit and the op where the most memory is live.
+Expected<void> checkMemoryLimit(const Graph& g, const MemoryPlan& plan, int64_t limit);
 
 /// Builds the pipeline `compileProgram` runs, for the given options (for listing pass names).
 void buildPipeline(PassManager& pm, const CompileOptions& opts);

@@ -6,11 +6,10 @@
 #include <string>
 #include <string_view>
 
+#include "../include/shoal/train.h"
 #include "runtime/executable.h"
 
 namespace shoal {
-
-enum class DeviceKind { Auto, Cpu, Cuda };
 
 /// "auto", "cpu", "cuda" (and "gpu" for cuda); nullopt otherwise.
 std::optional<DeviceKind> parseDeviceKind(std::string_view s);

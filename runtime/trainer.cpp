@@ -100,7 +100,9 @@ Expected<double> accuracyOver(BatchedPrograms& eval, const Pipeline& p, const Mn
     Batch b = gather(data, rows, begin, count);
     auto out = exe.run({{p.inputName, b.images}});
     if (!out) return std::unexpected(out.error());
-    const Tensor& logits = out->at(p.logitsName);
+    auto found = out->find(p.logitsName);
+    if (found == out->end()) return fail(fmt::format("the model has no output named '{}' to score", p.logitsName));
+    const Tensor& logits = found->second;
     int64_t classes = logits.shape().back();
     for (size_t i = 0; i < count; ++i) {
       int64_t best = 0;

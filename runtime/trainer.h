@@ -7,25 +7,10 @@
 #include <vector>
 
 #include "ir/pipeline.h"
+#include "../include/shoal/train.h"
 #include "runtime/backend.h"
 
 namespace shoal {
-
-/// One epoch's figures.
-struct EpochStats {
-  int64_t epoch = 0;          ///< 1-based
-  double loss = 0;            ///< mean training loss over the epoch
-  double accuracy = 0;        ///< training accuracy over the epoch
-  std::optional<double> validationAccuracy;
-  double seconds = 0;
-};
-
-/// Progress within an epoch, for progress bars.
-struct StepProgress {
-  int64_t epoch = 0, epochs = 0;
-  int64_t step = 0, steps = 0;  ///< 1-based step within the epoch
-  double runningLoss = 0;
-};
 
 struct TrainOptions {
   DeviceKind device = DeviceKind::Auto;
@@ -37,16 +22,6 @@ struct TrainOptions {
   std::function<void(const std::string&)> onNote;       ///< device choice and other notes
   std::function<void(const StepProgress&)> onStep;
   std::function<void(const EpochStats&)> onEpoch;
-};
-
-struct TrainReport {
-  std::string device;
-  std::vector<EpochStats> epochs;
-  std::optional<double> testAccuracy;
-  double trainSeconds = 0;
-  double stepMsMedian = 0;
-  int64_t steps = 0;
-  std::string checkpoint;  ///< where parameters were saved, if anywhere
 };
 
 /// Trains `pipeline` (it must have data and a train stage) and evaluates it on the test set;

@@ -24,13 +24,20 @@ namespace {
 constexpr int kOk = 0;
 constexpr int kUserError = 1;
 
+// Diagnostics of this run; it holds the pipeline's source so later errors (from passes, the
+// trainer) are rendered with the source line and a caret too.
+DiagnosticEngine& diagnostics() {
+  static DiagnosticEngine diags;
+  return diags;
+}
+
 int reportError(const Error& e) {
-  std::cerr << e.str() << "\n";
+  std::cerr << diagnostics().render(Diagnostic{Severity::Error, e.location(), e.message()});
   return kUserError;
 }
 
 std::optional<Pipeline> load(const std::string& file) {
-  DiagnosticEngine diags;
+  DiagnosticEngine& diags = diagnostics();
   auto p = loadPipelineFile(file, diags);
   std::cerr << diags.render();
   if (!p || diags.hasErrors()) {
@@ -58,12 +65,14 @@ struct CommonOptions {
   std::string file;
   bool train = false;
   std::vector<std::string> disabled;
+  int64_t memoryLimit = 0;  ///< --memory-limit BYTES (0: none)
 };
 
 CompileOptions compileOptions(const CommonOptions& c, const TrainConfig* train) {
   CompileOptions o;
   o.train = train;
   o.disabledPasses = {c.disabled.begin(), c.disabled.end()};
+  o.memoryLimit = c.memoryLimit;
   return o;
 }
 
@@ -288,6 +297,8 @@ int main(int argc, char** argv) {
     cmd->add_option("FILE", common.file, "pipeline (.mmd) or IR text file")->required();
     if (train) cmd->add_flag("--train", common.train, "compile the training step (forward, loss, backward, update)");
     cmd->add_option("--disable-pass", common.disabled, "skip the named pass (repeatable)");
+    cmd->add_option("--memory-limit", common.memoryLimit, "fail before running when the memory plan needs more bytes")
+        ->check(CLI::NonNegativeNumber);
   };
 
   auto* check = app.add_subcommand("check", "parse, lower and verify a pipeline; print diagnostics");

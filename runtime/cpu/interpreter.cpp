@@ -95,6 +95,9 @@ class NodeRunner {
 
 void copyConverted(const Tensor& src, Tensor dst) {
   if (src.dtype() == dst.dtype()) {
+    // A planned view (flatten, reshape) shares its operand's buffer: nothing to copy, and
+    // memcpy onto itself would be undefined.
+    if (dst.raw() == src.raw()) return;
     std::memcpy(dst.raw(), src.raw(), src.byteSize());
     return;
   }

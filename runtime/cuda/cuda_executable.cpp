@@ -1,10 +1,616 @@
-// The CUDA executor.
+// The CUDA executor: codegen → NVRTC → module, planned device memory, steps on one stream,
+// replayed as a CUDA graph after the first run.
 #include "runtime/cuda/cuda_executable.h"
+
+// Everything here goes through the CUDA-header-free layer (device.h, module.h, nvrtc.h), whose
+// functions report "built without CUDA" in a CPU-only build; no #if is needed in this file.
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <bit>
+#include <chrono>
+#include <cstring>
+#include <iostream>
+#include <map>
+#include <mutex>
+#include <unordered_map>
+
+#include "runtime/cuda/device.h"
+#include "runtime/cuda/kernel_cache.h"
+#include "runtime/cuda/module.h"
+#include "runtime/cuda/nvrtc.h"
+#include "runtime/init.h"
 
 namespace shoal {
 
-Expected<std::unique_ptr<Executable>> createCudaExecutable(Program, bool, bool, const std::string&) {
-  return fail("the CUDA executor is not available in this build yet; use --device cpu");
+namespace {
+
+// One context (stream, cuBLAS handle, workspace) per process and TF32 setting, shared by the
+// executables of a training run (step, remainder step, evaluation), so they run in order on
+// one stream and share parameters safely.
+Expected<std::shared_ptr<CudaContext>> sharedContext(bool tf32) {
+  static std::mutex mutex;
+  static std::map<bool, std::weak_ptr<CudaContext>> contexts;
+  std::lock_guard lock(mutex);
+  if (auto ctx = contexts[tf32].lock()) return ctx;
+  CudaContextOptions options;
+  options.tf32 = tf32;
+  auto created = CudaContext::create(options);
+  if (!created) return std::unexpected(created.error());
+  std::shared_ptr<CudaContext> ctx(std::move(*created));
+  contexts[tf32] = ctx;
+  return ctx;
+}
+
+// Device memory from one allocation: an arena carve-out normally, its own cudaMalloc in the
+// separate-allocs debug mode (exact size, so compute-sanitizer catches overruns).
+class DeviceBlock {
+ public:
+  static Expected<std::unique_ptr<DeviceBlock>> allocate(const std::shared_ptr<CudaContext>& ctx, int64_t bytes,
+                                                         const std::string& what) {
+    auto block = std::unique_ptr<DeviceBlock>(new DeviceBlock());
+    block->ctx_ = ctx;
+    block->bytes_ = bytes;
+    if (ctx->separateAllocs()) {
+      auto p = ctx->allocateBuffer(size_t(bytes), what);
+      if (!p) return std::unexpected(p.error());
+      block->separate_ = *p;
+    } else {
+      auto a = ctx->allocateArena(size_t(std::max<int64_t>(bytes, 1)), what);
+      if (!a) return std::unexpected(a.error());
+      block->arena_ = std::move(*a);
+    }
+    if (bytes > 0)
+      if (auto z = ctx->memsetZero(block->data(), size_t(bytes), what); !z) return std::unexpected(z.error());
+    return block;
+  }
+  ~DeviceBlock() {
+    if (separate_) (void)ctx_->freeBuffer(separate_);
+  }
+  void* data() const { return separate_ ? separate_ : arena_.data(); }
+  char* at(int64_t offset) const { return static_cast<char*>(data()) + offset; }
+  int64_t bytes() const { return bytes_; }
+
+ private:
+  DeviceBlock() = default;
+  std::shared_ptr<CudaContext> ctx_;
+  DeviceArena arena_;
+  void* separate_ = nullptr;
+  int64_t bytes_ = 0;
+};
+
+// Params and state: one region at plan offsets, or one block per value (by name) in the
+// separate-allocs mode. Shared between executables by shareParameters.
+struct PersistentStorage {
+  std::unique_ptr<DeviceBlock> region;
+  std::map<std::string, std::unique_ptr<DeviceBlock>> byName;
+};
+
+// One step ready to enqueue: its kernel and resolved arguments.
+struct Launch {
+  const CudaStep* step = nullptr;
+  CudaKernel kernel;
+  std::vector<void*> ptrs;  ///< resolved argument pointers
+  std::vector<void*> argv;  ///< &ptrs[i], what cudaLaunchKernel takes
+  bool perStepConstant = false;  ///< Constant: copied from the pool every step
+  void* constantSource = nullptr;
+};
+
+struct Staged {
+  const Node* node = nullptr;
+  std::string name;
+  size_t offset = 0;  ///< in the pinned buffer
+  size_t bytes = 0;
+};
+
+}  // namespace
+
+CudaExecutableOptions CudaExecutableOptions::fromEnvironment() {
+  CudaExecutableOptions o;
+  const char* graphs = std::getenv("SHOAL_CUDA_GRAPHS");
+  o.graphs = !graphs || envFlag("SHOAL_CUDA_GRAPHS");
+  o.syncEach = envFlag("SHOAL_CUDA_SYNC_EACH");
+  return o;
+}
+
+struct CudaExecutable::Impl {
+  CudaExecutableOptions opts;
+  std::shared_ptr<CudaContext> ctx;
+  CudaModuleSource src;
+  CudaModule module;
+  double compileMs = 0;
+
+  std::unique_ptr<DeviceBlock> arena;  ///< transient values (one block) ...
+  std::unordered_map<const Value*, std::unique_ptr<DeviceBlock>> transient;  ///< ... or one each
+  std::shared_ptr<PersistentStorage> persistent;
+  std::unique_ptr<DeviceBlock> status, scratch, constants;
+  PinnedBuffer pinnedIn, pinnedOut;
+  std::vector<Staged> inputs, outputs;
+  size_t statusOffset = 0;  ///< of the status words in pinnedOut
+
+  std::vector<Launch> launches;
+  CudaGraphExec graph;
+  bool graphFailed = false;
+  std::optional<Error> deferred;  ///< an error from a void method, returned by the next run
+};
+
+CudaExecutable::CudaExecutable(Program program) : program_(std::move(program)), impl_(std::make_unique<Impl>()) {}
+CudaExecutable::~CudaExecutable() = default;
+
+const CudaModuleSource& CudaExecutable::module() const { return impl_->src; }
+bool CudaExecutable::replaysGraph() const { return impl_->graph.valid(); }
+size_t CudaExecutable::graphNodes() const { return impl_->graph.nodeCount(); }
+double CudaExecutable::compileMs() const { return impl_->compileMs; }
+std::string CudaExecutable::deviceName() const { return impl_->ctx ? impl_->ctx->device().describe() : "cuda"; }
+
+namespace {
+
+void* addressOf(const Program& p, CudaExecutable::Impl& impl, const Value* v);
+
+}  // namespace
+
+// Address of a value's buffer on the device.
+static void* valueAddress(const Program& p, const std::unique_ptr<DeviceBlock>& arena,
+                          const std::unordered_map<const Value*, std::unique_ptr<DeviceBlock>>& transient,
+                          const PersistentStorage& persistent, const Value* v) {
+  const BufferAssignment& a = p.plan.at(v);
+  if (a.persistent) {
+    if (persistent.region) return persistent.region->at(a.offset);
+    return persistent.byName.at(v->name())->data();
+  }
+  if (arena) return arena->at(a.offset);
+  return transient.at(v)->data();
+}
+
+namespace {
+
+void* addressOf(const Program& p, CudaExecutable::Impl& impl, const Value* v) {
+  return valueAddress(p, impl.arena, impl.transient, *impl.persistent, v);
+}
+
+// True when no other buffer of the plan ever overlaps `v`'s slot, so a value written once
+// at load stays intact across runs.
+bool slotIsExclusive(const Program& p, const Value* v) {
+  const BufferAssignment& mine = p.plan.at(v);
+  for (const auto& [other, a] : p.plan.buffers) {
+    if (other == v || a.persistent != mine.persistent || a.bytes == 0) continue;
+    if (a.offset < mine.offset + mine.bytes && mine.offset < a.offset + a.bytes) return false;
+  }
+  return true;
+}
+
+Tensor literalTensor(const Node& n) {
+  const TensorLiteral& lit = n.attrs().getTensor("value");
+  Tensor t(n.result()->type());
+  for (int64_t i = 0; i < t.numElements(); ++i) t.set(i, lit.values[size_t(i)]);
+  return t;
+}
+
+// Writes `src` into `dst` (same shape), converting the element type like the interpreter.
+void convertInto(const Tensor& src, Tensor dst) {
+  if (src.dtype() == dst.dtype()) {
+    if (src.byteSize()) std::memcpy(dst.raw(), src.raw(), src.byteSize());
+    return;
+  }
+  for (int64_t i = 0; i < src.numElements(); ++i) dst.set(i, src.at(i));
+}
+
+size_t alignUp(size_t n) { return (n + 63) / 64 * 64; }
+
+}  // namespace
+
+Expected<std::unique_ptr<CudaExecutable>> CudaExecutable::create(Program program, const CudaExecutableOptions& opts) {
+  if (!cudaBuiltIn()) return fail("shoal was built without CUDA support (SHOAL_HAVE_CUDA=0); use --device cpu");
+  std::string conflict = checkMemoryPlan(*program.graph, program.plan);
+  if (!conflict.empty()) return fail("internal error: memory plan is unsound: " + conflict);
+  std::unique_ptr<CudaExecutable> exe(new CudaExecutable(std::move(program)));
+  const Program& p = exe->program_;
+  Impl& im = *exe->impl_;
+  im.opts = opts;
+  const std::string graphName = p.graph->name();
+
+  auto ctx = sharedContext(opts.tf32);
+  if (!ctx) return std::unexpected(ctx.error());
+  im.ctx = *ctx;
+  if (auto ok = im.ctx->makeCurrent(); !ok) return std::unexpected(ok.error());
+
+  // Source → cubin (cached on disk) → module → kernels.
+  auto src = generateCudaSource(p);
+  if (!src) return std::unexpected(src.error());
+  im.src = std::move(*src);
+  const std::string arch = opts.arch.empty() ? im.ctx->device().arch() : opts.arch;
+  KernelCache cache(KernelCache::defaultDir());
+  auto compiled = compileKernel({im.src.name, im.src.source}, arch, {}, &cache);
+  if (!compiled) return std::unexpected(compiled.error());
+  im.compileMs = compiled->compileMs;
+  auto module = CudaModule::load(compiled->cubin, im.src.name);
+  if (!module) return std::unexpected(module.error());
+  im.module = std::move(*module);
+
+  // Device memory: the transient arena and the persistent region (or a block per buffer).
+  const bool separate = im.ctx->separateAllocs();
+  if (separate) {
+    for (const Node* n : p.graph->nodes())
+      for (size_t r = 0; r < n->numResults(); ++r) {
+        const Value* v = n->result(r);
+        if (p.plan.at(v).persistent) continue;
+        auto b = DeviceBlock::allocate(im.ctx, p.plan.at(v).bytes, "buffer for %" + v->name());
+        if (!b) return std::unexpected(b.error());
+        im.transient[v] = std::move(*b);
+      }
+  } else {
+    auto a = DeviceBlock::allocate(im.ctx, p.plan.arenaBytes, "arena for '" + graphName + "'");
+    if (!a) return std::unexpected(a.error());
+    im.arena = std::move(*a);
+  }
+  im.persistent = std::make_shared<PersistentStorage>();
+  if (separate) {
+    for (const Node* n : p.graph->nodes()) {
+      if (!isPersistentSource(n->kind())) continue;
+      auto b = DeviceBlock::allocate(im.ctx, p.plan.at(n->result()).bytes, "buffer for %" + n->result()->name());
+      if (!b) return std::unexpected(b.error());
+      im.persistent->byName[n->result()->name()] = std::move(*b);
+    }
+  } else {
+    auto r = DeviceBlock::allocate(im.ctx, p.plan.persistentBytes, "parameters of '" + graphName + "'");
+    if (!r) return std::unexpected(r.error());
+    im.persistent->region = std::move(*r);
+  }
+  const int64_t statusBytes = im.src.statusWords() * int64_t(sizeof(uint64_t));
+  auto status = DeviceBlock::allocate(im.ctx, statusBytes, "status words");
+  if (!status) return std::unexpected(status.error());
+  im.status = std::move(*status);
+  if (im.src.scratchBytes > 0) {
+    auto scratch = DeviceBlock::allocate(im.ctx, im.src.scratchBytes, "reduction scratch");
+    if (!scratch) return std::unexpected(scratch.error());
+    im.scratch = std::move(*scratch);
+  }
+
+  // Pinned staging: inputs in one buffer, outputs plus the status words in another.
+  size_t inBytes = 0, outBytes = 0;
+  for (const Node* n : p.graph->inputNodes()) {
+    size_t bytes = n->result()->type().byteSize();
+    im.inputs.push_back({n, n->attrs().getString("name"), inBytes, bytes});
+    inBytes += alignUp(bytes);
+  }
+  for (const Node* n : p.graph->outputNodes()) {
+    size_t bytes = n->input(0)->type().byteSize();
+    im.outputs.push_back({n, n->attrs().getString("name"), outBytes, bytes});
+    outBytes += alignUp(bytes);
+  }
+  im.statusOffset = outBytes;
+  outBytes += size_t(statusBytes);
+  auto pinIn = im.ctx->allocatePinned(std::max<size_t>(inBytes, 64), "input staging");
+  if (!pinIn) return std::unexpected(pinIn.error());
+  im.pinnedIn = std::move(*pinIn);
+  auto pinOut = im.ctx->allocatePinned(outBytes, "output staging");
+  if (!pinOut) return std::unexpected(pinOut.error());
+  im.pinnedOut = std::move(*pinOut);
+
+  // Constants: written once now when their slot is theirs alone, else copied from a pool
+  // at every step.
+  int64_t poolBytes = 0;
+  std::vector<std::pair<const CudaStep*, int64_t>> pooled;
+  std::vector<Tensor> keepAlive;
+  for (const CudaStep& s : im.src.steps) {
+    if (s.kind != CudaStepKind::Constant || s.bytes == 0) continue;
+    const Value* v = s.node->result();
+    if (separate || slotIsExclusive(p, v)) continue;
+    pooled.emplace_back(&s, poolBytes);
+    poolBytes += int64_t(alignUp(size_t(s.bytes)));
+  }
+  if (poolBytes > 0) {
+    auto pool = DeviceBlock::allocate(im.ctx, poolBytes, "constants");
+    if (!pool) return std::unexpected(pool.error());
+    im.constants = std::move(*pool);
+  }
+
+  // Resolve every step's arguments.
+  for (const CudaStep& s : im.src.steps) {
+    Launch l;
+    l.step = &s;
+    if (s.kind == CudaStepKind::Kernel) {
+      auto k = im.module.kernel(s.kernel);
+      if (!k) return std::unexpected(k.error());
+      l.kernel = *k;
+    }
+    if (s.kind == CudaStepKind::Constant && s.bytes > 0) {
+      Tensor t = literalTensor(*s.node);
+      void* dst = addressOf(p, im, s.node->result());
+      auto it = std::find_if(pooled.begin(), pooled.end(), [&](const auto& e) { return e.first == &s; });
+      if (it != pooled.end()) {
+        l.perStepConstant = true;
+        l.constantSource = im.constants->at(it->second);
+        dst = l.constantSource;
+      }
+      if (auto ok = im.ctx->copyToDevice(dst, t.raw(), t.byteSize(), "constant %" + s.node->result()->name()); !ok)
+        return std::unexpected(ok.error());
+      keepAlive.push_back(std::move(t));
+    }
+    im.launches.push_back(std::move(l));
+  }
+  exe->bindArguments();
+  if (auto ok = im.ctx->synchronize("loading '" + graphName + "'"); !ok) return std::unexpected(ok.error());
+
+  if (opts.verbose) {
+    int64_t gemms = std::count_if(im.src.steps.begin(), im.src.steps.end(),
+                                  [](const CudaStep& s) { return s.kind == CudaStepKind::Gemm; });
+    std::cerr << fmt::format("shoal: cuda '{}': {} kernels + {} cuBLAS calls for {} ({}); arena {:.1f} MB, persistent "
+                             "{:.1f} MB{}\n",
+                             graphName, im.src.kernelNames.size(), gemms, arch,
+                             compiled->cacheHit ? "kernel cache hit" : fmt::format("NVRTC {:.1f} ms", compiled->compileMs),
+                             double(p.plan.arenaBytes) / 1e6, double(p.plan.persistentBytes) / 1e6,
+                             separate ? " (separate allocations)" : "");
+    std::cerr << "shoal: " << cache.summary() << "\n";
+    if (!compiled->log.empty()) std::cerr << "shoal: NVRTC log:\n" << compiled->log << "\n";
+  }
+  return exe;
+}
+
+void CudaExecutable::bindArguments() {
+  Impl& im = *impl_;
+  for (Launch& l : im.launches) {
+    const CudaStep& s = *l.step;
+    l.ptrs.clear();
+    auto resolve = [&](const CudaArg& a) -> void* {
+      switch (a.kind) {
+        case CudaArgKind::Value: return addressOf(program_, im, a.value);
+        case CudaArgKind::Scratch: return im.scratch ? im.scratch->data() : nullptr;
+        case CudaArgKind::Status: return im.status->data();
+      }
+      return nullptr;
+    };
+    if (s.kind == CudaStepKind::Gemm) {
+      l.ptrs = {resolve(s.gemm.a), resolve(s.gemm.b), resolve(s.gemm.c)};
+    } else {
+      for (const CudaArg& a : s.args) l.ptrs.push_back(resolve(a));
+    }
+    l.argv.clear();
+    for (void*& ptr : l.ptrs) l.argv.push_back(&ptr);
+  }
+}
+
+Expected<void> CudaExecutable::enqueueStep() {
+  Impl& im = *impl_;
+  CudaContext& ctx = *im.ctx;
+  if (auto ok = ctx.memsetZero(im.status->data(), size_t(im.status->bytes()), "status words"); !ok) return ok;
+  for (Launch& l : im.launches) {
+    const CudaStep& s = *l.step;
+    switch (s.kind) {
+      case CudaStepKind::Kernel: {
+        LaunchDims grid{s.grid[0], s.grid[1], 1}, block{s.block, 1, 1};
+        if (auto ok = l.kernel.launch(grid, block, l.argv.data(), 0, ctx.stream()); !ok) return ok;
+        if (im.opts.syncEach && !ctx.capturing())
+          if (auto ok = ctx.synchronize("kernel '" + s.kernel + "' of " + s.node->describe()); !ok) return ok;
+        break;
+      }
+      case CudaStepKind::Gemm: {
+        const CudaGemmCall& g = s.gemm;
+        const std::string what = s.node->describe();
+        Expected<void> ok;
+        if (g.dtype == DType::F64)
+          ok = ctx.gemmF64(g.transA, g.transB, g.m, g.n, g.k, g.alpha, static_cast<const double*>(l.ptrs[0]), g.lda,
+                           static_cast<const double*>(l.ptrs[1]), g.ldb, g.beta, static_cast<double*>(l.ptrs[2]), g.ldc,
+                           what);
+        else
+          ok = ctx.gemmF32(g.transA, g.transB, g.m, g.n, g.k, float(g.alpha), static_cast<const float*>(l.ptrs[0]),
+                           g.lda, static_cast<const float*>(l.ptrs[1]), g.ldb, float(g.beta),
+                           static_cast<float*>(l.ptrs[2]), g.ldc, what);
+        if (!ok) return ok;
+        if (im.opts.syncEach && !ctx.capturing())
+          if (auto sync = ctx.synchronize("cuBLAS gemm of " + what); !sync) return sync;
+        break;
+      }
+      case CudaStepKind::Copy:
+        if (l.ptrs[0] != l.ptrs[1])
+          if (auto ok = ctx.copyDeviceToDevice(l.ptrs[1], l.ptrs[0], size_t(s.bytes), s.node->describe()); !ok)
+            return ok;
+        break;
+      case CudaStepKind::Constant:
+        if (l.perStepConstant)
+          if (auto ok = ctx.copyDeviceToDevice(l.ptrs[0], l.constantSource, size_t(s.bytes), s.node->describe()); !ok)
+            return ok;
+        break;
+    }
+  }
+  return {};
+}
+
+Expected<void> CudaExecutable::captureGraph() {
+  Impl& im = *impl_;
+  if (auto ok = im.ctx->beginCapture(CaptureModeKind::ThreadLocal); !ok) return ok;
+  Expected<void> queued = enqueueStep();
+  auto graph = im.ctx->endCapture();  // always end the capture, even after a failed enqueue
+  if (!queued) return queued;
+  if (!graph) return std::unexpected(graph.error());
+  im.graph = std::move(*graph);
+  return {};
+}
+
+// The first error a kernel reported in the status words, worded like the interpreter's.
+static std::optional<Error> statusError(const CudaModuleSource& src, const uint64_t* words) {
+  if (words[0] == 0) return std::nullopt;
+  for (size_t s = 0; s < src.errorSites.size(); ++s) {
+    const uint64_t flag = words[1 + 2 * s];
+    if (flag == 0) continue;
+    const CudaErrorSite& site = src.errorSites[s];
+    switch (site.kind) {
+      case CudaErrorKind::LabelOutOfRange: {
+        const uint64_t key = ~flag;
+        const int64_t row = int64_t(key >> 32);
+        const int64_t label = int64_t(int32_t(uint32_t(key & 0xffffffffu)));
+        return Error(fmt::format("{}: label {} in row {} is outside [0, {})", site.node->describe(), label, row,
+                                 site.cols),
+                     site.node->loc());
+      }
+      case CudaErrorKind::AdamStep: {
+        const double step = std::bit_cast<double>(words[2 + 2 * s]);
+        return Error(fmt::format("{}: step must be >= 1, got {}", site.node->describe(), step), site.node->loc());
+      }
+    }
+  }
+  return Error("internal error: a CUDA kernel reported an error at no known site");
+}
+
+Expected<TensorMap> CudaExecutable::run(const TensorMap& inputs) {
+  Impl& im = *impl_;
+  if (im.deferred) {
+    Error e = *im.deferred;
+    im.deferred.reset();
+    return std::unexpected(e);
+  }
+  CudaContext& ctx = *im.ctx;
+  if (auto ok = ctx.makeCurrent(); !ok) return std::unexpected(ok.error());
+  char* pinIn = static_cast<char*>(im.pinnedIn.data());
+  char* pinOut = static_cast<char*>(im.pinnedOut.data());
+  for (const Staged& s : im.inputs) {
+    auto it = inputs.find(s.name);
+    const TensorType& want = s.node->result()->type();
+    if (it == inputs.end()) return fail(fmt::format("missing input '{}' ({})", s.name, want.str()), s.node->loc());
+    if (it->second.shape() != want.shape)
+      return fail(fmt::format("input '{}' expects {}, got {}", s.name, want.str(), it->second.type().str()),
+                  s.node->loc());
+    convertInto(it->second, Tensor::view(want, pinIn + s.offset));
+    if (auto ok = ctx.copyToDevice(addressOf(program_, im, s.node->result()), pinIn + s.offset, s.bytes,
+                                   "input '" + s.name + "'");
+        !ok)
+      return std::unexpected(ok.error());
+  }
+  if (im.graph.valid()) {
+    if (auto ok = ctx.launch(im.graph); !ok) return std::unexpected(ok.error());
+  } else {
+    if (auto ok = enqueueStep(); !ok) {
+      (void)ctx.synchronize("after a failed launch");
+      return std::unexpected(ok.error());
+    }
+  }
+  for (const Staged& s : im.outputs)
+    if (auto ok = ctx.copyToHost(pinOut + s.offset, addressOf(program_, im, s.node->input(0)), s.bytes,
+                                 "output '" + s.name + "'");
+        !ok)
+      return std::unexpected(ok.error());
+  if (auto ok = ctx.copyToHost(pinOut + im.statusOffset, im.status->data(), size_t(im.status->bytes()), "status words");
+      !ok)
+    return std::unexpected(ok.error());
+  const std::string stepName = "step of '" + program_.graph->name() + "'";
+  if (auto ok = ctx.synchronize(stepName); !ok) {
+    std::string msg = ok.error().message();
+    if (!im.opts.syncEach) msg += " (set SHOAL_CUDA_SYNC_EACH=1 to name the failing kernel)";
+    return fail(msg);
+  }
+  if (auto err = statusError(im.src, reinterpret_cast<const uint64_t*>(pinOut + im.statusOffset)))
+    return std::unexpected(*err);
+  TensorMap out;
+  for (const Staged& s : im.outputs) {
+    Tensor t(s.node->input(0)->type());
+    if (s.bytes) std::memcpy(t.raw(), pinOut + s.offset, s.bytes);
+    out[s.name] = std::move(t);
+  }
+  if (!im.graph.valid() && im.opts.graphs && !im.graphFailed && !im.opts.syncEach) {
+    if (auto ok = captureGraph(); !ok) {
+      im.graphFailed = true;  // keep launching step by step; correct, only slower
+      if (im.opts.verbose)
+        std::cerr << "shoal: cuda '" << program_.graph->name() << "': no CUDA graph (" << ok.error().message()
+                  << "); launching kernels one by one\n";
+    } else if (im.opts.verbose) {
+      std::cerr << fmt::format("shoal: cuda '{}': step captured as a CUDA graph of {} nodes\n", program_.graph->name(),
+                               im.graph.nodeCount());
+    }
+  }
+  return out;
+}
+
+void CudaExecutable::initializeParameters(uint64_t seed) {
+  Impl& im = *impl_;
+  std::vector<Tensor> staged;
+  for (const Node* n : graph().nodes()) {
+    if (!isPersistentSource(n->kind())) continue;
+    Tensor t(n->result()->type());
+    initializeTensor(t, n->attrs().getString("init", "zeros"), n->result()->name(), seed, n->attrs().getInt("fan_in", 0),
+                     n->attrs().getInt("fan_out", 0));
+    if (auto ok = im.ctx->copyToDevice(addressOf(program_, im, n->result()), t.raw(), t.byteSize(),
+                                       "initial %" + n->result()->name());
+        !ok) {
+      im.deferred = ok.error();
+      break;
+    }
+    staged.push_back(std::move(t));
+  }
+  if (auto ok = im.ctx->synchronize("parameter upload"); !ok && !im.deferred) im.deferred = ok.error();
+}
+
+TensorMap CudaExecutable::readPersistent() {
+  Impl& im = *impl_;
+  TensorMap out;
+  for (const Node* n : graph().nodes()) {
+    if (!isPersistentSource(n->kind())) continue;
+    Tensor t(n->result()->type());
+    if (auto ok = im.ctx->copyToHost(t.raw(), addressOf(program_, im, n->result()), t.byteSize(),
+                                     "%" + n->result()->name());
+        !ok) {
+      im.deferred = ok.error();
+      break;
+    }
+    out[n->result()->name()] = t;
+  }
+  if (auto ok = im.ctx->synchronize("reading parameters"); !ok && !im.deferred) im.deferred = ok.error();
+  return out;
+}
+
+Expected<void> CudaExecutable::writePersistent(const TensorMap& values) {
+  Impl& im = *impl_;
+  std::vector<Tensor> staged;
+  for (const Node* n : graph().nodes()) {
+    if (!isPersistentSource(n->kind())) continue;
+    auto it = values.find(n->result()->name());
+    if (it == values.end()) continue;
+    const TensorType& want = n->result()->type();
+    if (it->second.shape() != want.shape)
+      return fail(fmt::format("tensor '{}' has shape {}, the model expects {}", it->first,
+                              shapeString(it->second.shape()), shapeString(want.shape)));
+    Tensor t(want);
+    convertInto(it->second, t);
+    if (auto ok = im.ctx->copyToDevice(addressOf(program_, im, n->result()), t.raw(), t.byteSize(), "%" + it->first);
+        !ok)
+      return ok;
+    staged.push_back(std::move(t));
+  }
+  return im.ctx->synchronize("writing parameters");
+}
+
+Expected<void> CudaExecutable::shareParameters(Executable& other) {
+  auto* gpu = dynamic_cast<CudaExecutable*>(&other);
+  if (!gpu) return fail("internal error: cannot share parameters between a GPU and a CPU program");
+  // Same persistent names, types and offsets, or the sharing would scramble them.
+  std::map<std::string, std::pair<TensorType, int64_t>> mine, theirs;
+  for (Node* n : graph().nodes())
+    if (isPersistentSource(n->kind())) mine[n->result()->name()] = {n->result()->type(), program_.plan.at(n->result()).offset};
+  for (Node* n : gpu->graph().nodes())
+    if (isPersistentSource(n->kind()))
+      theirs[n->result()->name()] = {n->result()->type(), gpu->program_.plan.at(n->result()).offset};
+  for (auto& [name, t] : mine) {
+    auto it = theirs.find(name);
+    if (it == theirs.end() || it->second != t)
+      return fail("internal error: programs disagree on the layout of '" + name + "'");
+  }
+  if (impl_->persistent->region && !gpu->impl_->persistent->region)
+    return fail("internal error: cannot share parameters between programs with different allocation modes");
+  impl_->persistent = gpu->impl_->persistent;
+  impl_->graph = CudaGraphExec();  // its kernels point at the old region
+  bindArguments();
+  return {};
+}
+
+Expected<std::unique_ptr<Executable>> createCudaExecutable(Program program, bool tf32, bool verbose,
+                                                           const std::string& arch) {
+  CudaExecutableOptions opts = CudaExecutableOptions::fromEnvironment();
+  opts.tf32 = tf32;
+  opts.verbose = verbose;
+  opts.arch = arch;
+  auto exe = CudaExecutable::create(std::move(program), opts);
+  if (!exe) return std::unexpected(exe.error());
+  return std::unique_ptr<Executable>(std::move(*exe));
 }
 
 }  // namespace shoal

@@ -2,12 +2,69 @@
 // GEMMs, one arena from the memory plan, the step captured as a CUDA graph).
 #pragma once
 
+// Needs no CUDA headers; in a build without CUDA, create() returns an error.
+
 #include <memory>
 #include <string>
 
+#include "codegen/cuda_codegen.h"
 #include "runtime/executable.h"
 
 namespace shoal {
+
+/// How to build a CudaExecutable.
+struct CudaExecutableOptions {
+  bool tf32 = false;     ///< TF32 tensor-core GEMMs in cuBLAS (off: exact fp32)
+  bool verbose = false;  ///< report NVRTC/kernel-cache figures and memory on stderr
+  std::string arch;      ///< NVRTC target ("sm_90"); empty: the device's own
+  /// Replay the step as a CUDA graph after the first successful run. Default: on, unless
+  /// SHOAL_CUDA_GRAPHS=0.
+  bool graphs = true;
+  /// Synchronize after every launch so an asynchronous fault names its kernel (slow; for
+  /// debugging). Default from SHOAL_CUDA_SYNC_EACH=1.
+  bool syncEach = false;
+  /// Fills graphs and syncEach from the environment.
+  static CudaExecutableOptions fromEnvironment();
+};
+
+/// A Program bound to device 0. Creation generates the module's source, compiles it with
+/// NVRTC (through the on-disk kernel cache), loads it, and allocates one transient arena
+/// and one persistent region sized by the memory plan (or one allocation per buffer when
+/// SHOAL_CUDA_SEPARATE_ALLOCS=1, so compute-sanitizer sees overruns), pinned staging for
+/// inputs and outputs, the status words and scratch. A run copies inputs in, launches
+/// every step on one stream with no allocation or host synchronization, copies outputs
+/// back and synchronizes once. Errors name the kernel or cuBLAS call that failed.
+class CudaExecutable : public Executable {
+ public:
+  static Expected<std::unique_ptr<CudaExecutable>> create(Program program, const CudaExecutableOptions& opts);
+  ~CudaExecutable() override;
+
+  std::string deviceName() const override;
+  const Program& program() const override { return program_; }
+  /// Same values as the CPU interpreter (initialized on the host, then uploaded).
+  void initializeParameters(uint64_t seed) override;
+  TensorMap readPersistent() override;
+  Expected<void> writePersistent(const TensorMap& values) override;
+  /// Points this program's params and state at `other`'s (another CudaExecutable with the
+  /// same persistent layout).
+  Expected<void> shareParameters(Executable& other) override;
+  Expected<TensorMap> run(const TensorMap& inputs) override;
+
+  /// The generated module (source and launch plan).
+  const CudaModuleSource& module() const;
+  /// True once the step is captured as a CUDA graph (after the first successful run).
+  bool replaysGraph() const;
+  /// Nodes of the captured graph (0 before capture).
+  size_t graphNodes() const;
+  /// NVRTC milliseconds spent creating this executable (0 on a kernel-cache hit).
+  double compileMs() const;
+
+ private:
+  struct Impl;
+  explicit CudaExecutable(Program program);
+  Program program_;
+  std::unique_ptr<Impl> impl_;
+};
 
 /// Compiles every kernel of `program` (through the on-disk cache) and binds it to device 0.
 /// Errors name the kernel and the call that failed.

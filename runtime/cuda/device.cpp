@@ -266,6 +266,19 @@ Expected<void> CudaContext::gemmF32(bool transA, bool transB, int m, int n, int 
   return {};
 }
 
+Expected<void> CudaContext::gemmF64(bool transA, bool transB, int m, int n, int k, double alpha, const double* a,
+                                    int lda, const double* b, int ldb, double beta, double* c, int ldc,
+                                    std::string_view what) {
+  // Row-major as column-major transposed, as in gemmF32.
+  cublasStatus_t s = cublasDgemm(cublas_, transB ? CUBLAS_OP_T : CUBLAS_OP_N, transA ? CUBLAS_OP_T : CUBLAS_OP_N, n,
+                                 m, k, &alpha, b, ldb, a, lda, &beta, c, ldc);
+  if (s != CUBLAS_STATUS_SUCCESS)
+    return cublasFail(s, "cublasDgemm",
+                      std::string(what) + ", m=" + std::to_string(m) + " n=" + std::to_string(n) +
+                          " k=" + std::to_string(k));
+  return {};
+}
+
 Expected<void> CudaContext::makeCurrent() const {
   if (cudaError_t e = cudaSetDevice(info_.index); e != cudaSuccess)
     return cudaFail(e, "cudaSetDevice", info_.describe());
@@ -433,6 +446,10 @@ Expected<void> CudaContext::makeCurrent() const { return notBuilt(); }
 Expected<bool> CudaContext::cublasUsesTf32() const { return notBuilt(); }
 Expected<void> CudaContext::gemmF32(bool, bool, int, int, int, float, const float*, int, const float*, int, float,
                                     float*, int, std::string_view) {
+  return notBuilt();
+}
+Expected<void> CudaContext::gemmF64(bool, bool, int, int, int, double, const double*, int, const double*, int,
+                                    double, double*, int, std::string_view) {
   return notBuilt();
 }
 Expected<DeviceArena> CudaContext::allocateArena(size_t, std::string_view) { return notBuilt(); }

@@ -215,6 +215,9 @@ class CudaContext {
   /// workspace is preset). `what` names the product in errors.
   Expected<void> gemmF32(bool transA, bool transB, int m, int n, int k, float alpha, const float* a, int lda,
                          const float* b, int ldb, float beta, float* c, int ldc, std::string_view what);
+  /// The same in fp64 (cublasDgemm); TF32 never applies.
+  Expected<void> gemmF64(bool transA, bool transB, int m, int n, int k, double alpha, const double* a, int lda,
+                         const double* b, int ldb, double beta, double* c, int ldc, std::string_view what);
 
   // --- events ----------------------------------------------------------------------------
   Expected<CudaEvent> createEvent();

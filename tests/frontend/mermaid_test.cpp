@@ -74,6 +74,8 @@ TEST(MermaidParse, SeedDiagram) {
   EXPECT_EQ(c->shape, NodeShape::Decision);
   EXPECT_EQ(c->label, "是否使用GPU");
   EXPECT_FALSE(c->quoted);
+  EXPECT_EQ(c->loc.node, "C");  // node locations name their node, for the IR ops built from them
+  EXPECT_EQ(c->labelLoc.node, "C");
   EXPECT_EQ(c->loc.line, 3);
   EXPECT_EQ(c->loc.col, 11);  // "    B --> C{": C is byte 11
   EXPECT_EQ(c->labelLoc.col, 13);
@@ -474,6 +476,14 @@ double millisecondsFor(const std::function<void()>& f) {
 
 constexpr size_t kTenMB = 10 * 1024 * 1024;
 
+// Huge inputs must parse in well under a second in an optimized build; sanitizers and -O0 make
+// everything several times slower, so those builds get a looser bound.
+#if defined(__SANITIZE_ADDRESS__) || !defined(__OPTIMIZE__)
+constexpr double kTimeLimitMs = 10000.0;
+#else
+constexpr double kTimeLimitMs = 1000.0;
+#endif
+
 TEST(MermaidRobustness, TenMegabyteGarbageLine) {
   // Printable garbage: every token class the lexer knows, repeated.
   std::string text = "flowchart TD\n";
@@ -482,14 +492,14 @@ TEST(MermaidRobustness, TenMegabyteGarbageLine) {
   std::string first;
   double ms = millisecondsFor([&] { first = firstError(text); });
   EXPECT_EQ(first, "t.mmd:2:1: error: expected a node id, got '#'");
-  EXPECT_LT(ms, 1000.0);
+  EXPECT_LT(ms, kTimeLimitMs);
 
   // Ten megabytes of arrows: the message quotes a clipped token.
   std::string arrows = "flowchart TD\n  a --> ";
   while (arrows.size() < kTenMB) arrows += "-->";
   ms = millisecondsFor([&] { first = firstError(arrows); });
   EXPECT_EQ(first, "t.mmd:2:9: error: expected a node id, got '" + arrows.substr(21, 40) + "...'");
-  EXPECT_LT(ms, 1000.0);
+  EXPECT_LT(ms, kTimeLimitMs);
 
   // Random bytes (a fixed LCG, so the test is reproducible).
   std::string random = "flowchart TD\n";
@@ -500,7 +510,7 @@ TEST(MermaidRobustness, TenMegabyteGarbageLine) {
   }
   ms = millisecondsFor([&] { first = firstError(random); });
   EXPECT_NE(first.find("error: input is not valid UTF-8 text"), std::string::npos) << first;
-  EXPECT_LT(ms, 1000.0);
+  EXPECT_LT(ms, kTimeLimitMs);
 
   // Random printable ASCII without newlines: one error for the one line, whatever it is.
   std::string printable = "flowchart TD\n";
@@ -511,7 +521,7 @@ TEST(MermaidRobustness, TenMegabyteGarbageLine) {
   DiagnosticEngine diags;
   ms = millisecondsFor([&] { EXPECT_FALSE(parse(printable, "t.mmd", diags)); });
   EXPECT_EQ(diags.errorCount(), 1);
-  EXPECT_LT(ms, 1000.0);
+  EXPECT_LT(ms, kTimeLimitMs);
 }
 
 TEST(MermaidRobustness, TenMegabyteLabel) {
@@ -522,19 +532,19 @@ TEST(MermaidRobustness, TenMegabyteLabel) {
   double ms = millisecondsFor([&] { doc = parse(text, "t.mmd", diags); });
   ASSERT_TRUE(doc);
   EXPECT_EQ(doc->nodes[0].label.size(), kTenMB);
-  EXPECT_LT(ms, 1000.0);
+  EXPECT_LT(ms, kTimeLimitMs);
   ms = millisecondsFor([&] {
     auto label = parseLabel(doc->nodes[0].label, doc->nodes[0].labelLoc, diags);
     ASSERT_TRUE(label);
     EXPECT_EQ(label->op.size(), kTenMB);
   });
-  EXPECT_LT(ms, 1000.0);
+  EXPECT_LT(ms, kTimeLimitMs);
 
   // The same label never closed: the error points just past the end of the 10 MB line.
   std::string first;
   ms = millisecondsFor([&] { first = firstError("flowchart TD\n  a[" + big + " --> b\n"); });
   EXPECT_EQ(first, "t.mmd:2:" + std::to_string(4 + kTenMB + 6 + 1) + ": error: expected ']' to close node label");
-  EXPECT_LT(ms, 1000.0);
+  EXPECT_LT(ms, kTimeLimitMs);
 
   // A quoted 10 MB tensor literal parses, and its label parses to a [N] tensor.
   std::string tensor = "[";
@@ -549,7 +559,7 @@ TEST(MermaidRobustness, TenMegabyteLabel) {
     const auto& t = std::get<TensorLiteral>(label->args[0].value);
     EXPECT_EQ(t.shape, (Shape{int64_t((tensor.size() - 1) / 4)}));
   });
-  EXPECT_LT(ms, 1000.0);
+  EXPECT_LT(ms, kTimeLimitMs);
 }
 
 TEST(MermaidRobustness, ManyLinesManyErrors) {
@@ -559,7 +569,7 @@ TEST(MermaidRobustness, ManyLinesManyErrors) {
   double ms = millisecondsFor([&] { EXPECT_FALSE(parse(text, "t.mmd", diags)); });
   EXPECT_EQ(diags.errorCount(), 200000);
   EXPECT_EQ(diags.diagnostics().size(), size_t(DiagnosticEngine::kMaxErrors));
-  EXPECT_LT(ms, 1000.0);
+  EXPECT_LT(ms, kTimeLimitMs);
 }
 
 TEST(MermaidRobustness, LongChainIsLinear) {
@@ -572,7 +582,7 @@ TEST(MermaidRobustness, LongChainIsLinear) {
   EXPECT_EQ(d->nodes.size(), 50000u);
   EXPECT_EQ(d->edges.size(), 49999u);
   EXPECT_EQ(edgeString(d->edges.back()), "n49998->n49999");
-  EXPECT_LT(ms, 1000.0);
+  EXPECT_LT(ms, kTimeLimitMs);
 }
 
 TEST(MermaidRobustness, FanOutIsBounded) {
@@ -585,7 +595,7 @@ TEST(MermaidRobustness, FanOutIsBounded) {
   double ms = millisecondsFor([&] { first = firstError("flowchart TD\n" + line + "\n"); });
   EXPECT_EQ(first, "t.mmd:2:" + std::to_string(line.find("-->") + 1) +
                        ": error: too many edges: a pipeline may have at most 1000000");
-  EXPECT_LT(ms, 1000.0);
+  EXPECT_LT(ms, kTimeLimitMs);
 
   // Ten megabytes of `a & a & ...` into one node.
   std::string amp = "flowchart TD\n  a";
@@ -593,7 +603,7 @@ TEST(MermaidRobustness, FanOutIsBounded) {
   amp += " --> b\n";
   ms = millisecondsFor([&] { first = firstError(amp); });
   EXPECT_NE(first.find("error: too many edges"), std::string::npos) << first;
-  EXPECT_LT(ms, 1000.0);
+  EXPECT_LT(ms, kTimeLimitMs);
 }
 
 // --- the negative-test files: each one's first error is the one its first line promises --------

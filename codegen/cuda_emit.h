@@ -1,0 +1,148 @@
+// Private to codegen/: what every CUDA kernel family's emitter shares (text templates,
+// literals, index types, and the NodeEmitter that appends kernels and launch steps).
+#pragma once
+
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "codegen/cuda_codegen.h"
+
+namespace shoal::cudagen {
+
+/// Threads per block of every generated kernel (a multiple of 32; block reductions rely on it).
+inline constexpr unsigned kBlock = 256;
+/// Warps per block, for the one-warp-per-row kernels.
+inline constexpr unsigned kWarpsPerBlock = kBlock / 32;
+/// Most blocks a grid-stride loop launches (enough to fill any current GPU several times).
+inline constexpr int64_t kMaxGrid = 4096;
+/// Blocks a split reduction aims for (two per SM on a 132-SM H100).
+inline constexpr int64_t kTargetBlocks = 264;
+
+/// ${name} → value substitutions for a kernel text template.
+using Vars = std::vector<std::pair<std::string, std::string>>;
+
+/// `tmpl` with every `${name}` replaced by its value in `vars`. An unknown name is an
+/// internal error (asserts), so a typo in a template cannot emit broken source silently.
+std::string fill(std::string_view tmpl, const Vars& vars);
+
+/// The CUDA C++ spelling of an element type: float, double, int, long long, unsigned char.
+std::string cudaType(DType t);
+/// A literal of element type `t` holding `v` (rounded to `t` first, as the interpreter's
+/// T(attr) does): "0.001f", "0.9", "-3".
+std::string literal(double v, DType t);
+/// A decimal integer literal, with LL when it needs 64 bits.
+std::string intLit(int64_t v);
+/// The index type for loops over up to `n` elements: "int" when it cannot overflow, else
+/// "long long".
+std::string indexType(int64_t n);
+/// Blocks for a grid-stride loop over `n` elements (at least 1, at most kMaxGrid).
+unsigned gridFor(int64_t n);
+/// `name` made a C identifier: [A-Za-z0-9_] kept, anything else '_'.
+std::string identifier(std::string_view name);
+
+/// One dimension of a strided walk: extent and the element stride it moves in a tensor.
+struct Dim {
+  int64_t extent = 1;
+  int64_t stride = 0;
+};
+
+/// Statements that add to `offset` the strided offset of flat index `index` (row-major over
+/// `dims`, outermost first), consuming a copy of it; `idx` is the index type. One line per
+/// dimension, innermost first; dimensions with stride 0 only divide.
+std::string offsetCode(const std::string& idx, const std::string& index, const std::vector<Dim>& dims,
+                       const std::string& offset, const std::string& indent);
+
+/// Appends one node's kernels and launch steps to a module.
+class NodeEmitter {
+ public:
+  NodeEmitter(CudaModuleSource& module, std::string& source, const Node& node, int index);
+
+  const Node& node() const { return node_; }
+  /// The float type the node computes in: its first float operand's, else its result's, else
+  /// f32 (the interpreter's rule).
+  DType computeType() const { return computeType_; }
+  /// cudaType(computeType()).
+  const std::string& T() const { return t_; }
+  const Shape& inShape(size_t i) const { return node_.input(i)->type().shape; }
+  const Shape& outShape() const { return node_.result()->type().shape; }
+  /// The index type for this node: wide enough for every operand and result.
+  const std::string& I() const { return i_; }
+
+  /// Adds kernel `k<index>_<op>_<value>[_<suffix>]` with parameter list `params` and `body`
+  /// (indented by two, newline-terminated lines) and a launch of it over `args`.
+  void kernel(std::string_view suffix, std::string_view params, std::string_view body, std::vector<CudaArg> args,
+              unsigned gridX, unsigned gridY = 1);
+  /// Adds a grid-stride kernel over `n` elements whose loop body (`i` is the index) is
+  /// `perElement` (one or more lines, each indented by four).
+  void elementwise(std::string_view suffix, std::string_view params, std::string_view perElement,
+                   std::vector<CudaArg> args, int64_t n);
+  /// Adds a cuBLAS call.
+  void gemm(const CudaGemmCall& call);
+  /// Adds a device-to-device copy of the whole of `src` into `dst`.
+  void copy(const Value* src, const Value* dst);
+  /// Adds the step that gives a constant node its value.
+  void constant();
+  /// Registers an error site of this node; returns its index for the kernel to report at.
+  int errorSite(CudaErrorKind kind, int64_t cols = 0);
+  /// Reserves `bytes` of executor scratch for this node's steps.
+  void needScratch(int64_t bytes);
+
+  /// An error naming this node, for ops or types without a GPU kernel.
+  std::unexpected<Error> unsupported(std::string_view why) const;
+
+  /// The argument for operand `i` / result `i`.
+  CudaArg in(size_t i) const { return {CudaArgKind::Value, node_.input(i)}; }
+  CudaArg out(size_t i = 0) const { return {CudaArgKind::Value, node_.result(i)}; }
+  static CudaArg scratch() { return {CudaArgKind::Scratch, nullptr}; }
+  static CudaArg status() { return {CudaArgKind::Status, nullptr}; }
+
+ private:
+  void header();
+
+  CudaModuleSource& module_;
+  std::string& source_;
+  const Node& node_;
+  int index_;
+  DType computeType_;
+  std::string t_, i_;
+  bool headerDone_ = false;
+};
+
+// Kernel emitters, one per op (or group of ops sharing a kernel shape), in
+// codegen/cuda_kernels_{elementwise,nn,reduce}.cpp. Each returns an error for a node whose
+// types it cannot handle.
+Expected<void> emitCast(NodeEmitter& em);
+Expected<void> emitScale(NodeEmitter& em);
+Expected<void> emitNormalize(NodeEmitter& em);
+Expected<void> emitUnary(NodeEmitter& em);      ///< relu, sigmoid, tanh
+Expected<void> emitUnaryGrad(NodeEmitter& em);  ///< relu_grad, sigmoid_grad, tanh_grad
+Expected<void> emitBinary(NodeEmitter& em);     ///< add, sub, mul, div (broadcasting)
+Expected<void> emitMseGrad(NodeEmitter& em);
+Expected<void> emitSgd(NodeEmitter& em);
+Expected<void> emitAdam(NodeEmitter& em);
+
+Expected<void> emitConv2d(NodeEmitter& em);
+Expected<void> emitConv2dBackwardData(NodeEmitter& em);
+Expected<void> emitConv2dBackwardWeight(NodeEmitter& em);
+Expected<void> emitMaxPool2d(NodeEmitter& em);
+Expected<void> emitMaxPool2dGrad(NodeEmitter& em);
+Expected<void> emitAvgPool2d(NodeEmitter& em);
+Expected<void> emitAvgPool2dGrad(NodeEmitter& em);
+Expected<void> emitDense(NodeEmitter& em);
+Expected<void> emitMatMul(NodeEmitter& em);
+
+Expected<void> emitSumTo(NodeEmitter& em);
+Expected<void> emitSoftmaxFamily(NodeEmitter& em);  ///< softmax, log_softmax and their grads
+Expected<void> emitArgMax(NodeEmitter& em);
+Expected<void> emitAccuracy(NodeEmitter& em);
+Expected<void> emitSoftmaxCrossEntropy(NodeEmitter& em);
+Expected<void> emitSoftmaxCrossEntropyGrad(NodeEmitter& em);
+Expected<void> emitMse(NodeEmitter& em);
+
+/// The prelude every generated translation unit starts with (types, math overloads, warp and
+/// block reductions, error reporting).
+std::string_view prelude();
+
+}  // namespace shoal::cudagen

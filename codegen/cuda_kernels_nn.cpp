@@ -1,0 +1,439 @@
+// CUDA codegen, layer family: direct 2-D convolution and its two gradients, max/avg pooling
+// and their gradients (gather formulations: no atomics), dense and matmul (cuBLAS).
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <limits>
+
+#include "codegen/cuda_emit.h"
+
+namespace shoal::cudagen {
+
+namespace {
+
+// Geometry of a conv2d: input [n,c,h,w], weight [o,c,kh,kw], output [n,o,oh,ow].
+struct ConvGeom {
+  int64_t n, c, h, w, o, kh, kw, oh, ow;
+  int64_t sh, sw, pt, pl, dh, dw;
+};
+
+ConvGeom convGeom(const Attrs& a, const Shape& x, const Shape& w) {
+  ConvGeom g{};
+  g.n = x[0], g.c = x[1], g.h = x[2], g.w = x[3];
+  g.o = w[0], g.kh = w[2], g.kw = w[3];
+  const auto& s = a.getInts("stride");
+  const auto& p = a.getInts("padding");
+  const auto& d = a.getInts("dilation");
+  g.sh = s[0], g.sw = s[1], g.pt = p[0], g.pl = p[1], g.dh = d[0], g.dw = d[1];
+  g.oh = (g.h + p[0] + p[2] - g.dh * (g.kh - 1) - 1) / g.sh + 1;
+  g.ow = (g.w + p[1] + p[3] - g.dw * (g.kw - 1) - 1) / g.sw + 1;
+  return g;
+}
+
+// True when some window tap falls outside the image (padding), so kernels need bounds checks.
+bool tapsLeaveImage(const ConvGeom& g) {
+  return g.pt > 0 || g.pl > 0 || (g.oh - 1) * g.sh + g.dh * (g.kh - 1) >= g.h + g.pt ||
+         (g.ow - 1) * g.sw + g.dw * (g.kw - 1) >= g.w + g.pl;
+}
+
+Vars convVars(const NodeEmitter& em, const ConvGeom& g) {
+  return {{"T", em.T()},          {"I", em.I()},          {"N", intLit(g.n)},   {"C", intLit(g.c)},
+          {"H", intLit(g.h)},     {"W", intLit(g.w)},     {"O", intLit(g.o)},   {"KH", intLit(g.kh)},
+          {"KW", intLit(g.kw)},   {"OH", intLit(g.oh)},   {"OW", intLit(g.ow)}, {"SH", intLit(g.sh)},
+          {"SW", intLit(g.sw)},   {"PT", intLit(g.pt)},   {"PL", intLit(g.pl)}, {"DH", intLit(g.dh)},
+          {"DW", intLit(g.dw)},   {"KK", intLit(g.kh * g.kw)}};
+}
+
+// Geometry of a pooling: input [n,c,h,w], output [n,c,oh,ow].
+struct PoolGeom {
+  int64_t n, c, h, w, kh, kw, sh, sw, pt, pl, oh, ow;
+};
+
+PoolGeom poolGeom(const Attrs& a, const Shape& x) {
+  PoolGeom g{};
+  g.n = x[0], g.c = x[1], g.h = x[2], g.w = x[3];
+  const auto& k = a.getInts("kernel");
+  const auto& s = a.getInts("stride");
+  const auto& p = a.getInts("padding");
+  g.kh = k[0], g.kw = k[1], g.sh = s[0], g.sw = s[1], g.pt = p[0], g.pl = p[1];
+  g.oh = (g.h + p[0] + p[2] - g.kh) / g.sh + 1;
+  g.ow = (g.w + p[1] + p[3] - g.kw) / g.sw + 1;
+  return g;
+}
+
+Vars poolVars(const NodeEmitter& em, const PoolGeom& g) {
+  return {{"T", em.T()},      {"I", em.I()},        {"H", intLit(g.h)},   {"W", intLit(g.w)},
+          {"KH", intLit(g.kh)}, {"KW", intLit(g.kw)}, {"SH", intLit(g.sh)}, {"SW", intLit(g.sw)},
+          {"PT", intLit(g.pt)}, {"PL", intLit(g.pl)}, {"OH", intLit(g.oh)}, {"OW", intLit(g.ow)},
+          {"PLANES", intLit(g.n * g.c)}};
+}
+
+bool isFloatNode(const Node& n) {
+  for (Value* v : n.inputs())
+    if (!isFloat(v->type().dtype)) return false;
+  return true;
+}
+
+// The first maximum of window (oy, ox) of plane `xp`, as the interpreter's windowArgmax
+// (a NaN is taken; -1 for a window of padding only). Declares `best` and `bestIdx`.
+constexpr const char* kWindowArgmax =
+    "    const int ys = oy * ${SH} - ${PT}, xs = ox * ${SW} - ${PL};\n"
+    "    const int y0 = ys < 0 ? 0 : ys, y1 = ys + ${KH} < ${H} ? ys + ${KH} : ${H};\n"
+    "    const int x0 = xs < 0 ? 0 : xs, x1 = xs + ${KW} < ${W} ? xs + ${KW} : ${W};\n"
+    "    ${T} best = shoal_neg_inf((${T})0);\n"
+    "    int bestIdx = -1;\n"
+    "    for (int iy = y0; iy < y1; ++iy)\n"
+    "      for (int ix = x0; ix < x1; ++ix) {\n"
+    "        const ${T} v = xp[iy * ${W} + ix];\n"
+    "        if (v > best || v != v || bestIdx < 0) { best = v; bestIdx = iy * ${W} + ix; }\n"
+    "      }\n";
+
+// The range [lo, hi] of output rows (or columns) whose window covers input row `name`.
+constexpr const char* kCoveringWindows =
+    "    const int ${V}t = ${X} + ${P} - ${K} + 1;\n"
+    "    const int ${V}Lo = ${V}t <= 0 ? 0 : (${V}t + ${S} - 1) / ${S};\n"
+    "    const int ${V}HiRaw = (${X} + ${P}) / ${S};\n"
+    "    const int ${V}Hi = ${V}HiRaw < ${OUT} - 1 ? ${V}HiRaw : ${OUT} - 1;\n";
+
+}  // namespace
+
+// One thread per output element; the reduction over (c, ki, kj) runs in T like the
+// interpreter's gemm. The MNIST conv (C=1, 3x3) is memory-bound, so a direct kernel serves.
+Expected<void> emitConv2d(NodeEmitter& em) {
+  const Node& n = em.node();
+  if (!isFloatNode(n)) return em.unsupported("conv2d needs float operands");
+  ConvGeom g = convGeom(n.attrs(), em.inShape(0), em.inShape(1));
+  const bool bias = n.numInputs() == 3;
+  const bool padded = tapsLeaveImage(g);
+  Vars v = convVars(em, g);
+  v.push_back({"BIAS", bias ? "const ${T}* __restrict__ bias, " : ""});
+  v.push_back({"TOTAL", intLit(g.n * g.o * g.oh * g.ow)});
+  v.push_back({"YCHECK", padded ? "        if (iy < 0 || iy >= ${H}) continue;\n" : ""});
+  v.push_back({"XCHECK", padded ? "          if (ix < 0 || ix >= ${W}) continue;\n" : ""});
+  v.push_back({"STORE", bias ? "acc + bias[o]" : "acc"});
+  std::string params = fill(fill("const ${T}* __restrict__ x, const ${T}* __restrict__ w, ${BIAS}${T}* __restrict__ y", v), v);
+  std::string body = fill(fill(
+      "  for (${I} i = (${I})blockIdx.x * blockDim.x + threadIdx.x; i < ${TOTAL}; i += (${I})gridDim.x * blockDim.x) {\n"
+      "    const int ox = (int)(i % ${OW});\n"
+      "    const int oy = (int)((i / ${OW}) % ${OH});\n"
+      "    const int o = (int)((i / (${OW} * ${OH})) % ${O});\n"
+      "    const ${I} n = i / ((${I})${OW} * ${OH} * ${O});\n"
+      "    ${T} acc = (${T})0;\n"
+      "    for (int c = 0; c < ${C}; ++c) {\n"
+      "      const ${T}* xc = x + (n * ${C} + c) * (${I})(${H} * ${W});\n"
+      "      const ${T}* wc = w + (o * ${C} + c) * ${KK};\n"
+      "#pragma unroll\n"
+      "      for (int ki = 0; ki < ${KH}; ++ki) {\n"
+      "        const int iy = oy * ${SH} - ${PT} + ki * ${DH};\n"
+      "${YCHECK}"
+      "#pragma unroll\n"
+      "        for (int kj = 0; kj < ${KW}; ++kj) {\n"
+      "          const int ix = ox * ${SW} - ${PL} + kj * ${DW};\n"
+      "${XCHECK}"
+      "          acc += xc[iy * ${W} + ix] * wc[ki * ${KW} + kj];\n"
+      "        }\n"
+      "      }\n"
+      "    }\n"
+      "    y[i] = ${STORE};\n"
+      "  }\n",
+      v), v);
+  std::vector<CudaArg> args = {em.in(0), em.in(1)};
+  if (bias) args.push_back(em.in(2));
+  args.push_back(em.out());
+  em.kernel("", params, body, args, gridFor(g.n * g.o * g.oh * g.ow));
+  return {};
+}
+
+// dx by gathering, one thread per input pixel: the sum over every (o, ki, kj) whose window
+// position lands on it. No atomics, so the result is reproducible.
+Expected<void> emitConv2dBackwardData(NodeEmitter& em) {
+  const Node& n = em.node();
+  if (!isFloatNode(n)) return em.unsupported("conv2d_backward_data needs float operands");
+  ConvGeom g = convGeom(n.attrs(), em.outShape(), em.inShape(1));
+  Vars v = convVars(em, g);
+  v.push_back({"TOTAL", intLit(g.n * g.c * g.h * g.w)});
+  v.push_back({"YSTRIDE", g.sh == 1 ? "" : "        if (ty % ${SH} != 0) continue;\n"});
+  v.push_back({"XSTRIDE", g.sw == 1 ? "" : "          if (tx % ${SW} != 0) continue;\n"});
+  std::string params = fill("const ${T}* __restrict__ dy, const ${T}* __restrict__ w, ${T}* __restrict__ dx", v);
+  std::string body = fill(fill(
+      "  for (${I} i = (${I})blockIdx.x * blockDim.x + threadIdx.x; i < ${TOTAL}; i += (${I})gridDim.x * blockDim.x) {\n"
+      "    const int ix = (int)(i % ${W});\n"
+      "    const int iy = (int)((i / ${W}) % ${H});\n"
+      "    const int c = (int)((i / (${W} * ${H})) % ${C});\n"
+      "    const ${I} n = i / ((${I})${W} * ${H} * ${C});\n"
+      "    ${T} acc = (${T})0;\n"
+      "    for (int o = 0; o < ${O}; ++o) {\n"
+      "      const ${T}* dyp = dy + (n * ${O} + o) * (${I})(${OH} * ${OW});\n"
+      "      const ${T}* wp = w + (o * ${C} + c) * ${KK};\n"
+      "#pragma unroll\n"
+      "      for (int ki = 0; ki < ${KH}; ++ki) {\n"
+      "        const int ty = iy + ${PT} - ki * ${DH};\n"
+      "        if (ty < 0) continue;\n"
+      "${YSTRIDE}"
+      "        const int oy = ty / ${SH};\n"
+      "        if (oy >= ${OH}) continue;\n"
+      "#pragma unroll\n"
+      "        for (int kj = 0; kj < ${KW}; ++kj) {\n"
+      "          const int tx = ix + ${PL} - kj * ${DW};\n"
+      "          if (tx < 0) continue;\n"
+      "${XSTRIDE}"
+      "          const int ox = tx / ${SW};\n"
+      "          if (ox >= ${OW}) continue;\n"
+      "          acc += dyp[oy * ${OW} + ox] * wp[ki * ${KW} + kj];\n"
+      "        }\n"
+      "      }\n"
+      "    }\n"
+      "    dx[i] = acc;\n"
+      "  }\n",
+      v), v);
+  em.kernel("", params, body, {em.in(0), em.in(1), em.out()}, gridFor(g.n * g.c * g.h * g.w));
+  return {};
+}
+
+// dw[o,c,ki,kj] = Σ_{n,oy,ox} dy[n,o,oy,ox] · x[n,c,iy,ix]: a long reduction (N·OH·OW terms)
+// for few outputs. One block per (o, c) and split s of the reduction, each thread keeping
+// KH·KW double accumulators; fixed-order block sums; when split, a second kernel adds the
+// splits in order. No atomics: bitwise reproducible.
+Expected<void> emitConv2dBackwardWeight(NodeEmitter& em) {
+  const Node& n = em.node();
+  if (!isFloatNode(n)) return em.unsupported("conv2d_backward_weight needs float operands");
+  ConvGeom g = convGeom(n.attrs(), em.inShape(0), em.outShape());
+  const int64_t reduce = g.n * g.oh * g.ow;
+  const int64_t pairs = g.o * g.c;
+  const int64_t kk = g.kh * g.kw;
+  if (pairs == 0 || kk == 0) return {};  // an empty weight: nothing to write
+  int64_t splits = std::clamp<int64_t>((kTargetBlocks + pairs - 1) / std::max<int64_t>(pairs, 1), 1,
+                                       std::max<int64_t>(1, reduce / 2048));
+  splits = std::min<int64_t>(splits, 65535);
+  const int64_t chunk = (reduce + splits - 1) / std::max<int64_t>(splits, 1);
+  const bool padded = tapsLeaveImage(g);
+  Vars v = convVars(em, g);
+  v.push_back({"REDUCE", intLit(reduce)});
+  v.push_back({"CHUNK", intLit(chunk)});
+  v.push_back({"SPLITS", intLit(splits)});
+  v.push_back({"CHECK", padded ? "        if (iy < 0 || iy >= ${H} || ix < 0 || ix >= ${W}) continue;\n" : ""});
+  v.push_back({"RESULT", splits == 1 ? "${T}* __restrict__ dw" : "double* __restrict__ partial"});
+  v.push_back({"STORE", splits == 1 ? "dw[(o * ${C} + c) * ${KK} + k] = (${T})s;"
+                                    : "partial[((o * ${C} + c) * ${SPLITS} + blockIdx.y) * ${KK} + k] = s;"});
+  std::string params = fill(fill("const ${T}* __restrict__ x, const ${T}* __restrict__ dy, ${RESULT}", v), v);
+  std::string body = fill(fill(
+      "  __shared__ double red[32];\n"
+      "  const int c = (int)(blockIdx.x % ${C});\n"
+      "  const int o = (int)(blockIdx.x / ${C});\n"
+      "  const ${I} begin = (${I})blockIdx.y * ${CHUNK};\n"
+      "  const ${I} end = begin + ${CHUNK} < ${REDUCE} ? begin + ${CHUNK} : ${REDUCE};\n"
+      "  double acc[${KK}];\n"
+      "#pragma unroll\n"
+      "  for (int k = 0; k < ${KK}; ++k) acc[k] = 0.0;\n"
+      "  for (${I} r = begin + threadIdx.x; r < end; r += blockDim.x) {\n"
+      "    const int ox = (int)(r % ${OW});\n"
+      "    const int oy = (int)((r / ${OW}) % ${OH});\n"
+      "    const ${I} n = r / (${OW} * ${OH});\n"
+      "    const double g = (double)dy[((n * ${O} + o) * ${OH} + oy) * ${OW} + ox];\n"
+      "    const ${T}* xc = x + (n * ${C} + c) * (${I})(${H} * ${W});\n"
+      "#pragma unroll\n"
+      "    for (int ki = 0; ki < ${KH}; ++ki) {\n"
+      "#pragma unroll\n"
+      "      for (int kj = 0; kj < ${KW}; ++kj) {\n"
+      "        const int iy = oy * ${SH} - ${PT} + ki * ${DH};\n"
+      "        const int ix = ox * ${SW} - ${PL} + kj * ${DW};\n"
+      "${CHECK}"
+      "        acc[ki * ${KW} + kj] += g * (double)xc[iy * ${W} + ix];\n"
+      "      }\n"
+      "    }\n"
+      "  }\n"
+      "#pragma unroll\n"
+      "  for (int k = 0; k < ${KK}; ++k) {\n"
+      "    const double s = shoal_block_sum(acc[k], red);\n"
+      "    if (threadIdx.x == 0) ${STORE}\n"
+      "  }\n",
+      v), v);
+  std::vector<CudaArg> args = {em.in(0), em.in(1), splits == 1 ? em.out() : NodeEmitter::scratch()};
+  em.kernel(splits == 1 ? "" : "partial", params, body, args, unsigned(pairs), unsigned(splits));
+  if (splits > 1) {
+    em.needScratch(pairs * splits * kk * int64_t(sizeof(double)));
+    const int64_t outputs = pairs * kk;
+    em.elementwise("sum", fill("const double* __restrict__ partial, ${T}* __restrict__ dw", v),
+                   fill("    const ${I} pair = i / ${KK}, k = i % ${KK};\n"
+                        "    double s = 0.0;\n"
+                        "    for (int split = 0; split < ${SPLITS}; ++split) s += partial[(pair * ${SPLITS} + split) * ${KK} + k];\n"
+                        "    dw[i] = (${T})s;\n",
+                        v),
+                   {NodeEmitter::scratch(), em.out()}, outputs);
+  }
+  return {};
+}
+
+// One thread per output window; the first maximum wins ties, NaN propagates.
+Expected<void> emitMaxPool2d(NodeEmitter& em) {
+  const Node& n = em.node();
+  if (!isFloatNode(n)) return em.unsupported("maxpool2d needs a float operand");
+  PoolGeom g = poolGeom(n.attrs(), em.inShape(0));
+  Vars v = poolVars(em, g);
+  v.push_back({"ARGMAX", fill(kWindowArgmax, v)});
+  const int64_t total = g.n * g.c * g.oh * g.ow;
+  em.elementwise("", fill("const ${T}* __restrict__ x, ${T}* __restrict__ y", v),
+                 fill("    const int ox = (int)(i % ${OW});\n"
+                      "    const int oy = (int)((i / ${OW}) % ${OH});\n"
+                      "    const ${T}* xp = x + (i / (${OW} * ${OH})) * (${I})(${H} * ${W});\n"
+                      "${ARGMAX}"
+                      "    y[i] = bestIdx < 0 ? shoal_neg_inf((${T})0) : best;\n",
+                      v),
+                 {em.in(0), em.out()}, total);
+  return {};
+}
+
+// dx by gathering, one thread per input pixel: for each window covering it (in the
+// interpreter's row-major window order), recompute the window's first maximum and add dy
+// where that is this pixel. No atomics.
+Expected<void> emitMaxPool2dGrad(NodeEmitter& em) {
+  const Node& n = em.node();
+  if (!isFloatNode(n)) return em.unsupported("maxpool2d_grad needs float operands");
+  PoolGeom g = poolGeom(n.attrs(), em.inShape(0));
+  Vars v = poolVars(em, g);
+  Vars rows = v, cols = v;
+  rows.insert(rows.end(), {{"V", "oy"}, {"X", "py"}, {"P", "${PT}"}, {"K", "${KH}"}, {"S", "${SH}"}, {"OUT", "${OH}"}});
+  cols.insert(cols.end(), {{"V", "ox"}, {"X", "px"}, {"P", "${PL}"}, {"K", "${KW}"}, {"S", "${SW}"}, {"OUT", "${OW}"}});
+  std::string argmax = fill(kWindowArgmax, v);
+  // Indent the window argmax two more levels: it runs inside the (oy, ox) loops.
+  std::string nested;
+  for (size_t pos = 0; pos < argmax.size();) {
+    size_t end = argmax.find('\n', pos);
+    nested += "    " + argmax.substr(pos, end - pos + 1);
+    pos = end + 1;
+  }
+  v.push_back({"ROWS", fill(fill(kCoveringWindows, rows), v)});
+  v.push_back({"COLS", fill(fill(kCoveringWindows, cols), v)});
+  v.push_back({"ARGMAX", nested});
+  const int64_t total = g.n * g.c * g.h * g.w;
+  em.elementwise("", fill("const ${T}* __restrict__ x, const ${T}* __restrict__ dy, ${T}* __restrict__ dx", v),
+                 fill("    const int px = (int)(i % ${W});\n"
+                      "    const int py = (int)((i / ${W}) % ${H});\n"
+                      "    const ${I} plane = i / (${W} * ${H});\n"
+                      "    const ${T}* xp = x + plane * (${I})(${H} * ${W});\n"
+                      "    const ${T}* dyp = dy + plane * (${I})(${OH} * ${OW});\n"
+                      "${ROWS}"
+                      "${COLS}"
+                      "    ${T} acc = (${T})0;\n"
+                      "    for (int oy = oyLo; oy <= oyHi; ++oy)\n"
+                      "      for (int ox = oxLo; ox <= oxHi; ++ox) {\n"
+                      "${ARGMAX}"
+                      "        if (bestIdx == py * ${W} + px) acc += dyp[oy * ${OW} + ox];\n"
+                      "      }\n"
+                      "    dx[i] = acc;\n",
+                      v),
+                 {em.in(0), em.in(1), em.out()}, total);
+  return {};
+}
+
+// One thread per output window: the in-image sum in double over kh·kw (padding counts).
+Expected<void> emitAvgPool2d(NodeEmitter& em) {
+  const Node& n = em.node();
+  if (!isFloatNode(n)) return em.unsupported("avgpool2d needs a float operand");
+  PoolGeom g = poolGeom(n.attrs(), em.inShape(0));
+  Vars v = poolVars(em, g);
+  v.push_back({"SCALE", literal(1.0 / double(g.kh * g.kw), DType::F64)});
+  const int64_t total = g.n * g.c * g.oh * g.ow;
+  em.elementwise("", fill("const ${T}* __restrict__ x, ${T}* __restrict__ y", v),
+                 fill("    const int ox = (int)(i % ${OW});\n"
+                      "    const int oy = (int)((i / ${OW}) % ${OH});\n"
+                      "    const ${T}* xp = x + (i / (${OW} * ${OH})) * (${I})(${H} * ${W});\n"
+                      "    const int ys = oy * ${SH} - ${PT}, xs = ox * ${SW} - ${PL};\n"
+                      "    const int y0 = ys < 0 ? 0 : ys, y1 = ys + ${KH} < ${H} ? ys + ${KH} : ${H};\n"
+                      "    const int x0 = xs < 0 ? 0 : xs, x1 = xs + ${KW} < ${W} ? xs + ${KW} : ${W};\n"
+                      "    double acc = 0.0;\n"
+                      "    for (int iy = y0; iy < y1; ++iy)\n"
+                      "      for (int ix = x0; ix < x1; ++ix) acc += (double)xp[iy * ${W} + ix];\n"
+                      "    y[i] = (${T})(acc * ${SCALE});\n",
+                      v),
+                 {em.in(0), em.out()}, total);
+  return {};
+}
+
+// dx by gathering: each covering window adds dy / (kh·kw), in window order, from zero.
+Expected<void> emitAvgPool2dGrad(NodeEmitter& em) {
+  const Node& n = em.node();
+  if (!isFloatNode(n)) return em.unsupported("avgpool2d_grad needs a float operand");
+  PoolGeom g = poolGeom(n.attrs(), em.outShape());
+  Vars v = poolVars(em, g);
+  Vars rows = v, cols = v;
+  rows.insert(rows.end(), {{"V", "oy"}, {"X", "py"}, {"P", "${PT}"}, {"K", "${KH}"}, {"S", "${SH}"}, {"OUT", "${OH}"}});
+  cols.insert(cols.end(), {{"V", "ox"}, {"X", "px"}, {"P", "${PL}"}, {"K", "${KW}"}, {"S", "${SW}"}, {"OUT", "${OW}"}});
+  v.push_back({"ROWS", fill(fill(kCoveringWindows, rows), v)});
+  v.push_back({"COLS", fill(fill(kCoveringWindows, cols), v)});
+  v.push_back({"SCALE", "(${T})1 / (${T})" + intLit(g.kh * g.kw)});
+  const int64_t total = g.n * g.c * g.h * g.w;
+  em.elementwise("", fill("const ${T}* __restrict__ dy, ${T}* __restrict__ dx", v),
+                 fill(fill("    const int px = (int)(i % ${W});\n"
+                           "    const int py = (int)((i / ${W}) % ${H});\n"
+                           "    const ${T}* dyp = dy + (i / (${W} * ${H})) * (${I})(${OH} * ${OW});\n"
+                           "${ROWS}"
+                           "${COLS}"
+                           "    const ${T} scale = ${SCALE};\n"
+                           "    ${T} acc = (${T})0;\n"
+                           "    for (int oy = oyLo; oy <= oyHi; ++oy)\n"
+                           "      for (int ox = oxLo; ox <= oxHi; ++ox) acc += dyp[oy * ${OW} + ox] * scale;\n"
+                           "    dx[i] = acc;\n",
+                           v),
+                      v),
+                 {em.in(0), em.out()}, total);
+  return {};
+}
+
+namespace {
+
+bool fitsInt(int64_t v) { return v >= 0 && v <= int64_t(std::numeric_limits<int32_t>::max()); }
+
+// C[m,n] = op(A)·op(B) (+ C when `accumulate`), or zeros/nothing for empty products.
+Expected<void> addGemm(NodeEmitter& em, bool transA, bool transB, int64_t m, int64_t n, int64_t k, CudaArg a, CudaArg b,
+                       bool accumulate) {
+  if (!fitsInt(m) || !fitsInt(n) || !fitsInt(k)) return em.unsupported("matrix extents exceed cuBLAS's int range");
+  if (m == 0 || n == 0) return {};
+  if (k == 0) {  // the product is empty; C keeps its bias, or is zero
+    if (!accumulate)
+      em.elementwise("zero", fill("${T}* __restrict__ y", {{"T", em.T()}}), fill("    y[i] = (${T})0;\n", {{"T", em.T()}}),
+                     {em.out()}, m * n);
+    return {};
+  }
+  CudaGemmCall call;
+  call.dtype = em.computeType();
+  call.transA = transA;
+  call.transB = transB;
+  call.m = int(m), call.n = int(n), call.k = int(k);
+  call.lda = int(transA ? m : k);
+  call.ldb = int(transB ? k : n);
+  call.ldc = int(n);
+  call.alpha = 1;
+  call.beta = accumulate ? 1 : 0;
+  call.a = a, call.b = b, call.c = em.out();
+  em.gemm(call);
+  return {};
+}
+
+}  // namespace
+
+// y = x·wᵀ + b: the bias is broadcast into y by a small kernel, then cuBLAS adds the product
+// (beta = 1), the interpreter's order.
+Expected<void> emitDense(NodeEmitter& em) {
+  const Node& n = em.node();
+  if (!isFloatNode(n) || n.input(0)->type().dtype != n.input(1)->type().dtype)
+    return em.unsupported("dense needs operands of one float type");
+  const Shape& x = em.inShape(0);
+  const Shape& w = em.inShape(1);
+  const bool bias = n.numInputs() == 3;
+  if (bias)
+    em.elementwise("bias", fill("const ${T}* __restrict__ b, ${T}* __restrict__ y", {{"T", em.T()}}),
+                   fill("    y[i] = b[i % ${OUT}];\n", {{"OUT", intLit(w[0])}}), {em.in(2), em.out()}, x[0] * w[0]);
+  return addGemm(em, false, true, x[0], w[0], x[1], em.in(0), em.in(1), bias);
+}
+
+Expected<void> emitMatMul(NodeEmitter& em) {
+  const Node& n = em.node();
+  if (!isFloatNode(n) || n.input(0)->type().dtype != n.input(1)->type().dtype)
+    return em.unsupported("matmul needs operands of one float type");
+  const bool ta = n.attrs().getInt("transpose_a") != 0, tb = n.attrs().getInt("transpose_b") != 0;
+  const Shape& a = em.inShape(0);
+  return addGemm(em, ta, tb, em.outShape()[0], em.outShape()[1], ta ? a[0] : a[1], em.in(0), em.in(1), false);
+}
+
+}  // namespace shoal::cudagen

@@ -1,0 +1,326 @@
+// CUDA codegen, reduction family: sum_to, row softmax/log-softmax and their gradients,
+// argmax, accuracy, and the losses (softmax cross-entropy, mse). Sums run in double in a
+// fixed order (warp butterflies, block sums, ordered split sums): reproducible, no atomics
+// on floats.
+#include <fmt/format.h>
+
+#include <algorithm>
+
+#include "codegen/cuda_emit.h"
+
+namespace shoal::cudagen {
+
+namespace {
+
+// Rows and columns of a row-wise op over `s` (columns: the last extent).
+std::pair<int64_t, int64_t> rowsCols(const Shape& s) {
+  int64_t cols = s.empty() ? 1 : s.back();
+  int64_t rows = numElements(s) / std::max<int64_t>(cols, 1);
+  return {rows, cols};
+}
+
+// The two index spaces of sum_to: kept dimensions (one output each, row-major as in the
+// output) and reduced ones, each with its stride in the input; extent-1 dimensions dropped
+// and neighbours of one kind merged.
+struct ReducePlan {
+  std::vector<Dim> kept, reduced;
+  int64_t outputs = 1, terms = 1;
+};
+
+ReducePlan planReduce(const Shape& in, const Shape& out) {
+  const size_t rank = in.size(), lead = rank - out.size();
+  std::vector<int64_t> stride(rank, 1);
+  for (size_t d = rank; d-- > 1;) stride[d - 1] = stride[d] * in[d];
+  ReducePlan p;
+  int last = -1;  // 0 kept, 1 reduced
+  for (size_t d = 0; d < rank; ++d) {
+    if (in[d] == 1) continue;
+    const int64_t o = d < lead ? 1 : out[d - lead];
+    const int kind = o == 1 ? 1 : 0;
+    std::vector<Dim>& dims = kind ? p.reduced : p.kept;
+    if (kind == last) {  // contiguous neighbour of the same kind: merge (row-major input)
+      dims.back().extent *= in[d];
+      dims.back().stride = stride[d];
+    } else {
+      dims.push_back({in[d], stride[d]});
+    }
+    last = kind;
+    (kind ? p.terms : p.outputs) *= in[d];
+  }
+  return p;
+}
+
+std::string warpRowPrologue(const std::string& I, int64_t rows) {
+  return fill(
+      "  const ${I} row = (${I})blockIdx.x * ${WARPS} + (threadIdx.x >> 5);\n"
+      "  const int lane = threadIdx.x & 31;\n"
+      "  if (row >= ${ROWS}) return;  // a whole warp leaves together\n",
+      {{"I", I}, {"WARPS", std::to_string(kWarpsPerBlock)}, {"ROWS", intLit(rows)}});
+}
+
+unsigned warpRowGrid(int64_t rows) { return unsigned(std::max<int64_t>(1, (rows + kWarpsPerBlock - 1) / kWarpsPerBlock)); }
+
+std::string labelType(const NodeEmitter& em, size_t i) { return cudaType(em.node().input(i)->type().dtype); }
+
+Expected<void> checkLabels(const NodeEmitter& em, size_t i) {
+  DType t = em.node().input(i)->type().dtype;
+  if (isFloat(t)) return em.unsupported("labels must be integers");
+  if (!isFloat(em.node().input(0)->type().dtype)) return em.unsupported("logits must be floats");
+  return {};
+}
+
+}  // namespace
+
+// y (out shape) = x summed over the dimensions broadcasting would repeat. Short sums: a thread
+// per output. Long ones: a block per output (and per split of the sum when there are few
+// outputs), then an ordered sum of the splits.
+Expected<void> emitSumTo(NodeEmitter& em) {
+  const Node& n = em.node();
+  if (!isFloat(n.input(0)->type().dtype)) return em.unsupported("sum_to needs a float operand");
+  const Shape& in = em.inShape(0);
+  const Shape& out = em.outShape();
+  if (numElements(in) == numElements(out)) {
+    em.copy(n.input(0), n.result());
+    return {};
+  }
+  ReducePlan p = planReduce(in, out);
+  if (p.outputs == 0) return {};  // nothing to write
+  Vars v = {{"T", em.T()}, {"I", em.I()}, {"M", intLit(p.outputs)}, {"R", intLit(p.terms)}};
+  v.push_back({"BASE", offsetCode(em.I(), "j", p.kept, "base", "    ")});
+  v.push_back({"TERM", offsetCode(em.I(), "k", p.reduced, "off", "      ")});
+  if (p.terms == 0 || p.terms <= 32) {
+    em.elementwise("", fill("const ${T}* __restrict__ x, ${T}* __restrict__ y", v),
+                   fill("    const ${I} j = i;\n"
+                        "    ${I} base = 0;\n"
+                        "${BASE}"
+                        "    double acc = 0.0;\n"
+                        "    for (${I} k = 0; k < ${R}; ++k) {\n"
+                        "      ${I} off = base;\n"
+                        "${TERM}"
+                        "      acc += (double)x[off];\n"
+                        "    }\n"
+                        "    y[i] = (${T})acc;\n",
+                        v),
+                   {em.in(0), em.out()}, p.outputs);
+    return {};
+  }
+  int64_t splits = std::clamp<int64_t>((kTargetBlocks + p.outputs - 1) / p.outputs, 1,
+                                       std::max<int64_t>(1, p.terms / 2048));
+  splits = std::min<int64_t>(splits, 65535);
+  const int64_t chunk = (p.terms + splits - 1) / splits;
+  v.push_back({"CHUNK", intLit(chunk)});
+  v.push_back({"SPLITS", intLit(splits)});
+  v.push_back({"BASE2", offsetCode(em.I(), "j", p.kept, "base", "  ")});
+  v.push_back({"TERM2", offsetCode(em.I(), "k", p.reduced, "off", "    ")});
+  v.push_back({"RESULT", splits == 1 ? fill("${T}* __restrict__ y", v) : "double* __restrict__ partial"});
+  v.push_back({"STORE", splits == 1 ? fill("y[j] = (${T})s;", v) : "partial[j * ${SPLITS} + blockIdx.y] = s;"});
+  std::string body = fill(fill(
+      "  __shared__ double red[32];\n"
+      "  const ${I} j = blockIdx.x;\n"
+      "  ${I} base = 0;\n"
+      "${BASE2}"
+      "  const ${I} begin = (${I})blockIdx.y * ${CHUNK};\n"
+      "  const ${I} end = begin + ${CHUNK} < ${R} ? begin + ${CHUNK} : ${R};\n"
+      "  double acc = 0.0;\n"
+      "  for (${I} k = begin + threadIdx.x; k < end; k += blockDim.x) {\n"
+      "    ${I} off = base;\n"
+      "${TERM2}"
+      "    acc += (double)x[off];\n"
+      "  }\n"
+      "  const double s = shoal_block_sum(acc, red);\n"
+      "  if (threadIdx.x == 0) ${STORE}\n",
+      v), v);
+  em.kernel(splits == 1 ? "" : "partial", fill("const ${T}* __restrict__ x, ${RESULT}", v), body,
+            {em.in(0), splits == 1 ? em.out() : NodeEmitter::scratch()}, unsigned(p.outputs), unsigned(splits));
+  if (splits > 1) {
+    em.needScratch(p.outputs * splits * int64_t(sizeof(double)));
+    em.elementwise("sum", fill("const double* __restrict__ partial, ${T}* __restrict__ y", v),
+                   fill("    double s = 0.0;\n"
+                        "    for (int split = 0; split < ${SPLITS}; ++split) s += partial[i * ${SPLITS} + split];\n"
+                        "    y[i] = (${T})s;\n",
+                        v),
+                   {NodeEmitter::scratch(), em.out()}, p.outputs);
+  }
+  return {};
+}
+
+// One warp per row (softmax over the last axis), as the interpreter's row kernels.
+Expected<void> emitSoftmaxFamily(NodeEmitter& em) {
+  const Node& n = em.node();
+  if (!isFloat(n.input(0)->type().dtype)) return em.unsupported("needs float operands");
+  auto [rows, cols] = rowsCols(em.inShape(0));
+  Vars v = {{"T", em.T()}, {"I", em.I()}, {"COLS", intLit(cols)}};
+  std::string params, body;
+  std::vector<CudaArg> args;
+  const std::string loop = "  for (int j = lane; j < ${COLS}; j += 32)";
+  if (n.kind() == OpKind::Softmax) {
+    params = "const ${T}* __restrict__ x, ${T}* __restrict__ y";
+    body = "  const ${T}* xr = x + row * ${COLS};\n"
+           "  ${T}* yr = y + row * ${COLS};\n"
+           "  ${T} m = shoal_neg_inf((${T})0);\n" +
+           loop + " m = xr[j] > m ? xr[j] : m;\n"
+           "  m = shoal_warp_max(m);\n"
+           "  double s = 0.0;\n" +
+           loop + " s += (double)shoal_exp(xr[j] - m);\n"
+           "  s = shoal_warp_sum(s);\n"
+           "  const ${T} inv = (${T})(1.0 / s);\n" +
+           loop + " yr[j] = shoal_exp(xr[j] - m) * inv;\n";
+    args = {em.in(0), em.out()};
+  } else if (n.kind() == OpKind::LogSoftmax) {
+    params = "const ${T}* __restrict__ x, ${T}* __restrict__ y";
+    body = "  const ${T}* xr = x + row * ${COLS};\n"
+           "  ${T}* yr = y + row * ${COLS};\n"
+           "  const ShoalLse<${T}> lse = shoal_warp_lse(xr, ${COLS});\n" +
+           loop + " yr[j] = (xr[j] - lse.max) - lse.logSum;\n";
+    args = {em.in(0), em.out()};
+  } else if (n.kind() == OpKind::SoftmaxGrad) {  // (y, dy) -> dx = y (dy - Σ dy·y)
+    params = "const ${T}* __restrict__ y, const ${T}* __restrict__ dy, ${T}* __restrict__ dx";
+    body = "  const ${T}* yr = y + row * ${COLS};\n"
+           "  const ${T}* dyr = dy + row * ${COLS};\n"
+           "  ${T}* dxr = dx + row * ${COLS};\n"
+           "  double dot = 0.0;\n" +
+           loop + " dot += (double)dyr[j] * (double)yr[j];\n"
+           "  const ${T} d = (${T})shoal_warp_sum(dot);\n" +
+           loop + " dxr[j] = yr[j] * (dyr[j] - d);\n";
+    args = {em.in(0), em.in(1), em.out()};
+  } else if (n.kind() == OpKind::LogSoftmaxGrad) {  // (y, dy) -> dx = dy - exp(y) Σ dy
+    params = "const ${T}* __restrict__ y, const ${T}* __restrict__ dy, ${T}* __restrict__ dx";
+    body = "  const ${T}* yr = y + row * ${COLS};\n"
+           "  const ${T}* dyr = dy + row * ${COLS};\n"
+           "  ${T}* dxr = dx + row * ${COLS};\n"
+           "  double sum = 0.0;\n" +
+           loop + " sum += (double)dyr[j];\n"
+           "  const ${T} s = (${T})shoal_warp_sum(sum);\n" +
+           loop + " dxr[j] = dyr[j] - shoal_exp(yr[j]) * s;\n";
+    args = {em.in(0), em.in(1), em.out()};
+  } else {
+    return em.unsupported("not a softmax op");
+  }
+  em.kernel("", fill(params, v), warpRowPrologue(em.I(), rows) + fill(body, v), args, warpRowGrid(rows));
+  return {};
+}
+
+Expected<void> emitArgMax(NodeEmitter& em) {
+  const Node& n = em.node();
+  if (!isFloat(n.input(0)->type().dtype)) return em.unsupported("argmax needs a float operand");
+  auto [rows, cols] = rowsCols(em.inShape(0));
+  Vars v = {{"T", em.T()}, {"COLS", intLit(cols)}};
+  em.kernel("", fill("const ${T}* __restrict__ x, long long* __restrict__ out", v),
+            warpRowPrologue(em.I(), rows) +
+                fill("  const long long best = shoal_warp_argmax(x + row * ${COLS}, ${COLS});\n"
+                     "  if (lane == 0) out[row] = best;\n",
+                     v),
+            {em.in(0), em.out()}, warpRowGrid(rows));
+  return {};
+}
+
+// One block: warps take rows in turn; the count of correct rows is an integer sum.
+Expected<void> emitAccuracy(NodeEmitter& em) {
+  if (auto ok = checkLabels(em, 1); !ok) return ok;
+  const Shape& s = em.inShape(0);
+  const int64_t rows = s[0], cols = s.size() > 1 ? s[1] : 1;
+  Vars v = {{"T", em.T()}, {"L", labelType(em, 1)}, {"I", em.I()}, {"ROWS", intLit(rows)}, {"COLS", intLit(cols)},
+            {"WARPS", std::to_string(kWarpsPerBlock)}};
+  em.kernel("",
+            fill("const ${T}* __restrict__ logits, const ${L}* __restrict__ labels, float* __restrict__ acc", v),
+            fill("  __shared__ long long red[32];\n"
+                 "  const int lane = threadIdx.x & 31;\n"
+                 "  long long correct = 0;\n"
+                 "  for (${I} row = threadIdx.x >> 5; row < ${ROWS}; row += ${WARPS}) {\n"
+                 "    const long long best = shoal_warp_argmax(logits + row * ${COLS}, ${COLS});\n"
+                 "    if (lane == 0 && ${COLS} > 0 && best == (long long)labels[row]) ++correct;\n"
+                 "  }\n"
+                 "  correct = shoal_block_sum(correct, red);\n"
+                 "  if (threadIdx.x == 0) acc[0] = ${ROWS} ? (float)correct / (float)${ROWS} : 0.0f;\n",
+                 v),
+            {em.in(0), em.in(1), em.out()}, 1);
+  return {};
+}
+
+// Mean over rows of logsumexp(row) - row[label], in one block (warps take rows in turn; the
+// per-warp sums and the block sum are in double, in a fixed order). Bad labels are reported
+// through the status words and left out of the sum.
+Expected<void> emitSoftmaxCrossEntropy(NodeEmitter& em) {
+  if (auto ok = checkLabels(em, 1); !ok) return ok;
+  const Shape& s = em.inShape(0);
+  const int64_t rows = s[0], cols = s[1];
+  int site = em.errorSite(CudaErrorKind::LabelOutOfRange, cols);
+  Vars v = {{"T", em.T()},         {"L", labelType(em, 1)}, {"I", em.I()},
+            {"ROWS", intLit(rows)}, {"COLS", intLit(cols)},  {"WARPS", std::to_string(kWarpsPerBlock)},
+            {"SITE", std::to_string(site)}};
+  em.kernel("",
+            fill("const ${T}* __restrict__ logits, const ${L}* __restrict__ labels, ${T}* __restrict__ loss, "
+                 "u64* __restrict__ status",
+                 v),
+            fill("  __shared__ double red[32];\n"
+                 "  const int lane = threadIdx.x & 31;\n"
+                 "  double total = 0.0;  // lane 0's share\n"
+                 "  for (${I} row = threadIdx.x >> 5; row < ${ROWS}; row += ${WARPS}) {\n"
+                 "    const long long label = (long long)labels[row];\n"
+                 "    if (label < 0 || label >= ${COLS}) {\n"
+                 "      if (lane == 0) shoal_report_label(status, ${SITE}, row, label);\n"
+                 "      continue;\n"
+                 "    }\n"
+                 "    const ${T}* xr = logits + row * ${COLS};\n"
+                 "    const ShoalLse<${T}> lse = shoal_warp_lse(xr, ${COLS});\n"
+                 "    if (lane == 0) total += (double)lse.logSum - ((double)xr[label] - (double)lse.max);\n"
+                 "  }\n"
+                 "  total = shoal_block_sum(total, red);\n"
+                 "  if (threadIdx.x == 0) loss[0] = (${T})(total / (double)${ROWS});\n",
+                 v),
+            {em.in(0), em.in(1), em.out(), NodeEmitter::status()}, 1);
+  return {};
+}
+
+// dlogits = dloss · (softmax(logits) - onehot(label)) / rows, one warp per row.
+Expected<void> emitSoftmaxCrossEntropyGrad(NodeEmitter& em) {
+  if (auto ok = checkLabels(em, 1); !ok) return ok;
+  const Shape& s = em.inShape(0);
+  const int64_t rows = s[0], cols = s[1];
+  int site = em.errorSite(CudaErrorKind::LabelOutOfRange, cols);
+  Vars v = {{"T", em.T()}, {"L", labelType(em, 1)}, {"ROWS", intLit(rows)}, {"COLS", intLit(cols)},
+            {"SITE", std::to_string(site)}};
+  em.kernel("",
+            fill("const ${T}* __restrict__ logits, const ${L}* __restrict__ labels, const ${T}* __restrict__ dloss, "
+                 "${T}* __restrict__ dlogits, u64* __restrict__ status",
+                 v),
+            warpRowPrologue(em.I(), rows) +
+                fill("  const long long label = (long long)labels[row];\n"
+                     "  const bool valid = label >= 0 && label < ${COLS};\n"
+                     "  if (!valid && lane == 0) shoal_report_label(status, ${SITE}, row, label);\n"
+                     "  const ${T} scale = dloss[0] / (${T})${ROWS};\n"
+                     "  const ${T}* xr = logits + row * ${COLS};\n"
+                     "  ${T}* gr = dlogits + row * ${COLS};\n"
+                     "  const ShoalLse<${T}> lse = shoal_warp_lse(xr, ${COLS});\n"
+                     "  for (int j = lane; j < ${COLS}; j += 32) {\n"
+                     "    ${T} g = scale * shoal_exp((xr[j] - lse.max) - lse.logSum);\n"
+                     "    if (j == label) g -= scale;\n"
+                     "    gr[j] = g;\n"
+                     "  }\n",
+                     v),
+            {em.in(0), em.in(1), em.in(2), em.out(), NodeEmitter::status()}, warpRowGrid(rows));
+  return {};
+}
+
+// Mean of squared differences, in one block, summed in double.
+Expected<void> emitMse(NodeEmitter& em) {
+  const Node& n = em.node();
+  if (!isFloat(n.input(0)->type().dtype)) return em.unsupported("mse needs float operands");
+  const int64_t count = n.input(0)->type().numElements();
+  Vars v = {{"T", em.T()}, {"I", em.I()}, {"N", intLit(count)}};
+  em.kernel("",
+            fill("const ${T}* __restrict__ pred, const ${T}* __restrict__ target, ${T}* __restrict__ loss", v),
+            fill("  __shared__ double red[32];\n"
+                 "  double s = 0.0;\n"
+                 "  for (${I} i = threadIdx.x; i < ${N}; i += blockDim.x) {\n"
+                 "    const double d = (double)pred[i] - (double)target[i];\n"
+                 "    s += d * d;\n"
+                 "  }\n"
+                 "  s = shoal_block_sum(s, red);\n"
+                 "  if (threadIdx.x == 0) loss[0] = (${T})(s / (double)${N});\n",
+                 v),
+            {em.in(0), em.in(1), em.out()}, 1);
+  return {};
+}
+
+}  // namespace shoal::cudagen

@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# Builds shoal (Release, build/) and runs the whole test suite. Extra arguments go to ctest.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+cmake --preset default >/dev/null
+cmake --build --preset default
+ctest --preset default "$@"

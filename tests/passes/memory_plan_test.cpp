@@ -1,0 +1,396 @@
+// Tests for the memory planner: soundness on every example, packing quality, in-place and
+// view aliasing, a checker that rejects bad plans, identical interpreter results, the limit.
+#include "passes/memory_plan.h"
+
+#include <fmt/format.h>
+#include <gtest/gtest.h>
+
+#include <cstring>
+#include <filesystem>
+#include <nlohmann/json.hpp>
+#include <random>
+
+#include "frontend/pipeline_loader.h"
+#include "ir/parser.h"
+#include "passes/program.h"
+#include "runtime/cpu/interpreter.h"
+#include "test_util.h"
+
+namespace shoal {
+namespace {
+
+std::optional<Pipeline> loadExample(const std::string& rel) {
+  DiagnosticEngine diags;
+  auto p = loadPipelineFile(test::sourcePath(rel), diags);
+  EXPECT_TRUE(p && !diags.hasErrors()) << rel << ":\n" << diags.render();
+  return p;
+}
+
+Program compileExample(const Pipeline& p, bool train) {
+  CompileOptions opts;
+  if (train) opts.train = &*p.train;
+  auto program = compileProgram(p.model->clone(), opts);
+  EXPECT_TRUE(program.has_value()) << (program ? "" : program.error().str());
+  return program ? std::move(*program) : Program{};
+}
+
+std::unique_ptr<Graph> parse(const std::string& text) {
+  DiagnosticEngine diags;
+  auto g = parseGraph(text, "test.ir", diags);
+  EXPECT_TRUE(g && !diags.hasErrors()) << diags.render();
+  return g;
+}
+
+const Value* value(const Graph& g, const std::string& name) {
+  const Value* v = g.findValue(name);
+  EXPECT_NE(v, nullptr) << "no value %" << name;
+  return v;
+}
+
+// The alias root of %name, or "" when it has its own buffer.
+std::string aliasOf(const Graph& g, const MemoryPlan& plan, const std::string& name) {
+  auto it = plan.aliasOf.find(value(g, name));
+  return it == plan.aliasOf.end() ? "" : it->second->name();
+}
+
+// ---- every example pipeline, inference and training ----------------------------------------
+
+TEST(MemoryPlan, EveryExamplePlansSoundly) {
+  int checked = 0;
+  for (const auto& entry : std::filesystem::directory_iterator(test::sourcePath("examples"))) {
+    if (entry.path().extension() != ".mmd") continue;
+    std::string rel = "examples/" + entry.path().filename().string();
+    auto p = loadExample(rel);
+    ASSERT_TRUE(p);
+    for (bool train : {false, true}) {
+      if (train && !p->train) continue;
+      SCOPED_TRACE(rel + (train ? " (training)" : " (inference)"));
+      Program program = compileExample(*p, train);
+      ASSERT_TRUE(program.graph);
+      const Graph& g = *program.graph;
+      EXPECT_EQ(checkMemoryPlan(g, program.plan), "");
+      for (PlannerOptions o : {PlannerOptions{false, false}, PlannerOptions{true, false}, PlannerOptions{false, true}})
+        EXPECT_EQ(checkMemoryPlan(g, planMemory(g, o)), "") << "inPlace " << o.inPlace << " reuse " << o.reuse;
+      MemoryPlan trivial = planMemoryTrivial(g);
+      EXPECT_EQ(checkMemoryPlan(g, trivial), "");
+      // The peak is a lower bound of any arena; the packed one never exceeds one slot each.
+      EXPECT_GE(program.plan.arenaBytes, program.plan.peakLiveBytes);
+      EXPECT_LE(program.plan.arenaBytes, trivial.arenaBytes);
+      EXPECT_EQ(program.plan.naiveBytes, trivial.naiveBytes);
+      EXPECT_EQ(program.plan.persistentBytes, trivial.persistentBytes);
+      ++checked;
+    }
+  }
+  EXPECT_GE(checked, 7);  // 5 examples, 2 of them (at least) with a train stage
+}
+
+// ---- the seed CNN --------------------------------------------------------------------------
+
+TEST(MemoryPlan, CnnInferenceArenaIsItsPeak) {
+  auto p = loadExample("examples/mnist_cnn.mmd");
+  ASSERT_TRUE(p);
+  Program program = compileExample(*p, false);
+  const MemoryPlan& plan = program.plan;
+  // The peak is at the max-pool: the conv output (relu'd in place) and the pooled result.
+  const int64_t conv = 64 * 32 * 26 * 26 * 4, pooled = 64 * 32 * 13 * 13 * 4;
+  EXPECT_EQ(plan.peakLiveBytes, conv + pooled);
+  EXPECT_EQ(program.graph->nodes()[size_t(plan.peakAt)]->kind(), OpKind::MaxPool2d);
+  EXPECT_LE(double(plan.arenaBytes), 1.1 * double(plan.peakLiveBytes));
+  EXPECT_LT(plan.arenaBytes, plan.naiveBytes / 2);
+  // In place: the relus over the conv and dense outputs (which die there), the scale over
+  // the cast; views: the flatten.
+  const Graph& g = *program.graph;
+  EXPECT_EQ(aliasOf(g, plan, "c1"), "c1.conv");
+  EXPECT_EQ(aliasOf(g, plan, "d1"), "d1.dense");
+  EXPECT_EQ(aliasOf(g, plan, "pre"), "x.f32");
+  EXPECT_EQ(aliasOf(g, plan, "f"), "p1");
+  EXPECT_EQ(plan.at(value(g, "c1")).offset, plan.at(value(g, "c1.conv")).offset);
+  // The u8 input is caller data and a different size: never written over.
+  EXPECT_EQ(aliasOf(g, plan, "x.f32"), "");
+}
+
+TEST(MemoryPlan, CnnTrainingArenaWithinTenPercentOfPeak) {
+  auto p = loadExample("examples/mnist_cnn.mmd");
+  ASSERT_TRUE(p);
+  Program program = compileExample(*p, true);
+  const MemoryPlan& plan = program.plan;
+  const Graph& g = *program.graph;
+  const int64_t conv = 64 * 32 * 26 * 26 * 4;
+  // At the max-pool gradient the conv output, its relu and the incoming gradient coexist.
+  EXPECT_GE(plan.peakLiveBytes, 3 * conv);
+  EXPECT_LE(double(plan.arenaBytes), 1.1 * double(plan.peakLiveBytes));
+  EXPECT_LT(double(plan.arenaBytes), 0.7 * double(plan.naiveBytes));
+  // relu_grad reads the relu's input, so the forward relus cannot overwrite it ...
+  EXPECT_EQ(aliasOf(g, plan, "c1"), "");
+  EXPECT_EQ(aliasOf(g, plan, "d1"), "");
+  EXPECT_NE(plan.at(value(g, "c1")).offset, plan.at(value(g, "c1.conv")).offset);
+  // ... but relu_grad itself writes over the incoming gradient, which dies there.
+  EXPECT_EQ(aliasOf(g, plan, "c1.conv.grad"), "c1.grad");
+  EXPECT_EQ(aliasOf(g, plan, "d1.dense.grad"), "d1.grad");
+  // Saved activations live exactly until their last backward reader.
+  EXPECT_EQ(plan.at(value(g, "c1.conv")).lastUse, int(g.indexOf(value(g, "c1.conv.grad")->def())));
+  // Inputs are written before node 0, wherever their node is scheduled.
+  EXPECT_EQ(plan.at(value(g, "labels")).firstUse, 0);
+  EXPECT_EQ(plan.at(value(g, "step")).firstUse, 0);
+}
+
+// ---- synthetic graphs ----------------------------------------------------------------------
+
+TEST(MemoryPlan, InPlaceChainButNeverOverAnInput) {
+  auto g = parse(R"(graph t {
+  %x = input() {name="x"} : f32[4,8]
+  %a = relu(%x) : f32[4,8]
+  %b = sigmoid(%a) : f32[4,8]
+  %c = tanh(%b) : f32[4,8]
+  output(%c) {name="y"}
+})");
+  ASSERT_TRUE(g);
+  MemoryPlan plan = planMemory(*g);
+  EXPECT_EQ(checkMemoryPlan(*g, plan), "");
+  EXPECT_EQ(aliasOf(*g, plan, "a"), "");  // x is the caller's
+  EXPECT_EQ(aliasOf(*g, plan, "b"), "a");
+  EXPECT_EQ(aliasOf(*g, plan, "c"), "a");
+  EXPECT_EQ(plan.peakLiveBytes, 2 * 128);              // x and a's buffer, at the relu
+  EXPECT_EQ(plan.arenaBytes, 2 * kBufferAlignment);    // each slot rounded up to 256
+  EXPECT_EQ(plan.at(value(*g, "c")).lastUse, 4);       // outputs live past the last node
+  MemoryPlan noInPlace = planMemory(*g, {.inPlace = false, .reuse = true});
+  EXPECT_TRUE(noInPlace.aliasOf.empty());
+  EXPECT_EQ(noInPlace.arenaBytes, 2 * kBufferAlignment);  // x, a, b, c ping-pong between two slots
+  EXPECT_EQ(checkMemoryPlan(*g, noInPlace), "");
+}
+
+TEST(MemoryPlan, NoInPlaceWhenTheOperandIsReadLater) {
+  auto g = parse(R"(graph t {
+  %x = input() {name="x"} : f32[4,8]
+  %bias = input() {name="bias"} : f32[8]
+  %a = scale(%x) {scale=2.0, shift=0.0} : f32[4,8]
+  %b = relu(%a) : f32[4,8]
+  %c = add(%a, %b) : f32[4,8]
+  %d = scale(%c) {scale=3.0, shift=1.0} : f32[4,8]
+  %e = add(%bias, %d) : f32[4,8]
+  output(%e) {name="y"}
+})");
+  ASSERT_TRUE(g);
+  MemoryPlan plan = planMemory(*g);
+  EXPECT_EQ(checkMemoryPlan(*g, plan), "");
+  EXPECT_EQ(aliasOf(*g, plan, "b"), "");   // a is read again by the add
+  EXPECT_EQ(aliasOf(*g, plan, "c"), "a");  // both operands die at the add: the first is taken
+  EXPECT_EQ(aliasOf(*g, plan, "d"), "a");
+  EXPECT_EQ(aliasOf(*g, plan, "e"), "a");  // the broadcast bias cannot be written over, d can
+}
+
+TEST(MemoryPlan, ViewsShareTheirInputAndBlockInPlaceWhileItLives) {
+  auto g = parse(R"(graph t {
+  %x = input() {name="x"} : f32[2,3,4]
+  %a = scale(%x) {scale=0.5, shift=-1.0} : f32[2,3,4]
+  %r = reshape(%a) {shape=[6,4]} : f32[6,4]
+  %s = relu(%r) : f32[6,4]
+  %m = mul(%a, %a) : f32[2,3,4]
+  %f = flatten(%m) {axis=1} : f32[2,12]
+  output(%s) {name="s"}
+  output(%f) {name="f"}
+})");
+  ASSERT_TRUE(g);
+  MemoryPlan plan = planMemory(*g);
+  EXPECT_EQ(checkMemoryPlan(*g, plan), "");
+  EXPECT_EQ(aliasOf(*g, plan, "r"), "a");  // a view even though a lives on
+  EXPECT_EQ(aliasOf(*g, plan, "s"), "");   // writing over r would clobber a, read by the mul
+  EXPECT_EQ(aliasOf(*g, plan, "m"), "a");  // a (and its view r) die at the mul
+  EXPECT_EQ(aliasOf(*g, plan, "f"), "a");
+  EXPECT_EQ(plan.at(value(*g, "f")).offset, plan.at(value(*g, "a")).offset);
+
+  // The interpreter gives the same answers over the aliased plan as over one slot each
+  // (reshape and flatten become no-op copies onto themselves).
+  auto runWith = [&](bool trivial) {
+    Program p;
+    p.graph = g->clone();
+    p.plan = trivial ? planMemoryTrivial(*p.graph) : planMemory(*p.graph);
+    auto exe = CpuExecutable::create(std::move(p));
+    EXPECT_TRUE(exe.has_value());
+    std::vector<double> xs(24);
+    for (size_t i = 0; i < xs.size(); ++i) xs[i] = double(i) * 0.25 - 3.0;
+    auto out = (*exe)->run({{"x", Tensor::fromDoubles(DType::F32, {2, 3, 4}, xs)}});
+    EXPECT_TRUE(out.has_value());
+    return *out;
+  };
+  TensorMap packed = runWith(false), each = runWith(true);
+  for (const char* name : {"s", "f"})
+    for (int64_t i = 0; i < packed.at(name).numElements(); ++i) EXPECT_EQ(packed.at(name).at(i), each.at(name).at(i));
+  // Hand-computed: x = -3 + 0.25 i, a = x/2 - 1; s = relu(a), f = a².
+  EXPECT_DOUBLE_EQ(packed.at("s").at(23), 0.5 * (23 * 0.25 - 3.0) - 1.0);
+  EXPECT_DOUBLE_EQ(packed.at("f").at(0), 6.25);
+}
+
+TEST(MemoryPlan, PackingPingPongsAChain) {
+  auto g = parse(R"(graph t {
+  %x = input() {name="x"} : f32[1,64]
+  %w = param() {init="zeros"} : f32[64,64]
+  %h1 = matmul(%x, %w) : f32[1,64]
+  %h2 = matmul(%h1, %w) : f32[1,64]
+  %h3 = matmul(%h2, %w) : f32[1,64]
+  %h4 = matmul(%h3, %w) : f32[1,64]
+  output(%h4) {name="y"}
+})");
+  ASSERT_TRUE(g);
+  MemoryPlan plan = planMemory(*g);
+  EXPECT_EQ(checkMemoryPlan(*g, plan), "");
+  EXPECT_EQ(plan.peakLiveBytes, 512);  // operand and result of one matmul
+  EXPECT_EQ(plan.arenaBytes, 512);
+  EXPECT_EQ(plan.naiveBytes, 5 * 256);
+  EXPECT_EQ(plan.persistentBytes, 64 * 64 * 4);
+  EXPECT_EQ(planMemory(*g, {.inPlace = true, .reuse = false}).arenaBytes, 5 * 256);
+  EXPECT_EQ(planMemoryTrivial(*g).arenaBytes, 5 * 256);
+}
+
+// ---- the checker can fail ------------------------------------------------------------------
+
+TEST(MemoryPlan, CheckerRejectsBadPlans) {
+  auto p = loadExample("examples/mnist_cnn.mmd");
+  ASSERT_TRUE(p);
+  Program program = compileExample(*p, true);
+  const Graph& g = *program.graph;
+  const MemoryPlan& good = program.plan;
+  ASSERT_EQ(checkMemoryPlan(g, good), "");
+  const Value* conv = value(g, "c1.conv");
+  const Value* relu = value(g, "c1");
+
+  {  // two simultaneously live buffers at one offset
+    MemoryPlan bad = good;
+    bad.buffers[relu].offset = bad.buffers[conv].offset;
+    EXPECT_NE(checkMemoryPlan(g, bad).find("overlaps"), std::string::npos) << checkMemoryPlan(g, bad);
+  }
+  {  // the relu written in place over its input, which relu_grad still reads
+    MemoryPlan bad = good;
+    bad.buffers[relu].offset = bad.buffers[conv].offset;
+    bad.aliasOf[relu] = conv;
+    EXPECT_NE(checkMemoryPlan(g, bad).find("still read"), std::string::npos) << checkMemoryPlan(g, bad);
+  }
+  {  // max-pool's gradient cannot write over its forward input (the same size)
+    MemoryPlan bad = good;
+    const Value* grad = value(g, "c1.grad");
+    const Value* reluGrad = value(g, "c1.conv.grad");
+    bad.buffers[grad].offset = bad.buffers[reluGrad].offset = bad.buffers[relu].offset;
+    bad.aliasOf[grad] = relu;
+    bad.aliasOf[reluGrad] = relu;
+    EXPECT_NE(checkMemoryPlan(g, bad).find("cannot write over its operand 0 (%c1)"), std::string::npos)
+        << checkMemoryPlan(g, bad);
+  }
+  {  // a buffer released before its last reader
+    MemoryPlan bad = good;
+    bad.buffers[conv].lastUse = 10;
+    EXPECT_NE(checkMemoryPlan(g, bad).find("reserved only"), std::string::npos) << checkMemoryPlan(g, bad);
+  }
+  {  // params and state never share, whatever their recorded ranges
+    MemoryPlan bad = good;
+    bad.buffers[value(g, "d2.bias")].offset = bad.buffers[value(g, "c1.weight")].offset;
+    EXPECT_NE(checkMemoryPlan(g, bad).find("overlaps"), std::string::npos) << checkMemoryPlan(g, bad);
+  }
+  {  // outside the arena
+    MemoryPlan bad = good;
+    bad.arenaBytes = good.peakLiveBytes / 2;
+    EXPECT_NE(checkMemoryPlan(g, bad).find("outside its region"), std::string::npos) << checkMemoryPlan(g, bad);
+  }
+  // And a plan the interpreter refuses to run.
+  Program badProgram;
+  badProgram.graph = g.clone();
+  badProgram.plan = planMemory(*badProgram.graph);
+  const Value* c = badProgram.graph->findValue("c1");
+  badProgram.plan.buffers[c].offset = badProgram.plan.buffers[badProgram.graph->findValue("c1.conv")].offset;
+  auto exe = CpuExecutable::create(std::move(badProgram));
+  ASSERT_FALSE(exe.has_value());
+  EXPECT_NE(exe.error().message().find("memory plan is unsound"), std::string::npos);
+}
+
+// ---- identical numerics --------------------------------------------------------------------
+
+TEST(MemoryPlan, CnnTrainingStepsBitwiseEqualToTrivialPlan) {
+  auto p = loadExample("examples/mnist_cnn.mmd");
+  ASSERT_TRUE(p);
+  std::unique_ptr<CpuExecutable> exes[2];
+  for (int k = 0; k < 2; ++k) {
+    Program program = compileExample(*p, true);
+    if (k == 1) program.plan = planMemoryTrivial(*program.graph);
+    auto exe = CpuExecutable::create(std::move(program));
+    ASSERT_TRUE(exe.has_value()) << exe.error().str();
+    exes[k] = std::move(*exe);
+    exes[k]->initializeParameters(7);
+  }
+  EXPECT_LT(exes[0]->program().plan.arenaBytes, exes[1]->program().plan.arenaBytes * 7 / 10);
+  TensorMap initial = exes[0]->readPersistent();
+  std::mt19937 rng(11);
+  for (int step = 1; step <= 3; ++step) {
+    std::vector<double> pixels(64 * 28 * 28), labels(64);
+    for (double& v : pixels) v = double(rng() % 256);
+    for (double& v : labels) v = double(rng() % 10);
+    TensorMap feed = {{"x", Tensor::fromDoubles(DType::U8, {64, 1, 28, 28}, pixels)},
+                      {"labels", Tensor::fromDoubles(DType::I64, {64}, labels)},
+                      {"step", Tensor::fromDoubles(DType::F32, {}, std::vector<double>{double(step)})}};
+    auto a = exes[0]->run(feed), b = exes[1]->run(feed);
+    ASSERT_TRUE(a && b);
+    for (const char* out : {"loss", "accuracy", "logits"}) {
+      const Tensor &ta = a->at(out), &tb = b->at(out);
+      ASSERT_EQ(ta.byteSize(), tb.byteSize());
+      EXPECT_EQ(std::memcmp(ta.raw(), tb.raw(), ta.byteSize()), 0) << out << " differs at step " << step;
+    }
+    EXPECT_TRUE(std::isfinite(a->at("loss").at(0)));
+  }
+  TensorMap pa = exes[0]->readPersistent(), pb = exes[1]->readPersistent();
+  ASSERT_EQ(pa.size(), pb.size());
+  for (const auto& [name, t] : pa) {
+    const Tensor& u = pb.at(name);
+    ASSERT_EQ(t.byteSize(), u.byteSize()) << name;
+    EXPECT_EQ(std::memcmp(t.raw(), u.raw(), t.byteSize()), 0) << name << " differs after 3 steps";
+  }
+  // The steps did train: the first conv's weights moved.
+  const Tensor &w0 = initial.at("c1.weight"), &w3 = pa.at("c1.weight");
+  EXPECT_NE(std::memcmp(w0.raw(), w3.raw(), w0.byteSize()), 0);
+}
+
+// ---- --memory-limit ------------------------------------------------------------------------
+
+TEST(MemoryPlan, LimitFailsNamingThePeak) {
+  auto p = loadExample("examples/mnist_cnn.mmd");
+  ASSERT_TRUE(p);
+  CompileOptions opts;
+  opts.train = &*p->train;
+  auto unlimited = compileProgram(p->model->clone(), opts);
+  ASSERT_TRUE(unlimited);
+  const MemoryPlan& plan = unlimited->plan;
+  const Node& peak = *unlimited->graph->nodes()[size_t(plan.peakAt)];
+
+  opts.memoryLimit = 1000000;
+  auto limited = compileProgram(p->model->clone(), opts);
+  ASSERT_FALSE(limited.has_value());
+  std::string expected = fmt::format(
+      "memory plan needs {:.1f} MB (arena {} bytes + persistent {}), over the limit of 1000000 bytes; peak {:.1f} MB "
+      "live at {} ({})",
+      double(plan.arenaBytes + plan.persistentBytes) / 1e6, plan.arenaBytes, plan.persistentBytes,
+      double(plan.peakLiveBytes) / 1e6, peak.describe(), peak.loc().str());
+  EXPECT_EQ(limited.error().message(), expected);
+  EXPECT_NE(expected.find("mnist_cnn.mmd:"), std::string::npos);
+  EXPECT_NE(expected.find("live at maxpool2d_grad 'p1'"), std::string::npos);
+
+  opts.memoryLimit = plan.arenaBytes + plan.persistentBytes;  // exactly enough
+  EXPECT_TRUE(compileProgram(p->model->clone(), opts).has_value());
+}
+
+TEST(MemoryPlan, CliMemoryLimitAndJson) {
+  auto over = test::runCli("dump examples/mnist_cnn.mmd --train --memory --memory-limit 1000000");
+  EXPECT_EQ(over.exitCode, 1);
+  EXPECT_NE(over.err.find("over the limit of 1000000 bytes; peak"), std::string::npos) << over.err;
+  EXPECT_EQ(over.out, "");
+  auto ok = test::runCli("dump examples/mnist_cnn.mmd --memory --memory-limit 100000000");
+  ASSERT_EQ(ok.exitCode, 0) << ok.err;
+  auto j = nlohmann::json::parse(ok.out);
+  EXPECT_LE(double(j["arena_bytes"].get<int64_t>()), 1.1 * double(j["peak_live_bytes"].get<int64_t>()));
+  bool sawAlias = false;
+  for (const auto& b : j["buffers"])
+    if (b["value"] == "c1") sawAlias = b.value("alias_of", "") == "c1.conv";
+  EXPECT_TRUE(sawAlias);
+  auto compile = test::runCli("compile examples/mnist_cnn.mmd --memory-limit 1000");
+  EXPECT_EQ(compile.exitCode, 1);
+  EXPECT_NE(compile.err.find("over the limit of 1000 bytes"), std::string::npos) << compile.err;
+}
+
+}  // namespace
+}  // namespace shoal

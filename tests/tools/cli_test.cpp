@@ -1,0 +1,205 @@
+// The `shoal` CLI contract: commands, exit statuses, outputs, reports, round trips.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <nlohmann/json.hpp>
+#include <regex>
+
+#include "test_util.h"
+
+namespace fs = std::filesystem;
+using shoal::test::runCli;
+using shoal::test::readFile;
+using shoal::test::writeFile;
+
+namespace {
+
+const std::vector<std::string> kExamples = {"examples/seed_pipeline.mmd", "examples/mnist_cnn.mmd", "examples/mlp.mmd",
+                                            "examples/matmul.mmd", "examples/conv.mmd"};
+
+TEST(Cli, HelpOnEveryCommand) {
+  for (std::string cmd : {"", "check ", "dump ", "compile ", "run "}) {
+    auto r = runCli(cmd + "--help");
+    EXPECT_EQ(r.exitCode, 0) << cmd;
+    EXPECT_NE(r.out.find("Usage"), std::string::npos) << cmd << r.out;
+  }
+}
+
+TEST(Cli, BadUsageExitsOne) {
+  EXPECT_EQ(runCli("").exitCode, 1);
+  EXPECT_EQ(runCli("frobnicate").exitCode, 1);
+  EXPECT_EQ(runCli("run examples/matmul.mmd --bogus").exitCode, 1);
+  EXPECT_EQ(runCli("dump examples/matmul.mmd --format svg").exitCode, 1);
+  auto r = runCli("run examples/matmul.mmd --device tpu");
+  EXPECT_EQ(r.exitCode, 1);
+  EXPECT_EQ(r.err, "error: --device must be auto, cpu or cuda, got 'tpu'\n");
+  r = runCli("dump examples/matmul.mmd --after bogus");
+  EXPECT_EQ(r.exitCode, 1);
+  EXPECT_NE(r.err.find("unknown pass 'bogus'"), std::string::npos) << r.err;
+}
+
+TEST(Cli, CheckExamples) {
+  for (const auto& ex : kExamples) {
+    auto r = runCli("check " + ex);
+    EXPECT_EQ(r.exitCode, 0) << ex << r.err;
+    EXPECT_NE(r.out.find(ex + ": ok"), std::string::npos) << r.out;
+  }
+}
+
+TEST(Cli, RunMatmulAndConvPrintTheSeedsCorrectAnswers) {
+  auto r = runCli("run examples/matmul.mmd --device cpu");
+  EXPECT_EQ(r.exitCode, 0) << r.err;
+  EXPECT_EQ(r.out, "C = [[22,28],[64,73],[106,118]]\n");
+  r = runCli("run examples/conv.mmd --device cpu");
+  EXPECT_EQ(r.exitCode, 0) << r.err;
+  EXPECT_EQ(r.out, "Y = [[[[35,40,45],[60,65,70],[85,90,95]]]]\n");
+}
+
+TEST(Cli, RunReportHasDeviceAndOutputs) {
+  std::string dir = shoal::test::tempDir();
+  auto r = runCli("run examples/matmul.mmd --device cpu --report '" + dir + "/r.json'");
+  ASSERT_EQ(r.exitCode, 0) << r.err;
+  auto j = nlohmann::json::parse(readFile(dir + "/r.json"));
+  EXPECT_EQ(j["device"], "cpu");
+  EXPECT_EQ(j["outputs"]["C"], nlohmann::json::parse("[[22.0,28.0],[64.0,73.0],[106.0,118.0]]"));
+}
+
+TEST(Cli, DumpRoundTripsForEveryExample) {
+  std::string dir = shoal::test::tempDir();
+  for (const auto& ex : kExamples) {
+    for (std::string train : {"", " --train"}) {
+      if (!train.empty() && (ex == "examples/matmul.mmd" || ex == "examples/conv.mmd")) continue;
+      auto a = runCli("dump " + ex + train);
+      ASSERT_EQ(a.exitCode, 0) << ex << train << a.err;
+      writeFile(dir + "/a.ir", a.out);
+      auto b = runCli("dump '" + dir + "/a.ir'");
+      ASSERT_EQ(b.exitCode, 0) << ex << train << b.err;
+      EXPECT_EQ(a.out, b.out) << ex << train;
+    }
+  }
+}
+
+TEST(Cli, DumpFormatsAndPassSelection) {
+  auto r = runCli("dump examples/mnist_cnn.mmd --format dot");
+  EXPECT_EQ(r.exitCode, 0);
+  EXPECT_EQ(r.out.rfind("digraph", 0), 0u) << r.out.substr(0, 100);
+  r = runCli("dump examples/mnist_cnn.mmd --format mermaid");
+  EXPECT_EQ(r.exitCode, 0);
+  EXPECT_EQ(r.out.rfind("flowchart TD", 0), 0u) << r.out.substr(0, 100);
+  r = runCli("dump examples/mnist_cnn.mmd --train --after-all");
+  EXPECT_EQ(r.exitCode, 0) << r.err;
+  for (std::string pass : {"infer-shapes", "canonicalize", "fold-constants", "autodiff", "dce", "schedule"})
+    EXPECT_NE(r.out.find("// ---- after " + pass), std::string::npos) << pass;
+  r = runCli("dump examples/mnist_cnn.mmd --train --after autodiff");
+  EXPECT_EQ(r.exitCode, 0) << r.err;
+  EXPECT_NE(r.out.find("adam_update(%c1.weight, %c1.weight.grad, %c1.weight.m, %c1.weight.v, %step)"), std::string::npos);
+  r = runCli("dump examples/mnist_cnn.mmd --train --disable-pass autodiff");
+  EXPECT_EQ(r.exitCode, 0) << r.err;
+  EXPECT_EQ(r.out.find("adam_update"), std::string::npos);
+  r = runCli("dump examples/mnist_cnn.mmd --memory");
+  EXPECT_EQ(r.exitCode, 0) << r.err;
+  auto j = nlohmann::json::parse(r.out);
+  EXPECT_GT(j["arena_bytes"].get<int64_t>(), 0);
+  EXPECT_GE(j["naive_bytes"].get<int64_t>(), j["peak_live_bytes"].get<int64_t>());
+}
+
+TEST(Cli, DumpWritesFilesAtomically) {
+  std::string dir = shoal::test::tempDir();
+  auto r = runCli("dump examples/matmul.mmd -o '" + dir + "/m.ir'");
+  EXPECT_EQ(r.exitCode, 0);
+  EXPECT_EQ(readFile(dir + "/m.ir").rfind("// shoal IR", 0), 0u);
+  for (const auto& e : fs::directory_iterator(dir)) EXPECT_EQ(e.path().filename().string().find(".tmp"), std::string::npos);
+}
+
+TEST(Cli, DeviceCudaWithoutGpuIsAClearError) {
+  auto probe = runCli("run examples/matmul.mmd --device auto");
+  ASSERT_EQ(probe.exitCode, 0) << probe.err;
+  if (probe.err.find("device: cpu (no usable GPU") == std::string::npos) GTEST_SKIP() << "a GPU is present";
+  auto r = runCli("run examples/matmul.mmd --device cuda");
+  EXPECT_EQ(r.exitCode, 1);
+  EXPECT_EQ(r.err.rfind("error: --device cuda: no usable GPU (", 0), 0u) << r.err;
+  EXPECT_EQ(r.out, "");
+}
+
+// Training: one short run exercises progress lines, reports, checkpoints and reloading.
+class CliTraining : public ::testing::Test {
+ protected:
+  std::string dir_ = shoal::test::tempDir();
+  std::string pipeline(const std::string& train, const std::string& output) {
+    return "flowchart TD\n"
+           "  x[input: mnist path=data/mnist-10k batch=64] --> pre[preprocess: scale=1/255]\n"
+           "  pre --> c1[conv2d: filters=8 kernel=3x3 activation=relu]\n"
+           "  c1 --> p1[maxpool: size=2x2] --> f[flatten] --> d1[dense: units=10]\n" +
+           (train.empty() ? "  d1 --> out[output: " + output + "]\n"
+                          : "  d1 --> t[train: " + train + "]\n  t --> out[output: " + output + "]\n");
+  }
+};
+
+TEST_F(CliTraining, TrainsReportsCheckpointsAndReloads) {
+  writeFile(dir_ + "/small.mmd", pipeline("optimizer=adam lr=0.002 epochs=1 validation=0.1",
+                                          "metrics=accuracy checkpoint=" + dir_ + "/w.safetensors plot=" + dir_ + "/curve.svg"));
+  auto r = runCli("run '" + dir_ + "/small.mmd' --device cpu --seed 1 --report '" + dir_ + "/r.json'");
+  ASSERT_EQ(r.exitCode, 0) << r.err;
+  EXPECT_NE(r.out.find("epoch 1/1  loss "), std::string::npos) << r.out;
+  auto j = nlohmann::json::parse(readFile(dir_ + "/r.json"));
+  EXPECT_EQ(j["device"], "cpu");
+  ASSERT_EQ(j["epochs"].size(), 1u);
+  EXPECT_TRUE(j["epochs"][0].contains("validation_accuracy"));
+  double acc = j["test_accuracy"];
+  EXPECT_GT(acc, 0.80);
+  EXPECT_GT(j["train_seconds"].get<double>(), 0);
+  EXPECT_GT(j["step_ms_median"].get<double>(), 0);
+  EXPECT_EQ(readFile(dir_ + "/curve.svg").rfind("<svg", 0), 0u);
+  ASSERT_TRUE(fs::exists(dir_ + "/w.safetensors"));
+
+  // Reload for inference: the same test accuracy.
+  writeFile(dir_ + "/eval.mmd", pipeline("", "metrics=accuracy"));
+  auto e = runCli("run '" + dir_ + "/eval.mmd' --device cpu --weights '" + dir_ + "/w.safetensors' --report '" + dir_ + "/e.json'");
+  ASSERT_EQ(e.exitCode, 0) << e.err;
+  auto je = nlohmann::json::parse(readFile(dir_ + "/e.json"));
+  EXPECT_DOUBLE_EQ(je["test_accuracy"].get<double>(), acc);
+
+  // A checkpoint whose shapes do not match is refused, naming the tensor.
+  writeFile(dir_ + "/other.mmd", "flowchart TD\n  x[input: mnist] --> pre[preprocess] --> c1[conv2d: filters=4 kernel=3x3]\n"
+                                 "  c1 --> f[flatten] --> d1[dense: units=10] --> out[output]\n");
+  auto bad = runCli("run '" + dir_ + "/other.mmd' --device cpu --weights '" + dir_ + "/w.safetensors'");
+  EXPECT_EQ(bad.exitCode, 1);
+  EXPECT_NE(bad.err.find("checkpoint tensor 'c1.weight' has shape [8,1,3,3], the model expects [4,1,3,3]"), std::string::npos)
+      << bad.err;
+}
+
+TEST_F(CliTraining, SameSeedSameRun) {
+  writeFile(dir_ + "/p.mmd", pipeline("optimizer=sgd lr=0.05 momentum=0.9 epochs=1", "metrics=accuracy"));
+  auto a = runCli("run '" + dir_ + "/p.mmd' --device cpu --seed 5 --report '" + dir_ + "/a.json'");
+  auto b = runCli("run '" + dir_ + "/p.mmd' --device cpu --seed 5 --report '" + dir_ + "/b.json'");
+  ASSERT_EQ(a.exitCode, 0) << a.err;
+  ASSERT_EQ(b.exitCode, 0) << b.err;
+  auto ja = nlohmann::json::parse(readFile(dir_ + "/a.json"));
+  auto jb = nlohmann::json::parse(readFile(dir_ + "/b.json"));
+  EXPECT_EQ(ja["epochs"][0]["loss"], jb["epochs"][0]["loss"]);
+  EXPECT_EQ(ja["test_accuracy"], jb["test_accuracy"]);
+}
+
+TEST_F(CliTraining, DivergenceStopsWithTheStep) {
+  writeFile(dir_ + "/nan.mmd", pipeline("optimizer=sgd lr=1e30 epochs=1", "metrics=accuracy"));
+  auto r = runCli("run '" + dir_ + "/nan.mmd' --device cpu");
+  EXPECT_EQ(r.exitCode, 1);
+  EXPECT_TRUE(std::regex_search(r.err, std::regex("error: training diverged: the loss is (nan|inf|-nan) at step [0-9]+ ")))
+      << r.err;
+}
+
+TEST_F(CliTraining, CorruptDataIsNamed) {
+  fs::create_directories(dir_ + "/data");
+  for (auto name : {"train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz", "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"})
+    fs::copy_file(shoal::test::sourcePath(std::string("data/mnist-10k/") + name), dir_ + "/data/" + name);
+  std::string img = readFile(dir_ + "/data/train-images-idx3-ubyte.gz");
+  writeFile(dir_ + "/data/train-images-idx3-ubyte.gz", img.substr(0, img.size() / 2));
+  std::string p = pipeline("epochs=1", "metrics=accuracy");
+  p.replace(p.find("data/mnist-10k"), 14, dir_ + "/data");
+  writeFile(dir_ + "/p.mmd", p);
+  auto r = runCli("run '" + dir_ + "/p.mmd' --device cpu");
+  EXPECT_EQ(r.exitCode, 1);
+  EXPECT_NE(r.err.find(dir_ + "/data/train-images-idx3-ubyte.gz: "), std::string::npos) << r.err;
+}
+
+}  // namespace
