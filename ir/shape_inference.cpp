@@ -57,6 +57,9 @@ Expected<Types> shapeDeclared(const Node& n) {
 
 Expected<Types> shapeConstant(const Node& n) {
   const TensorLiteral& lit = n.attrs().getTensor("value");
+  if (int64_t(lit.values.size()) != numElements(lit.shape))
+    return std::unexpected(shapeError(n, fmt::format("the literal has {} values, its shape {} needs {}", lit.values.size(),
+                                                     shapeString(lit.shape), numElements(lit.shape))));
   DType dt = n.numResults() ? n.result()->type().dtype : DType::F32;
   return Types{{dt, lit.shape}};
 }
@@ -65,6 +68,10 @@ Expected<Types> shapeNone(const Node& n) {
   if (n.kind() == OpKind::SgdUpdate || n.kind() == OpKind::AdamUpdate) {
     const Value* w = n.input(0);
     SHOAL_TRY(requireFloat(n, w, "parameter"));
+    // The kernel keeps the momentum in the velocity operand; without one it has nowhere to.
+    if (n.kind() == OpKind::SgdUpdate && n.numInputs() < 3 && n.attrs().getFloat("momentum", 0.0) != 0.0)
+      return std::unexpected(shapeError(
+          n, fmt::format("momentum {} needs a velocity operand (w, g, velocity)", formatDouble(n.attrs().getFloat("momentum")))));
     for (size_t i = 1; i < n.numInputs(); ++i) {
       if (n.kind() == OpKind::AdamUpdate && i == 4) {
         if (n.input(i)->type().rank() != 0)
@@ -109,29 +116,9 @@ Expected<Types> shapeSameFloatLastAxis(const Node& n) {
   return Types{n.input(0)->type()};
 }
 
-Expected<Types> shapeSameAsFirst(const Node& n) {
-  // Gradient ops: (forward operand or output, upstream gradient, ...) -> gradient of the first.
-  const TensorType& t = n.input(0)->type();
-  if (n.kind() == OpKind::ReluGrad || n.kind() == OpKind::SigmoidGrad || n.kind() == OpKind::TanhGrad ||
-      n.kind() == OpKind::SoftmaxGrad || n.kind() == OpKind::LogSoftmaxGrad || n.kind() == OpKind::MaxPool2dGrad) {
-    if (n.input(1)->type().dtype != t.dtype ||
-        (n.kind() != OpKind::MaxPool2dGrad && n.input(1)->type().shape != t.shape))
-      return std::unexpected(shapeError(n, fmt::format("gradient {} does not match operand {}", sh(n.input(1)), sh(n.input(0)))));
-  }
-  if (n.kind() == OpKind::SoftmaxCrossEntropyGrad || n.kind() == OpKind::MseGrad) {
-    if (n.input(2)->type().rank() != 0)
-      return std::unexpected(shapeError(n, fmt::format("loss gradient must be a scalar, got {}", sh(n.input(2)))));
-  }
-  return Types{t};
-}
-
-Expected<Types> shapeConv2d(const Node& n) {
-  const Value* x = n.input(0);
-  const Value* w = n.input(1);
-  SHOAL_TRY(requireFloat(n, x, "input"));
-  SHOAL_TRY(requireRank(n, x, 4, "input (NCHW)"));
-  SHOAL_TRY(requireRank(n, w, 4, "weight (OIHW)"));
-  SHOAL_TRY(requireSameDType(n, x, w));
+// The output shape [N, O, oh, ow] of convolving an x-typed input with a w-typed weight under
+// the node's stride/padding/dilation (conv2d and both of its gradients).
+Expected<Shape> convOutputShape(const Node& n, const TensorType& x, const TensorType& w) {
   auto stride = intsOfLen(n, "stride", 2);
   if (!stride) return std::unexpected(stride.error());
   auto pad = intsOfLen(n, "padding", 4);
@@ -144,41 +131,89 @@ Expected<Types> shapeConv2d(const Node& n) {
     if (d <= 0) return std::unexpected(shapeError(n, "dilation must be positive"));
   for (int64_t p : *pad)
     if (p < 0) return std::unexpected(shapeError(n, "padding must not be negative"));
-  const Shape& xs = x->type().shape;
-  const Shape& ws = w->type().shape;
+  const Shape& xs = x.shape;
+  const Shape& ws = w.shape;
   if (xs[1] != ws[1])
     return std::unexpected(shapeError(
-        n, fmt::format("input has {} channels ({}) but the weight expects {} ({})", xs[1], sh(x), ws[1], sh(w))));
-  if (n.numInputs() == 3) {
-    const Value* b = n.input(2);
-    if (b->type().shape != Shape{ws[0]} || b->type().dtype != x->type().dtype)
-      return std::unexpected(shapeError(n, fmt::format("bias must be {}[{}], got {}", dtypeName(x->type().dtype), ws[0], sh(b))));
-  }
+        n, fmt::format("input has {} channels ({}) but the weight expects {} ({})", xs[1], x.str(), ws[1], w.str())));
   int64_t oh = windowOutputSize(xs[2], ws[2], (*stride)[0], (*pad)[0], (*pad)[2], (*dil)[0]);
   int64_t ow = windowOutputSize(xs[3], ws[3], (*stride)[1], (*pad)[1], (*pad)[3], (*dil)[1]);
   if (oh <= 0 || ow <= 0)
     return std::unexpected(shapeError(
         n, fmt::format("kernel {}x{} does not fit the padded input {}x{} ({})", ws[2], ws[3], xs[2] + (*pad)[0] + (*pad)[2],
-                       xs[3] + (*pad)[1] + (*pad)[3], sh(x))));
-  return Types{{x->type().dtype, {xs[0], ws[0], oh, ow}}};
+                       xs[3] + (*pad)[1] + (*pad)[3], x.str())));
+  return Shape{xs[0], ws[0], oh, ow};
+}
+
+// A shape attribute (input_shape, weight_shape) of a gradient op: 4 positive extents.
+Expected<Shape> shapeAttr4(const Node& n, const std::string& key) {
+  const auto& s = n.attrs().getInts(key);
+  if (s.size() != 4) return std::unexpected(shapeError(n, key + " needs 4 extents"));
+  for (int64_t d : s)
+    if (d <= 0) return std::unexpected(shapeError(n, fmt::format("{} {} has a non-positive extent", key, shapeString(s))));
+  return s;
+}
+
+// The upstream gradient must have the shape the forward op produced.
+Expected<Types> requireGradient(const Node& n, const Value* dy, const TensorType& want, std::string_view what) {
+  if (dy->type() != want)
+    return std::unexpected(shapeError(n, fmt::format("gradient {} does not match {} {}", sh(dy), what, want.str())));
+  return Types{};
+}
+
+Expected<Types> shapeConv2d(const Node& n) {
+  const Value* x = n.input(0);
+  const Value* w = n.input(1);
+  SHOAL_TRY(requireFloat(n, x, "input"));
+  SHOAL_TRY(requireRank(n, x, 4, "input (NCHW)"));
+  SHOAL_TRY(requireRank(n, w, 4, "weight (OIHW)"));
+  SHOAL_TRY(requireSameDType(n, x, w));
+  auto y = convOutputShape(n, x->type(), w->type());
+  if (!y) return std::unexpected(y.error());
+  if (n.numInputs() == 3) {
+    const Value* b = n.input(2);
+    int64_t o = w->type().shape[0];
+    if (b->type().shape != Shape{o} || b->type().dtype != x->type().dtype)
+      return std::unexpected(shapeError(n, fmt::format("bias must be {}[{}], got {}", dtypeName(x->type().dtype), o, sh(b))));
+  }
+  return Types{{x->type().dtype, *y}};
 }
 
 Expected<Types> shapeConv2dBackwardData(const Node& n) {
-  const auto& s = n.attrs().getInts("input_shape");
-  if (s.size() != 4) return std::unexpected(shapeError(n, "input_shape needs 4 extents"));
-  return Types{{n.input(0)->type().dtype, s}};
+  // (dy, w) -> dx of type dtype[input_shape].
+  auto s = shapeAttr4(n, "input_shape");
+  if (!s) return std::unexpected(s.error());
+  const Value* dy = n.input(0);
+  const Value* w = n.input(1);
+  SHOAL_TRY(requireFloat(n, dy, "gradient"));
+  SHOAL_TRY(requireRank(n, w, 4, "weight (OIHW)"));
+  SHOAL_TRY(requireSameDType(n, dy, w));
+  TensorType x{dy->type().dtype, *s};
+  auto y = convOutputShape(n, x, w->type());
+  if (!y) return std::unexpected(y.error());
+  SHOAL_TRY(requireGradient(n, dy, {x.dtype, *y}, "the convolution's output"));
+  return Types{x};
 }
 
 Expected<Types> shapeConv2dBackwardWeight(const Node& n) {
-  const auto& s = n.attrs().getInts("weight_shape");
-  if (s.size() != 4) return std::unexpected(shapeError(n, "weight_shape needs 4 extents"));
-  return Types{{n.input(0)->type().dtype, s}};
-}
-
-Expected<Types> shapePool2d(const Node& n) {
+  // (x, dy) -> dw of type dtype[weight_shape].
+  auto s = shapeAttr4(n, "weight_shape");
+  if (!s) return std::unexpected(s.error());
   const Value* x = n.input(0);
+  const Value* dy = n.input(1);
   SHOAL_TRY(requireFloat(n, x, "input"));
   SHOAL_TRY(requireRank(n, x, 4, "input (NCHW)"));
+  SHOAL_TRY(requireSameDType(n, x, dy));
+  TensorType w{x->type().dtype, *s};
+  auto y = convOutputShape(n, x->type(), w);
+  if (!y) return std::unexpected(y.error());
+  SHOAL_TRY(requireGradient(n, dy, {w.dtype, *y}, "the convolution's output"));
+  return Types{w};
+}
+
+// The output shape [N, C, oh, ow] of pooling an x-typed input under the node's
+// kernel/stride/padding (both pools and both pool gradients).
+Expected<Shape> poolOutputShape(const Node& n, const TensorType& x) {
   auto k = intsOfLen(n, "kernel", 2);
   if (!k) return std::unexpected(k.error());
   auto s = intsOfLen(n, "stride", 2);
@@ -191,18 +226,34 @@ Expected<Types> shapePool2d(const Node& n) {
     if (v < 0) return std::unexpected(shapeError(n, "padding must not be negative"));
   if ((*p)[0] >= (*k)[0] || (*p)[1] >= (*k)[1] || (*p)[2] >= (*k)[0] || (*p)[3] >= (*k)[1])
     return std::unexpected(shapeError(n, "padding must be smaller than the window"));
-  const Shape& xs = x->type().shape;
+  const Shape& xs = x.shape;
   int64_t oh = windowOutputSize(xs[2], (*k)[0], (*s)[0], (*p)[0], (*p)[2]);
   int64_t ow = windowOutputSize(xs[3], (*k)[1], (*s)[1], (*p)[1], (*p)[3]);
   if (oh <= 0 || ow <= 0)
-    return std::unexpected(shapeError(n, fmt::format("window {}x{} does not fit the input {}", (*k)[0], (*k)[1], sh(x))));
-  return Types{{x->type().dtype, {xs[0], xs[1], oh, ow}}};
+    return std::unexpected(shapeError(n, fmt::format("window {}x{} does not fit the input {}", (*k)[0], (*k)[1], x.str())));
+  return Shape{xs[0], xs[1], oh, ow};
+}
+
+Expected<Types> shapePool2d(const Node& n) {
+  const Value* x = n.input(0);
+  SHOAL_TRY(requireFloat(n, x, "input"));
+  SHOAL_TRY(requireRank(n, x, 4, "input (NCHW)"));
+  auto y = poolOutputShape(n, x->type());
+  if (!y) return std::unexpected(y.error());
+  return Types{{x->type().dtype, *y}};
 }
 
 Expected<Types> shapeAvgPool2dGrad(const Node& n) {
-  const auto& s = n.attrs().getInts("input_shape");
-  if (s.size() != 4) return std::unexpected(shapeError(n, "input_shape needs 4 extents"));
-  return Types{{n.input(0)->type().dtype, s}};
+  // dy -> dx of type dtype[input_shape].
+  auto s = shapeAttr4(n, "input_shape");
+  if (!s) return std::unexpected(s.error());
+  const Value* dy = n.input(0);
+  SHOAL_TRY(requireFloat(n, dy, "gradient"));
+  TensorType x{dy->type().dtype, *s};
+  auto y = poolOutputShape(n, x);
+  if (!y) return std::unexpected(y.error());
+  SHOAL_TRY(requireGradient(n, dy, {x.dtype, *y}, "the pooled output"));
+  return Types{x};
 }
 
 Expected<Types> shapeFlatten(const Node& n) {
@@ -306,6 +357,17 @@ Expected<Types> shapeArgMax(const Node& n) {
   return Types{{DType::I64, Shape(xs.begin(), xs.end() - 1)}};
 }
 
+// softmax_cross_entropy, accuracy and the cross-entropy gradient: logits [N, C], integer labels [N].
+Expected<Types> requireLabels(const Node& n, const Value* logits, const Value* labels) {
+  SHOAL_TRY(requireRank(n, logits, 2, "logits ([batch, classes])"));
+  if (isFloat(labels->type().dtype))
+    return std::unexpected(shapeError(n, fmt::format("labels must be integer class ids, got {}", sh(labels))));
+  if (labels->type().shape != Shape{logits->type().shape[0]})
+    return std::unexpected(shapeError(n, fmt::format("labels {} do not match logits {}: expected [{}]", sh(labels),
+                                                     sh(logits), logits->type().shape[0])));
+  return Types{};
+}
+
 Expected<Types> shapeLoss(const Node& n) {
   const Value* p = n.input(0);
   const Value* t = n.input(1);
@@ -315,15 +377,48 @@ Expected<Types> shapeLoss(const Node& n) {
       return std::unexpected(shapeError(n, fmt::format("prediction {} and target {} must have the same type", sh(p), sh(t))));
     return Types{{p->type().dtype, {}}};
   }
-  // softmax_cross_entropy, accuracy: logits [N, C], integer labels [N].
-  SHOAL_TRY(requireRank(n, p, 2, "logits ([batch, classes])"));
-  if (isFloat(t->type().dtype))
-    return std::unexpected(shapeError(n, fmt::format("labels must be integer class ids, got {}", sh(t))));
-  if (t->type().shape != Shape{p->type().shape[0]})
-    return std::unexpected(shapeError(
-        n, fmt::format("labels {} do not match logits {}: expected [{}]", sh(t), sh(p), p->type().shape[0])));
+  SHOAL_TRY(requireLabels(n, p, t));
   DType out = n.kind() == OpKind::Accuracy ? DType::F32 : p->type().dtype;
   return Types{{out, {}}};
+}
+
+Expected<Types> shapeSameAsFirst(const Node& n) {
+  // Gradient ops: (forward operand or output, upstream gradient, ...) -> gradient of the first.
+  const Value* x = n.input(0);
+  const TensorType& t = x->type();
+  if (n.kind() == OpKind::ReluGrad || n.kind() == OpKind::SigmoidGrad || n.kind() == OpKind::TanhGrad ||
+      n.kind() == OpKind::SoftmaxGrad || n.kind() == OpKind::LogSoftmaxGrad || n.kind() == OpKind::MaxPool2dGrad) {
+    SHOAL_TRY(requireFloat(n, x, "operand"));
+    if (n.input(1)->type().dtype != t.dtype ||
+        (n.kind() != OpKind::MaxPool2dGrad && n.input(1)->type().shape != t.shape))
+      return std::unexpected(shapeError(n, fmt::format("gradient {} does not match operand {}", sh(n.input(1)), sh(x))));
+  }
+  if (n.kind() == OpKind::SoftmaxGrad || n.kind() == OpKind::LogSoftmaxGrad) SHOAL_TRY(shapeSameFloatLastAxis(n));
+  if (n.kind() == OpKind::MaxPool2dGrad) {
+    SHOAL_TRY(requireRank(n, x, 4, "input (NCHW)"));
+    auto y = poolOutputShape(n, t);
+    if (!y) return std::unexpected(y.error());
+    SHOAL_TRY(requireGradient(n, n.input(1), {t.dtype, *y}, "the pooled output"));
+  }
+  if (n.kind() == OpKind::SoftmaxCrossEntropyGrad) {
+    SHOAL_TRY(requireFloat(n, x, "prediction"));
+    SHOAL_TRY(requireLabels(n, x, n.input(1)));
+  }
+  if (n.kind() == OpKind::MseGrad) {
+    SHOAL_TRY(requireFloat(n, x, "prediction"));
+    if (n.input(1)->type() != t)
+      return std::unexpected(
+          shapeError(n, fmt::format("prediction {} and target {} must have the same type", sh(x), sh(n.input(1)))));
+  }
+  if (n.kind() == OpKind::SoftmaxCrossEntropyGrad || n.kind() == OpKind::MseGrad) {
+    const Value* dloss = n.input(2);
+    if (dloss->type().rank() != 0)
+      return std::unexpected(shapeError(n, fmt::format("loss gradient must be a scalar, got {}", sh(dloss))));
+    if (dloss->type().dtype != t.dtype)
+      return std::unexpected(
+          shapeError(n, fmt::format("loss gradient {} must have the element type of {}", sh(dloss), sh(x))));
+  }
+  return Types{t};
 }
 
 }  // namespace

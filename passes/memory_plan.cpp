@@ -254,15 +254,17 @@ MemoryPlan planMemory(const Graph& g, const PlannerOptions& opts) {
     }
   }
 
-  // 2. Offsets. Greedy by size: the largest buffers first, each at the best-fitting gap (the
-  //    smallest that holds it) among the already placed buffers whose lifetimes intersect
-  //    its own, or on top of them.
+  // 2. Offsets. Greedy by size: the largest buffers first (equal sizes by birth), each at the
+  //    best-fitting gap (the smallest that holds it) among the already placed buffers whose
+  //    lifetimes intersect its own, or on top of them.
   std::vector<size_t> order(groups.size());
   for (size_t i = 0; i < order.size(); ++i) order[i] = i;
   std::stable_sort(order.begin(), order.end(), [&](size_t x, size_t y) {
     const Group &a = groups[x], &b = groups[y];
     if (a.bytes != b.bytes) return a.bytes > b.bytes;
-    return (a.last - a.first) > (b.last - b.first);
+    // Equal sizes in order of birth: optimal for equal-sized intervals (interval colouring).
+    if (a.first != b.first) return a.first < b.first;
+    return a.last > b.last;
   });
   std::vector<size_t> placed;
   for (size_t gi : order) {

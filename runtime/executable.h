@@ -35,6 +35,12 @@ class Executable {
 
   /// Feeds the named inputs, runs every node, returns the named outputs (host copies).
   virtual Expected<TensorMap> run(const TensorMap& inputs) = 0;
+
+  /// Turns per-op timing on or off (off by default: it adds a clock read per op).
+  virtual void setProfiling(bool on) { (void)on; }
+  /// Time per op kind since profiling was turned on, one line each, slowest first; "" when
+  /// the executable does not profile.
+  virtual std::string profileSummary() const { return ""; }
 };
 
 }  // namespace shoal

@@ -210,6 +210,7 @@ Expected<TrainReport> trainPipeline(const Pipeline& p, const TrainOptions& opts)
   auto step = compileBatched(*p.model, cfg.batch, int64_t(trainRows.size()), copts, loaded->device, opts.exec, nullptr);
   if (!step) return std::unexpected(step.error());
   step->full->initializeParameters(cfg.seed);
+  step->full->setProfiling(opts.profile);
   std::string weights = !opts.weights.empty() ? opts.weights : p.data->weights;
   if (!weights.empty()) {
     auto ok = loadWeights(*step->full, weights);
@@ -282,6 +283,7 @@ Expected<TrainReport> trainPipeline(const Pipeline& p, const TrainOptions& opts)
   }
   report.trainSeconds = secondsSince(start);
   report.steps = globalStep;
+  if (opts.profile) report.profile = step->full->profileSummary();
   if (!stepMs.empty()) {
     std::nth_element(stepMs.begin(), stepMs.begin() + ptrdiff_t(stepMs.size() / 2), stepMs.end());
     report.stepMsMedian = stepMs[stepMs.size() / 2];

@@ -18,6 +18,7 @@ struct TrainOptions {
   std::optional<uint64_t> seed;    ///< overrides the pipeline's
   std::string weights;             ///< safetensors to load before training (resume) or inference
   ExecutableOptions exec;
+  bool profile = false;            ///< time every op of the training step (report.profile)
   CompileOptions compile;          ///< disabled passes etc. (train is set by the trainer)
   std::function<void(const std::string&)> onNote;       ///< device choice and other notes
   std::function<void(const StepProgress&)> onStep;

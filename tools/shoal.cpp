@@ -168,6 +168,7 @@ struct RunOptions {
   std::string weights;
   bool verbose = false;
   bool tf32 = false;
+  bool profile = false;
 };
 
 nlohmann::ordered_json tensorJson(const Tensor& t) {
@@ -237,6 +238,7 @@ int runRun(const CommonOptions& c, const RunOptions& r) {
   t.weights = r.weights;
   t.exec.tf32 = r.tf32;
   t.exec.verbose = r.verbose;
+  t.profile = r.profile;
   t.compile = compileOptions(c, nullptr);
   t.onNote = [](const std::string& s) { fmt::print(stderr, "{}\n", s); };
   ProgressPrinter progress(isatty(STDERR_FILENO));
@@ -251,6 +253,7 @@ int runRun(const CommonOptions& c, const RunOptions& r) {
     if (result->testAccuracy) fmt::print("test accuracy {:.4f}\n", *result->testAccuracy);
     if (p->train) fmt::print("trained in {:.2f} s ({} steps, median step {:.2f} ms)\n", result->trainSeconds, result->steps, result->stepMsMedian);
     if (!result->checkpoint.empty()) fmt::print("checkpoint saved to {}\n", result->checkpoint);
+    if (!result->profile.empty()) fmt::print("time per op in the training step:\n{}", result->profile);
     if (!p->output.plot.empty()) {
       if (!emit(p->output.plot, trainCurveSvg(*result))) return kUserError;
       fmt::print("curve saved to {}\n", p->output.plot);
@@ -335,6 +338,7 @@ int main(int argc, char** argv) {
   runCmd->add_option("--weights", run.weights, "load parameters from this safetensors file first");
   runCmd->add_flag("--verbose", run.verbose, "report kernel-cache hits, misses and compile times");
   runCmd->add_flag("--tf32", run.tf32, "allow TF32 tensor-core GEMMs on the GPU (default: exact fp32)");
+  runCmd->add_flag("--profile", run.profile, "print the time spent in each op of the training step");
 
   try {
     app.parse(argc, argv);

@@ -36,6 +36,7 @@ struct TrainReport {
   double stepMsMedian = 0;
   int64_t steps = 0;
   std::string checkpoint;  ///< where parameters were saved, if anywhere
+  std::string profile;     ///< per-op time of the training step, when profiling was asked for
 };
 
 }  // namespace shoal

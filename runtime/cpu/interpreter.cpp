@@ -3,6 +3,8 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <cstring>
 #include <random>
@@ -294,6 +296,56 @@ Expected<void> NodeRunner::run() {
   return fail("unknown op");
 }
 
+// True for the arithmetic ops the shape rules allow on integers but whose kernels are float-only.
+bool isIntegerArithmetic(const Node& n) {
+  bool arithmetic = n.kind() == OpKind::Add || n.kind() == OpKind::Sub || n.kind() == OpKind::Mul ||
+                    n.kind() == OpKind::Div || n.kind() == OpKind::SumTo || n.kind() == OpKind::ArgMax;
+  return arithmetic && !isFloat(n.input(0)->type().dtype);
+}
+
+// Stores an integer result computed in double: truncated toward zero like a C++ integer
+// division, then wrapped to the element type (u8 200 + 100 = 44, as in PyTorch).
+void storeInteger(Tensor& y, int64_t i, double v) {
+  int64_t whole = int64_t(v);
+  switch (y.dtype()) {
+    case DType::I64: y.data<int64_t>()[i] = whole; return;
+    case DType::I32: y.data<int32_t>()[i] = int32_t(whole); return;
+    case DType::U8: y.data<uint8_t>()[i] = uint8_t(whole); return;
+    case DType::F32:
+    case DType::F64: y.set(i, v); return;
+  }
+}
+
+// add/sub/mul/div, sum_to and argmax over integer operands: evaluated in double on converted
+// copies (exact below 2^53), then stored back as integers.
+Expected<void> runIntegerArithmetic(CpuExecutable& exe, const Node& n) {
+  std::vector<Tensor> in;
+  for (Value* v : n.inputs()) in.push_back(exe.valueView(v).cast(DType::F64));
+  Tensor y = exe.valueView(n.result());
+  if (n.kind() == OpKind::ArgMax) {
+    const Shape& s = in[0].shape();
+    int64_t cols = s.back(), rows = numElements(s) / std::max<int64_t>(cols, 1);
+    cpu::argmax<double>(rows, cols, in[0].data<double>(), y.data<int64_t>());
+    return {};
+  }
+  Tensor r(DType::F64, y.shape());
+  if (n.kind() == OpKind::SumTo) {
+    cpu::reduceSumToShape<double>(in[0].shape(), in[0].data<double>(), r.shape(), r.data<double>());
+  } else {
+    if (n.kind() == OpKind::Div)
+      for (int64_t i = 0; i < in[1].numElements(); ++i)
+        if (in[1].at(i) == 0) return fail(n.describe() + ": integer division by zero", n.loc());
+    cpu::BinaryKind k = n.kind() == OpKind::Add   ? cpu::BinaryKind::Add
+                        : n.kind() == OpKind::Sub ? cpu::BinaryKind::Sub
+                        : n.kind() == OpKind::Mul ? cpu::BinaryKind::Mul
+                                                  : cpu::BinaryKind::Div;
+    cpu::binary<double>(k, r.shape(), in[0].shape(), in[0].data<double>(), in[1].shape(), in[1].data<double>(),
+                        r.data<double>());
+  }
+  for (int64_t i = 0; i < r.numElements(); ++i) storeInteger(y, i, r.at(i));
+  return {};
+}
+
 // The floating-point type a node computes in: its first float operand's (or result's).
 DType computeType(const Node& n) {
   for (Value* v : n.inputs())
@@ -386,12 +438,33 @@ Expected<TensorMap> CpuExecutable::run(const TensorMap& inputs) {
   }
   for (Node* n : graph().nodes()) {
     NodeRunner runner(*this, *n);
-    Expected<void> ok = computeType(*n) == DType::F64 ? runner.run<double>() : runner.run<float>();
+    auto start = profiling_ ? std::chrono::steady_clock::now() : std::chrono::steady_clock::time_point{};
+    Expected<void> ok = isIntegerArithmetic(*n)            ? runIntegerArithmetic(*this, *n)
+                        : computeType(*n) == DType::F64 ? runner.run<double>()
+                                                        : runner.run<float>();
     if (!ok) return std::unexpected(ok.error());
+    if (profiling_) {
+      auto& [seconds, calls] = profile_[std::string(n->opName())];
+      seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+      ++calls;
+    }
   }
   TensorMap outputs;
   for (Node* n : graph().outputNodes()) outputs[n->attrs().getString("name")] = valueView(n->input(0)).clone();
   return outputs;
+}
+
+std::string CpuExecutable::profileSummary() const {
+  std::vector<std::pair<std::string, std::pair<double, int64_t>>> rows(profile_.begin(), profile_.end());
+  std::sort(rows.begin(), rows.end(), [](auto& a, auto& b) { return a.second.first > b.second.first; });
+  double total = 0;
+  for (auto& r : rows) total += r.second.first;
+  std::string out;
+  for (auto& [op, t] : rows)
+    out += fmt::format("  {:<28} {:9.1f} ms {:5.1f}%  {:7} calls\n", op, t.first * 1e3, total > 0 ? 100 * t.first / total : 0.0,
+                       t.second);
+  out += fmt::format("  {:<28} {:9.1f} ms\n", "total in ops", total * 1e3);
+  return out;
 }
 
 Expected<TensorMap> evaluateGraph(const Graph& g, const TensorMap& inputs, TensorMap& persistent, uint64_t seed) {

@@ -26,6 +26,8 @@ class CpuExecutable : public Executable {
   Expected<void> writePersistent(const TensorMap& values) override;
   Expected<void> shareParameters(Executable& other) override;
   Expected<TensorMap> run(const TensorMap& inputs) override;
+  void setProfiling(bool on) override { profiling_ = on; }
+  std::string profileSummary() const override;
 
   /// Params and state by value name: views into the persistent region (writes go through).
   TensorMap persistentViews();
@@ -36,6 +38,8 @@ class CpuExecutable : public Executable {
   explicit CpuExecutable(Program p) : program_(std::move(p)) {}
   Program program_;
   std::shared_ptr<void> arena_, persistentRegion_;
+  bool profiling_ = false;
+  std::map<std::string, std::pair<double, int64_t>> profile_;  ///< op name -> (seconds, calls)
 };
 
 /// Convenience for tests and tools: compiles `g` (a clone; shapes inferred, scheduled, no

@@ -133,6 +133,19 @@ struct CudaExecutable::Impl {
   CudaGraphExec graph;
   bool graphFailed = false;
   std::optional<Error> deferred;  ///< an error from a void method, returned by the next run
+
+  /// Device address of a value's buffer.
+  void* address(const Program& p, const Value* v) const {
+    const BufferAssignment& a = p.plan.at(v);
+    if (a.persistent) return persistent->region ? persistent->region->at(a.offset) : persistent->byName.at(v->name())->data();
+    return arena ? arena->at(a.offset) : transient.at(v)->data();
+  }
+  /// Resolves every launch's pointer arguments (again after shareParameters).
+  void bindArguments(const Program& p);
+  /// Queues one step: status reset, then every launch, cuBLAS call and copy, in order.
+  Expected<void> enqueueStep();
+  /// Records enqueueStep() as a CUDA graph.
+  Expected<void> captureGraph();
 };
 
 CudaExecutable::CudaExecutable(Program program) : program_(std::move(program)), impl_(std::make_unique<Impl>()) {}
@@ -145,29 +158,6 @@ double CudaExecutable::compileMs() const { return impl_->compileMs; }
 std::string CudaExecutable::deviceName() const { return impl_->ctx ? impl_->ctx->device().describe() : "cuda"; }
 
 namespace {
-
-void* addressOf(const Program& p, CudaExecutable::Impl& impl, const Value* v);
-
-}  // namespace
-
-// Address of a value's buffer on the device.
-static void* valueAddress(const Program& p, const std::unique_ptr<DeviceBlock>& arena,
-                          const std::unordered_map<const Value*, std::unique_ptr<DeviceBlock>>& transient,
-                          const PersistentStorage& persistent, const Value* v) {
-  const BufferAssignment& a = p.plan.at(v);
-  if (a.persistent) {
-    if (persistent.region) return persistent.region->at(a.offset);
-    return persistent.byName.at(v->name())->data();
-  }
-  if (arena) return arena->at(a.offset);
-  return transient.at(v)->data();
-}
-
-namespace {
-
-void* addressOf(const Program& p, CudaExecutable::Impl& impl, const Value* v) {
-  return valueAddress(p, impl.arena, impl.transient, *impl.persistent, v);
-}
 
 // True when no other buffer of the plan ever overlaps `v`'s slot, so a value written once
 // at load stays intact across runs.
@@ -317,7 +307,7 @@ Expected<std::unique_ptr<CudaExecutable>> CudaExecutable::create(Program program
     }
     if (s.kind == CudaStepKind::Constant && s.bytes > 0) {
       Tensor t = literalTensor(*s.node);
-      void* dst = addressOf(p, im, s.node->result());
+      void* dst = im.address(p, s.node->result());
       auto it = std::find_if(pooled.begin(), pooled.end(), [&](const auto& e) { return e.first == &s; });
       if (it != pooled.end()) {
         l.perStepConstant = true;
@@ -330,7 +320,7 @@ Expected<std::unique_ptr<CudaExecutable>> CudaExecutable::create(Program program
     }
     im.launches.push_back(std::move(l));
   }
-  exe->bindArguments();
+  im.bindArguments(p);
   if (auto ok = im.ctx->synchronize("loading '" + graphName + "'"); !ok) return std::unexpected(ok.error());
 
   if (opts.verbose) {
@@ -348,14 +338,14 @@ Expected<std::unique_ptr<CudaExecutable>> CudaExecutable::create(Program program
   return exe;
 }
 
-void CudaExecutable::bindArguments() {
-  Impl& im = *impl_;
+void CudaExecutable::Impl::bindArguments(const Program& p) {
+  Impl& im = *this;
   for (Launch& l : im.launches) {
     const CudaStep& s = *l.step;
     l.ptrs.clear();
     auto resolve = [&](const CudaArg& a) -> void* {
       switch (a.kind) {
-        case CudaArgKind::Value: return addressOf(program_, im, a.value);
+        case CudaArgKind::Value: return im.address(p, a.value);
         case CudaArgKind::Scratch: return im.scratch ? im.scratch->data() : nullptr;
         case CudaArgKind::Status: return im.status->data();
       }
@@ -371,8 +361,8 @@ void CudaExecutable::bindArguments() {
   }
 }
 
-Expected<void> CudaExecutable::enqueueStep() {
-  Impl& im = *impl_;
+Expected<void> CudaExecutable::Impl::enqueueStep() {
+  Impl& im = *this;
   CudaContext& ctx = *im.ctx;
   if (auto ok = ctx.memsetZero(im.status->data(), size_t(im.status->bytes()), "status words"); !ok) return ok;
   for (Launch& l : im.launches) {
@@ -417,8 +407,8 @@ Expected<void> CudaExecutable::enqueueStep() {
   return {};
 }
 
-Expected<void> CudaExecutable::captureGraph() {
-  Impl& im = *impl_;
+Expected<void> CudaExecutable::Impl::captureGraph() {
+  Impl& im = *this;
   if (auto ok = im.ctx->beginCapture(CaptureModeKind::ThreadLocal); !ok) return ok;
   Expected<void> queued = enqueueStep();
   auto graph = im.ctx->endCapture();  // always end the capture, even after a failed enqueue
@@ -428,8 +418,10 @@ Expected<void> CudaExecutable::captureGraph() {
   return {};
 }
 
+namespace {
+
 // The first error a kernel reported in the status words, worded like the interpreter's.
-static std::optional<Error> statusError(const CudaModuleSource& src, const uint64_t* words) {
+std::optional<Error> statusError(const CudaModuleSource& src, const uint64_t* words) {
   if (words[0] == 0) return std::nullopt;
   for (size_t s = 0; s < src.errorSites.size(); ++s) {
     const uint64_t flag = words[1 + 2 * s];
@@ -453,6 +445,8 @@ static std::optional<Error> statusError(const CudaModuleSource& src, const uint6
   return Error("internal error: a CUDA kernel reported an error at no known site");
 }
 
+}  // namespace
+
 Expected<TensorMap> CudaExecutable::run(const TensorMap& inputs) {
   Impl& im = *impl_;
   if (im.deferred) {
@@ -472,7 +466,7 @@ Expected<TensorMap> CudaExecutable::run(const TensorMap& inputs) {
       return fail(fmt::format("input '{}' expects {}, got {}", s.name, want.str(), it->second.type().str()),
                   s.node->loc());
     convertInto(it->second, Tensor::view(want, pinIn + s.offset));
-    if (auto ok = ctx.copyToDevice(addressOf(program_, im, s.node->result()), pinIn + s.offset, s.bytes,
+    if (auto ok = ctx.copyToDevice(im.address(program_, s.node->result()), pinIn + s.offset, s.bytes,
                                    "input '" + s.name + "'");
         !ok)
       return std::unexpected(ok.error());
@@ -480,13 +474,13 @@ Expected<TensorMap> CudaExecutable::run(const TensorMap& inputs) {
   if (im.graph.valid()) {
     if (auto ok = ctx.launch(im.graph); !ok) return std::unexpected(ok.error());
   } else {
-    if (auto ok = enqueueStep(); !ok) {
+    if (auto ok = im.enqueueStep(); !ok) {
       (void)ctx.synchronize("after a failed launch");
       return std::unexpected(ok.error());
     }
   }
   for (const Staged& s : im.outputs)
-    if (auto ok = ctx.copyToHost(pinOut + s.offset, addressOf(program_, im, s.node->input(0)), s.bytes,
+    if (auto ok = ctx.copyToHost(pinOut + s.offset, im.address(program_, s.node->input(0)), s.bytes,
                                  "output '" + s.name + "'");
         !ok)
       return std::unexpected(ok.error());
@@ -508,7 +502,7 @@ Expected<TensorMap> CudaExecutable::run(const TensorMap& inputs) {
     out[s.name] = std::move(t);
   }
   if (!im.graph.valid() && im.opts.graphs && !im.graphFailed && !im.opts.syncEach) {
-    if (auto ok = captureGraph(); !ok) {
+    if (auto ok = im.captureGraph(); !ok) {
       im.graphFailed = true;  // keep launching step by step; correct, only slower
       if (im.opts.verbose)
         std::cerr << "shoal: cuda '" << program_.graph->name() << "': no CUDA graph (" << ok.error().message()
@@ -529,7 +523,7 @@ void CudaExecutable::initializeParameters(uint64_t seed) {
     Tensor t(n->result()->type());
     initializeTensor(t, n->attrs().getString("init", "zeros"), n->result()->name(), seed, n->attrs().getInt("fan_in", 0),
                      n->attrs().getInt("fan_out", 0));
-    if (auto ok = im.ctx->copyToDevice(addressOf(program_, im, n->result()), t.raw(), t.byteSize(),
+    if (auto ok = im.ctx->copyToDevice(im.address(program_, n->result()), t.raw(), t.byteSize(),
                                        "initial %" + n->result()->name());
         !ok) {
       im.deferred = ok.error();
@@ -546,7 +540,7 @@ TensorMap CudaExecutable::readPersistent() {
   for (const Node* n : graph().nodes()) {
     if (!isPersistentSource(n->kind())) continue;
     Tensor t(n->result()->type());
-    if (auto ok = im.ctx->copyToHost(t.raw(), addressOf(program_, im, n->result()), t.byteSize(),
+    if (auto ok = im.ctx->copyToHost(t.raw(), im.address(program_, n->result()), t.byteSize(),
                                      "%" + n->result()->name());
         !ok) {
       im.deferred = ok.error();
@@ -571,7 +565,7 @@ Expected<void> CudaExecutable::writePersistent(const TensorMap& values) {
                               shapeString(it->second.shape()), shapeString(want.shape)));
     Tensor t(want);
     convertInto(it->second, t);
-    if (auto ok = im.ctx->copyToDevice(addressOf(program_, im, n->result()), t.raw(), t.byteSize(), "%" + it->first);
+    if (auto ok = im.ctx->copyToDevice(im.address(program_, n->result()), t.raw(), t.byteSize(), "%" + it->first);
         !ok)
       return ok;
     staged.push_back(std::move(t));
@@ -598,7 +592,7 @@ Expected<void> CudaExecutable::shareParameters(Executable& other) {
     return fail("internal error: cannot share parameters between programs with different allocation modes");
   impl_->persistent = gpu->impl_->persistent;
   impl_->graph = CudaGraphExec();  // its kernels point at the old region
-  bindArguments();
+  impl_->bindArguments(program_);
   return {};
 }
 

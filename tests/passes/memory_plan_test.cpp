@@ -152,7 +152,7 @@ TEST(MemoryPlan, InPlaceChainButNeverOverAnInput) {
   EXPECT_EQ(aliasOf(*g, plan, "c"), "a");
   EXPECT_EQ(plan.peakLiveBytes, 2 * 128);              // x and a's buffer, at the relu
   EXPECT_EQ(plan.arenaBytes, 2 * kBufferAlignment);    // each slot rounded up to 256
-  EXPECT_EQ(plan.at(value(*g, "c")).lastUse, 4);       // outputs live past the last node
+  EXPECT_EQ(plan.at(value(*g, "c")).lastUse, 5);       // outputs live past the last node (the output op is 4)
   MemoryPlan noInPlace = planMemory(*g, {.inPlace = false, .reuse = true});
   EXPECT_TRUE(noInPlace.aliasOf.empty());
   EXPECT_EQ(noInPlace.arenaBytes, 2 * kBufferAlignment);  // x, a, b, c ping-pong between two slots

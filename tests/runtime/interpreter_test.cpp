@@ -706,23 +706,54 @@ Cases casesFor(OpKind kind, DType dt) {
         b.expect("y", {2, 2, 2}, {10, 11, 22, 23, 14, 15, 26, 27});
         add(b);
       }
+      {
+        // Integer operands stay integers: i64 [1,2,3] + [10,20,30]; u8 wraps (200 + 100 = 300 - 256).
+        CaseBuilder b("i64 operands", dt);
+        b.output(b.op(kind, {b.input("a", {DType::I64, {3}}, {1, 2, 3}), b.input("b", {DType::I64, {3}}, {10, 20, 30})}));
+        b.expect("y", {3}, {11, 22, 33});
+        add(b);
+        CaseBuilder c("u8 operands wrap", dt);
+        c.output(c.op(kind, {c.input("a", {DType::U8, {2}}, {200, 1}), c.input("b", {DType::U8, {}}, {100})}));
+        c.expect("y", {2}, {44, 101});
+        add(c);
+      }
       return out;
-    case OpKind::Sub:
-      return binaryCases(kind, dt,
-                         {{0, 0, -1, 3, 3, 2}, {-1, 0, 1, 0, 1, 2}, {-1, 0, 1, 2, 3, 4}, {1, 0, -1, -2, -3, -4},
-                          {0, -1, -3, 1, 0, -2}, {-5, -3, -1, 1, 3, 5}});
-    case OpKind::Mul:
-      return binaryCases(kind, dt,
-                         {{1, 4, 12, 4, 10, 24}, {2, 4, 6, 16, 20, 24}, {2, 4, 6, 8, 10, 12}, {2, 4, 6, 8, 10, 12},
-                          {1, 2, 4, 2, 4, 8}, {6, 10, 12, 12, 10, 6}});
-    case OpKind::Div:
-      return binaryCases(kind, dt,
+    case OpKind::Sub: {
+      out = binaryCases(kind, dt,
+                        {{0, 0, -1, 3, 3, 2}, {-1, 0, 1, 0, 1, 2}, {-1, 0, 1, 2, 3, 4}, {1, 0, -1, -2, -3, -4},
+                         {0, -1, -3, 1, 0, -2}, {-5, -3, -1, 1, 3, 5}});
+      CaseBuilder b("i32 operands", dt);
+      b.output(b.op(kind, {b.input("a", {DType::I32, {2}}, {5, -3}), b.input("b", {DType::I32, {1}}, {7})}));
+      b.expect("y", {2}, {-2, -10});
+      add(b);
+      return out;
+    }
+    case OpKind::Mul: {
+      out = binaryCases(kind, dt,
+                        {{1, 4, 12, 4, 10, 24}, {2, 4, 6, 16, 20, 24}, {2, 4, 6, 8, 10, 12}, {2, 4, 6, 8, 10, 12},
+                         {1, 2, 4, 2, 4, 8}, {6, 10, 12, 12, 10, 6}});
+      CaseBuilder b("i64 operands", dt);
+      b.output(b.op(kind, {b.input("a", {DType::I64, {2, 1}}, {3, -4}), b.input("b", {DType::I64, {2}}, {5, 6})}));
+      b.expect("y", {2, 2}, {15, 18, -20, -24});
+      add(b);
+      return out;
+    }
+    case OpKind::Div: {
+      // Integer division truncates toward zero: 7/2 = 3, -7/2 = -3.
+      CaseBuilder b("i64 operands truncate", dt);
+      b.output(b.op(kind, {b.input("a", {DType::I64, {3}}, {7, -7, 6}), b.input("b", {DType::I64, {}}, {2})}));
+      b.expect("y", {3}, {3, -3, 3});
+      add(b);
+      Cases more = binaryCases(kind, dt,
                          {{1, 1, 0.75, 4, 2.5, 1.5},
                           {0.5, 1, 1.5, 1, 1.25, 1.5},
                           {0.5, 1, 1.5, 2, 2.5, 3},
                           {2, 1, 2.0 / 3, 0.5, 0.4, 1.0 / 3},
                           {1, 0.5, 0.25, 2, 1, 0.5},
                           {1.0 / 6, 0.4, 0.75, 4.0 / 3, 2.5, 6}});
+      for (OpCase& c : more) out.push_back(std::move(c));
+      return out;
+    }
     case OpKind::SumTo: {
       // x = [[1,2,3],[4,5,6]].
       auto sumTo = [&](const char* label, Shape target, std::vector<double> want) {
@@ -742,6 +773,10 @@ Cases casesFor(OpKind kind, DType dt) {
       b.output(b.op(kind, {b.fin("x", {2, 3, 2}, ramp(12))}, attrs({{"shape", Shape{3, 1}}})));
       b.expect("y", {3, 1}, {18, 26, 34});
       add(b);
+      CaseBuilder c("i64 input", dt);
+      c.output(c.op(kind, {c.input("x", {DType::I64, {2, 2}}, {1, 2, 3, 4})}, attrs({{"shape", Shape{2}}})));
+      c.expect("y", {2}, {4, 6});
+      add(c);
       return out;
     }
     case OpKind::Softmax: {
@@ -815,9 +850,10 @@ Cases casesFor(OpKind kind, DType dt) {
       c.output(c.op(kind, {c.fin("logits", {4, 3}, logits), c.input("labels", {DType::I32, {4}}, {0, 0, 0, 0})}));
       c.expect("y", {}, {0.5});
       add(c);
-      // An out-of-range label is simply never right (no error for accuracy).
+      // An out-of-range label is simply never right (no error for accuracy): [2,1,0,200] -> right,
+      // wrong, right, wrong.
       CaseBuilder d("u8 labels, one out of range", dt);
-      d.output(d.op(kind, {d.fin("logits", {4, 3}, logits), d.input("labels", {DType::U8, {4}}, {2, 0, 0, 200})}));
+      d.output(d.op(kind, {d.fin("logits", {4, 3}, logits), d.input("labels", {DType::U8, {4}}, {2, 1, 0, 200})}));
       d.expect("y", {}, {0.5});
       add(d);
       return out;
@@ -1129,6 +1165,21 @@ TEST(InterpreterErrors, AdamStepBelowOne) {
   auto out = evaluateGraph(g, inputs, persistent);
   ASSERT_FALSE(out.has_value());
   EXPECT_EQ(out.error().str(), "interp.mmd:5:3: error: adam_update 'opt': step must be >= 1, got 0");
+}
+
+TEST(InterpreterErrors, IntegerDivisionByZero) {
+  Graph g("g");
+  Value* a = layers::input(g, "a", {DType::I64, {2}}, at(1, "a"));
+  Value* b = layers::input(g, "b", {DType::I64, {2}}, at(2, "b"));
+  auto q = layers::addOp(g, OpKind::Div, {a, b}, {}, "q", at(3, "q"));
+  ASSERT_TRUE(q.has_value());
+  layers::output(g, *q, "q", at(4, "out"));
+  TensorMap persistent;
+  TensorMap inputs = {{"a", Tensor::fromDoubles(DType::I64, {2}, std::vector<double>{1, 2})},
+                      {"b", Tensor::fromDoubles(DType::I64, {2}, std::vector<double>{1, 0})}};
+  auto out = evaluateGraph(g, inputs, persistent);
+  ASSERT_FALSE(out.has_value());
+  EXPECT_EQ(out.error().str(), "interp.mmd:3:3: error: div 'q': integer division by zero");
 }
 
 TEST(InterpreterErrors, MissingAndMisshapenInputs) {
