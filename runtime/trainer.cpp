@@ -115,7 +115,9 @@ Expected<double> accuracyOver(BatchedPrograms& eval, const Pipeline& p, const Mn
   return rows.empty() ? 0.0 : double(correct) / double(rows.size());
 }
 
-Expected<void> loadWeights(Executable& exe, const std::string& path) {
+// Loads params (and optimizer state, when the file has it) into `exe`; returns the optimizer
+// step the checkpoint was saved at (0 when unknown), so a resumed run continues Adam's count.
+Expected<int64_t> loadWeights(Executable& exe, const std::string& path) {
   auto file = loadSafetensors(path);
   if (!file) return std::unexpected(file.error());
   TensorMap current = exe.readPersistent();
@@ -130,7 +132,14 @@ Expected<void> loadWeights(Executable& exe, const std::string& path) {
   for (Node* n : exe.graph().nodes())
     if (n->kind() == OpKind::Param && !values.count(n->result()->name()))
       return fail(fmt::format("{}: checkpoint has no tensor '{}' ({})", path, n->result()->name(), n->result()->type().str()));
-  return exe.writePersistent(values);
+  auto ok = exe.writePersistent(values);
+  if (!ok) return std::unexpected(ok.error());
+  int64_t step = 0;
+  bool hasState = false;
+  for (Node* n : exe.graph().nodes()) hasState |= n->kind() == OpKind::State && values.count(n->result()->name());
+  auto it = file->metadata.find("step");
+  if (hasState && it != file->metadata.end()) step = std::max<int64_t>(0, std::atoll(it->second.c_str()));
+  return step;
 }
 
 Expected<void> saveWeights(Executable& exe, const std::string& path, int64_t steps) {
@@ -212,9 +221,11 @@ Expected<TrainReport> trainPipeline(const Pipeline& p, const TrainOptions& opts)
   step->full->initializeParameters(cfg.seed);
   step->full->setProfiling(opts.profile);
   std::string weights = !opts.weights.empty() ? opts.weights : p.data->weights;
+  int64_t resumedStep = 0;
   if (!weights.empty()) {
-    auto ok = loadWeights(*step->full, weights);
-    if (!ok) return std::unexpected(ok.error());
+    auto loadedStep = loadWeights(*step->full, weights);
+    if (!loadedStep) return std::unexpected(loadedStep.error());
+    resumedStep = *loadedStep;
   }
   CompileOptions evalOpts = opts.compile;
   evalOpts.train = nullptr;
@@ -235,7 +246,7 @@ Expected<TrainReport> trainPipeline(const Pipeline& p, const TrainOptions& opts)
   bool classification = cfg.loss == "softmax_cross_entropy";
   if (!classification) return fail("training from a dataset needs loss=softmax_cross_entropy (the data are class labels)", cfg.loc);
   std::vector<double> stepMs;
-  int64_t globalStep = 0;
+  int64_t globalStep = resumedStep;
   auto start = Clock::now();
   Rng shuffler(seedFor(cfg.seed, "shuffle"));
   std::vector<int64_t> order = trainRows;
@@ -282,7 +293,7 @@ Expected<TrainReport> trainPipeline(const Pipeline& p, const TrainOptions& opts)
     if (opts.onEpoch) opts.onEpoch(e);
   }
   report.trainSeconds = secondsSince(start);
-  report.steps = globalStep;
+  report.steps = globalStep - resumedStep;
   if (opts.profile) report.profile = step->full->profileSummary();
   if (!stepMs.empty()) {
     std::nth_element(stepMs.begin(), stepMs.begin() + ptrdiff_t(stepMs.size() / 2), stepMs.end());
