@@ -4,7 +4,9 @@
 
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
+#include <vector>
 
 #include "passes/program.h"
 #include "runtime/tensor.h"
@@ -36,11 +38,31 @@ class Executable {
   /// Feeds the named inputs, runs every node, returns the named outputs (host copies).
   virtual Expected<TensorMap> run(const TensorMap& inputs) = 0;
 
+  /// What runAccumulate() gathered since the last takeAccumulated().
+  struct Accumulated {
+    std::map<std::string, double> sums;        ///< weighted sums of the accumulated scalar outputs
+    double weight = 0;                         ///< sum of the weights
+    std::optional<int64_t> firstNonFinite;     ///< first step whose `loss` output was NaN or Inf
+    double nonFiniteValue = 0;                 ///< that loss
+  };
+  /// The training-step form of run(): feeds `inputs` and runs the program without waiting
+  /// for the device to finish; the scalar outputs named in `names` are summed (times
+  /// `weight`) where the program runs, and the first step whose output `loss` is not finite
+  /// is remembered. Nothing comes back to the host until takeAccumulated(), so a GPU step
+  /// needs no host synchronisation. The default runs synchronously through run().
+  virtual Expected<void> runAccumulate(const TensorMap& inputs, const std::vector<std::string>& names, double weight,
+                                       int64_t step);
+  /// Waits for the queued steps and returns (and resets) what they accumulated.
+  virtual Expected<Accumulated> takeAccumulated();
+
   /// Turns per-op timing on or off (off by default: it adds a clock read per op).
   virtual void setProfiling(bool on) { (void)on; }
   /// Time per op kind since profiling was turned on, one line each, slowest first; "" when
   /// the executable does not profile.
   virtual std::string profileSummary() const { return ""; }
+
+ protected:
+  Accumulated accumulated_;
 };
 
 }  // namespace shoal

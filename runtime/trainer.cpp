@@ -255,8 +255,6 @@ Expected<TrainReport> trainPipeline(const Pipeline& p, const TrainOptions& opts)
     auto epochStart = Clock::now();
     if (cfg.shuffle)
       for (size_t i = order.size(); i > 1; --i) std::swap(order[i - 1], order[shuffler.below(i)]);
-    double lossSum = 0, accSum = 0;
-    int64_t seen = 0;
     for (int64_t s = 0; s < steps; ++s) {
       size_t begin = size_t(s * step->batch);
       size_t count = std::min<size_t>(size_t(step->batch), order.size() - begin);
@@ -266,23 +264,35 @@ Expected<TrainReport> trainPipeline(const Pipeline& p, const TrainOptions& opts)
       TensorMap feed = {{p.inputName, b.images}, {"labels", b.labels}};
       if (adam) feed["step"] = Tensor::fromDoubles(DType::F32, {}, std::vector<double>{double(globalStep)});
       auto t0 = Clock::now();
-      auto out = exe.run(feed);
+      // Loss and accuracy are summed where the step runs and read back once per epoch.
+      auto ok = exe.runAccumulate(feed, {"loss", "accuracy"}, double(count), globalStep);
       stepMs.push_back(secondsSince(t0) * 1e3);
-      if (!out) return std::unexpected(out.error());
-      double loss = out->at("loss").at(0);
-      if (!std::isfinite(loss))
-        return fail(fmt::format("training diverged: the loss is {} at step {} (epoch {}, batch {}); try a smaller lr",
-                                loss, globalStep, epoch, s + 1),
-                    cfg.loc);
-      lossSum += loss * double(count);
-      accSum += out->at("accuracy").at(0) * double(count);
-      seen += int64_t(count);
-      if (opts.onStep) opts.onStep({epoch, cfg.epochs, s + 1, steps, lossSum / double(seen)});
+      if (!ok) return std::unexpected(ok.error());
+      if (opts.onStep) opts.onStep({epoch, cfg.epochs, s + 1, steps, std::nan("")});
+    }
+    double lossSum = 0, accSum = 0, seen = 0;
+    std::optional<std::pair<int64_t, double>> nonFinite;
+    for (Executable* exe : {step->full.get(), step->rest.get()}) {
+      if (!exe) continue;
+      auto acc = exe->takeAccumulated();
+      if (!acc) return std::unexpected(acc.error());
+      lossSum += acc->sums["loss"];
+      accSum += acc->sums["accuracy"];
+      seen += acc->weight;
+      if (acc->firstNonFinite && (!nonFinite || *acc->firstNonFinite < nonFinite->first))
+        nonFinite = std::pair<int64_t, double>{*acc->firstNonFinite, acc->nonFiniteValue};
+    }
+    if (nonFinite) {
+      int64_t bad = nonFinite->first;
+      int64_t inEpoch = bad - (globalStep - steps);
+      return fail(fmt::format("training diverged: the loss is {} at step {} (epoch {}, batch {}); try a smaller lr",
+                              nonFinite->second, bad, epoch, inEpoch),
+                  cfg.loc);
     }
     EpochStats e;
     e.epoch = epoch;
-    e.loss = lossSum / double(seen);
-    e.accuracy = accSum / double(seen);
+    e.loss = lossSum / seen;
+    e.accuracy = accSum / seen;
     if (evalVal) {
       auto acc = accuracyOver(*evalVal, p, train, valRows);
       if (!acc) return std::unexpected(acc.error());

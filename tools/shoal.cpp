@@ -211,8 +211,8 @@ class ProgressPrinter {
     if (!tty_) return;
     int width = 30;
     int done = int(double(width) * double(s.step) / double(std::max<int64_t>(s.steps, 1)));
-    fmt::print(stderr, "\repoch {}/{} [{}{}] {}/{} loss {:.4f} ", s.epoch, s.epochs, std::string(size_t(done), '='),
-               std::string(size_t(width - done), ' '), s.step, s.steps, s.runningLoss);
+    fmt::print(stderr, "\repoch {}/{} [{}{}] {}/{} ", s.epoch, s.epochs, std::string(size_t(done), '='),
+               std::string(size_t(width - done), ' '), s.step, s.steps);
     std::fflush(stderr);
   }
   void epoch(const EpochStats& e, int64_t epochs) {

@@ -24,7 +24,7 @@ struct EpochStats {
 struct StepProgress {
   int64_t epoch = 0, epochs = 0;
   int64_t step = 0, steps = 0;  ///< 1-based step within the epoch
-  double runningLoss = 0;
+  double runningLoss = 0;  ///< NaN when the device has not reported it yet (read once per epoch)
 };
 
 /// What a training (or evaluation) run reports.

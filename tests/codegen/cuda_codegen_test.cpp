@@ -1,0 +1,239 @@
+// Tests of the CUDA codegen, no GPU needed: every example pipeline (inference and training)
+// and every op's test graph generate deterministic source with a commented kernel per step,
+// and NVRTC compiles it for sm_90 and sm_80; an NVRTC error quotes the generated line.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <filesystem>
+#include <set>
+
+#include "codegen/cuda_codegen.h"
+#include "codegen/cuda_test_graphs.h"
+#include "frontend/pipeline_loader.h"
+#include "runtime/cuda/nvrtc.h"
+#include "test_util.h"
+
+namespace shoal {
+namespace {
+
+Program compileOrDie(std::unique_ptr<Graph> g, const CompileOptions& opts) {
+  auto p = compileProgram(std::move(g), opts);
+  EXPECT_TRUE(p.has_value()) << (p ? "" : p.error().message());
+  if (!p) return {};
+  return std::move(*p);
+}
+
+// The structural promises of a generated module: same bytes twice, each kernel step's entry
+// point defined once after a comment naming its node, the status words sized by the sites.
+void expectWellFormed(const Program& program) {
+  auto a = generateCudaSource(program);
+  ASSERT_TRUE(a.has_value()) << a.error().message();
+  auto b = generateCudaSource(program);
+  ASSERT_TRUE(b.has_value());
+  EXPECT_EQ(a->source, b->source) << "codegen is not deterministic";
+  EXPECT_EQ(a->kernelNames, b->kernelNames);
+  std::set<std::string> names(a->kernelNames.begin(), a->kernelNames.end());
+  EXPECT_EQ(names.size(), a->kernelNames.size()) << "kernel names must be unique";
+  for (const CudaStep& s : a->steps) {
+    ASSERT_NE(s.node, nullptr);
+    if (s.kind != CudaStepKind::Kernel) continue;
+    std::string def = "void __launch_bounds__(256) " + s.kernel + "(";
+    size_t at = a->source.find(def);
+    ASSERT_NE(at, std::string::npos) << s.kernel;
+    EXPECT_EQ(a->source.find(def, at + 1), std::string::npos) << s.kernel << " defined twice";
+    size_t comment = a->source.rfind("// ---- node ", at);
+    ASSERT_NE(comment, std::string::npos) << s.kernel;
+    std::string header = a->source.substr(comment, at - comment);
+    EXPECT_NE(header.find(std::string(s.node->opName())), std::string::npos) << header;
+    if (s.node->numResults())
+      EXPECT_NE(header.find(s.node->result()->name()), std::string::npos) << header;
+    EXPECT_GE(s.grid[0], 1u);
+    EXPECT_GE(s.grid[1], 1u);
+    EXPECT_EQ(s.block, 256u);
+  }
+  EXPECT_EQ(a->statusWords(), 1 + 2 * int64_t(a->errorSites.size()));
+}
+
+void expectCompiles(const std::string& source, const std::string& name) {
+#if SHOAL_HAVE_CUDA
+  for (const char* arch : {"sm_90", "sm_80"}) {
+    auto cubin = compileCuda(source, name, arch);
+    EXPECT_TRUE(cubin.has_value()) << name << " for " << arch << ":\n" << (cubin ? "" : cubin.error().message());
+    if (cubin) EXPECT_GT(cubin->size(), 1000u);
+  }
+#else
+  (void)source;
+  (void)name;
+#endif
+}
+
+TEST(CudaCodegen, EveryOpHasATestGraphThatGeneratesDeterministicSource) {
+  for (DType dt : {DType::F32, DType::F64}) {
+    for (OpKind kind : allOps()) {
+      SCOPED_TRACE(std::string(opName(kind)) + " " + std::string(dtypeName(dt)));
+      auto g = test::buildCudaOpGraph(kind, dt);
+      ASSERT_NE(g, nullptr) << "add a case for this op to tests/codegen/cuda_test_graphs.h";
+      Program p = compileOrDie(std::move(g), test::opTestCompileOptions());
+      ASSERT_TRUE(p.graph);
+      expectWellFormed(p);
+      // The op itself is in the program and has work on the GPU (sources excepted).
+      auto src = generateCudaSource(p);
+      ASSERT_TRUE(src.has_value());
+      bool hasNode = false;
+      for (const Node* n : p.graph->nodes()) hasNode |= n->kind() == kind;
+      EXPECT_TRUE(hasNode);
+      if (!isSource(kind) && kind != OpKind::Output) {
+        bool hasStep = false;
+        for (const CudaStep& s : src->steps) hasStep |= s.node->kind() == kind;
+        EXPECT_TRUE(hasStep);
+      }
+    }
+  }
+}
+
+TEST(CudaCodegen, AllOpsCompileWithNvrtcForSm90AndSm80) {
+  for (DType dt : {DType::F32, DType::F64}) {
+    SCOPED_TRACE(dtypeName(dt));
+    auto g = test::buildAllOpsGraph(dt);
+    ASSERT_NE(g, nullptr);
+    Program p = compileOrDie(std::move(g), test::opTestCompileOptions());
+    ASSERT_TRUE(p.graph);
+    expectWellFormed(p);
+    auto src = generateCudaSource(p);
+    ASSERT_TRUE(src.has_value()) << src.error().message();
+    expectCompiles(src->source, src->name);
+  }
+}
+
+TEST(CudaCodegen, ExamplePipelinesGenerateAndCompile) {
+  std::vector<std::string> files;
+  for (const auto& entry : std::filesystem::directory_iterator(test::sourcePath("examples")))
+    if (entry.path().extension() == ".mmd") files.push_back(entry.path().string());
+  std::sort(files.begin(), files.end());
+  ASSERT_GE(files.size(), 4u);
+  for (const std::string& file : files) {
+    DiagnosticEngine diags;
+    auto pipeline = loadPipelineFile(file, diags);
+    ASSERT_TRUE(pipeline.has_value()) << file << "\n" << diags.render();
+    for (bool train : {false, true}) {
+      if (train && !pipeline->train) continue;
+      SCOPED_TRACE(file + (train ? " (training step)" : " (inference)"));
+      CompileOptions opts;
+      if (train) opts.train = &*pipeline->train;
+      Program p = compileOrDie(pipeline->model->clone(), opts);
+      ASSERT_TRUE(p.graph);
+      expectWellFormed(p);
+      auto src = generateCudaSource(p);
+      ASSERT_TRUE(src.has_value()) << src.error().message();
+      expectCompiles(src->source, src->name);
+    }
+  }
+}
+
+// The MNIST CNN's training step: what the GPU runs, named in the source and the plan.
+TEST(CudaCodegen, MnistTrainingStepUsesCublasAndReportsLabels) {
+  DiagnosticEngine diags;
+  auto pipeline = loadPipelineFile(test::sourcePath("examples/mnist_cnn.mmd"), diags);
+  ASSERT_TRUE(pipeline.has_value()) << diags.render();
+  CompileOptions opts;
+  opts.train = &*pipeline->train;
+  Program p = compileOrDie(pipeline->model->clone(), opts);
+  ASSERT_TRUE(p.graph);
+  auto src = generateCudaSource(p);
+  ASSERT_TRUE(src.has_value());
+  int gemms = 0, kernels = 0, copies = 0;
+  for (const CudaStep& s : src->steps) {
+    gemms += s.kind == CudaStepKind::Gemm;
+    kernels += s.kind == CudaStepKind::Kernel;
+    copies += s.kind == CudaStepKind::Copy;
+    if (s.kind == CudaStepKind::Gemm) {
+      EXPECT_EQ(s.gemm.dtype, DType::F32);
+      EXPECT_TRUE(s.node->kind() == OpKind::Dense || s.node->kind() == OpKind::MatMul);
+    }
+  }
+  EXPECT_EQ(gemms, 6);  // two dense layers: forward, dx, dw each
+  EXPECT_EQ(kernels, int(src->kernelNames.size()));
+  EXPECT_GE(copies, 2);  // flatten and its gradient's reshape
+  // The loss and its gradient both check labels; the six Adam updates check the step.
+  int labelSites = 0, stepSites = 0;
+  for (const CudaErrorSite& e : src->errorSites) {
+    labelSites += e.kind == CudaErrorKind::LabelOutOfRange;
+    stepSites += e.kind == CudaErrorKind::AdamStep;
+    if (e.kind == CudaErrorKind::LabelOutOfRange) EXPECT_EQ(e.cols, 10);
+  }
+  EXPECT_EQ(labelSites, 2);
+  EXPECT_EQ(stepSites, 6);
+  // Readable: the conv kernel names its node, pipeline location and IR text.
+  EXPECT_NE(src->source.find("// ---- node"), std::string::npos);
+  EXPECT_NE(src->source.find("conv2d 'c1' at "), std::string::npos);
+  EXPECT_NE(src->source.find("%c1.conv = conv2d(%pre, %c1.weight, %c1.bias)"), std::string::npos);
+  EXPECT_NE(src->source.find("k7_conv2d_c1_conv"), std::string::npos);
+}
+
+TEST(CudaCodegen, UnprintableNamesStayInComments) {
+  // A value name ending in a backslash must not splice the next source line into a comment.
+  test::OpGraphBuilder b("names", DType::F32);
+  Value* x = b.input("x", Shape{4});
+  Attrs none;
+  Node* relu = b.graph().addNode(OpKind::Relu, {x}, none, {{"odd\\", TensorType{DType::F32, {4}}}});
+  b.output(relu->result());
+  Program p = compileOrDie(b.take(), test::opTestCompileOptions());
+  ASSERT_TRUE(p.graph);
+  auto src = generateCudaSource(p);
+  ASSERT_TRUE(src.has_value());
+  for (size_t pos = 0; (pos = src->source.find("\\\n", pos)) != std::string::npos; ++pos)
+    ADD_FAILURE() << "a line ends in a backslash at byte " << pos;
+  expectCompiles(src->source, src->name);
+}
+
+#if SHOAL_HAVE_CUDA
+TEST(CudaCodegen, NvrtcErrorsQuoteTheGeneratedLine) {
+  test::OpGraphBuilder b("broken", DType::F32);
+  b.op(OpKind::Relu, {b.input("x", Shape{4})}, {}, "y");
+  Program p = compileOrDie(b.take(), test::opTestCompileOptions());
+  ASSERT_TRUE(p.graph);
+  auto src = generateCudaSource(p);
+  ASSERT_TRUE(src.has_value());
+  // Break one generated line the way a codegen bug would.
+  std::string source = src->source;
+  const std::string good = "y[i] = v < (float)0 ? (float)0 : v;";
+  size_t at = source.find(good);
+  ASSERT_NE(at, std::string::npos);
+  source.replace(at, good.size(), "y[i] = shoal_no_such_function(v);");
+  int line = 1 + int(std::count(source.begin(), source.begin() + ptrdiff_t(at), '\n'));
+  auto cubin = compileCuda(source, src->name, "sm_90");
+  ASSERT_FALSE(cubin.has_value());
+  const std::string& msg = cubin.error().message();
+  EXPECT_NE(msg.find("NVRTC could not compile kernel 'broken' for sm_90"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("broken.cu(" + std::to_string(line) + "): error"), std::string::npos) << msg;
+  EXPECT_NE(msg.find(std::to_string(line) + " |     y[i] = shoal_no_such_function(v);"), std::string::npos) << msg;
+}
+
+TEST(CudaCodegen, CompileProgramSummarizesAndUsesTheCache) {
+  const char* old = std::getenv("SHOAL_CACHE_DIR");
+  const std::string saved = old ? old : "";
+  const std::string dir = test::tempDir();
+  ::setenv("SHOAL_CACHE_DIR", dir.c_str(), 1);
+  test::OpGraphBuilder b("cached", DType::F32);
+  b.op(OpKind::Tanh, {b.input("x", Shape{4})}, {}, "y");
+  Program p = compileOrDie(b.take(), test::opTestCompileOptions());
+  ASSERT_TRUE(p.graph);
+  auto first = compileCudaProgram(p, "sm_90", /*verbose=*/true);
+  ASSERT_TRUE(first.has_value()) << first.error().message();
+  EXPECT_NE(first->find("cached: 1 kernels and 0 cuBLAS calls in one translation unit"), std::string::npos) << *first;
+  EXPECT_NE(first->find("NVRTC"), std::string::npos) << *first;
+  EXPECT_NE(first->find("0 hits, 1 misses"), std::string::npos) << *first;
+  auto second = compileCudaProgram(p, "sm_90", /*verbose=*/true);
+  ASSERT_TRUE(second.has_value());
+  EXPECT_NE(second->find("kernel cache hit"), std::string::npos) << *second;
+  EXPECT_NE(second->find("1 hits, 0 misses"), std::string::npos) << *second;
+  if (old)
+    ::setenv("SHOAL_CACHE_DIR", saved.c_str(), 1);
+  else
+    ::unsetenv("SHOAL_CACHE_DIR");
+}
+#endif
+
+}  // namespace
+}  // namespace shoal
