@@ -125,7 +125,7 @@ inline bool addCudaOpCase(OpGraphBuilder& b, OpKind kind) {
       b.op(OpKind::Conv2d, {b.input("p", Shape{2, 6, 5, 5}), b.param("c.weight", {3, 6, 1, 1})}, {}, "c");
       return true;
     case OpKind::Conv2dBackwardData:
-      b.op(OpKind::Conv2dBackwardData, {b.input("dy", Shape{2, 4, 6, 5}), b.param("a.weight", {4, 3, 3, 2})},
+      b.op(OpKind::Conv2dBackwardData, {b.input("dy", Shape{2, 4, 5, 7}), b.param("a.weight", {4, 3, 3, 2})},
            attrs({{"stride", Ints{2, 1}}, {"padding", Ints{1, 0, 2, 1}}, {"dilation", Ints{1, 2}}, {"input_shape", Ints{2, 3, 9, 8}}}),
            "dx");
       b.op(OpKind::Conv2dBackwardData, {b.input("dyb", Shape{3, 5, 10, 10}), b.param("b.weight", {5, 1, 3, 3})},
@@ -133,7 +133,7 @@ inline bool addCudaOpCase(OpGraphBuilder& b, OpKind kind) {
            "dxb");
       return true;
     case OpKind::Conv2dBackwardWeight:
-      b.op(OpKind::Conv2dBackwardWeight, {b.input("x", Shape{2, 3, 9, 8}), b.input("dy", Shape{2, 4, 6, 5})},
+      b.op(OpKind::Conv2dBackwardWeight, {b.input("x", Shape{2, 3, 9, 8}), b.input("dy", Shape{2, 4, 5, 7})},
            attrs({{"stride", Ints{2, 1}}, {"padding", Ints{1, 0, 2, 1}}, {"dilation", Ints{1, 2}}, {"weight_shape", Ints{4, 3, 3, 2}}}),
            "dw");
       // A long reduction (16·18·18 terms per weight) over few weights: the split kernel.
