@@ -221,7 +221,9 @@ class GradientBuilder {
       case OpKind::MatMul:
         return matMulGradient(n, i, dy, name);
       case OpKind::Relu:
-        return e_.emit(OpKind::ReluGrad, {x, dy}, {}, name, loc);
+        // relu' is read off the output (y > 0 exactly when x > 0), so the pre-activation value
+        // dies at the relu and conv/dense + relu can fuse in training graphs too.
+        return e_.emit(OpKind::ReluGrad, {y, dy}, {}, name, loc);
       case OpKind::Sigmoid:
         return e_.emit(OpKind::SigmoidGrad, {y, dy}, {}, name, loc);
       case OpKind::Tanh:

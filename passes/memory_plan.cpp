@@ -239,6 +239,7 @@ MemoryPlan planMemory(const Graph& g, const PlannerOptions& opts) {
         grp.last = std::max(grp.last, a.lastUse);
         grp.first = std::min(grp.first, a.firstUse);
         plan.aliasOf[v] = grp.root;
+        groupOf[v] = *join;
       } else {
         Group grp;
         grp.root = v;
@@ -248,9 +249,7 @@ MemoryPlan planMemory(const Graph& g, const PlannerOptions& opts) {
         grp.holdsInput = n.kind() == OpKind::Input;
         groupOf[v] = groups.size();
         groups.push_back(grp);
-        continue;
       }
-      groupOf[v] = *join;
     }
   }
 

@@ -88,8 +88,8 @@ MemoryPlan planMemory(const Graph& g, const PlannerOptions& opts = {});
 /// persistent buffers overlap at all. Returns a description of the first problem, or "".
 std::string checkMemoryPlan(const Graph& g, const MemoryPlan& plan);
 
-/// JSON: arena_bytes, persistent_bytes, peak_live_bytes, naive_bytes, buffers[{value, offset,
-/// bytes, first, last, persistent, alias_of (only when aliased)}].
+/// JSON: arena_bytes, persistent_bytes, peak_live_bytes, naive_bytes, peak_at (program index),
+/// buffers[{value, offset, bytes, first, last, persistent, alias_of (only when aliased)}].
 std::string memoryPlanJson(const Graph& g, const MemoryPlan& plan);
 
 }  // namespace shoal

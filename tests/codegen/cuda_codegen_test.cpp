@@ -46,8 +46,9 @@ void expectWellFormed(const Program& program) {
     ASSERT_NE(comment, std::string::npos) << s.kernel;
     std::string header = a->source.substr(comment, at - comment);
     EXPECT_NE(header.find(std::string(s.node->opName())), std::string::npos) << header;
-    if (s.node->numResults())
+    if (s.node->numResults()) {
       EXPECT_NE(header.find(s.node->result()->name()), std::string::npos) << header;
+    }
     EXPECT_GE(s.grid[0], 1u);
     EXPECT_GE(s.grid[1], 1u);
     EXPECT_EQ(s.block, 256u);
@@ -60,7 +61,9 @@ void expectCompiles(const std::string& source, const std::string& name) {
   for (const char* arch : {"sm_90", "sm_80"}) {
     auto cubin = compileCuda(source, name, arch);
     EXPECT_TRUE(cubin.has_value()) << name << " for " << arch << ":\n" << (cubin ? "" : cubin.error().message());
-    if (cubin) EXPECT_GT(cubin->size(), 1000u);
+    if (cubin) {
+      EXPECT_GT(cubin->size(), 1000u);
+    }
   }
 #else
   (void)source;
@@ -160,7 +163,9 @@ TEST(CudaCodegen, MnistTrainingStepUsesCublasAndReportsLabels) {
   for (const CudaErrorSite& e : src->errorSites) {
     labelSites += e.kind == CudaErrorKind::LabelOutOfRange;
     stepSites += e.kind == CudaErrorKind::AdamStep;
-    if (e.kind == CudaErrorKind::LabelOutOfRange) EXPECT_EQ(e.cols, 10);
+    if (e.kind == CudaErrorKind::LabelOutOfRange) {
+      EXPECT_EQ(e.cols, 10);
+    }
   }
   EXPECT_EQ(labelSites, 2);
   EXPECT_EQ(stepSites, 6);
@@ -182,8 +187,9 @@ TEST(CudaCodegen, UnprintableNamesStayInComments) {
   ASSERT_TRUE(p.graph);
   auto src = generateCudaSource(p);
   ASSERT_TRUE(src.has_value());
-  for (size_t pos = 0; (pos = src->source.find("\\\n", pos)) != std::string::npos; ++pos)
+  for (size_t pos = 0; (pos = src->source.find("\\\n", pos)) != std::string::npos; ++pos) {
     ADD_FAILURE() << "a line ends in a backslash at byte " << pos;
+  }
   expectCompiles(src->source, src->name);
 }
 

@@ -1,0 +1,426 @@
+// GPU tests of the CUDA executor against the CPU interpreter (the reference): every op and
+// gradient in f32 and f64 on random inputs, user errors reported from kernels, parameter
+// sharing, CUDA-graph replay, and a few training steps of the MNIST CNN. Each test skips
+// itself when probeCudaDevice finds no usable GPU (the CPU CI machine).
+//
+// Tolerances: fp32 rtol 1e-4, atol 1e-5 (design.md). Where an op sums many terms (GEMMs,
+// convolution gradients, long sum_to), the GPU and OpenBLAS add in different orders (the
+// GPU in double), so the bound there is rtol relative to the output's largest magnitude,
+// not to each element: an element that is small because its terms cancel carries the
+// rounding of the large terms. fp64: rtol 1e-9 on the same terms.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <random>
+
+#include "codegen/cuda_test_graphs.h"
+#include "frontend/pipeline_loader.h"
+#include "runtime/cpu/interpreter.h"
+#include "runtime/cuda/cuda_executable.h"
+#include "runtime/cuda/device.h"
+#include "test_util.h"
+
+namespace shoal {
+namespace {
+
+bool haveGpu() {
+  static const bool ok = probeCudaDevice(0).has_value();
+  return ok;
+}
+
+#define SHOAL_REQUIRE_GPU()                                                                     \
+  do {                                                                                          \
+    if (!haveGpu()) GTEST_SKIP() << "no usable GPU: " << probeCudaDevice(0).error().message(); \
+  } while (0)
+
+struct Tolerance {
+  double rtol = 1e-4, atol = 1e-5;
+  bool scaled = false;  ///< rtol relative to max|expected| too (long sums)
+};
+
+Tolerance toleranceFor(OpKind kind, DType dt) {
+  Tolerance t;
+  if (dt == DType::F64) t = {1e-9, 1e-12, false};
+  switch (kind) {
+    case OpKind::Conv2d:
+    case OpKind::Conv2dBackwardData:
+    case OpKind::Conv2dBackwardWeight:
+    case OpKind::Dense:
+    case OpKind::MatMul:
+    case OpKind::SumTo:
+    case OpKind::SoftmaxGrad:
+    case OpKind::LogSoftmaxGrad:
+    case OpKind::AvgPool2d: t.scaled = true; break;
+    case OpKind::Input:
+    case OpKind::Param:
+    case OpKind::State:
+    case OpKind::Constant:
+    case OpKind::Output:
+    case OpKind::Cast:
+    case OpKind::Scale:
+    case OpKind::Normalize:
+    case OpKind::MaxPool2d:
+    case OpKind::MaxPool2dGrad:
+    case OpKind::AvgPool2dGrad:
+    case OpKind::Flatten:
+    case OpKind::Reshape:
+    case OpKind::Relu:
+    case OpKind::ReluGrad:
+    case OpKind::Sigmoid:
+    case OpKind::SigmoidGrad:
+    case OpKind::Tanh:
+    case OpKind::TanhGrad:
+    case OpKind::Add:
+    case OpKind::Sub:
+    case OpKind::Mul:
+    case OpKind::Div:
+    case OpKind::Softmax:
+    case OpKind::LogSoftmax:
+    case OpKind::ArgMax:
+    case OpKind::Accuracy:
+    case OpKind::SoftmaxCrossEntropy:
+    case OpKind::SoftmaxCrossEntropyGrad:
+    case OpKind::Mse:
+    case OpKind::MseGrad:
+    case OpKind::SgdUpdate:
+    case OpKind::AdamUpdate: break;
+  }
+  return t;
+}
+
+::testing::AssertionResult closeTo(const std::string& what, const Tensor& gpu, const Tensor& cpu, Tolerance tol) {
+  if (gpu.type() != cpu.type())
+    return ::testing::AssertionFailure() << what << ": type " << gpu.type().str() << " vs " << cpu.type().str();
+  double scale = 0;
+  for (int64_t i = 0; i < cpu.numElements(); ++i) scale = std::max(scale, std::abs(cpu.at(i)));
+  for (int64_t i = 0; i < cpu.numElements(); ++i) {
+    double g = gpu.at(i), c = cpu.at(i);
+    double bound = tol.atol + tol.rtol * (std::abs(c) + (tol.scaled ? scale : 0.0));
+    bool same = (std::isnan(g) && std::isnan(c)) || g == c || std::abs(g - c) <= bound;
+    if (!same)
+      return ::testing::AssertionFailure() << what << "[" << i << "]: gpu " << g << ", cpu " << c << " (bound " << bound
+                                           << ", max|cpu| " << scale << ")";
+  }
+  return ::testing::AssertionSuccess();
+}
+
+struct Pair {
+  std::unique_ptr<CpuExecutable> cpu;
+  std::unique_ptr<CudaExecutable> gpu;
+};
+
+Pair makePair(const Graph& g, const CompileOptions& opts, CudaExecutableOptions gopts = {}, uint64_t seed = 7) {
+  Pair pair;
+  auto p1 = compileProgram(g.clone(), opts);
+  EXPECT_TRUE(p1.has_value()) << (p1 ? "" : p1.error().message());
+  auto p2 = compileProgram(g.clone(), opts);
+  if (!p1 || !p2) return pair;
+  auto cpu = CpuExecutable::create(std::move(*p1));
+  EXPECT_TRUE(cpu.has_value());
+  auto gpu = CudaExecutable::create(std::move(*p2), gopts);
+  EXPECT_TRUE(gpu.has_value()) << (gpu ? "" : gpu.error().message());
+  if (!cpu || !gpu) return pair;
+  pair.cpu = std::move(*cpu);
+  pair.gpu = std::move(*gpu);
+  pair.cpu->initializeParameters(seed);
+  pair.gpu->initializeParameters(seed);
+  return pair;
+}
+
+void expectSameMaps(const std::string& what, const TensorMap& gpu, const TensorMap& cpu, Tolerance tol) {
+  ASSERT_EQ(gpu.size(), cpu.size()) << what;
+  for (const auto& [name, t] : cpu) {
+    auto it = gpu.find(name);
+    ASSERT_NE(it, gpu.end()) << what << ": no '" << name << "' from the GPU";
+    EXPECT_TRUE(closeTo(what + " " + name, it->second, t, tol));
+  }
+}
+
+TEST(CudaExecutor, EveryOpMatchesTheInterpreter) {
+  SHOAL_REQUIRE_GPU();
+  for (DType dt : {DType::F32, DType::F64}) {
+    for (OpKind kind : allOps()) {
+      SCOPED_TRACE(std::string(opName(kind)) + " " + std::string(dtypeName(dt)));
+      auto g = test::buildCudaOpGraph(kind, dt);
+      ASSERT_NE(g, nullptr);
+      Pair pair = makePair(*g, test::opTestCompileOptions());
+      ASSERT_TRUE(pair.gpu && pair.cpu);
+      const Tolerance tol = toleranceFor(kind, dt);
+      expectSameMaps("initial params", pair.gpu->readPersistent(), pair.cpu->readPersistent(), {0, 0, false});
+      // Three runs on fresh inputs: the first launches step by step, the others replay the
+      // captured graph; updates accumulate in the optimizer state across them.
+      for (int run = 0; run < 3; ++run) {
+        TensorMap inputs = test::randomInputs(*g, 1000 * uint64_t(kind) + uint64_t(run), /*step=*/run + 1);
+        auto want = pair.cpu->run(inputs);
+        ASSERT_TRUE(want.has_value()) << want.error().message();
+        auto got = pair.gpu->run(inputs);
+        ASSERT_TRUE(got.has_value()) << got.error().message();
+        expectSameMaps("run " + std::to_string(run) + " output", *got, *want, tol);
+        expectSameMaps("run " + std::to_string(run) + " persistent", pair.gpu->readPersistent(),
+                       pair.cpu->readPersistent(), tol);
+      }
+      EXPECT_TRUE(pair.gpu->replaysGraph());
+    }
+  }
+}
+
+TEST(CudaExecutor, GraphReplayRepeatsTheFirstRunBitForBit) {
+  SHOAL_REQUIRE_GPU();
+  auto g = test::buildAllOpsGraph(DType::F32);
+  ASSERT_NE(g, nullptr);
+  Pair pair = makePair(*g, test::opTestCompileOptions());
+  ASSERT_TRUE(pair.gpu && pair.cpu);
+  TensorMap a = test::randomInputs(*g, 1), b = test::randomInputs(*g, 2);
+  EXPECT_FALSE(pair.gpu->replaysGraph());
+  auto first = pair.gpu->run(a);
+  ASSERT_TRUE(first.has_value()) << first.error().message();
+  EXPECT_TRUE(pair.gpu->replaysGraph());
+  EXPECT_GT(pair.gpu->graphNodes(), 100u);
+  auto other = pair.gpu->run(b);
+  ASSERT_TRUE(other.has_value()) << other.error().message();
+  auto want = pair.cpu->run(b);
+  ASSERT_TRUE(want.has_value());
+  for (const auto& [name, t] : *want) {
+    const std::string op = name.substr(0, name.find("__"));
+    auto kind = opKindFromName(op);
+    ASSERT_TRUE(kind.has_value()) << name;
+    EXPECT_TRUE(closeTo("replay " + name, other->at(name), t, toleranceFor(*kind, DType::F32)));
+  }
+  auto again = pair.gpu->run(a);
+  ASSERT_TRUE(again.has_value());
+  for (const auto& [name, t] : *first) {
+    const Tensor& r = again->at(name);
+    ASSERT_EQ(r.byteSize(), t.byteSize());
+    EXPECT_EQ(std::memcmp(r.raw(), t.raw(), t.byteSize()), 0) << name << " differs between the first run and the replay";
+  }
+}
+
+// A dense classifier trained with Adam: x[4,5] → dense(3) → logits.
+std::unique_ptr<Graph> tinyClassifier(int64_t batch) {
+  test::OpGraphBuilder b("tiny", DType::F32);
+  Value* x = b.input("x", Shape{batch, 5});
+  Attrs none;
+  Node* d = b.graph().addNode(OpKind::Dense, {x, b.param("d.weight", {3, 5}), b.param("d.bias", {3})}, none,
+                              {{"d", TensorType{DType::F32, {batch, 3}}}});
+  Attrs out;
+  out.set("name", std::string("logits"));
+  b.graph().addNode(OpKind::Output, {d->result()}, out, {});
+  return b.take();
+}
+
+TEST(CudaExecutor, BadLabelsAreErrorsLikeTheInterpreterAndUpdateNothing) {
+  SHOAL_REQUIRE_GPU();
+  TrainConfig cfg;
+  cfg.optimizer = "adam";
+  CompileOptions opts;
+  opts.train = &cfg;
+  auto g = tinyClassifier(4);
+  Pair pair = makePair(*g, opts);
+  ASSERT_TRUE(pair.gpu && pair.cpu);
+  TensorMap feed = test::randomInputs(*pair.cpu->program().graph, 3);
+  feed["step"] = Tensor::fromDoubles(DType::F32, {}, std::vector<double>{1});
+  feed["labels"] = Tensor::fromDoubles(DType::I64, {4}, std::vector<double>{0, 7, 1, -1});
+  TensorMap before = pair.gpu->readPersistent();
+  auto want = pair.cpu->run(feed);
+  ASSERT_FALSE(want.has_value());
+  auto got = pair.gpu->run(feed);
+  ASSERT_FALSE(got.has_value());
+  EXPECT_EQ(got.error().message(), want.error().message());
+  EXPECT_NE(got.error().message().find("label 7 in row 1 is outside [0, 3)"), std::string::npos)
+      << got.error().message();
+  expectSameMaps("params after the failed step", pair.gpu->readPersistent(), before, {0, 0, false});
+  // The next step with good labels runs, replays, and trains like the interpreter.
+  for (int step = 1; step <= 3; ++step) {
+    feed["labels"] = Tensor::fromDoubles(DType::I64, {4}, std::vector<double>{0, 2, 1, 2});
+    feed["step"] = Tensor::fromDoubles(DType::F32, {}, std::vector<double>{double(step)});
+    auto w = pair.cpu->run(feed);
+    auto r = pair.gpu->run(feed);
+    ASSERT_TRUE(w.has_value()) << w.error().message();
+    ASSERT_TRUE(r.has_value()) << r.error().message();
+    expectSameMaps("step " + std::to_string(step), *r, *w, {1e-4, 1e-5, false});
+  }
+  expectSameMaps("trained params", pair.gpu->readPersistent(), pair.cpu->readPersistent(), {1e-4, 1e-5, false});
+  // And the error path works from inside a replayed graph too.
+  feed["labels"] = Tensor::fromDoubles(DType::I64, {4}, std::vector<double>{0, 1, 300, 2});
+  ASSERT_TRUE(pair.gpu->replaysGraph());
+  auto bad = pair.gpu->run(feed);
+  ASSERT_FALSE(bad.has_value());
+  EXPECT_NE(bad.error().message().find("label 300 in row 2 is outside [0, 3)"), std::string::npos)
+      << bad.error().message();
+}
+
+TEST(CudaExecutor, AdamStepBelowOneIsAnError) {
+  SHOAL_REQUIRE_GPU();
+  auto g = test::buildCudaOpGraph(OpKind::AdamUpdate, DType::F32);
+  Pair pair = makePair(*g, test::opTestCompileOptions());
+  ASSERT_TRUE(pair.gpu && pair.cpu);
+  TensorMap feed = test::randomInputs(*g, 5, /*step=*/0);
+  auto want = pair.cpu->run(feed);
+  auto got = pair.gpu->run(feed);
+  ASSERT_FALSE(want.has_value());
+  ASSERT_FALSE(got.has_value());
+  EXPECT_EQ(got.error().message(), want.error().message());
+  EXPECT_NE(got.error().message().find("step must be >= 1, got 0"), std::string::npos) << got.error().message();
+}
+
+TEST(CudaExecutor, ParametersRoundTripAndShare) {
+  SHOAL_REQUIRE_GPU();
+  TrainConfig cfg;
+  CompileOptions opts;
+  opts.train = &cfg;
+  auto big = compileProgram(tinyClassifier(4), opts);
+  auto small = compileProgram(tinyClassifier(2), opts);
+  ASSERT_TRUE(big && small);
+  auto a = CudaExecutable::create(std::move(*big), {});
+  auto b = CudaExecutable::create(std::move(*small), {});
+  ASSERT_TRUE(a.has_value()) << a.error().message();
+  ASSERT_TRUE(b.has_value()) << b.error().message();
+  EXPECT_EQ((*a)->deviceName().rfind("cuda:0 ", 0), 0u) << (*a)->deviceName();
+  (*a)->initializeParameters(11);
+  TensorMap params = (*a)->readPersistent();
+  ASSERT_EQ(params.count("d.weight"), 1u);
+  // writePersistent converts types and checks shapes.
+  TensorMap update = {{"d.weight", params["d.weight"].cast(DType::F64)}, {"unknown", Tensor(DType::F32, {1})}};
+  update["d.weight"].set(0, 0.5);
+  ASSERT_TRUE((*a)->writePersistent(update).has_value());
+  EXPECT_EQ((*a)->readPersistent()["d.weight"].at(0), 0.5);
+  auto wrong = (*a)->writePersistent({{"d.weight", Tensor(DType::F32, {5, 3})}});
+  ASSERT_FALSE(wrong.has_value());
+  EXPECT_NE(wrong.error().message().find("tensor 'd.weight' has shape 5x3, the model expects 3x5"), std::string::npos)
+      << wrong.error().message();
+  // b trains a's parameters.
+  ASSERT_TRUE((*b)->shareParameters(**a).has_value());
+  EXPECT_EQ((*b)->readPersistent()["d.weight"].at(0), 0.5);
+  TensorMap feed = test::randomInputs(*(*b)->program().graph, 9);
+  feed["labels"] = Tensor::fromDoubles(DType::I64, {2}, std::vector<double>{0, 2});
+  feed["step"] = Tensor::fromDoubles(DType::F32, {}, std::vector<double>{1});
+  ASSERT_TRUE((*b)->run(feed).has_value());
+  EXPECT_NE((*a)->readPersistent()["d.weight"].at(0), 0.5);
+  // Sharing with the interpreter is refused.
+  auto cpuProgram = compileProgram(tinyClassifier(4), opts);
+  auto cpu = CpuExecutable::create(std::move(*cpuProgram));
+  auto mixed = (*a)->shareParameters(**cpu);
+  ASSERT_FALSE(mixed.has_value());
+}
+
+TEST(CudaExecutor, InputsAreCheckedLikeTheInterpreter) {
+  SHOAL_REQUIRE_GPU();
+  auto g = test::buildCudaOpGraph(OpKind::Relu, DType::F32);
+  Pair pair = makePair(*g, test::opTestCompileOptions());
+  ASSERT_TRUE(pair.gpu && pair.cpu);
+  auto missing = pair.gpu->run({}), wantMissing = pair.cpu->run({});
+  ASSERT_FALSE(missing.has_value());
+  ASSERT_FALSE(wantMissing.has_value());
+  EXPECT_EQ(missing.error().message(), wantMissing.error().message());
+  TensorMap wrong = {{"x", Tensor(DType::F32, {2, 2})}};
+  auto gotWrong = pair.gpu->run(wrong), wantWrong = pair.cpu->run(wrong);
+  ASSERT_FALSE(gotWrong.has_value());
+  ASSERT_FALSE(wantWrong.has_value());
+  EXPECT_EQ(gotWrong.error().message(), wantWrong.error().message());
+  // Another element type is converted, as on the CPU.
+  TensorMap ints = {{"x", Tensor::fromDoubles(DType::I32, {3, 50}, std::vector<double>(150, -3.0))}};
+  ints["x"].set(7, 4.0);
+  auto got = pair.gpu->run(ints);
+  ASSERT_TRUE(got.has_value()) << got.error().message();
+  EXPECT_EQ(got->at("y").at(7), 4.0);
+  EXPECT_EQ(got->at("y").at(6), 0.0);
+}
+
+// Three Adam steps of the seed's MNIST CNN at batch 8 on random images, GPU vs CPU. The
+// loss of each step and the parameters after the last must agree. (Adam divides by
+// sqrt(v): a gradient element whose value is all rounding noise could move ±lr either way,
+// so params are compared by norm and by the count of outliers, not element by element.)
+TEST(CudaExecutor, MnistCnnTrainingStepsMatchTheCpu) {
+  SHOAL_REQUIRE_GPU();
+  DiagnosticEngine diags;
+  auto pipeline = loadPipelineFile(test::sourcePath("examples/mnist_cnn.mmd"), diags);
+  ASSERT_TRUE(pipeline.has_value()) << diags.render();
+  auto g = rebatchGraph(*pipeline->model, 8);
+  ASSERT_TRUE(g.has_value()) << g.error().message();
+  CompileOptions opts;
+  opts.train = &*pipeline->train;
+  Pair pair = makePair(**g, opts, {}, /*seed=*/42);
+  ASSERT_TRUE(pair.gpu && pair.cpu);
+  for (int step = 1; step <= 3; ++step) {
+    TensorMap feed;
+    feed["x"] = Tensor(DType::U8, {8, 1, 28, 28});
+    std::mt19937 rng{uint32_t(step)};
+    for (int64_t i = 0; i < feed["x"].numElements(); ++i) feed["x"].set(i, double(rng() % 256));
+    feed["labels"] = Tensor(DType::I64, {8});
+    for (int64_t i = 0; i < 8; ++i) feed["labels"].set(i, double(rng() % 10));
+    feed["step"] = Tensor::fromDoubles(DType::F32, {}, std::vector<double>{double(step)});
+    auto want = pair.cpu->run(feed);
+    auto got = pair.gpu->run(feed);
+    ASSERT_TRUE(want.has_value()) << want.error().message();
+    ASSERT_TRUE(got.has_value()) << got.error().message();
+    EXPECT_TRUE(closeTo("loss at step " + std::to_string(step), got->at("loss"), want->at("loss"), {1e-4, 1e-5, false}));
+    EXPECT_TRUE(closeTo("logits at step " + std::to_string(step), got->at("logits"), want->at("logits"), {1e-4, 1e-4, true}));
+    EXPECT_EQ(got->at("accuracy").at(0), want->at("accuracy").at(0));
+  }
+  TensorMap gp = pair.gpu->readPersistent(), cp = pair.cpu->readPersistent();
+  ASSERT_EQ(gp.size(), cp.size());
+  for (const auto& [name, c] : cp) {
+    const Tensor& t = gp.at(name);
+    double diff2 = 0, ref2 = 0, maxDiff = 0;
+    int64_t outliers = 0;
+    for (int64_t i = 0; i < c.numElements(); ++i) {
+      double d = std::abs(t.at(i) - c.at(i));
+      diff2 += d * d;
+      ref2 += c.at(i) * c.at(i);
+      maxDiff = std::max(maxDiff, d);
+      outliers += d > 1e-5 + 1e-4 * std::abs(c.at(i));
+    }
+    EXPECT_LE(std::sqrt(diff2), 1e-4 * std::sqrt(ref2) + 1e-6) << name << " (max diff " << maxDiff << ")";
+    EXPECT_LE(outliers, std::max<int64_t>(1, c.numElements() / 10000)) << name << " (max diff " << maxDiff << ")";
+  }
+}
+
+// Not a check of numbers: the step time of the MNIST CNN training step at batch 64, launched
+// kernel by kernel and replayed as a CUDA graph (host wall time per run(), the figure the
+// trainer reports, including the input upload, output download and the one sync).
+TEST(CudaExecutorTiming, MnistCnnTrainStepMs) {
+  SHOAL_REQUIRE_GPU();
+  DiagnosticEngine diags;
+  auto pipeline = loadPipelineFile(test::sourcePath("examples/mnist_cnn.mmd"), diags);
+  ASSERT_TRUE(pipeline.has_value());
+  CompileOptions opts;
+  opts.train = &*pipeline->train;
+  TensorMap feed;
+  feed["x"] = Tensor(DType::U8, {64, 1, 28, 28});
+  for (int64_t i = 0; i < feed["x"].numElements(); ++i) feed["x"].set(i, double((i * 37) % 256));
+  feed["labels"] = Tensor(DType::I64, {64});
+  for (int64_t i = 0; i < 64; ++i) feed["labels"].set(i, double(i % 10));
+  for (bool graphs : {false, true}) {
+    auto program = compileProgram(pipeline->model->clone(), opts);
+    ASSERT_TRUE(program.has_value());
+    CudaExecutableOptions o;
+    o.graphs = graphs;
+    auto exe = CudaExecutable::create(std::move(*program), o);
+    ASSERT_TRUE(exe.has_value()) << exe.error().message();
+    (*exe)->initializeParameters(1);
+    std::vector<double> ms;
+    for (int step = 1; step <= 60; ++step) {
+      feed["step"] = Tensor::fromDoubles(DType::F32, {}, std::vector<double>{double(step)});
+      auto t0 = std::chrono::steady_clock::now();
+      auto out = (*exe)->run(feed);
+      ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
+      ASSERT_TRUE(out.has_value()) << out.error().message();
+    }
+    std::vector<double> steady(ms.begin() + 10, ms.end());
+    std::sort(steady.begin(), steady.end());
+    double median = steady[steady.size() / 2];
+    std::printf("[timing] mnist_cnn train step, batch 64, %s: median %.3f ms (min %.3f, first run %.3f ms) on %s\n",
+                graphs ? "CUDA graph replay" : "kernel by kernel", median, steady.front(), ms.front(),
+                (*exe)->deviceName().c_str());
+    RecordProperty(graphs ? "graph_step_ms" : "eager_step_ms", std::to_string(median));
+    EXPECT_EQ((*exe)->replaysGraph(), graphs);
+    EXPECT_LT(median, 50.0);
+  }
+}
+
+}  // namespace
+}  // namespace shoal
