@@ -5,6 +5,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <bit>
 #include <cassert>
 #include <charconv>
 #include <chrono>
@@ -113,19 +114,26 @@ std::string identifier(std::string_view name) {
 
 std::string offsetCode(const std::string& idx, const std::string& index, const std::vector<Dim>& dims,
                        const std::string& offset, const std::string& indent) {
-  if (dims.empty()) return "";
+  // Dimensions outside the outermost one that moves the offset need no arithmetic.
+  size_t first = 0;
+  while (first < dims.size() && dims[first].stride == 0) ++first;
+  if (first == dims.size()) return "";
   std::string code;
-  if (dims.size() == 1) {
-    if (dims[0].stride != 0) code += indent + offset + " += " + index + " * " + intLit(dims[0].stride) + ";\n";
+  if (first == dims.size() - 1 && first == 0) {
+    code += indent + offset + " += " + index + " * " + intLit(dims[0].stride) + ";\n";
     return code;
   }
   const std::string rest = "r_" + offset;
   code += indent + "{\n";
   code += indent + "  " + idx + " " + rest + " = " + index + ";\n";
-  for (size_t k = dims.size(); k-- > 0;) {
+  for (size_t k = dims.size(); k-- > first;) {
     const Dim& d = dims[k];
     if (k == 0) {
-      if (d.stride != 0) code += indent + "  " + offset + " += " + rest + " * " + intLit(d.stride) + ";\n";
+      code += indent + "  " + offset + " += " + rest + " * " + intLit(d.stride) + ";\n";
+      break;
+    }
+    if (k == first) {
+      code += indent + "  " + offset + " += (" + rest + " % " + intLit(d.extent) + ") * " + intLit(d.stride) + ";\n";
       break;
     }
     if (d.stride != 0)
@@ -488,6 +496,29 @@ Expected<CudaModuleSource> generateCudaSource(const Program& program) {
   m.source += cudagen::prelude();
   m.source += kernels;
   return m;
+}
+
+Expected<void> checkCudaStatus(const CudaModuleSource& module, const uint64_t* words) {
+  if (words[0] == 0) return {};
+  for (size_t s = 0; s < module.errorSites.size(); ++s) {
+    const uint64_t flag = words[1 + 2 * s];
+    if (flag == 0) continue;
+    const CudaErrorSite& site = module.errorSites[s];
+    switch (site.kind) {
+      case CudaErrorKind::LabelOutOfRange: {
+        const uint64_t key = ~flag;
+        const int64_t row = int64_t(key >> 32);
+        const int64_t label = int64_t(int32_t(uint32_t(key & 0xffffffffu)));
+        return fail(fmt::format("{}: label {} in row {} is outside [0, {})", site.node->describe(), label, row, site.cols),
+                    site.node->loc());
+      }
+      case CudaErrorKind::AdamStep: {
+        const double step = std::bit_cast<double>(words[2 + 2 * s]);
+        return fail(fmt::format("{}: step must be >= 1, got {}", site.node->describe(), step), site.node->loc());
+      }
+    }
+  }
+  return fail("internal error: a CUDA kernel reported an error at no known site");
 }
 
 Expected<std::string> compileCudaProgram(const Program& program, const std::string& arch, bool verbose) {

@@ -84,6 +84,10 @@ struct CudaModuleSource {
   int64_t statusWords() const { return 1 + 2 * int64_t(errorSites.size()); }
 };
 
+/// Reads the status words after a step: the first error a kernel reported (in program order,
+/// as the interpreter would have stopped there), worded like the interpreter's, or success.
+Expected<void> checkCudaStatus(const CudaModuleSource& module, const uint64_t* words);
+
 /// Emits CUDA C++ for every kernel of `program` (matrix products go to cuBLAS and emit none).
 /// Errors name the node whose op or types have no GPU kernel.
 Expected<CudaModuleSource> generateCudaSource(const Program& program);

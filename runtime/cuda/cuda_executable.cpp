@@ -8,7 +8,6 @@
 #include <fmt/format.h>
 
 #include <algorithm>
-#include <bit>
 #include <chrono>
 #include <cstring>
 #include <iostream>
@@ -132,6 +131,7 @@ struct CudaExecutable::Impl {
   std::vector<Launch> launches;
   CudaGraphExec graph;
   bool graphFailed = false;
+  std::string graphError;
   std::optional<Error> deferred;  ///< an error from a void method, returned by the next run
 
   /// Device address of a value's buffer.
@@ -154,6 +154,7 @@ CudaExecutable::~CudaExecutable() = default;
 const CudaModuleSource& CudaExecutable::module() const { return impl_->src; }
 bool CudaExecutable::replaysGraph() const { return impl_->graph.valid(); }
 size_t CudaExecutable::graphNodes() const { return impl_->graph.nodeCount(); }
+const std::string& CudaExecutable::graphCaptureError() const { return impl_->graphError; }
 double CudaExecutable::compileMs() const { return impl_->compileMs; }
 std::string CudaExecutable::deviceName() const { return impl_->ctx ? impl_->ctx->device().describe() : "cuda"; }
 
@@ -418,34 +419,6 @@ Expected<void> CudaExecutable::Impl::captureGraph() {
   return {};
 }
 
-namespace {
-
-// The first error a kernel reported in the status words, worded like the interpreter's.
-std::optional<Error> statusError(const CudaModuleSource& src, const uint64_t* words) {
-  if (words[0] == 0) return std::nullopt;
-  for (size_t s = 0; s < src.errorSites.size(); ++s) {
-    const uint64_t flag = words[1 + 2 * s];
-    if (flag == 0) continue;
-    const CudaErrorSite& site = src.errorSites[s];
-    switch (site.kind) {
-      case CudaErrorKind::LabelOutOfRange: {
-        const uint64_t key = ~flag;
-        const int64_t row = int64_t(key >> 32);
-        const int64_t label = int64_t(int32_t(uint32_t(key & 0xffffffffu)));
-        return Error(fmt::format("{}: label {} in row {} is outside [0, {})", site.node->describe(), label, row,
-                                 site.cols),
-                     site.node->loc());
-      }
-      case CudaErrorKind::AdamStep: {
-        const double step = std::bit_cast<double>(words[2 + 2 * s]);
-        return Error(fmt::format("{}: step must be >= 1, got {}", site.node->describe(), step), site.node->loc());
-      }
-    }
-  }
-  return Error("internal error: a CUDA kernel reported an error at no known site");
-}
-
-}  // namespace
 
 Expected<TensorMap> CudaExecutable::run(const TensorMap& inputs) {
   Impl& im = *impl_;
@@ -493,8 +466,8 @@ Expected<TensorMap> CudaExecutable::run(const TensorMap& inputs) {
     if (!im.opts.syncEach) msg += " (set SHOAL_CUDA_SYNC_EACH=1 to name the failing kernel)";
     return fail(msg);
   }
-  if (auto err = statusError(im.src, reinterpret_cast<const uint64_t*>(pinOut + im.statusOffset)))
-    return std::unexpected(*err);
+  if (auto ok = checkCudaStatus(im.src, reinterpret_cast<const uint64_t*>(pinOut + im.statusOffset)); !ok)
+    return std::unexpected(ok.error());
   TensorMap out;
   for (const Staged& s : im.outputs) {
     Tensor t(s.node->input(0)->type());
@@ -504,6 +477,7 @@ Expected<TensorMap> CudaExecutable::run(const TensorMap& inputs) {
   if (!im.graph.valid() && im.opts.graphs && !im.graphFailed && !im.opts.syncEach) {
     if (auto ok = im.captureGraph(); !ok) {
       im.graphFailed = true;  // keep launching step by step; correct, only slower
+      im.graphError = ok.error().message();
       if (im.opts.verbose)
         std::cerr << "shoal: cuda '" << program_.graph->name() << "': no CUDA graph (" << ok.error().message()
                   << "); launching kernels one by one\n";
@@ -513,6 +487,24 @@ Expected<TensorMap> CudaExecutable::run(const TensorMap& inputs) {
     }
   }
   return out;
+}
+
+Expected<double> CudaExecutable::timeStepMs(int iterations) {
+  Impl& im = *impl_;
+  if (iterations <= 0) return fail("timeStepMs: iterations must be positive");
+  auto start = im.ctx->createEvent();
+  auto end = im.ctx->createEvent();
+  if (!start) return std::unexpected(start.error());
+  if (!end) return std::unexpected(end.error());
+  if (auto ok = im.ctx->record(*start); !ok) return std::unexpected(ok.error());
+  for (int i = 0; i < iterations; ++i) {
+    Expected<void> ok = im.graph.valid() ? im.ctx->launch(im.graph) : im.enqueueStep();
+    if (!ok) return std::unexpected(ok.error());
+  }
+  if (auto ok = im.ctx->record(*end); !ok) return std::unexpected(ok.error());
+  auto ms = im.ctx->elapsedMs(*start, *end);
+  if (!ms) return std::unexpected(ms.error());
+  return double(*ms) / iterations;
 }
 
 void CudaExecutable::initializeParameters(uint64_t seed) {

@@ -56,8 +56,15 @@ class CudaExecutable : public Executable {
   bool replaysGraph() const;
   /// Nodes of the captured graph (0 before capture).
   size_t graphNodes() const;
+  /// Why capturing the step as a CUDA graph failed ("" if it did not); the step then keeps
+  /// launching kernel by kernel, which is correct, only slower.
+  const std::string& graphCaptureError() const;
   /// NVRTC milliseconds spent creating this executable (0 on a kernel-cache hit).
   double compileMs() const;
+  /// Device time of one step in milliseconds: the step (the graph when captured) is launched
+  /// `iterations` more times on the inputs of the last run, between two CUDA events; no
+  /// copies in or out. Params and state change as they would in training.
+  Expected<double> timeStepMs(int iterations);
 
  private:
   struct Impl;

@@ -67,7 +67,7 @@ struct ValidCase {
 struct OpShapeCases {
   ValidCase valid;
   std::vector<ErrorCase> errors;
-  std::string cannotFail;  ///< why `errors` is empty, for ops whose rule accepts anything
+  std::string cannotFail = {};  ///< why `errors` is empty, for ops whose rule accepts anything
 };
 
 Attrs convAttrs(Shape stride = {1, 1}, Shape pad = {0, 0, 0, 0}, Shape dil = {1, 1}) {

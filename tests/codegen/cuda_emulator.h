@@ -1,0 +1,392 @@
+// A CPU emulator for generated CUDA modules, so CI (which has no GPU) checks every kernel's
+// arithmetic, indexing and reductions against the interpreter. The generated source is
+// compiled by the host C++ compiler against a small header that maps CUDA's built-ins to
+// host code; each block runs its threads as cooperative fibers (ucontext), so
+// __syncthreads() is a real block barrier and __shfl_xor_sync a real warp exchange.
+// Launch steps run in order over host memory laid out by the memory plan; GEMMs use the
+// interpreter's gemm. What it cannot check: the CUDA runtime itself (module loading,
+// launch limits, graph capture, cuBLAS) and memory-model races (threads run one at a time).
+#pragma once
+
+#include <dlfcn.h>
+#include <ucontext.h>
+#include <unistd.h>
+
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "codegen/cuda_codegen.h"
+#include "runtime/cpu/kernels.h"
+#include "runtime/executable.h"
+#include "test_util.h"
+
+namespace shoal::test {
+
+/// The host definitions of what the generated source uses from CUDA.
+inline const char* kCudaEmulationHeader = R"(
+#include <math.h>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+struct ShoalDim3 { unsigned x, y, z; };
+extern "C" {
+ShoalDim3 shoal_emu_blockIdx, shoal_emu_blockDim, shoal_emu_gridDim;
+ShoalDim3* shoal_emu_threadIdx;
+void (*shoal_emu_sync)();
+unsigned long long (*shoal_emu_shfl)(unsigned long long bits, int laneMask);
+}
+#define blockIdx shoal_emu_blockIdx
+#define blockDim shoal_emu_blockDim
+#define gridDim shoal_emu_gridDim
+#define threadIdx (*shoal_emu_threadIdx)
+#define __global__
+#define __device__
+#define __forceinline__ inline
+#define __launch_bounds__(n)
+#define __shared__ static
+#define isinf(x) std::isinf(x)
+inline void __syncthreads() { shoal_emu_sync(); }
+inline void __threadfence() {}
+template <typename T>
+T __shfl_xor_sync(unsigned, T v, int laneMask) {
+  unsigned long long bits = 0;
+  std::memcpy(&bits, &v, sizeof(T));
+  bits = shoal_emu_shfl(bits, laneMask);
+  T r;
+  std::memcpy(&r, &bits, sizeof(T));
+  return r;
+}
+inline unsigned long long atomicMax(unsigned long long* p, unsigned long long v) {
+  unsigned long long old = *p;
+  if (v > old) *p = v;
+  return old;
+}
+inline float __int_as_float(int i) { float f; std::memcpy(&f, &i, 4); return f; }
+inline double __longlong_as_double(long long i) { double d; std::memcpy(&d, &i, 8); return d; }
+inline long long __double_as_longlong(double d) { long long i; std::memcpy(&i, &d, 8); return i; }
+)";
+
+/// A generated module compiled for the host, with a fiber scheduler to run its kernels.
+class EmulatedModule {
+ public:
+  /// Compiles `source` with the host compiler ($CXX, else c++); an error names the command
+  /// and its output.
+  static Expected<std::unique_ptr<EmulatedModule>> compile(const std::string& source, const std::string& name) {
+    const std::string dir = tempDir();
+    const std::string cpp = dir + "/" + name + ".cpp", so = dir + "/" + name + ".so";
+    writeFile(cpp, std::string(kCudaEmulationHeader) + "\n#line 1 \"" + name + ".cu\"\n" + source);
+    const char* cxx = std::getenv("CXX");
+    std::string cmd = std::string(cxx && *cxx ? cxx : "c++") + " -std=c++17 -O1 -fPIC -shared -w -o '" + so + "' '" +
+                      cpp + "' 2>&1";
+    CommandResult r = runShell(cmd);
+    if (r.exitCode != 0) return fail("host compile failed: " + cmd + "\n" + r.out + r.err);
+    std::unique_ptr<EmulatedModule> m(new EmulatedModule());
+    m->handle_ = ::dlopen(so.c_str(), RTLD_NOW | RTLD_LOCAL);
+    if (!m->handle_) return fail(std::string("dlopen: ") + ::dlerror());
+    auto sym = [&](const char* s) { return ::dlsym(m->handle_, s); };
+    m->blockIdx_ = static_cast<Dim3*>(sym("shoal_emu_blockIdx"));
+    m->blockDim_ = static_cast<Dim3*>(sym("shoal_emu_blockDim"));
+    m->gridDim_ = static_cast<Dim3*>(sym("shoal_emu_gridDim"));
+    m->threadIdx_ = static_cast<Dim3**>(sym("shoal_emu_threadIdx"));
+    auto** syncFn = static_cast<void (**)()>(sym("shoal_emu_sync"));
+    auto** shflFn = static_cast<unsigned long long (**)(unsigned long long, int)>(sym("shoal_emu_shfl"));
+    if (!m->blockIdx_ || !m->threadIdx_ || !syncFn || !shflFn) return fail("emulation symbols missing");
+    *syncFn = &EmulatedModule::syncThunk;
+    *shflFn = &EmulatedModule::shflThunk;
+    return m;
+  }
+  ~EmulatedModule() {
+    if (handle_) ::dlclose(handle_);
+  }
+
+  /// Runs kernel `name` over `grid` blocks of `block` threads with pointer arguments `args`.
+  /// `barriers`: the kernel synchronizes or shuffles, so threads run as fibers (else one
+  /// after another, much faster).
+  Expected<void> launch(const std::string& name, unsigned gridX, unsigned gridY, unsigned block,
+                        const std::vector<void*>& args, bool barriers) {
+    void* fn = ::dlsym(handle_, name.c_str());
+    if (!fn) return fail("no kernel '" + name + "' in the emulated module");
+    if (args.size() > 6) return fail("emulator: too many kernel arguments");
+    fn_ = fn;
+    args_ = args;
+    *gridDim_ = {gridX, gridY, 1};
+    *blockDim_ = {block, 1, 1};
+    for (unsigned by = 0; by < gridY; ++by)
+      for (unsigned bx = 0; bx < gridX; ++bx) {
+        *blockIdx_ = {bx, by, 0};
+        if (!barriers) {
+          Dim3 tid{0, 0, 0};
+          *threadIdx_ = &tid;
+          current_ = nullptr;
+          for (unsigned t = 0; t < block; ++t) {
+            tid.x = t;
+            call();
+          }
+          continue;
+        }
+        if (auto ok = runBlockAsFibers(block); !ok) return ok;
+      }
+    return {};
+  }
+
+ private:
+  struct Dim3 {
+    unsigned x, y, z;
+  };
+  enum class FiberState { Run, Sync, Shfl, Done };
+  struct Fiber {
+    ucontext_t ctx;
+    std::vector<char> stack;
+    Dim3 tid{0, 0, 0};
+    FiberState state = FiberState::Run;
+    unsigned long long shflValue = 0, shflResult = 0;
+    int shflMask = 0;
+  };
+
+  EmulatedModule() = default;
+
+  void call() {
+    using F1 = void (*)(void*);
+    using F2 = void (*)(void*, void*);
+    using F3 = void (*)(void*, void*, void*);
+    using F4 = void (*)(void*, void*, void*, void*);
+    using F5 = void (*)(void*, void*, void*, void*, void*);
+    using F6 = void (*)(void*, void*, void*, void*, void*, void*);
+    auto& a = args_;
+    switch (a.size()) {
+      case 1: reinterpret_cast<F1>(fn_)(a[0]); break;
+      case 2: reinterpret_cast<F2>(fn_)(a[0], a[1]); break;
+      case 3: reinterpret_cast<F3>(fn_)(a[0], a[1], a[2]); break;
+      case 4: reinterpret_cast<F4>(fn_)(a[0], a[1], a[2], a[3]); break;
+      case 5: reinterpret_cast<F5>(fn_)(a[0], a[1], a[2], a[3], a[4]); break;
+      case 6: reinterpret_cast<F6>(fn_)(a[0], a[1], a[2], a[3], a[4], a[5]); break;
+      default: break;
+    }
+  }
+
+  static EmulatedModule*& active() {
+    static EmulatedModule* m = nullptr;
+    return m;
+  }
+  static void fiberEntry() {
+    EmulatedModule* m = active();
+    m->call();
+    m->current_->state = FiberState::Done;
+  }
+  static void syncThunk() {
+    EmulatedModule* m = active();
+    if (!m || !m->current_) std::abort();  // a barrier in a kernel run without fibers
+    Fiber* f = m->current_;
+    f->state = FiberState::Sync;
+    swapcontext(&f->ctx, &m->scheduler_);
+  }
+  static unsigned long long shflThunk(unsigned long long bits, int laneMask) {
+    EmulatedModule* m = active();
+    if (!m || !m->current_) std::abort();
+    Fiber* f = m->current_;
+    f->state = FiberState::Shfl;
+    f->shflValue = bits;
+    f->shflMask = laneMask;
+    swapcontext(&f->ctx, &m->scheduler_);
+    return f->shflResult;
+  }
+
+  Expected<void> runBlockAsFibers(unsigned block) {
+    active() = this;
+    fibers_.resize(block);
+    for (unsigned t = 0; t < block; ++t) {
+      Fiber& f = fibers_[t];
+      f.stack.resize(1 << 17);
+      f.tid = {t, 0, 0};
+      f.state = FiberState::Run;
+      getcontext(&f.ctx);
+      f.ctx.uc_stack.ss_sp = f.stack.data();
+      f.ctx.uc_stack.ss_size = f.stack.size();
+      f.ctx.uc_link = &scheduler_;
+      makecontext(&f.ctx, &EmulatedModule::fiberEntry, 0);
+    }
+    for (;;) {
+      for (Fiber& f : fibers_) {
+        if (f.state != FiberState::Run) continue;
+        current_ = &f;
+        *threadIdx_ = &f.tid;
+        swapcontext(&scheduler_, &f.ctx);
+      }
+      current_ = nullptr;
+      bool anyLive = false, allSync = true;
+      for (Fiber& f : fibers_) {
+        if (f.state == FiberState::Done) continue;
+        anyLive = true;
+        allSync &= f.state == FiberState::Sync;
+      }
+      if (!anyLive) return {};
+      if (allSync) {
+        for (Fiber& f : fibers_)
+          if (f.state == FiberState::Sync) f.state = FiberState::Run;
+        continue;
+      }
+      bool released = false;
+      for (unsigned w = 0; w * 32 < block; ++w) {
+        bool all = true, some = false;
+        for (unsigned l = 0; l < 32 && w * 32 + l < block; ++l) {
+          const Fiber& f = fibers_[w * 32 + l];
+          if (f.state == FiberState::Done) continue;
+          some = true;
+          all &= f.state == FiberState::Shfl;
+        }
+        if (!some || !all) continue;
+        for (unsigned l = 0; l < 32 && w * 32 + l < block; ++l) {
+          Fiber& f = fibers_[w * 32 + l];
+          if (f.state != FiberState::Shfl) continue;
+          const Fiber& partner = fibers_[w * 32 + (l ^ unsigned(f.shflMask))];
+          if (partner.state != FiberState::Shfl) return fail("emulator: a shuffle partner has exited");
+          f.shflResult = partner.shflValue;
+        }
+        for (unsigned l = 0; l < 32 && w * 32 + l < block; ++l)
+          if (fibers_[w * 32 + l].state == FiberState::Shfl) fibers_[w * 32 + l].state = FiberState::Run;
+        released = true;
+      }
+      if (!released) return fail("emulator: threads wait at different barriers (divergent __syncthreads or shuffle)");
+    }
+  }
+
+  void* handle_ = nullptr;
+  Dim3* blockIdx_ = nullptr;
+  Dim3* blockDim_ = nullptr;
+  Dim3* gridDim_ = nullptr;
+  Dim3** threadIdx_ = nullptr;
+  void* fn_ = nullptr;
+  std::vector<void*> args_;
+  ucontext_t scheduler_{};
+  std::vector<Fiber> fibers_;
+  Fiber* current_ = nullptr;
+};
+
+/// A Program run step by step on the emulator over host memory laid out by its plan: the
+/// GPU executor's work, minus the CUDA runtime.
+class EmulatedExecutable {
+ public:
+  static Expected<std::unique_ptr<EmulatedExecutable>> create(const Program& program) {
+    auto src = generateCudaSource(program);
+    if (!src) return std::unexpected(src.error());
+    auto module = EmulatedModule::compile(src->source, src->name);
+    if (!module) return std::unexpected(module.error());
+    std::unique_ptr<EmulatedExecutable> e(new EmulatedExecutable(program));
+    e->src_ = std::move(*src);
+    e->module_ = std::move(*module);
+    e->arena_.assign(size_t(program.plan.arenaBytes) + 64, 0);
+    e->persistent_.assign(size_t(program.plan.persistentBytes) + 64, 0);
+    e->scratch_.assign(size_t(e->src_.scratchBytes / 8 + 1), 0.0);
+    e->status_.assign(size_t(e->src_.statusWords()), 0);
+    return e;
+  }
+
+  const CudaModuleSource& module() const { return src_; }
+
+  /// Copies params and state in, by value name.
+  void writePersistent(const TensorMap& values) {
+    for (const Node* n : program_.graph->nodes()) {
+      if (!isPersistentSource(n->kind())) continue;
+      auto it = values.find(n->result()->name());
+      if (it != values.end()) std::memcpy(address(n->result()), it->second.raw(), it->second.byteSize());
+    }
+  }
+  TensorMap readPersistent() {
+    TensorMap out;
+    for (const Node* n : program_.graph->nodes()) {
+      if (!isPersistentSource(n->kind())) continue;
+      Tensor t(n->result()->type());
+      std::memcpy(t.raw(), address(n->result()), t.byteSize());
+      out[n->result()->name()] = t;
+    }
+    return out;
+  }
+
+  Expected<TensorMap> run(const TensorMap& inputs) {
+    for (const Node* n : program_.graph->inputNodes()) {
+      const Tensor& t = inputs.at(n->attrs().getString("name"));
+      Tensor dst = Tensor::view(n->result()->type(), address(n->result()));
+      for (int64_t i = 0; i < t.numElements(); ++i) dst.set(i, t.at(i));
+    }
+    std::fill(status_.begin(), status_.end(), 0);
+    for (const CudaStep& s : src_.steps) {
+      auto resolve = [&](const CudaArg& a) -> void* {
+        switch (a.kind) {
+          case CudaArgKind::Value: return address(a.value);
+          case CudaArgKind::Scratch: return scratch_.data();
+          case CudaArgKind::Status: return status_.data();
+        }
+        return nullptr;
+      };
+      switch (s.kind) {
+        case CudaStepKind::Kernel: {
+          std::vector<void*> args;
+          for (const CudaArg& a : s.args) args.push_back(resolve(a));
+          if (auto ok = module_->launch(s.kernel, s.grid[0], s.grid[1], s.block, args, usesBarriers(s.kernel)); !ok)
+            return std::unexpected(ok.error());
+          break;
+        }
+        case CudaStepKind::Gemm: {
+          const CudaGemmCall& g = s.gemm;
+          if (g.dtype == DType::F64)
+            cpu::gemm<double>(g.transA, g.transB, g.m, g.n, g.k, g.alpha, static_cast<const double*>(resolve(g.a)),
+                              static_cast<const double*>(resolve(g.b)), g.beta, static_cast<double*>(resolve(g.c)));
+          else
+            cpu::gemm<float>(g.transA, g.transB, g.m, g.n, g.k, float(g.alpha), static_cast<const float*>(resolve(g.a)),
+                             static_cast<const float*>(resolve(g.b)), float(g.beta), static_cast<float*>(resolve(g.c)));
+          break;
+        }
+        case CudaStepKind::Copy: {
+          void* from = resolve(s.args[0]);
+          void* to = resolve(s.args[1]);
+          if (from != to) std::memmove(to, from, size_t(s.bytes));
+          break;
+        }
+        case CudaStepKind::Constant: {
+          const TensorLiteral& lit = s.node->attrs().getTensor("value");
+          Tensor dst = Tensor::view(s.node->result()->type(), address(s.node->result()));
+          for (int64_t i = 0; i < dst.numElements(); ++i) dst.set(i, lit.values[size_t(i)]);
+          break;
+        }
+      }
+    }
+    if (auto ok = checkCudaStatus(src_, status_.data()); !ok) return std::unexpected(ok.error());
+    TensorMap out;
+    for (const Node* n : program_.graph->outputNodes()) {
+      Tensor t(n->input(0)->type());
+      std::memcpy(t.raw(), address(n->input(0)), t.byteSize());
+      out[n->attrs().getString("name")] = t;
+    }
+    return out;
+  }
+
+ private:
+  explicit EmulatedExecutable(const Program& p) : program_(p) {}
+
+  void* address(const Value* v) {
+    const BufferAssignment& a = program_.plan.at(v);
+    return (a.persistent ? persistent_.data() : arena_.data()) + a.offset;
+  }
+  // Whether kernel `name`'s text synchronizes threads (block or warp).
+  bool usesBarriers(const std::string& name) const {
+    size_t at = src_.source.find(" " + name + "(");
+    size_t end = src_.source.find("\nextern \"C\"", at);
+    std::string body = src_.source.substr(at, end == std::string::npos ? std::string::npos : end - at);
+    for (const char* s : {"__syncthreads", "__shfl", "shoal_warp_", "shoal_block_sum"})
+      if (body.find(s) != std::string::npos) return true;
+    return false;
+  }
+
+  const Program& program_;
+  CudaModuleSource src_;
+  std::unique_ptr<EmulatedModule> module_;
+  std::vector<char> arena_, persistent_;
+  std::vector<double> scratch_;
+  std::vector<uint64_t> status_;
+};
+
+}  // namespace shoal::test
