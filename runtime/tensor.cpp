@@ -2,7 +2,9 @@
 #include "runtime/tensor.h"
 
 #include <cassert>
+#include <cmath>
 #include <cstdlib>
+#include <limits>
 
 namespace shoal {
 
@@ -48,13 +50,25 @@ double Tensor::at(int64_t i) const {
   return 0;
 }
 
+namespace {
+// Float -> integer conversion that truncates toward zero and saturates at the type's range
+// (NaN becomes 0), instead of the undefined behaviour of a plain cast out of range.
+template <typename I>
+I saturate(double v) {
+  if (std::isnan(v)) return 0;
+  if (v <= double(std::numeric_limits<I>::min())) return std::numeric_limits<I>::min();
+  if (v >= double(std::numeric_limits<I>::max())) return std::numeric_limits<I>::max();
+  return I(v);
+}
+}  // namespace
+
 void Tensor::set(int64_t i, double v) {
   switch (type_.dtype) {
     case DType::F32: data<float>()[i] = float(v); return;
     case DType::F64: data<double>()[i] = v; return;
-    case DType::I32: data<int32_t>()[i] = int32_t(v); return;
-    case DType::I64: data<int64_t>()[i] = int64_t(v); return;
-    case DType::U8: data<uint8_t>()[i] = uint8_t(v); return;
+    case DType::I32: data<int32_t>()[i] = saturate<int32_t>(v); return;
+    case DType::I64: data<int64_t>()[i] = saturate<int64_t>(v); return;
+    case DType::U8: data<uint8_t>()[i] = saturate<uint8_t>(v); return;
   }
 }
 

@@ -41,7 +41,8 @@ class Tensor {
 
   /// Element i (flat index) converted to double, whatever the dtype.
   double at(int64_t i) const;
-  /// Sets element i (flat index) from a double, converting to the dtype.
+  /// Sets element i (flat index) from a double, converting to the dtype (integers truncate
+  /// toward zero and saturate at their range; NaN becomes 0).
   void set(int64_t i, double v);
   /// All elements as doubles.
   std::vector<double> toDoubles() const;
