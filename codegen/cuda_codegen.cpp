@@ -108,7 +108,7 @@ std::string identifier(std::string_view name) {
     bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_';
     out += ok ? c : '_';
   }
-  if (out.empty()) out = "_";
+  if (out.empty()) out.push_back('_');
   return out;
 }
 
@@ -225,10 +225,11 @@ void NodeEmitter::elementwise(std::string_view suffix, std::string_view params, 
 
 void NodeEmitter::gemm(const CudaGemmCall& call) {
   header();
-  source_ += commentLine(fmt::format("cuBLAS {}gemm (row-major): C[{},{}] = {} * {}A * {}B + {} * C, lda={} ldb={} ldc={}",
-                                     call.dtype == DType::F64 ? "D" : "S", call.m, call.n, formatDouble(call.alpha),
-                                     call.transA ? "T" : "", call.transB ? "T" : "", formatDouble(call.beta),
-                                     call.lda, call.ldb, call.ldc));
+  auto name = [](const CudaArg& a) { return a.value ? "%" + a.value->name() : std::string("?"); };
+  source_ += commentLine(fmt::format("cuBLAS {}gemm (row-major): {}[{},{}] = {}{} * {}{}{}   (k={}, lda={} ldb={} ldc={})",
+                                     call.dtype == DType::F64 ? "D" : "S", name(call.c), call.m, call.n, name(call.a),
+                                     call.transA ? "^T" : "", name(call.b), call.transB ? "^T" : "",
+                                     call.beta != 0 ? " + " + name(call.c) : "", call.k, call.lda, call.ldb, call.ldc));
   CudaStep step;
   step.kind = CudaStepKind::Gemm;
   step.node = &node_;

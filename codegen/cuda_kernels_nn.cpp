@@ -11,6 +11,20 @@ namespace shoal::cudagen {
 
 namespace {
 
+// Σ var·coefficient + constant, written plainly: "oy", "oy * 2 - 1", "iy + 1 - ki * 2".
+std::string linear(std::initializer_list<std::pair<const char*, int64_t>> terms, int64_t constant) {
+  std::string out;
+  for (const auto& [var, k] : terms) {
+    if (k == 0) continue;
+    std::string term = std::string(var) + (k == 1 || k == -1 ? "" : " * " + std::to_string(k < 0 ? -k : k));
+    if (out.empty()) out = k < 0 ? "-" + term : term;
+    else out += (k < 0 ? " - " : " + ") + term;
+  }
+  if (out.empty()) return std::to_string(constant);
+  if (constant != 0) out += (constant < 0 ? " - " : " + ") + std::to_string(constant < 0 ? -constant : constant);
+  return out;
+}
+
 // Geometry of a conv2d: input [n,c,h,w], weight [o,c,kh,kw], output [n,o,oh,ow].
 struct ConvGeom {
   int64_t n, c, h, w, o, kh, kw, oh, ow;
@@ -41,7 +55,12 @@ Vars convVars(const NodeEmitter& em, const ConvGeom& g) {
           {"H", intLit(g.h)},     {"W", intLit(g.w)},     {"O", intLit(g.o)},   {"KH", intLit(g.kh)},
           {"KW", intLit(g.kw)},   {"OH", intLit(g.oh)},   {"OW", intLit(g.ow)}, {"SH", intLit(g.sh)},
           {"SW", intLit(g.sw)},   {"PT", intLit(g.pt)},   {"PL", intLit(g.pl)}, {"DH", intLit(g.dh)},
-          {"DW", intLit(g.dw)},   {"KK", intLit(g.kh * g.kw)}};
+          {"DW", intLit(g.dw)},   {"KK", intLit(g.kh * g.kw)},
+          // Input row/column of output (oy, ox) at tap (ki, kj), and its inverse's numerator.
+          {"IY", linear({{"oy", g.sh}, {"ki", g.dh}}, -g.pt)},
+          {"IX", linear({{"ox", g.sw}, {"kj", g.dw}}, -g.pl)},
+          {"TY", linear({{"iy", 1}, {"ki", -g.dh}}, g.pt)},
+          {"TX", linear({{"ix", 1}, {"kj", -g.dw}}, g.pl)}};
 }
 
 // Geometry of a pooling: input [n,c,h,w], output [n,c,oh,ow].
@@ -65,7 +84,23 @@ Vars poolVars(const NodeEmitter& em, const PoolGeom& g) {
   return {{"T", em.T()},      {"I", em.I()},        {"H", intLit(g.h)},   {"W", intLit(g.w)},
           {"KH", intLit(g.kh)}, {"KW", intLit(g.kw)}, {"SH", intLit(g.sh)}, {"SW", intLit(g.sw)},
           {"PT", intLit(g.pt)}, {"PL", intLit(g.pl)}, {"OH", intLit(g.oh)}, {"OW", intLit(g.ow)},
-          {"PLANES", intLit(g.n * g.c)}};
+          {"PLANES", intLit(g.n * g.c)},
+          {"YS", linear({{"oy", g.sh}}, -g.pt)},  {"XS", linear({{"ox", g.sw}}, -g.pl)}};
+}
+
+// The range [lo, hi] of output rows (or columns) `v` whose window covers input row `x`:
+// v·s - p <= x < v·s - p + k, clamped to [0, out).
+std::string coveringWindows(const char* v, const char* x, int64_t p, int64_t k, int64_t s, int64_t out) {
+  const std::string V(v);
+  std::string code = "    const int " + V + "t = " + linear({{x, 1}}, p - k + 1) + ";\n";
+  code += "    const int " + V + "Lo = " + V + "t <= 0 ? 0 : " +
+          (s == 1 ? V + "t" : "(" + V + "t + " + std::to_string(s - 1) + ") / " + std::to_string(s)) + ";\n";
+  std::string hi = linear({{x, 1}}, p);
+  if (s != 1) hi = "(" + hi + ") / " + std::to_string(s);
+  code += "    const int " + V + "HiRaw = " + hi + ";\n";
+  code += "    const int " + V + "Hi = " + V + "HiRaw < " + std::to_string(out - 1) + " ? " + V + "HiRaw : " +
+          std::to_string(out - 1) + ";\n";
+  return code;
 }
 
 bool isFloatNode(const Node& n) {
@@ -77,7 +112,7 @@ bool isFloatNode(const Node& n) {
 // The first maximum of window (oy, ox) of plane `xp`, as the interpreter's windowArgmax
 // (a NaN is taken; -1 for a window of padding only). Declares `best` and `bestIdx`.
 constexpr const char* kWindowArgmax =
-    "    const int ys = oy * ${SH} - ${PT}, xs = ox * ${SW} - ${PL};\n"
+    "    const int ys = ${YS}, xs = ${XS};\n"
     "    const int y0 = ys < 0 ? 0 : ys, y1 = ys + ${KH} < ${H} ? ys + ${KH} : ${H};\n"
     "    const int x0 = xs < 0 ? 0 : xs, x1 = xs + ${KW} < ${W} ? xs + ${KW} : ${W};\n"
     "    ${T} best = shoal_neg_inf((${T})0);\n"
@@ -87,13 +122,6 @@ constexpr const char* kWindowArgmax =
     "        const ${T} v = xp[iy * ${W} + ix];\n"
     "        if (v > best || v != v || bestIdx < 0) { best = v; bestIdx = iy * ${W} + ix; }\n"
     "      }\n";
-
-// The range [lo, hi] of output rows (or columns) whose window covers input row `name`.
-constexpr const char* kCoveringWindows =
-    "    const int ${V}t = ${X} + ${P} - ${K} + 1;\n"
-    "    const int ${V}Lo = ${V}t <= 0 ? 0 : (${V}t + ${S} - 1) / ${S};\n"
-    "    const int ${V}HiRaw = (${X} + ${P}) / ${S};\n"
-    "    const int ${V}Hi = ${V}HiRaw < ${OUT} - 1 ? ${V}HiRaw : ${OUT} - 1;\n";
 
 }  // namespace
 
@@ -124,11 +152,11 @@ Expected<void> emitConv2d(NodeEmitter& em) {
       "      const ${T}* wc = w + (o * ${C} + c) * ${KK};\n"
       "#pragma unroll\n"
       "      for (int ki = 0; ki < ${KH}; ++ki) {\n"
-      "        const int iy = oy * ${SH} - ${PT} + ki * ${DH};\n"
+      "        const int iy = ${IY};\n"
       "${YCHECK}"
       "#pragma unroll\n"
       "        for (int kj = 0; kj < ${KW}; ++kj) {\n"
-      "          const int ix = ox * ${SW} - ${PL} + kj * ${DW};\n"
+      "          const int ix = ${IX};\n"
       "${XCHECK}"
       "          acc += xc[iy * ${W} + ix] * wc[ki * ${KW} + kj];\n"
       "        }\n"
@@ -167,14 +195,14 @@ Expected<void> emitConv2dBackwardData(NodeEmitter& em) {
       "      const ${T}* wp = w + (o * ${C} + c) * ${KK};\n"
       "#pragma unroll\n"
       "      for (int ki = 0; ki < ${KH}; ++ki) {\n"
-      "        const int ty = iy + ${PT} - ki * ${DH};\n"
+      "        const int ty = ${TY};\n"
       "        if (ty < 0) continue;\n"
       "${YSTRIDE}"
       "        const int oy = ty / ${SH};\n"
       "        if (oy >= ${OH}) continue;\n"
       "#pragma unroll\n"
       "        for (int kj = 0; kj < ${KW}; ++kj) {\n"
-      "          const int tx = ix + ${PL} - kj * ${DW};\n"
+      "          const int tx = ${TX};\n"
       "          if (tx < 0) continue;\n"
       "${XSTRIDE}"
       "          const int ox = tx / ${SW};\n"
@@ -235,8 +263,8 @@ Expected<void> emitConv2dBackwardWeight(NodeEmitter& em) {
       "    for (int ki = 0; ki < ${KH}; ++ki) {\n"
       "#pragma unroll\n"
       "      for (int kj = 0; kj < ${KW}; ++kj) {\n"
-      "        const int iy = oy * ${SH} - ${PT} + ki * ${DH};\n"
-      "        const int ix = ox * ${SW} - ${PL} + kj * ${DW};\n"
+      "        const int iy = ${IY};\n"
+      "        const int ix = ${IX};\n"
       "${CHECK}"
       "        acc[ki * ${KW} + kj] += g * (double)xc[iy * ${W} + ix];\n"
       "      }\n"
@@ -291,9 +319,6 @@ Expected<void> emitMaxPool2dGrad(NodeEmitter& em) {
   if (!isFloatNode(n)) return em.unsupported("maxpool2d_grad needs float operands");
   PoolGeom g = poolGeom(n.attrs(), em.inShape(0));
   Vars v = poolVars(em, g);
-  Vars rows = v, cols = v;
-  rows.insert(rows.end(), {{"V", "oy"}, {"X", "py"}, {"P", "${PT}"}, {"K", "${KH}"}, {"S", "${SH}"}, {"OUT", "${OH}"}});
-  cols.insert(cols.end(), {{"V", "ox"}, {"X", "px"}, {"P", "${PL}"}, {"K", "${KW}"}, {"S", "${SW}"}, {"OUT", "${OW}"}});
   std::string argmax = fill(kWindowArgmax, v);
   // Indent the window argmax two more levels: it runs inside the (oy, ox) loops.
   std::string nested;
@@ -302,8 +327,8 @@ Expected<void> emitMaxPool2dGrad(NodeEmitter& em) {
     nested += "    " + argmax.substr(pos, end - pos + 1);
     pos = end + 1;
   }
-  v.push_back({"ROWS", fill(fill(kCoveringWindows, rows), v)});
-  v.push_back({"COLS", fill(fill(kCoveringWindows, cols), v)});
+  v.push_back({"ROWS", coveringWindows("oy", "py", g.pt, g.kh, g.sh, g.oh)});
+  v.push_back({"COLS", coveringWindows("ox", "px", g.pl, g.kw, g.sw, g.ow)});
   v.push_back({"ARGMAX", nested});
   const int64_t total = g.n * g.c * g.h * g.w;
   em.elementwise("", fill("const ${T}* __restrict__ x, const ${T}* __restrict__ dy, ${T}* __restrict__ dx", v),
@@ -338,7 +363,7 @@ Expected<void> emitAvgPool2d(NodeEmitter& em) {
                  fill("    const int ox = (int)(i % ${OW});\n"
                       "    const int oy = (int)((i / ${OW}) % ${OH});\n"
                       "    const ${T}* xp = x + (i / (${OW} * ${OH})) * (${I})(${H} * ${W});\n"
-                      "    const int ys = oy * ${SH} - ${PT}, xs = ox * ${SW} - ${PL};\n"
+                      "    const int ys = ${YS}, xs = ${XS};\n"
                       "    const int y0 = ys < 0 ? 0 : ys, y1 = ys + ${KH} < ${H} ? ys + ${KH} : ${H};\n"
                       "    const int x0 = xs < 0 ? 0 : xs, x1 = xs + ${KW} < ${W} ? xs + ${KW} : ${W};\n"
                       "    double acc = 0.0;\n"
@@ -356,11 +381,8 @@ Expected<void> emitAvgPool2dGrad(NodeEmitter& em) {
   if (!isFloatNode(n)) return em.unsupported("avgpool2d_grad needs a float operand");
   PoolGeom g = poolGeom(n.attrs(), em.outShape());
   Vars v = poolVars(em, g);
-  Vars rows = v, cols = v;
-  rows.insert(rows.end(), {{"V", "oy"}, {"X", "py"}, {"P", "${PT}"}, {"K", "${KH}"}, {"S", "${SH}"}, {"OUT", "${OH}"}});
-  cols.insert(cols.end(), {{"V", "ox"}, {"X", "px"}, {"P", "${PL}"}, {"K", "${KW}"}, {"S", "${SW}"}, {"OUT", "${OW}"}});
-  v.push_back({"ROWS", fill(fill(kCoveringWindows, rows), v)});
-  v.push_back({"COLS", fill(fill(kCoveringWindows, cols), v)});
+  v.push_back({"ROWS", coveringWindows("oy", "py", g.pt, g.kh, g.sh, g.oh)});
+  v.push_back({"COLS", coveringWindows("ox", "px", g.pl, g.kw, g.sw, g.ow)});
   v.push_back({"SCALE", "(${T})1 / (${T})" + intLit(g.kh * g.kw)});
   const int64_t total = g.n * g.c * g.h * g.w;
   em.elementwise("", fill("const ${T}* __restrict__ dy, ${T}* __restrict__ dx", v),

@@ -22,3 +22,11 @@ TEST(Embed, BuildsAgainstTheInstalledPackageAndRuns) {
   EXPECT_NE(run.out.find("device: "), std::string::npos) << run.out;
   EXPECT_NE(run.out.find("max error vs double reference"), std::string::npos) << run.out;
 }
+
+TEST(Embed, LibcudaIsNotALinkTimeDependency) {
+  // The same libshoal must start on machines with no GPU driver (it falls back to the CPU).
+  auto r = shoal::test::runShell("readelf -d '" + std::string(SHOAL_BINARY_DIR) + "/libshoal.so'");
+  ASSERT_EQ(r.exitCode, 0) << r.err;
+  EXPECT_NE(r.out.find("NEEDED"), std::string::npos);
+  EXPECT_EQ(r.out.find("libcuda.so"), std::string::npos) << r.out;
+}
