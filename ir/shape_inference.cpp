@@ -1,6 +1,8 @@
 // Shape rules, one per op-table row's `shapeRule`.
 #include "ir/shape_inference.h"
 
+#include "ir/elementwise_expr.h"
+
 #include <fmt/format.h>
 
 namespace shoal {
@@ -161,7 +163,17 @@ Expected<Types> requireGradient(const Node& n, const Value* dy, const TensorType
   return Types{};
 }
 
+// fused_conv2d / fused_dense carry the activation they apply.
+Expected<Types> checkFusedActivation(const Node& n) {
+  if (!n.attrs().has("activation")) return Types{};
+  const std::string& a = n.attrs().getString("activation");
+  if (a != "relu" && a != "sigmoid" && a != "tanh")
+    return std::unexpected(shapeError(n, fmt::format("activation must be relu, sigmoid or tanh, got '{}'", a)));
+  return Types{};
+}
+
 Expected<Types> shapeConv2d(const Node& n) {
+  SHOAL_TRY(checkFusedActivation(n));
   const Value* x = n.input(0);
   const Value* w = n.input(1);
   SHOAL_TRY(requireFloat(n, x, "input"));
@@ -293,6 +305,7 @@ Expected<Types> shapeReshape(const Node& n) {
 }
 
 Expected<Types> shapeDense(const Node& n) {
+  SHOAL_TRY(checkFusedActivation(n));
   const Value* x = n.input(0);
   const Value* w = n.input(1);
   SHOAL_TRY(requireFloat(n, x, "input"));
@@ -418,6 +431,18 @@ Expected<Types> shapeSameAsFirst(const Node& n) {
       return std::unexpected(
           shapeError(n, fmt::format("loss gradient {} must have the element type of {}", sh(dloss), sh(x))));
   }
+  return Types{t};
+}
+
+Expected<Types> shapeFusedElementwise(const Node& n) {
+  const TensorType& t = n.input(0)->type();
+  if (!isFloat(t.dtype)) return std::unexpected(shapeError(n, fmt::format("operands must be f32 or f64, got {}", sh(n.input(0)))));
+  for (size_t i = 1; i < n.numInputs(); ++i)
+    if (n.input(i)->type() != t)
+      return std::unexpected(shapeError(n, fmt::format("operand {} is {}, operand 0 is {}: fused operands share one type", i,
+                                                       sh(n.input(i)), sh(n.input(0)))));
+  auto program = parseElementwiseExpr(n.attrs().getString("expr"), int(n.numInputs()));
+  if (!program) return std::unexpected(shapeError(n, program.error().message()));
   return Types{t};
 }
 

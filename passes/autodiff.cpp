@@ -284,6 +284,10 @@ class GradientBuilder {
       case OpKind::MseGrad:
       case OpKind::SgdUpdate:
       case OpKind::AdamUpdate:
+      // Fusion runs after autodiff, so a training step never differentiates a fused op.
+      case OpKind::FusedConv2d:
+      case OpKind::FusedDense:
+      case OpKind::FusedElementwise:
         break;
     }
     return fail(fmt::format("internal error: {} has no gradient rule", n.describe()), loc);

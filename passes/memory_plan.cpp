@@ -119,6 +119,12 @@ std::vector<int> inPlaceOperands(const Node& n) {
     case OpKind::MseGrad:
       candidates = {0, 1};
       break;
+    // Per element (the interpreter runs it tile by tile, reading a tile before writing it).
+    case OpKind::FusedElementwise:
+      for (size_t i = 0; i < n.numInputs(); ++i) candidates.push_back(int(i));
+      break;
+    case OpKind::FusedConv2d:
+    case OpKind::FusedDense:
     case OpKind::Input:
     case OpKind::Param:
     case OpKind::State:

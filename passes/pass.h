@@ -39,14 +39,15 @@ using PassObserver = std::function<void(std::string_view pass, bool changed, con
 class PassManager {
  public:
   void add(std::unique_ptr<Pass> pass) { passes_.push_back(std::move(pass)); }
-  /// Skips the named pass (unknown names are an error at run()).
+  /// Skips the named pass, or a group: "fuse" names every "fuse-*" pass (unknown names are
+  /// an error at run()).
   void disable(std::string name) { disabled_.insert(std::move(name)); }
   /// Verify the IR after every pass (on in debug builds and tests).
   void setVerifyEach(bool on) { verifyEach_ = on; }
   /// Check that a pass reporting "unchanged" left the IR text unchanged (tests).
   void setCheckUnchanged(bool on) { checkUnchanged_ = on; }
   void setObserver(PassObserver obs) { observer_ = std::move(obs); }
-  /// Stop after the named pass (for `shoal dump --after PASS`).
+  /// Stop after the named pass, or after the last pass of a group (`shoal dump --after fuse`).
   void stopAfter(std::string name) { stopAfter_ = std::move(name); }
 
   std::vector<std::string> passNames() const;
@@ -74,6 +75,13 @@ std::unique_ptr<Pass> createCanonicalizePass();
 std::unique_ptr<Pass> createDeadCodeEliminationPass();
 /// Evaluates small ops whose operands are all constants into constants.
 std::unique_ptr<Pass> createFoldConstantsPass();
+/// conv2d (+ bias) followed by relu/sigmoid/tanh becomes one fused_conv2d when the conv's
+/// result has no other reader.
+std::unique_ptr<Pass> createFuseConvActivationPass();
+/// dense (+ bias) followed by relu/sigmoid/tanh becomes one fused_dense (GEMM + epilogue).
+std::unique_ptr<Pass> createFuseDenseActivationPass();
+/// Chains of same-shape elementwise ops (intermediates read once) become one fused_elementwise.
+std::unique_ptr<Pass> createFuseElementwisePass();
 /// Orders nodes for execution: a topological order with in-place updates after every reader.
 std::unique_ptr<Pass> createSchedulePass();
 

@@ -12,6 +12,9 @@ void buildPipeline(PassManager& pm, const CompileOptions& opts) {
   pm.add(createCanonicalizePass());     // default attributes, identities removed
   pm.add(createFoldConstantsPass());    // constant subgraphs evaluated at compile time
   if (opts.train) pm.add(createAutodiffPass());  // loss, backward, optimizer updates
+  pm.add(createFuseConvActivationPass());   // conv2d + bias + activation -> fused_conv2d
+  pm.add(createFuseDenseActivationPass());  // dense + bias + activation -> fused_dense
+  pm.add(createFuseElementwisePass());      // elementwise chains -> fused_elementwise
   pm.add(createDeadCodeEliminationPass());  // unused values dropped
   pm.add(createSchedulePass());         // execution order; updates last
 }

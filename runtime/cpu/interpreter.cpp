@@ -9,6 +9,7 @@
 #include <cstring>
 #include <random>
 
+#include "ir/elementwise_expr.h"
 #include "runtime/cpu/kernels.h"
 #include "runtime/init.h"
 
@@ -91,9 +92,60 @@ class NodeRunner {
                  n_.loc());
   }
 
+  template <typename T>
+  Expected<void> runFusedElementwise();
+
   CpuExecutable& exe_;
   const Node& n_;
 };
+
+cpu::UnaryKind activationKind(const std::string& name) {
+  if (name == "sigmoid") return cpu::UnaryKind::Sigmoid;
+  if (name == "tanh") return cpu::UnaryKind::Tanh;
+  return cpu::UnaryKind::Relu;
+}
+
+// fused_elementwise: the postfix program runs over tiles of elements, one instruction at a
+// time across the tile, so each step is a simple vectorisable loop and the tile stays in cache.
+template <typename T>
+Expected<void> NodeRunner::runFusedElementwise() {
+  auto program = parseElementwiseExpr(attrs().getString("expr"), int(n_.numInputs()));
+  if (!program) return fail(n_.describe() + ": " + program.error().message(), n_.loc());
+  constexpr int64_t kTile = 512;
+  int depth = exprStackDepth(*program);
+  std::vector<T> stack(size_t(depth * kTile));
+  std::vector<const T*> ins;
+  for (size_t i = 0; i < n_.numInputs(); ++i) ins.push_back(in<T>(i));
+  T* y = out<T>();
+  int64_t count = outCount();
+  for (int64_t base = 0; base < count; base += kTile) {
+    int64_t len = std::min(kTile, count - base);
+    int sp = 0;
+    for (const ExprInstr& op : *program) {
+      T* top = stack.data() + int64_t(sp) * kTile;  // the slot a push writes
+      T* a = top - 2 * kTile;                       // binary: left operand (result goes here)
+      T* b = top - kTile;                           // binary: right; unary: the operand
+      switch (op.kind) {
+        case ExprOpKind::Operand: std::copy(ins[size_t(op.operand)] + base, ins[size_t(op.operand)] + base + len, top); break;
+        case ExprOpKind::Constant: std::fill(top, top + len, T(op.constant)); break;
+        case ExprOpKind::Relu: for (int64_t i = 0; i < len; ++i) b[i] = b[i] > T(0) ? b[i] : T(0); break;
+        case ExprOpKind::Sigmoid: cpu::unary<T>(cpu::UnaryKind::Sigmoid, len, b, b); break;
+        case ExprOpKind::Tanh: cpu::unary<T>(cpu::UnaryKind::Tanh, len, b, b); break;
+        case ExprOpKind::Neg: for (int64_t i = 0; i < len; ++i) b[i] = -b[i]; break;
+        case ExprOpKind::Add: for (int64_t i = 0; i < len; ++i) a[i] = a[i] + b[i]; break;
+        case ExprOpKind::Sub: for (int64_t i = 0; i < len; ++i) a[i] = a[i] - b[i]; break;
+        case ExprOpKind::Mul: for (int64_t i = 0; i < len; ++i) a[i] = a[i] * b[i]; break;
+        case ExprOpKind::Div: for (int64_t i = 0; i < len; ++i) a[i] = a[i] / b[i]; break;
+        case ExprOpKind::ReluGrad: for (int64_t i = 0; i < len; ++i) a[i] = a[i] > T(0) ? b[i] : T(0); break;
+        case ExprOpKind::SigmoidGrad: for (int64_t i = 0; i < len; ++i) a[i] = b[i] * a[i] * (T(1) - a[i]); break;
+        case ExprOpKind::TanhGrad: for (int64_t i = 0; i < len; ++i) a[i] = b[i] * (T(1) - a[i] * a[i]); break;
+      }
+      sp += 1 - exprArity(op.kind);
+    }
+    std::copy(stack.data(), stack.data() + len, y + base);
+  }
+  return {};
+}
 
 void copyConverted(const Tensor& src, Tensor dst) {
   if (src.dtype() == dst.dtype()) {
@@ -187,6 +239,21 @@ Expected<void> NodeRunner::run() {
       cpu::denseForward<T>(x[0], x[1], w[0], in<T>(0), in<T>(1), n_.numInputs() == 3 ? in<T>(2) : nullptr, out<T>());
       return {};
     }
+    case OpKind::FusedConv2d: {
+      auto p = convParams(attrs(), inShape(0), inShape(1));
+      cpu::conv2dForward<T>(p, in<T>(0), in<T>(1), n_.numInputs() == 3 ? in<T>(2) : nullptr, out<T>());
+      cpu::unary<T>(activationKind(attrs().getString("activation")), outCount(), out<T>(), out<T>());
+      return {};
+    }
+    case OpKind::FusedDense: {
+      const Shape& x = inShape(0);
+      const Shape& w = inShape(1);
+      cpu::denseForward<T>(x[0], x[1], w[0], in<T>(0), in<T>(1), n_.numInputs() == 3 ? in<T>(2) : nullptr, out<T>());
+      cpu::unary<T>(activationKind(attrs().getString("activation")), outCount(), out<T>(), out<T>());
+      return {};
+    }
+    case OpKind::FusedElementwise:
+      return runFusedElementwise<T>();
     case OpKind::MatMul: {
       bool ta = attrs().getInt("transpose_a") != 0, tb = attrs().getInt("transpose_b") != 0;
       const Shape& a = inShape(0);

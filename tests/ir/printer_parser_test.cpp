@@ -144,6 +144,21 @@ std::unique_ptr<Graph> buildOpGraph(OpKind kind) {
       case OpKind::Dense:
         ins = {addInput(*g, "x", f32({2, 8})), addParam(*g, "d.weight", f32({3, 8})), addParam(*g, "d.bias", f32({3}))};
         return true;
+      case OpKind::FusedConv2d:
+        ins = {addInput(*g, "x", f32(img)), addParam(*g, "c.weight", f32({4, 1, 3, 3})),
+               addParam(*g, "c.bias", f32({4}))};
+        a.set("padding", std::vector<int64_t>{1, 1, 1, 1});
+        a.set("activation", std::string("tanh"));
+        results = {{"c", f32({2, 4, 6, 6})}};
+        return true;
+      case OpKind::FusedDense:
+        ins = {addInput(*g, "x", f32({2, 8})), addParam(*g, "d.weight", f32({3, 8})), addParam(*g, "d.bias", f32({3}))};
+        a.set("activation", std::string("sigmoid"));
+        return true;
+      case OpKind::FusedElementwise:
+        ins = {addInput(*g, "a", f32({2, 3})), addInput(*g, "b", f32({2, 3}))};
+        a.set("expr", std::string("a0 a1 mul 0.5 add relu"));
+        return true;
       case OpKind::MatMul:
         ins = {addInput(*g, "a", f32({2, 8})), addInput(*g, "b", f32({3, 8}))};
         a.set("transpose_b", int64_t(1));

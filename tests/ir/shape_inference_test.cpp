@@ -252,6 +252,34 @@ OpShapeCases casesFor(OpKind kind) {
                {"bias of the wrong length", {x, w, f32({4})}, {}, "bias must be f32[3], got f32[4]"},
                {"bias of the wrong type", {x, w, f64({3})}, {}, "bias must be f32[3], got f64[3]"}}};
     }
+    case OpKind::FusedConv2d: {
+      const TensorType x = f32({1, 1, 5, 5}), w = f32({2, 1, 3, 3});
+      auto act = [](const char* a) { return attrs({{"activation", std::string(a)}}); };
+      return {{{x, w, f32({2})}, act("relu"), {f32({1, 2, 3, 3})}},
+              {{"unknown activation", {x, w}, act("gelu"), "activation must be relu, sigmoid or tanh, got 'gelu'"},
+               {"channels differ", {f32({1, 3, 5, 5}), w}, act("tanh"),
+                "input has 3 channels (f32[1,3,5,5]) but the weight expects 1 (f32[2,1,3,3])"}}};
+    }
+    case OpKind::FusedDense: {
+      const TensorType x = f32({2, 8}), w = f32({3, 8});
+      auto act = [](const char* a) { return attrs({{"activation", std::string(a)}}); };
+      return {{{x, w, f32({3})}, act("sigmoid"), {f32({2, 3})}},
+              {{"unknown activation", {x, w}, act("swish"), "activation must be relu, sigmoid or tanh, got 'swish'"},
+               {"features differ", {x, f32({3, 5})}, act("relu"),
+                "input has 8 features (f32[2,8]) but the weight expects 5 (f32[3,5])"}}};
+    }
+    case OpKind::FusedElementwise: {
+      const TensorType t = f32({2, 3});
+      auto e = [](const char* x) { return attrs({{"expr", std::string(x)}}); };
+      return {{{t, t}, e("a0 a1 mul 0.5 add relu"), {t}},
+              {{"integer operands", {i32({2, 3})}, e("a0 relu"), "operands must be f32 or f64, got i32[2,3]"},
+               {"operands differ", {t, f32({3, 2})}, e("a0 a1 add"),
+                "operand 1 is f32[3,2], operand 0 is f32[2,3]: fused operands share one type"},
+               {"unknown operation", {t}, e("a0 gelu"), "unknown operation 'gelu' in fused expression"},
+               {"missing operand", {t}, e("a0 a1 add"), "fused expression names operand 'a1', but there are 1"},
+               {"stack underflow", {t}, e("a0 add"), "'add' needs 2 values in fused expression 'a0 add'"},
+               {"two values left", {t, t}, e("a0 a1"), "fused expression 'a0 a1' leaves 2 values, expected 1"}}};
+    }
     case OpKind::MatMul: {
       auto t = [](int64_t ta, int64_t tb) { return attrs({{"transpose_a", ta}, {"transpose_b", tb}}); };
       return {{{f32({3, 3}), f32({3, 2})}, {}, {f32({3, 2})}},

@@ -676,6 +676,9 @@ std::vector<GradCase> gradCases(OpKind kind) {
     case OpKind::MseGrad:
     case OpKind::SgdUpdate:
     case OpKind::AdamUpdate:
+    case OpKind::FusedConv2d:  // fusion runs after autodiff
+    case OpKind::FusedDense:
+    case OpKind::FusedElementwise:
       return {};
   }
   return {};

@@ -5,6 +5,8 @@
 #include <fmt/format.h>
 #include <gtest/gtest.h>
 
+#include <set>
+
 #include <cstring>
 #include <filesystem>
 #include <nlohmann/json.hpp>
@@ -26,9 +28,14 @@ std::optional<Pipeline> loadExample(const std::string& rel) {
   return p;
 }
 
-Program compileExample(const Pipeline& p, bool train) {
+const std::set<std::string> kFusionPasses = {"fuse-conv-activation", "fuse-dense-activation", "fuse-elementwise"};
+
+// The planner's in-place rules are easiest to see on unfused graphs (relu over a conv output),
+// so tests compile without fusion unless they ask for it.
+Program compileExample(const Pipeline& p, bool train, bool fused = false) {
   CompileOptions opts;
   if (train) opts.train = &*p.train;
+  if (!fused) opts.disabledPasses = kFusionPasses;
   auto program = compileProgram(p.model->clone(), opts);
   EXPECT_TRUE(program.has_value()) << (program ? "" : program.error().str());
   return program ? std::move(*program) : Program{};
@@ -107,6 +114,14 @@ TEST(MemoryPlan, CnnInferenceArenaIsItsPeak) {
   EXPECT_EQ(plan.at(value(g, "c1")).offset, plan.at(value(g, "c1.conv")).offset);
   // The u8 input is caller data and a different size: never written over.
   EXPECT_EQ(aliasOf(g, plan, "x.f32"), "");
+
+  // Fused (as compiled by default): conv+relu write one buffer, so naive shrinks too; the
+  // arena is still the peak.
+  Program fused = compileExample(*p, false, /*fused=*/true);
+  EXPECT_EQ(checkMemoryPlan(*fused.graph, fused.plan), "");
+  EXPECT_EQ(fused.plan.peakLiveBytes, conv + pooled);
+  EXPECT_LE(double(fused.plan.arenaBytes), 1.1 * double(fused.plan.peakLiveBytes));
+  EXPECT_LT(fused.plan.naiveBytes, plan.naiveBytes);
 }
 
 TEST(MemoryPlan, CnnTrainingArenaWithinTenPercentOfPeak) {
@@ -160,6 +175,7 @@ Program compileResidual(bool train) {
   }();
   CompileOptions opts;
   if (train) opts.train = &cfg;
+  opts.disabledPasses = kFusionPasses;
   auto program = compileProgram(parse(kResidual), opts);
   EXPECT_TRUE(program.has_value()) << (program ? "" : program.error().str());
   return program ? std::move(*program) : Program{};
@@ -447,7 +463,8 @@ TEST(MemoryPlan, CliMemoryLimitAndJson) {
   EXPECT_EQ(over.exitCode, 1);
   EXPECT_NE(over.err.find("over the limit of 1000000 bytes; peak"), std::string::npos) << over.err;
   EXPECT_EQ(over.out, "");
-  auto ok = test::runCli("dump examples/mnist_cnn.mmd --memory --memory-limit 100000000");
+  auto ok = test::runCli("dump examples/mnist_cnn.mmd --memory --memory-limit 100000000 --disable-pass fuse-conv-activation "
+                         "--disable-pass fuse-dense-activation --disable-pass fuse-elementwise");
   ASSERT_EQ(ok.exitCode, 0) << ok.err;
   auto j = nlohmann::json::parse(ok.out);
   EXPECT_LE(double(j["arena_bytes"].get<int64_t>()), 1.1 * double(j["peak_live_bytes"].get<int64_t>()));

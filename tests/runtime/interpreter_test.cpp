@@ -621,6 +621,54 @@ Cases casesFor(OpKind kind, DType dt) {
       add(c);
       return out;
     }
+    case OpKind::FusedConv2d: {
+      // The design's ramp example minus a bias of 50, then relu:
+      // [[35,40,45],[60,65,70],[85,90,95]] - 50 -> [[0,0,0],[10,15,20],[35,40,45]].
+      CaseBuilder b("ramp, bias, relu", dt);
+      b.output(b.op(kind, {b.fin("x", {1, 1, 5, 5}, ramp(25)), b.param("w", {1, 1, 3, 3}, {1, 0, 1, 0, 1, 0, 1, 0, 1}),
+                           b.param("b", {1}, {-50})},
+                    attrs({{"activation", std::string("relu")}})));
+      b.expect("y", {1, 1, 3, 3}, {0, 0, 0, 10, 15, 20, 35, 40, 45});
+      add(b);
+      return out;
+    }
+    case OpKind::FusedDense: {
+      // As dense above with bias [-9,-1]: x wᵀ + b = [[-11, 2], [-11, 6.5]] -> relu [[0,2],[0,6.5]].
+      CaseBuilder b("bias and relu", dt);
+      b.output(b.op(kind, {b.fin("x", {2, 3}, ramp(6)), b.param("w", {2, 3}, {1, 0, -1, 0.5, 0.5, 0.5}),
+                           b.param("b", {2}, {-9, -1})},
+                    attrs({{"activation", std::string("relu")}})));
+      b.expect("y", {2, 2}, {0, 2, 0, 6.5});
+      add(b);
+      CaseBuilder c("tanh", dt);
+      c.output(c.op(kind, {c.fin("x", {1, 2}, {1, -1}), c.param("w", {1, 2}, {1, 1})}, attrs({{"activation", std::string("tanh")}})));
+      c.expect("y", {1, 1}, {0});  // tanh(1 - 1) = 0
+      add(c);
+      return out;
+    }
+    case OpKind::FusedElementwise: {
+      auto fe = [&](const char* label, const char* expr, std::vector<std::pair<const char*, std::vector<double>>> ins,
+                    std::vector<double> want) {
+        CaseBuilder b(label, dt);
+        std::vector<Value*> vs;
+        Shape shape{int64_t(want.size())};
+        for (auto& [name, v] : ins) vs.push_back(b.fin(name, shape, v));
+        b.output(b.op(kind, vs, attrs({{"expr", std::string(expr)}})));
+        b.expect("y", shape, std::move(want));
+        add(b);
+      };
+      // relu(a*b + 0.5): [1*.5+.5, -2*.5+.5, 3*2+.5, -4*2+.5] = [1, -0.5, 6.5, -7.5] -> [1, 0, 6.5, 0].
+      fe("scale-add-relu chain", "a0 a1 mul 0.5 add relu", {{"a", {1, -2, 3, -4}}, {"b", {0.5, 0.5, 2, 2}}}, {1, 0, 6.5, 0});
+      fe("relu_grad", "a0 a1 relu_grad", {{"y", {1, 0, 2, -1}}, {"dy", {5, 6, 7, 8}}}, {5, 0, 7, 0});
+      // dy·y·(1-y): 2·.5·.5 = .5, 4·.25·.75 = .75
+      fe("sigmoid_grad", "a0 a1 sigmoid_grad", {{"y", {0.5, 0.25}}, {"dy", {2, 4}}}, {0.5, 0.75});
+      // dy·(1-y²): 2·(1-.25) = 1.5
+      fe("tanh_grad", "a0 a1 tanh_grad", {{"y", {0.5}}, {"dy", {2}}}, {1.5});
+      // -((3-2)/2) = -0.5; sigmoid(0) = 0.5; tanh(0) = 0
+      fe("sub div neg", "a0 a1 sub a1 div neg", {{"a", {3}}, {"b", {2}}}, {-0.5});
+      fe("sigmoid and tanh", "a0 sigmoid a0 tanh add", {{"a", {0}}}, {0.5});
+      return out;
+    }
     case OpKind::MatMul: {
       // The design's example: A·B = [[1·8+2·4+3·2, 1·4+2·9+3·2], ...] = [[22,28],[64,73],[106,118]].
       const std::vector<double> A = ramp(9), B = {8, 4, 4, 9, 2, 2};

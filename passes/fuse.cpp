@@ -1,0 +1,243 @@
+// Fusion passes: small declarative rewrite rules (pattern -> replacement), one named pass each.
+//   fuse-conv-activation    conv2d (+ bias) -> relu|sigmoid|tanh   => fused_conv2d
+//   fuse-dense-activation   dense (+ bias)  -> relu|sigmoid|tanh   => fused_dense (GEMM epilogue)
+//   fuse-elementwise        chains of same-shape elementwise ops    => fused_elementwise
+// A rule fires only when the intermediate value has no other reader, so nothing that a later
+// op (a backward op, an output) needs is folded away.
+#include <fmt/format.h>
+
+#include <functional>
+#include <map>
+#include <set>
+#include <unordered_map>
+
+#include "ir/shape_inference.h"
+#include "passes/pass.h"
+
+namespace shoal {
+
+namespace {
+
+// Number of readers of every value (outputs and in-place updates count as readers).
+std::unordered_map<const Value*, int> useCounts(const Graph& g) {
+  std::unordered_map<const Value*, int> uses;
+  for (Node* n : g.nodes())
+    for (Value* in : n->inputs()) ++uses[in];
+  return uses;
+}
+
+// ---- the pattern language ---------------------------------------------------------------
+
+/// A node pattern: one of `kinds`, whose operands match `operands` (a prefix; operands past it
+/// are free), bound under `bind`. `singleUse` asks that the matched node's result have
+/// exactly one reader (the node matched above it).
+struct Pattern {
+  std::vector<OpKind> kinds;
+  std::string bind;
+  std::vector<Pattern> operands;
+  bool singleUse = false;
+};
+
+using Bindings = std::map<std::string, Node*>;
+
+bool matchPattern(Node* n, const Pattern& p, const std::unordered_map<const Value*, int>& uses, Bindings& out) {
+  if (std::find(p.kinds.begin(), p.kinds.end(), n->kind()) == p.kinds.end()) return false;
+  if (p.singleUse) {
+    auto it = uses.find(n->result());
+    if (it == uses.end() || it->second != 1) return false;
+  }
+  if (p.operands.size() > n->numInputs()) return false;
+  for (size_t i = 0; i < p.operands.size(); ++i) {
+    Node* def = n->input(i)->def();
+    if (!def || !matchPattern(def, p.operands[i], uses, out)) return false;
+  }
+  if (!p.bind.empty()) out[p.bind] = n;
+  return true;
+}
+
+/// A rewrite rule: when `pattern` matches at a node, `rewrite` builds the replacement (it
+/// returns the node whose result replaces the root's) or declines with nullptr.
+struct Rule {
+  std::string_view name;
+  std::string_view summary;
+  Pattern pattern;
+  std::function<Node*(Graph&, Bindings&)> rewrite;
+};
+
+// Replaces the root's result by `replacement`'s (which takes over its name), then drops the
+// matched nodes that nothing reads any more.
+void commit(Graph& g, Node* root, Node* replacement, const Bindings& matched) {
+  std::string name = root->result()->name();
+  g.replaceAllUsesWith(root->result(), replacement->result());
+  std::vector<Node*> order;
+  for (auto& [k, n] : matched) order.push_back(n);
+  std::sort(order.begin(), order.end(), [&](Node* a, Node* b) { return g.indexOf(a) > g.indexOf(b); });
+  for (Node* n : order)
+    if (n != replacement && g.users(n->result()).empty()) g.eraseNode(n);
+  g.renameValue(replacement->result(), name);
+}
+
+class RulePass : public Pass {
+ public:
+  explicit RulePass(Rule rule) : rule_(std::move(rule)) {}
+  std::string_view name() const override { return rule_.name; }
+  std::string_view summary() const override { return rule_.summary; }
+  Expected<bool> run(Graph& g, PassContext&) override {
+    bool changed = false;
+    // One walk in program order; a rewrite restarts the walk from a fresh snapshot.
+    for (bool again = true; again;) {
+      again = false;
+      auto uses = useCounts(g);
+      for (Node* n : g.nodes()) {
+        Bindings b;
+        if (!matchPattern(n, rule_.pattern, uses, b)) continue;
+        Node* replacement = rule_.rewrite(g, b);
+        if (!replacement) continue;
+        commit(g, n, replacement, b);
+        changed = again = true;
+        break;
+      }
+    }
+    return changed;
+  }
+
+ private:
+  Rule rule_;
+};
+
+std::string activationOf(OpKind k) {
+  if (k == OpKind::Relu) return "relu";
+  if (k == OpKind::Sigmoid) return "sigmoid";
+  return "tanh";
+}
+
+// Builds `fused` from the producer's operands and attributes plus the activation's name,
+// placed where the activation was (every operand is defined before it).
+Node* fuseWithActivation(Graph& g, Bindings& b, const char* producer, OpKind fused) {
+  Node* prod = b.at(producer);
+  Node* act = b.at("act");
+  Attrs attrs = prod->attrs();
+  attrs.set("activation", activationOf(act->kind()));
+  Node* n = g.insertNodeBefore(act, fused, prod->inputs(), attrs, {{act->result()->name() + ".fused", act->result()->type()}},
+                               prod->loc());
+  fillDefaultAttrs(*n);
+  return n;
+}
+
+Rule convActivationRule() {
+  Pattern conv{{OpKind::Conv2d}, "conv", {}, /*singleUse=*/true};
+  return {"fuse-conv-activation", "conv2d (+ bias) followed by relu/sigmoid/tanh becomes one fused_conv2d",
+          Pattern{{OpKind::Relu, OpKind::Sigmoid, OpKind::Tanh}, "act", {conv}},
+          [](Graph& g, Bindings& b) { return fuseWithActivation(g, b, "conv", OpKind::FusedConv2d); }};
+}
+
+Rule denseActivationRule() {
+  Pattern dense{{OpKind::Dense}, "dense", {}, /*singleUse=*/true};
+  return {"fuse-dense-activation", "dense (+ bias) followed by relu/sigmoid/tanh becomes one fused_dense",
+          Pattern{{OpKind::Relu, OpKind::Sigmoid, OpKind::Tanh}, "act", {dense}},
+          [](Graph& g, Bindings& b) { return fuseWithActivation(g, b, "dense", OpKind::FusedDense); }};
+}
+
+// ---- elementwise chains -----------------------------------------------------------------
+
+// The postfix spelling of the elementwise ops that join chains (scale is spelled out as a
+// multiply and an add where it is emitted).
+const std::map<OpKind, std::string>& elementwiseTokens() {
+  static const std::map<OpKind, std::string> tokens = {
+      {OpKind::Relu, "relu"},       {OpKind::Sigmoid, "sigmoid"},          {OpKind::Tanh, "tanh"},
+      {OpKind::Add, "add"},         {OpKind::Sub, "sub"},                  {OpKind::Mul, "mul"},
+      {OpKind::Div, "div"},         {OpKind::ReluGrad, "relu_grad"},       {OpKind::SigmoidGrad, "sigmoid_grad"},
+      {OpKind::TanhGrad, "tanh_grad"}, {OpKind::Scale, "scale"}};
+  return tokens;
+}
+
+std::string elementwiseToken(const Node& n) {
+  auto it = elementwiseTokens().find(n.kind());
+  return it == elementwiseTokens().end() ? "" : it->second;
+}
+
+bool fusibleElementwise(const Node& n) {
+  if (elementwiseToken(n).empty() || n.numResults() != 1) return false;
+  const TensorType& t = n.result()->type();
+  if (!isFloat(t.dtype)) return false;
+  for (Value* in : n.inputs())
+    if (in->type() != t) return false;  // no broadcasting inside a fused chain
+  return true;
+}
+
+class FuseElementwisePass : public Pass {
+ public:
+  std::string_view name() const override { return "fuse-elementwise"; }
+  std::string_view summary() const override { return "chains of same-shape elementwise ops become one fused_elementwise"; }
+  Expected<bool> run(Graph& g, PassContext&) override {
+    auto uses = useCounts(g);
+    // Each fusible node joins the group of an operand's producer when that producer is
+    // fusible and this node is its only reader; a group is a tree rooted at its last node.
+    std::unordered_map<Node*, Node*> rootOf;
+    std::unordered_map<Node*, std::vector<Node*>> members;
+    for (Node* n : g.nodes()) {
+      if (!fusibleElementwise(*n)) continue;
+      Node* group = n;
+      members[n].push_back(n);
+      for (Value* in : n->inputs()) {
+        Node* p = in->def();
+        if (!p || !rootOf.count(p) || uses[in] != 1) continue;
+        Node* other = rootOf[p];
+        if (other == group) continue;
+        for (Node* m : members[other]) {
+          rootOf[m] = group;
+          members[group].push_back(m);
+        }
+        members.erase(other);
+      }
+      for (Node* m : members[group]) rootOf[m] = group;
+    }
+    bool changed = false;
+    std::vector<Node*> roots;
+    for (auto& [root, ms] : members)
+      if (ms.size() >= 2) roots.push_back(root);
+    std::sort(roots.begin(), roots.end(), [&](Node* a, Node* b) { return g.indexOf(a) < g.indexOf(b); });
+    for (Node* root : roots) {
+      std::set<Node*> inGroup(members[root].begin(), members[root].end());
+      std::vector<Value*> operands;
+      std::string expr;
+      std::function<void(Value*)> emit = [&](Value* v) {
+        Node* d = v->def();
+        if (!d || !inGroup.count(d)) {
+          auto it = std::find(operands.begin(), operands.end(), v);
+          size_t idx = it - operands.begin();
+          if (it == operands.end()) operands.push_back(v);
+          expr += (expr.empty() ? "" : " ") + fmt::format("a{}", idx);
+          return;
+        }
+        for (Value* in : d->inputs()) emit(in);
+        if (d->kind() == OpKind::Scale) {
+          expr += " " + formatDouble(d->attrs().getFloat("scale")) + " mul";
+          double shift = d->attrs().getFloat("shift");
+          if (shift != 0) expr += " " + formatDouble(shift) + " add";
+        } else {
+          expr += " " + elementwiseToken(*d);
+        }
+      };
+      emit(root->result());
+      if (operands.size() > 8) continue;  // the op table allows up to 8 operands
+      Attrs attrs;
+      attrs.set("expr", expr);
+      Node* fused = g.insertNodeBefore(root, OpKind::FusedElementwise, operands, attrs,
+                                       {{root->result()->name() + ".fused", root->result()->type()}}, root->loc());
+      Bindings matched;
+      for (Node* m : inGroup) matched[m->result()->name()] = m;
+      commit(g, root, fused, matched);
+      changed = true;
+    }
+    return changed;
+  }
+};
+
+}  // namespace
+
+std::unique_ptr<Pass> createFuseConvActivationPass() { return std::make_unique<RulePass>(convActivationRule()); }
+std::unique_ptr<Pass> createFuseDenseActivationPass() { return std::make_unique<RulePass>(denseActivationRule()); }
+std::unique_ptr<Pass> createFuseElementwisePass() { return std::make_unique<FuseElementwisePass>(); }
+
+}  // namespace shoal
