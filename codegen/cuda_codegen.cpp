@@ -11,6 +11,7 @@
 #include <chrono>
 #include <cmath>
 #include <limits>
+#include <memory>
 
 #include "codegen/cuda_emit.h"
 #include "ir/printer.h"
@@ -173,8 +174,9 @@ std::string commentLine(std::string text) {
 
 }  // namespace
 
-NodeEmitter::NodeEmitter(CudaModuleSource& module, std::string& source, const Node& node, int index)
-    : module_(module), source_(source), node_(node), index_(index) {
+NodeEmitter::NodeEmitter(CudaModuleSource& module, std::string& source, const Node& node, int index,
+                         const MemoryPlan* plan)
+    : module_(module), source_(source), node_(node), index_(index), plan_(plan) {
   computeType_ = nodeComputeType(node);
   t_ = cudaType(computeType_);
   i_ = indexType(largestOperand(node));
@@ -192,9 +194,52 @@ void NodeEmitter::header() {
   source_ += commentLine(text);
 }
 
-void NodeEmitter::kernel(std::string_view suffix, std::string_view params, std::string_view body,
+namespace {
+
+// True when the plan may put `a` and `b` in overlapping bytes (an alias, or a slot reuse).
+bool mayOverlap(const MemoryPlan& plan, const Value* a, const Value* b) {
+  if (a == b) return true;
+  if (plan.bufferOf(a) == plan.bufferOf(b)) return true;
+  auto ia = plan.buffers.find(a), ib = plan.buffers.find(b);
+  if (ia == plan.buffers.end() || ib == plan.buffers.end()) return false;
+  const BufferAssignment &x = ia->second, &y = ib->second;
+  if (x.persistent != y.persistent || x.bytes == 0 || y.bytes == 0) return false;
+  return x.offset < y.offset + y.bytes && y.offset < x.offset + x.bytes;
+}
+
+}  // namespace
+
+std::string NodeEmitter::restrictSafe(std::string_view params, const std::vector<CudaArg>& args) const {
+  if (!plan_) return std::string(params);
+  // One parameter per argument, comma-separated (parameter lists hold no nested commas).
+  std::vector<std::string> parts;
+  for (size_t pos = 0;;) {
+    size_t comma = params.find(',', pos);
+    parts.emplace_back(params.substr(pos, comma == std::string_view::npos ? std::string_view::npos : comma - pos));
+    if (comma == std::string_view::npos) break;
+    pos = comma + 1;
+  }
+  assert(parts.size() == args.size() && "kernel parameters and launch arguments disagree");
+  if (parts.size() != args.size()) return std::string(params);
+  std::string out;
+  for (size_t j = 0; j < parts.size(); ++j) {
+    bool shared = false;
+    if (args[j].kind == CudaArgKind::Value && args[j].value)
+      for (size_t k = 0; k < args.size() && !shared; ++k)
+        shared = k != j && args[k].kind == CudaArgKind::Value && args[k].value &&
+                 mayOverlap(*plan_, args[j].value, args[k].value);
+    std::string p = parts[j];
+    if (shared)
+      for (size_t at; (at = p.find(" __restrict__")) != std::string::npos;) p.erase(at, 13);
+    out += (j ? "," : "") + p;
+  }
+  return out;
+}
+
+void NodeEmitter::kernel(std::string_view suffix, std::string_view paramsIn, std::string_view body,
                          std::vector<CudaArg> args, unsigned gridX, unsigned gridY) {
   header();
+  const std::string params = restrictSafe(paramsIn, args);
   std::string name = fmt::format("k{}_{}_{}", index_, identifier(node_.opName()),
                                  identifier(node_.numResults() ? node_.result()->name() : node_.input(0)->name()));
   if (!suffix.empty()) name += "_" + std::string(suffix);
@@ -447,6 +492,9 @@ Expected<void> emitNode(NodeEmitter& em) {
     case OpKind::MseGrad: return cudagen::emitMseGrad(em);
     case OpKind::SgdUpdate: return cudagen::emitSgd(em);
     case OpKind::AdamUpdate: return cudagen::emitAdam(em);
+    case OpKind::FusedConv2d: return cudagen::emitFusedConv2d(em);
+    case OpKind::FusedDense: return cudagen::emitFusedDense(em);
+    case OpKind::FusedElementwise: return cudagen::emitFusedElementwise(em);
   }
   return em.unsupported("unknown op");
 }
@@ -479,15 +527,33 @@ std::string planComment(const CudaModuleSource& m) {
 
 }  // namespace
 
-Expected<CudaModuleSource> generateCudaSource(const Program& program) {
+Expected<CudaModuleSource> generateCudaSource(const Program& program, const CudaCodegenOptions& options) {
   if (!program.graph) return fail("internal error: generateCudaSource: the program has no graph");
   CudaModuleSource m;
   m.name = cudagen::identifier(program.graph->name());
   std::string kernels;
-  int index = 0;
-  for (const Node* n : program.graph->nodes()) {
-    NodeEmitter em(m, kernels, *n, index++);
-    if (auto ok = emitNode(em); !ok) return std::unexpected(ok.error());
+  const auto& nodes = program.graph->nodes();
+  // Most updates one horizontally fused kernel takes: its pointer parameters (4 per Adam
+  // update) stay far below the 4 KiB kernel-parameter limit.
+  constexpr size_t kMaxGroup = 64;
+  for (size_t i = 0; i < nodes.size();) {
+    const Node* n = nodes[i];
+    size_t end = i + 1;
+    if (options.horizontalUpdates && (n->kind() == OpKind::AdamUpdate || n->kind() == OpKind::SgdUpdate))
+      while (end < nodes.size() && end - i < kMaxGroup && cudagen::updatesFuse(*n, *nodes[end])) ++end;
+    if (end - i >= 2) {
+      std::vector<std::unique_ptr<NodeEmitter>> emitters;
+      std::vector<NodeEmitter*> group;
+      for (size_t j = i; j < end; ++j) {
+        emitters.push_back(std::make_unique<NodeEmitter>(m, kernels, *nodes[j], int(j), &program.plan));
+        group.push_back(emitters.back().get());
+      }
+      if (auto ok = cudagen::emitUpdateGroup(group); !ok) return std::unexpected(ok.error());
+    } else {
+      NodeEmitter em(m, kernels, *n, int(i), &program.plan);
+      if (auto ok = emitNode(em); !ok) return std::unexpected(ok.error());
+    }
+    i = end;
   }
   int64_t gemms = std::count_if(m.steps.begin(), m.steps.end(), [](const CudaStep& s) { return s.kind == CudaStepKind::Gemm; });
   m.source = fmt::format("// Generated by shoal from graph '{}': {} kernels, {} cuBLAS calls. Do not edit.\n",

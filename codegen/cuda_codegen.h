@@ -88,9 +88,20 @@ struct CudaModuleSource {
 /// as the interpreter would have stopped there), worded like the interpreter's, or success.
 Expected<void> checkCudaStatus(const CudaModuleSource& module, const uint64_t* words);
 
+/// Choices the codegen makes beyond the program itself.
+struct CudaCodegenOptions {
+  /// Horizontal fusion: a run of consecutive adam_update (or sgd_update) nodes with the same
+  /// hyperparameters becomes one kernel over all their parameters (fewer launches and graph
+  /// nodes; every element's arithmetic is the per-parameter kernel's, so the results are
+  /// bitwise the same).
+  bool horizontalUpdates = true;
+};
+
 /// Emits CUDA C++ for every kernel of `program` (matrix products go to cuBLAS and emit none).
-/// Errors name the node whose op or types have no GPU kernel.
-Expected<CudaModuleSource> generateCudaSource(const Program& program);
+/// Pointer parameters are __restrict__ except where the memory plan lets two of a launch's
+/// buffers overlap (an in-place result and its operand). Errors name the node whose op or
+/// types have no GPU kernel.
+Expected<CudaModuleSource> generateCudaSource(const Program& program, const CudaCodegenOptions& options = {});
 
 /// NVRTC-compiles the generated source for `arch` (through the kernel cache); needs no GPU.
 /// Returns a summary: kernel count, cubin bytes, compile ms, cache hits/misses.

@@ -57,7 +57,9 @@ std::string offsetCode(const std::string& idx, const std::string& index, const s
 /// Appends one node's kernels and launch steps to a module.
 class NodeEmitter {
  public:
-  NodeEmitter(CudaModuleSource& module, std::string& source, const Node& node, int index);
+  /// `plan` (may be null: nothing aliases) decides which pointer parameters stay __restrict__.
+  NodeEmitter(CudaModuleSource& module, std::string& source, const Node& node, int index,
+              const MemoryPlan* plan = nullptr);
 
   const Node& node() const { return node_; }
   /// The float type the node computes in: its first float operand's, else its result's, else
@@ -89,6 +91,12 @@ class NodeEmitter {
   /// Reserves `bytes` of executor scratch for this node's steps.
   void needScratch(int64_t bytes);
 
+  /// Writes the node's comment block (once; kernel() and gemm() do it themselves), for nodes
+  /// whose work a horizontally fused kernel of another node does.
+  void comment() { header(); }
+  /// The node's index in program order (kernel names start k<index>_).
+  int index() const { return index_; }
+
   /// An error naming this node, for ops or types without a GPU kernel.
   std::unexpected<Error> unsupported(std::string_view why) const;
 
@@ -101,10 +109,15 @@ class NodeEmitter {
  private:
   void header();
 
+  /// `params` with __restrict__ dropped from every pointer whose buffer may overlap another
+  /// argument's (the plan's in-place aliasing): restrict there would be a false promise.
+  std::string restrictSafe(std::string_view params, const std::vector<CudaArg>& args) const;
+
   CudaModuleSource& module_;
   std::string& source_;
   const Node& node_;
   int index_;
+  const MemoryPlan* plan_;
   DType computeType_;
   std::string t_, i_;
   bool headerDone_ = false;
@@ -122,6 +135,21 @@ Expected<void> emitBinary(NodeEmitter& em);     ///< add, sub, mul, div (broadca
 Expected<void> emitMseGrad(NodeEmitter& em);
 Expected<void> emitSgd(NodeEmitter& em);
 Expected<void> emitAdam(NodeEmitter& em);
+/// fused_elementwise: the postfix program (ir/elementwise_expr.h) inlined as C, one kernel.
+Expected<void> emitFusedElementwise(NodeEmitter& em);
+
+/// True when updates `a` and `b` (both adam_update or both sgd_update) can share one
+/// horizontally fused kernel: same element type, hyperparameters and step operand.
+bool updatesFuse(const Node& a, const Node& b);
+/// One kernel for a run of updates that updatesFuse pairwise (group[0] launches it; every
+/// member keeps its comment and its error site).
+Expected<void> emitUpdateGroup(const std::vector<NodeEmitter*>& group);
+
+/// Statements (each line indented by `indent`) that set `dst` (declared by the caller) to
+/// activation `act` (relu|sigmoid|tanh) of `src`, exactly as the standalone relu/sigmoid/tanh
+/// kernels compute it (relu keeps NaN; sigmoid never overflows).
+std::string activationCode(std::string_view act, const std::string& T, const std::string& src, const std::string& dst,
+                           const std::string& indent);
 
 Expected<void> emitConv2d(NodeEmitter& em);
 Expected<void> emitConv2dBackwardData(NodeEmitter& em);
@@ -131,6 +159,10 @@ Expected<void> emitMaxPool2dGrad(NodeEmitter& em);
 Expected<void> emitAvgPool2d(NodeEmitter& em);
 Expected<void> emitAvgPool2dGrad(NodeEmitter& em);
 Expected<void> emitDense(NodeEmitter& em);
+/// fused_conv2d: the direct conv kernel with the activation in its store.
+Expected<void> emitFusedConv2d(NodeEmitter& em);
+/// fused_dense: a cuBLAS GEMM, then one epilogue kernel for bias + activation.
+Expected<void> emitFusedDense(NodeEmitter& em);
 Expected<void> emitMatMul(NodeEmitter& em);
 
 Expected<void> emitSumTo(NodeEmitter& em);

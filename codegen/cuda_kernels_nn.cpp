@@ -127,9 +127,13 @@ constexpr const char* kWindowArgmax =
 
 // One thread per output element; the reduction over (c, ki, kj) runs in T like the
 // interpreter's gemm. The MNIST conv (C=1, 3x3) is memory-bound, so a direct kernel serves.
-Expected<void> emitConv2d(NodeEmitter& em) {
+namespace {
+
+// The direct conv kernel; `activation` (relu|sigmoid|tanh, or "" for none) is applied to each
+// output as it is stored (fused_conv2d).
+Expected<void> convForward(NodeEmitter& em, const std::string& activation) {
   const Node& n = em.node();
-  if (!isFloatNode(n)) return em.unsupported("conv2d needs float operands");
+  if (!isFloatNode(n)) return em.unsupported(std::string(n.opName()) + " needs float operands");
   ConvGeom g = convGeom(n.attrs(), em.inShape(0), em.inShape(1));
   const bool bias = n.numInputs() == 3;
   const bool padded = tapsLeaveImage(g);
@@ -138,7 +142,14 @@ Expected<void> emitConv2d(NodeEmitter& em) {
   v.push_back({"TOTAL", intLit(g.n * g.o * g.oh * g.ow)});
   v.push_back({"YCHECK", padded ? "        if (iy < 0 || iy >= ${H}) continue;\n" : ""});
   v.push_back({"XCHECK", padded ? "          if (ix < 0 || ix >= ${W}) continue;\n" : ""});
-  v.push_back({"STORE", bias ? "acc + bias[o]" : "acc"});
+  if (activation.empty()) {
+    v.push_back({"STORE", bias ? "    y[i] = acc + bias[o];\n" : "    y[i] = acc;\n"});
+  } else {
+    std::string act = activationCode(activation, "${T}", "s", "r", "    ");
+    if (act.empty()) return em.unsupported("unknown activation '" + activation + "'");
+    v.push_back({"STORE", std::string(bias ? "    const ${T} s = acc + bias[o];\n" : "    const ${T} s = acc;\n") +
+                              "    ${T} r;\n" + act + "    y[i] = r;\n"});
+  }
   std::string params = fill(fill("const ${T}* __restrict__ x, const ${T}* __restrict__ w, ${BIAS}${T}* __restrict__ y", v), v);
   std::string body = fill(fill(
       "  for (${I} i = (${I})blockIdx.x * blockDim.x + threadIdx.x; i < ${TOTAL}; i += (${I})gridDim.x * blockDim.x) {\n"
@@ -162,7 +173,7 @@ Expected<void> emitConv2d(NodeEmitter& em) {
       "        }\n"
       "      }\n"
       "    }\n"
-      "    y[i] = ${STORE};\n"
+      "${STORE}"
       "  }\n",
       v), v);
   std::vector<CudaArg> args = {em.in(0), em.in(1)};
@@ -170,6 +181,14 @@ Expected<void> emitConv2d(NodeEmitter& em) {
   args.push_back(em.out());
   em.kernel("", params, body, args, gridFor(g.n * g.o * g.oh * g.ow));
   return {};
+}
+
+}  // namespace
+
+Expected<void> emitConv2d(NodeEmitter& em) { return convForward(em, ""); }
+
+Expected<void> emitFusedConv2d(NodeEmitter& em) {
+  return convForward(em, em.node().attrs().getString("activation", "relu"));
 }
 
 // dx by gathering, one thread per input pixel: the sum over every (o, ki, kj) whose window
@@ -447,6 +466,31 @@ Expected<void> emitDense(NodeEmitter& em) {
     em.elementwise("bias", fill("const ${T}* __restrict__ b, ${T}* __restrict__ y", {{"T", em.T()}}),
                    fill("    y[i] = b[i % ${OUT}];\n", {{"OUT", intLit(w[0])}}), {em.in(2), em.out()}, x[0] * w[0]);
   return addGemm(em, false, true, x[0], w[0], x[1], em.in(0), em.in(1), bias);
+}
+
+// fused_dense: y = x·wᵀ by cuBLAS (beta = 0), then one epilogue kernel y = act(y + b). The
+// bias is added to the finished product, as cuBLAS's beta = 1 would (dense's order).
+Expected<void> emitFusedDense(NodeEmitter& em) {
+  const Node& n = em.node();
+  if (!isFloatNode(n) || n.input(0)->type().dtype != n.input(1)->type().dtype)
+    return em.unsupported("fused_dense needs operands of one float type");
+  const Shape& x = em.inShape(0);
+  const Shape& w = em.inShape(1);
+  const bool bias = n.numInputs() == 3;
+  const std::string activation = n.attrs().getString("activation", "relu");
+  std::string act = activationCode(activation, em.T(), "s", "r", "    ");
+  if (act.empty()) return em.unsupported("unknown activation '" + activation + "'");
+  if (x[0] == 0 || w[0] == 0) return {};
+  if (auto ok = addGemm(em, false, true, x[0], w[0], x[1], em.in(0), em.in(1), /*accumulate=*/false); !ok) return ok;
+  Vars v = {{"T", em.T()}, {"OUT", intLit(w[0])}};
+  std::string code = fill(bias ? "    const ${T} s = y[i] + b[i % ${OUT}];\n" : "    const ${T} s = y[i];\n", v) +
+                     fill("    ${T} r;\n", v) + act + "    y[i] = r;\n";
+  if (bias)
+    em.elementwise("epilogue", fill("const ${T}* __restrict__ b, ${T}* __restrict__ y", v), code, {em.in(2), em.out()},
+                   x[0] * w[0]);
+  else
+    em.elementwise("epilogue", fill("${T}* __restrict__ y", v), code, {em.out()}, x[0] * w[0]);
+  return {};
 }
 
 Expected<void> emitMatMul(NodeEmitter& em) {

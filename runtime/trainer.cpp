@@ -263,14 +263,14 @@ Expected<TrainReport> trainPipeline(const Pipeline& p, const TrainOptions& opts)
       ++globalStep;
       TensorMap feed = {{p.inputName, b.images}, {"labels", b.labels}};
       if (adam) feed["step"] = Tensor::fromDoubles(DType::F32, {}, std::vector<double>{double(globalStep)});
-      auto t0 = Clock::now();
       // Loss and accuracy are summed where the step runs and read back once per epoch.
       auto ok = exe.runAccumulate(feed, {"loss", "accuracy"}, double(count), globalStep);
-      stepMs.push_back(secondsSince(t0) * 1e3);
       if (!ok) return std::unexpected(ok.error());
       if (opts.onStep) opts.onStep({epoch, cfg.epochs, s + 1, steps, std::nan("")});
     }
     double lossSum = 0, accSum = 0, seen = 0;
+    // Steps queue on the device, so a step's time is the epoch's (up to its one read-back)
+    // over its steps; step_ms_median is the median of that over the epochs.
     std::optional<std::pair<int64_t, double>> nonFinite;
     for (Executable* exe : {step->full.get(), step->rest.get()}) {
       if (!exe) continue;
@@ -282,6 +282,7 @@ Expected<TrainReport> trainPipeline(const Pipeline& p, const TrainOptions& opts)
       if (acc->firstNonFinite && (!nonFinite || *acc->firstNonFinite < nonFinite->first))
         nonFinite = std::pair<int64_t, double>{*acc->firstNonFinite, acc->nonFiniteValue};
     }
+    stepMs.push_back(secondsSince(epochStart) * 1e3 / double(steps));
     if (nonFinite) {
       int64_t bad = nonFinite->first;
       int64_t inEpoch = bad - (globalStep - steps);

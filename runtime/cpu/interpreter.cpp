@@ -128,7 +128,7 @@ Expected<void> NodeRunner::runFusedElementwise() {
       switch (op.kind) {
         case ExprOpKind::Operand: std::copy(ins[size_t(op.operand)] + base, ins[size_t(op.operand)] + base + len, top); break;
         case ExprOpKind::Constant: std::fill(top, top + len, T(op.constant)); break;
-        case ExprOpKind::Relu: for (int64_t i = 0; i < len; ++i) b[i] = b[i] > T(0) ? b[i] : T(0); break;
+        case ExprOpKind::Relu: for (int64_t i = 0; i < len; ++i) b[i] = b[i] < T(0) ? T(0) : b[i]; break;  // NaN stays NaN, as in relu
         case ExprOpKind::Sigmoid: cpu::unary<T>(cpu::UnaryKind::Sigmoid, len, b, b); break;
         case ExprOpKind::Tanh: cpu::unary<T>(cpu::UnaryKind::Tanh, len, b, b); break;
         case ExprOpKind::Neg: for (int64_t i = 0; i < len; ++i) b[i] = -b[i]; break;

@@ -110,11 +110,76 @@ CudaExecutableOptions CudaExecutableOptions::fromEnvironment() {
   const char* graphs = std::getenv("SHOAL_CUDA_GRAPHS");
   o.graphs = !graphs || envFlag("SHOAL_CUDA_GRAPHS");
   o.syncEach = envFlag("SHOAL_CUDA_SYNC_EACH");
+  const char* hfuse = std::getenv("SHOAL_CUDA_HFUSE");
+  o.horizontalUpdates = !hfuse || envFlag("SHOAL_CUDA_HFUSE");
   return o;
 }
 
+namespace {
+
+// The metric accumulators of runAccumulate, in one device block (doubles unless noted):
+// kAccumSlots sums, the weight, the first non-finite loss and its step + 1 (i64, 0: none),
+// the step + 1 of the first step with a kernel-reported error (i64), then that step's status
+// words.
+constexpr int kAccumSlots = 8;
+constexpr int kAccumWeight = kAccumSlots, kAccumBadValue = kAccumSlots + 1, kAccumBadStep = kAccumSlots + 2,
+              kAccumErrStep = kAccumSlots + 3, kAccumWords = kAccumSlots + 4;
+
+// One thread: stream order serializes the steps, so plain read-modify-writes suffice. The
+// products and sums are rounded separately (no FMA), as the host's default accumulation does.
+constexpr const char* kAccumulateSource = R"(// shoal: runAccumulate's metric accumulation
+typedef unsigned long long u64;
+__device__ __forceinline__ double shoal_load_scalar(const void* p, unsigned code) {
+  switch (code) {
+    case 0: return (double)*(const float*)p;
+    case 1: return *(const double*)p;
+    case 2: return (double)*(const int*)p;
+    case 3: return (double)*(const long long*)p;
+    default: return (double)*(const unsigned char*)p;
+  }
+}
+extern "C" __global__ void shoal_accumulate(double* acc, const void* p0, const void* p1, const void* p2,
+                                            const void* p3, const void* p4, const void* p5, const void* p6,
+                                            const void* p7, unsigned codes, int lossSlot, double weight,
+                                            long long step, const u64* status, int statusWords) {
+  if (blockIdx.x != 0 || threadIdx.x != 0) return;
+  const void* ps[8] = {p0, p1, p2, p3, p4, p5, p6, p7};
+  for (int s = 0; s < 8; ++s) {
+    if (!ps[s]) continue;
+    const double v = shoal_load_scalar(ps[s], (codes >> (4 * s)) & 15u);
+    acc[s] = __dadd_rn(acc[s], __dmul_rn(v, weight));
+    long long* bad = (long long*)(acc + 10);
+    if (s == lossSlot && !isfinite(v) && *bad == 0) {
+      *bad = step + 1;
+      acc[9] = v;
+    }
+  }
+  acc[8] = __dadd_rn(acc[8], weight);
+  long long* err = (long long*)(acc + 11);
+  if (status[0] != 0 && *err == 0) {
+    *err = step + 1;
+    u64* words = (u64*)(acc + 12);
+    for (int w = 0; w < statusWords; ++w) words[w] = status[w];
+  }
+}
+)";
+
+unsigned scalarCode(DType t) {
+  switch (t) {
+    case DType::F32: return 0;
+    case DType::F64: return 1;
+    case DType::I32: return 2;
+    case DType::I64: return 3;
+    case DType::U8: return 4;
+  }
+  return 0;
+}
+
+}  // namespace
+
 struct CudaExecutable::Impl {
   CudaExecutableOptions opts;
+  std::string arch;  ///< what the module was compiled for
   std::shared_ptr<CudaContext> ctx;
   CudaModuleSource src;
   CudaModule module;
@@ -134,6 +199,19 @@ struct CudaExecutable::Impl {
   std::string graphError;
   std::optional<Error> deferred;  ///< an error from a void method, returned by the next run
 
+  // runAccumulate: two pinned staging buffers, each free again once the event recorded after
+  // its uploads has completed; device accumulators and their host copy; the kernel.
+  PinnedBuffer stage[2];
+  CudaEvent stageUploaded[2];
+  bool stagePending[2] = {false, false};
+  int nextStage = 0;
+  std::unique_ptr<DeviceBlock> accum;
+  PinnedBuffer accumHost;
+  CudaModule accumModule;
+  CudaKernel accumKernel;
+  std::vector<std::string> accumNames;  ///< slot -> output name
+  int64_t accumSteps = 0;               ///< runAccumulate calls since the last take
+
   /// Device address of a value's buffer.
   void* address(const Program& p, const Value* v) const {
     const BufferAssignment& a = p.plan.at(v);
@@ -146,6 +224,13 @@ struct CudaExecutable::Impl {
   Expected<void> enqueueStep();
   /// Records enqueueStep() as a CUDA graph.
   Expected<void> captureGraph();
+  /// Checks `inputs` against the graph's, converts each into `pin` and queues its upload.
+  Expected<void> uploadInputs(const Program& p, const TensorMap& inputs, char* pin);
+  /// Queues one step: the graph when captured, else launch by launch (capturing the graph
+  /// afterwards when `captureAfter`, so later steps replay it).
+  Expected<void> launchStep(const Program& p, bool captureAfter);
+  /// Allocates the accumulators and loads the accumulate kernel (first runAccumulate).
+  Expected<void> prepareAccumulation();
 };
 
 CudaExecutable::CudaExecutable(Program program) : program_(std::move(program)), impl_(std::make_unique<Impl>()) {}
@@ -207,10 +292,13 @@ Expected<std::unique_ptr<CudaExecutable>> CudaExecutable::create(Program program
   if (auto ok = im.ctx->makeCurrent(); !ok) return std::unexpected(ok.error());
 
   // Source → cubin (cached on disk) → module → kernels.
-  auto src = generateCudaSource(p);
+  CudaCodegenOptions codegen;
+  codegen.horizontalUpdates = opts.horizontalUpdates;
+  auto src = generateCudaSource(p, codegen);
   if (!src) return std::unexpected(src.error());
   im.src = std::move(*src);
   const std::string arch = opts.arch.empty() ? im.ctx->device().arch() : opts.arch;
+  im.arch = arch;
   KernelCache cache(KernelCache::defaultDir());
   auto compiled = compileKernel({im.src.name, im.src.source}, arch, {}, &cache);
   if (!compiled) return std::unexpected(compiled.error());
@@ -429,21 +517,9 @@ Expected<TensorMap> CudaExecutable::run(const TensorMap& inputs) {
   }
   CudaContext& ctx = *im.ctx;
   if (auto ok = ctx.makeCurrent(); !ok) return std::unexpected(ok.error());
-  char* pinIn = static_cast<char*>(im.pinnedIn.data());
   char* pinOut = static_cast<char*>(im.pinnedOut.data());
-  for (const Staged& s : im.inputs) {
-    auto it = inputs.find(s.name);
-    const TensorType& want = s.node->result()->type();
-    if (it == inputs.end()) return fail(fmt::format("missing input '{}' ({})", s.name, want.str()), s.node->loc());
-    if (it->second.shape() != want.shape)
-      return fail(fmt::format("input '{}' expects {}, got {}", s.name, want.str(), it->second.type().str()),
-                  s.node->loc());
-    convertInto(it->second, Tensor::view(want, pinIn + s.offset));
-    if (auto ok = ctx.copyToDevice(im.address(program_, s.node->result()), pinIn + s.offset, s.bytes,
-                                   "input '" + s.name + "'");
-        !ok)
-      return std::unexpected(ok.error());
-  }
+  if (auto ok = im.uploadInputs(program_, inputs, static_cast<char*>(im.pinnedIn.data())); !ok)
+    return std::unexpected(ok.error());
   if (im.graph.valid()) {
     if (auto ok = ctx.launch(im.graph); !ok) return std::unexpected(ok.error());
   } else {
@@ -485,6 +561,153 @@ Expected<TensorMap> CudaExecutable::run(const TensorMap& inputs) {
       std::cerr << fmt::format("shoal: cuda '{}': step captured as a CUDA graph of {} nodes\n", program_.graph->name(),
                                im.graph.nodeCount());
     }
+  }
+  return out;
+}
+
+Expected<void> CudaExecutable::Impl::uploadInputs(const Program& p, const TensorMap& feed, char* pin) {
+  for (const Staged& s : inputs) {
+    auto it = feed.find(s.name);
+    const TensorType& want = s.node->result()->type();
+    if (it == feed.end()) return fail(fmt::format("missing input '{}' ({})", s.name, want.str()), s.node->loc());
+    if (it->second.shape() != want.shape)
+      return fail(fmt::format("input '{}' expects {}, got {}", s.name, want.str(), it->second.type().str()),
+                  s.node->loc());
+    convertInto(it->second, Tensor::view(want, pin + s.offset));
+    if (auto ok = ctx->copyToDevice(address(p, s.node->result()), pin + s.offset, s.bytes, "input '" + s.name + "'");
+        !ok)
+      return ok;
+  }
+  return {};
+}
+
+Expected<void> CudaExecutable::Impl::launchStep(const Program& p, bool captureAfter) {
+  if (graph.valid()) return ctx->launch(graph);
+  if (auto ok = enqueueStep(); !ok) return ok;
+  if (captureAfter && opts.graphs && !graphFailed && !opts.syncEach) {
+    if (auto ok = captureGraph(); !ok) {
+      graphFailed = true;  // keep launching step by step; correct, only slower
+      graphError = ok.error().message();
+      if (opts.verbose)
+        std::cerr << "shoal: cuda '" << p.graph->name() << "': no CUDA graph (" << graphError
+                  << "); launching kernels one by one\n";
+    }
+  }
+  return {};
+}
+
+Expected<void> CudaExecutable::Impl::prepareAccumulation() {
+  const int64_t bytes = (kAccumWords + src.statusWords()) * int64_t(sizeof(double));
+  auto block = DeviceBlock::allocate(ctx, bytes, "metric accumulators");
+  if (!block) return std::unexpected(block.error());
+  auto host = ctx->allocatePinned(size_t(bytes), "metric readback");
+  if (!host) return std::unexpected(host.error());
+  KernelCache cache(KernelCache::defaultDir());
+  auto compiled = compileKernel({"shoal_accumulate", kAccumulateSource}, arch, {}, &cache);
+  if (!compiled) return std::unexpected(compiled.error());
+  auto module = CudaModule::load(compiled->cubin, "shoal_accumulate");
+  if (!module) return std::unexpected(module.error());
+  auto kernel = module->kernel("shoal_accumulate");
+  if (!kernel) return std::unexpected(kernel.error());
+  for (int k = 0; k < 2; ++k) {
+    auto pin = ctx->allocatePinned(std::max<size_t>(pinnedIn.size(), 64), "input staging");
+    if (!pin) return std::unexpected(pin.error());
+    stage[k] = std::move(*pin);
+    auto ev = ctx->createEvent();
+    if (!ev) return std::unexpected(ev.error());
+    stageUploaded[k] = std::move(*ev);
+  }
+  accumModule = std::move(*module);
+  accumKernel = *kernel;
+  accumHost = std::move(*host);
+  accum = std::move(*block);
+  return {};
+}
+
+Expected<void> CudaExecutable::runAccumulate(const TensorMap& inputs, const std::vector<std::string>& names,
+                                             double weight, int64_t step) {
+  Impl& im = *impl_;
+  if (im.deferred) {
+    Error e = *im.deferred;
+    im.deferred.reset();
+    return std::unexpected(e);
+  }
+  CudaContext& ctx = *im.ctx;
+  if (auto ok = ctx.makeCurrent(); !ok) return ok;
+  if (!im.accum)
+    if (auto ok = im.prepareAccumulation(); !ok) return ok;
+  // Where each named scalar lives, and its slot.
+  void* ptrs[kAccumSlots] = {};
+  unsigned codes = 0;
+  int lossSlot = -1;
+  for (const std::string& name : names) {
+    const Node* out = nullptr;
+    for (const Staged& s : im.outputs)
+      if (s.name == name) out = s.node;
+    if (!out) return fail("the program has no output named '" + name + "'");
+    auto it = std::find(im.accumNames.begin(), im.accumNames.end(), name);
+    if (it == im.accumNames.end()) {
+      if (im.accumNames.size() == size_t(kAccumSlots))
+        return fail(fmt::format("runAccumulate: at most {} outputs can be accumulated", kAccumSlots));
+      im.accumNames.push_back(name);
+      it = im.accumNames.end() - 1;
+    }
+    const int slot = int(it - im.accumNames.begin());
+    if (out->input(0)->type().numElements() < 1) return fail("runAccumulate: output '" + name + "' is empty");
+    ptrs[slot] = im.address(program_, out->input(0));
+    codes |= scalarCode(out->input(0)->type().dtype) << (4 * slot);
+    if (name == "loss") lossSlot = slot;
+  }
+  // The staging buffer's previous upload must be done before the host writes into it again
+  // (two steps ago: normally long finished, so this rarely waits).
+  const int k = im.nextStage;
+  im.nextStage ^= 1;
+  if (im.stagePending[k])
+    if (auto ok = ctx.waitEvent(im.stageUploaded[k], "input staging buffer"); !ok) return ok;
+  im.stagePending[k] = false;
+  if (auto ok = im.uploadInputs(program_, inputs, static_cast<char*>(im.stage[k].data())); !ok) return ok;
+  if (auto ok = ctx.record(im.stageUploaded[k]); !ok) return ok;
+  im.stagePending[k] = true;
+  if (auto ok = im.launchStep(program_, /*captureAfter=*/true); !ok) return ok;
+  void* acc = im.accum->data();
+  const void* status = im.status->data();
+  int statusWords = int(im.src.statusWords());
+  long long stepArg = step;
+  void* argv[] = {&acc,  &ptrs[0], &ptrs[1], &ptrs[2],  &ptrs[3], &ptrs[4], &ptrs[5],    &ptrs[6],
+                  &ptrs[7], &codes, &lossSlot, &weight, &stepArg, &status, &statusWords};
+  if (auto ok = im.accumKernel.launch({1, 1, 1}, {1, 1, 1}, argv, 0, ctx.stream()); !ok) return ok;
+  ++im.accumSteps;
+  return {};
+}
+
+Expected<Executable::Accumulated> CudaExecutable::takeAccumulated() {
+  Impl& im = *impl_;
+  if (!im.accum || im.accumSteps == 0) return Executable::takeAccumulated();
+  CudaContext& ctx = *im.ctx;
+  const size_t bytes = size_t(im.accum->bytes());
+  if (auto ok = ctx.copyToHost(im.accumHost.data(), im.accum->data(), bytes, "metric accumulators"); !ok)
+    return std::unexpected(ok.error());
+  if (auto ok = ctx.synchronize("accumulated steps of '" + program_.graph->name() + "'"); !ok)
+    return std::unexpected(ok.error());
+  if (auto ok = ctx.memsetZero(im.accum->data(), bytes, "metric accumulators"); !ok) return std::unexpected(ok.error());
+  im.accumSteps = 0;
+  const auto* d = static_cast<const double*>(im.accumHost.data());
+  const auto* words = static_cast<const uint64_t*>(im.accumHost.data());
+  int64_t errStep = int64_t(words[kAccumErrStep]);
+  if (errStep != 0) {
+    auto status = checkCudaStatus(im.src, words + kAccumWords);
+    std::string msg = status ? "internal error: a kernel reported an error that no site explains" : status.error().message();
+    Error e(fmt::format("{} (training step {})", msg, errStep - 1), status ? Location{} : status.error().location());
+    return std::unexpected(e);
+  }
+  auto host = Executable::takeAccumulated();  // anything the host path gathered
+  if (!host) return host;
+  Accumulated out = std::move(*host);
+  for (size_t s = 0; s < im.accumNames.size(); ++s) out.sums[im.accumNames[s]] += d[s];
+  out.weight += d[kAccumWeight];
+  if (int64_t bad = int64_t(words[kAccumBadStep]); bad != 0 && !out.firstNonFinite) {
+    out.firstNonFinite = bad - 1;
+    out.nonFiniteValue = d[kAccumBadValue];
   }
   return out;
 }

@@ -23,7 +23,10 @@ struct CudaExecutableOptions {
   /// Synchronize after every launch so an asynchronous fault names its kernel (slow; for
   /// debugging). Default from SHOAL_CUDA_SYNC_EACH=1.
   bool syncEach = false;
-  /// Fills graphs and syncEach from the environment.
+  /// One kernel for each run of optimizer updates (CudaCodegenOptions::horizontalUpdates).
+  /// Default: on, unless SHOAL_CUDA_HFUSE=0.
+  bool horizontalUpdates = true;
+  /// Fills graphs, syncEach and horizontalUpdates from the environment.
   static CudaExecutableOptions fromEnvironment();
 };
 
@@ -49,6 +52,19 @@ class CudaExecutable : public Executable {
   /// same persistent layout).
   Expected<void> shareParameters(Executable& other) override;
   Expected<TensorMap> run(const TensorMap& inputs) override;
+  /// The training step with no host synchronization: the batch goes through one of two
+  /// pinned staging buffers (the host waits only when the buffer's previous upload is still
+  /// pending), is copied asynchronously into the planned input slots, the step (graph)
+  /// runs, and a one-thread kernel adds weight × each named scalar output into device
+  /// accumulators (in double, rounded like the host's default), counts the weight, remembers
+  /// the first step whose `loss` is not finite, and keeps the status words of the first
+  /// step a kernel reported an error in. At most 8 names per executable.
+  Expected<void> runAccumulate(const TensorMap& inputs, const std::vector<std::string>& names, double weight,
+                               int64_t step) override;
+  /// One synchronization and one copy back of the accumulators, which are then zeroed. An
+  /// error a kernel reported during an accumulated step (a bad label, say) is returned here,
+  /// naming that step; the steps after it ran.
+  Expected<Accumulated> takeAccumulated() override;
 
   /// The generated module (source and launch plan).
   const CudaModuleSource& module() const;

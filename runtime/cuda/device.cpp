@@ -376,6 +376,12 @@ Expected<void> CudaContext::record(const CudaEvent& event) {
   return {};
 }
 
+Expected<void> CudaContext::waitEvent(const CudaEvent& event, std::string_view what) {
+  if (cudaError_t e = cudaEventSynchronize(event.event_); e != cudaSuccess)
+    return cudaFail(e, "cudaEventSynchronize", what);
+  return {};
+}
+
 Expected<float> CudaContext::elapsedMs(const CudaEvent& start, const CudaEvent& end) {
   if (cudaError_t e = cudaEventSynchronize(end.event_); e != cudaSuccess)
     return cudaFail(e, "cudaEventSynchronize", "timer end");
@@ -463,6 +469,7 @@ Expected<void> CudaContext::memsetZero(void*, size_t, std::string_view) { return
 Expected<void> CudaContext::synchronize(std::string_view) { return notBuilt(); }
 Expected<CudaEvent> CudaContext::createEvent() { return notBuilt(); }
 Expected<void> CudaContext::record(const CudaEvent&) { return notBuilt(); }
+Expected<void> CudaContext::waitEvent(const CudaEvent&, std::string_view) { return notBuilt(); }
 Expected<float> CudaContext::elapsedMs(const CudaEvent&, const CudaEvent&) { return notBuilt(); }
 Expected<void> CudaContext::beginCapture(CaptureModeKind) { return notBuilt(); }
 Expected<CudaGraphExec> CudaContext::endCapture() { return notBuilt(); }

@@ -222,6 +222,9 @@ class CudaContext {
   // --- events ----------------------------------------------------------------------------
   Expected<CudaEvent> createEvent();
   Expected<void> record(const CudaEvent& event);
+  /// Blocks the host until `event` (recorded on the stream) has completed; `what` names it
+  /// in errors. An event never recorded counts as completed.
+  Expected<void> waitEvent(const CudaEvent& event, std::string_view what);
   /// Milliseconds between two recorded events; waits for `end`.
   Expected<float> elapsedMs(const CudaEvent& start, const CudaEvent& end);
 

@@ -42,6 +42,11 @@ void expectWellFormed(const Program& program) {
     size_t at = a->source.find(def);
     ASSERT_NE(at, std::string::npos) << s.kernel;
     EXPECT_EQ(a->source.find(def, at + 1), std::string::npos) << s.kernel << " defined twice";
+    // One pointer argument per parameter (the executor passes exactly these).
+    const size_t open = at + def.size(), close = a->source.find(')', open);
+    ASSERT_NE(close, std::string::npos);
+    const std::string params = a->source.substr(open, close - open);
+    EXPECT_EQ(size_t(std::count(params.begin(), params.end(), ',')) + 1, s.args.size()) << s.kernel << "(" << params << ")";
     size_t comment = a->source.rfind("// ---- node ", at);
     ASSERT_NE(comment, std::string::npos) << s.kernel;
     std::string header = a->source.substr(comment, at - comment);
@@ -152,7 +157,8 @@ TEST(CudaCodegen, MnistTrainingStepUsesCublasAndReportsLabels) {
     copies += s.kind == CudaStepKind::Copy;
     if (s.kind == CudaStepKind::Gemm) {
       EXPECT_EQ(s.gemm.dtype, DType::F32);
-      EXPECT_TRUE(s.node->kind() == OpKind::Dense || s.node->kind() == OpKind::MatMul);
+      EXPECT_TRUE(s.node->kind() == OpKind::Dense || s.node->kind() == OpKind::FusedDense ||
+                  s.node->kind() == OpKind::MatMul);
     }
   }
   EXPECT_EQ(gemms, 6);  // two dense layers: forward, dx, dw each
@@ -172,8 +178,106 @@ TEST(CudaCodegen, MnistTrainingStepUsesCublasAndReportsLabels) {
   // Readable: the conv kernel names its node, pipeline location and IR text.
   EXPECT_NE(src->source.find("// ---- node"), std::string::npos);
   EXPECT_NE(src->source.find("conv2d 'c1' at "), std::string::npos);
-  EXPECT_NE(src->source.find("%c1.conv = conv2d(%pre, %c1.weight, %c1.bias)"), std::string::npos);
-  EXPECT_NE(src->source.find("k7_conv2d_c1_conv"), std::string::npos);
+  EXPECT_NE(src->source.find("%c1 = fused_conv2d(%pre, %c1.weight, %c1.bias)"), std::string::npos);
+  EXPECT_NE(src->source.find("k7_fused_conv2d_c1"), std::string::npos);
+  // Fusion: the conv's relu is in its kernel, the first dense's bias and relu in one epilogue
+  // after its GEMM, and the six Adam updates are one horizontally fused kernel.
+  int adamKernels = 0, epilogues = 0, reluKernels = 0;
+  for (const CudaStep& s : src->steps) {
+    if (s.kind != CudaStepKind::Kernel) continue;
+    adamKernels += s.node->kind() == OpKind::AdamUpdate;
+    epilogues += s.node->kind() == OpKind::FusedDense;
+    reluKernels += s.node->kind() == OpKind::Relu;
+  }
+  EXPECT_EQ(adamKernels, 1);
+  EXPECT_EQ(epilogues, 1);
+  EXPECT_EQ(reluKernels, 0);
+  EXPECT_NE(src->source.find("k48_adam_update_c1_weight_x6("), std::string::npos);
+  CudaCodegenOptions perParameter;
+  perParameter.horizontalUpdates = false;
+  auto unfused = generateCudaSource(p, perParameter);
+  ASSERT_TRUE(unfused.has_value());
+  EXPECT_EQ(unfused->kernelNames.size(), src->kernelNames.size() + 5);
+  EXPECT_EQ(unfused->errorSites.size(), src->errorSites.size());
+}
+
+// Where the memory plan runs an op in place, the kernel's pointers to the shared buffer lose
+// __restrict__ (a false no-alias promise would let the compiler reorder loads and stores);
+// every other pointer keeps it.
+TEST(CudaCodegen, PointersIntoOneBufferAreNotRestrict) {
+  auto g = test::buildInPlaceGraph(DType::F32);
+  Program p = compileOrDie(std::move(g), test::inPlaceCompileOptions());
+  ASSERT_TRUE(p.graph);
+  auto src = generateCudaSource(p);
+  ASSERT_TRUE(src.has_value()) << src.error().message();
+  auto valueNamed = [&](const std::string& name) -> const Value* {
+    for (const Node* n : p.graph->nodes())
+      for (size_t r = 0; r < n->numResults(); ++r)
+        if (n->result(r)->name() == name) return n->result(r);
+    return nullptr;
+  };
+  // The test graph is built so that the planner aliases these (else it tests nothing).
+  ASSERT_TRUE(valueNamed("inplace0") && valueNamed("t") && valueNamed("inplace1") && valueNamed("u"));
+  EXPECT_EQ(p.plan.bufferOf(valueNamed("inplace0")), p.plan.bufferOf(valueNamed("t")));
+  EXPECT_EQ(p.plan.bufferOf(valueNamed("inplace1")), p.plan.bufferOf(valueNamed("u")));
+  EXPECT_EQ(p.plan.bufferOf(valueNamed("inplace_relu")), p.plan.bufferOf(valueNamed("r")));
+  auto signature = [&](const std::string& kernel) {
+    size_t at = src->source.find(" " + kernel + "(");
+    EXPECT_NE(at, std::string::npos) << kernel;
+    if (at == std::string::npos) return std::string();
+    return src->source.substr(at, src->source.find('{', at) - at);
+  };
+  std::string k0, k1, kr;
+  for (const CudaStep& s : src->steps) {
+    if (s.kind != CudaStepKind::Kernel || !s.node->numResults()) continue;
+    if (s.node->result()->name() == "inplace0") k0 = signature(s.kernel);
+    if (s.node->result()->name() == "inplace1") k1 = signature(s.kernel);
+    if (s.node->result()->name() == "inplace_relu") kr = signature(s.kernel);
+  }
+  EXPECT_NE(k0.find("(const float* a0, const float* __restrict__ a1, float* y)"), std::string::npos) << k0;
+  EXPECT_NE(k1.find("(const float* __restrict__ a0, const float* a1, float* y)"), std::string::npos) << k1;
+  EXPECT_NE(kr.find("(const float* x, float* y)"), std::string::npos) << kr;
+  // All operands are read into registers before the element is written.
+  size_t body = src->source.find(k0);
+  ASSERT_NE(body, std::string::npos);
+  size_t load0 = src->source.find("const float r0 = a0[i];", body), load1 = src->source.find("const float r1 = a1[i];", body);
+  size_t store = src->source.find("y[i] = ", body);
+  EXPECT_LT(load0, store);
+  EXPECT_LT(load1, store);
+  expectCompiles(src->source, src->name);
+}
+
+// Runs of updates with equal hyperparameters (and one step operand) become one kernel each;
+// a lone update keeps its own; every member keeps its comment and error site.
+TEST(CudaCodegen, OptimizerUpdatesFuseHorizontally) {
+  for (DType dt : {DType::F32, DType::F64}) {
+    SCOPED_TRACE(dtypeName(dt));
+    Program p = compileOrDie(test::buildUpdateGroupGraph(dt), test::opTestCompileOptions());
+    ASSERT_TRUE(p.graph);
+    expectWellFormed(p);
+    auto src = generateCudaSource(p);
+    ASSERT_TRUE(src.has_value()) << src.error().message();
+    std::vector<std::string> kernels;
+    for (const CudaStep& s : src->steps)
+      if (s.kind == CudaStepKind::Kernel) kernels.push_back(s.kernel);
+    ASSERT_EQ(kernels.size(), 3u) << src->source;
+    EXPECT_NE(kernels[0].find("adam_update_p0_x5"), std::string::npos) << kernels[0];
+    EXPECT_NE(kernels[1].find("sgd_update_s0_x3"), std::string::npos) << kernels[1];
+    EXPECT_NE(kernels[2].find("sgd_update_lone"), std::string::npos) << kernels[2];
+    EXPECT_EQ(src->errorSites.size(), 5u);
+    for (const std::string name : {"p0", "p1", "p2", "p3", "p4", "s0", "s1", "s2"}) {
+      const bool commented = src->source.find("// adam_update(%" + name + ",") != std::string::npos ||
+                             src->source.find("// sgd_update(%" + name + ",") != std::string::npos;
+      EXPECT_TRUE(commented) << "no comment for the update of " << name;
+    }
+    CudaCodegenOptions off;
+    off.horizontalUpdates = false;
+    auto perParameter = generateCudaSource(p, off);
+    ASSERT_TRUE(perParameter.has_value());
+    EXPECT_EQ(perParameter->kernelNames.size(), 9u);
+    EXPECT_EQ(perParameter->errorSites.size(), 5u);
+    expectCompiles(src->source, src->name);
+  }
 }
 
 TEST(CudaCodegen, UnprintableNamesStayInComments) {

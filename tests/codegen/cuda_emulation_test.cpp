@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstring>
 #include <random>
 
 #include "codegen/cuda_emulator.h"
@@ -86,6 +87,70 @@ TEST(CudaEmulation, EveryOpMatchesTheInterpreter) {
       compareRuns(*r, test::randomInputs(*g, uint64_t(run + 1), /*step=*/run + 1), rtol, atol,
                   "run " + std::to_string(run));
   }
+}
+
+// In-place fused_elementwise (result in operand 0's or 1's buffer) and relu, f32 and f64.
+TEST(CudaEmulation, InPlaceKernelsMatchTheInterpreter) {
+  if (!haveHostCompiler()) GTEST_SKIP() << "no host C++ compiler to build the emulated module";
+  for (DType dt : {DType::F32, DType::F64}) {
+    SCOPED_TRACE(dtypeName(dt));
+    auto g = test::buildInPlaceGraph(dt);
+    auto r = makeRunners(*g, test::inPlaceCompileOptions());
+    ASSERT_NE(r, nullptr);
+    const double rtol = dt == DType::F32 ? 1e-5 : 1e-12, atol = dt == DType::F32 ? 1e-6 : 1e-14;
+    for (int run = 0; run < 2; ++run)
+      compareRuns(*r, test::randomInputs(*g, uint64_t(run + 10)), rtol, atol, "run " + std::to_string(run));
+  }
+}
+
+// The horizontally fused update kernels against the interpreter, and bit for bit against the
+// per-parameter kernels, over three steps.
+TEST(CudaEmulation, HorizontallyFusedUpdatesMatchPerParameterKernels) {
+  if (!haveHostCompiler()) GTEST_SKIP() << "no host C++ compiler to build the emulated module";
+  for (DType dt : {DType::F32, DType::F64}) {
+    SCOPED_TRACE(dtypeName(dt));
+    auto g = test::buildUpdateGroupGraph(dt);
+    auto r = makeRunners(*g, test::opTestCompileOptions());
+    ASSERT_NE(r, nullptr);
+    CudaCodegenOptions off;
+    off.horizontalUpdates = false;
+    auto perParameter = test::EmulatedExecutable::create(r->program, off);
+    ASSERT_TRUE(perParameter.has_value()) << perParameter.error().message();
+    ASSERT_LT(r->emu->module().kernelNames.size(), (*perParameter)->module().kernelNames.size());
+    (*perParameter)->writePersistent(r->cpu->readPersistent());
+    const double rtol = dt == DType::F32 ? 1e-5 : 1e-12, atol = dt == DType::F32 ? 1e-6 : 1e-14;
+    for (int step = 1; step <= 3; ++step) {
+      TensorMap feed = test::randomInputs(*g, uint64_t(step + 20), step);
+      compareRuns(*r, feed, rtol, atol, "step " + std::to_string(step));
+      ASSERT_TRUE((*perParameter)->run(feed).has_value());
+      TensorMap a = r->emu->readPersistent(), b = (*perParameter)->readPersistent();
+      for (const auto& [name, t] : a) {
+        ASSERT_EQ(t.byteSize(), b.at(name).byteSize());
+        EXPECT_EQ(std::memcmp(t.raw(), b.at(name).raw(), t.byteSize()), 0) << name << " at step " << step;
+      }
+    }
+  }
+}
+
+// The MNIST CNN's inference program, fused (conv + relu, dense + bias + relu) on the emulator.
+TEST(CudaEmulation, MnistCnnFusedInferenceMatchesTheInterpreter) {
+  if (!haveHostCompiler()) GTEST_SKIP() << "no host C++ compiler to build the emulated module";
+  DiagnosticEngine diags;
+  auto pipeline = loadPipelineFile(test::sourcePath("examples/mnist_cnn.mmd"), diags);
+  ASSERT_TRUE(pipeline.has_value()) << diags.render();
+  auto g = rebatchGraph(*pipeline->model, 3);
+  ASSERT_TRUE(g.has_value());
+  auto r = makeRunners(**g, CompileOptions{});
+  ASSERT_NE(r, nullptr);
+  int fused = 0;
+  for (const Node* n : r->program.graph->nodes())
+    fused += n->kind() == OpKind::FusedConv2d || n->kind() == OpKind::FusedDense;
+  EXPECT_EQ(fused, 2);
+  TensorMap feed;
+  feed["x"] = Tensor(DType::U8, {3, 1, 28, 28});
+  std::mt19937 rng{7};
+  for (int64_t i = 0; i < feed["x"].numElements(); ++i) feed["x"].set(i, double(rng() % 256));
+  compareRuns(*r, feed, 1e-4, 1e-5, "inference");
 }
 
 TEST(CudaEmulation, MnistCnnTrainingStepMatchesTheInterpreter) {

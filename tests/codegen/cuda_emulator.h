@@ -12,11 +12,13 @@
 #include <ucontext.h>
 #include <unistd.h>
 
+#include <array>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "codegen/cuda_codegen.h"
@@ -110,7 +112,7 @@ class EmulatedModule {
                         const std::vector<void*>& args, bool barriers) {
     void* fn = ::dlsym(handle_, name.c_str());
     if (!fn) return fail("no kernel '" + name + "' in the emulated module");
-    if (args.size() > 6) return fail("emulator: too many kernel arguments");
+    if (args.size() > kMaxArgs) return fail("emulator: too many kernel arguments");
     fn_ = fn;
     args_ = args;
     *gridDim_ = {gridX, gridY, 1};
@@ -149,23 +151,22 @@ class EmulatedModule {
 
   EmulatedModule() = default;
 
+  // Kernels take only pointers: call `fn_` as a function of args_.size() void* parameters.
+  static constexpr size_t kMaxArgs = 260;  // a horizontally fused update of 64 Adam params: 258
+  template <size_t... I>
+  static void callWith(void* fn, const std::vector<void*>& a, std::index_sequence<I...>) {
+    using F = void (*)(decltype((void)I, static_cast<void*>(nullptr))...);
+    reinterpret_cast<F>(fn)(a[I]...);
+  }
+  template <size_t... N>
+  static constexpr auto callTable(std::index_sequence<N...>) {
+    using Caller = void (*)(void*, const std::vector<void*>&);
+    return std::array<Caller, sizeof...(N)>{
+        +[](void* fn, const std::vector<void*>& a) { callWith(fn, a, std::make_index_sequence<N>()); }...};
+  }
   void call() {
-    using F1 = void (*)(void*);
-    using F2 = void (*)(void*, void*);
-    using F3 = void (*)(void*, void*, void*);
-    using F4 = void (*)(void*, void*, void*, void*);
-    using F5 = void (*)(void*, void*, void*, void*, void*);
-    using F6 = void (*)(void*, void*, void*, void*, void*, void*);
-    auto& a = args_;
-    switch (a.size()) {
-      case 1: reinterpret_cast<F1>(fn_)(a[0]); break;
-      case 2: reinterpret_cast<F2>(fn_)(a[0], a[1]); break;
-      case 3: reinterpret_cast<F3>(fn_)(a[0], a[1], a[2]); break;
-      case 4: reinterpret_cast<F4>(fn_)(a[0], a[1], a[2], a[3]); break;
-      case 5: reinterpret_cast<F5>(fn_)(a[0], a[1], a[2], a[3], a[4]); break;
-      case 6: reinterpret_cast<F6>(fn_)(a[0], a[1], a[2], a[3], a[4], a[5]); break;
-      default: break;
-    }
+    static constexpr auto table = callTable(std::make_index_sequence<kMaxArgs + 1>());
+    table[args_.size()](fn_, args_);
   }
 
   static EmulatedModule*& active() {
@@ -270,8 +271,9 @@ class EmulatedModule {
 /// GPU executor's work, minus the CUDA runtime.
 class EmulatedExecutable {
  public:
-  static Expected<std::unique_ptr<EmulatedExecutable>> create(const Program& program) {
-    auto src = generateCudaSource(program);
+  static Expected<std::unique_ptr<EmulatedExecutable>> create(const Program& program,
+                                                               const CudaCodegenOptions& options = {}) {
+    auto src = generateCudaSource(program, options);
     if (!src) return std::unexpected(src.error());
     auto module = EmulatedModule::compile(src->source, src->name);
     if (!module) return std::unexpected(module.error());

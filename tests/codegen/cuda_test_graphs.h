@@ -242,6 +242,39 @@ inline bool addCudaOpCase(OpGraphBuilder& b, OpKind kind) {
            attrs({{"lr", 0.01}, {"momentum", 0.9}, {"weight_decay", 1e-3}}), "sgd");
       b.op(OpKind::SgdUpdate, {b.param("u", {5}), b.input("gu", Shape{5})}, attrs({{"lr", 0.1}}), "plain");
       return true;
+    case OpKind::FusedConv2d:
+      b.op(OpKind::FusedConv2d, {b.input("x", Shape{2, 3, 9, 8}), b.param("a.weight", {4, 3, 3, 2}), b.param("a.bias", {4})},
+           attrs({{"stride", Ints{2, 1}}, {"padding", Ints{1, 0, 2, 1}}, {"dilation", Ints{1, 2}},
+                  {"activation", std::string("relu")}}),
+           "a");
+      b.op(OpKind::FusedConv2d, {b.input("m", Shape{3, 1, 12, 12}), b.param("b.weight", {5, 1, 3, 3}), b.param("b.bias", {5})},
+           attrs({{"activation", std::string("sigmoid")}}), "b");
+      b.op(OpKind::FusedConv2d, {b.input("p", Shape{2, 6, 5, 5}), b.param("c.weight", {3, 6, 1, 1})},
+           attrs({{"activation", std::string("tanh")}}), "c");
+      return true;
+    case OpKind::FusedDense:
+      b.op(OpKind::FusedDense, {b.input("x", Shape{5, 7}), b.param("d.weight", {3, 7}), b.param("d.bias", {3})},
+           attrs({{"activation", std::string("relu")}}), "d");
+      b.op(OpKind::FusedDense, {b.input("x2", Shape{4, 300}), b.param("e.weight", {6, 300})},
+           attrs({{"activation", std::string("sigmoid")}}), "e");
+      b.op(OpKind::FusedDense, {b.input("x3", Shape{3, 4}), b.param("f.weight", {5, 4}), b.param("f.bias", {5})},
+           attrs({{"activation", std::string("tanh")}}), "f");
+      return true;
+    case OpKind::FusedElementwise: {
+      Value* a = b.input("a", Shape{3, 50});
+      Value* c = b.input("c", Shape{3, 50});
+      Value* d = b.input("d", Shape{3, 50});
+      b.op(OpKind::FusedElementwise, {a, c, d}, attrs({{"expr", std::string("a0 a1 mul 0.5 add relu a2 sub")}}), "chain");
+      b.op(OpKind::FusedElementwise, {a, c}, attrs({{"expr", std::string("a0 sigmoid a1 tanh add a0 neg 2.5 sub div")}}),
+           "acts");
+      b.op(OpKind::FusedElementwise, {a, c, d},
+           attrs({{"expr", std::string("a0 a1 relu_grad a2 a1 sigmoid_grad mul a2 a0 tanh_grad add -0.25 mul")}}), "grads");
+      // Small integers: relu and relu_grad meet exact zeros.
+      b.op(OpKind::FusedElementwise, {b.input("qu", Shape{2, 9}), b.input("qd", Shape{2, 9})},
+           attrs({{"expr", std::string("a0 relu a1 a0 relu_grad add a1 1 add mul")}}), "ties");
+      b.op(OpKind::FusedElementwise, {b.input("s", Shape{})}, attrs({{"expr", std::string("a0 a0 mul 3 div")}}), "scalar");
+      return true;
+    }
     case OpKind::AdamUpdate: {
       Value* step = b.input("step", TensorType{DType::F32, {}});
       b.op(OpKind::AdamUpdate, {b.param("w", {3, 8}), b.input("g", Shape{3, 8}), b.state("w.m", {3, 8}), b.state("w.v", {3, 8}), step},
@@ -268,6 +301,54 @@ inline std::unique_ptr<Graph> buildAllOpsGraph(DType dt) {
     b.setPrefix(std::string(opName(kind)) + "__");
     if (!addCudaOpCase(b, kind)) return nullptr;
   }
+  return b.take();
+}
+
+/// A value computed inside the graph with no output of its own, so the memory planner may
+/// let a later op overwrite it in place: add(x, y).
+inline Value* transientSum(OpGraphBuilder& b, Value* x, Value* y, const std::string& name) {
+  Attrs none;
+  return b.graph().addNode(OpKind::Add, {x, y}, none, {{name, x->type()}})->result();
+}
+
+/// fused_elementwise nodes whose result the planner puts in an operand's buffer (operand 0 in
+/// "inplace0", operand 1 in "inplace1"), and a relu over a dying value ("inplace_relu"; compile
+/// with inPlaceCompileOptions, or fuse-elementwise folds the add into it).
+inline std::unique_ptr<Graph> buildInPlaceGraph(DType dt) {
+  OpGraphBuilder b("in_place_" + std::string(dtypeName(dt)), dt);
+  Value* x = b.input("x", Shape{4, 33});
+  Value* y = b.input("y", Shape{4, 33});
+  Value* z = b.input("z", Shape{4, 33});
+  Value* t = transientSum(b, x, y, "t");
+  b.op(OpKind::FusedElementwise, {t, z}, attrs({{"expr", std::string("a0 a1 mul a0 add a1 sigmoid sub")}}), "inplace0");
+  Value* u = transientSum(b, x, z, "u");
+  b.op(OpKind::FusedElementwise, {y, u}, attrs({{"expr", std::string("a0 a1 sub a1 mul a1 relu add")}}), "inplace1");
+  Value* r = transientSum(b, y, z, "r");
+  b.op(OpKind::Relu, {r}, {}, "inplace_relu");
+  return b.take();
+}
+
+/// Optimizer updates in runs the codegen fuses horizontally: Adam over five params of mixed
+/// sizes (one of a single element) sharing one step, then SGD with momentum over three,
+/// then one SGD update with other hyperparameters (a run of one: its own kernel).
+inline std::unique_ptr<Graph> buildUpdateGroupGraph(DType dt) {
+  OpGraphBuilder b("update_groups_" + std::string(dtypeName(dt)), dt);
+  Value* step = b.input("step", TensorType{DType::F32, {}});
+  const std::vector<Shape> shapes = {{3, 8}, {1}, {300}, {2, 2}, {17, 33}};
+  for (size_t k = 0; k < shapes.size(); ++k) {
+    const std::string p = "p" + std::to_string(k);
+    b.op(OpKind::AdamUpdate,
+         {b.param(p, shapes[k]), b.input("g" + std::to_string(k), shapes[k]), b.state(p + ".m", shapes[k]),
+          b.state(p + ".v", shapes[k]), step},
+         attrs({{"lr", 0.01}, {"weight_decay", 0.001}}), "adam" + std::to_string(k));
+  }
+  for (size_t k = 0; k < 3; ++k) {
+    const std::string p = "s" + std::to_string(k);
+    const Shape shape = {int64_t(5 + 40 * k)};
+    b.op(OpKind::SgdUpdate, {b.param(p, shape), b.input("h" + std::to_string(k), shape), b.state(p + ".velocity", shape)},
+         attrs({{"lr", 0.05}, {"momentum", 0.9}, {"weight_decay", 1e-3}}), "sgd" + std::to_string(k));
+  }
+  b.op(OpKind::SgdUpdate, {b.param("lone", {7}), b.input("hl", Shape{7})}, attrs({{"lr", 0.1}}), "sgd_lone");
   return b.take();
 }
 
@@ -303,6 +384,13 @@ inline CompileOptions opTestCompileOptions() {
   CompileOptions o;
   o.disabledPasses = {"fold-constants", "dce"};
   o.verifyEach = true;
+  return o;
+}
+
+/// opTestCompileOptions without elementwise fusion, for buildInPlaceGraph.
+inline CompileOptions inPlaceCompileOptions() {
+  CompileOptions o = opTestCompileOptions();
+  o.disabledPasses.insert("fuse-elementwise");
   return o;
 }
 

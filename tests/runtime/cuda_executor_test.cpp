@@ -54,7 +54,9 @@ Tolerance toleranceFor(OpKind kind, DType dt) {
     case OpKind::SumTo:
     case OpKind::SoftmaxGrad:
     case OpKind::LogSoftmaxGrad:
-    case OpKind::AvgPool2d: t.scaled = true; break;
+    case OpKind::AvgPool2d:
+    case OpKind::FusedConv2d:
+    case OpKind::FusedDense: t.scaled = true; break;
     case OpKind::Input:
     case OpKind::Param:
     case OpKind::State:
@@ -87,7 +89,8 @@ Tolerance toleranceFor(OpKind kind, DType dt) {
     case OpKind::Mse:
     case OpKind::MseGrad:
     case OpKind::SgdUpdate:
-    case OpKind::AdamUpdate: break;
+    case OpKind::AdamUpdate:
+    case OpKind::FusedElementwise: break;
   }
   return t;
 }
@@ -333,6 +336,163 @@ TEST(CudaExecutor, InputsAreCheckedLikeTheInterpreter) {
   EXPECT_EQ(got->at("y").at(6), 0.0);
 }
 
+// In-place kernels (a fused_elementwise writing over operand 0 or 1, a relu over its dying
+// input) on the GPU, against the interpreter.
+TEST(CudaExecutor, InPlaceKernelsMatchTheInterpreter) {
+  SHOAL_REQUIRE_GPU();
+  for (DType dt : {DType::F32, DType::F64}) {
+    SCOPED_TRACE(dtypeName(dt));
+    auto g = test::buildInPlaceGraph(dt);
+    Pair pair = makePair(*g, test::inPlaceCompileOptions());
+    ASSERT_TRUE(pair.gpu && pair.cpu);
+    for (int run = 0; run < 3; ++run) {
+      TensorMap inputs = test::randomInputs(*g, uint64_t(40 + run));
+      auto want = pair.cpu->run(inputs);
+      auto got = pair.gpu->run(inputs);
+      ASSERT_TRUE(want.has_value()) << want.error().message();
+      ASSERT_TRUE(got.has_value()) << got.error().message();
+      expectSameMaps("run " + std::to_string(run), *got, *want, toleranceFor(OpKind::FusedElementwise, dt));
+    }
+  }
+}
+
+// One kernel for a run of Adam (or SGD) updates gives bitwise the parameters and state of
+// one kernel per update, and both follow the interpreter.
+TEST(CudaExecutor, HorizontallyFusedUpdatesAreBitwiseThePerParameterKernels) {
+  SHOAL_REQUIRE_GPU();
+  for (DType dt : {DType::F32, DType::F64}) {
+    SCOPED_TRACE(dtypeName(dt));
+    auto g = test::buildUpdateGroupGraph(dt);
+    Pair pair = makePair(*g, test::opTestCompileOptions());
+    ASSERT_TRUE(pair.gpu && pair.cpu);
+    auto program = compileProgram(g->clone(), test::opTestCompileOptions());
+    ASSERT_TRUE(program.has_value());
+    CudaExecutableOptions off;
+    off.horizontalUpdates = false;
+    auto perParameter = CudaExecutable::create(std::move(*program), off);
+    ASSERT_TRUE(perParameter.has_value()) << perParameter.error().message();
+    (*perParameter)->initializeParameters(7);
+    EXPECT_LT(pair.gpu->module().kernelNames.size(), (*perParameter)->module().kernelNames.size());
+    for (int step = 1; step <= 3; ++step) {
+      TensorMap feed = test::randomInputs(*g, uint64_t(60 + step), step);
+      auto want = pair.cpu->run(feed);
+      ASSERT_TRUE(want.has_value()) << want.error().message();
+      ASSERT_TRUE(pair.gpu->run(feed).has_value());
+      ASSERT_TRUE((*perParameter)->run(feed).has_value());
+      TensorMap fused = pair.gpu->readPersistent(), single = (*perParameter)->readPersistent();
+      for (const auto& [name, t] : fused) {
+        ASSERT_EQ(t.byteSize(), single.at(name).byteSize());
+        EXPECT_EQ(std::memcmp(t.raw(), single.at(name).raw(), t.byteSize()), 0) << name << " at step " << step;
+      }
+      expectSameMaps("step " + std::to_string(step), fused, pair.cpu->readPersistent(),
+                     toleranceFor(OpKind::AdamUpdate, dt));
+    }
+  }
+}
+
+// runAccumulate sums weight × loss and accuracy on the device, bit for bit what the host
+// makes of each step's run() outputs, trains the same parameters, and finds the first
+// non-finite loss; takeAccumulated resets.
+TEST(CudaExecutor, RunAccumulateSumsWhatRunReturns) {
+  SHOAL_REQUIRE_GPU();
+  TrainConfig cfg;
+  cfg.optimizer = "adam";
+  CompileOptions opts;
+  opts.train = &cfg;
+  auto g = tinyClassifier(4);
+  auto p1 = compileProgram(g->clone(), opts), p2 = compileProgram(g->clone(), opts);
+  ASSERT_TRUE(p1 && p2);
+  auto sync = CudaExecutable::create(std::move(*p1), {});
+  auto async = CudaExecutable::create(std::move(*p2), {});
+  ASSERT_TRUE(sync.has_value()) << sync.error().message();
+  ASSERT_TRUE(async.has_value()) << async.error().message();
+  (*sync)->initializeParameters(5);
+  (*async)->initializeParameters(5);
+  std::mt19937 rng{11};
+  auto feedFor = [&](int step) {
+    TensorMap feed = test::randomInputs(*(*sync)->program().graph, uint64_t(100 + step));
+    feed["labels"] = Tensor(DType::I64, {4});
+    for (int64_t i = 0; i < 4; ++i) feed["labels"].set(i, double(rng() % 3));
+    feed["step"] = Tensor::fromDoubles(DType::F32, {}, std::vector<double>{double(step)});
+    return feed;
+  };
+  for (int round = 0; round < 2; ++round) {
+    double loss = 0, accuracy = 0, weight = 0;
+    for (int s = 1; s <= 7; ++s) {
+      const int step = round * 7 + s;
+      TensorMap feed = feedFor(step);
+      const double w = 1 + (step % 3);
+      auto out = (*sync)->run(feed);
+      ASSERT_TRUE(out.has_value()) << out.error().message();
+      loss += out->at("loss").at(0) * w;
+      accuracy += out->at("accuracy").at(0) * w;
+      weight += w;
+      auto ok = (*async)->runAccumulate(feed, {"loss", "accuracy"}, w, step);
+      ASSERT_TRUE(ok.has_value()) << ok.error().message();
+    }
+    auto acc = (*async)->takeAccumulated();
+    ASSERT_TRUE(acc.has_value()) << acc.error().message();
+    EXPECT_EQ(acc->sums["loss"], loss) << "round " << round;
+    EXPECT_EQ(acc->sums["accuracy"], accuracy) << "round " << round;
+    EXPECT_EQ(acc->weight, weight);
+    EXPECT_FALSE(acc->firstNonFinite.has_value());
+    EXPECT_TRUE((*async)->replaysGraph()) << (*async)->graphCaptureError();
+  }
+  TensorMap a = (*sync)->readPersistent(), b = (*async)->readPersistent();
+  for (const auto& [name, t] : a)
+    EXPECT_EQ(std::memcmp(t.raw(), b.at(name).raw(), t.byteSize()), 0) << name << " differs after training";
+  // Nothing accumulated since the last take: an empty result, no error.
+  auto empty = (*async)->takeAccumulated();
+  ASSERT_TRUE(empty.has_value());
+  EXPECT_EQ(empty->weight, 0);
+  // A NaN input at step 23 makes that step's loss NaN: reported with its index and value.
+  for (int step = 21; step <= 25; ++step) {
+    TensorMap feed = feedFor(step);
+    if (step == 23) feed["x"].set(3, std::nan(""));
+    ASSERT_TRUE((*async)->runAccumulate(feed, {"loss"}, 1.0, step).has_value());
+  }
+  auto bad = (*async)->takeAccumulated();
+  ASSERT_TRUE(bad.has_value()) << bad.error().message();
+  ASSERT_TRUE(bad->firstNonFinite.has_value());
+  EXPECT_EQ(*bad->firstNonFinite, 23);
+  EXPECT_TRUE(std::isnan(bad->nonFiniteValue));
+  EXPECT_EQ(bad->weight, 5);
+  // An unknown output is an error at once.
+  auto unknown = (*async)->runAccumulate(feedFor(30), {"nope"}, 1.0, 30);
+  ASSERT_FALSE(unknown.has_value());
+  EXPECT_NE(unknown.error().message().find("no output named 'nope'"), std::string::npos) << unknown.error().message();
+}
+
+// A bad label inside accumulated steps comes back from takeAccumulated, worded like run()'s
+// error and naming the step; the accumulators are reset for the next epoch.
+TEST(CudaExecutor, RunAccumulateReportsKernelErrorsAtTake) {
+  SHOAL_REQUIRE_GPU();
+  TrainConfig cfg;
+  cfg.optimizer = "adam";
+  CompileOptions opts;
+  opts.train = &cfg;
+  auto g = tinyClassifier(4);
+  Pair pair = makePair(*g, opts);
+  ASSERT_TRUE(pair.gpu && pair.cpu);
+  TensorMap feed = test::randomInputs(*pair.cpu->program().graph, 3);
+  feed["step"] = Tensor::fromDoubles(DType::F32, {}, std::vector<double>{1});
+  feed["labels"] = Tensor::fromDoubles(DType::I64, {4}, std::vector<double>{0, 1, 2, 1});
+  ASSERT_TRUE(pair.gpu->runAccumulate(feed, {"loss"}, 4, 1).has_value());
+  feed["labels"] = Tensor::fromDoubles(DType::I64, {4}, std::vector<double>{0, 7, 1, -1});
+  auto want = pair.cpu->run(feed);
+  ASSERT_FALSE(want.has_value());
+  ASSERT_TRUE(pair.gpu->runAccumulate(feed, {"loss"}, 4, 2).has_value());  // no sync: not seen yet
+  feed["labels"] = Tensor::fromDoubles(DType::I64, {4}, std::vector<double>{2, 1, 2, 1});
+  ASSERT_TRUE(pair.gpu->runAccumulate(feed, {"loss"}, 4, 3).has_value());
+  auto taken = pair.gpu->takeAccumulated();
+  ASSERT_FALSE(taken.has_value());
+  EXPECT_EQ(taken.error().message(), want.error().message() + " (training step 2)");
+  ASSERT_TRUE(pair.gpu->runAccumulate(feed, {"loss"}, 4, 4).has_value());
+  auto next = pair.gpu->takeAccumulated();
+  ASSERT_TRUE(next.has_value()) << next.error().message();
+  EXPECT_EQ(next->weight, 4);
+}
+
 // Three Adam steps of the seed's MNIST CNN at batch 8 on random images, GPU vs CPU. The
 // loss of each step and the parameters after the last must agree. (Adam divides by
 // sqrt(v): a gradient element whose value is all rounding noise could move ±lr either way,
@@ -425,6 +585,16 @@ TEST(CudaExecutorTiming, MnistCnnTrainStepMs) {
     RecordProperty(graphs ? "graph_step_ms" : "eager_step_ms", std::to_string(median));
     EXPECT_EQ((*exe)->replaysGraph(), graphs) << (*exe)->graphCaptureError();
     EXPECT_LT(median, 50.0);
+    // The trainer's form: runAccumulate every step, one takeAccumulated per 50.
+    auto t0 = std::chrono::steady_clock::now();
+    for (int step = 61; step <= 260; ++step) {
+      feed["step"] = Tensor::fromDoubles(DType::F32, {}, std::vector<double>{double(step)});
+      ASSERT_TRUE((*exe)->runAccumulate(feed, {"loss", "accuracy"}, 64, step).has_value());
+      if (step % 50 == 10) ASSERT_TRUE((*exe)->takeAccumulated().has_value());
+    }
+    double perStep = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count() / 200;
+    std::printf("[timing] mnist_cnn train step, batch 64, %s: runAccumulate %.3f ms per step (wall, 200 steps)\n",
+                graphs ? "CUDA graph replay" : "kernel by kernel", perStep);
   }
 }
 
