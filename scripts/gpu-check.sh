@@ -49,7 +49,7 @@ log "torch loads shoal's checkpoint: exit $? $(cat "$OUT/interop.log" | tail -2 
 ./build-dev/shoal run bench/mnist_cnn_infer.mmd --device cuda --weights "$OUT/torch_made.safetensors" --report "$OUT/torch_made.json" >"$OUT/torch_made.log" 2>&1
 log "shoal scores torch's checkpoint: $(grep -E 'test accuracy|error' "$OUT/torch_made.log" | tr '\n' ' ')"
 
-if [ -x bench/gpu_bench.sh ]; then
+if [ -x bench/gpu_bench.sh ] && [ "${SKIP_BENCH:-0}" = "0" ]; then
   bench/gpu_bench.sh "$baseline" >"$OUT/bench.log" 2>&1
   log "benchmark (exit $?):"
   tail -30 "$OUT/bench.log" | tee -a "$OUT/summary.txt"
