@@ -121,6 +121,16 @@ TEST(Cli, DeviceCudaWithoutGpuIsAClearError) {
   EXPECT_EQ(r.out, "");
 }
 
+TEST(Cli, MnistCnnWithDeviceAutoSaysWhichDeviceItPicked) {
+  auto r = runCli("run examples/mnist_cnn.mmd --device auto --epochs 1");
+  ASSERT_EQ(r.exitCode, 0) << r.err;
+  // Without a usable GPU auto falls back to the interpreter and says why; with one it names the card.
+  bool cpu = r.err.find("device: cpu (no usable GPU (") != std::string::npos;
+  bool gpu = r.err.find("device: cuda:0 ") != std::string::npos;
+  EXPECT_TRUE(cpu || gpu) << r.err;
+  EXPECT_NE(r.out.find("test accuracy 0."), std::string::npos) << r.out;
+}
+
 // Training: one short run exercises progress lines, reports, checkpoints and reloading.
 class CliTraining : public ::testing::Test {
  protected:
