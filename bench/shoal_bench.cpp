@@ -48,6 +48,7 @@ struct Variant {
   bool fusion = true;      ///< the fuse-* passes
   bool hfuse = true;       ///< horizontal update fusion (GPU codegen)
   bool planner = true;     ///< planMemory (else planMemoryTrivial)
+  bool convPool = true;    ///< fuse-conv-pool (with fusion on; off = the fusion before issue 5)
 };
 
 struct Args {
@@ -59,7 +60,8 @@ struct Args {
   std::string json;
 };
 
-const std::set<std::string> kFusionPasses = {"fuse-conv-activation", "fuse-dense-activation", "fuse-elementwise"};
+const std::set<std::string> kFusionPasses = {"fuse-conv-activation", "fuse-conv-pool", "fuse-dense-activation",
+                                             "fuse-elementwise"};
 
 Expected<std::unique_ptr<Executable>> build(const Pipeline& p, int64_t batch, const TrainConfig* train,
                                             const Variant& v, const DeviceSelection& dev) {
@@ -69,6 +71,7 @@ Expected<std::unique_ptr<Executable>> build(const Pipeline& p, int64_t batch, co
   opts.train = train;
   opts.verifyEach = false;
   if (!v.fusion) opts.disabledPasses = kFusionPasses;
+  else if (!v.convPool) opts.disabledPasses = {"fuse-conv-pool"};
   auto program = compileProgram(std::move(*g), opts);
   if (!program) return std::unexpected(program.error());
   if (!v.planner) program->plan = planMemoryTrivial(*program->graph);
@@ -189,6 +192,7 @@ Expected<nlohmann::ordered_json> benchInfer(const Pipeline& p, int64_t batch, co
   j["config"] = v.name;
   j["batch"] = batch;
   j["fusion"] = v.fusion;
+  j["conv_pool_fusion"] = v.fusion && v.convPool;
   j["planner"] = v.planner ? "planMemory" : "planMemoryTrivial";
   j["ms_median"] = median(ms);
   j["images_per_s"] = double(batch) / (median(ms) / 1e3);
@@ -263,7 +267,8 @@ int main(int argc, char** argv) {
   std::vector<Variant> trainVariants = {{"fused", true, true, true}, {"unfused", false, true, true}};
   if (gpu) trainVariants.push_back({"fused_per_param_updates", true, false, true});
   trainVariants.push_back({"fused_trivial_plan", true, true, false});
-  const std::vector<Variant> inferVariants = {{"fused", true, true, true}, {"unfused", false, true, true}};
+  const std::vector<Variant> inferVariants = {
+      {"fused", true, true, true}, {"fused_nopool", true, true, true, false}, {"unfused", false, true, true}};
 
   nlohmann::ordered_json out;
   out["device"] = dev->description;
@@ -292,7 +297,7 @@ int main(int argc, char** argv) {
   }
   out["train"] = train;
   std::printf("\ninference, median of %d run() calls\n", args.runs);
-  std::printf("  %6s %-10s %10s %10s %14s %8s\n", "batch", "config", "ms", "device ms", "images/s", "kernels");
+  std::printf("  %6s %-12s %10s %10s %14s %8s\n", "batch", "config", "ms", "device ms", "images/s", "kernels");
   nlohmann::ordered_json infer = nlohmann::ordered_json::array();
   for (int64_t batch : args.batches) {
     for (const Variant& v : inferVariants) {
@@ -302,7 +307,7 @@ int main(int argc, char** argv) {
                      r.error().message().c_str());
         return 1;
       }
-      std::printf("  %6lld %-10s %10.4f %10s %14.0f %8s\n", (long long)batch, v.name.c_str(),
+      std::printf("  %6lld %-12s %10.4f %10s %14.0f %8s\n", (long long)batch, v.name.c_str(),
                   (*r)["ms_median"].get<double>(),
                   r->contains("device_ms") ? fmt::format("{:.4f}", (*r)["device_ms"].get<double>()).c_str() : "-",
                   (*r)["images_per_s"].get<double>(),

@@ -493,6 +493,7 @@ Expected<void> emitNode(NodeEmitter& em) {
     case OpKind::SgdUpdate: return cudagen::emitSgd(em);
     case OpKind::AdamUpdate: return cudagen::emitAdam(em);
     case OpKind::FusedConv2d: return cudagen::emitFusedConv2d(em);
+    case OpKind::FusedConv2dPool: return cudagen::emitFusedConv2dPool(em);
     case OpKind::FusedDense: return cudagen::emitFusedDense(em);
     case OpKind::FusedElementwise: return cudagen::emitFusedElementwise(em);
   }

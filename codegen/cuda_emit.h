@@ -161,6 +161,9 @@ Expected<void> emitAvgPool2dGrad(NodeEmitter& em);
 Expected<void> emitDense(NodeEmitter& em);
 /// fused_conv2d: the direct conv kernel with the activation in its store.
 Expected<void> emitFusedConv2d(NodeEmitter& em);
+/// fused_conv2d_pool: one thread per pooled output computes the conv outputs of its window,
+/// activation and max; the conv output is never stored.
+Expected<void> emitFusedConv2dPool(NodeEmitter& em);
 /// fused_dense: a cuBLAS GEMM, then one epilogue kernel for bias + activation.
 Expected<void> emitFusedDense(NodeEmitter& em);
 Expected<void> emitMatMul(NodeEmitter& em);

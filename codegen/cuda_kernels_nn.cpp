@@ -191,6 +191,96 @@ Expected<void> emitFusedConv2d(NodeEmitter& em) {
   return convForward(em, em.node().attrs().getString("activation", "relu"));
 }
 
+// fused_conv2d_pool: one thread per pooled output (n, o, py, px). It computes the conv outputs
+// (oy, ox) of its pool window one by one -- the same sum, in the same order, as the direct conv
+// kernel above, then bias and activation -- and keeps their first maximum (a NaN is taken, a
+// window of padding only gives -inf), as emitMaxPool2d does. The conv output is never stored.
+Expected<void> emitFusedConv2dPool(NodeEmitter& em) {
+  const Node& n = em.node();
+  if (!isFloatNode(n)) return em.unsupported("fused_conv2d_pool needs float operands");
+  const Attrs& a = n.attrs();
+  ConvGeom g = convGeom(a, em.inShape(0), em.inShape(1));
+  const bool bias = n.numInputs() == 3;
+  const bool padded = tapsLeaveImage(g);
+  const auto& pk = a.getInts("pool_kernel");
+  const auto& ps = a.getInts("pool_stride");
+  const auto& pp = a.getInts("pool_padding");
+  const int64_t poolH = (g.oh + pp[0] + pp[2] - pk[0]) / ps[0] + 1;
+  const int64_t poolW = (g.ow + pp[1] + pp[3] - pk[1]) / ps[1] + 1;
+  const bool poolPadded = pp[0] > 0 || pp[1] > 0 || pp[2] > 0 || pp[3] > 0;
+  std::string activation = a.getString("activation", "relu");
+  std::string act = activationCode(activation, "${T}", "s", "r", "        ");
+  if (act.empty()) return em.unsupported("unknown activation '" + activation + "'");
+  const int64_t total = g.n * g.o * poolH * poolW;
+  Vars v = convVars(em, g);
+  v.push_back({"BIAS", bias ? "const ${T}* __restrict__ bias, " : ""});
+  v.push_back({"TOTAL", intLit(total)});
+  v.push_back({"POH", intLit(poolH)});
+  v.push_back({"POW", intLit(poolW)});
+  v.push_back({"PKH", intLit(pk[0])});
+  v.push_back({"PKW", intLit(pk[1])});
+  v.push_back({"YCHECK", padded ? "            if (iy < 0 || iy >= ${H}) continue;\n" : ""});
+  v.push_back({"XCHECK", padded ? "              if (ix < 0 || ix >= ${W}) continue;\n" : ""});
+  v.push_back({"SUM", bias ? "        const ${T} s = acc + bias[o];\n" : "        const ${T} s = acc;\n"});
+  v.push_back({"ACT", act});
+  // The window's conv rows [oy0, oy1) and columns [ox0, ox1): clipped to the conv output when
+  // the pool pads, else always whole (floor mode), so the loops unroll.
+  if (poolPadded) {
+    v.push_back({"WINDOW", "    const int ys = " + linear({{"py", ps[0]}}, -pp[0]) + ", xs = " + linear({{"px", ps[1]}}, -pp[1]) +
+                               ";\n"
+                               "    const int oy0 = ys < 0 ? 0 : ys, oy1 = ys + ${PKH} < ${OH} ? ys + ${PKH} : ${OH};\n"
+                               "    const int ox0 = xs < 0 ? 0 : xs, ox1 = xs + ${PKW} < ${OW} ? xs + ${PKW} : ${OW};\n"
+                               "    for (int oy = oy0; oy < oy1; ++oy)\n"
+                               "      for (int ox = ox0; ox < ox1; ++ox) {\n"});
+  } else {
+    v.push_back({"WINDOW", "#pragma unroll\n"
+                           "    for (int wy = 0; wy < ${PKH}; ++wy)\n"
+                           "#pragma unroll\n"
+                           "      for (int wx = 0; wx < ${PKW}; ++wx) {\n"
+                           "        const int oy = " + linear({{"py", ps[0]}, {"wy", 1}}, 0) + ";\n"
+                           "        const int ox = " + linear({{"px", ps[1]}, {"wx", 1}}, 0) + ";\n"});
+  }
+  std::string params = fill(fill("const ${T}* __restrict__ x, const ${T}* __restrict__ w, ${BIAS}${T}* __restrict__ y", v), v);
+  std::string body = fill(fill(
+      "  for (${I} i = (${I})blockIdx.x * blockDim.x + threadIdx.x; i < ${TOTAL}; i += (${I})gridDim.x * blockDim.x) {\n"
+      "    const int px = (int)(i % ${POW});\n"
+      "    const int py = (int)((i / ${POW}) % ${POH});\n"
+      "    const int o = (int)((i / (${POW} * ${POH})) % ${O});\n"
+      "    const ${I} n = i / ((${I})${POW} * ${POH} * ${O});\n"
+      "    ${T} best = shoal_neg_inf((${T})0);\n"
+      "    bool found = false;\n"
+      "${WINDOW}"
+      "        ${T} acc = (${T})0;\n"
+      "        for (int c = 0; c < ${C}; ++c) {\n"
+      "          const ${T}* xc = x + (n * ${C} + c) * (${I})(${H} * ${W});\n"
+      "          const ${T}* wc = w + (o * ${C} + c) * ${KK};\n"
+      "#pragma unroll\n"
+      "          for (int ki = 0; ki < ${KH}; ++ki) {\n"
+      "            const int iy = ${IY};\n"
+      "${YCHECK}"
+      "#pragma unroll\n"
+      "            for (int kj = 0; kj < ${KW}; ++kj) {\n"
+      "              const int ix = ${IX};\n"
+      "${XCHECK}"
+      "              acc += xc[iy * ${W} + ix] * wc[ki * ${KW} + kj];\n"
+      "            }\n"
+      "          }\n"
+      "        }\n"
+      "${SUM}"
+      "        ${T} r;\n"
+      "${ACT}"
+      "        if (r > best || r != r || !found) { best = r; found = true; }\n"
+      "      }\n"
+      "    y[i] = best;  // -inf when the window held padding only\n"
+      "  }\n",
+      v), v);
+  std::vector<CudaArg> args = {em.in(0), em.in(1)};
+  if (bias) args.push_back(em.in(2));
+  args.push_back(em.out());
+  em.kernel("", params, body, args, gridFor(total));
+  return {};
+}
+
 // dx by gathering, one thread per input pixel: the sum over every (o, ki, kj) whose window
 // position lands on it. No atomics, so the result is reproducible.
 Expected<void> emitConv2dBackwardData(NodeEmitter& em) {

@@ -224,25 +224,28 @@ Expected<Types> shapeConv2dBackwardWeight(const Node& n) {
 }
 
 // The output shape [N, C, oh, ow] of pooling an x-typed input under the node's
-// kernel/stride/padding (both pools and both pool gradients).
-Expected<Shape> poolOutputShape(const Node& n, const TensorType& x) {
-  auto k = intsOfLen(n, "kernel", 2);
+// kernel/stride/padding (both pools and both pool gradients); fused_conv2d_pool names them
+// pool_kernel/pool_stride/pool_padding (prefix "pool_").
+Expected<Shape> poolOutputShape(const Node& n, const TensorType& x, const std::string& prefix = "") {
+  auto k = intsOfLen(n, prefix + "kernel", 2);
   if (!k) return std::unexpected(k.error());
-  auto s = intsOfLen(n, "stride", 2);
+  auto s = intsOfLen(n, prefix + "stride", 2);
   if (!s) return std::unexpected(s.error());
-  auto p = intsOfLen(n, "padding", 4);
+  auto p = intsOfLen(n, prefix + "padding", 4);
   if (!p) return std::unexpected(p.error());
   for (int i = 0; i < 2; ++i)
-    if ((*k)[i] <= 0 || (*s)[i] <= 0) return std::unexpected(shapeError(n, "kernel and stride must be positive"));
+    if ((*k)[i] <= 0 || (*s)[i] <= 0)
+      return std::unexpected(shapeError(n, fmt::format("{}kernel and {}stride must be positive", prefix, prefix)));
   for (int64_t v : *p)
-    if (v < 0) return std::unexpected(shapeError(n, "padding must not be negative"));
+    if (v < 0) return std::unexpected(shapeError(n, fmt::format("{}padding must not be negative", prefix)));
   if ((*p)[0] >= (*k)[0] || (*p)[1] >= (*k)[1] || (*p)[2] >= (*k)[0] || (*p)[3] >= (*k)[1])
-    return std::unexpected(shapeError(n, "padding must be smaller than the window"));
+    return std::unexpected(shapeError(n, fmt::format("{}padding must be smaller than the window", prefix)));
   const Shape& xs = x.shape;
   int64_t oh = windowOutputSize(xs[2], (*k)[0], (*s)[0], (*p)[0], (*p)[2]);
   int64_t ow = windowOutputSize(xs[3], (*k)[1], (*s)[1], (*p)[1], (*p)[3]);
   if (oh <= 0 || ow <= 0)
-    return std::unexpected(shapeError(n, fmt::format("window {}x{} does not fit the input {}", (*k)[0], (*k)[1], x.str())));
+    return std::unexpected(shapeError(n, fmt::format("{}window {}x{} does not fit the input {}", prefix.empty() ? "" : "pool ",
+                                                     (*k)[0], (*k)[1], x.str())));
   return Shape{xs[0], xs[1], oh, ow};
 }
 
@@ -253,6 +256,15 @@ Expected<Types> shapePool2d(const Node& n) {
   auto y = poolOutputShape(n, x->type());
   if (!y) return std::unexpected(y.error());
   return Types{{x->type().dtype, *y}};
+}
+
+// fused_conv2d_pool: the conv's output shape (shapeConv2d's checks), then the pool's.
+Expected<Types> shapeConv2dPool(const Node& n) {
+  auto conv = shapeConv2d(n);
+  if (!conv) return std::unexpected(conv.error());
+  auto y = poolOutputShape(n, conv->front(), "pool_");
+  if (!y) return std::unexpected(y.error());
+  return Types{{conv->front().dtype, *y}};
 }
 
 Expected<Types> shapeAvgPool2dGrad(const Node& n) {

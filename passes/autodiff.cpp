@@ -286,6 +286,7 @@ class GradientBuilder {
       case OpKind::AdamUpdate:
       // Fusion runs after autodiff, so a training step never differentiates a fused op.
       case OpKind::FusedConv2d:
+      case OpKind::FusedConv2dPool:
       case OpKind::FusedDense:
       case OpKind::FusedElementwise:
         break;

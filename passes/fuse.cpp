@@ -1,5 +1,6 @@
 // Fusion passes: small declarative rewrite rules (pattern -> replacement), one named pass each.
 //   fuse-conv-activation    conv2d (+ bias) -> relu|sigmoid|tanh   => fused_conv2d
+//   fuse-conv-pool          fused_conv2d -> maxpool2d              => fused_conv2d_pool
 //   fuse-dense-activation   dense (+ bias)  -> relu|sigmoid|tanh   => fused_dense (GEMM epilogue)
 //   fuse-elementwise        chains of same-shape elementwise ops    => fused_elementwise
 // A rule fires only when the intermediate value has no other reader, so nothing that a later
@@ -131,6 +132,25 @@ Rule convActivationRule() {
           [](Graph& g, Bindings& b) { return fuseWithActivation(g, b, "conv", OpKind::FusedConv2d); }};
 }
 
+// Only inference graphs meet it: in a training step maxpool2d_grad (and the activation's
+// gradient) read the conv output, so the pair stays unfused there.
+Rule convPoolRule() {
+  Pattern conv{{OpKind::FusedConv2d}, "conv", {}, /*singleUse=*/true};
+  return {"fuse-conv-pool", "fused_conv2d followed by maxpool2d becomes one fused_conv2d_pool",
+          Pattern{{OpKind::MaxPool2d}, "pool", {conv}}, [](Graph& g, Bindings& b) {
+            Node* conv = b.at("conv");
+            Node* pool = b.at("pool");
+            Attrs attrs = conv->attrs();
+            attrs.set("pool_kernel", pool->attrs().getInts("kernel"));
+            attrs.set("pool_stride", pool->attrs().getInts("stride"));
+            if (pool->attrs().has("padding")) attrs.set("pool_padding", pool->attrs().getInts("padding"));
+            Node* n = g.insertNodeBefore(pool, OpKind::FusedConv2dPool, conv->inputs(), attrs,
+                                         {{pool->result()->name() + ".fused", pool->result()->type()}}, conv->loc());
+            fillDefaultAttrs(*n);
+            return n;
+          }};
+}
+
 Rule denseActivationRule() {
   Pattern dense{{OpKind::Dense}, "dense", {}, /*singleUse=*/true};
   return {"fuse-dense-activation", "dense (+ bias) followed by relu/sigmoid/tanh becomes one fused_dense",
@@ -237,6 +257,7 @@ class FuseElementwisePass : public Pass {
 }  // namespace
 
 std::unique_ptr<Pass> createFuseConvActivationPass() { return std::make_unique<RulePass>(convActivationRule()); }
+std::unique_ptr<Pass> createFuseConvPoolPass() { return std::make_unique<RulePass>(convPoolRule()); }
 std::unique_ptr<Pass> createFuseDenseActivationPass() { return std::make_unique<RulePass>(denseActivationRule()); }
 std::unique_ptr<Pass> createFuseElementwisePass() { return std::make_unique<FuseElementwisePass>(); }
 

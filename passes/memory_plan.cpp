@@ -124,6 +124,7 @@ std::vector<int> inPlaceOperands(const Node& n) {
       for (size_t i = 0; i < n.numInputs(); ++i) candidates.push_back(int(i));
       break;
     case OpKind::FusedConv2d:
+    case OpKind::FusedConv2dPool:
     case OpKind::FusedDense:
     case OpKind::Input:
     case OpKind::Param:

@@ -78,6 +78,9 @@ std::unique_ptr<Pass> createFoldConstantsPass();
 /// conv2d (+ bias) followed by relu/sigmoid/tanh becomes one fused_conv2d when the conv's
 /// result has no other reader.
 std::unique_ptr<Pass> createFuseConvActivationPass();
+/// fused_conv2d followed by maxpool2d becomes one fused_conv2d_pool when the conv's result has
+/// no other reader (inference graphs; training keeps the pair for maxpool2d_grad).
+std::unique_ptr<Pass> createFuseConvPoolPass();
 /// dense (+ bias) followed by relu/sigmoid/tanh becomes one fused_dense (GEMM + epilogue).
 std::unique_ptr<Pass> createFuseDenseActivationPass();
 /// Chains of same-shape elementwise ops (intermediates read once) become one fused_elementwise.

@@ -13,6 +13,7 @@ void buildPipeline(PassManager& pm, const CompileOptions& opts) {
   pm.add(createFoldConstantsPass());    // constant subgraphs evaluated at compile time
   if (opts.train) pm.add(createAutodiffPass());  // loss, backward, optimizer updates
   pm.add(createFuseConvActivationPass());   // conv2d + bias + activation -> fused_conv2d
+  pm.add(createFuseConvPoolPass());         // fused_conv2d + maxpool2d -> fused_conv2d_pool
   pm.add(createFuseDenseActivationPass());  // dense + bias + activation -> fused_dense
   pm.add(createFuseElementwisePass());      // elementwise chains -> fused_elementwise
   pm.add(createDeadCodeEliminationPass());  // unused values dropped

@@ -245,6 +245,24 @@ Expected<void> NodeRunner::run() {
       cpu::unary<T>(activationKind(attrs().getString("activation")), outCount(), out<T>(), out<T>());
       return {};
     }
+    case OpKind::FusedConv2dPool: {
+      // The conv output lives in a temporary here: the fusion pays on the GPU, where the
+      // kernel never stores it; on the CPU the result is that of the unfused ops exactly.
+      auto p = convParams(attrs(), inShape(0), inShape(1));
+      Shape conv{p.n, p.o, p.outH(), p.outW()};
+      std::vector<T> y(size_t(numElements(conv)));
+      cpu::conv2dForward<T>(p, in<T>(0), in<T>(1), n_.numInputs() == 3 ? in<T>(2) : nullptr, y.data());
+      cpu::unary<T>(activationKind(attrs().getString("activation")), int64_t(y.size()), y.data(), y.data());
+      cpu::Pool2dParams pool;
+      pool.n = conv[0], pool.c = conv[1], pool.h = conv[2], pool.w = conv[3];
+      const auto& k = attrs().getInts("pool_kernel");
+      const auto& s = attrs().getInts("pool_stride");
+      const auto& pad = attrs().getInts("pool_padding");
+      pool.kh = k[0], pool.kw = k[1], pool.strideH = s[0], pool.strideW = s[1];
+      pool.padTop = pad[0], pool.padLeft = pad[1], pool.padBottom = pad[2], pool.padRight = pad[3];
+      cpu::maxPool2dForward<T>(pool, y.data(), out<T>());
+      return {};
+    }
     case OpKind::FusedDense: {
       const Shape& x = inShape(0);
       const Shape& w = inShape(1);

@@ -252,6 +252,26 @@ inline bool addCudaOpCase(OpGraphBuilder& b, OpKind kind) {
       b.op(OpKind::FusedConv2d, {b.input("p", Shape{2, 6, 5, 5}), b.param("c.weight", {3, 6, 1, 1})},
            attrs({{"activation", std::string("tanh")}}), "c");
       return true;
+    case OpKind::FusedConv2dPool:
+      // Strided, padded, dilated conv; a 3x2 pool window, stride 1x2 (overlapping rows).
+      b.op(OpKind::FusedConv2dPool, {b.input("x", Shape{2, 3, 9, 8}), b.param("a.weight", {4, 3, 3, 2}), b.param("a.bias", {4})},
+           attrs({{"stride", Ints{2, 1}}, {"padding", Ints{1, 0, 2, 1}}, {"dilation", Ints{1, 2}},
+                  {"activation", std::string("sigmoid")}, {"pool_kernel", Ints{3, 2}}, {"pool_stride", Ints{1, 2}}}),
+           "a");
+      // MNIST's shape: 3x3 conv, relu, 2x2 pool stride 2 over an odd conv output (floor mode).
+      b.op(OpKind::FusedConv2dPool, {b.input("m", Shape{3, 1, 13, 13}), b.param("b.weight", {5, 1, 3, 3}), b.param("b.bias", {5})},
+           attrs({{"activation", std::string("relu")}, {"pool_kernel", Ints{2, 2}}, {"pool_stride", Ints{2, 2}}}), "b");
+      // Small integer inputs (ties), no bias, a padded 3x3 pool stride 2.
+      b.op(OpKind::FusedConv2dPool, {b.input("q", Shape{2, 6, 5, 5}), b.param("c.weight", {3, 6, 1, 1})},
+           attrs({{"activation", std::string("tanh")}, {"pool_kernel", Ints{3, 3}}, {"pool_stride", Ints{2, 2}},
+                  {"pool_padding", Ints{1, 1, 1, 1}}}),
+           "c");
+      // Relu of a padded conv: whole windows of zeros (ties), first maximum kept.
+      b.op(OpKind::FusedConv2dPool, {b.input("qr", Shape{1, 2, 6, 6}), b.param("d.weight", {2, 2, 3, 3})},
+           attrs({{"padding", Ints{1, 1, 1, 1}}, {"activation", std::string("relu")}, {"pool_kernel", Ints{2, 2}},
+                  {"pool_stride", Ints{2, 2}}}),
+           "d");
+      return true;
     case OpKind::FusedDense:
       b.op(OpKind::FusedDense, {b.input("x", Shape{5, 7}), b.param("d.weight", {3, 7}), b.param("d.bias", {3})},
            attrs({{"activation", std::string("relu")}}), "d");

@@ -151,6 +151,14 @@ std::unique_ptr<Graph> buildOpGraph(OpKind kind) {
         a.set("activation", std::string("tanh"));
         results = {{"c", f32({2, 4, 6, 6})}};
         return true;
+      case OpKind::FusedConv2dPool:
+        ins = {addInput(*g, "x", f32(img)), addParam(*g, "c.weight", f32({4, 1, 3, 3})),
+               addParam(*g, "c.bias", f32({4}))};
+        a.set("activation", std::string("relu"));
+        a.set("pool_kernel", std::vector<int64_t>{2, 2});
+        a.set("pool_stride", std::vector<int64_t>{2, 2});
+        results = {{"p", f32({2, 4, 2, 2})}};
+        return true;
       case OpKind::FusedDense:
         ins = {addInput(*g, "x", f32({2, 8})), addParam(*g, "d.weight", f32({3, 8})), addParam(*g, "d.bias", f32({3}))};
         a.set("activation", std::string("sigmoid"));

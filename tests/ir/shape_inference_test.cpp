@@ -260,6 +260,23 @@ OpShapeCases casesFor(OpKind kind) {
                {"channels differ", {f32({1, 3, 5, 5}), w}, act("tanh"),
                 "input has 3 channels (f32[1,3,5,5]) but the weight expects 1 (f32[2,1,3,3])"}}};
     }
+    case OpKind::FusedConv2dPool: {
+      // MNIST's first layer: conv 28x28 -> 26x26, pool 2x2/2 -> 13x13.
+      const TensorType x = f32({64, 1, 28, 28}), w = f32({32, 1, 3, 3});
+      auto a = [](Shape k, Shape s) {
+        return attrs({{"activation", std::string("relu")}, {"pool_kernel", k}, {"pool_stride", s}});
+      };
+      return {{{x, w, f32({32})}, a({2, 2}, {2, 2}), {f32({64, 32, 13, 13})}},
+              {{"unknown activation", {x, w}, attrs({{"activation", std::string("gelu")}, {"pool_kernel", Shape{2, 2}},
+                                                       {"pool_stride", Shape{2, 2}}}),
+                "activation must be relu, sigmoid or tanh, got 'gelu'"},
+               {"channels differ", {f32({1, 3, 5, 5}), w}, a({2, 2}, {2, 2}),
+                "input has 3 channels (f32[1,3,5,5]) but the weight expects 1 (f32[32,1,3,3])"},
+               {"pool kernel of one value", {x, w}, a({2}, {2, 2}), "attribute 'pool_kernel' needs 2 values, got 1"},
+               {"pool stride zero", {x, w}, a({2, 2}, {0, 2}), "pool_kernel and pool_stride must be positive"},
+               {"pool window larger than the conv output", {f32({1, 1, 5, 5}), w}, a({4, 4}, {1, 1}),
+                "pool window 4x4 does not fit the input f32[1,32,3,3]"}}};
+    }
     case OpKind::FusedDense: {
       const TensorType x = f32({2, 8}), w = f32({3, 8});
       auto act = [](const char* a) { return attrs({{"activation", std::string(a)}}); };

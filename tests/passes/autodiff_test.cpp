@@ -677,6 +677,7 @@ std::vector<GradCase> gradCases(OpKind kind) {
     case OpKind::SgdUpdate:
     case OpKind::AdamUpdate:
     case OpKind::FusedConv2d:  // fusion runs after autodiff
+    case OpKind::FusedConv2dPool:
     case OpKind::FusedDense:
     case OpKind::FusedElementwise:
       return {};

@@ -16,10 +16,11 @@
 namespace shoal {
 namespace {
 
-const std::set<std::string> kFusion = {"fuse-conv-activation", "fuse-dense-activation", "fuse-elementwise"};
+const std::set<std::string> kFusion = {"fuse-conv-activation", "fuse-conv-pool", "fuse-dense-activation", "fuse-elementwise"};
 
 std::unique_ptr<Pass> createPass(const std::string& name) {
   if (name == "fuse-conv-activation") return createFuseConvActivationPass();
+  if (name == "fuse-conv-pool") return createFuseConvPoolPass();
   if (name == "fuse-dense-activation") return createFuseDenseActivationPass();
   return createFuseElementwisePass();
 }
@@ -69,7 +70,11 @@ INSTANTIATE_TEST_SUITE_P(Fuse, FuseGolden,
                                            GoldenCase{"elementwise_chain", "fuse-elementwise", true},
                                            GoldenCase{"elementwise_shared_intermediate", "fuse-elementwise", true},
                                            GoldenCase{"conv_relu", "fuse-elementwise", false},
-                                           GoldenCase{"dense_sigmoid", "fuse-conv-activation", false}),
+                                           GoldenCase{"dense_sigmoid", "fuse-conv-activation", false},
+                                           GoldenCase{"conv_pool", "fuse-conv-pool", true},
+                                           GoldenCase{"conv_pool_needed_by_backward", "fuse-conv-pool", false},
+                                           GoldenCase{"conv_pool_output_read_twice", "fuse-conv-pool", false},
+                                           GoldenCase{"conv_relu", "fuse-conv-pool", false}),
                          [](const auto& info) { return std::string(info.param.file) + "_" + std::to_string(info.index); });
 
 Tensor randomTensor(const TensorType& t, Rng& rng) {
@@ -130,7 +135,8 @@ TEST(Fuse, FusedAndUnfusedProgramsAgreeOnEveryExample) {
 }
 
 TEST(Fuse, FusedAndUnfusedAgreeOnTheGoldenGraphs) {
-  for (const char* f : {"conv_relu", "dense_sigmoid", "elementwise_chain", "elementwise_shared_intermediate"}) {
+  for (const char* f : {"conv_relu", "dense_sigmoid", "elementwise_chain", "elementwise_shared_intermediate", "conv_pool",
+                        "conv_pool_output_read_twice"}) {
     SCOPED_TRACE(f);
     std::string path = test::sourcePath(std::string("tests/passes/golden/fuse/") + f + ".in.ir");
     DiagnosticEngine diags;
@@ -140,10 +146,45 @@ TEST(Fuse, FusedAndUnfusedAgreeOnTheGoldenGraphs) {
   }
 }
 
+// Inference: conv2d + relu + maxpool2d become one fused_conv2d_pool. Training: maxpool2d_grad
+// reads the conv output, so the step keeps fused_conv2d and maxpool2d.
+TEST(Fuse, ConvPoolFusesForInferenceOnly) {
+  DiagnosticEngine diags;
+  auto p = loadPipelineFile(test::sourcePath("examples/mnist_cnn.mmd"), diags);
+  ASSERT_TRUE(p) << diags.render();
+  auto count = [](const Program& prog, OpKind k) {
+    int c = 0;
+    for (const Node* n : prog.graph->nodes()) c += n->kind() == k;
+    return c;
+  };
+  CompileOptions infer;
+  infer.verifyEach = true;
+  auto inference = compileProgram(p->model->clone(), infer);
+  ASSERT_TRUE(inference) << inference.error().str();
+  EXPECT_EQ(count(*inference, OpKind::FusedConv2dPool), 1);
+  EXPECT_EQ(count(*inference, OpKind::FusedConv2d), 0);
+  EXPECT_EQ(count(*inference, OpKind::MaxPool2d), 0);
+  CompileOptions train = infer;
+  train.train = &*p->train;
+  auto step = compileProgram(p->model->clone(), train);
+  ASSERT_TRUE(step) << step.error().str();
+  EXPECT_EQ(count(*step, OpKind::FusedConv2dPool), 0);
+  EXPECT_EQ(count(*step, OpKind::FusedConv2d), 1);
+  EXPECT_EQ(count(*step, OpKind::MaxPool2d), 1);
+  EXPECT_EQ(count(*step, OpKind::MaxPool2dGrad), 1);
+}
+
 TEST(Fuse, DumpAfterFuseShowsTheFusedOpsAndDisablingWorks) {
   auto r = test::runCli("dump examples/mnist_cnn.mmd --after fuse");
   ASSERT_EQ(r.exitCode, 0) << r.err;
+  EXPECT_NE(r.out.find("%p1 = fused_conv2d_pool(%pre, %c1.weight, %c1.bias) {activation=\"relu\", dilation=[1,1], "
+                       "padding=[0,0,0,0], pool_kernel=[2,2], pool_padding=[0,0,0,0], pool_stride=[2,2], stride=[1,1]}"),
+            std::string::npos)
+      << r.out;
+  r = test::runCli("dump examples/mnist_cnn.mmd --after fuse --disable-pass fuse-conv-pool");
+  ASSERT_EQ(r.exitCode, 0) << r.err;
   EXPECT_NE(r.out.find("%c1 = fused_conv2d(%pre, %c1.weight, %c1.bias) {activation=\"relu\""), std::string::npos) << r.out;
+  EXPECT_EQ(r.out.find("fused_conv2d_pool"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("%d1 = fused_dense(%f, %d1.weight, %d1.bias) {activation=\"relu\"}"), std::string::npos) << r.out;
   r = test::runCli("dump examples/mnist_cnn.mmd --train --disable-pass fuse-conv-activation");
   ASSERT_EQ(r.exitCode, 0) << r.err;

@@ -115,11 +115,13 @@ TEST(MemoryPlan, CnnInferenceArenaIsItsPeak) {
   // The u8 input is caller data and a different size: never written over.
   EXPECT_EQ(aliasOf(g, plan, "x.f32"), "");
 
-  // Fused (as compiled by default): conv+relu write one buffer, so naive shrinks too; the
-  // arena is still the peak.
+  // Fused (as compiled by default): conv+relu+maxpool is one fused_conv2d_pool that never
+  // stores the conv output, so the peak is its input (the scaled images) and the pooled result;
+  // the arena is still the peak.
   Program fused = compileExample(*p, false, /*fused=*/true);
   EXPECT_EQ(checkMemoryPlan(*fused.graph, fused.plan), "");
-  EXPECT_EQ(fused.plan.peakLiveBytes, conv + pooled);
+  EXPECT_EQ(fused.plan.peakLiveBytes, 64 * 1 * 28 * 28 * 4 + pooled);
+  EXPECT_EQ(fused.graph->nodes()[size_t(fused.plan.peakAt)]->kind(), OpKind::FusedConv2dPool);
   EXPECT_LE(double(fused.plan.arenaBytes), 1.1 * double(fused.plan.peakLiveBytes));
   EXPECT_LT(fused.plan.naiveBytes, plan.naiveBytes);
 }

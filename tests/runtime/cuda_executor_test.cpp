@@ -56,6 +56,7 @@ Tolerance toleranceFor(OpKind kind, DType dt) {
     case OpKind::LogSoftmaxGrad:
     case OpKind::AvgPool2d:
     case OpKind::FusedConv2d:
+    case OpKind::FusedConv2dPool:
     case OpKind::FusedDense: t.scaled = true; break;
     case OpKind::Input:
     case OpKind::Param:

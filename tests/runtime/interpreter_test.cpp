@@ -632,6 +632,39 @@ Cases casesFor(OpKind kind, DType dt) {
       add(b);
       return out;
     }
+    case OpKind::FusedConv2dPool: {
+      // fused_conv2d's case above, [[0,0,0],[10,15,20],[35,40,45]], then max-pooled.
+      auto conv = [&](CaseBuilder& b, Attrs a) {
+        a.set("activation", std::string("relu"));
+        return b.op(kind, {b.fin("x", {1, 1, 5, 5}, ramp(25)), b.param("w", {1, 1, 3, 3}, {1, 0, 1, 0, 1, 0, 1, 0, 1}),
+                           b.param("b", {1}, {-50})},
+                    a);
+      };
+      {
+        // Overlapping 2x2 windows, stride 1: {0,0,10,15} -> 15, {0,0,15,20} -> 20, 40, 45.
+        CaseBuilder b("relu, 2x2 pool stride 1", dt);
+        b.output(conv(b, attrs({{"pool_kernel", Shape{2, 2}}, {"pool_stride", Shape{1, 1}}})));
+        b.expect("y", {1, 1, 2, 2}, {15, 20, 40, 45});
+        add(b);
+      }
+      {
+        // Padding 1 all round, stride 2: windows {0}, {0,0}, {10,35}, {15,20,40,45}; ties of
+        // relu's zeros in the first two.
+        CaseBuilder b("relu, padded 2x2 pool stride 2", dt);
+        b.output(conv(b, attrs({{"pool_kernel", Shape{2, 2}}, {"pool_stride", Shape{2, 2}}, {"pool_padding", Shape{1, 1, 1, 1}}})));
+        b.expect("y", {1, 1, 2, 2}, {0, 0, 35, 45});
+        add(b);
+      }
+      {
+        // tanh, one 3x3 window over the whole conv output (no bias): max = tanh(95).
+        CaseBuilder b("tanh, one window", dt);
+        b.output(b.op(kind, {b.fin("x", {1, 1, 5, 5}, ramp(25)), b.param("w", {1, 1, 3, 3}, {1, 0, 1, 0, 1, 0, 1, 0, 1})},
+                      attrs({{"activation", std::string("tanh")}, {"pool_kernel", Shape{3, 3}}, {"pool_stride", Shape{1, 1}}})));
+        b.expect("y", {1, 1, 1, 1}, {std::tanh(95.0)});
+        add(b);
+      }
+      return out;
+    }
     case OpKind::FusedDense: {
       // As dense above with bias [-9,-1]: x wᵀ + b = [[-11, 2], [-11, 6.5]] -> relu [[0,2],[0,6.5]].
       CaseBuilder b("bias and relu", dt);
