@@ -131,6 +131,28 @@ namespace {
 
 // The direct conv kernel; `activation` (relu|sigmoid|tanh, or "" for none) is applied to each
 // output as it is stored (fused_conv2d).
+// The direct convolution's sum for output (n, o, oy, ox) into `acc`, indented by `ind`. The
+// conv kernels and fused_conv2d_pool share it, so they add the same terms in the same order.
+std::string convSumLoop(const std::string& ind, bool padded) {
+  std::string s = ind + "${T} acc = (${T})0;\n";
+  s += ind + "for (int c = 0; c < ${C}; ++c) {\n";
+  s += ind + "  const ${T}* xc = x + (n * ${C} + c) * (${I})(${H} * ${W});\n";
+  s += ind + "  const ${T}* wc = w + (o * ${C} + c) * ${KK};\n";
+  s += "#pragma unroll\n";
+  s += ind + "  for (int ki = 0; ki < ${KH}; ++ki) {\n";
+  s += ind + "    const int iy = ${IY};\n";
+  if (padded) s += ind + "    if (iy < 0 || iy >= ${H}) continue;\n";
+  s += "#pragma unroll\n";
+  s += ind + "    for (int kj = 0; kj < ${KW}; ++kj) {\n";
+  s += ind + "      const int ix = ${IX};\n";
+  if (padded) s += ind + "      if (ix < 0 || ix >= ${W}) continue;\n";
+  s += ind + "      acc += xc[iy * ${W} + ix] * wc[ki * ${KW} + kj];\n";
+  s += ind + "    }\n";
+  s += ind + "  }\n";
+  s += ind + "}\n";
+  return s;
+}
+
 Expected<void> convForward(NodeEmitter& em, const std::string& activation) {
   const Node& n = em.node();
   if (!isFloatNode(n)) return em.unsupported(std::string(n.opName()) + " needs float operands");
@@ -140,8 +162,7 @@ Expected<void> convForward(NodeEmitter& em, const std::string& activation) {
   Vars v = convVars(em, g);
   v.push_back({"BIAS", bias ? "const ${T}* __restrict__ bias, " : ""});
   v.push_back({"TOTAL", intLit(g.n * g.o * g.oh * g.ow)});
-  v.push_back({"YCHECK", padded ? "        if (iy < 0 || iy >= ${H}) continue;\n" : ""});
-  v.push_back({"XCHECK", padded ? "          if (ix < 0 || ix >= ${W}) continue;\n" : ""});
+  v.push_back({"SUM_LOOP", convSumLoop("    ", padded)});
   if (activation.empty()) {
     v.push_back({"STORE", bias ? "    y[i] = acc + bias[o];\n" : "    y[i] = acc;\n"});
   } else {
@@ -157,22 +178,7 @@ Expected<void> convForward(NodeEmitter& em, const std::string& activation) {
       "    const int oy = (int)((i / ${OW}) % ${OH});\n"
       "    const int o = (int)((i / (${OW} * ${OH})) % ${O});\n"
       "    const ${I} n = i / ((${I})${OW} * ${OH} * ${O});\n"
-      "    ${T} acc = (${T})0;\n"
-      "    for (int c = 0; c < ${C}; ++c) {\n"
-      "      const ${T}* xc = x + (n * ${C} + c) * (${I})(${H} * ${W});\n"
-      "      const ${T}* wc = w + (o * ${C} + c) * ${KK};\n"
-      "#pragma unroll\n"
-      "      for (int ki = 0; ki < ${KH}; ++ki) {\n"
-      "        const int iy = ${IY};\n"
-      "${YCHECK}"
-      "#pragma unroll\n"
-      "        for (int kj = 0; kj < ${KW}; ++kj) {\n"
-      "          const int ix = ${IX};\n"
-      "${XCHECK}"
-      "          acc += xc[iy * ${W} + ix] * wc[ki * ${KW} + kj];\n"
-      "        }\n"
-      "      }\n"
-      "    }\n"
+      "${SUM_LOOP}"
       "${STORE}"
       "  }\n",
       v), v);
@@ -219,8 +225,7 @@ Expected<void> emitFusedConv2dPool(NodeEmitter& em) {
   v.push_back({"POW", intLit(poolW)});
   v.push_back({"PKH", intLit(pk[0])});
   v.push_back({"PKW", intLit(pk[1])});
-  v.push_back({"YCHECK", padded ? "            if (iy < 0 || iy >= ${H}) continue;\n" : ""});
-  v.push_back({"XCHECK", padded ? "              if (ix < 0 || ix >= ${W}) continue;\n" : ""});
+  v.push_back({"SUM_LOOP", convSumLoop("        ", padded)});
   v.push_back({"SUM", bias ? "        const ${T} s = acc + bias[o];\n" : "        const ${T} s = acc;\n"});
   v.push_back({"ACT", act});
   // The window's conv rows [oy0, oy1) and columns [ox0, ox1): clipped to the conv output when
@@ -250,22 +255,7 @@ Expected<void> emitFusedConv2dPool(NodeEmitter& em) {
       "    ${T} best = shoal_neg_inf((${T})0);\n"
       "    bool found = false;\n"
       "${WINDOW}"
-      "        ${T} acc = (${T})0;\n"
-      "        for (int c = 0; c < ${C}; ++c) {\n"
-      "          const ${T}* xc = x + (n * ${C} + c) * (${I})(${H} * ${W});\n"
-      "          const ${T}* wc = w + (o * ${C} + c) * ${KK};\n"
-      "#pragma unroll\n"
-      "          for (int ki = 0; ki < ${KH}; ++ki) {\n"
-      "            const int iy = ${IY};\n"
-      "${YCHECK}"
-      "#pragma unroll\n"
-      "            for (int kj = 0; kj < ${KW}; ++kj) {\n"
-      "              const int ix = ${IX};\n"
-      "${XCHECK}"
-      "              acc += xc[iy * ${W} + ix] * wc[ki * ${KW} + kj];\n"
-      "            }\n"
-      "          }\n"
-      "        }\n"
+      "${SUM_LOOP}"
       "${SUM}"
       "        ${T} r;\n"
       "${ACT}"
