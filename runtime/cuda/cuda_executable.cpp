@@ -199,6 +199,14 @@ struct CudaExecutable::Impl {
   std::string graphError;
   std::optional<Error> deferred;  ///< an error from a void method, returned by the next run
 
+  /// The deferred error, once (then cleared), or nothing.
+  Expected<void> takeDeferred() {
+    if (!deferred) return {};
+    Error e = *deferred;
+    deferred.reset();
+    return std::unexpected(e);
+  }
+
   // runAccumulate: two pinned staging buffers, each free again once the event recorded after
   // its uploads has completed; device accumulators and their host copy; the kernel.
   PinnedBuffer stage[2];
@@ -510,11 +518,7 @@ Expected<void> CudaExecutable::Impl::captureGraph() {
 
 Expected<TensorMap> CudaExecutable::run(const TensorMap& inputs) {
   Impl& im = *impl_;
-  if (im.deferred) {
-    Error e = *im.deferred;
-    im.deferred.reset();
-    return std::unexpected(e);
-  }
+  if (auto pending = im.takeDeferred(); !pending) return std::unexpected(pending.error());
   CudaContext& ctx = *im.ctx;
   if (auto ok = ctx.makeCurrent(); !ok) return std::unexpected(ok.error());
   char* pinOut = static_cast<char*>(im.pinnedOut.data());
@@ -627,11 +631,7 @@ Expected<void> CudaExecutable::Impl::prepareAccumulation() {
 Expected<void> CudaExecutable::runAccumulate(const TensorMap& inputs, const std::vector<std::string>& names,
                                              double weight, int64_t step) {
   Impl& im = *impl_;
-  if (im.deferred) {
-    Error e = *im.deferred;
-    im.deferred.reset();
-    return std::unexpected(e);
-  }
+  if (auto pending = im.takeDeferred(); !pending) return std::unexpected(pending.error());
   CudaContext& ctx = *im.ctx;
   if (auto ok = ctx.makeCurrent(); !ok) return ok;
   if (!im.accum)
