@@ -66,14 +66,14 @@ const std::set<std::string> kFusionPasses = {"fuse-conv-activation", "fuse-conv-
 Expected<std::unique_ptr<Executable>> build(const Pipeline& p, int64_t batch, const TrainConfig* train,
                                             const Variant& v, const DeviceSelection& dev) {
   auto g = rebatchGraph(*p.model, batch);
-  if (!g) return std::unexpected(g.error());
+  if (!g) return Unexpected(g.error());
   CompileOptions opts;
   opts.train = train;
   opts.verifyEach = false;
   if (!v.fusion) opts.disabledPasses = kFusionPasses;
   else if (!v.convPool) opts.disabledPasses = {"fuse-conv-pool"};
   auto program = compileProgram(std::move(*g), opts);
-  if (!program) return std::unexpected(program.error());
+  if (!program) return Unexpected(program.error());
   if (!v.planner) program->plan = planMemoryTrivial(*program->graph);
   // The CUDA executor reads SHOAL_CUDA_HFUSE when it is created.
   ::setenv("SHOAL_CUDA_HFUSE", v.hfuse ? "1" : "0", 1);
@@ -110,7 +110,7 @@ Tensor randomImages(int64_t batch, std::mt19937& rng) {
 Expected<nlohmann::ordered_json> benchTrain(const Pipeline& p, const Variant& v, const DeviceSelection& dev,
                                              const Args& args) {
   auto exe = build(p, 64, &*p.train, v, dev);
-  if (!exe) return std::unexpected(exe.error());
+  if (!exe) return Unexpected(exe.error());
   Executable& e = **exe;
   e.initializeParameters(1);
   std::mt19937 rng(42);
@@ -134,7 +134,7 @@ Expected<nlohmann::ordered_json> benchTrain(const Pipeline& p, const Variant& v,
   for (int i = 0; i < 30; ++i) {
     auto t0 = Clock::now();
     auto out = e.run(feedFor(++step));
-    if (!out) return std::unexpected(out.error());
+    if (!out) return Unexpected(out.error());
     if (i >= 10) runMs.push_back(msSince(t0));
   }
   // The trainer's loop: windows of 50 accumulated steps, one takeAccumulated each.
@@ -147,10 +147,10 @@ Expected<nlohmann::ordered_json> benchTrain(const Pipeline& p, const Variant& v,
     auto t0 = Clock::now();
     for (int i = 0; i < n; ++i) {
       auto ok = e.runAccumulate(feeds[size_t(i)], {"loss", "accuracy"}, 64, ++step);
-      if (!ok) return std::unexpected(ok.error());
+      if (!ok) return Unexpected(ok.error());
     }
     auto acc = e.takeAccumulated();
-    if (!acc) return std::unexpected(acc.error());
+    if (!acc) return Unexpected(acc.error());
     windowMs.push_back(msSince(t0) / n);
     lossSum += acc->sums["loss"];
     seen += acc->weight;
@@ -165,7 +165,7 @@ Expected<nlohmann::ordered_json> benchTrain(const Pipeline& p, const Variant& v,
   j["step_ms_run_median"] = median(runMs);
   if (auto* gpu = dynamic_cast<CudaExecutable*>(&e)) {
     auto device = gpu->timeStepMs(200);
-    if (!device) return std::unexpected(device.error());
+    if (!device) return Unexpected(device.error());
     j["device_step_ms"] = *device;
   }
   j["mean_loss"] = seen > 0 ? lossSum / seen : 0.0;
@@ -176,7 +176,7 @@ Expected<nlohmann::ordered_json> benchTrain(const Pipeline& p, const Variant& v,
 Expected<nlohmann::ordered_json> benchInfer(const Pipeline& p, int64_t batch, const Variant& v,
                                              const DeviceSelection& dev, const Args& args) {
   auto exe = build(p, batch, nullptr, v, dev);
-  if (!exe) return std::unexpected(exe.error());
+  if (!exe) return Unexpected(exe.error());
   Executable& e = **exe;
   e.initializeParameters(1);
   std::mt19937 rng(7);
@@ -185,7 +185,7 @@ Expected<nlohmann::ordered_json> benchInfer(const Pipeline& p, int64_t batch, co
   for (int i = 0; i < 5 + args.runs; ++i) {
     auto t0 = Clock::now();
     auto out = e.run(feed);
-    if (!out) return std::unexpected(out.error());
+    if (!out) return Unexpected(out.error());
     if (i >= 5) ms.push_back(msSince(t0));
   }
   nlohmann::ordered_json j;
@@ -198,7 +198,7 @@ Expected<nlohmann::ordered_json> benchInfer(const Pipeline& p, int64_t batch, co
   j["images_per_s"] = double(batch) / (median(ms) / 1e3);
   if (auto* gpu = dynamic_cast<CudaExecutable*>(&e)) {
     auto device = gpu->timeStepMs(50);
-    if (!device) return std::unexpected(device.error());
+    if (!device) return Unexpected(device.error());
     j["device_ms"] = *device;
   }
   j.update(describe(e));

@@ -15,8 +15,8 @@
 
 #include "codegen/cuda_emit.h"
 #include "ir/printer.h"
-#include "runtime/cuda/kernel_cache.h"
-#include "runtime/cuda/nvrtc.h"
+#include "codegen/kernel_cache.h"
+#include "codegen/nvrtc.h"
 
 namespace shoal {
 
@@ -307,7 +307,7 @@ int NodeEmitter::errorSite(CudaErrorKind kind, int64_t cols) {
 
 void NodeEmitter::needScratch(int64_t bytes) { module_.scratchBytes = std::max(module_.scratchBytes, bytes); }
 
-std::unexpected<Error> NodeEmitter::unsupported(std::string_view why) const {
+Unexpected<Error> NodeEmitter::unsupported(std::string_view why) const {
   return fail(fmt::format("{}: no CUDA kernel: {}", node_.describe(), why), node_.loc());
 }
 
@@ -549,10 +549,10 @@ Expected<CudaModuleSource> generateCudaSource(const Program& program, const Cuda
         emitters.push_back(std::make_unique<NodeEmitter>(m, kernels, *nodes[j], int(j), &program.plan));
         group.push_back(emitters.back().get());
       }
-      if (auto ok = cudagen::emitUpdateGroup(group); !ok) return std::unexpected(ok.error());
+      if (auto ok = cudagen::emitUpdateGroup(group); !ok) return Unexpected(ok.error());
     } else {
       NodeEmitter em(m, kernels, *n, int(i), &program.plan);
-      if (auto ok = emitNode(em); !ok) return std::unexpected(ok.error());
+      if (auto ok = emitNode(em); !ok) return Unexpected(ok.error());
     }
     i = end;
   }
@@ -591,10 +591,10 @@ Expected<void> checkCudaStatus(const CudaModuleSource& module, const uint64_t* w
 
 Expected<std::string> compileCudaProgram(const Program& program, const std::string& arch, bool verbose) {
   auto src = generateCudaSource(program);
-  if (!src) return std::unexpected(src.error());
+  if (!src) return Unexpected(src.error());
   KernelCache cache(KernelCache::defaultDir());
   auto compiled = compileKernel({src->name, src->source}, arch, {}, &cache);
-  if (!compiled) return std::unexpected(compiled.error());
+  if (!compiled) return Unexpected(compiled.error());
   int64_t gemms = std::count_if(src->steps.begin(), src->steps.end(), [](const CudaStep& s) { return s.kind == CudaStepKind::Gemm; });
   std::string out = fmt::format("{}: {} kernels and {} cuBLAS calls in one translation unit; cubin {} bytes for {} ({})\n",
                                 program.graph->name(), src->kernelNames.size(), gemms, compiled->cubin.size(), arch,

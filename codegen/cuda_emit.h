@@ -98,7 +98,7 @@ class NodeEmitter {
   int index() const { return index_; }
 
   /// An error naming this node, for ops or types without a GPU kernel.
-  std::unexpected<Error> unsupported(std::string_view why) const;
+  Unexpected<Error> unsupported(std::string_view why) const;
 
   /// The argument for operand `i` / result `i`.
   CudaArg in(size_t i) const { return {CudaArgKind::Value, node_.input(i)}; }

@@ -7,7 +7,7 @@
 #include <vector>
 
 #include "ir/attributes.h"
-#include "ir/diagnostics.h"
+#include "support/diagnostics.h"
 
 namespace shoal::mermaid {
 

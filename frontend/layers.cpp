@@ -18,12 +18,12 @@ Expected<Value*> addOp(Graph& g, OpKind kind, std::vector<Value*> inputs, Attrs 
   if (!verifyNodeStructure(*n, diags)) {
     Error e = diags.firstError();
     g.eraseNode(n);
-    return std::unexpected(e);
+    return Unexpected(e);
   }
   auto types = inferResultTypes(*n);
   if (!types) {
     g.eraseNode(n);
-    return std::unexpected(types.error());
+    return Unexpected(types.error());
   }
   for (size_t i = 0; i < n->numResults(); ++i) n->result(i)->setType((*types)[i]);
   return n->numResults() ? n->result() : nullptr;

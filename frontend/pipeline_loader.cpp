@@ -10,7 +10,7 @@
 
 #include "frontend/label.h"
 #include "frontend/layers.h"
-#include "ir/file_util.h"
+#include "support/file_util.h"
 #include "ir/parser.h"
 #include "ir/shape_inference.h"
 #include "ir/verifier.h"

@@ -5,6 +5,8 @@
 #include <charconv>
 #include <cmath>
 
+#include "support/strings.h"
+
 namespace shoal {
 
 std::string_view attrKindName(AttrKind k) {
@@ -31,26 +33,11 @@ std::string formatDouble(double v) {
   return s;
 }
 
-namespace {
-std::string quote(const std::string& s) {
-  std::string out = "\"";
-  for (char c : s) {
-    if (c == '"' || c == '\\') out += '\\';
-    if (c == '\n') {
-      out += "\\n";
-      continue;
-    }
-    out += c;
-  }
-  return out + "\"";
-}
-}  // namespace
-
 std::string attrValueString(const AttrValue& v) {
   switch (attrKindOf(v)) {
     case AttrKind::Int: return std::to_string(std::get<int64_t>(v));
     case AttrKind::Float: return formatDouble(std::get<double>(v));
-    case AttrKind::String: return quote(std::get<std::string>(v));
+    case AttrKind::String: return "\"" + escapeQuoted(std::get<std::string>(v)) + "\"";
     case AttrKind::Ints: {
       std::string out = "[";
       const auto& xs = std::get<std::vector<int64_t>>(v);

@@ -8,7 +8,7 @@
 #include <variant>
 #include <vector>
 
-#include "ir/types.h"
+#include <shoal/types.h>
 
 namespace shoal {
 

@@ -7,7 +7,7 @@
 #include <string_view>
 #include <vector>
 
-#include "ir/diagnostics.h"
+#include "support/diagnostics.h"
 
 namespace shoal {
 

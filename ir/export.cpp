@@ -3,6 +3,8 @@
 
 #include <unordered_map>
 
+#include "support/strings.h"
+
 namespace shoal {
 
 namespace {
@@ -25,19 +27,8 @@ std::string resultTypes(const Node& n) {
   return out;
 }
 
-// A DOT double-quoted string body: quotes and backslashes escaped, newlines as \n.
-std::string dotEscape(std::string_view s) {
-  std::string out;
-  for (char c : s) {
-    if (c == '"' || c == '\\') out += '\\';
-    if (c == '\n') {
-      out += "\\n";
-      continue;
-    }
-    out += c;
-  }
-  return out;
-}
+// A DOT double-quoted string body.
+std::string dotEscape(std::string_view s) { return escapeQuoted(s); }
 
 // Text for inside a quoted Mermaid label: characters Mermaid treats specially become entity
 // codes, newlines become spaces.

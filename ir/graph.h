@@ -8,9 +8,9 @@
 #include <vector>
 
 #include "ir/attributes.h"
-#include "ir/diagnostics.h"
+#include "support/diagnostics.h"
 #include "ir/ops.h"
-#include "ir/types.h"
+#include <shoal/types.h>
 
 namespace shoal {
 

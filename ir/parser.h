@@ -5,7 +5,7 @@
 #include <string>
 #include <string_view>
 
-#include "ir/diagnostics.h"
+#include "support/diagnostics.h"
 #include "ir/graph.h"
 
 namespace shoal {

@@ -5,7 +5,7 @@
 #include <optional>
 #include <string>
 
-#include "ir/diagnostics.h"
+#include "support/diagnostics.h"
 #include "ir/graph.h"
 
 namespace shoal {

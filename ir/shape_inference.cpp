@@ -17,32 +17,32 @@ std::string sh(const Value* v) { return v->type().str(); }
 
 Expected<Types> requireFloat(const Node& n, const Value* v, std::string_view what) {
   if (!isFloat(v->type().dtype))
-    return std::unexpected(shapeError(n, fmt::format("{} must be f32 or f64, got {}", what, sh(v))));
+    return Unexpected(shapeError(n, fmt::format("{} must be f32 or f64, got {}", what, sh(v))));
   return Types{};
 }
 
 Expected<Types> requireRank(const Node& n, const Value* v, int64_t rank, std::string_view what) {
   if (v->type().rank() != rank)
-    return std::unexpected(shapeError(n, fmt::format("{} must have rank {}, got {}", what, rank, sh(v))));
+    return Unexpected(shapeError(n, fmt::format("{} must have rank {}, got {}", what, rank, sh(v))));
   return Types{};
 }
 
 Expected<Types> requireSameDType(const Node& n, const Value* a, const Value* b) {
   if (a->type().dtype != b->type().dtype)
-    return std::unexpected(shapeError(n, fmt::format("element types differ: {} vs {}", sh(a), sh(b))));
+    return Unexpected(shapeError(n, fmt::format("element types differ: {} vs {}", sh(a), sh(b))));
   return Types{};
 }
 
 #define SHOAL_TRY(expr)                                      \
   do {                                                       \
     auto shoalTryResult_ = (expr);                           \
-    if (!shoalTryResult_) return std::unexpected(shoalTryResult_.error()); \
+    if (!shoalTryResult_) return Unexpected(shoalTryResult_.error()); \
   } while (0)
 
 Expected<std::vector<int64_t>> intsOfLen(const Node& n, const std::string& key, size_t len) {
   const auto& v = n.attrs().getInts(key);
   if (v.size() != len)
-    return std::unexpected(shapeError(n, fmt::format("attribute '{}' needs {} values, got {}", key, len, v.size())));
+    return Unexpected(shapeError(n, fmt::format("attribute '{}' needs {} values, got {}", key, len, v.size())));
   return v;
 }
 
@@ -51,7 +51,7 @@ Expected<Types> shapeDeclared(const Node& n) {
   for (size_t i = 0; i < n.numResults(); ++i) {
     for (int64_t d : n.result(i)->type().shape)
       if (d <= 0)
-        return std::unexpected(shapeError(n, fmt::format("declared shape {} has a non-positive extent", n.result(i)->type().str())));
+        return Unexpected(shapeError(n, fmt::format("declared shape {} has a non-positive extent", n.result(i)->type().str())));
     out.push_back(n.result(i)->type());
   }
   return out;
@@ -60,7 +60,7 @@ Expected<Types> shapeDeclared(const Node& n) {
 Expected<Types> shapeConstant(const Node& n) {
   const TensorLiteral& lit = n.attrs().getTensor("value");
   if (int64_t(lit.values.size()) != numElements(lit.shape))
-    return std::unexpected(shapeError(n, fmt::format("the literal has {} values, its shape {} needs {}", lit.values.size(),
+    return Unexpected(shapeError(n, fmt::format("the literal has {} values, its shape {} needs {}", lit.values.size(),
                                                      shapeString(lit.shape), numElements(lit.shape))));
   DType dt = n.numResults() ? n.result()->type().dtype : DType::F32;
   return Types{{dt, lit.shape}};
@@ -72,16 +72,16 @@ Expected<Types> shapeNone(const Node& n) {
     SHOAL_TRY(requireFloat(n, w, "parameter"));
     // The kernel keeps the momentum in the velocity operand; without one it has nowhere to.
     if (n.kind() == OpKind::SgdUpdate && n.numInputs() < 3 && n.attrs().getFloat("momentum", 0.0) != 0.0)
-      return std::unexpected(shapeError(
+      return Unexpected(shapeError(
           n, fmt::format("momentum {} needs a velocity operand (w, g, velocity)", formatDouble(n.attrs().getFloat("momentum")))));
     for (size_t i = 1; i < n.numInputs(); ++i) {
       if (n.kind() == OpKind::AdamUpdate && i == 4) {
         if (n.input(i)->type().rank() != 0)
-          return std::unexpected(shapeError(n, fmt::format("step count must be a scalar, got {}", sh(n.input(i)))));
+          return Unexpected(shapeError(n, fmt::format("step count must be a scalar, got {}", sh(n.input(i)))));
         continue;
       }
       if (n.input(i)->type() != w->type())
-        return std::unexpected(shapeError(n, fmt::format("operand {} has type {}, the parameter {}", i, sh(n.input(i)), sh(w))));
+        return Unexpected(shapeError(n, fmt::format("operand {} has type {}, the parameter {}", i, sh(n.input(i)), sh(w))));
     }
   }
   return Types{};
@@ -89,7 +89,7 @@ Expected<Types> shapeNone(const Node& n) {
 
 Expected<Types> shapeCast(const Node& n) {
   auto dt = parseDType(n.attrs().getString("dtype"));
-  if (!dt) return std::unexpected(shapeError(n, fmt::format("unknown dtype '{}'", n.attrs().getString("dtype"))));
+  if (!dt) return Unexpected(shapeError(n, fmt::format("unknown dtype '{}'", n.attrs().getString("dtype"))));
   return Types{{*dt, n.input(0)->type().shape}};
 }
 
@@ -100,10 +100,10 @@ Expected<Types> shapeSameFloat(const Node& n) {
     const Shape& x = n.input(0)->type().shape;
     int64_t channels = x.size() >= 2 ? x[1] : 1;
     if (m != s || (m != 1 && int64_t(m) != channels))
-      return std::unexpected(shapeError(
+      return Unexpected(shapeError(
           n, fmt::format("mean and std need 1 value or one per channel ({}); got {} and {}", channels, m, s)));
     for (double d : n.attrs().getFloats("std"))
-      if (d == 0) return std::unexpected(shapeError(n, "std must not be 0"));
+      if (d == 0) return Unexpected(shapeError(n, "std must not be 0"));
   }
   return Types{n.input(0)->type()};
 }
@@ -112,9 +112,9 @@ Expected<Types> shapeSameFloatLastAxis(const Node& n) {
   SHOAL_TRY(requireFloat(n, n.input(0), "input"));
   int64_t rank = n.input(0)->type().rank();
   int64_t axis = n.attrs().getInt("axis");
-  if (rank == 0) return std::unexpected(shapeError(n, "input must have rank >= 1, got a scalar"));
+  if (rank == 0) return Unexpected(shapeError(n, "input must have rank >= 1, got a scalar"));
   if (axis != -1 && axis != rank - 1)
-    return std::unexpected(shapeError(n, fmt::format("only the last axis is supported (axis -1 or {}), got {}", rank - 1, axis)));
+    return Unexpected(shapeError(n, fmt::format("only the last axis is supported (axis -1 or {}), got {}", rank - 1, axis)));
   return Types{n.input(0)->type()};
 }
 
@@ -122,26 +122,26 @@ Expected<Types> shapeSameFloatLastAxis(const Node& n) {
 // the node's stride/padding/dilation (conv2d and both of its gradients).
 Expected<Shape> convOutputShape(const Node& n, const TensorType& x, const TensorType& w) {
   auto stride = intsOfLen(n, "stride", 2);
-  if (!stride) return std::unexpected(stride.error());
+  if (!stride) return Unexpected(stride.error());
   auto pad = intsOfLen(n, "padding", 4);
-  if (!pad) return std::unexpected(pad.error());
+  if (!pad) return Unexpected(pad.error());
   auto dil = intsOfLen(n, "dilation", 2);
-  if (!dil) return std::unexpected(dil.error());
+  if (!dil) return Unexpected(dil.error());
   for (int64_t s : *stride)
-    if (s <= 0) return std::unexpected(shapeError(n, "stride must be positive"));
+    if (s <= 0) return Unexpected(shapeError(n, "stride must be positive"));
   for (int64_t d : *dil)
-    if (d <= 0) return std::unexpected(shapeError(n, "dilation must be positive"));
+    if (d <= 0) return Unexpected(shapeError(n, "dilation must be positive"));
   for (int64_t p : *pad)
-    if (p < 0) return std::unexpected(shapeError(n, "padding must not be negative"));
+    if (p < 0) return Unexpected(shapeError(n, "padding must not be negative"));
   const Shape& xs = x.shape;
   const Shape& ws = w.shape;
   if (xs[1] != ws[1])
-    return std::unexpected(shapeError(
+    return Unexpected(shapeError(
         n, fmt::format("input has {} channels ({}) but the weight expects {} ({})", xs[1], x.str(), ws[1], w.str())));
   int64_t oh = windowOutputSize(xs[2], ws[2], (*stride)[0], (*pad)[0], (*pad)[2], (*dil)[0]);
   int64_t ow = windowOutputSize(xs[3], ws[3], (*stride)[1], (*pad)[1], (*pad)[3], (*dil)[1]);
   if (oh <= 0 || ow <= 0)
-    return std::unexpected(shapeError(
+    return Unexpected(shapeError(
         n, fmt::format("kernel {}x{} does not fit the padded input {}x{} ({})", ws[2], ws[3], xs[2] + (*pad)[0] + (*pad)[2],
                        xs[3] + (*pad)[1] + (*pad)[3], x.str())));
   return Shape{xs[0], ws[0], oh, ow};
@@ -150,16 +150,16 @@ Expected<Shape> convOutputShape(const Node& n, const TensorType& x, const Tensor
 // A shape attribute (input_shape, weight_shape) of a gradient op: 4 positive extents.
 Expected<Shape> shapeAttr4(const Node& n, const std::string& key) {
   const auto& s = n.attrs().getInts(key);
-  if (s.size() != 4) return std::unexpected(shapeError(n, key + " needs 4 extents"));
+  if (s.size() != 4) return Unexpected(shapeError(n, key + " needs 4 extents"));
   for (int64_t d : s)
-    if (d <= 0) return std::unexpected(shapeError(n, fmt::format("{} {} has a non-positive extent", key, shapeString(s))));
+    if (d <= 0) return Unexpected(shapeError(n, fmt::format("{} {} has a non-positive extent", key, shapeString(s))));
   return s;
 }
 
 // The upstream gradient must have the shape the forward op produced.
 Expected<Types> requireGradient(const Node& n, const Value* dy, const TensorType& want, std::string_view what) {
   if (dy->type() != want)
-    return std::unexpected(shapeError(n, fmt::format("gradient {} does not match {} {}", sh(dy), what, want.str())));
+    return Unexpected(shapeError(n, fmt::format("gradient {} does not match {} {}", sh(dy), what, want.str())));
   return Types{};
 }
 
@@ -168,7 +168,7 @@ Expected<Types> checkFusedActivation(const Node& n) {
   if (!n.attrs().has("activation")) return Types{};
   const std::string& a = n.attrs().getString("activation");
   if (a != "relu" && a != "sigmoid" && a != "tanh")
-    return std::unexpected(shapeError(n, fmt::format("activation must be relu, sigmoid or tanh, got '{}'", a)));
+    return Unexpected(shapeError(n, fmt::format("activation must be relu, sigmoid or tanh, got '{}'", a)));
   return Types{};
 }
 
@@ -181,12 +181,12 @@ Expected<Types> shapeConv2d(const Node& n) {
   SHOAL_TRY(requireRank(n, w, 4, "weight (OIHW)"));
   SHOAL_TRY(requireSameDType(n, x, w));
   auto y = convOutputShape(n, x->type(), w->type());
-  if (!y) return std::unexpected(y.error());
+  if (!y) return Unexpected(y.error());
   if (n.numInputs() == 3) {
     const Value* b = n.input(2);
     int64_t o = w->type().shape[0];
     if (b->type().shape != Shape{o} || b->type().dtype != x->type().dtype)
-      return std::unexpected(shapeError(n, fmt::format("bias must be {}[{}], got {}", dtypeName(x->type().dtype), o, sh(b))));
+      return Unexpected(shapeError(n, fmt::format("bias must be {}[{}], got {}", dtypeName(x->type().dtype), o, sh(b))));
   }
   return Types{{x->type().dtype, *y}};
 }
@@ -194,7 +194,7 @@ Expected<Types> shapeConv2d(const Node& n) {
 Expected<Types> shapeConv2dBackwardData(const Node& n) {
   // (dy, w) -> dx of type dtype[input_shape].
   auto s = shapeAttr4(n, "input_shape");
-  if (!s) return std::unexpected(s.error());
+  if (!s) return Unexpected(s.error());
   const Value* dy = n.input(0);
   const Value* w = n.input(1);
   SHOAL_TRY(requireFloat(n, dy, "gradient"));
@@ -202,7 +202,7 @@ Expected<Types> shapeConv2dBackwardData(const Node& n) {
   SHOAL_TRY(requireSameDType(n, dy, w));
   TensorType x{dy->type().dtype, *s};
   auto y = convOutputShape(n, x, w->type());
-  if (!y) return std::unexpected(y.error());
+  if (!y) return Unexpected(y.error());
   SHOAL_TRY(requireGradient(n, dy, {x.dtype, *y}, "the convolution's output"));
   return Types{x};
 }
@@ -210,7 +210,7 @@ Expected<Types> shapeConv2dBackwardData(const Node& n) {
 Expected<Types> shapeConv2dBackwardWeight(const Node& n) {
   // (x, dy) -> dw of type dtype[weight_shape].
   auto s = shapeAttr4(n, "weight_shape");
-  if (!s) return std::unexpected(s.error());
+  if (!s) return Unexpected(s.error());
   const Value* x = n.input(0);
   const Value* dy = n.input(1);
   SHOAL_TRY(requireFloat(n, x, "input"));
@@ -218,7 +218,7 @@ Expected<Types> shapeConv2dBackwardWeight(const Node& n) {
   SHOAL_TRY(requireSameDType(n, x, dy));
   TensorType w{x->type().dtype, *s};
   auto y = convOutputShape(n, x->type(), w);
-  if (!y) return std::unexpected(y.error());
+  if (!y) return Unexpected(y.error());
   SHOAL_TRY(requireGradient(n, dy, {w.dtype, *y}, "the convolution's output"));
   return Types{w};
 }
@@ -228,23 +228,23 @@ Expected<Types> shapeConv2dBackwardWeight(const Node& n) {
 // pool_kernel/pool_stride/pool_padding (prefix "pool_").
 Expected<Shape> poolOutputShape(const Node& n, const TensorType& x, const std::string& prefix = "") {
   auto k = intsOfLen(n, prefix + "kernel", 2);
-  if (!k) return std::unexpected(k.error());
+  if (!k) return Unexpected(k.error());
   auto s = intsOfLen(n, prefix + "stride", 2);
-  if (!s) return std::unexpected(s.error());
+  if (!s) return Unexpected(s.error());
   auto p = intsOfLen(n, prefix + "padding", 4);
-  if (!p) return std::unexpected(p.error());
+  if (!p) return Unexpected(p.error());
   for (int i = 0; i < 2; ++i)
     if ((*k)[i] <= 0 || (*s)[i] <= 0)
-      return std::unexpected(shapeError(n, fmt::format("{}kernel and {}stride must be positive", prefix, prefix)));
+      return Unexpected(shapeError(n, fmt::format("{}kernel and {}stride must be positive", prefix, prefix)));
   for (int64_t v : *p)
-    if (v < 0) return std::unexpected(shapeError(n, fmt::format("{}padding must not be negative", prefix)));
+    if (v < 0) return Unexpected(shapeError(n, fmt::format("{}padding must not be negative", prefix)));
   if ((*p)[0] >= (*k)[0] || (*p)[1] >= (*k)[1] || (*p)[2] >= (*k)[0] || (*p)[3] >= (*k)[1])
-    return std::unexpected(shapeError(n, fmt::format("{}padding must be smaller than the window", prefix)));
+    return Unexpected(shapeError(n, fmt::format("{}padding must be smaller than the window", prefix)));
   const Shape& xs = x.shape;
   int64_t oh = windowOutputSize(xs[2], (*k)[0], (*s)[0], (*p)[0], (*p)[2]);
   int64_t ow = windowOutputSize(xs[3], (*k)[1], (*s)[1], (*p)[1], (*p)[3]);
   if (oh <= 0 || ow <= 0)
-    return std::unexpected(shapeError(n, fmt::format("{}window {}x{} does not fit the input {}", prefix.empty() ? "" : "pool ",
+    return Unexpected(shapeError(n, fmt::format("{}window {}x{} does not fit the input {}", prefix.empty() ? "" : "pool ",
                                                      (*k)[0], (*k)[1], x.str())));
   return Shape{xs[0], xs[1], oh, ow};
 }
@@ -254,28 +254,28 @@ Expected<Types> shapePool2d(const Node& n) {
   SHOAL_TRY(requireFloat(n, x, "input"));
   SHOAL_TRY(requireRank(n, x, 4, "input (NCHW)"));
   auto y = poolOutputShape(n, x->type());
-  if (!y) return std::unexpected(y.error());
+  if (!y) return Unexpected(y.error());
   return Types{{x->type().dtype, *y}};
 }
 
 // fused_conv2d_pool: the conv's output shape (shapeConv2d's checks), then the pool's.
 Expected<Types> shapeConv2dPool(const Node& n) {
   auto conv = shapeConv2d(n);
-  if (!conv) return std::unexpected(conv.error());
+  if (!conv) return Unexpected(conv.error());
   auto y = poolOutputShape(n, conv->front(), "pool_");
-  if (!y) return std::unexpected(y.error());
+  if (!y) return Unexpected(y.error());
   return Types{{conv->front().dtype, *y}};
 }
 
 Expected<Types> shapeAvgPool2dGrad(const Node& n) {
   // dy -> dx of type dtype[input_shape].
   auto s = shapeAttr4(n, "input_shape");
-  if (!s) return std::unexpected(s.error());
+  if (!s) return Unexpected(s.error());
   const Value* dy = n.input(0);
   SHOAL_TRY(requireFloat(n, dy, "gradient"));
   TensorType x{dy->type().dtype, *s};
   auto y = poolOutputShape(n, x);
-  if (!y) return std::unexpected(y.error());
+  if (!y) return Unexpected(y.error());
   SHOAL_TRY(requireGradient(n, dy, {x.dtype, *y}, "the pooled output"));
   return Types{x};
 }
@@ -285,7 +285,7 @@ Expected<Types> shapeFlatten(const Node& n) {
   int64_t axis = n.attrs().getInt("axis");
   if (axis < 0) axis += int64_t(xs.size());
   if (axis < 0 || axis > int64_t(xs.size()))
-    return std::unexpected(shapeError(n, fmt::format("axis {} is out of range for {}", n.attrs().getInt("axis"), sh(n.input(0)))));
+    return Unexpected(shapeError(n, fmt::format("axis {} is out of range for {}", n.attrs().getInt("axis"), sh(n.input(0)))));
   int64_t outer = 1, inner = 1;
   for (int64_t i = 0; i < int64_t(xs.size()); ++i) (i < axis ? outer : inner) *= xs[size_t(i)];
   return Types{{n.input(0)->type().dtype, {outer, inner}}};
@@ -297,21 +297,21 @@ Expected<Types> shapeReshape(const Node& n) {
   int64_t known = 1, wild = -1;
   for (size_t i = 0; i < target.size(); ++i) {
     if (target[i] == -1) {
-      if (wild >= 0) return std::unexpected(shapeError(n, "at most one extent may be -1"));
+      if (wild >= 0) return Unexpected(shapeError(n, "at most one extent may be -1"));
       wild = int64_t(i);
     } else if (target[i] <= 0) {
-      return std::unexpected(shapeError(n, fmt::format("extent {} must be positive or -1", target[i])));
+      return Unexpected(shapeError(n, fmt::format("extent {} must be positive or -1", target[i])));
     } else {
       known *= target[i];
     }
   }
   if (wild >= 0) {
     if (known == 0 || total % known != 0)
-      return std::unexpected(shapeError(n, fmt::format("cannot reshape {} to {}", sh(n.input(0)), shapeString(target))));
+      return Unexpected(shapeError(n, fmt::format("cannot reshape {} to {}", sh(n.input(0)), shapeString(target))));
     target[size_t(wild)] = total / known;
   }
   if (numElements(target) != total)
-    return std::unexpected(shapeError(n, fmt::format("cannot reshape {} ({} elements) to {} ({} elements)", sh(n.input(0)),
+    return Unexpected(shapeError(n, fmt::format("cannot reshape {} ({} elements) to {} ({} elements)", sh(n.input(0)),
                                                      total, shapeString(target), numElements(target))));
   return Types{{n.input(0)->type().dtype, target}};
 }
@@ -327,12 +327,12 @@ Expected<Types> shapeDense(const Node& n) {
   const Shape& xs = x->type().shape;
   const Shape& ws = w->type().shape;
   if (xs[1] != ws[1])
-    return std::unexpected(shapeError(
+    return Unexpected(shapeError(
         n, fmt::format("input has {} features ({}) but the weight expects {} ({})", xs[1], sh(x), ws[1], sh(w))));
   if (n.numInputs() == 3) {
     const Value* b = n.input(2);
     if (b->type().shape != Shape{ws[0]} || b->type().dtype != x->type().dtype)
-      return std::unexpected(shapeError(n, fmt::format("bias must be {}[{}], got {}", dtypeName(x->type().dtype), ws[0], sh(b))));
+      return Unexpected(shapeError(n, fmt::format("bias must be {}[{}], got {}", dtypeName(x->type().dtype), ws[0], sh(b))));
   }
   return Types{{x->type().dtype, {xs[0], ws[0]}}};
 }
@@ -350,7 +350,7 @@ Expected<Types> shapeMatMul(const Node& n) {
   int64_t m = ta ? as[1] : as[0], k1 = ta ? as[0] : as[1];
   int64_t k2 = tb ? bs[1] : bs[0], nn = tb ? bs[0] : bs[1];
   if (k1 != k2)
-    return std::unexpected(shapeError(n, fmt::format("inner dimensions differ: {} ({}{}) vs {} ({}{})", k1, sh(a), ta ? ", transposed" : "",
+    return Unexpected(shapeError(n, fmt::format("inner dimensions differ: {} ({}{}) vs {} ({}{})", k1, sh(a), ta ? ", transposed" : "",
                                                      k2, sh(b), tb ? ", transposed" : "")));
   return Types{{a->type().dtype, {m, nn}}};
 }
@@ -361,7 +361,7 @@ Expected<Types> shapeBroadcast(const Node& n) {
   SHOAL_TRY(requireSameDType(n, a, b));
   auto out = broadcastShapes(a->type().shape, b->type().shape);
   if (!out)
-    return std::unexpected(shapeError(n, fmt::format("shapes {} and {} do not broadcast", sh(a), sh(b))));
+    return Unexpected(shapeError(n, fmt::format("shapes {} and {} do not broadcast", sh(a), sh(b))));
   return Types{{a->type().dtype, *out}};
 }
 
@@ -369,16 +369,16 @@ Expected<Types> shapeSumTo(const Node& n) {
   const Shape& target = n.attrs().getInts("shape");
   auto b = broadcastShapes(target, n.input(0)->type().shape);
   if (!b || *b != n.input(0)->type().shape)
-    return std::unexpected(shapeError(n, fmt::format("{} does not broadcast from {}", sh(n.input(0)), shapeString(target))));
+    return Unexpected(shapeError(n, fmt::format("{} does not broadcast from {}", sh(n.input(0)), shapeString(target))));
   return Types{{n.input(0)->type().dtype, target}};
 }
 
 Expected<Types> shapeArgMax(const Node& n) {
   const Shape& xs = n.input(0)->type().shape;
   int64_t axis = n.attrs().getInt("axis");
-  if (xs.empty()) return std::unexpected(shapeError(n, "input must have rank >= 1"));
+  if (xs.empty()) return Unexpected(shapeError(n, "input must have rank >= 1"));
   if (axis != -1 && axis != int64_t(xs.size()) - 1)
-    return std::unexpected(shapeError(n, "only the last axis is supported"));
+    return Unexpected(shapeError(n, "only the last axis is supported"));
   return Types{{DType::I64, Shape(xs.begin(), xs.end() - 1)}};
 }
 
@@ -386,9 +386,9 @@ Expected<Types> shapeArgMax(const Node& n) {
 Expected<Types> requireLabels(const Node& n, const Value* logits, const Value* labels) {
   SHOAL_TRY(requireRank(n, logits, 2, "logits ([batch, classes])"));
   if (isFloat(labels->type().dtype))
-    return std::unexpected(shapeError(n, fmt::format("labels must be integer class ids, got {}", sh(labels))));
+    return Unexpected(shapeError(n, fmt::format("labels must be integer class ids, got {}", sh(labels))));
   if (labels->type().shape != Shape{logits->type().shape[0]})
-    return std::unexpected(shapeError(n, fmt::format("labels {} do not match logits {}: expected [{}]", sh(labels),
+    return Unexpected(shapeError(n, fmt::format("labels {} do not match logits {}: expected [{}]", sh(labels),
                                                      sh(logits), logits->type().shape[0])));
   return Types{};
 }
@@ -399,7 +399,7 @@ Expected<Types> shapeLoss(const Node& n) {
   SHOAL_TRY(requireFloat(n, p, "prediction"));
   if (n.kind() == OpKind::Mse) {
     if (p->type() != t->type())
-      return std::unexpected(shapeError(n, fmt::format("prediction {} and target {} must have the same type", sh(p), sh(t))));
+      return Unexpected(shapeError(n, fmt::format("prediction {} and target {} must have the same type", sh(p), sh(t))));
     return Types{{p->type().dtype, {}}};
   }
   SHOAL_TRY(requireLabels(n, p, t));
@@ -416,13 +416,13 @@ Expected<Types> shapeSameAsFirst(const Node& n) {
     SHOAL_TRY(requireFloat(n, x, "operand"));
     if (n.input(1)->type().dtype != t.dtype ||
         (n.kind() != OpKind::MaxPool2dGrad && n.input(1)->type().shape != t.shape))
-      return std::unexpected(shapeError(n, fmt::format("gradient {} does not match operand {}", sh(n.input(1)), sh(x))));
+      return Unexpected(shapeError(n, fmt::format("gradient {} does not match operand {}", sh(n.input(1)), sh(x))));
   }
   if (n.kind() == OpKind::SoftmaxGrad || n.kind() == OpKind::LogSoftmaxGrad) SHOAL_TRY(shapeSameFloatLastAxis(n));
   if (n.kind() == OpKind::MaxPool2dGrad) {
     SHOAL_TRY(requireRank(n, x, 4, "input (NCHW)"));
     auto y = poolOutputShape(n, t);
-    if (!y) return std::unexpected(y.error());
+    if (!y) return Unexpected(y.error());
     SHOAL_TRY(requireGradient(n, n.input(1), {t.dtype, *y}, "the pooled output"));
   }
   if (n.kind() == OpKind::SoftmaxCrossEntropyGrad) {
@@ -432,15 +432,15 @@ Expected<Types> shapeSameAsFirst(const Node& n) {
   if (n.kind() == OpKind::MseGrad) {
     SHOAL_TRY(requireFloat(n, x, "prediction"));
     if (n.input(1)->type() != t)
-      return std::unexpected(
+      return Unexpected(
           shapeError(n, fmt::format("prediction {} and target {} must have the same type", sh(x), sh(n.input(1)))));
   }
   if (n.kind() == OpKind::SoftmaxCrossEntropyGrad || n.kind() == OpKind::MseGrad) {
     const Value* dloss = n.input(2);
     if (dloss->type().rank() != 0)
-      return std::unexpected(shapeError(n, fmt::format("loss gradient must be a scalar, got {}", sh(dloss))));
+      return Unexpected(shapeError(n, fmt::format("loss gradient must be a scalar, got {}", sh(dloss))));
     if (dloss->type().dtype != t.dtype)
-      return std::unexpected(
+      return Unexpected(
           shapeError(n, fmt::format("loss gradient {} must have the element type of {}", sh(dloss), sh(x))));
   }
   return Types{t};
@@ -448,13 +448,13 @@ Expected<Types> shapeSameAsFirst(const Node& n) {
 
 Expected<Types> shapeFusedElementwise(const Node& n) {
   const TensorType& t = n.input(0)->type();
-  if (!isFloat(t.dtype)) return std::unexpected(shapeError(n, fmt::format("operands must be f32 or f64, got {}", sh(n.input(0)))));
+  if (!isFloat(t.dtype)) return Unexpected(shapeError(n, fmt::format("operands must be f32 or f64, got {}", sh(n.input(0)))));
   for (size_t i = 1; i < n.numInputs(); ++i)
     if (n.input(i)->type() != t)
-      return std::unexpected(shapeError(n, fmt::format("operand {} is {}, operand 0 is {}: fused operands share one type", i,
+      return Unexpected(shapeError(n, fmt::format("operand {} is {}, operand 0 is {}: fused operands share one type", i,
                                                        sh(n.input(i)), sh(n.input(0)))));
   auto program = parseElementwiseExpr(n.attrs().getString("expr"), int(n.numInputs()));
-  if (!program) return std::unexpected(shapeError(n, program.error().message()));
+  if (!program) return Unexpected(shapeError(n, program.error().message()));
   return Types{t};
 }
 
@@ -499,7 +499,7 @@ Expected<std::vector<TensorType>> inferResultTypes(const Node& node) {
 #include "ir/ops.def"
 #undef SHOAL_OP
   }
-  return std::unexpected(Error("unknown op"));
+  return Unexpected(Error("unknown op"));
 }
 
 }  // namespace shoal

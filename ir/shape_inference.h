@@ -3,7 +3,7 @@
 
 #include <vector>
 
-#include "ir/diagnostics.h"
+#include "support/diagnostics.h"
 #include "ir/graph.h"
 
 namespace shoal {

@@ -116,7 +116,7 @@ bool verifyGraph(const Graph& g, DiagnosticEngine& diags) {
 Expected<void> verifyGraph(const Graph& g) {
   DiagnosticEngine diags;
   if (verifyGraph(g, diags)) return {};
-  return std::unexpected(diags.firstError());
+  return Unexpected(diags.firstError());
 }
 
 }  // namespace shoal

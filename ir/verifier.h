@@ -1,7 +1,7 @@
 // The IR verifier: structural invariants and types, checked after every pass in tests/debug.
 #pragma once
 
-#include "ir/diagnostics.h"
+#include "support/diagnostics.h"
 #include "ir/graph.h"
 
 namespace shoal {

@@ -33,7 +33,7 @@ class NodeEmitter {
     Node* n = g_.addNode(kind, std::move(inputs), std::move(attrs), {}, loc);
     fillDefaultAttrs(*n);
     auto types = inferResultTypes(*n);
-    if (!types) return std::unexpected(types.error());
+    if (!types) return Unexpected(types.error());
     return {};
   }
 
@@ -43,7 +43,7 @@ class NodeEmitter {
   Expected<Value*> typeNode(Node& n) {
     fillDefaultAttrs(n);
     auto types = inferResultTypes(n);
-    if (!types) return std::unexpected(types.error());
+    if (!types) return Unexpected(types.error());
     n.result()->setType((*types)[0]);
     return n.result();
   }
@@ -59,13 +59,13 @@ Attrs attrsOf(std::initializer_list<std::pair<const char*, AttrValue>> entries) 
 
 #define SHOAL_TRY_ASSIGN(var, expr)                                   \
   auto var##OrError_ = (expr);                                        \
-  if (!var##OrError_) return std::unexpected(var##OrError_.error()); \
+  if (!var##OrError_) return Unexpected(var##OrError_.error()); \
   Value* var = *var##OrError_
 
 #define SHOAL_TRY_VOID(expr)                                       \
   do {                                                             \
     auto shoalTryResult_ = (expr);                                 \
-    if (!shoalTryResult_) return std::unexpected(shoalTryResult_.error()); \
+    if (!shoalTryResult_) return Unexpected(shoalTryResult_.error()); \
   } while (0)
 
 // The backward pass of one loss: which values need gradients, then the gradient rules applied
@@ -94,7 +94,7 @@ class GradientBuilder {
       for (size_t i = 0; i < n.numInputs(); ++i) {
         if (!needsGrad_.count(n.input(i))) continue;
         auto contribution = operandGradient(n, i, dy->second);
-        if (!contribution) return std::unexpected(contribution.error());
+        if (!contribution) return Unexpected(contribution.error());
         SHOAL_TRY_VOID(accumulate(n.input(i), *contribution, n.loc()));
       }
     }
@@ -373,7 +373,7 @@ class AutodiffPass : public Pass {
   Expected<bool> run(Graph& g, PassContext& ctx) override {
     if (!ctx.train) return false;
     auto ok = appendTrainingStep(g, *ctx.train);
-    if (!ok) return std::unexpected(ok.error());
+    if (!ok) return Unexpected(ok.error());
     return true;
   }
 };
@@ -386,7 +386,7 @@ Expected<void> appendGradients(Graph& g, const std::string& lossOutput) {
   Value* loss = g.outputValue(lossOutput);
   if (!loss) return fail(fmt::format("the graph has no output named '{}'", lossOutput));
   auto grads = appendBackward(g, loss);
-  if (!grads) return std::unexpected(grads.error());
+  if (!grads) return Unexpected(grads.error());
   if (grads->empty()) return fail(fmt::format("no parameter influences the output '{}'", lossOutput), loss->def()->loc());
   for (const ParamGradient& pg : *grads)
     g.addNode(OpKind::Output, {pg.grad}, attrsOf({{"name", "grad:" + pg.param->name()}}), {}, pg.param->def()->loc());
@@ -433,16 +433,16 @@ Expected<void> appendTrainingStep(Graph& g, const TrainConfig& cfg, const std::s
   // The loss (and accuracy) heads.
   NodeEmitter e(g);
   auto loss = e.emit(crossEntropy ? OpKind::SoftmaxCrossEntropy : OpKind::Mse, {logits, target}, {}, "loss", cfg.loc);
-  if (!loss) return std::unexpected(loss.error());
+  if (!loss) return Unexpected(loss.error());
   g.addNode(OpKind::Output, {*loss}, attrsOf({{"name", std::string("loss")}}), {}, cfg.loc);
   if (crossEntropy) {
     auto acc = e.emit(OpKind::Accuracy, {logits, target}, {}, "accuracy", cfg.loc);
-    if (!acc) return std::unexpected(acc.error());
+    if (!acc) return Unexpected(acc.error());
     g.addNode(OpKind::Output, {*acc}, attrsOf({{"name", std::string("accuracy")}}), {}, cfg.loc);
   }
 
   auto grads = appendBackward(g, *loss);
-  if (!grads) return std::unexpected(grads.error());
+  if (!grads) return Unexpected(grads.error());
   if (grads->empty()) return fail("no parameter of the model influences the loss", cfg.loc);
 
   // Optimizer state, declared after the last param; then the in-place updates, last.
@@ -462,13 +462,13 @@ Expected<void> appendTrainingStep(Graph& g, const TrainConfig& cfg, const std::s
                            attrsOf({{"lr", cfg.lr}, {"beta1", cfg.beta1}, {"beta2", cfg.beta2}, {"eps", cfg.eps},
                                     {"weight_decay", cfg.weightDecay}}),
                            loc);
-      if (!ok) return std::unexpected(ok.error());
+      if (!ok) return Unexpected(ok.error());
     } else {
       std::vector<Value*> operands{p, pg.grad};
       if (cfg.momentum != 0.0) operands.push_back(newState(".velocity"));
       auto ok = e.emitSink(OpKind::SgdUpdate, std::move(operands),
                            attrsOf({{"lr", cfg.lr}, {"momentum", cfg.momentum}, {"weight_decay", cfg.weightDecay}}), loc);
-      if (!ok) return std::unexpected(ok.error());
+      if (!ok) return Unexpected(ok.error());
     }
   }
   return {};

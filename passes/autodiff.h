@@ -6,7 +6,7 @@
 #include <utility>
 #include <vector>
 
-#include "ir/diagnostics.h"
+#include "support/diagnostics.h"
 #include "ir/graph.h"
 #include "ir/pipeline.h"
 #include "passes/pass.h"

@@ -15,12 +15,12 @@ class InferShapesPass : public Pass {
     bool changed = false;
     for (Node* n : g.nodes()) {
       DiagnosticEngine local;
-      if (!verifyNodeStructure(*n, local)) return std::unexpected(local.firstError());
+      if (!verifyNodeStructure(*n, local)) return Unexpected(local.firstError());
       for (size_t i = 0; i < n->numInputs(); ++i)
         if (!n->input(i)->def() || g.indexOf(n->input(i)->def()) >= g.indexOf(n))
           return fail(n->describe() + ": operand %" + n->input(i)->name() + " is used before it is defined", n->loc());
       auto types = inferResultTypes(*n);
-      if (!types) return std::unexpected(types.error());
+      if (!types) return Unexpected(types.error());
       for (size_t r = 0; r < n->numResults(); ++r) {
         if (n->result(r)->type() != (*types)[r]) {
           n->result(r)->setType((*types)[r]);

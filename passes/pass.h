@@ -8,7 +8,7 @@
 #include <string_view>
 #include <vector>
 
-#include "ir/diagnostics.h"
+#include "support/diagnostics.h"
 #include "ir/graph.h"
 
 namespace shoal {

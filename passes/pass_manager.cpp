@@ -55,7 +55,7 @@ Expected<void> PassManager::run(Graph& g, PassContext& ctx) {
     if (!disabled) {
       std::string before = checkUnchanged_ ? printGraph(g) : std::string();
       auto changed = pass.run(g, ctx);
-      if (!changed) return std::unexpected(changed.error());
+      if (!changed) return Unexpected(changed.error());
       if (checkUnchanged_ && !*changed && printGraph(g) != before)
         return fail(fmt::format("internal error: pass '{}' said it left the graph unchanged, but the IR differs", pass.name()));
       if (verifyEach_) {

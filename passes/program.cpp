@@ -32,12 +32,12 @@ Expected<Program> compileProgram(std::unique_ptr<Graph> g, const CompileOptions&
   ctx.diags = opts.diags;
   ctx.train = opts.train;
   auto ok = pm.run(*g, ctx);
-  if (!ok) return std::unexpected(ok.error());
+  if (!ok) return Unexpected(ok.error());
   Program p;
   p.plan = planMemory(*g, opts.planner);
   if (opts.memoryLimit > 0) {
     auto ok = checkMemoryLimit(*g, p.plan, opts.memoryLimit);
-    if (!ok) return std::unexpected(ok.error());
+    if (!ok) return Unexpected(ok.error());
   }
   p.graph = std::move(g);
   return p;
@@ -81,7 +81,7 @@ Expected<std::unique_ptr<Graph>> rebatchGraph(const Graph& g, int64_t batch) {
     }
   PassContext ctx;
   auto changed = createInferShapesPass()->run(*copy, ctx);
-  if (!changed) return std::unexpected(changed.error());
+  if (!changed) return Unexpected(changed.error());
   return copy;
 }
 

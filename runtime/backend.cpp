@@ -38,7 +38,7 @@ Expected<std::unique_ptr<Executable>> createExecutable(Program program, const De
                                                        const ExecutableOptions& opts) {
   if (device.kind == DeviceKind::Cuda) return createCudaExecutable(std::move(program), opts.tf32, opts.verbose, opts.arch);
   auto exe = CpuExecutable::create(std::move(program));
-  if (!exe) return std::unexpected(exe.error());
+  if (!exe) return Unexpected(exe.error());
   return std::unique_ptr<Executable>(std::move(*exe));
 }
 

@@ -6,7 +6,7 @@
 #include <string>
 #include <string_view>
 
-#include "../include/shoal/train.h"
+#include <shoal/train.h>
 #include "runtime/executable.h"
 
 namespace shoal {

@@ -1,4 +1,4 @@
-// The device-neutral parts of Executable: synchronous metric accumulation.
+// The device-neutral parts of Executable: parameter sharing, synchronous metric accumulation.
 #include "runtime/executable.h"
 
 #include <cmath>
@@ -8,7 +8,7 @@ namespace shoal {
 Expected<void> Executable::runAccumulate(const TensorMap& inputs, const std::vector<std::string>& names, double weight,
                                          int64_t step) {
   auto out = run(inputs);
-  if (!out) return std::unexpected(out.error());
+  if (!out) return Unexpected(out.error());
   for (const std::string& name : names) {
     auto it = out->find(name);
     if (it == out->end()) return fail("the program has no output named '" + name + "'");
@@ -21,6 +21,24 @@ Expected<void> Executable::runAccumulate(const TensorMap& inputs, const std::vec
   }
   accumulated_.weight += weight;
   return {};
+}
+
+Expected<void> Executable::shareParameters(Executable& other) {
+  // Same persistent names, types and offsets, or the sharing would scramble them.
+  auto layout = [](const Executable& e) {
+    std::map<std::string, std::pair<TensorType, int64_t>> out;
+    for (Node* n : e.graph().nodes())
+      if (isPersistentSource(n->kind()))
+        out[n->result()->name()] = {n->result()->type(), e.program().plan.at(n->result()).offset};
+    return out;
+  };
+  auto theirs = layout(other);
+  for (auto& [name, t] : layout(*this)) {
+    auto it = theirs.find(name);
+    if (it == theirs.end() || it->second != t)
+      return fail("internal error: programs disagree on the layout of '" + name + "'");
+  }
+  return adoptPersistent(other);
 }
 
 Expected<Executable::Accumulated> Executable::takeAccumulated() {

@@ -9,7 +9,7 @@
 #include <vector>
 
 #include "passes/program.h"
-#include "runtime/tensor.h"
+#include <shoal/tensor.h>
 
 namespace shoal {
 
@@ -31,9 +31,10 @@ class Executable {
   virtual TensorMap readPersistent() = 0;
   /// Overwrites the params/state named in `values` (unknown names ignored; shapes checked).
   virtual Expected<void> writePersistent(const TensorMap& values) = 0;
-  /// Makes this executable use `other`'s params and state (same names and types), so a
-  /// training step, a remainder-batch step and an evaluation program train one model.
-  virtual Expected<void> shareParameters(Executable& other) = 0;
+  /// Makes this executable use `other`'s params and state (same names, types and offsets in
+  /// the persistent region, else an internal error), so a training step, a remainder-batch
+  /// step and an evaluation program train one model.
+  Expected<void> shareParameters(Executable& other);
 
   /// Feeds the named inputs, runs every node, returns the named outputs (host copies).
   virtual Expected<TensorMap> run(const TensorMap& inputs) = 0;
@@ -62,6 +63,10 @@ class Executable {
   virtual std::string profileSummary() const { return ""; }
 
  protected:
+  /// shareParameters after the layouts were checked: take over `other`'s persistent region
+  /// (`other` is of the same device kind, or an internal error).
+  virtual Expected<void> adoptPersistent(Executable& other) = 0;
+
   Accumulated accumulated_;
 };
 

@@ -5,7 +5,7 @@
 #include <cstdint>
 #include <string>
 
-#include "runtime/tensor.h"
+#include <shoal/tensor.h>
 
 namespace shoal {
 

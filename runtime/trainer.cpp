@@ -61,9 +61,9 @@ struct BatchedPrograms {
 Expected<std::unique_ptr<Executable>> compileFor(const Graph& g, int64_t batch, const CompileOptions& copts,
                                                  const DeviceSelection& dev, const ExecutableOptions& eopts) {
   auto rebatched = rebatchGraph(g, batch);
-  if (!rebatched) return std::unexpected(rebatched.error());
+  if (!rebatched) return Unexpected(rebatched.error());
   auto program = compileProgram(std::move(*rebatched), copts);
-  if (!program) return std::unexpected(program.error());
+  if (!program) return Unexpected(program.error());
   return createExecutable(std::move(*program), dev, eopts);
 }
 
@@ -73,19 +73,19 @@ Expected<BatchedPrograms> compileBatched(const Graph& g, int64_t batch, int64_t 
   BatchedPrograms bp;
   bp.batch = std::min(batch, std::max<int64_t>(total, 1));
   auto full = compileFor(g, bp.batch, copts, dev, eopts);
-  if (!full) return std::unexpected(full.error());
+  if (!full) return Unexpected(full.error());
   bp.full = std::move(*full);
   if (shareWith) {
     auto ok = bp.full->shareParameters(*shareWith);
-    if (!ok) return std::unexpected(ok.error());
+    if (!ok) return Unexpected(ok.error());
   }
   bp.restBatch = total % bp.batch;
   if (bp.restBatch) {
     auto rest = compileFor(g, bp.restBatch, copts, dev, eopts);
-    if (!rest) return std::unexpected(rest.error());
+    if (!rest) return Unexpected(rest.error());
     bp.rest = std::move(*rest);
     auto ok = bp.rest->shareParameters(shareWith ? *shareWith : *bp.full);
-    if (!ok) return std::unexpected(ok.error());
+    if (!ok) return Unexpected(ok.error());
   }
   return bp;
 }
@@ -99,7 +99,7 @@ Expected<double> accuracyOver(BatchedPrograms& eval, const Pipeline& p, const Mn
     Executable& exe = count == size_t(eval.batch) ? *eval.full : *eval.rest;
     Batch b = gather(data, rows, begin, count);
     auto out = exe.run({{p.inputName, b.images}});
-    if (!out) return std::unexpected(out.error());
+    if (!out) return Unexpected(out.error());
     auto found = out->find(p.logitsName);
     if (found == out->end()) return fail(fmt::format("the model has no output named '{}' to score", p.logitsName));
     const Tensor& logits = found->second;
@@ -119,7 +119,7 @@ Expected<double> accuracyOver(BatchedPrograms& eval, const Pipeline& p, const Mn
 // step the checkpoint was saved at (0 when unknown), so a resumed run continues Adam's count.
 Expected<int64_t> loadWeights(Executable& exe, const std::string& path) {
   auto file = loadSafetensors(path);
-  if (!file) return std::unexpected(file.error());
+  if (!file) return Unexpected(file.error());
   TensorMap current = exe.readPersistent();
   TensorMap values;
   for (auto& [name, t] : file->tensors) {
@@ -133,7 +133,7 @@ Expected<int64_t> loadWeights(Executable& exe, const std::string& path) {
     if (n->kind() == OpKind::Param && !values.count(n->result()->name()))
       return fail(fmt::format("{}: checkpoint has no tensor '{}' ({})", path, n->result()->name(), n->result()->type().str()));
   auto ok = exe.writePersistent(values);
-  if (!ok) return std::unexpected(ok.error());
+  if (!ok) return Unexpected(ok.error());
   int64_t step = 0;
   bool hasState = false;
   for (Node* n : exe.graph().nodes()) hasState |= n->kind() == OpKind::State && values.count(n->result()->name());
@@ -164,13 +164,13 @@ Expected<Loaded> prepare(const Pipeline& p, const TrainOptions& opts) {
   Loaded l;
   std::string dir = resolveDataPath(p.data->path, p.file);
   auto train = loadMnist(dir, true);
-  if (!train) return std::unexpected(Error(train.error().message(), p.data->loc));
+  if (!train) return Unexpected(Error(train.error().message(), p.data->loc));
   auto test = loadMnist(dir, false);
-  if (!test) return std::unexpected(Error(test.error().message(), p.data->loc));
+  if (!test) return Unexpected(Error(test.error().message(), p.data->loc));
   l.train = std::move(*train);
   l.test = std::move(*test);
   auto dev = selectDevice(opts.device == DeviceKind::Auto && p.device != "auto" ? *parseDeviceKind(p.device) : opts.device);
-  if (!dev) return std::unexpected(dev.error());
+  if (!dev) return Unexpected(dev.error());
   l.device = *dev;
   if (opts.onNote) {
     opts.onNote("device: " + l.device.description + (l.device.note.empty() ? "" : " (" + l.device.note + ")"));
@@ -201,7 +201,7 @@ std::string resolveDataPath(const std::string& path, const std::string& pipeline
 Expected<TrainReport> trainPipeline(const Pipeline& p, const TrainOptions& opts) {
   if (!p.train) return fail("the pipeline has no train stage");
   auto loaded = prepare(p, opts);
-  if (!loaded) return std::unexpected(loaded.error());
+  if (!loaded) return Unexpected(loaded.error());
   TrainConfig cfg = *p.train;
   if (opts.epochs) cfg.epochs = *opts.epochs;
   if (opts.seed) cfg.seed = *opts.seed;
@@ -217,14 +217,14 @@ Expected<TrainReport> trainPipeline(const Pipeline& p, const TrainOptions& opts)
   CompileOptions copts = opts.compile;
   copts.train = &cfg;
   auto step = compileBatched(*p.model, cfg.batch, int64_t(trainRows.size()), copts, loaded->device, opts.exec, nullptr);
-  if (!step) return std::unexpected(step.error());
+  if (!step) return Unexpected(step.error());
   step->full->initializeParameters(cfg.seed);
   step->full->setProfiling(opts.profile);
   std::string weights = !opts.weights.empty() ? opts.weights : p.data->weights;
   int64_t resumedStep = 0;
   if (!weights.empty()) {
     auto loadedStep = loadWeights(*step->full, weights);
-    if (!loadedStep) return std::unexpected(loadedStep.error());
+    if (!loadedStep) return Unexpected(loadedStep.error());
     resumedStep = *loadedStep;
   }
   CompileOptions evalOpts = opts.compile;
@@ -232,11 +232,11 @@ Expected<TrainReport> trainPipeline(const Pipeline& p, const TrainOptions& opts)
   int64_t evalBatch = std::max<int64_t>(cfg.batch, 500);
   auto evalTest = compileBatched(*p.model, evalBatch, test.images.shape()[0], evalOpts, loaded->device, opts.exec,
                                  step->full.get());
-  if (!evalTest) return std::unexpected(evalTest.error());
+  if (!evalTest) return Unexpected(evalTest.error());
   std::optional<BatchedPrograms> evalVal;
   if (nVal > 0) {
     auto ev = compileBatched(*p.model, evalBatch, nVal, evalOpts, loaded->device, opts.exec, step->full.get());
-    if (!ev) return std::unexpected(ev.error());
+    if (!ev) return Unexpected(ev.error());
     evalVal = std::move(*ev);
   }
 
@@ -265,7 +265,7 @@ Expected<TrainReport> trainPipeline(const Pipeline& p, const TrainOptions& opts)
       if (adam) feed["step"] = Tensor::fromDoubles(DType::F32, {}, std::vector<double>{double(globalStep)});
       // Loss and accuracy are summed where the step runs and read back once per epoch.
       auto ok = exe.runAccumulate(feed, {"loss", "accuracy"}, double(count), globalStep);
-      if (!ok) return std::unexpected(ok.error());
+      if (!ok) return Unexpected(ok.error());
       if (opts.onStep) opts.onStep({epoch, cfg.epochs, s + 1, steps, std::nan("")});
     }
     double lossSum = 0, accSum = 0, seen = 0;
@@ -275,7 +275,7 @@ Expected<TrainReport> trainPipeline(const Pipeline& p, const TrainOptions& opts)
     for (Executable* exe : {step->full.get(), step->rest.get()}) {
       if (!exe) continue;
       auto acc = exe->takeAccumulated();
-      if (!acc) return std::unexpected(acc.error());
+      if (!acc) return Unexpected(acc.error());
       lossSum += acc->sums["loss"];
       accSum += acc->sums["accuracy"];
       seen += acc->weight;
@@ -296,7 +296,7 @@ Expected<TrainReport> trainPipeline(const Pipeline& p, const TrainOptions& opts)
     e.accuracy = accSum / seen;
     if (evalVal) {
       auto acc = accuracyOver(*evalVal, p, train, valRows);
-      if (!acc) return std::unexpected(acc.error());
+      if (!acc) return Unexpected(acc.error());
       e.validationAccuracy = *acc;
     }
     e.seconds = secondsSince(epochStart);
@@ -311,11 +311,11 @@ Expected<TrainReport> trainPipeline(const Pipeline& p, const TrainOptions& opts)
     report.stepMsMedian = stepMs[stepMs.size() / 2];
   }
   auto acc = accuracyOver(*evalTest, p, test, iota(0, test.images.shape()[0]));
-  if (!acc) return std::unexpected(acc.error());
+  if (!acc) return Unexpected(acc.error());
   report.testAccuracy = *acc;
   if (!p.output.checkpoint.empty()) {
     auto ok = saveWeights(*step->full, p.output.checkpoint, globalStep);
-    if (!ok) return std::unexpected(ok.error());
+    if (!ok) return Unexpected(ok.error());
     report.checkpoint = p.output.checkpoint;
   }
   return report;
@@ -323,7 +323,7 @@ Expected<TrainReport> trainPipeline(const Pipeline& p, const TrainOptions& opts)
 
 Expected<TrainReport> evaluatePipeline(const Pipeline& p, const TrainOptions& opts) {
   auto loaded = prepare(p, opts);
-  if (!loaded) return std::unexpected(loaded.error());
+  if (!loaded) return Unexpected(loaded.error());
   std::string weights = !opts.weights.empty() ? opts.weights : p.data->weights;
   if (weights.empty())
     return fail("nothing to evaluate: the pipeline has no train stage and no weights (give --weights PATH or weights= on the input)",
@@ -333,17 +333,17 @@ Expected<TrainReport> evaluatePipeline(const Pipeline& p, const TrainOptions& op
   const MnistSet& test = loaded->test;
   int64_t batch = std::max<int64_t>(p.data->batch, 500);
   auto first = compileFor(*p.model, std::min<int64_t>(batch, test.images.shape()[0]), copts, loaded->device, opts.exec);
-  if (!first) return std::unexpected(first.error());
+  if (!first) return Unexpected(first.error());
   (*first)->initializeParameters(0);
   auto ok = loadWeights(**first, weights);
-  if (!ok) return std::unexpected(ok.error());
+  if (!ok) return Unexpected(ok.error());
   auto eval = compileBatched(*p.model, batch, test.images.shape()[0], copts, loaded->device, opts.exec, first->get());
-  if (!eval) return std::unexpected(eval.error());
+  if (!eval) return Unexpected(eval.error());
   TrainReport report;
   report.device = loaded->device.description;
   auto start = Clock::now();
   auto acc = accuracyOver(*eval, p, test, iota(0, test.images.shape()[0]));
-  if (!acc) return std::unexpected(acc.error());
+  if (!acc) return Unexpected(acc.error());
   report.testAccuracy = *acc;
   report.trainSeconds = 0;
   report.stepMsMedian = secondsSince(start) * 1e3;

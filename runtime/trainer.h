@@ -7,7 +7,7 @@
 #include <vector>
 
 #include "ir/pipeline.h"
-#include "../include/shoal/train.h"
+#include <shoal/train.h>
 #include "runtime/backend.h"
 
 namespace shoal {

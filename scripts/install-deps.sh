@@ -8,5 +8,5 @@ export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq
 $SUDO apt-get install -y -qq --no-install-recommends \
   g++ cmake ninja-build pkg-config \
-  libfmt-dev libgtest-dev libopenblas-dev libcli11-dev nlohmann-json3-dev zlib1g-dev >/dev/null
+  libfmt-dev libgtest-dev libopenblas-dev libcli11-dev nlohmann-json3-dev zlib1g-dev libssl-dev >/dev/null
 echo "shoal: build dependencies installed"

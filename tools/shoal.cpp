@@ -10,7 +10,7 @@
 #include "codegen/cuda_codegen.h"
 #include "frontend/pipeline_loader.h"
 #include "ir/export.h"
-#include "ir/file_util.h"
+#include "support/file_util.h"
 #include "ir/printer.h"
 #include "passes/program.h"
 #include "runtime/backend.h"

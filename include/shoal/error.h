@@ -1,10 +1,11 @@
 // Public error values: a message plus the place (file:line:col, pipeline node) it refers to.
 #pragma once
 
-#include <expected>
 #include <string>
 #include <string_view>
 #include <vector>
+
+#include "expected.h"
 
 namespace shoal {
 
@@ -38,11 +39,11 @@ class Error {
 
 /// Result-or-error, for every operation user input can make fail.
 template <typename T>
-using Expected = std::expected<T, Error>;
+using Expected = BasicExpected<T, Error>;
 
 /// Shorthand for returning an error: `return fail("bad shape", loc);`
-inline std::unexpected<Error> fail(std::string message, Location loc = {}) {
-  return std::unexpected<Error>(Error(std::move(message), std::move(loc)));
+inline Unexpected<Error> fail(std::string message, Location loc = {}) {
+  return Unexpected<Error>(Error(std::move(message), std::move(loc)));
 }
 
 }  // namespace shoal

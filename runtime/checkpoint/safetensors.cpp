@@ -9,7 +9,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "ir/file_util.h"
+#include "support/file_util.h"
 
 namespace shoal {
 
@@ -221,7 +221,7 @@ Expected<SafetensorsFile> decodeSafetensors(std::string_view bytes, const std::s
       continue;
     }
     auto entry = parseEntry(name + ": tensor '" + key + "'", key, value);
-    if (!entry) return std::unexpected(entry.error());
+    if (!entry) return Unexpected(entry.error());
     entries.push_back(std::move(*entry));
   }
 
@@ -256,7 +256,7 @@ Expected<SafetensorsFile> decodeSafetensors(std::string_view bytes, const std::s
 
 Expected<SafetensorsFile> loadSafetensors(const std::string& path) {
   auto bytes = readFileBytes(path);
-  if (!bytes) return std::unexpected(bytes.error());
+  if (!bytes) return Unexpected(bytes.error());
   return decodeSafetensors(*bytes, path);
 }
 

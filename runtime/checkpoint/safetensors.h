@@ -7,9 +7,9 @@
 #include <utility>
 #include <vector>
 
-#include "ir/diagnostics.h"
-#include "ir/types.h"
-#include "runtime/tensor.h"
+#include "support/diagnostics.h"
+#include <shoal/types.h>
+#include <shoal/tensor.h>
 
 namespace shoal {
 

@@ -340,7 +340,7 @@ Expected<void> NodeRunner::run() {
       int64_t rows = inShape(0)[0], cols = inShape(0)[1];
       return withLabels<T>(1, [&](auto* labels) -> Expected<void> {
         if (!cpu::softmaxCrossEntropy<T>(rows, cols, in<T>(0), labels, out<T>()))
-          return std::unexpected(labelError<T>(rows, cols, labels));
+          return Unexpected(labelError<T>(rows, cols, labels));
         return {};
       });
     }
@@ -349,7 +349,7 @@ Expected<void> NodeRunner::run() {
       T dloss = *in<T>(2);
       return withLabels<T>(1, [&](auto* labels) -> Expected<void> {
         if (!cpu::softmaxCrossEntropyBackward<T>(rows, cols, in<T>(0), labels, dloss, out<T>()))
-          return std::unexpected(labelError<T>(rows, cols, labels));
+          return Unexpected(labelError<T>(rows, cols, labels));
         return {};
       });
     }
@@ -472,21 +472,9 @@ TensorMap CpuExecutable::readPersistent() {
   return out;
 }
 
-Expected<void> CpuExecutable::shareParameters(Executable& other) {
+Expected<void> CpuExecutable::adoptPersistent(Executable& other) {
   auto* cpu = dynamic_cast<CpuExecutable*>(&other);
   if (!cpu) return fail("internal error: cannot share parameters between a CPU and a GPU program");
-  // Same persistent names, types and offsets, or the sharing would scramble them.
-  std::map<std::string, std::pair<TensorType, int64_t>> mine, theirs;
-  for (Node* n : graph().nodes())
-    if (isPersistentSource(n->kind())) mine[n->result()->name()] = {n->result()->type(), program_.plan.at(n->result()).offset};
-  for (Node* n : cpu->graph().nodes())
-    if (isPersistentSource(n->kind()))
-      theirs[n->result()->name()] = {n->result()->type(), cpu->program_.plan.at(n->result()).offset};
-  for (auto& [name, t] : mine) {
-    auto it = theirs.find(name);
-    if (it == theirs.end() || it->second != t)
-      return fail("internal error: programs disagree on the layout of '" + name + "'");
-  }
   persistentRegion_ = cpu->persistentRegion_;
   return {};
 }
@@ -527,7 +515,7 @@ Expected<TensorMap> CpuExecutable::run(const TensorMap& inputs) {
     Expected<void> ok = isIntegerArithmetic(*n)            ? runIntegerArithmetic(*this, *n)
                         : computeType(*n) == DType::F64 ? runner.run<double>()
                                                         : runner.run<float>();
-    if (!ok) return std::unexpected(ok.error());
+    if (!ok) return Unexpected(ok.error());
     if (profiling_) {
       auto& [seconds, calls] = profile_[std::string(n->opName())];
       seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
@@ -557,14 +545,14 @@ Expected<TensorMap> evaluateGraph(const Graph& g, const TensorMap& inputs, Tenso
   opts.disabledPasses = {"fold-constants", "dce"};
   opts.verifyEach = true;
   auto program = compileProgram(g.clone(), opts);
-  if (!program) return std::unexpected(program.error());
+  if (!program) return Unexpected(program.error());
   auto exe = CpuExecutable::create(std::move(*program));
-  if (!exe) return std::unexpected(exe.error());
+  if (!exe) return Unexpected(exe.error());
   (*exe)->initializeParameters(seed);
   auto ok = (*exe)->writePersistent(persistent);
-  if (!ok) return std::unexpected(ok.error());
+  if (!ok) return Unexpected(ok.error());
   auto out = (*exe)->run(inputs);
-  if (!out) return std::unexpected(out.error());
+  if (!out) return Unexpected(out.error());
   for (auto& [name, t] : (*exe)->readPersistent()) persistent[name] = t;
   return out;
 }

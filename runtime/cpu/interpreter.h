@@ -9,7 +9,7 @@
 
 #include "passes/program.h"
 #include "runtime/executable.h"
-#include "runtime/tensor.h"
+#include <shoal/tensor.h>
 
 namespace shoal {
 
@@ -24,7 +24,6 @@ class CpuExecutable : public Executable {
   void initializeParameters(uint64_t seed) override;
   TensorMap readPersistent() override;
   Expected<void> writePersistent(const TensorMap& values) override;
-  Expected<void> shareParameters(Executable& other) override;
   Expected<TensorMap> run(const TensorMap& inputs) override;
   void setProfiling(bool on) override { profiling_ = on; }
   std::string profileSummary() const override;
@@ -33,6 +32,9 @@ class CpuExecutable : public Executable {
   TensorMap persistentViews();
   /// A view of any value's buffer after run() (for tests and debugging).
   Tensor valueView(const Value* v);
+
+ protected:
+  Expected<void> adoptPersistent(Executable& other) override;
 
  private:
   explicit CpuExecutable(Program p) : program_(std::move(p)) {}

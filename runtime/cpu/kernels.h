@@ -13,7 +13,7 @@
 
 #include <cstdint>
 
-#include "ir/types.h"
+#include <shoal/types.h>
 
 namespace shoal::cpu {
 

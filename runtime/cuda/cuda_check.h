@@ -1,22 +1,21 @@
-// Private to runtime/cuda/*.cpp: turning CUDA, cuBLAS and NVRTC status codes into Errors.
+// Private to runtime/cuda/*.cpp: turning CUDA and cuBLAS status codes into Errors.
 #pragma once
 
 #if SHOAL_HAVE_CUDA
 
 #include <cublas_v2.h>
 #include <cuda_runtime_api.h>
-#include <nvrtc.h>
 
 #include <string>
 #include <string_view>
 
-#include "ir/diagnostics.h"
+#include "support/diagnostics.h"
 
 namespace shoal::cudaimpl {
 
 /// "call(what): <CUDA's text> (<error name>)". Also clears CUDA's last-error slot, so a
 /// reported non-sticky error does not resurface in a later, unrelated check.
-inline std::unexpected<Error> cudaFail(cudaError_t err, std::string_view call, std::string_view what) {
+inline Unexpected<Error> cudaFail(cudaError_t err, std::string_view call, std::string_view what) {
   (void)cudaGetLastError();
   std::string msg(call);
   msg += '(';
@@ -30,7 +29,7 @@ inline std::unexpected<Error> cudaFail(cudaError_t err, std::string_view call, s
 }
 
 /// "call(what): <cuBLAS's text> (<status name>)".
-inline std::unexpected<Error> cublasFail(cublasStatus_t status, std::string_view call, std::string_view what) {
+inline Unexpected<Error> cublasFail(cublasStatus_t status, std::string_view call, std::string_view what) {
   std::string msg(call);
   msg += '(';
   msg += what;
@@ -39,16 +38,6 @@ inline std::unexpected<Error> cublasFail(cublasStatus_t status, std::string_view
   msg += " (";
   msg += cublasGetStatusName(status);
   msg += ')';
-  return fail(std::move(msg));
-}
-
-/// "call(what): NVRTC_ERROR_..."
-inline std::unexpected<Error> nvrtcFail(nvrtcResult result, std::string_view call, std::string_view what) {
-  std::string msg(call);
-  msg += '(';
-  msg += what;
-  msg += "): ";
-  msg += nvrtcGetErrorString(result);
   return fail(std::move(msg));
 }
 

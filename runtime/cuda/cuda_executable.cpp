@@ -16,9 +16,9 @@
 #include <unordered_map>
 
 #include "runtime/cuda/device.h"
-#include "runtime/cuda/kernel_cache.h"
+#include "codegen/kernel_cache.h"
 #include "runtime/cuda/module.h"
-#include "runtime/cuda/nvrtc.h"
+#include "codegen/nvrtc.h"
 #include "runtime/init.h"
 
 namespace shoal {
@@ -36,7 +36,7 @@ Expected<std::shared_ptr<CudaContext>> sharedContext(bool tf32) {
   CudaContextOptions options;
   options.tf32 = tf32;
   auto created = CudaContext::create(options);
-  if (!created) return std::unexpected(created.error());
+  if (!created) return Unexpected(created.error());
   std::shared_ptr<CudaContext> ctx(std::move(*created));
   contexts[tf32] = ctx;
   return ctx;
@@ -53,15 +53,15 @@ class DeviceBlock {
     block->bytes_ = bytes;
     if (ctx->separateAllocs()) {
       auto p = ctx->allocateBuffer(size_t(bytes), what);
-      if (!p) return std::unexpected(p.error());
+      if (!p) return Unexpected(p.error());
       block->separate_ = *p;
     } else {
       auto a = ctx->allocateArena(size_t(std::max<int64_t>(bytes, 1)), what);
-      if (!a) return std::unexpected(a.error());
+      if (!a) return Unexpected(a.error());
       block->arena_ = std::move(*a);
     }
     if (bytes > 0)
-      if (auto z = ctx->memsetZero(block->data(), size_t(bytes), what); !z) return std::unexpected(z.error());
+      if (auto z = ctx->memsetZero(block->data(), size_t(bytes), what); !z) return Unexpected(z.error());
     return block;
   }
   ~DeviceBlock() {
@@ -204,7 +204,7 @@ struct CudaExecutable::Impl {
     if (!deferred) return {};
     Error e = *deferred;
     deferred.reset();
-    return std::unexpected(e);
+    return Unexpected(e);
   }
 
   // runAccumulate: two pinned staging buffers, each free again once the event recorded after
@@ -295,24 +295,24 @@ Expected<std::unique_ptr<CudaExecutable>> CudaExecutable::create(Program program
   const std::string graphName = p.graph->name();
 
   auto ctx = sharedContext(opts.tf32);
-  if (!ctx) return std::unexpected(ctx.error());
+  if (!ctx) return Unexpected(ctx.error());
   im.ctx = *ctx;
-  if (auto ok = im.ctx->makeCurrent(); !ok) return std::unexpected(ok.error());
+  if (auto ok = im.ctx->makeCurrent(); !ok) return Unexpected(ok.error());
 
   // Source → cubin (cached on disk) → module → kernels.
   CudaCodegenOptions codegen;
   codegen.horizontalUpdates = opts.horizontalUpdates;
   auto src = generateCudaSource(p, codegen);
-  if (!src) return std::unexpected(src.error());
+  if (!src) return Unexpected(src.error());
   im.src = std::move(*src);
   const std::string arch = opts.arch.empty() ? im.ctx->device().arch() : opts.arch;
   im.arch = arch;
   KernelCache cache(KernelCache::defaultDir());
   auto compiled = compileKernel({im.src.name, im.src.source}, arch, {}, &cache);
-  if (!compiled) return std::unexpected(compiled.error());
+  if (!compiled) return Unexpected(compiled.error());
   im.compileMs = compiled->compileMs;
   auto module = CudaModule::load(compiled->cubin, im.src.name);
-  if (!module) return std::unexpected(module.error());
+  if (!module) return Unexpected(module.error());
   im.module = std::move(*module);
 
   // Device memory: the transient arena and the persistent region (or a block per buffer).
@@ -323,12 +323,12 @@ Expected<std::unique_ptr<CudaExecutable>> CudaExecutable::create(Program program
         const Value* v = n->result(r);
         if (p.plan.at(v).persistent) continue;
         auto b = DeviceBlock::allocate(im.ctx, p.plan.at(v).bytes, "buffer for %" + v->name());
-        if (!b) return std::unexpected(b.error());
+        if (!b) return Unexpected(b.error());
         im.transient[v] = std::move(*b);
       }
   } else {
     auto a = DeviceBlock::allocate(im.ctx, p.plan.arenaBytes, "arena for '" + graphName + "'");
-    if (!a) return std::unexpected(a.error());
+    if (!a) return Unexpected(a.error());
     im.arena = std::move(*a);
   }
   im.persistent = std::make_shared<PersistentStorage>();
@@ -336,21 +336,21 @@ Expected<std::unique_ptr<CudaExecutable>> CudaExecutable::create(Program program
     for (const Node* n : p.graph->nodes()) {
       if (!isPersistentSource(n->kind())) continue;
       auto b = DeviceBlock::allocate(im.ctx, p.plan.at(n->result()).bytes, "buffer for %" + n->result()->name());
-      if (!b) return std::unexpected(b.error());
+      if (!b) return Unexpected(b.error());
       im.persistent->byName[n->result()->name()] = std::move(*b);
     }
   } else {
     auto r = DeviceBlock::allocate(im.ctx, p.plan.persistentBytes, "parameters of '" + graphName + "'");
-    if (!r) return std::unexpected(r.error());
+    if (!r) return Unexpected(r.error());
     im.persistent->region = std::move(*r);
   }
   const int64_t statusBytes = im.src.statusWords() * int64_t(sizeof(uint64_t));
   auto status = DeviceBlock::allocate(im.ctx, statusBytes, "status words");
-  if (!status) return std::unexpected(status.error());
+  if (!status) return Unexpected(status.error());
   im.status = std::move(*status);
   if (im.src.scratchBytes > 0) {
     auto scratch = DeviceBlock::allocate(im.ctx, im.src.scratchBytes, "reduction scratch");
-    if (!scratch) return std::unexpected(scratch.error());
+    if (!scratch) return Unexpected(scratch.error());
     im.scratch = std::move(*scratch);
   }
 
@@ -369,10 +369,10 @@ Expected<std::unique_ptr<CudaExecutable>> CudaExecutable::create(Program program
   im.statusOffset = outBytes;
   outBytes += size_t(statusBytes);
   auto pinIn = im.ctx->allocatePinned(std::max<size_t>(inBytes, 64), "input staging");
-  if (!pinIn) return std::unexpected(pinIn.error());
+  if (!pinIn) return Unexpected(pinIn.error());
   im.pinnedIn = std::move(*pinIn);
   auto pinOut = im.ctx->allocatePinned(outBytes, "output staging");
-  if (!pinOut) return std::unexpected(pinOut.error());
+  if (!pinOut) return Unexpected(pinOut.error());
   im.pinnedOut = std::move(*pinOut);
 
   // Constants: written once now when their slot is theirs alone, else copied from a pool
@@ -389,7 +389,7 @@ Expected<std::unique_ptr<CudaExecutable>> CudaExecutable::create(Program program
   }
   if (poolBytes > 0) {
     auto pool = DeviceBlock::allocate(im.ctx, poolBytes, "constants");
-    if (!pool) return std::unexpected(pool.error());
+    if (!pool) return Unexpected(pool.error());
     im.constants = std::move(*pool);
   }
 
@@ -399,7 +399,7 @@ Expected<std::unique_ptr<CudaExecutable>> CudaExecutable::create(Program program
     l.step = &s;
     if (s.kind == CudaStepKind::Kernel) {
       auto k = im.module.kernel(s.kernel);
-      if (!k) return std::unexpected(k.error());
+      if (!k) return Unexpected(k.error());
       l.kernel = *k;
     }
     if (s.kind == CudaStepKind::Constant && s.bytes > 0) {
@@ -412,13 +412,13 @@ Expected<std::unique_ptr<CudaExecutable>> CudaExecutable::create(Program program
         dst = l.constantSource;
       }
       if (auto ok = im.ctx->copyToDevice(dst, t.raw(), t.byteSize(), "constant %" + s.node->result()->name()); !ok)
-        return std::unexpected(ok.error());
+        return Unexpected(ok.error());
       keepAlive.push_back(std::move(t));
     }
     im.launches.push_back(std::move(l));
   }
   im.bindArguments(p);
-  if (auto ok = im.ctx->synchronize("loading '" + graphName + "'"); !ok) return std::unexpected(ok.error());
+  if (auto ok = im.ctx->synchronize("loading '" + graphName + "'"); !ok) return Unexpected(ok.error());
 
   if (opts.verbose) {
     int64_t gemms = std::count_if(im.src.steps.begin(), im.src.steps.end(),
@@ -510,7 +510,7 @@ Expected<void> CudaExecutable::Impl::captureGraph() {
   Expected<void> queued = enqueueStep();
   auto graph = im.ctx->endCapture();  // always end the capture, even after a failed enqueue
   if (!queued) return queued;
-  if (!graph) return std::unexpected(graph.error());
+  if (!graph) return Unexpected(graph.error());
   im.graph = std::move(*graph);
   return {};
 }
@@ -518,28 +518,28 @@ Expected<void> CudaExecutable::Impl::captureGraph() {
 
 Expected<TensorMap> CudaExecutable::run(const TensorMap& inputs) {
   Impl& im = *impl_;
-  if (auto pending = im.takeDeferred(); !pending) return std::unexpected(pending.error());
+  if (auto pending = im.takeDeferred(); !pending) return Unexpected(pending.error());
   CudaContext& ctx = *im.ctx;
-  if (auto ok = ctx.makeCurrent(); !ok) return std::unexpected(ok.error());
+  if (auto ok = ctx.makeCurrent(); !ok) return Unexpected(ok.error());
   char* pinOut = static_cast<char*>(im.pinnedOut.data());
   if (auto ok = im.uploadInputs(program_, inputs, static_cast<char*>(im.pinnedIn.data())); !ok)
-    return std::unexpected(ok.error());
+    return Unexpected(ok.error());
   if (im.graph.valid()) {
-    if (auto ok = ctx.launch(im.graph); !ok) return std::unexpected(ok.error());
+    if (auto ok = ctx.launch(im.graph); !ok) return Unexpected(ok.error());
   } else {
     if (auto ok = im.enqueueStep(); !ok) {
       (void)ctx.synchronize("after a failed launch");
-      return std::unexpected(ok.error());
+      return Unexpected(ok.error());
     }
   }
   for (const Staged& s : im.outputs)
     if (auto ok = ctx.copyToHost(pinOut + s.offset, im.address(program_, s.node->input(0)), s.bytes,
                                  "output '" + s.name + "'");
         !ok)
-      return std::unexpected(ok.error());
+      return Unexpected(ok.error());
   if (auto ok = ctx.copyToHost(pinOut + im.statusOffset, im.status->data(), size_t(im.status->bytes()), "status words");
       !ok)
-    return std::unexpected(ok.error());
+    return Unexpected(ok.error());
   const std::string stepName = "step of '" + program_.graph->name() + "'";
   if (auto ok = ctx.synchronize(stepName); !ok) {
     std::string msg = ok.error().message();
@@ -547,7 +547,7 @@ Expected<TensorMap> CudaExecutable::run(const TensorMap& inputs) {
     return fail(msg);
   }
   if (auto ok = checkCudaStatus(im.src, reinterpret_cast<const uint64_t*>(pinOut + im.statusOffset)); !ok)
-    return std::unexpected(ok.error());
+    return Unexpected(ok.error());
   TensorMap out;
   for (const Staged& s : im.outputs) {
     Tensor t(s.node->input(0)->type());
@@ -603,22 +603,22 @@ Expected<void> CudaExecutable::Impl::launchStep(const Program& p, bool captureAf
 Expected<void> CudaExecutable::Impl::prepareAccumulation() {
   const int64_t bytes = (kAccumWords + src.statusWords()) * int64_t(sizeof(double));
   auto block = DeviceBlock::allocate(ctx, bytes, "metric accumulators");
-  if (!block) return std::unexpected(block.error());
+  if (!block) return Unexpected(block.error());
   auto host = ctx->allocatePinned(size_t(bytes), "metric readback");
-  if (!host) return std::unexpected(host.error());
+  if (!host) return Unexpected(host.error());
   KernelCache cache(KernelCache::defaultDir());
   auto compiled = compileKernel({"shoal_accumulate", kAccumulateSource}, arch, {}, &cache);
-  if (!compiled) return std::unexpected(compiled.error());
+  if (!compiled) return Unexpected(compiled.error());
   auto module = CudaModule::load(compiled->cubin, "shoal_accumulate");
-  if (!module) return std::unexpected(module.error());
+  if (!module) return Unexpected(module.error());
   auto kernel = module->kernel("shoal_accumulate");
-  if (!kernel) return std::unexpected(kernel.error());
+  if (!kernel) return Unexpected(kernel.error());
   for (int k = 0; k < 2; ++k) {
     auto pin = ctx->allocatePinned(std::max<size_t>(pinnedIn.size(), 64), "input staging");
-    if (!pin) return std::unexpected(pin.error());
+    if (!pin) return Unexpected(pin.error());
     stage[k] = std::move(*pin);
     auto ev = ctx->createEvent();
-    if (!ev) return std::unexpected(ev.error());
+    if (!ev) return Unexpected(ev.error());
     stageUploaded[k] = std::move(*ev);
   }
   accumModule = std::move(*module);
@@ -631,7 +631,7 @@ Expected<void> CudaExecutable::Impl::prepareAccumulation() {
 Expected<void> CudaExecutable::runAccumulate(const TensorMap& inputs, const std::vector<std::string>& names,
                                              double weight, int64_t step) {
   Impl& im = *impl_;
-  if (auto pending = im.takeDeferred(); !pending) return std::unexpected(pending.error());
+  if (auto pending = im.takeDeferred(); !pending) return Unexpected(pending.error());
   CudaContext& ctx = *im.ctx;
   if (auto ok = ctx.makeCurrent(); !ok) return ok;
   if (!im.accum)
@@ -686,10 +686,10 @@ Expected<Executable::Accumulated> CudaExecutable::takeAccumulated() {
   CudaContext& ctx = *im.ctx;
   const size_t bytes = size_t(im.accum->bytes());
   if (auto ok = ctx.copyToHost(im.accumHost.data(), im.accum->data(), bytes, "metric accumulators"); !ok)
-    return std::unexpected(ok.error());
+    return Unexpected(ok.error());
   if (auto ok = ctx.synchronize("accumulated steps of '" + program_.graph->name() + "'"); !ok)
-    return std::unexpected(ok.error());
-  if (auto ok = ctx.memsetZero(im.accum->data(), bytes, "metric accumulators"); !ok) return std::unexpected(ok.error());
+    return Unexpected(ok.error());
+  if (auto ok = ctx.memsetZero(im.accum->data(), bytes, "metric accumulators"); !ok) return Unexpected(ok.error());
   im.accumSteps = 0;
   const auto* d = static_cast<const double*>(im.accumHost.data());
   const auto* words = static_cast<const uint64_t*>(im.accumHost.data());
@@ -698,7 +698,7 @@ Expected<Executable::Accumulated> CudaExecutable::takeAccumulated() {
     auto status = checkCudaStatus(im.src, words + kAccumWords);
     std::string msg = status ? "internal error: a kernel reported an error that no site explains" : status.error().message();
     Error e(fmt::format("{} (training step {})", msg, errStep - 1), status ? Location{} : status.error().location());
-    return std::unexpected(e);
+    return Unexpected(e);
   }
   auto host = Executable::takeAccumulated();  // anything the host path gathered
   if (!host) return host;
@@ -717,16 +717,16 @@ Expected<double> CudaExecutable::timeStepMs(int iterations) {
   if (iterations <= 0) return fail("timeStepMs: iterations must be positive");
   auto start = im.ctx->createEvent();
   auto end = im.ctx->createEvent();
-  if (!start) return std::unexpected(start.error());
-  if (!end) return std::unexpected(end.error());
-  if (auto ok = im.ctx->record(*start); !ok) return std::unexpected(ok.error());
+  if (!start) return Unexpected(start.error());
+  if (!end) return Unexpected(end.error());
+  if (auto ok = im.ctx->record(*start); !ok) return Unexpected(ok.error());
   for (int i = 0; i < iterations; ++i) {
     Expected<void> ok = im.graph.valid() ? im.ctx->launch(im.graph) : im.enqueueStep();
-    if (!ok) return std::unexpected(ok.error());
+    if (!ok) return Unexpected(ok.error());
   }
-  if (auto ok = im.ctx->record(*end); !ok) return std::unexpected(ok.error());
+  if (auto ok = im.ctx->record(*end); !ok) return Unexpected(ok.error());
   auto ms = im.ctx->elapsedMs(*start, *end);
-  if (!ms) return std::unexpected(ms.error());
+  if (!ms) return Unexpected(ms.error());
   return double(*ms) / iterations;
 }
 
@@ -788,21 +788,9 @@ Expected<void> CudaExecutable::writePersistent(const TensorMap& values) {
   return im.ctx->synchronize("writing parameters");
 }
 
-Expected<void> CudaExecutable::shareParameters(Executable& other) {
+Expected<void> CudaExecutable::adoptPersistent(Executable& other) {
   auto* gpu = dynamic_cast<CudaExecutable*>(&other);
   if (!gpu) return fail("internal error: cannot share parameters between a GPU and a CPU program");
-  // Same persistent names, types and offsets, or the sharing would scramble them.
-  std::map<std::string, std::pair<TensorType, int64_t>> mine, theirs;
-  for (Node* n : graph().nodes())
-    if (isPersistentSource(n->kind())) mine[n->result()->name()] = {n->result()->type(), program_.plan.at(n->result()).offset};
-  for (Node* n : gpu->graph().nodes())
-    if (isPersistentSource(n->kind()))
-      theirs[n->result()->name()] = {n->result()->type(), gpu->program_.plan.at(n->result()).offset};
-  for (auto& [name, t] : mine) {
-    auto it = theirs.find(name);
-    if (it == theirs.end() || it->second != t)
-      return fail("internal error: programs disagree on the layout of '" + name + "'");
-  }
   if (impl_->persistent->region && !gpu->impl_->persistent->region)
     return fail("internal error: cannot share parameters between programs with different allocation modes");
   impl_->persistent = gpu->impl_->persistent;
@@ -818,7 +806,7 @@ Expected<std::unique_ptr<Executable>> createCudaExecutable(Program program, bool
   opts.verbose = verbose;
   opts.arch = arch;
   auto exe = CudaExecutable::create(std::move(program), opts);
-  if (!exe) return std::unexpected(exe.error());
+  if (!exe) return Unexpected(exe.error());
   return std::unique_ptr<Executable>(std::move(*exe));
 }
 

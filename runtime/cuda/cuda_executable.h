@@ -50,7 +50,6 @@ class CudaExecutable : public Executable {
   Expected<void> writePersistent(const TensorMap& values) override;
   /// Points this program's params and state at `other`'s (another CudaExecutable with the
   /// same persistent layout).
-  Expected<void> shareParameters(Executable& other) override;
   Expected<TensorMap> run(const TensorMap& inputs) override;
   /// The training step with no host synchronization: the batch goes through one of two
   /// pinned staging buffers (the host waits only when the buffer's previous upload is still
@@ -81,6 +80,9 @@ class CudaExecutable : public Executable {
   /// `iterations` more times on the inputs of the last run, between two CUDA events; no
   /// copies in or out. Params and state change as they would in training.
   Expected<double> timeStepMs(int iterations);
+
+ protected:
+  Expected<void> adoptPersistent(Executable& other) override;
 
  private:
   struct Impl;

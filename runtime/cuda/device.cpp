@@ -121,7 +121,7 @@ std::string sizeWhat(std::string_view what, size_t bytes) {
 }
 
 // Errors for calls the runtime contract forbids inside a step.
-std::unexpected<Error> forbiddenInCapture(std::string_view call) {
+Unexpected<Error> forbiddenInCapture(std::string_view call) {
   return fail(std::string(call) +
               " during CUDA graph capture: the runtime contract forbids allocation and host "
               "synchronization inside a step");
@@ -194,7 +194,7 @@ void CudaGraphExec::reset() {
 
 Expected<std::unique_ptr<CudaContext>> CudaContext::create(const CudaContextOptions& options) {
   auto info = probeCudaDevice(options.device);
-  if (!info) return std::unexpected(info.error());
+  if (!info) return Unexpected(info.error());
 
   // Built piecewise; if a step fails, the destructor releases what was made so far.
   std::unique_ptr<CudaContext> ctx(new CudaContext());
@@ -212,13 +212,13 @@ Expected<std::unique_ptr<CudaContext>> CudaContext::create(const CudaContextOpti
     return cublasFail(s, "cublasSetStream", dev);
   if (options.cublasWorkspaceBytes > 0) {
     if (cudaError_t e = cudaMalloc(&ctx->cublasWorkspace_, options.cublasWorkspaceBytes); e != cudaSuccess)
-      return std::unexpected(withMemInfo(
+      return Unexpected(withMemInfo(
           cudaFail(e, "cudaMalloc", sizeWhat("cuBLAS workspace", options.cublasWorkspaceBytes)).error(), e));
     if (cublasStatus_t s = cublasSetWorkspace(ctx->cublas_, ctx->cublasWorkspace_, options.cublasWorkspaceBytes);
         s != CUBLAS_STATUS_SUCCESS)
       return cublasFail(s, "cublasSetWorkspace", sizeWhat("cuBLAS workspace", options.cublasWorkspaceBytes));
   }
-  if (auto r = ctx->setTf32(options.tf32); !r) return std::unexpected(r.error());
+  if (auto r = ctx->setTf32(options.tf32); !r) return Unexpected(r.error());
   return ctx;
 }
 
@@ -291,7 +291,7 @@ Expected<DeviceArena> CudaContext::allocateArena(size_t bytes, std::string_view 
   if (bytes == 0) return arena;
   size_t rounded = roundUp(bytes);
   if (cudaError_t e = cudaMalloc(&arena.data_, rounded); e != cudaSuccess)
-    return std::unexpected(withMemInfo(cudaFail(e, "cudaMalloc", sizeWhat(what, rounded)).error(), e));
+    return Unexpected(withMemInfo(cudaFail(e, "cudaMalloc", sizeWhat(what, rounded)).error(), e));
   arena.size_ = rounded;
   return arena;
 }
@@ -301,7 +301,7 @@ Expected<void*> CudaContext::allocateBuffer(size_t bytes, std::string_view what)
   void* ptr = nullptr;
   // Exact size, not rounded: compute-sanitizer then flags an access one past the end.
   if (cudaError_t e = cudaMalloc(&ptr, bytes == 0 ? 1 : bytes); e != cudaSuccess)
-    return std::unexpected(withMemInfo(cudaFail(e, "cudaMalloc", sizeWhat(what, bytes)).error(), e));
+    return Unexpected(withMemInfo(cudaFail(e, "cudaMalloc", sizeWhat(what, bytes)).error(), e));
   std::lock_guard lock(buffersMutex_);
   buffers_.emplace_back(ptr, bytes);
   return ptr;
@@ -437,7 +437,7 @@ Expected<void> CudaContext::launch(const CudaGraphExec& graph) {
 #else  // !SHOAL_HAVE_CUDA: every entry point reports that CUDA is not built in.
 
 namespace {
-std::unexpected<Error> notBuilt() { return fail("shoal was built without CUDA support (SHOAL_HAVE_CUDA=0)"); }
+Unexpected<Error> notBuilt() { return fail("shoal was built without CUDA support (SHOAL_HAVE_CUDA=0)"); }
 }  // namespace
 
 Expected<CudaDeviceInfo> probeCudaDevice(int) { return notBuilt(); }

@@ -12,7 +12,7 @@
 #include <string_view>
 #include <vector>
 
-#include "ir/diagnostics.h"
+#include "support/diagnostics.h"
 
 struct CUstream_st;
 struct CUevent_st;

@@ -6,7 +6,7 @@
 #include <string>
 #include <string_view>
 
-#include "ir/diagnostics.h"
+#include "support/diagnostics.h"
 #include "runtime/cuda/device.h"
 
 struct CUlib_st;

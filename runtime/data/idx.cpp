@@ -11,7 +11,7 @@
 #include <limits>
 #include <optional>
 
-#include "ir/file_util.h"
+#include "support/file_util.h"
 
 namespace shoal {
 
@@ -134,7 +134,7 @@ Expected<std::string> inflateIdx(std::string_view in, const std::string& name) {
   for (;;) {
     if (!cap) {
       auto header = parseHeader(out, /*complete=*/false, name);
-      if (!header) return std::unexpected(header.error());
+      if (!header) return Unexpected(header.error());
       if (*header) cap = (*header)->headerBytes + (*header)->dataBytes + 1;
     }
     size_t want = kInflateChunk;
@@ -211,12 +211,12 @@ Expected<Tensor> parseIdx(std::string_view bytes, const std::string& name) {
   bool compressed = isGzip(bytes);
   if (compressed) {
     auto out = inflateIdx(bytes, name);
-    if (!out) return std::unexpected(out.error());
+    if (!out) return Unexpected(out.error());
     inflated = std::move(*out);
     bytes = inflated;
   }
   auto header = parseHeader(bytes, /*complete=*/true, name);
-  if (!header) return std::unexpected(header.error());
+  if (!header) return Unexpected(header.error());
   const IdxHeader& h = **header;
   size_t have = bytes.size() - h.headerBytes;
   if (have < h.dataBytes)
@@ -230,7 +230,7 @@ Expected<Tensor> parseIdx(std::string_view bytes, const std::string& name) {
 
 Expected<Tensor> readIdx(const std::string& path) {
   auto bytes = readFileBytes(path);
-  if (!bytes) return std::unexpected(bytes.error());
+  if (!bytes) return Unexpected(bytes.error());
   return parseIdx(*bytes, path);
 }
 
@@ -250,7 +250,7 @@ Expected<std::pair<Tensor, std::string>> readMnistFile(const std::string& dir, c
     if (!fileExists(path)) return fail("MNIST data: neither '" + plain + "' nor '" + path + "' exists");
   }
   auto t = readIdx(path);
-  if (!t) return std::unexpected(t.error());
+  if (!t) return Unexpected(t.error());
   return std::pair<Tensor, std::string>(std::move(*t), path);
 }
 
@@ -263,9 +263,9 @@ Expected<MnistSet> loadMnist(const std::string& dir, bool train) {
 
   std::string prefix = train ? "train" : "t10k";
   auto images = readMnistFile(dir, prefix + "-images-idx3-ubyte");
-  if (!images) return std::unexpected(images.error());
+  if (!images) return Unexpected(images.error());
   auto labels = readMnistFile(dir, prefix + "-labels-idx1-ubyte");
-  if (!labels) return std::unexpected(labels.error());
+  if (!labels) return Unexpected(labels.error());
   auto& [img, imgPath] = *images;
   auto& [lab, labPath] = *labels;
 

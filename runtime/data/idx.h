@@ -4,8 +4,8 @@
 #include <string>
 #include <string_view>
 
-#include "ir/diagnostics.h"
-#include "runtime/tensor.h"
+#include "support/diagnostics.h"
+#include <shoal/tensor.h>
 
 namespace shoal {
 

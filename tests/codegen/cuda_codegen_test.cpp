@@ -11,7 +11,7 @@
 #include "codegen/cuda_codegen.h"
 #include "codegen/cuda_test_graphs.h"
 #include "frontend/pipeline_loader.h"
-#include "runtime/cuda/nvrtc.h"
+#include "codegen/nvrtc.h"
 #include "test_util.h"
 
 namespace shoal {

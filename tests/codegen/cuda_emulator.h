@@ -274,9 +274,9 @@ class EmulatedExecutable {
   static Expected<std::unique_ptr<EmulatedExecutable>> create(const Program& program,
                                                                const CudaCodegenOptions& options = {}) {
     auto src = generateCudaSource(program, options);
-    if (!src) return std::unexpected(src.error());
+    if (!src) return Unexpected(src.error());
     auto module = EmulatedModule::compile(src->source, src->name);
-    if (!module) return std::unexpected(module.error());
+    if (!module) return Unexpected(module.error());
     std::unique_ptr<EmulatedExecutable> e(new EmulatedExecutable(program));
     e->src_ = std::move(*src);
     e->module_ = std::move(*module);
@@ -329,7 +329,7 @@ class EmulatedExecutable {
           std::vector<void*> args;
           for (const CudaArg& a : s.args) args.push_back(resolve(a));
           if (auto ok = module_->launch(s.kernel, s.grid[0], s.grid[1], s.block, args, usesBarriers(s.kernel)); !ok)
-            return std::unexpected(ok.error());
+            return Unexpected(ok.error());
           break;
         }
         case CudaStepKind::Gemm: {
@@ -356,7 +356,7 @@ class EmulatedExecutable {
         }
       }
     }
-    if (auto ok = checkCudaStatus(src_, status_.data()); !ok) return std::unexpected(ok.error());
+    if (auto ok = checkCudaStatus(src_, status_.data()); !ok) return Unexpected(ok.error());
     TensorMap out;
     for (const Node* n : program_.graph->outputNodes()) {
       Tensor t(n->input(0)->type());

@@ -15,9 +15,9 @@
 #include <vector>
 
 #include "runtime/cuda/device.h"
-#include "runtime/cuda/kernel_cache.h"
+#include "codegen/kernel_cache.h"
 #include "runtime/cuda/module.h"
-#include "runtime/cuda/nvrtc.h"
+#include "codegen/nvrtc.h"
 #include "test_util.h"
 
 namespace shoal {
@@ -469,11 +469,11 @@ struct LoadedKernel {
 };
 Expected<LoadedKernel> loadKernel(const CudaContext& ctx, const std::string& source, const std::string& name) {
   auto cubin = compileCuda(source, name, ctx.device().arch());
-  if (!cubin) return std::unexpected(cubin.error());
+  if (!cubin) return Unexpected(cubin.error());
   auto module = CudaModule::load(*cubin, name);
-  if (!module) return std::unexpected(module.error());
+  if (!module) return Unexpected(module.error());
   auto kernel = module->kernel(name);
-  if (!kernel) return std::unexpected(kernel.error());
+  if (!kernel) return Unexpected(kernel.error());
   return LoadedKernel{std::move(*module), *kernel};
 }
 

@@ -6,7 +6,7 @@
 #include <string>
 #include <vector>
 
-#include "ir/diagnostics.h"
+#include "support/diagnostics.h"
 
 namespace shoal {
 

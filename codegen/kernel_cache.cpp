@@ -1,5 +1,5 @@
 // On-disk kernel cache: checksummed entries, atomic writes, hit/miss/corrupt counters.
-#include "runtime/cuda/kernel_cache.h"
+#include "codegen/kernel_cache.h"
 
 #include <unistd.h>
 
@@ -8,7 +8,8 @@
 #include <cstring>
 #include <filesystem>
 
-#include "ir/file_util.h"
+#include "support/file_util.h"
+#include "support/hash.h"
 
 namespace shoal {
 

@@ -1,5 +1,5 @@
 // NVRTC compilation to cubin/PTX, error logs annotated with the generated source, a pool.
-#include "runtime/cuda/nvrtc.h"
+#include "codegen/nvrtc.h"
 
 #include <algorithm>
 #include <atomic>
@@ -9,7 +9,7 @@
 #include <filesystem>
 #include <thread>
 
-#include "runtime/cuda/kernel_cache.h"
+#include "codegen/kernel_cache.h"
 
 #if SHOAL_HAVE_CUDA
 #include <dlfcn.h>
@@ -17,7 +17,7 @@
 
 #include <regex>
 
-#include "runtime/cuda/cuda_check.h"
+#include <nvrtc.h>
 #endif
 
 namespace shoal {
@@ -59,23 +59,11 @@ std::vector<Expected<CompiledKernel>> compileAll(const std::vector<KernelSource>
 
 #if SHOAL_HAVE_CUDA
 
-using cudaimpl::nvrtcFail;
-
 namespace {
 
-// The 1-based line `line` of `text`, if it has one.
-bool sourceLine(const std::string& text, int line, std::string& out) {
-  size_t pos = 0;
-  for (int i = 1; i < line; ++i) {
-    pos = text.find('\n', pos);
-    if (pos == std::string::npos) return false;
-    ++pos;
-  }
-  if (pos > text.size() || line < 1) return false;
-  size_t end = text.find('\n', pos);
-  out = text.substr(pos, end == std::string::npos ? std::string::npos : end - pos);
-  if (!out.empty() && out.back() == '\r') out.pop_back();
-  return true;
+/// "call(what): NVRTC_ERROR_..."
+Unexpected<Error> nvrtcFail(nvrtcResult result, std::string_view call, std::string_view what) {
+  return fail(std::string(call) + "(" + std::string(what) + "): " + nvrtcGetErrorString(result));
 }
 
 std::vector<std::string> splitLines(const std::string& text) {
@@ -235,14 +223,14 @@ std::vector<std::string> nvrtcSupportedArchs() {
 Expected<std::string> compileCuda(const std::string& source, const std::string& name, const std::string& arch,
                                   const std::vector<std::string>& extraOptions) {
   auto r = compileProgram(source, name, arch, nvrtcOptions(arch, extraOptions), OutputKind::Cubin);
-  if (!r) return std::unexpected(r.error());
+  if (!r) return Unexpected(r.error());
   return std::move(r->code);
 }
 
 Expected<std::string> compileCudaToPtx(const std::string& source, const std::string& name, const std::string& arch,
                                        const std::vector<std::string>& extraOptions) {
   auto r = compileProgram(source, name, arch, nvrtcOptions(virtualArch(arch), extraOptions), OutputKind::Ptx);
-  if (!r) return std::unexpected(r.error());
+  if (!r) return Unexpected(r.error());
   return std::move(r->code);
 }
 
@@ -263,7 +251,7 @@ Expected<CompiledKernel> compileKernel(const KernelSource& kernel, const std::st
   auto start = std::chrono::steady_clock::now();
   auto compiled = compileProgram(kernel.source, kernel.name, arch, options, OutputKind::Cubin);
   double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
-  if (!compiled) return std::unexpected(compiled.error());
+  if (!compiled) return Unexpected(compiled.error());
   if (cache) {
     cache->recordCompile(ms);
     (void)cache->store(key, compiled->code);  // counted in the cache's summary; not fatal
@@ -279,7 +267,7 @@ Expected<CompiledKernel> compileKernel(const KernelSource& kernel, const std::st
 #else  // !SHOAL_HAVE_CUDA
 
 namespace {
-std::unexpected<Error> notBuilt() {
+Unexpected<Error> notBuilt() {
   return fail("shoal was built without CUDA support (SHOAL_HAVE_CUDA=0): NVRTC is not available");
 }
 }  // namespace

@@ -1,5 +1,5 @@
 // Element types, static shapes and tensor types.
-#include "ir/types.h"
+#include <shoal/types.h>
 
 #include <cassert>
 

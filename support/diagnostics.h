@@ -3,12 +3,17 @@
 
 #include <memory>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 #include <vector>
 
-#include "../include/shoal/error.h"
+#include <shoal/error.h>
 
 namespace shoal {
+
+/// The text of 1-based line `line` of `text` (without its line break) in `out`; false when
+/// the text has no such line.
+bool sourceLine(std::string_view text, int line, std::string& out);
 
 enum class Severity { Error, Warning, Note };
 

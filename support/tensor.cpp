@@ -1,5 +1,5 @@
 // Host tensors.
-#include "runtime/tensor.h"
+#include <shoal/tensor.h>
 
 #include <cassert>
 #include <cmath>

@@ -1,5 +1,5 @@
 // The public API (include/shoal/shoal.h) over the frontend, passes and runtime.
-#include "../include/shoal/shoal.h"
+#include <shoal/shoal.h>
 
 #include <fmt/format.h>
 
@@ -197,10 +197,10 @@ void GraphBuilder::output(const std::string& name, Var v) {
 }
 
 Expected<Model> GraphBuilder::build() {
-  if (impl_->error) return std::unexpected(*impl_->error);
+  if (impl_->error) return Unexpected(*impl_->error);
   if (impl_->graph->outputNodes().empty()) return fail("the model has no outputs: call output(name, value)");
   auto ok = verifyGraph(*impl_->graph);
-  if (!ok) return std::unexpected(ok.error());
+  if (!ok) return Unexpected(ok.error());
   Model m;
   m.graph_ = std::shared_ptr<const Graph>(impl_->graph->clone());
   return m;
@@ -227,7 +227,7 @@ std::map<std::string, Tensor> CompiledModel::parameters() {
 Expected<void> CompiledModel::loadWeights(const std::string& path) {
   if (!exe_) return fail("this CompiledModel is empty");
   auto file = loadSafetensors(path);
-  if (!file) return std::unexpected(file.error());
+  if (!file) return Unexpected(file.error());
   TensorMap values;
   for (auto& [name, t] : file->tensors) values[name] = t;
   for (Node* n : exe_->graph().nodes()) {
@@ -262,7 +262,7 @@ Expected<LoadedPipeline> loadPipeline(const std::string& path) {
   auto p = loadPipelineFile(path, diags);
   if (!p || diags.hasErrors()) {
     Error first = diags.firstError();
-    return std::unexpected(Error(diags.render(), first.location()));
+    return Unexpected(Error(diags.render(), first.location()));
   }
   LoadedPipeline lp;
   lp.pipeline_ = std::make_shared<const Pipeline>(std::move(*p));
@@ -273,21 +273,21 @@ Session::Session(SessionOptions opts) : opts_(opts) {}
 
 Expected<std::string> Session::device() {
   auto sel = selectDevice(opts_.device);
-  if (!sel) return std::unexpected(sel.error());
+  if (!sel) return Unexpected(sel.error());
   return sel->description;
 }
 
 Expected<CompiledModel> Session::compile(const Model& model) {
   if (!model.graph_) return fail("compile: the model is empty");
   auto sel = selectDevice(opts_.device);
-  if (!sel) return std::unexpected(sel.error());
+  if (!sel) return Unexpected(sel.error());
   auto program = compileProgram(model.graph_->clone());
-  if (!program) return std::unexpected(program.error());
+  if (!program) return Unexpected(program.error());
   ExecutableOptions eo;
   eo.tf32 = opts_.tf32;
   eo.verbose = opts_.verbose;
   auto exe = createExecutable(std::move(*program), *sel, eo);
-  if (!exe) return std::unexpected(exe.error());
+  if (!exe) return Unexpected(exe.error());
   (*exe)->initializeParameters(opts_.seed);
   CompiledModel cm;
   cm.exe_ = std::shared_ptr<Executable>(std::move(*exe));

@@ -1,5 +1,6 @@
 // Tests for the file utilities: SHA-256 vectors, FNV-1a, whole-file reads, atomic writes, ~.
-#include "ir/file_util.h"
+#include "support/file_util.h"
+#include "support/hash.h"
 
 #include <gtest/gtest.h>
 #include <sys/resource.h>

@@ -1,5 +1,5 @@
 // Clang-style rendering of diagnostics.
-#include "ir/diagnostics.h"
+#include "support/diagnostics.h"
 
 #include <algorithm>
 
@@ -37,22 +37,22 @@ Error DiagnosticEngine::firstError() const {
   return Error("unknown error");
 }
 
-namespace {
-
-// The text of 1-based line `line` of `text`, or nullopt.
-bool sourceLine(const std::string& text, int line, std::string& out) {
+bool sourceLine(std::string_view text, int line, std::string& out) {
+  if (line < 1) return false;
   size_t pos = 0;
   for (int i = 1; i < line; ++i) {
     pos = text.find('\n', pos);
-    if (pos == std::string::npos) return false;
+    if (pos == std::string_view::npos) return false;
     ++pos;
   }
   if (pos > text.size()) return false;
   size_t end = text.find('\n', pos);
-  out = text.substr(pos, end == std::string::npos ? std::string::npos : end - pos);
+  out = std::string(text.substr(pos, end == std::string_view::npos ? std::string_view::npos : end - pos));
   if (!out.empty() && out.back() == '\r') out.pop_back();
   return true;
 }
+
+namespace {
 
 // Width in terminal columns of the first `bytes` bytes of a UTF-8 line: one per code point,
 // two for CJK ideographs and full-width forms, so the caret lands under the right glyph.
