@@ -311,25 +311,20 @@ Unexpected<Error> NodeEmitter::unsupported(std::string_view why) const {
   return fail(fmt::format("{}: no CUDA kernel: {}", node_.describe(), why), node_.loc());
 }
 
-std::string_view prelude() {
-  return R"(// ---- shoal prelude: types and helpers the kernels below share ----------------------------
+std::string prelude() {
+  std::string out = R"(// ---- shoal prelude: types and helpers the kernels below share ----------------------------
 typedef long long i64;
 typedef unsigned long long u64;
 
+// ---- ir/scalar_math.h: the scalar math of the elementwise formulas (shared with the host) ---
+#define SHOAL_SCALAR_FN __device__ __forceinline__
+)";
+  out += scalarMathSource();
+  out += "\n// ---- the elementwise ops of ir/ops.def, one formula each ------------------------------\n";
+  out += elementwiseFunctions();
+  out += R"(
 __device__ __forceinline__ float shoal_neg_inf(float) { return __int_as_float(0xff800000); }
 __device__ __forceinline__ double shoal_neg_inf(double) { return __longlong_as_double(0xfff0000000000000LL); }
-__device__ __forceinline__ float shoal_exp(float x) { return expf(x); }
-__device__ __forceinline__ double shoal_exp(double x) { return exp(x); }
-__device__ __forceinline__ float shoal_log(float x) { return logf(x); }
-__device__ __forceinline__ double shoal_log(double x) { return log(x); }
-__device__ __forceinline__ float shoal_tanh(float x) { return tanhf(x); }
-__device__ __forceinline__ double shoal_tanh(double x) { return tanh(x); }
-__device__ __forceinline__ float shoal_sqrt(float x) { return sqrtf(x); }
-__device__ __forceinline__ double shoal_sqrt(double x) { return sqrt(x); }
-__device__ __forceinline__ float shoal_abs(float x) { return fabsf(x); }
-__device__ __forceinline__ double shoal_abs(double x) { return fabs(x); }
-__device__ __forceinline__ bool shoal_isinf(float x) { return isinf(x); }
-__device__ __forceinline__ bool shoal_isinf(double x) { return isinf(x); }
 
 // Butterfly sums over a warp: every lane ends with the same bits (each level adds a pair,
 // and a + b == b + a), and the order is fixed, so results are reproducible.
@@ -434,6 +429,7 @@ __device__ __forceinline__ void shoal_report_value(u64* status, int site, double
 }
 // ---- end of prelude -----------------------------------------------------------------------
 )";
+  return out;
 }
 
 }  // namespace cudagen
@@ -454,7 +450,6 @@ Expected<void> emitNode(NodeEmitter& em) {
       em.constant();
       return {};
     case OpKind::Cast: return cudagen::emitCast(em);
-    case OpKind::Scale: return cudagen::emitScale(em);
     case OpKind::Normalize: return cudagen::emitNormalize(em);
     case OpKind::Flatten:
     case OpKind::Reshape:
@@ -469,16 +464,13 @@ Expected<void> emitNode(NodeEmitter& em) {
     case OpKind::AvgPool2dGrad: return cudagen::emitAvgPool2dGrad(em);
     case OpKind::Dense: return cudagen::emitDense(em);
     case OpKind::MatMul: return cudagen::emitMatMul(em);
-    case OpKind::Relu:
-    case OpKind::Sigmoid:
-    case OpKind::Tanh: return cudagen::emitUnary(em);
-    case OpKind::ReluGrad:
-    case OpKind::SigmoidGrad:
-    case OpKind::TanhGrad: return cudagen::emitUnaryGrad(em);
-    case OpKind::Add:
-    case OpKind::Sub:
-    case OpKind::Mul:
-    case OpKind::Div: return cudagen::emitBinary(em);
+    // Every elementwise op: its formula (ir/ops.def), with broadcasting.
+#define SHOAL_OP(kind, text, minIn, maxIn, results, schema, shapeRule, traits, grad, doc)
+#define SHOAL_ELEMENTWISE(kind, text, arity, schema, shapeRule, traits, formula, grad, doc) case OpKind::kind:
+#include "ir/ops.def"
+#undef SHOAL_ELEMENTWISE
+#undef SHOAL_OP
+      return cudagen::emitElementwise(em);
     case OpKind::SumTo: return cudagen::emitSumTo(em);
     case OpKind::Softmax:
     case OpKind::SoftmaxGrad:

@@ -127,15 +127,14 @@ class NodeEmitter {
 // codegen/cuda_kernels_{elementwise,nn,reduce}.cpp. Each returns an error for a node whose
 // types it cannot handle.
 Expected<void> emitCast(NodeEmitter& em);
-Expected<void> emitScale(NodeEmitter& em);
+/// Every elementwise op of ir/ops.def: a grid-stride kernel calling the op's formula (its
+/// device function shoal_ew_<op>), operands broadcast to the result.
+Expected<void> emitElementwise(NodeEmitter& em);
 Expected<void> emitNormalize(NodeEmitter& em);
-Expected<void> emitUnary(NodeEmitter& em);      ///< relu, sigmoid, tanh
-Expected<void> emitUnaryGrad(NodeEmitter& em);  ///< relu_grad, sigmoid_grad, tanh_grad
-Expected<void> emitBinary(NodeEmitter& em);     ///< add, sub, mul, div (broadcasting)
 Expected<void> emitMseGrad(NodeEmitter& em);
 Expected<void> emitSgd(NodeEmitter& em);
 Expected<void> emitAdam(NodeEmitter& em);
-/// fused_elementwise: the postfix program (ir/elementwise_expr.h) inlined as C, one kernel.
+/// fused_elementwise: the postfix program (ir/elementwise.h) inlined as C, one kernel.
 Expected<void> emitFusedElementwise(NodeEmitter& em);
 
 /// True when updates `a` and `b` (both adam_update or both sgd_update) can share one
@@ -145,9 +144,20 @@ bool updatesFuse(const Node& a, const Node& b);
 /// member keeps its comment and its error site).
 Expected<void> emitUpdateGroup(const std::vector<NodeEmitter*>& group);
 
-/// Statements (each line indented by `indent`) that set `dst` (declared by the caller) to
-/// activation `act` (relu|sigmoid|tanh) of `src`, exactly as the standalone relu/sigmoid/tanh
-/// kernels compute it (relu keeps NaN; sigmoid never overflows).
+/// The call `shoal_ew_<op>(operands..., params...)` of elementwise op `kind`'s formula, the
+/// params (its float attributes) written as literals of element type `dt`.
+std::string formulaCall(OpKind kind, const std::vector<std::string>& operands, const std::vector<double>& params, DType dt);
+
+/// One `shoal_ew_<op>` device function per elementwise op of ir/ops.def, each returning the
+/// op's formula (the prelude holds them, after ir/scalar_math.h).
+std::string elementwiseFunctions();
+
+/// The text of ir/scalar_math.h (embedded at build time).
+std::string_view scalarMathSource();
+
+/// A statement (indented by `indent`) that sets `dst` (declared by the caller) to activation
+/// `act` of `src`, `act` naming a unary elementwise op without attributes (relu, sigmoid,
+/// tanh, ...): the op's own formula, as its standalone kernel computes it. "" for anything else.
 std::string activationCode(std::string_view act, const std::string& T, const std::string& src, const std::string& dst,
                            const std::string& indent);
 
@@ -176,8 +186,8 @@ Expected<void> emitSoftmaxCrossEntropy(NodeEmitter& em);
 Expected<void> emitSoftmaxCrossEntropyGrad(NodeEmitter& em);
 Expected<void> emitMse(NodeEmitter& em);
 
-/// The prelude every generated translation unit starts with (types, math overloads, warp and
-/// block reductions, error reporting).
-std::string_view prelude();
+/// The prelude every generated translation unit starts with (types, the scalar math and the
+/// elementwise formulas, warp and block reductions, error reporting).
+std::string prelude();
 
 }  // namespace shoal::cudagen

@@ -1,9 +1,9 @@
-// CUDA codegen, elementwise family: cast, scale, normalize, activations and their gradients,
-// broadcasting binary ops, mse_grad, and the optimizer updates (sgd, adam).
+// CUDA codegen, elementwise family: every elementwise op of ir/ops.def (its formula, with
+// broadcasting), fused_elementwise, cast, normalize, mse_grad, and the optimizer updates.
 #include <fmt/format.h>
 
 #include "codegen/cuda_emit.h"
-#include "ir/elementwise_expr.h"
+#include "ir/elementwise.h"
 
 namespace shoal::cudagen {
 
@@ -15,37 +15,33 @@ int64_t alignedExtent(const Shape& s, size_t d, size_t rank) {
   return d < lead ? 1 : s[d - lead];
 }
 
-// The broadcast walk of `out` for operands a and b: dims of extent 1 dropped, neighbours that
-// broadcast the same way merged (as the interpreter's planLoops does). Per operand, the
-// strides (0 where the operand repeats) of each merged dimension.
-struct BroadcastPlan {
-  std::vector<Dim> a, b;
-};
-
-BroadcastPlan planBroadcast(const Shape& out, const Shape& as, const Shape& bs) {
-  const size_t rank = out.size();
+// The broadcast walk of `out` for its operands: dims of extent 1 dropped, neighbours that
+// broadcast the same way for every operand merged (as the interpreter's planLoops does). Per
+// operand, the strides (0 where the operand repeats) of each merged dimension.
+std::vector<std::vector<Dim>> planBroadcast(const Shape& out, const std::vector<Shape>& operands) {
+  const size_t rank = out.size(), count = operands.size();
   std::vector<int64_t> extent;
-  std::vector<bool> repA, repB;
+  std::vector<std::vector<bool>> rep(count);
   for (size_t d = 0; d < rank; ++d) {
     if (out[d] == 1) continue;
-    bool ra = alignedExtent(as, d, rank) == 1, rb = alignedExtent(bs, d, rank) == 1;
-    if (!extent.empty() && repA.back() == ra && repB.back() == rb) {
+    std::vector<bool> r(count);
+    for (size_t k = 0; k < count; ++k) r[k] = alignedExtent(operands[k], d, rank) == 1;
+    bool same = !extent.empty();
+    for (size_t k = 0; k < count && same; ++k) same = rep[k].back() == r[k];
+    if (same) {
       extent.back() *= out[d];
     } else {
       extent.push_back(out[d]);
-      repA.push_back(ra);
-      repB.push_back(rb);
+      for (size_t k = 0; k < count; ++k) rep[k].push_back(r[k]);
     }
   }
-  BroadcastPlan plan;
-  plan.a.resize(extent.size());
-  plan.b.resize(extent.size());
-  int64_t runA = 1, runB = 1;
-  for (size_t d = extent.size(); d-- > 0;) {
-    plan.a[d] = {extent[d], repA[d] ? 0 : runA};
-    plan.b[d] = {extent[d], repB[d] ? 0 : runB};
-    if (!repA[d]) runA *= extent[d];
-    if (!repB[d]) runB *= extent[d];
+  std::vector<std::vector<Dim>> plan(count, std::vector<Dim>(extent.size()));
+  for (size_t k = 0; k < count; ++k) {
+    int64_t run = 1;
+    for (size_t d = extent.size(); d-- > 0;) {
+      plan[k][d] = {extent[d], rep[k][d] ? 0 : run};
+      if (!rep[k][d]) run *= extent[d];
+    }
   }
   return plan;
 }
@@ -63,24 +59,54 @@ std::string operandIndex(const std::string& name, const std::vector<Dim>& dims, 
 
 }  // namespace
 
-Expected<void> emitBinary(NodeEmitter& em) {
+std::string formulaCall(OpKind kind, const std::vector<std::string>& operands, const std::vector<double>& params, DType dt) {
+  std::string call = "shoal_ew_" + std::string(opName(kind)) + "(";
+  for (size_t i = 0; i < operands.size(); ++i) call += (i ? ", " : "") + operands[i];
+  for (double p : params) call += ", " + literal(p, dt);
+  return call + ")";
+}
+
+std::string elementwiseFunctions() {
+  std::string out;
+  for (OpKind k : allOps()) {
+    const OpInfo& info = opInfo(k);
+    if (!info.traits.isElementwise) continue;
+    std::string params;
+    const char* names[] = {"a", "b", "c"};
+    for (int i = 0; i < info.minInputs && i < 3; ++i) params += std::string(i ? ", " : "") + "T " + names[i];
+    for (size_t i = 0; i < info.formulaParams.size(); ++i) params += ", T p" + std::to_string(i);
+    out += fill("template <typename T>\n__device__ __forceinline__ T shoal_ew_${NAME}(${PARAMS}) { return ${F}; }\n",
+                {{"NAME", std::string(info.name)}, {"PARAMS", params}, {"F", std::string(info.formula)}});
+  }
+  return out;
+}
+
+Expected<void> emitElementwise(NodeEmitter& em) {
   const Node& n = em.node();
   const std::string& T = em.T();
   const Shape& out = em.outShape();
   const int64_t count = numElements(out);
-  if (n.input(0)->type().dtype != em.computeType() || n.input(1)->type().dtype != em.computeType())
-    return em.unsupported("operands of different element types");
-  BroadcastPlan plan = planBroadcast(out, em.inShape(0), em.inShape(1));
-  std::string code;
-  std::string a = operandIndex("a", plan.a, numElements(em.inShape(0)), count, code, em.I());
-  std::string b = operandIndex("b", plan.b, numElements(em.inShape(1)), count, code, em.I());
-  const OpKind k = n.kind();
-  if (k != OpKind::Add && k != OpKind::Sub && k != OpKind::Mul && k != OpKind::Div)
-    return em.unsupported("not a binary op");
-  const std::string op = k == OpKind::Add ? "+" : k == OpKind::Sub ? "-" : k == OpKind::Mul ? "*" : "/";
-  code += "    y[i] = " + a + " " + op + " " + b + ";\n";
-  em.elementwise("", fill("const ${T}* __restrict__ a, const ${T}* __restrict__ b, ${T}* __restrict__ y", {{"T", T}}),
-                 code, {em.in(0), em.in(1), em.out()}, count);
+  const DType dt = em.computeType();
+  if (n.result()->type().dtype != dt) return em.unsupported("integer elementwise arithmetic runs on the CPU only");
+  std::vector<Shape> shapes;
+  for (size_t i = 0; i < n.numInputs(); ++i) {
+    if (n.input(i)->type().dtype != dt) return em.unsupported("operands of different element types");
+    shapes.push_back(em.inShape(i));
+  }
+  auto plan = planBroadcast(out, shapes);
+  std::string code, params;
+  std::vector<std::string> operands;
+  std::vector<CudaArg> args;
+  for (size_t i = 0; i < n.numInputs(); ++i) {
+    const std::string name = "a" + std::to_string(i);
+    operands.push_back(operandIndex(name, plan[i], numElements(shapes[i]), count, code, em.I()));
+    params += fill("const ${T}* __restrict__ ${A}, ", {{"T", T}, {"A", name}});
+    args.push_back(em.in(i));
+  }
+  params += fill("${T}* __restrict__ y", {{"T", T}});
+  args.push_back(em.out());
+  code += "    y[i] = " + formulaCall(n.kind(), operands, formulaParams(n), dt) + ";\n";
+  em.elementwise("", params, code, std::move(args), count);
   return {};
 }
 
@@ -251,49 +277,8 @@ Expected<void> emitCast(NodeEmitter& em) {
   return {};
 }
 
-Expected<void> emitScale(NodeEmitter& em) {
-  const Node& n = em.node();
-  const DType dt = em.computeType();
-  em.elementwise("", fill("const ${T}* __restrict__ x, ${T}* __restrict__ y", {{"T", em.T()}}),
-                 fill("    y[i] = x[i] * ${S} + ${SHIFT};\n",
-                      {{"S", literal(n.attrs().getFloat("scale"), dt)}, {"SHIFT", literal(n.attrs().getFloat("shift"), dt)}}),
-                 {em.in(0), em.out()}, n.result()->type().numElements());
-  return {};
-}
 
-Expected<void> emitUnary(NodeEmitter& em) {
-  const Node& n = em.node();
-  const Vars t = {{"T", em.T()}};
-  std::string code;
-  if (n.kind() == OpKind::Relu) {
-    code = "    const ${T} v = x[i];\n    y[i] = v < (${T})0 ? (${T})0 : v;  // NaN stays NaN\n";
-  } else if (n.kind() == OpKind::Sigmoid) {
-    code = "    const ${T} v = x[i];\n"
-           "    const ${T} e = shoal_exp(-shoal_abs(v));  // never overflows\n"
-           "    y[i] = v >= (${T})0 ? (${T})1 / ((${T})1 + e) : e / ((${T})1 + e);\n";
-  } else if (n.kind() == OpKind::Tanh) {
-    code = "    y[i] = shoal_tanh(x[i]);\n";
-  } else {
-    return em.unsupported("not a unary activation");
-  }
-  em.elementwise("", fill("const ${T}* __restrict__ x, ${T}* __restrict__ y", t), fill(code, t), {em.in(0), em.out()},
-                 n.result()->type().numElements());
-  return {};
-}
 
-// (u, dy) -> dx, where u is the forward input (relu) or output (sigmoid, tanh).
-Expected<void> emitUnaryGrad(NodeEmitter& em) {
-  const Node& n = em.node();
-  const Vars t = {{"T", em.T()}};
-  std::string code;
-  if (n.kind() == OpKind::ReluGrad) code = "    dx[i] = u[i] > (${T})0 ? dy[i] : (${T})0;\n";
-  else if (n.kind() == OpKind::SigmoidGrad) code = "    dx[i] = dy[i] * u[i] * ((${T})1 - u[i]);\n";
-  else if (n.kind() == OpKind::TanhGrad) code = "    dx[i] = dy[i] * ((${T})1 - u[i] * u[i]);\n";
-  else return em.unsupported("not an activation gradient");
-  em.elementwise("", fill("const ${T}* __restrict__ u, const ${T}* __restrict__ dy, ${T}* __restrict__ dx", t),
-                 fill(code, t), {em.in(0), em.in(1), em.out()}, n.result()->type().numElements());
-  return {};
-}
 
 Expected<void> emitMseGrad(NodeEmitter& em) {
   const Node& n = em.node();
@@ -411,22 +396,14 @@ Expected<void> emitUpdateGroup(const std::vector<NodeEmitter*>& group) {
 
 std::string activationCode(std::string_view act, const std::string& T, const std::string& src, const std::string& dst,
                            const std::string& indent) {
-  Vars v = {{"T", T}, {"X", src}, {"Y", dst}, {"_", indent}};
-  if (act == "relu") return fill("${_}${Y} = ${X} < (${T})0 ? (${T})0 : ${X};  // NaN stays NaN\n", v);
-  if (act == "sigmoid")
-    return fill("${_}{\n"
-                "${_}  const ${T} e_ = shoal_exp(-shoal_abs(${X}));  // never overflows\n"
-                "${_}  ${Y} = ${X} >= (${T})0 ? (${T})1 / ((${T})1 + e_) : e_ / ((${T})1 + e_);\n"
-                "${_}}\n",
-                v);
-  if (act == "tanh") return fill("${_}${Y} = shoal_tanh(${X});\n", v);
-  return "";
+  auto kind = opKindFromName(act);
+  if (!kind || !isElementwise(*kind) || opInfo(*kind).minInputs != 1 || !opInfo(*kind).formulaParams.empty()) return "";
+  return indent + dst + " = shoal_ew_" + std::string(act) + "(" + src + ");\n";
 }
 
 // One thread per element: every operand is loaded first (the result may share an operand's
 // buffer, so nothing is written before all of an element's reads), then the postfix program
-// runs as straight-line C on registers, with the interpreter's exact formulas
-// (runFusedElementwise): relu is x > 0 ? x : 0, relu_grad u > 0 ? dy : 0, and so on.
+// runs as straight-line C on registers, each op by its formula's device function.
 Expected<void> emitFusedElementwise(NodeEmitter& em) {
   const Node& n = em.node();
   const DType dt = em.computeType();
@@ -440,52 +417,24 @@ Expected<void> emitFusedElementwise(NodeEmitter& em) {
   const std::string& T = em.T();
   std::vector<bool> used(n.numInputs(), false);
   for (const ExprInstr& op : *program)
-    if (op.kind == ExprOpKind::Operand) used[size_t(op.operand)] = true;
+    if (op.kind == ExprInstr::Kind::Operand) used[size_t(op.operand)] = true;
   std::string code;
   for (size_t k = 0; k < n.numInputs(); ++k)
     if (used[k]) code += fill("    const ${T} r${K} = a${K}[i];\n", {{"T", T}, {"K", std::to_string(k)}});
   std::vector<std::string> stack;
   int temps = 0;
   for (const ExprInstr& op : *program) {
-    if (op.kind == ExprOpKind::Operand) {
-      stack.push_back("r" + std::to_string(op.operand));
-      continue;
-    }
-    if (op.kind == ExprOpKind::Constant) {
-      stack.push_back("(" + literal(op.constant, dt) + ")");
-      continue;
-    }
-    const int arity = exprArity(op.kind);
-    if (int(stack.size()) < arity) return em.unsupported("malformed fused expression");
-    const std::string b = stack.back();
-    stack.pop_back();
-    std::string a;
-    if (arity == 2) {
-      a = stack.back();
-      stack.pop_back();
-    }
-    const std::string t = "t" + std::to_string(temps++);
-    Vars v = {{"T", T}, {"A", a}, {"B", b}, {"R", t}};
-    std::string expr;
     switch (op.kind) {
-      case ExprOpKind::Operand:
-      case ExprOpKind::Constant: break;  // handled above
-      case ExprOpKind::Relu: expr = "${B} < (${T})0 ? (${T})0 : ${B}"; break;  // NaN stays NaN, as in relu
-      case ExprOpKind::Sigmoid:
-        code += fill("    ${T} ${R};\n", v) + activationCode("sigmoid", T, b, t, "    ");
-        stack.push_back(t);
-        continue;
-      case ExprOpKind::Tanh: expr = "shoal_tanh(${B})"; break;
-      case ExprOpKind::Neg: expr = "-${B}"; break;
-      case ExprOpKind::Add: expr = "${A} + ${B}"; break;
-      case ExprOpKind::Sub: expr = "${A} - ${B}"; break;
-      case ExprOpKind::Mul: expr = "${A} * ${B}"; break;
-      case ExprOpKind::Div: expr = "${A} / ${B}"; break;
-      case ExprOpKind::ReluGrad: expr = "${A} > (${T})0 ? ${B} : (${T})0"; break;
-      case ExprOpKind::SigmoidGrad: expr = "${B} * ${A} * ((${T})1 - ${A})"; break;
-      case ExprOpKind::TanhGrad: expr = "${B} * ((${T})1 - ${A} * ${A})"; break;
+      case ExprInstr::Kind::Operand: stack.push_back("r" + std::to_string(op.operand)); continue;
+      case ExprInstr::Kind::Constant: stack.push_back("(" + literal(op.constant, dt) + ")"); continue;
+      case ExprInstr::Kind::Op: break;
     }
-    code += fill("    const ${T} ${R} = " + expr + ";\n", v);
+    const int arity = op.arity();
+    if (int(stack.size()) < arity) return em.unsupported("malformed fused expression");
+    std::vector<std::string> operands(stack.end() - arity, stack.end());
+    stack.resize(stack.size() - size_t(arity));
+    const std::string t = "t" + std::to_string(temps++);
+    code += fill("    const ${T} ${R} = ", {{"T", T}, {"R", t}}) + formulaCall(op.op, operands, op.params, dt) + ";\n";
     stack.push_back(t);
   }
   if (stack.size() != 1) return em.unsupported("malformed fused expression");

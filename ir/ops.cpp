@@ -15,16 +15,29 @@ struct RawRow {
   std::string_view name;
   int minInputs, maxInputs, numResults;
   std::string_view schema;
+  OpTraits traits;
   std::string_view grad;
   std::string_view doc;
+  std::string_view formula;
 };
 
 constexpr RawRow kRows[] = {
-#define SHOAL_OP(kind, text, minIn, maxIn, results, schema, shapeRule, grad, doc) \
-  {OpKind::kind, text, minIn, maxIn, results, schema, grad, doc},
+#define SHOAL_OP(kind, text, minIn, maxIn, results, schema, shapeRule, traits, grad, doc) \
+  {OpKind::kind, text, minIn, maxIn, results, schema, traits, grad, doc, ""},
+#define SHOAL_ELEMENTWISE(kind, text, arity, schema, shapeRule, traits, formula, grad, doc) \
+  {OpKind::kind, text, arity, arity, 1, schema, traits.elementwise(), grad, doc, #formula},
 #include "ir/ops.def"
+#undef SHOAL_ELEMENTWISE
 #undef SHOAL_OP
 };
+
+// Row order is enum order: opInfo and opTraits index the table by kind.
+constexpr bool rowsInEnumOrder() {
+  for (size_t i = 0; i < std::size(kRows); ++i)
+    if (size_t(kRows[i].kind) != i) return false;
+  return true;
+}
+static_assert(rowsInEnumOrder());
 
 std::optional<AttrKind> attrKindFromName(std::string_view s) {
   for (AttrKind k : {AttrKind::Int, AttrKind::Float, AttrKind::String, AttrKind::Ints, AttrKind::Floats, AttrKind::Tensor})
@@ -75,7 +88,12 @@ struct Table {
   std::unordered_map<std::string_view, OpKind> byName;
   Table() {
     for (const RawRow& r : kRows) {
-      infos.push_back({r.kind, r.name, r.minInputs, r.maxInputs, r.numResults, parseSchema(r.schema), r.grad, r.doc});
+      OpInfo info{r.kind, r.name, r.minInputs, r.maxInputs, r.numResults, parseSchema(r.schema), r.traits, r.grad,
+                  r.doc, r.formula, {}};
+      if (r.traits.isElementwise)
+        for (const AttrSpec& a : info.attrs)
+          if (a.kind == AttrKind::Float) info.formulaParams.push_back(a.name);
+      infos.push_back(std::move(info));
       kinds.push_back(r.kind);
       byName[r.name] = r.kind;
     }
@@ -183,18 +201,18 @@ std::optional<OpKind> opKindFromName(std::string_view name) {
 
 const std::vector<OpKind>& allOps() { return table().kinds; }
 
+const OpTraits& opTraits(OpKind kind) { return kRows[size_t(kind)].traits; }
+
 std::vector<int> mutatedOperands(OpKind kind) {
-  // Only the optimizer updates write in place; every other op is pure.
-  if (kind == OpKind::SgdUpdate) return {0, 2};
-  if (kind == OpKind::AdamUpdate) return {0, 2, 3};
-  return {};
+  const OpTraits& t = opTraits(kind);
+  return std::vector<int>(t.mutatedOperands.begin(), t.mutatedOperands.begin() + t.numMutated);
 }
 
-bool isPersistentSource(OpKind kind) { return kind == OpKind::Param || kind == OpKind::State; }
+bool isPersistentSource(OpKind kind) { return opTraits(kind).isPersistent; }
 
-bool isSource(OpKind kind) {
-  return kind == OpKind::Input || kind == OpKind::Param || kind == OpKind::State || kind == OpKind::Constant;
-}
+bool isSource(OpKind kind) { return opTraits(kind).isSource; }
+
+bool isElementwise(OpKind kind) { return opTraits(kind).isElementwise; }
 
 std::optional<AttrValue> parseAttrValue(std::string_view text) {
   Cursor c{text};

@@ -1,6 +1,9 @@
-// The op enum and per-op metadata, generated from ir/ops.def.
+// The op enum and per-op metadata, generated from ir/ops.def: names, arity, attribute
+// schema, traits and elementwise formulas. Passes and backends ask the table, not a switch.
 #pragma once
 
+#include <array>
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -11,17 +14,69 @@
 namespace shoal {
 
 enum class OpKind : uint8_t {
-#define SHOAL_OP(kind, text, minIn, maxIn, results, schema, shapeRule, grad, doc) kind,
+#define SHOAL_OP(kind, text, minIn, maxIn, results, schema, shapeRule, traits, grad, doc) kind,
 #include "ir/ops.def"
 #undef SHOAL_OP
 };
 
 /// Number of ops in the table.
 inline constexpr int kNumOps = 0
-#define SHOAL_OP(kind, text, minIn, maxIn, results, schema, shapeRule, grad, doc) +1
+#define SHOAL_OP(kind, text, minIn, maxIn, results, schema, shapeRule, traits, grad, doc) +1
 #include "ir/ops.def"
 #undef SHOAL_OP
     ;
+
+/// Most operands an op's in-place or mutates list may name.
+inline constexpr int kMaxTraitOperands = 8;
+
+/// What passes and backends need to know about an op beyond its shape rule. Built in
+/// ir/ops.def with `Traits()` and the builders below, e.g. `Traits().inPlace(1, 0)`.
+struct OpTraits {
+  bool isElementwise = false;     ///< one result computed per element from broadcast operands by a formula
+  bool isView = false;            ///< the result is operand 0's bytes reinterpreted (reshape; same-type cast)
+  bool isSource = false;          ///< no operands: fed by the caller, persistent, or a literal
+  bool isPersistent = false;      ///< the value lives across runs (params, optimizer state)
+  bool hasZeroGradient = false;   ///< piecewise constant (argmax, accuracy): autodiff passes no gradient
+  bool isInternal = false;        ///< made by shoal (gradients, fused ops, updates, sources): no pipeline layer
+  bool inPlaceAnyOperand = false; ///< any operand of the result's type may be overwritten by the result
+  int numInPlace = 0;             ///< operands the result may overwrite, most preferred first
+  std::array<int8_t, kMaxTraitOperands> inPlaceOperands{};
+  int numMutated = 0;  ///< operands the op writes in place (optimizer updates)
+  std::array<int8_t, kMaxTraitOperands> mutatedOperands{};
+
+  constexpr OpTraits view() const { return set(&OpTraits::isView); }
+  constexpr OpTraits source() const { return set(&OpTraits::isSource); }
+  constexpr OpTraits persistent() const { return set(&OpTraits::isPersistent); }
+  constexpr OpTraits zeroGradient() const { return set(&OpTraits::hasZeroGradient); }
+  constexpr OpTraits internal() const { return set(&OpTraits::isInternal); }
+  constexpr OpTraits inPlaceAny() const { return set(&OpTraits::inPlaceAnyOperand); }
+  /// Set for the rows written with SHOAL_ELEMENTWISE (not used in ir/ops.def itself).
+  constexpr OpTraits elementwise() const { return set(&OpTraits::isElementwise); }
+  /// The result may take over operand `i`'s buffer (when the types match), in this order.
+  template <typename... I>
+  constexpr OpTraits inPlace(I... operands) const {
+    OpTraits t = *this;
+    ((t.inPlaceOperands[size_t(t.numInPlace++)] = int8_t(operands)), ...);
+    return t;
+  }
+  /// The op writes these operands in place (it is scheduled after their other readers).
+  template <typename... I>
+  constexpr OpTraits mutates(I... operands) const {
+    OpTraits t = *this;
+    ((t.mutatedOperands[size_t(t.numMutated++)] = int8_t(operands)), ...);
+    return t;
+  }
+
+ private:
+  constexpr OpTraits set(bool OpTraits::*flag) const {
+    OpTraits t = *this;
+    t.*flag = true;
+    return t;
+  }
+};
+
+/// The start of every traits expression in ir/ops.def.
+constexpr OpTraits Traits() { return {}; }
 
 /// One attribute of an op's schema.
 struct AttrSpec {
@@ -38,8 +93,12 @@ struct OpInfo {
   int maxInputs;
   int numResults;
   std::vector<AttrSpec> attrs;
-  std::string_view gradientRule;  ///< empty: not differentiable
+  OpTraits traits;
+  std::string_view gradientRule;  ///< summary of the gradient (empty: none); the builder is in passes/
   std::string_view doc;
+  std::string_view formula;  ///< elementwise ops: the C++ expression of ir/ops.def (else empty)
+  /// Elementwise ops: the schema's float attributes, in order; the formula's p0, p1, ...
+  std::vector<std::string> formulaParams;
 
   bool differentiable() const { return !gradientRule.empty(); }
   const AttrSpec* findAttr(std::string_view attr) const;
@@ -47,6 +106,8 @@ struct OpInfo {
 
 /// Metadata of an op (the table is built once, on first use).
 const OpInfo& opInfo(OpKind kind);
+/// Traits of an op (constexpr data; no table build).
+const OpTraits& opTraits(OpKind kind);
 /// "conv2d" for OpKind::Conv2d.
 std::string_view opName(OpKind kind);
 /// Inverse of opName.
@@ -60,6 +121,8 @@ std::vector<int> mutatedOperands(OpKind kind);
 bool isPersistentSource(OpKind kind);
 /// True for input/param/state/constant.
 bool isSource(OpKind kind);
+/// True for ops computed per element by their ir/ops.def formula.
+bool isElementwise(OpKind kind);
 
 /// Parses one attribute value written in IR text (`3`, `1.5`, `"s"`, `[1,2]`, `[0.5]`,
 /// `tensor<2x2>[...]`); identifiers are accepted as strings. nullopt on a syntax error.

@@ -1,7 +1,7 @@
 // Shape rules, one per op-table row's `shapeRule`.
 #include "ir/shape_inference.h"
 
-#include "ir/elementwise_expr.h"
+#include "ir/elementwise.h"
 
 #include <fmt/format.h>
 
@@ -493,8 +493,8 @@ std::vector<int64_t> samePadding(int64_t h, int64_t w, int64_t kh, int64_t kw, i
 
 Expected<std::vector<TensorType>> inferResultTypes(const Node& node) {
   switch (node.kind()) {
-#define SHOAL_OP(kind, text, minIn, maxIn, results, schema, shapeRule, grad, doc) \
-  case OpKind::kind:                                                              \
+#define SHOAL_OP(kind, text, minIn, maxIn, results, schema, shapeRule, traits, grad, doc) \
+  case OpKind::kind:                                                                      \
     return shapeRule(node);
 #include "ir/ops.def"
 #undef SHOAL_OP

@@ -1,4 +1,5 @@
-// autodiff: loss, reverse-mode gradients (the op table's gradient rules) and optimizer updates.
+// autodiff: loss, reverse-mode gradients (the registered rules of passes/gradients*.cpp) and
+// optimizer updates.
 #include "passes/autodiff.h"
 
 #include <fmt/format.h>
@@ -7,55 +8,13 @@
 #include <unordered_set>
 
 #include "ir/shape_inference.h"
+#include "passes/gradients.h"
 
 namespace shoal {
 
 namespace {
 
 std::string gradName(const Value* v) { return v->name() + ".grad"; }
-
-// Appends (or inserts) single-result nodes and types them by the op's shape rule, so the
-// graph verifies after every step.
-class NodeEmitter {
- public:
-  explicit NodeEmitter(Graph& g) : g_(g) {}
-
-  /// Appends `kind(inputs) {attrs}` with one result named `name`; `dtype` is the placeholder
-  /// result's element type (only constants read it).
-  Expected<Value*> emit(OpKind kind, std::vector<Value*> inputs, Attrs attrs, const std::string& name,
-                        const Location& loc, DType dtype = DType::F32) {
-    Node* n = g_.addNode(kind, std::move(inputs), std::move(attrs), {{name, TensorType{dtype, {}}}}, loc);
-    return typeNode(*n);
-  }
-
-  /// Appends a node with no results (an optimizer update), checked by its shape rule.
-  Expected<void> emitSink(OpKind kind, std::vector<Value*> inputs, Attrs attrs, const Location& loc) {
-    Node* n = g_.addNode(kind, std::move(inputs), std::move(attrs), {}, loc);
-    fillDefaultAttrs(*n);
-    auto types = inferResultTypes(*n);
-    if (!types) return Unexpected(types.error());
-    return {};
-  }
-
-  Graph& graph() { return g_; }
-
- private:
-  Expected<Value*> typeNode(Node& n) {
-    fillDefaultAttrs(n);
-    auto types = inferResultTypes(n);
-    if (!types) return Unexpected(types.error());
-    n.result()->setType((*types)[0]);
-    return n.result();
-  }
-
-  Graph& g_;
-};
-
-Attrs attrsOf(std::initializer_list<std::pair<const char*, AttrValue>> entries) {
-  Attrs a;
-  for (const auto& [k, v] : entries) a.set(k, v);
-  return a;
-}
 
 #define SHOAL_TRY_ASSIGN(var, expr)                                   \
   auto var##OrError_ = (expr);                                        \
@@ -88,7 +47,7 @@ class GradientBuilder {
 
     for (auto it = forward.rbegin(); it != forward.rend(); ++it) {
       Node& n = **it;
-      if (!n.info().differentiable() || n.numResults() != 1) continue;
+      if (!findGradientRule(n.kind()) || n.numResults() != 1) continue;
       auto dy = grads_.find(n.result());
       if (dy == grads_.end()) continue;
       for (size_t i = 0; i < n.numInputs(); ++i) {
@@ -123,8 +82,8 @@ class GradientBuilder {
       for (size_t r = 0; r < n->numResults(); ++r) reaches |= reachesLoss.count(n->result(r)) != 0;
       if (!reaches) continue;
       for (Value* v : n->inputs()) reachesLoss.insert(v);
-      if (n->info().differentiable() || !isFloat(n->result()->type().dtype)) continue;
-      if (n->kind() == OpKind::Accuracy || n->kind() == OpKind::ArgMax) continue;
+      if (findGradientRule(n->kind()) || !isFloat(n->result()->type().dtype)) continue;
+      if (n->info().traits.hasZeroGradient) continue;
       for (Value* v : n->inputs())
         if (dependsOnParam.count(v))
           return fail(fmt::format("{}: cannot differentiate the loss %{} through this op: it has no gradient rule",
@@ -152,188 +111,17 @@ class GradientBuilder {
     return {};
   }
 
-  // `full` (the result's shape) summed down to `operand`'s shape when broadcasting grew it.
-  Expected<Value*> reduceToOperand(Value* full, const Value* operand, const std::string& name, const Location& loc) {
-    if (full->type().shape == operand->type().shape) return full;
-    return e_.emit(OpKind::SumTo, {full}, attrsOf({{"shape", operand->type().shape}}), name, loc);
-  }
-
-  // One gradient rule: the contribution of node `n` to the gradient of its operand `i`,
-  // given the gradient `dy` of its result. The rules are those summarised in ir/ops.def.
+  // The contribution of node `n` to the gradient of its operand `i`, given the gradient `dy`
+  // of its result: the op's registered rule (passes/gradients*.cpp).
   Expected<Value*> operandGradient(Node& n, size_t i, Value* dy) {
-    Value* x = n.input(i);
-    Value* y = n.result();
-    const Location& loc = n.loc();
-    const Attrs& a = n.attrs();
-    std::string name = gradName(x);
-    bool reduce = x->type().shape != y->type().shape;  // broadcasting binary ops
-    switch (n.kind()) {
-      case OpKind::Cast:
-        return e_.emit(OpKind::Cast, {dy}, attrsOf({{"dtype", std::string(dtypeName(x->type().dtype))}}), name, loc);
-      case OpKind::Scale:
-        return e_.emit(OpKind::Scale, {dy}, attrsOf({{"scale", a.getFloat("scale")}, {"shift", 0.0}}), name, loc);
-      case OpKind::Normalize: {
-        std::vector<double> stds = a.getFloats("std");
-        if (stds.size() == 1)
-          return e_.emit(OpKind::Scale, {dy}, attrsOf({{"scale", 1.0 / stds[0]}, {"shift", 0.0}}), name, loc);
-        Shape shape(size_t(x->type().rank()), 1);  // [1, C, 1, ...]: broadcasts over axis 1
-        shape[1] = int64_t(stds.size());
-        Attrs lit;
-        lit.set("value", TensorLiteral{shape, stds});
-        SHOAL_TRY_ASSIGN(stdConst, e_.emit(OpKind::Constant, {}, lit, name + ".std", loc, x->type().dtype));
-        return e_.emit(OpKind::Div, {dy, stdConst}, {}, name, loc);
-      }
-      case OpKind::Conv2d: {
-        Attrs conv = attrsOf({{"stride", a.getInts("stride")}, {"padding", a.getInts("padding")},
-                              {"dilation", a.getInts("dilation")}});
-        if (i == 0) {
-          conv.set("input_shape", x->type().shape);
-          return e_.emit(OpKind::Conv2dBackwardData, {dy, n.input(1)}, conv, name, loc);
-        }
-        if (i == 1) {
-          conv.set("weight_shape", x->type().shape);
-          return e_.emit(OpKind::Conv2dBackwardWeight, {n.input(0), dy}, conv, name, loc);
-        }
-        // Bias [O]: sum over N, H, W. sum_to's target must broadcast to dy [N,O,H,W], so
-        // reduce to [1,O,1,1] and reshape.
-        int64_t o = x->type().shape[0];
-        SHOAL_TRY_ASSIGN(summed, e_.emit(OpKind::SumTo, {dy}, attrsOf({{"shape", Shape{1, o, 1, 1}}}), name + ".sum", loc));
-        return e_.emit(OpKind::Reshape, {summed}, attrsOf({{"shape", Shape{o}}}), name, loc);
-      }
-      case OpKind::MaxPool2d:
-        return e_.emit(OpKind::MaxPool2dGrad, {x, dy},
-                       attrsOf({{"kernel", a.getInts("kernel")}, {"stride", a.getInts("stride")},
-                                {"padding", a.getInts("padding")}}),
-                       name, loc);
-      case OpKind::AvgPool2d:
-        return e_.emit(OpKind::AvgPool2dGrad, {dy},
-                       attrsOf({{"kernel", a.getInts("kernel")}, {"stride", a.getInts("stride")},
-                                {"padding", a.getInts("padding")}, {"input_shape", x->type().shape}}),
-                       name, loc);
-      case OpKind::Flatten:
-      case OpKind::Reshape:
-        return e_.emit(OpKind::Reshape, {dy}, attrsOf({{"shape", x->type().shape}}), name, loc);
-      case OpKind::Dense:
-        // y = x w^T + b: dx = dy w, dw = dy^T x, db = sum over the batch.
-        if (i == 0) return e_.emit(OpKind::MatMul, {dy, n.input(1)}, {}, name, loc);
-        if (i == 1) return e_.emit(OpKind::MatMul, {dy, n.input(0)}, attrsOf({{"transpose_a", int64_t(1)}}), name, loc);
-        return e_.emit(OpKind::SumTo, {dy}, attrsOf({{"shape", x->type().shape}}), name, loc);
-      case OpKind::MatMul:
-        return matMulGradient(n, i, dy, name);
-      case OpKind::Relu:
-        // relu' is read off the output (y > 0 exactly when x > 0), so the pre-activation value
-        // dies at the relu and conv/dense + relu can fuse in training graphs too.
-        return e_.emit(OpKind::ReluGrad, {y, dy}, {}, name, loc);
-      case OpKind::Sigmoid:
-        return e_.emit(OpKind::SigmoidGrad, {y, dy}, {}, name, loc);
-      case OpKind::Tanh:
-        return e_.emit(OpKind::TanhGrad, {y, dy}, {}, name, loc);
-      case OpKind::Add:
-        return reduceToOperand(dy, x, name, loc);
-      case OpKind::Sub: {
-        if (i == 0) return reduceToOperand(dy, x, name, loc);
-        SHOAL_TRY_ASSIGN(summed, reduceToOperand(dy, x, name + ".sum", loc));
-        return e_.emit(OpKind::Scale, {summed}, attrsOf({{"scale", -1.0}, {"shift", 0.0}}), name, loc);
-      }
-      case OpKind::Mul: {
-        // d(a*b)/da = dy * b, reduced over a's broadcast dims.
-        SHOAL_TRY_ASSIGN(prod, e_.emit(OpKind::Mul, {dy, n.input(1 - i)}, {}, reduce ? name + ".mul" : name, loc));
-        return reduceToOperand(prod, x, name, loc);
-      }
-      case OpKind::Div: {
-        Value* b = n.input(1);
-        if (i == 0) {
-          SHOAL_TRY_ASSIGN(quot, e_.emit(OpKind::Div, {dy, b}, {}, reduce ? name + ".div" : name, loc));
-          return reduceToOperand(quot, x, name, loc);
-        }
-        // db = -dy * a / b^2 = -(dy * y) / b, with y = a / b the forward result.
-        SHOAL_TRY_ASSIGN(prod, e_.emit(OpKind::Mul, {dy, y}, {}, name + ".mul", loc));
-        SHOAL_TRY_ASSIGN(quot, e_.emit(OpKind::Div, {prod, b}, {}, name + ".div", loc));
-        SHOAL_TRY_ASSIGN(summed, reduceToOperand(quot, x, name + ".sum", loc));
-        return e_.emit(OpKind::Scale, {summed}, attrsOf({{"scale", -1.0}, {"shift", 0.0}}), name, loc);
-      }
-      case OpKind::SumTo:
-        return broadcastTo(dy, x, name, loc);
-      case OpKind::Softmax:
-        return e_.emit(OpKind::SoftmaxGrad, {y, dy}, attrsOf({{"axis", a.getInt("axis")}}), name, loc);
-      case OpKind::LogSoftmax:
-        return e_.emit(OpKind::LogSoftmaxGrad, {y, dy}, attrsOf({{"axis", a.getInt("axis")}}), name, loc);
-      case OpKind::SoftmaxCrossEntropy:
-        // Only the logits are differentiable; integer labels never need a gradient.
-        return e_.emit(OpKind::SoftmaxCrossEntropyGrad, {x, n.input(1), dy}, {}, name, loc);
-      case OpKind::Mse:
-        // Symmetric: d/dtarget of (pred - target)^2 is mse_grad with the roles swapped.
-        return e_.emit(OpKind::MseGrad, {x, n.input(1 - i), dy}, {}, name, loc);
-      case OpKind::Input:
-      case OpKind::Param:
-      case OpKind::State:
-      case OpKind::Constant:
-      case OpKind::Output:
-      case OpKind::Conv2dBackwardData:
-      case OpKind::Conv2dBackwardWeight:
-      case OpKind::MaxPool2dGrad:
-      case OpKind::AvgPool2dGrad:
-      case OpKind::ReluGrad:
-      case OpKind::SigmoidGrad:
-      case OpKind::TanhGrad:
-      case OpKind::SoftmaxGrad:
-      case OpKind::LogSoftmaxGrad:
-      case OpKind::ArgMax:
-      case OpKind::Accuracy:
-      case OpKind::SoftmaxCrossEntropyGrad:
-      case OpKind::MseGrad:
-      case OpKind::SgdUpdate:
-      case OpKind::AdamUpdate:
-      // Fusion runs after autodiff, so a training step never differentiates a fused op.
-      case OpKind::FusedConv2d:
-      case OpKind::FusedConv2dPool:
-      case OpKind::FusedDense:
-      case OpKind::FusedElementwise:
-        break;
-    }
-    return fail(fmt::format("internal error: {} has no gradient rule", n.describe()), loc);
-  }
-
-  // y = op(A) op(B), op = identity or transpose. Each case is the transpose-free rule
-  // dA = dY B^T, dB = A^T dY rewritten so no explicit transpose is needed.
-  Expected<Value*> matMulGradient(Node& n, size_t i, Value* dy, const std::string& name) {
-    bool ta = n.attrs().getInt("transpose_a") != 0, tb = n.attrs().getInt("transpose_b") != 0;
-    Value* a = n.input(0);
-    Value* b = n.input(1);
-    auto mm = [&](Value* l, Value* r, bool tl, bool tr) {
-      return e_.emit(OpKind::MatMul, {l, r}, attrsOf({{"transpose_a", int64_t(tl)}, {"transpose_b", int64_t(tr)}}), name,
-                     n.loc());
-    };
-    if (i == 0) {
-      if (!ta && !tb) return mm(dy, b, false, true);  // dA = dY B^T
-      if (!ta && tb) return mm(dy, b, false, false);  // Y = A B^T: dA = dY B
-      if (ta && !tb) return mm(b, dy, false, true);   // Y = A^T B: dA = B dY^T
-      return mm(b, dy, true, true);                   // Y = A^T B^T: dA = B^T dY^T
-    }
-    if (!ta && !tb) return mm(a, dy, true, false);  // dB = A^T dY
-    if (!ta && tb) return mm(dy, a, true, false);   // Y = A B^T: dB = dY^T A
-    if (ta && !tb) return mm(a, dy, false, false);  // Y = A^T B: dB = A dY
-    return mm(dy, a, true, true);                   // Y = A^T B^T: dB = dY^T A^T
-  }
-
-  // sum_to's gradient: dy broadcast back to x's shape, as dy + zeros, where the zeros carry
-  // only the extents dy lacks (so the constant stays as small as it can).
-  Expected<Value*> broadcastTo(Value* dy, const Value* x, const std::string& name, const Location& loc) {
-    const Shape& xs = x->type().shape;
-    const Shape& ds = dy->type().shape;
-    if (xs == ds) return dy;
-    Shape zeros(xs.size(), 1);
-    size_t offset = xs.size() - ds.size();
-    for (size_t d = 0; d < xs.size(); ++d)
-      if (d < offset || ds[d - offset] != xs[d]) zeros[d] = xs[d];
-    Attrs lit;
-    lit.set("value", TensorLiteral{zeros, std::vector<double>(size_t(numElements(zeros)), 0.0)});
-    SHOAL_TRY_ASSIGN(zero, e_.emit(OpKind::Constant, {}, lit, name + ".zeros", loc, dy->type().dtype));
-    return e_.emit(OpKind::Add, {dy, zero}, {}, name, loc);
+    GradientRule rule = findGradientRule(n.kind());
+    if (!rule) return fail(fmt::format("internal error: {} has no gradient rule", n.describe()), n.loc());
+    GradientArgs args{n, i, dy, gradName(n.input(i)), e_};
+    return rule(args);
   }
 
   Graph& g_;
-  NodeEmitter e_;
+  GradientEmitter e_;
   std::unordered_set<const Value*> needsGrad_;
   std::unordered_map<const Value*, Value*> grads_;
 };
@@ -431,7 +219,7 @@ Expected<void> appendTrainingStep(Graph& g, const TrainConfig& cfg, const std::s
   }
 
   // The loss (and accuracy) heads.
-  NodeEmitter e(g);
+  GradientEmitter e(g);
   auto loss = e.emit(crossEntropy ? OpKind::SoftmaxCrossEntropy : OpKind::Mse, {logits, target}, {}, "loss", cfg.loc);
   if (!loss) return Unexpected(loss.error());
   g.addNode(OpKind::Output, {*loss}, attrsOf({{"name", std::string("loss")}}), {}, cfg.loc);

@@ -1,7 +1,9 @@
 // fold-constants: small ops whose operands are all constants become constants.
+#include <algorithm>
 #include <cmath>
 #include <optional>
 
+#include "ir/elementwise.h"
 #include "ir/shape_inference.h"
 #include "passes/pass.h"
 
@@ -39,36 +41,26 @@ double roundTo(DType t, double v) {
 }
 
 // Evaluates n in double precision over literal operands; nullopt when the op is not foldable.
+// Elementwise ops fold by their formula (ir/ops.def); views (reshape, flatten, cast) keep the
+// values. Matrix products and convolutions are left to the device, even over constants.
 std::optional<std::vector<double>> evaluate(const Node& n, const std::vector<const TensorLiteral*>& in) {
   const TensorType& out = n.result()->type();
   int64_t count = out.numElements();
   std::vector<double> y(size_t(count), 0.0);
-  auto unary = [&](auto f) {
-    for (int64_t i = 0; i < count; ++i) y[size_t(i)] = f(in[0]->values[size_t(i)]);
+  if (n.info().traits.isView) {
+    for (int64_t i = 0; i < count; ++i) y[size_t(i)] = in[0]->values[size_t(i)];
     return y;
-  };
-  auto binary = [&](auto f) {
-    const Shape& a = n.input(0)->type().shape;
-    const Shape& b = n.input(1)->type().shape;
-    for (int64_t i = 0; i < count; ++i)
-      y[size_t(i)] = f(in[0]->values[size_t(broadcastIndex(out.shape, a, i))], in[1]->values[size_t(broadcastIndex(out.shape, b, i))]);
-    return y;
-  };
-  if (n.kind() == OpKind::Cast || n.kind() == OpKind::Reshape || n.kind() == OpKind::Flatten)
-    return unary([](double v) { return v; });
-  if (n.kind() == OpKind::Scale) {
-    double s = n.attrs().getFloat("scale"), t = n.attrs().getFloat("shift");
-    return unary([&](double v) { return v * s + t; });
   }
-  if (n.kind() == OpKind::Relu) return unary([](double v) { return v > 0 ? v : 0.0; });
-  if (n.kind() == OpKind::Sigmoid) return unary([](double v) { return 1.0 / (1.0 + std::exp(-v)); });
-  if (n.kind() == OpKind::Tanh) return unary([](double v) { return std::tanh(v); });
-  if (n.kind() == OpKind::Add) return binary([](double a, double b) { return a + b; });
-  if (n.kind() == OpKind::Sub) return binary([](double a, double b) { return a - b; });
-  if (n.kind() == OpKind::Mul) return binary([](double a, double b) { return a * b; });
-  if (n.kind() == OpKind::Div) return binary([](double a, double b) { return a / b; });
-  // Matrix products and convolutions are left to the device, even over constants.
-  return std::nullopt;
+  if (!isElementwise(n.kind())) return std::nullopt;
+  std::vector<double> params = formulaParams(n);
+  params.resize(kMaxFormulaParams, 0.0);
+  double operands[kMaxFormulaOperands] = {0, 0, 0};
+  for (int64_t i = 0; i < count; ++i) {
+    for (size_t k = 0; k < in.size() && k < size_t(kMaxFormulaOperands); ++k)
+      operands[k] = in[k]->values[size_t(broadcastIndex(out.shape, n.input(k)->type().shape, i))];
+    y[size_t(i)] = evalElementwise(n.kind(), operands, params.data());
+  }
+  return y;
 }
 
 class FoldConstantsPass : public Pass {
@@ -88,6 +80,9 @@ class FoldConstantsPass : public Pass {
       auto values = evaluate(*n, literals);
       if (!values) continue;
       const TensorType type = n->result()->type();
+      // An integer division by zero is left for the run to report.
+      if (!isFloat(type.dtype) && !std::all_of(values->begin(), values->end(), [](double v) { return std::isfinite(v); }))
+        continue;
       for (double& v : *values) v = roundTo(type.dtype, v);
       Attrs attrs;
       attrs.set("value", TensorLiteral{type.shape, std::move(*values)});

@@ -12,6 +12,7 @@
 #include <set>
 #include <unordered_map>
 
+#include "ir/elementwise.h"
 #include "ir/shape_inference.h"
 #include "passes/pass.h"
 
@@ -106,19 +107,13 @@ class RulePass : public Pass {
   Rule rule_;
 };
 
-std::string activationOf(OpKind k) {
-  if (k == OpKind::Relu) return "relu";
-  if (k == OpKind::Sigmoid) return "sigmoid";
-  return "tanh";
-}
-
 // Builds `fused` from the producer's operands and attributes plus the activation's name,
 // placed where the activation was (every operand is defined before it).
 Node* fuseWithActivation(Graph& g, Bindings& b, const char* producer, OpKind fused) {
   Node* prod = b.at(producer);
   Node* act = b.at("act");
   Attrs attrs = prod->attrs();
-  attrs.set("activation", activationOf(act->kind()));
+  attrs.set("activation", std::string(act->opName()));
   Node* n = g.insertNodeBefore(act, fused, prod->inputs(), attrs, {{act->result()->name() + ".fused", act->result()->type()}},
                                prod->loc());
   fillDefaultAttrs(*n);
@@ -160,28 +155,14 @@ Rule denseActivationRule() {
 
 // ---- elementwise chains -----------------------------------------------------------------
 
-// The postfix spelling of the elementwise ops that join chains (scale is spelled out as a
-// multiply and an add where it is emitted).
-const std::map<OpKind, std::string>& elementwiseTokens() {
-  static const std::map<OpKind, std::string> tokens = {
-      {OpKind::Relu, "relu"},       {OpKind::Sigmoid, "sigmoid"},          {OpKind::Tanh, "tanh"},
-      {OpKind::Add, "add"},         {OpKind::Sub, "sub"},                  {OpKind::Mul, "mul"},
-      {OpKind::Div, "div"},         {OpKind::ReluGrad, "relu_grad"},       {OpKind::SigmoidGrad, "sigmoid_grad"},
-      {OpKind::TanhGrad, "tanh_grad"}, {OpKind::Scale, "scale"}};
-  return tokens;
-}
-
-std::string elementwiseToken(const Node& n) {
-  auto it = elementwiseTokens().find(n.kind());
-  return it == elementwiseTokens().end() ? "" : it->second;
-}
-
+// An elementwise op joins a chain when it computes floats from operands of its result's
+// type (no broadcasting inside a fused chain).
 bool fusibleElementwise(const Node& n) {
-  if (elementwiseToken(n).empty() || n.numResults() != 1) return false;
+  if (!isElementwise(n.kind()) || n.numResults() != 1) return false;
   const TensorType& t = n.result()->type();
   if (!isFloat(t.dtype)) return false;
   for (Value* in : n.inputs())
-    if (in->type() != t) return false;  // no broadcasting inside a fused chain
+    if (in->type() != t) return false;
   return true;
 }
 
@@ -231,13 +212,7 @@ class FuseElementwisePass : public Pass {
           return;
         }
         for (Value* in : d->inputs()) emit(in);
-        if (d->kind() == OpKind::Scale) {
-          expr += " " + formatDouble(d->attrs().getFloat("scale")) + " mul";
-          double shift = d->attrs().getFloat("shift");
-          if (shift != 0) expr += " " + formatDouble(shift) + " add";
-        } else {
-          expr += " " + elementwiseToken(*d);
-        }
+        expr += " " + exprToken(d->kind(), formulaParams(*d));
       };
       emit(root->result());
       if (operands.size() > 8) continue;  // the op table allows up to 8 operands

@@ -85,74 +85,14 @@ bool isViewOp(const Node& n) {
   const TensorType& in = n.input(0)->type();
   const TensorType& out = n.result()->type();
   if (in.dtype != out.dtype || in.byteSize() != out.byteSize()) return false;
-  return n.kind() == OpKind::Flatten || n.kind() == OpKind::Reshape || n.kind() == OpKind::Cast;
+  return n.info().traits.isView;
 }
 
 std::vector<int> inPlaceOperands(const Node& n) {
-  std::vector<int> candidates;
-  switch (n.kind()) {
-    // y[i] = f(x[i]); softmax and log_softmax finish reading a row before writing it.
-    case OpKind::Relu:
-    case OpKind::Sigmoid:
-    case OpKind::Tanh:
-    case OpKind::Scale:
-    case OpKind::Normalize:
-    case OpKind::Softmax:
-    case OpKind::LogSoftmax:
-      candidates = {0};
-      break;
-    // dx[i] from (x or y)[i] and dy[i]: the incoming gradient first.
-    case OpKind::ReluGrad:
-    case OpKind::SigmoidGrad:
-    case OpKind::TanhGrad:
-      candidates = {1, 0};
-      break;
-    // Row-wise: kernels.h allows dx to alias dy only.
-    case OpKind::SoftmaxGrad:
-    case OpKind::LogSoftmaxGrad:
-      candidates = {1};
-      break;
-    case OpKind::Add:
-    case OpKind::Sub:
-    case OpKind::Mul:
-    case OpKind::Div:
-    case OpKind::MseGrad:
-      candidates = {0, 1};
-      break;
-    // Per element (the interpreter runs it tile by tile, reading a tile before writing it).
-    case OpKind::FusedElementwise:
-      for (size_t i = 0; i < n.numInputs(); ++i) candidates.push_back(int(i));
-      break;
-    case OpKind::FusedConv2d:
-    case OpKind::FusedConv2dPool:
-    case OpKind::FusedDense:
-    case OpKind::Input:
-    case OpKind::Param:
-    case OpKind::State:
-    case OpKind::Constant:
-    case OpKind::Output:
-    case OpKind::Cast:
-    case OpKind::Flatten:
-    case OpKind::Reshape:
-    case OpKind::Conv2d:
-    case OpKind::Conv2dBackwardData:
-    case OpKind::Conv2dBackwardWeight:
-    case OpKind::MaxPool2d:
-    case OpKind::MaxPool2dGrad:
-    case OpKind::AvgPool2d:
-    case OpKind::AvgPool2dGrad:
-    case OpKind::Dense:
-    case OpKind::MatMul:
-    case OpKind::SumTo:
-    case OpKind::ArgMax:
-    case OpKind::Accuracy:
-    case OpKind::SoftmaxCrossEntropy:
-    case OpKind::SoftmaxCrossEntropyGrad:
-    case OpKind::Mse:
-    case OpKind::SgdUpdate:
-    case OpKind::AdamUpdate:
-      break;
-  }
+  const OpTraits& t = n.info().traits;
+  std::vector<int> candidates(t.inPlaceOperands.begin(), t.inPlaceOperands.begin() + t.numInPlace);
+  if (t.inPlaceAnyOperand)
+    for (size_t i = 0; i < n.numInputs(); ++i) candidates.push_back(int(i));
   std::vector<int> out;
   if (n.numResults() != 1) return out;
   for (int k : candidates)

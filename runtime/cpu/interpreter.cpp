@@ -4,12 +4,14 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <array>
+#include <cassert>
 #include <chrono>
 #include <cmath>
 #include <cstring>
 #include <random>
 
-#include "ir/elementwise_expr.h"
+#include "ir/elementwise.h"
 #include "runtime/cpu/kernels.h"
 #include "runtime/init.h"
 
@@ -94,19 +96,27 @@ class NodeRunner {
 
   template <typename T>
   Expected<void> runFusedElementwise();
+  template <typename T>
+  Expected<void> runElementwise();
 
   CpuExecutable& exe_;
   const Node& n_;
 };
 
-cpu::UnaryKind activationKind(const std::string& name) {
-  if (name == "sigmoid") return cpu::UnaryKind::Sigmoid;
-  if (name == "tanh") return cpu::UnaryKind::Tanh;
-  return cpu::UnaryKind::Relu;
+// A fused op's activation (relu|sigmoid|tanh, the name of an elementwise op without
+// attributes) applied in place, by that op's formula.
+template <typename T>
+void applyActivation(const std::string& name, int64_t n, T* y) {
+  auto kind = opKindFromName(name);
+  assert(kind && isElementwise(*kind) && opInfo(*kind).minInputs == 1 && "fused activation is not a unary op");
+  const T* in[1] = {y};
+  const T params[kMaxFormulaParams] = {};
+  cpu::formulaKernel<T>(*kind).same(n, in, params, y);
 }
 
 // fused_elementwise: the postfix program runs over tiles of elements, one instruction at a
-// time across the tile, so each step is a simple vectorisable loop and the tile stays in cache.
+// time across the tile (each op by its formula kernel), so each step is a simple
+// vectorisable loop and the tile stays in cache.
 template <typename T>
 Expected<void> NodeRunner::runFusedElementwise() {
   auto program = parseElementwiseExpr(attrs().getString("expr"), int(n_.numInputs()));
@@ -116,34 +126,57 @@ Expected<void> NodeRunner::runFusedElementwise() {
   std::vector<T> stack(size_t(depth * kTile));
   std::vector<const T*> ins;
   for (size_t i = 0; i < n_.numInputs(); ++i) ins.push_back(in<T>(i));
+  // Per instruction: its kernel and params in T.
+  std::vector<const cpu::FormulaKernel<T>*> kernels;
+  std::vector<std::array<T, kMaxFormulaParams>> params;
+  for (const ExprInstr& op : *program) {
+    kernels.push_back(op.kind == ExprInstr::Kind::Op ? &cpu::formulaKernel<T>(op.op) : nullptr);
+    std::array<T, kMaxFormulaParams> p{};
+    for (size_t k = 0; k < op.params.size() && k < p.size(); ++k) p[k] = T(op.params[k]);
+    params.push_back(p);
+  }
   T* y = out<T>();
   int64_t count = outCount();
   for (int64_t base = 0; base < count; base += kTile) {
     int64_t len = std::min(kTile, count - base);
     int sp = 0;
-    for (const ExprInstr& op : *program) {
+    for (size_t k = 0; k < program->size(); ++k) {
+      const ExprInstr& op = (*program)[k];
       T* top = stack.data() + int64_t(sp) * kTile;  // the slot a push writes
-      T* a = top - 2 * kTile;                       // binary: left operand (result goes here)
-      T* b = top - kTile;                           // binary: right; unary: the operand
       switch (op.kind) {
-        case ExprOpKind::Operand: std::copy(ins[size_t(op.operand)] + base, ins[size_t(op.operand)] + base + len, top); break;
-        case ExprOpKind::Constant: std::fill(top, top + len, T(op.constant)); break;
-        case ExprOpKind::Relu: for (int64_t i = 0; i < len; ++i) b[i] = b[i] < T(0) ? T(0) : b[i]; break;  // NaN stays NaN, as in relu
-        case ExprOpKind::Sigmoid: cpu::unary<T>(cpu::UnaryKind::Sigmoid, len, b, b); break;
-        case ExprOpKind::Tanh: cpu::unary<T>(cpu::UnaryKind::Tanh, len, b, b); break;
-        case ExprOpKind::Neg: for (int64_t i = 0; i < len; ++i) b[i] = -b[i]; break;
-        case ExprOpKind::Add: for (int64_t i = 0; i < len; ++i) a[i] = a[i] + b[i]; break;
-        case ExprOpKind::Sub: for (int64_t i = 0; i < len; ++i) a[i] = a[i] - b[i]; break;
-        case ExprOpKind::Mul: for (int64_t i = 0; i < len; ++i) a[i] = a[i] * b[i]; break;
-        case ExprOpKind::Div: for (int64_t i = 0; i < len; ++i) a[i] = a[i] / b[i]; break;
-        case ExprOpKind::ReluGrad: for (int64_t i = 0; i < len; ++i) a[i] = a[i] > T(0) ? b[i] : T(0); break;
-        case ExprOpKind::SigmoidGrad: for (int64_t i = 0; i < len; ++i) a[i] = b[i] * a[i] * (T(1) - a[i]); break;
-        case ExprOpKind::TanhGrad: for (int64_t i = 0; i < len; ++i) a[i] = b[i] * (T(1) - a[i] * a[i]); break;
+        case ExprInstr::Kind::Operand:
+          std::copy(ins[size_t(op.operand)] + base, ins[size_t(op.operand)] + base + len, top);
+          break;
+        case ExprInstr::Kind::Constant: std::fill(top, top + len, T(op.constant)); break;
+        case ExprInstr::Kind::Op: {
+          // Operands are the top `arity` slots; the result replaces the first of them.
+          const int arity = op.arity();
+          const T* operands[kMaxFormulaOperands] = {};
+          for (int j = 0; j < arity; ++j) operands[j] = top - int64_t(arity - j) * kTile;
+          kernels[k]->same(len, operands, params[k].data(), top - int64_t(arity) * kTile);
+          break;
+        }
       }
-      sp += 1 - exprArity(op.kind);
+      sp += 1 - op.arity();
     }
     std::copy(stack.data(), stack.data() + len, y + base);
   }
+  return {};
+}
+
+// An elementwise op of ir/ops.def, by its formula, with broadcasting.
+template <typename T>
+Expected<void> NodeRunner::runElementwise() {
+  std::vector<Shape> shapes;
+  std::vector<const T*> operands;
+  for (size_t i = 0; i < n_.numInputs(); ++i) {
+    shapes.push_back(inShape(i));
+    operands.push_back(in<T>(i));
+  }
+  std::array<T, kMaxFormulaParams> params{};
+  std::vector<double> p = formulaParams(n_);
+  for (size_t k = 0; k < p.size() && k < params.size(); ++k) params[k] = T(p[k]);
+  cpu::elementwise<T>(n_.kind(), outShape(), shapes, operands, params.data(), out<T>());
   return {};
 }
 
@@ -184,13 +217,6 @@ Expected<void> NodeRunner::run() {
     case OpKind::Reshape:
       copyConverted(exe_.valueView(n_.input(0)), exe_.valueView(n_.result()));
       return {};
-    case OpKind::Scale: {
-      T s = T(attrs().getFloat("scale")), t = T(attrs().getFloat("shift"));
-      const T* x = in<T>(0);
-      T* y = out<T>();
-      for (int64_t i = 0; i < outCount(); ++i) y[i] = x[i] * s + t;
-      return {};
-    }
     case OpKind::Normalize: {
       auto mean = attrs().getFloats("mean");
       auto stdv = attrs().getFloats("std");
@@ -242,7 +268,7 @@ Expected<void> NodeRunner::run() {
     case OpKind::FusedConv2d: {
       auto p = convParams(attrs(), inShape(0), inShape(1));
       cpu::conv2dForward<T>(p, in<T>(0), in<T>(1), n_.numInputs() == 3 ? in<T>(2) : nullptr, out<T>());
-      cpu::unary<T>(activationKind(attrs().getString("activation")), outCount(), out<T>(), out<T>());
+      applyActivation<T>(attrs().getString("activation"), outCount(), out<T>());
       return {};
     }
     case OpKind::FusedConv2dPool: {
@@ -252,7 +278,7 @@ Expected<void> NodeRunner::run() {
       Shape conv{p.n, p.o, p.outH(), p.outW()};
       std::vector<T> y(size_t(numElements(conv)));
       cpu::conv2dForward<T>(p, in<T>(0), in<T>(1), n_.numInputs() == 3 ? in<T>(2) : nullptr, y.data());
-      cpu::unary<T>(activationKind(attrs().getString("activation")), int64_t(y.size()), y.data(), y.data());
+      applyActivation<T>(attrs().getString("activation"), int64_t(y.size()), y.data());
       cpu::Pool2dParams pool;
       pool.n = conv[0], pool.c = conv[1], pool.h = conv[2], pool.w = conv[3];
       const auto& k = attrs().getInts("pool_kernel");
@@ -267,7 +293,7 @@ Expected<void> NodeRunner::run() {
       const Shape& x = inShape(0);
       const Shape& w = inShape(1);
       cpu::denseForward<T>(x[0], x[1], w[0], in<T>(0), in<T>(1), n_.numInputs() == 3 ? in<T>(2) : nullptr, out<T>());
-      cpu::unary<T>(activationKind(attrs().getString("activation")), outCount(), out<T>(), out<T>());
+      applyActivation<T>(attrs().getString("activation"), outCount(), out<T>());
       return {};
     }
     case OpKind::FusedElementwise:
@@ -279,35 +305,13 @@ Expected<void> NodeRunner::run() {
       cpu::gemm<T>(ta, tb, outShape()[0], outShape()[1], k, T(1), in<T>(0), in<T>(1), T(0), out<T>());
       return {};
     }
-    case OpKind::Relu:
-      cpu::unary<T>(cpu::UnaryKind::Relu, outCount(), in<T>(0), out<T>());
-      return {};
-    case OpKind::Sigmoid:
-      cpu::unary<T>(cpu::UnaryKind::Sigmoid, outCount(), in<T>(0), out<T>());
-      return {};
-    case OpKind::Tanh:
-      cpu::unary<T>(cpu::UnaryKind::Tanh, outCount(), in<T>(0), out<T>());
-      return {};
-    case OpKind::ReluGrad:
-      cpu::unaryGrad<T>(cpu::UnaryKind::Relu, outCount(), in<T>(0), nullptr, in<T>(1), out<T>());
-      return {};
-    case OpKind::SigmoidGrad:
-      cpu::unaryGrad<T>(cpu::UnaryKind::Sigmoid, outCount(), nullptr, in<T>(0), in<T>(1), out<T>());
-      return {};
-    case OpKind::TanhGrad:
-      cpu::unaryGrad<T>(cpu::UnaryKind::Tanh, outCount(), nullptr, in<T>(0), in<T>(1), out<T>());
-      return {};
-    case OpKind::Add:
-    case OpKind::Sub:
-    case OpKind::Mul:
-    case OpKind::Div: {
-      cpu::BinaryKind k = n_.kind() == OpKind::Add   ? cpu::BinaryKind::Add
-                          : n_.kind() == OpKind::Sub ? cpu::BinaryKind::Sub
-                          : n_.kind() == OpKind::Mul ? cpu::BinaryKind::Mul
-                                                     : cpu::BinaryKind::Div;
-      cpu::binary<T>(k, outShape(), inShape(0), in<T>(0), inShape(1), in<T>(1), out<T>());
-      return {};
-    }
+    // Every elementwise op: its formula (ir/ops.def), with broadcasting.
+#define SHOAL_OP(kind, text, minIn, maxIn, results, schema, shapeRule, traits, grad, doc)
+#define SHOAL_ELEMENTWISE(kind, text, arity, schema, shapeRule, traits, formula, grad, doc) case OpKind::kind:
+#include "ir/ops.def"
+#undef SHOAL_ELEMENTWISE
+#undef SHOAL_OP
+      return runElementwise<T>();
     case OpKind::SumTo:
       cpu::reduceSumToShape<T>(inShape(0), in<T>(0), outShape(), out<T>());
       return {};
@@ -382,10 +386,10 @@ Expected<void> NodeRunner::run() {
 }
 
 // True for the arithmetic ops the shape rules allow on integers but whose kernels are float-only.
+// (Elementwise ops whose shape rule accepts integers, sum_to and argmax.)
 bool isIntegerArithmetic(const Node& n) {
-  bool arithmetic = n.kind() == OpKind::Add || n.kind() == OpKind::Sub || n.kind() == OpKind::Mul ||
-                    n.kind() == OpKind::Div || n.kind() == OpKind::SumTo || n.kind() == OpKind::ArgMax;
-  return arithmetic && !isFloat(n.input(0)->type().dtype);
+  bool arithmetic = isElementwise(n.kind()) || n.kind() == OpKind::SumTo || n.kind() == OpKind::ArgMax;
+  return arithmetic && n.numInputs() > 0 && !isFloat(n.input(0)->type().dtype);
 }
 
 // Stores an integer result computed in double: truncated toward zero like a C++ integer
@@ -401,8 +405,9 @@ void storeInteger(Tensor& y, int64_t i, double v) {
   }
 }
 
-// add/sub/mul/div, sum_to and argmax over integer operands: evaluated in double on converted
-// copies (exact below 2^53), then stored back as integers.
+// Elementwise ops, sum_to and argmax over integer operands: evaluated in double on converted
+// copies (exact below 2^53), then stored back as integers; a result that is not finite (an
+// integer division by zero) is an error.
 Expected<void> runIntegerArithmetic(CpuExecutable& exe, const Node& n) {
   std::vector<Tensor> in;
   for (Value* v : n.inputs()) in.push_back(exe.valueView(v).cast(DType::F64));
@@ -417,17 +422,21 @@ Expected<void> runIntegerArithmetic(CpuExecutable& exe, const Node& n) {
   if (n.kind() == OpKind::SumTo) {
     cpu::reduceSumToShape<double>(in[0].shape(), in[0].data<double>(), r.shape(), r.data<double>());
   } else {
-    if (n.kind() == OpKind::Div)
-      for (int64_t i = 0; i < in[1].numElements(); ++i)
-        if (in[1].at(i) == 0) return fail(n.describe() + ": integer division by zero", n.loc());
-    cpu::BinaryKind k = n.kind() == OpKind::Add   ? cpu::BinaryKind::Add
-                        : n.kind() == OpKind::Sub ? cpu::BinaryKind::Sub
-                        : n.kind() == OpKind::Mul ? cpu::BinaryKind::Mul
-                                                  : cpu::BinaryKind::Div;
-    cpu::binary<double>(k, r.shape(), in[0].shape(), in[0].data<double>(), in[1].shape(), in[1].data<double>(),
-                        r.data<double>());
+    std::vector<Shape> shapes;
+    std::vector<const double*> operands;
+    for (const Tensor& t : in) {
+      shapes.push_back(t.shape());
+      operands.push_back(t.data<double>());
+    }
+    std::vector<double> params = formulaParams(n);
+    params.resize(kMaxFormulaParams, 0.0);
+    cpu::elementwise<double>(n.kind(), r.shape(), shapes, operands, params.data(), r.data<double>());
   }
-  for (int64_t i = 0; i < r.numElements(); ++i) storeInteger(y, i, r.at(i));
+  for (int64_t i = 0; i < r.numElements(); ++i) {
+    if (!std::isfinite(r.at(i)))
+      return fail(n.describe() + ": integer division by zero", n.loc());  // the only way integers give inf/NaN
+    storeInteger(y, i, r.at(i));
+  }
   return {};
 }
 

@@ -14,6 +14,9 @@
 #include <cstdint>
 
 #include <shoal/types.h>
+#include <vector>
+
+#include "ir/ops.h"
 
 namespace shoal::cpu {
 
@@ -163,43 +166,33 @@ void avgPool2dBackward(const Pool2dParams& p, const T* dy, T* dx);
 // Elementwise
 // ---------------------------------------------------------------------------------------
 
-/// Unary elementwise functions.
-enum class UnaryKind { Relu, Sigmoid, Tanh, Exp, Log, Neg, Sqrt, Abs };
-
-/// y[i] = f(x[i]) for i < n. y may alias x. Sigmoid is evaluated without overflow.
+/// The kernels of an elementwise op of ir/ops.def, built from its formula (the only place the
+/// op's arithmetic is written). `params` holds the op's float attributes in formula order
+/// (formulaParams(node)); `in` one pointer per operand.
 template <typename T>
-void unary(UnaryKind kind, int64_t n, const T* x, T* y);
+struct FormulaKernel {
+  /// y[i] = formula(in[0][i], in[1][i], ...) for i < n, all operands of n elements. y may
+  /// alias an operand.
+  void (*same)(int64_t n, const T* const* in, const T* params, T* y) = nullptr;
+  /// Binary ops: y = formula(a, b) with NumPy broadcasting to outShape (y may alias an
+  /// operand of outShape). Null for other arities.
+  void (*broadcast2)(const Shape& outShape, const Shape& aShape, const T* a, const Shape& bShape, const T* b,
+                     const T* params, T* y) = nullptr;
+};
 
-/// dx[i] = dy[i] * f'(x[i]), where y = f(x) is the forward output (used where cheaper:
-/// sigmoid y(1-y), tanh 1-y², exp y, sqrt 0.5/y). relu: x > 0 ? dy : 0; abs: dy·sign(x)
-/// (0 at 0, like PyTorch); log: dy/x; neg: -dy. Each kind reads only one of x and y, so
-/// the other may be null: Relu, Log, Abs read x; Sigmoid, Tanh, Exp, Sqrt read y; Neg
-/// neither. dx may alias dy.
+/// The kernels of elementwise op `kind` (both null for ops that are not elementwise).
 template <typename T>
-void unaryGrad(UnaryKind kind, int64_t n, const T* x, const T* y, const T* dy, T* dx);
+const FormulaKernel<T>& formulaKernel(OpKind kind);
 
-/// Binary elementwise functions. Max/Min propagate NaN (torch.maximum/minimum); Pow is
-/// std::pow.
-enum class BinaryKind { Add, Sub, Mul, Div, Max, Min, Pow };
+/// y = the elementwise op `kind` over `operands` broadcast to `outShape` (any arity; operands
+/// of outShape may alias y).
+template <typename T>
+void elementwise(OpKind kind, const Shape& outShape, const std::vector<Shape>& shapes, const std::vector<const T*>& operands,
+                 const T* params, T* y);
 
 /// True when aShape and bShape broadcast (NumPy rules: right-aligned, each pair of extents
 /// equal or one of them 1) to exactly outShape.
 bool broadcastsTo(const Shape& aShape, const Shape& bShape, const Shape& outShape);
-
-/// out = a ⊙ b with NumPy broadcasting: shapes are right-aligned, size-1 (or missing)
-/// dimensions repeat. outShape must be the broadcast shape. out may alias a or b when that
-/// operand has outShape. Fast paths: equal shapes, scalar operand, trailing-row operand.
-template <typename T>
-void binary(BinaryKind kind, const Shape& outShape, const Shape& aShape, const T* a, const Shape& bShape,
-            const T* b, T* out);
-
-/// Gradients of `binary` given dout (outShape): da (aShape) and db (bShape), each reduced
-/// back over its broadcast dimensions; either may be null to skip it. Max/Min route the
-/// gradient to the larger/smaller operand and split it in half on ties (PyTorch). Pow:
-/// da = dout·b·a^(b-1), db = dout·a^b·log(a) (0 where a == 0 and b >= 0, as in PyTorch).
-template <typename T>
-void binaryGrad(BinaryKind kind, const Shape& outShape, const Shape& aShape, const T* a, const Shape& bShape,
-                const T* b, const T* dout, T* da, T* db);
 
 // ---------------------------------------------------------------------------------------
 // Reductions

@@ -1,10 +1,12 @@
-// CPU reference kernels: unary and broadcasting binary elementwise ops, and reductions.
+// CPU reference kernels: the elementwise ops of ir/ops.def (from their formulas, with
+// broadcasting), and reductions.
 #include <algorithm>
 #include <cassert>
 #include <cmath>
 #include <limits>
 #include <vector>
 
+#include "ir/scalar_math.h"
 #include "runtime/cpu/kernels.h"
 #include "runtime/cpu/kernels_util.h"
 
@@ -145,83 +147,7 @@ std::vector<bool> reducedAxes(size_t rank, const std::vector<int64_t>& axes) {
 }  // namespace
 
 // ---------------------------------------------------------------------------------------
-// Unary
-// ---------------------------------------------------------------------------------------
-
-template <typename T>
-void unary(UnaryKind kind, int64_t n, const T* x, T* y) {
-  switch (kind) {
-    case UnaryKind::Relu:
-      for (int64_t i = 0; i < n; ++i) y[i] = x[i] < T(0) ? T(0) : x[i];  // NaN stays NaN
-      return;
-    case UnaryKind::Sigmoid:
-      for (int64_t i = 0; i < n; ++i) {
-        // exp of a non-positive argument only, so nothing overflows.
-        T e = std::exp(-std::abs(x[i]));
-        y[i] = x[i] >= T(0) ? T(1) / (T(1) + e) : e / (T(1) + e);
-      }
-      return;
-    case UnaryKind::Tanh:
-      for (int64_t i = 0; i < n; ++i) y[i] = std::tanh(x[i]);
-      return;
-    case UnaryKind::Exp:
-      for (int64_t i = 0; i < n; ++i) y[i] = std::exp(x[i]);
-      return;
-    case UnaryKind::Log:
-      for (int64_t i = 0; i < n; ++i) y[i] = std::log(x[i]);
-      return;
-    case UnaryKind::Neg:
-      for (int64_t i = 0; i < n; ++i) y[i] = -x[i];
-      return;
-    case UnaryKind::Sqrt:
-      for (int64_t i = 0; i < n; ++i) y[i] = std::sqrt(x[i]);
-      return;
-    case UnaryKind::Abs:
-      for (int64_t i = 0; i < n; ++i) y[i] = std::abs(x[i]);
-      return;
-  }
-}
-
-// Every operand is loaded unconditionally so the selects if-convert and vectorize.
-template <typename T>
-void unaryGrad(UnaryKind kind, int64_t n, const T* x, const T* y, const T* dy, T* dx) {
-  switch (kind) {
-    case UnaryKind::Relu:
-      for (int64_t i = 0; i < n; ++i) {
-        const T g = dy[i], u = x[i];
-        dx[i] = u > T(0) ? g : T(0);
-      }
-      return;
-    case UnaryKind::Sigmoid:
-      for (int64_t i = 0; i < n; ++i) dx[i] = dy[i] * y[i] * (T(1) - y[i]);
-      return;
-    case UnaryKind::Tanh:
-      for (int64_t i = 0; i < n; ++i) dx[i] = dy[i] * (T(1) - y[i] * y[i]);
-      return;
-    case UnaryKind::Exp:
-      for (int64_t i = 0; i < n; ++i) dx[i] = dy[i] * y[i];
-      return;
-    case UnaryKind::Log:
-      for (int64_t i = 0; i < n; ++i) dx[i] = dy[i] / x[i];
-      return;
-    case UnaryKind::Neg:
-      for (int64_t i = 0; i < n; ++i) dx[i] = -dy[i];
-      return;
-    case UnaryKind::Sqrt:
-      for (int64_t i = 0; i < n; ++i) dx[i] = dy[i] * T(0.5) / y[i];
-      return;
-    case UnaryKind::Abs:
-      for (int64_t i = 0; i < n; ++i) {
-        const T g = dy[i], u = x[i];
-        const T sign = u > T(0) ? T(1) : (u < T(0) ? T(-1) : T(0));
-        dx[i] = g * sign;
-      }
-      return;
-  }
-}
-
-// ---------------------------------------------------------------------------------------
-// Binary
+// Elementwise ops: one kernel pair per SHOAL_ELEMENTWISE row of ir/ops.def, from its formula
 // ---------------------------------------------------------------------------------------
 
 bool broadcastsTo(const Shape& aShape, const Shape& bShape, const Shape& outShape) {
@@ -236,107 +162,92 @@ bool broadcastsTo(const Shape& aShape, const Shape& bShape, const Shape& outShap
   return true;
 }
 
-template <typename T>
-void binary(BinaryKind kind, const Shape& outShape, const Shape& aShape, const T* a, const Shape& bShape,
-            const T* b, T* out) {
-  assert(broadcastsTo(aShape, bShape, outShape));
-  switch (kind) {
-    case BinaryKind::Add:
-      binaryLoop(outShape, aShape, a, bShape, b, out, [](T u, T v) { return u + v; });
-      return;
-    case BinaryKind::Sub:
-      binaryLoop(outShape, aShape, a, bShape, b, out, [](T u, T v) { return u - v; });
-      return;
-    case BinaryKind::Mul:
-      binaryLoop(outShape, aShape, a, bShape, b, out, [](T u, T v) { return u * v; });
-      return;
-    case BinaryKind::Div:
-      binaryLoop(outShape, aShape, a, bShape, b, out, [](T u, T v) { return u / v; });
-      return;
-    case BinaryKind::Max:  // NaN in either operand gives NaN
-      binaryLoop(outShape, aShape, a, bShape, b, out, [](T u, T v) { return (u > v || u != u) ? u : v; });
-      return;
-    case BinaryKind::Min:
-      binaryLoop(outShape, aShape, a, bShape, b, out, [](T u, T v) { return (u < v || u != u) ? u : v; });
-      return;
-    case BinaryKind::Pow:
-      binaryLoop(outShape, aShape, a, bShape, b, out, [](T u, T v) { return std::pow(u, v); });
-      return;
+namespace {
+
+// The formula's names: operands a, b, c and params p0..p3, in element type T. Every operand
+// is loaded unconditionally (an arity's missing operands are constant zeros), so the selects
+// if-convert and the loops vectorize.
+#define SHOAL_OP(kind, text, minIn, maxIn, results, schema, shapeRule, traits, grad, doc)
+#define SHOAL_ELEMENTWISE(kind, text, arity, schema, shapeRule, traits, formula, grad, doc)                    \
+  template <typename T>                                                                                       \
+  void same##kind(int64_t n, const T* const* in, const T* prm, T* y) {                                       \
+    using namespace shoal::scalar;                                                                            \
+    [[maybe_unused]] const T p0 = prm[0], p1 = prm[1], p2 = prm[2], p3 = prm[3];                             \
+    const T* x0 = in[0];                                                                                      \
+    [[maybe_unused]] const T* x1 = (arity) > 1 ? in[1] : nullptr;                                            \
+    [[maybe_unused]] const T* x2 = (arity) > 2 ? in[2] : nullptr;                                            \
+    for (int64_t i = 0; i < n; ++i) {                                                                         \
+      [[maybe_unused]] const T a = x0[i];                                                                     \
+      [[maybe_unused]] const T b = (arity) > 1 ? x1[i] : T(0);                                               \
+      [[maybe_unused]] const T c = (arity) > 2 ? x2[i] : T(0);                                               \
+      y[i] = formula;                                                                                         \
+    }                                                                                                         \
+  }                                                                                                           \
+  template <typename T>                                                                                       \
+  void broadcast##kind(const Shape& outShape, const Shape& aShape, const T* x0, const Shape& bShape,         \
+                       const T* x1, const T* prm, T* y) {                                                     \
+    using namespace shoal::scalar;                                                                            \
+    [[maybe_unused]] const T p0 = prm[0], p1 = prm[1], p2 = prm[2], p3 = prm[3];                             \
+    binaryLoop(outShape, aShape, x0, bShape, x1, y, [=](T a, T b) {                                           \
+      [[maybe_unused]] const T c = T(0);                                                                      \
+      return formula;                                                                                         \
+    });                                                                                                       \
   }
+#include "ir/ops.def"
+#undef SHOAL_ELEMENTWISE
+#undef SHOAL_OP
+
+template <typename T>
+std::vector<FormulaKernel<T>> buildFormulaKernels() {
+  std::vector<FormulaKernel<T>> table(static_cast<size_t>(kNumOps));
+#define SHOAL_OP(kind, text, minIn, maxIn, results, schema, shapeRule, traits, grad, doc)
+#define SHOAL_ELEMENTWISE(kind, text, arity, schema, shapeRule, traits, formula, grad, doc) \
+  table[size_t(OpKind::kind)] = {&same##kind<T>, (arity) == 2 ? &broadcast##kind<T> : nullptr};
+#include "ir/ops.def"
+#undef SHOAL_ELEMENTWISE
+#undef SHOAL_OP
+  return table;
+}
+
+}  // namespace
+
+template <typename T>
+const FormulaKernel<T>& formulaKernel(OpKind kind) {
+  static const std::vector<FormulaKernel<T>> table = buildFormulaKernels<T>();
+  return table[size_t(kind)];
 }
 
 template <typename T>
-void binaryGrad(BinaryKind kind, const Shape& outShape, const Shape& aShape, const T* a, const Shape& bShape,
-                const T* b, const T* dout, T* da, T* db) {
-  assert(broadcastsTo(aShape, bShape, outShape));
+void elementwise(OpKind kind, const Shape& outShape, const std::vector<Shape>& shapes, const std::vector<const T*>& operands,
+                 const T* params, T* y) {
+  const FormulaKernel<T>& k = formulaKernel<T>(kind);
+  assert(k.same && "not an elementwise op");
   const int64_t n = numElements(outShape);
-  // Full-size gradients go straight to da/db when the operand is not broadcast, else
-  // through a temporary that is then summed back to the operand's shape.
-  std::vector<T> tmpA, tmpB;
-  T* ga = da;
-  T* gb = db;
-  if (da && numElements(aShape) != n) {
-    tmpA.resize(size_t(n));
-    ga = tmpA.data();
+  bool allSame = true;
+  for (const Shape& s : shapes) allSame &= numElements(s) == n;
+  if (allSame) {
+    k.same(n, operands.data(), params, y);
+    return;
   }
-  if (db && numElements(bShape) != n) {
-    tmpB.resize(size_t(n));
-    gb = tmpB.data();
+  if (k.broadcast2 && operands.size() == 2) {
+    k.broadcast2(outShape, shapes[0], operands[0], shapes[1], operands[1], params, y);
+    return;
   }
-  LoopPlan plan = planLoops(outShape, aShape, bShape);
-  // Per element: u = a, v = b, g = dout; writes the two partial products.
-  auto walk = [&](auto&& partials) {
-    forEachRun(plan, n, [&](int64_t oa, int64_t ob, int64_t o, int64_t len, int64_t sa, int64_t sb) {
-      for (int64_t i = 0; i < len; ++i) {
-        T u = a[oa + i * sa], v = b[ob + i * sb], g = dout[o + i];
-        T pa, pb;
-        partials(u, v, g, pa, pb);
-        if (ga) ga[o + i] = pa;
-        if (gb) gb[o + i] = pb;
-      }
-    });
-  };
-  switch (kind) {
-    case BinaryKind::Add:
-      walk([](T, T, T g, T& pa, T& pb) { pa = g, pb = g; });
-      break;
-    case BinaryKind::Sub:
-      walk([](T, T, T g, T& pa, T& pb) { pa = g, pb = -g; });
-      break;
-    case BinaryKind::Mul:
-      walk([](T u, T v, T g, T& pa, T& pb) { pa = g * v, pb = g * u; });
-      break;
-    case BinaryKind::Div:
-      walk([](T u, T v, T g, T& pa, T& pb) { pa = g / v, pb = -g * u / (v * v); });
-      break;
-    case BinaryKind::Max:  // PyTorch: where(a == b, g/2, g), zeroed where the operand is smaller
-      walk([](T u, T v, T g, T& pa, T& pb) {
-        T split = u == v ? g / T(2) : g;
-        pa = u < v ? T(0) : split;
-        pb = u > v ? T(0) : split;
-      });
-      break;
-    case BinaryKind::Min:
-      walk([](T u, T v, T g, T& pa, T& pb) {
-        T split = u == v ? g / T(2) : g;
-        pa = u > v ? T(0) : split;
-        pb = u < v ? T(0) : split;
-      });
-      break;
-    case BinaryKind::Pow:
-      walk([](T u, T v, T g, T& pa, T& pb) {
-        pa = v == T(0) ? T(0) : g * v * std::pow(u, v - T(1));
-        pb = (u == T(0) && v >= T(0)) ? T(0) : g * std::pow(u, v) * std::log(u);
-      });
-      break;
+  // Other arities: broadcast every smaller operand to a full-size copy first.
+  std::vector<std::vector<T>> copies;
+  std::vector<const T*> full;
+  const T zero = T(0);
+  for (size_t i = 0; i < operands.size(); ++i) {
+    if (numElements(shapes[i]) == n) {
+      full.push_back(operands[i]);
+      continue;
+    }
+    copies.emplace_back(size_t(n));
+    binaryLoop(outShape, shapes[i], operands[i], Shape{}, &zero, copies.back().data(), [](T u, T) { return u; });
+    full.push_back(copies.back().data());
   }
-  if (da && ga != da) reduceSumToShape(outShape, ga, aShape, da);
-  if (db && gb != db) reduceSumToShape(outShape, gb, bShape, db);
+  k.same(n, full.data(), params, y);
 }
-
-// ---------------------------------------------------------------------------------------
-// Reductions
-// ---------------------------------------------------------------------------------------
 
 template <typename T>
 void reduceSumToShape(const Shape& inShape, const T* x, const Shape& outShape, T* y) {
@@ -426,11 +337,9 @@ void reduce(ReduceKind kind, const Shape& inShape, const T* x, const std::vector
 }
 
 #define SHOAL_INSTANTIATE(T)                                                                                    \
-  template void unary<T>(UnaryKind, int64_t, const T*, T*);                                                     \
-  template void unaryGrad<T>(UnaryKind, int64_t, const T*, const T*, const T*, T*);                             \
-  template void binary<T>(BinaryKind, const Shape&, const Shape&, const T*, const Shape&, const T*, T*);        \
-  template void binaryGrad<T>(BinaryKind, const Shape&, const Shape&, const T*, const Shape&, const T*,         \
-                              const T*, T*, T*);                                                                \
+  template const FormulaKernel<T>& formulaKernel<T>(OpKind);                                                    \
+  template void elementwise<T>(OpKind, const Shape&, const std::vector<Shape>&, const std::vector<const T*>&,   \
+                               const T*, T*);                                                                   \
   template void reduceSumToShape<T>(const Shape&, const T*, const Shape&, T*);                                  \
   template void reduce<T>(ReduceKind, const Shape&, const T*, const std::vector<int64_t>&, T*);
 SHOAL_INSTANTIATE(float)

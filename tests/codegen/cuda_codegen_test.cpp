@@ -236,7 +236,7 @@ TEST(CudaCodegen, PointersIntoOneBufferAreNotRestrict) {
   }
   EXPECT_NE(k0.find("(const float* a0, const float* __restrict__ a1, float* y)"), std::string::npos) << k0;
   EXPECT_NE(k1.find("(const float* __restrict__ a0, const float* a1, float* y)"), std::string::npos) << k1;
-  EXPECT_NE(kr.find("(const float* x, float* y)"), std::string::npos) << kr;
+  EXPECT_NE(kr.find("(const float* a0, float* y)"), std::string::npos) << kr;
   // All operands are read into registers before the element is written.
   size_t body = src->source.find(k0);
   ASSERT_NE(body, std::string::npos);
@@ -307,17 +307,17 @@ TEST(CudaCodegen, NvrtcErrorsQuoteTheGeneratedLine) {
   ASSERT_TRUE(src.has_value());
   // Break one generated line the way a codegen bug would.
   std::string source = src->source;
-  const std::string good = "y[i] = v < (float)0 ? (float)0 : v;";
+  const std::string good = "y[i] = shoal_ew_relu(a0[i]);";
   size_t at = source.find(good);
   ASSERT_NE(at, std::string::npos);
-  source.replace(at, good.size(), "y[i] = shoal_no_such_function(v);");
+  source.replace(at, good.size(), "y[i] = shoal_no_such_function(a0[i]);");
   int line = 1 + int(std::count(source.begin(), source.begin() + ptrdiff_t(at), '\n'));
   auto cubin = compileCuda(source, src->name, "sm_90");
   ASSERT_FALSE(cubin.has_value());
   const std::string& msg = cubin.error().message();
   EXPECT_NE(msg.find("NVRTC could not compile kernel 'broken' for sm_90"), std::string::npos) << msg;
   EXPECT_NE(msg.find("broken.cu(" + std::to_string(line) + "): error"), std::string::npos) << msg;
-  EXPECT_NE(msg.find(std::to_string(line) + " |     y[i] = shoal_no_such_function(v);"), std::string::npos) << msg;
+  EXPECT_NE(msg.find(std::to_string(line) + " |     y[i] = shoal_no_such_function(a0[i]);"), std::string::npos) << msg;
 }
 
 TEST(CudaCodegen, CompileProgramSummarizesAndUsesTheCache) {

@@ -183,7 +183,9 @@ inline bool addCudaOpCase(OpGraphBuilder& b, OpKind kind) {
     }
     case OpKind::Relu:
     case OpKind::Sigmoid:
-    case OpKind::Tanh: b.op(kind, {b.input("x", Shape{3, 50})}, {}, "y"); return true;
+    case OpKind::Tanh:
+    case OpKind::Softplus:
+    case OpKind::Neg: b.op(kind, {b.input("x", Shape{3, 50})}, {}, "y"); return true;
     case OpKind::ReluGrad:
     case OpKind::SigmoidGrad:
     case OpKind::TanhGrad: b.op(kind, {b.input("u", Shape{3, 50}), b.input("dy", Shape{3, 50})}, {}, "dx"); return true;

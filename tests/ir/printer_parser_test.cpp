@@ -173,7 +173,9 @@ std::unique_ptr<Graph> buildOpGraph(OpKind kind) {
         return true;
       case OpKind::Relu:
       case OpKind::Sigmoid:
-      case OpKind::Tanh: ins = {addInput(*g, "x", f32({2, 3}))}; return true;
+      case OpKind::Tanh:
+      case OpKind::Softplus:
+      case OpKind::Neg: ins = {addInput(*g, "x", f32({2, 3}))}; return true;
       case OpKind::ReluGrad:
       case OpKind::SigmoidGrad:
       case OpKind::TanhGrad: ins = {addInput(*g, "x", f32({2, 3})), addInput(*g, "dy", f32({2, 3}))}; return true;

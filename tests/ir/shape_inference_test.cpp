@@ -313,6 +313,8 @@ OpShapeCases casesFor(OpKind kind) {
     case OpKind::Relu:
     case OpKind::Sigmoid:
     case OpKind::Tanh:
+    case OpKind::Softplus:
+    case OpKind::Neg:
       return {{{f64({2, 3})}, {}, {f64({2, 3})}},
               {{"integer input", {i64({2})}, {}, "input must be f32 or f64, got i64[2]"}}};
     case OpKind::ReluGrad:

@@ -629,6 +629,14 @@ std::vector<GradCase> gradCases(OpKind kind) {
       return {{"", [](TestGraph& t) { t.mseLoss(t.op(OpKind::Sigmoid, {t.param("p", {3, 4})})); }}};
     case OpKind::Tanh:
       return {{"", [](TestGraph& t) { t.mseLoss(t.op(OpKind::Tanh, {t.param("p", {3, 4})})); }}};
+    case OpKind::Softplus:
+      return {{"", [](TestGraph& t) { t.mseLoss(t.op(OpKind::Softplus, {t.param("p", {3, 4})})); }},
+              {"above the threshold", [](TestGraph& t) {
+                 t.mseLoss(t.op(OpKind::Softplus, {t.op(OpKind::Scale, {t.param("p", {3, 4})},
+                                                          attrs({{"scale", 1.0}, {"shift", 25.0}}))}));
+               }}};
+    case OpKind::Neg:
+      return {{"", [](TestGraph& t) { t.mseLoss(t.op(OpKind::Neg, {t.param("p", {3, 4})})); }}};
     case OpKind::Add:
     case OpKind::Sub:
     case OpKind::Mul:

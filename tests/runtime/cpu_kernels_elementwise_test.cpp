@@ -1,9 +1,11 @@
-// Tests of the CPU elementwise and reduction kernels: unary, broadcasting binary and their
-// gradients, reduceSumToShape and reduce, against naive float64 loops and finite differences.
+// Tests of the CPU elementwise and reduction kernels: every elementwise op of ir/ops.def (from
+// its formula, with broadcasting) against this file's own float64 reference of the op, and
+// reduceSumToShape and reduce against naive float64 loops and finite differences.
 #include <gtest/gtest.h>
 
 #include <cmath>
 #include <limits>
+#include <map>
 #include <vector>
 
 #include "runtime/cpu/kernels.h"
@@ -20,44 +22,53 @@ using testing::randomDoubles;
 template <typename T>
 constexpr double kRtol = std::is_same_v<T, float> ? 1e-5 : 1e-12;
 
-const UnaryKind kUnaryKinds[] = {UnaryKind::Relu, UnaryKind::Sigmoid, UnaryKind::Tanh, UnaryKind::Exp,
-                                 UnaryKind::Log,  UnaryKind::Neg,     UnaryKind::Sqrt, UnaryKind::Abs};
-const BinaryKind kBinaryKinds[] = {BinaryKind::Add, BinaryKind::Sub, BinaryKind::Mul, BinaryKind::Div,
-                                   BinaryKind::Max, BinaryKind::Min, BinaryKind::Pow};
 
-double unaryRef(UnaryKind k, double x) {
-  switch (k) {
-    case UnaryKind::Relu: return x > 0 ? x : 0;
-    case UnaryKind::Sigmoid: return 1 / (1 + std::exp(-x));
-    case UnaryKind::Tanh: return std::tanh(x);
-    case UnaryKind::Exp: return std::exp(x);
-    case UnaryKind::Log: return std::log(x);
-    case UnaryKind::Neg: return -x;
-    case UnaryKind::Sqrt: return std::sqrt(x);
-    case UnaryKind::Abs: return std::abs(x);
-  }
-  return 0;
+// The test's own float64 reference of each elementwise op (independent of ir/ops.def's formula):
+// operands a, b, params p. An elementwise op without one here fails CpuElementwise.EveryOpHasAReference.
+using Reference = double (*)(double a, double b, const std::vector<double>& p);
+const std::map<OpKind, Reference>& references() {
+  static const std::map<OpKind, Reference> refs = {
+      {OpKind::Scale, [](double a, double, const std::vector<double>& p) { return a * p[0] + p[1]; }},
+      {OpKind::Relu, [](double a, double, const std::vector<double>&) { return a > 0 ? a : 0; }},
+      {OpKind::ReluGrad, [](double a, double b, const std::vector<double>&) { return a > 0 ? b : 0; }},
+      {OpKind::Sigmoid, [](double a, double, const std::vector<double>&) { return 1 / (1 + std::exp(-a)); }},
+      {OpKind::SigmoidGrad, [](double a, double b, const std::vector<double>&) { return b * a * (1 - a); }},
+      {OpKind::Tanh, [](double a, double, const std::vector<double>&) { return std::tanh(a); }},
+      {OpKind::TanhGrad, [](double a, double b, const std::vector<double>&) { return b * (1 - a * a); }},
+      {OpKind::Softplus, [](double a, double, const std::vector<double>&) { return std::log(1 + std::exp(a)); }},
+      {OpKind::Neg, [](double a, double, const std::vector<double>&) { return -a; }},
+      {OpKind::Add, [](double a, double b, const std::vector<double>&) { return a + b; }},
+      {OpKind::Sub, [](double a, double b, const std::vector<double>&) { return a - b; }},
+      {OpKind::Mul, [](double a, double b, const std::vector<double>&) { return a * b; }},
+      {OpKind::Div, [](double a, double b, const std::vector<double>&) { return a / b; }},
+  };
+  return refs;
 }
 
-double binaryRef(BinaryKind k, double a, double b) {
-  switch (k) {
-    case BinaryKind::Add: return a + b;
-    case BinaryKind::Sub: return a - b;
-    case BinaryKind::Mul: return a * b;
-    case BinaryKind::Div: return a / b;
-    case BinaryKind::Max: return std::max(a, b);
-    case BinaryKind::Min: return std::min(a, b);
-    case BinaryKind::Pow: return std::pow(a, b);
+// Float attributes for an op under test: its schema default, else a value off 0 and 1.
+std::vector<double> testParams(OpKind k) {
+  std::vector<double> p;
+  for (const std::string& name : opInfo(k).formulaParams) {
+    const AttrSpec* spec = opInfo(k).findAttr(name);
+    p.push_back(spec->defaultValue ? std::get<double>(*spec->defaultValue) : 0.75);
   }
-  return 0;
+  p.resize(4, 0.0);
+  return p;
 }
 
-// Inputs inside each function's domain and away from kinks (|x| >= 0.1).
-std::vector<double> unaryInputs(UnaryKind k, size_t n, uint32_t seed) {
+std::vector<OpKind> elementwiseOps() {
+  std::vector<OpKind> out;
+  for (OpKind k : allOps())
+    if (isElementwise(k)) out.push_back(k);
+  return out;
+}
+
+// Inputs away from kinks (|x| >= 0.1), positive for division's right operand.
+std::vector<double> elementwiseInputs(size_t n, uint32_t seed, bool positive) {
   auto x = randomDoubles(n, seed, -3, 3);
   for (double& v : x) {
     if (std::abs(v) < 0.1) v += v < 0 ? -0.1 : 0.1;
-    if (k == UnaryKind::Log || k == UnaryKind::Sqrt) v = std::abs(v);
+    if (positive) v = std::abs(v);
   }
   return x;
 }
@@ -85,84 +96,12 @@ void forEachIndex(const Shape& shape, F&& f) {
 }
 
 // ---------------------------------------------------------------------------------------
-// Unary
+// Elementwise ops
 // ---------------------------------------------------------------------------------------
 
-template <typename T>
-void checkUnary() {
-  for (UnaryKind k : kUnaryKinds) {
-    SCOPED_TRACE(int(k));
-    auto x = unaryInputs(k, 257, 5 + uint32_t(k));
-    std::vector<double> expected(x.size());
-    for (size_t i = 0; i < x.size(); ++i) expected[i] = unaryRef(k, double(T(x[i])));
-    auto xt = castAll<T>(x);
-    std::vector<T> y(x.size());
-    unary<T>(k, int64_t(x.size()), xt.data(), y.data());
-    EXPECT_TRUE(allClose(y, expected, kRtol<T>, 0.0, 0.0));
-    unary<T>(k, int64_t(x.size()), xt.data(), xt.data());  // in place
-    EXPECT_EQ(xt, y);
-  }
+TEST(CpuElementwise, EveryOpHasAReference) {
+  for (OpKind k : elementwiseOps()) EXPECT_TRUE(references().count(k)) << opName(k) << ": add a reference to this test";
 }
-
-TEST(CpuUnary, MatchesStdFunctions) {
-  checkUnary<float>();
-  checkUnary<double>();
-}
-
-TEST(CpuUnary, SigmoidDoesNotOverflowAndReluKeepsNaN) {
-  std::vector<float> x = {-1000, -50, 0, 50, 1000}, y(5);
-  unary<float>(UnaryKind::Sigmoid, 5, x.data(), y.data());
-  EXPECT_EQ(y[0], 0.0f);
-  EXPECT_NEAR(y[1], 1.9287e-22f, 1e-26f);
-  EXPECT_EQ(y[2], 0.5f);
-  EXPECT_EQ(y[3], 1.0f);
-  EXPECT_EQ(y[4], 1.0f);
-  std::vector<double> r = {-2, 0, 3, std::numeric_limits<double>::quiet_NaN()}, ry(4);
-  unary<double>(UnaryKind::Relu, 4, r.data(), ry.data());
-  EXPECT_EQ(ry[0], 0.0);
-  EXPECT_EQ(ry[1], 0.0);
-  EXPECT_EQ(ry[2], 3.0);
-  EXPECT_TRUE(std::isnan(ry[3]));
-}
-
-TEST(CpuUnary, GradientsMatchFiniteDifferences) {
-  for (UnaryKind k : kUnaryKinds) {
-    SCOPED_TRACE(int(k));
-    auto x = unaryInputs(k, 40, 50 + uint32_t(k));
-    auto r = randomDoubles(x.size(), 60 + uint32_t(k));
-    std::vector<double> y(x.size()), dx(x.size());
-    unary<double>(k, int64_t(x.size()), x.data(), y.data());
-    unaryGrad<double>(k, int64_t(x.size()), x.data(), y.data(), r.data(), dx.data());
-    auto f = [&](const std::vector<double>& v) {
-      std::vector<double> out(v.size());
-      unary<double>(k, int64_t(v.size()), v.data(), out.data());
-      return out;
-    };
-    EXPECT_LT(gradientError(x, f, r, dx), 1e-6);
-  }
-}
-
-TEST(CpuUnary, GradientsAtKinksAreZeroLikePyTorch) {
-  std::vector<float> x = {0, -1, 2}, y(3), dy = {5, 5, 5}, dx(3);
-  unary<float>(UnaryKind::Relu, 3, x.data(), y.data());
-  unaryGrad<float>(UnaryKind::Relu, 3, x.data(), y.data(), dy.data(), dx.data());
-  EXPECT_EQ(dx, (std::vector<float>{0, 0, 5}));
-  unary<float>(UnaryKind::Abs, 3, x.data(), y.data());
-  unaryGrad<float>(UnaryKind::Abs, 3, x.data(), y.data(), dy.data(), dx.data());
-  EXPECT_EQ(dx, (std::vector<float>{0, -5, 5}));
-  // Sigmoid and tanh use the forward output: y(1-y) and 1-y².
-  std::vector<double> s = {0.0}, sy(1), g = {1.0}, sdx(1);
-  unary<double>(UnaryKind::Sigmoid, 1, s.data(), sy.data());
-  unaryGrad<double>(UnaryKind::Sigmoid, 1, s.data(), sy.data(), g.data(), sdx.data());
-  EXPECT_EQ(sdx[0], 0.25);
-  unary<double>(UnaryKind::Tanh, 1, s.data(), sy.data());
-  unaryGrad<double>(UnaryKind::Tanh, 1, s.data(), sy.data(), g.data(), sdx.data());
-  EXPECT_EQ(sdx[0], 1.0);
-}
-
-// ---------------------------------------------------------------------------------------
-// Binary with broadcasting
-// ---------------------------------------------------------------------------------------
 
 struct BroadcastCase {
   Shape out, a, b;
@@ -187,117 +126,91 @@ const std::vector<BroadcastCase>& broadcastCases() {
   return cases;
 }
 
-std::vector<double> naiveBinary(BinaryKind k, const BroadcastCase& c, const std::vector<double>& a,
-                                const std::vector<double>& b) {
-  std::vector<double> out(size_t(numElements(c.out)));
-  forEachIndex(c.out, [&](int64_t flat, const std::vector<int64_t>& idx) {
-    out[flat] = binaryRef(k, a[broadcastIndex(c.a, idx)], b[broadcastIndex(c.b, idx)]);
-  });
-  return out;
-}
-
+// Every elementwise op over every broadcast case (unary ops: the `a` operand at the output's
+// shape), in T, against the reference on the same T-rounded inputs; also in place.
 template <typename T>
-void checkBinary() {
+void checkElementwise() {
   uint32_t seed = 70;
-  for (const BroadcastCase& c : broadcastCases())
-    for (BinaryKind k : kBinaryKinds) {
-      SCOPED_TRACE(::testing::Message() << "out " << shapeString(c.out) << " a " << shapeString(c.a) << " b "
-                                        << shapeString(c.b) << " kind " << int(k));
-      ASSERT_TRUE(broadcastsTo(c.a, c.b, c.out));
-      double lo = k == BinaryKind::Pow ? 0.2 : -2;
-      auto a = castAll<double>(castAll<T>(randomDoubles(size_t(numElements(c.a)), seed++, lo, 2)));
-      auto b = castAll<double>(castAll<T>(randomDoubles(size_t(numElements(c.b)), seed++, lo, 2)));
-      auto expected = naiveBinary(k, c, a, b);
+  for (OpKind k : elementwiseOps()) {
+    auto ref = references().find(k);
+    if (ref == references().end()) continue;  // reported by EveryOpHasAReference
+    const int arity = opInfo(k).minInputs;
+    std::vector<double> p = testParams(k);
+    std::vector<T> pt(p.begin(), p.end());
+    for (const BroadcastCase& c0 : broadcastCases()) {
+      BroadcastCase c = c0;
+      if (arity == 1) c.a = c.out, c.b = {};
+      SCOPED_TRACE(::testing::Message() << opName(k) << " out " << shapeString(c.out) << " a " << shapeString(c.a)
+                                        << " b " << shapeString(c.b));
+      auto a = castAll<double>(castAll<T>(elementwiseInputs(size_t(numElements(c.a)), seed++, false)));
+      auto b = castAll<double>(castAll<T>(elementwiseInputs(size_t(numElements(c.b)), seed++, k == OpKind::Div)));
+      std::vector<double> expected(size_t(numElements(c.out)));
+      forEachIndex(c.out, [&](int64_t flat, const std::vector<int64_t>& idx) {
+        expected[size_t(flat)] = ref->second(a[size_t(broadcastIndex(c.a, idx))],
+                                             arity > 1 ? b[size_t(broadcastIndex(c.b, idx))] : 0.0, p);
+      });
       auto at = castAll<T>(a), bt = castAll<T>(b);
+      std::vector<Shape> shapes = arity > 1 ? std::vector<Shape>{c.a, c.b} : std::vector<Shape>{c.a};
+      std::vector<const T*> ops = arity > 1 ? std::vector<const T*>{at.data(), bt.data()} : std::vector<const T*>{at.data()};
       std::vector<T> out(expected.size(), T(99));
-      binary<T>(k, c.out, c.a, at.data(), c.b, bt.data(), out.data());
-      EXPECT_TRUE(allClose(out, expected, kRtol<T>, 0.0, 0.0));
+      elementwise<T>(k, c.out, shapes, ops, pt.data(), out.data());
+      EXPECT_TRUE(allClose(out, expected, kRtol<T>, 1e-300, 0.0));
       if (numElements(c.a) == numElements(c.out)) {  // out aliasing a
-        binary<T>(k, c.out, c.a, at.data(), c.b, bt.data(), at.data());
+        elementwise<T>(k, c.out, shapes, ops, pt.data(), at.data());
         EXPECT_EQ(at, out);
       }
     }
+  }
 }
 
-TEST(CpuBinary, BroadcastingMatchesNaiveFloat) { checkBinary<float>(); }
-TEST(CpuBinary, BroadcastingMatchesNaiveDouble) { checkBinary<double>(); }
+TEST(CpuElementwise, EveryOpMatchesItsReferenceInFloat) { checkElementwise<float>(); }
+TEST(CpuElementwise, EveryOpMatchesItsReferenceInDouble) { checkElementwise<double>(); }
 
-TEST(CpuBinary, HandComputedBroadcast) {
+TEST(CpuElementwise, SigmoidDoesNotOverflowAndReluKeepsNaN) {
+  std::vector<float> x = {-1000, -50, 0, 50, 1000}, y(5);
+  std::vector<float> p(4, 0.0f);
+  elementwise<float>(OpKind::Sigmoid, {5}, {{5}}, {x.data()}, p.data(), y.data());
+  EXPECT_EQ(y[0], 0.0f);
+  EXPECT_NEAR(y[1], 1.9287e-22f, 1e-26f);
+  EXPECT_EQ(y[2], 0.5f);
+  EXPECT_EQ(y[3], 1.0f);
+  EXPECT_EQ(y[4], 1.0f);
+  std::vector<double> r = {-2, 0, 3, std::numeric_limits<double>::quiet_NaN()}, ry(4), pd(4, 0.0);
+  elementwise<double>(OpKind::Relu, {4}, {{4}}, {r.data()}, pd.data(), ry.data());
+  EXPECT_EQ(ry[0], 0.0);
+  EXPECT_EQ(ry[1], 0.0);
+  EXPECT_EQ(ry[2], 3.0);
+  EXPECT_TRUE(std::isnan(ry[3]));
+}
+
+TEST(CpuElementwise, SoftplusFollowsPyTorchAboveItsThreshold) {
+  // torch.nn.functional.softplus: x itself above 20; log1p(exp(x)) below (no overflow at -1000).
+  std::vector<double> x = {-1000, -20, 0, 19.5, 20.5, 1000}, y(6), p(4, 0.0);
+  elementwise<double>(OpKind::Softplus, {6}, {{6}}, {x.data()}, p.data(), y.data());
+  EXPECT_EQ(y[0], 0.0);
+  const double e20 = std::exp(-20.0);  // log1p(e) = e - e^2/2 + O(e^3)
+  EXPECT_NEAR(y[1], e20 - e20 * e20 / 2, 1e-24);
+  EXPECT_EQ(y[2], std::log(2.0));
+  EXPECT_NEAR(y[3], 19.500000003398268, 1e-12);
+  EXPECT_EQ(y[4], 20.5);
+  EXPECT_EQ(y[5], 1000.0);
+}
+
+TEST(CpuElementwise, HandComputedBroadcast) {
   // [[1],[2]] + [10, 20, 30] = [[11, 21, 31], [12, 22, 32]]
-  std::vector<float> a = {1, 2}, b = {10, 20, 30}, out(6);
-  binary<float>(BinaryKind::Add, {2, 3}, {2, 1}, a.data(), {3}, b.data(), out.data());
+  std::vector<float> a = {1, 2}, b = {10, 20, 30}, out(6), p(4, 0.0f);
+  elementwise<float>(OpKind::Add, {2, 3}, {{2, 1}, {3}}, {a.data(), b.data()}, p.data(), out.data());
   EXPECT_EQ(out, (std::vector<float>{11, 21, 31, 12, 22, 32}));
-  binary<float>(BinaryKind::Sub, {2, 3}, {2, 1}, a.data(), {3}, b.data(), out.data());
+  elementwise<float>(OpKind::Sub, {2, 3}, {{2, 1}, {3}}, {a.data(), b.data()}, p.data(), out.data());
   EXPECT_EQ(out, (std::vector<float>{-9, -19, -29, -8, -18, -28}));
 }
 
-TEST(CpuBinary, BroadcastsToRejectsMismatches) {
+TEST(CpuElementwise, BroadcastsToRejectsMismatches) {
   EXPECT_TRUE(broadcastsTo({3, 1}, {1, 4}, {3, 4}));
   EXPECT_TRUE(broadcastsTo({}, {2, 2}, {2, 2}));
   EXPECT_FALSE(broadcastsTo({3}, {4}, {4}));
   EXPECT_FALSE(broadcastsTo({3, 1}, {1, 4}, {3, 1}));
   EXPECT_FALSE(broadcastsTo({3, 4}, {4}, {1, 3, 4}));
-}
-
-TEST(CpuBinary, MaxMinPropagateNaN) {
-  const double nan = std::numeric_limits<double>::quiet_NaN();
-  std::vector<double> a = {nan, 1, 2}, b = {1, nan, 3}, out(3);
-  binary<double>(BinaryKind::Max, {3}, {3}, a.data(), {3}, b.data(), out.data());
-  EXPECT_TRUE(std::isnan(out[0]) && std::isnan(out[1]));
-  EXPECT_EQ(out[2], 3.0);
-  binary<double>(BinaryKind::Min, {3}, {3}, a.data(), {3}, b.data(), out.data());
-  EXPECT_TRUE(std::isnan(out[0]) && std::isnan(out[1]));
-  EXPECT_EQ(out[2], 2.0);
-}
-
-TEST(CpuBinary, GradientsMatchFiniteDifferences) {
-  uint32_t seed = 900;
-  for (const BroadcastCase& c : broadcastCases())
-    for (BinaryKind k : kBinaryKinds) {
-      SCOPED_TRACE(::testing::Message() << "out " << shapeString(c.out) << " a " << shapeString(c.a) << " b "
-                                        << shapeString(c.b) << " kind " << int(k));
-      double lo = k == BinaryKind::Pow ? 0.2 : -2;
-      auto a = randomDoubles(size_t(numElements(c.a)), seed++, lo, 2);
-      auto b = randomDoubles(size_t(numElements(c.b)), seed++, lo, 2);
-      if (k == BinaryKind::Div)
-        for (double& v : b) v += v < 0 ? -0.5 : 0.5;  // keep away from 0
-      auto r = randomDoubles(size_t(numElements(c.out)), seed++);
-      std::vector<double> da(a.size(), 99), db(b.size(), 99);
-      binaryGrad<double>(k, c.out, c.a, a.data(), c.b, b.data(), r.data(), da.data(), db.data());
-      auto fa = [&](const std::vector<double>& v) {
-        std::vector<double> out(r.size());
-        binary<double>(k, c.out, c.a, v.data(), c.b, b.data(), out.data());
-        return out;
-      };
-      auto fb = [&](const std::vector<double>& v) {
-        std::vector<double> out(r.size());
-        binary<double>(k, c.out, c.a, a.data(), c.b, v.data(), out.data());
-        return out;
-      };
-      // Max/Min are kinks where broadcast operands tie; random data never ties.
-      EXPECT_LT(gradientError(a, fa, r, da), 1e-6) << "da";
-      EXPECT_LT(gradientError(b, fb, r, db), 1e-6) << "db";
-    }
-}
-
-TEST(CpuBinary, MaxGradientSplitsTiesAndSkipsNullOutputs) {
-  std::vector<float> a = {1, 5, 3}, b = {1, 2, 4}, g = {2, 2, 2}, da(3), db(3);
-  binaryGrad<float>(BinaryKind::Max, {3}, {3}, a.data(), {3}, b.data(), g.data(), da.data(), db.data());
-  EXPECT_EQ(da, (std::vector<float>{1, 2, 0}));
-  EXPECT_EQ(db, (std::vector<float>{1, 0, 2}));
-  binaryGrad<float>(BinaryKind::Min, {3}, {3}, a.data(), {3}, b.data(), g.data(), da.data(), db.data());
-  EXPECT_EQ(da, (std::vector<float>{1, 0, 2}));
-  EXPECT_EQ(db, (std::vector<float>{1, 2, 0}));
-  // Bias-style broadcast: d(a + b)/db sums over the broadcast rows; da skipped.
-  std::vector<float> m = {1, 2, 3, 4, 5, 6}, bias = {0, 0, 0}, dout = {1, 2, 3, 4, 5, 6}, dbias(3);
-  binaryGrad<float>(BinaryKind::Add, {2, 3}, {2, 3}, m.data(), {3}, bias.data(), dout.data(), nullptr,
-                    dbias.data());
-  EXPECT_EQ(dbias, (std::vector<float>{5, 7, 9}));
-  // pow at a = 0 with b >= 0: d/db is 0, like PyTorch.
-  std::vector<double> za = {0.0}, zb = {2.0}, one = {1.0}, dza(1), dzb(1);
-  binaryGrad<double>(BinaryKind::Pow, {1}, {1}, za.data(), {1}, zb.data(), one.data(), dza.data(), dzb.data());
-  EXPECT_EQ(dza[0], 0.0);
-  EXPECT_EQ(dzb[0], 0.0);
 }
 
 // ---------------------------------------------------------------------------------------

@@ -72,6 +72,8 @@ Tolerance toleranceFor(OpKind kind, DType dt) {
     case OpKind::Flatten:
     case OpKind::Reshape:
     case OpKind::Relu:
+    case OpKind::Softplus:
+    case OpKind::Neg:
     case OpKind::ReluGrad:
     case OpKind::Sigmoid:
     case OpKind::SigmoidGrad:

@@ -735,6 +735,21 @@ Cases casesFor(OpKind kind, DType dt) {
       add(b);
       return out;
     }
+    case OpKind::Softplus: {
+      // log(1 + e^x): ln 2 at 0; ln(1 + 3) at ln 3; ln(4/3) at -ln 3; x itself above 20.
+      CaseBuilder b("softplus", dt);
+      b.output(b.op(kind, {b.fin("x", {5}, {0, ln3, -ln3, 25, -30})}));
+      b.expect("y", {5}, {ln2, std::log(4.0), std::log(4.0 / 3.0), 25, std::exp(-30.0)});
+      add(b);
+      return out;
+    }
+    case OpKind::Neg: {
+      CaseBuilder b("neg", dt);
+      b.output(b.op(kind, {b.fin("x", {4}, {-2, 0, 0.5, 3})}));
+      b.expect("y", {4}, {2, 0, -0.5, -3});
+      add(b);
+      return out;
+    }
     case OpKind::ReluGrad: {
       CaseBuilder b("relu_grad passes dy where x > 0 (not at 0)", dt);
       b.output(b.op(kind, {b.fin("x", {2, 2}, {-2, 0, 1, 3}), b.fin("dy", {2, 2}, {1, 2, 3, 4})}));
