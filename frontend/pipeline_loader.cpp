@@ -6,7 +6,9 @@
 
 #include <algorithm>
 #include <map>
+#include <queue>
 #include <set>
+#include <unordered_map>
 
 #include "frontend/label.h"
 #include "frontend/layers.h"
@@ -73,37 +75,13 @@ std::string suggestion(std::string_view word, const std::vector<std::string>& ch
   return best.empty() ? "" : " (did you mean '" + best + "'?)";
 }
 
+// The element types a pipeline may name, for messages.
+constexpr const char* kDTypeChoices = "f32, f64, i32, i64 or u8";
+
 // What a pipeline node stands for.
 enum class Role { Input, Preprocess, Decision, Placement, ConvStage, MatmulStage, Train, Output, Layer };
 
-// The argument keys each pipeline op accepts.
-const std::map<std::string, std::vector<std::string>>& allowedArgs() {
-  static const std::map<std::string, std::vector<std::string>> m = {
-      {"input", {"path", "batch", "shape", "dtype", "name", "dataset", "weights"}},
-      {"preprocess", {"scale", "shift", "mean", "std"}},
-      {"device", {}},
-      {"conv2d", {"filters", "kernel", "stride", "padding", "dilation", "activation", "bias"}},
-      {"dense", {"units", "activation", "bias"}},
-      {"maxpool", {"size", "stride", "padding"}},
-      {"avgpool", {"size", "stride", "padding"}},
-      {"flatten", {"axis"}},
-      {"reshape", {"shape"}},
-      {"relu", {}}, {"sigmoid", {}}, {"tanh", {}},
-      {"softmax", {"axis"}}, {"log_softmax", {"axis"}}, {"argmax", {"axis"}},
-      {"add", {}}, {"sub", {}}, {"mul", {}}, {"div", {}},
-      {"matmul", {"transpose_a", "transpose_b"}},
-      {"scale", {"scale", "shift"}},
-      {"normalize", {"mean", "std"}},
-      {"cast", {"dtype"}},
-      {"constant", {"value", "dtype"}},
-      {"train", {"loss", "optimizer", "lr", "epochs", "batch", "validation", "momentum", "weight_decay", "beta1",
-                 "beta2", "eps", "seed", "shuffle"}},
-      {"output", {"metrics", "plot", "checkpoint", "name"}},
-  };
-  return m;
-}
-
-// Alternative spellings of pipeline ops.
+// Alternative spellings of pipeline layers.
 std::string canonicalOp(const std::string& op) {
   static const std::map<std::string, std::string> m = {
       {"conv", "conv2d"},           {"convolution", "conv2d"}, {"linear", "dense"},   {"fc", "dense"},
@@ -114,9 +92,34 @@ std::string canonicalOp(const std::string& op) {
   return it == m.end() ? op : it->second;
 }
 
+class Lowering;
+struct PNode;
+
+/// A pipeline layer or stage: its name, what it stands for, the argument keys it accepts and
+/// the function that lowers it. Plain IR ops (relu, softmax, matmul, ...) need no entry: their
+/// arguments are the op's attributes (ir/ops.def schema) and they lower generically.
+struct LayerSpec {
+  std::string_view name;
+  Role role;
+  std::vector<std::string_view> args;
+  void (Lowering::*lower)(PNode& p, std::vector<Value*>& ins);
+  bool positional = false;  ///< takes one positional word (`input: mnist`, `{device: auto}`)
+};
+
+const std::vector<LayerSpec>& layerSpecs();
+const LayerSpec* findLayerSpec(std::string_view name);
+
+/// The plain IR op a pipeline label names (an op of the table that is not internal), if any.
+std::optional<OpKind> plainOp(std::string_view name) {
+  auto kind = opKindFromName(name);
+  if (!kind || opTraits(*kind).isInternal) return std::nullopt;
+  return kind;
+}
+
 struct PNode {
   const mermaid::NodeDecl* decl = nullptr;
   Role role = Role::Layer;
+  const LayerSpec* spec = nullptr;  // null: a plain IR op (p.op names it)
   std::string op;  // canonical pipeline op (layers, and the stage names above)
   ParsedLabel label;
   bool labelOk = true;
@@ -136,6 +139,27 @@ class Lowering {
   bool checkArgs(PNode& p);
   void lowerNode(PNode& p);
   std::vector<Value*> operands(PNode& p);
+  Value* needOne(PNode& p, const std::vector<Value*>& ins);
+
+ public:
+  // One per LayerSpec (and lowerOp for the plain IR ops).
+  void lowerInput(PNode& p, std::vector<Value*>& ins);
+  void lowerPreprocess(PNode& p, std::vector<Value*>& ins);
+  void lowerDevice(PNode& p, std::vector<Value*>& ins);
+  void lowerConvStage(PNode& p, std::vector<Value*>& ins);
+  void lowerMatmulStage(PNode& p, std::vector<Value*>& ins);
+  void lowerTrain(PNode& p, std::vector<Value*>& ins);
+  void lowerOutput(PNode& p, std::vector<Value*>& ins);
+  void lowerConstant(PNode& p, std::vector<Value*>& ins);
+  void lowerConv2d(PNode& p, std::vector<Value*>& ins);
+  void lowerDense(PNode& p, std::vector<Value*>& ins);
+  void lowerPool(PNode& p, std::vector<Value*>& ins);
+  void lowerOp(PNode& p, std::vector<Value*>& ins);
+
+ private:
+  /// An attribute of op schema `spec` from label argument `a`, converted to the spec's kind;
+  /// nullopt (after reporting) when the value does not fit.
+  std::optional<AttrValue> attrFromArg(const LabelArg& a, const AttrSpec& spec);
   void error(const Location& loc, const std::string& msg) { diags_.error(loc, msg); }
 
   // Typed argument access; errors are reported at the argument.
@@ -260,14 +284,17 @@ void Lowering::classify(PNode& p) {
       p.label = *parsed;
       p.label.op = headTrim;
       p.label.opLoc = textLoc;
-      if (stage == "input") p.role = Role::Input, p.op = "input";
-      else if (stage == "preprocess") p.role = Role::Preprocess, p.op = "preprocess";
-      else if (stage == "decision") p.role = Role::Decision, p.op = "device";
-      else if (stage == "place_gpu" || stage == "place_cpu") p.role = Role::Placement, p.op = "device";
-      else if (stage == "conv_stage") p.role = Role::ConvStage, p.op = "conv2d";
-      else if (stage == "matmul_stage") p.role = Role::MatmulStage, p.op = "dense";
-      else if (stage == "train") p.role = Role::Train, p.op = "train";
-      else p.role = Role::Output, p.op = "output";
+      const char* name = stage == "input"                                 ? "input"
+                         : stage == "preprocess"                          ? "preprocess"
+                         : stage == "decision" || stage == "place_gpu" || stage == "place_cpu" ? "device"
+                         : stage == "conv_stage"                          ? "conv_stage"
+                         : stage == "matmul_stage"                        ? "matmul_stage"
+                         : stage == "train"                               ? "train"
+                                                                          : "output";
+      p.spec = findLayerSpec(name);
+      p.role = stage == "decision" ? Role::Decision : p.spec->role;
+      // Messages name the layer a seed stage stands for.
+      p.op = p.role == Role::ConvStage ? "conv2d" : p.role == Role::MatmulStage ? "dense" : std::string(name);
       return;
     }
   }
@@ -286,39 +313,46 @@ void Lowering::classify(PNode& p) {
       return;
     }
     p.role = Role::Decision;
+    p.spec = findLayerSpec("device");
     return;
   }
-  if (p.op == "input") p.role = Role::Input;
-  else if (p.op == "preprocess") p.role = Role::Preprocess;
-  else if (p.op == "train") p.role = Role::Train;
-  else if (p.op == "output") p.role = Role::Output;
-  else if (p.op == "device") p.role = Role::Placement;
-  else p.role = Role::Layer;
-  if (!allowedArgs().count(p.op)) {
-    std::vector<std::string> names;
-    for (auto& [k, v] : allowedArgs()) names.push_back(k);
-    std::string hint = suggestion(p.op, names);
-    if (opKindFromName(p.op))
-      error(p.label.opLoc, fmt::format("op '{}' is internal to shoal and cannot be written in a pipeline", p.label.op));
-    else
-      error(p.label.opLoc, fmt::format("unknown op {}{}", mermaid::text::quoteToken(p.label.op), hint));
-    p.labelOk = false;
+  p.spec = findLayerSpec(p.op);
+  if (p.spec) {
+    p.role = p.spec->role;
+    return;
   }
+  p.role = Role::Layer;
+  if (plainOp(p.op)) return;
+  std::vector<std::string> names;
+  for (const LayerSpec& l : layerSpecs())
+    if (l.role != Role::ConvStage && l.role != Role::MatmulStage) names.emplace_back(l.name);
+  for (OpKind k : allOps())
+    if (plainOp(opName(k))) names.emplace_back(opName(k));
+  if (opKindFromName(p.op))
+    error(p.label.opLoc, fmt::format("op '{}' is internal to shoal and cannot be written in a pipeline", p.label.op));
+  else
+    error(p.label.opLoc, fmt::format("unknown op {}{}", mermaid::text::quoteToken(p.label.op), suggestion(p.op, names)));
+  p.labelOk = false;
 }
 
 bool Lowering::checkArgs(PNode& p) {
-  auto it = allowedArgs().find(p.op);
-  if (it == allowedArgs().end()) return true;
+  // A layer's own argument list, or a plain op's attributes.
+  std::vector<std::string> accepted;
+  if (p.spec) {
+    for (std::string_view a : p.spec->args) accepted.emplace_back(a);
+  } else if (auto kind = plainOp(p.op)) {
+    for (const AttrSpec& a : opInfo(*kind).attrs) accepted.push_back(a.name);
+  }
   bool ok = true;
   for (const LabelArg& a : p.label.args) {
-    if (std::find(it->second.begin(), it->second.end(), a.key) != it->second.end()) continue;
-    std::string hint = suggestion(a.key, it->second);
+    if (std::find(accepted.begin(), accepted.end(), a.key) != accepted.end()) continue;
+    std::string hint = suggestion(a.key, accepted);
     error(a.loc, fmt::format("{} does not take '{}'{}", p.op, a.key, hint));
     ok = false;
   }
   // Positional words: `input: mnist`, `{device: auto}`; nowhere else.
   for (const LabelArg& a : p.label.positional) {
-    bool allowed = (p.op == "input" || p.op == "device") && std::holds_alternative<std::string>(a.value) &&
+    bool allowed = p.spec && p.spec->positional && std::holds_alternative<std::string>(a.value) &&
                    p.label.positional.size() == 1;
     if (!allowed) {
       error(a.valueLoc, fmt::format("unexpected {} in a {} label: arguments are written key=value",
@@ -358,266 +392,249 @@ std::vector<Value*> Lowering::operands(PNode& p) {
   return out;
 }
 
-void Lowering::lowerNode(PNode& p) {
+void Lowering::lowerInput(PNode& p, std::vector<Value*>& ins) {
   Graph& g = *pipe_.model;
   const std::string& id = p.decl->id;
-  if (!checkArgs(p)) {
+  if (!ins.empty()) {
+    error(p.loc, fmt::format("input '{}' cannot have incoming edges", id));
     p.poisoned = true;
     return;
   }
-  std::vector<Value*> ins = operands(p);
-  if (p.poisoned && p.role != Role::Train) return;
-  auto needOne = [&]() -> Value* {
-    if (ins.size() == 1) return ins[0];
-    if (ins.empty()) error(p.loc, fmt::format("{} '{}' has no input: draw an edge into it", p.op, id));
-    else error(p.loc, fmt::format("{} '{}' takes one input, got {} (from different nodes)", p.op, id, ins.size()));
-    p.poisoned = true;
-    return nullptr;
-  };
-
-  switch (p.role) {
-    case Role::Input: {
-      if (!ins.empty()) {
-        error(p.loc, fmt::format("input '{}' cannot have incoming edges", id));
-        p.poisoned = true;
-        return;
-      }
-      std::string dataset = "mnist";
-      if (!p.label.positional.empty()) dataset = std::get<std::string>(p.label.positional[0].value);
-      auto ds = stringArg(p, "dataset", dataset);
-      auto shape = arg(p, "shape");
-      if (!ds) return void(p.poisoned = true);
-      if (shape && !arg(p, "dataset") && p.label.positional.empty()) {
-        // A plain tensor input fed by the caller.
-        Shape s;
-        if (auto* is = std::get_if<std::vector<int64_t>>(&shape->value)) s = *is;
-        else if (auto* i = std::get_if<int64_t>(&shape->value)) s = {*i};
-        bool ok = !s.empty() && std::all_of(s.begin(), s.end(), [](int64_t d) { return d > 0; });
-        if (!ok) return badArg(*shape, "a shape like 64x784"), void(p.poisoned = true);
-        auto dt = stringArg(p, "dtype", "f32");
-        if (!dt) return void(p.poisoned = true);
-        auto dtype = parseDType(*dt);
-        if (!dtype) return badArg(*arg(p, "dtype"), "f32, f64, i32, i64 or u8"), void(p.poisoned = true);
-        auto name = stringArg(p, "name", id);
-        if (!name) return void(p.poisoned = true);
-        p.value = layers::input(g, *name, {*dtype, s}, p.loc);
-        return;
-      }
-      if (*ds != "mnist") {
-        error(p.label.positional.empty() ? arg(p, "dataset")->valueLoc : p.label.positional[0].valueLoc,
-              fmt::format("unknown dataset '{}' (shoal reads mnist-style IDX files; or give shape= for a tensor input)", *ds));
-        p.poisoned = true;
-        return;
-      }
-      if (sawInput_) {
-        error(p.loc, "a pipeline has one data input; this is the second");
-        p.poisoned = true;
-        return;
-      }
-      sawInput_ = true;
-      DataSpec data;
-      auto path = stringArg(p, "path", data.path);
-      auto batch = intArg(p, "batch", batch_);
-      auto weights = stringArg(p, "weights", "");
-      if (!path || !batch || !weights) return void(p.poisoned = true);
-      data.path = *path;
-      data.batch = *batch;
-      data.weights = *weights;
-      data.loc = p.loc;
-      if (!pipe_.train) batch_ = *batch;
-      data.batch = batch_;
-      pipe_.data = data;
-      pipe_.inputName = id;
-      Value* x = layers::input(g, id, {DType::U8, {batch_, 1, 28, 28}}, p.loc);
-      Attrs a;
-      a.set("dtype", std::string("f32"));
-      p.value = fromResult(p, layers::addOp(g, OpKind::Cast, {x}, a, id + ".f32", p.loc));
-      return;
-    }
-    case Role::Preprocess: {
-      Value* x = needOne();
-      if (!x) return;
-      bool any = arg(p, "scale") || arg(p, "mean") || arg(p, "std") || arg(p, "shift");
-      auto scale = floatArg(p, "scale", any ? 1.0 : 1.0 / 255.0);
-      auto shift = floatArg(p, "shift", 0.0);
-      auto mean = floatsArg(p, "mean");
-      auto stdv = floatsArg(p, "std");
-      if (!scale || !shift || !mean || !stdv) return void(p.poisoned = true);
-      Value* v = x;
-      bool norm = !mean->empty() || !stdv->empty();
-      if (*scale != 1.0 || *shift != 0.0 || !norm) {
-        Attrs a;
-        a.set("scale", *scale);
-        a.set("shift", *shift);
-        v = fromResult(p, layers::addOp(g, OpKind::Scale, {v}, a, norm ? id + ".scaled" : id, p.loc));
-        if (!v) return;
-      }
-      if (norm) {
-        if (mean->empty()) mean->push_back(0.0);
-        if (stdv->empty()) stdv->push_back(1.0);
-        Attrs a;
-        a.set("mean", *mean);
-        a.set("std", *stdv);
-        v = fromResult(p, layers::addOp(g, OpKind::Normalize, {v}, a, id, p.loc));
-      }
-      p.value = v;
-      return;
-    }
-    case Role::Decision:
-    case Role::Placement: {
-      if (p.role == Role::Decision) {
-        std::string dev = "auto";
-        if (!p.label.positional.empty()) dev = lower(std::get<std::string>(p.label.positional[0].value));
-        if (dev == "gpu") dev = "cuda";
-        if (dev != "auto" && dev != "cpu" && dev != "cuda") {
-          error(p.label.positional[0].valueLoc, fmt::format("device must be auto, cpu or gpu, got '{}'", dev));
-          return void(p.poisoned = true);
-        }
-        pipe_.device = dev;
-      }
-      p.value = needOne();
-      return;
-    }
-    case Role::ConvStage: {
-      // The seed's convolution stage: Conv2D(32, 3x3, ReLU) then MaxPool 2x2.
-      Value* x = needOne();
-      if (!x) return;
-      layers::Conv2dSpec spec;
-      spec.filters = 32;
-      spec.activation = "relu";
-      Value* c = fromResult(p, layers::conv2d(g, x, id, spec, p.loc));
-      if (!c) return;
-      p.value = fromResult(p, layers::pool2d(g, OpKind::MaxPool2d, c, id + ".pool", {2, 2}, {}, {}, p.loc));
-      return;
-    }
-    case Role::MatmulStage: {
-      // The seed's matrix-multiplication stage: Flatten, Dense(64, ReLU), Dense(10).
-      Value* x = needOne();
-      if (!x) return;
-      Value* f = fromResult(p, layers::addOp(g, OpKind::Flatten, {x}, {}, id + ".flatten", p.loc));
-      if (!f) return;
-      Value* h = fromResult(p, layers::dense(g, f, id + ".hidden", 64, true, "relu", p.loc));
-      if (!h) return;
-      p.value = fromResult(p, layers::dense(g, h, id + ".out", 10, true, "", p.loc));
-      return;
-    }
-    case Role::Train: {
-      if (pipe_.train) {
-        error(p.loc, "a pipeline has one train stage; this is the second");
-        return void(p.poisoned = true);
-      }
-      TrainConfig t;
-      auto loss = stringArg(p, "loss", t.loss);
-      auto opt = stringArg(p, "optimizer", t.optimizer);
-      auto lr = floatArg(p, "lr", t.lr);
-      auto epochs = intArg(p, "epochs", t.epochs);
-      auto batch = intArg(p, "batch", batch_);
-      auto validation = floatArg(p, "validation", 0.0);
-      auto momentum = floatArg(p, "momentum", 0.0);
-      auto wd = floatArg(p, "weight_decay", 0.0);
-      auto b1 = floatArg(p, "beta1", t.beta1);
-      auto b2 = floatArg(p, "beta2", t.beta2);
-      auto eps = floatArg(p, "eps", t.eps);
-      auto seed = intArg(p, "seed", 0, false);
-      auto shuffle = boolArg(p, "shuffle", true);
-      if (!loss || !opt || !lr || !epochs || !batch || !validation || !momentum || !wd || !b1 || !b2 || !eps || !seed ||
-          !shuffle)
-        return void(p.poisoned = true);
-      if (*loss != "softmax_cross_entropy" && *loss != "mse")
-        return error(arg(p, "loss")->valueLoc, fmt::format("unknown loss '{}' (softmax_cross_entropy or mse)", *loss)),
-               void(p.poisoned = true);
-      if (*opt != "adam" && *opt != "sgd")
-        return error(arg(p, "optimizer")->valueLoc, fmt::format("unknown optimizer '{}' (adam or sgd)", *opt)),
-               void(p.poisoned = true);
-      if (*lr <= 0) return badArg(*arg(p, "lr"), "a positive number"), void(p.poisoned = true);
-      if (*validation < 0 || *validation >= 1)
-        return badArg(*arg(p, "validation"), "a fraction in [0, 1)"), void(p.poisoned = true);
-      t.loss = *loss, t.optimizer = *opt, t.lr = *lr, t.epochs = *epochs, t.batch = *batch;
-      t.validation = *validation, t.momentum = *momentum, t.weightDecay = *wd;
-      t.beta1 = *b1, t.beta2 = *b2, t.eps = *eps, t.seed = uint64_t(*seed), t.shuffle = *shuffle;
-      t.loc = p.loc;
-      pipe_.train = t;
-      if (p.poisoned) return;  // the model above it failed; its settings were still checked
-      Value* x = needOne();
-      if (!x) return;
-      layers::output(g, x, pipe_.logitsName, p.loc);
-      p.value = x;
-      return;
-    }
-    case Role::Output: {
-      sawOutput_ = true;
-      Value* x = needOne();
-      if (!x) return;
-      auto metrics = stringArg(p, "metrics", "");
-      auto plot = stringArg(p, "plot", "");
-      auto ckpt = stringArg(p, "checkpoint", "");
-      auto name = stringArg(p, "name", pipe_.train ? pipe_.logitsName : id);
-      if (!metrics || !plot || !ckpt || !name) return void(p.poisoned = true);
-      size_t start = 0;
-      while (start < metrics->size()) {
-        size_t comma = metrics->find(',', start);
-        std::string m = metrics->substr(start, comma == std::string::npos ? std::string::npos : comma - start);
-        if (m != "accuracy" && m != "loss")
-          return error(arg(p, "metrics")->valueLoc, fmt::format("unknown metric '{}' (accuracy, loss)", m)),
-                 void(p.poisoned = true);
-        pipe_.output.metrics.push_back(m);
-        if (comma == std::string::npos) break;
-        start = comma + 1;
-      }
-      if (!pipe_.train) pipe_.logitsName = *name;  // an evaluation pipeline scores this output
-      pipe_.output.plot = *plot;
-      pipe_.output.checkpoint = *ckpt;
-      pipe_.output.loc = p.loc;
-      if (!g.outputValue(*name)) layers::output(g, x, *name, p.loc);
-      else if (g.outputValue(*name) != x) {
-        error(p.loc, fmt::format("output name '{}' is already used", *name));
-        return void(p.poisoned = true);
-      }
-      p.value = x;
-      return;
-    }
-    case Role::Layer:
-      break;
-  }
-
-  // ---- layers -------------------------------------------------------------------------
-  const std::string& op = p.op;
-  if (op == "constant") {
-    if (!ins.empty()) return error(p.loc, "constant takes no inputs"), void(p.poisoned = true);
-    const LabelArg* v = arg(p, "value");
-    if (!v) return error(p.label.opLoc, "constant needs value=[...] (in a quoted label: id[\"constant: value=[[1,2]]\"])"),
-                  void(p.poisoned = true);
-    TensorLiteral lit;
-    if (auto* t = std::get_if<TensorLiteral>(&v->value)) lit = *t;
-    else if (auto* i = std::get_if<int64_t>(&v->value)) lit = {{}, {double(*i)}};
-    else if (auto* d = std::get_if<double>(&v->value)) lit = {{}, {*d}};
-    else return badArg(*v, "a number or a tensor literal like [[1,2],[3,4]]"), void(p.poisoned = true);
+  std::string dataset = "mnist";
+  if (!p.label.positional.empty()) dataset = std::get<std::string>(p.label.positional[0].value);
+  auto ds = stringArg(p, "dataset", dataset);
+  auto shape = arg(p, "shape");
+  if (!ds) return void(p.poisoned = true);
+  if (shape && !arg(p, "dataset") && p.label.positional.empty()) {
+    // A plain tensor input fed by the caller.
+    Shape s;
+    if (auto* is = std::get_if<std::vector<int64_t>>(&shape->value)) s = *is;
+    else if (auto* i = std::get_if<int64_t>(&shape->value)) s = {*i};
+    bool ok = !s.empty() && std::all_of(s.begin(), s.end(), [](int64_t d) { return d > 0; });
+    if (!ok) return badArg(*shape, "a shape like 64x784"), void(p.poisoned = true);
     auto dt = stringArg(p, "dtype", "f32");
     if (!dt) return void(p.poisoned = true);
     auto dtype = parseDType(*dt);
-    if (!dtype) return badArg(*arg(p, "dtype"), "f32, f64, i32, i64 or u8"), void(p.poisoned = true);
-    p.value = layers::constant(g, id, *dtype, lit, p.loc);
+    if (!dtype) return badArg(*arg(p, "dtype"), kDTypeChoices), void(p.poisoned = true);
+    auto name = stringArg(p, "name", id);
+    if (!name) return void(p.poisoned = true);
+    p.value = layers::input(g, *name, {*dtype, s}, p.loc);
     return;
   }
-  if (op == "add" || op == "sub" || op == "mul" || op == "div" || op == "matmul") {
-    if (ins.size() != 2) {
-      error(p.loc, fmt::format("{} '{}' takes two inputs (label the edges lhs and rhs), got {}", op, id, ins.size()));
+  if (*ds != "mnist") {
+    error(p.label.positional.empty() ? arg(p, "dataset")->valueLoc : p.label.positional[0].valueLoc,
+          fmt::format("unknown dataset '{}' (shoal reads mnist-style IDX files; or give shape= for a tensor input)", *ds));
+    p.poisoned = true;
+    return;
+  }
+  if (sawInput_) {
+    error(p.loc, "a pipeline has one data input; this is the second");
+    p.poisoned = true;
+    return;
+  }
+  sawInput_ = true;
+  DataSpec data;
+  auto path = stringArg(p, "path", data.path);
+  auto batch = intArg(p, "batch", batch_);
+  auto weights = stringArg(p, "weights", "");
+  if (!path || !batch || !weights) return void(p.poisoned = true);
+  data.path = *path;
+  data.batch = *batch;
+  data.weights = *weights;
+  data.loc = p.loc;
+  if (!pipe_.train) batch_ = *batch;
+  data.batch = batch_;
+  pipe_.data = data;
+  pipe_.inputName = id;
+  Value* x = layers::input(g, id, {DType::U8, {batch_, 1, 28, 28}}, p.loc);
+  Attrs a;
+  a.set("dtype", std::string("f32"));
+  p.value = fromResult(p, layers::addOp(g, OpKind::Cast, {x}, a, id + ".f32", p.loc));
+  return;
+}
+
+void Lowering::lowerPreprocess(PNode& p, std::vector<Value*>& ins) {
+  Graph& g = *pipe_.model;
+  const std::string& id = p.decl->id;
+  Value* x = needOne(p, ins);
+  if (!x) return;
+  bool any = arg(p, "scale") || arg(p, "mean") || arg(p, "std") || arg(p, "shift");
+  auto scale = floatArg(p, "scale", any ? 1.0 : 1.0 / 255.0);
+  auto shift = floatArg(p, "shift", 0.0);
+  auto mean = floatsArg(p, "mean");
+  auto stdv = floatsArg(p, "std");
+  if (!scale || !shift || !mean || !stdv) return void(p.poisoned = true);
+  Value* v = x;
+  bool norm = !mean->empty() || !stdv->empty();
+  if (*scale != 1.0 || *shift != 0.0 || !norm) {
+    Attrs a;
+    a.set("scale", *scale);
+    a.set("shift", *shift);
+    v = fromResult(p, layers::addOp(g, OpKind::Scale, {v}, a, norm ? id + ".scaled" : id, p.loc));
+    if (!v) return;
+  }
+  if (norm) {
+    if (mean->empty()) mean->push_back(0.0);
+    if (stdv->empty()) stdv->push_back(1.0);
+    Attrs a;
+    a.set("mean", *mean);
+    a.set("std", *stdv);
+    v = fromResult(p, layers::addOp(g, OpKind::Normalize, {v}, a, id, p.loc));
+  }
+  p.value = v;
+  return;
+}
+
+void Lowering::lowerDevice(PNode& p, std::vector<Value*>& ins) {
+  Graph& g = *pipe_.model;
+  const std::string& id = p.decl->id;
+  if (p.role == Role::Decision) {
+    std::string dev = "auto";
+    if (!p.label.positional.empty()) dev = lower(std::get<std::string>(p.label.positional[0].value));
+    if (dev == "gpu") dev = "cuda";
+    if (dev != "auto" && dev != "cpu" && dev != "cuda") {
+      error(p.label.positional[0].valueLoc, fmt::format("device must be auto, cpu or gpu, got '{}'", dev));
       return void(p.poisoned = true);
     }
-    OpKind k = op == "add" ? OpKind::Add : op == "sub" ? OpKind::Sub : op == "mul" ? OpKind::Mul
-             : op == "div" ? OpKind::Div : OpKind::MatMul;
-    Attrs a;
-    if (k == OpKind::MatMul) {
-      auto ta = boolArg(p, "transpose_a", false);
-      auto tb = boolArg(p, "transpose_b", false);
-      if (!ta || !tb) return void(p.poisoned = true);
-      a.set("transpose_a", int64_t(*ta));
-      a.set("transpose_b", int64_t(*tb));
-    }
-    p.value = fromResult(p, layers::addOp(g, k, ins, a, id, p.loc));
-    return;
+    pipe_.device = dev;
   }
-  if (op == "conv2d" && ins.size() == 2) {
+  p.value = needOne(p, ins);
+  return;
+}
+
+void Lowering::lowerConvStage(PNode& p, std::vector<Value*>& ins) {
+  Graph& g = *pipe_.model;
+  const std::string& id = p.decl->id;
+  // The seed's convolution stage: Conv2D(32, 3x3, ReLU) then MaxPool 2x2.
+  Value* x = needOne(p, ins);
+  if (!x) return;
+  layers::Conv2dSpec spec;
+  spec.filters = 32;
+  spec.activation = "relu";
+  Value* c = fromResult(p, layers::conv2d(g, x, id, spec, p.loc));
+  if (!c) return;
+  p.value = fromResult(p, layers::pool2d(g, OpKind::MaxPool2d, c, id + ".pool", {2, 2}, {}, {}, p.loc));
+  return;
+}
+
+void Lowering::lowerMatmulStage(PNode& p, std::vector<Value*>& ins) {
+  Graph& g = *pipe_.model;
+  const std::string& id = p.decl->id;
+  // The seed's matrix-multiplication stage: Flatten, Dense(64, ReLU), Dense(10).
+  Value* x = needOne(p, ins);
+  if (!x) return;
+  Value* f = fromResult(p, layers::addOp(g, OpKind::Flatten, {x}, {}, id + ".flatten", p.loc));
+  if (!f) return;
+  Value* h = fromResult(p, layers::dense(g, f, id + ".hidden", 64, true, "relu", p.loc));
+  if (!h) return;
+  p.value = fromResult(p, layers::dense(g, h, id + ".out", 10, true, "", p.loc));
+  return;
+}
+
+void Lowering::lowerTrain(PNode& p, std::vector<Value*>& ins) {
+  Graph& g = *pipe_.model;
+  const std::string& id = p.decl->id;
+  if (pipe_.train) {
+    error(p.loc, "a pipeline has one train stage; this is the second");
+    return void(p.poisoned = true);
+  }
+  TrainConfig t;
+  auto loss = stringArg(p, "loss", t.loss);
+  auto opt = stringArg(p, "optimizer", t.optimizer);
+  auto lr = floatArg(p, "lr", t.lr);
+  auto epochs = intArg(p, "epochs", t.epochs);
+  auto batch = intArg(p, "batch", batch_);
+  auto validation = floatArg(p, "validation", 0.0);
+  auto momentum = floatArg(p, "momentum", 0.0);
+  auto wd = floatArg(p, "weight_decay", 0.0);
+  auto b1 = floatArg(p, "beta1", t.beta1);
+  auto b2 = floatArg(p, "beta2", t.beta2);
+  auto eps = floatArg(p, "eps", t.eps);
+  auto seed = intArg(p, "seed", 0, false);
+  auto shuffle = boolArg(p, "shuffle", true);
+  if (!loss || !opt || !lr || !epochs || !batch || !validation || !momentum || !wd || !b1 || !b2 || !eps || !seed ||
+      !shuffle)
+    return void(p.poisoned = true);
+  if (*loss != "softmax_cross_entropy" && *loss != "mse")
+    return error(arg(p, "loss")->valueLoc, fmt::format("unknown loss '{}' (softmax_cross_entropy or mse)", *loss)),
+           void(p.poisoned = true);
+  if (*opt != "adam" && *opt != "sgd")
+    return error(arg(p, "optimizer")->valueLoc, fmt::format("unknown optimizer '{}' (adam or sgd)", *opt)),
+           void(p.poisoned = true);
+  if (*lr <= 0) return badArg(*arg(p, "lr"), "a positive number"), void(p.poisoned = true);
+  if (*validation < 0 || *validation >= 1)
+    return badArg(*arg(p, "validation"), "a fraction in [0, 1)"), void(p.poisoned = true);
+  t.loss = *loss, t.optimizer = *opt, t.lr = *lr, t.epochs = *epochs, t.batch = *batch;
+  t.validation = *validation, t.momentum = *momentum, t.weightDecay = *wd;
+  t.beta1 = *b1, t.beta2 = *b2, t.eps = *eps, t.seed = uint64_t(*seed), t.shuffle = *shuffle;
+  t.loc = p.loc;
+  pipe_.train = t;
+  if (p.poisoned) return;  // the model above it failed; its settings were still checked
+  Value* x = needOne(p, ins);
+  if (!x) return;
+  layers::output(g, x, pipe_.logitsName, p.loc);
+  p.value = x;
+  return;
+}
+
+void Lowering::lowerOutput(PNode& p, std::vector<Value*>& ins) {
+  Graph& g = *pipe_.model;
+  const std::string& id = p.decl->id;
+  sawOutput_ = true;
+  Value* x = needOne(p, ins);
+  if (!x) return;
+  auto metrics = stringArg(p, "metrics", "");
+  auto plot = stringArg(p, "plot", "");
+  auto ckpt = stringArg(p, "checkpoint", "");
+  auto name = stringArg(p, "name", pipe_.train ? pipe_.logitsName : id);
+  if (!metrics || !plot || !ckpt || !name) return void(p.poisoned = true);
+  size_t start = 0;
+  while (start < metrics->size()) {
+    size_t comma = metrics->find(',', start);
+    std::string m = metrics->substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+    if (m != "accuracy" && m != "loss")
+      return error(arg(p, "metrics")->valueLoc, fmt::format("unknown metric '{}' (accuracy, loss)", m)),
+             void(p.poisoned = true);
+    pipe_.output.metrics.push_back(m);
+    if (comma == std::string::npos) break;
+    start = comma + 1;
+  }
+  if (!pipe_.train) pipe_.logitsName = *name;  // an evaluation pipeline scores this output
+  pipe_.output.plot = *plot;
+  pipe_.output.checkpoint = *ckpt;
+  pipe_.output.loc = p.loc;
+  if (!g.outputValue(*name)) layers::output(g, x, *name, p.loc);
+  else if (g.outputValue(*name) != x) {
+    error(p.loc, fmt::format("output name '{}' is already used", *name));
+    return void(p.poisoned = true);
+  }
+  p.value = x;
+  return;
+}
+
+void Lowering::lowerConstant(PNode& p, std::vector<Value*>& ins) {
+  Graph& g = *pipe_.model;
+  const std::string& id = p.decl->id;
+  if (!ins.empty()) return error(p.loc, "constant takes no inputs"), void(p.poisoned = true);
+  const LabelArg* v = arg(p, "value");
+  if (!v) return error(p.label.opLoc, "constant needs value=[...] (in a quoted label: id[\"constant: value=[[1,2]]\"])"),
+                void(p.poisoned = true);
+  TensorLiteral lit;
+  if (auto* t = std::get_if<TensorLiteral>(&v->value)) lit = *t;
+  else if (auto* i = std::get_if<int64_t>(&v->value)) lit = {{}, {double(*i)}};
+  else if (auto* d = std::get_if<double>(&v->value)) lit = {{}, {*d}};
+  else return badArg(*v, "a number or a tensor literal like [[1,2],[3,4]]"), void(p.poisoned = true);
+  auto dt = stringArg(p, "dtype", "f32");
+  if (!dt) return void(p.poisoned = true);
+  auto dtype = parseDType(*dt);
+  if (!dtype) return badArg(*arg(p, "dtype"), kDTypeChoices), void(p.poisoned = true);
+  p.value = layers::constant(g, id, *dtype, lit, p.loc);
+}
+
+void Lowering::lowerConv2d(PNode& p, std::vector<Value*>& ins) {
+  Graph& g = *pipe_.model;
+  const std::string& id = p.decl->id;
+  if (ins.size() == 2) {
     // A convolution with a given kernel (an edge labelled weight), no parameters.
     auto stride = pairArg(p, "stride", {1, 1});
     auto dil = pairArg(p, "dilation", {1, 1});
@@ -639,125 +656,193 @@ void Lowering::lowerNode(PNode& p) {
     p.value = fromResult(p, layers::addOp(g, OpKind::Conv2d, ins, a, id, p.loc));
     return;
   }
-  Value* x = needOne();
+  Value* x = needOne(p, ins);
   if (!x) return;
-  if (op == "conv2d") {
-    layers::Conv2dSpec s;
-    const LabelArg* f = arg(p, "filters");
-    if (!f) return error(p.label.opLoc, fmt::format("conv2d '{}' needs filters=N", id)), void(p.poisoned = true);
-    auto filters = intArg(p, "filters", 0);
-    auto kernel = pairArg(p, "kernel", {3, 3});
-    auto stride = pairArg(p, "stride", {1, 1});
-    auto dil = pairArg(p, "dilation", {1, 1});
-    auto act = stringArg(p, "activation", "");
-    auto bias = boolArg(p, "bias", true);
-    if (!filters || !kernel || !stride || !dil || !act || !bias) return void(p.poisoned = true);
-    s.filters = *filters, s.kernelH = (*kernel)[0], s.kernelW = (*kernel)[1];
-    s.strideH = (*stride)[0], s.strideW = (*stride)[1], s.dilationH = (*dil)[0], s.dilationW = (*dil)[1];
-    s.activation = *act, s.bias = *bias;
-    if (const LabelArg* pad = arg(p, "padding")) {
-      if (auto* str = std::get_if<std::string>(&pad->value); str && (*str == "valid" || *str == "same")) {
-        s.padding = *str;
-      } else if (auto* i = std::get_if<int64_t>(&pad->value); i && *i >= 0) {
-        s.padding = "explicit", s.explicitPadding = {*i, *i, *i, *i};
-      } else if (auto* is = std::get_if<std::vector<int64_t>>(&pad->value);
-                 is && (is->size() == 2 || is->size() == 4) && std::all_of(is->begin(), is->end(), [](int64_t v) { return v >= 0; })) {
-        s.padding = "explicit";
-        s.explicitPadding = is->size() == 2 ? std::vector<int64_t>{(*is)[0], (*is)[1], (*is)[0], (*is)[1]} : *is;
-      } else {
-        return badArg(*pad, "valid, same, N, HxW or top,left,bottom,right"), void(p.poisoned = true);
-      }
+  layers::Conv2dSpec s;
+  const LabelArg* f = arg(p, "filters");
+  if (!f) return error(p.label.opLoc, fmt::format("conv2d '{}' needs filters=N", id)), void(p.poisoned = true);
+  auto filters = intArg(p, "filters", 0);
+  auto kernel = pairArg(p, "kernel", {3, 3});
+  auto stride = pairArg(p, "stride", {1, 1});
+  auto dil = pairArg(p, "dilation", {1, 1});
+  auto act = stringArg(p, "activation", "");
+  auto bias = boolArg(p, "bias", true);
+  if (!filters || !kernel || !stride || !dil || !act || !bias) return void(p.poisoned = true);
+  s.filters = *filters, s.kernelH = (*kernel)[0], s.kernelW = (*kernel)[1];
+  s.strideH = (*stride)[0], s.strideW = (*stride)[1], s.dilationH = (*dil)[0], s.dilationW = (*dil)[1];
+  s.activation = *act, s.bias = *bias;
+  if (const LabelArg* pad = arg(p, "padding")) {
+    if (auto* str = std::get_if<std::string>(&pad->value); str && (*str == "valid" || *str == "same")) {
+      s.padding = *str;
+    } else if (auto* i = std::get_if<int64_t>(&pad->value); i && *i >= 0) {
+      s.padding = "explicit", s.explicitPadding = {*i, *i, *i, *i};
+    } else if (auto* is = std::get_if<std::vector<int64_t>>(&pad->value);
+               is && (is->size() == 2 || is->size() == 4) && std::all_of(is->begin(), is->end(), [](int64_t v) { return v >= 0; })) {
+      s.padding = "explicit";
+      s.explicitPadding = is->size() == 2 ? std::vector<int64_t>{(*is)[0], (*is)[1], (*is)[0], (*is)[1]} : *is;
+    } else {
+      return badArg(*pad, "valid, same, N, HxW or top,left,bottom,right"), void(p.poisoned = true);
     }
-    p.value = fromResult(p, layers::conv2d(g, x, id, s, p.loc));
-    return;
   }
-  if (op == "dense") {
-    if (!arg(p, "units")) return error(p.label.opLoc, fmt::format("dense '{}' needs units=N", id)), void(p.poisoned = true);
-    auto units = intArg(p, "units", 0);
-    auto act = stringArg(p, "activation", "");
-    auto bias = boolArg(p, "bias", true);
-    if (!units || !act || !bias) return void(p.poisoned = true);
-    p.value = fromResult(p, layers::dense(g, x, id, *units, *bias, *act, p.loc));
-    return;
+  p.value = fromResult(p, layers::conv2d(g, x, id, s, p.loc));
+}
+
+void Lowering::lowerDense(PNode& p, std::vector<Value*>& ins) {
+  Graph& g = *pipe_.model;
+  const std::string& id = p.decl->id;
+  Value* x = needOne(p, ins);
+  if (!x) return;
+  if (!arg(p, "units")) return error(p.label.opLoc, fmt::format("dense '{}' needs units=N", id)), void(p.poisoned = true);
+  auto units = intArg(p, "units", 0);
+  auto act = stringArg(p, "activation", "");
+  auto bias = boolArg(p, "bias", true);
+  if (!units || !act || !bias) return void(p.poisoned = true);
+  p.value = fromResult(p, layers::dense(g, x, id, *units, *bias, *act, p.loc));
+}
+
+void Lowering::lowerPool(PNode& p, std::vector<Value*>& ins) {
+  Graph& g = *pipe_.model;
+  const std::string& id = p.decl->id;
+  Value* x = needOne(p, ins);
+  if (!x) return;
+  auto size = pairArg(p, "size", {2, 2});
+  auto stride = pairArg(p, "stride", {});
+  if (!size || !stride) return void(p.poisoned = true);
+  std::vector<int64_t> pad = {0, 0, 0, 0};
+  if (const LabelArg* pa = arg(p, "padding")) {
+    auto* str = std::get_if<std::string>(&pa->value);
+    auto* i = std::get_if<int64_t>(&pa->value);
+    if (str && *str == "valid") pad = {0, 0, 0, 0};
+    else if (str && *str == "same" && x->type().rank() == 4)
+      pad = samePadding(x->type().shape[2], x->type().shape[3], (*size)[0], (*size)[1],
+                        stride->empty() ? (*size)[0] : (*stride)[0], stride->empty() ? (*size)[1] : (*stride)[1], 1, 1);
+    else if (i && *i >= 0) pad = {*i, *i, *i, *i};
+    else return badArg(*pa, "valid, same or N"), void(p.poisoned = true);
   }
-  if (op == "maxpool" || op == "avgpool") {
-    auto size = pairArg(p, "size", {2, 2});
-    auto stride = pairArg(p, "stride", {});
-    if (!size || !stride) return void(p.poisoned = true);
-    std::vector<int64_t> pad = {0, 0, 0, 0};
-    if (const LabelArg* pa = arg(p, "padding")) {
-      auto* str = std::get_if<std::string>(&pa->value);
-      auto* i = std::get_if<int64_t>(&pa->value);
-      if (str && *str == "valid") pad = {0, 0, 0, 0};
-      else if (str && *str == "same" && x->type().rank() == 4)
-        pad = samePadding(x->type().shape[2], x->type().shape[3], (*size)[0], (*size)[1],
-                          stride->empty() ? (*size)[0] : (*stride)[0], stride->empty() ? (*size)[1] : (*stride)[1], 1, 1);
-      else if (i && *i >= 0) pad = {*i, *i, *i, *i};
-      else return badArg(*pa, "valid, same or N"), void(p.poisoned = true);
-    }
-    p.value = fromResult(p, layers::pool2d(g, op == "maxpool" ? OpKind::MaxPool2d : OpKind::AvgPool2d, x, id, *size,
-                                           *stride, pad, p.loc));
-    return;
+  p.value = fromResult(p, layers::pool2d(g, p.op == "maxpool" ? OpKind::MaxPool2d : OpKind::AvgPool2d, x, id, *size,
+                                         *stride, pad, p.loc));
+}
+
+std::optional<AttrValue> Lowering::attrFromArg(const LabelArg& a, const AttrSpec& spec) {
+  const AttrValue& v = a.value;
+  switch (spec.kind) {
+    case AttrKind::Int:
+      if (auto* i = std::get_if<int64_t>(&v)) return *i;
+      if (auto* s = std::get_if<std::string>(&v); s && (*s == "true" || *s == "false")) return int64_t(*s == "true");
+      badArg(a, "an integer");
+      return std::nullopt;
+    case AttrKind::Float:
+      if (auto* i = std::get_if<int64_t>(&v)) return double(*i);
+      if (auto* d = std::get_if<double>(&v)) return *d;
+      badArg(a, "a number");
+      return std::nullopt;
+    case AttrKind::String:
+      if (auto* s = std::get_if<std::string>(&v)) return *s;
+      badArg(a, "a name");
+      return std::nullopt;
+    case AttrKind::Ints:
+      if (auto* i = std::get_if<int64_t>(&v)) return std::vector<int64_t>{*i};
+      if (auto* is = std::get_if<std::vector<int64_t>>(&v)) return *is;
+      badArg(a, "a list of integers like 64x784 or 64,-1");
+      return std::nullopt;
+    case AttrKind::Floats:
+      if (auto* i = std::get_if<int64_t>(&v)) return std::vector<double>{double(*i)};
+      if (auto* d = std::get_if<double>(&v)) return std::vector<double>{*d};
+      if (auto* is = std::get_if<std::vector<int64_t>>(&v)) return std::vector<double>(is->begin(), is->end());
+      if (auto* ds = std::get_if<std::vector<double>>(&v)) return *ds;
+      badArg(a, "a number or a list of numbers");
+      return std::nullopt;
+    case AttrKind::Tensor:
+      if (auto* t = std::get_if<TensorLiteral>(&v)) return *t;
+      badArg(a, "a tensor literal like [[1,2],[3,4]]");
+      return std::nullopt;
   }
-  Attrs a;
-  OpKind k;
-  if (op == "flatten") {
-    auto axis = intArg(p, "axis", 1, false);
-    if (!axis) return void(p.poisoned = true);
-    a.set("axis", *axis);
-    k = OpKind::Flatten;
-  } else if (op == "reshape") {
-    const LabelArg* s = arg(p, "shape");
-    std::vector<int64_t> shape;
-    if (s) {
-      if (auto* is = std::get_if<std::vector<int64_t>>(&s->value)) shape = *is;
-      else if (auto* i = std::get_if<int64_t>(&s->value)) shape = {*i};
-    }
-    if (shape.empty()) {
-      if (s) badArg(*s, "a shape like 64x784 or 64,-1");
-      else error(p.label.opLoc, fmt::format("reshape '{}' needs shape=...", id));
-      return void(p.poisoned = true);
-    }
-    a.set("shape", shape);
-    k = OpKind::Reshape;
-  } else if (op == "relu" || op == "sigmoid" || op == "tanh") {
-    k = op == "relu" ? OpKind::Relu : op == "sigmoid" ? OpKind::Sigmoid : OpKind::Tanh;
-  } else if (op == "softmax" || op == "log_softmax" || op == "argmax") {
-    auto axis = intArg(p, "axis", -1, false);
-    if (!axis) return void(p.poisoned = true);
-    a.set("axis", *axis);
-    k = op == "softmax" ? OpKind::Softmax : op == "log_softmax" ? OpKind::LogSoftmax : OpKind::ArgMax;
-  } else if (op == "scale") {
-    if (!arg(p, "scale")) return error(p.label.opLoc, "scale needs scale=..."), void(p.poisoned = true);
-    auto scale = floatArg(p, "scale", 1.0);
-    auto shift = floatArg(p, "shift", 0.0);
-    if (!scale || !shift) return void(p.poisoned = true);
-    a.set("scale", *scale);
-    a.set("shift", *shift);
-    k = OpKind::Scale;
-  } else if (op == "normalize") {
-    auto mean = floatsArg(p, "mean");
-    auto stdv = floatsArg(p, "std");
-    if (!mean || !stdv) return void(p.poisoned = true);
-    if (mean->empty() || stdv->empty()) return error(p.label.opLoc, "normalize needs mean=... and std=..."), void(p.poisoned = true);
-    a.set("mean", *mean);
-    a.set("std", *stdv);
-    k = OpKind::Normalize;
-  } else if (op == "cast") {
-    auto dt = stringArg(p, "dtype", "");
-    if (!dt) return void(p.poisoned = true);
-    if (!parseDType(*dt)) {
-      if (arg(p, "dtype")) badArg(*arg(p, "dtype"), "f32, f64, i32, i64 or u8");
-      else error(p.label.opLoc, "cast needs dtype=...");
-      return void(p.poisoned = true);
-    }
-    a.set("dtype", *dt);
-    k = OpKind::Cast;
-  } else {
-    error(p.label.opLoc, fmt::format("op '{}' cannot be used here", op));
+  return std::nullopt;
+}
+
+// A plain IR op: operands from the edges, attributes from the label by the op's schema.
+void Lowering::lowerOp(PNode& p, std::vector<Value*>& ins) {
+  Graph& g = *pipe_.model;
+  const std::string& id = p.decl->id;
+  const OpInfo& info = opInfo(*plainOp(p.op));
+  if (info.minInputs == 1 && info.maxInputs == 1) {
+    if (!needOne(p, ins)) return;
+  } else if (int(ins.size()) < info.minInputs || int(ins.size()) > info.maxInputs) {
+    if (info.minInputs == 2 && info.maxInputs == 2)
+      error(p.loc, fmt::format("{} '{}' takes two inputs (label the edges lhs and rhs), got {}", p.op, id, ins.size()));
+    else
+      error(p.loc, fmt::format("{} '{}' takes {} to {} inputs, got {}", p.op, id, info.minInputs, info.maxInputs,
+                               ins.size()));
     return void(p.poisoned = true);
   }
-  p.value = fromResult(p, layers::addOp(g, k, {x}, a, id, p.loc));
+  Attrs attrs;
+  bool ok = true;
+  for (const AttrSpec& spec : info.attrs) {
+    const LabelArg* a = arg(p, spec.name.c_str());
+    if (!a) {
+      if (!spec.defaultValue) {
+        error(p.label.opLoc, fmt::format("{} '{}' needs {}=...", p.op, id, spec.name));
+        ok = false;
+      }
+      continue;
+    }
+    auto value = attrFromArg(*a, spec);
+    if (!value) ok = false;
+    else attrs.set(spec.name, *value);
+  }
+  if (!ok) return void(p.poisoned = true);
+  p.value = fromResult(p, layers::addOp(g, info.kind, ins, attrs, id, p.loc));
+}
+
+Value* Lowering::needOne(PNode& p, const std::vector<Value*>& ins) {
+  if (ins.size() == 1) return ins[0];
+  if (ins.empty()) error(p.loc, fmt::format("{} '{}' has no input: draw an edge into it", p.op, p.decl->id));
+  else error(p.loc, fmt::format("{} '{}' takes one input, got {} (from different nodes)", p.op, p.decl->id, ins.size()));
+  p.poisoned = true;
+  return nullptr;
+}
+
+void Lowering::lowerNode(PNode& p) {
+  if (!checkArgs(p)) {
+    p.poisoned = true;
+    return;
+  }
+  std::vector<Value*> ins = operands(p);
+  if (p.poisoned && p.role != Role::Train) return;
+  if (p.spec) (this->*(p.spec->lower))(p, ins);
+  else lowerOp(p, ins);
+}
+
+const std::vector<LayerSpec>& layerSpecs() {
+  static const std::vector<LayerSpec> specs = {
+      // stages
+      {"input", Role::Input, {"path", "batch", "shape", "dtype", "name", "dataset", "weights"}, &Lowering::lowerInput,
+       /*positional=*/true},
+      {"preprocess", Role::Preprocess, {"scale", "shift", "mean", "std"}, &Lowering::lowerPreprocess},
+      {"device", Role::Placement, {}, &Lowering::lowerDevice, /*positional=*/true},
+      {"train", Role::Train,
+       {"loss", "optimizer", "lr", "epochs", "batch", "validation", "momentum", "weight_decay", "beta1", "beta2", "eps",
+        "seed", "shuffle"},
+       &Lowering::lowerTrain},
+      {"output", Role::Output, {"metrics", "plot", "checkpoint", "name"}, &Lowering::lowerOutput},
+      // the seed's stages (reached through their aliases only)
+      {"conv_stage", Role::ConvStage, {}, &Lowering::lowerConvStage},
+      {"matmul_stage", Role::MatmulStage, {}, &Lowering::lowerMatmulStage},
+      // layers (that own parameters, or take arguments beyond their op's attributes)
+      {"constant", Role::Layer, {"value", "dtype"}, &Lowering::lowerConstant},
+      {"conv2d", Role::Layer, {"filters", "kernel", "stride", "padding", "dilation", "activation", "bias"},
+       &Lowering::lowerConv2d},
+      {"dense", Role::Layer, {"units", "activation", "bias"}, &Lowering::lowerDense},
+      {"maxpool", Role::Layer, {"size", "stride", "padding"}, &Lowering::lowerPool},
+      {"avgpool", Role::Layer, {"size", "stride", "padding"}, &Lowering::lowerPool},
+  };
+  return specs;
+}
+
+const LayerSpec* findLayerSpec(std::string_view name) {
+  for (const LayerSpec& l : layerSpecs())
+    if (l.name == name) return &l;
+  return nullptr;
 }
 
 std::optional<Pipeline> Lowering::run() {
@@ -789,30 +874,37 @@ std::optional<Pipeline> Lowering::run() {
     }
     nodes_[e.to].inEdges.push_back(&e);
   }
-  // Topological order, stable in document order; a cycle is an error at one of its edges.
-  std::map<std::string, int> pending;
-  for (auto& id : order) pending[id] = int(nodes_[id].inEdges.size());
+  // Topological order, stable in document order (the ready node that comes first in the
+  // file goes next), in O((nodes + edges) log nodes); a cycle is an error at one of its edges.
+  std::unordered_map<std::string_view, size_t> indexOf;
+  for (size_t i = 0; i < order.size(); ++i) indexOf[order[i]] = i;
+  std::vector<std::vector<size_t>> successors(order.size());
+  std::vector<size_t> pending(order.size(), 0);
+  for (const mermaid::Edge& e : doc_.edges) {
+    size_t from = indexOf.at(e.from), to = indexOf.at(e.to);
+    successors[from].push_back(to);
+    ++pending[to];
+  }
+  std::priority_queue<size_t, std::vector<size_t>, std::greater<size_t>> ready;
+  for (size_t i = 0; i < order.size(); ++i)
+    if (pending[i] == 0) ready.push(i);
   std::vector<std::string> topo;
-  std::set<std::string> done;
-  while (topo.size() < order.size()) {
-    bool progressed = false;
-    for (auto& id : order) {
-      if (done.count(id) || pending[id] != 0) continue;
-      done.insert(id);
-      topo.push_back(id);
-      for (const mermaid::Edge& e : doc_.edges)
-        if (e.from == id) --pending[e.to];
-      progressed = true;
-      break;
-    }
-    if (!progressed) {
-      for (const mermaid::Edge& e : doc_.edges)
-        if (!done.count(e.from) && !done.count(e.to)) {
-          error(e.loc, fmt::format("the pipeline has a cycle through '{}' --> '{}': data must flow one way", e.from, e.to));
-          return std::nullopt;
-        }
-      return std::nullopt;
-    }
+  std::vector<bool> done(order.size(), false);
+  while (!ready.empty()) {
+    size_t i = ready.top();
+    ready.pop();
+    done[i] = true;
+    topo.push_back(order[i]);
+    for (size_t next : successors[i])
+      if (--pending[next] == 0) ready.push(next);
+  }
+  if (topo.size() < order.size()) {
+    for (const mermaid::Edge& e : doc_.edges)
+      if (!done[indexOf.at(e.from)] && !done[indexOf.at(e.to)]) {
+        error(e.loc, fmt::format("the pipeline has a cycle through '{}' --> '{}': data must flow one way", e.from, e.to));
+        return std::nullopt;
+      }
+    return std::nullopt;
   }
   for (auto& id : topo) {
     PNode& p = nodes_[id];
