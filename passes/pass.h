@@ -88,7 +88,25 @@ std::unique_ptr<Pass> createFuseElementwisePass();
 /// Orders nodes for execution: a topological order with in-place updates after every reader.
 std::unique_ptr<Pass> createSchedulePass();
 
-/// Every pass name any pipeline uses, for validating --after/--disable-pass.
+// ---- the registry (passes/pass_registry.cpp) ----------------------------------------------
+
+/// One registered pass.
+struct PassRegistration {
+  std::string_view name;
+  std::unique_ptr<Pass> (*create)();
+  bool trainingOnly = false;  ///< only training pipelines run it (autodiff)
+};
+/// Every pass, in the order of the default pipeline (compileProgram builds it from this list).
+const std::vector<PassRegistration>& passRegistry();
+/// A new instance of the named pass; null for an unknown name.
+std::unique_ptr<Pass> createPass(std::string_view name);
+/// Every registered pass name, in pipeline order (for --after, --disable-pass and messages).
 std::vector<std::string> knownPassNames();
+/// Pass groups: a name prefix before '-' shared by two or more passes ("fuse": every fuse-*).
+std::vector<std::string> passGroups();
+/// True for a registered pass name or a group.
+bool isKnownPassSelector(std::string_view selector);
+/// "unknown pass 'x' (passes: infer-shapes, ...; groups: fuse)".
+std::string unknownPassMessage(std::string_view selector);
 
 }  // namespace shoal

@@ -8,16 +8,8 @@
 namespace shoal {
 
 void buildPipeline(PassManager& pm, const CompileOptions& opts) {
-  pm.add(createInferShapesPass());      // types from the op table's shape rules
-  pm.add(createCanonicalizePass());     // default attributes, identities removed
-  pm.add(createFoldConstantsPass());    // constant subgraphs evaluated at compile time
-  if (opts.train) pm.add(createAutodiffPass());  // loss, backward, optimizer updates
-  pm.add(createFuseConvActivationPass());   // conv2d + bias + activation -> fused_conv2d
-  pm.add(createFuseConvPoolPass());         // fused_conv2d + maxpool2d -> fused_conv2d_pool
-  pm.add(createFuseDenseActivationPass());  // dense + bias + activation -> fused_dense
-  pm.add(createFuseElementwisePass());      // elementwise chains -> fused_elementwise
-  pm.add(createDeadCodeEliminationPass());  // unused values dropped
-  pm.add(createSchedulePass());         // execution order; updates last
+  for (const PassRegistration& r : passRegistry())
+    if (!r.trainingOnly || opts.train) pm.add(r.create());
 }
 
 Expected<Program> compileProgram(std::unique_ptr<Graph> g, const CompileOptions& opts) {

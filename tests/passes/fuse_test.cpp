@@ -18,13 +18,6 @@ namespace {
 
 const std::set<std::string> kFusion = {"fuse-conv-activation", "fuse-conv-pool", "fuse-dense-activation", "fuse-elementwise"};
 
-std::unique_ptr<Pass> createPass(const std::string& name) {
-  if (name == "fuse-conv-activation") return createFuseConvActivationPass();
-  if (name == "fuse-conv-pool") return createFuseConvPoolPass();
-  if (name == "fuse-dense-activation") return createFuseDenseActivationPass();
-  return createFuseElementwisePass();
-}
-
 struct GoldenCase {
   const char* file;
   const char* pass;

@@ -36,6 +36,16 @@ TEST(Cli, BadUsageExitsOne) {
   r = runCli("dump examples/matmul.mmd --after bogus");
   EXPECT_EQ(r.exitCode, 1);
   EXPECT_NE(r.err.find("unknown pass 'bogus'"), std::string::npos) << r.err;
+  // The list names every registered pass and the fuse group.
+  EXPECT_NE(r.err.find("(passes: infer-shapes, canonicalize, fold-constants, autodiff, fuse-conv-activation, "
+                       "fuse-conv-pool, fuse-dense-activation, fuse-elementwise, dce, schedule; groups: fuse)"),
+            std::string::npos)
+      << r.err;
+  r = runCli("dump examples/matmul.mmd --after autodiff");
+  EXPECT_EQ(r.exitCode, 1);
+  EXPECT_EQ(r.err, "error: pass 'autodiff' is not part of this pipeline (autodiff runs only when training: --train)\n");
+  // Disabling a training-only pass is valid for an inference dump (nothing to disable there).
+  EXPECT_EQ(runCli("dump examples/matmul.mmd --disable-pass autodiff").exitCode, 0);
 }
 
 TEST(Cli, CheckExamples) {
