@@ -13,6 +13,7 @@
 
 #include "ir/graph.h"
 #include "ir/shape_inference.h"
+#include "op_case_registry.h"
 #include "passes/program.h"
 #include "runtime/executable.h"
 
@@ -86,227 +87,33 @@ inline Attrs attrs(std::initializer_list<std::pair<std::string, AttrValue>> kv) 
 }
 using Ints = std::vector<int64_t>;
 
-/// Adds nodes exercising `kind` (a few variants) in the builder's float type; false for an
-/// op without a case (every case returns: no default, so a new op in ops.def is flagged).
+struct CudaCaseTag {};
+/// Adds nodes exercising `kind` (a few variants) to the builder, in its float type.
+using CudaCaseRegistry = OpCaseRegistry<CudaCaseTag, bool(OpKind kind, OpGraphBuilder& b)>;
+
+/// Registers the following body as the CUDA test case of the listed ops: it sees `kind`, the
+/// builder `b`, its float type `dt` and the label types labels64/32/8, and returns true.
+#define SHOAL_CUDA_CASE(id, ...)                                              \
+  static bool shoalCases_##id(OpKind kind, ::shoal::test::OpGraphBuilder& b); \
+  SHOAL_OP_CASES_REGISTER(::shoal::test::CudaCaseRegistry, id, __VA_ARGS__);  \
+  static bool shoalCases_##id([[maybe_unused]] OpKind kind, [[maybe_unused]] ::shoal::test::OpGraphBuilder& b)
+
+/// Adds nodes exercising `kind`: its registered case (tests/codegen/cuda_op_cases.cpp and the
+/// op families' files), else, for an elementwise op, its operands at [3,50] (and, binary ops,
+/// broadcast [2,3,4] with [3,1]) with float attributes at their default or 0.75; false for
+/// any other op without a case.
 inline bool addCudaOpCase(OpGraphBuilder& b, OpKind kind) {
-  const DType dt = b.dt();
-  const TensorType labels64{DType::I64, {8}}, labels32{DType::I32, {8}}, labels8{DType::U8, {8}};
-  switch (kind) {
-    case OpKind::Input: b.output(b.input("x", Shape{2, 3})); return true;
-    case OpKind::Param: b.output(b.param("w", {3, 4})); return true;
-    case OpKind::State: b.output(b.state("m", {3, 4})); return true;
-    case OpKind::Output: b.output(b.input("x", Shape{5})); return true;
-    case OpKind::Constant: {
-      Value* k = b.op(OpKind::Constant, {}, attrs({{"value", TensorLiteral{{2, 3}, {1.0, 2.5, -3.0, 0.1, 7, -0.25}}}}), "k");
-      b.op(OpKind::Add, {k, b.input("x", Shape{2, 3})}, {}, "kx");
-      return true;
-    }
-    case OpKind::Cast:
-      b.op(OpKind::Cast, {b.input("pixels", TensorType{DType::U8, {2, 3, 5}})},
-           attrs({{"dtype", std::string(dtypeName(dt))}}), "y");
-      b.op(OpKind::Cast, {b.input("ids", TensorType{DType::I64, {7}})}, attrs({{"dtype", std::string(dtypeName(dt))}}),
-           "ids_f");
-      return true;
-    case OpKind::Scale:
-      b.op(OpKind::Scale, {b.input("x", Shape{3, 4, 5})}, attrs({{"scale", 0.5}, {"shift", -1.0}}), "y");
-      return true;
-    case OpKind::Normalize: {
-      Value* x = b.input("x", Shape{2, 3, 4, 4});
-      b.op(OpKind::Normalize, {x}, attrs({{"mean", std::vector<double>{0.1, -0.2, 0.3}}, {"std", std::vector<double>{0.5, 2.0, 1.5}}}),
-           "per_channel");
-      b.op(OpKind::Normalize, {x}, attrs({{"mean", std::vector<double>{0.1307}}, {"std", std::vector<double>{0.3081}}}), "global");
-      return true;
-    }
-    case OpKind::Conv2d:
-      b.op(OpKind::Conv2d, {b.input("x", Shape{2, 3, 9, 8}), b.param("a.weight", {4, 3, 3, 2}), b.param("a.bias", {4})},
-           attrs({{"stride", Ints{2, 1}}, {"padding", Ints{1, 0, 2, 1}}, {"dilation", Ints{1, 2}}}), "a");
-      b.op(OpKind::Conv2d, {b.input("m", Shape{3, 1, 12, 12}), b.param("b.weight", {5, 1, 3, 3}), b.param("b.bias", {5})},
-           {}, "b");
-      b.op(OpKind::Conv2d, {b.input("p", Shape{2, 6, 5, 5}), b.param("c.weight", {3, 6, 1, 1})}, {}, "c");
-      return true;
-    case OpKind::Conv2dBackwardData:
-      b.op(OpKind::Conv2dBackwardData, {b.input("dy", Shape{2, 4, 5, 7}), b.param("a.weight", {4, 3, 3, 2})},
-           attrs({{"stride", Ints{2, 1}}, {"padding", Ints{1, 0, 2, 1}}, {"dilation", Ints{1, 2}}, {"input_shape", Ints{2, 3, 9, 8}}}),
-           "dx");
-      b.op(OpKind::Conv2dBackwardData, {b.input("dyb", Shape{3, 5, 10, 10}), b.param("b.weight", {5, 1, 3, 3})},
-           attrs({{"stride", Ints{1, 1}}, {"padding", Ints{0, 0, 0, 0}}, {"dilation", Ints{1, 1}}, {"input_shape", Ints{3, 1, 12, 12}}}),
-           "dxb");
-      return true;
-    case OpKind::Conv2dBackwardWeight:
-      b.op(OpKind::Conv2dBackwardWeight, {b.input("x", Shape{2, 3, 9, 8}), b.input("dy", Shape{2, 4, 5, 7})},
-           attrs({{"stride", Ints{2, 1}}, {"padding", Ints{1, 0, 2, 1}}, {"dilation", Ints{1, 2}}, {"weight_shape", Ints{4, 3, 3, 2}}}),
-           "dw");
-      // A long reduction (16·18·18 terms per weight) over few weights: the split kernel.
-      b.op(OpKind::Conv2dBackwardWeight, {b.input("xl", Shape{16, 2, 20, 20}), b.input("dyl", Shape{16, 3, 18, 18})},
-           attrs({{"stride", Ints{1, 1}}, {"padding", Ints{0, 0, 0, 0}}, {"dilation", Ints{1, 1}}, {"weight_shape", Ints{3, 2, 3, 3}}}),
-           "dwl");
-      return true;
-    case OpKind::MaxPool2d:
-      b.op(OpKind::MaxPool2d, {b.input("qx", Shape{2, 3, 7, 7})},
-           attrs({{"kernel", Ints{3, 3}}, {"stride", Ints{2, 2}}, {"padding", Ints{1, 1, 1, 1}}}), "overlap");
-      b.op(OpKind::MaxPool2d, {b.input("qy", Shape{2, 2, 6, 6})}, attrs({{"kernel", Ints{2, 2}}, {"stride", Ints{2, 2}}}),
-           "plain");
-      return true;
-    case OpKind::MaxPool2dGrad:
-      b.op(OpKind::MaxPool2dGrad, {b.input("qx", Shape{2, 3, 7, 7}), b.input("dy", Shape{2, 3, 4, 4})},
-           attrs({{"kernel", Ints{3, 3}}, {"stride", Ints{2, 2}}, {"padding", Ints{1, 1, 1, 1}}}), "dx");
-      b.op(OpKind::MaxPool2dGrad, {b.input("qy", Shape{2, 2, 6, 6}), b.input("dyp", Shape{2, 2, 3, 3})},
-           attrs({{"kernel", Ints{2, 2}}, {"stride", Ints{2, 2}}, {"padding", Ints{0, 0, 0, 0}}}), "dxp");
-      return true;
-    case OpKind::AvgPool2d:
-      b.op(OpKind::AvgPool2d, {b.input("x", Shape{2, 3, 7, 7})},
-           attrs({{"kernel", Ints{3, 3}}, {"stride", Ints{2, 2}}, {"padding", Ints{1, 1, 1, 1}}}), "y");
-      return true;
-    case OpKind::AvgPool2dGrad:
-      b.op(OpKind::AvgPool2dGrad, {b.input("dy", Shape{2, 3, 4, 4})},
-           attrs({{"kernel", Ints{3, 3}}, {"stride", Ints{2, 2}}, {"padding", Ints{1, 1, 1, 1}}, {"input_shape", Ints{2, 3, 7, 7}}}),
-           "dx");
-      return true;
-    case OpKind::Flatten: b.op(OpKind::Flatten, {b.input("x", Shape{2, 3, 4})}, {}, "f"); return true;
-    case OpKind::Reshape:
-      b.op(OpKind::Reshape, {b.input("x", Shape{2, 12})}, attrs({{"shape", Ints{-1, 3, 4}}}), "r");
-      return true;
-    case OpKind::Dense:
-      b.op(OpKind::Dense, {b.input("x", Shape{5, 7}), b.param("d.weight", {3, 7}), b.param("d.bias", {3})}, {}, "d");
-      b.op(OpKind::Dense, {b.input("x2", Shape{4, 300}), b.param("e.weight", {6, 300})}, {}, "e");
-      return true;
-    case OpKind::MatMul: {
-      Value* a = b.input("a", Shape{4, 6});
-      Value* at = b.input("at", Shape{6, 4});
-      Value* m = b.input("m", Shape{6, 5});
-      Value* mt = b.input("mt", Shape{5, 6});
-      b.op(OpKind::MatMul, {a, m}, {}, "nn");
-      b.op(OpKind::MatMul, {at, m}, attrs({{"transpose_a", int64_t(1)}}), "tn");
-      b.op(OpKind::MatMul, {a, mt}, attrs({{"transpose_b", int64_t(1)}}), "nt");
-      b.op(OpKind::MatMul, {at, mt}, attrs({{"transpose_a", int64_t(1)}, {"transpose_b", int64_t(1)}}), "tt");
-      return true;
-    }
-    case OpKind::Relu:
-    case OpKind::Sigmoid:
-    case OpKind::Tanh:
-    case OpKind::Softplus:
-    case OpKind::Neg: b.op(kind, {b.input("x", Shape{3, 50})}, {}, "y"); return true;
-    case OpKind::ReluGrad:
-    case OpKind::SigmoidGrad:
-    case OpKind::TanhGrad: b.op(kind, {b.input("u", Shape{3, 50}), b.input("dy", Shape{3, 50})}, {}, "dx"); return true;
-    case OpKind::Add:
-    case OpKind::Sub:
-    case OpKind::Mul:
-    case OpKind::Div:
-      b.op(kind, {b.input("a", Shape{3, 4}), b.input("b", Shape{3, 4})}, {}, "same");
-      b.op(kind, {b.input("c", Shape{2, 3, 4}), b.input("d", Shape{3, 1})}, {}, "rows");
-      b.op(kind, {b.input("s", Shape{}), b.input("e", Shape{2, 3})}, {}, "scalar");
-      b.op(kind, {b.input("f", Shape{4, 1, 5}), b.input("g", Shape{1, 3, 1})}, {}, "outer");
-      return true;
-    case OpKind::SumTo:
-      b.op(OpKind::SumTo, {b.input("a", Shape{3, 4, 5})}, attrs({{"shape", Ints{4, 1}}}), "short");
-      b.op(OpKind::SumTo, {b.input("b", Shape{64, 10})}, attrs({{"shape", Ints{10}}}), "rows");
-      b.op(OpKind::SumTo, {b.input("c", Shape{16, 8, 20, 20})}, attrs({{"shape", Ints{1, 8, 1, 1}}}), "long");
-      b.op(OpKind::SumTo, {b.input("d", Shape{6, 40})}, attrs({{"shape", Ints{40}}}), "few");
-      b.op(OpKind::SumTo, {b.input("e", Shape{2, 3})}, attrs({{"shape", Ints{}}}), "all");
-      return true;
-    case OpKind::Softmax:
-    case OpKind::LogSoftmax:
-      b.op(kind, {b.input("x", Shape{5, 7})}, {}, "y");
-      b.op(kind, {b.input("w", Shape{3, 100})}, {}, "wide");
-      return true;
-    case OpKind::SoftmaxGrad:
-    case OpKind::LogSoftmaxGrad:
-      b.op(kind, {b.input("y", Shape{5, 7}), b.input("dy", Shape{5, 7})}, {}, "dx");
-      b.op(kind, {b.input("yw", Shape{3, 100}), b.input("dyw", Shape{3, 100})}, {}, "dxw");
-      return true;
-    case OpKind::ArgMax:
-      b.op(OpKind::ArgMax, {b.input("qx", Shape{6, 7})}, {}, "cls");
-      b.op(OpKind::ArgMax, {b.input("w", Shape{3, 100})}, {}, "wide");
-      return true;
-    case OpKind::Accuracy:
-      b.op(OpKind::Accuracy, {b.input("qx", Shape{8, 7}), b.input("labels", labels64)}, {}, "acc64");
-      b.op(OpKind::Accuracy, {b.input("qy", Shape{8, 7}), b.input("labels32", labels32)}, {}, "acc32");
-      b.op(OpKind::Accuracy, {b.input("qz", Shape{8, 7}), b.input("labels8", labels8)}, {}, "acc8");
-      return true;
-    case OpKind::SoftmaxCrossEntropy:
-      b.op(OpKind::SoftmaxCrossEntropy, {b.input("x", Shape{8, 7}), b.input("labels", labels64)}, {}, "loss64");
-      b.op(OpKind::SoftmaxCrossEntropy, {b.input("y", Shape{8, 7}), b.input("labels32", labels32)}, {}, "loss32");
-      b.op(OpKind::SoftmaxCrossEntropy, {b.input("z", Shape{8, 7}), b.input("labels8", labels8)}, {}, "loss8");
-      return true;
-    case OpKind::SoftmaxCrossEntropyGrad:
-      b.op(OpKind::SoftmaxCrossEntropyGrad, {b.input("x", Shape{8, 7}), b.input("labels", labels64), b.input("dloss", Shape{})},
-           {}, "dx");
-      b.op(OpKind::SoftmaxCrossEntropyGrad, {b.input("y", Shape{8, 7}), b.input("labels8", labels8), b.input("dloss8", Shape{})},
-           {}, "dy");
-      return true;
-    case OpKind::Mse: b.op(OpKind::Mse, {b.input("p", Shape{3, 5}), b.input("t", Shape{3, 5})}, {}, "loss"); return true;
-    case OpKind::MseGrad:
-      b.op(OpKind::MseGrad, {b.input("p", Shape{3, 5}), b.input("t", Shape{3, 5}), b.input("dloss", Shape{})}, {}, "dp");
-      return true;
-    case OpKind::SgdUpdate:
-      b.op(OpKind::SgdUpdate, {b.param("w", {3, 8}), b.input("g", Shape{3, 8}), b.state("w.velocity", {3, 8})},
-           attrs({{"lr", 0.01}, {"momentum", 0.9}, {"weight_decay", 1e-3}}), "sgd");
-      b.op(OpKind::SgdUpdate, {b.param("u", {5}), b.input("gu", Shape{5})}, attrs({{"lr", 0.1}}), "plain");
-      return true;
-    case OpKind::FusedConv2d:
-      b.op(OpKind::FusedConv2d, {b.input("x", Shape{2, 3, 9, 8}), b.param("a.weight", {4, 3, 3, 2}), b.param("a.bias", {4})},
-           attrs({{"stride", Ints{2, 1}}, {"padding", Ints{1, 0, 2, 1}}, {"dilation", Ints{1, 2}},
-                  {"activation", std::string("relu")}}),
-           "a");
-      b.op(OpKind::FusedConv2d, {b.input("m", Shape{3, 1, 12, 12}), b.param("b.weight", {5, 1, 3, 3}), b.param("b.bias", {5})},
-           attrs({{"activation", std::string("sigmoid")}}), "b");
-      b.op(OpKind::FusedConv2d, {b.input("p", Shape{2, 6, 5, 5}), b.param("c.weight", {3, 6, 1, 1})},
-           attrs({{"activation", std::string("tanh")}}), "c");
-      return true;
-    case OpKind::FusedConv2dPool:
-      // Strided, padded, dilated conv; a 3x2 pool window, stride 1x2 (overlapping rows).
-      b.op(OpKind::FusedConv2dPool, {b.input("x", Shape{2, 3, 9, 8}), b.param("a.weight", {4, 3, 3, 2}), b.param("a.bias", {4})},
-           attrs({{"stride", Ints{2, 1}}, {"padding", Ints{1, 0, 2, 1}}, {"dilation", Ints{1, 2}},
-                  {"activation", std::string("sigmoid")}, {"pool_kernel", Ints{3, 2}}, {"pool_stride", Ints{1, 2}}}),
-           "a");
-      // MNIST's shape: 3x3 conv, relu, 2x2 pool stride 2 over an odd conv output (floor mode).
-      b.op(OpKind::FusedConv2dPool, {b.input("m", Shape{3, 1, 13, 13}), b.param("b.weight", {5, 1, 3, 3}), b.param("b.bias", {5})},
-           attrs({{"activation", std::string("relu")}, {"pool_kernel", Ints{2, 2}}, {"pool_stride", Ints{2, 2}}}), "b");
-      // Small integer inputs (ties), no bias, a padded 3x3 pool stride 2.
-      b.op(OpKind::FusedConv2dPool, {b.input("q", Shape{2, 6, 5, 5}), b.param("c.weight", {3, 6, 1, 1})},
-           attrs({{"activation", std::string("tanh")}, {"pool_kernel", Ints{3, 3}}, {"pool_stride", Ints{2, 2}},
-                  {"pool_padding", Ints{1, 1, 1, 1}}}),
-           "c");
-      // Relu of a padded conv: whole windows of zeros (ties), first maximum kept.
-      b.op(OpKind::FusedConv2dPool, {b.input("qr", Shape{1, 2, 6, 6}), b.param("d.weight", {2, 2, 3, 3})},
-           attrs({{"padding", Ints{1, 1, 1, 1}}, {"activation", std::string("relu")}, {"pool_kernel", Ints{2, 2}},
-                  {"pool_stride", Ints{2, 2}}}),
-           "d");
-      return true;
-    case OpKind::FusedDense:
-      b.op(OpKind::FusedDense, {b.input("x", Shape{5, 7}), b.param("d.weight", {3, 7}), b.param("d.bias", {3})},
-           attrs({{"activation", std::string("relu")}}), "d");
-      b.op(OpKind::FusedDense, {b.input("x2", Shape{4, 300}), b.param("e.weight", {6, 300})},
-           attrs({{"activation", std::string("sigmoid")}}), "e");
-      b.op(OpKind::FusedDense, {b.input("x3", Shape{3, 4}), b.param("f.weight", {5, 4}), b.param("f.bias", {5})},
-           attrs({{"activation", std::string("tanh")}}), "f");
-      return true;
-    case OpKind::FusedElementwise: {
-      Value* a = b.input("a", Shape{3, 50});
-      Value* c = b.input("c", Shape{3, 50});
-      Value* d = b.input("d", Shape{3, 50});
-      b.op(OpKind::FusedElementwise, {a, c, d}, attrs({{"expr", std::string("a0 a1 mul 0.5 add relu a2 sub")}}), "chain");
-      b.op(OpKind::FusedElementwise, {a, c}, attrs({{"expr", std::string("a0 sigmoid a1 tanh add a0 neg 2.5 sub div")}}),
-           "acts");
-      b.op(OpKind::FusedElementwise, {a, c, d},
-           attrs({{"expr", std::string("a0 a1 relu_grad a2 a1 sigmoid_grad mul a2 a0 tanh_grad add -0.25 mul")}}), "grads");
-      // Small integers: relu and relu_grad meet exact zeros.
-      b.op(OpKind::FusedElementwise, {b.input("qu", Shape{2, 9}), b.input("qd", Shape{2, 9})},
-           attrs({{"expr", std::string("a0 relu a1 a0 relu_grad add a1 1 add mul")}}), "ties");
-      b.op(OpKind::FusedElementwise, {b.input("s", Shape{})}, attrs({{"expr", std::string("a0 a0 mul 3 div")}}), "scalar");
-      return true;
-    }
-    case OpKind::AdamUpdate: {
-      Value* step = b.input("step", TensorType{DType::F32, {}});
-      b.op(OpKind::AdamUpdate, {b.param("w", {3, 8}), b.input("g", Shape{3, 8}), b.state("w.m", {3, 8}), b.state("w.v", {3, 8}), step},
-           attrs({{"lr", 0.001}}), "adam");
-      b.op(OpKind::AdamUpdate, {b.param("u", {300}), b.input("gu", Shape{300}), b.state("u.m", {300}), b.state("u.v", {300}), step},
-           attrs({{"lr", 0.01}, {"weight_decay", 0.01}}), "adam_wd");
-      return true;
-    }
-  }
-  return false;
+  if (auto* fn = CudaCaseRegistry::find(kind)) return fn(kind, b);
+  if (!isElementwise(kind)) return false;
+  const OpInfo& info = opInfo(kind);
+  Attrs a;
+  for (const AttrSpec& spec : info.attrs) a.set(spec.name, spec.defaultValue ? *spec.defaultValue : AttrValue(0.75));
+  const char* names[] = {"a", "b", "c"};
+  std::vector<Value*> same;
+  for (int i = 0; i < info.minInputs; ++i) same.push_back(b.input(names[i], Shape{3, 50}));
+  b.op(kind, same, a, "y");
+  if (info.minInputs == 2) b.op(kind, {b.input("wide", Shape{2, 3, 4}), b.input("col", Shape{3, 1})}, a, "broadcast");
+  return true;
 }
 
 /// A graph exercising `kind` in float type `dt`; nullptr for an op without a case.
@@ -367,7 +174,8 @@ inline std::unique_ptr<Graph> buildUpdateGroupGraph(DType dt) {
   for (size_t k = 0; k < 3; ++k) {
     const std::string p = "s" + std::to_string(k);
     const Shape shape = {int64_t(5 + 40 * k)};
-    b.op(OpKind::SgdUpdate, {b.param(p, shape), b.input("h" + std::to_string(k), shape), b.state(p + ".velocity", shape)},
+    b.op(OpKind::SgdUpdate,
+         {b.param(p, shape), b.input("h" + std::to_string(k), shape), b.state(p + ".velocity", shape)},
          attrs({{"lr", 0.05}, {"momentum", 0.9}, {"weight_decay", 1e-3}}), "sgd" + std::to_string(k));
   }
   b.op(OpKind::SgdUpdate, {b.param("lone", {7}), b.input("hl", Shape{7})}, attrs({{"lr", 0.1}}), "sgd_lone");
@@ -388,12 +196,18 @@ inline TensorMap randomInputs(const Graph& g, uint64_t seed, double step = 1) {
     Tensor t(n->result()->type());
     for (int64_t i = 0; i < t.numElements(); ++i) {
       double v;
-      if (base == "step") v = step;
-      else if (base.rfind("labels", 0) == 0) v = double(rng() % 7);
-      else if (t.dtype() == DType::U8) v = double(rng() % 256);
-      else if (!isFloat(t.dtype())) v = double(int64_t(rng() % 201) - 100);
-      else if (base[0] == 'q') v = double(int64_t(rng() % 5) - 2);
-      else v = std::uniform_real_distribution<double>(-2.0, 2.0)(rng);
+      if (base == "step")
+        v = step;
+      else if (base.rfind("labels", 0) == 0)
+        v = double(rng() % 7);
+      else if (t.dtype() == DType::U8)
+        v = double(rng() % 256);
+      else if (!isFloat(t.dtype()))
+        v = double(int64_t(rng() % 201) - 100);
+      else if (base[0] == 'q')
+        v = double(int64_t(rng() % 5) - 2);
+      else
+        v = std::uniform_real_distribution<double>(-2.0, 2.0)(rng);
       t.set(i, v);
     }
     out[name] = t;

@@ -10,234 +10,346 @@
 #include "ir/graph.h"
 #include "ir/parser.h"
 #include "ir/printer.h"
+#include "ir/round_trip_cases.h"
 
 namespace shoal {
 namespace {
 
-TensorType f32(Shape s) { return {DType::F32, std::move(s)}; }
-TensorType i64(Shape s) { return {DType::I64, std::move(s)}; }
-TensorType u8(Shape s) { return {DType::U8, std::move(s)}; }
+using namespace shoal::test;
 
-Location at(int line, const std::string& node) { return Location{"ops.mmd", line, 3, node}; }
-
-Value* addInput(Graph& g, const std::string& name, TensorType type) {
-  Attrs a;
-  a.set("name", name);
-  return g.addNode(OpKind::Input, {}, a, {{name, std::move(type)}}, at(1, name))->result();
+SHOAL_ROUND_TRIP_CASE(Input, OpKind::Input) {
+  [[maybe_unused]] const Shape img{2, 1, 6, 6};
+  a.set("name", std::string("x"));
+  results = {{"x", u8({2, 1, 28, 28})}};
+  return true;
+  return false;
 }
 
-Value* addParam(Graph& g, const std::string& name, TensorType type) {
-  Attrs a;
+SHOAL_ROUND_TRIP_CASE(Param, OpKind::Param) {
+  [[maybe_unused]] const Shape img{2, 1, 6, 6};
   a.set("init", std::string("glorot_uniform"));
-  a.set("fan_in", int64_t(8));
-  a.set("fan_out", int64_t(3));
-  return g.addNode(OpKind::Param, {}, a, {{name, std::move(type)}}, at(2, "d"))->result();
+  a.set("fan_in", int64_t(9));
+  a.set("fan_out", int64_t(288));
+  results = {{"c1.weight", f32({32, 1, 3, 3})}};
+  return true;
+  return false;
 }
 
-Value* addState(Graph& g, const std::string& name, TensorType type) {
-  Attrs a;
-  a.set("init", std::string("zeros"));
-  return g.addNode(OpKind::State, {}, a, {{name, std::move(type)}}, Location{"", 0, 0, "opt"})->result();
+SHOAL_ROUND_TRIP_CASE(State, OpKind::State) {
+  [[maybe_unused]] const Shape img{2, 1, 6, 6};
+  results = {{"c1.weight.adam_m", f32({32, 1, 3, 3})}};
+  return true;
+  return false;
 }
 
-// A small graph holding one `kind` op with its operands and every schema attribute set;
-// nullptr for an op without a case (no default: the compiler flags a new row in ops.def).
+SHOAL_ROUND_TRIP_CASE(Constant, OpKind::Constant) {
+  [[maybe_unused]] const Shape img{2, 1, 6, 6};
+  a.set("value", TensorLiteral{{2, 2}, {1.0, 2.5, -3.0, 0.1}});
+  results = {{"k", f32({2, 2})}};
+  return true;
+  return false;
+}
+
+SHOAL_ROUND_TRIP_CASE(Output, OpKind::Output) {
+  [[maybe_unused]] const Shape img{2, 1, 6, 6};
+  ins = {addInput(g, "x", f32({2, 10}))};
+  a.set("name", std::string("logits"));
+  results = {};
+  return true;
+  return false;
+}
+
+SHOAL_ROUND_TRIP_CASE(Cast, OpKind::Cast) {
+  [[maybe_unused]] const Shape img{2, 1, 6, 6};
+  ins = {addInput(g, "x", u8(img))};
+  a.set("dtype", std::string("f32"));
+  results = {{"y", f32(img)}};
+  return true;
+  return false;
+}
+
+SHOAL_ROUND_TRIP_CASE(Scale, OpKind::Scale) {
+  [[maybe_unused]] const Shape img{2, 1, 6, 6};
+  ins = {addInput(g, "x", f32(img))};
+  a.set("scale", 1.0 / 255.0);
+  a.set("shift", -0.5);
+  results = {{"y", f32(img)}};
+  return true;
+  return false;
+}
+
+SHOAL_ROUND_TRIP_CASE(Normalize, OpKind::Normalize) {
+  [[maybe_unused]] const Shape img{2, 1, 6, 6};
+  ins = {addInput(g, "x", f32(img))};
+  a.set("mean", std::vector<double>{0.1307});
+  a.set("std", std::vector<double>{0.3081});
+  results = {{"y", f32(img)}};
+  return true;
+  return false;
+}
+
+SHOAL_ROUND_TRIP_CASE(Conv2d, OpKind::Conv2d) {
+  [[maybe_unused]] const Shape img{2, 1, 6, 6};
+  ins = {addInput(g, "x", f32(img)), addParam(g, "c.weight", f32({4, 1, 3, 3})), addParam(g, "c.bias", f32({4}))};
+  a.set("padding", std::vector<int64_t>{1, 1, 1, 1});
+  results = {{"c", f32({2, 4, 6, 6})}};
+  return true;
+  return false;
+}
+
+SHOAL_ROUND_TRIP_CASE(Conv2dBackwardData, OpKind::Conv2dBackwardData) {
+  [[maybe_unused]] const Shape img{2, 1, 6, 6};
+  ins = {addInput(g, "dy", f32({2, 4, 4, 4})), addParam(g, "c.weight", f32({4, 1, 3, 3}))};
+  a.set("stride", std::vector<int64_t>{1, 1});
+  a.set("padding", std::vector<int64_t>{0, 0, 0, 0});
+  a.set("dilation", std::vector<int64_t>{1, 1});
+  a.set("input_shape", std::vector<int64_t>{2, 1, 6, 6});
+  results = {{"dx", f32(img)}};
+  return true;
+  return false;
+}
+
+SHOAL_ROUND_TRIP_CASE(Conv2dBackwardWeight, OpKind::Conv2dBackwardWeight) {
+  [[maybe_unused]] const Shape img{2, 1, 6, 6};
+  ins = {addInput(g, "x", f32(img)), addInput(g, "dy", f32({2, 4, 4, 4}))};
+  a.set("stride", std::vector<int64_t>{1, 1});
+  a.set("padding", std::vector<int64_t>{0, 0, 0, 0});
+  a.set("dilation", std::vector<int64_t>{1, 1});
+  a.set("weight_shape", std::vector<int64_t>{4, 1, 3, 3});
+  results = {{"dw", f32({4, 1, 3, 3})}};
+  return true;
+  return false;
+}
+
+SHOAL_ROUND_TRIP_CASE(MaxPool2d, OpKind::MaxPool2d, OpKind::AvgPool2d) {
+  [[maybe_unused]] const Shape img{2, 1, 6, 6};
+  ins = {addInput(g, "x", f32({2, 4, 6, 6}))};
+  a.set("kernel", std::vector<int64_t>{2, 2});
+  a.set("stride", std::vector<int64_t>{2, 2});
+  results = {{"p", f32({2, 4, 3, 3})}};
+  return true;
+  return false;
+}
+
+SHOAL_ROUND_TRIP_CASE(MaxPool2dGrad, OpKind::MaxPool2dGrad) {
+  [[maybe_unused]] const Shape img{2, 1, 6, 6};
+  ins = {addInput(g, "x", f32({2, 4, 6, 6})), addInput(g, "dy", f32({2, 4, 3, 3}))};
+  a.set("kernel", std::vector<int64_t>{2, 2});
+  a.set("stride", std::vector<int64_t>{2, 2});
+  a.set("padding", std::vector<int64_t>{0, 0, 0, 0});
+  results = {{"dx", f32({2, 4, 6, 6})}};
+  return true;
+  return false;
+}
+
+SHOAL_ROUND_TRIP_CASE(AvgPool2dGrad, OpKind::AvgPool2dGrad) {
+  [[maybe_unused]] const Shape img{2, 1, 6, 6};
+  ins = {addInput(g, "dy", f32({2, 4, 3, 3}))};
+  a.set("kernel", std::vector<int64_t>{2, 2});
+  a.set("stride", std::vector<int64_t>{2, 2});
+  a.set("padding", std::vector<int64_t>{0, 0, 0, 0});
+  a.set("input_shape", std::vector<int64_t>{2, 4, 6, 6});
+  results = {{"dx", f32({2, 4, 6, 6})}};
+  return true;
+  return false;
+}
+
+SHOAL_ROUND_TRIP_CASE(Flatten, OpKind::Flatten) {
+  [[maybe_unused]] const Shape img{2, 1, 6, 6};
+  ins = {addInput(g, "x", f32({2, 4, 3, 3}))};
+  results = {{"f", f32({2, 36})}};
+  return true;
+  return false;
+}
+
+SHOAL_ROUND_TRIP_CASE(Reshape, OpKind::Reshape) {
+  [[maybe_unused]] const Shape img{2, 1, 6, 6};
+  ins = {addInput(g, "x", f32({2, 36}))};
+  a.set("shape", std::vector<int64_t>{-1, 4, 3, 3});
+  results = {{"r", f32({2, 4, 3, 3})}};
+  return true;
+  return false;
+}
+
+SHOAL_ROUND_TRIP_CASE(Dense, OpKind::Dense) {
+  [[maybe_unused]] const Shape img{2, 1, 6, 6};
+  ins = {addInput(g, "x", f32({2, 8})), addParam(g, "d.weight", f32({3, 8})), addParam(g, "d.bias", f32({3}))};
+  return true;
+  return false;
+}
+
+SHOAL_ROUND_TRIP_CASE(FusedConv2d, OpKind::FusedConv2d) {
+  [[maybe_unused]] const Shape img{2, 1, 6, 6};
+  ins = {addInput(g, "x", f32(img)), addParam(g, "c.weight", f32({4, 1, 3, 3})), addParam(g, "c.bias", f32({4}))};
+  a.set("padding", std::vector<int64_t>{1, 1, 1, 1});
+  a.set("activation", std::string("tanh"));
+  results = {{"c", f32({2, 4, 6, 6})}};
+  return true;
+  return false;
+}
+
+SHOAL_ROUND_TRIP_CASE(FusedConv2dPool, OpKind::FusedConv2dPool) {
+  [[maybe_unused]] const Shape img{2, 1, 6, 6};
+  ins = {addInput(g, "x", f32(img)), addParam(g, "c.weight", f32({4, 1, 3, 3})), addParam(g, "c.bias", f32({4}))};
+  a.set("activation", std::string("relu"));
+  a.set("pool_kernel", std::vector<int64_t>{2, 2});
+  a.set("pool_stride", std::vector<int64_t>{2, 2});
+  results = {{"p", f32({2, 4, 2, 2})}};
+  return true;
+  return false;
+}
+
+SHOAL_ROUND_TRIP_CASE(FusedDense, OpKind::FusedDense) {
+  [[maybe_unused]] const Shape img{2, 1, 6, 6};
+  ins = {addInput(g, "x", f32({2, 8})), addParam(g, "d.weight", f32({3, 8})), addParam(g, "d.bias", f32({3}))};
+  a.set("activation", std::string("sigmoid"));
+  return true;
+  return false;
+}
+
+SHOAL_ROUND_TRIP_CASE(FusedElementwise, OpKind::FusedElementwise) {
+  [[maybe_unused]] const Shape img{2, 1, 6, 6};
+  ins = {addInput(g, "a", f32({2, 3})), addInput(g, "b", f32({2, 3}))};
+  a.set("expr", std::string("a0 a1 mul 0.5 add relu"));
+  return true;
+  return false;
+}
+
+SHOAL_ROUND_TRIP_CASE(MatMul, OpKind::MatMul) {
+  [[maybe_unused]] const Shape img{2, 1, 6, 6};
+  ins = {addInput(g, "a", f32({2, 8})), addInput(g, "b", f32({3, 8}))};
+  a.set("transpose_b", int64_t(1));
+  return true;
+  return false;
+}
+
+SHOAL_ROUND_TRIP_CASE(Relu, OpKind::Relu, OpKind::Sigmoid, OpKind::Tanh) {
+  [[maybe_unused]] const Shape img{2, 1, 6, 6};
+  ins = {addInput(g, "x", f32({2, 3}))};
+  return true;
+  return false;
+}
+
+SHOAL_ROUND_TRIP_CASE(ReluGrad, OpKind::ReluGrad, OpKind::SigmoidGrad, OpKind::TanhGrad) {
+  [[maybe_unused]] const Shape img{2, 1, 6, 6};
+  ins = {addInput(g, "x", f32({2, 3})), addInput(g, "dy", f32({2, 3}))};
+  return true;
+  return false;
+}
+
+SHOAL_ROUND_TRIP_CASE(Add, OpKind::Add, OpKind::Sub, OpKind::Mul, OpKind::Div) {
+  [[maybe_unused]] const Shape img{2, 1, 6, 6};
+  ins = {addInput(g, "a", f32({2, 3})), addInput(g, "b", f32({3}))};
+  return true;
+  return false;
+}
+
+SHOAL_ROUND_TRIP_CASE(SumTo, OpKind::SumTo) {
+  [[maybe_unused]] const Shape img{2, 1, 6, 6};
+  ins = {addInput(g, "dy", f32({2, 3}))};
+  a.set("shape", std::vector<int64_t>{3});
+  results = {{"db", f32({3})}};
+  return true;
+  return false;
+}
+
+SHOAL_ROUND_TRIP_CASE(Softmax, OpKind::Softmax, OpKind::LogSoftmax) {
+  [[maybe_unused]] const Shape img{2, 1, 6, 6};
+  ins = {addInput(g, "x", f32({2, 10}))};
+  results = {{"y", f32({2, 10})}};
+  return true;
+  return false;
+}
+
+SHOAL_ROUND_TRIP_CASE(SoftmaxGrad, OpKind::SoftmaxGrad, OpKind::LogSoftmaxGrad) {
+  [[maybe_unused]] const Shape img{2, 1, 6, 6};
+  ins = {addInput(g, "y", f32({2, 10})), addInput(g, "dy", f32({2, 10}))};
+  a.set("axis", int64_t(1));
+  results = {{"dx", f32({2, 10})}};
+  return true;
+  return false;
+}
+
+SHOAL_ROUND_TRIP_CASE(ArgMax, OpKind::ArgMax) {
+  [[maybe_unused]] const Shape img{2, 1, 6, 6};
+  ins = {addInput(g, "x", f32({2, 10}))};
+  results = {{"cls", i64({2})}};
+  return true;
+  return false;
+}
+
+SHOAL_ROUND_TRIP_CASE(Accuracy, OpKind::Accuracy, OpKind::SoftmaxCrossEntropy) {
+  [[maybe_unused]] const Shape img{2, 1, 6, 6};
+  ins = {addInput(g, "logits", f32({2, 10})), addInput(g, "labels", i64({2}))};
+  results = {{"loss", f32({})}};
+  return true;
+  return false;
+}
+
+SHOAL_ROUND_TRIP_CASE(SoftmaxCrossEntropyGrad, OpKind::SoftmaxCrossEntropyGrad) {
+  [[maybe_unused]] const Shape img{2, 1, 6, 6};
+  ins = {addInput(g, "logits", f32({2, 10})), addInput(g, "labels", i64({2})), addInput(g, "dloss", f32({}))};
+  results = {{"dlogits", f32({2, 10})}};
+  return true;
+  return false;
+}
+
+SHOAL_ROUND_TRIP_CASE(Mse, OpKind::Mse) {
+  [[maybe_unused]] const Shape img{2, 1, 6, 6};
+  ins = {addInput(g, "pred", f32({2, 3})), addInput(g, "target", f32({2, 3}))};
+  results = {{"loss", f32({})}};
+  return true;
+  return false;
+}
+
+SHOAL_ROUND_TRIP_CASE(MseGrad, OpKind::MseGrad) {
+  [[maybe_unused]] const Shape img{2, 1, 6, 6};
+  ins = {addInput(g, "pred", f32({2, 3})), addInput(g, "target", f32({2, 3})), addInput(g, "dloss", f32({}))};
+  results = {{"dpred", f32({2, 3})}};
+  return true;
+  return false;
+}
+
+SHOAL_ROUND_TRIP_CASE(SgdUpdate, OpKind::SgdUpdate) {
+  [[maybe_unused]] const Shape img{2, 1, 6, 6};
+  ins = {addParam(g, "d.weight", f32({3, 8})), addInput(g, "g", f32({3, 8})),
+         addState(g, "d.weight.velocity", f32({3, 8}))};
+  a.set("lr", 0.01);
+  a.set("momentum", 0.9);
+  a.set("weight_decay", 5e-4);
+  results = {};
+  return true;
+  return false;
+}
+
+SHOAL_ROUND_TRIP_CASE(AdamUpdate, OpKind::AdamUpdate) {
+  [[maybe_unused]] const Shape img{2, 1, 6, 6};
+  ins = {addParam(g, "d.weight", f32({3, 8})), addInput(g, "g", f32({3, 8})), addState(g, "m", f32({3, 8})),
+         addState(g, "v", f32({3, 8})), addInput(g, "step", i64({}))};
+  a.set("lr", 0.001);
+  results = {};
+  return true;
+  return false;
+}
+
+// A small graph holding one `kind` op with its operands and every schema attribute set, from
+// its registered case (elementwise ops: f32[2,3] operands and every float attribute 0.75, or
+// its default); nullptr for an op without a case.
 std::unique_ptr<Graph> buildOpGraph(OpKind kind) {
   auto g = std::make_unique<Graph>("op_" + std::string(opName(kind)));
   std::vector<Value*> ins;
   Attrs a;
   std::vector<ResultSpec> results{{"y", f32({2, 3})}};
-  const Shape img{2, 1, 6, 6};
-  // Every case returns; falling out means ops.def grew a row this switch lacks.
-  auto setUp = [&]() -> bool {
-    switch (kind) {
-      case OpKind::Input:
-        a.set("name", std::string("x"));
-        results = {{"x", u8({2, 1, 28, 28})}};
-        return true;
-      case OpKind::Param:
-        a.set("init", std::string("glorot_uniform"));
-        a.set("fan_in", int64_t(9));
-        a.set("fan_out", int64_t(288));
-        results = {{"c1.weight", f32({32, 1, 3, 3})}};
-        return true;
-      case OpKind::State: results = {{"c1.weight.adam_m", f32({32, 1, 3, 3})}}; return true;
-      case OpKind::Constant:
-        a.set("value", TensorLiteral{{2, 2}, {1.0, 2.5, -3.0, 0.1}});
-        results = {{"k", f32({2, 2})}};
-        return true;
-      case OpKind::Output:
-        ins = {addInput(*g, "x", f32({2, 10}))};
-        a.set("name", std::string("logits"));
-        results = {};
-        return true;
-      case OpKind::Cast:
-        ins = {addInput(*g, "x", u8(img))};
-        a.set("dtype", std::string("f32"));
-        results = {{"y", f32(img)}};
-        return true;
-      case OpKind::Scale:
-        ins = {addInput(*g, "x", f32(img))};
-        a.set("scale", 1.0 / 255.0);
-        a.set("shift", -0.5);
-        results = {{"y", f32(img)}};
-        return true;
-      case OpKind::Normalize:
-        ins = {addInput(*g, "x", f32(img))};
-        a.set("mean", std::vector<double>{0.1307});
-        a.set("std", std::vector<double>{0.3081});
-        results = {{"y", f32(img)}};
-        return true;
-      case OpKind::Conv2d:
-        ins = {addInput(*g, "x", f32(img)), addParam(*g, "c.weight", f32({4, 1, 3, 3})),
-               addParam(*g, "c.bias", f32({4}))};
-        a.set("padding", std::vector<int64_t>{1, 1, 1, 1});
-        results = {{"c", f32({2, 4, 6, 6})}};
-        return true;
-      case OpKind::Conv2dBackwardData:
-        ins = {addInput(*g, "dy", f32({2, 4, 4, 4})), addParam(*g, "c.weight", f32({4, 1, 3, 3}))};
-        a.set("stride", std::vector<int64_t>{1, 1});
-        a.set("padding", std::vector<int64_t>{0, 0, 0, 0});
-        a.set("dilation", std::vector<int64_t>{1, 1});
-        a.set("input_shape", std::vector<int64_t>{2, 1, 6, 6});
-        results = {{"dx", f32(img)}};
-        return true;
-      case OpKind::Conv2dBackwardWeight:
-        ins = {addInput(*g, "x", f32(img)), addInput(*g, "dy", f32({2, 4, 4, 4}))};
-        a.set("stride", std::vector<int64_t>{1, 1});
-        a.set("padding", std::vector<int64_t>{0, 0, 0, 0});
-        a.set("dilation", std::vector<int64_t>{1, 1});
-        a.set("weight_shape", std::vector<int64_t>{4, 1, 3, 3});
-        results = {{"dw", f32({4, 1, 3, 3})}};
-        return true;
-      case OpKind::MaxPool2d:
-      case OpKind::AvgPool2d:
-        ins = {addInput(*g, "x", f32({2, 4, 6, 6}))};
-        a.set("kernel", std::vector<int64_t>{2, 2});
-        a.set("stride", std::vector<int64_t>{2, 2});
-        results = {{"p", f32({2, 4, 3, 3})}};
-        return true;
-      case OpKind::MaxPool2dGrad:
-        ins = {addInput(*g, "x", f32({2, 4, 6, 6})), addInput(*g, "dy", f32({2, 4, 3, 3}))};
-        a.set("kernel", std::vector<int64_t>{2, 2});
-        a.set("stride", std::vector<int64_t>{2, 2});
-        a.set("padding", std::vector<int64_t>{0, 0, 0, 0});
-        results = {{"dx", f32({2, 4, 6, 6})}};
-        return true;
-      case OpKind::AvgPool2dGrad:
-        ins = {addInput(*g, "dy", f32({2, 4, 3, 3}))};
-        a.set("kernel", std::vector<int64_t>{2, 2});
-        a.set("stride", std::vector<int64_t>{2, 2});
-        a.set("padding", std::vector<int64_t>{0, 0, 0, 0});
-        a.set("input_shape", std::vector<int64_t>{2, 4, 6, 6});
-        results = {{"dx", f32({2, 4, 6, 6})}};
-        return true;
-      case OpKind::Flatten:
-        ins = {addInput(*g, "x", f32({2, 4, 3, 3}))};
-        results = {{"f", f32({2, 36})}};
-        return true;
-      case OpKind::Reshape:
-        ins = {addInput(*g, "x", f32({2, 36}))};
-        a.set("shape", std::vector<int64_t>{-1, 4, 3, 3});
-        results = {{"r", f32({2, 4, 3, 3})}};
-        return true;
-      case OpKind::Dense:
-        ins = {addInput(*g, "x", f32({2, 8})), addParam(*g, "d.weight", f32({3, 8})), addParam(*g, "d.bias", f32({3}))};
-        return true;
-      case OpKind::FusedConv2d:
-        ins = {addInput(*g, "x", f32(img)), addParam(*g, "c.weight", f32({4, 1, 3, 3})),
-               addParam(*g, "c.bias", f32({4}))};
-        a.set("padding", std::vector<int64_t>{1, 1, 1, 1});
-        a.set("activation", std::string("tanh"));
-        results = {{"c", f32({2, 4, 6, 6})}};
-        return true;
-      case OpKind::FusedConv2dPool:
-        ins = {addInput(*g, "x", f32(img)), addParam(*g, "c.weight", f32({4, 1, 3, 3})),
-               addParam(*g, "c.bias", f32({4}))};
-        a.set("activation", std::string("relu"));
-        a.set("pool_kernel", std::vector<int64_t>{2, 2});
-        a.set("pool_stride", std::vector<int64_t>{2, 2});
-        results = {{"p", f32({2, 4, 2, 2})}};
-        return true;
-      case OpKind::FusedDense:
-        ins = {addInput(*g, "x", f32({2, 8})), addParam(*g, "d.weight", f32({3, 8})), addParam(*g, "d.bias", f32({3}))};
-        a.set("activation", std::string("sigmoid"));
-        return true;
-      case OpKind::FusedElementwise:
-        ins = {addInput(*g, "a", f32({2, 3})), addInput(*g, "b", f32({2, 3}))};
-        a.set("expr", std::string("a0 a1 mul 0.5 add relu"));
-        return true;
-      case OpKind::MatMul:
-        ins = {addInput(*g, "a", f32({2, 8})), addInput(*g, "b", f32({3, 8}))};
-        a.set("transpose_b", int64_t(1));
-        return true;
-      case OpKind::Relu:
-      case OpKind::Sigmoid:
-      case OpKind::Tanh:
-      case OpKind::Softplus:
-      case OpKind::Neg: ins = {addInput(*g, "x", f32({2, 3}))}; return true;
-      case OpKind::ReluGrad:
-      case OpKind::SigmoidGrad:
-      case OpKind::TanhGrad: ins = {addInput(*g, "x", f32({2, 3})), addInput(*g, "dy", f32({2, 3}))}; return true;
-      case OpKind::Add:
-      case OpKind::Sub:
-      case OpKind::Mul:
-      case OpKind::Div: ins = {addInput(*g, "a", f32({2, 3})), addInput(*g, "b", f32({3}))}; return true;
-      case OpKind::SumTo:
-        ins = {addInput(*g, "dy", f32({2, 3}))};
-        a.set("shape", std::vector<int64_t>{3});
-        results = {{"db", f32({3})}};
-        return true;
-      case OpKind::Softmax:
-      case OpKind::LogSoftmax:
-        ins = {addInput(*g, "x", f32({2, 10}))};
-        results = {{"y", f32({2, 10})}};
-        return true;
-      case OpKind::SoftmaxGrad:
-      case OpKind::LogSoftmaxGrad:
-        ins = {addInput(*g, "y", f32({2, 10})), addInput(*g, "dy", f32({2, 10}))};
-        a.set("axis", int64_t(1));
-        results = {{"dx", f32({2, 10})}};
-        return true;
-      case OpKind::ArgMax:
-        ins = {addInput(*g, "x", f32({2, 10}))};
-        results = {{"cls", i64({2})}};
-        return true;
-      case OpKind::Accuracy:
-      case OpKind::SoftmaxCrossEntropy:
-        ins = {addInput(*g, "logits", f32({2, 10})), addInput(*g, "labels", i64({2}))};
-        results = {{"loss", f32({})}};
-        return true;
-      case OpKind::SoftmaxCrossEntropyGrad:
-        ins = {addInput(*g, "logits", f32({2, 10})), addInput(*g, "labels", i64({2})), addInput(*g, "dloss", f32({}))};
-        results = {{"dlogits", f32({2, 10})}};
-        return true;
-      case OpKind::Mse:
-        ins = {addInput(*g, "pred", f32({2, 3})), addInput(*g, "target", f32({2, 3}))};
-        results = {{"loss", f32({})}};
-        return true;
-      case OpKind::MseGrad:
-        ins = {addInput(*g, "pred", f32({2, 3})), addInput(*g, "target", f32({2, 3})), addInput(*g, "dloss", f32({}))};
-        results = {{"dpred", f32({2, 3})}};
-        return true;
-      case OpKind::SgdUpdate:
-        ins = {addParam(*g, "d.weight", f32({3, 8})), addInput(*g, "g", f32({3, 8})),
-               addState(*g, "d.weight.velocity", f32({3, 8}))};
-        a.set("lr", 0.01);
-        a.set("momentum", 0.9);
-        a.set("weight_decay", 5e-4);
-        results = {};
-        return true;
-      case OpKind::AdamUpdate:
-        ins = {addParam(*g, "d.weight", f32({3, 8})), addInput(*g, "g", f32({3, 8})), addState(*g, "m", f32({3, 8})),
-               addState(*g, "v", f32({3, 8})), addInput(*g, "step", i64({}))};
-        a.set("lr", 0.001);
-        results = {};
-        return true;
-    }
-    return false;
-  };
-  if (!setUp()) return nullptr;
+  if (auto* fn = RoundTripRegistry::find(kind)) {
+    if (!fn(kind, *g, ins, a, results)) return nullptr;
+  } else if (isElementwise(kind)) {
+    const char* names[] = {"a", "b", "c"};
+    for (int i = 0; i < opInfo(kind).minInputs; ++i) ins.push_back(addInput(*g, names[i], f32({2, 3})));
+    for (const AttrSpec& spec : opInfo(kind).attrs)
+      a.set(spec.name, spec.defaultValue ? *spec.defaultValue : AttrValue(0.75));
+  } else {
+    return nullptr;
+  }
   Node* n = g->addNode(kind, ins, a, results, at(7, "op"));
   fillDefaultAttrs(*n);
   return g;

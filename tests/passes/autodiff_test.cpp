@@ -14,6 +14,8 @@
 #include "ir/printer.h"
 #include "ir/shape_inference.h"
 #include "ir/verifier.h"
+#include "passes/grad_cases.h"
+#include "passes/gradients.h"
 #include "passes/program.h"
 #include "runtime/cpu/interpreter.h"
 #include "test_util.h"
@@ -21,105 +23,7 @@
 namespace shoal {
 namespace {
 
-Attrs attrs(std::initializer_list<std::pair<const char*, AttrValue>> entries) {
-  Attrs a;
-  for (const auto& [k, v] : entries) a.set(k, v);
-  return a;
-}
-
-/// How a test param's (or constant's) values are drawn.
-enum class Fill {
-  Uniform,       ///< U(-1, 1)
-  AwayFromZero,  ///< ±U(0.5, 1.5): no relu kink within reach, safe divisors
-  Distinct,      ///< a shuffled ramp, steps of 0.05: no max-pool ties within reach
-  Dyadic,        ///< k/256: exact in f32 too
-};
-
-// A forward graph under construction, with the values its params and inputs start from.
-class TestGraph {
- public:
-  explicit TestGraph(DType dtype = DType::F64, uint64_t seed = 42) : dtype_(dtype), rng_(seed) {}
-
-  Graph g{"test"};
-  TensorMap params;  ///< initial param values by name
-  TensorMap inputs;  ///< input tensors by input name
-
-  DType dtype() const { return dtype_; }
-
-  std::vector<double> draw(int64_t count, Fill fill) {
-    std::vector<double> v(static_cast<size_t>(count));
-    std::uniform_real_distribution<double> u(-1.0, 1.0), mag(0.5, 1.5), jitter(0.0, 0.01);
-    std::uniform_int_distribution<int> k(-200, 200), coin(0, 1);
-    for (int64_t i = 0; i < count; ++i) {
-      switch (fill) {
-        case Fill::Uniform: v[size_t(i)] = u(rng_); break;
-        case Fill::AwayFromZero: v[size_t(i)] = (coin(rng_) ? 1.0 : -1.0) * mag(rng_); break;
-        case Fill::Distinct: v[size_t(i)] = -1.0 + 0.05 * double(i) + jitter(rng_); break;
-        case Fill::Dyadic: v[size_t(i)] = double(k(rng_)) / 256.0; break;
-      }
-    }
-    if (fill == Fill::Distinct) std::shuffle(v.begin(), v.end(), rng_);
-    return v;
-  }
-
-  Value* input(const std::string& name, TensorType t, Location loc = {}) {
-    return g.addNode(OpKind::Input, {}, attrs({{"name", name}}), {{name, t}}, loc)->result();
-  }
-  /// An input fed with the given values.
-  Value* input(const std::string& name, TensorType t, const std::vector<double>& values) {
-    inputs[name] = Tensor::fromDoubles(t.dtype, t.shape, values);
-    return input(name, t);
-  }
-  Value* param(const std::string& name, Shape shape, Fill fill = Fill::Uniform, Location loc = {}) {
-    params[name] = Tensor::fromDoubles(dtype_, shape, draw(numElements(shape), fill));
-    Node* n = g.addNode(OpKind::Param, {}, attrs({{"init", std::string("zeros")}}), {{name, {dtype_, shape}}}, loc);
-    fillDefaultAttrs(*n);
-    return n->result();
-  }
-  Value* constant(const std::string& name, Shape shape, std::vector<double> values, DType dt) {
-    return g.addNode(OpKind::Constant, {}, attrs({{"value", TensorLiteral{shape, std::move(values)}}}), {{name, {dt, shape}}})
-        ->result();
-  }
-  Value* op(OpKind kind, std::vector<Value*> ins, Attrs a = {}, std::string name = "", Location loc = {}) {
-    if (name.empty()) name = std::string(opName(kind));
-    Node* n = g.addNode(kind, std::move(ins), std::move(a), {{name, {dtype_, {}}}}, std::move(loc));
-    fillDefaultAttrs(*n);
-    auto types = inferResultTypes(*n);
-    if (!types) {
-      ADD_FAILURE() << "building the test graph: " << types.error().str();
-      return n->result();
-    }
-    n->result()->setType((*types)[0]);
-    return n->result();
-  }
-  void output(Value* v, const std::string& name, Location loc = {}) {
-    g.addNode(OpKind::Output, {v}, attrs({{"name", name}}), {}, std::move(loc));
-  }
-  /// mse(y, random constant target), as the output "loss".
-  void mseLoss(Value* y, Fill fill = Fill::Uniform) {
-    Value* target = constant("target", y->type().shape, draw(y->type().numElements(), fill), y->type().dtype);
-    output(op(OpKind::Mse, {y, target}, {}, "loss"), "loss");
-  }
-
- private:
-  DType dtype_;
-  std::mt19937_64 rng_;
-};
-
-std::string verifyMessage(const Graph& g) {
-  auto ok = verifyGraph(g);
-  return ok ? std::string() : ok.error().str() + "\n" + printGraph(g);
-}
-
-int countOps(const Graph& g, OpKind kind) {
-  return int(std::count_if(g.nodes().begin(), g.nodes().end(), [&](Node* n) { return n->kind() == kind; }));
-}
-
-const Node* inputNamed(const Graph& g, const std::string& name) {
-  for (Node* n : g.inputNodes())
-    if (n->attrs().getString("name") == name) return n;
-  return nullptr;
-}
+using namespace shoal::test;
 
 // ---- the models ------------------------------------------------------------------------
 
@@ -465,239 +369,221 @@ TEST(AutodiffErrors, LossMustBeAScalar) {
   EXPECT_FALSE(appendGradients(t.g, "nothing"));
 }
 
-// ---- finite differences ----------------------------------------------------------------
-
-/// Analytic gradients (appendGradients, run by evaluateGraph) against central differences of
-/// the loss, for every param of `t` (f64).
-void checkGradients(TestGraph& t, double h = 1e-6, double tol = 1e-6) {
-  ASSERT_EQ(verifyMessage(t.g), "");
-  auto withGrads = t.g.clone();
-  auto ok = appendGradients(*withGrads, "loss");
-  ASSERT_TRUE(ok) << ok.error().str();
-  ASSERT_EQ(verifyMessage(*withGrads), "");
-  TensorMap persistent;
-  for (auto& [name, value] : t.params) persistent[name] = value.clone();
-  auto analytic = evaluateGraph(*withGrads, t.inputs, persistent, 1);
-  ASSERT_TRUE(analytic) << analytic.error().str() << "\n" << printGraph(*withGrads);
-
-  CompileOptions opts;
-  opts.disabledPasses = {"fold-constants", "dce"};
-  opts.verifyEach = true;
-  auto program = compileProgram(t.g.clone(), opts);
-  ASSERT_TRUE(program) << program.error().str();
-  auto exe = CpuExecutable::create(std::move(*program));
-  ASSERT_TRUE(exe) << exe.error().str();
-  ASSERT_TRUE((*exe)->writePersistent(t.params));
-  auto lossAt = [&](const std::string& name, const Tensor& value) {
-    EXPECT_TRUE((*exe)->writePersistent({{name, value}}));
-    auto out = (*exe)->run(t.inputs);
-    EXPECT_TRUE(out) << out.error().str();
-    return out ? out->at("loss").at(0) : NAN;
-  };
-
-  for (const auto& [name, base] : t.params) {
-    auto it = analytic->find("grad:" + name);
-    ASSERT_NE(it, analytic->end()) << "no gradient output for " << name;
-    const Tensor& grad = it->second;
-    ASSERT_EQ(grad.shape(), base.shape()) << name;
-    int failures = 0;
-    for (int64_t j = 0; j < base.numElements(); ++j) {
-      Tensor plus = base.clone(), minus = base.clone();
-      plus.set(j, base.at(j) + h);
-      minus.set(j, base.at(j) - h);
-      double numeric = (lossAt(name, plus) - lossAt(name, minus)) / (2 * h);
-      double a = grad.at(j);
-      double err = std::abs(a - numeric) / std::max({std::abs(a), std::abs(numeric), 1e-3});
-      if (err >= tol && ++failures <= 5)
-        ADD_FAILURE() << name << "[" << j << "]: analytic " << a << ", numeric " << numeric << ", relative error " << err;
-    }
-    EXPECT_EQ(failures, 0) << name;
-    lossAt(name, base);
-  }
+SHOAL_GRAD_CASES(Cast, OpKind::Cast) {
+  // f64 -> f32 -> f64 on dyadic values with a quadratic loss: every step is exact, so a
+  // large h loses nothing to f32 rounding.
+  return {
+      {"f64 to f32 and back",
+       [](TestGraph& t) {
+         Value* c = t.op(OpKind::Cast, {t.param("p", {2, 4}, Fill::Dyadic)}, attrs({{"dtype", std::string("f32")}}));
+         t.mseLoss(t.op(OpKind::Cast, {c}, attrs({{"dtype", std::string("f64")}})), Fill::Dyadic);
+       },
+       1.0 / 64}};
+  return {};
 }
 
-struct GradCase {
-  std::string label;
-  std::function<void(TestGraph&)> build;  ///< a graph with params and an output "loss"
-  double h = 1e-6;
-};
-
-// mse(op(params...)) for one op.
-Attrs convAttrs(Shape stride, Shape padding, Shape dilation) {
-  return attrs({{"stride", stride}, {"padding", padding}, {"dilation", dilation}});
+SHOAL_GRAD_CASES(Scale, OpKind::Scale) {
+  return {{"scale and shift", [](TestGraph& t) {
+             t.mseLoss(t.op(OpKind::Scale, {t.param("p", {2, 3})}, attrs({{"scale", 1.5}, {"shift", 0.25}})));
+           }}};
+  return {};
 }
 
-std::vector<GradCase> binaryCases(OpKind kind) {
-  Fill bFill = kind == OpKind::Div ? Fill::AwayFromZero : Fill::Uniform;
-  auto make = [=](Shape a, Shape b) {
-    return [=](TestGraph& t) { t.mseLoss(t.op(kind, {t.param("a", a), t.param("b", b, bFill)})); };
-  };
-  return {{"same shape", make({2, 3}, {2, 3})},
-          {"b broadcast [3,1] to [2,3,4]", make({2, 3, 4}, {3, 1})},
-          {"b scalar", make({2, 3}, {})},
-          {"both broadcast", make({3, 1}, {2, 1, 4})}};
+SHOAL_GRAD_CASES(Normalize, OpKind::Normalize) {
+  return {{"per channel",
+           [](TestGraph& t) {
+             t.mseLoss(t.op(
+                 OpKind::Normalize, {t.param("p", {2, 3, 2, 2})},
+                 attrs({{"mean", std::vector<double>{0.1, 0.2, 0.3}}, {"std", std::vector<double>{0.5, 2.0, 4.0}}})));
+           }},
+          {"one std", [](TestGraph& t) {
+             t.mseLoss(t.op(OpKind::Normalize, {t.param("p", {2, 3})},
+                            attrs({{"mean", std::vector<double>{0.5}}, {"std", std::vector<double>{0.25}}})));
+           }}};
+  return {};
 }
 
-/// The finite-difference cases of an op; empty exactly for the ops with no gradient rule.
-std::vector<GradCase> gradCases(OpKind kind) {
-  switch (kind) {
-    case OpKind::Cast:
-      // f64 -> f32 -> f64 on dyadic values with a quadratic loss: every step is exact, so a
-      // large h loses nothing to f32 rounding.
-      return {{"f64 to f32 and back",
-               [](TestGraph& t) {
-                 Value* c = t.op(OpKind::Cast, {t.param("p", {2, 4}, Fill::Dyadic)}, attrs({{"dtype", std::string("f32")}}));
-                 t.mseLoss(t.op(OpKind::Cast, {c}, attrs({{"dtype", std::string("f64")}})), Fill::Dyadic);
-               },
-               1.0 / 64}};
-    case OpKind::Scale:
-      return {{"scale and shift", [](TestGraph& t) {
-                 t.mseLoss(t.op(OpKind::Scale, {t.param("p", {2, 3})}, attrs({{"scale", 1.5}, {"shift", 0.25}})));
-               }}};
-    case OpKind::Normalize:
-      return {{"per channel",
-               [](TestGraph& t) {
-                 t.mseLoss(t.op(OpKind::Normalize, {t.param("p", {2, 3, 2, 2})},
-                                attrs({{"mean", std::vector<double>{0.1, 0.2, 0.3}},
-                                       {"std", std::vector<double>{0.5, 2.0, 4.0}}})));
-               }},
-              {"one std", [](TestGraph& t) {
-                 t.mseLoss(t.op(OpKind::Normalize, {t.param("p", {2, 3})},
-                                attrs({{"mean", std::vector<double>{0.5}}, {"std", std::vector<double>{0.25}}})));
-               }}};
-    case OpKind::Conv2d:
-      return {{"bias, stride, asymmetric padding",
-               [](TestGraph& t) {
-                 t.mseLoss(t.op(OpKind::Conv2d, {t.param("x", {2, 2, 5, 5}), t.param("w", {3, 2, 3, 3}), t.param("b", {3})},
-                                convAttrs({1, 2}, {1, 0, 2, 1}, {1, 1})));
-               }},
-              {"no bias, dilation", [](TestGraph& t) {
-                 t.mseLoss(t.op(OpKind::Conv2d, {t.param("x", {1, 2, 7, 7}), t.param("w", {2, 2, 2, 2})},
-                                convAttrs({2, 2}, {0, 0, 0, 0}, {2, 2})));
-               }}};
-    case OpKind::MaxPool2d:
-      return {{"2x2 stride 2, odd input",
-               [](TestGraph& t) {
-                 t.mseLoss(t.op(OpKind::MaxPool2d, {t.param("x", {1, 2, 5, 5}, Fill::Distinct)},
-                                attrs({{"kernel", Shape{2, 2}}, {"stride", Shape{2, 2}}})));
-               }},
-              {"3x3 overlapping, padded", [](TestGraph& t) {
-                 t.mseLoss(t.op(OpKind::MaxPool2d, {t.param("x", {2, 1, 4, 5}, Fill::Distinct)},
-                                attrs({{"kernel", Shape{3, 3}}, {"stride", Shape{1, 1}}, {"padding", Shape{1, 1, 1, 1}}})));
-               }}};
-    case OpKind::AvgPool2d:
-      return {{"2x2 stride 2, odd input",
-               [](TestGraph& t) {
-                 t.mseLoss(t.op(OpKind::AvgPool2d, {t.param("x", {1, 2, 5, 5})},
-                                attrs({{"kernel", Shape{2, 2}}, {"stride", Shape{2, 2}}})));
-               }},
-              {"3x2 padded", [](TestGraph& t) {
-                 t.mseLoss(t.op(OpKind::AvgPool2d, {t.param("x", {2, 1, 5, 4})},
-                                attrs({{"kernel", Shape{3, 2}}, {"stride", Shape{2, 1}}, {"padding", Shape{1, 1, 1, 0}}})));
-               }}};
-    case OpKind::Flatten:
-      return {{"axis 1", [](TestGraph& t) { t.mseLoss(t.op(OpKind::Flatten, {t.param("p", {2, 3, 2})})); }}};
-    case OpKind::Reshape:
-      return {{"with -1", [](TestGraph& t) {
-                 t.mseLoss(t.op(OpKind::Reshape, {t.param("p", {2, 6})}, attrs({{"shape", Shape{3, -1}}})));
-               }}};
-    case OpKind::Dense:
-      return {{"with bias",
-               [](TestGraph& t) {
-                 t.mseLoss(t.op(OpKind::Dense, {t.param("x", {3, 4}), t.param("w", {5, 4}), t.param("b", {5})}));
-               }},
-              {"no bias",
-               [](TestGraph& t) { t.mseLoss(t.op(OpKind::Dense, {t.param("x", {2, 3}), t.param("w", {4, 3})})); }}};
-    case OpKind::MatMul: {
-      std::vector<GradCase> cases;
-      for (int ta = 0; ta < 2; ++ta)
-        for (int tb = 0; tb < 2; ++tb)
-          cases.push_back({"transpose_a=" + std::to_string(ta) + " transpose_b=" + std::to_string(tb), [=](TestGraph& t) {
-                             // op(A) is [2,3], op(B) is [3,4].
-                             Value* a = t.param("a", ta ? Shape{3, 2} : Shape{2, 3});
-                             Value* b = t.param("b", tb ? Shape{4, 3} : Shape{3, 4});
-                             t.mseLoss(t.op(OpKind::MatMul, {a, b},
-                                            attrs({{"transpose_a", int64_t(ta)}, {"transpose_b", int64_t(tb)}})));
-                           }});
-      return cases;
-    }
-    case OpKind::Relu:
-      return {{"away from 0", [](TestGraph& t) {
-                 t.mseLoss(t.op(OpKind::Relu, {t.param("p", {3, 4}, Fill::AwayFromZero)}));
-               }}};
-    case OpKind::Sigmoid:
-      return {{"", [](TestGraph& t) { t.mseLoss(t.op(OpKind::Sigmoid, {t.param("p", {3, 4})})); }}};
-    case OpKind::Tanh:
-      return {{"", [](TestGraph& t) { t.mseLoss(t.op(OpKind::Tanh, {t.param("p", {3, 4})})); }}};
-    case OpKind::Softplus:
-      return {{"", [](TestGraph& t) { t.mseLoss(t.op(OpKind::Softplus, {t.param("p", {3, 4})})); }},
-              {"above the threshold", [](TestGraph& t) {
-                 t.mseLoss(t.op(OpKind::Softplus, {t.op(OpKind::Scale, {t.param("p", {3, 4})},
-                                                          attrs({{"scale", 1.0}, {"shift", 25.0}}))}));
-               }}};
-    case OpKind::Neg:
-      return {{"", [](TestGraph& t) { t.mseLoss(t.op(OpKind::Neg, {t.param("p", {3, 4})})); }}};
-    case OpKind::Add:
-    case OpKind::Sub:
-    case OpKind::Mul:
-    case OpKind::Div:
-      return binaryCases(kind);
-    case OpKind::SumTo:
-      return {{"[2,3,4] to [3,1]",
-               [](TestGraph& t) {
-                 t.mseLoss(t.op(OpKind::SumTo, {t.param("p", {2, 3, 4})}, attrs({{"shape", Shape{3, 1}}})));
-               }},
-              {"[2,3] to [3]", [](TestGraph& t) {
-                 t.mseLoss(t.op(OpKind::SumTo, {t.param("p", {2, 3})}, attrs({{"shape", Shape{3}}})));
-               }}};
-    case OpKind::Softmax:
-      return {{"rank 2", [](TestGraph& t) { t.mseLoss(t.op(OpKind::Softmax, {t.param("p", {3, 5})})); }},
-              {"rank 3", [](TestGraph& t) { t.mseLoss(t.op(OpKind::Softmax, {t.param("p", {2, 2, 4})})); }}};
-    case OpKind::LogSoftmax:
-      return {{"rank 2", [](TestGraph& t) { t.mseLoss(t.op(OpKind::LogSoftmax, {t.param("p", {3, 5})})); }}};
-    case OpKind::SoftmaxCrossEntropy:
-      return {{"labels", [](TestGraph& t) {
-                 Value* labels = t.constant("labels", {4}, {2, 0, 4, 2}, DType::I64);
-                 t.output(t.op(OpKind::SoftmaxCrossEntropy, {t.param("logits", {4, 5}), labels}, {}, "loss"), "loss");
-               }}};
-    case OpKind::Mse:
-      return {{"both operands", [](TestGraph& t) {
-                 t.output(t.op(OpKind::Mse, {t.param("pred", {3, 4}), t.param("target", {3, 4})}, {}, "loss"), "loss");
-               }}};
-    case OpKind::Input:
-    case OpKind::Param:
-    case OpKind::State:
-    case OpKind::Constant:
-    case OpKind::Output:
-    case OpKind::Conv2dBackwardData:
-    case OpKind::Conv2dBackwardWeight:
-    case OpKind::MaxPool2dGrad:
-    case OpKind::AvgPool2dGrad:
-    case OpKind::ReluGrad:
-    case OpKind::SigmoidGrad:
-    case OpKind::TanhGrad:
-    case OpKind::SoftmaxGrad:
-    case OpKind::LogSoftmaxGrad:
-    case OpKind::ArgMax:
-    case OpKind::Accuracy:
-    case OpKind::SoftmaxCrossEntropyGrad:
-    case OpKind::MseGrad:
-    case OpKind::SgdUpdate:
-    case OpKind::AdamUpdate:
-    case OpKind::FusedConv2d:  // fusion runs after autodiff
-    case OpKind::FusedConv2dPool:
-    case OpKind::FusedDense:
-    case OpKind::FusedElementwise:
-      return {};
+SHOAL_GRAD_CASES(Conv2d, OpKind::Conv2d) {
+  return {{"bias, stride, asymmetric padding",
+           [](TestGraph& t) {
+             t.mseLoss(t.op(OpKind::Conv2d, {t.param("x", {2, 2, 5, 5}), t.param("w", {3, 2, 3, 3}), t.param("b", {3})},
+                            convAttrs({1, 2}, {1, 0, 2, 1}, {1, 1})));
+           }},
+          {"no bias, dilation", [](TestGraph& t) {
+             t.mseLoss(t.op(OpKind::Conv2d, {t.param("x", {1, 2, 7, 7}), t.param("w", {2, 2, 2, 2})},
+                            convAttrs({2, 2}, {0, 0, 0, 0}, {2, 2})));
+           }}};
+  return {};
+}
+
+SHOAL_GRAD_CASES(MaxPool2d, OpKind::MaxPool2d) {
+  return {{"2x2 stride 2, odd input",
+           [](TestGraph& t) {
+             t.mseLoss(t.op(OpKind::MaxPool2d, {t.param("x", {1, 2, 5, 5}, Fill::Distinct)},
+                            attrs({{"kernel", Shape{2, 2}}, {"stride", Shape{2, 2}}})));
+           }},
+          {"3x3 overlapping, padded", [](TestGraph& t) {
+             t.mseLoss(t.op(OpKind::MaxPool2d, {t.param("x", {2, 1, 4, 5}, Fill::Distinct)},
+                            attrs({{"kernel", Shape{3, 3}}, {"stride", Shape{1, 1}}, {"padding", Shape{1, 1, 1, 1}}})));
+           }}};
+  return {};
+}
+
+SHOAL_GRAD_CASES(AvgPool2d, OpKind::AvgPool2d) {
+  return {{"2x2 stride 2, odd input",
+           [](TestGraph& t) {
+             t.mseLoss(t.op(OpKind::AvgPool2d, {t.param("x", {1, 2, 5, 5})},
+                            attrs({{"kernel", Shape{2, 2}}, {"stride", Shape{2, 2}}})));
+           }},
+          {"3x2 padded", [](TestGraph& t) {
+             t.mseLoss(t.op(OpKind::AvgPool2d, {t.param("x", {2, 1, 5, 4})},
+                            attrs({{"kernel", Shape{3, 2}}, {"stride", Shape{2, 1}}, {"padding", Shape{1, 1, 1, 0}}})));
+           }}};
+  return {};
+}
+
+SHOAL_GRAD_CASES(Flatten, OpKind::Flatten) {
+  return {{"axis 1", [](TestGraph& t) { t.mseLoss(t.op(OpKind::Flatten, {t.param("p", {2, 3, 2})})); }}};
+  return {};
+}
+
+SHOAL_GRAD_CASES(Reshape, OpKind::Reshape) {
+  return {{"with -1", [](TestGraph& t) {
+             t.mseLoss(t.op(OpKind::Reshape, {t.param("p", {2, 6})}, attrs({{"shape", Shape{3, -1}}})));
+           }}};
+  return {};
+}
+
+SHOAL_GRAD_CASES(Dense, OpKind::Dense) {
+  return {{"with bias",
+           [](TestGraph& t) {
+             t.mseLoss(t.op(OpKind::Dense, {t.param("x", {3, 4}), t.param("w", {5, 4}), t.param("b", {5})}));
+           }},
+          {"no bias", [](TestGraph& t) {
+             t.mseLoss(t.op(OpKind::Dense, {t.param("x", {2, 3}), t.param("w", {4, 3})}));
+           }}};
+  return {};
+}
+
+SHOAL_GRAD_CASES(MatMul, OpKind::MatMul) {
+  {
+    std::vector<GradCase> cases;
+    for (int ta = 0; ta < 2; ++ta)
+      for (int tb = 0; tb < 2; ++tb)
+        cases.push_back({"transpose_a=" + std::to_string(ta) + " transpose_b=" + std::to_string(tb), [=](TestGraph& t) {
+                           // op(A) is [2,3], op(B) is [3,4].
+                           Value* a = t.param("a", ta ? Shape{3, 2} : Shape{2, 3});
+                           Value* b = t.param("b", tb ? Shape{4, 3} : Shape{3, 4});
+                           t.mseLoss(t.op(OpKind::MatMul, {a, b},
+                                          attrs({{"transpose_a", int64_t(ta)}, {"transpose_b", int64_t(tb)}})));
+                         }});
+    return cases;
   }
   return {};
+}
+
+SHOAL_GRAD_CASES(Relu, OpKind::Relu) {
+  return {{"away from 0", [](TestGraph& t) {
+             t.mseLoss(t.op(OpKind::Relu, {t.param("p", {3, 4}, Fill::AwayFromZero)}));
+           }}};
+  return {};
+}
+
+SHOAL_GRAD_CASES(Sigmoid, OpKind::Sigmoid) {
+  return {{"", [](TestGraph& t) { t.mseLoss(t.op(OpKind::Sigmoid, {t.param("p", {3, 4})})); }}};
+  return {};
+}
+
+SHOAL_GRAD_CASES(Tanh, OpKind::Tanh) {
+  return {{"", [](TestGraph& t) { t.mseLoss(t.op(OpKind::Tanh, {t.param("p", {3, 4})})); }}};
+  return {};
+}
+
+SHOAL_GRAD_CASES(Softplus, OpKind::Softplus) {
+  return {{"",
+           [](TestGraph& t) {
+             t.mseLoss(t.op(OpKind::Softplus, {t.param("p", {3, 4})}));
+           }},
+          {"above the threshold", [](TestGraph& t) {
+             t.mseLoss(t.op(OpKind::Softplus,
+                            {t.op(OpKind::Scale, {t.param("p", {3, 4})}, attrs({{"scale", 1.0}, {"shift", 25.0}}))}));
+           }}};
+  return {};
+}
+
+SHOAL_GRAD_CASES(Neg, OpKind::Neg) {
+  return {{"", [](TestGraph& t) { t.mseLoss(t.op(OpKind::Neg, {t.param("p", {3, 4})})); }}};
+  return {};
+}
+
+SHOAL_GRAD_CASES(Add, OpKind::Add, OpKind::Sub, OpKind::Mul, OpKind::Div) {
+  return binaryCases(kind);
+  return {};
+}
+
+SHOAL_GRAD_CASES(SumTo, OpKind::SumTo) {
+  return {{"[2,3,4] to [3,1]",
+           [](TestGraph& t) {
+             t.mseLoss(t.op(OpKind::SumTo, {t.param("p", {2, 3, 4})}, attrs({{"shape", Shape{3, 1}}})));
+           }},
+          {"[2,3] to [3]", [](TestGraph& t) {
+             t.mseLoss(t.op(OpKind::SumTo, {t.param("p", {2, 3})}, attrs({{"shape", Shape{3}}})));
+           }}};
+  return {};
+}
+
+SHOAL_GRAD_CASES(Softmax, OpKind::Softmax) {
+  return {{"rank 2",
+           [](TestGraph& t) {
+             t.mseLoss(t.op(OpKind::Softmax, {t.param("p", {3, 5})}));
+           }},
+          {"rank 3", [](TestGraph& t) {
+             t.mseLoss(t.op(OpKind::Softmax, {t.param("p", {2, 2, 4})}));
+           }}};
+  return {};
+}
+
+SHOAL_GRAD_CASES(LogSoftmax, OpKind::LogSoftmax) {
+  return {{"rank 2", [](TestGraph& t) { t.mseLoss(t.op(OpKind::LogSoftmax, {t.param("p", {3, 5})})); }}};
+  return {};
+}
+
+SHOAL_GRAD_CASES(SoftmaxCrossEntropy, OpKind::SoftmaxCrossEntropy) {
+  return {{"labels", [](TestGraph& t) {
+             Value* labels = t.constant("labels", {4}, {2, 0, 4, 2}, DType::I64);
+             t.output(t.op(OpKind::SoftmaxCrossEntropy, {t.param("logits", {4, 5}), labels}, {}, "loss"), "loss");
+           }}};
+  return {};
+}
+
+SHOAL_GRAD_CASES(Mse, OpKind::Mse) {
+  return {{"both operands", [](TestGraph& t) {
+             t.output(t.op(OpKind::Mse, {t.param("pred", {3, 4}), t.param("target", {3, 4})}, {}, "loss"), "loss");
+           }}};
+  return {};
+}
+
+// Every registered case of `kind`.
+std::vector<GradCase> gradCases(OpKind kind) {
+  auto* fn = GradCaseRegistry::find(kind);
+  return fn ? fn(kind) : std::vector<GradCase>{};
 }
 
 TEST(AutodiffGradCheck, EveryDifferentiableOpHasACase) {
   for (OpKind k : allOps())
     EXPECT_EQ(opInfo(k).differentiable(), !gradCases(k).empty())
-        << opName(k) << (opInfo(k).differentiable() ? " is differentiable but has no finite-difference case"
-                                                     : " has no gradient rule but has cases");
+        << opName(k)
+        << (opInfo(k).differentiable() ? " is differentiable but has no finite-difference case"
+                                       : " has no gradient rule but has cases");
+}
+
+// ir/ops.def's gradient summary and the rules registered in passes/ agree.
+TEST(AutodiffGradCheck, EveryDifferentiableOpHasARegisteredRule) {
+  for (OpKind k : allOps())
+    EXPECT_EQ(opInfo(k).differentiable(), findGradientRule(k) != nullptr)
+        << opName(k)
+        << (opInfo(k).differentiable() ? ": ops.def summarises a gradient, none is registered"
+                                       : ": a rule is registered, ops.def has no gradient summary");
 }
 
 std::vector<OpKind> differentiableOps() {
@@ -752,9 +638,11 @@ TEST(AutodiffGradCheck, MixedChain) {
 // Gradients of the MLP's cross-entropy loss (f64) by appendGradients, by param name.
 TensorMap mlpGradients(TestGraph& t, const TensorMap& labelsInput) {
   auto g = t.g.clone();
-  Value* labels = g->addNode(OpKind::Input, {}, attrs({{"name", std::string("labels")}}), {{"labels", {DType::I64, {4}}}})
-                      ->result();
-  Node* loss = g->addNode(OpKind::SoftmaxCrossEntropy, {g->outputValue("logits"), labels}, {}, {{"loss", {DType::F64, {}}}});
+  Value* labels =
+      g->addNode(OpKind::Input, {}, attrs({{"name", std::string("labels")}}), {{"labels", {DType::I64, {4}}}})
+          ->result();
+  Node* loss =
+      g->addNode(OpKind::SoftmaxCrossEntropy, {g->outputValue("logits"), labels}, {}, {{"loss", {DType::F64, {}}}});
   g->addNode(OpKind::Output, {loss->result()}, attrs({{"name", std::string("loss")}}), {});
   EXPECT_TRUE(appendGradients(*g, "loss"));
   TensorMap inputs = t.inputs;
@@ -794,7 +682,8 @@ TEST(AutodiffTrainingStep, SgdAndAdamStepsFollowTheGradient) {
       for (int64_t j = 0; j < g.numElements(); ++j) {
         double step = before.at(j) - after.at(j);
         // SGD: w -= lr g. Adam's first step: m^ = g, v^ = g^2, so w -= lr g / (|g| + eps).
-        double want = std::string(optimizer) == "sgd" ? cfg.lr * g.at(j) : cfg.lr * g.at(j) / (std::abs(g.at(j)) + cfg.eps);
+        double want =
+            std::string(optimizer) == "sgd" ? cfg.lr * g.at(j) : cfg.lr * g.at(j) / (std::abs(g.at(j)) + cfg.eps);
         EXPECT_NEAR(step, want, 1e-12 * std::max(1.0, std::abs(want))) << name << "[" << j << "]";
       }
     }

@@ -11,1066 +11,1085 @@
 
 #include "frontend/layers.h"
 #include "ir/graph.h"
+#include "runtime/interpreter_cases.h"
 
 namespace shoal {
 namespace {
 
-// ---- building one test case -------------------------------------------------------------
+using namespace shoal::test;
 
-Attrs attrs(std::initializer_list<std::pair<const char*, AttrValue>> entries) {
-  Attrs a;
-  for (const auto& [k, v] : entries) a.set(k, v);
-  return a;
+// ---- the cases, one registration per op (or group of ops sharing a body) ----------------
+
+SHOAL_INTERPRETER_CASES(Input, OpKind::Input) {
+  {
+    CaseBuilder b("input fed and passed to an output", dt);
+    b.output(b.fin("x", {2, 2}, {1, -2, 3.5, 4}));
+    b.expect("y", {2, 2}, {1, -2, 3.5, 4});
+    add(b);
+    CaseBuilder u("u8 input passed through", dt);
+    u.output(u.input("pixels", {DType::U8, {4}}, {0, 1, 128, 255}), "pixels");
+    u.expect("pixels", {4}, {0, 1, 128, 255});
+    add(u);
+    // A float64 tensor fed to an input declared in the case's type is converted.
+    CaseBuilder c("input fed another dtype is converted", dt);
+    c.output(c.inputFed("x", {dt, {3}}, Tensor::fromDoubles(DType::I64, {3}, std::vector<double>{7, -1, 0})));
+    c.expect("y", {3}, {7, -1, 0});
+    add(c);
+    return;
+  }
 }
 
-std::vector<double> ramp(int64_t count, double first = 1.0) {
-  std::vector<double> v(static_cast<size_t>(count));
-  for (int64_t i = 0; i < count; ++i) v[size_t(i)] = first + double(i);
-  return v;
+SHOAL_INTERPRETER_CASES(Param, OpKind::Param) {
+  {
+    CaseBuilder b("param read from the persistent map", dt);
+    b.output(b.param("d.weight", {3}, {0.5, -1, 2}), "w");
+    b.expect("w", {3}, {0.5, -1, 2});
+    b.expect("d.weight", {3}, {0.5, -1, 2});  // written back unchanged
+    add(b);
+    CaseBuilder c("param missing from the map is initialised (ones)", dt);
+    c.output(c.paramInit("d.bias", {2, 2}, "ones"), "b");
+    c.expect("b", {2, 2}, {1, 1, 1, 1});
+    c.expect("d.bias", {2, 2}, {1, 1, 1, 1});  // and appears in the map afterwards
+    add(c);
+    return;
+  }
 }
 
-/// A value the test expects after a run: a graph output or a param/state (by name).
-struct Expect {
-  std::string name;
-  Shape shape;
-  std::vector<double> values;
-};
-
-/// One evaluateGraph call: the inputs fed, the values expected afterwards.
-struct Run {
-  TensorMap inputs;
-  std::vector<Expect> expect;
-};
-
-/// A graph around one op plus the runs to make on it (params/state carry over between runs).
-struct OpCase {
-  std::string label;
-  DType dtype = DType::F64;
-  std::unique_ptr<Graph> graph;
-  TensorMap persistent;  ///< initial param/state values
-  std::vector<Run> runs;
-  bool broken = false;   ///< building failed (already reported)
-};
-
-Location at(int line, const std::string& node) { return Location{"interp.mmd", line, 3, node}; }
-
-// Builds an OpCase; `dt` is the float type of the case (F64 or F32).
-class CaseBuilder {
- public:
-  CaseBuilder(std::string label, DType dt) {
-    c_.label = std::move(label);
-    c_.dtype = dt;
-    c_.graph = std::make_unique<Graph>("case");
-    c_.runs.emplace_back();
+SHOAL_INTERPRETER_CASES(State, OpKind::State) {
+  {
+    CaseBuilder b("state read from the persistent map", dt);
+    const std::vector<double> s = {7, -3};
+    b.output(b.state("opt.m", {2}, &s), "m");
+    b.expect("m", {2}, {7, -3});
+    add(b);
+    CaseBuilder c("state missing from the map starts at zero", dt);
+    c.output(c.state("opt.v", {3}), "v");
+    c.expect("v", {3}, {0, 0, 0});
+    c.expect("opt.v", {3}, {0, 0, 0});
+    add(c);
+    // input + param + state + constant in one graph: 1+10+100+1000 per element.
+    CaseBuilder d("all four sources added", dt);
+    const std::vector<double> st = {100, 200};
+    Value* sum1 = d.op(OpKind::Add, {d.fin("x", {2}, {1, 2}), d.param("p", {2}, {10, 20})}, {}, "s1");
+    Value* sum2 = d.op(OpKind::Add, {sum1, d.state("st", {2}, &st)}, {}, "s2");
+    d.output(d.op(OpKind::Add, {sum2, d.constant("k", dt, {2}, {1000, 2000})}, {}, "s3"));
+    d.expect("y", {2}, {1111, 2222});
+    add(d);
+    return;
   }
-  DType dt() const { return c_.dtype; }
-
-  /// An input of the given type fed with `values`.
-  Value* input(const std::string& name, TensorType t, const std::vector<double>& values) {
-    return inputFed(name, t, Tensor::fromDoubles(t.dtype, t.shape, values));
-  }
-  /// A float (dt) input.
-  Value* fin(const std::string& name, Shape s, const std::vector<double>& values) {
-    return input(name, {dt(), std::move(s)}, values);
-  }
-  /// An input declared as `t` but fed `fed` (another dtype, say).
-  Value* inputFed(const std::string& name, TensorType t, Tensor fed) {
-    c_.runs.back().inputs[name] = std::move(fed);
-    return layers::input(*c_.graph, name, std::move(t), at(++line_, name));
-  }
-  /// A float param whose value comes from the persistent map.
-  Value* param(const std::string& name, Shape s, const std::vector<double>& values) {
-    c_.persistent[name] = Tensor::fromDoubles(dt(), s, values);
-    return layers::param(*c_.graph, name, {dt(), s}, "zeros", at(++line_, name));
-  }
-  /// A float param that is not in the persistent map (initialised by `init`).
-  Value* paramInit(const std::string& name, Shape s, const std::string& init) {
-    return layers::param(*c_.graph, name, {dt(), std::move(s)}, init, at(++line_, name));
-  }
-  Value* state(const std::string& name, Shape s, const std::vector<double>* values = nullptr) {
-    if (values) c_.persistent[name] = Tensor::fromDoubles(dt(), s, *values);
-    Node* n = c_.graph->addNode(OpKind::State, {}, {}, {{name, {dt(), s}}}, at(++line_, name));
-    fillDefaultAttrs(*n);
-    return n->result();
-  }
-  Value* constant(const std::string& name, DType t, Shape s, std::vector<double> values) {
-    return layers::constant(*c_.graph, name, t, TensorLiteral{std::move(s), std::move(values)}, at(++line_, name));
-  }
-  /// The op under test (or a helper op); the node's pipeline id is `name`.
-  Value* op(OpKind kind, std::vector<Value*> ins, Attrs a = {}, const std::string& name = "y") {
-    auto v = layers::addOp(*c_.graph, kind, std::move(ins), std::move(a), name, at(++line_, name));
-    if (!v) {
-      ADD_FAILURE() << c_.label << ": building " << opName(kind) << ": " << v.error().str();
-      c_.broken = true;
-      return nullptr;
-    }
-    return *v;
-  }
-  void output(Value* v, const std::string& name = "y") {
-    if (v) layers::output(*c_.graph, v, name, at(++line_, name));
-  }
-  /// Expects `name` (an output, else a param/state) to hold `values` after the current run.
-  void expect(const std::string& name, Shape s, std::vector<double> values) {
-    c_.runs.back().expect.push_back({name, std::move(s), std::move(values)});
-  }
-  /// Starts another run, feeding the previous inputs with `changed` replacing some.
-  void nextRun(const TensorMap& changed) {
-    Run r;
-    r.inputs = c_.runs.back().inputs;
-    for (const auto& [name, t] : changed) r.inputs[name] = t;
-    c_.runs.push_back(std::move(r));
-  }
-  Tensor tensor(Shape s, const std::vector<double>& values) const { return Tensor::fromDoubles(dt(), s, values); }
-
-  OpCase done() { return std::move(c_); }
-
- private:
-  OpCase c_;
-  int line_ = 0;
-};
-
-// ---- the cases, one or more per op -------------------------------------------------------
-
-using Cases = std::vector<OpCase>;
-
-// x -> binary op with y (broadcast), for add/sub/mul/div; `results` lists the expected values
-// of the scenarios in order: row vector, column vector, scalar right, scalar left, outer
-// ([2,1] op [1,3]), equal shapes.
-Cases binaryCases(OpKind kind, DType dt, const std::vector<std::vector<double>>& results) {
-  // A = [[1,2,3],[4,5,6]], R = [1,2,4], C = [[2],[4]], S = 2, a = [[1],[2]], b = [[1,2,4]],
-  // A2 = [[6,5,4],[3,2,1]].
-  const std::vector<double> A = {1, 2, 3, 4, 5, 6};
-  struct Scenario {
-    const char* label;
-    Shape lhsShape;
-    std::vector<double> lhs;
-    Shape rhsShape;
-    std::vector<double> rhs;
-    Shape out;
-  };
-  const std::vector<Scenario> scenarios = {
-      {"row vector [3]", {2, 3}, A, {3}, {1, 2, 4}, {2, 3}},
-      {"column vector [2,1]", {2, 3}, A, {2, 1}, {2, 4}, {2, 3}},
-      {"scalar on the right", {2, 3}, A, {}, {2}, {2, 3}},
-      {"scalar on the left", {}, {2}, {2, 3}, A, {2, 3}},
-      {"outer [2,1] with [1,3]", {2, 1}, {1, 2}, {1, 3}, {1, 2, 4}, {2, 3}},
-      {"equal shapes", {2, 3}, A, {2, 3}, {6, 5, 4, 3, 2, 1}, {2, 3}},
-  };
-  Cases out;
-  for (size_t i = 0; i < scenarios.size(); ++i) {
-    const Scenario& s = scenarios[i];
-    CaseBuilder b(std::string(opName(kind)) + " " + s.label, dt);
-    b.output(b.op(kind, {b.fin("a", s.lhsShape, s.lhs), b.fin("b", s.rhsShape, s.rhs)}));
-    b.expect("y", s.out, results.at(i));
-    out.push_back(b.done());
-  }
-  return out;
 }
 
-// Every case for `kind`, built with float type `dt`. No default: a new row in ops.def
-// without cases here is a compile warning (-Wswitch) and an empty list (a test failure).
-Cases casesFor(OpKind kind, DType dt) {
-  Cases out;
-  auto add = [&](CaseBuilder& b) { out.push_back(b.done()); };
-  const double ln2 = std::log(2.0), ln3 = std::log(3.0);
-  switch (kind) {
-    case OpKind::Input: {
-      CaseBuilder b("input fed and passed to an output", dt);
-      b.output(b.fin("x", {2, 2}, {1, -2, 3.5, 4}));
-      b.expect("y", {2, 2}, {1, -2, 3.5, 4});
-      add(b);
-      CaseBuilder u("u8 input passed through", dt);
-      u.output(u.input("pixels", {DType::U8, {4}}, {0, 1, 128, 255}), "pixels");
-      u.expect("pixels", {4}, {0, 1, 128, 255});
-      add(u);
-      // A float64 tensor fed to an input declared in the case's type is converted.
-      CaseBuilder c("input fed another dtype is converted", dt);
-      c.output(c.inputFed("x", {dt, {3}}, Tensor::fromDoubles(DType::I64, {3}, std::vector<double>{7, -1, 0})));
-      c.expect("y", {3}, {7, -1, 0});
-      add(c);
-      return out;
-    }
-    case OpKind::Param: {
-      CaseBuilder b("param read from the persistent map", dt);
-      b.output(b.param("d.weight", {3}, {0.5, -1, 2}), "w");
-      b.expect("w", {3}, {0.5, -1, 2});
-      b.expect("d.weight", {3}, {0.5, -1, 2});  // written back unchanged
-      add(b);
-      CaseBuilder c("param missing from the map is initialised (ones)", dt);
-      c.output(c.paramInit("d.bias", {2, 2}, "ones"), "b");
-      c.expect("b", {2, 2}, {1, 1, 1, 1});
-      c.expect("d.bias", {2, 2}, {1, 1, 1, 1});  // and appears in the map afterwards
-      add(c);
-      return out;
-    }
-    case OpKind::State: {
-      CaseBuilder b("state read from the persistent map", dt);
-      const std::vector<double> s = {7, -3};
-      b.output(b.state("opt.m", {2}, &s), "m");
-      b.expect("m", {2}, {7, -3});
-      add(b);
-      CaseBuilder c("state missing from the map starts at zero", dt);
-      c.output(c.state("opt.v", {3}), "v");
-      c.expect("v", {3}, {0, 0, 0});
-      c.expect("opt.v", {3}, {0, 0, 0});
-      add(c);
-      // input + param + state + constant in one graph: 1+10+100+1000 per element.
-      CaseBuilder d("all four sources added", dt);
-      const std::vector<double> st = {100, 200};
-      Value* sum1 = d.op(OpKind::Add, {d.fin("x", {2}, {1, 2}), d.param("p", {2}, {10, 20})}, {}, "s1");
-      Value* sum2 = d.op(OpKind::Add, {sum1, d.state("st", {2}, &st)}, {}, "s2");
-      d.output(d.op(OpKind::Add, {sum2, d.constant("k", dt, {2}, {1000, 2000})}, {}, "s3"));
-      d.expect("y", {2}, {1111, 2222});
-      add(d);
-      return out;
-    }
-    case OpKind::Constant: {
-      CaseBuilder b("float constant", dt);
-      b.output(b.constant("k", dt, {2, 2}, {1, 2.5, -3, 0.125}));
-      b.expect("y", {2, 2}, {1, 2.5, -3, 0.125});
-      add(b);
-      CaseBuilder c("i64 constant", dt);
-      c.output(c.constant("k", DType::I64, {2}, {5, -6}));
-      c.expect("y", {2}, {5, -6});
-      add(c);
-      CaseBuilder d("scalar constant", dt);
-      d.output(d.constant("k", dt, {}, {-0.75}));
-      d.expect("y", {}, {-0.75});
-      add(d);
-      return out;
-    }
-    case OpKind::Output: {
-      CaseBuilder b("one value, two outputs", dt);
-      Value* x = b.fin("x", {3}, {1, 2, 3});
-      b.output(x, "first");
-      b.output(x, "second");
-      b.expect("first", {3}, {1, 2, 3});
-      b.expect("second", {3}, {1, 2, 3});
-      add(b);
-      return out;
-    }
-    case OpKind::Cast: {
-      const std::string target(dtypeName(dt));
-      CaseBuilder b("u8 pixels to float", dt);
-      b.output(b.op(kind, {b.input("x", {DType::U8, {4}}, {0, 1, 128, 255})}, attrs({{"dtype", target}})));
-      b.expect("y", {4}, {0, 1, 128, 255});
-      add(b);
-      // Float to integer truncates toward zero (C++ conversion): 2.7 -> 2, -2.7 -> -2, ±0.5 -> 0.
-      CaseBuilder c("float to i64 truncates", dt);
-      c.output(c.op(kind, {c.fin("x", {5}, {2.7, -2.7, 0.5, -0.5, 3})}, attrs({{"dtype", std::string("i64")}})));
-      c.expect("y", {5}, {2, -2, 0, 0, 3});
-      add(c);
-      CaseBuilder d("i64 to float", dt);
-      d.output(d.op(kind, {d.input("x", {DType::I64, {2}}, {3, -4})}, attrs({{"dtype", target}})));
-      d.expect("y", {2}, {3, -4});
-      add(d);
-      return out;
-    }
-    case OpKind::Scale: {
-      CaseBuilder b("scale and shift", dt);
-      // y = x * 0.5 - 1: 0 -> -1, 1 -> -0.5, 2 -> 0, 255 -> 126.5.
-      b.output(b.op(kind, {b.fin("x", {2, 2}, {0, 1, 2, 255})}, attrs({{"scale", 0.5}, {"shift", -1.0}})));
-      b.expect("y", {2, 2}, {-1, -0.5, 0, 126.5});
-      add(b);
-      CaseBuilder c("scale 1/255, no shift", dt);
-      c.output(c.op(kind, {c.fin("x", {3}, {0, 51, 255})}, attrs({{"scale", 1.0 / 255.0}})));
-      c.expect("y", {3}, {0, 0.2, 1});
-      add(c);
-      return out;
-    }
-    case OpKind::Normalize: {
-      CaseBuilder b("one mean/std for all", dt);
-      // (x - 1) / 2
-      b.output(b.op(kind, {b.fin("x", {1, 1, 2, 2}, {0, 1, 2, 3})},
-                    attrs({{"mean", std::vector<double>{1}}, {"std", std::vector<double>{2}}})));
-      b.expect("y", {1, 1, 2, 2}, {-0.5, 0, 0.5, 1});
-      add(b);
-      // x [2,2,1,2] = 0..7; channel 0 uses (x-1)/2, channel 1 (x-10)/4:
-      // n0c0 [0,1] -> [-0.5,0]; n0c1 [2,3] -> [-2,-1.75]; n1c0 [4,5] -> [1.5,2]; n1c1 [6,7] -> [-1,-0.75].
-      CaseBuilder c("per channel", dt);
-      c.output(c.op(kind, {c.fin("x", {2, 2, 1, 2}, ramp(8, 0))},
-                    attrs({{"mean", std::vector<double>{1, 10}}, {"std", std::vector<double>{2, 4}}})));
-      c.expect("y", {2, 2, 1, 2}, {-0.5, 0, -2, -1.75, 1.5, 2, -1, -0.75});
-      add(c);
-      // Rank 2 [N,C]: the channel is the column.
-      CaseBuilder d("per column of a matrix", dt);
-      d.output(d.op(kind, {d.fin("x", {2, 2}, {1, 1, 3, 3})},
-                    attrs({{"mean", std::vector<double>{1, 3}}, {"std", std::vector<double>{2, 0.5}}})));
-      d.expect("y", {2, 2}, {0, -4, 1, 0});
-      add(d);
-      return out;
-    }
-    case OpKind::Conv2d: {
-      const std::vector<double> cross = {1, 0, 1, 0, 1, 0, 1, 0, 1};
-      {
-        // The design's example: X = 5x5 ramp 1..25, K = [[1,0,1],[0,1,0],[1,0,1]], valid.
-        // Y[0,0] = 1+3+7+11+13 = 35, and each step right adds 5, each step down 25.
-        CaseBuilder b("design example, no bias", dt);
-        b.output(b.op(kind, {b.fin("x", {1, 1, 5, 5}, ramp(25)), b.param("k", {1, 1, 3, 3}, cross)}));
-        b.expect("y", {1, 1, 3, 3}, {35, 40, 45, 60, 65, 70, 85, 90, 95});
-        add(b);
-      }
-      {
-        // Two filters: the cross (+0.5) and a centre tap (-1), which picks x[oy+1][ox+1].
-        CaseBuilder b("two filters with bias", dt);
-        std::vector<double> w = cross;
-        for (double v : {0, 0, 0, 0, 1, 0, 0, 0, 0}) w.push_back(v);
-        b.output(b.op(kind, {b.fin("x", {1, 1, 5, 5}, ramp(25)), b.param("w", {2, 1, 3, 3}, w),
-                             b.param("bias", {2}, {0.5, -1})}));
-        b.expect("y", {1, 2, 3, 3},
-                 {35.5, 40.5, 45.5, 60.5, 65.5, 70.5, 85.5, 90.5, 95.5, 6, 7, 8, 11, 12, 13, 16, 17, 18});
-        add(b);
-      }
-      {
-        // Stride 2, padding 1: window (oy,ox) has its top-left at (2oy-1, 2ox-1); x(r,c) = 5r+c+1,
-        // 0 outside. (0,0): x(0,0)+x(1,1) = 1+7 = 8; (0,1): x(0,2)+x(1,1)+x(1,3) = 3+7+9 = 19;
-        // (0,2): 5+9 = 14; (1,0): 7+11+17 = 35; (1,1): 7+9+13+17+19 = 65; (1,2): 9+15+19 = 43;
-        // (2,0): 17+21 = 38; (2,1): 17+19+23 = 59; (2,2): 19+25 = 44.
-        CaseBuilder b("stride 2, padding 1", dt);
-        b.output(b.op(kind, {b.fin("x", {1, 1, 5, 5}, ramp(25)), b.param("k", {1, 1, 3, 3}, cross)},
-                      attrs({{"stride", Shape{2, 2}}, {"padding", Shape{1, 1, 1, 1}}})));
-        b.expect("y", {1, 1, 3, 3}, {8, 19, 14, 35, 65, 43, 38, 59, 44});
-        add(b);
-      }
-      {
-        // Dilation 2, K = [[1,2],[3,4]]: y = x(oy,ox) + 2x(oy,ox+2) + 3x(oy+2,ox) + 4x(oy+2,ox+2)
-        // = 10(5oy+ox) + (1 + 2*3 + 3*11 + 4*13) = 50oy + 10ox + 92.
-        CaseBuilder b("dilation 2", dt);
-        b.output(b.op(kind, {b.fin("x", {1, 1, 5, 5}, ramp(25)), b.param("k", {1, 1, 2, 2}, {1, 2, 3, 4})},
-                      attrs({{"dilation", Shape{2, 2}}})));
-        b.expect("y", {1, 1, 3, 3}, {92, 102, 112, 142, 152, 162, 192, 202, 212});
-        add(b);
-      }
-      {
-        // Asymmetric padding [top 0, left 1, bottom 1, right 0] of [[1,2],[3,4]], 2x2 ones:
-        // padded rows [0,1,2],[0,3,4],[0,0,0] -> [[0+1+0+3, 1+2+3+4], [0+3+0+0, 3+4+0+0]].
-        CaseBuilder b("asymmetric padding", dt);
-        b.output(b.op(kind, {b.fin("x", {1, 1, 2, 2}, {1, 2, 3, 4}), b.param("k", {1, 1, 2, 2}, {1, 1, 1, 1})},
-                      attrs({{"padding", Shape{0, 1, 1, 0}}})));
-        b.expect("y", {1, 1, 2, 2}, {4, 10, 3, 7});
-        add(b);
-      }
-      {
-        // 1x1 over two channels and a batch of 2: y = 2*c0 - c1.
-        // n0: c0 [1,2,3,4], c1 [5,6,7,8] -> [-3,-2,-1,0]; n1: c0 [0,1,0,1], c1 [1,1,1,1] -> [-1,1,-1,1].
-        CaseBuilder b("pointwise, two channels, batch 2", dt);
-        b.output(b.op(kind, {b.fin("x", {2, 2, 2, 2}, {1, 2, 3, 4, 5, 6, 7, 8, 0, 1, 0, 1, 1, 1, 1, 1}),
-                             b.param("k", {1, 2, 1, 1}, {2, -1})}));
-        b.expect("y", {2, 1, 2, 2}, {-3, -2, -1, 0, -1, 1, -1, 1});
-        add(b);
-      }
-      return out;
-    }
-    case OpKind::Conv2dBackwardData: {
-      auto a = [](Shape stride, Shape pad, Shape dil, Shape in) {
-        return attrs({{"stride", stride}, {"padding", pad}, {"dilation", dil}, {"input_shape", in}});
-      };
-      {
-        // dx = Σ dy[oy,ox] · w placed at (oy,ox): dy = [[1,2],[3,4]], w = [[1,2],[3,4]]:
-        // 1·w@(0,0) + 2·w@(0,1) + 3·w@(1,0) + 4·w@(1,1) = [[1,4,4],[6,20,16],[9,24,16]]
-        // (centre: 1·4 + 2·3 + 3·2 + 4·1 = 20).
-        CaseBuilder b("stride 1", dt);
-        b.output(b.op(kind, {b.fin("dy", {1, 1, 2, 2}, {1, 2, 3, 4}), b.param("w", {1, 1, 2, 2}, {1, 2, 3, 4})},
-                      a({1, 1}, {0, 0, 0, 0}, {1, 1}, {1, 1, 3, 3})));
-        b.expect("y", {1, 1, 3, 3}, {1, 4, 4, 6, 20, 16, 9, 24, 16});
-        add(b);
-      }
-      {
-        // Stride 2, padding 1, 3x3 ones over a 3x3 input: window oy covers input rows {0,1}
-        // (oy=0) or {1,2} (oy=1), likewise columns; dx(i,j) = Σ dy over the windows holding it.
-        CaseBuilder b("stride 2, padding 1", dt);
-        b.output(b.op(kind, {b.fin("dy", {1, 1, 2, 2}, {1, 2, 3, 4}), b.param("w", {1, 1, 3, 3}, std::vector<double>(9, 1))},
-                      a({2, 2}, {1, 1, 1, 1}, {1, 1}, {1, 1, 3, 3})));
-        b.expect("y", {1, 1, 3, 3}, {1, 3, 2, 4, 10, 6, 3, 7, 4});
-        add(b);
-      }
-      {
-        // Floor mode: a 4x4 input, 3x3 kernel, stride 2 has one window; row/column 3 get 0.
-        CaseBuilder b("pixels no window reads are zero", dt);
-        b.output(b.op(kind, {b.fin("dy", {1, 1, 1, 1}, {5}), b.param("w", {1, 1, 3, 3}, ramp(9))},
-                      a({2, 2}, {0, 0, 0, 0}, {1, 1}, {1, 1, 4, 4})));
-        b.expect("y", {1, 1, 4, 4}, {5, 10, 15, 0, 20, 25, 30, 0, 35, 40, 45, 0, 0, 0, 0, 0});
-        add(b);
-      }
-      {
-        // Dilation 2: the 2x2 taps land on the corners of the 3x3 input: dy·w there.
-        CaseBuilder b("dilation 2", dt);
-        b.output(b.op(kind, {b.fin("dy", {1, 1, 1, 1}, {2}), b.param("w", {1, 1, 2, 2}, {1, 2, 3, 4})},
-                      a({1, 1}, {0, 0, 0, 0}, {2, 2}, {1, 1, 3, 3})));
-        b.expect("y", {1, 1, 3, 3}, {2, 0, 4, 0, 0, 0, 6, 0, 8});
-        add(b);
-      }
-      {
-        // Two output channels into two input channels (1x1): dx[c] = Σ_o dy[o] w[o,c].
-        // w = [[1,2],[3,4]] (o,c); dy o0 = [1,0], o1 = [0,1] (a 1x2 image):
-        // c0 = [1·1, 3·1] = [1,3]; c1 = [2·1, 4·1] = [2,4].
-        CaseBuilder b("channels mix", dt);
-        b.output(b.op(kind, {b.fin("dy", {1, 2, 1, 2}, {1, 0, 0, 1}), b.param("w", {2, 2, 1, 1}, {1, 2, 3, 4})},
-                      a({1, 1}, {0, 0, 0, 0}, {1, 1}, {1, 2, 1, 2})));
-        b.expect("y", {1, 2, 1, 2}, {1, 3, 2, 4});
-        add(b);
-      }
-      return out;
-    }
-    case OpKind::Conv2dBackwardWeight: {
-      auto a = [](Shape stride, Shape pad, Shape dil, Shape ws) {
-        return attrs({{"stride", stride}, {"padding", pad}, {"dilation", dil}, {"weight_shape", ws}});
-      };
-      {
-        // dw[ki,kj] = Σ dy[oy,ox] x[oy+ki, ox+kj], x = [[1,2,3],[4,5,6],[7,8,9]], dy = [[1,2],[3,4]]:
-        // dw00 = 1+4+12+20 = 37, dw01 = 2+6+15+24 = 47, dw10 = 4+10+21+32 = 67, dw11 = 5+12+24+36 = 77.
-        CaseBuilder b("stride 1", dt);
-        b.output(b.op(kind, {b.fin("x", {1, 1, 3, 3}, ramp(9)), b.fin("dy", {1, 1, 2, 2}, {1, 2, 3, 4})},
-                      a({1, 1}, {0, 0, 0, 0}, {1, 1}, {1, 1, 2, 2})));
-        b.expect("y", {1, 1, 2, 2}, {37, 47, 67, 77});
-        add(b);
-      }
-      {
-        // Stride 2, padding 1, x(r,c) = 3r+c+1: tap ki reads row 2oy-1+ki, so ki=0 only sees
-        // oy=1 (row 1), ki=1 sees rows 0 and 2, ki=2 only oy=0 (row 1); columns alike.
-        // dw00 = 4·x(1,1) = 20; dw01 = 3·x(1,0) + 4·x(1,2) = 36; dw02 = 3·x(1,1) = 15;
-        // dw10 = 2·x(0,1) + 4·x(2,1) = 36; dw11 = 1+2·3+3·7+4·9 = 64; dw12 = 1·x(0,1) + 3·x(2,1) = 26;
-        // dw20 = 2·x(1,1) = 10; dw21 = 1·x(1,0) + 2·x(1,2) = 16; dw22 = 1·x(1,1) = 5.
-        // (Check: Σ dw = 228 = Σ dy·conv(x, ones) = 12 + 2·16 + 3·24 + 4·28.)
-        CaseBuilder b("stride 2, padding 1", dt);
-        b.output(b.op(kind, {b.fin("x", {1, 1, 3, 3}, ramp(9)), b.fin("dy", {1, 1, 2, 2}, {1, 2, 3, 4})},
-                      a({2, 2}, {1, 1, 1, 1}, {1, 1}, {1, 1, 3, 3})));
-        b.expect("y", {1, 1, 3, 3}, {20, 36, 15, 36, 64, 26, 10, 16, 5});
-        add(b);
-      }
-      {
-        // Summed over the batch, two filters (1x1): dw[o] = Σ_n Σ_pixels dy[n,o] x[n].
-        // x n0 = [1,2,3,4], n1 = [-1,0,1,2]; dy n0o0 = 1s, n0o1 = [1,0,0,0], n1o0 = 2s, n1o1 = [0,0,0,1]:
-        // dw0 = 10 + 2·2 = 14; dw1 = 1 + 2 = 3.
-        CaseBuilder b("batch of 2, two filters", dt);
-        b.output(b.op(kind, {b.fin("x", {2, 1, 2, 2}, {1, 2, 3, 4, -1, 0, 1, 2}),
-                             b.fin("dy", {2, 2, 2, 2}, {1, 1, 1, 1, 1, 0, 0, 0, 2, 2, 2, 2, 0, 0, 0, 1})},
-                      a({1, 1}, {0, 0, 0, 0}, {1, 1}, {2, 1, 1, 1})));
-        b.expect("y", {2, 1, 1, 1}, {14, 3});
-        add(b);
-      }
-      {
-        // Dilation 2, one output pixel: dw = dy · x at the corners = 2·[[1,3],[7,9]].
-        CaseBuilder b("dilation 2", dt);
-        b.output(b.op(kind, {b.fin("x", {1, 1, 3, 3}, ramp(9)), b.fin("dy", {1, 1, 1, 1}, {2})},
-                      a({1, 1}, {0, 0, 0, 0}, {2, 2}, {1, 1, 2, 2})));
-        b.expect("y", {1, 1, 2, 2}, {2, 6, 14, 18});
-        add(b);
-      }
-      return out;
-    }
-    case OpKind::MaxPool2d: {
-      const Shape k2{2, 2};
-      {
-        // Windows: {4,2,4,0} -> 4, {5,3,1,1} -> 5, {7,7,6,6} -> 7, {2,9,9,9} -> 9.
-        CaseBuilder b("2x2 stride 2 with ties", dt);
-        b.output(b.op(kind, {b.fin("x", {1, 1, 4, 4}, {4, 2, 5, 3, 4, 0, 1, 1, 7, 7, 2, 9, 6, 6, 9, 9})},
-                      attrs({{"kernel", k2}, {"stride", k2}})));
-        b.expect("y", {1, 1, 2, 2}, {4, 5, 7, 9});
-        add(b);
-      }
-      {
-        // Floor mode: a 5x5 ramp, the last row and column never read; maxima are the
-        // bottom-right corners x(1,1) = 7, x(1,3) = 9, x(3,1) = 17, x(3,3) = 19.
-        CaseBuilder b("floor mode", dt);
-        b.output(b.op(kind, {b.fin("x", {1, 1, 5, 5}, ramp(25))}, attrs({{"kernel", k2}, {"stride", k2}})));
-        b.expect("y", {1, 1, 2, 2}, {7, 9, 17, 19});
-        add(b);
-      }
-      {
-        // Padding counts as -inf, not 0: [[-1,-2],[-3,-4]] padded by 1, 2x2 windows, stride 1.
-        CaseBuilder b("padding is never the max", dt);
-        b.output(b.op(kind, {b.fin("x", {1, 1, 2, 2}, {-1, -2, -3, -4})},
-                      attrs({{"kernel", k2}, {"stride", Shape{1, 1}}, {"padding", Shape{1, 1, 1, 1}}})));
-        b.expect("y", {1, 1, 3, 3}, {-1, -1, -2, -1, -1, -2, -3, -3, -4});
-        add(b);
-      }
-      {
-        // Per channel and per image: two channels of a 2x2 image each reduce to their max.
-        CaseBuilder b("channels and batch stay apart", dt);
-        b.output(b.op(kind, {b.fin("x", {2, 2, 2, 2}, {1, 5, 2, 3, -1, -5, -2, -3, 0, 0, 0, 8, 9, 1, 1, 1})},
-                      attrs({{"kernel", k2}, {"stride", k2}})));
-        b.expect("y", {2, 2, 1, 1}, {5, -1, 8, 9});
-        add(b);
-      }
-      return out;
-    }
-    case OpKind::MaxPool2dGrad: {
-      const Shape k2{2, 2};
-      {
-        // dy goes to the first maximum of each window (row-major): x(0,0) (4 ties 4),
-        // x(0,2) = 5, x(2,0) (7 ties 7), x(2,3) (9 ties x(3,2), x(3,3)).
-        CaseBuilder b("ties go to the first max", dt);
-        b.output(b.op(kind, {b.fin("x", {1, 1, 4, 4}, {4, 2, 5, 3, 4, 0, 1, 1, 7, 7, 2, 9, 6, 6, 9, 9}),
-                             b.fin("dy", {1, 1, 2, 2}, {10, 20, 30, 40})},
-                      attrs({{"kernel", k2}, {"stride", k2}, {"padding", Shape{0, 0, 0, 0}}})));
-        b.expect("y", {1, 1, 4, 4}, {10, 0, 20, 0, 0, 0, 0, 0, 30, 0, 0, 40, 0, 0, 0, 0});
-        add(b);
-      }
-      {
-        // Overlapping windows add up: x = [[1,3,2],[0,1,0]], 2x2 stride 1: both windows pick
-        // x(0,1) = 3, so dx(0,1) = 5 + 7.
-        CaseBuilder b("overlapping windows accumulate", dt);
-        b.output(b.op(kind, {b.fin("x", {1, 1, 2, 3}, {1, 3, 2, 0, 1, 0}), b.fin("dy", {1, 1, 1, 2}, {5, 7})},
-                      attrs({{"kernel", k2}, {"stride", Shape{1, 1}}, {"padding", Shape{0, 0, 0, 0}}})));
-        b.expect("y", {1, 1, 2, 3}, {0, 12, 0, 0, 0, 0});
-        add(b);
-      }
-      {
-        // With padding 1 (the forward case above), dy(r,c) = 3r+c+1: windows (0,0),(0,1),(1,0),(1,1)
-        // pick x(0,0): 1+2+4+5 = 12; (0,2),(1,2) pick x(0,1): 3+6 = 9; (2,0),(2,1) pick x(1,0):
-        // 7+8 = 15; (2,2) picks x(1,1): 9.
-        CaseBuilder b("padding", dt);
-        b.output(b.op(kind, {b.fin("x", {1, 1, 2, 2}, {-1, -2, -3, -4}), b.fin("dy", {1, 1, 3, 3}, ramp(9))},
-                      attrs({{"kernel", k2}, {"stride", Shape{1, 1}}, {"padding", Shape{1, 1, 1, 1}}})));
-        b.expect("y", {1, 1, 2, 2}, {12, 9, 15, 9});
-        add(b);
-      }
-      return out;
-    }
-    case OpKind::AvgPool2d: {
-      const Shape k2{2, 2};
-      {
-        // 4x4 ramp: (1+2+5+6)/4 = 3.5, (3+4+7+8)/4 = 5.5, (9+10+13+14)/4 = 11.5, (11+12+15+16)/4 = 13.5.
-        CaseBuilder b("2x2 stride 2", dt);
-        b.output(b.op(kind, {b.fin("x", {1, 1, 4, 4}, ramp(16))}, attrs({{"kernel", k2}, {"stride", k2}})));
-        b.expect("y", {1, 1, 2, 2}, {3.5, 5.5, 11.5, 13.5});
-        add(b);
-      }
-      {
-        // Padding counts in the divisor (always 4): [[1,2],[3,4]] padded by 1, stride 1:
-        // [[1, 1+2, 2], [1+3, 1+2+3+4, 2+4], [3, 3+4, 4]] / 4.
-        CaseBuilder b("padding counted", dt);
-        b.output(b.op(kind, {b.fin("x", {1, 1, 2, 2}, {1, 2, 3, 4})},
-                      attrs({{"kernel", k2}, {"stride", Shape{1, 1}}, {"padding", Shape{1, 1, 1, 1}}})));
-        b.expect("y", {1, 1, 3, 3}, {0.25, 0.75, 0.5, 1, 2.5, 1.5, 0.75, 1.75, 1});
-        add(b);
-      }
-      {
-        // 3x1 windows, stride (1,1) over a 3x2 image: column means.
-        CaseBuilder b("non-square window", dt);
-        b.output(b.op(kind, {b.fin("x", {1, 1, 3, 2}, {1, 10, 2, 20, 6, 60})},
-                      attrs({{"kernel", Shape{3, 1}}, {"stride", Shape{1, 1}}})));
-        b.expect("y", {1, 1, 1, 2}, {3, 30});
-        add(b);
-      }
-      return out;
-    }
-    case OpKind::AvgPool2dGrad: {
-      const Shape k2{2, 2};
-      {
-        // dy/4 spread over each 2x2 window of a 5x5 input (floor mode: row/column 4 get 0).
-        CaseBuilder b("2x2 stride 2, floor mode", dt);
-        b.output(b.op(kind, {b.fin("dy", {1, 1, 2, 2}, {4, 8, 12, 16})},
-                      attrs({{"kernel", k2}, {"stride", k2}, {"padding", Shape{0, 0, 0, 0}}, {"input_shape", Shape{1, 1, 5, 5}}})));
-        b.expect("y", {1, 1, 5, 5}, {1, 1, 2, 2, 0, 1, 1, 2, 2, 0, 3, 3, 4, 4, 0, 3, 3, 4, 4, 0, 0, 0, 0, 0, 0});
-        add(b);
-      }
-      {
-        // Padding 1, stride 1, dy(r,c) = 3r+c+1 over 3x3 windows of a 2x2 input: pixel (i,j) is in
-        // windows oy in {i,i+1}, ox in {j,j+1}: (1+2+4+5)/4 = 3, (2+3+5+6)/4 = 4, (4+5+7+8)/4 = 6,
-        // (5+6+8+9)/4 = 7.
-        CaseBuilder b("padding, overlapping", dt);
-        b.output(b.op(kind, {b.fin("dy", {1, 1, 3, 3}, ramp(9))},
-                      attrs({{"kernel", k2}, {"stride", Shape{1, 1}}, {"padding", Shape{1, 1, 1, 1}}, {"input_shape", Shape{1, 1, 2, 2}}})));
-        b.expect("y", {1, 1, 2, 2}, {3, 4, 6, 7});
-        add(b);
-      }
-      return out;
-    }
-    case OpKind::Flatten: {
-      CaseBuilder b("axis 1", dt);
-      b.output(b.op(kind, {b.fin("x", {2, 2, 1, 3}, ramp(12))}));
-      b.expect("y", {2, 6}, ramp(12));
-      add(b);
-      CaseBuilder c("axis 2", dt);
-      c.output(c.op(kind, {c.fin("x", {2, 2, 1, 3}, ramp(12))}, attrs({{"axis", int64_t{2}}})));
-      c.expect("y", {4, 3}, ramp(12));
-      add(c);
-      CaseBuilder d("axis 0", dt);
-      d.output(d.op(kind, {d.fin("x", {2, 3}, ramp(6))}, attrs({{"axis", int64_t{0}}})));
-      d.expect("y", {1, 6}, ramp(6));
-      add(d);
-      return out;
-    }
-    case OpKind::Reshape: {
-      CaseBuilder b("-1 extent inferred", dt);
-      b.output(b.op(kind, {b.fin("x", {2, 6}, ramp(12))}, attrs({{"shape", Shape{3, -1}}})));
-      b.expect("y", {3, 4}, ramp(12));
-      add(b);
-      CaseBuilder c("to rank 4", dt);
-      c.output(c.op(kind, {c.fin("x", {2, 6}, ramp(12))}, attrs({{"shape", Shape{-1, 1, 2, 3}}})));
-      c.expect("y", {2, 1, 2, 3}, ramp(12));
-      add(c);
-      CaseBuilder d("one element to a scalar", dt);
-      d.output(d.op(kind, {d.fin("x", {1, 1}, {4.5})}, attrs({{"shape", Shape{}}})));
-      d.expect("y", {}, {4.5});
-      add(d);
-      return out;
-    }
-    case OpKind::Dense: {
-      // x = [[1,2,3],[4,5,6]], w = [[1,0,-1],[0.5,0.5,0.5]]: x wᵀ = [[1-3, 3], [4-6, 7.5]].
-      CaseBuilder b("with bias", dt);
-      b.output(b.op(kind, {b.fin("x", {2, 3}, ramp(6)), b.param("w", {2, 3}, {1, 0, -1, 0.5, 0.5, 0.5}),
-                           b.param("b", {2}, {10, -1})}));
-      b.expect("y", {2, 2}, {8, 2, 8, 6.5});
-      add(b);
-      CaseBuilder c("without bias", dt);
-      c.output(c.op(kind, {c.fin("x", {2, 3}, ramp(6)), c.param("w", {2, 3}, {1, 0, -1, 0.5, 0.5, 0.5})}));
-      c.expect("y", {2, 2}, {-2, 3, -2, 7.5});
-      add(c);
-      return out;
-    }
-    case OpKind::FusedConv2d: {
-      // The design's ramp example minus a bias of 50, then relu:
-      // [[35,40,45],[60,65,70],[85,90,95]] - 50 -> [[0,0,0],[10,15,20],[35,40,45]].
-      CaseBuilder b("ramp, bias, relu", dt);
-      b.output(b.op(kind, {b.fin("x", {1, 1, 5, 5}, ramp(25)), b.param("w", {1, 1, 3, 3}, {1, 0, 1, 0, 1, 0, 1, 0, 1}),
-                           b.param("b", {1}, {-50})},
-                    attrs({{"activation", std::string("relu")}})));
-      b.expect("y", {1, 1, 3, 3}, {0, 0, 0, 10, 15, 20, 35, 40, 45});
-      add(b);
-      return out;
-    }
-    case OpKind::FusedConv2dPool: {
-      // fused_conv2d's case above, [[0,0,0],[10,15,20],[35,40,45]], then max-pooled.
-      auto conv = [&](CaseBuilder& b, Attrs a) {
-        a.set("activation", std::string("relu"));
-        return b.op(kind, {b.fin("x", {1, 1, 5, 5}, ramp(25)), b.param("w", {1, 1, 3, 3}, {1, 0, 1, 0, 1, 0, 1, 0, 1}),
-                           b.param("b", {1}, {-50})},
-                    a);
-      };
-      {
-        // Overlapping 2x2 windows, stride 1: {0,0,10,15} -> 15, {0,0,15,20} -> 20, 40, 45.
-        CaseBuilder b("relu, 2x2 pool stride 1", dt);
-        b.output(conv(b, attrs({{"pool_kernel", Shape{2, 2}}, {"pool_stride", Shape{1, 1}}})));
-        b.expect("y", {1, 1, 2, 2}, {15, 20, 40, 45});
-        add(b);
-      }
-      {
-        // Padding 1 all round, stride 2: windows {0}, {0,0}, {10,35}, {15,20,40,45}; ties of
-        // relu's zeros in the first two.
-        CaseBuilder b("relu, padded 2x2 pool stride 2", dt);
-        b.output(conv(b, attrs({{"pool_kernel", Shape{2, 2}}, {"pool_stride", Shape{2, 2}}, {"pool_padding", Shape{1, 1, 1, 1}}})));
-        b.expect("y", {1, 1, 2, 2}, {0, 0, 35, 45});
-        add(b);
-      }
-      {
-        // tanh, one 3x3 window over the whole conv output (no bias): max = tanh(95).
-        CaseBuilder b("tanh, one window", dt);
-        b.output(b.op(kind, {b.fin("x", {1, 1, 5, 5}, ramp(25)), b.param("w", {1, 1, 3, 3}, {1, 0, 1, 0, 1, 0, 1, 0, 1})},
-                      attrs({{"activation", std::string("tanh")}, {"pool_kernel", Shape{3, 3}}, {"pool_stride", Shape{1, 1}}})));
-        b.expect("y", {1, 1, 1, 1}, {std::tanh(95.0)});
-        add(b);
-      }
-      return out;
-    }
-    case OpKind::FusedDense: {
-      // As dense above with bias [-9,-1]: x wᵀ + b = [[-11, 2], [-11, 6.5]] -> relu [[0,2],[0,6.5]].
-      CaseBuilder b("bias and relu", dt);
-      b.output(b.op(kind, {b.fin("x", {2, 3}, ramp(6)), b.param("w", {2, 3}, {1, 0, -1, 0.5, 0.5, 0.5}),
-                           b.param("b", {2}, {-9, -1})},
-                    attrs({{"activation", std::string("relu")}})));
-      b.expect("y", {2, 2}, {0, 2, 0, 6.5});
-      add(b);
-      CaseBuilder c("tanh", dt);
-      c.output(c.op(kind, {c.fin("x", {1, 2}, {1, -1}), c.param("w", {1, 2}, {1, 1})}, attrs({{"activation", std::string("tanh")}})));
-      c.expect("y", {1, 1}, {0});  // tanh(1 - 1) = 0
-      add(c);
-      return out;
-    }
-    case OpKind::FusedElementwise: {
-      auto fe = [&](const char* label, const char* expr, std::vector<std::pair<const char*, std::vector<double>>> ins,
-                    std::vector<double> want) {
-        CaseBuilder b(label, dt);
-        std::vector<Value*> vs;
-        Shape shape{int64_t(want.size())};
-        for (auto& [name, v] : ins) vs.push_back(b.fin(name, shape, v));
-        b.output(b.op(kind, vs, attrs({{"expr", std::string(expr)}})));
-        b.expect("y", shape, std::move(want));
-        add(b);
-      };
-      // relu(a*b + 0.5): [1*.5+.5, -2*.5+.5, 3*2+.5, -4*2+.5] = [1, -0.5, 6.5, -7.5] -> [1, 0, 6.5, 0].
-      fe("scale-add-relu chain", "a0 a1 mul 0.5 add relu", {{"a", {1, -2, 3, -4}}, {"b", {0.5, 0.5, 2, 2}}}, {1, 0, 6.5, 0});
-      fe("relu_grad", "a0 a1 relu_grad", {{"y", {1, 0, 2, -1}}, {"dy", {5, 6, 7, 8}}}, {5, 0, 7, 0});
-      // dy·y·(1-y): 2·.5·.5 = .5, 4·.25·.75 = .75
-      fe("sigmoid_grad", "a0 a1 sigmoid_grad", {{"y", {0.5, 0.25}}, {"dy", {2, 4}}}, {0.5, 0.75});
-      // dy·(1-y²): 2·(1-.25) = 1.5
-      fe("tanh_grad", "a0 a1 tanh_grad", {{"y", {0.5}}, {"dy", {2}}}, {1.5});
-      // -((3-2)/2) = -0.5; sigmoid(0) = 0.5; tanh(0) = 0
-      fe("sub div neg", "a0 a1 sub a1 div neg", {{"a", {3}}, {"b", {2}}}, {-0.5});
-      fe("sigmoid and tanh", "a0 sigmoid a0 tanh add", {{"a", {0}}}, {0.5});
-      return out;
-    }
-    case OpKind::MatMul: {
-      // The design's example: A·B = [[1·8+2·4+3·2, 1·4+2·9+3·2], ...] = [[22,28],[64,73],[106,118]].
-      const std::vector<double> A = ramp(9), B = {8, 4, 4, 9, 2, 2};
-      const std::vector<double> At = {1, 4, 7, 2, 5, 8, 3, 6, 9}, Bt = {8, 4, 2, 4, 9, 2};
-      const std::vector<double> AB = {22, 28, 64, 73, 106, 118};
-      auto mm = [&](const char* label, Shape as, const std::vector<double>& a, Shape bs, const std::vector<double>& bv,
-                    int64_t ta, int64_t tb, Shape os, std::vector<double> want) {
-        CaseBuilder b(label, dt);
-        b.output(b.op(kind, {b.fin("a", as, a), b.fin("b", bs, bv)},
-                      attrs({{"transpose_a", ta}, {"transpose_b", tb}})));
-        b.expect("y", os, std::move(want));
-        add(b);
-      };
-      mm("design example", {3, 3}, A, {3, 2}, B, 0, 0, {3, 2}, AB);
-      mm("design example, A transposed", {3, 3}, At, {3, 2}, B, 1, 0, {3, 2}, AB);
-      mm("design example, B transposed", {3, 3}, A, {2, 3}, Bt, 0, 1, {3, 2}, AB);
-      mm("design example, both transposed", {3, 3}, At, {2, 3}, Bt, 1, 1, {3, 2}, AB);
-      // aᵀ b, a = [[1,2],[3,4],[5,6]], b = [[1,0],[0,1],[1,1]]: [[1+5, 3+5], [2+6, 4+6]].
-      mm("non-square, transpose_a", {3, 2}, {1, 2, 3, 4, 5, 6}, {3, 2}, {1, 0, 0, 1, 1, 1}, 1, 0, {2, 2}, {6, 8, 8, 10});
-      // a bᵀ, a = [[1,2,3],[4,5,6]], b = [[1,1,1],[0,1,-1]]: [[6, 2-3], [15, 5-6]].
-      mm("non-square, transpose_b", {2, 3}, ramp(6), {2, 3}, {1, 1, 1, 0, 1, -1}, 0, 1, {2, 2}, {6, -1, 15, -1});
-      // aᵀ bᵀ with the same a [3,2] and b [2,3]: [[1+3+5, 3-5], [2+4+6, 4-6]].
-      mm("non-square, both transposed", {3, 2}, {1, 2, 3, 4, 5, 6}, {2, 3}, {1, 1, 1, 0, 1, -1}, 1, 1, {2, 2},
-         {9, -2, 12, -2});
-      return out;
-    }
-    case OpKind::Relu: {
-      CaseBuilder b("relu", dt);
-      b.output(b.op(kind, {b.fin("x", {5}, {-2, -0.5, 0, 0.5, 3})}));
-      b.expect("y", {5}, {0, 0, 0, 0.5, 3});
-      add(b);
-      return out;
-    }
-    case OpKind::Softplus: {
-      // log(1 + e^x): ln 2 at 0; ln(1 + 3) at ln 3; ln(4/3) at -ln 3; x itself above 20.
-      CaseBuilder b("softplus", dt);
-      b.output(b.op(kind, {b.fin("x", {5}, {0, ln3, -ln3, 25, -30})}));
-      b.expect("y", {5}, {ln2, std::log(4.0), std::log(4.0 / 3.0), 25, std::exp(-30.0)});
-      add(b);
-      return out;
-    }
-    case OpKind::Neg: {
-      CaseBuilder b("neg", dt);
-      b.output(b.op(kind, {b.fin("x", {4}, {-2, 0, 0.5, 3})}));
-      b.expect("y", {4}, {2, 0, -0.5, -3});
-      add(b);
-      return out;
-    }
-    case OpKind::ReluGrad: {
-      CaseBuilder b("relu_grad passes dy where x > 0 (not at 0)", dt);
-      b.output(b.op(kind, {b.fin("x", {2, 2}, {-2, 0, 1, 3}), b.fin("dy", {2, 2}, {1, 2, 3, 4})}));
-      b.expect("y", {2, 2}, {0, 0, 3, 4});
-      add(b);
-      return out;
-    }
-    case OpKind::Sigmoid: {
-      // σ(0) = 1/2, σ(ln 3) = 1/(1 + 1/3) = 3/4, σ(-ln 3) = 1/4, σ(-20) = e^-20/(1+e^-20), σ(40) ≈ 1.
-      CaseBuilder b("sigmoid", dt);
-      b.output(b.op(kind, {b.fin("x", {5}, {0, ln3, -ln3, -20, 40})}));
-      b.expect("y", {5}, {0.5, 0.75, 0.25, std::exp(-20.0) / (1 + std::exp(-20.0)), 1});
-      add(b);
-      return out;
-    }
-    case OpKind::SigmoidGrad: {
-      // dy·y·(1-y): 4·0.5·0.5 = 1, 16·0.75·0.25 = 3, 8·0.25·0.75 = 1.5, 2·1·0 = 0.
-      CaseBuilder b("sigmoid_grad from the output", dt);
-      b.output(b.op(kind, {b.fin("y", {4}, {0.5, 0.75, 0.25, 1}), b.fin("dy", {4}, {4, 16, 8, 2})}, {}, "dx"), "dx");
-      b.expect("dx", {4}, {1, 3, 1.5, 0});
-      add(b);
-      return out;
-    }
-    case OpKind::Tanh: {
-      // tanh(ln 2) = (2 - 1/2)/(2 + 1/2) = 0.6.
-      CaseBuilder b("tanh", dt);
-      b.output(b.op(kind, {b.fin("x", {3}, {0, ln2, -ln2})}));
-      b.expect("y", {3}, {0, 0.6, -0.6});
-      add(b);
-      return out;
-    }
-    case OpKind::TanhGrad: {
-      // dy·(1-y²): 2·1 = 2, 5·0.64 = 3.2, 4·0.75 = 3.
-      CaseBuilder b("tanh_grad from the output", dt);
-      b.output(b.op(kind, {b.fin("y", {3}, {0, 0.6, -0.5}), b.fin("dy", {3}, {2, 5, 4})}, {}, "dx"), "dx");
-      b.expect("dx", {3}, {2, 3.2, 3});
-      add(b);
-      return out;
-    }
-    case OpKind::Add:
-      // A op R | A op C | A op S | S op A | a op b (outer) | A op A2; see binaryCases.
-      out = binaryCases(kind, dt,
-                        {{2, 4, 7, 5, 7, 10}, {3, 4, 5, 8, 9, 10}, {3, 4, 5, 6, 7, 8}, {3, 4, 5, 6, 7, 8},
-                         {2, 3, 5, 3, 4, 6}, {7, 7, 7, 7, 7, 7}});
-      {
-        // A middle-axis broadcast: x[2,2,2] = 0..7 plus b[2,1] (aligned as [1,2,1]) = [10,20]
-        // adds 10 to rows j=0 and 20 to rows j=1.
-        CaseBuilder b("middle axis broadcast", dt);
-        b.output(b.op(kind, {b.fin("x", {2, 2, 2}, ramp(8, 0)), b.fin("b", {2, 1}, {10, 20})}));
-        b.expect("y", {2, 2, 2}, {10, 11, 22, 23, 14, 15, 26, 27});
-        add(b);
-      }
-      {
-        // Integer operands stay integers: i64 [1,2,3] + [10,20,30]; u8 wraps (200 + 100 = 300 - 256).
-        CaseBuilder b("i64 operands", dt);
-        b.output(b.op(kind, {b.input("a", {DType::I64, {3}}, {1, 2, 3}), b.input("b", {DType::I64, {3}}, {10, 20, 30})}));
-        b.expect("y", {3}, {11, 22, 33});
-        add(b);
-        CaseBuilder c("u8 operands wrap", dt);
-        c.output(c.op(kind, {c.input("a", {DType::U8, {2}}, {200, 1}), c.input("b", {DType::U8, {}}, {100})}));
-        c.expect("y", {2}, {44, 101});
-        add(c);
-      }
-      return out;
-    case OpKind::Sub: {
-      out = binaryCases(kind, dt,
-                        {{0, 0, -1, 3, 3, 2}, {-1, 0, 1, 0, 1, 2}, {-1, 0, 1, 2, 3, 4}, {1, 0, -1, -2, -3, -4},
-                         {0, -1, -3, 1, 0, -2}, {-5, -3, -1, 1, 3, 5}});
-      CaseBuilder b("i32 operands", dt);
-      b.output(b.op(kind, {b.input("a", {DType::I32, {2}}, {5, -3}), b.input("b", {DType::I32, {1}}, {7})}));
-      b.expect("y", {2}, {-2, -10});
-      add(b);
-      return out;
-    }
-    case OpKind::Mul: {
-      out = binaryCases(kind, dt,
-                        {{1, 4, 12, 4, 10, 24}, {2, 4, 6, 16, 20, 24}, {2, 4, 6, 8, 10, 12}, {2, 4, 6, 8, 10, 12},
-                         {1, 2, 4, 2, 4, 8}, {6, 10, 12, 12, 10, 6}});
-      CaseBuilder b("i64 operands", dt);
-      b.output(b.op(kind, {b.input("a", {DType::I64, {2, 1}}, {3, -4}), b.input("b", {DType::I64, {2}}, {5, 6})}));
-      b.expect("y", {2, 2}, {15, 18, -20, -24});
-      add(b);
-      return out;
-    }
-    case OpKind::Div: {
-      // Integer division truncates toward zero: 7/2 = 3, -7/2 = -3.
-      CaseBuilder b("i64 operands truncate", dt);
-      b.output(b.op(kind, {b.input("a", {DType::I64, {3}}, {7, -7, 6}), b.input("b", {DType::I64, {}}, {2})}));
-      b.expect("y", {3}, {3, -3, 3});
-      add(b);
-      Cases more = binaryCases(kind, dt,
-                         {{1, 1, 0.75, 4, 2.5, 1.5},
-                          {0.5, 1, 1.5, 1, 1.25, 1.5},
-                          {0.5, 1, 1.5, 2, 2.5, 3},
-                          {2, 1, 2.0 / 3, 0.5, 0.4, 1.0 / 3},
-                          {1, 0.5, 0.25, 2, 1, 0.5},
-                          {1.0 / 6, 0.4, 0.75, 4.0 / 3, 2.5, 6}});
-      for (OpCase& c : more) out.push_back(std::move(c));
-      return out;
-    }
-    case OpKind::SumTo: {
-      // x = [[1,2,3],[4,5,6]].
-      auto sumTo = [&](const char* label, Shape target, std::vector<double> want) {
-        CaseBuilder b(label, dt);
-        b.output(b.op(kind, {b.fin("x", {2, 3}, ramp(6))}, attrs({{"shape", target}})));
-        b.expect("y", target, std::move(want));
-        add(b);
-      };
-      sumTo("to a row [3]", {3}, {5, 7, 9});
-      sumTo("to [1,3]", {1, 3}, {5, 7, 9});
-      sumTo("to a column [2,1]", {2, 1}, {6, 15});
-      sumTo("to a scalar", {}, {21});
-      sumTo("to the same shape", {2, 3}, ramp(6));
-      // x[2,3,2] = 1..12 (x[i,j,k] = 6i+2j+k+1) to [3,1]: j=0: 1+2+7+8 = 18, j=1: 3+4+9+10 = 26,
-      // j=2: 5+6+11+12 = 34.
-      CaseBuilder b("outer and inner axes at once", dt);
-      b.output(b.op(kind, {b.fin("x", {2, 3, 2}, ramp(12))}, attrs({{"shape", Shape{3, 1}}})));
-      b.expect("y", {3, 1}, {18, 26, 34});
-      add(b);
-      CaseBuilder c("i64 input", dt);
-      c.output(c.op(kind, {c.input("x", {DType::I64, {2, 2}}, {1, 2, 3, 4})}, attrs({{"shape", Shape{2}}})));
-      c.expect("y", {2}, {4, 6});
-      add(c);
-      return out;
-    }
-    case OpKind::Softmax: {
-      // Row [0, ln 2, ln 3] -> [1,2,3]/6; row [1000,1000,1000] -> 1/3 each (no overflow).
-      CaseBuilder b("rows, large logits", dt);
-      b.output(b.op(kind, {b.fin("x", {2, 3}, {0, ln2, ln3, 1000, 1000, 1000})}));
-      b.expect("y", {2, 3}, {1.0 / 6, 1.0 / 3, 0.5, 1.0 / 3, 1.0 / 3, 1.0 / 3});
-      add(b);
-      // Rank 3: the last axis only. [0,0] -> [1/2,1/2]; [ln 3, 0] -> [3/4, 1/4].
-      CaseBuilder c("rank 3", dt);
-      c.output(c.op(kind, {c.fin("x", {1, 2, 2}, {0, 0, ln3, 0})}));
-      c.expect("y", {1, 2, 2}, {0.5, 0.5, 0.75, 0.25});
-      add(c);
-      return out;
-    }
-    case OpKind::LogSoftmax: {
-      // log([1,2,3]/6) = [-ln 6, -ln 3, -ln 2]; [1000,1000,1000] -> -ln 3 each.
-      CaseBuilder b("rows, large logits", dt);
-      b.output(b.op(kind, {b.fin("x", {2, 3}, {0, ln2, ln3, 1000, 1000, 1000})}));
-      b.expect("y", {2, 3}, {-std::log(6.0), -ln3, -ln2, -ln3, -ln3, -ln3});
-      add(b);
-      return out;
-    }
-    case OpKind::SoftmaxGrad: {
-      // y·(dy - Σ dy·y): row 1 Σ = 0.5+0.5+0.75 = 1.75 -> [0.5·-0.75, 0.25·0.25, 0.25·1.25];
-      // row 2 Σ = 0.7 -> [0.1·-0.7, 0.2·-0.7, 0.7·0.3].
-      CaseBuilder b("softmax_grad", dt);
-      b.output(b.op(kind, {b.fin("y", {2, 3}, {0.5, 0.25, 0.25, 0.1, 0.2, 0.7}), b.fin("dy", {2, 3}, {1, 2, 3, 0, 0, 1})},
-                    {}, "dx"),
-               "dx");
-      b.expect("dx", {2, 3}, {-0.375, 0.0625, 0.3125, -0.07, -0.14, 0.21});
-      add(b);
-      return out;
-    }
-    case OpKind::LogSoftmaxGrad: {
-      // dy - exp(y)·Σ dy: y = log [0.5,0.25,0.25], Σ dy = 6 -> [1-3, 2-1.5, 3-1.5].
-      CaseBuilder b("log_softmax_grad", dt);
-      b.output(b.op(kind, {b.fin("y", {1, 3}, {std::log(0.5), std::log(0.25), std::log(0.25)}),
-                           b.fin("dy", {1, 3}, {1, 2, 3})},
-                    {}, "dx"),
-               "dx");
-      b.expect("dx", {1, 3}, {-2, 0.5, 1.5});
-      add(b);
-      return out;
-    }
-    case OpKind::ArgMax: {
-      // Ties: the first maximum wins ([1,3,3,2] -> 1, [5,5,5,5] -> 0).
-      CaseBuilder b("rows with ties", dt);
-      b.output(b.op(kind, {b.fin("x", {3, 4}, {1, 3, 3, 2, 5, 5, 5, 5, -1, -3, 0, -0.5})}));
-      b.expect("y", {3}, {1, 0, 2});
-      add(b);
-      CaseBuilder c("rank 3", dt);
-      c.output(c.op(kind, {c.fin("x", {2, 1, 3}, {0, 9, 9, 7, 1, 7})}));
-      c.expect("y", {2, 1}, {1, 0});
-      add(c);
-      CaseBuilder d("integer input", dt);
-      d.output(d.op(kind, {d.input("x", {DType::I64, {2, 3}}, {3, 7, 7, -1, -5, -2})}));
-      d.expect("y", {2}, {1, 0});
-      add(d);
-      return out;
-    }
-    case OpKind::Accuracy: {
-      // argmax rows: [1,2,3] -> 2, [3,2,1] -> 0, [5,5,0] -> 0 (tie), [0,1,0] -> 1.
-      const std::vector<double> logits = {1, 2, 3, 3, 2, 1, 5, 5, 0, 0, 1, 0};
-      CaseBuilder b("i64 labels", dt);
-      // labels [2,0,1,1]: right, right, wrong (0 != 1), right -> 3/4.
-      b.output(b.op(kind, {b.fin("logits", {4, 3}, logits), b.input("labels", {DType::I64, {4}}, {2, 0, 1, 1})}));
-      b.expect("y", {}, {0.75});
-      add(b);
-      CaseBuilder c("i32 labels", dt);
-      c.output(c.op(kind, {c.fin("logits", {4, 3}, logits), c.input("labels", {DType::I32, {4}}, {0, 0, 0, 0})}));
-      c.expect("y", {}, {0.5});
-      add(c);
-      // An out-of-range label is simply never right (no error for accuracy): [2,1,0,200] -> right,
-      // wrong, right, wrong.
-      CaseBuilder d("u8 labels, one out of range", dt);
-      d.output(d.op(kind, {d.fin("logits", {4, 3}, logits), d.input("labels", {DType::U8, {4}}, {2, 1, 0, 200})}));
-      d.expect("y", {}, {0.5});
-      add(d);
-      return out;
-    }
-    case OpKind::SoftmaxCrossEntropy: {
-      // Row 1: softmax [1,2,3]/6, label 2 -> -log(1/2) = ln 2; row 2: uniform, label 0 -> ln 3.
-      // Mean: (ln 2 + ln 3)/2 = ln(6)/2.
-      CaseBuilder b("mean over rows", dt);
-      b.output(b.op(kind, {b.fin("logits", {2, 3}, {0, ln2, ln3, 1000, 1000, 1000}),
-                           b.input("labels", {DType::I64, {2}}, {2, 0})},
-                    {}, "loss"),
-               "loss");
-      b.expect("loss", {}, {std::log(6.0) / 2});
-      add(b);
-      // u8 labels; one row: logits [0,0] label 1 -> ln 2.
-      CaseBuilder c("u8 labels", dt);
-      c.output(c.op(kind, {c.fin("logits", {1, 2}, {0, 0}), c.input("labels", {DType::U8, {1}}, {1})}, {}, "loss"),
-               "loss");
-      c.expect("loss", {}, {ln2});
-      add(c);
-      return out;
-    }
-    case OpKind::SoftmaxCrossEntropyGrad: {
-      // dloss·(softmax - onehot)/rows with dloss = 2, rows = 2 (scale 1):
-      // row 1 p = [1/6,1/3,1/2], label 2 -> [1/6, 1/3, -1/2]; row 2 p = 1/3 each, label 0 -> [-2/3, 1/3, 1/3].
-      CaseBuilder b("softmax minus one-hot", dt);
-      b.output(b.op(kind, {b.fin("logits", {2, 3}, {0, ln2, ln3, 0, 0, 0}), b.input("labels", {DType::I64, {2}}, {2, 0}),
-                           b.fin("dloss", {}, {2})},
-                    {}, "dlogits"),
-               "dlogits");
-      b.expect("dlogits", {2, 3}, {1.0 / 6, 1.0 / 3, -0.5, -2.0 / 3, 1.0 / 3, 1.0 / 3});
-      add(b);
-      return out;
-    }
-    case OpKind::Mse: {
-      // (pred - target) = [-0.5, 0, 2, -2]; squares sum to 0.25 + 0 + 4 + 4 = 8.25; mean 2.0625.
-      CaseBuilder b("mean of squares", dt);
-      b.output(b.op(kind, {b.fin("pred", {2, 2}, {1, 2, 3, 4}), b.fin("target", {2, 2}, {1.5, 2, 1, 6})}, {}, "loss"),
-               "loss");
-      b.expect("loss", {}, {2.0625});
-      add(b);
-      return out;
-    }
-    case OpKind::MseGrad: {
-      // dloss·2·(pred - target)/count = 4·2·[-0.5, 0, 2, -2]/4 = [-1, 0, 4, -4].
-      CaseBuilder b("2 (pred - target) / count", dt);
-      b.output(b.op(kind, {b.fin("pred", {2, 2}, {1, 2, 3, 4}), b.fin("target", {2, 2}, {1.5, 2, 1, 6}),
-                           b.fin("dloss", {}, {4})},
-                    {}, "dpred"),
-               "dpred");
-      b.expect("dpred", {2, 2}, {-1, 0, 4, -4});
-      add(b);
-      return out;
-    }
-    case OpKind::SgdUpdate: {
-      {
-        // w -= 0.1 g, twice: [1,-2,0.5] -> [0.95,-2.1,0.6] -> [0.9,-2.2,0.7].
-        CaseBuilder b("plain, two steps", dt);
-        b.op(kind, {b.param("w", {3}, {1, -2, 0.5}), b.fin("g", {3}, {0.5, 1, -1})}, attrs({{"lr", 0.1}}), "sgd");
-        b.expect("w", {3}, {0.95, -2.1, 0.6});
-        b.nextRun({});
-        b.expect("w", {3}, {0.9, -2.2, 0.7});
-        add(b);
-      }
-      {
-        // Momentum 0.9, lr 0.1, v from 0, w = [1,1,1]:
-        // step 1, g = [1,-2,0.5]: v = g; w = 1 - 0.1 v = [0.9, 1.2, 0.95].
-        // step 2, g = [0.5,0,-1]: v = 0.9 [1,-2,0.5] + g = [1.4, -1.8, -0.55];
-        //   w = [0.9 - 0.14, 1.2 + 0.18, 0.95 + 0.055] = [0.76, 1.38, 1.005].
-        CaseBuilder b("momentum, two steps", dt);
-        b.op(kind, {b.param("w", {3}, {1, 1, 1}), b.fin("g", {3}, {1, -2, 0.5}), b.state("w.velocity", {3})},
-             attrs({{"lr", 0.1}, {"momentum", 0.9}}), "sgd");
-        b.expect("w", {3}, {0.9, 1.2, 0.95});
-        b.expect("w.velocity", {3}, {1, -2, 0.5});
-        b.nextRun({{"g", b.tensor({3}, {0.5, 0, -1})}});
-        b.expect("w", {3}, {0.76, 1.38, 1.005});
-        b.expect("w.velocity", {3}, {1.4, -1.8, -0.55});
-        add(b);
-      }
-      {
-        // Weight decay 0.1 (L2), lr 0.5, g = 0: w -= 0.5·0.1·w, i.e. w *= 0.95: 2 -> 1.9 -> 1.805.
-        CaseBuilder b("weight decay, two steps", dt);
-        b.op(kind, {b.param("w", {1}, {2}), b.fin("g", {1}, {0})}, attrs({{"lr", 0.5}, {"weight_decay", 0.1}}), "sgd");
-        b.expect("w", {1}, {1.9});
-        b.nextRun({});
-        b.expect("w", {1}, {1.805});
-        add(b);
-      }
-      return out;
-    }
-    case OpKind::AdamUpdate: {
-      // lr 0.1, β1 0.9, β2 0.999, eps 1e-7; w = [1,-1], m = v = 0.
-      // Step 1, g = [0.5,-2]: m = 0.1 g = [0.05,-0.2], v = 0.001 g² = [0.00025, 0.004];
-      //   m̂ = m/0.1 = g, v̂ = v/0.001 = g², so w -= 0.1·g/(|g| + 1e-7):
-      //   w0 = 1 - 0.1·0.5/0.5000001 = 0.900000019999996, w1 = -1 + 0.1·2/2.0000001 = -0.900000005.
-      // Step 2, g = [0.5, 1]: m = 0.9 m + 0.1 g = [0.095, -0.08]; v = 0.999 v + 0.001 g² =
-      //   [0.00049975, 0.004996]; bias corrections 1-0.9² = 0.19, 1-0.999² = 0.001999:
-      //   m̂0 = 0.5, v̂0 = 0.25 -> w0 = 0.900000019999996 - 0.099999980000004 = 0.800000039999992;
-      //   m̂1 = -0.08/0.19 = -0.421052631578947, v̂1 = 0.004996/0.001999 = 2.499249624812406,
-      //   √v̂1 = 1.580901522806668 -> w1 = -0.900000005 + 0.1·0.421052631578947/1.580901622806668
-      //   = -0.873366302718676.
-      CaseBuilder b("two steps", dt);
-      b.op(kind,
-           {b.param("w", {2}, {1, -1}), b.fin("g", {2}, {0.5, -2}), b.state("w.adam_m", {2}), b.state("w.adam_v", {2}),
-            b.input("step", {DType::I64, {}}, {1})},
-           attrs({{"lr", 0.1}}), "adam");
-      b.expect("w", {2}, {0.900000019999996, -0.9000000049999998});
-      b.expect("w.adam_m", {2}, {0.05, -0.2});
-      b.expect("w.adam_v", {2}, {0.00025, 0.004});
-      b.nextRun({{"g", b.tensor({2}, {0.5, 1})}, {"step", Tensor::fromDoubles(DType::I64, {}, std::vector<double>{2})}});
-      b.expect("w", {2}, {0.8000000399999927, -0.8733663027186758});
-      b.expect("w.adam_m", {2}, {0.095, -0.08});
-      b.expect("w.adam_v", {2}, {0.00049975, 0.004996});
-      add(b);
-      return out;
-    }
+SHOAL_INTERPRETER_CASES(Constant, OpKind::Constant) {
+  {
+    CaseBuilder b("float constant", dt);
+    b.output(b.constant("k", dt, {2, 2}, {1, 2.5, -3, 0.125}));
+    b.expect("y", {2, 2}, {1, 2.5, -3, 0.125});
+    add(b);
+    CaseBuilder c("i64 constant", dt);
+    c.output(c.constant("k", DType::I64, {2}, {5, -6}));
+    c.expect("y", {2}, {5, -6});
+    add(c);
+    CaseBuilder d("scalar constant", dt);
+    d.output(d.constant("k", dt, {}, {-0.75}));
+    d.expect("y", {}, {-0.75});
+    add(d);
+    return;
   }
-  return out;  // only reached for an op this switch lacks: the test then fails on "no cases"
+}
+
+SHOAL_INTERPRETER_CASES(Output, OpKind::Output) {
+  {
+    CaseBuilder b("one value, two outputs", dt);
+    Value* x = b.fin("x", {3}, {1, 2, 3});
+    b.output(x, "first");
+    b.output(x, "second");
+    b.expect("first", {3}, {1, 2, 3});
+    b.expect("second", {3}, {1, 2, 3});
+    add(b);
+    return;
+  }
+}
+
+SHOAL_INTERPRETER_CASES(Cast, OpKind::Cast) {
+  {
+    const std::string target(dtypeName(dt));
+    CaseBuilder b("u8 pixels to float", dt);
+    b.output(b.op(kind, {b.input("x", {DType::U8, {4}}, {0, 1, 128, 255})}, attrs({{"dtype", target}})));
+    b.expect("y", {4}, {0, 1, 128, 255});
+    add(b);
+    // Float to integer truncates toward zero (C++ conversion): 2.7 -> 2, -2.7 -> -2, ±0.5 -> 0.
+    CaseBuilder c("float to i64 truncates", dt);
+    c.output(c.op(kind, {c.fin("x", {5}, {2.7, -2.7, 0.5, -0.5, 3})}, attrs({{"dtype", std::string("i64")}})));
+    c.expect("y", {5}, {2, -2, 0, 0, 3});
+    add(c);
+    CaseBuilder d("i64 to float", dt);
+    d.output(d.op(kind, {d.input("x", {DType::I64, {2}}, {3, -4})}, attrs({{"dtype", target}})));
+    d.expect("y", {2}, {3, -4});
+    add(d);
+    return;
+  }
+}
+
+SHOAL_INTERPRETER_CASES(Scale, OpKind::Scale) {
+  {
+    CaseBuilder b("scale and shift", dt);
+    // y = x * 0.5 - 1: 0 -> -1, 1 -> -0.5, 2 -> 0, 255 -> 126.5.
+    b.output(b.op(kind, {b.fin("x", {2, 2}, {0, 1, 2, 255})}, attrs({{"scale", 0.5}, {"shift", -1.0}})));
+    b.expect("y", {2, 2}, {-1, -0.5, 0, 126.5});
+    add(b);
+    CaseBuilder c("scale 1/255, no shift", dt);
+    c.output(c.op(kind, {c.fin("x", {3}, {0, 51, 255})}, attrs({{"scale", 1.0 / 255.0}})));
+    c.expect("y", {3}, {0, 0.2, 1});
+    add(c);
+    return;
+  }
+}
+
+SHOAL_INTERPRETER_CASES(Normalize, OpKind::Normalize) {
+  {
+    CaseBuilder b("one mean/std for all", dt);
+    // (x - 1) / 2
+    b.output(b.op(kind, {b.fin("x", {1, 1, 2, 2}, {0, 1, 2, 3})},
+                  attrs({{"mean", std::vector<double>{1}}, {"std", std::vector<double>{2}}})));
+    b.expect("y", {1, 1, 2, 2}, {-0.5, 0, 0.5, 1});
+    add(b);
+    // x [2,2,1,2] = 0..7; channel 0 uses (x-1)/2, channel 1 (x-10)/4:
+    // n0c0 [0,1] -> [-0.5,0]; n0c1 [2,3] -> [-2,-1.75]; n1c0 [4,5] -> [1.5,2]; n1c1 [6,7] -> [-1,-0.75].
+    CaseBuilder c("per channel", dt);
+    c.output(c.op(kind, {c.fin("x", {2, 2, 1, 2}, ramp(8, 0))},
+                  attrs({{"mean", std::vector<double>{1, 10}}, {"std", std::vector<double>{2, 4}}})));
+    c.expect("y", {2, 2, 1, 2}, {-0.5, 0, -2, -1.75, 1.5, 2, -1, -0.75});
+    add(c);
+    // Rank 2 [N,C]: the channel is the column.
+    CaseBuilder d("per column of a matrix", dt);
+    d.output(d.op(kind, {d.fin("x", {2, 2}, {1, 1, 3, 3})},
+                  attrs({{"mean", std::vector<double>{1, 3}}, {"std", std::vector<double>{2, 0.5}}})));
+    d.expect("y", {2, 2}, {0, -4, 1, 0});
+    add(d);
+    return;
+  }
+}
+
+SHOAL_INTERPRETER_CASES(Conv2d, OpKind::Conv2d) {
+  {
+    const std::vector<double> cross = {1, 0, 1, 0, 1, 0, 1, 0, 1};
+    {
+      // The design's example: X = 5x5 ramp 1..25, K = [[1,0,1],[0,1,0],[1,0,1]], valid.
+      // Y[0,0] = 1+3+7+11+13 = 35, and each step right adds 5, each step down 25.
+      CaseBuilder b("design example, no bias", dt);
+      b.output(b.op(kind, {b.fin("x", {1, 1, 5, 5}, ramp(25)), b.param("k", {1, 1, 3, 3}, cross)}));
+      b.expect("y", {1, 1, 3, 3}, {35, 40, 45, 60, 65, 70, 85, 90, 95});
+      add(b);
+    }
+    {
+      // Two filters: the cross (+0.5) and a centre tap (-1), which picks x[oy+1][ox+1].
+      CaseBuilder b("two filters with bias", dt);
+      std::vector<double> w = cross;
+      for (double v : {0, 0, 0, 0, 1, 0, 0, 0, 0}) w.push_back(v);
+      b.output(b.op(
+          kind, {b.fin("x", {1, 1, 5, 5}, ramp(25)), b.param("w", {2, 1, 3, 3}, w), b.param("bias", {2}, {0.5, -1})}));
+      b.expect("y", {1, 2, 3, 3},
+               {35.5, 40.5, 45.5, 60.5, 65.5, 70.5, 85.5, 90.5, 95.5, 6, 7, 8, 11, 12, 13, 16, 17, 18});
+      add(b);
+    }
+    {
+      // Stride 2, padding 1: window (oy,ox) has its top-left at (2oy-1, 2ox-1); x(r,c) = 5r+c+1,
+      // 0 outside. (0,0): x(0,0)+x(1,1) = 1+7 = 8; (0,1): x(0,2)+x(1,1)+x(1,3) = 3+7+9 = 19;
+      // (0,2): 5+9 = 14; (1,0): 7+11+17 = 35; (1,1): 7+9+13+17+19 = 65; (1,2): 9+15+19 = 43;
+      // (2,0): 17+21 = 38; (2,1): 17+19+23 = 59; (2,2): 19+25 = 44.
+      CaseBuilder b("stride 2, padding 1", dt);
+      b.output(b.op(kind, {b.fin("x", {1, 1, 5, 5}, ramp(25)), b.param("k", {1, 1, 3, 3}, cross)},
+                    attrs({{"stride", Shape{2, 2}}, {"padding", Shape{1, 1, 1, 1}}})));
+      b.expect("y", {1, 1, 3, 3}, {8, 19, 14, 35, 65, 43, 38, 59, 44});
+      add(b);
+    }
+    {
+      // Dilation 2, K = [[1,2],[3,4]]: y = x(oy,ox) + 2x(oy,ox+2) + 3x(oy+2,ox) + 4x(oy+2,ox+2)
+      // = 10(5oy+ox) + (1 + 2*3 + 3*11 + 4*13) = 50oy + 10ox + 92.
+      CaseBuilder b("dilation 2", dt);
+      b.output(b.op(kind, {b.fin("x", {1, 1, 5, 5}, ramp(25)), b.param("k", {1, 1, 2, 2}, {1, 2, 3, 4})},
+                    attrs({{"dilation", Shape{2, 2}}})));
+      b.expect("y", {1, 1, 3, 3}, {92, 102, 112, 142, 152, 162, 192, 202, 212});
+      add(b);
+    }
+    {
+      // Asymmetric padding [top 0, left 1, bottom 1, right 0] of [[1,2],[3,4]], 2x2 ones:
+      // padded rows [0,1,2],[0,3,4],[0,0,0] -> [[0+1+0+3, 1+2+3+4], [0+3+0+0, 3+4+0+0]].
+      CaseBuilder b("asymmetric padding", dt);
+      b.output(b.op(kind, {b.fin("x", {1, 1, 2, 2}, {1, 2, 3, 4}), b.param("k", {1, 1, 2, 2}, {1, 1, 1, 1})},
+                    attrs({{"padding", Shape{0, 1, 1, 0}}})));
+      b.expect("y", {1, 1, 2, 2}, {4, 10, 3, 7});
+      add(b);
+    }
+    {
+      // 1x1 over two channels and a batch of 2: y = 2*c0 - c1.
+      // n0: c0 [1,2,3,4], c1 [5,6,7,8] -> [-3,-2,-1,0]; n1: c0 [0,1,0,1], c1 [1,1,1,1] -> [-1,1,-1,1].
+      CaseBuilder b("pointwise, two channels, batch 2", dt);
+      b.output(b.op(kind, {b.fin("x", {2, 2, 2, 2}, {1, 2, 3, 4, 5, 6, 7, 8, 0, 1, 0, 1, 1, 1, 1, 1}),
+                           b.param("k", {1, 2, 1, 1}, {2, -1})}));
+      b.expect("y", {2, 1, 2, 2}, {-3, -2, -1, 0, -1, 1, -1, 1});
+      add(b);
+    }
+    return;
+  }
+}
+
+SHOAL_INTERPRETER_CASES(Conv2dBackwardData, OpKind::Conv2dBackwardData) {
+  {
+    auto a = [](Shape stride, Shape pad, Shape dil, Shape in) {
+      return attrs({{"stride", stride}, {"padding", pad}, {"dilation", dil}, {"input_shape", in}});
+    };
+    {
+      // dx = Σ dy[oy,ox] · w placed at (oy,ox): dy = [[1,2],[3,4]], w = [[1,2],[3,4]]:
+      // 1·w@(0,0) + 2·w@(0,1) + 3·w@(1,0) + 4·w@(1,1) = [[1,4,4],[6,20,16],[9,24,16]]
+      // (centre: 1·4 + 2·3 + 3·2 + 4·1 = 20).
+      CaseBuilder b("stride 1", dt);
+      b.output(b.op(kind, {b.fin("dy", {1, 1, 2, 2}, {1, 2, 3, 4}), b.param("w", {1, 1, 2, 2}, {1, 2, 3, 4})},
+                    a({1, 1}, {0, 0, 0, 0}, {1, 1}, {1, 1, 3, 3})));
+      b.expect("y", {1, 1, 3, 3}, {1, 4, 4, 6, 20, 16, 9, 24, 16});
+      add(b);
+    }
+    {
+      // Stride 2, padding 1, 3x3 ones over a 3x3 input: window oy covers input rows {0,1}
+      // (oy=0) or {1,2} (oy=1), likewise columns; dx(i,j) = Σ dy over the windows holding it.
+      CaseBuilder b("stride 2, padding 1", dt);
+      b.output(b.op(kind,
+                    {b.fin("dy", {1, 1, 2, 2}, {1, 2, 3, 4}), b.param("w", {1, 1, 3, 3}, std::vector<double>(9, 1))},
+                    a({2, 2}, {1, 1, 1, 1}, {1, 1}, {1, 1, 3, 3})));
+      b.expect("y", {1, 1, 3, 3}, {1, 3, 2, 4, 10, 6, 3, 7, 4});
+      add(b);
+    }
+    {
+      // Floor mode: a 4x4 input, 3x3 kernel, stride 2 has one window; row/column 3 get 0.
+      CaseBuilder b("pixels no window reads are zero", dt);
+      b.output(b.op(kind, {b.fin("dy", {1, 1, 1, 1}, {5}), b.param("w", {1, 1, 3, 3}, ramp(9))},
+                    a({2, 2}, {0, 0, 0, 0}, {1, 1}, {1, 1, 4, 4})));
+      b.expect("y", {1, 1, 4, 4}, {5, 10, 15, 0, 20, 25, 30, 0, 35, 40, 45, 0, 0, 0, 0, 0});
+      add(b);
+    }
+    {
+      // Dilation 2: the 2x2 taps land on the corners of the 3x3 input: dy·w there.
+      CaseBuilder b("dilation 2", dt);
+      b.output(b.op(kind, {b.fin("dy", {1, 1, 1, 1}, {2}), b.param("w", {1, 1, 2, 2}, {1, 2, 3, 4})},
+                    a({1, 1}, {0, 0, 0, 0}, {2, 2}, {1, 1, 3, 3})));
+      b.expect("y", {1, 1, 3, 3}, {2, 0, 4, 0, 0, 0, 6, 0, 8});
+      add(b);
+    }
+    {
+      // Two output channels into two input channels (1x1): dx[c] = Σ_o dy[o] w[o,c].
+      // w = [[1,2],[3,4]] (o,c); dy o0 = [1,0], o1 = [0,1] (a 1x2 image):
+      // c0 = [1·1, 3·1] = [1,3]; c1 = [2·1, 4·1] = [2,4].
+      CaseBuilder b("channels mix", dt);
+      b.output(b.op(kind, {b.fin("dy", {1, 2, 1, 2}, {1, 0, 0, 1}), b.param("w", {2, 2, 1, 1}, {1, 2, 3, 4})},
+                    a({1, 1}, {0, 0, 0, 0}, {1, 1}, {1, 2, 1, 2})));
+      b.expect("y", {1, 2, 1, 2}, {1, 3, 2, 4});
+      add(b);
+    }
+    return;
+  }
+}
+
+SHOAL_INTERPRETER_CASES(Conv2dBackwardWeight, OpKind::Conv2dBackwardWeight) {
+  {
+    auto a = [](Shape stride, Shape pad, Shape dil, Shape ws) {
+      return attrs({{"stride", stride}, {"padding", pad}, {"dilation", dil}, {"weight_shape", ws}});
+    };
+    {
+      // dw[ki,kj] = Σ dy[oy,ox] x[oy+ki, ox+kj], x = [[1,2,3],[4,5,6],[7,8,9]], dy = [[1,2],[3,4]]:
+      // dw00 = 1+4+12+20 = 37, dw01 = 2+6+15+24 = 47, dw10 = 4+10+21+32 = 67, dw11 = 5+12+24+36 = 77.
+      CaseBuilder b("stride 1", dt);
+      b.output(b.op(kind, {b.fin("x", {1, 1, 3, 3}, ramp(9)), b.fin("dy", {1, 1, 2, 2}, {1, 2, 3, 4})},
+                    a({1, 1}, {0, 0, 0, 0}, {1, 1}, {1, 1, 2, 2})));
+      b.expect("y", {1, 1, 2, 2}, {37, 47, 67, 77});
+      add(b);
+    }
+    {
+      // Stride 2, padding 1, x(r,c) = 3r+c+1: tap ki reads row 2oy-1+ki, so ki=0 only sees
+      // oy=1 (row 1), ki=1 sees rows 0 and 2, ki=2 only oy=0 (row 1); columns alike.
+      // dw00 = 4·x(1,1) = 20; dw01 = 3·x(1,0) + 4·x(1,2) = 36; dw02 = 3·x(1,1) = 15;
+      // dw10 = 2·x(0,1) + 4·x(2,1) = 36; dw11 = 1+2·3+3·7+4·9 = 64; dw12 = 1·x(0,1) + 3·x(2,1) = 26;
+      // dw20 = 2·x(1,1) = 10; dw21 = 1·x(1,0) + 2·x(1,2) = 16; dw22 = 1·x(1,1) = 5.
+      // (Check: Σ dw = 228 = Σ dy·conv(x, ones) = 12 + 2·16 + 3·24 + 4·28.)
+      CaseBuilder b("stride 2, padding 1", dt);
+      b.output(b.op(kind, {b.fin("x", {1, 1, 3, 3}, ramp(9)), b.fin("dy", {1, 1, 2, 2}, {1, 2, 3, 4})},
+                    a({2, 2}, {1, 1, 1, 1}, {1, 1}, {1, 1, 3, 3})));
+      b.expect("y", {1, 1, 3, 3}, {20, 36, 15, 36, 64, 26, 10, 16, 5});
+      add(b);
+    }
+    {
+      // Summed over the batch, two filters (1x1): dw[o] = Σ_n Σ_pixels dy[n,o] x[n].
+      // x n0 = [1,2,3,4], n1 = [-1,0,1,2]; dy n0o0 = 1s, n0o1 = [1,0,0,0], n1o0 = 2s, n1o1 = [0,0,0,1]:
+      // dw0 = 10 + 2·2 = 14; dw1 = 1 + 2 = 3.
+      CaseBuilder b("batch of 2, two filters", dt);
+      b.output(b.op(kind,
+                    {b.fin("x", {2, 1, 2, 2}, {1, 2, 3, 4, -1, 0, 1, 2}),
+                     b.fin("dy", {2, 2, 2, 2}, {1, 1, 1, 1, 1, 0, 0, 0, 2, 2, 2, 2, 0, 0, 0, 1})},
+                    a({1, 1}, {0, 0, 0, 0}, {1, 1}, {2, 1, 1, 1})));
+      b.expect("y", {2, 1, 1, 1}, {14, 3});
+      add(b);
+    }
+    {
+      // Dilation 2, one output pixel: dw = dy · x at the corners = 2·[[1,3],[7,9]].
+      CaseBuilder b("dilation 2", dt);
+      b.output(b.op(kind, {b.fin("x", {1, 1, 3, 3}, ramp(9)), b.fin("dy", {1, 1, 1, 1}, {2})},
+                    a({1, 1}, {0, 0, 0, 0}, {2, 2}, {1, 1, 2, 2})));
+      b.expect("y", {1, 1, 2, 2}, {2, 6, 14, 18});
+      add(b);
+    }
+    return;
+  }
+}
+
+SHOAL_INTERPRETER_CASES(MaxPool2d, OpKind::MaxPool2d) {
+  {
+    const Shape k2{2, 2};
+    {
+      // Windows: {4,2,4,0} -> 4, {5,3,1,1} -> 5, {7,7,6,6} -> 7, {2,9,9,9} -> 9.
+      CaseBuilder b("2x2 stride 2 with ties", dt);
+      b.output(b.op(kind, {b.fin("x", {1, 1, 4, 4}, {4, 2, 5, 3, 4, 0, 1, 1, 7, 7, 2, 9, 6, 6, 9, 9})},
+                    attrs({{"kernel", k2}, {"stride", k2}})));
+      b.expect("y", {1, 1, 2, 2}, {4, 5, 7, 9});
+      add(b);
+    }
+    {
+      // Floor mode: a 5x5 ramp, the last row and column never read; maxima are the
+      // bottom-right corners x(1,1) = 7, x(1,3) = 9, x(3,1) = 17, x(3,3) = 19.
+      CaseBuilder b("floor mode", dt);
+      b.output(b.op(kind, {b.fin("x", {1, 1, 5, 5}, ramp(25))}, attrs({{"kernel", k2}, {"stride", k2}})));
+      b.expect("y", {1, 1, 2, 2}, {7, 9, 17, 19});
+      add(b);
+    }
+    {
+      // Padding counts as -inf, not 0: [[-1,-2],[-3,-4]] padded by 1, 2x2 windows, stride 1.
+      CaseBuilder b("padding is never the max", dt);
+      b.output(b.op(kind, {b.fin("x", {1, 1, 2, 2}, {-1, -2, -3, -4})},
+                    attrs({{"kernel", k2}, {"stride", Shape{1, 1}}, {"padding", Shape{1, 1, 1, 1}}})));
+      b.expect("y", {1, 1, 3, 3}, {-1, -1, -2, -1, -1, -2, -3, -3, -4});
+      add(b);
+    }
+    {
+      // Per channel and per image: two channels of a 2x2 image each reduce to their max.
+      CaseBuilder b("channels and batch stay apart", dt);
+      b.output(b.op(kind, {b.fin("x", {2, 2, 2, 2}, {1, 5, 2, 3, -1, -5, -2, -3, 0, 0, 0, 8, 9, 1, 1, 1})},
+                    attrs({{"kernel", k2}, {"stride", k2}})));
+      b.expect("y", {2, 2, 1, 1}, {5, -1, 8, 9});
+      add(b);
+    }
+    return;
+  }
+}
+
+SHOAL_INTERPRETER_CASES(MaxPool2dGrad, OpKind::MaxPool2dGrad) {
+  {
+    const Shape k2{2, 2};
+    {
+      // dy goes to the first maximum of each window (row-major): x(0,0) (4 ties 4),
+      // x(0,2) = 5, x(2,0) (7 ties 7), x(2,3) (9 ties x(3,2), x(3,3)).
+      CaseBuilder b("ties go to the first max", dt);
+      b.output(b.op(kind,
+                    {b.fin("x", {1, 1, 4, 4}, {4, 2, 5, 3, 4, 0, 1, 1, 7, 7, 2, 9, 6, 6, 9, 9}),
+                     b.fin("dy", {1, 1, 2, 2}, {10, 20, 30, 40})},
+                    attrs({{"kernel", k2}, {"stride", k2}, {"padding", Shape{0, 0, 0, 0}}})));
+      b.expect("y", {1, 1, 4, 4}, {10, 0, 20, 0, 0, 0, 0, 0, 30, 0, 0, 40, 0, 0, 0, 0});
+      add(b);
+    }
+    {
+      // Overlapping windows add up: x = [[1,3,2],[0,1,0]], 2x2 stride 1: both windows pick
+      // x(0,1) = 3, so dx(0,1) = 5 + 7.
+      CaseBuilder b("overlapping windows accumulate", dt);
+      b.output(b.op(kind, {b.fin("x", {1, 1, 2, 3}, {1, 3, 2, 0, 1, 0}), b.fin("dy", {1, 1, 1, 2}, {5, 7})},
+                    attrs({{"kernel", k2}, {"stride", Shape{1, 1}}, {"padding", Shape{0, 0, 0, 0}}})));
+      b.expect("y", {1, 1, 2, 3}, {0, 12, 0, 0, 0, 0});
+      add(b);
+    }
+    {
+      // With padding 1 (the forward case above), dy(r,c) = 3r+c+1: windows (0,0),(0,1),(1,0),(1,1)
+      // pick x(0,0): 1+2+4+5 = 12; (0,2),(1,2) pick x(0,1): 3+6 = 9; (2,0),(2,1) pick x(1,0):
+      // 7+8 = 15; (2,2) picks x(1,1): 9.
+      CaseBuilder b("padding", dt);
+      b.output(b.op(kind, {b.fin("x", {1, 1, 2, 2}, {-1, -2, -3, -4}), b.fin("dy", {1, 1, 3, 3}, ramp(9))},
+                    attrs({{"kernel", k2}, {"stride", Shape{1, 1}}, {"padding", Shape{1, 1, 1, 1}}})));
+      b.expect("y", {1, 1, 2, 2}, {12, 9, 15, 9});
+      add(b);
+    }
+    return;
+  }
+}
+
+SHOAL_INTERPRETER_CASES(AvgPool2d, OpKind::AvgPool2d) {
+  {
+    const Shape k2{2, 2};
+    {
+      // 4x4 ramp: (1+2+5+6)/4 = 3.5, (3+4+7+8)/4 = 5.5, (9+10+13+14)/4 = 11.5, (11+12+15+16)/4 = 13.5.
+      CaseBuilder b("2x2 stride 2", dt);
+      b.output(b.op(kind, {b.fin("x", {1, 1, 4, 4}, ramp(16))}, attrs({{"kernel", k2}, {"stride", k2}})));
+      b.expect("y", {1, 1, 2, 2}, {3.5, 5.5, 11.5, 13.5});
+      add(b);
+    }
+    {
+      // Padding counts in the divisor (always 4): [[1,2],[3,4]] padded by 1, stride 1:
+      // [[1, 1+2, 2], [1+3, 1+2+3+4, 2+4], [3, 3+4, 4]] / 4.
+      CaseBuilder b("padding counted", dt);
+      b.output(b.op(kind, {b.fin("x", {1, 1, 2, 2}, {1, 2, 3, 4})},
+                    attrs({{"kernel", k2}, {"stride", Shape{1, 1}}, {"padding", Shape{1, 1, 1, 1}}})));
+      b.expect("y", {1, 1, 3, 3}, {0.25, 0.75, 0.5, 1, 2.5, 1.5, 0.75, 1.75, 1});
+      add(b);
+    }
+    {
+      // 3x1 windows, stride (1,1) over a 3x2 image: column means.
+      CaseBuilder b("non-square window", dt);
+      b.output(b.op(kind, {b.fin("x", {1, 1, 3, 2}, {1, 10, 2, 20, 6, 60})},
+                    attrs({{"kernel", Shape{3, 1}}, {"stride", Shape{1, 1}}})));
+      b.expect("y", {1, 1, 1, 2}, {3, 30});
+      add(b);
+    }
+    return;
+  }
+}
+
+SHOAL_INTERPRETER_CASES(AvgPool2dGrad, OpKind::AvgPool2dGrad) {
+  {
+    const Shape k2{2, 2};
+    {
+      // dy/4 spread over each 2x2 window of a 5x5 input (floor mode: row/column 4 get 0).
+      CaseBuilder b("2x2 stride 2, floor mode", dt);
+      b.output(b.op(
+          kind, {b.fin("dy", {1, 1, 2, 2}, {4, 8, 12, 16})},
+          attrs({{"kernel", k2}, {"stride", k2}, {"padding", Shape{0, 0, 0, 0}}, {"input_shape", Shape{1, 1, 5, 5}}})));
+      b.expect("y", {1, 1, 5, 5}, {1, 1, 2, 2, 0, 1, 1, 2, 2, 0, 3, 3, 4, 4, 0, 3, 3, 4, 4, 0, 0, 0, 0, 0, 0});
+      add(b);
+    }
+    {
+      // Padding 1, stride 1, dy(r,c) = 3r+c+1 over 3x3 windows of a 2x2 input: pixel (i,j) is in
+      // windows oy in {i,i+1}, ox in {j,j+1}: (1+2+4+5)/4 = 3, (2+3+5+6)/4 = 4, (4+5+7+8)/4 = 6,
+      // (5+6+8+9)/4 = 7.
+      CaseBuilder b("padding, overlapping", dt);
+      b.output(b.op(kind, {b.fin("dy", {1, 1, 3, 3}, ramp(9))},
+                    attrs({{"kernel", k2},
+                           {"stride", Shape{1, 1}},
+                           {"padding", Shape{1, 1, 1, 1}},
+                           {"input_shape", Shape{1, 1, 2, 2}}})));
+      b.expect("y", {1, 1, 2, 2}, {3, 4, 6, 7});
+      add(b);
+    }
+    return;
+  }
+}
+
+SHOAL_INTERPRETER_CASES(Flatten, OpKind::Flatten) {
+  {
+    CaseBuilder b("axis 1", dt);
+    b.output(b.op(kind, {b.fin("x", {2, 2, 1, 3}, ramp(12))}));
+    b.expect("y", {2, 6}, ramp(12));
+    add(b);
+    CaseBuilder c("axis 2", dt);
+    c.output(c.op(kind, {c.fin("x", {2, 2, 1, 3}, ramp(12))}, attrs({{"axis", int64_t{2}}})));
+    c.expect("y", {4, 3}, ramp(12));
+    add(c);
+    CaseBuilder d("axis 0", dt);
+    d.output(d.op(kind, {d.fin("x", {2, 3}, ramp(6))}, attrs({{"axis", int64_t{0}}})));
+    d.expect("y", {1, 6}, ramp(6));
+    add(d);
+    return;
+  }
+}
+
+SHOAL_INTERPRETER_CASES(Reshape, OpKind::Reshape) {
+  {
+    CaseBuilder b("-1 extent inferred", dt);
+    b.output(b.op(kind, {b.fin("x", {2, 6}, ramp(12))}, attrs({{"shape", Shape{3, -1}}})));
+    b.expect("y", {3, 4}, ramp(12));
+    add(b);
+    CaseBuilder c("to rank 4", dt);
+    c.output(c.op(kind, {c.fin("x", {2, 6}, ramp(12))}, attrs({{"shape", Shape{-1, 1, 2, 3}}})));
+    c.expect("y", {2, 1, 2, 3}, ramp(12));
+    add(c);
+    CaseBuilder d("one element to a scalar", dt);
+    d.output(d.op(kind, {d.fin("x", {1, 1}, {4.5})}, attrs({{"shape", Shape{}}})));
+    d.expect("y", {}, {4.5});
+    add(d);
+    return;
+  }
+}
+
+SHOAL_INTERPRETER_CASES(Dense, OpKind::Dense) {
+  {
+    // x = [[1,2,3],[4,5,6]], w = [[1,0,-1],[0.5,0.5,0.5]]: x wᵀ = [[1-3, 3], [4-6, 7.5]].
+    CaseBuilder b("with bias", dt);
+    b.output(b.op(kind, {b.fin("x", {2, 3}, ramp(6)), b.param("w", {2, 3}, {1, 0, -1, 0.5, 0.5, 0.5}),
+                         b.param("b", {2}, {10, -1})}));
+    b.expect("y", {2, 2}, {8, 2, 8, 6.5});
+    add(b);
+    CaseBuilder c("without bias", dt);
+    c.output(c.op(kind, {c.fin("x", {2, 3}, ramp(6)), c.param("w", {2, 3}, {1, 0, -1, 0.5, 0.5, 0.5})}));
+    c.expect("y", {2, 2}, {-2, 3, -2, 7.5});
+    add(c);
+    return;
+  }
+}
+
+SHOAL_INTERPRETER_CASES(FusedConv2d, OpKind::FusedConv2d) {
+  {
+    // The design's ramp example minus a bias of 50, then relu:
+    // [[35,40,45],[60,65,70],[85,90,95]] - 50 -> [[0,0,0],[10,15,20],[35,40,45]].
+    CaseBuilder b("ramp, bias, relu", dt);
+    b.output(b.op(kind,
+                  {b.fin("x", {1, 1, 5, 5}, ramp(25)), b.param("w", {1, 1, 3, 3}, {1, 0, 1, 0, 1, 0, 1, 0, 1}),
+                   b.param("b", {1}, {-50})},
+                  attrs({{"activation", std::string("relu")}})));
+    b.expect("y", {1, 1, 3, 3}, {0, 0, 0, 10, 15, 20, 35, 40, 45});
+    add(b);
+    return;
+  }
+}
+
+SHOAL_INTERPRETER_CASES(FusedConv2dPool, OpKind::FusedConv2dPool) {
+  {
+    // fused_conv2d's case above, [[0,0,0],[10,15,20],[35,40,45]], then max-pooled.
+    auto conv = [&](CaseBuilder& b, Attrs a) {
+      a.set("activation", std::string("relu"));
+      return b.op(kind,
+                  {b.fin("x", {1, 1, 5, 5}, ramp(25)), b.param("w", {1, 1, 3, 3}, {1, 0, 1, 0, 1, 0, 1, 0, 1}),
+                   b.param("b", {1}, {-50})},
+                  a);
+    };
+    {
+      // Overlapping 2x2 windows, stride 1: {0,0,10,15} -> 15, {0,0,15,20} -> 20, 40, 45.
+      CaseBuilder b("relu, 2x2 pool stride 1", dt);
+      b.output(conv(b, attrs({{"pool_kernel", Shape{2, 2}}, {"pool_stride", Shape{1, 1}}})));
+      b.expect("y", {1, 1, 2, 2}, {15, 20, 40, 45});
+      add(b);
+    }
+    {
+      // Padding 1 all round, stride 2: windows {0}, {0,0}, {10,35}, {15,20,40,45}; ties of
+      // relu's zeros in the first two.
+      CaseBuilder b("relu, padded 2x2 pool stride 2", dt);
+      b.output(conv(
+          b, attrs({{"pool_kernel", Shape{2, 2}}, {"pool_stride", Shape{2, 2}}, {"pool_padding", Shape{1, 1, 1, 1}}})));
+      b.expect("y", {1, 1, 2, 2}, {0, 0, 35, 45});
+      add(b);
+    }
+    {
+      // tanh, one 3x3 window over the whole conv output (no bias): max = tanh(95).
+      CaseBuilder b("tanh, one window", dt);
+      b.output(b.op(
+          kind, {b.fin("x", {1, 1, 5, 5}, ramp(25)), b.param("w", {1, 1, 3, 3}, {1, 0, 1, 0, 1, 0, 1, 0, 1})},
+          attrs({{"activation", std::string("tanh")}, {"pool_kernel", Shape{3, 3}}, {"pool_stride", Shape{1, 1}}})));
+      b.expect("y", {1, 1, 1, 1}, {std::tanh(95.0)});
+      add(b);
+    }
+    return;
+  }
+}
+
+SHOAL_INTERPRETER_CASES(FusedDense, OpKind::FusedDense) {
+  {
+    // As dense above with bias [-9,-1]: x wᵀ + b = [[-11, 2], [-11, 6.5]] -> relu [[0,2],[0,6.5]].
+    CaseBuilder b("bias and relu", dt);
+    b.output(b.op(
+        kind,
+        {b.fin("x", {2, 3}, ramp(6)), b.param("w", {2, 3}, {1, 0, -1, 0.5, 0.5, 0.5}), b.param("b", {2}, {-9, -1})},
+        attrs({{"activation", std::string("relu")}})));
+    b.expect("y", {2, 2}, {0, 2, 0, 6.5});
+    add(b);
+    CaseBuilder c("tanh", dt);
+    c.output(c.op(kind, {c.fin("x", {1, 2}, {1, -1}), c.param("w", {1, 2}, {1, 1})},
+                  attrs({{"activation", std::string("tanh")}})));
+    c.expect("y", {1, 1}, {0});  // tanh(1 - 1) = 0
+    add(c);
+    return;
+  }
+}
+
+SHOAL_INTERPRETER_CASES(FusedElementwise, OpKind::FusedElementwise) {
+  {
+    auto fe = [&](const char* label, const char* expr, std::vector<std::pair<const char*, std::vector<double>>> ins,
+                  std::vector<double> want) {
+      CaseBuilder b(label, dt);
+      std::vector<Value*> vs;
+      Shape shape{int64_t(want.size())};
+      for (auto& [name, v] : ins) vs.push_back(b.fin(name, shape, v));
+      b.output(b.op(kind, vs, attrs({{"expr", std::string(expr)}})));
+      b.expect("y", shape, std::move(want));
+      add(b);
+    };
+    // relu(a*b + 0.5): [1*.5+.5, -2*.5+.5, 3*2+.5, -4*2+.5] = [1, -0.5, 6.5, -7.5] -> [1, 0, 6.5, 0].
+    fe("scale-add-relu chain", "a0 a1 mul 0.5 add relu", {{"a", {1, -2, 3, -4}}, {"b", {0.5, 0.5, 2, 2}}},
+       {1, 0, 6.5, 0});
+    fe("relu_grad", "a0 a1 relu_grad", {{"y", {1, 0, 2, -1}}, {"dy", {5, 6, 7, 8}}}, {5, 0, 7, 0});
+    // dy·y·(1-y): 2·.5·.5 = .5, 4·.25·.75 = .75
+    fe("sigmoid_grad", "a0 a1 sigmoid_grad", {{"y", {0.5, 0.25}}, {"dy", {2, 4}}}, {0.5, 0.75});
+    // dy·(1-y²): 2·(1-.25) = 1.5
+    fe("tanh_grad", "a0 a1 tanh_grad", {{"y", {0.5}}, {"dy", {2}}}, {1.5});
+    // -((3-2)/2) = -0.5; sigmoid(0) = 0.5; tanh(0) = 0
+    fe("sub div neg", "a0 a1 sub a1 div neg", {{"a", {3}}, {"b", {2}}}, {-0.5});
+    fe("sigmoid and tanh", "a0 sigmoid a0 tanh add", {{"a", {0}}}, {0.5});
+    return;
+  }
+}
+
+SHOAL_INTERPRETER_CASES(MatMul, OpKind::MatMul) {
+  {
+    // The design's example: A·B = [[1·8+2·4+3·2, 1·4+2·9+3·2], ...] = [[22,28],[64,73],[106,118]].
+    const std::vector<double> A = ramp(9), B = {8, 4, 4, 9, 2, 2};
+    const std::vector<double> At = {1, 4, 7, 2, 5, 8, 3, 6, 9}, Bt = {8, 4, 2, 4, 9, 2};
+    const std::vector<double> AB = {22, 28, 64, 73, 106, 118};
+    auto mm = [&](const char* label, Shape as, const std::vector<double>& a, Shape bs, const std::vector<double>& bv,
+                  int64_t ta, int64_t tb, Shape os, std::vector<double> want) {
+      CaseBuilder b(label, dt);
+      b.output(b.op(kind, {b.fin("a", as, a), b.fin("b", bs, bv)}, attrs({{"transpose_a", ta}, {"transpose_b", tb}})));
+      b.expect("y", os, std::move(want));
+      add(b);
+    };
+    mm("design example", {3, 3}, A, {3, 2}, B, 0, 0, {3, 2}, AB);
+    mm("design example, A transposed", {3, 3}, At, {3, 2}, B, 1, 0, {3, 2}, AB);
+    mm("design example, B transposed", {3, 3}, A, {2, 3}, Bt, 0, 1, {3, 2}, AB);
+    mm("design example, both transposed", {3, 3}, At, {2, 3}, Bt, 1, 1, {3, 2}, AB);
+    // aᵀ b, a = [[1,2],[3,4],[5,6]], b = [[1,0],[0,1],[1,1]]: [[1+5, 3+5], [2+6, 4+6]].
+    mm("non-square, transpose_a", {3, 2}, {1, 2, 3, 4, 5, 6}, {3, 2}, {1, 0, 0, 1, 1, 1}, 1, 0, {2, 2}, {6, 8, 8, 10});
+    // a bᵀ, a = [[1,2,3],[4,5,6]], b = [[1,1,1],[0,1,-1]]: [[6, 2-3], [15, 5-6]].
+    mm("non-square, transpose_b", {2, 3}, ramp(6), {2, 3}, {1, 1, 1, 0, 1, -1}, 0, 1, {2, 2}, {6, -1, 15, -1});
+    // aᵀ bᵀ with the same a [3,2] and b [2,3]: [[1+3+5, 3-5], [2+4+6, 4-6]].
+    mm("non-square, both transposed", {3, 2}, {1, 2, 3, 4, 5, 6}, {2, 3}, {1, 1, 1, 0, 1, -1}, 1, 1, {2, 2},
+       {9, -2, 12, -2});
+    return;
+  }
+}
+
+SHOAL_INTERPRETER_CASES(Relu, OpKind::Relu) {
+  {
+    CaseBuilder b("relu", dt);
+    b.output(b.op(kind, {b.fin("x", {5}, {-2, -0.5, 0, 0.5, 3})}));
+    b.expect("y", {5}, {0, 0, 0, 0.5, 3});
+    add(b);
+    return;
+  }
+}
+
+SHOAL_INTERPRETER_CASES(Softplus, OpKind::Softplus) {
+  {
+    // log(1 + e^x): ln 2 at 0; ln(1 + 3) at ln 3; ln(4/3) at -ln 3; x itself above 20.
+    CaseBuilder b("softplus", dt);
+    b.output(b.op(kind, {b.fin("x", {5}, {0, ln3, -ln3, 25, -30})}));
+    b.expect("y", {5}, {ln2, std::log(4.0), std::log(4.0 / 3.0), 25, std::exp(-30.0)});
+    add(b);
+    return;
+  }
+}
+
+SHOAL_INTERPRETER_CASES(Neg, OpKind::Neg) {
+  {
+    CaseBuilder b("neg", dt);
+    b.output(b.op(kind, {b.fin("x", {4}, {-2, 0, 0.5, 3})}));
+    b.expect("y", {4}, {2, 0, -0.5, -3});
+    add(b);
+    return;
+  }
+}
+
+SHOAL_INTERPRETER_CASES(ReluGrad, OpKind::ReluGrad) {
+  {
+    CaseBuilder b("relu_grad passes dy where x > 0 (not at 0)", dt);
+    b.output(b.op(kind, {b.fin("x", {2, 2}, {-2, 0, 1, 3}), b.fin("dy", {2, 2}, {1, 2, 3, 4})}));
+    b.expect("y", {2, 2}, {0, 0, 3, 4});
+    add(b);
+    return;
+  }
+}
+
+SHOAL_INTERPRETER_CASES(Sigmoid, OpKind::Sigmoid) {
+  {
+    // σ(0) = 1/2, σ(ln 3) = 1/(1 + 1/3) = 3/4, σ(-ln 3) = 1/4, σ(-20) = e^-20/(1+e^-20), σ(40) ≈ 1.
+    CaseBuilder b("sigmoid", dt);
+    b.output(b.op(kind, {b.fin("x", {5}, {0, ln3, -ln3, -20, 40})}));
+    b.expect("y", {5}, {0.5, 0.75, 0.25, std::exp(-20.0) / (1 + std::exp(-20.0)), 1});
+    add(b);
+    return;
+  }
+}
+
+SHOAL_INTERPRETER_CASES(SigmoidGrad, OpKind::SigmoidGrad) {
+  {
+    // dy·y·(1-y): 4·0.5·0.5 = 1, 16·0.75·0.25 = 3, 8·0.25·0.75 = 1.5, 2·1·0 = 0.
+    CaseBuilder b("sigmoid_grad from the output", dt);
+    b.output(b.op(kind, {b.fin("y", {4}, {0.5, 0.75, 0.25, 1}), b.fin("dy", {4}, {4, 16, 8, 2})}, {}, "dx"), "dx");
+    b.expect("dx", {4}, {1, 3, 1.5, 0});
+    add(b);
+    return;
+  }
+}
+
+SHOAL_INTERPRETER_CASES(Tanh, OpKind::Tanh) {
+  {
+    // tanh(ln 2) = (2 - 1/2)/(2 + 1/2) = 0.6.
+    CaseBuilder b("tanh", dt);
+    b.output(b.op(kind, {b.fin("x", {3}, {0, ln2, -ln2})}));
+    b.expect("y", {3}, {0, 0.6, -0.6});
+    add(b);
+    return;
+  }
+}
+
+SHOAL_INTERPRETER_CASES(TanhGrad, OpKind::TanhGrad) {
+  {
+    // dy·(1-y²): 2·1 = 2, 5·0.64 = 3.2, 4·0.75 = 3.
+    CaseBuilder b("tanh_grad from the output", dt);
+    b.output(b.op(kind, {b.fin("y", {3}, {0, 0.6, -0.5}), b.fin("dy", {3}, {2, 5, 4})}, {}, "dx"), "dx");
+    b.expect("dx", {3}, {2, 3.2, 3});
+    add(b);
+    return;
+  }
+}
+
+SHOAL_INTERPRETER_CASES(Add, OpKind::Add) {
+  // A op R | A op C | A op S | S op A | a op b (outer) | A op A2; see binaryCases.
+  out = binaryCases(kind, dt,
+                    {{2, 4, 7, 5, 7, 10},
+                     {3, 4, 5, 8, 9, 10},
+                     {3, 4, 5, 6, 7, 8},
+                     {3, 4, 5, 6, 7, 8},
+                     {2, 3, 5, 3, 4, 6},
+                     {7, 7, 7, 7, 7, 7}});
+  {
+    // A middle-axis broadcast: x[2,2,2] = 0..7 plus b[2,1] (aligned as [1,2,1]) = [10,20]
+    // adds 10 to rows j=0 and 20 to rows j=1.
+    CaseBuilder b("middle axis broadcast", dt);
+    b.output(b.op(kind, {b.fin("x", {2, 2, 2}, ramp(8, 0)), b.fin("b", {2, 1}, {10, 20})}));
+    b.expect("y", {2, 2, 2}, {10, 11, 22, 23, 14, 15, 26, 27});
+    add(b);
+  }
+  {
+    // Integer operands stay integers: i64 [1,2,3] + [10,20,30]; u8 wraps (200 + 100 = 300 - 256).
+    CaseBuilder b("i64 operands", dt);
+    b.output(b.op(kind, {b.input("a", {DType::I64, {3}}, {1, 2, 3}), b.input("b", {DType::I64, {3}}, {10, 20, 30})}));
+    b.expect("y", {3}, {11, 22, 33});
+    add(b);
+    CaseBuilder c("u8 operands wrap", dt);
+    c.output(c.op(kind, {c.input("a", {DType::U8, {2}}, {200, 1}), c.input("b", {DType::U8, {}}, {100})}));
+    c.expect("y", {2}, {44, 101});
+    add(c);
+  }
+  return;
+}
+
+SHOAL_INTERPRETER_CASES(Sub, OpKind::Sub) {
+  {
+    out = binaryCases(kind, dt,
+                      {{0, 0, -1, 3, 3, 2},
+                       {-1, 0, 1, 0, 1, 2},
+                       {-1, 0, 1, 2, 3, 4},
+                       {1, 0, -1, -2, -3, -4},
+                       {0, -1, -3, 1, 0, -2},
+                       {-5, -3, -1, 1, 3, 5}});
+    CaseBuilder b("i32 operands", dt);
+    b.output(b.op(kind, {b.input("a", {DType::I32, {2}}, {5, -3}), b.input("b", {DType::I32, {1}}, {7})}));
+    b.expect("y", {2}, {-2, -10});
+    add(b);
+    return;
+  }
+}
+
+SHOAL_INTERPRETER_CASES(Mul, OpKind::Mul) {
+  {
+    out = binaryCases(kind, dt,
+                      {{1, 4, 12, 4, 10, 24},
+                       {2, 4, 6, 16, 20, 24},
+                       {2, 4, 6, 8, 10, 12},
+                       {2, 4, 6, 8, 10, 12},
+                       {1, 2, 4, 2, 4, 8},
+                       {6, 10, 12, 12, 10, 6}});
+    CaseBuilder b("i64 operands", dt);
+    b.output(b.op(kind, {b.input("a", {DType::I64, {2, 1}}, {3, -4}), b.input("b", {DType::I64, {2}}, {5, 6})}));
+    b.expect("y", {2, 2}, {15, 18, -20, -24});
+    add(b);
+    return;
+  }
+}
+
+SHOAL_INTERPRETER_CASES(Div, OpKind::Div) {
+  {
+    // Integer division truncates toward zero: 7/2 = 3, -7/2 = -3.
+    CaseBuilder b("i64 operands truncate", dt);
+    b.output(b.op(kind, {b.input("a", {DType::I64, {3}}, {7, -7, 6}), b.input("b", {DType::I64, {}}, {2})}));
+    b.expect("y", {3}, {3, -3, 3});
+    add(b);
+    Cases more = binaryCases(kind, dt,
+                             {{1, 1, 0.75, 4, 2.5, 1.5},
+                              {0.5, 1, 1.5, 1, 1.25, 1.5},
+                              {0.5, 1, 1.5, 2, 2.5, 3},
+                              {2, 1, 2.0 / 3, 0.5, 0.4, 1.0 / 3},
+                              {1, 0.5, 0.25, 2, 1, 0.5},
+                              {1.0 / 6, 0.4, 0.75, 4.0 / 3, 2.5, 6}});
+    for (OpCase& c : more) out.push_back(std::move(c));
+    return;
+  }
+}
+
+SHOAL_INTERPRETER_CASES(SumTo, OpKind::SumTo) {
+  {
+    // x = [[1,2,3],[4,5,6]].
+    auto sumTo = [&](const char* label, Shape target, std::vector<double> want) {
+      CaseBuilder b(label, dt);
+      b.output(b.op(kind, {b.fin("x", {2, 3}, ramp(6))}, attrs({{"shape", target}})));
+      b.expect("y", target, std::move(want));
+      add(b);
+    };
+    sumTo("to a row [3]", {3}, {5, 7, 9});
+    sumTo("to [1,3]", {1, 3}, {5, 7, 9});
+    sumTo("to a column [2,1]", {2, 1}, {6, 15});
+    sumTo("to a scalar", {}, {21});
+    sumTo("to the same shape", {2, 3}, ramp(6));
+    // x[2,3,2] = 1..12 (x[i,j,k] = 6i+2j+k+1) to [3,1]: j=0: 1+2+7+8 = 18, j=1: 3+4+9+10 = 26,
+    // j=2: 5+6+11+12 = 34.
+    CaseBuilder b("outer and inner axes at once", dt);
+    b.output(b.op(kind, {b.fin("x", {2, 3, 2}, ramp(12))}, attrs({{"shape", Shape{3, 1}}})));
+    b.expect("y", {3, 1}, {18, 26, 34});
+    add(b);
+    CaseBuilder c("i64 input", dt);
+    c.output(c.op(kind, {c.input("x", {DType::I64, {2, 2}}, {1, 2, 3, 4})}, attrs({{"shape", Shape{2}}})));
+    c.expect("y", {2}, {4, 6});
+    add(c);
+    return;
+  }
+}
+
+SHOAL_INTERPRETER_CASES(Softmax, OpKind::Softmax) {
+  {
+    // Row [0, ln 2, ln 3] -> [1,2,3]/6; row [1000,1000,1000] -> 1/3 each (no overflow).
+    CaseBuilder b("rows, large logits", dt);
+    b.output(b.op(kind, {b.fin("x", {2, 3}, {0, ln2, ln3, 1000, 1000, 1000})}));
+    b.expect("y", {2, 3}, {1.0 / 6, 1.0 / 3, 0.5, 1.0 / 3, 1.0 / 3, 1.0 / 3});
+    add(b);
+    // Rank 3: the last axis only. [0,0] -> [1/2,1/2]; [ln 3, 0] -> [3/4, 1/4].
+    CaseBuilder c("rank 3", dt);
+    c.output(c.op(kind, {c.fin("x", {1, 2, 2}, {0, 0, ln3, 0})}));
+    c.expect("y", {1, 2, 2}, {0.5, 0.5, 0.75, 0.25});
+    add(c);
+    return;
+  }
+}
+
+SHOAL_INTERPRETER_CASES(LogSoftmax, OpKind::LogSoftmax) {
+  {
+    // log([1,2,3]/6) = [-ln 6, -ln 3, -ln 2]; [1000,1000,1000] -> -ln 3 each.
+    CaseBuilder b("rows, large logits", dt);
+    b.output(b.op(kind, {b.fin("x", {2, 3}, {0, ln2, ln3, 1000, 1000, 1000})}));
+    b.expect("y", {2, 3}, {-std::log(6.0), -ln3, -ln2, -ln3, -ln3, -ln3});
+    add(b);
+    return;
+  }
+}
+
+SHOAL_INTERPRETER_CASES(SoftmaxGrad, OpKind::SoftmaxGrad) {
+  {
+    // y·(dy - Σ dy·y): row 1 Σ = 0.5+0.5+0.75 = 1.75 -> [0.5·-0.75, 0.25·0.25, 0.25·1.25];
+    // row 2 Σ = 0.7 -> [0.1·-0.7, 0.2·-0.7, 0.7·0.3].
+    CaseBuilder b("softmax_grad", dt);
+    b.output(b.op(kind, {b.fin("y", {2, 3}, {0.5, 0.25, 0.25, 0.1, 0.2, 0.7}), b.fin("dy", {2, 3}, {1, 2, 3, 0, 0, 1})},
+                  {}, "dx"),
+             "dx");
+    b.expect("dx", {2, 3}, {-0.375, 0.0625, 0.3125, -0.07, -0.14, 0.21});
+    add(b);
+    return;
+  }
+}
+
+SHOAL_INTERPRETER_CASES(LogSoftmaxGrad, OpKind::LogSoftmaxGrad) {
+  {
+    // dy - exp(y)·Σ dy: y = log [0.5,0.25,0.25], Σ dy = 6 -> [1-3, 2-1.5, 3-1.5].
+    CaseBuilder b("log_softmax_grad", dt);
+    b.output(b.op(kind,
+                  {b.fin("y", {1, 3}, {std::log(0.5), std::log(0.25), std::log(0.25)}), b.fin("dy", {1, 3}, {1, 2, 3})},
+                  {}, "dx"),
+             "dx");
+    b.expect("dx", {1, 3}, {-2, 0.5, 1.5});
+    add(b);
+    return;
+  }
+}
+
+SHOAL_INTERPRETER_CASES(ArgMax, OpKind::ArgMax) {
+  {
+    // Ties: the first maximum wins ([1,3,3,2] -> 1, [5,5,5,5] -> 0).
+    CaseBuilder b("rows with ties", dt);
+    b.output(b.op(kind, {b.fin("x", {3, 4}, {1, 3, 3, 2, 5, 5, 5, 5, -1, -3, 0, -0.5})}));
+    b.expect("y", {3}, {1, 0, 2});
+    add(b);
+    CaseBuilder c("rank 3", dt);
+    c.output(c.op(kind, {c.fin("x", {2, 1, 3}, {0, 9, 9, 7, 1, 7})}));
+    c.expect("y", {2, 1}, {1, 0});
+    add(c);
+    CaseBuilder d("integer input", dt);
+    d.output(d.op(kind, {d.input("x", {DType::I64, {2, 3}}, {3, 7, 7, -1, -5, -2})}));
+    d.expect("y", {2}, {1, 0});
+    add(d);
+    return;
+  }
+}
+
+SHOAL_INTERPRETER_CASES(Accuracy, OpKind::Accuracy) {
+  {
+    // argmax rows: [1,2,3] -> 2, [3,2,1] -> 0, [5,5,0] -> 0 (tie), [0,1,0] -> 1.
+    const std::vector<double> logits = {1, 2, 3, 3, 2, 1, 5, 5, 0, 0, 1, 0};
+    CaseBuilder b("i64 labels", dt);
+    // labels [2,0,1,1]: right, right, wrong (0 != 1), right -> 3/4.
+    b.output(b.op(kind, {b.fin("logits", {4, 3}, logits), b.input("labels", {DType::I64, {4}}, {2, 0, 1, 1})}));
+    b.expect("y", {}, {0.75});
+    add(b);
+    CaseBuilder c("i32 labels", dt);
+    c.output(c.op(kind, {c.fin("logits", {4, 3}, logits), c.input("labels", {DType::I32, {4}}, {0, 0, 0, 0})}));
+    c.expect("y", {}, {0.5});
+    add(c);
+    // An out-of-range label is simply never right (no error for accuracy): [2,1,0,200] -> right,
+    // wrong, right, wrong.
+    CaseBuilder d("u8 labels, one out of range", dt);
+    d.output(d.op(kind, {d.fin("logits", {4, 3}, logits), d.input("labels", {DType::U8, {4}}, {2, 1, 0, 200})}));
+    d.expect("y", {}, {0.5});
+    add(d);
+    return;
+  }
+}
+
+SHOAL_INTERPRETER_CASES(SoftmaxCrossEntropy, OpKind::SoftmaxCrossEntropy) {
+  {
+    // Row 1: softmax [1,2,3]/6, label 2 -> -log(1/2) = ln 2; row 2: uniform, label 0 -> ln 3.
+    // Mean: (ln 2 + ln 3)/2 = ln(6)/2.
+    CaseBuilder b("mean over rows", dt);
+    b.output(
+        b.op(kind,
+             {b.fin("logits", {2, 3}, {0, ln2, ln3, 1000, 1000, 1000}), b.input("labels", {DType::I64, {2}}, {2, 0})},
+             {}, "loss"),
+        "loss");
+    b.expect("loss", {}, {std::log(6.0) / 2});
+    add(b);
+    // u8 labels; one row: logits [0,0] label 1 -> ln 2.
+    CaseBuilder c("u8 labels", dt);
+    c.output(c.op(kind, {c.fin("logits", {1, 2}, {0, 0}), c.input("labels", {DType::U8, {1}}, {1})}, {}, "loss"),
+             "loss");
+    c.expect("loss", {}, {ln2});
+    add(c);
+    return;
+  }
+}
+
+SHOAL_INTERPRETER_CASES(SoftmaxCrossEntropyGrad, OpKind::SoftmaxCrossEntropyGrad) {
+  {
+    // dloss·(softmax - onehot)/rows with dloss = 2, rows = 2 (scale 1):
+    // row 1 p = [1/6,1/3,1/2], label 2 -> [1/6, 1/3, -1/2]; row 2 p = 1/3 each, label 0 -> [-2/3, 1/3, 1/3].
+    CaseBuilder b("softmax minus one-hot", dt);
+    b.output(b.op(kind,
+                  {b.fin("logits", {2, 3}, {0, ln2, ln3, 0, 0, 0}), b.input("labels", {DType::I64, {2}}, {2, 0}),
+                   b.fin("dloss", {}, {2})},
+                  {}, "dlogits"),
+             "dlogits");
+    b.expect("dlogits", {2, 3}, {1.0 / 6, 1.0 / 3, -0.5, -2.0 / 3, 1.0 / 3, 1.0 / 3});
+    add(b);
+    return;
+  }
+}
+
+SHOAL_INTERPRETER_CASES(Mse, OpKind::Mse) {
+  {
+    // (pred - target) = [-0.5, 0, 2, -2]; squares sum to 0.25 + 0 + 4 + 4 = 8.25; mean 2.0625.
+    CaseBuilder b("mean of squares", dt);
+    b.output(b.op(kind, {b.fin("pred", {2, 2}, {1, 2, 3, 4}), b.fin("target", {2, 2}, {1.5, 2, 1, 6})}, {}, "loss"),
+             "loss");
+    b.expect("loss", {}, {2.0625});
+    add(b);
+    return;
+  }
+}
+
+SHOAL_INTERPRETER_CASES(MseGrad, OpKind::MseGrad) {
+  {
+    // dloss·2·(pred - target)/count = 4·2·[-0.5, 0, 2, -2]/4 = [-1, 0, 4, -4].
+    CaseBuilder b("2 (pred - target) / count", dt);
+    b.output(
+        b.op(kind,
+             {b.fin("pred", {2, 2}, {1, 2, 3, 4}), b.fin("target", {2, 2}, {1.5, 2, 1, 6}), b.fin("dloss", {}, {4})},
+             {}, "dpred"),
+        "dpred");
+    b.expect("dpred", {2, 2}, {-1, 0, 4, -4});
+    add(b);
+    return;
+  }
+}
+
+SHOAL_INTERPRETER_CASES(SgdUpdate, OpKind::SgdUpdate) {
+  {
+    {
+      // w -= 0.1 g, twice: [1,-2,0.5] -> [0.95,-2.1,0.6] -> [0.9,-2.2,0.7].
+      CaseBuilder b("plain, two steps", dt);
+      b.op(kind, {b.param("w", {3}, {1, -2, 0.5}), b.fin("g", {3}, {0.5, 1, -1})}, attrs({{"lr", 0.1}}), "sgd");
+      b.expect("w", {3}, {0.95, -2.1, 0.6});
+      b.nextRun({});
+      b.expect("w", {3}, {0.9, -2.2, 0.7});
+      add(b);
+    }
+    {
+      // Momentum 0.9, lr 0.1, v from 0, w = [1,1,1]:
+      // step 1, g = [1,-2,0.5]: v = g; w = 1 - 0.1 v = [0.9, 1.2, 0.95].
+      // step 2, g = [0.5,0,-1]: v = 0.9 [1,-2,0.5] + g = [1.4, -1.8, -0.55];
+      //   w = [0.9 - 0.14, 1.2 + 0.18, 0.95 + 0.055] = [0.76, 1.38, 1.005].
+      CaseBuilder b("momentum, two steps", dt);
+      b.op(kind, {b.param("w", {3}, {1, 1, 1}), b.fin("g", {3}, {1, -2, 0.5}), b.state("w.velocity", {3})},
+           attrs({{"lr", 0.1}, {"momentum", 0.9}}), "sgd");
+      b.expect("w", {3}, {0.9, 1.2, 0.95});
+      b.expect("w.velocity", {3}, {1, -2, 0.5});
+      b.nextRun({{"g", b.tensor({3}, {0.5, 0, -1})}});
+      b.expect("w", {3}, {0.76, 1.38, 1.005});
+      b.expect("w.velocity", {3}, {1.4, -1.8, -0.55});
+      add(b);
+    }
+    {
+      // Weight decay 0.1 (L2), lr 0.5, g = 0: w -= 0.5·0.1·w, i.e. w *= 0.95: 2 -> 1.9 -> 1.805.
+      CaseBuilder b("weight decay, two steps", dt);
+      b.op(kind, {b.param("w", {1}, {2}), b.fin("g", {1}, {0})}, attrs({{"lr", 0.5}, {"weight_decay", 0.1}}), "sgd");
+      b.expect("w", {1}, {1.9});
+      b.nextRun({});
+      b.expect("w", {1}, {1.805});
+      add(b);
+    }
+    return;
+  }
+}
+
+SHOAL_INTERPRETER_CASES(AdamUpdate, OpKind::AdamUpdate) {
+  {
+    // lr 0.1, β1 0.9, β2 0.999, eps 1e-7; w = [1,-1], m = v = 0.
+    // Step 1, g = [0.5,-2]: m = 0.1 g = [0.05,-0.2], v = 0.001 g² = [0.00025, 0.004];
+    //   m̂ = m/0.1 = g, v̂ = v/0.001 = g², so w -= 0.1·g/(|g| + 1e-7):
+    //   w0 = 1 - 0.1·0.5/0.5000001 = 0.900000019999996, w1 = -1 + 0.1·2/2.0000001 = -0.900000005.
+    // Step 2, g = [0.5, 1]: m = 0.9 m + 0.1 g = [0.095, -0.08]; v = 0.999 v + 0.001 g² =
+    //   [0.00049975, 0.004996]; bias corrections 1-0.9² = 0.19, 1-0.999² = 0.001999:
+    //   m̂0 = 0.5, v̂0 = 0.25 -> w0 = 0.900000019999996 - 0.099999980000004 = 0.800000039999992;
+    //   m̂1 = -0.08/0.19 = -0.421052631578947, v̂1 = 0.004996/0.001999 = 2.499249624812406,
+    //   √v̂1 = 1.580901522806668 -> w1 = -0.900000005 + 0.1·0.421052631578947/1.580901622806668
+    //   = -0.873366302718676.
+    CaseBuilder b("two steps", dt);
+    b.op(kind,
+         {b.param("w", {2}, {1, -1}), b.fin("g", {2}, {0.5, -2}), b.state("w.adam_m", {2}), b.state("w.adam_v", {2}),
+          b.input("step", {DType::I64, {}}, {1})},
+         attrs({{"lr", 0.1}}), "adam");
+    b.expect("w", {2}, {0.900000019999996, -0.9000000049999998});
+    b.expect("w.adam_m", {2}, {0.05, -0.2});
+    b.expect("w.adam_v", {2}, {0.00025, 0.004});
+    b.nextRun({{"g", b.tensor({2}, {0.5, 1})}, {"step", Tensor::fromDoubles(DType::I64, {}, std::vector<double>{2})}});
+    b.expect("w", {2}, {0.8000000399999927, -0.8733663027186758});
+    b.expect("w.adam_m", {2}, {0.095, -0.08});
+    b.expect("w.adam_v", {2}, {0.00049975, 0.004996});
+    add(b);
+    return;
+  }
 }
 
 // ---- running and comparing ---------------------------------------------------------------
+
+// Every registered case of `kind` (none: the test fails naming the op).
+Cases casesFor(OpKind kind, DType dt) {
+  auto* fn = InterpreterCaseRegistry::find(kind);
+  return fn ? fn(kind, dt) : Cases{};
+}
 
 std::string dtypeLabel(DType dt) { return std::string(dtypeName(dt)); }
 
@@ -1191,7 +1210,8 @@ std::unique_ptr<Graph> crossEntropyGraph(OpKind kind, DType labelType) {
   Value* logits = layers::input(*g, "logits", {DType::F32, {2, 3}}, at(2, "x"));
   Value* labels = layers::input(*g, "labels", {labelType, {2}}, at(3, "labels"));
   std::vector<Value*> ins = {logits, labels};
-  if (kind == OpKind::SoftmaxCrossEntropyGrad) ins.push_back(layers::input(*g, "dloss", {DType::F32, {}}, at(4, "dloss")));
+  if (kind == OpKind::SoftmaxCrossEntropyGrad)
+    ins.push_back(layers::input(*g, "dloss", {DType::F32, {}}, at(4, "dloss")));
   auto loss = layers::addOp(*g, kind, ins, {}, "loss", at(9, "t"));
   EXPECT_TRUE(loss.has_value());
   if (loss) layers::output(*g, *loss, "loss", at(10, "out"));

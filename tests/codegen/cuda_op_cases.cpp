@@ -1,0 +1,454 @@
+// The CUDA codegen and executor test cases of the core ops (see SHOAL_CUDA_CASE in
+// cuda_test_graphs.h): each op in a few shapes (strides, padding, broadcasting, long
+// reductions, label types).
+#include "codegen/cuda_test_graphs.h"
+
+namespace shoal::test {
+namespace {
+
+SHOAL_CUDA_CASE(Input, OpKind::Input) {
+  [[maybe_unused]] const DType dt = b.dt();
+  [[maybe_unused]] const TensorType labels64{DType::I64, {8}}, labels32{DType::I32, {8}}, labels8{DType::U8, {8}};
+  b.output(b.input("x", Shape{2, 3}));
+  return true;
+  return false;
+}
+
+SHOAL_CUDA_CASE(Param, OpKind::Param) {
+  [[maybe_unused]] const DType dt = b.dt();
+  [[maybe_unused]] const TensorType labels64{DType::I64, {8}}, labels32{DType::I32, {8}}, labels8{DType::U8, {8}};
+  b.output(b.param("w", {3, 4}));
+  return true;
+  return false;
+}
+
+SHOAL_CUDA_CASE(State, OpKind::State) {
+  [[maybe_unused]] const DType dt = b.dt();
+  [[maybe_unused]] const TensorType labels64{DType::I64, {8}}, labels32{DType::I32, {8}}, labels8{DType::U8, {8}};
+  b.output(b.state("m", {3, 4}));
+  return true;
+  return false;
+}
+
+SHOAL_CUDA_CASE(Output, OpKind::Output) {
+  [[maybe_unused]] const DType dt = b.dt();
+  [[maybe_unused]] const TensorType labels64{DType::I64, {8}}, labels32{DType::I32, {8}}, labels8{DType::U8, {8}};
+  b.output(b.input("x", Shape{5}));
+  return true;
+  return false;
+}
+
+SHOAL_CUDA_CASE(Constant, OpKind::Constant) {
+  [[maybe_unused]] const DType dt = b.dt();
+  [[maybe_unused]] const TensorType labels64{DType::I64, {8}}, labels32{DType::I32, {8}}, labels8{DType::U8, {8}};
+  {
+    Value* k =
+        b.op(OpKind::Constant, {}, attrs({{"value", TensorLiteral{{2, 3}, {1.0, 2.5, -3.0, 0.1, 7, -0.25}}}}), "k");
+    b.op(OpKind::Add, {k, b.input("x", Shape{2, 3})}, {}, "kx");
+    return true;
+  }
+  return false;
+}
+
+SHOAL_CUDA_CASE(Cast, OpKind::Cast) {
+  [[maybe_unused]] const DType dt = b.dt();
+  [[maybe_unused]] const TensorType labels64{DType::I64, {8}}, labels32{DType::I32, {8}}, labels8{DType::U8, {8}};
+  b.op(OpKind::Cast, {b.input("pixels", TensorType{DType::U8, {2, 3, 5}})},
+       attrs({{"dtype", std::string(dtypeName(dt))}}), "y");
+  b.op(OpKind::Cast, {b.input("ids", TensorType{DType::I64, {7}})}, attrs({{"dtype", std::string(dtypeName(dt))}}),
+       "ids_f");
+  return true;
+  return false;
+}
+
+SHOAL_CUDA_CASE(Scale, OpKind::Scale) {
+  [[maybe_unused]] const DType dt = b.dt();
+  [[maybe_unused]] const TensorType labels64{DType::I64, {8}}, labels32{DType::I32, {8}}, labels8{DType::U8, {8}};
+  b.op(OpKind::Scale, {b.input("x", Shape{3, 4, 5})}, attrs({{"scale", 0.5}, {"shift", -1.0}}), "y");
+  return true;
+  return false;
+}
+
+SHOAL_CUDA_CASE(Normalize, OpKind::Normalize) {
+  [[maybe_unused]] const DType dt = b.dt();
+  [[maybe_unused]] const TensorType labels64{DType::I64, {8}}, labels32{DType::I32, {8}}, labels8{DType::U8, {8}};
+  {
+    Value* x = b.input("x", Shape{2, 3, 4, 4});
+    b.op(OpKind::Normalize, {x},
+         attrs({{"mean", std::vector<double>{0.1, -0.2, 0.3}}, {"std", std::vector<double>{0.5, 2.0, 1.5}}}),
+         "per_channel");
+    b.op(OpKind::Normalize, {x}, attrs({{"mean", std::vector<double>{0.1307}}, {"std", std::vector<double>{0.3081}}}),
+         "global");
+    return true;
+  }
+  return false;
+}
+
+SHOAL_CUDA_CASE(Conv2d, OpKind::Conv2d) {
+  [[maybe_unused]] const DType dt = b.dt();
+  [[maybe_unused]] const TensorType labels64{DType::I64, {8}}, labels32{DType::I32, {8}}, labels8{DType::U8, {8}};
+  b.op(OpKind::Conv2d, {b.input("x", Shape{2, 3, 9, 8}), b.param("a.weight", {4, 3, 3, 2}), b.param("a.bias", {4})},
+       attrs({{"stride", Ints{2, 1}}, {"padding", Ints{1, 0, 2, 1}}, {"dilation", Ints{1, 2}}}), "a");
+  b.op(OpKind::Conv2d, {b.input("m", Shape{3, 1, 12, 12}), b.param("b.weight", {5, 1, 3, 3}), b.param("b.bias", {5})},
+       {}, "b");
+  b.op(OpKind::Conv2d, {b.input("p", Shape{2, 6, 5, 5}), b.param("c.weight", {3, 6, 1, 1})}, {}, "c");
+  return true;
+  return false;
+}
+
+SHOAL_CUDA_CASE(Conv2dBackwardData, OpKind::Conv2dBackwardData) {
+  [[maybe_unused]] const DType dt = b.dt();
+  [[maybe_unused]] const TensorType labels64{DType::I64, {8}}, labels32{DType::I32, {8}}, labels8{DType::U8, {8}};
+  b.op(OpKind::Conv2dBackwardData, {b.input("dy", Shape{2, 4, 5, 7}), b.param("a.weight", {4, 3, 3, 2})},
+       attrs({{"stride", Ints{2, 1}},
+              {"padding", Ints{1, 0, 2, 1}},
+              {"dilation", Ints{1, 2}},
+              {"input_shape", Ints{2, 3, 9, 8}}}),
+       "dx");
+  b.op(OpKind::Conv2dBackwardData, {b.input("dyb", Shape{3, 5, 10, 10}), b.param("b.weight", {5, 1, 3, 3})},
+       attrs({{"stride", Ints{1, 1}},
+              {"padding", Ints{0, 0, 0, 0}},
+              {"dilation", Ints{1, 1}},
+              {"input_shape", Ints{3, 1, 12, 12}}}),
+       "dxb");
+  return true;
+  return false;
+}
+
+SHOAL_CUDA_CASE(Conv2dBackwardWeight, OpKind::Conv2dBackwardWeight) {
+  [[maybe_unused]] const DType dt = b.dt();
+  [[maybe_unused]] const TensorType labels64{DType::I64, {8}}, labels32{DType::I32, {8}}, labels8{DType::U8, {8}};
+  b.op(OpKind::Conv2dBackwardWeight, {b.input("x", Shape{2, 3, 9, 8}), b.input("dy", Shape{2, 4, 5, 7})},
+       attrs({{"stride", Ints{2, 1}},
+              {"padding", Ints{1, 0, 2, 1}},
+              {"dilation", Ints{1, 2}},
+              {"weight_shape", Ints{4, 3, 3, 2}}}),
+       "dw");
+  // A long reduction (16·18·18 terms per weight) over few weights: the split kernel.
+  b.op(OpKind::Conv2dBackwardWeight, {b.input("xl", Shape{16, 2, 20, 20}), b.input("dyl", Shape{16, 3, 18, 18})},
+       attrs({{"stride", Ints{1, 1}},
+              {"padding", Ints{0, 0, 0, 0}},
+              {"dilation", Ints{1, 1}},
+              {"weight_shape", Ints{3, 2, 3, 3}}}),
+       "dwl");
+  return true;
+  return false;
+}
+
+SHOAL_CUDA_CASE(MaxPool2d, OpKind::MaxPool2d) {
+  [[maybe_unused]] const DType dt = b.dt();
+  [[maybe_unused]] const TensorType labels64{DType::I64, {8}}, labels32{DType::I32, {8}}, labels8{DType::U8, {8}};
+  b.op(OpKind::MaxPool2d, {b.input("qx", Shape{2, 3, 7, 7})},
+       attrs({{"kernel", Ints{3, 3}}, {"stride", Ints{2, 2}}, {"padding", Ints{1, 1, 1, 1}}}), "overlap");
+  b.op(OpKind::MaxPool2d, {b.input("qy", Shape{2, 2, 6, 6})}, attrs({{"kernel", Ints{2, 2}}, {"stride", Ints{2, 2}}}),
+       "plain");
+  return true;
+  return false;
+}
+
+SHOAL_CUDA_CASE(MaxPool2dGrad, OpKind::MaxPool2dGrad) {
+  [[maybe_unused]] const DType dt = b.dt();
+  [[maybe_unused]] const TensorType labels64{DType::I64, {8}}, labels32{DType::I32, {8}}, labels8{DType::U8, {8}};
+  b.op(OpKind::MaxPool2dGrad, {b.input("qx", Shape{2, 3, 7, 7}), b.input("dy", Shape{2, 3, 4, 4})},
+       attrs({{"kernel", Ints{3, 3}}, {"stride", Ints{2, 2}}, {"padding", Ints{1, 1, 1, 1}}}), "dx");
+  b.op(OpKind::MaxPool2dGrad, {b.input("qy", Shape{2, 2, 6, 6}), b.input("dyp", Shape{2, 2, 3, 3})},
+       attrs({{"kernel", Ints{2, 2}}, {"stride", Ints{2, 2}}, {"padding", Ints{0, 0, 0, 0}}}), "dxp");
+  return true;
+  return false;
+}
+
+SHOAL_CUDA_CASE(AvgPool2d, OpKind::AvgPool2d) {
+  [[maybe_unused]] const DType dt = b.dt();
+  [[maybe_unused]] const TensorType labels64{DType::I64, {8}}, labels32{DType::I32, {8}}, labels8{DType::U8, {8}};
+  b.op(OpKind::AvgPool2d, {b.input("x", Shape{2, 3, 7, 7})},
+       attrs({{"kernel", Ints{3, 3}}, {"stride", Ints{2, 2}}, {"padding", Ints{1, 1, 1, 1}}}), "y");
+  return true;
+  return false;
+}
+
+SHOAL_CUDA_CASE(AvgPool2dGrad, OpKind::AvgPool2dGrad) {
+  [[maybe_unused]] const DType dt = b.dt();
+  [[maybe_unused]] const TensorType labels64{DType::I64, {8}}, labels32{DType::I32, {8}}, labels8{DType::U8, {8}};
+  b.op(OpKind::AvgPool2dGrad, {b.input("dy", Shape{2, 3, 4, 4})},
+       attrs({{"kernel", Ints{3, 3}},
+              {"stride", Ints{2, 2}},
+              {"padding", Ints{1, 1, 1, 1}},
+              {"input_shape", Ints{2, 3, 7, 7}}}),
+       "dx");
+  return true;
+  return false;
+}
+
+SHOAL_CUDA_CASE(Flatten, OpKind::Flatten) {
+  [[maybe_unused]] const DType dt = b.dt();
+  [[maybe_unused]] const TensorType labels64{DType::I64, {8}}, labels32{DType::I32, {8}}, labels8{DType::U8, {8}};
+  b.op(OpKind::Flatten, {b.input("x", Shape{2, 3, 4})}, {}, "f");
+  return true;
+  return false;
+}
+
+SHOAL_CUDA_CASE(Reshape, OpKind::Reshape) {
+  [[maybe_unused]] const DType dt = b.dt();
+  [[maybe_unused]] const TensorType labels64{DType::I64, {8}}, labels32{DType::I32, {8}}, labels8{DType::U8, {8}};
+  b.op(OpKind::Reshape, {b.input("x", Shape{2, 12})}, attrs({{"shape", Ints{-1, 3, 4}}}), "r");
+  return true;
+  return false;
+}
+
+SHOAL_CUDA_CASE(Dense, OpKind::Dense) {
+  [[maybe_unused]] const DType dt = b.dt();
+  [[maybe_unused]] const TensorType labels64{DType::I64, {8}}, labels32{DType::I32, {8}}, labels8{DType::U8, {8}};
+  b.op(OpKind::Dense, {b.input("x", Shape{5, 7}), b.param("d.weight", {3, 7}), b.param("d.bias", {3})}, {}, "d");
+  b.op(OpKind::Dense, {b.input("x2", Shape{4, 300}), b.param("e.weight", {6, 300})}, {}, "e");
+  return true;
+  return false;
+}
+
+SHOAL_CUDA_CASE(MatMul, OpKind::MatMul) {
+  [[maybe_unused]] const DType dt = b.dt();
+  [[maybe_unused]] const TensorType labels64{DType::I64, {8}}, labels32{DType::I32, {8}}, labels8{DType::U8, {8}};
+  {
+    Value* a = b.input("a", Shape{4, 6});
+    Value* at = b.input("at", Shape{6, 4});
+    Value* m = b.input("m", Shape{6, 5});
+    Value* mt = b.input("mt", Shape{5, 6});
+    b.op(OpKind::MatMul, {a, m}, {}, "nn");
+    b.op(OpKind::MatMul, {at, m}, attrs({{"transpose_a", int64_t(1)}}), "tn");
+    b.op(OpKind::MatMul, {a, mt}, attrs({{"transpose_b", int64_t(1)}}), "nt");
+    b.op(OpKind::MatMul, {at, mt}, attrs({{"transpose_a", int64_t(1)}, {"transpose_b", int64_t(1)}}), "tt");
+    return true;
+  }
+  return false;
+}
+
+SHOAL_CUDA_CASE(Relu, OpKind::Relu, OpKind::Sigmoid, OpKind::Tanh, OpKind::Softplus, OpKind::Neg) {
+  [[maybe_unused]] const DType dt = b.dt();
+  [[maybe_unused]] const TensorType labels64{DType::I64, {8}}, labels32{DType::I32, {8}}, labels8{DType::U8, {8}};
+  b.op(kind, {b.input("x", Shape{3, 50})}, {}, "y");
+  return true;
+  return false;
+}
+
+SHOAL_CUDA_CASE(ReluGrad, OpKind::ReluGrad, OpKind::SigmoidGrad, OpKind::TanhGrad) {
+  [[maybe_unused]] const DType dt = b.dt();
+  [[maybe_unused]] const TensorType labels64{DType::I64, {8}}, labels32{DType::I32, {8}}, labels8{DType::U8, {8}};
+  b.op(kind, {b.input("u", Shape{3, 50}), b.input("dy", Shape{3, 50})}, {}, "dx");
+  return true;
+  return false;
+}
+
+SHOAL_CUDA_CASE(Add, OpKind::Add, OpKind::Sub, OpKind::Mul, OpKind::Div) {
+  [[maybe_unused]] const DType dt = b.dt();
+  [[maybe_unused]] const TensorType labels64{DType::I64, {8}}, labels32{DType::I32, {8}}, labels8{DType::U8, {8}};
+  b.op(kind, {b.input("a", Shape{3, 4}), b.input("b", Shape{3, 4})}, {}, "same");
+  b.op(kind, {b.input("c", Shape{2, 3, 4}), b.input("d", Shape{3, 1})}, {}, "rows");
+  b.op(kind, {b.input("s", Shape{}), b.input("e", Shape{2, 3})}, {}, "scalar");
+  b.op(kind, {b.input("f", Shape{4, 1, 5}), b.input("g", Shape{1, 3, 1})}, {}, "outer");
+  return true;
+  return false;
+}
+
+SHOAL_CUDA_CASE(SumTo, OpKind::SumTo) {
+  [[maybe_unused]] const DType dt = b.dt();
+  [[maybe_unused]] const TensorType labels64{DType::I64, {8}}, labels32{DType::I32, {8}}, labels8{DType::U8, {8}};
+  b.op(OpKind::SumTo, {b.input("a", Shape{3, 4, 5})}, attrs({{"shape", Ints{4, 1}}}), "short");
+  b.op(OpKind::SumTo, {b.input("b", Shape{64, 10})}, attrs({{"shape", Ints{10}}}), "rows");
+  b.op(OpKind::SumTo, {b.input("c", Shape{16, 8, 20, 20})}, attrs({{"shape", Ints{1, 8, 1, 1}}}), "long");
+  b.op(OpKind::SumTo, {b.input("d", Shape{6, 40})}, attrs({{"shape", Ints{40}}}), "few");
+  b.op(OpKind::SumTo, {b.input("e", Shape{2, 3})}, attrs({{"shape", Ints{}}}), "all");
+  return true;
+  return false;
+}
+
+SHOAL_CUDA_CASE(Softmax, OpKind::Softmax, OpKind::LogSoftmax) {
+  [[maybe_unused]] const DType dt = b.dt();
+  [[maybe_unused]] const TensorType labels64{DType::I64, {8}}, labels32{DType::I32, {8}}, labels8{DType::U8, {8}};
+  b.op(kind, {b.input("x", Shape{5, 7})}, {}, "y");
+  b.op(kind, {b.input("w", Shape{3, 100})}, {}, "wide");
+  return true;
+  return false;
+}
+
+SHOAL_CUDA_CASE(SoftmaxGrad, OpKind::SoftmaxGrad, OpKind::LogSoftmaxGrad) {
+  [[maybe_unused]] const DType dt = b.dt();
+  [[maybe_unused]] const TensorType labels64{DType::I64, {8}}, labels32{DType::I32, {8}}, labels8{DType::U8, {8}};
+  b.op(kind, {b.input("y", Shape{5, 7}), b.input("dy", Shape{5, 7})}, {}, "dx");
+  b.op(kind, {b.input("yw", Shape{3, 100}), b.input("dyw", Shape{3, 100})}, {}, "dxw");
+  return true;
+  return false;
+}
+
+SHOAL_CUDA_CASE(ArgMax, OpKind::ArgMax) {
+  [[maybe_unused]] const DType dt = b.dt();
+  [[maybe_unused]] const TensorType labels64{DType::I64, {8}}, labels32{DType::I32, {8}}, labels8{DType::U8, {8}};
+  b.op(OpKind::ArgMax, {b.input("qx", Shape{6, 7})}, {}, "cls");
+  b.op(OpKind::ArgMax, {b.input("w", Shape{3, 100})}, {}, "wide");
+  return true;
+  return false;
+}
+
+SHOAL_CUDA_CASE(Accuracy, OpKind::Accuracy) {
+  [[maybe_unused]] const DType dt = b.dt();
+  [[maybe_unused]] const TensorType labels64{DType::I64, {8}}, labels32{DType::I32, {8}}, labels8{DType::U8, {8}};
+  b.op(OpKind::Accuracy, {b.input("qx", Shape{8, 7}), b.input("labels", labels64)}, {}, "acc64");
+  b.op(OpKind::Accuracy, {b.input("qy", Shape{8, 7}), b.input("labels32", labels32)}, {}, "acc32");
+  b.op(OpKind::Accuracy, {b.input("qz", Shape{8, 7}), b.input("labels8", labels8)}, {}, "acc8");
+  return true;
+  return false;
+}
+
+SHOAL_CUDA_CASE(SoftmaxCrossEntropy, OpKind::SoftmaxCrossEntropy) {
+  [[maybe_unused]] const DType dt = b.dt();
+  [[maybe_unused]] const TensorType labels64{DType::I64, {8}}, labels32{DType::I32, {8}}, labels8{DType::U8, {8}};
+  b.op(OpKind::SoftmaxCrossEntropy, {b.input("x", Shape{8, 7}), b.input("labels", labels64)}, {}, "loss64");
+  b.op(OpKind::SoftmaxCrossEntropy, {b.input("y", Shape{8, 7}), b.input("labels32", labels32)}, {}, "loss32");
+  b.op(OpKind::SoftmaxCrossEntropy, {b.input("z", Shape{8, 7}), b.input("labels8", labels8)}, {}, "loss8");
+  return true;
+  return false;
+}
+
+SHOAL_CUDA_CASE(SoftmaxCrossEntropyGrad, OpKind::SoftmaxCrossEntropyGrad) {
+  [[maybe_unused]] const DType dt = b.dt();
+  [[maybe_unused]] const TensorType labels64{DType::I64, {8}}, labels32{DType::I32, {8}}, labels8{DType::U8, {8}};
+  b.op(OpKind::SoftmaxCrossEntropyGrad,
+       {b.input("x", Shape{8, 7}), b.input("labels", labels64), b.input("dloss", Shape{})}, {}, "dx");
+  b.op(OpKind::SoftmaxCrossEntropyGrad,
+       {b.input("y", Shape{8, 7}), b.input("labels8", labels8), b.input("dloss8", Shape{})}, {}, "dy");
+  return true;
+  return false;
+}
+
+SHOAL_CUDA_CASE(Mse, OpKind::Mse) {
+  [[maybe_unused]] const DType dt = b.dt();
+  [[maybe_unused]] const TensorType labels64{DType::I64, {8}}, labels32{DType::I32, {8}}, labels8{DType::U8, {8}};
+  b.op(OpKind::Mse, {b.input("p", Shape{3, 5}), b.input("t", Shape{3, 5})}, {}, "loss");
+  return true;
+  return false;
+}
+
+SHOAL_CUDA_CASE(MseGrad, OpKind::MseGrad) {
+  [[maybe_unused]] const DType dt = b.dt();
+  [[maybe_unused]] const TensorType labels64{DType::I64, {8}}, labels32{DType::I32, {8}}, labels8{DType::U8, {8}};
+  b.op(OpKind::MseGrad, {b.input("p", Shape{3, 5}), b.input("t", Shape{3, 5}), b.input("dloss", Shape{})}, {}, "dp");
+  return true;
+  return false;
+}
+
+SHOAL_CUDA_CASE(SgdUpdate, OpKind::SgdUpdate) {
+  [[maybe_unused]] const DType dt = b.dt();
+  [[maybe_unused]] const TensorType labels64{DType::I64, {8}}, labels32{DType::I32, {8}}, labels8{DType::U8, {8}};
+  b.op(OpKind::SgdUpdate, {b.param("w", {3, 8}), b.input("g", Shape{3, 8}), b.state("w.velocity", {3, 8})},
+       attrs({{"lr", 0.01}, {"momentum", 0.9}, {"weight_decay", 1e-3}}), "sgd");
+  b.op(OpKind::SgdUpdate, {b.param("u", {5}), b.input("gu", Shape{5})}, attrs({{"lr", 0.1}}), "plain");
+  return true;
+  return false;
+}
+
+SHOAL_CUDA_CASE(FusedConv2d, OpKind::FusedConv2d) {
+  [[maybe_unused]] const DType dt = b.dt();
+  [[maybe_unused]] const TensorType labels64{DType::I64, {8}}, labels32{DType::I32, {8}}, labels8{DType::U8, {8}};
+  b.op(OpKind::FusedConv2d,
+       {b.input("x", Shape{2, 3, 9, 8}), b.param("a.weight", {4, 3, 3, 2}), b.param("a.bias", {4})},
+       attrs({{"stride", Ints{2, 1}},
+              {"padding", Ints{1, 0, 2, 1}},
+              {"dilation", Ints{1, 2}},
+              {"activation", std::string("relu")}}),
+       "a");
+  b.op(OpKind::FusedConv2d,
+       {b.input("m", Shape{3, 1, 12, 12}), b.param("b.weight", {5, 1, 3, 3}), b.param("b.bias", {5})},
+       attrs({{"activation", std::string("sigmoid")}}), "b");
+  b.op(OpKind::FusedConv2d, {b.input("p", Shape{2, 6, 5, 5}), b.param("c.weight", {3, 6, 1, 1})},
+       attrs({{"activation", std::string("tanh")}}), "c");
+  return true;
+  return false;
+}
+
+SHOAL_CUDA_CASE(FusedConv2dPool, OpKind::FusedConv2dPool) {
+  [[maybe_unused]] const DType dt = b.dt();
+  [[maybe_unused]] const TensorType labels64{DType::I64, {8}}, labels32{DType::I32, {8}}, labels8{DType::U8, {8}};
+  // Strided, padded, dilated conv; a 3x2 pool window, stride 1x2 (overlapping rows).
+  b.op(OpKind::FusedConv2dPool,
+       {b.input("x", Shape{2, 3, 9, 8}), b.param("a.weight", {4, 3, 3, 2}), b.param("a.bias", {4})},
+       attrs({{"stride", Ints{2, 1}},
+              {"padding", Ints{1, 0, 2, 1}},
+              {"dilation", Ints{1, 2}},
+              {"activation", std::string("sigmoid")},
+              {"pool_kernel", Ints{3, 2}},
+              {"pool_stride", Ints{1, 2}}}),
+       "a");
+  // MNIST's shape: 3x3 conv, relu, 2x2 pool stride 2 over an odd conv output (floor mode).
+  b.op(OpKind::FusedConv2dPool,
+       {b.input("m", Shape{3, 1, 13, 13}), b.param("b.weight", {5, 1, 3, 3}), b.param("b.bias", {5})},
+       attrs({{"activation", std::string("relu")}, {"pool_kernel", Ints{2, 2}}, {"pool_stride", Ints{2, 2}}}), "b");
+  // Small integer inputs (ties), no bias, a padded 3x3 pool stride 2.
+  b.op(OpKind::FusedConv2dPool, {b.input("q", Shape{2, 6, 5, 5}), b.param("c.weight", {3, 6, 1, 1})},
+       attrs({{"activation", std::string("tanh")},
+              {"pool_kernel", Ints{3, 3}},
+              {"pool_stride", Ints{2, 2}},
+              {"pool_padding", Ints{1, 1, 1, 1}}}),
+       "c");
+  // Relu of a padded conv: whole windows of zeros (ties), first maximum kept.
+  b.op(OpKind::FusedConv2dPool, {b.input("qr", Shape{1, 2, 6, 6}), b.param("d.weight", {2, 2, 3, 3})},
+       attrs({{"padding", Ints{1, 1, 1, 1}},
+              {"activation", std::string("relu")},
+              {"pool_kernel", Ints{2, 2}},
+              {"pool_stride", Ints{2, 2}}}),
+       "d");
+  return true;
+  return false;
+}
+
+SHOAL_CUDA_CASE(FusedDense, OpKind::FusedDense) {
+  [[maybe_unused]] const DType dt = b.dt();
+  [[maybe_unused]] const TensorType labels64{DType::I64, {8}}, labels32{DType::I32, {8}}, labels8{DType::U8, {8}};
+  b.op(OpKind::FusedDense, {b.input("x", Shape{5, 7}), b.param("d.weight", {3, 7}), b.param("d.bias", {3})},
+       attrs({{"activation", std::string("relu")}}), "d");
+  b.op(OpKind::FusedDense, {b.input("x2", Shape{4, 300}), b.param("e.weight", {6, 300})},
+       attrs({{"activation", std::string("sigmoid")}}), "e");
+  b.op(OpKind::FusedDense, {b.input("x3", Shape{3, 4}), b.param("f.weight", {5, 4}), b.param("f.bias", {5})},
+       attrs({{"activation", std::string("tanh")}}), "f");
+  return true;
+  return false;
+}
+
+SHOAL_CUDA_CASE(FusedElementwise, OpKind::FusedElementwise) {
+  [[maybe_unused]] const DType dt = b.dt();
+  [[maybe_unused]] const TensorType labels64{DType::I64, {8}}, labels32{DType::I32, {8}}, labels8{DType::U8, {8}};
+  {
+    Value* a = b.input("a", Shape{3, 50});
+    Value* c = b.input("c", Shape{3, 50});
+    Value* d = b.input("d", Shape{3, 50});
+    b.op(OpKind::FusedElementwise, {a, c, d}, attrs({{"expr", std::string("a0 a1 mul 0.5 add relu a2 sub")}}), "chain");
+    b.op(OpKind::FusedElementwise, {a, c}, attrs({{"expr", std::string("a0 sigmoid a1 tanh add a0 neg 2.5 sub div")}}),
+         "acts");
+    b.op(OpKind::FusedElementwise, {a, c, d},
+         attrs({{"expr", std::string("a0 a1 relu_grad a2 a1 sigmoid_grad mul a2 a0 tanh_grad add -0.25 mul")}}),
+         "grads");
+    // Small integers: relu and relu_grad meet exact zeros.
+    b.op(OpKind::FusedElementwise, {b.input("qu", Shape{2, 9}), b.input("qd", Shape{2, 9})},
+         attrs({{"expr", std::string("a0 relu a1 a0 relu_grad add a1 1 add mul")}}), "ties");
+    b.op(OpKind::FusedElementwise, {b.input("s", Shape{})}, attrs({{"expr", std::string("a0 a0 mul 3 div")}}),
+         "scalar");
+    return true;
+  }
+  return false;
+}
+
+SHOAL_CUDA_CASE(AdamUpdate, OpKind::AdamUpdate) {
+  [[maybe_unused]] const DType dt = b.dt();
+  [[maybe_unused]] const TensorType labels64{DType::I64, {8}}, labels32{DType::I32, {8}}, labels8{DType::U8, {8}};
+  {
+    Value* step = b.input("step", TensorType{DType::F32, {}});
+    b.op(OpKind::AdamUpdate,
+         {b.param("w", {3, 8}), b.input("g", Shape{3, 8}), b.state("w.m", {3, 8}), b.state("w.v", {3, 8}), step},
+         attrs({{"lr", 0.001}}), "adam");
+    b.op(OpKind::AdamUpdate,
+         {b.param("u", {300}), b.input("gu", Shape{300}), b.state("u.m", {300}), b.state("u.v", {300}), step},
+         attrs({{"lr", 0.01}, {"weight_decay", 0.01}}), "adam_wd");
+    return true;
+  }
+  return false;
+}
+
+}  // namespace
+}  // namespace shoal::test
