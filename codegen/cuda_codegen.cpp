@@ -441,6 +441,21 @@ using cudagen::NodeEmitter;
 Expected<void> emitNode(NodeEmitter& em) {
   const Node& n = em.node();
   switch (n.kind()) {
+    // ==== family elementwise: elementwise math, comparisons, where, reductions ====
+    // (end of family elementwise)
+
+    // ==== family norm: normalisation, dropout ====
+    // (end of family norm)
+
+    // ==== family conv: convolution and pooling ====
+    // (end of family conv)
+
+    // ==== family shape: shape and data movement, batched matmul, attention ====
+    // (end of family shape)
+
+    // ==== family train: losses and optimizers ====
+    // (end of family train)
+
     case OpKind::Input:
     case OpKind::Param:
     case OpKind::State:

@@ -186,6 +186,23 @@ Expected<void> emitSoftmaxCrossEntropy(NodeEmitter& em);
 Expected<void> emitSoftmaxCrossEntropyGrad(NodeEmitter& em);
 Expected<void> emitMse(NodeEmitter& em);
 
+// The op families' emitters (codegen/cuda_kernels_<family>.cpp), one block per family.
+
+// ==== family elementwise: elementwise math, comparisons, where, reductions ====
+// (end of family elementwise)
+
+// ==== family norm: normalisation, dropout ====
+// (end of family norm)
+
+// ==== family conv: convolution and pooling ====
+// (end of family conv)
+
+// ==== family shape: shape and data movement, batched matmul, attention ====
+// (end of family shape)
+
+// ==== family train: losses and optimizers ====
+// (end of family train)
+
 /// The prelude every generated translation unit starts with (types, the scalar math and the
 /// elementwise formulas, warp and block reductions, error reporting).
 std::string prelude();

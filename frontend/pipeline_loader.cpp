@@ -156,6 +156,22 @@ class Lowering {
   void lowerPool(PNode& p, std::vector<Value*>& ins);
   void lowerOp(PNode& p, std::vector<Value*>& ins);
 
+  // ==== family elementwise: elementwise math, comparisons, where, reductions ====
+  // (end of family elementwise)
+
+  // ==== family norm: normalisation, dropout ====
+  // (end of family norm)
+
+  // ==== family conv: convolution and pooling ====
+  // (end of family conv)
+
+  // ==== family shape: shape and data movement, batched matmul, attention ====
+  // (end of family shape)
+
+  // ==== family train: losses and optimizers ====
+  // (end of family train)
+
+
  private:
   /// An attribute of op schema `spec` from label argument `a`, converted to the spec's kind;
   /// nullopt (after reporting) when the value does not fit.
@@ -835,6 +851,21 @@ const std::vector<LayerSpec>& layerSpecs() {
       {"dense", Role::Layer, {"units", "activation", "bias"}, &Lowering::lowerDense},
       {"maxpool", Role::Layer, {"size", "stride", "padding"}, &Lowering::lowerPool},
       {"avgpool", Role::Layer, {"size", "stride", "padding"}, &Lowering::lowerPool},
+      // ==== family elementwise: elementwise math, comparisons, where, reductions ====
+      // (end of family elementwise)
+
+      // ==== family norm: normalisation, dropout ====
+      // (end of family norm)
+
+      // ==== family conv: convolution and pooling ====
+      // (end of family conv)
+
+      // ==== family shape: shape and data movement, batched matmul, attention ====
+      // (end of family shape)
+
+      // ==== family train: losses and optimizers ====
+      // (end of family train)
+
   };
   return specs;
 }

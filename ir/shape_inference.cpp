@@ -1,15 +1,15 @@
 // Shape rules, one per op-table row's `shapeRule`.
 #include "ir/shape_inference.h"
 
+#include "ir/shape_rules.h"
+
 #include "ir/elementwise.h"
 
 #include <fmt/format.h>
 
 namespace shoal {
 
-namespace {
-
-using Types = std::vector<TensorType>;
+namespace shape {
 
 Error shapeError(const Node& n, const std::string& msg) { return Error(n.describe() + ": " + msg, n.loc()); }
 
@@ -45,6 +45,12 @@ Expected<std::vector<int64_t>> intsOfLen(const Node& n, const std::string& key, 
     return Unexpected(shapeError(n, fmt::format("attribute '{}' needs {} values, got {}", key, len, v.size())));
   return v;
 }
+
+}  // namespace shape
+
+namespace {
+
+using namespace shape;
 
 Expected<Types> shapeDeclared(const Node& n) {
   Types out;
@@ -492,6 +498,7 @@ std::vector<int64_t> samePadding(int64_t h, int64_t w, int64_t kh, int64_t kw, i
 }
 
 Expected<std::vector<TensorType>> inferResultTypes(const Node& node) {
+  using namespace shape;
   switch (node.kind()) {
 #define SHOAL_OP(kind, text, minIn, maxIn, results, schema, shapeRule, traits, grad, doc) \
   case OpKind::kind:                                                                      \

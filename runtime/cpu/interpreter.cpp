@@ -13,6 +13,24 @@
 
 #include "ir/elementwise.h"
 #include "runtime/cpu/kernels.h"
+#include "runtime/cpu/op_context.h"
+// The op families (one runner header each):
+
+// ==== family elementwise: elementwise math, comparisons, where, reductions ====
+// (end of family elementwise)
+
+// ==== family norm: normalisation, dropout ====
+// (end of family norm)
+
+// ==== family conv: convolution and pooling ====
+// (end of family conv)
+
+// ==== family shape: shape and data movement, batched matmul, attention ====
+// (end of family shape)
+
+// ==== family train: losses and optimizers ====
+// (end of family train)
+
 #include "runtime/init.h"
 
 namespace shoal {
@@ -52,27 +70,16 @@ cpu::Pool2dParams poolParams(const Attrs& a, const Shape& x) {
   return p;
 }
 
-// Executes one node; T is the floating-point type of the node's float operands.
-class NodeRunner {
+// Executes one node; T is the floating-point type of the node's float operands. The core ops'
+// kernels run here; each op family's runner (runtime/cpu/ops_<family>.h) gets the context.
+class NodeRunner : public cpu::OpContext {
  public:
-  NodeRunner(CpuExecutable& exe, const Node& n) : exe_(exe), n_(n) {}
+  NodeRunner(CpuExecutable& exe, const Node& n) : OpContext(exe, n), exe_(exe), n_(n) {}
 
   template <typename T>
   Expected<void> run();
 
  private:
-  template <typename T>
-  T* out(size_t i = 0) {
-    return static_cast<T*>(exe_.valueView(n_.result(i)).raw());
-  }
-  template <typename T>
-  const T* in(size_t i) {
-    return static_cast<const T*>(exe_.valueView(n_.input(i)).raw());
-  }
-  const Shape& inShape(size_t i) const { return n_.input(i)->type().shape; }
-  const Shape& outShape(size_t i = 0) const { return n_.result(i)->type().shape; }
-  int64_t outCount() const { return n_.result()->type().numElements(); }
-  const Attrs& attrs() const { return n_.attrs(); }
 
   template <typename T, typename F>
   Expected<void> withLabels(size_t i, F f) {
@@ -201,6 +208,21 @@ void copyConverted(const Tensor& src, Tensor dst) {
 template <typename T>
 Expected<void> NodeRunner::run() {
   switch (n_.kind()) {
+    // ==== family elementwise: elementwise math, comparisons, where, reductions ====
+    // (end of family elementwise)
+
+    // ==== family norm: normalisation, dropout ====
+    // (end of family norm)
+
+    // ==== family conv: convolution and pooling ====
+    // (end of family conv)
+
+    // ==== family shape: shape and data movement, batched matmul, attention ====
+    // (end of family shape)
+
+    // ==== family train: losses and optimizers ====
+    // (end of family train)
+
     case OpKind::Input:
     case OpKind::Param:
     case OpKind::State:
