@@ -829,6 +829,23 @@ void Lowering::lowerNode(PNode& p) {
   else lowerOp(p, ins);
 }
 
+// ---- the op families' lowering functions (declared in the family blocks of Lowering) ----
+
+// ==== family elementwise: elementwise math, comparisons, where, reductions ====
+// (end of family elementwise)
+
+// ==== family norm: normalisation, dropout ====
+// (end of family norm)
+
+// ==== family conv: convolution and pooling ====
+// (end of family conv)
+
+// ==== family shape: shape and data movement, batched matmul, attention ====
+// (end of family shape)
+
+// ==== family train: losses and optimizers ====
+// (end of family train)
+
 const std::vector<LayerSpec>& layerSpecs() {
   static const std::vector<LayerSpec> specs = {
       // stages
