@@ -4,6 +4,7 @@
 
 #include <cassert>
 #include <new>
+#include <optional>
 #include <type_traits>
 #include <utility>
 #include <variant>
@@ -92,28 +93,27 @@ class BasicExpected<void, E> {
   BasicExpected() = default;
   template <typename G>
     requires std::is_constructible_v<E, const G&>
-  BasicExpected(const Unexpected<G>& u) : error_(u.error()), failed_(true) {}
+  BasicExpected(const Unexpected<G>& u) : error_(std::in_place, u.error()) {}
   template <typename G>
     requires std::is_constructible_v<E, G &&>
-  BasicExpected(Unexpected<G>&& u) : error_(std::move(u).error()), failed_(true) {}
+  BasicExpected(Unexpected<G>&& u) : error_(std::in_place, std::move(u).error()) {}
 
-  bool has_value() const { return !failed_; }
+  bool has_value() const { return !error_.has_value(); }
   explicit operator bool() const { return has_value(); }
   void value() const { assert(has_value() && "value of an Expected that holds an error"); }
   void operator*() const { value(); }
 
   const E& error() const& {
-    assert(failed_ && "error() of an Expected that holds a value");
-    return error_;
+    assert(!has_value() && "error() of an Expected that holds a value");
+    return *error_;
   }
   E& error() & {
-    assert(failed_ && "error() of an Expected that holds a value");
-    return error_;
+    assert(!has_value() && "error() of an Expected that holds a value");
+    return *error_;
   }
 
  private:
-  E error_{};
-  bool failed_ = false;
+  std::optional<E> error_;  ///< success constructs no E
 };
 
 }  // namespace shoal
