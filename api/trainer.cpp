@@ -59,6 +59,15 @@ FitPlan planOf(const TrainerState& s, const FitOptions& o, int64_t batchSize) {
   return plan;
 }
 
+// FitOptions::weights: a checkpoint to resume from, when given.
+Expected<void> resumeFrom(TrainerState& s, const std::string& path) {
+  if (path.empty()) return {};
+  auto step = loadCheckpoint(*s.programs, path);
+  if (!step) return Unexpected(step.error());
+  s.step = *step;
+  return {};
+}
+
 }  // namespace
 
 Expected<Trainer> Trainer::create(const Model& model, const TrainingOptions& training, const SessionOptions& opts) {
@@ -117,6 +126,7 @@ Expected<StepStats> Trainer::step(const TensorMap& batch) {
 Expected<TrainReport> Trainer::fit(Dataset& data, const FitOptions& opts) {
   if (!state_) return emptyTrainer();
   std::lock_guard lock(state_->programs->mutex());
+  if (auto ok = resumeFrom(*state_, opts.weights); !ok) return Unexpected(ok.error());
   int64_t batch = opts.batchSize.value_or(state_->batchSize);
   if (batch <= 0) return fail(fmt::format("FitOptions::batchSize must be positive, got {}", batch));
   if (data.size() == 0) return fail("fit: the dataset is empty");
@@ -128,6 +138,7 @@ Expected<TrainReport> Trainer::fit(Dataset& data, const FitOptions& opts) {
 Expected<TrainReport> Trainer::fit(BatchSource& batches, const FitOptions& opts) {
   if (!state_) return emptyTrainer();
   std::lock_guard lock(state_->programs->mutex());
+  if (auto ok = resumeFrom(*state_, opts.weights); !ok) return Unexpected(ok.error());
   return fitPrograms(*state_->programs, batches, planOf(*state_, opts, state_->batchSize), state_->step);
 }
 
@@ -145,11 +156,7 @@ Expected<TrainReport> Trainer::fit(const FitOptions& opts) {
   t.learningRate = opts.learningRate;
   t.onStep = opts.onStep;
   t.onEpoch = opts.onEpoch;
-  if (!opts.weights.empty()) {
-    auto resumed = shoal::loadCheckpoint(*state_->programs, opts.weights);
-    if (!resumed) return Unexpected(resumed.error());
-    state_->step = *resumed;
-  }
+  if (auto ok = resumeFrom(*state_, opts.weights); !ok) return Unexpected(ok.error());
   return fitPipeline(*state_->programs, *state_->pipeline, t, state_->step);
 }
 

@@ -95,7 +95,9 @@ struct FitOptions {
   std::optional<int64_t> epochs{};     ///< 0 trains nothing (a pipeline is still evaluated)
   std::optional<int64_t> batchSize{};  ///< when fitting a Dataset
   std::optional<bool> shuffle{};       ///< when fitting a Dataset
-  std::optional<uint64_t> seed{};      ///< shuffling (a pipeline's also seeds initialisation)
+  /// Of the shuffling; each fit() starts its permutations afresh from it (initialisation is
+  /// SessionOptions::seed).
+  std::optional<uint64_t> seed{};
   int64_t stepsPerEpoch = 0;         ///< stop an epoch after this many steps (0: the whole data)
   Dataset* validation = nullptr;     ///< evaluated after every epoch (must outlive fit)
   /// Learning-rate schedule: the rate for each epoch (1-based), e.g. a step decay
@@ -104,7 +106,7 @@ struct FitOptions {
   std::function<double(int64_t epoch)> learningRate{};
   std::function<void(const StepProgress&)> onStep{};
   std::function<void(const EpochStats&)> onEpoch{};
-  std::string weights{};  ///< pipelines: a safetensors checkpoint to load first (resume)
+  std::string weights{};  ///< a checkpoint to load first, to resume (as Trainer::loadCheckpoint)
 };
 
 /// The old name of FitOptions (Session::train took it).
