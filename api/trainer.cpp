@@ -146,6 +146,8 @@ Expected<TrainReport> Trainer::fit(const FitOptions& opts) {
   if (!state_) return emptyTrainer();
   if (!state_->pipeline)
     return fail("this Trainer has no data of its own (it was made from a Model): pass fit() a Dataset or a BatchSource");
+  if (opts.validation)
+    return fail("FitOptions::validation: a pipeline validates on its own split (train: validation=FRACTION)");
   std::lock_guard lock(state_->programs->mutex());
   TrainOptions t;
   t.epochs = opts.epochs;

@@ -294,6 +294,11 @@ TEST(Trainer, APipelinesCheckpointLoadsIntoTheSameArchitectureBuiltInCpp) {
   ASSERT_TRUE(pipeline) << pipeline.error().message();
   auto trainer = shoal::Trainer::create(*pipeline, {.device = shoal::DeviceKind::Cpu});
   ASSERT_TRUE(trainer) << trainer.error().str();
+  auto other = shoal::TensorDataset::create({{"x", Tensor(shoal::DType::U8, {1, 1, 28, 28})}});
+  ASSERT_TRUE(other);
+  auto ownSplit = trainer->fit({.validation = &*other});
+  ASSERT_FALSE(ownSplit);
+  EXPECT_EQ(ownSplit.error().message(), "FitOptions::validation: a pipeline validates on its own split (train: validation=FRACTION)");
   auto report = trainer->fit({.epochs = 1, .stepsPerEpoch = 5});
   ASSERT_TRUE(report) << report.error().str();
   EXPECT_EQ(report->steps, 5);
