@@ -40,10 +40,11 @@ Expected<std::unique_ptr<ModelPrograms>> ModelPrograms::create(std::shared_ptr<c
                                                                const ModelProgramsOptions& opts) {
   std::unique_ptr<ModelPrograms> m(new ModelPrograms());
   m->model_ = std::move(model);
+  m->inputs_ = m->model_->inputNodes();
   m->device_ = device;
   m->opts_ = opts;
   int64_t batch = 1;
-  for (Node* n : m->model_->inputNodes())
+  for (Node* n : m->inputs_)
     if (!n->result()->type().shape.empty()) {
       batch = n->result()->type().shape[0];
       break;
@@ -60,6 +61,7 @@ Expected<std::unique_ptr<ModelPrograms>> ModelPrograms::createTraining(std::shar
                                                                        const ModelProgramsOptions& opts) {
   std::unique_ptr<ModelPrograms> m(new ModelPrograms());
   m->model_ = std::move(model);
+  m->inputs_ = m->model_->inputNodes();
   m->device_ = device;
   m->opts_ = opts;
   m->train_ = cfg;
@@ -75,8 +77,11 @@ Expected<std::unique_ptr<Executable>> ModelPrograms::compile(int64_t batch, cons
   auto rebatched = rebatchGraph(*model_, batch);
   if (!rebatched) {
     int64_t built = -1;
-    for (Node* n : model_->inputNodes())
-      if (!n->result()->type().shape.empty()) built = n->result()->type().shape[0];
+    for (Node* n : inputs_)
+      if (!n->result()->type().shape.empty()) {
+        built = n->result()->type().shape[0];
+        break;
+      }
     return fail(fmt::format("the model cannot run at batch size {} (it was built for {}): {}", batch, built,
                             rebatched.error().message()),
                 rebatched.error().location());
@@ -145,7 +150,7 @@ void ModelPrograms::initialize(uint64_t seed) { owner_->initializeParameters(see
 Expected<int64_t> ModelPrograms::batchOf(const TensorMap& feed) const {
   std::optional<int64_t> batch;
   std::string first;
-  for (Node* n : model_->inputNodes()) {
+  for (Node* n : inputs_) {
     const std::string& name = n->attrs().getString("name");
     const TensorType& want = n->result()->type();
     auto it = feed.find(name);

@@ -38,6 +38,8 @@ class ModelPrograms {
                                                                  const ModelProgramsOptions& opts = {});
 
   const Graph& model() const { return *model_; }
+  /// The model's input nodes, in order (kept: the training loop asks every step).
+  const std::vector<Node*>& inputs() const { return inputs_; }
   const DeviceSelection& device() const { return device_; }
   bool trains() const { return train_.has_value(); }
   /// The training configuration (trains() only); its lr is the current learning rate.
@@ -93,6 +95,7 @@ class ModelPrograms {
   Expected<void> adopt(Executable& exe);
 
   std::shared_ptr<const Graph> model_;
+  std::vector<Node*> inputs_;
   DeviceSelection device_;
   ModelProgramsOptions opts_;
   std::optional<TrainConfig> train_;

@@ -88,7 +88,7 @@ Expected<BatchScore> scoreBatch(const Tensor& out, const TensorMap& batch, int64
 
 TensorMap modelInputsOf(const ModelPrograms& m, const TensorMap& batch) {
   TensorMap feed;
-  for (Node* n : m.model().inputNodes()) {
+  for (Node* n : m.inputs()) {
     const std::string& name = n->attrs().getString("name");
     if (auto it = batch.find(name); it != batch.end()) feed[name] = it->second;
   }
