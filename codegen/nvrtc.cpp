@@ -12,24 +12,21 @@
 #include "codegen/kernel_cache.h"
 
 #if SHOAL_HAVE_CUDA
-#include <dlfcn.h>
 #include <sys/stat.h>
 
 #include <regex>
 
 #include <nvrtc.h>
+
+#include "support/dynamic_library.h"
 #endif
 
 namespace shoal {
 
 std::vector<std::string> nvrtcOptions(const std::string& arch, const std::vector<std::string>& extraOptions) {
   std::vector<std::string> opts = {"-arch=" + arch, "--std=c++17", "-default-device"};
-#ifdef SHOAL_CUDA_INCLUDE_DIR
   // NVRTC has no built-in cuda_fp16.h & co.; the toolkit's headers serve when present.
-  std::error_code ec;
-  if (std::filesystem::is_directory(SHOAL_CUDA_INCLUDE_DIR, ec))
-    opts.push_back(std::string("--include-path=") + SHOAL_CUDA_INCLUDE_DIR);
-#endif
+  if (std::string dir = cudaIncludeDir(); !dir.empty()) opts.push_back("--include-path=" + dir);
   opts.insert(opts.end(), extraOptions.begin(), extraOptions.end());
   return opts;
 }
@@ -61,9 +58,48 @@ std::vector<Expected<CompiledKernel>> compileAll(const std::vector<KernelSource>
 
 namespace {
 
+// The NVRTC functions shoal calls, loaded from libnvrtc at run time (so a CPU-only deployment
+// needs no CUDA library). Members carry the API's names, so calls read `nv.nvrtcCompileProgram(...)`.
+#define SHOAL_NVRTC_FUNCTIONS(X)                                                                                 \
+  X(nvrtcGetErrorString) X(nvrtcVersion) X(nvrtcGetNumSupportedArchs) X(nvrtcGetSupportedArchs)                 \
+  X(nvrtcCreateProgram) X(nvrtcDestroyProgram) X(nvrtcCompileProgram) X(nvrtcGetPTXSize) X(nvrtcGetPTX)          \
+  X(nvrtcGetCUBINSize) X(nvrtcGetCUBIN) X(nvrtcGetProgramLogSize) X(nvrtcGetProgramLog)
+
+struct NvrtcLibrary {
+#define SHOAL_NVRTC_MEMBER(name) decltype(&::name) name = nullptr;
+  SHOAL_NVRTC_FUNCTIONS(SHOAL_NVRTC_MEMBER)
+#undef SHOAL_NVRTC_MEMBER
+  std::string path;
+};
+
+#define SHOAL_STRINGIFY2(x) #x
+#define SHOAL_STRINGIFY(x) SHOAL_STRINGIFY2(x)
+
+// libnvrtc.so.<major of the toolkit shoal was built with>, loaded once.
+const Expected<NvrtcLibrary>& nvrtcLibrary() {
+  static const Expected<NvrtcLibrary> lib = []() -> Expected<NvrtcLibrary> {
+    std::vector<std::string> names;
+#ifdef SHOAL_CUDA_VERSION_MAJOR
+    names.push_back("libnvrtc.so." SHOAL_STRINGIFY(SHOAL_CUDA_VERSION_MAJOR));
+#endif
+    names.push_back("libnvrtc.so");
+    auto dl = DynamicLibrary::open("NVRTC", names, cudaLibraryDirs());
+    if (!dl) return Unexpected(dl.error());
+    NvrtcLibrary nv;
+    nv.path = dl->path();
+#define SHOAL_NVRTC_LOAD(name)                                                                          \
+  nv.name = reinterpret_cast<decltype(&::name)>(dl->symbol(SHOAL_STRINGIFY(name)));                     \
+  if (!nv.name) return fail("cannot load NVRTC: " + dl->path() + " has no " SHOAL_STRINGIFY(name));
+    SHOAL_NVRTC_FUNCTIONS(SHOAL_NVRTC_LOAD)
+#undef SHOAL_NVRTC_LOAD
+    return nv;
+  }();
+  return lib;
+}
+
 /// "call(what): NVRTC_ERROR_..."
-Unexpected<Error> nvrtcFail(nvrtcResult result, std::string_view call, std::string_view what) {
-  return fail(std::string(call) + "(" + std::string(what) + "): " + nvrtcGetErrorString(result));
+Unexpected<Error> nvrtcFail(const NvrtcLibrary& nv, nvrtcResult result, std::string_view call, std::string_view what) {
+  return fail(std::string(call) + "(" + std::string(what) + "): " + nv.nvrtcGetErrorString(result));
 }
 
 std::vector<std::string> splitLines(const std::string& text) {
@@ -115,9 +151,10 @@ std::string annotateLog(const std::string& log, const std::string& programName, 
 }
 
 struct ProgramGuard {
+  const NvrtcLibrary& nv;
   nvrtcProgram prog = nullptr;
   ~ProgramGuard() {
-    if (prog) (void)nvrtcDestroyProgram(&prog);
+    if (prog) (void)nv.nvrtcDestroyProgram(&prog);
   }
 };
 
@@ -132,26 +169,29 @@ Expected<Compiled> compileProgram(const std::string& source, const std::string& 
                                   const std::vector<std::string>& options, OutputKind kind) {
   const std::string programName = name + ".cu";
   const std::string what = "kernel '" + name + "'";
-  ProgramGuard guard;
-  if (nvrtcResult r = nvrtcCreateProgram(&guard.prog, source.c_str(), programName.c_str(), 0, nullptr, nullptr);
+  const auto& loaded = nvrtcLibrary();
+  if (!loaded) return Unexpected(loaded.error());
+  const NvrtcLibrary& nv = *loaded;
+  ProgramGuard guard{nv};
+  if (nvrtcResult r = nv.nvrtcCreateProgram(&guard.prog, source.c_str(), programName.c_str(), 0, nullptr, nullptr);
       r != NVRTC_SUCCESS)
-    return nvrtcFail(r, "nvrtcCreateProgram", what);
+    return nvrtcFail(nv, r, "nvrtcCreateProgram", what);
 
   std::vector<const char*> argv;
   argv.reserve(options.size());
   for (const std::string& o : options) argv.push_back(o.c_str());
-  nvrtcResult compiled = nvrtcCompileProgram(guard.prog, int(argv.size()), argv.data());
+  nvrtcResult compiled = nv.nvrtcCompileProgram(guard.prog, int(argv.size()), argv.data());
 
   std::string log;
   size_t logSize = 0;
-  if (nvrtcGetProgramLogSize(guard.prog, &logSize) == NVRTC_SUCCESS && logSize > 1) {
+  if (nv.nvrtcGetProgramLogSize(guard.prog, &logSize) == NVRTC_SUCCESS && logSize > 1) {
     log.resize(logSize);
-    if (nvrtcGetProgramLog(guard.prog, log.data()) != NVRTC_SUCCESS) log.clear();
+    if (nv.nvrtcGetProgramLog(guard.prog, log.data()) != NVRTC_SUCCESS) log.clear();
     while (!log.empty() && (log.back() == '\0' || log.back() == '\n')) log.pop_back();
   }
 
   if (compiled != NVRTC_SUCCESS) {
-    std::string msg = "NVRTC could not compile " + what + " for " + arch + " (" + nvrtcGetErrorString(compiled) + ")";
+    std::string msg = "NVRTC could not compile " + what + " for " + arch + " (" + nv.nvrtcGetErrorString(compiled) + ")";
     if (compiled == NVRTC_ERROR_INVALID_OPTION) {
       msg += "\noptions:";
       for (const std::string& o : options) msg += " " + o;
@@ -165,18 +205,18 @@ Expected<Compiled> compileProgram(const std::string& source, const std::string& 
   out.log = std::move(log);
   size_t size = 0;
   if (kind == OutputKind::Cubin) {
-    if (nvrtcResult r = nvrtcGetCUBINSize(guard.prog, &size); r != NVRTC_SUCCESS)
-      return nvrtcFail(r, "nvrtcGetCUBINSize", what);
+    if (nvrtcResult r = nv.nvrtcGetCUBINSize(guard.prog, &size); r != NVRTC_SUCCESS)
+      return nvrtcFail(nv, r, "nvrtcGetCUBINSize", what);
     if (size == 0) return fail("NVRTC produced no cubin for " + what + " (is '" + arch + "' a real sm_XX architecture?)");
     out.code.resize(size);
-    if (nvrtcResult r = nvrtcGetCUBIN(guard.prog, out.code.data()); r != NVRTC_SUCCESS)
-      return nvrtcFail(r, "nvrtcGetCUBIN", what);
+    if (nvrtcResult r = nv.nvrtcGetCUBIN(guard.prog, out.code.data()); r != NVRTC_SUCCESS)
+      return nvrtcFail(nv, r, "nvrtcGetCUBIN", what);
   } else {
-    if (nvrtcResult r = nvrtcGetPTXSize(guard.prog, &size); r != NVRTC_SUCCESS)
-      return nvrtcFail(r, "nvrtcGetPTXSize", what);
+    if (nvrtcResult r = nv.nvrtcGetPTXSize(guard.prog, &size); r != NVRTC_SUCCESS)
+      return nvrtcFail(nv, r, "nvrtcGetPTXSize", what);
     out.code.resize(size);
-    if (nvrtcResult r = nvrtcGetPTX(guard.prog, out.code.data()); r != NVRTC_SUCCESS)
-      return nvrtcFail(r, "nvrtcGetPTX", what);
+    if (nvrtcResult r = nv.nvrtcGetPTX(guard.prog, out.code.data()); r != NVRTC_SUCCESS)
+      return nvrtcFail(nv, r, "nvrtcGetPTX", what);
     while (!out.code.empty() && out.code.back() == '\0') out.code.pop_back();
   }
   return out;
@@ -190,9 +230,34 @@ std::string virtualArch(const std::string& arch) {
 
 }  // namespace
 
+std::string cudaIncludeDir() {
+  static const std::string dir = [] {
+    std::error_code ec;
+    const auto& nv = nvrtcLibrary();
+    if (nv && std::filesystem::path(nv->path).is_absolute()) {
+      // <toolkit>/lib64/libnvrtc.so.13 -> <toolkit>/include
+      auto include = std::filesystem::path(nv->path).parent_path().parent_path() / "include";
+      if (std::filesystem::exists(include / "cuda_fp16.h", ec)) return include.string();
+    }
+#ifdef SHOAL_CUDA_INCLUDE_DIR
+    if (std::filesystem::is_directory(SHOAL_CUDA_INCLUDE_DIR, ec)) return std::string(SHOAL_CUDA_INCLUDE_DIR);
+#endif
+    return std::string();
+  }();
+  return dir;
+}
+
+Expected<void> nvrtcAvailable() {
+  const auto& nv = nvrtcLibrary();
+  if (!nv) return Unexpected(nv.error());
+  return {};
+}
+
 std::string nvrtcVersion() {
+  const auto& nv = nvrtcLibrary();
+  if (!nv) return "";
   int major = 0, minor = 0;
-  if (::nvrtcVersion(&major, &minor) != NVRTC_SUCCESS) return "unknown";
+  if (nv->nvrtcVersion(&major, &minor) != NVRTC_SUCCESS) return "unknown";
   return std::to_string(major) + "." + std::to_string(minor);
 }
 
@@ -200,21 +265,22 @@ std::string nvrtcCacheTag() {
   static const std::string tag = [] {
     std::string t = "nvrtc " + nvrtcVersion();
     // The loaded library's file size tells patch releases apart (13.0.48 vs 13.0.88).
-    Dl_info info{};
+    const auto& nv = nvrtcLibrary();
     struct stat st {};
-    if (::dladdr(reinterpret_cast<void*>(&::nvrtcCompileProgram), &info) && info.dli_fname &&
-        ::stat(info.dli_fname, &st) == 0)
-      t += " " + std::filesystem::path(info.dli_fname).filename().string() + ":" + std::to_string(st.st_size);
+    if (nv && ::stat(nv->path.c_str(), &st) == 0)
+      t += " " + std::filesystem::path(nv->path).filename().string() + ":" + std::to_string(st.st_size);
     return t;
   }();
   return tag;
 }
 
 std::vector<std::string> nvrtcSupportedArchs() {
+  const auto& nv = nvrtcLibrary();
+  if (!nv) return {};
   int n = 0;
-  if (nvrtcGetNumSupportedArchs(&n) != NVRTC_SUCCESS || n <= 0) return {};
+  if (nv->nvrtcGetNumSupportedArchs(&n) != NVRTC_SUCCESS || n <= 0) return {};
   std::vector<int> archs(size_t(n), 0);
-  if (nvrtcGetSupportedArchs(archs.data()) != NVRTC_SUCCESS) return {};
+  if (nv->nvrtcGetSupportedArchs(archs.data()) != NVRTC_SUCCESS) return {};
   std::vector<std::string> out;
   for (int a : archs) out.push_back("sm_" + std::to_string(a));
   return out;
@@ -272,6 +338,8 @@ Unexpected<Error> notBuilt() {
 }
 }  // namespace
 
+Expected<void> nvrtcAvailable() { return notBuilt(); }
+std::string cudaIncludeDir() { return ""; }
 std::string nvrtcVersion() { return ""; }
 std::string nvrtcCacheTag() { return ""; }
 std::vector<std::string> nvrtcSupportedArchs() { return {}; }

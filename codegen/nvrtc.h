@@ -1,7 +1,8 @@
 // Run-time compilation of generated CUDA C++ with NVRTC, to cubin, cached and in parallel.
 #pragma once
 
-// Needs no CUDA headers; without CUDA built in every compile returns an error.
+// Needs no CUDA headers; without CUDA built in, or without a loadable libnvrtc, every
+// compile returns an error.
 
 #include <string>
 #include <vector>
@@ -28,8 +29,14 @@ struct CompiledKernel {
   std::string log;       ///< NVRTC's warnings, if any (empty for a cache hit)
 };
 
-/// NVRTC's version, "13.0" (empty without CUDA).
+/// Whether NVRTC can be used: libnvrtc (of the CUDA major version shoal was built with) is
+/// loaded on first use with dlopen, never linked; the error says why it cannot be.
+Expected<void> nvrtcAvailable();
+/// NVRTC's version, "13.0" (empty without CUDA or when libnvrtc cannot be loaded).
 std::string nvrtcVersion();
+/// The folder of the CUDA headers NVRTC compiles against: the include/ beside the loaded
+/// libnvrtc's lib folder, else the toolkit shoal was built with; "" when neither exists.
+std::string cudaIncludeDir();
 /// What the cache key records of the compiler: the version plus the size of the loaded
 /// libnvrtc, so two patch releases of one version never share entries.
 std::string nvrtcCacheTag();

@@ -22,12 +22,21 @@ Expected<DeviceSelection> selectDevice(DeviceKind requested) {
   }
   auto gpu = probeCudaDevice(0);
   if (gpu) {
+    // A GPU without NVRTC or cuBLAS cannot run shoal's programs: say which is missing.
+    if (auto libs = cudaLibrariesAvailable(); !libs) {
+      if (requested == DeviceKind::Cuda) return fail("no usable GPU (" + libs.error().message() + ")");
+      sel.kind = DeviceKind::Cpu;
+      sel.description = "cpu";
+      sel.note = "no usable GPU (" + gpu->describe() + " found, but " + libs.error().message() +
+                 "); running on the CPU interpreter";
+      return sel;
+    }
     sel.kind = DeviceKind::Cuda;
     sel.description = gpu->describe();
     return sel;
   }
   if (requested == DeviceKind::Cuda)
-    return fail("--device cuda: no usable GPU (" + gpu.error().message() + ")");
+    return fail("no usable GPU (" + gpu.error().message() + ")");
   sel.kind = DeviceKind::Cpu;
   sel.description = "cpu";
   sel.note = "no usable GPU (" + gpu.error().message() + "); running on the CPU interpreter";

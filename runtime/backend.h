@@ -22,7 +22,8 @@ struct DeviceSelection {
 };
 
 /// Resolves a request: auto picks the GPU when one is usable and otherwise the CPU (saying
-/// why in `note`); cuda with no usable GPU is an error naming the reason.
+/// why in `note`); cuda with no usable GPU is an error, "no usable GPU (reason)", that the
+/// caller prefixes with where the request came from.
 Expected<DeviceSelection> selectDevice(DeviceKind requested);
 
 /// Options for creating executables.

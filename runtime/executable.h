@@ -13,9 +13,6 @@
 
 namespace shoal {
 
-/// Named tensors (graph inputs, outputs, params and state by value name).
-using TensorMap = std::map<std::string, Tensor>;
-
 class Executable {
  public:
   virtual ~Executable() = default;

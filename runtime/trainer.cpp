@@ -1,5 +1,5 @@
-// The training loop: batches from the data source, one compiled step per batch size, metrics
-// per epoch, evaluation, checkpoints.
+// The training loop over a batch source, evaluation, checkpoints, the pipeline trainer on
+// its IDX data set, reports and curves.
 #include "runtime/trainer.h"
 
 #include <fmt/format.h>
@@ -7,13 +7,13 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
-#include <cstring>
 #include <filesystem>
 #include <nlohmann/json.hpp>
 
 #include "runtime/checkpoint/safetensors.h"
+#include "runtime/data/datasets.h"
 #include "runtime/data/idx.h"
-#include "runtime/init.h"
+#include "support/install_paths.h"
 
 namespace fs = std::filesystem;
 
@@ -24,256 +24,156 @@ namespace {
 using Clock = std::chrono::steady_clock;
 double secondsSince(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
 
-// A batch of images and labels gathered from a dataset by index.
-struct Batch {
-  Tensor images;
-  Tensor labels;
-};
-
-Batch gather(const MnistSet& data, const std::vector<int64_t>& index, size_t begin, size_t count) {
-  const Shape& s = data.images.shape();
-  int64_t per = numElements(s) / s[0];
-  Batch b{Tensor(DType::U8, {int64_t(count), s[1], s[2], s[3]}), Tensor(DType::I64, {int64_t(count)})};
-  const uint8_t* src = data.images.data<uint8_t>();
-  uint8_t* dst = b.images.data<uint8_t>();
-  for (size_t i = 0; i < count; ++i) {
-    int64_t row = index[begin + i];
-    std::memcpy(dst + int64_t(i) * per, src + row * per, size_t(per));
-    b.labels.data<int64_t>()[i] = data.labels.data<int64_t>()[row];
-  }
-  return b;
+// The feed of one training step: the batch plus Adam's step count.
+TensorMap stepFeed(const ModelPrograms& m, const TensorMap& batch, int64_t step) {
+  TensorMap feed = batch;
+  if (m.adam()) feed["step"] = Tensor::fromDoubles(DType::F32, {}, std::vector<double>{double(step)});
+  return feed;
 }
 
-// A dataset subset as rows of the full set.
-std::vector<int64_t> iota(int64_t begin, int64_t end) {
-  std::vector<int64_t> v;
-  for (int64_t i = begin; i < end; ++i) v.push_back(i);
-  return v;
+std::vector<std::string> metricNames(const ModelPrograms& m) {
+  if (m.crossEntropy()) return {"loss", "accuracy"};
+  return {"loss"};
 }
 
-// Executables for one graph at a fixed batch, plus one for the remainder batch, sharing params.
-struct BatchedPrograms {
-  int64_t batch = 0;
-  std::unique_ptr<Executable> full, rest;
-  int64_t restBatch = 0;
-};
-
-Expected<std::unique_ptr<Executable>> compileFor(const Graph& g, int64_t batch, const CompileOptions& copts,
-                                                 const DeviceSelection& dev, const ExecutableOptions& eopts) {
-  auto rebatched = rebatchGraph(g, batch);
-  if (!rebatched) return Unexpected(rebatched.error());
-  auto program = compileProgram(std::move(*rebatched), copts);
-  if (!program) return Unexpected(program.error());
-  return createExecutable(std::move(*program), dev, eopts);
-}
-
-Expected<BatchedPrograms> compileBatched(const Graph& g, int64_t batch, int64_t total, const CompileOptions& copts,
-                                         const DeviceSelection& dev, const ExecutableOptions& eopts,
-                                         Executable* shareWith) {
-  BatchedPrograms bp;
-  bp.batch = std::min(batch, std::max<int64_t>(total, 1));
-  auto full = compileFor(g, bp.batch, copts, dev, eopts);
-  if (!full) return Unexpected(full.error());
-  bp.full = std::move(*full);
-  if (shareWith) {
-    auto ok = bp.full->shareParameters(*shareWith);
-    if (!ok) return Unexpected(ok.error());
-  }
-  bp.restBatch = total % bp.batch;
-  if (bp.restBatch) {
-    auto rest = compileFor(g, bp.restBatch, copts, dev, eopts);
-    if (!rest) return Unexpected(rest.error());
-    bp.rest = std::move(*rest);
-    auto ok = bp.rest->shareParameters(shareWith ? *shareWith : *bp.full);
-    if (!ok) return Unexpected(ok.error());
-  }
-  return bp;
-}
-
-// Accuracy of the model over rows `rows` of `data`.
-Expected<double> accuracyOver(BatchedPrograms& eval, const Pipeline& p, const MnistSet& data,
-                              const std::vector<int64_t>& rows) {
+// The rows' loss (summed) and correct predictions of `out` against the batch's labels or
+// targets, in double.
+struct BatchScore {
+  double lossSum = 0;   ///< cross-entropy: sum over rows; mse: sum over elements
   int64_t correct = 0;
-  for (size_t begin = 0; begin < rows.size();) {
-    size_t count = std::min<size_t>(size_t(eval.batch), rows.size() - begin);
-    Executable& exe = count == size_t(eval.batch) ? *eval.full : *eval.rest;
-    Batch b = gather(data, rows, begin, count);
-    auto out = exe.run({{p.inputName, b.images}});
-    if (!out) return Unexpected(out.error());
-    auto found = out->find(p.logitsName);
-    if (found == out->end()) return fail(fmt::format("the model has no output named '{}' to score", p.logitsName));
-    const Tensor& logits = found->second;
-    int64_t classes = logits.shape().back();
-    for (size_t i = 0; i < count; ++i) {
+  int64_t lossTerms = 0;
+};
+
+Expected<BatchScore> scoreBatch(const Tensor& out, const TensorMap& batch, int64_t rows, const EvalSpec& spec) {
+  BatchScore s;
+  if (spec.crossEntropy) {
+    auto it = batch.find("labels");
+    if (it == batch.end()) return fail("the data has no 'labels' to score the model against");
+    const Tensor& labels = it->second;
+    if (out.shape().size() != 2) return fail(fmt::format("cannot score {} as class scores ([batch, classes])", out.type().str()));
+    if (labels.numElements() != rows)
+      return fail(fmt::format("'labels' has {} values for {} rows", labels.numElements(), rows));
+    int64_t classes = out.shape()[1];
+    for (int64_t i = 0; i < rows; ++i) {
       int64_t best = 0;
       for (int64_t c = 1; c < classes; ++c)
-        if (logits.at(int64_t(i) * classes + c) > logits.at(int64_t(i) * classes + best)) best = c;
-      correct += best == b.labels.data<int64_t>()[i];
+        if (out.at(i * classes + c) > out.at(i * classes + best)) best = c;
+      double label = labels.at(i);
+      if (label < 0 || label >= double(classes) || label != std::floor(label))
+        return fail(fmt::format("label {} of row {} is not a class of the {} outputs", label, i, classes));
+      s.correct += best == int64_t(label);
+      if (spec.wantLoss) {
+        double mx = out.at(i * classes);
+        for (int64_t c = 1; c < classes; ++c) mx = std::max(mx, out.at(i * classes + c));
+        double sum = 0;
+        for (int64_t c = 0; c < classes; ++c) sum += std::exp(out.at(i * classes + c) - mx);
+        s.lossSum += std::log(sum) + mx - out.at(i * classes + int64_t(label));
+      }
     }
-    begin += count;
+    s.lossTerms = rows;
+    return s;
   }
-  return rows.empty() ? 0.0 : double(correct) / double(rows.size());
+  auto it = batch.find("targets");
+  if (it == batch.end()) return fail("the data has no 'targets' to score the model against");
+  const Tensor& targets = it->second;
+  if (targets.numElements() != out.numElements())
+    return fail(fmt::format("'targets' is {}, the output is {}", targets.type().str(), out.type().str()));
+  for (int64_t i = 0; i < out.numElements(); ++i) {
+    double d = out.at(i) - targets.at(i);
+    s.lossSum += d * d;
+  }
+  s.lossTerms = out.numElements();
+  return s;
 }
 
-// Loads params (and optimizer state, when the file has it) into `exe`; returns the optimizer
-// step the checkpoint was saved at (0 when unknown), so a resumed run continues Adam's count.
-Expected<int64_t> loadWeights(Executable& exe, const std::string& path) {
-  auto file = loadSafetensors(path);
-  if (!file) return Unexpected(file.error());
-  TensorMap current = exe.readPersistent();
-  TensorMap values;
-  for (auto& [name, t] : file->tensors) {
-    auto it = current.find(name);
-    if (it == current.end()) continue;
-    auto ok = checkTensorMatches(name, t, it->second.type());
-    if (!ok) return fail(path + ": " + ok.error().message());
-    values[name] = t;
+TensorMap modelInputsOf(const ModelPrograms& m, const TensorMap& batch) {
+  TensorMap feed;
+  for (Node* n : m.inputs()) {
+    const std::string& name = n->attrs().getString("name");
+    if (auto it = batch.find(name); it != batch.end()) feed[name] = it->second;
   }
-  for (Node* n : exe.graph().nodes())
-    if (n->kind() == OpKind::Param && !values.count(n->result()->name()))
-      return fail(fmt::format("{}: checkpoint has no tensor '{}' ({})", path, n->result()->name(), n->result()->type().str()));
-  auto ok = exe.writePersistent(values);
-  if (!ok) return Unexpected(ok.error());
-  int64_t step = 0;
-  bool hasState = false;
-  for (Node* n : exe.graph().nodes()) hasState |= n->kind() == OpKind::State && values.count(n->result()->name());
-  auto it = file->metadata.find("step");
-  if (hasState && it != file->metadata.end()) step = std::max<int64_t>(0, std::atoll(it->second.c_str()));
-  return step;
-}
-
-Expected<void> saveWeights(Executable& exe, const std::string& path, int64_t steps) {
-  std::vector<std::pair<std::string, Tensor>> tensors;
-  TensorMap values = exe.readPersistent();
-  // Params first (in program order), then optimizer state: a PyTorch state_dict loads the
-  // params and ignores nothing it needs.
-  for (int pass = 0; pass < 2; ++pass)
-    for (Node* n : exe.graph().nodes())
-      if ((pass == 0 && n->kind() == OpKind::Param) || (pass == 1 && n->kind() == OpKind::State))
-        tensors.push_back({n->result()->name(), values.at(n->result()->name())});
-  return saveSafetensors(path, tensors, {{"format", "pt"}, {"producer", "shoal"}, {"step", std::to_string(steps)}});
-}
-
-struct Loaded {
-  MnistSet train, test;
-  DeviceSelection device;
-};
-
-Expected<Loaded> prepare(const Pipeline& p, const TrainOptions& opts) {
-  if (!p.data) return fail("the pipeline has no data input (input: mnist path=...)");
-  Loaded l;
-  std::string dir = resolveDataPath(p.data->path, p.file);
-  auto train = loadMnist(dir, true);
-  if (!train) return Unexpected(Error(train.error().message(), p.data->loc));
-  auto test = loadMnist(dir, false);
-  if (!test) return Unexpected(Error(test.error().message(), p.data->loc));
-  l.train = std::move(*train);
-  l.test = std::move(*test);
-  auto dev = selectDevice(opts.device == DeviceKind::Auto && p.device != "auto" ? *parseDeviceKind(p.device) : opts.device);
-  if (!dev) return Unexpected(dev.error());
-  l.device = *dev;
-  if (opts.onNote) {
-    opts.onNote("device: " + l.device.description + (l.device.note.empty() ? "" : " (" + l.device.note + ")"));
-  }
-  return l;
+  return feed;
 }
 
 }  // namespace
 
-std::string resolveDataPath(const std::string& path, const std::string& pipelineFile) {
-  if (fs::path(path).is_absolute() || fs::exists(path)) return path;
-  fs::path base = fs::path(pipelineFile).parent_path();
-  for (int up = 0; up < 4 && !base.empty(); ++up) {
-    if (fs::exists(base / path)) return (base / path).string();
-    if (!base.has_parent_path() || base.parent_path() == base) break;
-    base = base.parent_path();
+// ---- the loop ---------------------------------------------------------------------------
+
+Expected<StepStats> trainStep(ModelPrograms& m, const TensorMap& batch, int64_t& step) {
+  auto rows = m.batchOf(batch);
+  if (!rows) return Unexpected(rows.error());
+  auto exe = m.trainingStep(*rows);
+  if (!exe) return Unexpected(exe.error());
+  // Whatever earlier fits left accumulated is collected first, so this step's figures are its own.
+  for (Executable* e : m.trainingSteps()) {
+    auto old = e->takeAccumulated();
+    if (!old) return Unexpected(old.error());
   }
-#ifdef SHOAL_DATA_DIR
-  fs::path installed = fs::path(SHOAL_DATA_DIR) / fs::path(path).filename();
-  if (fs::exists(installed)) return installed.string();
-#endif
-#ifdef SHOAL_SOURCE_DIR
-  if (fs::exists(fs::path(SHOAL_SOURCE_DIR) / path)) return (fs::path(SHOAL_SOURCE_DIR) / path).string();
-#endif
-  return path;
+  ++step;
+  auto ok = (*exe)->runAccumulate(stepFeed(m, batch, step), metricNames(m), 1.0, step);
+  if (!ok) {
+    --step;
+    return Unexpected(ok.error());
+  }
+  auto acc = (*exe)->takeAccumulated();
+  if (!acc) return Unexpected(acc.error());
+  StepStats s;
+  s.step = step;
+  s.loss = acc->sums["loss"];
+  if (m.crossEntropy()) s.accuracy = acc->sums["accuracy"];
+  return s;
 }
 
-Expected<TrainReport> trainPipeline(const Pipeline& p, const TrainOptions& opts) {
-  if (!p.train) return fail("the pipeline has no train stage");
-  auto loaded = prepare(p, opts);
-  if (!loaded) return Unexpected(loaded.error());
-  TrainConfig cfg = *p.train;
-  if (opts.epochs) cfg.epochs = *opts.epochs;
-  if (opts.seed) cfg.seed = *opts.seed;
-  const MnistSet& train = loaded->train;
-  const MnistSet& test = loaded->test;
-
-  // Split off a validation set (the last fraction of the training files, before shuffling).
-  int64_t n = train.images.shape()[0];
-  int64_t nVal = int64_t(std::floor(double(n) * cfg.validation));
-  std::vector<int64_t> trainRows = iota(0, n - nVal), valRows = iota(n - nVal, n);
-  if (trainRows.empty()) return fail("no training examples left after the validation split", cfg.loc);
-
-  CompileOptions copts = opts.compile;
-  copts.train = &cfg;
-  auto step = compileBatched(*p.model, cfg.batch, int64_t(trainRows.size()), copts, loaded->device, opts.exec, nullptr);
-  if (!step) return Unexpected(step.error());
-  step->full->initializeParameters(cfg.seed);
-  step->full->setProfiling(opts.profile);
-  std::string weights = !opts.weights.empty() ? opts.weights : p.data->weights;
-  int64_t resumedStep = 0;
-  if (!weights.empty()) {
-    auto loadedStep = loadWeights(*step->full, weights);
-    if (!loadedStep) return Unexpected(loadedStep.error());
-    resumedStep = *loadedStep;
-  }
-  CompileOptions evalOpts = opts.compile;
-  evalOpts.train = nullptr;
-  int64_t evalBatch = std::max<int64_t>(cfg.batch, 500);
-  auto evalTest = compileBatched(*p.model, evalBatch, test.images.shape()[0], evalOpts, loaded->device, opts.exec,
-                                 step->full.get());
-  if (!evalTest) return Unexpected(evalTest.error());
-  std::optional<BatchedPrograms> evalVal;
-  if (nVal > 0) {
-    auto ev = compileBatched(*p.model, evalBatch, nVal, evalOpts, loaded->device, opts.exec, step->full.get());
-    if (!ev) return Unexpected(ev.error());
-    evalVal = std::move(*ev);
-  }
-
+Expected<TrainReport> fitPrograms(ModelPrograms& m, BatchSource& batches, const FitPlan& plan, int64_t& step) {
+  if (!m.trains()) return fail("this model was compiled for inference only");
+  if (plan.epochs < 0) return fail(fmt::format("epochs must be 0 or more, got {}", plan.epochs), plan.loc);
   TrainReport report;
-  report.device = loaded->device.description;
-  bool adam = cfg.optimizer == "adam";
-  bool classification = cfg.loss == "softmax_cross_entropy";
-  if (!classification) return fail("training from a dataset needs loss=softmax_cross_entropy (the data are class labels)", cfg.loc);
+  report.device = m.device().description;
   std::vector<double> stepMs;
-  int64_t globalStep = resumedStep;
+  int64_t firstStep = step;
   auto start = Clock::now();
-  Rng shuffler(seedFor(cfg.seed, "shuffle"));
-  std::vector<int64_t> order = trainRows;
-  int64_t steps = (int64_t(order.size()) + step->batch - 1) / step->batch;
-  for (int64_t epoch = 1; epoch <= cfg.epochs; ++epoch) {
-    auto epochStart = Clock::now();
-    if (cfg.shuffle)
-      for (size_t i = order.size(); i > 1; --i) std::swap(order[i - 1], order[shuffler.below(i)]);
-    for (int64_t s = 0; s < steps; ++s) {
-      size_t begin = size_t(s * step->batch);
-      size_t count = std::min<size_t>(size_t(step->batch), order.size() - begin);
-      Executable& exe = count == size_t(step->batch) ? *step->full : *step->rest;
-      Batch b = gather(train, order, begin, count);
-      ++globalStep;
-      TensorMap feed = {{p.inputName, b.images}, {"labels", b.labels}};
-      if (adam) feed["step"] = Tensor::fromDoubles(DType::F32, {}, std::vector<double>{double(globalStep)});
-      // Loss and accuracy are summed where the step runs and read back once per epoch.
-      auto ok = exe.runAccumulate(feed, {"loss", "accuracy"}, double(count), globalStep);
-      if (!ok) return Unexpected(ok.error());
-      if (opts.onStep) opts.onStep({epoch, cfg.epochs, s + 1, steps, std::nan("")});
+  EvalSpec spec{m.trainedOutput(), m.crossEntropy(), true};
+  // Whatever an earlier step() left accumulated is not this run's.
+  for (Executable* e : m.trainingSteps()) {
+    auto old = e->takeAccumulated();
+    if (!old) return Unexpected(old.error());
+  }
+  for (int64_t epoch = 1; epoch <= plan.epochs; ++epoch) {
+    if (plan.learningRate) {
+      double lr = plan.learningRate(epoch);
+      if (!(lr > 0) || !std::isfinite(lr))
+        return fail(fmt::format("the learning-rate schedule gave {} for epoch {}; it must be positive", lr, epoch), plan.loc);
+      m.setLearningRate(lr);
     }
+    auto epochStart = Clock::now();
+    auto started = batches.startEpoch(epoch);
+    if (!started) return Unexpected(started.error());
+    std::optional<int64_t> known = batches.batchesPerEpoch();
+    int64_t steps = known.value_or(0);
+    if (plan.stepsPerEpoch > 0 && (steps == 0 || plan.stepsPerEpoch < steps)) steps = plan.stepsPerEpoch;
+    if (!known && plan.stepsPerEpoch <= 0) steps = 0;
+    int64_t s = 0;
+    while (plan.stepsPerEpoch <= 0 || s < plan.stepsPerEpoch) {
+      auto batch = batches.next();
+      if (!batch) return Unexpected(batch.error());
+      if (!*batch) break;
+      auto rows = m.batchOf(**batch);
+      if (!rows) return Unexpected(rows.error());
+      auto exe = m.trainingStep(*rows);
+      if (!exe) return Unexpected(exe.error());
+      ++step;
+      // Loss and accuracy are summed where the step runs and read back once per epoch.
+      auto ok = (*exe)->runAccumulate(stepFeed(m, **batch, step), metricNames(m), double(*rows), step);
+      if (!ok) return Unexpected(ok.error());
+      ++s;
+      if (plan.onStep) plan.onStep({epoch, plan.epochs, s, steps, std::nan("")});
+    }
+    if (s == 0) return fail(fmt::format("the data yielded no batch in epoch {}", epoch), plan.loc);
     double lossSum = 0, accSum = 0, seen = 0;
     // Steps queue on the device, so a step's time is the epoch's (up to its one read-back)
     // over its steps; step_ms_median is the median of that over the epochs.
     std::optional<std::pair<int64_t, double>> nonFinite;
-    for (Executable* exe : {step->full.get(), step->rest.get()}) {
-      if (!exe) continue;
+    for (Executable* exe : m.trainingSteps()) {
       auto acc = exe->takeAccumulated();
       if (!acc) return Unexpected(acc.error());
       lossSum += acc->sums["loss"];
@@ -282,73 +182,335 @@ Expected<TrainReport> trainPipeline(const Pipeline& p, const TrainOptions& opts)
       if (acc->firstNonFinite && (!nonFinite || *acc->firstNonFinite < nonFinite->first))
         nonFinite = std::pair<int64_t, double>{*acc->firstNonFinite, acc->nonFiniteValue};
     }
-    stepMs.push_back(secondsSince(epochStart) * 1e3 / double(steps));
+    stepMs.push_back(secondsSince(epochStart) * 1e3 / double(s));
     if (nonFinite) {
       int64_t bad = nonFinite->first;
-      int64_t inEpoch = bad - (globalStep - steps);
+      int64_t inEpoch = bad - (step - s);
       return fail(fmt::format("training diverged: the loss is {} at step {} (epoch {}, batch {}); try a smaller lr",
                               nonFinite->second, bad, epoch, inEpoch),
-                  cfg.loc);
+                  plan.loc);
     }
     EpochStats e;
     e.epoch = epoch;
     e.loss = lossSum / seen;
     e.accuracy = accSum / seen;
-    if (evalVal) {
-      auto acc = accuracyOver(*evalVal, p, train, valRows);
-      if (!acc) return Unexpected(acc.error());
-      e.validationAccuracy = *acc;
+    e.learningRate = m.learningRate();
+    if (plan.validation) {
+      auto v = evaluateDataset(m, *plan.validation, plan.evalBatch, spec);
+      if (!v) return Unexpected(v.error());
+      e.validationAccuracy = v->accuracy;
+      e.validationLoss = v->loss;
     }
     e.seconds = secondsSince(epochStart);
     report.epochs.push_back(e);
-    if (opts.onEpoch) opts.onEpoch(e);
+    if (plan.onEpoch) plan.onEpoch(e);
   }
   report.trainSeconds = secondsSince(start);
-  report.steps = globalStep - resumedStep;
-  if (opts.profile) report.profile = step->full->profileSummary();
+  report.steps = step - firstStep;
+  if (m.profiling()) report.profile = m.owner().profileSummary();
   if (!stepMs.empty()) {
     std::nth_element(stepMs.begin(), stepMs.begin() + ptrdiff_t(stepMs.size() / 2), stepMs.end());
     report.stepMsMedian = stepMs[stepMs.size() / 2];
   }
-  auto acc = accuracyOver(*evalTest, p, test, iota(0, test.images.shape()[0]));
-  if (!acc) return Unexpected(acc.error());
-  report.testAccuracy = *acc;
+  report.parameters = m.parameters();
+  return report;
+}
+
+Expected<EvalStats> evaluateDataset(ModelPrograms& m, Dataset& data, int64_t batch, const EvalSpec& spec) {
+  if (batch <= 0) return fail(fmt::format("the evaluation batch size must be positive, got {}", batch));
+  int64_t n = data.size();
+  BatchScore total;
+  std::vector<int64_t> rows;
+  for (int64_t begin = 0; begin < n;) {
+    int64_t count = std::min(batch, n - begin);
+    rows.resize(size_t(count));
+    for (int64_t i = 0; i < count; ++i) rows[size_t(i)] = begin + i;
+    auto b = data.getBatch(rows);
+    if (!b) return Unexpected(b.error());
+    TensorMap feed = modelInputsOf(m, *b);
+    auto size = m.batchOf(feed);
+    if (!size) return Unexpected(size.error());
+    auto exe = m.inference(*size);
+    if (!exe) return Unexpected(exe.error());
+    auto out = (*exe)->run(feed);
+    if (!out) return Unexpected(out.error());
+    auto found = out->find(spec.output);
+    if (found == out->end()) return fail(fmt::format("the model has no output named '{}' to score", spec.output));
+    auto score = scoreBatch(found->second, *b, *size, spec);
+    if (!score) return Unexpected(score.error());
+    total.lossSum += score->lossSum;
+    total.lossTerms += score->lossTerms;
+    total.correct += score->correct;
+    begin += count;
+  }
+  EvalStats s;
+  s.examples = n;
+  s.loss = total.lossTerms ? total.lossSum / double(total.lossTerms) : 0.0;
+  if (spec.crossEntropy) s.accuracy = n ? double(total.correct) / double(n) : 0.0;
+  return s;
+}
+
+// ---- checkpoints ------------------------------------------------------------------------
+
+Expected<void> saveCheckpoint(ModelPrograms& m, const std::string& path, int64_t step, bool withState) {
+  std::vector<std::pair<std::string, Tensor>> tensors;
+  TensorMap values = m.persistent();
+  // Params first (in program order), then optimizer state: a PyTorch state_dict loads the
+  // params and ignores nothing it needs.
+  for (auto& [name, type] : m.parameterTypes()) tensors.push_back({name, values.at(name)});
+  std::map<std::string, std::string> meta = {{"format", "pt"}, {"producer", "shoal"}};
+  if (withState) {
+    for (auto& [name, type] : m.stateTypes()) tensors.push_back({name, values.at(name)});
+    meta["step"] = std::to_string(step);
+  }
+  return saveSafetensors(path, tensors, meta);
+}
+
+Expected<int64_t> loadCheckpoint(ModelPrograms& m, const std::string& path) {
+  auto file = loadSafetensors(path);
+  if (!file) return Unexpected(file.error());
+  TensorMap values;
+  for (auto& [name, t] : file->tensors) values[name] = t;
+  bool hasState = false;
+  for (auto& [name, type] : m.stateTypes()) {
+    if (values.count(name)) hasState = true;
+    else values[name] = Tensor(type);  // no state in the file: the optimizer restarts
+  }
+  auto ok = m.setPersistent(values, path);
+  if (!ok) return Unexpected(ok.error());
+  int64_t step = 0;
+  auto it = file->metadata.find("step");
+  if (hasState && it != file->metadata.end()) step = std::max<int64_t>(0, std::atoll(it->second.c_str()));
+  return step;
+}
+
+// ---- pipelines --------------------------------------------------------------------------
+
+std::string resolveDataPath(const std::string& path, const std::string& pipelineFile) {
+  std::error_code ec;
+  if (fs::path(path).is_absolute() || fs::exists(path, ec)) return path;
+  fs::path base = fs::path(pipelineFile).parent_path();
+  for (int up = 0; up < 4 && !base.empty(); ++up) {
+    if (fs::exists(base / path, ec)) return (base / path).string();
+    if (!base.has_parent_path() || base.parent_path() == base) break;
+    base = base.parent_path();
+  }
+  if (auto installed = installedDataDir()) {
+    fs::path candidate = fs::path(*installed) / fs::path(path).filename();
+    if (fs::exists(candidate, ec)) return candidate.string();
+  }
+  return path;
+}
+
+std::optional<Error> checkPreprocessing(const Pipeline& p) {
+  if (!p.data) return std::nullopt;
+  Value* v = p.model->findValue(p.inputName);
+  if (!v) return std::nullopt;
+  // Follow the data input through its single-use chain of cast / scale / normalize and track
+  // where the pixel range [0, 255] lands.
+  double lo = 0, hi = 255;
+  const Node* last = nullptr;
+  bool normalized = false;
+  while (true) {
+    const Node* next = nullptr;
+    int uses = 0;
+    for (Node* n : p.model->nodes())
+      for (Value* in : n->inputs())
+        if (in == v) {
+          next = n;
+          ++uses;
+        }
+    if (uses != 1) break;
+    OpKind k = next->kind();
+    if (k == OpKind::Cast) {
+    } else if (k == OpKind::Scale) {
+      double s = next->attrs().getFloat("scale"), t = next->attrs().getFloat("shift");
+      double a = lo * s + t, b = hi * s + t;
+      lo = std::min(a, b), hi = std::max(a, b);
+      last = next;
+    } else if (k == OpKind::Normalize) {
+      auto mean = next->attrs().getFloats("mean");
+      auto sd = next->attrs().getFloats("std");
+      double m0 = mean.empty() ? 0.0 : mean[0], s0 = sd.empty() ? 1.0 : sd[0];
+      if (s0 == 0) break;
+      double a = (lo - m0) / s0, b = (hi - m0) / s0;
+      lo = std::min(a, b), hi = std::max(a, b);
+      last = next;
+      normalized = true;
+    } else {
+      break;
+    }
+    v = next->result();
+  }
+  if (!last || std::max(std::abs(lo), std::abs(hi)) <= 20) return std::nullopt;
+  std::string hint = normalized ? " (preprocessing applies scale, then shift, then (x - mean) / std to the pixels "
+                                  "0..255; for a mean and std of 0..1 data, add scale=1/255)"
+                                : "";
+  return Error(fmt::format("preprocess maps the pixels 0..255 to [{:.4g}, {:.4g}]: a model rarely learns from values "
+                           "this large{}",
+                           lo, hi, hint),
+               last->loc());
+}
+
+Expected<DeviceSelection> pipelineDevice(const Pipeline& p, DeviceKind requested) {
+  bool fromPipeline = requested == DeviceKind::Auto && p.device != "auto";
+  auto dev = selectDevice(fromPipeline ? *parseDeviceKind(p.device) : requested);
+  if (!dev && fromPipeline) return fail("the pipeline's decision node asks for gpu: " + dev.error().message());
+  if (!dev) return fail("device gpu: " + dev.error().message());
+  return dev;
+}
+
+namespace {
+
+struct PipelineData {
+  std::unique_ptr<MnistDataset> train, test;
+  std::string dir;
+};
+
+Expected<PipelineData> loadPipelineData(const Pipeline& p) {
+  if (!p.data) return fail("the pipeline has no data input (input: mnist path=...)");
+  PipelineData d;
+  d.dir = resolveDataPath(p.data->path, p.file);
+  auto train = loadMnist(d.dir, true);
+  if (!train) return Unexpected(Error(train.error().message(), p.data->loc));
+  auto test = loadMnist(d.dir, false);
+  if (!test) return Unexpected(Error(test.error().message(), p.data->loc));
+  d.train = std::make_unique<MnistDataset>(std::move(*train), p.inputName);
+  d.test = std::make_unique<MnistDataset>(std::move(*test), p.inputName);
+  return d;
+}
+
+ModelProgramsOptions programOptions(const TrainOptions& opts) {
+  ModelProgramsOptions o;
+  o.exec = opts.exec;
+  o.compile = opts.compile;
+  o.compile.train = nullptr;
+  o.profile = opts.profile;
+  return o;
+}
+
+void noteDevice(const DeviceSelection& dev, const TrainOptions& opts) {
+  if (opts.onNote) opts.onNote("device: " + dev.description + (dev.note.empty() ? "" : " (" + dev.note + ")"));
+}
+
+}  // namespace
+
+Expected<std::unique_ptr<ModelPrograms>> createPipelineTrainer(const Pipeline& p, const DeviceSelection& device,
+                                                               const TrainOptions& opts, int64_t& step) {
+  if (!p.train) return fail("the pipeline has no train stage");
+  TrainConfig cfg = *p.train;
+  if (opts.seed) cfg.seed = *opts.seed;
+  if (cfg.loss != "softmax_cross_entropy")
+    return fail("training from a dataset needs loss=softmax_cross_entropy (the data are class labels)", cfg.loc);
+  auto m = ModelPrograms::createTraining(std::shared_ptr<const Graph>(p.model->clone()), cfg, p.logitsName, cfg.batch,
+                                         device, programOptions(opts));
+  if (!m) return Unexpected(m.error());
+  (*m)->initialize(cfg.seed);
+  step = 0;
+  std::string weights = !opts.weights.empty() ? opts.weights : p.data ? p.data->weights : "";
+  if (!weights.empty()) {
+    auto resumed = loadCheckpoint(**m, weights);
+    if (!resumed) return Unexpected(resumed.error());
+    step = *resumed;
+  }
+  return m;
+}
+
+Expected<TrainReport> fitPipeline(ModelPrograms& m, const Pipeline& p, const TrainOptions& opts, int64_t& step) {
+  if (!p.train) return fail("the pipeline has no train stage");
+  auto data = loadPipelineData(p);
+  if (!data) return Unexpected(data.error());
+  if (opts.onNote) opts.onNote("data: " + data->dir);
+  if (opts.onWarning)
+    if (auto w = checkPreprocessing(p)) opts.onWarning(*w);
+  TrainConfig cfg = *p.train;
+  if (opts.epochs) cfg.epochs = *opts.epochs;
+  if (opts.seed) cfg.seed = *opts.seed;
+  if (opts.batch) cfg.batch = *opts.batch;
+  if (opts.shuffle) cfg.shuffle = *opts.shuffle;
+  uint64_t shuffleSeed = opts.shuffleSeed.value_or(cfg.seed);
+
+  // The validation set is the last fraction of the training files, before shuffling.
+  int64_t n = data->train->size();
+  int64_t nVal = int64_t(std::floor(double(n) * cfg.validation));
+  Subset train = Subset::range(*data->train, 0, n - nVal);
+  Subset validation = Subset::range(*data->train, n - nVal, n);
+  if (train.size() == 0) return fail("no training examples left after the validation split", cfg.loc);
+
+  DataLoader loader(train, {.batchSize = cfg.batch, .shuffle = cfg.shuffle, .seed = shuffleSeed});
+  FitPlan plan;
+  plan.epochs = cfg.epochs;
+  plan.stepsPerEpoch = opts.stepsPerEpoch;
+  plan.validation = nVal > 0 ? &validation : nullptr;
+  plan.evalBatch = std::max<int64_t>(cfg.batch, 500);
+  plan.learningRate = opts.learningRate;
+  plan.onStep = opts.onStep;
+  plan.onEpoch = opts.onEpoch;
+  plan.loc = cfg.loc;
+  auto report = fitPrograms(m, loader, plan, step);
+  if (!report) return Unexpected(report.error());
+  auto test = evaluateDataset(m, *data->test, plan.evalBatch, EvalSpec{m.trainedOutput(), true, false});
+  if (!test) return Unexpected(test.error());
+  report->testAccuracy = test->accuracy;
   if (!p.output.checkpoint.empty()) {
-    auto ok = saveWeights(*step->full, p.output.checkpoint, globalStep);
+    auto ok = saveCheckpoint(m, p.output.checkpoint, step, /*withState=*/true);
     if (!ok) return Unexpected(ok.error());
-    report.checkpoint = p.output.checkpoint;
+    report->checkpoint = p.output.checkpoint;
   }
   return report;
 }
 
+Expected<TrainReport> trainPipeline(const Pipeline& p, const TrainOptions& opts) {
+  if (!p.train) return fail("the pipeline has no train stage");
+  if (!p.data) return fail("the pipeline has no data input (input: mnist path=...)");
+  auto device = pipelineDevice(p, opts.device);
+  if (!device) return Unexpected(device.error());
+  noteDevice(*device, opts);
+  int64_t step = 0;
+  auto m = createPipelineTrainer(p, *device, opts, step);
+  if (!m) return Unexpected(m.error());
+  return fitPipeline(**m, p, opts, step);
+}
+
 Expected<TrainReport> evaluatePipeline(const Pipeline& p, const TrainOptions& opts) {
-  auto loaded = prepare(p, opts);
-  if (!loaded) return Unexpected(loaded.error());
+  if (!p.data) return fail("the pipeline has no data input (input: mnist path=...)");
   std::string weights = !opts.weights.empty() ? opts.weights : p.data->weights;
+  std::error_code ec;
+  if (weights.empty() && !p.output.checkpoint.empty() && fs::exists(p.output.checkpoint, ec)) weights = p.output.checkpoint;
   if (weights.empty())
-    return fail("nothing to evaluate: the pipeline has no train stage and no weights (give --weights PATH or weights= on the input)",
+    return fail("nothing to evaluate: no weights (give --weights PATH, weights= on the input, or train first so the "
+                "output's checkpoint= exists)",
                 p.data->loc);
-  CompileOptions copts = opts.compile;
-  copts.train = nullptr;
-  const MnistSet& test = loaded->test;
-  int64_t batch = std::max<int64_t>(p.data->batch, 500);
-  auto first = compileFor(*p.model, std::min<int64_t>(batch, test.images.shape()[0]), copts, loaded->device, opts.exec);
-  if (!first) return Unexpected(first.error());
-  (*first)->initializeParameters(0);
-  auto ok = loadWeights(**first, weights);
+  auto device = pipelineDevice(p, opts.device);
+  if (!device) return Unexpected(device.error());
+  noteDevice(*device, opts);
+  auto data = loadPipelineData(p);
+  if (!data) return Unexpected(data.error());
+  if (opts.onNote) opts.onNote("data: " + data->dir);
+  int64_t batch = std::max<int64_t>(p.train ? p.train->batch : p.data->batch, 500);
+  auto m = ModelPrograms::create(std::shared_ptr<const Graph>(p.model->clone()), *device, programOptions(opts));
+  if (!m) return Unexpected(m.error());
+  (*m)->initialize(0);
+  auto file = loadSafetensors(weights);
+  if (!file) return Unexpected(file.error());
+  TensorMap values;
+  for (auto& [name, t] : file->tensors) values[name] = t;
+  auto ok = (*m)->setPersistent(values, weights);
   if (!ok) return Unexpected(ok.error());
-  auto eval = compileBatched(*p.model, batch, test.images.shape()[0], copts, loaded->device, opts.exec, first->get());
-  if (!eval) return Unexpected(eval.error());
   TrainReport report;
-  report.device = loaded->device.description;
+  report.device = device->description;
   auto start = Clock::now();
-  auto acc = accuracyOver(*eval, p, test, iota(0, test.images.shape()[0]));
-  if (!acc) return Unexpected(acc.error());
-  report.testAccuracy = *acc;
+  auto test = evaluateDataset(**m, *data->test, batch, EvalSpec{p.logitsName, true, false});
+  if (!test) return Unexpected(test.error());
+  report.testAccuracy = test->accuracy;
   report.trainSeconds = 0;
   report.stepMsMedian = secondsSince(start) * 1e3;
+  if (opts.profile) report.profile = (*m)->owner().profileSummary();
+  report.parameters = (*m)->parameters();
   return report;
 }
+
+// ---- reports ----------------------------------------------------------------------------
 
 std::string trainReportJson(const TrainReport& r) {
   nlohmann::ordered_json j;
@@ -360,6 +522,8 @@ std::string trainReportJson(const TrainReport& r) {
     o["loss"] = e.loss;
     o["accuracy"] = e.accuracy;
     if (e.validationAccuracy) o["validation_accuracy"] = *e.validationAccuracy;
+    if (e.validationLoss) o["validation_loss"] = *e.validationLoss;
+    if (e.learningRate > 0) o["learning_rate"] = e.learningRate;
     o["seconds"] = e.seconds;
     epochs.push_back(o);
   }
@@ -373,47 +537,101 @@ std::string trainReportJson(const TrainReport& r) {
   return j.dump(2) + "\n";
 }
 
+namespace {
+
+// A tick step of 1, 2 or 5 times a power of ten giving about `count` intervals over `span`.
+double niceStep(double span, int count) {
+  double raw = span / count;
+  double p = std::pow(10.0, std::floor(std::log10(raw)));
+  for (double m : {1.0, 2.0, 5.0, 10.0})
+    if (raw <= m * p) return m * p;
+  return 10 * p;
+}
+
+}  // namespace
+
 std::string trainCurveSvg(const TrainReport& r) {
-  // 640x400 chart: loss (left axis, blue) and accuracy (right axis 0..1, orange) per epoch.
-  const double w = 640, h = 400, left = 60, right = 60, top = 40, bottom = 50;
+  // 640x420 chart: a legend row under the title, then the plot: loss (left axis, blue),
+  // training accuracy (right axis, orange) and validation accuracy (right axis, green,
+  // dashed). The accuracy axis spans the accuracies' range (to 100%), so late epochs'
+  // gains stay visible.
+  const double w = 640, h = 420, left = 64, right = 64, top = 70, bottom = 50;
   const double pw = w - left - right, ph = h - top - bottom;
   size_t n = r.epochs.size();
   double maxLoss = 0;
   for (auto& e : r.epochs) maxLoss = std::max(maxLoss, e.loss);
-  if (maxLoss <= 0) maxLoss = 1;
+  if (!(maxLoss > 0) || !std::isfinite(maxLoss)) maxLoss = 1;
+  double lossStep = niceStep(maxLoss, 4);
+  double lossTop = std::ceil(maxLoss / lossStep) * lossStep;
+  bool anyVal = false;
+  double accLo = 1, accHi = 0;
+  for (auto& e : r.epochs) {
+    accLo = std::min(accLo, e.accuracy), accHi = std::max(accHi, e.accuracy);
+    if (e.validationAccuracy) {
+      anyVal = true;
+      accLo = std::min(accLo, *e.validationAccuracy), accHi = std::max(accHi, *e.validationAccuracy);
+    }
+  }
+  if (r.testAccuracy) accLo = std::min(accLo, *r.testAccuracy), accHi = std::max(accHi, *r.testAccuracy);
+  if (accHi < accLo) accLo = 0, accHi = 1;
+  double accStep = niceStep(std::max(accHi - accLo, 0.02), 4);
+  double accBottom = std::max(0.0, std::floor(accLo / accStep - 1e-9) * accStep);
+  double accTop = std::min(1.0, std::ceil(accHi / accStep + 1e-9) * accStep);
+  if (accTop - accBottom < accStep) accBottom = std::max(0.0, accTop - accStep);
   auto x = [&](size_t i) { return left + (n <= 1 ? pw / 2 : pw * double(i) / double(n - 1)); };
-  auto yLoss = [&](double v) { return top + ph * (1 - v / maxLoss); };
-  auto yAcc = [&](double v) { return top + ph * (1 - v); };
+  auto yLoss = [&](double v) { return top + ph * (1 - v / lossTop); };
+  auto yAcc = [&](double v) { return top + ph * (1 - (v - accBottom) / (accTop - accBottom)); };
   std::string s = fmt::format(
       "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{0}\" height=\"{1}\" viewBox=\"0 0 {0} {1}\" "
       "font-family=\"sans-serif\" font-size=\"12\">\n<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n"
       "<text x=\"{2}\" y=\"24\" font-size=\"15\">Training on {3}</text>\n",
       w, h, left, r.device);
+  // The legend, above the plot (never on the curves).
+  double ly = 48;
+  auto legend = [&](double lx, const char* color, const char* dash, const std::string& label) {
+    return fmt::format(
+        "<g class=\"legend\"><line x1=\"{0}\" y1=\"{1}\" x2=\"{2}\" y2=\"{1}\" stroke=\"{3}\" stroke-width=\"2\"{4}/>"
+        "<text x=\"{5}\" y=\"{6}\">{7}</text></g>\n",
+        lx, ly - 4, lx + 18, color, dash, lx + 24, ly, label);
+  };
+  s += legend(left, "#1f77b4", "", "training loss");
+  s += legend(left + 120, "#ff7f0e", "", "training accuracy");
+  if (anyVal) s += legend(left + 260, "#2ca02c", " stroke-dasharray=\"6 3\"", "validation accuracy");
+  if (r.testAccuracy)
+    s += fmt::format("<text x=\"{}\" y=\"24\" text-anchor=\"end\">test accuracy {:.2f}%</text>\n", left + pw,
+                     *r.testAccuracy * 100);
   s += fmt::format("<rect x=\"{}\" y=\"{}\" width=\"{}\" height=\"{}\" fill=\"none\" stroke=\"#888\"/>\n", left, top, pw, ph);
   for (int t = 0; t <= 4; ++t) {
     double frac = t / 4.0;
     double y = top + ph * (1 - frac);
     s += fmt::format("<line x1=\"{}\" y1=\"{:.1f}\" x2=\"{}\" y2=\"{:.1f}\" stroke=\"#eee\"/>\n", left, y, left + pw, y);
-    s += fmt::format("<text x=\"{}\" y=\"{:.1f}\" text-anchor=\"end\" fill=\"#1f77b4\">{:.3f}</text>\n", left - 6, y + 4, maxLoss * frac);
-    s += fmt::format("<text x=\"{}\" y=\"{:.1f}\" fill=\"#ff7f0e\">{:.0f}%</text>\n", left + pw + 6, y + 4, frac * 100);
+    s += fmt::format("<text x=\"{}\" y=\"{:.1f}\" text-anchor=\"end\" fill=\"#1f77b4\">{:.3g}</text>\n", left - 6, y + 4,
+                     lossTop * frac);
+    s += fmt::format("<text x=\"{}\" y=\"{:.1f}\" fill=\"#ff7f0e\">{:.3g}%</text>\n", left + pw + 6, y + 4,
+                     (accBottom + (accTop - accBottom) * frac) * 100);
   }
   for (size_t i = 0; i < n; ++i)
     s += fmt::format("<text x=\"{:.1f}\" y=\"{}\" text-anchor=\"middle\">{}</text>\n", x(i), top + ph + 18, r.epochs[i].epoch);
   s += fmt::format("<text x=\"{}\" y=\"{}\" text-anchor=\"middle\">epoch</text>\n", left + pw / 2, h - 10);
-  auto poly = [&](auto value, const char* color) {
-    std::string pts;
-    for (size_t i = 0; i < n; ++i) pts += fmt::format("{:.1f},{:.1f} ", x(i), value(r.epochs[i]));
-    std::string out = fmt::format("<polyline fill=\"none\" stroke=\"{}\" stroke-width=\"2\" points=\"{}\"/>\n", color, pts);
-    for (size_t i = 0; i < n; ++i)
-      out += fmt::format("<circle cx=\"{:.1f}\" cy=\"{:.1f}\" r=\"3\" fill=\"{}\"/>\n", x(i), value(r.epochs[i]), color);
-    return out;
+  auto poly = [&](const char* cls, auto value, const char* color, const char* dash, bool (*has)(const EpochStats&)) {
+    std::string pts, dots;
+    for (size_t i = 0; i < n; ++i) {
+      if (!has(r.epochs[i])) continue;
+      double y = value(r.epochs[i]);
+      pts += fmt::format("{:.1f},{:.1f} ", x(i), y);
+      dots += fmt::format("<circle cx=\"{:.1f}\" cy=\"{:.1f}\" r=\"3\" fill=\"{}\"/>\n", x(i), y, color);
+    }
+    if (pts.empty()) return std::string();
+    return fmt::format("<polyline class=\"{}\" fill=\"none\" stroke=\"{}\" stroke-width=\"2\"{} points=\"{}\"/>\n", cls,
+                       color, dash, pts) +
+           dots;
   };
-  s += poly([&](const EpochStats& e) { return yLoss(e.loss); }, "#1f77b4");
-  s += poly([&](const EpochStats& e) { return yAcc(e.accuracy); }, "#ff7f0e");
-  s += fmt::format("<text x=\"{}\" y=\"{}\" fill=\"#1f77b4\">loss</text>\n", left + 10, top + 16);
-  s += fmt::format("<text x=\"{}\" y=\"{}\" fill=\"#ff7f0e\">train accuracy</text>\n", left + 60, top + 16);
-  if (r.testAccuracy)
-    s += fmt::format("<text x=\"{}\" y=\"{}\">test accuracy {:.2f}%</text>\n", left + 180, top + 16, *r.testAccuracy * 100);
+  auto always = [](const EpochStats&) { return true; };
+  auto hasVal = [](const EpochStats& e) { return e.validationAccuracy.has_value(); };
+  s += poly("loss", [&](const EpochStats& e) { return yLoss(e.loss); }, "#1f77b4", "", +always);
+  s += poly("accuracy", [&](const EpochStats& e) { return yAcc(e.accuracy); }, "#ff7f0e", "", +always);
+  s += poly("validation-accuracy", [&](const EpochStats& e) { return yAcc(e.validationAccuracy.value_or(0)); }, "#2ca02c",
+            " stroke-dasharray=\"6 3\"", +hasVal);
   s += "</svg>\n";
   return s;
 }

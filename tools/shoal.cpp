@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <charconv>
 #include <cstdio>
 #include <iostream>
 #include <nlohmann/json.hpp>
@@ -14,7 +15,8 @@
 #include "ir/printer.h"
 #include "passes/program.h"
 #include "runtime/backend.h"
-#include "runtime/cpu/interpreter.h"
+#include "runtime/checkpoint/safetensors.h"
+#include "runtime/model_programs.h"
 #include "runtime/trainer.h"
 
 namespace shoal {
@@ -159,13 +161,14 @@ int runCompile(const CommonOptions& c, const std::string& arch, bool verbose) {
   return kOk;
 }
 
-// ---- run --------------------------------------------------------------------------------
+// ---- run ---------------------------------------------------------------------------------
 struct RunOptions {
   std::string device = "auto";
   std::optional<int64_t> epochs;
   std::optional<uint64_t> seed;
   std::string report;
   std::string weights;
+  bool evaluate = false;
   bool verbose = false;
   bool tf32 = false;
   bool profile = false;
@@ -218,6 +221,7 @@ class ProgressPrinter {
   void epoch(const EpochStats& e, int64_t epochs) {
     if (tty_) fmt::print(stderr, "\r{}\r", std::string(90, ' '));
     std::string val = e.validationAccuracy ? fmt::format("  val_accuracy {:.4f}", *e.validationAccuracy) : "";
+    if (e.validationLoss) val += fmt::format("  val_loss {:.4f}", *e.validationLoss);
     fmt::print("epoch {}/{}  loss {:.4f}  accuracy {:.4f}{}  ({:.2f} s)\n", e.epoch, epochs, e.loss, e.accuracy, val, e.seconds);
     std::fflush(stdout);
   }
@@ -226,11 +230,71 @@ class ProgressPrinter {
   bool tty_;
 };
 
+void reportWarning(const Error& w) {
+  std::cerr << diagnostics().render(Diagnostic{Severity::Warning, w.location(), w.message()});
+}
+
+// Inference over a pipeline whose inputs are all literals: run once, print every output.
+int runLiterals(const CommonOptions& c, const RunOptions& r, const Pipeline& p, DeviceKind kind,
+                nlohmann::ordered_json& report) {
+  if (!p.model->inputNodes().empty()) {
+    Node* in = p.model->inputNodes().front();
+    return reportError(Error(fmt::format("input '{}' ({}) has no data: give the pipeline a data input, or use the C++ API to feed it",
+                                         in->attrs().getString("name"), in->result()->type().str()),
+                             in->loc()));
+  }
+  auto dev = pipelineDevice(p, kind);
+  if (!dev) return reportError(dev.error());
+  fmt::print(stderr, "device: {}{}\n", dev->description, dev->note.empty() ? "" : " (" + dev->note + ")");
+  ModelProgramsOptions mo;
+  mo.exec.tf32 = r.tf32;
+  mo.exec.verbose = r.verbose;
+  mo.compile = compileOptions(c, nullptr);
+  mo.profile = r.profile;
+  auto programs = ModelPrograms::create(std::shared_ptr<const Graph>(p.model->clone()), *dev, mo);
+  if (!programs) return reportError(programs.error());
+  ModelPrograms& m = **programs;
+  m.initialize(r.seed.value_or(0));
+  if (!r.weights.empty()) {
+    if (m.parameterTypes().empty())
+      return reportError(Error(fmt::format("--weights: '{}' has no parameters to load (its inputs are literals)", c.file)));
+    auto file = loadSafetensors(r.weights);
+    if (!file) return reportError(file.error());
+    TensorMap values;
+    for (auto& [name, t] : file->tensors) values[name] = t;
+    auto ok = m.setPersistent(values, r.weights);
+    if (!ok) return reportError(ok.error());
+  }
+  auto out = m.run({});
+  if (!out) return reportError(out.error());
+  report["device"] = dev->description;
+  nlohmann::ordered_json outputs;
+  for (Node* o : m.model().outputNodes()) {
+    const std::string& name = o->attrs().getString("name");
+    const Tensor& v = out->at(name);
+    fmt::print("{} = {}\n", name, tensorText(v));
+    outputs[name] = tensorJson(v);
+  }
+  report["outputs"] = outputs;
+  if (r.profile) fmt::print(stderr, "time per op:\n{}", m.owner().profileSummary());
+  return kOk;
+}
+
 int runRun(const CommonOptions& c, const RunOptions& r) {
   auto p = load(c.file);
   if (!p) return kUserError;
   auto kind = parseDeviceKind(r.device);
-  if (!kind) return reportError(Error(fmt::format("--device must be auto, cpu or cuda, got '{}'", r.device)));
+  if (!kind) return reportError(Error(fmt::format("--device must be auto, cpu or gpu (or cuda), got '{}'", r.device)));
+  if (*kind == DeviceKind::Cuda) {
+    auto dev = selectDevice(*kind);
+    if (!dev) return reportError(Error(fmt::format("--device {}: {}", r.device, dev.error().message())));
+  }
+  bool hasData = p->data && !p->model->inputNodes().empty();
+  if (r.epochs && !p->train)
+    return reportError(Error(fmt::format("--epochs: '{}' has no train stage (it runs inference)", c.file)));
+  if (r.epochs && r.evaluate) return reportError(Error("--epochs and --evaluate exclude each other (--evaluate trains nothing)"));
+  if (r.evaluate && !hasData)
+    return reportError(Error(fmt::format("--evaluate: '{}' has no data input to evaluate on", c.file)));
   TrainOptions t;
   t.device = *kind;
   t.epochs = r.epochs;
@@ -240,52 +304,33 @@ int runRun(const CommonOptions& c, const RunOptions& r) {
   t.exec.verbose = r.verbose;
   t.profile = r.profile;
   t.compile = compileOptions(c, nullptr);
-  t.onNote = [](const std::string& s) { fmt::print(stderr, "{}\n", s); };
+  t.onNote = [&](const std::string& s) {
+    if (s.rfind("device:", 0) == 0 || r.verbose) fmt::print(stderr, "{}\n", s);
+  };
+  t.onWarning = reportWarning;
   ProgressPrinter progress(isatty(STDERR_FILENO));
   int64_t epochs = r.epochs.value_or(p->train ? p->train->epochs : 0);
   t.onStep = [&](const StepProgress& s) { progress.step(s); };
   t.onEpoch = [&](const EpochStats& e) { progress.epoch(e, epochs); };
 
   nlohmann::ordered_json report;
-  if (p->train || (p->data && !p->model->inputNodes().empty())) {
-    auto result = p->train ? trainPipeline(*p, t) : evaluatePipeline(*p, t);
+  if (p->train || hasData) {
+    bool train = p->train && !r.evaluate;
+    auto result = train ? trainPipeline(*p, t) : evaluatePipeline(*p, t);
     if (!result) return reportError(result.error());
     if (result->testAccuracy) fmt::print("test accuracy {:.4f}\n", *result->testAccuracy);
-    if (p->train) fmt::print("trained in {:.2f} s ({} steps, median step {:.2f} ms)\n", result->trainSeconds, result->steps, result->stepMsMedian);
+    if (train) fmt::print("trained in {:.2f} s ({} steps, median step {:.2f} ms)\n", result->trainSeconds, result->steps, result->stepMsMedian);
     if (!result->checkpoint.empty()) fmt::print("checkpoint saved to {}\n", result->checkpoint);
-    if (!result->profile.empty()) fmt::print("time per op in the training step:\n{}", result->profile);
-    if (!p->output.plot.empty()) {
+    if (!result->profile.empty())
+      fmt::print("time per op in the {}:\n{}", train ? "training step" : "evaluation", result->profile);
+    if (train && !p->output.plot.empty()) {
       if (!emit(p->output.plot, trainCurveSvg(*result))) return kUserError;
       fmt::print("curve saved to {}\n", p->output.plot);
     }
     report = nlohmann::ordered_json::parse(trainReportJson(*result));
   } else {
-    // Inference over literal inputs: run once and print every output.
-    if (!p->model->inputNodes().empty()) {
-      Node* in = p->model->inputNodes().front();
-      return reportError(Error(fmt::format("input '{}' ({}) has no data: give the pipeline a data input, or use the C++ API to feed it",
-                                           in->attrs().getString("name"), in->result()->type().str()),
-                               in->loc()));
-    }
-    auto dev = selectDevice(*kind == DeviceKind::Auto && p->device != "auto" ? *parseDeviceKind(p->device) : *kind);
-    if (!dev) return reportError(dev.error());
-    fmt::print(stderr, "device: {}{}\n", dev->description, dev->note.empty() ? "" : " (" + dev->note + ")");
-    auto program = compileProgram(p->model->clone(), t.compile);
-    if (!program) return reportError(program.error());
-    auto exe = createExecutable(std::move(*program), *dev, t.exec);
-    if (!exe) return reportError(exe.error());
-    (*exe)->initializeParameters(r.seed.value_or(0));
-    auto out = (*exe)->run({});
-    if (!out) return reportError(out.error());
-    report["device"] = dev->description;
-    nlohmann::ordered_json outputs;
-    for (Node* o : (*exe)->graph().outputNodes()) {
-      const std::string& name = o->attrs().getString("name");
-      const Tensor& v = out->at(name);
-      fmt::print("{} = {}\n", name, tensorText(v));
-      outputs[name] = tensorJson(v);
-    }
-    report["outputs"] = outputs;
+    int rc = runLiterals(c, r, *p, *kind, report);
+    if (rc != kOk) return rc;
   }
   if (!r.report.empty() && !emit(r.report, report.dump(2) + "\n")) return kUserError;
   return kOk;
@@ -331,14 +376,26 @@ int main(int argc, char** argv) {
   RunOptions run;
   auto* runCmd = app.add_subcommand("run", "run a pipeline: train it, evaluate it, or run inference");
   addCommon(runCmd, false);
-  runCmd->add_option("--device", run.device, "auto | cpu | cuda (default auto: the GPU when usable)");
-  runCmd->add_option("--epochs", run.epochs, "override the train stage's epochs")->check(CLI::PositiveNumber);
+  runCmd->add_option("--device", run.device, "auto | cpu | gpu (cuda is gpu too; default auto: the GPU when usable)");
+  runCmd->add_option("--epochs", run.epochs, "override the train stage's epochs (0: train nothing, evaluate)")
+      ->check(CLI::Validator(
+          [](std::string& v) {
+            int64_t n = 0;
+            auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), n);
+            if (ec != std::errc() || end != v.data() + v.size() || n < 0)
+              return fmt::format("must be a whole number, 0 or more, got '{}'", v);
+            return std::string();
+          },
+          "N>=0", "NonNegativeInteger"));
+  runCmd->add_flag("--evaluate", run.evaluate,
+                   "score the model on the test set without training (weights from --weights, the input's weights= "
+                   "or the output's checkpoint=)");
   runCmd->add_option("--seed", run.seed, "seed for initialisation and shuffling");
   runCmd->add_option("--report", run.report, "write a JSON report here");
-  runCmd->add_option("--weights", run.weights, "load parameters from this safetensors file first");
+  runCmd->add_option("--weights", run.weights, "load parameters (and optimizer state, to resume) from this safetensors file first");
   runCmd->add_flag("--verbose", run.verbose, "report kernel-cache hits, misses and compile times");
   runCmd->add_flag("--tf32", run.tf32, "allow TF32 tensor-core GEMMs on the GPU (default: exact fp32)");
-  runCmd->add_flag("--profile", run.profile, "print the time spent in each op of the training step");
+  runCmd->add_flag("--profile", run.profile, "print the time spent in each op (of the training step when training)");
 
   try {
     app.parse(argc, argv);

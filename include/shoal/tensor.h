@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstring>
+#include <map>
 #include <memory>
 #include <span>
 #include <string>
@@ -58,5 +59,8 @@ class Tensor {
   std::shared_ptr<void> owner_;
   void* data_ = nullptr;
 };
+
+/// Named tensors: a model's inputs or outputs, a batch of examples, parameters by name.
+using TensorMap = std::map<std::string, Tensor>;
 
 }  // namespace shoal

@@ -9,6 +9,7 @@
 #include <string>
 #include <string_view>
 
+#include "runtime/cuda/cublas_library.h"
 #include "support/diagnostics.h"
 
 namespace shoal::cudaimpl {
@@ -34,10 +35,14 @@ inline Unexpected<Error> cublasFail(cublasStatus_t status, std::string_view call
   msg += '(';
   msg += what;
   msg += "): ";
-  msg += cublasGetStatusString(status);
-  msg += " (";
-  msg += cublasGetStatusName(status);
-  msg += ')';
+  if (const auto& lib = cublasLibrary()) {
+    msg += lib->cublasGetStatusString(status);
+    msg += " (";
+    msg += lib->cublasGetStatusName(status);
+    msg += ')';
+  } else {
+    msg += "cuBLAS status " + std::to_string(int(status));
+  }
   return fail(std::move(msg));
 }
 

@@ -12,6 +12,8 @@
 #endif
 
 #if SHOAL_HAVE_CUDA
+#include "codegen/nvrtc.h"
+#include "runtime/cuda/cublas_library.h"
 #include "runtime/cuda/cuda_check.h"
 #endif
 
@@ -97,6 +99,9 @@ using cudaimpl::cudaFail;
 
 namespace {
 
+// The loaded cuBLAS; only called where a context exists, which needed it loaded.
+const cudaimpl::CublasLibrary& cublasLib() { return *cudaimpl::cublasLibrary(); }
+
 constexpr size_t kAllocAlign = 256;
 
 size_t roundUp(size_t bytes) { return (bytes + kAllocAlign - 1) / kAllocAlign * kAllocAlign; }
@@ -169,6 +174,12 @@ Expected<CudaDeviceInfo> probeCudaDevice(int index) {
   return info;
 }
 
+Expected<void> cudaLibrariesAvailable() {
+  if (auto nvrtc = nvrtcAvailable(); !nvrtc) return nvrtc;
+  if (const auto& lib = cudaimpl::cublasLibrary(); !lib) return Unexpected(lib.error());
+  return {};
+}
+
 void DeviceArena::reset() {
   if (data_) (void)cudaFree(data_);  // errors at teardown (e.g. the runtime unloading) are moot
   data_ = nullptr;
@@ -206,15 +217,16 @@ Expected<std::unique_ptr<CudaContext>> CudaContext::create(const CudaContextOpti
   if (cudaError_t e = cudaStreamCreateWithFlags(&ctx->stream_, cudaStreamNonBlocking); e != cudaSuccess)
     return cudaFail(e, "cudaStreamCreateWithFlags", dev);
 
-  if (cublasStatus_t s = cublasCreate(&ctx->cublas_); s != CUBLAS_STATUS_SUCCESS)
+  if (const auto& lib = cudaimpl::cublasLibrary(); !lib) return Unexpected(lib.error());
+  if (cublasStatus_t s = cublasLib().cublasCreate(&ctx->cublas_); s != CUBLAS_STATUS_SUCCESS)
     return cublasFail(s, "cublasCreate", dev);
-  if (cublasStatus_t s = cublasSetStream(ctx->cublas_, ctx->stream_); s != CUBLAS_STATUS_SUCCESS)
+  if (cublasStatus_t s = cublasLib().cublasSetStream(ctx->cublas_, ctx->stream_); s != CUBLAS_STATUS_SUCCESS)
     return cublasFail(s, "cublasSetStream", dev);
   if (options.cublasWorkspaceBytes > 0) {
     if (cudaError_t e = cudaMalloc(&ctx->cublasWorkspace_, options.cublasWorkspaceBytes); e != cudaSuccess)
       return Unexpected(withMemInfo(
           cudaFail(e, "cudaMalloc", sizeWhat("cuBLAS workspace", options.cublasWorkspaceBytes)).error(), e));
-    if (cublasStatus_t s = cublasSetWorkspace(ctx->cublas_, ctx->cublasWorkspace_, options.cublasWorkspaceBytes);
+    if (cublasStatus_t s = cublasLib().cublasSetWorkspace(ctx->cublas_, ctx->cublasWorkspace_, options.cublasWorkspaceBytes);
         s != CUBLAS_STATUS_SUCCESS)
       return cublasFail(s, "cublasSetWorkspace", sizeWhat("cuBLAS workspace", options.cublasWorkspaceBytes));
   }
@@ -231,7 +243,7 @@ CudaContext::~CudaContext() {
   }
   for (const auto& [ptr, bytes] : buffers_) (void)cudaFree(ptr);
   buffers_.clear();
-  if (cublas_) (void)cublasDestroy(cublas_);
+  if (cublas_) (void)cublasLib().cublasDestroy(cublas_);
   if (cublasWorkspace_) (void)cudaFree(cublasWorkspace_);
   if (stream_) (void)cudaStreamDestroy(stream_);
   (void)cudaGetLastError();
@@ -239,7 +251,7 @@ CudaContext::~CudaContext() {
 
 Expected<void> CudaContext::setTf32(bool on) {
   cublasMath_t mode = on ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_DEFAULT_MATH;
-  if (cublasStatus_t s = cublasSetMathMode(cublas_, mode); s != CUBLAS_STATUS_SUCCESS)
+  if (cublasStatus_t s = cublasLib().cublasSetMathMode(cublas_, mode); s != CUBLAS_STATUS_SUCCESS)
     return cublasFail(s, "cublasSetMathMode", on ? "TF32" : "exact fp32");
   options_.tf32 = on;
   return {};
@@ -247,7 +259,7 @@ Expected<void> CudaContext::setTf32(bool on) {
 
 Expected<bool> CudaContext::cublasUsesTf32() const {
   cublasMath_t mode = CUBLAS_DEFAULT_MATH;
-  if (cublasStatus_t s = cublasGetMathMode(cublas_, &mode); s != CUBLAS_STATUS_SUCCESS)
+  if (cublasStatus_t s = cublasLib().cublasGetMathMode(cublas_, &mode); s != CUBLAS_STATUS_SUCCESS)
     return cublasFail(s, "cublasGetMathMode", info_.describe());
   return (mode & 0xF) == CUBLAS_TF32_TENSOR_OP_MATH;  // low bits: the mode; high bits: flags
 }
@@ -257,7 +269,7 @@ Expected<void> CudaContext::gemmF32(bool transA, bool transB, int m, int n, int 
                                     std::string_view what) {
   // cuBLAS is column-major; a row-major matrix is its transpose there, so row-major
   // C = op(A)·op(B) is column-major Cᵀ = op(B)ᵀ·op(A)ᵀ: swap the operands and m/n.
-  cublasStatus_t s = cublasSgemm(cublas_, transB ? CUBLAS_OP_T : CUBLAS_OP_N, transA ? CUBLAS_OP_T : CUBLAS_OP_N, n,
+  cublasStatus_t s = cublasLib().cublasSgemm(cublas_, transB ? CUBLAS_OP_T : CUBLAS_OP_N, transA ? CUBLAS_OP_T : CUBLAS_OP_N, n,
                                  m, k, &alpha, b, ldb, a, lda, &beta, c, ldc);
   if (s != CUBLAS_STATUS_SUCCESS)
     return cublasFail(s, "cublasSgemm",
@@ -270,7 +282,7 @@ Expected<void> CudaContext::gemmF64(bool transA, bool transB, int m, int n, int 
                                     int lda, const double* b, int ldb, double beta, double* c, int ldc,
                                     std::string_view what) {
   // Row-major as column-major transposed, as in gemmF32.
-  cublasStatus_t s = cublasDgemm(cublas_, transB ? CUBLAS_OP_T : CUBLAS_OP_N, transA ? CUBLAS_OP_T : CUBLAS_OP_N, n,
+  cublasStatus_t s = cublasLib().cublasDgemm(cublas_, transB ? CUBLAS_OP_T : CUBLAS_OP_N, transA ? CUBLAS_OP_T : CUBLAS_OP_N, n,
                                  m, k, &alpha, b, ldb, a, lda, &beta, c, ldc);
   if (s != CUBLAS_STATUS_SUCCESS)
     return cublasFail(s, "cublasDgemm",
@@ -441,6 +453,7 @@ Unexpected<Error> notBuilt() { return fail("shoal was built without CUDA support
 }  // namespace
 
 Expected<CudaDeviceInfo> probeCudaDevice(int) { return notBuilt(); }
+Expected<void> cudaLibrariesAvailable() { return notBuilt(); }
 void DeviceArena::reset() { data_ = nullptr, size_ = 0; }
 void PinnedBuffer::reset() { data_ = nullptr, size_ = 0; }
 void CudaEvent::reset() { event_ = nullptr; }

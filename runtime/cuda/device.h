@@ -52,6 +52,10 @@ struct CudaDeviceInfo {
 /// the cue for `--device auto` to fall back to the CPU interpreter.
 Expected<CudaDeviceInfo> probeCudaDevice(int index = 0);
 
+/// Whether the CUDA libraries shoal loads at run time (NVRTC, cuBLAS) can be loaded; the
+/// error names the one that cannot, and why.
+Expected<void> cudaLibrariesAvailable();
+
 /// True when env var `name` is set to something other than "", "0", "false", "off", "no".
 bool envFlag(const char* name);
 

@@ -5,6 +5,8 @@
 #include <nlohmann/json.hpp>
 #include <regex>
 
+#include <shoal/shoal.h>
+
 #include "test_util.h"
 
 namespace fs = std::filesystem;
@@ -32,7 +34,7 @@ TEST(Cli, BadUsageExitsOne) {
   EXPECT_EQ(runCli("dump examples/matmul.mmd --format svg").exitCode, 1);
   auto r = runCli("run examples/matmul.mmd --device tpu");
   EXPECT_EQ(r.exitCode, 1);
-  EXPECT_EQ(r.err, "error: --device must be auto, cpu or cuda, got 'tpu'\n");
+  EXPECT_EQ(r.err, "error: --device must be auto, cpu or gpu (or cuda), got 'tpu'\n");
   r = runCli("dump examples/matmul.mmd --after bogus");
   EXPECT_EQ(r.exitCode, 1);
   EXPECT_NE(r.err.find("unknown pass 'bogus'"), std::string::npos) << r.err;
@@ -121,14 +123,76 @@ TEST(Cli, DumpWritesFilesAtomically) {
   for (const auto& e : fs::directory_iterator(dir)) EXPECT_EQ(e.path().filename().string().find(".tmp"), std::string::npos);
 }
 
-TEST(Cli, DeviceCudaWithoutGpuIsAClearError) {
+TEST(Cli, DeviceGpuWithoutGpuIsAClearError) {
   auto probe = runCli("run examples/matmul.mmd --device auto");
   ASSERT_EQ(probe.exitCode, 0) << probe.err;
   if (probe.err.find("device: cpu (no usable GPU") == std::string::npos) GTEST_SKIP() << "a GPU is present";
-  auto r = runCli("run examples/matmul.mmd --device cuda");
-  EXPECT_EQ(r.exitCode, 1);
-  EXPECT_EQ(r.err.rfind("error: --device cuda: no usable GPU (", 0), 0u) << r.err;
-  EXPECT_EQ(r.out, "");
+  // Pipelines say gpu; the CLI takes gpu, and cuda as a synonym, and echoes what was typed.
+  for (std::string spelling : {"gpu", "cuda"}) {
+    auto r = runCli("run examples/matmul.mmd --device " + spelling);
+    EXPECT_EQ(r.exitCode, 1);
+    EXPECT_EQ(r.err.rfind("error: --device " + spelling + ": no usable GPU (", 0), 0u) << r.err;
+    EXPECT_EQ(r.out, "");
+  }
+}
+
+// A pipeline with a literal input and a dense layer: its parameters come from --weights.
+const char* kLiteralDense =
+    "flowchart TD\n"
+    "  x[\"constant: value=[[1,2]]\"] --> d[dense: units=2]\n"
+    "  d --> out[output: name=y]\n";
+
+TEST(Cli, WeightsAreLoadedOrRefusedForLiteralInputs) {
+  std::string dir = shoal::test::tempDir();
+  writeFile(dir + "/p.mmd", kLiteralDense);
+  // A missing file is an error, not a silent random initialisation.
+  auto missing = runCli("run '" + dir + "/p.mmd' --device cpu --weights '" + dir + "/nope.safetensors'");
+  EXPECT_EQ(missing.exitCode, 1);
+  EXPECT_NE(missing.err.find(dir + "/nope.safetensors"), std::string::npos) << missing.err;
+  EXPECT_EQ(missing.out, "");
+  // d.weight = [[1,0],[0,1]], d.bias = [10,20]: y = [1,2] W^T + b = [11,22].
+  shoal::GraphBuilder b;
+  auto x = b.input("x", shoal::f32({1, 2}));
+  b.output("y", b.dense(x, 2, {.name = "d"}));
+  auto session = shoal::Session::create(*b.build(), {.device = shoal::DeviceKind::Cpu});
+  ASSERT_TRUE(session);
+  ASSERT_TRUE(session->setParameters(
+      {{"d.weight", shoal::Tensor::fromDoubles(shoal::DType::F32, {2, 2}, std::vector<double>{1, 0, 0, 1})},
+       {"d.bias", shoal::Tensor::fromDoubles(shoal::DType::F32, {2}, std::vector<double>{10, 20})}}));
+  ASSERT_TRUE(session->saveWeights(dir + "/w.safetensors"));
+  auto r = runCli("run '" + dir + "/p.mmd' --device cpu --weights '" + dir + "/w.safetensors'");
+  ASSERT_EQ(r.exitCode, 0) << r.err;
+  EXPECT_EQ(r.out, "y = [[11,22]]\n");
+  // A model without parameters has nothing to load into.
+  auto none = runCli("run examples/matmul.mmd --device cpu --weights '" + dir + "/w.safetensors'");
+  EXPECT_EQ(none.exitCode, 1);
+  EXPECT_NE(none.err.find("error: --weights: 'examples/matmul.mmd' has no parameters to load"), std::string::npos) << none.err;
+}
+
+TEST(Cli, EpochsAndProfileAreNotIgnoredForInference) {
+  auto epochs = runCli("run examples/matmul.mmd --device cpu --epochs 3");
+  EXPECT_EQ(epochs.exitCode, 1);
+  EXPECT_EQ(epochs.err, "error: --epochs: 'examples/matmul.mmd' has no train stage (it runs inference)\n");
+  auto profile = runCli("run examples/matmul.mmd --device cpu --profile");
+  ASSERT_EQ(profile.exitCode, 0) << profile.err;
+  EXPECT_EQ(profile.out, "C = [[22,28],[64,73],[106,118]]\n");
+  EXPECT_NE(profile.err.find("time per op:\n"), std::string::npos) << profile.err;
+  EXPECT_NE(profile.err.find("total in ops"), std::string::npos) << profile.err;
+}
+
+TEST(Cli, EpochsMustBeAWholeNumberAndZeroOnlyEvaluates) {
+  auto negative = runCli("run examples/mlp.mmd --device cpu --epochs -1");
+  EXPECT_EQ(negative.exitCode, 1);
+  EXPECT_NE(negative.err.find("must be a whole number, 0 or more, got '-1'"), std::string::npos) << negative.err;
+  EXPECT_LT(negative.err.size(), 200u) << negative.err;
+  std::string dir = shoal::test::tempDir();
+  auto zero = runCli("run examples/mlp.mmd --device cpu --epochs 0 --report '" + dir + "/r.json'");
+  ASSERT_EQ(zero.exitCode, 0) << zero.err;
+  EXPECT_NE(zero.out.find("test accuracy 0."), std::string::npos) << zero.out;
+  EXPECT_NE(zero.out.find("(0 steps, "), std::string::npos) << zero.out;
+  auto j = nlohmann::json::parse(readFile(dir + "/r.json"));
+  EXPECT_EQ(j["epochs"].size(), 0u);
+  EXPECT_EQ(j["steps"], 0);
 }
 
 TEST(Cli, MnistCnnWithDeviceAutoSaysWhichDeviceItPicked) {
@@ -188,6 +252,61 @@ TEST_F(CliTraining, TrainsReportsCheckpointsAndReloads) {
       << bad.err;
 }
 
+TEST_F(CliTraining, EvaluateScoresTheCheckpointWithoutTraining) {
+  writeFile(dir_ + "/p.mmd", pipeline("optimizer=sgd lr=0.05 epochs=1", "metrics=accuracy checkpoint=" + dir_ + "/w.safetensors"));
+  auto trained = runCli("run '" + dir_ + "/p.mmd' --device cpu --report '" + dir_ + "/a.json'");
+  ASSERT_EQ(trained.exitCode, 0) << trained.err;
+  auto eval = runCli("run '" + dir_ + "/p.mmd' --device cpu --evaluate --report '" + dir_ + "/e.json'");
+  ASSERT_EQ(eval.exitCode, 0) << eval.err;
+  EXPECT_EQ(eval.out.find("epoch "), std::string::npos) << eval.out;
+  EXPECT_EQ(eval.out.find("trained in"), std::string::npos) << eval.out;
+  auto ja = nlohmann::json::parse(readFile(dir_ + "/a.json"));
+  auto je = nlohmann::json::parse(readFile(dir_ + "/e.json"));
+  EXPECT_DOUBLE_EQ(je["test_accuracy"].get<double>(), ja["test_accuracy"].get<double>());
+  EXPECT_EQ(je["epochs"].size(), 0u);
+  // Without weights anywhere there is nothing to evaluate.
+  writeFile(dir_ + "/q.mmd", pipeline("epochs=1", "metrics=accuracy"));
+  auto none = runCli("run '" + dir_ + "/q.mmd' --device cpu --evaluate");
+  EXPECT_EQ(none.exitCode, 1);
+  EXPECT_NE(none.err.find("nothing to evaluate: no weights"), std::string::npos) << none.err;
+}
+
+TEST_F(CliTraining, MeanAndStdWithoutScaleIsWarnedAbout) {
+  std::string p = pipeline("epochs=1", "metrics=accuracy");
+  p.replace(p.find("preprocess: scale=1/255"), 23, "preprocess: mean=0.1307 std=0.3081");
+  writeFile(dir_ + "/p.mmd", p);
+  auto r = runCli("run '" + dir_ + "/p.mmd' --device cpu --epochs 0");
+  ASSERT_EQ(r.exitCode, 0) << r.err;
+  EXPECT_NE(r.err.find(dir_ + "/p.mmd:2:56: warning: preprocess maps the pixels 0..255 to [-0.4242, 827.2]"),
+            std::string::npos)
+      << r.err;
+  EXPECT_NE(r.err.find("add scale=1/255"), std::string::npos) << r.err;
+  // With the scale first the values stay small: no warning.
+  p.replace(p.find("preprocess: mean"), 16, "preprocess: scale=1/255 mean");
+  writeFile(dir_ + "/q.mmd", p);
+  auto ok = runCli("run '" + dir_ + "/q.mmd' --device cpu --epochs 0");
+  ASSERT_EQ(ok.exitCode, 0) << ok.err;
+  EXPECT_EQ(ok.err.find("warning"), std::string::npos) << ok.err;
+}
+
+TEST_F(CliTraining, CurveHasALegendAboveThePlotAndTheValidationAccuracy) {
+  writeFile(dir_ + "/p.mmd", pipeline("optimizer=sgd lr=0.05 epochs=2 validation=0.1", "metrics=accuracy plot=" + dir_ + "/c.svg"));
+  auto r = runCli("run '" + dir_ + "/p.mmd' --device cpu");
+  ASSERT_EQ(r.exitCode, 0) << r.err;
+  std::string svg = readFile(dir_ + "/c.svg");
+  EXPECT_NE(svg.find("<polyline class=\"validation-accuracy\""), std::string::npos) << svg;
+  EXPECT_NE(svg.find(">validation accuracy</text>"), std::string::npos);
+  // The plot starts at y=70; every legend entry sits above it.
+  std::regex legend("<g class=\"legend\"><line x1=\"[0-9.]+\" y1=\"([0-9.]+)\"");
+  int entries = 0;
+  for (auto it = std::sregex_iterator(svg.begin(), svg.end(), legend); it != std::sregex_iterator(); ++it, ++entries)
+    EXPECT_LT(std::stod((*it)[1]), 70.0);
+  EXPECT_EQ(entries, 3);
+  EXPECT_NE(svg.find("<rect x=\"64\" y=\"70\""), std::string::npos);
+  // The accuracy axis starts near the accuracies, not at 0%.
+  EXPECT_EQ(svg.find(">0%</text>"), std::string::npos) << svg;
+}
+
 TEST_F(CliTraining, SameSeedSameRun) {
   writeFile(dir_ + "/p.mmd", pipeline("optimizer=sgd lr=0.05 momentum=0.9 epochs=1", "metrics=accuracy"));
   auto a = runCli("run '" + dir_ + "/p.mmd' --device cpu --seed 5 --report '" + dir_ + "/a.json'");
@@ -220,6 +339,26 @@ TEST_F(CliTraining, CorruptDataIsNamed) {
   auto r = runCli("run '" + dir_ + "/p.mmd' --device cpu");
   EXPECT_EQ(r.exitCode, 1);
   EXPECT_NE(r.err.find(dir_ + "/data/train-images-idx3-ubyte.gz: "), std::string::npos) << r.err;
+}
+
+}  // namespace
+
+namespace {
+
+// The README's diagnostic example is real: the command it shows prints what it shows.
+TEST(Cli, ReadmeErrorExampleIsReproducible) {
+  std::string readme = readFile(shoal::test::sourcePath("README.md"));
+  const std::string prompt = "$ shoal check ";
+  size_t at = readme.find(prompt);
+  ASSERT_NE(at, std::string::npos) << "README has no `$ shoal check FILE` example";
+  size_t lineEnd = readme.find('\n', at);
+  std::string file = readme.substr(at + prompt.size(), lineEnd - at - prompt.size());
+  size_t blockEnd = readme.find("```", lineEnd);
+  std::string shown = readme.substr(lineEnd + 1, blockEnd - lineEnd - 1);
+  ASSERT_TRUE(fs::exists(shoal::test::sourcePath(file))) << file;
+  auto r = runCli("check " + file);
+  EXPECT_EQ(r.exitCode, 1);
+  EXPECT_EQ(r.out + r.err, shown);
 }
 
 }  // namespace

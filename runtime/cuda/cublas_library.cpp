@@ -1,0 +1,36 @@
+// Loading cuBLAS at run time.
+#include "runtime/cuda/cublas_library.h"
+
+#if SHOAL_HAVE_CUDA
+
+#include "support/dynamic_library.h"
+
+#define SHOAL_STRINGIFY2(x) #x
+#define SHOAL_STRINGIFY(x) SHOAL_STRINGIFY2(x)
+
+namespace shoal::cudaimpl {
+
+const Expected<CublasLibrary>& cublasLibrary() {
+  static const Expected<CublasLibrary> lib = []() -> Expected<CublasLibrary> {
+    std::vector<std::string> names;
+#ifdef SHOAL_CUDA_VERSION_MAJOR
+    names.push_back("libcublas.so." SHOAL_STRINGIFY(SHOAL_CUDA_VERSION_MAJOR));
+#endif
+    names.push_back("libcublas.so");
+    auto dl = DynamicLibrary::open("cuBLAS", names, cudaLibraryDirs());
+    if (!dl) return Unexpected(dl.error());
+    CublasLibrary cb;
+    cb.path = dl->path();
+#define SHOAL_CUBLAS_LOAD(name)                                                            \
+  cb.name = reinterpret_cast<decltype(&::name)>(dl->symbol(#name));                        \
+  if (!cb.name) return fail("cannot load cuBLAS: " + dl->path() + " has no " #name);
+    SHOAL_CUBLAS_FUNCTIONS(SHOAL_CUBLAS_LOAD)
+#undef SHOAL_CUBLAS_LOAD
+    return cb;
+  }();
+  return lib;
+}
+
+}  // namespace shoal::cudaimpl
+
+#endif  // SHOAL_HAVE_CUDA

@@ -1,0 +1,35 @@
+// Private to runtime/cuda/*.cpp: the cuBLAS functions shoal calls, loaded from libcublas at
+// run time (dlopen), so libshoal has no CUDA library among its link-time dependencies.
+#pragma once
+
+#if SHOAL_HAVE_CUDA
+
+#include <cublas_v2.h>
+
+#include <string>
+
+#include "support/diagnostics.h"
+
+namespace shoal::cudaimpl {
+
+// Members carry the API's names (cublas_v2.h maps cublasCreate to cublasCreate_v2, and so on),
+// so a call reads `lib.cublasCreate(&handle)`.
+#define SHOAL_CUBLAS_FUNCTIONS(X)                                                                    \
+  X(cublasCreate_v2) X(cublasDestroy_v2) X(cublasSetStream_v2) X(cublasSetWorkspace_v2)              \
+  X(cublasSetMathMode) X(cublasGetMathMode) X(cublasSgemm_v2) X(cublasDgemm_v2)                      \
+  X(cublasGetStatusString) X(cublasGetStatusName)
+
+struct CublasLibrary {
+#define SHOAL_CUBLAS_MEMBER(name) decltype(&::name) name = nullptr;
+  SHOAL_CUBLAS_FUNCTIONS(SHOAL_CUBLAS_MEMBER)
+#undef SHOAL_CUBLAS_MEMBER
+  std::string path;
+};
+
+/// libcublas.so.<major of the toolkit shoal was built with>, loaded on first use; the error
+/// says why it cannot be.
+const Expected<CublasLibrary>& cublasLibrary();
+
+}  // namespace shoal::cudaimpl
+
+#endif  // SHOAL_HAVE_CUDA

@@ -1,0 +1,182 @@
+// The public Session (include/shoal/shoal.h): compile, run at any batch size, input checks,
+// weights, pipelines.
+#include <gtest/gtest.h>
+#include <shoal/shoal.h>
+
+#include <cmath>
+
+#include "test_util.h"
+
+namespace {
+
+TEST(Session, BuildsCompilesAndRunsAModel) {
+  shoal::GraphBuilder b("tiny");
+  auto x = b.input("x", shoal::f32({2, 3}));
+  auto w = b.constant("w", shoal::Tensor::fromDoubles(shoal::DType::F32, {3, 2}, std::vector<double>{1, 2, 3, 4, 5, 6}));
+  b.output("y", b.relu(b.matmul(x, w)));
+  auto model = b.build();
+  ASSERT_TRUE(model) << model.error().str();
+  EXPECT_EQ(model->outputs(), std::vector<std::string>{"y"});
+  ASSERT_EQ(model->inputs().size(), 1u);
+  EXPECT_EQ(model->inputs()[0].second.str(), "f32[2,3]");
+
+  auto session = shoal::Session::create(*model, {.device = shoal::DeviceKind::Cpu});
+  ASSERT_TRUE(session) << session.error().str();
+  EXPECT_EQ(session->device(), "cpu");
+  EXPECT_EQ(session->outputs(), std::vector<std::string>{"y"});
+  // Rows [1,0,-1] and [-1,0,-2] times w are all negative: relu gives zeros.
+  auto x0 = shoal::Tensor::fromDoubles(shoal::DType::F32, {2, 3}, std::vector<double>{1, 0, -1, -1, 0, -2});
+  auto out = session->run({{"x", x0}});
+  ASSERT_TRUE(out) << out.error().str();
+  EXPECT_EQ(out->at("y").toDoubles(), (std::vector<double>{0, 0, 0, 0}));
+  auto x1 = shoal::Tensor::fromDoubles(shoal::DType::F32, {2, 3}, std::vector<double>{1, 1, 1, 0, 1, 0});
+  out = session->run({{"x", x1}});
+  ASSERT_TRUE(out);
+  // rows: [1,1,1]·w = [9,12]; [0,1,0]·w = [3,4]
+  EXPECT_EQ(out->at("y").toDoubles(), (std::vector<double>{9, 12, 3, 4}));
+}
+
+TEST(Session, RunsAtAnyBatchSizeCompilingEachOnce) {
+  // Built for batch 4; fed 1, 7, 4 and 7 rows: three programs, each row's answer the same
+  // arithmetic (checked against a double reference).
+  shoal::GraphBuilder b;
+  auto x = b.input("x", shoal::f32({4, 3}));
+  b.output("y", b.dense(x, 2, {.activation = shoal::Activation::Tanh, .name = "fc"}));
+  auto model = b.build();
+  ASSERT_TRUE(model);
+  auto session = shoal::Session::create(*model, {.device = shoal::DeviceKind::Cpu, .seed = 3});
+  ASSERT_TRUE(session) << session.error().str();
+  EXPECT_EQ(session->compiledBatchSizes(), 1);
+  auto params = session->parameters();
+  const shoal::Tensor& w = params.at("fc.weight");
+  const shoal::Tensor& bias = params.at("fc.bias");
+  for (int64_t batch : {1, 7, 4, 7}) {
+    shoal::Tensor in(shoal::DType::F32, {batch, 3});
+    for (int64_t i = 0; i < in.numElements(); ++i) in.set(i, std::sin(0.7 * double(i)));
+    auto out = session->run({{"x", in}});
+    ASSERT_TRUE(out) << batch << ": " << out.error().str();
+    ASSERT_EQ(out->at("y").shape(), (shoal::Shape{batch, 2}));
+    for (int64_t r = 0; r < batch; ++r)
+      for (int64_t j = 0; j < 2; ++j) {
+        double acc = bias.at(j);
+        for (int64_t k = 0; k < 3; ++k) acc += in.at(r * 3 + k) * w.at(j * 3 + k);
+        EXPECT_NEAR(out->at("y").at(r * 2 + j), std::tanh(acc), 1e-6) << "batch " << batch << " row " << r;
+      }
+  }
+  EXPECT_EQ(session->compiledBatchSizes(), 3);
+}
+
+TEST(Session, InputsMustAgreeOnTheBatch) {
+  shoal::GraphBuilder b;
+  auto x = b.input("x", shoal::f32({2, 3}));
+  auto y = b.input("y", shoal::f32({2, 3}));
+  b.output("z", b.add(x, y));
+  auto session = shoal::Session::create(*b.build(), {.device = shoal::DeviceKind::Cpu});
+  ASSERT_TRUE(session);
+  auto r = session->run({{"x", shoal::Tensor(shoal::DType::F32, {5, 3})}, {"y", shoal::Tensor(shoal::DType::F32, {4, 3})}});
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().message(), "inputs disagree on the batch size: 'x' has 5 rows, 'y' has 4");
+  auto ok = session->run({{"x", shoal::Tensor(shoal::DType::F32, {5, 3})}, {"y", shoal::Tensor(shoal::DType::F32, {5, 3})}});
+  ASSERT_TRUE(ok) << ok.error().str();
+  EXPECT_EQ(ok->at("z").shape(), (shoal::Shape{5, 3}));
+}
+
+TEST(Session, AModelThatFixesItsBatchSaysSo) {
+  // A constant of the built batch's shape cannot follow another batch size.
+  shoal::GraphBuilder b;
+  auto x = b.input("x", shoal::f32({2, 3}));
+  auto c = b.constant("c", shoal::Tensor::fromDoubles(shoal::DType::F32, {2, 3}, std::vector<double>{1, 2, 3, 4, 5, 6}));
+  b.output("z", b.add(x, c));
+  auto session = shoal::Session::create(*b.build(), {.device = shoal::DeviceKind::Cpu});
+  ASSERT_TRUE(session);
+  auto r = session->run({{"x", shoal::Tensor(shoal::DType::F32, {3, 3})}});
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().message().rfind("the model cannot run at batch size 3 (it was built for 2): ", 0), 0u)
+      << r.error().message();
+  auto same = session->run({{"x", shoal::Tensor(shoal::DType::F32, {2, 3})}});
+  ASSERT_TRUE(same);
+  EXPECT_EQ(same->at("z").toDoubles(), (std::vector<double>{1, 2, 3, 4, 5, 6}));
+}
+
+TEST(Session, BuilderReportsTheFirstErrorWithTheLayer) {
+  shoal::GraphBuilder b;
+  auto x = b.input("x", shoal::f32({8, 1, 28, 28}));
+  auto h = b.dense(x, 64);  // no flatten: an error
+  b.output("y", b.dense(h, 10));
+  auto model = b.build();
+  ASSERT_FALSE(model);
+  EXPECT_EQ(model.error().message(), "dense 'dense_0': input must be [batch, features], got f32[8,1,28,28] (add a flatten before it)");
+}
+
+TEST(Session, RunChecksInputs) {
+  shoal::GraphBuilder b;
+  auto x = b.input("x", shoal::f32({4, 5}));
+  b.output("y", b.dense(x, 3));
+  auto model = b.build();
+  ASSERT_TRUE(model);
+  auto session = shoal::Session::create(*model, {.device = shoal::DeviceKind::Cpu});
+  ASSERT_TRUE(session);
+  auto missing = session->run({});
+  ASSERT_FALSE(missing);
+  EXPECT_EQ(missing.error().message(), "missing input 'x' (f32[4,5])");
+  auto wrong = session->run({{"x", shoal::Tensor(shoal::DType::F32, {4, 6})}});
+  ASSERT_FALSE(wrong);
+  EXPECT_EQ(wrong.error().message(), "input 'x' expects f32[N,5] (N: any batch size), got f32[4,6]");
+  shoal::Session empty;
+  auto none = empty.run({});
+  ASSERT_FALSE(none);
+  EXPECT_NE(none.error().message().find("this Session is empty"), std::string::npos);
+}
+
+TEST(Session, WeightsRoundTripThroughSafetensors) {
+  shoal::GraphBuilder b;
+  auto x = b.input("x", shoal::f32({2, 4}));
+  b.output("y", b.dense(x, 3, shoal::Activation::Tanh));
+  auto model = b.build();
+  ASSERT_TRUE(model);
+  std::string path = shoal::test::tempDir() + "/w.safetensors";
+  auto a = shoal::Session::create(*model, {.device = shoal::DeviceKind::Cpu, .seed = 1});
+  auto c = shoal::Session::create(*model, {.device = shoal::DeviceKind::Cpu, .seed = 2});
+  ASSERT_TRUE(a && c);
+  EXPECT_NE(a->parameters().at("dense_0.weight").toDoubles(), c->parameters().at("dense_0.weight").toDoubles());
+  ASSERT_TRUE(a->saveWeights(path));
+  ASSERT_TRUE(c->loadWeights(path));
+  EXPECT_EQ(a->parameters().at("dense_0.weight").toDoubles(), c->parameters().at("dense_0.weight").toDoubles());
+  auto in = shoal::Tensor::fromDoubles(shoal::DType::F32, {2, 4}, std::vector<double>{1, 2, 3, 4, 5, 6, 7, 8});
+  EXPECT_EQ(a->run({{"x", in}})->at("y").toDoubles(), c->run({{"x", in}})->at("y").toDoubles());
+
+  // setParameters takes every parameter, by name, with its shape.
+  auto params = a->parameters();
+  params.erase("dense_0.bias");
+  auto partial = c->setParameters(params);
+  ASSERT_FALSE(partial);
+  EXPECT_EQ(partial.error().message(), "setParameters: no tensor for parameter 'dense_0.bias' (f32[3])");
+  params = a->parameters();
+  params["dense_0.bias"] = shoal::Tensor::fromDoubles(shoal::DType::F32, {3}, std::vector<double>{1, 2, 3});
+  ASSERT_TRUE(c->setParameters(params));
+  EXPECT_EQ(c->parameters().at("dense_0.bias").toDoubles(), (std::vector<double>{1, 2, 3}));
+}
+
+TEST(Session, CreatesFromAFile) {
+  auto session = shoal::Session::create(shoal::test::sourcePath("examples/matmul.mmd"), {.device = shoal::DeviceKind::Cpu});
+  ASSERT_TRUE(session) << session.error().str();
+  auto out = session->run({});
+  ASSERT_TRUE(out) << out.error().str();
+  EXPECT_EQ(out->at("C").toDoubles(), (std::vector<double>{22, 28, 64, 73, 106, 118}));
+}
+
+TEST(Session, LoadPipelineRendersDiagnostics) {
+  auto bad = shoal::loadPipeline(shoal::test::sourcePath("tests/frontend/invalid/sem_unknown_op.mmd"));
+  ASSERT_FALSE(bad);
+  EXPECT_NE(bad.error().message().find("error: unknown op 'conv3d' (did you mean 'conv2d'?)\n"), std::string::npos);
+  auto good = shoal::loadPipeline(shoal::test::sourcePath("examples/mnist_cnn.mmd"));
+  ASSERT_TRUE(good) << good.error().message();
+  EXPECT_TRUE(good->trains());
+  EXPECT_EQ(good->model().outputs(), std::vector<std::string>{"logits"});
+  shoal::TrainingOptions t = good->trainingOptions();
+  EXPECT_EQ(t.loss, shoal::Loss::CrossEntropy);
+  ASSERT_TRUE(std::holds_alternative<shoal::optim::Adam>(t.optimizer));
+  EXPECT_EQ(std::get<shoal::optim::Adam>(t.optimizer).lr, 0.001);
+}
+
+}  // namespace
