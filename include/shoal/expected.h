@@ -90,7 +90,7 @@ class BasicExpected<void, E> {
   using value_type = void;
   using error_type = E;
 
-  BasicExpected() = default;
+  BasicExpected() noexcept {}  // user-provided: `return {};` must not zero the error's storage
   template <typename G>
     requires std::is_constructible_v<E, const G&>
   BasicExpected(const Unexpected<G>& u) : error_(std::in_place, u.error()) {}
