@@ -242,7 +242,9 @@ Expected<TrainReport> trainPipeline(const Pipeline& p, const TrainOptions& opts)
 
   TrainReport report;
   report.device = loaded->device.description;
-  bool adam = cfg.optimizer == "adam";
+  // Every training step that reads the step count gets it (adam; dropout's masks).
+  bool feedStep = false;
+  for (Node* n : step->full->graph().inputNodes()) feedStep |= n->attrs().getString("name") == "step";
   bool classification = cfg.loss == "softmax_cross_entropy";
   if (!classification) return fail("training from a dataset needs loss=softmax_cross_entropy (the data are class labels)", cfg.loc);
   std::vector<double> stepMs;
@@ -262,7 +264,7 @@ Expected<TrainReport> trainPipeline(const Pipeline& p, const TrainOptions& opts)
       Batch b = gather(train, order, begin, count);
       ++globalStep;
       TensorMap feed = {{p.inputName, b.images}, {"labels", b.labels}};
-      if (adam) feed["step"] = Tensor::fromDoubles(DType::F32, {}, std::vector<double>{double(globalStep)});
+      if (feedStep) feed["step"] = Tensor::fromDoubles(DType::F32, {}, std::vector<double>{double(globalStep)});
       // Loss and accuracy are summed where the step runs and read back once per epoch.
       auto ok = exe.runAccumulate(feed, {"loss", "accuracy"}, double(count), globalStep);
       if (!ok) return Unexpected(ok.error());
