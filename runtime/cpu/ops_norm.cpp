@@ -1,12 +1,13 @@
 // CPU kernels of the norm family (see ops_norm.h). Statistics accumulate in double, two passes
 // (mean, then squared deviations), so they are exact to double rounding whatever the data's
-// offset; every kernel walks a group run by run, without divisions per element.
+// offset; every kernel walks a group by contiguous segments, without divisions per element.
 #include "runtime/cpu/ops_norm.h"
 
 #include <cmath>
 #include <cstring>
 
 #include "ir/scalar_math.h"
+#include "runtime/cpu/kernels_util.h"
 
 namespace shoal::cpu {
 
@@ -18,12 +19,28 @@ int64_t product(const Shape& s, size_t from, size_t to) {
   return p;
 }
 
-// Calls f(p, j0) for each run of group r: p its first element's offset, j0 its first
-// element's index in the group.
+// Calls f(p, j0, len, w0, wStep) for each segment of group r over which the weight index
+// advances uniformly: the segment's elements are x[p .. p + len), element k of it is element
+// j0 + k of the group, and its weight/bias index is w0 + wStep * k. A segment is a run (a
+// sample's plane of a channel for batchnorm, a row for layernorm) or, for groupnorm, one
+// channel's plane within the group.
 template <typename F>
-void forEachRun(const NormLayout& l, int64_t r, F f) {
+void forEachSegment(const NormLayout& l, const NormAffine& a, int64_t r, F f) {
   const int64_t runs = l.count / l.inner;
-  for (int64_t o = 0; o < runs; ++o) f(o * l.outerStride + r * l.inner, o * l.inner);
+  for (int64_t o = 0; o < runs; ++o) {
+    const int64_t p = o * l.outerStride + r * l.inner, j0 = o * l.inner;
+    switch (a.kind) {
+      case NormAffineKind::PerGroup:
+        f(p, j0, l.inner, r, 0);
+        break;
+      case NormAffineKind::PerElement:
+        f(p, j0, l.inner, j0, 1);
+        break;
+      case NormAffineKind::PerChannel:
+        for (int64_t s = 0; s < l.inner; s += a.spatial) f(p + s, j0 + s, a.spatial, a.channel(r, j0 + s), 0);
+        break;
+    }
+  }
 }
 
 struct Moments {
@@ -31,19 +48,34 @@ struct Moments {
   double m2 = 0;  ///< sum of squared deviations from the mean
 };
 
+// Σ (x - mean)², in four interleaved partial sums (as detail::sumAsDouble) so the additions
+// pipeline.
+template <typename T>
+double squaredDeviations(const T* x, int64_t n, double mean) {
+  double s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+  int64_t i = 0;
+  for (; i + 4 <= n; i += 4) {
+    const double d0 = double(x[i]) - mean, d1 = double(x[i + 1]) - mean;
+    const double d2 = double(x[i + 2]) - mean, d3 = double(x[i + 3]) - mean;
+    s0 += d0 * d0, s1 += d1 * d1, s2 += d2 * d2, s3 += d3 * d3;
+  }
+  for (; i < n; ++i) {
+    const double d = double(x[i]) - mean;
+    s0 += d * d;
+  }
+  return (s0 + s1) + (s2 + s3);
+}
+
 template <typename T>
 Moments groupMoments(const NormLayout& l, const T* x, int64_t r) {
+  const NormAffine whole{NormAffineKind::PerGroup};
   double sum = 0;
-  forEachRun(l, r, [&](int64_t p, int64_t) {
-    for (int64_t k = 0; k < l.inner; ++k) sum += double(x[p + k]);
-  });
+  forEachSegment(l, whole, r,
+                 [&](int64_t p, int64_t, int64_t len, int64_t, int64_t) { sum += detail::sumAsDouble(x + p, len); });
   Moments m;
   m.mean = sum / double(l.count);
-  forEachRun(l, r, [&](int64_t p, int64_t) {
-    for (int64_t k = 0; k < l.inner; ++k) {
-      const double d = double(x[p + k]) - m.mean;
-      m.m2 += d * d;
-    }
+  forEachSegment(l, whole, r, [&](int64_t p, int64_t, int64_t len, int64_t, int64_t) {
+    m.m2 += squaredDeviations(x + p, len, m.mean);
   });
   return m;
 }
@@ -54,12 +86,17 @@ double invStd(double biasedVar, double eps) { return 1.0 / std::sqrt(biasedVar +
 template <typename T>
 void normalizeGroup(const NormLayout& l, const NormAffine& a, int64_t r, const T* x, T mean, T invstd, const T* w,
                     const T* b, T* y) {
-  forEachRun(l, r, [&](int64_t p, int64_t j0) {
-    for (int64_t k = 0; k < l.inner; ++k) {
-      T v = (x[p + k] - mean) * invstd;
-      if (w) v = v * w[a.channel(r, j0 + k)];
-      if (b) v = v + b[a.channel(r, j0 + k)];
-      y[p + k] = v;
+  forEachSegment(l, a, r, [&](int64_t p, int64_t, int64_t len, int64_t w0, int64_t wStep) {
+    const T* xs = x + p;
+    T* ys = y + p;
+    if (w && b) {
+      for (int64_t k = 0; k < len; ++k) ys[k] = ((xs[k] - mean) * invstd) * w[w0 + wStep * k] + b[w0 + wStep * k];
+    } else if (w) {
+      for (int64_t k = 0; k < len; ++k) ys[k] = ((xs[k] - mean) * invstd) * w[w0 + wStep * k];
+    } else if (b) {
+      for (int64_t k = 0; k < len; ++k) ys[k] = ((xs[k] - mean) * invstd) + b[w0 + wStep * k];
+    } else {
+      for (int64_t k = 0; k < len; ++k) ys[k] = (xs[k] - mean) * invstd;
     }
   });
 }
@@ -104,23 +141,36 @@ void normForward(const NormLayout& l, const NormAffine& a, const T* x, const T* 
 template <typename T>
 void normBackward(const NormLayout& l, const NormAffine& a, const T* x, const T* dy, const T* w, double eps, T* dx) {
   const double count = double(l.count);
+  const T one = T(1);  // the weight of an op without one (dy * 1 is dy exactly)
   for (int64_t r = 0; r < l.groups; ++r) {
     const Moments m = groupMoments(l, x, r);
     const double invstd = invStd(m.m2 / count, eps);
-    auto scaled = [&](int64_t j, int64_t p) { return w ? double(dy[p]) * double(w[a.channel(r, j)]) : double(dy[p]); };
-    double sumG = 0, sumGx = 0;
-    forEachRun(l, r, [&](int64_t p, int64_t j0) {
-      for (int64_t k = 0; k < l.inner; ++k) {
-        const double g = scaled(j0 + k, p + k);
-        sumG += g;
-        sumGx += g * (double(x[p + k]) - m.mean) * invstd;
+    // Σ g and Σ g xhat with g = dy * w, in two chains each so the additions pipeline.
+    double sumG0 = 0, sumG1 = 0, sumGx0 = 0, sumGx1 = 0;
+    forEachSegment(l, a, r, [&](int64_t p, int64_t, int64_t len, int64_t w0, int64_t wStep) {
+      const T* ws = w ? w + w0 : &one;
+      const int64_t step = w ? wStep : 0;
+      int64_t k = 0;
+      for (; k + 2 <= len; k += 2) {
+        const double g0 = double(dy[p + k]) * double(ws[step * k]);
+        const double g1 = double(dy[p + k + 1]) * double(ws[step * (k + 1)]);
+        sumG0 += g0, sumG1 += g1;
+        sumGx0 += g0 * ((double(x[p + k]) - m.mean) * invstd);
+        sumGx1 += g1 * ((double(x[p + k + 1]) - m.mean) * invstd);
+      }
+      for (; k < len; ++k) {
+        const double g = double(dy[p + k]) * double(ws[step * k]);
+        sumG0 += g;
+        sumGx0 += g * ((double(x[p + k]) - m.mean) * invstd);
       }
     });
-    const double meanG = sumG / count, meanGx = sumGx / count;
-    forEachRun(l, r, [&](int64_t p, int64_t j0) {
-      for (int64_t k = 0; k < l.inner; ++k) {
+    const double meanG = (sumG0 + sumG1) / count, meanGx = (sumGx0 + sumGx1) / count;
+    forEachSegment(l, a, r, [&](int64_t p, int64_t, int64_t len, int64_t w0, int64_t wStep) {
+      const T* ws = w ? w + w0 : &one;
+      const int64_t step = w ? wStep : 0;
+      for (int64_t k = 0; k < len; ++k) {
         const double xhat = (double(x[p + k]) - m.mean) * invstd;
-        const double g = scaled(j0 + k, p + k);
+        const double g = double(dy[p + k]) * double(ws[step * k]);
         dx[p + k] = T(invstd * (g - meanG - xhat * meanGx));
       }
     });
