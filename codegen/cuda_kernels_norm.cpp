@@ -194,7 +194,7 @@ void emitGroupStatistics(NodeEmitter& em, const Vars& v, const Splits& s, int64_
               "    m[2] = 1.0 / sqrt(m2 / (double)${COUNT} + ${EPS});\n");
 }
 
-// Operand `i` when present, as a launch argument, and its kernel parameter.
+// Operand `i` as a launch argument, when the node has that operand (the optional weight, bias).
 struct Optional {
   bool present = false;
   CudaArg arg;
