@@ -162,6 +162,7 @@ std::string activationCode(std::string_view act, const std::string& T, const std
                            const std::string& indent);
 
 Expected<void> emitConv2d(NodeEmitter& em);
+/// conv2d_backward_data, and conv_transpose2d (the same gather, plus the bias).
 Expected<void> emitConv2dBackwardData(NodeEmitter& em);
 Expected<void> emitConv2dBackwardWeight(NodeEmitter& em);
 Expected<void> emitMaxPool2d(NodeEmitter& em);
@@ -195,6 +196,10 @@ Expected<void> emitMse(NodeEmitter& em);
 // (end of family norm)
 
 // ==== family conv: convolution and pooling ====
+// codegen/cuda_kernels_conv.cpp. (conv_transpose2d's forward is emitConv2dBackwardData's
+// gather kernel with a bias.)
+/// global_avgpool: one warp per plane, a double sum in fixed order.
+Expected<void> emitGlobalAvgPool(NodeEmitter& em);
 // (end of family conv)
 
 // ==== family shape: shape and data movement, batched matmul, attention ====

@@ -14,6 +14,17 @@ SHOAL_CUDA_CASE(Conv2d, OpKind::Conv2d) {
   b.op(OpKind::Conv2d, {b.input("m", Shape{3, 1, 12, 12}), b.param("b.weight", {5, 1, 3, 3}), b.param("b.bias", {5})},
        {}, "b");
   b.op(OpKind::Conv2d, {b.input("p", Shape{2, 6, 5, 5}), b.param("c.weight", {3, 6, 1, 1})}, {}, "c");
+  // Grouped (2 groups of 3 channels, 2 filters each), strided, dilated, asymmetrically padded.
+  b.op(OpKind::Conv2d, {b.input("g", Shape{2, 6, 9, 8}), b.param("g.weight", {4, 3, 3, 2}), b.param("g.bias", {4})},
+       attrs({{"stride", Ints{2, 1}}, {"padding", Ints{1, 0, 2, 1}}, {"dilation", Ints{1, 2}}, {"groups", int64_t(2)}}),
+       "grouped");
+  // Depthwise 3x3 with a channel multiplier of 2, stride 2, same-style padding, dilation 2.
+  b.op(OpKind::Conv2d, {b.input("dw", Shape{2, 4, 11, 10}), b.param("dw.weight", {8, 1, 3, 3})},
+       attrs({{"stride", Ints{2, 2}}, {"padding", Ints{2, 2, 2, 2}}, {"dilation", Ints{2, 2}}, {"groups", int64_t(4)}}),
+       "depthwise");
+  // Grouped pointwise (a ShuffleNet-style 1x1).
+  b.op(OpKind::Conv2d, {b.input("gp", Shape{1, 8, 4, 4}), b.param("gp.weight", {4, 2, 1, 1})},
+       attrs({{"groups", int64_t(4)}}), "grouped_pointwise");
   return true;
   return false;
 }
@@ -33,6 +44,20 @@ SHOAL_CUDA_CASE(Conv2dBackwardData, OpKind::Conv2dBackwardData) {
               {"dilation", Ints{1, 1}},
               {"input_shape", Ints{3, 1, 12, 12}}}),
        "dxb");
+  b.op(OpKind::Conv2dBackwardData, {b.input("dyg", Shape{2, 4, 5, 7}), b.param("g.weight", {4, 3, 3, 2})},
+       attrs({{"stride", Ints{2, 1}},
+              {"padding", Ints{1, 0, 2, 1}},
+              {"dilation", Ints{1, 2}},
+              {"input_shape", Ints{2, 6, 9, 8}},
+              {"groups", int64_t(2)}}),
+       "dxg");
+  b.op(OpKind::Conv2dBackwardData, {b.input("dyd", Shape{2, 8, 6, 5}), b.param("d.weight", {8, 1, 3, 3})},
+       attrs({{"stride", Ints{2, 2}},
+              {"padding", Ints{2, 2, 2, 2}},
+              {"dilation", Ints{2, 2}},
+              {"input_shape", Ints{2, 4, 11, 10}},
+              {"groups", int64_t(4)}}),
+       "dxd");
   return true;
   return false;
 }
@@ -53,6 +78,21 @@ SHOAL_CUDA_CASE(Conv2dBackwardWeight, OpKind::Conv2dBackwardWeight) {
               {"dilation", Ints{1, 1}},
               {"weight_shape", Ints{3, 2, 3, 3}}}),
        "dwl");
+  b.op(OpKind::Conv2dBackwardWeight, {b.input("xg", Shape{2, 6, 9, 8}), b.input("dyg", Shape{2, 4, 5, 7})},
+       attrs({{"stride", Ints{2, 1}},
+              {"padding", Ints{1, 0, 2, 1}},
+              {"dilation", Ints{1, 2}},
+              {"weight_shape", Ints{4, 3, 3, 2}},
+              {"groups", int64_t(2)}}),
+       "dwg");
+  // Depthwise over a long reduction (16·18·18 terms per weight): the split kernel.
+  b.op(OpKind::Conv2dBackwardWeight, {b.input("xd", Shape{16, 3, 20, 20}), b.input("dyd", Shape{16, 6, 18, 18})},
+       attrs({{"stride", Ints{1, 1}},
+              {"padding", Ints{0, 0, 0, 0}},
+              {"dilation", Ints{1, 1}},
+              {"weight_shape", Ints{6, 1, 3, 3}},
+              {"groups", int64_t(3)}}),
+       "dwd");
   return true;
   return false;
 }
@@ -64,6 +104,11 @@ SHOAL_CUDA_CASE(MaxPool2d, OpKind::MaxPool2d) {
        attrs({{"kernel", Ints{3, 3}}, {"stride", Ints{2, 2}}, {"padding", Ints{1, 1, 1, 1}}}), "overlap");
   b.op(OpKind::MaxPool2d, {b.input("qy", Shape{2, 2, 6, 6})}, attrs({{"kernel", Ints{2, 2}}, {"stride", Ints{2, 2}}}),
        "plain");
+  b.op(OpKind::MaxPool2d, {b.input("qc", Shape{2, 3, 6, 7})},
+       attrs({{"kernel", Ints{3, 3}}, {"stride", Ints{2, 2}}, {"padding", Ints{1, 1, 1, 1}}, {"ceil_mode", int64_t(1)}}),
+       "ceil");
+  b.op(OpKind::MaxPool2d, {b.input("qo", Shape{1, 2, 5, 7})},
+       attrs({{"kernel", Ints{2, 2}}, {"stride", Ints{2, 2}}, {"ceil_mode", int64_t(1)}}), "ceil_plain");
   return true;
   return false;
 }
@@ -75,6 +120,12 @@ SHOAL_CUDA_CASE(MaxPool2dGrad, OpKind::MaxPool2dGrad) {
        attrs({{"kernel", Ints{3, 3}}, {"stride", Ints{2, 2}}, {"padding", Ints{1, 1, 1, 1}}}), "dx");
   b.op(OpKind::MaxPool2dGrad, {b.input("qy", Shape{2, 2, 6, 6}), b.input("dyp", Shape{2, 2, 3, 3})},
        attrs({{"kernel", Ints{2, 2}}, {"stride", Ints{2, 2}}, {"padding", Ints{0, 0, 0, 0}}}), "dxp");
+  b.op(OpKind::MaxPool2dGrad, {b.input("qc", Shape{2, 3, 6, 7}), b.input("dyc", Shape{2, 3, 4, 4})},
+       attrs({{"kernel", Ints{3, 3}}, {"stride", Ints{2, 2}}, {"padding", Ints{1, 1, 1, 1}}, {"ceil_mode", int64_t(1)}}),
+       "dxc");
+  b.op(OpKind::MaxPool2dGrad, {b.input("qo", Shape{1, 2, 5, 7}), b.input("dyo", Shape{1, 2, 3, 4})},
+       attrs({{"kernel", Ints{2, 2}}, {"stride", Ints{2, 2}}, {"padding", Ints{0, 0, 0, 0}}, {"ceil_mode", int64_t(1)}}),
+       "dxo");
   return true;
   return false;
 }
@@ -84,6 +135,22 @@ SHOAL_CUDA_CASE(AvgPool2d, OpKind::AvgPool2d) {
   [[maybe_unused]] const TensorType labels64{DType::I64, {8}}, labels32{DType::I32, {8}}, labels8{DType::U8, {8}};
   b.op(OpKind::AvgPool2d, {b.input("x", Shape{2, 3, 7, 7})},
        attrs({{"kernel", Ints{3, 3}}, {"stride", Ints{2, 2}}, {"padding", Ints{1, 1, 1, 1}}}), "y");
+  b.op(OpKind::AvgPool2d, {b.input("c", Shape{2, 3, 6, 7})},
+       attrs({{"kernel", Ints{3, 3}}, {"stride", Ints{2, 2}}, {"padding", Ints{1, 1, 1, 1}}, {"ceil_mode", int64_t(1)}}),
+       "ceil");
+  b.op(OpKind::AvgPool2d, {b.input("e", Shape{2, 3, 7, 7})},
+       attrs({{"kernel", Ints{3, 3}},
+              {"stride", Ints{2, 2}},
+              {"padding", Ints{1, 1, 1, 1}},
+              {"count_include_pad", int64_t(0)}}),
+       "exclude_pad");
+  b.op(OpKind::AvgPool2d, {b.input("ce", Shape{1, 2, 6, 5})},
+       attrs({{"kernel", Ints{3, 2}},
+              {"stride", Ints{2, 2}},
+              {"padding", Ints{1, 0, 1, 1}},
+              {"ceil_mode", int64_t(1)},
+              {"count_include_pad", int64_t(0)}}),
+       "ceil_exclude_pad");
   return true;
   return false;
 }
@@ -97,6 +164,21 @@ SHOAL_CUDA_CASE(AvgPool2dGrad, OpKind::AvgPool2dGrad) {
               {"padding", Ints{1, 1, 1, 1}},
               {"input_shape", Ints{2, 3, 7, 7}}}),
        "dx");
+  b.op(OpKind::AvgPool2dGrad, {b.input("dyc", Shape{2, 3, 4, 4})},
+       attrs({{"kernel", Ints{3, 3}},
+              {"stride", Ints{2, 2}},
+              {"padding", Ints{1, 1, 1, 1}},
+              {"input_shape", Ints{2, 3, 6, 7}},
+              {"ceil_mode", int64_t(1)}}),
+       "dxc");
+  b.op(OpKind::AvgPool2dGrad, {b.input("dye", Shape{1, 2, 4, 3})},
+       attrs({{"kernel", Ints{3, 2}},
+              {"stride", Ints{2, 2}},
+              {"padding", Ints{1, 0, 1, 1}},
+              {"input_shape", Ints{1, 2, 6, 5}},
+              {"ceil_mode", int64_t(1)},
+              {"count_include_pad", int64_t(0)}}),
+       "dxe");
   return true;
   return false;
 }
@@ -116,6 +198,12 @@ SHOAL_CUDA_CASE(FusedConv2d, OpKind::FusedConv2d) {
        attrs({{"activation", std::string("sigmoid")}}), "b");
   b.op(OpKind::FusedConv2d, {b.input("p", Shape{2, 6, 5, 5}), b.param("c.weight", {3, 6, 1, 1})},
        attrs({{"activation", std::string("tanh")}}), "c");
+  b.op(OpKind::FusedConv2d, {b.input("dw", Shape{2, 4, 11, 10}), b.param("dw.weight", {8, 1, 3, 3}), b.param("dw.bias", {8})},
+       attrs({{"stride", Ints{2, 2}},
+              {"padding", Ints{1, 1, 1, 1}},
+              {"groups", int64_t(4)},
+              {"activation", std::string("relu")}}),
+       "depthwise");
   return true;
   return false;
 }
@@ -151,8 +239,38 @@ SHOAL_CUDA_CASE(FusedConv2dPool, OpKind::FusedConv2dPool) {
               {"pool_kernel", Ints{2, 2}},
               {"pool_stride", Ints{2, 2}}}),
        "d");
+  // Grouped conv, relu, a 3x3 stride-2 pool in ceil mode (partial windows at the end).
+  b.op(OpKind::FusedConv2dPool, {b.input("g", Shape{2, 4, 8, 7}), b.param("g.weight", {6, 2, 3, 3}), b.param("g.bias", {6})},
+       attrs({{"groups", int64_t(2)},
+              {"activation", std::string("relu")},
+              {"pool_kernel", Ints{3, 3}},
+              {"pool_stride", Ints{2, 2}},
+              {"pool_ceil_mode", int64_t(1)}}),
+       "grouped_ceil");
   return true;
   return false;
+}
+
+SHOAL_CUDA_CASE(ConvTranspose2d, OpKind::ConvTranspose2d) {
+  // Strided, asymmetrically padded, output-padded, with a bias.
+  b.op(OpKind::ConvTranspose2d, {b.input("x", Shape{2, 3, 4, 5}), b.param("a.weight", {3, 2, 3, 3}), b.param("a.bias", {2})},
+       attrs({{"stride", Ints{2, 2}}, {"padding", Ints{1, 0, 0, 1}}, {"output_padding", Ints{1, 0}}}), "a");
+  // The 2x2 stride-2 upsampler.
+  b.op(OpKind::ConvTranspose2d, {b.input("u", Shape{2, 4, 3, 3}), b.param("u.weight", {4, 3, 2, 2})},
+       attrs({{"stride", Ints{2, 2}}}), "up");
+  // Two groups, dilation, a non-square kernel.
+  b.op(OpKind::ConvTranspose2d, {b.input("g", Shape{1, 4, 5, 4}), b.param("g.weight", {4, 3, 3, 2}), b.param("g.bias", {6})},
+       attrs({{"stride", Ints{1, 2}}, {"dilation", Ints{2, 1}}, {"padding", Ints{1, 1, 1, 1}}, {"groups", int64_t(2)}}),
+       "grouped");
+  return true;
+}
+
+SHOAL_CUDA_CASE(GlobalAvgPool, OpKind::GlobalAvgPool) {
+  b.op(OpKind::GlobalAvgPool, {b.input("x", Shape{2, 3, 7, 9})}, {}, "g");
+  // More planes than a block has warps, planes longer than a warp.
+  b.op(OpKind::GlobalAvgPool, {b.input("y", Shape{3, 7, 6, 6})}, {}, "many");
+  b.op(OpKind::GlobalAvgPool, {b.input("z", Shape{2, 2, 1, 1})}, {}, "single");
+  return true;
 }
 
 }  // namespace

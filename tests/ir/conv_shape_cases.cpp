@@ -41,7 +41,26 @@ SHOAL_SHAPE_CASES(Conv2d, OpKind::Conv2d) {
          {"dilated kernel larger than the input",
           {x, w},
           attrs({{"dilation", Shape{3, 3}}}),
-          "kernel 3x3 does not fit the padded input 5x5 (f32[1,1,5,5])"}}};
+          "kernel 3x3 does not fit the padded input 5x5 (f32[1,1,5,5])"},
+         {"zero groups", {x, w}, attrs({{"groups", int64_t(0)}}), "groups must be positive, got 0"},
+         {"channels not divisible by groups",
+          {f32({1, 6, 5, 5}), f32({4, 2, 3, 3})},
+          attrs({{"groups", int64_t(4)}}),
+          "input has 6 channels (f32[1,6,5,5]), not divisible by groups=4"},
+         {"filters not divisible by groups",
+          {f32({1, 6, 5, 5}), f32({5, 3, 3, 3})},
+          attrs({{"groups", int64_t(2)}}),
+          "the weight's 5 filters (f32[5,3,3,3]) are not divisible by groups=2"},
+         {"channels per group differ",
+          {f32({1, 6, 5, 5}), f32({4, 2, 3, 3})},
+          attrs({{"groups", int64_t(2)}}),
+          "input has 6 channels (f32[1,6,5,5]), 3 per group with groups=2, but the weight expects 2 per group "
+          "(f32[4,2,3,3])"},
+         {"depthwise weight for a grouped conv",
+          {f32({1, 4, 5, 5}), f32({4, 1, 3, 3})},
+          attrs({{"groups", int64_t(2)}}),
+          "input has 4 channels (f32[1,4,5,5]), 2 per group with groups=2, but the weight expects 1 per group "
+          "(f32[4,1,3,3])"}}};
   }
   return {};
 }
@@ -75,7 +94,11 @@ SHOAL_SHAPE_CASES(Conv2dBackwardData, OpKind::Conv2dBackwardData) {
          {"gradient of the wrong shape",
           {f32({2, 4, 5, 5}), w},
           a,
-          "gradient f32[2,4,5,5] does not match the convolution's output f32[2,4,4,4]"}}};
+          "gradient f32[2,4,5,5] does not match the convolution's output f32[2,4,4,4]"},
+         {"input channels not divisible by groups",
+          {dy, w},
+          with(with(a, "groups", int64_t(2)), "input_shape", Shape{2, 3, 6, 6}),
+          "input has 3 channels (f32[2,3,6,6]), not divisible by groups=2"}}};
   }
   return {};
 }
@@ -107,7 +130,11 @@ SHOAL_SHAPE_CASES(Conv2dBackwardWeight, OpKind::Conv2dBackwardWeight) {
              {"gradient of the wrong shape",
               {x, f32({2, 3, 4, 4})},
               a,
-              "gradient f32[2,3,4,4] does not match the convolution's output f32[2,4,4,4]"}}};
+              "gradient f32[2,3,4,4] does not match the convolution's output f32[2,4,4,4]"},
+             {"filters not divisible by groups",
+              {f32({2, 2, 6, 6}), f32({2, 3, 4, 4})},
+              with(with(a, "groups", int64_t(2)), "weight_shape", Shape{3, 1, 3, 3}),
+              "the weight's 3 filters (f32[3,1,3,3]) are not divisible by groups=2"}}};
   }
   return {};
 }
@@ -190,7 +217,11 @@ SHOAL_SHAPE_CASES(FusedConv2d, OpKind::FusedConv2d) {
              {"channels differ",
               {f32({1, 3, 5, 5}), w},
               act("tanh"),
-              "input has 3 channels (f32[1,3,5,5]) but the weight expects 1 (f32[2,1,3,3])"}}};
+              "input has 3 channels (f32[1,3,5,5]) but the weight expects 1 (f32[2,1,3,3])"},
+             {"channels not divisible by groups",
+              {f32({1, 3, 5, 5}), w},
+              with(act("relu"), "groups", int64_t(2)),
+              "input has 3 channels (f32[1,3,5,5]), not divisible by groups=2"}}};
   }
   return {};
 }
@@ -219,6 +250,57 @@ SHOAL_SHAPE_CASES(FusedConv2dPool, OpKind::FusedConv2dPool) {
               "pool window 4x4 does not fit the input f32[1,32,3,3]"}}};
   }
   return {};
+}
+
+SHOAL_SHAPE_CASES(ConvTranspose2d, OpKind::ConvTranspose2d) {
+  {
+    // Valid: (5-1)·2 - 1 - 0 + 1·2 + 1 + 1 = 11 rows; (6-1)·1 - 0 - 1 + 2·1 + 0 + 1 = 7 columns;
+    // 3 outputs per group x 2 groups.
+    const Attrs valid = attrs({{"stride", Shape{2, 1}},
+                               {"padding", Shape{1, 0, 0, 1}},
+                               {"output_padding", Shape{1, 0}},
+                               {"dilation", Shape{1, 2}},
+                               {"groups", int64_t(2)}});
+    const TensorType x = f32({1, 1, 3, 3}), w = f32({1, 2, 3, 3});
+    return {{{f32({2, 4, 5, 6}), f32({4, 3, 3, 2}), f32({6})}, valid, {f32({2, 6, 11, 7})}},
+            {{"integer input", {i64({1, 1, 3, 3}), w}, {}, "input must be f32 or f64, got i64[1,1,3,3]"},
+             {"input rank 3", {f32({1, 3, 3}), w}, {}, "input (NCHW) must have rank 4, got f32[1,3,3]"},
+             {"weight rank 2", {x, f32({3, 3})}, {}, "weight ([C, O/groups, kh, kw]) must have rank 4, got f32[3,3]"},
+             {"weight f64", {x, f64({1, 2, 3, 3})}, {}, "element types differ: f32[1,1,3,3] vs f64[1,2,3,3]"},
+             {"stride of one value", {x, w}, attrs({{"stride", Shape{2}}}), "attribute 'stride' needs 2 values, got 1"},
+             {"output_padding of one value",
+              {x, w},
+              attrs({{"output_padding", Shape{1}}}),
+              "attribute 'output_padding' needs 2 values, got 1"},
+             {"zero stride", {x, w}, attrs({{"stride", Shape{1, 0}}}), "stride must be positive"},
+             {"zero dilation", {x, w}, attrs({{"dilation", Shape{0, 1}}}), "dilation must be positive"},
+             {"negative padding", {x, w}, attrs({{"padding", Shape{0, 0, -1, 0}}}), "padding must not be negative"},
+             {"output_padding as large as the stride",
+              {x, w},
+              attrs({{"stride", Shape{2, 2}}, {"output_padding", Shape{0, 2}}}),
+              "output_padding 0x2 must be non-negative and smaller than the stride 2x2"},
+             {"zero groups", {x, w}, attrs({{"groups", int64_t(0)}}), "groups must be positive, got 0"},
+             {"channels differ",
+              {f32({1, 2, 3, 3}), w},
+              {},
+              "input has 2 channels (f32[1,2,3,3]) but the weight expects 1 (f32[1,2,3,3])"},
+             {"channels not divisible by groups",
+              {f32({1, 3, 3, 3}), f32({3, 2, 3, 3})},
+              attrs({{"groups", int64_t(2)}}),
+              "input has 3 channels (f32[1,3,3,3]), not divisible by groups=2"},
+             {"padding crops everything",
+              {f32({1, 1, 1, 1}), f32({1, 1, 1, 1})},
+              attrs({{"padding", Shape{1, 0, 0, 0}}}),
+              "padding [1,0,0,0] crops the whole 1x1 output (f32[1,1,1,1])"},
+             {"bias of the wrong length", {x, w, f32({1})}, {}, "bias must be f32[2], got f32[1]"}}};
+  }
+  return {};
+}
+
+SHOAL_SHAPE_CASES(GlobalAvgPool, OpKind::GlobalAvgPool) {
+  return {{{f32({2, 3, 5, 7})}, {}, {f32({2, 3, 1, 1})}},
+          {{"integer input", {i64({2, 3, 5, 7})}, {}, "input must be f32 or f64, got i64[2,3,5,7]"},
+           {"input rank 2", {f32({5, 7})}, {}, "input (NCHW) must have rank 4, got f32[5,7]"}}};
 }
 
 }  // namespace

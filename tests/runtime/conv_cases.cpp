@@ -66,6 +66,48 @@ SHOAL_INTERPRETER_CASES(Conv2d, OpKind::Conv2d) {
       b.expect("y", {2, 1, 2, 2}, {-3, -2, -1, 0, -1, 1, -1, 1});
       add(b);
     }
+    {
+      // Depthwise (groups = 2): channel 0 = ramp 1..16 (x(r,c) = 4r+c+1) under the cross, so
+      // y = x(oy,ox) + x(oy,ox+2) + x(oy+1,ox+1) + x(oy+2,ox) + x(oy+2,ox+2) = 5·x(oy,ox) + 25;
+      // channel 1 = ramp 17..32 under 3x3 ones: 9·(mean of the window) = 9·(22 + 4oy + ox).
+      // Bias 0.5 and -1.
+      CaseBuilder b("depthwise 3x3 on a 2-channel ramp", dt);
+      std::vector<double> w = cross;
+      for (int i = 0; i < 9; ++i) w.push_back(1);
+      b.output(b.op(kind, {b.fin("x", {1, 2, 4, 4}, ramp(32)), b.param("w", {2, 1, 3, 3}, w), b.param("bias", {2}, {0.5, -1})},
+                    attrs({{"groups", int64_t(2)}})));
+      b.expect("y", {1, 2, 2, 2}, {30.5, 35.5, 50.5, 55.5, 197, 206, 233, 242});
+      add(b);
+    }
+    {
+      // Two groups of two channels, one 1x1 filter each: y0 = c0 - c1, y1 = 2·c2 + c3; no
+      // filter sees the other group's channels. c0..c3 = [1,2], [3,4], [5,6], [7,8].
+      CaseBuilder b("two groups, 1x1", dt);
+      b.output(b.op(kind, {b.fin("x", {1, 4, 1, 2}, ramp(8)), b.param("w", {2, 2, 1, 1}, {1, -1, 2, 1})},
+                    attrs({{"groups", int64_t(2)}})));
+      b.expect("y", {1, 2, 1, 2}, {-2, -2, 17, 20});
+      add(b);
+    }
+    {
+      // Depthwise with a channel multiplier of 2 (groups 2, four filters): filters 0, 1 read
+      // channel 0 = [1,2,3,4] (scaled 1 and -1), filters 2, 3 channel 1 = [5,6,7,8] (2 and 0.5).
+      CaseBuilder b("depthwise, two filters per channel", dt);
+      b.output(b.op(kind, {b.fin("x", {1, 2, 2, 2}, ramp(8)), b.param("w", {4, 1, 1, 1}, {1, -1, 2, 0.5})},
+                    attrs({{"groups", int64_t(2)}})));
+      b.expect("y", {1, 4, 2, 2}, {1, 2, 3, 4, -1, -2, -3, -4, 10, 12, 14, 16, 2.5, 3, 3.5, 4});
+      add(b);
+    }
+    {
+      // Depthwise 2x2, dilation 2, padding [0,1,0,0] on 3x3 ramps (c0 = 1..9, c1 = 10..18):
+      // the taps are rows {0,2} and columns {ox-1, ox+1}. c0 under [[1,2],[3,4]]: ox=0 reads the
+      // padding and column 1: 2·2 + 4·8 = 36; ox=1: 1·1 + 2·3 + 3·7 + 4·9 = 64. c1 under
+      // [[1,0],[0,-1]]: ox=0: -x(2,1) = -17; ox=1: 10 - 18 = -8.
+      CaseBuilder b("depthwise, dilation 2, asymmetric padding", dt);
+      b.output(b.op(kind, {b.fin("x", {1, 2, 3, 3}, ramp(18)), b.param("w", {2, 1, 2, 2}, {1, 2, 3, 4, 1, 0, 0, -1})},
+                    attrs({{"groups", int64_t(2)}, {"dilation", Shape{2, 2}}, {"padding", Shape{0, 1, 0, 0}}})));
+      b.expect("y", {1, 2, 1, 2}, {36, 64, -17, -8});
+      add(b);
+    }
     return;
   }
 }
@@ -121,6 +163,30 @@ SHOAL_INTERPRETER_CASES(Conv2dBackwardData, OpKind::Conv2dBackwardData) {
       b.expect("y", {1, 2, 1, 2}, {1, 3, 2, 4});
       add(b);
     }
+    {
+      // Two groups, 1x1: w = [[1,-1],[2,1]] (filter 0 over c0,c1; filter 1 over c2,c3),
+      // dy o0 = [1,2], o1 = [3,4]: dx c0 = dy0, c1 = -dy0, c2 = 2·dy1, c3 = dy1.
+      CaseBuilder b("two groups, 1x1", dt);
+      Attrs g2 = a({1, 1}, {0, 0, 0, 0}, {1, 1}, {1, 4, 1, 2});
+      g2.set("groups", int64_t(2));
+      b.output(b.op(kind, {b.fin("dy", {1, 2, 1, 2}, {1, 2, 3, 4}), b.param("w", {2, 2, 1, 1}, {1, -1, 2, 1})}, g2));
+      b.expect("y", {1, 4, 1, 2}, {1, 2, -1, -2, 6, 8, 3, 4});
+      add(b);
+    }
+    {
+      // Depthwise 2x2: channel 0 as the stride-1 case above ([[1,4,4],[6,20,16],[9,24,16]]);
+      // channel 1 spreads dy = ones through the diagonal kernel [[1,0],[0,1]]:
+      // [[1,1,0],[1,2,1],[0,1,1]].
+      CaseBuilder b("depthwise 2x2", dt);
+      Attrs g2 = a({1, 1}, {0, 0, 0, 0}, {1, 1}, {1, 2, 3, 3});
+      g2.set("groups", int64_t(2));
+      b.output(b.op(kind,
+                    {b.fin("dy", {1, 2, 2, 2}, {1, 2, 3, 4, 1, 1, 1, 1}),
+                     b.param("w", {2, 1, 2, 2}, {1, 2, 3, 4, 1, 0, 0, 1})},
+                    g2));
+      b.expect("y", {1, 2, 3, 3}, {1, 4, 4, 6, 20, 16, 9, 24, 16, 1, 1, 0, 1, 2, 1, 0, 1, 1});
+      add(b);
+    }
     return;
   }
 }
@@ -172,6 +238,27 @@ SHOAL_INTERPRETER_CASES(Conv2dBackwardWeight, OpKind::Conv2dBackwardWeight) {
       b.expect("y", {1, 1, 2, 2}, {2, 6, 14, 18});
       add(b);
     }
+    {
+      // Two groups, 1x1: x c0..c3 = [1,2], [3,4], [5,6], [7,8]; dy o0 = [1,1], o1 = [1,-1]:
+      // dw[0] = [Σ dy0·c0, Σ dy0·c1] = [3, 7]; dw[1] = [Σ dy1·c2, Σ dy1·c3] = [-1, -1].
+      CaseBuilder b("two groups, 1x1", dt);
+      Attrs g2 = a({1, 1}, {0, 0, 0, 0}, {1, 1}, {2, 2, 1, 1});
+      g2.set("groups", int64_t(2));
+      b.output(b.op(kind, {b.fin("x", {1, 4, 1, 2}, ramp(8)), b.fin("dy", {1, 2, 1, 2}, {1, 1, 1, -1})}, g2));
+      b.expect("y", {2, 2, 1, 1}, {3, 7, -1, -1});
+      add(b);
+    }
+    {
+      // Depthwise 2x2 over 3x3 ramps: channel 0 as the stride-1 case above ([37,47,67,77]);
+      // channel 1 (10..18) with dy = ones: each tap sums a 2x2 block: 48, 52, 60, 64.
+      CaseBuilder b("depthwise 2x2", dt);
+      Attrs g2 = a({1, 1}, {0, 0, 0, 0}, {1, 1}, {2, 1, 2, 2});
+      g2.set("groups", int64_t(2));
+      b.output(b.op(kind, {b.fin("x", {1, 2, 3, 3}, ramp(18)), b.fin("dy", {1, 2, 2, 2}, {1, 2, 3, 4, 1, 1, 1, 1})},
+                    g2));
+      b.expect("y", {2, 1, 2, 2}, {37, 47, 67, 77, 48, 52, 60, 64});
+      add(b);
+    }
     return;
   }
 }
@@ -211,6 +298,27 @@ SHOAL_INTERPRETER_CASES(MaxPool2d, OpKind::MaxPool2d) {
       b.expect("y", {2, 2, 1, 1}, {5, -1, 8, 9});
       add(b);
     }
+    {
+      // Ceil mode: a 5x5 ramp, 2x2 stride 2 -> 3x3; the last row and column form partial
+      // windows ({4} and {4}), so x(1,4) = 10, x(4,1) = 22, x(4,4) = 25 are kept.
+      CaseBuilder b("ceil mode", dt);
+      b.output(b.op(kind, {b.fin("x", {1, 1, 5, 5}, ramp(25))},
+                    attrs({{"kernel", k2}, {"stride", k2}, {"ceil_mode", int64_t(1)}})));
+      b.expect("y", {1, 1, 3, 3}, {7, 9, 10, 17, 19, 20, 22, 24, 25});
+      add(b);
+    }
+    {
+      // 3x3 stride 2 padding 1 ceil mode over a 6x6 ramp (x = 6r+c+1): 4x4 windows (floor: 3x3)
+      // whose rows are {0,1}, {1..3}, {3..5}, {5}: maxima at rows and columns 1, 3, 5, 5.
+      CaseBuilder b("3x3 stride 2 padding 1 ceil mode", dt);
+      b.output(b.op(kind, {b.fin("x", {1, 1, 6, 6}, ramp(36))},
+                    attrs({{"kernel", Shape{3, 3}},
+                           {"stride", k2},
+                           {"padding", Shape{1, 1, 1, 1}},
+                           {"ceil_mode", int64_t(1)}})));
+      b.expect("y", {1, 1, 4, 4}, {8, 10, 12, 12, 20, 22, 24, 24, 32, 34, 36, 36, 32, 34, 36, 36});
+      add(b);
+    }
     return;
   }
 }
@@ -248,6 +356,15 @@ SHOAL_INTERPRETER_CASES(MaxPool2dGrad, OpKind::MaxPool2dGrad) {
       b.expect("y", {1, 1, 2, 2}, {12, 9, 15, 9});
       add(b);
     }
+    {
+      // Ceil mode over a 5x5 ramp (the forward case above): dy = 1..9 lands on the maxima
+      // x(1,1), x(1,3), x(1,4), x(3,1), x(3,3), x(3,4), x(4,1), x(4,3), x(4,4).
+      CaseBuilder b("ceil mode", dt);
+      b.output(b.op(kind, {b.fin("x", {1, 1, 5, 5}, ramp(25)), b.fin("dy", {1, 1, 3, 3}, ramp(9))},
+                    attrs({{"kernel", k2}, {"stride", k2}, {"padding", Shape{0, 0, 0, 0}}, {"ceil_mode", int64_t(1)}})));
+      b.expect("y", {1, 1, 5, 5}, {0, 0, 0, 0, 0, 0, 1, 0, 2, 3, 0, 0, 0, 0, 0, 0, 4, 0, 5, 6, 0, 7, 0, 8, 9});
+      add(b);
+    }
     return;
   }
 }
@@ -279,6 +396,42 @@ SHOAL_INTERPRETER_CASES(AvgPool2d, OpKind::AvgPool2d) {
       b.expect("y", {1, 1, 1, 2}, {3, 30});
       add(b);
     }
+    {
+      // Ceil mode, no padding: a 3x3 ramp in 2x2 windows stride 2; the partial windows divide
+      // by their size (they lie outside any padding): 12/4, (3+6)/2, (7+8)/2, 9/1.
+      CaseBuilder b("ceil mode", dt);
+      b.output(b.op(kind, {b.fin("x", {1, 1, 3, 3}, ramp(9))},
+                    attrs({{"kernel", k2}, {"stride", k2}, {"ceil_mode", int64_t(1)}})));
+      b.expect("y", {1, 1, 2, 2}, {3, 4.5, 7.5, 9});
+      add(b);
+    }
+    {
+      // count_include_pad=false: the "padding counted" case divided by the in-image pixels
+      // (1, 2 or 4): [[1, 3/2, 2], [4/2, 10/4, 6/2], [3, 7/2, 4]].
+      CaseBuilder b("padding not counted", dt);
+      b.output(b.op(kind, {b.fin("x", {1, 1, 2, 2}, {1, 2, 3, 4})},
+                    attrs({{"kernel", k2},
+                           {"stride", Shape{1, 1}},
+                           {"padding", Shape{1, 1, 1, 1}},
+                           {"count_include_pad", int64_t(0)}})));
+      b.expect("y", {1, 1, 3, 3}, {1, 1.5, 2, 2, 2.5, 3, 3, 3.5, 4});
+      add(b);
+    }
+    {
+      // 3x3 stride 2 padding 1, ceil mode, padding counted, over a 4x4 ramp (x = 4r+c+1):
+      // 3x3 windows (floor: 2x2). Rows {0,1}, {1,2,3}, {3} span 3, 3 and 2 rows of the padded
+      // input (the last window starts on row 3 and ends past the one padded row), columns
+      // alike, so divisors are 9, 9, 6 / 9, 9, 6 / 6, 6, 4 and the sums 14, 30, 12 / 57, 99, 36 /
+      // 27, 45, 16.
+      CaseBuilder b("ceil mode, padding counted", dt);
+      b.output(b.op(kind, {b.fin("x", {1, 1, 4, 4}, ramp(16))},
+                    attrs({{"kernel", Shape{3, 3}},
+                           {"stride", k2},
+                           {"padding", Shape{1, 1, 1, 1}},
+                           {"ceil_mode", int64_t(1)}})));
+      b.expect("y", {1, 1, 3, 3}, {14.0 / 9, 30.0 / 9, 2, 57.0 / 9, 11, 6, 4.5, 7.5, 4});
+      add(b);
+    }
     return;
   }
 }
@@ -308,6 +461,32 @@ SHOAL_INTERPRETER_CASES(AvgPool2dGrad, OpKind::AvgPool2dGrad) {
       b.expect("y", {1, 1, 2, 2}, {3, 4, 6, 7});
       add(b);
     }
+    {
+      // Ceil mode, the forward case above: dy = [1,2,3,4] over divisors 4, 2, 2, 1.
+      CaseBuilder b("ceil mode", dt);
+      b.output(b.op(kind, {b.fin("dy", {1, 1, 2, 2}, {1, 2, 3, 4})},
+                    attrs({{"kernel", k2},
+                           {"stride", k2},
+                           {"padding", Shape{0, 0, 0, 0}},
+                           {"input_shape", Shape{1, 1, 3, 3}},
+                           {"ceil_mode", int64_t(1)}})));
+      b.expect("y", {1, 1, 3, 3}, {0.25, 0.25, 1, 0.25, 0.25, 1, 1.5, 1.5, 4});
+      add(b);
+    }
+    {
+      // count_include_pad=false, 2x2 stride 1 padding 1 over a 2x2 input: dy = 1..9 divided by
+      // the windows' in-image counts [[1,2,1],[2,4,2],[1,2,1]] = [[1,1,3],[2,1.25,3],[7,4,9]];
+      // pixel (i,j) gathers windows {i,i+1} x {j,j+1}: 5.25, 8.25, 14.25, 17.25.
+      CaseBuilder b("padding not counted", dt);
+      b.output(b.op(kind, {b.fin("dy", {1, 1, 3, 3}, ramp(9))},
+                    attrs({{"kernel", k2},
+                           {"stride", Shape{1, 1}},
+                           {"padding", Shape{1, 1, 1, 1}},
+                           {"input_shape", Shape{1, 1, 2, 2}},
+                           {"count_include_pad", int64_t(0)}})));
+      b.expect("y", {1, 1, 2, 2}, {5.25, 8.25, 14.25, 17.25});
+      add(b);
+    }
     return;
   }
 }
@@ -323,7 +502,17 @@ SHOAL_INTERPRETER_CASES(FusedConv2d, OpKind::FusedConv2d) {
                   attrs({{"activation", std::string("relu")}})));
     b.expect("y", {1, 1, 3, 3}, {0, 0, 0, 10, 15, 20, 35, 40, 45});
     add(b);
-    return;
+  }
+  {
+    // conv2d's depthwise ramp case ([30,35,50,55] and [198,207,234,243]) with bias -40 and
+    // -200, then relu.
+    CaseBuilder b("depthwise, bias, relu", dt);
+    std::vector<double> w = {1, 0, 1, 0, 1, 0, 1, 0, 1};
+    for (int i = 0; i < 9; ++i) w.push_back(1);
+    b.output(b.op(kind, {b.fin("x", {1, 2, 4, 4}, ramp(32)), b.param("w", {2, 1, 3, 3}, w), b.param("b", {2}, {-40, -200})},
+                  attrs({{"activation", std::string("relu")}, {"groups", int64_t(2)}})));
+    b.expect("y", {1, 2, 2, 2}, {0, 0, 10, 15, 0, 7, 34, 43});
+    add(b);
   }
 }
 
@@ -362,7 +551,80 @@ SHOAL_INTERPRETER_CASES(FusedConv2dPool, OpKind::FusedConv2dPool) {
       b.expect("y", {1, 1, 1, 1}, {std::tanh(95.0)});
       add(b);
     }
+    {
+      // Ceil mode: 2x2 windows stride 2 over the 3x3 conv output, the last row and column
+      // partial: {0,0,10,15} -> 15, {0,20} -> 20, {35,40} -> 40, {45} -> 45.
+      CaseBuilder b("relu, 2x2 pool stride 2, ceil mode", dt);
+      b.output(conv(b, attrs({{"pool_kernel", Shape{2, 2}}, {"pool_stride", Shape{2, 2}}, {"pool_ceil_mode", int64_t(1)}})));
+      b.expect("y", {1, 1, 2, 2}, {15, 20, 40, 45});
+      add(b);
+    }
     return;
+  }
+}
+
+SHOAL_INTERPRETER_CASES(ConvTranspose2d, OpKind::ConvTranspose2d) {
+  const std::vector<double> x22 = {1, 2, 3, 4};
+  {
+    // A transposed conv of a 2x2 input spreads each x(i,j)·w over the output at (i,j):
+    // x = w = [[1,2],[3,4]] -> [[1,4,4],[6,20,16],[9,24,16]] (conv2d_backward_data's case).
+    CaseBuilder b("2x2 input, stride 1", dt);
+    b.output(b.op(kind, {b.fin("x", {1, 1, 2, 2}, x22), b.param("w", {1, 1, 2, 2}, x22)}));
+    b.expect("y", {1, 1, 3, 3}, {1, 4, 4, 6, 20, 16, 9, 24, 16});
+    add(b);
+  }
+  {
+    // Stride 2 with a 2x2 kernel (upsampling): the copies x(i,j)·w tile the 4x4 output
+    // without overlapping; bias 0.5.
+    CaseBuilder b("2x2 kernel stride 2, bias", dt);
+    b.output(b.op(kind, {b.fin("x", {1, 1, 2, 2}, x22), b.param("w", {1, 1, 2, 2}, x22), b.param("b", {1}, {0.5})},
+                  attrs({{"stride", Shape{2, 2}}})));
+    b.expect("y", {1, 1, 4, 4},
+             {1.5, 2.5, 2.5, 4.5, 3.5, 4.5, 6.5, 8.5, 3.5, 6.5, 4.5, 8.5, 9.5, 12.5, 12.5, 16.5});
+    add(b);
+  }
+  {
+    // 3x3 ones, stride 2, padding 1, output_padding 1 (PyTorch's classic upsampler): the
+    // full output row r gets the input rows i with 2i <= r <= 2i+2; the output is rows and
+    // columns 1..4 of it: rows {0}, {0,1}, {1}, {1} (likewise columns) of x summed.
+    CaseBuilder b("stride 2, padding 1, output_padding 1", dt);
+    b.output(b.op(kind, {b.fin("x", {1, 1, 2, 2}, x22), b.param("w", {1, 1, 3, 3}, std::vector<double>(9, 1))},
+                  attrs({{"stride", Shape{2, 2}}, {"padding", Shape{1, 1, 1, 1}}, {"output_padding", Shape{1, 1}}})));
+    b.expect("y", {1, 1, 4, 4}, {1, 3, 2, 2, 4, 10, 6, 6, 3, 7, 4, 4, 3, 7, 4, 4});
+    add(b);
+  }
+  {
+    // Two groups: input channel 0 = [1,2] feeds outputs 0 and 1 (weights 1, -1), channel
+    // 1 = [3,4] outputs 2 and 3 (weights 2, 0.5); weight [2, 2, 1, 1].
+    CaseBuilder b("two groups, 1x1", dt);
+    b.output(b.op(kind, {b.fin("x", {1, 2, 1, 2}, x22), b.param("w", {2, 2, 1, 1}, {1, -1, 2, 0.5})},
+                  attrs({{"groups", int64_t(2)}})));
+    b.expect("y", {1, 4, 1, 2}, {1, 2, -1, -2, 6, 8, 1.5, 2});
+    add(b);
+  }
+  {
+    // Dilation 2: one input pixel (2) spreads the 2x2 taps to the corners of a 3x3 output.
+    CaseBuilder b("dilation 2", dt);
+    b.output(b.op(kind, {b.fin("x", {1, 1, 1, 1}, {2}), b.param("w", {1, 1, 2, 2}, x22)},
+                  attrs({{"dilation", Shape{2, 2}}})));
+    b.expect("y", {1, 1, 3, 3}, {2, 0, 4, 0, 0, 0, 6, 0, 8});
+    add(b);
+  }
+}
+
+SHOAL_INTERPRETER_CASES(GlobalAvgPool, OpKind::GlobalAvgPool) {
+  {
+    // Planes 1..4, 5..8, 9..12, 13..16 of a [2,2,2,2] ramp.
+    CaseBuilder b("batch and channels", dt);
+    b.output(b.op(kind, {b.fin("x", {2, 2, 2, 2}, ramp(16))}));
+    b.expect("y", {2, 2, 1, 1}, {2.5, 6.5, 10.5, 14.5});
+    add(b);
+  }
+  {
+    CaseBuilder b("a 2x3 plane", dt);
+    b.output(b.op(kind, {b.fin("x", {1, 1, 2, 3}, {1, -2, 3, 4, 5, 7})}));
+    b.expect("y", {1, 1, 1, 1}, {3});
+    add(b);
   }
 }
 
