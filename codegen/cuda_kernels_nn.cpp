@@ -313,13 +313,18 @@ Expected<void> emitConv2dBackwardData(NodeEmitter& em) {
   v.push_back({"YSTRIDE", g.sh == 1 ? "" : "        if (ty % ${SH} != 0) continue;\n"});
   v.push_back({"XSTRIDE", g.sw == 1 ? "" : "          if (tx % ${SW} != 0) continue;\n"});
   v.push_back({"BIAS", bias ? "const ${T}* __restrict__ bias, " : ""});
-  v.push_back({"STORE", bias ? "    dx[i] = acc + bias[c];\n" : "    dx[i] = acc;\n"});
+  // conv_transpose2d's operands keep their own names in the kernel: x in, y out.
+  const bool transpose = n.kind() == OpKind::ConvTranspose2d;
+  v.push_back({"GRAD", transpose ? "x" : "dy"});
+  v.push_back({"OUT", transpose ? "y" : "dx"});
+  v.push_back({"STORE", bias ? "    ${OUT}[i] = acc + bias[c];\n" : "    ${OUT}[i] = acc;\n"});
   // Pixel channel c meets the filters of its group, at weight channel c mod CG.
   v.push_back({"FILTERS", grouped ? "    const int o0 = (c / ${CG}) * ${OG};\n"
                                     "    for (int o = o0; o < o0 + ${OG}; ++o) {\n"
                                   : "    for (int o = 0; o < ${O}; ++o) {\n"});
   v.push_back({"WC", grouped ? "c % ${CG}" : "c"});
-  std::string params = fill(fill("const ${T}* __restrict__ dy, const ${T}* __restrict__ w, ${BIAS}${T}* __restrict__ dx", v), v);
+  std::string params =
+      fill(fill("const ${T}* __restrict__ ${GRAD}, const ${T}* __restrict__ w, ${BIAS}${T}* __restrict__ ${OUT}", v), v);
   std::string body = fill(fill(
       "  for (${I} i = (${I})blockIdx.x * blockDim.x + threadIdx.x; i < ${TOTAL}; i += (${I})gridDim.x * blockDim.x) {\n"
       "    const int ix = (int)(i % ${W});\n"
@@ -328,7 +333,7 @@ Expected<void> emitConv2dBackwardData(NodeEmitter& em) {
       "    const ${I} n = i / ((${I})${W} * ${H} * ${C});\n"
       "    ${T} acc = (${T})0;\n"
       "${FILTERS}"
-      "      const ${T}* dyp = dy + (n * ${O} + o) * (${I})(${OH} * ${OW});\n"
+      "      const ${T}* dyp = ${GRAD} + (n * ${O} + o) * (${I})(${OH} * ${OW});\n"
       "      const ${T}* wp = w + (o * ${CG} + ${WC}) * ${KK};\n"
       "#pragma unroll\n"
       "      for (int ki = 0; ki < ${KH}; ++ki) {\n"
