@@ -198,7 +198,8 @@ Expected<void> emitMse(NodeEmitter& em);
 // ==== family conv: convolution and pooling ====
 // codegen/cuda_kernels_conv.cpp. (conv_transpose2d's forward is emitConv2dBackwardData's
 // gather kernel with a bias.)
-/// global_avgpool: one warp per plane, a double sum in fixed order.
+/// global_avgpool: a double sum in fixed order, one warp per plane (one block per plane when
+/// the planes are too few to fill the GPU with warps).
 Expected<void> emitGlobalAvgPool(NodeEmitter& em);
 // (end of family conv)
 

@@ -6,9 +6,10 @@
 
 namespace shoal::cudagen {
 
-// One warp per plane: each lane sums a strided slice in double, a butterfly adds the lanes (a
-// fixed order, so the result is reproducible), lane 0 stores the mean. Planes are few and long
-// (the end of a CNN: N·C planes of H·W), so a warp each keeps every load coalesced.
+// The mean of each plane, its sum in double in a fixed order (reproducible). Many planes (the
+// end of a CNN: N·C planes of H·W): one warp per plane, each lane a strided slice, a butterfly
+// over the lanes. Fewer planes than would fill the GPU with warps: one block per plane, so a
+// long plane is read by 256 threads.
 Expected<void> emitGlobalAvgPool(NodeEmitter& em) {
   const Node& n = em.node();
   if (!isFloat(n.input(0)->type().dtype)) return em.unsupported("global_avgpool needs a float operand");
@@ -20,6 +21,21 @@ Expected<void> emitGlobalAvgPool(NodeEmitter& em) {
             {"PLANES", intLit(planes)},
             {"SIZE", intLit(size)},
             {"WARPS", std::to_string(kWarpsPerBlock)}};
+  const std::string params = fill("const ${T}* __restrict__ x, ${T}* __restrict__ y", v);
+  if (planes < kTargetBlocks * int64_t(kWarpsPerBlock)) {
+    std::string body = fill(
+        "  __shared__ double red[32];\n"
+        "  for (${I} plane = blockIdx.x; plane < ${PLANES}; plane += gridDim.x) {\n"
+        "    const ${T}* xp = x + plane * (${I})${SIZE};\n"
+        "    double s = 0.0;\n"
+        "    for (${I} j = threadIdx.x; j < ${SIZE}; j += blockDim.x) s += (double)xp[j];\n"
+        "    s = shoal_block_sum(s, red);\n"
+        "    if (threadIdx.x == 0) y[plane] = (${T})(s / (double)${SIZE});\n"
+        "  }\n",
+        v);
+    em.kernel("", params, body, {em.in(0), em.out()}, unsigned(std::min<int64_t>(planes, kMaxGrid)));
+    return {};
+  }
   std::string body = fill(
       "  const int lane = threadIdx.x & 31;\n"
       "  for (${I} plane = (${I})blockIdx.x * ${WARPS} + (threadIdx.x >> 5); plane < ${PLANES};\n"
@@ -32,8 +48,7 @@ Expected<void> emitGlobalAvgPool(NodeEmitter& em) {
       "  }\n",
       v);
   const int64_t blocks = (planes + kWarpsPerBlock - 1) / kWarpsPerBlock;
-  em.kernel("", fill("const ${T}* __restrict__ x, ${T}* __restrict__ y", v), body, {em.in(0), em.out()},
-            unsigned(std::min<int64_t>(blocks, kMaxGrid)));
+  em.kernel("", params, body, {em.in(0), em.out()}, unsigned(std::min<int64_t>(blocks, kMaxGrid)));
   return {};
 }
 

@@ -266,10 +266,11 @@ SHOAL_CUDA_CASE(ConvTranspose2d, OpKind::ConvTranspose2d) {
 }
 
 SHOAL_CUDA_CASE(GlobalAvgPool, OpKind::GlobalAvgPool) {
-  b.op(OpKind::GlobalAvgPool, {b.input("x", Shape{2, 3, 7, 9})}, {}, "g");
-  // More planes than a block has warps, planes longer than a warp.
-  b.op(OpKind::GlobalAvgPool, {b.input("y", Shape{3, 7, 6, 6})}, {}, "many");
+  // Few planes: a block each (planes longer than a block, and of one pixel).
+  b.op(OpKind::GlobalAvgPool, {b.input("x", Shape{2, 3, 17, 19})}, {}, "g");
   b.op(OpKind::GlobalAvgPool, {b.input("z", Shape{2, 2, 1, 1})}, {}, "single");
+  // Enough planes for a warp each (2160 >= 264 blocks · 8 warps), longer than a warp.
+  b.op(OpKind::GlobalAvgPool, {b.input("y", Shape{3, 720, 5, 7})}, {}, "many");
   return true;
 }
 
