@@ -455,6 +455,19 @@ Expected<void> emitNode(NodeEmitter& em) {
     // (end of family conv)
 
     // ==== family shape: shape and data movement, batched matmul, attention ====
+    case OpKind::Concat: return cudagen::emitConcat(em);
+    case OpKind::Slice: return cudagen::emitSlice(em);
+    case OpKind::SliceGrad: return cudagen::emitSliceGrad(em);
+    case OpKind::Transpose: return cudagen::emitTranspose(em);
+    case OpKind::Pad: return cudagen::emitPad(em);
+    case OpKind::PadGrad: return cudagen::emitPadGrad(em);
+    case OpKind::Gather: return cudagen::emitGather(em);
+    case OpKind::GatherGrad: return cudagen::emitGatherGrad(em);
+    case OpKind::Expand: return cudagen::emitExpand(em);
+    case OpKind::Squeeze:
+    case OpKind::Unsqueeze: return cudagen::emitView(em);
+    case OpKind::BatchMatMul: return cudagen::emitBatchMatMul(em);
+    case OpKind::CausalMask: return cudagen::emitCausalMask(em);
     // (end of family shape)
 
     // ==== family train: losses and optimizers ====

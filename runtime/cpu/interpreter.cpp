@@ -26,6 +26,7 @@
 // (end of family conv)
 
 // ==== family shape: shape and data movement, batched matmul, attention ====
+#include "runtime/cpu/ops_shape.h"
 // (end of family shape)
 
 // ==== family train: losses and optimizers ====
@@ -218,6 +219,19 @@ Expected<void> NodeRunner::run() {
     // (end of family conv)
 
     // ==== family shape: shape and data movement, batched matmul, attention ====
+    case OpKind::Concat: return cpu::runConcat<T>(*this);
+    case OpKind::Slice: return cpu::runSlice<T>(*this);
+    case OpKind::SliceGrad: return cpu::runSliceGrad<T>(*this);
+    case OpKind::Transpose: return cpu::runTranspose<T>(*this);
+    case OpKind::Pad: return cpu::runPad<T>(*this);
+    case OpKind::PadGrad: return cpu::runPadGrad<T>(*this);
+    case OpKind::Gather: return cpu::runGather<T>(*this);
+    case OpKind::GatherGrad: return cpu::runGatherGrad<T>(*this);
+    case OpKind::Expand: return cpu::runExpand<T>(*this);
+    case OpKind::Squeeze:
+    case OpKind::Unsqueeze: return cpu::runView<T>(*this);
+    case OpKind::BatchMatMul: return cpu::runBatchMatMul<T>(*this);
+    case OpKind::CausalMask: return cpu::runCausalMask<T>(*this);
     // (end of family shape)
 
     // ==== family train: losses and optimizers ====
