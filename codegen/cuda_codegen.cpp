@@ -507,7 +507,7 @@ Expected<void> emitNode(NodeEmitter& em) {
     case OpKind::Softmax:
     case OpKind::SoftmaxGrad:
     case OpKind::LogSoftmax:
-    case OpKind::LogSoftmaxGrad: return cudagen::emitSoftmaxFamily(em);
+    case OpKind::LogSoftmaxGrad: return cudagen::emitSoftmaxAxis(em);  // any axis (cuda_kernels_shape.cpp)
     case OpKind::ArgMax: return cudagen::emitArgMax(em);
     case OpKind::Accuracy: return cudagen::emitAccuracy(em);
     case OpKind::SoftmaxCrossEntropy: return cudagen::emitSoftmaxCrossEntropy(em);

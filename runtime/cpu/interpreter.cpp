@@ -354,15 +354,9 @@ Expected<void> NodeRunner::run() {
     case OpKind::Softmax:
     case OpKind::LogSoftmax:
     case OpKind::SoftmaxGrad:
-    case OpKind::LogSoftmaxGrad: {
-      const Shape& s = inShape(0);
-      int64_t cols = s.back(), rows = numElements(s) / std::max<int64_t>(cols, 1);
-      if (n_.kind() == OpKind::Softmax) cpu::softmax<T>(rows, cols, in<T>(0), out<T>());
-      if (n_.kind() == OpKind::LogSoftmax) cpu::logSoftmax<T>(rows, cols, in<T>(0), out<T>());
-      if (n_.kind() == OpKind::SoftmaxGrad) cpu::softmaxBackward<T>(rows, cols, in<T>(0), in<T>(1), out<T>());
-      if (n_.kind() == OpKind::LogSoftmaxGrad) cpu::logSoftmaxBackward<T>(rows, cols, in<T>(0), in<T>(1), out<T>());
-      return {};
-    }
+    case OpKind::LogSoftmaxGrad:
+      // Over any axis (runtime/cpu/ops_shape.cpp); the last axis is the row kernels of kernels.h.
+      return cpu::runSoftmaxAxis<T>(*this);
     case OpKind::ArgMax: {
       const Shape& s = inShape(0);
       int64_t cols = s.back(), rows = numElements(s) / std::max<int64_t>(cols, 1);
