@@ -126,6 +126,7 @@ struct PNode {
   Location loc;
   std::vector<const mermaid::Edge*> inEdges;
   Value* value = nullptr;  // what flows out of this node
+  std::vector<Value*> parts;  // a node with several outputs (split): edges out of it pick one ("part 1")
   bool poisoned = false;
 };
 
@@ -379,32 +380,86 @@ bool Lowering::checkArgs(PNode& p) {
   return ok;
 }
 
+// The operand slot an edge label names: a 0-based number, or a name (lhs/rhs, a/b, x/y,
+// q/k/v, data/indices, ...); nullopt for any other label.
+std::optional<int> operandSlot(const std::string& label) {
+  if (!label.empty() && label.size() <= 3 && std::all_of(label.begin(), label.end(), [](char c) { return c >= '0' && c <= '9'; }))
+    return std::stoi(label);
+  static const std::map<std::string, int> named = {
+      {"lhs", 0},     {"a", 0},     {"x", 0},      {"left", 0},   {"input", 0}, {"q", 0},       {"query", 0},
+      {"data", 0},    {"rhs", 1},   {"b", 1},      {"y", 1},      {"right", 1}, {"weight", 1},  {"w", 1},
+      {"kernel", 1},  {"k", 1},     {"key", 1},    {"indices", 1}, {"ids", 1},  {"v", 2},       {"value", 2}};
+  auto it = named.find(label);
+  if (it == named.end()) return std::nullopt;
+  return it->second;
+}
+
 std::vector<Value*> Lowering::operands(PNode& p) {
-  // Operands come in edge order; an edge label names the operand (lhs/rhs, a/b, x/y, 1/2).
-  std::vector<std::pair<int, Value*>> ordered;
-  int next = 100;
+  // Operands come in edge order, unless an edge label names the operand's slot (see
+  // operandSlot). An edge out of a node with parts (split) says which part it carries:
+  // `part K`, or `part K as SLOT`.
+  struct Operand {
+    int slot;
+    bool labelled;
+    Value* value;
+    const mermaid::Edge* edge;
+  };
+  std::vector<Operand> ordered;
+  int next = 1000;  // unlabelled edges go after every labelled slot, in edge order
   for (const mermaid::Edge* e : p.inEdges) {
     PNode& src = nodes_[e->from];
     if (src.poisoned || !src.labelOk) {
       p.poisoned = true;
       return {};
     }
-    if (!src.value) continue;
-    int slot = next++;
-    if (e->hasLabel && nodes_[e->from].role != Role::Decision) {
-      std::string l = lower(e->label);
-      if (l == "lhs" || l == "a" || l == "x" || l == "1" || l == "left" || l == "input") slot = 0;
-      else if (l == "rhs" || l == "b" || l == "y" || l == "2" || l == "right" || l == "weight" || l == "w" ||
-               l == "kernel" || l == "k")
-        slot = 1;
+    std::string label = e->hasLabel && src.role != Role::Decision ? lower(trim(e->label)) : "";
+    const Location& labelLoc = e->hasLabel ? e->labelLoc : e->loc;
+    Value* value = src.value;
+    if (!src.parts.empty()) {
+      // "part K" [ "as" SLOT ]
+      size_t k = std::string::npos;
+      std::string rest;
+      if (label.rfind("part ", 0) == 0) {
+        std::string tail = trim(label.substr(5));
+        size_t end = 0;
+        while (end < tail.size() && tail[end] >= '0' && tail[end] <= '9') ++end;
+        if (end > 0 && end <= 6) k = std::stoul(tail.substr(0, end));
+        rest = trim(tail.substr(end));
+        if (rest.rfind("as ", 0) == 0) rest = trim(rest.substr(3));
+        else if (!rest.empty()) k = std::string::npos;
+      }
+      if (k == std::string::npos || k >= src.parts.size()) {
+        error(labelLoc, fmt::format("an edge out of {} '{}' must say which of its {} parts it carries: -->|part 0| ... "
+                                    "-->|part {}| (then optionally 'as' an operand: -->|part 0 as rhs|)",
+                                    src.op, e->from, src.parts.size(), src.parts.size() - 1));
+        p.poisoned = true;
+        return {};
+      }
+      value = src.parts[k];
+      label = rest;
+    } else if (label.rfind("part ", 0) == 0) {
+      error(labelLoc, fmt::format("'{}' has one output; only an edge out of a split picks a part", e->from));
+      p.poisoned = true;
+      return {};
     }
+    if (!value) continue;
+    std::optional<int> slot = label.empty() ? std::nullopt : operandSlot(label);
+    Operand op{slot ? *slot : next++, slot.has_value(), value, e};
     bool dup = false;
-    for (auto& [s, v] : ordered) dup |= v == src.value;
-    if (!dup) ordered.push_back({slot, src.value});
+    for (const Operand& o : ordered) {
+      if (o.value == value && (!o.labelled || !op.labelled || o.slot == op.slot)) dup = true;  // a repeated edge
+      else if (o.labelled && op.labelled && o.slot == op.slot) {
+        error(labelLoc, fmt::format("two edges into '{}' name operand {} ('{}' and '{}')", p.decl->id, o.slot,
+                                    o.edge->from, e->from));
+        p.poisoned = true;
+        return {};
+      }
+    }
+    if (!dup) ordered.push_back(op);
   }
-  std::stable_sort(ordered.begin(), ordered.end(), [](auto& a, auto& b) { return a.first < b.first; });
+  std::stable_sort(ordered.begin(), ordered.end(), [](const Operand& a, const Operand& b) { return a.slot < b.slot; });
   std::vector<Value*> out;
-  for (auto& [s, v] : ordered) out.push_back(v);
+  for (const Operand& o : ordered) out.push_back(o.value);
   return out;
 }
 
