@@ -320,6 +320,7 @@ Expected<void> emitBatchMatMul(NodeEmitter& em) {
     call.ldb = int(g->transB ? g->k : g->n);
     call.ldc = int(g->n);
     call.a = em.in(0), call.b = em.in(1), call.c = em.out();
+    call.alpha = n.attrs().getFloat("alpha");
     call.batch = int(r.count);
     call.strideA = r.aStride, call.strideB = r.bStride, call.strideC = g->m * g->n;
     call.offsetA = g->aOffset(r.first), call.offsetB = g->bOffset(r.first), call.offsetC = r.first * g->m * g->n;

@@ -78,8 +78,8 @@ Expected<Value*> reshapeToOperand(const GradientArgs& g) {
 SHOAL_GRADIENT(Squeeze) { return reshapeToOperand(g); }
 SHOAL_GRADIENT(Unsqueeze) { return reshapeToOperand(g); }
 
-// The matmul rule (passes/gradients.cpp) per batch index, then summed over the batch axes the
-// operand was broadcast along.
+// The matmul rule (passes/gradients.cpp) per batch index, with the same alpha, then summed
+// over the batch axes the operand was broadcast along.
 SHOAL_GRADIENT(BatchMatMul) {
   const bool ta = g.attrs().getInt("transpose_a") != 0, tb = g.attrs().getInt("transpose_b") != 0;
   Value* a = g.input(0);
@@ -95,7 +95,8 @@ SHOAL_GRADIENT(BatchMatMul) {
     return full != x;
   }();
   auto mm = [&](Value* l, Value* r, bool tl, bool tr) {
-    return g.emit(OpKind::BatchMatMul, {l, r}, attrsOf({{"transpose_a", int64_t(tl)}, {"transpose_b", int64_t(tr)}}),
+    return g.emit(OpKind::BatchMatMul, {l, r},
+                  attrsOf({{"transpose_a", int64_t(tl)}, {"transpose_b", int64_t(tr)}, {"alpha", g.attrs().getFloat("alpha")}}),
                   reduce ? ".batched" : "");
   };
   Expected<Value*> full = nullptr;

@@ -234,9 +234,9 @@ void gatherBackward(geometry::AxisSplit x, int64_t count, const I* indices, cons
 }
 
 template <typename T>
-void batchMatMul(const geometry::BatchMatMulGeometry& g, const T* a, const T* b, T* c) {
+void batchMatMul(const geometry::BatchMatMulGeometry& g, T alpha, const T* a, const T* b, T* c) {
   for (const geometry::BatchRun& r : geometry::batchRuns(g))
-    gemmBatched<T>(r.count, g.transA, g.transB, g.m, g.n, g.k, T(1), a + g.aOffset(r.first), r.aStride,
+    gemmBatched<T>(r.count, g.transA, g.transB, g.m, g.n, g.k, alpha, a + g.aOffset(r.first), r.aStride,
                    b + g.bOffset(r.first), r.bStride, T(0), c + r.first * g.m * g.n, g.m * g.n);
 }
 
@@ -445,7 +445,7 @@ Expected<void> runBatchMatMul(OpContext& c) {
   auto g = geometry::batchMatMulGeometry(c.inShape(0), c.inShape(1), c.attrs().getInt("transpose_a") != 0,
                                          c.attrs().getInt("transpose_b") != 0);
   if (!g) return c.error(g.error().message());
-  batchMatMul<T>(*g, c.in<T>(0), c.in<T>(1), c.out<T>());
+  batchMatMul<T>(*g, T(c.attrs().getFloat("alpha")), c.in<T>(0), c.in<T>(1), c.out<T>());
   return {};
 }
 
@@ -490,7 +490,7 @@ Expected<void> runCausalMask(OpContext& c) {
   template void gatherBackward<T, int64_t>(geometry::AxisSplit, int64_t, const int64_t*, const T*, T*);       \
   template void gatherBackward<T, int32_t>(geometry::AxisSplit, int64_t, const int32_t*, const T*, T*);       \
   template void gatherBackward<T, uint8_t>(geometry::AxisSplit, int64_t, const uint8_t*, const T*, T*);       \
-  template void batchMatMul<T>(const geometry::BatchMatMulGeometry&, const T*, const T*, T*);                 \
+  template void batchMatMul<T>(const geometry::BatchMatMulGeometry&, T, const T*, const T*, T*);              \
   template void softmaxAxis<T>(geometry::AxisSplit, const T*, T*);                                            \
   template void logSoftmaxAxis<T>(geometry::AxisSplit, const T*, T*);                                         \
   template void softmaxBackwardAxis<T>(geometry::AxisSplit, const T*, const T*, T*);                          \

@@ -81,10 +81,10 @@ void gather(size_t elemBytes, geometry::AxisSplit x, int64_t count, const I* ind
 template <typename T, typename I>
 void gatherBackward(geometry::AxisSplit x, int64_t count, const I* indices, const T* dy, T* dx);
 
-/// C[b] = op(A[b]) · op(B[b]) for every batch index of `g` (OpenBLAS; broadcast batch axes
-/// reuse their matrix).
+/// C[b] = alpha · op(A[b]) · op(B[b]) for every batch index of `g` (OpenBLAS; broadcast batch
+/// axes reuse their matrix).
 template <typename T>
-void batchMatMul(const geometry::BatchMatMulGeometry& g, const T* a, const T* b, T* c);
+void batchMatMul(const geometry::BatchMatMulGeometry& g, T alpha, const T* a, const T* b, T* c);
 
 /// Softmax and log-softmax over the middle axis of [outer, extent, inner], and their
 /// gradients; inner == 1 is the row kernels of kernels.h, and every other layout computes

@@ -120,7 +120,7 @@ SHOAL_CUDA_CASE(Squeeze, OpKind::Squeeze, OpKind::Unsqueeze) {
 SHOAL_CUDA_CASE(BatchMatMul, OpKind::BatchMatMul) {
   // One strided-batched call: both dense over [2,3].
   b.op(OpKind::BatchMatMul, {b.input("q", Shape{2, 3, 4, 5}), b.input("k", Shape{2, 3, 6, 5})},
-       attrs({{"transpose_b", int64_t(1)}}), "scores");
+       attrs({{"transpose_b", int64_t(1)}, {"alpha", 0.125}}), "scores");
   // A shared right operand (stride 0), transposed left.
   b.op(OpKind::BatchMatMul, {b.input("a", Shape{3, 5, 4}), b.input("w", Shape{5, 2})},
        attrs({{"transpose_a", int64_t(1)}}), "shared");

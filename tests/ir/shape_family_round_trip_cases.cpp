@@ -101,6 +101,7 @@ SHOAL_ROUND_TRIP_CASE(BatchMatMul, OpKind::BatchMatMul) {
   ins = {addInput(g, "q", f32({2, 4, 5})), addInput(g, "k", f32({2, 6, 5}))};
   a.set("transpose_a", int64_t(0));
   a.set("transpose_b", int64_t(1));
+  a.set("alpha", 0.125);
   results = {{"s", f32({2, 4, 6})}};
   return true;
 }

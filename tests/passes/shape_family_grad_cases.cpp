@@ -86,7 +86,8 @@ SHOAL_GRAD_CASES(BatchMatMul, OpKind::BatchMatMul) {
                          Shape a = ta ? Shape{2, 4, 3} : Shape{2, 3, 4};
                          Shape b = tb ? Shape{2, 5, 4} : Shape{2, 4, 5};
                          t.mseLoss(t.op(OpKind::BatchMatMul, {t.param("a", a), t.param("b", b)},
-                                        attrs({{"transpose_a", int64_t(ta)}, {"transpose_b", int64_t(tb)}})));
+                                        attrs({{"transpose_a", int64_t(ta)}, {"transpose_b", int64_t(tb)},
+                                               {"alpha", ta == tb ? 1.0 : -0.375}})));
                        }});
   cases.push_back({"broadcast batch axes both ways", [](TestGraph& t) {
                      t.mseLoss(t.op(OpKind::BatchMatMul, {t.param("a", {2, 1, 3, 2}), t.param("b", {3, 2, 4})},

@@ -288,6 +288,13 @@ SHOAL_INTERPRETER_CASES(BatchMatMul, OpKind::BatchMatMul) {
     b.expect("y", {2, 3, 1, 1}, {1, 2, 3, 3, 4, 7});
     add(b);
   }
+  {
+    // alpha scales the product: 0.25 · [1,2]·[3,4]ᵀ = 0.25 · 11.
+    CaseBuilder b("alpha", dt);
+    b.output(b.op(kind, {b.fin("a", {1, 1, 2}, {1, 2}), b.fin("b", {1, 2, 1}, {3, 4})}, attrs({{"alpha", 0.25}})));
+    b.expect("y", {1, 1, 1}, {2.75});
+    add(b);
+  }
 }
 
 SHOAL_INTERPRETER_CASES(CausalMask, OpKind::CausalMask) {
