@@ -12,6 +12,7 @@
 
 #include "frontend/label.h"
 #include "frontend/layers.h"
+#include "frontend/layers_shape.h"
 #include "support/file_util.h"
 #include "ir/parser.h"
 #include "ir/shape_inference.h"
@@ -167,6 +168,11 @@ class Lowering {
   // (end of family conv)
 
   // ==== family shape: shape and data movement, batched matmul, attention ====
+  void lowerSplit(PNode& p, std::vector<Value*>& ins);
+  void lowerPermute(PNode& p, std::vector<Value*>& ins);
+  void lowerEmbedding(PNode& p, std::vector<Value*>& ins);
+  void lowerScaledDotProductAttention(PNode& p, std::vector<Value*>& ins);
+  void lowerMultiHeadAttention(PNode& p, std::vector<Value*>& ins);
   // (end of family shape)
 
   // ==== family train: losses and optimizers ====
@@ -896,6 +902,90 @@ void Lowering::lowerNode(PNode& p) {
 // (end of family conv)
 
 // ==== family shape: shape and data movement, batched matmul, attention ====
+
+// `s[split: axis=1 sizes=2,3]` or `parts=N`: slices `s.0`, `s.1`, ...; each edge out of the
+// node picks one (`-->|part 1|`, see operands()).
+void Lowering::lowerSplit(PNode& p, std::vector<Value*>& ins) {
+  Value* x = needOne(p, ins);
+  if (!x) return;
+  auto axis = intArg(p, "axis", 0, /*positive=*/false);
+  auto parts = intArg(p, "parts", 2);
+  std::vector<int64_t> sizes;
+  if (const LabelArg* a = arg(p, "sizes")) {
+    if (auto* i = std::get_if<int64_t>(&a->value)) sizes = {*i};
+    else if (auto* is = std::get_if<std::vector<int64_t>>(&a->value)) sizes = *is;
+    else return badArg(*a, "a list of extents like 2,3"), void(p.poisoned = true);
+    if (arg(p, "parts")) return error(a->loc, "give sizes or parts, not both"), void(p.poisoned = true);
+  }
+  if (!axis || !parts) return void(p.poisoned = true);
+  auto out = layers::split(*pipe_.model, x, p.decl->id, *axis, sizes, *parts, p.loc);
+  if (!out) {
+    error(out.error().location().known() ? out.error().location() : p.loc, out.error().message());
+    return void(p.poisoned = true);
+  }
+  p.parts = *out;
+}
+
+// `t[permute: perm=0,2,1]`: PyTorch's name for transpose with a permutation.
+void Lowering::lowerPermute(PNode& p, std::vector<Value*>& ins) {
+  Value* x = needOne(p, ins);
+  if (!x) return;
+  const LabelArg* a = arg(p, "perm");
+  if (!a) return error(p.label.opLoc, fmt::format("permute '{}' needs perm=...", p.decl->id)), void(p.poisoned = true);
+  auto perm = attrFromArg(*a, *opInfo(OpKind::Transpose).findAttr("perm"));
+  if (!perm) return void(p.poisoned = true);
+  Attrs attrs;
+  attrs.set("perm", *perm);
+  p.value = fromResult(p, layers::addOp(*pipe_.model, OpKind::Transpose, {x}, attrs, p.decl->id, p.loc));
+}
+
+// `e[embedding: vocab=1000 dim=64]` over integer ids: param `e.weight` [vocab, dim].
+void Lowering::lowerEmbedding(PNode& p, std::vector<Value*>& ins) {
+  Value* ids = needOne(p, ins);
+  if (!ids) return;
+  if (!arg(p, "vocab") || !arg(p, "dim"))
+    return error(p.label.opLoc, fmt::format("embedding '{}' needs vocab=N and dim=N", p.decl->id)),
+           void(p.poisoned = true);
+  auto vocab = intArg(p, "vocab", 0);
+  auto dim = intArg(p, "dim", 0);
+  if (!vocab || !dim) return void(p.poisoned = true);
+  p.value = fromResult(p, layers::embedding(*pipe_.model, ids, p.decl->id, *vocab, *dim, p.loc));
+}
+
+// `s[sdpa: causal=true]` with edges q, k, v (labels q/k/v or 0/1/2).
+void Lowering::lowerScaledDotProductAttention(PNode& p, std::vector<Value*>& ins) {
+  if (ins.size() != 3)
+    return error(p.loc, fmt::format("{} '{}' takes q, k and v (label the edges q, k, v), got {} input{}", p.op,
+                                    p.decl->id, ins.size(), ins.size() == 1 ? "" : "s")),
+           void(p.poisoned = true);
+  auto causal = boolArg(p, "causal", false);
+  auto scale = floatArg(p, "scale", 0.0);
+  if (!causal || !scale) return void(p.poisoned = true);
+  if (arg(p, "scale") && *scale <= 0) return badArg(*arg(p, "scale"), "a positive number"), void(p.poisoned = true);
+  p.value = fromResult(p, layers::scaledDotProductAttention(*pipe_.model, ins[0], ins[1], ins[2], p.decl->id, *causal,
+                                                            *scale, p.loc));
+}
+
+// `a[attention: heads=4]`: torch.nn.MultiheadAttention over [batch, tokens, embed]; one input
+// (self-attention) or three (query, key, value: labels q/k/v or 0/1/2).
+void Lowering::lowerMultiHeadAttention(PNode& p, std::vector<Value*>& ins) {
+  if (ins.size() != 1 && ins.size() != 3)
+    return error(p.loc, fmt::format("attention '{}' takes one input (self-attention) or three (query, key, value: "
+                                    "label the edges q, k, v), got {}",
+                                    p.decl->id, ins.size())),
+           void(p.poisoned = true);
+  if (!arg(p, "heads"))
+    return error(p.label.opLoc, fmt::format("attention '{}' needs heads=N", p.decl->id)), void(p.poisoned = true);
+  auto heads = intArg(p, "heads", 1);
+  auto causal = boolArg(p, "causal", false);
+  auto bias = boolArg(p, "bias", true);
+  if (!heads || !causal || !bias) return void(p.poisoned = true);
+  Value* q = ins[0];
+  Value* k = ins.size() == 3 ? ins[1] : q;
+  Value* v = ins.size() == 3 ? ins[2] : q;
+  p.value = fromResult(p, layers::multiHeadAttention(*pipe_.model, q, k, v, p.decl->id, *heads, *causal, *bias, p.loc));
+}
+
 // (end of family shape)
 
 // ==== family train: losses and optimizers ====
@@ -933,6 +1023,12 @@ const std::vector<LayerSpec>& layerSpecs() {
       // (end of family conv)
 
       // ==== family shape: shape and data movement, batched matmul, attention ====
+      {"split", Role::Layer, {"axis", "sizes", "parts"}, &Lowering::lowerSplit},
+      {"permute", Role::Layer, {"perm"}, &Lowering::lowerPermute},
+      {"embedding", Role::Layer, {"vocab", "dim"}, &Lowering::lowerEmbedding},
+      {"scaled_dot_product_attention", Role::Layer, {"causal", "scale"}, &Lowering::lowerScaledDotProductAttention},
+      {"sdpa", Role::Layer, {"causal", "scale"}, &Lowering::lowerScaledDotProductAttention},
+      {"attention", Role::Layer, {"heads", "causal", "bias"}, &Lowering::lowerMultiHeadAttention},
       // (end of family shape)
 
       // ==== family train: losses and optimizers ====

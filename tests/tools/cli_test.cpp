@@ -15,7 +15,7 @@ using shoal::test::writeFile;
 namespace {
 
 const std::vector<std::string> kExamples = {"examples/seed_pipeline.mmd", "examples/mnist_cnn.mmd", "examples/mlp.mmd",
-                                            "examples/matmul.mmd", "examples/conv.mmd"};
+                                            "examples/matmul.mmd", "examples/conv.mmd", "examples/attention.mmd"};
 
 TEST(Cli, HelpOnEveryCommand) {
   for (std::string cmd : {"", "check ", "dump ", "compile ", "run "}) {
