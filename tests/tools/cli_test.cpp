@@ -38,7 +38,8 @@ TEST(Cli, BadUsageExitsOne) {
   EXPECT_NE(r.err.find("unknown pass 'bogus'"), std::string::npos) << r.err;
   // The list names every registered pass and the fuse group.
   EXPECT_NE(r.err.find("(passes: infer-shapes, canonicalize, fold-constants, autodiff, fuse-conv-activation, "
-                       "fuse-conv-pool, fuse-dense-activation, fuse-elementwise, dce, schedule; groups: fuse)"),
+                       "fuse-conv-pool, fuse-dense-activation, fuse-transpose-matmul, fuse-elementwise, dce, schedule; groups: "
+                       "fuse)"),
             std::string::npos)
       << r.err;
   r = runCli("dump examples/matmul.mmd --after autodiff");
