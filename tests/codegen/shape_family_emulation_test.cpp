@@ -113,5 +113,40 @@ TEST(ShapeFamilyEmulation, CrossAttentionTrainingStep) {
   compareTraining(g, feed, 2);
 }
 
+// A bad index: the emulated kernel reports it through the status words, worded as the
+// interpreter words it (the first bad position wins on both).
+TEST(ShapeFamilyEmulation, GatherReportsABadIndexLikeTheInterpreter) {
+  if (!haveHostCompiler()) GTEST_SKIP() << "no host C++ compiler to build the emulated module";
+  Graph g("lookup");
+  const Location loc{"lookup.mmd", 3, 7, "e"};
+  Value* table = layers::input(g, "table", {DType::F32, {5, 3}}, loc);
+  Value* ids = layers::input(g, "ids", {DType::I32, {2, 4}}, loc);
+  auto y = layers::addOp(g, OpKind::Gather, {table, ids}, {}, "e", loc);
+  ASSERT_TRUE(y.has_value());
+  layers::output(g, *y, "y", loc);
+  auto p1 = compileProgram(g.clone());
+  auto p2 = compileProgram(g.clone());
+  ASSERT_TRUE(p1 && p2);
+  Program program = std::move(*p2);
+  auto cpu = CpuExecutable::create(std::move(*p1));
+  auto emu = test::EmulatedExecutable::create(program);
+  ASSERT_TRUE(cpu && emu);
+  TensorMap feed{{"table", randomTensor({DType::F32, {5, 3}}, 4)},
+                 {"ids", Tensor::fromDoubles(DType::I32, {2, 4}, std::vector<double>{0, -5, 4, 9, 1, -6, 2, 3})}};
+  auto want = (*cpu)->run(feed);
+  auto got = (*emu)->run(feed);
+  ASSERT_FALSE(want.has_value());
+  ASSERT_FALSE(got.has_value());
+  EXPECT_EQ(want.error().message(), "gather 'e': index 9 at position 3 is outside [-5, 5)");
+  EXPECT_EQ(got.error().message(), want.error().message());
+  EXPECT_EQ(got.error().location().str(), "lookup.mmd:3:7");
+  // Valid indices (negative ones count from the back) run alike.
+  feed["ids"] = Tensor::fromDoubles(DType::I32, {2, 4}, std::vector<double>{0, -5, 4, -1, 1, 2, 2, 3});
+  auto a = (*cpu)->run(feed);
+  auto b = (*emu)->run(feed);
+  ASSERT_TRUE(a && b);
+  EXPECT_TRUE(closeTo("y", b->at("y"), a->at("y"), 0, 0));
+}
+
 }  // namespace
 }  // namespace shoal
