@@ -7,6 +7,7 @@
 #include "frontend/layers_shape.h"
 #include "ir/printer.h"  // grad_cases.h prints graphs without including it
 #include "passes/grad_cases.h"
+#include "passes/memory_plan.h"
 
 namespace shoal::test {
 namespace {
@@ -81,6 +82,27 @@ TEST(ShapeFamilyGradients, AttentionBackwardUsesTransposeFlags) {
   EXPECT_EQ(countOps(*g, OpKind::CausalMask), 2);
   EXPECT_EQ(countOps(*g, OpKind::SumTo), 0);  // no batch axis was broadcast
   checkGradients(t);
+}
+
+// squeeze and unsqueeze carry the view trait: the planner gives them their operand's buffer,
+// so they cost no memory and no copy; transpose moves elements and gets its own.
+TEST(ShapeFamilyMemory, SqueezeAndUnsqueezeShareTheirOperandsBuffer) {
+  TestGraph t(DType::F32);
+  Value* x = t.input("x", {DType::F32, {3, 4}}, t.draw(12, Fill::Uniform));
+  Value* r = t.op(OpKind::Relu, {x});
+  Value* u = t.op(OpKind::Unsqueeze, {r}, attrs({{"axes", std::vector<int64_t>{0, 2}}}));
+  Value* s = t.op(OpKind::Squeeze, {u});
+  Value* tr = t.op(OpKind::Transpose, {s});
+  t.output(t.op(OpKind::Tanh, {tr}), "y");
+  auto program = compileProgram(t.g.clone(), CompileOptions{});
+  ASSERT_TRUE(program) << program.error().str();
+  const Graph& g = *program->graph;
+  const MemoryPlan& plan = program->plan;
+  const Value* relu = g.findValue(r->name());
+  ASSERT_NE(relu, nullptr);
+  EXPECT_EQ(plan.bufferOf(g.findValue(u->name())), plan.bufferOf(relu));
+  EXPECT_EQ(plan.bufferOf(g.findValue(s->name())), plan.bufferOf(relu));
+  EXPECT_NE(plan.bufferOf(g.findValue(tr->name())), plan.bufferOf(relu));
 }
 
 }  // namespace
