@@ -497,8 +497,6 @@ Expected<void> emitNode(NodeEmitter& em) {
     case OpKind::SoftmaxCrossEntropyGrad: return cudagen::emitSoftmaxCrossEntropyGrad(em);
     case OpKind::Mse: return cudagen::emitMse(em);
     case OpKind::MseGrad: return cudagen::emitMseGrad(em);
-    case OpKind::SgdUpdate: return cudagen::emitSgd(em);
-    case OpKind::AdamUpdate: return cudagen::emitAdam(em);
     case OpKind::FusedConv2d: return cudagen::emitFusedConv2d(em);
     case OpKind::FusedConv2dPool: return cudagen::emitFusedConv2dPool(em);
     case OpKind::FusedDense: return cudagen::emitFusedDense(em);
@@ -547,7 +545,8 @@ Expected<CudaModuleSource> generateCudaSource(const Program& program, const Cuda
   for (size_t i = 0; i < nodes.size();) {
     const Node* n = nodes[i];
     size_t end = i + 1;
-    if (options.horizontalUpdates && (n->kind() == OpKind::AdamUpdate || n->kind() == OpKind::SgdUpdate))
+    // In-place updates (the optimizer's) are what fuses horizontally.
+    if (options.horizontalUpdates && !mutatedOperands(n->kind()).empty())
       while (end < nodes.size() && end - i < kMaxGroup && cudagen::updatesFuse(*n, *nodes[end])) ++end;
     if (end - i >= 2) {
       std::vector<std::unique_ptr<NodeEmitter>> emitters;

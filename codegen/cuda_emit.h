@@ -132,17 +132,8 @@ Expected<void> emitCast(NodeEmitter& em);
 Expected<void> emitElementwise(NodeEmitter& em);
 Expected<void> emitNormalize(NodeEmitter& em);
 Expected<void> emitMseGrad(NodeEmitter& em);
-Expected<void> emitSgd(NodeEmitter& em);
-Expected<void> emitAdam(NodeEmitter& em);
 /// fused_elementwise: the postfix program (ir/elementwise.h) inlined as C, one kernel.
 Expected<void> emitFusedElementwise(NodeEmitter& em);
-
-/// True when updates `a` and `b` (both adam_update or both sgd_update) can share one
-/// horizontally fused kernel: same element type, hyperparameters and step operand.
-bool updatesFuse(const Node& a, const Node& b);
-/// One kernel for a run of updates that updatesFuse pairwise (group[0] launches it; every
-/// member keeps its comment and its error site).
-Expected<void> emitUpdateGroup(const std::vector<NodeEmitter*>& group);
 
 /// The call `shoal_ew_<op>(operands..., params...)` of elementwise op `kind`'s formula, the
 /// params (its float attributes) written as literals of element type `dt`.

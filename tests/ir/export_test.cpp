@@ -73,9 +73,10 @@ std::unique_ptr<Graph> trickyGraph() {
   Attrs in;
   in.set("name", std::string("step"));
   Value* step = g->addNode(OpKind::Input, {}, in, {{"step", {DType::I64, {}}}})->result();
+  in.set("name", std::string("lr"));
+  Value* lr = g->addNode(OpKind::Input, {}, in, {{"lr", {DType::F64, {}}}})->result();
   Attrs a;
-  a.set("lr", 0.001);
-  g->addNode(OpKind::AdamUpdate, {w, grad, m, v, step}, a, {},
+  g->addNode(OpKind::AdamUpdate, {w, grad, m, v, step, lr}, a, {},
              Location{"t.mmd", 9, 1, "数据 \"q\" #1 <b> & 50% a|b `t`"});
   return g;
 }

@@ -310,28 +310,6 @@ SHOAL_ROUND_TRIP_CASE(MseGrad, OpKind::MseGrad) {
   return false;
 }
 
-SHOAL_ROUND_TRIP_CASE(SgdUpdate, OpKind::SgdUpdate) {
-  [[maybe_unused]] const Shape img{2, 1, 6, 6};
-  ins = {addParam(g, "d.weight", f32({3, 8})), addInput(g, "g", f32({3, 8})),
-         addState(g, "d.weight.velocity", f32({3, 8}))};
-  a.set("lr", 0.01);
-  a.set("momentum", 0.9);
-  a.set("weight_decay", 5e-4);
-  results = {};
-  return true;
-  return false;
-}
-
-SHOAL_ROUND_TRIP_CASE(AdamUpdate, OpKind::AdamUpdate) {
-  [[maybe_unused]] const Shape img{2, 1, 6, 6};
-  ins = {addParam(g, "d.weight", f32({3, 8})), addInput(g, "g", f32({3, 8})), addState(g, "m", f32({3, 8})),
-         addState(g, "v", f32({3, 8})), addInput(g, "step", i64({}))};
-  a.set("lr", 0.001);
-  results = {};
-  return true;
-  return false;
-}
-
 // A small graph holding one `kind` op with its operands and every schema attribute set, from
 // its registered case (elementwise ops: f32[2,3] operands and every float attribute 0.75, or
 // its default); nullptr for an op without a case.
