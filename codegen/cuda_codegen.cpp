@@ -454,6 +454,13 @@ Expected<void> emitNode(NodeEmitter& em) {
     // (end of family shape)
 
     // ==== family train: losses and optimizers ====
+    case OpKind::SgdUpdate:
+    case OpKind::SgdMomentumUpdate:
+    case OpKind::AdamUpdate: return cudagen::emitUpdate(em);
+    case OpKind::BceWithLogits: return cudagen::emitBceWithLogits(em);
+    case OpKind::BceWithLogitsGrad: return cudagen::emitBceWithLogitsGrad(em);
+    case OpKind::OneHot: return cudagen::emitOneHot(em);
+    case OpKind::GlobalSumSquares: return cudagen::emitGlobalSumSquares(em);
     // (end of family train)
 
     case OpKind::Input:

@@ -192,6 +192,20 @@ Expected<void> emitMse(NodeEmitter& em);
 // (end of family shape)
 
 // ==== family train: losses and optimizers ====
+/// sgd_update, sgd_momentum_update, adam_update: one kernel for one parameter.
+Expected<void> emitUpdate(NodeEmitter& em);
+/// True when updates `a` and `b` (one op, an in-place update) can share one horizontally
+/// fused kernel: same element type, attributes, and step, learning-rate and grad_scale operands.
+bool updatesFuse(const Node& a, const Node& b);
+/// One kernel for a run of updates that updatesFuse pairwise (group[0] launches it; every
+/// member keeps its comment and its error site).
+Expected<void> emitUpdateGroup(const std::vector<NodeEmitter*>& group);
+Expected<void> emitBceWithLogits(NodeEmitter& em);
+Expected<void> emitBceWithLogitsGrad(NodeEmitter& em);
+/// one_hot: out-of-range labels reported like the cross-entropy kernels'.
+Expected<void> emitOneHot(NodeEmitter& em);
+/// global_sum_squares: per-block sums in double, then one ordered sum.
+Expected<void> emitGlobalSumSquares(NodeEmitter& em);
 // (end of family train)
 
 /// The prelude every generated translation unit starts with (types, the scalar math and the

@@ -29,6 +29,7 @@
 // (end of family shape)
 
 // ==== family train: losses and optimizers ====
+#include "runtime/cpu/ops_train.h"
 // (end of family train)
 
 #include "runtime/init.h"
@@ -221,6 +222,13 @@ Expected<void> NodeRunner::run() {
     // (end of family shape)
 
     // ==== family train: losses and optimizers ====
+    case OpKind::SgdUpdate: return cpu::runSgdUpdate<T>(*this);
+    case OpKind::SgdMomentumUpdate: return cpu::runSgdMomentumUpdate<T>(*this);
+    case OpKind::AdamUpdate: return cpu::runAdamUpdate<T>(*this);
+    case OpKind::BceWithLogits: return cpu::runBceWithLogits<T>(*this);
+    case OpKind::BceWithLogitsGrad: return cpu::runBceWithLogitsGrad<T>(*this);
+    case OpKind::OneHot: return cpu::runOneHot<T>(*this);
+    case OpKind::GlobalSumSquares: return cpu::runGlobalSumSquares<T>(*this);
     // (end of family train)
 
     case OpKind::Input:
