@@ -10,6 +10,7 @@
 #include <set>
 #include <unordered_map>
 
+#include "frontend/ir_flowchart.h"
 #include "frontend/label.h"
 #include "frontend/layers.h"
 #include "support/file_util.h"
@@ -1039,20 +1040,16 @@ std::optional<Pipeline> Lowering::run() {
 }  // namespace
 
 std::optional<Pipeline> lowerDocument(const mermaid::Document& doc, DiagnosticEngine& diags) {
+  if (isIrFlowchart(doc)) return loadIrFlowchart(doc, diags);  // `shoal dump --format mermaid` output
   return Lowering(doc, diags).run();
 }
 
 std::optional<Pipeline> loadPipelineText(std::string_view text, const std::string& file, DiagnosticEngine& diags) {
   bool isMmd = file.size() >= 4 && file.substr(file.size() - 4) == ".mmd";
   if (!isMmd && looksLikeIrText(text)) {
-    diags.addSource(file, std::string(text));
-    auto g = parseGraph(text, file, diags);
-    if (!g) return std::nullopt;
-    DiagnosticEngine local;
-    if (!verifyGraph(*g, diags)) return std::nullopt;
-    Pipeline p;
-    p.file = file;
-    p.model = std::move(g);
+    auto p = parsePipelineText(text, file, diags);
+    if (!p) return std::nullopt;
+    if (!verifyGraph(*p->model, diags)) return std::nullopt;
     return p;
   }
   auto doc = mermaid::parse(text, file, diags);

@@ -67,4 +67,25 @@ struct Pipeline {
   std::string logitsName = "logits";  ///< the model output training and metrics use
 };
 
+/// The settings block IR text carries after the graph, so a dumped pipeline runs from its IR
+/// (`shoal dump a.mmd > a.ir && shoal run a.ir`), one line per section with the attribute
+/// syntax of op lines; sections a pipeline does not have are left out:
+///
+///   pipeline {
+///     data {batch=32, kind="mnist", path="data/mnist-10k", weights=""}
+///     train {batch=32, beta1=0.9, ..., loss="softmax_cross_entropy", lr=0.05, ...}
+///     output {checkpoint="", metrics="accuracy", plot=""}
+///     model {device="auto", input="x", output="logits"}
+///   }
+///
+/// "" (no block at all) for a pipeline with no data, training or output settings and the
+/// default model settings. Locations are not written: a section read back is located at its
+/// line of the IR file, so errors about the data or the training name the IR file.
+std::string printPipelineSettings(const Pipeline& p);
+
+/// Sets section `section` of `p` from its attributes (as printPipelineSettings writes them;
+/// keys left out keep their defaults), located at `loc`. Errors name the unknown section or
+/// key, or the value of the wrong kind.
+Expected<void> setPipelineSection(Pipeline& p, std::string_view section, const Attrs& attrs, const Location& loc);
+
 }  // namespace shoal

@@ -463,8 +463,15 @@ Expected<std::unique_ptr<ModelPrograms>> createPipelineTrainer(const Pipeline& p
   if (!p.train) return fail("the pipeline has no train stage");
   TrainConfig cfg = *p.train;
   if (opts.seed) cfg.seed = *opts.seed;
-  if (cfg.loss != "softmax_cross_entropy")
-    return fail("training from a dataset needs loss=softmax_cross_entropy (the data are class labels)", cfg.loc);
+  for (Node* n : p.model->nodes())
+    if (!mutatedOperands(n->kind()).empty())
+      return fail(fmt::format("'{}' holds a training step already (it was dumped with --train); a pipeline trains from "
+                              "its model: dump it without --train",
+                              p.file),
+                  cfg.loc);
+  if (cfg.loss != "softmax_cross_entropy" && !cfg.oneHotTargets)
+    return fail(fmt::format("the pipeline's data are class labels: loss {} needs its targets as their one-hot rows", cfg.loss),
+                cfg.loc);
   auto m = ModelPrograms::createTraining(std::shared_ptr<const Graph>(p.model->clone()), cfg, p.logitsName, cfg.batch,
                                          device, programOptions(opts));
   if (!m) return Unexpected(m.error());

@@ -694,7 +694,7 @@ TEST(IrText, MalformedTextsReportExactDiagnostics) {
       {"mermaid text", "flowchart TD\n  a --> b\n", "bad.ir:1:1: error: expected 'graph NAME {', got 'flowchart'"},
       {"header without brace", "graph g\n}\n", "bad.ir:1:8: error: expected '{' after the graph name, got end of line"},
       {"text after the graph", head + "}\n%z = relu(%x) : f32[2,3]\n",
-       "bad.ir:4:1: error: unexpected text after the end of graph 'g'"},
+       "bad.ir:4:1: error: unexpected text after the end of graph 'g' (only a 'pipeline {' settings block may follow)"},
   };
   for (const BadCase& c : cases) {
     SCOPED_TRACE(c.what);
