@@ -21,7 +21,7 @@ struct UpdateLayout {
   std::vector<bool> written;         ///< per tensor: updated in place
   int step = -1;                     ///< adam's step count operand
   int lr = -1;
-  int scale = -1;                    ///< the optional grad_scale operand (-1: none)
+  int scale = -1;  ///< the optional grad_scale operand (-1: none)
 };
 
 UpdateLayout layoutOf(const Node& n) {
@@ -54,7 +54,9 @@ Vars updateVars(const NodeEmitter& em, int site) {
   const DType dt = em.computeType();
   const Attrs& a = n.attrs();
   const UpdateLayout l = layoutOf(n);
-  Vars v = {{"T", em.T()}, {"SITE", std::to_string(site)}, {"WD", literal(a.getFloat("weight_decay"), dt)},
+  Vars v = {{"T", em.T()},
+            {"SITE", std::to_string(site)},
+            {"WD", literal(a.getFloat("weight_decay"), dt)},
             {"LRT", cudaType(n.input(size_t(l.lr))->type().dtype)},
             {"GS", l.scale >= 0 ? " * gs" : ""},
             {"GST", l.scale >= 0 ? cudaType(n.input(size_t(l.scale))->type().dtype) : "float"}};
@@ -76,7 +78,8 @@ Vars updateVars(const NodeEmitter& em, int site) {
 // A launch's prologue: skip after an earlier error, read the shared scalars.
 std::string updatePrologue(const Node& n, const Vars& v) {
   const UpdateLayout l = layoutOf(n);
-  std::string out = "  if (status[0] != 0) return;  // an earlier kernel of this step reported an error: update nothing\n";
+  std::string out =
+      "  if (status[0] != 0) return;  // an earlier kernel of this step reported an error: update nothing\n";
   if (l.scale >= 0) out += "  const ${T} gs = (${T})gsp[0];\n";
   if (isAdam(n)) {
     out +=
@@ -114,20 +117,22 @@ std::string updateElement(const Node& n, const Vars& vars, const std::string& s,
   } else if (n.kind() == OpKind::SgdMomentumUpdate) {
     v.push_back({"VEL", at("vel")});
     const bool nesterov = n.attrs().getInt("nesterov") != 0;
-    code = "${_}const ${T} gi = ${G}${GS} + ${WD} * ${W};\n"
-           "${_}${VEL} = ${MOM} * ${VEL} + gi;\n";
+    code =
+        "${_}const ${T} gi = ${G}${GS} + ${WD} * ${W};\n"
+        "${_}${VEL} = ${MOM} * ${VEL} + gi;\n";
     code += nesterov ? "${_}${W} -= lr * (gi + ${MOM} * ${VEL});\n" : "${_}${W} -= lr * ${VEL};\n";
   } else {
     v.push_back({"M", at("m")});
     v.push_back({"V", at("v")});
     const bool decoupled = n.attrs().getInt("decoupled_weight_decay") != 0;
     code = decoupled ? "${_}const ${T} wi = ${W} * shrink;\n" : "${_}const ${T} wi = ${W};\n";
-    code += "${_}const ${T} gi = ${G}${GS} + l2 * wi;\n"
-            "${_}const ${T} mi = beta1 * ${M} + ((${T})1 - beta1) * gi;\n"
-            "${_}const ${T} vi = beta2 * ${V} + ((${T})1 - beta2) * gi * gi;\n"
-            "${_}${M} = mi;\n"
-            "${_}${V} = vi;\n"
-            "${_}${W} = wi - stepSize * mi / (shoal_sqrt(vi) / bc2Sqrt + eps);\n";
+    code +=
+        "${_}const ${T} gi = ${G}${GS} + l2 * wi;\n"
+        "${_}const ${T} mi = beta1 * ${M} + ((${T})1 - beta1) * gi;\n"
+        "${_}const ${T} vi = beta2 * ${V} + ((${T})1 - beta2) * gi * gi;\n"
+        "${_}${M} = mi;\n"
+        "${_}${V} = vi;\n"
+        "${_}${W} = wi - stepSize * mi / (shoal_sqrt(vi) / bc2Sqrt + eps);\n";
   }
   return fill(code, v);
 }
@@ -188,7 +193,8 @@ Expected<void> emitUpdateGroup(const std::vector<NodeEmitter*>& group) {
   for (size_t k = 0; k < group.size(); ++k) {
     const std::string s = single ? "" : std::to_string(k);
     for (size_t t = 0; t < l.tensors.size(); ++t) {
-      params += fill(std::string(l.written[t] ? "${T}* " : "const ${T}* ") + "__restrict__ " + l.tensors[t] + s + ", ", v);
+      params +=
+          fill(std::string(l.written[t] ? "${T}* " : "const ${T}* ") + "__restrict__ " + l.tensors[t] + s + ", ", v);
       args.push_back(group[k]->in(t));
     }
   }
@@ -205,7 +211,8 @@ Expected<void> emitUpdateGroup(const std::vector<NodeEmitter*>& group) {
   params += isAdam(n0) ? "u64* __restrict__ status" : "const u64* __restrict__ status";
   args.push_back(NodeEmitter::status());
 
-  std::string loop = "  for (${I} i = (${I})blockIdx.x * blockDim.x + threadIdx.x; i < ${N}; i += (${I})gridDim.x * blockDim.x) {\n";
+  std::string loop =
+      "  for (${I} i = (${I})blockIdx.x * blockDim.x + threadIdx.x; i < ${N}; i += (${I})gridDim.x * blockDim.x) {\n";
   if (single) {
     loop += updateElement(n0, v, "", "i", "    ");
   } else {
@@ -219,9 +226,10 @@ Expected<void> emitUpdateGroup(const std::vector<NodeEmitter*>& group) {
     for (size_t x = 0; x < segments.size(); ++x) {
       const Segment& seg = segments[x];
       const bool only = segments.size() == 1, last = x + 1 == segments.size();
-      loop += only ? "    {\n" : x == 0 ? "    if (i < " + intLit(seg.end) + ") {\n"
-                               : last   ? "    } else {\n"
-                                        : "    } else if (i < " + intLit(seg.end) + ") {\n";
+      loop += only     ? "    {\n"
+              : x == 0 ? "    if (i < " + intLit(seg.end) + ") {\n"
+              : last   ? "    } else {\n"
+                       : "    } else if (i < " + intLit(seg.end) + ") {\n";
       loop += "      const ${I} j = i" + (seg.begin ? " - " + intLit(seg.begin) : std::string()) + ";\n";
       loop += updateElement(n0, v, std::to_string(seg.member), "j", "      ");
     }
@@ -244,8 +252,7 @@ Expected<void> emitBceWithLogits(NodeEmitter& em) {
   if (!isFloat(n.input(0)->type().dtype)) return em.unsupported("bce_with_logits needs float operands");
   const int64_t count = n.input(0)->type().numElements();
   Vars v = {{"T", em.T()}, {"I", em.I()}, {"N", intLit(count)}};
-  em.kernel("",
-            fill("const ${T}* __restrict__ logits, const ${T}* __restrict__ targets, ${T}* __restrict__ loss", v),
+  em.kernel("", fill("const ${T}* __restrict__ logits, const ${T}* __restrict__ targets, ${T}* __restrict__ loss", v),
             fill("  __shared__ double red[32];\n"
                  "  double s = 0.0;\n"
                  "  for (${I} i = threadIdx.x; i < ${N}; i += blockDim.x) {\n"
@@ -284,10 +291,8 @@ Expected<void> emitOneHot(NodeEmitter& em) {
   if (isFloat(n.input(0)->type().dtype)) return em.unsupported("labels must be integers");
   const int64_t rows = em.outShape()[0], classes = em.outShape()[1];
   int site = em.errorSite(CudaErrorKind::LabelOutOfRange, classes);
-  Vars v = {{"T", em.T()},
-            {"L", cudaType(n.input(0)->type().dtype)},
-            {"C", intLit(classes)},
-            {"SITE", std::to_string(site)}};
+  Vars v = {
+      {"T", em.T()}, {"L", cudaType(n.input(0)->type().dtype)}, {"C", intLit(classes)}, {"SITE", std::to_string(site)}};
   em.elementwise("", fill("const ${L}* __restrict__ labels, ${T}* __restrict__ out, u64* __restrict__ status", v),
                  fill("    const long long row = (long long)(i / ${C}), j = (long long)(i % ${C});\n"
                       "    const long long label = (long long)labels[row];\n"
@@ -314,7 +319,8 @@ Expected<void> emitGlobalSumSquares(NodeEmitter& em) {
   int64_t total = 0;
   for (const Value* in : n.inputs()) total += in->type().numElements();
   // About eight elements per thread per block before a block sum is worth it.
-  const int64_t blocks = std::clamp<int64_t>((total + 8 * int64_t(kBlock) - 1) / (8 * int64_t(kBlock)), 1, kTargetBlocks);
+  const int64_t blocks =
+      std::clamp<int64_t>((total + 8 * int64_t(kBlock) - 1) / (8 * int64_t(kBlock)), 1, kTargetBlocks);
   const std::string I = indexType(total);
   Vars v = {{"T", em.T()}, {"I", I}, {"B", intLit(blocks)}};
   std::string params, loops;
@@ -323,9 +329,10 @@ Expected<void> emitGlobalSumSquares(NodeEmitter& em) {
     const std::string s = std::to_string(k);
     params += fill("const ${T}* __restrict__ x" + s + ", ", v);
     args.push_back(em.in(k));
-    loops += fill("  for (${I} i = (${I})blockIdx.x * blockDim.x + threadIdx.x; i < ${N}; i += (${I})gridDim.x * blockDim.x)"
-                  " acc += (double)x${K}[i] * (double)x${K}[i];\n",
-                  {{"I", I}, {"N", intLit(n.input(k)->type().numElements())}, {"K", s}});
+    loops += fill(
+        "  for (${I} i = (${I})blockIdx.x * blockDim.x + threadIdx.x; i < ${N}; i += (${I})gridDim.x * blockDim.x)"
+        " acc += (double)x${K}[i] * (double)x${K}[i];\n",
+        {{"I", I}, {"N", intLit(n.input(k)->type().numElements())}, {"K", s}});
   }
   v.push_back({"LOOPS", loops});
   if (blocks == 1) {

@@ -73,8 +73,9 @@ std::optional<Pipeline> loadIrFlowchart(const mermaid::Document& doc, Diagnostic
   const int before = diags.errorCount();
   for (const mermaid::NodeDecl& d : doc.nodes) {
     if (!d.hasLabel) {
-      diags.error(d.loc, fmt::format("node '{}' has no label: each node of an exported IR graph holds the IR text of its ops",
-                                     d.id));
+      diags.error(
+          d.loc,
+          fmt::format("node '{}' has no label: each node of an exported IR graph holds the IR text of its ops", d.id));
       continue;
     }
     size_t first = lines.size();
@@ -112,7 +113,8 @@ std::optional<Pipeline> loadIrFlowchart(const mermaid::Document& doc, Diagnostic
   for (const mermaid::Edge& e : doc.edges) {
     drawn.insert({e.from, e.to});
     if (!expected.count({e.from, e.to}))
-      diags.error(e.loc, fmt::format("edge {} --> {}: no op of '{}' reads a value of '{}'", e.from, e.to, e.to, e.from));
+      diags.error(e.loc,
+                  fmt::format("edge {} --> {}: no op of '{}' reads a value of '{}'", e.from, e.to, e.to, e.from));
   }
   for (const auto& [edge, value] : expected)
     if (!drawn.count(edge))

@@ -13,9 +13,12 @@ namespace {
 
 std::string_view scheduleName(ScheduleKind k) {
   switch (k) {
-    case ScheduleKind::Constant: return "constant";
-    case ScheduleKind::Step: return "step";
-    case ScheduleKind::Cosine: return "cosine";
+    case ScheduleKind::Constant:
+      return "constant";
+    case ScheduleKind::Step:
+      return "step";
+    case ScheduleKind::Cosine:
+      return "cosine";
   }
   return "constant";
 }
@@ -120,7 +123,8 @@ class SectionReader {
     const AttrValue* v = attrs_.find(key);
     if (!v || error_) return;
     if (!set(*v))
-      error_ = Error(fmt::format("pipeline setting {}.{} must be {}, got {}", section_, key, want, attrValueString(*v)), loc_);
+      error_ = Error(fmt::format("pipeline setting {}.{} must be {}, got {}", section_, key, want, attrValueString(*v)),
+                     loc_);
   }
 
   std::string section_;
@@ -200,10 +204,14 @@ Expected<void> setPipelineSection(Pipeline& p, std::string_view section, const A
     r.integer("warmup", t.schedule.warmup);
     r.integer("seed", seed);
     r.flag("shuffle", t.shuffle);
-    if (schedule == "constant") t.schedule.kind = ScheduleKind::Constant;
-    else if (schedule == "step") t.schedule.kind = ScheduleKind::Step;
-    else if (schedule == "cosine") t.schedule.kind = ScheduleKind::Cosine;
-    else return fail(fmt::format("unknown schedule '{}' (constant, step or cosine)", schedule), loc);
+    if (schedule == "constant")
+      t.schedule.kind = ScheduleKind::Constant;
+    else if (schedule == "step")
+      t.schedule.kind = ScheduleKind::Step;
+    else if (schedule == "cosine")
+      t.schedule.kind = ScheduleKind::Cosine;
+    else
+      return fail(fmt::format("unknown schedule '{}' (constant, step or cosine)", schedule), loc);
     t.seed = uint64_t(seed);
     t.loc = loc;
     p.train = t;

@@ -51,8 +51,10 @@ Expected<Types> shapeUpdate(const Node& n) {
   for (const char* what : layout.scalars) {
     if (i >= n.numInputs()) break;
     // The step count may be any numeric type (the trainer feeds f32); rates are floats.
-    if (std::string_view(what) == "step count") SHOAL_SHAPE_TRY(requireScalar(n, n.input(i), what));
-    else SHOAL_SHAPE_TRY(requireFloatScalar(n, n.input(i), what));
+    if (std::string_view(what) == "step count")
+      SHOAL_SHAPE_TRY(requireScalar(n, n.input(i), what));
+    else
+      SHOAL_SHAPE_TRY(requireFloatScalar(n, n.input(i), what));
     ++i;
   }
   if (n.kind() == OpKind::SgdMomentumUpdate && n.attrs().getInt("nesterov") != 0 && n.attrs().getFloat("momentum") <= 0)
@@ -65,12 +67,14 @@ Expected<Types> shapeBceWithLogits(const Node& n) {
   const Value* t = n.input(1);
   SHOAL_SHAPE_TRY(requireFloat(n, x, "logits"));
   if (t->type() != x->type())
-    return Unexpected(shapeError(n, fmt::format("targets {} must have the logits' type {} (float probabilities)", sh(t), sh(x))));
+    return Unexpected(
+        shapeError(n, fmt::format("targets {} must have the logits' type {} (float probabilities)", sh(t), sh(x))));
   if (n.kind() == OpKind::BceWithLogitsGrad) {
     const Value* dloss = n.input(2);
     SHOAL_SHAPE_TRY(requireScalar(n, dloss, "loss gradient"));
     if (dloss->type().dtype != x->type().dtype)
-      return Unexpected(shapeError(n, fmt::format("loss gradient {} must have the element type of {}", sh(dloss), sh(x))));
+      return Unexpected(
+          shapeError(n, fmt::format("loss gradient {} must have the element type of {}", sh(dloss), sh(x))));
     return Types{x->type()};
   }
   return Types{{x->type().dtype, {}}};
@@ -94,8 +98,9 @@ Expected<Types> shapeGlobalSumSquares(const Node& n) {
   SHOAL_SHAPE_TRY(requireFloat(n, first, "operand 0"));
   for (size_t i = 1; i < n.numInputs(); ++i)
     if (n.input(i)->type().dtype != first->type().dtype)
-      return Unexpected(shapeError(n, fmt::format("operand {} is {}, operand 0 is {}: all operands share one element type", i,
-                                                  sh(n.input(i)), sh(first))));
+      return Unexpected(
+          shapeError(n, fmt::format("operand {} is {}, operand 0 is {}: all operands share one element type", i,
+                                    sh(n.input(i)), sh(first))));
   return Types{{first->type().dtype, {}}};
 }
 

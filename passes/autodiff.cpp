@@ -281,7 +281,7 @@ Expected<void> expandFusedOps(Graph& g) {
   return {};
 }
 
-// The optimizer's in-place update of one parameter.
+// The scalar operands every optimizer update of the step shares.
 struct UpdateOperands {
   Value* step = nullptr;       ///< adam, adamw
   Value* lr = nullptr;

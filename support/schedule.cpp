@@ -13,8 +13,10 @@ double LrSchedule::rate(double base, int64_t t) const {
     t -= warmup;  // SequentialLR: the schedule starts at its own step 0
   }
   switch (kind) {
-    case ScheduleKind::Constant: return base;
-    case ScheduleKind::Step: return stepSize > 0 ? base * std::pow(gamma, double(t / stepSize)) : base;
+    case ScheduleKind::Constant:
+      return base;
+    case ScheduleKind::Step:
+      return stepSize > 0 ? base * std::pow(gamma, double(t / stepSize)) : base;
     case ScheduleKind::Cosine:
       if (tMax <= 0) return base;
       return etaMin + (base - etaMin) * (1 + std::cos(std::numbers::pi * double(t) / double(tMax))) / 2;

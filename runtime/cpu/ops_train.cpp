@@ -111,11 +111,15 @@ Expected<void> runOneHot(OpContext& c) {
     return {};
   };
   switch (c.node().input(0)->type().dtype) {
-    case DType::I64: return run(c.in<int64_t>(0));
-    case DType::I32: return run(c.in<int32_t>(0));
-    case DType::U8: return run(c.in<uint8_t>(0));
+    case DType::I64:
+      return run(c.in<int64_t>(0));
+    case DType::I32:
+      return run(c.in<int32_t>(0));
+    case DType::U8:
+      return run(c.in<uint8_t>(0));
     case DType::F32:
-    case DType::F64: break;
+    case DType::F64:
+      break;
   }
   return c.error("labels must be integers");
 }
@@ -123,25 +127,26 @@ Expected<void> runOneHot(OpContext& c) {
 template <typename T>
 Expected<void> runGlobalSumSquares(OpContext& c) {
   double total = 0;
-  for (size_t i = 0; i < c.numInputs(); ++i) total += sumSquares<T>(c.node().input(i)->type().numElements(), c.in<T>(i));
+  for (size_t i = 0; i < c.numInputs(); ++i)
+    total += sumSquares<T>(c.node().input(i)->type().numElements(), c.in<T>(i));
   *c.out<T>() = T(total);
   return {};
 }
 
 #define SHOAL_INSTANTIATE_LABEL(T, L) template int64_t oneHot<T, L>(int64_t, int64_t, const L*, T*);
-#define SHOAL_INSTANTIATE(T)                                                      \
-  template void bceWithLogits<T>(int64_t, const T*, const T*, T*);                \
-  template void bceWithLogitsBackward<T>(int64_t, const T*, const T*, T, T*);     \
-  template double sumSquares<T>(int64_t, const T*);                               \
-  template Expected<void> runSgdUpdate<T>(OpContext&);                            \
-  template Expected<void> runSgdMomentumUpdate<T>(OpContext&);                    \
-  template Expected<void> runAdamUpdate<T>(OpContext&);                           \
-  template Expected<void> runBceWithLogits<T>(OpContext&);                        \
-  template Expected<void> runBceWithLogitsGrad<T>(OpContext&);                    \
-  template Expected<void> runOneHot<T>(OpContext&);                               \
-  template Expected<void> runGlobalSumSquares<T>(OpContext&);                     \
-  SHOAL_INSTANTIATE_LABEL(T, int64_t)                                             \
-  SHOAL_INSTANTIATE_LABEL(T, int32_t)                                             \
+#define SHOAL_INSTANTIATE(T)                                                  \
+  template void bceWithLogits<T>(int64_t, const T*, const T*, T*);            \
+  template void bceWithLogitsBackward<T>(int64_t, const T*, const T*, T, T*); \
+  template double sumSquares<T>(int64_t, const T*);                           \
+  template Expected<void> runSgdUpdate<T>(OpContext&);                        \
+  template Expected<void> runSgdMomentumUpdate<T>(OpContext&);                \
+  template Expected<void> runAdamUpdate<T>(OpContext&);                       \
+  template Expected<void> runBceWithLogits<T>(OpContext&);                    \
+  template Expected<void> runBceWithLogitsGrad<T>(OpContext&);                \
+  template Expected<void> runOneHot<T>(OpContext&);                           \
+  template Expected<void> runGlobalSumSquares<T>(OpContext&);                 \
+  SHOAL_INSTANTIATE_LABEL(T, int64_t)                                         \
+  SHOAL_INSTANTIATE_LABEL(T, int32_t)                                         \
   SHOAL_INSTANTIATE_LABEL(T, uint8_t)
 SHOAL_INSTANTIATE(float)
 SHOAL_INSTANTIATE(double)

@@ -39,7 +39,8 @@ TEST(LrSchedule, LinearWarmupThenTheSchedule) {
   expectRates({.warmup = 4}, 0.1, {0.025, 0.05, 0.075, 0.1, 0.1, 0.1});
   // Two warm-up steps, then StepLR(step_size=1, gamma=0.5) from its own step 0
   // (SequentialLR with milestone 2).
-  expectRates({.kind = ScheduleKind::Step, .stepSize = 1, .gamma = 0.5, .warmup = 2}, 0.1, {0.05, 0.1, 0.1, 0.05, 0.025});
+  expectRates({.kind = ScheduleKind::Step, .stepSize = 1, .gamma = 0.5, .warmup = 2}, 0.1,
+              {0.05, 0.1, 0.1, 0.05, 0.025});
 }
 
 // x [N, 2] -> dense(3) -> logits: a linear classifier of three classes.
@@ -132,8 +133,10 @@ TEST(TrainerSchedules, BadSchedulesAreRefused) {
     return t ? std::string() : t.error().message();
   };
   EXPECT_EQ(refused({.kind = ScheduleKind::Step}), "LrSchedule: a step schedule needs a positive stepSize, got 0");
-  EXPECT_EQ(refused({.kind = ScheduleKind::Step, .stepSize = 5, .gamma = 0}), "LrSchedule: gamma must be positive, got 0");
-  EXPECT_EQ(refused({.kind = ScheduleKind::Cosine, .tMax = -1}), "LrSchedule: tMax must be 0 (the fit) or positive, got -1");
+  EXPECT_EQ(refused({.kind = ScheduleKind::Step, .stepSize = 5, .gamma = 0}),
+            "LrSchedule: gamma must be positive, got 0");
+  EXPECT_EQ(refused({.kind = ScheduleKind::Cosine, .tMax = -1}),
+            "LrSchedule: tMax must be 0 (the fit) or positive, got -1");
   EXPECT_EQ(refused({.warmup = -3}), "LrSchedule: warmup must be 0 or more steps, got -3");
 }
 
@@ -150,7 +153,8 @@ TEST(TrainerOptions, SettingsThatDoNotFitAreRefused) {
   EXPECT_EQ(refused({.oneHotLabels = true}),
             "TrainingOptions::oneHotLabels is for Loss::MeanSquaredError and Loss::BinaryCrossEntropyWithLogits "
             "(cross-entropy reads the labels itself)");
-  EXPECT_EQ(refused({.optimizer = shoal::optim::SGD{.nesterov = true}}), "optim::SGD: nesterov needs a positive momentum");
+  EXPECT_EQ(refused({.optimizer = shoal::optim::SGD{.nesterov = true}}),
+            "optim::SGD: nesterov needs a positive momentum");
   EXPECT_EQ(refused({.optimizer = shoal::optim::AdamW{.eps = 0}}), "optim::AdamW: eps must be positive, got 0");
   EXPECT_EQ(refused({.clipNorm = -1}), "TrainingOptions::clipNorm must be 0 (off) or positive, got -1");
 }
@@ -211,7 +215,9 @@ TEST(TrainerLosses, EveryLossAndOptimizerLearnsTheClusters) {
         .oneHotLabels = true,
         .schedule = {.kind = ScheduleKind::Cosine, .warmup = 3}}},
       {"bce on one-hot labels, Adam",
-       {.loss = shoal::Loss::BinaryCrossEntropyWithLogits, .optimizer = shoal::optim::Adam{.lr = 0.05}, .oneHotLabels = true}},
+       {.loss = shoal::Loss::BinaryCrossEntropyWithLogits,
+        .optimizer = shoal::optim::Adam{.lr = 0.05},
+        .oneHotLabels = true}},
   };
   for (const Setting& s : settings) {
     SCOPED_TRACE(s.name);
@@ -241,7 +247,7 @@ TEST(TrainerLosses, APipelinesTrainStageBecomesTrainingOptions) {
   const auto* adamw = std::get_if<shoal::optim::AdamW>(&o.optimizer);
   ASSERT_NE(adamw, nullptr);
   EXPECT_EQ(adamw->lr, 0.002);
-  EXPECT_EQ(adamw->eps, 1e-8);          // PyTorch's AdamW defaults
+  EXPECT_EQ(adamw->eps, 1e-8);  // PyTorch's AdamW defaults
   EXPECT_EQ(adamw->weightDecay, 1e-2);
   EXPECT_EQ(o.clipNorm, 0.5);
   EXPECT_EQ(o.schedule.kind, ScheduleKind::Step);

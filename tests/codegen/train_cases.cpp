@@ -9,7 +9,8 @@ const TensorType kRate{DType::F64, {}};
 
 SHOAL_CUDA_CASE(SgdUpdate, OpKind::SgdUpdate) {
   Value* lr = b.input("lr", kRate);
-  b.op(OpKind::SgdUpdate, {b.param("w", {3, 8}), b.input("g", Shape{3, 8}), lr}, attrs({{"weight_decay", 1e-3}}), "sgd");
+  b.op(OpKind::SgdUpdate, {b.param("w", {3, 8}), b.input("g", Shape{3, 8}), lr}, attrs({{"weight_decay", 1e-3}}),
+       "sgd");
   b.op(OpKind::SgdUpdate, {b.param("u", {5}), b.input("gu", Shape{5}), lr, b.input("gs", Shape{})}, {}, "clipped");
   return true;
 }
@@ -65,8 +66,8 @@ SHOAL_CUDA_CASE(OneHot, OpKind::OneHot) {
 SHOAL_CUDA_CASE(GlobalSumSquares, OpKind::GlobalSumSquares) {
   // One block (a few hundred elements), and a multi-block sum over operands of mixed sizes.
   b.op(OpKind::GlobalSumSquares, {b.input("a", Shape{3, 8}), b.input("s", Shape{})}, {}, "small");
-  b.op(OpKind::GlobalSumSquares, {b.input("w", Shape{300, 40}), b.input("bias", Shape{40}), b.input("v", Shape{5, 1000})},
-       {}, "large");
+  b.op(OpKind::GlobalSumSquares,
+       {b.input("w", Shape{300, 40}), b.input("bias", Shape{40}), b.input("v", Shape{5, 1000})}, {}, "large");
   return true;
 }
 

@@ -107,7 +107,8 @@ TEST(IrFlowchart, EdgesMustMatchTheOperands) {
   const std::string text = smallFlowchart();
   EXPECT_EQ(firstError(replaced(text, "  n0 -->|\"f32[2]\"| n1\n", "")),
             "small.mmd:4:7: error: 'n1' reads %x of 'n0', but no edge n0 --> n1 is drawn");
-  EXPECT_EQ(firstError(text + "  n0 --> n2\n"), "small.mmd:8:6: error: edge n0 --> n2: no op of 'n2' reads a value of 'n0'");
+  EXPECT_EQ(firstError(text + "  n0 --> n2\n"),
+            "small.mmd:8:6: error: edge n0 --> n2: no op of 'n2' reads a value of 'n0'");
 }
 
 TEST(IrFlowchart, LabelsAreIrText) {
@@ -118,17 +119,19 @@ TEST(IrFlowchart, LabelsAreIrText) {
   EXPECT_EQ(firstError(replaced(text, "n1[\"#37;r = relu(#37;x)<br/>", "n1[\"")),
             "small.mmd:4:7: error: node 'n1': ':' continues no op");
   // A shape the ops disagree with: the verifier, located at the node.
-  EXPECT_EQ(firstError(replaced(text, "n1[\"#37;r = relu(#37;x)<br/>: f32[2]", "n1[\"#37;r = relu(#37;x)<br/>: f32[3]")),
-            "small.mmd:4:7: error: relu 'r': result %r has type f32[3], but its operands give f32[2]");
+  EXPECT_EQ(
+      firstError(replaced(text, "n1[\"#37;r = relu(#37;x)<br/>: f32[2]", "n1[\"#37;r = relu(#37;x)<br/>: f32[3]")),
+      "small.mmd:4:7: error: relu 'r': result %r has type f32[3], but its operands give f32[2]");
   // A node without a label.
-  EXPECT_EQ(firstError(text + "  n3\n"), "small.mmd:8:3: error: node 'n3' has no label: each node of an exported IR graph "
-                                         "holds the IR text of its ops");
+  EXPECT_EQ(firstError(text + "  n3\n"),
+            "small.mmd:8:3: error: node 'n3' has no label: each node of an exported IR graph "
+            "holds the IR text of its ops");
 }
 
 TEST(IrFlowchart, OnlyTheMarkedFlowchartsAreIr) {
   DiagnosticEngine diags;
-  auto p = loadText("flowchart TD\n  %% a comment\n  x[input: shape=2 dtype=f32] --> r[relu] --> out[output]\n", "p.mmd",
-                    diags);
+  auto p = loadText("flowchart TD\n  %% a comment\n  x[input: shape=2 dtype=f32] --> r[relu] --> out[output]\n",
+                    "p.mmd", diags);
   ASSERT_TRUE(p.has_value()) << diags.render();  // an ordinary pipeline
   EXPECT_NE(p->model->outputValue("out"), nullptr);
   EXPECT_EQ(firstError("flowchart TD\n  %% shoal IR graph : nothing\n  n0[\"x\"]\n"),

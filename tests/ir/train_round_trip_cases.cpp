@@ -16,8 +16,8 @@ SHOAL_ROUND_TRIP_CASE(SgdUpdate, OpKind::SgdUpdate) {
 }
 
 SHOAL_ROUND_TRIP_CASE(SgdMomentumUpdate, OpKind::SgdMomentumUpdate) {
-  ins = {addParam(g, "d.weight", f32({3, 8})), addInput(g, "g", f32({3, 8})), addState(g, "d.weight.velocity", f32({3, 8})),
-         addInput(g, "lr", f64Scalar())};
+  ins = {addParam(g, "d.weight", f32({3, 8})), addInput(g, "g", f32({3, 8})),
+         addState(g, "d.weight.velocity", f32({3, 8})), addInput(g, "lr", f64Scalar())};
   a.set("momentum", 0.9);
   a.set("weight_decay", 5e-4);
   a.set("nesterov", int64_t(1));
@@ -26,8 +26,12 @@ SHOAL_ROUND_TRIP_CASE(SgdMomentumUpdate, OpKind::SgdMomentumUpdate) {
 }
 
 SHOAL_ROUND_TRIP_CASE(AdamUpdate, OpKind::AdamUpdate) {
-  ins = {addParam(g, "d.weight", f32({3, 8})), addInput(g, "g", f32({3, 8})), addState(g, "m", f32({3, 8})),
-         addState(g, "v", f32({3, 8})),         addInput(g, "step", i64({})),    addInput(g, "lr", f64Scalar()),
+  ins = {addParam(g, "d.weight", f32({3, 8})),
+         addInput(g, "g", f32({3, 8})),
+         addState(g, "m", f32({3, 8})),
+         addState(g, "v", f32({3, 8})),
+         addInput(g, "step", i64({})),
+         addInput(g, "lr", f64Scalar()),
          addInput(g, "gs", f32({}))};
   a.set("beta1", 0.8);
   a.set("beta2", 0.99);

@@ -224,7 +224,9 @@ TEST(TrainStep, SettingsThatDoNotFitAreErrors) {
   expectError(hot, "one-hot targets are for mse and bce_with_logits (cross-entropy reads the labels)");
 }
 
-std::string withoutLocations(const std::string& ir) { return std::regex_replace(ir, std::regex(R"( loc\([^\n]*\))"), ""); }
+std::string withoutLocations(const std::string& ir) {
+  return std::regex_replace(ir, std::regex(R"( loc\([^\n]*\))"), "");
+}
 
 // A graph after the fuse-* passes (what `shoal dump` prints) trains as the pipeline does: its
 // fused ops are expanded before the backward pass, and the training step is the same program,

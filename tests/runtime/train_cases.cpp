@@ -80,8 +80,8 @@ SHOAL_INTERPRETER_CASES(SgdMomentumUpdate, OpKind::SgdMomentumUpdate) {
     // Nesterov μ 0.5: w = 2 - 0.1 (0.7 + 0.35) = 1.895.
     CaseBuilder b("grad_scale and weight decay", dt);
     b.op(kind,
-         {b.param("w", {1}, {2}), b.fin("g", {1}, {1}), b.state("w.velocity", {1}), b.input("lr", {DType::F64, {}}, {0.1}),
-          b.fin("gs", {}, {0.5})},
+         {b.param("w", {1}, {2}), b.fin("g", {1}, {1}), b.state("w.velocity", {1}),
+          b.input("lr", {DType::F64, {}}, {0.1}), b.fin("gs", {}, {0.5})},
          attrs({{"momentum", 0.5}, {"weight_decay", 0.1}, {"nesterov", int64_t(1)}}), "sgd");
     b.expect("w", {1}, {1.895});
     b.expect("w.velocity", {1}, {0.7});
@@ -171,9 +171,10 @@ SHOAL_INTERPRETER_CASES(BceWithLogitsGrad, OpKind::BceWithLogitsGrad) {
   {
     // dloss (σ(x) - t)/n with dloss 2, n 4: σ = [0.5, 0.75, 0.25, 1]; σ - t = [-0.5, -0.25, 0.25, 0.5].
     CaseBuilder b("sigmoid minus target", dt);
-    b.output(b.op(kind, {b.fin("x", {4}, {0, ln3, -ln3, 100}), b.fin("t", {4}, {1, 1, 0, 0.5}), b.fin("dloss", {}, {2})},
-                  {}, "dx"),
-             "dx");
+    b.output(
+        b.op(kind, {b.fin("x", {4}, {0, ln3, -ln3, 100}), b.fin("t", {4}, {1, 1, 0, 0.5}), b.fin("dloss", {}, {2})}, {},
+             "dx"),
+        "dx");
     b.expect("dx", {4}, {-0.25, -0.125, 0.125, 0.25});
     add(b);
   }

@@ -59,10 +59,12 @@ TEST(TrainLoop, OneCompiledStepServesEveryRate) {
 Expected<TrainReport> trainFewSteps(const std::string& trainStage, const std::string& name) {
   const std::string dir = test::tempDir();
   const std::string path = dir + "/" + name + ".mmd";
-  test::writeFile(path, "flowchart LR\n"
-                        "  x[input: mnist path=data/mnist-10k batch=16] --> pre[preprocess: scale=1/255]\n"
-                        "  pre --> f[flatten] --> d[dense: units=10]\n"
-                        "  d --> t[train: " + trainStage + "]\n");
+  test::writeFile(path,
+                  "flowchart LR\n"
+                  "  x[input: mnist path=data/mnist-10k batch=16] --> pre[preprocess: scale=1/255]\n"
+                  "  pre --> f[flatten] --> d[dense: units=10]\n"
+                  "  d --> t[train: " +
+                      trainStage + "]\n");
   DiagnosticEngine diags;
   auto p = loadPipelineFile(path, diags);
   if (!p) return fail(diags.render());

@@ -23,7 +23,9 @@ std::string withoutTimes(const std::string& out) {
   return std::regex_replace(s, std::regex(R"(trained in [^\n]*\n)"), "");
 }
 
-std::string withoutLocations(const std::string& ir) { return std::regex_replace(ir, std::regex(R"( loc\([^\n]*\))"), ""); }
+std::string withoutLocations(const std::string& ir) {
+  return std::regex_replace(ir, std::regex(R"( loc\([^\n]*\))"), "");
+}
 
 // IR text up to its pipeline settings block.
 std::string graphPart(const std::string& ir) { return ir.substr(0, ir.find("pipeline {\n")); }
@@ -59,7 +61,8 @@ TEST(RoundTripCli, ErrorsAboutADumpNameTheIrFile) {
   writeFile(dir + "/bad.ir", ir.replace(at, 21, "path=\"no/such/data\""));
   auto r = runCli("run '" + dir + "/bad.ir' --device cpu");
   EXPECT_EQ(r.exitCode, 1);
-  EXPECT_NE(r.err.find("\n" + dir + "/bad.ir:" + std::to_string(line) + ":3: error: cannot open MNIST directory 'no/such/data'"),
+  EXPECT_NE(r.err.find("\n" + dir + "/bad.ir:" + std::to_string(line) +
+                       ":3: error: cannot open MNIST directory 'no/such/data'"),
             std::string::npos)
       << r.err;
   // A model IR without a data block: its input has no data, and the error names the .ir.
