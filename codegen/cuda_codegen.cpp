@@ -486,6 +486,13 @@ Expected<void> emitNode(NodeEmitter& em) {
     // (end of family shape)
 
     // ==== family train: losses and optimizers ====
+    case OpKind::SgdUpdate:
+    case OpKind::SgdMomentumUpdate:
+    case OpKind::AdamUpdate: return cudagen::emitUpdate(em);
+    case OpKind::BceWithLogits: return cudagen::emitBceWithLogits(em);
+    case OpKind::BceWithLogitsGrad: return cudagen::emitBceWithLogitsGrad(em);
+    case OpKind::OneHot: return cudagen::emitOneHot(em);
+    case OpKind::GlobalSumSquares: return cudagen::emitGlobalSumSquares(em);
     // (end of family train)
 
     case OpKind::Input:
@@ -529,8 +536,6 @@ Expected<void> emitNode(NodeEmitter& em) {
     case OpKind::SoftmaxCrossEntropyGrad: return cudagen::emitSoftmaxCrossEntropyGrad(em);
     case OpKind::Mse: return cudagen::emitMse(em);
     case OpKind::MseGrad: return cudagen::emitMseGrad(em);
-    case OpKind::SgdUpdate: return cudagen::emitSgd(em);
-    case OpKind::AdamUpdate: return cudagen::emitAdam(em);
     case OpKind::FusedConv2d: return cudagen::emitFusedConv2d(em);
     case OpKind::FusedConv2dPool: return cudagen::emitFusedConv2dPool(em);
     case OpKind::FusedDense: return cudagen::emitFusedDense(em);
@@ -580,7 +585,8 @@ Expected<CudaModuleSource> generateCudaSource(const Program& program, const Cuda
   for (size_t i = 0; i < nodes.size();) {
     const Node* n = nodes[i];
     size_t end = i + 1;
-    if (options.horizontalUpdates && (n->kind() == OpKind::AdamUpdate || n->kind() == OpKind::SgdUpdate))
+    // In-place updates (the optimizer's) are what fuses horizontally.
+    if (options.horizontalUpdates && !mutatedOperands(n->kind()).empty())
       while (end < nodes.size() && end - i < kMaxGroup && cudagen::updatesFuse(*n, *nodes[end])) ++end;
     if (end - i >= 2) {
       std::vector<std::unique_ptr<NodeEmitter>> emitters;

@@ -77,6 +77,16 @@ Expected<Types> shapeCausalMask(const Node& n);
 // (end of family shape)
 
 // ==== family train: losses and optimizers ====
+/// sgd_update, sgd_momentum_update, adam_update: float parameter; gradient and state of its
+/// type; scalar step, learning rate and grad_scale.
+Expected<Types> shapeUpdate(const Node& n);
+/// bce_with_logits (-> scalar) and bce_with_logits_grad (-> the logits' type): float logits,
+/// targets of their type, a scalar loss gradient.
+Expected<Types> shapeBceWithLogits(const Node& n);
+/// one_hot: [N] integer labels -> [N, classes] of the dtype attribute (f32 or f64).
+Expected<Types> shapeOneHot(const Node& n);
+/// global_sum_squares: operands of one float dtype, any shapes -> a scalar of that dtype.
+Expected<Types> shapeGlobalSumSquares(const Node& n);
 // (end of family train)
 
 

@@ -116,6 +116,14 @@ std::string render(const Graph& g, const std::string& format) {
   return printGraph(g);
 }
 
+// One graph of the pipeline as IR text with the pipeline's settings block after it, so the
+// dump runs as the pipeline did (`shoal run a.ir`); other formats draw the graph only.
+std::string renderPipeline(const Graph& g, const Pipeline& p, const std::string& format) {
+  std::string text = render(g, format);
+  if (format == "ir") text += printPipelineSettings(p);
+  return text;
+}
+
 int runDump(const CommonOptions& c, const DumpOptions& d) {
   auto p = load(c.file);
   if (!p) return kUserError;
@@ -131,7 +139,7 @@ int runDump(const CommonOptions& c, const DumpOptions& d) {
   }
   if (!d.after.empty()) {
     if (d.after == "frontend") {
-      return emit(d.out, render(*p->model, d.format)) ? kOk : kUserError;
+      return emit(d.out, renderPipeline(*p->model, *p, d.format)) ? kOk : kUserError;
     }
     opts.stopAfter = d.after;
   }
@@ -142,7 +150,7 @@ int runDump(const CommonOptions& c, const DumpOptions& d) {
     auto src = generateCudaSource(*program);
     if (!src) return reportError(src.error());
     text = src->source;
-  } else if (!d.afterAll) text = render(*program->graph, d.format);
+  } else if (!d.afterAll) text = renderPipeline(*program->graph, *p, d.format);
   return emit(d.out, text) ? kOk : kUserError;
 }
 
@@ -239,9 +247,13 @@ int runLiterals(const CommonOptions& c, const RunOptions& r, const Pipeline& p, 
                 nlohmann::ordered_json& report) {
   if (!p.model->inputNodes().empty()) {
     Node* in = p.model->inputNodes().front();
+    // An IR file's nodes keep the locations of the pipeline they came from: the error is about
+    // this file, so it names it.
+    Location where = in->loc();
+    if (where.file != p.file) where = Location{p.file, 0, 0, where.node};
     return reportError(Error(fmt::format("input '{}' ({}) has no data: give the pipeline a data input, or use the C++ API to feed it",
                                          in->attrs().getString("name"), in->result()->type().str()),
-                             in->loc()));
+                             where));
   }
   auto dev = pipelineDevice(p, kind);
   if (!dev) return reportError(dev.error());

@@ -32,6 +32,7 @@
 // (end of family shape)
 
 // ==== family train: losses and optimizers ====
+#include "runtime/cpu/ops_train.h"
 // (end of family train)
 
 #include "runtime/init.h"
@@ -253,6 +254,13 @@ Expected<void> NodeRunner::run() {
     // (end of family shape)
 
     // ==== family train: losses and optimizers ====
+    case OpKind::SgdUpdate: return cpu::runSgdUpdate<T>(*this);
+    case OpKind::SgdMomentumUpdate: return cpu::runSgdMomentumUpdate<T>(*this);
+    case OpKind::AdamUpdate: return cpu::runAdamUpdate<T>(*this);
+    case OpKind::BceWithLogits: return cpu::runBceWithLogits<T>(*this);
+    case OpKind::BceWithLogitsGrad: return cpu::runBceWithLogitsGrad<T>(*this);
+    case OpKind::OneHot: return cpu::runOneHot<T>(*this);
+    case OpKind::GlobalSumSquares: return cpu::runGlobalSumSquares<T>(*this);
     // (end of family train)
 
     case OpKind::Input:
@@ -392,7 +400,8 @@ Expected<void> NodeRunner::run() {
     case OpKind::SoftmaxCrossEntropy: {
       int64_t rows = inShape(0)[0], cols = inShape(0)[1];
       return withLabels<T>(1, [&](auto* labels) -> Expected<void> {
-        if (!cpu::softmaxCrossEntropy<T>(rows, cols, in<T>(0), labels, out<T>()))
+        if (!cpu::softmaxCrossEntropy<T>(rows, cols, in<T>(0), labels, out<T>(), nullptr,
+                                         T(attrs().getFloat("label_smoothing", 0.0))))
           return Unexpected(labelError<T>(rows, cols, labels));
         return {};
       });
@@ -401,7 +410,8 @@ Expected<void> NodeRunner::run() {
       int64_t rows = inShape(0)[0], cols = inShape(0)[1];
       T dloss = *in<T>(2);
       return withLabels<T>(1, [&](auto* labels) -> Expected<void> {
-        if (!cpu::softmaxCrossEntropyBackward<T>(rows, cols, in<T>(0), labels, dloss, out<T>()))
+        if (!cpu::softmaxCrossEntropyBackward<T>(rows, cols, in<T>(0), labels, dloss, out<T>(),
+                                                 T(attrs().getFloat("label_smoothing", 0.0))))
           return Unexpected(labelError<T>(rows, cols, labels));
         return {};
       });
@@ -412,24 +422,6 @@ Expected<void> NodeRunner::run() {
     case OpKind::MseGrad:
       cpu::mseBackward<T>(outCount(), in<T>(0), in<T>(1), *in<T>(2), out<T>());
       return {};
-    case OpKind::SgdUpdate: {
-      int64_t count = n_.input(0)->type().numElements();
-      T* w = const_cast<T*>(in<T>(0));
-      T* vel = n_.numInputs() == 3 ? const_cast<T*>(in<T>(2)) : nullptr;
-      cpu::sgdUpdate<T>(count, w, in<T>(1), vel, T(attrs().getFloat("lr")), T(attrs().getFloat("momentum")),
-                        T(attrs().getFloat("weight_decay")));
-      return {};
-    }
-    case OpKind::AdamUpdate: {
-      int64_t count = n_.input(0)->type().numElements();
-      Tensor step = exe_.valueView(n_.input(4));
-      int64_t t = int64_t(std::llround(step.at(0)));
-      if (t < 1) return fail(fmt::format("{}: step must be >= 1, got {}", n_.describe(), step.at(0)), n_.loc());
-      cpu::adamUpdate<T>(count, const_cast<T*>(in<T>(0)), in<T>(1), const_cast<T*>(in<T>(2)), const_cast<T*>(in<T>(3)),
-                         T(attrs().getFloat("lr")), T(attrs().getFloat("beta1")), T(attrs().getFloat("beta2")),
-                         T(attrs().getFloat("eps")), t, T(attrs().getFloat("weight_decay")));
-      return {};
-    }
   }
   return fail("unknown op");
 }

@@ -344,40 +344,6 @@ SHOAL_SHAPE_CASES(MseGrad, OpKind::MseGrad) {
   return {};
 }
 
-SHOAL_SHAPE_CASES(SgdUpdate, OpKind::SgdUpdate) {
-  {
-    const TensorType w = f32({3, 8});
-    const Attrs a = attrs({{"lr", 0.01}, {"momentum", 0.9}});
-    return {{{w, w, w}, a, {}},
-            {{"integer parameter",
-              {i64({3, 8}), i64({3, 8})},
-              attrs({{"lr", 0.01}}),
-              "parameter must be f32 or f64, got i64[3,8]"},
-             {"gradient shape", {w, f32({8, 3}), w}, a, "operand 1 has type f32[8,3], the parameter f32[3,8]"},
-             {"velocity type", {w, w, f64({3, 8})}, a, "operand 2 has type f64[3,8], the parameter f32[3,8]"},
-             {"momentum without a velocity", {w, w}, a, "momentum 0.9 needs a velocity operand (w, g, velocity)"}}};
-  }
-  return {};
-}
-
-SHOAL_SHAPE_CASES(AdamUpdate, OpKind::AdamUpdate) {
-  {
-    const TensorType w = f32({3, 8}), t = i64({});
-    const Attrs a = attrs({{"lr", 0.001}});
-    return {
-        {{w, w, w, w, t}, a, {}},
-        {{"u8 parameter",
-          {u8({3, 8}), u8({3, 8}), u8({3, 8}), u8({3, 8}), t},
-          a,
-          "parameter must be f32 or f64, got u8[3,8]"},
-         {"gradient type", {w, f64({3, 8}), w, w, t}, a, "operand 1 has type f64[3,8], the parameter f32[3,8]"},
-         {"first moment shape", {w, w, f32({8, 3}), w, t}, a, "operand 2 has type f32[8,3], the parameter f32[3,8]"},
-         {"second moment shape", {w, w, w, f32({24}), t}, a, "operand 3 has type f32[24], the parameter f32[3,8]"},
-         {"step count not a scalar", {w, w, w, w, i64({1})}, a, "step count must be a scalar, got i64[1]"}}};
-  }
-  return {};
-}
-
 // Every registered case of `kind` (none: the tests fail naming the op).
 OpShapeCases casesFor(OpKind kind) {
   auto* fn = ShapeCaseRegistry::find(kind);
@@ -630,18 +596,6 @@ TEST(ShapeInference, VerifierReportsADeclaredTypeTheRuleDisagreesWith) {
   ASSERT_FALSE(ok.has_value());
   EXPECT_EQ(ok.error().str(),
             "model.mmd:3:5: error: matmul 'mm': result %y has type f32[3,3], but its operands give f32[3,2]");
-}
-
-TEST(ShapeInference, VerifierReportsSgdMomentumWithoutVelocity) {
-  Graph g("train");
-  Value* w = addParam(g, "d1.weight", f32({3, 8}), 1, "d1");
-  Value* grad = addInput(g, "g", f32({3, 8}), 2);
-  g.addNode(OpKind::SgdUpdate, {w, grad}, attrs({{"lr", 0.1}, {"momentum", 0.9}}), {},
-            Location{"model.mmd", 9, 3, "t"});
-  auto ok = verifyGraph(g);
-  ASSERT_FALSE(ok.has_value());
-  EXPECT_EQ(ok.error().str(),
-            "model.mmd:9:3: error: sgd_update 't': momentum 0.9 needs a velocity operand (w, g, velocity)");
 }
 
 }  // namespace

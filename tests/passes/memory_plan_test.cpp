@@ -410,7 +410,8 @@ TEST(MemoryPlan, CnnTrainingStepsBitwiseEqualToTrivialPlan) {
     for (double& v : labels) v = double(rng() % 10);
     TensorMap feed = {{"x", Tensor::fromDoubles(DType::U8, {64, 1, 28, 28}, pixels)},
                       {"labels", Tensor::fromDoubles(DType::I64, {64}, labels)},
-                      {"step", Tensor::fromDoubles(DType::F32, {}, std::vector<double>{double(step)})}};
+                      {"step", Tensor::fromDoubles(DType::F32, {}, std::vector<double>{double(step)})},
+                      {"lr", Tensor::fromDoubles(DType::F64, {}, std::vector<double>{1e-3})}};
     auto a = exes[0]->run(feed), b = exes[1]->run(feed);
     ASSERT_TRUE(a && b);
     for (const char* out : {"loss", "accuracy", "logits"}) {

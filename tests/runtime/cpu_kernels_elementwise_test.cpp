@@ -42,6 +42,11 @@ const std::map<OpKind, Reference>& references() {
       {OpKind::Mul, [](double a, double b, const std::vector<double>&) { return a * b; }},
       {OpKind::Div, [](double a, double b, const std::vector<double>&) { return a / b; }},
       {OpKind::BatchNormScale, [](double a, double b, const std::vector<double>& p) { return a / std::sqrt(b + p[0]); }},
+      {OpKind::ClipGradCoef,
+       [](double a, double, const std::vector<double>& p) {
+         const double c = p[0] / (std::sqrt(a) + 1e-6);  // NaN (a < 0) stays NaN, as PyTorch's clamp
+         return std::isnan(c) ? c : std::min(1.0, c);
+       }},
   };
   return refs;
 }
@@ -143,7 +148,8 @@ void checkElementwise() {
       if (arity == 1) c.a = c.out, c.b = {};
       SCOPED_TRACE(::testing::Message() << opName(k) << " out " << shapeString(c.out) << " a " << shapeString(c.a)
                                         << " b " << shapeString(c.b));
-      auto a = castAll<double>(castAll<T>(elementwiseInputs(size_t(numElements(c.a)), seed++, false)));
+      // clip_grad_coef reads a sum of squares: its domain is x >= 0.
+      auto a = castAll<double>(castAll<T>(elementwiseInputs(size_t(numElements(c.a)), seed++, k == OpKind::ClipGradCoef)));
       auto b = castAll<double>(castAll<T>(elementwiseInputs(size_t(numElements(c.b)), seed++, k == OpKind::Div || k == OpKind::BatchNormScale)));
       std::vector<double> expected(size_t(numElements(c.out)));
       forEachIndex(c.out, [&](int64_t flat, const std::vector<int64_t>& idx) {
