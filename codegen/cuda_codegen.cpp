@@ -51,6 +51,7 @@ std::string cudaType(DType t) {
     case DType::I32: return "int";
     case DType::I64: return "long long";
     case DType::U8: return "unsigned char";
+    case DType::Bool: return "bool";
   }
   return "float";
 }
@@ -84,6 +85,7 @@ std::string literal(double v, DType t) {
     case DType::I32:
     case DType::I64:
     case DType::U8: return "(" + cudaType(t) + ")" + intLit(int64_t(v));
+    case DType::Bool: return v != 0 ? "true" : "false";
   }
   return shortest(v);
 }

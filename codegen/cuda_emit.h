@@ -27,7 +27,7 @@ using Vars = std::vector<std::pair<std::string, std::string>>;
 /// internal error (asserts), so a typo in a template cannot emit broken source silently.
 std::string fill(std::string_view tmpl, const Vars& vars);
 
-/// The CUDA C++ spelling of an element type: float, double, int, long long, unsigned char.
+/// The CUDA C++ spelling of an element type: float, double, int, long long, unsigned char, bool.
 std::string cudaType(DType t);
 /// A literal of element type `t` holding `v` (rounded to `t` first, as the interpreter's
 /// T(attr) does): "0.001f", "0.9", "-3".

@@ -76,7 +76,7 @@ std::string suggestion(std::string_view word, const std::vector<std::string>& ch
 }
 
 // The element types a pipeline may name, for messages.
-constexpr const char* kDTypeChoices = "f32, f64, i32, i64 or u8";
+constexpr const char* kDTypeChoices = "f32, f64, i32, i64, u8 or bool";
 
 // What a pipeline node stands for.
 enum class Role { Input, Preprocess, Decision, Placement, ConvStage, MatmulStage, Train, Output, Layer };
