@@ -252,27 +252,30 @@ void checkReduce(ReduceKind kind, const Shape& in, const std::vector<int64_t>& a
   const Shape kept = reducedShape(in, axes, /*keepDims=*/true);
   const int64_t m = numElements(kept);
   std::vector<double> sum(size_t(m), 0.0), mx(size_t(m), -std::numeric_limits<double>::infinity());
+  std::vector<double> mn(size_t(m), std::numeric_limits<double>::infinity());
   forEachIndex(in, [&](int64_t flat, const std::vector<int64_t>& idx) {
     int64_t o = broadcastIndex(kept, idx);
     sum[o] += x[flat];
     mx[o] = std::max(mx[o], double(T(x[flat])));
+    mn[o] = std::min(mn[o], double(T(x[flat])));
   });
   const double count = double(numElements(in)) / double(std::max<int64_t>(m, 1));
   std::vector<double> expected = sum;
   if (kind == ReduceKind::Mean)
     for (double& v : expected) v /= count;
   if (kind == ReduceKind::Max) expected = mx;
+  if (kind == ReduceKind::Min) expected = mn;
   auto xt = castAll<T>(x);
   std::vector<T> y(size_t(m), T(99));
   reduce<T>(kind, in, xt.data(), axes, y.data());
   EXPECT_TRUE(allClose(y, expected, kRtol<T>));
 }
 
-TEST(CpuReduce, SumMeanMaxOverAxes) {
+TEST(CpuReduce, SumMeanMaxMinOverAxes) {
   const Shape in = {3, 4, 5, 2};
   const std::vector<std::vector<int64_t>> axesList = {{}, {0}, {1}, {3}, {-1}, {0, 2}, {1, 3}, {1, 2}, {0, 1, 2, 3}};
   uint32_t seed = 600;
-  for (ReduceKind kind : {ReduceKind::Sum, ReduceKind::Mean, ReduceKind::Max})
+  for (ReduceKind kind : {ReduceKind::Sum, ReduceKind::Mean, ReduceKind::Max, ReduceKind::Min})
     for (const auto& axes : axesList) {
       checkReduce<float>(kind, in, axes, seed++);
       checkReduce<double>(kind, in, axes, seed++);
@@ -301,6 +304,8 @@ TEST(CpuReduce, ShapesAndHandComputedValues) {
   EXPECT_TRUE(std::isnan(e[0]));
   reduce<double>(ReduceKind::Max, {2, 0}, nullptr, {1}, e.data());
   EXPECT_EQ(e[1], -std::numeric_limits<double>::infinity());
+  reduce<double>(ReduceKind::Min, {2, 0}, nullptr, {1}, e.data());
+  EXPECT_EQ(e[1], std::numeric_limits<double>::infinity());
 }
 
 }  // namespace
