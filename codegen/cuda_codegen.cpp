@@ -444,6 +444,17 @@ Expected<void> emitNode(NodeEmitter& em) {
   const Node& n = em.node();
   switch (n.kind()) {
     // ==== family elementwise: elementwise math, comparisons, where, reductions ====
+    case OpKind::Equal:
+    case OpKind::NotEqual:
+    case OpKind::Less:
+    case OpKind::LessEqual:
+    case OpKind::Greater:
+    case OpKind::GreaterEqual: return cudagen::emitCompare(em);
+    case OpKind::Where: return cudagen::emitWhere(em);
+    case OpKind::ReduceSum:
+    case OpKind::ReduceMean:
+    case OpKind::ReduceMax:
+    case OpKind::ReduceMin: return cudagen::emitReduce(em);
     // (end of family elementwise)
 
     // ==== family norm: normalisation, dropout ====

@@ -189,6 +189,15 @@ Expected<void> emitMse(NodeEmitter& em);
 // The op families' emitters (codegen/cuda_kernels_<family>.cpp), one block per family.
 
 // ==== family elementwise: elementwise math, comparisons, where, reductions ====
+// (codegen/cuda_kernels_elementwise_family.cpp; the math rows are formulas: emitElementwise)
+
+/// equal, not_equal, less, less_equal, greater, greater_equal: bool results, broadcasting,
+/// operands of any element type.
+Expected<void> emitCompare(NodeEmitter& em);
+/// where(cond, a, b), broadcasting; a and b of any element type.
+Expected<void> emitWhere(NodeEmitter& em);
+/// reduce_sum, reduce_mean, reduce_max, reduce_min over any axes.
+Expected<void> emitReduce(NodeEmitter& em);
 // (end of family elementwise)
 
 // ==== family norm: normalisation, dropout ====

@@ -17,6 +17,7 @@
 // The op families (one runner header each):
 
 // ==== family elementwise: elementwise math, comparisons, where, reductions ====
+#include "runtime/cpu/ops_elementwise.h"
 // (end of family elementwise)
 
 // ==== family norm: normalisation, dropout ====
@@ -210,6 +211,17 @@ template <typename T>
 Expected<void> NodeRunner::run() {
   switch (n_.kind()) {
     // ==== family elementwise: elementwise math, comparisons, where, reductions ====
+    case OpKind::Equal:
+    case OpKind::NotEqual:
+    case OpKind::Less:
+    case OpKind::LessEqual:
+    case OpKind::Greater:
+    case OpKind::GreaterEqual: return cpu::runCompare<T>(*this);
+    case OpKind::Where: return cpu::runWhere<T>(*this);
+    case OpKind::ReduceSum:
+    case OpKind::ReduceMean:
+    case OpKind::ReduceMax:
+    case OpKind::ReduceMin: return cpu::runReduce<T>(*this);
     // (end of family elementwise)
 
     // ==== family norm: normalisation, dropout ====
