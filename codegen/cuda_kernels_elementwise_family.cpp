@@ -166,14 +166,15 @@ Expected<void> emitReduce(NodeEmitter& em) {
   const bool isMean = kind == OpKind::ReduceMean;
   if (!isMax && !isMin && !isMean && kind != OpKind::ReduceSum) return em.unsupported("not a reduction");
   ReduceSpaces s = reduceSpaces(em.inShape(0), n.attrs().getInts("axes"));
-  if (s.outputs == 0) return {};  // nothing to write
+  if (s.outputs == 0) return {};        // nothing to write
   if (s.terms == 0) s.reduced.clear();  // no term is read: no offset code (its extents would divide by 0)
   const double inf = std::numeric_limits<double>::infinity();
   Vars v = {{"T", em.T()},
             {"I", em.I()},
-            {"M", intLit(s.outputs)},
             {"R", intLit(s.terms)},
-            {"INIT", isMax ? literal(-inf, DType::F64) : isMin ? literal(inf, DType::F64) : "0.0"},
+            {"INIT", isMax   ? literal(-inf, DType::F64)
+                     : isMin ? literal(inf, DType::F64)
+                             : "0.0"},
             // The value a term `t` leaves in `acc`: NaN wins max and min (torch.amax/amin).
             {"COMBINE", isMax   ? "(t > acc || t != t) ? t : acc"
                         : isMin ? "(t < acc || t != t) ? t : acc"
@@ -181,27 +182,27 @@ Expected<void> emitReduce(NodeEmitter& em) {
             {"SCALE", literal(isMean ? 1.0 / double(s.terms) : 1.0, DType::F64)}};
   v.push_back({"BASE", offsetCode(em.I(), "j", s.kept, "base", "    ")});
   v.push_back({"TERM", offsetCode(em.I(), "k", s.reduced, "off", "      ")});
-  v.push_back({"FINAL", isMean ? "(${T})(acc * ${SCALE})" : "(${T})acc"});
+  // The stored result: mean scales by 1/count as the interpreter does.
+  v.push_back({"FINAL", fill(isMean ? "(${T})(acc * ${SCALE})" : "(${T})acc", v)});
   if (s.terms <= 32) {
     em.elementwise("", fill("const ${T}* __restrict__ x, ${T}* __restrict__ y", v),
-                   fill(fill("    const ${I} j = i;\n"
-                             "    ${I} base = 0;\n"
-                             "${BASE}"
-                             "    double acc = ${INIT};\n"
-                             "    for (${I} k = 0; k < ${R}; ++k) {\n"
-                             "      ${I} off = base;\n"
-                             "${TERM}"
-                             "      const double t = (double)x[off];\n"
-                             "      acc = ${COMBINE};\n"
-                             "    }\n"
-                             "    y[i] = ${FINAL};\n",
-                             v),
+                   fill("    const ${I} j = i;\n"
+                        "    ${I} base = 0;\n"
+                        "${BASE}"
+                        "    double acc = ${INIT};\n"
+                        "    for (${I} k = 0; k < ${R}; ++k) {\n"
+                        "      ${I} off = base;\n"
+                        "${TERM}"
+                        "      const double t = (double)x[off];\n"
+                        "      acc = ${COMBINE};\n"
+                        "    }\n"
+                        "    y[i] = ${FINAL};\n",
                         v),
                    {em.in(0), em.out()}, s.outputs);
     return {};
   }
-  int64_t splits = std::clamp<int64_t>((kTargetBlocks + s.outputs - 1) / s.outputs, 1,
-                                       std::max<int64_t>(1, s.terms / 2048));
+  int64_t splits =
+      std::clamp<int64_t>((kTargetBlocks + s.outputs - 1) / s.outputs, 1, std::max<int64_t>(1, s.terms / 2048));
   splits = std::min<int64_t>(splits, 65535);
   const int64_t chunk = (s.terms + splits - 1) / splits;
   v.push_back({"CHUNK", intLit(chunk)});
@@ -210,8 +211,8 @@ Expected<void> emitReduce(NodeEmitter& em) {
   v.push_back({"BASE2", offsetCode(em.I(), "j", s.kept, "base", "  ")});
   v.push_back({"TERM2", offsetCode(em.I(), "k", s.reduced, "off", "    ")});
   v.push_back({"RESULT", splits == 1 ? fill("${T}* __restrict__ y", v) : "double* __restrict__ partial"});
-  v.push_back({"STORE", splits == 1 ? "y[j] = ${FINAL};" : "partial[j * ${SPLITS} + blockIdx.y] = acc;"});
-  const std::string body = fill(fill(fill(
+  v.push_back({"STORE", fill(splits == 1 ? "y[j] = ${FINAL};" : "partial[j * ${SPLITS} + blockIdx.y] = acc;", v)});
+  const std::string body = fill(
       "  __shared__ double red[${BLOCK}];\n"
       "  const ${I} j = blockIdx.x;\n"
       "  ${I} base = 0;\n"
@@ -239,19 +240,18 @@ Expected<void> emitReduce(NodeEmitter& em) {
       "    acc = red[0];\n"
       "    ${STORE}\n"
       "  }\n",
-      v), v), v);
+      v);
   em.kernel(splits == 1 ? "" : "partial", fill("const ${T}* __restrict__ x, ${RESULT}", v), body,
             {em.in(0), splits == 1 ? em.out() : NodeEmitter::scratch()}, unsigned(s.outputs), unsigned(splits));
   if (splits > 1) {
     em.needScratch(s.outputs * splits * int64_t(sizeof(double)));
     em.elementwise("combine", fill("const double* __restrict__ partial, ${T}* __restrict__ y", v),
-                   fill(fill("    double acc = partial[i * ${SPLITS}];\n"
-                             "    for (int split = 1; split < ${SPLITS}; ++split) {\n"
-                             "      const double t = partial[i * ${SPLITS} + split];\n"
-                             "      acc = ${COMBINE};\n"
-                             "    }\n"
-                             "    y[i] = ${FINAL};\n",
-                             v),
+                   fill("    double acc = partial[i * ${SPLITS}];\n"
+                        "    for (int split = 1; split < ${SPLITS}; ++split) {\n"
+                        "      const double t = partial[i * ${SPLITS} + split];\n"
+                        "      acc = ${COMBINE};\n"
+                        "    }\n"
+                        "    y[i] = ${FINAL};\n",
                         v),
                    {NodeEmitter::scratch(), em.out()}, s.outputs);
   }

@@ -80,20 +80,23 @@ Expected<Types> shapeReduce(const Node& n) {
   std::vector<bool> reduced(size_t(rank), axes.empty());
   for (int64_t a : axes) {
     if (a < -rank || a >= rank)
-      return Unexpected(shapeError(
-          n, fmt::format("axis {} is out of range for {} (axes lie in [{}, {}))", a, sh(x), -rank, rank)));
+      return Unexpected(
+          shapeError(n, fmt::format("axis {} is out of range for {} (axes lie in [{}, {}))", a, sh(x), -rank, rank)));
     const int64_t d = a < 0 ? a + rank : a;
-    if (reduced[size_t(d)])
-      return Unexpected(shapeError(n, fmt::format("axis {} appears twice in axes", d)));
+    if (reduced[size_t(d)]) return Unexpected(shapeError(n, fmt::format("axis {} appears twice in axes", d)));
     reduced[size_t(d)] = true;
   }
   Shape out;
   int64_t terms = 1, outputs = 1;
   for (int64_t d = 0; d < rank; ++d) {
-    if (reduced[size_t(d)]) terms *= xs[size_t(d)];
-    else outputs *= xs[size_t(d)];
-    if (!reduced[size_t(d)]) out.push_back(xs[size_t(d)]);
-    else if (keepdim) out.push_back(1);
+    if (reduced[size_t(d)])
+      terms *= xs[size_t(d)];
+    else
+      outputs *= xs[size_t(d)];
+    if (!reduced[size_t(d)])
+      out.push_back(xs[size_t(d)]);
+    else if (keepdim)
+      out.push_back(1);
   }
   // torch.amax/amin refuse an empty range: there is no maximum of nothing to report.
   const bool extremum = n.kind() == OpKind::ReduceMax || n.kind() == OpKind::ReduceMin;

@@ -100,8 +100,8 @@ SHOAL_GRADIENT(Maximum) { return extremumGrad(g, OpKind::MaximumGrad); }
 // condition is bool and never needs a gradient.
 SHOAL_GRADIENT(Where) {
   SHOAL_TRY_VALUE(zero, scalar(g, 0.0, ".zero"));
-  std::vector<Value*> ins = g.operand == 1 ? std::vector<Value*>{g.input(0), g.dy, zero}
-                                           : std::vector<Value*>{g.input(0), zero, g.dy};
+  std::vector<Value*> ins =
+      g.operand == 1 ? std::vector<Value*>{g.input(0), g.dy, zero} : std::vector<Value*>{g.input(0), zero, g.dy};
   SHOAL_TRY_VALUE(routed, g.emit(OpKind::Where, std::move(ins), {}, ".where"));
   return g.reduceToOperand(routed);
 }

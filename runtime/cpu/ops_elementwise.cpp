@@ -52,12 +52,18 @@ void forEachBroadcast(const Shape& out, const std::array<Shape, N>& shapes, F&& 
 template <typename F>
 Expected<void> withElementType(DType t, F&& f) {
   switch (t) {
-    case DType::F32: return f(float{});
-    case DType::F64: return f(double{});
-    case DType::I32: return f(int32_t{});
-    case DType::I64: return f(int64_t{});
-    case DType::U8: return f(uint8_t{});
-    case DType::Bool: return f(bool{});
+    case DType::F32:
+      return f(float{});
+    case DType::F64:
+      return f(double{});
+    case DType::I32:
+      return f(int32_t{});
+    case DType::I64:
+      return f(int64_t{});
+    case DType::U8:
+      return f(uint8_t{});
+    case DType::Bool:
+      return f(bool{});
   }
   return fail("internal error: unknown element type");
 }
@@ -84,13 +90,20 @@ Expected<void> runCompare(OpContext& c) {
   const OpKind kind = c.node().kind();
   return withElementType(c.node().input(0)->type().dtype, [&](auto tag) -> Expected<void> {
     using V = decltype(tag);
-    if (kind == OpKind::Equal) compareLoop<V>(c, std::equal_to<V>());
-    else if (kind == OpKind::NotEqual) compareLoop<V>(c, std::not_equal_to<V>());
-    else if (kind == OpKind::Less) compareLoop<V>(c, std::less<V>());
-    else if (kind == OpKind::LessEqual) compareLoop<V>(c, std::less_equal<V>());
-    else if (kind == OpKind::Greater) compareLoop<V>(c, std::greater<V>());
-    else if (kind == OpKind::GreaterEqual) compareLoop<V>(c, std::greater_equal<V>());
-    else return c.error("internal error: not a comparison");
+    if (kind == OpKind::Equal)
+      compareLoop<V>(c, std::equal_to<V>());
+    else if (kind == OpKind::NotEqual)
+      compareLoop<V>(c, std::not_equal_to<V>());
+    else if (kind == OpKind::Less)
+      compareLoop<V>(c, std::less<V>());
+    else if (kind == OpKind::LessEqual)
+      compareLoop<V>(c, std::less_equal<V>());
+    else if (kind == OpKind::Greater)
+      compareLoop<V>(c, std::greater<V>());
+    else if (kind == OpKind::GreaterEqual)
+      compareLoop<V>(c, std::greater_equal<V>());
+    else
+      return c.error("internal error: not a comparison");
     return {};
   });
 }
@@ -113,11 +126,16 @@ template <typename T>
 Expected<void> runReduce(OpContext& c) {
   const OpKind kind = c.node().kind();
   ReduceKind r;
-  if (kind == OpKind::ReduceSum) r = ReduceKind::Sum;
-  else if (kind == OpKind::ReduceMean) r = ReduceKind::Mean;
-  else if (kind == OpKind::ReduceMax) r = ReduceKind::Max;
-  else if (kind == OpKind::ReduceMin) r = ReduceKind::Min;
-  else return c.error("internal error: not a reduction");
+  if (kind == OpKind::ReduceSum)
+    r = ReduceKind::Sum;
+  else if (kind == OpKind::ReduceMean)
+    r = ReduceKind::Mean;
+  else if (kind == OpKind::ReduceMax)
+    r = ReduceKind::Max;
+  else if (kind == OpKind::ReduceMin)
+    r = ReduceKind::Min;
+  else
+    return c.error("internal error: not a reduction");
   reduce<T>(r, c.inShape(0), c.in<T>(0), c.attrs().getInts("axes"), c.out<T>());
   return {};
 }

@@ -11,8 +11,8 @@ Attrs scaleBy(double scale, double shift) { return attrs({{"scale", scale}, {"sh
 // Gradient rows (x, dy) of unary ops, at random points and at q points scaled onto the kinks
 // (x in {-3, -1.5, 0, 1.5, 3}, and 6 through the second scale).
 SHOAL_CUDA_CASE(UnaryGrads, OpKind::GeluGrad, OpKind::GeluTanhGrad, OpKind::SiluGrad, OpKind::HardswishGrad,
-                OpKind::HardsigmoidGrad, OpKind::Relu6Grad, OpKind::ClipGrad, OpKind::LeakyReluGrad,
-                OpKind::RsqrtGrad, OpKind::ReciprocalGrad, OpKind::ErfGrad, OpKind::AbsGrad) {
+                OpKind::HardsigmoidGrad, OpKind::Relu6Grad, OpKind::ClipGrad, OpKind::LeakyReluGrad, OpKind::RsqrtGrad,
+                OpKind::ReciprocalGrad, OpKind::ErfGrad, OpKind::AbsGrad) {
   Attrs a;
   if (kind == OpKind::HardsigmoidGrad) a = attrs({{"alpha", 1.0 / 6}, {"beta", 0.5}});
   if (kind == OpKind::ClipGrad) a = attrs({{"min", -1.5}, {"max", 3.0}});
@@ -59,8 +59,9 @@ SHOAL_CUDA_CASE(Pow, OpKind::Pow) {
 }
 
 SHOAL_CUDA_CASE(PowGrads, OpKind::PowGradBase, OpKind::PowGradExponent) {
-  b.op(kind, {b.op(OpKind::Exp, {b.input("la", Shape{3, 50})}, {}, "base"), b.input("e", Shape{3, 50}),
-              b.input("dy", Shape{3, 50})},
+  b.op(kind,
+       {b.op(OpKind::Exp, {b.input("la", Shape{3, 50})}, {}, "base"), b.input("e", Shape{3, 50}),
+        b.input("dy", Shape{3, 50})},
        {}, "y");
   b.op(kind, {b.input("qa", Shape{5, 5}), b.input("qb", Shape{5, 5}), b.input("qdy", Shape{5, 5})}, {}, "integers");
   b.op(kind, {b.input("ba", Shape{3, 1}), b.input("bb", Shape{4}), b.input("bdy", Shape{3, 4})}, {}, "broadcast");
@@ -82,7 +83,8 @@ SHOAL_CUDA_CASE(MinMax, OpKind::Minimum, OpKind::Maximum) {
 
 SHOAL_CUDA_CASE(MinMaxGrads, OpKind::MinimumGrad, OpKind::MaximumGrad) {
   b.op(kind, {b.input("qx", Shape{4, 9}), b.input("qo", Shape{4, 9}), b.input("dy", Shape{4, 9})}, {}, "ties");
-  b.op(kind, {b.input("x", Shape{2, 3, 4}), b.input("qs", Shape{3, 1}), b.input("bdy", Shape{2, 3, 4})}, {}, "broadcast");
+  b.op(kind, {b.input("x", Shape{2, 3, 4}), b.input("qs", Shape{3, 1}), b.input("bdy", Shape{2, 3, 4})}, {},
+       "broadcast");
   return true;
 }
 
@@ -109,11 +111,13 @@ SHOAL_CUDA_CASE(Where, OpKind::Where) {
   Value* cond = b.op(OpKind::Greater, {x, zero}, {}, "pos");
   b.op(kind, {cond, x, b.input("other", Shape{3, 50})}, {}, "y");
   b.op(kind, {b.input("c", TensorType{DType::Bool, {2, 1, 4}}), b.input("a", Shape{3, 1}), zero}, {}, "broadcast");
-  b.op(kind, {b.input("ci", TensorType{DType::Bool, {5}}), b.input("ia", TensorType{DType::I64, {5}}),
-              b.input("ib", TensorType{DType::I64, {1}})},
+  b.op(kind,
+       {b.input("ci", TensorType{DType::Bool, {5}}), b.input("ia", TensorType{DType::I64, {5}}),
+        b.input("ib", TensorType{DType::I64, {1}})},
        {}, "i64");
-  b.op(kind, {b.input("cb", TensorType{DType::Bool, {4}}), b.input("ba", TensorType{DType::Bool, {4}}),
-              b.input("bb", TensorType{DType::Bool, {4}})},
+  b.op(kind,
+       {b.input("cb", TensorType{DType::Bool, {4}}), b.input("ba", TensorType{DType::Bool, {4}}),
+        b.input("bb", TensorType{DType::Bool, {4}})},
        {}, "bool");
   return true;
 }

@@ -8,8 +8,8 @@ namespace {
 inline TensorType b8(Shape s) { return {DType::Bool, std::move(s)}; }
 
 SHOAL_SHAPE_CASES(UnaryMath, OpKind::Gelu, OpKind::GeluTanh, OpKind::Silu, OpKind::Hardswish, OpKind::Hardsigmoid,
-                  OpKind::Relu6, OpKind::Clip, OpKind::LeakyRelu, OpKind::Exp, OpKind::Log, OpKind::Sqrt,
-                  OpKind::Rsqrt, OpKind::Reciprocal, OpKind::Erf, OpKind::Abs) {
+                  OpKind::Relu6, OpKind::Clip, OpKind::LeakyRelu, OpKind::Exp, OpKind::Log, OpKind::Sqrt, OpKind::Rsqrt,
+                  OpKind::Reciprocal, OpKind::Erf, OpKind::Abs) {
   return {{{f64({2, 3})}, {}, {f64({2, 3})}},
           {{"integer input", {i64({2})}, {}, "input must be f32 or f64, got i64[2]"},
            {"bool input", {b8({2})}, {}, "input must be f32 or f64, got bool[2]"}}};
@@ -61,7 +61,10 @@ SHOAL_SHAPE_CASES(Compare, OpKind::Equal, OpKind::NotEqual, OpKind::Less, OpKind
 
 SHOAL_SHAPE_CASES(Where, OpKind::Where) {
   return {{{b8({2, 1}), f32({3}), f32({})}, {}, {f32({2, 3})}},
-          {{"condition not bool", {f32({3}), f32({3}), f32({3})}, {}, "condition must be bool, got f32[3] (compare first, or cast)"},
+          {{"condition not bool",
+            {f32({3}), f32({3}), f32({3})},
+            {},
+            "condition must be bool, got f32[3] (compare first, or cast)"},
            {"values of two types", {b8({3}), f32({3}), f64({3})}, {}, "element types differ: f32[3] vs f64[3]"},
            {"shapes that do not broadcast",
             {b8({2}), f32({3}), f32({3})},
@@ -71,12 +74,16 @@ SHOAL_SHAPE_CASES(Where, OpKind::Where) {
 
 SHOAL_SHAPE_CASES(Reduce, OpKind::ReduceSum, OpKind::ReduceMean, OpKind::ReduceMax, OpKind::ReduceMin) {
   auto ax = [](std::vector<int64_t> axes, int64_t keep = 0) { return attrs({{"axes", axes}, {"keepdim", keep}}); };
-  OpShapeCases c{{{f32({2, 3, 4})}, ax({0, -1}, 1), {f32({1, 3, 1})}},
-                 {{"integer input", {i64({2})}, {}, "input must be f32 or f64, got i64[2]"},
-                  {"axis out of range", {f32({2, 3})}, ax({2}), "axis 2 is out of range for f32[2,3] (axes lie in [-2, 2))"},
-                  {"negative axis out of range", {f32({2, 3})}, ax({-3}), "axis -3 is out of range for f32[2,3] (axes lie in [-2, 2))"},
-                  {"an axis twice", {f32({2, 3})}, ax({1, -1}), "axis 1 appears twice in axes"},
-                  {"keepdim not 0 or 1", {f32({2, 3})}, ax({0}, 2), "keepdim must be 0 or 1, got 2"}}};
+  OpShapeCases c{
+      {{f32({2, 3, 4})}, ax({0, -1}, 1), {f32({1, 3, 1})}},
+      {{"integer input", {i64({2})}, {}, "input must be f32 or f64, got i64[2]"},
+       {"axis out of range", {f32({2, 3})}, ax({2}), "axis 2 is out of range for f32[2,3] (axes lie in [-2, 2))"},
+       {"negative axis out of range",
+        {f32({2, 3})},
+        ax({-3}),
+        "axis -3 is out of range for f32[2,3] (axes lie in [-2, 2))"},
+       {"an axis twice", {f32({2, 3})}, ax({1, -1}), "axis 1 appears twice in axes"},
+       {"keepdim not 0 or 1", {f32({2, 3})}, ax({0}, 2), "keepdim must be 0 or 1, got 2"}}};
   if (kind == OpKind::ReduceMax || kind == OpKind::ReduceMin)
     c.errors.push_back({"an empty range",
                         {f32({2, 0})},

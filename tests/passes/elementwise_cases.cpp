@@ -28,7 +28,8 @@ SHOAL_GRAD_CASES(PiecewiseUnary, OpKind::Hardswish, OpKind::Hardsigmoid, OpKind:
 
 SHOAL_GRAD_CASES(Clip, OpKind::Clip) {
   return {unaryOver(kind, "both bounds", 1, 0, attrs({{"min", -0.4}, {"max", 0.6}})),
-          unaryOver(kind, "no bounds", 1, 0), unaryOver(kind, "min above max", 1, 0, attrs({{"min", 0.5}, {"max", 0.0}}))};
+          unaryOver(kind, "no bounds", 1, 0),
+          unaryOver(kind, "min above max", 1, 0, attrs({{"min", 0.5}, {"max", 0.0}}))};
 }
 
 SHOAL_GRAD_CASES(LeakyRelu, OpKind::LeakyRelu) {
@@ -36,10 +37,14 @@ SHOAL_GRAD_CASES(LeakyRelu, OpKind::LeakyRelu) {
 }
 
 SHOAL_GRAD_CASES(Abs, OpKind::Abs) {
-  return {{"away from 0", [](TestGraph& t) { t.mseLoss(t.op(OpKind::Abs, {t.param("p", {3, 4}, Fill::AwayFromZero)})); }}};
+  return {{"away from 0", [](TestGraph& t) {
+             t.mseLoss(t.op(OpKind::Abs, {t.param("p", {3, 4}, Fill::AwayFromZero)}));
+           }}};
 }
 
-SHOAL_GRAD_CASES(PositiveDomain, OpKind::Log, OpKind::Sqrt, OpKind::Rsqrt) { return {unaryOver(kind, "on [0.5, 2.5]", 1, 1.5)}; }
+SHOAL_GRAD_CASES(PositiveDomain, OpKind::Log, OpKind::Sqrt, OpKind::Rsqrt) {
+  return {unaryOver(kind, "on [0.5, 2.5]", 1, 1.5)};
+}
 
 SHOAL_GRAD_CASES(Reciprocal, OpKind::Reciprocal) {
   return {{"away from 0", [](TestGraph& t) {
@@ -65,7 +70,10 @@ SHOAL_GRAD_CASES(Pow, OpKind::Pow) {
 }
 
 SHOAL_GRAD_CASES(MinMax, OpKind::Minimum, OpKind::Maximum) {
-  return {{"same shape", [=](TestGraph& t) { t.mseLoss(t.op(kind, {t.param("a", {3, 4}), t.param("b", {3, 4})})); }},
+  return {{"same shape",
+           [=](TestGraph& t) {
+             t.mseLoss(t.op(kind, {t.param("a", {3, 4}), t.param("b", {3, 4})}));
+           }},
           {"b broadcast [4] to [3,4]", [=](TestGraph& t) {
              t.mseLoss(t.op(kind, {t.param("a", {3, 4}), t.param("b", {4})}));
            }}};

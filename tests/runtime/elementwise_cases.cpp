@@ -32,8 +32,7 @@ void gradRow(OpKind kind, DType dt, const std::function<void(CaseBuilder&)>& add
 SHOAL_INTERPRETER_CASES(Gelu, OpKind::Gelu) {
   // x Phi(x): Phi(1) = 0.841344746..., so gelu(1) = 0.8413447460685429 and gelu(-1) = 1 - that - 1.
   unary(kind, dt, add, "erf form", {-2, -1, 0, 0.5, 1, 2},
-        {-0.045500263896358414, -0.15865525393145705, 0, 0.34573123063700655, 0.84134474606854295,
-         1.9544997361036416});
+        {-0.045500263896358414, -0.15865525393145705, 0, 0.34573123063700655, 0.84134474606854295, 1.9544997361036416});
 }
 
 SHOAL_INTERPRETER_CASES(GeluGrad, OpKind::GeluGrad) {
@@ -43,8 +42,7 @@ SHOAL_INTERPRETER_CASES(GeluGrad, OpKind::GeluGrad) {
 
 SHOAL_INTERPRETER_CASES(GeluTanh, OpKind::GeluTanh) {
   unary(kind, dt, add, "tanh form", {-2, -1, 0, 0.5, 1, 2},
-        {-0.045402305912224981, -0.1588080093917233, 0, 0.34571400982514392, 0.8411919906082767,
-         1.954597694087775});
+        {-0.045402305912224981, -0.1588080093917233, 0, 0.34571400982514392, 0.8411919906082767, 1.954597694087775});
 }
 
 SHOAL_INTERPRETER_CASES(GeluTanhGrad, OpKind::GeluTanhGrad) {
@@ -74,8 +72,7 @@ SHOAL_INTERPRETER_CASES(Hardsigmoid, OpKind::Hardsigmoid) {
   // PyTorch's relu6(x + 3) / 6 by default.
   unary(kind, dt, add, "PyTorch defaults", {-4, -3, -1, 0, 1.5, 3, 4}, {0, 0, 1.0 / 3, 0.5, 0.75, 1, 1});
   // ONNX HardSigmoid's alpha 0.2, beta 0.5: clip(0.2 x + 0.5, 0, 1).
-  unary(kind, dt, add, "ONNX alpha", {-3, -2.5, 0, 1, 3}, {0, 0, 0.5, 0.7, 1},
-        attrs({{"alpha", 0.2}, {"beta", 0.5}}));
+  unary(kind, dt, add, "ONNX alpha", {-3, -2.5, 0, 1, 3}, {0, 0, 0.5, 0.7, 1}, attrs({{"alpha", 0.2}, {"beta", 0.5}}));
 }
 
 SHOAL_INTERPRETER_CASES(HardsigmoidGrad, OpKind::HardsigmoidGrad) {
@@ -140,9 +137,7 @@ SHOAL_INTERPRETER_CASES(RsqrtGrad, OpKind::RsqrtGrad) {
   gradRow(kind, dt, add, "from y", {2, 0.5}, {1, 4}, {-4, -0.25});
 }
 
-SHOAL_INTERPRETER_CASES(Reciprocal, OpKind::Reciprocal) {
-  unary(kind, dt, add, "1/x", {2, -0.5, 4}, {0.5, -2, 0.25});
-}
+SHOAL_INTERPRETER_CASES(Reciprocal, OpKind::Reciprocal) { unary(kind, dt, add, "1/x", {2, -0.5, 4}, {0.5, -2, 0.25}); }
 
 SHOAL_INTERPRETER_CASES(ReciprocalGrad, OpKind::ReciprocalGrad) {
   // -dy y^2 from the output.
@@ -155,7 +150,8 @@ SHOAL_INTERPRETER_CASES(Erf, OpKind::Erf) {
 
 SHOAL_INTERPRETER_CASES(ErfGrad, OpKind::ErfGrad) {
   // 2/sqrt(pi) e^(-x^2) dy.
-  gradRow(kind, dt, add, "from x", {0, 1, -0.5}, {1, 2, 3}, {1.1283791670955126, 0.83021499484118941, 2.6363477368063344});
+  gradRow(kind, dt, add, "from x", {0, 1, -0.5}, {1, 2, 3},
+          {1.1283791670955126, 0.83021499484118941, 2.6363477368063344});
 }
 
 SHOAL_INTERPRETER_CASES(Abs, OpKind::Abs) { unary(kind, dt, add, "values", {-2, 0, 3.5}, {2, 0, 3.5}); }
@@ -185,17 +181,18 @@ SHOAL_INTERPRETER_CASES(PowGradBase, OpKind::PowGradBase) {
   // dy b a^(b-1): 1*3*2^2 = 12; 0 where b = 0 (even at a = 0); 2*0.5*4^-0.5 = 1/2;
   // 1*2*(-2) = -4; 3*2*0 = 0.
   CaseBuilder b("pow_grad_base", dt);
-  b.output(b.op(kind, {b.fin("a", {5}, {2, 0, 4, -2, 0}), b.fin("b", {5}, {3, 0, 0.5, 2, 2}),
-                       b.fin("dy", {5}, {1, 5, 2, 1, 3})},
-                {}, "da"),
-           "da");
+  b.output(
+      b.op(kind,
+           {b.fin("a", {5}, {2, 0, 4, -2, 0}), b.fin("b", {5}, {3, 0, 0.5, 2, 2}), b.fin("dy", {5}, {1, 5, 2, 1, 3})},
+           {}, "da"),
+      "da");
   b.expect("da", {5}, {12, 0, 0.5, -4, 0});
   add(b);
   // Broadcast: a [2,1] = [[2],[3]], b [2] = [1, 2], dy = 1: [[1, 4], [1, 6]].
   CaseBuilder c("pow_grad_base broadcast", dt);
-  c.output(c.op(kind, {c.fin("a", {2, 1}, {2, 3}), c.fin("b", {2}, {1, 2}), c.fin("dy", {2, 2}, {1, 1, 1, 1})}, {},
-                "da"),
-           "da");
+  c.output(
+      c.op(kind, {c.fin("a", {2, 1}, {2, 3}), c.fin("b", {2}, {1, 2}), c.fin("dy", {2, 2}, {1, 1, 1, 1})}, {}, "da"),
+      "da");
   c.expect("da", {2, 2}, {1, 4, 1, 6});
   add(c);
 }
@@ -237,24 +234,24 @@ SHOAL_INTERPRETER_CASES(Maximum, OpKind::Maximum) {
 SHOAL_INTERPRETER_CASES(MinimumGrad, OpKind::MinimumGrad) {
   // (x, other, dy): dy where x < other, dy/2 on a tie, 0 where x > other.
   CaseBuilder b("minimum_grad", dt);
-  b.output(b.op(kind, {b.fin("x", {3}, {1, 2, 3}), b.fin("other", {3}, {2, 2, 1}), b.fin("dy", {3}, {4, 6, 8})}, {},
-                "dx"),
-           "dx");
+  b.output(
+      b.op(kind, {b.fin("x", {3}, {1, 2, 3}), b.fin("other", {3}, {2, 2, 1}), b.fin("dy", {3}, {4, 6, 8})}, {}, "dx"),
+      "dx");
   b.expect("dx", {3}, {4, 3, 0});
   add(b);
 }
 
 SHOAL_INTERPRETER_CASES(MaximumGrad, OpKind::MaximumGrad) {
   CaseBuilder b("maximum_grad", dt);
-  b.output(b.op(kind, {b.fin("x", {3}, {1, 2, 3}), b.fin("other", {3}, {2, 2, 1}), b.fin("dy", {3}, {4, 6, 8})}, {},
-                "dx"),
-           "dx");
+  b.output(
+      b.op(kind, {b.fin("x", {3}, {1, 2, 3}), b.fin("other", {3}, {2, 2, 1}), b.fin("dy", {3}, {4, 6, 8})}, {}, "dx"),
+      "dx");
   b.expect("dx", {3}, {0, 3, 8});
   add(b);
   // other broadcast: x [2,2] against a scalar 2.
   CaseBuilder c("maximum_grad broadcast", dt);
-  c.output(c.op(kind, {c.fin("x", {2, 2}, {1, 2, 3, 2}), c.fin("other", {}, {2}), c.fin("dy", {2, 2}, {1, 2, 3, 4})}, {},
-                "dx"),
+  c.output(c.op(kind, {c.fin("x", {2, 2}, {1, 2, 3, 2}), c.fin("other", {}, {2}), c.fin("dy", {2, 2}, {1, 2, 3, 4})},
+                {}, "dx"),
            "dx");
   c.expect("dx", {2, 2}, {0, 1, 3, 2});
   add(c);
@@ -300,7 +297,8 @@ SHOAL_INTERPRETER_CASES(Where, OpKind::Where) {
   {
     // cond [2,1] picks rows; a [3] broadcast; b a scalar.
     CaseBuilder b("where, all three broadcast", dt);
-    b.output(b.op(kind, {b.input("c", {DType::Bool, {2, 1}}, {0, 1}), b.fin("a", {3}, {7, 8, 9}), b.fin("b", {}, {0})}));
+    b.output(
+        b.op(kind, {b.input("c", {DType::Bool, {2, 1}}, {0, 1}), b.fin("a", {3}, {7, 8, 9}), b.fin("b", {}, {0})}));
     b.expect("y", {2, 3}, {0, 0, 0, 7, 8, 9});
     add(b);
   }
@@ -326,7 +324,8 @@ SHOAL_INTERPRETER_CASES(Where, OpKind::Where) {
 
 // x [2,3,4] = 1..24 (x[i,j,k] = 12 i + 4 j + k + 1).
 SHOAL_INTERPRETER_CASES(ReduceSum, OpKind::ReduceSum) {
-  auto reduce = [&](const std::string& label, std::vector<int64_t> axes, int64_t keep, Shape s, std::vector<double> want) {
+  auto reduce = [&](const std::string& label, std::vector<int64_t> axes, int64_t keep, Shape s,
+                    std::vector<double> want) {
     CaseBuilder b("reduce_sum " + label, dt);
     b.output(b.op(kind, {b.fin("x", {2, 3, 4}, ramp(24))}, attrs({{"axes", axes}, {"keepdim", keep}})));
     b.expect("y", s, std::move(want));
@@ -340,7 +339,8 @@ SHOAL_INTERPRETER_CASES(ReduceSum, OpKind::ReduceSum) {
 }
 
 SHOAL_INTERPRETER_CASES(ReduceMean, OpKind::ReduceMean) {
-  auto reduce = [&](const std::string& label, std::vector<int64_t> axes, int64_t keep, Shape s, std::vector<double> want) {
+  auto reduce = [&](const std::string& label, std::vector<int64_t> axes, int64_t keep, Shape s,
+                    std::vector<double> want) {
     CaseBuilder b("reduce_mean " + label, dt);
     b.output(b.op(kind, {b.fin("x", {2, 3, 4}, ramp(24))}, attrs({{"axes", axes}, {"keepdim", keep}})));
     b.expect("y", s, std::move(want));
