@@ -51,6 +51,7 @@ std::string cudaType(DType t) {
     case DType::I32: return "int";
     case DType::I64: return "long long";
     case DType::U8: return "unsigned char";
+    case DType::Bool: return "bool";
   }
   return "float";
 }
@@ -84,6 +85,7 @@ std::string literal(double v, DType t) {
     case DType::I32:
     case DType::I64:
     case DType::U8: return "(" + cudaType(t) + ")" + intLit(int64_t(v));
+    case DType::Bool: return v != 0 ? "true" : "false";
   }
   return shortest(v);
 }
@@ -446,6 +448,17 @@ Expected<void> emitNode(NodeEmitter& em) {
   const Node& n = em.node();
   switch (n.kind()) {
     // ==== family elementwise: elementwise math, comparisons, where, reductions ====
+    case OpKind::Equal:
+    case OpKind::NotEqual:
+    case OpKind::Less:
+    case OpKind::LessEqual:
+    case OpKind::Greater:
+    case OpKind::GreaterEqual: return cudagen::emitCompare(em);
+    case OpKind::Where: return cudagen::emitWhere(em);
+    case OpKind::ReduceSum:
+    case OpKind::ReduceMean:
+    case OpKind::ReduceMax:
+    case OpKind::ReduceMin: return cudagen::emitReduce(em);
     // (end of family elementwise)
 
     // ==== family norm: normalisation, dropout ====

@@ -27,7 +27,7 @@ using Vars = std::vector<std::pair<std::string, std::string>>;
 /// internal error (asserts), so a typo in a template cannot emit broken source silently.
 std::string fill(std::string_view tmpl, const Vars& vars);
 
-/// The CUDA C++ spelling of an element type: float, double, int, long long, unsigned char.
+/// The CUDA C++ spelling of an element type: float, double, int, long long, unsigned char, bool.
 std::string cudaType(DType t);
 /// A literal of element type `t` holding `v` (rounded to `t` first, as the interpreter's
 /// T(attr) does): "0.001f", "0.9", "-3".
@@ -181,6 +181,15 @@ Expected<void> emitMse(NodeEmitter& em);
 // The op families' emitters (codegen/cuda_kernels_<family>.cpp), one block per family.
 
 // ==== family elementwise: elementwise math, comparisons, where, reductions ====
+// (codegen/cuda_kernels_elementwise_family.cpp; the math rows are formulas: emitElementwise)
+
+/// equal, not_equal, less, less_equal, greater, greater_equal: bool results, broadcasting,
+/// operands of any element type.
+Expected<void> emitCompare(NodeEmitter& em);
+/// where(cond, a, b), broadcasting; a and b of any element type.
+Expected<void> emitWhere(NodeEmitter& em);
+/// reduce_sum, reduce_mean, reduce_max, reduce_min over any axes.
+Expected<void> emitReduce(NodeEmitter& em);
 // (end of family elementwise)
 
 // ==== family norm: normalisation, dropout ====

@@ -79,7 +79,7 @@ std::string suggestion(std::string_view word, const std::vector<std::string>& ch
 }
 
 // The element types a pipeline may name, for messages.
-constexpr const char* kDTypeChoices = "f32, f64, i32, i64 or u8";
+constexpr const char* kDTypeChoices = "f32, f64, i32, i64, u8 or bool";
 
 // What a pipeline node stands for.
 enum class Role { Input, Preprocess, Decision, Placement, ConvStage, MatmulStage, Train, Output, Layer };
@@ -107,6 +107,7 @@ struct LayerSpec {
   std::vector<std::string_view> args;
   void (Lowering::*lower)(PNode& p, std::vector<Value*>& ins);
   bool positional = false;  ///< takes one positional word (`input: mnist`, `{device: auto}`)
+  bool ownsEdgeLabels = false;  ///< reads its in-edges' labels itself (where: cond, a, b)
 };
 
 const std::vector<LayerSpec>& layerSpecs();
@@ -161,6 +162,8 @@ class Lowering {
   void lowerOp(PNode& p, std::vector<Value*>& ins);
 
   // ==== family elementwise: elementwise math, comparisons, where, reductions ====
+  void lowerGelu(PNode& p, std::vector<Value*>& ins);
+  void lowerWhere(PNode& p, std::vector<Value*>& ins);
   // (end of family elementwise)
 
   // ==== family norm: normalisation, dropout ====
@@ -432,7 +435,8 @@ std::vector<Value*> Lowering::operands(PNode& p) {
       p.poisoned = true;
       return {};
     }
-    std::string label = e->hasLabel && src.role != Role::Decision ? lower(trim(e->label)) : "";
+    const bool ownLabels = p.spec && p.spec->ownsEdgeLabels;
+    std::string label = e->hasLabel && src.role != Role::Decision && !ownLabels ? lower(trim(e->label)) : "";
     const Location& labelLoc = e->hasLabel ? e->labelLoc : e->loc;
     Value* value = src.value;
     if (!src.parts.empty()) {
@@ -970,6 +974,59 @@ void Lowering::lowerNode(PNode& p) {
 // ---- the op families' lowering functions (declared in the family blocks of Lowering) ----
 
 // ==== family elementwise: elementwise math, comparisons, where, reductions ====
+
+// `gelu` (PyTorch's exact GELU) or `gelu: approximate=tanh` (gelu_tanh), as nn.GELU spells it.
+void Lowering::lowerGelu(PNode& p, std::vector<Value*>& ins) {
+  Value* x = needOne(p, ins);
+  if (!x) return;
+  auto approximate = stringArg(p, "approximate", "none");
+  if (!approximate) return void(p.poisoned = true);
+  if (*approximate != "none" && *approximate != "tanh")
+    return badArg(*arg(p, "approximate"), "none or tanh"), void(p.poisoned = true);
+  OpKind kind = *approximate == "tanh" ? OpKind::GeluTanh : OpKind::Gelu;
+  p.value = fromResult(p, layers::addOp(*pipe_.model, kind, {x}, {}, p.decl->id, p.loc));
+}
+
+// where(cond, a, b): the edges say which input is which (cond/condition/mask; a/x/lhs/true;
+// b/y/rhs/false); unlabelled edges fill the remaining places in edge order.
+void Lowering::lowerWhere(PNode& p, std::vector<Value*>& ins) {
+  const std::string& id = p.decl->id;
+  std::vector<Value*> slots(3, nullptr);
+  std::vector<Value*> unlabelled;
+  for (const mermaid::Edge* e : p.inEdges) {
+    const PNode& src = nodes_[e->from];
+    if (!src.value) continue;
+    int slot = -1;
+    if (e->hasLabel && src.role != Role::Decision) {
+      const std::string l = lower(e->label);
+      if (l == "cond" || l == "condition" || l == "mask" || l == "c") slot = 0;
+      else if (l == "a" || l == "x" || l == "lhs" || l == "true" || l == "then") slot = 1;
+      else if (l == "b" || l == "y" || l == "rhs" || l == "false" || l == "else") slot = 2;
+      else
+        return error(e->labelLoc.known() ? e->labelLoc : p.loc,
+                     fmt::format("where '{}': edge label '{}' names no operand (cond, a or b)", id, e->label)),
+               void(p.poisoned = true);
+    }
+    if (slot < 0) {
+      unlabelled.push_back(src.value);
+      continue;
+    }
+    if (slots[size_t(slot)] && slots[size_t(slot)] != src.value)
+      return error(p.loc, fmt::format("where '{}': two edges name operand {}", id, slot == 0 ? "cond" : slot == 1 ? "a" : "b")),
+             void(p.poisoned = true);
+    slots[size_t(slot)] = src.value;
+  }
+  for (Value*& s : slots)
+    if (!s && !unlabelled.empty()) {
+      s = unlabelled.front();
+      unlabelled.erase(unlabelled.begin());
+    }
+  if (!slots[0] || !slots[1] || !slots[2] || !unlabelled.empty())
+    return error(p.loc, fmt::format("where '{}' takes three inputs (label the edges cond, a and b), got {}", id,
+                                    ins.size())),
+           void(p.poisoned = true);
+  p.value = fromResult(p, layers::addOp(*pipe_.model, OpKind::Where, slots, {}, id, p.loc));
+}
 // (end of family elementwise)
 
 // ==== family norm: normalisation, dropout ====
@@ -1290,6 +1347,8 @@ const std::vector<LayerSpec>& layerSpecs() {
       {"maxpool", Role::Layer, {"size", "stride", "padding", "ceil_mode"}, &Lowering::lowerPool},
       {"avgpool", Role::Layer, {"size", "stride", "padding", "ceil_mode", "count_include_pad"}, &Lowering::lowerPool},
       // ==== family elementwise: elementwise math, comparisons, where, reductions ====
+      {"gelu", Role::Layer, {"approximate"}, &Lowering::lowerGelu},
+      {"where", Role::Layer, {}, &Lowering::lowerWhere, /*positional=*/false, /*ownsEdgeLabels=*/true},
       // (end of family elementwise)
 
       // ==== family norm: normalisation, dropout ====

@@ -390,7 +390,7 @@ Expected<Types> shapeArgMax(const Node& n) {
 // softmax_cross_entropy, accuracy and the cross-entropy gradient: logits [N, C], integer labels [N].
 Expected<Types> requireLabels(const Node& n, const Value* logits, const Value* labels) {
   SHOAL_TRY(requireRank(n, logits, 2, "logits ([batch, classes])"));
-  if (isFloat(labels->type().dtype))
+  if (isFloat(labels->type().dtype) || labels->type().dtype == DType::Bool)
     return Unexpected(shapeError(n, fmt::format("labels must be integer class ids, got {}", sh(labels))));
   if (labels->type().shape != Shape{logits->type().shape[0]})
     return Unexpected(shapeError(n, fmt::format("labels {} do not match logits {}: expected [{}]", sh(labels),

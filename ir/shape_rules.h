@@ -36,6 +36,19 @@ Expected<std::vector<int64_t>> intsOfLen(const Node& n, const std::string& key, 
 // ---- the op families' shape rules (one block per family) ---------------------------------
 
 // ==== family elementwise: elementwise math, comparisons, where, reductions ====
+// (ir/shape_rules_elementwise.cpp)
+
+/// (x, dy) -> the type of x: both f32 or f64, the same type (the *_grad rows of unary ops).
+Expected<Types> shapeSameFloatPair(const Node& n);
+/// Float operands of one element type, broadcast together (pow and the 3-operand gradients).
+Expected<Types> shapeBroadcastFloat(const Node& n);
+/// Two operands of one element type (any), broadcast together: bool.
+Expected<Types> shapeCompare(const Node& n);
+/// (cond bool, a, b), a and b of one element type, broadcast together: a's element type.
+Expected<Types> shapeWhere(const Node& n);
+/// reduce_*: a float input, `axes` distinct and in [-rank, rank), `keepdim` 0 or 1; max and
+/// min also need a non-empty range for every output.
+Expected<Types> shapeReduce(const Node& n);
 // (end of family elementwise)
 
 // ==== family norm: normalisation, dropout ====

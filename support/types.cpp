@@ -3,6 +3,8 @@
 
 #include <cassert>
 
+static_assert(sizeof(bool) == 1, "DType::Bool tensors hold one byte per element, read as C++ bool");
+
 namespace shoal {
 
 std::string_view dtypeName(DType t) {
@@ -12,13 +14,15 @@ std::string_view dtypeName(DType t) {
     case DType::I32: return "i32";
     case DType::I64: return "i64";
     case DType::U8: return "u8";
+    case DType::Bool: return "bool";
   }
   return "?";
 }
 
 std::optional<DType> parseDType(std::string_view name) {
-  for (DType t : {DType::F32, DType::F64, DType::I32, DType::I64, DType::U8})
+  for (DType t : {DType::F32, DType::F64, DType::I32, DType::I64, DType::U8, DType::Bool})
     if (dtypeName(t) == name) return t;
+  if (name == "b8") return DType::Bool;  // the spelling of one-byte booleans elsewhere (MLIR's i1 is a bit)
   return std::nullopt;
 }
 
@@ -29,6 +33,7 @@ size_t dtypeSize(DType t) {
     case DType::I32: return 4;
     case DType::I64: return 8;
     case DType::U8: return 1;
+    case DType::Bool: return 1;
   }
   return 0;
 }

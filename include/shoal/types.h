@@ -11,12 +11,13 @@ namespace shoal {
 
 
 /// Element type of a tensor. The order is part of the IR text (names, not numbers, are
-/// printed), so new kinds may be appended freely.
-enum class DType : uint8_t { F32, F64, I32, I64, U8 };
+/// printed), so new kinds may be appended freely. Bool is one byte holding 0 or 1 (what
+/// comparisons produce and `where` selects by; safetensors BOOL).
+enum class DType : uint8_t { F32, F64, I32, I64, U8, Bool };
 
-/// "f32", "f64", "i32", "i64", "u8".
+/// "f32", "f64", "i32", "i64", "u8", "bool".
 std::string_view dtypeName(DType t);
-/// Inverse of dtypeName; nullopt for an unknown name.
+/// Inverse of dtypeName (also "b8" for bool); nullopt for an unknown name.
 std::optional<DType> parseDType(std::string_view name);
 /// Bytes per element.
 size_t dtypeSize(DType t);

@@ -28,21 +28,22 @@ std::string_view safetensorsDTypeName(DType t) {
     case DType::I32: return "I32";
     case DType::I64: return "I64";
     case DType::U8: return "U8";
+    case DType::Bool: return "BOOL";
   }
   return "?";
 }
 
 std::optional<DType> parseSafetensorsDType(std::string_view name) {
-  for (DType t : {DType::F32, DType::F64, DType::I32, DType::I64, DType::U8})
+  for (DType t : {DType::F32, DType::F64, DType::I32, DType::I64, DType::U8, DType::Bool})
     if (safetensorsDTypeName(t) == name) return t;
   return std::nullopt;
 }
 
 // Dtypes of the safetensors spec that shoal does not load (told apart from typos).
 bool isKnownUnsupportedDType(std::string_view name) {
-  static constexpr std::string_view kOthers[] = {"BOOL",   "I8",      "U16",  "I16",     "U32",     "U64",
-                                                 "F16",    "BF16",    "F8_E5M2", "F8_E4M3", "F8_E8M0", "E8M0",
-                                                 "F4",     "F6_E2M3", "F6_E3M2", "C64"};
+  static constexpr std::string_view kOthers[] = {"I8",      "U16",     "I16",     "U32",     "U64",  "F16",
+                                                 "BF16",    "F8_E5M2", "F8_E4M3", "F8_E8M0", "E8M0", "F4",
+                                                 "F6_E2M3", "F6_E3M2", "C64"};
   return std::find(std::begin(kOthers), std::end(kOthers), name) != std::end(kOthers);
 }
 
@@ -103,7 +104,7 @@ Expected<Entry> parseEntry(const std::string& where, const std::string& tensorNa
   auto parsed = parseSafetensorsDType(dtypeName);
   if (!parsed) {
     if (isKnownUnsupportedDType(dtypeName))
-      return fail(where + ": dtype '" + dtypeName + "' is not supported (shoal reads F32, F64, I32, I64, U8)");
+      return fail(where + ": dtype '" + dtypeName + "' is not supported (shoal reads F32, F64, I32, I64, U8, BOOL)");
     return fail(where + ": unknown dtype '" + dtypeName + "'");
   }
   e.dtype = *parsed;
@@ -247,6 +248,12 @@ Expected<SafetensorsFile> decodeSafetensors(std::string_view bytes, const std::s
     return fail(name + ": bytes " + range(pos, data.size()) + " of the data section belong to no tensor");
 
   for (const Entry& e : entries) {
+    // A BOOL byte other than 0 or 1 is no bool (reading it as one would be undefined).
+    if (e.dtype == DType::Bool)
+      for (uint64_t i = e.begin; i < e.end; ++i)
+        if (uint8_t(data[size_t(i)]) > 1)
+          return fail(name + ": tensor '" + e.name + "': BOOL element " + std::to_string(i - e.begin) + " is " +
+                      std::to_string(int(uint8_t(data[size_t(i)]))) + ", not 0 or 1");
     Tensor t(e.dtype, e.shape);
     if (t.byteSize()) std::memcpy(t.raw(), data.data() + e.begin, t.byteSize());
     file.tensors.emplace_back(e.name, std::move(t));

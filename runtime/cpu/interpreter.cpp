@@ -17,6 +17,7 @@
 // The op families (one runner header each):
 
 // ==== family elementwise: elementwise math, comparisons, where, reductions ====
+#include "runtime/cpu/ops_elementwise.h"
 // (end of family elementwise)
 
 // ==== family norm: normalisation, dropout ====
@@ -96,7 +97,8 @@ class NodeRunner : public cpu::OpContext {
       case DType::I32: return f(in<int32_t>(i));
       case DType::U8: return f(in<uint8_t>(i));
       case DType::F32:
-      case DType::F64: break;
+      case DType::F64:
+      case DType::Bool: break;  // the shape rules reject these; kept as an error here too
     }
     return fail(n_.describe() + ": labels must be integers", n_.loc());
   }
@@ -216,6 +218,17 @@ template <typename T>
 Expected<void> NodeRunner::run() {
   switch (n_.kind()) {
     // ==== family elementwise: elementwise math, comparisons, where, reductions ====
+    case OpKind::Equal:
+    case OpKind::NotEqual:
+    case OpKind::Less:
+    case OpKind::LessEqual:
+    case OpKind::Greater:
+    case OpKind::GreaterEqual: return cpu::runCompare<T>(*this);
+    case OpKind::Where: return cpu::runWhere<T>(*this);
+    case OpKind::ReduceSum:
+    case OpKind::ReduceMean:
+    case OpKind::ReduceMax:
+    case OpKind::ReduceMin: return cpu::runReduce<T>(*this);
     // (end of family elementwise)
 
     // ==== family norm: normalisation, dropout ====
@@ -441,6 +454,7 @@ void storeInteger(Tensor& y, int64_t i, double v) {
     case DType::I64: y.data<int64_t>()[i] = whole; return;
     case DType::I32: y.data<int32_t>()[i] = int32_t(whole); return;
     case DType::U8: y.data<uint8_t>()[i] = uint8_t(whole); return;
+    case DType::Bool: y.data<bool>()[i] = v != 0; return;  // bool + bool is true unless both are false (PyTorch)
     case DType::F32:
     case DType::F64: y.set(i, v); return;
   }

@@ -216,12 +216,13 @@ template <typename T>
 void reduceSumToShape(const Shape& inShape, const T* x, const Shape& outShape, T* y);
 
 /// Reduction kinds of `reduce`.
-enum class ReduceKind { Sum, Mean, Max };
+enum class ReduceKind { Sum, Mean, Max, Min };
 
 /// Reduces x (inShape) over `axes` (each in [-rank, rank), negative counts from the back,
 /// duplicates ignored; empty means all axes). y holds the remaining dimensions in order;
 /// keepdims only changes the shape the caller reports, not the layout, so it is not a
-/// parameter. Max of an empty range is -inf; Mean of one is NaN.
+/// parameter. Max and Min propagate NaN (torch.amax/amin); Max of an empty range is -inf,
+/// Min +inf; Mean of one is NaN.
 template <typename T>
 void reduce(ReduceKind kind, const Shape& inShape, const T* x, const std::vector<int64_t>& axes, T* y);
 

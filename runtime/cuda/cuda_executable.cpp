@@ -171,6 +171,7 @@ unsigned scalarCode(DType t) {
     case DType::I32: return 2;
     case DType::I64: return 3;
     case DType::U8: return 4;
+    case DType::Bool: return 4;  // one byte holding 0 or 1: read as unsigned char
   }
   return 0;
 }

@@ -199,7 +199,8 @@ Tensor decodeElements(const IdxHeader& h, const unsigned char* p) {
       break;
     }
     case DType::I64:
-      break;  // no IDX typecode maps to i64
+    case DType::Bool:
+      break;  // no IDX typecode maps to i64 or bool
   }
   return t;
 }

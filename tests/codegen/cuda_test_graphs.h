@@ -187,8 +187,8 @@ inline std::unique_ptr<Graph> buildUpdateGroupGraph(DType dt) {
 
 /// Seeded inputs for every input node of `g` (by the name after any "<op>__" prefix): uniform
 /// in [-2, 2); integers in [-2, 2] for names starting with "q"; class ids in [0, 7) for
-/// "labels*"; `step` for "step"; a learning rate in (0, 0.04] for "lr"; u8 pixels and small
-/// integer ids for integer inputs.
+/// "labels*"; `step` for "step"; a learning rate in (0, 0.04] for "lr"; u8 pixels, 0/1 for
+/// bool and small integer ids for other integer inputs.
 inline TensorMap randomInputs(const Graph& g, uint64_t seed, double step = 1) {
   std::mt19937_64 rng(seed);
   TensorMap out;
@@ -208,6 +208,8 @@ inline TensorMap randomInputs(const Graph& g, uint64_t seed, double step = 1) {
         v = double(rng() % 7);
       else if (t.dtype() == DType::U8)
         v = double(rng() % 256);
+      else if (t.dtype() == DType::Bool)
+        v = double(rng() % 2);
       else if (!isFloat(t.dtype()))
         v = double(int64_t(rng() % 201) - 100);
       else if (base[0] == 'q')

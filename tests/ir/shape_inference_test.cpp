@@ -179,7 +179,7 @@ SHOAL_SHAPE_CASES(FusedElementwise, OpKind::FusedElementwise) {
               {t, f32({3, 2})},
               e("a0 a1 add"),
               "operand 1 is f32[3,2], operand 0 is f32[2,3]: fused operands share one type"},
-             {"unknown operation", {t}, e("a0 gelu"), "unknown operation 'gelu' in fused expression"},
+             {"unknown operation", {t}, e("a0 swish"), "unknown operation 'swish' in fused expression"},
              {"missing operand", {t}, e("a0 a1 add"), "fused expression names operand 'a1', but there are 1"},
              {"stack underflow", {t}, e("a0 add"), "'add' needs 2 values in fused expression 'a0 add'"},
              {"two values left", {t, t}, e("a0 a1"), "fused expression 'a0 a1' leaves 2 values, expected 1"}}};

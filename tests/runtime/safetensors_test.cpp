@@ -140,6 +140,7 @@ TEST(Safetensors, RoundTripsEveryDtype) {
       {"i32", Tensor::fromDoubles(DType::I32, {3}, std::vector<double>{-2147483648.0, 0, 2147483647.0})},
       {"i64", Tensor::fromDoubles(DType::I64, {2}, std::vector<double>{-1099511627776.0, 9007199254740992.0})},
       {"u8", Tensor::fromDoubles(DType::U8, {2, 1, 2}, std::vector<double>{0, 1, 128, 255})},
+      {"bool", Tensor::fromDoubles(DType::Bool, {3}, std::vector<double>{1, 0, 1})},
       {"step", Tensor::fromDoubles(DType::F32, {}, std::vector<double>{3.5})},
       {"empty", Tensor(DType::F32, {0, 4})},
   };
@@ -216,7 +217,7 @@ TEST(SafetensorsErrors, UnknownDtype) {
   EXPECT_EQ(loadError(p, rawFile(R"({"w":{"dtype":"F33","shape":[1],"data_offsets":[0,4]}})", "1234")),
             p + ": tensor 'w': unknown dtype 'F33'");
   EXPECT_EQ(loadError(p, rawFile(R"({"w":{"dtype":"BF16","shape":[2],"data_offsets":[0,4]}})", "1234")),
-            p + ": tensor 'w': dtype 'BF16' is not supported (shoal reads F32, F64, I32, I64, U8)");
+            p + ": tensor 'w': dtype 'BF16' is not supported (shoal reads F32, F64, I32, I64, U8, BOOL)");
 }
 
 TEST(SafetensorsErrors, DataOffsets) {
