@@ -65,14 +65,14 @@ struct CommonOptions {
   std::string file;
   bool train = false;
   std::vector<std::string> disabled;
-  int64_t memoryLimit = 0;  ///< --memory-limit BYTES (0: none)
+  std::optional<int64_t> memoryLimit;  ///< --memory-limit BYTES (0: none; unset: defaultMemoryLimit())
 };
 
 CompileOptions compileOptions(const CommonOptions& c, const TrainConfig* train) {
   CompileOptions o;
   o.train = train;
   o.disabledPasses = {c.disabled.begin(), c.disabled.end()};
-  o.memoryLimit = c.memoryLimit;
+  if (c.memoryLimit) o.memoryLimit = *c.memoryLimit;
   return o;
 }
 
@@ -300,7 +300,10 @@ int main(int argc, char** argv) {
     cmd->add_option("FILE", common.file, "pipeline (.mmd) or IR text file")->required();
     if (train) cmd->add_flag("--train", common.train, "compile the training step (forward, loss, backward, update)");
     cmd->add_option("--disable-pass", common.disabled, "skip the named pass (repeatable)");
-    cmd->add_option("--memory-limit", common.memoryLimit, "fail before running when the memory plan needs more bytes")
+    cmd->add_option("--memory-limit", common.memoryLimit,
+                    fmt::format("fail before running when the memory plan needs more bytes (0: no limit; default: this "
+                                "machine's memory or the process's limit, now {})",
+                                defaultMemoryLimit()))
         ->check(CLI::NonNegativeNumber);
   };
 

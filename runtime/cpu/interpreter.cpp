@@ -7,6 +7,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstring>
+#include <limits>
 #include <random>
 
 #include "ir/elementwise_expr.h"
@@ -17,11 +18,13 @@ namespace shoal {
 
 namespace {
 
+// A zeroed, 64-byte aligned region; null when it cannot be allocated.
 std::shared_ptr<void> allocateRegion(int64_t bytes) {
+  if (bytes > std::numeric_limits<int64_t>::max() - 64) return nullptr;
   size_t size = size_t(std::max<int64_t>(bytes, 64));
   size = (size + 63) / 64 * 64;
   void* p = std::aligned_alloc(64, size);
-  if (!p) throw std::bad_alloc();
+  if (!p) return nullptr;
   std::memset(p, 0, size);
   return std::shared_ptr<void>(p, [](void* q) { std::free(q); });
 }
@@ -446,8 +449,12 @@ Expected<std::unique_ptr<CpuExecutable>> CpuExecutable::create(Program program) 
   std::string conflict = checkMemoryPlan(*program.graph, program.plan);
   if (!conflict.empty()) return fail("internal error: memory plan is unsound: " + conflict);
   std::unique_ptr<CpuExecutable> exe(new CpuExecutable(std::move(program)));
-  exe->arena_ = allocateRegion(exe->program_.plan.arenaBytes);
-  exe->persistentRegion_ = allocateRegion(exe->program_.plan.persistentBytes);
+  const MemoryPlan& plan = exe->program_.plan;
+  exe->arena_ = allocateRegion(plan.arenaBytes);
+  exe->persistentRegion_ = allocateRegion(plan.persistentBytes);
+  if (!exe->arena_ || !exe->persistentRegion_)
+    return fail(fmt::format("out of memory: cannot allocate the program's {} bytes (arena {} + persistent {})",
+                            plan.totalBytes(), plan.arenaBytes, plan.persistentBytes));
   return exe;
 }
 
