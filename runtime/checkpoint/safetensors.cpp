@@ -255,7 +255,7 @@ Expected<SafetensorsFile> decodeSafetensors(std::string_view bytes, const std::s
 }
 
 Expected<SafetensorsFile> loadSafetensors(const std::string& path) {
-  auto bytes = readFileBytes(path);
+  auto bytes = readFileBytes(path, kCheckpointFileLimit);
   if (!bytes) return Unexpected(bytes.error());
   return decodeSafetensors(*bytes, path);
 }
