@@ -9,11 +9,13 @@
 #include <cmath>
 #include <cstring>
 #include <filesystem>
+#include <set>
 #include <nlohmann/json.hpp>
 
 #include "runtime/checkpoint/safetensors.h"
 #include "runtime/data/idx.h"
 #include "runtime/init.h"
+#include "support/file_util.h"
 
 namespace fs = std::filesystem;
 
@@ -117,7 +119,7 @@ Expected<double> accuracyOver(BatchedPrograms& eval, const Pipeline& p, const Mn
 
 // Loads params (and optimizer state, when the file has it) into `exe`; returns the optimizer
 // step the checkpoint was saved at (0 when unknown), so a resumed run continues Adam's count.
-Expected<int64_t> loadWeights(Executable& exe, const std::string& path) {
+Expected<int64_t> loadWeights(Executable& exe, const std::string& path, const TrainOptions& opts) {
   auto file = loadSafetensors(path);
   if (!file) return Unexpected(file.error());
   TensorMap current = exe.readPersistent();
@@ -129,6 +131,10 @@ Expected<int64_t> loadWeights(Executable& exe, const std::string& path) {
     if (!ok) return fail(path + ": " + ok.error().message());
     values[name] = t;
   }
+  std::set<std::string> modelTensors;
+  for (auto& [name, t] : current) modelTensors.insert(name);
+  if (std::string note = unusedTensorsNote(path, *file, modelTensors, opts.exec.verbose); !note.empty() && opts.onNote)
+    opts.onNote(note);
   for (Node* n : exe.graph().nodes())
     if (n->kind() == OpKind::Param && !values.count(n->result()->name()))
       return fail(fmt::format("{}: checkpoint has no tensor '{}' ({})", path, n->result()->name(), n->result()->type().str()));
@@ -200,6 +206,9 @@ std::string resolveDataPath(const std::string& path, const std::string& pipeline
 
 Expected<TrainReport> trainPipeline(const Pipeline& p, const TrainOptions& opts) {
   if (!p.train) return fail("the pipeline has no train stage");
+  // Say now, not after the whole training, that the checkpoint cannot be written.
+  if (!p.output.checkpoint.empty())
+    if (auto ok = checkWritablePath(p.output.checkpoint); !ok) return fail(ok.error().message(), p.output.loc);
   auto loaded = prepare(p, opts);
   if (!loaded) return Unexpected(loaded.error());
   TrainConfig cfg = *p.train;
@@ -223,7 +232,7 @@ Expected<TrainReport> trainPipeline(const Pipeline& p, const TrainOptions& opts)
   std::string weights = !opts.weights.empty() ? opts.weights : p.data->weights;
   int64_t resumedStep = 0;
   if (!weights.empty()) {
-    auto loadedStep = loadWeights(*step->full, weights);
+    auto loadedStep = loadWeights(*step->full, weights, opts);
     if (!loadedStep) return Unexpected(loadedStep.error());
     resumedStep = *loadedStep;
   }
@@ -335,7 +344,7 @@ Expected<TrainReport> evaluatePipeline(const Pipeline& p, const TrainOptions& op
   auto first = compileFor(*p.model, std::min<int64_t>(batch, test.images.shape()[0]), copts, loaded->device, opts.exec);
   if (!first) return Unexpected(first.error());
   (*first)->initializeParameters(0);
-  auto ok = loadWeights(**first, weights);
+  auto ok = loadWeights(**first, weights, opts);
   if (!ok) return Unexpected(ok.error());
   auto eval = compileBatched(*p.model, batch, test.images.shape()[0], copts, loaded->device, opts.exec, first->get());
   if (!eval) return Unexpected(eval.error());

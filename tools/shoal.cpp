@@ -246,6 +246,14 @@ int runRun(const CommonOptions& c, const RunOptions& r) {
   t.onStep = [&](const StepProgress& s) { progress.step(s); };
   t.onEpoch = [&](const EpochStats& e) { progress.epoch(e, epochs); };
 
+  // Every file the run will write, checked before any work: a missing or read-only folder is
+  // reported now, not after the whole training.
+  std::vector<std::pair<std::string, Location>> outputs = {{r.report, Location{}}, {p->output.plot, p->output.loc}};
+  if (p->train) outputs.push_back({p->output.checkpoint, p->output.loc});
+  for (const auto& [path, loc] : outputs)
+    if (!path.empty() && path != "-")
+      if (auto ok = checkWritablePath(path); !ok) return reportError(Error(ok.error().message(), loc));
+
   nlohmann::ordered_json report;
   if (p->train || (p->data && !p->model->inputNodes().empty())) {
     auto result = p->train ? trainPipeline(*p, t) : evaluatePipeline(*p, t);
