@@ -15,6 +15,7 @@
 #include "passes/program.h"
 #include "runtime/backend.h"
 #include "runtime/cpu/interpreter.h"
+#include "runtime/differential.h"
 #include "runtime/trainer.h"
 
 namespace shoal {
@@ -169,6 +170,9 @@ struct RunOptions {
   bool verbose = false;
   bool tf32 = false;
   bool profile = false;
+  bool check = false;       ///< --check: compare every node with the float64 interpreter
+  int64_t checkSteps = 3;   ///< --check-steps N
+  DifferentialTolerance checkTolerance;  ///< --check-rtol, --check-atol
 };
 
 nlohmann::ordered_json tensorJson(const Tensor& t) {
@@ -226,11 +230,65 @@ class ProgressPrinter {
   bool tty_;
 };
 
+// ---- run --check ------------------------------------------------------------------------
+int runCheckAgainstReference(const CommonOptions& c, const RunOptions& r, const Pipeline& p, DeviceKind kind) {
+  DifferentialOptions d;
+  d.device = kind;
+  d.steps = r.checkSteps;
+  d.tolerance = r.checkTolerance;
+  d.seed = r.seed;
+  d.weights = r.weights;
+  d.exec.tf32 = r.tf32;
+  d.exec.verbose = r.verbose;
+  d.compile = compileOptions(c, nullptr);
+  d.onNote = [](const std::string& s) { fmt::print(stderr, "{}\n", s); };
+  if (!r.report.empty() && r.report != "-")
+    if (auto ok = checkWritablePath(r.report); !ok) return reportError(ok.error());
+  auto result = checkPipelineAgainstReference(p, d);
+  if (!result) return reportError(result.error());
+  std::string what = result->training ? fmt::format("{} training step{}", result->steps, result->steps == 1 ? "" : "s")
+                                      : fmt::format("{} run{}", result->steps, result->steps == 1 ? "" : "s");
+  nlohmann::ordered_json j;
+  j["device"] = result->device;
+  j["check"]["steps"] = result->steps;
+  j["check"]["nodes_per_step"] = result->nodesPerStep;
+  j["check"]["rtol"] = d.tolerance.rtol;
+  j["check"]["atol"] = d.tolerance.atol;
+  j["check"]["diverged"] = result->divergence.has_value();
+  int status = kOk;
+  if (const auto& div = result->divergence) {
+    fmt::print("check: {} diverges from the float64 interpreter\n", result->device);
+    std::cerr << diagnostics().render(Diagnostic{Severity::Error, div->loc, "diverges from float64: " + div->describe(/*withLocation=*/false)});
+    nlohmann::ordered_json o;
+    o["step"] = div->step;
+    o["node"] = div->loc.node;
+    o["op"] = div->op;
+    o["value"] = div->value;
+    o["location"] = div->loc.str();
+    o["index"] = div->index;
+    o["device"] = div->got;
+    o["float64"] = div->want;
+    o["error"] = div->error;
+    o["tolerance"] = div->tolerance;
+    o["elements_beyond_tolerance"] = div->badElements;
+    j["check"]["divergence"] = o;
+    status = kUserError;
+  } else {
+    fmt::print("check: {} matches the float64 interpreter ({}, {} nodes each; rtol {:g}, atol {:g}); closest: {:.2g} of "
+               "the tolerance at {}\n",
+               result->device, what, result->nodesPerStep, d.tolerance.rtol, d.tolerance.atol, result->worstRatio,
+               result->worstNode.empty() ? "-" : result->worstNode);
+  }
+  if (!r.report.empty() && !emit(r.report, j.dump(2) + "\n")) return kUserError;
+  return status;
+}
+
 int runRun(const CommonOptions& c, const RunOptions& r) {
   auto p = load(c.file);
   if (!p) return kUserError;
   auto kind = parseDeviceKind(r.device);
   if (!kind) return reportError(Error(fmt::format("--device must be auto, cpu or cuda, got '{}'", r.device)));
+  if (r.check) return runCheckAgainstReference(c, r, *p, *kind);
   TrainOptions t;
   t.device = *kind;
   t.epochs = r.epochs;
@@ -350,6 +408,16 @@ int main(int argc, char** argv) {
   runCmd->add_flag("--verbose", run.verbose, "report kernel-cache hits, misses and compile times");
   runCmd->add_flag("--tf32", run.tf32, "allow TF32 tensor-core GEMMs on the GPU (default: exact fp32)");
   runCmd->add_flag("--profile", run.profile, "print the time spent in each op of the training step");
+  runCmd->add_flag("--check", run.check,
+                   "differential check: run on the device and compare every node's output with the float64 "
+                   "interpreter on the same operands; exit 1 at the first node that diverges");
+  runCmd->add_option("--check-steps", run.checkSteps, "training steps (or batches) --check compares (default 3)")
+      ->check(CLI::PositiveNumber);
+  runCmd->add_option("--check-rtol", run.checkTolerance.rtol, "relative tolerance of --check (default 1e-4)")
+      ->check(CLI::NonNegativeNumber);
+  runCmd->add_option("--check-atol", run.checkTolerance.atol,
+                     "absolute tolerance of --check (default 1e-5); see README for the rule")
+      ->check(CLI::NonNegativeNumber);
 
   try {
     app.parse(argc, argv);

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <limits>
 #include <random>
@@ -449,6 +450,11 @@ Expected<std::unique_ptr<CpuExecutable>> CpuExecutable::create(Program program) 
   std::string conflict = checkMemoryPlan(*program.graph, program.plan);
   if (!conflict.empty()) return fail("internal error: memory plan is unsound: " + conflict);
   std::unique_ptr<CpuExecutable> exe(new CpuExecutable(std::move(program)));
+  if (const char* perturb = std::getenv("SHOAL_TEST_PERTURB_OP"); perturb && *perturb) {
+    std::string spec = perturb;
+    size_t colon = spec.find(':');
+    exe->setPerturbation(spec.substr(0, colon), colon == std::string::npos ? 1e-3 : std::atof(spec.c_str() + colon + 1));
+  }
   const MemoryPlan& plan = exe->program_.plan;
   exe->arena_ = allocateRegion(plan.arenaBytes);
   exe->persistentRegion_ = allocateRegion(plan.persistentBytes);
@@ -517,12 +523,10 @@ Expected<TensorMap> CpuExecutable::run(const TensorMap& inputs) {
     copyConverted(it->second, valueView(n->result()));
   }
   for (Node* n : graph().nodes()) {
-    NodeRunner runner(*this, *n);
     auto start = profiling_ ? std::chrono::steady_clock::now() : std::chrono::steady_clock::time_point{};
-    Expected<void> ok = isIntegerArithmetic(*n)            ? runIntegerArithmetic(*this, *n)
-                        : computeType(*n) == DType::F64 ? runner.run<double>()
-                                                        : runner.run<float>();
+    auto ok = runNode(*n);
     if (!ok) return Unexpected(ok.error());
+    if (!perturbOp_.empty() && n->opName() == perturbOp_) perturbResults(*n);
     if (profiling_) {
       auto& [seconds, calls] = profile_[std::string(n->opName())];
       seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
@@ -532,6 +536,25 @@ Expected<TensorMap> CpuExecutable::run(const TensorMap& inputs) {
   TensorMap outputs;
   for (Node* n : graph().outputNodes()) outputs[n->attrs().getString("name")] = valueView(n->input(0)).clone();
   return outputs;
+}
+
+Expected<void> CpuExecutable::runNode(const Node& n) {
+  NodeRunner runner(*this, n);
+  return isIntegerArithmetic(n)            ? runIntegerArithmetic(*this, n)
+         : computeType(n) == DType::F64 ? runner.run<double>()
+                                         : runner.run<float>();
+}
+
+void CpuExecutable::perturbResults(const Node& n) {
+  std::vector<const Value*> written;
+  for (size_t r = 0; r < n.numResults(); ++r) written.push_back(n.result(r));
+  for (int op : mutatedOperands(n.kind()))
+    if (size_t(op) < n.numInputs()) written.push_back(n.input(size_t(op)));
+  for (const Value* v : written) {
+    Tensor y = valueView(v);
+    if (!isFloat(y.dtype())) continue;
+    for (int64_t i = 0; i < y.numElements(); ++i) y.set(i, y.at(i) * (1 + perturbAmount_) + perturbAmount_);
+  }
 }
 
 std::string CpuExecutable::profileSummary() const {
