@@ -10,6 +10,7 @@
 #include <cstring>
 #include <limits>
 #include <random>
+#include <stdexcept>
 
 #include "ir/elementwise_expr.h"
 #include "runtime/cpu/kernels.h"
@@ -540,9 +541,17 @@ Expected<TensorMap> CpuExecutable::run(const TensorMap& inputs) {
 
 Expected<void> CpuExecutable::runNode(const Node& n) {
   NodeRunner runner(*this, n);
-  return isIntegerArithmetic(n)            ? runIntegerArithmetic(*this, n)
-         : computeType(n) == DType::F64 ? runner.run<double>()
-                                         : runner.run<float>();
+  try {
+    return isIntegerArithmetic(n)            ? runIntegerArithmetic(*this, n)
+           : computeType(n) == DType::F64 ? runner.run<double>()
+                                           : runner.run<float>();
+  } catch (const std::bad_alloc&) {
+    // A kernel's own scratch (conv's im2col matrix, a fused conv's intermediate) is not in
+    // the memory plan; when it cannot be allocated, say where.
+    return fail(fmt::format("{}: out of memory for the CPU kernel's scratch buffers", n.describe()), n.loc());
+  } catch (const std::length_error&) {
+    return fail(fmt::format("{}: out of memory for the CPU kernel's scratch buffers", n.describe()), n.loc());
+  }
 }
 
 void CpuExecutable::perturbResults(const Node& n) {
