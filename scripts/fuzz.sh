@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds the libFuzzer harnesses of tests/fuzz (preset `fuzz`: clang-16, ASan + UBSan) and runs
-# each for SECONDS (default 60), two at a time. Seeds come from tests/fuzz/corpus/<harness>;
+# each for SECONDS (default 60), two at a time. Seeds come from tests/fuzz/corpus/<harness> and
+# tests/fuzz/regressions/<harness>;
 # what a run discovers is kept in build-fuzz/corpus/<harness> for the next run. A crash, leak,
 # timeout, sanitizer report or broken property stops that harness with the input saved as
 # build-fuzz/artifacts/<harness>-*: copy it into tests/fuzz/regressions/<harness>/ (the unit
@@ -25,7 +26,7 @@ fuzz() {
   [ -f "tests/fuzz/dict/$name.dict" ] && args+=(-dict="tests/fuzz/dict/$name.dict")
   mkdir -p "build-fuzz/corpus/$name"
   if ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-     "build-fuzz/tests/fuzz/fuzz_$name" "${args[@]}" "build-fuzz/corpus/$name" "tests/fuzz/corpus/$name" >"$log" 2>&1; then
+     "build-fuzz/tests/fuzz/fuzz_$name" "${args[@]}" "build-fuzz/corpus/$name" "tests/fuzz/corpus/$name" "tests/fuzz/regressions/$name" >"$log" 2>&1; then
     echo "fuzz $name: $(grep -o 'Done [0-9]* runs in [0-9]* second' "$log" | head -1)s, $(grep -o 'new_units_added: *[0-9]*' "$log" | tr -s ' ') (corpus build-fuzz/corpus/$name)"
   else
     echo "fuzz $name: FAILED; log $log, input build-fuzz/artifacts/$name-*"
