@@ -10,6 +10,7 @@
 #include "ir/parser.h"
 #include "ir/printer.h"
 #include "passes/precision.h"
+#include "runtime/cuda/device.h"
 #include "test_util.h"
 
 namespace shoal {
@@ -176,6 +177,54 @@ TEST(DifferentialCli, PlantedWrongKernelIsReportedAtItsNode) {
   auto literal = test::runCli("run examples/conv.mmd --check --device cpu");
   EXPECT_EQ(literal.exitCode, 0) << literal.err;
   EXPECT_EQ(literal.out.rfind("check: cpu matches the float64 interpreter (1 run, ", 0), 0u) << literal.out;
+}
+
+// ---- the CUDA path (skipped without a usable GPU) -----------------------------------------
+
+bool haveGpu() {
+  static const bool ok = probeCudaDevice(0).has_value();
+  return ok;
+}
+
+TEST(DifferentialGpu, EveryExampleMatchesTheFloat64Interpreter) {
+  if (!haveGpu()) GTEST_SKIP() << "no usable GPU: " << probeCudaDevice(0).error().message();
+  for (const char* example : {"examples/matmul.mmd", "examples/conv.mmd", "examples/mlp.mmd", "examples/mnist_cnn.mmd"}) {
+    SCOPED_TRACE(example);
+    DiagnosticEngine diags;
+    auto p = loadPipelineFile(test::sourcePath(example), diags);
+    ASSERT_TRUE(p) << diags.render();
+    DifferentialOptions opts;
+    opts.device = DeviceKind::Cuda;
+    opts.steps = 3;
+    auto r = checkPipelineAgainstReference(*p, opts);
+    ASSERT_TRUE(r) << r.error().str();
+    EXPECT_EQ(r->device.rfind("cuda:", 0), 0u) << r->device;
+    EXPECT_FALSE(r->divergence.has_value()) << r->divergence->describe();
+  }
+}
+
+TEST(DifferentialGpu, ReadValueReturnsEveryPlannedValue) {
+  // The CUDA readValue against the CPU's on the same no-sharing program: equal within fp32.
+  if (!haveGpu()) GTEST_SKIP() << "no usable GPU: " << probeCudaDevice(0).error().message();
+  auto program = [] { return compileSeparate(parse(kModel)); };
+  auto gpu = createExecutable(program(), DeviceSelection{DeviceKind::Cuda, "cuda", ""});
+  auto cpu = CpuExecutable::create(program());
+  ASSERT_TRUE(gpu) << gpu.error().str();
+  ASSERT_TRUE(cpu);
+  (*gpu)->initializeParameters(3);
+  (*cpu)->initializeParameters(3);
+  Tensor x = Tensor::fromDoubles(DType::F32, {2, 3}, std::vector<double>{1.5, -2, 0.25, 3, 0.5, -0.125});
+  ASSERT_TRUE((*gpu)->run({{"x", x}}));
+  ASSERT_TRUE((*cpu)->run({{"x", x}}));
+  for (Node* n : (*cpu)->graph().nodes())
+    for (size_t r = 0; r < n->numResults(); ++r) {
+      const Value* v = n->result(r);
+      auto g = (*gpu)->readValue((*gpu)->graph().findValue(v->name()));
+      ASSERT_TRUE(g) << g.error().str();
+      Tensor c = (*cpu)->valueView(v);
+      ASSERT_EQ(g->numElements(), c.numElements()) << v->name();
+      for (int64_t i = 0; i < c.numElements(); ++i) EXPECT_NEAR(g->at(i), c.at(i), 1e-5 + 1e-4 * std::abs(c.at(i))) << v->name();
+    }
 }
 
 }  // namespace
