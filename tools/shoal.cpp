@@ -258,7 +258,8 @@ int runCheckAgainstReference(const CommonOptions& c, const RunOptions& r, const 
   int status = kOk;
   if (const auto& div = result->divergence) {
     fmt::print("check: {} diverges from the float64 interpreter\n", result->device);
-    std::cerr << diagnostics().render(Diagnostic{Severity::Error, div->loc, "diverges from float64: " + div->describe(/*withLocation=*/false)});
+    std::string message = "diverges from float64: " + div->describe(/*withLocation=*/false);
+    std::cerr << diagnostics().render(Diagnostic{Severity::Error, div->loc, message});
     nlohmann::ordered_json o;
     o["step"] = div->step;
     o["node"] = div->loc.node;
@@ -405,19 +406,23 @@ int main(int argc, char** argv) {
   runCmd->add_option("--seed", run.seed, "seed for initialisation and shuffling");
   runCmd->add_option("--report", run.report, "write a JSON report here");
   runCmd->add_option("--weights", run.weights, "load parameters from this safetensors file first");
-  runCmd->add_flag("--verbose", run.verbose, "report kernel-cache hits, misses and compile times");
+  runCmd->add_flag("--verbose", run.verbose,
+                   "report kernel-cache hits, misses and compile times, and every checkpoint tensor the model ignores");
   runCmd->add_flag("--tf32", run.tf32, "allow TF32 tensor-core GEMMs on the GPU (default: exact fp32)");
   runCmd->add_flag("--profile", run.profile, "print the time spent in each op of the training step");
-  runCmd->add_flag("--check", run.check,
-                   "differential check: run on the device and compare every node's output with the float64 "
-                   "interpreter on the same operands; exit 1 at the first node that diverges");
+  auto* checkFlag = runCmd->add_flag("--check", run.check,
+                                     "differential check: run on the device and compare every node's output with the "
+                                     "float64 interpreter on the same operands; exit 1 at the first node that diverges");
   runCmd->add_option("--check-steps", run.checkSteps, "training steps (or batches) --check compares (default 3)")
-      ->check(CLI::PositiveNumber);
+      ->check(CLI::PositiveNumber)
+      ->needs(checkFlag);
   runCmd->add_option("--check-rtol", run.checkTolerance.rtol, "relative tolerance of --check (default 1e-4)")
-      ->check(CLI::NonNegativeNumber);
+      ->check(CLI::NonNegativeNumber)
+      ->needs(checkFlag);
   runCmd->add_option("--check-atol", run.checkTolerance.atol,
                      "absolute tolerance of --check (default 1e-5); see README for the rule")
-      ->check(CLI::NonNegativeNumber);
+      ->check(CLI::NonNegativeNumber)
+      ->needs(checkFlag);
 
   try {
     app.parse(argc, argv);
