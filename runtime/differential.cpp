@@ -16,10 +16,6 @@
 
 namespace shoal {
 
-namespace {
-
-// How many terms the op sums into one output element (see DifferentialTolerance: more than
-// one makes the tolerance relative to the value's RMS).
 int64_t termsPerElement(const Node& n) {
   auto in = [&](size_t i) -> const Shape& { return n.input(i)->type().shape; };
   auto product = [](const std::vector<int64_t>& v) {
@@ -42,6 +38,8 @@ int64_t termsPerElement(const Node& n) {
   if (k == OpKind::SoftmaxCrossEntropy || k == OpKind::Mse || k == OpKind::Accuracy) return numElements(in(0));
   return 1;
 }
+
+namespace {
 
 // Copies `src` into `dst` element by element, converting the element type.
 void convertInto(const Tensor& src, Tensor dst) {

@@ -30,6 +30,11 @@ struct DifferentialTolerance {
   double atol = 1e-5;
 };
 
+/// How many terms `n`'s op sums into one element of its result (1 for elementwise ops): the
+/// reduced extent of dense, matmul, conv and its gradients, sum_to, average pooling windows,
+/// softmax rows and the losses. Its result's element count times this is the op's work.
+int64_t termsPerElement(const Node& n);
+
 /// Where a device's output first left the tolerance.
 struct Divergence {
   int64_t step = 0;         ///< 1-based run (training step) it happened in

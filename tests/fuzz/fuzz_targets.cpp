@@ -1,6 +1,7 @@
 // Harness bodies: each feeds one input to one reader and checks a property of the result.
 #include "fuzz_targets.h"
 
+#include <algorithm>
 #include <cstring>
 
 #include "codegen/kernel_cache.h"
@@ -11,8 +12,45 @@
 #include "passes/program.h"
 #include "runtime/checkpoint/safetensors.h"
 #include "runtime/data/idx.h"
+#include "runtime/differential.h"
 
 namespace shoal::fuzz {
+
+namespace {
+
+// Runs a small program on the CPU interpreter and, node by node, on its float64 twin (the
+// differential check), with deterministic inputs: a kernel that crashes, overruns or hangs on
+// a graph the verifier accepted is a bug. Errors (a label out of range) and divergences (an
+// f32 overflow the f64 twin does not have) are fine. Programs over 16 MB or about 2·10^7
+// multiply-adds are skipped, to keep the harness fast.
+void runIfSmall(const Graph& g, const TrainConfig* train) {
+  CompileOptions opts;
+  opts.memoryLimit = int64_t(16) << 20;
+  opts.planner = PlannerOptions{.inPlace = false, .reuse = false};
+  opts.train = train;
+  auto program = compileProgram(g.clone(), opts);
+  if (!program) return;
+  double work = 0;
+  for (Node* n : program->graph->nodes())
+    for (size_t r = 0; r < n->numResults(); ++r)
+      work += double(n->result(r)->type().numElements()) * double(std::max<int64_t>(termsPerElement(*n), 1));
+  if (work > 2e7) return;
+  auto exe = CpuExecutable::create(std::move(*program));
+  if (!exe) return;
+  (*exe)->initializeParameters(0);
+  TensorMap feed;
+  for (Node* in : (*exe)->graph().inputNodes()) {
+    Tensor t(in->result()->type());
+    for (int64_t i = 0; i < t.numElements(); ++i) t.set(i, isFloat(t.dtype()) ? double(i % 7) - 3.0 : double(i % 2));
+    if (in->attrs().getString("name") == "step") t.set(0, 1);
+    feed[in->attrs().getString("name")] = t;
+  }
+  auto checker = DifferentialChecker::create(**exe);
+  if (!checker) return;
+  (void)(*checker)->runAndCheck(feed, 1);
+}
+
+}  // namespace
 
 std::string mermaidPipeline(std::string_view input) {
   DiagnosticEngine diags;
@@ -25,10 +63,10 @@ std::string mermaidPipeline(std::string_view input) {
   opts.verifyEach = true;
   if (p->train) opts.train = &*p->train;
   auto program = compileProgram(p->model->clone(), opts);
-  if (program) {
-    std::string unsound = checkMemoryPlan(*program->graph, program->plan);
-    if (!unsound.empty()) return "the memory plan of a checked pipeline is unsound: " + unsound;
-  }
+  if (!program) return "";
+  std::string unsound = checkMemoryPlan(*program->graph, program->plan);
+  if (!unsound.empty()) return "the memory plan of a checked pipeline is unsound: " + unsound;
+  runIfSmall(*p->model, opts.train);
   return "";
 }
 
@@ -44,6 +82,7 @@ std::string irText(std::string_view input) {
   if (!reparsed || again.hasErrors()) return "a verified graph's printed IR does not parse back:\n" + again.render() + printed;
   std::string reprinted = printGraph(*reparsed);
   if (reprinted != printed) return "print(parse(print(g))) differs from print(g):\n" + printed + "----\n" + reprinted;
+  runIfSmall(*g, nullptr);
   return "";
 }
 

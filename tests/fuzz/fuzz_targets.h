@@ -18,10 +18,11 @@ struct Target {
 };
 
 /// A Mermaid pipeline through loadPipelineText and the passes `shoal check` runs (training
-/// pipelines compile their training step), under a 1 GB memory limit.
+/// pipelines compile their training step), under a 1 GB memory limit; a small program is then
+/// run on the CPU interpreter and checked against its float64 twin (crashes only).
 std::string mermaidPipeline(std::string_view input);
 /// IR text through parseGraph and verifyGraph; a graph that verifies must print, parse back
-/// and print the same text.
+/// and print the same text; a small one is then run as mermaidPipeline's are.
 std::string irText(std::string_view input);
 /// decodeSafetensors; a file that decodes must encode and decode to the same tensors.
 std::string safetensors(std::string_view input);
