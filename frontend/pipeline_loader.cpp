@@ -1494,7 +1494,7 @@ std::optional<Pipeline> loadPipelineText(std::string_view text, const std::strin
 }
 
 std::optional<Pipeline> loadPipelineFile(const std::string& path, DiagnosticEngine& diags) {
-  auto bytes = readFileBytes(path);
+  auto bytes = readFileBytes(path, kPipelineFileLimit);
   if (!bytes) {
     diags.error({}, bytes.error().message());
     return std::nullopt;

@@ -8,11 +8,13 @@
 #include <chrono>
 #include <cmath>
 #include <filesystem>
+#include <set>
 #include <nlohmann/json.hpp>
 
 #include "runtime/checkpoint/safetensors.h"
 #include "runtime/data/datasets.h"
 #include "runtime/data/idx.h"
+#include "support/file_util.h"
 #include "support/install_paths.h"
 
 namespace fs = std::filesystem;
@@ -330,9 +332,16 @@ Expected<void> saveCheckpoint(ModelPrograms& m, const std::string& path, int64_t
   return saveSafetensors(path, tensors, meta);
 }
 
-Expected<int64_t> loadCheckpoint(ModelPrograms& m, const std::string& path) {
+Expected<int64_t> loadCheckpoint(ModelPrograms& m, const std::string& path,
+                                 const std::function<void(const std::string&)>& onNote, bool verbose) {
   auto file = loadSafetensors(path);
   if (!file) return Unexpected(file.error());
+  if (onNote) {
+    std::set<std::string> modelTensors;
+    for (auto& [name, type] : m.parameterTypes()) modelTensors.insert(name);
+    for (auto& [name, type] : m.stateTypes()) modelTensors.insert(name);
+    if (std::string note = unusedTensorsNote(path, *file, modelTensors, verbose); !note.empty()) onNote(note);
+  }
   TensorMap values;
   for (auto& [name, t] : file->tensors) values[name] = t;
   bool hasState = false;
@@ -480,7 +489,7 @@ Expected<std::unique_ptr<ModelPrograms>> createPipelineTrainer(const Pipeline& p
   step = 0;
   std::string weights = !opts.weights.empty() ? opts.weights : p.data ? p.data->weights : "";
   if (!weights.empty()) {
-    auto resumed = loadCheckpoint(**m, weights);
+    auto resumed = loadCheckpoint(**m, weights, opts.onNote, opts.exec.verbose);
     if (!resumed) return Unexpected(resumed.error());
     step = *resumed;
   }
@@ -534,6 +543,9 @@ Expected<TrainReport> fitPipeline(ModelPrograms& m, const Pipeline& p, const Tra
 Expected<TrainReport> trainPipeline(const Pipeline& p, const TrainOptions& opts) {
   if (!p.train) return fail("the pipeline has no train stage");
   if (!p.data) return fail("the pipeline has no data input (input: mnist path=...)");
+  // Say now, not after the whole training, that the checkpoint cannot be written.
+  if (!p.output.checkpoint.empty())
+    if (auto ok = checkWritablePath(p.output.checkpoint); !ok) return fail(ok.error().message(), p.output.loc);
   auto device = pipelineDevice(p, opts.device);
   if (!device) return Unexpected(device.error());
   noteDevice(*device, opts);
@@ -566,6 +578,13 @@ Expected<TrainReport> evaluatePipeline(const Pipeline& p, const TrainOptions& op
   if (!file) return Unexpected(file.error());
   TensorMap values;
   for (auto& [name, t] : file->tensors) values[name] = t;
+  if (opts.onNote) {
+    std::set<std::string> modelTensors;
+    for (auto& [name, type] : (*m)->parameterTypes()) modelTensors.insert(name);
+    for (auto& [name, type] : (*m)->stateTypes()) modelTensors.insert(name);
+    if (std::string note = unusedTensorsNote(weights, *file, modelTensors, opts.exec.verbose); !note.empty())
+      opts.onNote(note);
+  }
   auto ok = (*m)->setPersistent(values, weights);
   if (!ok) return Unexpected(ok.error());
   TrainReport report;

@@ -64,7 +64,10 @@ Expected<void> saveCheckpoint(ModelPrograms& m, const std::string& path, int64_t
 
 /// Loads a checkpoint: every parameter must be there (shapes checked); optimizer state is
 /// loaded when present, else zeroed. Returns the step to resume from (0 without state).
-Expected<int64_t> loadCheckpoint(ModelPrograms& m, const std::string& path);
+/// `onNote`, when set, hears which of the file's tensors the model does not have (optimizer
+/// state of its own params only when `verbose`).
+Expected<int64_t> loadCheckpoint(ModelPrograms& m, const std::string& path,
+                                 const std::function<void(const std::string&)>& onNote = {}, bool verbose = false);
 
 struct TrainOptions {
   DeviceKind device = DeviceKind::Auto;

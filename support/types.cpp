@@ -2,6 +2,7 @@
 #include <shoal/types.h>
 
 #include <cassert>
+#include <limits>
 
 static_assert(sizeof(bool) == 1, "DType::Bool tensors hold one byte per element, read as C++ bool");
 
@@ -42,8 +43,18 @@ bool isFloat(DType t) { return t == DType::F32 || t == DType::F64; }
 
 int64_t numElements(const Shape& s) {
   int64_t n = 1;
-  for (int64_t d : s) n *= d;
+  for (int64_t d : s)
+    if (d == 0) return 0;
+  for (int64_t d : s)
+    if (__builtin_mul_overflow(n, d, &n)) return std::numeric_limits<int64_t>::max();
   return n;
+}
+
+size_t TensorType::byteSize() const {
+  int64_t n = numElements();
+  size_t bytes;
+  if (n < 0 || __builtin_mul_overflow(size_t(n), dtypeSize(dtype), &bytes)) return std::numeric_limits<size_t>::max();
+  return bytes;
 }
 
 std::string shapeString(const Shape& s) {

@@ -17,6 +17,8 @@
 #include "runtime/backend.h"
 #include "runtime/checkpoint/safetensors.h"
 #include "runtime/model_programs.h"
+#include "runtime/cpu/interpreter.h"
+#include "runtime/differential.h"
 #include "runtime/trainer.h"
 
 namespace shoal {
@@ -67,14 +69,14 @@ struct CommonOptions {
   std::string file;
   bool train = false;
   std::vector<std::string> disabled;
-  int64_t memoryLimit = 0;  ///< --memory-limit BYTES (0: none)
+  std::optional<int64_t> memoryLimit;  ///< --memory-limit BYTES (0: none; unset: defaultMemoryLimit())
 };
 
 CompileOptions compileOptions(const CommonOptions& c, const TrainConfig* train) {
   CompileOptions o;
   o.train = train;
   o.disabledPasses = {c.disabled.begin(), c.disabled.end()};
-  o.memoryLimit = c.memoryLimit;
+  if (c.memoryLimit) o.memoryLimit = *c.memoryLimit;
   return o;
 }
 
@@ -180,6 +182,9 @@ struct RunOptions {
   bool verbose = false;
   bool tf32 = false;
   bool profile = false;
+  bool check = false;       ///< --check: compare every node with the float64 interpreter
+  int64_t checkSteps = 3;   ///< --check-steps N
+  DifferentialTolerance checkTolerance;  ///< --check-rtol, --check-atol
 };
 
 nlohmann::ordered_json tensorJson(const Tensor& t) {
@@ -292,6 +297,60 @@ int runLiterals(const CommonOptions& c, const RunOptions& r, const Pipeline& p, 
   return kOk;
 }
 
+// ---- run --check ------------------------------------------------------------------------
+int runCheckAgainstReference(const CommonOptions& c, const RunOptions& r, const Pipeline& p, DeviceKind kind) {
+  DifferentialOptions d;
+  d.device = kind;
+  d.steps = r.checkSteps;
+  d.tolerance = r.checkTolerance;
+  d.seed = r.seed;
+  d.weights = r.weights;
+  d.exec.tf32 = r.tf32;
+  d.exec.verbose = r.verbose;
+  d.compile = compileOptions(c, nullptr);
+  d.onNote = [](const std::string& s) { fmt::print(stderr, "{}\n", s); };
+  if (!r.report.empty() && r.report != "-")
+    if (auto ok = checkWritablePath(r.report); !ok) return reportError(ok.error());
+  auto result = checkPipelineAgainstReference(p, d);
+  if (!result) return reportError(result.error());
+  std::string what = result->training ? fmt::format("{} training step{}", result->steps, result->steps == 1 ? "" : "s")
+                                      : fmt::format("{} run{}", result->steps, result->steps == 1 ? "" : "s");
+  nlohmann::ordered_json j;
+  j["device"] = result->device;
+  j["check"]["steps"] = result->steps;
+  j["check"]["nodes_per_step"] = result->nodesPerStep;
+  j["check"]["rtol"] = d.tolerance.rtol;
+  j["check"]["atol"] = d.tolerance.atol;
+  j["check"]["diverged"] = result->divergence.has_value();
+  int status = kOk;
+  if (const auto& div = result->divergence) {
+    fmt::print("check: {} diverges from the float64 interpreter\n", result->device);
+    std::string message = "diverges from float64: " + div->describe(/*withLocation=*/false);
+    std::cerr << diagnostics().render(Diagnostic{Severity::Error, div->loc, message});
+    nlohmann::ordered_json o;
+    o["step"] = div->step;
+    o["node"] = div->loc.node;
+    o["op"] = div->op;
+    o["value"] = div->value;
+    o["location"] = div->loc.str();
+    o["index"] = div->index;
+    o["device"] = div->got;
+    o["float64"] = div->want;
+    o["error"] = div->error;
+    o["tolerance"] = div->tolerance;
+    o["elements_beyond_tolerance"] = div->badElements;
+    j["check"]["divergence"] = o;
+    status = kUserError;
+  } else {
+    fmt::print("check: {} matches the float64 interpreter ({}, {} nodes each; rtol {:g}, atol {:g}); closest: {:.2g} of "
+               "the tolerance at {}\n",
+               result->device, what, result->nodesPerStep, d.tolerance.rtol, d.tolerance.atol, result->worstRatio,
+               result->worstNode.empty() ? "-" : result->worstNode);
+  }
+  if (!r.report.empty() && !emit(r.report, j.dump(2) + "\n")) return kUserError;
+  return status;
+}
+
 int runRun(const CommonOptions& c, const RunOptions& r) {
   auto p = load(c.file);
   if (!p) return kUserError;
@@ -307,6 +366,7 @@ int runRun(const CommonOptions& c, const RunOptions& r) {
   if (r.epochs && r.evaluate) return reportError(Error("--epochs and --evaluate exclude each other (--evaluate trains nothing)"));
   if (r.evaluate && !hasData)
     return reportError(Error(fmt::format("--evaluate: '{}' has no data input to evaluate on", c.file)));
+  if (r.check) return runCheckAgainstReference(c, r, *p, *kind);
   TrainOptions t;
   t.device = *kind;
   t.epochs = r.epochs;
@@ -317,13 +377,21 @@ int runRun(const CommonOptions& c, const RunOptions& r) {
   t.profile = r.profile;
   t.compile = compileOptions(c, nullptr);
   t.onNote = [&](const std::string& s) {
-    if (s.rfind("device:", 0) == 0 || r.verbose) fmt::print(stderr, "{}\n", s);
+    if (s.rfind("device:", 0) == 0 || s.rfind("note:", 0) == 0 || r.verbose) fmt::print(stderr, "{}\n", s);
   };
   t.onWarning = reportWarning;
   ProgressPrinter progress(isatty(STDERR_FILENO));
   int64_t epochs = r.epochs.value_or(p->train ? p->train->epochs : 0);
   t.onStep = [&](const StepProgress& s) { progress.step(s); };
   t.onEpoch = [&](const EpochStats& e) { progress.epoch(e, epochs); };
+
+  // Every file the run will write, checked before any work: a missing or read-only folder is
+  // reported now, not after the whole training.
+  std::vector<std::pair<std::string, Location>> outputs = {{r.report, Location{}}, {p->output.plot, p->output.loc}};
+  if (p->train) outputs.push_back({p->output.checkpoint, p->output.loc});
+  for (const auto& [path, loc] : outputs)
+    if (!path.empty() && path != "-")
+      if (auto ok = checkWritablePath(path); !ok) return reportError(Error(ok.error().message(), loc));
 
   nlohmann::ordered_json report;
   if (p->train || hasData) {
@@ -357,7 +425,10 @@ int main(int argc, char** argv) {
     cmd->add_option("FILE", common.file, "pipeline (.mmd) or IR text file")->required();
     if (train) cmd->add_flag("--train", common.train, "compile the training step (forward, loss, backward, update)");
     cmd->add_option("--disable-pass", common.disabled, "skip the named pass (repeatable)");
-    cmd->add_option("--memory-limit", common.memoryLimit, "fail before running when the memory plan needs more bytes")
+    cmd->add_option("--memory-limit", common.memoryLimit,
+                    fmt::format("fail before running when the memory plan needs more bytes (0: no limit; default: this "
+                                "machine's memory or the process's limit, now {})",
+                                defaultMemoryLimit()))
         ->check(CLI::NonNegativeNumber);
   };
 
@@ -405,9 +476,23 @@ int main(int argc, char** argv) {
   runCmd->add_option("--seed", run.seed, "seed for initialisation and shuffling");
   runCmd->add_option("--report", run.report, "write a JSON report here");
   runCmd->add_option("--weights", run.weights, "load parameters (and optimizer state, to resume) from this safetensors file first");
-  runCmd->add_flag("--verbose", run.verbose, "report kernel-cache hits, misses and compile times");
+  runCmd->add_flag("--verbose", run.verbose,
+                   "report kernel-cache hits, misses and compile times, and every checkpoint tensor the model ignores");
   runCmd->add_flag("--tf32", run.tf32, "allow TF32 tensor-core GEMMs on the GPU (default: exact fp32)");
   runCmd->add_flag("--profile", run.profile, "print the time spent in each op (of the training step when training)");
+  auto* checkFlag = runCmd->add_flag("--check", run.check,
+                                     "differential check: run on the device and compare every node's output with the "
+                                     "float64 interpreter on the same operands; exit 1 at the first node that diverges");
+  runCmd->add_option("--check-steps", run.checkSteps, "training steps (or batches) --check compares (default 3)")
+      ->check(CLI::PositiveNumber)
+      ->needs(checkFlag);
+  runCmd->add_option("--check-rtol", run.checkTolerance.rtol, "relative tolerance of --check (default 1e-4)")
+      ->check(CLI::NonNegativeNumber)
+      ->needs(checkFlag);
+  runCmd->add_option("--check-atol", run.checkTolerance.atol,
+                     "absolute tolerance of --check (default 1e-5); see README for the rule")
+      ->check(CLI::NonNegativeNumber)
+      ->needs(checkFlag);
 
   try {
     app.parse(argc, argv);

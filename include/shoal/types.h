@@ -27,7 +27,8 @@ bool isFloat(DType t);
 /// A static shape: one extent per dimension, outermost first (NCHW for images).
 using Shape = std::vector<int64_t>;
 
-/// Product of the extents (1 for a scalar, i.e. an empty shape).
+/// Product of the extents (1 for a scalar, i.e. an empty shape). A product that does not fit
+/// in int64 saturates at INT64_MAX (shape inference rejects such types; see support/checked.h).
 int64_t numElements(const Shape& s);
 /// "64x1x28x28"; "scalar" for rank 0.
 std::string shapeString(const Shape& s);
@@ -38,7 +39,8 @@ struct TensorType {
   Shape shape;
 
   int64_t numElements() const { return shoal::numElements(shape); }
-  size_t byteSize() const { return size_t(numElements()) * dtypeSize(dtype); }
+  /// numElements() x the element size; saturates at SIZE_MAX instead of wrapping.
+  size_t byteSize() const;
   int64_t rank() const { return int64_t(shape.size()); }
   /// IR spelling: "f32[64,1,28,28]", "f32[]" for a scalar.
   std::string str() const;

@@ -8,8 +8,11 @@
 #include <cassert>
 #include <chrono>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
+#include <limits>
 #include <random>
+#include <stdexcept>
 
 #include "ir/elementwise.h"
 #include "runtime/cpu/kernels.h"
@@ -42,11 +45,13 @@ namespace shoal {
 
 namespace {
 
+// A zeroed, 64-byte aligned region; null when it cannot be allocated.
 std::shared_ptr<void> allocateRegion(int64_t bytes) {
+  if (bytes > std::numeric_limits<int64_t>::max() - 64) return nullptr;
   size_t size = size_t(std::max<int64_t>(bytes, 64));
   size = (size + 63) / 64 * 64;
   void* p = std::aligned_alloc(64, size);
-  if (!p) throw std::bad_alloc();
+  if (!p) return nullptr;
   std::memset(p, 0, size);
   return std::shared_ptr<void>(p, [](void* q) { std::free(q); });
 }
@@ -510,8 +515,17 @@ Expected<std::unique_ptr<CpuExecutable>> CpuExecutable::create(Program program) 
   std::string conflict = checkMemoryPlan(*program.graph, program.plan);
   if (!conflict.empty()) return fail("internal error: memory plan is unsound: " + conflict);
   std::unique_ptr<CpuExecutable> exe(new CpuExecutable(std::move(program)));
-  exe->arena_ = allocateRegion(exe->program_.plan.arenaBytes);
-  exe->persistentRegion_ = allocateRegion(exe->program_.plan.persistentBytes);
+  if (const char* perturb = std::getenv("SHOAL_TEST_PERTURB_OP"); perturb && *perturb) {
+    std::string spec = perturb;
+    size_t colon = spec.find(':');
+    exe->setPerturbation(spec.substr(0, colon), colon == std::string::npos ? 1e-3 : std::atof(spec.c_str() + colon + 1));
+  }
+  const MemoryPlan& plan = exe->program_.plan;
+  exe->arena_ = allocateRegion(plan.arenaBytes);
+  exe->persistentRegion_ = allocateRegion(plan.persistentBytes);
+  if (!exe->arena_ || !exe->persistentRegion_)
+    return fail(fmt::format("out of memory: cannot allocate the program's {} bytes (arena {} + persistent {})",
+                            plan.totalBytes(), plan.arenaBytes, plan.persistentBytes));
   return exe;
 }
 
@@ -574,12 +588,10 @@ Expected<TensorMap> CpuExecutable::run(const TensorMap& inputs) {
     copyConverted(it->second, valueView(n->result()));
   }
   for (Node* n : graph().nodes()) {
-    NodeRunner runner(*this, *n);
     auto start = profiling_ ? std::chrono::steady_clock::now() : std::chrono::steady_clock::time_point{};
-    Expected<void> ok = isIntegerArithmetic(*n)            ? runIntegerArithmetic(*this, *n)
-                        : computeType(*n) == DType::F64 ? runner.run<double>()
-                                                        : runner.run<float>();
+    auto ok = runNode(*n);
     if (!ok) return Unexpected(ok.error());
+    if (!perturbOp_.empty() && n->opName() == perturbOp_) perturbResults(*n);
     if (profiling_) {
       auto& [seconds, calls] = profile_[std::string(n->opName())];
       seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
@@ -589,6 +601,33 @@ Expected<TensorMap> CpuExecutable::run(const TensorMap& inputs) {
   TensorMap outputs;
   for (Node* n : graph().outputNodes()) outputs[n->attrs().getString("name")] = valueView(n->input(0)).clone();
   return outputs;
+}
+
+Expected<void> CpuExecutable::runNode(const Node& n) {
+  NodeRunner runner(*this, n);
+  try {
+    return isIntegerArithmetic(n)            ? runIntegerArithmetic(*this, n)
+           : computeType(n) == DType::F64 ? runner.run<double>()
+                                           : runner.run<float>();
+  } catch (const std::bad_alloc&) {
+    // A kernel's own scratch (conv's im2col matrix, a fused conv's intermediate) is not in
+    // the memory plan; when it cannot be allocated, say where.
+    return fail(fmt::format("{}: out of memory for the CPU kernel's scratch buffers", n.describe()), n.loc());
+  } catch (const std::length_error&) {
+    return fail(fmt::format("{}: out of memory for the CPU kernel's scratch buffers", n.describe()), n.loc());
+  }
+}
+
+void CpuExecutable::perturbResults(const Node& n) {
+  std::vector<const Value*> written;
+  for (size_t r = 0; r < n.numResults(); ++r) written.push_back(n.result(r));
+  for (int op : mutatedOperands(n.kind()))
+    if (size_t(op) < n.numInputs()) written.push_back(n.input(size_t(op)));
+  for (const Value* v : written) {
+    Tensor y = valueView(v);
+    if (!isFloat(y.dtype())) continue;
+    for (int64_t i = 0; i < y.numElements(); ++i) y.set(i, y.at(i) * (1 + perturbAmount_) + perturbAmount_);
+  }
 }
 
 std::string CpuExecutable::profileSummary() const {

@@ -97,8 +97,9 @@ struct Conv2dParams {
   }
 };
 
-/// Elements of scratch memory any conv2d* kernel below needs for `p` (the im2col matrix of one
-/// image's group, colRows() * colCols(); 0 for pointwise convolutions). The runtime plans it.
+/// Elements of scratch memory any conv2d* kernel below needs for `p` (one image's im2col
+/// matrix, colRows() * colCols(); 0 for pointwise convolutions), saturating at INT64_MAX.
+/// The kernels allocate it when given none, throwing std::bad_alloc when they cannot.
 int64_t conv2dScratchElems(const Conv2dParams& p);
 
 /// Unfolds one image x[c, h, w] into cols[c*kh*kw, outH*outW]: row (ci, ki, kj), column

@@ -783,6 +783,17 @@ TensorMap CudaExecutable::readPersistent() {
   return out;
 }
 
+Expected<Tensor> CudaExecutable::readValue(const Value* v) {
+  Impl& im = *impl_;
+  if (auto ok = im.takeDeferred(); !ok) return Unexpected(ok.error());
+  Tensor t(v->type());
+  if (t.byteSize() == 0) return t;
+  if (auto ok = im.ctx->copyToHost(t.raw(), im.address(program_, v), t.byteSize(), "%" + v->name()); !ok)
+    return Unexpected(ok.error());
+  if (auto ok = im.ctx->synchronize("reading %" + v->name()); !ok) return Unexpected(ok.error());
+  return t;
+}
+
 Expected<void> CudaExecutable::writePersistent(const TensorMap& values) {
   Impl& im = *impl_;
   std::vector<Tensor> staged;

@@ -9,6 +9,7 @@
 #include <csignal>
 #include <cstring>
 #include <filesystem>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -189,6 +190,44 @@ TEST(SafetensorsErrors, HeaderNotJson) {
   // The tail is nlohmann-json's own wording, which may change between its versions.
   EXPECT_TRUE(msg.starts_with(dir + "/j: header is not JSON: parse error at line 1, column")) << msg;
   EXPECT_EQ(loadError(dir + "/arr", rawFile("[1,2]", "")), dir + "/arr: header is not a JSON object");
+}
+
+TEST(SafetensorsErrors, DeepJsonIsRefusedBeforeParsing) {
+  // Issue "Hardening" 3: a __metadata__ value nested 100,000 arrays deep overflowed the stack
+  // when the error message dumped it. The header's depth is bounded (64) before parsing.
+  std::string dir = test::tempDir();
+  std::string deep = R"({"__metadata__":)" + std::string(100000, '[') + std::string(100000, ']') + "}";
+  EXPECT_EQ(loadError(dir + "/deep", rawFile(deep, "")), dir + "/deep: header nests JSON more than 64 levels deep");
+  std::string unclosed = R"({"w":{"dtype":"F32","shape":)" + std::string(100000, '{');
+  EXPECT_EQ(loadError(dir + "/open", rawFile(unclosed, "")), dir + "/open: header nests JSON more than 64 levels deep");
+  // Brackets inside strings do not count; 63 levels of metadata nesting parse (and are refused
+  // for not being a string, with the value cut short in the message).
+  std::string quoted = R"({"__metadata__":{"k":")" + std::string(1000, '[') + R"("}})";
+  EXPECT_TRUE(decodeSafetensors(rawFile(quoted, ""), "q")) << "brackets in a string are not nesting";
+  std::string deepish = R"({"__metadata__":{"k":)" + std::string(62, '[') + std::string(62, ']') + "}}";
+  auto r = decodeSafetensors(rawFile(deepish, ""), "d");
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().message(), "d: __metadata__ must map strings to strings ('k' is " + std::string(62, '[') +
+                                     std::string(15, ']') + "...)");
+  // The format caps the header at 100 MB.
+  auto big = decodeSafetensors(le64(100000001) + std::string(100000001, ' '), "big");
+  ASSERT_FALSE(big);
+  EXPECT_EQ(big.error().message(), "big: header length 100000001 is over the format's limit of 100000000 bytes");
+}
+
+TEST(Safetensors, UnusedTensorsNote) {
+  SafetensorsFile file;
+  for (const char* name : {"d1.weight", "d1.bias", "d1.weight.m", "d1.weight.v", "extra", "other.velocity"})
+    file.tensors.emplace_back(name, Tensor(DType::F32, {1}));
+  std::set<std::string> model = {"d1.weight", "d1.bias"};
+  // Optimizer state of the model's params is expected in a training checkpoint: named only when verbose.
+  EXPECT_EQ(unusedTensorsNote("w.safetensors", file, model, /*verbose=*/false),
+            "note: w.safetensors: ignored 2 tensors the model does not have: extra, other.velocity");
+  EXPECT_EQ(unusedTensorsNote("w.safetensors", file, model, /*verbose=*/true),
+            "note: w.safetensors: ignored 4 tensors the model does not have: d1.weight.m, d1.weight.v, extra, "
+            "other.velocity");
+  model.insert({"extra", "other.velocity"});
+  EXPECT_EQ(unusedTensorsNote("w.safetensors", file, model, /*verbose=*/false), "");
 }
 
 TEST(SafetensorsErrors, MissingOrBadFields) {
