@@ -188,6 +188,7 @@ class Lowering {
   void lowerSplit(PNode& p, std::vector<Value*>& ins);
   void lowerPermute(PNode& p, std::vector<Value*>& ins);
   void lowerEmbedding(PNode& p, std::vector<Value*>& ins);
+  void lowerPositionEmbedding(PNode& p, std::vector<Value*>& ins);
   void lowerScaledDotProductAttention(PNode& p, std::vector<Value*>& ins);
   void lowerMultiHeadAttention(PNode& p, std::vector<Value*>& ins);
   // (end of family shape)
@@ -1284,6 +1285,17 @@ void Lowering::lowerEmbedding(PNode& p, std::vector<Value*>& ins) {
   p.value = fromResult(p, layers::embedding(*pipe_.model, ids, p.decl->id, *vocab, *dim, p.loc));
 }
 
+// `pos[position_embedding: tokens=16 dim=64]` over [batch, tokens, dim]: adds param
+// `pos.weight` [tokens, dim]; tokens and dim are optional (taken from the input), checked when given.
+void Lowering::lowerPositionEmbedding(PNode& p, std::vector<Value*>& ins) {
+  Value* x = needOne(p, ins);
+  if (!x) return;
+  auto tokens = intArg(p, "tokens", 0);
+  auto dim = intArg(p, "dim", 0);
+  if (!tokens || !dim) return void(p.poisoned = true);
+  p.value = fromResult(p, layers::positionEmbedding(*pipe_.model, x, p.decl->id, *tokens, *dim, p.loc));
+}
+
 // `s[sdpa: causal=true]` with edges q, k, v (labels q/k/v or 0/1/2).
 void Lowering::lowerScaledDotProductAttention(PNode& p, std::vector<Value*>& ins) {
   if (ins.size() != 3)
@@ -1369,6 +1381,7 @@ const std::vector<LayerSpec>& layerSpecs() {
       {"split", Role::Layer, {"axis", "sizes", "parts"}, &Lowering::lowerSplit},
       {"permute", Role::Layer, {"perm"}, &Lowering::lowerPermute},
       {"embedding", Role::Layer, {"vocab", "dim"}, &Lowering::lowerEmbedding},
+      {"position_embedding", Role::Layer, {"tokens", "dim"}, &Lowering::lowerPositionEmbedding},
       {"scaled_dot_product_attention", Role::Layer, {"causal", "scale"}, &Lowering::lowerScaledDotProductAttention},
       {"sdpa", Role::Layer, {"causal", "scale"}, &Lowering::lowerScaledDotProductAttention},
       {"attention", Role::Layer, {"heads", "causal", "bias"}, &Lowering::lowerMultiHeadAttention},
