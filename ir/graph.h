@@ -10,6 +10,7 @@
 #include "ir/attributes.h"
 #include "support/diagnostics.h"
 #include "ir/ops.h"
+#include <shoal/tensor.h>
 #include <shoal/types.h>
 
 namespace shoal {
@@ -118,8 +119,14 @@ class Graph {
   /// The value fed to the output named `name`, or nullptr.
   Value* outputValue(std::string_view name) const;
 
-  /// A deep copy (same names, same order).
+  /// A deep copy (same names, same order, the same parameter values).
   std::unique_ptr<Graph> clone() const;
+
+  /// Values some parameters start from, by value name, set by a frontend that reads trained
+  /// weights (an ONNX model's initializers). A program initialises these parameters from
+  /// them instead of by their `init` rule. Not part of the IR text (like a checkpoint).
+  const TensorMap& parameterValues() const;
+  void setParameterValue(const std::string& name, Tensor value);
 
  private:
   Node* createNode(OpKind kind, std::vector<Value*> inputs, Attrs attrs, std::vector<ResultSpec> results, Location loc);
@@ -130,6 +137,7 @@ class Graph {
   std::vector<Node*> order_;
   std::unordered_map<const Node*, size_t> index_;
   std::unordered_map<std::string, Value*> byName_;
+  std::shared_ptr<TensorMap> parameterValues_;  // shared by clones until one is changed
 };
 
 /// Fills every schema attribute the node lacks with its default (required ones stay missing

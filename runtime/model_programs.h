@@ -49,7 +49,8 @@ class ModelPrograms {
   bool crossEntropy() const { return train_ && train_->loss == "softmax_cross_entropy"; }
   bool adam() const { return train_ && train_->optimizer == "adam"; }
 
-  /// Initialises every parameter by its init attribute (seeded) and every state to zero.
+  /// Initialises every parameter by its init attribute (seeded), or from the value the model
+  /// carries for it (Graph::parameterValues), and every state to zero.
   void initialize(uint64_t seed);
 
   /// The batch size of `feed`: the leading extent its tensors for the model's (non-scalar)
