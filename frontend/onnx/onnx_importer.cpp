@@ -4,6 +4,7 @@
 
 #include <fmt/format.h>
 #include <onnx/checker.h>
+#include <onnx/defs/schema.h>
 #include <onnx/shape_inference/implementation.h>
 
 #include <filesystem>
@@ -320,11 +321,25 @@ Slot& Importer::slot(const std::string& name, const onnx::NodeProto* user) {
 void Importer::define(const std::string& name, Slot s) {
   if (slots_.count(name) && initializers_.count(name) == 0)
     throwInvalid(fmt::format("'{}' is defined twice (ONNX graphs are SSA)", name));
+  if (!slots_.count(name)) definedLog_.push_back(name);
   slots_[name] = std::move(s);
+}
+
+void Importer::rollback(const Mark& m) {
+  while (g_.size() > m.nodes) g_.eraseNode(g_.nodes().back());
+  while (materializedLog_.size() > m.materialized) {
+    slots_[materializedLog_.back()].value = nullptr;
+    materializedLog_.pop_back();
+  }
+  while (definedLog_.size() > m.defined) {
+    slots_.erase(definedLog_.back());
+    definedLog_.pop_back();
+  }
 }
 
 Value* Importer::materialize(const std::string& name, Slot& s) {
   if (s.value) return s.value;
+  materializedLog_.push_back(name);
   assert(s.known && "a slot without an IR value holds a known tensor");
   Location loc = pipelineLoc_ ? *pipelineLoc_ : Location{path_, 0, 0, name};
   if (s.parameter) {
@@ -467,43 +482,127 @@ void Importer::crossCheck(const onnx::NodeProto& n, int64_t opset, const std::st
                              describe(n, opset), s.type.str(), name, what));
 }
 
-void Importer::lowerNode(const onnx::NodeProto& n, int index) {
+void Importer::lowerNode(const onnx::NodeProto& n, int index, int64_t opset, int depth) {
   if (!isOnnxDomain(n.domain()))
-    throwUnsupported(fmt::format("{}: unsupported: domain '{}' (shoal imports ai.onnx ops)", describe(n, opset_),
+    throwUnsupported(fmt::format("{}: unsupported: domain '{}' (shoal imports ai.onnx ops)", describe(n, opset),
                                  n.domain()));
-  const OpMapping* m = findOpMapping(n.op_type());
-  if (!m) throwUnsupported(fmt::format("{}: unsupported: shoal has no mapping for op {}", describe(n, opset_), n.op_type()));
-  NodeContext ctx(*this, n, opset_);
-  ctx.loc_ = nodeLocation(n, index);
   for (const auto& a : n.attribute())
     if (a.type() == onnx::AttributeProto::GRAPH || a.type() == onnx::AttributeProto::GRAPHS)
-      ctx.unsupported(fmt::format("subgraph attribute '{}' (control flow)", a.name()));
+      throwUnsupported(fmt::format("{}: unsupported: subgraph attribute '{}' (control flow)", describe(n, opset), a.name()));
+  const OpMapping* m = findOpMapping(n.op_type());
+  Mark before = mark();
   try {
-    bool folded = m->fold && n.input_size() > 0 && ctx.allInputsKnown() && m->fold(ctx);
-    if (!folded) m->lower(ctx);
-  } catch (const ImportFailure& f) {
-    // Failures from helpers that do not know the node get its description.
-    if (f.message.rfind("node", 0) == 0) throw;
-    throw ImportFailure{describe(n, opset_) + ": " + (f.unsupported ? "unsupported: " : "") + f.message, f.unsupported};
-  }
-  if (auto unread = ctx.unreadAttrs(); !unread.empty())
-    ctx.unsupported(fmt::format("attribute{} {} (not implemented by this mapping)", unread.size() > 1 ? "s" : "",
-                                joinNames(unread)));
-  for (size_t i = 0; i < ctx.numOutputs(); ++i) {
-    if (!ctx.hasOutput(i)) continue;
-    const std::string& out = n.output(int(i));
-    auto it = slots_.find(out);
-    if (it == slots_.end()) {
-      if (ctx.outputUsed(i)) ctx.unsupported(fmt::format("output {} ('{}') is not produced by shoal's mapping", i, out));
-      continue;
+    if (!m) throwUnsupported(fmt::format("{}: unsupported: shoal has no mapping for op {}", describe(n, opset), n.op_type()));
+    NodeContext ctx(*this, n, opset);
+    ctx.loc_ = nodeLocation(n, index);
+    try {
+      bool folded = m->fold && n.input_size() > 0 && ctx.allInputsKnown() && m->fold(ctx);
+      if (!folded) m->lower(ctx);
+    } catch (const ImportFailure& f) {
+      // Failures from helpers that do not know the node get its description.
+      if (f.message.rfind("node", 0) == 0) throw;
+      throw ImportFailure{describe(n, opset) + ": " + (f.unsupported ? "unsupported: " : "") + f.message, f.unsupported};
     }
-    crossCheck(n, opset_, out, it->second);
+    if (auto unread = ctx.unreadAttrs(); !unread.empty())
+      ctx.unsupported(fmt::format("attribute{} {} (not implemented by this mapping)", unread.size() > 1 ? "s" : "",
+                                  joinNames(unread)));
+    for (size_t i = 0; i < ctx.numOutputs(); ++i)
+      if (ctx.hasOutput(i) && !slots_.count(n.output(int(i))) && ctx.outputUsed(i))
+        ctx.unsupported(fmt::format("output {} ('{}') is not produced by shoal's mapping", i, n.output(int(i))));
+  } catch (const ImportFailure& f) {
+    // What shoal cannot lower directly may still lower through the op's ONNX function body.
+    if (!f.unsupported) throw;
+    ImportFailure original = f;
+    rollback(before);
+    bool expanded = false;
+    try {
+      expanded = expandFunction(n, opset, depth);
+    } catch (const ImportFailure& inner) {
+      rollback(before);
+      throw ImportFailure{fmt::format("{}; its ONNX function body has {}", original.message, inner.message),
+                          inner.unsupported};
+    }
+    if (!expanded) throw original;
   }
+  for (const auto& out : n.output())
+    if (!out.empty())
+      if (auto it = slots_.find(out); it != slots_.end()) crossCheck(n, opset, out, it->second);
+}
+
+bool Importer::expandFunction(const onnx::NodeProto& n, int64_t opset, int depth) {
+  if (depth > 8) return false;
+  const onnx::OpSchema* schema = onnx::OpSchemaRegistry::Schema(n.op_type(), int(opset), "");
+  if (!schema) return false;
+  onnx::FunctionProto built;
+  const onnx::FunctionProto* fn = nullptr;
+  if (schema->HasFunction()) {
+    fn = schema->GetFunction();
+  } else if (schema->HasContextDependentFunction()) {
+    std::vector<onnx::TypeProto> types(size_t(n.input_size()));
+    for (int i = 0; i < n.input_size(); ++i) {
+      if (n.input(i).empty() || !slots_.count(n.input(i))) continue;
+      const TensorType& t = slots_.at(n.input(i)).type;
+      auto* tt = types[size_t(i)].mutable_tensor_type();
+      tt->set_elem_type(onnxFromDtype(t.dtype));
+      for (int64_t d : t.shape) tt->mutable_shape()->add_dim()->set_dim_value(d);
+    }
+    onnx::FunctionBodyBuildContextImpl ctx(n, types);
+    try {
+      if (!schema->BuildContextDependentFunction(ctx, built)) return false;
+    } catch (const std::exception&) {
+      return false;
+    }
+    fn = &built;
+  }
+  if (!fn || fn->node_size() == 0) return false;
+  int64_t fnOpset = opset;
+  for (const auto& o : fn->opset_import())
+    if (isOnnxDomain(o.domain())) fnOpset = o.version();
+  // Formal names -> the caller's; the body's own values get a prefix no model name has.
+  std::map<std::string, std::string> rename;
+  for (int i = 0; i < fn->input_size(); ++i) rename[fn->input(i)] = i < n.input_size() ? n.input(i) : "";
+  for (int i = 0; i < fn->output_size(); ++i) rename[fn->output(i)] = i < n.output_size() ? n.output(i) : "";
+  std::string prefix = fmt::format("{}::{}{}::", n.output_size() ? n.output(0) : n.name(), n.op_type(), functionCount_++);
+  auto mapName = [&](const std::string& name) {
+    if (name.empty()) return name;
+    auto it = rename.find(name);
+    return it != rename.end() ? it->second : prefix + name;
+  };
+  std::map<std::string, const onnx::AttributeProto*> callerAttrs;
+  for (const auto& a : n.attribute()) callerAttrs[a.name()] = &a;
+  std::vector<onnx::NodeProto> body;
+  for (const auto& inner : fn->node()) {
+    onnx::NodeProto copy = inner;
+    for (auto& in : *copy.mutable_input()) in = mapName(in);
+    for (auto& out : *copy.mutable_output()) out = mapName(out);
+    copy.clear_attribute();
+    for (const auto& a : inner.attribute()) {
+      if (a.ref_attr_name().empty()) {
+        *copy.add_attribute() = a;
+        continue;
+      }
+      onnx::AttributeProto value;
+      if (auto it = callerAttrs.find(a.ref_attr_name()); it != callerAttrs.end()) value = *it->second;
+      else if (auto d = schema->attributes().find(a.ref_attr_name());
+               d != schema->attributes().end() && d->second.default_value.type() != onnx::AttributeProto::UNDEFINED)
+        value = d->second.default_value;
+      else continue;
+      value.set_name(a.name());
+      *copy.add_attribute() = value;
+    }
+    if (copy.name().empty()) copy.set_name(prefix + inner.op_type());
+    body.push_back(std::move(copy));
+  }
+  for (const auto& node : body)
+    for (const auto& in : node.input())
+      if (!in.empty()) ++uses_[in];
+  for (size_t i = 0; i < body.size(); ++i) lowerNode(body[i], int(i), fnOpset, depth + 1);
+  return true;
 }
 
 void Importer::lowerNodes() {
   const auto& nodes = model_.graph().node();
-  for (int i = 0; i < nodes.size(); ++i) lowerNode(nodes[i], i);
+  for (int i = 0; i < nodes.size(); ++i) lowerNode(nodes[i], i, opset_, 0);
 }
 
 void Importer::declareOutputs() {

@@ -201,7 +201,18 @@ class Importer {
 
  private:
   TensorType inputType(const onnx::ValueInfoProto& vi);
-  void lowerNode(const onnx::NodeProto& n, int index);
+  void lowerNode(const onnx::NodeProto& n, int index, int64_t opset, int depth);
+  /// Lowers an op through the function body ONNX defines for it (LayerNormalization, the
+  /// losses, ...), its nodes renamed into the graph. False when the op has none.
+  bool expandFunction(const onnx::NodeProto& n, int64_t opset, int depth);
+
+  /// What a failed lowering attempt added (IR nodes, materialised and defined slots), to
+  /// undo before trying the op's function body instead.
+  struct Mark {
+    size_t nodes, materialized, defined;
+  };
+  Mark mark() const { return {g_.size(), materializedLog_.size(), definedLog_.size()}; }
+  void rollback(const Mark& m);
   void crossCheck(const onnx::NodeProto& n, int64_t opset, const std::string& name, const Slot& s);
 
   Graph& g_;
@@ -215,6 +226,8 @@ class Importer {
   std::map<std::string, int> uses_;  // how many node inputs or graph outputs read a value
   std::map<std::string, onnx::TypeProto> inferred_;
   std::map<std::string, const onnx::TensorProto*> initializers_;
+  std::vector<std::string> materializedLog_, definedLog_;
+  int functionCount_ = 0;
 };
 
 }  // namespace shoal::onnx_import
