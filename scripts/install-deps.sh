@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what shoal builds with on Debian 12 (as root, or through sudo when available).
 # The CUDA toolkit is optional: with /usr/local/cuda present, the GPU backend is built too.
+# ONNX import needs libonnx-dev and libprotobuf-dev (a build without them works, without it).
 set -euo pipefail
 SUDO=""
 if [ "$(id -u)" != 0 ]; then SUDO=sudo; fi
@@ -8,5 +9,6 @@ export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq
 $SUDO apt-get install -y -qq --no-install-recommends \
   g++ cmake ninja-build pkg-config \
-  libfmt-dev libgtest-dev libopenblas-dev libcli11-dev nlohmann-json3-dev zlib1g-dev libssl-dev >/dev/null
+  libfmt-dev libgtest-dev libopenblas-dev libcli11-dev nlohmann-json3-dev zlib1g-dev libssl-dev \
+  libonnx-dev libprotobuf-dev >/dev/null
 echo "shoal: build dependencies installed"

@@ -143,6 +143,23 @@ TEST(OnnxCli, ConformanceOnOnnxsOwnCases) {
   EXPECT_NE(r.out.find("10 passed, 0 failed, 0 skipped\n"), std::string::npos) << r.out;
 }
 
+// The CLI as a build without libonnx-dev makes it (the stub in place of the importer).
+TEST(OnnxCli, ABuildWithoutOnnxSaysHowToGetIt) {
+  std::string path = gemmReluModel().save(tempDir());
+  const std::string cli = SHOAL_CLI_WITHOUT_ONNX_PATH;
+  auto r = runShell(cli + " check " + path);
+  EXPECT_EQ(r.exitCode, 1);
+  EXPECT_EQ(r.err, "error: " + path + ": this shoal was built without ONNX support: install ONNX and protobuf (apt-get "
+                   "install libonnx-dev libprotobuf-dev) and rebuild\n");
+  r = runShell(cli + " conformance " + tempDir());
+  EXPECT_EQ(r.exitCode, 1);
+  EXPECT_NE(r.err.find("apt-get install libonnx-dev libprotobuf-dev"), std::string::npos) << r.err;
+  // Everything else works as in any build.
+  r = runShell(cli + " run examples/matmul.mmd --device cpu");
+  EXPECT_EQ(r.exitCode, 0) << r.err;
+  EXPECT_EQ(r.out, "C = [[22,28],[64,73],[106,118]]\n");
+}
+
 #else
 
 TEST(OnnxCli, WithoutOnnxTheCliSaysHowToGetIt) {
