@@ -1,6 +1,8 @@
 // The dataflow IR.
 #include "ir/graph.h"
 
+#include <unordered_set>
+
 #include <algorithm>
 #include <cassert>
 
@@ -66,6 +68,23 @@ void Graph::eraseNode(Node* node) {
   }
   order_.erase(order_.begin() + ptrdiff_t(indexOf(node)));
   owned_.erase(std::find_if(owned_.begin(), owned_.end(), [&](auto& p) { return p.get() == node; }));
+  reindex();
+}
+
+void Graph::eraseNodes(const std::vector<Node*>& nodes) {
+  std::unordered_set<const Node*> doomed(nodes.begin(), nodes.end());
+#ifndef NDEBUG
+  std::unordered_set<const Value*> results;
+  for (Node* n : nodes)
+    for (auto& r : n->results_) results.insert(r.get());
+  for (Node* n : order_)
+    if (!doomed.count(n))
+      for (Value* in : n->inputs_) assert(!results.count(in) && "erasing a node whose results are still used");
+#endif
+  for (Node* n : nodes)
+    for (auto& r : n->results_) byName_.erase(r->name_);
+  std::erase_if(order_, [&](Node* n) { return doomed.count(n) != 0; });
+  std::erase_if(owned_, [&](auto& p) { return doomed.count(p.get()) != 0; });
   reindex();
 }
 

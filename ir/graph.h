@@ -95,6 +95,9 @@ class Graph {
                          std::vector<ResultSpec> results, Location loc = {});
   /// Removes a node whose results have no users.
   void eraseNode(Node* node);
+  /// Removes several nodes at once (one pass over the graph, not one per node); their results
+  /// must be used by no node that stays.
+  void eraseNodes(const std::vector<Node*>& nodes);
   /// Points every use of `from` at `to`.
   void replaceAllUsesWith(Value* from, Value* to);
   /// Renames a value (made unique); returns the name it got.

@@ -11,6 +11,8 @@
 #include <map>
 #include <set>
 #include <unordered_map>
+#include <unordered_set>
+#include <utility>
 
 #include "ir/elementwise.h"
 #include "ir/shape_inference.h"
@@ -174,55 +176,71 @@ class FuseElementwisePass : public Pass {
     auto uses = useCounts(g);
     // Each fusible node joins the group of an operand's producer when that producer is
     // fusible and this node is its only reader; a group is a tree rooted at its last node.
-    std::unordered_map<Node*, Node*> rootOf;
-    std::unordered_map<Node*, std::vector<Node*>> members;
+    // Groups are kept as a union-find forest (the root of a set is its newest member), so a
+    // chain of n ops groups in O(n), not O(n^2).
+    std::unordered_map<Node*, Node*> parent;
+    std::function<Node*(Node*)> find = [&](Node* n) {
+      Node* root = n;
+      while (parent[root] != root) root = parent[root];
+      while (parent[n] != root) n = std::exchange(parent[n], root);
+      return root;
+    };
     for (Node* n : g.nodes()) {
       if (!fusibleElementwise(*n)) continue;
-      Node* group = n;
-      members[n].push_back(n);
+      parent[n] = n;
       for (Value* in : n->inputs()) {
         Node* p = in->def();
-        if (!p || !rootOf.count(p) || uses[in] != 1) continue;
-        Node* other = rootOf[p];
-        if (other == group) continue;
-        for (Node* m : members[other]) {
-          rootOf[m] = group;
-          members[group].push_back(m);
-        }
-        members.erase(other);
+        if (!p || !parent.count(p) || uses[in] != 1) continue;
+        Node* other = find(p);
+        if (other != n) parent[other] = n;
       }
-      for (Node* m : members[group]) rootOf[m] = group;
     }
+    std::unordered_map<Node*, std::vector<Node*>> members;
+    for (Node* n : g.nodes())
+      if (parent.count(n)) members[find(n)].push_back(n);  // in program order
     bool changed = false;
     std::vector<Node*> roots;
     for (auto& [root, ms] : members)
       if (ms.size() >= 2) roots.push_back(root);
     std::sort(roots.begin(), roots.end(), [&](Node* a, Node* b) { return g.indexOf(a) < g.indexOf(b); });
     for (Node* root : roots) {
-      std::set<Node*> inGroup(members[root].begin(), members[root].end());
+      const std::vector<Node*>& group = members[root];
+      std::unordered_set<Node*> inGroup(group.begin(), group.end());
       std::vector<Value*> operands;
       std::string expr;
-      std::function<void(Value*)> emit = [&](Value* v) {
-        Node* d = v->def();
-        if (!d || !inGroup.count(d)) {
-          auto it = std::find(operands.begin(), operands.end(), v);
-          size_t idx = it - operands.begin();
-          if (it == operands.end()) operands.push_back(v);
-          expr += (expr.empty() ? "" : " ") + fmt::format("a{}", idx);
-          return;
-        }
-        for (Value* in : d->inputs()) emit(in);
-        expr += " " + exprToken(d->kind(), formulaParams(*d));
+      // Postfix over the tree below the root, with an explicit stack (chains can be long).
+      struct Frame {
+        Value* v;
+        bool expanded;
       };
-      emit(root->result());
+      std::vector<Frame> stack = {{root->result(), false}};
+      while (!stack.empty()) {
+        Frame f = stack.back();
+        stack.pop_back();
+        Node* d = f.v->def();
+        if (!d || !inGroup.count(d)) {
+          auto it = std::find(operands.begin(), operands.end(), f.v);
+          size_t idx = it - operands.begin();
+          if (it == operands.end()) operands.push_back(f.v);
+          expr += (expr.empty() ? "" : " ") + fmt::format("a{}", idx);
+          continue;
+        }
+        if (f.expanded) {
+          expr += " " + exprToken(d->kind(), formulaParams(*d));
+          continue;
+        }
+        stack.push_back({f.v, true});
+        for (size_t i = d->numInputs(); i-- > 0;) stack.push_back({d->input(i), false});
+      }
       if (operands.size() > 8) continue;  // the op table allows up to 8 operands
       Attrs attrs;
       attrs.set("expr", expr);
+      std::string name = root->result()->name();
       Node* fused = g.insertNodeBefore(root, OpKind::FusedElementwise, operands, attrs,
-                                       {{root->result()->name() + ".fused", root->result()->type()}}, root->loc());
-      Bindings matched;
-      for (Node* m : inGroup) matched[m->result()->name()] = m;
-      commit(g, root, fused, matched);
+                                       {{name + ".fused", root->result()->type()}}, root->loc());
+      g.replaceAllUsesWith(root->result(), fused->result());
+      g.eraseNodes(group);  // every member's result was read only inside the group
+      g.renameValue(fused->result(), name);
       changed = true;
     }
     return changed;

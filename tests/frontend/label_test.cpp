@@ -3,20 +3,11 @@
 
 #include <gtest/gtest.h>
 
-#include <chrono>
 
 namespace shoal::mermaid {
 namespace {
 
 const Location kBase{"f.mmd", 3, 10, {}};
-
-// Huge inputs must parse in well under a second in an optimized build; sanitizers and -O0 make
-// everything several times slower, so those builds get a looser bound.
-#if defined(__SANITIZE_ADDRESS__) || !defined(__OPTIMIZE__)
-constexpr double kTimeLimitMs = 10000.0;
-#else
-constexpr double kTimeLimitMs = 1000.0;
-#endif
 
 ParsedLabel parseOk(std::string_view text) {
   DiagnosticEngine diags;
@@ -236,11 +227,8 @@ TEST(LabelErrors, Tensors) {
 TEST(LabelErrors, TensorNestedTooDeeply) {
   std::string deep = "constant: value=" + std::string(10 * 1024 * 1024, '[');
   std::string first;
-  auto t0 = std::chrono::steady_clock::now();
   first = firstError(deep);
-  double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
   EXPECT_EQ(first, "f.mmd:3:58: error: tensor literal is nested too deeply (more than 32 levels)");
-  EXPECT_LT(ms, kTimeLimitMs);
 }
 
 TEST(LabelErrors, DuplicateKey) {

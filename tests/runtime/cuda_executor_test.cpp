@@ -550,7 +550,7 @@ TEST(CudaExecutorTiming, MnistCnnTrainStepMs) {
                 (*exe)->compileMs(), *device, (*exe)->deviceName().c_str());
     RecordProperty(graphs ? "graph_step_ms" : "eager_step_ms", std::to_string(median));
     EXPECT_EQ((*exe)->replaysGraph(), graphs) << (*exe)->graphCaptureError();
-    EXPECT_LT(median, 50.0);
+    // No time is asserted: the figures are printed; bench/shoal_bench measures them properly.
     // The trainer's form: runAccumulate every step, one takeAccumulated per 50.
     auto t0 = std::chrono::steady_clock::now();
     for (int step = 61; step <= 260; ++step) {

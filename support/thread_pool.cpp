@@ -1,0 +1,113 @@
+// The CPU kernels' thread pool.
+#include "support/thread_pool.h"
+
+#include <sched.h>
+
+#include <algorithm>
+#include <atomic>
+#include <memory>
+
+namespace shoal {
+
+namespace {
+thread_local bool insideParallelFor = false;
+}  // namespace
+
+ThreadPool::ThreadPool(int threads) {
+  for (int i = 1; i < std::max(threads, 1); ++i) workers_.emplace_back([this] { workerLoop(); });
+}
+
+ThreadPool::~ThreadPool() {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    stop_ = true;
+  }
+  wake_.notify_all();
+  for (std::thread& t : workers_) t.join();
+}
+
+int64_t ThreadPool::chunkCount(int64_t n, int64_t grain) {
+  if (n <= 0) return 0;
+  grain = std::max<int64_t>(grain, 1);
+  return (n + grain - 1) / grain;
+}
+
+void ThreadPool::parallelFor(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t)>& fn) {
+  const int64_t chunks = chunkCount(n, grain);
+  if (chunks == 0) return;
+  grain = std::max<int64_t>(grain, 1);
+  if (chunks == 1 || workers_.empty() || insideParallelFor) {
+    for (int64_t c = 0; c < chunks; ++c) fn(c * grain, std::min(n, (c + 1) * grain));
+    return;
+  }
+  std::unique_lock<std::mutex> lock(mutex_);
+  job_ = &fn;
+  n_ = n, grain_ = grain, chunks_ = chunks, nextChunk_ = 0, finished_ = 0;
+  ++generation_;
+  wake_.notify_all();
+  // The caller works too.
+  insideParallelFor = true;
+  while (nextChunk_ < chunks_) {
+    int64_t c = nextChunk_++;
+    lock.unlock();
+    fn(c * grain, std::min(n, (c + 1) * grain));
+    lock.lock();
+    ++finished_;
+  }
+  insideParallelFor = false;
+  done_.wait(lock, [&] { return finished_ == chunks_; });
+  job_ = nullptr;
+}
+
+void ThreadPool::workerLoop() {
+  insideParallelFor = true;  // a kernel running on a worker never fans out again
+  uint64_t seen = 0;
+  std::unique_lock<std::mutex> lock(mutex_);
+  for (;;) {
+    wake_.wait(lock, [&] { return stop_ || (job_ && generation_ != seen); });
+    if (stop_) return;
+    seen = generation_;
+    while (job_ && nextChunk_ < chunks_) {
+      int64_t c = nextChunk_++;
+      const auto* fn = job_;
+      int64_t n = n_, grain = grain_;
+      lock.unlock();
+      (*fn)(c * grain, std::min(n, (c + 1) * grain));
+      lock.lock();
+      if (++finished_ == chunks_) done_.notify_one();
+    }
+  }
+}
+
+int defaultCpuThreads() {
+  cpu_set_t set;
+  if (sched_getaffinity(0, sizeof set, &set) == 0) {
+    int n = CPU_COUNT(&set);
+    if (n > 0) return n;
+  }
+  return int(std::max(1u, std::thread::hardware_concurrency()));
+}
+
+namespace {
+std::mutex poolMutex;
+std::unique_ptr<ThreadPool>& poolSlot() {
+  static std::unique_ptr<ThreadPool> pool;
+  return pool;
+}
+}  // namespace
+
+void setCpuThreads(int threads) {
+  std::lock_guard<std::mutex> lock(poolMutex);
+  threads = std::max(threads, 1);
+  auto& pool = poolSlot();
+  if (!pool || pool->threads() != threads) pool = std::make_unique<ThreadPool>(threads);
+}
+
+ThreadPool& cpuPool() {
+  std::lock_guard<std::mutex> lock(poolMutex);
+  auto& pool = poolSlot();
+  if (!pool) pool = std::make_unique<ThreadPool>(defaultCpuThreads());
+  return *pool;
+}
+
+}  // namespace shoal

@@ -1,0 +1,56 @@
+// A small fixed-size thread pool for the CPU kernels: parallelFor over an index range, the
+// caller taking part. One pool per process, sized by --threads / SessionOptions::threads
+// (default: the cores this process may run on).
+#pragma once
+
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+namespace shoal {
+
+class ThreadPool {
+ public:
+  /// A pool of `threads` threads in all: threads - 1 workers plus the caller of parallelFor.
+  explicit ThreadPool(int threads);
+  ~ThreadPool();
+  ThreadPool(const ThreadPool&) = delete;
+  ThreadPool& operator=(const ThreadPool&) = delete;
+
+  int threads() const { return int(workers_.size()) + 1; }
+
+  /// Calls fn(begin, end) for consecutive chunks covering [0, n), each at least `grain`
+  /// indices long (the last may be shorter), on the pool's threads and the caller, and
+  /// returns when every chunk is done. The chunks depend on n and grain only, never on the
+  /// number of threads, so a kernel that combines per-chunk results in chunk order gives the
+  /// same bits with 1 or 16 threads. Runs inline when there is one chunk or one thread, and
+  /// when called from inside another parallelFor (no nested parallelism).
+  void parallelFor(int64_t n, int64_t grain, const std::function<void(int64_t begin, int64_t end)>& fn);
+
+  /// The number of chunks parallelFor(n, grain, ...) makes.
+  static int64_t chunkCount(int64_t n, int64_t grain);
+
+ private:
+  void workerLoop();
+
+  std::vector<std::thread> workers_;
+  std::mutex mutex_;
+  std::condition_variable wake_, done_;
+  // The job in flight: chunks are claimed by index under the mutex.
+  const std::function<void(int64_t, int64_t)>* job_ = nullptr;
+  int64_t n_ = 0, grain_ = 1, chunks_ = 0, nextChunk_ = 0, finished_ = 0;
+  uint64_t generation_ = 0;
+  bool stop_ = false;
+};
+
+/// The number of threads the CPU kernels use by default: the CPUs this process may run on.
+int defaultCpuThreads();
+/// Sets the CPU kernels' thread count (>= 1; also OpenBLAS's, where the runtime sets it).
+void setCpuThreads(int threads);
+/// The pool the CPU kernels use.
+ThreadPool& cpuPool();
+
+}  // namespace shoal

@@ -1,0 +1,77 @@
+// The CPU thread pool: every index visited once, chunking independent of the thread count,
+// nested calls run inline, many jobs in a row.
+#include "support/thread_pool.h"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <mutex>
+#include <set>
+#include <vector>
+
+namespace shoal {
+namespace {
+
+TEST(ThreadPool, EveryIndexOnceInChunksOfTheGrain) {
+  for (int threads : {1, 2, 5}) {
+    ThreadPool pool(threads);
+    EXPECT_EQ(pool.threads(), threads);
+    for (int64_t n : {0, 1, 7, 100, 1001}) {
+      std::vector<std::atomic<int>> seen(static_cast<size_t>(n));
+      std::mutex m;
+      std::set<std::pair<int64_t, int64_t>> chunks;
+      pool.parallelFor(n, 10, [&](int64_t b, int64_t e) {
+        for (int64_t i = b; i < e; ++i) ++seen[size_t(i)];
+        std::lock_guard<std::mutex> lock(m);
+        chunks.insert({b, e});
+      });
+      for (int64_t i = 0; i < n; ++i) EXPECT_EQ(seen[size_t(i)].load(), 1) << "n " << n << " index " << i;
+      EXPECT_EQ(int64_t(chunks.size()), ThreadPool::chunkCount(n, 10));
+      for (auto [b, e] : chunks) {
+        EXPECT_EQ(b % 10, 0);
+        EXPECT_EQ(e, std::min<int64_t>(n, b + 10));
+      }
+    }
+  }
+}
+
+// Per-chunk partial sums combined in chunk order: the same bits whatever the thread count.
+double chunkedSum(ThreadPool& pool, const std::vector<double>& x) {
+  std::vector<double> partial(size_t(ThreadPool::chunkCount(int64_t(x.size()), 37)), 0.0);
+  pool.parallelFor(int64_t(x.size()), 37, [&](int64_t b, int64_t e) {
+    double s = 0;
+    for (int64_t i = b; i < e; ++i) s += x[size_t(i)];
+    partial[size_t(b / 37)] = s;
+  });
+  double total = 0;
+  for (double p : partial) total += p;
+  return total;
+}
+
+TEST(ThreadPool, ChunkedReductionsAreBitwiseIndependentOfThreads) {
+  std::vector<double> x(10007);
+  for (size_t i = 0; i < x.size(); ++i) x[i] = 1.0 / double(i + 1) * (i % 3 ? 1 : -1.7);
+  ThreadPool one(1), four(4);
+  EXPECT_EQ(chunkedSum(one, x), chunkedSum(four, x));
+}
+
+TEST(ThreadPool, NestedCallsRunInlineAndJobsFollowEachOther) {
+  ThreadPool pool(3);
+  std::atomic<int64_t> total{0};
+  for (int job = 0; job < 200; ++job)
+    pool.parallelFor(8, 1, [&](int64_t b, int64_t e) {
+      pool.parallelFor(4, 1, [&](int64_t b2, int64_t e2) { total += (e - b) * (e2 - b2); });
+    });
+  EXPECT_EQ(total.load(), 200 * 8 * 4);
+}
+
+TEST(ThreadPool, TheCpuPoolFollowsSetCpuThreads) {
+  setCpuThreads(3);
+  EXPECT_EQ(cpuPool().threads(), 3);
+  setCpuThreads(1);
+  EXPECT_EQ(cpuPool().threads(), 1);
+  EXPECT_GE(defaultCpuThreads(), 1);
+}
+
+}  // namespace
+}  // namespace shoal
