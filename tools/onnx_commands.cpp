@@ -154,6 +154,8 @@ enum class Status { Pass, Fail, Skip };
 struct CaseResult {
   Status status = Status::Fail;
   std::string message;  ///< FAIL: the largest error or what failed; SKIP: the reason
+  std::vector<std::string> ops{};  ///< the model's op types
+  bool opsMapped = false;        ///< shoal's op table maps every one of them
 };
 
 // The index of input_7.pb / output_12.pb (files sort by number, not by name).
@@ -219,10 +221,19 @@ std::optional<std::string> compareOutput(const std::string& name, const Tensor& 
                      name, mismatches, got.numElements(), maxAbs, worstAt, got.at(worstAt), want.at(worstAt), atol, rtol);
 }
 
+CaseResult runModelCase(const fs::path& dir, const ConformanceOptions& o, const OnnxModelInfo* info);
+
 CaseResult runCase(const fs::path& dir, const ConformanceOptions& o) {
-  std::string model = (dir / "model.onnx").string();
-  auto info = readOnnxModelInfo(model);
+  auto info = readOnnxModelInfo((dir / "model.onnx").string());
   if (!info) return {info.error().unsupported ? Status::Skip : Status::Fail, info.error().error.message()};
+  CaseResult r = runModelCase(dir, o, &*info);
+  r.ops = info->opTypes;
+  r.opsMapped = info->allOpsMapped;
+  return r;
+}
+
+CaseResult runModelCase(const fs::path& dir, const ConformanceOptions& o, const OnnxModelInfo* info) {
+  std::string model = (dir / "model.onnx").string();
   std::vector<fs::path> sets;
   std::error_code ec;
   for (const auto& e : fs::directory_iterator(dir, ec))
@@ -308,7 +319,10 @@ CaseResult runIsolated(const fs::path& dir, const ConformanceOptions& o) {
     } catch (const std::exception& e) {
       r = {Status::Fail, std::string("exception: ") + e.what()};
     }
-    std::string msg = std::string(1, char('0' + int(r.status))) + r.message;
+    // status digit, mapped flag, op types (space-separated), newline, message
+    std::string ops;
+    for (const std::string& op : r.ops) ops += (ops.empty() ? "" : " ") + op;
+    std::string msg = std::string(1, char('0' + int(r.status))) + (r.opsMapped ? "1" : "0") + ops + "\n" + r.message;
     size_t done = 0;
     while (done < msg.size()) {
       ssize_t n = write(fds[1], msg.data() + done, msg.size() - done);
@@ -344,8 +358,19 @@ CaseResult runIsolated(const fs::path& dir, const ConformanceOptions& o) {
   if (timedOut) return {Status::Fail, fmt::format("timed out after {} s", o.timeoutSeconds)};
   if (WIFSIGNALED(status))
     return {Status::Fail, fmt::format("crashed (signal {}: {})", WTERMSIG(status), strsignal(WTERMSIG(status)))};
-  if (msg.empty() || msg[0] < '0' || msg[0] > '2') return {Status::Fail, "the case's process exited without a result"};
-  return {Status(msg[0] - '0'), msg.substr(1)};
+  size_t eol = msg.find('\n');
+  if (msg.size() < 2 || msg[0] < '0' || msg[0] > '2' || eol == std::string::npos)
+    return {Status::Fail, "the case's process exited without a result"};
+  CaseResult r{Status(msg[0] - '0'), msg.substr(eol + 1)};
+  r.opsMapped = msg[1] == '1';
+  std::string ops = msg.substr(2, eol - 2);
+  for (size_t start = 0; start < ops.size();) {
+    size_t end = ops.find(' ', start);
+    if (end == std::string::npos) end = ops.size();
+    r.ops.push_back(ops.substr(start, end - start));
+    start = end + 1;
+  }
+  return r;
 }
 
 // The case folders under `dir` (itself when it holds a model.onnx), sorted.
@@ -398,7 +423,12 @@ int runConformance(const ConformanceOptions& o) {
       std::string shown = o.verbose ? r.message : firstLine(r.message);
       fmt::print("{} {}{}\n", statusName(r.status), name, shown.empty() ? "" : "  " + shown);
       std::fflush(stdout);
-      cases.push_back({{"case", name}, {"category", category}, {"status", statusName(r.status)}, {"message", r.message}});
+      cases.push_back({{"case", name},
+                       {"category", category},
+                       {"status", statusName(r.status)},
+                       {"message", r.message},
+                       {"ops", r.ops},
+                       {"ops_mapped", r.opsMapped}});
     }
   }
   if (byCategory.size() > 1)

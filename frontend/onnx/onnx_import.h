@@ -57,6 +57,11 @@ struct OnnxModelInfo {
   std::string producer;                   ///< "pytorch 2.11.0"
   std::vector<std::string> inputs;        ///< graph inputs that are not initializers, in order
   std::vector<std::string> outputs;
+  /// The op types the graph uses ("Conv", or "com.example:Foo" outside ai.onnx), sorted.
+  std::vector<std::string> opTypes;
+  /// Every one of them has a mapping in shoal's op table (it may still be unsupported for
+  /// some attribute values or element types).
+  bool allOpsMapped = false;
   /// Why an input cannot be fed (a sequence, an element type shoal lacks), one message per
   /// such input; empty when every input is a tensor shoal has.
   std::vector<std::string> inputProblems;

@@ -707,6 +707,15 @@ void fillInfo(const onnx::ModelProto& model, OnnxModelInfo* info) {
                                                 onnxTypeName(vi.type().tensor_type().elem_type())));
   }
   for (const auto& vi : model.graph().output()) info->outputs.push_back(vi.name());
+  std::set<std::string> ops;
+  info->allOpsMapped = true;
+  for (const auto& n : model.graph().node()) {
+    bool onnxOp = isOnnxDomain(n.domain());
+    ops.insert(onnxOp ? n.op_type() : n.domain() + ":" + n.op_type());
+    const OpMapping* m = onnxOp ? findOpMapping(n.op_type()) : nullptr;
+    if (!m || m->foldOnly) info->allOpsMapped = false;
+  }
+  info->opTypes.assign(ops.begin(), ops.end());
 }
 
 }  // namespace

@@ -155,6 +155,9 @@ struct OpMapping {
   /// Computes the outputs at import time when every input is known (shape arithmetic);
   /// returns false to leave the node to `lower`. May be null.
   bool (*fold)(NodeContext&) = nullptr;
+  /// Only folded: shoal has no op for the values at run time (so a model using it on run-time
+  /// values is unsupported).
+  bool foldOnly = false;
 };
 
 /// The op table (onnx_ops.cpp), by ONNX op type (domain ai.onnx).
