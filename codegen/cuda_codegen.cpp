@@ -445,6 +445,19 @@ Expected<void> emitNode(NodeEmitter& em) {
     // (end of family elementwise)
 
     // ==== family norm: normalisation, dropout ====
+    case OpKind::BatchNorm: return cudagen::emitBatchNorm(em);
+    case OpKind::BatchNormTrain: return cudagen::emitBatchNormTrain(em);
+    case OpKind::BatchNormTrainGrad: return cudagen::emitBatchNormTrainGrad(em);
+    case OpKind::BatchNormStats: return cudagen::emitBatchNormStats(em);
+    case OpKind::BatchNormUpdate: return cudagen::emitBatchNormUpdate(em);
+    case OpKind::LayerNorm: return cudagen::emitLayerNorm(em);
+    case OpKind::LayerNormGrad: return cudagen::emitLayerNormGrad(em);
+    case OpKind::GroupNorm: return cudagen::emitGroupNorm(em);
+    case OpKind::GroupNormGrad: return cudagen::emitGroupNormGrad(em);
+    case OpKind::Dropout:  // the evaluation form is the identity: a copy the planner usually elides
+      em.copy(n.input(0), n.result());
+      return {};
+    case OpKind::DropoutTrain: return cudagen::emitDropoutTrain(em);
     // (end of family norm)
 
     // ==== family conv: convolution and pooling ====

@@ -192,6 +192,19 @@ Expected<void> emitMse(NodeEmitter& em);
 // (end of family elementwise)
 
 // ==== family norm: normalisation, dropout ====
+// codegen/cuda_kernels_norm.cpp. The normalisations reduce in double (a block per group and
+// split, splits merged in order), then apply per element; the intermediates live in scratch.
+Expected<void> emitBatchNorm(NodeEmitter& em);
+Expected<void> emitBatchNormTrain(NodeEmitter& em);
+Expected<void> emitBatchNormTrainGrad(NodeEmitter& em);
+Expected<void> emitBatchNormStats(NodeEmitter& em);
+Expected<void> emitBatchNormUpdate(NodeEmitter& em);
+Expected<void> emitLayerNorm(NodeEmitter& em);
+Expected<void> emitLayerNormGrad(NodeEmitter& em);
+Expected<void> emitGroupNorm(NodeEmitter& em);
+Expected<void> emitGroupNormGrad(NodeEmitter& em);
+/// dropout_train: Philox-4x32-10 of ir/scalar_math.h, the interpreter's mask bit for bit.
+Expected<void> emitDropoutTrain(NodeEmitter& em);
 // (end of family norm)
 
 // ==== family conv: convolution and pooling ====

@@ -164,6 +164,13 @@ class Lowering {
   // (end of family elementwise)
 
   // ==== family norm: normalisation, dropout ====
+  void lowerBatchNorm(PNode& p, std::vector<Value*>& ins);
+  void lowerLayerNorm(PNode& p, std::vector<Value*>& ins);
+  void lowerGroupNorm(PNode& p, std::vector<Value*>& ins);
+  /// The one float input of a normalisation layer (rank >= minRank), or null after reporting.
+  Value* normInput(PNode& p, const std::vector<Value*>& ins, int64_t minRank);
+  /// A persistent non-trainable tensor named `name` (running statistics), initialised by `init`.
+  Value* addState(const std::string& name, TensorType type, const std::string& init, const Location& loc);
   // (end of family norm)
 
   // ==== family conv: convolution and pooling ====
@@ -880,6 +887,128 @@ void Lowering::lowerNode(PNode& p) {
 // (end of family elementwise)
 
 // ==== family norm: normalisation, dropout ====
+
+Value* Lowering::normInput(PNode& p, const std::vector<Value*>& ins, int64_t minRank) {
+  Value* x = needOne(p, ins);
+  if (!x) return nullptr;
+  const TensorType& t = x->type();
+  if (!isFloat(t.dtype) || t.rank() < minRank) {
+    error(p.loc, fmt::format("{} '{}': input must be a float tensor {}, got {}", p.op, p.decl->id,
+                             minRank >= 2 ? "[N, C, ...]" : "of rank >= 1", t.str()));
+    p.poisoned = true;
+    return nullptr;
+  }
+  return x;
+}
+
+Value* Lowering::addState(const std::string& name, TensorType type, const std::string& init, const Location& loc) {
+  Attrs a;
+  a.set("init", init);
+  return pipe_.model->addNode(OpKind::State, {}, std::move(a), {{name, std::move(type)}}, loc)->result();
+}
+
+// bn[batchnorm: momentum=0.1 eps=1e-5 affine=true]: params <id>.weight (ones) and <id>.bias
+// (zeros), state <id>.running_mean (zeros), <id>.running_var (ones) and
+// <id>.num_batches_tracked (i64), PyTorch's BatchNorm names, so checkpoints interoperate.
+void Lowering::lowerBatchNorm(PNode& p, std::vector<Value*>& ins) {
+  Graph& g = *pipe_.model;
+  const std::string& id = p.decl->id;
+  auto momentum = floatArg(p, "momentum", 0.1);
+  auto eps = floatArg(p, "eps", 1e-5);
+  auto affine = boolArg(p, "affine", true);
+  if (!momentum || !eps || !affine) return void(p.poisoned = true);
+  Value* x = normInput(p, ins, 2);
+  if (!x) return;
+  const DType dt = x->type().dtype;
+  const Shape c{x->type().shape[1]};
+  std::vector<Value*> operands = {x, addState(id + ".running_mean", {dt, c}, "zeros", p.loc),
+                                  addState(id + ".running_var", {dt, c}, "ones", p.loc)};
+  addState(id + ".num_batches_tracked", {DType::I64, {}}, "zeros", p.loc);
+  if (*affine) {
+    operands.push_back(layers::param(g, id + ".weight", {dt, c}, "ones", p.loc));
+    operands.push_back(layers::param(g, id + ".bias", {dt, c}, "zeros", p.loc));
+  }
+  Attrs a;
+  a.set("momentum", *momentum);
+  a.set("eps", *eps);
+  p.value = fromResult(p, layers::addOp(g, OpKind::BatchNorm, operands, a, id, p.loc));
+}
+
+// ln[layernorm: dims=1 eps=1e-5 affine=true] over the last `dims` extents (or shape=AxB, the
+// normalized shape itself); params <id>.weight (ones) and <id>.bias (zeros) of that shape.
+void Lowering::lowerLayerNorm(PNode& p, std::vector<Value*>& ins) {
+  Graph& g = *pipe_.model;
+  const std::string& id = p.decl->id;
+  auto dims = intArg(p, "dims", 1);
+  auto eps = floatArg(p, "eps", 1e-5);
+  auto affine = boolArg(p, "affine", true);
+  if (!dims || !eps || !affine) return void(p.poisoned = true);
+  Value* x = normInput(p, ins, 1);
+  if (!x) return;
+  const Shape& xs = x->type().shape;
+  if (const LabelArg* shape = arg(p, "shape")) {
+    Shape want;
+    if (auto* i = std::get_if<int64_t>(&shape->value)) want = {*i};
+    else if (auto* is = std::get_if<std::vector<int64_t>>(&shape->value)) want = *is;
+    bool trailing = !want.empty() && want.size() <= xs.size() &&
+                    std::equal(want.begin(), want.end(), xs.end() - ptrdiff_t(want.size()));
+    if (arg(p, "dims")) {
+      error(shape->loc, fmt::format("layernorm '{}' takes dims or shape, not both", id));
+      return void(p.poisoned = true);
+    }
+    if (!trailing) {
+      badArg(*shape,
+             fmt::format("the last extents of the input {} (like {})", x->type().str(), shapeString({xs.back()})));
+      return void(p.poisoned = true);
+    }
+    *dims = int64_t(want.size());
+  }
+  if (*dims > int64_t(xs.size())) {
+    badArg(*arg(p, "dims"), fmt::format("at most the rank of the input {}", x->type().str()));
+    return void(p.poisoned = true);
+  }
+  const Shape norm(xs.end() - *dims, xs.end());
+  std::vector<Value*> operands = {x};
+  if (*affine) {
+    operands.push_back(layers::param(g, id + ".weight", {x->type().dtype, norm}, "ones", p.loc));
+    operands.push_back(layers::param(g, id + ".bias", {x->type().dtype, norm}, "zeros", p.loc));
+  }
+  Attrs a;
+  a.set("dims", *dims);
+  a.set("eps", *eps);
+  p.value = fromResult(p, layers::addOp(g, OpKind::LayerNorm, operands, a, id, p.loc));
+}
+
+// gn[groupnorm: groups=8 eps=1e-5 affine=true]: params <id>.weight (ones), <id>.bias (zeros) [C].
+void Lowering::lowerGroupNorm(PNode& p, std::vector<Value*>& ins) {
+  Graph& g = *pipe_.model;
+  const std::string& id = p.decl->id;
+  if (!arg(p, "groups")) {
+    error(p.label.opLoc, fmt::format("groupnorm '{}' needs groups=N", id));
+    return void(p.poisoned = true);
+  }
+  auto groups = intArg(p, "groups", 1);
+  auto eps = floatArg(p, "eps", 1e-5);
+  auto affine = boolArg(p, "affine", true);
+  if (!groups || !eps || !affine) return void(p.poisoned = true);
+  Value* x = normInput(p, ins, 2);
+  if (!x) return;
+  const int64_t c = x->type().shape[1];
+  if (c % *groups != 0) {
+    badArg(*arg(p, "groups"), fmt::format("a divisor of the {} channels of the input {}", c, x->type().str()));
+    return void(p.poisoned = true);
+  }
+  std::vector<Value*> operands = {x};
+  if (*affine) {
+    operands.push_back(layers::param(g, id + ".weight", {x->type().dtype, {c}}, "ones", p.loc));
+    operands.push_back(layers::param(g, id + ".bias", {x->type().dtype, {c}}, "zeros", p.loc));
+  }
+  Attrs a;
+  a.set("groups", *groups);
+  a.set("eps", *eps);
+  p.value = fromResult(p, layers::addOp(g, OpKind::GroupNorm, operands, a, id, p.loc));
+}
+
 // (end of family norm)
 
 // ==== family conv: convolution and pooling ====
@@ -918,6 +1047,10 @@ const std::vector<LayerSpec>& layerSpecs() {
       // (end of family elementwise)
 
       // ==== family norm: normalisation, dropout ====
+      // (dropout is a plain op: x[dropout: rate=0.1])
+      {"batchnorm", Role::Layer, {"momentum", "eps", "affine"}, &Lowering::lowerBatchNorm},
+      {"layernorm", Role::Layer, {"dims", "shape", "eps", "affine"}, &Lowering::lowerLayerNorm},
+      {"groupnorm", Role::Layer, {"groups", "eps", "affine"}, &Lowering::lowerGroupNorm},
       // (end of family norm)
 
       // ==== family conv: convolution and pooling ====

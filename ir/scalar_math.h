@@ -41,6 +41,33 @@ SHOAL_SCALAR_FN T shoal_softplus(T x) {
   return x > T(20) ? x : shoal_log1p(shoal_exp(x));
 }
 
+// Philox-4x32-10 (Salmon et al., SC'11; cuRAND's and PyTorch's CUDA generator): four random
+// 32-bit words from a 128-bit counter `ctr` (overwritten with them) and a 64-bit key. Being
+// counter-based it needs no state, so dropout draws the same mask on the host and on the GPU.
+SHOAL_SCALAR_FN void shoal_philox4x32_10(unsigned int ctr[4], unsigned int key0, unsigned int key1) {
+  for (int round = 0; round < 10; ++round) {
+    if (round > 0) {
+      key0 += 0x9E3779B9u;
+      key1 += 0xBB67AE85u;
+    }
+    const unsigned long long p0 = 0xD2511F53ull * ctr[0];
+    const unsigned long long p1 = 0xCD9E8D57ull * ctr[2];
+    const unsigned int c1 = ctr[1], c3 = ctr[3];
+    ctr[0] = (unsigned int)(p1 >> 32) ^ c1 ^ key0;
+    ctr[1] = (unsigned int)p1;
+    ctr[2] = (unsigned int)(p0 >> 32) ^ c3 ^ key1;
+    ctr[3] = (unsigned int)p0;
+  }
+}
+
+// Dropout keeps an element when its random word r satisfies r < shoal_dropout_threshold(rate)
+// = (1 - rate) 2^32, an exact integer comparison; kept elements are scaled by 1 / (1 - rate)
+// (0 when everything is dropped), as PyTorch's dropout.
+SHOAL_SCALAR_FN unsigned long long shoal_dropout_threshold(double rate) {
+  return (unsigned long long)((1.0 - rate) * 4294967296.0);
+}
+SHOAL_SCALAR_FN double shoal_dropout_scale(double rate) { return rate < 1.0 ? 1.0 / (1.0 - rate) : 0.0; }
+
 #ifdef SHOAL_SCALAR_MATH_ON_HOST
 }  // namespace shoal::scalar
 #endif

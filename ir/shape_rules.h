@@ -39,6 +39,18 @@ Expected<std::vector<int64_t>> intsOfLen(const Node& n, const std::string& key, 
 // (end of family elementwise)
 
 // ==== family norm: normalisation, dropout ====
+// ir/shape_rules_norm.cpp
+Expected<Types> shapeBatchNorm(const Node& n);
+Expected<Types> shapeBatchNormTrain(const Node& n);
+Expected<Types> shapeBatchNormStats(const Node& n);
+Expected<Types> shapeBatchNormUpdate(const Node& n);
+Expected<Types> shapeBatchNormScale(const Node& n);
+Expected<Types> shapeLayerNorm(const Node& n);
+Expected<Types> shapeGroupNorm(const Node& n);
+/// batchnorm_train_grad, layernorm_grad, groupnorm_grad: (x, dy, [weight]) -> dx.
+Expected<Types> shapeNormGrad(const Node& n);
+Expected<Types> shapeDropout(const Node& n);
+Expected<Types> shapeDropoutTrain(const Node& n);
 // (end of family norm)
 
 // ==== family conv: convolution and pooling ====

@@ -146,6 +146,15 @@ bool hasInputNamed(const Graph& g, const std::string& name) {
   return false;
 }
 
+// The `step` input an earlier training pass declared (training-forms, for dropout's masks):
+// f32[], fed by the trainer with the step count. Null when there is none.
+Value* declaredStep(const Graph& g) {
+  for (Node* n : g.inputNodes())
+    if (n->attrs().getString("name", "") == "step" && n->result()->type() == TensorType{DType::F32, {}})
+      return n->result();
+  return nullptr;
+}
+
 bool hasOutputNamed(const Graph& g, const std::string& name) {
   for (Node* n : g.outputNodes())
     if (n->attrs().getString("name", "") == name) return true;
@@ -199,8 +208,9 @@ Expected<void> appendTrainingStep(Graph& g, const TrainConfig& cfg, const std::s
                 logits->def()->loc());
   if (!lastNodeOfKind(g, OpKind::Param)) return fail("the model has no parameters to train", cfg.loc);
   std::string targetName = crossEntropy ? "labels" : "targets";
+  Value* step = declaredStep(g);
   for (const std::string& in : {targetName, std::string("step")}) {
-    if (in == "step" && !adam) continue;
+    if (in == "step" && (!adam || step)) continue;
     if (hasInputNamed(g, in)) return fail(fmt::format("the model already has an input named '{}'", in), cfg.loc);
   }
   for (const char* out : {"loss", "accuracy"})
@@ -211,8 +221,7 @@ Expected<void> appendTrainingStep(Graph& g, const TrainConfig& cfg, const std::s
   TensorType targetType = crossEntropy ? TensorType{DType::I64, {lt.shape[0]}} : lt;
   anchor = insertSourceAfter(g, anchor, OpKind::Input, attrsOf({{"name", targetName}}), {targetName, targetType}, cfg.loc);
   Value* target = anchor->result();
-  Value* step = nullptr;
-  if (adam) {
+  if (adam && !step) {
     anchor = insertSourceAfter(g, anchor, OpKind::Input, attrsOf({{"name", std::string("step")}}),
                                {"step", TensorType{DType::F32, {}}}, cfg.loc);
     step = anchor->result();
@@ -233,8 +242,12 @@ Expected<void> appendTrainingStep(Graph& g, const TrainConfig& cfg, const std::s
   if (!grads) return Unexpected(grads.error());
   if (grads->empty()) return fail("no parameter of the model influences the loss", cfg.loc);
 
-  // Optimizer state, declared after the last param; then the in-place updates, last.
-  Node* stateAnchor = lastNodeOfKind(g, OpKind::Param);
+  // Optimizer state, declared after the model's last param or state (so the model's own state,
+  // batchnorm's running statistics, keeps its place in the persistent layout that evaluation
+  // programs share); then the in-place updates, last.
+  Node* stateAnchor = nullptr;
+  for (Node* n : g.nodes())
+    if (isPersistentSource(n->kind())) stateAnchor = n;
   for (const ParamGradient& pg : *grads) {
     Value* p = pg.param;
     const Location& loc = p->def()->loc();

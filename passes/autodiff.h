@@ -37,13 +37,14 @@ Expected<void> appendGradients(Graph& g, const std::string& lossOutput = "loss")
 /// Turns an inference graph (shape-inferred, canonicalized, with an output named
 /// `logitsOutput`) into one training step:
 ///  - new inputs `labels` (i64[N], softmax_cross_entropy) or `targets` (the logits' type,
-///    mse), and `step` (f32[], the 1-based step count; adam only);
+///    mse), and `step` (f32[], the 1-based step count; adam only, and reused when an earlier
+///    training pass declared it);
 ///  - `output(%loss) {name="loss"}` and, for softmax_cross_entropy,
 ///    `output(%accuracy) {name="accuracy"}` (the logits output stays);
 ///  - the backward pass (appendBackward);
 ///  - per trained param, in program order: `adam_update(%p, %p.grad, %p.m, %p.v, %step)` or
 ///    `sgd_update(%p, %p.grad[, %p.velocity])` (velocity only when momentum != 0), with the
-///    optimizer state declared right after the last param. The updates come last.
+///    optimizer state declared right after the last param or state. The updates come last.
 /// Errors (with the location of the train stage or the offending node): no such output,
 /// logits not rank 2 for softmax_cross_entropy, unknown loss or optimizer, a name clash with
 /// an existing input/output, no params to train.

@@ -94,7 +94,8 @@ std::unique_ptr<Pass> createSchedulePass();
 struct PassRegistration {
   std::string_view name;
   std::unique_ptr<Pass> (*create)();
-  bool trainingOnly = false;  ///< only training pipelines run it (autodiff)
+  bool trainingOnly = false;   ///< only training pipelines run it (autodiff)
+  bool inferenceOnly = false;  ///< only pipelines without a training step run it (fold-batchnorm)
 };
 /// Every pass, in the order of the default pipeline (compileProgram builds it from this list).
 const std::vector<PassRegistration>& passRegistry();

@@ -47,8 +47,13 @@ Expected<void> PassManager::run(Graph& g, PassContext& ctx) {
   for (const std::string& name : disabled_)
     if (!known(name)) return fail(unknownPassMessage(name));
   if (!stopAfter_.empty() && !known(stopAfter_)) return fail(unknownPassMessage(stopAfter_));
-  if (!stopAfter_.empty() && std::none_of(passes_.begin(), passes_.end(), [&](auto& p) { return selects(stopAfter_, p->name()); }))
-    return fail(fmt::format("pass '{}' is not part of this pipeline (autodiff runs only when training: --train)", stopAfter_));
+  if (!stopAfter_.empty() && std::none_of(passes_.begin(), passes_.end(), [&](auto& p) { return selects(stopAfter_, p->name()); })) {
+    std::string why = "autodiff runs only when training: --train";
+    for (const PassRegistration& r : passRegistry())
+      if (r.name == stopAfter_ && r.trainingOnly) why = fmt::format("{} runs only when training: --train", r.name);
+      else if (r.name == stopAfter_ && r.inferenceOnly) why = fmt::format("{} runs only without --train", r.name);
+    return fail(fmt::format("pass '{}' is not part of this pipeline ({})", stopAfter_, why));
+  }
   // Stop after the last pass the --after selector names.
   size_t last = passes_.size();
   for (size_t i = 0; i < passes_.size(); ++i)

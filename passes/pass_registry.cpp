@@ -4,7 +4,9 @@
 #include <algorithm>
 
 #include "passes/autodiff.h"
+#include "passes/fold_batchnorm.h"
 #include "passes/pass.h"
+#include "passes/training_forms.h"
 
 namespace shoal {
 
@@ -12,8 +14,10 @@ const std::vector<PassRegistration>& passRegistry() {
   static const std::vector<PassRegistration> passes = {
       {"infer-shapes", &createInferShapesPass, false},            // types from the op table's shape rules
       {"canonicalize", &createCanonicalizePass, false},           // default attributes, identities removed
+      {"training-forms", &createTrainingFormsPass, /*trainingOnly=*/true},  // batch statistics, dropout masks
       {"fold-constants", &createFoldConstantsPass, false},        // constant subgraphs evaluated at compile time
       {"autodiff", &createAutodiffPass, /*trainingOnly=*/true},   // loss, backward, optimizer updates
+      {"fold-batchnorm", &createFoldBatchNormPass, false, /*inferenceOnly=*/true},  // batchnorm into conv/dense
       {"fuse-conv-activation", &createFuseConvActivationPass, false},   // conv2d + bias + activation -> fused_conv2d
       {"fuse-conv-pool", &createFuseConvPoolPass, false},               // fused_conv2d + maxpool2d -> fused_conv2d_pool
       {"fuse-dense-activation", &createFuseDenseActivationPass, false}, // dense + bias + activation -> fused_dense

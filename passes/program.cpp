@@ -9,7 +9,7 @@ namespace shoal {
 
 void buildPipeline(PassManager& pm, const CompileOptions& opts) {
   for (const PassRegistration& r : passRegistry())
-    if (!r.trainingOnly || opts.train) pm.add(r.create());
+    if ((!r.trainingOnly || opts.train) && (!r.inferenceOnly || !opts.train)) pm.add(r.create());
 }
 
 Expected<Program> compileProgram(std::unique_ptr<Graph> g, const CompileOptions& opts) {

@@ -133,6 +133,9 @@ Expected<Executable*> ModelPrograms::trainingStep(int64_t batch) {
   auto ok = adopt(**exe);
   if (!ok) return Unexpected(ok.error());
   Executable* raw = exe->get();
+  // The step count is an input of the step when something reads it (Adam; dropout's masks).
+  readsStep_ = false;
+  for (Node* n : raw->graph().inputNodes()) readsStep_ |= n->attrs().getString("name") == "step";
   steps_[key] = std::move(*exe);
   return raw;
 }

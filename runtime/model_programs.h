@@ -47,7 +47,8 @@ class ModelPrograms {
   /// The output the loss reads ("logits" unless told otherwise).
   const std::string& trainedOutput() const { return output_; }
   bool crossEntropy() const { return train_ && train_->loss == "softmax_cross_entropy"; }
-  bool adam() const { return train_ && train_->optimizer == "adam"; }
+  /// True when the training step has a `step` input to feed (Adam's count; dropout's masks).
+  bool readsStep() const { return readsStep_; }
 
   /// Initialises every parameter by its init attribute (seeded), or from the value the model
   /// carries for it (Graph::parameterValues), and every state to zero.
@@ -105,6 +106,7 @@ class ModelPrograms {
   std::map<int64_t, std::unique_ptr<Executable>> inference_;
   std::map<std::pair<int64_t, double>, std::unique_ptr<Executable>> steps_;
   std::recursive_mutex mutex_;
+  bool readsStep_ = false;
 };
 
 }  // namespace shoal

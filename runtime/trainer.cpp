@@ -24,10 +24,10 @@ namespace {
 using Clock = std::chrono::steady_clock;
 double secondsSince(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
 
-// The feed of one training step: the batch plus Adam's step count.
+// The feed of one training step: the batch plus the step count, where the step reads it.
 TensorMap stepFeed(const ModelPrograms& m, const TensorMap& batch, int64_t step) {
   TensorMap feed = batch;
-  if (m.adam()) feed["step"] = Tensor::fromDoubles(DType::F32, {}, std::vector<double>{double(step)});
+  if (m.readsStep()) feed["step"] = Tensor::fromDoubles(DType::F32, {}, std::vector<double>{double(step)});
   return feed;
 }
 

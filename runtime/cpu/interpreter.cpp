@@ -20,6 +20,7 @@
 // (end of family elementwise)
 
 // ==== family norm: normalisation, dropout ====
+#include "runtime/cpu/ops_norm.h"
 // (end of family norm)
 
 // ==== family conv: convolution and pooling ====
@@ -212,6 +213,17 @@ Expected<void> NodeRunner::run() {
     // (end of family elementwise)
 
     // ==== family norm: normalisation, dropout ====
+    case OpKind::BatchNorm: return cpu::runBatchNorm<T>(*this);
+    case OpKind::BatchNormTrain: return cpu::runBatchNormTrain<T>(*this);
+    case OpKind::BatchNormTrainGrad: return cpu::runBatchNormTrainGrad<T>(*this);
+    case OpKind::BatchNormStats: return cpu::runBatchNormStats<T>(*this);
+    case OpKind::BatchNormUpdate: return cpu::runBatchNormUpdate<T>(*this);
+    case OpKind::LayerNorm: return cpu::runLayerNorm<T>(*this);
+    case OpKind::LayerNormGrad: return cpu::runLayerNormGrad<T>(*this);
+    case OpKind::GroupNorm: return cpu::runGroupNorm<T>(*this);
+    case OpKind::GroupNormGrad: return cpu::runGroupNormGrad<T>(*this);
+    case OpKind::Dropout: return cpu::runDropout<T>(*this);
+    case OpKind::DropoutTrain: return cpu::runDropoutTrain<T>(*this);
     // (end of family norm)
 
     // ==== family conv: convolution and pooling ====

@@ -41,6 +41,7 @@ const std::map<OpKind, Reference>& references() {
       {OpKind::Sub, [](double a, double b, const std::vector<double>&) { return a - b; }},
       {OpKind::Mul, [](double a, double b, const std::vector<double>&) { return a * b; }},
       {OpKind::Div, [](double a, double b, const std::vector<double>&) { return a / b; }},
+      {OpKind::BatchNormScale, [](double a, double b, const std::vector<double>& p) { return a / std::sqrt(b + p[0]); }},
   };
   return refs;
 }
@@ -143,7 +144,7 @@ void checkElementwise() {
       SCOPED_TRACE(::testing::Message() << opName(k) << " out " << shapeString(c.out) << " a " << shapeString(c.a)
                                         << " b " << shapeString(c.b));
       auto a = castAll<double>(castAll<T>(elementwiseInputs(size_t(numElements(c.a)), seed++, false)));
-      auto b = castAll<double>(castAll<T>(elementwiseInputs(size_t(numElements(c.b)), seed++, k == OpKind::Div)));
+      auto b = castAll<double>(castAll<T>(elementwiseInputs(size_t(numElements(c.b)), seed++, k == OpKind::Div || k == OpKind::BatchNormScale)));
       std::vector<double> expected(size_t(numElements(c.out)));
       forEachIndex(c.out, [&](int64_t flat, const std::vector<int64_t>& idx) {
         expected[size_t(flat)] = ref->second(a[size_t(broadcastIndex(c.a, idx))],

@@ -38,9 +38,10 @@ TEST(Cli, BadUsageExitsOne) {
   r = runCli("dump examples/matmul.mmd --after bogus");
   EXPECT_EQ(r.exitCode, 1);
   EXPECT_NE(r.err.find("unknown pass 'bogus'"), std::string::npos) << r.err;
-  // The list names every registered pass and the fuse group.
-  EXPECT_NE(r.err.find("(passes: infer-shapes, canonicalize, fold-constants, autodiff, fuse-conv-activation, "
-                       "fuse-conv-pool, fuse-dense-activation, fuse-elementwise, dce, schedule; groups: fuse)"),
+  // The list names every registered pass and the groups.
+  EXPECT_NE(r.err.find("(passes: infer-shapes, canonicalize, training-forms, fold-constants, autodiff, fold-batchnorm, "
+                       "fuse-conv-activation, fuse-conv-pool, fuse-dense-activation, fuse-elementwise, dce, schedule; "
+                       "groups: fold, fuse)"),
             std::string::npos)
       << r.err;
   r = runCli("dump examples/matmul.mmd --after autodiff");
