@@ -125,9 +125,9 @@ class Graph {
   /// A deep copy (same names, same order, the same parameter values).
   std::unique_ptr<Graph> clone() const;
 
-  /// Values some parameters start from, by value name, set by a frontend that reads trained
-  /// weights (an ONNX model's initializers). A program initialises these parameters from
-  /// them instead of by their `init` rule. Not part of the IR text (like a checkpoint).
+  /// Values some parameters (or state) start from, by value name, set by a frontend that reads
+  /// trained weights (an ONNX model's initializers). A program initialises them from these
+  /// instead of by their `init` rule. Not part of the IR text (like a checkpoint).
   const TensorMap& parameterValues() const;
   void setParameterValue(const std::string& name, Tensor value);
 

@@ -57,6 +57,12 @@ Value* NodeContext::value(size_t i) {
   return imp_.materialize(name, imp_.slot(name, &node_));
 }
 
+Value* NodeContext::stateValue(size_t i) {
+  if (!has(i)) invalid(fmt::format("input {} is missing", i));
+  const std::string& name = node_.input(int(i));
+  return imp_.materialize(name, imp_.slot(name, &node_), /*asState=*/true);
+}
+
 const Tensor* NodeContext::known(size_t i) const {
   const Slot& s = slot(i);
   return s.known && !s.parameter ? &*s.known : nullptr;
@@ -337,21 +343,21 @@ void Importer::rollback(const Mark& m) {
   }
 }
 
-Value* Importer::materialize(const std::string& name, Slot& s) {
+Value* Importer::materialize(const std::string& name, Slot& s, bool asState) {
   if (s.value) return s.value;
   materializedLog_.push_back(name);
   assert(s.known && "a slot without an IR value holds a known tensor");
   Location loc = pipelineLoc_ ? *pipelineLoc_ : Location{path_, 0, 0, name};
   if (s.parameter) {
-    // Parameters keep the initializer's name: it is their checkpoint name.
+    // Parameters (and state) keep the initializer's name: it is their checkpoint name.
     if (Value* taken = g_.findValue(name)) {
-      if (taken->def()->kind() == OpKind::Param)
+      if (isPersistentSource(taken->def()->kind()))
         throwInvalid(fmt::format("parameter '{}' is already defined in the pipeline (two models share its name)", name));
       g_.renameValue(taken, name + ".renamed");
     }
     Attrs a;
     a.set("init", std::string("zeros"));
-    Node* n = g_.addNode(OpKind::Param, {}, std::move(a), {{name, s.type}}, loc);
+    Node* n = g_.addNode(asState ? OpKind::State : OpKind::Param, {}, std::move(a), {{name, s.type}}, loc);
     fillDefaultAttrs(*n);
     g_.setParameterValue(name, *s.known);
     s.value = n->result();

@@ -82,6 +82,9 @@ class NodeContext {
   int64_t rank(size_t i) const { return slot(i).type.rank(); }
   /// The IR value of input i (a constant or param is materialised on first use).
   Value* value(size_t i);
+  /// Input i as persistent non-trainable state when it is a float initializer (a batch
+  /// norm's running statistics: updated by the training form, never by gradients); else value(i).
+  Value* stateValue(size_t i);
   /// Input i's tensor when known at import time (and not a parameter); else null.
   const Tensor* known(size_t i) const;
   /// Input i's tensor, which the lowering needs at import time (a shape, axes, pads): known
@@ -183,8 +186,9 @@ class Importer {
 
   Graph& graph() { return g_; }
   Slot& slot(const std::string& name, const onnx::NodeProto* user);
-  /// Materialises a slot as an IR value (a param for a parameter, else a constant).
-  Value* materialize(const std::string& name, Slot& s);
+  /// Materialises a slot as an IR value (a param for a parameter, `state` when asked, else a
+  /// constant).
+  Value* materialize(const std::string& name, Slot& s, bool asState = false);
   void define(const std::string& name, Slot s);
   bool isUsed(const std::string& name) const { return uses_.count(name) != 0; }
   std::string valueName(const std::string& onnxName) const { return prefix_ + onnxName; }

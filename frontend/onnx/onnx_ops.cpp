@@ -57,20 +57,27 @@ void lowerConstant(NodeContext& c) {
   c.unsupported(c.hasAttr("sparse_value") ? "sparse constants" : "string constants");
 }
 
-// Dropout at inference is the identity (PyTorch exports eval-mode models this way).
+// Dropout: shoal's dropout, the identity at inference (what ONNX computes without
+// training_mode) and a dropout again when a pipeline fine-tunes the model.
 void lowerDropout(NodeContext& c) {
-  if (c.opset() < 7) {
-    if (c.attrInt("is_test", 0) == 0) c.unsupported("dropout in training mode (is_test=0)");
-  }
-  if (c.opset() < 12) c.attrFloat("ratio", 0.5);
-  else c.attrInt("seed", 0);
+  if (c.opset() < 7 && c.attrInt("is_test", 0) == 0) c.unsupported("dropout in training mode (is_test=0)");
   if (c.opset() < 6) c.ignoreAttr("consumed_inputs");
+  double rate = 0.5;
+  if (c.opset() < 12) {
+    rate = c.attrFloat("ratio", 0.5);
+  } else {
+    c.attrInt("seed", 0);  // only the training form draws masks, from shoal's own seed
+    if (c.has(1)) rate = c.constantFloats(1, "the ratio").at(0);
+  }
   if (c.has(2)) {
     auto mode = c.constantInts(2, "training_mode");
     if (!mode.empty() && mode[0] != 0) c.unsupported("dropout in training mode (training_mode=true)");
   }
   if (c.outputUsed(1)) c.unsupported("the dropout mask output (needs a bool element type)");
-  lowerIdentity(c);
+  c.requireFloat(0);
+  Attrs a;
+  a.set("rate", rate);
+  c.setOutput(0, c.emit(OpKind::Dropout, {c.value(0)}, a));
 }
 
 // ---- elementwise ---------------------------------------------------------------------------
@@ -411,13 +418,13 @@ void lowerGlobalPool(NodeContext& c, OpKind kind) {
 void lowerGlobalAveragePool(NodeContext& c) { lowerGlobalPool(c, OpKind::AvgPool2d); }
 void lowerGlobalMaxPool(NodeContext& c) { lowerGlobalPool(c, OpKind::MaxPool2d); }
 
-// Inference batch normalization, per channel (axis 1): (x - mean) * (scale / sqrt(var + eps)) + B.
-// scale and B stay parameters when they are (so fine-tuning trains them); mean and var are
-// read at import time.
+// Batch normalization with running statistics: shoal's batchnorm (the evaluation form; a
+// training step turns it into PyTorch's training form). A float initializer for the mean or the
+// variance becomes state (the training form updates it), scale and B parameters.
 void lowerBatchNormalization(NodeContext& c) {
   c.requireFloat(0);
   double eps = c.attrFloat("epsilon", 1e-5);
-  c.attrFloat("momentum", 0.9);
+  double momentum = c.attrFloat("momentum", 0.9);  // ONNX weighs the running value, PyTorch the batch
   if (c.opset() < 6) c.ignoreAttr("consumed_inputs");
   if (c.opset() < 7 && c.attrInt("is_test", 0) == 0 && c.outputUsed(1))
     c.unsupported("batch normalization in training mode");
@@ -425,32 +432,46 @@ void lowerBatchNormalization(NodeContext& c) {
   if (c.opset() >= 14 && c.attrInt("training_mode", 0) != 0) c.unsupported("batch normalization in training mode");
   for (size_t i = 1; i < c.numOutputs(); ++i)
     if (c.outputUsed(i)) c.unsupported("the running statistics outputs (training mode)");
-  const Shape& xs = c.shape(0);
-  if (xs.size() < 2) c.invalid("input must have a channel axis");
-  int64_t channels = xs[1];
-  Shape bshape(xs.size() - 1, 1);
-  bshape[0] = channels;
-  auto mean = c.constantFloats(3, "the running mean");
-  auto var = c.constantFloats(4, "the running variance");
-  if (int64_t(mean.size()) != channels || int64_t(var.size()) != channels)
-    c.invalid(fmt::format("mean and var need {} values", channels));
-  std::vector<double> inv(static_cast<size_t>(channels));
-  for (size_t i = 0; i < inv.size(); ++i) inv[i] = 1.0 / std::sqrt(var[i] + eps);
-  DType dt = c.dtype(0);
-  Value* x = c.value(0);
-  if (c.known(1) && c.known(2)) {
-    // Constant scale and bias: y = x * a + b, folded.
-    auto scale = c.known(1)->toDoubles(), bias = c.known(2)->toDoubles();
-    std::vector<double> a(static_cast<size_t>(channels)), b(static_cast<size_t>(channels));
-    for (size_t i = 0; i < a.size(); ++i) a[i] = scale[i] * inv[i], b[i] = bias[i] - mean[i] * a[i];
-    Value* y = c.emit(OpKind::Mul, {x, c.constantValue(Tensor::fromDoubles(dt, bshape, a), "a")});
-    return c.setOutput(0, c.emit(OpKind::Add, {y, c.constantValue(Tensor::fromDoubles(dt, bshape, b), "b")}));
+  if (c.rank(0) < 2) c.invalid("input must have a channel axis");
+  Attrs a;
+  a.set("eps", eps);
+  a.set("momentum", std::clamp(1.0 - momentum, 0.0, 1.0));
+  c.setOutput(0, c.emit(OpKind::BatchNorm, {c.value(0), c.stateValue(3), c.stateValue(4), c.value(1), c.value(2)}, a));
+}
+
+// Layer normalization over the axes from `axis` on: shoal's layernorm over the last dims.
+void lowerLayerNormalization(NodeContext& c) {
+  c.requireFloat(0);
+  int64_t rank = c.rank(0);
+  int64_t axis = c.axis(c.attrInt("axis", -1), rank);
+  double eps = c.attrFloat("epsilon", 1e-5);
+  c.attrInt("stash_type", 1);  // shoal's statistics are double whatever the stash type
+  for (size_t i = 1; i < c.numOutputs(); ++i)
+    if (c.outputUsed(i)) c.unsupported("the mean and inverse standard deviation outputs");
+  Shape normalized(c.shape(0).begin() + axis, c.shape(0).end());
+  std::vector<Value*> ins = {c.value(0)};
+  for (size_t i = 1; i <= 2 && c.has(i); ++i) {
+    if (numElements(c.shape(i)) != numElements(normalized))
+      c.unsupported(fmt::format("a {} of shape {} broadcast over the normalized shape {}", i == 1 ? "scale" : "bias",
+                                shapeString(c.shape(i)), shapeString(normalized)));
+    ins.push_back(c.reshape(c.value(i), normalized, i == 1 ? "scale" : "bias"));
   }
-  Value* centred = c.emit(OpKind::Sub, {x, c.constantValue(Tensor::fromDoubles(dt, bshape, mean), "mean")}, {}, "centred");
-  Value* scale = c.reshape(c.value(1), bshape, "scale");
-  Value* factor = c.emit(OpKind::Mul, {scale, c.constantValue(Tensor::fromDoubles(dt, bshape, inv), "invstd")}, {}, "factor");
-  Value* y = c.emit(OpKind::Mul, {centred, factor}, {}, "scaled");
-  c.setOutput(0, c.emit(OpKind::Add, {y, c.reshape(c.value(2), bshape, "bias")}));
+  Attrs a;
+  a.set("dims", rank - axis);
+  a.set("eps", eps);
+  c.setOutput(0, c.emit(OpKind::LayerNorm, ins, a));
+}
+
+// Instance normalization: per sample and channel over the spatial extents, which is shoal's
+// groupnorm with one channel per group.
+void lowerInstanceNormalization(NodeContext& c) {
+  c.requireFloat(0);
+  if (c.opset() < 6) c.ignoreAttr("consumed_inputs");
+  if (c.rank(0) < 2) c.invalid("input must have a channel axis");
+  Attrs a;
+  a.set("groups", c.shape(0)[1]);
+  a.set("eps", c.attrFloat("epsilon", 1e-5));
+  c.setOutput(0, c.emit(OpKind::GroupNorm, {c.value(0), c.value(1), c.value(2)}, a));
 }
 
 // ---- softmax -------------------------------------------------------------------------------------
@@ -902,6 +923,8 @@ const std::vector<OpMapping>& table() {
       {"GlobalAveragePool", lowerGlobalAveragePool},
       {"GlobalMaxPool", lowerGlobalMaxPool},
       {"BatchNormalization", lowerBatchNormalization},
+      {"LayerNormalization", lowerLayerNormalization},
+      {"InstanceNormalization", lowerInstanceNormalization},
       {"Softmax", lowerSoftmax},
       {"LogSoftmax", lowerLogSoftmax},
       {"ArgMax", lowerArgMax},
