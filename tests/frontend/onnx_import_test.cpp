@@ -371,6 +371,49 @@ TEST(OnnxImport, APipelineFineTunesAnImportedModel) {
   EXPECT_NE(pa.at("fc.weight").toDoubles(), start.at("fc.weight").toDoubles());
 }
 
+// Batch normalization's running statistics are state, updated by the training form as in
+// PyTorch; its scale and bias are parameters.
+TEST(OnnxImport, BatchNormStatisticsTrainAsPyTorchsRunningStatistics) {
+  OnnxModelBuilder b(15);
+  b.input("x", DType::F32, {std::string("N"), int64_t(2)});
+  b.output("y", DType::F32, {std::string("N"), int64_t(2)});
+  b.initializer("bn.weight", f32Tensor({2}, {1, 2}));
+  b.initializer("bn.bias", f32Tensor({2}, {0, 1}));
+  b.initializer("bn.running_mean", f32Tensor({2}, {0.5, -1}));
+  b.initializer("bn.running_var", f32Tensor({2}, {4, 1}));
+  attrFloat(b.node("BatchNormalization", {"x", "bn.weight", "bn.bias", "bn.running_mean", "bn.running_var"}, {"y"}, "bn"),
+            "momentum", 0.75f);
+  std::string dir = tempDir();
+  b.save(dir, "bn.onnx");
+  auto session = Session::create(dir + "/bn.onnx", {.device = DeviceKind::Cpu});
+  ASSERT_TRUE(session) << session.error().str();
+  // Inference: (x - mean) / sqrt(var + eps) * w + b with the model's statistics.
+  auto out = session->run({{"x", f32Tensor({1, 2}, {2.5, 0})}});
+  ASSERT_TRUE(out) << out.error().str();
+  expectNear(out->at("y").toDoubles(), {2.0 / std::sqrt(4 + 1e-5), 2.0 / std::sqrt(1 + 1e-5) + 1}, 1e-6);
+  // Only the scale and bias are parameters.
+  std::vector<std::string> params;
+  for (auto& [name, t] : session->parameters()) params.push_back(name);
+  EXPECT_EQ(params, (std::vector<std::string>{"bn.bias", "bn.weight"}));
+
+  // A training step normalises by the batch and moves the running mean by PyTorch's momentum
+  // (1 - ONNX's 0.75): mean' = 0.75 mean + 0.25 batch mean.
+  writeFile(dir + "/tune.mmd", "flowchart TD\n  x[input: shape=4x2 name=x] --> m[onnx: path=bn.onnx]\n"
+                               "  m --> out[output: name=logits]\n");
+  auto pipeline = loadPipeline(dir + "/tune.mmd");
+  ASSERT_TRUE(pipeline) << pipeline.error().str();
+  auto trainer = Trainer::create(pipeline->model(), {.loss = Loss::MeanSquaredError, .optimizer = optim::SGD{.lr = 0.1}},
+                                 {.device = DeviceKind::Cpu});
+  ASSERT_TRUE(trainer) << trainer.error().str();
+  ASSERT_TRUE(trainer->step({{"x", f32Tensor({4, 2}, {1, 0, 2, 0, 3, 0, 6, 0})}, {"targets", Tensor(DType::F32, {4, 2})}}));
+  std::string ckpt = dir + "/ckpt.safetensors";
+  ASSERT_TRUE(trainer->saveCheckpoint(ckpt));
+  auto file = loadSafetensors(ckpt);
+  ASSERT_TRUE(file);
+  ASSERT_NE(file->find("bn.running_mean"), nullptr);
+  expectNear(file->find("bn.running_mean")->toDoubles(), {0.75 * 0.5 + 0.25 * 3, 0.75 * -1 + 0.25 * 0}, 1e-6);
+}
+
 TEST(OnnxImport, APipelineNodeSaysWhatIsWrong) {
   std::string dir = tempDir();
   gemmReluModel().save(dir, "features.onnx");
