@@ -80,6 +80,23 @@ TEST(OnnxCli, RunSaysWhatIsMissing) {
   EXPECT_NE(r.err.find("apply to pipelines, not to an ONNX model"), std::string::npos) << r.err;
 }
 
+// examples/mnist_onnx_finetune.mmd imports a CNN that PyTorch trained and exported: before any
+// step it scores what PyTorch scored (91.80% of the 2,000 test images, printed by
+// examples/onnx/export_mnist_cnn.py), and a train stage fine-tunes it.
+TEST(OnnxCli, APipelineScoresAndFineTunesAPyTorchExport) {
+  auto r = runCli("check examples/mnist_onnx_finetune.mmd");
+  EXPECT_EQ(r.exitCode, 0) << r.err;
+  EXPECT_EQ(r.out, "examples/mnist_onnx_finetune.mmd: ok (17 ops, trains)\n");
+  r = runCli("run examples/mnist_onnx_finetune.mmd --device cpu --epochs 0");
+  EXPECT_EQ(r.exitCode, 0) << r.err;
+  EXPECT_NE(r.out.find("test accuracy 0.9180\n"), std::string::npos) << r.out;
+  std::string dir = tempDir();
+  r = runCli("run examples/mnist_onnx_finetune.mmd --device cpu --epochs 1 --seed 0 --report " + dir + "/r.json");
+  EXPECT_EQ(r.exitCode, 0) << r.err;
+  auto report = nlohmann::json::parse(readFile(dir + "/r.json"));
+  EXPECT_GT(report["test_accuracy"].get<double>(), 0.918) << r.out;
+}
+
 // A test case folder as ONNX lays them out: model.onnx and test_data_set_0/{input,output}_0.pb.
 void writeCase(const std::string& dir, OnnxModelBuilder model, const Tensor& x, const Tensor& y) {
   fs::create_directories(dir + "/test_data_set_0");
