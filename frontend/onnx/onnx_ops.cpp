@@ -17,6 +17,10 @@ namespace shoal::onnx_import {
 
 namespace {
 
+// The most elements a tensor computed at import time may have (a constant that large belongs in
+// the model's initializers, not in shape arithmetic).
+constexpr int64_t kMaxFoldedElements = int64_t(1) << 28;
+
 int64_t product(const Shape& s, size_t from, size_t to) {
   int64_t p = 1;
   for (size_t i = from; i < to && i < s.size(); ++i) p *= s[i];
@@ -340,7 +344,9 @@ void lowerConv(NodeContext& c) {
   c.requireFloat(0);
   const Shape& xs = c.shape(0);
   const Shape& ws = c.shape(1);
-  if (ws.size() != xs.size()) c.invalid(fmt::format("weight {} and input {} differ in rank", c.type(1).str(), c.type(0).str()));
+  if (xs.size() < 3 || ws.size() != xs.size())
+    c.invalid(fmt::format("weight {} and input {} must be [N, C, spatial...] of one rank", c.type(1).str(),
+                          c.type(0).str()));
   Window w = readWindow(c, xs, std::vector<int64_t>(ws.begin() + 2, ws.end()), /*hasDilations=*/true);
   int64_t group = c.attrInt("group", 1);
   if (group != 1) c.unsupported(fmt::format("group={} (grouped convolution)", group));
@@ -641,8 +647,12 @@ void lowerConstantOfShape(NodeContext& c) {
   Tensor value(DType::F32, {1});
   if (c.hasAttr("value")) value = c.attrTensor("value");
   if (value.numElements() != 1) c.invalid("value must hold one element");
-  for (int64_t d : shape)
+  int64_t count = 1;
+  for (int64_t d : shape) {
     if (d <= 0) c.unsupported(fmt::format("an empty tensor (extent {})", d));
+    if (d > kMaxFoldedElements / count) c.unsupported(fmt::format("a constant of shape {} (too large to fold)", shapeString(shape)));
+    count *= d;
+  }
   Tensor out(value.dtype(), shape);
   double v = value.at(0);
   for (int64_t i = 0; i < out.numElements(); ++i) out.set(i, v);
@@ -655,7 +665,9 @@ void lowerRange(NodeContext& c) {
   const Tensor& delta = c.constant(2, "delta");
   double s = start.at(0), l = limit.at(0), d = delta.at(0);
   if (d == 0) c.invalid("delta is 0");
-  int64_t n = std::max<int64_t>(0, int64_t(std::ceil((l - s) / d)));
+  double steps = std::ceil((l - s) / d);
+  if (!(steps <= double(kMaxFoldedElements))) c.unsupported("a range too long to fold");
+  int64_t n = std::max<int64_t>(0, int64_t(steps));
   if (n == 0) c.unsupported("an empty range");
   Tensor out(start.dtype(), {n});
   for (int64_t i = 0; i < n; ++i) out.set(i, s + double(i) * d);
@@ -705,7 +717,10 @@ bool foldConcat(NodeContext& c) {
   for (size_t i = 0; i < c.numInputs(); ++i) {
     if (!c.has(i)) continue;
     const Tensor* t = c.known(i);
-    if (t->shape().size() != size_t(rank) || t->dtype() != c.dtype(0)) c.invalid("operands differ in rank or type");
+    Shape other = t->shape(), first = c.shape(0);
+    if (other.size() != size_t(rank) || t->dtype() != c.dtype(0)) c.invalid("operands differ in rank or type");
+    other[size_t(axis)] = first[size_t(axis)] = 0;
+    if (other != first) c.invalid("operands differ in an extent other than the axis");
     out[size_t(axis)] += t->shape()[size_t(axis)];
     parts.push_back(t);
   }
@@ -809,8 +824,14 @@ bool foldTranspose(NodeContext& c) {
   if (perm.empty())
     for (int64_t d = int64_t(ds.size()) - 1; d >= 0; --d) perm.push_back(d);
   if (perm.size() != ds.size()) c.invalid("perm has the wrong length");
+  std::vector<bool> seen(ds.size(), false);
+  for (int64_t& p : perm) {
+    p = c.axis(p, int64_t(ds.size()));
+    if (seen[size_t(p)]) c.invalid("perm is not a permutation");
+    seen[size_t(p)] = true;
+  }
   Shape out;
-  for (int64_t p : perm) out.push_back(ds[size_t(c.axis(p, int64_t(ds.size())))]);
+  for (int64_t p : perm) out.push_back(ds[size_t(p)]);
   auto inStrides = fold::strides(ds), outStrides = fold::strides(out);
   c.setKnownOutput(0, fold::gatherElements(data, out, [&](int64_t i) {
                      int64_t src = 0;
@@ -823,8 +844,15 @@ bool foldTranspose(NodeContext& c) {
 // Expand: x broadcast to the broadcast of its shape and `shape`.
 Shape expandTarget(NodeContext& c) {
   auto shape = c.constantInts(1, "the target shape");
+  for (int64_t d : shape)
+    if (d <= 0) c.unsupported(fmt::format("expanding to the empty shape {}", shapeString(shape)));
   auto out = broadcastShapes(c.shape(0), shape);
   if (!out) c.invalid(fmt::format("{} does not broadcast to {}", c.type(0).str(), shapeString(shape)));
+  int64_t count = 1;
+  for (int64_t d : *out) {
+    if (d > kMaxFoldedElements / count) c.unsupported(fmt::format("expanding to the huge shape {}", shapeString(*out)));
+    count *= d;
+  }
   return *out;
 }
 
