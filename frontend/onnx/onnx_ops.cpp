@@ -674,6 +674,23 @@ void lowerRange(NodeContext& c) {
   c.setKnownOutput(0, out);
 }
 
+// EyeLike depends only on its input's (static) shape: ones on the k-th diagonal.
+void lowerEyeLike(NodeContext& c) {
+  const Shape& s = c.shape(0);
+  if (s.size() != 2) c.invalid(fmt::format("input must be 2-D, got {}", c.type(0).str()));
+  DType dt = c.dtype(0);
+  if (c.hasAttr("dtype")) {
+    auto d = dtypeFromOnnx(int32_t(c.attrInt("dtype")));
+    if (!d) c.unsupported(fmt::format("dtype {}", onnxTypeName(int32_t(c.attrInt("dtype")))));
+    dt = *d;
+  }
+  int64_t k = c.attrInt("k", 0);
+  Tensor out(dt, s);
+  for (int64_t i = 0; i < s[0]; ++i)
+    if (i + k >= 0 && i + k < s[1]) out.set(i * s[1] + i + k, 1.0);
+  c.setKnownOutput(0, out);
+}
+
 // Cast's `to`: an ONNX data type (a name before opset 6).
 DType castTarget(NodeContext& c) {
   if (c.opset() < 6) {
@@ -919,6 +936,7 @@ const std::vector<OpMapping>& table() {
       {"Size", lowerSize},
       {"ConstantOfShape", lowerConstantOfShape},
       {"Range", lowerRange},
+      {"EyeLike", lowerEyeLike},
       {"Cast", lowerCast, foldCast},
       // elementwise
       {"Relu", lowerFloatUnary<OpKind::Relu>},
