@@ -136,7 +136,7 @@ Var GraphBuilder::conv2d(Var x, int64_t filters, int64_t kernelH, int64_t kernel
   layers::Conv2dSpec s;
   s.filters = filters, s.kernelH = kernelH, s.kernelW = kernelW;
   s.strideH = o.strideH, s.strideW = o.strideW, s.dilationH = o.dilationH, s.dilationW = o.dilationW;
-  s.padding = o.padding, s.bias = o.bias, s.activation = activationName(o.activation);
+  s.padding = o.padding, s.bias = o.bias, s.activation = activationName(o.activation), s.groups = o.groups;
   return Var(impl_->put(layers::conv2d(*impl_->graph, in, id, s, impl_->at(id))));
 }
 

@@ -461,6 +461,8 @@ Expected<void> emitNode(NodeEmitter& em) {
     // (end of family norm)
 
     // ==== family conv: convolution and pooling ====
+    case OpKind::ConvTranspose2d: return cudagen::emitConv2dBackwardData(em);  // conv2d's data-gradient gather
+    case OpKind::GlobalAvgPool: return cudagen::emitGlobalAvgPool(em);
     // (end of family conv)
 
     // ==== family shape: shape and data movement, batched matmul, attention ====

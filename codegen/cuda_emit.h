@@ -162,6 +162,7 @@ std::string activationCode(std::string_view act, const std::string& T, const std
                            const std::string& indent);
 
 Expected<void> emitConv2d(NodeEmitter& em);
+/// conv2d_backward_data, and conv_transpose2d (the same gather, plus the bias).
 Expected<void> emitConv2dBackwardData(NodeEmitter& em);
 Expected<void> emitConv2dBackwardWeight(NodeEmitter& em);
 Expected<void> emitMaxPool2d(NodeEmitter& em);
@@ -208,6 +209,11 @@ Expected<void> emitDropoutTrain(NodeEmitter& em);
 // (end of family norm)
 
 // ==== family conv: convolution and pooling ====
+// codegen/cuda_kernels_conv.cpp. (conv_transpose2d's forward is emitConv2dBackwardData's
+// gather kernel with a bias.)
+/// global_avgpool: a double sum in fixed order, one warp per plane (one block per plane when
+/// the planes are too few to fill the GPU with warps).
+Expected<void> emitGlobalAvgPool(NodeEmitter& em);
 // (end of family conv)
 
 // ==== family shape: shape and data movement, batched matmul, attention ====

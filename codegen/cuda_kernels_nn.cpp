@@ -1,11 +1,13 @@
-// CUDA codegen, layer family: direct 2-D convolution and its two gradients, max/avg pooling
-// and their gradients (gather formulations: no atomics), dense and matmul (cuBLAS).
+// CUDA codegen, layer family: direct 2-D convolution (grouped, depthwise) and its two
+// gradients, max/avg pooling and their gradients (gather formulations: no atomics), dense and
+// matmul (cuBLAS).
 #include <fmt/format.h>
 
 #include <algorithm>
 #include <limits>
 
 #include "codegen/cuda_emit.h"
+#include "ir/conv_geometry.h"
 
 namespace shoal::cudagen {
 
@@ -25,10 +27,12 @@ std::string linear(std::initializer_list<std::pair<const char*, int64_t>> terms,
   return out;
 }
 
-// Geometry of a conv2d: input [n,c,h,w], weight [o,c,kh,kw], output [n,o,oh,ow].
+// Geometry of a conv2d: input [n,c,h,w], weight [o,cg,kh,kw], output [n,o,oh,ow]; `groups`
+// groups of cg = c/groups channels and og = o/groups filters.
 struct ConvGeom {
   int64_t n, c, h, w, o, kh, kw, oh, ow;
   int64_t sh, sw, pt, pl, dh, dw;
+  int64_t groups, cg, og;
 };
 
 ConvGeom convGeom(const Attrs& a, const Shape& x, const Shape& w) {
@@ -41,6 +45,8 @@ ConvGeom convGeom(const Attrs& a, const Shape& x, const Shape& w) {
   g.sh = s[0], g.sw = s[1], g.pt = p[0], g.pl = p[1], g.dh = d[0], g.dw = d[1];
   g.oh = (g.h + p[0] + p[2] - g.dh * (g.kh - 1) - 1) / g.sh + 1;
   g.ow = (g.w + p[1] + p[3] - g.dw * (g.kw - 1) - 1) / g.sw + 1;
+  g.groups = a.getInt("groups", 1);
+  g.cg = g.c / g.groups, g.og = g.o / g.groups;
   return g;
 }
 
@@ -55,7 +61,7 @@ Vars convVars(const NodeEmitter& em, const ConvGeom& g) {
           {"H", intLit(g.h)},     {"W", intLit(g.w)},     {"O", intLit(g.o)},   {"KH", intLit(g.kh)},
           {"KW", intLit(g.kw)},   {"OH", intLit(g.oh)},   {"OW", intLit(g.ow)}, {"SH", intLit(g.sh)},
           {"SW", intLit(g.sw)},   {"PT", intLit(g.pt)},   {"PL", intLit(g.pl)}, {"DH", intLit(g.dh)},
-          {"DW", intLit(g.dw)},   {"KK", intLit(g.kh * g.kw)},
+          {"DW", intLit(g.dw)},   {"KK", intLit(g.kh * g.kw)}, {"CG", intLit(g.cg)}, {"OG", intLit(g.og)},
           // Input row/column of output (oy, ox) at tap (ki, kj), and its inverse's numerator.
           {"IY", linear({{"oy", g.sh}, {"ki", g.dh}}, -g.pt)},
           {"IX", linear({{"ox", g.sw}, {"kj", g.dw}}, -g.pl)},
@@ -63,9 +69,10 @@ Vars convVars(const NodeEmitter& em, const ConvGeom& g) {
           {"TX", linear({{"ix", 1}, {"kj", -g.dw}}, g.pl)}};
 }
 
-// Geometry of a pooling: input [n,c,h,w], output [n,c,oh,ow].
+// Geometry of a pooling: input [n,c,h,w], output [n,c,oh,ow] (floor or ceil mode).
 struct PoolGeom {
-  int64_t n, c, h, w, kh, kw, sh, sw, pt, pl, oh, ow;
+  int64_t n, c, h, w, kh, kw, sh, sw, pt, pl, pb, pr, oh, ow;
+  bool ceilMode, countIncludePad;
 };
 
 PoolGeom poolGeom(const Attrs& a, const Shape& x) {
@@ -74,9 +81,11 @@ PoolGeom poolGeom(const Attrs& a, const Shape& x) {
   const auto& k = a.getInts("kernel");
   const auto& s = a.getInts("stride");
   const auto& p = a.getInts("padding");
-  g.kh = k[0], g.kw = k[1], g.sh = s[0], g.sw = s[1], g.pt = p[0], g.pl = p[1];
-  g.oh = (g.h + p[0] + p[2] - g.kh) / g.sh + 1;
-  g.ow = (g.w + p[1] + p[3] - g.kw) / g.sw + 1;
+  g.kh = k[0], g.kw = k[1], g.sh = s[0], g.sw = s[1], g.pt = p[0], g.pl = p[1], g.pb = p[2], g.pr = p[3];
+  g.ceilMode = a.getInt("ceil_mode", 0) != 0;
+  g.countIncludePad = a.getInt("count_include_pad", 1) != 0;
+  g.oh = poolOutputSize(g.h, g.kh, g.sh, g.pt, g.pb, g.ceilMode);
+  g.ow = poolOutputSize(g.w, g.kw, g.sw, g.pl, g.pr, g.ceilMode);
   return g;
 }
 
@@ -84,8 +93,19 @@ Vars poolVars(const NodeEmitter& em, const PoolGeom& g) {
   return {{"T", em.T()},      {"I", em.I()},        {"H", intLit(g.h)},   {"W", intLit(g.w)},
           {"KH", intLit(g.kh)}, {"KW", intLit(g.kw)}, {"SH", intLit(g.sh)}, {"SW", intLit(g.sw)},
           {"PT", intLit(g.pt)}, {"PL", intLit(g.pl)}, {"OH", intLit(g.oh)}, {"OW", intLit(g.ow)},
+          {"PB", intLit(g.pb)}, {"PR", intLit(g.pr)},
           {"PLANES", intLit(g.n * g.c)},
           {"YS", linear({{"oy", g.sh}}, -g.pt)},  {"XS", linear({{"ox", g.sw}}, -g.pl)}};
+}
+
+// The divisor of average window (oy, ox), as an int expression over its start (ys, xs) and
+// in-image bounds [y0, y1) x [x0, x1): the interpreter's avgPoolSpan rule. Whole kernels in
+// floor mode with padding counted (PyTorch's defaults): the constant kh·kw.
+std::string avgPoolDivisor(const PoolGeom& g) {
+  if (!g.countIncludePad) return "(y1 - y0) * (x1 - x0)";
+  if (!g.ceilMode) return intLit(g.kh * g.kw);
+  return "((ys + ${KH} < ${H} + ${PB} ? ys + ${KH} : ${H} + ${PB}) - ys) * "
+         "((xs + ${KW} < ${W} + ${PR} ? xs + ${KW} : ${W} + ${PR}) - xs)";
 }
 
 // The range [lo, hi] of output rows (or columns) `v` whose window covers input row `x`:
@@ -133,11 +153,14 @@ namespace {
 // output as it is stored (fused_conv2d).
 // The direct convolution's sum for output (n, o, oy, ox) into `acc`, indented by `ind`. The
 // conv kernels and fused_conv2d_pool share it, so they add the same terms in the same order.
-std::string convSumLoop(const std::string& ind, bool padded) {
+// Filter o reads the CG channels of its group (all C without groups; one when depthwise).
+std::string convSumLoop(const std::string& ind, bool padded, bool grouped) {
   std::string s = ind + "${T} acc = (${T})0;\n";
-  s += ind + "for (int c = 0; c < ${C}; ++c) {\n";
-  s += ind + "  const ${T}* xc = x + (n * ${C} + c) * (${I})(${H} * ${W});\n";
-  s += ind + "  const ${T}* wc = w + (o * ${C} + c) * ${KK};\n";
+  if (grouped) s += ind + "const int c0 = (o / ${OG}) * ${CG};\n";
+  s += ind + "for (int c = 0; c < ${CG}; ++c) {\n";
+  s += ind + (grouped ? "  const ${T}* xc = x + (n * ${C} + c0 + c) * (${I})(${H} * ${W});\n"
+                      : "  const ${T}* xc = x + (n * ${C} + c) * (${I})(${H} * ${W});\n");
+  s += ind + "  const ${T}* wc = w + (o * ${CG} + c) * ${KK};\n";
   s += "#pragma unroll\n";
   s += ind + "  for (int ki = 0; ki < ${KH}; ++ki) {\n";
   s += ind + "    const int iy = ${IY};\n";
@@ -162,7 +185,7 @@ Expected<void> convForward(NodeEmitter& em, const std::string& activation) {
   Vars v = convVars(em, g);
   v.push_back({"BIAS", bias ? "const ${T}* __restrict__ bias, " : ""});
   v.push_back({"TOTAL", intLit(g.n * g.o * g.oh * g.ow)});
-  v.push_back({"SUM_LOOP", convSumLoop("    ", padded)});
+  v.push_back({"SUM_LOOP", convSumLoop("    ", padded, g.groups > 1)});
   if (activation.empty()) {
     v.push_back({"STORE", bias ? "    y[i] = acc + bias[o];\n" : "    y[i] = acc;\n"});
   } else {
@@ -211,9 +234,11 @@ Expected<void> emitFusedConv2dPool(NodeEmitter& em) {
   const auto& pk = a.getInts("pool_kernel");
   const auto& ps = a.getInts("pool_stride");
   const auto& pp = a.getInts("pool_padding");
-  const int64_t poolH = (g.oh + pp[0] + pp[2] - pk[0]) / ps[0] + 1;
-  const int64_t poolW = (g.ow + pp[1] + pp[3] - pk[1]) / ps[1] + 1;
-  const bool poolPadded = pp[0] > 0 || pp[1] > 0 || pp[2] > 0 || pp[3] > 0;
+  const bool poolCeil = a.getInt("pool_ceil_mode", 0) != 0;
+  const int64_t poolH = poolOutputSize(g.oh, pk[0], ps[0], pp[0], pp[2], poolCeil);
+  const int64_t poolW = poolOutputSize(g.ow, pk[1], ps[1], pp[1], pp[3], poolCeil);
+  // Windows that may leave the conv output need clipping.
+  const bool poolPadded = pp[0] > 0 || pp[1] > 0 || pp[2] > 0 || pp[3] > 0 || poolCeil;
   std::string activation = a.getString("activation", "relu");
   std::string act = activationCode(activation, "${T}", "s", "r", "        ");
   if (act.empty()) return em.unsupported("unknown activation '" + activation + "'");
@@ -225,11 +250,11 @@ Expected<void> emitFusedConv2dPool(NodeEmitter& em) {
   v.push_back({"POW", intLit(poolW)});
   v.push_back({"PKH", intLit(pk[0])});
   v.push_back({"PKW", intLit(pk[1])});
-  v.push_back({"SUM_LOOP", convSumLoop("        ", padded)});
+  v.push_back({"SUM_LOOP", convSumLoop("        ", padded, g.groups > 1)});
   v.push_back({"SUM", bias ? "        const ${T} s = acc + bias[o];\n" : "        const ${T} s = acc;\n"});
   v.push_back({"ACT", act});
   // The window's conv rows [oy0, oy1) and columns [ox0, ox1): clipped to the conv output when
-  // the pool pads, else always whole (floor mode), so the loops unroll.
+  // the pool pads or rounds up (ceil mode), else always whole, so the loops unroll.
   if (poolPadded) {
     v.push_back({"WINDOW", "    const int ys = " + linear({{"py", ps[0]}}, -pp[0]) + ", xs = " + linear({{"px", ps[1]}}, -pp[1]) +
                                ";\n"
@@ -271,17 +296,35 @@ Expected<void> emitFusedConv2dPool(NodeEmitter& em) {
   return {};
 }
 
-// dx by gathering, one thread per input pixel: the sum over every (o, ki, kj) whose window
-// position lands on it. No atomics, so the result is reproducible.
+// dx by gathering, one thread per input pixel: the sum over every (o, ki, kj) of its group
+// whose window position lands on it. No atomics, so the result is reproducible. The same
+// kernel is conv_transpose2d's forward (x in the role of dy, the output in dx's, plus its bias):
+// the output extents of the convolution are read off operand 0, which output_padding may
+// make differ from what the padding alone gives.
 Expected<void> emitConv2dBackwardData(NodeEmitter& em) {
   const Node& n = em.node();
-  if (!isFloatNode(n)) return em.unsupported("conv2d_backward_data needs float operands");
+  if (!isFloatNode(n)) return em.unsupported(std::string(n.opName()) + " needs float operands");
   ConvGeom g = convGeom(n.attrs(), em.outShape(), em.inShape(1));
+  g.oh = em.inShape(0)[2], g.ow = em.inShape(0)[3];
+  const bool bias = n.numInputs() == 3;
+  const bool grouped = g.groups > 1;
   Vars v = convVars(em, g);
   v.push_back({"TOTAL", intLit(g.n * g.c * g.h * g.w)});
   v.push_back({"YSTRIDE", g.sh == 1 ? "" : "        if (ty % ${SH} != 0) continue;\n"});
   v.push_back({"XSTRIDE", g.sw == 1 ? "" : "          if (tx % ${SW} != 0) continue;\n"});
-  std::string params = fill("const ${T}* __restrict__ dy, const ${T}* __restrict__ w, ${T}* __restrict__ dx", v);
+  v.push_back({"BIAS", bias ? "const ${T}* __restrict__ bias, " : ""});
+  // conv_transpose2d's operands keep their own names in the kernel: x in, y out.
+  const bool transpose = n.kind() == OpKind::ConvTranspose2d;
+  v.push_back({"GRAD", transpose ? "x" : "dy"});
+  v.push_back({"OUT", transpose ? "y" : "dx"});
+  v.push_back({"STORE", bias ? "    ${OUT}[i] = acc + bias[c];\n" : "    ${OUT}[i] = acc;\n"});
+  // Pixel channel c meets the filters of its group, at weight channel c mod CG.
+  v.push_back({"FILTERS", grouped ? "    const int o0 = (c / ${CG}) * ${OG};\n"
+                                    "    for (int o = o0; o < o0 + ${OG}; ++o) {\n"
+                                  : "    for (int o = 0; o < ${O}; ++o) {\n"});
+  v.push_back({"WC", grouped ? "c % ${CG}" : "c"});
+  std::string params =
+      fill(fill("const ${T}* __restrict__ ${GRAD}, const ${T}* __restrict__ w, ${BIAS}${T}* __restrict__ ${OUT}", v), v);
   std::string body = fill(fill(
       "  for (${I} i = (${I})blockIdx.x * blockDim.x + threadIdx.x; i < ${TOTAL}; i += (${I})gridDim.x * blockDim.x) {\n"
       "    const int ix = (int)(i % ${W});\n"
@@ -289,9 +332,9 @@ Expected<void> emitConv2dBackwardData(NodeEmitter& em) {
       "    const int c = (int)((i / (${W} * ${H})) % ${C});\n"
       "    const ${I} n = i / ((${I})${W} * ${H} * ${C});\n"
       "    ${T} acc = (${T})0;\n"
-      "    for (int o = 0; o < ${O}; ++o) {\n"
-      "      const ${T}* dyp = dy + (n * ${O} + o) * (${I})(${OH} * ${OW});\n"
-      "      const ${T}* wp = w + (o * ${C} + c) * ${KK};\n"
+      "${FILTERS}"
+      "      const ${T}* dyp = ${GRAD} + (n * ${O} + o) * (${I})(${OH} * ${OW});\n"
+      "      const ${T}* wp = w + (o * ${CG} + ${WC}) * ${KK};\n"
       "#pragma unroll\n"
       "      for (int ki = 0; ki < ${KH}; ++ki) {\n"
       "        const int ty = ${TY};\n"
@@ -310,23 +353,27 @@ Expected<void> emitConv2dBackwardData(NodeEmitter& em) {
       "        }\n"
       "      }\n"
       "    }\n"
-      "    dx[i] = acc;\n"
+      "${STORE}"
       "  }\n",
       v), v);
-  em.kernel("", params, body, {em.in(0), em.in(1), em.out()}, gridFor(g.n * g.c * g.h * g.w));
+  std::vector<CudaArg> args = {em.in(0), em.in(1)};
+  if (bias) args.push_back(em.in(2));
+  args.push_back(em.out());
+  em.kernel("", params, body, args, gridFor(g.n * g.c * g.h * g.w));
   return {};
 }
 
 // dw[o,c,ki,kj] = Σ_{n,oy,ox} dy[n,o,oy,ox] · x[n,c,iy,ix]: a long reduction (N·OH·OW terms)
-// for few outputs. One block per (o, c) and split s of the reduction, each thread keeping
-// KH·KW double accumulators; fixed-order block sums; when split, a second kernel adds the
-// splits in order. No atomics: bitwise reproducible.
+// for few outputs. One block per (o, c) (c over the CG weight channels; x's channel is the one
+// of o's group) and split s of the reduction, each thread keeping KH·KW double accumulators;
+// fixed-order block sums; when split, a second kernel adds the splits in order. No atomics:
+// bitwise reproducible.
 Expected<void> emitConv2dBackwardWeight(NodeEmitter& em) {
   const Node& n = em.node();
   if (!isFloatNode(n)) return em.unsupported("conv2d_backward_weight needs float operands");
   ConvGeom g = convGeom(n.attrs(), em.inShape(0), em.outShape());
   const int64_t reduce = g.n * g.oh * g.ow;
-  const int64_t pairs = g.o * g.c;
+  const int64_t pairs = g.o * g.cg;
   const int64_t kk = g.kh * g.kw;
   if (pairs == 0 || kk == 0) return {};  // an empty weight: nothing to write
   int64_t splits = std::clamp<int64_t>((kTargetBlocks + pairs - 1) / std::max<int64_t>(pairs, 1), 1,
@@ -340,13 +387,14 @@ Expected<void> emitConv2dBackwardWeight(NodeEmitter& em) {
   v.push_back({"SPLITS", intLit(splits)});
   v.push_back({"CHECK", padded ? "        if (iy < 0 || iy >= ${H} || ix < 0 || ix >= ${W}) continue;\n" : ""});
   v.push_back({"RESULT", splits == 1 ? "${T}* __restrict__ dw" : "double* __restrict__ partial"});
-  v.push_back({"STORE", splits == 1 ? "dw[(o * ${C} + c) * ${KK} + k] = (${T})s;"
-                                    : "partial[((o * ${C} + c) * ${SPLITS} + blockIdx.y) * ${KK} + k] = s;"});
+  v.push_back({"STORE", splits == 1 ? "dw[(o * ${CG} + c) * ${KK} + k] = (${T})s;"
+                                    : "partial[((o * ${CG} + c) * ${SPLITS} + blockIdx.y) * ${KK} + k] = s;"});
+  v.push_back({"XC", g.groups > 1 ? "(o / ${OG}) * ${CG} + c" : "c"});
   std::string params = fill(fill("const ${T}* __restrict__ x, const ${T}* __restrict__ dy, ${RESULT}", v), v);
   std::string body = fill(fill(
       "  __shared__ double red[32];\n"
-      "  const int c = (int)(blockIdx.x % ${C});\n"
-      "  const int o = (int)(blockIdx.x / ${C});\n"
+      "  const int c = (int)(blockIdx.x % ${CG});\n"
+      "  const int o = (int)(blockIdx.x / ${CG});\n"
       "  const ${I} begin = (${I})blockIdx.y * ${CHUNK};\n"
       "  const ${I} end = begin + ${CHUNK} < ${REDUCE} ? begin + ${CHUNK} : ${REDUCE};\n"
       "  double acc[${KK}];\n"
@@ -357,7 +405,7 @@ Expected<void> emitConv2dBackwardWeight(NodeEmitter& em) {
       "    const int oy = (int)((r / ${OW}) % ${OH});\n"
       "    const ${I} n = r / (${OW} * ${OH});\n"
       "    const double g = (double)dy[((n * ${O} + o) * ${OH} + oy) * ${OW} + ox];\n"
-      "    const ${T}* xc = x + (n * ${C} + c) * (${I})(${H} * ${W});\n"
+      "    const ${T}* xc = x + (n * ${C} + ${XC}) * (${I})(${H} * ${W});\n"
       "#pragma unroll\n"
       "    for (int ki = 0; ki < ${KH}; ++ki) {\n"
       "#pragma unroll\n"
@@ -450,31 +498,33 @@ Expected<void> emitMaxPool2dGrad(NodeEmitter& em) {
   return {};
 }
 
-// One thread per output window: the in-image sum in double over kh·kw (padding counts).
+// One thread per output window: the in-image sum in double, over the window's divisor
+// (avgPoolDivisor: PyTorch's count_include_pad and ceil_mode rules).
 Expected<void> emitAvgPool2d(NodeEmitter& em) {
   const Node& n = em.node();
   if (!isFloatNode(n)) return em.unsupported("avgpool2d needs a float operand");
   PoolGeom g = poolGeom(n.attrs(), em.inShape(0));
   Vars v = poolVars(em, g);
-  v.push_back({"SCALE", literal(1.0 / double(g.kh * g.kw), DType::F64)});
+  v.push_back({"DIVISOR", avgPoolDivisor(g)});
   const int64_t total = g.n * g.c * g.oh * g.ow;
   em.elementwise("", fill("const ${T}* __restrict__ x, ${T}* __restrict__ y", v),
-                 fill("    const int ox = (int)(i % ${OW});\n"
-                      "    const int oy = (int)((i / ${OW}) % ${OH});\n"
-                      "    const ${T}* xp = x + (i / (${OW} * ${OH})) * (${I})(${H} * ${W});\n"
-                      "    const int ys = ${YS}, xs = ${XS};\n"
-                      "    const int y0 = ys < 0 ? 0 : ys, y1 = ys + ${KH} < ${H} ? ys + ${KH} : ${H};\n"
-                      "    const int x0 = xs < 0 ? 0 : xs, x1 = xs + ${KW} < ${W} ? xs + ${KW} : ${W};\n"
-                      "    double acc = 0.0;\n"
-                      "    for (int iy = y0; iy < y1; ++iy)\n"
-                      "      for (int ix = x0; ix < x1; ++ix) acc += (double)xp[iy * ${W} + ix];\n"
-                      "    y[i] = (${T})(acc * ${SCALE});\n",
+                 fill(fill("    const int ox = (int)(i % ${OW});\n"
+                           "    const int oy = (int)((i / ${OW}) % ${OH});\n"
+                           "    const ${T}* xp = x + (i / (${OW} * ${OH})) * (${I})(${H} * ${W});\n"
+                           "    const int ys = ${YS}, xs = ${XS};\n"
+                           "    const int y0 = ys < 0 ? 0 : ys, y1 = ys + ${KH} < ${H} ? ys + ${KH} : ${H};\n"
+                           "    const int x0 = xs < 0 ? 0 : xs, x1 = xs + ${KW} < ${W} ? xs + ${KW} : ${W};\n"
+                           "    double acc = 0.0;\n"
+                           "    for (int iy = y0; iy < y1; ++iy)\n"
+                           "      for (int ix = x0; ix < x1; ++ix) acc += (double)xp[iy * ${W} + ix];\n"
+                           "    y[i] = (${T})(acc / (double)(${DIVISOR}));\n",
+                           v),
                       v),
                  {em.in(0), em.out()}, total);
   return {};
 }
 
-// dx by gathering: each covering window adds dy / (kh·kw), in window order, from zero.
+// dx by gathering: each covering window adds dy / its divisor, in window order, from zero.
 Expected<void> emitAvgPool2dGrad(NodeEmitter& em) {
   const Node& n = em.node();
   if (!isFloatNode(n)) return em.unsupported("avgpool2d_grad needs a float operand");
@@ -482,7 +532,14 @@ Expected<void> emitAvgPool2dGrad(NodeEmitter& em) {
   Vars v = poolVars(em, g);
   v.push_back({"ROWS", coveringWindows("oy", "py", g.pt, g.kh, g.sh, g.oh)});
   v.push_back({"COLS", coveringWindows("ox", "px", g.pl, g.kw, g.sw, g.ow)});
-  v.push_back({"SCALE", "(${T})1 / (${T})" + intLit(g.kh * g.kw)});
+  v.push_back({"DIVISOR", avgPoolDivisor(g)});
+  // The window's start and in-image bounds, when its divisor needs them.
+  std::string bounds;
+  if (g.ceilMode || !g.countIncludePad) bounds = "        const int ys = ${YS}, xs = ${XS};\n";
+  if (!g.countIncludePad)
+    bounds += "        const int y0 = ys < 0 ? 0 : ys, y1 = ys + ${KH} < ${H} ? ys + ${KH} : ${H};\n"
+              "        const int x0 = xs < 0 ? 0 : xs, x1 = xs + ${KW} < ${W} ? xs + ${KW} : ${W};\n";
+  v.push_back({"BOUNDS", bounds});
   const int64_t total = g.n * g.c * g.h * g.w;
   em.elementwise("", fill("const ${T}* __restrict__ dy, ${T}* __restrict__ dx", v),
                  fill(fill("    const int px = (int)(i % ${W});\n"
@@ -490,10 +547,12 @@ Expected<void> emitAvgPool2dGrad(NodeEmitter& em) {
                            "    const ${T}* dyp = dy + (i / (${W} * ${H})) * (${I})(${OH} * ${OW});\n"
                            "${ROWS}"
                            "${COLS}"
-                           "    const ${T} scale = ${SCALE};\n"
                            "    ${T} acc = (${T})0;\n"
                            "    for (int oy = oyLo; oy <= oyHi; ++oy)\n"
-                           "      for (int ox = oxLo; ox <= oxHi; ++ox) acc += dyp[oy * ${OW} + ox] * scale;\n"
+                           "      for (int ox = oxLo; ox <= oxHi; ++ox) {\n"
+                           "${BOUNDS}"
+                           "        acc += dyp[oy * ${OW} + ox] / (${T})(${DIVISOR});\n"
+                           "      }\n"
                            "    dx[i] = acc;\n",
                            v),
                       v),

@@ -82,10 +82,15 @@ Expected<Value*> conv2d(Graph& g, Value* x, const std::string& id, const Conv2dS
     return fail(fmt::format("{}: stride must be positive, got {}x{}", who, s.strideH, s.strideW), loc);
   if (s.dilationH <= 0 || s.dilationW <= 0)
     return fail(fmt::format("{}: dilation must be positive, got {}x{}", who, s.dilationH, s.dilationW), loc);
+  if (s.groups <= 0) return fail(fmt::format("{}: groups must be positive, got {}", who, s.groups), loc);
   if (!isActivationName(s.activation)) return activation(g, x, s.activation, id, loc);
   const Shape& xs = x->type().shape;
   if (xs.size() != 4)
     return fail(fmt::format("{}: input must be NCHW (rank 4), got {}", who, x->type().str()), loc);
+  if (xs[1] % s.groups != 0 || s.filters % s.groups != 0)
+    return fail(fmt::format("{}: groups={} must divide the input's {} channels and the {} filters", who, s.groups,
+                            xs[1], s.filters),
+                loc);
   std::vector<int64_t> pad;
   if (s.padding == "valid") pad = {0, 0, 0, 0};
   else if (s.padding == "same")
@@ -93,13 +98,14 @@ Expected<Value*> conv2d(Graph& g, Value* x, const std::string& id, const Conv2dS
   else if (s.padding == "explicit") pad = s.explicitPadding;
   else return fail(fmt::format("{}: padding must be valid, same, or numbers, got '{}'", who, s.padding), loc);
   DType dt = x->type().dtype;
-  Value* w = param(g, id + ".weight", {dt, {s.filters, xs[1], s.kernelH, s.kernelW}}, "glorot_uniform", loc);
+  Value* w = param(g, id + ".weight", {dt, {s.filters, xs[1] / s.groups, s.kernelH, s.kernelW}}, "glorot_uniform", loc);
   std::vector<Value*> ins = {x, w};
   if (s.bias) ins.push_back(param(g, id + ".bias", {dt, {s.filters}}, "zeros", loc));
   Attrs a;
   a.set("stride", std::vector<int64_t>{s.strideH, s.strideW});
   a.set("padding", pad);
   a.set("dilation", std::vector<int64_t>{s.dilationH, s.dilationW});
+  a.set("groups", s.groups);
   bool hasAct = !(s.activation.empty() || s.activation == "none" || s.activation == "linear");
   auto y = addOp(g, OpKind::Conv2d, ins, a, hasAct ? id + ".conv" : id, loc);
   if (!y) return y;
@@ -125,13 +131,16 @@ Expected<Value*> dense(Graph& g, Value* x, const std::string& id, int64_t units,
 }
 
 Expected<Value*> pool2d(Graph& g, OpKind kind, Value* x, const std::string& id, std::vector<int64_t> kernel,
-                        std::vector<int64_t> stride, std::vector<int64_t> padding, const Location& loc) {
+                        std::vector<int64_t> stride, std::vector<int64_t> padding, const Location& loc, bool ceilMode,
+                        bool countIncludePad) {
   if (stride.empty()) stride = kernel;
   if (padding.empty()) padding = {0, 0, 0, 0};
   Attrs a;
   a.set("kernel", kernel);
   a.set("stride", stride);
   a.set("padding", padding);
+  a.set("ceil_mode", int64_t(ceilMode));
+  if (kind == OpKind::AvgPool2d) a.set("count_include_pad", int64_t(countIncludePad));
   return addOp(g, kind, {x}, a, id, loc);
 }
 

@@ -33,21 +33,24 @@ struct Conv2dSpec {
   int64_t kernelH = 3, kernelW = 3;
   int64_t strideH = 1, strideW = 1;
   int64_t dilationH = 1, dilationW = 1;
+  int64_t groups = 1;                   ///< channel groups (filters and channels divisible by it)
   std::string padding = "valid";        ///< valid | same | explicit
   std::vector<int64_t> explicitPadding; ///< [top,left,bottom,right] when padding == "explicit"
   bool bias = true;
   std::string activation;               ///< applied after the conv ("" for none)
 };
-/// conv2d with params `<id>.weight` (OIHW, Glorot-uniform) and `<id>.bias` (zeros); the
-/// layer's final value is named `id`.
+/// conv2d with params `<id>.weight` ([filters, C/groups, kh, kw], Glorot-uniform) and
+/// `<id>.bias` (zeros); the layer's final value is named `id`.
 Expected<Value*> conv2d(Graph& g, Value* x, const std::string& id, const Conv2dSpec& spec, const Location& loc);
 
 /// dense with params `<id>.weight` ([units, in], Glorot-uniform) and `<id>.bias` (zeros).
 Expected<Value*> dense(Graph& g, Value* x, const std::string& id, int64_t units, bool bias, const std::string& act,
                        const Location& loc);
 
-/// maxpool2d / avgpool2d; stride defaults to the window (Keras and PyTorch).
+/// maxpool2d / avgpool2d; stride defaults to the window (Keras and PyTorch); ceilMode and (the
+/// average only) countIncludePad as PyTorch's ceil_mode and count_include_pad.
 Expected<Value*> pool2d(Graph& g, OpKind kind, Value* x, const std::string& id, std::vector<int64_t> kernel,
-                        std::vector<int64_t> stride, std::vector<int64_t> padding, const Location& loc);
+                        std::vector<int64_t> stride, std::vector<int64_t> padding, const Location& loc,
+                        bool ceilMode = false, bool countIncludePad = true);
 
 }  // namespace shoal::layers

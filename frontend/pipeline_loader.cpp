@@ -14,6 +14,7 @@
 
 #include "frontend/label.h"
 #include "frontend/layers.h"
+#include "frontend/layers_conv.h"
 #include "frontend/onnx/onnx_import.h"
 #include "support/file_util.h"
 #include "ir/parser.h"
@@ -174,6 +175,11 @@ class Lowering {
   // (end of family norm)
 
   // ==== family conv: convolution and pooling ====
+  void lowerConvTranspose2d(PNode& p, std::vector<Value*>& ins);
+  void lowerAdaptiveAvgPool(PNode& p, std::vector<Value*>& ins);
+  /// `padding=`: nullopt (reported) when malformed; else "valid", "same", or "explicit" with
+  /// [top,left,bottom,right] from N, HxW or t,l,b,r.
+  std::optional<std::pair<std::string, std::vector<int64_t>>> convPaddingArg(PNode& p);
   // (end of family conv)
 
   // ==== family shape: shape and data movement, batched matmul, attention ====
@@ -665,9 +671,11 @@ void Lowering::lowerConv2d(PNode& p, std::vector<Value*>& ins) {
     // A convolution with a given kernel (an edge labelled weight), no parameters.
     auto stride = pairArg(p, "stride", {1, 1});
     auto dil = pairArg(p, "dilation", {1, 1});
-    if (!stride || !dil) return void(p.poisoned = true);
+    auto groups = intArg(p, "groups", 1);
+    if (!stride || !dil || !groups) return void(p.poisoned = true);
     if (arg(p, "filters") || arg(p, "kernel") || arg(p, "activation"))
-      return error(p.label.opLoc, fmt::format("conv2d '{}' with a weight input takes only stride, padding and dilation", id)),
+      return error(p.label.opLoc,
+                   fmt::format("conv2d '{}' with a weight input takes only stride, padding, dilation and groups", id)),
              void(p.poisoned = true);
     std::vector<int64_t> pad = {0, 0, 0, 0};
     if (const LabelArg* pa = arg(p, "padding")) {
@@ -680,6 +688,7 @@ void Lowering::lowerConv2d(PNode& p, std::vector<Value*>& ins) {
     a.set("stride", *stride);
     a.set("padding", pad);
     a.set("dilation", *dil);
+    a.set("groups", *groups);
     p.value = fromResult(p, layers::addOp(g, OpKind::Conv2d, ins, a, id, p.loc));
     return;
   }
@@ -694,10 +703,11 @@ void Lowering::lowerConv2d(PNode& p, std::vector<Value*>& ins) {
   auto dil = pairArg(p, "dilation", {1, 1});
   auto act = stringArg(p, "activation", "");
   auto bias = boolArg(p, "bias", true);
-  if (!filters || !kernel || !stride || !dil || !act || !bias) return void(p.poisoned = true);
+  auto groups = intArg(p, "groups", 1);
+  if (!filters || !kernel || !stride || !dil || !act || !bias || !groups) return void(p.poisoned = true);
   s.filters = *filters, s.kernelH = (*kernel)[0], s.kernelW = (*kernel)[1];
   s.strideH = (*stride)[0], s.strideW = (*stride)[1], s.dilationH = (*dil)[0], s.dilationW = (*dil)[1];
-  s.activation = *act, s.bias = *bias;
+  s.activation = *act, s.bias = *bias, s.groups = *groups;
   if (const LabelArg* pad = arg(p, "padding")) {
     if (auto* str = std::get_if<std::string>(&pad->value); str && (*str == "valid" || *str == "same")) {
       s.padding = *str;
@@ -746,8 +756,11 @@ void Lowering::lowerPool(PNode& p, std::vector<Value*>& ins) {
     else if (i && *i >= 0) pad = {*i, *i, *i, *i};
     else return badArg(*pa, "valid, same or N"), void(p.poisoned = true);
   }
+  auto ceilMode = boolArg(p, "ceil_mode", false);
+  auto countPad = boolArg(p, "count_include_pad", true);
+  if (!ceilMode || !countPad) return void(p.poisoned = true);
   p.value = fromResult(p, layers::pool2d(g, p.op == "maxpool" ? OpKind::MaxPool2d : OpKind::AvgPool2d, x, id, *size,
-                                         *stride, pad, p.loc));
+                                         *stride, pad, p.loc, *ceilMode, *countPad));
 }
 
 // An imported ONNX model as one node: the edges feed its inputs in order, the node's value is
@@ -1012,6 +1025,82 @@ void Lowering::lowerGroupNorm(PNode& p, std::vector<Value*>& ins) {
 // (end of family norm)
 
 // ==== family conv: convolution and pooling ====
+
+std::optional<std::pair<std::string, std::vector<int64_t>>> Lowering::convPaddingArg(PNode& p) {
+  const LabelArg* pad = arg(p, "padding");
+  if (!pad) return std::pair<std::string, std::vector<int64_t>>{"valid", {0, 0, 0, 0}};
+  if (auto* str = std::get_if<std::string>(&pad->value); str && (*str == "valid" || *str == "same"))
+    return std::pair<std::string, std::vector<int64_t>>{*str, {0, 0, 0, 0}};
+  if (auto* i = std::get_if<int64_t>(&pad->value); i && *i >= 0)
+    return std::pair<std::string, std::vector<int64_t>>{"explicit", {*i, *i, *i, *i}};
+  if (auto* is = std::get_if<std::vector<int64_t>>(&pad->value);
+      is && (is->size() == 2 || is->size() == 4) && std::all_of(is->begin(), is->end(), [](int64_t v) { return v >= 0; }))
+    return std::pair<std::string, std::vector<int64_t>>{
+        "explicit", is->size() == 2 ? std::vector<int64_t>{(*is)[0], (*is)[1], (*is)[0], (*is)[1]} : *is};
+  badArg(*pad, "valid, same, N, HxW or top,left,bottom,right");
+  return std::nullopt;
+}
+
+// `u[conv_transpose2d: filters=16 kernel=2x2 stride=2]`: params u.weight [C, filters/groups,
+// kh, kw] and u.bias; or, with an edge labelled weight, the bare op over the given weight.
+void Lowering::lowerConvTranspose2d(PNode& p, std::vector<Value*>& ins) {
+  Graph& g = *pipe_.model;
+  const std::string& id = p.decl->id;
+  auto stride = pairArg(p, "stride", {1, 1});
+  auto dil = pairArg(p, "dilation", {1, 1});
+  auto groups = intArg(p, "groups", 1);
+  auto padding = convPaddingArg(p);
+  std::vector<int64_t> outPad = {0, 0};
+  if (const LabelArg* a = arg(p, "output_padding")) {
+    auto* i = std::get_if<int64_t>(&a->value);
+    auto* is = std::get_if<std::vector<int64_t>>(&a->value);
+    if (i && *i >= 0) outPad = {*i, *i};
+    else if (is && is->size() == 2 && (*is)[0] >= 0 && (*is)[1] >= 0) outPad = *is;
+    else return badArg(*a, "N or HxW, not negative"), void(p.poisoned = true);
+  }
+  if (!stride || !dil || !groups || !padding) return void(p.poisoned = true);
+  if (ins.size() == 2) {
+    if (arg(p, "filters") || arg(p, "kernel") || arg(p, "activation") || arg(p, "bias") || padding->first == "same")
+      return error(p.label.opLoc, fmt::format("conv_transpose2d '{}' with a weight input takes only stride, explicit "
+                                              "padding, output_padding, dilation and groups",
+                                              id)),
+             void(p.poisoned = true);
+    Attrs a;
+    a.set("stride", *stride);
+    a.set("padding", padding->second);
+    a.set("output_padding", outPad);
+    a.set("dilation", *dil);
+    a.set("groups", *groups);
+    p.value = fromResult(p, layers::addOp(g, OpKind::ConvTranspose2d, ins, a, id, p.loc));
+    return;
+  }
+  Value* x = needOne(p, ins);
+  if (!x) return;
+  if (!arg(p, "filters"))
+    return error(p.label.opLoc, fmt::format("conv_transpose2d '{}' needs filters=N", id)), void(p.poisoned = true);
+  auto filters = intArg(p, "filters", 0);
+  auto kernel = pairArg(p, "kernel", {3, 3});
+  auto act = stringArg(p, "activation", "");
+  auto bias = boolArg(p, "bias", true);
+  if (!filters || !kernel || !act || !bias) return void(p.poisoned = true);
+  layers::ConvTranspose2dSpec s;
+  s.filters = *filters, s.kernelH = (*kernel)[0], s.kernelW = (*kernel)[1];
+  s.strideH = (*stride)[0], s.strideW = (*stride)[1], s.dilationH = (*dil)[0], s.dilationW = (*dil)[1];
+  s.groups = *groups, s.padding = padding->first, s.explicitPadding = padding->second, s.outputPadding = outPad;
+  s.activation = *act, s.bias = *bias;
+  p.value = fromResult(p, layers::convTranspose2d(g, x, id, s, p.loc));
+}
+
+// `a[adaptive_avgpool: size=1]`: global average pooling (or a divisible output size).
+void Lowering::lowerAdaptiveAvgPool(PNode& p, std::vector<Value*>& ins) {
+  Graph& g = *pipe_.model;
+  Value* x = needOne(p, ins);
+  if (!x) return;
+  auto size = pairArg(p, "size", {1, 1});
+  if (!size) return void(p.poisoned = true);
+  p.value = fromResult(p, layers::adaptiveAvgPool2d(g, x, p.decl->id, (*size)[0], (*size)[1], p.loc));
+}
+
 // (end of family conv)
 
 // ==== family shape: shape and data movement, batched matmul, attention ====
@@ -1037,11 +1126,11 @@ const std::vector<LayerSpec>& layerSpecs() {
       {"matmul_stage", Role::MatmulStage, {}, &Lowering::lowerMatmulStage},
       // layers (that own parameters, or take arguments beyond their op's attributes)
       {"constant", Role::Layer, {"value", "dtype"}, &Lowering::lowerConstant},
-      {"conv2d", Role::Layer, {"filters", "kernel", "stride", "padding", "dilation", "activation", "bias"},
+      {"conv2d", Role::Layer, {"filters", "kernel", "stride", "padding", "dilation", "groups", "activation", "bias"},
        &Lowering::lowerConv2d},
       {"dense", Role::Layer, {"units", "activation", "bias"}, &Lowering::lowerDense},
-      {"maxpool", Role::Layer, {"size", "stride", "padding"}, &Lowering::lowerPool},
-      {"avgpool", Role::Layer, {"size", "stride", "padding"}, &Lowering::lowerPool},
+      {"maxpool", Role::Layer, {"size", "stride", "padding", "ceil_mode"}, &Lowering::lowerPool},
+      {"avgpool", Role::Layer, {"size", "stride", "padding", "ceil_mode", "count_include_pad"}, &Lowering::lowerPool},
       {"onnx", Role::Layer, {"path", "output"}, &Lowering::lowerOnnx},
       // ==== family elementwise: elementwise math, comparisons, where, reductions ====
       // (end of family elementwise)
@@ -1054,6 +1143,10 @@ const std::vector<LayerSpec>& layerSpecs() {
       // (end of family norm)
 
       // ==== family conv: convolution and pooling ====
+      {"conv_transpose2d", Role::Layer,
+       {"filters", "kernel", "stride", "padding", "output_padding", "dilation", "groups", "activation", "bias"},
+       &Lowering::lowerConvTranspose2d},
+      {"adaptive_avgpool", Role::Layer, {"size"}, &Lowering::lowerAdaptiveAvgPool},
       // (end of family conv)
 
       // ==== family shape: shape and data movement, batched matmul, attention ====

@@ -3,6 +3,7 @@
 
 #include "ir/shape_rules.h"
 
+#include "ir/conv_geometry.h"
 #include "ir/elementwise.h"
 
 #include <fmt/format.h>
@@ -124,8 +125,9 @@ Expected<Types> shapeSameFloatLastAxis(const Node& n) {
   return Types{n.input(0)->type()};
 }
 
-// The output shape [N, O, oh, ow] of convolving an x-typed input with a w-typed weight under
-// the node's stride/padding/dilation (conv2d and both of its gradients).
+// The output shape [N, O, oh, ow] of convolving an x-typed input with a w-typed weight
+// [O, C/groups, kh, kw] under the node's stride/padding/dilation/groups (conv2d and both of its
+// gradients).
 Expected<Shape> convOutputShape(const Node& n, const TensorType& x, const TensorType& w) {
   auto stride = intsOfLen(n, "stride", 2);
   if (!stride) return Unexpected(stride.error());
@@ -139,11 +141,24 @@ Expected<Shape> convOutputShape(const Node& n, const TensorType& x, const Tensor
     if (d <= 0) return Unexpected(shapeError(n, "dilation must be positive"));
   for (int64_t p : *pad)
     if (p < 0) return Unexpected(shapeError(n, "padding must not be negative"));
+  const int64_t groups = n.attrs().getInt("groups", 1);
+  if (groups <= 0) return Unexpected(shapeError(n, fmt::format("groups must be positive, got {}", groups)));
   const Shape& xs = x.shape;
   const Shape& ws = w.shape;
-  if (xs[1] != ws[1])
-    return Unexpected(shapeError(
-        n, fmt::format("input has {} channels ({}) but the weight expects {} ({})", xs[1], x.str(), ws[1], w.str())));
+  if (xs[1] % groups != 0)
+    return Unexpected(
+        shapeError(n, fmt::format("input has {} channels ({}), not divisible by groups={}", xs[1], x.str(), groups)));
+  if (ws[0] % groups != 0)
+    return Unexpected(
+        shapeError(n, fmt::format("the weight's {} filters ({}) are not divisible by groups={}", ws[0], w.str(), groups)));
+  if (xs[1] / groups != ws[1]) {
+    if (groups == 1)
+      return Unexpected(shapeError(
+          n, fmt::format("input has {} channels ({}) but the weight expects {} ({})", xs[1], x.str(), ws[1], w.str())));
+    return Unexpected(shapeError(n, fmt::format("input has {} channels ({}), {} per group with groups={}, but the weight "
+                                                "expects {} per group ({})",
+                                                xs[1], x.str(), xs[1] / groups, groups, ws[1], w.str())));
+  }
   int64_t oh = windowOutputSize(xs[2], ws[2], (*stride)[0], (*pad)[0], (*pad)[2], (*dil)[0]);
   int64_t ow = windowOutputSize(xs[3], ws[3], (*stride)[1], (*pad)[1], (*pad)[3], (*dil)[1]);
   if (oh <= 0 || ow <= 0)
@@ -230,8 +245,8 @@ Expected<Types> shapeConv2dBackwardWeight(const Node& n) {
 }
 
 // The output shape [N, C, oh, ow] of pooling an x-typed input under the node's
-// kernel/stride/padding (both pools and both pool gradients); fused_conv2d_pool names them
-// pool_kernel/pool_stride/pool_padding (prefix "pool_").
+// kernel/stride/padding/ceil_mode (both pools and both pool gradients); fused_conv2d_pool names
+// them pool_kernel/pool_stride/pool_padding/pool_ceil_mode (prefix "pool_").
 Expected<Shape> poolOutputShape(const Node& n, const TensorType& x, const std::string& prefix = "") {
   auto k = intsOfLen(n, prefix + "kernel", 2);
   if (!k) return Unexpected(k.error());
@@ -247,8 +262,9 @@ Expected<Shape> poolOutputShape(const Node& n, const TensorType& x, const std::s
   if ((*p)[0] >= (*k)[0] || (*p)[1] >= (*k)[1] || (*p)[2] >= (*k)[0] || (*p)[3] >= (*k)[1])
     return Unexpected(shapeError(n, fmt::format("{}padding must be smaller than the window", prefix)));
   const Shape& xs = x.shape;
-  int64_t oh = windowOutputSize(xs[2], (*k)[0], (*s)[0], (*p)[0], (*p)[2]);
-  int64_t ow = windowOutputSize(xs[3], (*k)[1], (*s)[1], (*p)[1], (*p)[3]);
+  const bool ceilMode = n.attrs().getInt(prefix + "ceil_mode", 0) != 0;
+  int64_t oh = poolOutputSize(xs[2], (*k)[0], (*s)[0], (*p)[0], (*p)[2], ceilMode);
+  int64_t ow = poolOutputSize(xs[3], (*k)[1], (*s)[1], (*p)[1], (*p)[3], ceilMode);
   if (oh <= 0 || ow <= 0)
     return Unexpected(shapeError(n, fmt::format("{}window {}x{} does not fit the input {}", prefix.empty() ? "" : "pool ",
                                                      (*k)[0], (*k)[1], x.str())));

@@ -54,6 +54,9 @@ Expected<Types> shapeDropoutTrain(const Node& n);
 // (end of family norm)
 
 // ==== family conv: convolution and pooling ====
+// ir/shape_rules_conv.cpp (conv2d, the pools and their gradients keep theirs in shape_inference.cpp).
+Expected<Types> shapeConvTranspose2d(const Node& n);
+Expected<Types> shapeGlobalAvgPool(const Node& n);
 // (end of family conv)
 
 // ==== family shape: shape and data movement, batched matmul, attention ====

@@ -141,6 +141,7 @@ Rule convPoolRule() {
             attrs.set("pool_kernel", pool->attrs().getInts("kernel"));
             attrs.set("pool_stride", pool->attrs().getInts("stride"));
             if (pool->attrs().has("padding")) attrs.set("pool_padding", pool->attrs().getInts("padding"));
+            attrs.set("pool_ceil_mode", pool->attrs().getInt("ceil_mode", 0));
             Node* n = g.insertNodeBefore(pool, OpKind::FusedConv2dPool, conv->inputs(), attrs,
                                          {{pool->result()->name() + ".fused", pool->result()->type()}}, conv->loc());
             fillDefaultAttrs(*n);

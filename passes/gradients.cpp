@@ -89,9 +89,9 @@ SHOAL_GRADIENT(Normalize) {
   return g.emit(OpKind::Div, {g.dy, stdConst}, {});
 }
 
+// The gradient ops take the convolution's attributes (stride, padding, dilation, groups).
 SHOAL_GRADIENT(Conv2d) {
-  Attrs conv = attrsOf({{"stride", g.attrs().getInts("stride")}, {"padding", g.attrs().getInts("padding")},
-                        {"dilation", g.attrs().getInts("dilation")}});
+  Attrs conv = g.attrs();
   if (g.operand == 0) {
     conv.set("input_shape", g.x()->type().shape);
     return g.emit(OpKind::Conv2dBackwardData, {g.dy, g.input(1)}, conv);
@@ -107,16 +107,14 @@ SHOAL_GRADIENT(Conv2d) {
   return g.emit(OpKind::Reshape, {summed}, attrsOf({{"shape", Shape{o}}}));
 }
 
-SHOAL_GRADIENT(MaxPool2d) {
-  return g.emit(OpKind::MaxPool2dGrad, {g.x(), g.dy},
-                attrsOf({{"kernel", g.attrs().getInts("kernel")}, {"stride", g.attrs().getInts("stride")},
-                         {"padding", g.attrs().getInts("padding")}}));
-}
+// The pool gradients take the pool's attributes (kernel, stride, padding, ceil_mode, and
+// count_include_pad for the average).
+SHOAL_GRADIENT(MaxPool2d) { return g.emit(OpKind::MaxPool2dGrad, {g.x(), g.dy}, g.attrs()); }
 
 SHOAL_GRADIENT(AvgPool2d) {
-  return g.emit(OpKind::AvgPool2dGrad, {g.dy},
-                attrsOf({{"kernel", g.attrs().getInts("kernel")}, {"stride", g.attrs().getInts("stride")},
-                         {"padding", g.attrs().getInts("padding")}, {"input_shape", g.x()->type().shape}}));
+  Attrs a = g.attrs();
+  a.set("input_shape", g.x()->type().shape);
+  return g.emit(OpKind::AvgPool2dGrad, {g.dy}, a);
 }
 
 Expected<Value*> reshapeBack(const GradientArgs& g) {

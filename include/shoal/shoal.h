@@ -53,6 +53,7 @@ struct Conv2dOptions {
   int64_t strideH = 1, strideW = 1;
   std::string padding = "valid";  ///< "valid" or "same"
   int64_t dilationH = 1, dilationW = 1;
+  int64_t groups = 1;  ///< channel groups: weight [filters, C/groups, kh, kw]; groups = C is depthwise
   bool bias = true;
   Activation activation = Activation::None;
   std::string name{};

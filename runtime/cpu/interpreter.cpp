@@ -24,6 +24,7 @@
 // (end of family norm)
 
 // ==== family conv: convolution and pooling ====
+#include "runtime/cpu/ops_conv.h"
 // (end of family conv)
 
 // ==== family shape: shape and data movement, batched matmul, attention ====
@@ -57,6 +58,7 @@ cpu::Conv2dParams convParams(const Attrs& a, const Shape& x, const Shape& w) {
   p.strideH = s[0], p.strideW = s[1];
   p.padTop = pad[0], p.padLeft = pad[1], p.padBottom = pad[2], p.padRight = pad[3];
   p.dilationH = d[0], p.dilationW = d[1];
+  p.groups = a.getInt("groups", 1);
   return p;
 }
 
@@ -68,6 +70,8 @@ cpu::Pool2dParams poolParams(const Attrs& a, const Shape& x) {
   const auto& pad = a.getInts("padding");
   p.kh = k[0], p.kw = k[1], p.strideH = s[0], p.strideW = s[1];
   p.padTop = pad[0], p.padLeft = pad[1], p.padBottom = pad[2], p.padRight = pad[3];
+  p.ceilMode = a.getInt("ceil_mode", 0) != 0;
+  p.countIncludePad = a.getInt("count_include_pad", 1) != 0;
   return p;
 }
 
@@ -227,6 +231,8 @@ Expected<void> NodeRunner::run() {
     // (end of family norm)
 
     // ==== family conv: convolution and pooling ====
+    case OpKind::ConvTranspose2d: return cpu::runConvTranspose2d<T>(*this);
+    case OpKind::GlobalAvgPool: return cpu::runGlobalAvgPool<T>(*this);
     // (end of family conv)
 
     // ==== family shape: shape and data movement, batched matmul, attention ====
@@ -320,6 +326,7 @@ Expected<void> NodeRunner::run() {
       const auto& pad = attrs().getInts("pool_padding");
       pool.kh = k[0], pool.kw = k[1], pool.strideH = s[0], pool.strideW = s[1];
       pool.padTop = pad[0], pool.padLeft = pad[1], pool.padBottom = pad[2], pool.padRight = pad[3];
+      pool.ceilMode = attrs().getInt("pool_ceil_mode", 0) != 0;
       cpu::maxPool2dForward<T>(pool, y.data(), out<T>());
       return {};
     }

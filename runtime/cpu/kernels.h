@@ -16,6 +16,7 @@
 #include <shoal/types.h>
 #include <vector>
 
+#include "ir/conv_geometry.h"
 #include "ir/ops.h"
 
 namespace shoal::cpu {
@@ -64,21 +65,23 @@ void denseBackward(int64_t batch, int64_t in, int64_t out, const T* x, const T* 
 // Convolution (cross-correlation, NCHW activations, OIHW weights)
 // ---------------------------------------------------------------------------------------
 
-/// Shape and geometry of a 2-D convolution: input [n, c, h, w], weight [o, c, kh, kw],
+/// Shape and geometry of a 2-D convolution: input [n, c, h, w], weight [o, c / groups, kh, kw],
 /// output [n, o, outH(), outW()]. Padding is explicit per side (zeros), PyTorch's floor rule.
+/// With groups > 1, filters [g·o/groups, (g+1)·o/groups) read channels [g·c/groups, (g+1)·c/groups).
 struct Conv2dParams {
   int64_t n = 1, c = 1, h = 1, w = 1;
   int64_t o = 1, kh = 1, kw = 1;
   int64_t strideH = 1, strideW = 1;
   int64_t padTop = 0, padLeft = 0, padBottom = 0, padRight = 0;
   int64_t dilationH = 1, dilationW = 1;
+  int64_t groups = 1;
 
   /// (h + padTop + padBottom - dilationH*(kh-1) - 1) / strideH + 1
   int64_t outH() const { return (h + padTop + padBottom - dilationH * (kh - 1) - 1) / strideH + 1; }
   /// (w + padLeft + padRight - dilationW*(kw-1) - 1) / strideW + 1
   int64_t outW() const { return (w + padLeft + padRight - dilationW * (kw - 1) - 1) / strideW + 1; }
-  /// Rows of the im2col matrix: c * kh * kw.
-  int64_t colRows() const { return c * kh * kw; }
+  /// Rows of one group's im2col matrix: (c / groups) * kh * kw.
+  int64_t colRows() const { return c / groups * kh * kw; }
   /// Columns of the im2col matrix (output pixels of one image): outH * outW.
   int64_t colCols() const { return outH() * outW(); }
   /// True when the im2col matrix of an image is the image itself (1x1, stride 1, no pad).
@@ -86,25 +89,33 @@ struct Conv2dParams {
     return kh == 1 && kw == 1 && strideH == 1 && strideW == 1 && padTop == 0 && padLeft == 0 &&
            padBottom == 0 && padRight == 0;
   }
+  /// One group as a convolution of its own: c / groups channels to o / groups filters.
+  Conv2dParams group() const {
+    Conv2dParams g = *this;
+    g.c = c / groups, g.o = o / groups, g.groups = 1;
+    return g;
+  }
 };
 
-/// Elements of scratch memory any conv2d* kernel below needs for `p` (one image's im2col
-/// matrix, colRows() * colCols(); 0 for pointwise convolutions). The runtime plans it.
+/// Elements of scratch memory any conv2d* kernel below needs for `p` (the im2col matrix of one
+/// image's group, colRows() * colCols(); 0 for pointwise convolutions). The runtime plans it.
 int64_t conv2dScratchElems(const Conv2dParams& p);
 
 /// Unfolds one image x[c, h, w] into cols[c*kh*kw, outH*outW]: row (ci, ki, kj), column
 /// (oy, ox) holds x[ci, oy*strideH - padTop + ki*dilationH, ox*strideW - padLeft + kj*dilationW]
-/// or 0 outside the image. (p.n is ignored.)
+/// or 0 outside the image. (p.n is ignored; p.groups must be 1: unfold one group with p.group()
+/// and its first channel.)
 template <typename T>
 void im2col(const Conv2dParams& p, const T* x, T* cols);
 
 /// Adjoint of im2col: x[c, h, w] = Σ of the cols entries that im2col would read from each
-/// pixel. x is overwritten (zeroed first). (p.n is ignored.)
+/// pixel. x is overwritten (zeroed first). (p.n is ignored; p.groups must be 1, as for im2col.)
 template <typename T>
 void col2im(const Conv2dParams& p, const T* cols, T* x);
 
-/// y[n, o, oy, ox] = bias[o] + Σ_{c,ki,kj} w[o,c,ki,kj] · x[n, c, oy*sH - pT + ki*dH, ox*sW - pL + kj*dW].
-/// bias may be null. scratch: conv2dScratchElems(p) elements, or null to allocate per call.
+/// y[n, o, oy, ox] = bias[o] + Σ_{c,ki,kj} w[o,c,ki,kj] · x[n, g·C + c, oy*sH - pT + ki*dH, ox*sW - pL + kj*dW],
+/// c over the C = p.c / groups channels of o's group g. bias may be null. scratch:
+/// conv2dScratchElems(p) elements, or null to allocate per call.
 template <typename T>
 void conv2dForward(const Conv2dParams& p, const T* x, const T* w, const T* bias, T* y, T* scratch = nullptr);
 
@@ -126,18 +137,18 @@ void conv2dBackwardBias(const Conv2dParams& p, const T* dy, T* db);
 // ---------------------------------------------------------------------------------------
 
 /// Shape and geometry of 2-D pooling: input [n, c, h, w], output [n, c, outH(), outW()],
-/// floor mode (PyTorch's default ceil_mode=false). Set the strides explicitly: PyTorch's
-/// default stride is the kernel size, these fields default to 1.
+/// floor or ceil mode as PyTorch's ceil_mode (poolOutputSize). Set the strides explicitly:
+/// PyTorch's default stride is the kernel size, these fields default to 1.
 struct Pool2dParams {
   int64_t n = 1, c = 1, h = 1, w = 1;
   int64_t kh = 1, kw = 1;
   int64_t strideH = 1, strideW = 1;
   int64_t padTop = 0, padLeft = 0, padBottom = 0, padRight = 0;
+  bool ceilMode = false;         ///< PyTorch's ceil_mode: a last, partial window
+  bool countIncludePad = true;   ///< average pooling: padding counts in the divisor
 
-  /// (h + padTop + padBottom - kh) / strideH + 1
-  int64_t outH() const { return (h + padTop + padBottom - kh) / strideH + 1; }
-  /// (w + padLeft + padRight - kw) / strideW + 1
-  int64_t outW() const { return (w + padLeft + padRight - kw) / strideW + 1; }
+  int64_t outH() const { return poolOutputSize(h, kh, strideH, padTop, padBottom, ceilMode); }
+  int64_t outW() const { return poolOutputSize(w, kw, strideW, padLeft, padRight, ceilMode); }
 };
 
 /// y = max over each window; padding counts as -inf (never selected unless a window holds
@@ -151,13 +162,13 @@ void maxPool2dForward(const Pool2dParams& p, const T* x, T* y);
 template <typename T>
 void maxPool2dBackward(const Pool2dParams& p, const T* x, const T* dy, T* dx);
 
-/// y = window sum / (kh * kw): count_include_pad=true semantics, i.e. padded zeros count in
-/// the divisor (in floor mode every window lies inside the padded input, so the divisor is
-/// always kh*kw, as in PyTorch's AvgPool2d with its defaults).
+/// y = window sum / divisor, PyTorch's AvgPool2d: with countIncludePad the divisor is the
+/// window's part inside the padded input (kh*kw, except for ceil mode's partial windows), else
+/// its part inside the image (avgPoolSpan).
 template <typename T>
 void avgPool2dForward(const Pool2dParams& p, const T* x, T* y);
 
-/// Gradient of avgPool2dForward: each dy spread evenly, dy / (kh*kw), over the in-image
+/// Gradient of avgPool2dForward: each dy spread evenly, dy / divisor, over the in-image
 /// pixels of its window. dx is overwritten.
 template <typename T>
 void avgPool2dBackward(const Pool2dParams& p, const T* dy, T* dx);

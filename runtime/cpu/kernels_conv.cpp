@@ -57,6 +57,7 @@ int64_t conv2dScratchElems(const Conv2dParams& p) { return p.isPointwise() ? 0 :
 
 template <typename T>
 void im2col(const Conv2dParams& p, const T* x, T* cols) {
+  assert(p.groups == 1 && "im2col unfolds one group: pass p.group()");
   const int64_t OH = p.outH(), OW = p.outW();
   for (int64_t c = 0; c < p.c; ++c) {
     for (int64_t ki = 0; ki < p.kh; ++ki) {
@@ -87,6 +88,7 @@ void im2col(const Conv2dParams& p, const T* x, T* cols) {
 
 template <typename T>
 void col2im(const Conv2dParams& p, const T* cols, T* x) {
+  assert(p.groups == 1 && "col2im folds one group: pass p.group()");
   const int64_t OH = p.outH(), OW = p.outW();
   std::fill(x, x + p.c * p.h * p.w, T(0));
   for (int64_t c = 0; c < p.c; ++c) {
@@ -111,46 +113,55 @@ void col2im(const Conv2dParams& p, const T* cols, T* x) {
   }
 }
 
-// Each image: y_n[o, P] = w[o, K] · cols_n[K, P] (+ bias broadcast along P).
+// Each image and group: y_ng[o, P] = w_g[o, K] · cols_ng[K, P] (+ bias broadcast along P),
+// o over the group's filters, K = its channels · kh · kw.
 template <typename T>
 void conv2dForward(const Conv2dParams& p, const T* x, const T* w, const T* bias, T* y, T* scratch) {
+  const Conv2dParams gp = p.group();
   const int64_t K = p.colRows(), P = p.colCols();
   Scratch<T> buf(p, scratch);
   for (int64_t n = 0; n < p.n; ++n) {
-    const T* xn = x + n * p.c * p.h * p.w;
-    T* yn = y + n * p.o * P;
-    const T* cols = xn;
-    if (!p.isPointwise()) {
-      im2col(p, xn, buf.get());
-      cols = buf.get();
+    for (int64_t g = 0; g < p.groups; ++g) {
+      const T* xg = x + (n * p.c + g * gp.c) * p.h * p.w;
+      T* yg = y + (n * p.o + g * gp.o) * P;
+      const T* cols = xg;
+      if (!p.isPointwise()) {
+        im2col(gp, xg, buf.get());
+        cols = buf.get();
+      }
+      if (bias) {
+        for (int64_t o = 0; o < gp.o; ++o) std::fill(yg + o * P, yg + (o + 1) * P, bias[g * gp.o + o]);
+      }
+      gemm(false, false, gp.o, P, K, T(1), w + g * gp.o * K, cols, bias ? T(1) : T(0), yg);
     }
-    if (bias) {
-      for (int64_t o = 0; o < p.o; ++o) std::fill(yn + o * P, yn + (o + 1) * P, bias[o]);
-    }
-    gemm(false, false, p.o, P, K, T(1), w, cols, bias ? T(1) : T(0), yn);
   }
 }
 
-// Each image: cols_n[K, P] = wᵀ[K, o] · dy_n[o, P], folded back by col2im.
+// Each image and group: cols_ng[K, P] = w_gᵀ[K, o] · dy_ng[o, P], folded back by col2im.
 template <typename T>
 void conv2dBackwardData(const Conv2dParams& p, const T* dy, const T* w, T* dx, T* scratch) {
+  const Conv2dParams gp = p.group();
   const int64_t K = p.colRows(), P = p.colCols();
   Scratch<T> buf(p, scratch);
   for (int64_t n = 0; n < p.n; ++n) {
-    const T* dyn = dy + n * p.o * P;
-    T* dxn = dx + n * p.c * p.h * p.w;
-    if (p.isPointwise()) {
-      gemm(true, false, K, P, p.o, T(1), w, dyn, T(0), dxn);
-    } else {
-      gemm(true, false, K, P, p.o, T(1), w, dyn, T(0), buf.get());
-      col2im(p, buf.get(), dxn);
+    for (int64_t g = 0; g < p.groups; ++g) {
+      const T* dyg = dy + (n * p.o + g * gp.o) * P;
+      const T* wg = w + g * gp.o * K;
+      T* dxg = dx + (n * p.c + g * gp.c) * p.h * p.w;
+      if (p.isPointwise()) {
+        gemm(true, false, K, P, gp.o, T(1), wg, dyg, T(0), dxg);
+      } else {
+        gemm(true, false, K, P, gp.o, T(1), wg, dyg, T(0), buf.get());
+        col2im(gp, buf.get(), dxg);
+      }
     }
   }
 }
 
-// dw[o, K] = Σ_n dy_n[o, P] · cols_nᵀ[P, K].
+// dw_g[o, K] = Σ_n dy_ng[o, P] · cols_ngᵀ[P, K] for each group g.
 template <typename T>
 void conv2dBackwardWeight(const Conv2dParams& p, const T* x, const T* dy, T* dw, T* scratch) {
+  const Conv2dParams gp = p.group();
   const int64_t K = p.colRows(), P = p.colCols();
   if (p.n == 0) {
     std::fill(dw, dw + p.o * K, T(0));
@@ -158,13 +169,15 @@ void conv2dBackwardWeight(const Conv2dParams& p, const T* x, const T* dy, T* dw,
   }
   Scratch<T> buf(p, scratch);
   for (int64_t n = 0; n < p.n; ++n) {
-    const T* xn = x + n * p.c * p.h * p.w;
-    const T* cols = xn;
-    if (!p.isPointwise()) {
-      im2col(p, xn, buf.get());
-      cols = buf.get();
+    for (int64_t g = 0; g < p.groups; ++g) {
+      const T* xg = x + (n * p.c + g * gp.c) * p.h * p.w;
+      const T* cols = xg;
+      if (!p.isPointwise()) {
+        im2col(gp, xg, buf.get());
+        cols = buf.get();
+      }
+      gemm(false, true, gp.o, K, P, T(1), dy + (n * p.o + g * gp.o) * P, cols, n == 0 ? T(0) : T(1), dw + g * gp.o * K);
     }
-    gemm(false, true, p.o, K, P, T(1), dy + n * p.o * P, cols, n == 0 ? T(0) : T(1), dw);
   }
 }
 
@@ -214,10 +227,11 @@ int64_t windowArgmax(const T* plane, int64_t width, const Window& win) {
 
 namespace {
 
-// The non-overlapping 2x2 / stride 2 / unpadded pooling of most CNNs, branch-free.
+// The non-overlapping 2x2 / stride 2 / unpadded pooling of most CNNs, branch-free (every
+// window whole: ceil mode over an odd extent has a partial last window).
 bool isPlain2x2(const Pool2dParams& p) {
   return p.kh == 2 && p.kw == 2 && p.strideH == 2 && p.strideW == 2 && p.padTop == 0 && p.padLeft == 0 &&
-         p.padBottom == 0 && p.padRight == 0;
+         p.padBottom == 0 && p.padRight == 0 && 2 * p.outH() <= p.h && 2 * p.outW() <= p.w;
 }
 
 // windowArgmax's update rule: take v over the running max m when greater or NaN.
@@ -301,10 +315,20 @@ void maxPool2dBackward(const Pool2dParams& p, const T* x, const T* dy, T* dx) {
   }
 }
 
+namespace {
+
+// The divisor of average window (oy, ox): see avgPoolSpan.
+int64_t avgPoolDivisor(const Pool2dParams& p, int64_t oy, int64_t ox) {
+  const AvgPoolSpan ys = avgPoolSpan(oy * p.strideH - p.padTop, p.kh, p.h, p.padBottom);
+  const AvgPoolSpan xs = avgPoolSpan(ox * p.strideW - p.padLeft, p.kw, p.w, p.padRight);
+  return p.countIncludePad ? ys.padded * xs.padded : (ys.end - ys.begin) * (xs.end - xs.begin);
+}
+
+}  // namespace
+
 template <typename T>
 void avgPool2dForward(const Pool2dParams& p, const T* x, T* y) {
   const int64_t OH = p.outH(), OW = p.outW();
-  const double scale = 1.0 / double(p.kh * p.kw);
   for (int64_t plane = 0; plane < p.n * p.c; ++plane) {
     const T* xp = x + plane * p.h * p.w;
     T* yp = y + plane * OH * OW;
@@ -314,7 +338,7 @@ void avgPool2dForward(const Pool2dParams& p, const T* x, T* y) {
         double acc = 0;
         for (int64_t iy = win.y0; iy < win.y1; ++iy)
           for (int64_t ix = win.x0; ix < win.x1; ++ix) acc += double(xp[iy * p.w + ix]);
-        yp[oy * OW + ox] = T(acc * scale);
+        yp[oy * OW + ox] = T(acc / double(avgPoolDivisor(p, oy, ox)));
       }
   }
 }
@@ -322,7 +346,6 @@ void avgPool2dForward(const Pool2dParams& p, const T* x, T* y) {
 template <typename T>
 void avgPool2dBackward(const Pool2dParams& p, const T* dy, T* dx) {
   const int64_t OH = p.outH(), OW = p.outW();
-  const T scale = T(1) / T(p.kh * p.kw);
   std::fill(dx, dx + p.n * p.c * p.h * p.w, T(0));
   for (int64_t plane = 0; plane < p.n * p.c; ++plane) {
     const T* dyp = dy + plane * OH * OW;
@@ -330,7 +353,7 @@ void avgPool2dBackward(const Pool2dParams& p, const T* dy, T* dx) {
     for (int64_t oy = 0; oy < OH; ++oy)
       for (int64_t ox = 0; ox < OW; ++ox) {
         Window win = poolWindow(p, oy, ox);
-        T g = dyp[oy * OW + ox] * scale;
+        T g = dyp[oy * OW + ox] / T(avgPoolDivisor(p, oy, ox));
         for (int64_t iy = win.y0; iy < win.y1; ++iy)
           for (int64_t ix = win.x0; ix < win.x1; ++ix) dxp[iy * p.w + ix] += g;
       }

@@ -171,7 +171,8 @@ TEST(Fuse, DumpAfterFuseShowsTheFusedOpsAndDisablingWorks) {
   auto r = test::runCli("dump examples/mnist_cnn.mmd --after fuse");
   ASSERT_EQ(r.exitCode, 0) << r.err;
   EXPECT_NE(r.out.find("%p1 = fused_conv2d_pool(%pre, %c1.weight, %c1.bias) {activation=\"relu\", dilation=[1,1], "
-                       "padding=[0,0,0,0], pool_kernel=[2,2], pool_padding=[0,0,0,0], pool_stride=[2,2], stride=[1,1]}"),
+                       "groups=1, padding=[0,0,0,0], pool_ceil_mode=0, pool_kernel=[2,2], pool_padding=[0,0,0,0], "
+                       "pool_stride=[2,2], stride=[1,1]}"),
             std::string::npos)
       << r.out;
   r = test::runCli("dump examples/mnist_cnn.mmd --after fuse --disable-pass fuse-conv-pool");
