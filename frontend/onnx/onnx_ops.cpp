@@ -11,6 +11,7 @@
 
 #include "frontend/onnx/onnx_fold.h"
 #include "frontend/onnx/onnx_importer.h"
+#include "ir/conv_geometry.h"
 #include "ir/shape_inference.h"
 
 namespace shoal::onnx_import {
@@ -349,7 +350,6 @@ void lowerConv(NodeContext& c) {
                           c.type(0).str()));
   Window w = readWindow(c, xs, std::vector<int64_t>(ws.begin() + 2, ws.end()), /*hasDilations=*/true);
   int64_t group = c.attrInt("group", 1);
-  if (group != 1) c.unsupported(fmt::format("group={} (grouped convolution)", group));
   Value* x = as4d(c, c.value(0), w, "x4d");
   Value* weight = c.value(1);
   if (w.spatial == 1) weight = c.reshape(weight, {ws[0], ws[1], 1, ws[2]}, "w4d");
@@ -359,15 +359,94 @@ void lowerConv(NodeContext& c) {
   a.set("stride", w.stride);
   a.set("padding", w.pads);
   a.set("dilation", w.dilation);
+  a.set("groups", group);
   c.setOutput(0, fromNd(c, c.emit(OpKind::Conv2d, ins, a), w));
 }
 
-// The output extent with ceil_mode (PyTorch's rule: the last window starts inside the input or
-// its leading padding).
-int64_t ceilOutputSize(int64_t in, int64_t k, int64_t s, int64_t p0, int64_t p1) {
-  int64_t out = (in + p0 + p1 - k + s - 1) / s + 1;
-  if ((out - 1) * s >= in + p0) --out;
-  return out;
+// ConvTranspose: shoal's conv_transpose2d (PyTorch's ConvTranspose2d), its padding cropped from
+// the full output; output_shape and auto_pad become that cropping (ONNX's rule: the odd pixel
+// goes to the end for SAME_UPPER, to the start otherwise).
+void lowerConvTranspose(NodeContext& c) {
+  c.requireFloat(0);
+  const Shape& xs = c.shape(0);
+  const Shape& ws = c.shape(1);
+  if (xs.size() < 3 || ws.size() != xs.size())
+    c.invalid(fmt::format("weight {} and input {} must be [N, C, spatial...] of one rank", c.type(1).str(),
+                          c.type(0).str()));
+  size_t sp = xs.size() - 2;
+  if (sp != 1 && sp != 2)
+    c.unsupported(fmt::format("{}-D input {} (shoal's convolutions are 2-D; 1-D runs as 2-D)", sp, shapeString(xs)));
+  std::vector<int64_t> kernel(ws.begin() + 2, ws.end());
+  if (c.hasAttr("kernel_shape") && c.attrInts("kernel_shape") != kernel) c.invalid("kernel_shape differs from the weight's");
+  auto strides = c.attrInts("strides", std::vector<int64_t>(sp, 1));
+  auto dil = c.attrInts("dilations", std::vector<int64_t>(sp, 1));
+  auto outPad = c.attrInts("output_padding", std::vector<int64_t>(sp, 0));
+  auto pads = c.attrInts("pads", std::vector<int64_t>(2 * sp, 0));
+  std::string autoPad = c.attrString("auto_pad", "NOTSET");
+  int64_t group = c.attrInt("group", 1);
+  if (strides.size() != sp || dil.size() != sp || outPad.size() != sp || pads.size() != 2 * sp)
+    c.invalid("strides, dilations, output_padding or pads have the wrong length");
+  std::vector<int64_t> outShape;
+  if (c.hasAttr("output_shape")) {
+    outShape = c.attrInts("output_shape");
+    if (outShape.size() == sp + 2) outShape.erase(outShape.begin(), outShape.begin() + 2);
+    if (outShape.size() != sp) c.invalid("output_shape has the wrong length");
+  } else if (autoPad == "SAME_UPPER" || autoPad == "SAME_LOWER") {
+    for (size_t i = 0; i < sp; ++i) outShape.push_back(xs[2 + i] * strides[i]);
+  } else if (autoPad != "NOTSET" && autoPad != "VALID") {
+    c.invalid(fmt::format("unknown auto_pad '{}'", autoPad));
+  }
+  if (!outShape.empty()) {
+    for (size_t i = 0; i < sp; ++i) {
+      int64_t full = strides[i] * (xs[2 + i] - 1) + outPad[i] + (kernel[i] - 1) * dil[i] + 1;
+      int64_t total = full - outShape[i];
+      if (total < 0) {
+        // A longer output than the full one: the extra goes into output_padding, if it may.
+        outPad[i] -= total;
+        total = 0;
+      }
+      int64_t small = total / 2, big = total - small;
+      pads[i] = autoPad == "SAME_UPPER" ? small : big;
+      pads[i + sp] = autoPad == "SAME_UPPER" ? big : small;
+    }
+  }
+  for (size_t i = 0; i < sp; ++i)
+    if (outPad[i] >= strides[i] && outPad[i] >= dil[i])
+      c.unsupported(fmt::format("output padding {} not below the stride {} or dilation {}", outPad[i], strides[i], dil[i]));
+  Window w;
+  w.spatial = int64_t(sp);
+  Value* x = as4d(c, c.value(0), w, "x4d");
+  Value* weight = c.value(1);
+  Attrs a;
+  if (sp == 1) {
+    weight = c.reshape(weight, {ws[0], ws[1], 1, ws[2]}, "w4d");
+    a.set("stride", std::vector<int64_t>{1, strides[0]});
+    a.set("padding", std::vector<int64_t>{0, pads[0], 0, pads[1]});
+    a.set("output_padding", std::vector<int64_t>{0, outPad[0]});
+    a.set("dilation", std::vector<int64_t>{1, dil[0]});
+  } else {
+    a.set("stride", strides);
+    a.set("padding", pads);
+    a.set("output_padding", outPad);
+    a.set("dilation", dil);
+  }
+  a.set("groups", group);
+  std::vector<Value*> ins = {x, weight};
+  if (c.has(2)) ins.push_back(c.value(2));
+  c.setOutput(0, fromNd(c, c.emit(OpKind::ConvTranspose2d, ins, a), w));
+}
+
+// Whether ceil_mode's output extents are ONNX's as well as PyTorch's (which shoal computes):
+// PyTorch drops a last window that would start in the trailing padding, ONNX 1.12 keeps it.
+bool ceilModeAgrees(const Window& w, int64_t h, int64_t wd) {
+  int64_t ins[2] = {h, wd};
+  for (size_t i = 0; i < 2; ++i) {
+    int64_t room = ins[i] + w.pads[i] + w.pads[i + 2] - w.kernel[i];
+    int64_t onnx = room < 0 ? 0 : (room + w.stride[i] - 1) / w.stride[i] + 1;
+    if (onnx != poolOutputSize(ins[i], w.kernel[i], w.stride[i], w.pads[i], w.pads[i + 2], /*ceilMode=*/true))
+      return false;
+  }
+  return true;
 }
 
 void lowerPool(NodeContext& c, OpKind kind) {
@@ -375,30 +454,23 @@ void lowerPool(NodeContext& c, OpKind kind) {
   bool isMax = kind == OpKind::MaxPool2d;
   Window w = readWindow(c, c.shape(0), {}, /*hasDilations=*/isMax && c.opset() >= 10);
   if (w.dilation != std::vector<int64_t>{1, 1}) c.unsupported("pooling with dilations");
+  Attrs a;
   if (isMax) {
     if (c.opset() >= 8) c.attrInt("storage_order", 0);  // only the indices output depends on it
     if (c.outputUsed(1)) c.unsupported("the indices output of MaxPool");
-  } else if (c.opset() >= 7) {
-    bool countPad = c.attrInt("count_include_pad", 0) != 0;
-    bool padded = std::any_of(w.pads.begin(), w.pads.end(), [](int64_t p) { return p != 0; });
-    if (padded && !countPad)
-      c.unsupported("average pooling over padding with count_include_pad=0 (shoal's avgpool2d counts the padding)");
+  } else {
+    // Before opset 7 the divisor excludes the padding.
+    a.set("count_include_pad", c.opset() >= 7 ? c.attrInt("count_include_pad", 0) : int64_t(0));
   }
   const Shape& xs = c.shape(0);
   int64_t h = w.spatial == 2 ? xs[2] : 1, wd = xs[w.spatial == 2 ? 3 : 2];
-  if (c.opset() >= 10 && c.attrInt("ceil_mode", 0) != 0) {
-    // Ceil mode differs from floor only where a last partial window exists.
-    int64_t ins[2] = {h, wd};
-    for (int i = 0; i < 2; ++i) {
-      int64_t floorOut = windowOutputSize(ins[i], w.kernel[size_t(i)], w.stride[size_t(i)], w.pads[size_t(i)], w.pads[size_t(i) + 2]);
-      int64_t ceilOut = ceilOutputSize(ins[i], w.kernel[size_t(i)], w.stride[size_t(i)], w.pads[size_t(i)], w.pads[size_t(i) + 2]);
-      if (floorOut != ceilOut) c.unsupported("ceil_mode=1 with a partial last window");
-    }
-  }
-  Attrs a;
+  bool ceil = c.opset() >= 10 && c.attrInt("ceil_mode", 0) != 0;
+  if (ceil && !ceilModeAgrees(w, h, wd))
+    c.unsupported("ceil_mode=1 with a last window inside the trailing padding (ONNX keeps it, PyTorch and shoal drop it)");
   a.set("kernel", w.kernel);
   a.set("stride", w.stride);
   a.set("padding", w.pads);
+  a.set("ceil_mode", int64_t(ceil));
   c.setOutput(0, fromNd(c, c.emit(kind, {as4d(c, c.value(0), w, "x4d")}, a), w));
 }
 
@@ -421,7 +493,14 @@ void lowerGlobalPool(NodeContext& c, OpKind kind) {
   c.setOutput(0, fromNd(c, c.emit(kind, {x}, a), w));
 }
 
-void lowerGlobalAveragePool(NodeContext& c) { lowerGlobalPool(c, OpKind::AvgPool2d); }
+void lowerGlobalAveragePool(NodeContext& c) {
+  c.requireFloat(0);
+  const Shape& xs = c.shape(0);
+  if (xs.size() != 3 && xs.size() != 4) c.unsupported(fmt::format("{}-D input (global pooling is 1-D or 2-D)", xs.size() - 2));
+  Window w;
+  w.spatial = int64_t(xs.size()) - 2;
+  c.setOutput(0, fromNd(c, c.emit(OpKind::GlobalAvgPool, {as4d(c, c.value(0), w, "x4d")}), w));
+}
 void lowerGlobalMaxPool(NodeContext& c) { lowerGlobalPool(c, OpKind::MaxPool2d); }
 
 // Batch normalization with running statistics: shoal's batchnorm (the evaluation form; a
@@ -964,6 +1043,7 @@ const std::vector<OpMapping>& table() {
       {"MatMul", lowerMatMul},
       // convolution, pooling, normalisation
       {"Conv", lowerConv},
+      {"ConvTranspose", lowerConvTranspose},
       {"MaxPool", lowerMaxPool},
       {"AveragePool", lowerAveragePool},
       {"GlobalAveragePool", lowerGlobalAveragePool},
