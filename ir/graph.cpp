@@ -167,6 +167,7 @@ std::unique_ptr<Graph> Graph::clone() const {
     for (size_t i = 0; i < n->results_.size(); ++i) map[n->results_[i].get()] = c->result(i);
   }
   g->parameterValues_ = parameterValues_;
+  g->batchRebuilder_ = batchRebuilder_;
   return g;
 }
 

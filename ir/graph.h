@@ -1,6 +1,7 @@
 // The dataflow IR: a Graph of Nodes (ops in program order) producing SSA Values.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -131,6 +132,13 @@ class Graph {
   const TensorMap& parameterValues() const;
   void setParameterValue(const std::string& name, Tensor value);
 
+  /// Builds this graph again for another batch size, for a frontend that can (an ONNX model is
+  /// imported again with its batch dimension bound to the new size, every shape it folded
+  /// recomputed); rebatchGraph calls it instead of rewriting shapes. Empty for most graphs.
+  using BatchRebuilder = std::function<Expected<std::unique_ptr<Graph>>(int64_t batch)>;
+  const BatchRebuilder& batchRebuilder() const { return batchRebuilder_; }
+  void setBatchRebuilder(BatchRebuilder rebuild) { batchRebuilder_ = std::move(rebuild); }
+
  private:
   Node* createNode(OpKind kind, std::vector<Value*> inputs, Attrs attrs, std::vector<ResultSpec> results, Location loc);
   void reindex();
@@ -141,6 +149,7 @@ class Graph {
   std::unordered_map<const Node*, size_t> index_;
   std::unordered_map<std::string, Value*> byName_;
   std::shared_ptr<TensorMap> parameterValues_;  // shared by clones until one is changed
+  BatchRebuilder batchRebuilder_;
 };
 
 /// Fills every schema attribute the node lacks with its default (required ones stay missing

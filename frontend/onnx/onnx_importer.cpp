@@ -225,7 +225,13 @@ Value* NodeContext::emit(OpKind kind, std::vector<Value*> inputs, Attrs attrs, c
 }
 
 Value* NodeContext::reshape(Value* x, const Shape& shape, const std::string& suffix) {
-  if (x->type().shape == shape) return x;
+  // One extent may be -1 (what the others leave): the same reshape at another batch size.
+  Shape resolved = shape;
+  int64_t known = 1, count = x->type().numElements();
+  for (int64_t d : shape) known *= d == -1 ? 1 : d;
+  for (int64_t& d : resolved)
+    if (d == -1) d = known ? count / known : 0;
+  if (x->type().shape == resolved) return x;
   Attrs a;
   a.set("shape", shape);
   return emit(OpKind::Reshape, {x}, a, suffix);
@@ -756,6 +762,13 @@ OnnxExpected<Pipeline> importOnnxFile(const std::string& path, const OnnxImportO
     std::string name = model.graph().name();
     if (name.empty()) name = fs::path(path).stem().string();
     auto g = std::make_unique<Graph>(name);
+    std::vector<std::string> batched;  // inputs whose leading extent is symbolic (the batch)
+    for (const auto& vi : model.graph().input()) {
+      if (!vi.type().has_tensor_type() || !vi.type().tensor_type().has_shape()) continue;
+      const auto& dims = vi.type().tensor_type().shape().dim();
+      if (dims.size() > 0 && !dims[0].has_dim_value() && !opts.inputShapes.count(vi.name()))
+        batched.push_back(vi.name());
+    }
     Importer imp(*g, model, path, opts);
     imp.declareInputs();
     imp.setInferredTypes(inferTypes(model, imp.boundInputShapes()));
@@ -763,6 +776,23 @@ OnnxExpected<Pipeline> importOnnxFile(const std::string& path, const OnnxImportO
     imp.declareOutputs();
     if (auto ok = verifyGraph(*g); !ok)
       throwInvalid("the imported graph does not verify (a bug in shoal's ONNX import): " + ok.error().message());
+    // A batch dimension (a symbolic leading extent) is bound afresh for each batch size a
+    // Session runs: the model is imported again, so every shape it folded follows.
+    if (!batched.empty()) {
+      std::map<std::string, Shape> bound = imp.boundInputShapes();
+      g->setBatchRebuilder([path, opts, batched, bound](int64_t batch) -> Expected<std::unique_ptr<Graph>> {
+        OnnxImportOptions again = opts;
+        for (const auto& name : batched) {
+          Shape s = bound.at(name);
+          s[0] = batch;
+          again.inputShapes[name] = s;
+        }
+        auto p = importOnnxFile(path, again);
+        if (!p) return Unexpected(p.error().error);
+        p->model->setBatchRebuilder({});
+        return std::move(p->model);
+      });
+    }
     Pipeline p;
     p.file = path;
     p.model = std::move(g);

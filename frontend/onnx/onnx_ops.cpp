@@ -258,8 +258,9 @@ void lowerMatMul(NodeContext& c) {
     c.unsupported(fmt::format("a batched right operand {} (needs shoal's batch_matmul)", c.type(1).str()));
   Shape outShape(a.begin(), a.end() - 1);
   outShape.push_back(b[1]);
-  // Leading dims of `a` fold into its rows: [..., M, K] x [K, N] is one [prod, K] x [K, N] GEMM.
-  Value* a2 = c.reshape(av, {product(a, 0, a.size() - 1), a.back()}, "rows");
+  // Leading dims of `a` fold into its rows: [..., M, K] x [K, N] is one [prod, K] x [K, N] GEMM
+  // (the rows written -1, so the reshape follows the batch when a Session rebatches).
+  Value* a2 = c.reshape(av, {a.size() > 2 ? -1 : a[0], a.back()}, "rows");
   Value* y = c.emit(OpKind::MatMul, {a2, bv});
   if (aVec) outShape.erase(outShape.end() - 2);
   if (bVec) outShape.pop_back();
@@ -569,7 +570,7 @@ void lowerSoftmaxLike(NodeContext& c, OpKind kind) {
   int64_t rank = int64_t(xs.size());
   if (c.opset() < 13) {
     int64_t axis = c.axis(c.attrInt("axis", 1), rank);
-    Value* x2 = c.reshape(c.value(0), {product(xs, 0, size_t(axis)), product(xs, size_t(axis), xs.size())}, "rows");
+    Value* x2 = c.reshape(c.value(0), {axis > 0 ? -1 : 1, product(xs, size_t(axis), xs.size())}, "rows");
     Value* y = c.emit(kind, {x2});
     return c.setOutput(0, c.reshape(y, xs, "out"));
   }
@@ -578,7 +579,7 @@ void lowerSoftmaxLike(NodeContext& c, OpKind kind) {
   bool lastNonUnit = true;
   for (int64_t d = axis + 1; d < rank; ++d) lastNonUnit &= xs[size_t(d)] == 1;
   if (!lastNonUnit) c.unsupported(fmt::format("axis {} of {} (shoal's {} normalises the last axis)", axis, c.type(0).str(), opName(kind)));
-  Value* x2 = c.reshape(c.value(0), {product(xs, 0, size_t(axis)), xs[size_t(axis)]}, "rows");
+  Value* x2 = c.reshape(c.value(0), {axis > 0 ? -1 : 1, xs[size_t(axis)]}, "rows");
   c.setOutput(0, c.reshape(c.emit(kind, {x2}), xs, "out"));
 }
 
@@ -594,7 +595,7 @@ void lowerArgMax(NodeContext& c) {
   bool last = true;
   for (size_t d = size_t(axis) + 1; d < xs.size(); ++d) last &= xs[d] == 1;
   if (!last) c.unsupported(fmt::format("axis {} of {} (shoal's argmax reads the last axis)", axis, c.type(0).str()));
-  Value* x2 = c.reshape(c.value(0), {product(xs, 0, size_t(axis)), xs[size_t(axis)]}, "rows");
+  Value* x2 = c.reshape(c.value(0), {axis > 0 ? -1 : 1, xs[size_t(axis)]}, "rows");
   Value* y = c.emit(OpKind::ArgMax, {x2});
   Shape out = xs;
   if (keep) out[size_t(axis)] = 1;

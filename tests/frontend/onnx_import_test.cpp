@@ -54,6 +54,44 @@ TEST(OnnxImport, RunsTheModelWithItsWeightsAtAnyBatch) {
   }
 }
 
+// A shape folded from the batch (x.view(n * 4, 2) after a matmul) follows it: a Session
+// imports the model again for each batch size it runs.
+TEST(OnnxImport, ShapesFoldedFromTheBatchFollowIt) {
+  OnnxModelBuilder b(13);
+  b.input("x", DType::F32, {std::string("N"), int64_t(4), int64_t(3)});
+  b.output("y", DType::F32, {std::string("rows"), int64_t(2)});
+  b.initializer("w", f32Tensor({3, 2}, {1, 0, 0, 1, 1, -1}));
+  b.node("MatMul", {"x", "w"}, {"xw"});
+  b.node("Shape", {"x"}, {"s"});
+  constantNode(b, "zero", Tensor(DType::I64, {}));
+  b.node("Gather", {"s", "zero"}, {"n"});
+  Tensor four(DType::I64, {});
+  four.data<int64_t>()[0] = 4;
+  constantNode(b, "four", four);
+  b.node("Mul", {"n", "four"}, {"rows"});
+  constantNode(b, "axes", i64Tensor({0}));
+  b.node("Unsqueeze", {"rows", "axes"}, {"rows1"});
+  constantNode(b, "two", i64Tensor({2}));
+  attrInt(b.node("Concat", {"rows1", "two"}, {"target"}), "axis", 0);
+  b.node("Reshape", {"xw", "target"}, {"y"});
+  auto session = Session::create(b.save(tempDir()), {.device = DeviceKind::Cpu});
+  ASSERT_TRUE(session) << session.error().str();
+  for (int64_t n : {1, 3}) {
+    std::vector<double> x, want;
+    for (int64_t i = 0; i < n * 12; ++i) x.push_back(double(i % 5) - 1);
+    for (int64_t r = 0; r < n * 4; ++r) {
+      double a = x[size_t(r) * 3], bb = x[size_t(r) * 3 + 1], cc = x[size_t(r) * 3 + 2];
+      want.push_back(a + cc);
+      want.push_back(bb - cc);
+    }
+    auto out = session->run({{"x", f32Tensor({n, 4, 3}, x)}});
+    ASSERT_TRUE(out) << out.error().str();
+    EXPECT_EQ(out->at("y").shape(), (Shape{n * 4, 2}));
+    expectNear(out->at("y").toDoubles(), want);
+  }
+  EXPECT_EQ(session->compiledBatchSizes(), 2);
+}
+
 TEST(OnnxImport, ParametersRoundTripThroughSafetensors) {
   std::string dir = tempDir();
   std::string path = gemmReluModel().save(dir);
