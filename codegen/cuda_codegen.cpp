@@ -274,7 +274,11 @@ void NodeEmitter::gemm(const CudaGemmCall& call) {
   source_ += commentLine(fmt::format("cuBLAS {}gemm (row-major): {}[{},{}] = {}{} * {}{}{}   (k={}, lda={} ldb={} ldc={})",
                                      call.dtype == DType::F64 ? "D" : "S", name(call.c), call.m, call.n, name(call.a),
                                      call.transA ? "^T" : "", name(call.b), call.transB ? "^T" : "",
-                                     call.beta != 0 ? " + " + name(call.c) : "", call.k, call.lda, call.ldb, call.ldc));
+                                     call.beta != 0 ? " + " + name(call.c) : "", call.k, call.lda, call.ldb, call.ldc) +
+                         (call.batch > 1 || call.offsetA || call.offsetB || call.offsetC
+                              ? fmt::format(" x{} batched, offsets {},{},{} strides {},{},{}", call.batch, call.offsetA,
+                                            call.offsetB, call.offsetC, call.strideA, call.strideB, call.strideC)
+                              : ""));
   CudaStep step;
   step.kind = CudaStepKind::Gemm;
   step.node = &node_;
@@ -466,6 +470,19 @@ Expected<void> emitNode(NodeEmitter& em) {
     // (end of family conv)
 
     // ==== family shape: shape and data movement, batched matmul, attention ====
+    case OpKind::Concat: return cudagen::emitConcat(em);
+    case OpKind::Slice: return cudagen::emitSlice(em);
+    case OpKind::SliceGrad: return cudagen::emitSliceGrad(em);
+    case OpKind::Transpose: return cudagen::emitTranspose(em);
+    case OpKind::Pad: return cudagen::emitPad(em);
+    case OpKind::PadGrad: return cudagen::emitPadGrad(em);
+    case OpKind::Gather: return cudagen::emitGather(em);
+    case OpKind::GatherGrad: return cudagen::emitGatherGrad(em);
+    case OpKind::Expand: return cudagen::emitExpand(em);
+    case OpKind::Squeeze:
+    case OpKind::Unsqueeze: return cudagen::emitView(em);
+    case OpKind::BatchMatMul: return cudagen::emitBatchMatMul(em);
+    case OpKind::CausalMask: return cudagen::emitCausalMask(em);
     // (end of family shape)
 
     // ==== family train: losses and optimizers ====
@@ -505,7 +522,7 @@ Expected<void> emitNode(NodeEmitter& em) {
     case OpKind::Softmax:
     case OpKind::SoftmaxGrad:
     case OpKind::LogSoftmax:
-    case OpKind::LogSoftmaxGrad: return cudagen::emitSoftmaxFamily(em);
+    case OpKind::LogSoftmaxGrad: return cudagen::emitSoftmaxAxis(em);  // any axis (cuda_kernels_shape.cpp)
     case OpKind::ArgMax: return cudagen::emitArgMax(em);
     case OpKind::Accuracy: return cudagen::emitAccuracy(em);
     case OpKind::SoftmaxCrossEntropy: return cudagen::emitSoftmaxCrossEntropy(em);
@@ -533,8 +550,9 @@ std::string planComment(const CudaModuleSource& m) {
         what = fmt::format("kernel {} <<<{}x{}, {}>>>", s.kernel, s.grid[0], s.grid[1], s.block);
         break;
       case CudaStepKind::Gemm:
-        what = fmt::format("cuBLAS {}gemm m={} n={} k={} for %{}", s.gemm.dtype == DType::F64 ? "D" : "S", s.gemm.m,
-                           s.gemm.n, s.gemm.k, s.gemm.c.value->name());
+        what = fmt::format("cuBLAS {}gemm m={} n={} k={}{} for %{}", s.gemm.dtype == DType::F64 ? "D" : "S", s.gemm.m,
+                           s.gemm.n, s.gemm.k, s.gemm.batch > 1 ? fmt::format(" batch={}", s.gemm.batch) : "",
+                           s.gemm.c.value->name());
         break;
       case CudaStepKind::Copy:
         what = fmt::format("copy %{} -> %{} ({} bytes)", s.args[0].value->name(), s.args[1].value->name(), s.bytes);
@@ -600,6 +618,14 @@ Expected<void> checkCudaStatus(const CudaModuleSource& module, const uint64_t* w
         const int64_t row = int64_t(key >> 32);
         const int64_t label = int64_t(int32_t(uint32_t(key & 0xffffffffu)));
         return fail(fmt::format("{}: label {} in row {} is outside [0, {})", site.node->describe(), label, row, site.cols),
+                    site.node->loc());
+      }
+      case CudaErrorKind::IndexOutOfRange: {
+        const uint64_t key = ~flag;
+        const int64_t position = int64_t(key >> 32);
+        const int64_t index = int64_t(int32_t(uint32_t(key & 0xffffffffu)));
+        return fail(fmt::format("{}: index {} at position {} is outside [-{}, {})", site.node->describe(), index, position,
+                                site.cols, site.cols),
                     site.node->loc());
       }
       case CudaErrorKind::AdamStep: {

@@ -24,7 +24,9 @@ struct CudaArg {
 };
 
 /// A row-major GEMM for cuBLAS: C[m,n] = alpha · op(A)[m,k] · op(B)[k,n] + beta · C, where A
-/// is stored [m,k] ([k,m] when transA) with row stride lda, and likewise B, C.
+/// is stored [m,k] ([k,m] when transA) with row stride lda, and likewise B, C. With batch > 1,
+/// `batch` such products (cublas<t>gemmStridedBatched): product i reads A at element
+/// offsetA + i·strideA of its buffer (a stride of 0 reuses one matrix), likewise B and C.
 struct CudaGemmCall {
   DType dtype = DType::F32;  ///< F32 (cublasSgemm) or F64 (cublasDgemm)
   bool transA = false, transB = false;
@@ -32,6 +34,9 @@ struct CudaGemmCall {
   int lda = 0, ldb = 0, ldc = 0;
   double alpha = 1, beta = 0;
   CudaArg a, b, c;
+  int batch = 1;
+  int64_t strideA = 0, strideB = 0, strideC = 0;  ///< elements between consecutive products
+  int64_t offsetA = 0, offsetB = 0, offsetC = 0;  ///< elements from the buffer's start to product 0
 };
 
 /// The kinds of step a Program becomes on the GPU.
@@ -59,6 +64,7 @@ struct CudaStep {
 enum class CudaErrorKind {
   LabelOutOfRange,  ///< a class label outside [0, cols): row and label in the status word
   AdamStep,         ///< adam_update with step < 1: the step (as double bits) in the payload
+  IndexOutOfRange,  ///< a gather index outside [-cols, cols): position and index, as for labels
 };
 
 /// Where a kernel reports an error. The status buffer holds 1 + 2 * sites u64 words, zeroed
@@ -69,7 +75,7 @@ enum class CudaErrorKind {
 struct CudaErrorSite {
   CudaErrorKind kind = CudaErrorKind::LabelOutOfRange;
   const Node* node = nullptr;
-  int64_t cols = 0;  ///< LabelOutOfRange: the number of classes
+  int64_t cols = 0;  ///< LabelOutOfRange: the number of classes; IndexOutOfRange: the axis extent
 };
 
 /// The generated source of a Program and how to run it.

@@ -217,6 +217,24 @@ Expected<void> emitGlobalAvgPool(NodeEmitter& em);
 // (end of family conv)
 
 // ==== family shape: shape and data movement, batched matmul, attention ====
+// codegen/cuda_kernels_shape.cpp
+Expected<void> emitConcat(NodeEmitter& em);
+Expected<void> emitSlice(NodeEmitter& em);
+Expected<void> emitSliceGrad(NodeEmitter& em);
+Expected<void> emitTranspose(NodeEmitter& em);
+Expected<void> emitPad(NodeEmitter& em);
+Expected<void> emitPadGrad(NodeEmitter& em);
+/// gather: bad indices reported through the status words (CudaErrorKind::IndexOutOfRange).
+Expected<void> emitGather(NodeEmitter& em);
+Expected<void> emitGatherGrad(NodeEmitter& em);
+Expected<void> emitExpand(NodeEmitter& em);
+/// squeeze, unsqueeze: a copy step, skipped when the plan aliases the result.
+Expected<void> emitView(NodeEmitter& em);
+/// cuBLAS strided-batched GEMMs, one per uniform run of the (broadcast) batch.
+Expected<void> emitBatchMatMul(NodeEmitter& em);
+/// softmax, log_softmax and their grads over any axis (the last: emitSoftmaxFamily).
+Expected<void> emitSoftmaxAxis(NodeEmitter& em);
+Expected<void> emitCausalMask(NodeEmitter& em);
 // (end of family shape)
 
 // ==== family train: losses and optimizers ====

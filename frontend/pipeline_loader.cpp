@@ -15,6 +15,7 @@
 #include "frontend/label.h"
 #include "frontend/layers.h"
 #include "frontend/layers_conv.h"
+#include "frontend/layers_shape.h"
 #include "frontend/onnx/onnx_import.h"
 #include "support/file_util.h"
 #include "ir/parser.h"
@@ -130,6 +131,7 @@ struct PNode {
   Location loc;
   std::vector<const mermaid::Edge*> inEdges;
   Value* value = nullptr;  // what flows out of this node
+  std::vector<Value*> parts;  // a node with several outputs (split): edges out of it pick one ("part 1")
   bool poisoned = false;
 };
 
@@ -183,6 +185,11 @@ class Lowering {
   // (end of family conv)
 
   // ==== family shape: shape and data movement, batched matmul, attention ====
+  void lowerSplit(PNode& p, std::vector<Value*>& ins);
+  void lowerPermute(PNode& p, std::vector<Value*>& ins);
+  void lowerEmbedding(PNode& p, std::vector<Value*>& ins);
+  void lowerScaledDotProductAttention(PNode& p, std::vector<Value*>& ins);
+  void lowerMultiHeadAttention(PNode& p, std::vector<Value*>& ins);
   // (end of family shape)
 
   // ==== family train: losses and optimizers ====
@@ -396,32 +403,86 @@ bool Lowering::checkArgs(PNode& p) {
   return ok;
 }
 
+// The operand slot an edge label names: a 0-based number, or a name (lhs/rhs, a/b, x/y,
+// q/k/v, data/indices, ...); nullopt for any other label.
+std::optional<int> operandSlot(const std::string& label) {
+  if (!label.empty() && label.size() <= 3 && std::all_of(label.begin(), label.end(), [](char c) { return c >= '0' && c <= '9'; }))
+    return std::stoi(label);
+  static const std::map<std::string, int> named = {
+      {"lhs", 0},     {"a", 0},     {"x", 0},      {"left", 0},   {"input", 0}, {"q", 0},       {"query", 0},
+      {"data", 0},    {"rhs", 1},   {"b", 1},      {"y", 1},      {"right", 1}, {"weight", 1},  {"w", 1},
+      {"kernel", 1},  {"k", 1},     {"key", 1},    {"indices", 1}, {"ids", 1},  {"v", 2},       {"value", 2}};
+  auto it = named.find(label);
+  if (it == named.end()) return std::nullopt;
+  return it->second;
+}
+
 std::vector<Value*> Lowering::operands(PNode& p) {
-  // Operands come in edge order; an edge label names the operand (lhs/rhs, a/b, x/y, 1/2).
-  std::vector<std::pair<int, Value*>> ordered;
-  int next = 100;
+  // Operands come in edge order, unless an edge label names the operand's slot (see
+  // operandSlot). An edge out of a node with parts (split) says which part it carries:
+  // `part K`, or `part K as SLOT`.
+  struct Operand {
+    int slot;
+    bool labelled;
+    Value* value;
+    const mermaid::Edge* edge;
+  };
+  std::vector<Operand> ordered;
+  int next = 1000;  // unlabelled edges go after every labelled slot, in edge order
   for (const mermaid::Edge* e : p.inEdges) {
     PNode& src = nodes_[e->from];
     if (src.poisoned || !src.labelOk) {
       p.poisoned = true;
       return {};
     }
-    if (!src.value) continue;
-    int slot = next++;
-    if (e->hasLabel && nodes_[e->from].role != Role::Decision) {
-      std::string l = lower(e->label);
-      if (l == "lhs" || l == "a" || l == "x" || l == "1" || l == "left" || l == "input") slot = 0;
-      else if (l == "rhs" || l == "b" || l == "y" || l == "2" || l == "right" || l == "weight" || l == "w" ||
-               l == "kernel" || l == "k")
-        slot = 1;
+    std::string label = e->hasLabel && src.role != Role::Decision ? lower(trim(e->label)) : "";
+    const Location& labelLoc = e->hasLabel ? e->labelLoc : e->loc;
+    Value* value = src.value;
+    if (!src.parts.empty()) {
+      // "part K" [ "as" SLOT ]
+      size_t k = std::string::npos;
+      std::string rest;
+      if (label.rfind("part ", 0) == 0) {
+        std::string tail = trim(label.substr(5));
+        size_t end = 0;
+        while (end < tail.size() && tail[end] >= '0' && tail[end] <= '9') ++end;
+        if (end > 0 && end <= 6) k = std::stoul(tail.substr(0, end));
+        rest = trim(tail.substr(end));
+        if (rest.rfind("as ", 0) == 0) rest = trim(rest.substr(3));
+        else if (!rest.empty()) k = std::string::npos;
+      }
+      if (k == std::string::npos || k >= src.parts.size()) {
+        error(labelLoc, fmt::format("an edge out of {} '{}' must say which of its {} parts it carries: -->|part 0| ... "
+                                    "-->|part {}| (then optionally 'as' an operand: -->|part 0 as rhs|)",
+                                    src.op, e->from, src.parts.size(), src.parts.size() - 1));
+        p.poisoned = true;
+        return {};
+      }
+      value = src.parts[k];
+      label = rest;
+    } else if (label.rfind("part ", 0) == 0) {
+      error(labelLoc, fmt::format("'{}' has one output; only an edge out of a split picks a part", e->from));
+      p.poisoned = true;
+      return {};
     }
+    if (!value) continue;
+    std::optional<int> slot = label.empty() ? std::nullopt : operandSlot(label);
+    Operand op{slot ? *slot : next++, slot.has_value(), value, e};
     bool dup = false;
-    for (auto& [s, v] : ordered) dup |= v == src.value;
-    if (!dup) ordered.push_back({slot, src.value});
+    for (const Operand& o : ordered) {
+      if (o.value == value && (!o.labelled || !op.labelled || o.slot == op.slot)) dup = true;  // a repeated edge
+      else if (o.labelled && op.labelled && o.slot == op.slot) {
+        error(labelLoc, fmt::format("two edges into '{}' name operand {} ('{}' and '{}')", p.decl->id, o.slot,
+                                    o.edge->from, e->from));
+        p.poisoned = true;
+        return {};
+      }
+    }
+    if (!dup) ordered.push_back(op);
   }
-  std::stable_sort(ordered.begin(), ordered.end(), [](auto& a, auto& b) { return a.first < b.first; });
+  std::stable_sort(ordered.begin(), ordered.end(), [](const Operand& a, const Operand& b) { return a.slot < b.slot; });
   std::vector<Value*> out;
-  for (auto& [s, v] : ordered) out.push_back(v);
+  for (const Operand& o : ordered) out.push_back(o.value);
   return out;
 }
 
@@ -1104,6 +1165,90 @@ void Lowering::lowerAdaptiveAvgPool(PNode& p, std::vector<Value*>& ins) {
 // (end of family conv)
 
 // ==== family shape: shape and data movement, batched matmul, attention ====
+
+// `s[split: axis=1 sizes=2,3]` or `parts=N`: slices `s.0`, `s.1`, ...; each edge out of the
+// node picks one (`-->|part 1|`, see operands()).
+void Lowering::lowerSplit(PNode& p, std::vector<Value*>& ins) {
+  Value* x = needOne(p, ins);
+  if (!x) return;
+  auto axis = intArg(p, "axis", 0, /*positive=*/false);
+  auto parts = intArg(p, "parts", 2);
+  std::vector<int64_t> sizes;
+  if (const LabelArg* a = arg(p, "sizes")) {
+    if (auto* i = std::get_if<int64_t>(&a->value)) sizes = {*i};
+    else if (auto* is = std::get_if<std::vector<int64_t>>(&a->value)) sizes = *is;
+    else return badArg(*a, "a list of extents like 2,3"), void(p.poisoned = true);
+    if (arg(p, "parts")) return error(a->loc, "give sizes or parts, not both"), void(p.poisoned = true);
+  }
+  if (!axis || !parts) return void(p.poisoned = true);
+  auto out = layers::split(*pipe_.model, x, p.decl->id, *axis, sizes, *parts, p.loc);
+  if (!out) {
+    error(out.error().location().known() ? out.error().location() : p.loc, out.error().message());
+    return void(p.poisoned = true);
+  }
+  p.parts = *out;
+}
+
+// `t[permute: perm=0,2,1]`: PyTorch's name for transpose with a permutation.
+void Lowering::lowerPermute(PNode& p, std::vector<Value*>& ins) {
+  Value* x = needOne(p, ins);
+  if (!x) return;
+  const LabelArg* a = arg(p, "perm");
+  if (!a) return error(p.label.opLoc, fmt::format("permute '{}' needs perm=...", p.decl->id)), void(p.poisoned = true);
+  auto perm = attrFromArg(*a, *opInfo(OpKind::Transpose).findAttr("perm"));
+  if (!perm) return void(p.poisoned = true);
+  Attrs attrs;
+  attrs.set("perm", *perm);
+  p.value = fromResult(p, layers::addOp(*pipe_.model, OpKind::Transpose, {x}, attrs, p.decl->id, p.loc));
+}
+
+// `e[embedding: vocab=1000 dim=64]` over integer ids: param `e.weight` [vocab, dim].
+void Lowering::lowerEmbedding(PNode& p, std::vector<Value*>& ins) {
+  Value* ids = needOne(p, ins);
+  if (!ids) return;
+  if (!arg(p, "vocab") || !arg(p, "dim"))
+    return error(p.label.opLoc, fmt::format("embedding '{}' needs vocab=N and dim=N", p.decl->id)),
+           void(p.poisoned = true);
+  auto vocab = intArg(p, "vocab", 0);
+  auto dim = intArg(p, "dim", 0);
+  if (!vocab || !dim) return void(p.poisoned = true);
+  p.value = fromResult(p, layers::embedding(*pipe_.model, ids, p.decl->id, *vocab, *dim, p.loc));
+}
+
+// `s[sdpa: causal=true]` with edges q, k, v (labels q/k/v or 0/1/2).
+void Lowering::lowerScaledDotProductAttention(PNode& p, std::vector<Value*>& ins) {
+  if (ins.size() != 3)
+    return error(p.loc, fmt::format("{} '{}' takes q, k and v (label the edges q, k, v), got {} input{}", p.op,
+                                    p.decl->id, ins.size(), ins.size() == 1 ? "" : "s")),
+           void(p.poisoned = true);
+  auto causal = boolArg(p, "causal", false);
+  auto scale = floatArg(p, "scale", 0.0);
+  if (!causal || !scale) return void(p.poisoned = true);
+  if (arg(p, "scale") && *scale <= 0) return badArg(*arg(p, "scale"), "a positive number"), void(p.poisoned = true);
+  p.value = fromResult(p, layers::scaledDotProductAttention(*pipe_.model, ins[0], ins[1], ins[2], p.decl->id, *causal,
+                                                            *scale, p.loc));
+}
+
+// `a[attention: heads=4]`: torch.nn.MultiheadAttention over [batch, tokens, embed]; one input
+// (self-attention) or three (query, key, value: labels q/k/v or 0/1/2).
+void Lowering::lowerMultiHeadAttention(PNode& p, std::vector<Value*>& ins) {
+  if (ins.size() != 1 && ins.size() != 3)
+    return error(p.loc, fmt::format("attention '{}' takes one input (self-attention) or three (query, key, value: "
+                                    "label the edges q, k, v), got {}",
+                                    p.decl->id, ins.size())),
+           void(p.poisoned = true);
+  if (!arg(p, "heads"))
+    return error(p.label.opLoc, fmt::format("attention '{}' needs heads=N", p.decl->id)), void(p.poisoned = true);
+  auto heads = intArg(p, "heads", 1);
+  auto causal = boolArg(p, "causal", false);
+  auto bias = boolArg(p, "bias", true);
+  if (!heads || !causal || !bias) return void(p.poisoned = true);
+  Value* q = ins[0];
+  Value* k = ins.size() == 3 ? ins[1] : q;
+  Value* v = ins.size() == 3 ? ins[2] : q;
+  p.value = fromResult(p, layers::multiHeadAttention(*pipe_.model, q, k, v, p.decl->id, *heads, *causal, *bias, p.loc));
+}
+
 // (end of family shape)
 
 // ==== family train: losses and optimizers ====
@@ -1150,6 +1295,12 @@ const std::vector<LayerSpec>& layerSpecs() {
       // (end of family conv)
 
       // ==== family shape: shape and data movement, batched matmul, attention ====
+      {"split", Role::Layer, {"axis", "sizes", "parts"}, &Lowering::lowerSplit},
+      {"permute", Role::Layer, {"perm"}, &Lowering::lowerPermute},
+      {"embedding", Role::Layer, {"vocab", "dim"}, &Lowering::lowerEmbedding},
+      {"scaled_dot_product_attention", Role::Layer, {"causal", "scale"}, &Lowering::lowerScaledDotProductAttention},
+      {"sdpa", Role::Layer, {"causal", "scale"}, &Lowering::lowerScaledDotProductAttention},
+      {"attention", Role::Layer, {"heads", "causal", "bias"}, &Lowering::lowerMultiHeadAttention},
       // (end of family shape)
 
       // ==== family train: losses and optimizers ====

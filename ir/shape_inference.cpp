@@ -115,13 +115,15 @@ Expected<Types> shapeSameFloat(const Node& n) {
   return Types{n.input(0)->type()};
 }
 
-Expected<Types> shapeSameFloatLastAxis(const Node& n) {
+// softmax, log_softmax and their gradients: any axis in [-rank, rank).
+Expected<Types> shapeSameFloatAxis(const Node& n) {
   SHOAL_TRY(requireFloat(n, n.input(0), "input"));
   int64_t rank = n.input(0)->type().rank();
   int64_t axis = n.attrs().getInt("axis");
   if (rank == 0) return Unexpected(shapeError(n, "input must have rank >= 1, got a scalar"));
-  if (axis != -1 && axis != rank - 1)
-    return Unexpected(shapeError(n, fmt::format("only the last axis is supported (axis -1 or {}), got {}", rank - 1, axis)));
+  if (axis < -rank || axis >= rank)
+    return Unexpected(
+        shapeError(n, fmt::format("axis {} is out of range for rank {} (valid: {} to {})", axis, rank, -rank, rank - 1)));
   return Types{n.input(0)->type()};
 }
 
@@ -440,7 +442,7 @@ Expected<Types> shapeSameAsFirst(const Node& n) {
         (n.kind() != OpKind::MaxPool2dGrad && n.input(1)->type().shape != t.shape))
       return Unexpected(shapeError(n, fmt::format("gradient {} does not match operand {}", sh(n.input(1)), sh(x))));
   }
-  if (n.kind() == OpKind::SoftmaxGrad || n.kind() == OpKind::LogSoftmaxGrad) SHOAL_TRY(shapeSameFloatLastAxis(n));
+  if (n.kind() == OpKind::SoftmaxGrad || n.kind() == OpKind::LogSoftmaxGrad) SHOAL_TRY(shapeSameFloatAxis(n));
   if (n.kind() == OpKind::MaxPool2dGrad) {
     SHOAL_TRY(requireRank(n, x, 4, "input (NCHW)"));
     auto y = poolOutputShape(n, t);

@@ -60,6 +60,20 @@ Expected<Types> shapeGlobalAvgPool(const Node& n);
 // (end of family conv)
 
 // ==== family shape: shape and data movement, batched matmul, attention ====
+// ir/shape_rules_shape.cpp (the index geometry itself is ir/shape_geometry.h).
+Expected<Types> shapeConcat(const Node& n);
+Expected<Types> shapeSlice(const Node& n);
+Expected<Types> shapeSliceGrad(const Node& n);
+Expected<Types> shapeTranspose(const Node& n);
+Expected<Types> shapePad(const Node& n);
+Expected<Types> shapePadGrad(const Node& n);
+Expected<Types> shapeGather(const Node& n);
+Expected<Types> shapeGatherGrad(const Node& n);
+Expected<Types> shapeExpand(const Node& n);
+Expected<Types> shapeSqueeze(const Node& n);
+Expected<Types> shapeUnsqueeze(const Node& n);
+Expected<Types> shapeBatchMatMul(const Node& n);
+Expected<Types> shapeCausalMask(const Node& n);
 // (end of family shape)
 
 // ==== family train: losses and optimizers ====

@@ -5,6 +5,7 @@
 
 #include "passes/autodiff.h"
 #include "passes/fold_batchnorm.h"
+#include "passes/fuse_shape.h"
 #include "passes/pass.h"
 #include "passes/training_forms.h"
 
@@ -21,6 +22,7 @@ const std::vector<PassRegistration>& passRegistry() {
       {"fuse-conv-activation", &createFuseConvActivationPass, false},   // conv2d + bias + activation -> fused_conv2d
       {"fuse-conv-pool", &createFuseConvPoolPass, false},               // fused_conv2d + maxpool2d -> fused_conv2d_pool
       {"fuse-dense-activation", &createFuseDenseActivationPass, false}, // dense + bias + activation -> fused_dense
+      {"fuse-transpose-matmul", &createFuseTransposeMatmulPass, false}, // transpose of the last two axes -> a GEMM flag
       {"fuse-elementwise", &createFuseElementwisePass, false},          // elementwise chains -> fused_elementwise
       {"dce", &createDeadCodeEliminationPass, false},             // unused values dropped
       {"schedule", &createSchedulePass, false},                   // execution order; updates last

@@ -28,6 +28,7 @@
 // (end of family conv)
 
 // ==== family shape: shape and data movement, batched matmul, attention ====
+#include "runtime/cpu/ops_shape.h"
 // (end of family shape)
 
 // ==== family train: losses and optimizers ====
@@ -236,6 +237,19 @@ Expected<void> NodeRunner::run() {
     // (end of family conv)
 
     // ==== family shape: shape and data movement, batched matmul, attention ====
+    case OpKind::Concat: return cpu::runConcat<T>(*this);
+    case OpKind::Slice: return cpu::runSlice<T>(*this);
+    case OpKind::SliceGrad: return cpu::runSliceGrad<T>(*this);
+    case OpKind::Transpose: return cpu::runTranspose<T>(*this);
+    case OpKind::Pad: return cpu::runPad<T>(*this);
+    case OpKind::PadGrad: return cpu::runPadGrad<T>(*this);
+    case OpKind::Gather: return cpu::runGather<T>(*this);
+    case OpKind::GatherGrad: return cpu::runGatherGrad<T>(*this);
+    case OpKind::Expand: return cpu::runExpand<T>(*this);
+    case OpKind::Squeeze:
+    case OpKind::Unsqueeze: return cpu::runView<T>(*this);
+    case OpKind::BatchMatMul: return cpu::runBatchMatMul<T>(*this);
+    case OpKind::CausalMask: return cpu::runCausalMask<T>(*this);
     // (end of family shape)
 
     // ==== family train: losses and optimizers ====
@@ -359,15 +373,9 @@ Expected<void> NodeRunner::run() {
     case OpKind::Softmax:
     case OpKind::LogSoftmax:
     case OpKind::SoftmaxGrad:
-    case OpKind::LogSoftmaxGrad: {
-      const Shape& s = inShape(0);
-      int64_t cols = s.back(), rows = numElements(s) / std::max<int64_t>(cols, 1);
-      if (n_.kind() == OpKind::Softmax) cpu::softmax<T>(rows, cols, in<T>(0), out<T>());
-      if (n_.kind() == OpKind::LogSoftmax) cpu::logSoftmax<T>(rows, cols, in<T>(0), out<T>());
-      if (n_.kind() == OpKind::SoftmaxGrad) cpu::softmaxBackward<T>(rows, cols, in<T>(0), in<T>(1), out<T>());
-      if (n_.kind() == OpKind::LogSoftmaxGrad) cpu::logSoftmaxBackward<T>(rows, cols, in<T>(0), in<T>(1), out<T>());
-      return {};
-    }
+    case OpKind::LogSoftmaxGrad:
+      // Over any axis (runtime/cpu/ops_shape.cpp); the last axis is the row kernels of kernels.h.
+      return cpu::runSoftmaxAxis<T>(*this);
     case OpKind::ArgMax: {
       const Shape& s = inShape(0);
       int64_t cols = s.back(), rows = numElements(s) / std::max<int64_t>(cols, 1);

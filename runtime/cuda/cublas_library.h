@@ -17,6 +17,7 @@ namespace shoal::cudaimpl {
 #define SHOAL_CUBLAS_FUNCTIONS(X)                                                                    \
   X(cublasCreate_v2) X(cublasDestroy_v2) X(cublasSetStream_v2) X(cublasSetWorkspace_v2)              \
   X(cublasSetMathMode) X(cublasGetMathMode) X(cublasSgemm_v2) X(cublasDgemm_v2)                      \
+  X(cublasSgemmStridedBatched) X(cublasDgemmStridedBatched)                                          \
   X(cublasGetStatusString) X(cublasGetStatusName)
 
 struct CublasLibrary {

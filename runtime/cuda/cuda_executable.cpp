@@ -449,7 +449,12 @@ void CudaExecutable::Impl::bindArguments(const Program& p) {
       return nullptr;
     };
     if (s.kind == CudaStepKind::Gemm) {
-      l.ptrs = {resolve(s.gemm.a), resolve(s.gemm.b), resolve(s.gemm.c)};
+      // A batched product may start inside its buffers (one run of a broadcast batch).
+      const size_t elem = dtypeSize(s.gemm.dtype);
+      auto at = [&](const CudaArg& a, int64_t offset) -> void* {
+        return static_cast<char*>(resolve(a)) + size_t(offset) * elem;
+      };
+      l.ptrs = {at(s.gemm.a, s.gemm.offsetA), at(s.gemm.b, s.gemm.offsetB), at(s.gemm.c, s.gemm.offsetC)};
     } else {
       for (const CudaArg& a : s.args) l.ptrs.push_back(resolve(a));
     }
@@ -476,7 +481,17 @@ Expected<void> CudaExecutable::Impl::enqueueStep() {
         const CudaGemmCall& g = s.gemm;
         const std::string what = s.node->describe();
         Expected<void> ok;
-        if (g.dtype == DType::F64)
+        if (g.batch > 1 && g.dtype == DType::F64)
+          ok = ctx.gemmStridedBatchedF64(g.transA, g.transB, g.m, g.n, g.k, g.alpha,
+                                         static_cast<const double*>(l.ptrs[0]), g.lda, g.strideA,
+                                         static_cast<const double*>(l.ptrs[1]), g.ldb, g.strideB, g.beta,
+                                         static_cast<double*>(l.ptrs[2]), g.ldc, g.strideC, g.batch, what);
+        else if (g.batch > 1)
+          ok = ctx.gemmStridedBatchedF32(g.transA, g.transB, g.m, g.n, g.k, float(g.alpha),
+                                         static_cast<const float*>(l.ptrs[0]), g.lda, g.strideA,
+                                         static_cast<const float*>(l.ptrs[1]), g.ldb, g.strideB, float(g.beta),
+                                         static_cast<float*>(l.ptrs[2]), g.ldc, g.strideC, g.batch, what);
+        else if (g.dtype == DType::F64)
           ok = ctx.gemmF64(g.transA, g.transB, g.m, g.n, g.k, g.alpha, static_cast<const double*>(l.ptrs[0]), g.lda,
                            static_cast<const double*>(l.ptrs[1]), g.ldb, g.beta, static_cast<double*>(l.ptrs[2]), g.ldc,
                            what);

@@ -291,6 +291,35 @@ Expected<void> CudaContext::gemmF64(bool transA, bool transB, int m, int n, int 
   return {};
 }
 
+Expected<void> CudaContext::gemmStridedBatchedF32(bool transA, bool transB, int m, int n, int k, float alpha,
+                                                  const float* a, int lda, int64_t strideA, const float* b, int ldb,
+                                                  int64_t strideB, float beta, float* c, int ldc, int64_t strideC,
+                                                  int batch, std::string_view what) {
+  // Row-major as column-major transposed, as in gemmF32: the operands (and their strides) swap.
+  cublasStatus_t s = cublasLib().cublasSgemmStridedBatched(cublas_, transB ? CUBLAS_OP_T : CUBLAS_OP_N,
+                                               transA ? CUBLAS_OP_T : CUBLAS_OP_N, n, m, k, &alpha, b, ldb, strideB, a,
+                                               lda, strideA, &beta, c, ldc, strideC, batch);
+  if (s != CUBLAS_STATUS_SUCCESS)
+    return cublasFail(s, "cublasSgemmStridedBatched",
+                      std::string(what) + ", m=" + std::to_string(m) + " n=" + std::to_string(n) +
+                          " k=" + std::to_string(k) + " batch=" + std::to_string(batch));
+  return {};
+}
+
+Expected<void> CudaContext::gemmStridedBatchedF64(bool transA, bool transB, int m, int n, int k, double alpha,
+                                                  const double* a, int lda, int64_t strideA, const double* b, int ldb,
+                                                  int64_t strideB, double beta, double* c, int ldc, int64_t strideC,
+                                                  int batch, std::string_view what) {
+  cublasStatus_t s = cublasLib().cublasDgemmStridedBatched(cublas_, transB ? CUBLAS_OP_T : CUBLAS_OP_N,
+                                               transA ? CUBLAS_OP_T : CUBLAS_OP_N, n, m, k, &alpha, b, ldb, strideB, a,
+                                               lda, strideA, &beta, c, ldc, strideC, batch);
+  if (s != CUBLAS_STATUS_SUCCESS)
+    return cublasFail(s, "cublasDgemmStridedBatched",
+                      std::string(what) + ", m=" + std::to_string(m) + " n=" + std::to_string(n) +
+                          " k=" + std::to_string(k) + " batch=" + std::to_string(batch));
+  return {};
+}
+
 Expected<void> CudaContext::makeCurrent() const {
   if (cudaError_t e = cudaSetDevice(info_.index); e != cudaSuccess)
     return cudaFail(e, "cudaSetDevice", info_.describe());
@@ -469,6 +498,16 @@ Expected<void> CudaContext::gemmF32(bool, bool, int, int, int, float, const floa
 }
 Expected<void> CudaContext::gemmF64(bool, bool, int, int, int, double, const double*, int, const double*, int,
                                     double, double*, int, std::string_view) {
+  return notBuilt();
+}
+Expected<void> CudaContext::gemmStridedBatchedF32(bool, bool, int, int, int, float, const float*, int, int64_t,
+                                                  const float*, int, int64_t, float, float*, int, int64_t, int,
+                                                  std::string_view) {
+  return notBuilt();
+}
+Expected<void> CudaContext::gemmStridedBatchedF64(bool, bool, int, int, int, double, const double*, int, int64_t,
+                                                  const double*, int, int64_t, double, double*, int, int64_t, int,
+                                                  std::string_view) {
   return notBuilt();
 }
 Expected<DeviceArena> CudaContext::allocateArena(size_t, std::string_view) { return notBuilt(); }

@@ -222,6 +222,17 @@ class CudaContext {
   /// The same in fp64 (cublasDgemm); TF32 never applies.
   Expected<void> gemmF64(bool transA, bool transB, int m, int n, int k, double alpha, const double* a, int lda,
                          const double* b, int ldb, double beta, double* c, int ldc, std::string_view what);
+  /// `batch` row-major fp32 GEMMs in one call (cublasSgemmStridedBatched): product i reads
+  /// a + i·strideA, b + i·strideB and writes c + i·strideC (elements; a stride of 0 reuses a
+  /// matrix). Same conventions as gemmF32.
+  Expected<void> gemmStridedBatchedF32(bool transA, bool transB, int m, int n, int k, float alpha, const float* a,
+                                       int lda, int64_t strideA, const float* b, int ldb, int64_t strideB, float beta,
+                                       float* c, int ldc, int64_t strideC, int batch, std::string_view what);
+  /// The same in fp64 (cublasDgemmStridedBatched).
+  Expected<void> gemmStridedBatchedF64(bool transA, bool transB, int m, int n, int k, double alpha, const double* a,
+                                       int lda, int64_t strideA, const double* b, int ldb, int64_t strideB,
+                                       double beta, double* c, int ldc, int64_t strideC, int batch,
+                                       std::string_view what);
 
   // --- events ----------------------------------------------------------------------------
   Expected<CudaEvent> createEvent();

@@ -333,13 +333,20 @@ class EmulatedExecutable {
           break;
         }
         case CudaStepKind::Gemm: {
+          // cuBLAS's strided-batched semantics: product i at offset + i * stride of each buffer.
           const CudaGemmCall& g = s.gemm;
-          if (g.dtype == DType::F64)
-            cpu::gemm<double>(g.transA, g.transB, g.m, g.n, g.k, g.alpha, static_cast<const double*>(resolve(g.a)),
-                              static_cast<const double*>(resolve(g.b)), g.beta, static_cast<double*>(resolve(g.c)));
-          else
-            cpu::gemm<float>(g.transA, g.transB, g.m, g.n, g.k, float(g.alpha), static_cast<const float*>(resolve(g.a)),
-                             static_cast<const float*>(resolve(g.b)), float(g.beta), static_cast<float*>(resolve(g.c)));
+          for (int i = 0; i < g.batch; ++i) {
+            if (g.dtype == DType::F64)
+              cpu::gemm<double>(g.transA, g.transB, g.m, g.n, g.k, g.alpha,
+                                static_cast<const double*>(resolve(g.a)) + g.offsetA + i * g.strideA,
+                                static_cast<const double*>(resolve(g.b)) + g.offsetB + i * g.strideB, g.beta,
+                                static_cast<double*>(resolve(g.c)) + g.offsetC + i * g.strideC);
+            else
+              cpu::gemm<float>(g.transA, g.transB, g.m, g.n, g.k, float(g.alpha),
+                               static_cast<const float*>(resolve(g.a)) + g.offsetA + i * g.strideA,
+                               static_cast<const float*>(resolve(g.b)) + g.offsetB + i * g.strideB, float(g.beta),
+                               static_cast<float*>(resolve(g.c)) + g.offsetC + i * g.strideC);
+          }
           break;
         }
         case CudaStepKind::Copy: {

@@ -170,6 +170,9 @@ SHOAL_CUDA_CASE(Softmax, OpKind::Softmax, OpKind::LogSoftmax) {
   [[maybe_unused]] const TensorType labels64{DType::I64, {8}}, labels32{DType::I32, {8}}, labels8{DType::U8, {8}};
   b.op(kind, {b.input("x", Shape{5, 7})}, {}, "y");
   b.op(kind, {b.input("w", Shape{3, 100})}, {}, "wide");
+  // Other axes: one thread per column.
+  b.op(kind, {b.input("m", Shape{3, 6, 4})}, attrs({{"axis", int64_t(1)}}), "middle");
+  b.op(kind, {b.input("f", Shape{5, 33})}, attrs({{"axis", int64_t(-2)}}), "first");
   return true;
   return false;
 }
@@ -179,6 +182,7 @@ SHOAL_CUDA_CASE(SoftmaxGrad, OpKind::SoftmaxGrad, OpKind::LogSoftmaxGrad) {
   [[maybe_unused]] const TensorType labels64{DType::I64, {8}}, labels32{DType::I32, {8}}, labels8{DType::U8, {8}};
   b.op(kind, {b.input("y", Shape{5, 7}), b.input("dy", Shape{5, 7})}, {}, "dx");
   b.op(kind, {b.input("yw", Shape{3, 100}), b.input("dyw", Shape{3, 100})}, {}, "dxw");
+  b.op(kind, {b.input("ym", Shape{3, 6, 4}), b.input("dym", Shape{3, 6, 4})}, attrs({{"axis", int64_t(1)}}), "dxm");
   return true;
   return false;
 }

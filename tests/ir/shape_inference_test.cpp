@@ -245,25 +245,29 @@ SHOAL_SHAPE_CASES(SumTo, OpKind::SumTo) {
 }
 
 SHOAL_SHAPE_CASES(Softmax, OpKind::Softmax, OpKind::LogSoftmax) {
-  return {{{f32({2, 10})}, {}, {f32({2, 10})}},
+  return {{{f32({2, 10, 3})}, attrs({{"axis", int64_t{1}}}), {f32({2, 10, 3})}},
           {{"integer input", {i64({2, 3})}, {}, "input must be f32 or f64, got i64[2,3]"},
            {"scalar", {f32({})}, {}, "input must have rank >= 1, got a scalar"},
-           {"axis 0",
+           {"axis out of range",
             {f32({2, 3})},
-            attrs({{"axis", int64_t{0}}}),
-            "only the last axis is supported (axis -1 or 1), got 0"}}};
+            attrs({{"axis", int64_t{2}}}),
+            "axis 2 is out of range for rank 2 (valid: -2 to 1)"},
+           {"negative axis out of range",
+            {f32({2, 3})},
+            attrs({{"axis", int64_t{-3}}}),
+            "axis -3 is out of range for rank 2 (valid: -2 to 1)"}}};
   return {};
 }
 
 SHOAL_SHAPE_CASES(SoftmaxGrad, OpKind::SoftmaxGrad, OpKind::LogSoftmaxGrad) {
-  return {{{f32({2, 10}), f32({2, 10})}, attrs({{"axis", int64_t{1}}}), {f32({2, 10})}},
+  return {{{f32({2, 10}), f32({2, 10})}, attrs({{"axis", int64_t{0}}}), {f32({2, 10})}},
           {{"gradient shape", {f32({2, 10}), f32({2, 3})}, {}, "gradient f32[2,3] does not match operand f32[2,10]"},
            {"integer operands", {i32({2, 10}), i32({2, 10})}, {}, "operand must be f32 or f64, got i32[2,10]"},
            {"scalar", {f32({}), f32({})}, {}, "input must have rank >= 1, got a scalar"},
-           {"axis 0",
+           {"axis out of range",
             {f32({2, 3}), f32({2, 3})},
-            attrs({{"axis", int64_t{0}}}),
-            "only the last axis is supported (axis -1 or 1), got 0"}}};
+            attrs({{"axis", int64_t{2}}}),
+            "axis 2 is out of range for rank 2 (valid: -2 to 1)"}}};
   return {};
 }
 

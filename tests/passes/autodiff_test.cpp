@@ -500,12 +500,18 @@ SHOAL_GRAD_CASES(Softmax, OpKind::Softmax) {
            }},
           {"rank 3", [](TestGraph& t) {
              t.mseLoss(t.op(OpKind::Softmax, {t.param("p", {2, 2, 4})}));
+           }},
+          {"rank 3, middle axis", [](TestGraph& t) {
+             t.mseLoss(t.op(OpKind::Softmax, {t.param("p", {2, 3, 4})}, attrs({{"axis", int64_t(1)}})));
            }}};
   return {};
 }
 
 SHOAL_GRAD_CASES(LogSoftmax, OpKind::LogSoftmax) {
-  return {{"rank 2", [](TestGraph& t) { t.mseLoss(t.op(OpKind::LogSoftmax, {t.param("p", {3, 5})})); }}};
+  return {{"rank 2", [](TestGraph& t) { t.mseLoss(t.op(OpKind::LogSoftmax, {t.param("p", {3, 5})})); }},
+          {"rank 2, first axis", [](TestGraph& t) {
+             t.mseLoss(t.op(OpKind::LogSoftmax, {t.param("p", {3, 5})}, attrs({{"axis", int64_t(0)}})));
+           }}};
   return {};
 }
 

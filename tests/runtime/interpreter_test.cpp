@@ -500,11 +500,16 @@ SHOAL_INTERPRETER_CASES(Softmax, OpKind::Softmax) {
     b.output(b.op(kind, {b.fin("x", {2, 3}, {0, ln2, ln3, 1000, 1000, 1000})}));
     b.expect("y", {2, 3}, {1.0 / 6, 1.0 / 3, 0.5, 1.0 / 3, 1.0 / 3, 1.0 / 3});
     add(b);
-    // Rank 3: the last axis only. [0,0] -> [1/2,1/2]; [ln 3, 0] -> [3/4, 1/4].
+    // Rank 3, the last axis (the default). [0,0] -> [1/2,1/2]; [ln 3, 0] -> [3/4, 1/4].
     CaseBuilder c("rank 3", dt);
     c.output(c.op(kind, {c.fin("x", {1, 2, 2}, {0, 0, ln3, 0})}));
     c.expect("y", {1, 2, 2}, {0.5, 0.5, 0.75, 0.25});
     add(c);
+    // Axis 0: over the columns. [0, 0] -> [1/2, 1/2]; [ln 3, 0] -> [3/4, 1/4].
+    CaseBuilder d("axis 0", dt);
+    d.output(d.op(kind, {d.fin("x", {2, 2}, {0, ln3, 0, 0})}, attrs({{"axis", int64_t(0)}})));
+    d.expect("y", {2, 2}, {0.5, 0.75, 0.5, 0.25});
+    add(d);
     return;
   }
 }
@@ -516,6 +521,10 @@ SHOAL_INTERPRETER_CASES(LogSoftmax, OpKind::LogSoftmax) {
     b.output(b.op(kind, {b.fin("x", {2, 3}, {0, ln2, ln3, 1000, 1000, 1000})}));
     b.expect("y", {2, 3}, {-std::log(6.0), -ln3, -ln2, -ln3, -ln3, -ln3});
     add(b);
+    CaseBuilder c("axis -2 of a column", dt);
+    c.output(c.op(kind, {c.fin("x", {3, 1}, {0, ln2, ln3})}, attrs({{"axis", int64_t(-2)}})));
+    c.expect("y", {3, 1}, {-std::log(6.0), -ln3, -ln2});
+    add(c);
     return;
   }
 }
@@ -530,6 +539,13 @@ SHOAL_INTERPRETER_CASES(SoftmaxGrad, OpKind::SoftmaxGrad) {
              "dx");
     b.expect("dx", {2, 3}, {-0.375, 0.0625, 0.3125, -0.07, -0.14, 0.21});
     add(b);
+    // The same rows as columns, axis 0.
+    CaseBuilder c("softmax_grad, axis 0", dt);
+    c.output(c.op(kind, {c.fin("y", {3, 2}, {0.5, 0.1, 0.25, 0.2, 0.25, 0.7}), c.fin("dy", {3, 2}, {1, 0, 2, 0, 3, 1})},
+                  attrs({{"axis", int64_t(0)}}), "dx"),
+             "dx");
+    c.expect("dx", {3, 2}, {-0.375, -0.07, 0.0625, -0.14, 0.3125, 0.21});
+    add(c);
     return;
   }
 }
@@ -544,6 +560,13 @@ SHOAL_INTERPRETER_CASES(LogSoftmaxGrad, OpKind::LogSoftmaxGrad) {
              "dx");
     b.expect("dx", {1, 3}, {-2, 0.5, 1.5});
     add(b);
+    CaseBuilder c("log_softmax_grad, axis 0", dt);
+    c.output(c.op(kind,
+                  {c.fin("y", {3, 1}, {std::log(0.5), std::log(0.25), std::log(0.25)}), c.fin("dy", {3, 1}, {1, 2, 3})},
+                  attrs({{"axis", int64_t(0)}}), "dx"),
+             "dx");
+    c.expect("dx", {3, 1}, {-2, 0.5, 1.5});
+    add(c);
     return;
   }
 }

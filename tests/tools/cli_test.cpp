@@ -17,7 +17,7 @@ using shoal::test::writeFile;
 namespace {
 
 const std::vector<std::string> kExamples = {"examples/seed_pipeline.mmd", "examples/mnist_cnn.mmd", "examples/mlp.mmd",
-                                            "examples/matmul.mmd", "examples/conv.mmd"};
+                                            "examples/matmul.mmd", "examples/conv.mmd", "examples/attention.mmd"};
 
 TEST(Cli, HelpOnEveryCommand) {
   for (std::string cmd : {"", "check ", "dump ", "compile ", "run "}) {
@@ -40,7 +40,8 @@ TEST(Cli, BadUsageExitsOne) {
   EXPECT_NE(r.err.find("unknown pass 'bogus'"), std::string::npos) << r.err;
   // The list names every registered pass and the groups.
   EXPECT_NE(r.err.find("(passes: infer-shapes, canonicalize, training-forms, fold-constants, autodiff, fold-batchnorm, "
-                       "fuse-conv-activation, fuse-conv-pool, fuse-dense-activation, fuse-elementwise, dce, schedule; "
+                       "fuse-conv-activation, fuse-conv-pool, fuse-dense-activation, fuse-transpose-matmul, fuse-elementwise, dce, "
+                       "schedule; "
                        "groups: fold, fuse)"),
             std::string::npos)
       << r.err;
