@@ -130,10 +130,20 @@ TrainingOptions LoadedPipeline::trainingOptions() const {
   TrainingOptions t;
   if (!pipeline_ || !pipeline_->train) return t;
   const TrainConfig& c = *pipeline_->train;
-  t.loss = c.loss == "mse" ? Loss::MeanSquaredError : Loss::CrossEntropy;
-  if (c.optimizer == "sgd") t.optimizer = optim::SGD{.lr = c.lr, .momentum = c.momentum, .weightDecay = c.weightDecay};
-  else t.optimizer = optim::Adam{.lr = c.lr, .beta1 = c.beta1, .beta2 = c.beta2, .eps = c.eps, .weightDecay = c.weightDecay};
+  t.loss = c.loss == "mse"               ? Loss::MeanSquaredError
+           : c.loss == "bce_with_logits" ? Loss::BinaryCrossEntropyWithLogits
+                                         : Loss::CrossEntropy;
+  if (c.optimizer == "sgd")
+    t.optimizer = optim::SGD{.lr = c.lr, .momentum = c.momentum, .weightDecay = c.weightDecay, .nesterov = c.nesterov};
+  else if (c.optimizer == "adamw")
+    t.optimizer = optim::AdamW{.lr = c.lr, .beta1 = c.beta1, .beta2 = c.beta2, .eps = c.eps, .weightDecay = c.weightDecay};
+  else
+    t.optimizer = optim::Adam{.lr = c.lr, .beta1 = c.beta1, .beta2 = c.beta2, .eps = c.eps, .weightDecay = c.weightDecay};
   t.output = pipeline_->logitsName;
+  t.labelSmoothing = c.labelSmoothing;
+  t.oneHotLabels = c.oneHotTargets;
+  t.clipNorm = c.clipNorm;
+  t.schedule = c.schedule;
   return t;
 }
 

@@ -24,26 +24,70 @@ namespace {
 
 Unexpected<Error> emptyTrainer() { return fail("this Trainer is empty (made by copying a moved-from Trainer?)"); }
 
+Expected<void> checkAdam(const char* name, double beta1, double beta2, double eps) {
+  if (!(beta1 >= 0 && beta1 < 1 && beta2 >= 0 && beta2 < 1))
+    return fail(fmt::format("optim::{}: beta1 and beta2 must be in [0, 1), got {} and {}", name, beta1, beta2));
+  if (!(eps > 0)) return fail(fmt::format("optim::{}: eps must be positive, got {}", name, eps));
+  return {};
+}
+
+Expected<void> checkSchedule(const LrSchedule& s) {
+  if (s.warmup < 0) return fail(fmt::format("LrSchedule: warmup must be 0 or more steps, got {}", s.warmup));
+  switch (s.kind) {
+    case ScheduleKind::Constant: return {};
+    case ScheduleKind::Step:
+      if (s.stepSize <= 0) return fail(fmt::format("LrSchedule: a step schedule needs a positive stepSize, got {}", s.stepSize));
+      if (!(s.gamma > 0) || !std::isfinite(s.gamma))
+        return fail(fmt::format("LrSchedule: gamma must be positive, got {}", s.gamma));
+      return {};
+    case ScheduleKind::Cosine:
+      if (s.tMax < 0) return fail(fmt::format("LrSchedule: tMax must be 0 (the fit) or positive, got {}", s.tMax));
+      if (!(s.etaMin >= 0) || !std::isfinite(s.etaMin))
+        return fail(fmt::format("LrSchedule: etaMin must be 0 or more, got {}", s.etaMin));
+      return {};
+  }
+  return {};
+}
+
 Expected<TrainConfig> trainConfigOf(const TrainingOptions& t) {
   TrainConfig c;
   switch (t.loss) {
     case Loss::CrossEntropy: c.loss = "softmax_cross_entropy"; break;
     case Loss::MeanSquaredError: c.loss = "mse"; break;
+    case Loss::BinaryCrossEntropyWithLogits: c.loss = "bce_with_logits"; break;
   }
+  if (!(t.labelSmoothing >= 0 && t.labelSmoothing <= 1))
+    return fail(fmt::format("TrainingOptions::labelSmoothing must be in [0, 1], got {}", t.labelSmoothing));
+  if (t.labelSmoothing != 0 && t.loss != Loss::CrossEntropy)
+    return fail("TrainingOptions::labelSmoothing applies to Loss::CrossEntropy");
+  if (t.oneHotLabels && t.loss == Loss::CrossEntropy)
+    return fail("TrainingOptions::oneHotLabels is for Loss::MeanSquaredError and Loss::BinaryCrossEntropyWithLogits "
+                "(cross-entropy reads the labels itself)");
+  c.labelSmoothing = t.labelSmoothing;
+  c.oneHotTargets = t.oneHotLabels;
   if (const auto* adam = std::get_if<optim::Adam>(&t.optimizer)) {
     c.optimizer = "adam";
     c.lr = adam->lr, c.beta1 = adam->beta1, c.beta2 = adam->beta2, c.eps = adam->eps, c.weightDecay = adam->weightDecay;
-    if (!(adam->beta1 >= 0 && adam->beta1 < 1 && adam->beta2 >= 0 && adam->beta2 < 1))
-      return fail(fmt::format("optim::Adam: beta1 and beta2 must be in [0, 1), got {} and {}", adam->beta1, adam->beta2));
-    if (!(adam->eps > 0)) return fail(fmt::format("optim::Adam: eps must be positive, got {}", adam->eps));
+    if (auto ok = checkAdam("Adam", adam->beta1, adam->beta2, adam->eps); !ok) return Unexpected(ok.error());
+  } else if (const auto* adamw = std::get_if<optim::AdamW>(&t.optimizer)) {
+    c.optimizer = "adamw";
+    c.lr = adamw->lr, c.beta1 = adamw->beta1, c.beta2 = adamw->beta2, c.eps = adamw->eps;
+    c.weightDecay = adamw->weightDecay;
+    if (auto ok = checkAdam("AdamW", adamw->beta1, adamw->beta2, adamw->eps); !ok) return Unexpected(ok.error());
   } else {
     const auto& sgd = std::get<optim::SGD>(t.optimizer);
     c.optimizer = "sgd";
-    c.lr = sgd.lr, c.momentum = sgd.momentum, c.weightDecay = sgd.weightDecay;
+    c.lr = sgd.lr, c.momentum = sgd.momentum, c.weightDecay = sgd.weightDecay, c.nesterov = sgd.nesterov;
     if (!(sgd.momentum >= 0)) return fail(fmt::format("optim::SGD: momentum must be 0 or more, got {}", sgd.momentum));
+    if (sgd.nesterov && !(sgd.momentum > 0)) return fail("optim::SGD: nesterov needs a positive momentum");
   }
   if (!(c.lr > 0) || !std::isfinite(c.lr)) return fail(fmt::format("the learning rate must be positive, got {}", c.lr));
   if (!(c.weightDecay >= 0)) return fail(fmt::format("weight decay must be 0 or more, got {}", c.weightDecay));
+  if (!(t.clipNorm >= 0) || !std::isfinite(t.clipNorm))
+    return fail(fmt::format("TrainingOptions::clipNorm must be 0 (off) or positive, got {}", t.clipNorm));
+  c.clipNorm = t.clipNorm;
+  if (auto ok = checkSchedule(t.schedule); !ok) return Unexpected(ok.error());
+  c.schedule = t.schedule;
   return c;
 }
 
@@ -166,7 +210,7 @@ Expected<EvalStats> Trainer::evaluate(Dataset& data, int64_t batchSize) {
   if (!state_) return emptyTrainer();
   std::lock_guard lock(state_->programs->mutex());
   ModelPrograms& m = *state_->programs;
-  return evaluateDataset(m, data, batchSize, EvalSpec{m.trainedOutput(), m.crossEntropy(), true});
+  return evaluateDataset(m, data, batchSize, EvalSpec::of(m.trainConfig(), m.trainedOutput(), true));
 }
 
 std::map<std::string, Tensor> Trainer::parameters() {

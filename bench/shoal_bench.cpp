@@ -120,9 +120,10 @@ Expected<nlohmann::ordered_json> benchTrain(const Pipeline& p, const Variant& v,
     feed[p.inputName] = randomImages(64, rng);
     feed["labels"] = Tensor(DType::I64, {64});
     for (int64_t i = 0; i < 64; ++i) feed["labels"].data<int64_t>()[i] = int64_t(rng() % 10);
+    feed["lr"] = Tensor::fromDoubles(DType::F64, {}, std::vector<double>{p.train->lr});  // fed every step
     batches.push_back(std::move(feed));
   }
-  const bool adam = p.train->optimizer == "adam";
+  const bool adam = p.train->optimizer == "adam" || p.train->optimizer == "adamw";
   int64_t step = 0;
   auto feedFor = [&](int64_t s) {
     TensorMap feed = batches[size_t(s) % batches.size()];

@@ -51,6 +51,7 @@ std::string cudaType(DType t) {
     case DType::I32: return "int";
     case DType::I64: return "long long";
     case DType::U8: return "unsigned char";
+    case DType::Bool: return "bool";
   }
   return "float";
 }
@@ -84,6 +85,7 @@ std::string literal(double v, DType t) {
     case DType::I32:
     case DType::I64:
     case DType::U8: return "(" + cudaType(t) + ")" + intLit(int64_t(v));
+    case DType::Bool: return v != 0 ? "true" : "false";
   }
   return shortest(v);
 }
@@ -446,6 +448,17 @@ Expected<void> emitNode(NodeEmitter& em) {
   const Node& n = em.node();
   switch (n.kind()) {
     // ==== family elementwise: elementwise math, comparisons, where, reductions ====
+    case OpKind::Equal:
+    case OpKind::NotEqual:
+    case OpKind::Less:
+    case OpKind::LessEqual:
+    case OpKind::Greater:
+    case OpKind::GreaterEqual: return cudagen::emitCompare(em);
+    case OpKind::Where: return cudagen::emitWhere(em);
+    case OpKind::ReduceSum:
+    case OpKind::ReduceMean:
+    case OpKind::ReduceMax:
+    case OpKind::ReduceMin: return cudagen::emitReduce(em);
     // (end of family elementwise)
 
     // ==== family norm: normalisation, dropout ====
@@ -486,6 +499,13 @@ Expected<void> emitNode(NodeEmitter& em) {
     // (end of family shape)
 
     // ==== family train: losses and optimizers ====
+    case OpKind::SgdUpdate:
+    case OpKind::SgdMomentumUpdate:
+    case OpKind::AdamUpdate: return cudagen::emitUpdate(em);
+    case OpKind::BceWithLogits: return cudagen::emitBceWithLogits(em);
+    case OpKind::BceWithLogitsGrad: return cudagen::emitBceWithLogitsGrad(em);
+    case OpKind::OneHot: return cudagen::emitOneHot(em);
+    case OpKind::GlobalSumSquares: return cudagen::emitGlobalSumSquares(em);
     // (end of family train)
 
     case OpKind::Input:
@@ -529,8 +549,6 @@ Expected<void> emitNode(NodeEmitter& em) {
     case OpKind::SoftmaxCrossEntropyGrad: return cudagen::emitSoftmaxCrossEntropyGrad(em);
     case OpKind::Mse: return cudagen::emitMse(em);
     case OpKind::MseGrad: return cudagen::emitMseGrad(em);
-    case OpKind::SgdUpdate: return cudagen::emitSgd(em);
-    case OpKind::AdamUpdate: return cudagen::emitAdam(em);
     case OpKind::FusedConv2d: return cudagen::emitFusedConv2d(em);
     case OpKind::FusedConv2dPool: return cudagen::emitFusedConv2dPool(em);
     case OpKind::FusedDense: return cudagen::emitFusedDense(em);
@@ -580,7 +598,8 @@ Expected<CudaModuleSource> generateCudaSource(const Program& program, const Cuda
   for (size_t i = 0; i < nodes.size();) {
     const Node* n = nodes[i];
     size_t end = i + 1;
-    if (options.horizontalUpdates && (n->kind() == OpKind::AdamUpdate || n->kind() == OpKind::SgdUpdate))
+    // In-place updates (the optimizer's) are what fuses horizontally.
+    if (options.horizontalUpdates && !mutatedOperands(n->kind()).empty())
       while (end < nodes.size() && end - i < kMaxGroup && cudagen::updatesFuse(*n, *nodes[end])) ++end;
     if (end - i >= 2) {
       std::vector<std::unique_ptr<NodeEmitter>> emitters;

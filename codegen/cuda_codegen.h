@@ -96,8 +96,9 @@ Expected<void> checkCudaStatus(const CudaModuleSource& module, const uint64_t* w
 
 /// Choices the codegen makes beyond the program itself.
 struct CudaCodegenOptions {
-  /// Horizontal fusion: a run of consecutive adam_update (or sgd_update) nodes with the same
-  /// hyperparameters becomes one kernel over all their parameters (fewer launches and graph
+  /// Horizontal fusion: a run of consecutive optimizer updates of one kind (adam_update,
+  /// sgd_update, sgd_momentum_update) with the same hyperparameters and scalar operands (step,
+  /// learning rate, grad_scale) becomes one kernel over all their parameters (fewer launches and graph
   /// nodes; every element's arithmetic is the per-parameter kernel's, so the results are
   /// bitwise the same).
   bool horizontalUpdates = true;

@@ -27,7 +27,7 @@ using Vars = std::vector<std::pair<std::string, std::string>>;
 /// internal error (asserts), so a typo in a template cannot emit broken source silently.
 std::string fill(std::string_view tmpl, const Vars& vars);
 
-/// The CUDA C++ spelling of an element type: float, double, int, long long, unsigned char.
+/// The CUDA C++ spelling of an element type: float, double, int, long long, unsigned char, bool.
 std::string cudaType(DType t);
 /// A literal of element type `t` holding `v` (rounded to `t` first, as the interpreter's
 /// T(attr) does): "0.001f", "0.9", "-3".
@@ -132,17 +132,8 @@ Expected<void> emitCast(NodeEmitter& em);
 Expected<void> emitElementwise(NodeEmitter& em);
 Expected<void> emitNormalize(NodeEmitter& em);
 Expected<void> emitMseGrad(NodeEmitter& em);
-Expected<void> emitSgd(NodeEmitter& em);
-Expected<void> emitAdam(NodeEmitter& em);
 /// fused_elementwise: the postfix program (ir/elementwise.h) inlined as C, one kernel.
 Expected<void> emitFusedElementwise(NodeEmitter& em);
-
-/// True when updates `a` and `b` (both adam_update or both sgd_update) can share one
-/// horizontally fused kernel: same element type, hyperparameters and step operand.
-bool updatesFuse(const Node& a, const Node& b);
-/// One kernel for a run of updates that updatesFuse pairwise (group[0] launches it; every
-/// member keeps its comment and its error site).
-Expected<void> emitUpdateGroup(const std::vector<NodeEmitter*>& group);
 
 /// The call `shoal_ew_<op>(operands..., params...)` of elementwise op `kind`'s formula, the
 /// params (its float attributes) written as literals of element type `dt`.
@@ -190,6 +181,15 @@ Expected<void> emitMse(NodeEmitter& em);
 // The op families' emitters (codegen/cuda_kernels_<family>.cpp), one block per family.
 
 // ==== family elementwise: elementwise math, comparisons, where, reductions ====
+// (codegen/cuda_kernels_elementwise_family.cpp; the math rows are formulas: emitElementwise)
+
+/// equal, not_equal, less, less_equal, greater, greater_equal: bool results, broadcasting,
+/// operands of any element type.
+Expected<void> emitCompare(NodeEmitter& em);
+/// where(cond, a, b), broadcasting; a and b of any element type.
+Expected<void> emitWhere(NodeEmitter& em);
+/// reduce_sum, reduce_mean, reduce_max, reduce_min over any axes.
+Expected<void> emitReduce(NodeEmitter& em);
 // (end of family elementwise)
 
 // ==== family norm: normalisation, dropout ====
@@ -238,6 +238,20 @@ Expected<void> emitCausalMask(NodeEmitter& em);
 // (end of family shape)
 
 // ==== family train: losses and optimizers ====
+/// sgd_update, sgd_momentum_update, adam_update: one kernel for one parameter.
+Expected<void> emitUpdate(NodeEmitter& em);
+/// True when updates `a` and `b` (one op, an in-place update) can share one horizontally
+/// fused kernel: same element type, attributes, and step, learning-rate and grad_scale operands.
+bool updatesFuse(const Node& a, const Node& b);
+/// One kernel for a run of updates that updatesFuse pairwise (group[0] launches it; every
+/// member keeps its comment and its error site).
+Expected<void> emitUpdateGroup(const std::vector<NodeEmitter*>& group);
+Expected<void> emitBceWithLogits(NodeEmitter& em);
+Expected<void> emitBceWithLogitsGrad(NodeEmitter& em);
+/// one_hot: out-of-range labels reported like the cross-entropy kernels'.
+Expected<void> emitOneHot(NodeEmitter& em);
+/// global_sum_squares: per-block sums in double, then one ordered sum.
+Expected<void> emitGlobalSumSquares(NodeEmitter& em);
 // (end of family train)
 
 /// The prelude every generated translation unit starts with (types, the scalar math and the

@@ -237,17 +237,34 @@ Expected<void> emitAccuracy(NodeEmitter& em) {
   return {};
 }
 
+// Label smoothing as the interpreter sees it: the attribute rounded to the element type.
+double labelSmoothing(const NodeEmitter& em) {
+  const double e = em.node().attrs().getFloat("label_smoothing", 0.0);
+  return em.computeType() == DType::F32 ? double(float(e)) : e;
+}
+
 // Mean over rows of logsumexp(row) - row[label], in one block (warps take rows in turn; the
 // per-warp sums and the block sum are in double, in a fixed order). Bad labels are reported
-// through the status words and left out of the sum.
+// through the status words and left out of the sum. With label smoothing e a row adds
+// (1-e)·that + e·(logsumexp - mean(row)), as the interpreter.
 Expected<void> emitSoftmaxCrossEntropy(NodeEmitter& em) {
   if (auto ok = checkLabels(em, 1); !ok) return ok;
   const Shape& s = em.inShape(0);
   const int64_t rows = s[0], cols = s[1];
   int site = em.errorSite(CudaErrorKind::LabelOutOfRange, cols);
+  const double e = labelSmoothing(em);
+  const std::string rowLoss =
+      e == 0 ? "    if (lane == 0) total += (double)lse.logSum - ((double)xr[label] - (double)lse.max);\n"
+             : fill("    double sumX = 0.0;\n"
+                    "    for (long long j = lane; j < ${COLS}; j += 32) sumX += (double)xr[j] - (double)lse.max;\n"
+                    "    sumX = shoal_warp_sum(sumX);\n"
+                    "    const double nll = (double)lse.logSum - ((double)xr[label] - (double)lse.max);\n"
+                    "    const double meanNll = (double)lse.logSum - sumX / (double)${COLS};\n"
+                    "    if (lane == 0) total += (1.0 - ${E}) * nll + ${E} * meanNll;\n",
+                    {{"COLS", intLit(cols)}, {"E", literal(e, DType::F64)}});
   Vars v = {{"T", em.T()},         {"L", labelType(em, 1)}, {"I", em.I()},
             {"ROWS", intLit(rows)}, {"COLS", intLit(cols)},  {"WARPS", std::to_string(kWarpsPerBlock)},
-            {"SITE", std::to_string(site)}};
+            {"SITE", std::to_string(site)}, {"ROWLOSS", rowLoss}};
   em.kernel("",
             fill("const ${T}* __restrict__ logits, const ${L}* __restrict__ labels, ${T}* __restrict__ loss, "
                  "u64* __restrict__ status",
@@ -263,7 +280,7 @@ Expected<void> emitSoftmaxCrossEntropy(NodeEmitter& em) {
                  "    }\n"
                  "    const ${T}* xr = logits + row * ${COLS};\n"
                  "    const ShoalLse<${T}> lse = shoal_warp_lse(xr, ${COLS});\n"
-                 "    if (lane == 0) total += (double)lse.logSum - ((double)xr[label] - (double)lse.max);\n"
+                 "${ROWLOSS}"
                  "  }\n"
                  "  total = shoal_block_sum(total, red);\n"
                  "  if (threadIdx.x == 0) loss[0] = (${T})(total / (double)${ROWS});\n",
@@ -278,8 +295,16 @@ Expected<void> emitSoftmaxCrossEntropyGrad(NodeEmitter& em) {
   const Shape& s = em.inShape(0);
   const int64_t rows = s[0], cols = s[1];
   int site = em.errorSite(CudaErrorKind::LabelOutOfRange, cols);
+  // scale·p - scale·target, the target smoothed to 1 - e + e/cols at the label and e/cols
+  // elsewhere (the interpreter's order of operations).
+  const double e = labelSmoothing(em);
+  const std::string target =
+      e == 0 ? "    if (j == label) g -= scale;\n"
+             : fill("    g -= scale * (j == label ? ${ON} : ${OFF});\n",
+                    {{"ON", literal(1.0 - e + e / double(cols), em.computeType())},
+                     {"OFF", literal(e / double(cols), em.computeType())}});
   Vars v = {{"T", em.T()}, {"L", labelType(em, 1)}, {"ROWS", intLit(rows)}, {"COLS", intLit(cols)},
-            {"SITE", std::to_string(site)}};
+            {"SITE", std::to_string(site)}, {"TARGET", target}};
   em.kernel("",
             fill("const ${T}* __restrict__ logits, const ${L}* __restrict__ labels, const ${T}* __restrict__ dloss, "
                  "${T}* __restrict__ dlogits, u64* __restrict__ status",
@@ -294,7 +319,7 @@ Expected<void> emitSoftmaxCrossEntropyGrad(NodeEmitter& em) {
                      "  const ShoalLse<${T}> lse = shoal_warp_lse(xr, ${COLS});\n"
                      "  for (int j = lane; j < ${COLS}; j += 32) {\n"
                      "    ${T} g = scale * shoal_exp((xr[j] - lse.max) - lse.logSum);\n"
-                     "    if (j == label) g -= scale;\n"
+                     "${TARGET}"
                      "    gr[j] = g;\n"
                      "  }\n",
                      v),

@@ -104,11 +104,16 @@ std::string KernelCache::entryPath(const std::string& key) const { return dir_ +
 std::optional<std::string> KernelCache::lookup(const std::string& key) {
   std::string path = entryPath(key);
   std::error_code ec;
-  bool present = std::filesystem::exists(path, ec);
+  auto status = std::filesystem::symlink_status(path, ec);
+  bool present = !ec && std::filesystem::exists(status);
   std::optional<std::string> payload;
   bool corrupt = false;
-  if (present) {
-    auto bytes = readFileBytes(path);
+  if (present && !std::filesystem::is_regular_file(status)) {
+    // The cache writes only regular files: a link (to /dev/zero, say), a FIFO or a directory
+    // here is not an entry, and reading it could block or never end. Rebuild it.
+    corrupt = true;
+  } else if (present) {
+    auto bytes = readFileBytes(path, kKernelCacheEntryLimit);
     if (!bytes) {
       corrupt = true;  // present but unreadable (a directory, no permission): rebuild it
     } else if (auto decoded = decodeCacheEntry(*bytes)) {
@@ -134,9 +139,13 @@ Expected<void> KernelCache::store(const std::string& key, std::string_view paylo
   if (ec) {
     result = fail("kernel cache: cannot create directory '" + dir_ + "': " + ec.message());
   } else {
-    // A directory squatting on the entry's name (unlikely, but rename cannot replace it).
+    // Anything but a regular file squatting on the entry's name (a directory, a symbolic link
+    // to /dev/zero or elsewhere, a FIFO) is removed: the cache owns its directory, and
+    // writeFileAtomic would otherwise write through it or refuse.
     std::string path = entryPath(key);
-    if (std::filesystem::is_directory(path, ec)) std::filesystem::remove_all(path, ec);
+    auto status = std::filesystem::symlink_status(path, ec);
+    if (!ec && std::filesystem::exists(status) && !std::filesystem::is_regular_file(status))
+      std::filesystem::remove_all(path, ec);
     result = writeFileAtomic(path, encodeCacheEntry(payload));
     if (!result) result = fail("kernel cache: " + result.error().message());
   }

@@ -26,7 +26,9 @@ std::string encodeCacheEntry(std::string_view payload);
 Expected<std::string> decodeCacheEntry(std::string_view bytes);
 
 /// A directory of `<key>.cubin` entries. A missing entry is a miss; a corrupt or truncated
-/// one is counted, treated as a miss, and overwritten by the next store. Entries are written
+/// one, or anything but a regular file under an entry's name (a symbolic link, a FIFO, a
+/// directory: never read), is counted, treated as a miss, and replaced by the next store.
+/// Entries are read up to kKernelCacheEntryLimit bytes. Entries are written
 /// atomically (temporary file + rename), so concurrent processes and threads never see half
 /// an entry. Thread-safe.
 class KernelCache {

@@ -294,8 +294,10 @@ class Parser {
       } else if (lineNo_ == 1 && content == "---") {
         inFrontMatter = true;
         frontMatterLine = lineNo_;
-      } else if (content.empty() || content.starts_with("%%")) {
-        // blank line or comment
+      } else if (content.empty()) {
+        // blank line
+      } else if (content.starts_with("%%")) {
+        doc_.comments.push_back({std::string(content.substr(2)), Location{doc_.file, lineNo_, int(pos_ + lead) + 1, ""}});
       } else if (!headerSeen) {
         pos_ += lead;
         if (!parseHeader()) return std::nullopt;

@@ -58,6 +58,12 @@ struct Subgraph {
   std::vector<std::string> nodes;  ///< ids mentioned directly inside, each once, in order
 };
 
+/// A `%%` comment line: its text after the `%%`, untrimmed.
+struct Comment {
+  std::string text;
+  Location loc;  ///< of the `%%`
+};
+
 /// The syntax tree of one pipeline file.
 struct Document {
   std::string file;
@@ -66,6 +72,7 @@ struct Document {
   std::vector<NodeDecl> nodes;  ///< one per id, in order of first appearance
   std::vector<Edge> edges;      ///< in source order
   std::vector<Subgraph> subgraphs;
+  std::vector<Comment> comments;  ///< whole-line comments, in order (headers of exported IR graphs)
 
   /// The node with this id, or nullptr.
   const NodeDecl* findNode(std::string_view id) const;

@@ -12,6 +12,7 @@
 
 #include <filesystem>
 
+#include "frontend/ir_flowchart.h"
 #include "frontend/label.h"
 #include "frontend/layers.h"
 #include "frontend/layers_conv.h"
@@ -81,7 +82,7 @@ std::string suggestion(std::string_view word, const std::vector<std::string>& ch
 }
 
 // The element types a pipeline may name, for messages.
-constexpr const char* kDTypeChoices = "f32, f64, i32, i64 or u8";
+constexpr const char* kDTypeChoices = "f32, f64, i32, i64, u8 or bool";
 
 // What a pipeline node stands for.
 enum class Role { Input, Preprocess, Decision, Placement, ConvStage, MatmulStage, Train, Output, Layer };
@@ -109,6 +110,7 @@ struct LayerSpec {
   std::vector<std::string_view> args;
   void (Lowering::*lower)(PNode& p, std::vector<Value*>& ins);
   bool positional = false;  ///< takes one positional word (`input: mnist`, `{device: auto}`)
+  bool ownsEdgeLabels = false;  ///< reads its in-edges' labels itself (where: cond, a, b)
 };
 
 const std::vector<LayerSpec>& layerSpecs();
@@ -164,6 +166,8 @@ class Lowering {
   void lowerOp(PNode& p, std::vector<Value*>& ins);
 
   // ==== family elementwise: elementwise math, comparisons, where, reductions ====
+  void lowerGelu(PNode& p, std::vector<Value*>& ins);
+  void lowerWhere(PNode& p, std::vector<Value*>& ins);
   // (end of family elementwise)
 
   // ==== family norm: normalisation, dropout ====
@@ -435,7 +439,8 @@ std::vector<Value*> Lowering::operands(PNode& p) {
       p.poisoned = true;
       return {};
     }
-    std::string label = e->hasLabel && src.role != Role::Decision ? lower(trim(e->label)) : "";
+    const bool ownLabels = p.spec && p.spec->ownsEdgeLabels;
+    std::string label = e->hasLabel && src.role != Role::Decision && !ownLabels ? lower(trim(e->label)) : "";
     const Location& labelLoc = e->hasLabel ? e->labelLoc : e->loc;
     Value* value = src.value;
     if (!src.parts.empty()) {
@@ -627,40 +632,96 @@ void Lowering::lowerMatmulStage(PNode& p, std::vector<Value*>& ins) {
 
 void Lowering::lowerTrain(PNode& p, std::vector<Value*>& ins) {
   Graph& g = *pipe_.model;
-  const std::string& id = p.decl->id;
   if (pipe_.train) {
     error(p.loc, "a pipeline has one train stage; this is the second");
     return void(p.poisoned = true);
   }
   TrainConfig t;
   auto loss = stringArg(p, "loss", t.loss);
+  auto smoothing = floatArg(p, "label_smoothing", 0.0);
   auto opt = stringArg(p, "optimizer", t.optimizer);
   auto lr = floatArg(p, "lr", t.lr);
   auto epochs = intArg(p, "epochs", t.epochs);
   auto batch = intArg(p, "batch", batch_);
   auto validation = floatArg(p, "validation", 0.0);
   auto momentum = floatArg(p, "momentum", 0.0);
-  auto wd = floatArg(p, "weight_decay", 0.0);
+  auto nesterov = boolArg(p, "nesterov", false);
   auto b1 = floatArg(p, "beta1", t.beta1);
   auto b2 = floatArg(p, "beta2", t.beta2);
-  auto eps = floatArg(p, "eps", t.eps);
+  auto clip = floatArg(p, "clip_norm", 0.0);
+  auto schedule = stringArg(p, "schedule", "constant");
+  auto stepSize = intArg(p, "step_size", 1);
+  auto gamma = floatArg(p, "gamma", 0.1);
+  auto tMax = intArg(p, "t_max", 0, /*positive=*/false);
+  auto etaMin = floatArg(p, "eta_min", 0.0);
+  auto warmup = intArg(p, "warmup", 0, /*positive=*/false);
   auto seed = intArg(p, "seed", 0, false);
   auto shuffle = boolArg(p, "shuffle", true);
-  if (!loss || !opt || !lr || !epochs || !batch || !validation || !momentum || !wd || !b1 || !b2 || !eps || !seed ||
-      !shuffle)
+  if (!loss || !smoothing || !opt || !lr || !epochs || !batch || !validation || !momentum || !nesterov || !b1 || !b2 ||
+      !clip || !schedule || !stepSize || !gamma || !tMax || !etaMin || !warmup || !seed || !shuffle)
     return void(p.poisoned = true);
-  if (*loss != "softmax_cross_entropy" && *loss != "mse")
-    return error(arg(p, "loss")->valueLoc, fmt::format("unknown loss '{}' (softmax_cross_entropy or mse)", *loss)),
-           void(p.poisoned = true);
-  if (*opt != "adam" && *opt != "sgd")
-    return error(arg(p, "optimizer")->valueLoc, fmt::format("unknown optimizer '{}' (adam or sgd)", *opt)),
-           void(p.poisoned = true);
+  // Every check reports at the argument it is about.
+  auto bad = [&](const char* key, const std::string& msg) {
+    error(arg(p, key)->valueLoc, msg);
+    p.poisoned = true;
+  };
+  if (*loss == "cross_entropy") *loss = "softmax_cross_entropy";
+  if (*loss != "softmax_cross_entropy" && *loss != "mse" && *loss != "bce_with_logits")
+    return bad("loss", fmt::format("unknown loss '{}' (cross_entropy (or softmax_cross_entropy), mse or bce_with_logits)", *loss));
+  if (*opt != "adam" && *opt != "adamw" && *opt != "sgd")
+    return bad("optimizer", fmt::format("unknown optimizer '{}' (adam, adamw or sgd)", *opt));
+  const bool adam = *opt != "sgd";
+  // The optimizer's own defaults: AdamW's are PyTorch's, Adam keeps the seed's Keras eps.
+  auto eps = floatArg(p, "eps", *opt == "adamw" ? 1e-8 : 1e-7);
+  auto wd = floatArg(p, "weight_decay", *opt == "adamw" ? 1e-2 : 0.0);
+  if (!eps || !wd) return void(p.poisoned = true);
   if (*lr <= 0) return badArg(*arg(p, "lr"), "a positive number"), void(p.poisoned = true);
   if (*validation < 0 || *validation >= 1)
     return badArg(*arg(p, "validation"), "a fraction in [0, 1)"), void(p.poisoned = true);
-  t.loss = *loss, t.optimizer = *opt, t.lr = *lr, t.epochs = *epochs, t.batch = *batch;
-  t.validation = *validation, t.momentum = *momentum, t.weightDecay = *wd;
-  t.beta1 = *b1, t.beta2 = *b2, t.eps = *eps, t.seed = uint64_t(*seed), t.shuffle = *shuffle;
+  if (arg(p, "label_smoothing") && *loss != "softmax_cross_entropy")
+    return bad("label_smoothing", fmt::format("label_smoothing applies to loss=cross_entropy, not {}", *loss));
+  if (*smoothing < 0 || *smoothing > 1) return badArg(*arg(p, "label_smoothing"), "in [0, 1]"), void(p.poisoned = true);
+  for (const char* key : {"momentum", "nesterov"})
+    if (arg(p, key) && adam) return bad(key, fmt::format("{} applies to optimizer=sgd, not {}", key, *opt));
+  for (const char* key : {"beta1", "beta2", "eps"})
+    if (arg(p, key) && !adam) return bad(key, fmt::format("{} applies to optimizer=adam or adamw, not sgd", key));
+  if (*momentum < 0) return badArg(*arg(p, "momentum"), "0 or more"), void(p.poisoned = true);
+  if (*nesterov && *momentum <= 0) return bad("nesterov", "nesterov=true needs a positive momentum");
+  if (!(*b1 >= 0 && *b1 < 1)) return badArg(*arg(p, "beta1"), "in [0, 1)"), void(p.poisoned = true);
+  if (!(*b2 >= 0 && *b2 < 1)) return badArg(*arg(p, "beta2"), "in [0, 1)"), void(p.poisoned = true);
+  if (*eps <= 0) return badArg(*arg(p, "eps"), "a positive number"), void(p.poisoned = true);
+  if (*wd < 0) return badArg(*arg(p, "weight_decay"), "0 or more"), void(p.poisoned = true);
+  if (*clip < 0) return badArg(*arg(p, "clip_norm"), "0 (no clipping) or a positive number"), void(p.poisoned = true);
+  LrSchedule sched;
+  if (*schedule == "constant") {
+    sched.kind = ScheduleKind::Constant;
+  } else if (*schedule == "step") {
+    sched.kind = ScheduleKind::Step;
+    if (!arg(p, "step_size")) return bad("schedule", "schedule=step needs step_size= (steps between decays)");
+  } else if (*schedule == "cosine") {
+    sched.kind = ScheduleKind::Cosine;
+  } else {
+    return bad("schedule", fmt::format("unknown schedule '{}' (constant, step or cosine)", *schedule));
+  }
+  for (const char* key : {"step_size", "gamma"})
+    if (arg(p, key) && sched.kind != ScheduleKind::Step) return bad(key, fmt::format("{} applies to schedule=step", key));
+  for (const char* key : {"t_max", "eta_min"})
+    if (arg(p, key) && sched.kind != ScheduleKind::Cosine) return bad(key, fmt::format("{} applies to schedule=cosine", key));
+  if (*gamma <= 0) return badArg(*arg(p, "gamma"), "a positive number"), void(p.poisoned = true);
+  if (*tMax < 0) return badArg(*arg(p, "t_max"), "0 (the whole run) or a positive number of steps"), void(p.poisoned = true);
+  if (*etaMin < 0) return badArg(*arg(p, "eta_min"), "0 or more"), void(p.poisoned = true);
+  if (*warmup < 0) return badArg(*arg(p, "warmup"), "0 or more steps"), void(p.poisoned = true);
+  sched.stepSize = sched.kind == ScheduleKind::Step ? *stepSize : 0;
+  sched.gamma = *gamma;
+  sched.tMax = *tMax;
+  sched.etaMin = *etaMin;
+  sched.warmup = *warmup;
+  t.loss = *loss, t.labelSmoothing = *smoothing, t.optimizer = *opt, t.lr = *lr, t.epochs = *epochs, t.batch = *batch;
+  // The data sets a pipeline reads give class labels: mse and bce train against their one-hot rows.
+  t.oneHotTargets = *loss != "softmax_cross_entropy";
+  t.validation = *validation, t.momentum = *momentum, t.nesterov = *nesterov, t.weightDecay = *wd;
+  t.beta1 = *b1, t.beta2 = *b2, t.eps = *eps, t.clipNorm = *clip, t.schedule = sched;
+  t.seed = uint64_t(*seed), t.shuffle = *shuffle;
   t.loc = p.loc;
   pipe_.train = t;
   if (p.poisoned) return;  // the model above it failed; its settings were still checked
@@ -958,6 +1019,59 @@ void Lowering::lowerNode(PNode& p) {
 // ---- the op families' lowering functions (declared in the family blocks of Lowering) ----
 
 // ==== family elementwise: elementwise math, comparisons, where, reductions ====
+
+// `gelu` (PyTorch's exact GELU) or `gelu: approximate=tanh` (gelu_tanh), as nn.GELU spells it.
+void Lowering::lowerGelu(PNode& p, std::vector<Value*>& ins) {
+  Value* x = needOne(p, ins);
+  if (!x) return;
+  auto approximate = stringArg(p, "approximate", "none");
+  if (!approximate) return void(p.poisoned = true);
+  if (*approximate != "none" && *approximate != "tanh")
+    return badArg(*arg(p, "approximate"), "none or tanh"), void(p.poisoned = true);
+  OpKind kind = *approximate == "tanh" ? OpKind::GeluTanh : OpKind::Gelu;
+  p.value = fromResult(p, layers::addOp(*pipe_.model, kind, {x}, {}, p.decl->id, p.loc));
+}
+
+// where(cond, a, b): the edges say which input is which (cond/condition/mask; a/x/lhs/true;
+// b/y/rhs/false); unlabelled edges fill the remaining places in edge order.
+void Lowering::lowerWhere(PNode& p, std::vector<Value*>& ins) {
+  const std::string& id = p.decl->id;
+  std::vector<Value*> slots(3, nullptr);
+  std::vector<Value*> unlabelled;
+  for (const mermaid::Edge* e : p.inEdges) {
+    const PNode& src = nodes_[e->from];
+    if (!src.value) continue;
+    int slot = -1;
+    if (e->hasLabel && src.role != Role::Decision) {
+      const std::string l = lower(e->label);
+      if (l == "cond" || l == "condition" || l == "mask" || l == "c") slot = 0;
+      else if (l == "a" || l == "x" || l == "lhs" || l == "true" || l == "then") slot = 1;
+      else if (l == "b" || l == "y" || l == "rhs" || l == "false" || l == "else") slot = 2;
+      else
+        return error(e->labelLoc.known() ? e->labelLoc : p.loc,
+                     fmt::format("where '{}': edge label '{}' names no operand (cond, a or b)", id, e->label)),
+               void(p.poisoned = true);
+    }
+    if (slot < 0) {
+      unlabelled.push_back(src.value);
+      continue;
+    }
+    if (slots[size_t(slot)] && slots[size_t(slot)] != src.value)
+      return error(p.loc, fmt::format("where '{}': two edges name operand {}", id, slot == 0 ? "cond" : slot == 1 ? "a" : "b")),
+             void(p.poisoned = true);
+    slots[size_t(slot)] = src.value;
+  }
+  for (Value*& s : slots)
+    if (!s && !unlabelled.empty()) {
+      s = unlabelled.front();
+      unlabelled.erase(unlabelled.begin());
+    }
+  if (!slots[0] || !slots[1] || !slots[2] || !unlabelled.empty())
+    return error(p.loc, fmt::format("where '{}' takes three inputs (label the edges cond, a and b), got {}", id,
+                                    ins.size())),
+           void(p.poisoned = true);
+  p.value = fromResult(p, layers::addOp(*pipe_.model, OpKind::Where, slots, {}, id, p.loc));
+}
 // (end of family elementwise)
 
 // ==== family norm: normalisation, dropout ====
@@ -1262,8 +1376,9 @@ const std::vector<LayerSpec>& layerSpecs() {
       {"preprocess", Role::Preprocess, {"scale", "shift", "mean", "std"}, &Lowering::lowerPreprocess},
       {"device", Role::Placement, {}, &Lowering::lowerDevice, /*positional=*/true},
       {"train", Role::Train,
-       {"loss", "optimizer", "lr", "epochs", "batch", "validation", "momentum", "weight_decay", "beta1", "beta2", "eps",
-        "seed", "shuffle"},
+       {"loss", "label_smoothing", "optimizer", "lr", "epochs", "batch", "validation", "momentum", "nesterov",
+        "weight_decay", "beta1", "beta2", "eps", "clip_norm", "schedule", "step_size", "gamma", "t_max", "eta_min",
+        "warmup", "seed", "shuffle"},
        &Lowering::lowerTrain},
       {"output", Role::Output, {"metrics", "plot", "checkpoint", "name"}, &Lowering::lowerOutput},
       // the seed's stages (reached through their aliases only)
@@ -1278,6 +1393,8 @@ const std::vector<LayerSpec>& layerSpecs() {
       {"avgpool", Role::Layer, {"size", "stride", "padding", "ceil_mode", "count_include_pad"}, &Lowering::lowerPool},
       {"onnx", Role::Layer, {"path", "output"}, &Lowering::lowerOnnx},
       // ==== family elementwise: elementwise math, comparisons, where, reductions ====
+      {"gelu", Role::Layer, {"approximate"}, &Lowering::lowerGelu},
+      {"where", Role::Layer, {}, &Lowering::lowerWhere, /*positional=*/false, /*ownsEdgeLabels=*/true},
       // (end of family elementwise)
 
       // ==== family norm: normalisation, dropout ====
@@ -1405,20 +1522,16 @@ std::optional<Pipeline> Lowering::run() {
 }  // namespace
 
 std::optional<Pipeline> lowerDocument(const mermaid::Document& doc, DiagnosticEngine& diags) {
+  if (isIrFlowchart(doc)) return loadIrFlowchart(doc, diags);  // `shoal dump --format mermaid` output
   return Lowering(doc, diags).run();
 }
 
 std::optional<Pipeline> loadPipelineText(std::string_view text, const std::string& file, DiagnosticEngine& diags) {
   bool isMmd = file.size() >= 4 && file.substr(file.size() - 4) == ".mmd";
   if (!isMmd && looksLikeIrText(text)) {
-    diags.addSource(file, std::string(text));
-    auto g = parseGraph(text, file, diags);
-    if (!g) return std::nullopt;
-    DiagnosticEngine local;
-    if (!verifyGraph(*g, diags)) return std::nullopt;
-    Pipeline p;
-    p.file = file;
-    p.model = std::move(g);
+    auto p = parsePipelineText(text, file, diags);
+    if (!p) return std::nullopt;
+    if (!verifyGraph(*p->model, diags)) return std::nullopt;
     return p;
   }
   auto doc = mermaid::parse(text, file, diags);
@@ -1435,7 +1548,7 @@ std::optional<Pipeline> loadPipelineFile(const std::string& path, DiagnosticEngi
     }
     return std::move(*p);
   }
-  auto bytes = readFileBytes(path);
+  auto bytes = readFileBytes(path, kPipelineFileLimit);
   if (!bytes) {
     diags.error({}, bytes.error().message());
     return std::nullopt;

@@ -17,7 +17,7 @@ inline int64_t poolOutputSize(int64_t in, int64_t kernel, int64_t stride, int64_
   const int64_t room = in + padBefore + padAfter - kernel;
   if (room < 0) return 0;
   if (!ceilMode) return room / stride + 1;
-  int64_t out = (room + stride - 1) / stride + 1;
+  int64_t out = room / stride + (room % stride != 0) + 1;  // ceil(room / stride) + 1, without room + stride - 1
   if ((out - 1) * stride >= in + padBefore) --out;
   return out;
 }

@@ -249,7 +249,7 @@ struct OpLine {
   Location loc;
 };
 
-bool parseAttrs(LineCursor& c, OpLine& line) {
+bool parseAttrs(LineCursor& c, Attrs& attrs) {
   if (c.eat('}')) return true;
   while (true) {
     c.skipSpace();
@@ -265,8 +265,8 @@ bool parseAttrs(LineCursor& c, OpLine& line) {
     if (span.empty()) return c.failAt("expected a value for attribute '" + *key + "'", valuePos);
     auto value = parseAttrValue(span);
     if (!value) return c.failAt("invalid value for attribute '" + *key + "': " + std::string(span), valuePos);
-    if (line.attrs.has(*key)) return c.failAt("duplicate attribute '" + *key + "'", keyPos);
-    line.attrs.set(*key, std::move(*value));
+    if (attrs.has(*key)) return c.failAt("duplicate attribute '" + *key + "'", keyPos);
+    attrs.set(*key, std::move(*value));
     if (c.eat(',')) continue;
     if (c.eat('}')) return true;
     return c.failExpected("',' or '}' after attribute '" + *key + "'");
@@ -363,7 +363,7 @@ bool parseOpLine(LineCursor& c, OpLine& line) {
       break;
     }
   }
-  if (c.eat('{') && !parseAttrs(c, line)) return false;
+  if (c.eat('{') && !parseAttrs(c, line.attrs)) return false;
   c.skipSpace();
   line.typesPos = c.pos();
   if (c.eat(':')) {
@@ -379,14 +379,37 @@ bool parseOpLine(LineCursor& c, OpLine& line) {
 
 std::string countNoun(int n, const char* noun) { return std::to_string(n) + " " + noun + (n == 1 ? "" : "s"); }
 
-/// Builds a graph line by line.
+/// Builds a graph line by line, then reads the pipeline settings block after it, if any.
 class Parser {
  public:
-  Parser(std::string_view text, const std::string& file, DiagnosticEngine& diags)
-      : text_(text), file_(file), diags_(diags) {}
+  /// `settings` (may be null: the block is checked, then dropped) receives the block's sections.
+  Parser(std::string_view text, const std::string& file, DiagnosticEngine& diags, Pipeline* settings)
+      : text_(text), file_(file), diags_(diags), settings_(settings) {}
+
+  /// A graph `name` from op lines written elsewhere (a flowchart's labels), each with the place
+  /// its text starts; an op line without loc(...) gets that place as its location.
+  std::unique_ptr<Graph> runLines(const std::string& name, const std::vector<IrLine>& lines) {
+    graph_ = std::make_unique<Graph>(name);
+    for (const IrLine& line : lines) {
+      LineCursor c(line.text);
+      if (c.atEnd()) continue;
+      size_t before = graph_->size();
+      parseOpAt(c, line.loc);
+      const bool located = graph_->size() > before && (graph_->nodes().back()->loc().known() ||
+                                                       !graph_->nodes().back()->loc().file.empty() ||
+                                                       !graph_->nodes().back()->loc().node.empty());
+      if (graph_->size() > before && !located) {
+        Location loc = line.loc;
+        loc.node.clear();
+        graph_->nodes().back()->setLoc(loc);
+      }
+    }
+    if (failed_) return nullptr;
+    return std::move(graph_);
+  }
 
   std::unique_ptr<Graph> run() {
-    enum class State { BeforeHeader, InBody, AfterBody };
+    enum class State { BeforeHeader, InBody, AfterBody, InSettings, AfterSettings };
     State state = State::BeforeHeader;
     std::vector<std::string_view> lines = splitLines(text_);
     for (size_t i = 0; i < lines.size(); ++i) {
@@ -411,13 +434,39 @@ class Parser {
           continue;
         }
         parseOp(c, lineNo);
+      } else if (state == State::AfterBody && c.peekWord("pipeline")) {
+        c.ident();
+        bool ok = c.expect('{', "after 'pipeline'");
+        if (ok && !c.atEnd()) ok = c.failExpected("end of line after '{'");
+        if (!ok) {
+          reportLine(c, lineNo);
+          break;
+        }
+        state = State::InSettings;
+      } else if (state == State::InSettings) {
+        if (c.eat('}')) {
+          state = State::AfterSettings;
+          if (!c.atEnd()) {
+            c.failExpected("end of line after the closing '}'");
+            reportLine(c, lineNo);
+          }
+          continue;
+        }
+        parseSetting(c, lineNo);
       } else {
-        c.failAt("unexpected text after the end of graph '" + graph_->name() + "'", c.pos());
+        c.failAt(state == State::AfterBody ? "unexpected text after the end of graph '" + graph_->name() +
+                                                 "' (only a 'pipeline {' settings block may follow)"
+                                           : std::string("unexpected text after the pipeline settings block"),
+                 c.pos());
         reportLine(c, lineNo);
         break;
       }
     }
-    if (state != State::AfterBody) {
+    if (state == State::InSettings) {
+      diags_.error(Location{file_, int(lines.size()), int(lines.back().size()) + 1, ""},
+                   "expected '}' to close the pipeline settings block, got end of file");
+      failed_ = true;
+    } else if (state != State::AfterBody && state != State::AfterSettings) {
       std::string_view last = lines.back();
       Location end{file_, int(lines.size()), int(last.size()) + 1, ""};
       if (state == State::BeforeHeader)
@@ -448,18 +497,42 @@ class Parser {
     return lines;
   }
 
-  void reportLine(const LineCursor& c, int lineNo) {
+  void reportLine(const LineCursor& c, int lineNo) { reportAt(c, Location{file_, lineNo, 1, ""}); }
+  // The cursor's error, at its column counted from `start` (where the line's text begins).
+  void reportAt(const LineCursor& c, const Location& start) {
     assert(c.error() && "reporting a line without an error");
-    diags_.error(Location{file_, lineNo, int(c.errorPos()) + 1, ""}, *c.error());
+    Location at = start;
+    at.col += int(c.errorPos());
+    diags_.error(at, *c.error());
     failed_ = true;
   }
 
   bool isDefined(const std::string& name) const { return graph_->findValue(name) || poisoned_.count(name); }
 
+  // One line of the settings block: `section {key=value, ...}`, set on the pipeline (errors
+  // are located at the section's name).
+  void parseSetting(LineCursor& c, int lineNo) {
+    c.skipSpace();
+    const size_t at = c.pos();
+    std::string section(c.ident());
+    Attrs attrs;
+    bool ok = !section.empty() || c.failExpected("a settings section name (data, train, output, model)");
+    ok = ok && c.expect('{', "after '" + section + "'") && parseAttrs(c, attrs);
+    if (ok && !c.atEnd()) ok = c.failExpected("end of line");
+    if (!ok) return reportLine(c, lineNo);
+    Pipeline scratch;
+    auto set = setPipelineSection(settings_ ? *settings_ : scratch, section, attrs, Location{file_, lineNo, int(at) + 1, ""});
+    if (!set) {
+      diags_.report(set.error());
+      failed_ = true;
+    }
+  }
+
   // Parses and checks one op line; on success appends the node, on failure reports (unless
   // the line only fails because an operand's own line failed) and poisons its result names
   // so that later uses are not reported again.
-  void parseOp(LineCursor& c, int lineNo) {
+  void parseOp(LineCursor& c, int lineNo) { parseOpAt(c, Location{file_, lineNo, 1, ""}); }
+  void parseOpAt(LineCursor& c, const Location& start) {
     OpLine line;
     bool ok = parseOpLine(c, line) && checkOpLine(c, line);
     bool silent = ok && usesPoisoned(line);
@@ -467,7 +540,7 @@ class Parser {
       addNode(line);
       return;
     }
-    if (!ok) reportLine(c, lineNo);
+    if (!ok) reportAt(c, start);
     failed_ = true;
     for (const NamedPos& r : line.results)
       if (!graph_->findValue(r.name)) poisoned_.insert(r.name);
@@ -541,6 +614,7 @@ class Parser {
   std::string file_;
   DiagnosticEngine& diags_;
   std::unique_ptr<Graph> graph_;
+  Pipeline* settings_;
   std::set<std::string> poisoned_;  ///< results of lines that failed
   bool failed_ = false;
 };
@@ -550,7 +624,21 @@ class Parser {
 std::unique_ptr<Graph> parseGraph(std::string_view text, const std::string& file, DiagnosticEngine& diags) {
   if (text.substr(0, 3) == "\xEF\xBB\xBF") text.remove_prefix(3);  // a UTF-8 byte-order mark: columns skip it
   diags.addSource(file, std::string(text));
-  return Parser(text, file, diags).run();
+  return Parser(text, file, diags, nullptr).run();
+}
+
+std::unique_ptr<Graph> parseGraphLines(const std::string& name, const std::vector<IrLine>& lines, DiagnosticEngine& diags) {
+  return Parser("", "", diags, nullptr).runLines(name, lines);
+}
+
+std::optional<Pipeline> parsePipelineText(std::string_view text, const std::string& file, DiagnosticEngine& diags) {
+  if (text.substr(0, 3) == "\xEF\xBB\xBF") text.remove_prefix(3);
+  diags.addSource(file, std::string(text));
+  Pipeline p;
+  p.file = file;
+  p.model = Parser(text, file, diags, &p).run();
+  if (!p.model) return std::nullopt;
+  return p;
 }
 
 bool looksLikeIrText(std::string_view text) {

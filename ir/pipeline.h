@@ -5,6 +5,8 @@
 #include <optional>
 #include <string>
 
+#include <shoal/train.h>
+
 #include "support/diagnostics.h"
 #include "ir/graph.h"
 
@@ -19,17 +21,26 @@ struct DataSpec {
   Location loc;
 };
 
-/// How the model is trained (`train: loss=... optimizer=... lr=... epochs=...`).
+/// How the model is trained (`train: loss=... optimizer=... lr=... epochs=...`). The
+/// optimizer's defaults (AdamW's eps 1e-8 and weight decay 1e-2, say) are resolved where the
+/// configuration is made (the train stage, the C++ API): these fields hold the values used.
 struct TrainConfig {
-  std::string loss = "softmax_cross_entropy";  ///< or "mse"
-  std::string optimizer = "adam";              ///< or "sgd"
-  double lr = 1e-3;
+  std::string loss = "softmax_cross_entropy";  ///< or "mse", "bce_with_logits"
+  double labelSmoothing = 0.0;                 ///< softmax_cross_entropy
+  /// mse, bce_with_logits: the targets are the one-hot rows of the input "labels" (class ids)
+  /// instead of an input "targets" (a pipeline's data set gives labels).
+  bool oneHotTargets = false;
+  std::string optimizer = "adam";              ///< or "adamw", "sgd"
+  double lr = 1e-3;                            ///< the base learning rate
   int64_t epochs = 5;
   int64_t batch = 64;
   double validation = 0.0;   ///< fraction of the training set held out for validation
   double momentum = 0.0;     ///< sgd
-  double weightDecay = 0.0;
-  double beta1 = 0.9, beta2 = 0.999, eps = 1e-7;  ///< adam (Keras defaults)
+  bool nesterov = false;     ///< sgd with momentum
+  double weightDecay = 0.0;  ///< adam, sgd: L2 (added to the gradient); adamw: decoupled
+  double beta1 = 0.9, beta2 = 0.999, eps = 1e-7;  ///< adam (Keras defaults), adamw
+  double clipNorm = 0.0;     ///< gradient clipping by global norm (0: none)
+  LrSchedule schedule;       ///< over lr, evaluated every step (tMax 0: the fit's length)
   uint64_t seed = 0;
   bool shuffle = true;
   Location loc;
@@ -55,5 +66,26 @@ struct Pipeline {
   std::string inputName = "x";        ///< the model input the data source feeds
   std::string logitsName = "logits";  ///< the model output training and metrics use
 };
+
+/// The settings block IR text carries after the graph, so a dumped pipeline runs from its IR
+/// (`shoal dump a.mmd > a.ir && shoal run a.ir`), one line per section with the attribute
+/// syntax of op lines; sections a pipeline does not have are left out:
+///
+///   pipeline {
+///     data {batch=32, kind="mnist", path="data/mnist-10k", weights=""}
+///     train {batch=32, beta1=0.9, ..., loss="softmax_cross_entropy", lr=0.05, ...}
+///     output {checkpoint="", metrics="accuracy", plot=""}
+///     model {device="auto", input="x", output="logits"}
+///   }
+///
+/// "" (no block at all) for a pipeline with no data, training or output settings and the
+/// default model settings. Locations are not written: a section read back is located at its
+/// line of the IR file, so errors about the data or the training name the IR file.
+std::string printPipelineSettings(const Pipeline& p);
+
+/// Sets section `section` of `p` from its attributes (as printPipelineSettings writes them;
+/// keys left out keep their defaults), located at `loc`. Errors name the unknown section or
+/// key, or the value of the wrong kind.
+Expected<void> setPipelineSection(Pipeline& p, std::string_view section, const Attrs& attrs, const Location& loc);
 
 }  // namespace shoal

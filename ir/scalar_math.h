@@ -27,6 +27,10 @@ SHOAL_SCALAR_FN float shoal_abs(float x) { return fabsf(x); }
 SHOAL_SCALAR_FN double shoal_abs(double x) { return fabs(x); }
 SHOAL_SCALAR_FN bool shoal_isinf(float x) { return isinf(x); }
 SHOAL_SCALAR_FN bool shoal_isinf(double x) { return isinf(x); }
+SHOAL_SCALAR_FN float shoal_erf(float x) { return erff(x); }
+SHOAL_SCALAR_FN double shoal_erf(double x) { return erf(x); }
+SHOAL_SCALAR_FN float shoal_pow(float x, float y) { return powf(x, y); }
+SHOAL_SCALAR_FN double shoal_pow(double x, double y) { return pow(x, y); }
 
 // 1 / (1 + exp(-x)) with exp of a non-positive argument only, so nothing overflows.
 template <typename T>
@@ -67,6 +71,93 @@ SHOAL_SCALAR_FN unsigned long long shoal_dropout_threshold(double rate) {
   return (unsigned long long)((1.0 - rate) * 4294967296.0);
 }
 SHOAL_SCALAR_FN double shoal_dropout_scale(double rate) { return rate < 1.0 ? 1.0 / (1.0 - rate) : 0.0; }
+
+// ---- the elementwise family (gelu, silu, hard activations, clip, minimum/maximum) ----------
+// Each follows PyTorch's CPU kernel (aten/src/ATen/native/cpu), in its operation order and
+// with its constants (written as the double values of M_SQRT1_2, M_2_SQRTPI, M_SQRT2), so
+// float64 results agree bit for bit where the libm calls do.
+
+// -1, 0 or 1 (0 for NaN), as torch.sign of a real number.
+template <typename T>
+SHOAL_SCALAR_FN T shoal_sign(T x) {
+  return T(x > T(0)) - T(x < T(0));
+}
+
+// min(max(x, lo), hi) that keeps NaN, as torch.clamp (hi when lo > hi).
+template <typename T>
+SHOAL_SCALAR_FN T shoal_clip(T x, T lo, T hi) {
+  const T t = x < lo ? lo : x;
+  return t > hi ? hi : t;
+}
+
+// torch.maximum / torch.minimum: NaN if either operand is NaN, else std::max / std::min
+// (the first operand on ties).
+template <typename T>
+SHOAL_SCALAR_FN T shoal_maximum(T a, T b) {
+  return a != a ? a : b != b ? b : a < b ? b : a;
+}
+template <typename T>
+SHOAL_SCALAR_FN T shoal_minimum(T a, T b) {
+  return a != a ? a : b != b ? b : b < a ? b : a;
+}
+
+// GELU, approximate='none': x/2 (1 + erf(x / sqrt 2)).
+template <typename T>
+SHOAL_SCALAR_FN T shoal_gelu(T x) {
+  return x * T(0.5) * (T(1) + shoal_erf(x * T(0.7071067811865476)));
+}
+// dy * (Phi(x) + x phi(x)), GeluBackward's expression.
+template <typename T>
+SHOAL_SCALAR_FN T shoal_gelu_grad(T x, T dy) {
+  const T kBeta = T(1.1283791670955126 * 0.7071067811865476 * 0.5);
+  const T cdf = T(0.5) * (T(1) + shoal_erf(x * T(0.7071067811865476)));
+  const T pdf = kBeta * shoal_exp(x * x * T(-0.5));
+  return dy * (cdf + x * pdf);
+}
+
+// GELU, approximate='tanh': x/2 (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))).
+template <typename T>
+SHOAL_SCALAR_FN T shoal_gelu_tanh(T x) {
+  const T kBeta = T(1.4142135623730951 * 1.1283791670955126 * 0.5);
+  const T kKappa = T(0.044715);
+  const T inner = kBeta * (x + kKappa * (x * x * x));
+  return T(0.5) * x * (T(1) + shoal_tanh(inner));
+}
+template <typename T>
+SHOAL_SCALAR_FN T shoal_gelu_tanh_grad(T x, T dy) {
+  const T kBeta = T(1.4142135623730951 * 1.1283791670955126 * 0.5);
+  const T kKappa = T(0.044715);
+  const T xSq = x * x;
+  const T inner = kBeta * (x + kKappa * (xSq * x));
+  const T tanhInner = shoal_tanh(inner);
+  const T left = T(0.5) * x;
+  const T right = T(1) + tanhInner;
+  const T leftDerivative = T(0.5) * right;
+  const T rightDerivative = left * (T(1) - tanhInner * tanhInner) * kBeta * (T(1) + T(3) * kKappa * xSq);
+  return dy * (leftDerivative + rightDerivative);
+}
+
+// SiLU: x / (1 + exp(-x)); its gradient dy * s (1 + x (1 - s)) with s = sigmoid(x).
+template <typename T>
+SHOAL_SCALAR_FN T shoal_silu(T x) {
+  return x / (T(1) + shoal_exp(-x));
+}
+template <typename T>
+SHOAL_SCALAR_FN T shoal_silu_grad(T x, T dy) {
+  const T s = T(1) / (T(1) + shoal_exp(-x));
+  return dy * s * (T(1) + x * (T(1) - s));
+}
+
+// Hardswish: x relu6(x + 3) / 6; its gradient is 0 below -3, dy (x/3 + 1/2) on [-3, 3], dy
+// above (PyTorch's one-sided choice at the kinks).
+template <typename T>
+SHOAL_SCALAR_FN T shoal_hardswish(T x) {
+  return x * shoal_clip(x + T(3), T(0), T(6)) / T(6);
+}
+template <typename T>
+SHOAL_SCALAR_FN T shoal_hardswish_grad(T x, T dy) {
+  return x < T(-3) ? T(0) : x <= T(3) ? dy * ((x / T(3)) + T(0.5)) : dy;
+}
 
 #ifdef SHOAL_SCALAR_MATH_ON_HOST
 }  // namespace shoal::scalar

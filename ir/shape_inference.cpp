@@ -5,8 +5,11 @@
 
 #include "ir/conv_geometry.h"
 #include "ir/elementwise.h"
+#include "support/checked.h"
 
 #include <fmt/format.h>
+
+#include <limits>
 
 namespace shoal {
 
@@ -73,26 +76,7 @@ Expected<Types> shapeConstant(const Node& n) {
   return Types{{dt, lit.shape}};
 }
 
-Expected<Types> shapeNone(const Node& n) {
-  if (n.kind() == OpKind::SgdUpdate || n.kind() == OpKind::AdamUpdate) {
-    const Value* w = n.input(0);
-    SHOAL_TRY(requireFloat(n, w, "parameter"));
-    // The kernel keeps the momentum in the velocity operand; without one it has nowhere to.
-    if (n.kind() == OpKind::SgdUpdate && n.numInputs() < 3 && n.attrs().getFloat("momentum", 0.0) != 0.0)
-      return Unexpected(shapeError(
-          n, fmt::format("momentum {} needs a velocity operand (w, g, velocity)", formatDouble(n.attrs().getFloat("momentum")))));
-    for (size_t i = 1; i < n.numInputs(); ++i) {
-      if (n.kind() == OpKind::AdamUpdate && i == 4) {
-        if (n.input(i)->type().rank() != 0)
-          return Unexpected(shapeError(n, fmt::format("step count must be a scalar, got {}", sh(n.input(i)))));
-        continue;
-      }
-      if (n.input(i)->type() != w->type())
-        return Unexpected(shapeError(n, fmt::format("operand {} has type {}, the parameter {}", i, sh(n.input(i)), sh(w))));
-    }
-  }
-  return Types{};
-}
+Expected<Types> shapeNone(const Node&) { return Types{}; }
 
 Expected<Types> shapeCast(const Node& n) {
   auto dt = parseDType(n.attrs().getString("dtype"));
@@ -161,13 +145,20 @@ Expected<Shape> convOutputShape(const Node& n, const TensorType& x, const Tensor
                                                 "expects {} per group ({})",
                                                 xs[1], x.str(), xs[1] / groups, groups, ws[1], w.str())));
   }
-  int64_t oh = windowOutputSize(xs[2], ws[2], (*stride)[0], (*pad)[0], (*pad)[2], (*dil)[0]);
-  int64_t ow = windowOutputSize(xs[3], ws[3], (*stride)[1], (*pad)[1], (*pad)[3], (*dil)[1]);
-  if (oh <= 0 || ow <= 0)
+  for (int i = 0; i < 2; ++i)
+    if (!checkedMul((*dil)[size_t(i)], ws[size_t(2 + i)] - 1))
+      return Unexpected(shapeError(n, fmt::format("kernel {}x{} dilated by {}x{} spans more than 2^63 pixels", ws[2], ws[3],
+                                                  (*dil)[0], (*dil)[1])));
+  auto oh = windowOutputSize(xs[2], ws[2], (*stride)[0], (*pad)[0], (*pad)[2], (*dil)[0]);
+  auto ow = windowOutputSize(xs[3], ws[3], (*stride)[1], (*pad)[1], (*pad)[3], (*dil)[1]);
+  if (!oh || !ow)
+    return Unexpected(shapeError(n, fmt::format("padding {} of the input {} overflows 64-bit extents",
+                                                shapeString(*pad), x.str())));
+  if (*oh <= 0 || *ow <= 0)
     return Unexpected(shapeError(
         n, fmt::format("kernel {}x{} does not fit the padded input {}x{} ({})", ws[2], ws[3], xs[2] + (*pad)[0] + (*pad)[2],
                        xs[3] + (*pad)[1] + (*pad)[3], x.str())));
-  return Shape{xs[0], ws[0], oh, ow};
+  return Shape{xs[0], ws[0], *oh, *ow};
 }
 
 // A shape attribute (input_shape, weight_shape) of a gradient op: 4 positive extents.
@@ -265,8 +256,15 @@ Expected<Shape> poolOutputShape(const Node& n, const TensorType& x, const std::s
     return Unexpected(shapeError(n, fmt::format("{}padding must be smaller than the window", prefix)));
   const Shape& xs = x.shape;
   const bool ceilMode = n.attrs().getInt(prefix + "ceil_mode", 0) != 0;
-  int64_t oh = poolOutputSize(xs[2], (*k)[0], (*s)[0], (*p)[0], (*p)[2], ceilMode);
-  int64_t ow = poolOutputSize(xs[3], (*k)[1], (*s)[1], (*p)[1], (*p)[3], ceilMode);
+  // The padding is smaller than the window (checked above), so the padded extent cannot
+  // overflow unless the window itself is near 2^63.
+  for (int i = 0; i < 2; ++i)
+    if (auto once = checkedAdd(xs[size_t(2 + i)], (*p)[size_t(i)]);
+        !once || !checkedAdd(*once, (*p)[size_t(i + 2)]))
+      return Unexpected(shapeError(n, fmt::format("{}padding {} of the input {} overflows 64-bit extents", prefix,
+                                                  shapeString(*p), x.str())));
+  const int64_t oh = poolOutputSize(xs[2], (*k)[0], (*s)[0], (*p)[0], (*p)[2], ceilMode);
+  const int64_t ow = poolOutputSize(xs[3], (*k)[1], (*s)[1], (*p)[1], (*p)[3], ceilMode);
   if (oh <= 0 || ow <= 0)
     return Unexpected(shapeError(n, fmt::format("{}window {}x{} does not fit the input {}", prefix.empty() ? "" : "pool ",
                                                      (*k)[0], (*k)[1], x.str())));
@@ -310,8 +308,14 @@ Expected<Types> shapeFlatten(const Node& n) {
   if (axis < 0) axis += int64_t(xs.size());
   if (axis < 0 || axis > int64_t(xs.size()))
     return Unexpected(shapeError(n, fmt::format("axis {} is out of range for {}", n.attrs().getInt("axis"), sh(n.input(0)))));
+  // Both products divide the operand's element count, which the operand check bounds.
   int64_t outer = 1, inner = 1;
-  for (int64_t i = 0; i < int64_t(xs.size()); ++i) (i < axis ? outer : inner) *= xs[size_t(i)];
+  for (int64_t i = 0; i < int64_t(xs.size()); ++i) {
+    int64_t& part = i < axis ? outer : inner;
+    auto next = checkedMul(part, xs[size_t(i)]);
+    if (!next) return Unexpected(shapeError(n, fmt::format("{} has too many elements to flatten", sh(n.input(0)))));
+    part = *next;
+  }
   return Types{{n.input(0)->type().dtype, {outer, inner}}};
 }
 
@@ -326,7 +330,11 @@ Expected<Types> shapeReshape(const Node& n) {
     } else if (target[i] <= 0) {
       return Unexpected(shapeError(n, fmt::format("extent {} must be positive or -1", target[i])));
     } else {
-      known *= target[i];
+      auto next = checkedMul(known, target[i]);
+      if (!next)
+        return Unexpected(shapeError(n, fmt::format("cannot reshape {} to {}: its extents multiply past 2^63",
+                                                    sh(n.input(0)), shapeString(target))));
+      known = *next;
     }
   }
   if (wild >= 0) {
@@ -409,7 +417,7 @@ Expected<Types> shapeArgMax(const Node& n) {
 // softmax_cross_entropy, accuracy and the cross-entropy gradient: logits [N, C], integer labels [N].
 Expected<Types> requireLabels(const Node& n, const Value* logits, const Value* labels) {
   SHOAL_TRY(requireRank(n, logits, 2, "logits ([batch, classes])"));
-  if (isFloat(labels->type().dtype))
+  if (isFloat(labels->type().dtype) || labels->type().dtype == DType::Bool)
     return Unexpected(shapeError(n, fmt::format("labels must be integer class ids, got {}", sh(labels))));
   if (labels->type().shape != Shape{logits->type().shape[0]})
     return Unexpected(shapeError(n, fmt::format("labels {} do not match logits {}: expected [{}]", sh(labels),
@@ -496,18 +504,31 @@ std::optional<Shape> broadcastShapes(const Shape& a, const Shape& b) {
   return out;
 }
 
-int64_t windowOutputSize(int64_t in, int64_t kernel, int64_t stride, int64_t padBefore, int64_t padAfter, int64_t dilation) {
-  int64_t span = dilation * (kernel - 1) + 1;
-  int64_t padded = in + padBefore + padAfter;
-  if (padded < span) return 0;
-  return (padded - span) / stride + 1;
+std::optional<int64_t> windowOutputSize(int64_t in, int64_t kernel, int64_t stride, int64_t padBefore,
+                                        int64_t padAfter, int64_t dilation) {
+  if (stride <= 0) return std::nullopt;
+  auto kernelMinus1 = checkedSub(kernel, 1);
+  auto spread = kernelMinus1 ? checkedMul(dilation, *kernelMinus1) : std::nullopt;
+  auto span = spread ? checkedAdd(*spread, 1) : std::nullopt;
+  auto padded1 = checkedAdd(in, padBefore);
+  auto padded = padded1 ? checkedAdd(*padded1, padAfter) : std::nullopt;
+  if (!span || !padded) return std::nullopt;
+  if (*padded < *span) return 0;
+  auto steps = checkedSub(*padded, *span);
+  if (!steps) return std::nullopt;
+  return checkedAdd(*steps / stride, 1);
 }
 
 std::vector<int64_t> samePadding(int64_t h, int64_t w, int64_t kh, int64_t kw, int64_t sh, int64_t sw, int64_t dh,
                                  int64_t dw) {
   auto one = [](int64_t in, int64_t k, int64_t s, int64_t d) {
-    int64_t out = (in + s - 1) / s;
-    int64_t total = std::max<int64_t>(0, (out - 1) * s + d * (k - 1) + 1 - in);
+    if (in <= 0 || k <= 0 || s <= 0 || d <= 0) return std::pair<int64_t, int64_t>(0, 0);
+    int64_t out = in / s + (in % s != 0);  // ceil(in / s) without forming in + s - 1
+    // (out - 1)·s <= in - 1, so `rest` lies in [1 - s, 0] and only d·(k - 1) can overflow.
+    int64_t rest = (out - 1) * s + 1 - in;
+    auto spread = checkedMul(d, k - 1);
+    int64_t total = spread ? *spread + rest : std::numeric_limits<int64_t>::max();
+    total = std::max<int64_t>(0, total);
     return std::pair<int64_t, int64_t>(total / 2, total - total / 2);
   };
   auto [t, b] = one(h, kh, sh, dh);
@@ -515,7 +536,9 @@ std::vector<int64_t> samePadding(int64_t h, int64_t w, int64_t kh, int64_t kw, i
   return {t, l, b, r};
 }
 
-Expected<std::vector<TensorType>> inferResultTypes(const Node& node) {
+namespace {
+
+Expected<std::vector<TensorType>> dispatchShapeRule(const Node& node) {
   using namespace shape;
   switch (node.kind()) {
 #define SHOAL_OP(kind, text, minIn, maxIn, results, schema, shapeRule, traits, grad, doc) \
@@ -525,6 +548,28 @@ Expected<std::vector<TensorType>> inferResultTypes(const Node& node) {
 #undef SHOAL_OP
   }
   return Unexpected(Error("unknown op"));
+}
+
+}  // namespace
+
+Expected<std::vector<TensorType>> inferResultTypes(const Node& node) {
+  // Every tensor's size must fit: the rules below and every later layer (the planner, the
+  // kernels) multiply extents, so an operand or a result past kMaxTensorBytes stops here.
+  for (size_t i = 0; i < node.numInputs(); ++i) {
+    const TensorType& t = node.input(i)->type();
+    if (std::string why = tensorSizeProblem(t); !why.empty())
+      return Unexpected(shapeError(node, fmt::format("operand %{} {} is too large: {}", node.input(i)->name(), t.str(), why)));
+  }
+  auto types = dispatchShapeRule(node);
+  if (!types) return types;
+  for (size_t r = 0; r < types->size(); ++r) {
+    const TensorType& t = (*types)[r];
+    if (std::string why = tensorSizeProblem(t); !why.empty()) {
+      std::string name = r < node.numResults() ? "%" + node.result(r)->name() + " " : "";
+      return Unexpected(shapeError(node, fmt::format("result {}{} is too large: {}", name, t.str(), why)));
+    }
+  }
+  return types;
 }
 
 }  // namespace shoal

@@ -36,6 +36,19 @@ Expected<std::vector<int64_t>> intsOfLen(const Node& n, const std::string& key, 
 // ---- the op families' shape rules (one block per family) ---------------------------------
 
 // ==== family elementwise: elementwise math, comparisons, where, reductions ====
+// (ir/shape_rules_elementwise.cpp)
+
+/// (x, dy) -> the type of x: both f32 or f64, the same type (the *_grad rows of unary ops).
+Expected<Types> shapeSameFloatPair(const Node& n);
+/// Float operands of one element type, broadcast together (pow and the 3-operand gradients).
+Expected<Types> shapeBroadcastFloat(const Node& n);
+/// Two operands of one element type (any), broadcast together: bool.
+Expected<Types> shapeCompare(const Node& n);
+/// (cond bool, a, b), a and b of one element type, broadcast together: a's element type.
+Expected<Types> shapeWhere(const Node& n);
+/// reduce_*: a float input, `axes` distinct and in [-rank, rank), `keepdim` 0 or 1; max and
+/// min also need a non-empty range for every output.
+Expected<Types> shapeReduce(const Node& n);
 // (end of family elementwise)
 
 // ==== family norm: normalisation, dropout ====
@@ -77,6 +90,16 @@ Expected<Types> shapeCausalMask(const Node& n);
 // (end of family shape)
 
 // ==== family train: losses and optimizers ====
+/// sgd_update, sgd_momentum_update, adam_update: float parameter; gradient and state of its
+/// type; scalar step, learning rate and grad_scale.
+Expected<Types> shapeUpdate(const Node& n);
+/// bce_with_logits (-> scalar) and bce_with_logits_grad (-> the logits' type): float logits,
+/// targets of their type, a scalar loss gradient.
+Expected<Types> shapeBceWithLogits(const Node& n);
+/// one_hot: [N] integer labels -> [N, classes] of the dtype attribute (f32 or f64).
+Expected<Types> shapeOneHot(const Node& n);
+/// global_sum_squares: operands of one float dtype, any shapes -> a scalar of that dtype.
+Expected<Types> shapeGlobalSumSquares(const Node& n);
 // (end of family train)
 
 

@@ -7,6 +7,7 @@
 #include <unordered_map>
 #include <unordered_set>
 
+#include "ir/elementwise.h"
 #include "ir/shape_inference.h"
 #include "passes/gradients.h"
 
@@ -190,57 +191,217 @@ Expected<void> appendGradients(Graph& g, const std::string& lossOutput) {
   return {};
 }
 
+namespace {
+
+// Appends `kind(inputs) {attrs}` before `pos`, typed by its shape rule.
+Expected<Value*> insertTyped(Graph& g, Node* pos, OpKind kind, std::vector<Value*> inputs, Attrs attrs,
+                             const std::string& name, const Location& loc) {
+  Node* n = g.insertNodeBefore(pos, kind, std::move(inputs), std::move(attrs), {{name, TensorType{}}}, loc);
+  fillDefaultAttrs(*n);
+  auto types = inferResultTypes(*n);
+  if (!types) return Unexpected(types.error());
+  n->result()->setType((*types)[0]);
+  return n->result();
+}
+
+// The ops a fused op stands for, inserted before it; returns the value that replaces its
+// result. Fused ops have no gradient rules: a graph after the fuse-* passes (an IR dump, say)
+// is trained by differentiating what they fuse, and the fuse-* passes after autodiff fuse
+// again what the backward pass leaves fusible.
+Expected<Value*> expandFused(Graph& g, Node* n) {
+  const Location& loc = n->loc();
+  const std::string y = n->result()->name();
+  const Attrs& a = n->attrs();
+  auto activation = [&](Value* pre, const std::string& name) -> Expected<Value*> {
+    auto act = opKindFromName(a.getString("activation"));
+    if (!act) return fail(fmt::format("{}: unknown activation '{}'", n->describe(), a.getString("activation")), loc);
+    return insertTyped(g, n, *act, {pre}, {}, name, loc);
+  };
+  auto conv = [&](const std::string& name) {
+    return insertTyped(g, n, OpKind::Conv2d, n->inputs(),
+                       attrsOf({{"stride", a.getInts("stride")}, {"padding", a.getInts("padding")},
+                                {"dilation", a.getInts("dilation")}}),
+                       name, loc);
+  };
+  if (n->kind() == OpKind::FusedDense) {
+    SHOAL_TRY_ASSIGN(pre, insertTyped(g, n, OpKind::Dense, n->inputs(), {}, y + ".dense", loc));
+    return activation(pre, y + ".act");
+  }
+  if (n->kind() == OpKind::FusedConv2d) {
+    SHOAL_TRY_ASSIGN(pre, conv(y + ".conv"));
+    return activation(pre, y + ".act");
+  }
+  if (n->kind() == OpKind::FusedConv2dPool) {
+    // The conv node's id names the conv and its activation, as the pipeline lowering did.
+    const std::string base = loc.node.empty() ? y + ".c" : loc.node;
+    SHOAL_TRY_ASSIGN(pre, conv(base + ".conv"));
+    SHOAL_TRY_ASSIGN(act, activation(pre, base));
+    Attrs pool = attrsOf({{"kernel", a.getInts("pool_kernel")}, {"stride", a.getInts("pool_stride")},
+                          {"padding", a.getInts("pool_padding")}});
+    return insertTyped(g, n, OpKind::MaxPool2d, {act}, std::move(pool), y + ".pool", loc);
+  }
+  if (n->kind() != OpKind::FusedElementwise)
+    return fail(fmt::format("internal error: {} is not a fused op", n->describe()), loc);
+  // The postfix program, one op per instruction (constants become scalar constants).
+  auto program = parseElementwiseExpr(a.getString("expr"), int(n->numInputs()));
+  if (!program) return fail(n->describe() + ": " + program.error().message(), loc);
+  std::vector<Value*> stack;
+  int k = 0;
+  for (const ExprInstr& op : *program) {
+    const std::string name = y + ".e" + std::to_string(k++);
+    switch (op.kind) {
+      case ExprInstr::Kind::Operand: stack.push_back(n->input(size_t(op.operand))); continue;
+      case ExprInstr::Kind::Constant: {
+        Node* c = g.insertNodeBefore(n, OpKind::Constant, {}, attrsOf({{"value", TensorLiteral{{}, {op.constant}}}}),
+                                     {{name, TensorType{n->result()->type().dtype, {}}}}, loc);
+        stack.push_back(c->result());
+        continue;
+      }
+      case ExprInstr::Kind::Op: break;
+    }
+    std::vector<Value*> operands(stack.end() - op.arity(), stack.end());
+    stack.resize(stack.size() - size_t(op.arity()));
+    Attrs attrs;
+    const std::vector<std::string>& params = opInfo(op.op).formulaParams;
+    for (size_t p = 0; p < params.size() && p < op.params.size(); ++p) attrs.set(params[p], op.params[p]);
+    SHOAL_TRY_ASSIGN(v, insertTyped(g, n, op.op, std::move(operands), std::move(attrs), name, loc));
+    stack.push_back(v);
+  }
+  return stack.back();
+}
+
+bool isFusedOp(OpKind k) {
+  return k == OpKind::FusedDense || k == OpKind::FusedConv2d || k == OpKind::FusedConv2dPool ||
+         k == OpKind::FusedElementwise;
+}
+
+Expected<void> expandFusedOps(Graph& g) {
+  std::vector<Node*> fused;
+  for (Node* n : g.nodes())
+    if (isFusedOp(n->kind())) fused.push_back(n);
+  for (Node* n : fused) {
+    auto v = expandFused(g, n);
+    if (!v) return Unexpected(v.error());
+    std::string name = n->result()->name();
+    g.replaceAllUsesWith(n->result(), *v);
+    g.eraseNode(n);
+    g.renameValue(*v, name);
+  }
+  return {};
+}
+
+// The scalar operands every optimizer update of the step shares.
+struct UpdateOperands {
+  Value* step = nullptr;       ///< adam, adamw
+  Value* lr = nullptr;
+  Value* gradScale = nullptr;  ///< with gradient clipping
+};
+
+}  // namespace
+
 Expected<void> appendTrainingStep(Graph& g, const TrainConfig& cfg, const std::string& logitsOutput) {
   // Everything a user can get wrong is checked before the graph changes.
   Value* logits = g.outputValue(logitsOutput);
   if (!logits) return fail(fmt::format("the model has no output named '{}' to train", logitsOutput), cfg.loc);
-  bool crossEntropy = cfg.loss == "softmax_cross_entropy";
-  if (!crossEntropy && cfg.loss != "mse")
-    return fail(fmt::format("unknown loss '{}' (expected softmax_cross_entropy or mse)", cfg.loss), cfg.loc);
-  bool adam = cfg.optimizer == "adam";
+  const bool crossEntropy = cfg.loss == "softmax_cross_entropy";
+  const bool bce = cfg.loss == "bce_with_logits";
+  if (!crossEntropy && !bce && cfg.loss != "mse")
+    return fail(fmt::format("unknown loss '{}' (expected softmax_cross_entropy, mse or bce_with_logits)", cfg.loss),
+                cfg.loc);
+  const bool adam = cfg.optimizer == "adam" || cfg.optimizer == "adamw";
   if (!adam && cfg.optimizer != "sgd")
-    return fail(fmt::format("unknown optimizer '{}' (expected adam or sgd)", cfg.optimizer), cfg.loc);
+    return fail(fmt::format("unknown optimizer '{}' (expected adam, adamw or sgd)", cfg.optimizer), cfg.loc);
+  if (!crossEntropy && cfg.labelSmoothing != 0)
+    return fail(fmt::format("label smoothing applies to the cross-entropy loss, not {}", cfg.loss), cfg.loc);
+  if (!(cfg.labelSmoothing >= 0 && cfg.labelSmoothing <= 1))
+    return fail(fmt::format("label smoothing must be in [0, 1], got {}", cfg.labelSmoothing), cfg.loc);
+  if (crossEntropy && cfg.oneHotTargets)
+    return fail("one-hot targets are for mse and bce_with_logits (cross-entropy reads the labels)", cfg.loc);
+  if (cfg.nesterov && (adam || !(cfg.momentum > 0)))
+    return fail("Nesterov momentum needs optimizer sgd with a positive momentum", cfg.loc);
+  if (!(cfg.clipNorm >= 0)) return fail(fmt::format("clip norm must be 0 (off) or positive, got {}", cfg.clipNorm), cfg.loc);
   const TensorType& lt = logits->type();
   if (!isFloat(lt.dtype))
     return fail(fmt::format("cannot train on '{}': it is {}, not a float tensor", logitsOutput, lt.str()), logits->def()->loc());
-  if (crossEntropy && lt.rank() != 2)
-    return fail(fmt::format("softmax_cross_entropy needs logits of rank 2 ([batch, classes]), got {}", lt.str()),
+  const bool readsLabels = crossEntropy || cfg.oneHotTargets;
+  if (readsLabels && lt.rank() != 2)
+    return fail(fmt::format("{} needs logits of rank 2 ([batch, classes]), got {}",
+                            crossEntropy ? "softmax_cross_entropy" : "one-hot targets", lt.str()),
                 logits->def()->loc());
   if (!lastNodeOfKind(g, OpKind::Param)) return fail("the model has no parameters to train", cfg.loc);
-  std::string targetName = crossEntropy ? "labels" : "targets";
-  Value* step = declaredStep(g);
-  for (const std::string& in : {targetName, std::string("step")}) {
+  std::string targetName = readsLabels ? "labels" : "targets";
+  Value* step = declaredStep(g);  // an earlier training pass (dropout) may have declared it
+  for (const std::string& in : {targetName, std::string("step"), std::string("lr")}) {
     if (in == "step" && (!adam || step)) continue;
     if (hasInputNamed(g, in)) return fail(fmt::format("the model already has an input named '{}'", in), cfg.loc);
   }
   for (const char* out : {"loss", "accuracy"})
     if (hasOutputNamed(g, out)) return fail(fmt::format("the model already has an output named '{}'", out), cfg.loc);
 
-  // New inputs, after the existing ones.
+  // Fused ops (an IR dump after the fuse-* passes) become their parts, which have gradients.
+  if (auto ok = expandFusedOps(g); !ok) return Unexpected(ok.error());
+
+  // New inputs, after the existing ones: the targets, Adam's step count, the learning rate.
   Node* anchor = lastNodeOfKind(g, OpKind::Input);
-  TensorType targetType = crossEntropy ? TensorType{DType::I64, {lt.shape[0]}} : lt;
+  TensorType targetType = readsLabels ? TensorType{DType::I64, {lt.shape[0]}} : lt;
   anchor = insertSourceAfter(g, anchor, OpKind::Input, attrsOf({{"name", targetName}}), {targetName, targetType}, cfg.loc);
   Value* target = anchor->result();
+  UpdateOperands shared;
+  shared.step = adam ? step : nullptr;
   if (adam && !step) {
     anchor = insertSourceAfter(g, anchor, OpKind::Input, attrsOf({{"name", std::string("step")}}),
                                {"step", TensorType{DType::F32, {}}}, cfg.loc);
-    step = anchor->result();
+    shared.step = anchor->result();
   }
+  // f64 whatever the model's type, like the Python float PyTorch keeps it in.
+  anchor = insertSourceAfter(g, anchor, OpKind::Input, attrsOf({{"name", std::string("lr")}}),
+                             {"lr", TensorType{DType::F64, {}}}, cfg.loc);
+  shared.lr = anchor->result();
 
   // The loss (and accuracy) heads.
   GradientEmitter e(g);
-  auto loss = e.emit(crossEntropy ? OpKind::SoftmaxCrossEntropy : OpKind::Mse, {logits, target}, {}, "loss", cfg.loc);
+  Value* labels = readsLabels ? target : nullptr;
+  if (cfg.oneHotTargets) {
+    SHOAL_TRY_ASSIGN(hot, e.emit(OpKind::OneHot, {labels},
+                                 attrsOf({{"classes", lt.shape[1]}, {"dtype", std::string(dtypeName(lt.dtype))}}),
+                                 "targets", cfg.loc));
+    target = hot;
+  }
+  const OpKind lossKind = crossEntropy ? OpKind::SoftmaxCrossEntropy : bce ? OpKind::BceWithLogits : OpKind::Mse;
+  Attrs lossAttrs = crossEntropy ? attrsOf({{"label_smoothing", cfg.labelSmoothing}}) : Attrs{};
+  auto loss = e.emit(lossKind, {logits, target}, std::move(lossAttrs), "loss", cfg.loc);
   if (!loss) return Unexpected(loss.error());
   g.addNode(OpKind::Output, {*loss}, attrsOf({{"name", std::string("loss")}}), {}, cfg.loc);
-  if (crossEntropy) {
-    auto acc = e.emit(OpKind::Accuracy, {logits, target}, {}, "accuracy", cfg.loc);
-    if (!acc) return Unexpected(acc.error());
-    g.addNode(OpKind::Output, {*acc}, attrsOf({{"name", std::string("accuracy")}}), {}, cfg.loc);
+  if (labels) {
+    SHOAL_TRY_ASSIGN(acc, e.emit(OpKind::Accuracy, {logits, labels}, {}, "accuracy", cfg.loc));
+    g.addNode(OpKind::Output, {acc}, attrsOf({{"name", std::string("accuracy")}}), {}, cfg.loc);
   }
 
   auto grads = appendBackward(g, *loss);
   if (!grads) return Unexpected(grads.error());
   if (grads->empty()) return fail("no parameter of the model influences the loss", cfg.loc);
+
+  // Gradient clipping by global norm: the squared norm of every gradient (a global_sum_squares
+  // per 64 gradients, the op's operand limit, then their sum), then the factor every update
+  // multiplies its gradient by.
+  if (cfg.clipNorm > 0) {
+    const int maxOperands = opInfo(OpKind::GlobalSumSquares).maxInputs;
+    Value* total = nullptr;
+    for (size_t begin = 0; begin < grads->size(); begin += size_t(maxOperands)) {
+      std::vector<Value*> chunk;
+      for (size_t i = begin; i < std::min(grads->size(), begin + size_t(maxOperands)); ++i) chunk.push_back((*grads)[i].grad);
+      SHOAL_TRY_ASSIGN(part, e.emit(OpKind::GlobalSumSquares, std::move(chunk), {}, "grads.sum_squares", cfg.loc));
+      if (total) {
+        SHOAL_TRY_ASSIGN(sum, e.emit(OpKind::Add, {total, part}, {}, "grads.sum_squares", cfg.loc));
+        total = sum;
+      } else {
+        total = part;
+      }
+    }
+    SHOAL_TRY_ASSIGN(coef, e.emit(OpKind::ClipGradCoef, {total}, attrsOf({{"max_norm", cfg.clipNorm}}),
+                                  "grads.clip_coef", cfg.loc));
+    shared.gradScale = coef;
+  }
 
   // Optimizer state, declared after the model's last param or state (so the model's own state,
   // batchnorm's running statistics, keeps its place in the persistent layout that evaluation
@@ -256,21 +417,29 @@ Expected<void> appendTrainingStep(Graph& g, const TrainConfig& cfg, const std::s
                                       {p->name() + suffix, p->type()}, loc);
       return stateAnchor->result();
     };
+    auto withScale = [&](std::vector<Value*> operands) {
+      if (shared.gradScale) operands.push_back(shared.gradScale);
+      return operands;
+    };
+    Expected<void> ok;
     if (adam) {
       Value* m = newState(".m");
       Value* v = newState(".v");
-      auto ok = e.emitSink(OpKind::AdamUpdate, {p, pg.grad, m, v, step},
-                           attrsOf({{"lr", cfg.lr}, {"beta1", cfg.beta1}, {"beta2", cfg.beta2}, {"eps", cfg.eps},
-                                    {"weight_decay", cfg.weightDecay}}),
-                           loc);
-      if (!ok) return Unexpected(ok.error());
+      ok = e.emitSink(OpKind::AdamUpdate, withScale({p, pg.grad, m, v, shared.step, shared.lr}),
+                      attrsOf({{"beta1", cfg.beta1}, {"beta2", cfg.beta2}, {"eps", cfg.eps},
+                               {"weight_decay", cfg.weightDecay},
+                               {"decoupled_weight_decay", int64_t(cfg.optimizer == "adamw")}}),
+                      loc);
+    } else if (cfg.momentum != 0.0) {
+      ok = e.emitSink(OpKind::SgdMomentumUpdate, withScale({p, pg.grad, newState(".velocity"), shared.lr}),
+                      attrsOf({{"momentum", cfg.momentum}, {"weight_decay", cfg.weightDecay},
+                               {"nesterov", int64_t(cfg.nesterov)}}),
+                      loc);
     } else {
-      std::vector<Value*> operands{p, pg.grad};
-      if (cfg.momentum != 0.0) operands.push_back(newState(".velocity"));
-      auto ok = e.emitSink(OpKind::SgdUpdate, std::move(operands),
-                           attrsOf({{"lr", cfg.lr}, {"momentum", cfg.momentum}, {"weight_decay", cfg.weightDecay}}), loc);
-      if (!ok) return Unexpected(ok.error());
+      ok = e.emitSink(OpKind::SgdUpdate, withScale({p, pg.grad, shared.lr}), attrsOf({{"weight_decay", cfg.weightDecay}}),
+                      loc);
     }
+    if (!ok) return Unexpected(ok.error());
   }
   return {};
 }

@@ -36,18 +36,26 @@ Expected<void> appendGradients(Graph& g, const std::string& lossOutput = "loss")
 
 /// Turns an inference graph (shape-inferred, canonicalized, with an output named
 /// `logitsOutput`) into one training step:
-///  - new inputs `labels` (i64[N], softmax_cross_entropy) or `targets` (the logits' type,
-///    mse), and `step` (f32[], the 1-based step count; adam only, and reused when an earlier
-///    training pass declared it);
-///  - `output(%loss) {name="loss"}` and, for softmax_cross_entropy,
-///    `output(%accuracy) {name="accuracy"}` (the logits output stays);
+///  - fused ops (a graph after the fuse-* passes) expanded into the ops they fuse, which
+///    have gradient rules;
+///  - new inputs: `labels` (i64[N]; softmax_cross_entropy, or one-hot targets) or `targets`
+///    (the logits' type; mse, bce_with_logits), `step` (f32[], the 1-based step count; adam and
+///    adamw; reused when an earlier training pass declared it) and `lr` (f64[], the step's learning rate, so a schedule never recompiles);
+///  - the loss head (softmax_cross_entropy with the label smoothing, mse, or
+///    bce_with_logits, over `targets = one_hot(labels)` when cfg.oneHotTargets) and
+///    `output(%loss) {name="loss"}`; with labels also `output(%accuracy) {name="accuracy"}`
+///    (the logits output stays);
 ///  - the backward pass (appendBackward);
-///  - per trained param, in program order: `adam_update(%p, %p.grad, %p.m, %p.v, %step)` or
-///    `sgd_update(%p, %p.grad[, %p.velocity])` (velocity only when momentum != 0), with the
+///  - with cfg.clipNorm > 0: `global_sum_squares` of every gradient (summed per 64) and
+///    `%grads.clip_coef = clip_grad_coef(...) {max_norm}`, the factor every update applies;
+///  - per trained param, in program order: `adam_update(%p, %p.grad, %p.m, %p.v, %step, %lr
+///    [, %grads.clip_coef])` (adamw: decoupled_weight_decay=1), `sgd_momentum_update(%p,
+///    %p.grad, %p.velocity, %lr [, ...])` or `sgd_update(%p, %p.grad, %lr [, ...])`, with the
 ///    optimizer state declared right after the last param or state. The updates come last.
 /// Errors (with the location of the train stage or the offending node): no such output,
-/// logits not rank 2 for softmax_cross_entropy, unknown loss or optimizer, a name clash with
-/// an existing input/output, no params to train.
+/// logits not rank 2 where labels are read, unknown loss or optimizer, settings that do not
+/// fit them (label smoothing without cross-entropy, Nesterov without momentum), a name clash
+/// with an existing input/output, no params to train.
 Expected<void> appendTrainingStep(Graph& g, const TrainConfig& cfg, const std::string& logitsOutput = "logits");
 
 /// The "autodiff" pass: appendTrainingStep with ctx.train and the output "logits". Without a

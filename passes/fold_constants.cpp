@@ -36,6 +36,7 @@ double roundTo(DType t, double v) {
     case DType::I32: return double(int32_t(v));
     case DType::I64: return double(int64_t(v));
     case DType::U8: return double(uint8_t(v));
+    case DType::Bool: return v != 0 ? 1.0 : 0.0;
   }
   return v;
 }

@@ -205,7 +205,8 @@ SHOAL_GRADIENT(LogSoftmax) {
 
 // Only the logits are differentiable; integer labels never need a gradient.
 SHOAL_GRADIENT(SoftmaxCrossEntropy) {
-  return g.emit(OpKind::SoftmaxCrossEntropyGrad, {g.x(), g.input(1), g.dy}, {});
+  return g.emit(OpKind::SoftmaxCrossEntropyGrad, {g.x(), g.input(1), g.dy},
+                attrsOf({{"label_smoothing", g.attrs().getFloat("label_smoothing", 0.0)}}));
 }
 
 // Symmetric: d/dtarget of (pred - target)^2 is mse_grad with the roles swapped.

@@ -2,17 +2,29 @@
 #include "passes/memory_plan.h"
 
 #include <fmt/format.h>
+#include <sys/resource.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <limits>
 #include <nlohmann/json.hpp>
 #include <optional>
 
+#include "support/checked.h"
+
 namespace shoal {
 
 namespace {
 
-int64_t alignUp(int64_t n) { return (n + kBufferAlignment - 1) / kBufferAlignment * kBufferAlignment; }
+// Sizes and offsets saturate at INT64_MAX instead of overflowing: a plan that big fails the
+// memory limit (compileProgram) or its allocation, with a message, never wraps to a small one.
+int64_t alignUp(int64_t n) {
+  if (n > std::numeric_limits<int64_t>::max() - kBufferAlignment) return std::numeric_limits<int64_t>::max();
+  return (n + kBufferAlignment - 1) / kBufferAlignment * kBufferAlignment;
+}
+
+// Bytes of a value's buffer (shape inference bounds them; this only keeps the planner total).
+int64_t bufferBytes(const TensorType& t) { return checkedByteSize(t).value_or(std::numeric_limits<int64_t>::max()); }
 
 // Params first, then state, each in program order, aligned: the same layout for every
 // planner and for every program of one model (a training step and its evaluation program
@@ -24,12 +36,12 @@ void layoutPersistent(const Graph& g, MemoryPlan& plan) {
       if (n->kind() != kind) continue;
       for (size_t r = 0; r < n->numResults(); ++r) {
         BufferAssignment a;
-        a.bytes = int64_t(n->result(r)->type().byteSize());
+        a.bytes = bufferBytes(n->result(r)->type());
         a.firstUse = 0;
         a.lastUse = end;
         a.persistent = true;
         a.offset = plan.persistentBytes;
-        plan.persistentBytes += alignUp(std::max<int64_t>(a.bytes, 1));
+        plan.persistentBytes = saturatingAdd(plan.persistentBytes, alignUp(std::max<int64_t>(a.bytes, 1)));
         plan.buffers[n->result(r)] = a;
       }
     }
@@ -47,7 +59,8 @@ void computePeak(const Graph& g, MemoryPlan& plan) {
       it->second.second = std::max(it->second.second, a.lastUse);
     }
   }
-  std::vector<int64_t> delta(g.size() + 2, 0);
+  // 128-bit sums: many buffers near the size limit may together pass 2^63 bytes.
+  std::vector<__int128> delta(g.size() + 2, 0);
   for (const auto& [root, r] : span) {
     int64_t bytes = plan.at(root).bytes;
     delta[size_t(r.first)] += bytes;
@@ -55,14 +68,35 @@ void computePeak(const Graph& g, MemoryPlan& plan) {
   }
   plan.peakLiveBytes = 0;
   plan.peakAt = 0;
-  int64_t live = 0;
+  __int128 live = 0, peak = 0;
   for (size_t t = 0; t + 1 < delta.size(); ++t) {
     live += delta[t];
-    if (live > plan.peakLiveBytes) plan.peakLiveBytes = live, plan.peakAt = int(t);
+    if (live > peak) peak = live, plan.peakAt = int(t);
   }
+  constexpr int64_t kMax = std::numeric_limits<int64_t>::max();
+  plan.peakLiveBytes = peak > kMax ? kMax : int64_t(peak);
 }
 
 }  // namespace
+
+int64_t defaultMemoryLimit() {
+  static const int64_t limit = [] {
+    int64_t cap = 0;
+    auto lower = [&](uint64_t bytes) {
+      if (bytes == 0) return;
+      int64_t b = bytes > uint64_t(std::numeric_limits<int64_t>::max()) ? std::numeric_limits<int64_t>::max() : int64_t(bytes);
+      cap = cap == 0 ? b : std::min(cap, b);
+    };
+    long pages = ::sysconf(_SC_PHYS_PAGES), pageSize = ::sysconf(_SC_PAGESIZE);
+    if (pages > 0 && pageSize > 0) lower(uint64_t(pages) * uint64_t(pageSize));
+    for (int resource : {RLIMIT_AS, RLIMIT_DATA}) {
+      rlimit rl{};
+      if (::getrlimit(resource, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY) lower(uint64_t(rl.rlim_cur));
+    }
+    return cap;
+  }();
+  return limit;
+}
 
 std::unordered_map<const Value*, std::pair<int, int>> liveRanges(const Graph& g) {
   std::unordered_map<const Value*, std::pair<int, int>> ranges;
@@ -109,12 +143,12 @@ MemoryPlan planMemoryTrivial(const Graph& g) {
     for (size_t r = 0; r < n->numResults(); ++r) {
       const Value* v = n->result(r);
       BufferAssignment a;
-      a.bytes = int64_t(v->type().byteSize());
+      a.bytes = bufferBytes(v->type());
       a.firstUse = ranges[v].first;
       a.lastUse = ranges[v].second;
       a.offset = plan.arenaBytes;
-      plan.arenaBytes += alignUp(std::max<int64_t>(a.bytes, 1));
-      plan.naiveBytes += a.bytes;
+      plan.arenaBytes = saturatingAdd(plan.arenaBytes, alignUp(std::max<int64_t>(a.bytes, 1)));
+      plan.naiveBytes = saturatingAdd(plan.naiveBytes, a.bytes);
       plan.buffers[v] = a;
     }
   }
@@ -145,10 +179,10 @@ MemoryPlan planMemory(const Graph& g, const PlannerOptions& opts) {
     for (size_t r = 0; r < n.numResults(); ++r) {
       const Value* v = n.result(r);
       BufferAssignment a;
-      a.bytes = int64_t(v->type().byteSize());
+      a.bytes = bufferBytes(v->type());
       a.firstUse = ranges[v].first;
       a.lastUse = ranges[v].second;
-      plan.naiveBytes += a.bytes;
+      plan.naiveBytes = saturatingAdd(plan.naiveBytes, a.bytes);
       plan.buffers[v] = a;
       if (a.bytes == 0) continue;  // nothing to place
 
@@ -218,13 +252,13 @@ MemoryPlan planMemory(const Graph& g, const PlannerOptions& opts) {
     int64_t size = alignUp(grp.bytes);
     if (!opts.reuse) {
       grp.offset = plan.arenaBytes;
-      plan.arenaBytes += size;
+      plan.arenaBytes = saturatingAdd(plan.arenaBytes, size);
       continue;
     }
     std::vector<std::pair<int64_t, int64_t>> busy;  // [offset, end) of conflicting buffers
     for (size_t pi : placed) {
       const Group& p = groups[pi];
-      if (p.first <= grp.last && grp.first <= p.last) busy.emplace_back(p.offset, p.offset + alignUp(p.bytes));
+      if (p.first <= grp.last && grp.first <= p.last) busy.emplace_back(p.offset, saturatingAdd(p.offset, alignUp(p.bytes)));
     }
     std::sort(busy.begin(), busy.end());
     int64_t best = -1, bestGap = std::numeric_limits<int64_t>::max(), cursor = 0;
@@ -233,7 +267,7 @@ MemoryPlan planMemory(const Graph& g, const PlannerOptions& opts) {
       cursor = std::max(cursor, e);
     }
     grp.offset = best >= 0 ? best : cursor;
-    plan.arenaBytes = std::max(plan.arenaBytes, grp.offset + size);
+    plan.arenaBytes = std::max(plan.arenaBytes, saturatingAdd(grp.offset, size));
     placed.push_back(gi);
   }
   for (auto& [v, a] : plan.buffers) {

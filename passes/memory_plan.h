@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "ir/graph.h"
+#include "support/checked.h"
 
 namespace shoal {
 
@@ -39,6 +40,8 @@ struct MemoryPlan {
   std::unordered_map<const Value*, const Value*> aliasOf;
 
   const BufferAssignment& at(const Value* v) const { return buffers.at(v); }
+  /// arenaBytes + persistentBytes, saturating at INT64_MAX (the region sizes saturate too).
+  int64_t totalBytes() const { return saturatingAdd(arenaBytes, persistentBytes); }
   /// The value whose buffer `v` uses: aliasOf[v], or v itself.
   const Value* bufferOf(const Value* v) const {
     auto it = aliasOf.find(v);
@@ -54,6 +57,13 @@ struct PlannerOptions {
   bool inPlace = true;  ///< elementwise results overwrite a dying operand; views share their input
   bool reuse = true;    ///< values whose lifetimes do not intersect share arena bytes
 };
+
+/// The default cap on one program's memory plan (arena + persistent bytes; CompileOptions::
+/// memoryLimit, `--memory-limit`): the smaller of the machine's physical memory and the
+/// process's address-space and data-segment limits (RLIMIT_AS, RLIMIT_DATA), so a program
+/// that could never be allocated here fails at compile time (`shoal check`) with a message
+/// instead of running out of memory. 0 when none of them is known (no cap).
+int64_t defaultMemoryLimit();
 
 /// Live ranges (first def, last use in program order) of every value of a scheduled graph.
 /// Inputs are written before node 0, so they start at 0; graph outputs are read after the

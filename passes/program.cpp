@@ -36,7 +36,7 @@ Expected<Program> compileProgram(std::unique_ptr<Graph> g, const CompileOptions&
 }
 
 Expected<void> checkMemoryLimit(const Graph& g, const MemoryPlan& plan, int64_t limit) {
-  int64_t total = plan.arenaBytes + plan.persistentBytes;
+  int64_t total = plan.totalBytes();
   if (limit <= 0 || total <= limit) return {};
   auto mb = [](int64_t bytes) { return fmt::format("{:.1f} MB", double(bytes) / 1e6); };
   std::string where = "the graph outputs";

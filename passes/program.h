@@ -26,7 +26,9 @@ struct CompileOptions {
   PassObserver observer;                ///< sees the IR after every pass
   DiagnosticEngine* diags = nullptr;
   PlannerOptions planner;               ///< what the memory planner may share
-  int64_t memoryLimit = 0;              ///< bytes (arena + persistent); 0: no limit. Over it, compiling fails
+  /// Bytes (arena + persistent) the plan may need; over it, compiling fails. 0: no limit. The
+  /// default is what this machine and process can allocate (defaultMemoryLimit()).
+  int64_t memoryLimit = defaultMemoryLimit();
 };
 
 /// Runs the pass pipeline (inference or training) on `g` and plans memory (planMemory). Fails,

@@ -36,6 +36,13 @@ class Executable {
   /// Feeds the named inputs, runs every node, returns the named outputs (host copies).
   virtual Expected<TensorMap> run(const TensorMap& inputs) = 0;
 
+  /// A host copy of the buffer of `v` (a value of this program's graph) as the last run left
+  /// it. Every value keeps its own result only when the memory plan shares nothing
+  /// (PlannerOptions{.inPlace = false, .reuse = false}, as the differential check compiles);
+  /// otherwise a later value may have overwritten it. Params and state hold their updated
+  /// values after a training step.
+  virtual Expected<Tensor> readValue(const Value* v) = 0;
+
   /// What runAccumulate() gathered since the last takeAccumulated().
   struct Accumulated {
     std::map<std::string, double> sums;        ///< weighted sums of the accumulated scalar outputs

@@ -1,4 +1,4 @@
-// A model's programs per batch size (and learning rate), sharing one set of parameters.
+// A model's programs per batch size, sharing one set of parameters.
 #include "runtime/model_programs.h"
 
 #include <fmt/format.h>
@@ -126,8 +126,7 @@ Expected<Executable*> ModelPrograms::inference(int64_t batch) {
 Expected<Executable*> ModelPrograms::trainingStep(int64_t batch) {
   if (!train_) return fail("this model was compiled for inference only; a Trainer trains it");
   if (batch <= 0) return fail(fmt::format("the batch is empty (batch size {})", batch));
-  auto key = std::make_pair(batch, train_->lr);
-  if (auto it = steps_.find(key); it != steps_.end()) return it->second.get();
+  if (auto it = steps_.find(batch); it != steps_.end()) return it->second.get();
   auto exe = compile(batch, &*train_);
   if (!exe) return Unexpected(exe.error());
   auto ok = adopt(**exe);
@@ -136,7 +135,7 @@ Expected<Executable*> ModelPrograms::trainingStep(int64_t batch) {
   // The step count is an input of the step when something reads it (Adam; dropout's masks).
   readsStep_ = false;
   for (Node* n : raw->graph().inputNodes()) readsStep_ |= n->attrs().getString("name") == "step";
-  steps_[key] = std::move(*exe);
+  steps_[batch] = std::move(*exe);
   return raw;
 }
 

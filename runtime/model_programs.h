@@ -1,6 +1,6 @@
-// The programs of one model on one device: inference programs per batch size and training
-// steps per (batch size, learning rate), compiled on first use and cached, all sharing one
-// set of parameters and optimizer state. Sessions, trainers and the pipeline trainer run
+// The programs of one model on one device: inference programs and training steps per batch
+// size (the learning rate is an input of the step), compiled on first use and cached, all
+// sharing one set of parameters and optimizer state. Sessions, trainers and the pipeline trainer run
 // through it, so a model answers at any batch size.
 #pragma once
 
@@ -42,11 +42,13 @@ class ModelPrograms {
   const std::vector<Node*>& inputs() const { return inputs_; }
   const DeviceSelection& device() const { return device_; }
   bool trains() const { return train_.has_value(); }
-  /// The training configuration (trains() only); its lr is the current learning rate.
+  /// The training configuration (trains() only); its lr is the current base learning rate.
   const TrainConfig& trainConfig() const { return *train_; }
   /// The output the loss reads ("logits" unless told otherwise).
   const std::string& trainedOutput() const { return output_; }
   bool crossEntropy() const { return train_ && train_->loss == "softmax_cross_entropy"; }
+  /// The training step reads class labels ("labels"; it then also reports accuracy).
+  bool readsLabels() const { return train_ && (crossEntropy() || train_->oneHotTargets); }
   /// True when the training step has a `step` input to feed (Adam's count; dropout's masks).
   bool readsStep() const { return readsStep_; }
 
@@ -60,7 +62,7 @@ class ModelPrograms {
   Expected<int64_t> batchOf(const TensorMap& feed) const;
   /// The inference program for `batch` rows (compiled on first use).
   Expected<Executable*> inference(int64_t batch);
-  /// The training step for `batch` rows at the current learning rate (compiled on first use).
+  /// The training step for `batch` rows (compiled on first use).
   Expected<Executable*> trainingStep(int64_t batch);
   /// Every training step compiled so far (to collect what they accumulated).
   std::vector<Executable*> trainingSteps();
@@ -70,6 +72,7 @@ class ModelPrograms {
   /// Runs the model on `inputs` at their batch size.
   Expected<TensorMap> run(const TensorMap& inputs);
 
+  /// The base learning rate (the schedule's input).
   double learningRate() const { return train_ ? train_->lr : 0.0; }
   void setLearningRate(double lr);
 
@@ -104,7 +107,7 @@ class ModelPrograms {
   std::string output_ = "logits";
   Executable* owner_ = nullptr;
   std::map<int64_t, std::unique_ptr<Executable>> inference_;
-  std::map<std::pair<int64_t, double>, std::unique_ptr<Executable>> steps_;
+  std::map<int64_t, std::unique_ptr<Executable>> steps_;
   std::recursive_mutex mutex_;
   bool readsStep_ = false;
 };

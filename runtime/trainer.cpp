@@ -8,11 +8,13 @@
 #include <chrono>
 #include <cmath>
 #include <filesystem>
+#include <set>
 #include <nlohmann/json.hpp>
 
 #include "runtime/checkpoint/safetensors.h"
 #include "runtime/data/datasets.h"
 #include "runtime/data/idx.h"
+#include "support/file_util.h"
 #include "support/install_paths.h"
 
 namespace fs = std::filesystem;
@@ -24,29 +26,44 @@ namespace {
 using Clock = std::chrono::steady_clock;
 double secondsSince(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
 
-// The feed of one training step: the batch plus the step count, where the step reads it.
-TensorMap stepFeed(const ModelPrograms& m, const TensorMap& batch, int64_t step) {
+// The feed of one training step: the batch, the step count where the step reads it (Adam;
+// dropout's masks) and the learning rate.
+TensorMap stepFeed(const ModelPrograms& m, const TensorMap& batch, int64_t step, double lr) {
   TensorMap feed = batch;
   if (m.readsStep()) feed["step"] = Tensor::fromDoubles(DType::F32, {}, std::vector<double>{double(step)});
+  feed["lr"] = Tensor::fromDoubles(DType::F64, {}, std::vector<double>{lr});
   return feed;
 }
 
 std::vector<std::string> metricNames(const ModelPrograms& m) {
-  if (m.crossEntropy()) return {"loss", "accuracy"};
+  if (m.readsLabels()) return {"loss", "accuracy"};
   return {"loss"};
 }
+
+// The rate of the step that follows `done` earlier steps: the schedule over the base rate.
+Expected<double> scheduledRate(const LrSchedule& schedule, double base, int64_t done, const Location& loc) {
+  double lr = schedule.rate(base, done);
+  if (!(lr >= 0) || !std::isfinite(lr))
+    return fail(fmt::format("the learning-rate schedule gave {} for step {}; it must be 0 or more", lr, done + 1), loc);
+  return lr;
+}
+
+// The loss terms of one element x against target t, in double.
+double squaredError(double x, double t) { return (x - t) * (x - t); }
+double binaryCrossEntropy(double x, double t) { return std::max(x, 0.0) - x * t + std::log1p(std::exp(-std::abs(x))); }
 
 // The rows' loss (summed) and correct predictions of `out` against the batch's labels or
 // targets, in double.
 struct BatchScore {
-  double lossSum = 0;   ///< cross-entropy: sum over rows; mse: sum over elements
+  double lossSum = 0;   ///< cross-entropy: sum over rows; mse, bce: sum over elements
   int64_t correct = 0;
   int64_t lossTerms = 0;
 };
 
 Expected<BatchScore> scoreBatch(const Tensor& out, const TensorMap& batch, int64_t rows, const EvalSpec& spec) {
   BatchScore s;
-  if (spec.crossEntropy) {
+  const bool bce = spec.loss == "bce_with_logits";
+  if (spec.readsLabels()) {
     auto it = batch.find("labels");
     if (it == batch.end()) return fail("the data has no 'labels' to score the model against");
     const Tensor& labels = it->second;
@@ -55,22 +72,35 @@ Expected<BatchScore> scoreBatch(const Tensor& out, const TensorMap& batch, int64
       return fail(fmt::format("'labels' has {} values for {} rows", labels.numElements(), rows));
     int64_t classes = out.shape()[1];
     for (int64_t i = 0; i < rows; ++i) {
+      const int64_t row = i * classes;
       int64_t best = 0;
       for (int64_t c = 1; c < classes; ++c)
-        if (out.at(i * classes + c) > out.at(i * classes + best)) best = c;
+        if (out.at(row + c) > out.at(row + best)) best = c;
       double label = labels.at(i);
       if (label < 0 || label >= double(classes) || label != std::floor(label))
         return fail(fmt::format("label {} of row {} is not a class of the {} outputs", label, i, classes));
       s.correct += best == int64_t(label);
-      if (spec.wantLoss) {
-        double mx = out.at(i * classes);
-        for (int64_t c = 1; c < classes; ++c) mx = std::max(mx, out.at(i * classes + c));
-        double sum = 0;
-        for (int64_t c = 0; c < classes; ++c) sum += std::exp(out.at(i * classes + c) - mx);
-        s.lossSum += std::log(sum) + mx - out.at(i * classes + int64_t(label));
+      if (!spec.wantLoss) continue;
+      if (spec.oneHotTargets) {  // mse or bce against the one-hot row
+        for (int64_t c = 0; c < classes; ++c) {
+          double t = c == int64_t(label) ? 1.0 : 0.0;
+          s.lossSum += bce ? binaryCrossEntropy(out.at(row + c), t) : squaredError(out.at(row + c), t);
+        }
+        continue;
       }
+      double mx = out.at(row);
+      for (int64_t c = 1; c < classes; ++c) mx = std::max(mx, out.at(row + c));
+      double sum = 0, sumX = 0;
+      for (int64_t c = 0; c < classes; ++c) {
+        sum += std::exp(out.at(row + c) - mx);
+        sumX += out.at(row + c);
+      }
+      const double lse = std::log(sum) + mx;
+      const double e = spec.labelSmoothing;
+      // (1-e)(-log p_label) + e·mean_c(-log p_c), PyTorch's label smoothing.
+      s.lossSum += (1 - e) * (lse - out.at(row + int64_t(label))) + (e != 0 ? e * (lse - sumX / double(classes)) : 0.0);
     }
-    s.lossTerms = rows;
+    s.lossTerms = spec.oneHotTargets ? rows * classes : rows;
     return s;
   }
   auto it = batch.find("targets");
@@ -78,10 +108,8 @@ Expected<BatchScore> scoreBatch(const Tensor& out, const TensorMap& batch, int64
   const Tensor& targets = it->second;
   if (targets.numElements() != out.numElements())
     return fail(fmt::format("'targets' is {}, the output is {}", targets.type().str(), out.type().str()));
-  for (int64_t i = 0; i < out.numElements(); ++i) {
-    double d = out.at(i) - targets.at(i);
-    s.lossSum += d * d;
-  }
+  for (int64_t i = 0; i < out.numElements(); ++i)
+    s.lossSum += bce ? binaryCrossEntropy(out.at(i), targets.at(i)) : squaredError(out.at(i), targets.at(i));
   s.lossTerms = out.numElements();
   return s;
 }
@@ -97,6 +125,23 @@ TensorMap modelInputsOf(const ModelPrograms& m, const TensorMap& batch) {
 
 }  // namespace
 
+EvalSpec EvalSpec::of(const TrainConfig& cfg, const std::string& output, bool wantLoss) {
+  EvalSpec s;
+  s.output = output;
+  s.loss = cfg.loss;
+  s.labelSmoothing = cfg.labelSmoothing;
+  s.oneHotTargets = cfg.oneHotTargets;
+  s.wantLoss = wantLoss;
+  return s;
+}
+
+EvalSpec EvalSpec::accuracyOnly(const std::string& output) {
+  EvalSpec s;
+  s.output = output;
+  s.wantLoss = false;
+  return s;
+}
+
 // ---- the loop ---------------------------------------------------------------------------
 
 Expected<StepStats> trainStep(ModelPrograms& m, const TensorMap& batch, int64_t& step) {
@@ -109,8 +154,13 @@ Expected<StepStats> trainStep(ModelPrograms& m, const TensorMap& batch, int64_t&
     auto old = e->takeAccumulated();
     if (!old) return Unexpected(old.error());
   }
+  const LrSchedule& schedule = m.trainConfig().schedule;
+  if (schedule.kind == ScheduleKind::Cosine && schedule.tMax <= 0)
+    return fail("a cosine schedule needs its tMax (the steps of its half period) outside fit()");
+  auto lr = scheduledRate(schedule, m.learningRate(), step, m.trainConfig().loc);
+  if (!lr) return Unexpected(lr.error());
   ++step;
-  auto ok = (*exe)->runAccumulate(stepFeed(m, batch, step), metricNames(m), 1.0, step);
+  auto ok = (*exe)->runAccumulate(stepFeed(m, batch, step, *lr), metricNames(m), 1.0, step);
   if (!ok) {
     --step;
     return Unexpected(ok.error());
@@ -120,7 +170,8 @@ Expected<StepStats> trainStep(ModelPrograms& m, const TensorMap& batch, int64_t&
   StepStats s;
   s.step = step;
   s.loss = acc->sums["loss"];
-  if (m.crossEntropy()) s.accuracy = acc->sums["accuracy"];
+  s.learningRate = *lr;
+  if (m.readsLabels()) s.accuracy = acc->sums["accuracy"];
   return s;
 }
 
@@ -132,12 +183,24 @@ Expected<TrainReport> fitPrograms(ModelPrograms& m, BatchSource& batches, const 
   std::vector<double> stepMs;
   int64_t firstStep = step;
   auto start = Clock::now();
-  EvalSpec spec{m.trainedOutput(), m.crossEntropy(), true};
+  EvalSpec spec = EvalSpec::of(m.trainConfig(), m.trainedOutput(), true);
   // Whatever an earlier step() left accumulated is not this run's.
   for (Executable* e : m.trainingSteps()) {
     auto old = e->takeAccumulated();
     if (!old) return Unexpected(old.error());
   }
+  // The schedule of this fit: a cosine without tMax spans the fit's steps after the warm-up.
+  LrSchedule schedule = m.trainConfig().schedule;
+  if (schedule.kind == ScheduleKind::Cosine && schedule.tMax <= 0) {
+    std::optional<int64_t> perEpoch = batches.batchesPerEpoch();
+    if (plan.stepsPerEpoch > 0) perEpoch = perEpoch ? std::min(*perEpoch, plan.stepsPerEpoch) : plan.stepsPerEpoch;
+    if (!perEpoch)
+      return fail("a cosine schedule without t_max spans the fit, but this batch source does not say how many "
+                  "batches an epoch has: give the schedule's tMax",
+                  plan.loc);
+    schedule.tMax = std::max<int64_t>(1, step + plan.epochs * *perEpoch - schedule.warmup);
+  }
+  double lastRate = 0;
   for (int64_t epoch = 1; epoch <= plan.epochs; ++epoch) {
     if (plan.learningRate) {
       double lr = plan.learningRate(epoch);
@@ -161,9 +224,12 @@ Expected<TrainReport> fitPrograms(ModelPrograms& m, BatchSource& batches, const 
       if (!rows) return Unexpected(rows.error());
       auto exe = m.trainingStep(*rows);
       if (!exe) return Unexpected(exe.error());
+      auto lr = scheduledRate(schedule, m.learningRate(), step, plan.loc);
+      if (!lr) return Unexpected(lr.error());
+      lastRate = *lr;
       ++step;
       // Loss and accuracy are summed where the step runs and read back once per epoch.
-      auto ok = (*exe)->runAccumulate(stepFeed(m, **batch, step), metricNames(m), double(*rows), step);
+      auto ok = (*exe)->runAccumulate(stepFeed(m, **batch, step, *lr), metricNames(m), double(*rows), step);
       if (!ok) return Unexpected(ok.error());
       ++s;
       if (plan.onStep) plan.onStep({epoch, plan.epochs, s, steps, std::nan("")});
@@ -194,7 +260,7 @@ Expected<TrainReport> fitPrograms(ModelPrograms& m, BatchSource& batches, const 
     e.epoch = epoch;
     e.loss = lossSum / seen;
     e.accuracy = accSum / seen;
-    e.learningRate = m.learningRate();
+    e.learningRate = lastRate;
     if (plan.validation) {
       auto v = evaluateDataset(m, *plan.validation, plan.evalBatch, spec);
       if (!v) return Unexpected(v.error());
@@ -246,7 +312,7 @@ Expected<EvalStats> evaluateDataset(ModelPrograms& m, Dataset& data, int64_t bat
   EvalStats s;
   s.examples = n;
   s.loss = total.lossTerms ? total.lossSum / double(total.lossTerms) : 0.0;
-  if (spec.crossEntropy) s.accuracy = n ? double(total.correct) / double(n) : 0.0;
+  if (spec.readsLabels()) s.accuracy = n ? double(total.correct) / double(n) : 0.0;
   return s;
 }
 
@@ -266,9 +332,16 @@ Expected<void> saveCheckpoint(ModelPrograms& m, const std::string& path, int64_t
   return saveSafetensors(path, tensors, meta);
 }
 
-Expected<int64_t> loadCheckpoint(ModelPrograms& m, const std::string& path) {
+Expected<int64_t> loadCheckpoint(ModelPrograms& m, const std::string& path,
+                                 const std::function<void(const std::string&)>& onNote, bool verbose) {
   auto file = loadSafetensors(path);
   if (!file) return Unexpected(file.error());
+  if (onNote) {
+    std::set<std::string> modelTensors;
+    for (auto& [name, type] : m.parameterTypes()) modelTensors.insert(name);
+    for (auto& [name, type] : m.stateTypes()) modelTensors.insert(name);
+    if (std::string note = unusedTensorsNote(path, *file, modelTensors, verbose); !note.empty()) onNote(note);
+  }
   TensorMap values;
   for (auto& [name, t] : file->tensors) values[name] = t;
   bool hasState = false;
@@ -400,8 +473,15 @@ Expected<std::unique_ptr<ModelPrograms>> createPipelineTrainer(const Pipeline& p
   if (!p.train) return fail("the pipeline has no train stage");
   TrainConfig cfg = *p.train;
   if (opts.seed) cfg.seed = *opts.seed;
-  if (cfg.loss != "softmax_cross_entropy")
-    return fail("training from a dataset needs loss=softmax_cross_entropy (the data are class labels)", cfg.loc);
+  for (Node* n : p.model->nodes())
+    if (!mutatedOperands(n->kind()).empty())
+      return fail(fmt::format("'{}' holds a training step already (it was dumped with --train); a pipeline trains from "
+                              "its model: dump it without --train",
+                              p.file),
+                  cfg.loc);
+  if (cfg.loss != "softmax_cross_entropy" && !cfg.oneHotTargets)
+    return fail(fmt::format("the pipeline's data are class labels: loss {} needs its targets as their one-hot rows", cfg.loss),
+                cfg.loc);
   auto m = ModelPrograms::createTraining(std::shared_ptr<const Graph>(p.model->clone()), cfg, p.logitsName, cfg.batch,
                                          device, programOptions(opts));
   if (!m) return Unexpected(m.error());
@@ -409,7 +489,7 @@ Expected<std::unique_ptr<ModelPrograms>> createPipelineTrainer(const Pipeline& p
   step = 0;
   std::string weights = !opts.weights.empty() ? opts.weights : p.data ? p.data->weights : "";
   if (!weights.empty()) {
-    auto resumed = loadCheckpoint(**m, weights);
+    auto resumed = loadCheckpoint(**m, weights, opts.onNote, opts.exec.verbose);
     if (!resumed) return Unexpected(resumed.error());
     step = *resumed;
   }
@@ -449,7 +529,7 @@ Expected<TrainReport> fitPipeline(ModelPrograms& m, const Pipeline& p, const Tra
   plan.loc = cfg.loc;
   auto report = fitPrograms(m, loader, plan, step);
   if (!report) return Unexpected(report.error());
-  auto test = evaluateDataset(m, *data->test, plan.evalBatch, EvalSpec{m.trainedOutput(), true, false});
+  auto test = evaluateDataset(m, *data->test, plan.evalBatch, EvalSpec::accuracyOnly(m.trainedOutput()));
   if (!test) return Unexpected(test.error());
   report->testAccuracy = test->accuracy;
   if (!p.output.checkpoint.empty()) {
@@ -463,6 +543,9 @@ Expected<TrainReport> fitPipeline(ModelPrograms& m, const Pipeline& p, const Tra
 Expected<TrainReport> trainPipeline(const Pipeline& p, const TrainOptions& opts) {
   if (!p.train) return fail("the pipeline has no train stage");
   if (!p.data) return fail("the pipeline has no data input (input: mnist path=...)");
+  // Say now, not after the whole training, that the checkpoint cannot be written.
+  if (!p.output.checkpoint.empty())
+    if (auto ok = checkWritablePath(p.output.checkpoint); !ok) return fail(ok.error().message(), p.output.loc);
   auto device = pipelineDevice(p, opts.device);
   if (!device) return Unexpected(device.error());
   noteDevice(*device, opts);
@@ -495,12 +578,19 @@ Expected<TrainReport> evaluatePipeline(const Pipeline& p, const TrainOptions& op
   if (!file) return Unexpected(file.error());
   TensorMap values;
   for (auto& [name, t] : file->tensors) values[name] = t;
+  if (opts.onNote) {
+    std::set<std::string> modelTensors;
+    for (auto& [name, type] : (*m)->parameterTypes()) modelTensors.insert(name);
+    for (auto& [name, type] : (*m)->stateTypes()) modelTensors.insert(name);
+    if (std::string note = unusedTensorsNote(weights, *file, modelTensors, opts.exec.verbose); !note.empty())
+      opts.onNote(note);
+  }
   auto ok = (*m)->setPersistent(values, weights);
   if (!ok) return Unexpected(ok.error());
   TrainReport report;
   report.device = device->description;
   auto start = Clock::now();
-  auto test = evaluateDataset(**m, *data->test, batch, EvalSpec{p.logitsName, true, false});
+  auto test = evaluateDataset(**m, *data->test, batch, EvalSpec::accuracyOnly(p.logitsName));
   if (!test) return Unexpected(test.error());
   report.testAccuracy = test->accuracy;
   report.trainSeconds = 0;

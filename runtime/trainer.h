@@ -34,14 +34,25 @@ struct FitPlan {
 /// every step. The report holds the trained parameters.
 Expected<TrainReport> fitPrograms(ModelPrograms& m, BatchSource& batches, const FitPlan& plan, int64_t& step);
 
-/// One synchronous training step on `batch` (model inputs plus labels/targets).
+/// One synchronous training step on `batch` (model inputs plus labels/targets) at the rate
+/// the trainer's schedule gives step `step` (a cosine schedule needs its tMax here).
 Expected<StepStats> trainStep(ModelPrograms& m, const TensorMap& batch, int64_t& step);
 
-/// How evaluate scores: the output read, and the loss (cross-entropy or mean squared error).
+/// How evaluate scores: the output read, and the loss the trainer minimises (recomputed on
+/// the host in double), against "labels" or "targets" as the loss reads them.
 struct EvalSpec {
   std::string output = "logits";
-  bool crossEntropy = true;
+  std::string loss = "softmax_cross_entropy";  ///< or "mse", "bce_with_logits"
+  double labelSmoothing = 0;                   ///< softmax_cross_entropy
+  bool oneHotTargets = false;                  ///< mse, bce_with_logits against one-hot labels
   bool wantLoss = true;  ///< also compute the loss (needs labels or targets)
+
+  /// Scores class labels (accuracy too).
+  bool readsLabels() const { return loss == "softmax_cross_entropy" || oneHotTargets; }
+  /// The training configuration's loss over `output`.
+  static EvalSpec of(const TrainConfig& cfg, const std::string& output, bool wantLoss);
+  /// Accuracy only, against "labels" (the test set of a pipeline, a model without a loss).
+  static EvalSpec accuracyOnly(const std::string& output);
 };
 
 /// Loss and accuracy of the model over `data`, through inference programs of `batch` rows
@@ -53,7 +64,10 @@ Expected<void> saveCheckpoint(ModelPrograms& m, const std::string& path, int64_t
 
 /// Loads a checkpoint: every parameter must be there (shapes checked); optimizer state is
 /// loaded when present, else zeroed. Returns the step to resume from (0 without state).
-Expected<int64_t> loadCheckpoint(ModelPrograms& m, const std::string& path);
+/// `onNote`, when set, hears which of the file's tensors the model does not have (optimizer
+/// state of its own params only when `verbose`).
+Expected<int64_t> loadCheckpoint(ModelPrograms& m, const std::string& path,
+                                 const std::function<void(const std::string&)>& onNote = {}, bool verbose = false);
 
 struct TrainOptions {
   DeviceKind device = DeviceKind::Auto;

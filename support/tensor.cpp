@@ -46,6 +46,7 @@ double Tensor::at(int64_t i) const {
     case DType::I32: return data<int32_t>()[i];
     case DType::I64: return double(data<int64_t>()[i]);
     case DType::U8: return data<uint8_t>()[i];
+    case DType::Bool: return data<bool>()[i] ? 1.0 : 0.0;
   }
   return 0;
 }
@@ -69,6 +70,7 @@ void Tensor::set(int64_t i, double v) {
     case DType::I32: data<int32_t>()[i] = saturate<int32_t>(v); return;
     case DType::I64: data<int64_t>()[i] = saturate<int64_t>(v); return;
     case DType::U8: data<uint8_t>()[i] = saturate<uint8_t>(v); return;
+    case DType::Bool: data<bool>()[i] = v != 0; return;  // NaN is true, as C++ and PyTorch convert it
   }
 }
 

@@ -2,6 +2,9 @@
 #include <shoal/types.h>
 
 #include <cassert>
+#include <limits>
+
+static_assert(sizeof(bool) == 1, "DType::Bool tensors hold one byte per element, read as C++ bool");
 
 namespace shoal {
 
@@ -12,13 +15,15 @@ std::string_view dtypeName(DType t) {
     case DType::I32: return "i32";
     case DType::I64: return "i64";
     case DType::U8: return "u8";
+    case DType::Bool: return "bool";
   }
   return "?";
 }
 
 std::optional<DType> parseDType(std::string_view name) {
-  for (DType t : {DType::F32, DType::F64, DType::I32, DType::I64, DType::U8})
+  for (DType t : {DType::F32, DType::F64, DType::I32, DType::I64, DType::U8, DType::Bool})
     if (dtypeName(t) == name) return t;
+  if (name == "b8") return DType::Bool;  // the spelling of one-byte booleans elsewhere (MLIR's i1 is a bit)
   return std::nullopt;
 }
 
@@ -29,6 +34,7 @@ size_t dtypeSize(DType t) {
     case DType::I32: return 4;
     case DType::I64: return 8;
     case DType::U8: return 1;
+    case DType::Bool: return 1;
   }
   return 0;
 }
@@ -37,8 +43,18 @@ bool isFloat(DType t) { return t == DType::F32 || t == DType::F64; }
 
 int64_t numElements(const Shape& s) {
   int64_t n = 1;
-  for (int64_t d : s) n *= d;
+  for (int64_t d : s)
+    if (d == 0) return 0;
+  for (int64_t d : s)
+    if (__builtin_mul_overflow(n, d, &n)) return std::numeric_limits<int64_t>::max();
   return n;
+}
+
+size_t TensorType::byteSize() const {
+  int64_t n = numElements();
+  size_t bytes;
+  if (n < 0 || __builtin_mul_overflow(size_t(n), dtypeSize(dtype), &bytes)) return std::numeric_limits<size_t>::max();
+  return bytes;
 }
 
 std::string shapeString(const Shape& s) {

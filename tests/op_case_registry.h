@@ -9,6 +9,9 @@
 #pragma once
 
 #include <array>
+#include <cstdio>
+#include <cstdlib>
+#include <string>
 #include <cstddef>
 #include <initializer_list>
 
@@ -27,7 +30,13 @@ class OpCaseRegistry {
   /// Registers `fn` for every op in `kinds` (at static initialization).
   struct Registration {
     Registration(std::initializer_list<OpKind> kinds, Fn* fn) {
-      for (OpKind k : kinds) table()[size_t(k)] = fn;
+      for (OpKind k : kinds) {
+        if (table()[size_t(k)]) {  // two files register the same op: one would silently win
+          std::fprintf(stderr, "test registry: op '%s' registered twice\n", std::string(opName(k)).c_str());
+          std::abort();
+        }
+        table()[size_t(k)] = fn;
+      }
     }
   };
 

@@ -18,6 +18,8 @@
 #include "runtime/backend.h"
 #include "runtime/checkpoint/safetensors.h"
 #include "runtime/model_programs.h"
+#include "runtime/cpu/interpreter.h"
+#include "runtime/differential.h"
 #include "runtime/trainer.h"
 #include "tools/onnx_commands.h"
 #include "tools/tensor_text.h"
@@ -70,14 +72,14 @@ struct CommonOptions {
   std::string file;
   bool train = false;
   std::vector<std::string> disabled;
-  int64_t memoryLimit = 0;  ///< --memory-limit BYTES (0: none)
+  std::optional<int64_t> memoryLimit;  ///< --memory-limit BYTES (0: none; unset: defaultMemoryLimit())
 };
 
 CompileOptions compileOptions(const CommonOptions& c, const TrainConfig* train) {
   CompileOptions o;
   o.train = train;
   o.disabledPasses = {c.disabled.begin(), c.disabled.end()};
-  o.memoryLimit = c.memoryLimit;
+  if (c.memoryLimit) o.memoryLimit = *c.memoryLimit;
   return o;
 }
 
@@ -119,6 +121,14 @@ std::string render(const Graph& g, const std::string& format) {
   return printGraph(g);
 }
 
+// One graph of the pipeline as IR text with the pipeline's settings block after it, so the
+// dump runs as the pipeline did (`shoal run a.ir`); other formats draw the graph only.
+std::string renderPipeline(const Graph& g, const Pipeline& p, const std::string& format) {
+  std::string text = render(g, format);
+  if (format == "ir") text += printPipelineSettings(p);
+  return text;
+}
+
 int runDump(const CommonOptions& c, const DumpOptions& d) {
   auto p = load(c.file);
   if (!p) return kUserError;
@@ -134,7 +144,7 @@ int runDump(const CommonOptions& c, const DumpOptions& d) {
   }
   if (!d.after.empty()) {
     if (d.after == "frontend") {
-      return emit(d.out, render(*p->model, d.format)) ? kOk : kUserError;
+      return emit(d.out, renderPipeline(*p->model, *p, d.format)) ? kOk : kUserError;
     }
     opts.stopAfter = d.after;
   }
@@ -145,7 +155,7 @@ int runDump(const CommonOptions& c, const DumpOptions& d) {
     auto src = generateCudaSource(*program);
     if (!src) return reportError(src.error());
     text = src->source;
-  } else if (!d.afterAll) text = render(*program->graph, d.format);
+  } else if (!d.afterAll) text = renderPipeline(*program->graph, *p, d.format);
   return emit(d.out, text) ? kOk : kUserError;
 }
 
@@ -177,6 +187,9 @@ struct RunOptions {
   bool profile = false;
   std::vector<std::string> inputs;  ///< --input NAME=FILE (.pb or .npy) for models with tensor inputs
   int64_t repeat = 0;               ///< --repeat N: time N more runs (ONNX models)
+  bool check = false;       ///< --check: compare every node with the float64 interpreter
+  int64_t checkSteps = 3;   ///< --check-steps N
+  DifferentialTolerance checkTolerance;  ///< --check-rtol, --check-atol
 };
 
 class ProgressPrinter {
@@ -213,11 +226,15 @@ int runLiterals(const CommonOptions& c, const RunOptions& r, const Pipeline& p, 
   if (!p.model->inputNodes().empty()) {
     if (r.inputs.empty()) {
       Node* in = p.model->inputNodes().front();
+      // An IR file's nodes keep the locations of the pipeline they came from: the error is about
+      // this file, so it names it.
+      Location where = in->loc();
+      if (where.file != p.file) where = Location{p.file, 0, 0, where.node};
       return reportError(Error(fmt::format("input '{}' ({}) has no data: give it with --input {}=FILE (.pb or .npy), "
                                            "give the pipeline a data input, or use the C++ API to feed it",
                                            in->attrs().getString("name"), in->result()->type().str(),
                                            in->attrs().getString("name")),
-                               in->loc()));
+                               where));
     }
     std::vector<std::string> names;
     for (Node* in : p.model->inputNodes()) names.push_back(in->attrs().getString("name"));
@@ -264,13 +281,67 @@ int runLiterals(const CommonOptions& c, const RunOptions& r, const Pipeline& p, 
   return kOk;
 }
 
+// ---- run --check ------------------------------------------------------------------------
+int runCheckAgainstReference(const CommonOptions& c, const RunOptions& r, const Pipeline& p, DeviceKind kind) {
+  DifferentialOptions d;
+  d.device = kind;
+  d.steps = r.checkSteps;
+  d.tolerance = r.checkTolerance;
+  d.seed = r.seed;
+  d.weights = r.weights;
+  d.exec.tf32 = r.tf32;
+  d.exec.verbose = r.verbose;
+  d.compile = compileOptions(c, nullptr);
+  d.onNote = [](const std::string& s) { fmt::print(stderr, "{}\n", s); };
+  if (!r.report.empty() && r.report != "-")
+    if (auto ok = checkWritablePath(r.report); !ok) return reportError(ok.error());
+  auto result = checkPipelineAgainstReference(p, d);
+  if (!result) return reportError(result.error());
+  std::string what = result->training ? fmt::format("{} training step{}", result->steps, result->steps == 1 ? "" : "s")
+                                      : fmt::format("{} run{}", result->steps, result->steps == 1 ? "" : "s");
+  nlohmann::ordered_json j;
+  j["device"] = result->device;
+  j["check"]["steps"] = result->steps;
+  j["check"]["nodes_per_step"] = result->nodesPerStep;
+  j["check"]["rtol"] = d.tolerance.rtol;
+  j["check"]["atol"] = d.tolerance.atol;
+  j["check"]["diverged"] = result->divergence.has_value();
+  int status = kOk;
+  if (const auto& div = result->divergence) {
+    fmt::print("check: {} diverges from the float64 interpreter\n", result->device);
+    std::string message = "diverges from float64: " + div->describe(/*withLocation=*/false);
+    std::cerr << diagnostics().render(Diagnostic{Severity::Error, div->loc, message});
+    nlohmann::ordered_json o;
+    o["step"] = div->step;
+    o["node"] = div->loc.node;
+    o["op"] = div->op;
+    o["value"] = div->value;
+    o["location"] = div->loc.str();
+    o["index"] = div->index;
+    o["device"] = div->got;
+    o["float64"] = div->want;
+    o["error"] = div->error;
+    o["tolerance"] = div->tolerance;
+    o["elements_beyond_tolerance"] = div->badElements;
+    j["check"]["divergence"] = o;
+    status = kUserError;
+  } else {
+    fmt::print("check: {} matches the float64 interpreter ({}, {} nodes each; rtol {:g}, atol {:g}); closest: {:.2g} of "
+               "the tolerance at {}\n",
+               result->device, what, result->nodesPerStep, d.tolerance.rtol, d.tolerance.atol, result->worstRatio,
+               result->worstNode.empty() ? "-" : result->worstNode);
+  }
+  if (!r.report.empty() && !emit(r.report, j.dump(2) + "\n")) return kUserError;
+  return status;
+}
+
 int runRun(const CommonOptions& c, const RunOptions& r) {
   if (isOnnxPath(c.file)) {
     // An ONNX model is imported for the shapes of the tensors fed (its symbolic dimensions
     // bound by them) and run once (or timed with --repeat).
-    if (r.epochs || r.evaluate || !r.weights.empty() || r.seed || r.profile)
-      return reportError(Error("--epochs, --evaluate, --weights, --seed and --profile apply to pipelines, not to an "
-                               "ONNX model (its weights are its initializers)"));
+    if (r.epochs || r.evaluate || !r.weights.empty() || r.seed || r.profile || r.check)
+      return reportError(Error("--epochs, --evaluate, --weights, --seed, --profile and --check apply to pipelines, not to "
+                               "an ONNX model (its weights are its initializers; 'shoal conformance' checks its outputs)"));
     OnnxRunOptions o{c.file, r.inputs, r.device, r.repeat, r.tf32, r.verbose};
     nlohmann::ordered_json report;
     int rc = runOnnxModel(o, report);
@@ -293,6 +364,7 @@ int runRun(const CommonOptions& c, const RunOptions& r) {
   if (r.epochs && r.evaluate) return reportError(Error("--epochs and --evaluate exclude each other (--evaluate trains nothing)"));
   if (r.evaluate && !hasData)
     return reportError(Error(fmt::format("--evaluate: '{}' has no data input to evaluate on", c.file)));
+  if (r.check) return runCheckAgainstReference(c, r, *p, *kind);
   TrainOptions t;
   t.device = *kind;
   t.epochs = r.epochs;
@@ -303,13 +375,21 @@ int runRun(const CommonOptions& c, const RunOptions& r) {
   t.profile = r.profile;
   t.compile = compileOptions(c, nullptr);
   t.onNote = [&](const std::string& s) {
-    if (s.rfind("device:", 0) == 0 || r.verbose) fmt::print(stderr, "{}\n", s);
+    if (s.rfind("device:", 0) == 0 || s.rfind("note:", 0) == 0 || r.verbose) fmt::print(stderr, "{}\n", s);
   };
   t.onWarning = reportWarning;
   ProgressPrinter progress(isatty(STDERR_FILENO));
   int64_t epochs = r.epochs.value_or(p->train ? p->train->epochs : 0);
   t.onStep = [&](const StepProgress& s) { progress.step(s); };
   t.onEpoch = [&](const EpochStats& e) { progress.epoch(e, epochs); };
+
+  // Every file the run will write, checked before any work: a missing or read-only folder is
+  // reported now, not after the whole training.
+  std::vector<std::pair<std::string, Location>> outputs = {{r.report, Location{}}, {p->output.plot, p->output.loc}};
+  if (p->train) outputs.push_back({p->output.checkpoint, p->output.loc});
+  for (const auto& [path, loc] : outputs)
+    if (!path.empty() && path != "-")
+      if (auto ok = checkWritablePath(path); !ok) return reportError(Error(ok.error().message(), loc));
 
   nlohmann::ordered_json report;
   if (p->train || hasData) {
@@ -344,7 +424,10 @@ int main(int argc, char** argv) {
     cmd->add_option("FILE", common.file, "pipeline (.mmd), IR text file or ONNX model (.onnx)")->required();
     if (train) cmd->add_flag("--train", common.train, "compile the training step (forward, loss, backward, update)");
     cmd->add_option("--disable-pass", common.disabled, "skip the named pass (repeatable)");
-    cmd->add_option("--memory-limit", common.memoryLimit, "fail before running when the memory plan needs more bytes")
+    cmd->add_option("--memory-limit", common.memoryLimit,
+                    fmt::format("fail before running when the memory plan needs more bytes (0: no limit; default: this "
+                                "machine's memory or the process's limit, now {})",
+                                defaultMemoryLimit()))
         ->check(CLI::NonNegativeNumber);
   };
 
@@ -392,9 +475,23 @@ int main(int argc, char** argv) {
   runCmd->add_option("--seed", run.seed, "seed for initialisation and shuffling");
   runCmd->add_option("--report", run.report, "write a JSON report here");
   runCmd->add_option("--weights", run.weights, "load parameters (and optimizer state, to resume) from this safetensors file first");
-  runCmd->add_flag("--verbose", run.verbose, "report kernel-cache hits, misses and compile times");
+  runCmd->add_flag("--verbose", run.verbose,
+                   "report kernel-cache hits, misses and compile times, and every checkpoint tensor the model ignores");
   runCmd->add_flag("--tf32", run.tf32, "allow TF32 tensor-core GEMMs on the GPU (default: exact fp32)");
   runCmd->add_flag("--profile", run.profile, "print the time spent in each op (of the training step when training)");
+  auto* checkFlag = runCmd->add_flag("--check", run.check,
+                                     "differential check: run on the device and compare every node's output with the "
+                                     "float64 interpreter on the same operands; exit 1 at the first node that diverges");
+  runCmd->add_option("--check-steps", run.checkSteps, "training steps (or batches) --check compares (default 3)")
+      ->check(CLI::PositiveNumber)
+      ->needs(checkFlag);
+  runCmd->add_option("--check-rtol", run.checkTolerance.rtol, "relative tolerance of --check (default 1e-4)")
+      ->check(CLI::NonNegativeNumber)
+      ->needs(checkFlag);
+  runCmd->add_option("--check-atol", run.checkTolerance.atol,
+                     "absolute tolerance of --check (default 1e-5); see README for the rule")
+      ->check(CLI::NonNegativeNumber)
+      ->needs(checkFlag);
   runCmd->add_option("--input", run.inputs,
                      "NAME=FILE (or FILE, for the next input): a tensor input's value, an ONNX TensorProto (.pb) or "
                      "a NumPy array (.npy); repeatable");

@@ -638,7 +638,7 @@ std::vector<Value*> Importer::outputValues() {
 namespace {
 
 onnx::ModelProto readModel(const std::string& path) {
-  auto bytes = readFileBytes(path);
+  auto bytes = readFileBytes(path, kOnnxModelFileLimit);
   if (!bytes) throwInvalid(bytes.error().message());
   onnx::ModelProto model;
   if (!model.ParseFromString(*bytes)) throwInvalid("not an ONNX model (the file does not parse as a ModelProto)");

@@ -11,6 +11,7 @@
 
 #include "frontend/onnx/onnx_fold.h"
 #include "frontend/onnx/onnx_importer.h"
+#include "frontend/onnx/onnx_ops_families.h"
 #include "ir/conv_geometry.h"
 #include "ir/shape_inference.h"
 
@@ -78,11 +79,18 @@ void lowerDropout(NodeContext& c) {
     auto mode = c.constantInts(2, "training_mode");
     if (!mode.empty() && mode[0] != 0) c.unsupported("dropout in training mode (training_mode=true)");
   }
-  if (c.outputUsed(1)) c.unsupported("the dropout mask output (needs a bool element type)");
   c.requireFloat(0);
   Attrs a;
   a.set("rate", rate);
   c.setOutput(0, c.emit(OpKind::Dropout, {c.value(0)}, a));
+  // At inference every element is kept: the mask is all true (a constant; a pipeline that
+  // fine-tunes the model does not read it either).
+  if (c.outputUsed(1)) {
+    if (c.opset() < 10) c.unsupported("the dropout mask output before opset 10 (its type is the input's)");
+    Tensor ones(DType::Bool, c.shape(0));
+    for (int64_t i = 0; i < ones.numElements(); ++i) ones.set(i, 1.0);
+    c.setOutput(1, c.constantValue(ones, "mask"));
+  }
 }
 
 // ---- elementwise ---------------------------------------------------------------------------
@@ -107,6 +115,8 @@ bool foldNeg(NodeContext& c) {
   return true;
 }
 
+}  // namespace
+
 // Opsets before 7 broadcast only with broadcast=1, B aligned to A at `axis` (default: the
 // trailing dims). The shape B takes to broadcast NumPy-style.
 Shape legacyBroadcastShape(NodeContext& c) {
@@ -128,6 +138,8 @@ Shape legacyBroadcastShape(NodeContext& c) {
   out.resize(a.size() - size_t(axis), 1);
   return out;
 }
+
+namespace {
 
 std::function<double(double, double)> arithmetic(OpKind k) {
   switch (k) {
@@ -172,7 +184,7 @@ void lowerVariadicSum(NodeContext& c) {
   c.setOutput(0, acc);
 }
 
-// PRelu and LeakyRelu: relu(x) - slope * relu(-x).
+// PRelu: relu(x) - slope * relu(-x).
 void lowerPRelu(NodeContext& c) {
   c.requireFloat(0);
   if (c.opset() < 6) c.ignoreAttr("consumed_inputs");
@@ -191,17 +203,6 @@ void lowerPRelu(NodeContext& c) {
   c.setOutput(0, c.emit(OpKind::Sub, {pos, scaled}));
 }
 
-void lowerLeakyRelu(NodeContext& c) {
-  c.requireFloat(0);
-  if (c.opset() < 6) c.ignoreAttr("consumed_inputs");
-  double alpha = c.attrFloat("alpha", 0.01);
-  Value* x = c.value(0);
-  Value* pos = c.emit(OpKind::Relu, {x}, {}, "pos");
-  Value* negRelu = c.emit(OpKind::Relu, {c.emit(OpKind::Neg, {x}, {}, "negx")}, {}, "neg");
-  Attrs a;
-  a.set("scale", -alpha);
-  c.setOutput(0, c.emit(OpKind::Add, {pos, c.emit(OpKind::Scale, {negRelu}, a)}));
-}
 
 // ---- matrix products --------------------------------------------------------------------------
 
@@ -254,8 +255,7 @@ void lowerMatMul(NodeContext& c) {
   bool aVec = a.size() == 1, bVec = b.size() == 1;
   if (aVec) av = c.reshape(av, {1, a[0]}, "a2d"), a = {1, a[0]};
   if (bVec) bv = c.reshape(bv, {b[0], 1}, "b2d"), b = {b[0], 1};
-  if (b.size() != 2)
-    c.unsupported(fmt::format("a batched right operand {} (needs shoal's batch_matmul)", c.type(1).str()));
+  if (b.size() > 2) return lowerBatchedMatMul(c);
   Shape outShape(a.begin(), a.end() - 1);
   outShape.push_back(b[1]);
   // Leading dims of `a` fold into its rows: [..., M, K] x [K, N] is one [prod, K] x [K, N] GEMM
@@ -578,7 +578,7 @@ void lowerSoftmaxLike(NodeContext& c, OpKind kind) {
   // Trailing unit axes do not change which elements share a softmax.
   bool lastNonUnit = true;
   for (int64_t d = axis + 1; d < rank; ++d) lastNonUnit &= xs[size_t(d)] == 1;
-  if (!lastNonUnit) c.unsupported(fmt::format("axis {} of {} (shoal's {} normalises the last axis)", axis, c.type(0).str(), opName(kind)));
+  if (!lastNonUnit) return lowerSoftmaxAnyAxis(c);
   Value* x2 = c.reshape(c.value(0), {axis > 0 ? -1 : 1, xs[size_t(axis)]}, "rows");
   c.setOutput(0, c.reshape(c.emit(kind, {x2}), xs, "out"));
 }
@@ -586,22 +586,6 @@ void lowerSoftmaxLike(NodeContext& c, OpKind kind) {
 void lowerSoftmax(NodeContext& c) { lowerSoftmaxLike(c, OpKind::Softmax); }
 void lowerLogSoftmax(NodeContext& c) { lowerSoftmaxLike(c, OpKind::LogSoftmax); }
 
-void lowerArgMax(NodeContext& c) {
-  c.requireFloat(0);
-  const Shape& xs = c.shape(0);
-  int64_t axis = c.axis(c.attrInt("axis", 0), int64_t(xs.size()));
-  bool keep = c.attrInt("keepdims", 1) != 0;
-  if (c.opset() >= 12 && c.attrInt("select_last_index", 0) != 0) c.unsupported("select_last_index=1");
-  bool last = true;
-  for (size_t d = size_t(axis) + 1; d < xs.size(); ++d) last &= xs[d] == 1;
-  if (!last) c.unsupported(fmt::format("axis {} of {} (shoal's argmax reads the last axis)", axis, c.type(0).str()));
-  Value* x2 = c.reshape(c.value(0), {axis > 0 ? -1 : 1, xs[size_t(axis)]}, "rows");
-  Value* y = c.emit(OpKind::ArgMax, {x2});
-  Shape out = xs;
-  if (keep) out[size_t(axis)] = 1;
-  else out.erase(out.begin() + axis);
-  c.setOutput(0, c.reshape(y, out, "out"));
-}
 
 // ---- shapes: reshapes are views, shape queries are known at import -------------------------------
 
@@ -960,18 +944,6 @@ bool foldExpand(NodeContext& c) {
   return true;
 }
 
-// Until shoal has an expand op: x + zeros, the zeros only as large as the broadcast needs.
-void lowerExpand(NodeContext& c) {
-  Shape out = expandTarget(c);
-  if (out == c.shape(0)) return lowerIdentity(c);
-  Shape zs = out;
-  const Shape& xs = c.shape(0);
-  size_t off = out.size() - xs.size();
-  for (size_t d = 0; d < xs.size(); ++d)
-    if (xs[d] == out[d + off]) zs[d + off] = 1;
-  c.setOutput(0, c.emit(OpKind::Add, {c.value(0), c.constantValue(Tensor(c.dtype(0), zs), "zeros")}));
-}
-
 // Known-only ops: lowering them needs a shoal op that does not exist yet.
 void lowerNeedsFamily(NodeContext& c) {
   c.unsupported(fmt::format("{} on values computed at run time (shoal has no {} op yet)", c.opType(), c.opType()));
@@ -1031,14 +1003,49 @@ const std::vector<OpMapping>& table() {
       {"Sum", lowerVariadicSum<false>},
       {"Mean", lowerVariadicSum<true>},
       {"PRelu", lowerPRelu},
-      {"LeakyRelu", lowerLeakyRelu},
+      {"LeakyRelu", lowerLeakyReluOp},
+      {"Log", lowerUnaryMath},
+      {"Reciprocal", lowerUnaryMath},
+      {"Erf", lowerUnaryMath},
+      {"Softsign", lowerSoftsign},
+      {"Elu", lowerElu},
+      {"Selu", lowerElu},
+      {"ThresholdedRelu", lowerThresholdedRelu},
+      {"HardSigmoid", lowerHardSigmoid},
+      {"HardSwish", lowerHardSwish},
+      {"Clip", lowerClip},
+      {"Sign", lowerSign},
+      {"Pow", lowerPow},
+      {"Equal", lowerCompare},
+      {"Less", lowerCompare},
+      {"Greater", lowerCompare},
+      {"LessOrEqual", lowerCompare},
+      {"GreaterOrEqual", lowerCompare},
+      {"And", lowerLogic},
+      {"Or", lowerLogic},
+      {"Xor", lowerLogic},
+      {"Not", lowerLogic},
+      {"Where", lowerWhere},
+      {"IsNaN", lowerIsNaN},
+      {"IsInf", lowerIsInf},
+      // reductions
+      {"ReduceSum", lowerReduce},
+      {"ReduceMean", lowerReduce},
+      {"ReduceMax", lowerReduce},
+      {"ReduceMin", lowerReduce},
+      {"ReduceSumSquare", lowerReduce},
+      {"ReduceL1", lowerReduce},
+      {"ReduceL2", lowerReduce},
+      {"ReduceLogSum", lowerReduce},
+      {"ReduceLogSumExp", lowerReduce},
+      {"CumSum", lowerCumSum},
       {"Floor", lowerNeedsFamily, foldUnaryMath<0>, /*foldOnly=*/true},
       {"Ceil", lowerNeedsFamily, foldUnaryMath<1>, /*foldOnly=*/true},
-      {"Sqrt", lowerNeedsFamily, foldUnaryMath<2>, /*foldOnly=*/true},
-      {"Abs", lowerNeedsFamily, foldUnaryMath<3>, /*foldOnly=*/true},
-      {"Exp", lowerNeedsFamily, foldUnaryMath<4>, /*foldOnly=*/true},
-      {"Min", lowerNeedsFamily, foldMinMax<0>, /*foldOnly=*/true},
-      {"Max", lowerNeedsFamily, foldMinMax<1>, /*foldOnly=*/true},
+      {"Sqrt", lowerUnaryMath, foldUnaryMath<2>},
+      {"Abs", lowerUnaryMath, foldUnaryMath<3>},
+      {"Exp", lowerUnaryMath, foldUnaryMath<4>},
+      {"Min", lowerMinMax, foldMinMax<0>},
+      {"Max", lowerMinMax, foldMinMax<1>},
       // matrix products
       {"Gemm", lowerGemm},
       {"MatMul", lowerMatMul},
@@ -1054,17 +1061,27 @@ const std::vector<OpMapping>& table() {
       {"InstanceNormalization", lowerInstanceNormalization},
       {"Softmax", lowerSoftmax},
       {"LogSoftmax", lowerLogSoftmax},
-      {"ArgMax", lowerArgMax},
+      {"ArgMax", lowerArgMinMax},
+      {"ArgMin", lowerArgMinMax},
+      {"Hardmax", lowerSoftmaxAnyAxis},
       // shapes and data movement
       {"Reshape", lowerReshapeLike, foldReshapeLike},
       {"Flatten", lowerReshapeLike, foldReshapeLike},
       {"Squeeze", lowerReshapeLike, foldReshapeLike},
       {"Unsqueeze", lowerReshapeLike, foldReshapeLike},
-      {"Expand", lowerExpand, foldExpand},
-      {"Concat", lowerNeedsFamily, foldConcat, /*foldOnly=*/true},
-      {"Gather", lowerNeedsFamily, foldGather, /*foldOnly=*/true},
-      {"Slice", lowerNeedsFamily, foldSlice, /*foldOnly=*/true},
-      {"Transpose", lowerNeedsFamily, foldTranspose, /*foldOnly=*/true},
+      {"Expand", lowerExpandOp, foldExpand},
+      {"Concat", lowerConcat, foldConcat},
+      {"Gather", lowerGather, foldGather},
+      {"Slice", lowerSlice, foldSlice},
+      {"Transpose", lowerTranspose, foldTranspose},
+      {"GatherElements", lowerGatherElements},
+      {"Pad", lowerPad},
+      {"Split", lowerSplit},
+      {"Tile", lowerTile},
+      {"DepthToSpace", lowerDepthToSpace},
+      {"SpaceToDepth", lowerDepthToSpace},
+      {"Trilu", lowerTrilu},
+      {"OneHot", lowerOneHot},
   };
   return kOps;
 }

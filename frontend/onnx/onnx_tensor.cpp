@@ -24,6 +24,7 @@ std::optional<DType> dtypeFromOnnx(int32_t elemType) {
     case onnx::TensorProto::INT32: return DType::I32;
     case onnx::TensorProto::INT64: return DType::I64;
     case onnx::TensorProto::UINT8: return DType::U8;
+    case onnx::TensorProto::BOOL: return DType::Bool;
     default: return std::nullopt;
   }
 }
@@ -35,6 +36,7 @@ int32_t onnxFromDtype(DType t) {
     case DType::I32: return onnx::TensorProto::INT32;
     case DType::I64: return onnx::TensorProto::INT64;
     case DType::U8: return onnx::TensorProto::UINT8;
+    case DType::Bool: return onnx::TensorProto::BOOL;
   }
   return onnx::TensorProto::UNDEFINED;
 }
@@ -156,6 +158,11 @@ Tensor tensorFromProto(const onnx::TensorProto& t, const std::string& baseDir) {
   if (count == 0) return out;
   if (!bytes.empty()) {
     std::memcpy(out.raw(), bytes.data(), bytes.size());  // ONNX stores little-endian, as x86-64 and ARM64 do
+    if (*dtype == DType::Bool)
+      for (size_t k = 0; k < bytes.size(); ++k)
+        if (static_cast<unsigned char>(bytes[k]) > 1)
+          throwInvalid(fmt::format("{}: bool element {} is byte {}, not 0 or 1", describeTensor(t), k,
+                                   int(static_cast<unsigned char>(bytes[k]))));
     return out;
   }
   switch (t.data_type()) {
@@ -183,7 +190,7 @@ void tensorToProto(const Tensor& t, const std::string& name, onnx::TensorProto* 
 }  // namespace onnx_import
 
 OnnxExpected<NamedTensor> readOnnxTensorFile(const std::string& path) {
-  auto bytes = readFileBytes(path);
+  auto bytes = readFileBytes(path, kTensorFileLimit);
   if (!bytes) return Unexpected(OnnxImportError{bytes.error(), false});
   onnx::TensorProto proto;
   if (!proto.ParseFromString(*bytes))

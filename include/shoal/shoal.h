@@ -227,9 +227,10 @@ class Trainer {
 
   std::string device() const;
 
-  /// One optimizer step on one batch: the model inputs plus "labels" (cross-entropy) or
-  /// "targets" (mean squared error), any batch size. Reads the loss back, so it waits for
-  /// the device; fit() reads it once per epoch.
+  /// One optimizer step on one batch: the model inputs plus "labels" (cross-entropy, or
+  /// oneHotLabels) or "targets" (mean squared error, binary cross-entropy), any batch size,
+  /// at the rate the schedule gives this step. Reads the loss back, so it waits for the
+  /// device; fit() reads it once per epoch.
   Expected<StepStats> step(const TensorMap& batch);
   /// Epochs over `data` in shuffled batches (FitOptions: epochs, batch size, ...).
   Expected<TrainReport> fit(Dataset& data, const FitOptions& opts = {});
@@ -254,9 +255,10 @@ class Trainer {
   /// An inference Session over this trainer's parameters (shared: later steps show in it).
   Session session() const;
 
+  /// The base learning rate (the optimizer's, or the last setLearningRate): the schedule's input.
   double learningRate() const;
-  /// Changes the learning rate from the next step on (each distinct rate compiles its own
-  /// training step once). Fails for a rate that is not positive.
+  /// Changes the base learning rate from the next step on (free: the rate is an input of the
+  /// compiled step). Fails for a rate that is not positive.
   Expected<void> setLearningRate(double lr);
   /// Optimizer steps taken so far (Adam's step count; restored by loadCheckpoint).
   int64_t steps() const;

@@ -43,7 +43,7 @@ class Tensor {
   /// Element i (flat index) converted to double, whatever the dtype.
   double at(int64_t i) const;
   /// Sets element i (flat index) from a double, converting to the dtype (integers truncate
-  /// toward zero and saturate at their range; NaN becomes 0).
+  /// toward zero and saturate at their range, NaN becoming 0; bool is v != 0, so NaN is true).
   void set(int64_t i, double v);
   /// All elements as doubles.
   std::vector<double> toDoubles() const;

@@ -23,37 +23,99 @@ enum class DeviceKind { Auto, Cpu, Cuda, Gpu = Cuda };
 /// The loss a Trainer minimises, over the model output TrainingOptions::output.
 enum class Loss {
   /// Softmax cross-entropy of logits [batch, classes] against "labels" (class indices, [batch]),
-  /// averaged over the batch: torch::nn::CrossEntropyLoss. Also reports accuracy.
+  /// averaged over the batch: torch::nn::CrossEntropyLoss (with
+  /// TrainingOptions::labelSmoothing, its label_smoothing). Also reports accuracy.
   CrossEntropy,
   /// Mean of (output - targets)^2 over all elements, "targets" shaped like the output:
-  /// torch::nn::MSELoss.
+  /// torch::nn::MSELoss. With TrainingOptions::oneHotLabels the targets are the one-hot rows
+  /// of "labels" instead (and accuracy is reported).
   MeanSquaredError,
+  /// Binary cross-entropy of sigmoid(output) against float "targets" in [0, 1] shaped like
+  /// the output, averaged over all elements, computed from the logits without overflow:
+  /// torch::nn::BCEWithLogitsLoss. oneHotLabels works as for MeanSquaredError.
+  BinaryCrossEntropyWithLogits,
 };
 
-/// Optimizers, with the defaults of the seed's Keras model (Adam eps 1e-7; PyTorch uses 1e-8).
+/// Optimizers. Adam keeps the seed's Keras default eps 1e-7 (PyTorch's is 1e-8); AdamW has
+/// PyTorch's defaults.
 namespace optim {
-/// Adam (torch::optim::Adam); weightDecay adds weightDecay * w to the gradient.
+/// Adam (torch::optim::Adam); weightDecay adds weightDecay * w to the gradient (L2).
 struct Adam {
   double lr = 1e-3;
   double beta1 = 0.9, beta2 = 0.999;
   double eps = 1e-7;
   double weightDecay = 0;
 };
-/// Stochastic gradient descent with optional momentum (torch::optim::SGD).
+/// AdamW (torch::optim::AdamW): Adam with decoupled weight decay, w *= 1 - lr * weightDecay
+/// before the Adam step.
+struct AdamW {
+  double lr = 1e-3;
+  double beta1 = 0.9, beta2 = 0.999;
+  double eps = 1e-8;
+  double weightDecay = 1e-2;
+};
+/// Stochastic gradient descent with optional momentum (torch::optim::SGD, dampening 0);
+/// nesterov needs a positive momentum.
 struct SGD {
   double lr = 0.01;
   double momentum = 0;
   double weightDecay = 0;
+  bool nesterov = false;
 };
 }  // namespace optim
 
-using Optimizer = std::variant<optim::Adam, optim::SGD>;
+using Optimizer = std::variant<optim::Adam, optim::AdamW, optim::SGD>;
 
-/// What turns a model into a trainable program: the loss, the optimizer, the output trained.
+/// The kinds of learning-rate schedule (PyTorch's schedulers).
+enum class ScheduleKind {
+  Constant,  ///< the base rate
+  Step,      ///< StepLR: base · gamma^floor(t / stepSize)
+  Cosine,    ///< CosineAnnealingLR: etaMin + (base - etaMin)(1 + cos(pi t / tMax)) / 2
+};
+
+/// A learning-rate schedule, evaluated before every optimizer step t (0 for the first step
+/// the trainer ever takes; checkpoints keep the count, so a resumed run continues the
+/// schedule): PyTorch's semantics with scheduler.step() called after every optimizer.step(),
+/// so every length counts optimizer steps. The rate is an input of the compiled training
+/// step: changing it never recompiles.
+///
+/// With warmup W > 0 the first W steps ramp linearly to the base rate, base · (t + 1) / W
+/// (PyTorch's LinearLR(start_factor=1/W, total_iters=W-1)), and the schedule then starts at
+/// its own step 0 (SequentialLR with milestone W).
+struct LrSchedule {
+  ScheduleKind kind = ScheduleKind::Constant;
+  int64_t stepSize = 0;  ///< Step: steps between decays (positive)
+  double gamma = 0.1;    ///< Step: the decay factor
+  /// Cosine: the half period in steps; 0 (a fit only): the fit's steps after the warm-up, so
+  /// the rate reaches etaMin as the fit ends. The rate rises again past tMax, as PyTorch's.
+  int64_t tMax = 0;
+  double etaMin = 0;   ///< Cosine: the lowest rate
+  int64_t warmup = 0;  ///< linear warm-up steps before the schedule (0: none)
+
+  /// The rate of step t (0-based) from base rate `base`. tMax must be resolved (> 0) for
+  /// Cosine.
+  double rate(double base, int64_t t) const;
+};
+
+/// What turns a model into a trainable program: the loss, the optimizer, the output trained,
+/// gradient clipping and the learning-rate schedule.
 struct TrainingOptions {
   Loss loss = Loss::CrossEntropy;
   Optimizer optimizer = optim::Adam{};
   std::string output = "logits";  ///< the model output the loss reads
+  /// CrossEntropy: the weight e of the uniform distribution mixed into the one-hot target,
+  /// (1 - e)·onehot + e/classes, in [0, 1] (PyTorch's label_smoothing).
+  double labelSmoothing = 0;
+  /// MeanSquaredError, BinaryCrossEntropyWithLogits: the batch gives "labels" (class indices,
+  /// [batch]) and the targets are their one-hot rows of the output's width.
+  bool oneHotLabels = false;
+  /// Gradient clipping by global norm (torch.nn.utils.clip_grad_norm_, 2-norm): every gradient
+  /// is scaled by min(1, clipNorm / (norm + 1e-6)), norm over all parameters' gradients
+  /// together, inside the training step. 0: no clipping.
+  double clipNorm = 0;
+  /// The learning-rate schedule over the optimizer's rate (the base; see
+  /// FitOptions::learningRate and Trainer::setLearningRate).
+  LrSchedule schedule{};
 };
 
 /// Progress within an epoch, for progress bars.
@@ -66,18 +128,19 @@ struct StepProgress {
 /// One training step's figures (Trainer::step).
 struct StepStats {
   double loss = 0;
-  std::optional<double> accuracy{};  ///< cross-entropy only
+  std::optional<double> accuracy{};  ///< when the loss reads class labels
   int64_t step = 0;                ///< the optimizer's step count after this step (1-based)
+  double learningRate = 0;         ///< the rate this step used (the schedule's)
 };
 
 /// One epoch's figures.
 struct EpochStats {
   int64_t epoch = 0;  ///< 1-based
   double loss = 0;    ///< mean training loss over the epoch (weighted by batch size)
-  double accuracy = 0;  ///< mean training accuracy (cross-entropy; 0 otherwise)
+  double accuracy = 0;  ///< mean training accuracy (when the loss reads class labels; 0 otherwise)
   std::optional<double> validationAccuracy{};
   std::optional<double> validationLoss{};
-  double learningRate = 0;  ///< the learning rate this epoch trained with
+  double learningRate = 0;  ///< the learning rate of the epoch's last step
   double seconds = 0;
 };
 
@@ -100,9 +163,10 @@ struct FitOptions {
   std::optional<uint64_t> seed{};
   int64_t stepsPerEpoch = 0;         ///< stop an epoch after this many steps (0: the whole data)
   Dataset* validation = nullptr;     ///< evaluated after every epoch (must outlive fit)
-  /// Learning-rate schedule: the rate for each epoch (1-based), e.g. a step decay
-  /// `[](int64_t e) { return e <= 3 ? 1e-3 : 1e-4; }`. Each distinct rate compiles its own
-  /// training step once (cached), so keep the number of distinct values small.
+  /// The base learning rate of each epoch (1-based), e.g. a step decay
+  /// `[](int64_t e) { return e <= 3 ? 1e-3 : 1e-4; }`; TrainingOptions::schedule applies on
+  /// top of it (with the default constant schedule, it is the rate). The rate is an input of
+  /// the training step, so any number of distinct rates costs nothing.
   std::function<double(int64_t epoch)> learningRate{};
   std::function<void(const StepProgress&)> onStep{};
   std::function<void(const EpochStats&)> onEpoch{};

@@ -28,21 +28,22 @@ std::string_view safetensorsDTypeName(DType t) {
     case DType::I32: return "I32";
     case DType::I64: return "I64";
     case DType::U8: return "U8";
+    case DType::Bool: return "BOOL";
   }
   return "?";
 }
 
 std::optional<DType> parseSafetensorsDType(std::string_view name) {
-  for (DType t : {DType::F32, DType::F64, DType::I32, DType::I64, DType::U8})
+  for (DType t : {DType::F32, DType::F64, DType::I32, DType::I64, DType::U8, DType::Bool})
     if (safetensorsDTypeName(t) == name) return t;
   return std::nullopt;
 }
 
 // Dtypes of the safetensors spec that shoal does not load (told apart from typos).
 bool isKnownUnsupportedDType(std::string_view name) {
-  static constexpr std::string_view kOthers[] = {"BOOL",   "I8",      "U16",  "I16",     "U32",     "U64",
-                                                 "F16",    "BF16",    "F8_E5M2", "F8_E4M3", "F8_E8M0", "E8M0",
-                                                 "F4",     "F6_E2M3", "F6_E3M2", "C64"};
+  static constexpr std::string_view kOthers[] = {"I8",      "U16",     "I16",     "U32",     "U64",  "F16",
+                                                 "BF16",    "F8_E5M2", "F8_E4M3", "F8_E8M0", "E8M0", "F4",
+                                                 "F6_E2M3", "F6_E3M2", "C64"};
   return std::find(std::begin(kOthers), std::end(kOthers), name) != std::end(kOthers);
 }
 
@@ -68,6 +69,42 @@ uint64_t readLittleEndian64(const char* p) {
   uint64_t v = 0;
   for (int i = 7; i >= 0; --i) v = v << 8 | uint8_t(p[i]);
   return v;
+}
+
+// The header may nest JSON at most this deep (a real header nests 3 deep: object, entry,
+// shape list). Checked before parsing, so nothing later (parsing, dump(), destruction) can
+// recurse deeper than this.
+constexpr int kMaxJsonDepth = 64;
+// The reference implementation refuses headers over 100 MB; so does shoal.
+constexpr uint64_t kMaxHeaderBytes = 100'000'000;
+
+// True when `text` nests arrays and objects at most `limit` deep (brackets inside strings do
+// not count; the text need not be valid JSON, the parser says what else is wrong with it).
+bool jsonDepthAtMost(std::string_view text, int limit) {
+  int depth = 0;
+  bool inString = false, escaped = false;
+  for (char c : text) {
+    if (inString) {
+      if (escaped) escaped = false;
+      else if (c == '\\') escaped = true;
+      else if (c == '"') inString = false;
+      continue;
+    }
+    if (c == '"') inString = true;
+    else if (c == '[' || c == '{') {
+      if (++depth > limit) return false;
+    } else if (c == ']' || c == '}') {
+      --depth;
+    }
+  }
+  return true;
+}
+
+// A JSON value for an error message: compact, and cut after 80 characters.
+std::string brief(const OrderedJson& v) {
+  std::string s = v.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  if (s.size() > 80) s = s.substr(0, 77) + "...";
+  return s;
 }
 
 // nlohmann's messages start with "[json.exception.parse_error.101] "; keep the rest.
@@ -98,25 +135,25 @@ Expected<Entry> parseEntry(const std::string& where, const std::string& tensorNa
   Entry e;
   e.name = tensorName;
   const OrderedJson& dtype = info["dtype"];
-  if (!dtype.is_string()) return fail(where + ": 'dtype' must be a string, got " + dtype.dump());
+  if (!dtype.is_string()) return fail(where + ": 'dtype' must be a string, got " + brief(dtype));
   std::string dtypeName = dtype.get<std::string>();
   auto parsed = parseSafetensorsDType(dtypeName);
   if (!parsed) {
     if (isKnownUnsupportedDType(dtypeName))
-      return fail(where + ": dtype '" + dtypeName + "' is not supported (shoal reads F32, F64, I32, I64, U8)");
+      return fail(where + ": dtype '" + dtypeName + "' is not supported (shoal reads F32, F64, I32, I64, U8, BOOL)");
     return fail(where + ": unknown dtype '" + dtypeName + "'");
   }
   e.dtype = *parsed;
 
   const OrderedJson& shape = info["shape"];
-  if (!shape.is_array()) return fail(where + ": 'shape' must be a list of non-negative integers, got " + shape.dump());
+  if (!shape.is_array()) return fail(where + ": 'shape' must be a list of non-negative integers, got " + brief(shape));
   uint64_t count = 1;
   for (const OrderedJson& d : shape) {
     if (!d.is_number_unsigned())
-      return fail(where + ": 'shape' must be a list of non-negative integers, got " + shape.dump());
+      return fail(where + ": 'shape' must be a list of non-negative integers, got " + brief(shape));
     uint64_t v = d.get<uint64_t>();
     if (v > (uint64_t(1) << 48) || (v != 0 && count > (uint64_t(1) << 48) / v))
-      return fail(where + ": shape " + shape.dump() + " is too large");
+      return fail(where + ": shape " + brief(shape) + " is too large");
     count *= v;
     e.shape.push_back(int64_t(v));
   }
@@ -124,7 +161,7 @@ Expected<Entry> parseEntry(const std::string& where, const std::string& tensorNa
   const OrderedJson& offsets = info["data_offsets"];
   if (!offsets.is_array() || offsets.size() != 2 || !offsets[0].is_number_unsigned() ||
       !offsets[1].is_number_unsigned())
-    return fail(where + ": 'data_offsets' must be [begin, end] (non-negative integers), got " + offsets.dump());
+    return fail(where + ": 'data_offsets' must be [begin, end] (non-negative integers), got " + brief(offsets));
   e.begin = offsets[0].get<uint64_t>();
   e.end = offsets[1].get<uint64_t>();
   if (e.begin > e.end) return fail(where + ": data_offsets " + range(e.begin, e.end) + " begin after they end");
@@ -198,9 +235,14 @@ Expected<SafetensorsFile> decodeSafetensors(std::string_view bytes, const std::s
   if (headerLen > bytes.size() - 8)
     return fail(name + ": header length " + std::to_string(headerLen) + " is larger than the file (" +
                 std::to_string(bytes.size()) + " bytes)");
+  if (headerLen > kMaxHeaderBytes)
+    return fail(name + ": header length " + std::to_string(headerLen) + " is over the format's limit of " +
+                std::to_string(kMaxHeaderBytes) + " bytes");
   std::string_view headerText = bytes.substr(8, size_t(headerLen));
   std::string_view data = bytes.substr(8 + size_t(headerLen));
 
+  if (!jsonDepthAtMost(headerText, kMaxJsonDepth))
+    return fail(name + ": header nests JSON more than " + std::to_string(kMaxJsonDepth) + " levels deep");
   OrderedJson header;
   try {
     header = OrderedJson::parse(headerText);
@@ -215,7 +257,7 @@ Expected<SafetensorsFile> decodeSafetensors(std::string_view bytes, const std::s
     if (key == kMetadataKey) {
       if (!value.is_object()) return fail(name + ": __metadata__ must map strings to strings");
       for (const auto& [k, v] : value.items()) {
-        if (!v.is_string()) return fail(name + ": __metadata__ must map strings to strings ('" + k + "' is " + v.dump() + ")");
+        if (!v.is_string()) return fail(name + ": __metadata__ must map strings to strings ('" + k + "' is " + brief(v) + ")");
         file.metadata[k] = v.get<std::string>();
       }
       continue;
@@ -247,6 +289,12 @@ Expected<SafetensorsFile> decodeSafetensors(std::string_view bytes, const std::s
     return fail(name + ": bytes " + range(pos, data.size()) + " of the data section belong to no tensor");
 
   for (const Entry& e : entries) {
+    // A BOOL byte other than 0 or 1 is no bool (reading it as one would be undefined).
+    if (e.dtype == DType::Bool)
+      for (uint64_t i = e.begin; i < e.end; ++i)
+        if (uint8_t(data[size_t(i)]) > 1)
+          return fail(name + ": tensor '" + e.name + "': BOOL element " + std::to_string(i - e.begin) + " is " +
+                      std::to_string(int(uint8_t(data[size_t(i)]))) + ", not 0 or 1");
     Tensor t(e.dtype, e.shape);
     if (t.byteSize()) std::memcpy(t.raw(), data.data() + e.begin, t.byteSize());
     file.tensors.emplace_back(e.name, std::move(t));
@@ -255,9 +303,30 @@ Expected<SafetensorsFile> decodeSafetensors(std::string_view bytes, const std::s
 }
 
 Expected<SafetensorsFile> loadSafetensors(const std::string& path) {
-  auto bytes = readFileBytes(path);
+  auto bytes = readFileBytes(path, kCheckpointFileLimit);
   if (!bytes) return Unexpected(bytes.error());
   return decodeSafetensors(*bytes, path);
+}
+
+std::string unusedTensorsNote(const std::string& path, const SafetensorsFile& file,
+                              const std::set<std::string>& modelTensors, bool verbose) {
+  // Optimizer state the model's params had in training; an inference program has no use for it.
+  auto isStateOfModelParam = [&](const std::string& name) {
+    for (std::string_view suffix : {".m", ".v", ".velocity"})
+      if (name.size() > suffix.size() && name.ends_with(suffix) &&
+          modelTensors.count(name.substr(0, name.size() - suffix.size())))
+        return true;
+    return false;
+  };
+  std::vector<std::string> unused;
+  for (const auto& [name, t] : file.tensors)
+    if (!modelTensors.count(name) && (verbose || !isStateOfModelParam(name))) unused.push_back(name);
+  if (unused.empty()) return "";
+  std::string list;
+  for (size_t i = 0; i < unused.size() && i < 8; ++i) list += (i ? ", " : "") + unused[i];
+  if (unused.size() > 8) list += ", and " + std::to_string(unused.size() - 8) + " more";
+  return "note: " + path + ": ignored " + std::to_string(unused.size()) + " tensor" + (unused.size() == 1 ? "" : "s") +
+         " the model does not have: " + list;
 }
 
 Expected<void> checkTensorMatches(const std::string& name, const Tensor& got, const TensorType& want) {

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <map>
+#include <set>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -37,12 +38,22 @@ struct SafetensorsFile {
 };
 
 /// Parses safetensors bytes; `name` (the file) prefixes every error message. Validates the
-/// header length, the JSON, each entry's fields and dtype, and that the data_offsets are in
+/// header length (at most 100 MB, as the format says), the JSON (nested at most 64 deep,
+/// checked before parsing), each entry's fields and dtype, and that the data_offsets are in
 /// range, match shape x dtype size, and tile the data section without overlaps or gaps.
 Expected<SafetensorsFile> decodeSafetensors(std::string_view bytes, const std::string& name);
 
-/// Reads and validates a safetensors file (see decodeSafetensors).
+/// Reads (at most kCheckpointFileLimit bytes) and validates a safetensors file (see
+/// decodeSafetensors).
 Expected<SafetensorsFile> loadSafetensors(const std::string& path);
+
+/// A note naming the tensors of `file` (read from `path`) that are not among `modelTensors`
+/// (the names of a model's params and state), or "" when every tensor is used: "note: W:
+/// ignored 2 tensors the model does not have: a, b". The optimizer state of the model's
+/// params ("<param>.m", ".v", ".velocity", which an inference program has no use for) is
+/// named only when `verbose`.
+std::string unusedTensorsNote(const std::string& path, const SafetensorsFile& file,
+                              const std::set<std::string>& modelTensors, bool verbose);
 
 /// Checks a tensor loaded from a checkpoint against the type the model expects, e.g.
 /// "checkpoint tensor 'd1.weight' has shape [64,100], the model expects [64,5408]".

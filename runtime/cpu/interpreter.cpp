@@ -8,8 +8,11 @@
 #include <cassert>
 #include <chrono>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
+#include <limits>
 #include <random>
+#include <stdexcept>
 
 #include "ir/elementwise.h"
 #include "runtime/cpu/kernels.h"
@@ -17,6 +20,7 @@
 // The op families (one runner header each):
 
 // ==== family elementwise: elementwise math, comparisons, where, reductions ====
+#include "runtime/cpu/ops_elementwise.h"
 // (end of family elementwise)
 
 // ==== family norm: normalisation, dropout ====
@@ -32,6 +36,7 @@
 // (end of family shape)
 
 // ==== family train: losses and optimizers ====
+#include "runtime/cpu/ops_train.h"
 // (end of family train)
 
 #include "runtime/init.h"
@@ -40,11 +45,13 @@ namespace shoal {
 
 namespace {
 
+// A zeroed, 64-byte aligned region; null when it cannot be allocated.
 std::shared_ptr<void> allocateRegion(int64_t bytes) {
+  if (bytes > std::numeric_limits<int64_t>::max() - 64) return nullptr;
   size_t size = size_t(std::max<int64_t>(bytes, 64));
   size = (size + 63) / 64 * 64;
   void* p = std::aligned_alloc(64, size);
-  if (!p) throw std::bad_alloc();
+  if (!p) return nullptr;
   std::memset(p, 0, size);
   return std::shared_ptr<void>(p, [](void* q) { std::free(q); });
 }
@@ -95,7 +102,8 @@ class NodeRunner : public cpu::OpContext {
       case DType::I32: return f(in<int32_t>(i));
       case DType::U8: return f(in<uint8_t>(i));
       case DType::F32:
-      case DType::F64: break;
+      case DType::F64:
+      case DType::Bool: break;  // the shape rules reject these; kept as an error here too
     }
     return fail(n_.describe() + ": labels must be integers", n_.loc());
   }
@@ -215,6 +223,17 @@ template <typename T>
 Expected<void> NodeRunner::run() {
   switch (n_.kind()) {
     // ==== family elementwise: elementwise math, comparisons, where, reductions ====
+    case OpKind::Equal:
+    case OpKind::NotEqual:
+    case OpKind::Less:
+    case OpKind::LessEqual:
+    case OpKind::Greater:
+    case OpKind::GreaterEqual: return cpu::runCompare<T>(*this);
+    case OpKind::Where: return cpu::runWhere<T>(*this);
+    case OpKind::ReduceSum:
+    case OpKind::ReduceMean:
+    case OpKind::ReduceMax:
+    case OpKind::ReduceMin: return cpu::runReduce<T>(*this);
     // (end of family elementwise)
 
     // ==== family norm: normalisation, dropout ====
@@ -253,6 +272,13 @@ Expected<void> NodeRunner::run() {
     // (end of family shape)
 
     // ==== family train: losses and optimizers ====
+    case OpKind::SgdUpdate: return cpu::runSgdUpdate<T>(*this);
+    case OpKind::SgdMomentumUpdate: return cpu::runSgdMomentumUpdate<T>(*this);
+    case OpKind::AdamUpdate: return cpu::runAdamUpdate<T>(*this);
+    case OpKind::BceWithLogits: return cpu::runBceWithLogits<T>(*this);
+    case OpKind::BceWithLogitsGrad: return cpu::runBceWithLogitsGrad<T>(*this);
+    case OpKind::OneHot: return cpu::runOneHot<T>(*this);
+    case OpKind::GlobalSumSquares: return cpu::runGlobalSumSquares<T>(*this);
     // (end of family train)
 
     case OpKind::Input:
@@ -392,7 +418,8 @@ Expected<void> NodeRunner::run() {
     case OpKind::SoftmaxCrossEntropy: {
       int64_t rows = inShape(0)[0], cols = inShape(0)[1];
       return withLabels<T>(1, [&](auto* labels) -> Expected<void> {
-        if (!cpu::softmaxCrossEntropy<T>(rows, cols, in<T>(0), labels, out<T>()))
+        if (!cpu::softmaxCrossEntropy<T>(rows, cols, in<T>(0), labels, out<T>(), nullptr,
+                                         T(attrs().getFloat("label_smoothing", 0.0))))
           return Unexpected(labelError<T>(rows, cols, labels));
         return {};
       });
@@ -401,7 +428,8 @@ Expected<void> NodeRunner::run() {
       int64_t rows = inShape(0)[0], cols = inShape(0)[1];
       T dloss = *in<T>(2);
       return withLabels<T>(1, [&](auto* labels) -> Expected<void> {
-        if (!cpu::softmaxCrossEntropyBackward<T>(rows, cols, in<T>(0), labels, dloss, out<T>()))
+        if (!cpu::softmaxCrossEntropyBackward<T>(rows, cols, in<T>(0), labels, dloss, out<T>(),
+                                                 T(attrs().getFloat("label_smoothing", 0.0))))
           return Unexpected(labelError<T>(rows, cols, labels));
         return {};
       });
@@ -412,24 +440,6 @@ Expected<void> NodeRunner::run() {
     case OpKind::MseGrad:
       cpu::mseBackward<T>(outCount(), in<T>(0), in<T>(1), *in<T>(2), out<T>());
       return {};
-    case OpKind::SgdUpdate: {
-      int64_t count = n_.input(0)->type().numElements();
-      T* w = const_cast<T*>(in<T>(0));
-      T* vel = n_.numInputs() == 3 ? const_cast<T*>(in<T>(2)) : nullptr;
-      cpu::sgdUpdate<T>(count, w, in<T>(1), vel, T(attrs().getFloat("lr")), T(attrs().getFloat("momentum")),
-                        T(attrs().getFloat("weight_decay")));
-      return {};
-    }
-    case OpKind::AdamUpdate: {
-      int64_t count = n_.input(0)->type().numElements();
-      Tensor step = exe_.valueView(n_.input(4));
-      int64_t t = int64_t(std::llround(step.at(0)));
-      if (t < 1) return fail(fmt::format("{}: step must be >= 1, got {}", n_.describe(), step.at(0)), n_.loc());
-      cpu::adamUpdate<T>(count, const_cast<T*>(in<T>(0)), in<T>(1), const_cast<T*>(in<T>(2)), const_cast<T*>(in<T>(3)),
-                         T(attrs().getFloat("lr")), T(attrs().getFloat("beta1")), T(attrs().getFloat("beta2")),
-                         T(attrs().getFloat("eps")), t, T(attrs().getFloat("weight_decay")));
-      return {};
-    }
   }
   return fail("unknown op");
 }
@@ -449,6 +459,7 @@ void storeInteger(Tensor& y, int64_t i, double v) {
     case DType::I64: y.data<int64_t>()[i] = whole; return;
     case DType::I32: y.data<int32_t>()[i] = int32_t(whole); return;
     case DType::U8: y.data<uint8_t>()[i] = uint8_t(whole); return;
+    case DType::Bool: y.data<bool>()[i] = v != 0; return;  // bool + bool is true unless both are false (PyTorch)
     case DType::F32:
     case DType::F64: y.set(i, v); return;
   }
@@ -504,8 +515,17 @@ Expected<std::unique_ptr<CpuExecutable>> CpuExecutable::create(Program program) 
   std::string conflict = checkMemoryPlan(*program.graph, program.plan);
   if (!conflict.empty()) return fail("internal error: memory plan is unsound: " + conflict);
   std::unique_ptr<CpuExecutable> exe(new CpuExecutable(std::move(program)));
-  exe->arena_ = allocateRegion(exe->program_.plan.arenaBytes);
-  exe->persistentRegion_ = allocateRegion(exe->program_.plan.persistentBytes);
+  if (const char* perturb = std::getenv("SHOAL_TEST_PERTURB_OP"); perturb && *perturb) {
+    std::string spec = perturb;
+    size_t colon = spec.find(':');
+    exe->setPerturbation(spec.substr(0, colon), colon == std::string::npos ? 1e-3 : std::atof(spec.c_str() + colon + 1));
+  }
+  const MemoryPlan& plan = exe->program_.plan;
+  exe->arena_ = allocateRegion(plan.arenaBytes);
+  exe->persistentRegion_ = allocateRegion(plan.persistentBytes);
+  if (!exe->arena_ || !exe->persistentRegion_)
+    return fail(fmt::format("out of memory: cannot allocate the program's {} bytes (arena {} + persistent {})",
+                            plan.totalBytes(), plan.arenaBytes, plan.persistentBytes));
   return exe;
 }
 
@@ -568,12 +588,10 @@ Expected<TensorMap> CpuExecutable::run(const TensorMap& inputs) {
     copyConverted(it->second, valueView(n->result()));
   }
   for (Node* n : graph().nodes()) {
-    NodeRunner runner(*this, *n);
     auto start = profiling_ ? std::chrono::steady_clock::now() : std::chrono::steady_clock::time_point{};
-    Expected<void> ok = isIntegerArithmetic(*n)            ? runIntegerArithmetic(*this, *n)
-                        : computeType(*n) == DType::F64 ? runner.run<double>()
-                                                        : runner.run<float>();
+    auto ok = runNode(*n);
     if (!ok) return Unexpected(ok.error());
+    if (!perturbOp_.empty() && n->opName() == perturbOp_) perturbResults(*n);
     if (profiling_) {
       auto& [seconds, calls] = profile_[std::string(n->opName())];
       seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
@@ -583,6 +601,33 @@ Expected<TensorMap> CpuExecutable::run(const TensorMap& inputs) {
   TensorMap outputs;
   for (Node* n : graph().outputNodes()) outputs[n->attrs().getString("name")] = valueView(n->input(0)).clone();
   return outputs;
+}
+
+Expected<void> CpuExecutable::runNode(const Node& n) {
+  NodeRunner runner(*this, n);
+  try {
+    return isIntegerArithmetic(n)            ? runIntegerArithmetic(*this, n)
+           : computeType(n) == DType::F64 ? runner.run<double>()
+                                           : runner.run<float>();
+  } catch (const std::bad_alloc&) {
+    // A kernel's own scratch (conv's im2col matrix, a fused conv's intermediate) is not in
+    // the memory plan; when it cannot be allocated, say where.
+    return fail(fmt::format("{}: out of memory for the CPU kernel's scratch buffers", n.describe()), n.loc());
+  } catch (const std::length_error&) {
+    return fail(fmt::format("{}: out of memory for the CPU kernel's scratch buffers", n.describe()), n.loc());
+  }
+}
+
+void CpuExecutable::perturbResults(const Node& n) {
+  std::vector<const Value*> written;
+  for (size_t r = 0; r < n.numResults(); ++r) written.push_back(n.result(r));
+  for (int op : mutatedOperands(n.kind()))
+    if (size_t(op) < n.numInputs()) written.push_back(n.input(size_t(op)));
+  for (const Value* v : written) {
+    Tensor y = valueView(v);
+    if (!isFloat(y.dtype())) continue;
+    for (int64_t i = 0; i < y.numElements(); ++i) y.set(i, y.at(i) * (1 + perturbAmount_) + perturbAmount_);
+  }
 }
 
 std::string CpuExecutable::profileSummary() const {

@@ -25,7 +25,23 @@ class CpuExecutable : public Executable {
   TensorMap readPersistent() override;
   Expected<void> writePersistent(const TensorMap& values) override;
   Expected<TensorMap> run(const TensorMap& inputs) override;
+  Expected<Tensor> readValue(const Value* v) override { return valueView(v).clone(); }
   void setProfiling(bool on) override { profiling_ = on; }
+
+  /// Runs one node of this program's graph over the buffers as they are: what run() does for
+  /// each node, without feeding inputs. The differential check drives its float64 reference
+  /// node by node through this, after writing the operands it wants into valueView()s.
+  Expected<void> runNode(const Node& n);
+
+  /// Test-only fault injection: after run() computes a node whose op is named `opName`, every
+  /// floating-point element y of its results (and of the params and state it updates in
+  /// place) becomes y·(1 + amount) + amount. runNode() is
+  /// never perturbed. CpuExecutable::create() sets it from SHOAL_TEST_PERTURB_OP=NAME[:AMOUNT]
+  /// (amount 1e-3 by default), so the CLI tests can plant a wrong kernel.
+  void setPerturbation(std::string opName, double amount) {
+    perturbOp_ = std::move(opName);
+    perturbAmount_ = amount;
+  }
   std::string profileSummary() const override;
 
   /// Params and state by value name: views into the persistent region (writes go through).
@@ -38,9 +54,12 @@ class CpuExecutable : public Executable {
 
  private:
   explicit CpuExecutable(Program p) : program_(std::move(p)) {}
+  void perturbResults(const Node& n);
   Program program_;
   std::shared_ptr<void> arena_, persistentRegion_;
   bool profiling_ = false;
+  std::string perturbOp_;
+  double perturbAmount_ = 0;
   std::map<std::string, std::pair<double, int64_t>> profile_;  ///< op name -> (seconds, calls)
 };
 

@@ -97,8 +97,9 @@ struct Conv2dParams {
   }
 };
 
-/// Elements of scratch memory any conv2d* kernel below needs for `p` (the im2col matrix of one
-/// image's group, colRows() * colCols(); 0 for pointwise convolutions). The runtime plans it.
+/// Elements of scratch memory any conv2d* kernel below needs for `p` (one image's im2col
+/// matrix, colRows() * colCols(); 0 for pointwise convolutions), saturating at INT64_MAX.
+/// The kernels allocate it when given none, throwing std::bad_alloc when they cannot.
 int64_t conv2dScratchElems(const Conv2dParams& p);
 
 /// Unfolds one image x[c, h, w] into cols[c*kh*kw, outH*outW]: row (ci, ki, kj), column
@@ -216,12 +217,13 @@ template <typename T>
 void reduceSumToShape(const Shape& inShape, const T* x, const Shape& outShape, T* y);
 
 /// Reduction kinds of `reduce`.
-enum class ReduceKind { Sum, Mean, Max };
+enum class ReduceKind { Sum, Mean, Max, Min };
 
 /// Reduces x (inShape) over `axes` (each in [-rank, rank), negative counts from the back,
 /// duplicates ignored; empty means all axes). y holds the remaining dimensions in order;
 /// keepdims only changes the shape the caller reports, not the layout, so it is not a
-/// parameter. Max of an empty range is -inf; Mean of one is NaN.
+/// parameter. Max and Min propagate NaN (torch.amax/amin); Max of an empty range is -inf,
+/// Min +inf; Mean of one is NaN.
 template <typename T>
 void reduce(ReduceKind kind, const Shape& inShape, const T* x, const std::vector<int64_t>& axes, T* y);
 
@@ -255,15 +257,19 @@ template <typename L>
 int64_t firstInvalidLabel(int64_t rows, int64_t cols, const L* labels);
 
 /// Softmax cross-entropy with integer class labels: *loss = mean over rows of
-/// (logsumexp(row) - row[label]); probs (nullable) receives the softmax. Returns false,
-/// writing nothing, when a label lies outside [0, cols) (user data; see firstInvalidLabel).
+/// (logsumexp(row) - row[label]); probs (nullable) receives the softmax. With label smoothing
+/// e (PyTorch's CrossEntropyLoss(label_smoothing=e)) the target row is (1-e)·onehot + e/cols,
+/// so a row's loss is (1-e)(logsumexp - row[label]) + e(logsumexp - mean(row)). Returns
+/// false, writing nothing, when a label lies outside [0, cols) (user data; see firstInvalidLabel).
 template <typename T, typename L>
-bool softmaxCrossEntropy(int64_t rows, int64_t cols, const T* logits, const L* labels, T* loss, T* probs = nullptr);
+bool softmaxCrossEntropy(int64_t rows, int64_t cols, const T* logits, const L* labels, T* loss, T* probs = nullptr,
+                         T labelSmoothing = T(0));
 
-/// dlogits = dloss · (softmax(logits) - onehot(labels)) / rows. Returns false, writing
-/// nothing, when a label is out of range.
+/// dlogits = dloss · (softmax(logits) - (1-e)·onehot(labels) - e/cols) / rows. Returns false,
+/// writing nothing, when a label is out of range.
 template <typename T, typename L>
-bool softmaxCrossEntropyBackward(int64_t rows, int64_t cols, const T* logits, const L* labels, T dloss, T* dlogits);
+bool softmaxCrossEntropyBackward(int64_t rows, int64_t cols, const T* logits, const L* labels, T dloss, T* dlogits,
+                                 T labelSmoothing = T(0));
 
 /// *loss = mean over all n elements of (pred - target)².
 template <typename T>
@@ -286,25 +292,26 @@ int64_t accuracyCount(int64_t rows, int64_t cols, const T* logits, const L* labe
 // Optimizers (in place on n parameters)
 // ---------------------------------------------------------------------------------------
 
-/// PyTorch SGD (dampening 0):
-///   g = grad + weightDecay·w
+/// PyTorch SGD (dampening 0), after gradient clipping's factor gradScale:
+///   g = grad·gradScale + weightDecay·w
 ///   if momentum != 0:  v = momentum·v + g;  g = nesterov ? g + momentum·v : v
 ///   w -= lr·g
 /// velocity must start zeroed (PyTorch's first-step v = g is the same thing with dampening
 /// 0) and may be null when momentum == 0.
 template <typename T>
 void sgdUpdate(int64_t n, T* w, const T* grad, T* velocity, T lr, T momentum, T weightDecay = T(0),
-               bool nesterov = false);
+               bool nesterov = false, T gradScale = T(1));
 
-/// PyTorch Adam, step t counting from 1, m and v starting zeroed:
+/// PyTorch Adam, step t counting from 1, m and v starting zeroed (grad first scaled by
+/// gradient clipping's factor gradScale):
 ///   g = grad + weightDecay·w                 (L2; with decoupledWeightDecay (AdamW) instead
-///                                             w -= lr·weightDecay·w and g = grad)
+///                                             w *= 1 - lr·weightDecay and g = grad)
 ///   m = β1·m + (1-β1)·g;   v = β2·v + (1-β2)·g²
 ///   w -= lr · (m / (1-β1^t)) / (sqrt(v / (1-β2^t)) + eps)
 /// (Keras's Adam is the same with eps replaced by eps / sqrt(1-β2^t): it adds eps to sqrt(v)
 /// before the bias correction.)
 template <typename T>
-void adamUpdate(int64_t n, T* w, const T* grad, T* m, T* v, T lr, T beta1, T beta2, T eps, int64_t step,
-                T weightDecay = T(0), bool decoupledWeightDecay = false);
+void adamUpdate(int64_t n, T* w, const T* grad, T* m, T* v, double lr, T beta1, T beta2, T eps, int64_t step,
+                T weightDecay = T(0), bool decoupledWeightDecay = false, T gradScale = T(1));
 
 }  // namespace shoal::cpu

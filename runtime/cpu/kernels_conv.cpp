@@ -4,10 +4,12 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <new>
 #include <vector>
 
 #include "runtime/cpu/kernels.h"
 #include "runtime/cpu/kernels_util.h"
+#include "support/checked.h"
 
 // GCC 12 at -O2 vectorizes only loops whose trip count is a known multiple of the vector
 // width ("very cheap" cost model); these kernels loop over runtime sizes, so ask for the
@@ -40,7 +42,9 @@ class Scratch {
  public:
   Scratch(const Conv2dParams& p, T* given) : ptr_(given) {
     if (!ptr_) {
-      own_.resize(size_t(conv2dScratchElems(p)));
+      int64_t elems = conv2dScratchElems(p);
+      if (elems < 0 || uint64_t(elems) > own_.max_size()) throw std::bad_alloc();  // CpuExecutable reports it
+      own_.resize(size_t(elems));
       ptr_ = own_.data();
     }
   }
@@ -53,7 +57,12 @@ class Scratch {
 
 }  // namespace
 
-int64_t conv2dScratchElems(const Conv2dParams& p) { return p.isPointwise() ? 0 : p.colRows() * p.colCols(); }
+int64_t conv2dScratchElems(const Conv2dParams& p) {
+  if (p.isPointwise()) return 0;
+  // Each factor is bounded by a tensor's size, their product is not: saturate, never wrap.
+  auto elems = checkedMul(p.colRows(), p.colCols());
+  return elems ? *elems : std::numeric_limits<int64_t>::max();
+}
 
 template <typename T>
 void im2col(const Conv2dParams& p, const T* x, T* cols) {

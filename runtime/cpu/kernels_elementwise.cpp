@@ -333,6 +333,22 @@ void reduce(ReduceKind kind, const Shape& inShape, const T* x, const std::vector
       });
       return;
     }
+    case ReduceKind::Min: {
+      std::fill(y, y + m, std::numeric_limits<T>::infinity());
+      if (n == 0) return;
+      forEachRun(plan, n, [&](int64_t oy, int64_t, int64_t o, int64_t len, int64_t sy, int64_t) {
+        const T* xp = x + o;
+        if (sy == 1) {
+          T* yp = y + oy;
+          for (int64_t i = 0; i < len; ++i) yp[i] = (xp[i] < yp[i] || xp[i] != xp[i]) ? xp[i] : yp[i];
+        } else {
+          T best = y[oy];
+          for (int64_t i = 0; i < len; ++i) best = (xp[i] < best || xp[i] != xp[i]) ? xp[i] : best;
+          y[oy] = best;
+        }
+      });
+      return;
+    }
   }
 }
 

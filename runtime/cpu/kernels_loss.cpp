@@ -104,13 +104,25 @@ int64_t firstInvalidLabel(int64_t rows, int64_t cols, const L* labels) {
 }
 
 template <typename T, typename L>
-bool softmaxCrossEntropy(int64_t rows, int64_t cols, const T* logits, const L* labels, T* loss, T* probs) {
+bool softmaxCrossEntropy(int64_t rows, int64_t cols, const T* logits, const L* labels, T* loss, T* probs,
+                         T labelSmoothing) {
   if (firstInvalidLabel(rows, cols, labels) >= 0) return false;
+  const double eps = double(labelSmoothing);
   double total = 0;
   for (int64_t r = 0; r < rows; ++r) {
     const T* xr = logits + r * cols;
     const RowLse<T> lse = rowLogSumExp(cols, xr);
-    total += double(lse.logSum) - (double(xr[int64_t(labels[r])]) - double(lse.max));
+    // -log p_j = logSum - (x_j - max); the smoothed target puts 1-eps on the label and eps/cols
+    // on every class, so the row's loss is (1-eps)(-log p_label) + eps·mean_j(-log p_j).
+    const double nllLabel = double(lse.logSum) - (double(xr[int64_t(labels[r])]) - double(lse.max));
+    if (eps == 0) {
+      total += nllLabel;
+    } else {
+      double sumX = 0;
+      for (int64_t j = 0; j < cols; ++j) sumX += double(xr[j]) - double(lse.max);
+      const double meanNll = double(lse.logSum) - sumX / double(cols);
+      total += (1 - eps) * nllLabel + eps * meanNll;
+    }
     if (probs) {
       T* pr = probs + r * cols;
       for (int64_t j = 0; j < cols; ++j) pr[j] = std::exp((xr[j] - lse.max) - lse.logSum);
@@ -122,15 +134,24 @@ bool softmaxCrossEntropy(int64_t rows, int64_t cols, const T* logits, const L* l
 
 template <typename T, typename L>
 bool softmaxCrossEntropyBackward(int64_t rows, int64_t cols, const T* logits, const L* labels, T dloss,
-                                 T* dlogits) {
+                                 T* dlogits, T labelSmoothing) {
   if (firstInvalidLabel(rows, cols, labels) >= 0) return false;
   const T scale = dloss / T(rows);
+  // The smoothed target: 1 - e + e/cols at the label, e/cols elsewhere (in double, then T).
+  const double e = double(labelSmoothing);
+  const T offTarget = T(e / double(cols));
+  const T onTarget = T(1.0 - e + e / double(cols));
   for (int64_t r = 0; r < rows; ++r) {
     const T* xr = logits + r * cols;
     T* gr = dlogits + r * cols;
     const RowLse<T> lse = rowLogSumExp(cols, xr);
-    for (int64_t j = 0; j < cols; ++j) gr[j] = scale * std::exp((xr[j] - lse.max) - lse.logSum);
-    gr[int64_t(labels[r])] -= scale;
+    const int64_t label = int64_t(labels[r]);
+    // scale·p - scale·target (not scale·(p - target)): without smoothing this is the
+    // unsmoothed kernel's arithmetic exactly (and the CUDA kernel's).
+    for (int64_t j = 0; j < cols; ++j) {
+      gr[j] = scale * std::exp((xr[j] - lse.max) - lse.logSum);
+      if (e != 0 || j == label) gr[j] -= scale * (j == label ? onTarget : offTarget);
+    }
   }
   return true;
 }
@@ -176,31 +197,33 @@ int64_t accuracyCount(int64_t rows, int64_t cols, const T* logits, const L* labe
 }
 
 template <typename T>
-void sgdUpdate(int64_t n, T* w, const T* grad, T* velocity, T lr, T momentum, T weightDecay, bool nesterov) {
+void sgdUpdate(int64_t n, T* w, const T* grad, T* velocity, T lr, T momentum, T weightDecay, bool nesterov,
+               T gradScale) {
   if (momentum == T(0)) {
-    for (int64_t i = 0; i < n; ++i) w[i] -= lr * (grad[i] + weightDecay * w[i]);
+    for (int64_t i = 0; i < n; ++i) w[i] -= lr * (grad[i] * gradScale + weightDecay * w[i]);
     return;
   }
   for (int64_t i = 0; i < n; ++i) {
-    const T g = grad[i] + weightDecay * w[i];
+    const T g = grad[i] * gradScale + weightDecay * w[i];
     velocity[i] = momentum * velocity[i] + g;
     w[i] -= lr * (nesterov ? g + momentum * velocity[i] : velocity[i]);
   }
 }
 
 template <typename T>
-void adamUpdate(int64_t n, T* w, const T* grad, T* m, T* v, T lr, T beta1, T beta2, T eps, int64_t step,
-                T weightDecay, bool decoupledWeightDecay) {
-  // Same operation order as torch.optim.Adam's single-tensor path.
+void adamUpdate(int64_t n, T* w, const T* grad, T* m, T* v, double lr, T beta1, T beta2, T eps, int64_t step,
+                T weightDecay, bool decoupledWeightDecay, T gradScale) {
+  // Same operation order as torch.optim.Adam's single-tensor path (lr and the step's
+  // scalars in double, as Python computes them, rounded to T where they meet a tensor).
   const double bc1 = 1.0 - std::pow(double(beta1), double(step));
   const double bc2 = 1.0 - std::pow(double(beta2), double(step));
-  const T stepSize = T(double(lr) / bc1);
+  const T stepSize = T(lr / bc1);
   const T bc2Sqrt = T(std::sqrt(bc2));
   const T l2 = decoupledWeightDecay ? T(0) : weightDecay;
-  const T shrink = decoupledWeightDecay ? T(1) - lr * weightDecay : T(1);
+  const T shrink = decoupledWeightDecay ? T(1.0 - lr * double(weightDecay)) : T(1);
   for (int64_t i = 0; i < n; ++i) {
     w[i] *= shrink;
-    const T g = grad[i] + l2 * w[i];
+    const T g = grad[i] * gradScale + l2 * w[i];
     m[i] = beta1 * m[i] + (T(1) - beta1) * g;
     v[i] = beta2 * v[i] + (T(1) - beta2) * g * g;
     w[i] -= stepSize * m[i] / (std::sqrt(v[i]) / bc2Sqrt + eps);
@@ -208,8 +231,8 @@ void adamUpdate(int64_t n, T* w, const T* grad, T* m, T* v, T lr, T beta1, T bet
 }
 
 #define SHOAL_INSTANTIATE_LABEL(T, L)                                                                 \
-  template bool softmaxCrossEntropy<T, L>(int64_t, int64_t, const T*, const L*, T*, T*);              \
-  template bool softmaxCrossEntropyBackward<T, L>(int64_t, int64_t, const T*, const L*, T, T*);       \
+  template bool softmaxCrossEntropy<T, L>(int64_t, int64_t, const T*, const L*, T*, T*, T);           \
+  template bool softmaxCrossEntropyBackward<T, L>(int64_t, int64_t, const T*, const L*, T, T*, T);    \
   template int64_t accuracyCount<T, L>(int64_t, int64_t, const T*, const L*);
 #define SHOAL_INSTANTIATE(T)                                                                          \
   template void softmax<T>(int64_t, int64_t, const T*, T*);                                           \
@@ -219,8 +242,8 @@ void adamUpdate(int64_t n, T* w, const T* grad, T* m, T* v, T lr, T beta1, T bet
   template void mse<T>(int64_t, const T*, const T*, T*);                                              \
   template void mseBackward<T>(int64_t, const T*, const T*, T, T*);                                   \
   template void argmax<T>(int64_t, int64_t, const T*, int64_t*);                                      \
-  template void sgdUpdate<T>(int64_t, T*, const T*, T*, T, T, T, bool);                               \
-  template void adamUpdate<T>(int64_t, T*, const T*, T*, T*, T, T, T, T, int64_t, T, bool);           \
+  template void sgdUpdate<T>(int64_t, T*, const T*, T*, T, T, T, bool, T);                            \
+  template void adamUpdate<T>(int64_t, T*, const T*, T*, T*, double, T, T, T, int64_t, T, bool, T);   \
   SHOAL_INSTANTIATE_LABEL(T, int32_t)                                                                 \
   SHOAL_INSTANTIATE_LABEL(T, int64_t)                                                                 \
   SHOAL_INSTANTIATE_LABEL(T, uint8_t)

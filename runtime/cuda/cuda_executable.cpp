@@ -171,6 +171,7 @@ unsigned scalarCode(DType t) {
     case DType::I32: return 2;
     case DType::I64: return 3;
     case DType::U8: return 4;
+    case DType::Bool: return 4;  // one byte holding 0 or 1: read as unsigned char
   }
   return 0;
 }
@@ -780,6 +781,17 @@ TensorMap CudaExecutable::readPersistent() {
   }
   if (auto ok = im.ctx->synchronize("reading parameters"); !ok && !im.deferred) im.deferred = ok.error();
   return out;
+}
+
+Expected<Tensor> CudaExecutable::readValue(const Value* v) {
+  Impl& im = *impl_;
+  if (auto ok = im.takeDeferred(); !ok) return Unexpected(ok.error());
+  Tensor t(v->type());
+  if (t.byteSize() == 0) return t;
+  if (auto ok = im.ctx->copyToHost(t.raw(), im.address(program_, v), t.byteSize(), "%" + v->name()); !ok)
+    return Unexpected(ok.error());
+  if (auto ok = im.ctx->synchronize("reading %" + v->name()); !ok) return Unexpected(ok.error());
+  return t;
 }
 
 Expected<void> CudaExecutable::writePersistent(const TensorMap& values) {

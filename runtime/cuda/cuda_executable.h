@@ -51,6 +51,8 @@ class CudaExecutable : public Executable {
   /// Points this program's params and state at `other`'s (another CudaExecutable with the
   /// same persistent layout).
   Expected<TensorMap> run(const TensorMap& inputs) override;
+  /// Copies the value's buffer back (and synchronizes).
+  Expected<Tensor> readValue(const Value* v) override;
   /// The training step with no host synchronization: the batch goes through one of two
   /// pinned staging buffers (the host waits only when the buffer's previous upload is still
   /// pending), is copied asynchronously into the planned input slots, the step (graph)

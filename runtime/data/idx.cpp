@@ -102,12 +102,14 @@ Expected<std::optional<IdxHeader>> parseHeader(std::string_view bytes, bool comp
     if (d == 0) return fail(name + ": dimension " + std::to_string(i) + " is 0");
     h.dims.push_back(int64_t(d));
   }
-  // Keep the byte count well inside int64 and size_t (2^48 bytes is 256 TiB).
-  constexpr uint64_t kMaxDataBytes = uint64_t(1) << 48;
+  // The data may not exceed the dataset-file limit (also what a gzip stream may inflate to),
+  // which keeps the byte count well inside int64 and size_t.
+  constexpr uint64_t kMaxDataBytes = uint64_t(kDatasetFileLimit.maxBytes);
   uint64_t bytesTotal = type->size;
   for (int64_t d : h.dims) {
     if (bytesTotal > kMaxDataBytes / uint64_t(d))
-      return fail(name + ": header says " + shapeString(h.dims) + ", more than 2^48 bytes of data");
+      return fail(name + ": header says " + shapeString(h.dims) + ", more than " + std::to_string(kMaxDataBytes) +
+                  " bytes of data, the limit for a " + kDatasetFileLimit.kind);
     bytesTotal *= uint64_t(d);
   }
   h.dataBytes = size_t(bytesTotal);
@@ -199,7 +201,8 @@ Tensor decodeElements(const IdxHeader& h, const unsigned char* p) {
       break;
     }
     case DType::I64:
-      break;  // no IDX typecode maps to i64
+    case DType::Bool:
+      break;  // no IDX typecode maps to i64 or bool
   }
   return t;
 }
@@ -229,7 +232,7 @@ Expected<Tensor> parseIdx(std::string_view bytes, const std::string& name) {
 }
 
 Expected<Tensor> readIdx(const std::string& path) {
-  auto bytes = readFileBytes(path);
+  auto bytes = readFileBytes(path, kDatasetFileLimit);
   if (!bytes) return Unexpected(bytes.error());
   return parseIdx(*bytes, path);
 }

@@ -1,5 +1,6 @@
 // NumPy .npy reading and writing.
 #include "runtime/data/npy.h"
+#include "support/checked.h"
 
 #include <fmt/format.h>
 
@@ -66,7 +67,8 @@ Expected<Tensor> parseNpy(std::string_view bytes, const std::string& name) {
   else if (d == "<f8") dtype = DType::F64;
   else if (d == "<i4") dtype = DType::I32;
   else if (d == "<i8") dtype = DType::I64;
-  else if (d == "|u1" || d == "|b1") dtype = DType::U8;
+  else if (d == "|u1") dtype = DType::U8;
+  else if (d == "|b1") dtype = DType::Bool;
   else return fail(fmt::format("{}: .npy element type '{}' is not one shoal reads (f4, f8, i4, i8, u1, b1)", name, d));
   Shape shape;
   std::string s = *shapeText;
@@ -81,17 +83,24 @@ Expected<Tensor> parseNpy(std::string_view bytes, const std::string& name) {
     shape.push_back(std::stoll(s.substr(i, end - i)));
     i = end;
   }
-  Tensor t(dtype, shape);
+  if (std::string problem = tensorSizeProblem(TensorType{dtype, shape}); !problem.empty())
+    return bad(fmt::format("shape {}: {}", shapeString(shape), problem));
   size_t data = offset + headerLen;
-  if (bytes.size() - data != t.byteSize())
+  auto need = checkedByteSize(TensorType{dtype, shape});
+  if (!need || bytes.size() - data != size_t(*need))
     return bad(fmt::format("{} bytes of data, shape {} of {} needs {}", bytes.size() - data, shapeString(shape), d,
-                           t.byteSize()));
+                           need.value_or(-1)));
+  Tensor t(dtype, shape);
   if (t.byteSize()) std::memcpy(t.raw(), bytes.data() + data, t.byteSize());
+  if (dtype == DType::Bool)
+    for (size_t k = 0; k < t.byteSize(); ++k)
+      if (static_cast<const unsigned char*>(t.raw())[k] > 1)
+        return bad(fmt::format("bool element {} is byte {}, not 0 or 1", k, int(static_cast<const unsigned char*>(t.raw())[k])));
   return t;
 }
 
 Expected<Tensor> readNpy(const std::string& path) {
-  auto bytes = readFileBytes(path);
+  auto bytes = readFileBytes(path, kTensorFileLimit);
   if (!bytes) return Unexpected(bytes.error());
   return parseNpy(*bytes, path);
 }
@@ -104,6 +113,7 @@ std::string encodeNpy(const Tensor& t) {
     case DType::I32: descr = "<i4"; break;
     case DType::I64: descr = "<i8"; break;
     case DType::U8: descr = "|u1"; break;
+    case DType::Bool: descr = "|b1"; break;
   }
   std::string shape = "(";
   for (size_t i = 0; i < t.shape().size(); ++i) shape += std::to_string(t.shape()[i]) + (t.shape().size() == 1 ? "," : i + 1 < t.shape().size() ? ", " : "");

@@ -179,7 +179,7 @@ TEST(CudaCodegen, MnistTrainingStepUsesCublasAndReportsLabels) {
   EXPECT_NE(src->source.find("// ---- node"), std::string::npos);
   EXPECT_NE(src->source.find("conv2d 'c1' at "), std::string::npos);
   EXPECT_NE(src->source.find("%c1 = fused_conv2d(%pre, %c1.weight, %c1.bias)"), std::string::npos);
-  EXPECT_NE(src->source.find("k7_fused_conv2d_c1"), std::string::npos);
+  EXPECT_NE(src->source.find("k8_fused_conv2d_c1"), std::string::npos);
   // Fusion: the conv's relu is in its kernel, the first dense's bias and relu in one epilogue
   // after its GEMM, and the six Adam updates are one horizontally fused kernel.
   int adamKernels = 0, epilogues = 0, reluKernels = 0;
@@ -192,7 +192,7 @@ TEST(CudaCodegen, MnistTrainingStepUsesCublasAndReportsLabels) {
   EXPECT_EQ(adamKernels, 1);
   EXPECT_EQ(epilogues, 1);
   EXPECT_EQ(reluKernels, 0);
-  EXPECT_NE(src->source.find("k48_adam_update_c1_weight_x6("), std::string::npos);
+  EXPECT_NE(src->source.find("k49_adam_update_c1_weight_x6("), std::string::npos);
   CudaCodegenOptions perParameter;
   perParameter.horizontalUpdates = false;
   auto unfused = generateCudaSource(p, perParameter);
@@ -247,7 +247,7 @@ TEST(CudaCodegen, PointersIntoOneBufferAreNotRestrict) {
   expectCompiles(src->source, src->name);
 }
 
-// Runs of updates with equal hyperparameters (and one step operand) become one kernel each;
+// Runs of updates with equal hyperparameters (and one step, rate and scale operand) become one kernel each;
 // a lone update keeps its own; every member keeps its comment and error site.
 TEST(CudaCodegen, OptimizerUpdatesFuseHorizontally) {
   for (DType dt : {DType::F32, DType::F64}) {
@@ -262,12 +262,12 @@ TEST(CudaCodegen, OptimizerUpdatesFuseHorizontally) {
       if (s.kind == CudaStepKind::Kernel) kernels.push_back(s.kernel);
     ASSERT_EQ(kernels.size(), 3u) << src->source;
     EXPECT_NE(kernels[0].find("adam_update_p0_x5"), std::string::npos) << kernels[0];
-    EXPECT_NE(kernels[1].find("sgd_update_s0_x3"), std::string::npos) << kernels[1];
+    EXPECT_NE(kernels[1].find("sgd_momentum_update_s0_x3"), std::string::npos) << kernels[1];
     EXPECT_NE(kernels[2].find("sgd_update_lone"), std::string::npos) << kernels[2];
     EXPECT_EQ(src->errorSites.size(), 5u);
     for (const std::string name : {"p0", "p1", "p2", "p3", "p4", "s0", "s1", "s2"}) {
       const bool commented = src->source.find("// adam_update(%" + name + ",") != std::string::npos ||
-                             src->source.find("// sgd_update(%" + name + ",") != std::string::npos;
+                             src->source.find("// sgd_momentum_update(%" + name + ",") != std::string::npos;
       EXPECT_TRUE(commented) << "no comment for the update of " << name;
     }
     CudaCodegenOptions off;

@@ -175,6 +175,7 @@ TEST(CudaEmulation, MnistCnnTrainingStepMatchesTheInterpreter) {
     for (int64_t i = 0; i < feed["x"].numElements(); ++i) feed["x"].set(i, double(rng() % 256));
     feed["labels"] = Tensor::fromDoubles(DType::I64, {4}, std::vector<double>{3, 1, 4, 1});
     feed["step"] = Tensor::fromDoubles(DType::F32, {}, std::vector<double>{double(step)});
+    feed["lr"] = Tensor::fromDoubles(DType::F64, {}, std::vector<double>{pipeline->train->lr});
     compareRuns(*r, feed, 1e-4, 1e-5, "step " + std::to_string(step));
   }
 }

@@ -212,6 +212,8 @@ SHOAL_CUDA_CASE(SoftmaxCrossEntropy, OpKind::SoftmaxCrossEntropy) {
   b.op(OpKind::SoftmaxCrossEntropy, {b.input("x", Shape{8, 7}), b.input("labels", labels64)}, {}, "loss64");
   b.op(OpKind::SoftmaxCrossEntropy, {b.input("y", Shape{8, 7}), b.input("labels32", labels32)}, {}, "loss32");
   b.op(OpKind::SoftmaxCrossEntropy, {b.input("z", Shape{8, 7}), b.input("labels8", labels8)}, {}, "loss8");
+  b.op(OpKind::SoftmaxCrossEntropy, {b.input("s", Shape{8, 7}), b.input("labels_s", labels64)},
+       attrs({{"label_smoothing", 0.1}}), "smoothed");
   return true;
   return false;
 }
@@ -223,6 +225,9 @@ SHOAL_CUDA_CASE(SoftmaxCrossEntropyGrad, OpKind::SoftmaxCrossEntropyGrad) {
        {b.input("x", Shape{8, 7}), b.input("labels", labels64), b.input("dloss", Shape{})}, {}, "dx");
   b.op(OpKind::SoftmaxCrossEntropyGrad,
        {b.input("y", Shape{8, 7}), b.input("labels8", labels8), b.input("dloss8", Shape{})}, {}, "dy");
+  b.op(OpKind::SoftmaxCrossEntropyGrad,
+       {b.input("s", Shape{8, 7}), b.input("labels_s", labels64), b.input("dloss_s", Shape{})},
+       attrs({{"label_smoothing", 0.25}}), "smoothed");
   return true;
   return false;
 }
@@ -239,16 +244,6 @@ SHOAL_CUDA_CASE(MseGrad, OpKind::MseGrad) {
   [[maybe_unused]] const DType dt = b.dt();
   [[maybe_unused]] const TensorType labels64{DType::I64, {8}}, labels32{DType::I32, {8}}, labels8{DType::U8, {8}};
   b.op(OpKind::MseGrad, {b.input("p", Shape{3, 5}), b.input("t", Shape{3, 5}), b.input("dloss", Shape{})}, {}, "dp");
-  return true;
-  return false;
-}
-
-SHOAL_CUDA_CASE(SgdUpdate, OpKind::SgdUpdate) {
-  [[maybe_unused]] const DType dt = b.dt();
-  [[maybe_unused]] const TensorType labels64{DType::I64, {8}}, labels32{DType::I32, {8}}, labels8{DType::U8, {8}};
-  b.op(OpKind::SgdUpdate, {b.param("w", {3, 8}), b.input("g", Shape{3, 8}), b.state("w.velocity", {3, 8})},
-       attrs({{"lr", 0.01}, {"momentum", 0.9}, {"weight_decay", 1e-3}}), "sgd");
-  b.op(OpKind::SgdUpdate, {b.param("u", {5}), b.input("gu", Shape{5})}, attrs({{"lr", 0.1}}), "plain");
   return true;
   return false;
 }
@@ -284,22 +279,6 @@ SHOAL_CUDA_CASE(FusedElementwise, OpKind::FusedElementwise) {
          attrs({{"expr", std::string("a0 relu a1 a0 relu_grad add a1 1 add mul")}}), "ties");
     b.op(OpKind::FusedElementwise, {b.input("s", Shape{})}, attrs({{"expr", std::string("a0 a0 mul 3 div")}}),
          "scalar");
-    return true;
-  }
-  return false;
-}
-
-SHOAL_CUDA_CASE(AdamUpdate, OpKind::AdamUpdate) {
-  [[maybe_unused]] const DType dt = b.dt();
-  [[maybe_unused]] const TensorType labels64{DType::I64, {8}}, labels32{DType::I32, {8}}, labels8{DType::U8, {8}};
-  {
-    Value* step = b.input("step", TensorType{DType::F32, {}});
-    b.op(OpKind::AdamUpdate,
-         {b.param("w", {3, 8}), b.input("g", Shape{3, 8}), b.state("w.m", {3, 8}), b.state("w.v", {3, 8}), step},
-         attrs({{"lr", 0.001}}), "adam");
-    b.op(OpKind::AdamUpdate,
-         {b.param("u", {300}), b.input("gu", Shape{300}), b.state("u.m", {300}), b.state("u.v", {300}), step},
-         attrs({{"lr", 0.01}, {"weight_decay", 0.01}}), "adam_wd");
     return true;
   }
   return false;

@@ -158,33 +158,37 @@ inline std::unique_ptr<Graph> buildInPlaceGraph(DType dt) {
 }
 
 /// Optimizer updates in runs the codegen fuses horizontally: Adam over five params of mixed
-/// sizes (one of a single element) sharing one step, then SGD with momentum over three,
-/// then one SGD update with other hyperparameters (a run of one: its own kernel).
+/// sizes (one of a single element) sharing one step and learning rate, then SGD with momentum
+/// over three sharing a gradient-clipping factor, then one SGD update with other
+/// hyperparameters (a run of one: its own kernel).
 inline std::unique_ptr<Graph> buildUpdateGroupGraph(DType dt) {
   OpGraphBuilder b("update_groups_" + std::string(dtypeName(dt)), dt);
   Value* step = b.input("step", TensorType{DType::F32, {}});
+  Value* lr = b.input("lr", TensorType{DType::F64, {}});
+  Value* scale = b.input("scale", Shape{});
   const std::vector<Shape> shapes = {{3, 8}, {1}, {300}, {2, 2}, {17, 33}};
   for (size_t k = 0; k < shapes.size(); ++k) {
     const std::string p = "p" + std::to_string(k);
     b.op(OpKind::AdamUpdate,
          {b.param(p, shapes[k]), b.input("g" + std::to_string(k), shapes[k]), b.state(p + ".m", shapes[k]),
-          b.state(p + ".v", shapes[k]), step},
-         attrs({{"lr", 0.01}, {"weight_decay", 0.001}}), "adam" + std::to_string(k));
+          b.state(p + ".v", shapes[k]), step, lr},
+         attrs({{"weight_decay", 0.001}}), "adam" + std::to_string(k));
   }
   for (size_t k = 0; k < 3; ++k) {
     const std::string p = "s" + std::to_string(k);
     const Shape shape = {int64_t(5 + 40 * k)};
-    b.op(OpKind::SgdUpdate,
-         {b.param(p, shape), b.input("h" + std::to_string(k), shape), b.state(p + ".velocity", shape)},
-         attrs({{"lr", 0.05}, {"momentum", 0.9}, {"weight_decay", 1e-3}}), "sgd" + std::to_string(k));
+    b.op(OpKind::SgdMomentumUpdate,
+         {b.param(p, shape), b.input("h" + std::to_string(k), shape), b.state(p + ".velocity", shape), lr, scale},
+         attrs({{"momentum", 0.9}, {"weight_decay", 1e-3}, {"nesterov", int64_t(1)}}), "sgd" + std::to_string(k));
   }
-  b.op(OpKind::SgdUpdate, {b.param("lone", {7}), b.input("hl", Shape{7})}, attrs({{"lr", 0.1}}), "sgd_lone");
+  b.op(OpKind::SgdUpdate, {b.param("lone", {7}), b.input("hl", Shape{7}), lr}, attrs({{"weight_decay", 0.1}}), "sgd_lone");
   return b.take();
 }
 
 /// Seeded inputs for every input node of `g` (by the name after any "<op>__" prefix): uniform
 /// in [-2, 2); integers in [-2, 2] for names starting with "q"; class ids in [0, 7) for
-/// "labels*"; `step` for "step"; u8 pixels and small integer ids for integer inputs.
+/// "labels*"; `step` for "step"; a learning rate in (0, 0.04] for "lr"; u8 pixels, 0/1 for
+/// bool and small integer ids for other integer inputs.
 inline TensorMap randomInputs(const Graph& g, uint64_t seed, double step = 1) {
   std::mt19937_64 rng(seed);
   TensorMap out;
@@ -198,10 +202,14 @@ inline TensorMap randomInputs(const Graph& g, uint64_t seed, double step = 1) {
       double v;
       if (base == "step")
         v = step;
+      else if (base == "lr")
+        v = 0.005 * double(1 + rng() % 8);
       else if (base.rfind("labels", 0) == 0)
         v = double(rng() % 7);
       else if (t.dtype() == DType::U8)
         v = double(rng() % 256);
+      else if (t.dtype() == DType::Bool)
+        v = double(rng() % 2);
       else if (!isFloat(t.dtype()))
         v = double(int64_t(rng() % 201) - 100);
       else if (base[0] == 'q')

@@ -135,7 +135,8 @@ TEST(NormEmulation, TrainingStepWithEveryNormLayerMatchesTheInterpreter) {
     for (int64_t i = 0; i < x.numElements(); ++i) x.set(i, 2 * rng.uniform() - 1);
     TensorMap feed = {{"x", x},
                       {"labels", Tensor::fromDoubles(DType::I64, {4}, std::vector<double>{0, 3, 1, 4})},
-                      {"step", Tensor::fromDoubles(DType::F32, {}, std::vector<double>{double(step)})}};
+                      {"step", Tensor::fromDoubles(DType::F32, {}, std::vector<double>{double(step)})},
+                      {"lr", Tensor::fromDoubles(DType::F64, {}, std::vector<double>{cfg.lr})}};
     compareStep(*pair, feed, 1e-4, 1e-5, "step " + std::to_string(step));
   }
   EXPECT_EQ(pair->gpu->readPersistent().at("bn.num_batches_tracked").at(0), 2);

@@ -56,6 +56,7 @@ void compareTraining(const Graph& g, TensorMap feed, int steps) {
   for (int step = 1; step <= steps; ++step) {
     SCOPED_TRACE("step " + std::to_string(step));
     feed["step"] = Tensor::fromDoubles(DType::F32, {}, std::vector<double>{double(step)});
+    feed["lr"] = Tensor::fromDoubles(DType::F64, {}, std::vector<double>{cfg.lr});
     auto want = (*cpu)->run(feed);
     ASSERT_TRUE(want.has_value()) << want.error().str();
     auto got = (*emu)->run(feed);

@@ -57,7 +57,7 @@ TEST(InvalidPipelines, SeveralErrorsInOneRun) {
   EXPECT_EQ(r.exitCode, 1);
   EXPECT_NE(r.err.find("three.mmd:2:33: error: conv2d does not take 'filter' (did you mean 'filters'?)"), std::string::npos) << r.err;
   EXPECT_NE(r.err.find("three.mmd:3:18: error: dense does not take 'unit' (did you mean 'units'?)"), std::string::npos) << r.err;
-  EXPECT_NE(r.err.find("three.mmd:4:28: error: unknown optimizer 'rmsprop' (adam or sgd)"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("three.mmd:4:28: error: unknown optimizer 'rmsprop' (adam, adamw or sgd)"), std::string::npos) << r.err;
   EXPECT_NE(r.err.find("3 errors"), std::string::npos) << r.err;
   // Each diagnostic quotes its line with a caret under the column.
   EXPECT_NE(r.err.find("  c --> d[dense: unit=0]\n                 ^\n"), std::string::npos) << r.err;

@@ -223,28 +223,6 @@ SHOAL_ROUND_TRIP_CASE(MseGrad, OpKind::MseGrad) {
   return false;
 }
 
-SHOAL_ROUND_TRIP_CASE(SgdUpdate, OpKind::SgdUpdate) {
-  [[maybe_unused]] const Shape img{2, 1, 6, 6};
-  ins = {addParam(g, "d.weight", f32({3, 8})), addInput(g, "g", f32({3, 8})),
-         addState(g, "d.weight.velocity", f32({3, 8}))};
-  a.set("lr", 0.01);
-  a.set("momentum", 0.9);
-  a.set("weight_decay", 5e-4);
-  results = {};
-  return true;
-  return false;
-}
-
-SHOAL_ROUND_TRIP_CASE(AdamUpdate, OpKind::AdamUpdate) {
-  [[maybe_unused]] const Shape img{2, 1, 6, 6};
-  ins = {addParam(g, "d.weight", f32({3, 8})), addInput(g, "g", f32({3, 8})), addState(g, "m", f32({3, 8})),
-         addState(g, "v", f32({3, 8})), addInput(g, "step", i64({}))};
-  a.set("lr", 0.001);
-  results = {};
-  return true;
-  return false;
-}
-
 // A small graph holding one `kind` op with its operands and every schema attribute set, from
 // its registered case (elementwise ops: f32[2,3] operands and every float attribute 0.75, or
 // its default); nullptr for an op without a case.
@@ -629,7 +607,7 @@ TEST(IrText, MalformedTextsReportExactDiagnostics) {
       {"mermaid text", "flowchart TD\n  a --> b\n", "bad.ir:1:1: error: expected 'graph NAME {', got 'flowchart'"},
       {"header without brace", "graph g\n}\n", "bad.ir:1:8: error: expected '{' after the graph name, got end of line"},
       {"text after the graph", head + "}\n%z = relu(%x) : f32[2,3]\n",
-       "bad.ir:4:1: error: unexpected text after the end of graph 'g'"},
+       "bad.ir:4:1: error: unexpected text after the end of graph 'g' (only a 'pipeline {' settings block may follow)"},
   };
   for (const BadCase& c : cases) {
     SCOPED_TRACE(c.what);

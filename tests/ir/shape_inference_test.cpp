@@ -5,6 +5,7 @@
 
 #include <gtest/gtest.h>
 
+#include <limits>
 #include <optional>
 #include <string>
 #include <vector>
@@ -179,7 +180,7 @@ SHOAL_SHAPE_CASES(FusedElementwise, OpKind::FusedElementwise) {
               {t, f32({3, 2})},
               e("a0 a1 add"),
               "operand 1 is f32[3,2], operand 0 is f32[2,3]: fused operands share one type"},
-             {"unknown operation", {t}, e("a0 gelu"), "unknown operation 'gelu' in fused expression"},
+             {"unknown operation", {t}, e("a0 swish"), "unknown operation 'swish' in fused expression"},
              {"missing operand", {t}, e("a0 a1 add"), "fused expression names operand 'a1', but there are 1"},
              {"stack underflow", {t}, e("a0 add"), "'add' needs 2 values in fused expression 'a0 add'"},
              {"two values left", {t, t}, e("a0 a1"), "fused expression 'a0 a1' leaves 2 values, expected 1"}}};
@@ -344,40 +345,6 @@ SHOAL_SHAPE_CASES(MseGrad, OpKind::MseGrad) {
   return {};
 }
 
-SHOAL_SHAPE_CASES(SgdUpdate, OpKind::SgdUpdate) {
-  {
-    const TensorType w = f32({3, 8});
-    const Attrs a = attrs({{"lr", 0.01}, {"momentum", 0.9}});
-    return {{{w, w, w}, a, {}},
-            {{"integer parameter",
-              {i64({3, 8}), i64({3, 8})},
-              attrs({{"lr", 0.01}}),
-              "parameter must be f32 or f64, got i64[3,8]"},
-             {"gradient shape", {w, f32({8, 3}), w}, a, "operand 1 has type f32[8,3], the parameter f32[3,8]"},
-             {"velocity type", {w, w, f64({3, 8})}, a, "operand 2 has type f64[3,8], the parameter f32[3,8]"},
-             {"momentum without a velocity", {w, w}, a, "momentum 0.9 needs a velocity operand (w, g, velocity)"}}};
-  }
-  return {};
-}
-
-SHOAL_SHAPE_CASES(AdamUpdate, OpKind::AdamUpdate) {
-  {
-    const TensorType w = f32({3, 8}), t = i64({});
-    const Attrs a = attrs({{"lr", 0.001}});
-    return {
-        {{w, w, w, w, t}, a, {}},
-        {{"u8 parameter",
-          {u8({3, 8}), u8({3, 8}), u8({3, 8}), u8({3, 8}), t},
-          a,
-          "parameter must be f32 or f64, got u8[3,8]"},
-         {"gradient type", {w, f64({3, 8}), w, w, t}, a, "operand 1 has type f64[3,8], the parameter f32[3,8]"},
-         {"first moment shape", {w, w, f32({8, 3}), w, t}, a, "operand 2 has type f32[8,3], the parameter f32[3,8]"},
-         {"second moment shape", {w, w, w, f32({24}), t}, a, "operand 3 has type f32[24], the parameter f32[3,8]"},
-         {"step count not a scalar", {w, w, w, w, i64({1})}, a, "step count must be a scalar, got i64[1]"}}};
-  }
-  return {};
-}
-
 // Every registered case of `kind` (none: the tests fail naming the op).
 OpShapeCases casesFor(OpKind kind) {
   auto* fn = ShapeCaseRegistry::find(kind);
@@ -462,6 +429,98 @@ TEST(ShapeInference, WindowOutputSize) {
   EXPECT_EQ(windowOutputSize(4, 3, 1, 0, 1), 3);     // asymmetric padding
   EXPECT_LE(windowOutputSize(5, 3, 1, 0, 0, 3), 0);  // span 7 > 5
   EXPECT_LE(windowOutputSize(2, 3, 1, 0, 0), 0);
+}
+
+TensorType inferOne(OpKind kind, const std::vector<TensorType>& operands, Attrs a);
+
+TEST(ShapeInference, WindowOutputSizeNeverOverflows) {
+  constexpr int64_t kMax = std::numeric_limits<int64_t>::max();
+  EXPECT_EQ(windowOutputSize(8, 2, kMax, 0, 0), 1);                     // one window, a stride past everything
+  EXPECT_EQ(windowOutputSize(kMax, 1, 1, 0, 0), kMax);                  // the largest extent, exactly
+  EXPECT_EQ(windowOutputSize(8, 3, 1, 0, 0, (int64_t(1) << 62) - 1), 0);  // span 2^63 - 1 fits (and does not fit 8)
+  EXPECT_EQ(windowOutputSize(8, 3, 1, 0, 0, int64_t(1) << 62), std::nullopt);  // 2·2^62 overflows
+  EXPECT_EQ(windowOutputSize(8, 3, 1, kMax, 1), std::nullopt);          // padded extent overflows
+  EXPECT_EQ(windowOutputSize(kMax, 1, 1, 1, 0), std::nullopt);
+  EXPECT_EQ(windowOutputSize(8, 2, 0, 0, 0), std::nullopt);             // stride 0: no division by zero
+}
+
+TEST(ShapeInference, SamePaddingNeverOverflows) {
+  constexpr int64_t kMax = std::numeric_limits<int64_t>::max();
+  // Issue "Hardening" 2: maxpool size=2x2 stride=INT64_MAX padding=same. ceil(8 / s) = 1 window
+  // and no padding (ceil used to be formed as in + s - 1, which overflowed).
+  EXPECT_EQ(samePadding(8, 8, 2, 2, kMax, kMax, 1, 1), (std::vector<int64_t>{0, 0, 0, 0}));
+  EXPECT_EQ(samePadding(kMax, kMax, 3, 3, 1, 1, 1, 1), (std::vector<int64_t>{1, 1, 1, 1}));
+  // conv2d dilation=2^62, kernel 3: the true padding (about 2^63) does not fit; it saturates, and
+  // the shape rule then reports the dilated kernel (ConvWithOverflowingDilation below).
+  auto huge = samePadding(8, 8, 3, 3, 1, 1, int64_t(1) << 62, int64_t(1) << 62);
+  EXPECT_EQ(huge[0] + huge[2], kMax);
+  EXPECT_EQ(huge[1] + huge[3], kMax);
+  // Out-of-range arguments (the shape rules report them) give zero padding, not a trap.
+  EXPECT_EQ(samePadding(8, 8, 2, 2, 0, -1, 1, 1), (std::vector<int64_t>{0, 0, 0, 0}));
+  EXPECT_EQ(samePadding(8, 8, std::numeric_limits<int64_t>::min(), 0, 1, 1, 1, 1), (std::vector<int64_t>{0, 0, 0, 0}));
+}
+
+TEST(ShapeInference, HugeTypesAreRejectedNotWrapped) {
+  // Issue "Hardening" 1: extents whose product overflows int64, or whose bytes pass 2^48.
+  Graph g;
+  Node* in = buildNode(g, OpKind::Input, {}, attrs({{"name", std::string("x")}}),
+                       std::vector<ResultSpec>{{"x", f32({4294967296, 4294967296})}});
+  auto r = inferResultTypes(*in);
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().message(),
+            "input 'n1': result %x f32[4294967296,4294967296] is too large: its extents multiply past 2^63 elements");
+  // A weight [4611686018427387905, 4]: 2^64 + 4 elements used to wrap to 4.
+  Graph g2;
+  Node* dense = buildNode(g2, OpKind::Dense, {f32({1, 4}), f32({4611686018427387905, 4})}, {});
+  auto d = inferResultTypes(*dense);
+  ASSERT_FALSE(d);
+  EXPECT_EQ(d.error().message(),
+            "dense 'n1': operand %in1 f32[4611686018427387905,4] is too large: its extents multiply past 2^63 elements");
+  // Elements that fit, bytes that do not: [2^62] f32 is 2^64 bytes; [2^47] f32 is 2^49.
+  Graph g3;
+  Node* relu = buildNode(g3, OpKind::Relu, {f32({int64_t(1) << 47})}, {});
+  auto rr = inferResultTypes(*relu);
+  ASSERT_FALSE(rr);
+  EXPECT_EQ(rr.error().message(), "relu 'n1': operand %in0 f32[140737488355328] is too large: it needs 562949953421312 "
+                                  "bytes, more than the 281474976710656 (2^48) a tensor may hold");
+  // A dense whose result alone is too large (operands fine): [2^24, 2^22] x [2^22, 2^22]^T.
+  Graph g4;
+  Node* big = buildNode(g4, OpKind::Dense, {f32({int64_t(1) << 24, 4}), f32({int64_t(1) << 23, 4})}, {});
+  auto b = inferResultTypes(*big);
+  ASSERT_FALSE(b);
+  EXPECT_EQ(b.error().message(), "dense 'n1': result %r f32[16777216,8388608] is too large: it needs 562949953421312 "
+                                 "bytes, more than the 281474976710656 (2^48) a tensor may hold");
+  // reshape to extents whose product overflows, with a -1 (the product of the known ones).
+  Graph g5;
+  Node* reshape = buildNode(g5, OpKind::Reshape, {f32({4, 4})},
+                            attrs({{"shape", Shape{4294967296, 4294967296, -1}}}));
+  auto rs = inferResultTypes(*reshape);
+  ASSERT_FALSE(rs);
+  EXPECT_EQ(rs.error().message(),
+            "reshape 'n1': cannot reshape f32[4,4] to 4294967296x4294967296x-1: its extents multiply past 2^63");
+}
+
+TEST(ShapeInference, ConvWithOverflowingDilation) {
+  // Issue "Hardening" 2: conv2d dilation=4611686018427387904 padding=same.
+  constexpr int64_t d = int64_t(1) << 62;
+  Graph g;
+  auto pad = samePadding(8, 8, 3, 3, 1, 1, d, d);
+  Node* n = buildNode(g, OpKind::Conv2d, {f32({1, 1, 8, 8}), f32({1, 1, 3, 3})}, convAttrs({1, 1}, pad, {d, d}));
+  auto r = inferResultTypes(*n);
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().message(), "conv2d 'n1': kernel 3x3 dilated by 4611686018427387904x4611686018427387904 spans more "
+                                 "than 2^63 pixels");
+  // A padding that overflows the extent (written in IR text, say).
+  Graph g2;
+  constexpr int64_t kMax = std::numeric_limits<int64_t>::max();
+  Node* p = buildNode(g2, OpKind::Conv2d, {f32({1, 1, 8, 8}), f32({1, 1, 3, 3})}, convAttrs({1, 1}, {kMax, 0, 1, 0}));
+  auto rp = inferResultTypes(*p);
+  ASSERT_FALSE(rp);
+  EXPECT_EQ(rp.error().message(),
+            "conv2d 'n1': padding 9223372036854775807x0x1x0 of the input f32[1,1,8,8] overflows 64-bit extents");
+  // maxpool 2x2, stride INT64_MAX, "same": one window.
+  EXPECT_EQ(inferOne(OpKind::MaxPool2d, {f32({1, 1, 8, 8})}, pool({2, 2}, {kMax, kMax}, samePadding(8, 8, 2, 2, kMax, kMax, 1, 1))),
+            f32({1, 1, 1, 1}));
 }
 
 TEST(ShapeInference, SamePaddingFollowsTensorFlow) {
@@ -630,18 +689,6 @@ TEST(ShapeInference, VerifierReportsADeclaredTypeTheRuleDisagreesWith) {
   ASSERT_FALSE(ok.has_value());
   EXPECT_EQ(ok.error().str(),
             "model.mmd:3:5: error: matmul 'mm': result %y has type f32[3,3], but its operands give f32[3,2]");
-}
-
-TEST(ShapeInference, VerifierReportsSgdMomentumWithoutVelocity) {
-  Graph g("train");
-  Value* w = addParam(g, "d1.weight", f32({3, 8}), 1, "d1");
-  Value* grad = addInput(g, "g", f32({3, 8}), 2);
-  g.addNode(OpKind::SgdUpdate, {w, grad}, attrs({{"lr", 0.1}, {"momentum", 0.9}}), {},
-            Location{"model.mmd", 9, 3, "t"});
-  auto ok = verifyGraph(g);
-  ASSERT_FALSE(ok.has_value());
-  EXPECT_EQ(ok.error().str(),
-            "model.mmd:9:3: error: sgd_update 't': momentum 0.9 needs a velocity operand (w, g, velocity)");
 }
 
 }  // namespace

@@ -215,13 +215,18 @@ TEST(Autodiff, CnnSgdMomentum) {
   ASSERT_EQ(verifyMessage(t->g), "");
   const Graph& g = t->g;
   EXPECT_EQ(countOps(g, OpKind::State), 4);
-  EXPECT_EQ(countOps(g, OpKind::SgdUpdate), 4);
+  EXPECT_EQ(countOps(g, OpKind::SgdUpdate), 0);
+  EXPECT_EQ(countOps(g, OpKind::SgdMomentumUpdate), 4);
+  const Node* lr = inputNamed(g, "lr");
+  ASSERT_NE(lr, nullptr);
+  EXPECT_EQ(lr->result()->type(), (TensorType{DType::F64, {}}));
   for (Node* n : g.nodes()) {
-    if (n->kind() != OpKind::SgdUpdate) continue;
-    ASSERT_EQ(n->numInputs(), 3u);
+    if (n->kind() != OpKind::SgdMomentumUpdate) continue;
+    ASSERT_EQ(n->numInputs(), 4u);
     EXPECT_EQ(n->input(2)->name(), n->input(0)->name() + ".velocity");
+    EXPECT_EQ(n->input(3), lr->result());  // the rate is fed each step, not a literal
     EXPECT_EQ(n->attrs().getFloat("momentum"), 0.9);
-    EXPECT_EQ(n->attrs().getFloat("lr"), 0.01);
+    EXPECT_EQ(n->attrs().getInt("nesterov"), 0);
   }
   // Conv bias: sum_to [1,O,1,1], reshape [O].
   const Value* db = g.findValue("c1.bias.grad");
@@ -313,10 +318,10 @@ TEST(AutodiffErrors, UnknownLossAndOptimizer) {
   auto t = buildMlp();
   auto bad = appendTrainingStep(t->g, trainConfig("hinge", "adam"));
   ASSERT_FALSE(bad);
-  EXPECT_EQ(bad.error().str(), "mlp.mmd:5:3: error: unknown loss 'hinge' (expected softmax_cross_entropy or mse)");
+  EXPECT_EQ(bad.error().str(), "mlp.mmd:5:3: error: unknown loss 'hinge' (expected softmax_cross_entropy, mse or bce_with_logits)");
   bad = appendTrainingStep(t->g, trainConfig("mse", "rmsprop"));
   ASSERT_FALSE(bad);
-  EXPECT_EQ(bad.error().str(), "mlp.mmd:5:3: error: unknown optimizer 'rmsprop' (expected adam or sgd)");
+  EXPECT_EQ(bad.error().str(), "mlp.mmd:5:3: error: unknown optimizer 'rmsprop' (expected adam, adamw or sgd)");
 }
 
 TEST(AutodiffErrors, NoParameters) {
@@ -519,6 +524,12 @@ SHOAL_GRAD_CASES(SoftmaxCrossEntropy, OpKind::SoftmaxCrossEntropy) {
   return {{"labels", [](TestGraph& t) {
              Value* labels = t.constant("labels", {4}, {2, 0, 4, 2}, DType::I64);
              t.output(t.op(OpKind::SoftmaxCrossEntropy, {t.param("logits", {4, 5}), labels}, {}, "loss"), "loss");
+           }},
+          {"label smoothing 0.2", [](TestGraph& t) {
+             Value* labels = t.constant("labels", {4}, {2, 0, 4, 2}, DType::I64);
+             t.output(t.op(OpKind::SoftmaxCrossEntropy, {t.param("logits", {4, 5}), labels},
+                           attrs({{"label_smoothing", 0.2}}), "loss"),
+                      "loss");
            }}};
   return {};
 }
@@ -638,6 +649,7 @@ TEST(AutodiffTrainingStep, SgdAndAdamStepsFollowTheGradient) {
     TensorMap inputs = t->inputs;
     inputs.insert(labels.begin(), labels.end());
     inputs["step"] = Tensor::fromDoubles(DType::F32, {}, std::vector<double>{1});
+    inputs["lr"] = Tensor::fromDoubles(DType::F64, {}, std::vector<double>{cfg.lr});
     TensorMap persistent;
     for (auto& [name, value] : t->params) persistent[name] = value.clone();
     auto out = evaluateGraph(t->g, inputs, persistent, 1);
@@ -677,6 +689,7 @@ TEST(AutodiffTrainingStep, CompiledCnnStepsLowerTheLoss) {
     ASSERT_TRUE((*exe)->writePersistent(t->params));
     TensorMap inputs = t->inputs;
     inputs["labels"] = Tensor::fromDoubles(DType::I64, {2}, std::vector<double>{3, 7});
+    inputs["lr"] = Tensor::fromDoubles(DType::F64, {}, std::vector<double>{cfg.lr});
     double first = 0, last = 0;
     for (int step = 1; step <= 30; ++step) {
       inputs["step"] = Tensor::fromDoubles(DType::F32, {}, std::vector<double>{double(step)});

@@ -10,7 +10,10 @@
 #include <cstring>
 #include <filesystem>
 #include <nlohmann/json.hpp>
+#include <limits>
 #include <random>
+
+#include <unistd.h>
 
 #include "frontend/pipeline_loader.h"
 #include "ir/parser.h"
@@ -410,7 +413,8 @@ TEST(MemoryPlan, CnnTrainingStepsBitwiseEqualToTrivialPlan) {
     for (double& v : labels) v = double(rng() % 10);
     TensorMap feed = {{"x", Tensor::fromDoubles(DType::U8, {64, 1, 28, 28}, pixels)},
                       {"labels", Tensor::fromDoubles(DType::I64, {64}, labels)},
-                      {"step", Tensor::fromDoubles(DType::F32, {}, std::vector<double>{double(step)})}};
+                      {"step", Tensor::fromDoubles(DType::F32, {}, std::vector<double>{double(step)})},
+                      {"lr", Tensor::fromDoubles(DType::F64, {}, std::vector<double>{1e-3})}};
     auto a = exes[0]->run(feed), b = exes[1]->run(feed);
     ASSERT_TRUE(a && b);
     for (const char* out : {"loss", "accuracy", "logits"}) {
@@ -458,6 +462,68 @@ TEST(MemoryPlan, LimitFailsNamingThePeak) {
 
   opts.memoryLimit = plan.arenaBytes + plan.persistentBytes;  // exactly enough
   EXPECT_TRUE(compileProgram(p->model->clone(), opts).has_value());
+}
+
+TEST(MemoryPlan, TotalsSaturateInsteadOfOverflowing) {
+  // Issue "Hardening" 1: 32,769 values of 2^48 bytes (each within the per-tensor limit) add up
+  // past 2^63. Every planner's totals saturate at INT64_MAX and the limit check refuses the plan,
+  // instead of wrapping to a small arena.
+  Graph g;
+  constexpr int kValues = 32769;
+  for (int i = 0; i < kValues; ++i) {
+    Attrs a;
+    a.set("name", "x" + std::to_string(i));
+    g.addNode(OpKind::Input, {}, a, {{"x" + std::to_string(i), {DType::U8, {kMaxTensorBytes}}}});
+  }
+  constexpr int64_t kMax = std::numeric_limits<int64_t>::max();
+  MemoryPlan trivial = planMemoryTrivial(g);
+  EXPECT_EQ(trivial.arenaBytes, kMax);
+  EXPECT_EQ(trivial.naiveBytes, kMax);
+  EXPECT_EQ(trivial.peakLiveBytes, kMax);
+  EXPECT_EQ(trivial.totalBytes(), kMax);
+  MemoryPlan separate = planMemory(g, PlannerOptions{.inPlace = false, .reuse = false});
+  EXPECT_EQ(separate.arenaBytes, kMax);
+  auto over = checkMemoryLimit(g, separate, kMax - 1);
+  ASSERT_FALSE(over);
+  EXPECT_NE(over.error().message().find("(arena 9223372036854775807 bytes + persistent 0), over the limit"),
+            std::string::npos)
+      << over.error().message();
+}
+
+TEST(MemoryPlan, DefaultLimitIsThisMachinesMemory) {
+  // The default cap is what this machine (and process) can hold, and every compile gets it.
+  int64_t limit = defaultMemoryLimit();
+  ASSERT_GT(limit, 0);
+  long pages = ::sysconf(_SC_PHYS_PAGES), pageSize = ::sysconf(_SC_PAGESIZE);
+  EXPECT_LE(limit, int64_t(pages) * pageSize);
+  EXPECT_EQ(CompileOptions{}.memoryLimit, limit);
+  // Issue "Hardening" 1: `check` accepted dense units=2e9 on MNIST (a 43 TB weight), which run
+  // then failed to allocate. It is refused at compile time now, by default.
+  auto r = test::runCli("check examples/mnist_cnn.mmd");
+  ASSERT_EQ(r.exitCode, 0) << r.err;
+  std::string dir = test::tempDir();
+  std::string text = test::readFile(test::sourcePath("examples/mnist_cnn.mmd"));
+  text.replace(text.find("units=64"), 8, "units=2000000000");
+  test::writeFile(dir + "/wide.mmd", text);
+  auto wide = test::runCli("check '" + dir + "/wide.mmd'");
+  EXPECT_EQ(wide.exitCode, 1);
+  EXPECT_NE(wide.err.find("error: memory plan needs "), std::string::npos) << wide.err;
+  EXPECT_NE(wide.err.find(fmt::format("over the limit of {} bytes", limit)), std::string::npos) << wide.err;
+  // conv2d filters=1000000 (562 GB for training): refused under the issue's 4 GB cap...
+  text = test::readFile(test::sourcePath("examples/mnist_cnn.mmd"));
+  text.replace(text.find("filters=32"), 10, "filters=1000000");
+  test::writeFile(dir + "/filters.mmd", text);
+  auto filters = test::runCli("check '" + dir + "/filters.mmd' --memory-limit 4000000000");
+  EXPECT_EQ(filters.exitCode, 1);
+  EXPECT_NE(filters.err.find("over the limit of 4000000000 bytes"), std::string::npos) << filters.err;
+  // ...and with no limit at all (--memory-limit 0) it still checks.
+  EXPECT_EQ(test::runCli("check '" + dir + "/filters.mmd' --memory-limit 0").exitCode, 0);
+#if !defined(__SANITIZE_ADDRESS__)
+  // The address-space limit of the process lowers the default (ASan builds cannot run under one).
+  auto capped = test::runShell("ulimit -v 4000000 && " + std::string(SHOAL_CLI_PATH) + " check '" + dir + "/filters.mmd'");
+  EXPECT_EQ(capped.exitCode, 1) << capped.err;
+  EXPECT_NE(capped.err.find("over the limit of 4096000000 bytes"), std::string::npos) << capped.err;
+#endif
 }
 
 TEST(MemoryPlan, CliMemoryLimitAndJson) {

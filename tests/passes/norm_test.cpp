@@ -205,7 +205,8 @@ TEST(BatchNormTraining, RunningStatisticsFollowPyTorchAndEvaluationUsesThem) {
   std::vector<double> doubled;
   for (double v : batch) doubled.push_back(2 * v);
   const Tensor targets = Tensor::fromDoubles(DType::F32, {4, 2}, std::vector<double>(8, 0.5));
-  auto out1 = step->run({{"x", Tensor::fromDoubles(DType::F32, {4, 2}, batch)}, {"targets", targets}});
+  const Tensor lr = Tensor::fromDoubles(DType::F64, {}, std::vector<double>{cfg.lr});
+  auto out1 = step->run({{"x", Tensor::fromDoubles(DType::F32, {4, 2}, batch)}, {"targets", targets}, {"lr", lr}});
   ASSERT_TRUE(out1) << out1.error().str();
   // The training forward normalises with the batch's own statistics (weight 1, bias 0 still).
   const double s0 = 1 / std::sqrt(5 + 1e-5), s1 = 1 / std::sqrt(125 + 1e-5);
@@ -219,7 +220,7 @@ TEST(BatchNormTraining, RunningStatisticsFollowPyTorchAndEvaluationUsesThem) {
   EXPECT_NEAR(state.at("bn.running_var").at(1), 0.9 + 50.0 / 3, 1e-5);
   EXPECT_EQ(state.at("bn.num_batches_tracked").at(0), 1);
 
-  ASSERT_TRUE(step->run({{"x", Tensor::fromDoubles(DType::F32, {4, 2}, doubled)}, {"targets", targets}}));
+  ASSERT_TRUE(step->run({{"x", Tensor::fromDoubles(DType::F32, {4, 2}, doubled)}, {"targets", targets}, {"lr", lr}}));
   state = step->readPersistent();
   EXPECT_NEAR(state.at("bn.running_mean").at(0), 0.9 * 0.4 + 0.8, 1e-6);
   EXPECT_NEAR(state.at("bn.running_mean").at(1), 0.9 * 2.5 + 5, 1e-5);
@@ -263,8 +264,10 @@ TEST(BatchNormTraining, EvaluationSharesTheLayoutWhenBatchNormComesLast) {
   Rng rng(3);
   TensorMap feed = {{"x", randomTensor({DType::F32, {6, 4}}, rng, -1, 1)},
                     {"targets", randomTensor({DType::F32, {6, 3}}, rng, -1, 1)},
-                    {"step", Tensor::fromDoubles(DType::F32, {}, std::vector<double>{1})}};
-  ASSERT_TRUE(step->run(feed));
+                    {"step", Tensor::fromDoubles(DType::F32, {}, std::vector<double>{1})},
+                    {"lr", Tensor::fromDoubles(DType::F64, {}, std::vector<double>{cfg.lr})}};
+  auto ran = step->run(feed);
+  ASSERT_TRUE(ran) << ran.error().str();
   EXPECT_EQ(eval->readPersistent().at("bn.num_batches_tracked").at(0), 1);
   EXPECT_EQ(eval->readPersistent().at("bn.running_mean").at(0), step->readPersistent().at("bn.running_mean").at(0));
 }
@@ -302,7 +305,8 @@ Tensor dropoutStep(const Graph& model, uint64_t seed, double step, const std::st
   Rng rng(9);
   TensorMap feed = {{"x", randomTensor({DType::F32, {8, 16}}, rng, -1, 1)},
                     {"targets", randomTensor({DType::F32, {8, 64}}, rng, -1, 1)},
-                    {"step", Tensor::fromDoubles(DType::F32, {}, std::vector<double>{step})}};
+                    {"step", Tensor::fromDoubles(DType::F32, {}, std::vector<double>{step})},
+                    {"lr", Tensor::fromDoubles(DType::F64, {}, std::vector<double>{cfg.lr})}};
   auto out = exe->run(feed);
   EXPECT_TRUE(out) << out.error().str();
   return out ? out->at("logits") : Tensor();

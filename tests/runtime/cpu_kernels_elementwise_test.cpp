@@ -42,8 +42,101 @@ const std::map<OpKind, Reference>& references() {
       {OpKind::Mul, [](double a, double b, const std::vector<double>&) { return a * b; }},
       {OpKind::Div, [](double a, double b, const std::vector<double>&) { return a / b; }},
       {OpKind::BatchNormScale, [](double a, double b, const std::vector<double>& p) { return a / std::sqrt(b + p[0]); }},
+      {OpKind::ClipGradCoef,
+       [](double a, double, const std::vector<double>& p) {
+         const double c = p[0] / (std::sqrt(a) + 1e-6);  // NaN (a < 0) stays NaN, as PyTorch's clamp
+         return std::isnan(c) ? c : std::min(1.0, c);
+       }},
+
+      // ---- the elementwise family (textbook forms, not PyTorch's operation order)
+      {OpKind::Gelu, [](double a, double, const std::vector<double>&) { return a * 0.5 * std::erfc(-a / std::sqrt(2.0)); }},
+      {OpKind::GeluGrad,
+       [](double a, double b, const std::vector<double>&) {
+         return b * (0.5 * std::erfc(-a / std::sqrt(2.0)) + a * std::exp(-a * a / 2) / std::sqrt(2 * M_PI));
+       }},
+      {OpKind::GeluTanh,
+       [](double a, double, const std::vector<double>&) {
+         return a / 2 * (1 + std::tanh(std::sqrt(2 / M_PI) * (a + 0.044715 * a * a * a)));
+       }},
+      {OpKind::GeluTanhGrad,
+       [](double a, double b, const std::vector<double>&) {
+         const double k = std::sqrt(2 / M_PI), t = std::tanh(k * (a + 0.044715 * a * a * a));
+         return b * (0.5 * (1 + t) + 0.5 * a * (1 - t * t) * k * (1 + 3 * 0.044715 * a * a));
+       }},
+      {OpKind::Silu, [](double a, double, const std::vector<double>&) { return a / (1 + std::exp(-a)); }},
+      {OpKind::SiluGrad,
+       [](double a, double b, const std::vector<double>&) {
+         const double s = 1 / (1 + std::exp(-a));
+         return b * (s + a * s * (1 - s));
+       }},
+      {OpKind::Hardswish,
+       [](double a, double, const std::vector<double>&) { return a <= -3 ? 0.0 : a >= 3 ? a : a * (a + 3) / 6; }},
+      {OpKind::HardswishGrad,
+       [](double a, double b, const std::vector<double>&) { return a < -3 ? 0.0 : a > 3 ? b : b * (2 * a + 3) / 6; }},
+      {OpKind::Hardsigmoid,
+       [](double a, double, const std::vector<double>& p) { return std::min(1.0, std::max(0.0, p[0] * a + p[1])); }},
+      {OpKind::HardsigmoidGrad,
+       [](double a, double b, const std::vector<double>& p) {
+         const double u = p[0] * a + p[1];
+         return u > 0 && u < 1 ? b * p[0] : 0.0;
+       }},
+      {OpKind::Relu6, [](double a, double, const std::vector<double>&) { return std::min(6.0, std::max(0.0, a)); }},
+      {OpKind::Relu6Grad, [](double a, double b, const std::vector<double>&) { return a > 0 && a < 6 ? b : 0.0; }},
+      {OpKind::Clip, [](double a, double, const std::vector<double>& p) { return std::min(p[1], std::max(p[0], a)); }},
+      {OpKind::ClipGrad,
+       [](double a, double b, const std::vector<double>& p) { return a >= p[0] && a <= p[1] ? b : 0.0; }},
+      {OpKind::LeakyRelu, [](double a, double, const std::vector<double>& p) { return a > 0 ? a : p[0] * a; }},
+      {OpKind::LeakyReluGrad, [](double a, double b, const std::vector<double>& p) { return a > 0 ? b : p[0] * b; }},
+      {OpKind::Exp, [](double a, double, const std::vector<double>&) { return std::exp(a); }},
+      {OpKind::Log, [](double a, double, const std::vector<double>&) { return std::log(a); }},
+      {OpKind::Sqrt, [](double a, double, const std::vector<double>&) { return std::sqrt(a); }},
+      {OpKind::Rsqrt, [](double a, double, const std::vector<double>&) { return std::pow(a, -0.5); }},
+      {OpKind::RsqrtGrad, [](double a, double b, const std::vector<double>&) { return -0.5 * b * std::pow(a, 3); }},
+      {OpKind::Reciprocal, [](double a, double, const std::vector<double>&) { return 1 / a; }},
+      {OpKind::ReciprocalGrad, [](double a, double b, const std::vector<double>&) { return -b * a * a; }},
+      {OpKind::Erf, [](double a, double, const std::vector<double>&) { return std::erf(a); }},
+      {OpKind::ErfGrad,
+       [](double a, double b, const std::vector<double>&) { return b * 2 / std::sqrt(M_PI) * std::exp(-a * a); }},
+      {OpKind::Abs, [](double a, double, const std::vector<double>&) { return std::abs(a); }},
+      {OpKind::AbsGrad, [](double a, double b, const std::vector<double>&) { return a > 0 ? b : a < 0 ? -b : 0.0; }},
+      {OpKind::Pow, [](double a, double b, const std::vector<double>&) { return std::exp(b * std::log(a)); }},
+      {OpKind::Minimum, [](double a, double b, const std::vector<double>&) { return std::min(a, b); }},
+      {OpKind::Maximum, [](double a, double b, const std::vector<double>&) { return std::max(a, b); }},
   };
   return refs;
+}
+
+// References of the three-operand rows (a, b, c), like references().
+using Reference3 = double (*)(double a, double b, double c, const std::vector<double>& p);
+const std::map<OpKind, Reference3>& references3() {
+  static const std::map<OpKind, Reference3> refs = {
+      {OpKind::PowGradBase,
+       [](double a, double b, double c, const std::vector<double>&) { return b == 0 ? 0.0 : c * b * std::pow(a, b - 1); }},
+      {OpKind::PowGradExponent,
+       [](double a, double b, double c, const std::vector<double>&) { return c * std::pow(a, b) * std::log(a); }},
+      {OpKind::MinimumGrad,
+       [](double a, double b, double c, const std::vector<double>&) { return a < b ? c : a == b ? c / 2 : 0.0; }},
+      {OpKind::MaximumGrad,
+       [](double a, double b, double c, const std::vector<double>&) { return a > b ? c : a == b ? c / 2 : 0.0; }},
+  };
+  return refs;
+}
+
+// Ops whose float result cancels where it crosses zero (the left tail of gelu, the gradients'
+// sums of a positive and a negative term; PyTorch's float kernels lose the same digits): in
+// float they are checked relative to the case's largest value instead of each element's.
+bool cancelsInFloat(OpKind k) {
+  return k == OpKind::Gelu || k == OpKind::GeluGrad || k == OpKind::GeluTanh || k == OpKind::GeluTanhGrad ||
+         k == OpKind::SiluGrad;
+}
+
+// Operands that must be positive for the op's domain: division's divisor, logarithms, roots,
+// powers' bases (and log in the exponent's gradient).
+bool positiveOperand(OpKind k, int operand) {
+  if (operand == 1) return k == OpKind::Div || k == OpKind::BatchNormScale;
+  // clip_grad_coef reads a sum of squares: its domain is x >= 0.
+  return operand == 0 && (k == OpKind::ClipGradCoef || k == OpKind::Log || k == OpKind::Sqrt || k == OpKind::Rsqrt || k == OpKind::Pow ||
+                          k == OpKind::PowGradBase || k == OpKind::PowGradExponent);
 }
 
 // Float attributes for an op under test: its schema default, else a value off 0 and 1.
@@ -101,7 +194,8 @@ void forEachIndex(const Shape& shape, F&& f) {
 // ---------------------------------------------------------------------------------------
 
 TEST(CpuElementwise, EveryOpHasAReference) {
-  for (OpKind k : elementwiseOps()) EXPECT_TRUE(references().count(k)) << opName(k) << ": add a reference to this test";
+  for (OpKind k : elementwiseOps())
+    EXPECT_TRUE(references().count(k) || references3().count(k)) << opName(k) << ": add a reference to this test";
 }
 
 struct BroadcastCase {
@@ -134,28 +228,36 @@ void checkElementwise() {
   uint32_t seed = 70;
   for (OpKind k : elementwiseOps()) {
     auto ref = references().find(k);
-    if (ref == references().end()) continue;  // reported by EveryOpHasAReference
+    auto ref3 = references3().find(k);
+    if (ref == references().end() && ref3 == references3().end()) continue;  // reported by EveryOpHasAReference
     const int arity = opInfo(k).minInputs;
     std::vector<double> p = testParams(k);
     std::vector<T> pt(p.begin(), p.end());
     for (const BroadcastCase& c0 : broadcastCases()) {
       BroadcastCase c = c0;
       if (arity == 1) c.a = c.out, c.b = {};
+      const Shape cShape = arity > 2 ? c.out : Shape{};  // a third operand (a gradient) has the output's shape
       SCOPED_TRACE(::testing::Message() << opName(k) << " out " << shapeString(c.out) << " a " << shapeString(c.a)
                                         << " b " << shapeString(c.b));
-      auto a = castAll<double>(castAll<T>(elementwiseInputs(size_t(numElements(c.a)), seed++, false)));
-      auto b = castAll<double>(castAll<T>(elementwiseInputs(size_t(numElements(c.b)), seed++, k == OpKind::Div || k == OpKind::BatchNormScale)));
+
+      auto a = castAll<double>(castAll<T>(elementwiseInputs(size_t(numElements(c.a)), seed++, positiveOperand(k, 0))));
+      auto b = castAll<double>(castAll<T>(elementwiseInputs(size_t(numElements(c.b)), seed++, positiveOperand(k, 1))));
+      auto cv = castAll<double>(castAll<T>(elementwiseInputs(size_t(numElements(cShape)), seed++, false)));
       std::vector<double> expected(size_t(numElements(c.out)));
       forEachIndex(c.out, [&](int64_t flat, const std::vector<int64_t>& idx) {
-        expected[size_t(flat)] = ref->second(a[size_t(broadcastIndex(c.a, idx))],
-                                             arity > 1 ? b[size_t(broadcastIndex(c.b, idx))] : 0.0, p);
+        const double av = a[size_t(broadcastIndex(c.a, idx))];
+        const double bv = arity > 1 ? b[size_t(broadcastIndex(c.b, idx))] : 0.0;
+        expected[size_t(flat)] = arity > 2 ? ref3->second(av, bv, cv[size_t(flat)], p) : ref->second(av, bv, p);
       });
-      auto at = castAll<T>(a), bt = castAll<T>(b);
-      std::vector<Shape> shapes = arity > 1 ? std::vector<Shape>{c.a, c.b} : std::vector<Shape>{c.a};
-      std::vector<const T*> ops = arity > 1 ? std::vector<const T*>{at.data(), bt.data()} : std::vector<const T*>{at.data()};
+      auto at = castAll<T>(a), bt = castAll<T>(b), ct = castAll<T>(cv);
+      std::vector<Shape> shapes = {c.a};
+      std::vector<const T*> ops = {at.data()};
+      if (arity > 1) shapes.push_back(c.b), ops.push_back(bt.data());
+      if (arity > 2) shapes.push_back(cShape), ops.push_back(ct.data());
       std::vector<T> out(expected.size(), T(99));
       elementwise<T>(k, c.out, shapes, ops, pt.data(), out.data());
-      EXPECT_TRUE(allClose(out, expected, kRtol<T>, 1e-300, 0.0));
+      const double scaleFrac = std::is_same_v<T, float> && cancelsInFloat(k) ? 1.0 : 0.0;
+      EXPECT_TRUE(allClose(out, expected, kRtol<T>, 1e-300, scaleFrac));
       if (numElements(c.a) == numElements(c.out)) {  // out aliasing a
         elementwise<T>(k, c.out, shapes, ops, pt.data(), at.data());
         EXPECT_EQ(at, out);
@@ -253,27 +355,30 @@ void checkReduce(ReduceKind kind, const Shape& in, const std::vector<int64_t>& a
   const Shape kept = reducedShape(in, axes, /*keepDims=*/true);
   const int64_t m = numElements(kept);
   std::vector<double> sum(size_t(m), 0.0), mx(size_t(m), -std::numeric_limits<double>::infinity());
+  std::vector<double> mn(size_t(m), std::numeric_limits<double>::infinity());
   forEachIndex(in, [&](int64_t flat, const std::vector<int64_t>& idx) {
     int64_t o = broadcastIndex(kept, idx);
     sum[o] += x[flat];
     mx[o] = std::max(mx[o], double(T(x[flat])));
+    mn[o] = std::min(mn[o], double(T(x[flat])));
   });
   const double count = double(numElements(in)) / double(std::max<int64_t>(m, 1));
   std::vector<double> expected = sum;
   if (kind == ReduceKind::Mean)
     for (double& v : expected) v /= count;
   if (kind == ReduceKind::Max) expected = mx;
+  if (kind == ReduceKind::Min) expected = mn;
   auto xt = castAll<T>(x);
   std::vector<T> y(size_t(m), T(99));
   reduce<T>(kind, in, xt.data(), axes, y.data());
   EXPECT_TRUE(allClose(y, expected, kRtol<T>));
 }
 
-TEST(CpuReduce, SumMeanMaxOverAxes) {
+TEST(CpuReduce, SumMeanMaxMinOverAxes) {
   const Shape in = {3, 4, 5, 2};
   const std::vector<std::vector<int64_t>> axesList = {{}, {0}, {1}, {3}, {-1}, {0, 2}, {1, 3}, {1, 2}, {0, 1, 2, 3}};
   uint32_t seed = 600;
-  for (ReduceKind kind : {ReduceKind::Sum, ReduceKind::Mean, ReduceKind::Max})
+  for (ReduceKind kind : {ReduceKind::Sum, ReduceKind::Mean, ReduceKind::Max, ReduceKind::Min})
     for (const auto& axes : axesList) {
       checkReduce<float>(kind, in, axes, seed++);
       checkReduce<double>(kind, in, axes, seed++);
@@ -302,6 +407,8 @@ TEST(CpuReduce, ShapesAndHandComputedValues) {
   EXPECT_TRUE(std::isnan(e[0]));
   reduce<double>(ReduceKind::Max, {2, 0}, nullptr, {1}, e.data());
   EXPECT_EQ(e[1], -std::numeric_limits<double>::infinity());
+  reduce<double>(ReduceKind::Min, {2, 0}, nullptr, {1}, e.data());
+  EXPECT_EQ(e[1], std::numeric_limits<double>::infinity());
 }
 
 }  // namespace

@@ -335,6 +335,12 @@ TEST(CpuConv2d, OutputSizeFollowsPyTorch) {
   EXPECT_EQ(d.outW(), 4);  // 10 - 3*2
   EXPECT_EQ(conv2dScratchElems(Conv2dParams{.c = 4, .h = 5, .w = 5, .kh = 1, .kw = 1}), 0);
   EXPECT_EQ(conv2dScratchElems(Conv2dParams{.c = 4, .h = 5, .w = 5, .kh = 3, .kw = 2}), 4 * 3 * 2 * 3 * 4);
+  // Issue "Hardening" 1: rows (c·kh·kw = 2^40) times columns (outH·outW = 2^32) overflow; the
+  // count saturates instead of wrapping to a small buffer the kernel would overrun.
+  Conv2dParams huge{.c = int64_t(1) << 20, .h = 66559, .w = 66559, .kh = 1024, .kw = 1024};  // out 65536x65536
+  EXPECT_EQ(huge.colRows(), int64_t(1) << 40);
+  EXPECT_EQ(huge.colCols(), int64_t(1) << 32);
+  EXPECT_EQ(conv2dScratchElems(huge), std::numeric_limits<int64_t>::max());
 }
 
 TEST(CpuConv2d, DesignRampExample) {

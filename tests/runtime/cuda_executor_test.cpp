@@ -482,6 +482,7 @@ TEST(CudaExecutor, MnistCnnTrainingStepsMatchTheCpu) {
     feed["labels"] = Tensor(DType::I64, {8});
     for (int64_t i = 0; i < 8; ++i) feed["labels"].set(i, double(rng() % 10));
     feed["step"] = Tensor::fromDoubles(DType::F32, {}, std::vector<double>{double(step)});
+    feed["lr"] = Tensor::fromDoubles(DType::F64, {}, std::vector<double>{pipeline->train->lr});
     auto want = pair.cpu->run(feed);
     auto got = pair.gpu->run(feed);
     ASSERT_TRUE(want.has_value()) << want.error().message();
@@ -523,6 +524,7 @@ TEST(CudaExecutorTiming, MnistCnnTrainStepMs) {
   for (int64_t i = 0; i < feed["x"].numElements(); ++i) feed["x"].set(i, double((i * 37) % 256));
   feed["labels"] = Tensor(DType::I64, {64});
   for (int64_t i = 0; i < 64; ++i) feed["labels"].set(i, double(i % 10));
+  feed["lr"] = Tensor::fromDoubles(DType::F64, {}, std::vector<double>{pipeline->train->lr});
   for (bool graphs : {false, true}) {
     auto program = compileProgram(pipeline->model->clone(), opts);
     ASSERT_TRUE(program.has_value());

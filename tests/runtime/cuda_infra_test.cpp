@@ -3,6 +3,7 @@
 // The cache tests run in every build. With CUDA built in, the NVRTC tests run everywhere
 // (NVRTC needs no GPU); the GPU tests skip themselves when probeCudaDevice finds no device.
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -150,6 +151,29 @@ TEST(CudaInfraCache, StoreLookupCountsHitsMissesAndCorruptEntries) {
   EXPECT_EQ(s.compiles, 1u);
   EXPECT_DOUBLE_EQ(s.compileMs, 12.25);
   EXPECT_EQ(cache.summary(), "kernel cache " + dir + ": 2 hits, 2 misses (1 corrupt), 1 compiled in 12.2 ms");
+}
+
+TEST(CudaInfraCache, EntriesThatAreNotRegularFilesAreNeverRead) {
+  // Issue "Hardening" 6: an entry symlinked to /dev/zero was read until memory ran out. A link,
+  // a FIFO (whose read would block) or a directory under an entry's name is a corrupt entry,
+  // not read, and the next store replaces it with a regular file (not written through).
+  std::string dir = test::tempDir();
+  KernelCache cache(dir);
+  std::string zero = KernelCache::makeKey("zero", {}, "sm_90", "v");
+  std::string fifo = KernelCache::makeKey("fifo", {}, "sm_90", "v");
+  std::string link = KernelCache::makeKey("link", {}, "sm_90", "v");
+  fs::create_symlink("/dev/zero", cache.entryPath(zero));
+  ASSERT_EQ(::mkfifo(cache.entryPath(fifo).c_str(), 0600), 0);
+  ASSERT_TRUE(cache.store("good", "payload"));
+  fs::create_symlink(cache.entryPath("good"), cache.entryPath(link));  // a link to a valid entry
+  for (const std::string& key : {zero, fifo, link}) {
+    EXPECT_FALSE(cache.lookup(key).has_value()) << key;
+    ASSERT_TRUE(cache.store(key, "rebuilt")) << key;
+    EXPECT_TRUE(fs::is_regular_file(fs::symlink_status(cache.entryPath(key)))) << key;
+    EXPECT_EQ(cache.lookup(key).value_or(""), "rebuilt") << key;
+  }
+  EXPECT_EQ(cache.stats().corrupt, 3u);
+  EXPECT_EQ(cache.lookup("good").value_or(""), "payload") << "the link's target was not overwritten";
 }
 
 TEST(CudaInfraCache, UnwritableDirectoryIsCountedNotFatal) {

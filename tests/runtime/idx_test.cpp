@@ -222,12 +222,13 @@ TEST(IdxErrors, ZeroOrHugeDimension) {
   EXPECT_EQ(idxError(dir + "/z"), dir + "/z: dimension 1 is 0");
   test::writeFile(dir + "/n", idxHeader(0x08, {}));
   EXPECT_EQ(idxError(dir + "/n"), dir + "/n: IDX header has 0 dimensions");
-  test::writeFile(dir + "/big", idxHeader(0x08, {65536, 65536, 65537}) + "x");
-  EXPECT_EQ(idxError(dir + "/big"), dir + "/big: header says 65536x65536x65537, more than 2^48 bytes of data");
-  // A header that claims 2^48 bytes is accepted up to the point where the data runs out.
-  test::writeFile(dir + "/lie", idxHeader(0x08, {65536, 65536, 65536}) + "x");
+  test::writeFile(dir + "/big", idxHeader(0x08, {65536, 65536, 4, 2}) + "x");
+  EXPECT_EQ(idxError(dir + "/big"), dir + "/big: header says 65536x65536x4x2, more than 17179869184 bytes of data, "
+                                          "the limit for a dataset file");
+  // A header that claims 16 GiB (the limit) is accepted up to the point where the data runs out.
+  test::writeFile(dir + "/lie", idxHeader(0x08, {65536, 65536, 4}) + "x");
   EXPECT_EQ(idxError(dir + "/lie"),
-            dir + "/lie: truncated: header says 65536x65536x65536 = 281474976710656 bytes of data, file has 1");
+            dir + "/lie: truncated: header says 65536x65536x4 = 17179869184 bytes of data, file has 1");
 }
 
 TEST(IdxErrors, CorruptGzip) {

@@ -9,6 +9,7 @@
 #include <csignal>
 #include <cstring>
 #include <filesystem>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -140,6 +141,7 @@ TEST(Safetensors, RoundTripsEveryDtype) {
       {"i32", Tensor::fromDoubles(DType::I32, {3}, std::vector<double>{-2147483648.0, 0, 2147483647.0})},
       {"i64", Tensor::fromDoubles(DType::I64, {2}, std::vector<double>{-1099511627776.0, 9007199254740992.0})},
       {"u8", Tensor::fromDoubles(DType::U8, {2, 1, 2}, std::vector<double>{0, 1, 128, 255})},
+      {"bool", Tensor::fromDoubles(DType::Bool, {3}, std::vector<double>{1, 0, 1})},
       {"step", Tensor::fromDoubles(DType::F32, {}, std::vector<double>{3.5})},
       {"empty", Tensor(DType::F32, {0, 4})},
   };
@@ -190,6 +192,44 @@ TEST(SafetensorsErrors, HeaderNotJson) {
   EXPECT_EQ(loadError(dir + "/arr", rawFile("[1,2]", "")), dir + "/arr: header is not a JSON object");
 }
 
+TEST(SafetensorsErrors, DeepJsonIsRefusedBeforeParsing) {
+  // Issue "Hardening" 3: a __metadata__ value nested 100,000 arrays deep overflowed the stack
+  // when the error message dumped it. The header's depth is bounded (64) before parsing.
+  std::string dir = test::tempDir();
+  std::string deep = R"({"__metadata__":)" + std::string(100000, '[') + std::string(100000, ']') + "}";
+  EXPECT_EQ(loadError(dir + "/deep", rawFile(deep, "")), dir + "/deep: header nests JSON more than 64 levels deep");
+  std::string unclosed = R"({"w":{"dtype":"F32","shape":)" + std::string(100000, '{');
+  EXPECT_EQ(loadError(dir + "/open", rawFile(unclosed, "")), dir + "/open: header nests JSON more than 64 levels deep");
+  // Brackets inside strings do not count; 63 levels of metadata nesting parse (and are refused
+  // for not being a string, with the value cut short in the message).
+  std::string quoted = R"({"__metadata__":{"k":")" + std::string(1000, '[') + R"("}})";
+  EXPECT_TRUE(decodeSafetensors(rawFile(quoted, ""), "q")) << "brackets in a string are not nesting";
+  std::string deepish = R"({"__metadata__":{"k":)" + std::string(62, '[') + std::string(62, ']') + "}}";
+  auto r = decodeSafetensors(rawFile(deepish, ""), "d");
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().message(), "d: __metadata__ must map strings to strings ('k' is " + std::string(62, '[') +
+                                     std::string(15, ']') + "...)");
+  // The format caps the header at 100 MB.
+  auto big = decodeSafetensors(le64(100000001) + std::string(100000001, ' '), "big");
+  ASSERT_FALSE(big);
+  EXPECT_EQ(big.error().message(), "big: header length 100000001 is over the format's limit of 100000000 bytes");
+}
+
+TEST(Safetensors, UnusedTensorsNote) {
+  SafetensorsFile file;
+  for (const char* name : {"d1.weight", "d1.bias", "d1.weight.m", "d1.weight.v", "extra", "other.velocity"})
+    file.tensors.emplace_back(name, Tensor(DType::F32, {1}));
+  std::set<std::string> model = {"d1.weight", "d1.bias"};
+  // Optimizer state of the model's params is expected in a training checkpoint: named only when verbose.
+  EXPECT_EQ(unusedTensorsNote("w.safetensors", file, model, /*verbose=*/false),
+            "note: w.safetensors: ignored 2 tensors the model does not have: extra, other.velocity");
+  EXPECT_EQ(unusedTensorsNote("w.safetensors", file, model, /*verbose=*/true),
+            "note: w.safetensors: ignored 4 tensors the model does not have: d1.weight.m, d1.weight.v, extra, "
+            "other.velocity");
+  model.insert({"extra", "other.velocity"});
+  EXPECT_EQ(unusedTensorsNote("w.safetensors", file, model, /*verbose=*/false), "");
+}
+
 TEST(SafetensorsErrors, MissingOrBadFields) {
   std::string dir = test::tempDir();
   std::string p = dir + "/f";
@@ -216,7 +256,7 @@ TEST(SafetensorsErrors, UnknownDtype) {
   EXPECT_EQ(loadError(p, rawFile(R"({"w":{"dtype":"F33","shape":[1],"data_offsets":[0,4]}})", "1234")),
             p + ": tensor 'w': unknown dtype 'F33'");
   EXPECT_EQ(loadError(p, rawFile(R"({"w":{"dtype":"BF16","shape":[2],"data_offsets":[0,4]}})", "1234")),
-            p + ": tensor 'w': dtype 'BF16' is not supported (shoal reads F32, F64, I32, I64, U8)");
+            p + ": tensor 'w': dtype 'BF16' is not supported (shoal reads F32, F64, I32, I64, U8, BOOL)");
 }
 
 TEST(SafetensorsErrors, DataOffsets) {

@@ -4,7 +4,9 @@
 
 #include <gtest/gtest.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -12,6 +14,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "test_util.h"
@@ -67,7 +70,7 @@ TEST(Sha256, IncrementalMatchesOneShot) {
 
 TEST(Sha256, MatchesBundledDataChecksums) {
   // The data README lists sha256sum output for each file.
-  auto bytes = readFileBytes(std::string(SHOAL_SOURCE_DIR) + "/data/mnist-10k/train-labels-idx1-ubyte.gz");
+  auto bytes = readFileBytes(std::string(SHOAL_SOURCE_DIR) + "/data/mnist-10k/train-labels-idx1-ubyte.gz", kDatasetFileLimit);
   ASSERT_TRUE(bytes) << bytes.error().message();
   EXPECT_EQ(sha256Hex(*bytes), "dbcbae0ce7a9e7d7fcc17274b5e859dada009d1d55bd3d99060074ee3d50d7b1");
 }
@@ -82,23 +85,54 @@ TEST(ReadFileBytes, ReadsBinaryContent) {
   std::string dir = test::tempDir();
   std::string bytes("a\0b\xff\n", 5);
   test::writeFile(dir + "/f.bin", bytes);
-  auto got = readFileBytes(dir + "/f.bin");
+  auto got = readFileBytes(dir + "/f.bin", kPipelineFileLimit);
   ASSERT_TRUE(got) << got.error().message();
   EXPECT_EQ(*got, bytes);
   test::writeFile(dir + "/empty", "");
-  auto empty = readFileBytes(dir + "/empty");
+  auto empty = readFileBytes(dir + "/empty", kPipelineFileLimit);
   ASSERT_TRUE(empty);
   EXPECT_EQ(*empty, "");
 }
 
 TEST(ReadFileBytes, Errors) {
   std::string dir = test::tempDir();
-  auto missing = readFileBytes(dir + "/nope.txt");
+  auto missing = readFileBytes(dir + "/nope.txt", kPipelineFileLimit);
   ASSERT_FALSE(missing);
   EXPECT_EQ(missing.error().message(), "cannot open '" + dir + "/nope.txt': No such file or directory");
-  auto isDir = readFileBytes(dir);
+  auto isDir = readFileBytes(dir, kPipelineFileLimit);
   ASSERT_FALSE(isDir);
   EXPECT_EQ(isDir.error().message(), "cannot open '" + dir + "': Is a directory");
+}
+
+TEST(ReadFileBytes, StopsAtTheLimit) {
+  // An endless device is read up to the limit, then refused, naming the file and the limit.
+  FileReadLimit small{"test file", 1 << 20};
+  auto zero = readFileBytes("/dev/zero", small);
+  ASSERT_FALSE(zero);
+  EXPECT_EQ(zero.error().message(), "cannot read '/dev/zero': larger than 1048576 bytes, the limit for a test file");
+  // A regular file over the limit is refused from its size, without reading it.
+  std::string dir = test::tempDir();
+  test::writeFile(dir + "/big", std::string(2000, 'x'));
+  auto big = readFileBytes(dir + "/big", FileReadLimit{"pipeline file", 1000});
+  ASSERT_FALSE(big);
+  EXPECT_EQ(big.error().message(), "cannot read '" + dir + "/big': larger than 1000 bytes, the limit for a pipeline file");
+  // Exactly at the limit is fine.
+  auto exact = readFileBytes(dir + "/big", FileReadLimit{"pipeline file", 2000});
+  ASSERT_TRUE(exact);
+  EXPECT_EQ(exact->size(), 2000u);
+  // A pipe (not a regular file, no size) is read to its end.
+  int fds[2];
+  ASSERT_EQ(::pipe(fds), 0);
+  std::thread writer([&] {
+    std::string chunk(5000, 'p');
+    (void)!::write(fds[1], chunk.data(), chunk.size());
+    ::close(fds[1]);
+  });
+  auto piped = readFileBytes("/dev/fd/" + std::to_string(fds[0]), kPipelineFileLimit);
+  writer.join();
+  ::close(fds[0]);
+  ASSERT_TRUE(piped) << piped.error().message();
+  EXPECT_EQ(piped->size(), 5000u);
 }
 
 TEST(WriteFileAtomic, WritesAndReplaces) {
@@ -125,17 +159,124 @@ TEST(WriteFileAtomic, MissingDirectory) {
             "cannot write '" + dir + "/no/such/dir/f': cannot create temporary file: No such file or directory");
 }
 
-TEST(WriteFileAtomic, RenameFailureRemovesTemporary) {
-  // The target is a non-empty directory: everything succeeds up to the rename, which fails.
+TEST(WriteFileAtomic, RefusesDirectoriesAndSockets) {
+  // A directory is never replaced (rename would fail, or empty directories be lost): refused
+  // before anything is written, no temporary file made.
   std::string dir = test::tempDir();
   std::string path = dir + "/target";
   fs::create_directory(path);
   test::writeFile(path + "/keep", "kept");
   auto r = writeFileAtomic(path, "data");
   ASSERT_FALSE(r);
-  EXPECT_EQ(r.error().message(), "cannot write '" + path + "': rename: Is a directory");
+  EXPECT_EQ(r.error().message(), "cannot write '" + path + "': Is a directory");
   EXPECT_EQ(listDir(dir), std::vector<std::string>{"target"});
   EXPECT_EQ(test::readFile(path + "/keep"), "kept");
+  EXPECT_FALSE(checkWritablePath(path));
+
+  std::string sock = dir + "/s";
+  int fd = ::socket(AF_UNIX, SOCK_STREAM, 0);
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  std::snprintf(addr.sun_path, sizeof addr.sun_path, "%s", sock.c_str());
+  ASSERT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+  auto s = writeFileAtomic(sock, "data");
+  ::close(fd);
+  ASSERT_FALSE(s);
+  EXPECT_EQ(s.error().message(), "cannot write '" + sock + "': it is a socket; refusing to write over it");
+}
+
+TEST(WriteFileAtomic, WritesThroughCharacterDevices) {
+  // /dev/null stays a device (as root, a rename would have replaced it with a regular file).
+  auto r = writeFileAtomic("/dev/null", "discarded");
+  ASSERT_TRUE(r) << r.error().message();
+  struct stat st {};
+  ASSERT_EQ(::stat("/dev/null", &st), 0);
+  EXPECT_TRUE(S_ISCHR(st.st_mode));
+  EXPECT_TRUE(checkWritablePath("/dev/null"));
+  // /dev/full fails every write with ENOSPC: the error must come back, not success.
+  auto full = writeFileAtomic("/dev/full", "data");
+  ASSERT_FALSE(full);
+  EXPECT_EQ(full.error().message(), "cannot write '/dev/full': No space left on device");
+  ASSERT_EQ(::stat("/dev/full", &st), 0);
+  EXPECT_TRUE(S_ISCHR(st.st_mode));
+}
+
+TEST(WriteFileAtomic, WritesThroughFifos) {
+  std::string dir = test::tempDir();
+  std::string fifo = dir + "/pipe";
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+  std::string got;
+  std::thread reader([&] { got = test::readFile(fifo); });
+  auto r = writeFileAtomic(fifo, "through the pipe");
+  reader.join();
+  ASSERT_TRUE(r) << r.error().message();
+  EXPECT_EQ(got, "through the pipe");
+  struct stat st {};
+  ASSERT_EQ(::lstat(fifo.c_str(), &st), 0);
+  EXPECT_TRUE(S_ISFIFO(st.st_mode)) << "the FIFO stays a FIFO";
+  EXPECT_EQ(listDir(dir), std::vector<std::string>{"pipe"});
+}
+
+TEST(WriteFileAtomic, FollowsSymbolicLinks) {
+  std::string dir = test::tempDir();
+  fs::create_directory(dir + "/real");
+  test::writeFile(dir + "/real/f", "old");
+  ::chmod((dir + "/real/f").c_str(), 0600);
+  fs::create_symlink("real/f", dir + "/link");       // relative target
+  fs::create_symlink(dir + "/link", dir + "/link2");  // a chain of two
+  ASSERT_TRUE(writeFileAtomic(dir + "/link2", "new"));
+  EXPECT_TRUE(fs::is_symlink(dir + "/link")) << "the link is not replaced";
+  EXPECT_TRUE(fs::is_symlink(dir + "/link2"));
+  EXPECT_EQ(test::readFile(dir + "/real/f"), "new") << "its target is written";
+  struct stat st {};
+  ASSERT_EQ(::stat((dir + "/real/f").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+  EXPECT_EQ(listDir(dir + "/real"), std::vector<std::string>{"f"}) << "the temporary file was the target's sibling";
+
+  // A dangling link: the file it names is created, the link kept.
+  fs::create_symlink("real/made", dir + "/dangling");
+  ASSERT_TRUE(writeFileAtomic(dir + "/dangling", "created"));
+  EXPECT_TRUE(fs::is_symlink(dir + "/dangling"));
+  EXPECT_EQ(test::readFile(dir + "/real/made"), "created");
+
+  // A link to a device writes through to the device.
+  fs::create_symlink("/dev/null", dir + "/null");
+  ASSERT_TRUE(writeFileAtomic(dir + "/null", "x"));
+  EXPECT_TRUE(fs::is_symlink(dir + "/null"));
+
+  // A loop is an error, not a hang.
+  fs::create_symlink(dir + "/loop2", dir + "/loop1");
+  fs::create_symlink(dir + "/loop1", dir + "/loop2");
+  auto loop = writeFileAtomic(dir + "/loop1", "x");
+  ASSERT_FALSE(loop);
+  EXPECT_EQ(loop.error().message(), "cannot write '" + dir + "/loop1': Too many levels of symbolic links");
+}
+
+TEST(CheckWritablePath, MissingDirectoryAndFiles) {
+  std::string dir = test::tempDir();
+  EXPECT_TRUE(checkWritablePath(dir + "/new.safetensors"));
+  test::writeFile(dir + "/old", "x");
+  EXPECT_TRUE(checkWritablePath(dir + "/old"));
+  auto missing = checkWritablePath(dir + "/no/such/dir/m.safetensors");
+  ASSERT_FALSE(missing);
+  EXPECT_EQ(missing.error().message(),
+            "cannot write '" + dir + "/no/such/dir/m.safetensors': directory '" + dir + "/no/such/dir' does not exist");
+  auto notDir = checkWritablePath(dir + "/old/m.safetensors");
+  ASSERT_FALSE(notDir);
+  EXPECT_EQ(notDir.error().message(), "cannot write '" + dir + "/old/m.safetensors': Not a directory");
+  EXPECT_EQ(listDir(dir), std::vector<std::string>{"old"}) << "checking writes nothing";
+}
+
+TEST(CheckWritablePath, ReadOnlyDirectory) {
+  if (::geteuid() == 0) GTEST_SKIP() << "root ignores directory permissions";
+  std::string dir = test::tempDir();
+  fs::create_directory(dir + "/ro");
+  ::chmod((dir + "/ro").c_str(), 0555);
+  auto r = checkWritablePath(dir + "/ro/m.safetensors");
+  ::chmod((dir + "/ro").c_str(), 0755);
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().message(),
+            "cannot write '" + dir + "/ro/m.safetensors': directory '" + dir + "/ro' is not writable: Permission denied");
 }
 
 TEST(WriteFileAtomic, FailedWriteKeepsOldFile) {

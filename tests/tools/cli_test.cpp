@@ -106,7 +106,7 @@ TEST(Cli, DumpFormatsAndPassSelection) {
     EXPECT_NE(r.out.find("// ---- after " + pass), std::string::npos) << pass;
   r = runCli("dump examples/mnist_cnn.mmd --train --after autodiff");
   EXPECT_EQ(r.exitCode, 0) << r.err;
-  EXPECT_NE(r.out.find("adam_update(%c1.weight, %c1.weight.grad, %c1.weight.m, %c1.weight.v, %step)"), std::string::npos);
+  EXPECT_NE(r.out.find("adam_update(%c1.weight, %c1.weight.grad, %c1.weight.m, %c1.weight.v, %step, %lr)"), std::string::npos);
   r = runCli("dump examples/mnist_cnn.mmd --train --disable-pass autodiff");
   EXPECT_EQ(r.exitCode, 0) << r.err;
   EXPECT_EQ(r.out.find("adam_update"), std::string::npos);

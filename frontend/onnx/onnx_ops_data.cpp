@@ -1,0 +1,421 @@
+// ONNX data movement on shoal's shape family (transpose, concat, slice, gather, pad, expand),
+// the ops composed from it (Split, Tile, DepthToSpace, SpaceToDepth, GatherElements, Trilu,
+// OneHot), and MatMul with batched operands (batch_matmul). Index arguments (axes, starts,
+// pads, repeats) must be known at import: shoal's shapes are static.
+#include <fmt/format.h>
+
+#include <algorithm>
+
+#include "frontend/onnx/onnx_fold.h"
+#include "frontend/onnx/onnx_importer.h"
+#include "frontend/onnx/onnx_ops_families.h"
+#include "ir/shape_inference.h"
+
+namespace shoal::onnx_import {
+
+namespace {
+
+Value* transposeOp(NodeContext& c, Value* x, const std::vector<int64_t>& perm, const std::string& suffix) {
+  Attrs a;
+  a.set("perm", perm);
+  return c.emit(OpKind::Transpose, {x}, a, suffix);
+}
+
+Value* sliceOp(NodeContext& c, Value* x, std::vector<int64_t> starts, std::vector<int64_t> ends,
+               std::vector<int64_t> axes, std::vector<int64_t> steps, const std::string& suffix) {
+  Attrs a;
+  a.set("starts", std::move(starts));
+  a.set("ends", std::move(ends));
+  a.set("axes", std::move(axes));
+  a.set("steps", std::move(steps));
+  return c.emit(OpKind::Slice, {x}, a, suffix);
+}
+
+}  // namespace
+
+void lowerTranspose(NodeContext& c) {
+  const Shape& xs = c.shape(0);
+  std::vector<int64_t> perm = c.attrInts("perm", std::vector<int64_t>{});
+  if (perm.empty())
+    for (int64_t d = int64_t(xs.size()) - 1; d >= 0; --d) perm.push_back(d);
+  if (perm.size() != xs.size()) c.invalid("perm has the wrong length");
+  bool identity = true;
+  for (size_t d = 0; d < perm.size(); ++d) identity &= perm[d] == int64_t(d);
+  if (identity) return c.setOutput(0, c.value(0));
+  c.setOutput(0, transposeOp(c, c.value(0), perm, ""));
+}
+
+void lowerConcat(NodeContext& c) {
+  int64_t rank = c.rank(0);
+  int64_t axis = c.axis(c.attrInt("axis", c.opset() < 4 ? 1 : 0), rank);
+  std::vector<Value*> ins;
+  for (size_t i = 0; i < c.numInputs(); ++i) {
+    if (!c.has(i)) continue;
+    if (c.dtype(i) != c.dtype(0)) c.invalid(fmt::format("operand types differ: {} and {}", c.type(0).str(), c.type(i).str()));
+    if (numElements(c.shape(i)) == 0) c.unsupported("an empty operand");
+    ins.push_back(c.value(i));
+  }
+  if (ins.size() > 64) c.unsupported(fmt::format("{} operands (shoal's concat takes at most 64)", ins.size()));
+  if (ins.size() == 1) return c.setOutput(0, ins[0]);
+  Attrs a;
+  a.set("axis", axis);
+  c.setOutput(0, c.emit(OpKind::Concat, ins, a));
+}
+
+// Slice: starts/ends/axes/steps (attributes before opset 10, inputs after), normalised here as
+// the fold does (negative indices from the back, clamped), so shoal's slice reads the same
+// elements; an empty result is refused (shoal's tensors are non-empty).
+void lowerSlice(NodeContext& c) {
+  const Shape& ds = c.shape(0);
+  int64_t rank = int64_t(ds.size());
+  std::vector<int64_t> starts, ends, axes, steps;
+  if (c.opset() < 10) {
+    starts = c.attrInts("starts");
+    ends = c.attrInts("ends");
+    axes = c.attrInts("axes", std::vector<int64_t>{});
+  } else {
+    starts = c.constantInts(1, "starts");
+    ends = c.constantInts(2, "ends");
+    if (c.has(3)) axes = c.constantInts(3, "axes");
+    if (c.has(4)) steps = c.constantInts(4, "steps");
+  }
+  if (axes.empty())
+    for (size_t i = 0; i < starts.size(); ++i) axes.push_back(int64_t(i));
+  if (steps.empty()) steps.assign(starts.size(), 1);
+  if (ends.size() != starts.size() || axes.size() != starts.size() || steps.size() != starts.size())
+    c.invalid("starts, ends, axes and steps differ in length");
+  std::vector<bool> seen(size_t(rank), false);
+  std::vector<int64_t> b(starts.size()), e(starts.size());
+  for (size_t i = 0; i < starts.size(); ++i) {
+    int64_t a = c.axis(axes[i], rank), n = ds[size_t(a)], s = steps[i];
+    if (seen[size_t(a)]) c.invalid(fmt::format("axis {} appears twice", a));
+    seen[size_t(a)] = true;
+    axes[i] = a;
+    if (s == 0) c.invalid("a step is 0");
+    // Clamp in a way that cannot overflow (ONNX writes INT64_MAX and INT64_MIN for "to the end").
+    auto norm = [&](int64_t v) { return v < 0 ? (v < -n ? -n - 1 : v + n) : std::min(v, n + 1); };
+    int64_t bb = norm(starts[i]), ee = norm(ends[i]);
+    int64_t count;
+    if (s > 0) {
+      bb = std::clamp<int64_t>(bb, 0, n);
+      ee = std::clamp<int64_t>(ee, 0, n);
+      count = ee > bb ? (ee - bb + s - 1) / s : 0;
+    } else {
+      bb = std::clamp<int64_t>(bb, 0, n - 1);
+      ee = std::clamp<int64_t>(ee, -1, n - 1);
+      count = bb > ee ? (bb - ee - s - 1) / (-s) : 0;
+    }
+    if (count == 0) c.unsupported("an empty slice");
+    b[i] = bb;
+    e[i] = ee == -1 ? -n - 1 : ee;  // -1 would count from the back: -n-1 is "before index 0"
+  }
+  c.setOutput(0, sliceOp(c, c.value(0), b, e, axes, steps, ""));
+}
+
+void lowerGather(NodeContext& c) {
+  DType it = c.dtype(1);
+  if (it != DType::I64 && it != DType::I32) c.invalid(fmt::format("indices must be int32 or int64, got {}", c.type(1).str()));
+  if (numElements(c.shape(1)) == 0) c.unsupported("empty indices");
+  Attrs a;
+  a.set("axis", c.axis(c.attrInt("axis", 0), c.rank(0)));
+  c.setOutput(0, c.emit(OpKind::Gather, {c.value(0), c.value(1)}, a));
+}
+
+// GatherElements: out[i...] = data[i... with index[i...] on the axis], as a gather from the
+// flattened data at index·stride + (the flat offset of the other coordinates), computed in
+// int64.
+void lowerGatherElements(NodeContext& c) {
+  const Shape& ds = c.shape(0);
+  const Shape& is = c.shape(1);
+  DType it = c.dtype(1);
+  if (it != DType::I64 && it != DType::I32) c.invalid(fmt::format("indices must be int32 or int64, got {}", c.type(1).str()));
+  int64_t rank = int64_t(ds.size());
+  if (int64_t(is.size()) != rank) c.invalid("data and indices differ in rank");
+  int64_t axis = c.axis(c.attrInt("axis", 0), rank);
+  for (int64_t d = 0; d < rank; ++d)
+    if (d != axis && is[size_t(d)] > ds[size_t(d)])
+      c.invalid(fmt::format("indices {} exceed data {} on axis {}", c.type(1).str(), c.type(0).str(), d));
+  int64_t count = numElements(is);
+  if (count == 0) c.unsupported("empty indices");
+  auto dStrides = fold::strides(ds), iStrides = fold::strides(is);
+  Tensor base(DType::I64, is);
+  for (int64_t k = 0; k < count; ++k) {
+    int64_t off = 0;
+    for (int64_t d = 0; d < rank; ++d)
+      if (d != axis) off += ((k / iStrides[size_t(d)]) % is[size_t(d)]) * dStrides[size_t(d)];
+    base.data<int64_t>()[k] = off;
+  }
+  Value* idx = c.value(1);
+  if (it != DType::I64) {
+    Attrs a;
+    a.set("dtype", std::string("i64"));
+    idx = c.emit(OpKind::Cast, {idx}, a, "idx64");
+  }
+  int64_t n = ds[size_t(axis)];
+  // Negative indices count from the back; anything still outside [0, n) is pushed out of the
+  // flattened range too, so shoal's gather reports it instead of reading a neighbour.
+  Value* zero = c.scalar(0, DType::I64, "zero");
+  Value* wrapped = c.emit(OpKind::Where,
+                          {c.emit(OpKind::Less, {idx, zero}, {}, "negative"),
+                           c.emit(OpKind::Add, {idx, c.scalar(double(n), DType::I64, "n")}, {}, "from_back"), idx},
+                          {}, "wrapped");
+  Value* outside = c.emit(OpKind::Where,
+                          {c.emit(OpKind::GreaterEqual, {wrapped, c.scalar(double(n), DType::I64, "n2")}, {}, "too_big"),
+                           c.scalar(double(numElements(ds)), DType::I64, "past_end"),
+                           c.emit(OpKind::Where,
+                                  {c.emit(OpKind::Less, {wrapped, zero}, {}, "too_small"),
+                                   c.scalar(double(-numElements(ds) - 1), DType::I64, "before_start"), wrapped},
+                                  {}, "low_checked")},
+                          {}, "checked");
+  Value* flatIdx = c.emit(OpKind::Add,
+                          {c.emit(OpKind::Mul, {outside, c.scalar(double(dStrides[size_t(axis)]), DType::I64, "stride")},
+                                  {}, "scaled"),
+                           c.constantValue(base, "base")},
+                          {}, "flat_index");
+  Value* flat = c.reshape(c.value(0), {numElements(ds)}, "flat");
+  Attrs g;
+  g.set("axis", int64_t(0));
+  c.setOutput(0, c.emit(OpKind::Gather, {flat, flatIdx}, g));
+}
+
+// Pad: constant, reflect or edge (shoal's pad); negative pads crop (constant mode only).
+void lowerPad(NodeContext& c) {
+  const Shape& xs = c.shape(0);
+  int64_t rank = int64_t(xs.size());
+  std::string mode = c.attrString("mode", "constant");
+  std::vector<int64_t> pads;
+  double value = 0;
+  if (c.opset() < 2) {
+    pads = c.attrInts("paddings");
+    value = c.attrFloat("value", 0.0);
+  } else if (c.opset() < 11) {
+    pads = c.attrInts("pads");
+    value = c.attrFloat("value", 0.0);
+  } else {
+    pads = c.constantInts(1, "the pads");
+    if (c.has(2)) {
+      auto v = c.constantFloats(2, "the constant value");
+      if (v.size() != 1) c.invalid("constant_value must be a scalar");
+      value = v[0];
+    }
+    if (c.has(3)) c.unsupported("the axes input of Pad");
+  }
+  if (int64_t(pads.size()) != 2 * rank) c.invalid(fmt::format("pads has {} values for rank {}", pads.size(), rank));
+  if (mode != "constant" && mode != "reflect" && mode != "edge") c.unsupported(fmt::format("mode '{}'", mode));
+  Value* x = c.value(0);
+  bool crop = false;
+  for (int64_t p : pads) crop |= p < 0;
+  if (crop) {
+    if (mode != "constant") c.unsupported(fmt::format("negative pads in {} mode", mode));
+    std::vector<int64_t> st, en, ax, sp;
+    for (int64_t d = 0; d < rank; ++d) {
+      int64_t lo = std::max<int64_t>(0, -pads[size_t(d)]), hi = std::max<int64_t>(0, -pads[size_t(d + rank)]);
+      if (!lo && !hi) continue;
+      if (lo + hi >= xs[size_t(d)]) c.unsupported("pads that crop an axis away (an empty result)");
+      st.push_back(lo), en.push_back(xs[size_t(d)] - hi), ax.push_back(d), sp.push_back(1);
+    }
+    x = sliceOp(c, x, st, en, ax, sp, "cropped");
+    for (int64_t& p : pads) p = std::max<int64_t>(0, p);
+  }
+  bool any = false;
+  for (int64_t d = 0; d < rank; ++d) {
+    any |= pads[size_t(d)] > 0 || pads[size_t(d + rank)] > 0;
+    if (mode == "reflect" && (pads[size_t(d)] >= xs[size_t(d)] || pads[size_t(d + rank)] >= xs[size_t(d)]))
+      c.unsupported("reflect padding as wide as the axis (shoal mirrors once, as PyTorch)");
+  }
+  if (!any) return c.setOutput(0, x);
+  Attrs a;
+  a.set("pads", pads);
+  a.set("mode", mode);
+  a.set("value", value);
+  c.setOutput(0, c.emit(OpKind::Pad, {x}, a));
+}
+
+void lowerExpandOp(NodeContext& c) {
+  auto shape = c.constantInts(1, "the target shape");
+  for (int64_t d : shape)
+    if (d <= 0) c.unsupported(fmt::format("expanding to the shape {} (an empty tensor)", shapeString(shape)));
+  auto out = broadcastShapes(c.shape(0), shape);
+  if (!out) c.invalid(fmt::format("{} does not broadcast to {}", c.type(0).str(), shapeString(shape)));
+  if (*out == c.shape(0)) return c.setOutput(0, c.value(0));
+  Attrs a;
+  a.set("shape", *out);
+  c.setOutput(0, c.emit(OpKind::Expand, {c.value(0)}, a));
+}
+
+void lowerSplit(NodeContext& c) {
+  const Shape& xs = c.shape(0);
+  int64_t axis = c.axis(c.attrInt("axis", 0), int64_t(xs.size()));
+  int64_t n = xs[size_t(axis)];
+  std::vector<int64_t> sizes;
+  if (c.opset() >= 13) {
+    if (c.has(1)) sizes = c.constantInts(1, "the split sizes");
+  } else {
+    sizes = c.attrInts("split", std::vector<int64_t>{});
+    if (sizes.empty() && c.has(1)) sizes = c.constantInts(1, "the split sizes");
+  }
+  size_t parts = c.numOutputs();
+  if (sizes.empty()) {
+    if (parts == 0 || n % int64_t(parts) != 0)
+      c.invalid(fmt::format("extent {} does not split into {} equal parts", n, parts));
+    sizes.assign(parts, n / int64_t(parts));
+  }
+  if (sizes.size() != parts) c.invalid(fmt::format("{} split sizes for {} outputs", sizes.size(), parts));
+  int64_t total = 0;
+  for (int64_t s : sizes) {
+    if (s < 0) c.invalid("a negative split size");
+    if (s == 0) c.unsupported("an empty split part");
+    total += s;
+  }
+  if (total != n) c.invalid(fmt::format("split sizes add up to {}, the axis has {}", total, n));
+  int64_t off = 0;
+  for (size_t i = 0; i < parts; ++i) {
+    if (sizes[i] == n) {
+      c.setOutput(i, c.value(0));
+    } else {
+      c.setOutput(i, sliceOp(c, c.value(0), {off}, {off + sizes[i]}, {axis}, {1}, fmt::format("part{}", i)));
+    }
+    off += sizes[i];
+  }
+}
+
+// Tile: each axis d of extent e repeated r times is a new axis of r in front of it, expanded,
+// then merged: [.., r, e, ..] -> [.., r·e, ..].
+void lowerTile(NodeContext& c) {
+  const Shape& xs = c.shape(0);
+  auto reps = c.constantInts(1, "the repeats");
+  if (reps.size() != xs.size()) c.invalid(fmt::format("{} repeats for rank {}", reps.size(), xs.size()));
+  bool any = false;
+  for (int64_t r : reps) {
+    if (r < 0) c.invalid("a negative repeat");
+    if (r == 0) c.unsupported("a repeat of 0 (an empty tensor)");
+    any |= r != 1;
+  }
+  if (!any) return c.setOutput(0, c.value(0));
+  Shape inter, expanded, out;
+  for (size_t d = 0; d < xs.size(); ++d) {
+    inter.push_back(1), inter.push_back(xs[d]);
+    expanded.push_back(reps[d]), expanded.push_back(xs[d]);
+    out.push_back(reps[d] * xs[d]);
+  }
+  Value* x = c.reshape(c.value(0), inter, "interleaved");
+  Attrs a;
+  a.set("shape", expanded);
+  c.setOutput(0, c.reshape(c.emit(OpKind::Expand, {x}, a, "repeated"), out, "tiled"));
+}
+
+// DepthToSpace (DCR or CRD) and SpaceToDepth: a reshape, a 6-D transpose, a reshape.
+void lowerDepthToSpace(NodeContext& c) {
+  const Shape& xs = c.shape(0);
+  if (xs.size() != 4) c.invalid(fmt::format("input must be 4-D, got {}", c.type(0).str()));
+  int64_t b = c.attrInt("blocksize");
+  if (b <= 0) c.invalid("blocksize must be positive");
+  int64_t n = xs[0], ch = xs[1], h = xs[2], w = xs[3];
+  Value* x = c.value(0);
+  if (c.opType() == "SpaceToDepth") {
+    if (h % b || w % b) c.invalid(fmt::format("{} is not divisible by the block size {}", c.type(0).str(), b));
+    Value* v = c.reshape(x, {n, ch, h / b, b, w / b, b}, "blocks");
+    Value* t = transposeOp(c, v, {0, 3, 5, 1, 2, 4}, "moved");
+    return c.setOutput(0, c.reshape(t, {n, ch * b * b, h / b, w / b}, "out"));
+  }
+  if (ch % (b * b)) c.invalid(fmt::format("{} channels do not divide by blocksize² {}", ch, b * b));
+  std::string mode = c.opset() >= 11 ? c.attrString("mode", "DCR") : "DCR";
+  Value* v;
+  Value* t;
+  if (mode == "DCR") {
+    v = c.reshape(x, {n, b, b, ch / (b * b), h, w}, "blocks");
+    t = transposeOp(c, v, {0, 3, 4, 1, 5, 2}, "moved");
+  } else if (mode == "CRD") {
+    v = c.reshape(x, {n, ch / (b * b), b, b, h, w}, "blocks");
+    t = transposeOp(c, v, {0, 1, 4, 2, 5, 3}, "moved");
+  } else {
+    c.invalid(fmt::format("unknown mode '{}'", mode));
+  }
+  c.setOutput(0, c.reshape(t, {n, ch / (b * b), h * b, w * b}, "out"));
+}
+
+// Trilu: where(mask, x, 0), the mask over the last two axes known at import.
+void lowerTrilu(NodeContext& c) {
+  const Shape& xs = c.shape(0);
+  if (xs.size() < 2) c.invalid(fmt::format("input must have rank >= 2, got {}", c.type(0).str()));
+  bool upper = c.attrInt("upper", 1) != 0;
+  int64_t k = 0;
+  if (c.has(1)) {
+    auto kv = c.constantInts(1, "k");
+    if (kv.size() != 1) c.invalid("k must be a scalar");
+    k = kv[0];
+  }
+  if (numElements(xs) == 0) c.unsupported("an empty input");
+  int64_t m = xs[xs.size() - 2], n = xs.back();
+  Tensor mask(DType::Bool, {m, n});
+  for (int64_t i = 0; i < m; ++i)
+    for (int64_t j = 0; j < n; ++j) mask.set(i * n + j, (upper ? j - i >= k : j - i <= k) ? 1.0 : 0.0);
+  c.setOutput(0, c.emit(OpKind::Where, {c.constantValue(mask, "mask"), c.value(0), c.scalar(0, c.dtype(0), "zero")}));
+}
+
+// OneHot: where(index == iota, on, off), the iota along `axis` known at import; negative
+// indices count from the back (ONNX), others out of range give a row of `off`.
+void lowerOneHot(NodeContext& c) {
+  const Shape& is = c.shape(0);
+  int64_t rank = int64_t(is.size()) + 1;
+  auto depthV = c.constantFloats(1, "the depth");
+  if (depthV.size() != 1) c.invalid("depth must be a scalar");
+  int64_t depth = int64_t(depthV[0]);
+  if (depth <= 0) c.unsupported(fmt::format("depth {} (an empty result)", depth));
+  int64_t axis = c.attrInt("axis", -1);
+  if (axis < 0) axis += rank;
+  if (axis < 0 || axis >= rank) c.invalid(fmt::format("axis {} is out of range for a rank-{} result", axis, rank));
+  if (numElements(c.shape(2)) != 2) c.invalid("values must hold [off, on]");
+  if (c.dtype(0) == DType::Bool) c.invalid("indices must be numbers");
+  Value* idx = c.value(0);
+  if (c.dtype(0) != DType::I64) {
+    // ONNX casts the indices to int64 (truncating floats).
+    Attrs a;
+    a.set("dtype", std::string("i64"));
+    idx = c.emit(OpKind::Cast, {idx}, a, "idx64");
+  }
+  Value* zero = c.scalar(0, DType::I64, "zero");
+  idx = c.emit(OpKind::Where,
+               {c.emit(OpKind::Less, {idx, zero}, {}, "negative"),
+                c.emit(OpKind::Add, {idx, c.scalar(double(depth), DType::I64, "depth")}, {}, "from_back"), idx},
+               {}, "wrapped");
+  Shape us = is;
+  us.insert(us.begin() + axis, 1);
+  Value* col = c.reshape(idx, us, "unsqueezed");
+  Shape iotaShape(size_t(rank), 1);
+  iotaShape[size_t(axis)] = depth;
+  Tensor iota(DType::I64, iotaShape);
+  for (int64_t j = 0; j < depth; ++j) iota.data<int64_t>()[j] = j;
+  Value* hot = c.emit(OpKind::Equal, {col, c.constantValue(iota, "iota")}, {}, "hot");
+  Value* off;
+  Value* on;
+  if (const Tensor* v = c.known(2)) {
+    off = c.scalar(v->at(0), v->dtype(), "off");
+    on = c.scalar(v->at(1), v->dtype(), "on");
+  } else {
+    Value* vals = c.reshape(c.value(2), {2}, "values");
+    off = c.reshape(sliceOp(c, vals, {0}, {1}, {0}, {1}, "off_slice"), {}, "off");
+    on = c.reshape(sliceOp(c, vals, {1}, {2}, {0}, {1}, "on_slice"), {}, "on");
+  }
+  c.setOutput(0, c.emit(OpKind::Where, {hot, on, off}));
+}
+
+// MatMul whose operands have leading (batch) axes on the right: shoal's batch_matmul, which
+// broadcasts them; rank-1 operands as NumPy (a row, a column; their extent dropped).
+void lowerBatchedMatMul(NodeContext& c) {
+  c.requireFloat(0);
+  if (c.dtype(1) != c.dtype(0)) c.invalid(fmt::format("operand types differ: {} and {}", c.type(0).str(), c.type(1).str()));
+  Shape a = c.shape(0), b = c.shape(1);
+  Value* av = c.value(0);
+  Value* bv = c.value(1);
+  bool aVec = a.size() == 1, bVec = b.size() == 1;
+  if (aVec) av = c.reshape(av, {1, a[0]}, "a2d"), a = {1, a[0]};
+  if (bVec) bv = c.reshape(bv, {b[0], 1}, "b2d"), b = {b[0], 1};
+  Value* y = c.emit(OpKind::BatchMatMul, {av, bv});
+  Shape out = y->type().shape;
+  if (aVec) out.erase(out.end() - 2);
+  if (bVec) out.pop_back();
+  c.setOutput(0, c.reshape(y, out, "out"));
+}
+
+}  // namespace shoal::onnx_import

@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# Builds the libFuzzer harnesses of tests/fuzz (preset `fuzz`: clang-16, ASan + UBSan) and runs
+# each for SECONDS (default 60), two at a time. Seeds come from tests/fuzz/corpus/<harness> and
+# tests/fuzz/regressions/<harness>;
+# what a run discovers is kept in build-fuzz/corpus/<harness> for the next run. A crash, leak,
+# timeout, sanitizer report or broken property stops that harness with the input saved as
+# build-fuzz/artifacts/<harness>-*: copy it into tests/fuzz/regressions/<harness>/ (the unit
+# tests replay that folder) and fix the bug. Exit status 1 when any harness failed.
+# Usage: scripts/fuzz.sh [SECONDS] [HARNESS...]   (harnesses: mermaid ir safetensors idx kernel_cache)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+seconds=${1:-60}
+shift || true
+harnesses=("$@")
+[ ${#harnesses[@]} -gt 0 ] || harnesses=(mermaid ir safetensors idx kernel_cache)
+
+command -v clang++-16 >/dev/null || scripts/install-deps.sh --fuzz
+cmake --preset fuzz >/dev/null
+cmake --build --preset fuzz
+mkdir -p build-fuzz/artifacts
+
+fuzz() {
+  local name=$1 log=build-fuzz/fuzz-$1.log
+  local args=(-max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1
+              -artifact_prefix="build-fuzz/artifacts/$name-")
+  [ -f "tests/fuzz/dict/$name.dict" ] && args+=(-dict="tests/fuzz/dict/$name.dict")
+  mkdir -p "build-fuzz/corpus/$name"
+  if ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+     "build-fuzz/tests/fuzz/fuzz_$name" "${args[@]}" "build-fuzz/corpus/$name" "tests/fuzz/corpus/$name" "tests/fuzz/regressions/$name" >"$log" 2>&1; then
+    echo "fuzz $name: $(grep -o 'Done [0-9]* runs in [0-9]* second' "$log" | head -1)s, $(grep -o 'new_units_added: *[0-9]*' "$log" | tr -s ' ') (corpus build-fuzz/corpus/$name)"
+  else
+    echo "fuzz $name: FAILED; log $log, input build-fuzz/artifacts/$name-*"
+    grep -E 'ERROR|SUMMARY|property broken|runtime error|Test unit written' "$log" | head -20
+    return 1
+  fi
+}
+
+status=0
+pids=()
+for name in "${harnesses[@]}"; do
+  fuzz "$name" &
+  pids+=($!)
+  if [ ${#pids[@]} -ge 2 ]; then
+    wait "${pids[0]}" || status=1
+    pids=("${pids[@]:1}")
+  fi
+done
+for pid in "${pids[@]}"; do wait "$pid" || status=1; done
+exit $status
