@@ -1082,6 +1082,8 @@ const std::vector<OpMapping>& table() {
       {"SpaceToDepth", lowerDepthToSpace},
       {"Trilu", lowerTrilu},
       {"OneHot", lowerOneHot},
+      {"Resize", lowerResize},
+      {"Upsample", lowerResize},
   };
   return kOps;
 }

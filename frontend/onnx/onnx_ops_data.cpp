@@ -5,6 +5,8 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cmath>
+#include <set>
 
 #include "frontend/onnx/onnx_fold.h"
 #include "frontend/onnx/onnx_importer.h"
@@ -416,6 +418,214 @@ void lowerBatchedMatMul(NodeContext& c) {
   if (aVec) out.erase(out.end() - 2);
   if (bVec) out.pop_back();
   c.setOutput(0, c.reshape(y, out, "out"));
+}
+
+}  // namespace shoal::onnx_import
+
+// ---- Resize and Upsample ---------------------------------------------------------------------
+
+namespace shoal::onnx_import {
+
+namespace {
+
+// One axis of a resize as ONNX's reference computes it (onnx/backend/test/case/node/resize.py,
+// interpolate_1d_with_x): for each output coordinate, the input indices of its taps (edge
+// clamped) and their weights, or "extrapolate" (tf_crop_and_resize outside the box).
+struct AxisTaps {
+  int64_t taps = 0;
+  std::vector<std::vector<int64_t>> index;  // [tap][output]
+  std::vector<std::vector<double>> weight;  // [tap][output]
+  std::vector<bool> extrapolate;            // [output]
+  bool anyExtrapolated = false;
+};
+
+struct ResizeMode {
+  std::string mode = "nearest";  // nearest | linear | cubic
+  std::string transform = "half_pixel";
+  std::string nearest = "round_prefer_floor";
+  double cubicA = -0.75;
+  bool excludeOutside = false;
+};
+
+std::vector<double> resizeCoeffs(const ResizeMode& m, double ratio, bool integral) {
+  if (m.mode == "nearest") {
+    if (integral) return {0, 1};
+    if (m.nearest == "round_prefer_floor") return {double(ratio <= 0.5), double(ratio > 0.5)};
+    if (m.nearest == "round_prefer_ceil") return {double(ratio < 0.5), double(ratio >= 0.5)};
+    if (m.nearest == "floor") return {1, 0};
+    return {0, 1};  // ceil
+  }
+  if (m.mode == "linear") return {1 - ratio, ratio};
+  double a = m.cubicA, r = ratio, s = 1 - ratio;
+  return {((a * (r + 1) - 5 * a) * (r + 1) + 8 * a) * (r + 1) - 4 * a, ((a + 2) * r - (a + 3)) * r * r + 1,
+          ((a + 2) * s - (a + 3)) * s * s + 1, ((a * (s + 1) - 5 * a) * (s + 1) + 8 * a) * (s + 1) - 4 * a};
+}
+
+AxisTaps axisTaps(const ResizeMode& m, int64_t in, int64_t out, double scale, double roiStart, double roiEnd) {
+  AxisTaps t;
+  t.taps = m.mode == "cubic" ? 4 : 2;
+  t.index.assign(size_t(t.taps), std::vector<int64_t>(size_t(out)));
+  t.weight.assign(size_t(t.taps), std::vector<double>(size_t(out)));
+  t.extrapolate.assign(size_t(out), false);
+  double outWidth = scale * double(in);
+  int64_t pad = (t.taps + 1) / 2, limit = in + 2 * pad;
+  for (int64_t o = 0; o < out; ++o) {
+    double x = double(o), xo;
+    if (m.transform == "align_corners") {
+      xo = outWidth == 1 ? 0.0 : x * double(in - 1) / (outWidth - 1);
+    } else if (m.transform == "asymmetric") {
+      xo = x / scale;
+    } else if (m.transform == "tf_crop_and_resize") {
+      xo = outWidth == 1 ? (roiEnd - roiStart) * double(in - 1) / 2 : x * (roiEnd - roiStart) * double(in - 1) / (outWidth - 1);
+      xo += roiStart * double(in - 1);
+      if (xo < 0 || xo > double(in - 1)) {
+        t.extrapolate[size_t(o)] = t.anyExtrapolated = true;
+        for (int64_t k = 0; k < t.taps; ++k) t.index[size_t(k)][size_t(o)] = 0, t.weight[size_t(k)][size_t(o)] = 0;
+        continue;
+      }
+    } else if (m.transform == "pytorch_half_pixel") {
+      xo = outWidth == 1 ? -0.5 : (x + 0.5) / scale - 0.5;
+    } else if (m.transform == "tf_half_pixel_for_nn") {
+      xo = (x + 0.5) / scale;
+    } else {  // half_pixel
+      xo = (x + 0.5) / scale - 0.5;
+    }
+    double fl = std::floor(xo);
+    bool integral = xo == fl;
+    double ratio = integral ? 1.0 : xo - fl;
+    std::vector<double> coeffs = resizeCoeffs(m, ratio, integral);
+    // The `taps` indices of the edge-padded axis nearest to xo (ties to the smaller), sorted.
+    double xp = xo + double(pad);
+    int64_t centre = std::clamp<int64_t>(int64_t(std::floor(xp)), 0, limit - 1);
+    std::vector<int64_t> cand;
+    for (int64_t i = std::max<int64_t>(0, centre - t.taps - 1); i <= std::min(limit - 1, centre + t.taps + 1); ++i) cand.push_back(i);
+    std::stable_sort(cand.begin(), cand.end(), [&](int64_t a, int64_t b) {
+      double da = std::fabs(xp - double(a)), db = std::fabs(xp - double(b));
+      return da != db ? da < db : a < b;
+    });
+    cand.resize(size_t(t.taps));
+    std::sort(cand.begin(), cand.end());
+    if (m.excludeOutside) {
+      double sum = 0;
+      for (int64_t k = 0; k < t.taps; ++k) {
+        int64_t orig = cand[size_t(k)] - pad;
+        if (orig < 0 || orig >= in) coeffs[size_t(k)] = 0;
+        sum += coeffs[size_t(k)];
+      }
+      for (double& w : coeffs) w /= sum;
+    }
+    for (int64_t k = 0; k < t.taps; ++k) {
+      t.index[size_t(k)][size_t(o)] = std::clamp<int64_t>(cand[size_t(k)] - pad, 0, in - 1);
+      t.weight[size_t(k)][size_t(o)] = coeffs[size_t(k)];
+    }
+  }
+  return t;
+}
+
+}  // namespace
+
+// Resize (opsets 10-17) and Upsample: separable, axis by axis from the last, each output
+// coordinate a weighted sum of gathered input rows (one gather for nearest), with ONNX's
+// reference geometry and coefficients computed at import.
+void lowerResize(NodeContext& c) {
+  const Shape& xs = c.shape(0);
+  int64_t rank = int64_t(xs.size());
+  ResizeMode m;
+  m.mode = c.attrString("mode", "nearest");
+  if (m.mode != "nearest" && m.mode != "linear" && m.mode != "cubic" && m.mode != "bilinear")
+    c.invalid(fmt::format("unknown mode '{}'", m.mode));
+  if (m.mode == "bilinear") m.mode = "linear";  // Upsample-7's spelling
+  double extrapolation = 0;
+  std::vector<double> scales, roi;
+  std::vector<int64_t> sizes;
+  bool modern = c.opType() == "Resize" && c.opset() >= 11;
+  if (modern) {
+    m.transform = c.attrString("coordinate_transformation_mode", "half_pixel");
+    m.nearest = c.attrString("nearest_mode", "round_prefer_floor");
+    m.cubicA = c.attrFloat("cubic_coeff_a", -0.75);
+    m.excludeOutside = c.attrInt("exclude_outside", 0) != 0;
+    extrapolation = c.attrFloat("extrapolation_value", 0.0);
+    if (c.has(1) && numElements(c.shape(1)) > 0) roi = c.constantFloats(1, "roi");
+    if (c.has(2) && numElements(c.shape(2)) > 0) scales = c.constantFloats(2, "scales");
+    if (c.has(3) && numElements(c.shape(3)) > 0) sizes = c.constantInts(3, "sizes");
+  } else {
+    // Upsample and Resize-10: asymmetric coordinates, nearest rounds down.
+    m.transform = "asymmetric";
+    m.nearest = "floor";
+    if (c.opType() == "Upsample" && c.opset() < 9) scales = c.attrFloats("scales");
+    else scales = c.constantFloats(1, "scales");
+  }
+  static const std::set<std::string> transforms = {"half_pixel", "pytorch_half_pixel", "align_corners", "asymmetric",
+                                                    "tf_crop_and_resize", "tf_half_pixel_for_nn"};
+  if (!transforms.count(m.transform)) c.unsupported(fmt::format("coordinate_transformation_mode '{}'", m.transform));
+  if (m.mode == "cubic" && !modern) c.invalid("cubic needs opset 11");
+  if (m.mode != "nearest" && !isFloat(c.dtype(0))) c.unsupported(fmt::format("{} resizing of {}", m.mode, c.type(0).str()));
+  if (scales.empty() == sizes.empty()) c.invalid("needs exactly one of scales and sizes");
+  if (!scales.empty() && int64_t(scales.size()) != rank) c.invalid(fmt::format("{} scales for rank {}", scales.size(), rank));
+  if (!sizes.empty() && int64_t(sizes.size()) != rank) c.invalid(fmt::format("{} sizes for rank {}", sizes.size(), rank));
+  if (m.transform == "tf_crop_and_resize" && int64_t(roi.size()) != 2 * rank) c.invalid("tf_crop_and_resize needs a roi of 2·rank values");
+  Value* y = c.value(0);
+  DType dt = c.dtype(0);
+  for (int64_t d = rank - 1; d >= 0; --d) {
+    int64_t in = xs[size_t(d)], out;
+    double scale;
+    if (!sizes.empty()) {
+      out = sizes[size_t(d)];
+      scale = double(out) / double(in);
+    } else {
+      scale = scales[size_t(d)];
+      if (!(scale > 0)) c.invalid(fmt::format("scale {} is not positive", scale));
+      out = int64_t(std::floor(double(in) * scale));
+    }
+    if (out <= 0) c.unsupported(fmt::format("an empty output along axis {}", d));
+    if (out > (int64_t(1) << 24)) c.unsupported(fmt::format("an output extent {} (too large)", out));
+    bool crop = m.transform == "tf_crop_and_resize";
+    if (out == in && !crop && scale == 1.0) continue;  // the identity on this axis
+    AxisTaps t = axisTaps(m, in, out, scale, crop ? roi[size_t(d)] : 0, crop ? roi[size_t(d + rank)] : 1);
+    if (m.mode == "nearest") {
+      // One gather of the chosen input element (no multiply by 0, which would turn an
+      // infinity in the other tap into NaN).
+      for (int64_t o = 0; o < out; ++o)
+        if (t.weight[1][size_t(o)] > t.weight[0][size_t(o)]) t.index[0][size_t(o)] = t.index[1][size_t(o)];
+      for (int64_t o = 0; o < out; ++o) t.weight[0][size_t(o)] = t.extrapolate[size_t(o)] ? 0.0 : 1.0;
+      t.taps = 1;
+    }
+    Shape along(size_t(rank), 1);
+    along[size_t(d)] = out;
+    Attrs g;
+    g.set("axis", d);
+    Value* acc = nullptr;
+    std::string ax = fmt::format("axis{}", d);
+    for (int64_t k = 0; k < t.taps; ++k) {
+      bool used = false, unit = true;
+      for (int64_t o = 0; o < out; ++o) {
+        double w = t.weight[size_t(k)][size_t(o)];
+        used |= w != 0;
+        unit &= w == 1.0 || t.extrapolate[size_t(o)];
+      }
+      if (!used) continue;
+      Value* gathered =
+          c.emit(OpKind::Gather, {y, c.constantValue(fold::ints(t.index[size_t(k)]), fmt::format("{}_index{}", ax, k))}, g,
+                 fmt::format("{}_tap{}", ax, k));
+      Value* term = gathered;
+      if (m.mode != "nearest" || !unit) {
+        Tensor w(dt, along);
+        for (int64_t o = 0; o < out; ++o) w.set(o, t.weight[size_t(k)][size_t(o)]);
+        term = c.emit(OpKind::Mul, {gathered, c.constantValue(w, fmt::format("{}_weight{}", ax, k))}, {},
+                      fmt::format("{}_term{}", ax, k));
+      }
+      acc = acc ? c.emit(OpKind::Add, {acc, term}, {}, fmt::format("{}_sum{}", ax, k)) : term;
+    }
+    if (!acc) acc = c.constantValue(Tensor(dt, [&] { Shape s = y->type().shape; s[size_t(d)] = out; return s; }()), ax + "_zeros");
+    if (t.anyExtrapolated) {
+      Tensor mask(DType::Bool, along);
+      for (int64_t o = 0; o < out; ++o) mask.set(o, t.extrapolate[size_t(o)] ? 1.0 : 0.0);
+      acc = c.emit(OpKind::Where, {c.constantValue(mask, ax + "_outside"), c.scalar(extrapolation, dt, ax + "_extrapolation"), acc},
+                   {}, ax + "_cropped");
+    }
+    y = acc;
+  }
+  c.setOutput(0, y);
 }
 
 }  // namespace shoal::onnx_import

@@ -49,5 +49,6 @@ void lowerDepthToSpace(NodeContext& c);  // DepthToSpace, SpaceToDepth
 void lowerTrilu(NodeContext& c);
 void lowerOneHot(NodeContext& c);
 void lowerBatchedMatMul(NodeContext& c);  // MatMul with a batched right operand
+void lowerResize(NodeContext& c);        // Resize, Upsample
 
 }  // namespace shoal::onnx_import
