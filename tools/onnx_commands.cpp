@@ -15,6 +15,9 @@
 #include <filesystem>
 #include <iostream>
 #include <map>
+#include <optional>
+#include <set>
+#include <sstream>
 
 #include "frontend/onnx/onnx_import.h"
 #include "passes/program.h"
@@ -384,9 +387,54 @@ std::vector<fs::path> caseDirs(const fs::path& dir) {
   return out;
 }
 
+// An expectation file: case -> "PASS" or "FAIL" (with the reason), in file order.
+struct Expectations {
+  std::map<std::string, std::string> status, reason;
+};
+
+std::optional<Expectations> readExpectations(const std::string& path) {
+  auto bytes = readFileBytes(path, kPipelineFileLimit);
+  if (!bytes) {
+    std::cerr << "error: --expect: " << bytes.error().message() << "\n";
+    return std::nullopt;
+  }
+  Expectations e;
+  std::istringstream in(*bytes);
+  std::string line;
+  int lineNo = 0;
+  while (std::getline(in, line)) {
+    ++lineNo;
+    if (line.empty() || line[0] == '#') continue;
+    std::istringstream ls(line);
+    std::string status, name;
+    ls >> status >> name;
+    std::string reason;
+    std::getline(ls, reason);
+    reason.erase(0, reason.find_first_not_of(' '));
+    if ((status != "PASS" && status != "FAIL") || name.empty() || (status == "FAIL" && reason.empty())) {
+      std::cerr << fmt::format("{}:{}: error: expected 'PASS <case>' or 'FAIL <case> <reason>', got '{}'\n", path, lineNo, line);
+      return std::nullopt;
+    }
+    if (e.status.count(name)) {
+      std::cerr << fmt::format("{}:{}: error: case '{}' is listed twice\n", path, lineNo, name);
+      return std::nullopt;
+    }
+    e.status[name] = status;
+    e.reason[name] = reason;
+  }
+  return e;
+}
+
 }  // namespace
 
 int runConformance(const ConformanceOptions& o) {
+  std::optional<Expectations> expected;
+  if (!o.expect.empty()) {
+    expected = readExpectations(o.expect);
+    if (!expected) return 1;
+  }
+  std::map<std::string, std::pair<Status, std::string>> results;  // case -> status, first line
+  std::set<std::string> categoriesRun;
   struct Counts {
     int64_t pass = 0, fail = 0, skip = 0;
   };
@@ -420,6 +468,8 @@ int runConformance(const ConformanceOptions& o) {
       Counts& cat = byCategory[category];
       (r.status == Status::Pass ? cat.pass : r.status == Status::Fail ? cat.fail : cat.skip)++;
       (r.status == Status::Pass ? total.pass : r.status == Status::Fail ? total.fail : total.skip)++;
+      results[name] = {r.status, firstLine(r.message)};
+      categoriesRun.insert(category);
       std::string shown = o.verbose ? r.message : firstLine(r.message);
       fmt::print("{} {}{}\n", statusName(r.status), name, shown.empty() ? "" : "  " + shown);
       std::fflush(stdout);
@@ -452,7 +502,50 @@ int runConformance(const ConformanceOptions& o) {
       return 1;
     }
   }
-  return total.fail == 0 ? 0 : 1;
+  if (!o.writeExpect.empty()) {
+    std::string text =
+        "# ONNX backend test cases and what shoal does with them (shoal conformance --expect).\n"
+        "# PASS <case>: must pass. FAIL <case> <reason>: a known wrong answer. Any case not listed must\n"
+        "# SKIP (shoal lacks an op or a feature, and says so). CI fails when a case does anything else,\n"
+        "# better or worse; regenerate with: shoal conformance DIR... --write-expect FILE, and review the diff.\n";
+    for (const auto& [name, r] : results)
+      if (r.first == Status::Pass) text += "PASS " + name + "\n";
+      else if (r.first == Status::Fail) text += "FAIL " + name + " " + r.second + "\n";
+    auto ok = writeFileAtomic(o.writeExpect, text);
+    if (!ok) {
+      std::cerr << ok.error().str() << "\n";
+      return 1;
+    }
+  }
+  if (!expected) return total.fail == 0 ? 0 : 1;
+  // Every case against the file: the same outcome, or a line saying what changed.
+  int64_t differ = 0, knownFailures = 0;
+  for (const auto& [name, r] : results) {
+    auto it = expected->status.find(name);
+    std::string want = it == expected->status.end() ? "SKIP" : it->second;
+    std::string got = statusName(r.first);
+    if (want == got) {
+      knownFailures += got == "FAIL";
+      continue;
+    }
+    ++differ;
+    std::string why = want == "FAIL" ? " (known failure: " + expected->reason[name] + ")" : "";
+    fmt::print("UNEXPECTED {} {}: expected {}{}{}\n", got, name, want, why, r.second.empty() ? "" : "; " + r.second);
+  }
+  for (const auto& [name, status] : expected->status) {
+    std::string category = name.substr(0, name.find('/'));
+    if (categoriesRun.count(category) && !results.count(name)) {
+      ++differ;
+      fmt::print("UNEXPECTED MISSING {}: expected {}, but no such case ran\n", name, status);
+    }
+  }
+  fmt::print("expectations ({}): {} case{} as expected ({} known failure{}), {} not\n", o.expect,
+             int64_t(results.size()) - differ, results.size() - differ == 1 ? "" : "s", knownFailures,
+             knownFailures == 1 ? "" : "s", differ);
+  if (differ)
+    fmt::print("a case that passes now and is not listed: add it (or regenerate the file with --write-expect and review "
+               "the diff); a listed case that no longer passes: a regression\n");
+  return differ == 0 ? 0 : 1;
 }
 
 }  // namespace shoal

@@ -37,11 +37,17 @@ struct ConformanceOptions {
   int64_t timeoutSeconds = 300;   ///< per case, when isolated
   std::string report;             ///< JSON with every case's result, when set
   bool verbose = false;           ///< full messages for FAIL and SKIP
+  /// An expectation file (tests/onnx/conformance-expected.txt): `PASS case` for each case that
+  /// must pass, `FAIL case reason` for each known failure; any other case must skip. With it,
+  /// the exit status is 0 only when every case does what the file says.
+  std::string expect;
+  std::string writeExpect;        ///< write the results as an expectation file here
 };
 
 /// Runs ONNX backend test cases (model.onnx + test_data_set_*/input_*.pb, output_*.pb): one
 /// line per case (PASS, FAIL with the largest error, SKIP with the reason), then
-/// "N passed, N failed, N skipped". Returns 0 only when none failed.
+/// "N passed, N failed, N skipped". Returns 0 only when none failed (with an expectation file:
+/// only when every case did what it says).
 int runConformance(const ConformanceOptions& opts);
 
 }  // namespace shoal

@@ -511,6 +511,10 @@ int main(int argc, char** argv) {
   bool noIsolate = false;
   confCmd->add_flag("--no-isolate", noIsolate, "run the cases in this process (a crash then ends the run)");
   confCmd->add_flag("--verbose", conf.verbose, "print whole messages for failures and skips");
+  confCmd->add_option("--expect", conf.expect,
+                      "expectation file (PASS <case> / FAIL <case> <reason> lines; other cases must skip): exit 0 only "
+                      "when every case does what it says");
+  confCmd->add_option("--write-expect", conf.writeExpect, "write this run's results as an expectation file");
 
   try {
     app.parse(argc, argv);

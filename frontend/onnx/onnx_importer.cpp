@@ -119,6 +119,19 @@ void NodeContext::setKnownOutput(size_t i, Tensor t) {
   imp_.define(node_.output(int(i)), std::move(s));
 }
 
+const std::vector<Value*>& NodeContext::sequence(size_t i) const {
+  const Slot& s = slot(i);
+  if (!s.sequence) invalid(fmt::format("input '{}' is a tensor where a sequence is expected", node_.input(int(i))));
+  return *s.sequence;
+}
+
+void NodeContext::setSequenceOutput(size_t i, std::vector<Value*> elements) {
+  if (!hasOutput(i)) return;
+  Slot s;
+  s.sequence = std::move(elements);
+  imp_.define(node_.output(int(i)), std::move(s));
+}
+
 const onnx::AttributeProto* NodeContext::findAttr(const std::string& name) const {
   for (const auto& a : node_.attribute())
     if (a.name() == name) return &a;
@@ -351,6 +364,7 @@ void Importer::rollback(const Mark& m) {
 
 Value* Importer::materialize(const std::string& name, Slot& s, bool asState) {
   if (s.value) return s.value;
+  if (s.sequence) throwUnsupported(fmt::format("sequence '{}' used as a tensor (shoal's sequences live at import only)", name));
   materializedLog_.push_back(name);
   assert(s.known && "a slot without an IR value holds a known tensor");
   Location loc = pipelineLoc_ ? *pipelineLoc_ : Location{path_, 0, 0, name};

@@ -57,6 +57,9 @@ struct Slot {
   /// A graph input's value given at import (OnnxImportOptions::inputValues): what
   /// NodeContext::constant reads when an op needs the input at import time.
   std::optional<Tensor> fed;
+  /// A sequence (SequenceConstruct, SplitToSequence, ...): a list known at import of IR values,
+  /// which sequence ops rearrange and SequenceAt reads; never a tensor itself.
+  std::optional<std::vector<Value*>> sequence;
 };
 
 class Importer;
@@ -102,6 +105,9 @@ class NodeContext {
   bool outputUsed(size_t i) const;
   void setOutput(size_t i, Value* v);
   void setKnownOutput(size_t i, Tensor t);
+  /// Input i as a sequence (invalid when it is a tensor).
+  const std::vector<Value*>& sequence(size_t i) const;
+  void setSequenceOutput(size_t i, std::vector<Value*> elements);
 
   // -- attributes (each one a lowering reads is marked; an attribute no lowering read makes
   //    the node unsupported, so an attribute is never silently ignored)

@@ -349,6 +349,7 @@ void lowerConv(NodeContext& c) {
   if (xs.size() < 3 || ws.size() != xs.size())
     c.invalid(fmt::format("weight {} and input {} must be [N, C, spatial...] of one rank", c.type(1).str(),
                           c.type(0).str()));
+  if (xs.size() == 5) return lowerConv3d(c);
   Window w = readWindow(c, xs, std::vector<int64_t>(ws.begin() + 2, ws.end()), /*hasDilations=*/true);
   int64_t group = c.attrInt("group", 1);
   Value* x = as4d(c, c.value(0), w, "x4d");
@@ -453,8 +454,12 @@ bool ceilModeAgrees(const Window& w, int64_t h, int64_t wd) {
 void lowerPool(NodeContext& c, OpKind kind) {
   c.requireFloat(0);
   bool isMax = kind == OpKind::MaxPool2d;
+  if (c.rank(0) == 5) return lowerPool3d(c, isMax);
   Window w = readWindow(c, c.shape(0), {}, /*hasDilations=*/isMax && c.opset() >= 10);
-  if (w.dilation != std::vector<int64_t>{1, 1}) c.unsupported("pooling with dilations");
+  if (w.dilation != std::vector<int64_t>{1, 1}) {
+    if (!isMax) c.unsupported("average pooling with dilations");
+    return lowerDilatedMaxPool(c);
+  }
   Attrs a;
   if (isMax) {
     if (c.opset() >= 8) c.attrInt("storage_order", 0);  // only the indices output depends on it
@@ -531,9 +536,34 @@ void lowerLayerNormalization(NodeContext& c) {
   int64_t rank = c.rank(0);
   int64_t axis = c.axis(c.attrInt("axis", -1), rank);
   double eps = c.attrFloat("epsilon", 1e-5);
-  c.attrInt("stash_type", 1);  // shoal's statistics are double whatever the stash type
-  for (size_t i = 1; i < c.numOutputs(); ++i)
-    if (c.outputUsed(i)) c.unsupported("the mean and inverse standard deviation outputs");
+  int64_t stash = c.attrInt("stash_type", 1);  // shoal's statistics are double whatever the stash type
+  if (c.outputUsed(1) || c.outputUsed(2)) {
+    // The statistics as outputs: mean and 1/sqrt(var + eps) over the normalized axes (kept as
+    // unit axes), in the stash type.
+    auto st = dtypeFromOnnx(int32_t(stash));
+    if (!st || !isFloat(*st)) c.unsupported(fmt::format("stash_type {}", onnxTypeName(int32_t(stash))));
+    std::vector<int64_t> axes;
+    for (int64_t d = axis; d < rank; ++d) axes.push_back(d);
+    Attrs r;
+    r.set("axes", axes);
+    r.set("keepdim", int64_t(1));
+    Value* x = c.value(0);
+    Value* mean = c.emit(OpKind::ReduceMean, {x}, r, "mean");
+    Value* diff = c.emit(OpKind::Sub, {x, mean}, {}, "centered");
+    Value* var = c.emit(OpKind::ReduceMean, {c.emit(OpKind::Mul, {diff, diff}, {}, "squared")}, r, "var");
+    Value* inv = c.emit(OpKind::Reciprocal,
+                        {c.emit(OpKind::Sqrt, {c.emit(OpKind::Add, {var, c.scalar(eps, c.dtype(0), "eps")}, {}, "var_eps")}, {},
+                                "std")},
+                        {}, "inv_std");
+    auto inStash = [&](Value* v, const std::string& suffix) {
+      if (*st == c.dtype(0)) return v;
+      Attrs a;
+      a.set("dtype", dtypeAttr(*st));
+      return c.emit(OpKind::Cast, {v}, a, suffix);
+    };
+    c.setOutput(1, inStash(mean, "mean_out"));
+    c.setOutput(2, inStash(inv, "inv_std_out"));
+  }
   Shape normalized(c.shape(0).begin() + axis, c.shape(0).end());
   std::vector<Value*> ins = {c.value(0)};
   for (size_t i = 1; i <= 2 && c.has(i); ++i) {
@@ -944,10 +974,6 @@ bool foldExpand(NodeContext& c) {
   return true;
 }
 
-// Known-only ops: lowering them needs a shoal op that does not exist yet.
-void lowerNeedsFamily(NodeContext& c) {
-  c.unsupported(fmt::format("{} on values computed at run time (shoal has no {} op yet)", c.opType(), c.opType()));
-}
 
 // Elementwise arithmetic on known tensors only (shape arithmetic on scalars).
 template <int kOp>
@@ -1039,8 +1065,10 @@ const std::vector<OpMapping>& table() {
       {"ReduceLogSum", lowerReduce},
       {"ReduceLogSumExp", lowerReduce},
       {"CumSum", lowerCumSum},
-      {"Floor", lowerNeedsFamily, foldUnaryMath<0>, /*foldOnly=*/true},
-      {"Ceil", lowerNeedsFamily, foldUnaryMath<1>, /*foldOnly=*/true},
+      {"Floor", lowerFloorCeil, foldUnaryMath<0>},
+      {"Ceil", lowerFloorCeil, foldUnaryMath<1>},
+      {"Round", lowerRound},
+      {"Shrink", lowerShrink},
       {"Sqrt", lowerUnaryMath, foldUnaryMath<2>},
       {"Abs", lowerUnaryMath, foldUnaryMath<3>},
       {"Exp", lowerUnaryMath, foldUnaryMath<4>},
@@ -1084,6 +1112,15 @@ const std::vector<OpMapping>& table() {
       {"OneHot", lowerOneHot},
       {"Resize", lowerResize},
       {"Upsample", lowerResize},
+      // sequences, as lists of values known at import
+      {"SequenceEmpty", lowerSequence},
+      {"SequenceConstruct", lowerSequence},
+      {"SequenceInsert", lowerSequence},
+      {"SequenceAt", lowerSequence},
+      {"SequenceErase", lowerSequence},
+      {"SequenceLength", lowerSequence},
+      {"SplitToSequence", lowerSequence},
+      {"ConcatFromSequence", lowerSequence},
   };
   return kOps;
 }

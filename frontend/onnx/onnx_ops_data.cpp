@@ -629,3 +629,109 @@ void lowerResize(NodeContext& c) {
 }
 
 }  // namespace shoal::onnx_import
+
+// ---- sequences (lists known at import) -----------------------------------------------------
+
+namespace shoal::onnx_import {
+
+namespace {
+
+// A position input (a scalar known at import: a constant or a fed input), in [-n, n + extra).
+int64_t sequencePosition(NodeContext& c, size_t i, int64_t n, int64_t extra) {
+  auto v = c.constantInts(i, "the position");
+  if (v.size() != 1) c.invalid("the position must be a scalar");
+  int64_t p = v[0];
+  if (p < -n || p >= n + extra) c.invalid(fmt::format("position {} is out of range for a sequence of {}", p, n));
+  return p < 0 ? p + n : p;
+}
+
+}  // namespace
+
+void lowerSequence(NodeContext& c) {
+  const std::string& op = c.opType();
+  if (op == "SequenceEmpty") {
+    c.attrInt("dtype", onnx::TensorProto::FLOAT);
+    return c.setSequenceOutput(0, {});
+  }
+  if (op == "SequenceConstruct") {
+    std::vector<Value*> els;
+    for (size_t i = 0; i < c.numInputs(); ++i) els.push_back(c.value(i));
+    return c.setSequenceOutput(0, std::move(els));
+  }
+  if (op == "SplitToSequence") {
+    const Shape& xs = c.shape(0);
+    int64_t axis = c.axis(c.attrInt("axis", 0), int64_t(xs.size()));
+    bool keep = c.attrInt("keepdims", 1) != 0;
+    int64_t n = xs[size_t(axis)];
+    std::vector<int64_t> sizes;
+    if (c.has(1)) {
+      const Tensor& t = c.constant(1, "the split");
+      auto v = c.constantInts(1, "the split");
+      if (t.shape().empty()) {
+        if (v[0] <= 0) c.invalid("the split size must be positive");
+        for (int64_t off = 0; off < n; off += v[0]) sizes.push_back(std::min(v[0], n - off));
+      } else {
+        sizes = v;
+      }
+    } else {
+      sizes.assign(size_t(n), 1);
+    }
+    std::vector<Value*> els;
+    int64_t off = 0;
+    for (size_t i = 0; i < sizes.size(); ++i) {
+      if (sizes[i] <= 0) c.unsupported("an empty split part");
+      if (off + sizes[i] > n) c.invalid("the split sizes exceed the axis");
+      Value* part = sliceOp(c, c.value(0), {off}, {off + sizes[i]}, {axis}, {1}, fmt::format("part{}", i));
+      if (!c.has(1) && !keep) {
+        Shape s = part->type().shape;
+        s.erase(s.begin() + axis);
+        part = c.reshape(part, s, fmt::format("part{}_squeezed", i));
+      }
+      els.push_back(part);
+      off += sizes[i];
+    }
+    if (off != n) c.invalid("the split sizes do not add up to the axis");
+    return c.setSequenceOutput(0, std::move(els));
+  }
+  std::vector<Value*> seq = c.sequence(0);
+  int64_t n = int64_t(seq.size());
+  if (op == "SequenceLength") {
+    Tensor t(DType::I64, {});
+    t.data<int64_t>()[0] = n;
+    return c.setKnownOutput(0, t);
+  }
+  if (op == "SequenceAt") return c.setOutput(0, seq[size_t(sequencePosition(c, 1, n, 0))]);
+  if (op == "SequenceInsert") {
+    int64_t p = c.has(2) ? sequencePosition(c, 2, n, 1) : n;
+    seq.insert(seq.begin() + p, c.value(1));
+    return c.setSequenceOutput(0, std::move(seq));
+  }
+  if (op == "SequenceErase") {
+    if (n == 0) c.invalid("erasing from an empty sequence");
+    int64_t p = c.has(1) ? sequencePosition(c, 1, n, 0) : n - 1;
+    seq.erase(seq.begin() + p);
+    return c.setSequenceOutput(0, std::move(seq));
+  }
+  // ConcatFromSequence
+  if (seq.empty()) c.invalid("concatenating an empty sequence");
+  bool newAxis = c.attrInt("new_axis", 0) != 0;
+  int64_t rank = seq[0]->type().rank() + (newAxis ? 1 : 0);
+  int64_t axis = c.axis(c.attrInt("axis"), rank);
+  std::vector<Value*> parts;
+  for (size_t i = 0; i < seq.size(); ++i) {
+    Value* v = seq[i];
+    if (newAxis) {
+      Shape s = v->type().shape;
+      s.insert(s.begin() + axis, 1);
+      v = c.reshape(v, s, fmt::format("element{}", i));
+    }
+    parts.push_back(v);
+  }
+  if (parts.size() == 1) return c.setOutput(0, parts[0]);
+  if (parts.size() > 64) c.unsupported(fmt::format("{} elements (shoal's concat takes at most 64)", parts.size()));
+  Attrs a;
+  a.set("axis", axis);
+  c.setOutput(0, c.emit(OpKind::Concat, parts, a));
+}
+
+}  // namespace shoal::onnx_import

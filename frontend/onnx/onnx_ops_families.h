@@ -34,6 +34,9 @@ void lowerReduce(NodeContext& c);        // ReduceSum/Mean/Max/Min/SumSquare/L1/
 void lowerArgMinMax(NodeContext& c);     // ArgMax, ArgMin (any axis, select_last_index)
 void lowerSoftmaxAnyAxis(NodeContext& c);  // Softmax, LogSoftmax (opset 13+ on any axis), Hardmax
 void lowerCumSum(NodeContext& c);
+void lowerFloorCeil(NodeContext& c);
+void lowerRound(NodeContext& c);
+void lowerShrink(NodeContext& c);
 
 // ---- onnx_ops_data.cpp
 void lowerTranspose(NodeContext& c);
@@ -50,5 +53,11 @@ void lowerTrilu(NodeContext& c);
 void lowerOneHot(NodeContext& c);
 void lowerBatchedMatMul(NodeContext& c);  // MatMul with a batched right operand
 void lowerResize(NodeContext& c);        // Resize, Upsample
+void lowerSequence(NodeContext& c);      // sequences as lists known at import
+
+// ---- onnx_ops_volume.cpp
+void lowerConv3d(NodeContext& c);
+void lowerPool3d(NodeContext& c, bool isMax);
+void lowerDilatedMaxPool(NodeContext& c);
 
 }  // namespace shoal::onnx_import

@@ -435,3 +435,72 @@ void lowerCumSum(NodeContext& c) {
 }
 
 }  // namespace shoal::onnx_import
+
+namespace shoal::onnx_import {
+
+namespace {
+
+// floor(x) (or ceil) from casts: below 2^52 (f64) or 2^23 (f32) in magnitude a float converts
+// to int64 exactly, truncating toward zero, and the truncation is off by one where x is not
+// whole; at or above it every float is whole, and NaN and the infinities are their own floor, so
+// those pass through unchanged (and never reach the cast).
+Value* floorLike(NodeContext& c, Value* x, bool ceil, const std::string& suffix) {
+  DType dt = x->type().dtype;
+  double big = dt == DType::F64 ? 4503599627370496.0 : 8388608.0;
+  Value* small = c.emit(OpKind::Less, {c.emit(OpKind::Abs, {x}, {}, suffix + "_abs"), c.scalar(big, dt, suffix + "_big")}, {},
+                        suffix + "_small");
+  Value* zero = c.scalar(0, dt, suffix + "_zero");
+  Value* safe = c.emit(OpKind::Where, {small, x, zero}, {}, suffix + "_safe");
+  Attrs toInt, toFloat;
+  toInt.set("dtype", std::string("i64"));
+  toFloat.set("dtype", std::string(dtypeName(dt)));
+  Value* t = c.emit(OpKind::Cast, {c.emit(OpKind::Cast, {safe}, toInt, suffix + "_int")}, toFloat, suffix + "_trunc");
+  Value* one = c.scalar(1, dt, suffix + "_one");
+  Value* off = c.emit(ceil ? OpKind::Less : OpKind::Greater, {t, safe}, {}, suffix + "_off");
+  Value* fixed = c.emit(OpKind::Where, {off, c.emit(ceil ? OpKind::Add : OpKind::Sub, {t, one}, {}, suffix + "_step"), t}, {},
+                        suffix + "_fixed");
+  return c.emit(OpKind::Where, {small, fixed, x}, {}, suffix);
+}
+
+}  // namespace
+
+void lowerFloorCeil(NodeContext& c) {
+  c.requireFloat(0);
+  ignoreConsumed(c);
+  c.setOutput(0, floorLike(c, c.value(0), c.opType() == "Ceil", c.opType() == "Ceil" ? "ceil" : "floor"));
+}
+
+// Round half to even: f = floor(x), d = x - f (exact); d > 1/2 rounds up, d < 1/2 down, and a
+// tie goes to whichever of f, f + 1 is even (f is odd when f/2 is not whole).
+void lowerRound(NodeContext& c) {
+  c.requireFloat(0);
+  DType dt = c.dtype(0);
+  Value* x = c.value(0);
+  Value* f = floorLike(c, x, false, "floor");
+  Value* d = c.emit(OpKind::Sub, {x, f}, {}, "fraction");
+  Value* half = c.scalar(0.5, dt, "half");
+  Value* up = c.emit(OpKind::Add, {f, c.scalar(1, dt, "one")}, {}, "up");
+  Value* halfF = scaled(c, f, 0.5, "half_floor");
+  Value* odd = c.emit(OpKind::NotEqual, {halfF, floorLike(c, halfF, false, "parity")}, {}, "odd");
+  Value* tie = c.emit(OpKind::Where, {odd, up, f}, {}, "tie");
+  Value* below = c.emit(OpKind::Where, {c.emit(OpKind::Less, {d, half}, {}, "below_half"), f, tie}, {}, "not_above");
+  c.setOutput(0, c.emit(OpKind::Where, {c.emit(OpKind::Greater, {d, half}, {}, "above_half"), up, below}, {}, "round"));
+}
+
+// Shrink: x < -lambd ? x + bias : (x > lambd ? x - bias : 0).
+void lowerShrink(NodeContext& c) {
+  c.requireFloat(0);
+  DType dt = c.dtype(0);
+  double lambd = c.attrFloat("lambd", 0.5), bias = c.attrFloat("bias", 0.0);
+  Value* x = c.value(0);
+  Value* hi = c.emit(OpKind::Where,
+                     {c.emit(OpKind::Greater, {x, c.scalar(lambd, dt, "lambd")}, {}, "above"),
+                      c.emit(OpKind::Sub, {x, c.scalar(bias, dt, "bias")}, {}, "minus_bias"), c.scalar(0, dt, "zero")},
+                     {}, "upper");
+  c.setOutput(0, c.emit(OpKind::Where,
+                        {c.emit(OpKind::Less, {x, c.scalar(-lambd, dt, "neg_lambd")}, {}, "below"),
+                         c.emit(OpKind::Add, {x, c.scalar(bias, dt, "bias2")}, {}, "plus_bias"), hi},
+                        {}, "shrink"));
+}
+
+}  // namespace shoal::onnx_import
