@@ -77,7 +77,8 @@ void lowerDropout(NodeContext& c) {
   }
   if (c.has(2)) {
     auto mode = c.constantInts(2, "training_mode");
-    if (!mode.empty() && mode[0] != 0) c.unsupported("dropout in training mode (training_mode=true)");
+    // Training mode draws a random mask, except at ratio 0, where it keeps everything.
+    if (!mode.empty() && mode[0] != 0 && rate != 0) c.unsupported("dropout in training mode (training_mode=true)");
   }
   c.requireFloat(0);
   Attrs a;
@@ -1069,6 +1070,7 @@ const std::vector<OpMapping>& table() {
       {"Ceil", lowerFloorCeil, foldUnaryMath<1>},
       {"Round", lowerRound},
       {"Shrink", lowerShrink},
+      {"LRN", lowerLRN},
       {"Sqrt", lowerUnaryMath, foldUnaryMath<2>},
       {"Abs", lowerUnaryMath, foldUnaryMath<3>},
       {"Exp", lowerUnaryMath, foldUnaryMath<4>},
@@ -1110,6 +1112,7 @@ const std::vector<OpMapping>& table() {
       {"SpaceToDepth", lowerDepthToSpace},
       {"Trilu", lowerTrilu},
       {"OneHot", lowerOneHot},
+      {"Compress", lowerCompress},
       {"Resize", lowerResize},
       {"Upsample", lowerResize},
       // sequences, as lists of values known at import

@@ -735,3 +735,30 @@ void lowerSequence(NodeContext& c) {
 }
 
 }  // namespace shoal::onnx_import
+
+namespace shoal::onnx_import {
+
+// Compress with a condition known at import (a constant, or an input a run feeds): a gather of
+// the positions where it holds (of the flattened input when there is no axis).
+void lowerCompress(NodeContext& c) {
+  const Tensor& cond = c.constant(1, "the condition");
+  if (cond.shape().size() != 1) c.invalid("the condition must be 1-D");
+  Value* x = c.value(0);
+  int64_t axis = 0;
+  if (c.hasAttr("axis")) {
+    axis = c.axis(c.attrInt("axis"), c.rank(0));
+  } else {
+    x = c.reshape(x, {numElements(c.shape(0))}, "flat");
+  }
+  int64_t n = x->type().shape[size_t(axis)];
+  if (cond.numElements() > n) c.invalid(fmt::format("the condition has {} elements, the axis {}", cond.numElements(), n));
+  std::vector<int64_t> keep;
+  for (int64_t i = 0; i < cond.numElements(); ++i)
+    if (cond.at(i) != 0) keep.push_back(i);
+  if (keep.empty()) c.unsupported("a condition that selects nothing (an empty result)");
+  Attrs a;
+  a.set("axis", axis);
+  c.setOutput(0, c.emit(OpKind::Gather, {x, c.constantValue(fold::ints(keep), "kept")}, a));
+}
+
+}  // namespace shoal::onnx_import

@@ -37,6 +37,7 @@ void lowerCumSum(NodeContext& c);
 void lowerFloorCeil(NodeContext& c);
 void lowerRound(NodeContext& c);
 void lowerShrink(NodeContext& c);
+void lowerLRN(NodeContext& c);
 
 // ---- onnx_ops_data.cpp
 void lowerTranspose(NodeContext& c);
@@ -53,7 +54,8 @@ void lowerTrilu(NodeContext& c);
 void lowerOneHot(NodeContext& c);
 void lowerBatchedMatMul(NodeContext& c);  // MatMul with a batched right operand
 void lowerResize(NodeContext& c);        // Resize, Upsample
-void lowerSequence(NodeContext& c);      // sequences as lists known at import
+void lowerSequence(NodeContext& c);
+void lowerCompress(NodeContext& c);      // sequences as lists known at import
 
 // ---- onnx_ops_volume.cpp
 void lowerConv3d(NodeContext& c);

@@ -504,3 +504,32 @@ void lowerShrink(NodeContext& c) {
 }
 
 }  // namespace shoal::onnx_import
+
+namespace shoal::onnx_import {
+
+// LRN: x / (bias + alpha/size · Σ x²)^beta, the sum over `size` neighbouring channels; the sum
+// over the window is an average pool with the padding counted (average · size), over [N, 1, C, rest].
+void lowerLRN(NodeContext& c) {
+  c.requireFloat(0);
+  const Shape& xs = c.shape(0);
+  if (xs.size() < 3) c.invalid(fmt::format("input must be [N, C, spatial...], got {}", c.type(0).str()));
+  int64_t size = c.attrInt("size");
+  if (size <= 0) c.invalid("size must be positive");
+  double alpha = c.attrFloat("alpha", 1e-4), beta = c.attrFloat("beta", 0.75), bias = c.attrFloat("bias", 1.0);
+  DType dt = c.dtype(0);
+  Value* x = c.value(0);
+  int64_t rest = numElements(xs) / (xs[0] * xs[1]);
+  Value* sq = c.reshape(c.emit(OpKind::Mul, {x, x}, {}, "square"), {xs[0], 1, xs[1], rest}, "channels");
+  Attrs p;
+  p.set("kernel", std::vector<int64_t>{size, 1});
+  p.set("stride", std::vector<int64_t>{1, 1});
+  p.set("padding", std::vector<int64_t>{(size - 1) / 2, 0, size - 1 - (size - 1) / 2, 0});
+  p.set("count_include_pad", int64_t(1));
+  p.set("ceil_mode", int64_t(0));
+  Value* avg = c.reshape(c.emit(OpKind::AvgPool2d, {sq}, p, "window_mean"), xs, "window_mean_nd");
+  Value* base = c.emit(OpKind::Add, {scaled(c, avg, alpha, "alpha"), c.scalar(bias, dt, "bias")}, {}, "base");
+  Value* den = c.emit(OpKind::Pow, {base, c.scalar(beta, dt, "beta")}, {}, "den");
+  c.setOutput(0, c.emit(OpKind::Div, {x, den}, {}, "lrn"));
+}
+
+}  // namespace shoal::onnx_import
