@@ -10,11 +10,14 @@
 #include <set>
 #include <unordered_map>
 
+#include <filesystem>
+
 #include "frontend/ir_flowchart.h"
 #include "frontend/label.h"
 #include "frontend/layers.h"
 #include "frontend/layers_conv.h"
 #include "frontend/layers_shape.h"
+#include "frontend/onnx/onnx_import.h"
 #include "support/file_util.h"
 #include "ir/parser.h"
 #include "ir/shape_inference.h"
@@ -159,6 +162,7 @@ class Lowering {
   void lowerConv2d(PNode& p, std::vector<Value*>& ins);
   void lowerDense(PNode& p, std::vector<Value*>& ins);
   void lowerPool(PNode& p, std::vector<Value*>& ins);
+  void lowerOnnx(PNode& p, std::vector<Value*>& ins);
   void lowerOp(PNode& p, std::vector<Value*>& ins);
 
   // ==== family elementwise: elementwise math, comparisons, where, reductions ====
@@ -882,6 +886,47 @@ void Lowering::lowerPool(PNode& p, std::vector<Value*>& ins) {
                                          *stride, pad, p.loc, *ceilMode, *countPad));
 }
 
+// An imported ONNX model as one node: the edges feed its inputs in order, the node's value is
+// its output (the first, or the one output= names); its initializers become parameters under
+// their ONNX names, with the model's values (so a train stage fine-tunes it).
+void Lowering::lowerOnnx(PNode& p, std::vector<Value*>& ins) {
+  Graph& g = *pipe_.model;
+  const std::string& id = p.decl->id;
+  const LabelArg* pathArg = arg(p, "path");
+  if (!pathArg) return error(p.label.opLoc, fmt::format("onnx '{}' needs path=model.onnx", id)), void(p.poisoned = true);
+  auto path = stringArg(p, "path", "");
+  auto output = stringArg(p, "output", "");
+  if (!path || !output) return void(p.poisoned = true);
+  if (ins.empty()) return error(p.loc, fmt::format("onnx '{}' has no input: draw an edge into it", id)), void(p.poisoned = true);
+  // A relative path is the working directory's, else the pipeline file's folder's.
+  namespace fs = std::filesystem;
+  std::string file = *path;
+  std::error_code ec;
+  if (fs::path(file).is_relative() && !fs::exists(file, ec)) {
+    fs::path besides = fs::path(doc_.file).parent_path() / file;
+    if (fs::exists(besides, ec)) file = besides.string();
+  }
+  OnnxModelInfo info;
+  auto outs = importOnnxInto(g, file, ins, id, p.loc, {}, &info);
+  if (!outs) {
+    error(pathArg->valueLoc, outs.error().error.message());
+    return void(p.poisoned = true);
+  }
+  if (outs->empty()) return error(pathArg->valueLoc, fmt::format("onnx '{}': the model has no outputs", id)), void(p.poisoned = true);
+  Value* v = outs->front();
+  if (!output->empty()) {
+    auto it = std::find(info.outputs.begin(), info.outputs.end(), *output);
+    if (it == info.outputs.end()) {
+      std::string names;
+      for (const std::string& o : info.outputs) names += (names.empty() ? "" : ", ") + o;
+      error(arg(p, "output")->valueLoc, fmt::format("the model has no output '{}' (its outputs: {})", *output, names));
+      return void(p.poisoned = true);
+    }
+    v = (*outs)[size_t(it - info.outputs.begin())];
+  }
+  p.value = v;
+}
+
 std::optional<AttrValue> Lowering::attrFromArg(const LabelArg& a, const AttrSpec& spec) {
   const AttrValue& v = a.value;
   switch (spec.kind) {
@@ -1358,6 +1403,7 @@ const std::vector<LayerSpec>& layerSpecs() {
       {"dense", Role::Layer, {"units", "activation", "bias"}, &Lowering::lowerDense},
       {"maxpool", Role::Layer, {"size", "stride", "padding", "ceil_mode"}, &Lowering::lowerPool},
       {"avgpool", Role::Layer, {"size", "stride", "padding", "ceil_mode", "count_include_pad"}, &Lowering::lowerPool},
+      {"onnx", Role::Layer, {"path", "output"}, &Lowering::lowerOnnx},
       // ==== family elementwise: elementwise math, comparisons, where, reductions ====
       {"gelu", Role::Layer, {"approximate"}, &Lowering::lowerGelu},
       {"where", Role::Layer, {}, &Lowering::lowerWhere, /*positional=*/false, /*ownsEdgeLabels=*/true},
@@ -1507,6 +1553,14 @@ std::optional<Pipeline> loadPipelineText(std::string_view text, const std::strin
 }
 
 std::optional<Pipeline> loadPipelineFile(const std::string& path, DiagnosticEngine& diags) {
+  if (isOnnxPath(path)) {
+    auto p = importOnnxFile(path);
+    if (!p) {
+      diags.report(p.error().error);
+      return std::nullopt;
+    }
+    return std::move(*p);
+  }
   auto bytes = readFileBytes(path, kPipelineFileLimit);
   if (!bytes) {
     diags.error({}, bytes.error().message());

@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "codegen/cuda_codegen.h"
+#include "frontend/onnx/onnx_import.h"
 #include "frontend/pipeline_loader.h"
 #include "ir/export.h"
 #include "support/file_util.h"
@@ -20,6 +21,8 @@
 #include "runtime/cpu/interpreter.h"
 #include "runtime/differential.h"
 #include "runtime/trainer.h"
+#include "tools/onnx_commands.h"
+#include "tools/tensor_text.h"
 
 namespace shoal {
 namespace {
@@ -182,43 +185,12 @@ struct RunOptions {
   bool verbose = false;
   bool tf32 = false;
   bool profile = false;
+  std::vector<std::string> inputs;  ///< --input NAME=FILE (.pb or .npy) for models with tensor inputs
+  int64_t repeat = 0;               ///< --repeat N: time N more runs (ONNX models)
   bool check = false;       ///< --check: compare every node with the float64 interpreter
   int64_t checkSteps = 3;   ///< --check-steps N
   DifferentialTolerance checkTolerance;  ///< --check-rtol, --check-atol
 };
-
-nlohmann::ordered_json tensorJson(const Tensor& t) {
-  // Nested lists, outermost dimension first; integers stay integers.
-  std::function<nlohmann::ordered_json(size_t, int64_t&)> rec = [&](size_t dim, int64_t& flat) -> nlohmann::ordered_json {
-    if (dim == t.shape().size()) {
-      double v = t.at(flat++);
-      if (!isFloat(t.dtype())) return int64_t(v);
-      return v;
-    }
-    nlohmann::ordered_json arr = nlohmann::ordered_json::array();
-    for (int64_t i = 0; i < t.shape()[dim]; ++i) arr.push_back(rec(dim + 1, flat));
-    return arr;
-  };
-  int64_t flat = 0;
-  return rec(0, flat);
-}
-
-std::string formatNumber(double v, bool isInt) {
-  if (isInt) return fmt::format("{}", int64_t(v));
-  if (v == std::floor(v) && std::abs(v) < 1e15) return fmt::format("{}", int64_t(v));
-  return fmt::format("{:.6g}", v);
-}
-
-std::string tensorText(const Tensor& t) {
-  std::function<std::string(size_t, int64_t&)> rec = [&](size_t dim, int64_t& flat) -> std::string {
-    if (dim == t.shape().size()) return formatNumber(t.at(flat++), !isFloat(t.dtype()));
-    std::string s = "[";
-    for (int64_t i = 0; i < t.shape()[dim]; ++i) s += (i ? "," : "") + rec(dim + 1, flat);
-    return s + "]";
-  };
-  int64_t flat = 0;
-  return rec(0, flat);
-}
 
 class ProgressPrinter {
  public:
@@ -250,15 +222,27 @@ void reportWarning(const Error& w) {
 // Inference over a pipeline whose inputs are all literals: run once, print every output.
 int runLiterals(const CommonOptions& c, const RunOptions& r, const Pipeline& p, DeviceKind kind,
                 nlohmann::ordered_json& report) {
+  TensorMap feeds;
   if (!p.model->inputNodes().empty()) {
-    Node* in = p.model->inputNodes().front();
-    // An IR file's nodes keep the locations of the pipeline they came from: the error is about
-    // this file, so it names it.
-    Location where = in->loc();
-    if (where.file != p.file) where = Location{p.file, 0, 0, where.node};
-    return reportError(Error(fmt::format("input '{}' ({}) has no data: give the pipeline a data input, or use the C++ API to feed it",
-                                         in->attrs().getString("name"), in->result()->type().str()),
-                             where));
+    if (r.inputs.empty()) {
+      Node* in = p.model->inputNodes().front();
+      // An IR file's nodes keep the locations of the pipeline they came from: the error is about
+      // this file, so it names it.
+      Location where = in->loc();
+      if (where.file != p.file) where = Location{p.file, 0, 0, where.node};
+      return reportError(Error(fmt::format("input '{}' ({}) has no data: give it with --input {}=FILE (.pb or .npy), "
+                                           "give the pipeline a data input, or use the C++ API to feed it",
+                                           in->attrs().getString("name"), in->result()->type().str(),
+                                           in->attrs().getString("name")),
+                               where));
+    }
+    std::vector<std::string> names;
+    for (Node* in : p.model->inputNodes()) names.push_back(in->attrs().getString("name"));
+    auto read = readInputFiles(r.inputs, names);
+    if (!read) return reportError(read.error());
+    feeds = std::move(*read);
+  } else if (!r.inputs.empty()) {
+    return reportError(Error(fmt::format("--input: '{}' has no tensor inputs to feed", c.file)));
   }
   auto dev = pipelineDevice(p, kind);
   if (!dev) return reportError(dev.error());
@@ -282,7 +266,7 @@ int runLiterals(const CommonOptions& c, const RunOptions& r, const Pipeline& p, 
     auto ok = m.setPersistent(values, r.weights);
     if (!ok) return reportError(ok.error());
   }
-  auto out = m.run({});
+  auto out = m.run(feeds);
   if (!out) return reportError(out.error());
   report["device"] = dev->description;
   nlohmann::ordered_json outputs;
@@ -352,6 +336,20 @@ int runCheckAgainstReference(const CommonOptions& c, const RunOptions& r, const 
 }
 
 int runRun(const CommonOptions& c, const RunOptions& r) {
+  if (isOnnxPath(c.file)) {
+    // An ONNX model is imported for the shapes of the tensors fed (its symbolic dimensions
+    // bound by them) and run once (or timed with --repeat).
+    if (r.epochs || r.evaluate || !r.weights.empty() || r.seed || r.profile || r.check)
+      return reportError(Error("--epochs, --evaluate, --weights, --seed, --profile and --check apply to pipelines, not to "
+                               "an ONNX model (its weights are its initializers; 'shoal conformance' checks its outputs)"));
+    OnnxRunOptions o{c.file, r.inputs, r.device, r.repeat, r.tf32, r.verbose};
+    nlohmann::ordered_json report;
+    int rc = runOnnxModel(o, report);
+    if (rc != kOk) return rc;
+    if (!r.report.empty() && !emit(r.report, report.dump(2) + "\n")) return kUserError;
+    return kOk;
+  }
+  if (r.repeat) return reportError(Error("--repeat applies to ONNX models"));
   auto p = load(c.file);
   if (!p) return kUserError;
   auto kind = parseDeviceKind(r.device);
@@ -417,12 +415,13 @@ int runRun(const CommonOptions& c, const RunOptions& r) {
 }
 
 int main(int argc, char** argv) {
-  CLI::App app{"shoal: a graph-compiling deep learning runtime. Pipelines are Mermaid flowcharts (.mmd) or IR text."};
+  CLI::App app{"shoal: a graph-compiling deep learning runtime. Pipelines are Mermaid flowcharts (.mmd) or IR text; "
+               "ONNX models (.onnx) are imported."};
   app.require_subcommand(1);
   app.set_version_flag("--version", "shoal 0.1.0");
   CommonOptions common;
   auto addCommon = [&](CLI::App* cmd, bool train) {
-    cmd->add_option("FILE", common.file, "pipeline (.mmd) or IR text file")->required();
+    cmd->add_option("FILE", common.file, "pipeline (.mmd), IR text file or ONNX model (.onnx)")->required();
     if (train) cmd->add_flag("--train", common.train, "compile the training step (forward, loss, backward, update)");
     cmd->add_option("--disable-pass", common.disabled, "skip the named pass (repeatable)");
     cmd->add_option("--memory-limit", common.memoryLimit,
@@ -493,6 +492,29 @@ int main(int argc, char** argv) {
                      "absolute tolerance of --check (default 1e-5); see README for the rule")
       ->check(CLI::NonNegativeNumber)
       ->needs(checkFlag);
+  runCmd->add_option("--input", run.inputs,
+                     "NAME=FILE (or FILE, for the next input): a tensor input's value, an ONNX TensorProto (.pb) or "
+                     "a NumPy array (.npy); repeatable");
+  runCmd->add_option("--repeat", run.repeat, "ONNX models: time N more runs after the first (median in the report)")
+      ->check(CLI::NonNegativeNumber);
+
+  ConformanceOptions conf;
+  auto* confCmd = app.add_subcommand("conformance",
+                                     "run ONNX backend test cases (model.onnx + test_data_set_*): PASS, FAIL or SKIP each");
+  confCmd->add_option("DIR", conf.dirs, "test-case folders, or folders of them (e.g. .../onnx/backend/test/data/node)")
+      ->required();
+  confCmd->add_option("--device", conf.device, "cpu | cuda (default cpu)");
+  confCmd->add_option("--report", conf.report, "write every case's result as JSON here");
+  confCmd->add_option("--rtol", conf.rtol, "relative tolerance (default 1e-3, as ONNX's runner)");
+  confCmd->add_option("--atol", conf.atol, "absolute tolerance (default 1e-7, as ONNX's runner)");
+  confCmd->add_option("--timeout", conf.timeoutSeconds, "seconds per case (default 300)")->check(CLI::PositiveNumber);
+  bool noIsolate = false;
+  confCmd->add_flag("--no-isolate", noIsolate, "run the cases in this process (a crash then ends the run)");
+  confCmd->add_flag("--verbose", conf.verbose, "print whole messages for failures and skips");
+  confCmd->add_option("--expect", conf.expect,
+                      "expectation file (PASS <case> / FAIL <case> <reason> lines; other cases must skip): exit 0 only "
+                      "when every case does what it says");
+  confCmd->add_option("--write-expect", conf.writeExpect, "write this run's results as an expectation file");
 
   try {
     app.parse(argc, argv);
@@ -505,6 +527,11 @@ int main(int argc, char** argv) {
     if (dumpCmd->parsed()) return runDump(common, dump);
     if (compileCmd->parsed()) return runCompile(common, arch, verbose);
     if (runCmd->parsed()) return runRun(common, run);
+    if (confCmd->parsed()) {
+      if (conf.device == "gpu") conf.device = "cuda";
+      conf.isolate = !noIsolate;
+      return runConformance(conf);
+    }
   } catch (const std::bad_alloc&) {
     std::cerr << "error: out of memory\n";
     return kUserError;
