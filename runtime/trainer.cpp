@@ -495,7 +495,10 @@ Expected<std::unique_ptr<ModelPrograms>> createPipelineTrainer(const Pipeline& p
   if (cfg.loss != "softmax_cross_entropy" && !cfg.oneHotTargets)
     return fail(fmt::format("the pipeline's data are class labels: loss {} needs its targets as their one-hot rows", cfg.loss),
                 cfg.loc);
-  auto m = ModelPrograms::createTraining(std::shared_ptr<const Graph>(p.model->clone()), cfg, p.logitsName, cfg.batch,
+  // The first step compiled is the one the run takes most: each rank's share of the batch.
+  int64_t batch = opts.batch.value_or(cfg.batch);
+  if (opts.comm && opts.comm->size() > 1 && batch % opts.comm->size() == 0) batch /= opts.comm->size();
+  auto m = ModelPrograms::createTraining(std::shared_ptr<const Graph>(p.model->clone()), cfg, p.logitsName, batch,
                                          device, programOptions(opts));
   if (!m) return Unexpected(m.error());
   (*m)->initialize(cfg.seed);

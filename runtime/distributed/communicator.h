@@ -56,6 +56,8 @@ class Communicator {
   /// implementation can reach them) with `why`. For a rank that fails while the others may
   /// be waiting for it.
   virtual void abort(const std::string& why) { (void)why; }
+  /// Says this rank finished normally (its going away is then no failure for the others).
+  virtual void finish() {}
 };
 
 /// "sum", "mean", "min", "max"; nullopt otherwise.

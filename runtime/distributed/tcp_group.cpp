@@ -112,9 +112,13 @@ Expected<int> listenOn(const RendezvousOptions& o) {
 }
 
 // Connects to rank 0, retrying (it may not listen yet) until the deadline.
-Expected<int> connectTo(const RendezvousOptions& o, Clock::time_point deadline) {
+// `interrupted`, asked between attempts, may end the wait with an error of its own.
+Expected<int> connectTo(const RendezvousOptions& o, Clock::time_point deadline,
+                        const std::function<std::optional<Error>()>& interrupted = {}) {
   std::string err;
   for (;;) {
+    if (interrupted)
+      if (auto e = interrupted()) return Unexpected(*e);
     auto res = resolve(o, false);
     if (!res) return Unexpected(res.error());
     for (addrinfo* a = *res; a; a = a->ai_next) {
@@ -270,8 +274,22 @@ Expected<std::unique_ptr<TcpGroup>> TcpGroup::join(const RendezvousOptions& opts
         return fail(fmt::format("rendezvous: rank {} left before the run started", k));
     return g;
   }
+  // Rank 0 may turn this rank away after its first connection (a wrong world size): then
+  // the answer waits on that connection, and the second one would never be accepted.
+  auto turnedAway = [&]() -> std::optional<Error> {
+    if (g->data_.empty()) return std::nullopt;
+    pollfd pfd{g->data_[0], POLLIN, 0};
+    if (::poll(&pfd, 1, 0) <= 0) return std::nullopt;
+    uint32_t head[2];
+    if (!recvAll(g->data_[0], head, sizeof head, Clock::now() + std::chrono::seconds(2)) || head[0] == 0 ||
+        head[1] > (1u << 20))
+      return Error(fmt::format("rendezvous: rank 0 at {}:{} closed the connection", opts.address, opts.port));
+    std::string text(head[1], '\0');
+    (void)recvAll(g->data_[0], text.data(), text.size(), Clock::now() + std::chrono::seconds(2));
+    return Error("rendezvous: rank 0 turned rank " + std::to_string(opts.rank) + " away: " + text);
+  };
   for (uint32_t kind : {kData, kControl}) {
-    auto fd = connectTo(opts, deadline);
+    auto fd = connectTo(opts, deadline, turnedAway);
     if (!fd) return Unexpected(fd.error());
     Hello h;
     h.kind = kind;

@@ -65,7 +65,7 @@ class TcpGroup final : public Communicator {
              std::function<std::optional<std::string>()> poll = {});
   /// Says this rank finished normally (its connection closing is then no failure) and stops
   /// the watchdog.
-  void finish();
+  void finish() override;
 
  private:
   TcpGroup() = default;
