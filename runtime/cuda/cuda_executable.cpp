@@ -742,8 +742,12 @@ Expected<Executable::Accumulated> CudaExecutable::takeAccumulated() {
   const size_t bytes = size_t(im.accum->bytes());
   if (auto ok = ctx.copyToHost(im.accumHost.data(), im.accum->data(), bytes, "metric accumulators"); !ok)
     return Unexpected(ok.error());
-  if (auto ok = ctx.synchronize("accumulated steps of '" + program_.graph->name() + "'"); !ok)
+  if (auto ok = ctx.synchronize("accumulated steps of '" + program_.graph->name() + "'"); !ok) {
+    // A collective's failure says more than the stream's error.
+    if (comm_)
+      if (auto nccl = comm_->checkAsyncError(); !nccl) return fail(ok.error().message() + " (" + nccl.error().message() + ")");
     return Unexpected(ok.error());
+  }
   if (auto ok = ctx.memsetZero(im.accum->data(), bytes, "metric accumulators"); !ok) return Unexpected(ok.error());
   im.accumSteps = 0;
   const auto* d = static_cast<const double*>(im.accumHost.data());

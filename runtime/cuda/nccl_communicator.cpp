@@ -28,7 +28,7 @@ class NcclCommunicator final : public Communicator {
   ~NcclCommunicator() override {
     // Destroying a communicator whose peers are gone can block; a finished run destroys it,
     // a failed one leaves it to the process's exit.
-    if (comm_ && finished_) (void)ncclLibrary()->ncclCommDestroy(comm_);
+    if (comm_.load() && finished_) (void)ncclLibrary()->ncclCommDestroy(comm_.load());
   }
   Expected<void> init() {
     ncclUniqueId id;
@@ -45,7 +45,6 @@ class NcclCommunicator final : public Communicator {
   int size() const override { return tcp_->size(); }
   std::string kind() const override { return "nccl"; }
   TcpGroup& tcp() { return *tcp_; }
-  ncclComm_t comm() const { return comm_; }
 
   Expected<void> allReduceHost(void* data, DType dtype, int64_t count, ReduceKind op) override {
     return tcp_->allReduceHost(data, dtype, count, op);
@@ -71,7 +70,7 @@ class NcclCommunicator final : public Communicator {
       case ReduceKind::Min: nop = ncclMin; break;
       case ReduceKind::Max: nop = ncclMax; break;
     }
-    auto r = ncclLibrary()->ncclAllReduce(data, data, size_t(count), type, nop, comm_, static_cast<cudaStream_t>(stream));
+    auto r = ncclLibrary()->ncclAllReduce(data, data, size_t(count), type, nop, comm_.load(), static_cast<cudaStream_t>(stream));
     if (r != ncclSuccess) return fail("ncclAllReduce: " + ncclError(r) + asyncDetail());
     return {};
   }
@@ -88,15 +87,16 @@ class NcclCommunicator final : public Communicator {
     return {};
   }
   std::optional<std::string> asyncError() const {
-    if (!comm_) return std::nullopt;
+    ncclComm_t comm = comm_.load();
+    if (!comm) return std::nullopt;
     ncclResult_t async = ncclSuccess;
-    if (auto r = ncclLibrary()->ncclCommGetAsyncError(comm_, &async); r != ncclSuccess) return "NCCL: " + ncclError(r);
+    if (auto r = ncclLibrary()->ncclCommGetAsyncError(comm, &async); r != ncclSuccess) return "NCCL: " + ncclError(r);
     if (async != ncclSuccess && async != ncclInProgress) return "NCCL error: " + ncclError(async);
     return std::nullopt;
   }
   void abort(const std::string& why) override {
     tcp_->abort(why);
-    if (comm_ && !aborted_.exchange(true)) (void)ncclLibrary()->ncclCommAbort(comm_);
+    if (comm_.load() && !aborted_.exchange(true)) (void)ncclLibrary()->ncclCommAbort(comm_.load());
   }
   void finish() override {
     finished_ = true;
@@ -109,7 +109,7 @@ class NcclCommunicator final : public Communicator {
     return why ? " (" + *why + ")" : "";
   }
   std::unique_ptr<TcpGroup> tcp_;
-  ncclComm_t comm_ = nullptr;
+  std::atomic<ncclComm_t> comm_{nullptr};  ///< read by the watchdog while init() runs
   std::atomic<bool> aborted_{false};
   bool finished_ = false;
 };
