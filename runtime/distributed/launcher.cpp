@@ -106,6 +106,7 @@ int launchRanks(const LaunchOptions& opts) {
 
   using Clock = std::chrono::steady_clock;
   std::optional<Clock::time_point> killAt;
+  bool killedAll = false;
   int result = 0;
   char buf[65536];
   for (;;) {
@@ -147,6 +148,13 @@ int launchRanks(const LaunchOptions& opts) {
         c.running = false;
         c.status = status;
         const bool ok = WIFEXITED(status) && WEXITSTATUS(status) == 0;
+        // After the first failure the others are stopped with SIGTERM (SIGKILL after the
+        // grace): any other way a rank ends is news too (the rank that died, when a rank that
+        // noticed it was reaped first).
+        const bool stoppedByUs = result != 0 && WIFSIGNALED(status) &&
+                                 (WTERMSIG(status) == SIGTERM || (WTERMSIG(status) == SIGKILL && killedAll));
+        if (!ok && result != 0 && !stoppedByUs)
+          std::fprintf(stderr, "shoal: error: %s\n", describeExit(r, status).c_str());
         if (!ok && result == 0) {
           result = 1;
           std::fprintf(stderr, "shoal: error: %s; stopping the other ranks\n", describeExit(r, status).c_str());
@@ -162,6 +170,7 @@ int launchRanks(const LaunchOptions& opts) {
       for (Child& o : children)
         if (o.running) ::kill(o.pid, SIGKILL);
       killAt.reset();
+      killedAll = true;
     }
     bool anyOpen = false;
     for (const Child& c : children) anyOpen |= c.out >= 0 || c.err >= 0;
