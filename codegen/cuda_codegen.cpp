@@ -297,6 +297,15 @@ void NodeEmitter::copy(const Value* src, const Value* dst) {
   module_.steps.push_back(std::move(step));
 }
 
+void NodeEmitter::allReduce() {
+  CudaStep step;
+  step.kind = CudaStepKind::AllReduce;
+  step.node = &node_;
+  step.args = {{CudaArgKind::Value, node_.input(0)}, {CudaArgKind::Value, node_.result()}};
+  step.bytes = int64_t(node_.result()->type().byteSize());
+  module_.steps.push_back(std::move(step));
+}
+
 void NodeEmitter::constant() {
   CudaStep step;
   step.kind = CudaStepKind::Constant;
@@ -506,6 +515,9 @@ Expected<void> emitNode(NodeEmitter& em) {
     case OpKind::BceWithLogitsGrad: return cudagen::emitBceWithLogitsGrad(em);
     case OpKind::OneHot: return cudagen::emitOneHot(em);
     case OpKind::GlobalSumSquares: return cudagen::emitGlobalSumSquares(em);
+    case OpKind::AllReduce:
+      em.allReduce();
+      return {};
     // (end of family train)
 
     case OpKind::Input:
@@ -577,6 +589,11 @@ std::string planComment(const CudaModuleSource& m) {
         break;
       case CudaStepKind::Constant:
         what = fmt::format("constant %{} ({} bytes, uploaded)", s.args[0].value->name(), s.bytes);
+        break;
+      case CudaStepKind::AllReduce:
+        what = fmt::format("all_reduce %{} -> %{} ({} bytes, {} over {} ranks)", s.args[0].value->name(),
+                           s.args[1].value->name(), s.bytes, s.node->attrs().getString("op"),
+                           s.node->attrs().getInt("ranks"));
         break;
     }
     out += cudagen::fill("//   ${N}. ${W}\n", {{"N", std::to_string(i + 1)}, {"W", what}});

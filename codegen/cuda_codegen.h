@@ -46,6 +46,9 @@ enum class CudaStepKind {
   Copy,      ///< device-to-device copy of `bytes` from args[0] to args[1] (flatten, reshape,
              ///< same-type cast); skipped when both are the same buffer
   Constant,  ///< fill the node's result with its literal (the executor uploads it)
+  AllReduce, ///< all_reduce: copy args[0] into args[1] (unless the same buffer), then combine
+             ///< args[1] over the ranks in place through the executable's communicator (NCCL);
+             ///< adjacent AllReduce steps go out as one group (a bucket)
 };
 
 /// One step of the launch plan, in execution order.
@@ -57,7 +60,7 @@ struct CudaStep {
   unsigned grid[2] = {1, 1};   ///< Kernel: grid x, y
   unsigned block = 256;        ///< Kernel: threads per block (x)
   CudaGemmCall gemm;           ///< Gemm
-  int64_t bytes = 0;           ///< Copy
+  int64_t bytes = 0;           ///< Copy, AllReduce
 };
 
 /// The user errors kernels can detect (the CPU interpreter reports the same ones).

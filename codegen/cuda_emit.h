@@ -84,6 +84,8 @@ class NodeEmitter {
   void gemm(const CudaGemmCall& call);
   /// Adds a device-to-device copy of the whole of `src` into `dst`.
   void copy(const Value* src, const Value* dst);
+  /// Adds the step of an all_reduce node: its operand combined over the ranks into its result.
+  void allReduce();
   /// Adds the step that gives a constant node its value.
   void constant();
   /// Registers an error site of this node; returns its index for the kernel to report at.

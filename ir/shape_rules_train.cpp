@@ -104,4 +104,15 @@ Expected<Types> shapeGlobalSumSquares(const Node& n) {
   return Types{{first->type().dtype, {}}};
 }
 
+Expected<Types> shapeAllReduce(const Node& n) {
+  const Value* x = n.input(0);
+  SHOAL_SHAPE_TRY(requireFloat(n, x, "operand"));
+  const std::string& op = n.attrs().getString("op");
+  if (op != "sum" && op != "mean")
+    return Unexpected(shapeError(n, fmt::format("op must be sum or mean, got '{}'", op)));
+  if (int64_t ranks = n.attrs().getInt("ranks"); ranks < 1)
+    return Unexpected(shapeError(n, fmt::format("ranks must be 1 or more, got {}", ranks)));
+  return Types{x->type()};
+}
+
 }  // namespace shoal::shape

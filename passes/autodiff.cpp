@@ -170,7 +170,7 @@ class AutodiffPass : public Pass {
   }
   Expected<bool> run(Graph& g, PassContext& ctx) override {
     if (!ctx.train) return false;
-    auto ok = appendTrainingStep(g, *ctx.train);
+    auto ok = appendTrainingStep(g, *ctx.train, "logits", ctx.ranks);
     if (!ok) return Unexpected(ok.error());
     return true;
   }
@@ -299,7 +299,7 @@ struct UpdateOperands {
 
 }  // namespace
 
-Expected<void> appendTrainingStep(Graph& g, const TrainConfig& cfg, const std::string& logitsOutput) {
+Expected<void> appendTrainingStep(Graph& g, const TrainConfig& cfg, const std::string& logitsOutput, int ranks) {
   // Everything a user can get wrong is checked before the graph changes.
   Value* logits = g.outputValue(logitsOutput);
   if (!logits) return fail(fmt::format("the model has no output named '{}' to train", logitsOutput), cfg.loc);
@@ -380,6 +380,17 @@ Expected<void> appendTrainingStep(Graph& g, const TrainConfig& cfg, const std::s
   auto grads = appendBackward(g, *loss);
   if (!grads) return Unexpected(grads.error());
   if (grads->empty()) return fail("no parameter of the model influences the loss", cfg.loc);
+  if (ranks < 1) return fail(fmt::format("data-parallel ranks must be 1 or more, got {}", ranks), cfg.loc);
+
+  // Data parallelism: every gradient averaged over the ranks, before anything reads it.
+  if (ranks > 1) {
+    for (ParamGradient& pg : *grads) {
+      SHOAL_TRY_ASSIGN(avg, e.emit(OpKind::AllReduce, {pg.grad},
+                                   attrsOf({{"op", std::string("mean")}, {"ranks", int64_t(ranks)}}),
+                                   pg.grad->name() + ".all_reduce", cfg.loc));
+      pg.grad = avg;
+    }
+  }
 
   // Gradient clipping by global norm: the squared norm of every gradient (a global_sum_squares
   // per 64 gradients, the op's operand limit, then their sum), then the factor every update

@@ -56,7 +56,14 @@ Expected<void> appendGradients(Graph& g, const std::string& lossOutput = "loss")
 /// logits not rank 2 where labels are read, unknown loss or optimizer, settings that do not
 /// fit them (label smoothing without cross-entropy, Nesterov without momentum), a name clash
 /// with an existing input/output, no params to train.
-Expected<void> appendTrainingStep(Graph& g, const TrainConfig& cfg, const std::string& logitsOutput = "logits");
+///
+/// With `ranks` > 1 (data parallelism) every gradient is averaged over the ranks right after
+/// the backward pass: `%p.grad.all_reduce = all_reduce(%p.grad) {op="mean", ranks=N}`, one per
+/// gradient, adjacent (the GPU sends them as one bucket); clipping and the updates read the
+/// averages. Each rank's loss is the mean over its rows, so the average over equal shards is
+/// the gradient of the mean over all of them: one step of the whole batch.
+Expected<void> appendTrainingStep(Graph& g, const TrainConfig& cfg, const std::string& logitsOutput = "logits",
+                                  int ranks = 1);
 
 /// The "autodiff" pass: appendTrainingStep with ctx.train and the output "logits". Without a
 /// training configuration (ctx.train null) it leaves the graph unchanged.

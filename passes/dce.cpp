@@ -8,9 +8,11 @@ namespace shoal {
 namespace {
 
 // Outputs and in-place updates are kept whatever uses them; inputs, params and state too,
-// since they are part of the graph's interface (fed by callers, saved in checkpoints).
+// since they are part of the graph's interface (fed by callers, saved in checkpoints); and
+// collectives, which every rank must run alike.
 bool isRoot(const Node& n) {
-  return n.numResults() == 0 || n.kind() == OpKind::Input || isPersistentSource(n.kind());
+  return n.numResults() == 0 || n.kind() == OpKind::Input || isPersistentSource(n.kind()) ||
+         n.info().traits.isCollective;
 }
 
 class DeadCodeEliminationPass : public Pass {

@@ -19,6 +19,7 @@ struct TrainConfig;
 struct PassContext {
   DiagnosticEngine* diags = nullptr;     ///< where passes report user errors (may be null)
   const TrainConfig* train = nullptr;    ///< set when compiling a training step
+  int ranks = 1;                         ///< data-parallel ranks the training step's gradients are averaged over
 };
 
 /// A graph-to-graph transformation with a name and a one-line summary.

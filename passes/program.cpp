@@ -23,6 +23,7 @@ Expected<Program> compileProgram(std::unique_ptr<Graph> g, const CompileOptions&
   PassContext ctx;
   ctx.diags = opts.diags;
   ctx.train = opts.train;
+  ctx.ranks = opts.ranks;
   auto ok = pm.run(*g, ctx);
   if (!ok) return Unexpected(ok.error());
   Program p;

@@ -19,6 +19,9 @@ struct Program {
 /// How to compile a graph into a Program.
 struct CompileOptions {
   const TrainConfig* train = nullptr;   ///< set: build the training step (autodiff + optimizer)
+  /// Data-parallel ranks: with more than 1, the training step averages every gradient over
+  /// them (an all_reduce after the backward pass, before clipping and the updates).
+  int ranks = 1;
   std::set<std::string> disabledPasses;
   std::string stopAfter;                ///< stop the pipeline after this pass (dumps)
   bool verifyEach = verifyEachDefault();

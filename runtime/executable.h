@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "passes/program.h"
+#include "runtime/distributed/communicator.h"
 #include <shoal/tensor.h>
 
 namespace shoal {
@@ -60,6 +61,12 @@ class Executable {
   /// Waits for the queued steps and returns (and resets) what they accumulated.
   virtual Expected<Accumulated> takeAccumulated();
 
+  /// The ranks this program's all_reduce ops combine over (a data-parallel training step);
+  /// set before the first run. Without one, all_reduce over 1 rank is the identity and over
+  /// more an error.
+  void setCommunicator(std::shared_ptr<Communicator> comm) { comm_ = std::move(comm); }
+  Communicator* communicator() const { return comm_.get(); }
+
   /// Turns per-op timing on or off (off by default: it adds a clock read per op).
   virtual void setProfiling(bool on) { (void)on; }
   /// Time per op kind since profiling was turned on, one line each, slowest first; "" when
@@ -72,6 +79,7 @@ class Executable {
   virtual Expected<void> adoptPersistent(Executable& other) = 0;
 
   Accumulated accumulated_;
+  std::shared_ptr<Communicator> comm_;
 };
 
 }  // namespace shoal

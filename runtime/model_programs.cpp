@@ -94,10 +94,12 @@ Expected<std::unique_ptr<Executable>> ModelPrograms::compile(int64_t batch, cons
   }
   CompileOptions copts = opts_.compile;
   copts.train = train;
+  copts.ranks = train && opts_.comm ? opts_.comm->size() : 1;
   auto program = compileProgram(std::move(*rebatched), copts);
   if (!program) return Unexpected(program.error());
   auto exe = createExecutable(std::move(*program), device_, opts_.exec);
   if (!exe) return Unexpected(exe.error());
+  if (train) (*exe)->setCommunicator(opts_.comm);
   bool profile = opts_.profile && (train != nullptr || !train_);
   (*exe)->setProfiling(profile);
   return exe;

@@ -21,6 +21,9 @@ struct ModelProgramsOptions {
   ExecutableOptions exec;
   CompileOptions compile;  ///< disabled passes, memory limit (train is set per program)
   bool profile = false;    ///< time every op of the training steps (or, inference only, the inference programs)
+  /// Data parallelism: the ranks this process trains with. With more than one, the training
+  /// steps average their gradients over them (all_reduce); inference programs never talk.
+  std::shared_ptr<Communicator> comm;
 };
 
 class ModelPrograms {
@@ -88,6 +91,8 @@ class ModelPrograms {
   std::vector<std::pair<std::string, TensorType>> stateTypes() const;
 
   bool profiling() const { return opts_.profile; }
+  /// The data-parallel ranks (null: this process alone).
+  Communicator* communicator() const { return opts_.comm.get(); }
   /// How many programs are compiled (each batch size, each training step).
   int64_t programCount() const { return int64_t(inference_.size() + steps_.size()); }
   int64_t inferenceCount() const { return int64_t(inference_.size()); }

@@ -14,6 +14,7 @@
 #include "runtime/checkpoint/safetensors.h"
 #include "runtime/data/datasets.h"
 #include "runtime/data/idx.h"
+#include "runtime/distributed/sharding.h"
 #include "support/file_util.h"
 #include "support/install_paths.h"
 
@@ -248,6 +249,17 @@ Expected<TrainReport> fitPrograms(ModelPrograms& m, BatchSource& batches, const 
       if (acc->firstNonFinite && (!nonFinite || *acc->firstNonFinite < nonFinite->first))
         nonFinite = std::pair<int64_t, double>{*acc->firstNonFinite, acc->nonFiniteValue};
     }
+    // Data parallelism: the epoch's figures over every rank's rows, the first bad step over
+    // every rank's steps.
+    if (Communicator* comm = m.communicator(); comm && comm->size() > 1) {
+      double sums[4] = {lossSum, accSum, seen, nonFinite ? double(nonFinite->first) : HUGE_VAL};
+      auto ok = comm->allReduceHost(sums, DType::F64, 3, ReduceKind::Sum);
+      if (ok) ok = comm->allReduceHost(sums + 3, DType::F64, 1, ReduceKind::Min);
+      if (!ok) return fail("reducing the epoch's metrics over the ranks: " + ok.error().message(), plan.loc);
+      lossSum = sums[0], accSum = sums[1], seen = sums[2];
+      if (std::isfinite(sums[3]) && (!nonFinite || double(nonFinite->first) != sums[3]))
+        nonFinite = std::pair<int64_t, double>{int64_t(sums[3]), std::nan("")};
+    }
     stepMs.push_back(secondsSince(epochStart) * 1e3 / double(s));
     if (nonFinite) {
       int64_t bad = nonFinite->first;
@@ -459,6 +471,7 @@ ModelProgramsOptions programOptions(const TrainOptions& opts) {
   o.compile = opts.compile;
   o.compile.train = nullptr;
   o.profile = opts.profile;
+  o.comm = opts.comm && opts.comm->size() > 1 ? opts.comm : nullptr;
   return o;
 }
 
@@ -482,7 +495,10 @@ Expected<std::unique_ptr<ModelPrograms>> createPipelineTrainer(const Pipeline& p
   if (cfg.loss != "softmax_cross_entropy" && !cfg.oneHotTargets)
     return fail(fmt::format("the pipeline's data are class labels: loss {} needs its targets as their one-hot rows", cfg.loss),
                 cfg.loc);
-  auto m = ModelPrograms::createTraining(std::shared_ptr<const Graph>(p.model->clone()), cfg, p.logitsName, cfg.batch,
+  // The first step compiled is the one the run takes most: each rank's share of the batch.
+  int64_t batch = opts.batch.value_or(cfg.batch);
+  if (opts.comm && opts.comm->size() > 1 && batch % opts.comm->size() == 0) batch /= opts.comm->size();
+  auto m = ModelPrograms::createTraining(std::shared_ptr<const Graph>(p.model->clone()), cfg, p.logitsName, batch,
                                          device, programOptions(opts));
   if (!m) return Unexpected(m.error());
   (*m)->initialize(cfg.seed);
@@ -518,6 +534,19 @@ Expected<TrainReport> fitPipeline(ModelPrograms& m, const Pipeline& p, const Tra
   if (train.size() == 0) return fail("no training examples left after the validation split", cfg.loc);
 
   DataLoader loader(train, {.batchSize = cfg.batch, .shuffle = cfg.shuffle, .seed = shuffleSeed});
+  // Data parallelism: every rank walks the same global batches and trains on its share.
+  Communicator* comm = m.communicator();
+  const bool parallel = comm && comm->size() > 1;
+  std::optional<ShardedBatches> shards;
+  if (parallel) {
+    if (cfg.batch % comm->size() != 0)
+      return fail(fmt::format("the batch of {} does not split evenly over {} ranks (the batch is the global one: give "
+                              "a multiple of {})",
+                              cfg.batch, comm->size(), comm->size()),
+                  cfg.loc);
+    shards.emplace(loader, comm->rank(), comm->size());
+  }
+  BatchSource& batches = parallel ? static_cast<BatchSource&>(*shards) : loader;
   FitPlan plan;
   plan.epochs = cfg.epochs;
   plan.stepsPerEpoch = opts.stepsPerEpoch;
@@ -527,14 +556,20 @@ Expected<TrainReport> fitPipeline(ModelPrograms& m, const Pipeline& p, const Tra
   plan.onStep = opts.onStep;
   plan.onEpoch = opts.onEpoch;
   plan.loc = cfg.loc;
-  auto report = fitPrograms(m, loader, plan, step);
+  auto report = fitPrograms(m, batches, plan, step);
   if (!report) return Unexpected(report.error());
   auto test = evaluateDataset(m, *data->test, plan.evalBatch, EvalSpec::accuracyOnly(m.trainedOutput()));
   if (!test) return Unexpected(test.error());
   report->testAccuracy = test->accuracy;
   if (!p.output.checkpoint.empty()) {
-    auto ok = saveCheckpoint(m, p.output.checkpoint, step, /*withState=*/true);
-    if (!ok) return Unexpected(ok.error());
+    // Every rank holds the same weights: rank 0 writes them (atomically), the others wait
+    // until the file is there, so any rank can resume from it once this returns.
+    if (!parallel || comm->rank() == 0) {
+      auto ok = saveCheckpoint(m, p.output.checkpoint, step, /*withState=*/true);
+      if (!ok) return Unexpected(ok.error());
+    }
+    if (parallel)
+      if (auto ok = comm->barrier(); !ok) return fail("waiting for rank 0's checkpoint: " + ok.error().message());
     report->checkpoint = p.output.checkpoint;
   }
   return report;
@@ -551,8 +586,10 @@ Expected<TrainReport> trainPipeline(const Pipeline& p, const TrainOptions& opts)
   noteDevice(*device, opts);
   int64_t step = 0;
   auto m = createPipelineTrainer(p, *device, opts, step);
-  if (!m) return Unexpected(m.error());
-  return fitPipeline(**m, p, opts, step);
+  auto report = m ? fitPipeline(**m, p, opts, step) : Expected<TrainReport>(Unexpected(m.error()));
+  // A rank that fails must not leave the others waiting in a collective.
+  if (!report && opts.comm) opts.comm->abort(report.error().message());
+  return report;
 }
 
 Expected<TrainReport> evaluatePipeline(const Pipeline& p, const TrainOptions& opts) {

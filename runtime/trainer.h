@@ -86,6 +86,11 @@ struct TrainOptions {
   std::function<void(const Error&)> onWarning;          ///< suspicious settings, with their place
   std::function<void(const StepProgress&)> onStep;
   std::function<void(const EpochStats&)> onEpoch;
+  /// Data parallelism: this process is one rank of comm. The pipeline's batch is the global
+  /// batch (it must split evenly over the ranks): each rank trains on its share of every
+  /// batch, the gradients are averaged, the epoch's loss and accuracy are over every rank's
+  /// rows, rank 0 alone writes the checkpoint. Null: a run on its own.
+  std::shared_ptr<Communicator> comm;
 };
 
 /// The device a pipeline runs on: `requested`, or the pipeline's decision node under auto.

@@ -4,6 +4,7 @@
 
 #include <CLI/CLI.hpp>
 #include <charconv>
+#include <csignal>
 #include <cstdio>
 #include <iostream>
 #include <nlohmann/json.hpp>
@@ -20,6 +21,10 @@
 #include "runtime/model_programs.h"
 #include "runtime/cpu/interpreter.h"
 #include "runtime/differential.h"
+#include "runtime/cuda/device.h"
+#include "runtime/cuda/nccl_communicator.h"
+#include "runtime/distributed/join.h"
+#include "runtime/distributed/launcher.h"
 #include "runtime/trainer.h"
 #include "tools/onnx_commands.h"
 #include "tools/tensor_text.h"
@@ -190,6 +195,10 @@ struct RunOptions {
   bool check = false;       ///< --check: compare every node with the float64 interpreter
   int64_t checkSteps = 3;   ///< --check-steps N
   DifferentialTolerance checkTolerance;  ///< --check-rtol, --check-atol
+  int gpus = 0;             ///< --gpus N: one process per GPU, data parallel
+  int nproc = 0;            ///< --nproc N: N CPU processes, data parallel
+  std::optional<int64_t> batch;  ///< --batch N: the (global) batch size
+  std::vector<std::string> args;  ///< the command line after the program name (for the ranks)
 };
 
 class ProgressPrinter {
@@ -335,6 +344,72 @@ int runCheckAgainstReference(const CommonOptions& c, const RunOptions& r, const 
   return status;
 }
 
+// ---- data parallelism ----------------------------------------------------------------------
+
+// `--gpus N` / `--nproc N`: start the ranks (this program again, without the flag) and wait.
+int launchDataParallel(const CommonOptions& c, const RunOptions& r, const Pipeline& p) {
+  const bool gpus = r.gpus > 0;
+  const int ranks = gpus ? r.gpus : r.nproc;
+  const std::string flag = gpus ? "--gpus" : "--nproc";
+  if (std::getenv("RANK") || std::getenv("WORLD_SIZE"))
+    return reportError(Error(fmt::format("{} starts its own ranks, but RANK/WORLD_SIZE are set: with them, start shoal "
+                                         "once per rank without {}",
+                                         flag, flag)));
+  if (!p.train || r.evaluate || r.check)
+    return reportError(Error(fmt::format("{}: data parallelism trains a pipeline; '{}' {}", flag, c.file,
+                                         !p.train ? "has no train stage" : r.evaluate ? "is only evaluated (--evaluate)"
+                                                                                     : "is checked (--check)")));
+  LaunchOptions lo;
+  lo.ranks = ranks;
+  if (gpus) {
+    if (r.device != "auto" && r.device != "gpu" && r.device != "cuda")
+      return reportError(Error(fmt::format("--gpus runs on GPUs; --device {} contradicts it (use --nproc for CPU ranks)", r.device)));
+    for (int i = 0; i < ranks; ++i) {
+      auto dev = probeCudaDevice(i);
+      if (!dev)
+        return reportError(Error(i == 0 ? fmt::format("--gpus {}: no usable GPU ({})", ranks, dev.error().message())
+                                        : fmt::format("--gpus {}: this machine has only {} usable GPU{}", ranks, i,
+                                                      i == 1 ? "" : "s")));
+    }
+    if (auto libs = cudaLibrariesAvailable(); !libs)
+      return reportError(Error(fmt::format("--gpus {}: no usable GPU ({})", ranks, libs.error().message())));
+    if (auto nccl = ncclVersion(); !nccl)
+      return reportError(Error(fmt::format("--gpus {}: {}", ranks, nccl.error().message())));
+    // Rank r sees one GPU: the r-th of those this process sees.
+    std::vector<std::string> visible;
+    if (const char* cvd = std::getenv("CUDA_VISIBLE_DEVICES"); cvd && *cvd) {
+      std::string list = cvd;
+      for (size_t start = 0, end; start <= list.size(); start = end + 1) {
+        end = list.find(',', start);
+        if (end == std::string::npos) end = list.size();
+        visible.push_back(list.substr(start, end - start));
+      }
+    }
+    for (int i = 0; i < ranks; ++i) lo.visibleDevices.push_back(size_t(i) < visible.size() ? visible[size_t(i)] : std::to_string(i));
+  } else if (r.device != "cpu") {
+    return reportError(Error("--nproc starts CPU ranks: give --device cpu too (for GPUs, --gpus N)"));
+  }
+  const int port = pickFreePort();
+  if (port == 0) return reportError(Error("cannot find a free TCP port on 127.0.0.1 for the ranks' rendezvous"));
+  lo.env = {{"MASTER_ADDR", "127.0.0.1"}, {"MASTER_PORT", std::to_string(port)}, {"NCCL_NVLS_ENABLE", "0"}};
+  char self[4096];
+  ssize_t n = ::readlink("/proc/self/exe", self, sizeof self - 1);
+  if (n <= 0) return reportError(Error("cannot find the shoal executable (/proc/self/exe) to start the ranks"));
+  lo.program.assign(self, size_t(n));
+  // The same command, minus the launcher's flag (and on the GPU, --device gpu).
+  for (size_t i = 0; i < r.args.size(); ++i) {
+    const std::string& a = r.args[i];
+    if (a == "--gpus" || a == "--nproc") {
+      ++i;
+      continue;
+    }
+    if (a.rfind("--gpus=", 0) == 0 || a.rfind("--nproc=", 0) == 0) continue;
+    lo.args.push_back(a);
+  }
+  if (gpus) lo.args.insert(lo.args.end(), {"--device", "gpu"});
+  return launchRanks(lo);
+}
+
 int runRun(const CommonOptions& c, const RunOptions& r) {
   if (isOnnxPath(c.file)) {
     // An ONNX model is imported for the shapes of the tensors fed (its symbolic dimensions
@@ -354,6 +429,21 @@ int runRun(const CommonOptions& c, const RunOptions& r) {
   if (!p) return kUserError;
   auto kind = parseDeviceKind(r.device);
   if (!kind) return reportError(Error(fmt::format("--device must be auto, cpu or gpu (or cuda), got '{}'", r.device)));
+  if (r.gpus > 1 || r.nproc > 1) return launchDataParallel(c, r, *p);
+  if (r.gpus == 1) kind = DeviceKind::Cuda;  // one GPU: this process
+  // A rank of a data-parallel run (RANK, WORLD_SIZE, ... set by the launcher or the user).
+  std::optional<RendezvousOptions> rank;
+  if (p->train && !r.evaluate && !r.check) {
+    auto env = rendezvousFromEnvironment();
+    if (!env) return reportError(env.error());
+    if (*env && (*env)->size > 1) {
+      rank = **env;
+      // Before anything touches CUDA: one GPU per rank (LOCAL_RANK's, unless the launcher or
+      // the user chose), and no NVLink multicast (NVLS) for NCCL.
+      if (!std::getenv("CUDA_VISIBLE_DEVICES")) ::setenv("CUDA_VISIBLE_DEVICES", std::to_string(rank->localRank).c_str(), 1);
+      ::setenv("NCCL_NVLS_ENABLE", "0", 1);
+    }
+  }
   if (*kind == DeviceKind::Cuda) {
     auto dev = selectDevice(*kind);
     if (!dev) return reportError(Error(fmt::format("--device {}: {}", r.device, dev.error().message())));
@@ -378,14 +468,59 @@ int runRun(const CommonOptions& c, const RunOptions& r) {
     if (s.rfind("device:", 0) == 0 || s.rfind("note:", 0) == 0 || r.verbose) fmt::print(stderr, "{}\n", s);
   };
   t.onWarning = reportWarning;
+  t.batch = r.batch;
   ProgressPrinter progress(isatty(STDERR_FILENO));
   int64_t epochs = r.epochs.value_or(p->train ? p->train->epochs : 0);
   t.onStep = [&](const StepProgress& s) { progress.step(s); };
   t.onEpoch = [&](const EpochStats& e) { progress.epoch(e, epochs); };
+  // Rank 0 speaks for a data-parallel run (every rank computes the same figures); the others
+  // report only errors. Rank 0 alone writes the report, the curve and the checkpoint.
+  const bool quiet = rank && rank->rank != 0;
+  std::string reportPath = quiet ? "" : r.report;
+  Pipeline& pipeline = *p;
+  if (quiet) {
+    pipeline.output.plot.clear();
+    t.onStep = nullptr;
+    t.onEpoch = nullptr;
+    auto onNote = t.onNote;
+    t.onNote = [onNote, &r](const std::string& s) {
+      if (r.verbose) onNote(s);
+    };
+  }
+  if (rank) {
+    auto device = pipelineDevice(*p, *kind);
+    if (!device) return reportError(device.error());
+    const int me = rank->rank;
+    auto comm = joinDataParallelRun(*rank, device->kind, [me](const std::string& why) {
+      // Another rank failed or vanished: stop now rather than wait in a collective forever.
+      fmt::print(stderr, "shoal: error: {}; rank {} stops\n", why, me);
+      std::fflush(stderr);
+      std::_Exit(1);
+    });
+    if (!comm) return reportError(comm.error());
+    t.comm = *comm;
+    // Test hook (fault tests, bench/ddp_bench.sh): SHOAL_TEST_KILL_RANK=R:STEP makes rank R
+    // kill itself (SIGKILL, no word to anyone) at its training step STEP.
+    if (const char* kill = std::getenv("SHOAL_TEST_KILL_RANK")) {
+      int victim = -1;
+      int64_t atStep = 0;
+      if (std::sscanf(kill, "%d:%ld", &victim, &atStep) == 2 && victim == me) {
+        auto onStep = t.onStep;
+        int64_t seen = 0;
+        t.onStep = [onStep, atStep, seen](const StepProgress& s) mutable {
+          if (++seen == atStep) ::raise(SIGKILL);
+          if (onStep) onStep(s);
+        };
+      }
+    }
+    if (!quiet)
+      fmt::print(stderr, "data parallel: {} ranks ({}), global batch {}\n", rank->size, (*comm)->kind(),
+                 r.batch.value_or(p->train->batch));
+  }
 
   // Every file the run will write, checked before any work: a missing or read-only folder is
   // reported now, not after the whole training.
-  std::vector<std::pair<std::string, Location>> outputs = {{r.report, Location{}}, {p->output.plot, p->output.loc}};
+  std::vector<std::pair<std::string, Location>> outputs = {{reportPath, Location{}}, {p->output.plot, p->output.loc}};
   if (p->train) outputs.push_back({p->output.checkpoint, p->output.loc});
   for (const auto& [path, loc] : outputs)
     if (!path.empty() && path != "-")
@@ -396,6 +531,8 @@ int runRun(const CommonOptions& c, const RunOptions& r) {
     bool train = p->train && !r.evaluate;
     auto result = train ? trainPipeline(*p, t) : evaluatePipeline(*p, t);
     if (!result) return reportError(result.error());
+    if (t.comm) t.comm->finish();
+    if (quiet) return kOk;
     if (result->testAccuracy) fmt::print("test accuracy {:.4f}\n", *result->testAccuracy);
     if (train) fmt::print("trained in {:.2f} s ({} steps, median step {:.2f} ms)\n", result->trainSeconds, result->steps, result->stepMsMedian);
     if (!result->checkpoint.empty()) fmt::print("checkpoint saved to {}\n", result->checkpoint);
@@ -410,7 +547,7 @@ int runRun(const CommonOptions& c, const RunOptions& r) {
     int rc = runLiterals(c, r, *p, *kind, report);
     if (rc != kOk) return rc;
   }
-  if (!r.report.empty() && !emit(r.report, report.dump(2) + "\n")) return kUserError;
+  if (!reportPath.empty() && !emit(reportPath, report.dump(2) + "\n")) return kUserError;
   return kOk;
 }
 
@@ -473,6 +610,15 @@ int main(int argc, char** argv) {
                    "score the model on the test set without training (weights from --weights, the input's weights= "
                    "or the output's checkpoint=)");
   runCmd->add_option("--seed", run.seed, "seed for initialisation and shuffling");
+  runCmd->add_option("--batch", run.batch, "override the train stage's batch size (with --gpus, the global batch)")
+      ->check(CLI::PositiveNumber);
+  auto* gpusOpt = runCmd->add_option("--gpus", run.gpus,
+                                     "train data-parallel on N GPUs: one process per GPU, gradients averaged with NCCL "
+                                     "(the batch is split between them)")
+                      ->check(CLI::PositiveNumber);
+  runCmd->add_option("--nproc", run.nproc, "train data-parallel in N CPU processes (with --device cpu)")
+      ->check(CLI::PositiveNumber)
+      ->excludes(gpusOpt);
   runCmd->add_option("--report", run.report, "write a JSON report here");
   runCmd->add_option("--weights", run.weights, "load parameters (and optimizer state, to resume) from this safetensors file first");
   runCmd->add_flag("--verbose", run.verbose,
@@ -526,7 +672,10 @@ int main(int argc, char** argv) {
     if (check->parsed()) return runCheck(common);
     if (dumpCmd->parsed()) return runDump(common, dump);
     if (compileCmd->parsed()) return runCompile(common, arch, verbose);
-    if (runCmd->parsed()) return runRun(common, run);
+    if (runCmd->parsed()) {
+      run.args.assign(argv + 1, argv + argc);
+      return runRun(common, run);
+    }
     if (confCmd->parsed()) {
       if (conf.device == "gpu") conf.device = "cuda";
       conf.isolate = !noIsolate;

@@ -279,6 +279,7 @@ Expected<void> NodeRunner::run() {
     case OpKind::BceWithLogitsGrad: return cpu::runBceWithLogitsGrad<T>(*this);
     case OpKind::OneHot: return cpu::runOneHot<T>(*this);
     case OpKind::GlobalSumSquares: return cpu::runGlobalSumSquares<T>(*this);
+    case OpKind::AllReduce: return cpu::runAllReduce<T>(*this);
     // (end of family train)
 
     case OpKind::Input:

@@ -40,6 +40,8 @@ class OpContext {
   const Shape& outShape(size_t i = 0) const { return n_.result(i)->type().shape; }
   int64_t outCount(size_t i = 0) const { return n_.result(i)->type().numElements(); }
   size_t numInputs() const { return n_.numInputs(); }
+  /// The executable's communicator (data-parallel runs), or null.
+  Communicator* communicator() const { return exe_.communicator(); }
   /// An error a user can cause (bad data), worded like the op's other errors: "<op 'id'>: msg".
   Unexpected<Error> error(const std::string& msg) const { return shoal::fail(n_.describe() + ": " + msg, n_.loc()); }
 

@@ -1,6 +1,8 @@
 // CPU kernels and runners of the train family (see ops_train.h).
 #include "runtime/cpu/ops_train.h"
 
+#include <cstring>
+
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -134,6 +136,27 @@ Expected<void> runGlobalSumSquares(OpContext& c) {
   return {};
 }
 
+template <typename T>
+Expected<void> runAllReduce(OpContext& c) {
+  const int64_t n = c.outCount();
+  const T* x = c.in<T>(0);
+  T* y = c.out<T>();
+  if (y != x) std::memcpy(y, x, size_t(n) * sizeof(T));
+  const int64_t ranks = c.attrs().getInt("ranks");
+  auto op = parseReduceKind(c.attrs().getString("op"));
+  if (!op) return c.error("unknown op '" + c.attrs().getString("op") + "'");
+  Communicator* comm = c.communicator();
+  if (!comm) {
+    if (ranks == 1) return {};  // the sum or mean over one rank
+    return c.error(fmt::format("the program combines gradients over {} ranks but runs without a communicator", ranks));
+  }
+  if (comm->size() != ranks)
+    return c.error(fmt::format("the program was compiled for {} ranks, the run has {}", ranks, comm->size()));
+  auto ok = comm->allReduceHost(y, c.node().result()->type().dtype, n, *op);
+  if (!ok) return c.error(ok.error().message());
+  return {};
+}
+
 #define SHOAL_INSTANTIATE_LABEL(T, L) template int64_t oneHot<T, L>(int64_t, int64_t, const L*, T*);
 #define SHOAL_INSTANTIATE(T)                                                  \
   template void bceWithLogits<T>(int64_t, const T*, const T*, T*);            \
@@ -146,6 +169,7 @@ Expected<void> runGlobalSumSquares(OpContext& c) {
   template Expected<void> runBceWithLogitsGrad<T>(OpContext&);                \
   template Expected<void> runOneHot<T>(OpContext&);                           \
   template Expected<void> runGlobalSumSquares<T>(OpContext&);                 \
+  template Expected<void> runAllReduce<T>(OpContext&);                        \
   SHOAL_INSTANTIATE_LABEL(T, int64_t)                                         \
   SHOAL_INSTANTIATE_LABEL(T, int32_t)                                         \
   SHOAL_INSTANTIATE_LABEL(T, uint8_t)

@@ -46,5 +46,7 @@ template <typename T>
 Expected<void> runOneHot(OpContext& c);
 template <typename T>
 Expected<void> runGlobalSumSquares(OpContext& c);
+template <typename T>
+Expected<void> runAllReduce(OpContext& c);
 
 }  // namespace shoal::cpu

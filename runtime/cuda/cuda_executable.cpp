@@ -240,7 +240,36 @@ struct CudaExecutable::Impl {
   Expected<void> launchStep(const Program& p, bool captureAfter);
   /// Allocates the accumulators and loads the accumulate kernel (first runAccumulate).
   Expected<void> prepareAccumulation();
+  /// Queues one all_reduce step: the copy into its result, then the collective, opening the
+  /// NCCL group at the first step of a bucket and closing it at the last.
+  Expected<void> allReduce(const Launch& l, bool firstOfBucket, bool lastOfBucket);
+  Communicator* comm = nullptr;  ///< the executable's (set before each run)
 };
+
+Expected<void> CudaExecutable::Impl::allReduce(const Launch& l, bool firstOfBucket, bool lastOfBucket) {
+  const CudaStep& s = *l.step;
+  if (l.ptrs[0] != l.ptrs[1])
+    if (auto ok = ctx->copyDeviceToDevice(l.ptrs[1], l.ptrs[0], size_t(s.bytes), s.node->describe()); !ok) return ok;
+  const int64_t ranks = s.node->attrs().getInt("ranks");
+  if (!comm) {
+    if (ranks == 1) return {};
+    return fail(fmt::format("{}: the program combines gradients over {} ranks but runs without a communicator",
+                            s.node->describe(), ranks));
+  }
+  if (comm->size() != ranks)
+    return fail(fmt::format("{}: the program was compiled for {} ranks, the run has {}", s.node->describe(), ranks,
+                            comm->size()));
+  if (firstOfBucket)
+    if (auto ok = comm->groupStart(); !ok) return ok;
+  auto op = parseReduceKind(s.node->attrs().getString("op"));
+  const TensorType& t = s.node->result()->type();
+  if (auto ok = comm->allReduceDevice(l.ptrs[1], t.dtype, t.numElements(), op.value_or(ReduceKind::Sum), ctx->stream());
+      !ok)
+    return fail(s.node->describe() + ": " + ok.error().message());
+  if (lastOfBucket)
+    if (auto ok = comm->groupEnd(); !ok) return fail(s.node->describe() + ": " + ok.error().message());
+  return {};
+}
 
 CudaExecutable::CudaExecutable(Program program) : program_(std::move(program)), impl_(std::make_unique<Impl>()) {}
 CudaExecutable::~CudaExecutable() = default;
@@ -480,7 +509,8 @@ Expected<void> CudaExecutable::Impl::enqueueStep() {
   Impl& im = *this;
   CudaContext& ctx = *im.ctx;
   if (auto ok = ctx.memsetZero(im.status->data(), size_t(im.status->bytes()), "status words"); !ok) return ok;
-  for (Launch& l : im.launches) {
+  for (size_t li = 0; li < im.launches.size(); ++li) {
+    Launch& l = im.launches[li];
     const CudaStep& s = *l.step;
     switch (s.kind) {
       case CudaStepKind::Kernel: {
@@ -522,6 +552,13 @@ Expected<void> CudaExecutable::Impl::enqueueStep() {
           if (auto ok = ctx.copyDeviceToDevice(l.ptrs[1], l.ptrs[0], size_t(s.bytes), s.node->describe()); !ok)
             return ok;
         break;
+      case CudaStepKind::AllReduce: {
+        // Adjacent all_reduce steps form one bucket: one NCCL group, one launch.
+        const bool first = li == 0 || im.launches[li - 1].step->kind != CudaStepKind::AllReduce;
+        const bool last = li + 1 == im.launches.size() || im.launches[li + 1].step->kind != CudaStepKind::AllReduce;
+        if (auto ok = im.allReduce(l, first, last); !ok) return ok;
+        break;
+      }
       case CudaStepKind::Constant:
         if (l.perStepConstant)
           if (auto ok = ctx.copyDeviceToDevice(l.ptrs[0], l.constantSource, size_t(s.bytes), s.node->describe()); !ok)
@@ -546,6 +583,7 @@ Expected<void> CudaExecutable::Impl::captureGraph() {
 
 Expected<TensorMap> CudaExecutable::run(const TensorMap& inputs) {
   Impl& im = *impl_;
+  im.comm = comm_.get();
   if (auto pending = im.takeDeferred(); !pending) return Unexpected(pending.error());
   CudaContext& ctx = *im.ctx;
   if (auto ok = ctx.makeCurrent(); !ok) return Unexpected(ok.error());
@@ -668,6 +706,7 @@ Expected<void> CudaExecutable::Impl::prepareAccumulation() {
 Expected<void> CudaExecutable::runAccumulate(const TensorMap& inputs, const std::vector<std::string>& names,
                                              double weight, int64_t step) {
   Impl& im = *impl_;
+  im.comm = comm_.get();
   if (auto pending = im.takeDeferred(); !pending) return Unexpected(pending.error());
   CudaContext& ctx = *im.ctx;
   if (auto ok = ctx.makeCurrent(); !ok) return ok;
@@ -724,8 +763,12 @@ Expected<Executable::Accumulated> CudaExecutable::takeAccumulated() {
   const size_t bytes = size_t(im.accum->bytes());
   if (auto ok = ctx.copyToHost(im.accumHost.data(), im.accum->data(), bytes, "metric accumulators"); !ok)
     return Unexpected(ok.error());
-  if (auto ok = ctx.synchronize("accumulated steps of '" + program_.graph->name() + "'"); !ok)
+  if (auto ok = ctx.synchronize("accumulated steps of '" + program_.graph->name() + "'"); !ok) {
+    // A collective's failure says more than the stream's error.
+    if (comm_)
+      if (auto nccl = comm_->checkAsyncError(); !nccl) return fail(ok.error().message() + " (" + nccl.error().message() + ")");
     return Unexpected(ok.error());
+  }
   if (auto ok = ctx.memsetZero(im.accum->data(), bytes, "metric accumulators"); !ok) return Unexpected(ok.error());
   im.accumSteps = 0;
   const auto* d = static_cast<const double*>(im.accumHost.data());
@@ -752,6 +795,7 @@ Expected<Executable::Accumulated> CudaExecutable::takeAccumulated() {
 Expected<double> CudaExecutable::timeStepMs(int iterations) {
   Impl& im = *impl_;
   if (iterations <= 0) return fail("timeStepMs: iterations must be positive");
+  im.comm = comm_.get();
   auto start = im.ctx->createEvent();
   auto end = im.ctx->createEvent();
   if (!start) return Unexpected(start.error());

@@ -290,6 +290,8 @@ class EmulatedExecutable {
   }
 
   const CudaModuleSource& module() const { return src_; }
+  /// The ranks all_reduce steps combine over (as CudaExecutable's communicator).
+  void setCommunicator(std::shared_ptr<Communicator> comm) { comm_ = std::move(comm); }
 
   /// Copies params and state in, by value name.
   void writePersistent(const TensorMap& values) {
@@ -357,6 +359,19 @@ class EmulatedExecutable {
           if (from != to) std::memmove(to, from, size_t(s.bytes));
           break;
         }
+        case CudaStepKind::AllReduce: {
+          void* from = resolve(s.args[0]);
+          void* to = resolve(s.args[1]);
+          if (from != to) std::memmove(to, from, size_t(s.bytes));
+          const TensorType& t = s.node->result()->type();
+          if (!comm_) {
+            if (s.node->attrs().getInt("ranks") != 1) return fail("emulator: all_reduce over several ranks needs a communicator");
+            break;
+          }
+          auto op = parseReduceKind(s.node->attrs().getString("op"));
+          if (auto ok = comm_->allReduceHost(to, t.dtype, t.numElements(), *op); !ok) return Unexpected(ok.error());
+          break;
+        }
         case CudaStepKind::Constant: {
           const TensorLiteral& lit = s.node->attrs().getTensor("value");
           Tensor dst = Tensor::view(s.node->result()->type(), address(s.node->result()));
@@ -398,6 +413,7 @@ class EmulatedExecutable {
   std::vector<char> arena_, persistent_;
   std::vector<double> scratch_;
   std::vector<uint64_t> status_;
+  std::shared_ptr<Communicator> comm_;
 };
 
 }  // namespace shoal::test

@@ -71,5 +71,15 @@ SHOAL_CUDA_CASE(GlobalSumSquares, OpKind::GlobalSumSquares) {
   return true;
 }
 
+SHOAL_CUDA_CASE(AllReduce, OpKind::AllReduce) {
+  // Over one rank (no communicator): the copy into the result; several ranks are tested with
+  // an in-process communicator (tests/runtime/data_parallel_test.cpp) and NCCL on the GPU.
+  Attrs a;
+  a.set("op", std::string("mean"));
+  a.set("ranks", int64_t(1));
+  b.op(OpKind::AllReduce, {b.input("g", Shape{3, 8})}, a, "avg");
+  return true;
+}
+
 }  // namespace
 }  // namespace shoal::test

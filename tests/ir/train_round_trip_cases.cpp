@@ -68,5 +68,13 @@ SHOAL_ROUND_TRIP_CASE(GlobalSumSquares, OpKind::GlobalSumSquares) {
   return true;
 }
 
+SHOAL_ROUND_TRIP_CASE(AllReduce, OpKind::AllReduce) {
+  ins = {addInput(g, "g", f32({3, 8}))};
+  a.set("op", std::string("sum"));
+  a.set("ranks", int64_t(4));
+  results = {{"g.all_reduce", f32({3, 8})}};
+  return true;
+}
+
 }  // namespace
 }  // namespace shoal::test

@@ -99,5 +99,15 @@ SHOAL_SHAPE_CASES(ClipGradCoef, OpKind::ClipGradCoef) {
           {{"integer sum", {i64({})}, attrs({{"max_norm", 1.0}}), "input must be f32 or f64, got i64[]"}}};
 }
 
+SHOAL_SHAPE_CASES(AllReduce, OpKind::AllReduce) {
+  const Attrs mean2 = attrs({{"op", std::string("mean")}, {"ranks", int64_t(2)}});
+  return {{{f32({3, 8})}, mean2, {f32({3, 8})}},
+          {{"integer operand", {i64({3})}, mean2, "operand must be f32 or f64, got i64[3]"},
+           {"unknown op", {f32({3})}, attrs({{"op", std::string("max")}, {"ranks", int64_t(2)}}),
+            "op must be sum or mean, got 'max'"},
+           {"no ranks", {f32({3})}, attrs({{"op", std::string("sum")}, {"ranks", int64_t(0)}}),
+            "ranks must be 1 or more, got 0"}}};
+}
+
 }  // namespace
 }  // namespace shoal::test

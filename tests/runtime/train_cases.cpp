@@ -230,5 +230,18 @@ SHOAL_INTERPRETER_CASES(ClipGradCoef, OpKind::ClipGradCoef) {
   }
 }
 
+SHOAL_INTERPRETER_CASES(AllReduce, OpKind::AllReduce) {
+  // Over one rank (no communicator) the sum and the mean are the operand itself; several
+  // ranks: tests/runtime/data_parallel_test.cpp.
+  for (const char* op : {"sum", "mean"}) {
+    CaseBuilder b(std::string(op) + " over one rank", dt);
+    b.output(b.op(kind, {b.fin("g", {2, 2}, {1.5, -2, 0, 4})}, attrs({{"op", std::string(op)}, {"ranks", int64_t(1)}}),
+                  "avg"),
+             "avg");
+    b.expect("avg", {2, 2}, {1.5, -2, 0, 4});
+    add(b);
+  }
+}
+
 }  // namespace
 }  // namespace shoal::test

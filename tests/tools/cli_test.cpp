@@ -7,6 +7,7 @@
 
 #include <shoal/shoal.h>
 
+#include "runtime/cuda/device.h"
 #include "test_util.h"
 
 namespace fs = std::filesystem;
@@ -361,6 +362,78 @@ TEST(Cli, ReadmeErrorExampleIsReproducible) {
   auto r = runCli("check " + file);
   EXPECT_EQ(r.exitCode, 1);
   EXPECT_EQ(r.out + r.err, shown);
+}
+
+}  // namespace
+
+// ---- data parallelism (--nproc on the CPU; --gpus needs GPUs) ---------------------------------
+
+namespace {
+
+nlohmann::json readReport(const std::string& path) { return nlohmann::json::parse(readFile(path)); }
+
+TEST(CliDataParallel, TwoCpuProcessesTrainWhatOneTrainsAtTheSameGlobalBatch) {
+  const std::string dir = shoal::test::tempDir();
+  // examples/mlp.mmd at batch 32, 40 steps: one process, then two at 16 rows each.
+  auto one = runCli("run examples/mlp.mmd --device cpu --epochs 1 --seed 3 --report " + dir + "/one.json");
+  ASSERT_EQ(one.exitCode, 0) << one.err;
+  auto two = runCli("run examples/mlp.mmd --device cpu --epochs 1 --seed 3 --nproc 2 --report " + dir + "/two.json");
+  ASSERT_EQ(two.exitCode, 0) << two.err;
+  EXPECT_NE(two.err.find("[rank 0] data parallel: 2 ranks (tcp), global batch 32"), std::string::npos) << two.err;
+  EXPECT_NE(two.out.find("[rank 0] epoch 1/1"), std::string::npos) << two.out;
+  EXPECT_EQ(two.out.find("[rank 1] epoch"), std::string::npos) << two.out;  // rank 0 speaks for the run
+  auto a = readReport(dir + "/one.json");
+  auto b = readReport(dir + "/two.json");
+  EXPECT_EQ(a["steps"], b["steps"]);
+  // float32: the batch's gradient summed in two halves, then averaged; the loss over an epoch
+  // agrees to float32 rounding, and so does the test accuracy (2,000 images: a flip is 5e-4).
+  EXPECT_NEAR(a["epochs"][0]["loss"].get<double>(), b["epochs"][0]["loss"].get<double>(), 1e-4);
+  EXPECT_NEAR(a["test_accuracy"].get<double>(), b["test_accuracy"].get<double>(), 1.1e-3);
+}
+
+TEST(CliDataParallel, ARankThatDiesStopsTheRun) {
+  auto r = shoal::test::runShell("SHOAL_TEST_KILL_RANK=1:5 '" + std::string(SHOAL_CLI_PATH) +
+                                 "' run examples/mlp.mmd --device cpu --epochs 1 --nproc 2");
+  EXPECT_EQ(r.exitCode, 1) << r.err;
+  // The launcher names the rank that died (first, or after a rank whose watchdog noticed it).
+  EXPECT_NE(r.err.find("shoal: error: rank 1 was killed by signal 9 (Killed)"), std::string::npos) << r.err;
+}
+
+TEST(CliDataParallel, UsageErrors) {
+  auto r = runCli("run examples/mlp.mmd --nproc 2");
+  EXPECT_EQ(r.exitCode, 1);
+  EXPECT_EQ(r.err, "error: --nproc starts CPU ranks: give --device cpu too (for GPUs, --gpus N)\n");
+  r = runCli("run examples/matmul.mmd --device cpu --nproc 2");
+  EXPECT_EQ(r.exitCode, 1);
+  EXPECT_EQ(r.err, "error: --nproc: data parallelism trains a pipeline; 'examples/matmul.mmd' has no train stage\n");
+  r = runCli("run examples/mlp.mmd --device cpu --nproc 3 --batch 32");
+  EXPECT_EQ(r.exitCode, 1);
+  // Each rank finds it; the first to say so stops the others, who repeat its reason.
+  EXPECT_NE(r.err.find("the batch of 32 does not split evenly over 3 ranks (the batch is the global one: give a "
+                       "multiple of 3)"),
+            std::string::npos)
+      << r.err;
+  EXPECT_NE(r.err.find("shoal: error: rank "), std::string::npos) << r.err;
+  r = runCli("run examples/mlp.mmd --gpus 2 --device cpu");
+  EXPECT_EQ(r.exitCode, 1);
+  EXPECT_EQ(r.err, "error: --gpus runs on GPUs; --device cpu contradicts it (use --nproc for CPU ranks)\n");
+}
+
+TEST(CliDataParallel, GpusWithoutGpusIsAClearError) {
+  if (shoal::probeCudaDevice(1)) GTEST_SKIP() << "this machine has two GPUs";
+  auto r = runCli("run examples/mlp.mmd --gpus 2");
+  EXPECT_EQ(r.exitCode, 1);
+  EXPECT_EQ(r.err.rfind("error: --gpus 2: ", 0), 0u) << r.err;
+  EXPECT_TRUE(r.err.find("no usable GPU") != std::string::npos || r.err.find("only 1 usable GPU") != std::string::npos)
+      << r.err;
+}
+
+TEST(CliDataParallel, ARankStartedByHandWithAnUnreachableRendezvousSaysSo) {
+  auto r = shoal::test::runShell("RANK=1 WORLD_SIZE=2 MASTER_ADDR=127.0.0.1 MASTER_PORT=9 SHOAL_RENDEZVOUS_TIMEOUT=1 '" +
+                                 std::string(SHOAL_CLI_PATH) + "' run examples/mlp.mmd --device cpu --epochs 1");
+  EXPECT_EQ(r.exitCode, 1);
+  EXPECT_NE(r.err.find("error: rendezvous: rank 1 could not reach rank 0 at 127.0.0.1:9 within 1 s"), std::string::npos)
+      << r.err;
 }
 
 }  // namespace
