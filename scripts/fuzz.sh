@@ -6,13 +6,13 @@
 # timeout, sanitizer report or broken property stops that harness with the input saved as
 # build-fuzz/artifacts/<harness>-*: copy it into tests/fuzz/regressions/<harness>/ (the unit
 # tests replay that folder) and fix the bug. Exit status 1 when any harness failed.
-# Usage: scripts/fuzz.sh [SECONDS] [HARNESS...]   (harnesses: mermaid ir safetensors idx kernel_cache)
+# Usage: scripts/fuzz.sh [SECONDS] [HARNESS...]   (harnesses: mermaid ir safetensors idx kernel_cache onnx)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=${1:-60}
 shift || true
 harnesses=("$@")
-[ ${#harnesses[@]} -gt 0 ] || harnesses=(mermaid ir safetensors idx kernel_cache)
+[ ${#harnesses[@]} -gt 0 ] || harnesses=(mermaid ir safetensors idx kernel_cache onnx)
 
 command -v clang++-16 >/dev/null || scripts/install-deps.sh --fuzz
 cmake --preset fuzz >/dev/null

@@ -3,8 +3,12 @@
 
 #include <algorithm>
 #include <cstring>
+#include <fstream>
+#include <string>
+#include <unistd.h>
 
 #include "codegen/kernel_cache.h"
+#include "frontend/onnx/onnx_import.h"
 #include "frontend/pipeline_loader.h"
 #include "ir/parser.h"
 #include "ir/printer.h"
@@ -70,6 +74,36 @@ std::string mermaidPipeline(std::string_view input) {
   return "";
 }
 
+std::string onnxModel(std::string_view input) {
+  if (!onnxAvailable()) return "";
+  // The importer reads files (external data sits beside the model): one file per process.
+  static const std::string path = "/tmp/shoal-fuzz-onnx-" + std::to_string(::getpid()) + ".onnx";
+  {
+    std::ofstream f(path, std::ios::binary | std::ios::trunc);
+    f.write(input.data(), std::streamsize(input.size()));
+    if (!f) return "";
+  }
+  (void)readOnnxModelInfo(path);
+  (void)readOnnxTensorFile(path);  // the same bytes as a TensorProto
+  OnnxImportOptions opts;
+  opts.defaultDim = 2;
+  auto p = importOnnxFile(path, opts);
+  if (!p) {
+    if (p.error().error.message().empty()) return "an import failed without saying why";
+    return "";
+  }
+  // What `shoal check model.onnx` does next: compile; then run it if small.
+  CompileOptions copts;
+  copts.memoryLimit = int64_t(1) << 30;
+  copts.verifyEach = true;
+  auto program = compileProgram(p->model->clone(), copts);
+  if (!program) return "";
+  std::string unsound = checkMemoryPlan(*program->graph, program->plan);
+  if (!unsound.empty()) return "the memory plan of an imported model is unsound: " + unsound;
+  runIfSmall(*p->model, nullptr);
+  return "";
+}
+
 std::string irText(std::string_view input) {
   DiagnosticEngine diags;
   auto g = parseGraph(input, "fuzz.ir", diags);
@@ -122,6 +156,7 @@ const std::vector<Target>& targets() {
   static const std::vector<Target> all = {
       {"mermaid", mermaidPipeline}, {"ir", irText}, {"safetensors", safetensors}, {"idx", idx},
       {"kernel_cache", kernelCacheEntry},
+      {"onnx", onnxModel},
   };
   return all;
 }

@@ -31,6 +31,11 @@ std::string idx(std::string_view input);
 /// decodeCacheEntry; a payload that decodes must encode to the same bytes.
 std::string kernelCacheEntry(std::string_view input);
 
+/// An ONNX model (ModelProto bytes) through the importer (the checker included), then
+/// compiled as `shoal check model.onnx` does, and a small one run as mermaidPipeline's are;
+/// the same bytes also as a TensorProto file. Does nothing in a build without ONNX.
+std::string onnxModel(std::string_view input);
+
 /// Every harness, in a fixed order.
 const std::vector<Target>& targets();
 
