@@ -4,6 +4,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -11,11 +12,24 @@
 #include <sstream>
 #include <vector>
 
+#include "frontend/onnx/onnx_import.h"
+
 namespace fs = std::filesystem;
 
 namespace shoal::test {
 
 std::string sourcePath(const std::string& rel) { return std::string(SHOAL_SOURCE_DIR) + "/" + rel; }
+
+std::vector<std::string> examplePipelines() {
+  std::vector<std::string> files;
+  for (const auto& entry : fs::directory_iterator(sourcePath("examples"))) {
+    if (entry.path().extension() != ".mmd") continue;
+    if (!onnxAvailable() && readFile(entry.path().string()).find("[onnx:") != std::string::npos) continue;
+    files.push_back(entry.path().string());
+  }
+  std::sort(files.begin(), files.end());
+  return files;
+}
 
 namespace {
 struct TempDirs {

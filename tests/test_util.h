@@ -2,11 +2,15 @@
 #pragma once
 
 #include <string>
+#include <vector>
 
 namespace shoal::test {
 
 /// Absolute path of a file in the source tree ("examples/matmul.mmd").
 std::string sourcePath(const std::string& rel);
+/// Absolute paths of the example pipelines (examples/*.mmd, sorted) this build can load: those
+/// holding an ONNX model (`[onnx: ...]`) only when shoal was built with ONNX.
+std::vector<std::string> examplePipelines();
 /// A fresh empty temporary directory, removed at process exit.
 std::string tempDir();
 /// Reads a whole file (empty string if missing).

@@ -117,10 +117,7 @@ TEST(CudaCodegen, AllOpsCompileWithNvrtcForSm90AndSm80) {
 }
 
 TEST(CudaCodegen, ExamplePipelinesGenerateAndCompile) {
-  std::vector<std::string> files;
-  for (const auto& entry : std::filesystem::directory_iterator(test::sourcePath("examples")))
-    if (entry.path().extension() == ".mmd") files.push_back(entry.path().string());
-  std::sort(files.begin(), files.end());
+  const std::vector<std::string> files = test::examplePipelines();
   ASSERT_GE(files.size(), 4u);
   for (const std::string& file : files) {
     DiagnosticEngine diags;
