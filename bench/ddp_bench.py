@@ -162,12 +162,12 @@ def main():
     # ---- faults --------------------------------------------------------------------------
     faults = {}
     say('== faults (wide CNN, 2 GPUs)')
-    env = dict(os.environ, SHOAL_TEST_KILL_RANK='1:200')
+    env = dict(os.environ, SHOAL_TEST_KILL_RANK='1:40')  # 3 epochs of 31 steps: step 40 is in epoch 2
     rc, text, secs = run([shoal, 'run', 'bench/ddp_wide_cnn.mmd', '--epochs', '3', '--gpus', '2'],
                          os.path.join(out, 'fault_launcher.log'), env=env, timeout=300)
     last = [l for l in text.splitlines() if 'error' in l]
     faults['launcher_rank_killed'] = dict(exit=rc, seconds_total=secs, errors=last[-3:])
-    say(f'  launcher, rank 1 SIGKILLed at step 200: exit {rc} after {secs:.1f} s in all; {last[-1] if last else ""}')
+    say(f'  launcher, rank 1 SIGKILLed at step 40: exit {rc} after {secs:.1f} s in all; {last[-1] if last else ""}')
 
     # Ranks started by hand (the multi-host way): kill rank 1 from outside, time rank 0's exit.
     port = str(free_port())

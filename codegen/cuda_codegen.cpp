@@ -323,7 +323,7 @@ int NodeEmitter::errorSite(CudaErrorKind kind, int64_t cols) {
 void NodeEmitter::needScratch(int64_t bytes) { module_.scratchBytes = std::max(module_.scratchBytes, bytes); }
 
 Unexpected<Error> NodeEmitter::unsupported(std::string_view why) const {
-  return fail(fmt::format("{}: no CUDA kernel: {}", node_.describe(), why), node_.loc());
+  return fail(fmt::format("{}: {}{}", node_.describe(), kNoCudaKernel, why), node_.loc());
 }
 
 std::string prelude() {

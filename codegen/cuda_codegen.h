@@ -2,6 +2,8 @@
 // scheduled kernel), plus the launch plan the CUDA runtime follows (kernels and cuBLAS calls).
 #pragma once
 
+#include <string_view>
+
 // Needs no CUDA: emitting source is plain string work, so it builds and is tested everywhere.
 
 #include <cstdint>
@@ -11,6 +13,12 @@
 #include "passes/program.h"
 
 namespace shoal {
+
+/// The words of every "this op has no CUDA kernel for these operands" error (an op and types
+/// the CUDA backend does not cover, not a malformed program): callers that report coverage,
+/// as `shoal conformance` does, tell it apart by them.
+inline constexpr std::string_view kNoCudaKernel = "no CUDA kernel: ";
+
 
 /// What a launch argument points at: a planned value's buffer, the executor's scratch buffer
 /// (a few reductions need one; its size is CudaModuleSource::scratchBytes), or the status
