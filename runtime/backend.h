@@ -31,6 +31,9 @@ struct ExecutableOptions {
   bool tf32 = false;     ///< allow TF32 in cuBLAS GEMMs (GPU only; off = exact fp32)
   bool verbose = false;  ///< report kernel-cache hits/misses and compile times on stderr
   std::string arch;      ///< NVRTC target override (default: the device's)
+  /// CPU threads for shoal's kernels and BLAS (0: the cores this process may use). The CPU
+  /// backend applies it when a program runs; the GPU backend ignores it.
+  int threads = 0;
 };
 
 /// Creates the executable for `program` on the selected device.

@@ -4,6 +4,7 @@
 #include <fmt/format.h>
 
 #include "runtime/checkpoint/safetensors.h"
+#include "support/phase_times.h"
 
 namespace shoal {
 
@@ -92,7 +93,10 @@ Expected<std::unique_ptr<Executable>> ModelPrograms::compile(int64_t batch, cons
   }
   CompileOptions copts = opts_.compile;
   copts.train = train;
-  auto program = compileProgram(std::move(*rebatched), copts);
+  auto program = [&] {
+    PhaseTimer timer("passes (compile the program)");
+    return compileProgram(std::move(*rebatched), copts);
+  }();
   if (!program) return Unexpected(program.error());
   auto exe = createExecutable(std::move(*program), device_, opts_.exec);
   if (!exe) return Unexpected(exe.error());

@@ -24,6 +24,9 @@ struct FitPlan {
   std::function<double(int64_t)> learningRate;
   std::function<void(const StepProgress&)> onStep;
   std::function<void(const EpochStats&)> onEpoch;
+  /// With onStep: read the accumulated loss at most this often (seconds) to report a running
+  /// loss; 0: once per epoch.
+  double lossReadSeconds = 0;
   Location loc;  ///< where divergence is reported (a pipeline's train stage)
 };
 
@@ -86,6 +89,7 @@ struct TrainOptions {
   std::function<void(const Error&)> onWarning;          ///< suspicious settings, with their place
   std::function<void(const StepProgress&)> onStep;
   std::function<void(const EpochStats&)> onEpoch;
+  double lossReadSeconds = 0;  ///< FitPlan::lossReadSeconds
 };
 
 /// The device a pipeline runs on: `requested`, or the pipeline's decision node under auto.

@@ -5,7 +5,9 @@
 
 #include <algorithm>
 #include <atomic>
+#include <exception>
 #include <memory>
+#include <utility>
 
 namespace shoal {
 
@@ -36,27 +38,45 @@ void ThreadPool::parallelFor(int64_t n, int64_t grain, const std::function<void(
   const int64_t chunks = chunkCount(n, grain);
   if (chunks == 0) return;
   grain = std::max<int64_t>(grain, 1);
-  if (chunks == 1 || workers_.empty() || insideParallelFor) {
+  std::unique_lock<std::mutex> busy(busy_, std::defer_lock);
+  if (chunks == 1 || workers_.empty() || insideParallelFor || !busy.try_lock()) {
     for (int64_t c = 0; c < chunks; ++c) fn(c * grain, std::min(n, (c + 1) * grain));
     return;
   }
   std::unique_lock<std::mutex> lock(mutex_);
   job_ = &fn;
   n_ = n, grain_ = grain, chunks_ = chunks, nextChunk_ = 0, finished_ = 0;
+  error_ = nullptr;
   ++generation_;
   wake_.notify_all();
   // The caller works too.
   insideParallelFor = true;
-  while (nextChunk_ < chunks_) {
-    int64_t c = nextChunk_++;
-    lock.unlock();
-    fn(c * grain, std::min(n, (c + 1) * grain));
-    lock.lock();
-    ++finished_;
-  }
+  runChunks(lock);
   insideParallelFor = false;
   done_.wait(lock, [&] { return finished_ == chunks_; });
   job_ = nullptr;
+  if (error_) {
+    std::exception_ptr e = std::exchange(error_, nullptr);
+    std::rethrow_exception(e);  // the first chunk's exception (e.g. bad_alloc of a kernel's scratch)
+  }
+}
+
+void ThreadPool::runChunks(std::unique_lock<std::mutex>& lock) {
+  while (job_ && nextChunk_ < chunks_) {
+    int64_t c = nextChunk_++;
+    const auto* fn = job_;
+    int64_t n = n_, grain = grain_;
+    lock.unlock();
+    std::exception_ptr error;
+    try {
+      (*fn)(c * grain, std::min(n, (c + 1) * grain));
+    } catch (...) {
+      error = std::current_exception();
+    }
+    lock.lock();
+    if (error && !error_) error_ = error;
+    if (++finished_ == chunks_) done_.notify_one();
+  }
 }
 
 void ThreadPool::workerLoop() {
@@ -67,15 +87,7 @@ void ThreadPool::workerLoop() {
     wake_.wait(lock, [&] { return stop_ || (job_ && generation_ != seen); });
     if (stop_) return;
     seen = generation_;
-    while (job_ && nextChunk_ < chunks_) {
-      int64_t c = nextChunk_++;
-      const auto* fn = job_;
-      int64_t n = n_, grain = grain_;
-      lock.unlock();
-      (*fn)(c * grain, std::min(n, (c + 1) * grain));
-      lock.lock();
-      if (++finished_ == chunks_) done_.notify_one();
-    }
+    runChunks(lock);
   }
 }
 
@@ -90,8 +102,8 @@ int defaultCpuThreads() {
 
 namespace {
 std::mutex poolMutex;
-std::unique_ptr<ThreadPool>& poolSlot() {
-  static std::unique_ptr<ThreadPool> pool;
+std::shared_ptr<ThreadPool>& poolSlot() {
+  static std::shared_ptr<ThreadPool> pool;
   return pool;
 }
 }  // namespace
@@ -100,14 +112,29 @@ void setCpuThreads(int threads) {
   std::lock_guard<std::mutex> lock(poolMutex);
   threads = std::max(threads, 1);
   auto& pool = poolSlot();
-  if (!pool || pool->threads() != threads) pool = std::make_unique<ThreadPool>(threads);
+  if (!pool || pool->threads() != threads) pool = std::make_shared<ThreadPool>(threads);
 }
 
-ThreadPool& cpuPool() {
+std::shared_ptr<ThreadPool> cpuPool() {
   std::lock_guard<std::mutex> lock(poolMutex);
   auto& pool = poolSlot();
-  if (!pool) pool = std::make_unique<ThreadPool>(defaultCpuThreads());
-  return *pool;
+  if (!pool) pool = std::make_shared<ThreadPool>(defaultCpuThreads());
+  return pool;
+}
+
+int cpuThreads() { return cpuPool()->threads(); }
+
+void parallelFor(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t)>& fn) {
+  if (ThreadPool::chunkCount(n, grain) <= 1) {  // no pool look-up (and no lock) for small work
+    if (n > 0) fn(0, n);
+    return;
+  }
+  cpuPool()->parallelFor(n, grain, fn);
+}
+
+int64_t grainFor(int64_t costPerItem) {
+  constexpr int64_t kChunkWork = 32768;
+  return std::max<int64_t>(1, kChunkWork / std::max<int64_t>(costPerItem, 1));
 }
 
 }  // namespace shoal

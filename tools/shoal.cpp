@@ -4,6 +4,7 @@
 
 #include <CLI/CLI.hpp>
 #include <charconv>
+#include <chrono>
 #include <cstdio>
 #include <iostream>
 #include <nlohmann/json.hpp>
@@ -11,15 +12,18 @@
 #include "codegen/cuda_codegen.h"
 #include "frontend/pipeline_loader.h"
 #include "ir/export.h"
-#include "support/file_util.h"
 #include "ir/printer.h"
 #include "passes/program.h"
 #include "runtime/backend.h"
 #include "runtime/checkpoint/safetensors.h"
-#include "runtime/model_programs.h"
 #include "runtime/cpu/interpreter.h"
 #include "runtime/differential.h"
+#include "runtime/model_programs.h"
+#include "runtime/progress.h"
 #include "runtime/trainer.h"
+#include "support/file_util.h"
+#include "support/phase_times.h"
+#include "support/thread_pool.h"
 
 namespace shoal {
 namespace {
@@ -182,6 +186,7 @@ struct RunOptions {
   bool verbose = false;
   bool tf32 = false;
   bool profile = false;
+  int threads = 0;          ///< --threads N (0: every core available)
   bool check = false;       ///< --check: compare every node with the float64 interpreter
   int64_t checkSteps = 3;   ///< --check-steps N
   DifferentialTolerance checkTolerance;  ///< --check-rtol, --check-atol
@@ -220,19 +225,40 @@ std::string tensorText(const Tensor& t) {
   return rec(0, flat);
 }
 
+// Training progress on stderr. On a terminal a live line (bar, running loss, images/s, ETA)
+// redrawn at most 20 times a second; the per-epoch lines on stdout either way (scripts and
+// tests read them).
 class ProgressPrinter {
  public:
   explicit ProgressPrinter(bool tty) : tty_(tty) {}
   void step(const StepProgress& s) {
     if (!tty_) return;
-    int width = 30;
-    int done = int(double(width) * double(s.step) / double(std::max<int64_t>(s.steps, 1)));
-    fmt::print(stderr, "\repoch {}/{} [{}{}] {}/{} ", s.epoch, s.epochs, std::string(size_t(done), '='),
-               std::string(size_t(width - done), ' '), s.step, s.steps);
+    auto now = Clock::now();
+    if (!runStart_) runStart_ = now, runStartDone_ = done_;
+    ++done_;
+    if (s.step == 1) epochStart_ = now, epochStartExamples_ = s.examples;
+    bool last = s.steps > 0 && s.step >= s.steps;
+    if (!last && lastDraw_ && seconds(*lastDraw_, now) < 0.05) return;
+    lastDraw_ = now;
+    ProgressFigures f;
+    f.epoch = s.epoch, f.epochs = s.epochs, f.step = s.step, f.steps = s.steps;
+    f.runningLoss = s.runningLoss;
+    double epochSeconds = seconds(epochStart_, now);
+    if (s.step > 1 && epochSeconds > 0) f.imagesPerSecond = double(s.examples - epochStartExamples_) / epochSeconds;
+    // Steps of the whole run: the epochs' (when known) after the one running.
+    int64_t total = s.steps > 0 ? (done_ - s.step) + s.steps * (s.epochs - s.epoch + 1) : 0;
+    f.etaSeconds = etaSeconds(seconds(*runStart_, now), done_ - runStartDone_ - 1, total - runStartDone_ - 1);
+    std::string line = formatProgressLine(f);
+    size_t width = line.size();
+    if (line.size() < drawn_) line += std::string(drawn_ - line.size(), ' ');
+    drawn_ = width;
+    fmt::print(stderr, "\r{}", line);
     std::fflush(stderr);
   }
   void epoch(const EpochStats& e, int64_t epochs) {
-    if (tty_) fmt::print(stderr, "\r{}\r", std::string(90, ' '));
+    if (tty_ && drawn_ > 0) fmt::print(stderr, "\r{}\r", std::string(drawn_, ' '));
+    drawn_ = 0;
+    lastDraw_.reset();
     std::string val = e.validationAccuracy ? fmt::format("  val_accuracy {:.4f}", *e.validationAccuracy) : "";
     if (e.validationLoss) val += fmt::format("  val_loss {:.4f}", *e.validationLoss);
     fmt::print("epoch {}/{}  loss {:.4f}  accuracy {:.4f}{}  ({:.2f} s)\n", e.epoch, epochs, e.loss, e.accuracy, val, e.seconds);
@@ -240,8 +266,44 @@ class ProgressPrinter {
   }
 
  private:
+  using Clock = std::chrono::steady_clock;
+  static double seconds(Clock::time_point a, Clock::time_point b) {
+    return std::chrono::duration<double>(b - a).count();
+  }
   bool tty_;
+  int64_t done_ = 0;  ///< steps seen in the run
+  std::optional<Clock::time_point> runStart_, lastDraw_;
+  int64_t runStartDone_ = 0;
+  Clock::time_point epochStart_{};
+  int64_t epochStartExamples_ = 0;
+  size_t drawn_ = 0;  ///< characters of the line on screen
 };
+
+// `run --verbose`: where the wall time went, main-thread phases first (they add up to the
+// total with "before main" and "other"), then the phases overlapped on other threads.
+double beforeMainSeconds = -1;
+
+void printPhaseBreakdown() {
+  double total = secondsSinceProcessStart();
+  std::vector<PhaseTime> phases = PhaseTimes::global().entries();
+  fmt::print(stderr, "shoal: where the time went (wall seconds):\n");
+  double accounted = 0;
+  if (beforeMainSeconds >= 0) {
+    fmt::print(stderr, "  {:<42} {:8.3f}\n", "start-up before main (exec, libraries)", beforeMainSeconds);
+    accounted += beforeMainSeconds;
+  }
+  for (const PhaseTime& p : phases) {
+    if (p.background) continue;
+    fmt::print(stderr, "  {:<42} {:8.3f}{}\n", p.phase, p.seconds, p.count > 1 ? fmt::format("  ({}x)", p.count) : "");
+    accounted += p.seconds;
+  }
+  if (total >= 0) {
+    fmt::print(stderr, "  {:<42} {:8.3f}\n", "other (main thread)", std::max(0.0, total - accounted));
+    fmt::print(stderr, "  {:<42} {:8.3f}\n", "total", total);
+  }
+  for (const PhaseTime& p : phases)
+    if (p.background) fmt::print(stderr, "  {:<42} {:8.3f}  (on another thread, overlapped)\n", p.phase, p.seconds);
+}
 
 void reportWarning(const Error& w) {
   std::cerr << diagnostics().render(Diagnostic{Severity::Warning, w.location(), w.message()});
@@ -266,6 +328,7 @@ int runLiterals(const CommonOptions& c, const RunOptions& r, const Pipeline& p, 
   ModelProgramsOptions mo;
   mo.exec.tf32 = r.tf32;
   mo.exec.verbose = r.verbose;
+  mo.exec.threads = r.threads;
   mo.compile = compileOptions(c, nullptr);
   mo.profile = r.profile;
   auto programs = ModelPrograms::create(std::shared_ptr<const Graph>(p.model->clone()), *dev, mo);
@@ -307,6 +370,7 @@ int runCheckAgainstReference(const CommonOptions& c, const RunOptions& r, const 
   d.weights = r.weights;
   d.exec.tf32 = r.tf32;
   d.exec.verbose = r.verbose;
+  d.exec.threads = r.threads;
   d.compile = compileOptions(c, nullptr);
   d.onNote = [](const std::string& s) { fmt::print(stderr, "{}\n", s); };
   if (!r.report.empty() && r.report != "-")
@@ -374,13 +438,16 @@ int runRun(const CommonOptions& c, const RunOptions& r) {
   t.weights = r.weights;
   t.exec.tf32 = r.tf32;
   t.exec.verbose = r.verbose;
+  t.exec.threads = r.threads;
   t.profile = r.profile;
   t.compile = compileOptions(c, nullptr);
   t.onNote = [&](const std::string& s) {
     if (s.rfind("device:", 0) == 0 || s.rfind("note:", 0) == 0 || r.verbose) fmt::print(stderr, "{}\n", s);
   };
   t.onWarning = reportWarning;
-  ProgressPrinter progress(isatty(STDERR_FILENO));
+  const bool tty = isatty(STDERR_FILENO);
+  ProgressPrinter progress(tty);
+  if (tty) t.lossReadSeconds = 0.5;  // a running loss on the bar: a read every half second
   int64_t epochs = r.epochs.value_or(p->train ? p->train->epochs : 0);
   t.onStep = [&](const StepProgress& s) { progress.step(s); };
   t.onEpoch = [&](const EpochStats& e) { progress.epoch(e, epochs); };
@@ -413,10 +480,16 @@ int runRun(const CommonOptions& c, const RunOptions& r) {
     if (rc != kOk) return rc;
   }
   if (!r.report.empty() && !emit(r.report, report.dump(2) + "\n")) return kUserError;
+  if (r.verbose) {
+    std::fflush(stdout);  // the run's lines first
+    printPhaseBreakdown();
+  }
   return kOk;
 }
 
 int main(int argc, char** argv) {
+  markMainThread();
+  beforeMainSeconds = secondsSinceProcessStart();
   CLI::App app{"shoal: a graph-compiling deep learning runtime. Pipelines are Mermaid flowcharts (.mmd) or IR text."};
   app.require_subcommand(1);
   app.set_version_flag("--version", "shoal 0.1.0");
@@ -477,8 +550,23 @@ int main(int argc, char** argv) {
   runCmd->add_option("--report", run.report, "write a JSON report here");
   runCmd->add_option("--weights", run.weights, "load parameters (and optimizer state, to resume) from this safetensors file first");
   runCmd->add_flag("--verbose", run.verbose,
-                   "report kernel-cache hits, misses and compile times, and every checkpoint tensor the model ignores");
+                   "report kernel-cache hits, misses and compile times, every checkpoint tensor the model ignores, "
+                   "and where the wall time went (CUDA start-up, data loading, compiling, training, evaluation)");
   runCmd->add_flag("--tf32", run.tf32, "allow TF32 tensor-core GEMMs on the GPU (default: exact fp32)");
+  runCmd
+      ->add_option(
+          "--threads", run.threads,
+          fmt::format("CPU threads for the CPU backend's kernels and BLAS (default: the cores available, here {})",
+                      defaultCpuThreads()))
+      ->check(CLI::Validator(
+          [](std::string& v) {
+            int n = 0;
+            auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), n);
+            if (ec != std::errc() || end != v.data() + v.size() || n < 1)
+              return fmt::format("must be a whole number, 1 or more, got '{}'", v);
+            return std::string();
+          },
+          "N>=1", "PositiveInteger"));
   runCmd->add_flag("--profile", run.profile, "print the time spent in each op (of the training step when training)");
   auto* checkFlag = runCmd->add_flag("--check", run.check,
                                      "differential check: run on the device and compare every node's output with the "

@@ -7,6 +7,7 @@
 #include <atomic>
 #include <mutex>
 #include <set>
+#include <thread>
 #include <vector>
 
 namespace shoal {
@@ -66,11 +67,27 @@ TEST(ThreadPool, NestedCallsRunInlineAndJobsFollowEachOther) {
 }
 
 TEST(ThreadPool, TheCpuPoolFollowsSetCpuThreads) {
+  int before = cpuThreads();
   setCpuThreads(3);
-  EXPECT_EQ(cpuPool().threads(), 3);
+  EXPECT_EQ(cpuPool()->threads(), 3);
+  EXPECT_EQ(cpuThreads(), 3);
   setCpuThreads(1);
-  EXPECT_EQ(cpuPool().threads(), 1);
+  EXPECT_EQ(cpuPool()->threads(), 1);
   EXPECT_GE(defaultCpuThreads(), 1);
+  setCpuThreads(before);
+}
+
+// Two threads using one pool at once: the second runs its job inline, both complete.
+TEST(ThreadPool, ConcurrentCallersBothFinish) {
+  ThreadPool pool(3);
+  std::atomic<int64_t> a{0}, b{0};
+  std::thread other([&] {
+    for (int job = 0; job < 100; ++job) pool.parallelFor(64, 4, [&](int64_t s, int64_t e) { a += e - s; });
+  });
+  for (int job = 0; job < 100; ++job) pool.parallelFor(64, 4, [&](int64_t s, int64_t e) { b += e - s; });
+  other.join();
+  EXPECT_EQ(a.load(), 100 * 64);
+  EXPECT_EQ(b.load(), 100 * 64);
 }
 
 }  // namespace
