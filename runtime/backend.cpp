@@ -62,9 +62,16 @@ Expected<DeviceSelection> selectDevice(DeviceKind requested) {
   return sel;
 }
 
+Expected<void> precompileExecutable(const Program& program, const DeviceSelection& device,
+                                    const ExecutableOptions& opts) {
+  if (device.kind != DeviceKind::Cuda) return {};
+  return compileCudaIntoCache(program, opts.arch);
+}
+
 Expected<std::unique_ptr<Executable>> createExecutable(Program program, const DeviceSelection& device,
                                                        const ExecutableOptions& opts) {
   if (device.kind == DeviceKind::Cuda) return createCudaExecutable(std::move(program), opts.tf32, opts.verbose, opts.arch);
+  PhaseTimer timer("CPU executable (memory)");
   auto exe = CpuExecutable::create(std::move(program), opts.threads);
   if (!exe) return Unexpected(exe.error());
   return std::unique_ptr<Executable>(std::move(*exe));

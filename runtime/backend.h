@@ -36,6 +36,12 @@ struct ExecutableOptions {
   int threads = 0;
 };
 
+/// What of creating `program`'s executable needs no device, done ahead (on another thread,
+/// say): on a GPU, the CUDA source NVRTC-compiled into the on-disk kernel cache, which the
+/// executable then reads; nothing on the CPU.
+Expected<void> precompileExecutable(const Program& program, const DeviceSelection& device,
+                                    const ExecutableOptions& opts = {});
+
 /// Creates the executable for `program` on the selected device.
 Expected<std::unique_ptr<Executable>> createExecutable(Program program, const DeviceSelection& device,
                                                        const ExecutableOptions& opts = {});

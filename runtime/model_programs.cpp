@@ -74,7 +74,7 @@ Expected<std::unique_ptr<ModelPrograms>> ModelPrograms::createTraining(std::shar
   return m;
 }
 
-Expected<std::unique_ptr<Executable>> ModelPrograms::compile(int64_t batch, const TrainConfig* train) {
+Expected<Program> ModelPrograms::program(int64_t batch, const TrainConfig* train) const {
   auto rebatched = rebatchGraph(*model_, batch);
   if (!rebatched) {
     int64_t built = -1;
@@ -97,6 +97,17 @@ Expected<std::unique_ptr<Executable>> ModelPrograms::compile(int64_t batch, cons
     PhaseTimer timer("passes (compile the program)");
     return compileProgram(std::move(*rebatched), copts);
   }();
+  return program;
+}
+
+Expected<void> ModelPrograms::precompileInference(int64_t batch) const {
+  auto program = this->program(batch, nullptr);
+  if (!program) return Unexpected(program.error());
+  return precompileExecutable(*program, device_, opts_.exec);
+}
+
+Expected<std::unique_ptr<Executable>> ModelPrograms::compile(int64_t batch, const TrainConfig* train) {
+  auto program = this->program(batch, train);
   if (!program) return Unexpected(program.error());
   auto exe = createExecutable(std::move(*program), device_, opts_.exec);
   if (!exe) return Unexpected(exe.error());

@@ -509,7 +509,10 @@ Expected<std::unique_ptr<ModelPrograms>> createPipelineTrainer(const Pipeline& p
   auto m = ModelPrograms::createTraining(std::shared_ptr<const Graph>(p.model->clone()), cfg, p.logitsName, cfg.batch,
                                          device, programOptions(opts));
   if (!m) return Unexpected(m.error());
-  (*m)->initialize(cfg.seed);
+  {
+    PhaseTimer timer("parameter initialisation");
+    (*m)->initialize(cfg.seed);
+  }
   step = 0;
   std::string weights = !opts.weights.empty() ? opts.weights : p.data ? p.data->weights : "";
   if (!weights.empty()) {
@@ -554,10 +557,20 @@ Expected<TrainReport> fitPipelineData(ModelPrograms& m, const Pipeline& p, const
   plan.onEpoch = opts.onEpoch;
   plan.lossReadSeconds = opts.lossReadSeconds;
   plan.loc = cfg.loc;
+  // On a GPU the test set's inference program is NVRTC-compiled into the kernel cache on
+  // another thread while the training runs, so the evaluation after it only reads the cache.
+  // (An error here shows again, and is reported, when the evaluation compiles.)
+  std::future<void> precompiled;
+  if (m.device().kind == DeviceKind::Cuda)
+    precompiled = std::async(std::launch::async, [&m, batch = plan.evalBatch] { (void)m.precompileInference(batch); });
   auto report = [&] {
     PhaseTimer timer("training");
     return fitPrograms(m, loader, plan, step);
   }();
+  if (precompiled.valid()) {
+    PhaseTimer timer("waiting for the evaluation's kernels");
+    precompiled.get();
+  }
   if (!report) return Unexpected(report.error());
   auto test = [&] {
     PhaseTimer timer("evaluation (test set)");

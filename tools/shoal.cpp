@@ -45,6 +45,7 @@ int reportError(const Error& e) {
 }
 
 std::optional<Pipeline> load(const std::string& file) {
+  PhaseTimer timer("pipeline file (parse, lower)");
   DiagnosticEngine& diags = diagnostics();
   auto p = loadPipelineFile(file, diags);
   std::cerr << diags.render();

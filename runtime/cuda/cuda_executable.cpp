@@ -837,6 +837,24 @@ Expected<void> CudaExecutable::adoptPersistent(Executable& other) {
   return {};
 }
 
+Expected<void> compileCudaIntoCache(const Program& program, const std::string& arch) {
+  PhaseTimer timer("NVRTC ahead, into the kernel cache");
+  CudaCodegenOptions codegen;
+  codegen.horizontalUpdates = CudaExecutableOptions::fromEnvironment().horizontalUpdates;
+  auto src = generateCudaSource(program, codegen);
+  if (!src) return Unexpected(src.error());
+  std::string target = arch;
+  if (target.empty()) {
+    auto device = probeCudaDevice(0);
+    if (!device) return Unexpected(device.error());
+    target = device->arch();
+  }
+  KernelCache cache(KernelCache::defaultDir());
+  auto compiled = compileKernel({src->name, src->source}, target, {}, &cache);
+  if (!compiled) return Unexpected(compiled.error());
+  return {};
+}
+
 Expected<std::shared_ptr<void>> prewarmCudaContext(bool tf32) {
   auto ctx = sharedContext(tf32);
   if (!ctx) return Unexpected(ctx.error());

@@ -93,6 +93,11 @@ class CudaExecutable : public Executable {
   std::unique_ptr<Impl> impl_;
 };
 
+/// Generates `program`'s CUDA source as CudaExecutable::create would (options from the
+/// environment) and NVRTC-compiles it into the on-disk kernel cache for `arch` (empty: device
+/// 0's), so the executable created later finds its cubin there. Needs no CUDA context.
+Expected<void> compileCudaIntoCache(const Program& program, const std::string& arch);
+
 /// Creates, now, the CUDA context (stream, cuBLAS handle and workspace) that the executables
 /// with this TF32 setting share, and keeps it alive as long as the returned pointer (or an
 /// executable using it) lives: a run calls it on another thread while the main one compiles,
