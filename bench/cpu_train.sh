@@ -33,11 +33,16 @@ if [ -z "${SHOAL:-}" ]; then
 fi
 "$SHOAL" --version
 
-for t in $THREADS; do
+# Also the largest count with the pool's threads sleeping at once between kernels
+# (SHOAL_POOL_SPIN_US=0; the default spins 50 µs first), to see what the spin buys.
+MAX_T=$(echo $THREADS | tr ' ' '\n' | sort -n | tail -1)
+for t in $THREADS "${MAX_T}nospin"; do
+  spin_env=""
+  case $t in *nospin) spin_env="SHOAL_POOL_SPIN_US=0" ;; esac
   for r in $(seq 1 "$RUNS"); do
     profile=""
     [ "$r" = 1 ] && profile="--profile"
-    if ! "$SHOAL" run examples/mnist_cnn.mmd --device cpu --seed 0 --epochs "$EPOCHS" --threads "$t" \
+    if ! env $spin_env "$SHOAL" run examples/mnist_cnn.mmd --device cpu --seed 0 --epochs "$EPOCHS" --threads "${t%nospin}" \
         --report "$OUT/shoal_t${t}_r${r}.json" $profile > "$OUT/shoal_t${t}_r${r}.log" 2>&1; then
       echo "shoal --threads $t failed:"; tail -20 "$OUT/shoal_t${t}_r${r}.log"; exit 1
     fi
@@ -62,7 +67,7 @@ else
   echo "== torch done at $(elapsed) s"
 fi
 
-python3 - "$OUT" "$THREADS" "$RUNS" <<'PY'
+python3 - "$OUT" "$THREADS ${MAX_T}nospin" "$RUNS" <<'PY'
 import json, os, statistics as st, sys
 out, threads, runs = sys.argv[1], sys.argv[2].split(), int(sys.argv[3])
 targets = {'2': 0.8, '16': 1.0}  # the issue's goals for the ratio shoal / PyTorch
@@ -70,20 +75,20 @@ rows, result = [], {}
 for t in threads:
     shoal = [json.load(open(os.path.join(out, f'shoal_t{t}_r{r}.json')))['step_ms_median'] for r in range(1, runs + 1)]
     mine = st.median(shoal)
-    tp = os.path.join(out, f'torch_t{t}.json')
+    tp = os.path.join(out, f'torch_t{t.replace("nospin", "")}.json')
     torch = json.load(open(tp)) if os.path.exists(tp) else None
     ref = torch['step_ms_median'] if torch else None
     ratio = mine / ref if ref else None
     result[t] = dict(shoal_step_ms=mine, shoal_runs=shoal, torch_step_ms=ref,
                      torch_single_step_ms=torch['single_step_ms_median'] if torch else None, ratio=ratio,
                      target=targets.get(t))
-    rows.append((t, mine, ref, ratio, targets.get(t)))
+    rows.append((t.replace('nospin', ' (no spin)'), mine, ref, ratio, targets.get(t)))
 base = result[threads[0]]['shoal_step_ms']
 print(f"\ntraining step, seed CNN, batch 64 (ratio = shoal / PyTorch; below 1: shoal faster)")
-print(f"  {'threads':>7} {'shoal ms':>9} {'torch ms':>9} {'ratio':>7} {'goal':>6} {'shoal speed-up vs ' + threads[0] + ' thr':>22}")
+print(f"  {'threads':>13} {'shoal ms':>9} {'torch ms':>9} {'ratio':>7} {'goal':>6} {'shoal speed-up vs ' + threads[0] + ' thr':>22}")
 for t, mine, ref, ratio, goal in rows:
     f = lambda v, p=3: f'{v:.{p}f}' if v is not None else '-'
-    print(f"  {t:>7} {f(mine):>9} {f(ref):>9} {f(ratio):>7} {('<= ' + str(goal)) if goal else '-':>6} {base / mine:22.2f}")
+    print(f"  {t:>13} {f(mine):>9} {f(ref):>9} {f(ratio):>7} {('<= ' + str(goal)) if goal else '-':>6} {base / mine:22.2f}")
 json.dump(result, open(os.path.join(out, 'cpu_ratios.json'), 'w'), indent=1)
 PY
 echo "== per-op time (first run of each thread count):"

@@ -5,6 +5,8 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
+#include <cstdlib>
 #include <exception>
 #include <memory>
 #include <utility>
@@ -16,6 +18,8 @@ thread_local bool insideParallelFor = false;
 }  // namespace
 
 ThreadPool::ThreadPool(int threads) {
+  if (const char* spin = std::getenv("SHOAL_POOL_SPIN_US"); spin && *spin)
+    spinMicroseconds_ = std::max(0L, std::atol(spin));
   for (int i = 1; i < std::max(threads, 1); ++i) workers_.emplace_back([this] { workerLoop(); });
 }
 
@@ -47,12 +51,19 @@ void ThreadPool::parallelFor(int64_t n, int64_t grain, const std::function<void(
   job_ = &fn;
   n_ = n, grain_ = grain, chunks_ = chunks, nextChunk_ = 0, finished_ = 0;
   error_ = nullptr;
-  ++generation_;
+  pending_.store(chunks, std::memory_order_relaxed);
+  generation_.fetch_add(1, std::memory_order_release);
   wake_.notify_all();
   // The caller works too.
   insideParallelFor = true;
   runChunks(lock);
   insideParallelFor = false;
+  if (finished_ != chunks_) {
+    // The last chunks are usually microseconds from done: spin a little before sleeping.
+    lock.unlock();
+    spinWhile([&] { return pending_.load(std::memory_order_acquire) != 0; });
+    lock.lock();
+  }
   done_.wait(lock, [&] { return finished_ == chunks_; });
   job_ = nullptr;
   if (error_) {
@@ -75,6 +86,7 @@ void ThreadPool::runChunks(std::unique_lock<std::mutex>& lock) {
     }
     lock.lock();
     if (error && !error_) error_ = error;
+    pending_.fetch_sub(1, std::memory_order_release);
     if (++finished_ == chunks_) done_.notify_one();
   }
 }
@@ -84,10 +96,30 @@ void ThreadPool::workerLoop() {
   uint64_t seen = 0;
   std::unique_lock<std::mutex> lock(mutex_);
   for (;;) {
+    // A step's kernels follow each other within microseconds: spin a little for the next job
+    // before sleeping, so most jobs find their workers awake.
+    lock.unlock();
+    spinWhile(
+        [&] { return generation_.load(std::memory_order_acquire) == seen && !stop_.load(std::memory_order_relaxed); });
+    lock.lock();
     wake_.wait(lock, [&] { return stop_ || (job_ && generation_ != seen); });
     if (stop_) return;
     seen = generation_;
     runChunks(lock);
+  }
+}
+
+template <typename Condition>
+void ThreadPool::spinWhile(Condition condition) {
+  if (spinMicroseconds_ <= 0) return;
+  const auto until = std::chrono::steady_clock::now() + std::chrono::microseconds(spinMicroseconds_);
+  while (condition()) {
+    for (int i = 0; i < 64; ++i) {
+#if defined(__x86_64__) || defined(__i386__)
+      __builtin_ia32_pause();
+#endif
+    }
+    if (std::chrono::steady_clock::now() >= until) return;
   }
 }
 

@@ -3,6 +3,7 @@
 // (default: the cores this process may run on).
 #pragma once
 
+#include <atomic>
 #include <condition_variable>
 #include <cstdint>
 #include <exception>
@@ -41,6 +42,11 @@ class ThreadPool {
   void workerLoop();
   /// Claims and runs chunks of the job in flight until none is left (called with mutex_ held).
   void runChunks(std::unique_lock<std::mutex>& lock);
+  /// Busy-waits while condition() holds, at most spinMicroseconds_.
+  template <typename Condition>
+  void spinWhile(Condition condition);
+  /// How long a thread spins before sleeping: 50 µs, or $SHOAL_POOL_SPIN_US.
+  int64_t spinMicroseconds_ = 50;
 
   std::vector<std::thread> workers_;
   std::mutex busy_;  ///< held by the caller whose job is in flight
@@ -50,8 +56,10 @@ class ThreadPool {
   const std::function<void(int64_t, int64_t)>* job_ = nullptr;
   int64_t n_ = 0, grain_ = 1, chunks_ = 0, nextChunk_ = 0, finished_ = 0;
   std::exception_ptr error_;  ///< the first exception a chunk of the job threw
-  uint64_t generation_ = 0;
-  bool stop_ = false;
+  // Written under mutex_, also read without it by spinning threads.
+  std::atomic<uint64_t> generation_{0};
+  std::atomic<int64_t> pending_{0};  ///< chunks of the job not finished yet
+  std::atomic<bool> stop_{false};
 };
 
 /// The number of threads the CPU kernels use by default: the CPUs this process may run on.
