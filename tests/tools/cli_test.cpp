@@ -204,12 +204,17 @@ TEST(Cli, ThreadsMustBePositiveAndDoNotChangeResults) {
     EXPECT_NE(r.err.find("--threads: must be a whole number, 1 or more, got '" + bad + "'"), std::string::npos)
         << r.err;
   }
-  // The same epoch lines and test accuracy, to the last printed digit, at 1 and 3 threads.
+  // The same loss, accuracy and test accuracy, to the last bit, at 1 and 3 threads (a small
+  // CNN: conv, pool, dense, Adam).
   std::string dir = shoal::test::tempDir();
-  auto one =
-      runCli("run examples/mnist_cnn.mmd --device cpu --seed 3 --epochs 1 --threads 1 --report '" + dir + "/1.json'");
-  auto three =
-      runCli("run examples/mnist_cnn.mmd --device cpu --seed 3 --epochs 1 --threads 3 --report '" + dir + "/3.json'");
+  writeFile(dir + "/cnn.mmd",
+            "flowchart TD\n"
+            "  x[input: mnist path=data/mnist-10k batch=64] --> pre[preprocess: scale=1/255]\n"
+            "  pre --> c1[conv2d: filters=4 kernel=3x3 activation=relu]\n"
+            "  c1 --> p1[maxpool: size=2x2] --> f[flatten] --> d1[dense: units=10]\n"
+            "  d1 --> t[train: optimizer=adam lr=0.002 epochs=1]\n  t --> out[output: metrics=accuracy]\n");
+  auto one = runCli("run '" + dir + "/cnn.mmd' --device cpu --seed 3 --threads 1 --report '" + dir + "/1.json'");
+  auto three = runCli("run '" + dir + "/cnn.mmd' --device cpu --seed 3 --threads 3 --report '" + dir + "/3.json'");
   ASSERT_EQ(one.exitCode, 0) << one.err;
   ASSERT_EQ(three.exitCode, 0) << three.err;
   auto a = nlohmann::json::parse(readFile(dir + "/1.json")), b = nlohmann::json::parse(readFile(dir + "/3.json"));
