@@ -213,6 +213,22 @@ std::string affineCode(bool w, bool b) {
   return code;
 }
 
+// The optional weight and bias operands (w, b) and the output y, appended to a kernel's
+// parameters and arguments.
+void appendAffineAndOutput(NodeEmitter& em, const Optional& w, const Optional& b, std::string& params,
+                           std::vector<CudaArg>& args) {
+  if (w.present) {
+    params += ", const ${T}* __restrict__ w";
+    args.push_back(w.arg);
+  }
+  if (b.present) {
+    params += ", const ${T}* __restrict__ b";
+    args.push_back(b.arg);
+  }
+  params += ", ${T}* __restrict__ y";
+  args.push_back(em.out());
+}
+
 // Normalisation by the batch's own statistics (batchnorm_train, layernorm, groupnorm):
 // x, [w, [b]] -> y.
 Expected<void> emitNormForward(NodeEmitter& em, const GroupCode& g, double eps, size_t weightOperand) {
@@ -224,16 +240,7 @@ Expected<void> emitNormForward(NodeEmitter& em, const GroupCode& g, double eps, 
   Optional w = optionalIn(em, weightOperand), b = optionalIn(em, weightOperand + 1);
   std::string params = "const double* __restrict__ scratch, const ${T}* __restrict__ x";
   std::vector<CudaArg> args = {NodeEmitter::scratch(), em.in(0)};
-  if (w.present) {
-    params += ", const ${T}* __restrict__ w";
-    args.push_back(w.arg);
-  }
-  if (b.present) {
-    params += ", const ${T}* __restrict__ b";
-    args.push_back(b.arg);
-  }
-  params += ", ${T}* __restrict__ y";
-  args.push_back(em.out());
+  appendAffineAndOutput(em, w, b, params, args);
   em.elementwise("apply", fill(params, v),
                  fill("    const double* m = scratch + ${MOMENTS} + (${GROUP}) * 3;\n"
                       "    const ${I} ch = ${CHANNEL};\n"
@@ -333,16 +340,7 @@ Expected<void> emitBatchNorm(NodeEmitter& em) {
   Optional w = optionalIn(em, 3), b = optionalIn(em, 4);
   std::string params = "const ${T}* __restrict__ x, const ${T}* __restrict__ mean, const ${T}* __restrict__ var";
   std::vector<CudaArg> args = {em.in(0), em.in(1), em.in(2)};
-  if (w.present) {
-    params += ", const ${T}* __restrict__ w";
-    args.push_back(w.arg);
-  }
-  if (b.present) {
-    params += ", const ${T}* __restrict__ b";
-    args.push_back(b.arg);
-  }
-  params += ", ${T}* __restrict__ y";
-  args.push_back(em.out());
+  appendAffineAndOutput(em, w, b, params, args);
   em.elementwise("", fill(params, v),
                  fill("    const ${I} ch = ${CHANNEL};\n"
                       "    const ${T} invstd = (${T})(1.0 / sqrt((double)var[ch] + ${EPS}));\n"

@@ -73,8 +73,7 @@ Expected<Value*> activation(Graph& g, Value* x, const std::string& act, const st
   return addOp(g, k, {x}, {}, name, loc);
 }
 
-Expected<Value*> conv2d(Graph& g, Value* x, const std::string& id, const Conv2dSpec& s, const Location& loc) {
-  const std::string who = "conv2d '" + id + "'";
+Expected<void> checkConvSpec(const std::string& who, const Conv2dSpec& s, const Value* x, const Location& loc) {
   if (s.filters <= 0) return fail(fmt::format("{}: filters must be positive, got {}", who, s.filters), loc);
   if (s.kernelH <= 0 || s.kernelW <= 0)
     return fail(fmt::format("{}: kernel must be positive, got {}x{}", who, s.kernelH, s.kernelW), loc);
@@ -83,7 +82,6 @@ Expected<Value*> conv2d(Graph& g, Value* x, const std::string& id, const Conv2dS
   if (s.dilationH <= 0 || s.dilationW <= 0)
     return fail(fmt::format("{}: dilation must be positive, got {}x{}", who, s.dilationH, s.dilationW), loc);
   if (s.groups <= 0) return fail(fmt::format("{}: groups must be positive, got {}", who, s.groups), loc);
-  if (!isActivationName(s.activation)) return activation(g, x, s.activation, id, loc);
   const Shape& xs = x->type().shape;
   if (xs.size() != 4)
     return fail(fmt::format("{}: input must be NCHW (rank 4), got {}", who, x->type().str()), loc);
@@ -91,6 +89,14 @@ Expected<Value*> conv2d(Graph& g, Value* x, const std::string& id, const Conv2dS
     return fail(fmt::format("{}: groups={} must divide the input's {} channels and the {} filters", who, s.groups,
                             xs[1], s.filters),
                 loc);
+  return {};
+}
+
+Expected<Value*> conv2d(Graph& g, Value* x, const std::string& id, const Conv2dSpec& s, const Location& loc) {
+  const std::string who = "conv2d '" + id + "'";
+  if (!isActivationName(s.activation)) return activation(g, x, s.activation, id, loc);
+  if (auto ok = checkConvSpec(who, s, x, loc); !ok) return Unexpected(ok.error());
+  const Shape& xs = x->type().shape;
   std::vector<int64_t> pad;
   if (s.padding == "valid") pad = {0, 0, 0, 0};
   else if (s.padding == "same")

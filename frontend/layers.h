@@ -39,6 +39,10 @@ struct Conv2dSpec {
   bool bias = true;
   std::string activation;               ///< applied after the conv ("" for none)
 };
+/// The checks conv2d and conv_transpose2d share, for the layer `who`: positive filters,
+/// kernel, stride, dilation and groups; an NCHW input whose channels, like the filters, the
+/// groups divide.
+Expected<void> checkConvSpec(const std::string& who, const Conv2dSpec& s, const Value* x, const Location& loc);
 /// conv2d with params `<id>.weight` ([filters, C/groups, kh, kw], Glorot-uniform) and
 /// `<id>.bias` (zeros); the layer's final value is named `id`.
 Expected<Value*> conv2d(Graph& g, Value* x, const std::string& id, const Conv2dSpec& spec, const Location& loc);

@@ -28,18 +28,9 @@ std::pair<std::vector<int64_t>, std::vector<int64_t>> transposeSamePadding(int64
 Expected<Value*> convTranspose2d(Graph& g, Value* x, const std::string& id, const ConvTranspose2dSpec& s,
                                  const Location& loc) {
   const std::string who = "conv_transpose2d '" + id + "'";
-  if (s.filters <= 0) return fail(fmt::format("{}: filters must be positive, got {}", who, s.filters), loc);
-  if (s.kernelH <= 0 || s.kernelW <= 0)
-    return fail(fmt::format("{}: kernel must be positive, got {}x{}", who, s.kernelH, s.kernelW), loc);
-  if (s.groups <= 0) return fail(fmt::format("{}: groups must be positive, got {}", who, s.groups), loc);
   if (!isActivationName(s.activation)) return activation(g, x, s.activation, id, loc);
+  if (auto ok = checkConvSpec(who, s, x, loc); !ok) return Unexpected(ok.error());
   const Shape& xs = x->type().shape;
-  if (xs.size() != 4)
-    return fail(fmt::format("{}: input must be NCHW (rank 4), got {}", who, x->type().str()), loc);
-  if (xs[1] % s.groups != 0 || s.filters % s.groups != 0)
-    return fail(fmt::format("{}: groups={} must divide the input's {} channels and the {} filters", who, s.groups,
-                            xs[1], s.filters),
-                loc);
   std::vector<int64_t> pad = {0, 0, 0, 0}, outPad = s.outputPadding;
   if (s.padding == "same") {
     if (outPad != std::vector<int64_t>{0, 0})

@@ -6,21 +6,15 @@
 #include <utility>
 #include <vector>
 
+#include "frontend/layers.h"
 #include "ir/graph.h"
 
 namespace shoal::layers {
 
-struct ConvTranspose2dSpec {
-  int64_t filters = 0;  ///< output channels
-  int64_t kernelH = 3, kernelW = 3;
-  int64_t strideH = 1, strideW = 1;
-  int64_t dilationH = 1, dilationW = 1;
-  int64_t groups = 1;
-  std::string padding = "valid";          ///< valid | same (output = input · stride) | explicit
-  std::vector<int64_t> explicitPadding;   ///< [top,left,bottom,right] when padding == "explicit"
+/// conv2d's settings (padding=same makes the output `stride` times the input) plus the
+/// output padding.
+struct ConvTranspose2dSpec : Conv2dSpec {
   std::vector<int64_t> outputPadding = {0, 0};
-  bool bias = true;
-  std::string activation;  ///< applied after the convolution ("" for none)
 };
 
 /// The padding [top,left,bottom,right] and output_padding [h,w] that make a transposed

@@ -32,6 +32,17 @@ SHOAL_SCALAR_FN double shoal_erf(double x) { return erf(x); }
 SHOAL_SCALAR_FN float shoal_pow(float x, float y) { return powf(x, y); }
 SHOAL_SCALAR_FN double shoal_pow(double x, double y) { return pow(x, y); }
 
+// a * b rounded on its own, never contracted with a following add into a fused multiply-add
+// (which NVCC and NVRTC do by default): formulas that compare an affine value against a
+// threshold (hardsigmoid's kinks) then decide alike on the host and on the GPU.
+#ifdef SHOAL_SCALAR_MATH_ON_HOST
+SHOAL_SCALAR_FN float shoal_mul_rn(float a, float b) { return a * b; }
+SHOAL_SCALAR_FN double shoal_mul_rn(double a, double b) { return a * b; }
+#else
+SHOAL_SCALAR_FN float shoal_mul_rn(float a, float b) { return __fmul_rn(a, b); }
+SHOAL_SCALAR_FN double shoal_mul_rn(double a, double b) { return __dmul_rn(a, b); }
+#endif
+
 // 1 / (1 + exp(-x)) with exp of a non-positive argument only, so nothing overflows.
 template <typename T>
 SHOAL_SCALAR_FN T shoal_sigmoid(T x) {

@@ -5,6 +5,8 @@
 #include <cmath>
 #include <cstdlib>
 #include <limits>
+#include <stdexcept>
+#include <string>
 
 namespace shoal {
 
@@ -32,6 +34,18 @@ Tensor Tensor::view(TensorType type, void* data) {
   return t;
 }
 
+Tensor Tensor::onDevice(TensorType type, void* devicePtr, int device) {
+  Tensor t = view(std::move(type), devicePtr);
+  t.device_ = device < 0 ? 0 : device;
+  return t;
+}
+
+void Tensor::requireHost(const char* what) const {
+  if (device_ >= 0)
+    throw std::logic_error(std::string("Tensor::") + what + ": the tensor " + type_.str() + " is on GPU " +
+                           std::to_string(device_) + " (Tensor::onDevice); its elements cannot be read or written on the host");
+}
+
 Tensor Tensor::fromDoubles(DType dtype, Shape shape, std::span<const double> values) {
   Tensor t(dtype, std::move(shape));
   assert(int64_t(values.size()) == t.numElements() && "value count must match the shape");
@@ -40,6 +54,7 @@ Tensor Tensor::fromDoubles(DType dtype, Shape shape, std::span<const double> val
 }
 
 double Tensor::at(int64_t i) const {
+  requireHost("at");
   switch (type_.dtype) {
     case DType::F32: return data<float>()[i];
     case DType::F64: return data<double>()[i];
@@ -64,6 +79,7 @@ I saturate(double v) {
 }  // namespace
 
 void Tensor::set(int64_t i, double v) {
+  requireHost("set");
   switch (type_.dtype) {
     case DType::F32: data<float>()[i] = float(v); return;
     case DType::F64: data<double>()[i] = v; return;
@@ -75,18 +91,21 @@ void Tensor::set(int64_t i, double v) {
 }
 
 std::vector<double> Tensor::toDoubles() const {
+  requireHost("toDoubles");
   std::vector<double> out(static_cast<size_t>(numElements()));
   for (int64_t i = 0; i < numElements(); ++i) out[size_t(i)] = at(i);
   return out;
 }
 
 Tensor Tensor::clone() const {
+  requireHost("clone");
   Tensor t(type_);
   if (byteSize()) std::memcpy(t.data_, data_, byteSize());
   return t;
 }
 
 Tensor Tensor::cast(DType dtype) const {
+  requireHost("cast");
   if (dtype == type_.dtype) return clone();
   Tensor t(dtype, type_.shape);
   for (int64_t i = 0; i < numElements(); ++i) t.set(i, at(i));

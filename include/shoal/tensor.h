@@ -23,6 +23,15 @@ class Tensor {
   Tensor(DType dtype, Shape shape) : Tensor(TensorType{dtype, std::move(shape)}) {}
   /// A non-owning view of `data` (which must outlive every copy of the view).
   static Tensor view(TensorType type, void* data);
+  /// A non-owning view of memory on GPU `device` (cudaMalloc'd by the app, or another
+  /// library's tensor), for a Session or Trainer running on that GPU: an input fed this way is
+  /// copied on the device, with no trip through the host, and parameters set from it likewise
+  /// (the element type must then be the model's: no conversion happens on the device). The
+  /// memory must hold its values when run()/step() is called (synchronise the stream that
+  /// wrote it first) and outlive the call. Its elements cannot be read or written on the
+  /// host: at(), set(), toDoubles(), clone() and cast() throw std::logic_error, and the CPU
+  /// backend refuses it with an error naming the input. raw() is then the device address.
+  static Tensor onDevice(TensorType type, void* devicePtr, int device = 0);
   /// A tensor holding `values` converted to `dtype`.
   static Tensor fromDoubles(DType dtype, Shape shape, std::span<const double> values);
 
@@ -32,6 +41,9 @@ class Tensor {
   int64_t numElements() const { return type_.numElements(); }
   size_t byteSize() const { return type_.byteSize(); }
   bool defined() const { return data_ != nullptr || type_.numElements() == 0; }
+  /// Whether the elements live in GPU memory (onDevice), and on which GPU (-1: the host).
+  bool isOnDevice() const { return device_ >= 0; }
+  int device() const { return device_; }
 
   void* raw() { return data_; }
   const void* raw() const { return data_; }
@@ -56,8 +68,12 @@ class Tensor {
 
  private:
   TensorType type_;
+  /// Throws std::logic_error naming `what` when the elements are on a GPU.
+  void requireHost(const char* what) const;
+
   std::shared_ptr<void> owner_;
   void* data_ = nullptr;
+  int device_ = -1;
 };
 
 /// Named tensors: a model's inputs or outputs, a batch of examples, parameters by name.

@@ -584,6 +584,9 @@ Expected<void> CpuExecutable::writePersistent(const TensorMap& values) {
     if (it->second.shape() != t.shape())
       return fail(fmt::format("tensor '{}' has shape {}, the model expects {}", name, shapeString(t.shape()),
                               shapeString(it->second.shape())));
+    if (t.isOnDevice())
+      return fail(fmt::format("tensor '{}' is in GPU memory (Tensor::onDevice); the CPU backend reads host tensors only",
+                              name));
     copyConverted(t, it->second);
   }
   return {};
@@ -598,6 +601,10 @@ Expected<TensorMap> CpuExecutable::run(const TensorMap& inputs) {
     const TensorType& want = n->result()->type();
     if (it->second.shape() != want.shape)
       return fail(fmt::format("input '{}' expects {}, got {}", name, want.str(), it->second.type().str()), n->loc());
+    if (it->second.isOnDevice())
+      return fail(fmt::format("input '{}' is in GPU memory (Tensor::onDevice); the CPU backend reads host tensors only",
+                              name),
+                  n->loc());
     copyConverted(it->second, valueView(n->result()));
   }
   for (Node* n : graph().nodes()) {

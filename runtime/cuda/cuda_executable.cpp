@@ -285,6 +285,18 @@ void convertInto(const Tensor& src, Tensor dst) {
 
 size_t alignUp(size_t n) { return (n + 63) / 64 * 64; }
 
+// A tensor in the app's GPU memory can stand for `want` on GPU `device` when it is on that GPU
+// and has `want`'s element type (nothing converts on the device).
+Expected<void> checkDeviceTensor(const Tensor& t, const TensorType& want, const std::string& what, int device) {
+  if (t.device() != device)
+    return fail(fmt::format("{} is in the memory of GPU {}, the model runs on GPU {}", what, t.device(), device));
+  if (t.dtype() != want.dtype)
+    return fail(fmt::format("{} is in GPU memory as {}, the model takes {}: nothing converts on the device, so "
+                            "convert it first (or pass a host tensor)",
+                            what, t.type().str(), want.str()));
+  return {};
+}
+
 }  // namespace
 
 Expected<std::unique_ptr<CudaExecutable>> CudaExecutable::create(Program program, const CudaExecutableOptions& opts) {
@@ -604,6 +616,15 @@ Expected<void> CudaExecutable::Impl::uploadInputs(const Program& p, const Tensor
     if (it->second.shape() != want.shape)
       return fail(fmt::format("input '{}' expects {}, got {}", s.name, want.str(), it->second.type().str()),
                   s.node->loc());
+    if (it->second.isOnDevice()) {  // the app's GPU memory: copied on the device, no host staging
+      if (auto ok = checkDeviceTensor(it->second, want, "input '" + s.name + "'", ctx->device().index); !ok)
+        return fail(ok.error().message(), s.node->loc());
+      if (auto ok = ctx->copyDeviceToDevice(address(p, s.node->result()), it->second.raw(), s.bytes,
+                                            "input '" + s.name + "'");
+          !ok)
+        return ok;
+      continue;
+    }
     convertInto(it->second, Tensor::view(want, pin + s.offset));
     if (auto ok = ctx->copyToDevice(address(p, s.node->result()), pin + s.offset, s.bytes, "input '" + s.name + "'");
         !ok)
@@ -816,6 +837,15 @@ Expected<void> CudaExecutable::writePersistent(const TensorMap& values) {
     if (it->second.shape() != want.shape)
       return fail(fmt::format("tensor '{}' has shape {}, the model expects {}", it->first,
                               shapeString(it->second.shape()), shapeString(want.shape)));
+    if (it->second.isOnDevice()) {
+      if (auto ok = checkDeviceTensor(it->second, want, "tensor '" + it->first + "'", im.ctx->device().index); !ok)
+        return ok;
+      if (auto ok = im.ctx->copyDeviceToDevice(im.address(program_, n->result()), it->second.raw(), want.byteSize(),
+                                               "%" + it->first);
+          !ok)
+        return ok;
+      continue;
+    }
     Tensor t(want);
     convertInto(it->second, t);
     if (auto ok = im.ctx->copyToDevice(im.address(program_, n->result()), t.raw(), t.byteSize(), "%" + it->first);

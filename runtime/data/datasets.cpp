@@ -34,6 +34,10 @@ Expected<TensorDataset> TensorDataset::create(TensorMap tensors) {
   std::optional<std::pair<std::string, int64_t>> rows;
   for (auto& [name, t] : tensors) {
     if (!t.defined()) return fail(fmt::format("tensor '{}' has no data", name));
+    if (t.isOnDevice())
+      return fail(fmt::format("tensor '{}' is in GPU memory: a TensorDataset gathers its batches on the host (feed "
+                              "GPU batches to Trainer::step, or through a BatchSource)",
+                              name));
     if (t.shape().empty()) return fail(fmt::format("tensor '{}' is a scalar; dimension 0 must index the examples", name));
     if (rows && rows->second != t.shape()[0])
       return fail(fmt::format("tensors disagree on the number of examples: '{}' has {}, '{}' has {}", rows->first,
