@@ -8,7 +8,8 @@
 # ratios.json, startup.json, cpu/ (cpu_ratios.json), and the logs; copy them to
 # bench/results/<date>-<card>/.
 #   bench/gpu_bench.sh [path/to/torch_baseline.py]
-# SKIP_STARTUP=1 and SKIP_CPU=1 leave out the start-up and CPU parts.
+# SKIP_STARTUP=1 and SKIP_CPU=1 leave out the start-up and CPU parts; SKIP_TORCH=1 the GPU
+# PyTorch baseline, SKIP_TORCH_CPU=1 the CPU one.
 # The baseline script defaults to bench/torch_baseline.py, else ../shared/bench/torch_baseline.py;
 # SKIP_TORCH=1 skips it (only shoal's numbers then). About 5 minutes on an H100, most of it
 # torch.compile and the baseline's full training runs.
@@ -64,7 +65,8 @@ if [ "${SKIP_STARTUP:-0}" = "0" ]; then
 fi
 
 if [ "${SKIP_CPU:-0}" = "0" ]; then
-  OUT="$OUT/cpu" SHOAL=./build-dev/shoal bench/cpu_train.sh 2>&1 | tee "$OUT/cpu_train.log" | sed -n '/training step, seed CNN/,/^== per-op/p'
+  # PyTorch on the CPU runs there unless SKIP_TORCH_CPU=1 (SKIP_TORCH skips the GPU baseline only).
+  OUT="$OUT/cpu" SHOAL=./build-dev/shoal SKIP_TORCH=${SKIP_TORCH_CPU:-0} bench/cpu_train.sh 2>&1 | tee "$OUT/cpu_train.log" | sed -n '/training step, seed CNN/,/^== per-op/p'
   echo "== CPU benchmark done at $(elapsed) s"
 fi
 

@@ -357,29 +357,42 @@ Expected<void> NodeRunner::run() {
       cpu::denseForward<T>(x[0], x[1], w[0], in<T>(0), in<T>(1), n_.numInputs() == 3 ? in<T>(2) : nullptr, out<T>());
       return {};
     }
-    case OpKind::FusedConv2d: {
-      auto p = convParams(attrs(), inShape(0), inShape(1));
-      cpu::conv2dForward<T>(p, in<T>(0), in<T>(1), n_.numInputs() == 3 ? in<T>(2) : nullptr, out<T>());
-      applyActivation<T>(attrs().getString("activation"), outCount(), out<T>());
-      return {};
-    }
+    case OpKind::FusedConv2d:
     case OpKind::FusedConv2dPool: {
-      // The conv output lives in a temporary here: the fusion pays on the GPU, where the
-      // kernel never stores it; on the CPU the result is that of the unfused ops exactly.
-      auto p = convParams(attrs(), inShape(0), inShape(1));
-      Shape conv{p.n, p.o, p.outH(), p.outW()};
-      std::vector<T> y(size_t(numElements(conv)));
-      cpu::conv2dForward<T>(p, in<T>(0), in<T>(1), n_.numInputs() == 3 ? in<T>(2) : nullptr, y.data());
-      applyActivation<T>(attrs().getString("activation"), int64_t(y.size()), y.data());
+      // Fused on the CPU too: each image's convolution, then its activation (and pooling)
+      // while its output is in cache, images in parallel; the bits of the unfused ops. The
+      // pooled form never holds more than one image's conv output per thread.
+      const bool pooled = n_.kind() == OpKind::FusedConv2dPool;
+      const auto p = convParams(attrs(), inShape(0), inShape(1));
+      cpu::Conv2dParams one = p;
+      one.n = 1;
       cpu::Pool2dParams pool;
-      pool.n = conv[0], pool.c = conv[1], pool.h = conv[2], pool.w = conv[3];
-      const auto& k = attrs().getInts("pool_kernel");
-      const auto& s = attrs().getInts("pool_stride");
-      const auto& pad = attrs().getInts("pool_padding");
-      pool.kh = k[0], pool.kw = k[1], pool.strideH = s[0], pool.strideW = s[1];
-      pool.padTop = pad[0], pool.padLeft = pad[1], pool.padBottom = pad[2], pool.padRight = pad[3];
-      pool.ceilMode = attrs().getInt("pool_ceil_mode", 0) != 0;
-      cpu::maxPool2dForward<T>(pool, y.data(), out<T>());
+      if (pooled) {
+        pool.n = 1, pool.c = p.o, pool.h = p.outH(), pool.w = p.outW();
+        const auto& k = attrs().getInts("pool_kernel");
+        const auto& s = attrs().getInts("pool_stride");
+        const auto& pad = attrs().getInts("pool_padding");
+        pool.kh = k[0], pool.kw = k[1], pool.strideH = s[0], pool.strideW = s[1];
+        pool.padTop = pad[0], pool.padLeft = pad[1], pool.padBottom = pad[2], pool.padRight = pad[3];
+        pool.ceilMode = attrs().getInt("pool_ceil_mode", 0) != 0;
+      }
+      const std::string& activation = attrs().getString("activation");
+      const T* x = in<T>(0);
+      const T* w = in<T>(1);
+      const T* bias = n_.numInputs() == 3 ? in<T>(2) : nullptr;
+      T* y = out<T>();
+      const int64_t xImage = p.c * p.h * p.w, convImage = p.o * p.outH() * p.outW();
+      const int64_t yImage = pooled ? p.o * pool.outH() * pool.outW() : convImage;
+      parallelFor(p.n, 1, [&](int64_t begin, int64_t end) {
+        std::vector<T> scratch(size_t(cpu::conv2dScratchElems(one)));
+        std::vector<T> conv(pooled ? size_t(convImage) : 0);
+        for (int64_t n = begin; n < end; ++n) {
+          T* c = pooled ? conv.data() : y + n * yImage;
+          cpu::conv2dForward<T>(one, x + n * xImage, w, bias, c, scratch.empty() ? nullptr : scratch.data());
+          applyActivation<T>(activation, convImage, c);
+          if (pooled) cpu::maxPool2dForward<T>(pool, c, y + n * yImage);
+        }
+      });
       return {};
     }
     case OpKind::FusedDense: {
