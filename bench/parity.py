@@ -8,6 +8,10 @@ For each model: PyTorch builds it (module names = the pipeline's node ids, so st
 are shoal's parameter names), saves its initial weights as safetensors, and trains one epoch on
 the CPU and on the GPU (fp32, TF32 off); shoal runs the example with those weights
 (`--weights`), shuffle off and one epoch, on the CPU and on the GPU, and writes its checkpoint.
+Both sides take the batch, preprocessing (scale=1/255, mean, std), label smoothing and Adam or
+AdamW settings from the pipeline, and train at its base rate: a schedule or warm-up is
+stripped from the shoal run (PyTorch runs none). The models have no dropout (its masks cannot
+match PyTorch's).
 The table gives, per model, the largest relative difference over all parameters
 (max |a - b| / max |b| per tensor): shoal vs PyTorch on each device, and PyTorch CPU vs GPU.
 Results go to OUT/parity.json."""
@@ -59,7 +63,7 @@ class ResnetMnist(nn.Module):  # examples/resnet_mnist.mmd
         self.fc = nn.Linear(32, 10)
 
     def forward(self, x):
-        r0 = F.relu(self.bn0(self.stem(x)))
+        r0 = F.max_pool2d(F.relu(self.bn0(self.stem(x))), 2)
         b1 = self.b1n2(self.b1c2(F.relu(self.b1n1(self.b1c1(r0)))))
         b1 = F.relu(b1 + r0)
         b2 = self.b2n2(self.b2c2(F.relu(self.b2n1(self.b2c1(b1)))))
@@ -70,11 +74,11 @@ class ResnetMnist(nn.Module):  # examples/resnet_mnist.mmd
 class MobilenetMnist(nn.Module):  # examples/mobilenet_mnist.mmd
     def __init__(self):
         super().__init__()
-        self.stem = nn.Conv2d(1, 16, 3, padding=1, bias=False); self.bn0 = nn.BatchNorm2d(16)
-        self.dw1 = nn.Conv2d(16, 16, 3, padding=1, groups=16, bias=False); self.bn1 = nn.BatchNorm2d(16)
+        self.stem = nn.Conv2d(1, 16, 3, stride=2, padding=1, bias=False); self.bn0 = nn.BatchNorm2d(16)
+        self.dw1 = nn.Conv2d(16, 16, 5, padding=2, groups=16, bias=False); self.bn1 = nn.BatchNorm2d(16)
         self.se1r = nn.Conv2d(16, 4, 1); self.se1e = nn.Conv2d(4, 16, 1)
         self.pw1 = nn.Conv2d(16, 32, 1, bias=False); self.bn2 = nn.BatchNorm2d(32)
-        self.dw2 = nn.Conv2d(32, 32, 3, stride=2, padding=1, groups=32, bias=False); self.bn3 = nn.BatchNorm2d(32)
+        self.dw2 = nn.Conv2d(32, 32, 5, stride=2, padding=2, groups=32, bias=False); self.bn3 = nn.BatchNorm2d(32)
         self.pw2 = nn.Conv2d(32, 64, 1, bias=False); self.bn4 = nn.BatchNorm2d(64)
         self.fc = nn.Linear(64, 10)
 
@@ -88,29 +92,39 @@ class MobilenetMnist(nn.Module):  # examples/mobilenet_mnist.mmd
         return self.fc(F.adaptive_avg_pool2d(x, 1).flatten(1))
 
 
-class Block(nn.Module):  # one pre-norm encoder block; names match the pipeline's ids via prefix
-    def __init__(self, e, heads, hidden):
+class PositionEmbedding(nn.Module):  # shoal's position_embedding layer: x + weight [tokens, dim]
+    def __init__(self, tokens, dim):
         super().__init__()
-        self.ln1 = nn.LayerNorm(e); self.att = nn.MultiheadAttention(e, heads, batch_first=True)
-        self.ln2 = nn.LayerNorm(e); self.mlp1 = nn.Linear(e, hidden); self.mlp2 = nn.Linear(hidden, e)
+        self.weight = nn.Parameter(torch.empty(tokens, dim)); nn.init.uniform_(self.weight, -0.05, 0.05)
 
     def forward(self, x):
-        h = self.ln1(x)
-        x = x + self.att(h, h, h, need_weights=False)[0]
-        return x + self.mlp2(F.gelu(self.mlp1(self.ln2(x))))
+        return x + self.weight
 
 
 class TransformerMnist(nn.Module):  # examples/transformer_mnist.mmd
-    def __init__(self, e=32, heads=4, hidden=64):
+    """Node ids are flat (Mermaid ids hold no '.'): block b's modules are attributes b{b}_ln1,
+    b{b}_att, b{b}_ln2, b{b}_mlp1, b{b}_mlp2 of the model, as in the pipeline."""
+
+    def __init__(self, e=32, heads=4, hidden=64, blocks=2):
         super().__init__()
+        self.e, self.blocks = e, blocks
         self.patch = nn.Conv2d(1, e, 7, stride=7)  # 7x7 patches -> 16 tokens, a linear embedding
-        self.pos = nn.Parameter(torch.zeros(1, 16, e)); nn.init.normal_(self.pos, std=0.02)
-        self.blk1 = Block(e, heads, hidden); self.blk2 = Block(e, heads, hidden)
+        self.pos = PositionEmbedding(16, e)
+        for b in range(1, blocks + 1):
+            setattr(self, f'b{b}_ln1', nn.LayerNorm(e))
+            setattr(self, f'b{b}_att', nn.MultiheadAttention(e, heads, batch_first=True))
+            setattr(self, f'b{b}_ln2', nn.LayerNorm(e))
+            setattr(self, f'b{b}_mlp1', nn.Linear(e, hidden))
+            setattr(self, f'b{b}_mlp2', nn.Linear(hidden, e))
         self.fc = nn.Linear(e, 10)
 
     def forward(self, x):
-        t = self.patch(x).flatten(2).transpose(1, 2) + self.pos
-        t = self.blk2(self.blk1(t))
+        t = self.pos(self.patch(x).reshape(-1, self.e, 16).transpose(1, 2))  # grid, tok, pos
+        for b in range(1, self.blocks + 1):  # pre-norm encoder blocks
+            m = lambda name: getattr(self, f'b{b}_{name}')
+            h = m('ln1')(t)
+            t = m('att')(h, h, h, need_weights=False)[0] + t
+            t = m('mlp2')(F.gelu(m('mlp1')(m('ln2')(t)))) + t
         return self.fc(t.mean(1))
 
 
@@ -119,28 +133,51 @@ MODELS = {'mnist_cnn': MnistCnn, 'resnet_mnist': ResnetMnist, 'mobilenet_mnist':
 
 
 def shoal_names(state):
-    """PyTorch state_dict keys -> shoal's parameter names: the pipeline flattens nested
-    modules with '.', as PyTorch does; `pos` (a bare parameter) is `pos.weight` in shoal."""
-    out = {}
-    for k, v in state.items():
-        if k.endswith('num_batches_tracked'):
-            continue
-        out['pos.weight' if k == 'pos' else k] = v.detach().contiguous().cpu()
-    return out
+    """PyTorch state_dict keys are shoal's parameter names (module names = node ids); shoal's
+    checkpoints hold num_batches_tracked too, but the comparison leaves the counts out."""
+    return {k: v.detach().contiguous().cpu() for k, v in state.items() if not k.endswith('num_batches_tracked')}
 
 
-def train_torch(model, device, batch, lr, epochs=1):
+def stage_args(text, stage):
+    """The key=value arguments of the pipeline's `stage` node (`t[train: ...]`) as strings."""
+    m = re.search(r'\[' + stage + r':([^\]]*)\]', text)
+    return dict(re.findall(r'(\w+)=(\S+)', m.group(1))) if m else {}
+
+
+def settings(src):
+    """What the PyTorch run needs from the pipeline: batch, preprocessing, loss, optimizer.
+    A learning-rate schedule is left out on both sides (pipeline_for_parity strips it)."""
+    text = open(src).read()
+    inp, pre, train = stage_args(text, 'input'), stage_args(text, 'preprocess'), stage_args(text, 'train')
+    opt = train.get('optimizer', 'adam')
+    if opt not in ('adam', 'adamw') or train.get('loss', 'cross_entropy') not in ('cross_entropy', 'softmax_cross_entropy'):
+        raise ValueError(f'{src}: parity knows cross-entropy with adam or adamw, not {train}')
+    scale = pre.get('scale', '1/255')
+    if scale != '1/255' or 'shift' in pre:
+        raise ValueError(f'{src}: parity knows preprocess scale=1/255 [mean= std=], not {pre}')
+    return {'batch': int(train.get('batch', inp.get('batch', 64))), 'lr': float(train.get('lr', 0.001)),
+            'optimizer': opt, 'weight_decay': float(train.get('weight_decay', 0.01 if opt == 'adamw' else 0)),
+            'eps': float(train.get('eps', 1e-8 if opt == 'adamw' else 1e-7)),  # shoal's adam: Keras's eps
+            'betas': (float(train.get('beta1', 0.9)), float(train.get('beta2', 0.999))),
+            'label_smoothing': float(train.get('label_smoothing', 0)),
+            'mean': float(pre.get('mean', 0)), 'std': float(pre.get('std', 1))}
+
+
+def train_torch(model, device, cfg, epochs=1):
     torch.backends.cuda.matmul.allow_tf32 = False
     torch.backends.cudnn.allow_tf32 = False
     torch.backends.cudnn.deterministic = True
     m = model.to(device).train()
     x, y = load_idx('train')
-    opt = torch.optim.Adam(m.parameters(), lr=lr, eps=1e-7)  # shoal's (Keras's) eps
+    x = (x - cfg['mean']) / cfg['std']
+    Opt = torch.optim.AdamW if cfg['optimizer'] == 'adamw' else torch.optim.Adam
+    opt = Opt(m.parameters(), lr=cfg['lr'], betas=cfg['betas'], eps=cfg['eps'], weight_decay=cfg['weight_decay'])
+    batch = cfg['batch']
     for _ in range(epochs):
         for i in range(0, len(x), batch):  # file order; the last batch may be short
             xb, yb = x[i:i + batch].to(device), y[i:i + batch].to(device)
             opt.zero_grad()
-            F.cross_entropy(m(xb), yb).backward()
+            F.cross_entropy(m(xb), yb, label_smoothing=cfg['label_smoothing']).backward()
             opt.step()
     return shoal_names(m.state_dict())
 
@@ -158,20 +195,16 @@ def rel_diff(a, b):
 
 
 def pipeline_for_parity(src, out_dir, checkpoint):
+    """The example with the bundled data's absolute path, one epoch in file order at a constant
+    rate (no schedule, no warm-up), and a checkpoint written at the end."""
     text = open(src).read()
     text = re.sub(r'path=\S+', f'path={DATA}', text)
-    text = re.sub(r'(train:[^\]]*?)\]', lambda m: re.sub(r'\s(epochs|shuffle)=\S+', '', m.group(1)) + ' epochs=1 shuffle=false]', text)
+    drop = r'\s(epochs|shuffle|schedule|warmup|t_max|eta_min|step_size|gamma)=[^\s\]]+'
+    text = re.sub(r'(train:[^\]]*?)\]', lambda m: re.sub(drop, '', m.group(1)) + ' epochs=1 shuffle=false]', text)
     text = re.sub(r'(output:[^\]]*?)\]', lambda m: m.group(1) + f' checkpoint={checkpoint}]', text)
     path = os.path.join(out_dir, os.path.basename(src))
     open(path, 'w').write(text)
     return path
-
-
-def batch_and_lr(src):
-    text = open(src).read()
-    batch = int(re.search(r'batch=(\d+)', text).group(1))
-    lr = float(re.search(r'lr=([0-9.e-]+)', text).group(1))
-    return batch, lr
 
 
 def main():
@@ -185,19 +218,19 @@ def main():
     results = {}
     for name in args.model:
         src = f'examples/{name}.mmd'
-        batch, lr = batch_and_lr(src)
+        cfg = settings(src)
         torch.manual_seed(0)
         init = MODELS[name]()
         init_path = os.path.join(args.out, f'{name}_init.safetensors')
         save_file(shoal_names(init.state_dict()), init_path)
-        row = {'batch': batch, 'lr': lr}
+        row = {'batch': cfg['batch'], 'lr': cfg['lr'], 'optimizer': cfg['optimizer']}
         ref = {}
         for dev in ['cpu'] + (['cuda'] if cuda else []):
             torch.manual_seed(0)
             m = MODELS[name]()
             m.load_state_dict(init.state_dict())
             t0 = time.time()
-            ref[dev] = train_torch(m, dev, batch, lr)
+            ref[dev] = train_torch(m, dev, cfg)
             row[f'torch_{dev}_s'] = round(time.time() - t0, 2)
             ck = os.path.join(args.out, f'{name}_shoal_{dev}.safetensors')
             mmd = pipeline_for_parity(src, args.out, ck)
@@ -208,7 +241,10 @@ def main():
                 row[f'shoal_{dev}_error'] = (r.stderr or r.stdout)[-500:]
                 continue
             got = {k: v for k, v in load_file(ck).items() if k in ref[dev]}
-            row[f'shoal_vs_torch_{dev}'], row[f'shoal_vs_torch_{dev}_at'] = rel_diff(got, ref[dev])
+            try:
+                row[f'shoal_vs_torch_{dev}'], row[f'shoal_vs_torch_{dev}_at'] = rel_diff(got, ref[dev])
+            except KeyError as e:  # a parameter named differently on the two sides
+                row[f'shoal_{dev}_error'] = f'checkpoint: {e}'
         if 'cuda' in ref:
             row['torch_cpu_vs_gpu'], row['torch_cpu_vs_gpu_at'] = rel_diff(ref['cuda'], ref['cpu'])
         results[name] = row

@@ -123,17 +123,40 @@ Expected<Value*> dense(Graph& g, Value* x, const std::string& id, int64_t units,
   const std::string who = "dense '" + id + "'";
   if (units <= 0) return fail(fmt::format("{}: units must be positive, got {}", who, units), loc);
   if (!isActivationName(act)) return activation(g, x, act, id, loc);
-  if (x->type().rank() != 2)
-    return fail(fmt::format("{}: input must be [batch, features], got {} (add a flatten before it)", who, x->type().str()), loc);
+  const int64_t rank = x->type().rank();
+  if (rank != 2 && rank != 3)
+    return fail(fmt::format("{}: input must be [batch, features] or [batch, tokens, features], got {} (add a flatten "
+                            "before it)",
+                            who, x->type().str()),
+                loc);
   DType dt = x->type().dtype;
   if (!isFloat(dt)) return fail(fmt::format("{}: input must be f32 or f64, got {}", who, x->type().str()), loc);
-  Value* w = param(g, id + ".weight", {dt, {units, x->type().shape[1]}}, "glorot_uniform", loc);
+  const Shape xs = x->type().shape;
+  const int64_t in = xs.back();
+  Value* w = param(g, id + ".weight", {dt, {units, in}}, "glorot_uniform", loc);
   std::vector<Value*> ins = {x, w};
   if (bias) ins.push_back(param(g, id + ".bias", {dt, {units}}, "zeros", loc));
   bool hasAct = !(act.empty() || act == "none" || act == "linear");
-  auto y = addOp(g, OpKind::Dense, ins, {}, hasAct ? id + ".dense" : id, loc);
+  if (rank == 2) {
+    auto y = addOp(g, OpKind::Dense, ins, {}, hasAct ? id + ".dense" : id, loc);
+    if (!y) return y;
+    return activation(g, *y, act, id, loc);
+  }
+  // [batch, tokens, features]: the op is rank 2, so the layer applies it to the rows of a
+  // [batch·tokens, features] view and views the result back (torch.nn.Linear over the last
+  // axis). The reshapes write the batch as -1, so the graph follows a new batch size; they are
+  // views, which the memory planner aliases (nothing is copied).
+  Attrs rows, back;
+  rows.set("shape", std::vector<int64_t>{-1, in});
+  back.set("shape", std::vector<int64_t>{-1, xs[1], units});
+  auto flat = addOp(g, OpKind::Reshape, {x}, rows, id + ".rows", loc);
+  if (!flat) return flat;
+  ins[0] = *flat;
+  auto y = addOp(g, OpKind::Dense, ins, {}, id + ".dense", loc);
   if (!y) return y;
-  return activation(g, *y, act, id, loc);
+  auto a = activation(g, *y, act, id + ".act", loc);
+  if (!a) return a;
+  return addOp(g, OpKind::Reshape, {*a}, back, id, loc);
 }
 
 Expected<Value*> pool2d(Graph& g, OpKind kind, Value* x, const std::string& id, std::vector<int64_t> kernel,

@@ -47,7 +47,9 @@ Expected<void> checkConvSpec(const std::string& who, const Conv2dSpec& s, const 
 /// `<id>.bias` (zeros); the layer's final value is named `id`.
 Expected<Value*> conv2d(Graph& g, Value* x, const std::string& id, const Conv2dSpec& spec, const Location& loc);
 
-/// dense with params `<id>.weight` ([units, in], Glorot-uniform) and `<id>.bias` (zeros).
+/// dense with params `<id>.weight` ([units, in], Glorot-uniform) and `<id>.bias` (zeros), over
+/// [batch, in] or, like torch.nn.Linear over the last axis, [batch, tokens, in] (lowered to
+/// reshape -> dense -> reshape: the op itself is rank 2).
 Expected<Value*> dense(Graph& g, Value* x, const std::string& id, int64_t units, bool bias, const std::string& act,
                        const Location& loc);
 

@@ -87,6 +87,20 @@ Expected<Value*> embedding(Graph& g, Value* ids, const std::string& id, int64_t 
   return addOp(g, OpKind::Gather, {w, ids}, attrsOf({{"axis", int64_t(0)}}), id, loc);
 }
 
+Expected<Value*> positionEmbedding(Graph& g, Value* x, const std::string& id, int64_t tokens, int64_t dim,
+                                   const Location& loc) {
+  const std::string who = "position_embedding '" + id + "'";
+  if (x->type().rank() != 3 || !isFloat(x->type().dtype))
+    return fail(fmt::format("{}: input must be float [batch, tokens, dim], got {}", who, x->type().str()), loc);
+  const Shape& xs = x->type().shape;
+  if ((tokens > 0 && tokens != xs[1]) || (dim > 0 && dim != xs[2]))
+    return fail(fmt::format("{}: tokens={} dim={} do not match the input {}", who, tokens > 0 ? tokens : xs[1],
+                            dim > 0 ? dim : xs[2], x->type().str()),
+                loc);
+  Value* w = param(g, id + ".weight", {x->type().dtype, {xs[1], xs[2]}}, "uniform", loc);
+  return addOp(g, OpKind::Add, {x, w}, {}, id, loc);
+}
+
 Expected<Value*> scaledDotProductAttention(Graph& g, Value* q, Value* k, Value* v, const std::string& id, bool causal,
                                            double scale, const Location& loc) {
   const std::string who = "scaled_dot_product_attention '" + id + "'";

@@ -21,6 +21,12 @@ Expected<std::vector<Value*>> split(Graph& g, Value* x, const std::string& id, i
 /// at integer `ids` of any shape: the result is ids.shape + [dim] (torch.nn.Embedding).
 Expected<Value*> embedding(Graph& g, Value* ids, const std::string& id, int64_t vocab, int64_t dim, const Location& loc);
 
+/// Learned positions: a parameter `<id>.weight` [tokens, dim] (uniform ±0.05, as `embedding`)
+/// added to x [batch, tokens, dim], broadcast over the batch (a ViT's `x + pos_embed`).
+/// `tokens` and `dim` (when positive) must match x; 0 takes them from x.
+Expected<Value*> positionEmbedding(Graph& g, Value* x, const std::string& id, int64_t tokens, int64_t dim,
+                                   const Location& loc);
+
 /// softmax(scale · q kᵀ [+ causal mask]) v over q [..., Tq, D], k [..., Tk, D], v [..., Tk, Dv]
 /// (batch axes broadcast), as torch.nn.functional.scaled_dot_product_attention without
 /// dropout; `scale` <= 0 means 1/sqrt(D). The causal mask hides key j from query i when j > i.

@@ -5,6 +5,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <filesystem>
 #include <map>
 #include <queue>
 #include <set>
@@ -15,10 +16,11 @@
 #include "frontend/layers.h"
 #include "frontend/layers_conv.h"
 #include "frontend/layers_shape.h"
-#include "support/file_util.h"
+#include "frontend/onnx/onnx_import.h"
 #include "ir/parser.h"
 #include "ir/shape_inference.h"
 #include "ir/verifier.h"
+#include "support/file_util.h"
 
 namespace shoal {
 
@@ -159,6 +161,7 @@ class Lowering {
   void lowerConv2d(PNode& p, std::vector<Value*>& ins);
   void lowerDense(PNode& p, std::vector<Value*>& ins);
   void lowerPool(PNode& p, std::vector<Value*>& ins);
+  void lowerOnnx(PNode& p, std::vector<Value*>& ins);
   void lowerOp(PNode& p, std::vector<Value*>& ins);
 
   // ==== family elementwise: elementwise math, comparisons, where, reductions ====
@@ -188,6 +191,7 @@ class Lowering {
   void lowerSplit(PNode& p, std::vector<Value*>& ins);
   void lowerPermute(PNode& p, std::vector<Value*>& ins);
   void lowerEmbedding(PNode& p, std::vector<Value*>& ins);
+  void lowerPositionEmbedding(PNode& p, std::vector<Value*>& ins);
   void lowerScaledDotProductAttention(PNode& p, std::vector<Value*>& ins);
   void lowerMultiHeadAttention(PNode& p, std::vector<Value*>& ins);
   // (end of family shape)
@@ -881,6 +885,50 @@ void Lowering::lowerPool(PNode& p, std::vector<Value*>& ins) {
                                          *stride, pad, p.loc, *ceilMode, *countPad));
 }
 
+// An imported ONNX model as one node: the edges feed its inputs in order, the node's value is
+// its output (the first, or the one output= names); its initializers become parameters under
+// their ONNX names, with the model's values (so a train stage fine-tunes it).
+void Lowering::lowerOnnx(PNode& p, std::vector<Value*>& ins) {
+  Graph& g = *pipe_.model;
+  const std::string& id = p.decl->id;
+  const LabelArg* pathArg = arg(p, "path");
+  if (!pathArg)
+    return error(p.label.opLoc, fmt::format("onnx '{}' needs path=model.onnx", id)), void(p.poisoned = true);
+  auto path = stringArg(p, "path", "");
+  auto output = stringArg(p, "output", "");
+  if (!path || !output) return void(p.poisoned = true);
+  if (ins.empty())
+    return error(p.loc, fmt::format("onnx '{}' has no input: draw an edge into it", id)), void(p.poisoned = true);
+  // A relative path is the working directory's, else the pipeline file's folder's.
+  namespace fs = std::filesystem;
+  std::string file = *path;
+  std::error_code ec;
+  if (fs::path(file).is_relative() && !fs::exists(file, ec)) {
+    fs::path besides = fs::path(doc_.file).parent_path() / file;
+    if (fs::exists(besides, ec)) file = besides.string();
+  }
+  OnnxModelInfo info;
+  auto outs = importOnnxInto(g, file, ins, id, p.loc, {}, &info);
+  if (!outs) {
+    error(pathArg->valueLoc, outs.error().error.message());
+    return void(p.poisoned = true);
+  }
+  if (outs->empty())
+    return error(pathArg->valueLoc, fmt::format("onnx '{}': the model has no outputs", id)), void(p.poisoned = true);
+  Value* v = outs->front();
+  if (!output->empty()) {
+    auto it = std::find(info.outputs.begin(), info.outputs.end(), *output);
+    if (it == info.outputs.end()) {
+      std::string names;
+      for (const std::string& o : info.outputs) names += (names.empty() ? "" : ", ") + o;
+      error(arg(p, "output")->valueLoc, fmt::format("the model has no output '{}' (its outputs: {})", *output, names));
+      return void(p.poisoned = true);
+    }
+    v = (*outs)[size_t(it - info.outputs.begin())];
+  }
+  p.value = v;
+}
+
 std::optional<AttrValue> Lowering::attrFromArg(const LabelArg& a, const AttrSpec& spec) {
   const AttrValue& v = a.value;
   switch (spec.kind) {
@@ -1284,6 +1332,17 @@ void Lowering::lowerEmbedding(PNode& p, std::vector<Value*>& ins) {
   p.value = fromResult(p, layers::embedding(*pipe_.model, ids, p.decl->id, *vocab, *dim, p.loc));
 }
 
+// `pos[position_embedding: tokens=16 dim=64]` over [batch, tokens, dim]: adds param
+// `pos.weight` [tokens, dim]; tokens and dim are optional (taken from the input), checked when given.
+void Lowering::lowerPositionEmbedding(PNode& p, std::vector<Value*>& ins) {
+  Value* x = needOne(p, ins);
+  if (!x) return;
+  auto tokens = intArg(p, "tokens", 0);
+  auto dim = intArg(p, "dim", 0);
+  if (!tokens || !dim) return void(p.poisoned = true);
+  p.value = fromResult(p, layers::positionEmbedding(*pipe_.model, x, p.decl->id, *tokens, *dim, p.loc));
+}
+
 // `s[sdpa: causal=true]` with edges q, k, v (labels q/k/v or 0/1/2).
 void Lowering::lowerScaledDotProductAttention(PNode& p, std::vector<Value*>& ins) {
   if (ins.size() != 3)
@@ -1326,14 +1385,18 @@ void Lowering::lowerMultiHeadAttention(PNode& p, std::vector<Value*>& ins) {
 const std::vector<LayerSpec>& layerSpecs() {
   static const std::vector<LayerSpec> specs = {
       // stages
-      {"input", Role::Input, {"path", "batch", "shape", "dtype", "name", "dataset", "weights"}, &Lowering::lowerInput,
+      {"input",
+       Role::Input,
+       {"path", "batch", "shape", "dtype", "name", "dataset", "weights"},
+       &Lowering::lowerInput,
        /*positional=*/true},
       {"preprocess", Role::Preprocess, {"scale", "shift", "mean", "std"}, &Lowering::lowerPreprocess},
       {"device", Role::Placement, {}, &Lowering::lowerDevice, /*positional=*/true},
-      {"train", Role::Train,
-       {"loss", "label_smoothing", "optimizer", "lr", "epochs", "batch", "validation", "momentum", "nesterov",
-        "weight_decay", "beta1", "beta2", "eps", "clip_norm", "schedule", "step_size", "gamma", "t_max", "eta_min",
-        "warmup", "seed", "shuffle"},
+      {"train",
+       Role::Train,
+       {"loss",     "label_smoothing", "optimizer", "lr",     "epochs", "batch",     "validation", "momentum",
+        "nesterov", "weight_decay",    "beta1",     "beta2",  "eps",    "clip_norm", "schedule",   "step_size",
+        "gamma",    "t_max",           "eta_min",   "warmup", "seed",   "shuffle"},
        &Lowering::lowerTrain},
       {"output", Role::Output, {"metrics", "plot", "checkpoint", "name"}, &Lowering::lowerOutput},
       // the seed's stages (reached through their aliases only)
@@ -1341,11 +1404,14 @@ const std::vector<LayerSpec>& layerSpecs() {
       {"matmul_stage", Role::MatmulStage, {}, &Lowering::lowerMatmulStage},
       // layers (that own parameters, or take arguments beyond their op's attributes)
       {"constant", Role::Layer, {"value", "dtype"}, &Lowering::lowerConstant},
-      {"conv2d", Role::Layer, {"filters", "kernel", "stride", "padding", "dilation", "groups", "activation", "bias"},
+      {"conv2d",
+       Role::Layer,
+       {"filters", "kernel", "stride", "padding", "dilation", "groups", "activation", "bias"},
        &Lowering::lowerConv2d},
       {"dense", Role::Layer, {"units", "activation", "bias"}, &Lowering::lowerDense},
       {"maxpool", Role::Layer, {"size", "stride", "padding", "ceil_mode"}, &Lowering::lowerPool},
       {"avgpool", Role::Layer, {"size", "stride", "padding", "ceil_mode", "count_include_pad"}, &Lowering::lowerPool},
+      {"onnx", Role::Layer, {"path", "output"}, &Lowering::lowerOnnx},
       // ==== family elementwise: elementwise math, comparisons, where, reductions ====
       {"gelu", Role::Layer, {"approximate"}, &Lowering::lowerGelu},
       {"where", Role::Layer, {}, &Lowering::lowerWhere, /*positional=*/false, /*ownsEdgeLabels=*/true},
@@ -1359,7 +1425,8 @@ const std::vector<LayerSpec>& layerSpecs() {
       // (end of family norm)
 
       // ==== family conv: convolution and pooling ====
-      {"conv_transpose2d", Role::Layer,
+      {"conv_transpose2d",
+       Role::Layer,
        {"filters", "kernel", "stride", "padding", "output_padding", "dilation", "groups", "activation", "bias"},
        &Lowering::lowerConvTranspose2d},
       {"adaptive_avgpool", Role::Layer, {"size"}, &Lowering::lowerAdaptiveAvgPool},
@@ -1369,6 +1436,7 @@ const std::vector<LayerSpec>& layerSpecs() {
       {"split", Role::Layer, {"axis", "sizes", "parts"}, &Lowering::lowerSplit},
       {"permute", Role::Layer, {"perm"}, &Lowering::lowerPermute},
       {"embedding", Role::Layer, {"vocab", "dim"}, &Lowering::lowerEmbedding},
+      {"position_embedding", Role::Layer, {"tokens", "dim"}, &Lowering::lowerPositionEmbedding},
       {"scaled_dot_product_attention", Role::Layer, {"causal", "scale"}, &Lowering::lowerScaledDotProductAttention},
       {"sdpa", Role::Layer, {"causal", "scale"}, &Lowering::lowerScaledDotProductAttention},
       {"attention", Role::Layer, {"heads", "causal", "bias"}, &Lowering::lowerMultiHeadAttention},
@@ -1494,6 +1562,14 @@ std::optional<Pipeline> loadPipelineText(std::string_view text, const std::strin
 }
 
 std::optional<Pipeline> loadPipelineFile(const std::string& path, DiagnosticEngine& diags) {
+  if (isOnnxPath(path)) {
+    auto p = importOnnxFile(path);
+    if (!p) {
+      diags.report(p.error().error);
+      return std::nullopt;
+    }
+    return std::move(*p);
+  }
   auto bytes = readFileBytes(path, kPipelineFileLimit);
   if (!bytes) {
     diags.error({}, bytes.error().message());

@@ -166,7 +166,22 @@ std::unique_ptr<Graph> Graph::clone() const {
     Node* c = g->addNode(n->kind_, std::move(ins), n->attrs_, std::move(rs), n->loc_);
     for (size_t i = 0; i < n->results_.size(); ++i) map[n->results_[i].get()] = c->result(i);
   }
+  g->parameterValues_ = parameterValues_;
+  g->batchRebuilder_ = batchRebuilder_;
   return g;
+}
+
+const TensorMap& Graph::parameterValues() const {
+  static const TensorMap kNone;
+  return parameterValues_ ? *parameterValues_ : kNone;
+}
+
+void Graph::setParameterValue(const std::string& name, Tensor value) {
+  if (!parameterValues_)
+    parameterValues_ = std::make_shared<TensorMap>();
+  else if (parameterValues_.use_count() > 1)
+    parameterValues_ = std::make_shared<TensorMap>(*parameterValues_);
+  (*parameterValues_)[name] = std::move(value);
 }
 
 void fillDefaultAttrs(Node& node) {

@@ -1,6 +1,10 @@
 // The dataflow IR: a Graph of Nodes (ops in program order) producing SSA Values.
 #pragma once
 
+#include <shoal/tensor.h>
+#include <shoal/types.h>
+
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -8,9 +12,8 @@
 #include <vector>
 
 #include "ir/attributes.h"
-#include "support/diagnostics.h"
 #include "ir/ops.h"
-#include <shoal/types.h>
+#include "support/diagnostics.h"
 
 namespace shoal {
 
@@ -121,8 +124,21 @@ class Graph {
   /// The value fed to the output named `name`, or nullptr.
   Value* outputValue(std::string_view name) const;
 
-  /// A deep copy (same names, same order).
+  /// A deep copy (same names, same order, the same parameter values).
   std::unique_ptr<Graph> clone() const;
+
+  /// Values some parameters (or state) start from, by value name, set by a frontend that reads
+  /// trained weights (an ONNX model's initializers). A program initialises them from these
+  /// instead of by their `init` rule. Not part of the IR text (like a checkpoint).
+  const TensorMap& parameterValues() const;
+  void setParameterValue(const std::string& name, Tensor value);
+
+  /// Builds this graph again for another batch size, for a frontend that can (an ONNX model is
+  /// imported again with its batch dimension bound to the new size, every shape it folded
+  /// recomputed); rebatchGraph calls it instead of rewriting shapes. Empty for most graphs.
+  using BatchRebuilder = std::function<Expected<std::unique_ptr<Graph>>(int64_t batch)>;
+  const BatchRebuilder& batchRebuilder() const { return batchRebuilder_; }
+  void setBatchRebuilder(BatchRebuilder rebuild) { batchRebuilder_ = std::move(rebuild); }
 
  private:
   Node* createNode(OpKind kind, std::vector<Value*> inputs, Attrs attrs, std::vector<ResultSpec> results, Location loc);
@@ -133,6 +149,8 @@ class Graph {
   std::vector<Node*> order_;
   std::unordered_map<const Node*, size_t> index_;
   std::unordered_map<std::string, Value*> byName_;
+  std::shared_ptr<TensorMap> parameterValues_;  // shared by clones until one is changed
+  BatchRebuilder batchRebuilder_;
 };
 
 /// Fills every schema attribute the node lacks with its default (required ones stay missing

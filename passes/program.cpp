@@ -56,10 +56,15 @@ namespace shoal {
 Expected<std::unique_ptr<Graph>> rebatchGraph(const Graph& g, int64_t batch) {
   auto copy = g.clone();
   int64_t oldBatch = -1;
+  for (Node* n : copy->inputNodes())
+    if (!n->result()->type().shape.empty()) {
+      oldBatch = n->result()->type().shape[0];
+      break;
+    }
+  if (g.batchRebuilder() && batch != oldBatch) return g.batchRebuilder()(batch);  // the frontend builds it anew
   for (Node* n : copy->inputNodes()) {
     TensorType t = n->result()->type();
     if (t.shape.empty()) continue;  // scalars (the step count) have no batch
-    if (oldBatch < 0) oldBatch = t.shape[0];
     t.shape[0] = batch;
     n->result()->setType(t);
   }

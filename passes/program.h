@@ -47,8 +47,9 @@ void buildPipeline(PassManager& pm, const CompileOptions& opts);
 
 namespace shoal {
 
-/// A copy of `g` whose inputs have leading (batch) extent `batch`, shapes re-inferred. Fails
-/// when an op fixes the batch size (a reshape to an explicit batch, say).
+/// A copy of `g` whose inputs have leading (batch) extent `batch`, shapes re-inferred (or the
+/// graph its frontend builds anew for that batch, Graph::batchRebuilder). Fails when an op
+/// fixes the batch size (a reshape to an explicit batch, say).
 Expected<std::unique_ptr<Graph>> rebatchGraph(const Graph& g, int64_t batch);
 
 }  // namespace shoal

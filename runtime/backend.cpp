@@ -17,6 +17,8 @@ std::optional<DeviceKind> parseDeviceKind(std::string_view s) {
   return std::nullopt;
 }
 
+bool serialStartup() { return envFlag("SHOAL_SERIAL_STARTUP"); }
+
 Expected<DeviceSelection> selectDevice(DeviceKind requested) {
   DeviceSelection sel;
   if (requested == DeviceKind::Cpu) {
@@ -26,7 +28,7 @@ Expected<DeviceSelection> selectDevice(DeviceKind requested) {
   // Where a CUDA driver is installed, NVRTC and cuBLAS (tens of MB each) load on another
   // thread while the driver initialises for the probe; without one nothing is loaded.
   std::future<Expected<void>> libraries;
-  if (cudaDriverInstalled())
+  if (cudaDriverInstalled() && !serialStartup())
     libraries = std::async(std::launch::async, [] {
       PhaseTimer timer("NVRTC + cuBLAS libraries (dlopen)");
       return cudaLibrariesAvailable();

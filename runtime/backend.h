@@ -26,6 +26,11 @@ struct DeviceSelection {
 /// caller prefixes with where the request came from.
 Expected<DeviceSelection> selectDevice(DeviceKind requested);
 
+/// True when $SHOAL_SERIAL_STARTUP is set: a run then does its start-up one thing after the
+/// other (no library loading, context creation, data loading or NVRTC on other threads), to
+/// measure what the overlap buys or to rule it out.
+bool serialStartup();
+
 /// Options for creating executables.
 struct ExecutableOptions {
   bool tf32 = false;     ///< allow TF32 in cuBLAS GEMMs (GPU only; off = exact fp32)

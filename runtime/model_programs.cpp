@@ -3,6 +3,8 @@
 
 #include <fmt/format.h>
 
+#include <cassert>
+
 #include "runtime/checkpoint/safetensors.h"
 #include "support/phase_times.h"
 
@@ -162,7 +164,15 @@ void ModelPrograms::setLearningRate(double lr) {
   if (train_) train_->lr = lr;
 }
 
-void ModelPrograms::initialize(uint64_t seed) { owner_->initializeParameters(seed); }
+void ModelPrograms::initialize(uint64_t seed) {
+  owner_->initializeParameters(seed);
+  // Parameters whose values came with the model (an ONNX model's initializers).
+  if (!model_->parameterValues().empty()) {
+    auto ok = owner_->writePersistent(model_->parameterValues());
+    assert(ok && "a graph's parameter values have its parameters' names and types");
+    (void)ok;
+  }
+}
 
 Expected<int64_t> ModelPrograms::batchOf(const TensorMap& feed) const {
   std::optional<int64_t> batch;

@@ -52,7 +52,8 @@ class ModelPrograms {
   /// True when the training step has a `step` input to feed (Adam's count; dropout's masks).
   bool readsStep() const { return readsStep_; }
 
-  /// Initialises every parameter by its init attribute (seeded) and every state to zero.
+  /// Initialises every parameter by its init attribute (seeded), or from the value the model
+  /// carries for it (Graph::parameterValues), and every state to zero.
   void initialize(uint64_t seed);
 
   /// The batch size of `feed`: the leading extent its tensors for the model's (non-scalar)

@@ -561,7 +561,7 @@ Expected<TrainReport> fitPipelineData(ModelPrograms& m, const Pipeline& p, const
   // another thread while the training runs, so the evaluation after it only reads the cache.
   // (An error here shows again, and is reported, when the evaluation compiles.)
   std::future<void> precompiled;
-  if (m.device().kind == DeviceKind::Cuda)
+  if (m.device().kind == DeviceKind::Cuda && !serialStartup())
     precompiled = std::async(std::launch::async, [&m, batch = plan.evalBatch] { (void)m.precompileInference(batch); });
   auto report = [&] {
     PhaseTimer timer("training");
@@ -602,7 +602,8 @@ Expected<TrainReport> trainPipeline(const Pipeline& p, const TrainOptions& opts)
     if (auto ok = checkWritablePath(p.output.checkpoint); !ok) return fail(ok.error().message(), p.output.loc);
   // The data set loads on another thread while the device initialises and the training step
   // compiles (on a GPU: driver, context, cuBLAS, NVRTC or the kernel cache).
-  auto data = std::async(std::launch::async, [&p] { return loadPipelineData(p); });
+  auto data =
+      std::async(serialStartup() ? std::launch::deferred : std::launch::async, [&p] { return loadPipelineData(p); });
   auto device = pipelineDevice(p, opts.device);
   if (!device) return Unexpected(device.error());
   noteDevice(*device, opts);
@@ -610,7 +611,7 @@ Expected<TrainReport> trainPipeline(const Pipeline& p, const TrainOptions& opts)
   // runs the passes and generates and compiles (or reads from the cache) the CUDA source;
   // the future keeps the context alive until the run ends.
   std::future<Expected<std::shared_ptr<void>>> context;
-  if (device->kind == DeviceKind::Cuda)
+  if (device->kind == DeviceKind::Cuda && !serialStartup())
     context = std::async(std::launch::async, [tf32 = opts.exec.tf32] { return prewarmCudaContext(tf32); });
   int64_t step = 0;
   auto m = createPipelineTrainer(p, *device, opts, step);

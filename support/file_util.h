@@ -24,6 +24,10 @@ inline constexpr FileReadLimit kPipelineFileLimit{"pipeline file", int64_t(64) <
 inline constexpr FileReadLimit kCheckpointFileLimit{"checkpoint", int64_t(64) << 30};
 /// Dataset files (IDX, compressed or not; also the decompressed data): 16 GiB.
 inline constexpr FileReadLimit kDatasetFileLimit{"dataset file", int64_t(16) << 30};
+/// ONNX models (.onnx; protobuf's own limit is 2 GiB, larger weights are external data): 2 GiB.
+inline constexpr FileReadLimit kOnnxModelFileLimit{"ONNX model", int64_t(2) << 30};
+/// Tensor files fed to a run (ONNX TensorProto .pb, NumPy .npy): 16 GiB.
+inline constexpr FileReadLimit kTensorFileLimit{"tensor file", int64_t(16) << 30};
 /// Kernel-cache entries (cubins): 64 MiB.
 inline constexpr FileReadLimit kKernelCacheEntryLimit{"kernel cache entry", int64_t(64) << 20};
 

@@ -1,6 +1,7 @@
 // The CPU kernels' thread pool.
 #include "support/thread_pool.h"
 
+#include <pthread.h>
 #include <sched.h>
 
 #include <algorithm>
@@ -138,6 +139,14 @@ std::shared_ptr<ThreadPool>& poolSlot() {
   static std::shared_ptr<ThreadPool> pool;
   return pool;
 }
+
+// A child of fork() has only the thread that forked: the parent's workers do not exist
+// there, so a parallelFor would wait for them forever. The child forgets the pool (kept, never
+// destroyed: its destructor would join the missing threads) and makes a new one on first use.
+// (`shoal conformance` runs each case in a forked child.)
+std::shared_ptr<ThreadPool>* parentPool = nullptr;
+void forgetPoolInChild() { parentPool = new std::shared_ptr<ThreadPool>(std::move(poolSlot())); }
+[[maybe_unused]] const int forkHandlerRegistered = pthread_atfork(nullptr, nullptr, forgetPoolInChild);
 }  // namespace
 
 void setCpuThreads(int threads) {

@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "codegen/cuda_codegen.h"
+#include "frontend/onnx/onnx_import.h"
 #include "frontend/pipeline_loader.h"
 #include "ir/export.h"
 #include "ir/printer.h"
@@ -24,6 +25,8 @@
 #include "support/file_util.h"
 #include "support/phase_times.h"
 #include "support/thread_pool.h"
+#include "tools/onnx_commands.h"
+#include "tools/tensor_text.h"
 
 namespace shoal {
 namespace {
@@ -188,43 +191,12 @@ struct RunOptions {
   bool tf32 = false;
   bool profile = false;
   int threads = 0;          ///< --threads N (0: every core available)
+  std::vector<std::string> inputs;  ///< --input NAME=FILE (.pb or .npy) for models with tensor inputs
+  int64_t repeat = 0;               ///< --repeat N: time N more runs (ONNX models)
   bool check = false;       ///< --check: compare every node with the float64 interpreter
   int64_t checkSteps = 3;   ///< --check-steps N
   DifferentialTolerance checkTolerance;  ///< --check-rtol, --check-atol
 };
-
-nlohmann::ordered_json tensorJson(const Tensor& t) {
-  // Nested lists, outermost dimension first; integers stay integers.
-  std::function<nlohmann::ordered_json(size_t, int64_t&)> rec = [&](size_t dim, int64_t& flat) -> nlohmann::ordered_json {
-    if (dim == t.shape().size()) {
-      double v = t.at(flat++);
-      if (!isFloat(t.dtype())) return int64_t(v);
-      return v;
-    }
-    nlohmann::ordered_json arr = nlohmann::ordered_json::array();
-    for (int64_t i = 0; i < t.shape()[dim]; ++i) arr.push_back(rec(dim + 1, flat));
-    return arr;
-  };
-  int64_t flat = 0;
-  return rec(0, flat);
-}
-
-std::string formatNumber(double v, bool isInt) {
-  if (isInt) return fmt::format("{}", int64_t(v));
-  if (v == std::floor(v) && std::abs(v) < 1e15) return fmt::format("{}", int64_t(v));
-  return fmt::format("{:.6g}", v);
-}
-
-std::string tensorText(const Tensor& t) {
-  std::function<std::string(size_t, int64_t&)> rec = [&](size_t dim, int64_t& flat) -> std::string {
-    if (dim == t.shape().size()) return formatNumber(t.at(flat++), !isFloat(t.dtype()));
-    std::string s = "[";
-    for (int64_t i = 0; i < t.shape()[dim]; ++i) s += (i ? "," : "") + rec(dim + 1, flat);
-    return s + "]";
-  };
-  int64_t flat = 0;
-  return rec(0, flat);
-}
 
 // Training progress on stderr. On a terminal a live line (bar, running loss, images/s, ETA)
 // redrawn at most 20 times a second; the per-epoch lines on stdout either way (scripts and
@@ -313,15 +285,27 @@ void reportWarning(const Error& w) {
 // Inference over a pipeline whose inputs are all literals: run once, print every output.
 int runLiterals(const CommonOptions& c, const RunOptions& r, const Pipeline& p, DeviceKind kind,
                 nlohmann::ordered_json& report) {
+  TensorMap feeds;
   if (!p.model->inputNodes().empty()) {
-    Node* in = p.model->inputNodes().front();
-    // An IR file's nodes keep the locations of the pipeline they came from: the error is about
-    // this file, so it names it.
-    Location where = in->loc();
-    if (where.file != p.file) where = Location{p.file, 0, 0, where.node};
-    return reportError(Error(fmt::format("input '{}' ({}) has no data: give the pipeline a data input, or use the C++ API to feed it",
-                                         in->attrs().getString("name"), in->result()->type().str()),
-                             where));
+    if (r.inputs.empty()) {
+      Node* in = p.model->inputNodes().front();
+      // An IR file's nodes keep the locations of the pipeline they came from: the error is about
+      // this file, so it names it.
+      Location where = in->loc();
+      if (where.file != p.file) where = Location{p.file, 0, 0, where.node};
+      return reportError(
+          Error(fmt::format("input '{}' ({}) has no data: give it with --input {}=FILE (.pb or .npy), "
+                            "give the pipeline a data input, or use the C++ API to feed it",
+                            in->attrs().getString("name"), in->result()->type().str(), in->attrs().getString("name")),
+                where));
+    }
+    std::vector<std::string> names;
+    for (Node* in : p.model->inputNodes()) names.push_back(in->attrs().getString("name"));
+    auto read = readInputFiles(r.inputs, names);
+    if (!read) return reportError(read.error());
+    feeds = std::move(*read);
+  } else if (!r.inputs.empty()) {
+    return reportError(Error(fmt::format("--input: '{}' has no tensor inputs to feed", c.file)));
   }
   auto dev = pipelineDevice(p, kind);
   if (!dev) return reportError(dev.error());
@@ -346,7 +330,7 @@ int runLiterals(const CommonOptions& c, const RunOptions& r, const Pipeline& p, 
     auto ok = m.setPersistent(values, r.weights);
     if (!ok) return reportError(ok.error());
   }
-  auto out = m.run({});
+  auto out = m.run(feeds);
   if (!out) return reportError(out.error());
   report["device"] = dev->description;
   nlohmann::ordered_json outputs;
@@ -417,6 +401,21 @@ int runCheckAgainstReference(const CommonOptions& c, const RunOptions& r, const 
 }
 
 int runRun(const CommonOptions& c, const RunOptions& r) {
+  if (isOnnxPath(c.file)) {
+    // An ONNX model is imported for the shapes of the tensors fed (its symbolic dimensions
+    // bound by them) and run once (or timed with --repeat).
+    if (r.epochs || r.evaluate || !r.weights.empty() || r.seed || r.profile || r.check)
+      return reportError(
+          Error("--epochs, --evaluate, --weights, --seed, --profile and --check apply to pipelines, not to "
+                "an ONNX model (its weights are its initializers; 'shoal conformance' checks its outputs)"));
+    OnnxRunOptions o{c.file, r.inputs, r.device, r.repeat, r.tf32, r.verbose, r.threads};
+    nlohmann::ordered_json report;
+    int rc = runOnnxModel(o, report);
+    if (rc != kOk) return rc;
+    if (!r.report.empty() && !emit(r.report, report.dump(2) + "\n")) return kUserError;
+    return kOk;
+  }
+  if (r.repeat) return reportError(Error("--repeat applies to ONNX models"));
   auto p = load(c.file);
   if (!p) return kUserError;
   auto kind = parseDeviceKind(r.device);
@@ -491,12 +490,14 @@ int runRun(const CommonOptions& c, const RunOptions& r) {
 int main(int argc, char** argv) {
   markMainThread();
   beforeMainSeconds = secondsSinceProcessStart();
-  CLI::App app{"shoal: a graph-compiling deep learning runtime. Pipelines are Mermaid flowcharts (.mmd) or IR text."};
+  CLI::App app{
+      "shoal: a graph-compiling deep learning runtime. Pipelines are Mermaid flowcharts (.mmd) or IR text; "
+      "ONNX models (.onnx) are imported."};
   app.require_subcommand(1);
   app.set_version_flag("--version", "shoal 0.1.0");
   CommonOptions common;
   auto addCommon = [&](CLI::App* cmd, bool train) {
-    cmd->add_option("FILE", common.file, "pipeline (.mmd) or IR text file")->required();
+    cmd->add_option("FILE", common.file, "pipeline (.mmd), IR text file or ONNX model (.onnx)")->required();
     if (train) cmd->add_flag("--train", common.train, "compile the training step (forward, loss, backward, update)");
     cmd->add_option("--disable-pass", common.disabled, "skip the named pass (repeatable)");
     cmd->add_option("--memory-limit", common.memoryLimit,
@@ -504,6 +505,23 @@ int main(int argc, char** argv) {
                                 "machine's memory or the process's limit, now {})",
                                 defaultMemoryLimit()))
         ->check(CLI::NonNegativeNumber);
+  };
+
+  // --threads N on the commands that execute (run, conformance).
+  auto addThreads = [](CLI::App* cmd, int& threads) {
+    cmd->add_option("--threads", threads,
+                    fmt::format("CPU threads of the CPU backend: its kernels and matrix products (default: the cores "
+                                "available, here {}); the results do not depend on it",
+                                defaultCpuThreads()))
+        ->check(CLI::Validator(
+            [](std::string& v) {
+              int n = 0;
+              auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), n);
+              if (ec != std::errc() || end != v.data() + v.size() || n < 1)
+                return fmt::format("must be a whole number, 1 or more, got '{}'", v);
+              return std::string();
+            },
+            "N>=1", "PositiveInteger"));
   };
 
   auto* check = app.add_subcommand("check", "parse, lower and verify a pipeline; print diagnostics");
@@ -554,20 +572,7 @@ int main(int argc, char** argv) {
                    "report kernel-cache hits, misses and compile times, every checkpoint tensor the model ignores, "
                    "and where the wall time went (CUDA start-up, data loading, compiling, training, evaluation)");
   runCmd->add_flag("--tf32", run.tf32, "allow TF32 tensor-core GEMMs on the GPU (default: exact fp32)");
-  runCmd
-      ->add_option(
-          "--threads", run.threads,
-          fmt::format("CPU threads for the CPU backend's kernels and BLAS (default: the cores available, here {})",
-                      defaultCpuThreads()))
-      ->check(CLI::Validator(
-          [](std::string& v) {
-            int n = 0;
-            auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), n);
-            if (ec != std::errc() || end != v.data() + v.size() || n < 1)
-              return fmt::format("must be a whole number, 1 or more, got '{}'", v);
-            return std::string();
-          },
-          "N>=1", "PositiveInteger"));
+  addThreads(runCmd, run.threads);
   runCmd->add_flag("--profile", run.profile, "print the time spent in each op (of the training step when training)");
   auto* checkFlag = runCmd->add_flag("--check", run.check,
                                      "differential check: run on the device and compare every node's output with the "
@@ -582,6 +587,30 @@ int main(int argc, char** argv) {
                      "absolute tolerance of --check (default 1e-5); see README for the rule")
       ->check(CLI::NonNegativeNumber)
       ->needs(checkFlag);
+  runCmd->add_option("--input", run.inputs,
+                     "NAME=FILE (or FILE, for the next input): a tensor input's value, an ONNX TensorProto (.pb) or "
+                     "a NumPy array (.npy); repeatable");
+  runCmd->add_option("--repeat", run.repeat, "ONNX models: time N more runs after the first (median in the report)")
+      ->check(CLI::NonNegativeNumber);
+
+  ConformanceOptions conf;
+  auto* confCmd = app.add_subcommand(
+      "conformance", "run ONNX backend test cases (model.onnx + test_data_set_*): PASS, FAIL or SKIP each");
+  confCmd->add_option("DIR", conf.dirs, "test-case folders, or folders of them (e.g. .../onnx/backend/test/data/node)")
+      ->required();
+  confCmd->add_option("--device", conf.device, "cpu | cuda (default cpu)");
+  confCmd->add_option("--report", conf.report, "write every case's result as JSON here");
+  confCmd->add_option("--rtol", conf.rtol, "relative tolerance (default 1e-3, as ONNX's runner)");
+  confCmd->add_option("--atol", conf.atol, "absolute tolerance (default 1e-7, as ONNX's runner)");
+  confCmd->add_option("--timeout", conf.timeoutSeconds, "seconds per case (default 300)")->check(CLI::PositiveNumber);
+  bool noIsolate = false;
+  confCmd->add_flag("--no-isolate", noIsolate, "run the cases in this process (a crash then ends the run)");
+  confCmd->add_flag("--verbose", conf.verbose, "print whole messages for failures and skips");
+  addThreads(confCmd, conf.threads);
+  confCmd->add_option("--expect", conf.expect,
+                      "expectation file (PASS <case> / FAIL <case> <reason> lines; other cases must skip): exit 0 only "
+                      "when every case does what it says");
+  confCmd->add_option("--write-expect", conf.writeExpect, "write this run's results as an expectation file");
 
   try {
     app.parse(argc, argv);
@@ -594,6 +623,11 @@ int main(int argc, char** argv) {
     if (dumpCmd->parsed()) return runDump(common, dump);
     if (compileCmd->parsed()) return runCompile(common, arch, verbose);
     if (runCmd->parsed()) return runRun(common, run);
+    if (confCmd->parsed()) {
+      if (conf.device == "gpu") conf.device = "cuda";
+      conf.isolate = !noIsolate;
+      return runConformance(conf);
+    }
   } catch (const std::bad_alloc&) {
     std::cerr << "error: out of memory\n";
     return kUserError;

@@ -107,7 +107,8 @@ class GraphBuilder {
   Var constant(const std::string& name, const Tensor& value);
   /// conv2d with its own weight ([filters, C, kh, kw], Glorot-uniform) and bias (zeros).
   Var conv2d(Var x, int64_t filters, int64_t kernelH, int64_t kernelW, const Conv2dOptions& opts = {});
-  /// dense with its own weight ([units, in], Glorot-uniform) and bias (zeros).
+  /// dense with its own weight ([units, in], Glorot-uniform) and bias (zeros), over [batch, in]
+  /// or [batch, tokens, in] (the last axis, as torch.nn.Linear).
   Var dense(Var x, int64_t units, const DenseOptions& opts = {});
   Var dense(Var x, int64_t units, Activation act, bool bias = true, const std::string& name = "");
   Var maxPool2d(Var x, int64_t kernelH, int64_t kernelW, const Pool2dOptions& opts = {});

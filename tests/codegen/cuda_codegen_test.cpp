@@ -61,9 +61,10 @@ void expectWellFormed(const Program& program) {
   EXPECT_EQ(a->statusWords(), 1 + 2 * int64_t(a->errorSites.size()));
 }
 
-void expectCompiles(const std::string& source, const std::string& name) {
+void expectCompiles(const std::string& source, const std::string& name,
+                    std::initializer_list<const char*> archs = {"sm_90", "sm_80"}) {
 #if SHOAL_HAVE_CUDA
-  for (const char* arch : {"sm_90", "sm_80"}) {
+  for (const char* arch : archs) {
     auto cubin = compileCuda(source, name, arch);
     EXPECT_TRUE(cubin.has_value()) << name << " for " << arch << ":\n" << (cubin ? "" : cubin.error().message());
     if (cubin) {
@@ -73,6 +74,7 @@ void expectCompiles(const std::string& source, const std::string& name) {
 #else
   (void)source;
   (void)name;
+  (void)archs;
 #endif
 }
 
@@ -134,7 +136,10 @@ TEST(CudaCodegen, ExamplePipelinesGenerateAndCompile) {
       expectWellFormed(p);
       auto src = generateCudaSource(p);
       ASSERT_TRUE(src.has_value()) << src.error().message();
-      expectCompiles(src->source, src->name);
+      // One architecture: NVRTC takes about a second per source and there are two per
+      // example; the source does not depend on the architecture, and every op's kernels
+      // compile for sm_80 too (AllOpsCompileWithNvrtcForSm90AndSm80).
+      expectCompiles(src->source, src->name, {"sm_90"});
     }
   }
 }

@@ -186,6 +186,92 @@ TEST(ShapePipelines, EmbeddingNeedsIntegerIds) {
       << l.diagnostics;
 }
 
+// ---- dense over tokens, learned positions ------------------------------------------------------
+
+TEST(ShapePipelines, DenseOverTokensAppliesToTheLastAxis) {
+  auto l = load(
+      "flowchart LR\n"
+      "  x[input: shape=2x3x4] --> d[dense: units=2 activation=relu]\n"
+      "  d --> out[output]\n");
+  ASSERT_TRUE(l.pipeline) << l.diagnostics;
+  const Graph& g = *l.pipeline->model;
+  EXPECT_EQ(g.findValue("d.weight")->type().shape, (Shape{2, 4}));
+  EXPECT_EQ(g.findValue("d.bias")->type().shape, (Shape{2}));
+  EXPECT_EQ(g.outputValue("out")->type(), (TensorType{DType::F32, {2, 3, 2}}));
+  const std::vector<double> x = uniform(24, 3), w = uniform(8, 4), b = {0.25, -0.5};
+  TensorMap in{{"x", Tensor::fromDoubles(DType::F32, {2, 3, 4}, x)}};
+  TensorMap weights{{"d.weight", Tensor::fromDoubles(DType::F32, {2, 4}, w)},
+                    {"d.bias", Tensor::fromDoubles(DType::F32, {2}, b)}};
+  // relu(x W^T + b) row by row: torch.nn.Linear over the last axis.
+  std::vector<double> want;
+  for (int r = 0; r < 6; ++r)
+    for (int u = 0; u < 2; ++u) {
+      double s = b[size_t(u)];
+      for (int i = 0; i < 4; ++i) s += x[size_t(r * 4 + i)] * w[size_t(u * 4 + i)];
+      want.push_back(std::max(s, 0.0));
+    }
+  expectNear(runOutput(*l.pipeline, in, weights, "out"), want, 1e-6);
+  auto rebatched = rebatchGraph(g, 5);
+  ASSERT_TRUE(rebatched.has_value()) << rebatched.error().str();
+  EXPECT_EQ((*rebatched)->outputValue("out")->type().shape, (Shape{5, 3, 2}));
+}
+
+TEST(ShapePipelines, DenseOverAnImageAsksForAFlatten) {
+  auto l = load(
+      "flowchart LR\n"
+      "  x[input: shape=2x1x3x4] --> d[dense: units=2]\n"
+      "  d --> out[output]\n");
+  EXPECT_FALSE(l.pipeline);
+  EXPECT_NE(l.diagnostics.find("shape.mmd:2:33: error: dense 'd': input must be [batch, features] or [batch, tokens, "
+                               "features], got f32[2,1,3,4] (add a flatten before it)"),
+            std::string::npos)
+      << l.diagnostics;
+}
+
+TEST(ShapePipelines, PositionEmbeddingAddsALearnedRowPerToken) {
+  auto l = load(
+      "flowchart LR\n"
+      "  x[input: shape=2x3x2] --> pos[position_embedding: tokens=3 dim=2]\n"
+      "  pos --> out[output]\n");
+  ASSERT_TRUE(l.pipeline) << l.diagnostics;
+  const Value* w = l.pipeline->model->findValue("pos.weight");
+  ASSERT_NE(w, nullptr);
+  EXPECT_EQ(w->type(), (TensorType{DType::F32, {3, 2}}));
+  EXPECT_EQ(w->def()->attrs().getString("init"), "uniform");
+  TensorMap in{
+      {"x", Tensor::fromDoubles(DType::F32, {2, 3, 2}, std::vector<double>{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12})}};
+  TensorMap weights{
+      {"pos.weight", Tensor::fromDoubles(DType::F32, {3, 2}, std::vector<double>{100, 200, 300, 400, 500, 600})}};
+  EXPECT_EQ(runOutput(*l.pipeline, in, weights, "out"),
+            (std::vector<double>{101, 202, 303, 404, 505, 606, 107, 208, 309, 410, 511, 612}));
+  // Without tokens= and dim= the shape comes from the input.
+  auto bare = load("flowchart LR\n  x[input: shape=4x5x6] --> p[position_embedding] --> out[output]\n");
+  ASSERT_TRUE(bare.pipeline) << bare.diagnostics;
+  EXPECT_EQ(bare.pipeline->model->findValue("p.weight")->type().shape, (Shape{5, 6}));
+}
+
+TEST(ShapePipelines, PositionEmbeddingErrorsNameTheNode) {
+  struct Case {
+    std::string text, message;
+  };
+  const std::vector<Case> cases = {
+      {"flowchart TD\n  x[input: shape=2x3x4] --> pos[position_embedding: tokens=16 dim=4]\n  pos --> out[output]\n",
+       "shape.mmd:2:33: error: position_embedding 'pos': tokens=16 dim=4 do not match the input f32[2,3,4]"},
+      {"flowchart TD\n  x[input: shape=2x3x4] --> pos[position_embedding: dim=8]\n  pos --> out[output]\n",
+       "shape.mmd:2:33: error: position_embedding 'pos': tokens=3 dim=8 do not match the input f32[2,3,4]"},
+      {"flowchart TD\n  x[input: shape=2x12] --> pos[position_embedding]\n  pos --> out[output]\n",
+       "shape.mmd:2:32: error: position_embedding 'pos': input must be float [batch, tokens, dim], got f32[2,12]"},
+      {"flowchart TD\n  x[input: shape=2x3x4] --> pos[position_embedding: tokens=0]\n  pos --> out[output]\n",
+       "shape.mmd:2:60: error: 'tokens' must be a positive integer, got 0"},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.text);
+    auto l = load(c.text);
+    EXPECT_FALSE(l.pipeline);
+    EXPECT_NE(l.diagnostics.find(c.message), std::string::npos) << l.diagnostics;
+  }
+}
+
 // ---- attention: an independent float64 reference ---------------------------------------------
 
 // torch.nn.MultiheadAttention(E, heads, batch_first=True)(q, k, v) written out: in-projection

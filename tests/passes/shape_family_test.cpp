@@ -65,6 +65,29 @@ TEST(ShapeFamilyGradients, EmbeddingThenSplitMatchesCentralDifferences) {
   checkGradients(t, /*h=*/1.0 / 1024, /*tol=*/1e-4);
 }
 
+TEST(ShapeFamilyGradients, DenseOverTokensMatchesCentralDifferences) {
+  TestGraph t(DType::F64, 10);
+  Value* x = t.input("x", {DType::F64, {2, 3, 4}}, t.draw(24, Fill::Uniform));
+  auto y = layers::dense(t.g, x, "d", 5, /*bias=*/true, "tanh", {});
+  ASSERT_TRUE(y.has_value()) << y.error().str();
+  EXPECT_EQ((*y)->type().shape, (Shape{2, 3, 5}));
+  drawLayerParams(t);
+  t.mseLoss(*y);
+  checkGradients(t);
+}
+
+TEST(ShapeFamilyGradients, PositionEmbeddingMatchesCentralDifferences) {
+  // Positions, then a token-wise nonlinearity mixing them with the input, so the gradient of
+  // pos.weight sums over the batch (broadcast) and depends on every sample.
+  TestGraph t(DType::F64, 11);
+  Value* x = t.param("x", {3, 4, 2});
+  auto p = layers::positionEmbedding(t.g, x, "pos", 4, 2, {});
+  ASSERT_TRUE(p.has_value()) << p.error().str();
+  drawLayerParams(t);
+  t.mseLoss(t.op(OpKind::Tanh, {*p}));
+  checkGradients(t);
+}
+
 // The backward graph of attention: no transposes of the GEMM operands are materialised (the
 // batch_matmul rule flips transpose flags instead), and the causal mask's gradient is a mask.
 TEST(ShapeFamilyGradients, AttentionBackwardUsesTransposeFlags) {

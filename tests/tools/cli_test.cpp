@@ -204,6 +204,10 @@ TEST(Cli, ThreadsMustBePositiveAndDoNotChangeResults) {
     EXPECT_NE(r.err.find("--threads: must be a whole number, 1 or more, got '" + bad + "'"), std::string::npos)
         << r.err;
   }
+  auto conformance = runCli("conformance tests --threads 0");
+  EXPECT_EQ(conformance.exitCode, 1);
+  EXPECT_NE(conformance.err.find("--threads: must be a whole number, 1 or more, got '0'"), std::string::npos)
+      << conformance.err;
   // The same loss, accuracy and test accuracy, to the last bit, at 1 and 3 threads (a small
   // CNN: conv, pool, dense, Adam).
   std::string dir = shoal::test::tempDir();

@@ -1,0 +1,65 @@
+// Private to frontend/onnx: the lowerings of the ONNX ops that map onto the op families of the
+// second wave (elementwise math, comparisons, logic, reductions: onnx_ops_math.cpp; data
+// movement, batched products, index arithmetic: onnx_ops_data.cpp). onnx_ops.cpp's table
+// names them.
+#pragma once
+
+#include "frontend/onnx/onnx_importer.h"
+
+namespace shoal::onnx_import {
+
+// ---- onnx_ops.cpp
+/// The shape input 1 takes to broadcast NumPy-style against input 0: itself from opset 7 on;
+/// before, per the node's broadcast/axis attributes.
+Shape legacyBroadcastShape(NodeContext& c);
+
+// ---- onnx_ops_math.cpp
+void lowerUnaryMath(NodeContext& c);  // Exp, Log, Sqrt, Reciprocal, Erf, Abs (ints too)
+void lowerSoftsign(NodeContext& c);   // x / (1 + |x|)
+void lowerElu(NodeContext& c);        // Elu, Selu
+void lowerThresholdedRelu(NodeContext& c);
+void lowerLeakyReluOp(NodeContext& c);  // leaky_relu
+void lowerHardSigmoid(NodeContext& c);
+void lowerHardSwish(NodeContext& c);
+void lowerClip(NodeContext& c);
+void lowerSign(NodeContext& c);
+void lowerPow(NodeContext& c);
+void lowerMinMax(NodeContext& c);   // Min, Max (variadic, broadcasting)
+void lowerCompare(NodeContext& c);  // Equal, Less, Greater, LessOrEqual, GreaterOrEqual
+void lowerLogic(NodeContext& c);    // And, Or, Xor, Not
+void lowerWhere(NodeContext& c);
+void lowerIsNaN(NodeContext& c);
+void lowerIsInf(NodeContext& c);
+void lowerReduce(NodeContext& c);          // ReduceSum/Mean/Max/Min/SumSquare/L1/L2/LogSum/LogSumExp
+void lowerArgMinMax(NodeContext& c);       // ArgMax, ArgMin (any axis, select_last_index)
+void lowerSoftmaxAnyAxis(NodeContext& c);  // Softmax, LogSoftmax (opset 13+ on any axis), Hardmax
+void lowerCumSum(NodeContext& c);
+void lowerFloorCeil(NodeContext& c);
+void lowerRound(NodeContext& c);
+void lowerShrink(NodeContext& c);
+void lowerLRN(NodeContext& c);
+
+// ---- onnx_ops_data.cpp
+void lowerTranspose(NodeContext& c);
+void lowerConcat(NodeContext& c);
+void lowerSlice(NodeContext& c);
+void lowerGather(NodeContext& c);
+void lowerGatherElements(NodeContext& c);
+void lowerPad(NodeContext& c);
+void lowerExpandOp(NodeContext& c);
+void lowerSplit(NodeContext& c);
+void lowerTile(NodeContext& c);
+void lowerDepthToSpace(NodeContext& c);  // DepthToSpace, SpaceToDepth
+void lowerTrilu(NodeContext& c);
+void lowerOneHot(NodeContext& c);
+void lowerBatchedMatMul(NodeContext& c);  // MatMul with a batched right operand
+void lowerResize(NodeContext& c);         // Resize, Upsample
+void lowerSequence(NodeContext& c);
+void lowerCompress(NodeContext& c);  // sequences as lists known at import
+
+// ---- onnx_ops_volume.cpp
+void lowerConv3d(NodeContext& c);
+void lowerPool3d(NodeContext& c, bool isMax);
+void lowerDilatedMaxPool(NodeContext& c);
+
+}  // namespace shoal::onnx_import

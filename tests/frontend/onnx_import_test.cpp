@@ -1,0 +1,494 @@
+// ONNX import: models written with ONNX's own protobuf classes become shoal IR that computes
+// the right values (checked against values worked out by hand), keeps the initializers'
+// names, binds symbolic dimensions, folds shape arithmetic, reads external data, and says
+// clearly what it does not support.
+#include "frontend/onnx/onnx_import.h"
+
+#include <gtest/gtest.h>
+#include <shoal/shoal.h>
+
+#include <cmath>
+#include <fstream>
+
+#include "frontend/pipeline_loader.h"
+#include "ir/printer.h"
+#include "onnx_test_models.h"
+#include "runtime/checkpoint/safetensors.h"
+#include "runtime/cpu/interpreter.h"
+#include "test_util.h"
+
+namespace {
+
+using namespace shoal;
+using namespace shoal::test;
+
+#if SHOAL_HAVE_ONNX
+
+Tensor inputRows(int64_t rows) {
+  std::vector<double> v;
+  for (int64_t i = 0; i < rows * 3; ++i) v.push_back(double(i % 7) - 2.5);
+  return f32Tensor({rows, 3}, v);
+}
+
+void expectNear(const std::vector<double>& got, const std::vector<double>& want, double tol = 1e-6) {
+  ASSERT_EQ(got.size(), want.size());
+  for (size_t i = 0; i < got.size(); ++i) EXPECT_NEAR(got[i], want[i], tol) << "at " << i;
+}
+
+TEST(OnnxImport, RunsTheModelWithItsWeightsAtAnyBatch) {
+  std::string path = gemmReluModel().save(tempDir());
+  auto session = Session::create(path, {.device = DeviceKind::Cpu});
+  ASSERT_TRUE(session) << session.error().str();
+  // The initializers are the parameters, under their ONNX names, with the model's values.
+  auto params = session->parameters();
+  ASSERT_EQ(params.size(), 2u);
+  EXPECT_EQ(params.at("fc.weight").toDoubles(), (std::vector<double>{1, -1, 2, 0.5, 0.25, -1}));
+  EXPECT_EQ(params.at("fc.bias").toDoubles(), (std::vector<double>{0.5, -2}));
+  // The symbolic batch N: the model was imported at N = 1 and runs at 1 and at 5.
+  for (int64_t rows : {1, 5}) {
+    Tensor x = inputRows(rows);
+    auto out = session->run({{"x", x}});
+    ASSERT_TRUE(out) << out.error().str();
+    EXPECT_EQ(out->at("y").shape(), (Shape{rows, 2}));
+    expectNear(out->at("y").toDoubles(), gemmReluReference(x.toDoubles()));
+  }
+}
+
+// A shape folded from the batch (x.view(n * 4, 2) after a matmul) follows it: a Session
+// imports the model again for each batch size it runs.
+TEST(OnnxImport, ShapesFoldedFromTheBatchFollowIt) {
+  OnnxModelBuilder b(13);
+  b.input("x", DType::F32, {std::string("N"), int64_t(4), int64_t(3)});
+  b.output("y", DType::F32, {std::string("rows"), int64_t(2)});
+  b.initializer("w", f32Tensor({3, 2}, {1, 0, 0, 1, 1, -1}));
+  b.node("MatMul", {"x", "w"}, {"xw"});
+  b.node("Shape", {"x"}, {"s"});
+  constantNode(b, "zero", Tensor(DType::I64, {}));
+  b.node("Gather", {"s", "zero"}, {"n"});
+  Tensor four(DType::I64, {});
+  four.data<int64_t>()[0] = 4;
+  constantNode(b, "four", four);
+  b.node("Mul", {"n", "four"}, {"rows"});
+  constantNode(b, "axes", i64Tensor({0}));
+  b.node("Unsqueeze", {"rows", "axes"}, {"rows1"});
+  constantNode(b, "two", i64Tensor({2}));
+  attrInt(b.node("Concat", {"rows1", "two"}, {"target"}), "axis", 0);
+  b.node("Reshape", {"xw", "target"}, {"y"});
+  auto session = Session::create(b.save(tempDir()), {.device = DeviceKind::Cpu});
+  ASSERT_TRUE(session) << session.error().str();
+  for (int64_t n : {1, 3}) {
+    std::vector<double> x, want;
+    for (int64_t i = 0; i < n * 12; ++i) x.push_back(double(i % 5) - 1);
+    for (int64_t r = 0; r < n * 4; ++r) {
+      double a = x[size_t(r) * 3], bb = x[size_t(r) * 3 + 1], cc = x[size_t(r) * 3 + 2];
+      want.push_back(a + cc);
+      want.push_back(bb - cc);
+    }
+    auto out = session->run({{"x", f32Tensor({n, 4, 3}, x)}});
+    ASSERT_TRUE(out) << out.error().str();
+    EXPECT_EQ(out->at("y").shape(), (Shape{n * 4, 2}));
+    expectNear(out->at("y").toDoubles(), want);
+  }
+  EXPECT_EQ(session->compiledBatchSizes(), 2);
+}
+
+TEST(OnnxImport, ParametersRoundTripThroughSafetensors) {
+  std::string dir = tempDir();
+  std::string path = gemmReluModel().save(dir);
+  auto a = Session::create(path, {.device = DeviceKind::Cpu});
+  ASSERT_TRUE(a) << a.error().str();
+  ASSERT_TRUE(a->saveWeights(dir + "/w.safetensors"));
+  auto file = loadSafetensors(dir + "/w.safetensors");
+  ASSERT_TRUE(file) << file.error().str();
+  ASSERT_NE(file->find("fc.weight"), nullptr);
+  EXPECT_EQ(file->find("fc.weight")->toDoubles(), (std::vector<double>{1, -1, 2, 0.5, 0.25, -1}));
+  EXPECT_EQ(file->find("fc.bias")->toDoubles(), (std::vector<double>{0.5, -2}));
+  // Changed weights saved under the ONNX names load back into a fresh session of the model.
+  auto params = a->parameters();
+  params["fc.bias"] = f32Tensor({2}, {10, 20});
+  ASSERT_TRUE(a->setParameters(params));
+  ASSERT_TRUE(a->saveWeights(dir + "/w2.safetensors"));
+  auto b = Session::create(path, {.device = DeviceKind::Cpu});
+  ASSERT_TRUE(b && b->loadWeights(dir + "/w2.safetensors"));
+  EXPECT_EQ(b->parameters().at("fc.bias").toDoubles(), (std::vector<double>{10, 20}));
+}
+
+TEST(OnnxImport, SymbolicDimensionsBindFromTheOptions) {
+  std::string path = gemmReluModel().save(tempDir());
+  OnnxImportOptions o;
+  o.dims["N"] = 7;
+  auto p = importOnnxFile(path, o);
+  ASSERT_TRUE(p) << p.error().error.str();
+  EXPECT_EQ(p->model->inputNodes().front()->result()->type().str(), "f32[7,3]");
+  o = {};
+  o.inputShapes["x"] = {4, 3};
+  p = importOnnxFile(path, o);
+  ASSERT_TRUE(p);
+  EXPECT_EQ(p->model->inputNodes().front()->result()->type().str(), "f32[4,3]");
+  // A given shape must agree with the model's fixed extents.
+  o.inputShapes["x"] = {4, 5};
+  p = importOnnxFile(path, o);
+  ASSERT_FALSE(p);
+  EXPECT_NE(p.error().error.message().find("input 'x' has extent 3 in dimension 1 in the model, the given tensor 5"),
+            std::string::npos)
+      << p.error().error.message();
+}
+
+TEST(OnnxImport, ShapeArithmeticIsFoldedAtImport) {
+  // y = reshape(x, concat(unsqueeze(shape(x)[0]), [-1])): PyTorch's flatten, as exported.
+  OnnxModelBuilder b(13);
+  b.input("x", DType::F32, {std::string("batch"), int64_t(2), int64_t(3)});
+  b.output("y", DType::F32, {std::string("batch"), int64_t(6)});
+  b.node("Shape", {"x"}, {"s"});
+  constantNode(b, "zero", Tensor(DType::I64, {}));
+  b.node("Gather", {"s", "zero"}, {"n"});
+  constantNode(b, "axes", i64Tensor({0}));
+  b.node("Unsqueeze", {"n", "axes"}, {"n1"});
+  constantNode(b, "minus1", i64Tensor({-1}));
+  attrInt(b.node("Concat", {"n1", "minus1"}, {"target"}), "axis", 0);
+  b.node("Reshape", {"x", "target"}, {"y"});
+  std::string path = b.save(tempDir());
+  OnnxImportOptions o;
+  o.dims["batch"] = 2;
+  auto p = importOnnxFile(path, o);
+  ASSERT_TRUE(p) << p.error().error.str();
+  // Only the input, one reshape (a view) and the output remain.
+  std::vector<std::string> ops;
+  for (Node* n : p->model->nodes()) ops.emplace_back(n->opName());
+  EXPECT_EQ(ops, (std::vector<std::string>{"input", "reshape", "output"})) << printGraph(*p->model);
+  EXPECT_EQ(p->model->outputValue("y")->type().str(), "f32[2,6]");
+}
+
+TEST(OnnxImport, LegacyBroadcastOfOpset6) {
+  // Add with broadcast=1, axis=1: B [3] runs along A's axis 1 (A [2,3,2]).
+  OnnxModelBuilder b(6, 3);
+  b.input("a", DType::F32, {int64_t(2), int64_t(3), int64_t(2)});
+  b.input("b", DType::F32, {int64_t(3)});
+  b.output("c", DType::F32, {int64_t(2), int64_t(3), int64_t(2)});
+  auto& add = b.node("Add", {"a", "b"}, {"c"});
+  attrInt(add, "broadcast", 1);
+  attrInt(add, "axis", 1);
+  auto p = importOnnxFile(b.save(tempDir()));
+  ASSERT_TRUE(p) << p.error().error.str();
+  EXPECT_NE(printGraph(*p->model).find("reshape(%b) {shape=[3,1]}"), std::string::npos) << printGraph(*p->model);
+  TensorMap params;
+  auto out = evaluateGraph(*p->model, {{"a", Tensor(DType::F32, {2, 3, 2})}, {"b", f32Tensor({3}, {1, 2, 3})}}, params);
+  ASSERT_TRUE(out) << out.error().str();
+  EXPECT_EQ(out->at("c").toDoubles(), (std::vector<double>{1, 1, 2, 2, 3, 3, 1, 1, 2, 2, 3, 3}));
+}
+
+TEST(OnnxImport, SoftmaxBeforeOpset13NormalisesTheFlattenedRows) {
+  for (int64_t opset : {11, 13}) {
+    OnnxModelBuilder b(opset);
+    b.input("x", DType::F32, {int64_t(1), int64_t(2), int64_t(2)});
+    b.output("y", DType::F32, {int64_t(1), int64_t(2), int64_t(2)});
+    attrInt(b.node("Softmax", {"x"}, {"y"}), "axis", opset < 13 ? 1 : 2);
+    auto session = Session::create(b.save(tempDir()), {.device = DeviceKind::Cpu});
+    ASSERT_TRUE(session) << session.error().str();
+    auto out = session->run({{"x", f32Tensor({1, 2, 2}, {0, 1, 2, 3})}});
+    ASSERT_TRUE(out) << out.error().str();
+    double e0 = 1, e1 = std::exp(1.0), e2 = std::exp(2.0), e3 = std::exp(3.0);
+    if (opset < 13) {  // axis 1 of [1,2,2]: one row of 4
+      double s = e0 + e1 + e2 + e3;
+      expectNear(out->at("y").toDoubles(), {e0 / s, e1 / s, e2 / s, e3 / s});
+    } else {  // axis 2: two rows of 2
+      expectNear(out->at("y").toDoubles(), {e0 / (e0 + e1), e1 / (e0 + e1), e2 / (e2 + e3), e3 / (e2 + e3)});
+    }
+  }
+}
+
+TEST(OnnxImport, Conv1dRunsAsConv2dWithAUnitHeight) {
+  // x [1,1,5] (1..5), w [1,1,3] = [1,0,-1], pad 1: y[i] = x[i-1] - x[i+1].
+  OnnxModelBuilder b(11);
+  b.input("x", DType::F32, {int64_t(1), int64_t(1), int64_t(5)});
+  b.output("y", DType::F32, {int64_t(1), int64_t(1), int64_t(5)});
+  b.initializer("w", f32Tensor({1, 1, 3}, {1, 0, -1}));
+  attrInts(b.node("Conv", {"x", "w"}, {"y"}), "pads", {1, 1});
+  auto session = Session::create(b.save(tempDir()), {.device = DeviceKind::Cpu});
+  ASSERT_TRUE(session) << session.error().str();
+  auto out = session->run({{"x", f32Tensor({1, 1, 5}, {1, 2, 3, 4, 5})}});
+  ASSERT_TRUE(out) << out.error().str();
+  EXPECT_EQ(out->at("y").toDoubles(), (std::vector<double>{-2, -2, -2, -2, 4}));
+}
+
+TEST(OnnxImport, ExternalDataIsReadBesideTheModel) {
+  std::string dir = tempDir();
+  OnnxModelBuilder b = gemmReluModel();
+  // fc.weight's six floats at offset 8 of weights.bin.
+  auto* w = b.proto().mutable_graph()->mutable_initializer(0);
+  ASSERT_EQ(w->name(), "fc.weight");
+  std::vector<float> values = {1, -1, 2, 0.5, 0.25, -1};
+  std::string bytes(8, 'x');
+  bytes.append(reinterpret_cast<const char*>(values.data()), values.size() * sizeof(float));
+  writeFile(dir + "/weights.bin", bytes);
+  w->clear_raw_data();
+  w->set_data_location(onnx::TensorProto::EXTERNAL);
+  auto entry = [&](const char* k, const std::string& v) {
+    auto* e = w->add_external_data();
+    e->set_key(k);
+    e->set_value(v);
+  };
+  entry("location", "weights.bin");
+  entry("offset", "8");
+  entry("length", "24");
+  auto session = Session::create(b.save(dir), {.device = DeviceKind::Cpu});
+  ASSERT_TRUE(session) << session.error().str();
+  EXPECT_EQ(session->parameters().at("fc.weight").toDoubles(), (std::vector<double>{1, -1, 2, 0.5, 0.25, -1}));
+  Tensor x = inputRows(2);
+  expectNear(session->run({{"x", x}})->at("y").toDoubles(), gemmReluReference(x.toDoubles()));
+
+  // A location outside the model's folder is refused.
+  w->mutable_external_data(0)->set_value("../weights.bin");
+  OnnxImportOptions unchecked;
+  unchecked.check = false;  // the checker would refuse it first
+  auto p = importOnnxFile(b.save(dir, "escape.onnx"), unchecked);
+  ASSERT_FALSE(p);
+  EXPECT_NE(p.error().error.message().find("external data location '../weights.bin' leaves the model's folder"),
+            std::string::npos)
+      << p.error().error.message();
+  // Data beyond the file's end is an error, not a read past it.
+  w->mutable_external_data(0)->set_value("weights.bin");
+  w->mutable_external_data(1)->set_value("16");
+  p = importOnnxFile(b.save(dir, "short.onnx"), unchecked);
+  ASSERT_FALSE(p);
+  EXPECT_NE(p.error().error.message().find("lies beyond the end"), std::string::npos) << p.error().error.message();
+}
+
+TEST(OnnxImport, UnsupportedOpNamesNodeOpTypeDomainAndOpset) {
+  OnnxModelBuilder b(13);
+  b.input("x", DType::F32, {int64_t(2), int64_t(3)});
+  b.output("y", DType::F32, {int64_t(2), int64_t(3)});
+  b.node("Sin", {"x"}, {"y"}, "sin");
+  std::string path = b.save(tempDir());
+  auto p = importOnnxFile(path);
+  ASSERT_FALSE(p);
+  EXPECT_TRUE(p.error().unsupported);
+  EXPECT_EQ(p.error().error.str(),
+            path + ": error: node 'sin' (Sin, domain ai.onnx, opset 13): unsupported: shoal has no mapping for op Sin");
+  // Through the pipeline loader (shoal check/dump/run) the same message.
+  DiagnosticEngine diags;
+  EXPECT_FALSE(loadPipelineFile(path, diags));
+  EXPECT_NE(diags.render().find("node 'sin' (Sin, domain ai.onnx, opset 13)"), std::string::npos) << diags.render();
+}
+
+TEST(OnnxImport, OtherDomainsAreUnsupported) {
+  OnnxModelBuilder b(13);
+  auto* o = b.proto().add_opset_import();
+  o->set_domain("com.example");
+  o->set_version(1);
+  b.input("x", DType::F32, {int64_t(2)});
+  b.output("y", DType::F32, {int64_t(2)});
+  b.node("Frobnicate", {"x"}, {"y"}, "f").set_domain("com.example");
+  auto p = importOnnxFile(b.save(tempDir()));
+  ASSERT_FALSE(p);
+  EXPECT_TRUE(p.error().unsupported);
+  EXPECT_NE(p.error().error.message().find("node 'f' (Frobnicate, domain com.example, opset 13): unsupported: domain "
+                                           "'com.example'"),
+            std::string::npos)
+      << p.error().error.message();
+}
+
+TEST(OnnxImport, AFeatureTheMappingLacksIsUnsupportedByName) {
+  // 3-D average pooling composes from depth taps and a 2-D pool, except where depth padding
+  // would have to leave the divisor.
+  OnnxModelBuilder b(13);
+  b.input("x", DType::F32, {int64_t(1), int64_t(1), int64_t(4), int64_t(4), int64_t(4)});
+  b.output("y", DType::F32, {int64_t(1), int64_t(1), int64_t(5), int64_t(3), int64_t(3)});
+  auto& pool = b.node("AveragePool", {"x"}, {"y"}, "pool");
+  attrInts(pool, "kernel_shape", {2, 2, 2});
+  attrInts(pool, "pads", {1, 0, 0, 1, 0, 0});
+  auto p = importOnnxFile(b.save(tempDir()));
+  ASSERT_FALSE(p);
+  EXPECT_TRUE(p.error().unsupported);
+  EXPECT_NE(
+      p.error().error.message().find("node 'pool' (AveragePool, domain ai.onnx, opset 13): unsupported: 3-D average "
+                                     "pooling over depth padding excluded from the divisor"),
+      std::string::npos)
+      << p.error().error.message();
+}
+
+TEST(OnnxImport, MalformedModelsAreErrorsNotCrashes) {
+  std::string dir = tempDir();
+  writeFile(dir + "/garbage.onnx", std::string("\x08\x96\x01 not a model at all \xff\xff\xff", 28));
+  auto p = importOnnxFile(dir + "/garbage.onnx");
+  ASSERT_FALSE(p);
+  EXPECT_FALSE(p.error().unsupported);
+  // The checker's verdict: a node reads a value nothing defines.
+  OnnxModelBuilder b(13);
+  b.input("x", DType::F32, {int64_t(2)});
+  b.output("y", DType::F32, {int64_t(2)});
+  b.node("Add", {"x", "nowhere"}, {"y"});
+  p = importOnnxFile(b.save(dir));
+  ASSERT_FALSE(p);
+  EXPECT_FALSE(p.error().unsupported);
+  EXPECT_NE(p.error().error.message().find("the ONNX checker rejects the model"), std::string::npos)
+      << p.error().error.message();
+  // A newer opset than shoal maps.
+  OnnxModelBuilder newer(19);
+  newer.input("x", DType::F32, {int64_t(2)});
+  newer.output("y", DType::F32, {int64_t(2)});
+  newer.node("Relu", {"x"}, {"y"});
+  p = importOnnxFile(newer.save(dir, "newer.onnx"));
+  ASSERT_FALSE(p);
+  EXPECT_NE(p.error().error.message().find("the model uses opset 19; shoal imports ai.onnx opsets up to 17"),
+            std::string::npos)
+      << p.error().error.message();
+}
+
+TEST(OnnxImport, TensorFilesRoundTrip) {
+  std::string dir = tempDir();
+  Tensor a = f32Tensor({2, 2}, {1.5, -2, 3.25, 1e-8});
+  Tensor b = i64Tensor({1, -5, int64_t(1) << 60});
+  ASSERT_TRUE(writeOnnxTensorFile(dir + "/a.pb", "a", a));
+  ASSERT_TRUE(writeOnnxTensorFile(dir + "/b.pb", "b", b));
+  auto ra = readOnnxTensorFile(dir + "/a.pb");
+  auto rb = readOnnxTensorFile(dir + "/b.pb");
+  ASSERT_TRUE(ra && rb);
+  EXPECT_EQ(ra->name, "a");
+  EXPECT_EQ(ra->tensor.type().str(), "f32[2,2]");
+  EXPECT_EQ(ra->tensor.toDoubles(), a.toDoubles());
+  EXPECT_EQ(rb->tensor.data<int64_t>()[2], int64_t(1) << 60);
+  // A file that claims a huge shape without the data is an error before any allocation.
+  onnx::TensorProto huge;
+  huge.set_data_type(onnx::TensorProto::FLOAT);
+  huge.add_dims(int64_t(1) << 30);
+  huge.add_dims(int64_t(1) << 30);
+  std::string bytes;
+  huge.SerializeToString(&bytes);
+  writeFile(dir + "/huge.pb", bytes);
+  auto rh = readOnnxTensorFile(dir + "/huge.pb");
+  ASSERT_FALSE(rh);
+  EXPECT_NE(rh.error().error.message().find("absurd shape"), std::string::npos) << rh.error().error.message();
+}
+
+// An imported model as a pipeline node, trained with shoal's trainer: its parameters keep the
+// ONNX names and start from the model's values, and gradients flow through it (one SGD step
+// gives the same parameters as the same network built with the C++ API).
+TEST(OnnxImport, APipelineFineTunesAnImportedModel) {
+  std::string dir = tempDir();
+  gemmReluModel().save(dir, "features.onnx");
+  writeFile(dir + "/tune.mmd",
+            "flowchart TD\n"
+            "  x[input: shape=4x3 name=x] --> m[onnx: path=features.onnx]\n"
+            "  m --> d[dense: units=2]\n"
+            "  d --> out[output: name=logits]\n");
+  auto pipeline = loadPipeline(dir + "/tune.mmd");
+  ASSERT_TRUE(pipeline) << pipeline.error().str();
+  auto model = pipeline->model();
+  std::vector<std::string> names;
+  for (auto& [name, type] : model.parameters()) names.push_back(name);
+  std::sort(names.begin(), names.end());
+  EXPECT_EQ(names, (std::vector<std::string>{"d.bias", "d.weight", "fc.bias", "fc.weight"}));
+
+  // The same network with the C++ API: dense "fc" (relu) then dense "d".
+  GraphBuilder gb;
+  auto x = gb.input("x", f32({4, 3}));
+  auto h = gb.dense(x, 2, {.activation = Activation::Relu, .name = "fc"});
+  gb.output("logits", gb.dense(h, 2, {.name = "d"}));
+  auto built = gb.build();
+  ASSERT_TRUE(built);
+
+  TrainingOptions training{.loss = Loss::MeanSquaredError, .optimizer = optim::SGD{.lr = 0.1}};
+  auto a = Trainer::create(model, training, {.device = DeviceKind::Cpu, .seed = 3});
+  auto b = Trainer::create(*built, training, {.device = DeviceKind::Cpu, .seed = 3});
+  ASSERT_TRUE(a) << a.error().str();
+  ASSERT_TRUE(b) << b.error().str();
+  // The imported layer starts from the ONNX model's weights.
+  EXPECT_EQ(a->parameters().at("fc.weight").toDoubles(), (std::vector<double>{1, -1, 2, 0.5, 0.25, -1}));
+  TensorMap start = a->parameters();
+  auto session = b->session();
+  ASSERT_TRUE(session.setParameters(start));
+  TensorMap batch = {{"x", f32Tensor({4, 3}, {1, 2, 3, -1, 0.5, 2, 0, 0, 1, 2, -2, 1})},
+                     {"targets", f32Tensor({4, 2}, {1, 0, 0, 1, 0.5, 0.5, -1, 2})}};
+  for (int step = 0; step < 3; ++step) {
+    auto sa = a->step(batch);
+    auto sb = b->step(batch);
+    ASSERT_TRUE(sa && sb);
+    EXPECT_NEAR(sa->loss, sb->loss, 1e-6);
+  }
+  auto pa = a->parameters(), pb = b->parameters();
+  for (const auto& name : names) expectNear(pa.at(name).toDoubles(), pb.at(name).toDoubles(), 1e-6);
+  EXPECT_NE(pa.at("fc.weight").toDoubles(), start.at("fc.weight").toDoubles());
+}
+
+// Batch normalization's running statistics are state, updated by the training form as in
+// PyTorch; its scale and bias are parameters.
+TEST(OnnxImport, BatchNormStatisticsTrainAsPyTorchsRunningStatistics) {
+  OnnxModelBuilder b(15);
+  b.input("x", DType::F32, {std::string("N"), int64_t(2)});
+  b.output("y", DType::F32, {std::string("N"), int64_t(2)});
+  b.initializer("bn.weight", f32Tensor({2}, {1, 2}));
+  b.initializer("bn.bias", f32Tensor({2}, {0, 1}));
+  b.initializer("bn.running_mean", f32Tensor({2}, {0.5, -1}));
+  b.initializer("bn.running_var", f32Tensor({2}, {4, 1}));
+  attrFloat(
+      b.node("BatchNormalization", {"x", "bn.weight", "bn.bias", "bn.running_mean", "bn.running_var"}, {"y"}, "bn"),
+      "momentum", 0.75f);
+  std::string dir = tempDir();
+  b.save(dir, "bn.onnx");
+  auto session = Session::create(dir + "/bn.onnx", {.device = DeviceKind::Cpu});
+  ASSERT_TRUE(session) << session.error().str();
+  // Inference: (x - mean) / sqrt(var + eps) * w + b with the model's statistics.
+  auto out = session->run({{"x", f32Tensor({1, 2}, {2.5, 0})}});
+  ASSERT_TRUE(out) << out.error().str();
+  expectNear(out->at("y").toDoubles(), {2.0 / std::sqrt(4 + 1e-5), 2.0 / std::sqrt(1 + 1e-5) + 1}, 1e-6);
+  // Only the scale and bias are parameters.
+  std::vector<std::string> params;
+  for (auto& [name, t] : session->parameters()) params.push_back(name);
+  EXPECT_EQ(params, (std::vector<std::string>{"bn.bias", "bn.weight"}));
+
+  // A training step normalises by the batch and moves the running mean by PyTorch's momentum
+  // (1 - ONNX's 0.75): mean' = 0.75 mean + 0.25 batch mean.
+  writeFile(dir + "/tune.mmd",
+            "flowchart TD\n  x[input: shape=4x2 name=x] --> m[onnx: path=bn.onnx]\n"
+            "  m --> out[output: name=logits]\n");
+  auto pipeline = loadPipeline(dir + "/tune.mmd");
+  ASSERT_TRUE(pipeline) << pipeline.error().str();
+  auto trainer =
+      Trainer::create(pipeline->model(), {.loss = Loss::MeanSquaredError, .optimizer = optim::SGD{.lr = 0.1}},
+                      {.device = DeviceKind::Cpu});
+  ASSERT_TRUE(trainer) << trainer.error().str();
+  ASSERT_TRUE(
+      trainer->step({{"x", f32Tensor({4, 2}, {1, 0, 2, 0, 3, 0, 6, 0})}, {"targets", Tensor(DType::F32, {4, 2})}}));
+  std::string ckpt = dir + "/ckpt.safetensors";
+  ASSERT_TRUE(trainer->saveCheckpoint(ckpt));
+  auto file = loadSafetensors(ckpt);
+  ASSERT_TRUE(file);
+  ASSERT_NE(file->find("bn.running_mean"), nullptr);
+  expectNear(file->find("bn.running_mean")->toDoubles(), {0.75 * 0.5 + 0.25 * 3, 0.75 * -1 + 0.25 * 0}, 1e-6);
+}
+
+TEST(OnnxImport, APipelineNodeSaysWhatIsWrong) {
+  std::string dir = tempDir();
+  gemmReluModel().save(dir, "features.onnx");
+  writeFile(dir + "/bad.mmd",
+            "flowchart TD\n"
+            "  x[input: shape=4x5 name=x] --> m[onnx: path=features.onnx]\n"
+            "  m --> out[output: name=y]\n");
+  auto p = loadPipeline(dir + "/bad.mmd");
+  ASSERT_FALSE(p);
+  EXPECT_NE(p.error().message().find("bad.mmd:2:"), std::string::npos) << p.error().message();
+  EXPECT_NE(p.error().message().find("input 'x' has extent 3 in dimension 1 in the model, the given tensor 5"),
+            std::string::npos)
+      << p.error().message();
+  writeFile(dir + "/missing.mmd",
+            "flowchart TD\n"
+            "  x[input: shape=4x3 name=x] --> m[onnx: path=nowhere.onnx]\n"
+            "  m --> out[output: name=y]\n");
+  p = loadPipeline(dir + "/missing.mmd");
+  ASSERT_FALSE(p);
+  EXPECT_NE(p.error().message().find("cannot open 'nowhere.onnx'"), std::string::npos) << p.error().message();
+}
+
+#else
+
+TEST(OnnxImport, ABuildWithoutOnnxSaysHowToGetIt) {
+  EXPECT_FALSE(onnxAvailable());
+  auto p = importOnnxFile("model.onnx");
+  ASSERT_FALSE(p);
+  EXPECT_NE(p.error().error.message().find("apt-get install libonnx-dev libprotobuf-dev"), std::string::npos);
+}
+
+#endif
+
+}  // namespace
