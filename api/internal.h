@@ -8,8 +8,12 @@
 
 namespace shoal {
 
-/// The device SessionOptions asks for; the error names the option.
+/// The device SessionOptions asks for, after checking the options (threads); the error
+/// names the option.
 Expected<DeviceSelection> sessionDevice(const SessionOptions& opts);
+
+/// Checks SessionOptions' values (threads >= 1 when set).
+Expected<void> checkSessionOptions(const SessionOptions& opts);
 
 /// Compile and execution options from SessionOptions.
 ModelProgramsOptions sessionProgramOptions(const SessionOptions& opts);

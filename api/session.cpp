@@ -19,15 +19,24 @@ Unexpected<Error> emptySession() { return fail("this Session is empty (made by S
 }  // namespace
 
 Expected<DeviceSelection> sessionDevice(const SessionOptions& opts) {
+  if (auto ok = checkSessionOptions(opts); !ok) return Unexpected(ok.error());
   auto sel = selectDevice(opts.device);
   if (!sel) return fail("SessionOptions::device is Gpu, but there is " + sel.error().message());
   return sel;
+}
+
+Expected<void> checkSessionOptions(const SessionOptions& opts) {
+  if (opts.threads && *opts.threads < 1)
+    return fail(fmt::format("SessionOptions::threads must be 1 or more (or unset: every core available), got {}",
+                            *opts.threads));
+  return {};
 }
 
 ModelProgramsOptions sessionProgramOptions(const SessionOptions& opts) {
   ModelProgramsOptions o;
   o.exec.tf32 = opts.tf32;
   o.exec.verbose = opts.verbose;
+  o.exec.threads = opts.threads.value_or(0);
   return o;
 }
 

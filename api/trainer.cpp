@@ -100,6 +100,7 @@ FitPlan planOf(const TrainerState& s, const FitOptions& o, int64_t batchSize) {
   plan.learningRate = o.learningRate;
   plan.onStep = o.onStep;
   plan.onEpoch = o.onEpoch;
+  plan.lossReadSeconds = o.lossReadSeconds;
   return plan;
 }
 
@@ -139,12 +140,14 @@ Expected<Trainer> Trainer::create(const LoadedPipeline& pipeline, const SessionO
   if (!pipeline.pipeline_) return fail("Trainer::create: the pipeline is empty");
   const Pipeline& p = *pipeline.pipeline_;
   if (!p.train) return fail(fmt::format("'{}' has no train stage to train with", p.file));
+  if (auto ok = checkSessionOptions(opts); !ok) return Unexpected(ok.error());
   auto sel = pipelineDevice(p, opts.device);
   if (!sel) return Unexpected(sel.error());
   TrainOptions t;
   t.seed = opts.seed;
   t.exec.tf32 = opts.tf32;
   t.exec.verbose = opts.verbose;
+  t.exec.threads = opts.threads.value_or(0);
   auto state = std::make_shared<TrainerState>();
   auto programs = createPipelineTrainer(p, *sel, t, state->step);
   if (!programs) return Unexpected(programs.error());
@@ -202,6 +205,7 @@ Expected<TrainReport> Trainer::fit(const FitOptions& opts) {
   t.learningRate = opts.learningRate;
   t.onStep = opts.onStep;
   t.onEpoch = opts.onEpoch;
+  t.lossReadSeconds = opts.lossReadSeconds;
   if (auto ok = resumeFrom(*state_, opts.weights); !ok) return Unexpected(ok.error());
   return fitPipeline(*state_->programs, *state_->pipeline, t, state_->step);
 }

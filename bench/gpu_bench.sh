@@ -1,9 +1,15 @@
 #!/usr/bin/env bash
 # The GPU benchmark: builds shoal_bench, times the MNIST CNN (training step at batch 64,
 # inference at batch 1, 64, 8192, fusion on and off), runs the PyTorch baseline on the same
-# card, and prints shoal/PyTorch ratios. Results land in $OUT (default /tmp/shoal-bench):
-# shoal_bench.json, torch_baseline.json, ratios.json, and the logs.
+# card, and prints shoal/PyTorch ratios; then the wall time of `shoal run examples/mnist_cnn.mmd
+# --device cuda`, cold (empty kernel cache) and warm, with its --verbose breakdown, and the
+# CPU benchmark (bench/cpu_train.sh: shoal vs PyTorch at 2 and 16 threads on this host).
+# Results land in $OUT (default /tmp/shoal-bench): shoal_bench.json, torch_baseline.json,
+# ratios.json, startup.json, cpu/ (cpu_ratios.json), and the logs; copy them to
+# bench/results/<date>-<card>/.
 #   bench/gpu_bench.sh [path/to/torch_baseline.py]
+# SKIP_STARTUP=1 and SKIP_CPU=1 leave out the start-up and CPU parts; SKIP_TORCH=1 the GPU
+# PyTorch baseline, SKIP_TORCH_CPU=1 the CPU one.
 # The baseline script defaults to bench/torch_baseline.py, else ../shared/bench/torch_baseline.py;
 # SKIP_TORCH=1 skips it (only shoal's numbers then). About 5 minutes on an H100, most of it
 # torch.compile and the baseline's full training runs.
@@ -34,6 +40,37 @@ if ! ./build-dev/shoal_bench --device "${DEVICE:-cuda}" 2>&1 | tee "$OUT/shoal_b
   echo "shoal_bench failed"; exit 1
 fi
 echo "== shoal_bench done at $(elapsed) s"
+
+# Start-up: the whole command's wall time, cold (an empty kernel cache) and warm (3 runs).
+if [ "${SKIP_STARTUP:-0}" = "0" ]; then
+  wall() {  # wall seconds of the command, its stderr (the --verbose breakdown) in $1
+    local log=$1; shift
+    local t0 t1
+    t0=$(date +%s.%N); "$@" > "$log.out" 2> "$log"; local rc=$?; t1=$(date +%s.%N)
+    [ $rc = 0 ] || { echo "failed: $*"; tail -5 "$log"; return 1; }
+    python3 -c "print(round($t1 - $t0, 3))"
+  }
+  cold_dir=$(mktemp -d)
+  cold=$(SHOAL_CACHE_DIR=$cold_dir wall "$OUT/startup_cold.log" ./build-dev/shoal run examples/mnist_cnn.mmd --device cuda --verbose)
+  warm=()
+  for i in 1 2 3; do
+    warm+=("$(SHOAL_CACHE_DIR=$cold_dir wall "$OUT/startup_warm$i.log" ./build-dev/shoal run examples/mnist_cnn.mmd --device cuda --verbose)")
+  done
+  serial=$(SHOAL_SERIAL_STARTUP=1 SHOAL_CACHE_DIR=$cold_dir wall "$OUT/startup_warm_serial.log" ./build-dev/shoal run examples/mnist_cnn.mmd --device cuda --verbose)
+  rm -rf "$cold_dir"
+  echo "== start-up: cold ${cold} s (goal <= 0.5), warm ${warm[*]} s (goal <= 0.3); warm without the overlaps (SHOAL_SERIAL_STARTUP=1) ${serial} s"
+  echo "-- breakdown of the cold run:"; sed -n '/where the time went/,$p' "$OUT/startup_cold.log"
+  echo "-- breakdown of the last warm run:"; sed -n '/where the time went/,$p' "$OUT/startup_warm3.log"
+  echo "-- breakdown of the warm run without the overlaps:"; sed -n '/where the time went/,$p' "$OUT/startup_warm_serial.log"
+  python3 -c "import json,sys,statistics as st; w=[float(v) for v in sys.argv[3:]]; json.dump(dict(cold_s=float(sys.argv[1]), warm_serial_s=float(sys.argv[2]), warm_s=w, warm_median_s=st.median(w), goal_cold_s=0.5, goal_warm_s=0.3), open('$OUT/startup.json','w'), indent=1)" "$cold" "$serial" "${warm[@]}"
+  echo "== start-up done at $(elapsed) s"
+fi
+
+if [ "${SKIP_CPU:-0}" = "0" ]; then
+  # PyTorch on the CPU runs there unless SKIP_TORCH_CPU=1 (SKIP_TORCH skips the GPU baseline only).
+  OUT="$OUT/cpu" SHOAL=./build-dev/shoal SKIP_TORCH=${SKIP_TORCH_CPU:-0} bench/cpu_train.sh 2>&1 | tee "$OUT/cpu_train.log" | sed -n '/training step, seed CNN/,/^== per-op/p'
+  echo "== CPU benchmark done at $(elapsed) s"
+fi
 
 if [ "${SKIP_TORCH:-0}" != "0" ]; then
   echo "== SKIP_TORCH set: no PyTorch baseline"
@@ -75,6 +112,18 @@ print(f"  {'case':52s} {'shoal ms':>10s} {'torch ms':>10s} {'ratio':>8s}")
 for name, mine, ref, ratio in rows:
     print(f"  {name:52s} {mine:10.4f} {ref if ref is not None else float('nan'):10.4f} "
           f"{ratio if ratio is not None else float('nan'):8.3f}")
-json.dump(dict(device=shoal['device'], ratios=ratios), open(os.path.join(out, 'ratios.json'), 'w'), indent=1)
+startup_path, cpu_path = os.path.join(out, 'startup.json'), os.path.join(out, 'cpu', 'cpu_ratios.json')
+extra = {}
+if os.path.exists(startup_path):
+    su = json.load(open(startup_path)); extra['startup'] = su
+    print(f"  {'shoal run mnist_cnn --device cuda, cold (goal <= 0.5 s)':52s} {su['cold_s']:10.3f} s")
+    print(f"  {'shoal run mnist_cnn --device cuda, warm (goal <= 0.3 s)':52s} {su['warm_median_s']:10.3f} s")
+if os.path.exists(cpu_path):
+    cpu = json.load(open(cpu_path)); extra['cpu'] = cpu
+    for t, r in cpu.items():
+        ratio = r.get('ratio')
+        print(f"  {'cpu train step, ' + t + ' threads (goal <= ' + str(r.get('target')) + ')':52s} {r['shoal_step_ms']:10.4f} "
+              f"{r['torch_step_ms'] if r.get('torch_step_ms') else float('nan'):10.4f} {ratio if ratio else float('nan'):8.3f}")
+json.dump(dict(device=shoal['device'], ratios=ratios, **extra), open(os.path.join(out, 'ratios.json'), 'w'), indent=1)
 PY
 echo "== done in $(elapsed) s; results in $OUT"

@@ -5,12 +5,11 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <filesystem>
 #include <map>
 #include <queue>
 #include <set>
 #include <unordered_map>
-
-#include <filesystem>
 
 #include "frontend/ir_flowchart.h"
 #include "frontend/label.h"
@@ -18,10 +17,10 @@
 #include "frontend/layers_conv.h"
 #include "frontend/layers_shape.h"
 #include "frontend/onnx/onnx_import.h"
-#include "support/file_util.h"
 #include "ir/parser.h"
 #include "ir/shape_inference.h"
 #include "ir/verifier.h"
+#include "support/file_util.h"
 
 namespace shoal {
 
@@ -893,11 +892,13 @@ void Lowering::lowerOnnx(PNode& p, std::vector<Value*>& ins) {
   Graph& g = *pipe_.model;
   const std::string& id = p.decl->id;
   const LabelArg* pathArg = arg(p, "path");
-  if (!pathArg) return error(p.label.opLoc, fmt::format("onnx '{}' needs path=model.onnx", id)), void(p.poisoned = true);
+  if (!pathArg)
+    return error(p.label.opLoc, fmt::format("onnx '{}' needs path=model.onnx", id)), void(p.poisoned = true);
   auto path = stringArg(p, "path", "");
   auto output = stringArg(p, "output", "");
   if (!path || !output) return void(p.poisoned = true);
-  if (ins.empty()) return error(p.loc, fmt::format("onnx '{}' has no input: draw an edge into it", id)), void(p.poisoned = true);
+  if (ins.empty())
+    return error(p.loc, fmt::format("onnx '{}' has no input: draw an edge into it", id)), void(p.poisoned = true);
   // A relative path is the working directory's, else the pipeline file's folder's.
   namespace fs = std::filesystem;
   std::string file = *path;
@@ -912,7 +913,8 @@ void Lowering::lowerOnnx(PNode& p, std::vector<Value*>& ins) {
     error(pathArg->valueLoc, outs.error().error.message());
     return void(p.poisoned = true);
   }
-  if (outs->empty()) return error(pathArg->valueLoc, fmt::format("onnx '{}': the model has no outputs", id)), void(p.poisoned = true);
+  if (outs->empty())
+    return error(pathArg->valueLoc, fmt::format("onnx '{}': the model has no outputs", id)), void(p.poisoned = true);
   Value* v = outs->front();
   if (!output->empty()) {
     auto it = std::find(info.outputs.begin(), info.outputs.end(), *output);
@@ -1383,14 +1385,18 @@ void Lowering::lowerMultiHeadAttention(PNode& p, std::vector<Value*>& ins) {
 const std::vector<LayerSpec>& layerSpecs() {
   static const std::vector<LayerSpec> specs = {
       // stages
-      {"input", Role::Input, {"path", "batch", "shape", "dtype", "name", "dataset", "weights"}, &Lowering::lowerInput,
+      {"input",
+       Role::Input,
+       {"path", "batch", "shape", "dtype", "name", "dataset", "weights"},
+       &Lowering::lowerInput,
        /*positional=*/true},
       {"preprocess", Role::Preprocess, {"scale", "shift", "mean", "std"}, &Lowering::lowerPreprocess},
       {"device", Role::Placement, {}, &Lowering::lowerDevice, /*positional=*/true},
-      {"train", Role::Train,
-       {"loss", "label_smoothing", "optimizer", "lr", "epochs", "batch", "validation", "momentum", "nesterov",
-        "weight_decay", "beta1", "beta2", "eps", "clip_norm", "schedule", "step_size", "gamma", "t_max", "eta_min",
-        "warmup", "seed", "shuffle"},
+      {"train",
+       Role::Train,
+       {"loss",     "label_smoothing", "optimizer", "lr",     "epochs", "batch",     "validation", "momentum",
+        "nesterov", "weight_decay",    "beta1",     "beta2",  "eps",    "clip_norm", "schedule",   "step_size",
+        "gamma",    "t_max",           "eta_min",   "warmup", "seed",   "shuffle"},
        &Lowering::lowerTrain},
       {"output", Role::Output, {"metrics", "plot", "checkpoint", "name"}, &Lowering::lowerOutput},
       // the seed's stages (reached through their aliases only)
@@ -1398,7 +1404,9 @@ const std::vector<LayerSpec>& layerSpecs() {
       {"matmul_stage", Role::MatmulStage, {}, &Lowering::lowerMatmulStage},
       // layers (that own parameters, or take arguments beyond their op's attributes)
       {"constant", Role::Layer, {"value", "dtype"}, &Lowering::lowerConstant},
-      {"conv2d", Role::Layer, {"filters", "kernel", "stride", "padding", "dilation", "groups", "activation", "bias"},
+      {"conv2d",
+       Role::Layer,
+       {"filters", "kernel", "stride", "padding", "dilation", "groups", "activation", "bias"},
        &Lowering::lowerConv2d},
       {"dense", Role::Layer, {"units", "activation", "bias"}, &Lowering::lowerDense},
       {"maxpool", Role::Layer, {"size", "stride", "padding", "ceil_mode"}, &Lowering::lowerPool},
@@ -1417,7 +1425,8 @@ const std::vector<LayerSpec>& layerSpecs() {
       // (end of family norm)
 
       // ==== family conv: convolution and pooling ====
-      {"conv_transpose2d", Role::Layer,
+      {"conv_transpose2d",
+       Role::Layer,
        {"filters", "kernel", "stride", "padding", "output_padding", "dilation", "groups", "activation", "bias"},
        &Lowering::lowerConvTranspose2d},
       {"adaptive_avgpool", Role::Layer, {"size"}, &Lowering::lowerAdaptiveAvgPool},

@@ -177,8 +177,10 @@ const TensorMap& Graph::parameterValues() const {
 }
 
 void Graph::setParameterValue(const std::string& name, Tensor value) {
-  if (!parameterValues_) parameterValues_ = std::make_shared<TensorMap>();
-  else if (parameterValues_.use_count() > 1) parameterValues_ = std::make_shared<TensorMap>(*parameterValues_);
+  if (!parameterValues_)
+    parameterValues_ = std::make_shared<TensorMap>();
+  else if (parameterValues_.use_count() > 1)
+    parameterValues_ = std::make_shared<TensorMap>(*parameterValues_);
   (*parameterValues_)[name] = std::move(value);
 }
 

@@ -1,6 +1,9 @@
 // The dataflow IR: a Graph of Nodes (ops in program order) producing SSA Values.
 #pragma once
 
+#include <shoal/tensor.h>
+#include <shoal/types.h>
+
 #include <functional>
 #include <memory>
 #include <string>
@@ -9,10 +12,8 @@
 #include <vector>
 
 #include "ir/attributes.h"
-#include "support/diagnostics.h"
 #include "ir/ops.h"
-#include <shoal/tensor.h>
-#include <shoal/types.h>
+#include "support/diagnostics.h"
 
 namespace shoal {
 

@@ -1,9 +1,12 @@
 // Device selection and executable creation.
 #include "runtime/backend.h"
 
+#include <future>
+
 #include "runtime/cpu/interpreter.h"
 #include "runtime/cuda/cuda_executable.h"
 #include "runtime/cuda/device.h"
+#include "support/phase_times.h"
 
 namespace shoal {
 
@@ -14,16 +17,34 @@ std::optional<DeviceKind> parseDeviceKind(std::string_view s) {
   return std::nullopt;
 }
 
+bool serialStartup() { return envFlag("SHOAL_SERIAL_STARTUP"); }
+
 Expected<DeviceSelection> selectDevice(DeviceKind requested) {
   DeviceSelection sel;
   if (requested == DeviceKind::Cpu) {
     sel.description = "cpu";
     return sel;
   }
-  auto gpu = probeCudaDevice(0);
+  // Where a CUDA driver is installed, NVRTC and cuBLAS (tens of MB each) load on another
+  // thread while the driver initialises for the probe; without one nothing is loaded.
+  std::future<Expected<void>> libraries;
+  if (cudaDriverInstalled() && !serialStartup())
+    libraries = std::async(std::launch::async, [] {
+      PhaseTimer timer("NVRTC + cuBLAS libraries (dlopen)");
+      return cudaLibrariesAvailable();
+    });
+  auto gpu = [] {
+    PhaseTimer timer("CUDA driver init + device probe");
+    return probeCudaDevice(0);
+  }();
+  if (gpu && libraries.valid()) {
+    // While the libraries load, the driver makes the device's context (its errors show
+    // again, and are reported, when the first program creates its CUDA context).
+    (void)initPrimaryContext(0);
+  }
   if (gpu) {
     // A GPU without NVRTC or cuBLAS cannot run shoal's programs: say which is missing.
-    if (auto libs = cudaLibrariesAvailable(); !libs) {
+    if (auto libs = libraries.valid() ? libraries.get() : cudaLibrariesAvailable(); !libs) {
       if (requested == DeviceKind::Cuda) return fail("no usable GPU (" + libs.error().message() + ")");
       sel.kind = DeviceKind::Cpu;
       sel.description = "cpu";
@@ -43,10 +64,17 @@ Expected<DeviceSelection> selectDevice(DeviceKind requested) {
   return sel;
 }
 
+Expected<void> precompileExecutable(const Program& program, const DeviceSelection& device,
+                                    const ExecutableOptions& opts) {
+  if (device.kind != DeviceKind::Cuda) return {};
+  return compileCudaIntoCache(program, opts.arch);
+}
+
 Expected<std::unique_ptr<Executable>> createExecutable(Program program, const DeviceSelection& device,
                                                        const ExecutableOptions& opts) {
   if (device.kind == DeviceKind::Cuda) return createCudaExecutable(std::move(program), opts.tf32, opts.verbose, opts.arch);
-  auto exe = CpuExecutable::create(std::move(program));
+  PhaseTimer timer("CPU executable (memory)");
+  auto exe = CpuExecutable::create(std::move(program), opts.threads);
   if (!exe) return Unexpected(exe.error());
   return std::unique_ptr<Executable>(std::move(*exe));
 }

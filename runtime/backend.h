@@ -26,12 +26,26 @@ struct DeviceSelection {
 /// caller prefixes with where the request came from.
 Expected<DeviceSelection> selectDevice(DeviceKind requested);
 
+/// True when $SHOAL_SERIAL_STARTUP is set: a run then does its start-up one thing after the
+/// other (no library loading, context creation, data loading or NVRTC on other threads), to
+/// measure what the overlap buys or to rule it out.
+bool serialStartup();
+
 /// Options for creating executables.
 struct ExecutableOptions {
   bool tf32 = false;     ///< allow TF32 in cuBLAS GEMMs (GPU only; off = exact fp32)
   bool verbose = false;  ///< report kernel-cache hits/misses and compile times on stderr
   std::string arch;      ///< NVRTC target override (default: the device's)
+  /// CPU threads for shoal's kernels and BLAS (0: the cores this process may use). The CPU
+  /// backend applies it when a program runs; the GPU backend ignores it.
+  int threads = 0;
 };
+
+/// What of creating `program`'s executable needs no device, done ahead (on another thread,
+/// say): on a GPU, the CUDA source NVRTC-compiled into the on-disk kernel cache, which the
+/// executable then reads; nothing on the CPU.
+Expected<void> precompileExecutable(const Program& program, const DeviceSelection& device,
+                                    const ExecutableOptions& opts = {});
 
 /// Creates the executable for `program` on the selected device.
 Expected<std::unique_ptr<Executable>> createExecutable(Program program, const DeviceSelection& device,

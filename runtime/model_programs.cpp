@@ -6,6 +6,7 @@
 #include <cassert>
 
 #include "runtime/checkpoint/safetensors.h"
+#include "support/phase_times.h"
 
 namespace shoal {
 
@@ -75,7 +76,7 @@ Expected<std::unique_ptr<ModelPrograms>> ModelPrograms::createTraining(std::shar
   return m;
 }
 
-Expected<std::unique_ptr<Executable>> ModelPrograms::compile(int64_t batch, const TrainConfig* train) {
+Expected<Program> ModelPrograms::program(int64_t batch, const TrainConfig* train) const {
   auto rebatched = rebatchGraph(*model_, batch);
   if (!rebatched) {
     int64_t built = -1;
@@ -95,7 +96,21 @@ Expected<std::unique_ptr<Executable>> ModelPrograms::compile(int64_t batch, cons
   CompileOptions copts = opts_.compile;
   copts.train = train;
   copts.ranks = train && opts_.comm ? opts_.comm->size() : 1;
-  auto program = compileProgram(std::move(*rebatched), copts);
+  auto program = [&] {
+    PhaseTimer timer("passes (compile the program)");
+    return compileProgram(std::move(*rebatched), copts);
+  }();
+  return program;
+}
+
+Expected<void> ModelPrograms::precompileInference(int64_t batch) const {
+  auto program = this->program(batch, nullptr);
+  if (!program) return Unexpected(program.error());
+  return precompileExecutable(*program, device_, opts_.exec);
+}
+
+Expected<std::unique_ptr<Executable>> ModelPrograms::compile(int64_t batch, const TrainConfig* train) {
+  auto program = this->program(batch, train);
   if (!program) return Unexpected(program.error());
   auto exe = createExecutable(std::move(*program), device_, opts_.exec);
   if (!exe) return Unexpected(exe.error());

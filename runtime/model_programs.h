@@ -65,6 +65,11 @@ class ModelPrograms {
   Expected<int64_t> batchOf(const TensorMap& feed) const;
   /// The inference program for `batch` rows (compiled on first use).
   Expected<Executable*> inference(int64_t batch);
+  /// Compiles what the inference program for `batch` rows needs and no device: on a GPU its
+  /// kernels, NVRTC into the on-disk kernel cache, so inference(batch) later only reads the
+  /// cache. Reads nothing inference()/trainingStep() change: safe on another thread while
+  /// this one trains. Nothing to do on the CPU.
+  Expected<void> precompileInference(int64_t batch) const;
   /// The training step for `batch` rows (compiled on first use).
   Expected<Executable*> trainingStep(int64_t batch);
   /// Every training step compiled so far (to collect what they accumulated).
@@ -101,6 +106,8 @@ class ModelPrograms {
 
  private:
   ModelPrograms() = default;
+  /// The model at `batch` rows through the passes (the training step of `train` when given).
+  Expected<Program> program(int64_t batch, const TrainConfig* train) const;
   Expected<std::unique_ptr<Executable>> compile(int64_t batch, const TrainConfig* train);
   Expected<void> adopt(Executable& exe);
 

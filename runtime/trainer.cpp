@@ -8,15 +8,18 @@
 #include <chrono>
 #include <cmath>
 #include <filesystem>
-#include <set>
+#include <future>
 #include <nlohmann/json.hpp>
+#include <set>
 
 #include "runtime/checkpoint/safetensors.h"
+#include "runtime/cuda/cuda_executable.h"
 #include "runtime/data/datasets.h"
 #include "runtime/data/idx.h"
 #include "runtime/distributed/sharding.h"
 #include "support/file_util.h"
 #include "support/install_paths.h"
+#include "support/phase_times.h"
 
 namespace fs = std::filesystem;
 
@@ -202,6 +205,7 @@ Expected<TrainReport> fitPrograms(ModelPrograms& m, BatchSource& batches, const 
     schedule.tMax = std::max<int64_t>(1, step + plan.epochs * *perEpoch - schedule.warmup);
   }
   double lastRate = 0;
+  double runningLoss = std::nan("");
   for (int64_t epoch = 1; epoch <= plan.epochs; ++epoch) {
     if (plan.learningRate) {
       double lr = plan.learningRate(epoch);
@@ -216,7 +220,25 @@ Expected<TrainReport> fitPrograms(ModelPrograms& m, BatchSource& batches, const 
     int64_t steps = known.value_or(0);
     if (plan.stepsPerEpoch > 0 && (steps == 0 || plan.stepsPerEpoch < steps)) steps = plan.stepsPerEpoch;
     if (!known && plan.stepsPerEpoch <= 0) steps = 0;
-    int64_t s = 0;
+    int64_t s = 0, examples = 0;
+    // The epoch's sums, gathered from the steps' accumulators at the end of the epoch and, for
+    // a running loss, whenever lossReadSeconds have passed.
+    double lossSum = 0, accSum = 0, seen = 0;
+    std::optional<std::pair<int64_t, double>> nonFinite;
+    auto collect = [&]() -> Expected<void> {
+      for (Executable* exe : m.trainingSteps()) {
+        auto acc = exe->takeAccumulated();
+        if (!acc) return Unexpected(acc.error());
+        lossSum += acc->sums["loss"];
+        accSum += acc->sums["accuracy"];
+        seen += acc->weight;
+        if (acc->firstNonFinite && (!nonFinite || *acc->firstNonFinite < nonFinite->first))
+          nonFinite = std::pair<int64_t, double>{*acc->firstNonFinite, acc->nonFiniteValue};
+      }
+      return {};
+    };
+    auto lastRead = Clock::now();
+    double readLoss = 0, readSeen = 0;  // the sums at the last read
     while (plan.stepsPerEpoch <= 0 || s < plan.stepsPerEpoch) {
       auto batch = batches.next();
       if (!batch) return Unexpected(batch.error());
@@ -233,22 +255,23 @@ Expected<TrainReport> fitPrograms(ModelPrograms& m, BatchSource& batches, const 
       auto ok = (*exe)->runAccumulate(stepFeed(m, **batch, step, *lr), metricNames(m), double(*rows), step);
       if (!ok) return Unexpected(ok.error());
       ++s;
-      if (plan.onStep) plan.onStep({epoch, plan.epochs, s, steps, std::nan("")});
+      examples += *rows;
+      if (plan.onStep) {
+        if (plan.lossReadSeconds > 0 && secondsSince(lastRead) >= plan.lossReadSeconds) {
+          // The mean loss of the steps since the last read (this waits for them on a GPU).
+          if (auto ok = collect(); !ok) return Unexpected(ok.error());
+          if (seen > readSeen) runningLoss = (lossSum - readLoss) / (seen - readSeen);
+          readLoss = lossSum, readSeen = seen;
+          lastRead = Clock::now();
+        }
+        plan.onStep({epoch, plan.epochs, s, steps, runningLoss, examples});
+      }
     }
     if (s == 0) return fail(fmt::format("the data yielded no batch in epoch {}", epoch), plan.loc);
-    double lossSum = 0, accSum = 0, seen = 0;
     // Steps queue on the device, so a step's time is the epoch's (up to its one read-back)
     // over its steps; step_ms_median is the median of that over the epochs.
-    std::optional<std::pair<int64_t, double>> nonFinite;
-    for (Executable* exe : m.trainingSteps()) {
-      auto acc = exe->takeAccumulated();
-      if (!acc) return Unexpected(acc.error());
-      lossSum += acc->sums["loss"];
-      accSum += acc->sums["accuracy"];
-      seen += acc->weight;
-      if (acc->firstNonFinite && (!nonFinite || *acc->firstNonFinite < nonFinite->first))
-        nonFinite = std::pair<int64_t, double>{*acc->firstNonFinite, acc->nonFiniteValue};
-    }
+    if (auto ok = collect(); !ok) return Unexpected(ok.error());
+    if (seen > readSeen) runningLoss = (lossSum - readLoss) / (seen - readSeen);
     // Data parallelism: the epoch's figures over every rank's rows, the first bad step over
     // every rank's steps.
     if (Communicator* comm = m.communicator(); comm && comm->size() > 1) {
@@ -453,6 +476,7 @@ struct PipelineData {
 };
 
 Expected<PipelineData> loadPipelineData(const Pipeline& p) {
+  PhaseTimer timer("data loading (IDX files)");
   if (!p.data) return fail("the pipeline has no data input (input: mnist path=...)");
   PipelineData d;
   d.dir = resolveDataPath(p.data->path, p.file);
@@ -501,7 +525,10 @@ Expected<std::unique_ptr<ModelPrograms>> createPipelineTrainer(const Pipeline& p
   auto m = ModelPrograms::createTraining(std::shared_ptr<const Graph>(p.model->clone()), cfg, p.logitsName, batch,
                                          device, programOptions(opts));
   if (!m) return Unexpected(m.error());
-  (*m)->initialize(cfg.seed);
+  {
+    PhaseTimer timer("parameter initialisation");
+    (*m)->initialize(cfg.seed);
+  }
   step = 0;
   std::string weights = !opts.weights.empty() ? opts.weights : p.data ? p.data->weights : "";
   if (!weights.empty()) {
@@ -512,9 +539,11 @@ Expected<std::unique_ptr<ModelPrograms>> createPipelineTrainer(const Pipeline& p
   return m;
 }
 
-Expected<TrainReport> fitPipeline(ModelPrograms& m, const Pipeline& p, const TrainOptions& opts, int64_t& step) {
-  if (!p.train) return fail("the pipeline has no train stage");
-  auto data = loadPipelineData(p);
+namespace {
+
+// fitPipeline over data already loaded (or failed to load).
+Expected<TrainReport> fitPipelineData(ModelPrograms& m, const Pipeline& p, const TrainOptions& opts, int64_t& step,
+                                      Expected<PipelineData> data) {
   if (!data) return Unexpected(data.error());
   if (opts.onNote) opts.onNote("data: " + data->dir);
   if (opts.onWarning)
@@ -555,13 +584,31 @@ Expected<TrainReport> fitPipeline(ModelPrograms& m, const Pipeline& p, const Tra
   plan.learningRate = opts.learningRate;
   plan.onStep = opts.onStep;
   plan.onEpoch = opts.onEpoch;
+  plan.lossReadSeconds = opts.lossReadSeconds;
   plan.loc = cfg.loc;
-  auto report = fitPrograms(m, batches, plan, step);
+  // On a GPU the test set's inference program is NVRTC-compiled into the kernel cache on
+  // another thread while the training runs, so the evaluation after it only reads the cache.
+  // (An error here shows again, and is reported, when the evaluation compiles.)
+  std::future<void> precompiled;
+  if (m.device().kind == DeviceKind::Cuda && !serialStartup())
+    precompiled = std::async(std::launch::async, [&m, batch = plan.evalBatch] { (void)m.precompileInference(batch); });
+  auto report = [&] {
+    PhaseTimer timer("training");
+    return fitPrograms(m, batches, plan, step);
+  }();
+  if (precompiled.valid()) {
+    PhaseTimer timer("waiting for the evaluation's kernels");
+    precompiled.get();
+  }
   if (!report) return Unexpected(report.error());
-  auto test = evaluateDataset(m, *data->test, plan.evalBatch, EvalSpec::accuracyOnly(m.trainedOutput()));
+  auto test = [&] {
+    PhaseTimer timer("evaluation (test set)");
+    return evaluateDataset(m, *data->test, plan.evalBatch, EvalSpec::accuracyOnly(m.trainedOutput()));
+  }();
   if (!test) return Unexpected(test.error());
   report->testAccuracy = test->accuracy;
   if (!p.output.checkpoint.empty()) {
+    PhaseTimer timer("checkpoint save");
     // Every rank holds the same weights: rank 0 writes them (atomically), the others wait
     // until the file is there, so any rank can resume from it once this returns.
     if (!parallel || comm->rank() == 0) {
@@ -575,18 +622,42 @@ Expected<TrainReport> fitPipeline(ModelPrograms& m, const Pipeline& p, const Tra
   return report;
 }
 
+}  // namespace
+
+Expected<TrainReport> fitPipeline(ModelPrograms& m, const Pipeline& p, const TrainOptions& opts, int64_t& step) {
+  if (!p.train) return fail("the pipeline has no train stage");
+  return fitPipelineData(m, p, opts, step, loadPipelineData(p));
+}
+
 Expected<TrainReport> trainPipeline(const Pipeline& p, const TrainOptions& opts) {
   if (!p.train) return fail("the pipeline has no train stage");
   if (!p.data) return fail("the pipeline has no data input (input: mnist path=...)");
   // Say now, not after the whole training, that the checkpoint cannot be written.
   if (!p.output.checkpoint.empty())
     if (auto ok = checkWritablePath(p.output.checkpoint); !ok) return fail(ok.error().message(), p.output.loc);
+  // The data set loads on another thread while the device initialises and the training step
+  // compiles (on a GPU: driver, context, cuBLAS, NVRTC or the kernel cache).
+  auto data =
+      std::async(serialStartup() ? std::launch::deferred : std::launch::async, [&p] { return loadPipelineData(p); });
   auto device = pipelineDevice(p, opts.device);
   if (!device) return Unexpected(device.error());
   noteDevice(*device, opts);
+  // On a GPU, the CUDA context and cuBLAS handle are made on another thread while this one
+  // runs the passes and generates and compiles (or reads from the cache) the CUDA source;
+  // the future keeps the context alive until the run ends.
+  std::future<Expected<std::shared_ptr<void>>> context;
+  if (device->kind == DeviceKind::Cuda && !serialStartup())
+    context = std::async(std::launch::async, [tf32 = opts.exec.tf32] { return prewarmCudaContext(tf32); });
   int64_t step = 0;
   auto m = createPipelineTrainer(p, *device, opts, step);
-  auto report = m ? fitPipeline(**m, p, opts, step) : Expected<TrainReport>(Unexpected(m.error()));
+  Expected<TrainReport> report = [&]() -> Expected<TrainReport> {
+    if (!m) return Unexpected(m.error());
+    auto loaded = [&] {
+      PhaseTimer timer("waiting for the data");
+      return data.get();
+    }();
+    return fitPipelineData(**m, p, opts, step, std::move(loaded));
+  }();
   // A rank that fails must not leave the others waiting in a collective.
   if (!report && opts.comm) opts.comm->abort(report.error().message());
   return report;

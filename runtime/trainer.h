@@ -24,6 +24,9 @@ struct FitPlan {
   std::function<double(int64_t)> learningRate;
   std::function<void(const StepProgress&)> onStep;
   std::function<void(const EpochStats&)> onEpoch;
+  /// With onStep: read the accumulated loss at most this often (seconds) to report a running
+  /// loss; 0: once per epoch.
+  double lossReadSeconds = 0;
   Location loc;  ///< where divergence is reported (a pipeline's train stage)
 };
 
@@ -91,6 +94,7 @@ struct TrainOptions {
   /// batch, the gradients are averaged, the epoch's loss and accuracy are over every rank's
   /// rows, rank 0 alone writes the checkpoint. Null: a run on its own.
   std::shared_ptr<Communicator> comm;
+  double lossReadSeconds = 0;  ///< FitPlan::lossReadSeconds
 };
 
 /// The device a pipeline runs on: `requested`, or the pipeline's decision node under auto.

@@ -44,7 +44,8 @@ Expected<Tensor> readTensorFile(const std::string& path) {
 }
 
 // A graph compiled for one device, its parameters initialised (the model's values included).
-Expected<std::unique_ptr<Executable>> compileGraph(const Graph& g, const DeviceSelection& dev, const ExecutableOptions& eo) {
+Expected<std::unique_ptr<Executable>> compileGraph(const Graph& g, const DeviceSelection& dev,
+                                                   const ExecutableOptions& eo) {
   auto program = compileProgram(g.clone());
   if (!program) return Unexpected(program.error());
   auto exe = createExecutable(std::move(*program), dev, eo);
@@ -91,7 +92,8 @@ Expected<TensorMap> readInputFiles(const std::vector<std::string>& specs, const 
     out[name] = *t;
   }
   for (const std::string& n : inputNames)
-    if (!out.count(n)) return fail(fmt::format("no tensor for model input '{}': give --input {}=FILE (.pb or .npy)", n, n));
+    if (!out.count(n))
+      return fail(fmt::format("no tensor for model input '{}': give --input {}=FILE (.pb or .npy)", n, n));
   return out;
 }
 
@@ -119,6 +121,7 @@ int runOnnxModel(const OnnxRunOptions& opts, nlohmann::ordered_json& report) {
   ExecutableOptions eo;
   eo.tf32 = opts.tf32;
   eo.verbose = opts.verbose;
+  eo.threads = opts.threads;
   auto exe = compileGraph(*pipeline->model, *dev, eo);
   if (!exe) return error(exe.error());
   auto out = (*exe)->run(*feeds);
@@ -141,8 +144,10 @@ int runOnnxModel(const OnnxRunOptions& opts, nlohmann::ordered_json& report) {
   nlohmann::ordered_json outputs;
   for (const std::string& name : info->outputs) {
     const Tensor& v = out->at(name);
-    if (v.numElements() <= 64) fmt::print("{} = {}\n", name, tensorText(v));
-    else fmt::print("{}: {} (values in --report)\n", name, v.type().str());
+    if (v.numElements() <= 64)
+      fmt::print("{} = {}\n", name, tensorText(v));
+    else
+      fmt::print("{}: {} (values in --report)\n", name, v.type().str());
     outputs[name] = tensorJson(v);
   }
   report["outputs"] = outputs;
@@ -157,9 +162,9 @@ enum class Status { Pass, Fail, Skip };
 
 struct CaseResult {
   Status status = Status::Fail;
-  std::string message;  ///< FAIL: the largest error or what failed; SKIP: the reason
+  std::string message;             ///< FAIL: the largest error or what failed; SKIP: the reason
   std::vector<std::string> ops{};  ///< the model's op types
-  bool opsMapped = false;        ///< shoal's op table maps every one of them
+  bool opsMapped = false;          ///< shoal's op table maps every one of them
 };
 
 // The index of input_7.pb / output_12.pb (files sort by number, not by name).
@@ -205,7 +210,8 @@ std::optional<std::string> compareOutput(const std::string& name, const Tensor& 
   if (got.dtype() != want.dtype())
     return fmt::format("output '{}' is {}, the reference {}", name, got.type().str(), want.type().str());
   if (got.shape() != want.shape())
-    return fmt::format("output '{}' has shape {}, the reference {}", name, shapeString(got.shape()), shapeString(want.shape()));
+    return fmt::format("output '{}' has shape {}, the reference {}", name, shapeString(got.shape()),
+                       shapeString(want.shape()));
   double maxAbs = 0, worst = -1;
   int64_t worstAt = -1, mismatches = 0;
   for (int64_t i = 0; i < got.numElements(); ++i) {
@@ -220,9 +226,10 @@ std::optional<std::string> compareOutput(const std::string& name, const Tensor& 
     if (ratio > worst) worst = ratio, worstAt = i;
   }
   if (mismatches == 0) return std::nullopt;
-  return fmt::format("output '{}': {} of {} elements differ, largest error {:.3g} (at flat index {}: got {:.7g}, "
-                     "expected {:.7g}; tolerance {:g} + {:g}*|expected|)",
-                     name, mismatches, got.numElements(), maxAbs, worstAt, got.at(worstAt), want.at(worstAt), atol, rtol);
+  return fmt::format(
+      "output '{}': {} of {} elements differ, largest error {:.3g} (at flat index {}: got {:.7g}, "
+      "expected {:.7g}; tolerance {:g} + {:g}*|expected|)",
+      name, mismatches, got.numElements(), maxAbs, worstAt, got.at(worstAt), want.at(worstAt), atol, rtol);
 }
 
 CaseResult runModelCase(const fs::path& dir, const ConformanceOptions& o, const OnnxModelInfo* info);
@@ -264,13 +271,15 @@ CaseResult runModelCase(const fs::path& dir, const ConformanceOptions& o, const 
       std::string name = t->name;
       if (std::find(info->inputs.begin(), info->inputs.end(), name) == info->inputs.end()) {
         if (i >= info->inputs.size())
-          return {Status::Fail, fmt::format("{} has more inputs than the model ({})", set.filename().string(), info->inputs.size())};
+          return {Status::Fail,
+                  fmt::format("{} has more inputs than the model ({})", set.filename().string(), info->inputs.size())};
         name = info->inputs[i];
       }
       feeds[name] = t->tensor;
     }
     for (auto& [name, t] : feeds)
-      if (t.numElements() == 0) return {Status::Skip, fmt::format("input '{}' is empty (shoal needs non-empty tensors)", name)};
+      if (t.numElements() == 0)
+        return {Status::Skip, fmt::format("input '{}' is empty (shoal needs non-empty tensors)", name)};
     std::string key = shapeKey(feeds);
     if (!compiled.count(key)) {
       OnnxImportOptions io;
@@ -278,7 +287,9 @@ CaseResult runModelCase(const fs::path& dir, const ConformanceOptions& o, const 
       io.inputValues = feeds;
       auto p = importOnnxFile(model, io);
       if (!p) return {p.error().unsupported ? Status::Skip : Status::Fail, p.error().error.message()};
-      auto exe = compileGraph(*p->model, *dev, {});
+      ExecutableOptions eo;
+      eo.threads = o.threads;
+      auto exe = compileGraph(*p->model, *dev, eo);
       if (!exe) {
         // An op the chosen backend has no kernel for is a gap in coverage, as an unmapped op is.
         const bool noKernel = exe.error().message().find(kNoCudaKernel) != std::string::npos;
@@ -290,8 +301,8 @@ CaseResult runModelCase(const fs::path& dir, const ConformanceOptions& o, const 
     if (!out) return {Status::Fail, "run: " + out.error().message()};
     auto outputFiles = numberedFiles(set, "output_");
     if (outputFiles.size() != info->outputs.size())
-      return {Status::Fail, fmt::format("{} holds {} outputs, the model has {}", set.filename().string(), outputFiles.size(),
-                                        info->outputs.size())};
+      return {Status::Fail, fmt::format("{} holds {} outputs, the model has {}", set.filename().string(),
+                                        outputFiles.size(), info->outputs.size())};
     for (size_t i = 0; i < outputFiles.size(); ++i) {
       auto want = readOnnxTensorFile(outputFiles[i].string());
       if (!want) return {want.error().unsupported ? Status::Skip : Status::Fail, want.error().error.message()};
@@ -346,7 +357,8 @@ CaseResult runIsolated(const fs::path& dir, const ConformanceOptions& o) {
   bool timedOut = false;
   char buf[4096];
   for (;;) {
-    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now()).count();
+    auto left =
+        std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now()).count();
     if (left <= 0) {
       timedOut = true;
       break;
@@ -417,7 +429,8 @@ std::optional<Expectations> readExpectations(const std::string& path) {
     std::getline(ls, reason);
     reason.erase(0, reason.find_first_not_of(' '));
     if ((status != "PASS" && status != "FAIL") || name.empty() || (status == "FAIL" && reason.empty())) {
-      std::cerr << fmt::format("{}:{}: error: expected 'PASS <case>' or 'FAIL <case> <reason>', got '{}'\n", path, lineNo, line);
+      std::cerr << fmt::format("{}:{}: error: expected 'PASS <case>' or 'FAIL <case> <reason>', got '{}'\n", path,
+                               lineNo, line);
       return std::nullopt;
     }
     if (e.status.count(name)) {
@@ -514,8 +527,10 @@ int runConformance(const ConformanceOptions& o) {
         "# SKIP (shoal lacks an op or a feature, and says so). CI fails when a case does anything else,\n"
         "# better or worse; regenerate with: shoal conformance DIR... --write-expect FILE, and review the diff.\n";
     for (const auto& [name, r] : results)
-      if (r.first == Status::Pass) text += "PASS " + name + "\n";
-      else if (r.first == Status::Fail) text += "FAIL " + name + " " + r.second + "\n";
+      if (r.first == Status::Pass)
+        text += "PASS " + name + "\n";
+      else if (r.first == Status::Fail)
+        text += "FAIL " + name + " " + r.second + "\n";
     auto ok = writeFileAtomic(o.writeExpect, text);
     if (!ok) {
       std::cerr << ok.error().str() << "\n";
@@ -548,8 +563,9 @@ int runConformance(const ConformanceOptions& o) {
              int64_t(results.size()) - differ, results.size() - differ == 1 ? "" : "s", knownFailures,
              knownFailures == 1 ? "" : "s", differ);
   if (differ)
-    fmt::print("a case that passes now and is not listed: add it (or regenerate the file with --write-expect and review "
-               "the diff); a listed case that no longer passes: a regression\n");
+    fmt::print(
+        "a case that passes now and is not listed: add it (or regenerate the file with --write-expect and review "
+        "the diff); a listed case that no longer passes: a regression\n");
   return differ == 0 ? 0 : 1;
 }
 

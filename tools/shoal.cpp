@@ -4,6 +4,7 @@
 
 #include <CLI/CLI.hpp>
 #include <charconv>
+#include <chrono>
 #include <csignal>
 #include <cstdio>
 #include <iostream>
@@ -13,19 +14,22 @@
 #include "frontend/onnx/onnx_import.h"
 #include "frontend/pipeline_loader.h"
 #include "ir/export.h"
-#include "support/file_util.h"
 #include "ir/printer.h"
 #include "passes/program.h"
 #include "runtime/backend.h"
 #include "runtime/checkpoint/safetensors.h"
-#include "runtime/model_programs.h"
 #include "runtime/cpu/interpreter.h"
 #include "runtime/differential.h"
 #include "runtime/cuda/device.h"
 #include "runtime/cuda/nccl_communicator.h"
 #include "runtime/distributed/join.h"
 #include "runtime/distributed/launcher.h"
+#include "runtime/model_programs.h"
+#include "runtime/progress.h"
 #include "runtime/trainer.h"
+#include "support/file_util.h"
+#include "support/phase_times.h"
+#include "support/thread_pool.h"
 #include "tools/onnx_commands.h"
 #include "tools/tensor_text.h"
 
@@ -49,6 +53,7 @@ int reportError(const Error& e) {
 }
 
 std::optional<Pipeline> load(const std::string& file) {
+  PhaseTimer timer("pipeline file (parse, lower)");
   DiagnosticEngine& diags = diagnostics();
   auto p = loadPipelineFile(file, diags);
   std::cerr << diags.render();
@@ -190,6 +195,7 @@ struct RunOptions {
   bool verbose = false;
   bool tf32 = false;
   bool profile = false;
+  int threads = 0;          ///< --threads N (0: every core available)
   std::vector<std::string> inputs;  ///< --input NAME=FILE (.pb or .npy) for models with tensor inputs
   int64_t repeat = 0;               ///< --repeat N: time N more runs (ONNX models)
   bool check = false;       ///< --check: compare every node with the float64 interpreter
@@ -201,19 +207,40 @@ struct RunOptions {
   std::vector<std::string> args;  ///< the command line after the program name (for the ranks)
 };
 
+// Training progress on stderr. On a terminal a live line (bar, running loss, images/s, ETA)
+// redrawn at most 20 times a second; the per-epoch lines on stdout either way (scripts and
+// tests read them).
 class ProgressPrinter {
  public:
   explicit ProgressPrinter(bool tty) : tty_(tty) {}
   void step(const StepProgress& s) {
     if (!tty_) return;
-    int width = 30;
-    int done = int(double(width) * double(s.step) / double(std::max<int64_t>(s.steps, 1)));
-    fmt::print(stderr, "\repoch {}/{} [{}{}] {}/{} ", s.epoch, s.epochs, std::string(size_t(done), '='),
-               std::string(size_t(width - done), ' '), s.step, s.steps);
+    auto now = Clock::now();
+    if (!runStart_) runStart_ = now, runStartDone_ = done_;
+    ++done_;
+    if (s.step == 1) epochStart_ = now, epochStartExamples_ = s.examples;
+    bool last = s.steps > 0 && s.step >= s.steps;
+    if (!last && lastDraw_ && seconds(*lastDraw_, now) < 0.05) return;
+    lastDraw_ = now;
+    ProgressFigures f;
+    f.epoch = s.epoch, f.epochs = s.epochs, f.step = s.step, f.steps = s.steps;
+    f.runningLoss = s.runningLoss;
+    double epochSeconds = seconds(epochStart_, now);
+    if (s.step > 1 && epochSeconds > 0) f.imagesPerSecond = double(s.examples - epochStartExamples_) / epochSeconds;
+    // Steps of the whole run: the epochs' (when known) after the one running.
+    int64_t total = s.steps > 0 ? (done_ - s.step) + s.steps * (s.epochs - s.epoch + 1) : 0;
+    f.etaSeconds = etaSeconds(seconds(*runStart_, now), done_ - runStartDone_ - 1, total - runStartDone_ - 1);
+    std::string line = formatProgressLine(f);
+    size_t width = line.size();
+    if (line.size() < drawn_) line += std::string(drawn_ - line.size(), ' ');
+    drawn_ = width;
+    fmt::print(stderr, "\r{}", line);
     std::fflush(stderr);
   }
   void epoch(const EpochStats& e, int64_t epochs) {
-    if (tty_) fmt::print(stderr, "\r{}\r", std::string(90, ' '));
+    if (tty_ && drawn_ > 0) fmt::print(stderr, "\r{}\r", std::string(drawn_, ' '));
+    drawn_ = 0;
+    lastDraw_.reset();
     std::string val = e.validationAccuracy ? fmt::format("  val_accuracy {:.4f}", *e.validationAccuracy) : "";
     if (e.validationLoss) val += fmt::format("  val_loss {:.4f}", *e.validationLoss);
     fmt::print("epoch {}/{}  loss {:.4f}  accuracy {:.4f}{}  ({:.2f} s)\n", e.epoch, epochs, e.loss, e.accuracy, val, e.seconds);
@@ -221,8 +248,44 @@ class ProgressPrinter {
   }
 
  private:
+  using Clock = std::chrono::steady_clock;
+  static double seconds(Clock::time_point a, Clock::time_point b) {
+    return std::chrono::duration<double>(b - a).count();
+  }
   bool tty_;
+  int64_t done_ = 0;  ///< steps seen in the run
+  std::optional<Clock::time_point> runStart_, lastDraw_;
+  int64_t runStartDone_ = 0;
+  Clock::time_point epochStart_{};
+  int64_t epochStartExamples_ = 0;
+  size_t drawn_ = 0;  ///< characters of the line on screen
 };
+
+// `run --verbose`: where the wall time went, main-thread phases first (they add up to the
+// total with "before main" and "other"), then the phases overlapped on other threads.
+double beforeMainSeconds = -1;
+
+void printPhaseBreakdown() {
+  double total = secondsSinceProcessStart();
+  std::vector<PhaseTime> phases = PhaseTimes::global().entries();
+  fmt::print(stderr, "shoal: where the time went (wall seconds):\n");
+  double accounted = 0;
+  if (beforeMainSeconds >= 0) {
+    fmt::print(stderr, "  {:<42} {:8.3f}\n", "start-up before main (exec, libraries)", beforeMainSeconds);
+    accounted += beforeMainSeconds;
+  }
+  for (const PhaseTime& p : phases) {
+    if (p.background) continue;
+    fmt::print(stderr, "  {:<42} {:8.3f}{}\n", p.phase, p.seconds, p.count > 1 ? fmt::format("  ({}x)", p.count) : "");
+    accounted += p.seconds;
+  }
+  if (total >= 0) {
+    fmt::print(stderr, "  {:<42} {:8.3f}\n", "other (main thread)", std::max(0.0, total - accounted));
+    fmt::print(stderr, "  {:<42} {:8.3f}\n", "total", total);
+  }
+  for (const PhaseTime& p : phases)
+    if (p.background) fmt::print(stderr, "  {:<42} {:8.3f}  (on another thread, overlapped)\n", p.phase, p.seconds);
+}
 
 void reportWarning(const Error& w) {
   std::cerr << diagnostics().render(Diagnostic{Severity::Warning, w.location(), w.message()});
@@ -239,11 +302,11 @@ int runLiterals(const CommonOptions& c, const RunOptions& r, const Pipeline& p, 
       // this file, so it names it.
       Location where = in->loc();
       if (where.file != p.file) where = Location{p.file, 0, 0, where.node};
-      return reportError(Error(fmt::format("input '{}' ({}) has no data: give it with --input {}=FILE (.pb or .npy), "
-                                           "give the pipeline a data input, or use the C++ API to feed it",
-                                           in->attrs().getString("name"), in->result()->type().str(),
-                                           in->attrs().getString("name")),
-                               where));
+      return reportError(
+          Error(fmt::format("input '{}' ({}) has no data: give it with --input {}=FILE (.pb or .npy), "
+                            "give the pipeline a data input, or use the C++ API to feed it",
+                            in->attrs().getString("name"), in->result()->type().str(), in->attrs().getString("name")),
+                where));
     }
     std::vector<std::string> names;
     for (Node* in : p.model->inputNodes()) names.push_back(in->attrs().getString("name"));
@@ -259,6 +322,7 @@ int runLiterals(const CommonOptions& c, const RunOptions& r, const Pipeline& p, 
   ModelProgramsOptions mo;
   mo.exec.tf32 = r.tf32;
   mo.exec.verbose = r.verbose;
+  mo.exec.threads = r.threads;
   mo.compile = compileOptions(c, nullptr);
   mo.profile = r.profile;
   auto programs = ModelPrograms::create(std::shared_ptr<const Graph>(p.model->clone()), *dev, mo);
@@ -300,6 +364,7 @@ int runCheckAgainstReference(const CommonOptions& c, const RunOptions& r, const 
   d.weights = r.weights;
   d.exec.tf32 = r.tf32;
   d.exec.verbose = r.verbose;
+  d.exec.threads = r.threads;
   d.compile = compileOptions(c, nullptr);
   d.onNote = [](const std::string& s) { fmt::print(stderr, "{}\n", s); };
   if (!r.report.empty() && r.report != "-")
@@ -415,9 +480,10 @@ int runRun(const CommonOptions& c, const RunOptions& r) {
     // An ONNX model is imported for the shapes of the tensors fed (its symbolic dimensions
     // bound by them) and run once (or timed with --repeat).
     if (r.epochs || r.evaluate || !r.weights.empty() || r.seed || r.profile || r.check)
-      return reportError(Error("--epochs, --evaluate, --weights, --seed, --profile and --check apply to pipelines, not to "
-                               "an ONNX model (its weights are its initializers; 'shoal conformance' checks its outputs)"));
-    OnnxRunOptions o{c.file, r.inputs, r.device, r.repeat, r.tf32, r.verbose};
+      return reportError(
+          Error("--epochs, --evaluate, --weights, --seed, --profile and --check apply to pipelines, not to "
+                "an ONNX model (its weights are its initializers; 'shoal conformance' checks its outputs)"));
+    OnnxRunOptions o{c.file, r.inputs, r.device, r.repeat, r.tf32, r.verbose, r.threads};
     nlohmann::ordered_json report;
     int rc = runOnnxModel(o, report);
     if (rc != kOk) return rc;
@@ -462,6 +528,7 @@ int runRun(const CommonOptions& c, const RunOptions& r) {
   t.weights = r.weights;
   t.exec.tf32 = r.tf32;
   t.exec.verbose = r.verbose;
+  t.exec.threads = r.threads;
   t.profile = r.profile;
   t.compile = compileOptions(c, nullptr);
   t.onNote = [&](const std::string& s) {
@@ -469,7 +536,9 @@ int runRun(const CommonOptions& c, const RunOptions& r) {
   };
   t.onWarning = reportWarning;
   t.batch = r.batch;
-  ProgressPrinter progress(isatty(STDERR_FILENO));
+  const bool tty = isatty(STDERR_FILENO);
+  ProgressPrinter progress(tty);
+  if (tty) t.lossReadSeconds = 0.5;  // a running loss on the bar: a read every half second
   int64_t epochs = r.epochs.value_or(p->train ? p->train->epochs : 0);
   t.onStep = [&](const StepProgress& s) { progress.step(s); };
   t.onEpoch = [&](const EpochStats& e) { progress.epoch(e, epochs); };
@@ -548,12 +617,19 @@ int runRun(const CommonOptions& c, const RunOptions& r) {
     if (rc != kOk) return rc;
   }
   if (!reportPath.empty() && !emit(reportPath, report.dump(2) + "\n")) return kUserError;
+  if (r.verbose) {
+    std::fflush(stdout);  // the run's lines first
+    printPhaseBreakdown();
+  }
   return kOk;
 }
 
 int main(int argc, char** argv) {
-  CLI::App app{"shoal: a graph-compiling deep learning runtime. Pipelines are Mermaid flowcharts (.mmd) or IR text; "
-               "ONNX models (.onnx) are imported."};
+  markMainThread();
+  beforeMainSeconds = secondsSinceProcessStart();
+  CLI::App app{
+      "shoal: a graph-compiling deep learning runtime. Pipelines are Mermaid flowcharts (.mmd) or IR text; "
+      "ONNX models (.onnx) are imported."};
   app.require_subcommand(1);
   app.set_version_flag("--version", "shoal 0.1.0");
   CommonOptions common;
@@ -566,6 +642,23 @@ int main(int argc, char** argv) {
                                 "machine's memory or the process's limit, now {})",
                                 defaultMemoryLimit()))
         ->check(CLI::NonNegativeNumber);
+  };
+
+  // --threads N on the commands that execute (run, conformance).
+  auto addThreads = [](CLI::App* cmd, int& threads) {
+    cmd->add_option("--threads", threads,
+                    fmt::format("CPU threads of the CPU backend: its kernels and matrix products (default: the cores "
+                                "available, here {}); the results do not depend on it",
+                                defaultCpuThreads()))
+        ->check(CLI::Validator(
+            [](std::string& v) {
+              int n = 0;
+              auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), n);
+              if (ec != std::errc() || end != v.data() + v.size() || n < 1)
+                return fmt::format("must be a whole number, 1 or more, got '{}'", v);
+              return std::string();
+            },
+            "N>=1", "PositiveInteger"));
   };
 
   auto* check = app.add_subcommand("check", "parse, lower and verify a pipeline; print diagnostics");
@@ -622,8 +715,10 @@ int main(int argc, char** argv) {
   runCmd->add_option("--report", run.report, "write a JSON report here");
   runCmd->add_option("--weights", run.weights, "load parameters (and optimizer state, to resume) from this safetensors file first");
   runCmd->add_flag("--verbose", run.verbose,
-                   "report kernel-cache hits, misses and compile times, and every checkpoint tensor the model ignores");
+                   "report kernel-cache hits, misses and compile times, every checkpoint tensor the model ignores, "
+                   "and where the wall time went (CUDA start-up, data loading, compiling, training, evaluation)");
   runCmd->add_flag("--tf32", run.tf32, "allow TF32 tensor-core GEMMs on the GPU (default: exact fp32)");
+  addThreads(runCmd, run.threads);
   runCmd->add_flag("--profile", run.profile, "print the time spent in each op (of the training step when training)");
   auto* checkFlag = runCmd->add_flag("--check", run.check,
                                      "differential check: run on the device and compare every node's output with the "
@@ -645,8 +740,8 @@ int main(int argc, char** argv) {
       ->check(CLI::NonNegativeNumber);
 
   ConformanceOptions conf;
-  auto* confCmd = app.add_subcommand("conformance",
-                                     "run ONNX backend test cases (model.onnx + test_data_set_*): PASS, FAIL or SKIP each");
+  auto* confCmd = app.add_subcommand(
+      "conformance", "run ONNX backend test cases (model.onnx + test_data_set_*): PASS, FAIL or SKIP each");
   confCmd->add_option("DIR", conf.dirs, "test-case folders, or folders of them (e.g. .../onnx/backend/test/data/node)")
       ->required();
   confCmd->add_option("--device", conf.device, "cpu | cuda (default cpu)");
@@ -657,6 +752,7 @@ int main(int argc, char** argv) {
   bool noIsolate = false;
   confCmd->add_flag("--no-isolate", noIsolate, "run the cases in this process (a crash then ends the run)");
   confCmd->add_flag("--verbose", conf.verbose, "print whole messages for failures and skips");
+  addThreads(confCmd, conf.threads);
   confCmd->add_option("--expect", conf.expect,
                       "expectation file (PASS <case> / FAIL <case> <reason> lines; other cases must skip): exit 0 only "
                       "when every case does what it says");

@@ -20,7 +20,8 @@ std::string formatNumber(double v, bool isInt) {
 
 nlohmann::ordered_json tensorJson(const Tensor& t) {
   // Nested lists, outermost dimension first; integers stay integers.
-  std::function<nlohmann::ordered_json(size_t, int64_t&)> rec = [&](size_t dim, int64_t& flat) -> nlohmann::ordered_json {
+  std::function<nlohmann::ordered_json(size_t, int64_t&)> rec = [&](size_t dim,
+                                                                    int64_t& flat) -> nlohmann::ordered_json {
     if (dim == t.shape().size()) {
       double v = t.at(flat++);
       if (!isFloat(t.dtype())) return int64_t(v);

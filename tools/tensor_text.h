@@ -1,10 +1,10 @@
 // Tensors as the CLI prints them: nested lists in JSON reports and in text.
 #pragma once
 
+#include <shoal/tensor.h>
+
 #include <nlohmann/json.hpp>
 #include <string>
-
-#include <shoal/tensor.h>
 
 namespace shoal {
 

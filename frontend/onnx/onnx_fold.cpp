@@ -10,9 +10,12 @@ namespace shoal::onnx_import::fold {
 
 int64_t intAt(const Tensor& t, int64_t i) {
   switch (t.dtype()) {
-    case DType::I64: return t.data<int64_t>()[i];
-    case DType::I32: return t.data<int32_t>()[i];
-    default: return int64_t(t.at(i));
+    case DType::I64:
+      return t.data<int64_t>()[i];
+    case DType::I32:
+      return t.data<int32_t>()[i];
+    default:
+      return int64_t(t.at(i));
   }
 }
 
@@ -33,7 +36,8 @@ Tensor gatherElements(const Tensor& src, const Shape& outShape, const std::funct
   size_t size = dtypeSize(src.dtype());
   const char* from = static_cast<const char*>(src.raw());
   char* to = static_cast<char*>(out.raw());
-  for (int64_t i = 0; i < out.numElements(); ++i) std::memcpy(to + size_t(i) * size, from + size_t(srcIndex(i)) * size, size);
+  for (int64_t i = 0; i < out.numElements(); ++i)
+    std::memcpy(to + size_t(i) * size, from + size_t(srcIndex(i)) * size, size);
   return out;
 }
 

@@ -17,7 +17,8 @@ Tensor ints(const std::vector<int64_t>& values);
 Tensor gatherElements(const Tensor& src, const Shape& outShape, const std::function<int64_t(int64_t)>& srcIndex);
 /// a (op) b with NumPy broadcasting, in double, stored as `out`; nullopt when the shapes do
 /// not broadcast.
-std::optional<Tensor> binary(const Tensor& a, const Tensor& b, DType out, const std::function<double(double, double)>& f);
+std::optional<Tensor> binary(const Tensor& a, const Tensor& b, DType out,
+                             const std::function<double(double, double)>& f);
 /// f(x) per element, stored as `out`.
 Tensor unary(const Tensor& x, DType out, const std::function<double(double)>& f);
 /// Row-major strides of a shape.

@@ -324,7 +324,8 @@ Location Importer::nodeLocation(const onnx::NodeProto& n, int index) const {
 std::string Importer::describe(const onnx::NodeProto& n, int64_t opset) const {
   std::string domain = isOnnxDomain(n.domain()) ? "ai.onnx" : n.domain();
   std::string who = "node";
-  if (!n.name().empty()) who = fmt::format("node '{}'", n.name());
+  if (!n.name().empty())
+    who = fmt::format("node '{}'", n.name());
   else
     for (const auto& o : n.output())
       if (!o.empty()) {
@@ -364,7 +365,8 @@ void Importer::rollback(const Mark& m) {
 
 Value* Importer::materialize(const std::string& name, Slot& s, bool asState) {
   if (s.value) return s.value;
-  if (s.sequence) throwUnsupported(fmt::format("sequence '{}' used as a tensor (shoal's sequences live at import only)", name));
+  if (s.sequence)
+    throwUnsupported(fmt::format("sequence '{}' used as a tensor (shoal's sequences live at import only)", name));
   materializedLog_.push_back(name);
   assert(s.known && "a slot without an IR value holds a known tensor");
   Location loc = pipelineLoc_ ? *pipelineLoc_ : Location{path_, 0, 0, name};
@@ -372,7 +374,8 @@ Value* Importer::materialize(const std::string& name, Slot& s, bool asState) {
     // Parameters (and state) keep the initializer's name: it is their checkpoint name.
     if (Value* taken = g_.findValue(name)) {
       if (isPersistentSource(taken->def()->kind()))
-        throwInvalid(fmt::format("parameter '{}' is already defined in the pipeline (two models share its name)", name));
+        throwInvalid(
+            fmt::format("parameter '{}' is already defined in the pipeline (two models share its name)", name));
       g_.renameValue(taken, name + ".renamed");
     }
     Attrs a;
@@ -425,8 +428,8 @@ TensorType Importer::inputType(const onnx::ValueInfoProto& vi) {
       extent = opts_.defaultDim;
     }
     if (extent <= 0)
-      throwUnsupported(fmt::format("input '{}' has extent {} in dimension {}: shoal needs non-empty tensors", name,
-                                   extent, i));
+      throwUnsupported(
+          fmt::format("input '{}' has extent {} in dimension {}: shoal needs non-empty tensors", name, extent, i));
     shape.push_back(extent);
   }
   return {*dtype, shape};
@@ -444,7 +447,8 @@ void Importer::declareInputs() {
                   ->result();
     if (auto it = opts_.inputValues.find(vi.name()); it != opts_.inputValues.end()) {
       if (it->second.shape() != s.type.shape)
-        throwInvalid(fmt::format("input '{}' is {}, its given value {}", vi.name(), s.type.str(), it->second.type().str()));
+        throwInvalid(
+            fmt::format("input '{}' is {}, its given value {}", vi.name(), s.type.str(), it->second.type().str()));
       s.fed = it->second.cast(s.type.dtype);
     }
     define(vi.name(), std::move(s));
@@ -503,22 +507,25 @@ void Importer::crossCheck(const onnx::NodeProto& n, int64_t opset, const std::st
     if (staticShape && shape != s.type.shape) what = fmt::format("shape {}", shapeString(shape));
   }
   if (!what.empty())
-    throwInvalid(fmt::format("{}: shoal computes {} for '{}' where ONNX's shape inference has {} (a bug in shoal's "
-                             "ONNX import)",
-                             describe(n, opset), s.type.str(), name, what));
+    throwInvalid(
+        fmt::format("{}: shoal computes {} for '{}' where ONNX's shape inference has {} (a bug in shoal's "
+                    "ONNX import)",
+                    describe(n, opset), s.type.str(), name, what));
 }
 
 void Importer::lowerNode(const onnx::NodeProto& n, int index, int64_t opset, int depth) {
   if (!isOnnxDomain(n.domain()))
-    throwUnsupported(fmt::format("{}: unsupported: domain '{}' (shoal imports ai.onnx ops)", describe(n, opset),
-                                 n.domain()));
+    throwUnsupported(
+        fmt::format("{}: unsupported: domain '{}' (shoal imports ai.onnx ops)", describe(n, opset), n.domain()));
   for (const auto& a : n.attribute())
     if (a.type() == onnx::AttributeProto::GRAPH || a.type() == onnx::AttributeProto::GRAPHS)
-      throwUnsupported(fmt::format("{}: unsupported: subgraph attribute '{}' (control flow)", describe(n, opset), a.name()));
+      throwUnsupported(
+          fmt::format("{}: unsupported: subgraph attribute '{}' (control flow)", describe(n, opset), a.name()));
   const OpMapping* m = findOpMapping(n.op_type());
   Mark before = mark();
   try {
-    if (!m) throwUnsupported(fmt::format("{}: unsupported: shoal has no mapping for op {}", describe(n, opset), n.op_type()));
+    if (!m)
+      throwUnsupported(fmt::format("{}: unsupported: shoal has no mapping for op {}", describe(n, opset), n.op_type()));
     NodeContext ctx(*this, n, opset);
     ctx.loc_ = nodeLocation(n, index);
     try {
@@ -527,7 +534,8 @@ void Importer::lowerNode(const onnx::NodeProto& n, int index, int64_t opset, int
     } catch (const ImportFailure& f) {
       // Failures from helpers that do not know the node get its description.
       if (f.message.rfind("node", 0) == 0) throw;
-      throw ImportFailure{describe(n, opset) + ": " + (f.unsupported ? "unsupported: " : "") + f.message, f.unsupported};
+      throw ImportFailure{describe(n, opset) + ": " + (f.unsupported ? "unsupported: " : "") + f.message,
+                          f.unsupported};
     }
     if (auto unread = ctx.unreadAttrs(); !unread.empty())
       ctx.unsupported(fmt::format("attribute{} {} (not implemented by this mapping)", unread.size() > 1 ? "s" : "",
@@ -588,7 +596,8 @@ bool Importer::expandFunction(const onnx::NodeProto& n, int64_t opset, int depth
   std::map<std::string, std::string> rename;
   for (int i = 0; i < fn->input_size(); ++i) rename[fn->input(i)] = i < n.input_size() ? n.input(i) : "";
   for (int i = 0; i < fn->output_size(); ++i) rename[fn->output(i)] = i < n.output_size() ? n.output(i) : "";
-  std::string prefix = fmt::format("{}::{}{}::", n.output_size() ? n.output(0) : n.name(), n.op_type(), functionCount_++);
+  std::string prefix =
+      fmt::format("{}::{}{}::", n.output_size() ? n.output(0) : n.name(), n.op_type(), functionCount_++);
   auto mapName = [&](const std::string& name) {
     if (name.empty()) return name;
     auto it = rename.find(name);
@@ -608,11 +617,13 @@ bool Importer::expandFunction(const onnx::NodeProto& n, int64_t opset, int depth
         continue;
       }
       onnx::AttributeProto value;
-      if (auto it = callerAttrs.find(a.ref_attr_name()); it != callerAttrs.end()) value = *it->second;
+      if (auto it = callerAttrs.find(a.ref_attr_name()); it != callerAttrs.end())
+        value = *it->second;
       else if (auto d = schema->attributes().find(a.ref_attr_name());
                d != schema->attributes().end() && d->second.default_value.type() != onnx::AttributeProto::UNDEFINED)
         value = d->second.default_value;
-      else continue;
+      else
+        continue;
       value.set_name(a.name());
       *copy.add_attribute() = value;
     }
@@ -670,9 +681,10 @@ void checkModel(const onnx::ModelProto& model, const std::string& path, bool run
                                  model.opset_import(0).domain()));
   }
   if (opset > kMaxOpset)
-    throwUnsupported(fmt::format("the model uses opset {}; shoal imports ai.onnx opsets up to {} (export with "
-                                 "opset_version={})",
-                                 opset, kMaxOpset, kMaxOpset));
+    throwUnsupported(
+        fmt::format("the model uses opset {}; shoal imports ai.onnx opsets up to {} (export with "
+                    "opset_version={})",
+                    opset, kMaxOpset, kMaxOpset));
   if (!runChecker) return;
   try {
     onnx::checker::CheckerContext ctx;
@@ -711,7 +723,9 @@ std::map<std::string, onnx::TypeProto> inferTypes(onnx::ModelProto& model, const
   return out;
 }
 
-OnnxImportError toError(const ImportFailure& f, Location loc) { return {Error(f.message, std::move(loc)), f.unsupported}; }
+OnnxImportError toError(const ImportFailure& f, Location loc) {
+  return {Error(f.message, std::move(loc)), f.unsupported};
+}
 
 void fillInfo(const onnx::ModelProto& model, OnnxModelInfo* info) {
   if (!info) return;
@@ -727,10 +741,11 @@ void fillInfo(const onnx::ModelProto& model, OnnxModelInfo* info) {
     if (inits.count(vi.name())) continue;
     info->inputs.push_back(vi.name());
     if (!vi.type().has_tensor_type())
-      info->inputProblems.push_back(fmt::format("input '{}' is not a tensor (sequences, maps and optionals are not supported)", vi.name()));
+      info->inputProblems.push_back(
+          fmt::format("input '{}' is not a tensor (sequences, maps and optionals are not supported)", vi.name()));
     else if (!dtypeFromOnnx(vi.type().tensor_type().elem_type()))
-      info->inputProblems.push_back(fmt::format("input '{}' has element type {}, which shoal does not support", vi.name(),
-                                                onnxTypeName(vi.type().tensor_type().elem_type())));
+      info->inputProblems.push_back(fmt::format("input '{}' has element type {}, which shoal does not support",
+                                                vi.name(), onnxTypeName(vi.type().tensor_type().elem_type())));
   }
   for (const auto& vi : model.graph().output()) info->outputs.push_back(vi.name());
   std::set<std::string> ops;
@@ -837,7 +852,8 @@ OnnxExpected<std::vector<Value*>> importOnnxInto(Graph& g, const std::string& pa
   } catch (const ImportFailure& f) {
     return Unexpected(OnnxImportError{Error(fmt::format("ONNX model '{}': {}", path, f.message), loc), f.unsupported});
   } catch (const std::bad_alloc&) {
-    return Unexpected(OnnxImportError{Error(fmt::format("ONNX model '{}': out of memory while importing", path), loc), false});
+    return Unexpected(
+        OnnxImportError{Error(fmt::format("ONNX model '{}': out of memory while importing", path), loc), false});
   }
 }
 

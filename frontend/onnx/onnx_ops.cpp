@@ -34,13 +34,15 @@ std::string dtypeAttr(DType t) { return std::string(dtypeName(t)); }
 // ---- plain aliases and constants --------------------------------------------------------------
 
 void lowerIdentity(NodeContext& c) {
-  if (const Tensor* k = c.known(0)) c.setKnownOutput(0, *k);
-  else c.setOutput(0, c.value(0));
+  if (const Tensor* k = c.known(0))
+    c.setKnownOutput(0, *k);
+  else
+    c.setOutput(0, c.value(0));
 }
 
 void lowerConstant(NodeContext& c) {
-  static const char* kValueAttrs[] = {"value", "value_float", "value_floats", "value_int", "value_ints",
-                                      "value_string", "value_strings", "sparse_value"};
+  static const char* kValueAttrs[] = {"value",      "value_float",  "value_floats",  "value_int",
+                                      "value_ints", "value_string", "value_strings", "sparse_value"};
   int given = 0;
   for (const char* a : kValueAttrs) given += c.hasAttr(a);
   if (given != 1) c.invalid("needs exactly one value attribute");
@@ -144,10 +146,14 @@ namespace {
 
 std::function<double(double, double)> arithmetic(OpKind k) {
   switch (k) {
-    case OpKind::Add: return [](double x, double y) { return x + y; };
-    case OpKind::Sub: return [](double x, double y) { return x - y; };
-    case OpKind::Mul: return [](double x, double y) { return x * y; };
-    default: return [](double x, double y) { return x / y; };
+    case OpKind::Add:
+      return [](double x, double y) { return x + y; };
+    case OpKind::Sub:
+      return [](double x, double y) { return x - y; };
+    case OpKind::Mul:
+      return [](double x, double y) { return x * y; };
+    default:
+      return [](double x, double y) { return x / y; };
   }
 }
 
@@ -204,7 +210,6 @@ void lowerPRelu(NodeContext& c) {
   c.setOutput(0, c.emit(OpKind::Sub, {pos, scaled}));
 }
 
-
 // ---- matrix products --------------------------------------------------------------------------
 
 void lowerGemm(NodeContext& c) {
@@ -217,8 +222,8 @@ void lowerGemm(NodeContext& c) {
   int64_t n = transB ? c.shape(1)[0] : c.shape(1)[1];
   bool hasC = c.has(2);
   // The common case, y = x w^T + b, is shoal's dense (one GEMM with its bias).
-  bool denseBias = !hasC || (beta == 1.0 && numElements(c.shape(2)) == n &&
-                             (c.shape(2) == Shape{n} || c.shape(2) == Shape{1, n}));
+  bool denseBias =
+      !hasC || (beta == 1.0 && numElements(c.shape(2)) == n && (c.shape(2) == Shape{n} || c.shape(2) == Shape{1, n}));
   if (!transA && transB && alpha == 1.0 && denseBias) {
     std::vector<Value*> ins = {c.value(0), c.value(1)};
     if (hasC) ins.push_back(c.reshape(c.value(2), {n}, "bias"));
@@ -273,11 +278,11 @@ void lowerMatMul(NodeContext& c) {
 // The spatial geometry shared by Conv and the pools, read from the attributes and the input
 // (2-D, or 1-D run as 2-D with a unit height).
 struct Window {
-  int64_t spatial = 2;             // 1 or 2 spatial dims in the model
-  std::vector<int64_t> kernel;     // [kh, kw]
-  std::vector<int64_t> stride;     // [sh, sw]
-  std::vector<int64_t> dilation;   // [dh, dw]
-  std::vector<int64_t> pads;       // [top, left, bottom, right]
+  int64_t spatial = 2;            // 1 or 2 spatial dims in the model
+  std::vector<int64_t> kernel;    // [kh, kw]
+  std::vector<int64_t> stride;    // [sh, sw]
+  std::vector<int64_t> dilation;  // [dh, dw]
+  std::vector<int64_t> pads;      // [top, left, bottom, right]
 };
 
 // Reads kernel_shape (or `kernel` from a weight), strides, dilations, pads and auto_pad for
@@ -300,7 +305,8 @@ Window readWindow(NodeContext& c, const Shape& x, std::vector<int64_t> kernel, b
   auto dil = hasDilations ? c.attrInts("dilations", std::vector<int64_t>(sp, 1)) : std::vector<int64_t>(sp, 1);
   std::string autoPad = c.attrString("auto_pad", "NOTSET");
   std::vector<int64_t> pads = c.attrInts("pads", std::vector<int64_t>(2 * sp, 0));
-  if (strides.size() != sp || dil.size() != sp || pads.size() != 2 * sp) c.invalid("strides, dilations or pads have the wrong length");
+  if (strides.size() != sp || dil.size() != sp || pads.size() != 2 * sp)
+    c.invalid("strides, dilations or pads have the wrong length");
   if (autoPad == "SAME_UPPER" || autoPad == "SAME_LOWER") {
     for (size_t i = 0; i < sp; ++i) {
       int64_t in = x[2 + i];
@@ -348,8 +354,8 @@ void lowerConv(NodeContext& c) {
   const Shape& xs = c.shape(0);
   const Shape& ws = c.shape(1);
   if (xs.size() < 3 || ws.size() != xs.size())
-    c.invalid(fmt::format("weight {} and input {} must be [N, C, spatial...] of one rank", c.type(1).str(),
-                          c.type(0).str()));
+    c.invalid(
+        fmt::format("weight {} and input {} must be [N, C, spatial...] of one rank", c.type(1).str(), c.type(0).str()));
   if (xs.size() == 5) return lowerConv3d(c);
   Window w = readWindow(c, xs, std::vector<int64_t>(ws.begin() + 2, ws.end()), /*hasDilations=*/true);
   int64_t group = c.attrInt("group", 1);
@@ -374,13 +380,14 @@ void lowerConvTranspose(NodeContext& c) {
   const Shape& xs = c.shape(0);
   const Shape& ws = c.shape(1);
   if (xs.size() < 3 || ws.size() != xs.size())
-    c.invalid(fmt::format("weight {} and input {} must be [N, C, spatial...] of one rank", c.type(1).str(),
-                          c.type(0).str()));
+    c.invalid(
+        fmt::format("weight {} and input {} must be [N, C, spatial...] of one rank", c.type(1).str(), c.type(0).str()));
   size_t sp = xs.size() - 2;
   if (sp != 1 && sp != 2)
     c.unsupported(fmt::format("{}-D input {} (shoal's convolutions are 2-D; 1-D runs as 2-D)", sp, shapeString(xs)));
   std::vector<int64_t> kernel(ws.begin() + 2, ws.end());
-  if (c.hasAttr("kernel_shape") && c.attrInts("kernel_shape") != kernel) c.invalid("kernel_shape differs from the weight's");
+  if (c.hasAttr("kernel_shape") && c.attrInts("kernel_shape") != kernel)
+    c.invalid("kernel_shape differs from the weight's");
   auto strides = c.attrInts("strides", std::vector<int64_t>(sp, 1));
   auto dil = c.attrInts("dilations", std::vector<int64_t>(sp, 1));
   auto outPad = c.attrInts("output_padding", std::vector<int64_t>(sp, 0));
@@ -415,7 +422,8 @@ void lowerConvTranspose(NodeContext& c) {
   }
   for (size_t i = 0; i < sp; ++i)
     if (outPad[i] >= strides[i] && outPad[i] >= dil[i])
-      c.unsupported(fmt::format("output padding {} not below the stride {} or dilation {}", outPad[i], strides[i], dil[i]));
+      c.unsupported(
+          fmt::format("output padding {} not below the stride {} or dilation {}", outPad[i], strides[i], dil[i]));
   Window w;
   w.spatial = int64_t(sp);
   Value* x = as4d(c, c.value(0), w, "x4d");
@@ -473,7 +481,8 @@ void lowerPool(NodeContext& c, OpKind kind) {
   int64_t h = w.spatial == 2 ? xs[2] : 1, wd = xs[w.spatial == 2 ? 3 : 2];
   bool ceil = c.opset() >= 10 && c.attrInt("ceil_mode", 0) != 0;
   if (ceil && !ceilModeAgrees(w, h, wd))
-    c.unsupported("ceil_mode=1 with a last window inside the trailing padding (ONNX keeps it, PyTorch and shoal drop it)");
+    c.unsupported(
+        "ceil_mode=1 with a last window inside the trailing padding (ONNX keeps it, PyTorch and shoal drop it)");
   a.set("kernel", w.kernel);
   a.set("stride", w.stride);
   a.set("padding", w.pads);
@@ -488,7 +497,8 @@ void lowerAveragePool(NodeContext& c) { lowerPool(c, OpKind::AvgPool2d); }
 void lowerGlobalPool(NodeContext& c, OpKind kind) {
   c.requireFloat(0);
   const Shape& xs = c.shape(0);
-  if (xs.size() != 3 && xs.size() != 4) c.unsupported(fmt::format("{}-D input (global pooling is 1-D or 2-D)", xs.size() - 2));
+  if (xs.size() != 3 && xs.size() != 4)
+    c.unsupported(fmt::format("{}-D input (global pooling is 1-D or 2-D)", xs.size() - 2));
   Window w;
   w.spatial = int64_t(xs.size()) - 2;
   Value* x = as4d(c, c.value(0), w, "x4d");
@@ -503,7 +513,8 @@ void lowerGlobalPool(NodeContext& c, OpKind kind) {
 void lowerGlobalAveragePool(NodeContext& c) {
   c.requireFloat(0);
   const Shape& xs = c.shape(0);
-  if (xs.size() != 3 && xs.size() != 4) c.unsupported(fmt::format("{}-D input (global pooling is 1-D or 2-D)", xs.size() - 2));
+  if (xs.size() != 3 && xs.size() != 4)
+    c.unsupported(fmt::format("{}-D input (global pooling is 1-D or 2-D)", xs.size() - 2));
   Window w;
   w.spatial = int64_t(xs.size()) - 2;
   c.setOutput(0, fromNd(c, c.emit(OpKind::GlobalAvgPool, {as4d(c, c.value(0), w, "x4d")}), w));
@@ -552,10 +563,11 @@ void lowerLayerNormalization(NodeContext& c) {
     Value* mean = c.emit(OpKind::ReduceMean, {x}, r, "mean");
     Value* diff = c.emit(OpKind::Sub, {x, mean}, {}, "centered");
     Value* var = c.emit(OpKind::ReduceMean, {c.emit(OpKind::Mul, {diff, diff}, {}, "squared")}, r, "var");
-    Value* inv = c.emit(OpKind::Reciprocal,
-                        {c.emit(OpKind::Sqrt, {c.emit(OpKind::Add, {var, c.scalar(eps, c.dtype(0), "eps")}, {}, "var_eps")}, {},
-                                "std")},
-                        {}, "inv_std");
+    Value* inv =
+        c.emit(OpKind::Reciprocal,
+               {c.emit(OpKind::Sqrt, {c.emit(OpKind::Add, {var, c.scalar(eps, c.dtype(0), "eps")}, {}, "var_eps")}, {},
+                       "std")},
+               {}, "inv_std");
     auto inStash = [&](Value* v, const std::string& suffix) {
       if (*st == c.dtype(0)) return v;
       Attrs a;
@@ -617,7 +629,6 @@ void lowerSoftmaxLike(NodeContext& c, OpKind kind) {
 void lowerSoftmax(NodeContext& c) { lowerSoftmaxLike(c, OpKind::Softmax); }
 void lowerLogSoftmax(NodeContext& c) { lowerSoftmaxLike(c, OpKind::LogSoftmax); }
 
-
 // ---- shapes: reshapes are views, shape queries are known at import -------------------------------
 
 // The output shape of Reshape's `shape` input (0 copies an extent unless allowzero, -1 infers one).
@@ -639,10 +650,12 @@ Shape reshapeTarget(NodeContext& c, const Shape& in, std::vector<int64_t> shape,
   }
   int64_t total = numElements(in);
   if (infer >= 0) {
-    if (known == 0 || total % known != 0) c.invalid(fmt::format("cannot reshape {} into {}", shapeString(in), shapeString(shape)));
+    if (known == 0 || total % known != 0)
+      c.invalid(fmt::format("cannot reshape {} into {}", shapeString(in), shapeString(shape)));
     shape[size_t(infer)] = total / known;
   }
-  if (numElements(shape) != total) c.invalid(fmt::format("cannot reshape {} into {}", shapeString(in), shapeString(shape)));
+  if (numElements(shape) != total)
+    c.invalid(fmt::format("cannot reshape {} into {}", shapeString(in), shapeString(shape)));
   return shape;
 }
 
@@ -694,7 +707,8 @@ Shape reshapeLikeTarget(NodeContext& c) {
   std::vector<bool> unit(size_t(outRank), false);
   for (int64_t a : axes) {
     int64_t d = a < 0 ? a + outRank : a;
-    if (d < 0 || d >= outRank || unit[size_t(d)]) c.invalid(fmt::format("bad axis {} for a rank-{} result", a, outRank));
+    if (d < 0 || d >= outRank || unit[size_t(d)])
+      c.invalid(fmt::format("bad axis {} for a rank-{} result", a, outRank));
     unit[size_t(d)] = true;
   }
   Shape out;
@@ -745,7 +759,8 @@ void lowerConstantOfShape(NodeContext& c) {
   int64_t count = 1;
   for (int64_t d : shape) {
     if (d <= 0) c.unsupported(fmt::format("an empty tensor (extent {})", d));
-    if (d > kMaxFoldedElements / count) c.unsupported(fmt::format("a constant of shape {} (too large to fold)", shapeString(shape)));
+    if (d > kMaxFoldedElements / count)
+      c.unsupported(fmt::format("a constant of shape {} (too large to fold)", shapeString(shape)));
     count *= d;
   }
   Tensor out(value.dtype(), shape);
@@ -790,8 +805,10 @@ void lowerEyeLike(NodeContext& c) {
 DType castTarget(NodeContext& c) {
   if (c.opset() < 6) {
     std::string to = c.attrString("to");
-    static const std::map<std::string, DType> names = {{"FLOAT", DType::F32}, {"DOUBLE", DType::F64},
-                                                       {"INT32", DType::I32}, {"INT64", DType::I64},
+    static const std::map<std::string, DType> names = {{"FLOAT", DType::F32},
+                                                       {"DOUBLE", DType::F64},
+                                                       {"INT32", DType::I32},
+                                                       {"INT64", DType::I64},
                                                        {"UINT8", DType::U8}};
     auto it = names.find(to);
     if (it == names.end()) c.unsupported(fmt::format("cast to {}", to));
@@ -947,7 +964,8 @@ bool foldTranspose(NodeContext& c) {
   auto inStrides = fold::strides(ds), outStrides = fold::strides(out);
   c.setKnownOutput(0, fold::gatherElements(data, out, [&](int64_t i) {
                      int64_t src = 0;
-                     for (size_t d = 0; d < out.size(); ++d) src += ((i / outStrides[d]) % out[d]) * inStrides[size_t(perm[d])];
+                     for (size_t d = 0; d < out.size(); ++d)
+                       src += ((i / outStrides[d]) % out[d]) * inStrides[size_t(perm[d])];
                      return src;
                    }));
   return true;
@@ -975,18 +993,27 @@ bool foldExpand(NodeContext& c) {
   return true;
 }
 
-
 // Elementwise arithmetic on known tensors only (shape arithmetic on scalars).
 template <int kOp>
 bool foldUnaryMath(NodeContext& c) {
   const Tensor& x = *c.known(0);
   std::function<double(double)> f;
   switch (kOp) {
-    case 0: f = [](double v) { return std::floor(v); }; break;
-    case 1: f = [](double v) { return std::ceil(v); }; break;
-    case 2: f = [](double v) { return std::sqrt(v); }; break;
-    case 3: f = [](double v) { return std::fabs(v); }; break;
-    default: f = [](double v) { return std::exp(v); }; break;
+    case 0:
+      f = [](double v) { return std::floor(v); };
+      break;
+    case 1:
+      f = [](double v) { return std::ceil(v); };
+      break;
+    case 2:
+      f = [](double v) { return std::sqrt(v); };
+      break;
+    case 3:
+      f = [](double v) { return std::fabs(v); };
+      break;
+    default:
+      f = [](double v) { return std::exp(v); };
+      break;
   }
   c.setKnownOutput(0, fold::unary(x, x.dtype(), f));
   return true;

@@ -53,7 +53,8 @@ void lowerConcat(NodeContext& c) {
   std::vector<Value*> ins;
   for (size_t i = 0; i < c.numInputs(); ++i) {
     if (!c.has(i)) continue;
-    if (c.dtype(i) != c.dtype(0)) c.invalid(fmt::format("operand types differ: {} and {}", c.type(0).str(), c.type(i).str()));
+    if (c.dtype(i) != c.dtype(0))
+      c.invalid(fmt::format("operand types differ: {} and {}", c.type(0).str(), c.type(i).str()));
     if (numElements(c.shape(i)) == 0) c.unsupported("an empty operand");
     ins.push_back(c.value(i));
   }
@@ -116,7 +117,8 @@ void lowerSlice(NodeContext& c) {
 
 void lowerGather(NodeContext& c) {
   DType it = c.dtype(1);
-  if (it != DType::I64 && it != DType::I32) c.invalid(fmt::format("indices must be int32 or int64, got {}", c.type(1).str()));
+  if (it != DType::I64 && it != DType::I32)
+    c.invalid(fmt::format("indices must be int32 or int64, got {}", c.type(1).str()));
   if (numElements(c.shape(1)) == 0) c.unsupported("empty indices");
   Attrs a;
   a.set("axis", c.axis(c.attrInt("axis", 0), c.rank(0)));
@@ -130,7 +132,8 @@ void lowerGatherElements(NodeContext& c) {
   const Shape& ds = c.shape(0);
   const Shape& is = c.shape(1);
   DType it = c.dtype(1);
-  if (it != DType::I64 && it != DType::I32) c.invalid(fmt::format("indices must be int32 or int64, got {}", c.type(1).str()));
+  if (it != DType::I64 && it != DType::I32)
+    c.invalid(fmt::format("indices must be int32 or int64, got {}", c.type(1).str()));
   int64_t rank = int64_t(ds.size());
   if (int64_t(is.size()) != rank) c.invalid("data and indices differ in rank");
   int64_t axis = c.axis(c.attrInt("axis", 0), rank);
@@ -161,19 +164,20 @@ void lowerGatherElements(NodeContext& c) {
                           {c.emit(OpKind::Less, {idx, zero}, {}, "negative"),
                            c.emit(OpKind::Add, {idx, c.scalar(double(n), DType::I64, "n")}, {}, "from_back"), idx},
                           {}, "wrapped");
-  Value* outside = c.emit(OpKind::Where,
-                          {c.emit(OpKind::GreaterEqual, {wrapped, c.scalar(double(n), DType::I64, "n2")}, {}, "too_big"),
-                           c.scalar(double(numElements(ds)), DType::I64, "past_end"),
-                           c.emit(OpKind::Where,
-                                  {c.emit(OpKind::Less, {wrapped, zero}, {}, "too_small"),
-                                   c.scalar(double(-numElements(ds) - 1), DType::I64, "before_start"), wrapped},
-                                  {}, "low_checked")},
-                          {}, "checked");
-  Value* flatIdx = c.emit(OpKind::Add,
-                          {c.emit(OpKind::Mul, {outside, c.scalar(double(dStrides[size_t(axis)]), DType::I64, "stride")},
-                                  {}, "scaled"),
-                           c.constantValue(base, "base")},
-                          {}, "flat_index");
+  Value* outside =
+      c.emit(OpKind::Where,
+             {c.emit(OpKind::GreaterEqual, {wrapped, c.scalar(double(n), DType::I64, "n2")}, {}, "too_big"),
+              c.scalar(double(numElements(ds)), DType::I64, "past_end"),
+              c.emit(OpKind::Where,
+                     {c.emit(OpKind::Less, {wrapped, zero}, {}, "too_small"),
+                      c.scalar(double(-numElements(ds) - 1), DType::I64, "before_start"), wrapped},
+                     {}, "low_checked")},
+             {}, "checked");
+  Value* flatIdx = c.emit(
+      OpKind::Add,
+      {c.emit(OpKind::Mul, {outside, c.scalar(double(dStrides[size_t(axis)]), DType::I64, "stride")}, {}, "scaled"),
+       c.constantValue(base, "base")},
+      {}, "flat_index");
   Value* flat = c.reshape(c.value(0), {numElements(ds)}, "flat");
   Attrs g;
   g.set("axis", int64_t(0));
@@ -406,7 +410,8 @@ void lowerOneHot(NodeContext& c) {
 // broadcasts them; rank-1 operands as NumPy (a row, a column; their extent dropped).
 void lowerBatchedMatMul(NodeContext& c) {
   c.requireFloat(0);
-  if (c.dtype(1) != c.dtype(0)) c.invalid(fmt::format("operand types differ: {} and {}", c.type(0).str(), c.type(1).str()));
+  if (c.dtype(1) != c.dtype(0))
+    c.invalid(fmt::format("operand types differ: {} and {}", c.type(0).str(), c.type(1).str()));
   Shape a = c.shape(0), b = c.shape(1);
   Value* av = c.value(0);
   Value* bv = c.value(1);
@@ -476,7 +481,8 @@ AxisTaps axisTaps(const ResizeMode& m, int64_t in, int64_t out, double scale, do
     } else if (m.transform == "asymmetric") {
       xo = x / scale;
     } else if (m.transform == "tf_crop_and_resize") {
-      xo = outWidth == 1 ? (roiEnd - roiStart) * double(in - 1) / 2 : x * (roiEnd - roiStart) * double(in - 1) / (outWidth - 1);
+      xo = outWidth == 1 ? (roiEnd - roiStart) * double(in - 1) / 2
+                         : x * (roiEnd - roiStart) * double(in - 1) / (outWidth - 1);
       xo += roiStart * double(in - 1);
       if (xo < 0 || xo > double(in - 1)) {
         t.extrapolate[size_t(o)] = t.anyExtrapolated = true;
@@ -498,7 +504,8 @@ AxisTaps axisTaps(const ResizeMode& m, int64_t in, int64_t out, double scale, do
     double xp = xo + double(pad);
     int64_t centre = std::clamp<int64_t>(int64_t(std::floor(xp)), 0, limit - 1);
     std::vector<int64_t> cand;
-    for (int64_t i = std::max<int64_t>(0, centre - t.taps - 1); i <= std::min(limit - 1, centre + t.taps + 1); ++i) cand.push_back(i);
+    for (int64_t i = std::max<int64_t>(0, centre - t.taps - 1); i <= std::min(limit - 1, centre + t.taps + 1); ++i)
+      cand.push_back(i);
     std::stable_sort(cand.begin(), cand.end(), [&](int64_t a, int64_t b) {
       double da = std::fabs(xp - double(a)), db = std::fabs(xp - double(b));
       return da != db ? da < db : a < b;
@@ -552,18 +559,24 @@ void lowerResize(NodeContext& c) {
     // Upsample and Resize-10: asymmetric coordinates, nearest rounds down.
     m.transform = "asymmetric";
     m.nearest = "floor";
-    if (c.opType() == "Upsample" && c.opset() < 9) scales = c.attrFloats("scales");
-    else scales = c.constantFloats(1, "scales");
+    if (c.opType() == "Upsample" && c.opset() < 9)
+      scales = c.attrFloats("scales");
+    else
+      scales = c.constantFloats(1, "scales");
   }
-  static const std::set<std::string> transforms = {"half_pixel", "pytorch_half_pixel", "align_corners", "asymmetric",
-                                                    "tf_crop_and_resize", "tf_half_pixel_for_nn"};
+  static const std::set<std::string> transforms = {"half_pixel", "pytorch_half_pixel", "align_corners",
+                                                   "asymmetric", "tf_crop_and_resize", "tf_half_pixel_for_nn"};
   if (!transforms.count(m.transform)) c.unsupported(fmt::format("coordinate_transformation_mode '{}'", m.transform));
   if (m.mode == "cubic" && !modern) c.invalid("cubic needs opset 11");
-  if (m.mode != "nearest" && !isFloat(c.dtype(0))) c.unsupported(fmt::format("{} resizing of {}", m.mode, c.type(0).str()));
+  if (m.mode != "nearest" && !isFloat(c.dtype(0)))
+    c.unsupported(fmt::format("{} resizing of {}", m.mode, c.type(0).str()));
   if (scales.empty() == sizes.empty()) c.invalid("needs exactly one of scales and sizes");
-  if (!scales.empty() && int64_t(scales.size()) != rank) c.invalid(fmt::format("{} scales for rank {}", scales.size(), rank));
-  if (!sizes.empty() && int64_t(sizes.size()) != rank) c.invalid(fmt::format("{} sizes for rank {}", sizes.size(), rank));
-  if (m.transform == "tf_crop_and_resize" && int64_t(roi.size()) != 2 * rank) c.invalid("tf_crop_and_resize needs a roi of 2·rank values");
+  if (!scales.empty() && int64_t(scales.size()) != rank)
+    c.invalid(fmt::format("{} scales for rank {}", scales.size(), rank));
+  if (!sizes.empty() && int64_t(sizes.size()) != rank)
+    c.invalid(fmt::format("{} sizes for rank {}", sizes.size(), rank));
+  if (m.transform == "tf_crop_and_resize" && int64_t(roi.size()) != 2 * rank)
+    c.invalid("tf_crop_and_resize needs a roi of 2·rank values");
   Value* y = c.value(0);
   DType dt = c.dtype(0);
   for (int64_t d = rank - 1; d >= 0; --d) {
@@ -605,8 +618,8 @@ void lowerResize(NodeContext& c) {
       }
       if (!used) continue;
       Value* gathered =
-          c.emit(OpKind::Gather, {y, c.constantValue(fold::ints(t.index[size_t(k)]), fmt::format("{}_index{}", ax, k))}, g,
-                 fmt::format("{}_tap{}", ax, k));
+          c.emit(OpKind::Gather, {y, c.constantValue(fold::ints(t.index[size_t(k)]), fmt::format("{}_index{}", ax, k))},
+                 g, fmt::format("{}_tap{}", ax, k));
       Value* term = gathered;
       if (m.mode != "nearest" || !unit) {
         Tensor w(dt, along);
@@ -616,11 +629,19 @@ void lowerResize(NodeContext& c) {
       }
       acc = acc ? c.emit(OpKind::Add, {acc, term}, {}, fmt::format("{}_sum{}", ax, k)) : term;
     }
-    if (!acc) acc = c.constantValue(Tensor(dt, [&] { Shape s = y->type().shape; s[size_t(d)] = out; return s; }()), ax + "_zeros");
+    if (!acc)
+      acc = c.constantValue(Tensor(dt,
+                                   [&] {
+                                     Shape s = y->type().shape;
+                                     s[size_t(d)] = out;
+                                     return s;
+                                   }()),
+                            ax + "_zeros");
     if (t.anyExtrapolated) {
       Tensor mask(DType::Bool, along);
       for (int64_t o = 0; o < out; ++o) mask.set(o, t.extrapolate[size_t(o)] ? 1.0 : 0.0);
-      acc = c.emit(OpKind::Where, {c.constantValue(mask, ax + "_outside"), c.scalar(extrapolation, dt, ax + "_extrapolation"), acc},
+      acc = c.emit(OpKind::Where,
+                   {c.constantValue(mask, ax + "_outside"), c.scalar(extrapolation, dt, ax + "_extrapolation"), acc},
                    {}, ax + "_cropped");
     }
     y = acc;
@@ -751,7 +772,8 @@ void lowerCompress(NodeContext& c) {
     x = c.reshape(x, {numElements(c.shape(0))}, "flat");
   }
   int64_t n = x->type().shape[size_t(axis)];
-  if (cond.numElements() > n) c.invalid(fmt::format("the condition has {} elements, the axis {}", cond.numElements(), n));
+  if (cond.numElements() > n)
+    c.invalid(fmt::format("the condition has {} elements, the axis {}", cond.numElements(), n));
   std::vector<int64_t> keep;
   for (int64_t i = 0; i < cond.numElements(); ++i)
     if (cond.at(i) != 0) keep.push_back(i);

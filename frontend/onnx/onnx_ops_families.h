@@ -14,24 +14,24 @@ namespace shoal::onnx_import {
 Shape legacyBroadcastShape(NodeContext& c);
 
 // ---- onnx_ops_math.cpp
-void lowerUnaryMath(NodeContext& c);     // Exp, Log, Sqrt, Reciprocal, Erf, Abs (ints too)
-void lowerSoftsign(NodeContext& c);      // x / (1 + |x|)
-void lowerElu(NodeContext& c);           // Elu, Selu
+void lowerUnaryMath(NodeContext& c);  // Exp, Log, Sqrt, Reciprocal, Erf, Abs (ints too)
+void lowerSoftsign(NodeContext& c);   // x / (1 + |x|)
+void lowerElu(NodeContext& c);        // Elu, Selu
 void lowerThresholdedRelu(NodeContext& c);
-void lowerLeakyReluOp(NodeContext& c);   // leaky_relu
+void lowerLeakyReluOp(NodeContext& c);  // leaky_relu
 void lowerHardSigmoid(NodeContext& c);
 void lowerHardSwish(NodeContext& c);
 void lowerClip(NodeContext& c);
 void lowerSign(NodeContext& c);
 void lowerPow(NodeContext& c);
-void lowerMinMax(NodeContext& c);        // Min, Max (variadic, broadcasting)
-void lowerCompare(NodeContext& c);       // Equal, Less, Greater, LessOrEqual, GreaterOrEqual
-void lowerLogic(NodeContext& c);         // And, Or, Xor, Not
+void lowerMinMax(NodeContext& c);   // Min, Max (variadic, broadcasting)
+void lowerCompare(NodeContext& c);  // Equal, Less, Greater, LessOrEqual, GreaterOrEqual
+void lowerLogic(NodeContext& c);    // And, Or, Xor, Not
 void lowerWhere(NodeContext& c);
 void lowerIsNaN(NodeContext& c);
 void lowerIsInf(NodeContext& c);
-void lowerReduce(NodeContext& c);        // ReduceSum/Mean/Max/Min/SumSquare/L1/L2/LogSum/LogSumExp
-void lowerArgMinMax(NodeContext& c);     // ArgMax, ArgMin (any axis, select_last_index)
+void lowerReduce(NodeContext& c);          // ReduceSum/Mean/Max/Min/SumSquare/L1/L2/LogSum/LogSumExp
+void lowerArgMinMax(NodeContext& c);       // ArgMax, ArgMin (any axis, select_last_index)
 void lowerSoftmaxAnyAxis(NodeContext& c);  // Softmax, LogSoftmax (opset 13+ on any axis), Hardmax
 void lowerCumSum(NodeContext& c);
 void lowerFloorCeil(NodeContext& c);
@@ -53,9 +53,9 @@ void lowerDepthToSpace(NodeContext& c);  // DepthToSpace, SpaceToDepth
 void lowerTrilu(NodeContext& c);
 void lowerOneHot(NodeContext& c);
 void lowerBatchedMatMul(NodeContext& c);  // MatMul with a batched right operand
-void lowerResize(NodeContext& c);        // Resize, Upsample
+void lowerResize(NodeContext& c);         // Resize, Upsample
 void lowerSequence(NodeContext& c);
-void lowerCompress(NodeContext& c);      // sequences as lists known at import
+void lowerCompress(NodeContext& c);  // sequences as lists known at import
 
 // ---- onnx_ops_volume.cpp
 void lowerConv3d(NodeContext& c);

@@ -136,7 +136,8 @@ void lowerClip(NodeContext& c) {
   }
   for (size_t i = 1; i <= 2; ++i)
     if (c.has(i)) {
-      if (c.dtype(i) != dt) c.invalid(fmt::format("bound {} differs from the input {}", c.type(i).str(), c.type(0).str()));
+      if (c.dtype(i) != dt)
+        c.invalid(fmt::format("bound {} differs from the input {}", c.type(i).str(), c.type(0).str()));
       if (numElements(c.shape(i)) != 1) c.invalid(fmt::format("bound {} is not a scalar", c.type(i).str()));
     }
   bool knownBounds = (!c.has(1) || c.known(1)) && (!c.has(2) || c.known(2));
@@ -208,7 +209,8 @@ void lowerCompare(NodeContext& c) {
 // Logic on bool: And = a ? b : false, Or = a ? true : b, Xor = a != b, Not = x == false.
 void lowerLogic(NodeContext& c) {
   for (size_t i = 0; i < c.numInputs(); ++i)
-    if (c.dtype(i) != DType::Bool) c.invalid(fmt::format("{} needs bool operands, got {}", c.opType(), c.type(i).str()));
+    if (c.dtype(i) != DType::Bool)
+      c.invalid(fmt::format("{} needs bool operands, got {}", c.opType(), c.type(i).str()));
   const std::string& op = c.opType();
   Value* a = c.value(0);
   if (op == "Not") return c.setOutput(0, c.emit(OpKind::Equal, {a, c.scalar(0, DType::Bool, "false")}, {}, "not"));
@@ -268,12 +270,18 @@ void lowerReduce(NodeContext& c) {
   if (rank == 0) return c.setOutput(0, c.value(0));
   Value* x = c.value(0);
   OpKind k = OpKind::ReduceSum;
-  if (op == "ReduceMean") k = OpKind::ReduceMean;
-  else if (op == "ReduceMax") k = OpKind::ReduceMax;
-  else if (op == "ReduceMin") k = OpKind::ReduceMin;
-  else if (op == "ReduceSumSquare" || op == "ReduceL2") x = binop(c, OpKind::Mul, x, x, "square");
-  else if (op == "ReduceL1") x = c.emit(OpKind::Abs, {x}, {}, "abs");
-  else if (op == "ReduceLogSumExp") x = c.emit(OpKind::Exp, {x}, {}, "exp");
+  if (op == "ReduceMean")
+    k = OpKind::ReduceMean;
+  else if (op == "ReduceMax")
+    k = OpKind::ReduceMax;
+  else if (op == "ReduceMin")
+    k = OpKind::ReduceMin;
+  else if (op == "ReduceSumSquare" || op == "ReduceL2")
+    x = binop(c, OpKind::Mul, x, x, "square");
+  else if (op == "ReduceL1")
+    x = c.emit(OpKind::Abs, {x}, {}, "abs");
+  else if (op == "ReduceLogSumExp")
+    x = c.emit(OpKind::Exp, {x}, {}, "exp");
   Attrs a;
   a.set("axes", axes);
   a.set("keepdim", int64_t(keep));
@@ -338,8 +346,10 @@ void lowerArgMinMax(NodeContext& c) {
   Value* idx = c.emit(OpKind::ArgMax, {rows}, {}, "argmax");
   if (lastIndex) idx = binop(c, OpKind::Sub, c.scalar(double(n - 1), DType::I64, "last"), idx, "index");
   Shape out = xs;
-  if (keep) out[size_t(axis)] = 1;
-  else out.erase(out.begin() + axis);
+  if (keep)
+    out[size_t(axis)] = 1;
+  else
+    out.erase(out.begin() + axis);
   c.setOutput(0, c.reshape(idx, out, "out"));
 }
 
@@ -429,7 +439,8 @@ void lowerCumSum(NodeContext& c) {
     if (n == 1) return c.setOutput(0, c.constantValue(Tensor(dt, xs), "zeros"));
     x = shifted(x, 1, "exclusive");
   }
-  for (int64_t s = 1; s < n; s *= 2) x = binop(c, OpKind::Add, x, shifted(x, s, fmt::format("shift{}", s)), fmt::format("sum{}", s));
+  for (int64_t s = 1; s < n; s *= 2)
+    x = binop(c, OpKind::Add, x, shifted(x, s, fmt::format("shift{}", s)), fmt::format("sum{}", s));
   if (n > 1 && reverse) x = reversed(x, "out");
   c.setOutput(0, x);
 }
@@ -447,8 +458,9 @@ namespace {
 Value* floorLike(NodeContext& c, Value* x, bool ceil, const std::string& suffix) {
   DType dt = x->type().dtype;
   double big = dt == DType::F64 ? 4503599627370496.0 : 8388608.0;
-  Value* small = c.emit(OpKind::Less, {c.emit(OpKind::Abs, {x}, {}, suffix + "_abs"), c.scalar(big, dt, suffix + "_big")}, {},
-                        suffix + "_small");
+  Value* small =
+      c.emit(OpKind::Less, {c.emit(OpKind::Abs, {x}, {}, suffix + "_abs"), c.scalar(big, dt, suffix + "_big")}, {},
+             suffix + "_small");
   Value* zero = c.scalar(0, dt, suffix + "_zero");
   Value* safe = c.emit(OpKind::Where, {small, x, zero}, {}, suffix + "_safe");
   Attrs toInt, toFloat;
@@ -457,8 +469,9 @@ Value* floorLike(NodeContext& c, Value* x, bool ceil, const std::string& suffix)
   Value* t = c.emit(OpKind::Cast, {c.emit(OpKind::Cast, {safe}, toInt, suffix + "_int")}, toFloat, suffix + "_trunc");
   Value* one = c.scalar(1, dt, suffix + "_one");
   Value* off = c.emit(ceil ? OpKind::Less : OpKind::Greater, {t, safe}, {}, suffix + "_off");
-  Value* fixed = c.emit(OpKind::Where, {off, c.emit(ceil ? OpKind::Add : OpKind::Sub, {t, one}, {}, suffix + "_step"), t}, {},
-                        suffix + "_fixed");
+  Value* fixed =
+      c.emit(OpKind::Where, {off, c.emit(ceil ? OpKind::Add : OpKind::Sub, {t, one}, {}, suffix + "_step"), t}, {},
+             suffix + "_fixed");
   return c.emit(OpKind::Where, {small, fixed, x}, {}, suffix);
 }
 

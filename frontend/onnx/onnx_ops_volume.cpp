@@ -80,7 +80,8 @@ Value* padAxes(NodeContext& c, Value* x, const std::vector<std::pair<int64_t, st
 }
 
 // `count` elements from `start` every `step` along `axis`.
-Value* strided(NodeContext& c, Value* x, int64_t axis, int64_t start, int64_t count, int64_t step, const std::string& suffix) {
+Value* strided(NodeContext& c, Value* x, int64_t axis, int64_t start, int64_t count, int64_t step,
+               const std::string& suffix) {
   int64_t n = x->type().shape[size_t(axis)];
   if (start == 0 && count == n && step == 1) return x;
   Attrs a;
@@ -107,7 +108,8 @@ void lowerConv3d(NodeContext& c) {
     Value* xk = strided(c, x, 2, k * g.dilation[0], od, g.stride[0], tap + "_x");
     Attrs t;
     t.set("perm", std::vector<int64_t>{0, 2, 1, 3, 4});
-    Value* planes = c.reshape(c.emit(OpKind::Transpose, {xk}, t, tap + "_depth_first"), {n * od, ch, xs[3], xs[4]}, tap + "_planes");
+    Value* planes = c.reshape(c.emit(OpKind::Transpose, {xk}, t, tap + "_depth_first"), {n * od, ch, xs[3], xs[4]},
+                              tap + "_planes");
     Value* wk = c.reshape(strided(c, w, 2, k, 1, 1, tap + "_w"), {ws[0], ws[1], ws[3], ws[4]}, tap + "_w2d");
     std::vector<Value*> ins = {planes, wk};
     if (k == 0 && c.has(2)) ins.push_back(c.value(2));
@@ -140,7 +142,8 @@ void lowerPool3d(NodeContext& c, bool isMax) {
     if (c.outputUsed(1)) c.unsupported("the indices output of MaxPool");
   } else {
     includePad = c.opset() >= 7 && c.attrInt("count_include_pad", 0) != 0;
-    if (!includePad && (g.pads[0] || g.pads[3])) c.unsupported("3-D average pooling over depth padding excluded from the divisor");
+    if (!includePad && (g.pads[0] || g.pads[3]))
+      c.unsupported("3-D average pooling over depth padding excluded from the divisor");
   }
   int64_t n = xs[0], ch = xs[1], od = g.out[0];
   double fill = isMax ? -std::numeric_limits<double>::infinity() : 0.0;

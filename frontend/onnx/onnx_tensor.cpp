@@ -19,47 +19,77 @@ void throwInvalid(std::string message) { throw ImportFailure{std::move(message),
 
 std::optional<DType> dtypeFromOnnx(int32_t elemType) {
   switch (elemType) {
-    case onnx::TensorProto::FLOAT: return DType::F32;
-    case onnx::TensorProto::DOUBLE: return DType::F64;
-    case onnx::TensorProto::INT32: return DType::I32;
-    case onnx::TensorProto::INT64: return DType::I64;
-    case onnx::TensorProto::UINT8: return DType::U8;
-    case onnx::TensorProto::BOOL: return DType::Bool;
-    default: return std::nullopt;
+    case onnx::TensorProto::FLOAT:
+      return DType::F32;
+    case onnx::TensorProto::DOUBLE:
+      return DType::F64;
+    case onnx::TensorProto::INT32:
+      return DType::I32;
+    case onnx::TensorProto::INT64:
+      return DType::I64;
+    case onnx::TensorProto::UINT8:
+      return DType::U8;
+    case onnx::TensorProto::BOOL:
+      return DType::Bool;
+    default:
+      return std::nullopt;
   }
 }
 
 int32_t onnxFromDtype(DType t) {
   switch (t) {
-    case DType::F32: return onnx::TensorProto::FLOAT;
-    case DType::F64: return onnx::TensorProto::DOUBLE;
-    case DType::I32: return onnx::TensorProto::INT32;
-    case DType::I64: return onnx::TensorProto::INT64;
-    case DType::U8: return onnx::TensorProto::UINT8;
-    case DType::Bool: return onnx::TensorProto::BOOL;
+    case DType::F32:
+      return onnx::TensorProto::FLOAT;
+    case DType::F64:
+      return onnx::TensorProto::DOUBLE;
+    case DType::I32:
+      return onnx::TensorProto::INT32;
+    case DType::I64:
+      return onnx::TensorProto::INT64;
+    case DType::U8:
+      return onnx::TensorProto::UINT8;
+    case DType::Bool:
+      return onnx::TensorProto::BOOL;
   }
   return onnx::TensorProto::UNDEFINED;
 }
 
 std::string onnxTypeName(int32_t elemType) {
   switch (elemType) {
-    case onnx::TensorProto::FLOAT: return "float";
-    case onnx::TensorProto::UINT8: return "uint8";
-    case onnx::TensorProto::INT8: return "int8";
-    case onnx::TensorProto::UINT16: return "uint16";
-    case onnx::TensorProto::INT16: return "int16";
-    case onnx::TensorProto::INT32: return "int32";
-    case onnx::TensorProto::INT64: return "int64";
-    case onnx::TensorProto::STRING: return "string";
-    case onnx::TensorProto::BOOL: return "bool";
-    case onnx::TensorProto::FLOAT16: return "float16";
-    case onnx::TensorProto::DOUBLE: return "double";
-    case onnx::TensorProto::UINT32: return "uint32";
-    case onnx::TensorProto::UINT64: return "uint64";
-    case onnx::TensorProto::COMPLEX64: return "complex64";
-    case onnx::TensorProto::COMPLEX128: return "complex128";
-    case onnx::TensorProto::BFLOAT16: return "bfloat16";
-    default: return fmt::format("data type {}", elemType);
+    case onnx::TensorProto::FLOAT:
+      return "float";
+    case onnx::TensorProto::UINT8:
+      return "uint8";
+    case onnx::TensorProto::INT8:
+      return "int8";
+    case onnx::TensorProto::UINT16:
+      return "uint16";
+    case onnx::TensorProto::INT16:
+      return "int16";
+    case onnx::TensorProto::INT32:
+      return "int32";
+    case onnx::TensorProto::INT64:
+      return "int64";
+    case onnx::TensorProto::STRING:
+      return "string";
+    case onnx::TensorProto::BOOL:
+      return "bool";
+    case onnx::TensorProto::FLOAT16:
+      return "float16";
+    case onnx::TensorProto::DOUBLE:
+      return "double";
+    case onnx::TensorProto::UINT32:
+      return "uint32";
+    case onnx::TensorProto::UINT64:
+      return "uint64";
+    case onnx::TensorProto::COMPLEX64:
+      return "complex64";
+    case onnx::TensorProto::COMPLEX128:
+      return "complex128";
+    case onnx::TensorProto::BFLOAT16:
+      return "bfloat16";
+    default:
+      return fmt::format("data type {}", elemType);
   }
 }
 
@@ -75,7 +105,8 @@ std::string readExternal(const onnx::TensorProto& t, const std::string& baseDir)
   std::string location;
   int64_t offset = 0, length = -1;
   for (const auto& e : t.external_data()) {
-    if (e.key() == "location") location = e.value();
+    if (e.key() == "location")
+      location = e.value();
     else if (e.key() == "offset" || e.key() == "length") {
       int64_t v = 0;
       try {
@@ -83,7 +114,8 @@ std::string readExternal(const onnx::TensorProto& t, const std::string& baseDir)
         v = std::stoll(e.value(), &used);
         if (used != e.value().size() || v < 0) throw std::invalid_argument("");
       } catch (const std::exception&) {
-        throwInvalid(fmt::format("{}: external data {} '{}' is not a byte count", describeTensor(t), e.key(), e.value()));
+        throwInvalid(
+            fmt::format("{}: external data {} '{}' is not a byte count", describeTensor(t), e.key(), e.value()));
       }
       (e.key() == "offset" ? offset : length) = v;
     }
@@ -95,7 +127,8 @@ std::string readExternal(const onnx::TensorProto& t, const std::string& baseDir)
                              describeTensor(t), location));
   for (const auto& part : rel)
     if (part == "..")
-      throwInvalid(fmt::format("{}: external data location '{}' leaves the model's folder", describeTensor(t), location));
+      throwInvalid(
+          fmt::format("{}: external data location '{}' leaves the model's folder", describeTensor(t), location));
   fs::path file = fs::path(baseDir.empty() ? "." : baseDir) / rel;
   std::ifstream in(file, std::ios::binary);
   if (!in) throwInvalid(fmt::format("{}: cannot open external data file '{}'", describeTensor(t), file.string()));
@@ -103,8 +136,8 @@ std::string readExternal(const onnx::TensorProto& t, const std::string& baseDir)
   int64_t size = int64_t(in.tellg());
   if (length < 0) length = size - offset;
   if (offset > size || length > size - offset)
-    throwInvalid(fmt::format("{}: external data [{}, {}) lies beyond the end of '{}' ({} bytes)", describeTensor(t), offset,
-                             offset + length, file.string(), size));
+    throwInvalid(fmt::format("{}: external data [{}, {}) lies beyond the end of '{}' ({} bytes)", describeTensor(t),
+                             offset, offset + length, file.string(), size));
   std::string bytes(size_t(length), '\0');
   in.seekg(offset);
   in.read(bytes.data(), length);
@@ -115,8 +148,8 @@ std::string readExternal(const onnx::TensorProto& t, const std::string& baseDir)
 template <typename Field>
 void copyTyped(const Field& field, Tensor& out, const onnx::TensorProto& t, const char* fieldName) {
   if (int64_t(field.size()) != out.numElements())
-    throwInvalid(fmt::format("{} holds {} values in {}, its shape {} needs {}", describeTensor(t), field.size(), fieldName,
-                             shapeString(out.shape()), out.numElements()));
+    throwInvalid(fmt::format("{} holds {} values in {}, its shape {} needs {}", describeTensor(t), field.size(),
+                             fieldName, shapeString(out.shape()), out.numElements()));
   for (int64_t i = 0; i < out.numElements(); ++i) out.set(i, double(field[int(i)]));
 }
 
@@ -152,7 +185,8 @@ Tensor tensorFromProto(const onnx::TensorProto& t, const std::string& baseDir) {
                    : t.data_type() == onnx::TensorProto::INT64  ? t.int64_data_size()
                                                                 : t.int32_data_size();
     if (have != count)
-      throwInvalid(fmt::format("{} holds {} values, its shape {} needs {}", describeTensor(t), have, shapeString(shape), count));
+      throwInvalid(
+          fmt::format("{} holds {} values, its shape {} needs {}", describeTensor(t), have, shapeString(shape), count));
   }
   Tensor out(*dtype, shape);
   if (count == 0) return out;
@@ -166,15 +200,21 @@ Tensor tensorFromProto(const onnx::TensorProto& t, const std::string& baseDir) {
     return out;
   }
   switch (t.data_type()) {
-    case onnx::TensorProto::FLOAT: copyTyped(t.float_data(), out, t, "float_data"); break;
-    case onnx::TensorProto::DOUBLE: copyTyped(t.double_data(), out, t, "double_data"); break;
+    case onnx::TensorProto::FLOAT:
+      copyTyped(t.float_data(), out, t, "float_data");
+      break;
+    case onnx::TensorProto::DOUBLE:
+      copyTyped(t.double_data(), out, t, "double_data");
+      break;
     case onnx::TensorProto::INT64:
       if (t.int64_data_size() != out.numElements())
         throwInvalid(fmt::format("{} holds {} values in int64_data, its shape {} needs {}", describeTensor(t),
                                  t.int64_data_size(), shapeString(shape), out.numElements()));
       for (int64_t i = 0; i < out.numElements(); ++i) out.data<int64_t>()[i] = t.int64_data(int(i));
       break;
-    default: copyTyped(t.int32_data(), out, t, "int32_data"); break;  // int32, uint8 (and bool)
+    default:
+      copyTyped(t.int32_data(), out, t, "int32_data");
+      break;  // int32, uint8 (and bool)
   }
   return out;
 }

@@ -147,6 +147,10 @@ struct SessionOptions {
   DeviceKind device = DeviceKind::Auto;
   bool tf32 = false;     ///< allow TF32 GEMMs on the GPU
   bool verbose = false;  ///< kernel-cache and compile reports on stderr
+  /// CPU threads for the CPU backend's kernels and BLAS (1 or more; unset: the cores this
+  /// process may run on), as PyTorch's torch::set_num_threads. Process-wide while a program
+  /// runs: the last session to run sets it. Results do not depend on it.
+  std::optional<int> threads{};
   /// Parameter initialisation (Glorot-uniform weights, zero biases); unset: 0, or for a
   /// pipeline's Trainer the seed of its train stage.
   std::optional<uint64_t> seed{};

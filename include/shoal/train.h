@@ -122,7 +122,10 @@ struct TrainingOptions {
 struct StepProgress {
   int64_t epoch = 0, epochs = 0;
   int64_t step = 0, steps = 0;  ///< 1-based step within the epoch; steps is 0 when unknown
-  double runningLoss = 0;  ///< NaN when the device has not reported it yet (read once per epoch)
+  /// The mean loss over the steps since the previous read of the device's sums (see
+  /// FitOptions::lossReadSeconds); NaN until the first read of the fit.
+  double runningLoss = 0;
+  int64_t examples = 0;  ///< examples of the epoch so far (this step's batch included)
 };
 
 /// One training step's figures (Trainer::step).
@@ -170,6 +173,10 @@ struct FitOptions {
   std::function<double(int64_t epoch)> learningRate{};
   std::function<void(const StepProgress&)> onStep{};
   std::function<void(const EpochStats&)> onEpoch{};
+  /// With onStep: read the loss the device has summed at most this often (seconds), so
+  /// StepProgress::runningLoss follows the training. 0: only at the end of each epoch (a GPU
+  /// then never waits inside an epoch). Each read waits for the queued steps.
+  double lossReadSeconds = 0;
   std::string weights{};  ///< a checkpoint to load first, to resume (as Trainer::loadCheckpoint)
 };
 

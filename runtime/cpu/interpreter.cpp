@@ -15,6 +15,7 @@
 #include <stdexcept>
 
 #include "ir/elementwise.h"
+#include "runtime/cpu/cpu_threads.h"
 #include "runtime/cpu/kernels.h"
 #include "runtime/cpu/op_context.h"
 // The op families (one runner header each):
@@ -40,6 +41,7 @@
 // (end of family train)
 
 #include "runtime/init.h"
+#include "support/thread_pool.h"
 
 namespace shoal {
 
@@ -130,9 +132,12 @@ template <typename T>
 void applyActivation(const std::string& name, int64_t n, T* y) {
   auto kind = opKindFromName(name);
   assert(kind && isElementwise(*kind) && opInfo(*kind).minInputs == 1 && "fused activation is not a unary op");
-  const T* in[1] = {y};
   const T params[kMaxFormulaParams] = {};
-  cpu::formulaKernel<T>(*kind).same(n, in, params, y);
+  const auto& k = cpu::formulaKernel<T>(*kind);
+  parallelFor(n, 16384, [&](int64_t begin, int64_t end) {
+    const T* in[1] = {y + begin};
+    k.same(end - begin, in, params, y + begin);
+  });
 }
 
 // fused_elementwise: the postfix program runs over tiles of elements, one instruction at a
@@ -144,7 +149,6 @@ Expected<void> NodeRunner::runFusedElementwise() {
   if (!program) return fail(n_.describe() + ": " + program.error().message(), n_.loc());
   constexpr int64_t kTile = 512;
   int depth = exprStackDepth(*program);
-  std::vector<T> stack(size_t(depth * kTile));
   std::vector<const T*> ins;
   for (size_t i = 0; i < n_.numInputs(); ++i) ins.push_back(in<T>(i));
   // Per instruction: its kernel and params in T.
@@ -158,30 +162,36 @@ Expected<void> NodeRunner::runFusedElementwise() {
   }
   T* y = out<T>();
   int64_t count = outCount();
-  for (int64_t base = 0; base < count; base += kTile) {
-    int64_t len = std::min(kTile, count - base);
-    int sp = 0;
-    for (size_t k = 0; k < program->size(); ++k) {
-      const ExprInstr& op = (*program)[k];
-      T* top = stack.data() + int64_t(sp) * kTile;  // the slot a push writes
-      switch (op.kind) {
-        case ExprInstr::Kind::Operand:
-          std::copy(ins[size_t(op.operand)] + base, ins[size_t(op.operand)] + base + len, top);
-          break;
-        case ExprInstr::Kind::Constant: std::fill(top, top + len, T(op.constant)); break;
-        case ExprInstr::Kind::Op: {
-          // Operands are the top `arity` slots; the result replaces the first of them.
-          const int arity = op.arity();
-          const T* operands[kMaxFormulaOperands] = {};
-          for (int j = 0; j < arity; ++j) operands[j] = top - int64_t(arity - j) * kTile;
-          kernels[k]->same(len, operands, params[k].data(), top - int64_t(arity) * kTile);
-          break;
+  // Tiles in parallel, a stack per chunk; per element, so the bits never depend on threads.
+  parallelFor(count, 16 * kTile, [&](int64_t chunkBegin, int64_t chunkEnd) {
+    std::vector<T> stack(size_t(depth * kTile));
+    for (int64_t base = chunkBegin; base < chunkEnd; base += kTile) {
+      int64_t len = std::min(kTile, chunkEnd - base);
+      int sp = 0;
+      for (size_t k = 0; k < program->size(); ++k) {
+        const ExprInstr& op = (*program)[k];
+        T* top = stack.data() + int64_t(sp) * kTile;  // the slot a push writes
+        switch (op.kind) {
+          case ExprInstr::Kind::Operand:
+            std::copy(ins[size_t(op.operand)] + base, ins[size_t(op.operand)] + base + len, top);
+            break;
+          case ExprInstr::Kind::Constant:
+            std::fill(top, top + len, T(op.constant));
+            break;
+          case ExprInstr::Kind::Op: {
+            // Operands are the top `arity` slots; the result replaces the first of them.
+            const int arity = op.arity();
+            const T* operands[kMaxFormulaOperands] = {};
+            for (int j = 0; j < arity; ++j) operands[j] = top - int64_t(arity - j) * kTile;
+            kernels[k]->same(len, operands, params[k].data(), top - int64_t(arity) * kTile);
+            break;
+          }
         }
+        sp += 1 - op.arity();
       }
-      sp += 1 - op.arity();
+      std::copy(stack.data(), stack.data() + len, y + base);
     }
-    std::copy(stack.data(), stack.data() + len, y + base);
-  }
+  });
   return {};
 }
 
@@ -213,7 +223,9 @@ void copyConverted(const Tensor& src, Tensor dst) {
   if (src.dtype() == DType::U8 && dst.dtype() == DType::F32) {
     const uint8_t* s = src.data<uint8_t>();
     float* d = dst.data<float>();
-    for (int64_t i = 0; i < count; ++i) d[i] = float(s[i]);
+    parallelFor(count, 65536, [&](int64_t begin, int64_t end) {
+      for (int64_t i = begin; i < end; ++i) d[i] = float(s[i]);
+    });
     return;
   }
   for (int64_t i = 0; i < count; ++i) dst.set(i, src.at(i));
@@ -346,29 +358,42 @@ Expected<void> NodeRunner::run() {
       cpu::denseForward<T>(x[0], x[1], w[0], in<T>(0), in<T>(1), n_.numInputs() == 3 ? in<T>(2) : nullptr, out<T>());
       return {};
     }
-    case OpKind::FusedConv2d: {
-      auto p = convParams(attrs(), inShape(0), inShape(1));
-      cpu::conv2dForward<T>(p, in<T>(0), in<T>(1), n_.numInputs() == 3 ? in<T>(2) : nullptr, out<T>());
-      applyActivation<T>(attrs().getString("activation"), outCount(), out<T>());
-      return {};
-    }
+    case OpKind::FusedConv2d:
     case OpKind::FusedConv2dPool: {
-      // The conv output lives in a temporary here: the fusion pays on the GPU, where the
-      // kernel never stores it; on the CPU the result is that of the unfused ops exactly.
-      auto p = convParams(attrs(), inShape(0), inShape(1));
-      Shape conv{p.n, p.o, p.outH(), p.outW()};
-      std::vector<T> y(size_t(numElements(conv)));
-      cpu::conv2dForward<T>(p, in<T>(0), in<T>(1), n_.numInputs() == 3 ? in<T>(2) : nullptr, y.data());
-      applyActivation<T>(attrs().getString("activation"), int64_t(y.size()), y.data());
+      // Fused on the CPU too: each image's convolution, then its activation (and pooling)
+      // while its output is in cache, images in parallel; the bits of the unfused ops. The
+      // pooled form never holds more than one image's conv output per thread.
+      const bool pooled = n_.kind() == OpKind::FusedConv2dPool;
+      const auto p = convParams(attrs(), inShape(0), inShape(1));
+      cpu::Conv2dParams one = p;
+      one.n = 1;
       cpu::Pool2dParams pool;
-      pool.n = conv[0], pool.c = conv[1], pool.h = conv[2], pool.w = conv[3];
-      const auto& k = attrs().getInts("pool_kernel");
-      const auto& s = attrs().getInts("pool_stride");
-      const auto& pad = attrs().getInts("pool_padding");
-      pool.kh = k[0], pool.kw = k[1], pool.strideH = s[0], pool.strideW = s[1];
-      pool.padTop = pad[0], pool.padLeft = pad[1], pool.padBottom = pad[2], pool.padRight = pad[3];
-      pool.ceilMode = attrs().getInt("pool_ceil_mode", 0) != 0;
-      cpu::maxPool2dForward<T>(pool, y.data(), out<T>());
+      if (pooled) {
+        pool.n = 1, pool.c = p.o, pool.h = p.outH(), pool.w = p.outW();
+        const auto& k = attrs().getInts("pool_kernel");
+        const auto& s = attrs().getInts("pool_stride");
+        const auto& pad = attrs().getInts("pool_padding");
+        pool.kh = k[0], pool.kw = k[1], pool.strideH = s[0], pool.strideW = s[1];
+        pool.padTop = pad[0], pool.padLeft = pad[1], pool.padBottom = pad[2], pool.padRight = pad[3];
+        pool.ceilMode = attrs().getInt("pool_ceil_mode", 0) != 0;
+      }
+      const std::string& activation = attrs().getString("activation");
+      const T* x = in<T>(0);
+      const T* w = in<T>(1);
+      const T* bias = n_.numInputs() == 3 ? in<T>(2) : nullptr;
+      T* y = out<T>();
+      const int64_t xImage = p.c * p.h * p.w, convImage = p.o * p.outH() * p.outW();
+      const int64_t yImage = pooled ? p.o * pool.outH() * pool.outW() : convImage;
+      parallelFor(p.n, 1, [&](int64_t begin, int64_t end) {
+        std::vector<T> scratch(size_t(cpu::conv2dScratchElems(one)));
+        std::vector<T> conv(pooled ? size_t(convImage) : 0);
+        for (int64_t n = begin; n < end; ++n) {
+          T* c = pooled ? conv.data() : y + n * yImage;
+          cpu::conv2dForward<T>(one, x + n * xImage, w, bias, c, scratch.empty() ? nullptr : scratch.data());
+          applyActivation<T>(activation, convImage, c);
+          if (pooled) cpu::maxPool2dForward<T>(pool, c, y + n * yImage);
+        }
+      });
       return {};
     }
     case OpKind::FusedDense: {
@@ -512,10 +537,10 @@ DType computeType(const Node& n) {
 
 }  // namespace
 
-Expected<std::unique_ptr<CpuExecutable>> CpuExecutable::create(Program program) {
+Expected<std::unique_ptr<CpuExecutable>> CpuExecutable::create(Program program, int threads) {
   std::string conflict = checkMemoryPlan(*program.graph, program.plan);
   if (!conflict.empty()) return fail("internal error: memory plan is unsound: " + conflict);
-  std::unique_ptr<CpuExecutable> exe(new CpuExecutable(std::move(program)));
+  std::unique_ptr<CpuExecutable> exe(new CpuExecutable(std::move(program), threads));
   if (const char* perturb = std::getenv("SHOAL_TEST_PERTURB_OP"); perturb && *perturb) {
     std::string spec = perturb;
     size_t colon = spec.find(':');
@@ -582,6 +607,7 @@ Expected<void> CpuExecutable::writePersistent(const TensorMap& values) {
 }
 
 Expected<TensorMap> CpuExecutable::run(const TensorMap& inputs) {
+  cpu::useCpuThreads(threads_);
   for (Node* n : graph().inputNodes()) {
     const std::string& name = n->attrs().getString("name");
     auto it = inputs.find(name);

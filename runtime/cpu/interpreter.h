@@ -17,7 +17,9 @@ namespace shoal {
 /// params and state, both sized by the memory plan.
 class CpuExecutable : public Executable {
  public:
-  static Expected<std::unique_ptr<CpuExecutable>> create(Program program);
+  /// `threads`: the CPU threads its runs use (shoal's kernels and BLAS; 0: every core
+  /// available), applied at the start of every run().
+  static Expected<std::unique_ptr<CpuExecutable>> create(Program program, int threads = 0);
 
   std::string deviceName() const override { return "cpu"; }
   const Program& program() const override { return program_; }
@@ -53,10 +55,11 @@ class CpuExecutable : public Executable {
   Expected<void> adoptPersistent(Executable& other) override;
 
  private:
-  explicit CpuExecutable(Program p) : program_(std::move(p)) {}
+  CpuExecutable(Program p, int threads) : program_(std::move(p)), threads_(threads) {}
   void perturbResults(const Node& n);
   Program program_;
   std::shared_ptr<void> arena_, persistentRegion_;
+  int threads_ = 0;
   bool profiling_ = false;
   std::string perturbOp_;
   double perturbAmount_ = 0;

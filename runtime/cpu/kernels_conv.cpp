@@ -10,6 +10,7 @@
 #include "runtime/cpu/kernels.h"
 #include "runtime/cpu/kernels_util.h"
 #include "support/checked.h"
+#include "support/thread_pool.h"
 
 // GCC 12 at -O2 vectorizes only loops whose trip count is a known multiple of the vector
 // width ("very cheap" cost model); these kernels loop over runtime sizes, so ask for the
@@ -40,8 +41,8 @@ ValidRange validOutputs(int64_t offset, int64_t stride, int64_t width, int64_t o
 template <typename T>
 class Scratch {
  public:
-  Scratch(const Conv2dParams& p, T* given) : ptr_(given) {
-    if (!ptr_) {
+  Scratch(const Conv2dParams& p, T* given, bool needed = true) : ptr_(given) {
+    if (!ptr_ && needed) {
       int64_t elems = conv2dScratchElems(p);
       if (elems < 0 || uint64_t(elems) > own_.max_size()) throw std::bad_alloc();  // CpuExecutable reports it
       own_.resize(size_t(elems));
@@ -122,82 +123,133 @@ void col2im(const Conv2dParams& p, const T* cols, T* x) {
   }
 }
 
+namespace {
+
+// Images per chunk of the batch-parallel loops: one image's convolution is already tens of
+// thousands of operations in all but toy cases, so one image per chunk unless images are tiny.
+int64_t imageGrain(const Conv2dParams& p) {
+  return grainFor(2 * p.o * p.colRows() * std::max<int64_t>(p.colCols(), 1));
+}
+
+// The scratch of chunk `chunk`: the caller's buffer for chunk 0 (only one thread runs it),
+// an own buffer for the others.
+template <typename T>
+T* chunkScratch(int64_t chunk, T* given) {
+  return chunk == 0 ? given : nullptr;
+}
+
+}  // namespace
+
 // Each image and group: y_ng[o, P] = w_g[o, K] · cols_ng[K, P] (+ bias broadcast along P),
-// o over the group's filters, K = its channels · kh · kw.
+// o over the group's filters, K = its channels · kh · kw. Images run in parallel (each its
+// own im2col scratch); every image's arithmetic is the same whatever the thread count.
 template <typename T>
 void conv2dForward(const Conv2dParams& p, const T* x, const T* w, const T* bias, T* y, T* scratch) {
   const Conv2dParams gp = p.group();
   const int64_t K = p.colRows(), P = p.colCols();
-  Scratch<T> buf(p, scratch);
-  for (int64_t n = 0; n < p.n; ++n) {
-    for (int64_t g = 0; g < p.groups; ++g) {
-      const T* xg = x + (n * p.c + g * gp.c) * p.h * p.w;
-      T* yg = y + (n * p.o + g * gp.o) * P;
-      const T* cols = xg;
-      if (!p.isPointwise()) {
-        im2col(gp, xg, buf.get());
-        cols = buf.get();
+  const int64_t grain = imageGrain(p);
+  parallelFor(p.n, grain, [&](int64_t begin, int64_t end) {
+    Scratch<T> buf(p, chunkScratch(begin / grain, scratch));
+    for (int64_t n = begin; n < end; ++n) {
+      for (int64_t g = 0; g < p.groups; ++g) {
+        const T* xg = x + (n * p.c + g * gp.c) * p.h * p.w;
+        T* yg = y + (n * p.o + g * gp.o) * P;
+        const T* cols = xg;
+        if (!p.isPointwise()) {
+          im2col(gp, xg, buf.get());
+          cols = buf.get();
+        }
+        if (bias) {
+          for (int64_t o = 0; o < gp.o; ++o) std::fill(yg + o * P, yg + (o + 1) * P, bias[g * gp.o + o]);
+        }
+        gemm(false, false, gp.o, P, K, T(1), w + g * gp.o * K, cols, bias ? T(1) : T(0), yg);
       }
-      if (bias) {
-        for (int64_t o = 0; o < gp.o; ++o) std::fill(yg + o * P, yg + (o + 1) * P, bias[g * gp.o + o]);
-      }
-      gemm(false, false, gp.o, P, K, T(1), w + g * gp.o * K, cols, bias ? T(1) : T(0), yg);
     }
-  }
+  });
 }
 
 // Each image and group: cols_ng[K, P] = w_gᵀ[K, o] · dy_ng[o, P], folded back by col2im.
+// Images run in parallel, as in conv2dForward.
 template <typename T>
 void conv2dBackwardData(const Conv2dParams& p, const T* dy, const T* w, T* dx, T* scratch) {
   const Conv2dParams gp = p.group();
   const int64_t K = p.colRows(), P = p.colCols();
-  Scratch<T> buf(p, scratch);
-  for (int64_t n = 0; n < p.n; ++n) {
-    for (int64_t g = 0; g < p.groups; ++g) {
-      const T* dyg = dy + (n * p.o + g * gp.o) * P;
-      const T* wg = w + g * gp.o * K;
-      T* dxg = dx + (n * p.c + g * gp.c) * p.h * p.w;
-      if (p.isPointwise()) {
-        gemm(true, false, K, P, gp.o, T(1), wg, dyg, T(0), dxg);
-      } else {
-        gemm(true, false, K, P, gp.o, T(1), wg, dyg, T(0), buf.get());
-        col2im(gp, buf.get(), dxg);
+  const int64_t grain = imageGrain(p);
+  parallelFor(p.n, grain, [&](int64_t begin, int64_t end) {
+    Scratch<T> buf(p, p.isPointwise() ? scratch : chunkScratch(begin / grain, scratch), /*needed=*/!p.isPointwise());
+    for (int64_t n = begin; n < end; ++n) {
+      for (int64_t g = 0; g < p.groups; ++g) {
+        const T* dyg = dy + (n * p.o + g * gp.o) * P;
+        const T* wg = w + g * gp.o * K;
+        T* dxg = dx + (n * p.c + g * gp.c) * p.h * p.w;
+        if (p.isPointwise()) {
+          gemm(true, false, K, P, gp.o, T(1), wg, dyg, T(0), dxg);
+        } else {
+          gemm(true, false, K, P, gp.o, T(1), wg, dyg, T(0), buf.get());
+          col2im(gp, buf.get(), dxg);
+        }
       }
     }
-  }
+  });
 }
 
-// dw_g[o, K] = Σ_n dy_ng[o, P] · cols_ngᵀ[P, K] for each group g.
+// dw_g[o, K] = Σ_n dy_ng[o, P] · cols_ngᵀ[P, K] for each group g. The batch is cut into a
+// fixed number of slices (from the shapes only, never the thread count); each slice sums its
+// images into its own partial in image order, in parallel, and the partials are added in
+// slice order, so the bits do not depend on the threads.
 template <typename T>
 void conv2dBackwardWeight(const Conv2dParams& p, const T* x, const T* dy, T* dw, T* scratch) {
   const Conv2dParams gp = p.group();
   const int64_t K = p.colRows(), P = p.colCols();
+  const int64_t dwElems = p.o * K;
   if (p.n == 0) {
-    std::fill(dw, dw + p.o * K, T(0));
+    std::fill(dw, dw + dwElems, T(0));
     return;
   }
-  Scratch<T> buf(p, scratch);
-  for (int64_t n = 0; n < p.n; ++n) {
-    for (int64_t g = 0; g < p.groups; ++g) {
-      const T* xg = x + (n * p.c + g * gp.c) * p.h * p.w;
-      const T* cols = xg;
-      if (!p.isPointwise()) {
-        im2col(gp, xg, buf.get());
-        cols = buf.get();
+  // At most 16 slices, at least 2 images each, and partials of at most 64 MiB in all.
+  constexpr int64_t kMaxSlices = 16, kPartialBytes = int64_t(64) << 20;
+  int64_t slices = std::min<int64_t>(kMaxSlices, std::max<int64_t>(1, p.n / 2));
+  slices = std::max<int64_t>(
+      1, std::min<int64_t>(slices, kPartialBytes / std::max<int64_t>(1, dwElems * int64_t(sizeof(T)))));
+  const int64_t perSlice = (p.n + slices - 1) / slices;
+  slices = (p.n + perSlice - 1) / perSlice;
+  // Slice 0 sums straight into dw; the others into partials[s - 1].
+  std::vector<T> partials(size_t((slices - 1) * dwElems));
+  parallelFor(slices, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t s = begin; s < end; ++s) {
+      Scratch<T> buf(p, s == 0 ? scratch : nullptr, /*needed=*/!p.isPointwise());
+      T* out = s == 0 ? dw : partials.data() + (s - 1) * dwElems;
+      const int64_t n0 = s * perSlice, n1 = std::min(p.n, n0 + perSlice);
+      for (int64_t n = n0; n < n1; ++n) {
+        for (int64_t g = 0; g < p.groups; ++g) {
+          const T* xg = x + (n * p.c + g * gp.c) * p.h * p.w;
+          const T* cols = xg;
+          if (!p.isPointwise()) {
+            im2col(gp, xg, buf.get());
+            cols = buf.get();
+          }
+          gemm(false, true, gp.o, K, P, T(1), dy + (n * p.o + g * gp.o) * P, cols, n == n0 ? T(0) : T(1),
+               out + g * gp.o * K);
+        }
       }
-      gemm(false, true, gp.o, K, P, T(1), dy + (n * p.o + g * gp.o) * P, cols, n == 0 ? T(0) : T(1), dw + g * gp.o * K);
     }
+  });
+  for (int64_t s = 1; s < slices; ++s) {
+    const T* part = partials.data() + (s - 1) * dwElems;
+    for (int64_t i = 0; i < dwElems; ++i) dw[i] += part[i];
   }
 }
 
 template <typename T>
 void conv2dBackwardBias(const Conv2dParams& p, const T* dy, T* db) {
   const int64_t P = p.colCols();
-  for (int64_t o = 0; o < p.o; ++o) {
-    double acc = 0;
-    for (int64_t n = 0; n < p.n; ++n) acc += detail::sumAsDouble(dy + (n * p.o + o) * P, P);
-    db[o] = T(acc);
-  }
+  parallelFor(p.o, grainFor(p.n * P), [&](int64_t begin, int64_t end) {
+    for (int64_t o = begin; o < end; ++o) {
+      double acc = 0;
+      for (int64_t n = 0; n < p.n; ++n) acc += detail::sumAsDouble(dy + (n * p.o + o) * P, P);
+      db[o] = T(acc);
+    }
+  });
 }
 
 // ---------------------------------------------------------------------------------------
@@ -252,76 +304,85 @@ bool takes(T v, T m) {
 
 }  // namespace
 
+namespace {
+// The planes (image, channel) of a pooling kernel run in parallel: each is independent.
+int64_t planeGrain(const Pool2dParams& p) { return grainFor(std::max(p.h * p.w, p.outH() * p.outW() * p.kh * p.kw)); }
+}  // namespace
+
 template <typename T>
 void maxPool2dForward(const Pool2dParams& p, const T* x, T* y) {
   const int64_t OH = p.outH(), OW = p.outW();
-  for (int64_t plane = 0; plane < p.n * p.c; ++plane) {
-    const T* xp = x + plane * p.h * p.w;
-    T* yp = y + plane * OH * OW;
-    if (isPlain2x2(p)) {
-      for (int64_t oy = 0; oy < OH; ++oy) {
-        const T* r0 = xp + 2 * oy * p.w;
-        const T* r1 = r0 + p.w;
-        T* yr = yp + oy * OW;
-        for (int64_t ox = 0; ox < OW; ++ox) {
-          T m = r0[2 * ox];  // row-major window order: a b / c d
-          m = takes(r0[2 * ox + 1], m) ? r0[2 * ox + 1] : m;
-          m = takes(r1[2 * ox], m) ? r1[2 * ox] : m;
-          m = takes(r1[2 * ox + 1], m) ? r1[2 * ox + 1] : m;
-          yr[ox] = m;
+  parallelFor(p.n * p.c, planeGrain(p), [&](int64_t planeBegin, int64_t planeEnd) {
+    for (int64_t plane = planeBegin; plane < planeEnd; ++plane) {
+      const T* xp = x + plane * p.h * p.w;
+      T* yp = y + plane * OH * OW;
+      if (isPlain2x2(p)) {
+        for (int64_t oy = 0; oy < OH; ++oy) {
+          const T* r0 = xp + 2 * oy * p.w;
+          const T* r1 = r0 + p.w;
+          T* yr = yp + oy * OW;
+          for (int64_t ox = 0; ox < OW; ++ox) {
+            T m = r0[2 * ox];  // row-major window order: a b / c d
+            m = takes(r0[2 * ox + 1], m) ? r0[2 * ox + 1] : m;
+            m = takes(r1[2 * ox], m) ? r1[2 * ox] : m;
+            m = takes(r1[2 * ox + 1], m) ? r1[2 * ox + 1] : m;
+            yr[ox] = m;
+          }
         }
+        continue;
       }
-      continue;
+      for (int64_t oy = 0; oy < OH; ++oy)
+        for (int64_t ox = 0; ox < OW; ++ox) {
+          int64_t i = windowArgmax(xp, p.w, poolWindow(p, oy, ox));
+          yp[oy * OW + ox] = i < 0 ? -std::numeric_limits<T>::infinity() : xp[i];
+        }
     }
-    for (int64_t oy = 0; oy < OH; ++oy)
-      for (int64_t ox = 0; ox < OW; ++ox) {
-        int64_t i = windowArgmax(xp, p.w, poolWindow(p, oy, ox));
-        yp[oy * OW + ox] = i < 0 ? -std::numeric_limits<T>::infinity() : xp[i];
-      }
-  }
+  });
 }
 
 template <typename T>
 void maxPool2dBackward(const Pool2dParams& p, const T* x, const T* dy, T* dx) {
   const int64_t OH = p.outH(), OW = p.outW();
-  std::fill(dx, dx + p.n * p.c * p.h * p.w, T(0));
-  for (int64_t plane = 0; plane < p.n * p.c; ++plane) {
-    const T* xp = x + plane * p.h * p.w;
-    const T* dyp = dy + plane * OH * OW;
-    T* dxp = dx + plane * p.h * p.w;
-    if (isPlain2x2(p)) {
-      // Windows do not overlap: each writes dy at its argmax and 0 at its other pixels.
-      for (int64_t oy = 0; oy < OH; ++oy) {
-        const T* r0 = xp + 2 * oy * p.w;
-        const T* r1 = r0 + p.w;
-        T* d0 = dxp + 2 * oy * p.w;
-        T* d1 = d0 + p.w;
-        for (int64_t ox = 0; ox < OW; ++ox) {
-          const T a = r0[2 * ox], b = r0[2 * ox + 1], c = r1[2 * ox], d = r1[2 * ox + 1];
-          const T g = dyp[oy * OW + ox];
-          // Walk a b / c d like windowArgmax, moving g along with the running max; float
-          // selects only, so the loop vectorizes.
-          const bool tb = takes(b, a);
-          const T mb = tb ? b : a;
-          const T ga = tb ? T(0) : g, gb = tb ? g : T(0);
-          const bool tc = takes(c, mb);
-          const T mc = tc ? c : mb;
-          const T ga2 = tc ? T(0) : ga, gb2 = tc ? T(0) : gb, gc = tc ? g : T(0);
-          const bool td = takes(d, mc);
-          d0[2 * ox] = td ? T(0) : ga2;
-          d0[2 * ox + 1] = td ? T(0) : gb2;
-          d1[2 * ox] = td ? T(0) : gc;
-          d1[2 * ox + 1] = td ? g : T(0);
+  parallelFor(p.n * p.c, planeGrain(p), [&](int64_t planeBegin, int64_t planeEnd) {
+    std::fill(dx + planeBegin * p.h * p.w, dx + planeEnd * p.h * p.w, T(0));
+    for (int64_t plane = planeBegin; plane < planeEnd; ++plane) {
+      const T* xp = x + plane * p.h * p.w;
+      const T* dyp = dy + plane * OH * OW;
+      T* dxp = dx + plane * p.h * p.w;
+      if (isPlain2x2(p)) {
+        // Windows do not overlap: each writes dy at its argmax and 0 at its other pixels.
+        for (int64_t oy = 0; oy < OH; ++oy) {
+          const T* r0 = xp + 2 * oy * p.w;
+          const T* r1 = r0 + p.w;
+          T* d0 = dxp + 2 * oy * p.w;
+          T* d1 = d0 + p.w;
+          for (int64_t ox = 0; ox < OW; ++ox) {
+            const T a = r0[2 * ox], b = r0[2 * ox + 1], c = r1[2 * ox], d = r1[2 * ox + 1];
+            const T g = dyp[oy * OW + ox];
+            // Walk a b / c d like windowArgmax, moving g along with the running max; float
+            // selects only, so the loop vectorizes.
+            const bool tb = takes(b, a);
+            const T mb = tb ? b : a;
+            const T ga = tb ? T(0) : g, gb = tb ? g : T(0);
+            const bool tc = takes(c, mb);
+            const T mc = tc ? c : mb;
+            const T ga2 = tc ? T(0) : ga, gb2 = tc ? T(0) : gb, gc = tc ? g : T(0);
+            const bool td = takes(d, mc);
+            d0[2 * ox] = td ? T(0) : ga2;
+            d0[2 * ox + 1] = td ? T(0) : gb2;
+            d1[2 * ox] = td ? T(0) : gc;
+            d1[2 * ox + 1] = td ? g : T(0);
+          }
         }
+        continue;
       }
-      continue;
+      for (int64_t oy = 0; oy < OH; ++oy)
+        for (int64_t ox = 0; ox < OW; ++ox) {
+          int64_t i = windowArgmax(xp, p.w, poolWindow(p, oy, ox));
+          if (i >= 0) dxp[i] += dyp[oy * OW + ox];
+        }
     }
-    for (int64_t oy = 0; oy < OH; ++oy)
-      for (int64_t ox = 0; ox < OW; ++ox) {
-        int64_t i = windowArgmax(xp, p.w, poolWindow(p, oy, ox));
-        if (i >= 0) dxp[i] += dyp[oy * OW + ox];
-      }
-  }
+  });
 }
 
 namespace {
@@ -338,35 +399,39 @@ int64_t avgPoolDivisor(const Pool2dParams& p, int64_t oy, int64_t ox) {
 template <typename T>
 void avgPool2dForward(const Pool2dParams& p, const T* x, T* y) {
   const int64_t OH = p.outH(), OW = p.outW();
-  for (int64_t plane = 0; plane < p.n * p.c; ++plane) {
-    const T* xp = x + plane * p.h * p.w;
-    T* yp = y + plane * OH * OW;
-    for (int64_t oy = 0; oy < OH; ++oy)
-      for (int64_t ox = 0; ox < OW; ++ox) {
-        Window win = poolWindow(p, oy, ox);
-        double acc = 0;
-        for (int64_t iy = win.y0; iy < win.y1; ++iy)
-          for (int64_t ix = win.x0; ix < win.x1; ++ix) acc += double(xp[iy * p.w + ix]);
-        yp[oy * OW + ox] = T(acc / double(avgPoolDivisor(p, oy, ox)));
-      }
-  }
+  parallelFor(p.n * p.c, planeGrain(p), [&](int64_t planeBegin, int64_t planeEnd) {
+    for (int64_t plane = planeBegin; plane < planeEnd; ++plane) {
+      const T* xp = x + plane * p.h * p.w;
+      T* yp = y + plane * OH * OW;
+      for (int64_t oy = 0; oy < OH; ++oy)
+        for (int64_t ox = 0; ox < OW; ++ox) {
+          Window win = poolWindow(p, oy, ox);
+          double acc = 0;
+          for (int64_t iy = win.y0; iy < win.y1; ++iy)
+            for (int64_t ix = win.x0; ix < win.x1; ++ix) acc += double(xp[iy * p.w + ix]);
+          yp[oy * OW + ox] = T(acc / double(avgPoolDivisor(p, oy, ox)));
+        }
+    }
+  });
 }
 
 template <typename T>
 void avgPool2dBackward(const Pool2dParams& p, const T* dy, T* dx) {
   const int64_t OH = p.outH(), OW = p.outW();
-  std::fill(dx, dx + p.n * p.c * p.h * p.w, T(0));
-  for (int64_t plane = 0; plane < p.n * p.c; ++plane) {
-    const T* dyp = dy + plane * OH * OW;
-    T* dxp = dx + plane * p.h * p.w;
-    for (int64_t oy = 0; oy < OH; ++oy)
-      for (int64_t ox = 0; ox < OW; ++ox) {
-        Window win = poolWindow(p, oy, ox);
-        T g = dyp[oy * OW + ox] / T(avgPoolDivisor(p, oy, ox));
-        for (int64_t iy = win.y0; iy < win.y1; ++iy)
-          for (int64_t ix = win.x0; ix < win.x1; ++ix) dxp[iy * p.w + ix] += g;
-      }
-  }
+  parallelFor(p.n * p.c, planeGrain(p), [&](int64_t planeBegin, int64_t planeEnd) {
+    std::fill(dx + planeBegin * p.h * p.w, dx + planeEnd * p.h * p.w, T(0));
+    for (int64_t plane = planeBegin; plane < planeEnd; ++plane) {
+      const T* dyp = dy + plane * OH * OW;
+      T* dxp = dx + plane * p.h * p.w;
+      for (int64_t oy = 0; oy < OH; ++oy)
+        for (int64_t ox = 0; ox < OW; ++ox) {
+          Window win = poolWindow(p, oy, ox);
+          T g = dyp[oy * OW + ox] / T(avgPoolDivisor(p, oy, ox));
+          for (int64_t iy = win.y0; iy < win.y1; ++iy)
+            for (int64_t ix = win.x0; ix < win.x1; ++ix) dxp[iy * p.w + ix] += g;
+        }
+    }
+  });
 }
 
 #define SHOAL_INSTANTIATE(T)                                                                           \

@@ -6,9 +6,11 @@
 #include <limits>
 #include <vector>
 
+#include "ir/elementwise.h"
 #include "ir/scalar_math.h"
 #include "runtime/cpu/kernels.h"
 #include "runtime/cpu/kernels_util.h"
+#include "support/thread_pool.h"
 
 // GCC 12 at -O2 vectorizes only loops whose trip count is a known multiple of the vector
 // width ("very cheap" cost model); these kernels loop over runtime sizes, so ask for the
@@ -20,6 +22,9 @@
 namespace shoal::cpu {
 
 namespace {
+
+// Elements per chunk of the parallel elementwise loops (a few microseconds of work).
+constexpr int64_t kElementwiseGrain = 16384;
 
 // ---------------------------------------------------------------------------------------
 // Broadcast loop plans. A "full" shape is walked in row-major order together with up to
@@ -83,6 +88,31 @@ void forEachRun(const LoopPlan& plan, int64_t total, F&& run) {
   int64_t off0 = 0, off1 = 0;
   for (int64_t full = 0; full < total; full += inner) {
     run(off0, off1, full, inner, s0, s1);
+    for (size_t d = loops - 1; d-- > 0;) {
+      off0 += plan.stride[0][d];
+      off1 += plan.stride[1][d];
+      if (++idx[d] < plan.extent[d]) break;
+      off0 -= plan.stride[0][d] * plan.extent[d];
+      off1 -= plan.stride[1][d] * plan.extent[d];
+      idx[d] = 0;
+    }
+  }
+}
+
+// forEachRun for a plan whose operand 1 is the walked (full) shape itself: calls
+// run(off0, off1, length, innerStride0) for each innermost run, offsets from operand 1's
+// strides, so a plan with a shortened extent walks a sub-block of the full shape.
+template <typename F>
+void forEachRunStrided(const LoopPlan& plan, F&& run) {
+  const size_t loops = plan.extent.size();
+  const int64_t inner = plan.extent.back();
+  int64_t runs = 1;
+  for (size_t d = 0; d + 1 < loops; ++d) runs *= plan.extent[d];
+  if (inner == 0) return;
+  std::vector<int64_t> idx(loops, 0);
+  int64_t off0 = 0, off1 = 0;
+  for (int64_t r = 0; r < runs; ++r) {
+    run(off0, off1, inner, plan.stride[0].back());
     for (size_t d = loops - 1; d-- > 0;) {
       off0 += plan.stride[0][d];
       off1 += plan.stride[1][d];
@@ -226,7 +256,12 @@ void elementwise(OpKind kind, const Shape& outShape, const std::vector<Shape>& s
   bool allSame = true;
   for (const Shape& s : shapes) allSame &= numElements(s) == n;
   if (allSame) {
-    k.same(n, operands.data(), params, y);
+    // Chunks of the flat range in parallel: per element, so any chunking gives the same bits.
+    parallelFor(n, kElementwiseGrain, [&](int64_t begin, int64_t end) {
+      const T* in[kMaxFormulaOperands] = {};
+      for (size_t i = 0; i < operands.size() && i < size_t(kMaxFormulaOperands); ++i) in[i] = operands[i] + begin;
+      k.same(end - begin, in, params, y + begin);
+    });
     return;
   }
   if (k.broadcast2 && operands.size() == 2) {
@@ -246,7 +281,11 @@ void elementwise(OpKind kind, const Shape& outShape, const std::vector<Shape>& s
     binaryLoop(outShape, shapes[i], operands[i], Shape{}, &zero, copies.back().data(), [](T u, T) { return u; });
     full.push_back(copies.back().data());
   }
-  k.same(n, full.data(), params, y);
+  parallelFor(n, kElementwiseGrain, [&](int64_t begin, int64_t end) {
+    const T* in[kMaxFormulaOperands] = {};
+    for (size_t i = 0; i < full.size() && i < size_t(kMaxFormulaOperands); ++i) in[i] = full[i] + begin;
+    k.same(end - begin, in, params, y + begin);
+  });
 }
 
 template <typename T>
@@ -260,14 +299,29 @@ void reduceSumToShape(const Shape& inShape, const T* x, const Shape& outShape, T
   std::vector<double> acc(size_t(m), 0.0);
   if (n > 0) {
     LoopPlan plan = planLoops(inShape, outShape, inShape);
-    forEachRun(plan, n, [&](int64_t oy, int64_t, int64_t o, int64_t len, int64_t sy, int64_t) {
-      const T* xp = x + o;
-      if (sy == 1) {
-        double* ap = acc.data() + oy;
-        for (int64_t i = 0; i < len; ++i) ap[i] += double(xp[i]);
-      } else {
-        acc[oy] += detail::sumAsDouble(xp, len);
-      }
+    // Split the first loop the output walks: each output element then lives in one chunk and
+    // receives its terms in the same order as in one sequential walk (same bits, any threads).
+    size_t split = 0;
+    while (split < plan.extent.size() && plan.stride[0][split] == 0) ++split;
+    if (split == plan.extent.size()) split = 0;  // a single output: nothing to split (one chunk)
+    const int64_t extent = plan.extent[split];
+    const int64_t grain =
+        plan.stride[0][split] == 0 ? extent : grainFor(std::max<int64_t>(1, n / std::max<int64_t>(extent, 1)));
+    parallelFor(extent, grain, [&](int64_t begin, int64_t end) {
+      LoopPlan part = plan;
+      part.extent[split] = end - begin;
+      const int64_t offY = begin * plan.stride[0][split], offX = begin * plan.stride[1][split];
+      // The restricted walk covers its own sub-block of the input: recompute the flat input
+      // offset of each run from the plan's input strides (stride[1]).
+      forEachRunStrided(part, [&](int64_t oy, int64_t ox, int64_t len, int64_t sy) {
+        const T* xp = x + offX + ox;
+        if (sy == 1) {
+          double* ap = acc.data() + offY + oy;
+          for (int64_t i = 0; i < len; ++i) ap[i] += double(xp[i]);
+        } else {
+          acc[size_t(offY + oy)] += detail::sumAsDouble(xp, len);
+        }
+      });
     });
   }
   for (int64_t j = 0; j < m; ++j) y[j] = T(acc[j]);

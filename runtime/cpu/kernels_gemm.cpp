@@ -4,8 +4,10 @@
 #include <algorithm>
 #include <cassert>
 #include <cstring>
+#include <vector>
 
 #include "runtime/cpu/kernels.h"
+#include "support/thread_pool.h"
 
 // GCC 12 at -O2 vectorizes only loops whose trip count is a known multiple of the vector
 // width ("very cheap" cost model); these kernels loop over runtime sizes, so ask for the
@@ -36,8 +38,21 @@ void blasGemm(bool transA, bool transB, int m, int n, int k, double alpha, const
               A, lda, B, ldb, beta, C, ldc);
 }
 
+// Multiply-adds per task of a split product: about 50-100 µs of one core's BLAS. A product
+// under twice this is one BLAS call.
+constexpr int64_t kGemmTaskMacs = int64_t(1) << 20;
+// At most this many tasks, and split-K slices at least this deep.
+constexpr int64_t kGemmMaxTasks = 64;
+constexpr int64_t kGemmMinSliceK = 256;
+
 }  // namespace
 
+// BLAS runs single-threaded (cpu_threads.cpp); a large product is cut here into tasks that
+// shoal's pool runs: slices of K when K dominates (a dense layer's forward pass: 64 x 64
+// outputs over 5408 inputs), blocks of rows or columns otherwise. The cut depends on the
+// shapes only, and each task is one single-threaded BLAS call, so the bits do not depend on
+// the number of threads. (OpenBLAS's own threading changes them: it splits differently for
+// each thread count.)
 template <typename T>
 void gemm(bool transA, bool transB, int64_t M, int64_t N, int64_t K, T alpha, const T* A, const T* B, T beta, T* C) {
   if (M == 0 || N == 0) return;
@@ -45,9 +60,54 @@ void gemm(bool transA, bool transB, int64_t M, int64_t N, int64_t K, T alpha, co
     for (int64_t i = 0; i < M * N; ++i) C[i] = beta == T(0) ? T(0) : beta * C[i];
     return;
   }
-  int lda = blasInt(transA ? M : K);
-  int ldb = blasInt(transB ? K : N);
-  blasGemm(transA, transB, blasInt(M), blasInt(N), blasInt(K), alpha, A, lda, B, ldb, beta, C, blasInt(N));
+  const int lda = blasInt(transA ? M : K);
+  const int ldb = blasInt(transB ? K : N);
+  const int ldc = blasInt(N);
+  const int64_t macs = M * N * K;  // bounded: each factor is a tensor extent below 2^31
+  if (macs < 2 * kGemmTaskMacs) {
+    blasGemm(transA, transB, blasInt(M), blasInt(N), blasInt(K), alpha, A, lda, B, ldb, beta, C, ldc);
+    return;
+  }
+  const int64_t tasks = std::min(kGemmMaxTasks, macs / kGemmTaskMacs);
+  if (K >= 8 * std::max(M, N) && K >= 2 * kGemmMinSliceK) {
+    // Split K: slice s computes op(A)[:, ks] op(B)[ks, :] into its own partial; the partials
+    // are added in slice order.
+    const int64_t slices = std::min(tasks, K / kGemmMinSliceK);
+    const int64_t depth = (K + slices - 1) / slices;
+    std::vector<T> partials(size_t(slices * M * N));
+    parallelFor(slices, 1, [&](int64_t begin, int64_t end) {
+      for (int64_t s = begin; s < end; ++s) {
+        const int64_t k0 = s * depth, k1 = std::min(K, k0 + depth);
+        const T* a = transA ? A + k0 * M : A + k0;
+        const T* b = transB ? B + k0 : B + k0 * N;
+        blasGemm(transA, transB, blasInt(M), blasInt(N), blasInt(k1 - k0), T(1), a, lda, b, ldb, T(0),
+                 partials.data() + s * M * N, ldc);
+      }
+    });
+    parallelFor(M * N, 16384, [&](int64_t begin, int64_t end) {
+      for (int64_t i = begin; i < end; ++i) {
+        T sum = partials[size_t(i)];
+        for (int64_t s = 1; s < slices; ++s) sum += partials[size_t(s * M * N + i)];
+        C[i] = beta == T(0) ? alpha * sum : alpha * sum + beta * C[i];
+      }
+    });
+    return;
+  }
+  if (N >= M) {
+    // Blocks of columns (a multiple of 16 wide).
+    const int64_t width = std::max<int64_t>(16, ((N + tasks - 1) / tasks + 15) / 16 * 16);
+    parallelFor(N, width, [&](int64_t j0, int64_t j1) {
+      const T* b = transB ? B + j0 * K : B + j0;
+      blasGemm(transA, transB, blasInt(M), blasInt(j1 - j0), blasInt(K), alpha, A, lda, b, ldb, beta, C + j0, ldc);
+    });
+    return;
+  }
+  // Blocks of rows.
+  const int64_t height = std::max<int64_t>(16, ((M + tasks - 1) / tasks + 15) / 16 * 16);
+  parallelFor(M, height, [&](int64_t i0, int64_t i1) {
+    const T* a = transA ? A + i0 : A + i0 * K;
+    blasGemm(transA, transB, blasInt(i1 - i0), blasInt(N), blasInt(K), alpha, a, lda, B, ldb, beta, C + i0 * N, ldc);
+  });
 }
 
 template <typename T>
@@ -58,8 +118,11 @@ void gemmBatched(int64_t batch, bool transA, bool transB, int64_t M, int64_t N, 
     gemm(false, transB, batch * M, N, K, alpha, A, B, beta, C);
     return;
   }
-  for (int64_t i = 0; i < batch; ++i)
-    gemm(transA, transB, M, N, K, alpha, A + i * strideA, B + i * strideB, beta, C + i * strideC);
+  // The products in parallel (each as gemm cuts it; a nested cut runs inline, in order).
+  parallelFor(batch, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; ++i)
+      gemm(transA, transB, M, N, K, alpha, A + i * strideA, B + i * strideB, beta, C + i * strideC);
+  });
 }
 
 template <typename T>

@@ -2,8 +2,10 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <vector>
 
 #include "runtime/cpu/kernels.h"
+#include "support/thread_pool.h"
 
 // GCC 12 at -O2 vectorizes only loops whose trip count is a known multiple of the vector
 // width ("very cheap" cost model); these kernels loop over runtime sizes, so ask for the
@@ -15,6 +17,26 @@
 namespace shoal::cpu {
 
 namespace {
+
+// Elements per chunk of the parallel optimizer updates.
+constexpr int64_t kUpdateGrain = 8192;
+
+// sqrt as the builtin: this file is compiled with -fno-math-errno (CMakeLists.txt), so the
+// update loops vectorize (sqrtps: IEEE sqrt, the same bits as the scalar call).
+inline float rootOf(float x) {
+#if defined(__GNUC__)
+  return __builtin_sqrtf(x);
+#else
+  return std::sqrt(x);
+#endif
+}
+inline double rootOf(double x) {
+#if defined(__GNUC__)
+  return __builtin_sqrt(x);
+#else
+  return std::sqrt(x);
+#endif
+}
 
 template <typename T>
 T rowMax(int64_t cols, const T* x) {
@@ -108,26 +130,31 @@ bool softmaxCrossEntropy(int64_t rows, int64_t cols, const T* logits, const L* l
                          T labelSmoothing) {
   if (firstInvalidLabel(rows, cols, labels) >= 0) return false;
   const double eps = double(labelSmoothing);
+  // Rows in parallel, each its loss term; the terms are summed in row order afterwards.
+  std::vector<double> rowLoss(static_cast<size_t>(rows));
+  parallelFor(rows, grainFor(20 * cols), [&](int64_t rowBegin, int64_t rowEnd) {
+    for (int64_t r = rowBegin; r < rowEnd; ++r) {
+      const T* xr = logits + r * cols;
+      const RowLse<T> lse = rowLogSumExp(cols, xr);
+      // -log p_j = logSum - (x_j - max); the smoothed target puts 1-eps on the label and eps/cols
+      // on every class, so the row's loss is (1-eps)(-log p_label) + eps·mean_j(-log p_j).
+      const double nllLabel = double(lse.logSum) - (double(xr[int64_t(labels[r])]) - double(lse.max));
+      if (eps == 0) {
+        rowLoss[size_t(r)] = nllLabel;
+      } else {
+        double sumX = 0;
+        for (int64_t j = 0; j < cols; ++j) sumX += double(xr[j]) - double(lse.max);
+        const double meanNll = double(lse.logSum) - sumX / double(cols);
+        rowLoss[size_t(r)] = (1 - eps) * nllLabel + eps * meanNll;
+      }
+      if (probs) {
+        T* pr = probs + r * cols;
+        for (int64_t j = 0; j < cols; ++j) pr[j] = std::exp((xr[j] - lse.max) - lse.logSum);
+      }
+    }
+  });
   double total = 0;
-  for (int64_t r = 0; r < rows; ++r) {
-    const T* xr = logits + r * cols;
-    const RowLse<T> lse = rowLogSumExp(cols, xr);
-    // -log p_j = logSum - (x_j - max); the smoothed target puts 1-eps on the label and eps/cols
-    // on every class, so the row's loss is (1-eps)(-log p_label) + eps·mean_j(-log p_j).
-    const double nllLabel = double(lse.logSum) - (double(xr[int64_t(labels[r])]) - double(lse.max));
-    if (eps == 0) {
-      total += nllLabel;
-    } else {
-      double sumX = 0;
-      for (int64_t j = 0; j < cols; ++j) sumX += double(xr[j]) - double(lse.max);
-      const double meanNll = double(lse.logSum) - sumX / double(cols);
-      total += (1 - eps) * nllLabel + eps * meanNll;
-    }
-    if (probs) {
-      T* pr = probs + r * cols;
-      for (int64_t j = 0; j < cols; ++j) pr[j] = std::exp((xr[j] - lse.max) - lse.logSum);
-    }
-  }
+  for (double term : rowLoss) total += term;
   *loss = T(total / double(rows));  // NaN for no rows, like PyTorch's mean of nothing
   return true;
 }
@@ -141,18 +168,20 @@ bool softmaxCrossEntropyBackward(int64_t rows, int64_t cols, const T* logits, co
   const double e = double(labelSmoothing);
   const T offTarget = T(e / double(cols));
   const T onTarget = T(1.0 - e + e / double(cols));
-  for (int64_t r = 0; r < rows; ++r) {
-    const T* xr = logits + r * cols;
-    T* gr = dlogits + r * cols;
-    const RowLse<T> lse = rowLogSumExp(cols, xr);
-    const int64_t label = int64_t(labels[r]);
-    // scale·p - scale·target (not scale·(p - target)): without smoothing this is the
-    // unsmoothed kernel's arithmetic exactly (and the CUDA kernel's).
-    for (int64_t j = 0; j < cols; ++j) {
-      gr[j] = scale * std::exp((xr[j] - lse.max) - lse.logSum);
-      if (e != 0 || j == label) gr[j] -= scale * (j == label ? onTarget : offTarget);
+  parallelFor(rows, grainFor(20 * cols), [&](int64_t rowBegin, int64_t rowEnd) {
+    for (int64_t r = rowBegin; r < rowEnd; ++r) {
+      const T* xr = logits + r * cols;
+      T* gr = dlogits + r * cols;
+      const RowLse<T> lse = rowLogSumExp(cols, xr);
+      const int64_t label = int64_t(labels[r]);
+      // scale·p - scale·target (not scale·(p - target)): without smoothing this is the
+      // unsmoothed kernel's arithmetic exactly (and the CUDA kernel's).
+      for (int64_t j = 0; j < cols; ++j) {
+        gr[j] = scale * std::exp((xr[j] - lse.max) - lse.logSum);
+        if (e != 0 || j == label) gr[j] -= scale * (j == label ? onTarget : offTarget);
+      }
     }
-  }
+  });
   return true;
 }
 
@@ -199,16 +228,35 @@ int64_t accuracyCount(int64_t rows, int64_t cols, const T* logits, const L* labe
 template <typename T>
 void sgdUpdate(int64_t n, T* w, const T* grad, T* velocity, T lr, T momentum, T weightDecay, bool nesterov,
                T gradScale) {
-  if (momentum == T(0)) {
-    for (int64_t i = 0; i < n; ++i) w[i] -= lr * (grad[i] * gradScale + weightDecay * w[i]);
-    return;
-  }
+  // Chunks in parallel: per element, so the bits never depend on the threads.
+  parallelFor(n, kUpdateGrain, [=](int64_t begin, int64_t end) {
+    if (momentum == T(0)) {
+      for (int64_t i = begin; i < end; ++i) w[i] -= lr * (grad[i] * gradScale + weightDecay * w[i]);
+      return;
+    }
+    for (int64_t i = begin; i < end; ++i) {
+      const T g = grad[i] * gradScale + weightDecay * w[i];
+      velocity[i] = momentum * velocity[i] + g;
+      w[i] -= lr * (nesterov ? g + momentum * velocity[i] : velocity[i]);
+    }
+  });
+}
+
+namespace {
+
+template <typename T>
+void adamChunk(int64_t n, T* w, const T* grad, T* m, T* v, T beta1, T beta2, T eps, T stepSize, T bc2Sqrt, T l2,
+               T shrink, T gradScale) {
   for (int64_t i = 0; i < n; ++i) {
-    const T g = grad[i] * gradScale + weightDecay * w[i];
-    velocity[i] = momentum * velocity[i] + g;
-    w[i] -= lr * (nesterov ? g + momentum * velocity[i] : velocity[i]);
+    w[i] *= shrink;
+    const T g = grad[i] * gradScale + l2 * w[i];
+    m[i] = beta1 * m[i] + (T(1) - beta1) * g;
+    v[i] = beta2 * v[i] + (T(1) - beta2) * g * g;
+    w[i] -= stepSize * m[i] / (rootOf(v[i]) / bc2Sqrt + eps);
   }
 }
+
+}  // namespace
 
 template <typename T>
 void adamUpdate(int64_t n, T* w, const T* grad, T* m, T* v, double lr, T beta1, T beta2, T eps, int64_t step,
@@ -221,13 +269,12 @@ void adamUpdate(int64_t n, T* w, const T* grad, T* m, T* v, double lr, T beta1, 
   const T bc2Sqrt = T(std::sqrt(bc2));
   const T l2 = decoupledWeightDecay ? T(0) : weightDecay;
   const T shrink = decoupledWeightDecay ? T(1.0 - lr * double(weightDecay)) : T(1);
-  for (int64_t i = 0; i < n; ++i) {
-    w[i] *= shrink;
-    const T g = grad[i] * gradScale + l2 * w[i];
-    m[i] = beta1 * m[i] + (T(1) - beta1) * g;
-    v[i] = beta2 * v[i] + (T(1) - beta2) * g * g;
-    w[i] -= stepSize * m[i] / (std::sqrt(v[i]) / bc2Sqrt + eps);
-  }
+  // Chunks in parallel: per element, so the bits never depend on the threads. (The loop is
+  // a function of its own, over plain pointers, so that it vectorizes.)
+  parallelFor(n, kUpdateGrain, [=](int64_t begin, int64_t end) {
+    adamChunk(end - begin, w + begin, grad + begin, m + begin, v + begin, beta1, beta2, eps, stepSize, bc2Sqrt, l2,
+              shrink, gradScale);
+  });
 }
 
 #define SHOAL_INSTANTIATE_LABEL(T, L)                                                                 \

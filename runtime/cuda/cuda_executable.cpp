@@ -13,13 +13,15 @@
 #include <iostream>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <unordered_map>
 
-#include "runtime/cuda/device.h"
 #include "codegen/kernel_cache.h"
-#include "runtime/cuda/module.h"
 #include "codegen/nvrtc.h"
+#include "runtime/cuda/device.h"
+#include "runtime/cuda/module.h"
 #include "runtime/init.h"
+#include "support/phase_times.h"
 
 namespace shoal {
 
@@ -336,12 +338,16 @@ Expected<std::unique_ptr<CudaExecutable>> CudaExecutable::create(Program program
   im.opts = opts;
   const std::string graphName = p.graph->name();
 
-  auto ctx = sharedContext(opts.tf32);
+  auto ctx = [&] {
+    PhaseTimer timer("CUDA context (made or waited for)");
+    return sharedContext(opts.tf32);
+  }();
   if (!ctx) return Unexpected(ctx.error());
   im.ctx = *ctx;
   if (auto ok = im.ctx->makeCurrent(); !ok) return Unexpected(ok.error());
 
   // Source → cubin (cached on disk) → module → kernels.
+  std::optional<PhaseTimer> timer(std::in_place, "CUDA codegen");
   CudaCodegenOptions codegen;
   codegen.horizontalUpdates = opts.horizontalUpdates;
   auto src = generateCudaSource(p, codegen);
@@ -349,13 +355,17 @@ Expected<std::unique_ptr<CudaExecutable>> CudaExecutable::create(Program program
   im.src = std::move(*src);
   const std::string arch = opts.arch.empty() ? im.ctx->device().arch() : opts.arch;
   im.arch = arch;
+  timer.emplace("kernel cache read");
   KernelCache cache(KernelCache::defaultDir());
   auto compiled = compileKernel({im.src.name, im.src.source}, arch, {}, &cache);
   if (!compiled) return Unexpected(compiled.error());
+  if (!compiled->cacheHit) timer->rename("NVRTC compile (+ cache write)");
   im.compileMs = compiled->compileMs;
+  timer.emplace("module load");
   auto module = CudaModule::load(compiled->cubin, im.src.name);
   if (!module) return Unexpected(module.error());
   im.module = std::move(*module);
+  timer.emplace("device memory, constants, arguments");
 
   // Device memory: the transient arena and the persistent region (or a block per buffer).
   const bool separate = im.ctx->separateAllocs();
@@ -461,6 +471,7 @@ Expected<std::unique_ptr<CudaExecutable>> CudaExecutable::create(Program program
   }
   im.bindArguments(p);
   if (auto ok = im.ctx->synchronize("loading '" + graphName + "'"); !ok) return Unexpected(ok.error());
+  timer.reset();
 
   if (opts.verbose) {
     int64_t gemms = std::count_if(im.src.steps.begin(), im.src.steps.end(),
@@ -898,6 +909,30 @@ Expected<void> CudaExecutable::adoptPersistent(Executable& other) {
   impl_->graph = CudaGraphExec();  // its kernels point at the old region
   impl_->bindArguments(program_);
   return {};
+}
+
+Expected<void> compileCudaIntoCache(const Program& program, const std::string& arch) {
+  PhaseTimer timer("NVRTC ahead, into the kernel cache");
+  CudaCodegenOptions codegen;
+  codegen.horizontalUpdates = CudaExecutableOptions::fromEnvironment().horizontalUpdates;
+  auto src = generateCudaSource(program, codegen);
+  if (!src) return Unexpected(src.error());
+  std::string target = arch;
+  if (target.empty()) {
+    auto device = probeCudaDevice(0);
+    if (!device) return Unexpected(device.error());
+    target = device->arch();
+  }
+  KernelCache cache(KernelCache::defaultDir());
+  auto compiled = compileKernel({src->name, src->source}, target, {}, &cache);
+  if (!compiled) return Unexpected(compiled.error());
+  return {};
+}
+
+Expected<std::shared_ptr<void>> prewarmCudaContext(bool tf32) {
+  auto ctx = sharedContext(tf32);
+  if (!ctx) return Unexpected(ctx.error());
+  return std::shared_ptr<void>(*ctx);
 }
 
 Expected<std::unique_ptr<Executable>> createCudaExecutable(Program program, bool tf32, bool verbose,

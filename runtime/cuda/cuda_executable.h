@@ -93,6 +93,17 @@ class CudaExecutable : public Executable {
   std::unique_ptr<Impl> impl_;
 };
 
+/// Generates `program`'s CUDA source as CudaExecutable::create would (options from the
+/// environment) and NVRTC-compiles it into the on-disk kernel cache for `arch` (empty: device
+/// 0's), so the executable created later finds its cubin there. Needs no CUDA context.
+Expected<void> compileCudaIntoCache(const Program& program, const std::string& arch);
+
+/// Creates, now, the CUDA context (stream, cuBLAS handle and workspace) that the executables
+/// with this TF32 setting share, and keeps it alive as long as the returned pointer (or an
+/// executable using it) lives: a run calls it on another thread while the main one compiles,
+/// so the executables created meanwhile find the context made (or wait for it).
+Expected<std::shared_ptr<void>> prewarmCudaContext(bool tf32);
+
 /// Compiles every kernel of `program` (through the on-disk cache) and binds it to device 0.
 /// Errors name the kernel and the call that failed.
 Expected<std::unique_ptr<Executable>> createCudaExecutable(Program program, bool tf32, bool verbose,

@@ -1,11 +1,16 @@
 // The CUDA device layer: probing, and the context (stream, cuBLAS, memory, copies, graphs).
 #include "runtime/cuda/device.h"
 
+#include <dlfcn.h>
+
 #include <algorithm>
 #include <cassert>
 #include <cstdlib>
 #include <cstring>
+#include <optional>
 #include <utility>
+
+#include "support/phase_times.h"
 
 #ifndef SHOAL_HAVE_CUDA
 #define SHOAL_HAVE_CUDA 0  // the build always says; a stray compile gets the CPU-only layer
@@ -20,6 +25,13 @@
 namespace shoal {
 
 bool cudaBuiltIn() { return SHOAL_HAVE_CUDA != 0; }
+
+bool cudaDriverInstalled() {
+  if (!cudaBuiltIn()) return false;
+  // Loaded and kept: the CUDA runtime loads the same library when it initialises.
+  static const bool installed = dlopen("libcuda.so.1", RTLD_LAZY | RTLD_LOCAL) != nullptr;
+  return installed;
+}
 
 bool envFlag(const char* name) {
   const char* v = std::getenv(name);
@@ -174,6 +186,15 @@ Expected<CudaDeviceInfo> probeCudaDevice(int index) {
   return info;
 }
 
+Expected<void> initPrimaryContext(int index) {
+  PhaseTimer timer("CUDA primary context");
+  if (cudaError_t e = cudaSetDevice(index); e != cudaSuccess)
+    return cudaFail(e, "cudaSetDevice", "device " + std::to_string(index));
+  if (cudaError_t e = cudaFree(nullptr); e != cudaSuccess)
+    return cudaFail(e, "cudaFree(0)", "device " + std::to_string(index));
+  return {};
+}
+
 Expected<void> cudaLibrariesAvailable() {
   if (auto nvrtc = nvrtcAvailable(); !nvrtc) return nvrtc;
   if (const auto& lib = cudaimpl::cublasLibrary(); !lib) return Unexpected(lib.error());
@@ -204,6 +225,7 @@ void CudaGraphExec::reset() {
 }
 
 Expected<std::unique_ptr<CudaContext>> CudaContext::create(const CudaContextOptions& options) {
+  std::optional<PhaseTimer> timer(std::in_place, "CUDA context + stream");
   auto info = probeCudaDevice(options.device);
   if (!info) return Unexpected(info.error());
 
@@ -217,6 +239,7 @@ Expected<std::unique_ptr<CudaContext>> CudaContext::create(const CudaContextOpti
   if (cudaError_t e = cudaStreamCreateWithFlags(&ctx->stream_, cudaStreamNonBlocking); e != cudaSuccess)
     return cudaFail(e, "cudaStreamCreateWithFlags", dev);
 
+  timer.emplace("cuBLAS handle");
   if (const auto& lib = cudaimpl::cublasLibrary(); !lib) return Unexpected(lib.error());
   if (cublasStatus_t s = cublasLib().cublasCreate(&ctx->cublas_); s != CUBLAS_STATUS_SUCCESS)
     return cublasFail(s, "cublasCreate", dev);
@@ -483,6 +506,7 @@ Unexpected<Error> notBuilt() { return fail("shoal was built without CUDA support
 
 Expected<CudaDeviceInfo> probeCudaDevice(int) { return notBuilt(); }
 Expected<void> cudaLibrariesAvailable() { return notBuilt(); }
+Expected<void> initPrimaryContext(int) { return notBuilt(); }
 void DeviceArena::reset() { data_ = nullptr, size_ = 0; }
 void PinnedBuffer::reset() { data_ = nullptr, size_ = 0; }
 void CudaEvent::reset() { event_ = nullptr; }

@@ -52,6 +52,16 @@ struct CudaDeviceInfo {
 /// the cue for `--device auto` to fall back to the CPU interpreter.
 Expected<CudaDeviceInfo> probeCudaDevice(int index = 0);
 
+/// Creates device `index`'s primary context now (cudaSetDevice + cudaFree(0)), so the first
+/// CudaContext::create finds it made; selectDevice does it while NVRTC and cuBLAS load on
+/// another thread.
+Expected<void> initPrimaryContext(int index = 0);
+
+/// True when the CUDA driver library (libcuda.so.1) loads: a cheap test, false at once on a
+/// machine without a driver, before work that only pays with a GPU. False in a build
+/// without CUDA.
+bool cudaDriverInstalled();
+
 /// Whether the CUDA libraries shoal loads at run time (NVRTC, cuBLAS) can be loaded; the
 /// error names the one that cannot, and why.
 Expected<void> cudaLibrariesAvailable();

@@ -1,11 +1,11 @@
 // NumPy .npy reading and writing.
 #include "runtime/data/npy.h"
-#include "support/checked.h"
 
 #include <fmt/format.h>
 
 #include <cstring>
 
+#include "support/checked.h"
 #include "support/file_util.h"
 
 namespace shoal {
@@ -26,9 +26,12 @@ std::optional<std::string> headerValue(std::string_view header, std::string_view
   int depth = 0;
   for (; i < header.size(); ++i) {
     char c = header[i];
-    if (c == '(' || c == '[') ++depth;
-    else if (c == ')' || c == ']') --depth;
-    else if ((c == ',' || c == '}') && depth == 0) break;
+    if (c == '(' || c == '[')
+      ++depth;
+    else if (c == ')' || c == ']')
+      --depth;
+    else if ((c == ',' || c == '}') && depth == 0)
+      break;
   }
   std::string v(header.substr(start, i - start));
   while (!v.empty() && v.back() == ' ') v.pop_back();
@@ -63,13 +66,20 @@ Expected<Tensor> parseNpy(std::string_view bytes, const std::string& name) {
   if (d.size() < 2 || (d.front() != '\'' && d.front() != '"')) return bad("descr " + d);
   d = d.substr(1, d.size() - 2);
   DType dtype;
-  if (d == "<f4") dtype = DType::F32;
-  else if (d == "<f8") dtype = DType::F64;
-  else if (d == "<i4") dtype = DType::I32;
-  else if (d == "<i8") dtype = DType::I64;
-  else if (d == "|u1") dtype = DType::U8;
-  else if (d == "|b1") dtype = DType::Bool;
-  else return fail(fmt::format("{}: .npy element type '{}' is not one shoal reads (f4, f8, i4, i8, u1, b1)", name, d));
+  if (d == "<f4")
+    dtype = DType::F32;
+  else if (d == "<f8")
+    dtype = DType::F64;
+  else if (d == "<i4")
+    dtype = DType::I32;
+  else if (d == "<i8")
+    dtype = DType::I64;
+  else if (d == "|u1")
+    dtype = DType::U8;
+  else if (d == "|b1")
+    dtype = DType::Bool;
+  else
+    return fail(fmt::format("{}: .npy element type '{}' is not one shoal reads (f4, f8, i4, i8, u1, b1)", name, d));
   Shape shape;
   std::string s = *shapeText;
   if (s.size() < 2 || s.front() != '(' || s.back() != ')') return bad("shape " + s);
@@ -95,7 +105,8 @@ Expected<Tensor> parseNpy(std::string_view bytes, const std::string& name) {
   if (dtype == DType::Bool)
     for (size_t k = 0; k < t.byteSize(); ++k)
       if (static_cast<const unsigned char*>(t.raw())[k] > 1)
-        return bad(fmt::format("bool element {} is byte {}, not 0 or 1", k, int(static_cast<const unsigned char*>(t.raw())[k])));
+        return bad(fmt::format("bool element {} is byte {}, not 0 or 1", k,
+                               int(static_cast<const unsigned char*>(t.raw())[k])));
   return t;
 }
 
@@ -108,15 +119,28 @@ Expected<Tensor> readNpy(const std::string& path) {
 std::string encodeNpy(const Tensor& t) {
   const char* descr = "<f4";
   switch (t.dtype()) {
-    case DType::F32: descr = "<f4"; break;
-    case DType::F64: descr = "<f8"; break;
-    case DType::I32: descr = "<i4"; break;
-    case DType::I64: descr = "<i8"; break;
-    case DType::U8: descr = "|u1"; break;
-    case DType::Bool: descr = "|b1"; break;
+    case DType::F32:
+      descr = "<f4";
+      break;
+    case DType::F64:
+      descr = "<f8";
+      break;
+    case DType::I32:
+      descr = "<i4";
+      break;
+    case DType::I64:
+      descr = "<i8";
+      break;
+    case DType::U8:
+      descr = "|u1";
+      break;
+    case DType::Bool:
+      descr = "|b1";
+      break;
   }
   std::string shape = "(";
-  for (size_t i = 0; i < t.shape().size(); ++i) shape += std::to_string(t.shape()[i]) + (t.shape().size() == 1 ? "," : i + 1 < t.shape().size() ? ", " : "");
+  for (size_t i = 0; i < t.shape().size(); ++i)
+    shape += std::to_string(t.shape()[i]) + (t.shape().size() == 1 ? "," : i + 1 < t.shape().size() ? ", " : "");
   shape += ")";
   std::string header = fmt::format("{{'descr': '{}', 'fortran_order': False, 'shape': {}, }}", descr, shape);
   // Magic (6) + version (2) + length (2) + header + newline, padded to a multiple of 64.

@@ -2,11 +2,12 @@
 // reads and the ONNX benchmark exchanges with Python.
 #pragma once
 
+#include <shoal/tensor.h>
+
 #include <string>
 #include <string_view>
 
 #include "support/diagnostics.h"
-#include <shoal/tensor.h>
 
 namespace shoal {
 

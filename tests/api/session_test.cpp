@@ -105,7 +105,9 @@ TEST(Session, BuilderReportsTheFirstErrorWithTheLayer) {
   b.output("y", b.dense(h, 10));
   auto model = b.build();
   ASSERT_FALSE(model);
-  EXPECT_EQ(model.error().message(), "dense 'dense_0': input must be [batch, features] or [batch, tokens, features], got f32[8,1,28,28] (add a flatten before it)");
+  EXPECT_EQ(model.error().message(),
+            "dense 'dense_0': input must be [batch, features] or [batch, tokens, features], got f32[8,1,28,28] (add a "
+            "flatten before it)");
 }
 
 TEST(Session, RunChecksInputs) {

@@ -30,7 +30,8 @@ void expectClose(const std::string& what, const Tensor& got, const Tensor& want)
   ASSERT_EQ(got.type(), want.type()) << what;
   for (int64_t i = 0; i < want.numElements(); ++i) {
     double g = got.at(i), w = want.at(i);
-    EXPECT_LE(std::fabs(g - w), 1e-5 + 1e-3 * std::fabs(w)) << what << "[" << i << "]: emulated " << g << ", want " << w;
+    EXPECT_LE(std::fabs(g - w), 1e-5 + 1e-3 * std::fabs(w))
+        << what << "[" << i << "]: emulated " << g << ", want " << w;
   }
 }
 

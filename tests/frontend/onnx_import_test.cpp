@@ -2,14 +2,14 @@
 // the right values (checked against values worked out by hand), keeps the initializers'
 // names, binds symbolic dimensions, folds shape arithmetic, reads external data, and says
 // clearly what it does not support.
+#include "frontend/onnx/onnx_import.h"
+
 #include <gtest/gtest.h>
+#include <shoal/shoal.h>
 
 #include <cmath>
 #include <fstream>
 
-#include <shoal/shoal.h>
-
-#include "frontend/onnx/onnx_import.h"
 #include "frontend/pipeline_loader.h"
 #include "ir/printer.h"
 #include "onnx_test_models.h"
@@ -300,9 +300,10 @@ TEST(OnnxImport, AFeatureTheMappingLacksIsUnsupportedByName) {
   auto p = importOnnxFile(b.save(tempDir()));
   ASSERT_FALSE(p);
   EXPECT_TRUE(p.error().unsupported);
-  EXPECT_NE(p.error().error.message().find("node 'pool' (AveragePool, domain ai.onnx, opset 13): unsupported: 3-D average "
-                                           "pooling over depth padding excluded from the divisor"),
-            std::string::npos)
+  EXPECT_NE(
+      p.error().error.message().find("node 'pool' (AveragePool, domain ai.onnx, opset 13): unsupported: 3-D average "
+                                     "pooling over depth padding excluded from the divisor"),
+      std::string::npos)
       << p.error().error.message();
 }
 
@@ -420,8 +421,9 @@ TEST(OnnxImport, BatchNormStatisticsTrainAsPyTorchsRunningStatistics) {
   b.initializer("bn.bias", f32Tensor({2}, {0, 1}));
   b.initializer("bn.running_mean", f32Tensor({2}, {0.5, -1}));
   b.initializer("bn.running_var", f32Tensor({2}, {4, 1}));
-  attrFloat(b.node("BatchNormalization", {"x", "bn.weight", "bn.bias", "bn.running_mean", "bn.running_var"}, {"y"}, "bn"),
-            "momentum", 0.75f);
+  attrFloat(
+      b.node("BatchNormalization", {"x", "bn.weight", "bn.bias", "bn.running_mean", "bn.running_var"}, {"y"}, "bn"),
+      "momentum", 0.75f);
   std::string dir = tempDir();
   b.save(dir, "bn.onnx");
   auto session = Session::create(dir + "/bn.onnx", {.device = DeviceKind::Cpu});
@@ -437,14 +439,17 @@ TEST(OnnxImport, BatchNormStatisticsTrainAsPyTorchsRunningStatistics) {
 
   // A training step normalises by the batch and moves the running mean by PyTorch's momentum
   // (1 - ONNX's 0.75): mean' = 0.75 mean + 0.25 batch mean.
-  writeFile(dir + "/tune.mmd", "flowchart TD\n  x[input: shape=4x2 name=x] --> m[onnx: path=bn.onnx]\n"
-                               "  m --> out[output: name=logits]\n");
+  writeFile(dir + "/tune.mmd",
+            "flowchart TD\n  x[input: shape=4x2 name=x] --> m[onnx: path=bn.onnx]\n"
+            "  m --> out[output: name=logits]\n");
   auto pipeline = loadPipeline(dir + "/tune.mmd");
   ASSERT_TRUE(pipeline) << pipeline.error().str();
-  auto trainer = Trainer::create(pipeline->model(), {.loss = Loss::MeanSquaredError, .optimizer = optim::SGD{.lr = 0.1}},
-                                 {.device = DeviceKind::Cpu});
+  auto trainer =
+      Trainer::create(pipeline->model(), {.loss = Loss::MeanSquaredError, .optimizer = optim::SGD{.lr = 0.1}},
+                      {.device = DeviceKind::Cpu});
   ASSERT_TRUE(trainer) << trainer.error().str();
-  ASSERT_TRUE(trainer->step({{"x", f32Tensor({4, 2}, {1, 0, 2, 0, 3, 0, 6, 0})}, {"targets", Tensor(DType::F32, {4, 2})}}));
+  ASSERT_TRUE(
+      trainer->step({{"x", f32Tensor({4, 2}, {1, 0, 2, 0, 3, 0, 6, 0})}, {"targets", Tensor(DType::F32, {4, 2})}}));
   std::string ckpt = dir + "/ckpt.safetensors";
   ASSERT_TRUE(trainer->saveCheckpoint(ckpt));
   auto file = loadSafetensors(ckpt);

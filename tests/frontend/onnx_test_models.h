@@ -5,14 +5,13 @@
 #if SHOAL_HAVE_ONNX
 
 #include <onnx/onnx_pb.h>
+#include <shoal/tensor.h>
 
 #include <cstring>
 #include <filesystem>
 #include <string>
 #include <variant>
 #include <vector>
-
-#include <shoal/tensor.h>
 
 #include "test_util.h"
 
@@ -23,11 +22,16 @@ using OnnxDim = std::variant<int64_t, std::string>;
 
 inline int32_t onnxType(DType t) {
   switch (t) {
-    case DType::F32: return onnx::TensorProto::FLOAT;
-    case DType::F64: return onnx::TensorProto::DOUBLE;
-    case DType::I32: return onnx::TensorProto::INT32;
-    case DType::I64: return onnx::TensorProto::INT64;
-    default: return onnx::TensorProto::UINT8;
+    case DType::F32:
+      return onnx::TensorProto::FLOAT;
+    case DType::F64:
+      return onnx::TensorProto::DOUBLE;
+    case DType::I32:
+      return onnx::TensorProto::INT32;
+    case DType::I64:
+      return onnx::TensorProto::INT64;
+    default:
+      return onnx::TensorProto::UINT8;
   }
 }
 
@@ -70,8 +74,8 @@ class OnnxModelBuilder {
   void initializer(const std::string& name, const Tensor& t) {
     fillTensorProto(model_.mutable_graph()->add_initializer(), name, t);
   }
-  onnx::NodeProto& node(const std::string& op, const std::vector<std::string>& ins, const std::vector<std::string>& outs,
-                        const std::string& name = "") {
+  onnx::NodeProto& node(const std::string& op, const std::vector<std::string>& ins,
+                        const std::vector<std::string>& outs, const std::string& name = "") {
     auto* n = model_.mutable_graph()->add_node();
     n->set_op_type(op);
     n->set_name(name);
@@ -96,8 +100,10 @@ class OnnxModelBuilder {
     auto* shape = tt->mutable_shape();
     for (const auto& d : dims) {
       auto* dim = shape->add_dim();
-      if (auto* v = std::get_if<int64_t>(&d)) dim->set_dim_value(*v);
-      else dim->set_dim_param(std::get<std::string>(d));
+      if (auto* v = std::get_if<int64_t>(&d))
+        dim->set_dim_value(*v);
+      else
+        dim->set_dim_param(std::get<std::string>(d));
     }
   }
   onnx::ModelProto model_;

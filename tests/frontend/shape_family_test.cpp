@@ -238,7 +238,8 @@ TEST(ShapePipelines, PositionEmbeddingAddsALearnedRowPerToken) {
   ASSERT_NE(w, nullptr);
   EXPECT_EQ(w->type(), (TensorType{DType::F32, {3, 2}}));
   EXPECT_EQ(w->def()->attrs().getString("init"), "uniform");
-  TensorMap in{{"x", Tensor::fromDoubles(DType::F32, {2, 3, 2}, std::vector<double>{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12})}};
+  TensorMap in{
+      {"x", Tensor::fromDoubles(DType::F32, {2, 3, 2}, std::vector<double>{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12})}};
   TensorMap weights{
       {"pos.weight", Tensor::fromDoubles(DType::F32, {3, 2}, std::vector<double>{100, 200, 300, 400, 500, 600})}};
   EXPECT_EQ(runOutput(*l.pipeline, in, weights, "out"),

@@ -3,10 +3,14 @@
 #include "support/thread_pool.h"
 
 #include <gtest/gtest.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <atomic>
+#include <chrono>
 #include <mutex>
 #include <set>
+#include <thread>
 #include <vector>
 
 namespace shoal {
@@ -66,11 +70,58 @@ TEST(ThreadPool, NestedCallsRunInlineAndJobsFollowEachOther) {
 }
 
 TEST(ThreadPool, TheCpuPoolFollowsSetCpuThreads) {
+  int before = cpuThreads();
   setCpuThreads(3);
-  EXPECT_EQ(cpuPool().threads(), 3);
+  EXPECT_EQ(cpuPool()->threads(), 3);
+  EXPECT_EQ(cpuThreads(), 3);
   setCpuThreads(1);
-  EXPECT_EQ(cpuPool().threads(), 1);
+  EXPECT_EQ(cpuPool()->threads(), 1);
   EXPECT_GE(defaultCpuThreads(), 1);
+  setCpuThreads(before);
+}
+
+// Two threads using one pool at once: the second runs its job inline, both complete.
+TEST(ThreadPool, ConcurrentCallersBothFinish) {
+  ThreadPool pool(3);
+  std::atomic<int64_t> a{0}, b{0};
+  std::thread other([&] {
+    for (int job = 0; job < 100; ++job) pool.parallelFor(64, 4, [&](int64_t s, int64_t e) { a += e - s; });
+  });
+  for (int job = 0; job < 100; ++job) pool.parallelFor(64, 4, [&](int64_t s, int64_t e) { b += e - s; });
+  other.join();
+  EXPECT_EQ(a.load(), 100 * 64);
+  EXPECT_EQ(b.load(), 100 * 64);
+}
+
+// A forked child (shoal conformance isolates cases so) has none of the parent's workers: it
+// makes a pool of its own, whose workers share the work (the parent's pool would leave it all
+// to the caller, or wait for workers that do not exist).
+TEST(ThreadPool, AForkedChildMakesItsOwnPool) {
+  int before = cpuThreads();
+  setCpuThreads(3);
+  std::atomic<int64_t> sum{0};
+  parallelFor(1000, 10, [&](int64_t b, int64_t e) { sum += e - b; });
+  ASSERT_EQ(sum.load(), 1000);
+  pid_t pid = fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    alarm(20);  // a hang ends the child with SIGALRM: the test fails instead of hanging
+    std::atomic<int64_t> childSum{0};
+    std::mutex m;
+    std::set<std::thread::id> ids;
+    setCpuThreads(3);
+    parallelFor(40, 1, [&](int64_t b, int64_t e) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(2));
+      childSum += e - b;
+      std::lock_guard<std::mutex> lock(m);
+      ids.insert(std::this_thread::get_id());
+    });
+    _exit(childSum.load() == 40 && ids.size() > 1 ? 0 : 1);
+  }
+  int status = 0;
+  ASSERT_EQ(waitpid(pid, &status, 0), pid);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "child status " << status;
+  setCpuThreads(before);
 }
 
 }  // namespace

@@ -198,6 +198,52 @@ TEST(Cli, EpochsMustBeAWholeNumberAndZeroOnlyEvaluates) {
   EXPECT_EQ(j["steps"], 0);
 }
 
+TEST(Cli, ThreadsMustBePositiveAndDoNotChangeResults) {
+  for (std::string bad : {"0", "-1", "two"}) {
+    auto r = runCli("run examples/mlp.mmd --device cpu --threads " + bad);
+    EXPECT_EQ(r.exitCode, 1) << bad;
+    EXPECT_NE(r.err.find("--threads: must be a whole number, 1 or more, got '" + bad + "'"), std::string::npos)
+        << r.err;
+  }
+  auto conformance = runCli("conformance tests --threads 0");
+  EXPECT_EQ(conformance.exitCode, 1);
+  EXPECT_NE(conformance.err.find("--threads: must be a whole number, 1 or more, got '0'"), std::string::npos)
+      << conformance.err;
+  // The same loss, accuracy and test accuracy, to the last bit, at 1 and 3 threads (a small
+  // CNN: conv, pool, dense, Adam).
+  std::string dir = shoal::test::tempDir();
+  writeFile(dir + "/cnn.mmd",
+            "flowchart TD\n"
+            "  x[input: mnist path=data/mnist-10k batch=64] --> pre[preprocess: scale=1/255]\n"
+            "  pre --> c1[conv2d: filters=4 kernel=3x3 activation=relu]\n"
+            "  c1 --> p1[maxpool: size=2x2] --> f[flatten] --> d1[dense: units=10]\n"
+            "  d1 --> t[train: optimizer=adam lr=0.002 epochs=1]\n  t --> out[output: metrics=accuracy]\n");
+  auto one = runCli("run '" + dir + "/cnn.mmd' --device cpu --seed 3 --threads 1 --report '" + dir + "/1.json'");
+  auto three = runCli("run '" + dir + "/cnn.mmd' --device cpu --seed 3 --threads 3 --report '" + dir + "/3.json'");
+  ASSERT_EQ(one.exitCode, 0) << one.err;
+  ASSERT_EQ(three.exitCode, 0) << three.err;
+  auto a = nlohmann::json::parse(readFile(dir + "/1.json")), b = nlohmann::json::parse(readFile(dir + "/3.json"));
+  EXPECT_EQ(a["epochs"][0]["loss"], b["epochs"][0]["loss"]);
+  EXPECT_EQ(a["epochs"][0]["accuracy"], b["epochs"][0]["accuracy"]);
+  EXPECT_EQ(a["test_accuracy"], b["test_accuracy"]);
+}
+
+TEST(Cli, VerboseRunSaysWhereTheTimeWent) {
+  auto r = runCli("run examples/mlp.mmd --device cpu --epochs 1 --verbose");
+  ASSERT_EQ(r.exitCode, 0) << r.err;
+  size_t at = r.err.find("shoal: where the time went (wall seconds):\n");
+  ASSERT_NE(at, std::string::npos) << r.err;
+  std::string table = r.err.substr(at);
+  for (const char* phase :
+       {"passes (compile the program)", "training", "evaluation (test set)", "total", "data loading (IDX files)"})
+    EXPECT_NE(table.find(phase), std::string::npos) << phase << " missing in\n" << table;
+  EXPECT_NE(table.find("(on another thread, overlapped)"), std::string::npos) << table;
+  // Without --verbose: no table.
+  auto quiet = runCli("run examples/mlp.mmd --device cpu --epochs 1");
+  ASSERT_EQ(quiet.exitCode, 0) << quiet.err;
+  EXPECT_EQ(quiet.err.find("where the time went"), std::string::npos) << quiet.err;
+}
+
 TEST(Cli, MnistCnnWithDeviceAutoSaysWhichDeviceItPicked) {
   auto r = runCli("run examples/mnist_cnn.mmd --device auto --epochs 1");
   ASSERT_EQ(r.exitCode, 0) << r.err;

@@ -166,8 +166,9 @@ TEST(OnnxCli, ABuildWithoutOnnxSaysHowToGetIt) {
   const std::string cli = SHOAL_CLI_WITHOUT_ONNX_PATH;
   auto r = runShell(cli + " check " + path);
   EXPECT_EQ(r.exitCode, 1);
-  EXPECT_EQ(r.err, "error: " + path + ": this shoal was built without ONNX support: install ONNX and protobuf (apt-get "
-                   "install libonnx-dev libprotobuf-dev) and rebuild\n");
+  EXPECT_EQ(r.err, "error: " + path +
+                       ": this shoal was built without ONNX support: install ONNX and protobuf (apt-get "
+                       "install libonnx-dev libprotobuf-dev) and rebuild\n");
   r = runShell(cli + " conformance " + tempDir());
   EXPECT_EQ(r.exitCode, 1);
   EXPECT_NE(r.err.find("apt-get install libonnx-dev libprotobuf-dev"), std::string::npos) << r.err;
@@ -198,8 +199,8 @@ TEST(Npy, RoundTripsAndRejectsWhatItCannotRead) {
   ASSERT_TRUE(vec);
   EXPECT_EQ(vec->type().str(), "i64[3]");
   // A header NumPy wrote (numpy.save of np.zeros((2,), np.float32)).
-  std::string numpy = std::string("\x93NUMPY\x01\x00\x76\x00", 10) +
-                      "{'descr': '<f4', 'fortran_order': False, 'shape': (2,), }";
+  std::string numpy =
+      std::string("\x93NUMPY\x01\x00\x76\x00", 10) + "{'descr': '<f4', 'fortran_order': False, 'shape': (2,), }";
   numpy.append(118 - (numpy.size() - 10) - 1, ' ');
   numpy += '\n';
   numpy.append(8, '\0');

@@ -1,0 +1,303 @@
+// The CPU kernels give the same bits at 1 and at 4 threads (per-element kernels by
+// construction, reductions through chunkings fixed by the shapes), kernel by kernel and over
+// whole training steps of the seed CNN; SessionOptions::threads is checked. No timing here.
+#include "runtime/cpu/cpu_threads.h"
+
+#include <gtest/gtest.h>
+#include <shoal/shoal.h>
+
+#include <cstring>
+#include <functional>
+#include <random>
+#include <vector>
+
+#include "ir/elementwise.h"
+#include "ir/ops.h"
+#include "runtime/cpu/kernels.h"
+#include "support/thread_pool.h"
+
+namespace shoal {
+namespace {
+
+std::vector<float> randomFloats(size_t n, uint32_t seed, float lo = -1, float hi = 1) {
+  std::mt19937 rng(seed);
+  std::uniform_real_distribution<float> dist(lo, hi);
+  std::vector<float> v(n);
+  for (float& x : v) x = dist(rng);
+  return v;
+}
+
+bool sameBits(const std::vector<float>& a, const std::vector<float>& b) {
+  return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0;
+}
+
+// Runs `kernel` (which writes its outputs into the vector it returns) at 1 and at 4 threads.
+void expectSameAtOneAndFour(const std::function<std::vector<float>()>& kernel, const char* what) {
+  int before = cpuThreads();
+  cpu::useCpuThreads(1);
+  std::vector<float> one = kernel();
+  cpu::useCpuThreads(4);
+  EXPECT_EQ(cpuThreads(), 4);
+  std::vector<float> four = kernel();
+  cpu::useCpuThreads(before);
+  EXPECT_TRUE(sameBits(one, four)) << what << ": results differ between 1 and 4 threads";
+  bool anyNonZero = false;
+  for (float v : one) anyNonZero |= v != 0;
+  EXPECT_TRUE(anyNonZero) << what << ": the kernel wrote nothing";
+}
+
+cpu::Conv2dParams seedConv(int64_t n, int64_t groups = 1) {
+  cpu::Conv2dParams p;
+  p.n = n, p.c = 2 * groups, p.h = 13, p.w = 11, p.o = 4 * groups, p.kh = 3, p.kw = 3;
+  p.padTop = p.padLeft = p.padBottom = p.padRight = 1;
+  p.groups = groups;
+  return p;
+}
+
+TEST(CpuThreads, ConvolutionKernels) {
+  for (int64_t groups : {1, 2}) {
+    cpu::Conv2dParams p = seedConv(37, groups);  // an odd batch: a last slice shorter than the others
+    auto x = randomFloats(size_t(p.n * p.c * p.h * p.w), 1);
+    auto w = randomFloats(size_t(p.o * (p.c / groups) * p.kh * p.kw), 2);
+    auto b = randomFloats(size_t(p.o), 3);
+    const size_t ySize = size_t(p.n * p.o * p.outH() * p.outW());
+    auto dy = randomFloats(ySize, 4);
+    expectSameAtOneAndFour(
+        [&] {
+          std::vector<float> y(ySize);
+          cpu::conv2dForward<float>(p, x.data(), w.data(), b.data(), y.data());
+          return y;
+        },
+        "conv2dForward");
+    expectSameAtOneAndFour(
+        [&] {
+          std::vector<float> dx(x.size());
+          cpu::conv2dBackwardData<float>(p, dy.data(), w.data(), dx.data());
+          return dx;
+        },
+        "conv2dBackwardData");
+    expectSameAtOneAndFour(
+        [&] {
+          std::vector<float> dw(w.size());
+          cpu::conv2dBackwardWeight<float>(p, x.data(), dy.data(), dw.data());
+          return dw;
+        },
+        "conv2dBackwardWeight");
+    expectSameAtOneAndFour(
+        [&] {
+          std::vector<float> db(b.size());
+          cpu::conv2dBackwardBias<float>(p, dy.data(), db.data());
+          return db;
+        },
+        "conv2dBackwardBias");
+  }
+}
+
+// The sliced weight gradient is still the sum over the batch: against a float64 sum of the
+// one-image gradients (each exact in double).
+TEST(CpuThreads, SlicedWeightGradientSumsTheBatch) {
+  cpu::Conv2dParams p = seedConv(9);
+  std::vector<double> x(size_t(p.n * p.c * p.h * p.w)), dy(size_t(p.n * p.o * p.outH() * p.outW()));
+  for (size_t i = 0; i < x.size(); ++i) x[i] = double(int(i % 7) - 3);
+  for (size_t i = 0; i < dy.size(); ++i) dy[i] = double(int(i % 5) - 2);
+  const size_t wSize = size_t(p.o * p.c * p.kh * p.kw);
+  std::vector<double> dw(wSize), want(wSize, 0.0), one(wSize);
+  cpu::conv2dBackwardWeight<double>(p, x.data(), dy.data(), dw.data());
+  cpu::Conv2dParams single = p;
+  single.n = 1;
+  for (int64_t n = 0; n < p.n; ++n) {
+    cpu::conv2dBackwardWeight<double>(single, x.data() + n * p.c * p.h * p.w, dy.data() + n * p.o * p.outH() * p.outW(),
+                                      one.data());
+    for (size_t i = 0; i < wSize; ++i) want[i] += one[i];
+  }
+  for (size_t i = 0; i < wSize; ++i) EXPECT_EQ(dw[i], want[i]) << "dw[" << i << "]";  // small integers: exact
+}
+
+TEST(CpuThreads, PoolingKernels) {
+  cpu::Pool2dParams mp;
+  mp.n = 16, mp.c = 32, mp.h = 26, mp.w = 26, mp.kh = 2, mp.kw = 2, mp.strideH = 2, mp.strideW = 2;
+  cpu::Pool2dParams ap = mp;
+  ap.kh = ap.kw = 3, ap.strideH = ap.strideW = 2, ap.padTop = ap.padLeft = ap.padBottom = ap.padRight = 1;
+  for (const cpu::Pool2dParams& p : {mp, ap}) {
+    auto x = randomFloats(size_t(p.n * p.c * p.h * p.w), 5);
+    auto dy = randomFloats(size_t(p.n * p.c * p.outH() * p.outW()), 6);
+    expectSameAtOneAndFour(
+        [&] {
+          std::vector<float> y(dy.size());
+          cpu::maxPool2dForward<float>(p, x.data(), y.data());
+          return y;
+        },
+        "maxPool2dForward");
+    expectSameAtOneAndFour(
+        [&] {
+          std::vector<float> dx(x.size());
+          cpu::maxPool2dBackward<float>(p, x.data(), dy.data(), dx.data());
+          return dx;
+        },
+        "maxPool2dBackward");
+    expectSameAtOneAndFour(
+        [&] {
+          std::vector<float> y(dy.size());
+          cpu::avgPool2dForward<float>(p, x.data(), y.data());
+          return y;
+        },
+        "avgPool2dForward");
+    expectSameAtOneAndFour(
+        [&] {
+          std::vector<float> dx(x.size());
+          cpu::avgPool2dBackward<float>(p, dy.data(), dx.data());
+          return dx;
+        },
+        "avgPool2dBackward");
+  }
+}
+
+TEST(CpuThreads, ElementwiseAndSumTo) {
+  const Shape full{64, 32, 26, 26};
+  const size_t n = size_t(numElements(full));
+  auto a = randomFloats(n, 7), b = randomFloats(n, 8);
+  const float params[kMaxFormulaParams] = {};
+  expectSameAtOneAndFour(
+      [&] {
+        std::vector<float> y(n);
+        cpu::elementwise<float>(OpKind::Tanh, full, {full}, {a.data()}, params, y.data());
+        return y;
+      },
+      "tanh");
+  expectSameAtOneAndFour(
+      [&] {
+        std::vector<float> y(n);
+        cpu::elementwise<float>(OpKind::ReluGrad, full, {full, full}, {a.data(), b.data()}, params, y.data());
+        return y;
+      },
+      "relu_grad");
+  // The bias gradients of a conv and of a dense layer, and a sum of everything.
+  for (const Shape& to : {Shape{1, 32, 1, 1}, Shape{32, 1, 1}, Shape{26}, Shape{}}) {
+    expectSameAtOneAndFour(
+        [&] {
+          std::vector<float> y(size_t(numElements(to)));
+          cpu::reduceSumToShape<float>(full, a.data(), to, y.data());
+          return y;
+        },
+        "sum_to");
+  }
+  const Shape rows{4096, 64};
+  expectSameAtOneAndFour(
+      [&] {
+        std::vector<float> y(64);
+        cpu::reduceSumToShape<float>(rows, a.data(), Shape{64}, y.data());
+        return y;
+      },
+      "sum_to rows");
+  // And the chunked sum_to is the plain sum: [4096, 64] -> [64] against a double loop.
+  std::vector<float> y(64);
+  cpu::reduceSumToShape<float>(rows, a.data(), Shape{64}, y.data());
+  for (int64_t j = 0; j < 64; ++j) {
+    double want = 0;
+    for (int64_t r = 0; r < 4096; ++r) want += double(a[size_t(r * 64 + j)]);
+    EXPECT_EQ(y[size_t(j)], float(want)) << "column " << j;
+  }
+}
+
+TEST(CpuThreads, LossesAndOptimizers) {
+  const int64_t rows = 3000, cols = 10;
+  auto logits = randomFloats(size_t(rows * cols), 9, -4, 4);
+  std::vector<int64_t> labels(static_cast<size_t>(rows));
+  for (int64_t r = 0; r < rows; ++r) labels[size_t(r)] = (r * 7) % cols;
+  expectSameAtOneAndFour(
+      [&] {
+        std::vector<float> loss(1);
+        EXPECT_TRUE(
+            cpu::softmaxCrossEntropy<float>(rows, cols, logits.data(), labels.data(), loss.data(), nullptr, 0.1f));
+        return loss;
+      },
+      "softmax_cross_entropy");
+  expectSameAtOneAndFour(
+      [&] {
+        std::vector<float> d(logits.size());
+        EXPECT_TRUE(
+            cpu::softmaxCrossEntropyBackward<float>(rows, cols, logits.data(), labels.data(), 1.0f, d.data(), 0.0f));
+        return d;
+      },
+      "softmax_cross_entropy_grad");
+  const size_t n = 100003;
+  auto grad = randomFloats(n, 10);
+  expectSameAtOneAndFour(
+      [&] {
+        std::vector<float> state = randomFloats(3 * n, 11, 0, 1);  // w, m, v
+        for (int64_t step = 1; step <= 3; ++step)
+          cpu::adamUpdate<float>(int64_t(n), state.data(), grad.data(), state.data() + n, state.data() + 2 * n, 1e-3,
+                                 0.9f, 0.999f, 1e-7f, step, 0.01f, /*decoupledWeightDecay=*/true, 1.0f);
+        return state;
+      },
+      "adam");
+  expectSameAtOneAndFour(
+      [&] {
+        std::vector<float> state = randomFloats(2 * n, 12);  // w, velocity
+        cpu::sgdUpdate<float>(int64_t(n), state.data(), grad.data(), state.data() + n, 0.1f, 0.9f, 0.0f, true, 1.0f);
+        return state;
+      },
+      "sgd momentum");
+}
+
+// The seed CNN: three training steps through the public API at 1 and at 4 threads leave the
+// same parameters, bit for bit (conv, pool, dense, relu, losses, sum_to, Adam together).
+std::map<std::string, Tensor> trainSeedCnn(int threads) {
+  GraphBuilder b("seed");
+  auto x = b.input("x", f32({64, 1, 28, 28}));
+  auto c = b.conv2d(x, 32, 3, 3, {.activation = Activation::Relu, .name = "c1"});
+  auto p = b.maxPool2d(c, 2, 2);
+  auto h = b.dense(b.flatten(p), 64, {.activation = Activation::Relu, .name = "d1"});
+  b.output("logits", b.dense(h, 10, {.name = "d2"}));
+  auto model = b.build();
+  EXPECT_TRUE(model) << model.error().message();
+  auto trainer = Trainer::create(*model, {.optimizer = optim::Adam{}}, {.device = DeviceKind::Cpu, .threads = threads});
+  EXPECT_TRUE(trainer) << trainer.error().message();
+  auto images = randomFloats(64 * 28 * 28, 13, 0, 1);
+  std::vector<double> pixels(images.begin(), images.end()), labels(64);
+  for (size_t i = 0; i < labels.size(); ++i) labels[i] = double(i % 10);
+  TensorMap batch{{"x", Tensor::fromDoubles(DType::F32, {64, 1, 28, 28}, pixels)},
+                  {"labels", Tensor::fromDoubles(DType::I64, {64}, labels)}};
+  for (int s = 0; s < 3; ++s) {
+    auto st = trainer->step(batch);
+    EXPECT_TRUE(st) << st.error().message();
+  }
+  return trainer->parameters();
+}
+
+TEST(CpuThreads, SeedCnnTrainingStepsAreBitwiseEqual) {
+  int before = cpuThreads();
+  auto one = trainSeedCnn(1);
+  auto four = trainSeedCnn(4);
+  cpu::useCpuThreads(before);
+  ASSERT_EQ(one.size(), four.size());
+  ASSERT_FALSE(one.empty());
+  for (auto& [name, t] : one) {
+    const Tensor& u = four.at(name);
+    ASSERT_EQ(t.byteSize(), u.byteSize()) << name;
+    EXPECT_EQ(std::memcmp(t.raw(), u.raw(), t.byteSize()), 0) << name << " differs between 1 and 4 threads";
+  }
+}
+
+TEST(CpuThreads, SessionOptionsThreadsMustBePositive) {
+  GraphBuilder b("m");
+  b.output("y", b.dense(b.input("x", f32({2, 3})), 4));
+  auto model = b.build();
+  ASSERT_TRUE(model);
+  for (int bad : {0, -2}) {
+    auto s = Session::create(*model, {.device = DeviceKind::Cpu, .threads = bad});
+    ASSERT_FALSE(s);
+    EXPECT_EQ(s.error().message(),
+              "SessionOptions::threads must be 1 or more (or unset: every core available), got " + std::to_string(bad));
+    auto t = Trainer::create(*model, {}, {.device = DeviceKind::Cpu, .threads = bad});
+    ASSERT_FALSE(t);
+  }
+  auto ok = Session::create(*model, {.device = DeviceKind::Cpu, .threads = 2});
+  ASSERT_TRUE(ok) << ok.error().message();
+  auto out = ok->run({{"x", Tensor::fromDoubles(DType::F32, {2, 3}, std::vector<double>(6, 1.0))}});
+  ASSERT_TRUE(out) << out.error().message();
+  EXPECT_EQ(cpuThreads(), 2);  // the run applied it
+}
+
+}  // namespace
+}  // namespace shoal
