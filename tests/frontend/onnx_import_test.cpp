@@ -309,7 +309,8 @@ TEST(OnnxImport, AFeatureTheMappingLacksIsUnsupportedByName) {
 
 TEST(OnnxImport, MalformedModelsAreErrorsNotCrashes) {
   std::string dir = tempDir();
-  writeFile(dir + "/garbage.onnx", std::string("\x08\x96\x01 not a model at all \xff\xff\xff", 28));
+  static const char kGarbage[] = "\x08\x96\x01 not a model at all \xff\xff\xff";
+  writeFile(dir + "/garbage.onnx", std::string(kGarbage, sizeof kGarbage - 1));
   auto p = importOnnxFile(dir + "/garbage.onnx");
   ASSERT_FALSE(p);
   EXPECT_FALSE(p.error().unsupported);
