@@ -8,7 +8,7 @@ data on the GPU, Adam (eps 1e-7, as shoal), eager mode, NCCL with NVLink multica
 
 Writes (rank 0) JSON: world_size, global batch, per-epoch seconds and losses, steps, and
 samples_per_s over the epochs after the first (warm-up)."""
-import argparse, gzip, json, os, struct, time
+import argparse, json, os, time
 
 import numpy as np
 import torch
@@ -16,29 +16,7 @@ import torch.distributed as dist
 import torch.nn as nn
 import torch.nn.functional as F
 
-DATA = os.path.abspath(os.environ.get('MNIST_DIR', 'data/mnist-10k'))
-
-
-def load_idx(name):
-    with gzip.open(f'{DATA}/{name}-images-idx3-ubyte.gz') as f:
-        _, n, h, w = struct.unpack('>IIII', f.read(16))
-        x = np.frombuffer(f.read(), np.uint8).reshape(n, 1, h, w)
-    with gzip.open(f'{DATA}/{name}-labels-idx1-ubyte.gz') as f:
-        _, n = struct.unpack('>II', f.read(8))
-        y = np.frombuffer(f.read(), np.uint8)
-    return torch.tensor(x, dtype=torch.float32) / 255.0, torch.tensor(y, dtype=torch.long)
-
-
-class MnistCnn(nn.Module):  # examples/mnist_cnn.mmd
-    def __init__(self):
-        super().__init__()
-        self.c1 = nn.Conv2d(1, 32, 3)
-        self.d1 = nn.Linear(32 * 13 * 13, 64)
-        self.d2 = nn.Linear(64, 10)
-
-    def forward(self, x):
-        x = F.max_pool2d(F.relu(self.c1(x)), 2).flatten(1)
-        return self.d2(F.relu(self.d1(x)))
+from torch_common import DATA, MnistCnn, load_idx  # noqa: E402 (bench/ is the script's folder)
 
 
 class WideCnn(nn.Module):  # bench/ddp_wide_cnn.mmd
