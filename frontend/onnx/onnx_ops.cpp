@@ -897,22 +897,7 @@ bool foldSlice(NodeContext& c) {
   const Tensor& data = *c.known(0);
   const Shape& ds = data.shape();
   int64_t rank = int64_t(ds.size());
-  std::vector<int64_t> starts, ends, axes, steps;
-  if (c.opset() < 10) {
-    starts = c.attrInts("starts");
-    ends = c.attrInts("ends");
-    axes = c.attrInts("axes", std::vector<int64_t>{});
-  } else {
-    starts = c.constantInts(1, "starts");
-    ends = c.constantInts(2, "ends");
-    if (c.has(3)) axes = c.constantInts(3, "axes");
-    if (c.has(4)) steps = c.constantInts(4, "steps");
-  }
-  if (axes.empty())
-    for (size_t i = 0; i < starts.size(); ++i) axes.push_back(int64_t(i));
-  if (steps.empty()) steps.assign(starts.size(), 1);
-  if (ends.size() != starts.size() || axes.size() != starts.size() || steps.size() != starts.size())
-    c.invalid("starts, ends, axes and steps differ in length");
+  auto [starts, ends, axes, steps] = sliceArgs(c);
   std::vector<int64_t> begin(size_t(rank), 0), step(size_t(rank), 1);
   Shape out = ds;
   for (size_t i = 0; i < starts.size(); ++i) {

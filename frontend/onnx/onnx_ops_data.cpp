@@ -65,28 +65,33 @@ void lowerConcat(NodeContext& c) {
   c.setOutput(0, c.emit(OpKind::Concat, ins, a));
 }
 
+SliceArgs sliceArgs(NodeContext& c) {
+  SliceArgs a;
+  if (c.opset() < 10) {
+    a.starts = c.attrInts("starts");
+    a.ends = c.attrInts("ends");
+    a.axes = c.attrInts("axes", std::vector<int64_t>{});
+  } else {
+    a.starts = c.constantInts(1, "starts");
+    a.ends = c.constantInts(2, "ends");
+    if (c.has(3)) a.axes = c.constantInts(3, "axes");
+    if (c.has(4)) a.steps = c.constantInts(4, "steps");
+  }
+  if (a.axes.empty())
+    for (size_t i = 0; i < a.starts.size(); ++i) a.axes.push_back(int64_t(i));
+  if (a.steps.empty()) a.steps.assign(a.starts.size(), 1);
+  if (a.ends.size() != a.starts.size() || a.axes.size() != a.starts.size() || a.steps.size() != a.starts.size())
+    c.invalid("starts, ends, axes and steps differ in length");
+  return a;
+}
+
 // Slice: starts/ends/axes/steps (attributes before opset 10, inputs after), normalised here as
 // the fold does (negative indices from the back, clamped), so shoal's slice reads the same
 // elements; an empty result is refused (shoal's tensors are non-empty).
 void lowerSlice(NodeContext& c) {
   const Shape& ds = c.shape(0);
   int64_t rank = int64_t(ds.size());
-  std::vector<int64_t> starts, ends, axes, steps;
-  if (c.opset() < 10) {
-    starts = c.attrInts("starts");
-    ends = c.attrInts("ends");
-    axes = c.attrInts("axes", std::vector<int64_t>{});
-  } else {
-    starts = c.constantInts(1, "starts");
-    ends = c.constantInts(2, "ends");
-    if (c.has(3)) axes = c.constantInts(3, "axes");
-    if (c.has(4)) steps = c.constantInts(4, "steps");
-  }
-  if (axes.empty())
-    for (size_t i = 0; i < starts.size(); ++i) axes.push_back(int64_t(i));
-  if (steps.empty()) steps.assign(starts.size(), 1);
-  if (ends.size() != starts.size() || axes.size() != starts.size() || steps.size() != starts.size())
-    c.invalid("starts, ends, axes and steps differ in length");
+  auto [starts, ends, axes, steps] = sliceArgs(c);
   std::vector<bool> seen(size_t(rank), false);
   std::vector<int64_t> b(starts.size()), e(starts.size());
   for (size_t i = 0; i < starts.size(); ++i) {

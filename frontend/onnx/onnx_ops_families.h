@@ -42,6 +42,12 @@ void lowerLRN(NodeContext& c);
 // ---- onnx_ops_data.cpp
 void lowerTranspose(NodeContext& c);
 void lowerConcat(NodeContext& c);
+/// Slice's starts, ends, axes and steps: attributes before opset 10, constant inputs after;
+/// axes default to 0..n-1 and steps to 1; lists of different lengths are invalid.
+struct SliceArgs {
+  std::vector<int64_t> starts, ends, axes, steps;
+};
+SliceArgs sliceArgs(NodeContext& c);
 void lowerSlice(NodeContext& c);
 void lowerGather(NodeContext& c);
 void lowerGatherElements(NodeContext& c);
