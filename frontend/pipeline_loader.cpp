@@ -585,8 +585,6 @@ void Lowering::lowerPreprocess(PNode& p, std::vector<Value*>& ins) {
 }
 
 void Lowering::lowerDevice(PNode& p, std::vector<Value*>& ins) {
-  Graph& g = *pipe_.model;
-  const std::string& id = p.decl->id;
   if (p.role == Role::Decision) {
     std::string dev = "auto";
     if (!p.label.positional.empty()) dev = lower(std::get<std::string>(p.label.positional[0].value));

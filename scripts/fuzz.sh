@@ -6,7 +6,10 @@
 # timeout, sanitizer report or broken property stops that harness with the input saved as
 # build-fuzz/artifacts/<harness>-*: copy it into tests/fuzz/regressions/<harness>/ (the unit
 # tests replay that folder) and fix the bug. Exit status 1 when any harness failed.
-# Usage: scripts/fuzz.sh [SECONDS] [HARNESS...]   (harnesses: mermaid ir safetensors idx kernel_cache onnx)
+# FUZZ_SEED=N fixes libFuzzer's seed: CI uses one, so a run explores the same inputs as the
+# same command did before the change landed (a longer local run with that seed covers CI's);
+# without it every run explores new ground.
+# Usage: [FUZZ_SEED=N] scripts/fuzz.sh [SECONDS] [HARNESS...]   (harnesses: mermaid ir safetensors idx kernel_cache onnx)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=${1:-60}
@@ -24,13 +27,19 @@ fuzz() {
   local args=(-max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1
               -artifact_prefix="build-fuzz/artifacts/$name-")
   [ -f "tests/fuzz/dict/$name.dict" ] && args+=(-dict="tests/fuzz/dict/$name.dict")
+  [ -n "${FUZZ_SEED:-}" ] && args+=(-seed="$FUZZ_SEED")
   mkdir -p "build-fuzz/corpus/$name"
+  # libFuzzer exits on a corpus folder that does not exist; git keeps no empty folders.
+  local dirs=("build-fuzz/corpus/$name")
+  for d in "tests/fuzz/corpus/$name" "tests/fuzz/regressions/$name"; do
+    [ -d "$d" ] && dirs+=("$d")
+  done
   if ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-     "build-fuzz/tests/fuzz/fuzz_$name" "${args[@]}" "build-fuzz/corpus/$name" "tests/fuzz/corpus/$name" "tests/fuzz/regressions/$name" >"$log" 2>&1; then
+     "build-fuzz/tests/fuzz/fuzz_$name" "${args[@]}" "${dirs[@]}" >"$log" 2>&1; then
     echo "fuzz $name: $(grep -o 'Done [0-9]* runs in [0-9]* second' "$log" | head -1)s, $(grep -o 'new_units_added: *[0-9]*' "$log" | tr -s ' ') (corpus build-fuzz/corpus/$name)"
   else
     echo "fuzz $name: FAILED; log $log, input build-fuzz/artifacts/$name-*"
-    grep -E 'ERROR|SUMMARY|property broken|runtime error|Test unit written' "$log" | head -20
+    grep -E 'ERROR|SUMMARY|property broken|runtime error|Test unit written|exiting' "$log" | head -20
     return 1
   fi
 }

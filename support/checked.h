@@ -38,6 +38,13 @@ inline int64_t saturatingAdd(int64_t a, int64_t b) {
   return (a > 0) ? std::numeric_limits<int64_t>::max() : std::numeric_limits<int64_t>::min();
 }
 
+/// a * b clamped to the int64 range: for work estimates (parallel grain sizes, operation
+/// counts) whose factors are each bounded but whose product need not be.
+inline int64_t saturatingMul(int64_t a, int64_t b) {
+  if (auto r = checkedMul(a, b)) return *r;
+  return ((a < 0) != (b < 0)) ? std::numeric_limits<int64_t>::min() : std::numeric_limits<int64_t>::max();
+}
+
 /// The largest byte size of one tensor that shoal accepts: 2^48 bytes (256 TiB). It lies
 /// beyond any device's memory, and leaves room for the sums and index products the planner
 /// and the kernels form from a few such sizes without overflowing int64.

@@ -82,12 +82,16 @@ void im2col(const Conv2dParams& p, const T* x, T* cols) {
             std::fill(d, d + OW, T(0));
             continue;
           }
-          const T* src = x + (c * p.h + iy) * p.w + colOffset;
+          // Index from the row's start: x + colOffset itself may point before the buffer
+          // (padding), which is undefined even when never dereferenced.
+          const T* row = x + (c * p.h + iy) * p.w;
           std::fill(d, d + r.begin, T(0));
           if (p.strideW == 1) {
-            std::memcpy(d + r.begin, src + r.begin, sizeof(T) * size_t(r.end - r.begin));
+            if (r.end > r.begin)
+              std::memcpy(d + r.begin, row + (colOffset + r.begin),
+                          sizeof(T) * size_t(r.end - r.begin));
           } else {
-            for (int64_t ox = r.begin; ox < r.end; ++ox) d[ox] = src[ox * p.strideW];
+            for (int64_t ox = r.begin; ox < r.end; ++ox) d[ox] = row[colOffset + ox * p.strideW];
           }
           std::fill(d + r.end, d + OW, T(0));
         }
@@ -111,11 +115,11 @@ void col2im(const Conv2dParams& p, const T* cols, T* x) {
           const int64_t iy = oy * p.strideH - p.padTop + ki * p.dilationH;
           if (iy < 0 || iy >= p.h) continue;
           const T* s = src + oy * OW;
-          T* d = x + (c * p.h + iy) * p.w + colOffset;
+          T* row = x + (c * p.h + iy) * p.w;  // row + colOffset may lie before the buffer
           if (p.strideW == 1) {
-            for (int64_t ox = r.begin; ox < r.end; ++ox) d[ox] += s[ox];
+            for (int64_t ox = r.begin; ox < r.end; ++ox) row[colOffset + ox] += s[ox];
           } else {
-            for (int64_t ox = r.begin; ox < r.end; ++ox) d[ox * p.strideW] += s[ox];
+            for (int64_t ox = r.begin; ox < r.end; ++ox) row[colOffset + ox * p.strideW] += s[ox];
           }
         }
       }
@@ -306,7 +310,12 @@ bool takes(T v, T m) {
 
 namespace {
 // The planes (image, channel) of a pooling kernel run in parallel: each is independent.
-int64_t planeGrain(const Pool2dParams& p) { return grainFor(std::max(p.h * p.w, p.outH() * p.outW() * p.kh * p.kw)); }
+// A window larger than the plane (huge kernel, padding=same) visits at most the plane: the
+// estimate saturates rather than wrap.
+int64_t planeGrain(const Pool2dParams& p) {
+  const int64_t window = saturatingMul(std::min(p.kh, p.h), std::min(p.kw, p.w));
+  return grainFor(std::max(p.h * p.w, saturatingMul(p.outH() * p.outW(), window)));
+}
 }  // namespace
 
 template <typename T>
@@ -391,7 +400,8 @@ namespace {
 int64_t avgPoolDivisor(const Pool2dParams& p, int64_t oy, int64_t ox) {
   const AvgPoolSpan ys = avgPoolSpan(oy * p.strideH - p.padTop, p.kh, p.h, p.padBottom);
   const AvgPoolSpan xs = avgPoolSpan(ox * p.strideW - p.padLeft, p.kw, p.w, p.padRight);
-  return p.countIncludePad ? ys.padded * xs.padded : (ys.end - ys.begin) * (xs.end - xs.begin);
+  // Padding may be as wide as a huge window (padding=same): the padded count saturates.
+  return p.countIncludePad ? saturatingMul(ys.padded, xs.padded) : (ys.end - ys.begin) * (xs.end - xs.begin);
 }
 
 }  // namespace

@@ -101,7 +101,10 @@ int launchRanks(const LaunchOptions& opts) {
     }
     ::close(out[1]);
     ::close(err[1]);
-    children[size_t(r)] = Child{pid, out[0], err[0]};
+    Child& child = children[size_t(r)];
+    child.pid = pid;
+    child.out = out[0];
+    child.err = err[0];
   }
 
   using Clock = std::chrono::steady_clock;
