@@ -17,6 +17,7 @@
 #include "ir/printer.h"
 #include "codegen/kernel_cache.h"
 #include "codegen/nvrtc.h"
+#include "support/float16.h"
 
 namespace shoal {
 
@@ -52,6 +53,13 @@ std::string cudaType(DType t) {
     case DType::I64: return "long long";
     case DType::U8: return "unsigned char";
     case DType::Bool: return "bool";
+    case DType::F16:
+    case DType::BF16: return "unsigned short";  // the bits (support/float16.h converts them)
+    case DType::I8: return "signed char";
+    case DType::I16: return "short";
+    case DType::U16: return "unsigned short";
+    case DType::U32: return "unsigned int";
+    case DType::U64: return "unsigned long long";
   }
   return "float";
 }
@@ -84,8 +92,18 @@ std::string literal(double v, DType t) {
       return shortest(v);
     case DType::I32:
     case DType::I64:
-    case DType::U8: return "(" + cudaType(t) + ")" + intLit(int64_t(v));
+    case DType::U8:
+    case DType::I8:
+    case DType::I16:
+    case DType::U16:
+    case DType::U32: return "(" + cudaType(t) + ")" + intLit(int64_t(v));
+    case DType::U64: {
+      const uint64_t u = !(v > 0) ? 0 : v >= 18446744073709551616.0 ? ~uint64_t(0) : uint64_t(v);
+      return "(" + cudaType(t) + ")" + std::to_string(u) + "ULL";
+    }
     case DType::Bool: return v != 0 ? "true" : "false";
+    case DType::F16: return "(unsigned short)" + std::to_string(shoal_f64_to_f16(v));
+    case DType::BF16: return "(unsigned short)" + std::to_string(shoal_f64_to_bf16(v));
   }
   return shortest(v);
 }
@@ -331,9 +349,12 @@ std::string prelude() {
 typedef long long i64;
 typedef unsigned long long u64;
 
-// ---- ir/scalar_math.h: the scalar math of the elementwise formulas (shared with the host) ---
+// ---- support/float16.h and ir/scalar_math.h: float16/bfloat16 conversions and the scalar
+// math of the elementwise formulas (shared with the host) ---------------------------------
 #define SHOAL_SCALAR_FN __device__ __forceinline__
 )";
+  out += float16Source();
+  out += "\n";
   out += scalarMathSource();
   out += "\n// ---- the elementwise ops of ir/ops.def, one formula each ------------------------------\n";
   out += elementwiseFunctions();

@@ -147,6 +147,8 @@ std::string elementwiseFunctions();
 
 /// The text of ir/scalar_math.h (embedded at build time).
 std::string_view scalarMathSource();
+/// The text of support/float16.h (embedded at build time), pasted before it.
+std::string_view float16Source();
 
 /// A statement (indented by `indent`) that sets `dst` (declared by the caller) to activation
 /// `act` of `src`, `act` naming a unary elementwise op without attributes (relu, sigmoid,

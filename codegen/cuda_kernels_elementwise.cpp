@@ -143,6 +143,49 @@ Expected<void> emitNormalize(NodeEmitter& em) {
   return {};
 }
 
+namespace {
+
+// An integer type's C name and range (as doubles, as Tensor::set compares them, and as literals).
+std::string saturated(const char* type, const char* lo, const char* hi, const char* loLit, const char* hiLit) {
+  return fmt::format("(v != v ? ({0})0 : v <= {1} ? ({0}){3} : v >= {2} ? ({0}){4} : ({0})v)", type, lo, hi, loLit,
+                     hiLit);
+}
+
+// `v` (a double) stored as `to`, as the interpreter's Tensor::set does: floats round (float16
+// and bfloat16 to nearest even, support/float16.h), integers truncate toward zero and saturate
+// at the type's range (NaN is 0), bool is v != 0.
+std::string storeFromDouble(DType to) {
+  switch (to) {
+    case DType::F32: return "(float)v";
+    case DType::F64: return "v";
+    case DType::F16: return "shoal_f64_to_f16(v)";
+    case DType::BF16: return "shoal_f64_to_bf16(v)";
+    case DType::Bool: return "(v != 0.0)";
+    case DType::I32: return saturated("int", "-2147483648.0", "2147483647.0", "(-2147483647 - 1)", "2147483647");
+    case DType::I64:
+      return saturated("long long", "-9223372036854775808.0", "9223372036854775808.0", "(-9223372036854775807LL - 1)",
+                       "9223372036854775807LL");
+    case DType::U8: return saturated("unsigned char", "0.0", "255.0", "0", "255");
+    case DType::I8: return saturated("signed char", "-128.0", "127.0", "-128", "127");
+    case DType::I16: return saturated("short", "-32768.0", "32767.0", "-32768", "32767");
+    case DType::U16: return saturated("unsigned short", "0.0", "65535.0", "0", "65535");
+    case DType::U32: return saturated("unsigned int", "0.0", "4294967295.0", "0u", "4294967295u");
+    case DType::U64:
+      return saturated("unsigned long long", "0.0", "18446744073709551616.0", "0ULL", "18446744073709551615ULL");
+  }
+  return "v";
+}
+
+std::string loadAsDouble(DType from) {
+  switch (from) {
+    case DType::F16: return "(double)shoal_f16_to_f32(x[i])";
+    case DType::BF16: return "(double)shoal_bf16_to_f32(x[i])";
+    default: return "(double)x[i]";
+  }
+}
+
+}  // namespace
+
 Expected<void> emitCast(NodeEmitter& em) {
   const Node& n = em.node();
   DType from = n.input(0)->type().dtype, to = n.result()->type().dtype;
@@ -152,8 +195,8 @@ Expected<void> emitCast(NodeEmitter& em) {
   }
   // Through double, like the interpreter's Tensor::set(i, src.at(i)).
   em.elementwise("", fill("const ${A}* __restrict__ x, ${B}* __restrict__ y", {{"A", cudaType(from)}, {"B", cudaType(to)}}),
-                 fill("    y[i] = (${B})(double)x[i];\n", {{"B", cudaType(to)}}), {em.in(0), em.out()},
-                 n.result()->type().numElements());
+                 "    const double v = " + loadAsDouble(from) + ";\n    y[i] = " + storeFromDouble(to) + ";\n",
+                 {em.in(0), em.out()}, n.result()->type().numElements());
   return {};
 }
 

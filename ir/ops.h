@@ -40,6 +40,7 @@ struct OpTraits {
   bool isInternal = false;        ///< made by shoal (gradients, fused ops, updates, sources): no pipeline layer
   bool inPlaceAnyOperand = false; ///< any operand of the result's type may be overwritten by the result
   bool isCollective = false;      ///< talks to the other ranks of a data-parallel run: every rank runs it, never removed
+  bool storageTypes = false;      ///< takes or makes the storage element types (f16, i8, ...; see storageOnly)
   int numInPlace = 0;             ///< operands the result may overwrite, most preferred first
   std::array<int8_t, kMaxTraitOperands> inPlaceOperands{};
   int numMutated = 0;  ///< operands the op writes in place (optimizer updates)
@@ -52,6 +53,7 @@ struct OpTraits {
   constexpr OpTraits internal() const { return set(&OpTraits::isInternal); }
   constexpr OpTraits inPlaceAny() const { return set(&OpTraits::inPlaceAnyOperand); }
   constexpr OpTraits collective() const { return set(&OpTraits::isCollective); }
+  constexpr OpTraits storage() const { return set(&OpTraits::storageTypes); }
   /// Set for the rows written with SHOAL_ELEMENTWISE (not used in ir/ops.def itself).
   constexpr OpTraits elementwise() const { return set(&OpTraits::isElementwise); }
   /// The result may take over operand `i`'s buffer (when the types match), in this order.

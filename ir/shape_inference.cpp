@@ -560,8 +560,24 @@ Expected<std::vector<TensorType>> inferResultTypes(const Node& node) {
     if (std::string why = tensorSizeProblem(t); !why.empty())
       return Unexpected(shapeError(node, fmt::format("operand %{} {} is too large: {}", node.input(i)->name(), t.str(), why)));
   }
+  // The storage types (f16, i8, ...) are held and converted, never computed in: only the ops
+  // whose row says `storage()` (sources, outputs, cast) take or make them.
+  const bool storage = opInfo(node.kind()).traits.storageTypes;
+  for (size_t i = 0; i < node.numInputs() && !storage; ++i)
+    if (DType t = node.input(i)->type().dtype; storageOnly(t))
+      return Unexpected(shapeError(
+          node, computeDType(t) != t
+                    ? fmt::format("operand %{} is {}: shoal stores {} values and computes in {} (cast it first)",
+                                  node.input(i)->name(), node.input(i)->type().str(), dtypeName(t),
+                                  dtypeName(computeDType(t)))
+                    : fmt::format("operand %{} is {}: shoal stores {} values and only casts them",
+                                  node.input(i)->name(), node.input(i)->type().str(), dtypeName(t))));
   auto types = dispatchShapeRule(node);
   if (!types) return types;
+  for (size_t r = 0; r < types->size() && !storage; ++r)
+    if (storageOnly((*types)[r].dtype))
+      return Unexpected(shapeError(node, fmt::format("result {} is a storage type; only cast makes those",
+                                                     (*types)[r].str())));
   for (size_t r = 0; r < types->size(); ++r) {
     const TensorType& t = (*types)[r];
     if (std::string why = tensorSizeProblem(t); !why.empty()) {

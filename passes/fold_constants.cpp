@@ -37,6 +37,11 @@ double roundTo(DType t, double v) {
     case DType::I64: return double(int64_t(v));
     case DType::U8: return double(uint8_t(v));
     case DType::Bool: return v != 0 ? 1.0 : 0.0;
+    default: {  // the storage types: as a tensor of that type holds it
+      Tensor one(t, Shape{});
+      one.set(0, v);
+      return one.at(0);
+    }
   }
   return v;
 }

@@ -12,6 +12,7 @@
 #include "passes/precision.h"
 #include "runtime/checkpoint/safetensors.h"
 #include "runtime/data/idx.h"
+#include "support/checked.h"
 #include "runtime/trainer.h"
 
 namespace shoal {
@@ -20,7 +21,7 @@ int64_t termsPerElement(const Node& n) {
   auto in = [&](size_t i) -> const Shape& { return n.input(i)->type().shape; };
   auto product = [](const std::vector<int64_t>& v) {
     int64_t p = 1;
-    for (int64_t x : v) p *= std::max<int64_t>(x, 1);
+    for (int64_t x : v) p = saturatingMul(p, std::max<int64_t>(x, 1));  // a pooling window may exceed any tensor
     return p;
   };
   OpKind k = n.kind();
@@ -68,7 +69,11 @@ struct Comparison {
 Comparison compareValues(const Tensor& got, const Tensor& want, int64_t terms, const DifferentialTolerance& tol) {
   Comparison c;
   int64_t count = want.numElements();
-  bool exact = !isFloat(got.dtype()) || !isFloat(want.dtype());
+  // float16 and bfloat16 results are roundings of f32 vs f64 values: one unit of the format
+  // apart at most (2^-10, 2^-7 relative).
+  auto halfUnit = [](DType t) { return t == DType::F16 ? 0x1p-10 : t == DType::BF16 ? 0x1p-7 : 0.0; };
+  const double unit = std::max(halfUnit(got.dtype()), halfUnit(want.dtype()));
+  bool exact = unit == 0 && (!isFloat(got.dtype()) || !isFloat(want.dtype()));
   double sumSquares = 0;
   for (int64_t i = 0; i < count; ++i)
     if (double w = want.at(i); std::isfinite(w)) sumSquares += w * w;
@@ -76,7 +81,7 @@ Comparison compareValues(const Tensor& got, const Tensor& want, int64_t terms, c
   double floor = terms > 1 ? rms : 0;  // what a cancelling sum's rounding error is relative to
   for (int64_t i = 0; i < count; ++i) {
     double g = got.at(i), w = want.at(i);
-    double error, tolerance = exact ? 0 : tol.atol + tol.rtol * std::max(std::abs(w), floor);
+    double error, tolerance = exact ? 0 : tol.atol + std::max(tol.rtol, unit) * std::max(std::abs(w), floor);
     bool ok;
     if (std::isnan(g) || std::isnan(w)) {
       ok = std::isnan(g) && std::isnan(w);

@@ -8,6 +8,8 @@
 #include <stdexcept>
 #include <string>
 
+#include "support/float16.h"
+
 namespace shoal {
 
 namespace {
@@ -62,6 +64,13 @@ double Tensor::at(int64_t i) const {
     case DType::I64: return double(data<int64_t>()[i]);
     case DType::U8: return data<uint8_t>()[i];
     case DType::Bool: return data<bool>()[i] ? 1.0 : 0.0;
+    case DType::F16: return shoal_f16_to_f32(data<uint16_t>()[i]);
+    case DType::BF16: return shoal_bf16_to_f32(data<uint16_t>()[i]);
+    case DType::I8: return data<int8_t>()[i];
+    case DType::I16: return data<int16_t>()[i];
+    case DType::U16: return data<uint16_t>()[i];
+    case DType::U32: return data<uint32_t>()[i];
+    case DType::U64: return double(data<uint64_t>()[i]);
   }
   return 0;
 }
@@ -87,6 +96,13 @@ void Tensor::set(int64_t i, double v) {
     case DType::I64: data<int64_t>()[i] = saturate<int64_t>(v); return;
     case DType::U8: data<uint8_t>()[i] = saturate<uint8_t>(v); return;
     case DType::Bool: data<bool>()[i] = v != 0; return;  // NaN is true, as C++ and PyTorch convert it
+    case DType::F16: data<uint16_t>()[i] = shoal_f64_to_f16(v); return;
+    case DType::BF16: data<uint16_t>()[i] = shoal_f64_to_bf16(v); return;
+    case DType::I8: data<int8_t>()[i] = saturate<int8_t>(v); return;
+    case DType::I16: data<int16_t>()[i] = saturate<int16_t>(v); return;
+    case DType::U16: data<uint16_t>()[i] = saturate<uint16_t>(v); return;
+    case DType::U32: data<uint32_t>()[i] = saturate<uint32_t>(v); return;
+    case DType::U64: data<uint64_t>()[i] = saturate<uint64_t>(v); return;
   }
 }
 

@@ -16,12 +16,19 @@ std::string_view dtypeName(DType t) {
     case DType::I64: return "i64";
     case DType::U8: return "u8";
     case DType::Bool: return "bool";
+    case DType::F16: return "f16";
+    case DType::BF16: return "bf16";
+    case DType::I8: return "i8";
+    case DType::I16: return "i16";
+    case DType::U16: return "u16";
+    case DType::U32: return "u32";
+    case DType::U64: return "u64";
   }
   return "?";
 }
 
 std::optional<DType> parseDType(std::string_view name) {
-  for (DType t : {DType::F32, DType::F64, DType::I32, DType::I64, DType::U8, DType::Bool})
+  for (DType t : kAllDTypes)
     if (dtypeName(t) == name) return t;
   if (name == "b8") return DType::Bool;  // the spelling of one-byte booleans elsewhere (MLIR's i1 is a bit)
   return std::nullopt;
@@ -35,11 +42,49 @@ size_t dtypeSize(DType t) {
     case DType::I64: return 8;
     case DType::U8: return 1;
     case DType::Bool: return 1;
+    case DType::F16: return 2;
+    case DType::BF16: return 2;
+    case DType::I8: return 1;
+    case DType::I16: return 2;
+    case DType::U16: return 2;
+    case DType::U32: return 4;
+    case DType::U64: return 8;
   }
   return 0;
 }
 
 bool isFloat(DType t) { return t == DType::F32 || t == DType::F64; }
+
+bool storageOnly(DType t) {
+  switch (t) {
+    case DType::F32:
+    case DType::F64:
+    case DType::I32:
+    case DType::I64:
+    case DType::U8:
+    case DType::Bool: return false;
+    case DType::F16:
+    case DType::BF16:
+    case DType::I8:
+    case DType::I16:
+    case DType::U16:
+    case DType::U32:
+    case DType::U64: return true;
+  }
+  return true;
+}
+
+DType computeDType(DType t) {
+  switch (t) {
+    case DType::F16:
+    case DType::BF16: return DType::F32;
+    case DType::I8:
+    case DType::I16:
+    case DType::U16: return DType::I32;
+    case DType::U32: return DType::I64;
+    default: return t;
+  }
+}
 
 int64_t numElements(const Shape& s) {
   int64_t n = 1;

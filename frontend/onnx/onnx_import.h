@@ -57,6 +57,9 @@ struct OnnxModelInfo {
   std::string producer;                   ///< "pytorch 2.11.0"
   std::vector<std::string> inputs;        ///< graph inputs that are not initializers, in order
   std::vector<std::string> outputs;
+  /// The element types the model declares for them (nullopt: not declared, or not a tensor of
+  /// a type shoal has), in the same order.
+  std::vector<std::optional<DType>> inputTypes, outputTypes;
   /// The op types the graph uses ("Conv", or "com.example:Foo" outside ai.onnx), sorted.
   std::vector<std::string> opTypes;
   /// Every one of them has a mapping in shoal's op table (it may still be unsupported for

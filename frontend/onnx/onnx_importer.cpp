@@ -106,17 +106,34 @@ void NodeContext::setOutput(size_t i, Value* v) {
       v->def()->loc().node == loc_.node && !imp_.graph().findValue(imp_.valueName(name)))
     imp_.graph().renameValue(v, imp_.valueName(name));
   Slot s;
+  if (DType dt = v->type().dtype; storageOnly(dt)) {
+    // A cast to a storage type (float16, int8): later ops read it in its compute type.
+    s.storage = dt;
+    if (computeDType(dt) != dt) {
+      Attrs a;
+      a.set("dtype", std::string(dtypeName(computeDType(dt))));
+      v = emit(OpKind::Cast, {v}, std::move(a), "wide");
+    }
+  }
   s.type = v->type();
   s.value = v;
   imp_.define(name, std::move(s));
 }
 
-void NodeContext::setKnownOutput(size_t i, Tensor t) {
-  if (!hasOutput(i)) return;
+Slot knownSlot(Tensor t) {
   Slot s;
+  if (storageOnly(t.dtype())) {
+    s.storage = t.dtype();
+    if (computeDType(t.dtype()) != t.dtype()) t = t.cast(computeDType(t.dtype()));
+  }
   s.type = t.type();
   s.known = std::move(t);
-  imp_.define(node_.output(int(i)), std::move(s));
+  return s;
+}
+
+void NodeContext::setKnownOutput(size_t i, Tensor t) {
+  if (!hasOutput(i)) return;
+  imp_.define(node_.output(int(i)), knownSlot(std::move(t)));
 }
 
 const std::vector<Value*>& NodeContext::sequence(size_t i) const {
@@ -297,11 +314,10 @@ Importer::Importer(Graph& g, const onnx::ModelProto& model, std::string modelPat
     initializers_[init.name()] = &init;
     Slot s;
     try {
-      s.known = tensorFromProto(init, dir_);
+      s = knownSlot(tensorFromProto(init, dir_));
     } catch (const ImportFailure& f) {
       throw ImportFailure{"initializer '" + init.name() + "': " + f.message, f.unsupported};
     }
-    s.type = s.known->type();
     s.parameter = isFloat(s.type.dtype);
     slots_[init.name()] = std::move(s);
   }
@@ -367,8 +383,12 @@ Value* Importer::materialize(const std::string& name, Slot& s, bool asState) {
   if (s.value) return s.value;
   if (s.sequence)
     throwUnsupported(fmt::format("sequence '{}' used as a tensor (shoal's sequences live at import only)", name));
-  materializedLog_.push_back(name);
   assert(s.known && "a slot without an IR value holds a known tensor");
+  if (s.known->numElements() == 0)
+    throwUnsupported(fmt::format("'{}' is an empty tensor {} used at run time (shoal's tensors are non-empty; "
+                                 "empty values exist only in shape arithmetic at import)",
+                                 name, s.known->type().str()));
+  materializedLog_.push_back(name);
   Location loc = pipelineLoc_ ? *pipelineLoc_ : Location{path_, 0, 0, name};
   if (s.parameter) {
     // Parameters (and state) keep the initializer's name: it is their checkpoint name.
@@ -435,6 +455,18 @@ TensorType Importer::inputType(const onnx::ValueInfoProto& vi) {
   return {*dtype, shape};
 }
 
+Value* Importer::widen(const std::string& name, Value* v, Slot& s) {
+  const DType dt = v->type().dtype;
+  if (!storageOnly(dt)) return v;
+  s.storage = dt;
+  if (computeDType(dt) == dt) return v;
+  Attrs a;
+  a.set("dtype", std::string(dtypeName(computeDType(dt))));
+  return g_.addNode(OpKind::Cast, {v}, std::move(a), {{valueName(name) + ".wide", {computeDType(dt), v->type().shape}}},
+                    pipelineLoc_ ? *pipelineLoc_ : Location{path_, 0, 0, name})
+      ->result();
+}
+
 void Importer::declareInputs() {
   for (const auto& vi : model_.graph().input()) {
     if (initializers_.count(vi.name())) continue;  // IR < 4 lists initializers as inputs too
@@ -445,6 +477,8 @@ void Importer::declareInputs() {
     s.value = g_.addNode(OpKind::Input, {}, std::move(a), {{valueName(vi.name()), s.type}},
                          pipelineLoc_ ? *pipelineLoc_ : Location{path_, 0, 0, vi.name()})
                   ->result();
+    s.value = widen(vi.name(), s.value, s);
+    s.type = s.value->type();
     if (auto it = opts_.inputValues.find(vi.name()); it != opts_.inputValues.end()) {
       if (it->second.shape() != s.type.shape)
         throwInvalid(
@@ -470,10 +504,13 @@ void Importer::bindInputs(const std::vector<Value*>& values) {
     Value* v = values[i];
     opts_.inputShapes[vi.name()] = v->type().shape;
     TensorType want = inputType(vi);
-    if (want.dtype != v->type().dtype)
+    // A storage-type input (float16) may also be fed in its compute type (f32).
+    if (want.dtype != v->type().dtype && !(storageOnly(want.dtype) && computeDType(want.dtype) == v->type().dtype))
       throwInvalid(fmt::format("model input '{}' is {}, the pipeline feeds {}", vi.name(), dtypeName(want.dtype),
                                v->type().str()));
     Slot s;
+    if (storageOnly(want.dtype)) s.storage = want.dtype;
+    v = widen(vi.name(), v, s);
     s.type = v->type();
     s.value = v;
     define(vi.name(), std::move(s));
@@ -495,7 +532,7 @@ void Importer::crossCheck(const onnx::NodeProto& n, int64_t opset, const std::st
   std::string what;
   if (tt.elem_type() != onnx::TensorProto::UNDEFINED) {
     auto dt = dtypeFromOnnx(tt.elem_type());
-    if (!dt || *dt != s.type.dtype) what = fmt::format("element type {}", onnxTypeName(tt.elem_type()));
+    if (!dt || *dt != s.onnxDType()) what = fmt::format("element type {}", onnxTypeName(tt.elem_type()));
   }
   if (what.empty() && tt.has_shape()) {
     bool staticShape = true;
@@ -510,7 +547,47 @@ void Importer::crossCheck(const onnx::NodeProto& n, int64_t opset, const std::st
     throwInvalid(
         fmt::format("{}: shoal computes {} for '{}' where ONNX's shape inference has {} (a bug in shoal's "
                     "ONNX import)",
-                    describe(n, opset), s.type.str(), name, what));
+                    describe(n, opset), TensorType{s.onnxDType(), s.type.shape}.str(), name, what));
+}
+
+void Importer::checkStorageInputs(const onnx::NodeProto& n, int64_t opset, const OpMapping& m) {
+  for (int i = 0; i < n.input_size(); ++i) {
+    if (n.input(i).empty()) continue;
+    auto it = slots_.find(n.input(i));
+    if (it == slots_.end() || !it->second.storage) continue;
+    const DType st = *it->second.storage;
+    const bool widened = computeDType(st) != st;
+    const bool ok = m.storage == StorageUse::Converts || m.storage == StorageUse::Passes ||
+                    (m.storage == StorageUse::Preserves && widened) || (m.storage == StorageUse::Exponent && i == 1);
+    if (ok) continue;
+    // The ops that read it, from the op table.
+    std::vector<std::string> readers;
+    for (const std::string& op : mappedOpTypes()) {
+      const StorageUse use = findOpMapping(op)->storage;
+      if (use == StorageUse::Exponent)
+        readers.push_back(op + "'s exponent");
+      else if (use == StorageUse::Converts || use == StorageUse::Passes || (use == StorageUse::Preserves && widened))
+        readers.push_back(op);
+    }
+    throwUnsupported(fmt::format("{}: unsupported: input '{}' has element type {}, which shoal stores and {} (only {} "
+                                 "read it)",
+                                 describe(n, opset), n.input(i), onnxTypeName(onnxFromDtype(st)),
+                                 widened ? fmt::format("computes in {}", dtypeName(computeDType(st)))
+                                         : std::string("only converts"),
+                                 joinNames(readers)));
+  }
+}
+
+void Importer::propagateStorage(const onnx::NodeProto& n, const OpMapping& m) {
+  if (m.storage != StorageUse::Preserves && m.storage != StorageUse::Passes) return;
+  std::optional<DType> st;
+  for (const auto& in : n.input())
+    if (auto it = slots_.find(in); !in.empty() && it != slots_.end() && it->second.storage) st = it->second.storage;
+  if (!st) return;
+  for (const auto& out : n.output())
+    if (auto it = slots_.find(out); !out.empty() && it != slots_.end() && !it->second.storage &&
+                                    !it->second.sequence && it->second.type.dtype == computeDType(*st))
+      it->second.storage = st;
 }
 
 void Importer::lowerNode(const onnx::NodeProto& n, int index, int64_t opset, int depth) {
@@ -526,11 +603,13 @@ void Importer::lowerNode(const onnx::NodeProto& n, int index, int64_t opset, int
   try {
     if (!m)
       throwUnsupported(fmt::format("{}: unsupported: shoal has no mapping for op {}", describe(n, opset), n.op_type()));
+    checkStorageInputs(n, opset, *m);
     NodeContext ctx(*this, n, opset);
     ctx.loc_ = nodeLocation(n, index);
     try {
       bool folded = m->fold && n.input_size() > 0 && ctx.allInputsKnown() && m->fold(ctx);
       if (!folded) m->lower(ctx);
+      propagateStorage(n, *m);
     } catch (const ImportFailure& f) {
       // Failures from helpers that do not know the node get its description.
       if (f.message.rfind("node", 0) == 0) throw;
@@ -577,7 +656,7 @@ bool Importer::expandFunction(const onnx::NodeProto& n, int64_t opset, int depth
       if (n.input(i).empty() || !slots_.count(n.input(i))) continue;
       const TensorType& t = slots_.at(n.input(i)).type;
       auto* tt = types[size_t(i)].mutable_tensor_type();
-      tt->set_elem_type(onnxFromDtype(t.dtype));
+      tt->set_elem_type(onnxFromDtype(slots_.at(n.input(i)).onnxDType()));
       for (int64_t d : t.shape) tt->mutable_shape()->add_dim()->set_dim_value(d);
     }
     onnx::FunctionBodyBuildContextImpl ctx(n, types);
@@ -646,6 +725,14 @@ void Importer::declareOutputs() {
   for (const auto& vi : model_.graph().output()) {
     Slot& s = slot(vi.name(), nullptr);
     Value* v = materialize(vi.name(), s);
+    if (s.storage && v->type().dtype != *s.storage) {
+      // A float16 (int8, ...) output: computed in f32 (i32), stored back as the model says.
+      Attrs c;
+      c.set("dtype", std::string(dtypeName(*s.storage)));
+      v = g_.addNode(OpKind::Cast, {v}, std::move(c), {{valueName(vi.name()) + ".stored", {*s.storage, v->type().shape}}},
+                     pipelineLoc_ ? *pipelineLoc_ : Location{path_, 0, 0, vi.name()})
+              ->result();
+    }
     Attrs a;
     a.set("name", vi.name());
     g_.addNode(OpKind::Output, {v}, std::move(a), {}, pipelineLoc_ ? *pipelineLoc_ : Location{path_, 0, 0, vi.name()});
@@ -736,10 +823,17 @@ void fillInfo(const onnx::ModelProto& model, OnnxModelInfo* info) {
   for (const auto& i : model.graph().initializer()) inits.insert(i.name());
   info->inputs.clear();
   info->outputs.clear();
+  info->inputTypes.clear();
+  info->outputTypes.clear();
   info->inputProblems.clear();
+  auto declared = [](const onnx::ValueInfoProto& vi) -> std::optional<DType> {
+    if (!vi.type().has_tensor_type()) return std::nullopt;
+    return dtypeFromOnnx(vi.type().tensor_type().elem_type());
+  };
   for (const auto& vi : model.graph().input()) {
     if (inits.count(vi.name())) continue;
     info->inputs.push_back(vi.name());
+    info->inputTypes.push_back(declared(vi));
     if (!vi.type().has_tensor_type())
       info->inputProblems.push_back(
           fmt::format("input '{}' is not a tensor (sequences, maps and optionals are not supported)", vi.name()));
@@ -747,7 +841,10 @@ void fillInfo(const onnx::ModelProto& model, OnnxModelInfo* info) {
       info->inputProblems.push_back(fmt::format("input '{}' has element type {}, which shoal does not support",
                                                 vi.name(), onnxTypeName(vi.type().tensor_type().elem_type())));
   }
-  for (const auto& vi : model.graph().output()) info->outputs.push_back(vi.name());
+  for (const auto& vi : model.graph().output()) {
+    info->outputs.push_back(vi.name());
+    info->outputTypes.push_back(declared(vi));
+  }
   std::set<std::string> ops;
   info->allOpsMapped = true;
   for (const auto& n : model.graph().node()) {

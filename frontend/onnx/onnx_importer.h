@@ -60,7 +60,17 @@ struct Slot {
   /// A sequence (SequenceConstruct, SplitToSequence, ...): a list known at import of IR values,
   /// which sequence ops rearrange and SequenceAt reads; never a tensor itself.
   std::optional<std::vector<Value*>> sequence;
+  /// The ONNX element type when it is one shoal only stores (float16, int8, uint32, ...; see
+  /// storageOnly): `type`, `value` and `known` hold computeDType of it instead, and only the
+  /// ops whose mapping keeps values within the type (OpMapping::storage) may read it.
+  std::optional<DType> storage;
+
+  /// The element type ONNX gives the value.
+  DType onnxDType() const { return storage ? *storage : type.dtype; }
 };
+
+/// A slot holding `t`, widened to its compute type when `t` is of a storage type.
+Slot knownSlot(Tensor t);
 
 class Importer;
 
@@ -156,6 +166,17 @@ class NodeContext {
   const onnx::AttributeProto& needAttr(const std::string& name, int type);
 };
 
+/// What an op mapping does with inputs of a storage type (float16, int8, ...), which the
+/// importer widens to their compute type (f32, i32, ...; computeDType).
+enum class StorageUse : uint8_t {
+  None,       ///< refused: the op could leave the type's range or precision (Add on int8 wraps)
+  Preserves,  ///< the result is one of the operand values (Min, Max, Clip, Identity): exact,
+              ///< and the outputs keep the input's storage type
+  Passes,     ///< Identity: the output is the input itself
+  Converts,   ///< Cast and CastLike: any input; the output's type is the target's
+  Exponent,   ///< Pow: the exponent only (converted to the base's type)
+};
+
 /// How an ONNX op becomes shoal IR.
 struct OpMapping {
   std::string_view opType;
@@ -167,6 +188,8 @@ struct OpMapping {
   /// Only folded: shoal has no op for the values at run time (so a model using it on run-time
   /// values is unsupported).
   bool foldOnly = false;
+  /// Inputs of a storage type: see StorageUse.
+  StorageUse storage = StorageUse::None;
 };
 
 /// The op table (onnx_ops.cpp), by ONNX op type (domain ai.onnx).
@@ -227,6 +250,12 @@ class Importer {
   Mark mark() const { return {g_.size(), materializedLog_.size(), definedLog_.size()}; }
   void rollback(const Mark& m);
   void crossCheck(const onnx::NodeProto& n, int64_t opset, const std::string& name, const Slot& s);
+  /// Unsupported when an input of a storage type reaches a mapping that does not take it.
+  void checkStorageInputs(const onnx::NodeProto& n, int64_t opset, const OpMapping& m);
+  /// The outputs of a mapping that preserves values keep its inputs' storage type.
+  void propagateStorage(const onnx::NodeProto& n, const OpMapping& m);
+  /// `v` in its compute type when it is of a storage type (a cast), recording that in `s`.
+  Value* widen(const std::string& name, Value* v, Slot& s);
 
   Graph& g_;
   const onnx::ModelProto& model_;

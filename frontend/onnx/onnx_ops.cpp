@@ -461,11 +461,17 @@ bool ceilModeAgrees(const Window& w, int64_t h, int64_t wd) {
 }
 
 void lowerPool(NodeContext& c, OpKind kind) {
-  c.requireFloat(0);
   bool isMax = kind == OpKind::MaxPool2d;
-  if (c.rank(0) == 5) return lowerPool3d(c, isMax);
+  // MaxPool on uint8 or int8 (opset 12): the maximum of f32 copies, which hold those exactly.
+  const bool bytes = isMax && (c.dtype(0) == DType::U8 || c.slot(0).onnxDType() == DType::I8);
+  if (!bytes) c.requireFloat(0);
+  if (c.rank(0) == 5) {
+    if (bytes) c.unsupported("3-D max pooling of integers");
+    return lowerPool3d(c, isMax);
+  }
   Window w = readWindow(c, c.shape(0), {}, /*hasDilations=*/isMax && c.opset() >= 10);
   if (w.dilation != std::vector<int64_t>{1, 1}) {
+    if (bytes) c.unsupported("dilated max pooling of integers");
     if (!isMax) c.unsupported("average pooling with dilations");
     return lowerDilatedMaxPool(c);
   }
@@ -487,7 +493,19 @@ void lowerPool(NodeContext& c, OpKind kind) {
   a.set("stride", w.stride);
   a.set("padding", w.pads);
   a.set("ceil_mode", int64_t(ceil));
-  c.setOutput(0, fromNd(c, c.emit(kind, {as4d(c, c.value(0), w, "x4d")}, a), w));
+  Value* x = c.value(0);
+  if (bytes) {
+    Attrs f;
+    f.set("dtype", std::string("f32"));
+    x = c.emit(OpKind::Cast, {x}, f, "f32");
+  }
+  Value* y = fromNd(c, c.emit(kind, {as4d(c, x, w, "x4d")}, a, bytes ? "pooled" : ""), w);
+  if (bytes) {
+    Attrs back;
+    back.set("dtype", std::string(dtypeName(c.dtype(0))));
+    y = c.emit(OpKind::Cast, {y}, back);
+  }
+  c.setOutput(0, y);
 }
 
 void lowerMaxPool(NodeContext& c) { lowerPool(c, OpKind::MaxPool2d); }
@@ -918,7 +936,8 @@ bool foldSlice(NodeContext& c) {
     begin[size_t(a)] = b;
     step[size_t(a)] = s;
   }
-  if (numElements(out) == 0) c.unsupported("an empty slice");
+  // An empty slice is fine at import (shape arithmetic: x.shape[:0]); only a run-time value
+  // must be non-empty (Importer::materialize refuses it).
   auto inStrides = fold::strides(ds), outStrides = fold::strides(out);
   c.setKnownOutput(0, fold::gatherElements(data, out, [&](int64_t i) {
                      int64_t src = 0;
@@ -1020,7 +1039,7 @@ bool foldMinMax(NodeContext& c) {
 const std::vector<OpMapping>& table() {
   static const std::vector<OpMapping> kOps = {
       // aliases, constants and shape queries
-      {"Identity", lowerIdentity},
+      {"Identity", lowerIdentity, nullptr, false, StorageUse::Passes},
       {"Constant", lowerConstant},
       {"Dropout", lowerDropout},
       {"Shape", lowerShape},
@@ -1028,7 +1047,7 @@ const std::vector<OpMapping>& table() {
       {"ConstantOfShape", lowerConstantOfShape},
       {"Range", lowerRange},
       {"EyeLike", lowerEyeLike},
-      {"Cast", lowerCast, foldCast},
+      {"Cast", lowerCast, foldCast, false, StorageUse::Converts},
       // elementwise
       {"Relu", lowerFloatUnary<OpKind::Relu>},
       {"Sigmoid", lowerFloatUnary<OpKind::Sigmoid>},
@@ -1052,9 +1071,9 @@ const std::vector<OpMapping>& table() {
       {"ThresholdedRelu", lowerThresholdedRelu},
       {"HardSigmoid", lowerHardSigmoid},
       {"HardSwish", lowerHardSwish},
-      {"Clip", lowerClip},
+      {"Clip", lowerClip, nullptr, false, StorageUse::Preserves},
       {"Sign", lowerSign},
-      {"Pow", lowerPow},
+      {"Pow", lowerPow, nullptr, false, StorageUse::Exponent},
       {"Equal", lowerCompare},
       {"Less", lowerCompare},
       {"Greater", lowerCompare},
@@ -1086,15 +1105,15 @@ const std::vector<OpMapping>& table() {
       {"Sqrt", lowerUnaryMath, foldUnaryMath<2>},
       {"Abs", lowerUnaryMath, foldUnaryMath<3>},
       {"Exp", lowerUnaryMath, foldUnaryMath<4>},
-      {"Min", lowerMinMax, foldMinMax<0>},
-      {"Max", lowerMinMax, foldMinMax<1>},
+      {"Min", lowerMinMax, foldMinMax<0>, false, StorageUse::Preserves},
+      {"Max", lowerMinMax, foldMinMax<1>, false, StorageUse::Preserves},
       // matrix products
       {"Gemm", lowerGemm},
       {"MatMul", lowerMatMul},
       // convolution, pooling, normalisation
       {"Conv", lowerConv},
       {"ConvTranspose", lowerConvTranspose},
-      {"MaxPool", lowerMaxPool},
+      {"MaxPool", lowerMaxPool, nullptr, false, StorageUse::Preserves},
       {"AveragePool", lowerAveragePool},
       {"GlobalAveragePool", lowerGlobalAveragePool},
       {"GlobalMaxPool", lowerGlobalMaxPool},

@@ -169,16 +169,31 @@ void lowerSign(NodeContext& c) {
 
 // Pow: shoal's pow for a float base; an exponent of another type is cast to the base's (ONNX
 // allows integer exponents).
+// Pow: a float base takes the exponent cast to its type. An integer base is computed as ONNX
+// Runtime does, in double then converted to the base's type (toward zero): the power is
+// scaled up by 2^-50 of itself first, so an exact integer power that the device's pow
+// returns a few ulps low (3^6 as 728.9999999999999) still truncates to itself.
 void lowerPow(NodeContext& c) {
-  if (!isFloat(c.dtype(0))) c.unsupported(fmt::format("Pow of an integer base {}", c.type(0).str()));
-  Value* e = broadcastOperand(c, 1);
-  if (c.dtype(1) != c.dtype(0)) {
-    if (c.dtype(1) == DType::Bool) c.invalid("the exponent is bool");
+  if (c.dtype(0) == DType::Bool) c.invalid("the base is bool");
+  if (c.dtype(1) == DType::Bool) c.invalid("the exponent is bool");
+  const bool integerBase = !isFloat(c.dtype(0));
+  const DType work = integerBase ? DType::F64 : c.dtype(0);
+  auto castTo = [&](Value* v, DType t, const std::string& suffix) {
+    if (v->type().dtype == t) return v;
     Attrs a;
-    a.set("dtype", std::string(dtypeName(c.dtype(0))));
-    e = c.emit(OpKind::Cast, {e}, a, "exponent");
-  }
-  c.setOutput(0, c.emit(OpKind::Pow, {c.value(0), e}));
+    a.set("dtype", std::string(dtypeName(t)));
+    return c.emit(OpKind::Cast, {v}, a, suffix);
+  };
+  // The exponent is cast before any reshape: it may be of a storage type (uint64).
+  Value* e = castTo(c.value(1), work, "exponent");
+  if (c.opset() < 7) e = c.reshape(e, legacyBroadcastShape(c), "b");
+  Value* base = castTo(c.value(0), work, "base");
+  Value* p = c.emit(OpKind::Pow, {base, e}, {}, integerBase ? "power" : "");
+  if (!integerBase) return c.setOutput(0, p);
+  Attrs nudge;
+  nudge.set("scale", 1.0 + std::ldexp(1.0, -50));
+  p = c.emit(OpKind::Scale, {p}, nudge, "nudged");
+  c.setOutput(0, castTo(p, c.dtype(0), ""));
 }
 
 void lowerMinMax(NodeContext& c) {

@@ -31,6 +31,20 @@ std::optional<DType> dtypeFromOnnx(int32_t elemType) {
       return DType::U8;
     case onnx::TensorProto::BOOL:
       return DType::Bool;
+    case onnx::TensorProto::FLOAT16:
+      return DType::F16;
+    case onnx::TensorProto::BFLOAT16:
+      return DType::BF16;
+    case onnx::TensorProto::INT8:
+      return DType::I8;
+    case onnx::TensorProto::INT16:
+      return DType::I16;
+    case onnx::TensorProto::UINT16:
+      return DType::U16;
+    case onnx::TensorProto::UINT32:
+      return DType::U32;
+    case onnx::TensorProto::UINT64:
+      return DType::U64;
     default:
       return std::nullopt;
   }
@@ -50,6 +64,20 @@ int32_t onnxFromDtype(DType t) {
       return onnx::TensorProto::UINT8;
     case DType::Bool:
       return onnx::TensorProto::BOOL;
+    case DType::F16:
+      return onnx::TensorProto::FLOAT16;
+    case DType::BF16:
+      return onnx::TensorProto::BFLOAT16;
+    case DType::I8:
+      return onnx::TensorProto::INT8;
+    case DType::I16:
+      return onnx::TensorProto::INT16;
+    case DType::U16:
+      return onnx::TensorProto::UINT16;
+    case DType::U32:
+      return onnx::TensorProto::UINT32;
+    case DType::U64:
+      return onnx::TensorProto::UINT64;
   }
   return onnx::TensorProto::UNDEFINED;
 }
@@ -180,9 +208,11 @@ Tensor tensorFromProto(const onnx::TensorProto& t, const std::string& baseDir) {
       throwInvalid(fmt::format("{} has {} bytes of data, its type {}{} needs {}", describeTensor(t), bytes.size(),
                                dtypeName(*dtype), shapeString(shape), need));
   } else {
+    const bool wideUnsigned = t.data_type() == onnx::TensorProto::UINT32 || t.data_type() == onnx::TensorProto::UINT64;
     int64_t have = t.data_type() == onnx::TensorProto::FLOAT    ? t.float_data_size()
                    : t.data_type() == onnx::TensorProto::DOUBLE ? t.double_data_size()
                    : t.data_type() == onnx::TensorProto::INT64  ? t.int64_data_size()
+                   : wideUnsigned                               ? t.uint64_data_size()
                                                                 : t.int32_data_size();
     if (have != count)
       throwInvalid(
@@ -212,9 +242,20 @@ Tensor tensorFromProto(const onnx::TensorProto& t, const std::string& baseDir) {
                                  t.int64_data_size(), shapeString(shape), out.numElements()));
       for (int64_t i = 0; i < out.numElements(); ++i) out.data<int64_t>()[i] = t.int64_data(int(i));
       break;
+    case onnx::TensorProto::FLOAT16:
+    case onnx::TensorProto::BFLOAT16:
+      // int32_data holds each element's 16 bits (ONNX's TensorProto comment).
+      for (int64_t i = 0; i < out.numElements(); ++i) out.data<uint16_t>()[i] = uint16_t(t.int32_data(int(i)));
+      break;
+    case onnx::TensorProto::UINT32:
+      for (int64_t i = 0; i < out.numElements(); ++i) out.data<uint32_t>()[i] = uint32_t(t.uint64_data(int(i)));
+      break;
+    case onnx::TensorProto::UINT64:
+      for (int64_t i = 0; i < out.numElements(); ++i) out.data<uint64_t>()[i] = t.uint64_data(int(i));
+      break;
     default:
       copyTyped(t.int32_data(), out, t, "int32_data");
-      break;  // int32, uint8 (and bool)
+      break;  // int32, uint8, int8, int16, uint16 (and bool)
   }
   return out;
 }

@@ -13,9 +13,18 @@ namespace shoal {
 /// Element type of a tensor. The order is part of the IR text (names, not numbers, are
 /// printed), so new kinds may be appended freely. Bool is one byte holding 0 or 1 (what
 /// comparisons produce and `where` selects by; safetensors BOOL).
-enum class DType : uint8_t { F32, F64, I32, I64, U8, Bool };
+///
+/// F16 (IEEE binary16), BF16, I8, I16, U16, U32 and U64 are storage types: tensors hold them
+/// (ONNX models and test data, checkpoints) and `cast` converts them, but ops compute in the
+/// types above (storageOnly(), computeDType()). F16 and BF16 are held as their 16-bit patterns.
+enum class DType : uint8_t { F32, F64, I32, I64, U8, Bool, F16, BF16, I8, I16, U16, U32, U64 };
 
-/// "f32", "f64", "i32", "i64", "u8", "bool".
+/// Every element type, in enum order.
+inline constexpr DType kAllDTypes[] = {DType::F32, DType::F64, DType::I32, DType::I64, DType::U8,
+                                       DType::Bool, DType::F16, DType::BF16, DType::I8, DType::I16,
+                                       DType::U16, DType::U32, DType::U64};
+
+/// "f32", "f64", "i32", "i64", "u8", "bool", "f16", "bf16", "i8", "i16", "u16", "u32", "u64".
 std::string_view dtypeName(DType t);
 /// Inverse of dtypeName (also "b8" for bool); nullopt for an unknown name.
 std::optional<DType> parseDType(std::string_view name);
@@ -23,6 +32,12 @@ std::optional<DType> parseDType(std::string_view name);
 size_t dtypeSize(DType t);
 /// True for f32 and f64.
 bool isFloat(DType t);
+/// True for the storage types (F16, BF16, I8, I16, U16, U32, U64): only source, output and
+/// cast ops take or make them.
+bool storageOnly(DType t);
+/// The type that holds every value of `t` and that ops compute in: f32 for F16 and BF16, i32
+/// for I8, I16 and U16, i64 for U32; U64 has none (it is itself); other types are themselves.
+DType computeDType(DType t);
 
 /// A static shape: one extent per dimension, outermost first (NCHW for images).
 using Shape = std::vector<int64_t>;

@@ -29,21 +29,27 @@ std::string_view safetensorsDTypeName(DType t) {
     case DType::I64: return "I64";
     case DType::U8: return "U8";
     case DType::Bool: return "BOOL";
+    case DType::F16: return "F16";
+    case DType::BF16: return "BF16";
+    case DType::I8: return "I8";
+    case DType::I16: return "I16";
+    case DType::U16: return "U16";
+    case DType::U32: return "U32";
+    case DType::U64: return "U64";
   }
   return "?";
 }
 
 std::optional<DType> parseSafetensorsDType(std::string_view name) {
-  for (DType t : {DType::F32, DType::F64, DType::I32, DType::I64, DType::U8, DType::Bool})
+  for (DType t : kAllDTypes)
     if (safetensorsDTypeName(t) == name) return t;
   return std::nullopt;
 }
 
 // Dtypes of the safetensors spec that shoal does not load (told apart from typos).
 bool isKnownUnsupportedDType(std::string_view name) {
-  static constexpr std::string_view kOthers[] = {"I8",      "U16",     "I16",     "U32",     "U64",  "F16",
-                                                 "BF16",    "F8_E5M2", "F8_E4M3", "F8_E8M0", "E8M0", "F4",
-                                                 "F6_E2M3", "F6_E3M2", "C64"};
+  static constexpr std::string_view kOthers[] = {"F8_E5M2", "F8_E4M3", "F8_E8M0", "E8M0",
+                                                 "F4",      "F6_E2M3", "F6_E3M2", "C64"};
   return std::find(std::begin(kOthers), std::end(kOthers), name) != std::end(kOthers);
 }
 
@@ -140,7 +146,8 @@ Expected<Entry> parseEntry(const std::string& where, const std::string& tensorNa
   auto parsed = parseSafetensorsDType(dtypeName);
   if (!parsed) {
     if (isKnownUnsupportedDType(dtypeName))
-      return fail(where + ": dtype '" + dtypeName + "' is not supported (shoal reads F32, F64, I32, I64, U8, BOOL)");
+      return fail(where + ": dtype '" + dtypeName +
+                  "' is not supported (shoal reads F32, F64, I32, I64, U8, BOOL, F16, BF16, I8, I16, U16, U32, U64)");
     return fail(where + ": unknown dtype '" + dtypeName + "'");
   }
   e.dtype = *parsed;

@@ -103,9 +103,7 @@ class NodeRunner : public cpu::OpContext {
       case DType::I64: return f(in<int64_t>(i));
       case DType::I32: return f(in<int32_t>(i));
       case DType::U8: return f(in<uint8_t>(i));
-      case DType::F32:
-      case DType::F64:
-      case DType::Bool: break;  // the shape rules reject these; kept as an error here too
+      default: break;  // the shape rules reject the others; kept as an error here too
     }
     return fail(n_.describe() + ": labels must be integers", n_.loc());
   }
@@ -486,8 +484,7 @@ void storeInteger(Tensor& y, int64_t i, double v) {
     case DType::I32: y.data<int32_t>()[i] = int32_t(whole); return;
     case DType::U8: y.data<uint8_t>()[i] = uint8_t(whole); return;
     case DType::Bool: y.data<bool>()[i] = v != 0; return;  // bool + bool is true unless both are false (PyTorch)
-    case DType::F32:
-    case DType::F64: y.set(i, v); return;
+    default: y.set(i, v); return;  // floats (storage types never reach integer arithmetic)
   }
 }
 

@@ -64,8 +64,10 @@ Expected<void> withElementType(DType t, F&& f) {
       return f(uint8_t{});
     case DType::Bool:
       return f(bool{});
+    default:
+      break;  // storage types: shape inference lets no op compute in them
   }
-  return fail("internal error: unknown element type");
+  return fail(fmt::format("internal error: no kernel computes in element type {}", dtypeName(t)));
 }
 
 // y = cmp(a, b) elementwise with broadcasting.

@@ -97,9 +97,7 @@ Expected<void> withIndices(OpContext& c, size_t i, F&& f) {
     case DType::I64: return f(static_cast<const int64_t*>(raw(c, v)));
     case DType::I32: return f(static_cast<const int32_t*>(raw(c, v)));
     case DType::U8: return f(static_cast<const uint8_t*>(raw(c, v)));
-    case DType::Bool:
-    case DType::F32:
-    case DType::F64: break;
+    default: break;
   }
   return c.error("indices must be integers");
 }

@@ -174,6 +174,7 @@ unsigned scalarCode(DType t) {
     case DType::I64: return 3;
     case DType::U8: return 4;
     case DType::Bool: return 4;  // one byte holding 0 or 1: read as unsigned char
+    default: return 4;           // storage types: refused by runAccumulate before this
   }
   return 0;
 }
@@ -741,6 +742,9 @@ Expected<void> CudaExecutable::runAccumulate(const TensorMap& inputs, const std:
     }
     const int slot = int(it - im.accumNames.begin());
     if (out->input(0)->type().numElements() < 1) return fail("runAccumulate: output '" + name + "' is empty");
+    if (storageOnly(out->input(0)->type().dtype))
+      return fail(fmt::format("runAccumulate: output '{}' is {}; metrics accumulate from f32, f64 or integer outputs",
+                              name, out->input(0)->type().str()));
     ptrs[slot] = im.address(program_, out->input(0));
     codes |= scalarCode(out->input(0)->type().dtype) << (4 * slot);
     if (name == "loss") lossSlot = slot;

@@ -62,6 +62,8 @@ class NcclCommunicator final : public Communicator {
       case DType::I64: type = ncclInt64; break;
       case DType::U8:
       case DType::Bool: type = ncclUint8; break;
+      default:  // storage types: no op computes in them, so no collective reduces them
+        return fail(fmt::format("all-reduce of {} values: shoal reduces f32, f64 and integer tensors", dtypeName(dtype)));
     }
     ncclRedOp_t nop = ncclSum;
     switch (op) {

@@ -200,9 +200,8 @@ Tensor decodeElements(const IdxHeader& h, const unsigned char* p) {
       }
       break;
     }
-    case DType::I64:
-    case DType::Bool:
-      break;  // no IDX typecode maps to i64 or bool
+    default:
+      break;  // no IDX typecode maps to the other types
   }
   return t;
 }

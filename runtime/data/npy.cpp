@@ -12,6 +12,26 @@ namespace shoal {
 
 namespace {
 
+// NumPy's dtype string of an element type; empty for bf16, which NumPy lacks.
+std::string_view npyDescr(DType t) {
+  switch (t) {
+    case DType::F32: return "<f4";
+    case DType::F64: return "<f8";
+    case DType::I32: return "<i4";
+    case DType::I64: return "<i8";
+    case DType::U8: return "|u1";
+    case DType::Bool: return "|b1";
+    case DType::F16: return "<f2";
+    case DType::BF16: return "";
+    case DType::I8: return "|i1";
+    case DType::I16: return "<i2";
+    case DType::U16: return "<u2";
+    case DType::U32: return "<u4";
+    case DType::U64: return "<u8";
+  }
+  return "";
+}
+
 // The value of `key` in the header dict: the text after "'key':" up to the next top-level
 // comma or closing brace.
 std::optional<std::string> headerValue(std::string_view header, std::string_view key) {
@@ -65,21 +85,14 @@ Expected<Tensor> parseNpy(std::string_view bytes, const std::string& name) {
   std::string d = *descr;
   if (d.size() < 2 || (d.front() != '\'' && d.front() != '"')) return bad("descr " + d);
   d = d.substr(1, d.size() - 2);
-  DType dtype;
-  if (d == "<f4")
-    dtype = DType::F32;
-  else if (d == "<f8")
-    dtype = DType::F64;
-  else if (d == "<i4")
-    dtype = DType::I32;
-  else if (d == "<i8")
-    dtype = DType::I64;
-  else if (d == "|u1")
-    dtype = DType::U8;
-  else if (d == "|b1")
-    dtype = DType::Bool;
-  else
-    return fail(fmt::format("{}: .npy element type '{}' is not one shoal reads (f4, f8, i4, i8, u1, b1)", name, d));
+  std::optional<DType> found;
+  for (DType t : kAllDTypes)
+    if (npyDescr(t) == d) found = t;
+  if (!found)
+    return fail(fmt::format("{}: .npy element type '{}' is not one shoal reads (f2, f4, f8, i1, i2, i4, i8, u1, u2, "
+                            "u4, u8, b1)",
+                            name, d));
+  const DType dtype = *found;
   Shape shape;
   std::string s = *shapeText;
   if (s.size() < 2 || s.front() != '(' || s.back() != ')') return bad("shape " + s);
@@ -116,28 +129,10 @@ Expected<Tensor> readNpy(const std::string& path) {
   return parseNpy(*bytes, path);
 }
 
-std::string encodeNpy(const Tensor& t) {
-  const char* descr = "<f4";
-  switch (t.dtype()) {
-    case DType::F32:
-      descr = "<f4";
-      break;
-    case DType::F64:
-      descr = "<f8";
-      break;
-    case DType::I32:
-      descr = "<i4";
-      break;
-    case DType::I64:
-      descr = "<i8";
-      break;
-    case DType::U8:
-      descr = "|u1";
-      break;
-    case DType::Bool:
-      descr = "|b1";
-      break;
-  }
+std::string encodeNpy(const Tensor& given) {
+  // NumPy has no bfloat16: such a tensor is written as the f32 values it holds (exactly).
+  const Tensor t = npyDescr(given.dtype()).empty() ? given.cast(DType::F32) : given;
+  const std::string_view descr = npyDescr(t.dtype());
   std::string shape = "(";
   for (size_t i = 0; i < t.shape().size(); ++i)
     shape += std::to_string(t.shape()[i]) + (t.shape().size() == 1 ? "," : i + 1 < t.shape().size() ? ", " : "");

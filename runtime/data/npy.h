@@ -18,6 +18,6 @@ Expected<Tensor> readNpy(const std::string& path);
 /// As readNpy, for bytes in memory (`name` prefixes error messages).
 Expected<Tensor> parseNpy(std::string_view bytes, const std::string& name);
 /// The .npy encoding (format 1.0) of a tensor.
-std::string encodeNpy(const Tensor& t);
+std::string encodeNpy(const Tensor& t);  // bf16 (NumPy has none) is written as f32
 
 }  // namespace shoal

@@ -62,6 +62,8 @@ void reduceInto(void* out, const std::vector<const void*>& parts, DType dtype, i
     case DType::I64: return reduceTyped(static_cast<int64_t*>(out), parts, count, op);
     case DType::U8:
     case DType::Bool: return reduceTyped(static_cast<uint8_t*>(out), parts, count, op);
+    default:  // storage types: no op computes in them (shape inference), so none is reduced
+      throw std::logic_error(std::string("reduceInto: cannot reduce ") + std::string(dtypeName(dtype)) + " values");
   }
 }
 

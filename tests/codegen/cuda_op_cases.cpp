@@ -57,6 +57,18 @@ SHOAL_CUDA_CASE(Cast, OpKind::Cast) {
        attrs({{"dtype", std::string(dtypeName(dt))}}), "y");
   b.op(OpKind::Cast, {b.input("ids", TensorType{DType::I64, {7}})}, attrs({{"dtype", std::string(dtypeName(dt))}}),
        "ids_f");
+  // To every storage type and back: values in [-2, 2) (float16's and bfloat16's rounding),
+  // and scaled to [-80000, 80000) (past float16's, int8's, int16's and uint16's range: inf
+  // and saturation; negative values saturate to 0 in the unsigned types).
+  Value* x = b.input("x", Shape{4, 9});
+  Value* big = b.op(OpKind::Scale, {x}, attrs({{"scale", 40000.0}, {"shift", 0.0}}), "big");
+  for (DType st : {DType::F16, DType::BF16, DType::I8, DType::I16, DType::U16, DType::U32, DType::U64}) {
+    const std::string name(dtypeName(st));
+    for (auto [v, range] : {std::pair{x, "small"}, std::pair{big, "big"}}) {
+      Value* s = b.op(OpKind::Cast, {v}, attrs({{"dtype", name}}), std::string(range) + "_to_" + name);
+      b.op(OpKind::Cast, {s}, attrs({{"dtype", std::string(dtypeName(dt))}}), std::string(range) + "_from_" + name);
+    }
+  }
   return true;
   return false;
 }

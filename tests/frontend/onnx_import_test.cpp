@@ -336,6 +336,43 @@ TEST(OnnxImport, MalformedModelsAreErrorsNotCrashes) {
       << p.error().error.message();
 }
 
+TEST(OnnxImport, StorageTypesAreComputedWideAndStayExact) {
+  // float16 in and out: Max computes in f32, where its result (an operand) is exact, and the
+  // output is float16 again.
+  OnnxModelBuilder b(13);
+  b.input("a", DType::F16, {int64_t(3)});
+  b.input("c", DType::F16, {int64_t(3)});
+  b.output("y", DType::F16, {int64_t(3)});
+  b.node("Max", {"a", "c"}, {"y"}, "max");
+  auto session = Session::create(b.save(tempDir()), {.device = DeviceKind::Cpu});
+  ASSERT_TRUE(session) << session.error().str();
+  Tensor a(DType::F16, {3}), c(DType::F16, {3});
+  const double av[] = {0.1, -3, 65504}, cv[] = {0.2, -4, 1e6};  // 1e6 is inf in float16
+  for (int64_t i = 0; i < 3; ++i) a.set(i, av[i]), c.set(i, cv[i]);
+  auto out = session->run({{"a", a}, {"c", c}});
+  ASSERT_TRUE(out) << out.error().str();
+  const Tensor& y = out->at("y");
+  ASSERT_EQ(y.dtype(), DType::F16);
+  EXPECT_EQ(y.data<uint16_t>()[0], 0x3266);  // float16(0.2)
+  EXPECT_EQ(y.at(1), -3);
+  EXPECT_EQ(y.data<uint16_t>()[2], 0x7c00);
+
+  // int8 Add would wrap where i32 does not: refused, naming the ops that do read int8.
+  OnnxModelBuilder add(13);
+  add.input("x", DType::I8, {int64_t(2)});
+  add.output("y", DType::I8, {int64_t(2)});
+  add.node("Add", {"x", "x"}, {"y"}, "add");
+  auto p = importOnnxFile(add.save(tempDir()));
+  ASSERT_FALSE(p);
+  EXPECT_TRUE(p.error().unsupported);
+  EXPECT_NE(p.error().error.message().find(
+                "node 'add' (Add, domain ai.onnx, opset 13): unsupported: input 'x' has element type int8, which "
+                "shoal stores and computes in i32 (only Identity, Cast, Clip, Pow's exponent, Min, Max, MaxPool read "
+                "it)"),
+            std::string::npos)
+      << p.error().error.message();
+}
+
 TEST(OnnxImport, TensorFilesRoundTrip) {
   std::string dir = tempDir();
   Tensor a = f32Tensor({2, 2}, {1.5, -2, 3.25, 1e-8});

@@ -30,6 +30,10 @@ inline int32_t onnxType(DType t) {
       return onnx::TensorProto::INT32;
     case DType::I64:
       return onnx::TensorProto::INT64;
+    case DType::F16:
+      return onnx::TensorProto::FLOAT16;
+    case DType::I8:
+      return onnx::TensorProto::INT8;
     default:
       return onnx::TensorProto::UINT8;
   }

@@ -79,7 +79,7 @@ SHOAL_SHAPE_CASES(Output, OpKind::Output) {
 
 SHOAL_SHAPE_CASES(Cast, OpKind::Cast) {
   return {{{u8({2, 3})}, attrs({{"dtype", std::string("f32")}}), {f32({2, 3})}},
-          {{"unknown dtype", {u8({2, 3})}, attrs({{"dtype", std::string("f16")}}), "unknown dtype 'f16'"},
+          {{"unknown dtype", {u8({2, 3})}, attrs({{"dtype", std::string("f8")}}), "unknown dtype 'f8'"},
            {"a C type name", {u8({2, 3})}, attrs({{"dtype", std::string("float")}}), "unknown dtype 'float'"}}};
   return {};
 }
