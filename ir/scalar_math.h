@@ -112,6 +112,16 @@ SHOAL_SCALAR_FN T shoal_minimum(T a, T b) {
   return a != a ? a : b != b ? b : b < a ? b : a;
 }
 
+// C's fmod: a - n·b with n = trunc(a / b), exact, the sign of a; NaN for b = 0. Integers (on
+// the GPU; the interpreter evaluates integer formulas in double, which agrees) use %, which
+// truncates alike, and give 0 for b = 0, where the interpreter reports the division by zero.
+SHOAL_SCALAR_FN float shoal_fmod(float a, float b) { return fmodf(a, b); }
+SHOAL_SCALAR_FN double shoal_fmod(double a, double b) { return fmod(a, b); }
+template <typename T>
+SHOAL_SCALAR_FN T shoal_fmod(T a, T b) {
+  return b == T(0) ? T(0) : T(a % b);
+}
+
 // GELU, approximate='none': x/2 (1 + erf(x / sqrt 2)).
 template <typename T>
 SHOAL_SCALAR_FN T shoal_gelu(T x) {

@@ -170,8 +170,8 @@ class NodeContext {
 /// importer widens to their compute type (f32, i32, ...; computeDType).
 enum class StorageUse : uint8_t {
   None,       ///< refused: the op could leave the type's range or precision (Add on int8 wraps)
-  Preserves,  ///< the result is one of the operand values (Min, Max, Clip, Identity): exact,
-              ///< and the outputs keep the input's storage type
+  Preserves,  ///< the result is an operand value or lies between them (Min, Max, Clip, MaxPool,
+              ///< Mod): exact in the wider type, and the outputs keep the input's storage type
   Passes,     ///< Identity: the output is the input itself
   Converts,   ///< Cast and CastLike: any input; the output's type is the target's
   Exponent,   ///< Pow: the exponent only (converted to the base's type)

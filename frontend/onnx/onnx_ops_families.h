@@ -25,6 +25,7 @@ void lowerClip(NodeContext& c);
 void lowerSign(NodeContext& c);
 void lowerPow(NodeContext& c);
 void lowerMinMax(NodeContext& c);   // Min, Max (variadic, broadcasting)
+void lowerMod(NodeContext& c);      // Mod: fmod, and Python's % (the divisor's sign) from it
 void lowerCompare(NodeContext& c);  // Equal, Less, Greater, LessOrEqual, GreaterOrEqual
 void lowerLogic(NodeContext& c);    // And, Or, Xor, Not
 void lowerWhere(NodeContext& c);

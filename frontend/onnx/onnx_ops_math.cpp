@@ -209,6 +209,27 @@ void lowerMinMax(NodeContext& c) {
   c.setOutput(0, acc);
 }
 
+// Mod with fmod=1 is C's fmod (the dividend's sign), shoal's `fmod`; with fmod=0 (integers
+// only) the remainder takes the divisor's sign, as Python's %: fmod's remainder plus the
+// divisor where the two signs differ and the remainder is not 0.
+void lowerMod(NodeContext& c) {
+  requireSameTypes(c, 0, 1);
+  const DType dt = c.dtype(0);
+  if (dt == DType::Bool) c.invalid("Mod of bool");
+  const bool cMod = c.attrInt("fmod", 0) != 0;
+  if (isFloat(dt) && !cMod) c.invalid("fmod=0 on floating-point inputs (ONNX requires fmod=1 for them)");
+  Value* b = c.value(1);
+  Value* r = c.emit(OpKind::Fmod, {c.value(0), b}, {}, cMod ? "" : "fmod");
+  if (cMod || dt == DType::U8) return c.setOutput(0, r);  // u8: both signs are +
+  Value* zero = c.scalar(0, dt, "zero");
+  Value* nonzero = c.emit(OpKind::NotEqual, {r, zero}, {}, "nonzero");
+  Value* differ = c.emit(OpKind::NotEqual, {c.emit(OpKind::Less, {r, zero}, {}, "r_negative"),
+                                            c.emit(OpKind::Less, {b, zero}, {}, "b_negative")},
+                         {}, "signs_differ");
+  Value* fix = c.emit(OpKind::Where, {nonzero, differ, nonzero}, {}, "fix");  // nonzero && differ
+  c.setOutput(0, c.emit(OpKind::Where, {fix, c.emit(OpKind::Add, {r, b}, {}, "shifted"), r}));
+}
+
 void lowerCompare(NodeContext& c) {
   static const std::map<std::string, OpKind> kinds = {{"Equal", OpKind::Equal},
                                                       {"Less", OpKind::Less},

@@ -367,8 +367,8 @@ TEST(OnnxImport, StorageTypesAreComputedWideAndStayExact) {
   EXPECT_TRUE(p.error().unsupported);
   EXPECT_NE(p.error().error.message().find(
                 "node 'add' (Add, domain ai.onnx, opset 13): unsupported: input 'x' has element type int8, which "
-                "shoal stores and computes in i32 (only Identity, Cast, Clip, Pow's exponent, Min, Max, MaxPool read "
-                "it)"),
+                "shoal stores and computes in i32 (only Identity, Cast, Clip, Pow's exponent, Min, Max, Mod, MaxPool "
+                "read it)"),
             std::string::npos)
       << p.error().error.message();
 }

@@ -45,7 +45,7 @@ SHOAL_SHAPE_CASES(ThreeOperandGrads, OpKind::PowGradBase, OpKind::PowGradExponen
            {"integers", {i64({2}), i64({2}), i64({2})}, {}, "operands must be f32 or f64, got i64[2]"}}};
 }
 
-SHOAL_SHAPE_CASES(MinMax, OpKind::Minimum, OpKind::Maximum) {
+SHOAL_SHAPE_CASES(MinMax, OpKind::Minimum, OpKind::Maximum, OpKind::Fmod) {
   // Integers too (the interpreter's integer path), like add.
   return {{{i64({2, 1}), i64({3})}, {}, {i64({2, 3})}},
           {{"shapes that do not broadcast", {f32({2, 3}), f32({2})}, {}, "shapes f32[2,3] and f32[2] do not broadcast"},

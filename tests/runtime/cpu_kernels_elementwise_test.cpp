@@ -102,6 +102,8 @@ const std::map<OpKind, Reference>& references() {
       {OpKind::Pow, [](double a, double b, const std::vector<double>&) { return std::exp(b * std::log(a)); }},
       {OpKind::Minimum, [](double a, double b, const std::vector<double>&) { return std::min(a, b); }},
       {OpKind::Maximum, [](double a, double b, const std::vector<double>&) { return std::max(a, b); }},
+      // a - n·b with n = trunc(a / b): the remainder's definition, in double.
+      {OpKind::Fmod, [](double a, double b, const std::vector<double>&) { return a - std::trunc(a / b) * b; }},
   };
   return refs;
 }

@@ -221,6 +221,22 @@ SHOAL_INTERPRETER_CASES(Minimum, OpKind::Minimum) {
   add(b);
 }
 
+SHOAL_INTERPRETER_CASES(Fmod, OpKind::Fmod) {
+  // The remainder takes the dividend's sign; every value here is exact in binary.
+  CaseBuilder b("fmod signs", dt);
+  b.output(b.op(kind, {b.fin("a", {6}, {5.5, -5.5, 5.5, -5.5, 7, 0.75}), b.fin("b", {6}, {2, 2, -2, -2, 7, 0.5})}));
+  b.expect("y", {6}, {1.5, -1.5, 1.5, -1.5, 0, 0.25});
+  add(b);
+  CaseBuilder c("fmod broadcast", dt);
+  c.output(c.op(kind, {c.fin("a", {2, 1}, {7, -7}), c.fin("b", {3}, {2, 3, 4})}));
+  c.expect("y", {2, 3}, {1, 1, 3, -1, -1, -3});
+  add(c);
+  CaseBuilder i("i64 operands", dt);
+  i.output(i.op(kind, {i.input("a", {DType::I64, {4}}, {-7, 7, -7, 9}), i.input("b", {DType::I64, {4}}, {3, -3, -3, 4})}));
+  i.expect("y", {4}, {-1, 1, -1, 1});
+  add(i);
+}
+
 SHOAL_INTERPRETER_CASES(Maximum, OpKind::Maximum) {
   out = binaryCases(kind, dt,
                     {{1, 2, 4, 4, 5, 6},
