@@ -29,6 +29,29 @@ SHOAL_SCALAR_FN bool shoal_isinf(float x) { return isinf(x); }
 SHOAL_SCALAR_FN bool shoal_isinf(double x) { return isinf(x); }
 SHOAL_SCALAR_FN float shoal_erf(float x) { return erff(x); }
 SHOAL_SCALAR_FN double shoal_erf(double x) { return erf(x); }
+// Trigonometric and hyperbolic functions and their inverses (C's; NaN outside the domain).
+SHOAL_SCALAR_FN float shoal_sin(float x) { return sinf(x); }
+SHOAL_SCALAR_FN double shoal_sin(double x) { return sin(x); }
+SHOAL_SCALAR_FN float shoal_cos(float x) { return cosf(x); }
+SHOAL_SCALAR_FN double shoal_cos(double x) { return cos(x); }
+SHOAL_SCALAR_FN float shoal_tan(float x) { return tanf(x); }
+SHOAL_SCALAR_FN double shoal_tan(double x) { return tan(x); }
+SHOAL_SCALAR_FN float shoal_asin(float x) { return asinf(x); }
+SHOAL_SCALAR_FN double shoal_asin(double x) { return asin(x); }
+SHOAL_SCALAR_FN float shoal_acos(float x) { return acosf(x); }
+SHOAL_SCALAR_FN double shoal_acos(double x) { return acos(x); }
+SHOAL_SCALAR_FN float shoal_atan(float x) { return atanf(x); }
+SHOAL_SCALAR_FN double shoal_atan(double x) { return atan(x); }
+SHOAL_SCALAR_FN float shoal_sinh(float x) { return sinhf(x); }
+SHOAL_SCALAR_FN double shoal_sinh(double x) { return sinh(x); }
+SHOAL_SCALAR_FN float shoal_cosh(float x) { return coshf(x); }
+SHOAL_SCALAR_FN double shoal_cosh(double x) { return cosh(x); }
+SHOAL_SCALAR_FN float shoal_asinh(float x) { return asinhf(x); }
+SHOAL_SCALAR_FN double shoal_asinh(double x) { return asinh(x); }
+SHOAL_SCALAR_FN float shoal_acosh(float x) { return acoshf(x); }
+SHOAL_SCALAR_FN double shoal_acosh(double x) { return acosh(x); }
+SHOAL_SCALAR_FN float shoal_atanh(float x) { return atanhf(x); }
+SHOAL_SCALAR_FN double shoal_atanh(double x) { return atanh(x); }
 SHOAL_SCALAR_FN float shoal_pow(float x, float y) { return powf(x, y); }
 SHOAL_SCALAR_FN double shoal_pow(double x, double y) { return pow(x, y); }
 

@@ -86,6 +86,57 @@ SHOAL_GRADIENT(Sqrt) {
   return g.emit(OpKind::Div, {g.dy, twice}, {});
 }
 
+// ---- trigonometric and hyperbolic functions: composites of the forward rows ----
+
+namespace {
+
+// x·x·scale + shift (1 - x², x² + 1, x² - 1, 1 + y²).
+Expected<Value*> squareAffine(const GradientArgs& g, Value* v, double scale, double shift) {
+  SHOAL_TRY_VALUE(sq, g.emit(OpKind::Mul, {v, v}, {}, ".sq"));
+  return g.emit(OpKind::Scale, {sq}, attrsOf({{"scale", scale}, {"shift", shift}}), ".affine");
+}
+
+// dy · sign · f(x) for a forward row f (cos for sin, sinh for cosh, ...).
+Expected<Value*> timesRow(const GradientArgs& g, OpKind f, double sign) {
+  SHOAL_TRY_VALUE(d, g.emit(f, {g.x()}, {}, ".deriv"));
+  if (sign > 0) return g.emit(OpKind::Mul, {g.dy, d}, {});
+  SHOAL_TRY_VALUE(prod, g.emit(OpKind::Mul, {g.dy, d}, {}, ".prod"));
+  return g.emit(OpKind::Neg, {prod}, {});
+}
+
+// dy · sign / sqrt(x²·scale + shift).
+Expected<Value*> overRoot(const GradientArgs& g, double scale, double shift, double sign) {
+  SHOAL_TRY_VALUE(inner, squareAffine(g, g.x(), scale, shift));
+  SHOAL_TRY_VALUE(r, g.emit(OpKind::Rsqrt, {inner}, {}, ".rsqrt"));
+  if (sign > 0) return g.emit(OpKind::Mul, {g.dy, r}, {});
+  SHOAL_TRY_VALUE(prod, g.emit(OpKind::Mul, {g.dy, r}, {}, ".prod"));
+  return g.emit(OpKind::Neg, {prod}, {});
+}
+
+// dy / (v²·scale + shift).
+Expected<Value*> overSquare(const GradientArgs& g, Value* v, double scale, double shift) {
+  SHOAL_TRY_VALUE(den, squareAffine(g, v, scale, shift));
+  return g.emit(OpKind::Div, {g.dy, den}, {});
+}
+
+}  // namespace
+
+SHOAL_GRADIENT(Sin) { return timesRow(g, OpKind::Cos, 1); }
+SHOAL_GRADIENT(Cos) { return timesRow(g, OpKind::Sin, -1); }
+SHOAL_GRADIENT(Sinh) { return timesRow(g, OpKind::Cosh, 1); }
+SHOAL_GRADIENT(Cosh) { return timesRow(g, OpKind::Sinh, 1); }
+// tan' = 1 + tan²: from the output, dy · (1 + y²).
+SHOAL_GRADIENT(Tan) {
+  SHOAL_TRY_VALUE(den, squareAffine(g, g.y(), 1, 1));
+  return g.emit(OpKind::Mul, {g.dy, den}, {});
+}
+SHOAL_GRADIENT(Asin) { return overRoot(g, -1, 1, 1); }
+SHOAL_GRADIENT(Acos) { return overRoot(g, -1, 1, -1); }
+SHOAL_GRADIENT(Asinh) { return overRoot(g, 1, 1, 1); }
+SHOAL_GRADIENT(Acosh) { return overRoot(g, 1, -1, 1); }
+SHOAL_GRADIENT(Atan) { return overSquare(g, g.x(), 1, 1); }
+SHOAL_GRADIENT(Atanh) { return overSquare(g, g.x(), -1, 1); }
+
 // d/da a^b = b a^(b-1), d/db a^b = a^b ln a, each with PyTorch's zeros (b = 0; a = 0, b >= 0).
 SHOAL_GRADIENT(Pow) {
   const OpKind rule = g.operand == 0 ? OpKind::PowGradBase : OpKind::PowGradExponent;

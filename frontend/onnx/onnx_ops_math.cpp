@@ -63,7 +63,13 @@ void lowerUnaryMath(NodeContext& c) {
   c.requireFloat(0);
   static const std::map<std::string, OpKind> kinds = {{"Exp", OpKind::Exp},   {"Log", OpKind::Log},
                                                       {"Sqrt", OpKind::Sqrt}, {"Reciprocal", OpKind::Reciprocal},
-                                                      {"Erf", OpKind::Erf},   {"Abs", OpKind::Abs}};
+                                                      {"Erf", OpKind::Erf},   {"Abs", OpKind::Abs},
+                                                      {"Sin", OpKind::Sin},   {"Cos", OpKind::Cos},
+                                                      {"Tan", OpKind::Tan},   {"Asin", OpKind::Asin},
+                                                      {"Acos", OpKind::Acos}, {"Atan", OpKind::Atan},
+                                                      {"Sinh", OpKind::Sinh}, {"Cosh", OpKind::Cosh},
+                                                      {"Asinh", OpKind::Asinh}, {"Acosh", OpKind::Acosh},
+                                                      {"Atanh", OpKind::Atanh}};
   c.setOutput(0, c.emit(kinds.at(op), {c.value(0)}));
 }
 

@@ -25,6 +25,16 @@ SHOAL_CUDA_CASE(UnaryGrads, OpKind::GeluGrad, OpKind::GeluTanhGrad, OpKind::Silu
   return true;
 }
 
+// Trigonometric and hyperbolic functions: random values in [-1.4, 1.4) (away from tan's poles,
+// past the ends of asin's domain: NaN alike), and shifted to [0.6, 3.4) (acosh's domain and
+// below it).
+SHOAL_CUDA_CASE(Trig, OpKind::Sin, OpKind::Cos, OpKind::Tan, OpKind::Asin, OpKind::Acos, OpKind::Atan, OpKind::Sinh,
+                OpKind::Cosh, OpKind::Asinh, OpKind::Acosh, OpKind::Atanh) {
+  b.op(kind, {b.op(OpKind::Scale, {b.input("a", Shape{3, 50})}, scaleBy(0.7, 0), "near")}, {}, "y");
+  b.op(kind, {b.op(OpKind::Scale, {b.input("s", Shape{4, 9})}, scaleBy(0.7, 2), "shifted")}, {}, "y_shifted");
+  return true;
+}
+
 // Unary math over random values (negative ones give NaN for log/sqrt/rsqrt) and over exact
 // zeros and kinks (log 0 = -inf, 1/0 = inf, rsqrt 0 = inf).
 SHOAL_CUDA_CASE(UnaryMath, OpKind::Log, OpKind::Sqrt, OpKind::Rsqrt, OpKind::Reciprocal, OpKind::Abs, OpKind::Relu6,

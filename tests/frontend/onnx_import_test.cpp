@@ -258,17 +258,17 @@ TEST(OnnxImport, UnsupportedOpNamesNodeOpTypeDomainAndOpset) {
   OnnxModelBuilder b(13);
   b.input("x", DType::F32, {int64_t(2), int64_t(3)});
   b.output("y", DType::F32, {int64_t(2), int64_t(3)});
-  b.node("Sin", {"x"}, {"y"}, "sin");
+  b.node("Unique", {"x"}, {"y"}, "unique");
   std::string path = b.save(tempDir());
   auto p = importOnnxFile(path);
   ASSERT_FALSE(p);
   EXPECT_TRUE(p.error().unsupported);
   EXPECT_EQ(p.error().error.str(),
-            path + ": error: node 'sin' (Sin, domain ai.onnx, opset 13): unsupported: shoal has no mapping for op Sin");
+            path + ": error: node 'unique' (Unique, domain ai.onnx, opset 13): unsupported: shoal has no mapping for op Unique");
   // Through the pipeline loader (shoal check/dump/run) the same message.
   DiagnosticEngine diags;
   EXPECT_FALSE(loadPipelineFile(path, diags));
-  EXPECT_NE(diags.render().find("node 'sin' (Sin, domain ai.onnx, opset 13)"), std::string::npos) << diags.render();
+  EXPECT_NE(diags.render().find("node 'unique' (Unique, domain ai.onnx, opset 13)"), std::string::npos) << diags.render();
 }
 
 TEST(OnnxImport, OtherDomainsAreUnsupported) {

@@ -9,7 +9,8 @@ inline TensorType b8(Shape s) { return {DType::Bool, std::move(s)}; }
 
 SHOAL_SHAPE_CASES(UnaryMath, OpKind::Gelu, OpKind::GeluTanh, OpKind::Silu, OpKind::Hardswish, OpKind::Hardsigmoid,
                   OpKind::Relu6, OpKind::Clip, OpKind::LeakyRelu, OpKind::Exp, OpKind::Log, OpKind::Sqrt, OpKind::Rsqrt,
-                  OpKind::Reciprocal, OpKind::Erf, OpKind::Abs) {
+                  OpKind::Reciprocal, OpKind::Erf, OpKind::Abs, OpKind::Sin, OpKind::Cos, OpKind::Tan, OpKind::Asin,
+                  OpKind::Acos, OpKind::Atan, OpKind::Sinh, OpKind::Cosh, OpKind::Asinh, OpKind::Acosh, OpKind::Atanh) {
   return {{{f64({2, 3})}, {}, {f64({2, 3})}},
           {{"integer input", {i64({2})}, {}, "input must be f32 or f64, got i64[2]"},
            {"bool input", {b8({2})}, {}, "input must be f32 or f64, got bool[2]"}}};

@@ -21,6 +21,17 @@ SHOAL_GRAD_CASES(SmoothUnary, OpKind::Gelu, OpKind::GeluTanh, OpKind::Silu, OpKi
   return {unaryOver(kind, "on [-3, 3]", 3, 0)};
 }
 
+SHOAL_GRAD_CASES(Trig, OpKind::Sin, OpKind::Cos, OpKind::Atan, OpKind::Sinh, OpKind::Cosh, OpKind::Asinh) {
+  return {unaryOver(kind, "on [-3, 3]", 3, 0)};
+}
+
+SHOAL_GRAD_CASES(TrigInsideDomain, OpKind::Tan, OpKind::Asin, OpKind::Acos, OpKind::Atanh) {
+  // Away from tan's poles and from the ends of [-1, 1], where the derivatives blow up.
+  return {unaryOver(kind, "on [-0.8, 0.8]", 0.8, 0)};
+}
+
+SHOAL_GRAD_CASES(Acosh, OpKind::Acosh) { return {unaryOver(kind, "on [1.2, 3]", 0.9, 2.1)}; }
+
 SHOAL_GRAD_CASES(PiecewiseUnary, OpKind::Hardswish, OpKind::Hardsigmoid, OpKind::Relu6) {
   // Every piece: below, across and above the kinks (at -3/3 and 0/6).
   return {unaryOver(kind, "on [-4.5, 7.5]", 6, 1.5)};

@@ -154,6 +154,21 @@ SHOAL_INTERPRETER_CASES(ErfGrad, OpKind::ErfGrad) {
           {1.1283791670955126, 0.83021499484118941, 2.6363477368063344});
 }
 
+// Trigonometric and hyperbolic values at points where they are known exactly: sin(pi/6) =
+// 1/2, tan(pi/4) = 1, cos(pi/3) = 1/2; sinh(ln 2) = 3/4, cosh(ln 2) = 5/4; the inverses back.
+constexpr double kPi = 3.14159265358979323846, kLn2 = 0.69314718055994530942;
+SHOAL_INTERPRETER_CASES(Sin, OpKind::Sin) { unary(kind, dt, add, "values", {0, kPi / 6, -kPi / 2}, {0, 0.5, -1}); }
+SHOAL_INTERPRETER_CASES(Cos, OpKind::Cos) { unary(kind, dt, add, "values", {0, kPi / 3, kPi}, {1, 0.5, -1}); }
+SHOAL_INTERPRETER_CASES(Tan, OpKind::Tan) { unary(kind, dt, add, "values", {0, kPi / 4, -kPi / 4}, {0, 1, -1}); }
+SHOAL_INTERPRETER_CASES(Asin, OpKind::Asin) { unary(kind, dt, add, "values", {0, 0.5, -1}, {0, kPi / 6, -kPi / 2}); }
+SHOAL_INTERPRETER_CASES(Acos, OpKind::Acos) { unary(kind, dt, add, "values", {1, 0.5, -1}, {0, kPi / 3, kPi}); }
+SHOAL_INTERPRETER_CASES(Atan, OpKind::Atan) { unary(kind, dt, add, "values", {0, 1, -1}, {0, kPi / 4, -kPi / 4}); }
+SHOAL_INTERPRETER_CASES(Sinh, OpKind::Sinh) { unary(kind, dt, add, "values", {0, kLn2, -kLn2}, {0, 0.75, -0.75}); }
+SHOAL_INTERPRETER_CASES(Cosh, OpKind::Cosh) { unary(kind, dt, add, "values", {0, kLn2, -kLn2}, {1, 1.25, 1.25}); }
+SHOAL_INTERPRETER_CASES(Asinh, OpKind::Asinh) { unary(kind, dt, add, "values", {0, 0.75, -0.75}, {0, kLn2, -kLn2}); }
+SHOAL_INTERPRETER_CASES(Acosh, OpKind::Acosh) { unary(kind, dt, add, "values", {1, 1.25}, {0, kLn2}); }
+SHOAL_INTERPRETER_CASES(Atanh, OpKind::Atanh) { unary(kind, dt, add, "values", {0, 0.6, -0.6}, {0, kLn2, -kLn2}); }
+
 SHOAL_INTERPRETER_CASES(Abs, OpKind::Abs) { unary(kind, dt, add, "values", {-2, 0, 3.5}, {2, 0, 3.5}); }
 
 SHOAL_INTERPRETER_CASES(AbsGrad, OpKind::AbsGrad) {

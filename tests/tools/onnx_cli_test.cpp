@@ -113,18 +113,18 @@ TEST(OnnxCli, ConformanceReportsPassFailAndSkip) {
   std::vector<double> wrong = want;
   wrong[3] += 0.01;
   writeCase(root + "/test_wrong", gemmReluModel(), x, f32Tensor({2, 2}, wrong));
-  OnnxModelBuilder sinModel(13);
-  sinModel.input("x", DType::F32, {int64_t(2), int64_t(3)});
-  sinModel.output("y", DType::F32, {int64_t(2), int64_t(3)});
-  sinModel.node("Sin", {"x"}, {"y"}, "sin");
-  writeCase(root + "/test_unsupported", sinModel, x, x);
+  OnnxModelBuilder uniqueModel(13);
+  uniqueModel.input("x", DType::F32, {int64_t(2), int64_t(3)});
+  uniqueModel.output("y", DType::F32, {int64_t(2), int64_t(3)});
+  uniqueModel.node("Unique", {"x"}, {"y"}, "unique");
+  writeCase(root + "/test_unsupported", uniqueModel, x, x);
 
   auto r = runCli("conformance " + root + " --report " + root + "/../conf.json");
   EXPECT_EQ(r.exitCode, 1) << r.err;
   EXPECT_EQ(r.out,
             "PASS cases/test_good\n"
-            "SKIP cases/test_unsupported  node 'sin' (Sin, domain ai.onnx, opset 13): unsupported: shoal has no "
-            "mapping for op Sin\n"
+            "SKIP cases/test_unsupported  node 'unique' (Unique, domain ai.onnx, opset 13): unsupported: shoal has "
+            "no mapping for op Unique\n"
             "FAIL cases/test_wrong  output 'y': 1 of 4 elements differ, largest error 0.01 (at flat index 3: got 0, "
             "expected 0.01; tolerance 1e-07 + 0.001*|expected|)\n"
             "1 passed, 1 failed, 1 skipped\n");
