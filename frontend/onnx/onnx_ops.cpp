@@ -1122,6 +1122,7 @@ const std::vector<OpMapping>& table() {
       // matrix products
       {"Gemm", lowerGemm},
       {"MatMul", lowerMatMul},
+      {"Einsum", lowerEinsum},
       // convolution, pooling, normalisation
       {"Conv", lowerConv},
       {"ConvTranspose", lowerConvTranspose},

@@ -5,7 +5,9 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cmath>
+#include <map>
 #include <set>
 
 #include "frontend/onnx/onnx_fold.h"
@@ -15,13 +17,13 @@
 
 namespace shoal::onnx_import {
 
-namespace {
-
 Value* transposeOp(NodeContext& c, Value* x, const std::vector<int64_t>& perm, const std::string& suffix) {
   Attrs a;
   a.set("perm", perm);
   return c.emit(OpKind::Transpose, {x}, a, suffix);
 }
+
+namespace {
 
 Value* sliceOp(NodeContext& c, Value* x, std::vector<int64_t> starts, std::vector<int64_t> ends,
                std::vector<int64_t> axes, std::vector<int64_t> steps, const std::string& suffix) {
@@ -428,6 +430,125 @@ void lowerBatchedMatMul(NodeContext& c) {
   if (aVec) out.erase(out.end() - 2);
   if (bVec) out.pop_back();
   c.setOutput(0, c.reshape(y, out, "out"));
+}
+
+// ---- Einsum -------------------------------------------------------------------------------------
+
+namespace {
+
+// One operand of an einsum: its index letters, one per axis, and its value.
+struct EinsumTerm {
+  std::string letters;
+  Value* value = nullptr;
+};
+
+// x summed over the letters `drop` (reduce_sum), keeping the others in order.
+EinsumTerm sumOut(NodeContext& c, EinsumTerm t, const std::string& drop, const std::string& suffix) {
+  std::vector<int64_t> axes;
+  std::string kept;
+  for (size_t i = 0; i < t.letters.size(); ++i)
+    (drop.find(t.letters[i]) != std::string::npos ? axes.push_back(int64_t(i)) : void(kept += t.letters[i]));
+  if (axes.empty()) return t;
+  Attrs a;
+  a.set("axes", axes);
+  a.set("keepdim", int64_t(0));
+  return {kept, c.emit(OpKind::ReduceSum, {t.value}, a, suffix)};
+}
+
+// x with its axes in the order of `order` (a permutation of its letters).
+Value* permuteTo(NodeContext& c, const EinsumTerm& t, const std::string& order, const std::string& suffix) {
+  std::vector<int64_t> perm;
+  for (char l : order) perm.push_back(int64_t(t.letters.find(l)));
+  bool identity = true;
+  for (size_t i = 0; i < perm.size(); ++i) identity &= perm[i] == int64_t(i);
+  return identity ? t.value : transposeOp(c, t.value, perm, suffix);
+}
+
+int64_t extentsOf(const std::map<char, int64_t>& extent, const std::string& letters) {
+  int64_t n = 1;
+  for (char l : letters) n *= extent.at(l);
+  return n;
+}
+
+}  // namespace
+
+// Einsum of one or two operands with explicit index letters: letters summed away are
+// reduced, then the two operands are laid out as [batch, free, contracted] and [batch,
+// contracted, free] and multiplied by one batch_matmul; the result is permuted to the output's
+// order. An implicit output (no "->") is the letters that occur once, sorted, as ONNX says.
+// Ellipses, repeated letters in one operand (diagonals) and more than two operands are
+// unsupported by name.
+void lowerEinsum(NodeContext& c) {
+  std::string eq;
+  for (char ch : c.attrString("equation"))
+    if (ch != ' ') eq += ch;
+  if (eq.find("...") != std::string::npos) c.unsupported("an ellipsis (...) in the equation");
+  const size_t arrow = eq.find("->");
+  const std::string lhs = eq.substr(0, arrow);
+  std::vector<std::string> inputs;
+  for (size_t start = 0;;) {
+    size_t comma = lhs.find(',', start);
+    inputs.push_back(lhs.substr(start, comma == std::string::npos ? std::string::npos : comma - start));
+    if (comma == std::string::npos) break;
+    start = comma + 1;
+  }
+  if (inputs.size() != c.numInputs())
+    c.invalid(fmt::format("equation '{}' names {} operands, the node has {}", eq, inputs.size(), c.numInputs()));
+  if (inputs.size() > 2) c.unsupported(fmt::format("einsum of {} operands", inputs.size()));
+  std::map<char, int64_t> extent, count;
+  std::vector<EinsumTerm> terms;
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    c.requireFloat(i);
+    const std::string& letters = inputs[i];
+    if (int64_t(letters.size()) != c.rank(i))
+      c.invalid(fmt::format("operand {} has rank {}, the equation gives it '{}'", i, c.rank(i), letters));
+    for (size_t d = 0; d < letters.size(); ++d) {
+      const char l = letters[d];
+      if (!std::isalpha(static_cast<unsigned char>(l))) c.invalid(fmt::format("equation '{}': '{}' is not a letter", eq, l));
+      if (letters.find(l) != d) c.unsupported(fmt::format("index '{}' repeated in operand {} (a diagonal)", l, i));
+      auto [it, fresh] = extent.emplace(l, c.shape(i)[d]);
+      if (!fresh && it->second != c.shape(i)[d])
+        c.unsupported(fmt::format("index '{}' has extents {} and {} (broadcast indices)", l, it->second, c.shape(i)[d]));
+      ++count[l];
+    }
+    terms.push_back({letters, c.value(i)});
+  }
+  if (inputs.size() == 2 && c.dtype(0) != c.dtype(1))
+    c.invalid(fmt::format("operand types differ: {} and {}", c.type(0).str(), c.type(1).str()));
+  std::string out;
+  if (arrow != std::string::npos) {
+    out = eq.substr(arrow + 2);
+    for (size_t d = 0; d < out.size(); ++d)
+      if (!extent.count(out[d]) || out.find(out[d]) != d)
+        c.invalid(fmt::format("equation '{}': output index '{}' is not an operand's, or repeats", eq, out[d]));
+  } else {
+    for (auto [l, n] : count)
+      if (n == 1) out += l;  // std::map: sorted
+  }
+  auto inOut = [&](char l) { return out.find(l) != std::string::npos; };
+  auto inTerm = [&](size_t i, char l) { return i < terms.size() && terms[i].letters.find(l) != std::string::npos; };
+  // Letters only one operand has and the output lacks are summed away first.
+  for (size_t i = 0; i < terms.size(); ++i) {
+    std::string drop;
+    for (char l : terms[i].letters)
+      if (!inOut(l) && !inTerm(1 - i, l)) drop += l;
+    terms[i] = sumOut(c, terms[i], drop, fmt::format("sum{}", i));
+  }
+  if (terms.size() == 1) return c.setOutput(0, permuteTo(c, terms[0], out, "out"));
+  std::string batch, contracted, freeA, freeB;
+  for (char l : terms[0].letters)
+    (inTerm(1, l) ? (inOut(l) ? batch : contracted) : freeA) += l;
+  for (char l : terms[1].letters)
+    if (!inTerm(0, l)) freeB += l;
+  const int64_t nb = extentsOf(extent, batch), nk = extentsOf(extent, contracted);
+  const int64_t nfa = extentsOf(extent, freeA), nfb = extentsOf(extent, freeB);
+  Value* a = c.reshape(permuteTo(c, terms[0], batch + freeA + contracted, "a_order"), {nb, nfa, nk}, "a3d");
+  Value* b = c.reshape(permuteTo(c, terms[1], batch + contracted + freeB, "b_order"), {nb, nk, nfb}, "b3d");
+  Value* y = c.emit(OpKind::BatchMatMul, {a, b}, {}, "product");
+  Shape full;
+  for (char l : batch + freeA + freeB) full.push_back(extent.at(l));
+  EinsumTerm result{batch + freeA + freeB, c.reshape(y, full, "unflat")};
+  c.setOutput(0, permuteTo(c, result, out, "out"));
 }
 
 }  // namespace shoal::onnx_import

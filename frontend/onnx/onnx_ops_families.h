@@ -41,6 +41,8 @@ void lowerShrink(NodeContext& c);
 void lowerLRN(NodeContext& c);
 
 // ---- onnx_ops_data.cpp
+/// x with its axes permuted (shoal's transpose).
+Value* transposeOp(NodeContext& c, Value* x, const std::vector<int64_t>& perm, const std::string& suffix);
 void lowerTranspose(NodeContext& c);
 void lowerConcat(NodeContext& c);
 /// Slice's starts, ends, axes and steps: attributes before opset 10, constant inputs after;
@@ -60,6 +62,7 @@ void lowerDepthToSpace(NodeContext& c);  // DepthToSpace, SpaceToDepth
 void lowerTrilu(NodeContext& c);
 void lowerOneHot(NodeContext& c);
 void lowerBatchedMatMul(NodeContext& c);  // MatMul with a batched right operand
+void lowerEinsum(NodeContext& c);         // one or two operands, explicit letters: reduce_sum + batch_matmul
 void lowerResize(NodeContext& c);         // Resize, Upsample
 void lowerSequence(NodeContext& c);
 void lowerCompress(NodeContext& c);  // sequences as lists known at import

@@ -373,6 +373,48 @@ TEST(OnnxImport, StorageTypesAreComputedWideAndStayExact) {
       << p.error().error.message();
 }
 
+TEST(OnnxImport, EinsumReducesPermutesAndMultiplies) {
+  // A = [[1,2],[3,4]], B = [[5,6],[7,8]]: AB = [[19,22],[43,50]].
+  struct Case {
+    std::string equation;
+    Shape shape;
+    std::vector<double> want;
+  };
+  const Case cases[] = {{"ij,jk", {2, 2}, {19, 22, 43, 50}},      // implicit output: "ik"
+                        {"ij,jk->ki", {2, 2}, {19, 43, 22, 50}},  // the product transposed
+                        {"ij,jk->k", {2}, {62, 72}},              // i summed after the product
+                        {"ij,jk->ijk", {2, 2, 2}, {5, 6, 14, 16, 15, 18, 28, 32}},  // no contraction
+                        {"ij->j", {2}, {4, 6}}};
+  for (const Case& k : cases) {
+    SCOPED_TRACE(k.equation);
+    const bool two = k.equation.find(',') != std::string::npos;
+    OnnxModelBuilder b(12);
+    b.input("a", DType::F32, {int64_t(2), int64_t(2)});
+    if (two) b.input("b", DType::F32, {int64_t(2), int64_t(2)});
+    std::vector<OnnxDim> dims(k.shape.begin(), k.shape.end());
+    b.output("y", DType::F32, dims);
+    auto& n = b.node("Einsum", two ? std::vector<std::string>{"a", "b"} : std::vector<std::string>{"a"}, {"y"}, "e");
+    attrString(n, "equation", k.equation);
+    auto session = Session::create(b.save(tempDir()), {.device = DeviceKind::Cpu});
+    ASSERT_TRUE(session) << session.error().str();
+    TensorMap feed{{"a", f32Tensor({2, 2}, {1, 2, 3, 4})}};
+    if (two) feed["b"] = f32Tensor({2, 2}, {5, 6, 7, 8});
+    auto out = session->run(feed);
+    ASSERT_TRUE(out) << out.error().str();
+    EXPECT_EQ(out->at("y").shape(), k.shape);
+    EXPECT_EQ(out->at("y").toDoubles(), k.want);
+  }
+  // A diagonal is refused by name.
+  OnnxModelBuilder diag(12);
+  diag.input("a", DType::F32, {int64_t(2), int64_t(2)});
+  diag.output("y", DType::F32, {int64_t(2)});
+  attrString(diag.node("Einsum", {"a"}, {"y"}, "d"), "equation", "ii->i");
+  auto p = importOnnxFile(diag.save(tempDir()));
+  ASSERT_FALSE(p);
+  EXPECT_NE(p.error().error.message().find("unsupported: index 'i' repeated in operand 0 (a diagonal)"), std::string::npos)
+      << p.error().error.message();
+}
+
 TEST(OnnxImport, TensorFilesRoundTrip) {
   std::string dir = tempDir();
   Tensor a = f32Tensor({2, 2}, {1.5, -2, 3.25, 1e-8});

@@ -134,6 +134,13 @@ inline void attrInts(onnx::NodeProto& n, const std::string& name, const std::vec
   for (int64_t x : v) a->add_ints(x);
 }
 
+inline void attrString(onnx::NodeProto& n, const std::string& name, const std::string& v) {
+  auto* a = n.add_attribute();
+  a->set_name(name);
+  a->set_type(onnx::AttributeProto::STRING);
+  a->set_s(v);
+}
+
 inline void attrTensor(onnx::NodeProto& n, const std::string& name, const Tensor& t) {
   auto* a = n.add_attribute();
   a->set_name(name);
