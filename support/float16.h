@@ -34,7 +34,12 @@ SHOAL_F16_FN float shoal_bits_f32(unsigned int u) { return __uint_as_float(u); }
 // was dropped. Rounding that to a format of at most 22 significand bits gives the correctly
 // rounded result of the double (no double-rounding error), which float16 and bfloat16 are.
 SHOAL_F16_FN float shoal_f64_to_f32_odd(double d) {
-  float f = (float)d;  // nearest
+  // Finite values past FLT_MAX (whose conversion C++ leaves undefined) truncate to FLT_MAX,
+  // which is odd: it rounds on to inf in float16 and bfloat16, as the value itself would.
+  const double kFltMax = 3.4028234663852886e38;
+  if (d - d == 0 && d > kFltMax) return shoal_bits_f32(0x7f7fffffu);
+  if (d - d == 0 && d < -kFltMax) return shoal_bits_f32(0xff7fffffu);
+  float f = (float)d;  // nearest (NaN and the infinities convert exactly)
   if ((double)f == d || d != d) return f;
   unsigned int u = shoal_f32_bits(f);
   double af = f < 0 ? -(double)f : (double)f, ad = d < 0 ? -d : d;
