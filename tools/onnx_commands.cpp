@@ -14,6 +14,7 @@
 #include <cstring>
 #include <filesystem>
 #include <iostream>
+#include <functional>
 #include <map>
 #include <optional>
 #include <set>
@@ -331,17 +332,25 @@ CaseResult runModelCase(const fs::path& dir, const ConformanceOptions& o, const 
 
 const char* statusName(Status s) { return s == Status::Pass ? "PASS" : s == Status::Fail ? "FAIL" : "SKIP"; }
 
-// Runs a case in a child process, so that a crash or a hang fails that case only.
-CaseResult runIsolated(const fs::path& dir, const ConformanceOptions& o) {
+// A case running in a child process, so that a crash or a hang fails that case only.
+struct ChildCase {
+  pid_t pid = -1;
+  int fd = -1;  ///< the read end of the child's result pipe
+  std::chrono::steady_clock::time_point deadline;
+  std::string msg;  ///< what the child wrote so far
+};
+
+// Starts `dir` in a child; nullopt when no process could be made (the caller runs it here).
+std::optional<ChildCase> startIsolated(const fs::path& dir, const ConformanceOptions& o) {
   int fds[2];
-  if (pipe(fds) != 0) return runCase(dir, o);
+  if (pipe(fds) != 0) return std::nullopt;
   std::fflush(stdout);
   std::fflush(stderr);
   pid_t pid = fork();
   if (pid < 0) {
     close(fds[0]);
     close(fds[1]);
-    return runCase(dir, o);
+    return std::nullopt;
   }
   if (pid == 0) {
     close(fds[0]);
@@ -365,32 +374,19 @@ CaseResult runIsolated(const fs::path& dir, const ConformanceOptions& o) {
     _exit(0);
   }
   close(fds[1]);
-  std::string msg;
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(o.timeoutSeconds);
-  bool timedOut = false;
-  char buf[4096];
-  for (;;) {
-    auto left =
-        std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now()).count();
-    if (left <= 0) {
-      timedOut = true;
-      break;
-    }
-    pollfd p{fds[0], POLLIN, 0};
-    int ready = poll(&p, 1, int(std::min<int64_t>(left, 1000)));
-    if (ready < 0 && errno != EINTR) break;
-    if (ready <= 0) continue;
-    ssize_t n = read(fds[0], buf, sizeof buf);
-    if (n <= 0) break;
-    msg.append(buf, size_t(n));
-  }
-  close(fds[0]);
-  if (timedOut) kill(pid, SIGKILL);
+  return ChildCase{pid, fds[0], std::chrono::steady_clock::now() + std::chrono::seconds(o.timeoutSeconds), {}};
+}
+
+// The result of a child whose pipe closed (or, `timedOut`, that ran past its deadline: killed).
+CaseResult finishIsolated(ChildCase& child, bool timedOut, const ConformanceOptions& o) {
+  close(child.fd);
+  if (timedOut) kill(child.pid, SIGKILL);
   int status = 0;
-  waitpid(pid, &status, 0);
+  waitpid(child.pid, &status, 0);
   if (timedOut) return {Status::Fail, fmt::format("timed out after {} s", o.timeoutSeconds)};
   if (WIFSIGNALED(status))
     return {Status::Fail, fmt::format("crashed (signal {}: {})", WTERMSIG(status), strsignal(WTERMSIG(status)))};
+  const std::string& msg = child.msg;
   size_t eol = msg.find('\n');
   if (msg.size() < 2 || msg[0] < '0' || msg[0] > '2' || eol == std::string::npos)
     return {Status::Fail, "the case's process exited without a result"};
@@ -404,6 +400,58 @@ CaseResult runIsolated(const fs::path& dir, const ConformanceOptions& o) {
     start = end + 1;
   }
   return r;
+}
+
+// Runs `dirs` with up to o.jobs cases at once (each isolated, or in this process when
+// o.isolate is off, one at a time), calling `done(i, result)` in case order as the results
+// become known.
+void runCases(const std::vector<fs::path>& dirs, const ConformanceOptions& o,
+              const std::function<void(size_t, const CaseResult&)>& done) {
+  if (!o.isolate) {
+    for (size_t i = 0; i < dirs.size(); ++i) done(i, runCase(dirs[i], o));
+    return;
+  }
+  const size_t jobs = size_t(std::max<int64_t>(o.jobs, 1));
+  std::map<size_t, ChildCase> running;
+  std::map<size_t, CaseResult> finished;
+  size_t next = 0, reported = 0;
+  char buf[4096];
+  while (reported < dirs.size()) {
+    while (next < dirs.size() && running.size() < jobs) {
+      if (auto child = startIsolated(dirs[next], o))
+        running.emplace(next, std::move(*child));
+      else
+        finished.emplace(next, runCase(dirs[next], o));
+      ++next;
+    }
+    std::vector<pollfd> fds;
+    std::vector<size_t> which;
+    for (auto& [i, child] : running) fds.push_back({child.fd, POLLIN, 0}), which.push_back(i);
+    if (!fds.empty()) {
+      int ready = poll(fds.data(), nfds_t(fds.size()), 200);
+      const auto now = std::chrono::steady_clock::now();
+      for (size_t k = 0; k < fds.size(); ++k) {
+        ChildCase& child = running.at(which[k]);
+        bool closed = false;
+        if (ready > 0 && (fds[k].revents & (POLLIN | POLLHUP | POLLERR))) {
+          ssize_t n = read(child.fd, buf, sizeof buf);
+          if (n > 0)
+            child.msg.append(buf, size_t(n));
+          else
+            closed = true;
+        }
+        const bool late = !closed && now >= child.deadline;
+        if (closed || late) {
+          finished.emplace(which[k], finishIsolated(child, late, o));
+          running.erase(which[k]);
+        }
+      }
+    }
+    for (auto it = finished.find(reported); it != finished.end(); it = finished.find(reported)) {
+      done(reported++, it->second);
+      finished.erase(it);
+    }
+  }
 }
 
 // The case folders under `dir` (itself when it holds a model.onnx), sorted.
@@ -492,10 +540,10 @@ int runConformance(const ConformanceOptions& o) {
       std::cerr << fmt::format("error: '{}' holds no test case (a folder with model.onnx)\n", d);
       return 1;
     }
-    for (const fs::path& c : dirs) {
+    runCases(dirs, o, [&](size_t i, const CaseResult& r) {
+      const fs::path& c = dirs[i];
       std::string category = c.parent_path().filename().string();
       std::string name = category + "/" + c.filename().string();
-      CaseResult r = o.isolate ? runIsolated(c, o) : runCase(c, o);
       Counts& cat = byCategory[category];
       (r.status == Status::Pass ? cat.pass : r.status == Status::Fail ? cat.fail : cat.skip)++;
       (r.status == Status::Pass ? total.pass : r.status == Status::Fail ? total.fail : total.skip)++;
@@ -510,7 +558,7 @@ int runConformance(const ConformanceOptions& o) {
                        {"message", r.message},
                        {"ops", r.ops},
                        {"ops_mapped", r.opsMapped}});
-    }
+    });
   }
   if (byCategory.size() > 1)
     for (auto& [cat, n] : byCategory) fmt::print("{}: {} passed, {} failed, {} skipped\n", cat, n.pass, n.fail, n.skip);

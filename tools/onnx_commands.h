@@ -38,7 +38,8 @@ struct ConformanceOptions {
   int64_t timeoutSeconds = 300;  ///< per case, when isolated
   std::string report;            ///< JSON with every case's result, when set
   bool verbose = false;          ///< full messages for FAIL and SKIP
-  int threads = 0;               ///< CPU threads (--threads; 0: the cores available)
+  int threads = 0;               ///< CPU threads (--threads; 0: the cores available, or 1 per case with jobs > 1)
+  int64_t jobs = 1;              ///< isolated cases run at once (--jobs); results print in case order
   /// An expectation file (tests/onnx/conformance-expected.txt): `PASS case` for each case that
   /// must pass, `FAIL case reason` for each known failure; any other case must skip. With it,
   /// the exit status is 0 only when every case does what the file says.

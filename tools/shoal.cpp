@@ -751,6 +751,8 @@ int main(int argc, char** argv) {
   confCmd->add_option("--timeout", conf.timeoutSeconds, "seconds per case (default 300)")->check(CLI::PositiveNumber);
   bool noIsolate = false;
   confCmd->add_flag("--no-isolate", noIsolate, "run the cases in this process (a crash then ends the run)");
+  confCmd->add_option("--jobs,-j", conf.jobs, "cases at once, each in its own process (default 1; results in case order)")
+      ->check(CLI::PositiveNumber);
   confCmd->add_flag("--verbose", conf.verbose, "print whole messages for failures and skips");
   addThreads(confCmd, conf.threads);
   confCmd->add_option("--expect", conf.expect,
@@ -775,6 +777,11 @@ int main(int argc, char** argv) {
     if (confCmd->parsed()) {
       if (conf.device == "gpu") conf.device = "cuda";
       conf.isolate = !noIsolate;
+      if (!conf.isolate && conf.jobs > 1) {
+        std::cerr << "error: --jobs runs cases in processes of their own; it cannot go with --no-isolate\n";
+        return kUserError;
+      }
+      if (conf.jobs > 1 && conf.threads == 0) conf.threads = 1;  // the cases share the cores
       return runConformance(conf);
     }
   } catch (const std::bad_alloc&) {

@@ -131,6 +131,14 @@ TEST(OnnxCli, ConformanceReportsPassFailAndSkip) {
   auto report = nlohmann::json::parse(readFile(root + "/../conf.json"));
   EXPECT_EQ(report["failed"], 1);
   EXPECT_EQ(report["categories"]["cases"]["passed"], 1);
+  // Three cases at once: the same lines, in case order, and the same report.
+  auto parallel = runCli("conformance " + root + " --jobs 3 --report " + root + "/../conf3.json");
+  EXPECT_EQ(parallel.exitCode, 1) << parallel.err;
+  EXPECT_EQ(parallel.out, r.out);
+  EXPECT_EQ(nlohmann::json::parse(readFile(root + "/../conf3.json"))["cases"], report["cases"]);
+  auto both = runCli("conformance " + root + " --jobs 2 --no-isolate");
+  EXPECT_EQ(both.exitCode, 1);
+  EXPECT_NE(both.err.find("--jobs runs cases in processes of their own"), std::string::npos) << both.err;
   // Without the wrong case nothing fails: exit status 0, skips included.
   fs::remove_all(root + "/test_wrong");
   r = runCli("conformance " + root);
