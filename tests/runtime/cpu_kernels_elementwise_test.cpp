@@ -279,7 +279,7 @@ void checkElementwise() {
       if (numElements(c.a) == numElements(c.out)) {  // out aliasing a
         elementwise<T>(k, c.out, shapes, ops, pt.data(), at.data());
         // Bit for bit (NaN outside asin's domain, say, equals itself here).
-        EXPECT_EQ(std::memcmp(at.data(), out.data(), out.size() * sizeof(T)), 0);
+        EXPECT_TRUE(out.empty() || std::memcmp(at.data(), out.data(), out.size() * sizeof(T)) == 0);
       }
     }
   }
