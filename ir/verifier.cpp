@@ -89,14 +89,13 @@ bool verifyGraph(const Graph& g, DiagnosticEngine& diags) {
         diags.error(n.loc(), fmt::format("{}: %{} is updated in place twice", n.describe(), v->name()));
       mutatedAt[v] = idx;
     }
-    if (n.kind() == OpKind::Input && n.attrs().has("name")) {
-      if (!inputNames.insert(n.attrs().getString("name")).second)
-        diags.error(n.loc(), fmt::format("{}: duplicate input name '{}'", n.describe(), n.attrs().getString("name")));
-    }
-    if (n.kind() == OpKind::Output && n.attrs().has("name")) {
-      if (!outputNames.insert(n.attrs().getString("name")).second)
-        diags.error(n.loc(), fmt::format("{}: duplicate output name '{}'", n.describe(), n.attrs().getString("name")));
-    }
+    // A name of another kind (name=967) is the schema check's error; only strings collide.
+    const AttrValue* name = n.attrs().find("name");
+    const std::string* nameText = name ? std::get_if<std::string>(name) : nullptr;
+    if (n.kind() == OpKind::Input && nameText && !inputNames.insert(*nameText).second)
+      diags.error(n.loc(), fmt::format("{}: duplicate input name '{}'", n.describe(), *nameText));
+    if (n.kind() == OpKind::Output && nameText && !outputNames.insert(*nameText).second)
+      diags.error(n.loc(), fmt::format("{}: duplicate output name '{}'", n.describe(), *nameText));
     if (structural && operandsOk) {
       auto types = inferResultTypes(n);
       if (!types) {
