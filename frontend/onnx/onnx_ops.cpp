@@ -635,6 +635,7 @@ void lowerSoftmaxLike(NodeContext& c, OpKind kind) {
     Value* y = c.emit(kind, {x2});
     return c.setOutput(0, c.reshape(y, xs, "out"));
   }
+  if (rank == 0) c.invalid(fmt::format("{} of a scalar (its axis needs rank 1 or more)", c.opType()));
   int64_t axis = c.axis(c.attrInt("axis", -1), rank);
   // Trailing unit axes do not change which elements share a softmax.
   bool lastNonUnit = true;

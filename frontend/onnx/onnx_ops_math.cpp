@@ -412,6 +412,7 @@ void lowerSoftmaxAnyAxis(NodeContext& c) {
     for (int64_t d = axis; d < rank; ++d) inner *= xs[size_t(d)];
     rows = c.reshape(x, {numElements(xs) / inner, inner}, "rows");
   } else {
+    if (rank == 0) c.invalid(fmt::format("{} of a scalar (its axis needs rank 1 or more)", op));
     int64_t axis = c.axis(c.attrInt("axis", -1), rank);
     rows = axisAsRows(c, x, axis, perm);
   }
