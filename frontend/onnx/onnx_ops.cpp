@@ -349,13 +349,18 @@ Value* fromNd(NodeContext& c, Value* y, const Window& w) {
   return c.reshape(y, {s[0], s[1], s[3]}, "out");
 }
 
-void lowerConv(NodeContext& c) {
+// Conv's and ConvTranspose's operands: a float input [N, C, spatial...] and a weight of its rank.
+void requireConvOperands(NodeContext& c) {
   c.requireFloat(0);
-  const Shape& xs = c.shape(0);
-  const Shape& ws = c.shape(1);
-  if (xs.size() < 3 || ws.size() != xs.size())
+  if (c.rank(0) < 3 || c.rank(1) != c.rank(0))
     c.invalid(
         fmt::format("weight {} and input {} must be [N, C, spatial...] of one rank", c.type(1).str(), c.type(0).str()));
+}
+
+void lowerConv(NodeContext& c) {
+  requireConvOperands(c);
+  const Shape& xs = c.shape(0);
+  const Shape& ws = c.shape(1);
   if (xs.size() == 5) return lowerConv3d(c);
   Window w = readWindow(c, xs, std::vector<int64_t>(ws.begin() + 2, ws.end()), /*hasDilations=*/true);
   int64_t group = c.attrInt("group", 1);
@@ -376,12 +381,9 @@ void lowerConv(NodeContext& c) {
 // the full output; output_shape and auto_pad become that cropping (ONNX's rule: the odd pixel
 // goes to the end for SAME_UPPER, to the start otherwise).
 void lowerConvTranspose(NodeContext& c) {
-  c.requireFloat(0);
+  requireConvOperands(c);
   const Shape& xs = c.shape(0);
   const Shape& ws = c.shape(1);
-  if (xs.size() < 3 || ws.size() != xs.size())
-    c.invalid(
-        fmt::format("weight {} and input {} must be [N, C, spatial...] of one rank", c.type(1).str(), c.type(0).str()));
   size_t sp = xs.size() - 2;
   if (sp != 1 && sp != 2)
     c.unsupported(fmt::format("{}-D input {} (shoal's convolutions are 2-D; 1-D runs as 2-D)", sp, shapeString(xs)));
@@ -976,23 +978,14 @@ bool foldTranspose(NodeContext& c) {
   return true;
 }
 
-// Expand: x broadcast to the broadcast of its shape and `shape`.
-Shape expandTarget(NodeContext& c) {
-  auto shape = c.constantInts(1, "the target shape");
-  for (int64_t d : shape)
-    if (d <= 0) c.unsupported(fmt::format("expanding to the empty shape {}", shapeString(shape)));
-  auto out = broadcastShapes(c.shape(0), shape);
-  if (!out) c.invalid(fmt::format("{} does not broadcast to {}", c.type(0).str(), shapeString(shape)));
+// Expand folded at import: expandShape's result, if it is small enough to fold.
+bool foldExpand(NodeContext& c) {
+  Shape out = expandShape(c);
   int64_t count = 1;
-  for (int64_t d : *out) {
-    if (d > kMaxFoldedElements / count) c.unsupported(fmt::format("expanding to the huge shape {}", shapeString(*out)));
+  for (int64_t d : out) {
+    if (d > kMaxFoldedElements / count) c.unsupported(fmt::format("expanding to the huge shape {}", shapeString(out)));
     count *= d;
   }
-  return *out;
-}
-
-bool foldExpand(NodeContext& c) {
-  Shape out = expandTarget(c);
   Tensor zeros(c.dtype(0), out);
   c.setKnownOutput(0, *fold::binary(*c.known(0), zeros, c.dtype(0), [](double x, double) { return x; }));
   return true;

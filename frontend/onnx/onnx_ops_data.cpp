@@ -244,15 +244,20 @@ void lowerPad(NodeContext& c) {
   c.setOutput(0, c.emit(OpKind::Pad, {x}, a));
 }
 
-void lowerExpandOp(NodeContext& c) {
+Shape expandShape(NodeContext& c) {
   auto shape = c.constantInts(1, "the target shape");
   for (int64_t d : shape)
     if (d <= 0) c.unsupported(fmt::format("expanding to the shape {} (an empty tensor)", shapeString(shape)));
   auto out = broadcastShapes(c.shape(0), shape);
   if (!out) c.invalid(fmt::format("{} does not broadcast to {}", c.type(0).str(), shapeString(shape)));
-  if (*out == c.shape(0)) return c.setOutput(0, c.value(0));
+  return *out;
+}
+
+void lowerExpandOp(NodeContext& c) {
+  const Shape out = expandShape(c);
+  if (out == c.shape(0)) return c.setOutput(0, c.value(0));
   Attrs a;
-  a.set("shape", *out);
+  a.set("shape", out);
   c.setOutput(0, c.emit(OpKind::Expand, {c.value(0)}, a));
 }
 

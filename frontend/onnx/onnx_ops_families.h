@@ -55,6 +55,8 @@ void lowerSlice(NodeContext& c);
 void lowerGather(NodeContext& c);
 void lowerGatherElements(NodeContext& c);
 void lowerPad(NodeContext& c);
+/// Expand's result shape: x's shape broadcast with the target (input 1, known at import).
+Shape expandShape(NodeContext& c);
 void lowerExpandOp(NodeContext& c);
 void lowerSplit(NodeContext& c);
 void lowerTile(NodeContext& c);
