@@ -789,10 +789,29 @@ void checkModel(const onnx::ModelProto& model, const std::string& path, bool run
   }
 }
 
+// Whether ONNX's shape inference can run over the graph: libonnx divides by strides,
+// dilations, kernel extents, groups and block sizes without checking them (a zero stride is
+// SIGFPE inside convPoolShapeInference, found by the onnx fuzzer). With such a value the
+// cross-check is skipped and shoal's own lowering reports the attribute.
+bool safeForOnnxInference(const onnx::GraphProto& g) {
+  for (const auto& n : g.node())
+    for (const auto& a : n.attribute()) {
+      const std::string& name = a.name();
+      if (name == "strides" || name == "dilations" || name == "kernel_shape") {
+        for (int64_t v : a.ints())
+          if (v <= 0) return false;
+      } else if ((name == "group" || name == "blocksize") && a.type() == onnx::AttributeProto::INT && a.i() <= 0) {
+        return false;
+      }
+    }
+  return true;
+}
+
 // ONNX's shape inference over the model with its inputs bound as shoal bound them: the types
 // it finds are checked against shoal's at every node (a mismatch is a bug, never silent).
 std::map<std::string, onnx::TypeProto> inferTypes(onnx::ModelProto& model, const std::map<std::string, Shape>& bound) {
   std::map<std::string, onnx::TypeProto> out;
+  if (!safeForOnnxInference(model.graph())) return out;
   for (auto& vi : *model.mutable_graph()->mutable_input()) {
     auto it = bound.find(vi.name());
     if (it == bound.end() || !vi.type().has_tensor_type()) continue;
