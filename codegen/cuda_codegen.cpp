@@ -685,6 +685,8 @@ Expected<void> checkCudaStatus(const CudaModuleSource& module, const uint64_t* w
                                 site.cols, site.cols),
                     site.node->loc());
       }
+      case CudaErrorKind::IntegerDivisionByZero:
+        return fail(site.node->describe() + ": integer division by zero", site.node->loc());
       case CudaErrorKind::AdamStep: {
         const double step = std::bit_cast<double>(words[2 + 2 * s]);
         return fail(fmt::format("{}: step must be >= 1, got {}", site.node->describe(), step), site.node->loc());

@@ -76,6 +76,7 @@ enum class CudaErrorKind {
   LabelOutOfRange,  ///< a class label outside [0, cols): row and label in the status word
   AdamStep,         ///< adam_update with step < 1: the step (as double bits) in the payload
   IndexOutOfRange,  ///< a gather index outside [-cols, cols): position and index, as for labels
+  IntegerDivisionByZero,  ///< integer elementwise arithmetic that is not finite: the element, as a row
 };
 
 /// Where a kernel reports an error. The status buffer holds 1 + 2 * sites u64 words, zeroed

@@ -81,13 +81,53 @@ std::string elementwiseFunctions() {
   return out;
 }
 
+namespace {
+
+// An elementwise op over integer (or bool) operands, as the interpreter's runIntegerArithmetic
+// does it: every operand read as double (exact below 2^53), the op's formula in double, the
+// result truncated toward zero and wrapped to the element type (bool: nonzero). A result that
+// is not finite can only be an integer division by zero: reported at the first such element,
+// which is left unwritten (the interpreter stops there).
+Expected<void> emitIntegerElementwise(NodeEmitter& em) {
+  const Node& n = em.node();
+  const Shape& out = em.outShape();
+  const int64_t count = numElements(out);
+  const DType rt = n.result()->type().dtype;
+  if (isFloat(rt) || storageOnly(rt)) return em.unsupported("integer operands with a floating-point result");
+  std::vector<Shape> shapes;
+  for (size_t i = 0; i < n.numInputs(); ++i) shapes.push_back(em.inShape(i));
+  auto plan = planBroadcast(out, shapes);
+  std::string code, params;
+  std::vector<std::string> operands;
+  std::vector<CudaArg> args;
+  for (size_t i = 0; i < n.numInputs(); ++i) {
+    const std::string name = "a" + std::to_string(i);
+    operands.push_back("(double)" + operandIndex(name, plan[i], numElements(shapes[i]), count, code, em.I()));
+    params += fill("const ${T}* __restrict__ ${A}, ", {{"T", cudaType(n.input(i)->type().dtype)}, {"A", name}});
+    args.push_back(em.in(i));
+  }
+  const int site = em.errorSite(CudaErrorKind::IntegerDivisionByZero);
+  params += fill("${T}* __restrict__ y, u64* __restrict__ status", {{"T", cudaType(rt)}});
+  args.push_back(em.out());
+  args.push_back(NodeEmitter::status());
+  code += "    const double v = " + formulaCall(n.kind(), operands, formulaParams(n), DType::F64) + ";\n";
+  code += fill("    if (!isfinite(v)) {\n      shoal_report_label(status, ${SITE}, i, 0);\n      continue;\n    }\n",
+               {{"SITE", std::to_string(site)}});
+  code += rt == DType::Bool ? "    y[i] = v != 0.0;\n" : fill("    y[i] = (${T})(long long)v;\n", {{"T", cudaType(rt)}});
+  em.elementwise("", params, code, std::move(args), count);
+  return {};
+}
+
+}  // namespace
+
 Expected<void> emitElementwise(NodeEmitter& em) {
   const Node& n = em.node();
   const std::string& T = em.T();
   const Shape& out = em.outShape();
   const int64_t count = numElements(out);
   const DType dt = em.computeType();
-  if (n.result()->type().dtype != dt) return em.unsupported("integer elementwise arithmetic runs on the CPU only");
+  if (n.numInputs() > 0 && !isFloat(n.input(0)->type().dtype)) return emitIntegerElementwise(em);
+  if (n.result()->type().dtype != dt) return em.unsupported("a result type other than the operands'");
   std::vector<Shape> shapes;
   for (size_t i = 0; i < n.numInputs(); ++i) {
     if (n.input(i)->type().dtype != dt) return em.unsupported("operands of different element types");

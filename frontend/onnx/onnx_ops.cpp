@@ -1112,7 +1112,7 @@ const std::vector<OpMapping>& table() {
       {"Exp", lowerUnaryMath, foldUnaryMath<4>},
       {"Min", lowerMinMax, foldMinMax<0>, false, StorageUse::Preserves},
       {"Max", lowerMinMax, foldMinMax<1>, false, StorageUse::Preserves},
-      {"Mod", lowerMod, nullptr, false, StorageUse::Preserves},
+      {"Mod", lowerMod, foldMod, false, StorageUse::Preserves},
       // matrix products
       {"Gemm", lowerGemm},
       {"MatMul", lowerMatMul},

@@ -26,6 +26,7 @@ void lowerSign(NodeContext& c);
 void lowerPow(NodeContext& c);
 void lowerMinMax(NodeContext& c);   // Min, Max (variadic, broadcasting)
 void lowerMod(NodeContext& c);      // Mod: fmod, and Python's % (the divisor's sign) from it
+bool foldMod(NodeContext& c);       // Mod of tensors known at import (torch's unflatten computes an axis with it)
 void lowerCompare(NodeContext& c);  // Equal, Less, Greater, LessOrEqual, GreaterOrEqual
 void lowerLogic(NodeContext& c);    // And, Or, Xor, Not
 void lowerWhere(NodeContext& c);

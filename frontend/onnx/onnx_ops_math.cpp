@@ -236,6 +236,28 @@ void lowerMod(NodeContext& c) {
   c.setOutput(0, c.emit(OpKind::Where, {fix, c.emit(OpKind::Add, {r, b}, {}, "shifted"), r}));
 }
 
+// Mod folded at import, in double like lowerMod's ops: C's fmod, or Python's % for fmod=0.
+// An integer divisor of 0 is an error here as in the interpreter.
+bool foldMod(NodeContext& c) {
+  requireSameTypes(c, 0, 1);
+  const DType dt = c.dtype(0);
+  if (dt == DType::Bool) c.invalid("Mod of bool");
+  const bool cMod = c.attrInt("fmod", 0) != 0;
+  if (isFloat(dt) && !cMod) c.invalid("fmod=0 on floating-point inputs (ONNX requires fmod=1 for them)");
+  const Tensor& divisor = *c.known(1);
+  if (!isFloat(dt))
+    for (int64_t i = 0; i < divisor.numElements(); ++i)
+      if (divisor.at(i) == 0) c.invalid("integer division by zero (a divisor is 0)");
+  auto out = fold::binary(*c.known(0), divisor, dt, [cMod](double x, double y) {
+    double r = std::fmod(x, y);
+    if (!cMod && r != 0 && (r < 0) != (y < 0)) r += y;
+    return r;
+  });
+  if (!out) c.invalid("operand shapes do not broadcast");
+  c.setKnownOutput(0, *out);
+  return true;
+}
+
 void lowerCompare(NodeContext& c) {
   static const std::map<std::string, OpKind> kinds = {{"Equal", OpKind::Equal},
                                                       {"Less", OpKind::Less},

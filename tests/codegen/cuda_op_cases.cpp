@@ -161,6 +161,23 @@ SHOAL_CUDA_CASE(Add, OpKind::Add, OpKind::Sub, OpKind::Mul, OpKind::Div) {
   b.op(kind, {b.input("c", Shape{2, 3, 4}), b.input("d", Shape{3, 1})}, {}, "rows");
   b.op(kind, {b.input("s", Shape{}), b.input("e", Shape{2, 3})}, {}, "scalar");
   b.op(kind, {b.input("f", Shape{4, 1, 5}), b.input("g", Shape{1, 3, 1})}, {}, "outer");
+  // Integer operands (the interpreter's runIntegerArithmetic: through double, truncated toward
+  // zero, wrapped): i64 and i32 in [-100, 100], u8 in [0, 255] (200 + 100 wraps to 44), bool.
+  // Divisors are made nonzero with maximum(·, step = 1); negative quotients truncate.
+  const TensorType i64{DType::I64, {3, 4}}, i32{DType::I32, {2, 3}}, u8{DType::U8, {2, 5}};
+  Value* one = b.input("step", TensorType{DType::I64, {}});
+  Value* ia = b.input("ia", i64);
+  Value* ib = b.input("ib", i64);
+  b.op(kind, {ia, kind == OpKind::Div ? b.op(OpKind::Maximum, {ib, one}, {}, "i64_divisor") : ib}, {}, "i64");
+  b.op(kind, {b.input("ja", i32), b.input("jb", TensorType{DType::I32, {3}})}, {}, "i32");
+  Value* ua = b.input("ua", u8);
+  Value* ub = b.input("ub", TensorType{DType::U8, {1, 5}});
+  if (kind == OpKind::Div) ub = b.op(OpKind::Maximum, {ub, b.op(OpKind::Cast, {one}, attrs({{"dtype", std::string("u8")}}), "one_u8")}, {},
+                   "u8_divisor");
+  b.op(kind, {ua, ub}, {}, "u8");
+  if (kind != OpKind::Div)
+    b.op(kind, {b.input("ba", TensorType{DType::Bool, {3, 1}}), b.input("bb", TensorType{DType::Bool, {1, 4}})}, {},
+         "bool");
   return true;
   return false;
 }

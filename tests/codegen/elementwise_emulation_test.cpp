@@ -98,5 +98,47 @@ TEST(ElementwiseEmulation, TrainingStepMatchesTheInterpreter) {
   }
 }
 
+// Integer arithmetic on the GPU: through double, truncated toward zero and wrapped, like the
+// interpreter; a division by zero is reported at the node, worded as the interpreter words it.
+TEST(ElementwiseEmulation, IntegerDivisionByZeroIsReportedLikeTheInterpreter) {
+  if (test::runShell("${CXX:-c++} --version > /dev/null 2>&1").exitCode != 0)
+    GTEST_SKIP() << "no host C++ compiler to build the emulated module";
+  Graph g("int_div");
+  const Location loc{"int_div.mmd", 4, 9, "q"};
+  Value* a = layers::input(g, "a", {DType::I64, {2, 3}}, loc);
+  Value* b = layers::input(g, "b", {DType::I64, {3}}, loc);
+  auto q = layers::addOp(g, OpKind::Div, {a, b}, {}, "q", loc);
+  ASSERT_TRUE(q.has_value());
+  auto w = layers::addOp(g, OpKind::Add, {*q, a}, {}, "w", loc);
+  ASSERT_TRUE(w.has_value());
+  layers::output(g, *w, "w", loc);
+  auto p1 = compileProgram(g.clone());
+  auto p2 = compileProgram(g.clone());
+  ASSERT_TRUE(p1 && p2);
+  Program program = std::move(*p2);
+  auto cpu = CpuExecutable::create(std::move(*p1));
+  auto emu = test::EmulatedExecutable::create(program);
+  ASSERT_TRUE(cpu && emu);
+  TensorMap feed{{"a", Tensor::fromDoubles(DType::I64, {2, 3}, std::vector<double>{7, -7, 9, -9, 100, 5})},
+                 {"b", Tensor::fromDoubles(DType::I64, {3}, std::vector<double>{2, 2, -4})}};
+  auto x = (*cpu)->run(feed);
+  auto y = (*emu)->run(feed);
+  ASSERT_TRUE(x && y);
+  // 7/2 = 3, -7/2 = -3 (toward zero), 9/-4 = -2; then + a.
+  const std::vector<double> want{10, -10, 7, -13, 150, 4};
+  for (int64_t i = 0; i < 6; ++i) {
+    EXPECT_EQ(x->at("w").at(i), want[size_t(i)]) << i;
+    EXPECT_EQ(y->at("w").at(i), want[size_t(i)]) << i;
+  }
+  feed["b"] = Tensor::fromDoubles(DType::I64, {3}, std::vector<double>{2, 0, 1});
+  auto bad = (*cpu)->run(feed);
+  auto badGpu = (*emu)->run(feed);
+  ASSERT_FALSE(bad.has_value());
+  ASSERT_FALSE(badGpu.has_value());
+  EXPECT_EQ(bad.error().message(), "div 'q': integer division by zero");
+  EXPECT_EQ(badGpu.error().message(), bad.error().message());
+  EXPECT_EQ(badGpu.error().location().str(), "int_div.mmd:4:9");
+}
+
 }  // namespace
 }  // namespace shoal

@@ -9,6 +9,7 @@
 
 #include <cmath>
 #include <fstream>
+#include <limits>
 
 #include "frontend/pipeline_loader.h"
 #include "ir/printer.h"
@@ -157,6 +158,78 @@ TEST(OnnxImport, ShapeArithmeticIsFoldedAtImport) {
   for (Node* n : p->model->nodes()) ops.emplace_back(n->opName());
   EXPECT_EQ(ops, (std::vector<std::string>{"input", "reshape", "output"})) << printGraph(*p->model);
   EXPECT_EQ(p->model->outputValue("y")->type().str(), "f32[2,6]");
+}
+
+// torch.onnx's unflatten (nn.MultiheadAttention's packed projection exports through it): the
+// axis is computed with Add and Mod, then slices the input's shape; all of it folds at import.
+TEST(OnnxImport, TorchUnflattenFoldsItsAxisArithmetic) {
+  OnnxModelBuilder b(17);
+  b.input("x", DType::F32, {std::string("batch"), int64_t(4), int64_t(6)});
+  b.output("y", DType::F32, {std::string("batch"), int64_t(4), int64_t(2), int64_t(3)});
+  Tensor minusOne(DType::I64, {});
+  minusOne.data<int64_t>()[0] = -1;
+  constantNode(b, "dim", minusOne);
+  constantNode(b, "rank", i64Tensor({3}));
+  b.node("Add", {"rank", "dim"}, {"dim_plus_rank"});
+  b.node("Mod", {"dim_plus_rank", "rank"}, {"axis"});
+  b.node("Shape", {"x"}, {"s"});
+  constantNode(b, "zero", i64Tensor({0}));
+  constantNode(b, "one_shape", i64Tensor({1}));
+  b.node("Reshape", {"axis", "one_shape"}, {"head_end"});
+  b.node("Slice", {"s", "zero", "head_end"}, {"head"});
+  constantNode(b, "one", i64Tensor({1}));
+  b.node("Add", {"axis", "one"}, {"axis1"});
+  b.node("Reshape", {"axis1", "one_shape"}, {"tail_start"});
+  constantNode(b, "end", i64Tensor({std::numeric_limits<int64_t>::max()}));
+  b.node("Slice", {"s", "tail_start", "end"}, {"tail"});
+  constantNode(b, "sizes", i64Tensor({2, 3}));
+  attrInt(b.node("Concat", {"head", "sizes", "tail"}, {"target"}), "axis", 0);
+  b.node("Reshape", {"x", "target"}, {"y"});
+  OnnxImportOptions o;
+  o.dims["batch"] = 2;
+  auto p = importOnnxFile(b.save(tempDir()), o);
+  ASSERT_TRUE(p) << p.error().error.str();
+  std::vector<std::string> ops;
+  for (Node* n : p->model->nodes()) ops.emplace_back(n->opName());
+  EXPECT_EQ(ops, (std::vector<std::string>{"input", "reshape", "output"})) << printGraph(*p->model);
+  EXPECT_EQ(p->model->outputValue("y")->type().str(), "f32[2,4,2,3]");
+}
+
+// Mod folded at import: Python's % for integers (the divisor's sign), C's fmod with fmod=1;
+// a zero integer divisor is an error naming the node.
+TEST(OnnxImport, ModFoldsLikeItsLowering) {
+  auto fold = [](int64_t fmod, const std::vector<int64_t>& a, const std::vector<int64_t>& d) {
+    OnnxModelBuilder b(13);
+    b.input("x", DType::F32, {int64_t(a.size())});
+    b.output("y", DType::F32, {int64_t(a.size())});
+    constantNode(b, "a", i64Tensor(a));
+    constantNode(b, "d", i64Tensor(d));
+    attrInt(b.node("Mod", {"a", "d"}, {"r"}), "fmod", fmod);
+    attrInt(b.node("Cast", {"r"}, {"rf"}), "to", 1);
+    b.node("Add", {"x", "rf"}, {"y"});
+    return importOnnxFile(b.save(tempDir()), {});
+  };
+  auto expectAdds = [](const auto& p, const std::vector<double>& want) {
+    ASSERT_TRUE(p) << p.error().error.str();
+    for (Node* n : p->model->nodes())
+      if (n->kind() == OpKind::Constant) {
+        EXPECT_EQ(n->result()->type().shape, (Shape{int64_t(want.size())}));
+        auto session = CpuExecutable::create(*compileProgram(p->model->clone()));
+        ASSERT_TRUE(session);
+        auto out = (*session)->run({{"x", f32Tensor({int64_t(want.size())}, std::vector<double>(want.size(), 0.0))}});
+        ASSERT_TRUE(out) << out.error().str();
+        EXPECT_EQ(out->at("y").toDoubles(), want);
+        return;
+      }
+    ADD_FAILURE() << "no folded constant\n" << printGraph(*p->model);
+  };
+  expectAdds(fold(0, {7, -7, 7, -7, 6}, {3, 3, -3, -3, 3}), {1, 2, -2, -1, 0});
+  expectAdds(fold(1, {7, -7, 7, -7, 6}, {3, 3, -3, -3, 3}), {1, -1, 1, -1, 0});
+  auto bad = fold(0, {1, 2}, {1, 0});
+  ASSERT_FALSE(bad);
+  EXPECT_NE(bad.error().error.message().find("Mod"), std::string::npos) << bad.error().error.message();
+  EXPECT_NE(bad.error().error.message().find("integer division by zero"), std::string::npos)
+      << bad.error().error.message();
 }
 
 TEST(OnnxImport, LegacyBroadcastOfOpset6) {
