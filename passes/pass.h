@@ -20,6 +20,7 @@ struct PassContext {
   DiagnosticEngine* diags = nullptr;     ///< where passes report user errors (may be null)
   const TrainConfig* train = nullptr;    ///< set when compiling a training step
   int ranks = 1;                         ///< data-parallel ranks the training step's gradients are averaged over
+  int64_t collectiveBucketBytes = int64_t(1) << 20;  ///< schedule: collectives issued together, about this many bytes
 };
 
 /// A graph-to-graph transformation with a name and a one-line summary.

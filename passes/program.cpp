@@ -24,6 +24,7 @@ Expected<Program> compileProgram(std::unique_ptr<Graph> g, const CompileOptions&
   ctx.diags = opts.diags;
   ctx.train = opts.train;
   ctx.ranks = opts.ranks;
+  ctx.collectiveBucketBytes = opts.collectiveBucketBytes;
   auto ok = pm.run(*g, ctx);
   if (!ok) return Unexpected(ok.error());
   Program p;

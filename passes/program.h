@@ -22,6 +22,10 @@ struct CompileOptions {
   /// Data-parallel ranks: with more than 1, the training step averages every gradient over
   /// them (an all_reduce after the backward pass, before clipping and the updates).
   int ranks = 1;
+  /// The schedule pass moves each collective (a gradient's all_reduce) to just after its
+  /// operand is computed, grouped in buckets of about this many bytes that go out together,
+  /// so communication overlaps the rest of the backward pass (DDP's bucket_cap_mb).
+  int64_t collectiveBucketBytes = int64_t(1) << 20;
   std::set<std::string> disabledPasses;
   std::string stopAfter;                ///< stop the pipeline after this pass (dumps)
   bool verifyEach = verifyEachDefault();

@@ -204,6 +204,7 @@ struct RunOptions {
   int gpus = 0;             ///< --gpus N: one process per GPU, data parallel
   int nproc = 0;            ///< --nproc N: N CPU processes, data parallel
   std::optional<int64_t> batch;  ///< --batch N: the (global) batch size
+  std::optional<double> bucketMb;  ///< --bucket-mb X: data-parallel all-reduce bucket size
   std::vector<std::string> args;  ///< the command line after the program name (for the ranks)
 };
 
@@ -510,6 +511,9 @@ int runRun(const CommonOptions& c, const RunOptions& r) {
       ::setenv("NCCL_NVLS_ENABLE", "0", 1);
     }
   }
+  if (r.bucketMb && !rank)
+    return reportError(Error("--bucket-mb applies to data-parallel training (--gpus N, --nproc N, or ranks started with "
+                             "RANK and WORLD_SIZE)"));
   if (*kind == DeviceKind::Cuda) {
     auto dev = selectDevice(*kind);
     if (!dev) return reportError(Error(fmt::format("--device {}: {}", r.device, dev.error().message())));
@@ -531,6 +535,7 @@ int runRun(const CommonOptions& c, const RunOptions& r) {
   t.exec.threads = r.threads;
   t.profile = r.profile;
   t.compile = compileOptions(c, nullptr);
+  if (r.bucketMb) t.compile.collectiveBucketBytes = std::max<int64_t>(1, int64_t(*r.bucketMb * 1024 * 1024));
   t.onNote = [&](const std::string& s) {
     if (s.rfind("device:", 0) == 0 || s.rfind("note:", 0) == 0 || r.verbose) fmt::print(stderr, "{}\n", s);
   };
@@ -709,6 +714,11 @@ int main(int argc, char** argv) {
                                      "train data-parallel on N GPUs: one process per GPU, gradients averaged with NCCL "
                                      "(the batch is split between them)")
                       ->check(CLI::PositiveNumber);
+  runCmd->add_option("--bucket-mb", run.bucketMb,
+                     "data-parallel training: all-reduce the gradients in buckets of about this many MiB, each as "
+                     "soon as its gradients are computed, overlapping the rest of the backward pass (default 1; a "
+                     "size above the model's gradients makes one bucket after the backward pass)")
+      ->check(CLI::PositiveNumber);
   runCmd->add_option("--nproc", run.nproc, "train data-parallel in N CPU processes (with --device cpu)")
       ->check(CLI::PositiveNumber)
       ->excludes(gpusOpt);

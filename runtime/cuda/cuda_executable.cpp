@@ -96,7 +96,59 @@ struct Launch {
   std::vector<void*> argv;  ///< &ptrs[i], what cudaLaunchKernel takes
   bool perStepConstant = false;  ///< Constant: copied from the pool every step
   void* constantSource = nullptr;
+  /// The main stream first waits for the side stream: this step touches the buffer of an
+  /// all_reduce still running there (see markJoins).
+  bool joinBefore = false;
 };
+
+// The buffers a step reads or writes, as plan slots (persistent?, offset, bytes).
+struct Slot {
+  bool persistent;
+  int64_t offset, bytes;
+  bool overlaps(const Slot& o) const {
+    return persistent == o.persistent && offset < o.offset + o.bytes && o.offset < offset + bytes;
+  }
+};
+
+std::vector<Slot> touchedSlots(const Program& p, const CudaStep& s) {
+  std::vector<Slot> out;
+  auto add = [&](const CudaArg& a) {
+    if (a.kind != CudaArgKind::Value || !a.value) return;
+    const BufferAssignment& b = p.plan.at(a.value);
+    out.push_back({b.persistent, int64_t(b.offset), std::max<int64_t>(int64_t(b.bytes), 1)});
+  };
+  for (const CudaArg& a : s.args) add(a);
+  if (s.kind == CudaStepKind::Gemm) {
+    add(s.gemm.a);
+    add(s.gemm.b);
+    add(s.gemm.c);
+  }
+  if (s.kind == CudaStepKind::Constant) add({CudaArgKind::Value, s.node->result()});
+  return out;
+}
+
+// All-reduce steps run on the side stream, beside the backward kernels that follow them (the
+// schedule pass puts each bucket right after its gradients). The main stream waits for the
+// side stream before the first step that touches a buffer an all_reduce still owns (in a
+// training step: the first optimizer update) and at the end of the step.
+void markJoins(const Program& p, std::vector<Launch>& launches) {
+  std::vector<Slot> pending;
+  for (Launch& l : launches) {
+    std::vector<Slot> touched = touchedSlots(p, *l.step);
+    if (l.step->kind == CudaStepKind::AllReduce) {
+      const BufferAssignment& b = p.plan.at(l.step->node->result());
+      pending.push_back({b.persistent, int64_t(b.offset), std::max<int64_t>(int64_t(b.bytes), 1)});
+      continue;
+    }
+    bool hit = false;
+    for (const Slot& t : touched)
+      for (const Slot& q : pending) hit = hit || t.overlaps(q);
+    if (hit) {
+      l.joinBefore = true;
+      pending.clear();
+    }
+  }
+}
 
 struct Staged {
   const Node* node = nullptr;
@@ -262,11 +314,17 @@ Expected<void> CudaExecutable::Impl::allReduce(const Launch& l, bool firstOfBuck
   if (comm->size() != ranks)
     return fail(fmt::format("{}: the program was compiled for {} ranks, the run has {}", s.node->describe(), ranks,
                             comm->size()));
-  if (firstOfBucket)
+  // A bucket runs on the side stream once the main stream has computed its gradients (and the
+  // copies above); the main stream goes on with the backward pass (joins: markJoins).
+  if (firstOfBucket) {
+    if (auto ok = ctx->forkSide("the bucket of " + s.node->describe()); !ok) return ok;
     if (auto ok = comm->groupStart(); !ok) return ok;
+  }
+  auto side = ctx->sideStream();
+  if (!side) return Unexpected(side.error());
   auto op = parseReduceKind(s.node->attrs().getString("op"));
   const TensorType& t = s.node->result()->type();
-  if (auto ok = comm->allReduceDevice(l.ptrs[1], t.dtype, t.numElements(), op.value_or(ReduceKind::Sum), ctx->stream());
+  if (auto ok = comm->allReduceDevice(l.ptrs[1], t.dtype, t.numElements(), op.value_or(ReduceKind::Sum), *side);
       !ok)
     return fail(s.node->describe() + ": " + ok.error().message());
   if (lastOfBucket)
@@ -470,6 +528,10 @@ Expected<std::unique_ptr<CudaExecutable>> CudaExecutable::create(Program program
     }
     im.launches.push_back(std::move(l));
   }
+  markJoins(p, im.launches);
+  if (std::any_of(im.src.steps.begin(), im.src.steps.end(),
+                  [](const CudaStep& s) { return s.kind == CudaStepKind::AllReduce; }))
+    if (auto side = im.ctx->sideStream(); !side) return Unexpected(side.error());  // not during a capture
   im.bindArguments(p);
   if (auto ok = im.ctx->synchronize("loading '" + graphName + "'"); !ok) return Unexpected(ok.error());
   timer.reset();
@@ -521,9 +583,12 @@ Expected<void> CudaExecutable::Impl::enqueueStep() {
   Impl& im = *this;
   CudaContext& ctx = *im.ctx;
   if (auto ok = ctx.memsetZero(im.status->data(), size_t(im.status->bytes()), "status words"); !ok) return ok;
+  bool sideUsed = false;
   for (size_t li = 0; li < im.launches.size(); ++li) {
     Launch& l = im.launches[li];
     const CudaStep& s = *l.step;
+    if (l.joinBefore && sideUsed)
+      if (auto ok = ctx.joinSide("the all_reduce steps before " + s.node->describe()); !ok) return ok;
     switch (s.kind) {
       case CudaStepKind::Kernel: {
         LaunchDims grid{s.grid[0], s.grid[1], 1}, block{s.block, 1, 1};
@@ -569,6 +634,7 @@ Expected<void> CudaExecutable::Impl::enqueueStep() {
         const bool first = li == 0 || im.launches[li - 1].step->kind != CudaStepKind::AllReduce;
         const bool last = li + 1 == im.launches.size() || im.launches[li + 1].step->kind != CudaStepKind::AllReduce;
         if (auto ok = im.allReduce(l, first, last); !ok) return ok;
+        sideUsed = sideUsed || im.comm;
         break;
       }
       case CudaStepKind::Constant:
@@ -578,6 +644,8 @@ Expected<void> CudaExecutable::Impl::enqueueStep() {
         break;
     }
   }
+  if (sideUsed)
+    if (auto ok = ctx.joinSide("the all_reduce steps at the end of the step"); !ok) return ok;
   return {};
 }
 

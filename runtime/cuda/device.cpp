@@ -268,8 +268,39 @@ CudaContext::~CudaContext() {
   buffers_.clear();
   if (cublas_) (void)cublasLib().cublasDestroy(cublas_);
   if (cublasWorkspace_) (void)cudaFree(cublasWorkspace_);
+  if (side_) (void)cudaStreamDestroy(side_);
+  if (forkEvent_) (void)cudaEventDestroy(forkEvent_);
+  if (joinEvent_) (void)cudaEventDestroy(joinEvent_);
   if (stream_) (void)cudaStreamDestroy(stream_);
   (void)cudaGetLastError();
+}
+
+Expected<CudaStream> CudaContext::sideStream() {
+  if (side_) return side_;
+  if (capturing_) return forbiddenInCapture("creating the side stream");
+  if (cudaError_t e = cudaStreamCreateWithFlags(&side_, cudaStreamNonBlocking); e != cudaSuccess)
+    return cudaFail(e, "cudaStreamCreateWithFlags", "side stream");
+  for (CudaEventHandle* ev : {&forkEvent_, &joinEvent_})
+    if (cudaError_t e = cudaEventCreateWithFlags(ev, cudaEventDisableTiming); e != cudaSuccess)
+      return cudaFail(e, "cudaEventCreateWithFlags", "side stream ordering");
+  return side_;
+}
+
+Expected<void> CudaContext::forkSide(std::string_view what) {
+  auto side = sideStream();
+  if (!side) return Unexpected(side.error());
+  if (cudaError_t e = cudaEventRecord(forkEvent_, stream_); e != cudaSuccess) return cudaFail(e, "cudaEventRecord", what);
+  if (cudaError_t e = cudaStreamWaitEvent(side_, forkEvent_, 0); e != cudaSuccess)
+    return cudaFail(e, "cudaStreamWaitEvent", what);
+  return {};
+}
+
+Expected<void> CudaContext::joinSide(std::string_view what) {
+  if (!side_) return {};  // nothing was ever queued there
+  if (cudaError_t e = cudaEventRecord(joinEvent_, side_); e != cudaSuccess) return cudaFail(e, "cudaEventRecord", what);
+  if (cudaError_t e = cudaStreamWaitEvent(stream_, joinEvent_, 0); e != cudaSuccess)
+    return cudaFail(e, "cudaStreamWaitEvent", what);
+  return {};
 }
 
 Expected<void> CudaContext::setTf32(bool on) {
@@ -547,6 +578,9 @@ Expected<CudaEvent> CudaContext::createEvent() { return notBuilt(); }
 Expected<void> CudaContext::record(const CudaEvent&) { return notBuilt(); }
 Expected<void> CudaContext::waitEvent(const CudaEvent&, std::string_view) { return notBuilt(); }
 Expected<float> CudaContext::elapsedMs(const CudaEvent&, const CudaEvent&) { return notBuilt(); }
+Expected<CudaStream> CudaContext::sideStream() { return notBuilt(); }
+Expected<void> CudaContext::forkSide(std::string_view) { return notBuilt(); }
+Expected<void> CudaContext::joinSide(std::string_view) { return notBuilt(); }
 Expected<void> CudaContext::beginCapture(CaptureModeKind) { return notBuilt(); }
 Expected<CudaGraphExec> CudaContext::endCapture() { return notBuilt(); }
 Expected<void> CudaContext::launch(const CudaGraphExec&) { return notBuilt(); }

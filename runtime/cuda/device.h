@@ -253,6 +253,15 @@ class CudaContext {
   /// Milliseconds between two recorded events; waits for `end`.
   Expected<float> elapsedMs(const CudaEvent& start, const CudaEvent& end);
 
+  // --- the side stream (collectives overlapping the main stream's kernels) ----------------
+  /// The second stream, created on first use; work queued on it runs beside the main stream's
+  /// until joined. Ordering goes through forkSide/joinSide only, so it captures into graphs.
+  Expected<CudaStream> sideStream();
+  /// The side stream waits for everything queued on the main stream so far.
+  Expected<void> forkSide(std::string_view what);
+  /// The main stream waits for everything queued on the side stream so far.
+  Expected<void> joinSide(std::string_view what);
+
   // --- CUDA graphs -----------------------------------------------------------------------
   /// Starts capturing the stream's work into a graph (cudaStreamBeginCapture).
   Expected<void> beginCapture(CaptureModeKind mode = CaptureModeKind::Global);
@@ -273,6 +282,8 @@ class CudaContext {
   CudaDeviceInfo info_;
   CudaContextOptions options_;
   CudaStream stream_ = nullptr;
+  CudaStream side_ = nullptr;
+  CudaEventHandle forkEvent_ = nullptr, joinEvent_ = nullptr;  ///< ordering only (no timing)
   CublasHandle cublas_ = nullptr;
   void* cublasWorkspace_ = nullptr;
   bool capturing_ = false;

@@ -2,6 +2,7 @@
 // of the batches, and N threads at batch B/N training the same weights as one at batch B.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <random>
 #include <thread>
@@ -249,6 +250,57 @@ TEST(DataParallel, TwoRanksAtHalfTheBatchTrainWhatOneTrainsAtTheWholeBatch) {
   ASSERT_TRUE(init);
   (*init)->initialize(11);
   EXPECT_GT(maxRelativeDifference((*init)->parameters(), one[0].params), 1e-3);
+}
+
+// The schedule pass issues each bucket of gradient all-reduces as soon as its gradients exist:
+// with 1-byte buckets every all_reduce follows its gradient's producer at once, the last
+// layer's first, ahead of the backward work of the layers before it; with one bucket for all,
+// the four go out together after the last gradient. Either way the updates read them after.
+TEST(DataParallel, AllReducesAreScheduledInBucketsAsTheirGradientsAreReady) {
+  std::vector<std::unique_ptr<ModelPrograms>> keep;  // owns the graphs the orders point into
+  auto order = [&](int64_t bucketBytes) {
+    TrainConfig cfg;
+    ModelProgramsOptions mo;
+    mo.comm = InProcessGroup::create(2)[0];
+    mo.compile.collectiveBucketBytes = bucketBytes;
+    auto m = ModelPrograms::createTraining(mlp64(), cfg, "logits", 8, DeviceSelection{}, mo);
+    EXPECT_TRUE(m) << m.error().str();
+    if (!m) return std::vector<Node*>{};
+    keep.push_back(std::move(*m));
+    return keep.back()->trainingSteps()[0]->graph().nodes();
+  };
+  auto indexOf = [](const std::vector<Node*>& nodes, const Node* n) {
+    return size_t(std::find(nodes.begin(), nodes.end(), n) - nodes.begin());
+  };
+  auto isReduce = [](const Node* n) { return n->kind() == OpKind::AllReduce; };
+  auto isUpdate = [](const Node* n) { return !mutatedOperands(n->kind()).empty(); };
+  {
+    std::vector<Node*> nodes = order(1);
+    std::vector<size_t> at;
+    for (size_t i = 0; i < nodes.size(); ++i)
+      if (isReduce(nodes[i])) at.push_back(i);
+    ASSERT_EQ(at.size(), 4u);
+    for (size_t i : at) EXPECT_EQ(indexOf(nodes, nodes[i]->input(0)->def()), i - 1) << nodes[i]->describe();
+    // The first all_reduce (the last layer's) comes before backward work that is no update.
+    size_t work = 0;
+    for (size_t i = at[0] + 1; i < nodes.size(); ++i) work += !isReduce(nodes[i]) && !isUpdate(nodes[i]) &&
+                                                             nodes[i]->kind() != OpKind::Output;
+    EXPECT_GE(work, 3u);
+    EXPECT_NE(nodes[at[0]]->input(0)->name().find("d2"), std::string::npos) << nodes[at[0]]->describe();
+  }
+  {
+    std::vector<Node*> nodes = order(int64_t(1) << 30);
+    std::vector<size_t> at;
+    for (size_t i = 0; i < nodes.size(); ++i)
+      if (isReduce(nodes[i])) at.push_back(i);
+    ASSERT_EQ(at.size(), 4u);
+    EXPECT_EQ(at.back() - at.front(), 3u);  // adjacent: one group
+    size_t lastGradient = 0;
+    for (size_t i : at) lastGradient = std::max(lastGradient, indexOf(nodes, nodes[i]->input(0)->def()));
+    EXPECT_EQ(at.front(), lastGradient + 1);
+    for (size_t i = 0; i < nodes.size(); ++i)
+      if (isUpdate(nodes[i])) EXPECT_GT(i, at.back()) << nodes[i]->describe();
+  }
 }
 
 TEST(DataParallel, ThreeRanksMatchOneToo) {

@@ -435,6 +435,14 @@ TEST(CliDataParallel, TwoCpuProcessesTrainWhatOneTrainsAtTheSameGlobalBatch) {
   // agrees to float32 rounding, and so does the test accuracy (2,000 images: a flip is 5e-4).
   EXPECT_NEAR(a["epochs"][0]["loss"].get<double>(), b["epochs"][0]["loss"].get<double>(), 1e-4);
   EXPECT_NEAR(a["test_accuracy"].get<double>(), b["test_accuracy"].get<double>(), 1.1e-3);
+  // Tiny buckets (every gradient all-reduced on its own, as soon as it is computed) change when
+  // the ranks talk, not what they sum: the same run to the bit.
+  auto tiny = runCli("run examples/mlp.mmd --device cpu --epochs 1 --seed 3 --nproc 2 --bucket-mb 0.0001 --report " +
+                     dir + "/tiny.json");
+  ASSERT_EQ(tiny.exitCode, 0) << tiny.err;
+  auto c = readReport(dir + "/tiny.json");
+  EXPECT_EQ(b["epochs"][0]["loss"].get<double>(), c["epochs"][0]["loss"].get<double>());
+  EXPECT_EQ(b["test_accuracy"].get<double>(), c["test_accuracy"].get<double>());
 }
 
 TEST(CliDataParallel, ARankThatDiesStopsTheRun) {
@@ -460,6 +468,11 @@ TEST(CliDataParallel, UsageErrors) {
             std::string::npos)
       << r.err;
   EXPECT_NE(r.err.find("shoal: error: rank "), std::string::npos) << r.err;
+  r = runCli("run examples/mlp.mmd --device cpu --bucket-mb 4");
+  EXPECT_EQ(r.exitCode, 1);
+  EXPECT_EQ(r.err,
+            "error: --bucket-mb applies to data-parallel training (--gpus N, --nproc N, or ranks started with RANK and "
+            "WORLD_SIZE)\n");
   r = runCli("run examples/mlp.mmd --gpus 2 --device cpu");
   EXPECT_EQ(r.exitCode, 1);
   EXPECT_EQ(r.err, "error: --gpus runs on GPUs; --device cpu contradicts it (use --nproc for CPU ranks)\n");
