@@ -59,6 +59,8 @@ def main():
     ap.add_argument('--sections', default='equivalence,scaling,overlap,faults',
                     help='comma-separated: equivalence, scaling, overlap, faults')
     ap.add_argument('--no-torch', action='store_true', help='skip the PyTorch DDP runs of the scaling section')
+    ap.add_argument('--models', default='mnist_cnn,wide_cnn,resnet_mnist,wide_mlp',
+                    help='models of the scaling and overlap sections')
     a = ap.parse_args()
     sections = set(a.sections.split(','))
     out = a.out
@@ -104,9 +106,9 @@ def main():
         results['equivalence'] = eq
 
     # ---- scaling -------------------------------------------------------------------------
-    models = [('mnist_cnn', 'examples/mnist_cnn.mmd', 64, 5), ('wide_cnn', 'bench/ddp_wide_cnn.mmd', 256, 3)]
-    if os.path.exists('examples/resnet_mnist.mmd'):
-        models.append(('resnet_mnist', 'examples/resnet_mnist.mmd', 128, 3))
+    models = [('mnist_cnn', 'examples/mnist_cnn.mmd', 64, 5), ('wide_cnn', 'bench/ddp_wide_cnn.mmd', 256, 3),
+              ('resnet_mnist', 'examples/resnet_mnist.mmd', 128, 3), ('wide_mlp', 'bench/ddp_wide_mlp.mmd', 256, 3)]
+    models = [m for m in models if m[0] in a.models.split(',')]
     scaling = []
     say('== scaling (samples/s over the epochs; shoal: global batch / median step time)')
     for model, path, batch, epochs in models if 'scaling' in sections else []:
@@ -123,7 +125,7 @@ def main():
                 row['final_loss'] = r['epochs'][-1]['loss']
                 row['test_accuracy'] = r['test_accuracy']
             scaling.append(row)
-            if model in ('mnist_cnn', 'wide_cnn') and not a.no_torch:
+            if model in ('mnist_cnn', 'wide_cnn', 'wide_mlp') and not a.no_torch:
                 tout = os.path.join(out, f'torch_{model}_{gpus}x{gbatch}.json')
                 tcmd = ['python3', 'bench/ddp_torch.py', '--model', model, '--batch', str(gbatch), '--epochs',
                         str(epochs), '--out', tout]
@@ -174,7 +176,7 @@ def main():
         overlap = []
         for model, path, batch, epochs in models:
             row = dict(model=model, global_batch=2 * batch)
-            for tag, mb in [('one_bucket', '1024'), ('default_1MiB', None), ('quarter_MiB', '0.25')]:
+            for tag, mb in [('one_bucket', '1024'), ('default_1MiB', None), ('ddp_25MiB', '25')]:
                 rep = os.path.join(out, f'overlap_{model}_{tag}.json')
                 cmd = [shoal, 'run', path, '--epochs', str(epochs), '--seed', '0', '--batch', str(2 * batch),
                        '--gpus', '2', '--report', rep] + (['--bucket-mb', mb] if mb else [])
@@ -189,7 +191,7 @@ def main():
             if 'one_bucket_step_ms' in row and 'default_1MiB_step_ms' in row:
                 say(f"  {model:12s} 2 GPUs x {2 * batch}: one bucket {row['one_bucket_step_ms']:.3f} ms, 1 MiB buckets "
                     f"{row['default_1MiB_step_ms']:.3f} ms ({row['default_1MiB_step_ms'] / row['one_bucket_step_ms']:.3f}x), "
-                    f"0.25 MiB {row.get('quarter_MiB_step_ms', float('nan')):.3f} ms; final loss "
+                    f"25 MiB {row.get('ddp_25MiB_step_ms', float('nan')):.3f} ms; final loss "
                     f"{row['one_bucket_final_loss']:.6f} / {row['default_1MiB_final_loss']:.6f}")
             else:
                 say(f'  {model:12s}: FAILED {row}')

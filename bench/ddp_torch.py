@@ -34,7 +34,18 @@ class WideCnn(nn.Module):  # bench/ddp_wide_cnn.mmd
         return self.d2(F.relu(self.d1(x)))
 
 
-MODELS = {'mnist_cnn': MnistCnn, 'wide_cnn': WideCnn}
+class WideMlp(nn.Module):  # bench/ddp_wide_mlp.mmd
+    def __init__(self):
+        super().__init__()
+        self.d1, self.d2, self.d3 = nn.Linear(784, 4096), nn.Linear(4096, 4096), nn.Linear(4096, 4096)
+        self.d4 = nn.Linear(4096, 10)
+
+    def forward(self, x):
+        x = x.flatten(1)
+        return self.d4(F.relu(self.d3(F.relu(self.d2(F.relu(self.d1(x)))))))
+
+
+MODELS = {'mnist_cnn': MnistCnn, 'wide_cnn': WideCnn, 'wide_mlp': WideMlp}
 
 
 def main():
@@ -58,7 +69,7 @@ def main():
     model = MODELS[a.model]().to(dev)
     if world > 1:
         model = nn.parallel.DistributedDataParallel(model, device_ids=[local])
-    opt = torch.optim.Adam(model.parameters(), lr=1e-3, eps=1e-7)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-4 if a.model == 'wide_mlp' else 1e-3, eps=1e-7)
     x, y = load_idx('train')
     x, y = x.to(dev), y.to(dev)
     n = x.shape[0]

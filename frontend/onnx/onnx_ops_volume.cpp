@@ -170,7 +170,10 @@ void lowerPool3d(NodeContext& c, bool isMax) {
 }
 
 // MaxPool with dilations (1-D or 2-D): the maximum over the window's taps of strided slices of
-// the input padded with -inf.
+// the input padded with -inf. Max pooling is separable (a window's maximum is the maximum over
+// its rows of each row's maximum), so the taps go one axis at a time, last axis first: K_h +
+// K_w strided slices and maxima instead of K_h * K_w (PyTorch's MaxPool2d test with a 60 x 80
+// dilated window is 280 nodes, not 14,400).
 void lowerDilatedMaxPool(NodeContext& c) {
   c.requireFloat(0);
   const Shape& xs = c.shape(0);
@@ -180,21 +183,16 @@ void lowerDilatedMaxPool(NodeContext& c) {
   if (c.outputUsed(1)) c.unsupported("the indices output of MaxPool");
   std::vector<std::pair<int64_t, std::pair<int64_t, int64_t>>> padSpec;
   for (size_t i = 0; i < sp; ++i) padSpec.push_back({int64_t(2 + i), {g.pads[i], g.pads[i + sp]}});
-  Value* x = padAxes(c, c.value(0), padSpec, -std::numeric_limits<double>::infinity(), "padded");
-  int64_t taps = 1;
-  for (int64_t k : g.kernel) taps *= k;
-  Value* acc = nullptr;
-  for (int64_t t = 0; t < taps; ++t) {
-    Value* v = x;
-    int64_t rest = t;
-    for (size_t i = sp; i-- > 0;) {
-      int64_t k = rest % g.kernel[i];
-      rest /= g.kernel[i];
-      v = strided(c, v, int64_t(2 + i), k * g.dilation[i], g.out[i], g.stride[i], fmt::format("tap{}_{}", t, i));
+  Value* v = padAxes(c, c.value(0), padSpec, -std::numeric_limits<double>::infinity(), "padded");
+  for (size_t i = sp; i-- > 0;) {
+    Value* acc = nullptr;
+    for (int64_t k = 0; k < g.kernel[i]; ++k) {
+      Value* tap = strided(c, v, int64_t(2 + i), k * g.dilation[i], g.out[i], g.stride[i], fmt::format("axis{}_tap{}", i, k));
+      acc = acc ? c.emit(OpKind::Maximum, {acc, tap}, {}, fmt::format("axis{}_tap{}_max", i, k)) : tap;
     }
-    acc = acc ? c.emit(OpKind::Maximum, {acc, v}, {}, fmt::format("tap{}_max", t)) : v;
+    v = acc;
   }
-  c.setOutput(0, acc);
+  c.setOutput(0, v);
 }
 
 }  // namespace shoal::onnx_import
