@@ -176,11 +176,12 @@ def main():
         overlap = []
         for model, path, batch, epochs in models:
             row = dict(model=model, global_batch=2 * batch)
-            for tag, mb in [('one_bucket', '1024'), ('default_1MiB', None), ('ddp_25MiB', '25')]:
+            for tag, mb, env in [('one_bucket', '1024', None), ('default_1MiB', None, None), ('ddp_25MiB', '25', None),
+                                 ('normal_priority', None, dict(os.environ, SHOAL_COLLECTIVES_HIGH_PRIORITY='0'))]:
                 rep = os.path.join(out, f'overlap_{model}_{tag}.json')
                 cmd = [shoal, 'run', path, '--epochs', str(epochs), '--seed', '0', '--batch', str(2 * batch),
                        '--gpus', '2', '--report', rep] + (['--bucket-mb', mb] if mb else [])
-                rc, text, secs = run(cmd, rep.replace('.json', '.log'))
+                rc, text, secs = run(cmd, rep.replace('.json', '.log'), env=env)
                 if rc == 0:
                     r = json.load(open(rep))
                     row[f'{tag}_step_ms'] = r['step_ms_median']
@@ -191,7 +192,8 @@ def main():
             if 'one_bucket_step_ms' in row and 'default_1MiB_step_ms' in row:
                 say(f"  {model:12s} 2 GPUs x {2 * batch}: one bucket {row['one_bucket_step_ms']:.3f} ms, 1 MiB buckets "
                     f"{row['default_1MiB_step_ms']:.3f} ms ({row['default_1MiB_step_ms'] / row['one_bucket_step_ms']:.3f}x), "
-                    f"25 MiB {row.get('ddp_25MiB_step_ms', float('nan')):.3f} ms; final loss "
+                    f"25 MiB {row.get('ddp_25MiB_step_ms', float('nan')):.3f} ms, 1 MiB at normal stream priority "
+                    f"{row.get('normal_priority_step_ms', float('nan')):.3f} ms; final loss "
                     f"{row['one_bucket_final_loss']:.6f} / {row['default_1MiB_final_loss']:.6f}")
             else:
                 say(f'  {model:12s}: FAILED {row}')

@@ -278,8 +278,12 @@ CudaContext::~CudaContext() {
 Expected<CudaStream> CudaContext::sideStream() {
   if (side_) return side_;
   if (capturing_) return forbiddenInCapture("creating the side stream");
-  if (cudaError_t e = cudaStreamCreateWithFlags(&side_, cudaStreamNonBlocking); e != cudaSuccess)
-    return cudaFail(e, "cudaStreamCreateWithFlags", "side stream");
+  int least = 0, greatest = 0;
+  if (options_.sideStreamHighPriority)
+    if (cudaError_t e = cudaDeviceGetStreamPriorityRange(&least, &greatest); e != cudaSuccess)
+      return cudaFail(e, "cudaDeviceGetStreamPriorityRange", "side stream");
+  if (cudaError_t e = cudaStreamCreateWithPriority(&side_, cudaStreamNonBlocking, greatest); e != cudaSuccess)
+    return cudaFail(e, "cudaStreamCreateWithPriority", "side stream");
   for (CudaEventHandle* ev : {&forkEvent_, &joinEvent_})
     if (cudaError_t e = cudaEventCreateWithFlags(ev, cudaEventDisableTiming); e != cudaSuccess)
       return cudaFail(e, "cudaEventCreateWithFlags", "side stream ordering");

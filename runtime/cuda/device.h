@@ -6,6 +6,7 @@
 // declare), and every function has a stub that returns an error when SHOAL_HAVE_CUDA is 0.
 
 #include <cstddef>
+#include <cstdlib>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -81,6 +82,10 @@ struct CudaContextOptions {
   /// cuBLAS workspace, set explicitly so cuBLAS never allocates during graph capture
   /// (NVIDIA recommends 32 MiB on Hopper, 4 MiB before).
   size_t cublasWorkspaceBytes = size_t(32) << 20;
+  /// The side stream (data-parallel collectives) at the device's highest stream priority, so
+  /// the all-reduce's blocks get SMs as soon as any free up under the backward pass's kernels.
+  /// Default on; SHOAL_COLLECTIVES_HIGH_PRIORITY=0 gives it normal priority (for measuring).
+  bool sideStreamHighPriority = !std::getenv("SHOAL_COLLECTIVES_HIGH_PRIORITY") || envFlag("SHOAL_COLLECTIVES_HIGH_PRIORITY");
 };
 
 /// One cudaMalloc'ed block of device memory, freed on destruction. Move-only.
