@@ -121,6 +121,7 @@ def main():
             if rc == 0:
                 r = json.load(open(rep))
                 row['step_ms'] = r['step_ms_median']
+                row['cuda_graph'] = r.get('cuda_graph')
                 row['samples_per_s'] = gbatch / r['step_ms_median'] * 1e3
                 row['final_loss'] = r['epochs'][-1]['loss']
                 row['test_accuracy'] = r['test_accuracy']
@@ -185,6 +186,7 @@ def main():
                 if rc == 0:
                     r = json.load(open(rep))
                     row[f'{tag}_step_ms'] = r['step_ms_median']
+                    row[f'{tag}_cuda_graph'] = r.get('cuda_graph')
                     row[f'{tag}_final_loss'] = r['epochs'][-1]['loss']
                 else:
                     row[f'{tag}_exit'] = rc

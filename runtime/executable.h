@@ -67,6 +67,11 @@ class Executable {
   void setCommunicator(std::shared_ptr<Communicator> comm) { comm_ = std::move(comm); }
   Communicator* communicator() const { return comm_.get(); }
 
+  /// The GPU runtime: whether the step now replays a captured CUDA graph (it captures after
+  /// the first run), and why not when capturing failed; nullopt / "" elsewhere.
+  virtual std::optional<bool> replaysCudaGraph() const { return std::nullopt; }
+  virtual std::string cudaGraphError() const { return ""; }
+
   /// Turns per-op timing on or off (off by default: it adds a clock read per op).
   virtual void setProfiling(bool on) { (void)on; }
   /// Time per op kind since profiling was turned on, one line each, slowest first; "" when

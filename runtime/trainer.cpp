@@ -309,6 +309,8 @@ Expected<TrainReport> fitPrograms(ModelPrograms& m, BatchSource& batches, const 
   report.trainSeconds = secondsSince(start);
   report.steps = step - firstStep;
   if (m.profiling()) report.profile = m.owner().profileSummary();
+  report.cudaGraph = m.owner().replaysCudaGraph();
+  report.cudaGraphError = m.owner().cudaGraphError();
   if (!stepMs.empty()) {
     std::nth_element(stepMs.begin(), stepMs.begin() + ptrdiff_t(stepMs.size() / 2), stepMs.end());
     report.stepMsMedian = stepMs[stepMs.size() / 2];
@@ -731,6 +733,8 @@ std::string trainReportJson(const TrainReport& r) {
   j["train_seconds"] = r.trainSeconds;
   j["step_ms_median"] = r.stepMsMedian;
   j["steps"] = r.steps;
+  if (r.cudaGraph) j["cuda_graph"] = *r.cudaGraph;
+  if (!r.cudaGraphError.empty()) j["cuda_graph_error"] = r.cudaGraphError;
   if (!r.checkpoint.empty()) j["checkpoint"] = r.checkpoint;
   return j.dump(2) + "\n";
 }

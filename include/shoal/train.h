@@ -193,6 +193,9 @@ struct TrainReport {
   int64_t steps = 0;       ///< optimizer steps this run took
   std::string checkpoint{};  ///< where parameters were saved, if anywhere
   std::string profile{};     ///< per-op time of the training step, when profiling was asked for
+  /// On a GPU: whether the training step ran as a captured CUDA graph, and if not, why.
+  std::optional<bool> cudaGraph{};
+  std::string cudaGraphError{};
   std::map<std::string, Tensor> parameters;  ///< the trained parameters by name (host copies)
 };
 

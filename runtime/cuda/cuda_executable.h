@@ -71,6 +71,8 @@ class CudaExecutable : public Executable {
   const CudaModuleSource& module() const;
   /// True once the step is captured as a CUDA graph (after the first successful run).
   bool replaysGraph() const;
+  std::optional<bool> replaysCudaGraph() const override { return replaysGraph(); }
+  std::string cudaGraphError() const override { return graphCaptureError(); }
   /// Nodes of the captured graph (0 before capture).
   size_t graphNodes() const;
   /// Why capturing the step as a CUDA graph failed ("" if it did not); the step then keeps
