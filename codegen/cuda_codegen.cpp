@@ -197,6 +197,8 @@ std::string commentLine(std::string text) {
 NodeEmitter::NodeEmitter(CudaModuleSource& module, std::string& source, const Node& node, int index,
                          const MemoryPlan* plan)
     : module_(module), source_(source), node_(node), index_(index), plan_(plan) {
+  static const CudaCodegenOptions kDefaults;
+  options_ = &kDefaults;
   computeType_ = nodeComputeType(node);
   t_ = cudaType(computeType_);
   i_ = indexType(largestOperand(node));
@@ -463,6 +465,53 @@ __device__ __forceinline__ void shoal_report_value(u64* status, int site, double
   atomicMax(&status[1 + 2 * site], 1ull);
   atomicMax(&status[0], 1ull);
 }
+
+// ---- tensor cores (TF32): the implicit-GEMM convolution's building blocks -----------------
+// x rounded to TF32 (10 mantissa bits, to nearest, ties away from zero: cvt.rna), as fp32 bits.
+__device__ __forceinline__ unsigned shoal_to_tf32(float x) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+  unsigned r;
+  asm("cvt.rna.tf32.f32 %0, %1;" : "=r"(r) : "f"(x));
+  return r;
+#else
+  unsigned u = __float_as_uint(x);
+  if ((u & 0x7f800000u) == 0x7f800000u) return u;  // inf and NaN stay
+  return (u + 0x1000u) & 0xffffe000u;
+#endif
+}
+// d += A·B for one warp: A 16x8 (row-major), B 8x8 (column-major), D 16x8, in mma.sync's
+// m16n8k8 TF32 fragments. Lane l = 4g + t holds a = {A[g][t], A[g+8][t], A[g][t+4],
+// A[g+8][t+4]}, b = {B[t][g], B[t+4][g]} and d = {D[g][2t], D[g][2t+1], D[g+8][2t],
+// D[g+8][2t+1]}. Below sm_80 (and on the CPU emulator) the same product through shuffles.
+__device__ __forceinline__ void shoal_warp_mma_tf32(float* d, const unsigned* a, const unsigned* b) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+  asm volatile("mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+               "{%0,%1,%2,%3};\n"
+               : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+               : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
+#else
+  const int lane = (int)(threadIdx.x & 31u), t = lane & 3;
+  float a0[8], a1[8], b0[8], b1[8];  // rows g and g + 8 of A; columns 2t and 2t + 1 of B
+  for (int j = 0; j < 4; ++j) {
+    const int ma = t ^ j;                          // lane 4g + j holds A[g][j], A[g][j + 4], ...
+    const int m0 = lane ^ (8 * t + j), m1 = lane ^ (8 * t + 4 + j);  // lanes 4n + j hold B[j][n]
+    a0[j] = __uint_as_float(__shfl_xor_sync(0xffffffffu, a[0], ma));
+    a1[j] = __uint_as_float(__shfl_xor_sync(0xffffffffu, a[1], ma));
+    a0[j + 4] = __uint_as_float(__shfl_xor_sync(0xffffffffu, a[2], ma));
+    a1[j + 4] = __uint_as_float(__shfl_xor_sync(0xffffffffu, a[3], ma));
+    b0[j] = __uint_as_float(__shfl_xor_sync(0xffffffffu, b[0], m0));
+    b0[j + 4] = __uint_as_float(__shfl_xor_sync(0xffffffffu, b[1], m0));
+    b1[j] = __uint_as_float(__shfl_xor_sync(0xffffffffu, b[0], m1));
+    b1[j + 4] = __uint_as_float(__shfl_xor_sync(0xffffffffu, b[1], m1));
+  }
+  for (int k = 0; k < 8; ++k) {
+    d[0] += a0[k] * b0[k];
+    d[1] += a0[k] * b1[k];
+    d[2] += a1[k] * b0[k];
+    d[3] += a1[k] * b1[k];
+  }
+#endif
+}
 // ---- end of prelude -----------------------------------------------------------------------
 )";
   return out;
@@ -644,11 +693,13 @@ Expected<CudaModuleSource> generateCudaSource(const Program& program, const Cuda
       std::vector<NodeEmitter*> group;
       for (size_t j = i; j < end; ++j) {
         emitters.push_back(std::make_unique<NodeEmitter>(m, kernels, *nodes[j], int(j), &program.plan));
+        emitters.back()->setOptions(&options);
         group.push_back(emitters.back().get());
       }
       if (auto ok = cudagen::emitUpdateGroup(group); !ok) return Unexpected(ok.error());
     } else {
       NodeEmitter em(m, kernels, *n, int(i), &program.plan);
+      em.setOptions(&options);
       if (auto ok = emitNode(em); !ok) return Unexpected(ok.error());
     }
     i = end;

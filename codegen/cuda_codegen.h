@@ -114,6 +114,11 @@ struct CudaCodegenOptions {
   /// nodes; every element's arithmetic is the per-parameter kernel's, so the results are
   /// bitwise the same).
   bool horizontalUpdates = true;
+  /// Convolutions forward (conv2d, fused_conv2d; one group, f32) as an implicit GEMM on tensor
+  /// cores in TF32 with fp32 accumulation, instead of the exact fp32 direct kernel.
+  /// Experimental: checked on the CPU emulator, not yet measured on a GPU; off by default,
+  /// SHOAL_CUDA_TC_CONV=1 turns it on for the GPU runtime.
+  bool tensorCoreConvolutions = false;
 };
 
 /// Emits CUDA C++ for every kernel of `program` (matrix products go to cuBLAS and emit none).

@@ -62,6 +62,9 @@ class NodeEmitter {
               const MemoryPlan* plan = nullptr);
 
   const Node& node() const { return node_; }
+  /// The module's codegen options (the defaults unless generateCudaSource was given others).
+  const CudaCodegenOptions& options() const { return *options_; }
+  void setOptions(const CudaCodegenOptions* o) { options_ = o; }
   /// The float type the node computes in: its first float operand's, else its result's, else
   /// f32 (the interpreter's rule).
   DType computeType() const { return computeType_; }
@@ -121,6 +124,7 @@ class NodeEmitter {
   int index_;
   const MemoryPlan* plan_;
   DType computeType_;
+  const CudaCodegenOptions* options_;
   std::string t_, i_;
   bool headerDone_ = false;
 };
@@ -155,6 +159,26 @@ std::string_view float16Source();
 /// tanh, ...): the op's own formula, as its standalone kernel computes it. "" for anything else.
 std::string activationCode(std::string_view act, const std::string& T, const std::string& src, const std::string& dst,
                            const std::string& indent);
+
+/// A GEMM whose operands are gathered (an implicit GEMM: a convolution's patches, say), run on
+/// tensor cores in TF32 with fp32 accumulation: out(m, o) = sum_k A(m, k) B(o, k) for m < rows,
+/// o < cols, k < red. The code fragments see `${I}` (the node's index type):
+///  - aRowSetup runs once per thread for its A row `am` (an ${I}; `arow` = am < rows) and may
+///    declare what aLoad needs; aLoad sets `float val` for A(am, k) (int k < red), run only for
+///    rows in range. bRowSetup / bLoad the same for B row `bo` (an int < cols).
+///  - epilogue stores `float s` = out(m, o) (m an ${I}, o an int, both in range).
+/// With splits > 1 the reduction is cut in that many slices of whole 16-steps, each block
+/// writing its slice's sums to scratch, and a second kernel adds the slices in order (in
+/// double) before the epilogue. `params` and `args` are the kernel's tensors; the scratch
+/// pointer is added after them.
+struct ImplicitGemm {
+  int64_t rows = 0, cols = 0, red = 0;
+  std::string aRowSetup, aLoad, bRowSetup, bLoad, epilogue;
+  int64_t splits = 1;
+  std::string params;
+  std::vector<CudaArg> args;
+};
+Expected<void> emitImplicitGemmTf32(NodeEmitter& em, const ImplicitGemm& spec);
 
 Expected<void> emitConv2d(NodeEmitter& em);
 /// conv2d_backward_data, and conv_transpose2d (the same gather, plus the bias).

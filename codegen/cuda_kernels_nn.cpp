@@ -176,10 +176,140 @@ std::string convSumLoop(const std::string& ind, bool padded, bool grouped) {
   return s;
 }
 
+// ---- convolutions as implicit GEMMs on tensor cores (TF32; CudaCodegenOptions::
+// tensorCoreConvolutions): each states its gathers and epilogue, emitImplicitGemmTf32 tiles.
+
+// Whether the tensor-core form serves this convolution: the option on, f32, one group, and
+// reductions and extents that fit the kernel's int indices.
+bool useTensorCores(const NodeEmitter& em, const ConvGeom& g) {
+  const int64_t limit = std::numeric_limits<int>::max();
+  return em.options().tensorCoreConvolutions && em.computeType() == DType::F32 && g.groups == 1 &&
+         g.c * g.kh * g.kw < limit && g.o * g.kh * g.kw < limit && g.n * g.oh * g.ow < limit;
+}
+
+// conv vars with ${I} kept for emitImplicitGemmTf32 to fill.
+Vars tcVars(const NodeEmitter& em, const ConvGeom& g) {
+  Vars v = convVars(em, g);
+  for (auto& [k, val] : v)
+    if (k == "I") val = "${I}";
+  v.push_back({"CKK", intLit(g.c * g.kh * g.kw)});
+  v.push_back({"OKK", intLit(g.o * g.kh * g.kw)});
+  return v;
+}
+
+// Forward: rows are output pixels (n, oy, ox), columns filters, the reduction (c, ki, kj); the
+// epilogue adds the bias and applies the activation (fused_conv2d).
+Expected<void> convForwardTensorCore(NodeEmitter& em, const ConvGeom& g, const std::string& activation) {
+  const Node& n = em.node();
+  const bool bias = n.numInputs() == 3;
+  Vars v = tcVars(em, g);
+  v.push_back({"IYA", linear({{"aoy", g.sh}, {"ki", g.dh}}, -g.pt)});
+  v.push_back({"IXA", linear({{"aox", g.sw}, {"kj", g.dw}}, -g.pl)});
+  v.push_back({"ADD_BIAS", bias ? " + bias[o]" : ""});
+  std::string store = "        y[at] = sb;\n";
+  if (!activation.empty()) {
+    std::string act = activationCode(activation, "float", "sb", "act", "        ");
+    if (act.empty()) return em.unsupported("unknown activation '" + activation + "'");
+    store = "        float act;\n" + act + "        y[at] = act;\n";
+  }
+  ImplicitGemm spec;
+  spec.rows = g.n * g.oh * g.ow;
+  spec.cols = g.o;
+  spec.red = g.c * g.kh * g.kw;
+  spec.aRowSetup = fill("  const int aox = (int)(am % ${OW}), aoy = (int)((am / ${OW}) % ${OH});\n"
+                        "  const ${I} xbase = (am / ((${I})${OW} * ${OH})) * (${I})(${C} * ${H} * ${W});\n",
+                        v);
+  spec.aLoad = fill("        const int c = k / ${KK}, tap = k % ${KK};\n"
+                    "        const int ki = tap / ${KW}, kj = tap % ${KW};\n"
+                    "        const int iy = ${IYA}, ix = ${IXA};\n"
+                    "        if (iy >= 0 && iy < ${H} && ix >= 0 && ix < ${W}) val = x[xbase + (c * ${H} + iy) * ${W} + ix];\n",
+                    v);
+  spec.bLoad = fill("        val = w[(${I})bo * ${CKK} + k];\n", v);
+  spec.epilogue = fill("        const int ox = (int)(m % ${OW}), oy = (int)((m / ${OW}) % ${OH});\n"
+                       "        const ${I} at = ((m / ((${I})${OW} * ${OH}) * ${O} + o) * ${OH} + oy) * (${I})${OW} + ox;\n"
+                       "        const float sb = s${ADD_BIAS};\n",
+                       v) +
+                  store;
+  spec.params = std::string("const float* __restrict__ x, const float* __restrict__ w, ") +
+                (bias ? "const float* __restrict__ bias, " : "") + "float* __restrict__ y";
+  spec.args = {em.in(0), em.in(1)};
+  if (bias) spec.args.push_back(em.in(2));
+  spec.args.push_back(em.out());
+  return emitImplicitGemmTf32(em, spec);
+}
+
+// The data gradient (and conv_transpose2d, the same gather plus a bias): rows are input
+// pixels (n, iy, ix), columns channels, the reduction (o, ki, kj) over the taps whose output
+// pixel exists (stride-aligned and in range).
+Expected<void> convBackwardDataTensorCore(NodeEmitter& em, const ConvGeom& g, bool transpose, bool bias) {
+  Vars v = tcVars(em, g);
+  v.push_back({"GRAD", transpose ? "x" : "dy"});
+  v.push_back({"OUT", transpose ? "y" : "dx"});
+  v.push_back({"TYA", linear({{"aiy", 1}, {"ki", -g.dh}}, g.pt)});
+  v.push_back({"TXA", linear({{"aix", 1}, {"kj", -g.dw}}, g.pl)});
+  v.push_back({"ALIGNED", (g.sh == 1 ? std::string() : " && ty % ${SH} == 0") + (g.sw == 1 ? "" : " && tx % ${SW} == 0")});
+  v.push_back({"ADD_BIAS", bias ? " + bias[o]" : ""});
+  ImplicitGemm spec;
+  spec.rows = g.n * g.h * g.w;
+  spec.cols = g.c;
+  spec.red = g.o * g.kh * g.kw;
+  spec.aRowSetup = fill("  const int aix = (int)(am % ${W}), aiy = (int)((am / ${W}) % ${H});\n"
+                        "  const ${I} gbase = (am / ((${I})${W} * ${H})) * (${I})(${O} * ${OH} * ${OW});\n",
+                        v);
+  spec.aLoad = fill(fill("        const int oc = k / ${KK}, tap = k % ${KK};\n"
+                         "        const int ki = tap / ${KW}, kj = tap % ${KW};\n"
+                         "        const int ty = ${TYA}, tx = ${TXA};\n"
+                         "        if (ty >= 0 && tx >= 0${ALIGNED}) {\n"
+                         "          const int oy = ty / ${SH}, ox = tx / ${SW};\n"
+                         "          if (oy < ${OH} && ox < ${OW}) val = ${GRAD}[gbase + (oc * ${OH} + oy) * ${OW} + ox];\n"
+                         "        }\n",
+                         v),
+                    v);
+  spec.bLoad = fill("        val = w[((${I})(k / ${KK}) * ${C} + bo) * ${KK} + k % ${KK}];\n", v);
+  spec.epilogue = fill("        const int ix = (int)(m % ${W}), iy = (int)((m / ${W}) % ${H});\n"
+                       "        ${OUT}[((m / ((${I})${W} * ${H}) * ${C} + o) * ${H} + iy) * (${I})${W} + ix] = s${ADD_BIAS};\n",
+                       v);
+  spec.params = fill(std::string("const float* __restrict__ ${GRAD}, const float* __restrict__ w, ") +
+                         (bias ? "const float* __restrict__ bias, " : "") + "float* __restrict__ ${OUT}",
+                     v);
+  spec.args = {em.in(0), em.in(1)};
+  if (bias) spec.args.push_back(em.in(2));
+  spec.args.push_back(em.out());
+  return emitImplicitGemmTf32(em, spec);
+}
+
+// The weight gradient: rows filters, columns (c, ki, kj), the reduction over every output
+// pixel (n, oy, ox) -- long, so it is split into slices (one block per tile and slice).
+Expected<void> convBackwardWeightTensorCore(NodeEmitter& em, const ConvGeom& g) {
+  Vars v = tcVars(em, g);
+  v.push_back({"IYB", linear({{"oy", g.sh}, {"bki", g.dh}}, -g.pt)});
+  v.push_back({"IXB", linear({{"ox", g.sw}, {"bkj", g.dw}}, -g.pl)});
+  ImplicitGemm spec;
+  spec.rows = g.o;
+  spec.cols = g.c * g.kh * g.kw;
+  spec.red = g.n * g.oh * g.ow;
+  const int64_t tiles = ((spec.rows + 127) / 128) * ((spec.cols + 63) / 64);
+  spec.splits = std::clamp<int64_t>((kTargetBlocks + tiles - 1) / tiles, 1, std::max<int64_t>(1, spec.red / 256));
+  spec.aLoad = fill("        const int ox = k % ${OW}, oy = (k / ${OW}) % ${OH}, on = k / (${OW} * ${OH});\n"
+                    "        val = dy[(((${I})on * ${O} + am) * ${OH} + oy) * ${OW} + ox];\n",
+                    v);
+  spec.bRowSetup = fill("  const int bc = bo / ${KK}, btap = bo % ${KK}, bki = btap / ${KW}, bkj = btap % ${KW};\n", v);
+  spec.bLoad = fill("        const int ox = k % ${OW}, oy = (k / ${OW}) % ${OH}, on = k / (${OW} * ${OH});\n"
+                    "        const int iy = ${IYB}, ix = ${IXB};\n"
+                    "        if (iy >= 0 && iy < ${H} && ix >= 0 && ix < ${W})\n"
+                    "          val = x[(((${I})on * ${C} + bc) * ${H} + iy) * ${W} + ix];\n",
+                    v);
+  spec.epilogue = fill("        dw[m * ${CKK} + o] = s;\n", v);
+  spec.params = "const float* __restrict__ x, const float* __restrict__ dy, float* __restrict__ dw";
+  spec.args = {em.in(0), em.in(1), em.out()};
+  return emitImplicitGemmTf32(em, spec);
+}
+
 Expected<void> convForward(NodeEmitter& em, const std::string& activation) {
   const Node& n = em.node();
   if (!isFloatNode(n)) return em.unsupported(std::string(n.opName()) + " needs float operands");
   ConvGeom g = convGeom(n.attrs(), em.inShape(0), em.inShape(1));
+  if (useTensorCores(em, g)) return convForwardTensorCore(em, g, activation);
   const bool bias = n.numInputs() == 3;
   const bool padded = tapsLeaveImage(g);
   Vars v = convVars(em, g);
@@ -308,13 +438,15 @@ Expected<void> emitConv2dBackwardData(NodeEmitter& em) {
   g.oh = em.inShape(0)[2], g.ow = em.inShape(0)[3];
   const bool bias = n.numInputs() == 3;
   const bool grouped = g.groups > 1;
+  // conv_transpose2d's operands keep their own names in the kernel: x in, y out.
+  const bool transpose = n.kind() == OpKind::ConvTranspose2d;
+  if (useTensorCores(em, g) && g.n * g.h * g.w < std::numeric_limits<int>::max())
+    return convBackwardDataTensorCore(em, g, transpose, bias);
   Vars v = convVars(em, g);
   v.push_back({"TOTAL", intLit(g.n * g.c * g.h * g.w)});
   v.push_back({"YSTRIDE", g.sh == 1 ? "" : "        if (ty % ${SH} != 0) continue;\n"});
   v.push_back({"XSTRIDE", g.sw == 1 ? "" : "          if (tx % ${SW} != 0) continue;\n"});
   v.push_back({"BIAS", bias ? "const ${T}* __restrict__ bias, " : ""});
-  // conv_transpose2d's operands keep their own names in the kernel: x in, y out.
-  const bool transpose = n.kind() == OpKind::ConvTranspose2d;
   v.push_back({"GRAD", transpose ? "x" : "dy"});
   v.push_back({"OUT", transpose ? "y" : "dx"});
   v.push_back({"STORE", bias ? "    ${OUT}[i] = acc + bias[c];\n" : "    ${OUT}[i] = acc;\n"});
@@ -376,6 +508,7 @@ Expected<void> emitConv2dBackwardWeight(NodeEmitter& em) {
   const int64_t pairs = g.o * g.cg;
   const int64_t kk = g.kh * g.kw;
   if (pairs == 0 || kk == 0) return {};  // an empty weight: nothing to write
+  if (useTensorCores(em, g)) return convBackwardWeightTensorCore(em, g);
   int64_t splits = std::clamp<int64_t>((kTargetBlocks + pairs - 1) / std::max<int64_t>(pairs, 1), 1,
                                        std::max<int64_t>(1, reduce / 2048));
   splits = std::min<int64_t>(splits, 65535);

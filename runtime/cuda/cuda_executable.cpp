@@ -166,6 +166,7 @@ CudaExecutableOptions CudaExecutableOptions::fromEnvironment() {
   o.syncEach = envFlag("SHOAL_CUDA_SYNC_EACH");
   const char* hfuse = std::getenv("SHOAL_CUDA_HFUSE");
   o.horizontalUpdates = !hfuse || envFlag("SHOAL_CUDA_HFUSE");
+  o.tensorCoreConvolutions = envFlag("SHOAL_CUDA_TC_CONV");
   return o;
 }
 
@@ -409,6 +410,7 @@ Expected<std::unique_ptr<CudaExecutable>> CudaExecutable::create(Program program
   std::optional<PhaseTimer> timer(std::in_place, "CUDA codegen");
   CudaCodegenOptions codegen;
   codegen.horizontalUpdates = opts.horizontalUpdates;
+  codegen.tensorCoreConvolutions = opts.tensorCoreConvolutions;
   auto src = generateCudaSource(p, codegen);
   if (!src) return Unexpected(src.error());
   im.src = std::move(*src);
@@ -987,6 +989,7 @@ Expected<void> compileCudaIntoCache(const Program& program, const std::string& a
   PhaseTimer timer("NVRTC ahead, into the kernel cache");
   CudaCodegenOptions codegen;
   codegen.horizontalUpdates = CudaExecutableOptions::fromEnvironment().horizontalUpdates;
+  codegen.tensorCoreConvolutions = CudaExecutableOptions::fromEnvironment().tensorCoreConvolutions;
   auto src = generateCudaSource(program, codegen);
   if (!src) return Unexpected(src.error());
   std::string target = arch;

@@ -26,7 +26,10 @@ struct CudaExecutableOptions {
   /// One kernel for each run of optimizer updates (CudaCodegenOptions::horizontalUpdates).
   /// Default: on, unless SHOAL_CUDA_HFUSE=0.
   bool horizontalUpdates = true;
-  /// Fills graphs, syncEach and horizontalUpdates from the environment.
+  /// Convolutions forward on tensor cores in TF32 (CudaCodegenOptions::tensorCoreConvolutions;
+  /// experimental, SHOAL_CUDA_TC_CONV=1).
+  bool tensorCoreConvolutions = false;
+  /// Fills graphs, syncEach, horizontalUpdates and tensorCoreConvolutions from the environment.
   static CudaExecutableOptions fromEnvironment();
 };
 

@@ -116,6 +116,26 @@ TEST(CudaCodegen, AllOpsCompileWithNvrtcForSm90AndSm80) {
   }
 }
 
+// The tensor-core convolution (TF32 mma.sync on sm_80 and later; the shuffle form below)
+// compiles with NVRTC for each, inside a whole example's training step (whose forward
+// convolutions are conv2d nodes; for inference the seed CNN's conv, relu and pool fuse into
+// one direct kernel).
+TEST(CudaCodegen, TensorCoreConvolutionsCompileWithNvrtc) {
+  DiagnosticEngine diags;
+  auto pipeline = loadPipelineFile("examples/mnist_cnn.mmd", diags);
+  ASSERT_TRUE(pipeline.has_value()) << diags.render();
+  CudaCodegenOptions tc;
+  tc.tensorCoreConvolutions = true;
+  CompileOptions opts;
+  opts.train = &*pipeline->train;
+  Program p = compileOrDie(pipeline->model->clone(), opts);
+  auto src = generateCudaSource(p, tc);
+  ASSERT_TRUE(src.has_value()) << src.error().message();
+  EXPECT_NE(src->source.find("shoal_warp_mma_tf32(acc[i][j], a[i], b[j])"), std::string::npos);
+  EXPECT_EQ(generateCudaSource(p)->source.find("shoal_warp_mma_tf32(acc"), std::string::npos);
+  expectCompiles(src->source, src->name, {"sm_90", "sm_80", "sm_75"});
+}
+
 TEST(CudaCodegen, ExamplePipelinesGenerateAndCompile) {
   const std::vector<std::string> files = test::examplePipelines();
   ASSERT_GE(files.size(), 4u);

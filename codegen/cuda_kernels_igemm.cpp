@@ -1,0 +1,136 @@
+// CUDA codegen, tensor cores: a GEMM over gathered operands (an implicit GEMM) in TF32 with
+// fp32 accumulation, through mma.sync m16n8k8 (the prelude's shoal_warp_mma_tf32). The
+// convolutions (forward, both gradients, the transposed convolution) describe their gathers
+// and epilogues in codegen/cuda_kernels_nn.cpp; this file owns the tiling.
+//
+// A block of 8 warps computes a 128 x 64 tile of the output, each warp 32 x 32 as 2 x 4 mma
+// products. Every 16 steps of the reduction the block gathers the A tile (128 x 16) and the B
+// tile (64 x 16) into shared memory, rounded to TF32 (rows padded to 20 floats: the fragment
+// reads of a warp then hit 32 different banks), synchronises, and runs two k-steps of 8.
+#include <fmt/format.h>
+
+#include "codegen/cuda_emit.h"
+
+namespace shoal::cudagen {
+
+Expected<void> emitImplicitGemmTf32(NodeEmitter& em, const ImplicitGemm& spec) {
+  if (spec.rows <= 0 || spec.cols <= 0) return {};
+  const int64_t rowTiles = (spec.rows + 127) / 128, colTiles = (spec.cols + 63) / 64;
+  const int64_t splits = std::max<int64_t>(1, spec.splits);
+  // Reduction steps of 16 per slice (whole steps, so slices never share one).
+  const int64_t steps = (spec.red + 15) / 16;
+  const int64_t perSlice = (steps + splits - 1) / splits * 16;
+  if (rowTiles * splits > int64_t(0x7fffffff) || colTiles > 65535)
+    return em.unsupported("an implicit GEMM too large for one grid");
+  Vars v = {{"I", em.I()},
+            {"M", intLit(spec.rows)},
+            {"N", intLit(spec.cols)},
+            {"K", intLit(spec.red)},
+            {"ROW_TILES", intLit(rowTiles)},
+            {"PER_SLICE", intLit(perSlice)},
+            {"SPLITS", intLit(splits)},
+            {"A_SETUP", spec.aRowSetup},
+            {"A_LOAD", spec.aLoad},
+            {"B_SETUP", spec.bRowSetup},
+            {"B_LOAD", spec.bLoad}};
+  const bool split = splits > 1;
+  v.push_back({"STORE", split ? "        partial[((${I})slice * ${M} + m) * ${N} + o] = s;\n" : spec.epilogue});
+  const std::string params = spec.params + (split ? ", float* __restrict__ partial" : "");
+  std::string body = fill(fill(
+      "  __shared__ float As[128][20];\n"
+      "  __shared__ float Bs[64][20];\n"
+      "  const int tid = (int)threadIdx.x, lane = tid & 31, warp = tid >> 5;\n"
+      "  const int wm = warp >> 1, wn = warp & 1, g = lane >> 2, t = lane & 3;\n"
+      "  const int slice = (int)(blockIdx.x / ${ROW_TILES});\n"
+      "  const ${I} m0 = (${I})(blockIdx.x % ${ROW_TILES}) * 128;\n"
+      "  const int o0 = (int)blockIdx.y * 64;\n"
+      "  const int kBegin = slice * ${PER_SLICE};\n"
+      "  const int kEnd = kBegin + ${PER_SLICE} < ${K} ? kBegin + ${PER_SLICE} : ${K};\n"
+      "  // This thread gathers row ar of the A tile (columns ak..ak+7) and row br of the B tile\n"
+      "  // (columns bk..bk+3).\n"
+      "  const int ar = tid >> 1, ak = (tid & 1) * 8, br = tid >> 2, bk = (tid & 3) * 4;\n"
+      "  const ${I} am = m0 + ar;\n"
+      "  const bool arow = am < ${M};\n"
+      "${A_SETUP}"
+      "  const int bo = o0 + br;\n"
+      "  const bool brow = bo < ${N};\n"
+      "${B_SETUP}"
+      "  float acc[2][4][4];\n"
+      "  for (int i = 0; i < 2; ++i)\n"
+      "    for (int j = 0; j < 4; ++j)\n"
+      "      for (int q = 0; q < 4; ++q) acc[i][j][q] = 0.0f;\n"
+      "  for (int k0 = kBegin; k0 < kEnd; k0 += 16) {\n"
+      "    for (int e = 0; e < 8; ++e) {\n"
+      "      const int k = k0 + ak + e;\n"
+      "      float val = 0.0f;\n"
+      "      if (arow && k < kEnd) {\n"
+      "${A_LOAD}"
+      "      }\n"
+      "      As[ar][ak + e] = __uint_as_float(shoal_to_tf32(val));\n"
+      "    }\n"
+      "    for (int e = 0; e < 4; ++e) {\n"
+      "      const int k = k0 + bk + e;\n"
+      "      float val = 0.0f;\n"
+      "      if (brow && k < kEnd) {\n"
+      "${B_LOAD}"
+      "      }\n"
+      "      Bs[br][bk + e] = __uint_as_float(shoal_to_tf32(val));\n"
+      "    }\n"
+      "    __syncthreads();\n"
+      "    for (int ks = 0; ks < 16; ks += 8) {\n"
+      "      unsigned a[2][4], b[4][2];\n"
+      "      for (int i = 0; i < 2; ++i) {\n"
+      "        const int r = wm * 32 + i * 16 + g;\n"
+      "        a[i][0] = __float_as_uint(As[r][ks + t]);\n"
+      "        a[i][1] = __float_as_uint(As[r + 8][ks + t]);\n"
+      "        a[i][2] = __float_as_uint(As[r][ks + t + 4]);\n"
+      "        a[i][3] = __float_as_uint(As[r + 8][ks + t + 4]);\n"
+      "      }\n"
+      "      for (int j = 0; j < 4; ++j) {\n"
+      "        const int col = wn * 32 + j * 8 + g;\n"
+      "        b[j][0] = __float_as_uint(Bs[col][ks + t]);\n"
+      "        b[j][1] = __float_as_uint(Bs[col][ks + t + 4]);\n"
+      "      }\n"
+      "      for (int i = 0; i < 2; ++i)\n"
+      "        for (int j = 0; j < 4; ++j) shoal_warp_mma_tf32(acc[i][j], a[i], b[j]);\n"
+      "    }\n"
+      "    __syncthreads();\n"
+      "  }\n"
+      "  for (int i = 0; i < 2; ++i)\n"
+      "    for (int j = 0; j < 4; ++j)\n"
+      "      for (int q = 0; q < 4; ++q) {\n"
+      "        const ${I} m = m0 + wm * 32 + i * 16 + g + (q >= 2 ? 8 : 0);\n"
+      "        const int o = o0 + wn * 32 + j * 8 + 2 * t + (q & 1);\n"
+      "        if (m >= ${M} || o >= ${N}) continue;\n"
+      "        const float s = acc[i][j][q];\n"
+      "${STORE}"
+      "      }\n",
+      v), v);
+  std::vector<CudaArg> args = spec.args;
+  if (split) args.push_back(NodeEmitter::scratch());
+  em.kernel("tc", params, body, args, unsigned(rowTiles * splits), unsigned(colTiles));
+  if (!split) return {};
+  em.needScratch(splits * spec.rows * spec.cols * int64_t(sizeof(float)));
+  // The slices' sums, added in slice order (deterministic), then the epilogue.
+  std::vector<CudaArg> sumArgs = spec.args;
+  sumArgs.push_back(NodeEmitter::scratch());
+  const Vars sv = {{"I", em.I()},
+                   {"M", intLit(spec.rows)},
+                   {"N", intLit(spec.cols)},
+                   {"SPLITS", intLit(splits)},
+                   {"EPILOGUE", spec.epilogue}};
+  em.elementwise("tc_sum", params,
+                 fill(fill("    const ${I} m = i / ${N};\n"
+                           "    const int o = (int)(i % ${N});\n"
+                           "    double total = 0.0;\n"
+                           "    for (int slice = 0; slice < ${SPLITS}; ++slice)\n"
+                           "      total += (double)partial[((${I})slice * ${M} + m) * ${N} + o];\n"
+                           "    const float s = (float)total;\n"
+                           "${EPILOGUE}",
+                           sv),
+                      sv),
+                 std::move(sumArgs), spec.rows * spec.cols);
+  return {};
+}
+
+}  // namespace shoal::cudagen

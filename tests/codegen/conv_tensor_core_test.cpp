@@ -1,0 +1,274 @@
+// Convolutions as implicit GEMMs on tensor cores (TF32, CudaCodegenOptions::
+// tensorCoreConvolutions): forward (with bias and a fused activation), the data gradient, the
+// weight gradient (split over the reduction) and the transposed convolution, on the CPU
+// emulator (where mma.sync runs as the same product through warp shuffles) and on a GPU when
+// there is one, against float64 loops written here, within bounds derived from the format:
+// each operand rounded to TF32 (relative error <= 2^-11 each, so <= 2^-10 a product) and fp32
+// accumulation over K terms (<= K * 2^-24 each), of sum |a| |b|.
+#include <gtest/gtest.h>
+
+#include <fmt/format.h>
+
+#include <cmath>
+#include <functional>
+#include <random>
+
+#include "codegen/cuda_emulator.h"
+#include "frontend/layers.h"
+#include "runtime/cpu/interpreter.h"
+#include "runtime/cuda/cuda_executable.h"
+#include "runtime/cuda/device.h"
+
+namespace shoal {
+namespace {
+
+bool haveHostCompiler() { return test::runShell("${CXX:-c++} --version > /dev/null 2>&1").exitCode == 0; }
+
+// Runs `g` (compiled for inference) with tensor-core convolutions: params, then the inputs;
+// returns output "y".
+using Runner = std::function<Expected<Tensor>(const Graph&, const TensorMap&, const TensorMap&)>;
+
+Expected<Tensor> onEmulator(const Graph& g, const TensorMap& params, const TensorMap& inputs) {
+  auto program = compileProgram(g.clone());
+  if (!program) return Unexpected(program.error());
+  CudaCodegenOptions tc;
+  tc.tensorCoreConvolutions = true;
+  auto emu = test::EmulatedExecutable::create(*program, tc);
+  if (!emu) return Unexpected(emu.error());
+  (*emu)->writePersistent(params);
+  auto out = (*emu)->run(inputs);
+  if (!out) return Unexpected(out.error());
+  return out->at("y");
+}
+
+Expected<Tensor> onGpu(const Graph& g, const TensorMap& params, const TensorMap& inputs) {
+  auto program = compileProgram(g.clone());
+  if (!program) return Unexpected(program.error());
+  CudaExecutableOptions o;
+  o.tensorCoreConvolutions = true;
+  auto exe = CudaExecutable::create(std::move(*program), o);
+  if (!exe) return Unexpected(exe.error());
+  if (auto ok = (*exe)->writePersistent(params); !ok) return Unexpected(ok.error());
+  auto out = (*exe)->run(inputs);
+  if (!out) return Unexpected(out.error());
+  return out->at("y");
+}
+
+struct Geometry {
+  int64_t n, c, h, w, o, kh, kw;
+  std::vector<int64_t> stride, padding, dilation;  // padding: top, left, bottom, right
+  int64_t oh() const { return (h + padding[0] + padding[2] - dilation[0] * (kh - 1) - 1) / stride[0] + 1; }
+  int64_t ow() const { return (w + padding[1] + padding[3] - dilation[1] * (kw - 1) - 1) / stride[1] + 1; }
+  Attrs attrs() const {
+    Attrs a;
+    a.set("stride", stride);
+    a.set("padding", padding);
+    a.set("dilation", dilation);
+    return a;
+  }
+};
+
+Tensor randomTensor(Shape s, std::mt19937_64& rng) {
+  std::uniform_real_distribution<double> u(-1.0, 1.0);
+  Tensor t(DType::F32, std::move(s));
+  for (int64_t i = 0; i < t.numElements(); ++i) t.set(i, u(rng));
+  return t;
+}
+
+// For every tap of the convolution (n, o, oy, ox, c, ki, kj) whose input pixel is in the image.
+template <typename Fn>
+void forEachTap(const Geometry& g, Fn fn) {
+  for (int64_t n = 0; n < g.n; ++n)
+    for (int64_t o = 0; o < g.o; ++o)
+      for (int64_t oy = 0; oy < g.oh(); ++oy)
+        for (int64_t ox = 0; ox < g.ow(); ++ox)
+          for (int64_t c = 0; c < g.c; ++c)
+            for (int64_t ki = 0; ki < g.kh; ++ki)
+              for (int64_t kj = 0; kj < g.kw; ++kj) {
+                const int64_t iy = oy * g.stride[0] - g.padding[0] + ki * g.dilation[0];
+                const int64_t ix = ox * g.stride[1] - g.padding[1] + kj * g.dilation[1];
+                if (iy < 0 || iy >= g.h || ix < 0 || ix >= g.w) continue;
+                const int64_t xi = ((n * g.c + c) * g.h + iy) * g.w + ix;
+                const int64_t wi = ((o * g.c + c) * g.kh + ki) * g.kw + kj;
+                const int64_t yi = ((n * g.o + o) * g.oh() + oy) * g.ow() + ox;
+                fn(xi, wi, yi);
+              }
+}
+
+// `got` against the float64 `want` within rel * magnitude (+ a small absolute term); the
+// result must also differ from float64 somewhere (TF32 rounding is visible), so a kernel that
+// skipped the rounding, or the tensor cores, would be noticed. The source must hold
+// `tcKernels` tensor-core kernels.
+void expectWithinTf32(const Tensor& got, const std::vector<double>& want, const std::vector<double>& magnitude,
+                      int64_t reduction) {
+  ASSERT_EQ(got.numElements(), int64_t(want.size()));
+  const double rel = std::ldexp(1.0, -10) + double(reduction) * std::ldexp(1.0, -23);
+  double worst = 0;
+  for (size_t i = 0; i < want.size(); ++i) {
+    const double bound = rel * magnitude[i] + 1e-6 * (1 + std::abs(want[i]));
+    const double err = std::abs(got.at(int64_t(i)) - want[i]);
+    ASSERT_LE(err, bound) << "at flat index " << i << ": got " << got.at(int64_t(i)) << ", float64 " << want[i];
+    worst = std::max(worst, err / bound);
+  }
+  EXPECT_GT(worst, 0.0);
+}
+
+int tensorCoreKernels(const Graph& g) {
+  auto program = compileProgram(g.clone());
+  EXPECT_TRUE(program);
+  CudaCodegenOptions tc;
+  tc.tensorCoreConvolutions = true;
+  auto src = generateCudaSource(*program, tc);
+  EXPECT_TRUE(src);
+  int count = 0;
+  for (const std::string& k : src->kernelNames) count += k.size() > 3 && k.substr(k.size() - 3) == "_tc";
+  return count;
+}
+
+std::string describe(const Geometry& g) {
+  return fmt::format("x [{},{},{},{}] w [{},{},{},{}] stride {}x{} padding {},{},{},{} dilation {}x{}", g.n, g.c, g.h,
+                     g.w, g.o, g.c, g.kh, g.kw, g.stride[0], g.stride[1], g.padding[0], g.padding[1], g.padding[2],
+                     g.padding[3], g.dilation[0], g.dilation[1]);
+}
+
+// conv2d (+ bias, + relu: fused_conv2d) forward.
+void checkForward(const Geometry& gm, bool bias, bool relu, uint64_t seed, const Runner& run) {
+  SCOPED_TRACE("forward " + describe(gm) + (bias ? " bias" : "") + (relu ? " relu" : ""));
+  Graph g("tc_conv");
+  const Location loc{"tc.mmd", 1, 1, "c"};
+  Value* x = layers::input(g, "x", {DType::F32, {gm.n, gm.c, gm.h, gm.w}}, loc);
+  std::vector<Value*> ins = {x, layers::param(g, "c.weight", {DType::F32, {gm.o, gm.c, gm.kh, gm.kw}}, "zeros", loc)};
+  if (bias) ins.push_back(layers::param(g, "c.bias", {DType::F32, {gm.o}}, "zeros", loc));
+  auto y = layers::addOp(g, OpKind::Conv2d, ins, gm.attrs(), "c", loc);
+  ASSERT_TRUE(y.has_value()) << y.error().str();
+  Value* out = *y;
+  if (relu) out = *layers::addOp(g, OpKind::Relu, {out}, {}, "r", loc);
+  layers::output(g, out, "y", loc);
+  EXPECT_EQ(tensorCoreKernels(g), 1);
+  std::mt19937_64 rng(seed);
+  Tensor xt = randomTensor({gm.n, gm.c, gm.h, gm.w}, rng), wt = randomTensor({gm.o, gm.c, gm.kh, gm.kw}, rng),
+         bt = randomTensor({gm.o}, rng);
+  TensorMap params{{"c.weight", wt}};
+  if (bias) params["c.bias"] = bt;
+  auto got = run(g, params, {{"x", xt}});
+  ASSERT_TRUE(got) << got.error().str();
+  const int64_t outCount = gm.n * gm.o * gm.oh() * gm.ow();
+  std::vector<double> want(size_t(outCount), 0.0), mag(size_t(outCount), 0.0);
+  forEachTap(gm, [&](int64_t xi, int64_t wi, int64_t yi) {
+    want[size_t(yi)] += xt.at(xi) * wt.at(wi);
+    mag[size_t(yi)] += std::abs(xt.at(xi) * wt.at(wi));
+  });
+  for (int64_t i = 0; i < outCount; ++i) {
+    if (bias) want[size_t(i)] += bt.at((i / (gm.oh() * gm.ow())) % gm.o);
+    if (relu) want[size_t(i)] = std::max(want[size_t(i)], 0.0);
+  }
+  ASSERT_EQ(got->shape(), (Shape{gm.n, gm.o, gm.oh(), gm.ow()}));
+  expectWithinTf32(*got, want, mag, gm.c * gm.kh * gm.kw);
+}
+
+// conv2d_backward_data (dy, w) -> dx, or conv_transpose2d (x, w, bias) -> y: the same sums.
+void checkBackwardData(const Geometry& gm, bool transpose, uint64_t seed, const Runner& run) {
+  SCOPED_TRACE(std::string(transpose ? "conv_transpose2d " : "backward data ") + describe(gm));
+  Graph g("tc_conv_dx");
+  const Location loc{"tc.mmd", 1, 1, "d"};
+  Value* dy = layers::input(g, "dy", {DType::F32, {gm.n, gm.o, gm.oh(), gm.ow()}}, loc);
+  std::vector<Value*> ins = {dy, layers::param(g, "d.weight", {DType::F32, {gm.o, gm.c, gm.kh, gm.kw}}, "zeros", loc)};
+  Attrs a = gm.attrs();
+  Expected<Value*> y = Unexpected(Error("unset"));
+  if (transpose) {
+    // conv_transpose2d's output size: (in - 1) * s - pads + d (k - 1) + 1 + output_padding.
+    const int64_t oh = (gm.oh() - 1) * gm.stride[0] - gm.padding[0] - gm.padding[2] + gm.dilation[0] * (gm.kh - 1) + 1;
+    const int64_t ow = (gm.ow() - 1) * gm.stride[1] - gm.padding[1] - gm.padding[3] + gm.dilation[1] * (gm.kw - 1) + 1;
+    a.set("output_padding", std::vector<int64_t>{gm.h - oh, gm.w - ow});
+    ins.push_back(layers::param(g, "d.bias", {DType::F32, {gm.c}}, "zeros", loc));
+    y = layers::addOp(g, OpKind::ConvTranspose2d, ins, a, "d", loc);
+  } else {
+    a.set("input_shape", std::vector<int64_t>{gm.n, gm.c, gm.h, gm.w});
+    y = layers::addOp(g, OpKind::Conv2dBackwardData, ins, a, "d", loc);
+  }
+  ASSERT_TRUE(y.has_value()) << y.error().str();
+  layers::output(g, *y, "y", loc);
+  EXPECT_EQ(tensorCoreKernels(g), 1);
+  std::mt19937_64 rng(seed);
+  Tensor dyt = randomTensor({gm.n, gm.o, gm.oh(), gm.ow()}, rng), wt = randomTensor({gm.o, gm.c, gm.kh, gm.kw}, rng),
+         bt = randomTensor({gm.c}, rng);
+  TensorMap params{{"d.weight", wt}};
+  if (transpose) params["d.bias"] = bt;
+  auto got = run(g, params, {{"dy", dyt}});
+  ASSERT_TRUE(got) << got.error().str();
+  const int64_t count = gm.n * gm.c * gm.h * gm.w;
+  std::vector<double> want(size_t(count), 0.0), mag(size_t(count), 0.0);
+  forEachTap(gm, [&](int64_t xi, int64_t wi, int64_t yi) {
+    want[size_t(xi)] += dyt.at(yi) * wt.at(wi);
+    mag[size_t(xi)] += std::abs(dyt.at(yi) * wt.at(wi));
+  });
+  if (transpose)
+    for (int64_t i = 0; i < count; ++i) want[size_t(i)] += bt.at((i / (gm.h * gm.w)) % gm.c);
+  ASSERT_EQ(got->shape(), (Shape{gm.n, gm.c, gm.h, gm.w}));
+  expectWithinTf32(*got, want, mag, gm.o * gm.kh * gm.kw);
+}
+
+// conv2d_backward_weight (x, dy) -> dw, over every output pixel of the batch.
+void checkBackwardWeight(const Geometry& gm, uint64_t seed, const Runner& run) {
+  SCOPED_TRACE("backward weight " + describe(gm));
+  Graph g("tc_conv_dw");
+  const Location loc{"tc.mmd", 1, 1, "dw"};
+  Value* x = layers::input(g, "x", {DType::F32, {gm.n, gm.c, gm.h, gm.w}}, loc);
+  Value* dy = layers::input(g, "dy", {DType::F32, {gm.n, gm.o, gm.oh(), gm.ow()}}, loc);
+  Attrs a = gm.attrs();
+  a.set("weight_shape", std::vector<int64_t>{gm.o, gm.c, gm.kh, gm.kw});
+  auto y = layers::addOp(g, OpKind::Conv2dBackwardWeight, {x, dy}, a, "dw", loc);
+  ASSERT_TRUE(y.has_value()) << y.error().str();
+  layers::output(g, *y, "y", loc);
+  EXPECT_EQ(tensorCoreKernels(g), 1);  // the slices' sum kernel is named ..._tc_sum
+  std::mt19937_64 rng(seed);
+  Tensor xt = randomTensor({gm.n, gm.c, gm.h, gm.w}, rng), dyt = randomTensor({gm.n, gm.o, gm.oh(), gm.ow()}, rng);
+  auto got = run(g, {}, {{"x", xt}, {"dy", dyt}});
+  ASSERT_TRUE(got) << got.error().str();
+  const int64_t count = gm.o * gm.c * gm.kh * gm.kw;
+  std::vector<double> want(size_t(count), 0.0), mag(size_t(count), 0.0);
+  forEachTap(gm, [&](int64_t xi, int64_t wi, int64_t yi) {
+    want[size_t(wi)] += xt.at(xi) * dyt.at(yi);
+    mag[size_t(wi)] += std::abs(xt.at(xi) * dyt.at(yi));
+  });
+  ASSERT_EQ(got->shape(), (Shape{gm.o, gm.c, gm.kh, gm.kw}));
+  expectWithinTf32(*got, want, mag, gm.n * gm.oh() * gm.ow());
+}
+
+// Partial tiles everywhere: 2*9*11 = 198 pixel rows (two row tiles, the second partial), 10
+// filters of a 64-column tile, reductions of 27 and 90 (partial 16-steps); stride, dilation
+// and asymmetric padding; 70 filters (two column tiles); a 1x1 and a 5x1 kernel.
+const std::vector<Geometry> kGeometries = {
+    {2, 3, 9, 11, 10, 3, 3, {1, 1}, {1, 1, 1, 1}, {1, 1}},
+    {1, 4, 13, 12, 70, 3, 2, {2, 1}, {2, 0, 1, 1}, {2, 3}},
+    {3, 20, 5, 4, 8, 1, 1, {1, 1}, {0, 0, 0, 0}, {1, 1}},
+    {1, 2, 9, 3, 5, 5, 1, {1, 1}, {2, 0, 2, 0}, {1, 1}},
+};
+
+void checkAll(const Runner& run) {
+  for (size_t i = 0; i < kGeometries.size(); ++i) {
+    const Geometry& g = kGeometries[i];
+    checkForward(g, i % 2 == 0, i != 1, 10 + i, run);
+    checkBackwardData(g, false, 20 + i, run);
+    checkBackwardWeight(g, 30 + i, run);
+  }
+  checkBackwardData(kGeometries[0], true, 41, run);
+  checkBackwardData(kGeometries[1], true, 42, run);
+  // A reduction of 2*16*16 = 512 output pixels: the weight gradient in two slices, added by
+  // the second kernel.
+  checkBackwardWeight({2, 3, 16, 16, 6, 3, 3, {1, 1}, {1, 1, 1, 1}, {1, 1}}, 43, run);
+}
+
+TEST(ConvTensorCore, EveryConvolutionMatchesFloat64WithinTf32Bounds) {
+  if (!haveHostCompiler()) GTEST_SKIP() << "no host C++ compiler to build the emulated module";
+  checkAll(onEmulator);
+}
+
+// The same on a GPU: the real mma.sync (sm_80 and later) against the same bounds.
+TEST(ConvTensorCoreGpu, EveryConvolutionMatchesFloat64WithinTf32Bounds) {
+  if (auto dev = probeCudaDevice(0); !dev) GTEST_SKIP() << "no usable GPU: " << dev.error().message();
+  checkAll(onGpu);
+}
+
+}  // namespace
+}  // namespace shoal
