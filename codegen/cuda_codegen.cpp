@@ -512,6 +512,61 @@ __device__ __forceinline__ void shoal_warp_mma_tf32(float* d, const unsigned* a,
   }
 #endif
 }
+// d += A·B for one warp in mma.sync's m16n8k16 fragments of 16-bit operands (bfloat16 or
+// float16: `bf16` picks), fp32 accumulation. Lane l = 4g + t holds a = {A[g][2t..2t+1],
+// A[g+8][2t..2t+1], A[g][2t+8..2t+9], A[g+8][2t+8..2t+9]} and b = {B[2t..2t+1][g],
+// B[2t+8..2t+9][g]}, each pair packed low element first; d as for m16n8k8.
+__device__ __forceinline__ float shoal_half_to_f32(unsigned short h, bool bf16) {
+  return bf16 ? shoal_bf16_to_f32(h) : shoal_f16_to_f32(h);
+}
+__device__ __forceinline__ void shoal_warp_mma_16bit(float* d, const unsigned* a, const unsigned* b, bool bf16) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+  if (bf16)
+    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+                 "{%0,%1,%2,%3};\n"
+                 : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
+  else
+    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+                 "{%0,%1,%2,%3};\n"
+                 : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
+#else
+  const int lane = (int)(threadIdx.x & 31u), t = lane & 3;
+  float a0[16], a1[16], b0[16], b1[16];  // rows g and g + 8 of A; columns 2t and 2t + 1 of B
+  for (int j = 0; j < 4; ++j) {
+    const int ma = t ^ j;                                            // lane 4g + j
+    const int m0 = lane ^ (8 * t + j), m1 = lane ^ (8 * t + 4 + j);  // lanes 4n + j
+    const unsigned r[8] = {__shfl_xor_sync(0xffffffffu, a[0], ma), __shfl_xor_sync(0xffffffffu, a[1], ma),
+                           __shfl_xor_sync(0xffffffffu, a[2], ma), __shfl_xor_sync(0xffffffffu, a[3], ma),
+                           __shfl_xor_sync(0xffffffffu, b[0], m0), __shfl_xor_sync(0xffffffffu, b[1], m0),
+                           __shfl_xor_sync(0xffffffffu, b[0], m1), __shfl_xor_sync(0xffffffffu, b[1], m1)};
+    for (int h = 0; h < 2; ++h) {
+      const int shift = 16 * h;
+      a0[2 * j + h] = shoal_half_to_f32((unsigned short)(r[0] >> shift), bf16);
+      a1[2 * j + h] = shoal_half_to_f32((unsigned short)(r[1] >> shift), bf16);
+      a0[2 * j + 8 + h] = shoal_half_to_f32((unsigned short)(r[2] >> shift), bf16);
+      a1[2 * j + 8 + h] = shoal_half_to_f32((unsigned short)(r[3] >> shift), bf16);
+      b0[2 * j + h] = shoal_half_to_f32((unsigned short)(r[4] >> shift), bf16);
+      b0[2 * j + 8 + h] = shoal_half_to_f32((unsigned short)(r[5] >> shift), bf16);
+      b1[2 * j + h] = shoal_half_to_f32((unsigned short)(r[6] >> shift), bf16);
+      b1[2 * j + 8 + h] = shoal_half_to_f32((unsigned short)(r[7] >> shift), bf16);
+    }
+  }
+  for (int k = 0; k < 16; ++k) {
+    d[0] += a0[k] * b0[k];
+    d[1] += a0[k] * b1[k];
+    d[2] += a1[k] * b0[k];
+    d[3] += a1[k] * b1[k];
+  }
+#endif
+}
+// A pair of floats (already rounded to the format) packed as two 16-bit values, low first.
+__device__ __forceinline__ unsigned shoal_pack_16bit(float lo, float hi, bool bf16) {
+  const unsigned l = bf16 ? shoal_f32_to_bf16(lo) : shoal_f32_to_f16(lo);
+  const unsigned h = bf16 ? shoal_f32_to_bf16(hi) : shoal_f32_to_f16(hi);
+  return l | (h << 16);
+}
 // ---- end of prelude -----------------------------------------------------------------------
 )";
   return out;
@@ -672,6 +727,24 @@ std::string planComment(const CudaModuleSource& m) {
 }
 
 }  // namespace
+
+std::string_view tensorCoreMathName(TensorCoreMath m) {
+  switch (m) {
+    case TensorCoreMath::Off: return "off";
+    case TensorCoreMath::Tf32: return "tf32";
+    case TensorCoreMath::Bf16: return "bf16";
+    case TensorCoreMath::Fp16: return "fp16";
+  }
+  return "off";
+}
+
+std::optional<TensorCoreMath> parseTensorCoreMath(std::string_view s) {
+  if (s == "1" || s == "tf32") return TensorCoreMath::Tf32;
+  if (s == "bf16") return TensorCoreMath::Bf16;
+  if (s == "fp16") return TensorCoreMath::Fp16;
+  if (s == "0" || s == "off" || s.empty()) return TensorCoreMath::Off;
+  return std::nullopt;
+}
 
 Expected<CudaModuleSource> generateCudaSource(const Program& program, const CudaCodegenOptions& options) {
   if (!program.graph) return fail("internal error: generateCudaSource: the program has no graph");

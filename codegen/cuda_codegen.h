@@ -7,6 +7,7 @@
 // Needs no CUDA: emitting source is plain string work, so it builds and is tested everywhere.
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -107,6 +108,13 @@ struct CudaModuleSource {
 Expected<void> checkCudaStatus(const CudaModuleSource& module, const uint64_t* words);
 
 /// Choices the codegen makes beyond the program itself.
+/// The operand format of tensor-core convolutions (fp32 accumulation in every case).
+enum class TensorCoreMath { Off, Tf32, Bf16, Fp16 };
+/// "tf32", "bf16", "fp16" (and "off").
+std::string_view tensorCoreMathName(TensorCoreMath m);
+/// "1" and "tf32" -> Tf32, "bf16", "fp16", "0" and "off" -> Off; nullopt for anything else.
+std::optional<TensorCoreMath> parseTensorCoreMath(std::string_view s);
+
 struct CudaCodegenOptions {
   /// Horizontal fusion: a run of consecutive optimizer updates of one kind (adam_update,
   /// sgd_update, sgd_momentum_update) with the same hyperparameters and scalar operands (step,
@@ -114,11 +122,11 @@ struct CudaCodegenOptions {
   /// nodes; every element's arithmetic is the per-parameter kernel's, so the results are
   /// bitwise the same).
   bool horizontalUpdates = true;
-  /// Convolutions forward (conv2d, fused_conv2d; one group, f32) as an implicit GEMM on tensor
-  /// cores in TF32 with fp32 accumulation, instead of the exact fp32 direct kernel.
-  /// Experimental: checked on the CPU emulator, not yet measured on a GPU; off by default,
-  /// SHOAL_CUDA_TC_CONV=1 turns it on for the GPU runtime.
-  bool tensorCoreConvolutions = false;
+  /// Convolutions (forward, both gradients, conv_transpose2d; one group, f32 tensors) as
+  /// implicit GEMMs on tensor cores with fp32 accumulation, their operands rounded to this
+  /// format, instead of the exact fp32 direct kernels. Experimental: checked on the CPU
+  /// emulator, not yet measured on a GPU; off by default (SHOAL_CUDA_TC_CONV=tf32|bf16|fp16).
+  TensorCoreMath tensorCores = TensorCoreMath::Off;
 };
 
 /// Emits CUDA C++ for every kernel of `program` (matrix products go to cuBLAS and emit none).

@@ -161,7 +161,8 @@ std::string activationCode(std::string_view act, const std::string& T, const std
                            const std::string& indent);
 
 /// A GEMM whose operands are gathered (an implicit GEMM: a convolution's patches, say), run on
-/// tensor cores in TF32 with fp32 accumulation: out(m, o) = sum_k A(m, k) B(o, k) for m < rows,
+/// tensor cores with its operands rounded to `math`'s format (TF32, bfloat16 or float16) and
+/// fp32 accumulation: out(m, o) = sum_k A(m, k) B(o, k) for m < rows,
 /// o < cols, k < red. The code fragments see `${I}` (the node's index type):
 ///  - aRowSetup runs once per thread for its A row `am` (an ${I}; `arow` = am < rows) and may
 ///    declare what aLoad needs; aLoad sets `float val` for A(am, k) (int k < red), run only for
@@ -177,8 +178,9 @@ struct ImplicitGemm {
   int64_t splits = 1;
   std::string params;
   std::vector<CudaArg> args;
+  TensorCoreMath math = TensorCoreMath::Tf32;
 };
-Expected<void> emitImplicitGemmTf32(NodeEmitter& em, const ImplicitGemm& spec);
+Expected<void> emitImplicitGemm(NodeEmitter& em, const ImplicitGemm& spec);
 
 Expected<void> emitConv2d(NodeEmitter& em);
 /// conv2d_backward_data, and conv_transpose2d (the same gather, plus the bias).

@@ -1,19 +1,75 @@
-// CUDA codegen, tensor cores: a GEMM over gathered operands (an implicit GEMM) in TF32 with
-// fp32 accumulation, through mma.sync m16n8k8 (the prelude's shoal_warp_mma_tf32). The
+// CUDA codegen, tensor cores: a GEMM over gathered operands (an implicit GEMM) in TF32,
+// bfloat16 or float16 with fp32 accumulation, through mma.sync m16n8k8 (TF32) or m16n8k16
+// (the prelude's shoal_warp_mma_tf32 and shoal_warp_mma_16bit). The
 // convolutions (forward, both gradients, the transposed convolution) describe their gathers
 // and epilogues in codegen/cuda_kernels_nn.cpp; this file owns the tiling.
 //
 // A block of 8 warps computes a 128 x 64 tile of the output, each warp 32 x 32 as 2 x 4 mma
 // products. Every 16 steps of the reduction the block gathers the A tile (128 x 16) and the B
-// tile (64 x 16) into shared memory, rounded to TF32 (rows padded to 20 floats: the fragment
-// reads of a warp then hit 32 different banks), synchronises, and runs two k-steps of 8.
+// tile (64 x 16) into shared memory, rounded to the format (rows padded to 20 floats: TF32's
+// fragment reads of a warp then hit 32 different banks), synchronises, and runs two k-steps of
+// 8 (TF32) or one of 16 (packing pairs of 16-bit values into each register).
 #include <fmt/format.h>
 
 #include "codegen/cuda_emit.h"
 
 namespace shoal::cudagen {
 
-Expected<void> emitImplicitGemmTf32(NodeEmitter& em, const ImplicitGemm& spec) {
+namespace {
+
+// The tile value `val` rounded to the operand format, as a float.
+std::string roundTo(TensorCoreMath m) {
+  switch (m) {
+    case TensorCoreMath::Bf16: return "shoal_bf16_to_f32(shoal_f32_to_bf16(val))";
+    case TensorCoreMath::Fp16: return "shoal_f16_to_f32(shoal_f32_to_f16(val))";
+    default: return "__uint_as_float(shoal_to_tf32(val))";
+  }
+}
+
+// The warp's products over the 16 reduction steps of the tiles in shared memory.
+std::string mmaSteps(TensorCoreMath m) {
+  if (m == TensorCoreMath::Tf32 || m == TensorCoreMath::Off)
+    return "    for (int ks = 0; ks < 16; ks += 8) {\n"
+           "      unsigned a[2][4], b[4][2];\n"
+           "      for (int i = 0; i < 2; ++i) {\n"
+           "        const int r = wm * 32 + i * 16 + g;\n"
+           "        a[i][0] = __float_as_uint(As[r][ks + t]);\n"
+           "        a[i][1] = __float_as_uint(As[r + 8][ks + t]);\n"
+           "        a[i][2] = __float_as_uint(As[r][ks + t + 4]);\n"
+           "        a[i][3] = __float_as_uint(As[r + 8][ks + t + 4]);\n"
+           "      }\n"
+           "      for (int j = 0; j < 4; ++j) {\n"
+           "        const int col = wn * 32 + j * 8 + g;\n"
+           "        b[j][0] = __float_as_uint(Bs[col][ks + t]);\n"
+           "        b[j][1] = __float_as_uint(Bs[col][ks + t + 4]);\n"
+           "      }\n"
+           "      for (int i = 0; i < 2; ++i)\n"
+           "        for (int j = 0; j < 4; ++j) shoal_warp_mma_tf32(acc[i][j], a[i], b[j]);\n"
+           "    }\n";
+  const std::string bf16 = m == TensorCoreMath::Bf16 ? "true" : "false";
+  return fill("    {\n"
+              "      unsigned a[2][4], b[4][2];\n"
+              "      for (int i = 0; i < 2; ++i) {\n"
+              "        const int r = wm * 32 + i * 16 + g;\n"
+              "        a[i][0] = shoal_pack_16bit(As[r][2 * t], As[r][2 * t + 1], ${BF16});\n"
+              "        a[i][1] = shoal_pack_16bit(As[r + 8][2 * t], As[r + 8][2 * t + 1], ${BF16});\n"
+              "        a[i][2] = shoal_pack_16bit(As[r][2 * t + 8], As[r][2 * t + 9], ${BF16});\n"
+              "        a[i][3] = shoal_pack_16bit(As[r + 8][2 * t + 8], As[r + 8][2 * t + 9], ${BF16});\n"
+              "      }\n"
+              "      for (int j = 0; j < 4; ++j) {\n"
+              "        const int col = wn * 32 + j * 8 + g;\n"
+              "        b[j][0] = shoal_pack_16bit(Bs[col][2 * t], Bs[col][2 * t + 1], ${BF16});\n"
+              "        b[j][1] = shoal_pack_16bit(Bs[col][2 * t + 8], Bs[col][2 * t + 9], ${BF16});\n"
+              "      }\n"
+              "      for (int i = 0; i < 2; ++i)\n"
+              "        for (int j = 0; j < 4; ++j) shoal_warp_mma_16bit(acc[i][j], a[i], b[j], ${BF16});\n"
+              "    }\n",
+              {{"BF16", bf16}});
+}
+
+}  // namespace
+
+Expected<void> emitImplicitGemm(NodeEmitter& em, const ImplicitGemm& spec) {
   if (spec.rows <= 0 || spec.cols <= 0) return {};
   const int64_t rowTiles = (spec.rows + 127) / 128, colTiles = (spec.cols + 63) / 64;
   const int64_t splits = std::max<int64_t>(1, spec.splits);
@@ -32,7 +88,9 @@ Expected<void> emitImplicitGemmTf32(NodeEmitter& em, const ImplicitGemm& spec) {
             {"A_SETUP", spec.aRowSetup},
             {"A_LOAD", spec.aLoad},
             {"B_SETUP", spec.bRowSetup},
-            {"B_LOAD", spec.bLoad}};
+            {"B_LOAD", spec.bLoad},
+            {"ROUND", roundTo(spec.math)},
+            {"MMA_STEPS", mmaSteps(spec.math)}};
   const bool split = splits > 1;
   v.push_back({"STORE", split ? "        partial[((${I})slice * ${M} + m) * ${N} + o] = s;\n" : spec.epilogue});
   const std::string params = spec.params + (split ? ", float* __restrict__ partial" : "");
@@ -66,7 +124,7 @@ Expected<void> emitImplicitGemmTf32(NodeEmitter& em, const ImplicitGemm& spec) {
       "      if (arow && k < kEnd) {\n"
       "${A_LOAD}"
       "      }\n"
-      "      As[ar][ak + e] = __uint_as_float(shoal_to_tf32(val));\n"
+      "      As[ar][ak + e] = ${ROUND};\n"
       "    }\n"
       "    for (int e = 0; e < 4; ++e) {\n"
       "      const int k = k0 + bk + e;\n"
@@ -74,26 +132,10 @@ Expected<void> emitImplicitGemmTf32(NodeEmitter& em, const ImplicitGemm& spec) {
       "      if (brow && k < kEnd) {\n"
       "${B_LOAD}"
       "      }\n"
-      "      Bs[br][bk + e] = __uint_as_float(shoal_to_tf32(val));\n"
+      "      Bs[br][bk + e] = ${ROUND};\n"
       "    }\n"
       "    __syncthreads();\n"
-      "    for (int ks = 0; ks < 16; ks += 8) {\n"
-      "      unsigned a[2][4], b[4][2];\n"
-      "      for (int i = 0; i < 2; ++i) {\n"
-      "        const int r = wm * 32 + i * 16 + g;\n"
-      "        a[i][0] = __float_as_uint(As[r][ks + t]);\n"
-      "        a[i][1] = __float_as_uint(As[r + 8][ks + t]);\n"
-      "        a[i][2] = __float_as_uint(As[r][ks + t + 4]);\n"
-      "        a[i][3] = __float_as_uint(As[r + 8][ks + t + 4]);\n"
-      "      }\n"
-      "      for (int j = 0; j < 4; ++j) {\n"
-      "        const int col = wn * 32 + j * 8 + g;\n"
-      "        b[j][0] = __float_as_uint(Bs[col][ks + t]);\n"
-      "        b[j][1] = __float_as_uint(Bs[col][ks + t + 4]);\n"
-      "      }\n"
-      "      for (int i = 0; i < 2; ++i)\n"
-      "        for (int j = 0; j < 4; ++j) shoal_warp_mma_tf32(acc[i][j], a[i], b[j]);\n"
-      "    }\n"
+      "${MMA_STEPS}"
       "    __syncthreads();\n"
       "  }\n"
       "  for (int i = 0; i < 2; ++i)\n"

@@ -177,17 +177,17 @@ std::string convSumLoop(const std::string& ind, bool padded, bool grouped) {
 }
 
 // ---- convolutions as implicit GEMMs on tensor cores (TF32; CudaCodegenOptions::
-// tensorCoreConvolutions): each states its gathers and epilogue, emitImplicitGemmTf32 tiles.
+// tensorCores): each states its gathers and epilogue, emitImplicitGemm tiles.
 
 // Whether the tensor-core form serves this convolution: the option on, f32, one group, and
 // reductions and extents that fit the kernel's int indices.
 bool useTensorCores(const NodeEmitter& em, const ConvGeom& g) {
   const int64_t limit = std::numeric_limits<int>::max();
-  return em.options().tensorCoreConvolutions && em.computeType() == DType::F32 && g.groups == 1 &&
+  return em.options().tensorCores != TensorCoreMath::Off && em.computeType() == DType::F32 && g.groups == 1 &&
          g.c * g.kh * g.kw < limit && g.o * g.kh * g.kw < limit && g.n * g.oh * g.ow < limit;
 }
 
-// conv vars with ${I} kept for emitImplicitGemmTf32 to fill.
+// conv vars with ${I} kept for emitImplicitGemm to fill.
 Vars tcVars(const NodeEmitter& em, const ConvGeom& g) {
   Vars v = convVars(em, g);
   for (auto& [k, val] : v)
@@ -235,7 +235,8 @@ Expected<void> convForwardTensorCore(NodeEmitter& em, const ConvGeom& g, const s
   spec.args = {em.in(0), em.in(1)};
   if (bias) spec.args.push_back(em.in(2));
   spec.args.push_back(em.out());
-  return emitImplicitGemmTf32(em, spec);
+  spec.math = em.options().tensorCores;
+  return emitImplicitGemm(em, spec);
 }
 
 // The data gradient (and conv_transpose2d, the same gather plus a bias): rows are input
@@ -275,7 +276,8 @@ Expected<void> convBackwardDataTensorCore(NodeEmitter& em, const ConvGeom& g, bo
   spec.args = {em.in(0), em.in(1)};
   if (bias) spec.args.push_back(em.in(2));
   spec.args.push_back(em.out());
-  return emitImplicitGemmTf32(em, spec);
+  spec.math = em.options().tensorCores;
+  return emitImplicitGemm(em, spec);
 }
 
 // The weight gradient: rows filters, columns (c, ki, kj), the reduction over every output
@@ -302,7 +304,8 @@ Expected<void> convBackwardWeightTensorCore(NodeEmitter& em, const ConvGeom& g) 
   spec.epilogue = fill("        dw[m * ${CKK} + o] = s;\n", v);
   spec.params = "const float* __restrict__ x, const float* __restrict__ dy, float* __restrict__ dw";
   spec.args = {em.in(0), em.in(1), em.out()};
-  return emitImplicitGemmTf32(em, spec);
+  spec.math = em.options().tensorCores;
+  return emitImplicitGemm(em, spec);
 }
 
 Expected<void> convForward(NodeEmitter& em, const std::string& activation) {

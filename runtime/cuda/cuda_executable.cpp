@@ -8,6 +8,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <chrono>
 #include <cstring>
 #include <iostream>
@@ -166,7 +167,19 @@ CudaExecutableOptions CudaExecutableOptions::fromEnvironment() {
   o.syncEach = envFlag("SHOAL_CUDA_SYNC_EACH");
   const char* hfuse = std::getenv("SHOAL_CUDA_HFUSE");
   o.horizontalUpdates = !hfuse || envFlag("SHOAL_CUDA_HFUSE");
-  o.tensorCoreConvolutions = envFlag("SHOAL_CUDA_TC_CONV");
+  if (const char* tc = std::getenv("SHOAL_CUDA_TC_CONV")) {
+    if (auto m = parseTensorCoreMath(tc)) {
+      o.tensorCores = *m;
+    } else {
+      static std::once_flag warned;  // once per process, not per executable
+      std::call_once(warned, [&] {
+        std::fprintf(stderr,
+                     "shoal: warning: SHOAL_CUDA_TC_CONV=%s is not one of 0, 1, tf32, bf16, fp16; convolutions stay "
+                     "on the direct fp32 kernels\n",
+                     tc);
+      });
+    }
+  }
   return o;
 }
 
@@ -410,7 +423,7 @@ Expected<std::unique_ptr<CudaExecutable>> CudaExecutable::create(Program program
   std::optional<PhaseTimer> timer(std::in_place, "CUDA codegen");
   CudaCodegenOptions codegen;
   codegen.horizontalUpdates = opts.horizontalUpdates;
-  codegen.tensorCoreConvolutions = opts.tensorCoreConvolutions;
+  codegen.tensorCores = opts.tensorCores;
   auto src = generateCudaSource(p, codegen);
   if (!src) return Unexpected(src.error());
   im.src = std::move(*src);
@@ -989,7 +1002,7 @@ Expected<void> compileCudaIntoCache(const Program& program, const std::string& a
   PhaseTimer timer("NVRTC ahead, into the kernel cache");
   CudaCodegenOptions codegen;
   codegen.horizontalUpdates = CudaExecutableOptions::fromEnvironment().horizontalUpdates;
-  codegen.tensorCoreConvolutions = CudaExecutableOptions::fromEnvironment().tensorCoreConvolutions;
+  codegen.tensorCores = CudaExecutableOptions::fromEnvironment().tensorCores;
   auto src = generateCudaSource(program, codegen);
   if (!src) return Unexpected(src.error());
   std::string target = arch;

@@ -26,10 +26,10 @@ struct CudaExecutableOptions {
   /// One kernel for each run of optimizer updates (CudaCodegenOptions::horizontalUpdates).
   /// Default: on, unless SHOAL_CUDA_HFUSE=0.
   bool horizontalUpdates = true;
-  /// Convolutions forward on tensor cores in TF32 (CudaCodegenOptions::tensorCoreConvolutions;
-  /// experimental, SHOAL_CUDA_TC_CONV=1).
-  bool tensorCoreConvolutions = false;
-  /// Fills graphs, syncEach, horizontalUpdates and tensorCoreConvolutions from the environment.
+  /// Convolutions on tensor cores (CudaCodegenOptions::tensorCores; experimental,
+  /// SHOAL_CUDA_TC_CONV=tf32|bf16|fp16, 1 meaning tf32).
+  TensorCoreMath tensorCores = TensorCoreMath::Off;
+  /// Fills graphs, syncEach, horizontalUpdates and tensorCores from the environment.
   static CudaExecutableOptions fromEnvironment();
 };
 

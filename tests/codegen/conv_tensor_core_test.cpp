@@ -1,15 +1,17 @@
-// Convolutions as implicit GEMMs on tensor cores (TF32, CudaCodegenOptions::
-// tensorCoreConvolutions): forward (with bias and a fused activation), the data gradient, the
+// Convolutions as implicit GEMMs on tensor cores (CudaCodegenOptions::tensorCores: TF32,
+// bfloat16, float16): forward (with bias and a fused activation), the data gradient, the
 // weight gradient (split over the reduction) and the transposed convolution, on the CPU
 // emulator (where mma.sync runs as the same product through warp shuffles) and on a GPU when
 // there is one, against float64 loops written here, within bounds derived from the format:
-// each operand rounded to TF32 (relative error <= 2^-11 each, so <= 2^-10 a product) and fp32
-// accumulation over K terms (<= K * 2^-24 each), of sum |a| |b|.
+// each operand rounded to it (relative error <= u each: 2^-11 for TF32 and float16, 2^-9 for
+// bfloat16, so <= 2u a product) and fp32 accumulation over K terms (<= K * 2^-24 each), of
+// sum |a| |b|.
 #include <gtest/gtest.h>
 
 #include <fmt/format.h>
 
 #include <cmath>
+#include <cstring>
 #include <functional>
 #include <random>
 
@@ -18,6 +20,7 @@
 #include "runtime/cpu/interpreter.h"
 #include "runtime/cuda/cuda_executable.h"
 #include "runtime/cuda/device.h"
+#include "support/float16.h"
 
 namespace shoal {
 namespace {
@@ -26,13 +29,13 @@ bool haveHostCompiler() { return test::runShell("${CXX:-c++} --version > /dev/nu
 
 // Runs `g` (compiled for inference) with tensor-core convolutions: params, then the inputs;
 // returns output "y".
-using Runner = std::function<Expected<Tensor>(const Graph&, const TensorMap&, const TensorMap&)>;
+using Runner = std::function<Expected<Tensor>(const Graph&, const TensorMap&, const TensorMap&, TensorCoreMath)>;
 
-Expected<Tensor> onEmulator(const Graph& g, const TensorMap& params, const TensorMap& inputs) {
+Expected<Tensor> onEmulator(const Graph& g, const TensorMap& params, const TensorMap& inputs, TensorCoreMath math) {
   auto program = compileProgram(g.clone());
   if (!program) return Unexpected(program.error());
   CudaCodegenOptions tc;
-  tc.tensorCoreConvolutions = true;
+  tc.tensorCores = math;
   auto emu = test::EmulatedExecutable::create(*program, tc);
   if (!emu) return Unexpected(emu.error());
   (*emu)->writePersistent(params);
@@ -41,11 +44,11 @@ Expected<Tensor> onEmulator(const Graph& g, const TensorMap& params, const Tenso
   return out->at("y");
 }
 
-Expected<Tensor> onGpu(const Graph& g, const TensorMap& params, const TensorMap& inputs) {
+Expected<Tensor> onGpu(const Graph& g, const TensorMap& params, const TensorMap& inputs, TensorCoreMath math) {
   auto program = compileProgram(g.clone());
   if (!program) return Unexpected(program.error());
   CudaExecutableOptions o;
-  o.tensorCoreConvolutions = true;
+  o.tensorCores = math;
   auto exe = CudaExecutable::create(std::move(*program), o);
   if (!exe) return Unexpected(exe.error());
   if (auto ok = (*exe)->writePersistent(params); !ok) return Unexpected(ok.error());
@@ -75,6 +78,24 @@ Tensor randomTensor(Shape s, std::mt19937_64& rng) {
   return t;
 }
 
+// `v` rounded to the tensor cores' operand format, as the kernels round it (TF32: to nearest,
+// ties away from zero, cvt.rna; bfloat16 and float16: to nearest even, support/float16.h).
+double roundToFormat(double v, TensorCoreMath math) {
+  const float f = float(v);
+  switch (math) {
+    case TensorCoreMath::Bf16: return shoal_bf16_to_f32(shoal_f32_to_bf16(f));
+    case TensorCoreMath::Fp16: return shoal_f16_to_f32(shoal_f32_to_f16(f));
+    default: {
+      uint32_t u;
+      std::memcpy(&u, &f, 4);
+      if ((u & 0x7f800000u) != 0x7f800000u) u = (u + 0x1000u) & 0xffffe000u;
+      float r;
+      std::memcpy(&r, &u, 4);
+      return r;
+    }
+  }
+}
+
 // For every tap of the convolution (n, o, oy, ox, c, ki, kj) whose input pixel is in the image.
 template <typename Fn>
 void forEachTap(const Geometry& g, Fn fn) {
@@ -95,14 +116,22 @@ void forEachTap(const Geometry& g, Fn fn) {
               }
 }
 
-// `got` against the float64 `want` within rel * magnitude (+ a small absolute term); the
-// result must also differ from float64 somewhere (TF32 rounding is visible), so a kernel that
-// skipped the rounding, or the tensor cores, would be noticed. The source must hold
-// `tcKernels` tensor-core kernels.
-void expectWithinTf32(const Tensor& got, const std::vector<double>& want, const std::vector<double>& magnitude,
-                      int64_t reduction) {
+// `got` against the float64 `want` within the format's bound (rel * magnitude, plus a small
+// absolute term), and against `rounded` -- the same sums in float64 of the operands rounded to
+// the format -- within fp32 accumulation's: so the kernel rounds to exactly that format. The
+// result must also differ from float64 somewhere (the rounding is visible).
+void expectWithinFormat(const Tensor& got, const std::vector<double>& want, const std::vector<double>& rounded,
+                        const std::vector<double>& magnitude, int64_t reduction, TensorCoreMath math) {
+  ASSERT_EQ(rounded.size(), want.size());
+  for (size_t i = 0; i < rounded.size(); ++i) {
+    const double bound = double(reduction) * std::ldexp(1.0, -23) * magnitude[i] + 1e-6 * (1 + std::abs(rounded[i]));
+    ASSERT_LE(std::abs(got.at(int64_t(i)) - rounded[i]), bound)
+        << "at flat index " << i << ": got " << got.at(int64_t(i)) << ", float64 of the " << tensorCoreMathName(math)
+        << "-rounded operands " << rounded[i];
+  }
   ASSERT_EQ(got.numElements(), int64_t(want.size()));
-  const double rel = std::ldexp(1.0, -10) + double(reduction) * std::ldexp(1.0, -23);
+  const double unit = std::ldexp(1.0, math == TensorCoreMath::Bf16 ? -9 : -11);
+  const double rel = 2 * unit + double(reduction) * std::ldexp(1.0, -23);
   double worst = 0;
   for (size_t i = 0; i < want.size(); ++i) {
     const double bound = rel * magnitude[i] + 1e-6 * (1 + std::abs(want[i]));
@@ -117,7 +146,7 @@ int tensorCoreKernels(const Graph& g) {
   auto program = compileProgram(g.clone());
   EXPECT_TRUE(program);
   CudaCodegenOptions tc;
-  tc.tensorCoreConvolutions = true;
+  tc.tensorCores = TensorCoreMath::Tf32;
   auto src = generateCudaSource(*program, tc);
   EXPECT_TRUE(src);
   int count = 0;
@@ -132,8 +161,9 @@ std::string describe(const Geometry& g) {
 }
 
 // conv2d (+ bias, + relu: fused_conv2d) forward.
-void checkForward(const Geometry& gm, bool bias, bool relu, uint64_t seed, const Runner& run) {
-  SCOPED_TRACE("forward " + describe(gm) + (bias ? " bias" : "") + (relu ? " relu" : ""));
+void checkForward(const Geometry& gm, bool bias, bool relu, uint64_t seed, const Runner& run, TensorCoreMath math) {
+  SCOPED_TRACE("forward " + describe(gm) + (bias ? " bias" : "") + (relu ? " relu" : "") + " " +
+               std::string(tensorCoreMathName(math)));
   Graph g("tc_conv");
   const Location loc{"tc.mmd", 1, 1, "c"};
   Value* x = layers::input(g, "x", {DType::F32, {gm.n, gm.c, gm.h, gm.w}}, loc);
@@ -150,25 +180,29 @@ void checkForward(const Geometry& gm, bool bias, bool relu, uint64_t seed, const
          bt = randomTensor({gm.o}, rng);
   TensorMap params{{"c.weight", wt}};
   if (bias) params["c.bias"] = bt;
-  auto got = run(g, params, {{"x", xt}});
+  auto got = run(g, params, {{"x", xt}}, math);
   ASSERT_TRUE(got) << got.error().str();
   const int64_t outCount = gm.n * gm.o * gm.oh() * gm.ow();
-  std::vector<double> want(size_t(outCount), 0.0), mag(size_t(outCount), 0.0);
+  std::vector<double> want(size_t(outCount), 0.0), rounded(size_t(outCount), 0.0), mag(size_t(outCount), 0.0);
   forEachTap(gm, [&](int64_t xi, int64_t wi, int64_t yi) {
     want[size_t(yi)] += xt.at(xi) * wt.at(wi);
+    rounded[size_t(yi)] += roundToFormat(xt.at(xi), math) * roundToFormat(wt.at(wi), math);
     mag[size_t(yi)] += std::abs(xt.at(xi) * wt.at(wi));
   });
   for (int64_t i = 0; i < outCount; ++i) {
-    if (bias) want[size_t(i)] += bt.at((i / (gm.oh() * gm.ow())) % gm.o);
-    if (relu) want[size_t(i)] = std::max(want[size_t(i)], 0.0);
+    for (auto* v : {&want, &rounded}) {
+      if (bias) (*v)[size_t(i)] += bt.at((i / (gm.oh() * gm.ow())) % gm.o);
+      if (relu) (*v)[size_t(i)] = std::max((*v)[size_t(i)], 0.0);
+    }
   }
   ASSERT_EQ(got->shape(), (Shape{gm.n, gm.o, gm.oh(), gm.ow()}));
-  expectWithinTf32(*got, want, mag, gm.c * gm.kh * gm.kw);
+  expectWithinFormat(*got, want, rounded, mag, gm.c * gm.kh * gm.kw, math);
 }
 
 // conv2d_backward_data (dy, w) -> dx, or conv_transpose2d (x, w, bias) -> y: the same sums.
-void checkBackwardData(const Geometry& gm, bool transpose, uint64_t seed, const Runner& run) {
-  SCOPED_TRACE(std::string(transpose ? "conv_transpose2d " : "backward data ") + describe(gm));
+void checkBackwardData(const Geometry& gm, bool transpose, uint64_t seed, const Runner& run, TensorCoreMath math) {
+  SCOPED_TRACE(std::string(transpose ? "conv_transpose2d " : "backward data ") + describe(gm) + " " +
+               std::string(tensorCoreMathName(math)));
   Graph g("tc_conv_dx");
   const Location loc{"tc.mmd", 1, 1, "d"};
   Value* dy = layers::input(g, "dy", {DType::F32, {gm.n, gm.o, gm.oh(), gm.ow()}}, loc);
@@ -194,23 +228,27 @@ void checkBackwardData(const Geometry& gm, bool transpose, uint64_t seed, const 
          bt = randomTensor({gm.c}, rng);
   TensorMap params{{"d.weight", wt}};
   if (transpose) params["d.bias"] = bt;
-  auto got = run(g, params, {{"dy", dyt}});
+  auto got = run(g, params, {{"dy", dyt}}, math);
   ASSERT_TRUE(got) << got.error().str();
   const int64_t count = gm.n * gm.c * gm.h * gm.w;
-  std::vector<double> want(size_t(count), 0.0), mag(size_t(count), 0.0);
+  std::vector<double> want(size_t(count), 0.0), rounded(size_t(count), 0.0), mag(size_t(count), 0.0);
   forEachTap(gm, [&](int64_t xi, int64_t wi, int64_t yi) {
     want[size_t(xi)] += dyt.at(yi) * wt.at(wi);
+    rounded[size_t(xi)] += roundToFormat(dyt.at(yi), math) * roundToFormat(wt.at(wi), math);
     mag[size_t(xi)] += std::abs(dyt.at(yi) * wt.at(wi));
   });
   if (transpose)
-    for (int64_t i = 0; i < count; ++i) want[size_t(i)] += bt.at((i / (gm.h * gm.w)) % gm.c);
+    for (int64_t i = 0; i < count; ++i) {
+      want[size_t(i)] += bt.at((i / (gm.h * gm.w)) % gm.c);
+      rounded[size_t(i)] += bt.at((i / (gm.h * gm.w)) % gm.c);
+    }
   ASSERT_EQ(got->shape(), (Shape{gm.n, gm.c, gm.h, gm.w}));
-  expectWithinTf32(*got, want, mag, gm.o * gm.kh * gm.kw);
+  expectWithinFormat(*got, want, rounded, mag, gm.o * gm.kh * gm.kw, math);
 }
 
 // conv2d_backward_weight (x, dy) -> dw, over every output pixel of the batch.
-void checkBackwardWeight(const Geometry& gm, uint64_t seed, const Runner& run) {
-  SCOPED_TRACE("backward weight " + describe(gm));
+void checkBackwardWeight(const Geometry& gm, uint64_t seed, const Runner& run, TensorCoreMath math) {
+  SCOPED_TRACE("backward weight " + describe(gm) + " " + std::string(tensorCoreMathName(math)));
   Graph g("tc_conv_dw");
   const Location loc{"tc.mmd", 1, 1, "dw"};
   Value* x = layers::input(g, "x", {DType::F32, {gm.n, gm.c, gm.h, gm.w}}, loc);
@@ -223,16 +261,17 @@ void checkBackwardWeight(const Geometry& gm, uint64_t seed, const Runner& run) {
   EXPECT_EQ(tensorCoreKernels(g), 1);  // the slices' sum kernel is named ..._tc_sum
   std::mt19937_64 rng(seed);
   Tensor xt = randomTensor({gm.n, gm.c, gm.h, gm.w}, rng), dyt = randomTensor({gm.n, gm.o, gm.oh(), gm.ow()}, rng);
-  auto got = run(g, {}, {{"x", xt}, {"dy", dyt}});
+  auto got = run(g, {}, {{"x", xt}, {"dy", dyt}}, math);
   ASSERT_TRUE(got) << got.error().str();
   const int64_t count = gm.o * gm.c * gm.kh * gm.kw;
-  std::vector<double> want(size_t(count), 0.0), mag(size_t(count), 0.0);
+  std::vector<double> want(size_t(count), 0.0), rounded(size_t(count), 0.0), mag(size_t(count), 0.0);
   forEachTap(gm, [&](int64_t xi, int64_t wi, int64_t yi) {
     want[size_t(wi)] += xt.at(xi) * dyt.at(yi);
+    rounded[size_t(wi)] += roundToFormat(xt.at(xi), math) * roundToFormat(dyt.at(yi), math);
     mag[size_t(wi)] += std::abs(xt.at(xi) * dyt.at(yi));
   });
   ASSERT_EQ(got->shape(), (Shape{gm.o, gm.c, gm.kh, gm.kw}));
-  expectWithinTf32(*got, want, mag, gm.n * gm.oh() * gm.ow());
+  expectWithinFormat(*got, want, rounded, mag, gm.n * gm.oh() * gm.ow(), math);
 }
 
 // Partial tiles everywhere: 2*9*11 = 198 pixel rows (two row tiles, the second partial), 10
@@ -245,29 +284,47 @@ const std::vector<Geometry> kGeometries = {
     {1, 2, 9, 3, 5, 5, 1, {1, 1}, {2, 0, 2, 0}, {1, 1}},
 };
 
-void checkAll(const Runner& run) {
+// A reduction of 2*16*16 = 512 output pixels: the weight gradient in two slices, added by the
+// second kernel.
+const Geometry kSplit = {2, 3, 16, 16, 6, 3, 3, {1, 1}, {1, 1, 1, 1}, {1, 1}};
+
+void checkAll(const Runner& run, TensorCoreMath math) {
   for (size_t i = 0; i < kGeometries.size(); ++i) {
     const Geometry& g = kGeometries[i];
-    checkForward(g, i % 2 == 0, i != 1, 10 + i, run);
-    checkBackwardData(g, false, 20 + i, run);
-    checkBackwardWeight(g, 30 + i, run);
+    checkForward(g, i % 2 == 0, i != 1, 10 + i, run, math);
+    checkBackwardData(g, false, 20 + i, run, math);
+    checkBackwardWeight(g, 30 + i, run, math);
   }
-  checkBackwardData(kGeometries[0], true, 41, run);
-  checkBackwardData(kGeometries[1], true, 42, run);
-  // A reduction of 2*16*16 = 512 output pixels: the weight gradient in two slices, added by
-  // the second kernel.
-  checkBackwardWeight({2, 3, 16, 16, 6, 3, 3, {1, 1}, {1, 1, 1, 1}, {1, 1}}, 43, run);
+  checkBackwardData(kGeometries[0], true, 41, run, math);
+  checkBackwardData(kGeometries[1], true, 42, run, math);
+  checkBackwardWeight(kSplit, 43, run, math);
+}
+
+// The 16-bit formats share the tiling and gathers with TF32; their own parts are the packing
+// and the m16n8k16 product: a forward, a data gradient and the split weight gradient each.
+void checkSome(const Runner& run, TensorCoreMath math) {
+  checkForward(kGeometries[0], true, true, 51, run, math);
+  checkBackwardData(kGeometries[1], false, 52, run, math);
+  checkBackwardWeight(kSplit, 53, run, math);
 }
 
 TEST(ConvTensorCore, EveryConvolutionMatchesFloat64WithinTf32Bounds) {
   if (!haveHostCompiler()) GTEST_SKIP() << "no host C++ compiler to build the emulated module";
-  checkAll(onEmulator);
+  checkAll(onEmulator, TensorCoreMath::Tf32);
+}
+
+TEST(ConvTensorCore, Bfloat16AndFloat16MatchFloat64WithinTheirBounds) {
+  if (!haveHostCompiler()) GTEST_SKIP() << "no host C++ compiler to build the emulated module";
+  checkSome(onEmulator, TensorCoreMath::Bf16);
+  checkSome(onEmulator, TensorCoreMath::Fp16);
 }
 
 // The same on a GPU: the real mma.sync (sm_80 and later) against the same bounds.
-TEST(ConvTensorCoreGpu, EveryConvolutionMatchesFloat64WithinTf32Bounds) {
+TEST(ConvTensorCoreGpu, EveryConvolutionMatchesFloat64WithinTheFormatsBounds) {
   if (auto dev = probeCudaDevice(0); !dev) GTEST_SKIP() << "no usable GPU: " << dev.error().message();
-  checkAll(onGpu);
+  checkAll(onGpu, TensorCoreMath::Tf32);
+  checkAll(onGpu, TensorCoreMath::Bf16);
+  checkAll(onGpu, TensorCoreMath::Fp16);
 }
 
 }  // namespace

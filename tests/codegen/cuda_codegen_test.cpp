@@ -124,16 +124,21 @@ TEST(CudaCodegen, TensorCoreConvolutionsCompileWithNvrtc) {
   DiagnosticEngine diags;
   auto pipeline = loadPipelineFile("examples/mnist_cnn.mmd", diags);
   ASSERT_TRUE(pipeline.has_value()) << diags.render();
-  CudaCodegenOptions tc;
-  tc.tensorCoreConvolutions = true;
   CompileOptions opts;
   opts.train = &*pipeline->train;
   Program p = compileOrDie(pipeline->model->clone(), opts);
-  auto src = generateCudaSource(p, tc);
-  ASSERT_TRUE(src.has_value()) << src.error().message();
-  EXPECT_NE(src->source.find("shoal_warp_mma_tf32(acc[i][j], a[i], b[j])"), std::string::npos);
   EXPECT_EQ(generateCudaSource(p)->source.find("shoal_warp_mma_tf32(acc"), std::string::npos);
-  expectCompiles(src->source, src->name, {"sm_90", "sm_80", "sm_75"});
+  for (TensorCoreMath math : {TensorCoreMath::Tf32, TensorCoreMath::Bf16, TensorCoreMath::Fp16}) {
+    SCOPED_TRACE(std::string(tensorCoreMathName(math)));
+    CudaCodegenOptions tc;
+    tc.tensorCores = math;
+    auto src = generateCudaSource(p, tc);
+    ASSERT_TRUE(src.has_value()) << src.error().message();
+    EXPECT_NE(src->source.find(math == TensorCoreMath::Tf32 ? "shoal_warp_mma_tf32(acc[i][j], a[i], b[j])"
+                                                            : "shoal_warp_mma_16bit(acc[i][j], a[i], b[j]"),
+              std::string::npos);
+    expectCompiles(src->source, src->name, {"sm_90", "sm_80", "sm_75"});
+  }
 }
 
 TEST(CudaCodegen, ExamplePipelinesGenerateAndCompile) {
