@@ -45,7 +45,8 @@ void initializeTensor(Tensor& t, const std::string& init, const std::string& nam
   if (fanIn <= 0) fanIn = dIn;
   if (fanOut <= 0) fanOut = dOut;
   double limit = 0.0;
-  if (init == "glorot_uniform") limit = std::sqrt(6.0 / double(fanIn + fanOut));
+  // In double: fan_in and fan_out are attributes a model may set to anything positive.
+  if (init == "glorot_uniform") limit = std::sqrt(6.0 / (double(fanIn) + double(fanOut)));
   else if (init == "he_uniform") limit = std::sqrt(6.0 / double(fanIn));
   else if (init == "uniform") limit = 0.05;
   Rng rng(seedFor(seed, name));
