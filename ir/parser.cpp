@@ -605,6 +605,9 @@ class Parser {
     std::vector<ResultSpec> results;
     for (size_t i = 0; i < line.results.size(); ++i) results.push_back({line.results[i].name, line.types[i]});
     Node* n = graph_->addNode(kind, std::move(inputs), std::move(line.attrs), std::move(results), std::move(line.loc));
+    // An attribute left out means its schema default (`conv2d(%x, %w) {dilation=[1,1]}` has
+    // stride [1,1] and no padding), as the printer would have written it.
+    fillDefaultAttrs(*n);
     for (size_t i = 0; i < n->numResults(); ++i)
       assert(n->result(i)->name() == line.results[i].name && "a checked result name was renamed");
     (void)n;

@@ -10,6 +10,7 @@
 #include "ir/graph.h"
 #include "ir/parser.h"
 #include "ir/printer.h"
+#include "ir/verifier.h"
 #include "ir/round_trip_cases.h"
 
 namespace shoal {
@@ -352,6 +353,26 @@ TEST(IrText, PrintsScalarsNoLocationAndSeveralResults) {
   EXPECT_EQ(printNode(*two), "%a, %b = relu(%k) : f32[1], f32[2]");
   Node* broken = g.addNode(OpKind::Relu, {nullptr}, {}, {{"c", f32({1})}});
   EXPECT_EQ(printNode(*broken), "%c = relu(<null>) : f32[1]");
+}
+
+// An attribute left out of IR text means its schema default, so the verifier's shape rules
+// always see it (a conv2d with only its dilation written used to trip an assertion).
+TEST(IrText, AttributesLeftOutTakeTheirSchemaDefaults) {
+  DiagnosticEngine diags;
+  auto g = parseGraph(
+      "graph g {\n"
+      "  %x = input() {name=\"x\"} : f32[1,1,5,5]\n"
+      "  %w = param() {init=\"zeros\"} : f32[2,1,3,3]\n"
+      "  %y = conv2d(%x, %w) {dilation=[1,1]} : f32[1,2,3,3]\n"
+      "  output(%y) {name=\"y\"}\n"
+      "}\n",
+      "defaults.ir", diags);
+  ASSERT_NE(g, nullptr) << diags.render();
+  const Node* conv = g->nodes()[2];
+  EXPECT_EQ(conv->attrs().getInts("stride"), (std::vector<int64_t>{1, 1}));
+  EXPECT_EQ(conv->attrs().getInts("padding"), (std::vector<int64_t>{0, 0, 0, 0}));
+  EXPECT_EQ(conv->attrs().getInt("groups"), 1);
+  EXPECT_TRUE(verifyGraph(*g, diags)) << diags.render();
 }
 
 TEST(IrText, QuotesNamesThatAreNotPlain) {
