@@ -83,6 +83,31 @@ std::string elementwiseFunctions() {
 
 namespace {
 
+// The operands of elementwise node em.node() read along their broadcast to its result: each
+// one's element expression (prefixed with `cast`), the kernel parameters (each operand in its
+// own element type), the index code those expressions need, and the launch arguments.
+struct BroadcastOperands {
+  std::vector<std::string> exprs;
+  std::string params, code;
+  std::vector<CudaArg> args;
+};
+
+BroadcastOperands broadcastOperands(const NodeEmitter& em, const std::string& cast) {
+  const Node& n = em.node();
+  const int64_t count = numElements(em.outShape());
+  std::vector<Shape> shapes;
+  for (size_t i = 0; i < n.numInputs(); ++i) shapes.push_back(em.inShape(i));
+  auto plan = planBroadcast(em.outShape(), shapes);
+  BroadcastOperands b;
+  for (size_t i = 0; i < n.numInputs(); ++i) {
+    const std::string name = "a" + std::to_string(i);
+    b.exprs.push_back(cast + operandIndex(name, plan[i], numElements(shapes[i]), count, b.code, em.I()));
+    b.params += fill("const ${T}* __restrict__ ${A}, ", {{"T", cudaType(n.input(i)->type().dtype)}, {"A", name}});
+    b.args.push_back(em.in(i));
+  }
+  return b;
+}
+
 // An elementwise op over integer (or bool) operands, as the interpreter's runIntegerArithmetic
 // does it: every operand read as double (exact below 2^53), the op's formula in double, the
 // result truncated toward zero and wrapped to the element type (bool: nonzero). A result that
@@ -94,18 +119,7 @@ Expected<void> emitIntegerElementwise(NodeEmitter& em) {
   const int64_t count = numElements(out);
   const DType rt = n.result()->type().dtype;
   if (isFloat(rt) || storageOnly(rt)) return em.unsupported("integer operands with a floating-point result");
-  std::vector<Shape> shapes;
-  for (size_t i = 0; i < n.numInputs(); ++i) shapes.push_back(em.inShape(i));
-  auto plan = planBroadcast(out, shapes);
-  std::string code, params;
-  std::vector<std::string> operands;
-  std::vector<CudaArg> args;
-  for (size_t i = 0; i < n.numInputs(); ++i) {
-    const std::string name = "a" + std::to_string(i);
-    operands.push_back("(double)" + operandIndex(name, plan[i], numElements(shapes[i]), count, code, em.I()));
-    params += fill("const ${T}* __restrict__ ${A}, ", {{"T", cudaType(n.input(i)->type().dtype)}, {"A", name}});
-    args.push_back(em.in(i));
-  }
+  auto [operands, params, code, args] = broadcastOperands(em, "(double)");
   const int site = em.errorSite(CudaErrorKind::IntegerDivisionByZero);
   params += fill("${T}* __restrict__ y, u64* __restrict__ status", {{"T", cudaType(rt)}});
   args.push_back(em.out());
@@ -128,21 +142,9 @@ Expected<void> emitElementwise(NodeEmitter& em) {
   const DType dt = em.computeType();
   if (n.numInputs() > 0 && !isFloat(n.input(0)->type().dtype)) return emitIntegerElementwise(em);
   if (n.result()->type().dtype != dt) return em.unsupported("a result type other than the operands'");
-  std::vector<Shape> shapes;
-  for (size_t i = 0; i < n.numInputs(); ++i) {
+  for (size_t i = 0; i < n.numInputs(); ++i)
     if (n.input(i)->type().dtype != dt) return em.unsupported("operands of different element types");
-    shapes.push_back(em.inShape(i));
-  }
-  auto plan = planBroadcast(out, shapes);
-  std::string code, params;
-  std::vector<std::string> operands;
-  std::vector<CudaArg> args;
-  for (size_t i = 0; i < n.numInputs(); ++i) {
-    const std::string name = "a" + std::to_string(i);
-    operands.push_back(operandIndex(name, plan[i], numElements(shapes[i]), count, code, em.I()));
-    params += fill("const ${T}* __restrict__ ${A}, ", {{"T", T}, {"A", name}});
-    args.push_back(em.in(i));
-  }
+  auto [operands, params, code, args] = broadcastOperands(em, "");
   params += fill("${T}* __restrict__ y", {{"T", T}});
   args.push_back(em.out());
   code += "    y[i] = " + formulaCall(n.kind(), operands, formulaParams(n), dt) + ";\n";
