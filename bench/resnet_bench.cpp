@@ -49,6 +49,17 @@ shoal::Tensor randomImages(int64_t batch, const std::vector<int64_t>& image, uin
   return t;
 }
 
+// "1,32,256" (sep ',') or "3x224x224" (sep 'x') as integers.
+std::vector<int64_t> splitInts(const std::string& list, char sep) {
+  std::vector<int64_t> out;
+  for (size_t pos = 0; pos < list.size();) {
+    size_t end = list.find(sep, pos);
+    out.push_back(std::stoll(list.substr(pos, end - pos)));
+    pos = end == std::string::npos ? list.size() : end + 1;
+  }
+  return out;
+}
+
 int fail(const std::string& what) {
   std::fprintf(stderr, "resnet_bench: %s\n", what.c_str());
   return 1;
@@ -79,24 +90,9 @@ int main(int argc, char** argv) {
     else if (a == "--steps") steps = std::stoll(next());
     else if (a == "--tf32") tf32 = true;
     else if (a == "--classes") classes = std::stoll(next());
-    else if (a == "--image") {
-      image.clear();
-      std::string dims = next();
-      for (size_t pos = 0; pos < dims.size();) {
-        size_t x = dims.find('x', pos);
-        image.push_back(std::stoll(dims.substr(pos, x - pos)));
-        pos = x == std::string::npos ? dims.size() : x + 1;
-      }
-    }
-    else if (a == "--batches") {
-      batches.clear();
-      std::string list = next();
-      for (size_t pos = 0; pos < list.size();) {
-        size_t comma = list.find(',', pos);
-        batches.push_back(std::stoll(list.substr(pos, comma - pos)));
-        pos = comma == std::string::npos ? list.size() : comma + 1;
-      }
-    } else return fail("unknown argument '" + a + "' (see the comment at the top of bench/resnet_bench.cpp)");
+    else if (a == "--image") image = splitInts(next(), 'x');
+    else if (a == "--batches") batches = splitInts(next(), ',');
+    else return fail("unknown argument '" + a + "' (see the comment at the top of bench/resnet_bench.cpp)");
   }
   if (onnx.empty()) return fail("--onnx FILE is required");
   if (device != "cuda" && device != "cpu") return fail("--device must be cuda or cpu");
