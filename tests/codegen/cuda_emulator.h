@@ -22,6 +22,8 @@
 #include <vector>
 
 #include "codegen/cuda_codegen.h"
+#include "passes/program.h"
+#include "runtime/cpu/interpreter.h"
 #include "runtime/cpu/kernels.h"
 #include "runtime/executable.h"
 #include "test_util.h"
@@ -417,5 +419,29 @@ class EmulatedExecutable {
   std::vector<uint64_t> status_;
   std::shared_ptr<Communicator> comm_;
 };
+
+/// One graph compiled twice (default options): for the interpreter and for the emulated GPU
+/// module, to run the same feeds through both.
+struct CpuAndEmulated {
+  std::unique_ptr<Program> program;  ///< the emulator's (it keeps a reference)
+  std::unique_ptr<CpuExecutable> cpu;
+  std::unique_ptr<EmulatedExecutable> emu;
+};
+
+inline Expected<CpuAndEmulated> cpuAndEmulated(const Graph& g) {
+  auto forCpu = compileProgram(g.clone());
+  if (!forCpu) return Unexpected(forCpu.error());
+  auto forEmu = compileProgram(g.clone());
+  if (!forEmu) return Unexpected(forEmu.error());
+  CpuAndEmulated out;
+  out.program = std::make_unique<Program>(std::move(*forEmu));
+  auto cpu = CpuExecutable::create(std::move(*forCpu));
+  if (!cpu) return Unexpected(cpu.error());
+  auto emu = EmulatedExecutable::create(*out.program);
+  if (!emu) return Unexpected(emu.error());
+  out.cpu = std::move(*cpu);
+  out.emu = std::move(*emu);
+  return out;
+}
 
 }  // namespace shoal::test

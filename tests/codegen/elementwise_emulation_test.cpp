@@ -112,17 +112,14 @@ TEST(ElementwiseEmulation, IntegerDivisionByZeroIsReportedLikeTheInterpreter) {
   auto w = layers::addOp(g, OpKind::Add, {*q, a}, {}, "w", loc);
   ASSERT_TRUE(w.has_value());
   layers::output(g, *w, "w", loc);
-  auto p1 = compileProgram(g.clone());
-  auto p2 = compileProgram(g.clone());
-  ASSERT_TRUE(p1 && p2);
-  Program program = std::move(*p2);
-  auto cpu = CpuExecutable::create(std::move(*p1));
-  auto emu = test::EmulatedExecutable::create(program);
-  ASSERT_TRUE(cpu && emu);
+  auto both = test::cpuAndEmulated(g);
+  ASSERT_TRUE(both) << both.error().str();
+  CpuExecutable& cpu = *both->cpu;
+  test::EmulatedExecutable& emu = *both->emu;
   TensorMap feed{{"a", Tensor::fromDoubles(DType::I64, {2, 3}, std::vector<double>{7, -7, 9, -9, 100, 5})},
                  {"b", Tensor::fromDoubles(DType::I64, {3}, std::vector<double>{2, 2, -4})}};
-  auto x = (*cpu)->run(feed);
-  auto y = (*emu)->run(feed);
+  auto x = cpu.run(feed);
+  auto y = emu.run(feed);
   ASSERT_TRUE(x && y);
   // 7/2 = 3, -7/2 = -3 (toward zero), 9/-4 = -2; then + a.
   const std::vector<double> want{10, -10, 7, -13, 150, 4};
@@ -131,8 +128,8 @@ TEST(ElementwiseEmulation, IntegerDivisionByZeroIsReportedLikeTheInterpreter) {
     EXPECT_EQ(y->at("w").at(i), want[size_t(i)]) << i;
   }
   feed["b"] = Tensor::fromDoubles(DType::I64, {3}, std::vector<double>{2, 0, 1});
-  auto bad = (*cpu)->run(feed);
-  auto badGpu = (*emu)->run(feed);
+  auto bad = cpu.run(feed);
+  auto badGpu = emu.run(feed);
   ASSERT_FALSE(bad.has_value());
   ASSERT_FALSE(badGpu.has_value());
   EXPECT_EQ(bad.error().message(), "div 'q': integer division by zero");

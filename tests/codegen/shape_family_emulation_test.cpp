@@ -125,17 +125,14 @@ TEST(ShapeFamilyEmulation, GatherReportsABadIndexLikeTheInterpreter) {
   auto y = layers::addOp(g, OpKind::Gather, {table, ids}, {}, "e", loc);
   ASSERT_TRUE(y.has_value());
   layers::output(g, *y, "y", loc);
-  auto p1 = compileProgram(g.clone());
-  auto p2 = compileProgram(g.clone());
-  ASSERT_TRUE(p1 && p2);
-  Program program = std::move(*p2);
-  auto cpu = CpuExecutable::create(std::move(*p1));
-  auto emu = test::EmulatedExecutable::create(program);
-  ASSERT_TRUE(cpu && emu);
+  auto both = test::cpuAndEmulated(g);
+  ASSERT_TRUE(both) << both.error().str();
+  CpuExecutable& cpu = *both->cpu;
+  test::EmulatedExecutable& emu = *both->emu;
   TensorMap feed{{"table", randomTensor({DType::F32, {5, 3}}, 4)},
                  {"ids", Tensor::fromDoubles(DType::I32, {2, 4}, std::vector<double>{0, -5, 4, 9, 1, -6, 2, 3})}};
-  auto want = (*cpu)->run(feed);
-  auto got = (*emu)->run(feed);
+  auto want = cpu.run(feed);
+  auto got = emu.run(feed);
   ASSERT_FALSE(want.has_value());
   ASSERT_FALSE(got.has_value());
   EXPECT_EQ(want.error().message(), "gather 'e': index 9 at position 3 is outside [-5, 5)");
@@ -143,8 +140,8 @@ TEST(ShapeFamilyEmulation, GatherReportsABadIndexLikeTheInterpreter) {
   EXPECT_EQ(got.error().location().str(), "lookup.mmd:3:7");
   // Valid indices (negative ones count from the back) run alike.
   feed["ids"] = Tensor::fromDoubles(DType::I32, {2, 4}, std::vector<double>{0, -5, 4, -1, 1, 2, 2, 3});
-  auto a = (*cpu)->run(feed);
-  auto b = (*emu)->run(feed);
+  auto a = cpu.run(feed);
+  auto b = emu.run(feed);
   ASSERT_TRUE(a && b);
   EXPECT_TRUE(closeTo("y", b->at("y"), a->at("y"), 0, 0));
 }
