@@ -12,7 +12,7 @@ Writes JSON to --out.
 
     python3 bench/resnet_torch.py --onnx resnet18.onnx --out torch.json
         [--modes eager,default] [--precisions fp32,tf32,bf16] [--batches 1,32,256]
-        [--train-batch 128] [--runs 30] [--steps 20]
+        [--train-batch 128] [--runs 30] [--steps 20] [--export-only]
 """
 import argparse
 import json
@@ -32,6 +32,7 @@ def main():
     ap.add_argument("--train-batch", type=int, default=128)
     ap.add_argument("--runs", type=int, default=30)
     ap.add_argument("--steps", type=int, default=20)
+    ap.add_argument("--export-only", action="store_true", help="write the ONNX file and time nothing")
     a = ap.parse_args()
     import torch
     import torchvision
@@ -42,6 +43,8 @@ def main():
     x = torch.randn(2, 3, 224, 224)
     torch.onnx.export(model, (x,), a.onnx, input_names=["x"], output_names=["y"], opset_version=17,
                       dynamic_axes={"x": {0: "batch"}, "y": {0: "batch"}}, dynamo=False)
+    if a.export_only:
+        return 0
     result = {"torch": torch.__version__, "gpu": torch.cuda.get_device_name(0), "runs": a.runs, "steps": a.steps,
               "results": []}
     batches = [int(b) for b in a.batches.split(",")]

@@ -165,8 +165,13 @@ std::string activationCode(std::string_view act, const std::string& T, const std
 /// fp32 accumulation: out(m, o) = sum_k A(m, k) B(o, k) for m < rows,
 /// o < cols, k < red. The code fragments see `${I}` (the node's index type):
 ///  - aRowSetup runs once per thread for its A row `am` (an ${I}; `arow` = am < rows) and may
-///    declare what aLoad needs; aLoad sets `float val` for A(am, k) (int k < red), run only for
-///    rows in range. bRowSetup / bLoad the same for B row `bo` (an int < cols).
+///    declare what aLoad needs; aLoad sets `float val` (0 before it) for A(am, k) (int k < red),
+///    run only for rows in range. bRowSetup / bLoad the same for B row `bo` (an int < cols).
+///  - Grouped gathers: with aGroup non-empty, each thread's 8 consecutive reduction indices of
+///    a tile (kg, a multiple of 8, to kg + 7) are either all < red or all past it, and aGroup
+///    runs once for them (kg in scope) before aLoad runs for each `e` (k = kg + e): the index
+///    arithmetic once, then strides. The caller guarantees the alignment (red and the group's
+///    structure multiples of 8). bGroup the same for B's 4 (kg a multiple of 4).
 ///  - epilogue stores `float s` = out(m, o) (m an ${I}, o an int, both in range).
 /// With splits > 1 the reduction is cut in that many slices of whole 16-steps, each block
 /// writing its slice's sums to scratch, and a second kernel adds the slices in order (in
@@ -175,12 +180,16 @@ std::string activationCode(std::string_view act, const std::string& T, const std
 struct ImplicitGemm {
   int64_t rows = 0, cols = 0, red = 0;
   std::string aRowSetup, aLoad, bRowSetup, bLoad, epilogue;
+  std::string aGroup, bGroup;  ///< grouped gathers (see above); "" = per element
   int64_t splits = 1;
   std::string params;
   std::vector<CudaArg> args;
   TensorCoreMath math = TensorCoreMath::Tf32;
 };
 Expected<void> emitImplicitGemm(NodeEmitter& em, const ImplicitGemm& spec);
+/// Slices for an implicit GEMM's reduction: enough blocks to fill the device (kTargetBlocks)
+/// when its tiles alone do not, each slice at least 256 reduction steps.
+int64_t implicitGemmSplits(int64_t rows, int64_t cols, int64_t red);
 
 Expected<void> emitConv2d(NodeEmitter& em);
 /// conv2d_backward_data, and conv_transpose2d (the same gather, plus the bias).

@@ -7,9 +7,14 @@
 // A block of 8 warps computes a 128 x 64 tile of the output, each warp 32 x 32 as 2 x 4 mma
 // products. Every 16 steps of the reduction the block gathers the A tile (128 x 16) and the B
 // tile (64 x 16) into shared memory, rounded to the format (rows padded to 20 floats: TF32's
-// fragment reads of a warp then hit 32 different banks), synchronises, and runs two k-steps of
-// 8 (TF32) or one of 16 (packing pairs of 16-bit values into each register).
+// fragment reads of a warp then hit 32 different banks), and runs two k-steps of 8 (TF32) or
+// one of 16 (packing pairs of 16-bit values into each register). The shared tiles are double
+// buffered: the next tiles' global loads are issued before the current tiles' products, stored
+// after them, then one barrier. A gather is per element, or (ImplicitGemm::aGroup / bGroup)
+// does its index arithmetic once per thread and tile and then only strides.
 #include <fmt/format.h>
+
+#include <algorithm>
 
 #include "codegen/cuda_emit.h"
 
@@ -17,13 +22,42 @@ namespace shoal::cudagen {
 
 namespace {
 
-// The tile value `val` rounded to the operand format, as a float.
-std::string roundTo(TensorCoreMath m) {
+// Expression: float `v` rounded to the operand format, as a float.
+std::string roundTo(TensorCoreMath m, const std::string& v) {
   switch (m) {
-    case TensorCoreMath::Bf16: return "shoal_bf16_to_f32(shoal_f32_to_bf16(val))";
-    case TensorCoreMath::Fp16: return "shoal_f16_to_f32(shoal_f32_to_f16(val))";
-    default: return "__uint_as_float(shoal_to_tf32(val))";
+    case TensorCoreMath::Bf16: return "shoal_bf16_to_f32(shoal_f32_to_bf16(" + v + "))";
+    case TensorCoreMath::Fp16: return "shoal_f16_to_f32(shoal_f32_to_f16(" + v + "))";
+    default: return "__uint_as_float(shoal_to_tf32(" + v + "))";
   }
+}
+
+// Gathers this thread's `n` operand elements of the tile starting at reduction index `kt`
+// into registers `r` (A: row `am`, B: row `bo`): per element, or once per group.
+std::string gatherCode(const std::string& r, int n, const std::string& rowOk, const std::string& kOff,
+                       const std::string& group, const std::string& load) {
+  const Vars v = {{"R", r}, {"N", std::to_string(n)}, {"ROW_OK", rowOk}, {"KOFF", kOff}, {"GROUP", group}, {"LOAD", load}};
+  if (group.empty())
+    return fill("      for (int e = 0; e < ${N}; ++e) {\n"
+                "        const int k = kt + ${KOFF} + e;\n"
+                "        float val = 0.0f;\n"
+                "        if (${ROW_OK} && k < kEnd) {\n"
+                "${LOAD}"
+                "        }\n"
+                "        ${R}[e] = val;\n"
+                "      }\n",
+                v);
+  return fill("      for (int e = 0; e < ${N}; ++e) ${R}[e] = 0.0f;\n"
+              "      if (${ROW_OK} && kt + ${KOFF} < kEnd) {\n"
+              "        const int kg = kt + ${KOFF};\n"
+              "${GROUP}"
+              "        for (int e = 0; e < ${N}; ++e) {\n"
+              "          const int k = kg + e;\n"
+              "          float val = 0.0f;\n"
+              "${LOAD}"
+              "          ${R}[e] = val;\n"
+              "        }\n"
+              "      }\n",
+              v);
 }
 
 // The warp's products over the 16 reduction steps of the tiles in shared memory.
@@ -33,15 +67,15 @@ std::string mmaSteps(TensorCoreMath m) {
            "      unsigned a[2][4], b[4][2];\n"
            "      for (int i = 0; i < 2; ++i) {\n"
            "        const int r = wm * 32 + i * 16 + g;\n"
-           "        a[i][0] = __float_as_uint(As[r][ks + t]);\n"
-           "        a[i][1] = __float_as_uint(As[r + 8][ks + t]);\n"
-           "        a[i][2] = __float_as_uint(As[r][ks + t + 4]);\n"
-           "        a[i][3] = __float_as_uint(As[r + 8][ks + t + 4]);\n"
+           "        a[i][0] = __float_as_uint(As[buf][r][ks + t]);\n"
+           "        a[i][1] = __float_as_uint(As[buf][r + 8][ks + t]);\n"
+           "        a[i][2] = __float_as_uint(As[buf][r][ks + t + 4]);\n"
+           "        a[i][3] = __float_as_uint(As[buf][r + 8][ks + t + 4]);\n"
            "      }\n"
            "      for (int j = 0; j < 4; ++j) {\n"
            "        const int col = wn * 32 + j * 8 + g;\n"
-           "        b[j][0] = __float_as_uint(Bs[col][ks + t]);\n"
-           "        b[j][1] = __float_as_uint(Bs[col][ks + t + 4]);\n"
+           "        b[j][0] = __float_as_uint(Bs[buf][col][ks + t]);\n"
+           "        b[j][1] = __float_as_uint(Bs[buf][col][ks + t + 4]);\n"
            "      }\n"
            "      for (int i = 0; i < 2; ++i)\n"
            "        for (int j = 0; j < 4; ++j) shoal_warp_mma_tf32(acc[i][j], a[i], b[j]);\n"
@@ -51,15 +85,15 @@ std::string mmaSteps(TensorCoreMath m) {
               "      unsigned a[2][4], b[4][2];\n"
               "      for (int i = 0; i < 2; ++i) {\n"
               "        const int r = wm * 32 + i * 16 + g;\n"
-              "        a[i][0] = shoal_pack_16bit(As[r][2 * t], As[r][2 * t + 1], ${BF16});\n"
-              "        a[i][1] = shoal_pack_16bit(As[r + 8][2 * t], As[r + 8][2 * t + 1], ${BF16});\n"
-              "        a[i][2] = shoal_pack_16bit(As[r][2 * t + 8], As[r][2 * t + 9], ${BF16});\n"
-              "        a[i][3] = shoal_pack_16bit(As[r + 8][2 * t + 8], As[r + 8][2 * t + 9], ${BF16});\n"
+              "        a[i][0] = shoal_pack_16bit(As[buf][r][2 * t], As[buf][r][2 * t + 1], ${BF16});\n"
+              "        a[i][1] = shoal_pack_16bit(As[buf][r + 8][2 * t], As[buf][r + 8][2 * t + 1], ${BF16});\n"
+              "        a[i][2] = shoal_pack_16bit(As[buf][r][2 * t + 8], As[buf][r][2 * t + 9], ${BF16});\n"
+              "        a[i][3] = shoal_pack_16bit(As[buf][r + 8][2 * t + 8], As[buf][r + 8][2 * t + 9], ${BF16});\n"
               "      }\n"
               "      for (int j = 0; j < 4; ++j) {\n"
               "        const int col = wn * 32 + j * 8 + g;\n"
-              "        b[j][0] = shoal_pack_16bit(Bs[col][2 * t], Bs[col][2 * t + 1], ${BF16});\n"
-              "        b[j][1] = shoal_pack_16bit(Bs[col][2 * t + 8], Bs[col][2 * t + 9], ${BF16});\n"
+              "        b[j][0] = shoal_pack_16bit(Bs[buf][col][2 * t], Bs[buf][col][2 * t + 1], ${BF16});\n"
+              "        b[j][1] = shoal_pack_16bit(Bs[buf][col][2 * t + 8], Bs[buf][col][2 * t + 9], ${BF16});\n"
               "      }\n"
               "      for (int i = 0; i < 2; ++i)\n"
               "        for (int j = 0; j < 4; ++j) shoal_warp_mma_16bit(acc[i][j], a[i], b[j], ${BF16});\n"
@@ -68,6 +102,11 @@ std::string mmaSteps(TensorCoreMath m) {
 }
 
 }  // namespace
+
+int64_t implicitGemmSplits(int64_t rows, int64_t cols, int64_t red) {
+  const int64_t tiles = ((rows + 127) / 128) * ((cols + 63) / 64);
+  return std::clamp<int64_t>((kTargetBlocks + tiles - 1) / tiles, 1, std::max<int64_t>(1, red / 256));
+}
 
 Expected<void> emitImplicitGemm(NodeEmitter& em, const ImplicitGemm& spec) {
   if (spec.rows <= 0 || spec.cols <= 0) return {};
@@ -78,6 +117,7 @@ Expected<void> emitImplicitGemm(NodeEmitter& em, const ImplicitGemm& spec) {
   const int64_t perSlice = (steps + splits - 1) / splits * 16;
   if (rowTiles * splits > int64_t(0x7fffffff) || colTiles > 65535)
     return em.unsupported("an implicit GEMM too large for one grid");
+  auto R = [&](const std::string& x) { return roundTo(spec.math, x); };
   Vars v = {{"I", em.I()},
             {"M", intLit(spec.rows)},
             {"N", intLit(spec.cols)},
@@ -86,17 +126,26 @@ Expected<void> emitImplicitGemm(NodeEmitter& em, const ImplicitGemm& spec) {
             {"PER_SLICE", intLit(perSlice)},
             {"SPLITS", intLit(splits)},
             {"A_SETUP", spec.aRowSetup},
-            {"A_LOAD", spec.aLoad},
             {"B_SETUP", spec.bRowSetup},
-            {"B_LOAD", spec.bLoad},
-            {"ROUND", roundTo(spec.math)},
+            {"GATHER", gatherCode("ra", 8, "arow", "ak", spec.aGroup, spec.aLoad) +
+                           gatherCode("rb", 4, "brow", "bk", spec.bGroup, spec.bLoad)},
+            {"STORE_TILE",
+             "      *reinterpret_cast<float4*>(&As[nb][ar][ak]) = make_float4(" + R("ra[0]") + ", " + R("ra[1]") + ", " +
+                 R("ra[2]") + ", " + R("ra[3]") + ");\n" +
+                 "      *reinterpret_cast<float4*>(&As[nb][ar][ak + 4]) = make_float4(" + R("ra[4]") + ", " + R("ra[5]") +
+                 ", " + R("ra[6]") + ", " + R("ra[7]") + ");\n" +
+                 "      *reinterpret_cast<float4*>(&Bs[nb][br][bk]) = make_float4(" + R("rb[0]") + ", " + R("rb[1]") + ", " +
+                 R("rb[2]") + ", " + R("rb[3]") + ");\n"},
             {"MMA_STEPS", mmaSteps(spec.math)}};
   const bool split = splits > 1;
   v.push_back({"STORE", split ? "        partial[((${I})slice * ${M} + m) * ${N} + o] = s;\n" : spec.epilogue});
   const std::string params = spec.params + (split ? ", float* __restrict__ partial" : "");
+  // Two shared buffers: while the warps multiply the tiles in one, the next tiles' elements
+  // are loaded into registers (their latency hidden behind the products) and then stored into
+  // the other; one barrier per 16 reduction steps.
   std::string body = fill(fill(
-      "  __shared__ float As[128][20];\n"
-      "  __shared__ float Bs[64][20];\n"
+      "  __shared__ __align__(16) float As[2][128][20];\n"
+      "  __shared__ __align__(16) float Bs[2][64][20];\n"
       "  const int tid = (int)threadIdx.x, lane = tid & 31, warp = tid >> 5;\n"
       "  const int wm = warp >> 1, wn = warp & 1, g = lane >> 2, t = lane & 3;\n"
       "  const int slice = (int)(blockIdx.x / ${ROW_TILES});\n"
@@ -117,26 +166,27 @@ Expected<void> emitImplicitGemm(NodeEmitter& em, const ImplicitGemm& spec) {
       "  for (int i = 0; i < 2; ++i)\n"
       "    for (int j = 0; j < 4; ++j)\n"
       "      for (int q = 0; q < 4; ++q) acc[i][j][q] = 0.0f;\n"
+      "  float ra[8], rb[4];\n"
+      "  {\n"
+      "    const int kt = kBegin, nb = 0;\n"
+      "${GATHER}"
+      "${STORE_TILE}"
+      "  }\n"
+      "  __syncthreads();\n"
+      "  int buf = 0;\n"
       "  for (int k0 = kBegin; k0 < kEnd; k0 += 16) {\n"
-      "    for (int e = 0; e < 8; ++e) {\n"
-      "      const int k = k0 + ak + e;\n"
-      "      float val = 0.0f;\n"
-      "      if (arow && k < kEnd) {\n"
-      "${A_LOAD}"
-      "      }\n"
-      "      As[ar][ak + e] = ${ROUND};\n"
+      "    const bool more = k0 + 16 < kEnd;\n"
+      "    if (more) {\n"
+      "      const int kt = k0 + 16;\n"
+      "${GATHER}"
       "    }\n"
-      "    for (int e = 0; e < 4; ++e) {\n"
-      "      const int k = k0 + bk + e;\n"
-      "      float val = 0.0f;\n"
-      "      if (brow && k < kEnd) {\n"
-      "${B_LOAD}"
-      "      }\n"
-      "      Bs[br][bk + e] = ${ROUND};\n"
-      "    }\n"
-      "    __syncthreads();\n"
       "${MMA_STEPS}"
+      "    if (more) {\n"
+      "      const int nb = buf ^ 1;\n"
+      "${STORE_TILE}"
+      "    }\n"
       "    __syncthreads();\n"
+      "    buf ^= 1;\n"
       "  }\n"
       "  for (int i = 0; i < 2; ++i)\n"
       "    for (int j = 0; j < 4; ++j)\n"

@@ -216,15 +216,30 @@ Expected<void> convForwardTensorCore(NodeEmitter& em, const ConvGeom& g, const s
   spec.rows = g.n * g.oh * g.ow;
   spec.cols = g.o;
   spec.red = g.c * g.kh * g.kw;
+  spec.splits = implicitGemmSplits(spec.rows, spec.cols, spec.red);
   spec.aRowSetup = fill("  const int aox = (int)(am % ${OW}), aoy = (int)((am / ${OW}) % ${OH});\n"
                         "  const ${I} xbase = (am / ((${I})${OW} * ${OH})) * (${I})(${C} * ${H} * ${W});\n",
                         v);
-  spec.aLoad = fill("        const int c = k / ${KK}, tap = k % ${KK};\n"
-                    "        const int ki = tap / ${KW}, kj = tap % ${KW};\n"
-                    "        const int iy = ${IYA}, ix = ${IXA};\n"
-                    "        if (iy >= 0 && iy < ${H} && ix >= 0 && ix < ${W}) val = x[xbase + (c * ${H} + iy) * ${W} + ix];\n",
-                    v);
-  spec.bLoad = fill("        val = w[(${I})bo * ${CKK} + k];\n", v);
+  if (g.c % 8 == 0) {
+    // The reduction ordered (tap, channel): a thread's 8 indices share a tap (its bounds check
+    // and address once), then step by one channel plane.
+    spec.aGroup = fill("        const int tap = kg / ${C}, c0 = kg % ${C};\n"
+                       "        const int ki = tap / ${KW}, kj = tap % ${KW};\n"
+                       "        const int iy = ${IYA}, ix = ${IXA};\n"
+                       "        const bool aok = iy >= 0 && iy < ${H} && ix >= 0 && ix < ${W};\n"
+                       "        const ${I} xo = aok ? xbase + ((${I})c0 * ${H} + iy) * ${W} + ix : 0;\n",
+                       v);
+    spec.aLoad = fill("          if (aok) val = x[xo + (${I})e * (${H} * ${W})];\n", v);
+    spec.bGroup = fill("        const ${I} wo = (${I})bo * ${CKK} + (${I})(kg % ${C}) * ${KK} + kg / ${C};\n", v);
+    spec.bLoad = fill("          val = w[wo + e * ${KK}];\n", v);
+  } else {
+    spec.aLoad = fill("        const int c = k / ${KK}, tap = k % ${KK};\n"
+                      "        const int ki = tap / ${KW}, kj = tap % ${KW};\n"
+                      "        const int iy = ${IYA}, ix = ${IXA};\n"
+                      "        if (iy >= 0 && iy < ${H} && ix >= 0 && ix < ${W}) val = x[xbase + (c * ${H} + iy) * ${W} + ix];\n",
+                      v);
+    spec.bLoad = fill("        val = w[(${I})bo * ${CKK} + k];\n", v);
+  }
   spec.epilogue = fill("        const int ox = (int)(m % ${OW}), oy = (int)((m / ${OW}) % ${OH});\n"
                        "        const ${I} at = ((m / ((${I})${OW} * ${OH}) * ${O} + o) * ${OH} + oy) * (${I})${OW} + ox;\n"
                        "        const float sb = s${ADD_BIAS};\n",
@@ -254,19 +269,36 @@ Expected<void> convBackwardDataTensorCore(NodeEmitter& em, const ConvGeom& g, bo
   spec.rows = g.n * g.h * g.w;
   spec.cols = g.c;
   spec.red = g.o * g.kh * g.kw;
+  spec.splits = implicitGemmSplits(spec.rows, spec.cols, spec.red);
   spec.aRowSetup = fill("  const int aix = (int)(am % ${W}), aiy = (int)((am / ${W}) % ${H});\n"
                         "  const ${I} gbase = (am / ((${I})${W} * ${H})) * (${I})(${O} * ${OH} * ${OW});\n",
                         v);
-  spec.aLoad = fill(fill("        const int oc = k / ${KK}, tap = k % ${KK};\n"
-                         "        const int ki = tap / ${KW}, kj = tap % ${KW};\n"
-                         "        const int ty = ${TYA}, tx = ${TXA};\n"
-                         "        if (ty >= 0 && tx >= 0${ALIGNED}) {\n"
-                         "          const int oy = ty / ${SH}, ox = tx / ${SW};\n"
-                         "          if (oy < ${OH} && ox < ${OW}) val = ${GRAD}[gbase + (oc * ${OH} + oy) * ${OW} + ox];\n"
-                         "        }\n",
-                         v),
-                    v);
-  spec.bLoad = fill("        val = w[((${I})(k / ${KK}) * ${C} + bo) * ${KK} + k % ${KK}];\n", v);
+  if (g.o % 8 == 0) {
+    // The reduction ordered (tap, filter), as the forward's (tap, channel).
+    spec.aGroup = fill(fill("        const int tap = kg / ${O}, oc0 = kg % ${O};\n"
+                            "        const int ki = tap / ${KW}, kj = tap % ${KW};\n"
+                            "        const int ty = ${TYA}, tx = ${TXA};\n"
+                            "        bool aok = ty >= 0 && tx >= 0${ALIGNED};\n"
+                            "        const int oy = aok ? ty / ${SH} : 0, ox = aok ? tx / ${SW} : 0;\n"
+                            "        aok = aok && oy < ${OH} && ox < ${OW};\n"
+                            "        const ${I} go = aok ? gbase + ((${I})oc0 * ${OH} + oy) * ${OW} + ox : 0;\n",
+                            v),
+                       v);
+    spec.aLoad = fill("          if (aok) val = ${GRAD}[go + (${I})e * (${OH} * ${OW})];\n", v);
+    spec.bGroup = fill("        const ${I} wo = ((${I})(kg % ${O}) * ${C} + bo) * ${KK} + kg / ${O};\n", v);
+    spec.bLoad = fill("          val = w[wo + (${I})e * (${C} * ${KK})];\n", v);
+  } else {
+    spec.aLoad = fill(fill("        const int oc = k / ${KK}, tap = k % ${KK};\n"
+                           "        const int ki = tap / ${KW}, kj = tap % ${KW};\n"
+                           "        const int ty = ${TYA}, tx = ${TXA};\n"
+                           "        if (ty >= 0 && tx >= 0${ALIGNED}) {\n"
+                           "          const int oy = ty / ${SH}, ox = tx / ${SW};\n"
+                           "          if (oy < ${OH} && ox < ${OW}) val = ${GRAD}[gbase + (oc * ${OH} + oy) * ${OW} + ox];\n"
+                           "        }\n",
+                           v),
+                      v);
+    spec.bLoad = fill("        val = w[((${I})(k / ${KK}) * ${C} + bo) * ${KK} + k % ${KK}];\n", v);
+  }
   spec.epilogue = fill("        const int ix = (int)(m % ${W}), iy = (int)((m / ${W}) % ${H});\n"
                        "        ${OUT}[((m / ((${I})${W} * ${H}) * ${C} + o) * ${H} + iy) * (${I})${W} + ix] = s${ADD_BIAS};\n",
                        v);
@@ -290,17 +322,31 @@ Expected<void> convBackwardWeightTensorCore(NodeEmitter& em, const ConvGeom& g) 
   spec.rows = g.o;
   spec.cols = g.c * g.kh * g.kw;
   spec.red = g.n * g.oh * g.ow;
-  const int64_t tiles = ((spec.rows + 127) / 128) * ((spec.cols + 63) / 64);
-  spec.splits = std::clamp<int64_t>((kTargetBlocks + tiles - 1) / tiles, 1, std::max<int64_t>(1, spec.red / 256));
-  spec.aLoad = fill("        const int ox = k % ${OW}, oy = (k / ${OW}) % ${OH}, on = k / (${OW} * ${OH});\n"
-                    "        val = dy[(((${I})on * ${O} + am) * ${OH} + oy) * ${OW} + ox];\n",
-                    v);
+  spec.splits = implicitGemmSplits(spec.rows, spec.cols, spec.red);
   spec.bRowSetup = fill("  const int bc = bo / ${KK}, btap = bo % ${KK}, bki = btap / ${KW}, bkj = btap % ${KW};\n", v);
-  spec.bLoad = fill("        const int ox = k % ${OW}, oy = (k / ${OW}) % ${OH}, on = k / (${OW} * ${OH});\n"
-                    "        const int iy = ${IYB}, ix = ${IXB};\n"
-                    "        if (iy >= 0 && iy < ${H} && ix >= 0 && ix < ${W})\n"
-                    "          val = x[(((${I})on * ${C} + bc) * ${H} + iy) * ${W} + ix];\n",
-                    v);
+  if ((g.oh * g.ow) % 8 == 0) {
+    // A thread's 8 (A) or 4 (B) indices lie in one image: dy's are contiguous.
+    spec.aGroup = fill("        const int on = kg / (${OH} * ${OW}), p0 = kg % (${OH} * ${OW});\n"
+                       "        const ${I} dof = ((${I})on * ${O} + am) * (${OH} * ${OW}) + p0;\n",
+                       v);
+    spec.aLoad = "          val = dy[dof + e];\n";
+    spec.bGroup = fill("        const int on = kg / (${OH} * ${OW}), p0 = kg % (${OH} * ${OW});\n"
+                       "        const ${I} xb = ((${I})on * ${C} + bc) * (${H} * ${W});\n",
+                       v);
+    spec.bLoad = fill("          const int oy = (p0 + e) / ${OW}, ox = (p0 + e) % ${OW};\n"
+                      "          const int iy = ${IYB}, ix = ${IXB};\n"
+                      "          if (iy >= 0 && iy < ${H} && ix >= 0 && ix < ${W}) val = x[xb + iy * ${W} + ix];\n",
+                      v);
+  } else {
+    spec.aLoad = fill("        const int ox = k % ${OW}, oy = (k / ${OW}) % ${OH}, on = k / (${OW} * ${OH});\n"
+                      "        val = dy[(((${I})on * ${O} + am) * ${OH} + oy) * ${OW} + ox];\n",
+                      v);
+    spec.bLoad = fill("        const int ox = k % ${OW}, oy = (k / ${OW}) % ${OH}, on = k / (${OW} * ${OH});\n"
+                      "        const int iy = ${IYB}, ix = ${IXB};\n"
+                      "        if (iy >= 0 && iy < ${H} && ix >= 0 && ix < ${W})\n"
+                      "          val = x[(((${I})on * ${C} + bc) * ${H} + iy) * ${W} + ix];\n",
+                      v);
+  }
   spec.epilogue = fill("        dw[m * ${CKK} + o] = s;\n", v);
   spec.params = "const float* __restrict__ x, const float* __restrict__ dy, float* __restrict__ dw";
   spec.args = {em.in(0), em.in(1), em.out()};

@@ -313,7 +313,35 @@ struct CudaExecutable::Impl {
   /// NCCL group at the first step of a bucket and closing it at the last.
   Expected<void> allReduce(const Launch& l, bool firstOfBucket, bool lastOfBucket);
   Communicator* comm = nullptr;  ///< the executable's (set before each run)
+
+  // Profiling (setProfiling): an event before every launch and one after the last; steps
+  // launch one by one (no graph) and the host waits for each, so the gaps are the launches'
+  // device times. Per op kind (seconds, calls) and per launch (seconds, calls).
+  bool profiling = false;
+  bool profileRecorded = false;  ///< the events of the last enqueued step await collection
+  std::vector<CudaEvent> profileEvents;
+  std::map<std::string, std::pair<double, int64_t>> profileByOp;
+  std::vector<std::pair<double, int64_t>> profileByLaunch;
+  /// Waits for the step and adds its launches' times (after a profiled enqueueStep).
+  Expected<void> collectProfile();
 };
+
+Expected<void> CudaExecutable::Impl::collectProfile() {
+  if (!profileRecorded) return {};
+  profileRecorded = false;
+  if (auto ok = ctx->synchronize("profiled step"); !ok) return ok;
+  profileByLaunch.resize(launches.size());
+  for (size_t li = 0; li < launches.size(); ++li) {
+    auto ms = ctx->elapsedMs(profileEvents[li], profileEvents[li + 1]);
+    if (!ms) return Unexpected(ms.error());
+    auto& [seconds, calls] = profileByOp[std::string(launches[li].step->node->opName())];
+    seconds += *ms * 1e-3;
+    ++calls;
+    profileByLaunch[li].first += *ms * 1e-3;
+    ++profileByLaunch[li].second;
+  }
+  return {};
+}
 
 Expected<void> CudaExecutable::Impl::allReduce(const Launch& l, bool firstOfBucket, bool lastOfBucket) {
   const CudaStep& s = *l.step;
@@ -598,10 +626,19 @@ Expected<void> CudaExecutable::Impl::enqueueStep() {
   Impl& im = *this;
   CudaContext& ctx = *im.ctx;
   if (auto ok = ctx.memsetZero(im.status->data(), size_t(im.status->bytes()), "status words"); !ok) return ok;
+  const bool profile = im.profiling && !ctx.capturing();
+  if (profile)
+    while (im.profileEvents.size() < im.launches.size() + 1) {
+      auto ev = ctx.createEvent();
+      if (!ev) return Unexpected(ev.error());
+      im.profileEvents.push_back(std::move(*ev));
+    }
   bool sideUsed = false;
   for (size_t li = 0; li < im.launches.size(); ++li) {
     Launch& l = im.launches[li];
     const CudaStep& s = *l.step;
+    if (profile)
+      if (auto ok = ctx.record(im.profileEvents[li]); !ok) return ok;
     if (l.joinBefore && sideUsed)
       if (auto ok = ctx.joinSide("the all_reduce steps before " + s.node->describe()); !ok) return ok;
     switch (s.kind) {
@@ -661,6 +698,10 @@ Expected<void> CudaExecutable::Impl::enqueueStep() {
   }
   if (sideUsed)
     if (auto ok = ctx.joinSide("the all_reduce steps at the end of the step"); !ok) return ok;
+  if (profile) {
+    if (auto ok = ctx.record(im.profileEvents[im.launches.size()]); !ok) return ok;
+    im.profileRecorded = true;
+  }
   return {};
 }
 
@@ -685,7 +726,7 @@ Expected<TensorMap> CudaExecutable::run(const TensorMap& inputs) {
   char* pinOut = static_cast<char*>(im.pinnedOut.data());
   if (auto ok = im.uploadInputs(program_, inputs, static_cast<char*>(im.pinnedIn.data())); !ok)
     return Unexpected(ok.error());
-  if (im.graph.valid()) {
+  if (im.graph.valid() && !im.profiling) {
     if (auto ok = ctx.launch(im.graph); !ok) return Unexpected(ok.error());
   } else {
     if (auto ok = im.enqueueStep(); !ok) {
@@ -709,13 +750,14 @@ Expected<TensorMap> CudaExecutable::run(const TensorMap& inputs) {
   }
   if (auto ok = checkCudaStatus(im.src, reinterpret_cast<const uint64_t*>(pinOut + im.statusOffset)); !ok)
     return Unexpected(ok.error());
+  if (auto ok = im.collectProfile(); !ok) return Unexpected(ok.error());
   TensorMap out;
   for (const Staged& s : im.outputs) {
     Tensor t(s.node->input(0)->type());
     if (s.bytes) std::memcpy(t.raw(), pinOut + s.offset, s.bytes);
     out[s.name] = std::move(t);
   }
-  if (!im.graph.valid() && im.opts.graphs && !im.graphFailed && !im.opts.syncEach) {
+  if (!im.graph.valid() && im.opts.graphs && !im.graphFailed && !im.opts.syncEach && !im.profiling) {
     if (auto ok = im.captureGraph(); !ok) {
       im.graphFailed = true;  // keep launching step by step; correct, only slower
       im.graphError = ok.error().message();
@@ -756,8 +798,9 @@ Expected<void> CudaExecutable::Impl::uploadInputs(const Program& p, const Tensor
 }
 
 Expected<void> CudaExecutable::Impl::launchStep(const Program& p, bool captureAfter) {
-  if (graph.valid()) return ctx->launch(graph);
+  if (graph.valid() && !profiling) return ctx->launch(graph);
   if (auto ok = enqueueStep(); !ok) return ok;
+  if (profiling) return collectProfile();
   if (captureAfter && opts.graphs && !graphFailed && !opts.syncEach) {
     if (auto ok = captureGraph(); !ok) {
       graphFailed = true;  // keep launching step by step; correct, only slower
@@ -900,13 +943,49 @@ Expected<double> CudaExecutable::timeStepMs(int iterations) {
   if (!end) return Unexpected(end.error());
   if (auto ok = im.ctx->record(*start); !ok) return Unexpected(ok.error());
   for (int i = 0; i < iterations; ++i) {
-    Expected<void> ok = im.graph.valid() ? im.ctx->launch(im.graph) : im.enqueueStep();
+    Expected<void> ok = im.graph.valid() && !im.profiling ? im.ctx->launch(im.graph) : im.enqueueStep();
     if (!ok) return Unexpected(ok.error());
+    im.profileRecorded = false;  // timing the whole step, not profiling it
   }
   if (auto ok = im.ctx->record(*end); !ok) return Unexpected(ok.error());
   auto ms = im.ctx->elapsedMs(*start, *end);
   if (!ms) return Unexpected(ms.error());
   return double(*ms) / iterations;
+}
+
+void CudaExecutable::setProfiling(bool on) { impl_->profiling = on; }
+
+std::string CudaExecutable::profileSummary() const {
+  const Impl& im = *impl_;
+  if (im.profileByOp.empty()) return "";
+  std::vector<std::pair<std::string, std::pair<double, int64_t>>> rows(im.profileByOp.begin(), im.profileByOp.end());
+  std::sort(rows.begin(), rows.end(), [](auto& a, auto& b) { return a.second.first > b.second.first; });
+  double total = 0;
+  for (auto& r : rows) total += r.second.first;
+  std::string out;
+  for (auto& [op, t] : rows)
+    out += fmt::format("  {:<28} {:9.3f} ms {:5.1f}%  {:7} calls\n", op, t.first * 1e3, total > 0 ? 100 * t.first / total : 0.0,
+                       t.second);
+  out += fmt::format("  {:<28} {:9.3f} ms  (device time between launches; steps ran one by one, no CUDA graph)\n",
+                     "total in ops", total * 1e3);
+  // The slowest launches, each with its node and kernel (or library call).
+  std::vector<size_t> order;
+  for (size_t i = 0; i < im.profileByLaunch.size(); ++i)
+    if (im.profileByLaunch[i].second > 0) order.push_back(i);
+  std::sort(order.begin(), order.end(),
+            [&](size_t a, size_t b) { return im.profileByLaunch[a].first > im.profileByLaunch[b].first; });
+  if (order.size() > 12) order.resize(12);
+  out += "slowest launches (ms per call):\n";
+  for (size_t i : order) {
+    const CudaStep& s = *im.launches[i].step;
+    std::string what = "copy";
+    if (s.kind == CudaStepKind::Kernel) what = s.kernel;
+    if (s.kind == CudaStepKind::Gemm) what = fmt::format("cuBLAS gemm {}x{}x{}", s.gemm.m, s.gemm.n, s.gemm.k);
+    if (s.kind == CudaStepKind::AllReduce) what = "all_reduce";
+    out += fmt::format("  {:9.3f}  {}  [{}]\n", im.profileByLaunch[i].first * 1e3 / double(im.profileByLaunch[i].second),
+                       s.node->describe(), what);
+  }
+  return out;
 }
 
 void CudaExecutable::initializeParameters(uint64_t seed) {

@@ -75,6 +75,11 @@ class CudaExecutable : public Executable {
   /// True once the step is captured as a CUDA graph (after the first successful run).
   bool replaysGraph() const;
   std::optional<bool> replaysCudaGraph() const override { return replaysGraph(); }
+  /// Profiling times every launch with CUDA events: while on, steps launch one by one (no
+  /// graph replay or capture) and each step is waited for. profileSummary(): time per op kind,
+  /// then the slowest launches with their node and kernel.
+  void setProfiling(bool on) override;
+  std::string profileSummary() const override;
   std::string cudaGraphError() const override { return graphCaptureError(); }
   /// Nodes of the captured graph (0 before capture).
   size_t graphNodes() const;

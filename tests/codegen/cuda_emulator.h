@@ -52,6 +52,9 @@ unsigned long long (*shoal_emu_shfl)(unsigned long long bits, int laneMask);
 #define __forceinline__ inline
 #define __launch_bounds__(n)
 #define __shared__ static
+#define __align__(n) __attribute__((aligned(n)))
+struct float4 { float x, y, z, w; };
+inline float4 make_float4(float x, float y, float z, float w) { return {x, y, z, w}; }
 #define isinf(x) std::isinf(x)
 inline void __syncthreads() { shoal_emu_sync(); }
 inline void __threadfence() {}
@@ -88,7 +91,7 @@ class EmulatedModule {
     const std::string cpp = dir + "/" + name + ".cpp", so = dir + "/" + name + ".so";
     writeFile(cpp, std::string(kCudaEmulationHeader) + "\n#line 1 \"" + name + ".cu\"\n" + source);
     const char* cxx = std::getenv("CXX");
-    std::string cmd = std::string(cxx && *cxx ? cxx : "c++") + " -std=c++17 -O1 -fPIC -shared -w -o '" + so + "' '" +
+    std::string cmd = std::string(cxx && *cxx ? cxx : "c++") + " -std=c++17 -O1 -fno-strict-aliasing -fPIC -shared -w -o '" + so + "' '" +
                       cpp + "' 2>&1";
     CommandResult r = runShell(cmd);
     if (r.exitCode != 0) return fail("host compile failed: " + cmd + "\n" + r.out + r.err);

@@ -171,6 +171,33 @@ TEST(CudaExecutor, GraphReplayRepeatsTheFirstRunBitForBit) {
   }
 }
 
+// Profiling times every launch: the step runs one launch at a time (no graph), the results
+// stay those of the unprofiled run bit for bit, and the summary names the ops and the slowest
+// launches with their nodes.
+TEST(CudaExecutor, ProfilingTimesEveryLaunchWithoutChangingResults) {
+  SHOAL_REQUIRE_GPU();
+  auto g = test::buildAllOpsGraph(DType::F32);
+  ASSERT_NE(g, nullptr);
+  Pair plain = makePair(*g, test::opTestCompileOptions()), profiled = makePair(*g, test::opTestCompileOptions());
+  ASSERT_TRUE(plain.gpu && profiled.gpu);
+  profiled.gpu->setProfiling(true);
+  TensorMap a = test::randomInputs(*g, 1);
+  auto want = plain.gpu->run(a);
+  ASSERT_TRUE(want.has_value()) << want.error().message();
+  for (int i = 0; i < 2; ++i) {
+    auto got = profiled.gpu->run(a);
+    ASSERT_TRUE(got.has_value()) << got.error().message();
+    for (const auto& [name, t] : *want)
+      EXPECT_EQ(std::memcmp(got->at(name).raw(), t.raw(), t.byteSize()), 0) << name << " differs when profiled";
+  }
+  EXPECT_FALSE(profiled.gpu->replaysGraph());
+  const std::string summary = profiled.gpu->profileSummary();
+  EXPECT_NE(summary.find("conv2d"), std::string::npos) << summary;
+  EXPECT_NE(summary.find("total in ops"), std::string::npos) << summary;
+  EXPECT_NE(summary.find("slowest launches"), std::string::npos) << summary;
+  EXPECT_EQ(plain.gpu->profileSummary(), "");
+}
+
 // A dense classifier trained with Adam: x[4,5] → dense(3) → logits.
 std::unique_ptr<Graph> tinyClassifier(int64_t batch) {
   test::OpGraphBuilder b("tiny", DType::F32);
