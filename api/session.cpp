@@ -37,6 +37,7 @@ ModelProgramsOptions sessionProgramOptions(const SessionOptions& opts) {
   o.exec.tf32 = opts.tf32;
   o.exec.verbose = opts.verbose;
   o.exec.threads = opts.threads.value_or(0);
+  o.profile = opts.profile;
   return o;
 }
 
@@ -61,6 +62,8 @@ Expected<Session> Session::create(const std::string& path, const SessionOptions&
 }
 
 std::string Session::device() const { return programs_ ? programs_->device().description : ""; }
+
+std::string Session::profile() const { return programs_ ? programs_->profileSummary() : ""; }
 
 std::vector<std::pair<std::string, TensorType>> Session::inputs() const {
   std::vector<std::pair<std::string, TensorType>> out;

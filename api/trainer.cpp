@@ -148,6 +148,7 @@ Expected<Trainer> Trainer::create(const LoadedPipeline& pipeline, const SessionO
   t.exec.tf32 = opts.tf32;
   t.exec.verbose = opts.verbose;
   t.exec.threads = opts.threads.value_or(0);
+  t.profile = opts.profile;
   auto state = std::make_shared<TrainerState>();
   auto programs = createPipelineTrainer(p, *sel, t, state->step);
   if (!programs) return Unexpected(programs.error());
@@ -163,6 +164,8 @@ Expected<Trainer> Trainer::create(const LoadedPipeline& pipeline, const SessionO
 }
 
 std::string Trainer::device() const { return state_ ? state_->programs->device().description : ""; }
+
+std::string Trainer::profile() const { return state_ ? state_->programs->profileSummary() : ""; }
 
 Expected<StepStats> Trainer::step(const TensorMap& batch) {
   if (!state_) return emptyTrainer();

@@ -120,6 +120,18 @@ Expected<std::unique_ptr<Executable>> ModelPrograms::compile(int64_t batch, cons
   return exe;
 }
 
+std::string ModelPrograms::profileSummary() const {
+  std::vector<std::pair<std::string, std::string>> parts;
+  for (const auto& [batch, exe] : steps_)
+    if (std::string s = exe->profileSummary(); !s.empty()) parts.push_back({fmt::format("training step, batch {}", batch), s});
+  for (const auto& [batch, exe] : inference_)
+    if (std::string s = exe->profileSummary(); !s.empty()) parts.push_back({fmt::format("inference, batch {}", batch), s});
+  if (parts.size() == 1) return parts[0].second;
+  std::string out;
+  for (const auto& [heading, s] : parts) out += heading + ":\n" + s;
+  return out;
+}
+
 Expected<void> ModelPrograms::adopt(Executable& exe) {
   if (!owner_) {
     owner_ = &exe;

@@ -96,6 +96,9 @@ class ModelPrograms {
   std::vector<std::pair<std::string, TensorType>> stateTypes() const;
 
   bool profiling() const { return opts_.profile; }
+  /// The profiled programs' time per op (Executable::profileSummary); with more than one
+  /// (several batch sizes, or a training step and inference) each under its own heading.
+  std::string profileSummary() const;
   /// The data-parallel ranks (null: this process alone).
   Communicator* communicator() const { return opts_.comm.get(); }
   /// How many programs are compiled (each batch size, each training step).

@@ -308,7 +308,7 @@ Expected<TrainReport> fitPrograms(ModelPrograms& m, BatchSource& batches, const 
   }
   report.trainSeconds = secondsSince(start);
   report.steps = step - firstStep;
-  if (m.profiling()) report.profile = m.owner().profileSummary();
+  if (m.profiling()) report.profile = m.profileSummary();
   report.cudaGraph = m.owner().replaysCudaGraph();
   report.cudaGraphError = m.owner().cudaGraphError();
   if (!stepMs.empty()) {
@@ -705,7 +705,7 @@ Expected<TrainReport> evaluatePipeline(const Pipeline& p, const TrainOptions& op
   report.testAccuracy = test->accuracy;
   report.trainSeconds = 0;
   report.stepMsMedian = secondsSince(start) * 1e3;
-  if (opts.profile) report.profile = (*m)->owner().profileSummary();
+  if (opts.profile) report.profile = (*m)->profileSummary();
   report.parameters = (*m)->parameters();
   return report;
 }

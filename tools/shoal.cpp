@@ -351,7 +351,7 @@ int runLiterals(const CommonOptions& c, const RunOptions& r, const Pipeline& p, 
     outputs[name] = tensorJson(v);
   }
   report["outputs"] = outputs;
-  if (r.profile) fmt::print(stderr, "time per op:\n{}", m.owner().profileSummary());
+  if (r.profile) fmt::print(stderr, "time per op:\n{}", m.profileSummary());
   return kOk;
 }
 

@@ -154,6 +154,10 @@ struct SessionOptions {
   /// Parameter initialisation (Glorot-uniform weights, zero biases); unset: 0, or for a
   /// pipeline's Trainer the seed of its train stage.
   std::optional<uint64_t> seed{};
+  /// Time every op of every run or step (Session::profile(), Trainer::profile()). On a GPU
+  /// each launch is timed with CUDA events: steps then launch one by one, without a CUDA graph,
+  /// and each is waited for -- slower; for seeing where the time goes, not for production.
+  bool profile = false;
 };
 
 /// A model compiled for a device, with its parameters: what ONNX Runtime calls a session.
@@ -189,6 +193,9 @@ class Session {
   Expected<void> saveWeights(const std::string& path);
   /// How many programs (batch sizes) this session has compiled so far.
   int64_t compiledBatchSizes() const;
+  /// With SessionOptions::profile: the time per op kind of the runs so far, slowest first
+  /// (on a GPU also the slowest launches with their nodes and kernels); "" otherwise.
+  std::string profile() const;
 
  private:
   friend class Trainer;
@@ -231,6 +238,9 @@ class Trainer {
   static Expected<Trainer> create(const LoadedPipeline& pipeline, const SessionOptions& opts = {});
 
   std::string device() const;
+  /// With SessionOptions::profile: the time per op kind of the training steps so far (as
+  /// Session::profile()); "" otherwise.
+  std::string profile() const;
 
   /// One optimizer step on one batch: the model inputs plus "labels" (cross-entropy, or
   /// oneHotLabels) or "targets" (mean squared error, binary cross-entropy), any batch size,

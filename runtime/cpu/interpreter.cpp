@@ -662,6 +662,7 @@ void CpuExecutable::perturbResults(const Node& n) {
 }
 
 std::string CpuExecutable::profileSummary() const {
+  if (profile_.empty()) return "";
   std::vector<std::pair<std::string, std::pair<double, int64_t>>> rows(profile_.begin(), profile_.end());
   std::sort(rows.begin(), rows.end(), [](auto& a, auto& b) { return a.second.first > b.second.first; });
   double total = 0;

@@ -66,6 +66,33 @@ TEST(Session, RunsAtAnyBatchSizeCompilingEachOnce) {
   EXPECT_EQ(session->compiledBatchSizes(), 3);
 }
 
+TEST(Session, ProfileCountsEveryRunOfEachBatchSize) {
+  // Two runs at batch 4 and one at batch 2: each program's dense op is counted per run, each
+  // under its batch's heading; without the option there is no profile.
+  shoal::GraphBuilder b;
+  auto x = b.input("x", shoal::f32({4, 3}));
+  b.output("y", b.dense(x, 2, {.activation = shoal::Activation::Tanh, .name = "fc"}));
+  auto model = b.build();
+  ASSERT_TRUE(model);
+  auto plain = shoal::Session::create(*model, {.device = shoal::DeviceKind::Cpu});
+  auto session = shoal::Session::create(*model, {.device = shoal::DeviceKind::Cpu, .profile = true});
+  ASSERT_TRUE(plain && session);
+  for (int64_t batch : {4, 4, 2}) {
+    shoal::Tensor in(shoal::DType::F32, {batch, 3});
+    ASSERT_TRUE(session->run({{"x", in}}));
+    ASSERT_TRUE(plain->run({{"x", in}}));
+  }
+  const std::string p = session->profile();
+  EXPECT_NE(p.find("inference, batch 4:"), std::string::npos) << p;
+  EXPECT_NE(p.find("inference, batch 2:"), std::string::npos) << p;
+  EXPECT_EQ(p.find("batch 4:"), p.rfind("batch 4:")) << p;
+  // Programs are listed by batch size: batch 4's part is the last, with its two runs.
+  ASSERT_LT(p.find("inference, batch 2:"), p.find("inference, batch 4:"));
+  const std::string four = p.substr(p.find("inference, batch 4:"));
+  EXPECT_NE(four.find("2 calls"), std::string::npos) << p;
+  EXPECT_EQ(plain->profile(), "");
+}
+
 TEST(Session, InputsMustAgreeOnTheBatch) {
   shoal::GraphBuilder b;
   auto x = b.input("x", shoal::f32({2, 3}));

@@ -80,6 +80,25 @@ TEST(Trainer, FitsTwoSpiralsFromTheAppsTensors) {
   EXPECT_EQ(trainer.session().parameters().at("head.weight").toDoubles(), params.at("head.weight").toDoubles());
 }
 
+TEST(Trainer, ProfileCountsTheSteps) {
+  auto spirals = twoSpirals(24, 2);
+  auto data = shoal::TensorDataset::create(spirals);
+  ASSERT_TRUE(data);
+  auto t = shoal::Trainer::create(spiralModel(), {.loss = shoal::Loss::CrossEntropy, .optimizer = shoal::optim::Adam{}},
+                                  {.device = shoal::DeviceKind::Cpu, .profile = true});
+  ASSERT_TRUE(t) << t.error().str();
+  std::vector<int64_t> rows(32);
+  for (int64_t r = 0; r < 32; ++r) rows[size_t(r)] = r;
+  auto batch = data->getBatch(rows);
+  ASSERT_TRUE(batch);
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE(t->step(*batch));
+  const std::string p = t->profile();
+  // Three steps: each of the three dense layers' forward ran three times.
+  EXPECT_NE(p.find("dense"), std::string::npos) << p;
+  EXPECT_NE(p.find(" 9 calls"), std::string::npos) << p;
+  EXPECT_EQ(spiralTrainer(shoal::optim::Adam{}).profile(), "");
+}
+
 TEST(Trainer, StepAndFitRunOneLoop) {
   // fit() over unshuffled batches of 16 is the same arithmetic as step() on those batches.
   auto spirals = twoSpirals(24, 2);
