@@ -199,7 +199,10 @@ Vars tcVars(const NodeEmitter& em, const ConvGeom& g) {
 
 // Forward: rows are output pixels (n, oy, ox), columns filters, the reduction (c, ki, kj); the
 // epilogue adds the bias and applies the activation (fused_conv2d).
-Expected<void> convForwardTensorCore(NodeEmitter& em, const ConvGeom& g, const std::string& activation) {
+// With `intoScratch` the output goes to the module's scratch buffer instead (for a fused
+// pooling kernel to read), and the reduction is not split (the slices would need the scratch).
+Expected<void> convForwardTensorCore(NodeEmitter& em, const ConvGeom& g, const std::string& activation,
+                                     bool intoScratch = false) {
   const Node& n = em.node();
   const bool bias = n.numInputs() == 3;
   Vars v = tcVars(em, g);
@@ -216,7 +219,7 @@ Expected<void> convForwardTensorCore(NodeEmitter& em, const ConvGeom& g, const s
   spec.rows = g.n * g.oh * g.ow;
   spec.cols = g.o;
   spec.red = g.c * g.kh * g.kw;
-  spec.splits = implicitGemmSplits(spec.rows, spec.cols, spec.red);
+  spec.splits = intoScratch ? 1 : implicitGemmSplits(spec.rows, spec.cols, spec.red);
   spec.aRowSetup = fill("  const int aox = (int)(am % ${OW}), aoy = (int)((am / ${OW}) % ${OH});\n"
                         "  const ${I} xbase = (am / ((${I})${OW} * ${OH})) * (${I})(${C} * ${H} * ${W});\n",
                         v);
@@ -249,7 +252,8 @@ Expected<void> convForwardTensorCore(NodeEmitter& em, const ConvGeom& g, const s
                 (bias ? "const float* __restrict__ bias, " : "") + "float* __restrict__ y";
   spec.args = {em.in(0), em.in(1)};
   if (bias) spec.args.push_back(em.in(2));
-  spec.args.push_back(em.out());
+  spec.args.push_back(intoScratch ? NodeEmitter::scratch() : em.out());
+  if (intoScratch) em.needScratch(g.n * g.o * g.oh * g.ow * int64_t(sizeof(float)));
   spec.math = em.options().tensorCores;
   return emitImplicitGemm(em, spec);
 }
@@ -448,6 +452,29 @@ Expected<void> emitFusedConv2dPool(NodeEmitter& em) {
                            "      for (int wx = 0; wx < ${PKW}; ++wx) {\n"
                            "        const int oy = " + linear({{"py", ps[0]}, {"wy", 1}}, 0) + ";\n"
                            "        const int ox = " + linear({{"px", ps[1]}, {"wx", 1}}, 0) + ";\n"});
+  }
+  if (useTensorCores(em, g)) {
+    // On tensor cores the convolution (bias and activation in its epilogue) is one implicit
+    // GEMM into scratch, and a second kernel takes the window maxima from there.
+    if (auto ok = convForwardTensorCore(em, g, activation, /*intoScratch=*/true); !ok) return ok;
+    std::string body = fill(fill(
+        "  for (${I} i = (${I})blockIdx.x * blockDim.x + threadIdx.x; i < ${TOTAL}; i += (${I})gridDim.x * blockDim.x) {\n"
+        "    const int px = (int)(i % ${POW});\n"
+        "    const int py = (int)((i / ${POW}) % ${POH});\n"
+        "    const ${I} plane = i / ((${I})${POW} * ${POH});\n"
+        "    const float* cp = conv + plane * (${I})(${OH} * ${OW});\n"
+        "    float best = shoal_neg_inf(0.0f);\n"
+        "    bool found = false;\n"
+        "${WINDOW}"
+        "        const float r = cp[oy * ${OW} + ox];\n"
+        "        if (r > best || r != r || !found) { best = r; found = true; }\n"
+        "      }\n"
+        "    y[i] = best;  // -inf when the window held padding only\n"
+        "  }\n",
+        v), v);
+    em.kernel("pool", "const float* __restrict__ conv, float* __restrict__ y", body, {NodeEmitter::scratch(), em.out()},
+              gridFor(total));
+    return {};
   }
   std::string params = fill(fill("const ${T}* __restrict__ x, const ${T}* __restrict__ w, ${BIAS}${T}* __restrict__ y", v), v);
   std::string body = fill(fill(

@@ -199,6 +199,71 @@ void checkForward(const Geometry& gm, bool bias, bool relu, uint64_t seed, const
   expectWithinFormat(*got, want, rounded, mag, gm.c * gm.kh * gm.kw, math);
 }
 
+// conv2d + relu + maxpool2d (ResNet's stem: window 3, stride 2, padding 1), which inference
+// fuses into fused_conv2d_pool: on tensor cores, the implicit GEMM into scratch and a pooling
+// kernel. The float64 references are pooled the same way; a window's bound is its largest.
+void checkForwardPool(const Geometry& gm, uint64_t seed, const Runner& run, TensorCoreMath math) {
+  SCOPED_TRACE("forward + relu + maxpool " + describe(gm) + " " + std::string(tensorCoreMathName(math)));
+  Graph g("tc_conv_pool");
+  const Location loc{"tc.mmd", 1, 1, "c"};
+  Value* x = layers::input(g, "x", {DType::F32, {gm.n, gm.c, gm.h, gm.w}}, loc);
+  std::vector<Value*> ins = {x, layers::param(g, "c.weight", {DType::F32, {gm.o, gm.c, gm.kh, gm.kw}}, "zeros", loc),
+                             layers::param(g, "c.bias", {DType::F32, {gm.o}}, "zeros", loc)};
+  Value* y = *layers::addOp(g, OpKind::Conv2d, ins, gm.attrs(), "c", loc);
+  y = *layers::addOp(g, OpKind::Relu, {y}, {}, "r", loc);
+  Attrs pa;
+  pa.set("kernel", std::vector<int64_t>{3, 3});
+  pa.set("stride", std::vector<int64_t>{2, 2});
+  pa.set("padding", std::vector<int64_t>{1, 1, 1, 1});
+  auto pooled = layers::addOp(g, OpKind::MaxPool2d, {y}, pa, "p", loc);
+  ASSERT_TRUE(pooled.has_value()) << pooled.error().str();
+  layers::output(g, *pooled, "y", loc);
+  {
+    auto program = compileProgram(g.clone());
+    ASSERT_TRUE(program);
+    CudaCodegenOptions tc;
+    tc.tensorCores = math;
+    auto src = generateCudaSource(*program, tc);
+    ASSERT_TRUE(src);
+    int fused = 0;
+    for (const std::string& k : src->kernelNames) fused += k.find("fused_conv2d_pool") != std::string::npos;
+    EXPECT_EQ(fused, 2) << "the implicit GEMM and the pooling kernel";
+  }
+  std::mt19937_64 rng(seed);
+  Tensor xt = randomTensor({gm.n, gm.c, gm.h, gm.w}, rng), wt = randomTensor({gm.o, gm.c, gm.kh, gm.kw}, rng),
+         bt = randomTensor({gm.o}, rng);
+  auto got = run(g, {{"c.weight", wt}, {"c.bias", bt}}, {{"x", xt}}, math);
+  ASSERT_TRUE(got) << got.error().str();
+  const int64_t oh = gm.oh(), ow = gm.ow(), ph = (oh + 2 - 3) / 2 + 1, pw = (ow + 2 - 3) / 2 + 1;
+  const int64_t convCount = gm.n * gm.o * oh * ow;
+  std::vector<double> want(size_t(convCount), 0.0), rounded(size_t(convCount), 0.0), mag(size_t(convCount), 0.0);
+  forEachTap(gm, [&](int64_t xi, int64_t wi, int64_t yi) {
+    want[size_t(yi)] += xt.at(xi) * wt.at(wi);
+    rounded[size_t(yi)] += roundToFormat(xt.at(xi), math) * roundToFormat(wt.at(wi), math);
+    mag[size_t(yi)] += std::abs(xt.at(xi) * wt.at(wi));
+  });
+  for (int64_t i = 0; i < convCount; ++i)
+    for (auto* v : {&want, &rounded}) (*v)[size_t(i)] = std::max((*v)[size_t(i)] + bt.at((i / (oh * ow)) % gm.o), 0.0);
+  const int64_t pooledCount = gm.n * gm.o * ph * pw;
+  std::vector<double> pw64(size_t(pooledCount), -1e300), pr64(size_t(pooledCount), -1e300), pm(size_t(pooledCount), 0.0);
+  for (int64_t plane = 0; plane < gm.n * gm.o; ++plane)
+    for (int64_t py = 0; py < ph; ++py)
+      for (int64_t px = 0; px < pw; ++px) {
+        const size_t at = size_t((plane * ph + py) * pw + px);
+        for (int64_t wy = 0; wy < 3; ++wy)
+          for (int64_t wx = 0; wx < 3; ++wx) {
+            const int64_t oy = py * 2 - 1 + wy, ox = px * 2 - 1 + wx;
+            if (oy < 0 || oy >= oh || ox < 0 || ox >= ow) continue;
+            const size_t c = size_t((plane * oh + oy) * ow + ox);
+            pw64[at] = std::max(pw64[at], want[c]);
+            pr64[at] = std::max(pr64[at], rounded[c]);
+            pm[at] = std::max(pm[at], mag[c]);
+          }
+      }
+  ASSERT_EQ(got->shape(), (Shape{gm.n, gm.o, ph, pw}));
+  expectWithinFormat(*got, pw64, pr64, pm, gm.c * gm.kh * gm.kw, math);
+}
+
 // conv2d_backward_data (dy, w) -> dx, or conv_transpose2d (x, w, bias) -> y: the same sums.
 void checkBackwardData(const Geometry& gm, bool transpose, uint64_t seed, const Runner& run, TensorCoreMath math) {
   SCOPED_TRACE(std::string(transpose ? "conv_transpose2d " : "backward data ") + describe(gm) + " " +
@@ -304,6 +369,8 @@ void checkAll(const Runner& run, TensorCoreMath math) {
   checkBackwardData(kGeometries[0], true, 41, run, math);
   checkBackwardData(kGeometries[1], true, 42, run, math);
   checkBackwardWeight(kSplit, 43, run, math);
+  checkForwardPool(kGeometries[0], 44, run, math);
+  checkForwardPool(kGeometries[4], 45, run, math);
 }
 
 // The 16-bit formats share the tiling and gathers with TF32; their own parts are the packing
