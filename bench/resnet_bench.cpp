@@ -1,11 +1,12 @@
 // resnet_bench: torchvision's ResNet-18 at 224 x 224 (its ONNX export; bench/resnet_torch.py
 // writes it) through shoal's public API on one device -- what an app embedding shoal would do:
 //  - inference: Session::create(model.onnx), median wall time of run() at each batch size
-//    (host input in, logits out: the upload, the step, the download and one sync);
+//    (host input in, logits out: the upload, the step, the download and one sync), and on a
+//    GPU again with the input already in GPU memory (shoal::toDevice), as PyTorch's "device";
 //  - training: a pipeline holding the model as a node (`m[onnx: path=...]` after an input of
 //    shape Bx3x224x224), trained by a Trainer with softmax cross-entropy and SGD with momentum;
-//    Trainer::step() on random images and labels, median wall time per step (each step syncs
-//    to return its loss).
+//    Trainer::step() on random images and labels (on a GPU: resident there), median wall time
+//    per step (each step syncs to return its loss).
 // The precision is the environment's: SHOAL_CUDA_TC_CONV=1 runs the convolutions on tensor
 // cores in TF32, --tf32 lets cuBLAS use TF32 for the GEMMs. bench/resnet_bench.sh runs it
 // beside PyTorch.
@@ -13,6 +14,7 @@
 //   resnet_bench --onnx resnet18.onnx [--device cuda|cpu] [--batches 1,32,256]
 //                [--train-batch 128] [--runs 30] [--steps 20] [--tf32] [--json out.json]
 //                [--image 3x224x224] [--classes 1000]   (another model's input and outputs)
+//                [--profile]   (time per op; GPU steps then run without CUDA graphs: time apart)
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
@@ -72,7 +74,7 @@ int main(int argc, char** argv) {
   std::vector<int64_t> batches = {1, 32, 256};
   int64_t trainBatch = 128, runs = 30, steps = 20, classes = 1000;
   std::vector<int64_t> image = {3, 224, 224};
-  bool tf32 = false;
+  bool tf32 = false, profile = false;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     auto next = [&]() -> std::string {
@@ -89,6 +91,7 @@ int main(int argc, char** argv) {
     else if (a == "--runs") runs = std::stoll(next());
     else if (a == "--steps") steps = std::stoll(next());
     else if (a == "--tf32") tf32 = true;
+    else if (a == "--profile") profile = true;
     else if (a == "--classes") classes = std::stoll(next());
     else if (a == "--image") image = splitInts(next(), 'x');
     else if (a == "--batches") batches = splitInts(next(), ',');
@@ -99,6 +102,7 @@ int main(int argc, char** argv) {
   shoal::SessionOptions opts;
   opts.device = device == "cuda" ? shoal::DeviceKind::Cuda : shoal::DeviceKind::Cpu;
   opts.tf32 = tf32;
+  opts.profile = profile;
   const char* tc = std::getenv("SHOAL_CUDA_TC_CONV");
   nlohmann::ordered_json out;
   out["model"] = onnx;
@@ -130,6 +134,20 @@ int main(int argc, char** argv) {
                                                {"images_per_s", double(batch) / med * 1e3}, {"first_run_ms", firstMs}};
     std::printf("inference batch %4lld: %9.3f ms (%.0f images/s; first run %.0f ms)\n", (long long)batch, med,
                 double(batch) / med * 1e3, firstMs);
+    if (device == "cuda") {
+      // The input already in GPU memory (what PyTorch's "device" figure times): no host copy.
+      auto xd = shoal::toDevice(x);
+      if (!xd) return fail(xd.error().str());
+      std::vector<double> dms;
+      for (int64_t r = 0; r < runs + 3; ++r) {
+        t0 = Clock::now();
+        auto y = session->run({{inputName, *xd}});
+        if (r >= 3) dms.push_back(msSince(t0));
+        if (!y) return fail(y.error().str());
+      }
+      out["inference"][std::to_string(batch)]["ms_median_input_on_gpu"] = median(dms);
+      std::printf("    input on the GPU: %9.3f ms (%.0f images/s)\n", median(dms), double(batch) / median(dms) * 1e3);
+    }
   }
 
   // Training: the model as a pipeline node, the pipeline written next to the model.
@@ -153,6 +171,14 @@ int main(int argc, char** argv) {
     shoal::Tensor x = randomImages(trainBatch, image, 2);
     shoal::Tensor labels(shoal::DType::I64, {trainBatch});
     for (int64_t i = 0; i < trainBatch; ++i) labels.set(i, double((i * 7919) % classes));
+    if (device == "cuda") {
+      // The batch resident on the GPU, as PyTorch's training step takes it.
+      auto xd = shoal::toDevice(x);
+      auto ld = shoal::toDevice(labels);
+      if (!xd || !ld) return fail(!xd ? xd.error().str() : ld.error().str());
+      x = *xd;
+      labels = *ld;
+    }
     std::vector<double> ms, losses;
     for (int64_t s = 0; s < steps + 3; ++s) {
       auto t0 = Clock::now();
@@ -166,7 +192,14 @@ int main(int argc, char** argv) {
     out["train"] = {{"batch", trainBatch}, {"step_ms_median", med}, {"images_per_s", double(trainBatch) / med * 1e3},
                     {"loss_first", losses.front()}, {"loss_last", losses.back()}};
     std::printf("training step batch %lld: %9.3f ms (%.0f images/s); loss %.4f -> %.4f\n", (long long)trainBatch, med,
-                double(trainBatch) / med * 1e3, losses.front(), losses.back());
+                double(trainBatch) / med * 1e3, losses.front(), losses.back());    if (profile) {
+      out["profile_train"] = trainer->profile();
+      std::printf("time per op, training step:\n%s", trainer->profile().c_str());
+    }
+  }
+  if (profile) {
+    out["profile_inference"] = session->profile();
+    std::printf("time per op, inference:\n%s", session->profile().c_str());
   }
   if (!json.empty()) {
     std::ofstream f(json);

@@ -42,6 +42,12 @@ Tensor Tensor::onDevice(TensorType type, void* devicePtr, int device) {
   return t;
 }
 
+Tensor Tensor::onDevice(TensorType type, std::shared_ptr<void> owner, int device) {
+  Tensor t = onDevice(std::move(type), owner.get(), device);
+  t.owner_ = std::move(owner);
+  return t;
+}
+
 void Tensor::requireHost(const char* what) const {
   if (device_ >= 0)
     throw std::logic_error(std::string("Tensor::") + what + ": the tensor " + type_.str() + " is on GPU " +

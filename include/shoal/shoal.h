@@ -223,6 +223,12 @@ class LoadedPipeline {
 /// Loads a pipeline; the error's message holds every diagnostic, rendered clang-style.
 Expected<LoadedPipeline> loadPipeline(const std::string& path);
 
+/// A copy of host tensor `t` in the memory of GPU `device`, owned by the returned tensor (freed
+/// with its last copy): an input Session::run() / Trainer::step() then copy on the device, for
+/// apps without CUDA code of their own (those use Tensor::onDevice on their memory). Fails for
+/// a tensor already on a GPU, or without a usable GPU.
+Expected<Tensor> toDevice(const Tensor& t, int device = 0);
+
 /// A model with a loss and an optimizer, compiled into one training step (forward, loss,
 /// backward, update) on a device: torch's module + loss + optimizer in one object. Feed it
 /// batches one at a time (step) or let fit() run epochs over a Dataset or a BatchSource;

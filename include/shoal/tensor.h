@@ -32,6 +32,9 @@ class Tensor {
   /// host: at(), set(), toDoubles(), clone() and cast() throw std::logic_error, and the CPU
   /// backend refuses it with an error naming the input. raw() is then the device address.
   static Tensor onDevice(TensorType type, void* devicePtr, int device = 0);
+  /// The same, owning the memory: `owner` (whose get() is the device address) is kept by every
+  /// copy of the tensor and released with the last. shoal::toDevice makes these.
+  static Tensor onDevice(TensorType type, std::shared_ptr<void> owner, int device = 0);
   /// A tensor holding `values` converted to `dtype`.
   static Tensor fromDoubles(DType dtype, Shape shape, std::span<const double> values);
 

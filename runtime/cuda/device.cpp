@@ -146,6 +146,30 @@ Unexpected<Error> forbiddenInCapture(std::string_view call) {
 
 }  // namespace
 
+Expected<std::shared_ptr<void>> newDeviceCopy(const void* host, size_t bytes, int device) {
+  auto info = probeCudaDevice(device);
+  if (!info) return Unexpected(info.error());
+  int previous = 0;
+  (void)cudaGetDevice(&previous);
+  if (cudaError_t e = cudaSetDevice(device); e != cudaSuccess) return cudaFail(e, "cudaSetDevice", info->describe());
+  void* ptr = nullptr;
+  cudaError_t e = cudaMalloc(&ptr, std::max<size_t>(bytes, 1));
+  if (e == cudaSuccess && bytes) e = cudaMemcpy(ptr, host, bytes, cudaMemcpyHostToDevice);
+  if (e != cudaSuccess) {
+    if (ptr) (void)cudaFree(ptr);
+    (void)cudaSetDevice(previous);
+    return cudaFail(e, "cudaMalloc/cudaMemcpy", std::to_string(bytes) + " bytes for a device tensor on " + info->describe());
+  }
+  (void)cudaSetDevice(previous);
+  return std::shared_ptr<void>(ptr, [device](void* p) {
+    int current = 0;
+    (void)cudaGetDevice(&current);
+    (void)cudaSetDevice(device);
+    (void)cudaFree(p);
+    (void)cudaSetDevice(current);
+  });
+}
+
 Expected<CudaDeviceInfo> probeCudaDevice(int index) {
   int count = 0;
   cudaError_t err = cudaGetDeviceCount(&count);
@@ -540,6 +564,7 @@ Unexpected<Error> notBuilt() { return fail("shoal was built without CUDA support
 }  // namespace
 
 Expected<CudaDeviceInfo> probeCudaDevice(int) { return notBuilt(); }
+Expected<std::shared_ptr<void>> newDeviceCopy(const void*, size_t, int) { return notBuilt(); }
 Expected<void> cudaLibrariesAvailable() { return notBuilt(); }
 Expected<void> initPrimaryContext(int) { return notBuilt(); }
 void DeviceArena::reset() { data_ = nullptr, size_ = 0; }

@@ -53,6 +53,10 @@ struct CudaDeviceInfo {
 /// the cue for `--device auto` to fall back to the CPU interpreter.
 Expected<CudaDeviceInfo> probeCudaDevice(int index = 0);
 
+/// `bytes` of host memory copied into a new cudaMalloc'd buffer on GPU `device` (synchronously);
+/// the buffer is freed when the last copy of the returned pointer goes.
+Expected<std::shared_ptr<void>> newDeviceCopy(const void* host, size_t bytes, int device);
+
 /// Creates device `index`'s primary context now (cudaSetDevice + cudaFree(0)), so the first
 /// CudaContext::create finds it made; selectDevice does it while NVRTC and cuBLAS load on
 /// another thread.

@@ -93,6 +93,30 @@ TEST(Session, ProfileCountsEveryRunOfEachBatchSize) {
   EXPECT_EQ(plain->profile(), "");
 }
 
+TEST(Session, ToDeviceCopiesAnInputIntoGpuMemory) {
+  shoal::Tensor host(shoal::DType::F32, {4, 3});
+  for (int64_t i = 0; i < host.numElements(); ++i) host.set(i, std::cos(0.3 * double(i)));
+  auto onGpu = shoal::toDevice(host);
+  if (!onGpu) {
+    // Without a GPU: an error that says which call and why, nothing thrown.
+    EXPECT_EQ(onGpu.error().message().rfind("toDevice: ", 0), 0u) << onGpu.error().message();
+    GTEST_SKIP() << "no usable GPU: " << onGpu.error().message();
+  }
+  EXPECT_TRUE(onGpu->isOnDevice());
+  EXPECT_FALSE(shoal::toDevice(*onGpu));  // already there
+  shoal::GraphBuilder b;
+  auto x = b.input("x", shoal::f32({4, 3}));
+  b.output("y", b.dense(x, 2, {.activation = shoal::Activation::Tanh, .name = "fc"}));
+  auto model = b.build();
+  ASSERT_TRUE(model);
+  auto session = shoal::Session::create(*model, {.device = shoal::DeviceKind::Cuda, .seed = 3});
+  ASSERT_TRUE(session) << session.error().str();
+  auto fromHost = session->run({{"x", host}});
+  auto fromGpu = session->run({{"x", *onGpu}});
+  ASSERT_TRUE(fromHost && fromGpu);
+  EXPECT_EQ(fromHost->at("y").toDoubles(), fromGpu->at("y").toDoubles());
+}
+
 TEST(Session, InputsMustAgreeOnTheBatch) {
   shoal::GraphBuilder b;
   auto x = b.input("x", shoal::f32({2, 3}));
