@@ -12,7 +12,11 @@ namespace shoal {
 /// names the option.
 Expected<DeviceSelection> sessionDevice(const SessionOptions& opts);
 
-/// Checks SessionOptions' values (threads >= 1 when set).
+/// The runtime's name for a Precision.
+TensorCoreMath precisionMath(Precision p);
+/// A precision other than Fp32 on the CPU is an error that says so.
+Expected<void> checkPrecisionOn(const SessionOptions& opts, const DeviceSelection& device);
+/// Checks SessionOptions' values (threads >= 1 when set; tf32 not beside bf16 or fp16).
 Expected<void> checkSessionOptions(const SessionOptions& opts);
 
 /// Compile and execution options from SessionOptions.

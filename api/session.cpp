@@ -22,10 +22,31 @@ Expected<DeviceSelection> sessionDevice(const SessionOptions& opts) {
   if (auto ok = checkSessionOptions(opts); !ok) return Unexpected(ok.error());
   auto sel = selectDevice(opts.device);
   if (!sel) return fail("SessionOptions::device is Gpu, but there is " + sel.error().message());
+  if (auto ok = checkPrecisionOn(opts, *sel); !ok) return Unexpected(ok.error());
   return sel;
 }
 
+Expected<void> checkPrecisionOn(const SessionOptions& opts, const DeviceSelection& device) {
+  if (opts.precision == Precision::Fp32 || device.kind == DeviceKind::Cuda) return {};
+  return fail(fmt::format("SessionOptions::precision {} runs on a GPU's tensor cores, and this runs on the CPU{} (which "
+                          "computes in fp32: use Precision::Fp32 there)",
+                          tensorCoreMathName(precisionMath(opts.precision)), device.note.empty() ? "" : ": " + device.note));
+}
+
+TensorCoreMath precisionMath(Precision p) {
+  switch (p) {
+    case Precision::Tf32: return TensorCoreMath::Tf32;
+    case Precision::Bf16: return TensorCoreMath::Bf16;
+    case Precision::Fp16: return TensorCoreMath::Fp16;
+    case Precision::Fp32: break;
+  }
+  return TensorCoreMath::Off;
+}
+
 Expected<void> checkSessionOptions(const SessionOptions& opts) {
+  if (opts.tf32 && (opts.precision == Precision::Bf16 || opts.precision == Precision::Fp16))
+    return fail(fmt::format("SessionOptions: tf32 and precision {} disagree; choose one",
+                            tensorCoreMathName(precisionMath(opts.precision))));
   if (opts.threads && *opts.threads < 1)
     return fail(fmt::format("SessionOptions::threads must be 1 or more (or unset: every core available), got {}",
                             *opts.threads));
@@ -35,6 +56,7 @@ Expected<void> checkSessionOptions(const SessionOptions& opts) {
 ModelProgramsOptions sessionProgramOptions(const SessionOptions& opts) {
   ModelProgramsOptions o;
   o.exec.tf32 = opts.tf32;
+  o.exec.precision = precisionMath(opts.precision);
   o.exec.verbose = opts.verbose;
   o.exec.threads = opts.threads.value_or(0);
   o.profile = opts.profile;

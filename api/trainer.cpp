@@ -143,9 +143,11 @@ Expected<Trainer> Trainer::create(const LoadedPipeline& pipeline, const SessionO
   if (auto ok = checkSessionOptions(opts); !ok) return Unexpected(ok.error());
   auto sel = pipelineDevice(p, opts.device);
   if (!sel) return Unexpected(sel.error());
+  if (auto ok = checkPrecisionOn(opts, *sel); !ok) return Unexpected(ok.error());
   TrainOptions t;
   t.seed = opts.seed;
   t.exec.tf32 = opts.tf32;
+  t.exec.precision = precisionMath(opts.precision);
   t.exec.verbose = opts.verbose;
   t.exec.threads = opts.threads.value_or(0);
   t.profile = opts.profile;

@@ -1,6 +1,8 @@
 // Device selection and executable creation.
 #include "runtime/backend.h"
 
+#include <fmt/format.h>
+
 #include <future>
 
 #include "runtime/cpu/interpreter.h"
@@ -67,12 +69,16 @@ Expected<DeviceSelection> selectDevice(DeviceKind requested) {
 Expected<void> precompileExecutable(const Program& program, const DeviceSelection& device,
                                     const ExecutableOptions& opts) {
   if (device.kind != DeviceKind::Cuda) return {};
-  return compileCudaIntoCache(program, opts.arch);
+  return compileCudaIntoCache(program, opts.arch, opts.precision);
 }
 
 Expected<std::unique_ptr<Executable>> createExecutable(Program program, const DeviceSelection& device,
                                                        const ExecutableOptions& opts) {
-  if (device.kind == DeviceKind::Cuda) return createCudaExecutable(std::move(program), opts.tf32, opts.verbose, opts.arch);
+  if (device.kind == DeviceKind::Cuda)
+    return createCudaExecutable(std::move(program), opts.tf32, opts.verbose, opts.arch, opts.precision);
+  if (opts.precision != TensorCoreMath::Off)
+    return fail(fmt::format("precision {} is for the GPU's tensor cores; the CPU computes in fp32 (precision fp32)",
+                            tensorCoreMathName(opts.precision)));
   PhaseTimer timer("CPU executable (memory)");
   auto exe = CpuExecutable::create(std::move(program), opts.threads);
   if (!exe) return Unexpected(exe.error());

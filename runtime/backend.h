@@ -7,6 +7,7 @@
 #include <string_view>
 
 #include <shoal/train.h>
+#include "codegen/cuda_codegen.h"
 #include "runtime/executable.h"
 
 namespace shoal {
@@ -34,6 +35,11 @@ bool serialStartup();
 /// Options for creating executables.
 struct ExecutableOptions {
   bool tf32 = false;     ///< allow TF32 in cuBLAS GEMMs (GPU only; off = exact fp32)
+  /// The GPU's matrix products (convolutions on tensor cores, cuBLAS GEMMs) with operands in
+  /// TF32, bfloat16 or float16 and fp32 accumulation; tensors, parameters and optimizer state
+  /// stay fp32 (master weights). Off: exact fp32 (or what tf32 says). The CPU backend refuses
+  /// anything but Off: it computes in fp32 and float64.
+  TensorCoreMath precision = TensorCoreMath::Off;
   bool verbose = false;  ///< report kernel-cache hits/misses and compile times on stderr
   std::string arch;      ///< NVRTC target override (default: the device's)
   /// CPU threads for shoal's kernels and BLAS (0: the cores this process may use). The CPU

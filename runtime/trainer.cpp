@@ -649,7 +649,9 @@ Expected<TrainReport> trainPipeline(const Pipeline& p, const TrainOptions& opts)
   // the future keeps the context alive until the run ends.
   std::future<Expected<std::shared_ptr<void>>> context;
   if (device->kind == DeviceKind::Cuda && !serialStartup())
-    context = std::async(std::launch::async, [tf32 = opts.exec.tf32] { return prewarmCudaContext(tf32); });
+    context = std::async(std::launch::async, [tf32 = opts.exec.tf32, precision = opts.exec.precision] {
+      return prewarmCudaContext(tf32, precision);
+    });
   int64_t step = 0;
   auto m = createPipelineTrainer(p, *device, opts, step);
   Expected<TrainReport> report = [&]() -> Expected<TrainReport> {

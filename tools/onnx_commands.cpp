@@ -121,6 +121,7 @@ int runOnnxModel(const OnnxRunOptions& opts, nlohmann::ordered_json& report) {
   fmt::print(stderr, "device: {}{}\n", dev->description, dev->note.empty() ? "" : " (" + dev->note + ")");
   ExecutableOptions eo;
   eo.tf32 = opts.tf32;
+  eo.precision = opts.precision;
   eo.verbose = opts.verbose;
   eo.threads = opts.threads;
   auto exe = compileGraph(*pipeline->model, *dev, eo);

@@ -22,6 +22,7 @@ struct OnnxRunOptions {
   bool tf32 = false;
   bool verbose = false;
   int threads = 0;  ///< --threads (0: the cores available)
+  TensorCoreMath precision = TensorCoreMath::Off;  ///< --precision (off: fp32)
 };
 
 /// Runs an ONNX model on the given inputs (its symbolic dimensions bound by them): prints

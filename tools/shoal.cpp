@@ -194,6 +194,7 @@ struct RunOptions {
   bool evaluate = false;
   bool verbose = false;
   bool tf32 = false;
+  std::string precision = "fp32";  ///< --precision fp32|tf32|bf16|fp16
   bool profile = false;
   int threads = 0;          ///< --threads N (0: every core available)
   std::vector<std::string> inputs;  ///< --input NAME=FILE (.pb or .npy) for models with tensor inputs
@@ -292,6 +293,11 @@ void reportWarning(const Error& w) {
   std::cerr << diagnostics().render(Diagnostic{Severity::Warning, w.location(), w.message()});
 }
 
+// --precision as the runtime's TensorCoreMath (fp32: off).
+TensorCoreMath precisionOf(const RunOptions& r) {
+  return r.precision == "fp32" ? TensorCoreMath::Off : parseTensorCoreMath(r.precision).value_or(TensorCoreMath::Off);
+}
+
 // Inference over a pipeline whose inputs are all literals: run once, print every output.
 int runLiterals(const CommonOptions& c, const RunOptions& r, const Pipeline& p, DeviceKind kind,
                 nlohmann::ordered_json& report) {
@@ -322,6 +328,7 @@ int runLiterals(const CommonOptions& c, const RunOptions& r, const Pipeline& p, 
   fmt::print(stderr, "device: {}{}\n", dev->description, dev->note.empty() ? "" : " (" + dev->note + ")");
   ModelProgramsOptions mo;
   mo.exec.tf32 = r.tf32;
+  mo.exec.precision = precisionOf(r);
   mo.exec.verbose = r.verbose;
   mo.exec.threads = r.threads;
   mo.compile = compileOptions(c, nullptr);
@@ -477,6 +484,12 @@ int launchDataParallel(const CommonOptions& c, const RunOptions& r, const Pipeli
 }
 
 int runRun(const CommonOptions& c, const RunOptions& r) {
+  if (r.tf32 && (r.precision == "bf16" || r.precision == "fp16"))
+    return reportError(Error(fmt::format("--tf32 and --precision {} disagree: choose one", r.precision)));
+  if (r.check && r.precision != "fp32")
+    return reportError(Error(fmt::format(
+        "--check compares with the float64 interpreter within fp32's tolerances: run it at --precision fp32, not {}",
+        r.precision)));
   if (isOnnxPath(c.file)) {
     // An ONNX model is imported for the shapes of the tensors fed (its symbolic dimensions
     // bound by them) and run once (or timed with --repeat).
@@ -484,7 +497,7 @@ int runRun(const CommonOptions& c, const RunOptions& r) {
       return reportError(
           Error("--epochs, --evaluate, --weights, --seed, --profile and --check apply to pipelines, not to "
                 "an ONNX model (its weights are its initializers; 'shoal conformance' checks its outputs)"));
-    OnnxRunOptions o{c.file, r.inputs, r.device, r.repeat, r.tf32, r.verbose, r.threads};
+    OnnxRunOptions o{c.file, r.inputs, r.device, r.repeat, r.tf32, r.verbose, r.threads, precisionOf(r)};
     nlohmann::ordered_json report;
     int rc = runOnnxModel(o, report);
     if (rc != kOk) return rc;
@@ -531,6 +544,7 @@ int runRun(const CommonOptions& c, const RunOptions& r) {
   t.seed = r.seed;
   t.weights = r.weights;
   t.exec.tf32 = r.tf32;
+  t.exec.precision = precisionOf(r);
   t.exec.verbose = r.verbose;
   t.exec.threads = r.threads;
   t.profile = r.profile;
@@ -728,6 +742,11 @@ int main(int argc, char** argv) {
                    "report kernel-cache hits, misses and compile times, every checkpoint tensor the model ignores, "
                    "and where the wall time went (CUDA start-up, data loading, compiling, training, evaluation)");
   runCmd->add_flag("--tf32", run.tf32, "allow TF32 tensor-core GEMMs on the GPU (default: exact fp32)");
+  runCmd
+      ->add_option("--precision", run.precision,
+                   "the GPU's matrix products (convolutions on tensor cores, GEMMs): fp32 (exact, the default), tf32, "
+                   "bf16 or fp16 operands with fp32 accumulation; tensors and weights stay fp32")
+      ->check(CLI::IsMember({"fp32", "tf32", "bf16", "fp16"}));
   addThreads(runCmd, run.threads);
   runCmd->add_flag("--profile", run.profile, "print the time spent in each op (of the training step when training)");
   auto* checkFlag = runCmd->add_flag("--check", run.check,

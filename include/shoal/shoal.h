@@ -145,7 +145,10 @@ class GraphBuilder {
 /// How a Session or a Trainer compiles and runs (ONNX Runtime's SessionOptions).
 struct SessionOptions {
   DeviceKind device = DeviceKind::Auto;
-  bool tf32 = false;     ///< allow TF32 GEMMs on the GPU
+  bool tf32 = false;     ///< allow TF32 GEMMs on the GPU (the convolutions stay fp32; see precision)
+  /// The matrix products' precision on the GPU (Precision); anything but Fp32 on the CPU is an
+  /// error, and so is tf32 beside Bf16 or Fp16.
+  Precision precision = Precision::Fp32;
   bool verbose = false;  ///< kernel-cache and compile reports on stderr
   /// CPU threads for the CPU backend's kernels and BLAS (1 or more; unset: the cores this
   /// process may run on), as PyTorch's torch::set_num_threads. Process-wide while a program

@@ -20,6 +20,12 @@ class Dataset;
 /// Gpu and Cuda are one device kind (pipelines say gpu, the CLI accepts both).
 enum class DeviceKind { Auto, Cpu, Cuda, Gpu = Cuda };
 
+/// The precision of the GPU's matrix products (convolutions, GEMMs): operands rounded to
+/// TF32, bfloat16 or float16 on tensor cores, fp32 accumulation. Tensors, parameters, gradients
+/// and optimizer state stay fp32 (the master weights), so it changes the products' rounding,
+/// not the model's memory. Fp32: exact fp32 products. The CPU computes Fp32 only.
+enum class Precision { Fp32, Tf32, Bf16, Fp16 };
+
 /// The loss a Trainer minimises, over the model output TrainingOptions::output.
 enum class Loss {
   /// Softmax cross-entropy of logits [batch, classes] against "labels" (class indices, [batch]),

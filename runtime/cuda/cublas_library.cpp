@@ -26,6 +26,13 @@ const Expected<CublasLibrary>& cublasLibrary() {
   if (!cb.name) return fail("cannot load cuBLAS: " + dl->path() + " has no " #name);
     SHOAL_CUBLAS_FUNCTIONS(SHOAL_CUBLAS_LOAD)
 #undef SHOAL_CUBLAS_LOAD
+    // The types must select the header's declarations (unevaluated: no link-time reference).
+    static_assert(sizeof(static_cast<CublasGemmExFn>(&::cublasGemmEx)) > 0);
+    static_assert(sizeof(static_cast<CublasGemmStridedBatchedExFn>(&::cublasGemmStridedBatchedEx)) > 0);
+    cb.cublasGemmEx = reinterpret_cast<CublasGemmExFn>(dl->symbol("cublasGemmEx"));
+    cb.cublasGemmStridedBatchedEx = reinterpret_cast<CublasGemmStridedBatchedExFn>(dl->symbol("cublasGemmStridedBatchedEx"));
+    if (!cb.cublasGemmEx || !cb.cublasGemmStridedBatchedEx)
+      return fail("cannot load cuBLAS: " + dl->path() + " has no cublasGemmEx / cublasGemmStridedBatchedEx");
     return cb;
   }();
   return lib;

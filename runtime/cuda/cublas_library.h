@@ -20,10 +20,22 @@ namespace shoal::cudaimpl {
   X(cublasSgemmStridedBatched) X(cublasDgemmStridedBatched)                                          \
   X(cublasGetStatusString) X(cublasGetStatusName)
 
+// C++ overloads these two (a deprecated cudaDataType compute type), so they are named by type.
+using CublasGemmExFn = cublasStatus_t (*)(cublasHandle_t, cublasOperation_t, cublasOperation_t, int, int, int,
+                                          const void*, const void*, cudaDataType, int, const void*, cudaDataType, int,
+                                          const void*, void*, cudaDataType, int, cublasComputeType_t, cublasGemmAlgo_t);
+using CublasGemmStridedBatchedExFn = cublasStatus_t (*)(cublasHandle_t, cublasOperation_t, cublasOperation_t, int, int,
+                                                        int, const void*, const void*, cudaDataType, int, long long int,
+                                                        const void*, cudaDataType, int, long long int, const void*,
+                                                        void*, cudaDataType, int, long long int, int,
+                                                        cublasComputeType_t, cublasGemmAlgo_t);
+
 struct CublasLibrary {
 #define SHOAL_CUBLAS_MEMBER(name) decltype(&::name) name = nullptr;
   SHOAL_CUBLAS_FUNCTIONS(SHOAL_CUBLAS_MEMBER)
 #undef SHOAL_CUBLAS_MEMBER
+  CublasGemmExFn cublasGemmEx = nullptr;
+  CublasGemmStridedBatchedExFn cublasGemmStridedBatchedEx = nullptr;
   std::string path;
 };
 

@@ -28,20 +28,23 @@ namespace shoal {
 
 namespace {
 
-// One context (stream, cuBLAS handle, workspace) per process and TF32 setting, shared by the
-// executables of a training run (step, remainder step, evaluation), so they run in order on
-// one stream and share parameters safely.
-Expected<std::shared_ptr<CudaContext>> sharedContext(bool tf32) {
+// One context (stream, cuBLAS handle, workspace) per process and cuBLAS math setting (TF32,
+// 16-bit operands), shared by the executables of a training run (step, remainder step,
+// evaluation), so they run in order on one stream and share parameters safely.
+Expected<std::shared_ptr<CudaContext>> sharedContext(bool tf32, TensorCoreMath gemm16) {
   static std::mutex mutex;
-  static std::map<bool, std::weak_ptr<CudaContext>> contexts;
+  static std::map<std::pair<bool, TensorCoreMath>, std::weak_ptr<CudaContext>> contexts;
   std::lock_guard lock(mutex);
-  if (auto ctx = contexts[tf32].lock()) return ctx;
+  const auto key = std::make_pair(tf32, gemm16);
+  if (auto ctx = contexts[key].lock()) return ctx;
   CudaContextOptions options;
   options.tf32 = tf32;
+  options.gemmBf16 = gemm16 == TensorCoreMath::Bf16;
+  options.gemmFp16 = gemm16 == TensorCoreMath::Fp16;
   auto created = CudaContext::create(options);
   if (!created) return Unexpected(created.error());
   std::shared_ptr<CudaContext> ctx(std::move(*created));
-  contexts[tf32] = ctx;
+  contexts[key] = ctx;
   return ctx;
 }
 
@@ -180,6 +183,15 @@ CudaExecutableOptions CudaExecutableOptions::fromEnvironment() {
       });
     }
   }
+  return o;
+}
+
+CudaExecutableOptions CudaExecutableOptions::withPrecision(TensorCoreMath precision) const {
+  CudaExecutableOptions o = *this;
+  if (precision == TensorCoreMath::Off) return o;
+  o.tensorCores = precision;
+  o.tf32 = o.tf32 || precision == TensorCoreMath::Tf32;
+  o.gemm16 = precision == TensorCoreMath::Tf32 ? TensorCoreMath::Off : precision;
   return o;
 }
 
@@ -441,7 +453,7 @@ Expected<std::unique_ptr<CudaExecutable>> CudaExecutable::create(Program program
 
   auto ctx = [&] {
     PhaseTimer timer("CUDA context (made or waited for)");
-    return sharedContext(opts.tf32);
+    return sharedContext(opts.tf32, opts.gemm16);
   }();
   if (!ctx) return Unexpected(ctx.error());
   im.ctx = *ctx;
@@ -1077,11 +1089,12 @@ Expected<void> CudaExecutable::adoptPersistent(Executable& other) {
   return {};
 }
 
-Expected<void> compileCudaIntoCache(const Program& program, const std::string& arch) {
+Expected<void> compileCudaIntoCache(const Program& program, const std::string& arch, TensorCoreMath precision) {
   PhaseTimer timer("NVRTC ahead, into the kernel cache");
+  const CudaExecutableOptions opts = CudaExecutableOptions::fromEnvironment().withPrecision(precision);
   CudaCodegenOptions codegen;
-  codegen.horizontalUpdates = CudaExecutableOptions::fromEnvironment().horizontalUpdates;
-  codegen.tensorCores = CudaExecutableOptions::fromEnvironment().tensorCores;
+  codegen.horizontalUpdates = opts.horizontalUpdates;
+  codegen.tensorCores = opts.tensorCores;
   auto src = generateCudaSource(program, codegen);
   if (!src) return Unexpected(src.error());
   std::string target = arch;
@@ -1096,18 +1109,22 @@ Expected<void> compileCudaIntoCache(const Program& program, const std::string& a
   return {};
 }
 
-Expected<std::shared_ptr<void>> prewarmCudaContext(bool tf32) {
-  auto ctx = sharedContext(tf32);
+Expected<std::shared_ptr<void>> prewarmCudaContext(bool tf32, TensorCoreMath precision) {
+  CudaExecutableOptions opts;
+  opts.tf32 = tf32;
+  opts = opts.withPrecision(precision);
+  auto ctx = sharedContext(opts.tf32, opts.gemm16);
   if (!ctx) return Unexpected(ctx.error());
   return std::shared_ptr<void>(*ctx);
 }
 
 Expected<std::unique_ptr<Executable>> createCudaExecutable(Program program, bool tf32, bool verbose,
-                                                           const std::string& arch) {
+                                                           const std::string& arch, TensorCoreMath precision) {
   CudaExecutableOptions opts = CudaExecutableOptions::fromEnvironment();
   opts.tf32 = tf32;
   opts.verbose = verbose;
   opts.arch = arch;
+  opts = opts.withPrecision(precision);
   auto exe = CudaExecutable::create(std::move(program), opts);
   if (!exe) return Unexpected(exe.error());
   return std::unique_ptr<Executable>(std::move(*exe));

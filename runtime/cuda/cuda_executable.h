@@ -26,11 +26,19 @@ struct CudaExecutableOptions {
   /// One kernel for each run of optimizer updates (CudaCodegenOptions::horizontalUpdates).
   /// Default: on, unless SHOAL_CUDA_HFUSE=0.
   bool horizontalUpdates = true;
-  /// Convolutions on tensor cores (CudaCodegenOptions::tensorCores; experimental,
-  /// SHOAL_CUDA_TC_CONV=tf32|bf16|fp16, 1 meaning tf32).
+  /// Convolutions on tensor cores (CudaCodegenOptions::tensorCores): set by the precision
+  /// (withPrecision), or for experiments by SHOAL_CUDA_TC_CONV=tf32|bf16|fp16 (1 meaning tf32).
   TensorCoreMath tensorCores = TensorCoreMath::Off;
+  /// bfloat16 or float16 operands in cuBLAS's fp32 GEMMs (CudaContextOptions::gemmBf16 /
+  /// gemmFp16); Off and Tf32: what `tf32` says.
+  TensorCoreMath gemm16 = TensorCoreMath::Off;
   /// Fills graphs, syncEach, horizontalUpdates and tensorCores from the environment.
   static CudaExecutableOptions fromEnvironment();
+  /// The matrix products' precision (ExecutableOptions::precision): Off keeps these options
+  /// (exact fp32 unless tf32 or the environment says otherwise); Tf32, Bf16, Fp16 put the
+  /// convolutions on tensor cores in that format and cuBLAS's GEMMs in TF32 or with 16-bit
+  /// operands -- fp32 tensors in and out, fp32 accumulation.
+  CudaExecutableOptions withPrecision(TensorCoreMath precision) const;
 };
 
 /// A Program bound to device 0. Creation generates the module's source, compiles it with
@@ -106,17 +114,19 @@ class CudaExecutable : public Executable {
 /// Generates `program`'s CUDA source as CudaExecutable::create would (options from the
 /// environment) and NVRTC-compiles it into the on-disk kernel cache for `arch` (empty: device
 /// 0's), so the executable created later finds its cubin there. Needs no CUDA context.
-Expected<void> compileCudaIntoCache(const Program& program, const std::string& arch);
+Expected<void> compileCudaIntoCache(const Program& program, const std::string& arch,
+                                    TensorCoreMath precision = TensorCoreMath::Off);
 
 /// Creates, now, the CUDA context (stream, cuBLAS handle and workspace) that the executables
 /// with this TF32 setting share, and keeps it alive as long as the returned pointer (or an
 /// executable using it) lives: a run calls it on another thread while the main one compiles,
 /// so the executables created meanwhile find the context made (or wait for it).
-Expected<std::shared_ptr<void>> prewarmCudaContext(bool tf32);
+Expected<std::shared_ptr<void>> prewarmCudaContext(bool tf32, TensorCoreMath precision = TensorCoreMath::Off);
 
 /// Compiles every kernel of `program` (through the on-disk cache) and binds it to device 0.
 /// Errors name the kernel and the call that failed.
 Expected<std::unique_ptr<Executable>> createCudaExecutable(Program program, bool tf32, bool verbose,
-                                                           const std::string& arch);
+                                                           const std::string& arch,
+                                                           TensorCoreMath precision = TensorCoreMath::Off);
 
 }  // namespace shoal

@@ -346,15 +346,27 @@ Expected<bool> CudaContext::cublasUsesTf32() const {
   return (mode & 0xF) == CUBLAS_TF32_TENSOR_OP_MATH;  // low bits: the mode; high bits: flags
 }
 
+namespace {
+// The compute type of a 16-bit-operand fp32 GEMM (CudaContextOptions::gemmBf16 / gemmFp16).
+cublasComputeType_t gemm16Compute(const CudaContextOptions& o) {
+  return o.gemmBf16 ? CUBLAS_COMPUTE_32F_FAST_16BF : CUBLAS_COMPUTE_32F_FAST_16F;
+}
+}  // namespace
+
 Expected<void> CudaContext::gemmF32(bool transA, bool transB, int m, int n, int k, float alpha, const float* a,
                                     int lda, const float* b, int ldb, float beta, float* c, int ldc,
                                     std::string_view what) {
   // cuBLAS is column-major; a row-major matrix is its transpose there, so row-major
   // C = op(A)·op(B) is column-major Cᵀ = op(B)ᵀ·op(A)ᵀ: swap the operands and m/n.
-  cublasStatus_t s = cublasLib().cublasSgemm(cublas_, transB ? CUBLAS_OP_T : CUBLAS_OP_N, transA ? CUBLAS_OP_T : CUBLAS_OP_N, n,
-                                 m, k, &alpha, b, ldb, a, lda, &beta, c, ldc);
+  const cublasOperation_t opB = transB ? CUBLAS_OP_T : CUBLAS_OP_N, opA = transA ? CUBLAS_OP_T : CUBLAS_OP_N;
+  cublasStatus_t s;
+  if (options_.gemmBf16 || options_.gemmFp16)
+    s = cublasLib().cublasGemmEx(cublas_, opB, opA, n, m, k, &alpha, b, CUDA_R_32F, ldb, a, CUDA_R_32F, lda, &beta, c,
+                                 CUDA_R_32F, ldc, gemm16Compute(options_), CUBLAS_GEMM_DEFAULT);
+  else
+    s = cublasLib().cublasSgemm(cublas_, opB, opA, n, m, k, &alpha, b, ldb, a, lda, &beta, c, ldc);
   if (s != CUBLAS_STATUS_SUCCESS)
-    return cublasFail(s, "cublasSgemm",
+    return cublasFail(s, options_.gemmBf16 || options_.gemmFp16 ? "cublasGemmEx" : "cublasSgemm",
                       std::string(what) + ", m=" + std::to_string(m) + " n=" + std::to_string(n) +
                           " k=" + std::to_string(k));
   return {};
@@ -378,11 +390,17 @@ Expected<void> CudaContext::gemmStridedBatchedF32(bool transA, bool transB, int 
                                                   int64_t strideB, float beta, float* c, int ldc, int64_t strideC,
                                                   int batch, std::string_view what) {
   // Row-major as column-major transposed, as in gemmF32: the operands (and their strides) swap.
-  cublasStatus_t s = cublasLib().cublasSgemmStridedBatched(cublas_, transB ? CUBLAS_OP_T : CUBLAS_OP_N,
-                                               transA ? CUBLAS_OP_T : CUBLAS_OP_N, n, m, k, &alpha, b, ldb, strideB, a,
-                                               lda, strideA, &beta, c, ldc, strideC, batch);
+  const cublasOperation_t opB = transB ? CUBLAS_OP_T : CUBLAS_OP_N, opA = transA ? CUBLAS_OP_T : CUBLAS_OP_N;
+  cublasStatus_t s;
+  if (options_.gemmBf16 || options_.gemmFp16)
+    s = cublasLib().cublasGemmStridedBatchedEx(cublas_, opB, opA, n, m, k, &alpha, b, CUDA_R_32F, ldb, strideB, a,
+                                               CUDA_R_32F, lda, strideA, &beta, c, CUDA_R_32F, ldc, strideC, batch,
+                                               gemm16Compute(options_), CUBLAS_GEMM_DEFAULT);
+  else
+    s = cublasLib().cublasSgemmStridedBatched(cublas_, opB, opA, n, m, k, &alpha, b, ldb, strideB, a, lda, strideA,
+                                              &beta, c, ldc, strideC, batch);
   if (s != CUBLAS_STATUS_SUCCESS)
-    return cublasFail(s, "cublasSgemmStridedBatched",
+    return cublasFail(s, options_.gemmBf16 || options_.gemmFp16 ? "cublasGemmStridedBatchedEx" : "cublasSgemmStridedBatched",
                       std::string(what) + ", m=" + std::to_string(m) + " n=" + std::to_string(n) +
                           " k=" + std::to_string(k) + " batch=" + std::to_string(batch));
   return {};

@@ -79,6 +79,10 @@ struct CudaContextOptions {
   int device = 0;
   /// TF32 tensor-core math in cuBLAS (CUBLAS_TF32_TENSOR_OP_MATH); off = exact fp32.
   bool tf32 = false;
+  /// 16-bit operands in cuBLAS's fp32 GEMMs: bfloat16 or float16 (cublasGemmEx with
+  /// CUBLAS_COMPUTE_32F_FAST_16BF / _16F: fp32 in and out, fp32 accumulation); false for both:
+  /// what `tf32` says.
+  bool gemmBf16 = false, gemmFp16 = false;
   /// Debug mode: the runtime gives each buffer its own cudaMalloc (allocateBuffer) instead
   /// of carving one arena, so compute-sanitizer sees overruns. Default from the environment
   /// variable SHOAL_CUDA_SEPARATE_ALLOCS=1.

@@ -117,6 +117,29 @@ TEST(Session, ToDeviceCopiesAnInputIntoGpuMemory) {
   EXPECT_EQ(fromHost->at("y").toDoubles(), fromGpu->at("y").toDoubles());
 }
 
+TEST(Session, PrecisionNeedsTheGpuAndAgreesWithTf32) {
+  shoal::GraphBuilder b;
+  auto x = b.input("x", shoal::f32({4, 3}));
+  b.output("y", b.dense(x, 2, {.name = "fc"}));
+  auto model = b.build();
+  ASSERT_TRUE(model);
+  auto cpu = shoal::Session::create(*model, {.device = shoal::DeviceKind::Cpu, .precision = shoal::Precision::Bf16});
+  ASSERT_FALSE(cpu);
+  EXPECT_NE(cpu.error().message().find("SessionOptions::precision bf16 runs on a GPU's tensor cores, and this runs on "
+                                       "the CPU"),
+            std::string::npos)
+      << cpu.error().message();
+  auto both = shoal::Session::create(*model, {.device = shoal::DeviceKind::Cpu, .tf32 = true,
+                                              .precision = shoal::Precision::Fp16});
+  ASSERT_FALSE(both);
+  EXPECT_EQ(both.error().message(), "SessionOptions: tf32 and precision fp16 disagree; choose one");
+  auto trainer = shoal::Trainer::create(*model, {.loss = shoal::Loss::MeanSquaredError},
+                                        {.device = shoal::DeviceKind::Cpu, .precision = shoal::Precision::Tf32});
+  ASSERT_FALSE(trainer);
+  EXPECT_NE(trainer.error().message().find("precision tf32"), std::string::npos) << trainer.error().message();
+  EXPECT_TRUE(shoal::Session::create(*model, {.device = shoal::DeviceKind::Cpu, .precision = shoal::Precision::Fp32}));
+}
+
 TEST(Session, InputsMustAgreeOnTheBatch) {
   shoal::GraphBuilder b;
   auto x = b.input("x", shoal::f32({2, 3}));

@@ -198,6 +198,52 @@ TEST(CudaExecutor, ProfilingTimesEveryLaunchWithoutChangingResults) {
   EXPECT_EQ(plain.gpu->profileSummary(), "");
 }
 
+// Precision bf16 / fp16 reaches cuBLAS (cublasGemmEx, 16-bit operands, fp32 accumulation): a
+// dense layer's outputs stay within the format's bound of float64 and differ from exact fp32
+// (the rounding is visible); tf32 likewise within TF32's.
+TEST(CudaExecutor, PrecisionRoundsTheGemmOperandsToItsFormat) {
+  SHOAL_REQUIRE_GPU();
+  const int64_t rows = 16, inner = 256, cols = 32;
+  test::OpGraphBuilder b("gemm16", DType::F32);
+  Value* x = b.input("x", Shape{rows, inner});
+  Node* d = b.graph().addNode(OpKind::Dense, {x, b.param("d.weight", {cols, inner})}, Attrs{},
+                              {{"d", TensorType{DType::F32, {rows, cols}}}});
+  Attrs out;
+  out.set("name", std::string("y"));
+  b.graph().addNode(OpKind::Output, {d->result()}, out, {});
+  auto g = b.take();
+  std::mt19937_64 rng(5);
+  std::uniform_real_distribution<double> u(-1, 1);
+  Tensor xt(DType::F32, {rows, inner}), wt(DType::F32, {cols, inner});
+  for (int64_t i = 0; i < xt.numElements(); ++i) xt.set(i, u(rng));
+  for (int64_t i = 0; i < wt.numElements(); ++i) wt.set(i, u(rng));
+  for (TensorCoreMath math : {TensorCoreMath::Tf32, TensorCoreMath::Bf16, TensorCoreMath::Fp16}) {
+    SCOPED_TRACE(std::string(tensorCoreMathName(math)));
+    auto program = compileProgram(g->clone(), test::opTestCompileOptions());
+    ASSERT_TRUE(program);
+    auto exe = CudaExecutable::create(std::move(*program), CudaExecutableOptions::fromEnvironment().withPrecision(math));
+    ASSERT_TRUE(exe) << exe.error().message();
+    ASSERT_TRUE((*exe)->writePersistent({{"d.weight", wt}}));
+    auto got = (*exe)->run({{"x", xt}});
+    ASSERT_TRUE(got) << got.error().message();
+    const Tensor& y = got->at("y");
+    const double unit = std::ldexp(1.0, math == TensorCoreMath::Fp16 ? -11 : math == TensorCoreMath::Bf16 ? -8 : -10);
+    double worstFp32 = 0;
+    for (int64_t r = 0; r < rows; ++r)
+      for (int64_t c = 0; c < cols; ++c) {
+        double want = 0, mag = 0;
+        for (int64_t k = 0; k < inner; ++k) {
+          want += xt.at(r * inner + k) * wt.at(c * inner + k);
+          mag += std::abs(xt.at(r * inner + k) * wt.at(c * inner + k));
+        }
+        const double err = std::abs(y.at(r * cols + c) - want);
+        ASSERT_LE(err, 2 * unit * mag + double(inner) * std::ldexp(1.0, -23) * mag + 1e-6) << r << "," << c;
+        worstFp32 = std::max(worstFp32, err / (double(inner) * std::ldexp(1.0, -24) * mag + 1e-12));
+      }
+    EXPECT_GT(worstFp32, 1.0) << "no element differs from exact fp32 by more than fp32's own error";
+  }
+}
+
 // A dense classifier trained with Adam: x[4,5] → dense(3) → logits.
 std::unique_ptr<Graph> tinyClassifier(int64_t batch) {
   test::OpGraphBuilder b("tiny", DType::F32);

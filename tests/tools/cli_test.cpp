@@ -183,6 +183,30 @@ TEST(Cli, EpochsAndProfileAreNotIgnoredForInference) {
   EXPECT_NE(profile.err.find("total in ops"), std::string::npos) << profile.err;
 }
 
+TEST(Cli, PrecisionIsForTheGpuAndChecked) {
+  // Not a format: CLI11's message, exit status nonzero, nothing run.
+  auto bogus = runCli("run examples/matmul.mmd --device cpu --precision fp8");
+  EXPECT_NE(bogus.exitCode, 0);
+  EXPECT_NE(bogus.err.find("--precision"), std::string::npos) << bogus.err;
+  EXPECT_EQ(bogus.out, "");
+  auto both = runCli("run examples/matmul.mmd --device cpu --tf32 --precision bf16");
+  EXPECT_EQ(both.exitCode, 1);
+  EXPECT_EQ(both.err, "error: --tf32 and --precision bf16 disagree: choose one\n");
+  auto check = runCli("run examples/matmul.mmd --device cpu --check --precision tf32");
+  EXPECT_EQ(check.exitCode, 1);
+  EXPECT_NE(check.err.find("--check compares with the float64 interpreter"), std::string::npos) << check.err;
+  // The CPU computes in fp32: a 16-bit precision there is refused, not ignored.
+  auto cpu = runCli("run examples/matmul.mmd --device cpu --precision bf16");
+  EXPECT_EQ(cpu.exitCode, 1);
+  EXPECT_NE(cpu.err.find("precision bf16 is for the GPU's tensor cores; the CPU computes in fp32"), std::string::npos)
+      << cpu.err;
+  EXPECT_EQ(cpu.out, "");
+  // fp32 is the default, spelled out or not.
+  auto fp32 = runCli("run examples/matmul.mmd --device cpu --precision fp32");
+  ASSERT_EQ(fp32.exitCode, 0) << fp32.err;
+  EXPECT_EQ(fp32.out, "C = [[22,28],[64,73],[106,118]]\n");
+}
+
 TEST(Cli, EpochsMustBeAWholeNumberAndZeroOnlyEvaluates) {
   auto negative = runCli("run examples/mlp.mmd --device cpu --epochs -1");
   EXPECT_EQ(negative.exitCode, 1);
