@@ -9,8 +9,8 @@
 // tile (64 x 16) into shared memory, rounded to the format (rows padded to 20 floats: TF32's
 // fragment reads of a warp then hit 32 different banks), and runs two k-steps of 8 (TF32) or
 // one of 16 (packing pairs of 16-bit values into each register). The shared tiles are double
-// buffered: the next tiles' global loads are issued before the current tiles' products, stored
-// after them, then one barrier. A gather is per element, or (ImplicitGemm::aGroup / bGroup)
+// buffered and the gathers run two tiles ahead in registers: the global loads of tile t + 2
+// are issued before tile t's products and stored a tile later, then one barrier. A gather is per element, or (ImplicitGemm::aGroup / bGroup)
 // does its index arithmetic once per thread and tile and then only strides.
 #include <fmt/format.h>
 
@@ -118,6 +118,22 @@ Expected<void> emitImplicitGemm(NodeEmitter& em, const ImplicitGemm& spec) {
   if (rowTiles * splits > int64_t(0x7fffffff) || colTiles > 65535)
     return em.unsupported("an implicit GEMM too large for one grid");
   auto R = [&](const std::string& x) { return roundTo(spec.math, x); };
+  // Register set `set` (ra<set>, rb<set>): gathered for the tile at `kt`; stored, rounded,
+  // into shared buffer `nb` with 16-byte stores.
+  auto gather = [&](const std::string& set) {
+    return gatherCode("ra" + set, 8, "arow", "ak", spec.aGroup, spec.aLoad) +
+           gatherCode("rb" + set, 4, "brow", "bk", spec.bGroup, spec.bLoad);
+  };
+  auto storeTile = [&](const std::string& set, const std::string& nb) {
+    const std::string a = "ra" + set, b = "rb" + set;
+    auto four = [&](const std::string& r, int at) {
+      return R(r + "[" + std::to_string(at) + "]") + ", " + R(r + "[" + std::to_string(at + 1) + "]") + ", " +
+             R(r + "[" + std::to_string(at + 2) + "]") + ", " + R(r + "[" + std::to_string(at + 3) + "]");
+    };
+    return "      *reinterpret_cast<float4*>(&As[" + nb + "][ar][ak]) = make_float4(" + four(a, 0) + ");\n" +
+           "      *reinterpret_cast<float4*>(&As[" + nb + "][ar][ak + 4]) = make_float4(" + four(a, 4) + ");\n" +
+           "      *reinterpret_cast<float4*>(&Bs[" + nb + "][br][bk]) = make_float4(" + four(b, 0) + ");\n";
+  };
   Vars v = {{"I", em.I()},
             {"M", intLit(spec.rows)},
             {"N", intLit(spec.cols)},
@@ -127,22 +143,18 @@ Expected<void> emitImplicitGemm(NodeEmitter& em, const ImplicitGemm& spec) {
             {"SPLITS", intLit(splits)},
             {"A_SETUP", spec.aRowSetup},
             {"B_SETUP", spec.bRowSetup},
-            {"GATHER", gatherCode("ra", 8, "arow", "ak", spec.aGroup, spec.aLoad) +
-                           gatherCode("rb", 4, "brow", "bk", spec.bGroup, spec.bLoad)},
-            {"STORE_TILE",
-             "      *reinterpret_cast<float4*>(&As[nb][ar][ak]) = make_float4(" + R("ra[0]") + ", " + R("ra[1]") + ", " +
-                 R("ra[2]") + ", " + R("ra[3]") + ");\n" +
-                 "      *reinterpret_cast<float4*>(&As[nb][ar][ak + 4]) = make_float4(" + R("ra[4]") + ", " + R("ra[5]") +
-                 ", " + R("ra[6]") + ", " + R("ra[7]") + ");\n" +
-                 "      *reinterpret_cast<float4*>(&Bs[nb][br][bk]) = make_float4(" + R("rb[0]") + ", " + R("rb[1]") + ", " +
-                 R("rb[2]") + ", " + R("rb[3]") + ");\n"},
+            {"GATHER0", gather("0")},
+            {"GATHER1", gather("1")},
+            {"STORE0_TO0", storeTile("0", "0")},
+            {"STORE1_TO1", storeTile("1", "1")},
             {"MMA_STEPS", mmaSteps(spec.math)}};
   const bool split = splits > 1;
   v.push_back({"STORE", split ? "        partial[((${I})slice * ${M} + m) * ${N} + o] = s;\n" : spec.epilogue});
   const std::string params = spec.params + (split ? ", float* __restrict__ partial" : "");
-  // Two shared buffers: while the warps multiply the tiles in one, the next tiles' elements
-  // are loaded into registers (their latency hidden behind the products) and then stored into
-  // the other; one barrier per 16 reduction steps.
+  // Two shared buffers and two register sets: while the warps multiply the tiles in one
+  // buffer, the elements of the tiles two steps ahead are loaded into one register set, and the
+  // other set (loaded a step earlier) is stored into the other buffer; one barrier per 16
+  // reduction steps. The loop is unrolled by two so the sets stay registers.
   std::string body = fill(fill(
       "  __shared__ __align__(16) float As[2][128][20];\n"
       "  __shared__ __align__(16) float Bs[2][64][20];\n"
@@ -166,27 +178,45 @@ Expected<void> emitImplicitGemm(NodeEmitter& em, const ImplicitGemm& spec) {
       "  for (int i = 0; i < 2; ++i)\n"
       "    for (int j = 0; j < 4; ++j)\n"
       "      for (int q = 0; q < 4; ++q) acc[i][j][q] = 0.0f;\n"
-      "  float ra[8], rb[4];\n"
+      "  // Two register sets: the loads of tile t + 2 are issued while tile t is multiplied, and\n"
+      "  // stored to shared memory a tile later -- two tiles' products to hide their latency.\n"
+      "  float ra0[8], rb0[4], ra1[8], rb1[4];\n"
       "  {\n"
-      "    const int kt = kBegin, nb = 0;\n"
-      "${GATHER}"
-      "${STORE_TILE}"
+      "    const int kt = kBegin;\n"
+      "${GATHER0}"
+      "${STORE0_TO0}"
+      "  }\n"
+      "  if (kBegin + 16 < kEnd) {\n"
+      "    const int kt = kBegin + 16;\n"
+      "${GATHER1}"
       "  }\n"
       "  __syncthreads();\n"
-      "  int buf = 0;\n"
-      "  for (int k0 = kBegin; k0 < kEnd; k0 += 16) {\n"
-      "    const bool more = k0 + 16 < kEnd;\n"
-      "    if (more) {\n"
-      "      const int kt = k0 + 16;\n"
-      "${GATHER}"
-      "    }\n"
+      "  for (int k0 = kBegin; k0 < kEnd; k0 += 32) {\n"
+      "    {  // tile k0 in buffer 0; set 1 holds tile k0 + 16\n"
+      "      const int buf = 0;\n"
+      "      if (k0 + 32 < kEnd) {\n"
+      "        const int kt = k0 + 32;\n"
+      "${GATHER0}"
+      "      }\n"
       "${MMA_STEPS}"
-      "    if (more) {\n"
-      "      const int nb = buf ^ 1;\n"
-      "${STORE_TILE}"
+      "      if (k0 + 16 < kEnd) {\n"
+      "${STORE1_TO1}"
+      "      }\n"
+      "      __syncthreads();\n"
       "    }\n"
-      "    __syncthreads();\n"
-      "    buf ^= 1;\n"
+      "    if (k0 + 16 >= kEnd) break;\n"
+      "    {  // tile k0 + 16 in buffer 1; set 0 holds tile k0 + 32\n"
+      "      const int buf = 1;\n"
+      "      if (k0 + 48 < kEnd) {\n"
+      "        const int kt = k0 + 48;\n"
+      "${GATHER1}"
+      "      }\n"
+      "${MMA_STEPS}"
+      "      if (k0 + 32 < kEnd) {\n"
+      "${STORE0_TO0}"
+      "      }\n"
+      "      __syncthreads();\n"
+      "    }\n"
       "  }\n"
       "  for (int i = 0; i < 2; ++i)\n"
       "    for (int j = 0; j < 4; ++j)\n"
