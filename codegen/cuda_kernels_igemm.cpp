@@ -80,25 +80,27 @@ std::string mmaSteps(TensorCoreMath m) {
            "      for (int i = 0; i < 2; ++i)\n"
            "        for (int j = 0; j < 4; ++j) shoal_warp_mma_tf32(acc[i][j], a[i], b[j]);\n"
            "    }\n";
-  const std::string bf16 = m == TensorCoreMath::Bf16 ? "true" : "false";
-  return fill("    {\n"
-              "      unsigned a[2][4], b[4][2];\n"
-              "      for (int i = 0; i < 2; ++i) {\n"
-              "        const int r = wm * 32 + i * 16 + g;\n"
-              "        a[i][0] = shoal_pack_16bit(As[buf][r][2 * t], As[buf][r][2 * t + 1], ${BF16});\n"
-              "        a[i][1] = shoal_pack_16bit(As[buf][r + 8][2 * t], As[buf][r + 8][2 * t + 1], ${BF16});\n"
-              "        a[i][2] = shoal_pack_16bit(As[buf][r][2 * t + 8], As[buf][r][2 * t + 9], ${BF16});\n"
-              "        a[i][3] = shoal_pack_16bit(As[buf][r + 8][2 * t + 8], As[buf][r + 8][2 * t + 9], ${BF16});\n"
-              "      }\n"
-              "      for (int j = 0; j < 4; ++j) {\n"
-              "        const int col = wn * 32 + j * 8 + g;\n"
-              "        b[j][0] = shoal_pack_16bit(Bs[buf][col][2 * t], Bs[buf][col][2 * t + 1], ${BF16});\n"
-              "        b[j][1] = shoal_pack_16bit(Bs[buf][col][2 * t + 8], Bs[buf][col][2 * t + 9], ${BF16});\n"
-              "      }\n"
-              "      for (int i = 0; i < 2; ++i)\n"
-              "        for (int j = 0; j < 4; ++j) shoal_warp_mma_16bit(acc[i][j], a[i], b[j], ${BF16});\n"
-              "    }\n",
-              {{"BF16", bf16}});
+  // 16-bit formats: the shared tiles hold the operands already packed two to a word (word w
+  // of a row: reduction steps 2w and 2w + 1), so each fragment register is one load.
+  return "    {\n"
+         "      unsigned a[2][4], b[4][2];\n"
+         "      for (int i = 0; i < 2; ++i) {\n"
+         "        const int r = wm * 32 + i * 16 + g;\n"
+         "        a[i][0] = As[buf][r][t];\n"
+         "        a[i][1] = As[buf][r + 8][t];\n"
+         "        a[i][2] = As[buf][r][t + 4];\n"
+         "        a[i][3] = As[buf][r + 8][t + 4];\n"
+         "      }\n"
+         "      for (int j = 0; j < 4; ++j) {\n"
+         "        const int col = wn * 32 + j * 8 + g;\n"
+         "        b[j][0] = Bs[buf][col][t];\n"
+         "        b[j][1] = Bs[buf][col][t + 4];\n"
+         "      }\n"
+         "      for (int i = 0; i < 2; ++i)\n"
+         "        for (int j = 0; j < 4; ++j) shoal_warp_mma_16bit(acc[i][j], a[i], b[j], " +
+         std::string(m == TensorCoreMath::Bf16 ? "true" : "false") +
+         ");\n"
+         "    }\n";
 }
 
 }  // namespace
@@ -124,8 +126,20 @@ Expected<void> emitImplicitGemm(NodeEmitter& em, const ImplicitGemm& spec) {
     return gatherCode("ra" + set, 8, "arow", "ak", spec.aGroup, spec.aLoad) +
            gatherCode("rb" + set, 4, "brow", "bk", spec.bGroup, spec.bLoad);
   };
+  const bool packed = spec.math == TensorCoreMath::Bf16 || spec.math == TensorCoreMath::Fp16;
+  const std::string bf16 = spec.math == TensorCoreMath::Bf16 ? "true" : "false";
   auto storeTile = [&](const std::string& set, const std::string& nb) {
     const std::string a = "ra" + set, b = "rb" + set;
+    if (packed) {
+      auto pack = [&](const std::string& r, int at) {
+        return "shoal_pack_16bit(" + r + "[" + std::to_string(at) + "], " + r + "[" + std::to_string(at + 1) + "], " +
+               bf16 + ")";
+      };
+      return "      *reinterpret_cast<uint4*>(&As[" + nb + "][ar][ak / 2]) = make_uint4(" + pack(a, 0) + ", " +
+             pack(a, 2) + ", " + pack(a, 4) + ", " + pack(a, 6) + ");\n" +
+             "      *reinterpret_cast<uint2*>(&Bs[" + nb + "][br][bk / 2]) = make_uint2(" + pack(b, 0) + ", " +
+             pack(b, 2) + ");\n";
+    }
     auto four = [&](const std::string& r, int at) {
       return R(r + "[" + std::to_string(at) + "]") + ", " + R(r + "[" + std::to_string(at + 1) + "]") + ", " +
              R(r + "[" + std::to_string(at + 2) + "]") + ", " + R(r + "[" + std::to_string(at + 3) + "]");
@@ -147,7 +161,13 @@ Expected<void> emitImplicitGemm(NodeEmitter& em, const ImplicitGemm& spec) {
             {"GATHER1", gather("1")},
             {"STORE0_TO0", storeTile("0", "0")},
             {"STORE1_TO1", storeTile("1", "1")},
-            {"MMA_STEPS", mmaSteps(spec.math)}};
+            {"MMA_STEPS", mmaSteps(spec.math)},
+            // TF32: floats, rows padded to 20 (a warp's fragment reads hit 32 banks); 16-bit:
+            // packed pairs, rows padded to 12 words (likewise).
+            {"SHARED_TILES", packed ? "  __shared__ __align__(16) unsigned As[2][128][12];\n"
+                                      "  __shared__ __align__(16) unsigned Bs[2][64][12];\n"
+                                    : "  __shared__ __align__(16) float As[2][128][20];\n"
+                                      "  __shared__ __align__(16) float Bs[2][64][20];\n"}};
   const bool split = splits > 1;
   v.push_back({"STORE", split ? "        partial[((${I})slice * ${M} + m) * ${N} + o] = s;\n" : spec.epilogue});
   const std::string params = spec.params + (split ? ", float* __restrict__ partial" : "");
@@ -156,8 +176,7 @@ Expected<void> emitImplicitGemm(NodeEmitter& em, const ImplicitGemm& spec) {
   // other set (loaded a step earlier) is stored into the other buffer; one barrier per 16
   // reduction steps. The loop is unrolled by two so the sets stay registers.
   std::string body = fill(fill(
-      "  __shared__ __align__(16) float As[2][128][20];\n"
-      "  __shared__ __align__(16) float Bs[2][64][20];\n"
+      "${SHARED_TILES}"
       "  const int tid = (int)threadIdx.x, lane = tid & 31, warp = tid >> 5;\n"
       "  const int wm = warp >> 1, wn = warp & 1, g = lane >> 2, t = lane & 3;\n"
       "  const int slice = (int)(blockIdx.x / ${ROW_TILES});\n"
