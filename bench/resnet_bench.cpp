@@ -7,12 +7,12 @@
 //    shape Bx3x224x224), trained by a Trainer with softmax cross-entropy and SGD with momentum;
 //    Trainer::step() on random images and labels (on a GPU: resident there), median wall time
 //    per step (each step syncs to return its loss).
-// The precision is the environment's: SHOAL_CUDA_TC_CONV=1 runs the convolutions on tensor
-// cores in TF32, --tf32 lets cuBLAS use TF32 for the GEMMs. bench/resnet_bench.sh runs it
-// beside PyTorch.
+// --precision tf32|bf16|fp16 runs the convolutions on tensor cores and the GEMMs in that
+// format (SessionOptions::precision); fp32, the default, is exact fp32 (direct convolutions).
+// bench/resnet_bench.sh runs it beside PyTorch.
 //
 //   resnet_bench --onnx resnet18.onnx [--device cuda|cpu] [--batches 1,32,256]
-//                [--train-batch 128] [--runs 30] [--steps 20] [--tf32] [--json out.json]
+//                [--train-batch 128] [--runs 30] [--steps 20] [--precision fp32] [--json out.json]
 //                [--image 3x224x224] [--classes 1000]   (another model's input and outputs)
 //                [--profile]   (time per op; GPU steps then run without CUDA graphs: time apart)
 #include <fmt/format.h>
@@ -75,6 +75,7 @@ int main(int argc, char** argv) {
   int64_t trainBatch = 128, runs = 30, steps = 20, classes = 1000;
   std::vector<int64_t> image = {3, 224, 224};
   bool tf32 = false, profile = false;
+  std::string precision = "fp32";
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     auto next = [&]() -> std::string {
@@ -92,6 +93,7 @@ int main(int argc, char** argv) {
     else if (a == "--steps") steps = std::stoll(next());
     else if (a == "--tf32") tf32 = true;
     else if (a == "--profile") profile = true;
+    else if (a == "--precision") precision = next();
     else if (a == "--classes") classes = std::stoll(next());
     else if (a == "--image") image = splitInts(next(), 'x');
     else if (a == "--batches") batches = splitInts(next(), ',');
@@ -103,11 +105,16 @@ int main(int argc, char** argv) {
   opts.device = device == "cuda" ? shoal::DeviceKind::Cuda : shoal::DeviceKind::Cpu;
   opts.tf32 = tf32;
   opts.profile = profile;
-  const char* tc = std::getenv("SHOAL_CUDA_TC_CONV");
+  if (precision == "fp32") opts.precision = shoal::Precision::Fp32;
+  else if (precision == "tf32") opts.precision = shoal::Precision::Tf32;
+  else if (precision == "bf16") opts.precision = shoal::Precision::Bf16;
+  else if (precision == "fp16") opts.precision = shoal::Precision::Fp16;
+  else return fail("--precision must be fp32, tf32, bf16 or fp16, got '" + precision + "'");
+
   nlohmann::ordered_json out;
   out["model"] = onnx;
   out["tf32_gemm"] = tf32;
-  out["tensor_core_convolutions"] = tc && *tc && std::string(tc) != "0";
+  out["precision"] = precision;
 
   // Inference.
   auto session = shoal::Session::create(onnx, opts);

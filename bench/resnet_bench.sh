@@ -2,30 +2,42 @@
 # ResNet-18 at 224 x 224 on one GPU, shoal beside PyTorch in one call (issue 12's bench):
 # bench/resnet_torch.py exports torchvision's resnet18 to ONNX and times PyTorch (eager and
 # torch.compile; fp32, TF32, bf16); bench/resnet_bench (C++, shoal's public API) times shoal on
-# the same export: inference at batch 1, 32 and 256 and a training step at batch 128, with the
-# direct fp32 convolutions and with the tensor-core (TF32) ones. Also shoal's planned memory for
-# the training step (shoal dump --train --memory). Results in $OUT: torch.json, shoal_*.json,
-# memory.json, summary.md.
+# the same export at --precision fp32 (exact: direct convolutions), tf32 and bf16 (tensor-core
+# implicit GEMMs): inference at batch 1, 32 and 256 (input from the host, and resident on the
+# GPU) and a training step at batch 128 on GPU-resident batches. Also shoal's planned memory for
+# the training step (shoal dump --train --memory) and one profiled run per tensor-core precision.
+# Results in $OUT: torch.json, shoal_<precision>.json, profile_<precision>.txt, memory.json,
+# summary.md.
 #
-#   bench/resnet_bench.sh [--modes eager,default,max-autotune-no-cudagraphs,reduce-overhead] [--ncu]
+#   bench/resnet_bench.sh [--modes eager,default,max-autotune-no-cudagraphs,reduce-overhead]
+#                         [--precisions fp32,tf32,bf16] [--runs 30] [--steps 20] [--ncu]
 #
 # Needs what bench/onnx_bench.sh needs (ONNX's C++ library, or its .debs in $ONNX_DEBS) and
-# torchvision. --ncu adds Nsight Compute's speed-of-light figures for the heaviest kernels of one
-# batch-32 inference with tensor cores.
+# torchvision. PyTorch trains resnet18 without batch norm, the model shoal trains (the ONNX
+# export of the eval-mode network folds batch norm into the convolutions): --train-norm batch
+# in resnet_torch.py times torchvision's own. --ncu adds Nsight Compute's speed-of-light figures
+# for the heaviest kernels of one batch-32 TF32 inference. BUILD (default build-resnet-bench)
+# and SHOAL_BUILD_TESTS=ON let one build serve the GPU tests too.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 export OUT=${OUT:-/tmp/shoal-resnet-bench}
 mkdir -p "$OUT"
 modes=eager,default
+precisions=fp32,tf32,bf16
+runs=30
+steps=20
 ncu=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --modes) modes=$2; shift 2 ;;
+    --precisions) precisions=$2; shift 2 ;;
+    --runs) runs=$2; shift 2 ;;
+    --steps) steps=$2; shift 2 ;;
     --ncu) ncu=1; shift ;;
     *) echo "unknown argument $1"; exit 1 ;;
   esac
 done
-BUILD=build-resnet-bench
+BUILD=${BUILD:-build-resnet-bench}
 extra=()
 debs=${ONNX_DEBS:-.debs/onnx}
 if ! [ -f /usr/include/onnx/onnx_pb.h ]; then
@@ -35,22 +47,27 @@ if ! [ -f /usr/include/onnx/onnx_pb.h ]; then
   extra=(-DCMAKE_PREFIX_PATH="$sysroot/usr")
   export LD_LIBRARY_PATH="$sysroot/usr/lib/x86_64-linux-gnu${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 fi
-cmake --preset default -B "$BUILD" -G Ninja -DSHOAL_BUILD_TESTS=OFF -DSHOAL_BUILD_BENCH=ON -DSHOAL_ONNX=ON "${extra[@]}" \
+cmake --preset default -B "$BUILD" -G Ninja -DSHOAL_BUILD_TESTS=${SHOAL_BUILD_TESTS:-OFF} -DSHOAL_BUILD_BENCH=ON -DSHOAL_ONNX=ON "${extra[@]}" \
   > "$OUT/build.log" 2>&1 || { tail -30 "$OUT/build.log"; exit 1; }
-ninja -C "$BUILD" -j"$(nproc)" shoal_cli resnet_bench >> "$OUT/build.log" 2>&1 || { grep -m20 -A5 error "$OUT/build.log"; exit 1; }
+targets="shoal_cli resnet_bench"
+[ "${SHOAL_BUILD_TESTS:-OFF}" = ON ] && targets="$targets shoal_tests"
+ninja -C "$BUILD" -j"$(nproc)" $targets >> "$OUT/build.log" 2>&1 || { grep -m20 -A5 error "$OUT/build.log"; exit 1; }
 export SHOAL_CACHE_DIR=$PWD/$BUILD/kernel-cache
 nvidia-smi --query-gpu=name,driver_version --format=csv,noheader
 PYTHONUNBUFFERED=1 python3 bench/resnet_torch.py --onnx "$OUT/resnet18.onnx" --out "$OUT/torch.json" --modes "$modes" \
-  > "$OUT/torch.log" 2>&1 || tail -20 "$OUT/torch.log"
-# fp32: direct convolutions, exact cuBLAS (beside torch fp32); TF32: tensor-core convolutions
-# and TF32 cuBLAS (beside torch tf32).
-"$BUILD/resnet_bench" --onnx "$OUT/resnet18.onnx" --json "$OUT/shoal_direct.json" 2>&1 | tee "$OUT/shoal_direct.log"
-SHOAL_CUDA_TC_CONV=1 "$BUILD/resnet_bench" --onnx "$OUT/resnet18.onnx" --tf32 --json "$OUT/shoal_tc.json" \
-  2>&1 | tee "$OUT/shoal_tc.log"
+  --precisions "$precisions" --runs "$runs" --steps "$steps" > "$OUT/torch.log" 2>&1 || tail -20 "$OUT/torch.log"
+for p in ${precisions//,/ }; do
+  "$BUILD/resnet_bench" --onnx "$OUT/resnet18.onnx" --precision "$p" --runs "$runs" --steps "$steps" \
+    --json "$OUT/shoal_$p.json" 2>&1 | tee "$OUT/shoal_$p.log"
+  if [ "$p" != fp32 ]; then  # where the time goes (profiled runs launch one by one: timed apart)
+    "$BUILD/resnet_bench" --onnx "$OUT/resnet18.onnx" --precision "$p" --runs 3 --steps 3 --batches 32 --profile \
+      > "$OUT/profile_$p.txt" 2>&1 || tail -5 "$OUT/profile_$p.txt"
+  fi
+done
 "$BUILD/shoal" dump "$OUT/resnet_bench_train.mmd" --train --memory -o "$OUT/memory.json" || true
 if [ "$ncu" = 1 ] && command -v ncu >/dev/null; then
-  SHOAL_CUDA_TC_CONV=1 ncu --section SpeedOfLight --launch-skip 40 --launch-count 40 \
-    "$BUILD/resnet_bench" --onnx "$OUT/resnet18.onnx" --batches 32 --runs 1 --train-batch 0 > "$OUT/ncu.txt" 2>&1 || true
+  ncu --section SpeedOfLight --kernel-name regex:_tc --launch-count 20 \
+    "$BUILD/resnet_bench" --onnx "$OUT/resnet18.onnx" --precision tf32 --batches 32 --runs 1 --train-batch 0 > "$OUT/ncu.txt" 2>&1 || true
 fi
 python3 - "$OUT" <<'PY'
 import json, os, sys
@@ -70,15 +87,14 @@ try:
     mem = (m.get("arena_bytes", 0) + m.get("persistent_bytes", 0)) / 2**20
 except Exception:  # noqa: BLE001
     pass
-for v in ("direct", "tc"):
-    p = os.path.join(out, f"shoal_{v}.json")
-    if not os.path.exists(p):
-        rows.append(f"| shoal {v} | failed | | | | |")
+for p in ("fp32", "tf32", "bf16", "fp16"):
+    path = os.path.join(out, f"shoal_{p}.json")
+    if not os.path.exists(path):
         continue
-    s = json.load(open(p))
+    s = json.load(open(path))
     inf = s["inference"]
-    rows.append(f"| shoal {'fp32 direct convs' if v == 'direct' else 'TF32 tensor-core convs'} (e2e) | {inf['1']['ms_median']:.3f} | "
-                f"{inf['32']['ms_median']:.3f} | {inf['256']['ms_median']:.3f} | {s['train']['step_ms_median']:.2f} | "
+    cell = lambda b: f"{inf[b].get('ms_median_input_on_gpu', float('nan')):.3f} / {inf[b]['ms_median']:.3f}"
+    rows.append(f"| shoal {p} (device / e2e) | {cell('1')} | {cell('32')} | {cell('256')} | {s['train']['step_ms_median']:.2f} | "
                 f"{'' if mem is None else f'{mem:.0f} MiB planned'} |")
 open(os.path.join(out, "summary.md"), "w").write("\n".join(rows) + "\n")
 print("\n".join(rows))

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """PyTorch's side of bench/resnet_bench.sh: torchvision's ResNet-18 at 224 x 224 (random
 weights, seed 0) on one GPU. Exports the model to ONNX (opset 17, dynamic batch) for shoal,
-then times, for each precision (fp32 with TF32 off, tf32, bf16 autocast) and mode (eager,
+then times (the network with batch norm replaced by identity unless --norm batch: what shoal
+runs), for each precision (fp32 with TF32 off, tf32, bf16 autocast) and mode (eager,
 torch.compile default, max-autotune-no-cudagraphs, reduce-overhead):
   * inference: median ms of `runs` forwards at each batch size, input resident on the GPU,
     synchronised after each (device), and with the input copied from pinned host memory (e2e);
@@ -33,6 +34,9 @@ def main():
     ap.add_argument("--runs", type=int, default=30)
     ap.add_argument("--steps", type=int, default=20)
     ap.add_argument("--export-only", action="store_true", help="write the ONNX file and time nothing")
+    ap.add_argument("--norm", choices=["none", "batch"], default="none",
+                    help="the timed network's normalisation: none (the network shoal runs -- the eval-mode "
+                         "export folds batch norm into the convolutions) or batch (torchvision's own)")
     a = ap.parse_args()
     import torch
     import torchvision
@@ -46,7 +50,7 @@ def main():
     if a.export_only:
         return 0
     result = {"torch": torch.__version__, "gpu": torch.cuda.get_device_name(0), "runs": a.runs, "steps": a.steps,
-              "results": []}
+              "norm": a.norm, "results": []}
     batches = [int(b) for b in a.batches.split(",")]
 
     def sync_median(fn, n, warmup=5):
@@ -69,7 +73,8 @@ def main():
             entry = {"precision": precision, "mode": mode}
             try:
                 torch.manual_seed(0)
-                net = torchvision.models.resnet18(weights=None).to(dev)
+                net = torchvision.models.resnet18(
+                    weights=None, norm_layer=(lambda c: torch.nn.Identity()) if a.norm == "none" else None).to(dev)
                 fwd = net if mode == "eager" else torch.compile(
                     net, mode=None if mode == "default" else mode)
                 net.eval()
