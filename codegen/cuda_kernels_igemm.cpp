@@ -8,9 +8,9 @@
 // products. Every 16 steps of the reduction the block gathers the A tile (128 x 16) and the B
 // tile (64 x 16) into shared memory, rounded to the format (rows padded to 20 floats: TF32's
 // fragment reads of a warp then hit 32 different banks), and runs two k-steps of 8 (TF32) or
-// one of 16 (packing pairs of 16-bit values into each register). The shared tiles are double
-// buffered and the gathers run two tiles ahead in registers: the global loads of tile t + 2
-// are issued before tile t's products and stored a tile later, then one barrier. A gather is per element, or (ImplicitGemm::aGroup / bGroup)
+// one of 16 (16-bit operands stored packed two to a word). The shared tiles are double
+// buffered: the next tiles' global loads are issued before the current tiles' products, stored
+// after them, then one barrier. A gather is per element, or (ImplicitGemm::aGroup / bGroup)
 // does its index arithmetic once per thread and tile and then only strides.
 #include <fmt/format.h>
 
@@ -120,7 +120,7 @@ Expected<void> emitImplicitGemm(NodeEmitter& em, const ImplicitGemm& spec) {
   if (rowTiles * splits > int64_t(0x7fffffff) || colTiles > 65535)
     return em.unsupported("an implicit GEMM too large for one grid");
   auto R = [&](const std::string& x) { return roundTo(spec.math, x); };
-  // Register set `set` (ra<set>, rb<set>): gathered for the tile at `kt`; stored, rounded,
+  // Registers ra<set>, rb<set>: gathered for the tile at `kt`; stored, rounded (16-bit: packed),
   // into shared buffer `nb` with 16-byte stores.
   auto gather = [&](const std::string& set) {
     return gatherCode("ra" + set, 8, "arow", "ak", spec.aGroup, spec.aLoad) +
@@ -158,9 +158,8 @@ Expected<void> emitImplicitGemm(NodeEmitter& em, const ImplicitGemm& spec) {
             {"A_SETUP", spec.aRowSetup},
             {"B_SETUP", spec.bRowSetup},
             {"GATHER0", gather("0")},
-            {"GATHER1", gather("1")},
             {"STORE0_TO0", storeTile("0", "0")},
-            {"STORE1_TO1", storeTile("1", "1")},
+            {"STORE0_TO_NEXT", storeTile("0", "buf ^ 1")},
             {"MMA_STEPS", mmaSteps(spec.math)},
             // TF32: floats, rows padded to 20 (a warp's fragment reads hit 32 banks); 16-bit:
             // packed pairs, rows padded to 12 words (likewise).
@@ -171,10 +170,10 @@ Expected<void> emitImplicitGemm(NodeEmitter& em, const ImplicitGemm& spec) {
   const bool split = splits > 1;
   v.push_back({"STORE", split ? "        partial[((${I})slice * ${M} + m) * ${N} + o] = s;\n" : spec.epilogue});
   const std::string params = spec.params + (split ? ", float* __restrict__ partial" : "");
-  // Two shared buffers and two register sets: while the warps multiply the tiles in one
-  // buffer, the elements of the tiles two steps ahead are loaded into one register set, and the
-  // other set (loaded a step earlier) is stored into the other buffer; one barrier per 16
-  // reduction steps. The loop is unrolled by two so the sets stay registers.
+  // Two shared buffers: while the warps multiply the tiles in one, the next tiles' elements
+  // are loaded into registers (their latency hidden behind the products) and then stored into
+  // the other; one barrier per 16 reduction steps. (Loading two tiles ahead, in two register
+  // sets, measured slower in TF32 on the H200: docs/PERF.md.)
   std::string body = fill(fill(
       "${SHARED_TILES}"
       "  const int tid = (int)threadIdx.x, lane = tid & 31, warp = tid >> 5;\n"
@@ -197,45 +196,26 @@ Expected<void> emitImplicitGemm(NodeEmitter& em, const ImplicitGemm& spec) {
       "  for (int i = 0; i < 2; ++i)\n"
       "    for (int j = 0; j < 4; ++j)\n"
       "      for (int q = 0; q < 4; ++q) acc[i][j][q] = 0.0f;\n"
-      "  // Two register sets: the loads of tile t + 2 are issued while tile t is multiplied, and\n"
-      "  // stored to shared memory a tile later -- two tiles' products to hide their latency.\n"
-      "  float ra0[8], rb0[4], ra1[8], rb1[4];\n"
+      "  float ra0[8], rb0[4];\n"
       "  {\n"
       "    const int kt = kBegin;\n"
       "${GATHER0}"
       "${STORE0_TO0}"
       "  }\n"
-      "  if (kBegin + 16 < kEnd) {\n"
-      "    const int kt = kBegin + 16;\n"
-      "${GATHER1}"
-      "  }\n"
       "  __syncthreads();\n"
-      "  for (int k0 = kBegin; k0 < kEnd; k0 += 32) {\n"
-      "    {  // tile k0 in buffer 0; set 1 holds tile k0 + 16\n"
-      "      const int buf = 0;\n"
-      "      if (k0 + 32 < kEnd) {\n"
-      "        const int kt = k0 + 32;\n"
+      "  int buf = 0;\n"
+      "  for (int k0 = kBegin; k0 < kEnd; k0 += 16) {\n"
+      "    const bool more = k0 + 16 < kEnd;\n"
+      "    if (more) {\n"
+      "      const int kt = k0 + 16;\n"
       "${GATHER0}"
-      "      }\n"
-      "${MMA_STEPS}"
-      "      if (k0 + 16 < kEnd) {\n"
-      "${STORE1_TO1}"
-      "      }\n"
-      "      __syncthreads();\n"
       "    }\n"
-      "    if (k0 + 16 >= kEnd) break;\n"
-      "    {  // tile k0 + 16 in buffer 1; set 0 holds tile k0 + 32\n"
-      "      const int buf = 1;\n"
-      "      if (k0 + 48 < kEnd) {\n"
-      "        const int kt = k0 + 48;\n"
-      "${GATHER1}"
-      "      }\n"
       "${MMA_STEPS}"
-      "      if (k0 + 32 < kEnd) {\n"
-      "${STORE0_TO0}"
-      "      }\n"
-      "      __syncthreads();\n"
+      "    if (more) {\n"
+      "${STORE0_TO_NEXT}"
       "    }\n"
+      "    __syncthreads();\n"
+      "    buf ^= 1;\n"
       "  }\n"
       "  for (int i = 0; i < 2; ++i)\n"
       "    for (int j = 0; j < 4; ++j)\n"

@@ -316,42 +316,43 @@ Expected<void> convBackwardDataTensorCore(NodeEmitter& em, const ConvGeom& g, bo
   return emitImplicitGemm(em, spec);
 }
 
-// The weight gradient: rows filters, columns (c, ki, kj), the reduction over every output
-// pixel (n, oy, ox) -- long, so it is split into slices (one block per tile and slice).
+// The weight gradient: rows (c, ki, kj), columns filters, the reduction over every output
+// pixel (n, oy, ox) -- long, so it is split into slices (one block per tile and slice). The
+// rows are the long side (a filter count of 64 would leave half of a 128-row tile empty).
 Expected<void> convBackwardWeightTensorCore(NodeEmitter& em, const ConvGeom& g) {
   Vars v = tcVars(em, g);
-  v.push_back({"IYB", linear({{"oy", g.sh}, {"bki", g.dh}}, -g.pt)});
-  v.push_back({"IXB", linear({{"ox", g.sw}, {"bkj", g.dw}}, -g.pl)});
+  v.push_back({"IYA", linear({{"oy", g.sh}, {"aki", g.dh}}, -g.pt)});
+  v.push_back({"IXA", linear({{"ox", g.sw}, {"akj", g.dw}}, -g.pl)});
   ImplicitGemm spec;
-  spec.rows = g.o;
-  spec.cols = g.c * g.kh * g.kw;
+  spec.rows = g.c * g.kh * g.kw;
+  spec.cols = g.o;
   spec.red = g.n * g.oh * g.ow;
   spec.splits = implicitGemmSplits(spec.rows, spec.cols, spec.red);
-  spec.bRowSetup = fill("  const int bc = bo / ${KK}, btap = bo % ${KK}, bki = btap / ${KW}, bkj = btap % ${KW};\n", v);
+  spec.aRowSetup = fill("  const int ac = (int)(am / ${KK}), atap = (int)(am % ${KK}), aki = atap / ${KW}, akj = atap % ${KW};\n", v);
   if ((g.oh * g.ow) % 8 == 0) {
     // A thread's 8 (A) or 4 (B) indices lie in one image: dy's are contiguous.
     spec.aGroup = fill("        const int on = kg / (${OH} * ${OW}), p0 = kg % (${OH} * ${OW});\n"
-                       "        const ${I} dof = ((${I})on * ${O} + am) * (${OH} * ${OW}) + p0;\n",
+                       "        const ${I} xb = ((${I})on * ${C} + ac) * (${H} * ${W});\n",
                        v);
-    spec.aLoad = "          val = dy[dof + e];\n";
-    spec.bGroup = fill("        const int on = kg / (${OH} * ${OW}), p0 = kg % (${OH} * ${OW});\n"
-                       "        const ${I} xb = ((${I})on * ${C} + bc) * (${H} * ${W});\n",
-                       v);
-    spec.bLoad = fill("          const int oy = (p0 + e) / ${OW}, ox = (p0 + e) % ${OW};\n"
-                      "          const int iy = ${IYB}, ix = ${IXB};\n"
+    spec.aLoad = fill("          const int oy = (p0 + e) / ${OW}, ox = (p0 + e) % ${OW};\n"
+                      "          const int iy = ${IYA}, ix = ${IXA};\n"
                       "          if (iy >= 0 && iy < ${H} && ix >= 0 && ix < ${W}) val = x[xb + iy * ${W} + ix];\n",
                       v);
+    spec.bGroup = fill("        const int on = kg / (${OH} * ${OW}), p0 = kg % (${OH} * ${OW});\n"
+                       "        const ${I} dof = ((${I})on * ${O} + bo) * (${OH} * ${OW}) + p0;\n",
+                       v);
+    spec.bLoad = "          val = dy[dof + e];\n";
   } else {
     spec.aLoad = fill("        const int ox = k % ${OW}, oy = (k / ${OW}) % ${OH}, on = k / (${OW} * ${OH});\n"
-                      "        val = dy[(((${I})on * ${O} + am) * ${OH} + oy) * ${OW} + ox];\n",
+                      "        const int iy = ${IYA}, ix = ${IXA};\n"
+                      "        if (iy >= 0 && iy < ${H} && ix >= 0 && ix < ${W})\n"
+                      "          val = x[(((${I})on * ${C} + ac) * ${H} + iy) * ${W} + ix];\n",
                       v);
     spec.bLoad = fill("        const int ox = k % ${OW}, oy = (k / ${OW}) % ${OH}, on = k / (${OW} * ${OH});\n"
-                      "        const int iy = ${IYB}, ix = ${IXB};\n"
-                      "        if (iy >= 0 && iy < ${H} && ix >= 0 && ix < ${W})\n"
-                      "          val = x[(((${I})on * ${C} + bc) * ${H} + iy) * ${W} + ix];\n",
+                      "        val = dy[(((${I})on * ${O} + bo) * ${OH} + oy) * ${OW} + ox];\n",
                       v);
   }
-  spec.epilogue = fill("        dw[m * ${CKK} + o] = s;\n", v);
+  spec.epilogue = fill("        dw[(${I})o * ${CKK} + m] = s;\n", v);
   spec.params = "const float* __restrict__ x, const float* __restrict__ dy, float* __restrict__ dw";
   spec.args = {em.in(0), em.in(1), em.out()};
   spec.math = em.options().tensorCores;
