@@ -1,6 +1,9 @@
 // The device-neutral parts of Executable: parameter sharing, synchronous metric accumulation.
 #include "runtime/executable.h"
 
+#include <fmt/format.h>
+
+#include <algorithm>
 #include <cmath>
 
 namespace shoal {
@@ -39,6 +42,22 @@ Expected<void> Executable::shareParameters(Executable& other) {
       return fail("internal error: programs disagree on the layout of '" + name + "'");
   }
   return adoptPersistent(other);
+}
+
+std::string Executable::profileTable(const std::map<std::string, std::pair<double, int64_t>>& byOp, int decimals,
+                                     std::string_view totalNote) {
+  if (byOp.empty()) return "";
+  std::vector<std::pair<std::string, std::pair<double, int64_t>>> rows(byOp.begin(), byOp.end());
+  std::stable_sort(rows.begin(), rows.end(), [](auto& a, auto& b) { return a.second.first > b.second.first; });
+  double total = 0;
+  for (auto& r : rows) total += r.second.first;
+  std::string out;
+  for (auto& [op, t] : rows)
+    out += fmt::format("  {:<28} {:9.{}f} ms {:5.1f}%  {:7} calls\n", op, t.first * 1e3, decimals,
+                       total > 0 ? 100 * t.first / total : 0.0, t.second);
+  out += fmt::format("  {:<28} {:9.{}f} ms{}{}\n", "total in ops", total * 1e3, decimals, totalNote.empty() ? "" : "  ",
+                     totalNote);
+  return out;
 }
 
 Expected<Executable::Accumulated> Executable::takeAccumulated() {

@@ -6,6 +6,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "passes/program.h"
@@ -77,6 +78,11 @@ class Executable {
   /// Time per op kind since profiling was turned on, one line each, slowest first; "" when
   /// the executable does not profile.
   virtual std::string profileSummary() const { return ""; }
+  /// Time per op kind, (seconds, calls) by op name: one line each, slowest first, with its
+  /// share, then the total (`decimals` digits of milliseconds, `totalNote` after it). The
+  /// backends' profileSummary() tables.
+  static std::string profileTable(const std::map<std::string, std::pair<double, int64_t>>& byOp, int decimals,
+                                  std::string_view totalNote = "");
 
  protected:
   /// shareParameters after the layouts were checked: take over `other`'s persistent region

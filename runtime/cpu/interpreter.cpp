@@ -661,19 +661,7 @@ void CpuExecutable::perturbResults(const Node& n) {
   }
 }
 
-std::string CpuExecutable::profileSummary() const {
-  if (profile_.empty()) return "";
-  std::vector<std::pair<std::string, std::pair<double, int64_t>>> rows(profile_.begin(), profile_.end());
-  std::sort(rows.begin(), rows.end(), [](auto& a, auto& b) { return a.second.first > b.second.first; });
-  double total = 0;
-  for (auto& r : rows) total += r.second.first;
-  std::string out;
-  for (auto& [op, t] : rows)
-    out += fmt::format("  {:<28} {:9.1f} ms {:5.1f}%  {:7} calls\n", op, t.first * 1e3, total > 0 ? 100 * t.first / total : 0.0,
-                       t.second);
-  out += fmt::format("  {:<28} {:9.1f} ms\n", "total in ops", total * 1e3);
-  return out;
-}
+std::string CpuExecutable::profileSummary() const { return profileTable(profile_, 1); }
 
 Expected<TensorMap> evaluateGraph(const Graph& g, const TensorMap& inputs, TensorMap& persistent, uint64_t seed) {
   CompileOptions opts;

@@ -970,16 +970,8 @@ void CudaExecutable::setProfiling(bool on) { impl_->profiling = on; }
 std::string CudaExecutable::profileSummary() const {
   const Impl& im = *impl_;
   if (im.profileByOp.empty()) return "";
-  std::vector<std::pair<std::string, std::pair<double, int64_t>>> rows(im.profileByOp.begin(), im.profileByOp.end());
-  std::sort(rows.begin(), rows.end(), [](auto& a, auto& b) { return a.second.first > b.second.first; });
-  double total = 0;
-  for (auto& r : rows) total += r.second.first;
-  std::string out;
-  for (auto& [op, t] : rows)
-    out += fmt::format("  {:<28} {:9.3f} ms {:5.1f}%  {:7} calls\n", op, t.first * 1e3, total > 0 ? 100 * t.first / total : 0.0,
-                       t.second);
-  out += fmt::format("  {:<28} {:9.3f} ms  (device time between launches; steps ran one by one, no CUDA graph)\n",
-                     "total in ops", total * 1e3);
+  std::string out =
+      profileTable(im.profileByOp, 3, "(device time between launches; steps ran one by one, no CUDA graph)");
   // The slowest launches, each with its node and kernel (or library call).
   std::vector<size_t> order;
   for (size_t i = 0; i < im.profileByLaunch.size(); ++i)

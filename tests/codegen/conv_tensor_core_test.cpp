@@ -160,6 +160,28 @@ std::string describe(const Geometry& g) {
                      g.padding[3], g.dilation[0], g.dilation[1]);
 }
 
+// The convolution's float64 sums over the operands as they are (want), rounded to the format
+// (rounded), and of the products' magnitudes (mag), plus bias (when given) and relu (when asked).
+struct ConvSums {
+  std::vector<double> want, rounded, mag;
+};
+ConvSums convSums(const Geometry& gm, const Tensor& xt, const Tensor& wt, const Tensor* bias, bool relu,
+                  TensorCoreMath math) {
+  const size_t count = size_t(gm.n * gm.o * gm.oh() * gm.ow());
+  ConvSums r{std::vector<double>(count, 0.0), std::vector<double>(count, 0.0), std::vector<double>(count, 0.0)};
+  forEachTap(gm, [&](int64_t xi, int64_t wi, int64_t yi) {
+    r.want[size_t(yi)] += xt.at(xi) * wt.at(wi);
+    r.rounded[size_t(yi)] += roundToFormat(xt.at(xi), math) * roundToFormat(wt.at(wi), math);
+    r.mag[size_t(yi)] += std::abs(xt.at(xi) * wt.at(wi));
+  });
+  for (size_t i = 0; i < count; ++i)
+    for (auto* v : {&r.want, &r.rounded}) {
+      if (bias) (*v)[i] += bias->at(int64_t(i) / (gm.oh() * gm.ow()) % gm.o);
+      if (relu) (*v)[i] = std::max((*v)[i], 0.0);
+    }
+  return r;
+}
+
 // conv2d (+ bias, + relu: fused_conv2d) forward.
 void checkForward(const Geometry& gm, bool bias, bool relu, uint64_t seed, const Runner& run, TensorCoreMath math) {
   SCOPED_TRACE("forward " + describe(gm) + (bias ? " bias" : "") + (relu ? " relu" : "") + " " +
@@ -182,21 +204,9 @@ void checkForward(const Geometry& gm, bool bias, bool relu, uint64_t seed, const
   if (bias) params["c.bias"] = bt;
   auto got = run(g, params, {{"x", xt}}, math);
   ASSERT_TRUE(got) << got.error().str();
-  const int64_t outCount = gm.n * gm.o * gm.oh() * gm.ow();
-  std::vector<double> want(size_t(outCount), 0.0), rounded(size_t(outCount), 0.0), mag(size_t(outCount), 0.0);
-  forEachTap(gm, [&](int64_t xi, int64_t wi, int64_t yi) {
-    want[size_t(yi)] += xt.at(xi) * wt.at(wi);
-    rounded[size_t(yi)] += roundToFormat(xt.at(xi), math) * roundToFormat(wt.at(wi), math);
-    mag[size_t(yi)] += std::abs(xt.at(xi) * wt.at(wi));
-  });
-  for (int64_t i = 0; i < outCount; ++i) {
-    for (auto* v : {&want, &rounded}) {
-      if (bias) (*v)[size_t(i)] += bt.at((i / (gm.oh() * gm.ow())) % gm.o);
-      if (relu) (*v)[size_t(i)] = std::max((*v)[size_t(i)], 0.0);
-    }
-  }
+  const ConvSums ref = convSums(gm, xt, wt, bias ? &bt : nullptr, relu, math);
   ASSERT_EQ(got->shape(), (Shape{gm.n, gm.o, gm.oh(), gm.ow()}));
-  expectWithinFormat(*got, want, rounded, mag, gm.c * gm.kh * gm.kw, math);
+  expectWithinFormat(*got, ref.want, ref.rounded, ref.mag, gm.c * gm.kh * gm.kw, math);
 }
 
 // conv2d + relu + maxpool2d (ResNet's stem: window 3, stride 2, padding 1), which inference
@@ -235,15 +245,7 @@ void checkForwardPool(const Geometry& gm, uint64_t seed, const Runner& run, Tens
   auto got = run(g, {{"c.weight", wt}, {"c.bias", bt}}, {{"x", xt}}, math);
   ASSERT_TRUE(got) << got.error().str();
   const int64_t oh = gm.oh(), ow = gm.ow(), ph = (oh + 2 - 3) / 2 + 1, pw = (ow + 2 - 3) / 2 + 1;
-  const int64_t convCount = gm.n * gm.o * oh * ow;
-  std::vector<double> want(size_t(convCount), 0.0), rounded(size_t(convCount), 0.0), mag(size_t(convCount), 0.0);
-  forEachTap(gm, [&](int64_t xi, int64_t wi, int64_t yi) {
-    want[size_t(yi)] += xt.at(xi) * wt.at(wi);
-    rounded[size_t(yi)] += roundToFormat(xt.at(xi), math) * roundToFormat(wt.at(wi), math);
-    mag[size_t(yi)] += std::abs(xt.at(xi) * wt.at(wi));
-  });
-  for (int64_t i = 0; i < convCount; ++i)
-    for (auto* v : {&want, &rounded}) (*v)[size_t(i)] = std::max((*v)[size_t(i)] + bt.at((i / (oh * ow)) % gm.o), 0.0);
+  const ConvSums ref = convSums(gm, xt, wt, &bt, /*relu=*/true, math);
   const int64_t pooledCount = gm.n * gm.o * ph * pw;
   std::vector<double> pw64(size_t(pooledCount), -1e300), pr64(size_t(pooledCount), -1e300), pm(size_t(pooledCount), 0.0);
   for (int64_t plane = 0; plane < gm.n * gm.o; ++plane)
@@ -255,9 +257,9 @@ void checkForwardPool(const Geometry& gm, uint64_t seed, const Runner& run, Tens
             const int64_t oy = py * 2 - 1 + wy, ox = px * 2 - 1 + wx;
             if (oy < 0 || oy >= oh || ox < 0 || ox >= ow) continue;
             const size_t c = size_t((plane * oh + oy) * ow + ox);
-            pw64[at] = std::max(pw64[at], want[c]);
-            pr64[at] = std::max(pr64[at], rounded[c]);
-            pm[at] = std::max(pm[at], mag[c]);
+            pw64[at] = std::max(pw64[at], ref.want[c]);
+            pr64[at] = std::max(pr64[at], ref.rounded[c]);
+            pm[at] = std::max(pm[at], ref.mag[c]);
           }
       }
   ASSERT_EQ(got->shape(), (Shape{gm.n, gm.o, ph, pw}));
