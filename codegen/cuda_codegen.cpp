@@ -820,8 +820,9 @@ Expected<void> checkCudaStatus(const CudaModuleSource& module, const uint64_t* w
   return fail("internal error: a CUDA kernel reported an error at no known site");
 }
 
-Expected<std::string> compileCudaProgram(const Program& program, const std::string& arch, bool verbose) {
-  auto src = generateCudaSource(program);
+Expected<std::string> compileCudaProgram(const Program& program, const std::string& arch, bool verbose,
+                                         const CudaCodegenOptions& options) {
+  auto src = generateCudaSource(program, options);
   if (!src) return Unexpected(src.error());
   KernelCache cache(KernelCache::defaultDir());
   auto compiled = compileKernel({src->name, src->source}, arch, {}, &cache);

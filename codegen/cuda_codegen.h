@@ -137,6 +137,7 @@ Expected<CudaModuleSource> generateCudaSource(const Program& program, const Cuda
 
 /// NVRTC-compiles the generated source for `arch` (through the kernel cache); needs no GPU.
 /// Returns a summary: kernel count, cubin bytes, compile ms, cache hits/misses.
-Expected<std::string> compileCudaProgram(const Program& program, const std::string& arch, bool verbose);
+Expected<std::string> compileCudaProgram(const Program& program, const std::string& arch, bool verbose,
+                                         const CudaCodegenOptions& options = {});
 
 }  // namespace shoal

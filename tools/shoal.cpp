@@ -122,8 +122,19 @@ struct DumpOptions {
   bool afterAll = false;
   bool memory = false;
   bool cuda = false;
+  std::string precision = "fp32";  ///< --precision, for --cuda
   std::string out;
 };
+
+// --precision's value as the codegen's TensorCoreMath (fp32: off).
+TensorCoreMath precisionMath(const std::string& precision) {
+  return precision == "fp32" ? TensorCoreMath::Off : parseTensorCoreMath(precision).value_or(TensorCoreMath::Off);
+}
+
+// The --precision option of run, dump and compile.
+CLI::Option* addPrecision(CLI::App* cmd, std::string& precision, const std::string& what) {
+  return cmd->add_option("--precision", precision, what)->check(CLI::IsMember({"fp32", "tf32", "bf16", "fp16"}));
+}
 
 std::string render(const Graph& g, const std::string& format) {
   if (format == "dot") return toDot(g);
@@ -162,7 +173,9 @@ int runDump(const CommonOptions& c, const DumpOptions& d) {
   if (!program) return reportError(program.error());
   if (d.memory) text = memoryPlanJson(*program->graph, program->plan);
   else if (d.cuda) {
-    auto src = generateCudaSource(*program);
+    CudaCodegenOptions cg;
+    cg.tensorCores = precisionMath(d.precision);
+    auto src = generateCudaSource(*program, cg);
     if (!src) return reportError(src.error());
     text = src->source;
   } else if (!d.afterAll) text = renderPipeline(*program->graph, *p, d.format);
@@ -170,7 +183,7 @@ int runDump(const CommonOptions& c, const DumpOptions& d) {
 }
 
 // ---- compile ----------------------------------------------------------------------------
-int runCompile(const CommonOptions& c, const std::string& arch, bool verbose) {
+int runCompile(const CommonOptions& c, const std::string& arch, bool verbose, const std::string& precision) {
   auto p = load(c.file);
   if (!p) return kUserError;
   TrainConfig fallback;
@@ -178,7 +191,9 @@ int runCompile(const CommonOptions& c, const std::string& arch, bool verbose) {
   if (!train) return reportError(train.error());
   auto program = compileProgram(p->model->clone(), compileOptions(c, *train));
   if (!program) return reportError(program.error());
-  auto result = compileCudaProgram(*program, arch, verbose);
+  CudaCodegenOptions cg;
+  cg.tensorCores = precisionMath(precision);
+  auto result = compileCudaProgram(*program, arch, verbose, cg);
   if (!result) return reportError(result.error());
   std::cout << *result;
   return kOk;
@@ -293,10 +308,7 @@ void reportWarning(const Error& w) {
   std::cerr << diagnostics().render(Diagnostic{Severity::Warning, w.location(), w.message()});
 }
 
-// --precision as the runtime's TensorCoreMath (fp32: off).
-TensorCoreMath precisionOf(const RunOptions& r) {
-  return r.precision == "fp32" ? TensorCoreMath::Off : parseTensorCoreMath(r.precision).value_or(TensorCoreMath::Off);
-}
+TensorCoreMath precisionOf(const RunOptions& r) { return precisionMath(r.precision); }
 
 // Inference over a pipeline whose inputs are all literals: run once, print every output.
 int runLiterals(const CommonOptions& c, const RunOptions& r, const Pipeline& p, DeviceKind kind,
@@ -695,6 +707,8 @@ int main(int argc, char** argv) {
   memOpt->excludes(cudaOpt);
   memOpt->excludes(afterAllOpt);
   cudaOpt->excludes(afterAllOpt);
+  addPrecision(dumpCmd, dump.precision, "with --cuda: the source for this precision (as run --precision)")
+      ->needs(cudaOpt);
   dumpCmd->add_option("-o,--output", dump.out, "write to this file instead of stdout");
 
   std::string arch = "sm_90";
@@ -703,6 +717,8 @@ int main(int argc, char** argv) {
   addCommon(compileCmd, true);
   compileCmd->add_option("--arch", arch, "target architecture, e.g. sm_90 or sm_80");
   compileCmd->add_flag("--verbose", verbose, "report cache hits, misses and compile times");
+  std::string compilePrecision = "fp32";
+  addPrecision(compileCmd, compilePrecision, "compile the kernels run --precision uses (default fp32)");
 
   RunOptions run;
   auto* runCmd = app.add_subcommand("run", "run a pipeline: train it, evaluate it, or run inference");
@@ -742,11 +758,9 @@ int main(int argc, char** argv) {
                    "report kernel-cache hits, misses and compile times, every checkpoint tensor the model ignores, "
                    "and where the wall time went (CUDA start-up, data loading, compiling, training, evaluation)");
   runCmd->add_flag("--tf32", run.tf32, "allow TF32 tensor-core GEMMs on the GPU (default: exact fp32)");
-  runCmd
-      ->add_option("--precision", run.precision,
-                   "the GPU's matrix products (convolutions on tensor cores, GEMMs): fp32 (exact, the default), tf32, "
-                   "bf16 or fp16 operands with fp32 accumulation; tensors and weights stay fp32")
-      ->check(CLI::IsMember({"fp32", "tf32", "bf16", "fp16"}));
+  addPrecision(runCmd, run.precision,
+               "the GPU's matrix products (convolutions on tensor cores, GEMMs): fp32 (exact, the default), tf32, "
+               "bf16 or fp16 operands with fp32 accumulation; tensors and weights stay fp32");
   addThreads(runCmd, run.threads);
   runCmd->add_flag("--profile", run.profile, "print the time spent in each op (of the training step when training)");
   auto* checkFlag = runCmd->add_flag("--check", run.check,
@@ -798,7 +812,7 @@ int main(int argc, char** argv) {
   try {
     if (check->parsed()) return runCheck(common);
     if (dumpCmd->parsed()) return runDump(common, dump);
-    if (compileCmd->parsed()) return runCompile(common, arch, verbose);
+    if (compileCmd->parsed()) return runCompile(common, arch, verbose, compilePrecision);
     if (runCmd->parsed()) {
       run.args.assign(argv + 1, argv + argc);
       return runRun(common, run);

@@ -207,6 +207,25 @@ TEST(Cli, PrecisionIsForTheGpuAndChecked) {
   EXPECT_EQ(fp32.out, "C = [[22,28],[64,73],[106,118]]\n");
 }
 
+TEST(Cli, DumpAndCompileShowTheKernelsOfAPrecision) {
+  // The CUDA source for --precision tf32 holds the convolutions' tensor-core kernels (and
+  // their mma.sync products); fp32's holds none. --precision without --cuda is refused.
+  auto fp32 = runCli("dump examples/conv.mmd --cuda");
+  ASSERT_EQ(fp32.exitCode, 0) << fp32.err;
+  EXPECT_EQ(fp32.out.find("_tc("), std::string::npos);
+  auto tf32 = runCli("dump examples/conv.mmd --cuda --precision tf32");
+  ASSERT_EQ(tf32.exitCode, 0) << tf32.err;
+  EXPECT_NE(tf32.out.find("_tc("), std::string::npos);
+  EXPECT_NE(tf32.out.find("shoal_warp_mma_tf32(acc"), std::string::npos);
+  auto bf16 = runCli("dump examples/conv.mmd --cuda --precision bf16");
+  ASSERT_EQ(bf16.exitCode, 0) << bf16.err;
+  EXPECT_NE(bf16.out.find("shoal_warp_mma_16bit(acc"), std::string::npos);
+  auto alone = runCli("dump examples/conv.mmd --precision tf32");
+  EXPECT_NE(alone.exitCode, 0);
+  EXPECT_NE(alone.err.find("--precision requires --cuda"), std::string::npos) << alone.err;
+  EXPECT_EQ(alone.out, "");
+}
+
 TEST(Cli, EpochsMustBeAWholeNumberAndZeroOnlyEvaluates) {
   auto negative = runCli("run examples/mlp.mmd --device cpu --epochs -1");
   EXPECT_EQ(negative.exitCode, 1);
