@@ -232,7 +232,7 @@ Expected<void> convForwardTensorCore(NodeEmitter& em, const ConvGeom& g, const s
                        "        const bool aok = iy >= 0 && iy < ${H} && ix >= 0 && ix < ${W};\n"
                        "        const ${I} xo = aok ? xbase + ((${I})c0 * ${H} + iy) * ${W} + ix : 0;\n",
                        v);
-    spec.aLoad = fill("          if (aok) val = x[xo + (${I})e * (${H} * ${W})];\n", v);
+    spec.aLoad = fill("          if (aok) val = x[xo + (${I})e * ${H} * ${W}];\n", v);
     spec.bGroup = fill("        const ${I} wo = (${I})bo * ${CKK} + (${I})(kg % ${C}) * ${KK} + kg / ${C};\n", v);
     spec.bLoad = fill("          val = w[wo + e * ${KK}];\n", v);
   } else {
@@ -288,9 +288,9 @@ Expected<void> convBackwardDataTensorCore(NodeEmitter& em, const ConvGeom& g, bo
                             "        const ${I} go = aok ? gbase + ((${I})oc0 * ${OH} + oy) * ${OW} + ox : 0;\n",
                             v),
                        v);
-    spec.aLoad = fill("          if (aok) val = ${GRAD}[go + (${I})e * (${OH} * ${OW})];\n", v);
+    spec.aLoad = fill("          if (aok) val = ${GRAD}[go + (${I})e * ${OH} * ${OW}];\n", v);
     spec.bGroup = fill("        const ${I} wo = ((${I})(kg % ${O}) * ${C} + bo) * ${KK} + kg / ${O};\n", v);
-    spec.bLoad = fill("          val = w[wo + (${I})e * (${C} * ${KK})];\n", v);
+    spec.bLoad = fill("          val = w[wo + (${I})e * ${C} * ${KK}];\n", v);
   } else {
     spec.aLoad = fill(fill("        const int oc = k / ${KK}, tap = k % ${KK};\n"
                            "        const int ki = tap / ${KW}, kj = tap % ${KW};\n"
@@ -332,14 +332,14 @@ Expected<void> convBackwardWeightTensorCore(NodeEmitter& em, const ConvGeom& g) 
   if ((g.oh * g.ow) % 8 == 0) {
     // A thread's 8 (A) or 4 (B) indices lie in one image: dy's are contiguous.
     spec.aGroup = fill("        const int on = kg / (${OH} * ${OW}), p0 = kg % (${OH} * ${OW});\n"
-                       "        const ${I} xb = ((${I})on * ${C} + ac) * (${H} * ${W});\n",
+                       "        const ${I} xb = ((${I})on * ${C} + ac) * ${H} * ${W};\n",
                        v);
     spec.aLoad = fill("          const int oy = (p0 + e) / ${OW}, ox = (p0 + e) % ${OW};\n"
                       "          const int iy = ${IYA}, ix = ${IXA};\n"
                       "          if (iy >= 0 && iy < ${H} && ix >= 0 && ix < ${W}) val = x[xb + iy * ${W} + ix];\n",
                       v);
     spec.bGroup = fill("        const int on = kg / (${OH} * ${OW}), p0 = kg % (${OH} * ${OW});\n"
-                       "        const ${I} dof = ((${I})on * ${O} + bo) * (${OH} * ${OW}) + p0;\n",
+                       "        const ${I} dof = ((${I})on * ${O} + bo) * ${OH} * ${OW} + p0;\n",
                        v);
     spec.bLoad = "          val = dy[dof + e];\n";
   } else {
