@@ -164,20 +164,24 @@ std::string describe(const Geometry& g) {
 // (rounded), and of the products' magnitudes (mag), plus bias (when given) and relu (when asked).
 struct ConvSums {
   std::vector<double> want, rounded, mag;
+  explicit ConvSums(int64_t count)
+      : want(size_t(count), 0.0), rounded(size_t(count), 0.0), mag(size_t(count), 0.0) {}
+  /// Adds the product a * b to element `at` of each sum.
+  void add(int64_t at, double a, double b, TensorCoreMath math) {
+    want[size_t(at)] += a * b;
+    rounded[size_t(at)] += roundToFormat(a, math) * roundToFormat(b, math);
+    mag[size_t(at)] += std::abs(a * b);
+  }
 };
 ConvSums convSums(const Geometry& gm, const Tensor& xt, const Tensor& wt, const Tensor* bias, bool relu,
                   TensorCoreMath math) {
-  const size_t count = size_t(gm.n * gm.o * gm.oh() * gm.ow());
-  ConvSums r{std::vector<double>(count, 0.0), std::vector<double>(count, 0.0), std::vector<double>(count, 0.0)};
-  forEachTap(gm, [&](int64_t xi, int64_t wi, int64_t yi) {
-    r.want[size_t(yi)] += xt.at(xi) * wt.at(wi);
-    r.rounded[size_t(yi)] += roundToFormat(xt.at(xi), math) * roundToFormat(wt.at(wi), math);
-    r.mag[size_t(yi)] += std::abs(xt.at(xi) * wt.at(wi));
-  });
-  for (size_t i = 0; i < count; ++i)
+  const int64_t count = gm.n * gm.o * gm.oh() * gm.ow();
+  ConvSums r(count);
+  forEachTap(gm, [&](int64_t xi, int64_t wi, int64_t yi) { r.add(yi, xt.at(xi), wt.at(wi), math); });
+  for (int64_t i = 0; i < count; ++i)
     for (auto* v : {&r.want, &r.rounded}) {
-      if (bias) (*v)[i] += bias->at(int64_t(i) / (gm.oh() * gm.ow()) % gm.o);
-      if (relu) (*v)[i] = std::max((*v)[i], 0.0);
+      if (bias) (*v)[size_t(i)] += bias->at(i / (gm.oh() * gm.ow()) % gm.o);
+      if (relu) (*v)[size_t(i)] = std::max((*v)[size_t(i)], 0.0);
     }
   return r;
 }
@@ -298,19 +302,15 @@ void checkBackwardData(const Geometry& gm, bool transpose, uint64_t seed, const 
   auto got = run(g, params, {{"dy", dyt}}, math);
   ASSERT_TRUE(got) << got.error().str();
   const int64_t count = gm.n * gm.c * gm.h * gm.w;
-  std::vector<double> want(size_t(count), 0.0), rounded(size_t(count), 0.0), mag(size_t(count), 0.0);
-  forEachTap(gm, [&](int64_t xi, int64_t wi, int64_t yi) {
-    want[size_t(xi)] += dyt.at(yi) * wt.at(wi);
-    rounded[size_t(xi)] += roundToFormat(dyt.at(yi), math) * roundToFormat(wt.at(wi), math);
-    mag[size_t(xi)] += std::abs(dyt.at(yi) * wt.at(wi));
-  });
+  ConvSums ref(count);
+  forEachTap(gm, [&](int64_t xi, int64_t wi, int64_t yi) { ref.add(xi, dyt.at(yi), wt.at(wi), math); });
   if (transpose)
     for (int64_t i = 0; i < count; ++i) {
-      want[size_t(i)] += bt.at((i / (gm.h * gm.w)) % gm.c);
-      rounded[size_t(i)] += bt.at((i / (gm.h * gm.w)) % gm.c);
+      ref.want[size_t(i)] += bt.at((i / (gm.h * gm.w)) % gm.c);
+      ref.rounded[size_t(i)] += bt.at((i / (gm.h * gm.w)) % gm.c);
     }
   ASSERT_EQ(got->shape(), (Shape{gm.n, gm.c, gm.h, gm.w}));
-  expectWithinFormat(*got, want, rounded, mag, gm.o * gm.kh * gm.kw, math);
+  expectWithinFormat(*got, ref.want, ref.rounded, ref.mag, gm.o * gm.kh * gm.kw, math);
 }
 
 // conv2d_backward_weight (x, dy) -> dw, over every output pixel of the batch.
@@ -330,15 +330,10 @@ void checkBackwardWeight(const Geometry& gm, uint64_t seed, const Runner& run, T
   Tensor xt = randomTensor({gm.n, gm.c, gm.h, gm.w}, rng), dyt = randomTensor({gm.n, gm.o, gm.oh(), gm.ow()}, rng);
   auto got = run(g, {}, {{"x", xt}, {"dy", dyt}}, math);
   ASSERT_TRUE(got) << got.error().str();
-  const int64_t count = gm.o * gm.c * gm.kh * gm.kw;
-  std::vector<double> want(size_t(count), 0.0), rounded(size_t(count), 0.0), mag(size_t(count), 0.0);
-  forEachTap(gm, [&](int64_t xi, int64_t wi, int64_t yi) {
-    want[size_t(wi)] += xt.at(xi) * dyt.at(yi);
-    rounded[size_t(wi)] += roundToFormat(xt.at(xi), math) * roundToFormat(dyt.at(yi), math);
-    mag[size_t(wi)] += std::abs(xt.at(xi) * dyt.at(yi));
-  });
+  ConvSums ref(gm.o * gm.c * gm.kh * gm.kw);
+  forEachTap(gm, [&](int64_t xi, int64_t wi, int64_t yi) { ref.add(wi, xt.at(xi), dyt.at(yi), math); });
   ASSERT_EQ(got->shape(), (Shape{gm.o, gm.c, gm.kh, gm.kw}));
-  expectWithinFormat(*got, want, rounded, mag, gm.n * gm.oh() * gm.ow(), math);
+  expectWithinFormat(*got, ref.want, ref.rounded, ref.mag, gm.n * gm.oh() * gm.ow(), math);
 }
 
 // Partial tiles everywhere: 2*9*11 = 198 pixel rows (two row tiles, the second partial), 10
