@@ -259,7 +259,7 @@ std::string NodeEmitter::restrictSafe(std::string_view params, const std::vector
 }
 
 void NodeEmitter::kernel(std::string_view suffix, std::string_view paramsIn, std::string_view body,
-                         std::vector<CudaArg> args, unsigned gridX, unsigned gridY) {
+                         std::vector<CudaArg> args, unsigned gridX, unsigned gridY, unsigned sharedBytes) {
   header();
   const std::string params = restrictSafe(paramsIn, args);
   std::string name = fmt::format("k{}_{}_{}", index_, identifier(node_.opName()),
@@ -276,6 +276,7 @@ void NodeEmitter::kernel(std::string_view suffix, std::string_view paramsIn, std
   step.grid[0] = std::max(gridX, 1u);
   step.grid[1] = std::max(gridY, 1u);
   step.block = kBlock;
+  step.sharedBytes = sharedBytes;
   module_.kernelNames.push_back(name);
   module_.steps.push_back(std::move(step));
 }
@@ -561,11 +562,50 @@ __device__ __forceinline__ void shoal_warp_mma_16bit(float* d, const unsigned* a
   }
 #endif
 }
-// A pair of floats (already rounded to the format) packed as two 16-bit values, low first.
-__device__ __forceinline__ unsigned shoal_pack_16bit(float lo, float hi, bool bf16) {
-  const unsigned l = bf16 ? shoal_f32_to_bf16(lo) : shoal_f32_to_f16(lo);
-  const unsigned h = bf16 ? shoal_f32_to_bf16(hi) : shoal_f32_to_f16(hi);
+// p[0] and p[1] rounded to bfloat16 or float16 (to nearest even) and packed, p[0] low.
+__device__ __forceinline__ unsigned shoal_pack_pair(const float* p, bool bf16) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+  const float2 v = *reinterpret_cast<const float2*>(p);
+  unsigned r;
+  if (bf16)
+    asm("cvt.rn.bf16x2.f32 %0, %1, %2;" : "=r"(r) : "f"(v.y), "f"(v.x));
+  else
+    asm("cvt.rn.f16x2.f32 %0, %1, %2;" : "=r"(r) : "f"(v.y), "f"(v.x));
+  return r;
+#else
+  const unsigned l = bf16 ? shoal_f32_to_bf16(p[0]) : shoal_f32_to_f16(p[0]);
+  const unsigned h = bf16 ? shoal_f32_to_bf16(p[1]) : shoal_f32_to_f16(p[1]);
   return l | (h << 16);
+#endif
+}
+// Dynamic shared memory (the launch step's sharedBytes) as an array `name` of T.
+#ifndef SHOAL_DYNAMIC_SHARED
+#define SHOAL_DYNAMIC_SHARED(T, name) extern __shared__ __align__(16) T name[]
+#endif
+// *dst = ok ? *src : 0, asynchronously from sm_80 (cp.async, zero-filled when !ok: src is
+// then not read); complete once a later shoal_cp_async_wait says so. Below sm_80 (and on the
+// CPU emulator) a plain copy.
+__device__ __forceinline__ void shoal_cp_async_f32(float* dst, const float* src, bool ok) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+  unsigned d;
+  asm("{ .reg .u64 a; cvta.to.shared.u64 a, %1; cvt.u32.u64 %0, a; }" : "=r"(d) : "l"(dst));
+  asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;\n" ::"r"(d), "l"(src), "r"(ok ? 4 : 0) : "memory");
+#else
+  *dst = ok ? *src : 0.0f;
+#endif
+}
+// Closes the group of this thread's cp.async copies issued since the last commit.
+__device__ __forceinline__ void shoal_cp_async_commit() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+  asm volatile("cp.async.commit_group;\n" ::: "memory");
+#endif
+}
+// Waits until at most N of this thread's committed groups are still in flight.
+template <int N>
+__device__ __forceinline__ void shoal_cp_async_wait() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+  asm volatile("cp.async.wait_group %0;\n" ::"n"(N) : "memory");
+#endif
 }
 // ---- end of prelude -----------------------------------------------------------------------
 )";
@@ -702,7 +742,9 @@ std::string planComment(const CudaModuleSource& m) {
     std::string what;
     switch (s.kind) {
       case CudaStepKind::Kernel:
-        what = fmt::format("kernel {} <<<{}x{}, {}>>>", s.kernel, s.grid[0], s.grid[1], s.block);
+        what = s.sharedBytes ? fmt::format("kernel {} <<<{}x{}, {}, {}>>>", s.kernel, s.grid[0], s.grid[1], s.block,
+                                           s.sharedBytes)
+                             : fmt::format("kernel {} <<<{}x{}, {}>>>", s.kernel, s.grid[0], s.grid[1], s.block);
         break;
       case CudaStepKind::Gemm:
         what = fmt::format("cuBLAS {}gemm m={} n={} k={}{} for %{}", s.gemm.dtype == DType::F64 ? "D" : "S", s.gemm.m,

@@ -68,6 +68,7 @@ struct CudaStep {
   std::vector<CudaArg> args;   ///< Kernel: one pointer per kernel parameter, in order
   unsigned grid[2] = {1, 1};   ///< Kernel: grid x, y
   unsigned block = 256;        ///< Kernel: threads per block (x)
+  unsigned sharedBytes = 0;    ///< Kernel: dynamic shared memory (SHOAL_DYNAMIC_SHARED), bytes
   CudaGemmCall gemm;           ///< Gemm
   int64_t bytes = 0;           ///< Copy, AllReduce
 };

@@ -78,7 +78,7 @@ class NodeEmitter {
   /// Adds kernel `k<index>_<op>_<value>[_<suffix>]` with parameter list `params` and `body`
   /// (indented by two, newline-terminated lines) and a launch of it over `args`.
   void kernel(std::string_view suffix, std::string_view params, std::string_view body, std::vector<CudaArg> args,
-              unsigned gridX, unsigned gridY = 1);
+              unsigned gridX, unsigned gridY = 1, unsigned sharedBytes = 0);
   /// Adds a grid-stride kernel over `n` elements whose loop body (`i` is the index) is
   /// `perElement` (one or more lines, each indented by four).
   void elementwise(std::string_view suffix, std::string_view params, std::string_view perElement,
@@ -164,14 +164,17 @@ std::string activationCode(std::string_view act, const std::string& T, const std
 /// tensor cores with its operands rounded to `math`'s format (TF32, bfloat16 or float16) and
 /// fp32 accumulation: out(m, o) = sum_k A(m, k) B(o, k) for m < rows,
 /// o < cols, k < red. The code fragments see `${I}` (the node's index type):
-///  - aRowSetup runs once per thread for its A row `am` (an ${I}; `arow` = am < rows) and may
-///    declare what aLoad needs; aLoad sets `float val` (0 before it) for A(am, k) (int k < red),
-///    run only for rows in range. bRowSetup / bLoad the same for B row `bo` (an int < cols).
+///  - aRowSetup runs for the thread's A row `am` (an ${I}; `arow` = am < rows) and may declare
+///    what aLoad needs; aLoad, run only for rows in range and k < red, either leaves `ok` false
+///    (A(am, k) is 0: padding) or points `const float* src` at A(am, k) and sets `ok` (the
+///    element is copied into shared memory asynchronously, so a gather is an address, never a
+///    value). aBase names a pointer that is always valid (`src`'s value when `ok` stays
+///    false). bRowSetup / bLoad / bBase the same for B row `bo` (an int < cols).
 ///  - Grouped gathers: with aGroup non-empty, each thread's 8 consecutive reduction indices of
 ///    a tile (kg, a multiple of 8, to kg + 7) are either all < red or all past it, and aGroup
-///    runs once for them (kg in scope) before aLoad runs for each `e` (k = kg + e): the index
-///    arithmetic once, then strides. The caller guarantees the alignment (red and the group's
-///    structure multiples of 8). bGroup the same for B's 4 (kg a multiple of 4).
+///    runs once for them (kg in scope; it must not read memory) before aLoad runs for each `e`
+///    (k = kg + e): the index arithmetic once, then strides. The caller guarantees the
+///    alignment (red and the group's structure multiples of 8). bGroup the same for B's 8 or 4.
 ///  - epilogue stores `float s` = out(m, o) (m an ${I}, o an int, both in range).
 /// With splits > 1 the reduction is cut in that many slices of whole 16-steps, each block
 /// writing its slice's sums to scratch, and a second kernel adds the slices in order (in
@@ -181,6 +184,7 @@ struct ImplicitGemm {
   int64_t rows = 0, cols = 0, red = 0;
   std::string aRowSetup, aLoad, bRowSetup, bLoad, epilogue;
   std::string aGroup, bGroup;  ///< grouped gathers (see above); "" = per element
+  std::string aBase, bBase;    ///< always-valid pointers (kernel parameters) for `src`
   int64_t splits = 1;
   std::string params;
   std::vector<CudaArg> args;

@@ -4,14 +4,16 @@
 // convolutions (forward, both gradients, the transposed convolution) describe their gathers
 // and epilogues in codegen/cuda_kernels_nn.cpp; this file owns the tiling.
 //
-// A block of 8 warps computes a 128 x 64 tile of the output, each warp 32 x 32 as 2 x 4 mma
-// products. Every 16 steps of the reduction the block gathers the A tile (128 x 16) and the B
-// tile (64 x 16) into shared memory, rounded to the format (rows padded to 20 floats: TF32's
-// fragment reads of a warp then hit 32 different banks), and runs two k-steps of 8 (TF32) or
-// one of 16 (16-bit operands stored packed two to a word). The shared tiles are double
-// buffered: the next tiles' global loads are issued before the current tiles' products, stored
-// after them, then one barrier. A gather is per element, or (ImplicitGemm::aGroup / bGroup)
-// does its index arithmetic once per thread and tile and then only strides.
+// A block of 8 warps computes a 128 x 128 tile of the output (2 x 4 warps), or 256 x 64 when
+// there are at most 64 columns (4 x 2 warps); each warp 64 x 32 as 4 x 4 mma products. The
+// reduction runs in steps of 16 through a ring of kStages shared-memory stages: every thread
+// gathers its elements of a stage with cp.async (4-byte copies, zero-filled where the gather
+// is out of range), so the copies of the next kStages - 1 stages are in flight while the warps
+// multiply the current one, and one barrier per step. The stages hold fp32, each row's 16
+// columns XOR-swizzled so that a warp's fragment reads hit 32 different banks; the operands
+// are rounded to the format as the fragments are read (TF32: cvt.rna; 16-bit: a pair
+// converted and packed per register). A gather is per element, or (ImplicitGemm::aGroup /
+// bGroup) does its index arithmetic once per 8 (or 4) elements and then only strides.
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -22,205 +24,224 @@ namespace shoal::cudagen {
 
 namespace {
 
-// Expression: float `v` rounded to the operand format, as a float.
-std::string roundTo(TensorCoreMath m, const std::string& v) {
-  switch (m) {
-    case TensorCoreMath::Bf16: return "shoal_bf16_to_f32(shoal_f32_to_bf16(" + v + "))";
-    case TensorCoreMath::Fp16: return "shoal_f16_to_f32(shoal_f32_to_f16(" + v + "))";
-    default: return "__uint_as_float(shoal_to_tf32(" + v + "))";
-  }
+/// Stages of the shared-memory ring (one in use, the others' copies in flight).
+constexpr int kStages = 4;
+
+struct Tile {
+  int bm, bn;        // block tile rows x columns
+  int warpsM;        // warps along the rows (8 / warpsM along the columns)
+};
+
+Tile tileFor(int64_t cols) { return cols <= 64 ? Tile{256, 64, 4} : Tile{128, 128, 2}; }
+
+// The column (of 16) where a stage stores reduction step `k` of tile row `r`: TF32 fragments
+// read rows g = 0..7 at 4 consecutive columns (one 32-bit word each), 16-bit ones rows 0..3 at
+// 8 consecutive columns per half-warp (float2 reads): either way 32 different banks.
+std::string swizzled(bool packed, const std::string& r, const std::string& k) {
+  return packed ? "((" + k + ") ^ ((((" + r + ") >> 1) & 1) << 3))" : "((" + k + ") ^ ((((" + r + ") >> 1) & 3) << 2))";
 }
 
-// Gathers this thread's `n` operand elements of the tile starting at reduction index `kt`
-// into registers `r` (A: row `am`, B: row `bo`): per element, or once per group.
-std::string gatherCode(const std::string& r, int n, const std::string& rowOk, const std::string& kOff,
-                       const std::string& group, const std::string& load) {
-  const Vars v = {{"R", r}, {"N", std::to_string(n)}, {"ROW_OK", rowOk}, {"KOFF", kOff}, {"GROUP", group}, {"LOAD", load}};
-  if (group.empty())
-    return fill("      for (int e = 0; e < ${N}; ++e) {\n"
-                "        const int k = kt + ${KOFF} + e;\n"
-                "        float val = 0.0f;\n"
-                "        if (${ROW_OK} && k < kEnd) {\n"
-                "${LOAD}"
-                "        }\n"
-                "        ${R}[e] = val;\n"
-                "      }\n",
-                v);
-  return fill("      for (int e = 0; e < ${N}; ++e) ${R}[e] = 0.0f;\n"
-              "      if (${ROW_OK} && kt + ${KOFF} < kEnd) {\n"
-              "        const int kg = kt + ${KOFF};\n"
-              "${GROUP}"
-              "        for (int e = 0; e < ${N}; ++e) {\n"
+// One operand's copies into stage `st` for the tile at reduction index `kt`: `passes` passes
+// of rows (128 per pass when `group` is 8, 64 when 4), each thread a row and `group`
+// consecutive reduction steps. `rowSetup` declares what `load` needs for row `row`; `load`
+// sets `src` and `ok` (false before it) for element `k`.
+std::string copyCode(const std::string& op, int passes, int group, int rowBase, bool packed, const std::string& rowVar,
+                     const std::string& rowOk, const std::string& rowLimit, const std::string& rowType,
+                     const std::string& rowOrigin, const std::string& rowSetup, const std::string& groupSetup,
+                     const std::string& load, const std::string& base) {
+  const int perRow = 16 / group;  // threads per row
+  std::string s;
+  for (int p = 0; p < passes; ++p) {
+    const Vars v = {{"OP", op},
+                    {"P", std::to_string(p)},
+                    {"ROWS_PER_PASS", std::to_string(256 / perRow)},
+                    {"PER_ROW", std::to_string(perRow)},
+                    {"G", std::to_string(group)},
+                    {"ROW_BASE", std::to_string(rowBase)},
+                    {"ROWV", rowVar},
+                    {"ROW_OK", rowOk},
+                    {"LIMIT", rowLimit},
+                    {"RT", rowType},
+                    {"ORIGIN", rowOrigin},
+                    {"BASE", base},
+                    {"DST", swizzled(packed, "r", "kc + e")}};
+    s += fill("      {\n"
+              "        const int r = ${P} * ${ROWS_PER_PASS} + tid / ${PER_ROW}, kc = (tid % ${PER_ROW}) * ${G};\n"
+              "        const ${RT} ${ROWV} = ${ORIGIN} + r;\n"
+              "        const bool ${ROW_OK} = ${ROWV} < ${LIMIT};\n",
+              v);
+    s += rowSetup;
+    s += fill("        const int kg = kt + kc;\n"
+              "        const bool gok = ${ROW_OK} && kg < kEnd;\n",
+              v);
+    if (!groupSetup.empty()) s += groupSetup;
+    s += fill("        float* row = stage + (${ROW_BASE} + r) * 16;\n"
+              "#pragma unroll\n"
+              "        for (int e = 0; e < ${G}; ++e) {\n"
               "          const int k = kg + e;\n"
-              "          float val = 0.0f;\n"
-              "${LOAD}"
-              "          ${R}[e] = val;\n"
+              "          const float* src = ${BASE};\n"
+              "          bool ok = false;\n"
+              "          if (gok && k < kEnd) {\n",
+              v);
+    s += load;
+    s += fill("          }\n"
+              "          shoal_cp_async_f32(row + ${DST}, src, ok);\n"
               "        }\n"
               "      }\n",
               v);
+  }
+  return s;
 }
 
-// The warp's products over the 16 reduction steps of the tiles in shared memory.
-std::string mmaSteps(TensorCoreMath m) {
+// The warp's products over the 16 reduction steps of stage `cur`.
+std::string mmaSteps(TensorCoreMath m, int bm) {
+  const Vars v = {{"B_ROWS", std::to_string(bm)}, {"BF16", m == TensorCoreMath::Bf16 ? "true" : "false"}};
   if (m == TensorCoreMath::Tf32 || m == TensorCoreMath::Off)
-    return "    for (int ks = 0; ks < 16; ks += 8) {\n"
-           "      unsigned a[2][4], b[4][2];\n"
-           "      for (int i = 0; i < 2; ++i) {\n"
-           "        const int r = wm * 32 + i * 16 + g;\n"
-           "        a[i][0] = __float_as_uint(As[buf][r][ks + t]);\n"
-           "        a[i][1] = __float_as_uint(As[buf][r + 8][ks + t]);\n"
-           "        a[i][2] = __float_as_uint(As[buf][r][ks + t + 4]);\n"
-           "        a[i][3] = __float_as_uint(As[buf][r + 8][ks + t + 4]);\n"
-           "      }\n"
-           "      for (int j = 0; j < 4; ++j) {\n"
-           "        const int col = wn * 32 + j * 8 + g;\n"
-           "        b[j][0] = __float_as_uint(Bs[buf][col][ks + t]);\n"
-           "        b[j][1] = __float_as_uint(Bs[buf][col][ks + t + 4]);\n"
-           "      }\n"
-           "      for (int i = 0; i < 2; ++i)\n"
-           "        for (int j = 0; j < 4; ++j) shoal_warp_mma_tf32(acc[i][j], a[i], b[j]);\n"
-           "    }\n";
-  // 16-bit formats: the shared tiles hold the operands already packed two to a word (word w
-  // of a row: reduction steps 2w and 2w + 1), so each fragment register is one load.
-  return "    {\n"
-         "      unsigned a[2][4], b[4][2];\n"
-         "      for (int i = 0; i < 2; ++i) {\n"
-         "        const int r = wm * 32 + i * 16 + g;\n"
-         "        a[i][0] = As[buf][r][t];\n"
-         "        a[i][1] = As[buf][r + 8][t];\n"
-         "        a[i][2] = As[buf][r][t + 4];\n"
-         "        a[i][3] = As[buf][r + 8][t + 4];\n"
-         "      }\n"
-         "      for (int j = 0; j < 4; ++j) {\n"
-         "        const int col = wn * 32 + j * 8 + g;\n"
-         "        b[j][0] = Bs[buf][col][t];\n"
-         "        b[j][1] = Bs[buf][col][t + 4];\n"
-         "      }\n"
-         "      for (int i = 0; i < 2; ++i)\n"
-         "        for (int j = 0; j < 4; ++j) shoal_warp_mma_16bit(acc[i][j], a[i], b[j], " +
-         std::string(m == TensorCoreMath::Bf16 ? "true" : "false") +
-         ");\n"
-         "    }\n";
+    return fill("    const float* As = smem + cur * kStageFloats;\n"
+                "    const float* Bs = As + ${B_ROWS} * 16;\n"
+                "#pragma unroll\n"
+                "    for (int ks = 0; ks < 16; ks += 8) {\n"
+                "      const int c0 = (ks + t) ^ sw, c1 = (ks + t + 4) ^ sw;\n"
+                "      unsigned a[4][4], b[4][2];\n"
+                "#pragma unroll\n"
+                "      for (int i = 0; i < 4; ++i) {\n"
+                "        const float* ra = As + (wm * 64 + i * 16 + g) * 16;\n"
+                "        a[i][0] = shoal_to_tf32(ra[c0]);\n"
+                "        a[i][1] = shoal_to_tf32(ra[128 + c0]);\n"
+                "        a[i][2] = shoal_to_tf32(ra[c1]);\n"
+                "        a[i][3] = shoal_to_tf32(ra[128 + c1]);\n"
+                "      }\n"
+                "#pragma unroll\n"
+                "      for (int j = 0; j < 4; ++j) {\n"
+                "        const float* rb = Bs + (wn * 32 + j * 8 + g) * 16;\n"
+                "        b[j][0] = shoal_to_tf32(rb[c0]);\n"
+                "        b[j][1] = shoal_to_tf32(rb[c1]);\n"
+                "      }\n"
+                "#pragma unroll\n"
+                "      for (int i = 0; i < 4; ++i)\n"
+                "#pragma unroll\n"
+                "        for (int j = 0; j < 4; ++j) shoal_warp_mma_tf32(acc[i][j], a[i], b[j]);\n"
+                "    }\n",
+                v);
+  // 16-bit formats: each fragment register is a pair of adjacent reduction steps, read as a
+  // float2 and packed (rounded) into two 16-bit values.
+  return fill("    const float* As = smem + cur * kStageFloats;\n"
+              "    const float* Bs = As + ${B_ROWS} * 16;\n"
+              "    {\n"
+              "      const int c0 = (2 * t) ^ sw, c1 = (2 * t + 8) ^ sw;\n"
+              "      unsigned a[4][4], b[4][2];\n"
+              "#pragma unroll\n"
+              "      for (int i = 0; i < 4; ++i) {\n"
+              "        const float* ra = As + (wm * 64 + i * 16 + g) * 16;\n"
+              "        a[i][0] = shoal_pack_pair(ra + c0, ${BF16});\n"
+              "        a[i][1] = shoal_pack_pair(ra + 128 + c0, ${BF16});\n"
+              "        a[i][2] = shoal_pack_pair(ra + c1, ${BF16});\n"
+              "        a[i][3] = shoal_pack_pair(ra + 128 + c1, ${BF16});\n"
+              "      }\n"
+              "#pragma unroll\n"
+              "      for (int j = 0; j < 4; ++j) {\n"
+              "        const float* rb = Bs + (wn * 32 + j * 8 + g) * 16;\n"
+              "        b[j][0] = shoal_pack_pair(rb + c0, ${BF16});\n"
+              "        b[j][1] = shoal_pack_pair(rb + c1, ${BF16});\n"
+              "      }\n"
+              "#pragma unroll\n"
+              "      for (int i = 0; i < 4; ++i)\n"
+              "#pragma unroll\n"
+              "        for (int j = 0; j < 4; ++j) shoal_warp_mma_16bit(acc[i][j], a[i], b[j], ${BF16});\n"
+              "    }\n",
+              v);
 }
 
 }  // namespace
 
 int64_t implicitGemmSplits(int64_t rows, int64_t cols, int64_t red) {
-  const int64_t tiles = ((rows + 127) / 128) * ((cols + 63) / 64);
+  const Tile tile = tileFor(cols);
+  const int64_t tiles = ((rows + tile.bm - 1) / tile.bm) * ((cols + tile.bn - 1) / tile.bn);
   return std::clamp<int64_t>((kTargetBlocks + tiles - 1) / tiles, 1, std::max<int64_t>(1, red / 256));
 }
 
 Expected<void> emitImplicitGemm(NodeEmitter& em, const ImplicitGemm& spec) {
   if (spec.rows <= 0 || spec.cols <= 0) return {};
-  const int64_t rowTiles = (spec.rows + 127) / 128, colTiles = (spec.cols + 63) / 64;
+  const Tile tile = tileFor(spec.cols);
+  const int64_t rowTiles = (spec.rows + tile.bm - 1) / tile.bm, colTiles = (spec.cols + tile.bn - 1) / tile.bn;
   const int64_t splits = std::max<int64_t>(1, spec.splits);
   // Reduction steps of 16 per slice (whole steps, so slices never share one).
   const int64_t steps = (spec.red + 15) / 16;
   const int64_t perSlice = (steps + splits - 1) / splits * 16;
   if (rowTiles * splits > int64_t(0x7fffffff) || colTiles > 65535)
     return em.unsupported("an implicit GEMM too large for one grid");
-  auto R = [&](const std::string& x) { return roundTo(spec.math, x); };
-  // Registers ra<set>, rb<set>: gathered for the tile at `kt`; stored, rounded (16-bit: packed),
-  // into shared buffer `nb` with 16-byte stores.
-  auto gather = [&](const std::string& set) {
-    return gatherCode("ra" + set, 8, "arow", "ak", spec.aGroup, spec.aLoad) +
-           gatherCode("rb" + set, 4, "brow", "bk", spec.bGroup, spec.bLoad);
-  };
   const bool packed = spec.math == TensorCoreMath::Bf16 || spec.math == TensorCoreMath::Fp16;
-  const std::string bf16 = spec.math == TensorCoreMath::Bf16 ? "true" : "false";
-  auto storeTile = [&](const std::string& set, const std::string& nb) {
-    const std::string a = "ra" + set, b = "rb" + set;
-    if (packed) {
-      auto pack = [&](const std::string& r, int at) {
-        return "shoal_pack_16bit(" + r + "[" + std::to_string(at) + "], " + r + "[" + std::to_string(at + 1) + "], " +
-               bf16 + ")";
-      };
-      return "      *reinterpret_cast<uint4*>(&As[" + nb + "][ar][ak / 2]) = make_uint4(" + pack(a, 0) + ", " +
-             pack(a, 2) + ", " + pack(a, 4) + ", " + pack(a, 6) + ");\n" +
-             "      *reinterpret_cast<uint2*>(&Bs[" + nb + "][br][bk / 2]) = make_uint2(" + pack(b, 0) + ", " +
-             pack(b, 2) + ");\n";
-    }
-    auto four = [&](const std::string& r, int at) {
-      return R(r + "[" + std::to_string(at) + "]") + ", " + R(r + "[" + std::to_string(at + 1) + "]") + ", " +
-             R(r + "[" + std::to_string(at + 2) + "]") + ", " + R(r + "[" + std::to_string(at + 3) + "]");
-    };
-    return "      *reinterpret_cast<float4*>(&As[" + nb + "][ar][ak]) = make_float4(" + four(a, 0) + ");\n" +
-           "      *reinterpret_cast<float4*>(&As[" + nb + "][ar][ak + 4]) = make_float4(" + four(a, 4) + ");\n" +
-           "      *reinterpret_cast<float4*>(&Bs[" + nb + "][br][bk]) = make_float4(" + four(b, 0) + ");\n";
-  };
+  const int stageFloats = (tile.bm + tile.bn) * 16;
+  const int bGroup = tile.bn == 64 ? 4 : 8;
+  const std::string copies =
+      copyCode("a", tile.bm / 128, 8, 0, packed, "am", "arow", intLit(spec.rows), em.I(), "m0", spec.aRowSetup,
+               spec.aGroup, spec.aLoad, spec.aBase) +
+      copyCode("b", 1, bGroup, tile.bm, packed, "bo", "brow", intLit(spec.cols), "int", "o0", spec.bRowSetup,
+               spec.bGroup, spec.bLoad, spec.bBase);
   Vars v = {{"I", em.I()},
             {"M", intLit(spec.rows)},
             {"N", intLit(spec.cols)},
             {"K", intLit(spec.red)},
+            {"BM", std::to_string(tile.bm)},
+            {"BN", std::to_string(tile.bn)},
+            {"WARPS_M", std::to_string(tile.warpsM)},
+            {"STAGES", std::to_string(kStages)},
+            {"STAGE_FLOATS", std::to_string(stageFloats)},
             {"ROW_TILES", intLit(rowTiles)},
             {"PER_SLICE", intLit(perSlice)},
-            {"SPLITS", intLit(splits)},
-            {"A_SETUP", spec.aRowSetup},
-            {"B_SETUP", spec.bRowSetup},
-            {"GATHER0", gather("0")},
-            {"STORE0_TO0", storeTile("0", "0")},
-            {"STORE0_TO_NEXT", storeTile("0", "buf ^ 1")},
-            {"MMA_STEPS", mmaSteps(spec.math)},
-            // TF32: floats, rows padded to 20 (a warp's fragment reads hit 32 banks); 16-bit:
-            // packed pairs, rows padded to 12 words (likewise).
-            {"SHARED_TILES", packed ? "  __shared__ __align__(16) unsigned As[2][128][12];\n"
-                                      "  __shared__ __align__(16) unsigned Bs[2][64][12];\n"
-                                    : "  __shared__ __align__(16) float As[2][128][20];\n"
-                                      "  __shared__ __align__(16) float Bs[2][64][20];\n"}};
+            {"COPIES", copies},
+            {"MMA_STEPS", mmaSteps(spec.math, tile.bm)},
+            {"SW", packed ? "(((g >> 1) & 1) << 3)" : "(((g >> 1) & 3) << 2)"}};
   const bool split = splits > 1;
   v.push_back({"STORE", split ? "        partial[((${I})slice * ${M} + m) * ${N} + o] = s;\n" : spec.epilogue});
   const std::string params = spec.params + (split ? ", float* __restrict__ partial" : "");
-  // Two shared buffers: while the warps multiply the tiles in one, the next tiles' elements
-  // are loaded into registers (their latency hidden behind the products) and then stored into
-  // the other; one barrier per 16 reduction steps. (Loading two tiles ahead, in two register
-  // sets, measured slower in TF32 on the H200: docs/PERF.md.)
   std::string body = fill(fill(
-      "${SHARED_TILES}"
+      "  SHOAL_DYNAMIC_SHARED(float, smem);\n"
+      "  constexpr int kStages = ${STAGES}, kStageFloats = ${STAGE_FLOATS};\n"
       "  const int tid = (int)threadIdx.x, lane = tid & 31, warp = tid >> 5;\n"
-      "  const int wm = warp >> 1, wn = warp & 1, g = lane >> 2, t = lane & 3;\n"
+      "  const int wm = warp % ${WARPS_M}, wn = warp / ${WARPS_M}, g = lane >> 2, t = lane & 3;\n"
+      "  const int sw = ${SW};\n"
       "  const int slice = (int)(blockIdx.x / ${ROW_TILES});\n"
-      "  const ${I} m0 = (${I})(blockIdx.x % ${ROW_TILES}) * 128;\n"
-      "  const int o0 = (int)blockIdx.y * 64;\n"
+      "  const ${I} m0 = (${I})(blockIdx.x % ${ROW_TILES}) * ${BM};\n"
+      "  const int o0 = (int)blockIdx.y * ${BN};\n"
       "  const int kBegin = slice * ${PER_SLICE};\n"
       "  const int kEnd = kBegin + ${PER_SLICE} < ${K} ? kBegin + ${PER_SLICE} : ${K};\n"
-      "  // This thread gathers row ar of the A tile (columns ak..ak+7) and row br of the B tile\n"
-      "  // (columns bk..bk+3).\n"
-      "  const int ar = tid >> 1, ak = (tid & 1) * 8, br = tid >> 2, bk = (tid & 3) * 4;\n"
-      "  const ${I} am = m0 + ar;\n"
-      "  const bool arow = am < ${M};\n"
-      "${A_SETUP}"
-      "  const int bo = o0 + br;\n"
-      "  const bool brow = bo < ${N};\n"
-      "${B_SETUP}"
-      "  float acc[2][4][4];\n"
-      "  for (int i = 0; i < 2; ++i)\n"
+      "  const int tiles = (kEnd - kBegin + 15) / 16;\n"
+      "  // Stage s's copies: the A rows, then the B rows, of the tile at reduction index kt.\n"
+      "  auto load = [&](int s, int kt) {\n"
+      "    float* stage = smem + s * kStageFloats;\n"
+      "${COPIES}"
+      "  };\n"
+      "  float acc[4][4][4];\n"
+      "#pragma unroll\n"
+      "  for (int i = 0; i < 4; ++i)\n"
+      "#pragma unroll\n"
       "    for (int j = 0; j < 4; ++j)\n"
+      "#pragma unroll\n"
       "      for (int q = 0; q < 4; ++q) acc[i][j][q] = 0.0f;\n"
-      "  float ra0[8], rb0[4];\n"
-      "  {\n"
-      "    const int kt = kBegin;\n"
-      "${GATHER0}"
-      "${STORE0_TO0}"
+      "  // The first kStages - 1 stages in flight (a commit per stage, empty past the end, so\n"
+      "  // that waiting for all but kStages - 2 groups always means: this step's stage landed).\n"
+      "  for (int s = 0; s < kStages - 1; ++s) {\n"
+      "    if (s < tiles) load(s, kBegin + s * 16);\n"
+      "    shoal_cp_async_commit();\n"
       "  }\n"
-      "  __syncthreads();\n"
-      "  int buf = 0;\n"
-      "  for (int k0 = kBegin; k0 < kEnd; k0 += 16) {\n"
-      "    const bool more = k0 + 16 < kEnd;\n"
-      "    if (more) {\n"
-      "      const int kt = k0 + 16;\n"
-      "${GATHER0}"
-      "    }\n"
+      "  for (int step = 0; step < tiles; ++step) {\n"
+      "    shoal_cp_async_wait<kStages - 2>();\n"
+      "    __syncthreads();  // this step's stage is everyone's; the previous stage is free\n"
+      "    const int next = step + kStages - 1;\n"
+      "    if (next < tiles) load(next % kStages, kBegin + next * 16);\n"
+      "    shoal_cp_async_commit();\n"
+      "    const int cur = step % kStages;\n"
       "${MMA_STEPS}"
-      "    if (more) {\n"
-      "${STORE0_TO_NEXT}"
-      "    }\n"
-      "    __syncthreads();\n"
-      "    buf ^= 1;\n"
       "  }\n"
-      "  for (int i = 0; i < 2; ++i)\n"
+      "  shoal_cp_async_wait<0>();\n"
+      "#pragma unroll\n"
+      "  for (int i = 0; i < 4; ++i)\n"
+      "#pragma unroll\n"
       "    for (int j = 0; j < 4; ++j)\n"
+      "#pragma unroll\n"
       "      for (int q = 0; q < 4; ++q) {\n"
-      "        const ${I} m = m0 + wm * 32 + i * 16 + g + (q >= 2 ? 8 : 0);\n"
+      "        const ${I} m = m0 + wm * 64 + i * 16 + g + (q >= 2 ? 8 : 0);\n"
       "        const int o = o0 + wn * 32 + j * 8 + 2 * t + (q & 1);\n"
       "        if (m >= ${M} || o >= ${N}) continue;\n"
       "        const float s = acc[i][j][q];\n"
@@ -229,7 +250,8 @@ Expected<void> emitImplicitGemm(NodeEmitter& em, const ImplicitGemm& spec) {
       v), v);
   std::vector<CudaArg> args = spec.args;
   if (split) args.push_back(NodeEmitter::scratch());
-  em.kernel("tc", params, body, args, unsigned(rowTiles * splits), unsigned(colTiles));
+  em.kernel("tc", params, body, args, unsigned(rowTiles * splits), unsigned(colTiles),
+            unsigned(kStages * stageFloats * sizeof(float)));
   if (!split) return {};
   em.needScratch(splits * spec.rows * spec.cols * int64_t(sizeof(float)));
   // The slices' sums, added in slice order (deterministic), then the epilogue.

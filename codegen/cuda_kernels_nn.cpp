@@ -220,6 +220,8 @@ Expected<void> convForwardTensorCore(NodeEmitter& em, const ConvGeom& g, const s
   spec.cols = g.o;
   spec.red = g.c * g.kh * g.kw;
   spec.splits = intoScratch ? 1 : implicitGemmSplits(spec.rows, spec.cols, spec.red);
+  spec.aBase = "x";
+  spec.bBase = "w";
   spec.aRowSetup = fill("  const int aox = (int)(am % ${OW}), aoy = (int)((am / ${OW}) % ${OH});\n"
                         "  const ${I} xbase = (am / ((${I})${OW} * ${OH})) * (${I})(${C} * ${H} * ${W});\n",
                         v);
@@ -232,16 +234,16 @@ Expected<void> convForwardTensorCore(NodeEmitter& em, const ConvGeom& g, const s
                        "        const bool aok = iy >= 0 && iy < ${H} && ix >= 0 && ix < ${W};\n"
                        "        const ${I} xo = aok ? xbase + ((${I})c0 * ${H} + iy) * ${W} + ix : 0;\n",
                        v);
-    spec.aLoad = fill("          if (aok) val = x[xo + (${I})e * ${H} * ${W}];\n", v);
+    spec.aLoad = fill("            if (aok) { src = &x[xo + (${I})e * ${H} * ${W}]; ok = true; }\n", v);
     spec.bGroup = fill("        const ${I} wo = (${I})bo * ${CKK} + (${I})(kg % ${C}) * ${KK} + kg / ${C};\n", v);
-    spec.bLoad = fill("          val = w[wo + e * ${KK}];\n", v);
+    spec.bLoad = fill("            src = &w[wo + e * ${KK}];\n            ok = true;\n", v);
   } else {
     spec.aLoad = fill("        const int c = k / ${KK}, tap = k % ${KK};\n"
                       "        const int ki = tap / ${KW}, kj = tap % ${KW};\n"
                       "        const int iy = ${IYA}, ix = ${IXA};\n"
-                      "        if (iy >= 0 && iy < ${H} && ix >= 0 && ix < ${W}) val = x[xbase + (c * ${H} + iy) * ${W} + ix];\n",
+                      "        if (iy >= 0 && iy < ${H} && ix >= 0 && ix < ${W}) { src = &x[xbase + (c * ${H} + iy) * ${W} + ix]; ok = true; }\n",
                       v);
-    spec.bLoad = fill("        val = w[(${I})bo * ${CKK} + k];\n", v);
+    spec.bLoad = fill("        src = &w[(${I})bo * ${CKK} + k];\n        ok = true;\n", v);
   }
   spec.epilogue = fill("        const int ox = (int)(m % ${OW}), oy = (int)((m / ${OW}) % ${OH});\n"
                        "        const ${I} at = ((m / ((${I})${OW} * ${OH}) * ${O} + o) * ${OH} + oy) * (${I})${OW} + ox;\n"
@@ -274,6 +276,8 @@ Expected<void> convBackwardDataTensorCore(NodeEmitter& em, const ConvGeom& g, bo
   spec.cols = g.c;
   spec.red = g.o * g.kh * g.kw;
   spec.splits = implicitGemmSplits(spec.rows, spec.cols, spec.red);
+  spec.aBase = transpose ? "x" : "dy";
+  spec.bBase = "w";
   spec.aRowSetup = fill("  const int aix = (int)(am % ${W}), aiy = (int)((am / ${W}) % ${H});\n"
                         "  const ${I} gbase = (am / ((${I})${W} * ${H})) * (${I})(${O} * ${OH} * ${OW});\n",
                         v);
@@ -288,20 +292,20 @@ Expected<void> convBackwardDataTensorCore(NodeEmitter& em, const ConvGeom& g, bo
                             "        const ${I} go = aok ? gbase + ((${I})oc0 * ${OH} + oy) * ${OW} + ox : 0;\n",
                             v),
                        v);
-    spec.aLoad = fill("          if (aok) val = ${GRAD}[go + (${I})e * ${OH} * ${OW}];\n", v);
+    spec.aLoad = fill("            if (aok) { src = &${GRAD}[go + (${I})e * ${OH} * ${OW}]; ok = true; }\n", v);
     spec.bGroup = fill("        const ${I} wo = ((${I})(kg % ${O}) * ${C} + bo) * ${KK} + kg / ${O};\n", v);
-    spec.bLoad = fill("          val = w[wo + (${I})e * ${C} * ${KK}];\n", v);
+    spec.bLoad = fill("            src = &w[wo + (${I})e * ${C} * ${KK}];\n            ok = true;\n", v);
   } else {
     spec.aLoad = fill(fill("        const int oc = k / ${KK}, tap = k % ${KK};\n"
                            "        const int ki = tap / ${KW}, kj = tap % ${KW};\n"
                            "        const int ty = ${TYA}, tx = ${TXA};\n"
                            "        if (ty >= 0 && tx >= 0${ALIGNED}) {\n"
                            "          const int oy = ty / ${SH}, ox = tx / ${SW};\n"
-                           "          if (oy < ${OH} && ox < ${OW}) val = ${GRAD}[gbase + (oc * ${OH} + oy) * ${OW} + ox];\n"
+                           "          if (oy < ${OH} && ox < ${OW}) { src = &${GRAD}[gbase + (oc * ${OH} + oy) * ${OW} + ox]; ok = true; }\n"
                            "        }\n",
                            v),
                       v);
-    spec.bLoad = fill("        val = w[((${I})(k / ${KK}) * ${C} + bo) * ${KK} + k % ${KK}];\n", v);
+    spec.bLoad = fill("        src = &w[((${I})(k / ${KK}) * ${C} + bo) * ${KK} + k % ${KK}];\n        ok = true;\n", v);
   }
   spec.epilogue = fill("        const int ix = (int)(m % ${W}), iy = (int)((m / ${W}) % ${H});\n"
                        "        ${OUT}[((m / ((${I})${W} * ${H}) * ${C} + o) * ${H} + iy) * (${I})${W} + ix] = s${ADD_BIAS};\n",
@@ -328,6 +332,8 @@ Expected<void> convBackwardWeightTensorCore(NodeEmitter& em, const ConvGeom& g) 
   spec.cols = g.o;
   spec.red = g.n * g.oh * g.ow;
   spec.splits = implicitGemmSplits(spec.rows, spec.cols, spec.red);
+  spec.aBase = "x";
+  spec.bBase = "dy";
   spec.aRowSetup = fill("  const int ac = (int)(am / ${KK}), atap = (int)(am % ${KK}), aki = atap / ${KW}, akj = atap % ${KW};\n", v);
   if ((g.oh * g.ow) % 8 == 0) {
     // A thread's 8 (A) or 4 (B) indices lie in one image: dy's are contiguous.
@@ -336,20 +342,21 @@ Expected<void> convBackwardWeightTensorCore(NodeEmitter& em, const ConvGeom& g) 
                        v);
     spec.aLoad = fill("          const int oy = (p0 + e) / ${OW}, ox = (p0 + e) % ${OW};\n"
                       "          const int iy = ${IYA}, ix = ${IXA};\n"
-                      "          if (iy >= 0 && iy < ${H} && ix >= 0 && ix < ${W}) val = x[xb + iy * ${W} + ix];\n",
+                      "            if (iy >= 0 && iy < ${H} && ix >= 0 && ix < ${W}) { src = &x[xb + iy * ${W} + ix]; ok = true; }\n",
                       v);
     spec.bGroup = fill("        const int on = kg / (${OH} * ${OW}), p0 = kg % (${OH} * ${OW});\n"
                        "        const ${I} dof = ((${I})on * ${O} + bo) * ${OH} * ${OW} + p0;\n",
                        v);
-    spec.bLoad = "          val = dy[dof + e];\n";
+    spec.bLoad = "            src = &dy[dof + e];\n            ok = true;\n";
   } else {
     spec.aLoad = fill("        const int ox = k % ${OW}, oy = (k / ${OW}) % ${OH}, on = k / (${OW} * ${OH});\n"
                       "        const int iy = ${IYA}, ix = ${IXA};\n"
                       "        if (iy >= 0 && iy < ${H} && ix >= 0 && ix < ${W})\n"
-                      "          val = x[(((${I})on * ${C} + ac) * ${H} + iy) * ${W} + ix];\n",
+                      "          { src = &x[(((${I})on * ${C} + ac) * ${H} + iy) * ${W} + ix]; ok = true; }\n",
                       v);
     spec.bLoad = fill("        const int ox = k % ${OW}, oy = (k / ${OW}) % ${OH}, on = k / (${OW} * ${OH});\n"
-                      "        val = dy[(((${I})on * ${O} + bo) * ${OH} + oy) * ${OW} + ox];\n",
+                      "        src = &dy[(((${I})on * ${O} + bo) * ${OH} + oy) * ${OW} + ox];\n"
+                      "        ok = true;\n",
                       v);
   }
   spec.epilogue = fill("        dw[(${I})o * ${CKK} + m] = s;\n", v);

@@ -567,6 +567,10 @@ Expected<std::unique_ptr<CudaExecutable>> CudaExecutable::create(Program program
       auto k = im.module.kernel(s.kernel);
       if (!k) return Unexpected(k.error());
       l.kernel = *k;
+      // Above the 48 KiB every kernel may use, dynamic shared memory is opted into per kernel.
+      if (s.sharedBytes > 48 * 1024)
+        if (auto ok = l.kernel.setMaxDynamicSharedMemory(int(s.sharedBytes), im.ctx->options().device); !ok)
+          return Unexpected(ok.error());
     }
     if (s.kind == CudaStepKind::Constant && s.bytes > 0) {
       Tensor t = literalTensor(*s.node);
@@ -656,7 +660,7 @@ Expected<void> CudaExecutable::Impl::enqueueStep() {
     switch (s.kind) {
       case CudaStepKind::Kernel: {
         LaunchDims grid{s.grid[0], s.grid[1], 1}, block{s.block, 1, 1};
-        if (auto ok = l.kernel.launch(grid, block, l.argv.data(), 0, ctx.stream()); !ok) return ok;
+        if (auto ok = l.kernel.launch(grid, block, l.argv.data(), s.sharedBytes, ctx.stream()); !ok) return ok;
         if (im.opts.syncEach && !ctx.capturing())
           if (auto ok = ctx.synchronize("kernel '" + s.kernel + "' of " + s.node->describe()); !ok) return ok;
         break;

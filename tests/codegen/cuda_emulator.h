@@ -42,7 +42,9 @@ ShoalDim3 shoal_emu_blockIdx, shoal_emu_blockDim, shoal_emu_gridDim;
 ShoalDim3* shoal_emu_threadIdx;
 void (*shoal_emu_sync)();
 unsigned long long (*shoal_emu_shfl)(unsigned long long bits, int laneMask);
+unsigned char* shoal_emu_dynamic_shared;
 }
+#define SHOAL_DYNAMIC_SHARED(T, name) T* name = reinterpret_cast<T*>(shoal_emu_dynamic_shared)
 #define blockIdx shoal_emu_blockIdx
 #define blockDim shoal_emu_blockDim
 #define gridDim shoal_emu_gridDim
@@ -107,9 +109,11 @@ class EmulatedModule {
     m->blockDim_ = static_cast<Dim3*>(sym("shoal_emu_blockDim"));
     m->gridDim_ = static_cast<Dim3*>(sym("shoal_emu_gridDim"));
     m->threadIdx_ = static_cast<Dim3**>(sym("shoal_emu_threadIdx"));
+    m->dynamicSharedPtr_ = static_cast<unsigned char**>(sym("shoal_emu_dynamic_shared"));
     auto** syncFn = static_cast<void (**)()>(sym("shoal_emu_sync"));
     auto** shflFn = static_cast<unsigned long long (**)(unsigned long long, int)>(sym("shoal_emu_shfl"));
-    if (!m->blockIdx_ || !m->threadIdx_ || !syncFn || !shflFn) return fail("emulation symbols missing");
+    if (!m->blockIdx_ || !m->threadIdx_ || !m->dynamicSharedPtr_ || !syncFn || !shflFn)
+      return fail("emulation symbols missing");
     *syncFn = &EmulatedModule::syncThunk;
     *shflFn = &EmulatedModule::shflThunk;
     return m;
@@ -118,11 +122,12 @@ class EmulatedModule {
     if (handle_) ::dlclose(handle_);
   }
 
-  /// Runs kernel `name` over `grid` blocks of `block` threads with pointer arguments `args`.
-  /// `barriers`: the kernel synchronizes or shuffles, so threads run as fibers (else one
-  /// after another, much faster).
+  /// Runs kernel `name` over `grid` blocks of `block` threads with pointer arguments `args`
+  /// and `sharedBytes` of dynamic shared memory (NaN bytes at the start of every block, so a
+  /// read of an element no thread wrote shows). `barriers`: the kernel synchronizes or
+  /// shuffles, so threads run as fibers (else one after another, much faster).
   Expected<void> launch(const std::string& name, unsigned gridX, unsigned gridY, unsigned block,
-                        const std::vector<void*>& args, bool barriers) {
+                        const std::vector<void*>& args, bool barriers, unsigned sharedBytes = 0) {
     void* fn = ::dlsym(handle_, name.c_str());
     if (!fn) return fail("no kernel '" + name + "' in the emulated module");
     if (args.size() > kMaxArgs) return fail("emulator: too many kernel arguments");
@@ -133,6 +138,10 @@ class EmulatedModule {
     for (unsigned by = 0; by < gridY; ++by)
       for (unsigned bx = 0; bx < gridX; ++bx) {
         *blockIdx_ = {bx, by, 0};
+        if (sharedBytes) {
+          dynamicShared_.assign(sharedBytes, 0xff);
+          *dynamicSharedPtr_ = dynamicShared_.data();
+        }
         if (!barriers) {
           Dim3 tid{0, 0, 0};
           *threadIdx_ = &tid;
@@ -273,6 +282,8 @@ class EmulatedModule {
   Dim3* blockDim_ = nullptr;
   Dim3* gridDim_ = nullptr;
   Dim3** threadIdx_ = nullptr;
+  unsigned char** dynamicSharedPtr_ = nullptr;  // the module's shoal_emu_dynamic_shared
+  std::vector<unsigned char> dynamicShared_;
   void* fn_ = nullptr;
   std::vector<void*> args_;
   ucontext_t scheduler_{};
@@ -343,7 +354,9 @@ class EmulatedExecutable {
         case CudaStepKind::Kernel: {
           std::vector<void*> args;
           for (const CudaArg& a : s.args) args.push_back(resolve(a));
-          if (auto ok = module_->launch(s.kernel, s.grid[0], s.grid[1], s.block, args, usesBarriers(s.kernel)); !ok)
+          if (auto ok = module_->launch(s.kernel, s.grid[0], s.grid[1], s.block, args, usesBarriers(s.kernel),
+                                            s.sharedBytes);
+              !ok)
             return Unexpected(ok.error());
           break;
         }
