@@ -594,6 +594,18 @@ __device__ __forceinline__ void shoal_cp_async_f32(float* dst, const float* src,
   *dst = ok ? *src : 0.0f;
 #endif
 }
+// The same for 4 floats, one 16-byte copy where src is 16-byte aligned (dst must be).
+__device__ __forceinline__ void shoal_cp_async_f32x4(float* dst, const float* src, bool ok) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+  if ((reinterpret_cast<unsigned long long>(src) & 15ull) == 0) {
+    unsigned d;
+    asm("{ .reg .u64 a; cvta.to.shared.u64 a, %1; cvt.u32.u64 %0, a; }" : "=r"(d) : "l"(dst));
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(d), "l"(src), "r"(ok ? 16 : 0) : "memory");
+    return;
+  }
+#endif
+  for (int q = 0; q < 4; ++q) shoal_cp_async_f32(dst + q, src + q, ok);
+}
 // Closes the group of this thread's cp.async copies issued since the last commit.
 __device__ __forceinline__ void shoal_cp_async_commit() {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800

@@ -174,7 +174,7 @@ std::string activationCode(std::string_view act, const std::string& T, const std
 ///    a tile (kg, a multiple of 8, to kg + 7) are either all < red or all past it, and aGroup
 ///    runs once for them (kg in scope; it must not read memory) before aLoad runs for each `e`
 ///    (k = kg + e): the index arithmetic once, then strides. The caller guarantees the
-///    alignment (red and the group's structure multiples of 8). bGroup the same for B's 8 or 4.
+///    alignment (red and the group's structure multiples of 8). bGroup the same for B's 4.
 ///  - epilogue stores `float s` = out(m, o) (m an ${I}, o an int, both in range).
 /// With splits > 1 the reduction is cut in that many slices of whole 16-steps, each block
 /// writing its slice's sums to scratch, and a second kernel adds the slices in order (in
@@ -185,6 +185,15 @@ struct ImplicitGemm {
   std::string aRowSetup, aLoad, bRowSetup, bLoad, epilogue;
   std::string aGroup, bGroup;  ///< grouped gathers (see above); "" = per element
   std::string aBase, bBase;    ///< always-valid pointers (kernel parameters) for `src`
+  /// B as an expression of column `o` and reduction index `k` (k < red): a first kernel packs
+  /// it into scratch, rows of red rounded up to 16 (coalesced 16-byte copies however the
+  /// tensor is laid out); bRowSetup/bGroup/bLoad are then unused.
+  std::string bPacked;
+  /// bLoad points `src` at 4 consecutive elements (k a multiple of 4) that are contiguous,
+  /// all in range or none: one 16-byte copy (element-wise where src is not 16-byte aligned).
+  bool bVector = false;
+  /// Floats at the start of scratch that the caller uses itself (its output, say).
+  int64_t scratchReserved = 0;
   int64_t splits = 1;
   std::string params;
   std::vector<CudaArg> args;

@@ -41,19 +41,19 @@ std::string swizzled(bool packed, const std::string& r, const std::string& k) {
   return packed ? "((" + k + ") ^ ((((" + r + ") >> 1) & 1) << 3))" : "((" + k + ") ^ ((((" + r + ") >> 1) & 3) << 2))";
 }
 
-// One operand's copies into stage `st` for the tile at reduction index `kt`: `passes` passes
-// of rows (128 per pass when `group` is 8, 64 when 4), each thread a row and `group`
-// consecutive reduction steps. `rowSetup` declares what `load` needs for row `row`; `load`
-// sets `src` and `ok` (false before it) for element `k`.
-std::string copyCode(const std::string& op, int passes, int group, int rowBase, bool packed, const std::string& rowVar,
+// One operand's copies into `stage` for the tile at reduction index `kt`: `passes` passes of
+// rows (128 per pass when `group` is 8, 64 when 4), each thread a row and `group` consecutive
+// reduction steps. `rowSetup` declares what `load` needs for row `rowVar`; `load` sets `src`
+// and `ok` (false before it) for element `k` -- with `vector`, for the 4 elements from `k`
+// (k a multiple of 4), copied with one 16-byte cp.async.
+std::string copyCode(int passes, int group, bool vector, int rowBase, bool packed, const std::string& rowVar,
                      const std::string& rowOk, const std::string& rowLimit, const std::string& rowType,
                      const std::string& rowOrigin, const std::string& rowSetup, const std::string& groupSetup,
                      const std::string& load, const std::string& base) {
   const int perRow = 16 / group;  // threads per row
   std::string s;
   for (int p = 0; p < passes; ++p) {
-    const Vars v = {{"OP", op},
-                    {"P", std::to_string(p)},
+    const Vars v = {{"P", std::to_string(p)},
                     {"ROWS_PER_PASS", std::to_string(256 / perRow)},
                     {"PER_ROW", std::to_string(perRow)},
                     {"G", std::to_string(group)},
@@ -64,7 +64,9 @@ std::string copyCode(const std::string& op, int passes, int group, int rowBase, 
                     {"RT", rowType},
                     {"ORIGIN", rowOrigin},
                     {"BASE", base},
-                    {"DST", swizzled(packed, "r", "kc + e")}};
+                    {"DST", swizzled(packed, "r", "kc + e")},
+                    {"STEP", vector ? "e += 4" : "++e"},
+                    {"COPY", vector ? "shoal_cp_async_f32x4" : "shoal_cp_async_f32"}};
     s += fill("      {\n"
               "        const int r = ${P} * ${ROWS_PER_PASS} + tid / ${PER_ROW}, kc = (tid % ${PER_ROW}) * ${G};\n"
               "        const ${RT} ${ROWV} = ${ORIGIN} + r;\n"
@@ -77,7 +79,7 @@ std::string copyCode(const std::string& op, int passes, int group, int rowBase, 
     if (!groupSetup.empty()) s += groupSetup;
     s += fill("        float* row = stage + (${ROW_BASE} + r) * 16;\n"
               "#pragma unroll\n"
-              "        for (int e = 0; e < ${G}; ++e) {\n"
+              "        for (int e = 0; e < ${G}; ${STEP}) {\n"
               "          const int k = kg + e;\n"
               "          const float* src = ${BASE};\n"
               "          bool ok = false;\n"
@@ -85,7 +87,7 @@ std::string copyCode(const std::string& op, int passes, int group, int rowBase, 
               v);
     s += load;
     s += fill("          }\n"
-              "          shoal_cp_async_f32(row + ${DST}, src, ok);\n"
+              "          ${COPY}(row + ${DST}, src, ok);\n"
               "        }\n"
               "      }\n",
               v);
@@ -172,12 +174,19 @@ Expected<void> emitImplicitGemm(NodeEmitter& em, const ImplicitGemm& spec) {
     return em.unsupported("an implicit GEMM too large for one grid");
   const bool packed = spec.math == TensorCoreMath::Bf16 || spec.math == TensorCoreMath::Fp16;
   const int stageFloats = (tile.bm + tile.bn) * 16;
-  const int bGroup = tile.bn == 64 ? 4 : 8;
+  // B packed by a first kernel into scratch as rows of kp (red rounded up to whole 16-steps,
+  // zeros past red): each row's reduction steps contiguous and 16-byte aligned.
+  const bool packB = !spec.bPacked.empty();
+  const int64_t kp = (spec.red + 15) / 16 * 16;
+  const int64_t packFloats = packB ? spec.cols * kp : 0;
+  const std::string bLoad = packB ? fill("            src = &packed[(${I})bo * ${KP} + k];\n            ok = true;\n",
+                                         {{"I", em.I()}, {"KP", intLit(kp)}})
+                                  : spec.bLoad;
   const std::string copies =
-      copyCode("a", tile.bm / 128, 8, 0, packed, "am", "arow", intLit(spec.rows), em.I(), "m0", spec.aRowSetup,
+      copyCode(tile.bm / 128, 8, false, 0, packed, "am", "arow", intLit(spec.rows), em.I(), "m0", spec.aRowSetup,
                spec.aGroup, spec.aLoad, spec.aBase) +
-      copyCode("b", 1, bGroup, tile.bm, packed, "bo", "brow", intLit(spec.cols), "int", "o0", spec.bRowSetup,
-               spec.bGroup, spec.bLoad, spec.bBase);
+      copyCode(tile.bn / 64, 4, packB || spec.bVector, tile.bm, packed, "bo", "brow", intLit(spec.cols), "int", "o0",
+               spec.bRowSetup, packB ? "" : spec.bGroup, bLoad, packB ? "packed" : spec.bBase);
   Vars v = {{"I", em.I()},
             {"M", intLit(spec.rows)},
             {"N", intLit(spec.cols)},
@@ -194,9 +203,29 @@ Expected<void> emitImplicitGemm(NodeEmitter& em, const ImplicitGemm& spec) {
             {"SW", packed ? "(((g >> 1) & 1) << 3)" : "(((g >> 1) & 3) << 2)"}};
   const bool split = splits > 1;
   v.push_back({"STORE", split ? "        partial[((${I})slice * ${M} + m) * ${N} + o] = s;\n" : spec.epilogue});
-  const std::string params = spec.params + (split ? ", float* __restrict__ partial" : "");
+  // Scratch: the packed B (packFloats), then the slices' sums.
+  const bool scratch = split || packB;
+  const std::string params = spec.params + (scratch ? ", float* __restrict__ scratch" : "");
+  std::string views;
+  const int64_t reserved = spec.scratchReserved;
+  if (packB) views += "  const float* packed = scratch + " + intLit(reserved) + ";\n";
+  if (split) views += "  float* partial = scratch + " + intLit(reserved + packFloats) + ";\n";
+  v.push_back({"VIEWS", views});
+  std::vector<CudaArg> args = spec.args;
+  if (scratch) args.push_back(NodeEmitter::scratch());
+  if (packB) {
+    const Vars pv = {{"I", em.I()}, {"KP", intLit(kp)}, {"K", intLit(spec.red)}, {"EXPR", spec.bPacked},
+                     {"AT", intLit(reserved)}};
+    em.elementwise("tc_b", params,
+                   fill(fill("    const int o = (int)(i / ${KP}), k = (int)(i % ${KP});\n"
+                             "    scratch[${AT} + i] = k < ${K} ? ${EXPR} : 0.0f;\n",
+                             pv),
+                        pv),
+                   args, packFloats);
+  }
   std::string body = fill(fill(
       "  SHOAL_DYNAMIC_SHARED(float, smem);\n"
+      "${VIEWS}"
       "  constexpr int kStages = ${STAGES}, kStageFloats = ${STAGE_FLOATS};\n"
       "  const int tid = (int)threadIdx.x, lane = tid & 31, warp = tid >> 5;\n"
       "  const int wm = warp % ${WARPS_M}, wn = warp / ${WARPS_M}, g = lane >> 2, t = lane & 3;\n"
@@ -248,23 +277,22 @@ Expected<void> emitImplicitGemm(NodeEmitter& em, const ImplicitGemm& spec) {
       "${STORE}"
       "      }\n",
       v), v);
-  std::vector<CudaArg> args = spec.args;
-  if (split) args.push_back(NodeEmitter::scratch());
   em.kernel("tc", params, body, args, unsigned(rowTiles * splits), unsigned(colTiles),
             unsigned(kStages * stageFloats * sizeof(float)));
+  if (scratch)
+    em.needScratch((reserved + packFloats + (split ? splits * spec.rows * spec.cols : 0)) * int64_t(sizeof(float)));
   if (!split) return {};
-  em.needScratch(splits * spec.rows * spec.cols * int64_t(sizeof(float)));
   // The slices' sums, added in slice order (deterministic), then the epilogue.
-  std::vector<CudaArg> sumArgs = spec.args;
-  sumArgs.push_back(NodeEmitter::scratch());
   const Vars sv = {{"I", em.I()},
                    {"M", intLit(spec.rows)},
                    {"N", intLit(spec.cols)},
                    {"SPLITS", intLit(splits)},
+                   {"PARTIAL", intLit(reserved + packFloats)},
                    {"EPILOGUE", spec.epilogue}};
   em.elementwise("tc_sum", params,
                  fill(fill("    const ${I} m = i / ${N};\n"
                            "    const int o = (int)(i % ${N});\n"
+                           "    const float* partial = scratch + ${PARTIAL};\n"
                            "    double total = 0.0;\n"
                            "    for (int slice = 0; slice < ${SPLITS}; ++slice)\n"
                            "      total += (double)partial[((${I})slice * ${M} + m) * ${N} + o];\n"
@@ -272,7 +300,7 @@ Expected<void> emitImplicitGemm(NodeEmitter& em, const ImplicitGemm& spec) {
                            "${EPILOGUE}",
                            sv),
                       sv),
-                 std::move(sumArgs), spec.rows * spec.cols);
+                 args, spec.rows * spec.cols);
   return {};
 }
 

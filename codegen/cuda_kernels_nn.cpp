@@ -221,7 +221,7 @@ Expected<void> convForwardTensorCore(NodeEmitter& em, const ConvGeom& g, const s
   spec.red = g.c * g.kh * g.kw;
   spec.splits = intoScratch ? 1 : implicitGemmSplits(spec.rows, spec.cols, spec.red);
   spec.aBase = "x";
-  spec.bBase = "w";
+  if (intoScratch) spec.scratchReserved = g.n * g.o * g.oh * g.ow;
   spec.aRowSetup = fill("  const int aox = (int)(am % ${OW}), aoy = (int)((am / ${OW}) % ${OH});\n"
                         "  const ${I} xbase = (am / ((${I})${OW} * ${OH})) * (${I})(${C} * ${H} * ${W});\n",
                         v);
@@ -235,15 +235,14 @@ Expected<void> convForwardTensorCore(NodeEmitter& em, const ConvGeom& g, const s
                        "        const ${I} xo = aok ? xbase + ((${I})c0 * ${H} + iy) * ${W} + ix : 0;\n",
                        v);
     spec.aLoad = fill("            if (aok) { src = &x[xo + (${I})e * ${H} * ${W}]; ok = true; }\n", v);
-    spec.bGroup = fill("        const ${I} wo = (${I})bo * ${CKK} + (${I})(kg % ${C}) * ${KK} + kg / ${C};\n", v);
-    spec.bLoad = fill("            src = &w[wo + e * ${KK}];\n            ok = true;\n", v);
+    spec.bPacked = fill("w[((${I})o * ${C} + k % ${C}) * ${KK} + k / ${C}]", v);
   } else {
     spec.aLoad = fill("        const int c = k / ${KK}, tap = k % ${KK};\n"
                       "        const int ki = tap / ${KW}, kj = tap % ${KW};\n"
                       "        const int iy = ${IYA}, ix = ${IXA};\n"
                       "        if (iy >= 0 && iy < ${H} && ix >= 0 && ix < ${W}) { src = &x[xbase + (c * ${H} + iy) * ${W} + ix]; ok = true; }\n",
                       v);
-    spec.bLoad = fill("        src = &w[(${I})bo * ${CKK} + k];\n        ok = true;\n", v);
+    spec.bPacked = fill("w[(${I})o * ${CKK} + k]", v);
   }
   spec.epilogue = fill("        const int ox = (int)(m % ${OW}), oy = (int)((m / ${OW}) % ${OH});\n"
                        "        const ${I} at = ((m / ((${I})${OW} * ${OH}) * ${O} + o) * ${OH} + oy) * (${I})${OW} + ox;\n"
@@ -277,7 +276,6 @@ Expected<void> convBackwardDataTensorCore(NodeEmitter& em, const ConvGeom& g, bo
   spec.red = g.o * g.kh * g.kw;
   spec.splits = implicitGemmSplits(spec.rows, spec.cols, spec.red);
   spec.aBase = transpose ? "x" : "dy";
-  spec.bBase = "w";
   spec.aRowSetup = fill("  const int aix = (int)(am % ${W}), aiy = (int)((am / ${W}) % ${H});\n"
                         "  const ${I} gbase = (am / ((${I})${W} * ${H})) * (${I})(${O} * ${OH} * ${OW});\n",
                         v);
@@ -293,8 +291,7 @@ Expected<void> convBackwardDataTensorCore(NodeEmitter& em, const ConvGeom& g, bo
                             v),
                        v);
     spec.aLoad = fill("            if (aok) { src = &${GRAD}[go + (${I})e * ${OH} * ${OW}]; ok = true; }\n", v);
-    spec.bGroup = fill("        const ${I} wo = ((${I})(kg % ${O}) * ${C} + bo) * ${KK} + kg / ${O};\n", v);
-    spec.bLoad = fill("            src = &w[wo + (${I})e * ${C} * ${KK}];\n            ok = true;\n", v);
+    spec.bPacked = fill("w[((${I})(k % ${O}) * ${C} + o) * ${KK} + k / ${O}]", v);
   } else {
     spec.aLoad = fill(fill("        const int oc = k / ${KK}, tap = k % ${KK};\n"
                            "        const int ki = tap / ${KW}, kj = tap % ${KW};\n"
@@ -305,7 +302,7 @@ Expected<void> convBackwardDataTensorCore(NodeEmitter& em, const ConvGeom& g, bo
                            "        }\n",
                            v),
                       v);
-    spec.bLoad = fill("        src = &w[((${I})(k / ${KK}) * ${C} + bo) * ${KK} + k % ${KK}];\n        ok = true;\n", v);
+    spec.bPacked = fill("w[((${I})(k / ${KK}) * ${C} + o) * ${KK} + k % ${KK}]", v);
   }
   spec.epilogue = fill("        const int ix = (int)(m % ${W}), iy = (int)((m / ${W}) % ${H});\n"
                        "        ${OUT}[((m / ((${I})${W} * ${H}) * ${C} + o) * ${H} + iy) * (${I})${W} + ix] = s${ADD_BIAS};\n",
@@ -348,6 +345,7 @@ Expected<void> convBackwardWeightTensorCore(NodeEmitter& em, const ConvGeom& g) 
                        "        const ${I} dof = ((${I})on * ${O} + bo) * ${OH} * ${OW} + p0;\n",
                        v);
     spec.bLoad = "            src = &dy[dof + e];\n            ok = true;\n";
+    spec.bVector = true;
   } else {
     spec.aLoad = fill("        const int ox = k % ${OW}, oy = (k / ${OW}) % ${OH}, on = k / (${OW} * ${OH});\n"
                       "        const int iy = ${IYA}, ix = ${IXA};\n"

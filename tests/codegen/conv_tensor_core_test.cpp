@@ -241,7 +241,7 @@ void checkForwardPool(const Geometry& gm, uint64_t seed, const Runner& run, Tens
     ASSERT_TRUE(src);
     int fused = 0;
     for (const std::string& k : src->kernelNames) fused += k.find("fused_conv2d_pool") != std::string::npos;
-    EXPECT_EQ(fused, 2) << "the implicit GEMM and the pooling kernel";
+    EXPECT_EQ(fused, 3) << "the weights' packing, the implicit GEMM and the pooling kernel";
   }
   std::mt19937_64 rng(seed);
   Tensor xt = randomTensor({gm.n, gm.c, gm.h, gm.w}, rng), wt = randomTensor({gm.o, gm.c, gm.kh, gm.kw}, rng),
