@@ -606,6 +606,26 @@ __device__ __forceinline__ void shoal_cp_async_f32x4(float* dst, const float* sr
 #endif
   for (int q = 0; q < 4; ++q) shoal_cp_async_f32(dst + q, src + q, ok);
 }
+// ldmatrix .x4 on 32-bit elements: lane l passes the address of one 16-byte row (4 floats) --
+// lanes 8q..8q+7 the rows 0..7 of matrix q -- and gets r[q] = word (l & 3) of row (l >> 2) of
+// matrix q: mma.sync's TF32 fragments of four 8 x 4 blocks in one instruction. Below sm_80
+// (and on the CPU emulator) the same through shuffles of the addresses.
+__device__ __forceinline__ void shoal_ldmatrix_x4(unsigned* r, const float* p) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+  unsigned a;
+  asm("{ .reg .u64 s; cvta.to.shared.u64 s, %1; cvt.u32.u64 %0, s; }" : "=r"(a) : "l"(p));
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+               : "r"(a));
+#else
+  const int lane = (int)(threadIdx.x & 31u);
+  const unsigned long long mine = (unsigned long long)p;
+  for (int q = 0; q < 4; ++q) {
+    const unsigned long long row = __shfl_xor_sync(0xffffffffu, mine, lane ^ (8 * q + (lane >> 2)));
+    r[q] = __float_as_uint(((const float*)row)[lane & 3]);
+  }
+#endif
+}
 // Closes the group of this thread's cp.async copies issued since the last commit.
 __device__ __forceinline__ void shoal_cp_async_commit() {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800

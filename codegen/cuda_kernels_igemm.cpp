@@ -95,29 +95,38 @@ std::string copyCode(int passes, int group, bool vector, int rowBase, bool packe
   return s;
 }
 
-// The warp's products over the 16 reduction steps of stage `cur`.
-std::string mmaSteps(TensorCoreMath m, int bm) {
-  const Vars v = {{"B_ROWS", std::to_string(bm)}, {"BF16", m == TensorCoreMath::Bf16 ? "true" : "false"}};
+// The warp's products over the 16 reduction steps of stage `cur`. `bRounded`: B's elements are
+// TF32 already (rounded when packed).
+std::string mmaSteps(TensorCoreMath m, int bm, bool bRounded) {
+  const Vars v = {{"B_ROWS", std::to_string(bm)},
+                  {"BF16", m == TensorCoreMath::Bf16 ? "true" : "false"},
+                  {"ROUND_B", bRounded ? "" : "        for (int q = 0; q < 4; ++q) r[q] = shoal_to_tf32(__uint_as_float(r[q]));\n"}};
+  // TF32: each fragment is one ldmatrix.x4 (four 8 x 4 blocks of 32-bit words): A's blocks
+  // are rows 0-7 / 8-15 by columns ks..ks+3 / ks+4..ks+7 of a 16-row slab, B's two 8-row
+  // slabs (j, j + 1) by the same two column blocks. Lane l addresses row (l & 7) of block
+  // l >> 3; rows' swizzle depends only on l & 7 (slabs start at multiples of 8).
   if (m == TensorCoreMath::Tf32 || m == TensorCoreMath::Off)
     return fill("    const float* As = smem + cur * kStageFloats;\n"
                 "    const float* Bs = As + ${B_ROWS} * 16;\n"
                 "#pragma unroll\n"
                 "    for (int ks = 0; ks < 16; ks += 8) {\n"
-                "      const int c0 = (ks + t) ^ sw, c1 = (ks + t + 4) ^ sw;\n"
                 "      unsigned a[4][4], b[4][2];\n"
                 "#pragma unroll\n"
                 "      for (int i = 0; i < 4; ++i) {\n"
-                "        const float* ra = As + (wm * 64 + i * 16 + g) * 16;\n"
-                "        a[i][0] = shoal_to_tf32(ra[c0]);\n"
-                "        a[i][1] = shoal_to_tf32(ra[128 + c0]);\n"
-                "        a[i][2] = shoal_to_tf32(ra[c1]);\n"
-                "        a[i][3] = shoal_to_tf32(ra[128 + c1]);\n"
+                "        const int row = wm * 64 + i * 16 + (lane & 7) + ((lane >> 3) & 1) * 8;\n"
+                "        shoal_ldmatrix_x4(a[i], As + row * 16 + ((ks + (lane >> 4) * 4) ^ swl));\n"
+                "        for (int q = 0; q < 4; ++q) a[i][q] = shoal_to_tf32(__uint_as_float(a[i][q]));\n"
                 "      }\n"
                 "#pragma unroll\n"
-                "      for (int j = 0; j < 4; ++j) {\n"
-                "        const float* rb = Bs + (wn * 32 + j * 8 + g) * 16;\n"
-                "        b[j][0] = shoal_to_tf32(rb[c0]);\n"
-                "        b[j][1] = shoal_to_tf32(rb[c1]);\n"
+                "      for (int j = 0; j < 4; j += 2) {\n"
+                "        const int row = wn * 32 + (j + (lane >> 4)) * 8 + (lane & 7);\n"
+                "        unsigned r[4];\n"
+                "        shoal_ldmatrix_x4(r, Bs + row * 16 + ((ks + ((lane >> 3) & 1) * 4) ^ swl));\n"
+                "${ROUND_B}"
+                "        b[j][0] = r[0];\n"
+                "        b[j][1] = r[1];\n"
+                "        b[j + 1][0] = r[2];\n"
+                "        b[j + 1][1] = r[3];\n"
                 "      }\n"
                 "#pragma unroll\n"
                 "      for (int i = 0; i < 4; ++i)\n"
@@ -157,9 +166,22 @@ std::string mmaSteps(TensorCoreMath m, int bm) {
 }  // namespace
 
 int64_t implicitGemmSplits(int64_t rows, int64_t cols, int64_t red) {
+  // A model, in units of one block's 16-step (~0.5 us on an H100/H200): the grid runs in waves
+  // of kTargetBlocks (two blocks per SM), each as long as a slice's steps plus ~6 for filling
+  // the stages and the epilogue; splitting adds the slices' sums (written, then read and added:
+  // 8 bytes per element and slice at ~3 TB/s). A grid of 1.1 waves costs two.
   const Tile tile = tileFor(cols);
   const int64_t tiles = ((rows + tile.bm - 1) / tile.bm) * ((cols + tile.bn - 1) / tile.bn);
-  return std::clamp<int64_t>((kTargetBlocks + tiles - 1) / tiles, 1, std::max<int64_t>(1, red / 256));
+  const int64_t steps = (red + 15) / 16, most = std::max<int64_t>(1, red / 256);
+  int64_t best = 1;
+  double bestCost = 0;
+  for (int64_t s = 1; s <= most; ++s) {
+    const double waves = double((tiles * s + kTargetBlocks - 1) / kTargetBlocks);
+    const double cost = waves * (double((steps + s - 1) / s) + 6.0) +
+                        (s > 1 ? double(s) * double(rows) * double(cols) / 187500.0 : 0.0);
+    if (s == 1 || cost < bestCost) best = s, bestCost = cost;
+  }
+  return best;
 }
 
 Expected<void> emitImplicitGemm(NodeEmitter& em, const ImplicitGemm& spec) {
@@ -199,7 +221,7 @@ Expected<void> emitImplicitGemm(NodeEmitter& em, const ImplicitGemm& spec) {
             {"ROW_TILES", intLit(rowTiles)},
             {"PER_SLICE", intLit(perSlice)},
             {"COPIES", copies},
-            {"MMA_STEPS", mmaSteps(spec.math, tile.bm)},
+            {"MMA_STEPS", mmaSteps(spec.math, tile.bm, packB)},
             {"SW", packed ? "(((g >> 1) & 1) << 3)" : "(((g >> 1) & 3) << 2)"}};
   const bool split = splits > 1;
   v.push_back({"STORE", split ? "        partial[((${I})slice * ${M} + m) * ${N} + o] = s;\n" : spec.epilogue});
@@ -214,7 +236,9 @@ Expected<void> emitImplicitGemm(NodeEmitter& em, const ImplicitGemm& spec) {
   std::vector<CudaArg> args = spec.args;
   if (scratch) args.push_back(NodeEmitter::scratch());
   if (packB) {
-    const Vars pv = {{"I", em.I()}, {"KP", intLit(kp)}, {"K", intLit(spec.red)}, {"EXPR", spec.bPacked},
+    // TF32: rounded here once, not as each fragment is read (16-bit formats convert pairs).
+    const std::string value = packed ? spec.bPacked : "__uint_as_float(shoal_to_tf32(" + spec.bPacked + "))";
+    const Vars pv = {{"I", em.I()}, {"KP", intLit(kp)}, {"K", intLit(spec.red)}, {"EXPR", value},
                      {"AT", intLit(reserved)}};
     em.elementwise("tc_b", params,
                    fill(fill("    const int o = (int)(i / ${KP}), k = (int)(i % ${KP});\n"
@@ -229,7 +253,7 @@ Expected<void> emitImplicitGemm(NodeEmitter& em, const ImplicitGemm& spec) {
       "  constexpr int kStages = ${STAGES}, kStageFloats = ${STAGE_FLOATS};\n"
       "  const int tid = (int)threadIdx.x, lane = tid & 31, warp = tid >> 5;\n"
       "  const int wm = warp % ${WARPS_M}, wn = warp / ${WARPS_M}, g = lane >> 2, t = lane & 3;\n"
-      "  const int sw = ${SW};\n"
+      "  const int sw = ${SW}, swl = ((((lane & 7) >> 1) & 3) << 2);\n"
       "  const int slice = (int)(blockIdx.x / ${ROW_TILES});\n"
       "  const ${I} m0 = (${I})(blockIdx.x % ${ROW_TILES}) * ${BM};\n"
       "  const int o0 = (int)blockIdx.y * ${BN};\n"

@@ -336,12 +336,14 @@ void checkBackwardWeight(const Geometry& gm, uint64_t seed, const Runner& run, T
   expectWithinFormat(*got, ref.want, ref.rounded, ref.mag, gm.n * gm.oh() * gm.ow(), math);
 }
 
-// Partial tiles everywhere: 2*9*11 = 198 pixel rows (two row tiles, the second partial), 10
-// filters of a 64-column tile, reductions of 27 and 90 (partial 16-steps); stride, dilation
-// and asymmetric padding; 70 filters (two column tiles); a 1x1 and a 5x1 kernel. The last
-// three take the grouped gathers (channels, filters or output pixels in multiples of 8): the
-// forward and the data gradient with stride 2 and with dilation, the weight gradient with 48
-// output pixels an image, and a forward whose 576-step reduction is split in two slices.
+// Partial tiles everywhere: 2*9*11 = 198 pixel rows (one partial 256 x 64 tile), 10 filters,
+// reductions of 27 and 90 (partial 16-steps); stride, dilation and asymmetric padding; 70
+// filters (a partial 128 x 128 tile); a 1x1 and a 5x1 kernel. The last four take the grouped
+// gathers (channels, filters or output pixels in multiples of 8): the forward and the data
+// gradient with stride 2 and with dilation, the weight gradient with 48 output pixels an image
+// (its dy copied 16 bytes at a time), a forward whose 576-step reduction is split in two
+// slices, and 300 pixel rows by 136 1x1 filters: three row and two column tiles of 128 x 128 (the
+// forward, the weight gradient's columns), two row tiles of 256 x 64 (the data gradient).
 const std::vector<Geometry> kGeometries = {
     {2, 3, 9, 11, 10, 3, 3, {1, 1}, {1, 1, 1, 1}, {1, 1}},
     {1, 4, 13, 12, 70, 3, 2, {2, 1}, {2, 0, 1, 1}, {2, 3}},
@@ -350,6 +352,7 @@ const std::vector<Geometry> kGeometries = {
     {2, 16, 7, 6, 24, 3, 3, {2, 2}, {1, 1, 1, 1}, {1, 1}},
     {2, 8, 8, 6, 16, 3, 3, {1, 1}, {2, 1, 2, 1}, {2, 1}},
     {1, 64, 5, 5, 8, 3, 3, {1, 1}, {1, 1, 1, 1}, {1, 1}},
+    {3, 8, 10, 10, 136, 1, 1, {1, 1}, {0, 0, 0, 0}, {1, 1}},
 };
 
 // A reduction of 2*16*16 = 512 output pixels: the weight gradient in two slices, added by the
