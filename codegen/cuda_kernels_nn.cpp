@@ -673,43 +673,45 @@ Expected<void> emitMaxPool2d(NodeEmitter& em) {
   return {};
 }
 
-// dx by gathering, one thread per input pixel: for each window covering it (in the
-// interpreter's row-major window order), recompute the window's first maximum and add dy
-// where that is this pixel. No atomics.
+// Two kernels, no atomics: one thread per window writes the index of its first maximum (the
+// interpreter's rule) into scratch; then one thread per input pixel adds, in the
+// interpreter's row-major window order, the dy of each covering window whose maximum it is.
 Expected<void> emitMaxPool2dGrad(NodeEmitter& em) {
   const Node& n = em.node();
   if (!isFloatNode(n)) return em.unsupported("maxpool2d_grad needs float operands");
   PoolGeom g = poolGeom(n.attrs(), em.inShape(0));
   Vars v = poolVars(em, g);
-  std::string argmax = fill(kWindowArgmax, v);
-  // Indent the window argmax two more levels: it runs inside the (oy, ox) loops.
-  std::string nested;
-  for (size_t pos = 0; pos < argmax.size();) {
-    size_t end = argmax.find('\n', pos);
-    nested += "    " + argmax.substr(pos, end - pos + 1);
-    pos = end + 1;
-  }
+  v.push_back({"ARGMAX", fill(kWindowArgmax, v)});
   v.push_back({"ROWS", coveringWindows("oy", "py", g.pt, g.kh, g.sh, g.oh)});
   v.push_back({"COLS", coveringWindows("ox", "px", g.pl, g.kw, g.sw, g.ow)});
-  v.push_back({"ARGMAX", nested});
-  const int64_t total = g.n * g.c * g.h * g.w;
-  em.elementwise("", fill("const ${T}* __restrict__ x, const ${T}* __restrict__ dy, ${T}* __restrict__ dx", v),
+  const int64_t windows = g.n * g.c * g.oh * g.ow;
+  em.needScratch(windows * int64_t(sizeof(int)));
+  const std::string params = fill("const ${T}* __restrict__ x, const ${T}* __restrict__ dy, ${T}* __restrict__ dx, "
+                                  "int* __restrict__ argmax",
+                                  v);
+  em.elementwise("argmax", params,
+                 fill("    const int ox = (int)(i % ${OW});\n"
+                      "    const int oy = (int)((i / ${OW}) % ${OH});\n"
+                      "    const ${T}* xp = x + (i / (${OW} * ${OH})) * (${I})(${H} * ${W});\n"
+                      "${ARGMAX}"
+                      "    argmax[i] = bestIdx;\n",
+                      v),
+                 {em.in(0), em.in(1), em.out(), NodeEmitter::scratch()}, windows);
+  em.elementwise("", params,
                  fill("    const int px = (int)(i % ${W});\n"
                       "    const int py = (int)((i / ${W}) % ${H});\n"
                       "    const ${I} plane = i / (${W} * ${H});\n"
-                      "    const ${T}* xp = x + plane * (${I})(${H} * ${W});\n"
                       "    const ${T}* dyp = dy + plane * (${I})(${OH} * ${OW});\n"
+                      "    const int* ap = argmax + plane * (${I})(${OH} * ${OW});\n"
                       "${ROWS}"
                       "${COLS}"
                       "    ${T} acc = (${T})0;\n"
                       "    for (int oy = oyLo; oy <= oyHi; ++oy)\n"
-                      "      for (int ox = oxLo; ox <= oxHi; ++ox) {\n"
-                      "${ARGMAX}"
-                      "        if (bestIdx == py * ${W} + px) acc += dyp[oy * ${OW} + ox];\n"
-                      "      }\n"
+                      "      for (int ox = oxLo; ox <= oxHi; ++ox)\n"
+                      "        if (ap[oy * ${OW} + ox] == py * ${W} + px) acc += dyp[oy * ${OW} + ox];\n"
                       "    dx[i] = acc;\n",
                       v),
-                 {em.in(0), em.in(1), em.out()}, total);
+                 {em.in(0), em.in(1), em.out(), NodeEmitter::scratch()}, g.n * g.c * g.h * g.w);
   return {};
 }
 
