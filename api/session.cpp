@@ -177,6 +177,8 @@ TrainingOptions LoadedPipeline::trainingOptions() const {
   t.labelSmoothing = c.labelSmoothing;
   t.oneHotLabels = c.oneHotTargets;
   t.clipNorm = c.clipNorm;
+  t.lossScale = c.lossScale;
+  t.lossScaleInterval = c.lossScaleInterval;
   t.schedule = c.schedule;
   return t;
 }

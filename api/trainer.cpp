@@ -86,6 +86,12 @@ Expected<TrainConfig> trainConfigOf(const TrainingOptions& t) {
   if (!(t.clipNorm >= 0) || !std::isfinite(t.clipNorm))
     return fail(fmt::format("TrainingOptions::clipNorm must be 0 (off) or positive, got {}", t.clipNorm));
   c.clipNorm = t.clipNorm;
+  if (t.lossScale && (!(*t.lossScale >= 0) || !std::isfinite(*t.lossScale)))
+    return fail(fmt::format("TrainingOptions::lossScale must be 0 (off) or a positive initial scale, got {}", *t.lossScale));
+  if (t.lossScaleInterval < 1)
+    return fail(fmt::format("TrainingOptions::lossScaleInterval must be 1 or more, got {}", t.lossScaleInterval));
+  c.lossScale = t.lossScale;
+  c.lossScaleInterval = t.lossScaleInterval;
   if (auto ok = checkSchedule(t.schedule); !ok) return Unexpected(ok.error());
   c.schedule = t.schedule;
   return c;

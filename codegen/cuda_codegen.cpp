@@ -712,6 +712,7 @@ Expected<void> emitNode(NodeEmitter& em) {
     case OpKind::BceWithLogitsGrad: return cudagen::emitBceWithLogitsGrad(em);
     case OpKind::OneHot: return cudagen::emitOneHot(em);
     case OpKind::GlobalSumSquares: return cudagen::emitGlobalSumSquares(em);
+    case OpKind::LossScaleUpdate: return cudagen::emitLossScaleUpdate(em);
     case OpKind::AllReduce:
       em.allReduce();
       return {};

@@ -304,6 +304,7 @@ Expected<void> emitBceWithLogitsGrad(NodeEmitter& em);
 Expected<void> emitOneHot(NodeEmitter& em);
 /// global_sum_squares: per-block sums in double, then one ordered sum.
 Expected<void> emitGlobalSumSquares(NodeEmitter& em);
+Expected<void> emitLossScaleUpdate(NodeEmitter& em);
 // (end of family train)
 
 /// The prelude every generated translation unit starts with (types, the scalar math and the

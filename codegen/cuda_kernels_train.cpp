@@ -99,6 +99,7 @@ std::string updatePrologue(const Node& n, const Vars& v) {
   } else {
     out += "  const ${T} lr = (${T})lrp[0];\n";
   }
+  if (l.scale >= 0) out += "  if (gs == (${T})0) return;  // a loss-scaled step that overflowed: skipped\n";
   return fill(out, v);
 }
 
@@ -313,6 +314,29 @@ Expected<void> emitOneHot(NodeEmitter& em) {
 // per-element search for the operand), summing squares in double; the block sums go to
 // scratch and one thread adds them in block order (deterministic), or a single block writes
 // the result itself.
+// One thread: the interpreter's runLossScaleUpdate (states e and good in place), skipped like
+// the updates when an earlier kernel of the step reported an error.
+Expected<void> emitLossScaleUpdate(NodeEmitter& em) {
+  const Vars v = {{"T", em.T()}, {"INTERVAL", literal(double(em.node().attrs().getInt("growth_interval")), DType::F32)}};
+  em.kernel("",
+            fill("${T}* __restrict__ e, ${T}* __restrict__ good, const ${T}* __restrict__ s, "
+                 "const u64* __restrict__ status",
+                 v),
+            fill("  if (blockIdx.x != 0 || threadIdx.x != 0 || status[0] != 0) return;\n"
+                 "  if (!isfinite(s[0])) {\n"
+                 "    e[0] -= (${T})1;\n"
+                 "    good[0] = (${T})0;\n"
+                 "  } else if (good[0] + (${T})1 >= (${T})${INTERVAL}) {\n"
+                 "    e[0] += (${T})1;\n"
+                 "    good[0] = (${T})0;\n"
+                 "  } else {\n"
+                 "    good[0] += (${T})1;\n"
+                 "  }\n",
+                 v),
+            {em.in(0), em.in(1), em.in(2), NodeEmitter::status()}, 1);
+  return {};
+}
+
 Expected<void> emitGlobalSumSquares(NodeEmitter& em) {
   const Node& n = em.node();
   if (!isFloat(n.input(0)->type().dtype)) return em.unsupported("global_sum_squares needs float operands");

@@ -452,6 +452,8 @@ void Lowering::lowerTrain(PNode& p, std::vector<Value*>& ins) {
   auto b1 = floatArg(p, "beta1", t.beta1);
   auto b2 = floatArg(p, "beta2", t.beta2);
   auto clip = floatArg(p, "clip_norm", 0.0);
+  auto lossScale = floatArg(p, "loss_scale", 0.0);
+  auto lossScaleInterval = intArg(p, "loss_scale_interval", t.lossScaleInterval);
   auto schedule = stringArg(p, "schedule", "constant");
   auto stepSize = intArg(p, "step_size", 1);
   auto gamma = floatArg(p, "gamma", 0.1);
@@ -461,7 +463,8 @@ void Lowering::lowerTrain(PNode& p, std::vector<Value*>& ins) {
   auto seed = intArg(p, "seed", 0, false);
   auto shuffle = boolArg(p, "shuffle", true);
   if (!loss || !smoothing || !opt || !lr || !epochs || !batch || !validation || !momentum || !nesterov || !b1 || !b2 ||
-      !clip || !schedule || !stepSize || !gamma || !tMax || !etaMin || !warmup || !seed || !shuffle)
+      !clip || !lossScale || !lossScaleInterval || !schedule || !stepSize || !gamma || !tMax || !etaMin || !warmup ||
+      !seed || !shuffle)
     return void(p.poisoned = true);
   // Every check reports at the argument it is about.
   auto bad = [&](const char* key, const std::string& msg) {
@@ -495,6 +498,8 @@ void Lowering::lowerTrain(PNode& p, std::vector<Value*>& ins) {
   if (*eps <= 0) return badArg(*arg(p, "eps"), "a positive number"), void(p.poisoned = true);
   if (*wd < 0) return badArg(*arg(p, "weight_decay"), "0 or more"), void(p.poisoned = true);
   if (*clip < 0) return badArg(*arg(p, "clip_norm"), "0 (no clipping) or a positive number"), void(p.poisoned = true);
+  if (!(*lossScale >= 0) || !std::isfinite(*lossScale))
+    return badArg(*arg(p, "loss_scale"), "0 (off) or a positive initial scale such as 65536"), void(p.poisoned = true);
   LrSchedule sched;
   if (*schedule == "constant") {
     sched.kind = ScheduleKind::Constant;
@@ -524,6 +529,8 @@ void Lowering::lowerTrain(PNode& p, std::vector<Value*>& ins) {
   t.oneHotTargets = *loss != "softmax_cross_entropy";
   t.validation = *validation, t.momentum = *momentum, t.nesterov = *nesterov, t.weightDecay = *wd;
   t.beta1 = *b1, t.beta2 = *b2, t.eps = *eps, t.clipNorm = *clip, t.schedule = sched;
+  if (arg(p, "loss_scale")) t.lossScale = *lossScale;
+  t.lossScaleInterval = *lossScaleInterval;
   t.seed = uint64_t(*seed), t.shuffle = *shuffle;
   t.loc = p.loc;
   pipe_.train = t;
@@ -836,7 +843,7 @@ const std::vector<LayerSpec>& layerSpecs() {
        Role::Train,
        {"loss",     "label_smoothing", "optimizer", "lr",     "epochs", "batch",     "validation", "momentum",
         "nesterov", "weight_decay",    "beta1",     "beta2",  "eps",    "clip_norm", "schedule",   "step_size",
-        "gamma",    "t_max",           "eta_min",   "warmup", "seed",   "shuffle"},
+        "gamma",    "t_max",           "eta_min",   "warmup", "seed",   "shuffle",   "loss_scale", "loss_scale_interval"},
        &Lowering::lowerTrain},
       {"output", Role::Output, {"metrics", "plot", "checkpoint", "name"}, &Lowering::lowerOutput},
       // the seed's stages (reached through their aliases only)

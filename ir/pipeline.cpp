@@ -56,6 +56,8 @@ Attrs trainAttrs(const TrainConfig& t) {
   a.set("beta2", t.beta2);
   a.set("eps", t.eps);
   a.set("clip_norm", t.clipNorm);
+  if (t.lossScale) a.set("loss_scale", *t.lossScale);
+  a.set("loss_scale_interval", t.lossScaleInterval);
   a.set("schedule", std::string(scheduleName(t.schedule.kind)));
   a.set("step_size", t.schedule.stepSize);
   a.set("gamma", t.schedule.gamma);
@@ -196,6 +198,12 @@ Expected<void> setPipelineSection(Pipeline& p, std::string_view section, const A
     r.number("beta2", t.beta2);
     r.number("eps", t.eps);
     r.number("clip_norm", t.clipNorm);
+    double lossScale = -1;
+    r.number("loss_scale", lossScale);
+    if (lossScale >= 0) t.lossScale = lossScale;
+    r.integer("loss_scale_interval", t.lossScaleInterval);
+    if (t.lossScaleInterval < 1)
+      return fail(fmt::format("loss_scale_interval must be 1 or more, got {}", t.lossScaleInterval), loc);
     r.text("schedule", schedule);
     r.integer("step_size", t.schedule.stepSize);
     r.number("gamma", t.schedule.gamma);

@@ -40,6 +40,11 @@ struct TrainConfig {
   double weightDecay = 0.0;  ///< adam, sgd: L2 (added to the gradient); adamw: decoupled
   double beta1 = 0.9, beta2 = 0.999, eps = 1e-7;  ///< adam (Keras defaults), adamw
   double clipNorm = 0.0;     ///< gradient clipping by global norm (0: none)
+  /// Dynamic loss scaling (for fp16 compute): the initial scale (PyTorch GradScaler's
+  /// init_scale; a power of two keeps the scaled step exact); 0: off. Unset: 65536 when the
+  /// training runs at Precision::Fp16, else off (ModelPrograms decides).
+  std::optional<double> lossScale;
+  int64_t lossScaleInterval = 2000;  ///< good steps in a row before the scale doubles
   LrSchedule schedule;       ///< over lr, evaluated every step (tMax 0: the fit's length)
   uint64_t seed = 0;
   bool shuffle = true;

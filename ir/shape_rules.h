@@ -100,6 +100,7 @@ Expected<Types> shapeBceWithLogits(const Node& n);
 Expected<Types> shapeOneHot(const Node& n);
 /// global_sum_squares: operands of one float dtype, any shapes -> a scalar of that dtype.
 Expected<Types> shapeGlobalSumSquares(const Node& n);
+Expected<Types> shapeLossScaleUpdate(const Node& n);
 Expected<Types> shapeAllReduce(const Node& n);
 // (end of family train)
 

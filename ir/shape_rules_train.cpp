@@ -93,6 +93,17 @@ Expected<Types> shapeOneHot(const Node& n) {
   return Types{{*dt, {labels->type().shape[0], classes}}};
 }
 
+Expected<Types> shapeLossScaleUpdate(const Node& n) {
+  // (e, good, s): float scalars, the first two the states it moves.
+  SHOAL_SHAPE_TRY(requireFloatScalar(n, n.input(0), "scale exponent"));
+  SHOAL_SHAPE_TRY(requireFloatScalar(n, n.input(1), "good-step count"));
+  SHOAL_SHAPE_TRY(requireFloatScalar(n, n.input(2), "squared gradient norm"));
+  if (n.attrs().getInt("growth_interval") < 1)
+    return Unexpected(
+        shapeError(n, fmt::format("growth_interval must be 1 or more, got {}", n.attrs().getInt("growth_interval"))));
+  return Types{};
+}
+
 Expected<Types> shapeGlobalSumSquares(const Node& n) {
   const Value* first = n.input(0);
   SHOAL_SHAPE_TRY(requireFloat(n, first, "operand 0"));

@@ -320,6 +320,11 @@ Expected<void> appendTrainingStep(Graph& g, const TrainConfig& cfg, const std::s
   if (cfg.nesterov && (adam || !(cfg.momentum > 0)))
     return fail("Nesterov momentum needs optimizer sgd with a positive momentum", cfg.loc);
   if (!(cfg.clipNorm >= 0)) return fail(fmt::format("clip norm must be 0 (off) or positive, got {}", cfg.clipNorm), cfg.loc);
+  const double lossScale = cfg.lossScale.value_or(0.0);
+  if (!(lossScale >= 0) || !std::isfinite(lossScale))
+    return fail(fmt::format("loss scale must be 0 (off) or a positive initial scale, got {}", lossScale), cfg.loc);
+  if (lossScale > 0 && cfg.lossScaleInterval < 1)
+    return fail(fmt::format("loss scale growth interval must be 1 or more, got {}", cfg.lossScaleInterval), cfg.loc);
   const TensorType& lt = logits->type();
   if (!isFloat(lt.dtype))
     return fail(fmt::format("cannot train on '{}': it is {}, not a float tensor", logitsOutput, lt.str()), logits->def()->loc());
@@ -377,7 +382,42 @@ Expected<void> appendTrainingStep(Graph& g, const TrainConfig& cfg, const std::s
     g.addNode(OpKind::Output, {acc}, attrsOf({{"name", std::string("accuracy")}}), {}, cfg.loc);
   }
 
-  auto grads = appendBackward(g, *loss);
+  // Optimizer state (and the loss scale's) goes after the model's last param or state (so the
+  // model's own state, batchnorm's running statistics, keeps its place in the persistent
+  // layout that evaluation programs share).
+  Node* stateAnchor = nullptr;
+  for (Node* n : g.nodes())
+    if (isPersistentSource(n->kind())) stateAnchor = n;
+  auto newStateOf = [&](const std::string& name, const TensorType& type, const Location& loc) {
+    stateAnchor = insertSourceAfter(g, stateAnchor, OpKind::State, attrsOf({{"init", std::string("zeros")}}),
+                                    {name, type}, loc);
+    return stateAnchor->result();
+  };
+
+  // Dynamic loss scaling: the backward pass starts from loss · scale (scale = init · 2^e), so
+  // small gradients survive fp16 operands; the updates unscale (below).
+  Value* scaleExponent = nullptr;
+  Value* goodSteps = nullptr;
+  Value* scale = nullptr;
+  Value* differentiated = *loss;
+  if (lossScale > 0) {
+    const TensorType scalar{DType::F32, {}};
+    scaleExponent = newStateOf("loss_scale.exponent", scalar, cfg.loc);
+    goodSteps = newStateOf("loss_scale.good_steps", scalar, cfg.loc);
+    SHOAL_TRY_ASSIGN(s, e.emit(OpKind::LossScale, {scaleExponent}, attrsOf({{"init_scale", lossScale}}), "loss_scale",
+                               cfg.loc));
+    Value* lossAsF32 = *loss;
+    if (lossAsF32->type().dtype != DType::F32) {
+      SHOAL_TRY_ASSIGN(c, e.emit(OpKind::Cast, {s}, attrsOf({{"dtype", std::string(dtypeName(lossAsF32->type().dtype))}}),
+                                 "loss_scale", cfg.loc));
+      s = c;
+    }
+    scale = s;
+    SHOAL_TRY_ASSIGN(scaled, e.emit(OpKind::Mul, {*loss, scale}, {}, "loss.scaled", cfg.loc));
+    differentiated = scaled;
+  }
+
+  auto grads = appendBackward(g, differentiated);
   if (!grads) return Unexpected(grads.error());
   if (grads->empty()) return fail("no parameter of the model influences the loss", cfg.loc);
   if (ranks < 1) return fail(fmt::format("data-parallel ranks must be 1 or more, got {}", ranks), cfg.loc);
@@ -392,10 +432,12 @@ Expected<void> appendTrainingStep(Graph& g, const TrainConfig& cfg, const std::s
     }
   }
 
-  // Gradient clipping by global norm: the squared norm of every gradient (a global_sum_squares
-  // per 64 gradients, the op's operand limit, then their sum), then the factor every update
-  // multiplies its gradient by.
-  if (cfg.clipNorm > 0) {
+  // Gradient clipping by global norm and loss scaling: the squared norm of every gradient (a
+  // global_sum_squares per 64 gradients, the op's operand limit, then their sum), then the
+  // factor every update multiplies its gradient by (unscale_coef: 0 when the scaled gradients
+  // overflowed, which skips the updates).
+  Value* sumSquares = nullptr;
+  if (cfg.clipNorm > 0 || scale) {
     const int maxOperands = opInfo(OpKind::GlobalSumSquares).maxInputs;
     Value* total = nullptr;
     for (size_t begin = 0; begin < grads->size(); begin += size_t(maxOperands)) {
@@ -409,25 +451,20 @@ Expected<void> appendTrainingStep(Graph& g, const TrainConfig& cfg, const std::s
         total = part;
       }
     }
-    SHOAL_TRY_ASSIGN(coef, e.emit(OpKind::ClipGradCoef, {total}, attrsOf({{"max_norm", cfg.clipNorm}}),
-                                  "grads.clip_coef", cfg.loc));
-    shared.gradScale = coef;
+    sumSquares = total;
+    auto coef = scale ? e.emit(OpKind::UnscaleCoef, {total, scale}, attrsOf({{"max_norm", cfg.clipNorm}}),
+                               "grads.unscale_coef", cfg.loc)
+                      : e.emit(OpKind::ClipGradCoef, {total}, attrsOf({{"max_norm", cfg.clipNorm}}), "grads.clip_coef",
+                               cfg.loc);
+    if (!coef) return Unexpected(coef.error());
+    shared.gradScale = *coef;
   }
 
-  // Optimizer state, declared after the model's last param or state (so the model's own state,
-  // batchnorm's running statistics, keeps its place in the persistent layout that evaluation
-  // programs share); then the in-place updates, last.
-  Node* stateAnchor = nullptr;
-  for (Node* n : g.nodes())
-    if (isPersistentSource(n->kind())) stateAnchor = n;
+  // The optimizer's state, then the in-place updates, last.
   for (const ParamGradient& pg : *grads) {
     Value* p = pg.param;
     const Location& loc = p->def()->loc();
-    auto newState = [&](const std::string& suffix) {
-      stateAnchor = insertSourceAfter(g, stateAnchor, OpKind::State, attrsOf({{"init", std::string("zeros")}}),
-                                      {p->name() + suffix, p->type()}, loc);
-      return stateAnchor->result();
-    };
+    auto newState = [&](const std::string& suffix) { return newStateOf(p->name() + suffix, p->type(), loc); };
     auto withScale = [&](std::vector<Value*> operands) {
       if (shared.gradScale) operands.push_back(shared.gradScale);
       return operands;
@@ -450,6 +487,13 @@ Expected<void> appendTrainingStep(Graph& g, const TrainConfig& cfg, const std::s
       ok = e.emitSink(OpKind::SgdUpdate, withScale({p, pg.grad, shared.lr}), attrsOf({{"weight_decay", cfg.weightDecay}}),
                       loc);
     }
+    if (!ok) return Unexpected(ok.error());
+  }
+  // The scale moves after the step: halved when it overflowed, doubled after an interval of
+  // good steps.
+  if (scale) {
+    auto ok = e.emitSink(OpKind::LossScaleUpdate, {scaleExponent, goodSteps, sumSquares},
+                         attrsOf({{"growth_interval", cfg.lossScaleInterval}}), cfg.loc);
     if (!ok) return Unexpected(ok.error());
   }
   return {};

@@ -68,6 +68,8 @@ Expected<std::unique_ptr<ModelPrograms>> ModelPrograms::createTraining(std::shar
   m->device_ = device;
   m->opts_ = opts;
   m->train_ = cfg;
+  // fp16 operands underflow where bfloat16's do not: dynamic loss scaling unless asked otherwise.
+  if (!m->train_->lossScale && opts.exec.precision == TensorCoreMath::Fp16) m->train_->lossScale = 65536.0;
   m->output_ = output;
   if (!m->model_->outputValue(output))
     return fail(fmt::format("the model has no output named '{}' to train", output), cfg.loc);

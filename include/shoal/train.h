@@ -119,6 +119,15 @@ struct TrainingOptions {
   /// is scaled by min(1, clipNorm / (norm + 1e-6)), norm over all parameters' gradients
   /// together, inside the training step. 0: no clipping.
   double clipNorm = 0;
+  /// Dynamic loss scaling (PyTorch's GradScaler, for fp16 compute): the backward pass starts
+  /// from loss · scale; the updates unscale the gradients, and skip a step whose scaled
+  /// gradients overflowed (weights and optimizer state unchanged), halving the scale; after
+  /// lossScaleInterval good steps in a row the scale doubles. The value is the initial scale
+  /// (a power of two, such as 65536, keeps a step that does not overflow exactly the unscaled
+  /// step); 0: off. Unset: 65536 with Precision::Fp16, off otherwise. Adam's step count (fed by
+  /// the host) still advances on a skipped step.
+  std::optional<double> lossScale{};
+  int64_t lossScaleInterval = 2000;
   /// The learning-rate schedule over the optimizer's rate (the base; see
   /// FitOptions::learningRate and Trainer::setLearningRate).
   LrSchedule schedule{};

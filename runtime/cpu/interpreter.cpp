@@ -285,6 +285,7 @@ Expected<void> NodeRunner::run() {
     case OpKind::SgdUpdate: return cpu::runSgdUpdate<T>(*this);
     case OpKind::SgdMomentumUpdate: return cpu::runSgdMomentumUpdate<T>(*this);
     case OpKind::AdamUpdate: return cpu::runAdamUpdate<T>(*this);
+    case OpKind::LossScaleUpdate: return cpu::runLossScaleUpdate<T>(*this);
     case OpKind::BceWithLogits: return cpu::runBceWithLogits<T>(*this);
     case OpKind::BceWithLogitsGrad: return cpu::runBceWithLogitsGrad<T>(*this);
     case OpKind::OneHot: return cpu::runOneHot<T>(*this);

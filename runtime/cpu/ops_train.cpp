@@ -62,6 +62,7 @@ template <typename T>
 Expected<void> runSgdUpdate(OpContext& c) {
   // (w, g, lr, [grad_scale])
   const int64_t count = c.node().input(0)->type().numElements();
+  if (gradScale<T>(c, 3) == T(0)) return {};  // a loss-scaled step that overflowed: skipped
   sgdUpdate<T>(count, c.inPlace<T>(0), c.in<T>(1), nullptr, T(scalarOperand(c, 2)), T(0),
                T(c.attrs().getFloat("weight_decay")), /*nesterov=*/false, gradScale<T>(c, 3));
   return {};
@@ -71,6 +72,7 @@ template <typename T>
 Expected<void> runSgdMomentumUpdate(OpContext& c) {
   // (w, g, velocity, lr, [grad_scale])
   const int64_t count = c.node().input(0)->type().numElements();
+  if (gradScale<T>(c, 4) == T(0)) return {};
   sgdUpdate<T>(count, c.inPlace<T>(0), c.in<T>(1), c.inPlace<T>(2), T(scalarOperand(c, 3)),
                T(c.attrs().getFloat("momentum")), T(c.attrs().getFloat("weight_decay")),
                c.attrs().getInt("nesterov") != 0, gradScale<T>(c, 4));
@@ -84,10 +86,29 @@ Expected<void> runAdamUpdate(OpContext& c) {
   const double stepValue = scalarOperand(c, 4);
   const int64_t t = int64_t(std::llround(stepValue));
   if (t < 1) return c.error(fmt::format("step must be >= 1, got {}", stepValue));
+  if (gradScale<T>(c, 6) == T(0)) return {};
   const Attrs& a = c.attrs();
   adamUpdate<T>(count, c.inPlace<T>(0), c.in<T>(1), c.inPlace<T>(2), c.inPlace<T>(3), scalarOperand(c, 5),
                 T(a.getFloat("beta1")), T(a.getFloat("beta2")), T(a.getFloat("eps")), t, T(a.getFloat("weight_decay")),
                 a.getInt("decoupled_weight_decay") != 0, gradScale<T>(c, 6));
+  return {};
+}
+
+template <typename T>
+Expected<void> runLossScaleUpdate(OpContext& c) {
+  // (e, good, s), e and good in place.
+  T* e = c.inPlace<T>(0);
+  T* good = c.inPlace<T>(1);
+  const T s = c.in<T>(2)[0];
+  if (!std::isfinite(s)) {
+    e[0] -= T(1);
+    good[0] = T(0);
+  } else if (good[0] + T(1) >= T(c.attrs().getInt("growth_interval"))) {
+    e[0] += T(1);
+    good[0] = T(0);
+  } else {
+    good[0] += T(1);
+  }
   return {};
 }
 
@@ -163,6 +184,7 @@ Expected<void> runAllReduce(OpContext& c) {
   template Expected<void> runSgdUpdate<T>(OpContext&);                        \
   template Expected<void> runSgdMomentumUpdate<T>(OpContext&);                \
   template Expected<void> runAdamUpdate<T>(OpContext&);                       \
+  template Expected<void> runLossScaleUpdate<T>(OpContext&);                  \
   template Expected<void> runBceWithLogits<T>(OpContext&);                    \
   template Expected<void> runBceWithLogitsGrad<T>(OpContext&);                \
   template Expected<void> runOneHot<T>(OpContext&);                           \

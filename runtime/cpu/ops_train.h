@@ -38,6 +38,9 @@ template <typename T>
 Expected<void> runSgdMomentumUpdate(OpContext& c);
 template <typename T>
 Expected<void> runAdamUpdate(OpContext& c);
+/// loss_scale_update: (e, good, s), the scale exponent and good-step count moved in place.
+template <typename T>
+Expected<void> runLossScaleUpdate(OpContext& c);
 template <typename T>
 Expected<void> runBceWithLogits(OpContext& c);
 template <typename T>

@@ -6,8 +6,10 @@
 #include <shoal/shoal.h>
 
 #include <cmath>
+#include <cstring>
 #include <numbers>
 
+#include "runtime/checkpoint/safetensors.h"
 #include "test_util.h"
 
 namespace {
@@ -157,6 +159,104 @@ TEST(TrainerOptions, SettingsThatDoNotFitAreRefused) {
             "optim::SGD: nesterov needs a positive momentum");
   EXPECT_EQ(refused({.optimizer = shoal::optim::AdamW{.eps = 0}}), "optim::AdamW: eps must be positive, got 0");
   EXPECT_EQ(refused({.clipNorm = -1}), "TrainingOptions::clipNorm must be 0 (off) or positive, got -1");
+  EXPECT_EQ(refused({.lossScale = -2}),
+            "TrainingOptions::lossScale must be 0 (off) or a positive initial scale, got -2");
+  EXPECT_EQ(refused({.lossScale = 1024, .lossScaleInterval = 0}),
+            "TrainingOptions::lossScaleInterval must be 1 or more, got 0");
+}
+
+// Parameters after `steps` steps on one batch, and how many of those steps left them unchanged.
+struct Trained {
+  std::map<std::string, Tensor> params;
+  int unchanged = 0;
+  int skippedAfterAGoodStep = 0;
+  double exponent = 0;  ///< the loss scale's exponent state (when scaled)
+};
+Trained trainSteps(const shoal::TrainingOptions& o, int steps) {
+  auto t = trainer(o);
+  TensorMap batch = rows(clusters(), 0, 16, {"x", "labels"});
+  Trained r;
+  r.params = t.parameters();
+  bool previousSame = false;
+  for (int i = 0; i < steps; ++i) {
+    auto s = t.step(batch);
+    EXPECT_TRUE(s) << s.error().str();
+    auto now = t.parameters();
+    bool same = true;
+    for (const auto& [name, value] : now) same = same && value.byteSize() == r.params.at(name).byteSize() &&
+                                                  std::memcmp(value.raw(), r.params.at(name).raw(), value.byteSize()) == 0;
+    r.unchanged += same;
+    r.skippedAfterAGoodStep += same && i > 0 && !previousSame;
+    previousSame = same;
+    r.params = std::move(now);
+  }
+  if (o.lossScale && *o.lossScale > 0) {
+    const std::string path = shoal::test::tempDir() + "/scaled.safetensors";
+    EXPECT_TRUE(t.saveCheckpoint(path));
+    auto file = shoal::loadSafetensors(path);
+    EXPECT_TRUE(file) << file.error().str();
+    if (file && file->find("loss_scale.exponent")) r.exponent = file->find("loss_scale.exponent")->at(0);
+    else ADD_FAILURE() << "no loss_scale.exponent in the checkpoint";
+  }
+  return r;
+}
+
+void expectSameParams(const Trained& a, const Trained& b) {
+  ASSERT_EQ(a.params.size(), b.params.size());
+  for (const auto& [name, value] : a.params) {
+    const Tensor& other = b.params.at(name);
+    ASSERT_EQ(value.byteSize(), other.byteSize()) << name;
+    EXPECT_EQ(std::memcmp(value.raw(), other.raw(), value.byteSize()), 0) << name << " differs";
+  }
+}
+
+// A power-of-two loss scale multiplies every backward product and sum exactly, and the update
+// divides it out exactly: while nothing overflows, a loss-scaled run is the unscaled run to
+// the bit -- with Adam, with clipping (its norm is the unscaled one), with SGD momentum, and
+// while the scale doubles every step (interval 1).
+TEST(TrainerLossScaling, APowerOfTwoScaleTrainsExactlyTheUnscaledSteps) {
+  struct Case {
+    const char* name;
+    shoal::TrainingOptions options;
+  };
+  const std::vector<Case> cases = {
+      {"adam", {}},
+      {"adamw with clipping", {.optimizer = shoal::optim::AdamW{.lr = 0.05}, .clipNorm = 0.5}},
+      {"sgd with momentum", {.optimizer = shoal::optim::SGD{.lr = 0.1, .momentum = 0.9}}},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.name);
+    Trained plain = trainSteps(c.options, 6);
+    shoal::TrainingOptions scaled = c.options;
+    scaled.lossScale = 65536;
+    Trained withScale = trainSteps(scaled, 6);
+    EXPECT_EQ(withScale.unchanged, 0);
+    EXPECT_EQ(withScale.exponent, 0);  // six good steps of 2000 before it grows
+    expectSameParams(plain, withScale);
+    scaled.lossScale = 4;
+    scaled.lossScaleInterval = 1;  // doubles after every good step: 4, 8, ..., 128
+    Trained growing = trainSteps(scaled, 6);
+    EXPECT_EQ(growing.exponent, 6);
+    expectSameParams(plain, growing);
+  }
+}
+
+// A scale whose products overflow: each such step is skipped (parameters and SGD's velocity
+// unchanged) and halves the scale. With a growth interval of 1 the scale then doubles after
+// every good step until it overflows again, so skips come between good steps too (with a
+// velocity that is not zero). The good steps are exactly an unscaled run's.
+TEST(TrainerLossScaling, AnOverflowSkipsTheStepAndHalvesTheScale) {
+  const shoal::TrainingOptions sgd{.optimizer = shoal::optim::SGD{.lr = 0.1, .momentum = 0.9}};
+  shoal::TrainingOptions scaled = sgd;
+  scaled.lossScale = std::ldexp(1.0, 126);  // the squared norm overflows f32 for ~60 halvings
+  scaled.lossScaleInterval = 1;
+  const int steps = 90;
+  Trained run = trainSteps(scaled, steps);
+  ASSERT_GT(run.unchanged, 40);
+  ASSERT_LT(run.unchanged, steps - 10);
+  EXPECT_GT(run.skippedAfterAGoodStep, 5);
+  EXPECT_EQ(run.exponent, (steps - run.unchanged) - run.unchanged);  // +1 per good step, -1 per skip
+  expectSameParams(run, trainSteps(sgd, steps - run.unchanged));
 }
 
 // The loss a training step reports (f32, on the device, before the update) and the loss
@@ -238,7 +338,7 @@ TEST(TrainerLosses, APipelinesTrainStageBecomesTrainingOptions) {
                          "flowchart LR\n"
                          "  x[input: mnist path=data/mnist-10k batch=16] --> f[flatten] --> d[dense: units=10]\n"
                          "  d --> t[train: loss=mse optimizer=adamw lr=0.002 clip_norm=0.5 schedule=step step_size=30 "
-                         "gamma=0.5 warmup=10]\n");
+                         "gamma=0.5 warmup=10 loss_scale=1024 loss_scale_interval=50]\n");
   auto p = shoal::loadPipeline(dir + "/p.mmd");
   ASSERT_TRUE(p) << p.error().str();
   shoal::TrainingOptions o = p->trainingOptions();
@@ -250,6 +350,8 @@ TEST(TrainerLosses, APipelinesTrainStageBecomesTrainingOptions) {
   EXPECT_EQ(adamw->eps, 1e-8);  // PyTorch's AdamW defaults
   EXPECT_EQ(adamw->weightDecay, 1e-2);
   EXPECT_EQ(o.clipNorm, 0.5);
+  EXPECT_EQ(o.lossScale, 1024.0);
+  EXPECT_EQ(o.lossScaleInterval, 50);
   EXPECT_EQ(o.schedule.kind, ScheduleKind::Step);
   EXPECT_EQ(o.schedule.stepSize, 30);
   EXPECT_EQ(o.schedule.gamma, 0.5);

@@ -62,6 +62,7 @@ struct uint2 { unsigned x, y; };
 inline uint4 make_uint4(unsigned x, unsigned y, unsigned z, unsigned w) { return {x, y, z, w}; }
 inline uint2 make_uint2(unsigned x, unsigned y) { return {x, y}; }
 #define isinf(x) std::isinf(x)
+#define isfinite(x) std::isfinite(x)
 inline void __syncthreads() { shoal_emu_sync(); }
 inline void __threadfence() {}
 template <typename T>

@@ -71,6 +71,12 @@ SHOAL_CUDA_CASE(GlobalSumSquares, OpKind::GlobalSumSquares) {
   return true;
 }
 
+SHOAL_CUDA_CASE(LossScaleUpdate, OpKind::LossScaleUpdate) {
+  b.op(OpKind::LossScaleUpdate, {b.state("e", {}), b.state("good", {}), b.input("s", Shape{})},
+       attrs({{"growth_interval", int64_t(2)}}), "update");
+  return true;
+}
+
 SHOAL_CUDA_CASE(AllReduce, OpKind::AllReduce) {
   // Over one rank (no communicator): the copy into the result; several ranks are tested with
   // an in-process communicator (tests/runtime/data_parallel_test.cpp) and NCCL on the GPU.

@@ -32,6 +32,8 @@ Pipeline everySetting() {
   t.beta1 = 0.8;
   t.eps = 1e-8;
   t.clipNorm = 1.5;
+  t.lossScale = 1024;
+  t.lossScaleInterval = 500;
   t.schedule = LrSchedule{.kind = ScheduleKind::Cosine, .tMax = 900, .etaMin = 1e-5, .warmup = 100};
   t.seed = 42;
   t.shuffle = false;
@@ -51,7 +53,7 @@ TEST(PipelineSettings, PrintParsePrintIsExact) {
             "pipeline {\n"
             "  data {batch=48, kind=\"mnist\", path=\"data/some \\\"digits\\\"\", weights=\"w.safetensors\"}\n"
             "  train {batch=48, beta1=0.8, beta2=0.999, clip_norm=1.5, epochs=7, eps=1e-08, eta_min=1e-05, gamma=0.1, "
-            "label_smoothing=0.0, loss=\"bce_with_logits\", lr=0.003, momentum=0.0, nesterov=0, one_hot_targets=1, "
+            "label_smoothing=0.0, loss=\"bce_with_logits\", loss_scale=1024.0, loss_scale_interval=500, lr=0.003, momentum=0.0, nesterov=0, one_hot_targets=1, "
             "optimizer=\"adamw\", schedule=\"cosine\", seed=42, shuffle=0, step_size=0, t_max=900, validation=0.25, "
             "warmup=100, weight_decay=0.05}\n"
             "  output {checkpoint=\"model.safetensors\", metrics=\"accuracy,loss\", plot=\"curve.svg\"}\n"

@@ -76,5 +76,13 @@ SHOAL_ROUND_TRIP_CASE(AllReduce, OpKind::AllReduce) {
   return true;
 }
 
+SHOAL_ROUND_TRIP_CASE(LossScaleUpdate, OpKind::LossScaleUpdate) {
+  ins = {addState(g, "loss_scale.exponent", f32({})), addState(g, "loss_scale.good_steps", f32({})),
+         addInput(g, "s", f32({}))};
+  a.set("growth_interval", int64_t(100));
+  results = {};
+  return true;
+}
+
 }  // namespace
 }  // namespace shoal::test

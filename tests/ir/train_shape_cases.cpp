@@ -99,6 +99,26 @@ SHOAL_SHAPE_CASES(ClipGradCoef, OpKind::ClipGradCoef) {
           {{"integer sum", {i64({})}, attrs({{"max_norm", 1.0}}), "input must be f32 or f64, got i64[]"}}};
 }
 
+SHOAL_SHAPE_CASES(LossScale, OpKind::LossScale) {
+  return {{{f32({})}, attrs({{"init_scale", 65536.0}}), {f32({})}},
+          {{"integer exponent", {i64({})}, {}, "input must be f32 or f64, got i64[]"}}};
+}
+
+SHOAL_SHAPE_CASES(UnscaleCoef, OpKind::UnscaleCoef) {
+  return {{{f32({}), f32({})}, attrs({{"max_norm", 1.0}}), {f32({})}},
+          {{"element types differ", {f32({}), f64({})}, {}, "element types differ: f32[] vs f64[]"},
+           {"integers", {i64({}), i64({})}, {}, "operands must be f32 or f64, got i64[]"}}};
+}
+
+SHOAL_SHAPE_CASES(LossScaleUpdate, OpKind::LossScaleUpdate) {
+  return {{{f32({}), f32({}), f32({})}, attrs({{"growth_interval", int64_t(10)}}), {}},
+          {{"exponent not a scalar", {f32({2}), f32({}), f32({})}, {}, "scale exponent must be a scalar, got f32[2]"},
+           {"integer count", {f32({}), i64({}), f32({})}, {}, "good-step count must be f32 or f64, got i64[]"},
+           {"norm not a scalar", {f32({}), f32({}), f32({3})}, {}, "squared gradient norm must be a scalar, got f32[3]"},
+           {"interval 0", {f32({}), f32({}), f32({})}, attrs({{"growth_interval", int64_t(0)}}),
+            "growth_interval must be 1 or more, got 0"}}};
+}
+
 SHOAL_SHAPE_CASES(AllReduce, OpKind::AllReduce) {
   const Attrs mean2 = attrs({{"op", std::string("mean")}, {"ranks", int64_t(2)}});
   return {{{f32({3, 8})}, mean2, {f32({3, 8})}},

@@ -43,6 +43,13 @@ const std::map<OpKind, Reference>& references() {
       {OpKind::Mul, [](double a, double b, const std::vector<double>&) { return a * b; }},
       {OpKind::Div, [](double a, double b, const std::vector<double>&) { return a / b; }},
       {OpKind::BatchNormScale, [](double a, double b, const std::vector<double>& p) { return a / std::sqrt(b + p[0]); }},
+      {OpKind::LossScale, [](double a, double, const std::vector<double>& p) { return p[0] * std::exp2(a); }},
+      {OpKind::UnscaleCoef,
+       [](double a, double b, const std::vector<double>& p) {
+         if (!std::isfinite(a)) return 0.0;
+         const double c = p[0] / (std::sqrt(a) / b + 1e-6);
+         return (p[0] > 0 && c < 1 ? c : 1.0) / b;
+       }},
       {OpKind::ClipGradCoef,
        [](double a, double, const std::vector<double>& p) {
          const double c = p[0] / (std::sqrt(a) + 1e-6);  // NaN (a < 0) stays NaN, as PyTorch's clamp
@@ -151,9 +158,9 @@ bool cancelsInFloat(OpKind k) {
 // Operands that must be positive for the op's domain: division's divisor, logarithms, roots,
 // powers' bases (and log in the exponent's gradient).
 bool positiveOperand(OpKind k, int operand) {
-  if (operand == 1) return k == OpKind::Div || k == OpKind::BatchNormScale;
+  if (operand == 1) return k == OpKind::Div || k == OpKind::BatchNormScale || k == OpKind::UnscaleCoef;
   // clip_grad_coef reads a sum of squares: its domain is x >= 0.
-  return operand == 0 && (k == OpKind::ClipGradCoef || k == OpKind::Log || k == OpKind::Sqrt || k == OpKind::Rsqrt || k == OpKind::Pow ||
+  return operand == 0 && (k == OpKind::ClipGradCoef || k == OpKind::UnscaleCoef || k == OpKind::Log || k == OpKind::Sqrt || k == OpKind::Rsqrt || k == OpKind::Pow ||
                           k == OpKind::PowGradBase || k == OpKind::PowGradExponent);
 }
 

@@ -1,6 +1,8 @@
 // Interpreter cases of the train family (see tests/runtime/interpreter_cases.h): optimizer
 // updates over several runs (PyTorch's update rules, worked by hand), binary cross-entropy,
 // one-hot targets, the squared global norm and the clipping factor.
+#include <limits>
+
 #include "runtime/interpreter_cases.h"
 
 namespace shoal::test {
@@ -226,6 +228,70 @@ SHOAL_INTERPRETER_CASES(ClipGradCoef, OpKind::ClipGradCoef) {
     CaseBuilder b("max_norm 5", dt);
     b.output(b.op(kind, {b.fin("s", {}, {100})}, attrs({{"max_norm", 5.0}}), "c"), "c");
     b.expect("c", {}, {0.499999950000005});
+    add(b);
+  }
+}
+
+SHOAL_INTERPRETER_CASES(LossScale, OpKind::LossScale) {
+  {
+    // 65536 · 2^e: e 0, -1, 3 -> 65536, 32768, 524288.
+    CaseBuilder b("the default initial scale", dt);
+    b.output(b.op(kind, {b.fin("e", {3}, {0, -1, 3})}, {}, "s"), "s");
+    b.expect("s", {3}, {65536, 32768, 524288});
+    add(b);
+  }
+  {
+    CaseBuilder b("initial scale 4", dt);
+    b.output(b.op(kind, {b.fin("e", {}, {2})}, attrs({{"init_scale", 4.0}}), "s"), "s");
+    b.expect("s", {}, {16});
+    add(b);
+  }
+}
+
+SHOAL_INTERPRETER_CASES(UnscaleCoef, OpKind::UnscaleCoef) {
+  const double inf = std::numeric_limits<double>::infinity(), nan = std::numeric_limits<double>::quiet_NaN();
+  {
+    // No clipping: 1/scale where the squared norm is finite, 0 (skip) where it is not.
+    CaseBuilder b("overflow or 1/scale", dt);
+    b.output(b.op(kind, {b.fin("s", {3}, {4, inf, nan}), b.fin("scale", {}, {2})}, {}, "c"), "c");
+    b.expect("c", {3}, {0.5, 0, 0});
+    add(b);
+  }
+  {
+    // max_norm 1: scaled squared norm 16 at scale 2 is the norm 2: 1 / (2 + 1e-6) / 2; scaled
+    // 0.25 at scale 4 is the norm 0.125 (no clipping): 1/4.
+    CaseBuilder b("with clipping", dt);
+    b.output(b.op(kind, {b.fin("s", {2}, {16, 0.25}), b.fin("scale", {2}, {2, 4})}, attrs({{"max_norm", 1.0}}), "c"),
+             "c");
+    b.expect("c", {2}, {0.24999987500006250, 0.25});
+    add(b);
+  }
+}
+
+SHOAL_INTERPRETER_CASES(LossScaleUpdate, OpKind::LossScaleUpdate) {
+  const double inf = std::numeric_limits<double>::infinity();
+  {
+    // Interval 3: two good steps count, the third doubles the scale (e + 1) and restarts the count.
+    const std::vector<double> zero{0};
+    CaseBuilder b("growth after the interval", dt);
+    b.op(kind, {b.state("e", {}, &zero), b.state("good", {}, &zero), b.input("s", {dt, {}}, {1.5})},
+         attrs({{"growth_interval", int64_t(3)}}), "update");
+    b.expect("e", {}, {0});
+    b.expect("good", {}, {1});
+    b.nextRun({});
+    b.expect("good", {}, {2});
+    b.nextRun({});
+    b.expect("e", {}, {1});
+    b.expect("good", {}, {0});
+    add(b);
+  }
+  {
+    // An overflow halves the scale (e - 1) and restarts the count.
+    const std::vector<double> e{2}, good{5};
+    CaseBuilder b("overflow", dt);
+    b.op(kind, {b.state("e", {}, &e), b.state("good", {}, &good), b.input("s", {dt, {}}, {inf})}, {}, "update");
+    b.expect("e", {}, {1});
+    b.expect("good", {}, {0});
     add(b);
   }
 }
