@@ -458,6 +458,12 @@ Expected<std::unique_ptr<CudaExecutable>> CudaExecutable::create(Program program
   if (!ctx) return Unexpected(ctx.error());
   im.ctx = *ctx;
   if (auto ok = im.ctx->makeCurrent(); !ok) return Unexpected(ok.error());
+  // The tensor-core kernels use mma.sync, ldmatrix and cp.async of sm_80 and up to 80 KiB of
+  // shared memory per block (emulated below sm_80 only for CI's CPU emulator).
+  if (opts.tensorCores != TensorCoreMath::Off && im.ctx->device().major < 8)
+    return fail(fmt::format("precision {} runs on tensor cores of compute capability 8.0 or later; {} is {}.{}",
+                            tensorCoreMathName(opts.tensorCores), im.ctx->device().describe(), im.ctx->device().major,
+                            im.ctx->device().minor));
 
   // Source → cubin (cached on disk) → module → kernels.
   std::optional<PhaseTimer> timer(std::in_place, "CUDA codegen");
