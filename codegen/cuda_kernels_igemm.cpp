@@ -11,9 +11,12 @@
 // is out of range), so the copies of the next kStages - 1 stages are in flight while the warps
 // multiply the current one, and one barrier per step. The stages hold fp32, each row's 16
 // columns XOR-swizzled so that a warp's fragment reads hit 32 different banks; the operands
-// are rounded to the format as the fragments are read (TF32: cvt.rna; 16-bit: a pair
-// converted and packed per register). A gather is per element, or (ImplicitGemm::aGroup /
-// bGroup) does its index arithmetic once per 8 (or 4) elements and then only strides.
+// are rounded to the format as the fragments are read (TF32: ldmatrix, then cvt.rna; 16-bit:
+// a pair converted and packed per register). A gather is per element,
+// or (ImplicitGemm::aGroup / bGroup) does its index arithmetic once per 8 (or 4) elements and
+// then only strides; B may instead be packed by a first kernel into scratch (ImplicitGemm::
+// bPacked: the weights in the GEMM's order) and, like a contiguous B (bVector), copied 16 bytes
+// at a time.
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -37,8 +40,8 @@ Tile tileFor(int64_t cols) { return cols <= 64 ? Tile{256, 64, 4} : Tile{128, 12
 // The column (of 16) where a stage stores reduction step `k` of tile row `r`: TF32 fragments
 // read rows g = 0..7 at 4 consecutive columns (one 32-bit word each), 16-bit ones rows 0..3 at
 // 8 consecutive columns per half-warp (float2 reads): either way 32 different banks.
-std::string swizzled(bool packed, const std::string& r, const std::string& k) {
-  return packed ? "((" + k + ") ^ ((((" + r + ") >> 1) & 1) << 3))" : "((" + k + ") ^ ((((" + r + ") >> 1) & 3) << 2))";
+std::string swizzled(bool sixteenBit, const std::string& r, const std::string& k) {
+  return sixteenBit ? "((" + k + ") ^ ((((" + r + ") >> 1) & 1) << 3))" : "((" + k + ") ^ ((((" + r + ") >> 1) & 3) << 2))";
 }
 
 // One operand's copies into `stage` for the tile at reduction index `kt`: `passes` passes of
@@ -46,7 +49,7 @@ std::string swizzled(bool packed, const std::string& r, const std::string& k) {
 // reduction steps. `rowSetup` declares what `load` needs for row `rowVar`; `load` sets `src`
 // and `ok` (false before it) for element `k` -- with `vector`, for the 4 elements from `k`
 // (k a multiple of 4), copied with one 16-byte cp.async.
-std::string copyCode(int passes, int group, bool vector, int rowBase, bool packed, const std::string& rowVar,
+std::string copyCode(int passes, int group, bool vector, int rowBase, bool sixteenBit, const std::string& rowVar,
                      const std::string& rowOk, const std::string& rowLimit, const std::string& rowType,
                      const std::string& rowOrigin, const std::string& rowSetup, const std::string& groupSetup,
                      const std::string& load, const std::string& base) {
@@ -64,7 +67,7 @@ std::string copyCode(int passes, int group, bool vector, int rowBase, bool packe
                     {"RT", rowType},
                     {"ORIGIN", rowOrigin},
                     {"BASE", base},
-                    {"DST", swizzled(packed, "r", "kc + e")},
+                    {"DST", swizzled(sixteenBit, "r", "kc + e")},
                     {"STEP", vector ? "e += 4" : "++e"},
                     {"COPY", vector ? "shoal_cp_async_f32x4" : "shoal_cp_async_f32"}};
     s += fill("      {\n"
@@ -194,7 +197,7 @@ Expected<void> emitImplicitGemm(NodeEmitter& em, const ImplicitGemm& spec) {
   const int64_t perSlice = (steps + splits - 1) / splits * 16;
   if (rowTiles * splits > int64_t(0x7fffffff) || colTiles > 65535)
     return em.unsupported("an implicit GEMM too large for one grid");
-  const bool packed = spec.math == TensorCoreMath::Bf16 || spec.math == TensorCoreMath::Fp16;
+  const bool sixteenBit = spec.math == TensorCoreMath::Bf16 || spec.math == TensorCoreMath::Fp16;
   const int stageFloats = (tile.bm + tile.bn) * 16;
   // B packed by a first kernel into scratch as rows of kp (red rounded up to whole 16-steps,
   // zeros past red): each row's reduction steps contiguous and 16-byte aligned.
@@ -205,9 +208,9 @@ Expected<void> emitImplicitGemm(NodeEmitter& em, const ImplicitGemm& spec) {
                                          {{"I", em.I()}, {"KP", intLit(kp)}})
                                   : spec.bLoad;
   const std::string copies =
-      copyCode(tile.bm / 128, 8, false, 0, packed, "am", "arow", intLit(spec.rows), em.I(), "m0", spec.aRowSetup,
+      copyCode(tile.bm / 128, 8, false, 0, sixteenBit, "am", "arow", intLit(spec.rows), em.I(), "m0", spec.aRowSetup,
                spec.aGroup, spec.aLoad, spec.aBase) +
-      copyCode(tile.bn / 64, 4, packB || spec.bVector, tile.bm, packed, "bo", "brow", intLit(spec.cols), "int", "o0",
+      copyCode(tile.bn / 64, 4, packB || spec.bVector, tile.bm, sixteenBit, "bo", "brow", intLit(spec.cols), "int", "o0",
                spec.bRowSetup, packB ? "" : spec.bGroup, bLoad, packB ? "packed" : spec.bBase);
   Vars v = {{"I", em.I()},
             {"M", intLit(spec.rows)},
@@ -222,7 +225,7 @@ Expected<void> emitImplicitGemm(NodeEmitter& em, const ImplicitGemm& spec) {
             {"PER_SLICE", intLit(perSlice)},
             {"COPIES", copies},
             {"MMA_STEPS", mmaSteps(spec.math, tile.bm, packB)},
-            {"SW", packed ? "(((g >> 1) & 1) << 3)" : "(((g >> 1) & 3) << 2)"}};
+            {"SW", sixteenBit ? "(((g >> 1) & 1) << 3)" : "(((g >> 1) & 3) << 2)"}};
   const bool split = splits > 1;
   v.push_back({"STORE", split ? "        partial[((${I})slice * ${M} + m) * ${N} + o] = s;\n" : spec.epilogue});
   // Scratch: the packed B (packFloats), then the slices' sums.
@@ -237,7 +240,7 @@ Expected<void> emitImplicitGemm(NodeEmitter& em, const ImplicitGemm& spec) {
   if (scratch) args.push_back(NodeEmitter::scratch());
   if (packB) {
     // TF32: rounded here once, not as each fragment is read (16-bit formats convert pairs).
-    const std::string value = packed ? spec.bPacked : "__uint_as_float(shoal_to_tf32(" + spec.bPacked + "))";
+    const std::string value = sixteenBit ? spec.bPacked : "__uint_as_float(shoal_to_tf32(" + spec.bPacked + "))";
     const Vars pv = {{"I", em.I()}, {"KP", intLit(kp)}, {"K", intLit(spec.red)}, {"EXPR", value},
                      {"AT", intLit(reserved)}};
     em.elementwise("tc_b", params,
