@@ -406,9 +406,9 @@ Expected<void> appendTrainingStep(Graph& g, const TrainConfig& cfg, const std::s
     goodSteps = newStateOf("loss_scale.good_steps", scalar, cfg.loc);
     SHOAL_TRY_ASSIGN(s, e.emit(OpKind::LossScale, {scaleExponent}, attrsOf({{"init_scale", lossScale}}), "loss_scale",
                                cfg.loc));
-    Value* lossAsF32 = *loss;
-    if (lossAsF32->type().dtype != DType::F32) {
-      SHOAL_TRY_ASSIGN(c, e.emit(OpKind::Cast, {s}, attrsOf({{"dtype", std::string(dtypeName(lossAsF32->type().dtype))}}),
+    Value* lossValue = *loss;
+    if (lossValue->type().dtype != DType::F32) {
+      SHOAL_TRY_ASSIGN(c, e.emit(OpKind::Cast, {s}, attrsOf({{"dtype", std::string(dtypeName(lossValue->type().dtype))}}),
                                  "loss_scale", cfg.loc));
       s = c;
     }

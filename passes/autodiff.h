@@ -45,13 +45,19 @@ Expected<void> appendGradients(Graph& g, const std::string& lossOutput = "loss")
 ///    bce_with_logits, over `targets = one_hot(labels)` when cfg.oneHotTargets) and
 ///    `output(%loss) {name="loss"}`; with labels also `output(%accuracy) {name="accuracy"}`
 ///    (the logits output stays);
-///  - the backward pass (appendBackward);
-///  - with cfg.clipNorm > 0: `global_sum_squares` of every gradient (summed per 64) and
-///    `%grads.clip_coef = clip_grad_coef(...) {max_norm}`, the factor every update applies;
+///  - the backward pass (appendBackward), from `%loss.scaled = mul(%loss, %loss_scale)` with
+///    dynamic loss scaling (cfg.lossScale > 0: states `loss_scale.exponent` and
+///    `loss_scale.good_steps`, `%loss_scale = loss_scale(%loss_scale.exponent) {init_scale}`);
+///  - with cfg.clipNorm > 0 or loss scaling: `global_sum_squares` of every gradient (summed per
+///    64) and `%grads.clip_coef = clip_grad_coef(...) {max_norm}`, or with loss scaling
+///    `%grads.unscale_coef = unscale_coef(..., %loss_scale) {max_norm}`, the factor every update
+///    applies (0 skips them);
 ///  - per trained param, in program order: `adam_update(%p, %p.grad, %p.m, %p.v, %step, %lr
 ///    [, %grads.clip_coef])` (adamw: decoupled_weight_decay=1), `sgd_momentum_update(%p,
 ///    %p.grad, %p.velocity, %lr [, ...])` or `sgd_update(%p, %p.grad, %lr [, ...])`, with the
-///    optimizer state declared right after the last param or state. The updates come last.
+///    optimizer state declared right after the last param or state. The updates come last,
+///    then with loss scaling `loss_scale_update(%loss_scale.exponent, %loss_scale.good_steps,
+///    %grads.sum_squares) {growth_interval}`.
 /// Errors (with the location of the train stage or the offending node): no such output,
 /// logits not rank 2 where labels are read, unknown loss or optimizer, settings that do not
 /// fit them (label smoothing without cross-entropy, Nesterov without momentum), a name clash
