@@ -582,14 +582,20 @@ __device__ __forceinline__ unsigned shoal_pack_pair(const float* p, bool bf16) {
 #ifndef SHOAL_DYNAMIC_SHARED
 #define SHOAL_DYNAMIC_SHARED(T, name) extern __shared__ __align__(16) T name[]
 #endif
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+// A generic pointer into shared memory as the 32-bit shared-state address PTX takes.
+__device__ __forceinline__ unsigned shoal_shared_address(const void* p) {
+  unsigned a;
+  asm("{ .reg .u64 s; cvta.to.shared.u64 s, %1; cvt.u32.u64 %0, s; }" : "=r"(a) : "l"(p));
+  return a;
+}
+#endif
 // *dst = ok ? *src : 0, asynchronously from sm_80 (cp.async, zero-filled when !ok: src is
 // then not read); complete once a later shoal_cp_async_wait says so. Below sm_80 (and on the
 // CPU emulator) a plain copy.
 __device__ __forceinline__ void shoal_cp_async_f32(float* dst, const float* src, bool ok) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
-  unsigned d;
-  asm("{ .reg .u64 a; cvta.to.shared.u64 a, %1; cvt.u32.u64 %0, a; }" : "=r"(d) : "l"(dst));
-  asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;\n" ::"r"(d), "l"(src), "r"(ok ? 4 : 0) : "memory");
+  asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;\n" ::"r"(shoal_shared_address(dst)), "l"(src), "r"(ok ? 4 : 0) : "memory");
 #else
   *dst = ok ? *src : 0.0f;
 #endif
@@ -598,9 +604,7 @@ __device__ __forceinline__ void shoal_cp_async_f32(float* dst, const float* src,
 __device__ __forceinline__ void shoal_cp_async_f32x4(float* dst, const float* src, bool ok) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
   if ((reinterpret_cast<unsigned long long>(src) & 15ull) == 0) {
-    unsigned d;
-    asm("{ .reg .u64 a; cvta.to.shared.u64 a, %1; cvt.u32.u64 %0, a; }" : "=r"(d) : "l"(dst));
-    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(d), "l"(src), "r"(ok ? 16 : 0) : "memory");
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(shoal_shared_address(dst)), "l"(src), "r"(ok ? 16 : 0) : "memory");
     return;
   }
 #endif
@@ -612,11 +616,9 @@ __device__ __forceinline__ void shoal_cp_async_f32x4(float* dst, const float* sr
 // (and on the CPU emulator) the same through shuffles of the addresses.
 __device__ __forceinline__ void shoal_ldmatrix_x4(unsigned* r, const float* p) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
-  unsigned a;
-  asm("{ .reg .u64 s; cvta.to.shared.u64 s, %1; cvt.u32.u64 %0, s; }" : "=r"(a) : "l"(p));
   asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
                : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-               : "r"(a));
+               : "r"(shoal_shared_address(p)));
 #else
   const int lane = (int)(threadIdx.x & 31u);
   const unsigned long long mine = (unsigned long long)p;

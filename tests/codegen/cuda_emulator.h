@@ -55,12 +55,6 @@ unsigned char* shoal_emu_dynamic_shared;
 #define __launch_bounds__(n)
 #define __shared__ static
 #define __align__(n) __attribute__((aligned(n)))
-struct float4 { float x, y, z, w; };
-inline float4 make_float4(float x, float y, float z, float w) { return {x, y, z, w}; }
-struct uint4 { unsigned x, y, z, w; };
-struct uint2 { unsigned x, y; };
-inline uint4 make_uint4(unsigned x, unsigned y, unsigned z, unsigned w) { return {x, y, z, w}; }
-inline uint2 make_uint2(unsigned x, unsigned y) { return {x, y}; }
 #define isinf(x) std::isinf(x)
 #define isfinite(x) std::isfinite(x)
 inline void __syncthreads() { shoal_emu_sync(); }
