@@ -582,48 +582,60 @@ __device__ __forceinline__ unsigned shoal_pack_pair(const float* p, bool bf16) {
 #ifndef SHOAL_DYNAMIC_SHARED
 #define SHOAL_DYNAMIC_SHARED(T, name) extern __shared__ __align__(16) T name[]
 #endif
+// Shared-memory addresses for the copy and fragment helpers below, in bytes: from sm_80 the
+// 32-bit address of PTX's shared state space (what cp.async and ldmatrix take, so a kernel
+// converts its base once and adds offsets); below sm_80 and on the CPU emulator the generic
+// pointer's value.
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
-// A generic pointer into shared memory as the 32-bit shared-state address PTX takes.
-__device__ __forceinline__ unsigned shoal_shared_address(const void* p) {
+typedef unsigned shoal_saddr;
+__device__ __forceinline__ shoal_saddr shoal_saddr_of(const void* p) {
   unsigned a;
   asm("{ .reg .u64 s; cvta.to.shared.u64 s, %1; cvt.u32.u64 %0, s; }" : "=r"(a) : "l"(p));
   return a;
 }
+#else
+typedef unsigned long long shoal_saddr;
+__device__ __forceinline__ shoal_saddr shoal_saddr_of(const void* p) { return (unsigned long long)p; }
 #endif
 // *dst = ok ? *src : 0, asynchronously from sm_80 (cp.async, zero-filled when !ok: src is
 // then not read); complete once a later shoal_cp_async_wait says so. Below sm_80 (and on the
 // CPU emulator) a plain copy.
-__device__ __forceinline__ void shoal_cp_async_f32(float* dst, const float* src, bool ok) {
+__device__ __forceinline__ void shoal_cp_async_f32(shoal_saddr dst, const float* src, bool ok) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
-  asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;\n" ::"r"(shoal_shared_address(dst)), "l"(src), "r"(ok ? 4 : 0) : "memory");
+  asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;\n" ::"r"(dst), "l"(src), "r"(ok ? 4 : 0) : "memory");
 #else
-  *dst = ok ? *src : 0.0f;
+  *(float*)dst = ok ? *src : 0.0f;
 #endif
 }
-// The same for 4 floats, one 16-byte copy where src is 16-byte aligned (dst must be).
-__device__ __forceinline__ void shoal_cp_async_f32x4(float* dst, const float* src, bool ok) {
+// The same for 4 floats; src and dst 16-byte aligned (one 16-byte copy).
+__device__ __forceinline__ void shoal_cp_async_f32x4_aligned(shoal_saddr dst, const float* src, bool ok) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(src), "r"(ok ? 16 : 0) : "memory");
+#else
+  for (int q = 0; q < 4; ++q) shoal_cp_async_f32(dst + 4 * q, src + q, ok);
+#endif
+}
+// The same where only dst is known to be aligned: one 16-byte copy where src is, else four.
+__device__ __forceinline__ void shoal_cp_async_f32x4(shoal_saddr dst, const float* src, bool ok) {
   if ((reinterpret_cast<unsigned long long>(src) & 15ull) == 0) {
-    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(shoal_shared_address(dst)), "l"(src), "r"(ok ? 16 : 0) : "memory");
+    shoal_cp_async_f32x4_aligned(dst, src, ok);
     return;
   }
-#endif
-  for (int q = 0; q < 4; ++q) shoal_cp_async_f32(dst + q, src + q, ok);
+  for (int q = 0; q < 4; ++q) shoal_cp_async_f32(dst + 4 * q, src + q, ok);
 }
 // ldmatrix .x4 on 32-bit elements: lane l passes the address of one 16-byte row (4 floats) --
 // lanes 8q..8q+7 the rows 0..7 of matrix q -- and gets r[q] = word (l & 3) of row (l >> 2) of
 // matrix q: mma.sync's TF32 fragments of four 8 x 4 blocks in one instruction. Below sm_80
 // (and on the CPU emulator) the same through shuffles of the addresses.
-__device__ __forceinline__ void shoal_ldmatrix_x4(unsigned* r, const float* p) {
+__device__ __forceinline__ void shoal_ldmatrix_x4(unsigned* r, shoal_saddr p) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
   asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
                : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-               : "r"(shoal_shared_address(p)));
+               : "r"(p));
 #else
   const int lane = (int)(threadIdx.x & 31u);
-  const unsigned long long mine = (unsigned long long)p;
   for (int q = 0; q < 4; ++q) {
-    const unsigned long long row = __shfl_xor_sync(0xffffffffu, mine, lane ^ (8 * q + (lane >> 2)));
+    const unsigned long long row = __shfl_xor_sync(0xffffffffu, p, lane ^ (8 * q + (lane >> 2)));
     r[q] = __float_as_uint(((const float*)row)[lane & 3]);
   }
 #endif

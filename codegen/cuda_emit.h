@@ -170,11 +170,15 @@ std::string activationCode(std::string_view act, const std::string& T, const std
 ///    element is copied into shared memory asynchronously, so a gather is an address, never a
 ///    value). aBase names a pointer that is always valid (`src`'s value when `ok` stays
 ///    false). bRowSetup / bLoad / bBase the same for B row `bo` (an int < cols).
-///  - Grouped gathers: with aGroup non-empty, each thread's 8 consecutive reduction indices of
-///    a tile (kg, a multiple of 8, to kg + 7) are either all < red or all past it, and aGroup
-///    runs once for them (kg in scope; it must not read memory) before aLoad runs for each `e`
-///    (k = kg + e): the index arithmetic once, then strides. The caller guarantees the
-///    alignment (red and the group's structure multiples of 8). bGroup the same for B's 4.
+///  - Grouped gathers: with aGroup non-empty, aGroup runs once for each thread's 8
+///    consecutive reduction indices of a tile (kg, a multiple of 8, to kg + 7; kg in scope; it
+///    must not read memory) before aLoad runs for each `e` (a constant; k = kg + e): the index
+///    arithmetic once, then strides. Where red is not a multiple of 8 each element is still
+///    checked against the end. bGroup the same for B's 4.
+///  - Strided groups: with aStride set as well (a constant expression), aGroup instead
+///    declares `bool gvalid` and `${I} goff`: the group's elements are aBase[goff + e * aStride],
+///    all copied when gvalid (the index arithmetic and one predicate per group, no aLoad), all
+///    zero otherwise; aBase + e * aStride (e < 8) must be a valid address.
 ///  - epilogue stores `float s` = out(m, o) (m an ${I}, o an int, both in range).
 /// With splits > 1 the reduction is cut in that many slices of whole 16-steps, each block
 /// writing its slice's sums to scratch, and a second kernel adds the slices in order (in
@@ -184,6 +188,7 @@ struct ImplicitGemm {
   int64_t rows = 0, cols = 0, red = 0;
   std::string aRowSetup, aLoad, bRowSetup, bLoad, epilogue;
   std::string aGroup, bGroup;  ///< grouped gathers (see above); "" = per element
+  std::string aStride;         ///< strided A groups (see above); "" = aLoad per element
   std::string aBase, bBase;    ///< always-valid pointers (kernel parameters) for `src`
   /// B as an expression of column `o` and reduction index `k` (k < red): a first kernel packs
   /// it into scratch, rows of red rounded up to 16 (coalesced 16-byte copies however the

@@ -37,66 +37,98 @@ struct Tile {
 
 Tile tileFor(int64_t cols) { return cols <= 64 ? Tile{256, 64, 4} : Tile{128, 128, 2}; }
 
-// The column (of 16) where a stage stores reduction step `k` of tile row `r`: TF32 fragments
-// read rows g = 0..7 at 4 consecutive columns (one 32-bit word each), 16-bit ones rows 0..3 at
-// 8 consecutive columns per half-warp (float2 reads): either way 32 different banks.
-std::string swizzled(bool sixteenBit, const std::string& r, const std::string& k) {
-  return sixteenBit ? "((" + k + ") ^ ((((" + r + ") >> 1) & 1) << 3))" : "((" + k + ") ^ ((((" + r + ") >> 1) & 3) << 2))";
-}
+// One operand's copies into the stage at shared address `stage` for the tile at reduction
+// index `kt`: `passes` passes of rows (128 per pass when `group` is 8, 64 when 4), each thread
+// a row and `group` consecutive reduction steps. `rowSetup` declares what the gathers need for
+// row `rowVar`. Three forms of gather:
+//  - `stride` set (a grouped gather whose elements are equally spaced): `groupSetup` declares
+//    `gvalid` and `goff`; element e is base[goff + e * stride], all of the group valid or none
+//    (the caller guarantees the alignment), so one predicate and one pointer serve the group;
+//  - `vector`: `load` sets `src` and `ok` for the 4 elements from k (one 16-byte copy;
+//    `aligned`: src is known to be 16-byte aligned);
+//  - else per element: `load` sets `src` and `ok` (false before it) for element `k`, after
+//    `groupSetup` if any.
+// The destinations are computed once per row: within a row's 16 columns a thread's group of
+// 8 lands at two runs of 4 (the swizzle flips bits 2 and 3 of the column), a group of 4 at one.
+struct CopySpec {
+  int passes = 1, group = 8;
+  bool vector = false, aligned = false;
+  bool wholeGroups = false;  // a group's elements all before the slice's end or none (no check each)
+  int rowBase = 0;
+  bool sixteenBit = false;
+  std::string rowVar, rowOk, rowLimit, rowType, rowOrigin, rowSetup, groupSetup, load, base, stride;
+};
 
-// One operand's copies into `stage` for the tile at reduction index `kt`: `passes` passes of
-// rows (128 per pass when `group` is 8, 64 when 4), each thread a row and `group` consecutive
-// reduction steps. `rowSetup` declares what `load` needs for row `rowVar`; `load` sets `src`
-// and `ok` (false before it) for element `k` -- with `vector`, for the 4 elements from `k`
-// (k a multiple of 4), copied with one 16-byte cp.async.
-std::string copyCode(int passes, int group, bool vector, int rowBase, bool sixteenBit, const std::string& rowVar,
-                     const std::string& rowOk, const std::string& rowLimit, const std::string& rowType,
-                     const std::string& rowOrigin, const std::string& rowSetup, const std::string& groupSetup,
-                     const std::string& load, const std::string& base) {
-  const int perRow = 16 / group;  // threads per row
+std::string copyCode(const CopySpec& c) {
+  const int perRow = 16 / c.group;  // threads per row
+  const std::string swz = c.sixteenBit ? "(((r >> 1) & 1) << 3)" : "(((r >> 1) & 3) << 2)";
   std::string s;
-  for (int p = 0; p < passes; ++p) {
+  for (int p = 0; p < c.passes; ++p) {
     const Vars v = {{"P", std::to_string(p)},
                     {"ROWS_PER_PASS", std::to_string(256 / perRow)},
                     {"PER_ROW", std::to_string(perRow)},
-                    {"G", std::to_string(group)},
-                    {"ROW_BASE", std::to_string(rowBase)},
-                    {"ROWV", rowVar},
-                    {"ROW_OK", rowOk},
-                    {"LIMIT", rowLimit},
-                    {"RT", rowType},
-                    {"ORIGIN", rowOrigin},
-                    {"BASE", base},
-                    {"DST", swizzled(sixteenBit, "r", "kc + e")},
-                    {"STEP", vector ? "e += 4" : "++e"},
-                    {"COPY", vector ? "shoal_cp_async_f32x4" : "shoal_cp_async_f32"}};
+                    {"G", std::to_string(c.group)},
+                    {"ROW_BASE", std::to_string(c.rowBase)},
+                    {"ROWV", c.rowVar},
+                    {"ROW_OK", c.rowOk},
+                    {"LIMIT", c.rowLimit},
+                    {"RT", c.rowType},
+                    {"ORIGIN", c.rowOrigin},
+                    {"BASE", c.base},
+                    {"STRIDE", c.stride},
+                    {"SWZ", swz}};
     s += fill("      {\n"
               "        const int r = ${P} * ${ROWS_PER_PASS} + tid / ${PER_ROW}, kc = (tid % ${PER_ROW}) * ${G};\n"
               "        const ${RT} ${ROWV} = ${ORIGIN} + r;\n"
               "        const bool ${ROW_OK} = ${ROWV} < ${LIMIT};\n",
               v);
-    s += rowSetup;
+    s += c.rowSetup;
     s += fill("        const int kg = kt + kc;\n"
-              "        const bool gok = ${ROW_OK} && kg < kEnd;\n",
+              "        const bool gok = ${ROW_OK} && kg < kEnd;\n"
+              "        const int swz = ${SWZ};\n"
+              "        const shoal_saddr row = stage + (${ROW_BASE} + r) * 64;\n",
               v);
-    if (!groupSetup.empty()) s += groupSetup;
-    s += fill("        float* row = stage + (${ROW_BASE} + r) * 16;\n"
-              "#pragma unroll\n"
-              "        for (int e = 0; e < ${G}; ${STEP}) {\n"
-              "          const int k = kg + e;\n"
-              "          const float* src = ${BASE};\n"
-              "          bool ok = false;\n"
-              "          if (gok && k < kEnd) {\n",
-              v);
-    s += load;
-    s += fill("          }\n"
-              "          ${COPY}(row + ${DST}, src, ok);\n"
-              "        }\n"
-              "      }\n",
-              v);
+    if (!c.groupSetup.empty()) s += c.groupSetup;
+    // Destination of element e (bytes): groups of 8 at kc = 0 or 8, so (kc + e) ^ swz is
+    // (kc ^ (swz & 8)) + (e ^ (swz & 4)); groups of 4 at kc = 0, 4, 8, 12: (kc ^ swz) + e.
+    if (c.group == 8)
+      s += "        const shoal_saddr d0 = row + 4 * ((kc ^ (swz & 8)) + (swz & 4)), d1 = row + 4 * ((kc ^ (swz & 8)) - (swz & 4));\n";
+    else
+      s += "        const shoal_saddr d0 = row + 4 * (kc ^ swz);\n";
+    auto dst = [](int e) { return std::string(e < 4 ? "d0" : "d1") + " + " + std::to_string(4 * e); };
+    if (!c.stride.empty()) {
+      s += fill("        const bool ok = gok && gvalid;\n"
+                "        const float* gsrc = ok ? ${BASE} + goff : ${BASE};\n",
+                v);
+      for (int e = 0; e < c.group; ++e)
+        s += "        shoal_cp_async_f32(" + dst(e) + ", gsrc + " + (e == 0 ? "0" : std::to_string(e) + " * (" + c.stride + ")") +
+             ", ok);\n";
+    } else {
+      const std::string copy = c.vector ? (c.aligned ? "shoal_cp_async_f32x4_aligned" : "shoal_cp_async_f32x4")
+                                        : "shoal_cp_async_f32";
+      for (int e = 0; e < c.group; e += c.vector ? 4 : 1) {
+        s += fill("        {\n"
+                  "          const int e = " + std::to_string(e) + ", k = kg + e;\n"
+                  "          const float* src = ${BASE};\n"
+                  "          bool ok = false;\n",
+                  v);
+        s += "          if (gok" + std::string(c.wholeGroups ? "" : " && k < kEnd") + ") {\n";
+        s += c.load;
+        s += "          }\n          " + copy + "(" + dst(e) + ", src, ok);\n        }\n";
+      }
+    }
+    s += "      }\n";
   }
   return s;
 }
+
+// TF32: this lane's ldmatrix addresses in a stage, in bytes (see mmaSteps), before the loop.
+constexpr const char* tf32FragmentAddresses =
+    "  const int swl = ((((lane & 7) >> 1) & 3) << 2);\n"
+    "  const int arow0 = wm * 64 + (lane & 7) + ((lane >> 3) & 1) * 8, acol0 = ((lane >> 4) * 4) ^ swl;\n"
+    "  const int brow0 = ${BM} + wn * 32 + (lane >> 4) * 8 + (lane & 7), bcol0 = (((lane >> 3) & 1) * 4) ^ swl;\n"
+    "  const int aOff0 = (arow0 * 16 + acol0) * 4, aOff1 = (arow0 * 16 + (acol0 ^ 8)) * 4;\n"
+    "  const int bOff0 = (brow0 * 16 + bcol0) * 4, bOff1 = (brow0 * 16 + (bcol0 ^ 8)) * 4;\n";
 
 // The warp's products over the 16 reduction steps of stage `cur`. `bRounded`: B's elements are
 // TF32 already (rounded when packed).
@@ -108,23 +140,24 @@ std::string mmaSteps(TensorCoreMath m, int bm, bool bRounded) {
   // are rows 0-7 / 8-15 by columns ks..ks+3 / ks+4..ks+7 of a 16-row slab, B's two 8-row
   // slabs (j, j + 1) by the same two column blocks. Lane l addresses row (l & 7) of block
   // l >> 3; rows' swizzle depends only on l & 7 (slabs start at multiples of 8).
+  // The lane's addresses are fixed but for the stage (aOff/bOff, computed before the loop):
+  // A's slab i is 16 rows (1024 bytes) further, B's pair j = 2 16 rows further, and reduction
+  // columns 8..15 flip bit 3 of the swizzled column.
   if (m == TensorCoreMath::Tf32 || m == TensorCoreMath::Off)
-    return fill("    const float* As = smem + cur * kStageFloats;\n"
-                "    const float* Bs = As + ${B_ROWS} * 16;\n"
+    return fill("    const shoal_saddr st = sbase + cur * (kStageFloats * 4);\n"
                 "#pragma unroll\n"
-                "    for (int ks = 0; ks < 16; ks += 8) {\n"
+                "    for (int ks = 0; ks < 2; ++ks) {\n"
                 "      unsigned a[4][4], b[4][2];\n"
+                "      const shoal_saddr ap = st + (ks ? aOff1 : aOff0), bp = st + (ks ? bOff1 : bOff0);\n"
                 "#pragma unroll\n"
                 "      for (int i = 0; i < 4; ++i) {\n"
-                "        const int row = wm * 64 + i * 16 + (lane & 7) + ((lane >> 3) & 1) * 8;\n"
-                "        shoal_ldmatrix_x4(a[i], As + row * 16 + ((ks + (lane >> 4) * 4) ^ swl));\n"
+                "        shoal_ldmatrix_x4(a[i], ap + i * 1024);\n"
                 "        for (int q = 0; q < 4; ++q) a[i][q] = shoal_to_tf32(__uint_as_float(a[i][q]));\n"
                 "      }\n"
                 "#pragma unroll\n"
                 "      for (int j = 0; j < 4; j += 2) {\n"
-                "        const int row = wn * 32 + (j + (lane >> 4)) * 8 + (lane & 7);\n"
                 "        unsigned r[4];\n"
-                "        shoal_ldmatrix_x4(r, Bs + row * 16 + ((ks + ((lane >> 3) & 1) * 4) ^ swl));\n"
+                "        shoal_ldmatrix_x4(r, bp + j * 512);\n"
                 "${ROUND_B}"
                 "        b[j][0] = r[0];\n"
                 "        b[j][1] = r[1];\n"
@@ -207,11 +240,27 @@ Expected<void> emitImplicitGemm(NodeEmitter& em, const ImplicitGemm& spec) {
   const std::string bLoad = packB ? fill("            src = &packed[(${I})bo * ${KP} + k];\n            ok = true;\n",
                                          {{"I", em.I()}, {"KP", intLit(kp)}})
                                   : spec.bLoad;
-  const std::string copies =
-      copyCode(tile.bm / 128, 8, false, 0, sixteenBit, "am", "arow", intLit(spec.rows), em.I(), "m0", spec.aRowSetup,
-               spec.aGroup, spec.aLoad, spec.aBase) +
-      copyCode(tile.bn / 64, 4, packB || spec.bVector, tile.bm, sixteenBit, "bo", "brow", intLit(spec.cols), "int", "o0",
-               spec.bRowSetup, packB ? "" : spec.bGroup, bLoad, packB ? "packed" : spec.bBase);
+  CopySpec a;
+  a.passes = tile.bm / 128;
+  a.group = 8;
+  a.sixteenBit = sixteenBit;
+  a.rowVar = "am", a.rowOk = "arow", a.rowLimit = intLit(spec.rows), a.rowType = em.I(), a.rowOrigin = "m0";
+  a.rowSetup = spec.aRowSetup, a.groupSetup = spec.aGroup, a.load = spec.aLoad, a.base = spec.aBase;
+  a.stride = spec.aStride;
+  // Grouped gathers start at multiples of 8 (4), and slices end at multiples of 16 or at red.
+  a.wholeGroups = !a.groupSetup.empty() && spec.red % 8 == 0;
+  CopySpec b;
+  b.passes = tile.bn / 64;
+  b.group = 4;
+  b.vector = packB || spec.bVector;
+  b.aligned = packB;
+  b.rowBase = tile.bm;
+  b.sixteenBit = sixteenBit;
+  b.rowVar = "bo", b.rowOk = "brow", b.rowLimit = intLit(spec.cols), b.rowType = "int", b.rowOrigin = "o0";
+  b.rowSetup = spec.bRowSetup, b.groupSetup = packB ? "" : spec.bGroup, b.load = bLoad;
+  b.base = packB ? "packed" : spec.bBase;
+  b.wholeGroups = packB || (!b.groupSetup.empty() && spec.red % 4 == 0);
+  const std::string copies = copyCode(a) + copyCode(b);
   Vars v = {{"I", em.I()},
             {"M", intLit(spec.rows)},
             {"N", intLit(spec.cols)},
@@ -225,7 +274,8 @@ Expected<void> emitImplicitGemm(NodeEmitter& em, const ImplicitGemm& spec) {
             {"PER_SLICE", intLit(perSlice)},
             {"COPIES", copies},
             {"MMA_STEPS", mmaSteps(spec.math, tile.bm, packB)},
-            {"SW", sixteenBit ? "(((g >> 1) & 1) << 3)" : "(((g >> 1) & 3) << 2)"}};
+            {"SW", sixteenBit ? "  const int sw = (((g >> 1) & 1) << 3);  // the rows' swizzle (16-bit fragments)\n" : ""},
+            {"FRAGMENT_ADDRESSES", sixteenBit ? "" : fill(tf32FragmentAddresses, {{"BM", std::to_string(tile.bm)}})}};
   const bool split = splits > 1;
   v.push_back({"STORE", split ? "        partial[((${I})slice * ${M} + m) * ${N} + o] = s;\n" : spec.epilogue});
   // Scratch: the packed B (packFloats), then the slices' sums.
@@ -256,7 +306,9 @@ Expected<void> emitImplicitGemm(NodeEmitter& em, const ImplicitGemm& spec) {
       "  constexpr int kStages = ${STAGES}, kStageFloats = ${STAGE_FLOATS};\n"
       "  const int tid = (int)threadIdx.x, lane = tid & 31, warp = tid >> 5;\n"
       "  const int wm = warp % ${WARPS_M}, wn = warp / ${WARPS_M}, g = lane >> 2, t = lane & 3;\n"
-      "  const int sw = ${SW}, swl = ((((lane & 7) >> 1) & 3) << 2);\n"
+      "${SW}"
+      "  const shoal_saddr sbase = shoal_saddr_of(smem);  // the ring's shared address\n"
+      "${FRAGMENT_ADDRESSES}"
       "  const int slice = (int)(blockIdx.x / ${ROW_TILES});\n"
       "  const ${I} m0 = (${I})(blockIdx.x % ${ROW_TILES}) * ${BM};\n"
       "  const int o0 = (int)blockIdx.y * ${BN};\n"
@@ -265,7 +317,7 @@ Expected<void> emitImplicitGemm(NodeEmitter& em, const ImplicitGemm& spec) {
       "  const int tiles = (kEnd - kBegin + 15) / 16;\n"
       "  // Stage s's copies: the A rows, then the B rows, of the tile at reduction index kt.\n"
       "  auto load = [&](int s, int kt) {\n"
-      "    float* stage = smem + s * kStageFloats;\n"
+      "    const shoal_saddr stage = sbase + s * (kStageFloats * 4);\n"
       "${COPIES}"
       "  };\n"
       "  float acc[4][4][4];\n"

@@ -231,10 +231,10 @@ Expected<void> convForwardTensorCore(NodeEmitter& em, const ConvGeom& g, const s
     spec.aGroup = fill("        const int tap = kg / ${C}, c0 = kg % ${C};\n"
                        "        const int ki = tap / ${KW}, kj = tap % ${KW};\n"
                        "        const int iy = ${IYA}, ix = ${IXA};\n"
-                       "        const bool aok = iy >= 0 && iy < ${H} && ix >= 0 && ix < ${W};\n"
-                       "        const ${I} xo = aok ? xbase + ((${I})c0 * ${H} + iy) * ${W} + ix : 0;\n",
+                       "        const bool gvalid = iy >= 0 && iy < ${H} && ix >= 0 && ix < ${W};\n"
+                       "        const ${I} goff = xbase + ((${I})c0 * ${H} + iy) * ${W} + ix;\n",
                        v);
-    spec.aLoad = fill("            if (aok) { src = &x[xo + (${I})e * ${H} * ${W}]; ok = true; }\n", v);
+    spec.aStride = fill("(${I})${H} * ${W}", v);  // x + 7 planes is inside x (C >= 8)
     spec.bPacked = fill("w[((${I})o * ${C} + k % ${C}) * ${KK} + k / ${C}]", v);
   } else {
     spec.aLoad = fill("        const int c = k / ${KK}, tap = k % ${KK};\n"
@@ -286,11 +286,11 @@ Expected<void> convBackwardDataTensorCore(NodeEmitter& em, const ConvGeom& g, bo
                             "        const int ty = ${TYA}, tx = ${TXA};\n"
                             "        bool aok = ty >= 0 && tx >= 0${ALIGNED};\n"
                             "        const int oy = aok ? ty / ${SH} : 0, ox = aok ? tx / ${SW} : 0;\n"
-                            "        aok = aok && oy < ${OH} && ox < ${OW};\n"
-                            "        const ${I} go = aok ? gbase + ((${I})oc0 * ${OH} + oy) * ${OW} + ox : 0;\n",
+                            "        const bool gvalid = aok && oy < ${OH} && ox < ${OW};\n"
+                            "        const ${I} goff = gbase + ((${I})oc0 * ${OH} + oy) * ${OW} + ox;\n",
                             v),
                        v);
-    spec.aLoad = fill("            if (aok) { src = &${GRAD}[go + (${I})e * ${OH} * ${OW}]; ok = true; }\n", v);
+    spec.aStride = fill("(${I})${OH} * ${OW}", v);  // the gradient + 7 planes is inside it (O >= 8)
     spec.bPacked = fill("w[((${I})(k % ${O}) * ${C} + o) * ${KK} + k / ${O}]", v);
   } else {
     spec.aLoad = fill(fill("        const int oc = k / ${KK}, tap = k % ${KK};\n"
@@ -332,28 +332,70 @@ Expected<void> convBackwardWeightTensorCore(NodeEmitter& em, const ConvGeom& g) 
   spec.aBase = "x";
   spec.bBase = "dy";
   spec.aRowSetup = fill("  const int ac = (int)(am / ${KK}), atap = (int)(am % ${KK}), aki = atap / ${KW}, akj = atap % ${KW};\n", v);
-  if ((g.oh * g.ow) % 8 == 0) {
-    // A thread's 8 (A) or 4 (B) indices lie in one image: dy's are contiguous.
-    spec.aGroup = fill("        const int on = kg / (${OH} * ${OW}), p0 = kg % (${OH} * ${OW});\n"
-                       "        const ${I} xb = ((${I})on * ${C} + ac) * ${H} * ${W};\n",
-                       v);
-    spec.aLoad = fill("          const int oy = (p0 + e) / ${OW}, ox = (p0 + e) % ${OW};\n"
-                      "          const int iy = ${IYA}, ix = ${IXA};\n"
-                      "            if (iy >= 0 && iy < ${H} && ix >= 0 && ix < ${W}) { src = &x[xb + iy * ${W} + ix]; ok = true; }\n",
-                      v);
-    spec.bGroup = fill("        const int on = kg / (${OH} * ${OW}), p0 = kg % (${OH} * ${OW});\n"
-                       "        const ${I} dof = ((${I})on * ${O} + bo) * ${OH} * ${OW} + p0;\n",
-                       v);
-    spec.bLoad = "            src = &dy[dof + e];\n            ok = true;\n";
-    spec.bVector = true;
+  // A thread's 8 (A) or 4 (B) consecutive output pixels: the first's image, row and column
+  // once per group, then each e columns on, wrapping into the next row (and image) at most
+  // once -- so OW >= 7 for A and OH * OW >= 4 for B; smaller outputs divide per element.
+  const int64_t hw = g.oh * g.ow;
+  v.push_back({"HW", intLit(hw)});
+  if (g.ow >= 7) {
+    // Per group: the first pixel's input row (iy0), column (ix0) and image plane (xb0), and
+    // the row and plane after a wrap (iyw, xbw: the next output row, or the next image's first).
+    v.push_back({"IY0", linear({{"oy0", g.sh}, {"aki", g.dh}}, -g.pt)});
+    v.push_back({"IX0", linear({{"ox0", g.sw}, {"akj", g.dw}}, -g.pl)});
+    v.push_back({"IY_TOP", linear({{"aki", g.dh}}, -g.pt)});
+    v.push_back({"ROW_STEP", std::to_string(g.ow * g.sw)});
+    std::string group = "        const int on = kg / ${HW}, p0 = kg % ${HW}, oy0 = p0 / ${OW}, ox0 = p0 % ${OW};\n"
+                        "        const int iy0 = ${IY0}, ix0 = ${IX0};\n"
+                        "        const ${I} xb0 = ((${I})on * ${C} + ac) * ${H} * ${W};\n";
+    std::string load;
+    if (g.ow % 8 == 0) {
+      // The group's 8 pixels lie in one output row (p0 and OW are multiples of 8).
+      group += "        const bool in0 = iy0 >= 0 && iy0 < ${H};\n"
+               "        const float* p0x = x + (xb0 + (${I})iy0 * ${W} + ix0);\n";
+      load = "            const int ix = ix0 + e * ${SW};\n"
+             "            ok = in0 && ix >= 0 && ix < ${W};\n"
+             "            if (ok) src = p0x + e * ${SW};\n";
+    } else {
+      // Wrapping at most once (OW >= 7): into the next row, or (HW not a multiple of 8) the
+      // next image's first row. p0x / pwx: where element e would be read from, less e * SW.
+      group += hw % 8 == 0 ? "        const int iyw = iy0 + ${SH};\n        const ${I} xbw = xb0;\n"
+                           : "        const bool nextImage = oy0 + 1 >= ${OH};\n"
+                             "        const int iyw = nextImage ? ${IY_TOP} : iy0 + ${SH};\n"
+                             "        const ${I} xbw = nextImage ? xb0 + (${I})${C} * ${H} * ${W} : xb0;\n";
+      group += "        const bool in0 = iy0 >= 0 && iy0 < ${H}, inw = iyw >= 0 && iyw < ${H};\n"
+               "        const float* p0x = x + (xb0 + (${I})iy0 * ${W} + ix0);\n"
+               "        const float* pwx = x + (xbw + (${I})iyw * ${W} + ix0 - ${ROW_STEP});\n";
+      load = "            const bool w = ox0 + e >= ${OW};\n"
+             "            const int ix = ix0 + e * ${SW} - (w ? ${ROW_STEP} : 0);\n"
+             "            ok = (w ? inw : in0) && ix >= 0 && ix < ${W};\n"
+             "            if (ok) src = (w ? pwx : p0x) + e * ${SW};\n";
+    }
+    spec.aGroup = fill(fill(group, v), v);
+    spec.aLoad = fill(fill(load, v), v);
   } else {
-    spec.aLoad = fill("        const int ox = k % ${OW}, oy = (k / ${OW}) % ${OH}, on = k / (${OW} * ${OH});\n"
+    spec.aLoad = fill("        const int ox = k % ${OW}, oy = (k / ${OW}) % ${OH}, on = k / ${HW};\n"
                       "        const int iy = ${IYA}, ix = ${IXA};\n"
                       "        if (iy >= 0 && iy < ${H} && ix >= 0 && ix < ${W})\n"
                       "          { src = &x[(((${I})on * ${C} + ac) * ${H} + iy) * ${W} + ix]; ok = true; }\n",
                       v);
-    spec.bLoad = fill("        const int ox = k % ${OW}, oy = (k / ${OW}) % ${OH}, on = k / (${OW} * ${OH});\n"
-                      "        src = &dy[(((${I})on * ${O} + bo) * ${OH} + oy) * ${OW} + ox];\n"
+  }
+  if (hw % 8 == 0) {
+    // dy's 4 are contiguous within one image: one 16-byte copy.
+    spec.bGroup = fill("        const int on = kg / ${HW}, p0 = kg % ${HW};\n"
+                       "        const ${I} dof = ((${I})on * ${O} + bo) * ${HW} + p0;\n",
+                       v);
+    spec.bLoad = "            src = &dy[dof + e];\n            ok = true;\n";
+    spec.bVector = true;
+  } else if (hw >= 4) {
+    spec.bGroup = fill("        const int on = kg / ${HW}, p0 = kg % ${HW};\n"
+                       "        const ${I} dof = ((${I})on * ${O} + bo) * ${HW} + p0;\n",
+                       v);
+    spec.bLoad = fill("            src = &dy[dof + e + (p0 + e >= ${HW} ? (${I})(${O} - 1) * ${HW} : 0)];\n"
+                      "            ok = true;\n",
+                      v);
+  } else {
+    spec.bLoad = fill("        const int p = k % ${HW}, on = k / ${HW};\n"
+                      "        src = &dy[((${I})on * ${O} + bo) * ${HW} + p];\n"
                       "        ok = true;\n",
                       v);
   }

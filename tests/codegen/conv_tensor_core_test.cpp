@@ -344,6 +344,10 @@ void checkBackwardWeight(const Geometry& gm, uint64_t seed, const Runner& run, T
 // (its dy copied 16 bytes at a time), a forward whose 576-step reduction is split in two
 // slices, and 300 pixel rows by 136 1x1 filters: three row and two column tiles of 128 x 128 (the
 // forward, the weight gradient's columns), two row tiles of 256 x 64 (the data gradient).
+// The weight gradient's groups of output pixels: wrapping into the next row and image (9 x 11,
+// 6 x 9, 10 x 10 outputs), into the next row only (4 x 10: 40 pixels an image), not at all
+// (16 x 16, kSplit), or divided per element (outputs narrower than 7; 1 x 1, where dy's groups
+// of 4 span images too).
 const std::vector<Geometry> kGeometries = {
     {2, 3, 9, 11, 10, 3, 3, {1, 1}, {1, 1, 1, 1}, {1, 1}},
     {1, 4, 13, 12, 70, 3, 2, {2, 1}, {2, 0, 1, 1}, {2, 3}},
@@ -353,6 +357,8 @@ const std::vector<Geometry> kGeometries = {
     {2, 8, 8, 6, 16, 3, 3, {1, 1}, {2, 1, 2, 1}, {2, 1}},
     {1, 64, 5, 5, 8, 3, 3, {1, 1}, {1, 1, 1, 1}, {1, 1}},
     {3, 8, 10, 10, 136, 1, 1, {1, 1}, {0, 0, 0, 0}, {1, 1}},
+    {2, 8, 6, 12, 16, 3, 3, {1, 1}, {0, 0, 0, 0}, {1, 1}},
+    {3, 8, 3, 3, 8, 3, 3, {1, 1}, {0, 0, 0, 0}, {1, 1}},
 };
 
 // A reduction of 2*16*16 = 512 output pixels: the weight gradient in two slices, added by the
