@@ -562,19 +562,19 @@ __device__ __forceinline__ void shoal_warp_mma_16bit(float* d, const unsigned* a
   }
 #endif
 }
-// p[0] and p[1] rounded to bfloat16 or float16 (to nearest even) and packed, p[0] low.
-__device__ __forceinline__ unsigned shoal_pack_pair(const float* p, bool bf16) {
+// Two fp32 values (as bits) rounded to bfloat16 or float16 (to nearest even) and packed, lo in
+// the low half: an m16n8k16 fragment register.
+__device__ __forceinline__ unsigned shoal_pack_words(unsigned lo, unsigned hi, bool bf16) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
-  const float2 v = *reinterpret_cast<const float2*>(p);
   unsigned r;
   if (bf16)
-    asm("cvt.rn.bf16x2.f32 %0, %1, %2;" : "=r"(r) : "f"(v.y), "f"(v.x));
+    asm("cvt.rn.bf16x2.f32 %0, %1, %2;" : "=r"(r) : "f"(__uint_as_float(hi)), "f"(__uint_as_float(lo)));
   else
-    asm("cvt.rn.f16x2.f32 %0, %1, %2;" : "=r"(r) : "f"(v.y), "f"(v.x));
+    asm("cvt.rn.f16x2.f32 %0, %1, %2;" : "=r"(r) : "f"(__uint_as_float(hi)), "f"(__uint_as_float(lo)));
   return r;
 #else
-  const unsigned l = bf16 ? shoal_f32_to_bf16(p[0]) : shoal_f32_to_f16(p[0]);
-  const unsigned h = bf16 ? shoal_f32_to_bf16(p[1]) : shoal_f32_to_f16(p[1]);
+  const unsigned l = bf16 ? shoal_f32_to_bf16(__uint_as_float(lo)) : shoal_f32_to_f16(__uint_as_float(lo));
+  const unsigned h = bf16 ? shoal_f32_to_bf16(__uint_as_float(hi)) : shoal_f32_to_f16(__uint_as_float(hi));
   return l | (h << 16);
 #endif
 }

@@ -55,13 +55,12 @@ struct CopySpec {
   bool vector = false, aligned = false;
   bool wholeGroups = false;  // a group's elements all before the slice's end or none (no check each)
   int rowBase = 0;
-  bool sixteenBit = false;
   std::string rowVar, rowOk, rowLimit, rowType, rowOrigin, rowSetup, groupSetup, load, base, stride;
 };
 
 std::string copyCode(const CopySpec& c) {
   const int perRow = 16 / c.group;  // threads per row
-  const std::string swz = c.sixteenBit ? "(((r >> 1) & 1) << 3)" : "(((r >> 1) & 3) << 2)";
+  const std::string swz = "(((r >> 1) & 3) << 2)";
   std::string s;
   for (int p = 0; p < c.passes; ++p) {
     const Vars v = {{"P", std::to_string(p)},
@@ -122,27 +121,34 @@ std::string copyCode(const CopySpec& c) {
   return s;
 }
 
-// TF32: this lane's ldmatrix addresses in a stage, in bytes (see mmaSteps), before the loop.
+// This lane's ldmatrix addresses in a stage, in bytes (see mmaSteps), computed before the loop.
+// TF32: A's four 8 x 4 blocks are rows 0-7 / 8-15 by columns c..c+3 / c+4..c+7 of a 16-row
+// slab, B's blocks two 8-row slabs (j, j + 1) by the same two column blocks.
 constexpr const char* tf32FragmentAddresses =
     "  const int swl = ((((lane & 7) >> 1) & 3) << 2);\n"
     "  const int arow0 = wm * 64 + (lane & 7) + ((lane >> 3) & 1) * 8, acol0 = ((lane >> 4) * 4) ^ swl;\n"
     "  const int brow0 = ${BM} + wn * 32 + (lane >> 4) * 8 + (lane & 7), bcol0 = (((lane >> 3) & 1) * 4) ^ swl;\n"
     "  const int aOff0 = (arow0 * 16 + acol0) * 4, aOff1 = (arow0 * 16 + (acol0 ^ 8)) * 4;\n"
     "  const int bOff0 = (brow0 * 16 + bcol0) * 4, bOff1 = (brow0 * 16 + (bcol0 ^ 8)) * 4;\n";
+// 16-bit: A's blocks are rows 0-7 by columns c..c+3, c+4..c+7, then rows 8-15 the same; B's
+// one 8-row slab by all four column blocks.
+constexpr const char* sixteenBitFragmentAddresses =
+    "  const int swl = ((((lane & 7) >> 1) & 3) << 2);\n"
+    "  const int arow0 = wm * 64 + (lane & 7) + ((lane >> 4) & 1) * 8, acol0 = (((lane >> 3) & 1) * 4) ^ swl;\n"
+    "  const int brow0 = ${BM} + wn * 32 + (lane & 7), bcol0 = ((lane >> 3) * 4) ^ swl;\n"
+    "  const int aOff0 = (arow0 * 16 + acol0) * 4, aOff1 = (arow0 * 16 + (acol0 ^ 8)) * 4;\n"
+    "  const int bOff0 = (brow0 * 16 + bcol0) * 4;\n";
 
 // The warp's products over the 16 reduction steps of stage `cur`. `bRounded`: B's elements are
 // TF32 already (rounded when packed).
-std::string mmaSteps(TensorCoreMath m, int bm, bool bRounded) {
-  const Vars v = {{"B_ROWS", std::to_string(bm)},
-                  {"BF16", m == TensorCoreMath::Bf16 ? "true" : "false"},
+std::string mmaSteps(TensorCoreMath m, bool bRounded) {
+  const Vars v = {{"BF16", m == TensorCoreMath::Bf16 ? "true" : "false"},
                   {"ROUND_B", bRounded ? "" : "        for (int q = 0; q < 4; ++q) r[q] = shoal_to_tf32(__uint_as_float(r[q]));\n"}};
-  // TF32: each fragment is one ldmatrix.x4 (four 8 x 4 blocks of 32-bit words): A's blocks
-  // are rows 0-7 / 8-15 by columns ks..ks+3 / ks+4..ks+7 of a 16-row slab, B's two 8-row
-  // slabs (j, j + 1) by the same two column blocks. Lane l addresses row (l & 7) of block
-  // l >> 3; rows' swizzle depends only on l & 7 (slabs start at multiples of 8).
-  // The lane's addresses are fixed but for the stage (aOff/bOff, computed before the loop):
-  // A's slab i is 16 rows (1024 bytes) further, B's pair j = 2 16 rows further, and reduction
-  // columns 8..15 flip bit 3 of the swizzled column.
+  // Every fragment is an ldmatrix.x4 (four 8 x 4 blocks of 32-bit words: lane l addresses row
+  // l & 7 of block l >> 3 and receives word l & 3 of row l >> 2 of each block). The rows'
+  // swizzle depends only on l & 7 (slabs start at multiples of 8), so a lane's addresses are
+  // fixed but for the stage: A's slab i is 16 rows (1024 bytes) further, B's 8-row slab j 512
+  // bytes, and reduction columns 8..15 flip bit 3 of the swizzled column.
   if (m == TensorCoreMath::Tf32 || m == TensorCoreMath::Off)
     return fill("    const shoal_saddr st = sbase + cur * (kStageFloats * 4);\n"
                 "#pragma unroll\n"
@@ -170,31 +176,33 @@ std::string mmaSteps(TensorCoreMath m, int bm, bool bRounded) {
                 "        for (int j = 0; j < 4; ++j) shoal_warp_mma_tf32(acc[i][j], a[i], b[j]);\n"
                 "    }\n",
                 v);
-  // 16-bit formats: each fragment register is a pair of adjacent reduction steps, read as a
-  // float2 and packed (rounded) into two 16-bit values.
-  return fill("    const float* As = smem + cur * kStageFloats;\n"
-              "    const float* Bs = As + ${B_ROWS} * 16;\n"
+  // 16-bit formats (m16n8k16): a fragment register holds reduction slots 2t and 2t + 1 (and
+  // 2t + 8, 2t + 9). The slots are mapped onto the stage's columns so that ldmatrix delivers
+  // each pair as two words: slot 2t <- column t, 2t + 1 <- t + 4, 2t + 8 <- t + 8, 2t + 9 <-
+  // t + 12, the same for A and B (the sum over the 16 steps is the same sum, in another order);
+  // the two words are then rounded and packed into one register.
+  return fill("    const shoal_saddr st = sbase + cur * (kStageFloats * 4);\n"
               "    {\n"
-              "      const int c0 = (2 * t) ^ sw, c1 = (2 * t + 8) ^ sw;\n"
-              "      unsigned a[4][4], b[4][2];\n"
-              "#pragma unroll\n"
-              "      for (int i = 0; i < 4; ++i) {\n"
-              "        const float* ra = As + (wm * 64 + i * 16 + g) * 16;\n"
-              "        a[i][0] = shoal_pack_pair(ra + c0, ${BF16});\n"
-              "        a[i][1] = shoal_pack_pair(ra + 128 + c0, ${BF16});\n"
-              "        a[i][2] = shoal_pack_pair(ra + c1, ${BF16});\n"
-              "        a[i][3] = shoal_pack_pair(ra + 128 + c1, ${BF16});\n"
-              "      }\n"
+              "      unsigned b[4][2];\n"
               "#pragma unroll\n"
               "      for (int j = 0; j < 4; ++j) {\n"
-              "        const float* rb = Bs + (wn * 32 + j * 8 + g) * 16;\n"
-              "        b[j][0] = shoal_pack_pair(rb + c0, ${BF16});\n"
-              "        b[j][1] = shoal_pack_pair(rb + c1, ${BF16});\n"
+              "        unsigned r[4];\n"
+              "        shoal_ldmatrix_x4(r, st + bOff0 + j * 512);  // (g, t), (g, t+4), (g, t+8), (g, t+12)\n"
+              "        b[j][0] = shoal_pack_words(r[0], r[1], ${BF16});\n"
+              "        b[j][1] = shoal_pack_words(r[2], r[3], ${BF16});\n"
               "      }\n"
               "#pragma unroll\n"
-              "      for (int i = 0; i < 4; ++i)\n"
+              "      for (int i = 0; i < 4; ++i) {\n"
+              "        unsigned lo[4], hi[4], a[4];\n"
+              "        shoal_ldmatrix_x4(lo, st + aOff0 + i * 1024);  // (g, t), (g, t+4), (g+8, t), (g+8, t+4)\n"
+              "        shoal_ldmatrix_x4(hi, st + aOff1 + i * 1024);  // the same 8 columns on\n"
+              "        a[0] = shoal_pack_words(lo[0], lo[1], ${BF16});\n"
+              "        a[1] = shoal_pack_words(lo[2], lo[3], ${BF16});\n"
+              "        a[2] = shoal_pack_words(hi[0], hi[1], ${BF16});\n"
+              "        a[3] = shoal_pack_words(hi[2], hi[3], ${BF16});\n"
               "#pragma unroll\n"
-              "        for (int j = 0; j < 4; ++j) shoal_warp_mma_16bit(acc[i][j], a[i], b[j], ${BF16});\n"
+              "        for (int j = 0; j < 4; ++j) shoal_warp_mma_16bit(acc[i][j], a, b[j], ${BF16});\n"
+              "      }\n"
               "    }\n",
               v);
 }
@@ -243,7 +251,6 @@ Expected<void> emitImplicitGemm(NodeEmitter& em, const ImplicitGemm& spec) {
   CopySpec a;
   a.passes = tile.bm / 128;
   a.group = 8;
-  a.sixteenBit = sixteenBit;
   a.rowVar = "am", a.rowOk = "arow", a.rowLimit = intLit(spec.rows), a.rowType = em.I(), a.rowOrigin = "m0";
   a.rowSetup = spec.aRowSetup, a.groupSetup = spec.aGroup, a.load = spec.aLoad, a.base = spec.aBase;
   a.stride = spec.aStride;
@@ -255,7 +262,6 @@ Expected<void> emitImplicitGemm(NodeEmitter& em, const ImplicitGemm& spec) {
   b.vector = packB || spec.bVector;
   b.aligned = packB;
   b.rowBase = tile.bm;
-  b.sixteenBit = sixteenBit;
   b.rowVar = "bo", b.rowOk = "brow", b.rowLimit = intLit(spec.cols), b.rowType = "int", b.rowOrigin = "o0";
   b.rowSetup = spec.bRowSetup, b.groupSetup = packB ? "" : spec.bGroup, b.load = bLoad;
   b.base = packB ? "packed" : spec.bBase;
@@ -273,9 +279,9 @@ Expected<void> emitImplicitGemm(NodeEmitter& em, const ImplicitGemm& spec) {
             {"ROW_TILES", intLit(rowTiles)},
             {"PER_SLICE", intLit(perSlice)},
             {"COPIES", copies},
-            {"MMA_STEPS", mmaSteps(spec.math, tile.bm, packB)},
-            {"SW", sixteenBit ? "  const int sw = (((g >> 1) & 1) << 3);  // the rows' swizzle (16-bit fragments)\n" : ""},
-            {"FRAGMENT_ADDRESSES", sixteenBit ? "" : fill(tf32FragmentAddresses, {{"BM", std::to_string(tile.bm)}})}};
+            {"MMA_STEPS", mmaSteps(spec.math, packB)},
+            {"FRAGMENT_ADDRESSES",
+             fill(sixteenBit ? sixteenBitFragmentAddresses : tf32FragmentAddresses, {{"BM", std::to_string(tile.bm)}})}};
   const bool split = splits > 1;
   v.push_back({"STORE", split ? "        partial[((${I})slice * ${M} + m) * ${N} + o] = s;\n" : spec.epilogue});
   // Scratch: the packed B (packFloats), then the slices' sums.
@@ -306,7 +312,6 @@ Expected<void> emitImplicitGemm(NodeEmitter& em, const ImplicitGemm& spec) {
       "  constexpr int kStages = ${STAGES}, kStageFloats = ${STAGE_FLOATS};\n"
       "  const int tid = (int)threadIdx.x, lane = tid & 31, warp = tid >> 5;\n"
       "  const int wm = warp % ${WARPS_M}, wn = warp / ${WARPS_M}, g = lane >> 2, t = lane & 3;\n"
-      "${SW}"
       "  const shoal_saddr sbase = shoal_saddr_of(smem);  // the ring's shared address\n"
       "${FRAGMENT_ADDRESSES}"
       "  const int slice = (int)(blockIdx.x / ${ROW_TILES});\n"

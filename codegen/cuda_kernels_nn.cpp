@@ -237,10 +237,14 @@ Expected<void> convForwardTensorCore(NodeEmitter& em, const ConvGeom& g, const s
     spec.aStride = fill("(${I})${H} * ${W}", v);  // x + 7 planes is inside x (C >= 8)
     spec.bPacked = fill("w[((${I})o * ${C} + k % ${C}) * ${KK} + k / ${C}]", v);
   } else {
-    spec.aLoad = fill("        const int c = k / ${KK}, tap = k % ${KK};\n"
-                      "        const int ki = tap / ${KW}, kj = tap % ${KW};\n"
-                      "        const int iy = ${IYA}, ix = ${IXA};\n"
-                      "        if (iy >= 0 && iy < ${H} && ix >= 0 && ix < ${W}) { src = &x[xbase + (c * ${H} + iy) * ${W} + ix]; ok = true; }\n",
+    // The reduction ordered (channel, tap): the group's first (c, ki, kj) once, then each next
+    // element one tap on (the loads of a group run in order, and stop together at the end).
+    spec.aGroup = fill("        const int tap0 = kg % ${KK};\n"
+                       "        int c = kg / ${KK}, ki = tap0 / ${KW}, kj = tap0 % ${KW};\n",
+                       v);
+    spec.aLoad = fill("            if (e > 0 && ++kj == ${KW}) { kj = 0; if (++ki == ${KH}) { ki = 0; ++c; } }\n"
+                      "            const int iy = ${IYA}, ix = ${IXA};\n"
+                      "            if (iy >= 0 && iy < ${H} && ix >= 0 && ix < ${W}) { src = &x[xbase + (c * ${H} + iy) * ${W} + ix]; ok = true; }\n",
                       v);
     spec.bPacked = fill("w[(${I})o * ${CKK} + k]", v);
   }

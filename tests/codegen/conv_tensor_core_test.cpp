@@ -130,7 +130,9 @@ void expectWithinFormat(const Tensor& got, const std::vector<double>& want, cons
         << "-rounded operands " << rounded[i];
   }
   ASSERT_EQ(got.numElements(), int64_t(want.size()));
-  const double unit = std::ldexp(1.0, math == TensorCoreMath::Bf16 ? -9 : -11);
+  // The unit roundoff 2^-p: bfloat16 has p = 8 significant bits, TF32 and float16 p = 11; a
+  // product of two rounded operands is within 2u of the exact one.
+  const double unit = std::ldexp(1.0, math == TensorCoreMath::Bf16 ? -8 : -11);
   const double rel = 2 * unit + double(reduction) * std::ldexp(1.0, -23);
   double worst = 0;
   for (size_t i = 0; i < want.size(); ++i) {
