@@ -189,6 +189,9 @@ struct ImplicitGemm {
   std::string aRowSetup, aLoad, bRowSetup, bLoad, epilogue;
   std::string aGroup, bGroup;  ///< grouped gathers (see above); "" = per element
   std::string aStride;         ///< strided A groups (see above); "" = aLoad per element
+  /// With aStride: all 16 reduction steps from a multiple of 16 are equally spaced (channels
+  /// or filters in multiples of 16), so a stage row's copies interleave over 4 threads.
+  bool aStride16 = false;
   std::string aBase, bBase;    ///< always-valid pointers (kernel parameters) for `src`
   /// B as an expression of column `o` and reduction index `k` (k < red): a first kernel packs
   /// it into scratch, rows of red rounded up to 16 (coalesced 16-byte copies however the

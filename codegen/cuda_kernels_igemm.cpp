@@ -54,19 +54,23 @@ struct CopySpec {
   int passes = 1, group = 8;
   bool vector = false, aligned = false;
   bool wholeGroups = false;  // a group's elements all before the slice's end or none (no check each)
+  // With `stride`: the 16 steps of a stage row are equally spaced too, so 4 threads share a row
+  // and each copies every fourth step (k = kc + 4e): a warp's copy then writes 8 rows x 4
+  // columns, 32 different banks (a thread's 8 consecutive steps meet 4-way bank conflicts).
+  bool interleaved = false;
   int rowBase = 0;
   std::string rowVar, rowOk, rowLimit, rowType, rowOrigin, rowSetup, groupSetup, load, base, stride;
 };
 
 std::string copyCode(const CopySpec& c) {
-  const int perRow = 16 / c.group;  // threads per row
+  const int perRow = c.interleaved ? 4 : 16 / c.group;  // threads per row
   const std::string swz = "(((r >> 1) & 3) << 2)";
   std::string s;
   for (int p = 0; p < c.passes; ++p) {
     const Vars v = {{"P", std::to_string(p)},
                     {"ROWS_PER_PASS", std::to_string(256 / perRow)},
                     {"PER_ROW", std::to_string(perRow)},
-                    {"G", std::to_string(c.group)},
+                    {"G", std::to_string(c.interleaved ? 1 : c.group)},
                     {"ROW_BASE", std::to_string(c.rowBase)},
                     {"ROWV", c.rowVar},
                     {"ROW_OK", c.rowOk},
@@ -90,18 +94,25 @@ std::string copyCode(const CopySpec& c) {
     if (!c.groupSetup.empty()) s += c.groupSetup;
     // Destination of element e (bytes): groups of 8 at kc = 0 or 8, so (kc + e) ^ swz is
     // (kc ^ (swz & 8)) + (e ^ (swz & 4)); groups of 4 at kc = 0, 4, 8, 12: (kc ^ swz) + e.
-    if (c.group == 8)
+    if (c.interleaved)
+      s += "        const shoal_saddr d0 = row + 4 * kc;\n        const int sc = swz >> 2;\n";
+    else if (c.group == 8)
       s += "        const shoal_saddr d0 = row + 4 * ((kc ^ (swz & 8)) + (swz & 4)), d1 = row + 4 * ((kc ^ (swz & 8)) - (swz & 4));\n";
     else
       s += "        const shoal_saddr d0 = row + 4 * (kc ^ swz);\n";
-    auto dst = [](int e) { return std::string(e < 4 ? "d0" : "d1") + " + " + std::to_string(4 * e); };
+    // Interleaved: step kc + 4e sits in column chunk e ^ (swz >> 2), word kc.
+    auto dst = [&](int e) {
+      return c.interleaved ? "d0 + 16 * (" + std::to_string(e) + " ^ sc)"
+                           : std::string(e < 4 ? "d0" : "d1") + " + " + std::to_string(4 * e);
+    };
+    const int step = c.interleaved ? 4 : 1;  // reduction steps between a thread's elements
     if (!c.stride.empty()) {
       s += fill("        const bool ok = gok && gvalid;\n"
                 "        const float* gsrc = ok ? ${BASE} + goff : ${BASE};\n",
                 v);
       for (int e = 0; e < c.group; ++e)
-        s += "        shoal_cp_async_f32(" + dst(e) + ", gsrc + " + (e == 0 ? "0" : std::to_string(e) + " * (" + c.stride + ")") +
-             ", ok);\n";
+        s += "        shoal_cp_async_f32(" + dst(e) + ", gsrc + " +
+             (e == 0 ? "0" : std::to_string(e * step) + " * (" + c.stride + ")") + ", ok);\n";
     } else {
       const std::string copy = c.vector ? (c.aligned ? "shoal_cp_async_f32x4_aligned" : "shoal_cp_async_f32x4")
                                         : "shoal_cp_async_f32";
@@ -249,8 +260,9 @@ Expected<void> emitImplicitGemm(NodeEmitter& em, const ImplicitGemm& spec) {
                                          {{"I", em.I()}, {"KP", intLit(kp)}})
                                   : spec.bLoad;
   CopySpec a;
-  a.passes = tile.bm / 128;
-  a.group = 8;
+  a.interleaved = !spec.aStride.empty() && spec.aStride16;
+  a.passes = tile.bm / (a.interleaved ? 64 : 128);
+  a.group = a.interleaved ? 4 : 8;
   a.rowVar = "am", a.rowOk = "arow", a.rowLimit = intLit(spec.rows), a.rowType = em.I(), a.rowOrigin = "m0";
   a.rowSetup = spec.aRowSetup, a.groupSetup = spec.aGroup, a.load = spec.aLoad, a.base = spec.aBase;
   a.stride = spec.aStride;

@@ -234,7 +234,8 @@ Expected<void> convForwardTensorCore(NodeEmitter& em, const ConvGeom& g, const s
                        "        const bool gvalid = iy >= 0 && iy < ${H} && ix >= 0 && ix < ${W};\n"
                        "        const ${I} goff = xbase + ((${I})c0 * ${H} + iy) * ${W} + ix;\n",
                        v);
-    spec.aStride = fill("(${I})${H} * ${W}", v);  // x + 7 planes is inside x (C >= 8)
+    spec.aStride = fill("(${I})${H} * ${W}", v);  // x + 7 (interleaved: 12) planes is inside x
+    spec.aStride16 = g.c % 16 == 0;
     spec.bPacked = fill("w[((${I})o * ${C} + k % ${C}) * ${KK} + k / ${C}]", v);
   } else {
     // The reduction ordered (channel, tap): the group's first (c, ki, kj) once, then each next
@@ -294,7 +295,8 @@ Expected<void> convBackwardDataTensorCore(NodeEmitter& em, const ConvGeom& g, bo
                             "        const ${I} goff = gbase + ((${I})oc0 * ${OH} + oy) * ${OW} + ox;\n",
                             v),
                        v);
-    spec.aStride = fill("(${I})${OH} * ${OW}", v);  // the gradient + 7 planes is inside it (O >= 8)
+    spec.aStride = fill("(${I})${OH} * ${OW}", v);  // the gradient + 7 (12) planes is inside it
+    spec.aStride16 = g.o % 16 == 0;
     spec.bPacked = fill("w[((${I})(k % ${O}) * ${C} + o) * ${KK} + k / ${O}]", v);
   } else {
     spec.aLoad = fill(fill("        const int oc = k / ${KK}, tap = k % ${KK};\n"
