@@ -238,16 +238,33 @@ Expected<void> convForwardTensorCore(NodeEmitter& em, const ConvGeom& g, const s
     spec.aStride16 = g.c % 16 == 0;
     spec.bPacked = fill("w[((${I})o * ${C} + k % ${C}) * ${KK} + k / ${C}]", v);
   } else {
-    // The reduction ordered (channel, tap): the group's first (c, ki, kj) once, then each next
-    // element one tap on (the loads of a group run in order, and stop together at the end).
-    spec.aGroup = fill("        const int tap0 = kg % ${KK};\n"
-                       "        int c = kg / ${KK}, ki = tap0 / ${KW}, kj = tap0 % ${KW};\n",
-                       v);
-    spec.aLoad = fill("            if (e > 0 && ++kj == ${KW}) { kj = 0; if (++ki == ${KH}) { ki = 0; ++c; } }\n"
-                      "            const int iy = ${IYA}, ix = ${IXA};\n"
-                      "            if (iy >= 0 && iy < ${H} && ix >= 0 && ix < ${W}) { src = &x[xbase + (c * ${H} + iy) * ${W} + ix]; ok = true; }\n",
-                      v);
-    spec.bPacked = fill("w[(${I})o * ${CKK} + k]", v);
+    if (g.kw <= 8) {
+      // Few channels (the stem): the reduction padded to rows of 8 taps, k = ((c, ki), kj)
+      // with kj < 8 (B is zero past KW), so a thread's group is one kernel row: its input
+      // row, bounds and address once, then each element a column on.
+      spec.red = g.c * g.kh * 8;
+      v.push_back({"IY_ROW", linear({{"aoy", g.sh}, {"ki", g.dh}}, -g.pt)});
+      v.push_back({"IX_ROW", linear({{"aox", g.sw}}, -g.pl)});
+      spec.aGroup = fill("        const int kr = kg >> 3, c = kr / ${KH}, ki = kr % ${KH}, iy = ${IY_ROW}, ix0 = ${IX_ROW};\n"
+                         "        const bool rowIn = iy >= 0 && iy < ${H};\n"
+                         "        const ${I} xr = xbase + ((${I})c * ${H} + iy) * ${W};\n",
+                         v);
+      spec.aLoad = fill("            const int ix = ix0 + e * ${DW};\n"
+                        "            if (e < ${KW} && rowIn && ix >= 0 && ix < ${W}) { src = &x[xr + ix]; ok = true; }\n",
+                        v);
+      spec.bPacked = fill("((k & 7) < ${KW} ? w[(${I})o * ${CKK} + (k >> 3) * ${KW} + (k & 7)] : 0.0f)", v);
+    } else {
+      // The reduction ordered (channel, tap): the group's first (c, ki, kj) once, then each next
+      // element one tap on (the loads of a group run in order, and stop together at the end).
+      spec.aGroup = fill("        const int tap0 = kg % ${KK};\n"
+                         "        int c = kg / ${KK}, ki = tap0 / ${KW}, kj = tap0 % ${KW};\n",
+                         v);
+      spec.aLoad = fill("            if (e > 0 && ++kj == ${KW}) { kj = 0; if (++ki == ${KH}) { ki = 0; ++c; } }\n"
+                        "            const int iy = ${IYA}, ix = ${IXA};\n"
+                        "            if (iy >= 0 && iy < ${H} && ix >= 0 && ix < ${W}) { src = &x[xbase + (c * ${H} + iy) * ${W} + ix]; ok = true; }\n",
+                        v);
+      spec.bPacked = fill("w[(${I})o * ${CKK} + k]", v);
+    }
   }
   spec.epilogue = fill("        const int ox = (int)(m % ${OW}), oy = (int)((m / ${OW}) % ${OH});\n"
                        "        const ${I} at = ((m / ((${I})${OW} * ${OH}) * ${O} + o) * ${OH} + oy) * (${I})${OW} + ox;\n"
