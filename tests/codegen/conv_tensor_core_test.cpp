@@ -349,7 +349,8 @@ void checkBackwardWeight(const Geometry& gm, uint64_t seed, const Runner& run, T
 // The weight gradient's groups of output pixels: wrapping into the next row and image (9 x 11,
 // 6 x 9, 10 x 10 outputs), into the next row only (4 x 10: 40 pixels an image), not at all
 // (16 x 16, kSplit), or divided per element (outputs narrower than 7; 1 x 1, where dy's groups
-// of 4 span images too). Forwards with few channels: kernel rows of at most 8 taps padded to 8
+// of 4 span images too); outputs 12 or more wide interleave their groups over 4 threads (3 x 14:
+// wrapping into the next image, 4 x 12: into the next row only, 16 x 16: within the row). Forwards with few channels: kernel rows of at most 8 taps padded to 8
 // (3, 4 and 2 channels), a row of 9 taps element by element.
 const std::vector<Geometry> kGeometries = {
     {2, 3, 9, 11, 10, 3, 3, {1, 1}, {1, 1, 1, 1}, {1, 1}},
@@ -363,6 +364,8 @@ const std::vector<Geometry> kGeometries = {
     {2, 8, 6, 12, 16, 3, 3, {1, 1}, {0, 0, 0, 0}, {1, 1}},
     {3, 8, 3, 3, 8, 3, 3, {1, 1}, {0, 0, 0, 0}, {1, 1}},
     {1, 3, 4, 12, 8, 1, 9, {1, 1}, {0, 1, 0, 1}, {1, 1}},
+    {2, 3, 3, 14, 8, 3, 3, {1, 1}, {1, 1, 1, 1}, {1, 1}},
+    {1, 4, 4, 12, 8, 3, 3, {1, 1}, {1, 1, 1, 1}, {1, 1}},
 };
 
 // A reduction of 2*16*16 = 512 output pixels: the weight gradient in two slices, added by the
