@@ -192,9 +192,6 @@ struct ImplicitGemm {
   /// With aStride: all 16 reduction steps from a multiple of 16 are equally spaced (channels
   /// or filters in multiples of 16), so a stage row's copies interleave over 4 threads.
   bool aStride16 = false;
-  /// With aGroup and aLoad (no aStride): the group and its loads also serve 4 elements 4 steps
-  /// apart (kg any index, e = 0, 4, 8, 12), so a stage row's copies interleave over 4 threads.
-  bool aInterleave = false;
   std::string aBase, bBase;    ///< always-valid pointers (kernel parameters) for `src`
   /// B as an expression of column `o` and reduction index `k` (k < red): a first kernel packs
   /// it into scratch, rows of red rounded up to 16 (coalesced 16-byte copies however the

@@ -54,8 +54,8 @@ struct CopySpec {
   int passes = 1, group = 8;
   bool vector = false, aligned = false;
   bool wholeGroups = false;  // a group's elements all before the slice's end or none (no check each)
-  // 4 threads share a row and each copies every fourth step (k = kc + 4e; with `stride`, the
-  // 16 steps of a stage row are equally spaced too): a warp's copy then writes 8 rows x 4
+  // With `stride`: the 16 steps of a stage row are equally spaced too, so 4 threads share a row
+  // and each copies every fourth step (k = kc + 4e): a warp's copy then writes 8 rows x 4
   // columns, 32 different banks (a thread's 8 consecutive steps meet 4-way bank conflicts).
   bool interleaved = false;
   int rowBase = 0;
@@ -117,9 +117,8 @@ std::string copyCode(const CopySpec& c) {
       const std::string copy = c.vector ? (c.aligned ? "shoal_cp_async_f32x4_aligned" : "shoal_cp_async_f32x4")
                                         : "shoal_cp_async_f32";
       for (int e = 0; e < c.group; e += c.vector ? 4 : 1) {
-        // `e` in the load is the element's reduction offset from kg.
         s += fill("        {\n"
-                  "          const int e = " + std::to_string(e * step) + ", k = kg + e;\n"
+                  "          const int e = " + std::to_string(e) + ", k = kg + e;\n"
                   "          const float* src = ${BASE};\n"
                   "          bool ok = false;\n",
                   v);
@@ -261,14 +260,14 @@ Expected<void> emitImplicitGemm(NodeEmitter& em, const ImplicitGemm& spec) {
                                          {{"I", em.I()}, {"KP", intLit(kp)}})
                                   : spec.bLoad;
   CopySpec a;
-  a.interleaved = (!spec.aStride.empty() && spec.aStride16) || (spec.aStride.empty() && spec.aInterleave);
+  a.interleaved = !spec.aStride.empty() && spec.aStride16;
   a.passes = tile.bm / (a.interleaved ? 64 : 128);
   a.group = a.interleaved ? 4 : 8;
   a.rowVar = "am", a.rowOk = "arow", a.rowLimit = intLit(spec.rows), a.rowType = em.I(), a.rowOrigin = "m0";
   a.rowSetup = spec.aRowSetup, a.groupSetup = spec.aGroup, a.load = spec.aLoad, a.base = spec.aBase;
   a.stride = spec.aStride;
   // Grouped gathers start at multiples of 8 (4), and slices end at multiples of 16 or at red.
-  a.wholeGroups = !a.groupSetup.empty() && spec.red % (a.interleaved ? 16 : 8) == 0;
+  a.wholeGroups = !a.groupSetup.empty() && spec.red % 8 == 0;
   CopySpec b;
   b.passes = tile.bn / 64;
   b.group = 4;

@@ -355,14 +355,11 @@ Expected<void> convBackwardWeightTensorCore(NodeEmitter& em, const ConvGeom& g) 
   spec.aBase = "x";
   spec.bBase = "dy";
   spec.aRowSetup = fill("  const int ac = (int)(am / ${KK}), atap = (int)(am % ${KK}), aki = atap / ${KW}, akj = atap % ${KW};\n", v);
-  // A thread's output pixels -- 8 consecutive, or (interleaved, OW >= 12) 4 at every fourth of
-  // 16 (B: 4 consecutive): the first's image, row and column once per group, then each e
-  // columns on, wrapping into the next row (and image) at most once -- so OW >= 7 for A and
-  // OH * OW >= 4 for B; smaller outputs divide per element.
+  // A thread's 8 (A) or 4 (B) consecutive output pixels: the first's image, row and column
+  // once per group, then each e columns on, wrapping into the next row (and image) at most
+  // once -- so OW >= 7 for A and OH * OW >= 4 for B; smaller outputs divide per element.
   const int64_t hw = g.oh * g.ow;
   v.push_back({"HW", intLit(hw)});
-  spec.aInterleave = g.ow >= 12;
-  const int64_t span = spec.aInterleave ? 16 : 8;  // the reduction steps a group spans
   if (g.ow >= 7) {
     // Per group: the first pixel's input row (iy0), column (ix0) and image plane (xb0), and
     // the row and plane after a wrap (iyw, xbw: the next output row, or the next image's first).
@@ -374,17 +371,17 @@ Expected<void> convBackwardWeightTensorCore(NodeEmitter& em, const ConvGeom& g) 
                         "        const int iy0 = ${IY0}, ix0 = ${IX0};\n"
                         "        const ${I} xb0 = ((${I})on * ${C} + ac) * ${H} * ${W};\n";
     std::string load;
-    if (g.ow % span == 0) {
-      // The group's pixels lie in one output row (OW is a multiple of the span, p0 of 16 or 8 plus kc).
+    if (g.ow % 8 == 0) {
+      // The group's 8 pixels lie in one output row (p0 and OW are multiples of 8).
       group += "        const bool in0 = iy0 >= 0 && iy0 < ${H};\n"
                "        const float* p0x = x + (xb0 + (${I})iy0 * ${W} + ix0);\n";
       load = "            const int ix = ix0 + e * ${SW};\n"
              "            ok = in0 && ix >= 0 && ix < ${W};\n"
              "            if (ok) src = p0x + e * ${SW};\n";
     } else {
-      // Wrapping at most once (OW >= 7, or 12): into the next row, or (HW not a multiple of the span) the
+      // Wrapping at most once (OW >= 7): into the next row, or (HW not a multiple of 8) the
       // next image's first row. p0x / pwx: where element e would be read from, less e * SW.
-      group += hw % span == 0 ? "        const int iyw = iy0 + ${SH};\n        const ${I} xbw = xb0;\n"
+      group += hw % 8 == 0 ? "        const int iyw = iy0 + ${SH};\n        const ${I} xbw = xb0;\n"
                            : "        const bool nextImage = oy0 + 1 >= ${OH};\n"
                              "        const int iyw = nextImage ? ${IY_TOP} : iy0 + ${SH};\n"
                              "        const ${I} xbw = nextImage ? xb0 + (${I})${C} * ${H} * ${W} : xb0;\n";

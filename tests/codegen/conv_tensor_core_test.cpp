@@ -349,8 +349,7 @@ void checkBackwardWeight(const Geometry& gm, uint64_t seed, const Runner& run, T
 // The weight gradient's groups of output pixels: wrapping into the next row and image (9 x 11,
 // 6 x 9, 10 x 10 outputs), into the next row only (4 x 10: 40 pixels an image), not at all
 // (16 x 16, kSplit), or divided per element (outputs narrower than 7; 1 x 1, where dy's groups
-// of 4 span images too); outputs 12 or more wide interleave their groups over 4 threads (3 x 14:
-// wrapping into the next image, 4 x 12: into the next row only, 16 x 16: within the row). Forwards with few channels: kernel rows of at most 8 taps padded to 8
+// of 4 span images too); 3 x 14 and 4 x 12 outputs wrap into the next image and the next row. Forwards with few channels: kernel rows of at most 8 taps padded to 8
 // (3, 4 and 2 channels), a row of 9 taps element by element.
 const std::vector<Geometry> kGeometries = {
     {2, 3, 9, 11, 10, 3, 3, {1, 1}, {1, 1, 1, 1}, {1, 1}},
