@@ -11,10 +11,11 @@
 // is out of range), so the copies of the next kStages - 1 stages are in flight while the warps
 // multiply the current one, and one barrier per step. The stages hold fp32, each row's 16
 // columns XOR-swizzled so that a warp's fragment reads hit 32 different banks; the operands
-// are rounded to the format as the fragments are read (TF32: ldmatrix, then cvt.rna; 16-bit:
-// a pair converted and packed per register). A gather is per element,
-// or (ImplicitGemm::aGroup / bGroup) does its index arithmetic once per 8 (or 4) elements and
-// then only strides; B may instead be packed by a first kernel into scratch (ImplicitGemm::
+// are rounded to the format as the fragments are read (every fragment an ldmatrix; TF32 then
+// cvt.rna, 16-bit a pair of words converted and packed per register). Shared addresses are
+// 32-bit values computed once per thread (shoal_saddr). A gather is per element, or
+// (ImplicitGemm::aGroup / bGroup) does its index arithmetic once per 8 (or 4) elements and then
+// only strides -- equally spaced groups (aStride) as one predicate and pointer; B may instead be packed by a first kernel into scratch (ImplicitGemm::
 // bPacked: the weights in the GEMM's order) and, like a contiguous B (bVector), copied 16 bytes
 // at a time.
 #include <fmt/format.h>

@@ -402,17 +402,15 @@ Expected<void> convBackwardWeightTensorCore(NodeEmitter& em, const ConvGeom& g) 
                       "          { src = &x[(((${I})on * ${C} + ac) * ${H} + iy) * ${W} + ix]; ok = true; }\n",
                       v);
   }
-  if (hw % 8 == 0) {
-    // dy's 4 are contiguous within one image: one 16-byte copy.
+  if (hw >= 4)
     spec.bGroup = fill("        const int on = kg / ${HW}, p0 = kg % ${HW};\n"
                        "        const ${I} dof = ((${I})on * ${O} + bo) * ${HW} + p0;\n",
                        v);
+  if (hw % 8 == 0) {
+    // dy's 4 are contiguous within one image: one 16-byte copy.
     spec.bLoad = "            src = &dy[dof + e];\n            ok = true;\n";
     spec.bVector = true;
   } else if (hw >= 4) {
-    spec.bGroup = fill("        const int on = kg / ${HW}, p0 = kg % ${HW};\n"
-                       "        const ${I} dof = ((${I})on * ${O} + bo) * ${HW} + p0;\n",
-                       v);
     spec.bLoad = fill("            src = &dy[dof + e + (p0 + e >= ${HW} ? (${I})(${O} - 1) * ${HW} : 0)];\n"
                       "            ok = true;\n",
                       v);
