@@ -203,6 +203,8 @@ struct ImplicitGemm {
   /// Floats at the start of scratch that the caller uses itself (its output, say).
   int64_t scratchReserved = 0;
   int64_t splits = 1;
+  /// Prefix of the kernels' name suffixes ("p01_" -> ..._p01_tc), for a node with several GEMMs.
+  std::string name;
   std::string params;
   std::vector<CudaArg> args;
   TensorCoreMath math = TensorCoreMath::Tf32;

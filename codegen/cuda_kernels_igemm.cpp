@@ -312,7 +312,7 @@ Expected<void> emitImplicitGemm(NodeEmitter& em, const ImplicitGemm& spec) {
     const std::string value = sixteenBit ? spec.bPacked : "__uint_as_float(shoal_to_tf32(" + spec.bPacked + "))";
     const Vars pv = {{"I", em.I()}, {"KP", intLit(kp)}, {"K", intLit(spec.red)}, {"EXPR", value},
                      {"AT", intLit(reserved)}};
-    em.elementwise("tc_b", params,
+    em.elementwise(spec.name + "tc_b", params,
                    fill(fill("    const int o = (int)(i / ${KP}), k = (int)(i % ${KP});\n"
                              "    scratch[${AT} + i] = k < ${K} ? ${EXPR} : 0.0f;\n",
                              pv),
@@ -374,7 +374,7 @@ Expected<void> emitImplicitGemm(NodeEmitter& em, const ImplicitGemm& spec) {
       "${STORE}"
       "      }\n",
       v), v);
-  em.kernel("tc", params, body, args, unsigned(rowTiles * splits), unsigned(colTiles),
+  em.kernel(spec.name + "tc", params, body, args, unsigned(rowTiles * splits), unsigned(colTiles),
             unsigned(kStages * stageFloats * sizeof(float)));
   if (scratch)
     em.needScratch((reserved + packFloats + (split ? splits * spec.rows * spec.cols : 0)) * int64_t(sizeof(float)));
@@ -386,7 +386,7 @@ Expected<void> emitImplicitGemm(NodeEmitter& em, const ImplicitGemm& spec) {
                    {"SPLITS", intLit(splits)},
                    {"PARTIAL", intLit(reserved + packFloats)},
                    {"EPILOGUE", spec.epilogue}};
-  em.elementwise("tc_sum", params,
+  em.elementwise(spec.name + "tc_sum", params,
                  fill(fill("    const ${I} m = i / ${N};\n"
                            "    const int o = (int)(i % ${N});\n"
                            "    const float* partial = scratch + ${PARTIAL};\n"

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <limits>
+#include <numeric>
 
 #include "codegen/cuda_emit.h"
 #include "ir/conv_geometry.h"
@@ -281,63 +282,126 @@ Expected<void> convForwardTensorCore(NodeEmitter& em, const ConvGeom& g, const s
   return emitImplicitGemm(em, spec);
 }
 
+// The taps of one axis that reach the input pixels of phase p (those at p + s * i'): the
+// window positions ki * d - pad + s * oy that land on them are ki = first + j * step
+// (j < count), at output row oy = i' + offset - j * skip. Stride 1 has one phase and every tap.
+struct PhaseTaps {
+  int64_t pixels = 0;  // input pixels of the phase along the axis
+  int64_t first = 0, count = 0, step = 1, offset = 0, skip = 0;
+};
+
+PhaseTaps phaseTaps(int64_t p, int64_t s, int64_t pad, int64_t d, int64_t k, int64_t in) {
+  PhaseTaps t;
+  t.pixels = p < in ? (in - p + s - 1) / s : 0;
+  t.step = s / std::gcd(s, d);  // the taps meeting a pixel repeat every s / gcd(s, d)
+  for (int64_t ki = 0; ki < std::min(k, t.step); ++ki)
+    if (((p + pad - ki * d) % s + s) % s == 0) {
+      t.first = ki;
+      t.count = (k - ki + t.step - 1) / t.step;
+      t.offset = (p + pad - ki * d) / s;  // exact
+      t.skip = t.step * d / s;
+      break;
+    }
+  return t;
+}
+
 // The data gradient (and conv_transpose2d, the same gather plus a bias): rows are input
 // pixels (n, iy, ix), columns channels, the reduction (o, ki, kj) over the taps whose output
-// pixel exists (stride-aligned and in range).
+// pixel exists. A stride of s splits the input pixels into s x s phases (iy mod sh, ix mod sw)
+// that each meet their own taps only (a quarter of a 3 x 3 kernel's for stride 2): one GEMM
+// per phase over its pixels and taps, so no product is spent on a tap that cannot land, and
+// a phase no tap reaches (a 1 x 1 kernel's odd pixels) is written as zero (or the bias).
 Expected<void> convBackwardDataTensorCore(NodeEmitter& em, const ConvGeom& g, bool transpose, bool bias) {
-  Vars v = tcVars(em, g);
-  v.push_back({"GRAD", transpose ? "x" : "dy"});
-  v.push_back({"OUT", transpose ? "y" : "dx"});
-  v.push_back({"TYA", linear({{"aiy", 1}, {"ki", -g.dh}}, g.pt)});
-  v.push_back({"TXA", linear({{"aix", 1}, {"kj", -g.dw}}, g.pl)});
-  v.push_back({"ALIGNED", (g.sh == 1 ? std::string() : " && ty % ${SH} == 0") + (g.sw == 1 ? "" : " && tx % ${SW} == 0")});
-  v.push_back({"ADD_BIAS", bias ? " + bias[o]" : ""});
-  ImplicitGemm spec;
-  spec.rows = g.n * g.h * g.w;
-  spec.cols = g.c;
-  spec.red = g.o * g.kh * g.kw;
-  spec.splits = implicitGemmSplits(spec.rows, spec.cols, spec.red);
-  spec.aBase = transpose ? "x" : "dy";
-  spec.aRowSetup = fill("  const int aix = (int)(am % ${W}), aiy = (int)((am / ${W}) % ${H});\n"
-                        "  const ${I} gbase = (am / ((${I})${W} * ${H})) * (${I})(${O} * ${OH} * ${OW});\n",
-                        v);
-  if (g.o % 8 == 0) {
-    // The reduction ordered (tap, filter), as the forward's (tap, channel).
-    spec.aGroup = fill(fill("        const int tap = kg / ${O}, oc0 = kg % ${O};\n"
-                            "        const int ki = tap / ${KW}, kj = tap % ${KW};\n"
-                            "        const int ty = ${TYA}, tx = ${TXA};\n"
-                            "        bool aok = ty >= 0 && tx >= 0${ALIGNED};\n"
-                            "        const int oy = aok ? ty / ${SH} : 0, ox = aok ? tx / ${SW} : 0;\n"
-                            "        const bool gvalid = aok && oy < ${OH} && ox < ${OW};\n"
-                            "        const ${I} goff = gbase + ((${I})oc0 * ${OH} + oy) * ${OW} + ox;\n",
-                            v),
-                       v);
-    spec.aStride = fill("(${I})${OH} * ${OW}", v);  // the gradient + 7 (12) planes is inside it
-    spec.aStride16 = g.o % 16 == 0;
-    spec.bPacked = fill("w[((${I})(k % ${O}) * ${C} + o) * ${KK} + k / ${O}]", v);
-  } else {
-    spec.aLoad = fill(fill("        const int oc = k / ${KK}, tap = k % ${KK};\n"
-                           "        const int ki = tap / ${KW}, kj = tap % ${KW};\n"
-                           "        const int ty = ${TYA}, tx = ${TXA};\n"
-                           "        if (ty >= 0 && tx >= 0${ALIGNED}) {\n"
-                           "          const int oy = ty / ${SH}, ox = tx / ${SW};\n"
-                           "          if (oy < ${OH} && ox < ${OW}) { src = &${GRAD}[gbase + (oc * ${OH} + oy) * ${OW} + ox]; ok = true; }\n"
-                           "        }\n",
-                           v),
-                      v);
-    spec.bPacked = fill("w[((${I})(k / ${KK}) * ${C} + o) * ${KK} + k % ${KK}]", v);
-  }
-  spec.epilogue = fill("        const int ix = (int)(m % ${W}), iy = (int)((m / ${W}) % ${H});\n"
-                       "        ${OUT}[((m / ((${I})${W} * ${H}) * ${C} + o) * ${H} + iy) * (${I})${W} + ix] = s${ADD_BIAS};\n",
-                       v);
-  spec.params = fill(std::string("const float* __restrict__ ${GRAD}, const float* __restrict__ w, ") +
-                         (bias ? "const float* __restrict__ bias, " : "") + "float* __restrict__ ${OUT}",
-                     v);
-  spec.args = {em.in(0), em.in(1)};
-  if (bias) spec.args.push_back(em.in(2));
-  spec.args.push_back(em.out());
-  spec.math = em.options().tensorCores;
-  return emitImplicitGemm(em, spec);
+  const bool phased = g.sh > 1 || g.sw > 1;
+  for (int64_t py = 0; py < std::min(g.sh, g.h); ++py)
+    for (int64_t px = 0; px < std::min(g.sw, g.w); ++px) {
+      const PhaseTaps ty = phaseTaps(py, g.sh, g.pt, g.dh, g.kh, g.h);
+      const PhaseTaps tx = phaseTaps(px, g.sw, g.pl, g.dw, g.kw, g.w);
+      Vars v = tcVars(em, g);
+      v.push_back({"GRAD", transpose ? "x" : "dy"});
+      v.push_back({"OUT", transpose ? "y" : "dx"});
+      v.push_back({"HP", intLit(ty.pixels)});
+      v.push_back({"WP", intLit(tx.pixels)});
+      v.push_back({"TAPS", intLit(ty.count * tx.count)});
+      v.push_back({"TXN", intLit(tx.count)});
+      // The phase's pixel (iy, ix) from its row and column there; the output pixel of tap (ty, tx).
+      v.push_back({"PHASE_IY", linear({{"piy", g.sh}}, py)});
+      v.push_back({"PHASE_IX", linear({{"pix", g.sw}}, px)});
+      v.push_back({"OYA", linear({{"aiy", 1}, {"ty", -ty.skip}}, ty.offset)});
+      v.push_back({"OXA", linear({{"aix", 1}, {"tx", -tx.skip}}, tx.offset)});
+      // The weight's tap (ki * KW + kj) of the phase's tap number `tap` (an expression).
+      auto weightTap = [&](const std::string& tap) {
+        const std::string row = "(" + tap + ") / " + std::to_string(tx.count), col = "(" + tap + ") % " + std::to_string(tx.count);
+        return "(" + linear({{row.c_str(), ty.step}}, ty.first) + ") * " + std::to_string(g.kw) + " + " +
+               linear({{col.c_str(), tx.step}}, tx.first);
+      };
+      v.push_back({"ADD_BIAS", bias ? " + bias[o]" : ""});
+      const std::string name = phased ? "p" + std::to_string(py) + std::to_string(px) + "_" : "";
+      const std::string params =
+          fill(std::string("const float* __restrict__ ${GRAD}, const float* __restrict__ w, ") +
+                   (bias ? "const float* __restrict__ bias, " : "") + "float* __restrict__ ${OUT}",
+               v);
+      std::vector<CudaArg> args = {em.in(0), em.in(1)};
+      if (bias) args.push_back(em.in(2));
+      args.push_back(em.out());
+      const std::string pixel = fill("        const int ix = ${PHASE_IX}, iy = ${PHASE_IY};\n"
+                                     "        ${OUT}[((pn * ${C} + o) * ${H} + iy) * (${I})${W} + ix] = ",
+                                     v);
+      if (ty.count == 0 || tx.count == 0) {
+        // No tap lands on this phase: its pixels get nothing from dy.
+        em.elementwise(name + "zero", params,
+                       fill(fill("        const int pix = (int)(i % ${WP}), piy = (int)((i / ${WP}) % ${HP});\n"
+                                 "        const int o = (int)((i / ((${I})${WP} * ${HP})) % ${C});\n"
+                                 "        const ${I} pn = i / ((${I})${WP} * ${HP} * ${C});\n",
+                                 v) +
+                                pixel + (bias ? "bias[o];\n" : "0.0f;\n"),
+                            {{"I", em.I()}}),
+                       args, g.n * g.c * ty.pixels * tx.pixels);
+        continue;
+      }
+      ImplicitGemm spec;
+      spec.name = name;
+      spec.rows = g.n * ty.pixels * tx.pixels;
+      spec.cols = g.c;
+      spec.red = g.o * ty.count * tx.count;
+      spec.splits = implicitGemmSplits(spec.rows, spec.cols, spec.red);
+      spec.aBase = transpose ? "x" : "dy";
+      spec.aRowSetup = fill("  const int aix = (int)(am % ${WP}), aiy = (int)((am / ${WP}) % ${HP});\n"
+                            "  const ${I} gbase = (am / ((${I})${WP} * ${HP})) * (${I})(${O} * ${OH} * ${OW});\n",
+                            v);
+      if (g.o % 8 == 0) {
+        // The reduction ordered (tap, filter), as the forward's (tap, channel).
+        spec.aGroup = fill(fill("        const int tap = kg / ${O}, oc0 = kg % ${O};\n"
+                                "        const int ty = tap / ${TXN}, tx = tap % ${TXN};\n"
+                                "        const int oy = ${OYA}, ox = ${OXA};\n"
+                                "        const bool gvalid = oy >= 0 && oy < ${OH} && ox >= 0 && ox < ${OW};\n"
+                                "        const ${I} goff = gbase + ((${I})oc0 * ${OH} + oy) * ${OW} + ox;\n",
+                                v),
+                           v);
+        spec.aStride = fill("(${I})${OH} * ${OW}", v);  // the gradient + 7 (12) planes is inside it
+        spec.aStride16 = g.o % 16 == 0;
+        spec.bPacked = fill("w[((${I})(k % ${O}) * ${C} + o) * ${KK} + ", v) + weightTap("k / " + std::to_string(g.o)) + "]";
+      } else {
+        spec.aLoad = fill(fill("        const int oc = k / ${TAPS}, tap = k % ${TAPS};\n"
+                               "        const int ty = tap / ${TXN}, tx = tap % ${TXN};\n"
+                               "        const int oy = ${OYA}, ox = ${OXA};\n"
+                               "        if (oy >= 0 && oy < ${OH} && ox >= 0 && ox < ${OW})\n"
+                               "          { src = &${GRAD}[gbase + ((${I})oc * ${OH} + oy) * ${OW} + ox]; ok = true; }\n",
+                               v),
+                          v);
+        spec.bPacked = fill("w[((${I})(k / ${TAPS}) * ${C} + o) * ${KK} + ", v) + weightTap("k % " + std::to_string(ty.count * tx.count)) + "]";
+      }
+      spec.epilogue = fill(fill("        const int pix = (int)(m % ${WP}), piy = (int)((m / ${WP}) % ${HP});\n"
+                                "        const ${I} pn = m / ((${I})${WP} * ${HP});\n",
+                                v) +
+                               pixel + "s${ADD_BIAS};\n",
+                           v);
+      spec.params = params;
+      spec.args = args;
+      spec.math = em.options().tensorCores;
+      if (auto r = emitImplicitGemm(em, spec); !r) return r;
+    }
+  return {};
 }
 
 // The weight gradient: rows (c, ki, kj), columns filters, the reduction over every output

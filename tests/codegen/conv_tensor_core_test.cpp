@@ -272,6 +272,23 @@ void checkForwardPool(const Geometry& gm, uint64_t seed, const Runner& run, Tens
   expectWithinFormat(*got, pw64, pr64, pm, gm.c * gm.kh * gm.kw, math);
 }
 
+// The data gradient's GEMMs: one per phase (iy mod sh, ix mod sw) that some tap reaches,
+// counted here by brute force over the taps.
+int reachedPhases(const Geometry& gm) {
+  auto reached = [](int64_t p, int64_t s, int64_t pad, int64_t d, int64_t k, int64_t in) {
+    bool any = false;
+    for (int64_t iy = p; iy < in; iy += s)
+      for (int64_t ki = 0; ki < k; ++ki) any = any || (iy + pad - ki * d) % s == 0;
+    return any;
+  };
+  int count = 0;
+  for (int64_t py = 0; py < gm.stride[0]; ++py)
+    for (int64_t px = 0; px < gm.stride[1]; ++px)
+      count += reached(py, gm.stride[0], gm.padding[0], gm.dilation[0], gm.kh, gm.h) &&
+               reached(px, gm.stride[1], gm.padding[1], gm.dilation[1], gm.kw, gm.w);
+  return count;
+}
+
 // conv2d_backward_data (dy, w) -> dx, or conv_transpose2d (x, w, bias) -> y: the same sums.
 void checkBackwardData(const Geometry& gm, bool transpose, uint64_t seed, const Runner& run, TensorCoreMath math) {
   SCOPED_TRACE(std::string(transpose ? "conv_transpose2d " : "backward data ") + describe(gm) + " " +
@@ -295,7 +312,7 @@ void checkBackwardData(const Geometry& gm, bool transpose, uint64_t seed, const 
   }
   ASSERT_TRUE(y.has_value()) << y.error().str();
   layers::output(g, *y, "y", loc);
-  EXPECT_EQ(tensorCoreKernels(g), 1);
+  EXPECT_EQ(tensorCoreKernels(g), reachedPhases(gm));
   std::mt19937_64 rng(seed);
   Tensor dyt = randomTensor({gm.n, gm.o, gm.oh(), gm.ow()}, rng), wt = randomTensor({gm.o, gm.c, gm.kh, gm.kw}, rng),
          bt = randomTensor({gm.c}, rng);
@@ -350,7 +367,11 @@ void checkBackwardWeight(const Geometry& gm, uint64_t seed, const Runner& run, T
 // 6 x 9, 10 x 10 outputs), into the next row only (4 x 10: 40 pixels an image), not at all
 // (16 x 16, kSplit), or divided per element (outputs narrower than 7; 1 x 1, where dy's groups
 // of 4 span images too); 3 x 14 and 4 x 12 outputs wrap into the next image and the next row. Forwards with few channels: kernel rows of at most 8 taps padded to 8
-// (3, 4 and 2 channels), a row of 9 taps element by element.
+// (3, 4 and 2 channels), a row of 9 taps element by element. Strided data gradients, a GEMM per
+// phase: 3 x 3 at stride 2 over odd extents (phases of 6 and 5 rows, 1 or 2 taps each way;
+// 32 filters, the interleaved copies), 1 x 1 at stride 2 (three phases no tap reaches,
+// written as zeros), 3 x 3 at strides 3 x 2 with uneven padding; the second geometry's
+// dilation 2 at stride 2 leaves the odd rows to no tap too.
 const std::vector<Geometry> kGeometries = {
     {2, 3, 9, 11, 10, 3, 3, {1, 1}, {1, 1, 1, 1}, {1, 1}},
     {1, 4, 13, 12, 70, 3, 2, {2, 1}, {2, 0, 1, 1}, {2, 3}},
@@ -365,6 +386,9 @@ const std::vector<Geometry> kGeometries = {
     {1, 3, 4, 12, 8, 1, 9, {1, 1}, {0, 1, 0, 1}, {1, 1}},
     {2, 3, 3, 14, 8, 3, 3, {1, 1}, {1, 1, 1, 1}, {1, 1}},
     {1, 4, 4, 12, 8, 3, 3, {1, 1}, {1, 1, 1, 1}, {1, 1}},
+    {2, 8, 11, 9, 32, 3, 3, {2, 2}, {1, 1, 1, 1}, {1, 1}},
+    {2, 16, 9, 10, 16, 1, 1, {2, 2}, {0, 0, 0, 0}, {1, 1}},
+    {1, 8, 10, 7, 16, 3, 3, {3, 2}, {2, 1, 0, 0}, {1, 1}},
 };
 
 // A reduction of 2*16*16 = 512 output pixels: the weight gradient in two slices, added by the
