@@ -69,6 +69,80 @@ Expected<void> checkLabels(const NodeEmitter& em, size_t i) {
   return {};
 }
 
+// The sums of blockIdx.y's slices of each output (blockIdx.x), added in slice order (the
+// same order whatever the launch); one slice writes y itself.
+void emitSliceSums(NodeEmitter& em, const ReducePlan& p, Vars v, int64_t splits, const std::string& kernelBody) {
+  v.push_back({"SPLITS", intLit(splits)});
+  v.push_back({"RESULT", splits == 1 ? fill("${T}* __restrict__ y", v) : "double* __restrict__ partial"});
+  v.push_back({"STORE", splits == 1 ? fill("y[j] = (${T})s;", v) : "partial[j * ${SPLITS} + blockIdx.y] = s;"});
+  em.kernel(splits == 1 ? "" : "partial", fill("const ${T}* __restrict__ x, ${RESULT}", v), fill(fill(kernelBody, v), v),
+            {em.in(0), splits == 1 ? em.out() : NodeEmitter::scratch()}, unsigned(p.outputs), unsigned(splits));
+  if (splits == 1) return;
+  em.needScratch(p.outputs * splits * int64_t(sizeof(double)));
+  em.elementwise("sum", fill("const double* __restrict__ partial, ${T}* __restrict__ y", v),
+                 fill("    double s = 0.0;\n"
+                      "    for (int split = 0; split < ${SPLITS}; ++split) s += partial[i * ${SPLITS} + split];\n"
+                      "    y[i] = (${T})s;\n",
+                      v),
+                 {NodeEmitter::scratch(), em.out()}, p.outputs);
+}
+
+// sum_to whose innermost reduced dimension is contiguous (a bias gradient: [n, c, h, w] ->
+// [c] reduces runs of h * w): a warp per run, its lanes reading consecutive elements (four at
+// a time, 16-byte loads, where the runs are multiples of 4 and x is 16-byte aligned -- the
+// same order of terms either way), the run's offset computed once. Each output's runs are
+// split into slices to give the device ~4 blocks per SM. The general path below divides the
+// index per element, which left these reductions ~5x under the memory bandwidth.
+void emitSumToRuns(NodeEmitter& em, const ReducePlan& p, Vars v) {
+  const int64_t run = p.reduced.back().extent, runs = p.terms / run;
+  std::vector<Dim> outer(p.reduced.begin(), p.reduced.end() - 1);
+  bool quads = run % 4 == 0 && em.T() == "float";
+  for (const Dim& d : p.kept) quads = quads && d.stride % 4 == 0;
+  for (const Dim& d : outer) quads = quads && d.stride % 4 == 0;
+  const int64_t splits = std::clamp<int64_t>((4 * kTargetBlocks + p.outputs - 1) / p.outputs, 1,
+                                             std::clamp<int64_t>(std::min(runs / kWarpsPerBlock, p.terms / 2048), 1, 65535));
+  v.push_back({"RUN", intLit(run)});
+  v.push_back({"QUADS", intLit(run / 4)});
+  v.push_back({"RUNS", intLit(runs)});
+  v.push_back({"CHUNK", intLit((runs + splits - 1) / splits)});
+  v.push_back({"WARPS", std::to_string(kWarpsPerBlock)});
+  v.push_back({"BASE2", offsetCode(em.I(), "j", p.kept, "base", "  ")});
+  v.push_back({"RUN_OFFSET", offsetCode(em.I(), "r", outer, "off", "    ")});
+  const std::string sumRun =
+      quads ? "    const ${T}* xr = x + off;\n"
+              "    if (vec) {\n"
+              "#pragma unroll 4\n"
+              "      for (int e = lane; e < ${QUADS}; e += 32) {\n"
+              "        const float4 q = reinterpret_cast<const float4*>(xr)[e];\n"
+              "        acc += (double)q.x; acc += (double)q.y; acc += (double)q.z; acc += (double)q.w;\n"
+              "      }\n"
+              "    } else {\n"
+              "#pragma unroll 4\n"
+              "      for (int e = lane; e < ${QUADS}; e += 32)\n"
+              "        for (int q = 0; q < 4; ++q) acc += (double)xr[4 * e + q];\n"
+              "    }\n"
+            : "    const ${T}* xr = x + off;\n"
+              "#pragma unroll 4\n"
+              "    for (int e = lane; e < ${RUN}; e += 32) acc += (double)xr[e];\n";
+  emitSliceSums(em, p, v, splits,
+                "  __shared__ double red[32];\n"
+                "  const ${I} j = blockIdx.x;\n"
+                "  ${I} base = 0;\n"
+                "${BASE2}"
+                "  const int lane = threadIdx.x & 31;\n"
+                "  const ${I} begin = (${I})blockIdx.y * ${CHUNK};\n"
+                "  const ${I} end = begin + ${CHUNK} < ${RUNS} ? begin + ${CHUNK} : ${RUNS};\n" +
+                    std::string(quads ? "  const bool vec = ((unsigned long long)x & 15) == 0;\n" : "") +
+                    "  double acc = 0.0;\n"
+                    "  for (${I} r = begin + (threadIdx.x >> 5); r < end; r += ${WARPS}) {\n"
+                    "    ${I} off = base;\n"
+                    "${RUN_OFFSET}" +
+                    sumRun +
+                    "  }\n"
+                    "  const double s = shoal_block_sum(acc, red);\n"
+                    "  if (threadIdx.x == 0) ${STORE}\n");
+}
+
 }  // namespace
 
 // y (out shape) = x summed over the dimensions broadcasting would repeat. Short sums: a thread
@@ -104,43 +178,32 @@ Expected<void> emitSumTo(NodeEmitter& em) {
                    {em.in(0), em.out()}, p.outputs);
     return {};
   }
+  if (p.reduced.back().stride == 1 && p.reduced.back().extent >= 32) {
+    emitSumToRuns(em, p, v);
+    return {};
+  }
   int64_t splits = std::clamp<int64_t>((kTargetBlocks + p.outputs - 1) / p.outputs, 1,
                                        std::max<int64_t>(1, p.terms / 2048));
   splits = std::min<int64_t>(splits, 65535);
   const int64_t chunk = (p.terms + splits - 1) / splits;
   v.push_back({"CHUNK", intLit(chunk)});
-  v.push_back({"SPLITS", intLit(splits)});
   v.push_back({"BASE2", offsetCode(em.I(), "j", p.kept, "base", "  ")});
   v.push_back({"TERM2", offsetCode(em.I(), "k", p.reduced, "off", "    ")});
-  v.push_back({"RESULT", splits == 1 ? fill("${T}* __restrict__ y", v) : "double* __restrict__ partial"});
-  v.push_back({"STORE", splits == 1 ? fill("y[j] = (${T})s;", v) : "partial[j * ${SPLITS} + blockIdx.y] = s;"});
-  std::string body = fill(fill(
-      "  __shared__ double red[32];\n"
-      "  const ${I} j = blockIdx.x;\n"
-      "  ${I} base = 0;\n"
-      "${BASE2}"
-      "  const ${I} begin = (${I})blockIdx.y * ${CHUNK};\n"
-      "  const ${I} end = begin + ${CHUNK} < ${R} ? begin + ${CHUNK} : ${R};\n"
-      "  double acc = 0.0;\n"
-      "  for (${I} k = begin + threadIdx.x; k < end; k += blockDim.x) {\n"
-      "    ${I} off = base;\n"
-      "${TERM2}"
-      "    acc += (double)x[off];\n"
-      "  }\n"
-      "  const double s = shoal_block_sum(acc, red);\n"
-      "  if (threadIdx.x == 0) ${STORE}\n",
-      v), v);
-  em.kernel(splits == 1 ? "" : "partial", fill("const ${T}* __restrict__ x, ${RESULT}", v), body,
-            {em.in(0), splits == 1 ? em.out() : NodeEmitter::scratch()}, unsigned(p.outputs), unsigned(splits));
-  if (splits > 1) {
-    em.needScratch(p.outputs * splits * int64_t(sizeof(double)));
-    em.elementwise("sum", fill("const double* __restrict__ partial, ${T}* __restrict__ y", v),
-                   fill("    double s = 0.0;\n"
-                        "    for (int split = 0; split < ${SPLITS}; ++split) s += partial[i * ${SPLITS} + split];\n"
-                        "    y[i] = (${T})s;\n",
-                        v),
-                   {NodeEmitter::scratch(), em.out()}, p.outputs);
-  }
+  emitSliceSums(em, p, v, splits,
+                "  __shared__ double red[32];\n"
+                "  const ${I} j = blockIdx.x;\n"
+                "  ${I} base = 0;\n"
+                "${BASE2}"
+                "  const ${I} begin = (${I})blockIdx.y * ${CHUNK};\n"
+                "  const ${I} end = begin + ${CHUNK} < ${R} ? begin + ${CHUNK} : ${R};\n"
+                "  double acc = 0.0;\n"
+                "  for (${I} k = begin + threadIdx.x; k < end; k += blockDim.x) {\n"
+                "    ${I} off = base;\n"
+                "${TERM2}"
+                "    acc += (double)x[off];\n"
+                "  }\n"
+                "  const double s = shoal_block_sum(acc, red);\n"
+                "  if (threadIdx.x == 0) ${STORE}\n");
   return {};
 }
 

@@ -57,6 +57,7 @@ unsigned char* shoal_emu_dynamic_shared;
 #define __align__(n) __attribute__((aligned(n)))
 #define isinf(x) std::isinf(x)
 #define isfinite(x) std::isfinite(x)
+struct __attribute__((aligned(16))) float4 { float x, y, z, w; };
 inline void __syncthreads() { shoal_emu_sync(); }
 inline void __threadfence() {}
 template <typename T>

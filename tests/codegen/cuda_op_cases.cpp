@@ -190,6 +190,12 @@ SHOAL_CUDA_CASE(SumTo, OpKind::SumTo) {
   b.op(OpKind::SumTo, {b.input("c", Shape{16, 8, 20, 20})}, attrs({{"shape", Ints{1, 8, 1, 1}}}), "long");
   b.op(OpKind::SumTo, {b.input("d", Shape{6, 40})}, attrs({{"shape", Ints{40}}}), "few");
   b.op(OpKind::SumTo, {b.input("e", Shape{2, 3})}, attrs({{"shape", Ints{}}}), "all");
+  // Contiguous runs reduced a warp each: 20 of 49 per output (not in fours; a warp takes
+  // several), 40 of 36 (in fours), one of 432 per output, one of 210 for a single output.
+  b.op(OpKind::SumTo, {b.input("f", Shape{20, 3, 7, 7})}, attrs({{"shape", Ints{1, 3, 1, 1}}}), "runs");
+  b.op(OpKind::SumTo, {b.input("f4", Shape{40, 16, 36})}, attrs({{"shape", Ints{1, 16, 1}}}), "runs4");
+  b.op(OpKind::SumTo, {b.input("g", Shape{5, 12, 36})}, attrs({{"shape", Ints{5, 1, 1}}}), "inner");
+  b.op(OpKind::SumTo, {b.input("h", Shape{3, 70})}, attrs({{"shape", Ints{}}}), "whole");
   return true;
   return false;
 }
