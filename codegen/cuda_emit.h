@@ -200,6 +200,10 @@ struct ImplicitGemm {
   /// bLoad points `src` at 4 consecutive elements (k a multiple of 4) that are contiguous,
   /// all in range or none: one 16-byte copy (element-wise where src is not 16-byte aligned).
   bool bVector = false;
+  /// B's element-wise copies interleaved over a row's 4 threads (each every fourth step,
+  /// bLoad's `e` then 0, 4, 8, 12): a warp's copy writes 32 different banks, where a thread's 4
+  /// consecutive steps meet 4-way bank conflicts.
+  bool bInterleaved = false;
   /// Floats at the start of scratch that the caller uses itself (its output, say).
   int64_t scratchReserved = 0;
   int64_t splits = 1;

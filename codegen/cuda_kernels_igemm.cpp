@@ -117,9 +117,10 @@ std::string copyCode(const CopySpec& c) {
     } else {
       const std::string copy = c.vector ? (c.aligned ? "shoal_cp_async_f32x4_aligned" : "shoal_cp_async_f32x4")
                                         : "shoal_cp_async_f32";
+      // `e`: the element's reduction steps past kg (every fourth step when interleaved).
       for (int e = 0; e < c.group; e += c.vector ? 4 : 1) {
         s += fill("        {\n"
-                  "          const int e = " + std::to_string(e) + ", k = kg + e;\n"
+                  "          const int e = " + std::to_string(e * step) + ", k = kg + e;\n"
                   "          const float* src = ${BASE};\n"
                   "          bool ok = false;\n",
                   v);
@@ -278,7 +279,9 @@ Expected<void> emitImplicitGemm(NodeEmitter& em, const ImplicitGemm& spec) {
   b.rowVar = "bo", b.rowOk = "brow", b.rowLimit = intLit(spec.cols), b.rowType = "int", b.rowOrigin = "o0";
   b.rowSetup = spec.bRowSetup, b.groupSetup = packB ? "" : spec.bGroup, b.load = bLoad;
   b.base = packB ? "packed" : spec.bBase;
-  b.wholeGroups = packB || (!b.groupSetup.empty() && spec.red % 4 == 0);
+  b.interleaved = spec.bInterleaved && !b.vector;
+  // Interleaved, a thread's elements span 13 steps of its 16-step tile: whole when red is too.
+  b.wholeGroups = packB || (!b.groupSetup.empty() && spec.red % (b.interleaved ? 16 : 4) == 0);
   const std::string copies = copyCode(a) + copyCode(b);
   Vars v = {{"I", em.I()},
             {"M", intLit(spec.rows)},

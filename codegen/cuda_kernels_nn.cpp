@@ -475,9 +475,11 @@ Expected<void> convBackwardWeightTensorCore(NodeEmitter& em, const ConvGeom& g) 
     spec.bLoad = "            src = &dy[dof + e];\n            ok = true;\n";
     spec.bVector = true;
   } else if (hw >= 4) {
+    // Wrapping into the next image at most once: e < 4, or (interleaved) e <= 12 < HW.
     spec.bLoad = fill("            src = &dy[dof + e + (p0 + e >= ${HW} ? (${I})(${O} - 1) * ${HW} : 0)];\n"
                       "            ok = true;\n",
                       v);
+    spec.bInterleaved = hw >= 13;
   } else {
     spec.bLoad = fill("        const int p = k % ${HW}, on = k / ${HW};\n"
                       "        src = &dy[((${I})on * ${O} + bo) * ${HW} + p];\n"
