@@ -70,8 +70,17 @@ Expected<void> checkLabels(const NodeEmitter& em, size_t i) {
 }
 
 // The sums of blockIdx.y's slices of each output (blockIdx.x), added in slice order (the
-// same order whatever the launch); one slice writes y itself.
-void emitSliceSums(NodeEmitter& em, const ReducePlan& p, Vars v, int64_t splits, const std::string& kernelBody) {
+// same order whatever the launch); one slice writes y itself. `accumulate` adds this thread's
+// terms of output j (its kept offset in `base`) to `acc`.
+void emitSliceSums(NodeEmitter& em, const ReducePlan& p, Vars v, int64_t splits, const std::string& accumulate) {
+  const std::string kernelBody = "  __shared__ double red[32];\n"
+                                 "  const ${I} j = blockIdx.x;\n"
+                                 "  ${I} base = 0;\n"
+                                 "${BASE2}" +
+                                 accumulate +
+                                 "  const double s = shoal_block_sum(acc, red);\n"
+                                 "  if (threadIdx.x == 0) ${STORE}\n";
+  v.push_back({"BASE2", offsetCode(em.I(), "j", p.kept, "base", "  ")});
   v.push_back({"SPLITS", intLit(splits)});
   v.push_back({"RESULT", splits == 1 ? fill("${T}* __restrict__ y", v) : "double* __restrict__ partial"});
   v.push_back({"STORE", splits == 1 ? fill("y[j] = (${T})s;", v) : "partial[j * ${SPLITS} + blockIdx.y] = s;"});
@@ -106,7 +115,6 @@ void emitSumToRuns(NodeEmitter& em, const ReducePlan& p, Vars v) {
   v.push_back({"RUNS", intLit(runs)});
   v.push_back({"CHUNK", intLit((runs + splits - 1) / splits)});
   v.push_back({"WARPS", std::to_string(kWarpsPerBlock)});
-  v.push_back({"BASE2", offsetCode(em.I(), "j", p.kept, "base", "  ")});
   v.push_back({"RUN_OFFSET", offsetCode(em.I(), "r", outer, "off", "    ")});
   const std::string sumRun =
       quads ? "    const ${T}* xr = x + off;\n"
@@ -125,10 +133,6 @@ void emitSumToRuns(NodeEmitter& em, const ReducePlan& p, Vars v) {
               "#pragma unroll 4\n"
               "    for (int e = lane; e < ${RUN}; e += 32) acc += (double)xr[e];\n";
   emitSliceSums(em, p, v, splits,
-                "  __shared__ double red[32];\n"
-                "  const ${I} j = blockIdx.x;\n"
-                "  ${I} base = 0;\n"
-                "${BASE2}"
                 "  const int lane = threadIdx.x & 31;\n"
                 "  const ${I} begin = (${I})blockIdx.y * ${CHUNK};\n"
                 "  const ${I} end = begin + ${CHUNK} < ${RUNS} ? begin + ${CHUNK} : ${RUNS};\n" +
@@ -137,10 +141,7 @@ void emitSumToRuns(NodeEmitter& em, const ReducePlan& p, Vars v) {
                     "  for (${I} r = begin + (threadIdx.x >> 5); r < end; r += ${WARPS}) {\n"
                     "    ${I} off = base;\n"
                     "${RUN_OFFSET}" +
-                    sumRun +
-                    "  }\n"
-                    "  const double s = shoal_block_sum(acc, red);\n"
-                    "  if (threadIdx.x == 0) ${STORE}\n");
+                    sumRun + "  }\n");
 }
 
 }  // namespace
@@ -187,13 +188,8 @@ Expected<void> emitSumTo(NodeEmitter& em) {
   splits = std::min<int64_t>(splits, 65535);
   const int64_t chunk = (p.terms + splits - 1) / splits;
   v.push_back({"CHUNK", intLit(chunk)});
-  v.push_back({"BASE2", offsetCode(em.I(), "j", p.kept, "base", "  ")});
   v.push_back({"TERM2", offsetCode(em.I(), "k", p.reduced, "off", "    ")});
   emitSliceSums(em, p, v, splits,
-                "  __shared__ double red[32];\n"
-                "  const ${I} j = blockIdx.x;\n"
-                "  ${I} base = 0;\n"
-                "${BASE2}"
                 "  const ${I} begin = (${I})blockIdx.y * ${CHUNK};\n"
                 "  const ${I} end = begin + ${CHUNK} < ${R} ? begin + ${CHUNK} : ${R};\n"
                 "  double acc = 0.0;\n"
@@ -201,9 +197,7 @@ Expected<void> emitSumTo(NodeEmitter& em) {
                 "    ${I} off = base;\n"
                 "${TERM2}"
                 "    acc += (double)x[off];\n"
-                "  }\n"
-                "  const double s = shoal_block_sum(acc, red);\n"
-                "  if (threadIdx.x == 0) ${STORE}\n");
+                "  }\n");
   return {};
 }
 
