@@ -27,6 +27,16 @@ class Dataset {
   virtual int64_t size() const = 0;
   /// The examples at `rows` (each in [0, size())), in that order.
   virtual Expected<TensorMap> getBatch(std::span<const int64_t> rows) = 0;
+  /// When the examples are rows of tensors held in host memory (TensorDataset, the MNIST
+  /// files, a Subset of either): those tensors (dimension 0 indexes their rows, getBatch()
+  /// gathers from them), with `rows` rewritten in place from this dataset's rows to theirs;
+  /// nullptr otherwise, `rows` then unspecified. A trainer on a GPU copies such tensors into
+  /// device memory once and gathers every batch there. An app's own dataset need not
+  /// override it (getBatch() then feeds every batch).
+  virtual const TensorMap* sourceRows(std::vector<int64_t>& rows) const {
+    (void)rows;
+    return nullptr;
+  }
 };
 
 /// Examples held in host memory: every tensor's dimension 0 indexes the examples (like
@@ -39,6 +49,7 @@ class TensorDataset final : public Dataset {
 
   int64_t size() const override { return size_; }
   Expected<TensorMap> getBatch(std::span<const int64_t> rows) override;
+  const TensorMap* sourceRows(std::vector<int64_t>& rows) const override;
   const TensorMap& tensors() const { return tensors_; }
 
  private:
@@ -56,10 +67,19 @@ class Subset final : public Dataset {
 
   int64_t size() const override { return int64_t(rows_.size()); }
   Expected<TensorMap> getBatch(std::span<const int64_t> rows) override;
+  const TensorMap* sourceRows(std::vector<int64_t>& rows) const override;
 
  private:
   Dataset* base_{};
   std::vector<int64_t> rows_;
+};
+
+/// An epoch's batches as rows of tensors held in host memory (BatchSource::takeEpoch): batch
+/// k is rows order[o_k .. o_k + sizes[k]) of `tensors`, o_k the sum of the sizes before it.
+struct EpochRows {
+  const TensorMap* tensors = nullptr;  ///< dimension 0 indexes the rows
+  std::vector<int64_t> order;          ///< the epoch's rows, batch after batch
+  std::vector<int64_t> sizes;          ///< rows of each batch
 };
 
 /// The batches of one epoch after another (what a torch DataLoader yields). An app
@@ -75,6 +95,12 @@ class BatchSource {
   virtual Expected<std::optional<TensorMap>> next() = 0;
   /// Batches per epoch when known (for progress bars).
   virtual std::optional<int64_t> batchesPerEpoch() const { return std::nullopt; }
+  /// After startEpoch(): takes the epoch's remaining batches at once as rows of tensors in
+  /// host memory, when the source can (a DataLoader over a dataset with sourceRows()): the
+  /// rows next() would have yielded, in the same batches; next() then yields nothing until
+  /// the next startEpoch(). A trainer on a GPU gathers them there. nullopt: nothing is
+  /// taken, next() yields the batches.
+  virtual std::optional<EpochRows> takeEpoch() { return std::nullopt; }
 };
 
 struct DataLoaderOptions {
@@ -98,6 +124,8 @@ class DataLoader final : public BatchSource {
   Expected<void> startEpoch(int64_t epoch) override;
   Expected<std::optional<TensorMap>> next() override;
   std::optional<int64_t> batchesPerEpoch() const override;
+  /// The epoch's batches not yet taken by next(), when the dataset has sourceRows().
+  std::optional<EpochRows> takeEpoch() override;
   const DataLoaderOptions& options() const;
 
  private:

@@ -60,6 +60,8 @@ Expected<TensorMap> TensorDataset::getBatch(std::span<const int64_t> rows) {
   return out;
 }
 
+const TensorMap* TensorDataset::sourceRows(std::vector<int64_t>&) const { return &tensors_; }
+
 // ---- Subset -----------------------------------------------------------------------------
 
 Subset Subset::range(Dataset& base, int64_t begin, int64_t end) {
@@ -80,6 +82,14 @@ Expected<TensorMap> Subset::getBatch(std::span<const int64_t> rows) {
     mapped.push_back(rows_[size_t(r)]);
   }
   return base_->getBatch(mapped);
+}
+
+const TensorMap* Subset::sourceRows(std::vector<int64_t>& rows) const {
+  for (int64_t& r : rows) {
+    if (r < 0 || r >= size()) return nullptr;
+    r = rows_[size_t(r)];
+  }
+  return base_->sourceRows(rows);
 }
 
 // ---- DataLoader -------------------------------------------------------------------------
@@ -135,6 +145,26 @@ Expected<std::optional<TensorMap>> DataLoader::next() {
   return std::optional<TensorMap>(std::move(*batch));
 }
 
+std::optional<EpochRows> DataLoader::takeEpoch() {
+  Impl& d = *impl_;
+  if (!d.started || d.opts.batchSize <= 0) return std::nullopt;
+  EpochRows e;
+  e.order.assign(d.order.begin() + std::ptrdiff_t(d.pos), d.order.end());
+  e.tensors = d.data->sourceRows(e.order);
+  if (!e.tensors) return std::nullopt;
+  const int64_t n = int64_t(e.order.size()), b = d.opts.batchSize;
+  int64_t used = 0;
+  for (int64_t at = 0; at < n; at += b) {
+    const int64_t count = std::min(b, n - at);
+    if (d.opts.dropLast && count < b) break;
+    e.sizes.push_back(count);
+    used += count;
+  }
+  e.order.resize(size_t(used));  // a dropped last batch's rows are in no batch
+  d.pos = d.order.size();
+  return e;
+}
+
 std::optional<int64_t> DataLoader::batchesPerEpoch() const {
   int64_t n = impl_->data->size(), b = impl_->opts.batchSize;
   if (b <= 0) return std::nullopt;
@@ -149,6 +179,11 @@ Expected<TensorMap> MnistDataset::getBatch(std::span<const int64_t> rows) {
   auto labels = gatherRows(set_.labels, rows, "labels");
   if (!labels) return Unexpected(labels.error());
   return TensorMap{{imagesName_, std::move(*images)}, {"labels", std::move(*labels)}};
+}
+
+MnistDataset::MnistDataset(MnistSet set, std::string imagesName)
+    : set_(std::move(set)), imagesName_(std::move(imagesName)) {
+  tensors_ = TensorMap{{imagesName_, set_.images}, {"labels", set_.labels}};  // shared, not copied
 }
 
 }  // namespace shoal

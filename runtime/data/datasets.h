@@ -13,13 +13,15 @@ namespace shoal {
 /// [n,1,H,W], pixels 0..255) and the digits under "labels" (i64 [n]).
 class MnistDataset final : public Dataset {
  public:
-  MnistDataset(MnistSet set, std::string imagesName) : set_(std::move(set)), imagesName_(std::move(imagesName)) {}
+  MnistDataset(MnistSet set, std::string imagesName);
   int64_t size() const override { return set_.images.shape()[0]; }
   Expected<TensorMap> getBatch(std::span<const int64_t> rows) override;
+  const TensorMap* sourceRows(std::vector<int64_t>&) const override { return &tensors_; }
 
  private:
   MnistSet set_;
   std::string imagesName_;
+  TensorMap tensors_;  ///< the images under imagesName_ and "labels", sharing set_'s data
 };
 
 /// Rows `rows` of `t` (dimension 0), gathered into a new tensor; fails on a row out of range.

@@ -49,4 +49,23 @@ Expected<std::optional<TensorMap>> ShardedBatches::next() {
   }
 }
 
+std::optional<EpochRows> ShardedBatches::takeEpoch() {
+  std::optional<EpochRows> global = global_.takeEpoch();
+  if (!global) return std::nullopt;
+  EpochRows mine;
+  mine.tensors = global->tensors;
+  size_t at = 0;
+  for (int64_t rows : global->sizes) {
+    const int64_t per = rows / ranks_;
+    skipped_ += rows - per * ranks_;
+    if (per > 0) {
+      auto first = global->order.begin() + std::ptrdiff_t(at + size_t(rank_ * per));
+      mine.order.insert(mine.order.end(), first, first + std::ptrdiff_t(per));
+      mine.sizes.push_back(per);
+    }
+    at += size_t(rows);
+  }
+  return mine;
+}
+
 }  // namespace shoal

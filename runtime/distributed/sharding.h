@@ -17,6 +17,9 @@ class ShardedBatches final : public BatchSource {
   Expected<void> startEpoch(int64_t epoch) override { return global_.startEpoch(epoch); }
   Expected<std::optional<TensorMap>> next() override;
   std::optional<int64_t> batchesPerEpoch() const override { return global_.batchesPerEpoch(); }
+  /// This rank's share of every remaining global batch of the epoch, as next() would yield
+  /// them (the skipped rows counted as it counts them).
+  std::optional<EpochRows> takeEpoch() override;
   /// Rows skipped so far (batches that did not split evenly).
   int64_t skippedRows() const { return skipped_; }
 

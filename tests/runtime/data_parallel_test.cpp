@@ -134,6 +134,41 @@ TEST(ShardedBatches, RanksSplitEachGlobalBatchAndCutAnUnevenLastOne) {
   EXPECT_EQ(s0.skippedRows(), 2);  // one row in each epoch
 }
 
+// A rank's takeEpoch is its share of every global batch, as its next() yields them, and counts
+// the rows an uneven batch loses as next() does.
+TEST(ShardedBatches, TakeEpochIsTheRanksShareAsNextYieldsIt) {
+  std::vector<double> ids(11);
+  for (int i = 0; i < 11; ++i) ids[size_t(i)] = i;
+  auto data = TensorDataset::create({{"x", Tensor::fromDoubles(DType::F64, {11, 1}, ids)}});
+  ASSERT_TRUE(data);
+  DataLoaderOptions o{.batchSize = 4, .shuffle = true, .seed = 7};
+  for (int rank = 0; rank < 2; ++rank) {
+    DataLoader la(*data, o), lb(*data, o);
+    ShardedBatches viaNext(la, rank, 2), viaTake(lb, rank, 2);
+    for (int64_t epoch = 1; epoch <= 2; ++epoch) {
+      ASSERT_TRUE(viaNext.startEpoch(epoch) && viaTake.startEpoch(epoch));
+      std::vector<double> want;
+      std::vector<int64_t> sizes;
+      for (;;) {
+        auto b = viaNext.next();
+        ASSERT_TRUE(b);
+        if (!*b) break;
+        auto v = (**b)["x"].toDoubles();
+        want.insert(want.end(), v.begin(), v.end());
+        sizes.push_back(int64_t(v.size()));
+      }
+      auto taken = viaTake.takeEpoch();
+      ASSERT_TRUE(taken.has_value());
+      EXPECT_EQ(taken->sizes, sizes);
+      std::vector<double> got;
+      for (int64_t r : taken->order) got.push_back(taken->tensors->at("x").at(r));
+      EXPECT_EQ(got, want) << "rank " << rank << " epoch " << epoch;
+    }
+    EXPECT_EQ(viaTake.skippedRows(), viaNext.skippedRows());
+    EXPECT_EQ(viaTake.skippedRows(), 2);
+  }
+}
+
 // A float64 MLP (6 -> 8 relu -> 3) and a fixed random data set of 64 rows.
 std::shared_ptr<const Graph> mlp64() {
   auto g = std::make_shared<Graph>("mlp64");

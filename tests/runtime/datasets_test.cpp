@@ -97,6 +97,66 @@ TEST(DataLoader, ShufflesEveryEpochDeterministically) {
   }
 }
 
+// The batches an epoch's rows (takeEpoch) describe, gathered from their tensors.
+std::vector<std::vector<double>> batchesOf(const EpochRows& e, const std::string& name) {
+  std::vector<std::vector<double>> out;
+  size_t at = 0;
+  for (int64_t rows : e.sizes) {
+    auto b = gatherRows(e.tensors->at(name), std::span(e.order).subspan(at, size_t(rows)), name);
+    EXPECT_TRUE(b.has_value());
+    out.push_back(b->toDoubles());
+    at += size_t(rows);
+  }
+  EXPECT_EQ(at, e.order.size());
+  return out;
+}
+
+// takeEpoch describes the batches next() would have yielded: the same rows in the same
+// batches, for a shuffled TensorDataset, a Subset of it (rows mapped to the base's), with
+// dropLast, and for what is left of an epoch after two next() calls; next() then yields
+// nothing. A dataset with no sourceRows() takes nothing.
+TEST(DataLoader, TakeEpochDescribesTheBatchesNextWouldYield) {
+  auto d = TensorDataset::create(tenRows());
+  ASSERT_TRUE(d);
+  Subset odd(*d, {1, 3, 5, 7, 9, 8});
+  struct Case {
+    Dataset* data;
+    DataLoaderOptions opts;
+    int skip;  // next() calls before takeEpoch
+  };
+  for (const Case& c : {Case{&*d, {.batchSize = 4, .seed = 3}, 0}, Case{&odd, {.batchSize = 4, .seed = 5}, 0},
+                        Case{&*d, {.batchSize = 3, .seed = 2, .dropLast = true}, 0},
+                        Case{&*d, {.batchSize = 3, .seed = 9}, 2}}) {
+    DataLoader viaNext(*c.data, c.opts), viaTake(*c.data, c.opts);
+    for (int64_t epoch = 1; epoch <= 2; ++epoch) {
+      SCOPED_TRACE("batch " + std::to_string(c.opts.batchSize) + " epoch " + std::to_string(epoch));
+      auto want = epochOf(viaNext, epoch);
+      ASSERT_TRUE(viaTake.startEpoch(epoch));
+      for (int i = 0; i < c.skip; ++i) ASSERT_TRUE(viaTake.next());
+      auto taken = viaTake.takeEpoch();
+      ASSERT_TRUE(taken.has_value());
+      EXPECT_EQ(taken->tensors, &d->tensors());
+      auto got = batchesOf(*taken, "x");
+      want.erase(want.begin(), want.begin() + c.skip);
+      EXPECT_EQ(got, want);
+      auto after = viaTake.next();
+      ASSERT_TRUE(after);
+      EXPECT_FALSE(after->has_value());
+    }
+  }
+  struct Own final : Dataset {
+    int64_t size() const override { return 3; }
+    Expected<TensorMap> getBatch(std::span<const int64_t> rows) override {
+      return TensorMap{{"x", Tensor(DType::F32, {int64_t(rows.size())})}};
+    }
+  } own;
+  DataLoader loader(own, {.batchSize = 2});
+  ASSERT_TRUE(loader.startEpoch(1));
+  EXPECT_FALSE(loader.takeEpoch().has_value());
+  auto first = loader.next();  // nothing was taken
+  ASSERT_TRUE(first && first->has_value());
+}
+
 TEST(MnistDataset, ServesImagesAndLabelsUnderTheInputsName) {
   auto set = loadMnist(test::sourcePath("data/mnist-10k"), false);
   ASSERT_TRUE(set) << set.error().str();
