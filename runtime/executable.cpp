@@ -66,4 +66,13 @@ Expected<Executable::Accumulated> Executable::takeAccumulated() {
   return out;
 }
 
+Expected<std::shared_ptr<ResidentData>> Executable::makeResident(const TensorMap&) {
+  return std::shared_ptr<ResidentData>();
+}
+
+Expected<void> Executable::runAccumulateRows(ResidentData&, int64_t, int64_t, const TensorMap&,
+                                             const std::vector<std::string>&, double, int64_t) {
+  return fail("internal error: this backend keeps no data set in device memory (makeResident gave none)");
+}
+
 }  // namespace shoal

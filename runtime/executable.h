@@ -5,6 +5,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -14,6 +15,21 @@
 #include <shoal/tensor.h>
 
 namespace shoal {
+
+/// A data set's tensors copied into a device's memory once, and the current epoch's row
+/// order beside them, so that training steps gather their batches on the device
+/// (Executable::runAccumulateRows) instead of uploading each one. Made by makeResident().
+class ResidentData {
+ public:
+  virtual ~ResidentData() = default;
+  /// Rows of the tensors (their dimension 0).
+  virtual int64_t rows() const = 0;
+  /// Sets the order the steps read their rows in (each in [0, rows()), else an error naming
+  /// the row). The steps queued before keep reading the order they were queued with.
+  virtual Expected<void> setOrder(std::span<const int64_t> order) = 0;
+  /// Device bytes held.
+  virtual int64_t bytes() const = 0;
+};
 
 class Executable {
  public:
@@ -61,6 +77,19 @@ class Executable {
                                        int64_t step);
   /// Waits for the queued steps and returns (and resets) what they accumulated.
   virtual Expected<Accumulated> takeAccumulated();
+
+  /// Copies `tensors` (dimension 0 indexing the same rows in each) into this executable's
+  /// device memory for runAccumulateRows(); nullptr where the backend reads host memory
+  /// anyway (the CPU), or when the copy would take more than a quarter of the device's free
+  /// memory, or a tensor's element type does not convert exactly into the input it feeds
+  /// (the steps then take their batches through runAccumulate()).
+  virtual Expected<std::shared_ptr<ResidentData>> makeResident(const TensorMap& tensors);
+  /// runAccumulate() on the batch of rows order[first .. first + rows) of `data`: the inputs
+  /// named like `data`'s tensors are gathered from them on the device (converted to the
+  /// input's element type as a host upload converts them), every other input is a scalar
+  /// given in `scalars` (the step count, the learning rate).
+  virtual Expected<void> runAccumulateRows(ResidentData& data, int64_t first, int64_t rows, const TensorMap& scalars,
+                                           const std::vector<std::string>& names, double weight, int64_t step);
 
   /// The ranks this program's all_reduce ops combine over (a data-parallel training step);
   /// set before the first run. Without one, all_reduce over 1 rank is the identity and over

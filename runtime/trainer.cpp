@@ -39,6 +39,24 @@ TensorMap stepFeed(const ModelPrograms& m, const TensorMap& batch, int64_t step,
   return feed;
 }
 
+// The batch of `rows` of `tensors` (what Dataset::getBatch gathers for those rows).
+Expected<TensorMap> gatherBatch(const TensorMap& tensors, std::span<const int64_t> rows) {
+  TensorMap out;
+  for (const auto& [name, t] : tensors) {
+    auto b = gatherRows(t, rows, name);
+    if (!b) return Unexpected(b.error());
+    out[name] = std::move(*b);
+  }
+  return out;
+}
+
+// Training steps gather their batches from a data set in device memory where they can;
+// SHOAL_RESIDENT_DATA=0 makes the host upload every batch instead (to compare the two).
+bool residentDataAllowed() {
+  const char* v = std::getenv("SHOAL_RESIDENT_DATA");
+  return !v || std::string_view(v) != "0";
+}
+
 std::vector<std::string> metricNames(const ModelPrograms& m) {
   if (m.readsLabels()) return {"loss", "accuracy"};
   return {"loss"};
@@ -206,6 +224,13 @@ Expected<TrainReport> fitPrograms(ModelPrograms& m, BatchSource& batches, const 
   }
   double lastRate = 0;
   double runningLoss = std::nan("");
+  // The data set in device memory (see the epoch loop), made at the first epoch that can.
+  struct {
+    bool use = residentDataAllowed();
+    bool tried = false;
+    std::shared_ptr<ResidentData> data;
+    const TensorMap* tensors = nullptr;
+  } resident;
   for (int64_t epoch = 1; epoch <= plan.epochs; ++epoch) {
     if (plan.learningRate) {
       double lr = plan.learningRate(epoch);
@@ -239,32 +264,85 @@ Expected<TrainReport> fitPrograms(ModelPrograms& m, BatchSource& batches, const 
     };
     auto lastRead = Clock::now();
     double readLoss = 0, readSeen = 0;  // the sums at the last read
-    while (plan.stepsPerEpoch <= 0 || s < plan.stepsPerEpoch) {
-      auto batch = batches.next();
-      if (!batch) return Unexpected(batch.error());
-      if (!*batch) break;
-      auto rows = m.batchOf(**batch);
-      if (!rows) return Unexpected(rows.error());
-      auto exe = m.trainingStep(*rows);
+    // One step on `rows` rows: `run` queues it on the executable for that batch size.
+    auto oneStep = [&](int64_t rows, auto&& run) -> Expected<void> {
+      auto exe = m.trainingStep(rows);
       if (!exe) return Unexpected(exe.error());
       auto lr = scheduledRate(schedule, m.learningRate(), step, plan.loc);
       if (!lr) return Unexpected(lr.error());
       lastRate = *lr;
       ++step;
       // Loss and accuracy are summed where the step runs and read back once per epoch.
-      auto ok = (*exe)->runAccumulate(stepFeed(m, **batch, step, *lr), metricNames(m), double(*rows), step);
-      if (!ok) return Unexpected(ok.error());
+      if (auto ok = run(**exe, *lr); !ok) return ok;
       ++s;
-      examples += *rows;
+      examples += rows;
       if (plan.onStep) {
         if (plan.lossReadSeconds > 0 && secondsSince(lastRead) >= plan.lossReadSeconds) {
           // The mean loss of the steps since the last read (this waits for them on a GPU).
-          if (auto ok = collect(); !ok) return Unexpected(ok.error());
+          if (auto ok = collect(); !ok) return ok;
           if (seen > readSeen) runningLoss = (lossSum - readLoss) / (seen - readSeen);
           readLoss = lossSum, readSeen = seen;
           lastRead = Clock::now();
         }
         plan.onStep({epoch, plan.epochs, s, steps, runningLoss, examples});
+      }
+      return {};
+    };
+    // A source whose batches are rows of tensors in host memory, on a device with memory of
+    // its own: the tensors are copied there once, each epoch's order once, and every step
+    // gathers its batch on the device (no per-step upload). The same rows in the same batches.
+    std::optional<EpochRows> epochRows;
+    if (resident.use) epochRows = batches.takeEpoch();
+    if (epochRows && !resident.data && !resident.tried) {
+      resident.tried = true;
+      if (!epochRows->sizes.empty()) {
+        auto exe = m.trainingStep(epochRows->sizes.front());
+        if (!exe) return Unexpected(exe.error());
+        auto made = (*exe)->makeResident(*epochRows->tensors);
+        if (!made) return Unexpected(made.error());
+        resident.data = std::move(*made);
+        resident.tensors = epochRows->tensors;
+      }
+      if (!resident.data) resident.use = false;  // the host feeds the steps, from the next epoch on
+    }
+    if (epochRows && resident.data && resident.tensors != epochRows->tensors)
+      return fail("internal error: the batch source's tensors changed between epochs", plan.loc);
+    if (epochRows && resident.data) {
+      if (auto ok = resident.data->setOrder(epochRows->order); !ok) return fail(ok.error().message(), plan.loc);
+      int64_t first = 0;
+      for (int64_t rows : epochRows->sizes) {
+        if (plan.stepsPerEpoch > 0 && s >= plan.stepsPerEpoch) break;
+        auto ok = oneStep(rows, [&](Executable& exe, double lr) {
+          return exe.runAccumulateRows(*resident.data, first, rows, stepFeed(m, {}, step, lr), metricNames(m),
+                                       double(rows), step);
+        });
+        if (!ok) return Unexpected(ok.error());
+        first += rows;
+      }
+    } else if (epochRows) {
+      // Taken, but not resident (this epoch decided it): the host gathers the same batches.
+      int64_t first = 0;
+      for (int64_t rows : epochRows->sizes) {
+        if (plan.stepsPerEpoch > 0 && s >= plan.stepsPerEpoch) break;
+        auto batch = gatherBatch(*epochRows->tensors, std::span(epochRows->order).subspan(size_t(first), size_t(rows)));
+        if (!batch) return Unexpected(batch.error());
+        auto ok = oneStep(rows, [&](Executable& exe, double lr) {
+          return exe.runAccumulate(stepFeed(m, *batch, step, lr), metricNames(m), double(rows), step);
+        });
+        if (!ok) return Unexpected(ok.error());
+        first += rows;
+      }
+    } else {
+      while (plan.stepsPerEpoch <= 0 || s < plan.stepsPerEpoch) {
+        auto batch = batches.next();
+        if (!batch) return Unexpected(batch.error());
+        if (!*batch) break;
+        auto rows = m.batchOf(**batch);
+        if (!rows) return Unexpected(rows.error());
+        auto ok = oneStep(*rows, [&](Executable& exe, double lr) {
+          return exe.runAccumulate(stepFeed(m, **batch, step, lr), metricNames(m), double(*rows), step);
+        });
+        if (!ok) return Unexpected(ok.error());
       }
     }
     if (s == 0) return fail(fmt::format("the data yielded no batch in epoch {}", epoch), plan.loc);

@@ -815,7 +815,8 @@ int main(int argc, char** argv) {
     if (compileCmd->parsed()) return runCompile(common, arch, verbose, compilePrecision);
     if (runCmd->parsed()) {
       run.args.assign(argv + 1, argv + argc);
-      return runRun(common, run);
+      // Everything is written by now; a GPU run ends without the CUDA teardown.
+      return exitSkippingCudaTeardown(runRun(common, run));
     }
     if (confCmd->parsed()) {
       if (conf.device == "gpu") conf.device = "cuda";

@@ -13,7 +13,9 @@
 #include <cstring>
 #include <iostream>
 #include <map>
+#include <future>
 #include <mutex>
+#include <set>
 #include <optional>
 #include <unordered_map>
 
@@ -21,10 +23,25 @@
 #include "codegen/nvrtc.h"
 #include "runtime/cuda/device.h"
 #include "runtime/cuda/module.h"
+#include "runtime/cuda/runtime_kernels.h"
 #include "runtime/init.h"
 #include "support/phase_times.h"
 
 namespace shoal {
+
+using cudaimpl::gatherConverts;
+using cudaimpl::GatherArgs;
+using cudaimpl::GatherScalarArg;
+using cudaimpl::GatherTensorArg;
+using cudaimpl::kAccumBadStep;
+using cudaimpl::kAccumBadValue;
+using cudaimpl::kAccumErrStep;
+using cudaimpl::kAccumSlots;
+using cudaimpl::kAccumWeight;
+using cudaimpl::kAccumWords;
+using cudaimpl::kGatherScalars;
+using cudaimpl::kGatherTensors;
+using cudaimpl::scalarCode;
 
 namespace {
 
@@ -197,64 +214,61 @@ CudaExecutableOptions CudaExecutableOptions::withPrecision(TensorCoreMath precis
 
 namespace {
 
-// The metric accumulators of runAccumulate, in one device block (doubles unless noted):
-// kAccumSlots sums, the weight, the first non-finite loss and its step + 1 (i64, 0: none),
-// the step + 1 of the first step with a kernel-reported error (i64), then that step's status
-// words.
-constexpr int kAccumSlots = 8;
-constexpr int kAccumWeight = kAccumSlots, kAccumBadValue = kAccumSlots + 1, kAccumBadStep = kAccumSlots + 2,
-              kAccumErrStep = kAccumSlots + 3, kAccumWords = kAccumSlots + 4;
+}  // namespace
 
-// One thread: stream order serializes the steps, so plain read-modify-writes suffice. The
-// products and sums are rounded separately (no FMA), as the host's default accumulation does.
-constexpr const char* kAccumulateSource = R"(// shoal: runAccumulate's metric accumulation
-typedef unsigned long long u64;
-__device__ __forceinline__ double shoal_load_scalar(const void* p, unsigned code) {
-  switch (code) {
-    case 0: return (double)*(const float*)p;
-    case 1: return *(const double*)p;
-    case 2: return (double)*(const int*)p;
-    case 3: return (double)*(const long long*)p;
-    default: return (double)*(const unsigned char*)p;
-  }
-}
-extern "C" __global__ void shoal_accumulate(double* acc, const void* p0, const void* p1, const void* p2,
-                                            const void* p3, const void* p4, const void* p5, const void* p6,
-                                            const void* p7, unsigned codes, int lossSlot, double weight,
-                                            long long step, const u64* status, int statusWords) {
-  if (blockIdx.x != 0 || threadIdx.x != 0) return;
-  const void* ps[8] = {p0, p1, p2, p3, p4, p5, p6, p7};
-  for (int s = 0; s < 8; ++s) {
-    if (!ps[s]) continue;
-    const double v = shoal_load_scalar(ps[s], (codes >> (4 * s)) & 15u);
-    acc[s] = __dadd_rn(acc[s], __dmul_rn(v, weight));
-    long long* bad = (long long*)(acc + 10);
-    if (s == lossSlot && !isfinite(v) && *bad == 0) {
-      *bad = step + 1;
-      acc[9] = v;
-    }
-  }
-  acc[8] = __dadd_rn(acc[8], weight);
-  long long* err = (long long*)(acc + 11);
-  if (status[0] != 0 && *err == 0) {
-    *err = step + 1;
-    u64* words = (u64*)(acc + 12);
-    for (int w = 0; w < statusWords; ++w) words[w] = status[w];
-  }
-}
-)";
+namespace {
 
-unsigned scalarCode(DType t) {
-  switch (t) {
-    case DType::F32: return 0;
-    case DType::F64: return 1;
-    case DType::I32: return 2;
-    case DType::I64: return 3;
-    case DType::U8: return 4;
-    case DType::Bool: return 4;  // one byte holding 0 or 1: read as unsigned char
-    default: return 4;           // storage types: refused by runAccumulate before this
+// cuBLAS's first call for a product shape costs tens of milliseconds on the host (its
+// heuristics and the lazy load of the chosen kernel: 110 ms for the seed CNN's first step on
+// an H200, 76 ms of it in its first product). warmUpGemms makes those calls on another
+// thread, through a context of its own (stream, cuBLAS handle and workspace made with the
+// same options, so cuBLAS chooses the same kernels) over scratch memory, while the main
+// thread initialises parameters and waits for the data. The products each process has
+// warmed are remembered, so later executables warm only new shapes. Nothing the program
+// owns is touched; a failure here is dropped (the step's own call reports it).
+std::string gemmKey(const CudaGemmCall& g, const CudaContextOptions& o) {
+  return fmt::format("{} {}{} {}x{}x{} {} {} {} {} {} {} {} {} {} {}{}{}", dtypeName(g.dtype), g.transA, g.transB, g.m,
+                     g.n, g.k, g.lda, g.ldb, g.ldc, g.alpha, g.beta, g.batch, g.strideA, g.strideB, g.strideC, o.tf32,
+                     o.gemmBf16, o.gemmFp16);
+}
+
+bool gemmWarmUpEnabled() {
+  const char* v = std::getenv("SHOAL_CUDA_GEMM_WARMUP");
+  return !v || std::string_view(v) != "0";
+}
+
+void warmUpGemms(const std::vector<CudaGemmCall>& calls, const CudaContextOptions& options) {
+  PhaseTimer timer("cuBLAS first calls (warm-up)");
+  auto ctx = CudaContext::create(options);
+  if (!ctx) return;
+  for (const CudaGemmCall& g : calls) {
+    const int64_t elem = int64_t(dtypeSize(g.dtype));
+    const int64_t batchA = int64_t(g.batch - 1) * g.strideA, batchB = int64_t(g.batch - 1) * g.strideB;
+    const int64_t a = batchA + int64_t(g.transA ? g.k : g.m) * g.lda, b = batchB + int64_t(g.transB ? g.n : g.k) * g.ldb,
+                  c = int64_t(g.batch - 1) * g.strideC + int64_t(g.m) * g.ldc;
+    auto buffer = (*ctx)->allocateBuffer(size_t(std::max<int64_t>(1, a + b + c) * elem), "cuBLAS warm-up");
+    if (!buffer) return;
+    char* base = static_cast<char*>(*buffer);
+    (void)(*ctx)->memsetZero(base, size_t((a + b + c) * elem), "cuBLAS warm-up");
+    void *pa = base, *pb = base + a * elem, *pc = base + (a + b) * elem;
+    const std::string what = "warm-up";
+    if (g.batch > 1 && g.dtype == DType::F64)
+      (void)(*ctx)->gemmStridedBatchedF64(g.transA, g.transB, g.m, g.n, g.k, g.alpha, static_cast<const double*>(pa), g.lda,
+                                          g.strideA, static_cast<const double*>(pb), g.ldb, g.strideB, g.beta,
+                                          static_cast<double*>(pc), g.ldc, g.strideC, g.batch, what);
+    else if (g.batch > 1)
+      (void)(*ctx)->gemmStridedBatchedF32(g.transA, g.transB, g.m, g.n, g.k, float(g.alpha), static_cast<const float*>(pa),
+                                          g.lda, g.strideA, static_cast<const float*>(pb), g.ldb, g.strideB,
+                                          float(g.beta), static_cast<float*>(pc), g.ldc, g.strideC, g.batch, what);
+    else if (g.dtype == DType::F64)
+      (void)(*ctx)->gemmF64(g.transA, g.transB, g.m, g.n, g.k, g.alpha, static_cast<const double*>(pa), g.lda,
+                            static_cast<const double*>(pb), g.ldb, g.beta, static_cast<double*>(pc), g.ldc, what);
+    else
+      (void)(*ctx)->gemmF32(g.transA, g.transB, g.m, g.n, g.k, float(g.alpha), static_cast<const float*>(pa), g.lda,
+                            static_cast<const float*>(pb), g.ldb, float(g.beta), static_cast<float*>(pc), g.ldc, what);
+    (void)(*ctx)->synchronize("cuBLAS warm-up");
+    (void)(*ctx)->freeBuffer(*buffer);
   }
-  return 0;
 }
 
 }  // namespace
@@ -277,6 +291,9 @@ struct CudaExecutable::Impl {
 
   std::vector<Launch> launches;
   CudaGraphExec graph;
+  bool launchedOnce = false;  ///< a step was launched (kernel by kernel) before
+  std::future<void> gemmWarmUp;  ///< warmUpGemms of this program's new product shapes
+  bool timeFirstLaunches = false;  ///< enqueueStep reports the host's time per launch
   bool graphFailed = false;
   std::string graphError;
   std::optional<Error> deferred;  ///< an error from a void method, returned by the next run
@@ -297,8 +314,8 @@ struct CudaExecutable::Impl {
   int nextStage = 0;
   std::unique_ptr<DeviceBlock> accum;
   PinnedBuffer accumHost;
-  CudaModule accumModule;
-  CudaKernel accumKernel;
+  CudaModule accumModule;  ///< the runtime's kernels
+  CudaKernel accumKernel, gatherKernel;
   std::vector<std::string> accumNames;  ///< slot -> output name
   int64_t accumSteps = 0;               ///< runAccumulate calls since the last take
 
@@ -321,6 +338,9 @@ struct CudaExecutable::Impl {
   Expected<void> launchStep(const Program& p, bool captureAfter);
   /// Allocates the accumulators and loads the accumulate kernel (first runAccumulate).
   Expected<void> prepareAccumulation();
+  /// After the inputs are in place: queues the step, then the accumulation of the outputs
+  /// named in `names` (runAccumulate, runAccumulateRows).
+  Expected<void> queueAccumulate(const Program& p, const std::vector<std::string>& names, double weight, int64_t step);
   /// Queues one all_reduce step: the copy into its result, then the collective, opening the
   /// NCCL group at the first step of a bucket and closing it at the last.
   Expected<void> allReduce(const Launch& l, bool firstOfBucket, bool lastOfBucket);
@@ -601,6 +621,23 @@ Expected<std::unique_ptr<CudaExecutable>> CudaExecutable::create(Program program
   if (auto ok = im.ctx->synchronize("loading '" + graphName + "'"); !ok) return Unexpected(ok.error());
   timer.reset();
 
+  {
+    // cuBLAS's first calls for this program's products, on another thread (see warmUpGemms).
+    static std::mutex warmedMutex;
+    static std::set<std::string> warmed;
+    std::vector<CudaGemmCall> fresh;
+    if (gemmWarmUpEnabled() && !envFlag("SHOAL_SERIAL_STARTUP") && !opts.syncEach) {
+      std::lock_guard<std::mutex> lock(warmedMutex);
+      for (const CudaStep& s : im.src.steps)
+        if (s.kind == CudaStepKind::Gemm && warmed.insert(gemmKey(s.gemm, im.ctx->options())).second)
+          fresh.push_back(s.gemm);
+    }
+    if (!fresh.empty())
+      im.gemmWarmUp = std::async(std::launch::async, [fresh = std::move(fresh), options = im.ctx->options()] {
+        warmUpGemms(fresh, options);
+      });
+  }
+
   if (opts.verbose) {
     int64_t gemms = std::count_if(im.src.steps.begin(), im.src.steps.end(),
                                   [](const CudaStep& s) { return s.kind == CudaStepKind::Gemm; });
@@ -646,6 +683,10 @@ void CudaExecutable::Impl::bindArguments(const Program& p) {
 
 Expected<void> CudaExecutable::Impl::enqueueStep() {
   Impl& im = *this;
+  if (im.gemmWarmUp.valid()) {  // the warm-up's calls first, so the step's find cuBLAS ready
+    PhaseTimer wait("waiting for cuBLAS's first calls (warm-up)");
+    im.gemmWarmUp.get();
+  }
   CudaContext& ctx = *im.ctx;
   if (auto ok = ctx.memsetZero(im.status->data(), size_t(im.status->bytes()), "status words"); !ok) return ok;
   const bool profile = im.profiling && !ctx.capturing();
@@ -656,9 +697,14 @@ Expected<void> CudaExecutable::Impl::enqueueStep() {
       im.profileEvents.push_back(std::move(*ev));
     }
   bool sideUsed = false;
+  // --verbose, first step: the host's time in each launch (where lazy module loading and
+  // cuBLAS's first calls show).
+  const bool timeHost = im.timeFirstLaunches;
+  std::vector<std::pair<double, size_t>> hostSeconds;
   for (size_t li = 0; li < im.launches.size(); ++li) {
     Launch& l = im.launches[li];
     const CudaStep& s = *l.step;
+    const auto hostStart = std::chrono::steady_clock::now();
     if (profile)
       if (auto ok = ctx.record(im.profileEvents[li]); !ok) return ok;
     if (l.joinBefore && sideUsed)
@@ -717,6 +763,24 @@ Expected<void> CudaExecutable::Impl::enqueueStep() {
             return ok;
         break;
     }
+    if (timeHost)
+      hostSeconds.emplace_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - hostStart).count(), li);
+  }
+  if (timeHost) {
+    double total = 0;
+    for (auto& [sec, li] : hostSeconds) total += sec;
+    std::sort(hostSeconds.begin(), hostSeconds.end(), std::greater<>());
+    std::string top;
+    for (size_t i = 0; i < std::min<size_t>(5, hostSeconds.size()); ++i) {
+      const CudaStep& s = *im.launches[hostSeconds[i].second].step;
+      std::string what = s.kind == CudaStepKind::Kernel ? s.kernel
+                         : s.kind == CudaStepKind::Gemm ? fmt::format("cuBLAS gemm {}x{}x{}", s.gemm.m, s.gemm.n, s.gemm.k)
+                                                         : s.node->describe();
+      top += fmt::format("{}{} {:.1f} ms", i ? ", " : "", what, hostSeconds[i].first * 1e3);
+    }
+    std::cerr << fmt::format("shoal: cuda '{}': first step queued in {:.1f} ms on the host (kernels load on first "
+                             "launch); slowest: {}\n",
+                             im.src.name, total * 1e3, top);
   }
   if (sideUsed)
     if (auto ok = ctx.joinSide("the all_reduce steps at the end of the step"); !ok) return ok;
@@ -821,9 +885,19 @@ Expected<void> CudaExecutable::Impl::uploadInputs(const Program& p, const Tensor
 
 Expected<void> CudaExecutable::Impl::launchStep(const Program& p, bool captureAfter) {
   if (graph.valid() && !profiling) return ctx->launch(graph);
-  if (auto ok = enqueueStep(); !ok) return ok;
+  {
+    // The first launch of each kernel loads it (CUDA's lazy loading; cuBLAS's too).
+    std::optional<PhaseTimer> timer;
+    if (!launchedOnce && !profiling) timer.emplace("first step, kernel by kernel (modules load)");
+    timeFirstLaunches = !launchedOnce && !profiling && opts.verbose;
+    launchedOnce = true;
+    auto ok = enqueueStep();
+    timeFirstLaunches = false;
+    if (!ok) return ok;
+  }
   if (profiling) return collectProfile();
   if (captureAfter && opts.graphs && !graphFailed && !opts.syncEach) {
+    PhaseTimer timer("CUDA graph capture + instantiate");
     if (auto ok = captureGraph(); !ok) {
       graphFailed = true;  // keep launching step by step; correct, only slower
       graphError = ok.error().message();
@@ -836,18 +910,21 @@ Expected<void> CudaExecutable::Impl::launchStep(const Program& p, bool captureAf
 }
 
 Expected<void> CudaExecutable::Impl::prepareAccumulation() {
+  PhaseTimer timer("runtime kernels, staging, accumulators");
   const int64_t bytes = (kAccumWords + src.statusWords()) * int64_t(sizeof(double));
   auto block = DeviceBlock::allocate(ctx, bytes, "metric accumulators");
   if (!block) return Unexpected(block.error());
   auto host = ctx->allocatePinned(size_t(bytes), "metric readback");
   if (!host) return Unexpected(host.error());
   KernelCache cache(KernelCache::defaultDir());
-  auto compiled = compileKernel({"shoal_accumulate", kAccumulateSource}, arch, {}, &cache);
+  auto compiled = compileKernel({"shoal_runtime", cudaimpl::runtimeKernelsSource()}, arch, {}, &cache);
   if (!compiled) return Unexpected(compiled.error());
-  auto module = CudaModule::load(compiled->cubin, "shoal_accumulate");
+  auto module = CudaModule::load(compiled->cubin, "shoal_runtime");
   if (!module) return Unexpected(module.error());
   auto kernel = module->kernel("shoal_accumulate");
   if (!kernel) return Unexpected(kernel.error());
+  auto gather = module->kernel("shoal_gather_rows");
+  if (!gather) return Unexpected(gather.error());
   for (int k = 0; k < 2; ++k) {
     auto pin = ctx->allocatePinned(std::max<size_t>(pinnedIn.size(), 64), "input staging");
     if (!pin) return Unexpected(pin.error());
@@ -858,8 +935,94 @@ Expected<void> CudaExecutable::Impl::prepareAccumulation() {
   }
   accumModule = std::move(*module);
   accumKernel = *kernel;
+  gatherKernel = *gather;
   accumHost = std::move(*host);
   accum = std::move(*block);
+  return {};
+}
+
+namespace {
+
+// A data set in device memory (CudaExecutable::makeResident): one block per tensor and the
+// epoch's order as i64.
+class CudaResidentData final : public ResidentData {
+ public:
+  struct Held {
+    std::string name;
+    TensorType type;  ///< [rows, ...] as on the host
+    std::unique_ptr<DeviceBlock> block;
+  };
+  std::shared_ptr<CudaContext> ctx;
+  std::vector<Held> tensors;
+  int64_t rowCount = 0;
+  std::unique_ptr<DeviceBlock> order;
+  int64_t orderLength = 0;
+
+  int64_t rows() const override { return rowCount; }
+  int64_t bytes() const override {
+    int64_t b = order ? order->bytes() : 0;
+    for (const Held& h : tensors) b += h.block->bytes();
+    return b;
+  }
+  Expected<void> setOrder(std::span<const int64_t> rows) override {
+    for (size_t i = 0; i < rows.size(); ++i)
+      if (rows[i] < 0 || rows[i] >= rowCount)
+        return fail(fmt::format("row {} (at {} of the epoch's order) is out of range: the data set has {} rows", rows[i],
+                                i, rowCount));
+    const int64_t need = std::max<int64_t>(1, int64_t(rows.size())) * int64_t(sizeof(int64_t));
+    if (!order || order->bytes() < need) {
+      order.reset();  // freeing waits for the steps still reading it
+      auto block = DeviceBlock::allocate(ctx, need, "the data set's row order");
+      if (!block) return Unexpected(block.error());
+      order = std::move(*block);
+    }
+    // Queued after the steps that read the previous order, on the same stream.
+    if (auto ok = ctx->copyToDevice(order->data(), rows.data(), rows.size() * sizeof(int64_t), "the epoch's row order");
+        !ok)
+      return ok;
+    orderLength = int64_t(rows.size());
+    return {};
+  }
+};
+
+}  // namespace
+
+Expected<void> CudaExecutable::Impl::queueAccumulate(const Program& p, const std::vector<std::string>& names,
+                                                     double weight, int64_t step) {
+  // Where each named scalar lives, and its slot.
+  void* ptrs[kAccumSlots] = {};
+  unsigned codes = 0;
+  int lossSlot = -1;
+  for (const std::string& name : names) {
+    const Node* out = nullptr;
+    for (const Staged& s : outputs)
+      if (s.name == name) out = s.node;
+    if (!out) return fail("the program has no output named '" + name + "'");
+    auto it = std::find(accumNames.begin(), accumNames.end(), name);
+    if (it == accumNames.end()) {
+      if (accumNames.size() == size_t(kAccumSlots))
+        return fail(fmt::format("runAccumulate: at most {} outputs can be accumulated", kAccumSlots));
+      accumNames.push_back(name);
+      it = accumNames.end() - 1;
+    }
+    const int slot = int(it - accumNames.begin());
+    if (out->input(0)->type().numElements() < 1) return fail("runAccumulate: output '" + name + "' is empty");
+    if (storageOnly(out->input(0)->type().dtype))
+      return fail(fmt::format("runAccumulate: output '{}' is {}; metrics accumulate from f32, f64 or integer outputs",
+                              name, out->input(0)->type().str()));
+    ptrs[slot] = address(p, out->input(0));
+    codes |= scalarCode(out->input(0)->type().dtype) << (4 * slot);
+    if (name == "loss") lossSlot = slot;
+  }
+  if (auto ok = launchStep(p, /*captureAfter=*/true); !ok) return ok;
+  void* acc = accum->data();
+  const void* statusWords = status->data();
+  int statusCount = int(src.statusWords());
+  long long stepArg = step;
+  void* argv[] = {&acc,     &ptrs[0], &ptrs[1], &ptrs[2],  &ptrs[3], &ptrs[4],      &ptrs[5],    &ptrs[6],
+                  &ptrs[7], &codes,   &lossSlot, &weight, &stepArg, &statusWords, &statusCount};
+  if (auto ok = accumKernel.launch({1, 1, 1}, {1, 1, 1}, argv, 0, ctx->stream()); !ok) return ok;
+  ++accumSteps;
   return {};
 }
 
@@ -872,31 +1035,6 @@ Expected<void> CudaExecutable::runAccumulate(const TensorMap& inputs, const std:
   if (auto ok = ctx.makeCurrent(); !ok) return ok;
   if (!im.accum)
     if (auto ok = im.prepareAccumulation(); !ok) return ok;
-  // Where each named scalar lives, and its slot.
-  void* ptrs[kAccumSlots] = {};
-  unsigned codes = 0;
-  int lossSlot = -1;
-  for (const std::string& name : names) {
-    const Node* out = nullptr;
-    for (const Staged& s : im.outputs)
-      if (s.name == name) out = s.node;
-    if (!out) return fail("the program has no output named '" + name + "'");
-    auto it = std::find(im.accumNames.begin(), im.accumNames.end(), name);
-    if (it == im.accumNames.end()) {
-      if (im.accumNames.size() == size_t(kAccumSlots))
-        return fail(fmt::format("runAccumulate: at most {} outputs can be accumulated", kAccumSlots));
-      im.accumNames.push_back(name);
-      it = im.accumNames.end() - 1;
-    }
-    const int slot = int(it - im.accumNames.begin());
-    if (out->input(0)->type().numElements() < 1) return fail("runAccumulate: output '" + name + "' is empty");
-    if (storageOnly(out->input(0)->type().dtype))
-      return fail(fmt::format("runAccumulate: output '{}' is {}; metrics accumulate from f32, f64 or integer outputs",
-                              name, out->input(0)->type().str()));
-    ptrs[slot] = im.address(program_, out->input(0));
-    codes |= scalarCode(out->input(0)->type().dtype) << (4 * slot);
-    if (name == "loss") lossSlot = slot;
-  }
   // The staging buffer's previous upload must be done before the host writes into it again
   // (two steps ago: normally long finished, so this rarely waits).
   const int k = im.nextStage;
@@ -907,16 +1045,109 @@ Expected<void> CudaExecutable::runAccumulate(const TensorMap& inputs, const std:
   if (auto ok = im.uploadInputs(program_, inputs, static_cast<char*>(im.stage[k].data())); !ok) return ok;
   if (auto ok = ctx.record(im.stageUploaded[k]); !ok) return ok;
   im.stagePending[k] = true;
-  if (auto ok = im.launchStep(program_, /*captureAfter=*/true); !ok) return ok;
-  void* acc = im.accum->data();
-  const void* status = im.status->data();
-  int statusWords = int(im.src.statusWords());
-  long long stepArg = step;
-  void* argv[] = {&acc,  &ptrs[0], &ptrs[1], &ptrs[2],  &ptrs[3], &ptrs[4], &ptrs[5],    &ptrs[6],
-                  &ptrs[7], &codes, &lossSlot, &weight, &stepArg, &status, &statusWords};
-  if (auto ok = im.accumKernel.launch({1, 1, 1}, {1, 1, 1}, argv, 0, ctx.stream()); !ok) return ok;
-  ++im.accumSteps;
-  return {};
+  return im.queueAccumulate(program_, names, weight, step);
+}
+
+Expected<std::shared_ptr<ResidentData>> CudaExecutable::makeResident(const TensorMap& tensors) {
+  Impl& im = *impl_;
+  if (auto ok = im.ctx->makeCurrent(); !ok) return Unexpected(ok.error());
+  auto data = std::make_shared<CudaResidentData>();
+  data->ctx = im.ctx;
+  size_t total = 0;
+  data->rowCount = -1;
+  std::vector<std::string> held;  // the tensors the program reads: the others stay on the host
+  for (const auto& [name, t] : tensors) {
+    if (!t.defined() || t.isOnDevice() || t.shape().empty()) return std::shared_ptr<ResidentData>();
+    if (data->rowCount >= 0 && t.shape()[0] != data->rowCount)
+      return fail(fmt::format("the data set's tensors disagree on the number of rows ({} and {} in '{}')",
+                              data->rowCount, t.shape()[0], name));
+    data->rowCount = t.shape()[0];
+    auto in = std::find_if(im.inputs.begin(), im.inputs.end(), [&](const Staged& x) { return x.name == name; });
+    if (in == im.inputs.end()) continue;
+    if (!gatherConverts(t.dtype(), in->node->result()->type().dtype))
+      return std::shared_ptr<ResidentData>();  // the host converts this one
+    held.push_back(name);
+    total += t.byteSize();
+  }
+  if (held.empty() || held.size() > size_t(kGatherTensors)) return std::shared_ptr<ResidentData>();
+  auto freeBytes = im.ctx->freeMemory();
+  if (!freeBytes) return Unexpected(freeBytes.error());
+  if (total > *freeBytes / 4) return std::shared_ptr<ResidentData>();
+  PhaseTimer timer("data set into device memory");
+  for (const std::string& name : held) {
+    const Tensor& t = tensors.at(name);
+    auto block = DeviceBlock::allocate(im.ctx, std::max<int64_t>(1, int64_t(t.byteSize())), "data set '" + name + "'");
+    if (!block) return Unexpected(block.error());
+    if (auto ok = im.ctx->copyToDevice((*block)->data(), t.raw(), t.byteSize(), "data set '" + name + "'"); !ok)
+      return Unexpected(ok.error());
+    data->tensors.push_back({name, t.type(), std::move(*block)});
+  }
+  return std::shared_ptr<ResidentData>(std::move(data));
+}
+
+Expected<void> CudaExecutable::runAccumulateRows(ResidentData& data, int64_t first, int64_t rows,
+                                                 const TensorMap& scalars, const std::vector<std::string>& names,
+                                                 double weight, int64_t step) {
+  Impl& im = *impl_;
+  im.comm = comm_.get();
+  auto* held = dynamic_cast<CudaResidentData*>(&data);
+  if (!held || held->ctx != im.ctx)
+    return fail("internal error: the resident data set belongs to another device or context");
+  if (first < 0 || rows <= 0 || first + rows > held->orderLength)
+    return fail(fmt::format("internal error: rows {}..{} of an order of {}", first, first + rows, held->orderLength));
+  if (auto pending = im.takeDeferred(); !pending) return Unexpected(pending.error());
+  CudaContext& ctx = *im.ctx;
+  if (auto ok = ctx.makeCurrent(); !ok) return ok;
+  if (!im.accum)
+    if (auto ok = im.prepareAccumulation(); !ok) return ok;
+  GatherArgs g{};
+  g.order = static_cast<const int64_t*>(held->order->data());
+  g.first = first;
+  for (const Staged& in : im.inputs) {
+    const TensorType& want = in.node->result()->type();
+    auto h = std::find_if(held->tensors.begin(), held->tensors.end(),
+                          [&](const CudaResidentData::Held& x) { return x.name == in.name; });
+    if (h != held->tensors.end()) {
+      Shape shape = h->type.shape;
+      shape[0] = rows;
+      if (shape != want.shape)
+        return fail(fmt::format("input '{}' expects {}, the data set's rows are {}", in.name, want.str(),
+                                TensorType{h->type.dtype, shape}.str()),
+                    in.node->loc());
+      if (!gatherConverts(h->type.dtype, want.dtype))
+        return fail(fmt::format("input '{}' is {}: the data set's {} do not convert into it on the device", in.name,
+                                want.str(), dtypeName(h->type.dtype)),
+                    in.node->loc());
+      GatherTensorArg& a = g.tensor[g.tensors++];
+      a.src = h->block->data();
+      a.dst = im.address(program_, in.node->result());
+      a.rowElems = want.numElements() / rows;
+      a.srcCode = h->type.dtype == want.dtype ? -1 : int32_t(scalarCode(h->type.dtype));
+      a.dstCode = h->type.dtype == want.dtype ? -1 : int32_t(scalarCode(want.dtype));
+      a.elemBytes = int32_t(dtypeSize(want.dtype));
+      continue;
+    }
+    auto sc = scalars.find(in.name);
+    if (sc == scalars.end() || sc->second.numElements() != 1 || want.numElements() != 1 || dtypeSize(want.dtype) > 8)
+      return fail(fmt::format("input '{}' ({}) is neither a tensor of the data set in device memory nor a scalar of "
+                              "the step",
+                              in.name, want.str()),
+                  in.node->loc());
+    if (g.scalars == kGatherScalars)
+      return fail(fmt::format("internal error: more than {} scalar inputs to gather", kGatherScalars));
+    Tensor bits(want);
+    convertInto(sc->second, bits);
+    GatherScalarArg& a = g.scalar[g.scalars++];
+    a.dst = im.address(program_, in.node->result());
+    std::memcpy(&a.bits, bits.raw(), bits.byteSize());
+    a.bytes = int32_t(bits.byteSize());
+  }
+  void* argv[] = {&g};
+  if (auto ok = im.gatherKernel.launch({unsigned(rows), unsigned(std::max(1, int(g.tensors))), 1}, {128, 1, 1}, argv, 0,
+                                       ctx.stream());
+      !ok)
+    return ok;
+  return im.queueAccumulate(program_, names, weight, step);
 }
 
 Expected<Executable::Accumulated> CudaExecutable::takeAccumulated() {

@@ -73,6 +73,14 @@ class CudaExecutable : public Executable {
   /// step a kernel reported an error in. At most 8 names per executable.
   Expected<void> runAccumulate(const TensorMap& inputs, const std::vector<std::string>& names, double weight,
                                int64_t step) override;
+  /// The data set's tensors copied into device memory once (one block each); the epoch's
+  /// order beside them as i64.
+  Expected<std::shared_ptr<ResidentData>> makeResident(const TensorMap& tensors) override;
+  /// runAccumulate with the batch gathered on the device: one kernel copies (or converts) each
+  /// row of the batch from the resident tensors into the planned input slots and writes the
+  /// scalar inputs, passed by value; no host staging and no copy.
+  Expected<void> runAccumulateRows(ResidentData& data, int64_t first, int64_t rows, const TensorMap& scalars,
+                                   const std::vector<std::string>& names, double weight, int64_t step) override;
   /// One synchronization and one copy back of the accumulators, which are then zeroed. An
   /// error a kernel reported during an accumulated step (a bad label, say) is returned here,
   /// naming that step; the steps after it ran.

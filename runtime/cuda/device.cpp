@@ -2,8 +2,12 @@
 #include "runtime/cuda/device.h"
 
 #include <dlfcn.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
+#include <cstdio>
+#include <iostream>
 #include <cassert>
 #include <cstdlib>
 #include <cstring>
@@ -210,8 +214,15 @@ Expected<CudaDeviceInfo> probeCudaDevice(int index) {
   return info;
 }
 
+namespace {
+std::atomic<bool> contextMade{false};
+}  // namespace
+
+bool cudaContextMade() { return contextMade.load(); }
+
 Expected<void> initPrimaryContext(int index) {
   PhaseTimer timer("CUDA primary context");
+  contextMade = true;
   if (cudaError_t e = cudaSetDevice(index); e != cudaSuccess)
     return cudaFail(e, "cudaSetDevice", "device " + std::to_string(index));
   if (cudaError_t e = cudaFree(nullptr); e != cudaSuccess)
@@ -259,6 +270,7 @@ Expected<std::unique_ptr<CudaContext>> CudaContext::create(const CudaContextOpti
   ctx->options_ = options;
   const std::string dev = info->describe();
 
+  contextMade = true;
   if (cudaError_t e = cudaSetDevice(options.device); e != cudaSuccess) return cudaFail(e, "cudaSetDevice", dev);
   if (cudaError_t e = cudaStreamCreateWithFlags(&ctx->stream_, cudaStreamNonBlocking); e != cudaSuccess)
     return cudaFail(e, "cudaStreamCreateWithFlags", dev);
@@ -470,6 +482,13 @@ Expected<PinnedBuffer> CudaContext::allocatePinned(size_t bytes, std::string_vie
   return buf;
 }
 
+Expected<size_t> CudaContext::freeMemory() const {
+  size_t freeBytes = 0, totalBytes = 0;
+  if (cudaError_t e = cudaMemGetInfo(&freeBytes, &totalBytes); e != cudaSuccess)
+    return cudaFail(e, "cudaMemGetInfo", "free device memory");
+  return freeBytes;
+}
+
 Expected<void> CudaContext::copyToDevice(void* dst, const void* src, size_t bytes, std::string_view what) {
   if (bytes == 0) return {};
   if (cudaError_t e = cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, stream_); e != cudaSuccess)
@@ -590,6 +609,7 @@ void PinnedBuffer::reset() { data_ = nullptr, size_ = 0; }
 void CudaEvent::reset() { event_ = nullptr; }
 void CudaGraphExec::reset() { exec_ = nullptr, nodeCount_ = 0; }
 Expected<std::unique_ptr<CudaContext>> CudaContext::create(const CudaContextOptions&) { return notBuilt(); }
+bool cudaContextMade() { return false; }
 CudaContext::~CudaContext() = default;
 Expected<void> CudaContext::setTf32(bool) { return notBuilt(); }
 Expected<void> CudaContext::makeCurrent() const { return notBuilt(); }
@@ -616,6 +636,7 @@ Expected<DeviceArena> CudaContext::allocateArena(size_t, std::string_view) { ret
 Expected<void*> CudaContext::allocateBuffer(size_t, std::string_view) { return notBuilt(); }
 Expected<void> CudaContext::freeBuffer(void*) { return notBuilt(); }
 Expected<PinnedBuffer> CudaContext::allocatePinned(size_t, std::string_view) { return notBuilt(); }
+Expected<size_t> CudaContext::freeMemory() const { return notBuilt(); }
 Expected<void> CudaContext::copyToDevice(void*, const void*, size_t, std::string_view) { return notBuilt(); }
 Expected<void> CudaContext::copyToHost(void*, const void*, size_t, std::string_view) { return notBuilt(); }
 Expected<void> CudaContext::copyDeviceToDevice(void*, const void*, size_t, std::string_view) { return notBuilt(); }
@@ -633,5 +654,13 @@ Expected<CudaGraphExec> CudaContext::endCapture() { return notBuilt(); }
 Expected<void> CudaContext::launch(const CudaGraphExec&) { return notBuilt(); }
 
 #endif  // SHOAL_HAVE_CUDA
+
+int exitSkippingCudaTeardown(int status) {
+  if (!cudaContextMade() || envFlag("SHOAL_CUDA_TEARDOWN")) return status;
+  std::cout.flush();
+  std::cerr.flush();
+  std::fflush(nullptr);
+  ::_exit(status);
+}
 
 }  // namespace shoal

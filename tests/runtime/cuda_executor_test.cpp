@@ -24,6 +24,7 @@
 #include "runtime/cpu/interpreter.h"
 #include "runtime/cuda/cuda_executable.h"
 #include "runtime/cuda/device.h"
+#include "runtime/data/datasets.h"
 #include "test_util.h"
 
 namespace shoal {
@@ -530,6 +531,88 @@ TEST(CudaExecutor, RunAccumulateReportsKernelErrorsAtTake) {
   auto next = pair.gpu->takeAccumulated();
   ASSERT_TRUE(next.has_value()) << next.error().message();
   EXPECT_EQ(next->weight, 4);
+}
+
+// Steps whose batches are gathered on the device from a resident data set (u8 images into
+// the MNIST CNN's f32 input, i64 labels) train exactly as steps fed the same batches from the
+// host: the same accumulated loss and accuracy and the same parameters, bit for bit, over two
+// epochs of different orders and a remainder batch of its own executable. A row out of range
+// in an order is an error naming it.
+TEST(CudaExecutor, RunAccumulateRowsIsRunAccumulateOnTheSameBatches) {
+  SHOAL_REQUIRE_GPU();
+  DiagnosticEngine diags;
+  auto pipeline = loadPipelineFile(test::sourcePath("examples/mnist_cnn.mmd"), diags);
+  ASSERT_TRUE(pipeline.has_value()) << diags.render();
+  CompileOptions opts;
+  opts.train = &*pipeline->train;
+  auto build = [&](int64_t batch) {
+    auto g = rebatchGraph(*pipeline->model, batch);
+    EXPECT_TRUE(g.has_value());
+    auto p = compileProgram((*g)->clone(), opts);
+    EXPECT_TRUE(p.has_value());
+    auto e = CudaExecutable::create(std::move(*p), {});
+    EXPECT_TRUE(e.has_value()) << e.error().message();
+    return std::move(*e);
+  };
+  auto hostFed = build(8), gathered = build(8), hostRest = build(3), gatheredRest = build(3);
+  hostFed->initializeParameters(9);
+  gathered->initializeParameters(9);
+  ASSERT_TRUE(hostRest->shareParameters(*hostFed).has_value());
+  ASSERT_TRUE(gatheredRest->shareParameters(*gathered).has_value());
+  const int64_t n = 19;  // two batches of 8, one of 3
+  TensorMap data;
+  data["x"] = Tensor(DType::U8, {n, 1, 28, 28});
+  data["labels"] = Tensor(DType::I64, {n});
+  std::mt19937 rng{5};
+  for (int64_t i = 0; i < data["x"].numElements(); ++i) data["x"].set(i, double(rng() % 256));
+  for (int64_t i = 0; i < n; ++i) data["labels"].set(i, double(rng() % 10));
+  auto resident = gathered->makeResident(data);
+  ASSERT_TRUE(resident.has_value()) << resident.error().message();
+  ASSERT_NE(*resident, nullptr);
+  EXPECT_EQ((*resident)->rows(), n);
+  int64_t step = 0;
+  for (int epoch = 0; epoch < 2; ++epoch) {
+    std::vector<int64_t> order(static_cast<size_t>(n));
+    for (int64_t i = 0; i < n; ++i) order[size_t(i)] = i;
+    std::shuffle(order.begin(), order.end(), rng);
+    ASSERT_TRUE((*resident)->setOrder(order).has_value());
+    for (int64_t first = 0; first < n;) {
+      const int64_t rows = std::min<int64_t>(8, n - first);
+      ++step;
+      TensorMap scalars;
+      scalars["step"] = Tensor::fromDoubles(DType::F32, {}, std::vector<double>{double(step)});
+      scalars["lr"] = Tensor::fromDoubles(DType::F64, {}, std::vector<double>{pipeline->train->lr});
+      TensorMap feed = scalars;
+      for (const char* name : {"x", "labels"}) {
+        auto b = gatherRows(data[name], std::span(order).subspan(size_t(first), size_t(rows)), name);
+        ASSERT_TRUE(b.has_value());
+        feed[name] = *b;
+      }
+      CudaExecutable& host = rows == 8 ? *hostFed : *hostRest;
+      CudaExecutable& dev = rows == 8 ? *gathered : *gatheredRest;
+      ASSERT_TRUE(host.runAccumulate(feed, {"loss", "accuracy"}, double(rows), step).has_value());
+      auto ok = dev.runAccumulateRows(**resident, first, rows, scalars, {"loss", "accuracy"}, double(rows), step);
+      ASSERT_TRUE(ok.has_value()) << ok.error().message();
+      first += rows;
+    }
+    for (auto pair : {std::make_pair(hostFed.get(), gathered.get()), std::make_pair(hostRest.get(), gatheredRest.get())}) {
+      auto want = pair.first->takeAccumulated();
+      auto got = pair.second->takeAccumulated();
+      ASSERT_TRUE(want.has_value() && got.has_value());
+      EXPECT_EQ(got->sums["loss"], want->sums["loss"]) << "epoch " << epoch;
+      EXPECT_EQ(got->sums["accuracy"], want->sums["accuracy"]) << "epoch " << epoch;
+      EXPECT_EQ(got->weight, want->weight);
+    }
+  }
+  EXPECT_TRUE(gathered->replaysGraph()) << gathered->graphCaptureError();
+  TensorMap a = hostFed->readPersistent(), b = gathered->readPersistent();
+  for (const auto& [name, t] : a)
+    EXPECT_EQ(std::memcmp(t.raw(), b.at(name).raw(), t.byteSize()), 0) << name << " differs after two epochs";
+  std::vector<int64_t> bad = {0, 1, n};
+  auto refused = (*resident)->setOrder(bad);
+  ASSERT_FALSE(refused.has_value());
+  EXPECT_NE(refused.error().message().find("row 19 (at 2 of the epoch's order) is out of range"), std::string::npos)
+      << refused.error().message();
 }
 
 // Three Adam steps of the seed's MNIST CNN at batch 8 on random images, GPU vs CPU. The
