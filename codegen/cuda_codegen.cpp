@@ -292,6 +292,7 @@ void NodeEmitter::elementwise(std::string_view suffix, std::string_view params, 
 }
 
 void NodeEmitter::gemm(const CudaGemmCall& call) {
+  if (emitSmallGemm(*this, call, gemms_++)) return;
   header();
   auto name = [](const CudaArg& a) { return a.value ? "%" + a.value->name() : std::string("?"); };
   source_ += commentLine(fmt::format("cuBLAS {}gemm (row-major): {}[{},{}] = {}{} * {}{}{}   (k={}, lda={} ldb={} ldc={})",

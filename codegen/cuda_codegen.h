@@ -128,9 +128,15 @@ struct CudaCodegenOptions {
   /// format, instead of the exact fp32 direct kernels. Experimental: checked on the CPU
   /// emulator, not yet measured on a GPU; off by default (SHOAL_CUDA_TC_CONV=tf32|bf16|fp16).
   TensorCoreMath tensorCores = TensorCoreMath::Off;
+  /// Matrix products of fp32 operands of at most 2^28 multiply-adds as generated kernels
+  /// (exact fp32, as cuBLAS computes them unless TF32 or 16-bit GEMMs are on) instead of
+  /// cuBLAS calls: no cuBLAS first-call cost, one launch where cuBLAS often takes two. Off
+  /// where cuBLAS's GEMMs are to run in TF32 or with 16-bit operands.
+  bool smallGemms = true;
 };
 
-/// Emits CUDA C++ for every kernel of `program` (matrix products go to cuBLAS and emit none).
+/// Emits CUDA C++ for every kernel of `program` (large matrix products go to cuBLAS and emit
+/// none; small fp32 ones are kernels, see smallGemms).
 /// Pointer parameters are __restrict__ except where the memory plan lets two of a launch's
 /// buffers overlap (an in-place result and its operand). Errors name the node whose op or
 /// types have no GPU kernel.

@@ -83,7 +83,8 @@ class NodeEmitter {
   /// `perElement` (one or more lines, each indented by four).
   void elementwise(std::string_view suffix, std::string_view params, std::string_view perElement,
                    std::vector<CudaArg> args, int64_t n);
-  /// Adds a cuBLAS call.
+  /// Adds a matrix product: generated kernels for a small fp32 one (emitSmallGemm), else a
+  /// cuBLAS call.
   void gemm(const CudaGemmCall& call);
   /// Adds a device-to-device copy of the whole of `src` into `dst`.
   void copy(const Value* src, const Value* dst);
@@ -112,6 +113,7 @@ class NodeEmitter {
   static CudaArg status() { return {CudaArgKind::Status, nullptr}; }
 
  private:
+  int gemms_ = 0;  ///< products this node emitted (names the kernels of the next)
   void header();
 
   /// `params` with __restrict__ dropped from every pointer whose buffer may overlap another
@@ -324,5 +326,12 @@ Expected<void> emitLossScaleUpdate(NodeEmitter& em);
 /// The prelude every generated translation unit starts with (types, the scalar math and the
 /// elementwise formulas, warp and block reductions, error reporting).
 std::string prelude();
+
+/// A small fp32 product (CudaCodegenOptions::smallGemms) as generated kernels: a tiled SIMT
+/// kernel, split over the inner dimension with an in-order sum of the slices when the tiles
+/// are few (codegen/cuda_kernels_gemm.cpp). False (nothing emitted) when the product is not
+/// small, not fp32, or the option is off: the caller issues a cuBLAS call. `ordinal` numbers
+/// the node's products.
+bool emitSmallGemm(NodeEmitter& em, const CudaGemmCall& call, int ordinal);
 
 }  // namespace shoal::cudagen

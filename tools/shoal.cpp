@@ -175,6 +175,7 @@ int runDump(const CommonOptions& c, const DumpOptions& d) {
   else if (d.cuda) {
     CudaCodegenOptions cg;
     cg.tensorCores = precisionMath(d.precision);
+    cg.smallGemms = cg.tensorCores == TensorCoreMath::Off;  // as `run --precision` compiles it
     auto src = generateCudaSource(*program, cg);
     if (!src) return reportError(src.error());
     text = src->source;
@@ -193,6 +194,7 @@ int runCompile(const CommonOptions& c, const std::string& arch, bool verbose, co
   if (!program) return reportError(program.error());
   CudaCodegenOptions cg;
   cg.tensorCores = precisionMath(precision);
+  cg.smallGemms = cg.tensorCores == TensorCoreMath::Off;
   auto result = compileCudaProgram(*program, arch, verbose, cg);
   if (!result) return reportError(result.error());
   std::cout << *result;

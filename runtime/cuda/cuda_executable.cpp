@@ -187,6 +187,8 @@ CudaExecutableOptions CudaExecutableOptions::fromEnvironment() {
   o.syncEach = envFlag("SHOAL_CUDA_SYNC_EACH");
   const char* hfuse = std::getenv("SHOAL_CUDA_HFUSE");
   o.horizontalUpdates = !hfuse || envFlag("SHOAL_CUDA_HFUSE");
+  const char* small = std::getenv("SHOAL_CUDA_SMALL_GEMM");
+  o.smallGemms = !small || envFlag("SHOAL_CUDA_SMALL_GEMM");
   if (const char* tc = std::getenv("SHOAL_CUDA_TC_CONV")) {
     if (auto m = parseTensorCoreMath(tc)) {
       o.tensorCores = *m;
@@ -201,6 +203,14 @@ CudaExecutableOptions CudaExecutableOptions::fromEnvironment() {
     }
   }
   return o;
+}
+
+CudaCodegenOptions CudaExecutableOptions::codegenOptions() const {
+  CudaCodegenOptions c;
+  c.horizontalUpdates = horizontalUpdates;
+  c.tensorCores = tensorCores;
+  c.smallGemms = smallGemms && !tf32 && gemm16 == TensorCoreMath::Off;
+  return c;
 }
 
 CudaExecutableOptions CudaExecutableOptions::withPrecision(TensorCoreMath precision) const {
@@ -487,9 +497,7 @@ Expected<std::unique_ptr<CudaExecutable>> CudaExecutable::create(Program program
 
   // Source → cubin (cached on disk) → module → kernels.
   std::optional<PhaseTimer> timer(std::in_place, "CUDA codegen");
-  CudaCodegenOptions codegen;
-  codegen.horizontalUpdates = opts.horizontalUpdates;
-  codegen.tensorCores = opts.tensorCores;
+  const CudaCodegenOptions codegen = opts.codegenOptions();
   auto src = generateCudaSource(p, codegen);
   if (!src) return Unexpected(src.error());
   im.src = std::move(*src);
@@ -1325,9 +1333,7 @@ Expected<void> CudaExecutable::adoptPersistent(Executable& other) {
 Expected<void> compileCudaIntoCache(const Program& program, const std::string& arch, TensorCoreMath precision) {
   PhaseTimer timer("NVRTC ahead, into the kernel cache");
   const CudaExecutableOptions opts = CudaExecutableOptions::fromEnvironment().withPrecision(precision);
-  CudaCodegenOptions codegen;
-  codegen.horizontalUpdates = opts.horizontalUpdates;
-  codegen.tensorCores = opts.tensorCores;
+  const CudaCodegenOptions codegen = opts.codegenOptions();
   auto src = generateCudaSource(program, codegen);
   if (!src) return Unexpected(src.error());
   std::string target = arch;

@@ -32,8 +32,15 @@ struct CudaExecutableOptions {
   /// bfloat16 or float16 operands in cuBLAS's fp32 GEMMs (CudaContextOptions::gemmBf16 /
   /// gemmFp16); Off and Tf32: what `tf32` says.
   TensorCoreMath gemm16 = TensorCoreMath::Off;
-  /// Fills graphs, syncEach, horizontalUpdates and tensorCores from the environment.
+  /// Small fp32 matrix products as generated kernels (CudaCodegenOptions::smallGemms) when
+  /// cuBLAS would compute them in exact fp32 (tf32 off, gemm16 Off). Default: on, unless
+  /// SHOAL_CUDA_SMALL_GEMM=0.
+  bool smallGemms = true;
+  /// Fills graphs, syncEach, horizontalUpdates, smallGemms and tensorCores from the environment.
   static CudaExecutableOptions fromEnvironment();
+  /// The codegen options these make: updates fused, tensor cores, small products generated
+  /// where cuBLAS would be exact fp32.
+  CudaCodegenOptions codegenOptions() const;
   /// The matrix products' precision (ExecutableOptions::precision): Off keeps these options
   /// (exact fp32 unless tf32 or the environment says otherwise); Tf32, Bf16, Fp16 put the
   /// convolutions on tensor cores in that format and cuBLAS's GEMMs in TF32 or with 16-bit

@@ -167,7 +167,10 @@ TEST(CudaCodegen, ExamplePipelinesGenerateAndCompile) {
 }
 
 // The MNIST CNN's training step: what the GPU runs, named in the source and the plan.
-TEST(CudaCodegen, MnistTrainingStepUsesCublasAndReportsLabels) {
+// Its six products are cuBLAS calls with smallGemms off, generated kernels by default: four
+// tiled (the first dense layer's forward product split over its 5408-long inner dimension,
+// its slices added by a second kernel), the two of 640 outputs a warp per output.
+TEST(CudaCodegen, MnistTrainingStepProductsAndLabels) {
   DiagnosticEngine diags;
   auto pipeline = loadPipelineFile(test::sourcePath("examples/mnist_cnn.mmd"), diags);
   ASSERT_TRUE(pipeline.has_value()) << diags.render();
@@ -175,7 +178,31 @@ TEST(CudaCodegen, MnistTrainingStepUsesCublasAndReportsLabels) {
   opts.train = &*pipeline->train;
   Program p = compileOrDie(pipeline->model->clone(), opts);
   ASSERT_TRUE(p.graph);
-  auto src = generateCudaSource(p);
+  {
+    auto generated = generateCudaSource(p);
+    ASSERT_TRUE(generated.has_value());
+    int gemmKernels = 0, sliceSums = 0, dots = 0, calls = 0;
+    for (const CudaStep& s : generated->steps) {
+      calls += s.kind == CudaStepKind::Gemm;
+      if (s.kind != CudaStepKind::Kernel) continue;
+      const bool product = s.kernel.ends_with("_gemm");
+      gemmKernels += product;
+      sliceSums += s.kernel.ends_with("_gemm_slices");
+      dots += s.kernel.ends_with("_dot");
+      if (product && s.node->kind() == OpKind::FusedDense) {
+        EXPECT_EQ(s.grid[0], 1u);   // one 64 x 64 tile ...
+        EXPECT_EQ(s.grid[1], 85u);  // ... in 85 slices of 64 terms
+      }
+    }
+    EXPECT_EQ(calls, 0);
+    EXPECT_EQ(gemmKernels, 4);
+    EXPECT_EQ(dots, 2);
+    EXPECT_EQ(sliceSums, 1);
+    EXPECT_GE(generated->scratchBytes, int64_t(85 * 64 * 64 * 4));
+  }
+  CudaCodegenOptions cublas;
+  cublas.smallGemms = false;
+  auto src = generateCudaSource(p, cublas);
   ASSERT_TRUE(src.has_value());
   int gemms = 0, kernels = 0, copies = 0;
   for (const CudaStep& s : src->steps) {
@@ -220,7 +247,7 @@ TEST(CudaCodegen, MnistTrainingStepUsesCublasAndReportsLabels) {
   EXPECT_EQ(epilogues, 1);
   EXPECT_EQ(reluKernels, 0);
   EXPECT_NE(src->source.find("k49_adam_update_c1_weight_x6("), std::string::npos);
-  CudaCodegenOptions perParameter;
+  CudaCodegenOptions perParameter = cublas;
   perParameter.horizontalUpdates = false;
   auto unfused = generateCudaSource(p, perParameter);
   ASSERT_TRUE(unfused.has_value());

@@ -3,11 +3,13 @@
 // block barriers and warp shuffles, one thread at a time). Covers every op in f32 and f64,
 // a training step of the MNIST CNN, and the error reports kernels make through the status
 // words. The GPU itself is tested in tests/runtime/cuda_executor_test.cpp.
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 
 #include <cmath>
 #include <cstring>
 #include <random>
+#include <tuple>
 
 #include "codegen/cuda_emulator.h"
 #include "codegen/cuda_test_graphs.h"
@@ -72,6 +74,55 @@ void compareRuns(Runners& r, const TensorMap& inputs, double rtol, double atol, 
   TensorMap gp = r.emu->readPersistent();
   for (const auto& [name, t] : r.cpu->readPersistent())
     EXPECT_TRUE(closeTo(what + " persistent " + name, gp.at(name), t, rtol, atol));
+}
+
+// Small fp32 products as generated kernels (not cuBLAS), every transposition both ways: tiled
+// with a long inner dimension split into slices (the last one short, not a multiple of the
+// 16-deep stage), and a warp per output for few outputs; dense layers whose bias is
+// accumulated into (beta 1) both ways; a batched product with alpha and two column tiles;
+// tiles cut by m and n. Against the interpreter's products within fp32 rounding of their terms.
+TEST(CudaEmulation, SmallProductsAsKernelsMatchTheInterpreter) {
+  if (!haveHostCompiler()) GTEST_SKIP() << "no host C++ compiler to build the emulated module";
+  test::OpGraphBuilder b("small_gemms", DType::F32);
+  for (int ta = 0; ta < 2; ++ta)
+    for (int tb = 0; tb < 2; ++tb)
+      for (auto [m, n, k, name] : {std::tuple<int64_t, int64_t, int64_t, const char*>{40, 30, 700, "split"},
+                                   {4, 6, 300, "dot"}}) {
+        Attrs t;
+        t.set("transpose_a", int64_t(ta));
+        t.set("transpose_b", int64_t(tb));
+        Value* x = b.input(fmt::format("{}a{}{}", name, ta, tb), ta ? Shape{k, m} : Shape{m, k});
+        Value* y = b.input(fmt::format("{}b{}{}", name, ta, tb), tb ? Shape{n, k} : Shape{k, n});
+        b.op(OpKind::MatMul, {x, y}, t, fmt::format("{}{}{}", name, ta, tb));
+      }
+  b.op(OpKind::Dense, {b.input("dx", {3, 300}), b.input("dw", {9, 300}), b.input("db", {9})}, {}, "dense_dot");
+  b.op(OpKind::Dense, {b.input("sx", {40, 300}), b.input("sw", {30, 300}), b.input("sb", {30})}, {}, "dense_split");
+  Attrs alpha;
+  alpha.set("alpha", 0.5);
+  b.op(OpKind::BatchMatMul, {b.input("ba", {3, 5, 200}), b.input("bb", {3, 200, 70})}, alpha, "batched");
+  b.op(OpKind::MatMul, {b.input("wa", {70, 20}), b.input("wb", {20, 130})}, {}, "wide");
+  auto g = b.take();
+  auto both = test::cpuAndEmulated(*g);
+  ASSERT_TRUE(both) << both.error().str();
+  // The products are kernels, some split into slices (else this tests cuBLAS's stand-in).
+  auto src = generateCudaSource(*both->program);
+  ASSERT_TRUE(src.has_value());
+  int calls = 0, slices = 0, dots = 0;
+  for (const CudaStep& s : src->steps) {
+    calls += s.kind == CudaStepKind::Gemm;
+    slices += s.kind == CudaStepKind::Kernel && s.kernel.ends_with("_gemm_slices");
+    dots += s.kind == CudaStepKind::Kernel && s.kernel.ends_with("_dot");
+  }
+  EXPECT_EQ(calls, 0);
+  EXPECT_EQ(slices, 6);  // the four 40 x 30 x 700, dense_split, the batched product
+  EXPECT_EQ(dots, 5);    // the four 4 x 6 x 300, dense_dot
+  TensorMap feed = test::randomInputs(*g, 17);
+  auto want = both->cpu->run(feed);
+  auto got = both->emu->run(feed);
+  ASSERT_TRUE(want && got);
+  ASSERT_EQ(want->size(), 12u);
+  // Terms of about 1 in magnitude: 700 of them round to a few ulps of their sum in fp32.
+  for (const auto& [name, t] : *want) EXPECT_TRUE(closeTo(name, got->at(name), t, 1e-5, 1e-4));
 }
 
 TEST(CudaEmulation, EveryOpMatchesTheInterpreter) {

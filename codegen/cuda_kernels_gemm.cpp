@@ -1,0 +1,201 @@
+// Small fp32 matrix products as generated kernels instead of cuBLAS calls.
+//
+// cuBLAS's first call for a product costs the host tens of milliseconds (its heuristics, the
+// lazy load of the kernel it picks: 110 ms before the seed CNN's first training step on an
+// H200), and for the products of small models it launches a split-K kernel and a reduction
+// where one block row would do. A product of at most kSmallGemmMacs multiply-adds in exact
+// fp32 is emitted here instead. At most 1024 outputs: a warp per output (lanes over the inner
+// dimension, a butterfly sum). Otherwise 64 x 64 output tiles, 256 threads of 4 x 4 outputs each, the
+// operands staged 16 deep through shared memory (coalesced for either transposition); when
+// the tiles are too few to fill the GPU and the inner dimension is long, the inner dimension
+// is split into slices whose sums go to scratch and a second kernel adds them in slice order
+// (deterministic) before alpha and beta. Every output sums its terms in fp32 with FMA, in
+// order within a slice, as cuBLAS's SIMT kernels do.
+#include <fmt/format.h>
+
+#include <algorithm>
+
+#include "codegen/cuda_emit.h"
+
+namespace shoal::cudagen {
+
+namespace {
+
+constexpr int64_t kSmallGemmMacs = int64_t(1) << 28;
+constexpr int64_t kTile = 64, kDepth = 16;
+// Blocks worth filling the GPU with (one per SM of a 132-SM H100/H200).
+constexpr int64_t kFillBlocks = 132;
+// Products of at most this many outputs take a warp per output.
+constexpr int64_t kDotOutputs = 1024;
+
+std::string lit(double v) { return literal(v, DType::F32); }
+
+}  // namespace
+
+bool emitSmallGemm(NodeEmitter& em, const CudaGemmCall& g, int ordinal) {
+  if (!em.options().smallGemms || g.dtype != DType::F32 || g.batch < 1) return false;
+  const int64_t m = g.m, n = g.n, k = g.k, batch = g.batch;
+  if (m <= 0 || n <= 0 || k <= 0 || m * n * k * batch > kSmallGemmMacs) return false;
+  const std::string base = ordinal ? fmt::format("gemm{}", ordinal) : "gemm";
+  const std::string combineOf = "${ALPHA_S}${BETA_C}";
+  Vars ab = {{"ALPHA_S", g.alpha == 1 ? std::string("s") : lit(g.alpha) + " * s"},
+             {"BETA_C", g.beta != 0 ? " + " + lit(g.beta) + " * c[at]" : std::string()}};
+  if (m * n * batch <= kDotOutputs && k >= 32) {
+    // Few outputs (batch-1 inference, a 10-class layer): a warp per output, its lanes taking
+    // every 32nd term, then a butterfly sum -- one kernel, no tile mostly idle.
+    Vars v = {{"M", intLit(m)},       {"N", intLit(n)},       {"K", intLit(k)},       {"LDA", intLit(g.lda)},
+              {"LDB", intLit(g.ldb)}, {"LDC", intLit(g.ldc)}, {"OFFA", intLit(g.offsetA)}, {"OFFB", intLit(g.offsetB)},
+              {"OFFC", intLit(g.offsetC)}, {"SA", intLit(g.strideA)}, {"SB", intLit(g.strideB)}, {"SC", intLit(g.strideC)},
+              {"TOTAL", intLit(m * n * batch)},
+              {"AT", g.transA ? "(long long)p * ${LDA} + i" : "(long long)i * ${LDA} + p"},
+              {"BT", g.transB ? "(long long)j * ${LDB} + p" : "(long long)p * ${LDB} + j"},
+              {"COMBINE", fill(combineOf, ab)}};
+    const std::string body = fill(
+        fill("  const int w = (int)((blockIdx.x * blockDim.x + threadIdx.x) >> 5), lane = (int)threadIdx.x & 31;\n"
+             "  if (w >= ${TOTAL}) return;  // a whole warp leaves together\n"
+             "  const int b = w / (${M} * ${N}), ij = w % (${M} * ${N}), i = ij / ${N}, j = ij % ${N};\n"
+             "  const float* a = A + ${OFFA} + (long long)b * ${SA};\n"
+             "  const float* bm = B + ${OFFB} + (long long)b * ${SB};\n"
+             "  float* c = C + ${OFFC} + (long long)b * ${SC};\n"
+             "  float s = 0.0f;\n"
+             "  for (int p = lane; p < ${K}; p += 32) s = fmaf(a[${AT}], bm[${BT}], s);\n"
+             "#pragma unroll\n"
+             "  for (int o = 16; o > 0; o >>= 1) s += __shfl_xor_sync(0xffffffffu, s, o);\n"
+             "  if (lane == 0) {\n"
+             "    const long long at = (long long)i * ${LDC} + j;\n"
+             "    c[at] = ${COMBINE};\n"
+             "  }\n",
+             v),
+        {{"LDA", intLit(g.lda)}, {"LDB", intLit(g.ldb)}});
+    em.kernel(ordinal ? fmt::format("dot{}", ordinal) : "dot",
+              "const float* __restrict__ A, const float* __restrict__ B, float* C", body, {g.a, g.b, g.c},
+              unsigned((m * n * batch + kWarpsPerBlock - 1) / kWarpsPerBlock));
+    return true;
+  }
+  const int64_t tilesM = (m + kTile - 1) / kTile, tilesN = (n + kTile - 1) / kTile, tiles = tilesM * tilesN * batch;
+  // Slices of the inner dimension (multiples of the staging depth) when the tiles alone
+  // leave most of the GPU idle and each slice keeps at least 64 terms.
+  int64_t slices = 1, slice = k;
+  if (tiles < kFillBlocks / 2 && k >= 128) {
+    slices = std::min<int64_t>((k + 63) / 64, std::max<int64_t>(1, kFillBlocks / tiles));
+    slice = ((k + slices - 1) / slices + kDepth - 1) / kDepth * kDepth;
+    slices = (k + slice - 1) / slice;
+  }
+  if (tiles / batch > (int64_t(1) << 31) - 1 || slices * batch > 65535) return false;
+
+  const std::string& suffix = base;
+  const bool split = slices > 1;
+  Vars v = {{"M", intLit(m)},
+            {"N", intLit(n)},
+            {"K", intLit(k)},
+            {"LDA", intLit(g.lda)},
+            {"LDB", intLit(g.ldb)},
+            {"LDC", intLit(g.ldc)},
+            {"OFFA", intLit(g.offsetA)},
+            {"OFFB", intLit(g.offsetB)},
+            {"OFFC", intLit(g.offsetC)},
+            {"SA", intLit(g.strideA)},
+            {"SB", intLit(g.strideB)},
+            {"SC", intLit(g.strideC)},
+            {"TN", intLit(tilesN)},
+            {"SLICES", intLit(slices)},
+            {"SLICE", intLit(slice)},
+            // A tile: element e of the 64 x 16 stage; consecutive threads read consecutive
+            // addresses of A (along p when A is m x k, along i when it is stored k x m).
+            {"AI", g.transA ? "e % 64" : "e / 16"},
+            {"AP", g.transA ? "e / 64" : "e % 16"},
+            {"AAT", g.transA ? "(long long)gp * ${LDA} + gi" : "(long long)gi * ${LDA} + gp"},
+            {"BJ", g.transB ? "e / 16" : "e % 64"},
+            {"BP", g.transB ? "e % 16" : "e / 64"},
+            {"BAT", g.transB ? "(long long)gj * ${LDB} + gq" : "(long long)gq * ${LDB} + gj"}};
+  std::string store;
+  const std::string combine = (g.alpha == 1 ? std::string("acc[r][q]") : lit(g.alpha) + " * acc[r][q]") +
+                              (g.beta != 0 ? " + " + lit(g.beta) + " * c[at]" : "");
+  if (split)
+    store = "        part[((long long)(b * ${SLICES} + slice) * ${M} + i) * ${N} + j] = acc[r][q];\n";
+  else
+    store = "        const long long at = (long long)i * ${LDC} + j;\n"
+            "        c[at] = " + combine + ";\n";
+  v.push_back({"STORE", fill(store, v)});
+  const std::string body = fill(
+      fill("  __shared__ float As[16][68];  // As[p][i]: the stage of op(A), padded\n"
+           "  __shared__ float Bs[16][68];  // Bs[p][j]: the stage of op(B)\n"
+           "  const int tile = (int)blockIdx.x;\n"
+           "  const int row0 = (tile / ${TN}) * 64, col0 = (tile % ${TN}) * 64;\n"
+           "  const int slice = (int)blockIdx.y % ${SLICES}, b = (int)blockIdx.y / ${SLICES};\n"
+           "  const float* a = A + ${OFFA} + (long long)b * ${SA};\n"
+           "  const float* bm = B + ${OFFB} + (long long)b * ${SB};\n"
+           "  float* c = C + ${OFFC} + (long long)b * ${SC};\n"
+           "  const int k0 = slice * ${SLICE}, k1 = k0 + ${SLICE} < ${K} ? k0 + ${SLICE} : ${K};\n"
+           "  const int tx = (int)threadIdx.x % 16, ty = (int)threadIdx.x / 16;\n"
+           "  float acc[4][4];\n"
+           "#pragma unroll\n"
+           "  for (int r = 0; r < 4; ++r)\n"
+           "#pragma unroll\n"
+           "    for (int q = 0; q < 4; ++q) acc[r][q] = 0.0f;\n"
+           "  for (int p0 = k0; p0 < k1; p0 += 16) {\n"
+           "    for (int e = (int)threadIdx.x; e < 1024; e += 256) {\n"
+           "      const int i = ${AI}, p = ${AP};\n"
+           "      const int gi = row0 + i, gp = p0 + p;\n"
+           "      As[p][i] = gi < ${M} && gp < k1 ? a[${AAT}] : 0.0f;\n"
+           "      const int j = ${BJ}, q = ${BP};\n"
+           "      const int gj = col0 + j, gq = p0 + q;\n"
+           "      Bs[q][j] = gj < ${N} && gq < k1 ? bm[${BAT}] : 0.0f;\n"
+           "    }\n"
+           "    __syncthreads();\n"
+           "#pragma unroll\n"
+           "    for (int p = 0; p < 16; ++p) {\n"
+           "      float av[4], bv[4];\n"
+           "#pragma unroll\n"
+           "      for (int r = 0; r < 4; ++r) av[r] = As[p][ty + 16 * r];\n"
+           "#pragma unroll\n"
+           "      for (int q = 0; q < 4; ++q) bv[q] = Bs[p][tx + 16 * q];\n"
+           "#pragma unroll\n"
+           "      for (int r = 0; r < 4; ++r)\n"
+           "#pragma unroll\n"
+           "        for (int q = 0; q < 4; ++q) acc[r][q] = fmaf(av[r], bv[q], acc[r][q]);\n"
+           "    }\n"
+           "    __syncthreads();\n"
+           "  }\n"
+           "#pragma unroll\n"
+           "  for (int r = 0; r < 4; ++r)\n"
+           "#pragma unroll\n"
+           "    for (int q = 0; q < 4; ++q) {\n"
+           "      const int i = row0 + ty + 16 * r, j = col0 + tx + 16 * q;\n"
+           "      if (i < ${M} && j < ${N}) {\n"
+           "${STORE}"
+           "      }\n"
+           "    }\n",
+           v),
+      {{"LDA", intLit(g.lda)}, {"LDB", intLit(g.ldb)}, {"M", intLit(m)}, {"N", intLit(n)}});
+  const std::string& text = body;
+  std::vector<CudaArg> args = {g.a, g.b, g.c};
+  std::string params = "const float* __restrict__ A, const float* __restrict__ B, float* C";
+  if (split) {
+    params += ", float* __restrict__ part";
+    args.push_back(NodeEmitter::scratch());
+    em.needScratch(slices * batch * m * n * int64_t(sizeof(float)));
+  }
+  em.kernel(suffix, params, text, args, unsigned(tilesM * tilesN), unsigned(slices * batch));
+  if (split) {
+    // The slices' sums added in slice order, then alpha and beta (one thread per output).
+    Vars r = v;
+    r.push_back({"COMBINE", fill((g.alpha == 1 ? std::string("s") : lit(g.alpha) + " * s") +
+                                     (g.beta != 0 ? " + " + lit(g.beta) + " * c[at]" : ""),
+                                 {})});
+    r.push_back({"I", indexType(batch * m * n * slices)});
+    em.elementwise(suffix + "_slices", "const float* __restrict__ part, float* C",
+                   fill("    const ${I} b = i / (${M} * ${N}), ij = i % (${M} * ${N});\n"
+                        "    float s = 0.0f;\n"
+                        "    for (int slice = 0; slice < ${SLICES}; ++slice)\n"
+                        "      s += part[(b * ${SLICES} + slice) * (${M} * ${N}) + ij];\n"
+                        "    float* c = C + ${OFFC} + b * ${SC};\n"
+                        "    const long long at = (long long)(ij / ${N}) * ${LDC} + ij % ${N};\n"
+                        "    c[at] = ${COMBINE};\n",
+                        r),
+                   {NodeEmitter::scratch(), g.c}, batch * m * n);
+  }
+  return true;
+}
+
+}  // namespace shoal::cudagen
