@@ -1354,14 +1354,6 @@ Expected<std::shared_ptr<void>> prewarmCudaContext(bool tf32, TensorCoreMath pre
   opts = opts.withPrecision(precision);
   auto ctx = sharedContext(opts.tf32, opts.gemm16);
   if (!ctx) return Unexpected(ctx.error());
-  {
-    // The runtime's own kernels into the kernel cache now, while the main thread compiles the
-    // program, so the first accumulated step reads them from there (a cold cache compiled
-    // them inside the first step). A failure shows again, and is reported, at that step.
-    PhaseTimer timer("runtime kernels into the kernel cache");
-    KernelCache cache(KernelCache::defaultDir());
-    (void)compileKernel({"shoal_runtime", cudaimpl::runtimeKernelsSource()}, (*ctx)->device().arch(), {}, &cache);
-  }
   return std::shared_ptr<void>(*ctx);
 }
 
