@@ -39,17 +39,6 @@ TensorMap stepFeed(const ModelPrograms& m, const TensorMap& batch, int64_t step,
   return feed;
 }
 
-// The batch of `rows` of `tensors` (what Dataset::getBatch gathers for those rows).
-Expected<TensorMap> gatherBatch(const TensorMap& tensors, std::span<const int64_t> rows) {
-  TensorMap out;
-  for (const auto& [name, t] : tensors) {
-    auto b = gatherRows(t, rows, name);
-    if (!b) return Unexpected(b.error());
-    out[name] = std::move(*b);
-  }
-  return out;
-}
-
 // Training steps gather their batches from a data set in device memory where they can;
 // SHOAL_RESIDENT_DATA=0 makes the host upload every batch instead (to compare the two).
 bool residentDataAllowed() {

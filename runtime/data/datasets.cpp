@@ -50,15 +50,17 @@ Expected<TensorDataset> TensorDataset::create(TensorMap tensors) {
   return d;
 }
 
-Expected<TensorMap> TensorDataset::getBatch(std::span<const int64_t> rows) {
+Expected<TensorMap> gatherBatch(const TensorMap& tensors, std::span<const int64_t> rows) {
   TensorMap out;
-  for (auto& [name, t] : tensors_) {
+  for (const auto& [name, t] : tensors) {
     auto b = gatherRows(t, rows, name);
     if (!b) return Unexpected(b.error());
     out[name] = std::move(*b);
   }
   return out;
 }
+
+Expected<TensorMap> TensorDataset::getBatch(std::span<const int64_t> rows) { return gatherBatch(tensors_, rows); }
 
 const TensorMap* TensorDataset::sourceRows(std::vector<int64_t>&) const { return &tensors_; }
 
@@ -173,13 +175,7 @@ std::optional<int64_t> DataLoader::batchesPerEpoch() const {
 
 // ---- MNIST ------------------------------------------------------------------------------
 
-Expected<TensorMap> MnistDataset::getBatch(std::span<const int64_t> rows) {
-  auto images = gatherRows(set_.images, rows, imagesName_);
-  if (!images) return Unexpected(images.error());
-  auto labels = gatherRows(set_.labels, rows, "labels");
-  if (!labels) return Unexpected(labels.error());
-  return TensorMap{{imagesName_, std::move(*images)}, {"labels", std::move(*labels)}};
-}
+Expected<TensorMap> MnistDataset::getBatch(std::span<const int64_t> rows) { return gatherBatch(tensors_, rows); }
 
 MnistDataset::MnistDataset(MnistSet set, std::string imagesName)
     : set_(std::move(set)), imagesName_(std::move(imagesName)) {

@@ -27,4 +27,7 @@ class MnistDataset final : public Dataset {
 /// Rows `rows` of `t` (dimension 0), gathered into a new tensor; fails on a row out of range.
 Expected<Tensor> gatherRows(const Tensor& t, std::span<const int64_t> rows, const std::string& name);
 
+/// Rows `rows` of every tensor of `tensors`, by name (what TensorDataset::getBatch returns).
+Expected<TensorMap> gatherBatch(const TensorMap& tensors, std::span<const int64_t> rows);
+
 }  // namespace shoal
