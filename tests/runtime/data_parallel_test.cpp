@@ -98,12 +98,17 @@ TEST(AllReduceOp, AveragesOverTheRanksThroughTheInterpreter) {
     for (int i = 0; i < 3; ++i) EXPECT_EQ(outs[size_t(r)]["avg"].at(i), (std::vector<double>{2, 4, 0})[size_t(i)]);
 }
 
+// x[i] = i for 11 rows: batches of 4 leave an uneven last one.
+Expected<TensorDataset> elevenRows() {
+  std::vector<double> ids(11);
+  for (int i = 0; i < 11; ++i) ids[size_t(i)] = i;
+  return TensorDataset::create({{"x", Tensor::fromDoubles(DType::F64, {11, 1}, ids)}});
+}
+
 TEST(ShardedBatches, RanksSplitEachGlobalBatchAndCutAnUnevenLastOne) {
   // 11 rows, batch 4, shuffled: batches of 4, 4, 3; over 2 ranks each takes 2, 2, 1 rows
   // (the last batch loses its third row).
-  std::vector<double> ids(11);
-  for (int i = 0; i < 11; ++i) ids[size_t(i)] = i;
-  auto data = TensorDataset::create({{"x", Tensor::fromDoubles(DType::F64, {11, 1}, ids)}});
+  auto data = elevenRows();
   ASSERT_TRUE(data);
   DataLoaderOptions o{.batchSize = 4, .shuffle = true, .seed = 7};
   DataLoader global(*data, o), l0(*data, o), l1(*data, o);
@@ -137,9 +142,7 @@ TEST(ShardedBatches, RanksSplitEachGlobalBatchAndCutAnUnevenLastOne) {
 // A rank's takeEpoch is its share of every global batch, as its next() yields them, and counts
 // the rows an uneven batch loses as next() does.
 TEST(ShardedBatches, TakeEpochIsTheRanksShareAsNextYieldsIt) {
-  std::vector<double> ids(11);
-  for (int i = 0; i < 11; ++i) ids[size_t(i)] = i;
-  auto data = TensorDataset::create({{"x", Tensor::fromDoubles(DType::F64, {11, 1}, ids)}});
+  auto data = elevenRows();
   ASSERT_TRUE(data);
   DataLoaderOptions o{.batchSize = 4, .shuffle = true, .seed = 7};
   for (int rank = 0; rank < 2; ++rank) {
