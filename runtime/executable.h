@@ -27,8 +27,6 @@ class ResidentData {
   /// Sets the order the steps read their rows in (each in [0, rows()), else an error naming
   /// the row). The steps queued before keep reading the order they were queued with.
   virtual Expected<void> setOrder(std::span<const int64_t> order) = 0;
-  /// Device bytes held.
-  virtual int64_t bytes() const = 0;
 };
 
 class Executable {

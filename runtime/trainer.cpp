@@ -14,6 +14,7 @@
 
 #include "runtime/checkpoint/safetensors.h"
 #include "runtime/cuda/cuda_executable.h"
+#include "runtime/cuda/device.h"
 #include "runtime/data/datasets.h"
 #include "runtime/data/idx.h"
 #include "runtime/distributed/sharding.h"
@@ -37,13 +38,6 @@ TensorMap stepFeed(const ModelPrograms& m, const TensorMap& batch, int64_t step,
   if (m.readsStep()) feed["step"] = Tensor::fromDoubles(DType::F32, {}, std::vector<double>{double(step)});
   feed["lr"] = Tensor::fromDoubles(DType::F64, {}, std::vector<double>{lr});
   return feed;
-}
-
-// Training steps gather their batches from a data set in device memory where they can;
-// SHOAL_RESIDENT_DATA=0 makes the host upload every batch instead (to compare the two).
-bool residentDataAllowed() {
-  const char* v = std::getenv("SHOAL_RESIDENT_DATA");
-  return !v || std::string_view(v) != "0";
 }
 
 std::vector<std::string> metricNames(const ModelPrograms& m) {
@@ -215,7 +209,8 @@ Expected<TrainReport> fitPrograms(ModelPrograms& m, BatchSource& batches, const 
   double runningLoss = std::nan("");
   // The data set in device memory (see the epoch loop), made at the first epoch that can.
   struct {
-    bool use = residentDataAllowed();
+    // SHOAL_RESIDENT_DATA=0: the host uploads every batch instead (to compare the two).
+    bool use = envFlagDefaultOn("SHOAL_RESIDENT_DATA");
     bool tried = false;
     std::shared_ptr<ResidentData> data;
     const TensorMap* tensors = nullptr;

@@ -182,13 +182,10 @@ struct Staged {
 
 CudaExecutableOptions CudaExecutableOptions::fromEnvironment() {
   CudaExecutableOptions o;
-  const char* graphs = std::getenv("SHOAL_CUDA_GRAPHS");
-  o.graphs = !graphs || envFlag("SHOAL_CUDA_GRAPHS");
+  o.graphs = envFlagDefaultOn("SHOAL_CUDA_GRAPHS");
   o.syncEach = envFlag("SHOAL_CUDA_SYNC_EACH");
-  const char* hfuse = std::getenv("SHOAL_CUDA_HFUSE");
-  o.horizontalUpdates = !hfuse || envFlag("SHOAL_CUDA_HFUSE");
-  const char* small = std::getenv("SHOAL_CUDA_SMALL_GEMM");
-  o.smallGemms = !small || envFlag("SHOAL_CUDA_SMALL_GEMM");
+  o.horizontalUpdates = envFlagDefaultOn("SHOAL_CUDA_HFUSE");
+  o.smallGemms = envFlagDefaultOn("SHOAL_CUDA_SMALL_GEMM");
   if (const char* tc = std::getenv("SHOAL_CUDA_TC_CONV")) {
     if (auto m = parseTensorCoreMath(tc)) {
       o.tensorCores = *m;
@@ -224,10 +221,6 @@ CudaExecutableOptions CudaExecutableOptions::withPrecision(TensorCoreMath precis
 
 namespace {
 
-}  // namespace
-
-namespace {
-
 // cuBLAS's first call for a product shape costs tens of milliseconds on the host (its
 // heuristics and the lazy load of the chosen kernel: 110 ms for the seed CNN's first step on
 // an H200, 76 ms of it in its first product). warmUpGemms makes those calls on another
@@ -240,11 +233,6 @@ std::string gemmKey(const CudaGemmCall& g, const CudaContextOptions& o) {
   return fmt::format("{} {}{} {}x{}x{} {} {} {} {} {} {} {} {} {} {}{}{}", dtypeName(g.dtype), g.transA, g.transB, g.m,
                      g.n, g.k, g.lda, g.ldb, g.ldc, g.alpha, g.beta, g.batch, g.strideA, g.strideB, g.strideC, o.tf32,
                      o.gemmBf16, o.gemmFp16);
-}
-
-bool gemmWarmUpEnabled() {
-  const char* v = std::getenv("SHOAL_CUDA_GEMM_WARMUP");
-  return !v || std::string_view(v) != "0";
 }
 
 void warmUpGemms(const std::vector<CudaGemmCall>& calls, const CudaContextOptions& options) {
@@ -634,7 +622,7 @@ Expected<std::unique_ptr<CudaExecutable>> CudaExecutable::create(Program program
     static std::mutex warmedMutex;
     static std::set<std::string> warmed;
     std::vector<CudaGemmCall> fresh;
-    if (gemmWarmUpEnabled() && !envFlag("SHOAL_SERIAL_STARTUP") && !opts.syncEach) {
+    if (envFlagDefaultOn("SHOAL_CUDA_GEMM_WARMUP") && !envFlag("SHOAL_SERIAL_STARTUP") && !opts.syncEach) {
       std::lock_guard<std::mutex> lock(warmedMutex);
       for (const CudaStep& s : im.src.steps)
         if (s.kind == CudaStepKind::Gemm && warmed.insert(gemmKey(s.gemm, im.ctx->options())).second)
@@ -967,11 +955,6 @@ class CudaResidentData final : public ResidentData {
   int64_t orderLength = 0;
 
   int64_t rows() const override { return rowCount; }
-  int64_t bytes() const override {
-    int64_t b = order ? order->bytes() : 0;
-    for (const Held& h : tensors) b += h.block->bytes();
-    return b;
-  }
   Expected<void> setOrder(std::span<const int64_t> rows) override {
     for (size_t i = 0; i < rows.size(); ++i)
       if (rows[i] < 0 || rows[i] >= rowCount)

@@ -45,6 +45,8 @@ bool envFlag(const char* name) {
   return true;
 }
 
+bool envFlagDefaultOn(const char* name) { return !std::getenv(name) || envFlag(name); }
+
 std::string CudaDeviceInfo::arch() const { return "sm_" + std::to_string(major) + std::to_string(minor); }
 
 std::string CudaDeviceInfo::describe() const { return "cuda:" + std::to_string(index) + " " + name; }

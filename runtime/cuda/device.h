@@ -85,6 +85,9 @@ Expected<void> cudaLibrariesAvailable();
 
 /// True when env var `name` is set to something other than "", "0", "false", "off", "no".
 bool envFlag(const char* name);
+/// A switch that is on unless env var `name` is set to "", "0", "false", "off" or "no"
+/// (SHOAL_CUDA_GRAPHS, SHOAL_RESIDENT_DATA, ...).
+bool envFlagDefaultOn(const char* name);
 
 /// Options for a CudaContext.
 struct CudaContextOptions {
