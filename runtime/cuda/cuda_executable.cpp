@@ -65,6 +65,37 @@ Expected<std::shared_ptr<CudaContext>> sharedContext(bool tf32, TensorCoreMath g
   return ctx;
 }
 
+// The runtime's own kernels (runtime_kernels.h): compiled, or read from the kernel cache, and
+// loaded once per process and architecture while someone holds them. prewarmCudaContext takes
+// them on the context thread at start-up, so a cold cache's NVRTC compile overlaps the
+// program's own compile instead of sitting in the first training step.
+struct RuntimeKernels {
+  CudaModule module;
+  CudaKernel accumulate, gather;
+};
+
+Expected<std::shared_ptr<const RuntimeKernels>> runtimeKernels(const std::string& arch) {
+  static std::mutex mutex;
+  static std::map<std::string, std::weak_ptr<const RuntimeKernels>> loaded;
+  std::lock_guard lock(mutex);
+  if (auto held = loaded[arch].lock()) return held;
+  KernelCache cache(KernelCache::defaultDir());
+  auto compiled = compileKernel({"shoal_runtime", cudaimpl::runtimeKernelsSource()}, arch, {}, &cache);
+  if (!compiled) return Unexpected(compiled.error());
+  auto module = CudaModule::load(compiled->cubin, "shoal_runtime");
+  if (!module) return Unexpected(module.error());
+  auto accumulate = module->kernel("shoal_accumulate");
+  if (!accumulate) return Unexpected(accumulate.error());
+  auto gather = module->kernel("shoal_gather_rows");
+  if (!gather) return Unexpected(gather.error());
+  auto k = std::make_shared<RuntimeKernels>();
+  k->module = std::move(*module);
+  k->accumulate = *accumulate;
+  k->gather = *gather;
+  loaded[arch] = k;
+  return std::shared_ptr<const RuntimeKernels>(std::move(k));
+}
+
 // Device memory from one allocation: an arena carve-out normally, its own cudaMalloc in the
 // separate-allocs debug mode (exact size, so compute-sanitizer catches overruns).
 class DeviceBlock {
@@ -312,7 +343,7 @@ struct CudaExecutable::Impl {
   int nextStage = 0;
   std::unique_ptr<DeviceBlock> accum;
   PinnedBuffer accumHost;
-  CudaModule accumModule;  ///< the runtime's kernels
+  std::shared_ptr<const RuntimeKernels> runtime;  ///< the runtime's kernels
   CudaKernel accumKernel, gatherKernel;
   std::vector<std::string> accumNames;  ///< slot -> output name
   int64_t accumSteps = 0;               ///< runAccumulate calls since the last take
@@ -912,15 +943,8 @@ Expected<void> CudaExecutable::Impl::prepareAccumulation() {
   if (!block) return Unexpected(block.error());
   auto host = ctx->allocatePinned(size_t(bytes), "metric readback");
   if (!host) return Unexpected(host.error());
-  KernelCache cache(KernelCache::defaultDir());
-  auto compiled = compileKernel({"shoal_runtime", cudaimpl::runtimeKernelsSource()}, arch, {}, &cache);
-  if (!compiled) return Unexpected(compiled.error());
-  auto module = CudaModule::load(compiled->cubin, "shoal_runtime");
-  if (!module) return Unexpected(module.error());
-  auto kernel = module->kernel("shoal_accumulate");
-  if (!kernel) return Unexpected(kernel.error());
-  auto gather = module->kernel("shoal_gather_rows");
-  if (!gather) return Unexpected(gather.error());
+  auto kernels = runtimeKernels(arch);
+  if (!kernels) return Unexpected(kernels.error());
   for (int k = 0; k < 2; ++k) {
     auto pin = ctx->allocatePinned(std::max<size_t>(pinnedIn.size(), 64), "input staging");
     if (!pin) return Unexpected(pin.error());
@@ -929,9 +953,9 @@ Expected<void> CudaExecutable::Impl::prepareAccumulation() {
     if (!ev) return Unexpected(ev.error());
     stageUploaded[k] = std::move(*ev);
   }
-  accumModule = std::move(*module);
-  accumKernel = *kernel;
-  gatherKernel = *gather;
+  runtime = std::move(*kernels);
+  accumKernel = runtime->accumulate;
+  gatherKernel = runtime->gather;
   accumHost = std::move(*host);
   accum = std::move(*block);
   return {};
@@ -1337,7 +1361,18 @@ Expected<std::shared_ptr<void>> prewarmCudaContext(bool tf32, TensorCoreMath pre
   opts = opts.withPrecision(precision);
   auto ctx = sharedContext(opts.tf32, opts.gemm16);
   if (!ctx) return Unexpected(ctx.error());
-  return std::shared_ptr<void>(*ctx);
+  struct Held {
+    std::shared_ptr<CudaContext> ctx;
+    std::shared_ptr<const RuntimeKernels> runtime;
+  };
+  auto held = std::make_shared<Held>();
+  held->ctx = *ctx;
+  {
+    PhaseTimer timer("runtime kernels (compile or cache, load)");
+    // A failure here shows again, and is reported, where the kernels are first used.
+    if (auto kernels = runtimeKernels((*ctx)->device().arch())) held->runtime = std::move(*kernels);
+  }
+  return std::shared_ptr<void>(std::move(held));
 }
 
 Expected<std::unique_ptr<Executable>> createCudaExecutable(Program program, bool tf32, bool verbose,
