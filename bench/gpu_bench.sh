@@ -5,7 +5,8 @@
 # --device cuda`, cold (empty kernel cache) and warm, with its --verbose breakdown, and the
 # CPU benchmark (bench/cpu_train.sh: shoal vs PyTorch at 2 and 16 threads on this host).
 # Results land in $OUT (default /tmp/shoal-bench): shoal_bench.json, torch_baseline.json,
-# ratios.json, startup.json, cpu/ (cpu_ratios.json), and the logs; copy them to
+# torch_infer.json (bench/torch_infer.py: like-for-like inference), ratios.json, startup.json,
+# cpu/ (cpu_ratios.json), and the logs; copy them to
 # bench/results/<date>-<card>/.
 #   bench/gpu_bench.sh [path/to/torch_baseline.py]
 # SKIP_STARTUP=1 and SKIP_CPU=1 leave out the start-up and CPU parts; SKIP_TORCH=1 the GPU
@@ -81,6 +82,12 @@ else
     echo "torch baseline failed"
   fi
   echo "== torch baseline done at $(elapsed) s"
+  # Like-for-like inference: PyTorch timed as shoal_bench times run(), input resident on the
+  # GPU and input in pinned host memory, the logits back on the host both ways.
+  if ! PYTHONUNBUFFERED=1 python3 bench/torch_infer.py 2>&1 | tee "$OUT/torch_infer.log"; then
+    echo "torch inference benchmark failed"
+  fi
+  echo "== torch inference done at $(elapsed) s"
 fi
 
 python3 - "$OUT" <<'PY'
@@ -107,6 +114,18 @@ for bs in (1, 64, 8192):
         if ms is None: continue
         add(f'infer bs{bs} ({cfg}) vs eager', ms, f'cuda_infer_eager_bs{bs}', 'ms_median')
         add(f'infer bs{bs} ({cfg}) vs compile ro', ms, f'cuda_infer_compile_ro_bs{bs}', 'ms_median')
+infer_path = os.path.join(out, 'torch_infer.json')
+infer = json.load(open(infer_path)) if os.path.exists(infer_path) else {}
+# Like-for-like inference (issue 13's goals): the same input placement on both sides.
+for bs, ref, goal in ((1, 'eager', 0.1), (64, 'compile_ro', 0.15), (8192, 'compile_ro', 0.25)):
+    for place, mine_key, ref_field in (('input on GPU', f'infer_bs{bs}_ms_fused_input_on_gpu', 'resident_ms'),
+                                        ('input in host memory', f'infer_bs{bs}_ms_fused', 'pinned_ms')):
+        mine = s.get(mine_key)
+        r = infer.get(f'{ref}_bs{bs}', {}).get(ref_field)
+        if mine is None or r is None: continue
+        name = f'infer bs{bs} {place} vs {ref} (goal <= {goal})'
+        ratios[name] = dict(shoal_ms=mine, torch_ms=r, ratio=mine / r, torch_case=f'torch_infer {ref}_bs{bs} {ref_field}', goal=goal)
+        rows.append((name, mine, r, mine / r))
 print(f"\nshoal / PyTorch on {shoal['device']} (ratio < 1: shoal faster)")
 print(f"  {'case':52s} {'shoal ms':>10s} {'torch ms':>10s} {'ratio':>8s}")
 for name, mine, ref, ratio in rows:
