@@ -454,6 +454,28 @@ __device__ ShoalLse<T> shoal_warp_lse(const T* row, long long cols) {
   return r;
 }
 
+// The same two by one thread, over the row in order (for narrow rows, a thread per row).
+template <typename T>
+__device__ long long shoal_row_argmax(const T* row, long long cols) {
+  T v = (T)0;
+  long long i = -1;
+  for (long long j = 0; j < cols; ++j) shoal_argmax_combine(v, i, row[j], j);
+  return i < 0 ? 0 : i;
+}
+template <typename T>
+__device__ ShoalLse<T> shoal_row_lse(const T* row, long long cols) {
+  T m = shoal_neg_inf((T)0);
+  for (long long j = 0; j < cols; ++j) m = row[j] > m ? row[j] : m;
+  ShoalLse<T> r;
+  r.max = m;
+  r.logSum = (T)0;
+  if (shoal_isinf(m)) return r;
+  double s = 0;
+  for (long long j = 0; j < cols; ++j) s += exp((double)(row[j] - m));
+  r.logSum = (T)log(s);
+  return r;
+}
+
 // Status words (see CudaErrorSite in codegen/cuda_codegen.h): word 0 says "some kernel of
 // this step failed"; site s owns words 1 + 2s and 2 + 2s.
 __device__ __forceinline__ void shoal_report_label(u64* status, int site, long long row, long long label) {

@@ -271,28 +271,50 @@ Expected<void> emitArgMax(NodeEmitter& em) {
   return {};
 }
 
-// One block: warps take rows in turn; the count of correct rows is an integer sum. The row
-// loop is unrolled so that a warp's loads of its next rows overlap (the kernel is latency-
-// bound: a 64 x 10 batch is eight dependent rows a warp).
+// Rows of at most this many columns are taken a thread each (the loss and accuracy kernels):
+// a 64 x 10 batch is then one dependent pass per thread instead of eight warp-wide rows per
+// warp, each a chain of shuffles (7.5-10 us on the H200 that way).
+constexpr int64_t kNarrowRowCols = 32;
+
+// The row loop of a one-block row kernel: a thread per row for narrow rows, else warps take
+// rows in turn (lane 0 then owns the row's result). `body` runs per row with `row`, `lane`,
+// `owner` (the thread that adds the row's result) and the row helpers ROW_ARGMAX / ROW_LSE
+// (shoal_row_* or shoal_warp_*) defined.
+std::string rowLoop(int64_t cols, const std::string& I, int64_t rows, const std::string& body) {
+  const bool narrow = cols <= kNarrowRowCols;
+  Vars v = {{"I", I}, {"ROWS", intLit(rows)}, {"WARPS", std::to_string(kWarpsPerBlock)}};
+  std::string out = narrow ? "  const bool owner = true;\n"
+                             "#pragma unroll 4\n"
+                             "  for (${I} row = threadIdx.x; row < ${ROWS}; row += blockDim.x) {\n"
+                           : "  const int lane = threadIdx.x & 31;\n"
+                             "  const bool owner = lane == 0;\n"
+                             "#pragma unroll 8\n"
+                             "  for (${I} row = threadIdx.x >> 5; row < ${ROWS}; row += ${WARPS}) {\n";
+  std::string b = body;
+  for (auto [from, to] : {std::pair<std::string, std::string>{"ROW_ARGMAX", narrow ? "shoal_row_argmax" : "shoal_warp_argmax"},
+                          {"ROW_LSE", narrow ? "shoal_row_lse" : "shoal_warp_lse"}})
+    for (size_t at; (at = b.find(from)) != std::string::npos;) b.replace(at, from.size(), to);
+  return fill(out, v) + b + "  }\n";
+}
+
+// One block: rows a thread each (narrow) or a warp each; the count of correct rows is an
+// integer sum.
 Expected<void> emitAccuracy(NodeEmitter& em) {
   if (auto ok = checkLabels(em, 1); !ok) return ok;
   const Shape& s = em.inShape(0);
   const int64_t rows = s[0], cols = s.size() > 1 ? s[1] : 1;
-  Vars v = {{"T", em.T()}, {"L", labelType(em, 1)}, {"I", em.I()}, {"ROWS", intLit(rows)}, {"COLS", intLit(cols)},
-            {"WARPS", std::to_string(kWarpsPerBlock)}};
+  Vars v = {{"T", em.T()}, {"L", labelType(em, 1)}, {"ROWS", intLit(rows)}, {"COLS", intLit(cols)}};
   em.kernel("",
             fill("const ${T}* __restrict__ logits, const ${L}* __restrict__ labels, float* __restrict__ acc", v),
-            fill("  __shared__ long long red[32];\n"
-                 "  const int lane = threadIdx.x & 31;\n"
-                 "  long long correct = 0;\n"
-                 "#pragma unroll 8\n"
-                 "  for (${I} row = threadIdx.x >> 5; row < ${ROWS}; row += ${WARPS}) {\n"
-                 "    const long long best = shoal_warp_argmax(logits + row * ${COLS}, ${COLS});\n"
-                 "    if (lane == 0 && ${COLS} > 0 && best == (long long)labels[row]) ++correct;\n"
-                 "  }\n"
-                 "  correct = shoal_block_sum(correct, red);\n"
-                 "  if (threadIdx.x == 0) acc[0] = ${ROWS} ? (float)correct / (float)${ROWS} : 0.0f;\n",
-                 v),
+            "  __shared__ long long red[32];\n"
+            "  long long correct = 0;\n" +
+                rowLoop(cols, em.I(), rows,
+                        fill("    const long long best = ROW_ARGMAX(logits + row * ${COLS}, ${COLS});\n"
+                             "    if (owner && ${COLS} > 0 && best == (long long)labels[row]) ++correct;\n",
+                             v)) +
+                fill("  correct = shoal_block_sum(correct, red);\n"
+                     "  if (threadIdx.x == 0) acc[0] = ${ROWS} ? (float)correct / (float)${ROWS} : 0.0f;\n",
+                     v),
             {em.in(0), em.in(1), em.out()}, 1);
   return {};
 }
@@ -303,9 +325,9 @@ double labelSmoothing(const NodeEmitter& em) {
   return em.computeType() == DType::F32 ? double(float(e)) : e;
 }
 
-// Mean over rows of logsumexp(row) - row[label], in one block (warps take rows in turn; the
-// per-warp sums and the block sum are in double, in a fixed order). Bad labels are reported
-// through the status words and left out of the sum. With label smoothing e a row adds
+// Mean over rows of logsumexp(row) - row[label], in one block (rows a thread each when narrow,
+// else a warp each; the row sums and the block sum in double, in a fixed order). Bad labels are
+// reported through the status words and left out of the sum. With label smoothing e a row adds
 // (1-e)·that + e·(logsumexp - mean(row)), as the interpreter.
 Expected<void> emitSoftmaxCrossEntropy(NodeEmitter& em) {
   if (auto ok = checkLabels(em, 1); !ok) return ok;
@@ -313,39 +335,39 @@ Expected<void> emitSoftmaxCrossEntropy(NodeEmitter& em) {
   const int64_t rows = s[0], cols = s[1];
   int site = em.errorSite(CudaErrorKind::LabelOutOfRange, cols);
   const double e = labelSmoothing(em);
+  const bool narrow = cols <= kNarrowRowCols;
+  const std::string sumX =
+      narrow ? "    for (long long j = 0; j < ${COLS}; ++j) sumX += (double)xr[j] - (double)lse.max;\n"
+             : "    for (long long j = lane; j < ${COLS}; j += 32) sumX += (double)xr[j] - (double)lse.max;\n"
+               "    sumX = shoal_warp_sum(sumX);\n";
   const std::string rowLoss =
-      e == 0 ? "    if (lane == 0) total += (double)lse.logSum - ((double)xr[label] - (double)lse.max);\n"
-             : fill("    double sumX = 0.0;\n"
-                    "    for (long long j = lane; j < ${COLS}; j += 32) sumX += (double)xr[j] - (double)lse.max;\n"
-                    "    sumX = shoal_warp_sum(sumX);\n"
-                    "    const double nll = (double)lse.logSum - ((double)xr[label] - (double)lse.max);\n"
-                    "    const double meanNll = (double)lse.logSum - sumX / (double)${COLS};\n"
-                    "    if (lane == 0) total += (1.0 - ${E}) * nll + ${E} * meanNll;\n",
+      e == 0 ? "    if (owner) total += (double)lse.logSum - ((double)xr[label] - (double)lse.max);\n"
+             : fill("    double sumX = 0.0;\n" + sumX +
+                        "    const double nll = (double)lse.logSum - ((double)xr[label] - (double)lse.max);\n"
+                        "    const double meanNll = (double)lse.logSum - sumX / (double)${COLS};\n"
+                        "    if (owner) total += (1.0 - ${E}) * nll + ${E} * meanNll;\n",
                     {{"COLS", intLit(cols)}, {"E", literal(e, DType::F64)}});
-  Vars v = {{"T", em.T()},         {"L", labelType(em, 1)}, {"I", em.I()},
-            {"ROWS", intLit(rows)}, {"COLS", intLit(cols)},  {"WARPS", std::to_string(kWarpsPerBlock)},
-            {"SITE", std::to_string(site)}, {"ROWLOSS", rowLoss}};
+  Vars v = {{"T", em.T()},         {"L", labelType(em, 1)},         {"ROWS", intLit(rows)},
+            {"COLS", intLit(cols)}, {"SITE", std::to_string(site)}, {"ROWLOSS", rowLoss}};
   em.kernel("",
             fill("const ${T}* __restrict__ logits, const ${L}* __restrict__ labels, ${T}* __restrict__ loss, "
                  "u64* __restrict__ status",
                  v),
-            fill("  __shared__ double red[32];\n"
-                 "  const int lane = threadIdx.x & 31;\n"
-                 "  double total = 0.0;  // lane 0's share\n"
-                 "#pragma unroll 8\n"
-                 "  for (${I} row = threadIdx.x >> 5; row < ${ROWS}; row += ${WARPS}) {\n"
-                 "    const long long label = (long long)labels[row];\n"
-                 "    if (label < 0 || label >= ${COLS}) {\n"
-                 "      if (lane == 0) shoal_report_label(status, ${SITE}, row, label);\n"
-                 "      continue;\n"
-                 "    }\n"
-                 "    const ${T}* xr = logits + row * ${COLS};\n"
-                 "    const ShoalLse<${T}> lse = shoal_warp_lse(xr, ${COLS});\n"
-                 "${ROWLOSS}"
-                 "  }\n"
-                 "  total = shoal_block_sum(total, red);\n"
-                 "  if (threadIdx.x == 0) loss[0] = (${T})(total / (double)${ROWS});\n",
-                 v),
+            "  __shared__ double red[32];\n"
+            "  double total = 0.0;  // the owners' share\n" +
+                rowLoop(cols, em.I(), rows,
+                        fill("    const long long label = (long long)labels[row];\n"
+                             "    if (label < 0 || label >= ${COLS}) {\n"
+                             "      if (owner) shoal_report_label(status, ${SITE}, row, label);\n"
+                             "      continue;\n"
+                             "    }\n"
+                             "    const ${T}* xr = logits + row * ${COLS};\n"
+                             "    const ShoalLse<${T}> lse = ROW_LSE(xr, ${COLS});\n"
+                             "${ROWLOSS}",
+                             v)) +
+                fill("  total = shoal_block_sum(total, red);\n"
+                     "  if (threadIdx.x == 0) loss[0] = (${T})(total / (double)${ROWS});\n",
+                     v),
             {em.in(0), em.in(1), em.out(), NodeEmitter::status()}, 1);
   return {};
 }
