@@ -47,6 +47,9 @@ UpdateLayout layoutOf(const Node& n) {
 
 bool isAdam(const Node& n) { return n.kind() == OpKind::AdamUpdate; }
 
+// Elements an update thread takes per tile (kBlock apart).
+constexpr int kUpdateUnroll = 4;
+
 // The hyperparameters of one update kind as literals of the element type (`T` rounded, as the
 // interpreter's T(attr)).
 Vars updateVars(const NodeEmitter& em, int site) {
@@ -212,33 +215,53 @@ Expected<void> emitUpdateGroup(const std::vector<NodeEmitter*>& group) {
   params += isAdam(n0) ? "u64* __restrict__ status" : "const u64* __restrict__ status";
   args.push_back(NodeEmitter::status());
 
-  std::string loop =
-      "  for (${I} i = (${I})blockIdx.x * blockDim.x + threadIdx.x; i < ${N}; i += (${I})gridDim.x * blockDim.x) {\n";
-  if (single) {
-    loop += updateElement(n0, v, "", "i", "    ");
-  } else {
-    struct Segment {
-      size_t member;
-      int64_t begin, end;
-    };
-    std::vector<Segment> segments;  // members with elements, in order
-    for (size_t k = 0, begin = 0; k < group.size(); begin = size_t(ends[k]), ++k)
-      if (ends[k] > int64_t(begin)) segments.push_back({k, int64_t(begin), ends[k]});
-    for (size_t x = 0; x < segments.size(); ++x) {
-      const Segment& seg = segments[x];
-      const bool only = segments.size() == 1, last = x + 1 == segments.size();
-      loop += only     ? "    {\n"
-              : x == 0 ? "    if (i < " + intLit(seg.end) + ") {\n"
-              : last   ? "    } else {\n"
-                       : "    } else if (i < " + intLit(seg.end) + ") {\n";
-      loop += "      const ${I} j = i" + (seg.begin ? " - " + intLit(seg.begin) : std::string()) + ";\n";
-      loop += updateElement(n0, v, std::to_string(seg.member), "j", "      ");
-    }
-    if (!segments.empty()) loop += "    }\n";
+  // Each member (with elements) owns a run of blocks, so a block knows its parameter without a
+  // test per element; a thread takes kUpdateUnroll elements kBlock apart (coalesced), and a
+  // whole tile's loads may go out before its stores (restrict pointers, constant offsets), so they
+  // can overlap instead of queueing. Tiles past the member's blocks are taken in turn.
+  std::string loop = "  const unsigned blk = blockIdx.x;\n";
+  int64_t firstBlock = 0;
+  std::vector<size_t> members;
+  for (size_t k = 0; k < group.size(); ++k)
+    if (group[k]->node().input(0)->type().numElements() > 0) members.push_back(k);
+  for (size_t x = 0; x < members.size(); ++x) {
+    const size_t k = members[x];
+    const int64_t n = group[k]->node().input(0)->type().numElements();
+    const int64_t perTile = int64_t(kBlock) * kUpdateUnroll;
+    const int64_t tiles = (n + perTile - 1) / perTile;
+    const int64_t blocks = std::min<int64_t>(tiles, kMaxGrid);
+    const std::string sfx = single ? "" : std::to_string(k);
+    Vars m = v;
+    m.push_back({"FIRST_BLOCK", intLit(firstBlock)});
+    m.push_back({"END_BLOCK", intLit(firstBlock + blocks)});
+    m.push_back({"NB", intLit(blocks)});
+    m.push_back({"TILES", intLit(tiles)});
+    m.push_back({"NK", intLit(n)});
+    m.push_back({"U", std::to_string(kUpdateUnroll)});
+    m.push_back({"BLOCK", std::to_string(kBlock)});
+    const bool last = x + 1 == members.size();
+    loop += fill(x == 0 ? (last ? "  {\n" : "  if (blk < ${END_BLOCK}) {\n") : (last ? "  } else {\n" : "  } else if (blk < ${END_BLOCK}) {\n"), m);
+    loop += fill(
+        "    for (${I} tile = (${I})(blk - ${FIRST_BLOCK}); tile < ${TILES}; tile += ${NB}) {\n"
+        "      const ${I} base = tile * (${U} * ${BLOCK}) + threadIdx.x;\n"
+        "      if (base + (${U} - 1) * ${BLOCK} < ${NK}) {\n"
+        "#pragma unroll\n"
+        "        for (int r = 0; r < ${U}; ++r) {\n"
+        "          const ${I} j = base + r * ${BLOCK};\n",
+        m);
+    loop += updateElement(n0, v, sfx, "j", "          ");
+    loop += fill(
+        "        }\n"
+        "      } else {\n"
+        "        for (${I} j = base; j < ${NK}; j += ${BLOCK}) {\n",
+        m);
+    loop += updateElement(n0, v, sfx, "j", "          ");
+    loop += "        }\n      }\n    }\n";
+    firstBlock += blocks;
   }
-  loop += "  }\n";
-  first.kernel(single ? "" : "x" + std::to_string(group.size()), params, updatePrologue(n0, v) + fill(loop, v),
-               std::move(args), gridFor(total));
+  if (!members.empty()) loop += "  }\n";
+  first.kernel(single ? "" : "x" + std::to_string(group.size()), params, updatePrologue(n0, v) + loop,
+               std::move(args), unsigned(std::max<int64_t>(firstBlock, 1)));
   return {};
 }
 
