@@ -734,9 +734,11 @@ Expected<void> emitConv2dBackwardWeight(NodeEmitter& em) {
   v.push_back({"STORE", splits == 1 ? "dw[(o * ${CG} + c) * ${KK} + k] = (${T})s;"
                                     : "partial[((o * ${CG} + c) * ${SPLITS} + blockIdx.y) * ${KK} + k] = s;"});
   v.push_back({"XC", g.groups > 1 ? "(o / ${OG}) * ${CG} + c" : "c"});
+  v.push_back({"RK", std::to_string(std::min<int64_t>(kk, 32))});
+  v.push_back({"WARPS", std::to_string(kWarpsPerBlock)});
   std::string params = fill(fill("const ${T}* __restrict__ x, const ${T}* __restrict__ dy, ${RESULT}", v), v);
   std::string body = fill(fill(
-      "  __shared__ double red[32];\n"
+      "  __shared__ double red[${RK} * ${WARPS}];\n"
       "  const int c = (int)(blockIdx.x % ${CG});\n"
       "  const int o = (int)(blockIdx.x / ${CG});\n"
       "  const ${I} begin = (${I})blockIdx.y * ${CHUNK};\n"
@@ -761,10 +763,28 @@ Expected<void> emitConv2dBackwardWeight(NodeEmitter& em) {
       "      }\n"
       "    }\n"
       "  }\n"
+      // The KK block sums together: every accumulator's warp sum (independent shuffles), one
+      // barrier, then thread k adds the warps' sums of accumulator k in warp order; RK
+      // accumulators at a time (the shared array's size). Nine sequential block sums, two
+      // barriers each, had been most of this kernel's time for a 3 x 3 kernel.
+      "  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;\n"
       "#pragma unroll\n"
-      "  for (int k = 0; k < ${KK}; ++k) {\n"
-      "    const double s = shoal_block_sum(acc[k], red);\n"
-      "    if (threadIdx.x == 0) ${STORE}\n"
+      "  for (int k0 = 0; k0 < ${KK}; k0 += ${RK}) {\n"
+      "#pragma unroll\n"
+      "    for (int kr = 0; kr < ${RK}; ++kr) {\n"
+      "      if (k0 + kr < ${KK}) {\n"
+      "        const double s = shoal_warp_sum(acc[k0 + kr]);\n"
+      "        if (lane == 0) red[kr * ${WARPS} + warp] = s;\n"
+      "      }\n"
+      "    }\n"
+      "    __syncthreads();\n"
+      "    if (threadIdx.x < ${RK} && k0 + (int)threadIdx.x < ${KK}) {\n"
+      "      const int k = k0 + (int)threadIdx.x;\n"
+      "      double s = 0.0;\n"
+      "      for (int w = 0; w < ${WARPS}; ++w) s += red[threadIdx.x * ${WARPS} + w];\n"
+      "      ${STORE}\n"
+      "    }\n"
+      "    __syncthreads();  // red is written again by the next round\n"
       "  }\n",
       v), v);
   std::vector<CudaArg> args = {em.in(0), em.in(1), splits == 1 ? em.out() : NodeEmitter::scratch()};
@@ -802,7 +822,16 @@ Expected<void> emitMaxPool2d(NodeEmitter& em) {
   return {};
 }
 
-// Two kernels, no atomics: one thread per window writes the index of its first maximum (the
+// dx of one input pixel: with relu_mask (relu_grad fused) zero where x <= 0, as ReluGrad's
+// formula on the pixel.
+std::string poolGradStore(const Node& n) {
+  return n.attrs().getInt("relu_mask", 0) != 0 ? "    dx[i] = xv > (${T})0 ? acc : (${T})0;\n" : "    dx[i] = acc;\n";
+}
+
+// When windows cannot overlap (stride >= kernel in both axes), one kernel: a thread per input
+// pixel finds the one window that may cover it, that window's first maximum (the same scan as
+// the forward's), and takes the window's dy if the maximum is this pixel. Otherwise two
+// kernels, no atomics: one thread per window writes the index of its first maximum (the
 // interpreter's rule) into scratch; then one thread per input pixel adds, in the
 // interpreter's row-major window order, the dy of each covering window whose maximum it is.
 Expected<void> emitMaxPool2dGrad(NodeEmitter& em) {
@@ -813,6 +842,29 @@ Expected<void> emitMaxPool2dGrad(NodeEmitter& em) {
   v.push_back({"ARGMAX", fill(kWindowArgmax, v)});
   v.push_back({"ROWS", coveringWindows("oy", "py", g.pt, g.kh, g.sh, g.oh)});
   v.push_back({"COLS", coveringWindows("ox", "px", g.pl, g.kw, g.sw, g.ow)});
+  v.push_back({"STORE", fill(poolGradStore(n), v)});
+  const int64_t pixels = g.n * g.c * g.h * g.w;
+  const std::string pixel =
+      "    const int px = (int)(i % ${W});\n"
+      "    const int py = (int)((i / ${W}) % ${H});\n"
+      "    const ${I} plane = i / (${W} * ${H});\n"
+      "    const ${T} xv = x[i];\n"
+      "    const ${T}* dyp = dy + plane * (${I})(${OH} * ${OW});\n";
+  if (g.sh >= g.kh && g.sw >= g.kw) {
+    em.elementwise("", fill("const ${T}* __restrict__ x, const ${T}* __restrict__ dy, ${T}* __restrict__ dx", v),
+                   fill(pixel +
+                            "    const ${T}* xp = x + plane * (${I})(${H} * ${W});\n"
+                            "    const int oy = (py + ${PT}) / ${SH}, ox = (px + ${PL}) / ${SW};\n"
+                            "    ${T} acc = (${T})0;\n"
+                            "    if (oy < ${OH} && ox < ${OW} && py + ${PT} - oy * ${SH} < ${KH} && px + ${PL} - ox * ${SW} < ${KW}) {\n"
+                            "${ARGMAX}"
+                            "      if (bestIdx == py * ${W} + px) acc = dyp[oy * ${OW} + ox];\n"
+                            "    }\n"
+                            "${STORE}",
+                        v),
+                   {em.in(0), em.in(1), em.out()}, pixels);
+    return {};
+  }
   const int64_t windows = g.n * g.c * g.oh * g.ow;
   em.needScratch(windows * int64_t(sizeof(int)));
   const std::string params = fill("const ${T}* __restrict__ x, const ${T}* __restrict__ dy, ${T}* __restrict__ dx, "
@@ -827,20 +879,17 @@ Expected<void> emitMaxPool2dGrad(NodeEmitter& em) {
                       v),
                  {em.in(0), em.in(1), em.out(), NodeEmitter::scratch()}, windows);
   em.elementwise("", params,
-                 fill("    const int px = (int)(i % ${W});\n"
-                      "    const int py = (int)((i / ${W}) % ${H});\n"
-                      "    const ${I} plane = i / (${W} * ${H});\n"
-                      "    const ${T}* dyp = dy + plane * (${I})(${OH} * ${OW});\n"
-                      "    const int* ap = argmax + plane * (${I})(${OH} * ${OW});\n"
-                      "${ROWS}"
-                      "${COLS}"
-                      "    ${T} acc = (${T})0;\n"
-                      "    for (int oy = oyLo; oy <= oyHi; ++oy)\n"
-                      "      for (int ox = oxLo; ox <= oxHi; ++ox)\n"
-                      "        if (ap[oy * ${OW} + ox] == py * ${W} + px) acc += dyp[oy * ${OW} + ox];\n"
-                      "    dx[i] = acc;\n",
+                 fill(pixel +
+                          "    const int* ap = argmax + plane * (${I})(${OH} * ${OW});\n"
+                          "${ROWS}"
+                          "${COLS}"
+                          "    ${T} acc = (${T})0;\n"
+                          "    for (int oy = oyLo; oy <= oyHi; ++oy)\n"
+                          "      for (int ox = oxLo; ox <= oxHi; ++ox)\n"
+                          "        if (ap[oy * ${OW} + ox] == py * ${W} + px) acc += dyp[oy * ${OW} + ox];\n"
+                          "${STORE}",
                       v),
-                 {em.in(0), em.in(1), em.out(), NodeEmitter::scratch()}, g.n * g.c * g.h * g.w);
+                 {em.in(0), em.in(1), em.out(), NodeEmitter::scratch()}, pixels);
   return {};
 }
 

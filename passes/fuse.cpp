@@ -1,6 +1,7 @@
 // Fusion passes: small declarative rewrite rules (pattern -> replacement), one named pass each.
 //   fuse-conv-activation    conv2d (+ bias) -> relu|sigmoid|tanh   => fused_conv2d
 //   fuse-conv-pool          fused_conv2d -> maxpool2d              => fused_conv2d_pool
+//   fuse-pool-relu-grad     relu_grad(x, maxpool2d_grad(x, dy))     => maxpool2d_grad (relu_mask)
 //   fuse-dense-activation   dense (+ bias)  -> relu|sigmoid|tanh   => fused_dense (GEMM epilogue)
 //   fuse-elementwise        chains of same-shape elementwise ops    => fused_elementwise
 // A rule fires only when the intermediate value has no other reader, so nothing that a later
@@ -149,6 +150,28 @@ Rule convPoolRule() {
           }};
 }
 
+// relu_grad(x, maxpool2d_grad(x, dy)): the mask is the pooled tensor itself (a relu's output
+// pooled, the training step of conv -> relu -> maxpool), so the gradient kernel applies it
+// as it writes dx: one pass over the pooled tensor's size instead of two. The pattern has
+// no operand form for "any value", so the pool is found and checked here.
+Rule poolReluGradRule() {
+  return {"fuse-pool-relu-grad", "relu_grad of maxpool2d_grad over the pooled tensor becomes one maxpool2d_grad (relu_mask)",
+          Pattern{{OpKind::ReluGrad}, "act", {}}, [](Graph& g, Bindings& b) -> Node* {
+            Node* act = b.at("act");
+            Node* pool = act->input(1)->def();
+            if (!pool || pool->kind() != OpKind::MaxPool2dGrad || pool->attrs().getInt("relu_mask", 0) != 0 ||
+                act->input(0) != pool->input(0) || g.users(pool->result()).size() != 1)
+              return nullptr;
+            b["pool"] = pool;
+            Attrs attrs = pool->attrs();
+            attrs.set("relu_mask", int64_t(1));
+            Node* n = g.insertNodeBefore(act, OpKind::MaxPool2dGrad, pool->inputs(), attrs,
+                                         {{act->result()->name() + ".fused", act->result()->type()}}, pool->loc());
+            fillDefaultAttrs(*n);
+            return n;
+          }};
+}
+
 Rule denseActivationRule() {
   Pattern dense{{OpKind::Dense}, "dense", {}, /*singleUse=*/true};
   return {"fuse-dense-activation", "dense (+ bias) followed by relu/sigmoid/tanh becomes one fused_dense",
@@ -252,6 +275,7 @@ class FuseElementwisePass : public Pass {
 
 std::unique_ptr<Pass> createFuseConvActivationPass() { return std::make_unique<RulePass>(convActivationRule()); }
 std::unique_ptr<Pass> createFuseConvPoolPass() { return std::make_unique<RulePass>(convPoolRule()); }
+std::unique_ptr<Pass> createFusePoolReluGradPass() { return std::make_unique<RulePass>(poolReluGradRule()); }
 std::unique_ptr<Pass> createFuseDenseActivationPass() { return std::make_unique<RulePass>(denseActivationRule()); }
 std::unique_ptr<Pass> createFuseElementwisePass() { return std::make_unique<FuseElementwisePass>(); }
 

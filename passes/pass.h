@@ -83,6 +83,9 @@ std::unique_ptr<Pass> createFuseConvActivationPass();
 /// fused_conv2d followed by maxpool2d becomes one fused_conv2d_pool when the conv's result has
 /// no other reader (inference graphs; training keeps the pair for maxpool2d_grad).
 std::unique_ptr<Pass> createFuseConvPoolPass();
+/// relu_grad(x, maxpool2d_grad(x, dy)) becomes one maxpool2d_grad with relu_mask 1 when the
+/// pool gradient has no other reader (what training graphs of conv -> relu -> maxpool hold).
+std::unique_ptr<Pass> createFusePoolReluGradPass();
 /// dense (+ bias) followed by relu/sigmoid/tanh becomes one fused_dense (GEMM + epilogue).
 std::unique_ptr<Pass> createFuseDenseActivationPass();
 /// Chains of same-shape elementwise ops (intermediates read once) become one fused_elementwise.

@@ -342,9 +342,15 @@ Expected<void> NodeRunner::run() {
     case OpKind::MaxPool2d:
       cpu::maxPool2dForward<T>(poolParams(attrs(), inShape(0)), in<T>(0), out<T>());
       return {};
-    case OpKind::MaxPool2dGrad:
+    case OpKind::MaxPool2dGrad: {
       cpu::maxPool2dBackward<T>(poolParams(attrs(), inShape(0)), in<T>(0), in<T>(1), out<T>());
+      if (attrs().getInt("relu_mask", 0) != 0) {  // relu_grad(x, dx): ReluGrad's formula
+        const T* x = in<T>(0);
+        T* dx = out<T>();
+        for (int64_t i = 0, e = numElements(inShape(0)); i < e; ++i) dx[i] = x[i] > T(0) ? dx[i] : T(0);
+      }
       return {};
+    }
     case OpKind::AvgPool2d:
       cpu::avgPool2dForward<T>(poolParams(attrs(), inShape(0)), in<T>(0), out<T>());
       return {};

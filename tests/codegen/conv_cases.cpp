@@ -126,6 +126,16 @@ SHOAL_CUDA_CASE(MaxPool2dGrad, OpKind::MaxPool2dGrad) {
   b.op(OpKind::MaxPool2dGrad, {b.input("qo", Shape{1, 2, 5, 7}), b.input("dyo", Shape{1, 2, 3, 4})},
        attrs({{"kernel", Ints{2, 2}}, {"stride", Ints{2, 2}}, {"padding", Ints{0, 0, 0, 0}}, {"ceil_mode", int64_t(1)}}),
        "dxo");
+  // relu_mask (relu_grad fused), on the one-kernel path (windows apart) and the two-kernel one.
+  b.op(OpKind::MaxPool2dGrad, {b.input("qm", Shape{2, 2, 6, 6}), b.input("dym", Shape{2, 2, 3, 3})},
+       attrs({{"kernel", Ints{2, 2}}, {"stride", Ints{2, 2}}, {"padding", Ints{0, 0, 0, 0}}, {"relu_mask", int64_t(1)}}),
+       "dxm");
+  b.op(OpKind::MaxPool2dGrad, {b.input("qmo", Shape{2, 3, 7, 7}), b.input("dymo", Shape{2, 3, 4, 4})},
+       attrs({{"kernel", Ints{3, 3}}, {"stride", Ints{2, 2}}, {"padding", Ints{1, 1, 1, 1}}, {"relu_mask", int64_t(1)}}),
+       "dxmo");
+  // Stride past the kernel with padding: pixels in no window (gaps), windows cut by padding.
+  b.op(OpKind::MaxPool2dGrad, {b.input("qg", Shape{1, 2, 8, 7}), b.input("dyg", Shape{1, 2, 3, 3})},
+       attrs({{"kernel", Ints{2, 2}}, {"stride", Ints{3, 3}}, {"padding", Ints{1, 1, 1, 1}}}), "dxg");
   return true;
   return false;
 }

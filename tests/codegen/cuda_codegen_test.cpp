@@ -246,7 +246,7 @@ TEST(CudaCodegen, MnistTrainingStepProductsAndLabels) {
   EXPECT_EQ(adamKernels, 1);
   EXPECT_EQ(epilogues, 1);
   EXPECT_EQ(reluKernels, 0);
-  EXPECT_NE(src->source.find("k49_adam_update_c1_weight_x6("), std::string::npos);
+  EXPECT_NE(src->source.find("_adam_update_c1_weight_x6("), std::string::npos);
   CudaCodegenOptions perParameter = cublas;
   perParameter.horizontalUpdates = false;
   auto unfused = generateCudaSource(p, perParameter);

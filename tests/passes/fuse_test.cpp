@@ -16,7 +16,8 @@
 namespace shoal {
 namespace {
 
-const std::set<std::string> kFusion = {"fuse-conv-activation", "fuse-conv-pool", "fuse-dense-activation", "fuse-elementwise"};
+const std::set<std::string> kFusion = {"fuse-conv-activation", "fuse-conv-pool", "fuse-pool-relu-grad", "fuse-dense-activation",
+                                       "fuse-elementwise"};
 
 struct GoldenCase {
   const char* file;
@@ -67,7 +68,12 @@ INSTANTIATE_TEST_SUITE_P(Fuse, FuseGolden,
                                            GoldenCase{"conv_pool", "fuse-conv-pool", true},
                                            GoldenCase{"conv_pool_needed_by_backward", "fuse-conv-pool", false},
                                            GoldenCase{"conv_pool_output_read_twice", "fuse-conv-pool", false},
-                                           GoldenCase{"conv_relu", "fuse-conv-pool", false}),
+                                           GoldenCase{"conv_relu", "fuse-conv-pool", false},
+                                           GoldenCase{"pool_relu_grad", "fuse-pool-relu-grad", true},
+                                           GoldenCase{"pool_relu_grad_other_mask", "fuse-pool-relu-grad", false},
+                                           GoldenCase{"pool_relu_grad_read_twice", "fuse-pool-relu-grad", false},
+                                           GoldenCase{"pool_relu_grad_masked_twice", "fuse-pool-relu-grad", false},
+                                           GoldenCase{"conv_pool_needed_by_backward", "fuse-pool-relu-grad", false}),
                          [](const auto& info) { return std::string(info.param.file) + "_" + std::to_string(info.index); });
 
 Tensor randomTensor(const TensorType& t, Rng& rng) {
@@ -129,7 +135,7 @@ TEST(Fuse, FusedAndUnfusedProgramsAgreeOnEveryExample) {
 
 TEST(Fuse, FusedAndUnfusedAgreeOnTheGoldenGraphs) {
   for (const char* f : {"conv_relu", "dense_sigmoid", "elementwise_chain", "elementwise_shared_intermediate", "conv_pool",
-                        "conv_pool_output_read_twice"}) {
+                        "conv_pool_output_read_twice", "pool_relu_grad", "pool_relu_grad_read_twice"}) {
     SCOPED_TRACE(f);
     std::string path = test::sourcePath(std::string("tests/passes/golden/fuse/") + f + ".in.ir");
     DiagnosticEngine diags;
@@ -165,6 +171,10 @@ TEST(Fuse, ConvPoolFusesForInferenceOnly) {
   EXPECT_EQ(count(*step, OpKind::FusedConv2d), 1);
   EXPECT_EQ(count(*step, OpKind::MaxPool2d), 1);
   EXPECT_EQ(count(*step, OpKind::MaxPool2dGrad), 1);
+  // ...and the conv's relu_grad goes into the pool's gradient (d1's stays).
+  EXPECT_EQ(count(*step, OpKind::ReluGrad), 1);
+  for (const Node* n : step->graph->nodes())
+    if (n->kind() == OpKind::MaxPool2dGrad) EXPECT_EQ(n->attrs().getInt("relu_mask"), 1);
 }
 
 TEST(Fuse, DumpAfterFuseShowsTheFusedOpsAndDisablingWorks) {

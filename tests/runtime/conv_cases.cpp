@@ -365,6 +365,17 @@ SHOAL_INTERPRETER_CASES(MaxPool2dGrad, OpKind::MaxPool2dGrad) {
       b.expect("y", {1, 1, 5, 5}, {0, 0, 0, 0, 0, 0, 1, 0, 2, 3, 0, 0, 0, 0, 0, 0, 4, 0, 5, 6, 0, 7, 0, 8, 9});
       add(b);
     }
+    {
+      // relu_mask (relu_grad fused): the windows' maxima are x(0,0) = -1, x(0,2) = 0 and
+      // x(1,5) = 3; only the last is > 0, so only dy = 30 survives (unmasked: 10, 20, 30).
+      CaseBuilder b("relu mask", dt);
+      b.output(b.op(kind,
+                    {b.fin("x", {1, 1, 2, 6}, {-1, -3, 0, -2, 2, 0, -2, -5, -1, -3, 1, 3}),
+                     b.fin("dy", {1, 1, 1, 3}, {10, 20, 30})},
+                    attrs({{"kernel", k2}, {"stride", k2}, {"padding", Shape{0, 0, 0, 0}}, {"relu_mask", int64_t(1)}})));
+      b.expect("y", {1, 1, 2, 6}, {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 30});
+      add(b);
+    }
     return;
   }
 }

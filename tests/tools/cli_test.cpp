@@ -41,7 +41,8 @@ TEST(Cli, BadUsageExitsOne) {
   EXPECT_NE(r.err.find("unknown pass 'bogus'"), std::string::npos) << r.err;
   // The list names every registered pass and the groups.
   EXPECT_NE(r.err.find("(passes: infer-shapes, canonicalize, training-forms, fold-constants, autodiff, fold-batchnorm, "
-                       "fuse-conv-activation, fuse-conv-pool, fuse-dense-activation, fuse-transpose-matmul, fuse-elementwise, dce, "
+                       "fuse-conv-activation, fuse-conv-pool, fuse-pool-relu-grad, fuse-dense-activation, fuse-transpose-matmul, "
+                       "fuse-elementwise, dce, "
                        "schedule; "
                        "groups: fold, fuse)"),
             std::string::npos)
