@@ -5,8 +5,9 @@
 // H200), and for the products of small models it launches a split-K kernel and a reduction
 // where one block row would do. A product of at most kSmallGemmMacs multiply-adds in exact
 // fp32 is emitted here instead. At most 1024 outputs: a warp per output (lanes over the inner
-// dimension, a butterfly sum). Otherwise 64 x 64 output tiles, 256 threads of 4 x 4 outputs each, the
-// operands staged 16 deep through shared memory (coalesced for either transposition); when
+// dimension, a butterfly sum). Otherwise 64 x 64 output tiles, 256 threads of 4 x 4 outputs each
+// (32 x 32 and 2 x 2 when 64-tiles would not give every SM a block), the operands staged 16 deep
+// through shared memory (coalesced for either transposition); when
 // the tiles are too few to fill the GPU and the inner dimension is long, the inner dimension
 // is split into slices whose sums go to scratch and a second kernel adds them in slice order
 // (deterministic) before alpha and beta. Every output sums its terms in fp32 with FMA, in
@@ -72,12 +73,18 @@ bool emitSmallGemm(NodeEmitter& em, const CudaGemmCall& g, int ordinal) {
               unsigned((m * n * batch + kWarpsPerBlock - 1) / kWarpsPerBlock));
     return true;
   }
-  const int64_t tilesM = (m + kTile - 1) / kTile, tilesN = (n + kTile - 1) / kTile, tiles = tilesM * tilesN * batch;
+  // 64 x 64 tiles, or 32 x 32 (each thread 2 x 2 outputs) when 64-tiles would leave SMs
+  // without a block: four times the blocks, each a quarter of the work per stage.
+  const int64_t big = ((m + kTile - 1) / kTile) * ((n + kTile - 1) / kTile) * batch;
+  const int64_t tile = big < kFillBlocks ? kTile / 2 : kTile, per = tile / 16;
+  const int64_t tilesM = (m + tile - 1) / tile, tilesN = (n + tile - 1) / tile, tiles = tilesM * tilesN * batch;
   // Slices of the inner dimension (multiples of the staging depth) when the tiles alone
-  // leave most of the GPU idle and each slice keeps at least 64 terms.
+  // leave most of the GPU idle and each slice keeps at least 64 terms (a 32-tile is a quarter
+  // of the work: four of them per SM fill it as one 64-tile does).
+  const int64_t fillBlocks = kFillBlocks * (kTile / tile) * (kTile / tile);
   int64_t slices = 1, slice = k;
-  if (tiles < kFillBlocks / 2 && k >= 128) {
-    slices = std::min<int64_t>((k + 63) / 64, std::max<int64_t>(1, kFillBlocks / tiles));
+  if (tiles < fillBlocks / 2 && k >= 128) {
+    slices = std::min<int64_t>((k + 63) / 64, std::max<int64_t>(1, fillBlocks / tiles));
     slice = ((k + slices - 1) / slices + kDepth - 1) / kDepth * kDepth;
     slices = (k + slice - 1) / slice;
   }
@@ -98,15 +105,19 @@ bool emitSmallGemm(NodeEmitter& em, const CudaGemmCall& g, int ordinal) {
             {"SB", intLit(g.strideB)},
             {"SC", intLit(g.strideC)},
             {"TN", intLit(tilesN)},
+            {"TILE", intLit(tile)},
+            {"STAGE", intLit(tile * kDepth)},
+            {"PAD", intLit(tile + 4)},
+            {"R", intLit(per)},
             {"SLICES", intLit(slices)},
             {"SLICE", intLit(slice)},
-            // A tile: element e of the 64 x 16 stage; consecutive threads read consecutive
+            // A tile: element e of the TILE x 16 stage; consecutive threads read consecutive
             // addresses of A (along p when A is m x k, along i when it is stored k x m).
-            {"AI", g.transA ? "e % 64" : "e / 16"},
-            {"AP", g.transA ? "e / 64" : "e % 16"},
+            {"AI", g.transA ? "e % ${TILE}" : "e / 16"},
+            {"AP", g.transA ? "e / ${TILE}" : "e % 16"},
             {"AAT", g.transA ? "(long long)gp * ${LDA} + gi" : "(long long)gi * ${LDA} + gp"},
-            {"BJ", g.transB ? "e / 16" : "e % 64"},
-            {"BP", g.transB ? "e % 16" : "e / 64"},
+            {"BJ", g.transB ? "e / 16" : "e % ${TILE}"},
+            {"BP", g.transB ? "e % 16" : "e / ${TILE}"},
             {"BAT", g.transB ? "(long long)gj * ${LDB} + gq" : "(long long)gq * ${LDB} + gj"}};
   std::string store;
   const std::string combine = (g.alpha == 1 ? std::string("acc[r][q]") : lit(g.alpha) + " * acc[r][q]") +
@@ -118,23 +129,23 @@ bool emitSmallGemm(NodeEmitter& em, const CudaGemmCall& g, int ordinal) {
             "        c[at] = " + combine + ";\n";
   v.push_back({"STORE", fill(store, v)});
   const std::string body = fill(
-      fill("  __shared__ float As[16][68];  // As[p][i]: the stage of op(A), padded\n"
-           "  __shared__ float Bs[16][68];  // Bs[p][j]: the stage of op(B)\n"
+      fill("  __shared__ float As[16][${PAD}];  // As[p][i]: the stage of op(A), padded\n"
+           "  __shared__ float Bs[16][${PAD}];  // Bs[p][j]: the stage of op(B)\n"
            "  const int tile = (int)blockIdx.x;\n"
-           "  const int row0 = (tile / ${TN}) * 64, col0 = (tile % ${TN}) * 64;\n"
+           "  const int row0 = (tile / ${TN}) * ${TILE}, col0 = (tile % ${TN}) * ${TILE};\n"
            "  const int slice = (int)blockIdx.y % ${SLICES}, b = (int)blockIdx.y / ${SLICES};\n"
            "  const float* a = A + ${OFFA} + (long long)b * ${SA};\n"
            "  const float* bm = B + ${OFFB} + (long long)b * ${SB};\n"
            "  float* c = C + ${OFFC} + (long long)b * ${SC};\n"
            "  const int k0 = slice * ${SLICE}, k1 = k0 + ${SLICE} < ${K} ? k0 + ${SLICE} : ${K};\n"
            "  const int tx = (int)threadIdx.x % 16, ty = (int)threadIdx.x / 16;\n"
-           "  float acc[4][4];\n"
+           "  float acc[${R}][${R}];\n"
            "#pragma unroll\n"
-           "  for (int r = 0; r < 4; ++r)\n"
+           "  for (int r = 0; r < ${R}; ++r)\n"
            "#pragma unroll\n"
-           "    for (int q = 0; q < 4; ++q) acc[r][q] = 0.0f;\n"
+           "    for (int q = 0; q < ${R}; ++q) acc[r][q] = 0.0f;\n"
            "  for (int p0 = k0; p0 < k1; p0 += 16) {\n"
-           "    for (int e = (int)threadIdx.x; e < 1024; e += 256) {\n"
+           "    for (int e = (int)threadIdx.x; e < ${STAGE}; e += 256) {\n"
            "      const int i = ${AI}, p = ${AP};\n"
            "      const int gi = row0 + i, gp = p0 + p;\n"
            "      As[p][i] = gi < ${M} && gp < k1 ? a[${AAT}] : 0.0f;\n"
@@ -145,29 +156,29 @@ bool emitSmallGemm(NodeEmitter& em, const CudaGemmCall& g, int ordinal) {
            "    __syncthreads();\n"
            "#pragma unroll\n"
            "    for (int p = 0; p < 16; ++p) {\n"
-           "      float av[4], bv[4];\n"
+           "      float av[${R}], bv[${R}];\n"
            "#pragma unroll\n"
-           "      for (int r = 0; r < 4; ++r) av[r] = As[p][ty + 16 * r];\n"
+           "      for (int r = 0; r < ${R}; ++r) av[r] = As[p][ty + 16 * r];\n"
            "#pragma unroll\n"
-           "      for (int q = 0; q < 4; ++q) bv[q] = Bs[p][tx + 16 * q];\n"
+           "      for (int q = 0; q < ${R}; ++q) bv[q] = Bs[p][tx + 16 * q];\n"
            "#pragma unroll\n"
-           "      for (int r = 0; r < 4; ++r)\n"
+           "      for (int r = 0; r < ${R}; ++r)\n"
            "#pragma unroll\n"
-           "        for (int q = 0; q < 4; ++q) acc[r][q] = fmaf(av[r], bv[q], acc[r][q]);\n"
+           "        for (int q = 0; q < ${R}; ++q) acc[r][q] = fmaf(av[r], bv[q], acc[r][q]);\n"
            "    }\n"
            "    __syncthreads();\n"
            "  }\n"
            "#pragma unroll\n"
-           "  for (int r = 0; r < 4; ++r)\n"
+           "  for (int r = 0; r < ${R}; ++r)\n"
            "#pragma unroll\n"
-           "    for (int q = 0; q < 4; ++q) {\n"
+           "    for (int q = 0; q < ${R}; ++q) {\n"
            "      const int i = row0 + ty + 16 * r, j = col0 + tx + 16 * q;\n"
            "      if (i < ${M} && j < ${N}) {\n"
            "${STORE}"
            "      }\n"
            "    }\n",
            v),
-      {{"LDA", intLit(g.lda)}, {"LDB", intLit(g.ldb)}, {"M", intLit(m)}, {"N", intLit(n)}});
+      {{"LDA", intLit(g.lda)}, {"LDB", intLit(g.ldb)}, {"M", intLit(m)}, {"N", intLit(n)}, {"TILE", intLit(tile)}});
   const std::string& text = body;
   std::vector<CudaArg> args = {g.a, g.b, g.c};
   std::string params = "const float* __restrict__ A, const float* __restrict__ B, float* C";

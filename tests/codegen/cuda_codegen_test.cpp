@@ -169,7 +169,8 @@ TEST(CudaCodegen, ExamplePipelinesGenerateAndCompile) {
 // The MNIST CNN's training step: what the GPU runs, named in the source and the plan.
 // Its six products are cuBLAS calls with smallGemms off, generated kernels by default: four
 // tiled (the first dense layer's forward product split over its 5408-long inner dimension,
-// its slices added by a second kernel), the two of 640 outputs a warp per output.
+// its slices added by a second kernel; 32 x 32 tiles, as 64 x 64 ones would be too few for
+// the GPU), the two of 640 outputs a warp per output.
 TEST(CudaCodegen, MnistTrainingStepProductsAndLabels) {
   DiagnosticEngine diags;
   auto pipeline = loadPipelineFile(test::sourcePath("examples/mnist_cnn.mmd"), diags);
@@ -190,7 +191,7 @@ TEST(CudaCodegen, MnistTrainingStepProductsAndLabels) {
       sliceSums += s.kernel.ends_with("_gemm_slices");
       dots += s.kernel.ends_with("_dot");
       if (product && s.node->kind() == OpKind::FusedDense) {
-        EXPECT_EQ(s.grid[0], 1u);   // one 64 x 64 tile ...
+        EXPECT_EQ(s.grid[0], 4u);   // four 32 x 32 tiles (one 64-tile would leave SMs idle) ...
         EXPECT_EQ(s.grid[1], 85u);  // ... in 85 slices of 64 terms
       }
     }

@@ -9,6 +9,7 @@
 #include <cmath>
 #include <cstring>
 #include <random>
+#include <set>
 #include <tuple>
 
 #include "codegen/cuda_emulator.h"
@@ -101,6 +102,10 @@ TEST(CudaEmulation, SmallProductsAsKernelsMatchTheInterpreter) {
   alpha.set("alpha", 0.5);
   b.op(OpKind::BatchMatMul, {b.input("ba", {3, 5, 200}), b.input("bb", {3, 200, 70})}, alpha, "batched");
   b.op(OpKind::MatMul, {b.input("wa", {70, 20}), b.input("wb", {20, 130})}, {}, "wide");
+  // 11 x 12 tiles of 64 (enough for every SM): the 64 x 64 form; the products above take 32 x 32.
+  Attrs tb;
+  tb.set("transpose_b", int64_t(1));
+  b.op(OpKind::MatMul, {b.input("ga", {700, 24}), b.input("gb", {740, 24})}, tb, "big");
   auto g = b.take();
   auto both = test::cpuAndEmulated(*g);
   ASSERT_TRUE(both) << both.error().str();
@@ -108,11 +113,15 @@ TEST(CudaEmulation, SmallProductsAsKernelsMatchTheInterpreter) {
   auto src = generateCudaSource(*both->program);
   ASSERT_TRUE(src.has_value());
   int calls = 0, slices = 0, dots = 0;
+  std::set<unsigned> bigGrids;
   for (const CudaStep& s : src->steps) {
     calls += s.kind == CudaStepKind::Gemm;
     slices += s.kind == CudaStepKind::Kernel && s.kernel.ends_with("_gemm_slices");
     dots += s.kind == CudaStepKind::Kernel && s.kernel.ends_with("_dot");
+    if (s.kind == CudaStepKind::Kernel && s.kernel.ends_with("_gemm") && s.node->result()->name() == "big")
+      bigGrids.insert(s.grid[0]);
   }
+  EXPECT_EQ(bigGrids, std::set<unsigned>{132u});  // 11 x 12 tiles of 64 x 64
   EXPECT_EQ(calls, 0);
   EXPECT_EQ(slices, 6);  // the four 40 x 30 x 700, dense_split, the batched product
   EXPECT_EQ(dots, 5);    // the four 4 x 6 x 300, dense_dot
@@ -120,7 +129,7 @@ TEST(CudaEmulation, SmallProductsAsKernelsMatchTheInterpreter) {
   auto want = both->cpu->run(feed);
   auto got = both->emu->run(feed);
   ASSERT_TRUE(want && got);
-  ASSERT_EQ(want->size(), 12u);
+  ASSERT_EQ(want->size(), 13u);
   // Terms of about 1 in magnitude: 700 of them round to a few ulps of their sum in fp32.
   for (const auto& [name, t] : *want) EXPECT_TRUE(closeTo(name, got->at(name), t, 1e-5, 1e-4));
 }
