@@ -7,7 +7,7 @@
 // fp32 is emitted here instead. At most 1024 outputs: a warp per output (lanes over the inner
 // dimension, a butterfly sum). Otherwise 64 x 64 output tiles, 256 threads of 4 x 4 outputs each
 // (32 x 32 and 2 x 2 when 64-tiles would not give every SM a block), the operands staged 16 deep
-// through shared memory (coalesced for either transposition); when
+// (64 for 32-tiles) through shared memory (coalesced for either transposition); when
 // the tiles are too few to fill the GPU and the inner dimension is long, the inner dimension
 // is split into slices whose sums go to scratch and a second kernel adds them in slice order
 // (deterministic) before alpha and beta. Every output sums its terms in fp32 with FMA, in
@@ -77,6 +77,9 @@ bool emitSmallGemm(NodeEmitter& em, const CudaGemmCall& g, int ordinal) {
   // without a block: four times the blocks, each a quarter of the work per stage.
   const int64_t big = ((m + kTile - 1) / kTile) * ((n + kTile - 1) / kTile) * batch;
   const int64_t tile = big < kFillBlocks ? kTile / 2 : kTile, per = tile / 16;
+  // A 32-tile stages 64 terms at once (18 KB of shared memory; a 64-tile stages 16 in 9 KB): a
+  // slice of 64 terms is then one round of loads, all in flight together, and one barrier.
+  const int64_t depth = tile == kTile ? kDepth : 4 * kDepth;
   const int64_t tilesM = (m + tile - 1) / tile, tilesN = (n + tile - 1) / tile, tiles = tilesM * tilesN * batch;
   // Slices of the inner dimension (multiples of the staging depth) when the tiles alone
   // leave most of the GPU idle and each slice keeps at least 64 terms (a 32-tile is a quarter
@@ -85,7 +88,7 @@ bool emitSmallGemm(NodeEmitter& em, const CudaGemmCall& g, int ordinal) {
   int64_t slices = 1, slice = k;
   if (tiles < fillBlocks / 2 && k >= 128) {
     slices = std::min<int64_t>((k + 63) / 64, std::max<int64_t>(1, fillBlocks / tiles));
-    slice = ((k + slices - 1) / slices + kDepth - 1) / kDepth * kDepth;
+    slice = ((k + slices - 1) / slices + depth - 1) / depth * depth;
     slices = (k + slice - 1) / slice;
   }
   if (tiles / batch > (int64_t(1) << 31) - 1 || slices * batch > 65535) return false;
@@ -106,18 +109,19 @@ bool emitSmallGemm(NodeEmitter& em, const CudaGemmCall& g, int ordinal) {
             {"SC", intLit(g.strideC)},
             {"TN", intLit(tilesN)},
             {"TILE", intLit(tile)},
-            {"STAGE", intLit(tile * kDepth)},
+            {"STAGE", intLit(tile * depth)},
+            {"DEPTH", intLit(depth)},
             {"PAD", intLit(tile + 4)},
             {"R", intLit(per)},
             {"SLICES", intLit(slices)},
             {"SLICE", intLit(slice)},
-            // A tile: element e of the TILE x 16 stage; consecutive threads read consecutive
+            // A tile: element e of the TILE x DEPTH stage; consecutive threads read consecutive
             // addresses of A (along p when A is m x k, along i when it is stored k x m).
-            {"AI", g.transA ? "e % ${TILE}" : "e / 16"},
-            {"AP", g.transA ? "e / ${TILE}" : "e % 16"},
+            {"AI", g.transA ? "e % ${TILE}" : "e / ${DEPTH}"},
+            {"AP", g.transA ? "e / ${TILE}" : "e % ${DEPTH}"},
             {"AAT", g.transA ? "(long long)gp * ${LDA} + gi" : "(long long)gi * ${LDA} + gp"},
-            {"BJ", g.transB ? "e / 16" : "e % ${TILE}"},
-            {"BP", g.transB ? "e % 16" : "e / ${TILE}"},
+            {"BJ", g.transB ? "e / ${DEPTH}" : "e % ${TILE}"},
+            {"BP", g.transB ? "e % ${DEPTH}" : "e / ${TILE}"},
             {"BAT", g.transB ? "(long long)gj * ${LDB} + gq" : "(long long)gq * ${LDB} + gj"}};
   std::string store;
   const std::string combine = (g.alpha == 1 ? std::string("acc[r][q]") : lit(g.alpha) + " * acc[r][q]") +
@@ -129,8 +133,8 @@ bool emitSmallGemm(NodeEmitter& em, const CudaGemmCall& g, int ordinal) {
             "        c[at] = " + combine + ";\n";
   v.push_back({"STORE", fill(store, v)});
   const std::string body = fill(
-      fill("  __shared__ float As[16][${PAD}];  // As[p][i]: the stage of op(A), padded\n"
-           "  __shared__ float Bs[16][${PAD}];  // Bs[p][j]: the stage of op(B)\n"
+      fill("  __shared__ float As[${DEPTH}][${PAD}];  // As[p][i]: the stage of op(A), padded\n"
+           "  __shared__ float Bs[${DEPTH}][${PAD}];  // Bs[p][j]: the stage of op(B)\n"
            "  const int tile = (int)blockIdx.x;\n"
            "  const int row0 = (tile / ${TN}) * ${TILE}, col0 = (tile % ${TN}) * ${TILE};\n"
            "  const int slice = (int)blockIdx.y % ${SLICES}, b = (int)blockIdx.y / ${SLICES};\n"
@@ -144,7 +148,7 @@ bool emitSmallGemm(NodeEmitter& em, const CudaGemmCall& g, int ordinal) {
            "  for (int r = 0; r < ${R}; ++r)\n"
            "#pragma unroll\n"
            "    for (int q = 0; q < ${R}; ++q) acc[r][q] = 0.0f;\n"
-           "  for (int p0 = k0; p0 < k1; p0 += 16) {\n"
+           "  for (int p0 = k0; p0 < k1; p0 += ${DEPTH}) {\n"
            "    for (int e = (int)threadIdx.x; e < ${STAGE}; e += 256) {\n"
            "      const int i = ${AI}, p = ${AP};\n"
            "      const int gi = row0 + i, gp = p0 + p;\n"
@@ -155,7 +159,7 @@ bool emitSmallGemm(NodeEmitter& em, const CudaGemmCall& g, int ordinal) {
            "    }\n"
            "    __syncthreads();\n"
            "#pragma unroll\n"
-           "    for (int p = 0; p < 16; ++p) {\n"
+           "    for (int p = 0; p < ${DEPTH}; ++p) {\n"
            "      float av[${R}], bv[${R}];\n"
            "#pragma unroll\n"
            "      for (int r = 0; r < ${R}; ++r) av[r] = As[p][ty + 16 * r];\n"
@@ -178,7 +182,8 @@ bool emitSmallGemm(NodeEmitter& em, const CudaGemmCall& g, int ordinal) {
            "      }\n"
            "    }\n",
            v),
-      {{"LDA", intLit(g.lda)}, {"LDB", intLit(g.ldb)}, {"M", intLit(m)}, {"N", intLit(n)}, {"TILE", intLit(tile)}});
+      {{"LDA", intLit(g.lda)}, {"LDB", intLit(g.ldb)}, {"M", intLit(m)}, {"N", intLit(n)}, {"TILE", intLit(tile)},
+       {"DEPTH", intLit(depth)}});
   const std::string& text = body;
   std::vector<CudaArg> args = {g.a, g.b, g.c};
   std::string params = "const float* __restrict__ A, const float* __restrict__ B, float* C";

@@ -746,6 +746,7 @@ Expected<void> emitConv2dBackwardWeight(NodeEmitter& em) {
       "  double acc[${KK}];\n"
       "#pragma unroll\n"
       "  for (int k = 0; k < ${KK}; ++k) acc[k] = 0.0;\n"
+      "#pragma unroll 4  // four terms' loads in flight at once (the loop is latency-bound)\n"
       "  for (${I} r = begin + threadIdx.x; r < end; r += blockDim.x) {\n"
       "    const int ox = (int)(r % ${OW});\n"
       "    const int oy = (int)((r / ${OW}) % ${OH});\n"
@@ -828,11 +829,12 @@ std::string poolGradStore(const Node& n) {
   return n.attrs().getInt("relu_mask", 0) != 0 ? "    dx[i] = xv > (${T})0 ? acc : (${T})0;\n" : "    dx[i] = acc;\n";
 }
 
-// When windows cannot overlap (stride >= kernel in both axes), one kernel: a thread per input
-// pixel finds the one window that may cover it, that window's first maximum (the same scan as
-// the forward's), and takes the window's dy if the maximum is this pixel. Otherwise two
-// kernels, no atomics: one thread per window writes the index of its first maximum (the
-// interpreter's rule) into scratch; then one thread per input pixel adds, in the
+// When windows cannot overlap (stride >= kernel in both axes), one kernel: a thread per window
+// finds its first maximum (the forward's scan) and writes its whole cell -- the window and the
+// gap after it, the last row and column of cells reaching the image's edge, so the cells tile
+// the image -- dy at the maximum (if > 0 with relu_mask: the maximum is x there), 0 elsewhere.
+// Otherwise two kernels, no atomics: one thread per window writes the index of its first
+// maximum (the interpreter's rule) into scratch; then one thread per input pixel adds, in the
 // interpreter's row-major window order, the dy of each covering window whose maximum it is.
 Expected<void> emitMaxPool2dGrad(NodeEmitter& em) {
   const Node& n = em.node();
@@ -843,28 +845,34 @@ Expected<void> emitMaxPool2dGrad(NodeEmitter& em) {
   v.push_back({"ROWS", coveringWindows("oy", "py", g.pt, g.kh, g.sh, g.oh)});
   v.push_back({"COLS", coveringWindows("ox", "px", g.pl, g.kw, g.sw, g.ow)});
   v.push_back({"STORE", fill(poolGradStore(n), v)});
+  v.push_back({"KEEP", n.attrs().getInt("relu_mask", 0) != 0 ? " && best > (${T})0" : ""});
   const int64_t pixels = g.n * g.c * g.h * g.w;
+  if (g.sh >= g.kh && g.sw >= g.kw && g.oh > 0 && g.ow > 0) {
+    em.elementwise("", fill("const ${T}* __restrict__ x, const ${T}* __restrict__ dy, ${T}* __restrict__ dx", v),
+                   fill(fill("    const int ox = (int)(i % ${OW});\n"
+                             "    const int oy = (int)((i / ${OW}) % ${OH});\n"
+                             "    const ${I} plane = i / (${OW} * ${OH});\n"
+                             "    const ${T}* xp = x + plane * (${I})(${H} * ${W});\n"
+                             "${ARGMAX}"
+                             "    const ${T} g = bestIdx >= 0${KEEP} ? dy[i] : (${T})0;\n"
+                             "    const int cy0 = oy == 0 ? 0 : oy * ${SH} - ${PT};\n"
+                             "    const int cy1 = oy == ${OH} - 1 || (oy + 1) * ${SH} - ${PT} > ${H} ? ${H} : (oy + 1) * ${SH} - ${PT};\n"
+                             "    const int cx0 = ox == 0 ? 0 : ox * ${SW} - ${PL};\n"
+                             "    const int cx1 = ox == ${OW} - 1 || (ox + 1) * ${SW} - ${PL} > ${W} ? ${W} : (ox + 1) * ${SW} - ${PL};\n"
+                             "    ${T}* dxp = dx + plane * (${I})(${H} * ${W});\n"
+                             "    for (int iy = cy0; iy < cy1; ++iy)\n"
+                             "      for (int ix = cx0; ix < cx1; ++ix) dxp[iy * ${W} + ix] = iy * ${W} + ix == bestIdx ? g : (${T})0;\n",
+                             v),
+                        v),
+                   {em.in(0), em.in(1), em.out()}, g.n * g.c * g.oh * g.ow);
+    return {};
+  }
   const std::string pixel =
       "    const int px = (int)(i % ${W});\n"
       "    const int py = (int)((i / ${W}) % ${H});\n"
       "    const ${I} plane = i / (${W} * ${H});\n"
       "    const ${T} xv = x[i];\n"
       "    const ${T}* dyp = dy + plane * (${I})(${OH} * ${OW});\n";
-  if (g.sh >= g.kh && g.sw >= g.kw) {
-    em.elementwise("", fill("const ${T}* __restrict__ x, const ${T}* __restrict__ dy, ${T}* __restrict__ dx", v),
-                   fill(pixel +
-                            "    const ${T}* xp = x + plane * (${I})(${H} * ${W});\n"
-                            "    const int oy = (py + ${PT}) / ${SH}, ox = (px + ${PL}) / ${SW};\n"
-                            "    ${T} acc = (${T})0;\n"
-                            "    if (oy < ${OH} && ox < ${OW} && py + ${PT} - oy * ${SH} < ${KH} && px + ${PL} - ox * ${SW} < ${KW}) {\n"
-                            "${ARGMAX}"
-                            "      if (bestIdx == py * ${W} + px) acc = dyp[oy * ${OW} + ox];\n"
-                            "    }\n"
-                            "${STORE}",
-                        v),
-                   {em.in(0), em.in(1), em.out()}, pixels);
-    return {};
-  }
   const int64_t windows = g.n * g.c * g.oh * g.ow;
   em.needScratch(windows * int64_t(sizeof(int)));
   const std::string params = fill("const ${T}* __restrict__ x, const ${T}* __restrict__ dy, ${T}* __restrict__ dx, "

@@ -81,26 +81,26 @@ Vars updateVars(const NodeEmitter& em, int site) {
 // A launch's prologue: skip after an earlier error, read the shared scalars.
 std::string updatePrologue(const Node& n, const Vars& v) {
   const UpdateLayout l = layoutOf(n);
-  std::string out =
-      "  if (status[0] != 0) return;  // an earlier kernel of this step reported an error: update nothing\n";
+  // The scalars are read before the status test, so the three loads are in flight together
+  // instead of one after another (nothing is written before the test).
+  std::string out = "  const u64 failed = status[0];\n";
   if (l.scale >= 0) out += "  const ${T} gs = (${T})gsp[0];\n";
+  if (isAdam(n)) out += "  const double stepValue = (double)step[0];\n";
+  out += isAdam(n) ? "  const double lr = (double)lrp[0];\n" : "  const ${T} lr = (${T})lrp[0];\n";
+  out += "  if (failed != 0) return;  // an earlier kernel of this step reported an error: update nothing\n";
   if (isAdam(n)) {
     out +=
-        "  const double stepValue = (double)step[0];\n"
         "  const long long t = llrint(round(stepValue));\n"
         "  if (t < 1) {\n"
         "    if (blockIdx.x == 0 && threadIdx.x == 0) shoal_report_value(status, ${SITE}, stepValue);\n"
         "    return;\n"
         "  }\n"
-        "  const double lr = (double)lrp[0];\n"
         "  const ${T} beta1 = ${B1}, beta2 = ${B2}, eps = ${EPS}, l2 = ${L2};\n"
         "  const double bc1 = 1.0 - pow((double)beta1, (double)t);\n"
         "  const double bc2 = 1.0 - pow((double)beta2, (double)t);\n"
         "  const ${T} stepSize = (${T})(lr / bc1);\n"
         "  const ${T} bc2Sqrt = (${T})sqrt(bc2);\n";
     if (n.attrs().getInt("decoupled_weight_decay") != 0) out += "  const ${T} shrink = ${SHRINK};\n";
-  } else {
-    out += "  const ${T} lr = (${T})lrp[0];\n";
   }
   if (l.scale >= 0) out += "  if (gs == (${T})0) return;  // a loss-scaled step that overflowed: skipped\n";
   return fill(out, v);

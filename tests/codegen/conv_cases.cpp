@@ -136,6 +136,9 @@ SHOAL_CUDA_CASE(MaxPool2dGrad, OpKind::MaxPool2dGrad) {
   // Stride past the kernel with padding: pixels in no window (gaps), windows cut by padding.
   b.op(OpKind::MaxPool2dGrad, {b.input("qg", Shape{1, 2, 8, 7}), b.input("dyg", Shape{1, 2, 3, 3})},
        attrs({{"kernel", Ints{2, 2}}, {"stride", Ints{3, 3}}, {"padding", Ints{1, 1, 1, 1}}}), "dxg");
+  // Floor mode over an odd extent: the last row and column are in no window.
+  b.op(OpKind::MaxPool2dGrad, {b.input("qr", Shape{1, 2, 7, 7}), b.input("dyr", Shape{1, 2, 3, 3})},
+       attrs({{"kernel", Ints{2, 2}}, {"stride", Ints{2, 2}}, {"padding", Ints{0, 0, 0, 0}}}), "dxr");
   return true;
   return false;
 }
