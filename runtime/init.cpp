@@ -49,11 +49,23 @@ void initializeTensor(Tensor& t, const std::string& init, const std::string& nam
   if (init == "glorot_uniform") limit = std::sqrt(6.0 / (double(fanIn) + double(fanOut)));
   else if (init == "he_uniform") limit = std::sqrt(6.0 / double(fanIn));
   else if (init == "uniform") limit = 0.05;
+  const int64_t n = t.numElements();
+  if (init == "ones" || limit <= 0) {
+    const double value = init == "ones" ? 1.0 : 0.0;
+    for (int64_t i = 0; i < n; ++i) t.set(i, value);
+    return;
+  }
+  // The draws in element order; f32 and f64 written directly (what set() writes, without its
+  // per-element checks: a large model's initialisation is on the start-up path).
   Rng rng(seedFor(seed, name));
-  for (int64_t i = 0; i < t.numElements(); ++i) {
-    if (init == "ones") t.set(i, 1.0);
-    else if (limit > 0) t.set(i, (2.0 * rng.uniform() - 1.0) * limit);
-    else t.set(i, 0.0);
+  if (t.dtype() == DType::F32) {
+    float* p = t.data<float>();
+    for (int64_t i = 0; i < n; ++i) p[i] = float((2.0 * rng.uniform() - 1.0) * limit);
+  } else if (t.dtype() == DType::F64) {
+    double* p = t.data<double>();
+    for (int64_t i = 0; i < n; ++i) p[i] = (2.0 * rng.uniform() - 1.0) * limit;
+  } else {
+    for (int64_t i = 0; i < n; ++i) t.set(i, (2.0 * rng.uniform() - 1.0) * limit);
   }
 }
 

@@ -544,9 +544,12 @@ Expected<PipelineData> loadPipelineData(const Pipeline& p) {
   if (!p.data) return fail("the pipeline has no data input (input: mnist path=...)");
   PipelineData d;
   d.dir = resolveDataPath(p.data->path, p.file);
+  // The test files inflate on another thread while this one inflates the training files.
+  auto testLoad = std::async(serialStartup() ? std::launch::deferred : std::launch::async,
+                             [dir = d.dir] { return loadMnist(dir, false); });
   auto train = loadMnist(d.dir, true);
+  auto test = testLoad.get();
   if (!train) return Unexpected(Error(train.error().message(), p.data->loc));
-  auto test = loadMnist(d.dir, false);
   if (!test) return Unexpected(Error(test.error().message(), p.data->loc));
   d.train = std::make_unique<MnistDataset>(std::move(*train), p.inputName);
   d.test = std::make_unique<MnistDataset>(std::move(*test), p.inputName);

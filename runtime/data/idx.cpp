@@ -137,7 +137,12 @@ Expected<std::string> inflateIdx(std::string_view in, const std::string& name) {
     if (!cap) {
       auto header = parseHeader(out, /*complete=*/false, name);
       if (!header) return Unexpected(header.error());
-      if (*header) cap = (*header)->headerBytes + (*header)->dataBytes + 1;
+      if (*header) {
+        cap = (*header)->headerBytes + (*header)->dataBytes + 1;
+        // One allocation, no copies as the output grows; at most what the input can inflate
+        // to (deflate's limit is 1032:1), so a lying header reserves nothing it cannot fill.
+        out.reserve(std::min(*cap, in.size() * 1032 + 4096));
+      }
     }
     size_t want = kInflateChunk;
     if (cap) want = std::min(want, *cap - out.size());
