@@ -266,6 +266,7 @@ void NodeEmitter::kernel(std::string_view suffix, std::string_view paramsIn, std
                                  identifier(node_.numResults() ? node_.result()->name() : node_.input(0)->name()));
   if (!suffix.empty()) name += "_" + std::string(suffix);
   source_ += fmt::format("extern \"C\" __global__ void __launch_bounds__({}) {}({}) {{\n", kBlock, name, params);
+  source_ += "  shoal_after_previous_kernel();\n";
   source_ += body;
   source_ += "}\n";
   CudaStep step;
@@ -387,6 +388,17 @@ __device__ __forceinline__ T shoal_warp_max(T v) {
     v = u > v ? u : v;
   }
   return v;
+}
+
+// First statement of every kernel: a kernel launched with programmatic stream serialization
+// (sm_90 and up) may start while the kernel before it still runs; this waits for that kernel
+// to complete and its writes to be visible, then lets the next kernel start launching. A
+// plain launch makes both no-ops.
+__device__ __forceinline__ void shoal_after_previous_kernel() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.wait;" ::: "memory");
+  asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+#endif
 }
 
 // Sum over the whole block (blockDim.x a multiple of 32), valid in thread 0; `scratch` holds

@@ -79,7 +79,8 @@ bool emitSmallGemm(NodeEmitter& em, const CudaGemmCall& g, int ordinal) {
   const int64_t tile = big < kFillBlocks ? kTile / 2 : kTile, per = tile / 16;
   // A 32-tile stages 64 terms at once (18 KB of shared memory; a 64-tile stages 16 in 9 KB): a
   // slice of 64 terms is then one round of loads, all in flight together, and one barrier.
-  const int64_t depth = tile == kTile ? kDepth : 4 * kDepth;
+  // (A short inner dimension stages only what it has, rounded up to 16.)
+  const int64_t depth = tile == kTile ? kDepth : std::min<int64_t>(4 * kDepth, (k + kDepth - 1) / kDepth * kDepth);
   const int64_t tilesM = (m + tile - 1) / tile, tilesN = (n + tile - 1) / tile, tiles = tilesM * tilesN * batch;
   // Slices of the inner dimension (multiples of the staging depth) when the tiles alone
   // leave most of the GPU idle and each slice keeps at least 64 terms (a 32-tile is a quarter

@@ -8,6 +8,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cstdio>
 #include <chrono>
 #include <cstring>
@@ -63,6 +64,17 @@ Expected<std::shared_ptr<CudaContext>> sharedContext(bool tf32, TensorCoreMath g
   std::shared_ptr<CudaContext> ctx(std::move(*created));
   contexts[key] = ctx;
   return ctx;
+}
+
+// The compute capability's major number of an NVRTC target ("sm_90", "sm_90a", "compute_80");
+// 0 when it is none of those.
+int archMajor(const std::string& arch) {
+  size_t at = arch.find('_');
+  if (at == std::string::npos) return 0;
+  int value = 0;
+  size_t i = at + 1;
+  for (; i < arch.size() && std::isdigit(static_cast<unsigned char>(arch[i])); ++i) value = value * 10 + (arch[i] - '0');
+  return value / 10;
 }
 
 // The runtime's own kernels (runtime_kernels.h): compiled, or read from the kernel cache, and
@@ -217,6 +229,7 @@ CudaExecutableOptions CudaExecutableOptions::fromEnvironment() {
   o.syncEach = envFlag("SHOAL_CUDA_SYNC_EACH");
   o.horizontalUpdates = envFlagDefaultOn("SHOAL_CUDA_HFUSE");
   o.smallGemms = envFlagDefaultOn("SHOAL_CUDA_SMALL_GEMM");
+  o.programmaticLaunch = envFlagDefaultOn("SHOAL_CUDA_PDL");
   if (const char* tc = std::getenv("SHOAL_CUDA_TC_CONV")) {
     if (auto m = parseTensorCoreMath(tc)) {
       o.tensorCores = *m;
@@ -724,6 +737,12 @@ Expected<void> CudaExecutable::Impl::enqueueStep() {
       im.profileEvents.push_back(std::move(*ev));
     }
   bool sideUsed = false;
+  // A generated kernel right after another one on this stream may be launched before that one
+  // ends (it waits for it in its first statement): not after a copy, a cuBLAS call, an
+  // all-reduce or a join, and not while profiling (events between launches) or with syncEach.
+  // The module's target decides, not the device: code built for sm_80 has no wait in it.
+  const bool programmatic = im.opts.programmaticLaunch && !profile && !im.opts.syncEach && archMajor(im.arch) >= 9;
+  bool afterKernel = false;
   // --verbose, first step: the host's time in each launch (where lazy module loading and
   // cuBLAS's first calls show).
   const bool timeHost = im.timeFirstLaunches;
@@ -734,12 +753,19 @@ Expected<void> CudaExecutable::Impl::enqueueStep() {
     const auto hostStart = std::chrono::steady_clock::now();
     if (profile)
       if (auto ok = ctx.record(im.profileEvents[li]); !ok) return ok;
-    if (l.joinBefore && sideUsed)
+    if (l.joinBefore && sideUsed) {
       if (auto ok = ctx.joinSide("the all_reduce steps before " + s.node->describe()); !ok) return ok;
+      afterKernel = false;
+    }
+    const bool kernelFollows = afterKernel;
+    afterKernel = s.kind == CudaStepKind::Kernel;
     switch (s.kind) {
       case CudaStepKind::Kernel: {
         LaunchDims grid{s.grid[0], s.grid[1], 1}, block{s.block, 1, 1};
-        if (auto ok = l.kernel.launch(grid, block, l.argv.data(), s.sharedBytes, ctx.stream()); !ok) return ok;
+        auto ok = programmatic && kernelFollows
+                      ? l.kernel.launchAfterPrevious(grid, block, l.argv.data(), s.sharedBytes, ctx.stream())
+                      : l.kernel.launch(grid, block, l.argv.data(), s.sharedBytes, ctx.stream());
+        if (!ok) return ok;
         if (im.opts.syncEach && !ctx.capturing())
           if (auto ok = ctx.synchronize("kernel '" + s.kernel + "' of " + s.node->describe()); !ok) return ok;
         break;

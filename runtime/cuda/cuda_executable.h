@@ -36,7 +36,13 @@ struct CudaExecutableOptions {
   /// cuBLAS would compute them in exact fp32 (tf32 off, gemm16 Off). Default: on, unless
   /// SHOAL_CUDA_SMALL_GEMM=0.
   bool smallGemms = true;
-  /// Fills graphs, syncEach, horizontalUpdates, smallGemms and tensorCores from the environment.
+  /// Each generated kernel that follows another in the step launched with programmatic
+  /// stream serialization (CudaKernel::launchAfterPrevious; sm_90 and up), so its launch
+  /// overlaps the previous kernel's end. Default: on, unless SHOAL_CUDA_PDL=0; off while
+  /// profiling or with syncEach.
+  bool programmaticLaunch = true;
+  /// Fills graphs, syncEach, horizontalUpdates, smallGemms, programmaticLaunch and tensorCores
+  /// from the environment.
   static CudaExecutableOptions fromEnvironment();
   /// The codegen options these make: updates fused, tensor cores, small products generated
   /// where cuBLAS would be exact fp32.

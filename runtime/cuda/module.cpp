@@ -71,6 +71,27 @@ Expected<void> CudaKernel::launch(LaunchDims grid, LaunchDims block, void** args
   return {};
 }
 
+Expected<void> CudaKernel::launchAfterPrevious(LaunchDims grid, LaunchDims block, void** args, size_t sharedBytes,
+                                               CudaStream stream) const {
+  if (!kernel_) return fail("cudaLaunchKernelExC: kernel '" + name_ + "' was not loaded");
+  cudaLaunchAttribute attr{};
+  attr.id = cudaLaunchAttributeProgrammaticStreamSerialization;
+  attr.val.programmaticStreamSerializationAllowed = 1;
+  cudaLaunchConfig_t config{};
+  config.gridDim = dim3(grid.x, grid.y, grid.z);
+  config.blockDim = dim3(block.x, block.y, block.z);
+  config.dynamicSmemBytes = sharedBytes;
+  config.stream = stream;
+  config.attrs = &attr;
+  config.numAttrs = 1;
+  cudaError_t e = cudaLaunchKernelExC(&config, reinterpret_cast<const void*>(kernel_), args);
+  if (e != cudaSuccess)
+    return cudaFail(e, "cudaLaunchKernelExC",
+                    "kernel '" + name_ + "' (after the previous kernel), grid " + grid.str() + ", block " + block.str() +
+                        ", " + std::to_string(sharedBytes) + " B shared");
+  return {};
+}
+
 Expected<void> CudaKernel::setMaxDynamicSharedMemory(int bytes, int device) const {
   if (!kernel_) return fail("cudaKernelSetAttributeForDevice: kernel '" + name_ + "' was not loaded");
   if (cudaError_t e =
@@ -91,6 +112,9 @@ Expected<CudaKernel> CudaModule::kernel(const std::string& kernelName) const {
   return fail("shoal was built without CUDA support: no kernel '" + kernelName + "'");
 }
 Expected<void> CudaKernel::launch(LaunchDims, LaunchDims, void**, size_t, CudaStream) const {
+  return fail("shoal was built without CUDA support: cannot launch '" + name_ + "'");
+}
+Expected<void> CudaKernel::launchAfterPrevious(LaunchDims, LaunchDims, void**, size_t, CudaStream) const {
   return fail("shoal was built without CUDA support: cannot launch '" + name_ + "'");
 }
 Expected<void> CudaKernel::setMaxDynamicSharedMemory(int, int) const {

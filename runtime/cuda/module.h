@@ -35,6 +35,12 @@ class CudaKernel {
   /// shared): invalid argument (cudaErrorInvalidValue)". Asynchronous faults surface at
   /// the next synchronize.
   Expected<void> launch(LaunchDims grid, LaunchDims block, void** args, size_t sharedBytes, CudaStream stream) const;
+  /// The same launch with programmatic stream serialization (cudaLaunchKernelExC, sm_90 and
+  /// up): the kernel may be scheduled while the previous kernel in the stream still runs, and
+  /// must wait for it (griddepcontrol.wait) before touching memory -- every kernel shoal
+  /// generates does so first. Hides the launch latency between dependent kernels.
+  Expected<void> launchAfterPrevious(LaunchDims grid, LaunchDims block, void** args, size_t sharedBytes,
+                                     CudaStream stream) const;
   /// Allows `bytes` of dynamic shared memory (needed above 48 KiB) on device `device`.
   Expected<void> setMaxDynamicSharedMemory(int bytes, int device = 0) const;
 

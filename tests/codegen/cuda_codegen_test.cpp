@@ -400,5 +400,27 @@ TEST(CudaCodegen, CompileProgramSummarizesAndUsesTheCache) {
 }
 #endif
 
+// Every generated kernel waits for the kernel before it first (the executor may launch it
+// while that one runs: programmatic stream serialization).
+TEST(CudaCodegen, EveryKernelWaitsForThePreviousOneFirst) {
+  for (DType dt : {DType::F32, DType::F64}) {
+    auto g = test::buildAllOpsGraph(dt);
+    ASSERT_NE(g, nullptr);
+    auto program = compileProgram(g->clone(), test::opTestCompileOptions());
+    ASSERT_TRUE(program.has_value()) << program.error().str();
+    auto src = generateCudaSource(*program);
+    ASSERT_TRUE(src.has_value()) << src.error().message();
+    size_t kernels = 0, waiting = 0;
+    for (size_t at = 0; (at = src->source.find("__global__ void", at)) != std::string::npos; ++at) {
+      ++kernels;
+      const size_t open = src->source.find(") {\n", at);
+      ASSERT_NE(open, std::string::npos);
+      waiting += src->source.compare(open + 4, 33, "  shoal_after_previous_kernel();\n") == 0;
+    }
+    EXPECT_EQ(kernels, src->kernelNames.size());
+    EXPECT_EQ(waiting, kernels);
+  }
+}
+
 }  // namespace
 }  // namespace shoal
