@@ -292,6 +292,11 @@ void NodeEmitter::elementwise(std::string_view suffix, std::string_view params, 
   kernel(suffix, params, body, std::move(args), gridFor(n));
 }
 
+bool NodeEmitter::gemmWithEpilogue(const CudaGemmCall& call, const CudaGemmEpilogue& epilogue) {
+  if (!smallGemmApplies(*options_, call)) return false;
+  return emitSmallGemm(*this, call, gemms_++, &epilogue);
+}
+
 void NodeEmitter::gemm(const CudaGemmCall& call) {
   if (emitSmallGemm(*this, call, gemms_++)) return;
   header();

@@ -54,6 +54,15 @@ struct Dim {
 std::string offsetCode(const std::string& idx, const std::string& index, const std::vector<Dim>& dims,
                        const std::string& offset, const std::string& indent);
 
+/// What a generated product does to each output as it stores it (fused into its last kernel):
+/// add bias[j] of the output's column j (bias.value null: none), then apply the unary
+/// `activation` ("" none; an elementwise op's name: relu, sigmoid, tanh, ...). The sum is the
+/// one dense's and fused_dense's separate kernels computed, in the same order.
+struct CudaGemmEpilogue {
+  CudaArg bias;
+  std::string activation;
+};
+
 /// Appends one node's kernels and launch steps to a module.
 class NodeEmitter {
  public:
@@ -86,6 +95,9 @@ class NodeEmitter {
   /// Adds a matrix product: generated kernels for a small fp32 one (emitSmallGemm), else a
   /// cuBLAS call.
   void gemm(const CudaGemmCall& call);
+  /// The product with `epilogue` applied as each output is stored, when it is a small fp32
+  /// product of generated kernels (emitSmallGemm); false, and nothing emitted, otherwise.
+  bool gemmWithEpilogue(const CudaGemmCall& call, const CudaGemmEpilogue& epilogue);
   /// Adds a device-to-device copy of the whole of `src` into `dst`.
   void copy(const Value* src, const Value* dst);
   /// Adds the step of an all_reduce node: its operand combined over the ranks into its result.
@@ -332,6 +344,8 @@ std::string prelude();
 /// are few (codegen/cuda_kernels_gemm.cpp). False (nothing emitted) when the product is not
 /// small, not fp32, or the option is off: the caller issues a cuBLAS call. `ordinal` numbers
 /// the node's products.
-bool emitSmallGemm(NodeEmitter& em, const CudaGemmCall& call, int ordinal);
+bool emitSmallGemm(NodeEmitter& em, const CudaGemmCall& call, int ordinal, const CudaGemmEpilogue* epilogue = nullptr);
+/// Whether emitSmallGemm takes `call` under `options` (the caller may then fold an epilogue).
+bool smallGemmApplies(const CudaCodegenOptions& options, const CudaGemmCall& call);
 
 }  // namespace shoal::cudagen

@@ -15,6 +15,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <optional>
 
 #include "codegen/cuda_emit.h"
 
@@ -31,17 +32,77 @@ constexpr int64_t kDotOutputs = 1024;
 
 std::string lit(double v) { return literal(v, DType::F32); }
 
+// How a small product is cut: a warp per output (dot), or tiles of `tile` outputs square,
+// staged `depth` terms at a time, the inner dimension in `slices` slices of `slice` terms.
+struct SmallGemmPlan {
+  bool dot = false;
+  int64_t tile = kTile, depth = kDepth, tilesM = 1, tilesN = 1, slices = 1, slice = 0;
+};
+
+std::optional<SmallGemmPlan> planSmallGemm(const CudaCodegenOptions& options, const CudaGemmCall& g) {
+  if (!options.smallGemms || g.dtype != DType::F32 || g.batch < 1) return std::nullopt;
+  const int64_t m = g.m, n = g.n, k = g.k, batch = g.batch;
+  if (m <= 0 || n <= 0 || k <= 0 || m * n * k * batch > kSmallGemmMacs) return std::nullopt;
+  SmallGemmPlan p;
+  if (m * n * batch <= kDotOutputs && k >= 32) {
+    p.dot = true;
+    return p;
+  }
+  // 64 x 64 tiles, or 32 x 32 (each thread 2 x 2 outputs) when 64-tiles would leave SMs
+  // without a block: four times the blocks, each a quarter of the work per stage.
+  const int64_t big = ((m + kTile - 1) / kTile) * ((n + kTile - 1) / kTile) * batch;
+  p.tile = big < kFillBlocks ? kTile / 2 : kTile;
+  // A 32-tile stages 64 terms at once (18 KB of shared memory; a 64-tile stages 16 in 9 KB): a
+  // slice of 64 terms is then one round of loads, all in flight together, and one barrier.
+  // (A short inner dimension stages only what it has, rounded up to 16.)
+  p.depth = p.tile == kTile ? kDepth : std::min<int64_t>(4 * kDepth, (k + kDepth - 1) / kDepth * kDepth);
+  p.tilesM = (m + p.tile - 1) / p.tile, p.tilesN = (n + p.tile - 1) / p.tile;
+  const int64_t tiles = p.tilesM * p.tilesN * batch;
+  // Slices of the inner dimension (multiples of the staging depth) when the tiles alone
+  // leave most of the GPU idle and each slice keeps at least 64 terms (a 32-tile is a quarter
+  // of the work: four of them per SM fill it as one 64-tile does).
+  const int64_t fillBlocks = kFillBlocks * (kTile / p.tile) * (kTile / p.tile);
+  p.slice = k;
+  if (tiles < fillBlocks / 2 && k >= 128) {
+    p.slices = std::min<int64_t>((k + 63) / 64, std::max<int64_t>(1, fillBlocks / tiles));
+    p.slice = ((k + p.slices - 1) / p.slices + p.depth - 1) / p.depth * p.depth;
+    p.slices = (k + p.slice - 1) / p.slice;
+  }
+  if (tiles / batch > (int64_t(1) << 31) - 1 || p.slices * batch > 65535) return std::nullopt;
+  return p;
+}
+
+// The statements that store output `at` (column j) from the product's value `value`: alpha,
+// beta, then the epilogue's bias and activation, indented by `ind`.
+std::string storeOutput(const CudaGemmCall& g, const CudaGemmEpilogue* e, const std::string& value,
+                        const std::string& ind) {
+  std::string v = (g.alpha == 1 ? value : lit(g.alpha) + " * " + value) +
+                  (g.beta != 0 ? " + " + lit(g.beta) + " * c[at]" : std::string());
+  if (!e || (!e->bias.value && e->activation.empty())) return ind + "c[at] = " + v + ";\n";
+  std::string out = ind + "const float e0 = " + v + (e->bias.value ? " + bias[j]" : "") + ";\n";
+  if (e->activation.empty()) return out + ind + "c[at] = e0;\n";
+  return out + ind + "float e1;\n" + activationCode(e->activation, "float", "e0", "e1", ind) + ind + "c[at] = e1;\n";
+}
+
 }  // namespace
 
-bool emitSmallGemm(NodeEmitter& em, const CudaGemmCall& g, int ordinal) {
-  if (!em.options().smallGemms || g.dtype != DType::F32 || g.batch < 1) return false;
+bool smallGemmApplies(const CudaCodegenOptions& options, const CudaGemmCall& call) {
+  return planSmallGemm(options, call).has_value();
+}
+
+bool emitSmallGemm(NodeEmitter& em, const CudaGemmCall& g, int ordinal, const CudaGemmEpilogue* epilogue) {
+  const auto plan = planSmallGemm(em.options(), g);
+  if (!plan) return false;
+  if (epilogue && g.batch != 1) return false;  // the bias indexes one product's columns
   const int64_t m = g.m, n = g.n, k = g.k, batch = g.batch;
-  if (m <= 0 || n <= 0 || k <= 0 || m * n * k * batch > kSmallGemmMacs) return false;
   const std::string base = ordinal ? fmt::format("gemm{}", ordinal) : "gemm";
-  const std::string combineOf = "${ALPHA_S}${BETA_C}";
-  Vars ab = {{"ALPHA_S", g.alpha == 1 ? std::string("s") : lit(g.alpha) + " * s"},
-             {"BETA_C", g.beta != 0 ? " + " + lit(g.beta) + " * c[at]" : std::string()}};
-  if (m * n * batch <= kDotOutputs && k >= 32) {
+  const bool withBias = epilogue && epilogue->bias.value;
+  const std::string biasParam = withBias ? ", const float* __restrict__ bias" : "";
+  auto withBiasArg = [&](std::vector<CudaArg> args) {
+    if (withBias) args.push_back(epilogue->bias);
+    return args;
+  };
+  if (plan->dot) {
     // Few outputs (batch-1 inference, a 10-class layer): a warp per output, its lanes taking
     // every 32nd term, then a butterfly sum -- one kernel, no tile mostly idle.
     Vars v = {{"M", intLit(m)},       {"N", intLit(n)},       {"K", intLit(k)},       {"LDA", intLit(g.lda)},
@@ -50,7 +111,7 @@ bool emitSmallGemm(NodeEmitter& em, const CudaGemmCall& g, int ordinal) {
               {"TOTAL", intLit(m * n * batch)},
               {"AT", g.transA ? "(long long)p * ${LDA} + i" : "(long long)i * ${LDA} + p"},
               {"BT", g.transB ? "(long long)j * ${LDB} + p" : "(long long)p * ${LDB} + j"},
-              {"COMBINE", fill(combineOf, ab)}};
+              {"STORE", storeOutput(g, epilogue, "s", "    ")}};
     const std::string body = fill(
         fill("  const int w = (int)((blockIdx.x * blockDim.x + threadIdx.x) >> 5), lane = (int)threadIdx.x & 31;\n"
              "  if (w >= ${TOTAL}) return;  // a whole warp leaves together\n"
@@ -64,35 +125,17 @@ bool emitSmallGemm(NodeEmitter& em, const CudaGemmCall& g, int ordinal) {
              "  for (int o = 16; o > 0; o >>= 1) s += __shfl_xor_sync(0xffffffffu, s, o);\n"
              "  if (lane == 0) {\n"
              "    const long long at = (long long)i * ${LDC} + j;\n"
-             "    c[at] = ${COMBINE};\n"
+             "${STORE}"
              "  }\n",
              v),
         {{"LDA", intLit(g.lda)}, {"LDB", intLit(g.ldb)}});
     em.kernel(ordinal ? fmt::format("dot{}", ordinal) : "dot",
-              "const float* __restrict__ A, const float* __restrict__ B, float* C", body, {g.a, g.b, g.c},
-              unsigned((m * n * batch + kWarpsPerBlock - 1) / kWarpsPerBlock));
+              "const float* __restrict__ A, const float* __restrict__ B, float* C" + biasParam, body,
+              withBiasArg({g.a, g.b, g.c}), unsigned((m * n * batch + kWarpsPerBlock - 1) / kWarpsPerBlock));
     return true;
   }
-  // 64 x 64 tiles, or 32 x 32 (each thread 2 x 2 outputs) when 64-tiles would leave SMs
-  // without a block: four times the blocks, each a quarter of the work per stage.
-  const int64_t big = ((m + kTile - 1) / kTile) * ((n + kTile - 1) / kTile) * batch;
-  const int64_t tile = big < kFillBlocks ? kTile / 2 : kTile, per = tile / 16;
-  // A 32-tile stages 64 terms at once (18 KB of shared memory; a 64-tile stages 16 in 9 KB): a
-  // slice of 64 terms is then one round of loads, all in flight together, and one barrier.
-  // (A short inner dimension stages only what it has, rounded up to 16.)
-  const int64_t depth = tile == kTile ? kDepth : std::min<int64_t>(4 * kDepth, (k + kDepth - 1) / kDepth * kDepth);
-  const int64_t tilesM = (m + tile - 1) / tile, tilesN = (n + tile - 1) / tile, tiles = tilesM * tilesN * batch;
-  // Slices of the inner dimension (multiples of the staging depth) when the tiles alone
-  // leave most of the GPU idle and each slice keeps at least 64 terms (a 32-tile is a quarter
-  // of the work: four of them per SM fill it as one 64-tile does).
-  const int64_t fillBlocks = kFillBlocks * (kTile / tile) * (kTile / tile);
-  int64_t slices = 1, slice = k;
-  if (tiles < fillBlocks / 2 && k >= 128) {
-    slices = std::min<int64_t>((k + 63) / 64, std::max<int64_t>(1, fillBlocks / tiles));
-    slice = ((k + slices - 1) / slices + depth - 1) / depth * depth;
-    slices = (k + slice - 1) / slice;
-  }
-  if (tiles / batch > (int64_t(1) << 31) - 1 || slices * batch > 65535) return false;
+  const int64_t tile = plan->tile, per = tile / 16, depth = plan->depth;
+  const int64_t tilesM = plan->tilesM, tilesN = plan->tilesN, slices = plan->slices, slice = plan->slice;
 
   const std::string& suffix = base;
   const bool split = slices > 1;
@@ -125,13 +168,10 @@ bool emitSmallGemm(NodeEmitter& em, const CudaGemmCall& g, int ordinal) {
             {"BP", g.transB ? "e % ${DEPTH}" : "e / ${TILE}"},
             {"BAT", g.transB ? "(long long)gj * ${LDB} + gq" : "(long long)gq * ${LDB} + gj"}};
   std::string store;
-  const std::string combine = (g.alpha == 1 ? std::string("acc[r][q]") : lit(g.alpha) + " * acc[r][q]") +
-                              (g.beta != 0 ? " + " + lit(g.beta) + " * c[at]" : "");
   if (split)
     store = "        part[((long long)(b * ${SLICES} + slice) * ${M} + i) * ${N} + j] = acc[r][q];\n";
   else
-    store = "        const long long at = (long long)i * ${LDC} + j;\n"
-            "        c[at] = " + combine + ";\n";
+    store = "        const long long at = (long long)i * ${LDC} + j;\n" + storeOutput(g, epilogue, "acc[r][q]", "        ");
   v.push_back({"STORE", fill(store, v)});
   const std::string body = fill(
       fill("  __shared__ float As[${DEPTH}][${PAD}];  // As[p][i]: the stage of op(A), padded\n"
@@ -188,6 +228,10 @@ bool emitSmallGemm(NodeEmitter& em, const CudaGemmCall& g, int ordinal) {
   const std::string& text = body;
   std::vector<CudaArg> args = {g.a, g.b, g.c};
   std::string params = "const float* __restrict__ A, const float* __restrict__ B, float* C";
+  if (!split) {
+    params += biasParam;
+    args = withBiasArg(std::move(args));
+  }
   if (split) {
     params += ", float* __restrict__ part";
     args.push_back(NodeEmitter::scratch());
@@ -195,22 +239,22 @@ bool emitSmallGemm(NodeEmitter& em, const CudaGemmCall& g, int ordinal) {
   }
   em.kernel(suffix, params, text, args, unsigned(tilesM * tilesN), unsigned(slices * batch));
   if (split) {
-    // The slices' sums added in slice order, then alpha and beta (one thread per output).
+    // The slices' sums added in slice order, then alpha, beta and the epilogue (one thread per
+    // output).
     Vars r = v;
-    r.push_back({"COMBINE", fill((g.alpha == 1 ? std::string("s") : lit(g.alpha) + " * s") +
-                                     (g.beta != 0 ? " + " + lit(g.beta) + " * c[at]" : ""),
-                                 {})});
+    r.push_back({"FINISH", storeOutput(g, epilogue, "s", "    ")});
     r.push_back({"I", indexType(batch * m * n * slices)});
-    em.elementwise(suffix + "_slices", "const float* __restrict__ part, float* C",
+    em.elementwise(suffix + "_slices", "const float* __restrict__ part, float* C" + biasParam,
                    fill("    const ${I} b = i / (${M} * ${N}), ij = i % (${M} * ${N});\n"
                         "    float s = 0.0f;\n"
                         "    for (int slice = 0; slice < ${SLICES}; ++slice)\n"
                         "      s += part[(b * ${SLICES} + slice) * (${M} * ${N}) + ij];\n"
                         "    float* c = C + ${OFFC} + b * ${SC};\n"
-                        "    const long long at = (long long)(ij / ${N}) * ${LDC} + ij % ${N};\n"
-                        "    c[at] = ${COMBINE};\n",
+                        "    const int j = (int)(ij % ${N});\n"
+                        "    const long long at = (long long)(ij / ${N}) * ${LDC} + j;\n"
+                        "${FINISH}",
                         r),
-                   {NodeEmitter::scratch(), g.c}, batch * m * n);
+                   withBiasArg({NodeEmitter::scratch(), g.c}), batch * m * n);
   }
   return true;
 }

@@ -4,6 +4,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <optional>
 #include <limits>
 #include <numeric>
 
@@ -967,17 +968,11 @@ namespace {
 
 bool fitsInt(int64_t v) { return v >= 0 && v <= int64_t(std::numeric_limits<int32_t>::max()); }
 
-// C[m,n] = op(A)·op(B) (+ C when `accumulate`), or zeros/nothing for empty products.
-Expected<void> addGemm(NodeEmitter& em, bool transA, bool transB, int64_t m, int64_t n, int64_t k, CudaArg a, CudaArg b,
-                       bool accumulate) {
-  if (!fitsInt(m) || !fitsInt(n) || !fitsInt(k)) return em.unsupported("matrix extents exceed cuBLAS's int range");
-  if (m == 0 || n == 0) return {};
-  if (k == 0) {  // the product is empty; C keeps its bias, or is zero
-    if (!accumulate)
-      em.elementwise("zero", fill("${T}* __restrict__ y", {{"T", em.T()}}), fill("    y[i] = (${T})0;\n", {{"T", em.T()}}),
-                     {em.out()}, m * n);
-    return {};
-  }
+// The call for C[m,n] = op(A)·op(B) (+ C when `accumulate`) into the node's result, for
+// nonempty products within cuBLAS's int range (else nullopt).
+std::optional<CudaGemmCall> gemmCall(NodeEmitter& em, bool transA, bool transB, int64_t m, int64_t n, int64_t k,
+                                     CudaArg a, CudaArg b, bool accumulate) {
+  if (!fitsInt(m) || !fitsInt(n) || !fitsInt(k) || m == 0 || n == 0 || k == 0) return std::nullopt;
   CudaGemmCall call;
   call.dtype = em.computeType();
   call.transA = transA;
@@ -989,14 +984,29 @@ Expected<void> addGemm(NodeEmitter& em, bool transA, bool transB, int64_t m, int
   call.alpha = 1;
   call.beta = accumulate ? 1 : 0;
   call.a = a, call.b = b, call.c = em.out();
-  em.gemm(call);
+  return call;
+}
+
+// C[m,n] = op(A)·op(B) (+ C when `accumulate`), or zeros/nothing for empty products.
+Expected<void> addGemm(NodeEmitter& em, bool transA, bool transB, int64_t m, int64_t n, int64_t k, CudaArg a, CudaArg b,
+                       bool accumulate) {
+  if (!fitsInt(m) || !fitsInt(n) || !fitsInt(k)) return em.unsupported("matrix extents exceed cuBLAS's int range");
+  if (m == 0 || n == 0) return {};
+  if (k == 0) {  // the product is empty; C keeps its bias, or is zero
+    if (!accumulate)
+      em.elementwise("zero", fill("${T}* __restrict__ y", {{"T", em.T()}}), fill("    y[i] = (${T})0;\n", {{"T", em.T()}}),
+                     {em.out()}, m * n);
+    return {};
+  }
+  em.gemm(*gemmCall(em, transA, transB, m, n, k, a, b, accumulate));
   return {};
 }
 
 }  // namespace
 
 // y = x·wᵀ + b: the bias is broadcast into y by a small kernel, then cuBLAS adds the product
-// (beta = 1), the interpreter's order.
+// (beta = 1), the interpreter's order. A small fp32 product adds the bias as it stores each
+// output instead: the same sum, one kernel fewer.
 Expected<void> emitDense(NodeEmitter& em) {
   const Node& n = em.node();
   if (!isFloatNode(n) || n.input(0)->type().dtype != n.input(1)->type().dtype)
@@ -1005,13 +1015,17 @@ Expected<void> emitDense(NodeEmitter& em) {
   const Shape& w = em.inShape(1);
   const bool bias = n.numInputs() == 3;
   if (bias)
+    if (auto call = gemmCall(em, false, true, x[0], w[0], x[1], em.in(0), em.in(1), false))
+      if (em.gemmWithEpilogue(*call, {em.in(2), ""})) return {};
+  if (bias)
     em.elementwise("bias", fill("const ${T}* __restrict__ b, ${T}* __restrict__ y", {{"T", em.T()}}),
                    fill("    y[i] = b[i % ${OUT}];\n", {{"OUT", intLit(w[0])}}), {em.in(2), em.out()}, x[0] * w[0]);
   return addGemm(em, false, true, x[0], w[0], x[1], em.in(0), em.in(1), bias);
 }
 
 // fused_dense: y = x·wᵀ by cuBLAS (beta = 0), then one epilogue kernel y = act(y + b). The
-// bias is added to the finished product, as cuBLAS's beta = 1 would (dense's order).
+// bias is added to the finished product, as cuBLAS's beta = 1 would (dense's order). A small
+// fp32 product applies the epilogue as it stores each output (its last kernel).
 Expected<void> emitFusedDense(NodeEmitter& em) {
   const Node& n = em.node();
   if (!isFloatNode(n) || n.input(0)->type().dtype != n.input(1)->type().dtype)
@@ -1023,6 +1037,8 @@ Expected<void> emitFusedDense(NodeEmitter& em) {
   std::string act = activationCode(activation, em.T(), "s", "r", "    ");
   if (act.empty()) return em.unsupported("unknown activation '" + activation + "'");
   if (x[0] == 0 || w[0] == 0) return {};
+  if (auto call = gemmCall(em, false, true, x[0], w[0], x[1], em.in(0), em.in(1), false))
+    if (em.gemmWithEpilogue(*call, {bias ? em.in(2) : CudaArg{}, activation})) return {};
   if (auto ok = addGemm(em, false, true, x[0], w[0], x[1], em.in(0), em.in(1), /*accumulate=*/false); !ok) return ok;
   Vars v = {{"T", em.T()}, {"OUT", intLit(w[0])}};
   std::string code = fill(bias ? "    const ${T} s = y[i] + b[i % ${OUT}];\n" : "    const ${T} s = y[i];\n", v) +

@@ -98,6 +98,11 @@ TEST(CudaEmulation, SmallProductsAsKernelsMatchTheInterpreter) {
       }
   b.op(OpKind::Dense, {b.input("dx", {3, 300}), b.input("dw", {9, 300}), b.input("db", {9})}, {}, "dense_dot");
   b.op(OpKind::Dense, {b.input("sx", {40, 300}), b.input("sw", {30, 300}), b.input("sb", {30})}, {}, "dense_split");
+  // Bias and activation applied as the tiles store (fused_dense over one unsplit product).
+  Attrs sigmoid;
+  sigmoid.set("activation", std::string("sigmoid"));
+  b.op(OpKind::FusedDense, {b.input("tx", {70, 20}), b.input("tw", {130, 20}), b.input("tbias", {130})}, sigmoid,
+       "dense_tile");
   Attrs alpha;
   alpha.set("alpha", 0.5);
   b.op(OpKind::BatchMatMul, {b.input("ba", {3, 5, 200}), b.input("bb", {3, 200, 70})}, alpha, "batched");
@@ -122,6 +127,14 @@ TEST(CudaEmulation, SmallProductsAsKernelsMatchTheInterpreter) {
       bigGrids.insert(s.grid[0]);
   }
   EXPECT_EQ(bigGrids, std::set<unsigned>{132u});  // 11 x 12 tiles of 64 x 64
+  // The dense layers' biases and the fused activation are in the products' kernels: no
+  // separate bias or epilogue kernel.
+  int fusedDense = 0;
+  for (const CudaStep& s : src->steps) {
+    fusedDense += s.node->kind() == OpKind::FusedDense && s.kind == CudaStepKind::Kernel;
+    EXPECT_FALSE(s.kernel.ends_with("_bias") || s.kernel.ends_with("_epilogue")) << s.kernel;
+  }
+  EXPECT_EQ(fusedDense, 1);
   EXPECT_EQ(calls, 0);
   EXPECT_EQ(slices, 6);  // the four 40 x 30 x 700, dense_split, the batched product
   EXPECT_EQ(dots, 5);    // the four 4 x 6 x 300, dense_dot
@@ -129,7 +142,7 @@ TEST(CudaEmulation, SmallProductsAsKernelsMatchTheInterpreter) {
   auto want = both->cpu->run(feed);
   auto got = both->emu->run(feed);
   ASSERT_TRUE(want && got);
-  ASSERT_EQ(want->size(), 13u);
+  ASSERT_EQ(want->size(), 14u);
   // Terms of about 1 in magnitude: 700 of them round to a few ulps of their sum in fp32.
   for (const auto& [name, t] : *want) EXPECT_TRUE(closeTo(name, got->at(name), t, 1e-5, 1e-4));
 }
