@@ -69,6 +69,12 @@ struct CudaStep {
   unsigned grid[2] = {1, 1};   ///< Kernel: grid x, y
   unsigned block = 256;        ///< Kernel: threads per block (x)
   unsigned sharedBytes = 0;    ///< Kernel: dynamic shared memory (SHOAL_DYNAMIC_SHARED), bytes
+  /// Kernel: the kernels of other steps this one launch runs side by side, each over its own
+  /// blocks in order (CudaCodegenOptions::groupKernels; `node` is the first one's); empty for
+  /// a kernel of its own.
+  std::vector<CudaStep> parts;
+  /// Kernel: its parameter list and body as generated (the source assembles them).
+  std::string params, body;
   CudaGemmCall gemm;           ///< Gemm
   int64_t bytes = 0;           ///< Copy, AllReduce
 };
@@ -133,6 +139,13 @@ struct CudaCodegenOptions {
   /// cuBLAS calls: no cuBLAS first-call cost, one launch where cuBLAS often takes two. Off
   /// where cuBLAS's GEMMs are to run in TF32 or with 16-bit operands.
   bool smallGemms = true;
+  /// Horizontal kernel fusion: a run of consecutive kernels of different nodes, none of which
+  /// writes memory another one reads or writes (where the memory plan places their values),
+  /// becomes one launch whose blocks run each kernel's own blocks side by side (a loss, the
+  /// accuracy and the loss's gradient; the products and bias sums of a layer's backward pass).
+  /// Kernels with two-dimensional grids, dynamic shared memory or scratch, and in-place
+  /// updates (they read the status words other kernels write) stay alone.
+  bool groupKernels = true;
 };
 
 /// Emits CUDA C++ for every kernel of `program` (large matrix products go to cuBLAS and emit

@@ -339,6 +339,16 @@ Expected<void> emitLossScaleUpdate(NodeEmitter& em);
 /// elementwise formulas, warp and block reductions, error reporting).
 std::string prelude();
 
+/// The mark NodeEmitter::kernel leaves in the source where kernel `name`'s text goes.
+std::string kernelPlaceholder(const std::string& name);
+/// Horizontal kernel fusion (CudaCodegenOptions::groupKernels): merges runs of independent
+/// kernel steps of `m` into grouped steps (CudaStep::parts), kernel names updated.
+void groupKernels(CudaModuleSource& m, const MemoryPlan& plan);
+/// `kernels` (the nodes' text with placeholders) with every kernel's text in: a kernel of its
+/// own as an extern "C" __global__ function; a grouped one as a __device__ body, and after
+/// all of them the grouped launches' kernels.
+std::string finishKernels(const CudaModuleSource& m, const std::string& kernels);
+
 /// A small fp32 product (CudaCodegenOptions::smallGemms) as generated kernels: a tiled SIMT
 /// kernel, split over the inner dimension with an in-order sum of the slices when the tiles
 /// are few (codegen/cuda_kernels_gemm.cpp). False (nothing emitted) when the product is not

@@ -230,6 +230,7 @@ CudaExecutableOptions CudaExecutableOptions::fromEnvironment() {
   o.horizontalUpdates = envFlagDefaultOn("SHOAL_CUDA_HFUSE");
   o.smallGemms = envFlagDefaultOn("SHOAL_CUDA_SMALL_GEMM");
   o.programmaticLaunch = envFlagDefaultOn("SHOAL_CUDA_PDL");
+  o.groupKernels = envFlagDefaultOn("SHOAL_CUDA_GROUP");
   if (const char* tc = std::getenv("SHOAL_CUDA_TC_CONV")) {
     if (auto m = parseTensorCoreMath(tc)) {
       o.tensorCores = *m;
@@ -251,6 +252,7 @@ CudaCodegenOptions CudaExecutableOptions::codegenOptions() const {
   c.horizontalUpdates = horizontalUpdates;
   c.tensorCores = tensorCores;
   c.smallGemms = smallGemms && !tf32 && gemm16 == TensorCoreMath::Off;
+  c.groupKernels = groupKernels;
   return c;
 }
 

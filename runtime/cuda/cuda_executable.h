@@ -41,8 +41,11 @@ struct CudaExecutableOptions {
   /// overlaps the previous kernel's end. Default: on, unless SHOAL_CUDA_PDL=0; off while
   /// profiling or with syncEach.
   bool programmaticLaunch = true;
-  /// Fills graphs, syncEach, horizontalUpdates, smallGemms, programmaticLaunch and tensorCores
-  /// from the environment.
+  /// Runs of independent kernels launched as one (CudaCodegenOptions::groupKernels).
+  /// Default: on, unless SHOAL_CUDA_GROUP=0.
+  bool groupKernels = true;
+  /// Fills graphs, syncEach, horizontalUpdates, smallGemms, programmaticLaunch, groupKernels
+  /// and tensorCores from the environment.
   static CudaExecutableOptions fromEnvironment();
   /// The codegen options these make: updates fused, tensor cores, small products generated
   /// where cuBLAS would be exact fp32.

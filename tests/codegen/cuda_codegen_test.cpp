@@ -11,6 +11,7 @@
 #include "codegen/cuda_codegen.h"
 #include "codegen/cuda_test_graphs.h"
 #include "frontend/pipeline_loader.h"
+#include "ir/parser.h"
 #include "codegen/nvrtc.h"
 #include "test_util.h"
 
@@ -47,12 +48,33 @@ void expectWellFormed(const Program& program) {
     ASSERT_NE(close, std::string::npos);
     const std::string params = a->source.substr(open, close - open);
     EXPECT_EQ(size_t(std::count(params.begin(), params.end(), ',')) + 1, s.args.size()) << s.kernel << "(" << params << ")";
-    size_t comment = a->source.rfind("// ---- node ", at);
-    ASSERT_NE(comment, std::string::npos) << s.kernel;
-    std::string header = a->source.substr(comment, at - comment);
-    EXPECT_NE(header.find(std::string(s.node->opName())), std::string::npos) << header;
-    if (s.node->numResults()) {
-      EXPECT_NE(header.find(s.node->result()->name()), std::string::npos) << header;
+    // Each kernel's text comes after its node's comment block.
+    auto expectHeader = [&](const Node* node, size_t at, const std::string& kernel) {
+      size_t comment = a->source.rfind("// ---- node ", at);
+      ASSERT_NE(comment, std::string::npos) << kernel;
+      std::string header = a->source.substr(comment, at - comment);
+      EXPECT_NE(header.find(std::string(node->opName())), std::string::npos) << header;
+      if (node->numResults()) {
+        EXPECT_NE(header.find(node->result()->name()), std::string::npos) << header;
+      }
+    };
+    if (s.parts.empty()) {
+      expectHeader(s.node, at, s.kernel);
+    } else {  // a grouped launch: each part a body, defined once, after its own node's comment
+      EXPECT_NE(a->source.rfind("// One launch, blocks side by side:", at), std::string::npos) << s.kernel;
+      EXPECT_EQ(s.node, s.parts.front().node);
+      unsigned blocks = 0;
+      for (const CudaStep& part : s.parts) {
+        const std::string body = "void " + part.kernel + "_body(";
+        const size_t bodyAt = a->source.find(body);
+        ASSERT_NE(bodyAt, std::string::npos) << part.kernel;
+        EXPECT_EQ(a->source.find(body, bodyAt + 1), std::string::npos) << part.kernel << " defined twice";
+        EXPECT_EQ(a->source.find("void __launch_bounds__(256) " + part.kernel + "("), std::string::npos)
+            << part.kernel << " is also a kernel of its own";
+        expectHeader(part.node, bodyAt, part.kernel);
+        blocks += part.grid[0];
+      }
+      EXPECT_EQ(s.grid[0], blocks);
     }
     EXPECT_GE(s.grid[0], 1u);
     EXPECT_GE(s.grid[1], 1u);
@@ -183,9 +205,9 @@ TEST(CudaCodegen, MnistTrainingStepProductsAndLabels) {
     auto generated = generateCudaSource(p);
     ASSERT_TRUE(generated.has_value());
     int gemmKernels = 0, sliceSums = 0, dots = 0, calls = 0;
-    for (const CudaStep& s : generated->steps) {
-      calls += s.kind == CudaStepKind::Gemm;
-      if (s.kind != CudaStepKind::Kernel) continue;
+    for (const CudaStep& s : generated->steps) calls += s.kind == CudaStepKind::Gemm;
+    for (const CudaStep* k : test::kernelSteps(*generated)) {
+      const CudaStep& s = *k;
       const bool product = s.kernel.ends_with("_gemm");
       gemmKernels += product;
       sliceSums += s.kernel.ends_with("_gemm_slices");
@@ -263,7 +285,10 @@ TEST(CudaCodegen, PointersIntoOneBufferAreNotRestrict) {
   auto g = test::buildInPlaceGraph(DType::F32);
   Program p = compileOrDie(std::move(g), test::inPlaceCompileOptions());
   ASSERT_TRUE(p.graph);
-  auto src = generateCudaSource(p);
+  // Each kernel on its own (grouped launches copy their parts' parameter lists as they are).
+  CudaCodegenOptions alone;
+  alone.groupKernels = false;
+  auto src = generateCudaSource(p, alone);
   ASSERT_TRUE(src.has_value()) << src.error().message();
   auto valueNamed = [&](const std::string& name) -> const Value* {
     for (const Node* n : p.graph->nodes())
@@ -420,6 +445,83 @@ TEST(CudaCodegen, EveryKernelWaitsForThePreviousOneFirst) {
     EXPECT_EQ(kernels, src->kernelNames.size());
     EXPECT_EQ(waiting, kernels);
   }
+}
+
+// The seed CNN's training step: the kernels that read the logits (loss, accuracy, the loss's
+// gradient) share a launch, and so do each dense layer's three backward products and sums;
+// relu_grad, which reads what the group before it wrote, starts a launch of its own.
+TEST(CudaCodegen, IndependentKernelsShareALaunch) {
+  DiagnosticEngine diags;
+  auto pipeline = loadPipelineFile(test::sourcePath("examples/mnist_cnn.mmd"), diags);
+  ASSERT_TRUE(pipeline.has_value()) << diags.render();
+  CompileOptions opts;
+  opts.train = &*pipeline->train;
+  Program p = compileOrDie(pipeline->model->clone(), opts);
+  auto grouped = generateCudaSource(p);
+  ASSERT_TRUE(grouped.has_value()) << grouped.error().message();
+  CudaCodegenOptions off;
+  off.groupKernels = false;
+  auto alone = generateCudaSource(p, off);
+  ASSERT_TRUE(alone.has_value());
+  std::vector<std::vector<std::string>> groups;
+  for (const CudaStep& s : grouped->steps) {
+    if (s.parts.empty()) continue;
+    groups.emplace_back();
+    for (const CudaStep& part : s.parts) groups.back().push_back(std::string(part.node->opName()));
+  }
+  const std::vector<std::vector<std::string>> want = {
+      {"softmax_cross_entropy", "accuracy", "softmax_cross_entropy_grad"},
+      {"matmul", "matmul", "sum_to"},
+      {"matmul", "matmul", "sum_to"}};
+  EXPECT_EQ(groups, want);
+  EXPECT_EQ(grouped->kernelNames.size() + 6, alone->kernelNames.size());
+  // The same kernels run either way, in the same order.
+  std::vector<std::string> a, b;
+  for (const CudaStep* k : test::kernelSteps(*grouped)) a.push_back(k->kernel);
+  for (const CudaStep* k : test::kernelSteps(*alone)) b.push_back(k->kernel);
+  EXPECT_EQ(a, b);
+}
+
+// Independence is decided on memory, not on values: exp writes v where the plan put t, which
+// sum_to reads just before, so the two never share a launch though no value links them.
+TEST(CudaCodegen, KernelsSharingMemoryDoNotShareALaunch) {
+  const char* text = R"(graph reuse {
+  %x1 = input() {name="x1"} : f32[4,16]
+  %x2 = input() {name="x2"} : f32[4,16]
+  %y = input() {name="y"} : f32[4,16]
+  %t = add(%x1, %x2) : f32[4,16]
+  %u = sum_to(%t) {shape=[16]} : f32[16]
+  %v = exp(%y) : f32[4,16]
+  %r = add(%v, %x1) : f32[4,16]
+  %r2 = add(%r, %x2) : f32[4,16]
+  output(%u) {name="u"}
+  output(%r2) {name="r2"}
+})";
+  DiagnosticEngine diags;
+  auto g = parseGraph(text, "reuse.ir", diags);
+  ASSERT_TRUE(g) << diags.render();
+  CompileOptions opts;
+  opts.disabledPasses = {"fuse-elementwise"};
+  Program p = compileOrDie(std::move(g), opts);
+  auto valueNamed = [&](const std::string& name) -> const Value* {
+    for (const Node* n : p.graph->nodes())
+      if (n->numResults() && n->result()->name() == name) return n->result();
+    return nullptr;
+  };
+  ASSERT_TRUE(valueNamed("t") && valueNamed("v"));
+  // The premise: the planner reuses t's buffer for v (else this tests nothing).
+  ASSERT_EQ(p.plan.at(valueNamed("t")).offset, p.plan.at(valueNamed("v")).offset);
+  auto src = generateCudaSource(p);
+  ASSERT_TRUE(src.has_value()) << src.error().message();
+  for (const CudaStep& s : src->steps) {
+    std::set<std::string> names;
+    for (const CudaStep& part : s.parts) names.insert(part.node->result()->name());
+    EXPECT_FALSE(names.count("u") && names.count("v")) << s.kernel;
+  }
+  // Each on its own, as the plan orders them.
+  std::vector<std::string> launches;
+  for (const CudaStep& s : src->steps) launches.push_back(s.kernel);
+  EXPECT_EQ(launches, (std::vector<std::string>{"k3_add_t", "k4_sum_to_u", "k5_exp_v", "k6_add_r", "k7_add_r2"}));
 }
 
 }  // namespace

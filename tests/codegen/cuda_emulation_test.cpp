@@ -119,20 +119,19 @@ TEST(CudaEmulation, SmallProductsAsKernelsMatchTheInterpreter) {
   ASSERT_TRUE(src.has_value());
   int calls = 0, slices = 0, dots = 0;
   std::set<unsigned> bigGrids;
-  for (const CudaStep& s : src->steps) {
-    calls += s.kind == CudaStepKind::Gemm;
-    slices += s.kind == CudaStepKind::Kernel && s.kernel.ends_with("_gemm_slices");
-    dots += s.kind == CudaStepKind::Kernel && s.kernel.ends_with("_dot");
-    if (s.kind == CudaStepKind::Kernel && s.kernel.ends_with("_gemm") && s.node->result()->name() == "big")
-      bigGrids.insert(s.grid[0]);
+  for (const CudaStep& s : src->steps) calls += s.kind == CudaStepKind::Gemm;
+  for (const CudaStep* k : test::kernelSteps(*src)) {
+    slices += k->kernel.ends_with("_gemm_slices");
+    dots += k->kernel.ends_with("_dot");
+    if (k->kernel.ends_with("_gemm") && k->node->result()->name() == "big") bigGrids.insert(k->grid[0]);
   }
   EXPECT_EQ(bigGrids, std::set<unsigned>{132u});  // 11 x 12 tiles of 64 x 64
   // The dense layers' biases and the fused activation are in the products' kernels: no
   // separate bias or epilogue kernel.
   int fusedDense = 0;
-  for (const CudaStep& s : src->steps) {
-    fusedDense += s.node->kind() == OpKind::FusedDense && s.kind == CudaStepKind::Kernel;
-    EXPECT_FALSE(s.kernel.ends_with("_bias") || s.kernel.ends_with("_epilogue")) << s.kernel;
+  for (const CudaStep* k : test::kernelSteps(*src)) {
+    fusedDense += k->node->kind() == OpKind::FusedDense;
+    EXPECT_FALSE(k->kernel.ends_with("_bias") || k->kernel.ends_with("_epilogue")) << k->kernel;
   }
   EXPECT_EQ(fusedDense, 1);
   EXPECT_EQ(calls, 0);

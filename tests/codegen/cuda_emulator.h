@@ -418,13 +418,19 @@ class EmulatedExecutable {
     const BufferAssignment& a = program_.plan.at(v);
     return (a.persistent ? persistent_.data() : arena_.data()) + a.offset;
   }
-  // Whether kernel `name`'s text synchronizes threads (block or warp).
+  // Whether kernel `name`'s text synchronizes threads (block or warp); a grouped launch's
+  // kernel does when one of the bodies it calls does.
   bool usesBarriers(const std::string& name) const {
     size_t at = src_.source.find(" " + name + "(");
-    size_t end = src_.source.find("\nextern \"C\"", at);
+    size_t end = src_.source.find("\n}\n", at);
     std::string body = src_.source.substr(at, end == std::string::npos ? std::string::npos : end - at);
     for (const char* s : {"__syncthreads", "__shfl", "shoal_warp_", "shoal_block_sum"})
       if (body.find(s) != std::string::npos) return true;
+    for (size_t call = 0; (call = body.find("_body(", call)) != std::string::npos; ++call) {
+      size_t begin = body.find_last_of(" \n", call) + 1;
+      const std::string part = body.substr(begin, call - begin);
+      if (part + "_body" != name && usesBarriers(part + "_body")) return true;
+    }
     return false;
   }
 

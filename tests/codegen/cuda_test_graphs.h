@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "codegen/cuda_codegen.h"
 #include "ir/graph.h"
 #include "ir/shape_inference.h"
 #include "op_case_registry.h"
@@ -79,6 +80,18 @@ class OpGraphBuilder {
   DType dt_;
   std::string prefix_;
 };
+
+/// Every kernel step of `m` in launch order, a grouped launch's parts in its place (what each
+/// node's kernels are, whichever launch runs them).
+inline std::vector<const CudaStep*> kernelSteps(const CudaModuleSource& m) {
+  std::vector<const CudaStep*> out;
+  for (const CudaStep& s : m.steps) {
+    if (s.kind != CudaStepKind::Kernel) continue;
+    if (s.parts.empty()) out.push_back(&s);
+    for (const CudaStep& part : s.parts) out.push_back(&part);
+  }
+  return out;
+}
 
 inline Attrs attrs(std::initializer_list<std::pair<std::string, AttrValue>> kv) {
   Attrs a;
