@@ -39,11 +39,9 @@ Expected<DeviceSelection> selectDevice(DeviceKind requested) {
     PhaseTimer timer("CUDA driver init + device probe");
     return probeCudaDevice(0);
   }();
-  if (gpu && libraries.valid()) {
-    // While the libraries load, the driver makes the device's context (its errors show
-    // again, and are reported, when the first program creates its CUDA context).
-    (void)initPrimaryContext(0);
-  }
+  // The device's primary context is made by the first CUDA context (on the trainer's start-up
+  // thread while this one compiles the step: cudaFree(0) here would hold this thread 0.12 s on
+  // an H200 before NVRTC could start).
   if (gpu) {
     // A GPU without NVRTC or cuBLAS cannot run shoal's programs: say which is missing.
     if (auto libs = libraries.valid() ? libraries.get() : cudaLibrariesAvailable(); !libs) {

@@ -515,8 +515,31 @@ Expected<std::unique_ptr<CudaExecutable>> CudaExecutable::create(Program program
   im.opts = opts;
   const std::string graphName = p.graph->name();
 
+  // Source → cubin (cached on disk) first: NVRTC needs only the device's architecture, so a
+  // cold compile overlaps the CUDA context another thread may still be making (the trainer's
+  // start-up); then the context, the module and its kernels.
+  std::string arch = opts.arch;
+  if (arch.empty()) {
+    auto device = probeCudaDevice(0);
+    if (!device) return Unexpected(device.error());
+    arch = device->arch();
+  }
+  std::optional<PhaseTimer> timer(std::in_place, "CUDA codegen");
+  const CudaCodegenOptions codegen = opts.codegenOptions();
+  auto src = generateCudaSource(p, codegen);
+  if (!src) return Unexpected(src.error());
+  im.src = std::move(*src);
+  im.arch = arch;
+  timer.emplace("kernel cache read");
+  KernelCache cache(KernelCache::defaultDir());
+  auto compiled = compileKernel({im.src.name, im.src.source}, arch, {}, &cache);
+  if (!compiled) return Unexpected(compiled.error());
+  if (!compiled->cacheHit) timer->rename("NVRTC compile (+ cache write)");
+  im.compileMs = compiled->compileMs;
+  timer.reset();
+
   auto ctx = [&] {
-    PhaseTimer timer("CUDA context (made or waited for)");
+    PhaseTimer wait("CUDA context (made or waited for)");
     return sharedContext(opts.tf32, opts.gemm16);
   }();
   if (!ctx) return Unexpected(ctx.error());
@@ -529,20 +552,6 @@ Expected<std::unique_ptr<CudaExecutable>> CudaExecutable::create(Program program
                             tensorCoreMathName(opts.tensorCores), im.ctx->device().describe(), im.ctx->device().major,
                             im.ctx->device().minor));
 
-  // Source → cubin (cached on disk) → module → kernels.
-  std::optional<PhaseTimer> timer(std::in_place, "CUDA codegen");
-  const CudaCodegenOptions codegen = opts.codegenOptions();
-  auto src = generateCudaSource(p, codegen);
-  if (!src) return Unexpected(src.error());
-  im.src = std::move(*src);
-  const std::string arch = opts.arch.empty() ? im.ctx->device().arch() : opts.arch;
-  im.arch = arch;
-  timer.emplace("kernel cache read");
-  KernelCache cache(KernelCache::defaultDir());
-  auto compiled = compileKernel({im.src.name, im.src.source}, arch, {}, &cache);
-  if (!compiled) return Unexpected(compiled.error());
-  if (!compiled->cacheHit) timer->rename("NVRTC compile (+ cache write)");
-  im.compileMs = compiled->compileMs;
   timer.emplace("module load");
   auto module = CudaModule::load(compiled->cubin, im.src.name);
   if (!module) return Unexpected(module.error());

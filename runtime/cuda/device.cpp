@@ -222,16 +222,6 @@ std::atomic<bool> contextMade{false};
 
 bool cudaContextMade() { return contextMade.load(); }
 
-Expected<void> initPrimaryContext(int index) {
-  PhaseTimer timer("CUDA primary context");
-  contextMade = true;
-  if (cudaError_t e = cudaSetDevice(index); e != cudaSuccess)
-    return cudaFail(e, "cudaSetDevice", "device " + std::to_string(index));
-  if (cudaError_t e = cudaFree(nullptr); e != cudaSuccess)
-    return cudaFail(e, "cudaFree(0)", "device " + std::to_string(index));
-  return {};
-}
-
 Expected<void> cudaLibrariesAvailable() {
   if (auto nvrtc = nvrtcAvailable(); !nvrtc) return nvrtc;
   if (const auto& lib = cudaimpl::cublasLibrary(); !lib) return Unexpected(lib.error());
@@ -605,7 +595,6 @@ Unexpected<Error> notBuilt() { return fail("shoal was built without CUDA support
 Expected<CudaDeviceInfo> probeCudaDevice(int) { return notBuilt(); }
 Expected<std::shared_ptr<void>> newDeviceCopy(const void*, size_t, int) { return notBuilt(); }
 Expected<void> cudaLibrariesAvailable() { return notBuilt(); }
-Expected<void> initPrimaryContext(int) { return notBuilt(); }
 void DeviceArena::reset() { data_ = nullptr, size_ = 0; }
 void PinnedBuffer::reset() { data_ = nullptr, size_ = 0; }
 void CudaEvent::reset() { event_ = nullptr; }

@@ -57,12 +57,7 @@ Expected<CudaDeviceInfo> probeCudaDevice(int index = 0);
 /// the buffer is freed when the last copy of the returned pointer goes.
 Expected<std::shared_ptr<void>> newDeviceCopy(const void* host, size_t bytes, int device);
 
-/// Creates device `index`'s primary context now (cudaSetDevice + cudaFree(0)), so the first
-/// CudaContext::create finds it made; selectDevice does it while NVRTC and cuBLAS load on
-/// another thread.
-Expected<void> initPrimaryContext(int index = 0);
-
-/// True once this process has made a CUDA context (initPrimaryContext, CudaContext::create).
+/// True once this process has made a CUDA context (CudaContext::create).
 bool cudaContextMade();
 
 /// Ends the process with `status` after flushing stdout and stderr, without tearing down
