@@ -2,7 +2,8 @@
 # The GPU benchmark: builds shoal_bench, times the MNIST CNN (training step at batch 64,
 # inference at batch 1, 64, 8192, fusion on and off), runs the PyTorch baseline on the same
 # card, and prints shoal/PyTorch ratios; then the wall time of `shoal run examples/mnist_cnn.mmd
-# --device cuda`, cold (empty kernel cache) and warm, with its --verbose breakdown, and the
+# --device cuda`, cold (empty kernel cache) and warm, with its --verbose breakdown, beside a
+# process that only makes a CUDA context (bench/cuda_floor.cpp), and the
 # CPU benchmark (bench/cpu_train.sh: shoal vs PyTorch at 2 and 16 threads on this host).
 # Results land in $OUT (default /tmp/shoal-bench): shoal_bench.json, torch_baseline.json,
 # torch_infer.json (bench/torch_infer.py: like-for-like inference), ratios.json, startup.json,
@@ -31,7 +32,7 @@ nvidia-smi --query-gpu=name,driver_version --format=csv,noheader 2>/dev/null | h
 if ! cmake --preset default -B build-dev -DSHOAL_BUILD_BENCH=ON > "$OUT/build.log" 2>&1; then
   echo "configure failed:"; tail -30 "$OUT/build.log"; exit 1
 fi
-if ! ninja -C build-dev -j16 shoal_bench shoal_cli >> "$OUT/build.log" 2>&1; then
+if ! ninja -C build-dev -j16 shoal_bench shoal_cli shoal_cuda_floor >> "$OUT/build.log" 2>&1; then
   echo "build failed:"; grep -m20 -A5 "error" "$OUT/build.log"; exit 1
 fi
 echo "== built in $(elapsed) s"
@@ -59,11 +60,16 @@ if [ "${SKIP_STARTUP:-0}" = "0" ]; then
   done
   serial=$(SHOAL_SERIAL_STARTUP=1 SHOAL_CACHE_DIR=$cold_dir wall "$OUT/startup_warm_serial.log" ./build-dev/shoal run examples/mnist_cnn.mmd --device cuda --verbose)
   rm -rf "$cold_dir"
-  echo "== start-up: cold ${cold} s (goal <= 0.5), warm ${warm[*]} s (goal <= 0.3); warm without the overlaps (SHOAL_SERIAL_STARTUP=1) ${serial} s"
+  # The machine's own floor: a process that only makes a CUDA context (bench/cuda_floor.cpp).
+  floor=()
+  for i in 1 2 3; do
+    if t=$(wall "$OUT/cuda_floor.log" ./build-dev/shoal_cuda_floor); then floor+=("$t"); fi
+  done
+  echo "== start-up: cold ${cold} s (goal <= 0.5), warm ${warm[*]} s (goal <= 0.3); warm without the overlaps (SHOAL_SERIAL_STARTUP=1) ${serial} s; a process that only makes a CUDA context ${floor[*]:-n/a} s"
   echo "-- breakdown of the cold run:"; sed -n '/where the time went/,$p' "$OUT/startup_cold.log"
   echo "-- breakdown of the last warm run:"; sed -n '/where the time went/,$p' "$OUT/startup_warm3.log"
   echo "-- breakdown of the warm run without the overlaps:"; sed -n '/where the time went/,$p' "$OUT/startup_warm_serial.log"
-  python3 -c "import json,sys,statistics as st; w=[float(v) for v in sys.argv[3:]]; json.dump(dict(cold_s=float(sys.argv[1]), warm_serial_s=float(sys.argv[2]), warm_s=w, warm_median_s=st.median(w), goal_cold_s=0.5, goal_warm_s=0.3), open('$OUT/startup.json','w'), indent=1)" "$cold" "$serial" "${warm[@]}"
+  python3 -c "import json,sys,statistics as st; w=[float(v) for v in sys.argv[4:]]; f=[float(v) for v in sys.argv[3].split()]; json.dump(dict(cold_s=float(sys.argv[1]), warm_serial_s=float(sys.argv[2]), warm_s=w, warm_median_s=st.median(w), cuda_floor_s=f, cuda_floor_median_s=st.median(f) if f else None, goal_cold_s=0.5, goal_warm_s=0.3), open('$OUT/startup.json','w'), indent=1)" "$cold" "$serial" "${floor[*]:-}" "${warm[@]}"
   echo "== start-up done at $(elapsed) s"
 fi
 
@@ -137,6 +143,8 @@ if os.path.exists(startup_path):
     su = json.load(open(startup_path)); extra['startup'] = su
     print(f"  {'shoal run mnist_cnn --device cuda, cold (goal <= 0.5 s)':52s} {su['cold_s']:10.3f} s")
     print(f"  {'shoal run mnist_cnn --device cuda, warm (goal <= 0.3 s)':52s} {su['warm_median_s']:10.3f} s")
+    if su.get('cuda_floor_median_s') is not None:
+        print(f"  {'a process that only makes a CUDA context (floor)':52s} {su['cuda_floor_median_s']:10.3f} s")
 if os.path.exists(cpu_path):
     cpu = json.load(open(cpu_path)); extra['cpu'] = cpu
     for t, r in cpu.items():
