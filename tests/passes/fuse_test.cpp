@@ -173,8 +173,11 @@ TEST(Fuse, ConvPoolFusesForInferenceOnly) {
   EXPECT_EQ(count(*step, OpKind::MaxPool2dGrad), 1);
   // ...and the conv's relu_grad goes into the pool's gradient (d1's stays).
   EXPECT_EQ(count(*step, OpKind::ReluGrad), 1);
-  for (const Node* n : step->graph->nodes())
-    if (n->kind() == OpKind::MaxPool2dGrad) EXPECT_EQ(n->attrs().getInt("relu_mask"), 1);
+  for (const Node* n : step->graph->nodes()) {
+    if (n->kind() == OpKind::MaxPool2dGrad) {
+      EXPECT_EQ(n->attrs().getInt("relu_mask"), 1);
+    }
+  }
 }
 
 TEST(Fuse, DumpAfterFuseShowsTheFusedOpsAndDisablingWorks) {
