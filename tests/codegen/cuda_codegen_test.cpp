@@ -188,18 +188,24 @@ TEST(CudaCodegen, ExamplePipelinesGenerateAndCompile) {
   }
 }
 
+// The seed CNN's training step (examples/mnist_cnn.mmd), compiled.
+Program mnistTrainingStep() {
+  DiagnosticEngine diags;
+  auto pipeline = loadPipelineFile(test::sourcePath("examples/mnist_cnn.mmd"), diags);
+  EXPECT_TRUE(pipeline.has_value()) << diags.render();
+  if (!pipeline) return Program{};
+  CompileOptions opts;
+  opts.train = &*pipeline->train;
+  return compileOrDie(pipeline->model->clone(), opts);
+}
+
 // The MNIST CNN's training step: what the GPU runs, named in the source and the plan.
 // Its six products are cuBLAS calls with smallGemms off, generated kernels by default: four
 // tiled (the first dense layer's forward product split over its 5408-long inner dimension,
 // its slices added by a second kernel; 32 x 32 tiles, as 64 x 64 ones would be too few for
 // the GPU), the two of 640 outputs a warp per output.
 TEST(CudaCodegen, MnistTrainingStepProductsAndLabels) {
-  DiagnosticEngine diags;
-  auto pipeline = loadPipelineFile(test::sourcePath("examples/mnist_cnn.mmd"), diags);
-  ASSERT_TRUE(pipeline.has_value()) << diags.render();
-  CompileOptions opts;
-  opts.train = &*pipeline->train;
-  Program p = compileOrDie(pipeline->model->clone(), opts);
+  Program p = mnistTrainingStep();
   ASSERT_TRUE(p.graph);
   {
     auto generated = generateCudaSource(p);
@@ -451,12 +457,7 @@ TEST(CudaCodegen, EveryKernelWaitsForThePreviousOneFirst) {
 // gradient) share a launch, and so do each dense layer's three backward products and sums;
 // relu_grad, which reads what the group before it wrote, starts a launch of its own.
 TEST(CudaCodegen, IndependentKernelsShareALaunch) {
-  DiagnosticEngine diags;
-  auto pipeline = loadPipelineFile(test::sourcePath("examples/mnist_cnn.mmd"), diags);
-  ASSERT_TRUE(pipeline.has_value()) << diags.render();
-  CompileOptions opts;
-  opts.train = &*pipeline->train;
-  Program p = compileOrDie(pipeline->model->clone(), opts);
+  Program p = mnistTrainingStep();
   auto grouped = generateCudaSource(p);
   ASSERT_TRUE(grouped.has_value()) << grouped.error().message();
   CudaCodegenOptions off;
