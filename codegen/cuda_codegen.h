@@ -146,6 +146,11 @@ struct CudaCodegenOptions {
   /// Kernels with two-dimensional grids, dynamic shared memory or scratch, and in-place
   /// updates (they read the status words other kernels write) stay alone.
   bool groupKernels = true;
+  /// Filters a thread of the register-blocked fused_conv2d_pool kernel computes (its window's
+  /// conv outputs for each): 0 picks by size (the most, up to 16, that still leave enough
+  /// threads to fill the GPU); N > 0 takes the largest power of two up to N that divides the
+  /// filters of a group (tests set it to reach the blocked paths with small shapes).
+  int convPoolFilters = 0;
 };
 
 /// Emits CUDA C++ for every kernel of `program` (large matrix products go to cuBLAS and emit

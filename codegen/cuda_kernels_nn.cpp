@@ -533,6 +533,148 @@ Expected<void> convForward(NodeEmitter& em, const std::string& activation) {
 
 }  // namespace
 
+namespace {
+
+// ---- fused_conv2d_pool, register-blocked ------------------------------------------------
+// One thread per (n, block of F filters, pooled py, px): it loads the input patch its window's
+// conv outputs read (PR x PC values a channel, e.g. 4 x 4 for a 3x3 conv under a 2x2 pool of
+// stride 2) into registers once, then each filter's taps once, and accumulates the F x (window
+// cells) conv outputs there: 16 + 9F loads a channel where the thread-per-output form makes
+// 72 per output (a 3x3 conv under a 2x2 pool). Each conv output is still the direct kernel's
+// sum, term for term in the same order (channel, then ki, kj), so the results are those of
+// conv + bias + activation + max-pool, bitwise. F grows (1..16, dividing the filters of a
+// group) while enough threads remain to fill the GPU: large batches then share each filter
+// tap load among F x cells multiply-adds; small ones keep a thread per filter.
+// Whether `activation` names an op with the monotone trait (relu).
+bool monotoneActivation(const std::string& activation) {
+  auto kind = opKindFromName(activation);
+  return kind && opInfo(*kind).traits.isMonotone;
+}
+
+struct ConvPoolBlocking {
+  int64_t filters = 1;           ///< F
+  int64_t patchH = 0, patchW = 0;  ///< PR x PC
+};
+
+std::optional<ConvPoolBlocking> convPoolBlocking(const CudaCodegenOptions& options, const ConvGeom& g,
+                                                 const std::vector<int64_t>& pk, int64_t poolH, int64_t poolW) {
+  ConvPoolBlocking b;
+  b.patchH = (pk[0] - 1) * g.sh + (g.kh - 1) * g.dh + 1;
+  b.patchW = (pk[1] - 1) * g.sw + (g.kw - 1) * g.dw + 1;
+  const int64_t cells = pk[0] * pk[1];
+  // Registers: the patch, F x cells sums; unrolled code: F x taps x cells multiply-adds.
+  if (b.patchH * b.patchW > 64 || cells > 16 || g.kh * g.kw > 49) return std::nullopt;
+  const int64_t positions = g.n * poolH * poolW;
+  constexpr int64_t kFillThreads = 132 * 1024;  // an H100/H200's SMs, two 512-thread blocks each
+  auto fits = [&](int64_t f) { return f <= 16 && g.og % f == 0 && f * cells <= 64 && f * cells * g.kh * g.kw <= 2048; };
+  if (options.convPoolFilters > 0) {
+    // Forced (tests): the largest power of two up to it that fits.
+    while (b.filters * 2 <= options.convPoolFilters && fits(b.filters * 2)) b.filters *= 2;
+    return b;
+  }
+  while (fits(b.filters * 2) && positions * (g.o / (b.filters * 2)) >= kFillThreads) b.filters *= 2;
+  return b;
+}
+
+std::string convPoolBlockedBody(const Vars& convV, const ConvGeom& g, const ConvPoolBlocking& b, int64_t poolH,
+                                int64_t poolW, const std::vector<int64_t>& pk, const std::vector<int64_t>& ps,
+                                const std::vector<int64_t>& pp, bool padded, bool poolPadded, bool bias,
+                                const std::string& act, bool monotone) {
+  Vars v;
+  for (const auto& kv : convV)
+    if (kv.first != "TOTAL") v.push_back(kv);
+  v.push_back({"TOTAL", intLit(g.n * (g.o / b.filters) * poolH * poolW)});
+  v.push_back({"F", intLit(b.filters)});
+  v.push_back({"OB", intLit(g.o / b.filters)});
+  v.push_back({"PR", intLit(b.patchH)});
+  v.push_back({"PC", intLit(b.patchW)});
+  v.push_back({"PKH", intLit(pk[0])});
+  v.push_back({"PKW", intLit(pk[1])});
+  v.push_back({"CELLS", intLit(pk[0] * pk[1])});
+  std::string s;
+  s += "  for (${I} i = (${I})blockIdx.x * blockDim.x + threadIdx.x; i < ${TOTAL}; i += (${I})gridDim.x * blockDim.x) {\n";
+  s += "    const int px = (int)(i % ${POW});\n";
+  s += "    const int py = (int)((i / ${POW}) % ${POH});\n";
+  s += "    const int o0 = (int)((i / (${POW} * ${POH})) % ${OB}) * ${F};\n";
+  s += "    const ${I} n = i / ((${I})${POW} * ${POH} * ${OB});\n";
+  s += "    const int ys = " + linear({{"py", ps[0]}}, -pp[0]) + ", xs = " + linear({{"px", ps[1]}}, -pp[1]) + ";\n";
+  s += "    const int iy0 = " + linear({{"ys", g.sh}}, -g.pt) + ", ix0 = " + linear({{"xs", g.sw}}, -g.pl) + ";\n";
+  s += "    ${T} acc[${F}][${CELLS}];\n";
+  s += "#pragma unroll\n    for (int f = 0; f < ${F}; ++f)\n";
+  s += "#pragma unroll\n      for (int e = 0; e < ${CELLS}; ++e) acc[f][e] = (${T})0;\n";
+  s += g.groups > 1 ? "    const int cb = (o0 / ${OG}) * ${CG};\n" : "    const int cb = 0;\n";
+  s += "    for (int c = 0; c < ${CG}; ++c) {\n";
+  s += "      const ${T}* xc = x + (n * ${C} + cb + c) * (${I})(${H} * ${W});\n";
+  s += "      ${T} p[${PR}][${PC}];\n";
+  const bool guard = padded || poolPadded;
+  if (padded) s += "      bool in[${PR}][${PC}];\n";
+  s += "#pragma unroll\n      for (int r = 0; r < ${PR}; ++r)\n";
+  s += "#pragma unroll\n        for (int q = 0; q < ${PC}; ++q) {\n";
+  if (guard) {
+    // Taps off the image (padding) and the rows and columns of a pool window's cells past the
+    // conv output (pool padding, ceil mode; those cells are never pooled) read nothing.
+    s += "          const int iy = iy0 + r, ix = ix0 + q;\n";
+    s += "          const bool ok = iy >= 0 && iy < ${H} && ix >= 0 && ix < ${W};\n";
+    s += "          p[r][q] = ok ? xc[iy * ${W} + ix] : (${T})0;\n";
+    if (padded) s += "          in[r][q] = ok;\n";
+  } else {
+    s += "          p[r][q] = xc[(iy0 + r) * ${W} + ix0 + q];\n";
+  }
+  s += "        }\n";
+  s += "#pragma unroll\n      for (int f = 0; f < ${F}; ++f) {\n";
+  s += "        const ${T}* wc = w + ((o0 + f) * ${CG} + c) * ${KK};\n";
+  s += "#pragma unroll\n        for (int ki = 0; ki < ${KH}; ++ki)\n";
+  s += "#pragma unroll\n          for (int kj = 0; kj < ${KW}; ++kj) {\n";
+  s += "            const ${T} wv = wc[ki * ${KW} + kj];\n";
+  s += "#pragma unroll\n            for (int wy = 0; wy < ${PKH}; ++wy)\n";
+  s += "#pragma unroll\n              for (int wx = 0; wx < ${PKW}; ++wx) {\n";
+  const std::string r = linear({{"wy", g.sh}, {"ki", g.dh}}, 0), q = linear({{"wx", g.sw}, {"kj", g.dw}}, 0);
+  // A tap off the image is skipped, as the direct kernel's `continue` does (not added as 0 * w).
+  s += std::string("                ") + (padded ? "if (in[" + r + "][" + q + "]) " : "") + "acc[f][wy * ${PKW} + wx] += p[" +
+       r + "][" + q + "] * wv;\n";
+  s += "              }\n";
+  s += "          }\n";
+  s += "      }\n";
+  s += "    }\n";
+  s += "#pragma unroll\n    for (int f = 0; f < ${F}; ++f) {\n";
+  s += "      const int o = o0 + f;\n";
+  s += "      ${T} best = shoal_neg_inf((${T})0);\n";
+  s += "      bool found = false;\n";
+  s += "#pragma unroll\n      for (int wy = 0; wy < ${PKH}; ++wy)\n";
+  s += "#pragma unroll\n        for (int wx = 0; wx < ${PKW}; ++wx) {\n";
+  if (poolPadded) {
+    s += "          const int oy = ys + wy, ox = xs + wx;\n";
+    s += "          if (oy < 0 || oy >= ${OH} || ox < 0 || ox >= ${OW}) continue;\n";
+  }
+  const std::string sum = bias ? "acc[f][wy * ${PKW} + wx] + bias[o]" : "acc[f][wy * ${PKW} + wx]";
+  if (monotone) {
+    // The activation is monotone (its op's trait): the window's largest sum, then bias and
+    // activation once -- the same bits as the maximum of the activated outputs, with one
+    // activation instead of one a cell (rounding of the bias add is monotone too).
+    s += "          const ${T} v = acc[f][wy * ${PKW} + wx];\n";
+    s += "          if (v > best || v != v || !found) { best = v; found = true; }\n";
+    s += "        }\n";
+    s += "      if (found) {\n";
+    s += bias ? "        const ${T} s = best + bias[o];\n" : "        const ${T} s = best;\n";
+    s += "        ${T} r;\n";
+    s += act;
+    s += "        best = r;\n";
+    s += "      }\n";
+  } else {
+    s += "          const ${T} s = " + sum + ";\n";
+    s += "          ${T} r;\n";
+    s += act;
+    s += "          if (r > best || r != r || !found) { best = r; found = true; }\n";
+    s += "        }\n";
+  }
+  s += "      y[((n * ${O} + o) * ${POH} + py) * (${I})${POW} + px] = best;  // -inf when the window held padding only\n";
+  s += "    }\n";
+  s += "  }\n";
+  return fill(fill(s, v), v);
+}
+
+}  // namespace
+
 Expected<void> emitConv2d(NodeEmitter& em) { return convForward(em, ""); }
 
 Expected<void> emitFusedConv2d(NodeEmitter& em) {
@@ -613,6 +755,15 @@ Expected<void> emitFusedConv2dPool(NodeEmitter& em) {
     return {};
   }
   std::string params = fill(fill("const ${T}* __restrict__ x, const ${T}* __restrict__ w, ${BIAS}${T}* __restrict__ y", v), v);
+  std::vector<CudaArg> args = {em.in(0), em.in(1)};
+  if (bias) args.push_back(em.in(2));
+  args.push_back(em.out());
+  if (auto blocked = convPoolBlocking(em.options(), g, pk, poolH, poolW)) {
+    em.kernel("", params, convPoolBlockedBody(v, g, *blocked, poolH, poolW, pk, ps, pp, padded, poolPadded, bias, act,
+                                         monotoneActivation(activation)), args,
+              gridFor(g.n * (g.o / blocked->filters) * poolH * poolW));
+    return {};
+  }
   std::string body = fill(fill(
       "  for (${I} i = (${I})blockIdx.x * blockDim.x + threadIdx.x; i < ${TOTAL}; i += (${I})gridDim.x * blockDim.x) {\n"
       "    const int px = (int)(i % ${POW});\n"
@@ -631,9 +782,6 @@ Expected<void> emitFusedConv2dPool(NodeEmitter& em) {
       "    y[i] = best;  // -inf when the window held padding only\n"
       "  }\n",
       v), v);
-  std::vector<CudaArg> args = {em.in(0), em.in(1)};
-  if (bias) args.push_back(em.in(2));
-  args.push_back(em.out());
   em.kernel("", params, body, args, gridFor(total));
   return {};
 }

@@ -41,6 +41,10 @@ struct OpTraits {
   bool inPlaceAnyOperand = false; ///< any operand of the result's type may be overwritten by the result
   bool isCollective = false;      ///< talks to the other ranks of a data-parallel run: every rank runs it, never removed
   bool storageTypes = false;      ///< takes or makes the storage element types (f16, i8, ...; see storageOnly)
+  /// A unary elementwise op whose formula, as computed, is non-decreasing and keeps NaN (relu;
+  /// not sigmoid or tanh, whose rounded exp need not be): max(f(x1), f(x2)) == f(max(x1, x2))
+  /// bit for bit, so a fused kernel may take a pool's maximum before applying it.
+  bool isMonotone = false;
   int numInPlace = 0;             ///< operands the result may overwrite, most preferred first
   std::array<int8_t, kMaxTraitOperands> inPlaceOperands{};
   int numMutated = 0;  ///< operands the op writes in place (optimizer updates)
@@ -54,6 +58,7 @@ struct OpTraits {
   constexpr OpTraits inPlaceAny() const { return set(&OpTraits::inPlaceAnyOperand); }
   constexpr OpTraits collective() const { return set(&OpTraits::isCollective); }
   constexpr OpTraits storage() const { return set(&OpTraits::storageTypes); }
+  constexpr OpTraits monotone() const { return set(&OpTraits::isMonotone); }
   /// Set for the rows written with SHOAL_ELEMENTWISE (not used in ir/ops.def itself).
   constexpr OpTraits elementwise() const { return set(&OpTraits::isElementwise); }
   /// The result may take over operand `i`'s buffer (when the types match), in this order.

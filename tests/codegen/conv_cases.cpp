@@ -260,6 +260,16 @@ SHOAL_CUDA_CASE(FusedConv2dPool, OpKind::FusedConv2dPool) {
               {"pool_stride", Ints{2, 2}},
               {"pool_ceil_mode", int64_t(1)}}),
        "grouped_ceil");
+  // Four filters a group (so the register-blocked kernel can block them), padded, a 2x2
+  // stride-2 pool in ceil mode over the odd conv output.
+  b.op(OpKind::FusedConv2dPool, {b.input("gw", Shape{2, 4, 7, 7}), b.param("gw.weight", {8, 2, 3, 3}), b.param("gw.bias", {8})},
+       attrs({{"groups", int64_t(2)},
+              {"padding", Ints{1, 1, 1, 1}},
+              {"activation", std::string("sigmoid")},
+              {"pool_kernel", Ints{2, 2}},
+              {"pool_stride", Ints{2, 2}},
+              {"pool_ceil_mode", int64_t(1)}}),
+       "grouped_wide");
   return true;
   return false;
 }

@@ -88,7 +88,7 @@ TEST(CudaEmulation, SmallProductsAsKernelsMatchTheInterpreter) {
   for (int ta = 0; ta < 2; ++ta)
     for (int tb = 0; tb < 2; ++tb)
       for (auto [m, n, k, name] : {std::tuple<int64_t, int64_t, int64_t, const char*>{40, 30, 700, "split"},
-                                   {4, 6, 300, "dot"}}) {
+                                   {4, 6, 300, "dot"}, {3, 5, 1300, "longdot"}}) {
         Attrs t;
         t.set("transpose_a", int64_t(ta));
         t.set("transpose_b", int64_t(tb));
@@ -98,6 +98,12 @@ TEST(CudaEmulation, SmallProductsAsKernelsMatchTheInterpreter) {
       }
   b.op(OpKind::Dense, {b.input("dx", {3, 300}), b.input("dw", {9, 300}), b.input("db", {9})}, {}, "dense_dot");
   b.op(OpKind::Dense, {b.input("sx", {40, 300}), b.input("sw", {30, 300}), b.input("sb", {30})}, {}, "dense_split");
+  // A long inner dimension and few outputs (batch-1 inference): a block per output, with the
+  // bias and activation in its store.
+  Attrs relu;
+  relu.set("activation", std::string("relu"));
+  b.op(OpKind::FusedDense, {b.input("lx", {2, 1100}), b.input("lw", {7, 1100}), b.input("lb", {7})}, relu,
+       "dense_longdot");
   // Bias and activation applied as the tiles store (fused_dense over one unsplit product).
   Attrs sigmoid;
   sigmoid.set("activation", std::string("sigmoid"));
@@ -117,12 +123,16 @@ TEST(CudaEmulation, SmallProductsAsKernelsMatchTheInterpreter) {
   // The products are kernels, some split into slices (else this tests cuBLAS's stand-in).
   auto src = generateCudaSource(*both->program);
   ASSERT_TRUE(src.has_value());
-  int calls = 0, slices = 0, dots = 0;
+  int calls = 0, slices = 0, dots = 0, blockDots = 0;
   std::set<unsigned> bigGrids;
   for (const CudaStep& s : src->steps) calls += s.kind == CudaStepKind::Gemm;
   for (const CudaStep* k : test::kernelSteps(*src)) {
     slices += k->kernel.ends_with("_gemm_slices");
     dots += k->kernel.ends_with("_dot");
+    // A block per output: as many blocks as outputs (a warp per output packs eight a block).
+    const std::string& node = k->node->result()->name();
+    if (node.starts_with("longdot")) blockDots += k->grid[0] == 15u;
+    if (node == "dense_longdot") blockDots += k->grid[0] == 14u;
     if (k->kernel.ends_with("_gemm") && k->node->result()->name() == "big") bigGrids.insert(k->grid[0]);
   }
   EXPECT_EQ(bigGrids, std::set<unsigned>{132u});  // 11 x 12 tiles of 64 x 64
@@ -133,15 +143,16 @@ TEST(CudaEmulation, SmallProductsAsKernelsMatchTheInterpreter) {
     fusedDense += k->node->kind() == OpKind::FusedDense;
     EXPECT_FALSE(k->kernel.ends_with("_bias") || k->kernel.ends_with("_epilogue")) << k->kernel;
   }
-  EXPECT_EQ(fusedDense, 1);
+  EXPECT_EQ(fusedDense, 2);
   EXPECT_EQ(calls, 0);
   EXPECT_EQ(slices, 6);  // the four 40 x 30 x 700, dense_split, the batched product
-  EXPECT_EQ(dots, 5);    // the four 4 x 6 x 300, dense_dot
+  EXPECT_EQ(dots, 10);   // the four 4 x 6 x 300, dense_dot, the four 3 x 5 x 1300, dense_longdot
+  EXPECT_EQ(blockDots, 5);
   TensorMap feed = test::randomInputs(*g, 17);
   auto want = both->cpu->run(feed);
   auto got = both->emu->run(feed);
   ASSERT_TRUE(want && got);
-  ASSERT_EQ(want->size(), 14u);
+  ASSERT_EQ(want->size(), 19u);
   // Terms of about 1 in magnitude: 700 of them round to a few ulps of their sum in fp32.
   for (const auto& [name, t] : *want) EXPECT_TRUE(closeTo(name, got->at(name), t, 1e-5, 1e-4));
 }
@@ -199,6 +210,45 @@ TEST(CudaEmulation, HorizontallyFusedUpdatesMatchPerParameterKernels) {
       for (const auto& [name, t] : a) {
         ASSERT_EQ(t.byteSize(), b.at(name).byteSize());
         EXPECT_EQ(std::memcmp(t.raw(), b.at(name).raw(), t.byteSize()), 0) << name << " at step " << step;
+      }
+    }
+  }
+}
+
+// fused_conv2d_pool's register-blocked kernel with 2 and 4 filters a thread against one a
+// thread (what these small shapes get by default), bit for bit, and against the interpreter:
+// strided, dilated, padded, grouped convs; overlapping, padded and ceil-mode pools.
+TEST(CudaEmulation, ConvPoolFilterBlocksMatchOneFilterAThread) {
+  if (!haveHostCompiler()) GTEST_SKIP() << "no host C++ compiler to build the emulated module";
+  for (DType dt : {DType::F32, DType::F64}) {
+    SCOPED_TRACE(dtypeName(dt));
+    test::OpGraphBuilder b("conv_pool_blocks", dt);
+    ASSERT_TRUE(test::addCudaOpCase(b, OpKind::FusedConv2dPool));
+    auto g = b.take();
+    auto r = makeRunners(*g, test::opTestCompileOptions());
+    ASSERT_NE(r, nullptr);
+    const double rtol = dt == DType::F32 ? 1e-5 : 1e-12, atol = dt == DType::F32 ? 1e-6 : 1e-14;
+    TensorMap feed = test::randomInputs(*g, 31);
+    compareRuns(*r, feed, rtol, atol, "one filter a thread");
+    EXPECT_EQ(r->emu->module().source.find("acc[2]["), std::string::npos);
+    auto one = r->emu->run(feed);
+    ASSERT_TRUE(one.has_value()) << one.error().message();
+    for (int filters : {2, 4}) {
+      SCOPED_TRACE(filters);
+      CudaCodegenOptions o;
+      o.convPoolFilters = filters;
+      auto blocked = test::EmulatedExecutable::create(r->program, o);
+      ASSERT_TRUE(blocked.has_value()) << blocked.error().message();
+      // Cases with 2 and 4 filters a group take the blocks.
+      EXPECT_NE((*blocked)->module().source.find("acc[" + std::to_string(filters) + "]["), std::string::npos);
+      (*blocked)->writePersistent(r->emu->readPersistent());
+      auto got = (*blocked)->run(feed);
+      ASSERT_TRUE(got.has_value()) << got.error().message();
+      ASSERT_EQ(got->size(), one->size());
+      for (const auto& [name, t] : *one) {
+        const Tensor& u = got->at(name);
+        ASSERT_EQ(t.byteSize(), u.byteSize()) << name;
+        EXPECT_EQ(std::memcmp(t.raw(), u.raw(), t.byteSize()), 0) << name;
       }
     }
   }
