@@ -376,7 +376,11 @@ struct CudaExecutable::Impl {
   /// Records enqueueStep() as a CUDA graph.
   Expected<void> captureGraph();
   /// Checks `inputs` against the graph's, converts each into `pin` and queues its upload.
-  Expected<void> uploadInputs(const Program& p, const TensorMap& inputs, char* pin);
+  /// Copies the feed to the inputs' device buffers, through the staging buffer `pin`.
+  /// `syncedCall`: the caller waits for the step before returning (run()), so page-locked host
+  /// tensors may be read by DMA in place; runAccumulate returns before the copy runs and
+  /// stages everything, so the app may reuse its buffers at once.
+  Expected<void> uploadInputs(const Program& p, const TensorMap& inputs, char* pin, bool syncedCall);
   /// Queues one step: the graph when captured, else launch by launch (capturing the graph
   /// afterwards when `captureAfter`, so later steps replay it).
   Expected<void> launchStep(const Program& p, bool captureAfter);
@@ -591,6 +595,10 @@ Expected<std::unique_ptr<CudaExecutable>> CudaExecutable::create(Program program
   auto status = DeviceBlock::allocate(im.ctx, statusBytes, "status words");
   if (!status) return Unexpected(status.error());
   im.status = std::move(*status);
+  // Zeroed once here; a module with error sites zeroes them again before every step (see
+  // enqueueStep), one without never writes them.
+  if (auto ok = im.ctx->memsetZero(im.status->data(), size_t(statusBytes), "status words"); !ok)
+    return Unexpected(ok.error());
   if (im.src.scratchBytes > 0) {
     auto scratch = DeviceBlock::allocate(im.ctx, im.src.scratchBytes, "reduction scratch");
     if (!scratch) return Unexpected(scratch.error());
@@ -739,7 +747,10 @@ Expected<void> CudaExecutable::Impl::enqueueStep() {
     im.gemmWarmUp.get();
   }
   CudaContext& ctx = *im.ctx;
-  if (auto ok = ctx.memsetZero(im.status->data(), size_t(im.status->bytes()), "status words"); !ok) return ok;
+  // A module without error sites has no kernel that writes the status words (zeroed when
+  // allocated): no memset a step.
+  if (!im.src.errorSites.empty())
+    if (auto ok = ctx.memsetZero(im.status->data(), size_t(im.status->bytes()), "status words"); !ok) return ok;
   const bool profile = im.profiling && !ctx.capturing();
   if (profile)
     while (im.profileEvents.size() < im.launches.size() + 1) {
@@ -874,7 +885,7 @@ Expected<TensorMap> CudaExecutable::run(const TensorMap& inputs) {
   CudaContext& ctx = *im.ctx;
   if (auto ok = ctx.makeCurrent(); !ok) return Unexpected(ok.error());
   char* pinOut = static_cast<char*>(im.pinnedOut.data());
-  if (auto ok = im.uploadInputs(program_, inputs, static_cast<char*>(im.pinnedIn.data())); !ok)
+  if (auto ok = im.uploadInputs(program_, inputs, static_cast<char*>(im.pinnedIn.data()), /*syncedCall=*/true); !ok)
     return Unexpected(ok.error());
   if (im.graph.valid() && !im.profiling) {
     if (auto ok = ctx.launch(im.graph); !ok) return Unexpected(ok.error());
@@ -889,17 +900,23 @@ Expected<TensorMap> CudaExecutable::run(const TensorMap& inputs) {
                                  "output '" + s.name + "'");
         !ok)
       return Unexpected(ok.error());
-  if (auto ok = ctx.copyToHost(pinOut + im.statusOffset, im.status->data(), size_t(im.status->bytes()), "status words");
-      !ok)
-    return Unexpected(ok.error());
+  // Status words only where a kernel can report (labels, indices, integer division, Adam's
+  // step): an inference module usually has none, and saves the copy and its API call.
+  const bool statusWords = !im.src.errorSites.empty();
+  if (statusWords)
+    if (auto ok =
+            ctx.copyToHost(pinOut + im.statusOffset, im.status->data(), size_t(im.status->bytes()), "status words");
+        !ok)
+      return Unexpected(ok.error());
   const std::string stepName = "step of '" + program_.graph->name() + "'";
   if (auto ok = ctx.synchronize(stepName); !ok) {
     std::string msg = ok.error().message();
     if (!im.opts.syncEach) msg += " (set SHOAL_CUDA_SYNC_EACH=1 to name the failing kernel)";
     return fail(msg);
   }
-  if (auto ok = checkCudaStatus(im.src, reinterpret_cast<const uint64_t*>(pinOut + im.statusOffset)); !ok)
-    return Unexpected(ok.error());
+  if (statusWords)
+    if (auto ok = checkCudaStatus(im.src, reinterpret_cast<const uint64_t*>(pinOut + im.statusOffset)); !ok)
+      return Unexpected(ok.error());
   if (auto ok = im.collectProfile(); !ok) return Unexpected(ok.error());
   TensorMap out;
   for (const Staged& s : im.outputs) {
@@ -922,7 +939,7 @@ Expected<TensorMap> CudaExecutable::run(const TensorMap& inputs) {
   return out;
 }
 
-Expected<void> CudaExecutable::Impl::uploadInputs(const Program& p, const TensorMap& feed, char* pin) {
+Expected<void> CudaExecutable::Impl::uploadInputs(const Program& p, const TensorMap& feed, char* pin, bool syncedCall) {
   for (const Staged& s : inputs) {
     auto it = feed.find(s.name);
     const TensorType& want = s.node->result()->type();
@@ -939,6 +956,17 @@ Expected<void> CudaExecutable::Impl::uploadInputs(const Program& p, const Tensor
         return ok;
       continue;
     }
+    // In run(), page-locked host memory of the model's element type (cudaMallocHost,
+    // cudaHostRegister, torch's pin_memory()) is copied by DMA straight from where it is;
+    // anything else is converted into the pinned staging buffer first.
+    if (syncedCall && it->second.dtype() == want.dtype && s.bytes > 0)
+      if (auto locked = ctx->isPageLocked(it->second.raw()); locked && *locked) {
+        if (auto ok = ctx->copyToDevice(address(p, s.node->result()), it->second.raw(), s.bytes,
+                                        "input '" + s.name + "'");
+            !ok)
+          return ok;
+        continue;
+      }
     convertInto(it->second, Tensor::view(want, pin + s.offset));
     if (auto ok = ctx->copyToDevice(address(p, s.node->result()), pin + s.offset, s.bytes, "input '" + s.name + "'");
         !ok)
@@ -1094,7 +1122,8 @@ Expected<void> CudaExecutable::runAccumulate(const TensorMap& inputs, const std:
   if (im.stagePending[k])
     if (auto ok = ctx.waitEvent(im.stageUploaded[k], "input staging buffer"); !ok) return ok;
   im.stagePending[k] = false;
-  if (auto ok = im.uploadInputs(program_, inputs, static_cast<char*>(im.stage[k].data())); !ok) return ok;
+  if (auto ok = im.uploadInputs(program_, inputs, static_cast<char*>(im.stage[k].data()), /*syncedCall=*/false); !ok)
+    return ok;
   if (auto ok = ctx.record(im.stageUploaded[k]); !ok) return ok;
   im.stagePending[k] = true;
   return im.queueAccumulate(program_, names, weight, step);

@@ -474,6 +474,15 @@ Expected<PinnedBuffer> CudaContext::allocatePinned(size_t bytes, std::string_vie
   return buf;
 }
 
+Expected<bool> CudaContext::isPageLocked(const void* p) const {
+  cudaPointerAttributes attr{};
+  if (cudaError_t e = cudaPointerGetAttributes(&attr, p); e != cudaSuccess) {
+    (void)cudaGetLastError();  // not sticky; leave no error behind for the next call
+    return cudaFail(e, "cudaPointerGetAttributes", "host input");
+  }
+  return attr.type == cudaMemoryTypeHost;
+}
+
 Expected<size_t> CudaContext::freeMemory() const {
   size_t freeBytes = 0, totalBytes = 0;
   if (cudaError_t e = cudaMemGetInfo(&freeBytes, &totalBytes); e != cudaSuccess)
@@ -628,6 +637,7 @@ Expected<void*> CudaContext::allocateBuffer(size_t, std::string_view) { return n
 Expected<void> CudaContext::freeBuffer(void*) { return notBuilt(); }
 Expected<PinnedBuffer> CudaContext::allocatePinned(size_t, std::string_view) { return notBuilt(); }
 Expected<size_t> CudaContext::freeMemory() const { return notBuilt(); }
+Expected<bool> CudaContext::isPageLocked(const void*) const { return notBuilt(); }
 Expected<void> CudaContext::copyToDevice(void*, const void*, size_t, std::string_view) { return notBuilt(); }
 Expected<void> CudaContext::copyToHost(void*, const void*, size_t, std::string_view) { return notBuilt(); }
 Expected<void> CudaContext::copyDeviceToDevice(void*, const void*, size_t, std::string_view) { return notBuilt(); }

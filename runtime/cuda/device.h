@@ -237,6 +237,9 @@ class CudaContext {
   Expected<size_t> freeMemory() const;
   /// Pinned (page-locked) host memory for async copies.
   Expected<PinnedBuffer> allocatePinned(size_t bytes, std::string_view what = "pinned buffer");
+  /// Whether host address `p` is in page-locked memory the GPU can copy from by DMA
+  /// (cudaMallocHost, cudaHostRegister; cudaPointerGetAttributes says cudaMemoryTypeHost).
+  Expected<bool> isPageLocked(const void* p) const;
 
   // --- copies, all asynchronous on the context's stream ----------------------------------
   Expected<void> copyToDevice(void* dst, const void* src, size_t bytes, std::string_view what);

@@ -878,5 +878,71 @@ TEST(CudaExecutor, DeviceResidentInputsAndParameters) {
   }
 }
 
+// Inputs in page-locked host memory (a view of a cudaMallocHost buffer) are copied by DMA
+// straight from there, also when they change between runs in the same buffer; one of another
+// element type is converted through the staging buffer as ever. Same bits as pageable
+// tensors, in inference (no status words: nothing reports) and in a training step.
+TEST(CudaExecutor, PageLockedHostInputsMatchPageableOnes) {
+  SHOAL_REQUIRE_GPU();
+  auto ctx = CudaContext::create();
+  ASSERT_TRUE(ctx.has_value()) << ctx.error().message();
+  TrainConfig cfg;
+  cfg.optimizer = "adam";
+  CompileOptions train;
+  train.train = &cfg;
+  for (bool training : {false, true}) {
+    SCOPED_TRACE(training ? "training step" : "inference");
+    auto g = tinyClassifier(4);
+    Pair host = makePair(*g, training ? train : CompileOptions{});
+    Pair pinned = makePair(*g, training ? train : CompileOptions{});
+    ASSERT_TRUE(host.gpu && pinned.gpu);
+    ASSERT_TRUE(pinned.gpu->writePersistent(host.gpu->readPersistent()).has_value());
+    const TensorMap first = test::randomInputs(*host.gpu->program().graph, 5);
+    const Tensor& x0 = first.at("x");
+    auto buffer = (*ctx)->allocatePinned(x0.byteSize(), "test pinned input");
+    ASSERT_TRUE(buffer.has_value()) << buffer.error().message();
+    auto locked = (*ctx)->isPageLocked(buffer->data());
+    ASSERT_TRUE(locked.has_value()) << locked.error().message();
+    EXPECT_TRUE(*locked);
+    auto pageable = (*ctx)->isPageLocked(x0.raw());
+    ASSERT_TRUE(pageable.has_value()) << pageable.error().message();
+    EXPECT_FALSE(*pageable);
+    for (int run = 0; run < 3; ++run) {
+      SCOPED_TRACE(run);
+      TensorMap feed = test::randomInputs(*host.gpu->program().graph, uint64_t(7 + run));
+      if (training) {
+        feed["labels"] = Tensor::fromDoubles(DType::I64, {4}, std::vector<double>{0, 2, 1, 1});
+        feed["step"] = Tensor::fromDoubles(DType::F32, {}, std::vector<double>{double(run + 1)});
+        feed["lr"] = Tensor::fromDoubles(DType::F64, {}, std::vector<double>{1e-3});
+      }
+      TensorMap pinnedFeed = feed;
+      if (run == 2) {
+        // Another element type in page-locked memory: converted on the host first.
+        Tensor asF64 = feed["x"].cast(DType::F64);
+        auto wide = (*ctx)->allocatePinned(asF64.byteSize(), "test pinned f64 input");
+        ASSERT_TRUE(wide.has_value());
+        std::memcpy(wide->data(), asF64.raw(), asF64.byteSize());
+        pinnedFeed["x"] = Tensor::view(asF64.type(), wide->data());
+        auto got = pinned.gpu->run(pinnedFeed);
+        auto want = host.gpu->run(feed);
+        ASSERT_TRUE(want.has_value() && got.has_value());
+        for (const auto& [name, t] : *want)
+          EXPECT_EQ(std::memcmp(got->at(name).raw(), t.raw(), t.byteSize()), 0) << name;
+        continue;
+      }
+      std::memcpy(buffer->data(), feed["x"].raw(), feed["x"].byteSize());
+      pinnedFeed["x"] = Tensor::view(feed["x"].type(), buffer->data());
+      auto want = host.gpu->run(feed);
+      auto got = pinned.gpu->run(pinnedFeed);
+      ASSERT_TRUE(want.has_value()) << want.error().message();
+      ASSERT_TRUE(got.has_value()) << got.error().message();
+      for (const auto& [name, t] : *want)
+        EXPECT_EQ(std::memcmp(got->at(name).raw(), t.raw(), t.byteSize()), 0) << name;
+    }
+    TensorMap a = host.gpu->readPersistent(), b = pinned.gpu->readPersistent();
+    for (const auto& [name, t] : a) EXPECT_EQ(std::memcmp(b.at(name).raw(), t.raw(), t.byteSize()), 0) << name;
+  }
+}
+
 }  // namespace
 }  // namespace shoal
