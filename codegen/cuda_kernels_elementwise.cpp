@@ -277,8 +277,8 @@ Expected<void> emitFusedElementwise(NodeEmitter& em) {
   const int64_t count = n.result()->type().numElements();
   if (!isFloat(dt)) return em.unsupported("fused_elementwise needs float operands");
   for (Value* in : n.inputs())
-    if (in->type().dtype != dt || in->type().numElements() != count)
-      return em.unsupported("fused_elementwise operands must share the result's type");
+    if (in->type().numElements() != count)
+      return em.unsupported("fused_elementwise operands must share the result's shape");
   auto program = parseElementwiseExpr(n.attrs().getString("expr"), int(n.numInputs()));
   if (!program) return em.unsupported(program.error().message());
   const std::string& T = em.T();
@@ -287,7 +287,9 @@ Expected<void> emitFusedElementwise(NodeEmitter& em) {
     if (op.kind == ExprInstr::Kind::Operand) used[size_t(op.operand)] = true;
   std::string code;
   for (size_t k = 0; k < n.numInputs(); ++k)
-    if (used[k]) code += fill("    const ${T} r${K} = a${K}[i];\n", {{"T", T}, {"K", std::to_string(k)}});
+    if (used[k])  // an operand of another type (a folded cast) converts as cast's kernel does
+      code += fill(n.input(k)->type().dtype == dt ? "    const ${T} r${K} = a${K}[i];\n" : "    const ${T} r${K} = (${T})a${K}[i];\n",
+                   {{"T", T}, {"K", std::to_string(k)}});
   std::vector<std::string> stack;
   int temps = 0;
   for (const ExprInstr& op : *program) {
@@ -309,7 +311,7 @@ Expected<void> emitFusedElementwise(NodeEmitter& em) {
   std::string params;
   std::vector<CudaArg> args;
   for (size_t k = 0; k < n.numInputs(); ++k) {
-    params += fill("const ${T}* __restrict__ a${K}, ", {{"T", T}, {"K", std::to_string(k)}});
+    params += fill("const ${T}* __restrict__ a${K}, ", {{"T", cudaType(n.input(k)->type().dtype)}, {"K", std::to_string(k)}});
     args.push_back(em.in(k));
   }
   params += fill("${T}* __restrict__ y", {{"T", T}});

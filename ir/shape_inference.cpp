@@ -479,12 +479,26 @@ Expected<Types> shapeSameAsFirst(const Node& n) {
 }
 
 Expected<Types> shapeFusedElementwise(const Node& n) {
-  const TensorType& t = n.input(0)->type();
-  if (!isFloat(t.dtype)) return Unexpected(shapeError(n, fmt::format("operands must be f32 or f64, got {}", sh(n.input(0)))));
-  for (size_t i = 1; i < n.numInputs(); ++i)
-    if (n.input(i)->type() != t)
-      return Unexpected(shapeError(n, fmt::format("operand {} is {}, operand 0 is {}: fused operands share one type", i,
+  TensorType t = n.input(0)->type();
+  if (const std::string& name = n.attrs().getString("dtype", ""); !name.empty()) {
+    auto dt = parseDType(name);
+    if (!dt) return Unexpected(shapeError(n, fmt::format("unknown dtype '{}'", name)));
+    if (!isFloat(*dt)) return Unexpected(shapeError(n, fmt::format("dtype must be f32 or f64, got {}", name)));
+    t.dtype = *dt;
+  } else if (!isFloat(t.dtype)) {
+    return Unexpected(shapeError(n, fmt::format("operands must be f32 or f64, got {}", sh(n.input(0)))));
+  }
+  for (size_t i = 0; i < n.numInputs(); ++i) {
+    const TensorType& in = n.input(i)->type();
+    if (in.shape != t.shape)
+      return Unexpected(shapeError(n, fmt::format("operand {} is {}, operand 0 is {}: fused operands share one shape", i,
                                                        sh(n.input(i)), sh(n.input(0)))));
+    // Operands converted on load: types whose every value a double holds (one rounding to T).
+    const DType d = in.dtype;
+    if (d != t.dtype && d != DType::U8 && d != DType::I8 && d != DType::I32 && d != DType::F32 && d != DType::F64)
+      return Unexpected(shapeError(n, fmt::format("operand {} is {}: a fused chain in {} reads u8, i8, i32, f32 or f64", i,
+                                                       sh(n.input(i)), dtypeName(t.dtype))));
+  }
   auto program = parseElementwiseExpr(n.attrs().getString("expr"), int(n.numInputs()));
   if (!program) return Unexpected(shapeError(n, program.error().message()));
   return Types{t};

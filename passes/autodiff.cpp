@@ -250,7 +250,17 @@ Expected<Value*> expandFused(Graph& g, Node* n) {
   for (const ExprInstr& op : *program) {
     const std::string name = y + ".e" + std::to_string(k++);
     switch (op.kind) {
-      case ExprInstr::Kind::Operand: stack.push_back(n->input(size_t(op.operand))); continue;
+      case ExprInstr::Kind::Operand: {
+        Value* in = n->input(size_t(op.operand));
+        const DType dt = n->result()->type().dtype;
+        if (in->type().dtype != dt) {  // a folded cast: made a cast node again
+          Node* c = g.insertNodeBefore(n, OpKind::Cast, {in}, attrsOf({{"dtype", std::string(dtypeName(dt))}}),
+                                       {{name, TensorType{dt, in->type().shape}}}, loc);
+          in = c->result();
+        }
+        stack.push_back(in);
+        continue;
+      }
       case ExprInstr::Kind::Constant: {
         Node* c = g.insertNodeBefore(n, OpKind::Constant, {}, attrsOf({{"value", TensorLiteral{{}, {op.constant}}}}),
                                      {{name, TensorType{n->result()->type().dtype, {}}}}, loc);

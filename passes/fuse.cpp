@@ -192,6 +192,15 @@ bool fusibleElementwise(const Node& n) {
   return true;
 }
 
+// A cast a chain may read through: one reader (the chain), a float result of the chain's
+// type, from a type a fused_elementwise converts on load exactly as cast does (u8, i8, i32,
+// f32, f64: a double holds every value, so one rounding to the result either way).
+bool foldableCast(const Node& n, const TensorType& chain) {
+  if (n.kind() != OpKind::Cast || n.result()->type() != chain) return false;
+  const DType d = n.input(0)->type().dtype;
+  return d != chain.dtype && (d == DType::U8 || d == DType::I8 || d == DType::I32 || d == DType::F32 || d == DType::F64);
+}
+
 class FuseElementwisePass : public Pass {
  public:
   std::string_view name() const override { return "fuse-elementwise"; }
@@ -222,14 +231,26 @@ class FuseElementwisePass : public Pass {
     std::unordered_map<Node*, std::vector<Node*>> members;
     for (Node* n : g.nodes())
       if (parent.count(n)) members[find(n)].push_back(n);  // in program order
+    // A cast read only by a group's member folds into the group (the operand is then read
+    // as its source type and converted): decoding and scaling an input in one kernel.
+    auto castOperand = [&](Value* v, const TensorType& chain) -> Node* {
+      Node* d = v->def();
+      return d && uses[v] == 1 && foldableCast(*d, chain) ? d : nullptr;
+    };
     bool changed = false;
     std::vector<Node*> roots;
-    for (auto& [root, ms] : members)
-      if (ms.size() >= 2) roots.push_back(root);
+    for (auto& [root, ms] : members) {
+      bool casts = false;
+      for (Node* m : ms)
+        for (Value* in : m->inputs()) casts = casts || castOperand(in, root->result()->type());
+      if (ms.size() >= 2 || casts) roots.push_back(root);
+    }
     std::sort(roots.begin(), roots.end(), [&](Node* a, Node* b) { return g.indexOf(a) < g.indexOf(b); });
     for (Node* root : roots) {
       const std::vector<Node*>& group = members[root];
       std::unordered_set<Node*> inGroup(group.begin(), group.end());
+      const TensorType chain = root->result()->type();
+      std::vector<Node*> folded;  // casts read through
       std::vector<Value*> operands;
       std::string expr;
       // Postfix over the tree below the root, with an explicit stack (chains can be long).
@@ -243,9 +264,14 @@ class FuseElementwisePass : public Pass {
         stack.pop_back();
         Node* d = f.v->def();
         if (!d || !inGroup.count(d)) {
-          auto it = std::find(operands.begin(), operands.end(), f.v);
+          Value* operand = f.v;
+          if (Node* cast = castOperand(f.v, chain)) {
+            operand = cast->input(0);
+            if (std::find(folded.begin(), folded.end(), cast) == folded.end()) folded.push_back(cast);
+          }
+          auto it = std::find(operands.begin(), operands.end(), operand);
           size_t idx = it - operands.begin();
-          if (it == operands.end()) operands.push_back(f.v);
+          if (it == operands.end()) operands.push_back(operand);
           expr += (expr.empty() ? "" : " ") + fmt::format("a{}", idx);
           continue;
         }
@@ -259,11 +285,13 @@ class FuseElementwisePass : public Pass {
       if (operands.size() > 8) continue;  // the op table allows up to 8 operands
       Attrs attrs;
       attrs.set("expr", expr);
+      attrs.set("dtype", std::string(dtypeName(chain.dtype)));  // operands may have others
       std::string name = root->result()->name();
       Node* fused = g.insertNodeBefore(root, OpKind::FusedElementwise, operands, attrs,
-                                       {{name + ".fused", root->result()->type()}}, root->loc());
+                                       {{name + ".fused", chain}}, root->loc());
       g.replaceAllUsesWith(root->result(), fused->result());
       g.eraseNodes(group);  // every member's result was read only inside the group
+      g.eraseNodes(folded);  // each cast's result was read only by the group
       g.renameValue(fused->result(), name);
       changed = true;
     }

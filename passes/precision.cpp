@@ -18,7 +18,9 @@ Expected<std::unique_ptr<Graph>> promoteFloatsToF64(const Graph& g) {
       }
       continue;
     }
-    if (n->kind() == OpKind::Cast && n->attrs().getString("dtype") == "f32") n->attrs().set("dtype", std::string("f64"));
+    // An op's `dtype` attribute names its result's element type (cast, fused_elementwise,
+    // one_hot): f32 there becomes f64 too.
+    if (n->attrs().has("dtype") && n->attrs().getString("dtype") == "f32") n->attrs().set("dtype", std::string("f64"));
     auto types = inferResultTypes(*n);
     if (!types) return Unexpected(types.error());
     for (size_t r = 0; r < n->numResults() && r < types->size(); ++r) n->result(r)->setType((*types)[r]);

@@ -141,6 +141,8 @@ void applyActivation(const std::string& name, int64_t n, T* y) {
 // fused_elementwise: the postfix program runs over tiles of elements, one instruction at a
 // time across the tile (each op by its formula kernel), so each step is a simple
 // vectorisable loop and the tile stays in cache.
+void copyConverted(const Tensor& src, Tensor dst);
+
 template <typename T>
 Expected<void> NodeRunner::runFusedElementwise() {
   auto program = parseElementwiseExpr(attrs().getString("expr"), int(n_.numInputs()));
@@ -148,7 +150,18 @@ Expected<void> NodeRunner::runFusedElementwise() {
   constexpr int64_t kTile = 512;
   int depth = exprStackDepth(*program);
   std::vector<const T*> ins;
-  for (size_t i = 0; i < n_.numInputs(); ++i) ins.push_back(in<T>(i));
+  // Operands of another type (a folded cast: u8 pixels, say) are converted first, as cast does.
+  std::vector<Tensor> converted;
+  converted.reserve(n_.numInputs());
+  for (size_t i = 0; i < n_.numInputs(); ++i) {
+    if (n_.input(i)->type().dtype == n_.result()->type().dtype) {
+      ins.push_back(in<T>(i));
+      continue;
+    }
+    converted.emplace_back(n_.result()->type());
+    copyConverted(view(n_.input(i)), converted.back());
+    ins.push_back(converted.back().data<T>());
+  }
   // Per instruction: its kernel and params in T.
   std::vector<const cpu::FormulaKernel<T>*> kernels;
   std::vector<std::array<T, kMaxFormulaParams>> params;
