@@ -124,8 +124,11 @@ infer_path = os.path.join(out, 'torch_infer.json')
 infer = json.load(open(infer_path)) if os.path.exists(infer_path) else {}
 # Like-for-like inference (issue 13's goals): the same input placement on both sides.
 for bs, ref, goal in ((1, 'eager', 0.1), (64, 'compile_ro', 0.15), (8192, 'compile_ro', 0.25)):
+    # Pinned beside pinned (shoal reads a view of a cudaMallocHost buffer, PyTorch a
+    # pin_memory() tensor); shoal from ordinary host memory too (its staging copy included).
     for place, mine_key, ref_field in (('input on GPU', f'infer_bs{bs}_ms_fused_input_on_gpu', 'resident_ms'),
-                                        ('input in host memory', f'infer_bs{bs}_ms_fused', 'pinned_ms')):
+                                        ('input in pinned host memory', f'infer_bs{bs}_ms_fused_pinned', 'pinned_ms'),
+                                        ('input in pageable host memory', f'infer_bs{bs}_ms_fused', 'pinned_ms')):
         mine = s.get(mine_key)
         r = infer.get(f'{ref}_bs{bs}', {}).get(ref_field)
         if mine is None or r is None: continue

@@ -4,21 +4,25 @@
 //
 //   shoal_bench [--device cuda|cpu|auto] [--pipeline examples/mnist_cnn.mmd]
 //               [--steps 200] [--runs 50] [--batches 1,64,8192] [--json PATH]
+//               [--skip-train] [--variants fused,unfused,...]
 //
 // Training step: after 30 warm-up steps, `steps` steps through runAccumulate with a
 // takeAccumulated every 50 (the trainer's loop, no host sync inside a window); step_ms is the
 // median over the windows of wall time / 50, the sync at the window's end included. Also
 // run()'s synchronous wall time per step (median) and, on the GPU, device time per step
 // (CUDA events around back-to-back replays). Inference: median wall time of `runs` run()
-// calls (input upload, the step, output download, one sync) after 5 warm-ups; on the GPU also
-// with the input already in GPU memory (Tensor::onDevice), the figure to set beside a
-// framework timed on GPU-resident tensors.
+// calls (input upload, the step, output download, one sync) after 5 warm-ups, the input in
+// ordinary (pageable) host memory; on the GPU also with the input in page-locked host memory
+// (a view of a cudaMallocHost buffer: uploaded by DMA straight from it) and already in GPU
+// memory (Tensor::onDevice) -- the figures to set beside a framework timed on pinned and on
+// GPU-resident tensors.
 #include <fmt/format.h>
 
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <optional>
@@ -61,6 +65,8 @@ struct Args {
   int runs = 50;
   std::vector<int64_t> batches = {1, 64, 8192};
   std::string json;
+  bool train = true;                  ///< --skip-train: inference only
+  std::set<std::string> variants;     ///< --variants a,b: only these configs (empty: all)
 };
 
 const std::set<std::string> kFusionPasses = {"fuse-conv-activation", "fuse-conv-pool", "fuse-dense-activation",
@@ -220,6 +226,20 @@ Expected<nlohmann::ordered_json> benchInfer(const Pipeline& p, int64_t batch, co
       if (i >= 5) dms.push_back(msSince(t0));
     }
     j["ms_median_input_on_gpu"] = median(dms);
+    // The input in page-locked host memory (as a framework's pinned tensor): run() copies it
+    // by DMA straight from there, with no staging copy.
+    auto pinned = (*ctx)->allocatePinned(host.byteSize(), "benchmark pinned input");
+    if (!pinned) return Unexpected(pinned.error());
+    std::memcpy(pinned->data(), host.raw(), host.byteSize());
+    TensorMap inPinned = {{p.inputName, Tensor::view(host.type(), pinned->data())}};
+    std::vector<double> pms;
+    for (int i = 0; i < 5 + args.runs; ++i) {
+      auto t0 = Clock::now();
+      auto out = e.run(inPinned);
+      if (!out) return Unexpected(out.error());
+      if (i >= 5) pms.push_back(msSince(t0));
+    }
+    j["ms_median_pinned"] = median(pms);
     auto device = gpu->timeStepMs(50);
     if (!device) return Unexpected(device.error());
     j["device_ms"] = *device;
@@ -238,18 +258,31 @@ std::optional<Args> parseArgs(int argc, char** argv) {
     else if (k == "--steps") a.steps = std::max(1, std::atoi(value().c_str()));
     else if (k == "--runs") a.runs = std::max(1, std::atoi(value().c_str()));
     else if (k == "--json") a.json = value();
-    else if (k == "--batches") {
-      a.batches.clear();
+    else if (k == "--skip-train") a.train = false;
+    else if (k == "--batches" || k == "--variants") {
+      const bool batches = k == "--batches";
+      if (batches) a.batches.clear();
       std::string list = value();
       for (size_t pos = 0; pos < list.size();) {
         size_t comma = list.find(',', pos);
-        a.batches.push_back(std::atoll(list.substr(pos, comma - pos).c_str()));
+        std::string item = list.substr(pos, comma - pos);
+        if (batches) {
+          char* end = nullptr;
+          long long b = std::strtoll(item.c_str(), &end, 10);
+          if (item.empty() || *end || b < 1) {
+            std::fprintf(stderr, "shoal_bench: --batches wants positive integers, got '%s'\n", item.c_str());
+            return std::nullopt;
+          }
+          a.batches.push_back(b);
+        } else {
+          a.variants.insert(item);
+        }
         pos = comma == std::string::npos ? list.size() : comma + 1;
       }
     } else {
       std::fprintf(stderr,
                    "usage: shoal_bench [--device cuda|cpu|auto] [--pipeline FILE] [--steps N] [--runs N] "
-                   "[--batches 1,64,8192] [--json PATH]\n");
+                   "[--batches 1,64,8192] [--json PATH] [--skip-train] [--variants fused,...]\n");
       return std::nullopt;
     }
   }
@@ -290,8 +323,24 @@ int main(int argc, char** argv) {
   std::vector<Variant> trainVariants = {{"fused", true, true, true}, {"unfused", false, true, true}};
   if (gpu) trainVariants.push_back({"fused_per_param_updates", true, false, true});
   trainVariants.push_back({"fused_trivial_plan", true, true, false});
-  const std::vector<Variant> inferVariants = {
+  std::vector<Variant> inferVariants = {
       {"fused", true, true, true}, {"fused_nopool", true, true, true, false}, {"unfused", false, true, true}};
+  std::set<std::string> known;
+  for (const auto* list : {&trainVariants, &inferVariants})
+    for (const Variant& v : *list) known.insert(v.name);
+  if (!args.train) trainVariants.clear();
+  if (!args.variants.empty()) {
+    for (const std::string& name : args.variants)
+      if (!known.count(name)) {
+        std::fprintf(stderr, "shoal_bench: unknown variant '%s'\n", name.c_str());
+        return 2;
+      }
+    auto keep = [&](std::vector<Variant>& list) {
+      std::erase_if(list, [&](const Variant& v) { return !args.variants.count(v.name); });
+    };
+    keep(trainVariants);
+    keep(inferVariants);
+  }
 
   nlohmann::ordered_json out;
   out["device"] = dev->description;
@@ -320,8 +369,8 @@ int main(int argc, char** argv) {
   }
   out["train"] = train;
   std::printf("\ninference, median of %d run() calls\n", args.runs);
-  std::printf("  %6s %-12s %10s %12s %10s %14s %8s\n", "batch", "config", "ms", "ms (x on GPU)", "device ms", "images/s",
-              "kernels");
+  std::printf("  %6s %-12s %10s %12s %12s %10s %14s %8s\n", "batch", "config", "ms", "ms (pinned)", "ms (x on GPU)",
+              "device ms", "images/s", "kernels");
   nlohmann::ordered_json infer = nlohmann::ordered_json::array();
   for (int64_t batch : args.batches) {
     for (const Variant& v : inferVariants) {
@@ -331,8 +380,10 @@ int main(int argc, char** argv) {
                      r.error().message().c_str());
         return 1;
       }
-      std::printf("  %6lld %-12s %10.4f %12s %10s %14.0f %8s\n", (long long)batch, v.name.c_str(),
+      std::printf("  %6lld %-12s %10.4f %12s %12s %10s %14.0f %8s\n", (long long)batch, v.name.c_str(),
                   (*r)["ms_median"].get<double>(),
+                  r->contains("ms_median_pinned") ? fmt::format("{:.4f}", (*r)["ms_median_pinned"].get<double>()).c_str()
+                                                  : "-",
                   r->contains("ms_median_input_on_gpu")
                       ? fmt::format("{:.4f}", (*r)["ms_median_input_on_gpu"].get<double>()).c_str()
                       : "-",
@@ -352,6 +403,9 @@ int main(int argc, char** argv) {
     if (r.contains("ms_median_input_on_gpu"))
       flat[fmt::format("infer_bs{}_ms_{}_input_on_gpu", r["batch"].get<int64_t>(), r["config"].get<std::string>())] =
           r["ms_median_input_on_gpu"];
+    if (r.contains("ms_median_pinned"))
+      flat[fmt::format("infer_bs{}_ms_{}_pinned", r["batch"].get<int64_t>(), r["config"].get<std::string>())] =
+          r["ms_median_pinned"];
   }
   out["summary"] = flat;
 

@@ -8,8 +8,8 @@ each timed the two ways shoal_bench times shoal's run():
             (shoal: a host tensor, staged through its own pinned buffer)
 
 Every timed call ends with the logits on the host, so both sides include the same download
-and one synchronisation. Median wall time of 50 calls after 10 warm-ups (compile's graph
-capture included in the warm-ups).
+and one synchronisation. The best of 3 medians of 100 calls, after 10 warm-ups (compile's
+graph capture included in the warm-ups).
 
     python3 bench/torch_infer.py            # writes $OUT/torch_infer.json
 """
@@ -21,18 +21,24 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from torch_common import MnistCnn  # noqa: E402
 
 BATCHES = (1, 64, 8192)
-RUNS, WARMUP = 50, 10
+RUNS, WARMUP, REPEATS = 100, 10, 3
 
 
 def timed(call):
+    """The best of REPEATS medians of RUNS calls: PyTorch's host-bound small batches moved by up
+    to 2x between calls of the same script on one H200 (eager bs1 0.116-0.233 ms), so each side
+    gets its best window."""
     for _ in range(WARMUP):
         call()
-    times = []
-    for _ in range(RUNS):
-        t0 = time.perf_counter()
-        call()
-        times.append(time.perf_counter() - t0)
-    return st.median(times) * 1e3
+    medians = []
+    for _ in range(REPEATS):
+        times = []
+        for _ in range(RUNS):
+            t0 = time.perf_counter()
+            call()
+            times.append(time.perf_counter() - t0)
+        medians.append(st.median(times))
+    return min(medians) * 1e3
 
 
 def main():
