@@ -263,6 +263,9 @@ TEST(CudaCodegen, MnistTrainingStepProductsAndLabels) {
   EXPECT_NE(src->source.find("conv2d 'c1' at "), std::string::npos);
   EXPECT_NE(src->source.find("%c1 = fused_conv2d(%pre, %c1.weight, %c1.bias)"), std::string::npos);
   EXPECT_NE(src->source.find("k7_fused_conv2d_c1"), std::string::npos);
+  // The launch plan tells views from copies: flatten's result shares the pool's buffer.
+  EXPECT_NE(src->source.find("view %f of %p1 (one buffer: nothing copied)"), std::string::npos);
+  EXPECT_EQ(src->source.find("//   4. copy %"), std::string::npos);
   // Fusion: the conv's relu is in its kernel, the first dense's bias and relu in one epilogue
   // after its GEMM, and the six Adam updates are one horizontally fused kernel.
   int adamKernels = 0, epilogues = 0, reluKernels = 0;
