@@ -168,6 +168,11 @@ std::string offsetCode(const std::string& idx, const std::string& index, const s
 namespace {
 
 DType nodeComputeType(const Node& n) {
+  // An op whose `dtype` attribute names its float result's type (fused_elementwise reading
+  // operands of other types) computes in that type.
+  if (n.attrs().has("dtype") && n.numResults() == 1 && isFloat(n.result()->type().dtype) &&
+      !n.attrs().getString("dtype").empty())
+    return n.result()->type().dtype;
   for (Value* v : n.inputs())
     if (v && isFloat(v->type().dtype)) return v->type().dtype;
   for (size_t i = 0; i < n.numResults(); ++i)

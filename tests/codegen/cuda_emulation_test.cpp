@@ -15,6 +15,7 @@
 #include "codegen/cuda_emulator.h"
 #include "codegen/cuda_test_graphs.h"
 #include "frontend/pipeline_loader.h"
+#include "ir/parser.h"
 #include "runtime/cpu/interpreter.h"
 
 namespace shoal {
@@ -210,6 +211,47 @@ TEST(CudaEmulation, HorizontallyFusedUpdatesMatchPerParameterKernels) {
       for (const auto& [name, t] : a) {
         ASSERT_EQ(t.byteSize(), b.at(name).byteSize());
         EXPECT_EQ(std::memcmp(t.raw(), b.at(name).raw(), t.byteSize()), 0) << name << " at step " << step;
+      }
+    }
+  }
+}
+
+// Elementwise chains that read operands of other types (folded casts): u8 pixels and an i32
+// mask into an f32 chain; an i32 and an f32 multiplied in an f64 chain. Against the
+// interpreter, and each fused node computing in its result's type.
+TEST(CudaEmulation, ChainsOverOtherTypesMatchTheInterpreter) {
+  if (!haveHostCompiler()) GTEST_SKIP() << "no host C++ compiler to build the emulated module";
+  for (const char* name : {"elementwise_decode", "elementwise_mixed_f64"}) {
+    SCOPED_TRACE(name);
+    const std::string path = test::sourcePath(std::string("tests/passes/golden/fuse/") + name + ".in.ir");
+    DiagnosticEngine diags;
+    auto g = parseGraph(test::readFile(path), path, diags);
+    ASSERT_TRUE(g) << diags.render();
+    auto both = test::cpuAndEmulated(*g);
+    ASSERT_TRUE(both) << both.error().str();
+    int mixed = 0;
+    for (const Node* n : both->program->graph->nodes())
+      if (n->kind() == OpKind::FusedElementwise)
+        for (const Value* in : n->inputs()) mixed += in->type().dtype != n->result()->type().dtype;
+    EXPECT_GE(mixed, 2);
+    TensorMap feed;
+    for (const Node* n : both->program->graph->nodes()) {
+      if (n->kind() != OpKind::Input) continue;
+      Tensor t(n->result()->type());
+      for (int64_t i = 0; i < t.numElements(); ++i) t.set(i, double((i * 7 + 3) % 11) * (i % 2 ? 1 : 0.5));
+      feed[n->attrs().getString("name")] = t;
+    }
+    auto want = both->cpu->run(feed);
+    auto got = both->emu->run(feed);
+    ASSERT_TRUE(want.has_value()) << want.error().message();
+    ASSERT_TRUE(got.has_value()) << got.error().message();
+    for (const auto& [out, t] : *want) EXPECT_TRUE(closeTo(out, got->at(out), t, 1e-6, 1e-6));
+    if (std::string(name) == "elementwise_mixed_f64") {
+      // x * y in double (an i32 and an f32 read as doubles), then the scale: by hand.
+      const Tensor& n = want->at("n");
+      for (int64_t i = 0; i < n.numElements(); ++i) {
+        const double x = feed["x"].at(i), y = feed["y"].at(i);
+        EXPECT_NEAR(n.at(i), x * y * 1.0000000000000009, 1e-12 * (1 + std::abs(x * y))) << i;
       }
     }
   }

@@ -58,6 +58,7 @@ TEST_P(FuseGolden, MatchesTheExpectedIr) {
 INSTANTIATE_TEST_SUITE_P(Fuse, FuseGolden,
                          ::testing::Values(GoldenCase{"conv_relu", "fuse-conv-activation", true},
                                            GoldenCase{"elementwise_decode", "fuse-elementwise", true},
+                                           GoldenCase{"elementwise_mixed_f64", "fuse-elementwise", true},
                                            GoldenCase{"conv_relu_input_used_elsewhere", "fuse-conv-activation", false},
                                            GoldenCase{"conv_output_needed_by_backward", "fuse-conv-activation", false},
                                            GoldenCase{"dense_sigmoid", "fuse-dense-activation", true},
@@ -136,7 +137,7 @@ TEST(Fuse, FusedAndUnfusedProgramsAgreeOnEveryExample) {
 
 TEST(Fuse, FusedAndUnfusedAgreeOnTheGoldenGraphs) {
   for (const char* f : {"conv_relu", "dense_sigmoid", "elementwise_chain", "elementwise_shared_intermediate",
-                        "elementwise_decode", "conv_pool",
+                        "elementwise_decode", "elementwise_mixed_f64", "conv_pool",
                         "conv_pool_output_read_twice", "pool_relu_grad", "pool_relu_grad_read_twice"}) {
     SCOPED_TRACE(f);
     std::string path = test::sourcePath(std::string("tests/passes/golden/fuse/") + f + ".in.ir");
