@@ -167,19 +167,6 @@ std::string offsetCode(const std::string& idx, const std::string& index, const s
 
 namespace {
 
-DType nodeComputeType(const Node& n) {
-  // An op whose `dtype` attribute names its float result's type (fused_elementwise reading
-  // operands of other types) computes in that type.
-  if (n.attrs().has("dtype") && n.numResults() == 1 && isFloat(n.result()->type().dtype) &&
-      !n.attrs().getString("dtype").empty())
-    return n.result()->type().dtype;
-  for (Value* v : n.inputs())
-    if (v && isFloat(v->type().dtype)) return v->type().dtype;
-  for (size_t i = 0; i < n.numResults(); ++i)
-    if (isFloat(n.result(i)->type().dtype)) return n.result(i)->type().dtype;
-  return DType::F32;
-}
-
 int64_t largestOperand(const Node& n) {
   int64_t m = 1;
   for (Value* v : n.inputs())
@@ -204,7 +191,7 @@ NodeEmitter::NodeEmitter(CudaModuleSource& module, std::string& source, const No
     : module_(module), source_(source), node_(node), index_(index), plan_(plan) {
   static const CudaCodegenOptions kDefaults;
   options_ = &kDefaults;
-  computeType_ = nodeComputeType(node);
+  computeType_ = ::shoal::computeType(node);
   t_ = cudaType(computeType_);
   i_ = indexType(largestOperand(node));
 }

@@ -189,4 +189,15 @@ void fillDefaultAttrs(Node& node) {
     if (spec.defaultValue && !node.attrs().has(spec.name)) node.attrs().set(spec.name, *spec.defaultValue);
 }
 
+DType computeType(const Node& n) {
+  if (n.numResults() == 1 && isFloat(n.result()->type().dtype) && n.attrs().has("dtype") &&
+      !n.attrs().getString("dtype").empty())
+    return n.result()->type().dtype;
+  for (Value* v : n.inputs())
+    if (v && isFloat(v->type().dtype)) return v->type().dtype;
+  for (size_t i = 0; i < n.numResults(); ++i)
+    if (isFloat(n.result(i)->type().dtype)) return n.result(i)->type().dtype;
+  return DType::F32;
+}
+
 }  // namespace shoal

@@ -157,4 +157,9 @@ class Graph {
 /// for the verifier to report).
 void fillDefaultAttrs(Node& node);
 
+/// The floating-point type a node computes in, for every backend: its result's when a `dtype`
+/// attribute names a float result type (fused_elementwise over operands of other types, cast,
+/// one_hot), else its first float operand's, else its first float result's, else f32.
+DType computeType(const Node& n);
+
 }  // namespace shoal

@@ -543,21 +543,6 @@ Expected<void> runIntegerArithmetic(CpuExecutable& exe, const Node& n) {
   return {};
 }
 
-// The floating-point type a node computes in: its first float operand's (or result's), or its result's
-// when a `dtype` attribute names it.
-DType computeType(const Node& n) {
-  // An op whose `dtype` attribute names its float result's type (fused_elementwise reading
-  // operands of other types) computes in that type.
-  if (n.attrs().has("dtype") && n.numResults() == 1 && isFloat(n.result()->type().dtype) &&
-      !n.attrs().getString("dtype").empty())
-    return n.result()->type().dtype;
-  for (Value* v : n.inputs())
-    if (isFloat(v->type().dtype)) return v->type().dtype;
-  for (size_t i = 0; i < n.numResults(); ++i)
-    if (isFloat(n.result(i)->type().dtype)) return n.result(i)->type().dtype;
-  return DType::F32;
-}
-
 }  // namespace
 
 Expected<std::unique_ptr<CpuExecutable>> CpuExecutable::create(Program program, int threads) {

@@ -16,7 +16,12 @@ inline TensorType f32(Shape s) { return {DType::F32, std::move(s)}; }
 inline TensorType i64(Shape s) { return {DType::I64, std::move(s)}; }
 inline TensorType u8(Shape s) { return {DType::U8, std::move(s)}; }
 
+// Internal linkage: tests/runtime/interpreter_cases.h has an at() of the same signature naming
+// another file, and two inline definitions that differ are one function to the linker (which
+// one a test got depended on inlining: -O0 test builds picked the other's file name).
+namespace {
 inline Location at(int line, const std::string& node) { return Location{"ops.mmd", line, 3, node}; }
+}  // namespace
 
 inline Value* addInput(Graph& g, const std::string& name, TensorType type) {
   Attrs a;

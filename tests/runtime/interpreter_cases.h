@@ -56,7 +56,10 @@ struct OpCase {
   bool broken = false;  ///< building failed (already reported)
 };
 
+// Internal linkage: tests/ir/round_trip_cases.h has an at() of the same signature (see there).
+namespace {
 inline Location at(int line, const std::string& node) { return Location{"interp.mmd", line, 3, node}; }
+}  // namespace
 
 // Builds an OpCase; `dt` is the float type of the case (F64 or F32).
 class CaseBuilder {
