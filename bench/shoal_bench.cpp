@@ -191,21 +191,27 @@ Expected<nlohmann::ordered_json> benchInfer(const Pipeline& p, int64_t batch, co
   e.initializeParameters(1);
   std::mt19937 rng(7);
   TensorMap feed = {{p.inputName, randomImages(batch, rng)}};
-  std::vector<double> ms;
-  for (int i = 0; i < 5 + args.runs; ++i) {
-    auto t0 = Clock::now();
-    auto out = e.run(feed);
-    if (!out) return Unexpected(out.error());
-    if (i >= 5) ms.push_back(msSince(t0));
-  }
+  // Median wall ms of `runs` run() calls after 5 warm-ups.
+  auto timeRuns = [&](const TensorMap& in) -> Expected<double> {
+    std::vector<double> ms;
+    for (int i = 0; i < 5 + args.runs; ++i) {
+      auto t0 = Clock::now();
+      auto out = e.run(in);
+      if (!out) return Unexpected(out.error());
+      if (i >= 5) ms.push_back(msSince(t0));
+    }
+    return median(ms);
+  };
+  auto hostMs = timeRuns(feed);
+  if (!hostMs) return Unexpected(hostMs.error());
   nlohmann::ordered_json j;
   j["config"] = v.name;
   j["batch"] = batch;
   j["fusion"] = v.fusion;
   j["conv_pool_fusion"] = v.fusion && v.convPool;
   j["planner"] = v.planner ? "planMemory" : "planMemoryTrivial";
-  j["ms_median"] = median(ms);
-  j["images_per_s"] = double(batch) / (median(ms) / 1e3);
+  j["ms_median"] = *hostMs;
+  j["images_per_s"] = double(batch) / (*hostMs / 1e3);
   if (auto* gpu = dynamic_cast<CudaExecutable*>(&e)) {
     // The same run() with the input already in GPU memory (Tensor::onDevice): no host copy,
     // no upload over PCIe; the like-for-like figure beside a framework timed on GPU tensors.
@@ -218,28 +224,18 @@ Expected<nlohmann::ordered_json> benchInfer(const Pipeline& p, int64_t batch, co
       return Unexpected(ok.error());
     if (auto ok = (*ctx)->synchronize("benchmark input"); !ok) return Unexpected(ok.error());
     TensorMap onGpu = {{p.inputName, Tensor::onDevice(host.type(), *buffer, (*ctx)->device().index)}};
-    std::vector<double> dms;
-    for (int i = 0; i < 5 + args.runs; ++i) {
-      auto t0 = Clock::now();
-      auto out = e.run(onGpu);
-      if (!out) return Unexpected(out.error());
-      if (i >= 5) dms.push_back(msSince(t0));
-    }
-    j["ms_median_input_on_gpu"] = median(dms);
+    auto gpuMs = timeRuns(onGpu);
+    if (!gpuMs) return Unexpected(gpuMs.error());
+    j["ms_median_input_on_gpu"] = *gpuMs;
     // The input in page-locked host memory (as a framework's pinned tensor): run() copies it
     // by DMA straight from there, with no staging copy.
     auto pinned = (*ctx)->allocatePinned(host.byteSize(), "benchmark pinned input");
     if (!pinned) return Unexpected(pinned.error());
     std::memcpy(pinned->data(), host.raw(), host.byteSize());
     TensorMap inPinned = {{p.inputName, Tensor::view(host.type(), pinned->data())}};
-    std::vector<double> pms;
-    for (int i = 0; i < 5 + args.runs; ++i) {
-      auto t0 = Clock::now();
-      auto out = e.run(inPinned);
-      if (!out) return Unexpected(out.error());
-      if (i >= 5) pms.push_back(msSince(t0));
-    }
-    j["ms_median_pinned"] = median(pms);
+    auto pinnedMs = timeRuns(inPinned);
+    if (!pinnedMs) return Unexpected(pinnedMs.error());
+    j["ms_median_pinned"] = *pinnedMs;
     auto device = gpu->timeStepMs(50);
     if (!device) return Unexpected(device.error());
     j["device_ms"] = *device;

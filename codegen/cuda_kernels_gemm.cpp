@@ -117,56 +117,43 @@ bool emitSmallGemm(NodeEmitter& em, const CudaGemmCall& g, int ordinal, const Cu
               {"AT", g.transA ? "(long long)p * ${LDA} + i" : "(long long)i * ${LDA} + p"},
               {"BT", g.transB ? "(long long)j * ${LDB} + p" : "(long long)p * ${LDB} + j"},
               {"STORE", storeOutput(g, epilogue, "s", "    ")}};
-    if (plan->blockDot) {
-      // A block per output: thread t takes terms t, t + 256, ...; each warp's butterfly sum,
-      // then thread 0 adds the eight warps' sums in warp order (deterministic).
-      const std::string body = fill(
-          fill("  const int w = (int)blockIdx.x, lane = (int)threadIdx.x & 31;\n"
-               "  const int b = w / (${M} * ${N}), ij = w % (${M} * ${N}), i = ij / ${N}, j = ij % ${N};\n"
-               "  const float* a = A + ${OFFA} + (long long)b * ${SA};\n"
-               "  const float* bm = B + ${OFFB} + (long long)b * ${SB};\n"
-               "  float* c = C + ${OFFC} + (long long)b * ${SC};\n"
-               "  float s = 0.0f;\n"
-               "  for (int p = (int)threadIdx.x; p < ${K}; p += 256) s = fmaf(a[${AT}], bm[${BT}], s);\n"
-               "#pragma unroll\n"
-               "  for (int o = 16; o > 0; o >>= 1) s += __shfl_xor_sync(0xffffffffu, s, o);\n"
-               "  __shared__ float warpSums[8];\n"
-               "  if (lane == 0) warpSums[threadIdx.x >> 5] = s;\n"
-               "  __syncthreads();\n"
-               "  if (threadIdx.x == 0) {\n"
-               "    s = warpSums[0];\n"
-               "#pragma unroll\n"
-               "    for (int q = 1; q < 8; ++q) s += warpSums[q];\n"
-               "    const long long at = (long long)i * ${LDC} + j;\n"
-               "${STORE}"
-               "  }\n",
-               v),
-          {{"LDA", intLit(g.lda)}, {"LDB", intLit(g.ldb)}});
-      em.kernel(ordinal ? fmt::format("dot{}", ordinal) : "dot",
-                "const float* __restrict__ A, const float* __restrict__ B, float* C" + biasParam, body,
-                withBiasArg({g.a, g.b, g.c}), unsigned(m * n * batch));
-      return true;
-    }
+    // Few outputs with a long inner dimension (kBlockDotOutputs, kBlockDotDepth): a block per
+    // output instead, thread t taking terms t, t + 256, ...; each warp's butterfly sum, then
+    // thread 0 adds the eight warps' sums in warp order (deterministic).
+    const bool block = plan->blockDot;
+    const std::string head =
+        block ? "  const int w = (int)blockIdx.x, lane = (int)threadIdx.x & 31;\n"
+              : "  const int w = (int)((blockIdx.x * blockDim.x + threadIdx.x) >> 5), lane = (int)threadIdx.x & 31;\n"
+                "  if (w >= ${TOTAL}) return;  // a whole warp leaves together\n";
+    const std::string first = block ? "(int)threadIdx.x" : "lane", step = block ? "256" : "32";
+    const std::string finish = block ? "  __shared__ float warpSums[8];\n"
+                                       "  if (lane == 0) warpSums[threadIdx.x >> 5] = s;\n"
+                                       "  __syncthreads();\n"
+                                       "  if (threadIdx.x == 0) {\n"
+                                       "    s = warpSums[0];\n"
+                                       "#pragma unroll\n"
+                                       "    for (int q = 1; q < 8; ++q) s += warpSums[q];\n"
+                                     : "  if (lane == 0) {\n";
     const std::string body = fill(
-        fill("  const int w = (int)((blockIdx.x * blockDim.x + threadIdx.x) >> 5), lane = (int)threadIdx.x & 31;\n"
-             "  if (w >= ${TOTAL}) return;  // a whole warp leaves together\n"
-             "  const int b = w / (${M} * ${N}), ij = w % (${M} * ${N}), i = ij / ${N}, j = ij % ${N};\n"
-             "  const float* a = A + ${OFFA} + (long long)b * ${SA};\n"
-             "  const float* bm = B + ${OFFB} + (long long)b * ${SB};\n"
-             "  float* c = C + ${OFFC} + (long long)b * ${SC};\n"
-             "  float s = 0.0f;\n"
-             "  for (int p = lane; p < ${K}; p += 32) s = fmaf(a[${AT}], bm[${BT}], s);\n"
-             "#pragma unroll\n"
-             "  for (int o = 16; o > 0; o >>= 1) s += __shfl_xor_sync(0xffffffffu, s, o);\n"
-             "  if (lane == 0) {\n"
-             "    const long long at = (long long)i * ${LDC} + j;\n"
-             "${STORE}"
-             "  }\n",
+        fill(head +
+                 "  const int b = w / (${M} * ${N}), ij = w % (${M} * ${N}), i = ij / ${N}, j = ij % ${N};\n"
+                 "  const float* a = A + ${OFFA} + (long long)b * ${SA};\n"
+                 "  const float* bm = B + ${OFFB} + (long long)b * ${SB};\n"
+                 "  float* c = C + ${OFFC} + (long long)b * ${SC};\n"
+                 "  float s = 0.0f;\n"
+                 "  for (int p = " + first + "; p < ${K}; p += " + step + ") s = fmaf(a[${AT}], bm[${BT}], s);\n"
+                 "#pragma unroll\n"
+                 "  for (int o = 16; o > 0; o >>= 1) s += __shfl_xor_sync(0xffffffffu, s, o);\n" +
+                 finish +
+                 "    const long long at = (long long)i * ${LDC} + j;\n"
+                 "${STORE}"
+                 "  }\n",
              v),
         {{"LDA", intLit(g.lda)}, {"LDB", intLit(g.ldb)}});
+    const int64_t outputs = m * n * batch;
     em.kernel(ordinal ? fmt::format("dot{}", ordinal) : "dot",
               "const float* __restrict__ A, const float* __restrict__ B, float* C" + biasParam, body,
-              withBiasArg({g.a, g.b, g.c}), unsigned((m * n * batch + kWarpsPerBlock - 1) / kWarpsPerBlock));
+              withBiasArg({g.a, g.b, g.c}), unsigned(block ? outputs : (outputs + kWarpsPerBlock - 1) / kWarpsPerBlock));
     return true;
   }
   const int64_t tile = plan->tile, per = tile / 16, depth = plan->depth;
