@@ -47,6 +47,14 @@ std::string exprToken(OpKind op, const std::vector<double>& params);
 /// when it has any), no stack underflow, exactly one value left, at most 16 values on the stack.
 Expected<std::vector<ExprInstr>> parseElementwiseExpr(std::string_view expr, int numOperands);
 
+/// Whether a fused_elementwise operand of type `operand` may feed a chain computing in another
+/// type: converted as it is read, exactly as cast converts (u8, i8, i32, f32, f64: a double
+/// holds every value, so there is one rounding to the chain's type either way).
+inline bool convertsOnLoad(DType operand) {
+  return operand == DType::U8 || operand == DType::I8 || operand == DType::I32 || operand == DType::F32 ||
+         operand == DType::F64;
+}
+
 /// The largest stack depth a valid program reaches.
 int exprStackDepth(const std::vector<ExprInstr>& program);
 

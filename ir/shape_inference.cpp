@@ -493,9 +493,7 @@ Expected<Types> shapeFusedElementwise(const Node& n) {
     if (in.shape != t.shape)
       return Unexpected(shapeError(n, fmt::format("operand {} is {}, operand 0 is {}: fused operands share one shape", i,
                                                        sh(n.input(i)), sh(n.input(0)))));
-    // Operands converted on load: types whose every value a double holds (one rounding to T).
-    const DType d = in.dtype;
-    if (d != t.dtype && d != DType::U8 && d != DType::I8 && d != DType::I32 && d != DType::F32 && d != DType::F64)
+    if (in.dtype != t.dtype && !convertsOnLoad(in.dtype))
       return Unexpected(shapeError(n, fmt::format("operand {} is {}: a fused chain in {} reads u8, i8, i32, f32 or f64", i,
                                                        sh(n.input(i)), dtypeName(t.dtype))));
   }

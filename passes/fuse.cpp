@@ -192,13 +192,12 @@ bool fusibleElementwise(const Node& n) {
   return true;
 }
 
-// A cast a chain may read through: one reader (the chain), a float result of the chain's
-// type, from a type a fused_elementwise converts on load exactly as cast does (u8, i8, i32,
-// f32, f64: a double holds every value, so one rounding to the result either way).
+// A cast a chain may read through: a float result of the chain's type, from a type a
+// fused_elementwise converts on load exactly as cast does (convertsOnLoad).
 bool foldableCast(const Node& n, const TensorType& chain) {
   if (n.kind() != OpKind::Cast || n.result()->type() != chain) return false;
   const DType d = n.input(0)->type().dtype;
-  return d != chain.dtype && (d == DType::U8 || d == DType::I8 || d == DType::I32 || d == DType::F32 || d == DType::F64);
+  return d != chain.dtype && convertsOnLoad(d);
 }
 
 class FuseElementwisePass : public Pass {

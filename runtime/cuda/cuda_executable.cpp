@@ -375,9 +375,8 @@ struct CudaExecutable::Impl {
   Expected<void> enqueueStep();
   /// Records enqueueStep() as a CUDA graph.
   Expected<void> captureGraph();
-  /// Checks `inputs` against the graph's, converts each into `pin` and queues its upload.
-  /// Copies the feed to the inputs' device buffers, through the staging buffer `pin`.
-  /// `syncedCall`: the caller waits for the step before returning (run()), so page-locked host
+  /// Checks `inputs` against the graph's, converts each into the staging buffer `pin` and
+  /// queues its upload (device tensors are copied on the device). `syncedCall`: the caller waits for the step before returning (run()), so page-locked host
   /// tensors may be read by DMA in place; runAccumulate returns before the copy runs and
   /// stages everything, so the app may reuse its buffers at once.
   Expected<void> uploadInputs(const Program& p, const TensorMap& inputs, char* pin, bool syncedCall);
