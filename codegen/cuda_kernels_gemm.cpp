@@ -32,6 +32,9 @@ constexpr int64_t kFillBlocks = 132;
 // of the seed CNN's first dense layer at batch 1: 169 dependent terms a lane took 6.1 us on
 // an H200 with a warp per output, 64 warps on as many SMs).
 constexpr int64_t kDotOutputs = 1024, kBlockDotOutputs = 512, kBlockDotDepth = 1024;
+// Warps of a block that add a split product's slices together (each every kSliceWarps-th
+// slice of 32 outputs), from 2 * kSliceWarps slices up.
+constexpr int64_t kSliceWarps = 8;
 
 std::string lit(double v) { return literal(v, DType::F32); }
 
@@ -261,23 +264,51 @@ bool emitSmallGemm(NodeEmitter& em, const CudaGemmCall& g, int ordinal, const Cu
   }
   em.kernel(suffix, params, text, args, unsigned(tilesM * tilesN), unsigned(slices * batch));
   if (split) {
-    // The slices' sums added in slice order, then alpha, beta and the epilogue (one thread per
-    // output). (Unrolling this loop by 8 measured slower on an H200: 3.4 -> 4.8 us for the seed
-    // CNN's 85 slices at batch 64.)
+    // The slices' sums added, then alpha, beta and the epilogue. Few slices: a thread per
+    // output adds them in slice order. Many (the seed CNN's first dense layer at batch 64:
+    // 85 slices of 64 terms): a block takes 32 outputs, each of its 8 warps every 8th slice
+    // of them (a warp reads 32 consecutive partials), then the 8 sums added in warp order --
+    // a fixed order, so the result is the same every run. (Unrolling the one-thread loop by
+    // 8 measured slower on an H200: 3.4 -> 4.8 us at 85 slices.)
     Vars r = v;
     r.push_back({"FINISH", storeOutput(g, epilogue, "s", "    ")});
     r.push_back({"I", indexType(batch * m * n * slices)});
-    em.elementwise(suffix + "_slices", "const float* __restrict__ part, float* C" + biasParam,
-                   fill("    const ${I} b = i / (${M} * ${N}), ij = i % (${M} * ${N});\n"
-                        "    float s = 0.0f;\n"
-                        "    for (int slice = 0; slice < ${SLICES}; ++slice)\n"
-                        "      s += part[(b * ${SLICES} + slice) * (${M} * ${N}) + ij];\n"
-                        "    float* c = C + ${OFFC} + b * ${SC};\n"
-                        "    const int j = (int)(ij % ${N});\n"
-                        "    const long long at = (long long)(ij / ${N}) * ${LDC} + j;\n"
-                        "${FINISH}",
-                        r),
-                   withBiasArg({NodeEmitter::scratch(), g.c}), batch * m * n);
+    const std::string locate = "    float* c = C + ${OFFC} + b * ${SC};\n"
+                               "    const int j = (int)(ij % ${N});\n"
+                               "    const long long at = (long long)(ij / ${N}) * ${LDC} + j;\n"
+                               "${FINISH}";
+    const std::string params = "const float* __restrict__ part, float* C" + biasParam;
+    if (slices < kSliceWarps * 2) {
+      em.elementwise(suffix + "_slices", params,
+                     fill("    const ${I} b = i / (${M} * ${N}), ij = i % (${M} * ${N});\n"
+                          "    float s = 0.0f;\n"
+                          "    for (int slice = 0; slice < ${SLICES}; ++slice)\n"
+                          "      s += part[(b * ${SLICES} + slice) * (${M} * ${N}) + ij];\n" +
+                              locate,
+                          r),
+                     withBiasArg({NodeEmitter::scratch(), g.c}), batch * m * n);
+    } else {
+      r.push_back({"TOTAL", intLit(batch * m * n)});
+      r.push_back({"WARPS", intLit(kSliceWarps)});
+      em.kernel(suffix + "_slices", params,
+                fill("  __shared__ float sums[${WARPS}][33];\n"
+                     "  const int lane = (int)threadIdx.x % 32, warp = (int)threadIdx.x / 32;\n"
+                     "  const ${I} i = (${I})blockIdx.x * 32 + lane;\n"
+                     "  const ${I} b = i / (${M} * ${N}), ij = i % (${M} * ${N});\n"
+                     "  float w = 0.0f;\n"
+                     "  if (i < ${TOTAL})\n"
+                     "    for (int slice = warp; slice < ${SLICES}; slice += ${WARPS})\n"
+                     "      w += part[(b * ${SLICES} + slice) * (${M} * ${N}) + ij];\n"
+                     "  sums[warp][lane] = w;\n"
+                     "  __syncthreads();\n"
+                     "  if (warp == 0 && i < ${TOTAL}) {\n"
+                     "    float s = sums[0][lane];\n"
+                     "#pragma unroll\n"
+                     "    for (int k = 1; k < ${WARPS}; ++k) s += sums[k][lane];\n" +
+                         locate + "  }\n",
+                     r),
+                withBiasArg({NodeEmitter::scratch(), g.c}), unsigned((batch * m * n + 31) / 32));
+    }
   }
   return true;
 }

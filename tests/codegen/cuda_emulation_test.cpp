@@ -114,6 +114,12 @@ TEST(CudaEmulation, SmallProductsAsKernelsMatchTheInterpreter) {
   alpha.set("alpha", 0.5);
   b.op(OpKind::BatchMatMul, {b.input("ba", {3, 5, 200}), b.input("bb", {3, 200, 70})}, alpha, "batched");
   b.op(OpKind::MatMul, {b.input("wa", {70, 20}), b.input("wb", {20, 130})}, {}, "wide");
+  // 21 and 18 slices (the last short): a block's 8 warps add every 8th slice of 32 outputs,
+  // 1200 and 2640 of them (the last block partly past the end), with relu and a bias, and
+  // across two products of a batch.
+  b.op(OpKind::FusedDense, {b.input("mx", {40, 1300}), b.input("mw", {30, 1300}), b.input("mb", {30})}, relu,
+       "dense_many_slices");
+  b.op(OpKind::BatchMatMul, {b.input("na", {2, 33, 1100}), b.input("nb", {2, 1100, 40})}, {}, "batched_many_slices");
   // 11 x 12 tiles of 64 (enough for every SM): the 64 x 64 form; the products above take 32 x 32.
   Attrs tb;
   tb.set("transpose_b", int64_t(1));
@@ -124,11 +130,12 @@ TEST(CudaEmulation, SmallProductsAsKernelsMatchTheInterpreter) {
   // The products are kernels, some split into slices (else this tests cuBLAS's stand-in).
   auto src = generateCudaSource(*both->program);
   ASSERT_TRUE(src.has_value());
-  int calls = 0, slices = 0, dots = 0, blockDots = 0;
+  int calls = 0, slices = 0, dots = 0, blockDots = 0, warpSliceSums = 0;
   std::set<unsigned> bigGrids;
   for (const CudaStep& s : src->steps) calls += s.kind == CudaStepKind::Gemm;
   for (const CudaStep* k : test::kernelSteps(*src)) {
     slices += k->kernel.ends_with("_gemm_slices");
+    warpSliceSums += k->kernel.ends_with("_gemm_slices") && k->body.find("sums[warp][lane]") != std::string::npos;
     dots += k->kernel.ends_with("_dot");
     // A block per output: as many blocks as outputs (a warp per output packs eight a block).
     const std::string& node = k->node->result()->name();
@@ -144,16 +151,17 @@ TEST(CudaEmulation, SmallProductsAsKernelsMatchTheInterpreter) {
     fusedDense += k->node->kind() == OpKind::FusedDense;
     EXPECT_FALSE(k->kernel.ends_with("_bias") || k->kernel.ends_with("_epilogue")) << k->kernel;
   }
-  EXPECT_EQ(fusedDense, 2);
+  EXPECT_EQ(fusedDense, 4);  // dense_longdot; dense_tile; dense_many_slices, its product and its slices
   EXPECT_EQ(calls, 0);
-  EXPECT_EQ(slices, 6);  // the four 40 x 30 x 700, dense_split, the batched product
+  EXPECT_EQ(slices, 8);  // the four 40 x 30 x 700, dense_split, the batched products, dense_many_slices
+  EXPECT_EQ(warpSliceSums, 2);  // dense_many_slices, batched_many_slices
   EXPECT_EQ(dots, 10);   // the four 4 x 6 x 300, dense_dot, the four 3 x 5 x 1300, dense_longdot
   EXPECT_EQ(blockDots, 5);
   TensorMap feed = test::randomInputs(*g, 17);
   auto want = both->cpu->run(feed);
   auto got = both->emu->run(feed);
   ASSERT_TRUE(want && got);
-  ASSERT_EQ(want->size(), 19u);
+  ASSERT_EQ(want->size(), 21u);
   // Terms of about 1 in magnitude: 700 of them round to a few ulps of their sum in fp32.
   for (const auto& [name, t] : *want) EXPECT_TRUE(closeTo(name, got->at(name), t, 1e-5, 1e-4));
 }
