@@ -809,7 +809,9 @@ TEST(CudaExecutorTiming, MnistCnnTrainStepMs) {
     for (int step = 61; step <= 260; ++step) {
       feed["step"] = Tensor::fromDoubles(DType::F32, {}, std::vector<double>{double(step)});
       ASSERT_TRUE((*exe)->runAccumulate(feed, {"loss", "accuracy"}, 64, step).has_value());
-      if (step % 50 == 10) ASSERT_TRUE((*exe)->takeAccumulated().has_value());
+      if (step % 50 == 10) {
+        ASSERT_TRUE((*exe)->takeAccumulated().has_value());
+      }
     }
     double perStep = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count() / 200;
     std::printf("[timing] mnist_cnn train step, batch 64, %s: runAccumulate %.3f ms per step (wall, 200 steps)\n",
@@ -942,6 +944,86 @@ TEST(CudaExecutor, PageLockedHostInputsMatchPageableOnes) {
     TensorMap a = host.gpu->readPersistent(), b = pinned.gpu->readPersistent();
     for (const auto& [name, t] : a) EXPECT_EQ(std::memcmp(b.at(name).raw(), t.raw(), t.byteSize()), 0) << name;
   }
+}
+
+// The replayed step graph reads its input from wherever each call's is: pageable memory
+// (staged), one GPU buffer or another, one page-locked buffer or another, in any order, with
+// the graph captured after a call from the host or from the GPU. Every call gives the bits of
+// an executable fed pageable host tensors throughout, in inference and in a training step.
+TEST(CudaExecutor, InputsFromAnywhereCallAfterCallMatchHostInputs) {
+  SHOAL_REQUIRE_GPU();
+  auto ctx = CudaContext::create();
+  ASSERT_TRUE(ctx.has_value()) << ctx.error().message();
+  TrainConfig cfg;
+  cfg.optimizer = "adam";
+  CompileOptions train;
+  train.train = &cfg;
+  enum class From { Pageable, DeviceA, DeviceB, PinnedA, PinnedB };
+  const std::vector<std::vector<From>> orders = {
+      {From::Pageable, From::Pageable, From::DeviceA, From::PinnedA, From::PinnedB, From::Pageable, From::PinnedA},
+      {From::DeviceA, From::DeviceA, From::DeviceB, From::Pageable, From::DeviceA, From::PinnedB, From::DeviceB}};
+  for (bool training : {false, true})
+    for (const std::vector<From>& order : orders) {
+      SCOPED_TRACE(std::string(training ? "training step" : "inference") + ", first from " +
+                   (order[0] == From::Pageable ? "pageable memory" : "the GPU"));
+      auto g = tinyClassifier(4);
+      Pair ref = makePair(*g, training ? train : CompileOptions{});
+      Pair moved = makePair(*g, training ? train : CompileOptions{});
+      ASSERT_TRUE(ref.gpu && moved.gpu);
+      ASSERT_TRUE(moved.gpu->writePersistent(ref.gpu->readPersistent()).has_value());
+      const size_t bytes = size_t(4 * 5 * sizeof(float));
+      void* deviceBuf[2];
+      PinnedBuffer pinnedBuf[2];
+      for (int i = 0; i < 2; ++i) {
+        auto d = (*ctx)->allocateBuffer(bytes, "test input");
+        ASSERT_TRUE(d.has_value());
+        deviceBuf[i] = *d;
+        auto h = (*ctx)->allocatePinned(bytes, "test pinned input");
+        ASSERT_TRUE(h.has_value());
+        pinnedBuf[i] = std::move(*h);
+      }
+      for (size_t call = 0; call < order.size(); ++call) {
+        SCOPED_TRACE("call " + std::to_string(call));
+        TensorMap feed = test::randomInputs(*ref.gpu->program().graph, uint64_t(40 + call));
+        if (training) {
+          feed["labels"] = Tensor::fromDoubles(DType::I64, {4}, std::vector<double>{0, 2, 1, double(call % 3)});
+          feed["step"] = Tensor::fromDoubles(DType::F32, {}, std::vector<double>{double(call + 1)});
+          feed["lr"] = Tensor::fromDoubles(DType::F64, {}, std::vector<double>{1e-3});
+        }
+        const Tensor& x = feed.at("x");
+        ASSERT_EQ(x.byteSize(), bytes);
+        TensorMap movedFeed = feed;
+        switch (order[call]) {
+          case From::Pageable: break;
+          case From::DeviceA:
+          case From::DeviceB: {
+            void* d = deviceBuf[order[call] == From::DeviceB];
+            ASSERT_TRUE((*ctx)->copyToDevice(d, x.raw(), bytes, "test upload").has_value());
+            ASSERT_TRUE((*ctx)->synchronize("test upload").has_value());
+            movedFeed["x"] = Tensor::onDevice(x.type(), d);
+            break;
+          }
+          case From::PinnedA:
+          case From::PinnedB: {
+            PinnedBuffer& h = pinnedBuf[order[call] == From::PinnedB];
+            std::memcpy(h.data(), x.raw(), bytes);
+            movedFeed["x"] = Tensor::view(x.type(), h.data());
+            break;
+          }
+        }
+        auto want = ref.gpu->run(feed);
+        auto got = moved.gpu->run(movedFeed);
+        ASSERT_TRUE(want.has_value()) << want.error().message();
+        ASSERT_TRUE(got.has_value()) << got.error().message();
+        ASSERT_EQ(got->size(), want->size());
+        for (const auto& [name, t] : *want)
+          EXPECT_EQ(std::memcmp(got->at(name).raw(), t.raw(), t.byteSize()), 0) << name;
+        EXPECT_TRUE(moved.gpu->replaysGraph()) << moved.gpu->graphCaptureError();
+      }
+      TensorMap a = ref.gpu->readPersistent(), b = moved.gpu->readPersistent();
+      for (const auto& [name, t] : a) EXPECT_EQ(std::memcmp(b.at(name).raw(), t.raw(), t.byteSize()), 0) << name;
+      for (void* d : deviceBuf) ASSERT_TRUE((*ctx)->freeBuffer(d).has_value());
+    }
 }
 
 }  // namespace
