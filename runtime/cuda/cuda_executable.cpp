@@ -19,6 +19,7 @@
 #include <set>
 #include <optional>
 #include <unordered_map>
+#include <unordered_set>
 
 #include "codegen/kernel_cache.h"
 #include "codegen/nvrtc.h"
@@ -227,6 +228,7 @@ CudaExecutableOptions CudaExecutableOptions::fromEnvironment() {
   CudaExecutableOptions o;
   o.graphs = envFlagDefaultOn("SHOAL_CUDA_GRAPHS");
   o.syncEach = envFlag("SHOAL_CUDA_SYNC_EACH");
+  o.hostOutputs = envFlagDefaultOn("SHOAL_CUDA_HOST_OUTPUTS");
   o.horizontalUpdates = envFlagDefaultOn("SHOAL_CUDA_HFUSE");
   o.smallGemms = envFlagDefaultOn("SHOAL_CUDA_SMALL_GEMM");
   o.programmaticLaunch = envFlagDefaultOn("SHOAL_CUDA_PDL");
@@ -315,6 +317,38 @@ void warmUpGemms(const std::vector<CudaGemmCall>& calls, const CudaContextOption
   }
 }
 
+// Outputs at most this large may be written by their kernels straight into pinned host memory.
+constexpr size_t kHostWrittenBytes = size_t(64) << 10;
+
+// The outputs of an inference program (no node updates state) that their kernels may write
+// straight into the pinned output buffer, which the GPU addresses directly: a small result
+// (kHostWrittenBytes) of kernels only, read by nothing but its output node, in no alias group.
+// Its copy back after the step goes (a batch-1 call's last copy, ~2 us on an H200); the
+// stores cross the bus as the kernel makes them. A training step keeps its outputs on the GPU:
+// its accumulation kernel reads them there every step.
+std::unordered_map<const Value*, void*> findHostWrittenOutputs(const Program& p, const CudaModuleSource& src,
+                                                               const std::vector<Staged>& outputs, char* pinOut) {
+  std::unordered_map<const Value*, void*> out;
+  for (const Node* n : p.graph->nodes())
+    if (!mutatedOperands(n->kind()).empty()) return out;
+  std::unordered_set<const Value*> aliased;
+  for (const auto& [member, root] : p.plan.aliasOf) aliased.insert(member), aliased.insert(root);
+  for (const Staged& s : outputs) {
+    const Value* v = s.node->input(0);
+    const Node* producer = v->def();
+    if (s.bytes == 0 || s.bytes > kHostWrittenBytes || !producer || aliased.contains(v) ||
+        p.plan.at(v).persistent || isPersistentSource(producer->kind()) || producer->kind() == OpKind::Input)
+      continue;
+    bool onlyOutputs = true;
+    for (const Node* user : p.graph->users(v)) onlyOutputs = onlyOutputs && user->kind() == OpKind::Output;
+    bool kernelsOnly = true, written = false;
+    for (const CudaStep& step : src.steps)
+      if (step.node == producer) kernelsOnly = kernelsOnly && step.kind == CudaStepKind::Kernel, written = true;
+    if (onlyOutputs && kernelsOnly && written) out[v] = pinOut + s.offset;
+  }
+  return out;
+}
+
 }  // namespace
 
 struct CudaExecutable::Impl {
@@ -331,6 +365,9 @@ struct CudaExecutable::Impl {
   std::unique_ptr<DeviceBlock> status, scratch, constants;
   PinnedBuffer pinnedIn, pinnedOut;
   std::vector<Staged> inputs, outputs;
+  /// Outputs whose kernels write them straight into pinnedOut (hostWrittenOutputs): no copy
+  /// after the step. Value -> its place in pinnedOut.
+  std::unordered_map<const Value*, void*> hostWritten;
   size_t statusOffset = 0;  ///< of the status words in pinnedOut
 
   std::vector<Launch> launches;
@@ -363,8 +400,11 @@ struct CudaExecutable::Impl {
   std::vector<std::string> accumNames;  ///< slot -> output name
   int64_t accumSteps = 0;               ///< runAccumulate calls since the last take
 
-  /// Device address of a value's buffer.
+  /// Device address of a value's buffer (for a host-written output, its pinned host memory,
+  /// which the GPU addresses directly).
   void* address(const Program& p, const Value* v) const {
+    if (!hostWritten.empty())
+      if (auto it = hostWritten.find(v); it != hostWritten.end()) return it->second;
     const BufferAssignment& a = p.plan.at(v);
     if (a.persistent) return persistent->region ? persistent->region->at(a.offset) : persistent->byName.at(v->name())->data();
     return arena ? arena->at(a.offset) : transient.at(v)->data();
@@ -459,6 +499,12 @@ CudaExecutable::~CudaExecutable() = default;
 const CudaModuleSource& CudaExecutable::module() const { return impl_->src; }
 bool CudaExecutable::replaysGraph() const { return impl_->graph.valid(); }
 size_t CudaExecutable::graphNodes() const { return impl_->graph.nodeCount(); }
+std::vector<std::string> CudaExecutable::hostWrittenOutputs() const {
+  std::vector<std::string> names;
+  for (const Staged& s : impl_->outputs)
+    if (impl_->hostWritten.contains(s.node->input(0))) names.push_back(s.name);
+  return names;
+}
 const std::string& CudaExecutable::graphCaptureError() const { return impl_->graphError; }
 double CudaExecutable::compileMs() const { return impl_->compileMs; }
 std::string CudaExecutable::deviceName() const { return impl_->ctx ? impl_->ctx->device().describe() : "cuda"; }
@@ -672,6 +718,8 @@ Expected<std::unique_ptr<CudaExecutable>> CudaExecutable::create(Program program
     im.launches.push_back(std::move(l));
   }
   markJoins(p, im.launches);
+  if (im.opts.hostOutputs)
+    im.hostWritten = findHostWrittenOutputs(p, im.src, im.outputs, static_cast<char*>(im.pinnedOut.data()));
   if (std::any_of(im.src.steps.begin(), im.src.steps.end(),
                   [](const CudaStep& s) { return s.kind == CudaStepKind::AllReduce; }))
     if (auto side = im.ctx->sideStream(); !side) return Unexpected(side.error());  // not during a capture
@@ -706,6 +754,11 @@ Expected<std::unique_ptr<CudaExecutable>> CudaExecutable::create(Program program
                              double(p.plan.arenaBytes) / 1e6, double(p.plan.persistentBytes) / 1e6,
                              separate ? " (separate allocations)" : "");
     std::cerr << "shoal: " << cache.summary() << "\n";
+    for (const Staged& s : im.outputs)
+      if (im.hostWritten.contains(s.node->input(0)))
+        std::cerr << fmt::format("shoal: cuda '{}': output '{}' ({} bytes) written by its kernel into pinned host "
+                                 "memory (no copy after the step)\n",
+                                 graphName, s.name, s.bytes);
     if (!compiled->log.empty()) std::cerr << "shoal: NVRTC log:\n" << compiled->log << "\n";
   }
   return exe;
@@ -895,10 +948,11 @@ Expected<TensorMap> CudaExecutable::run(const TensorMap& inputs) {
     }
   }
   for (const Staged& s : im.outputs)
-    if (auto ok = ctx.copyToHost(pinOut + s.offset, im.address(program_, s.node->input(0)), s.bytes,
-                                 "output '" + s.name + "'");
-        !ok)
-      return Unexpected(ok.error());
+    if (!im.hostWritten.contains(s.node->input(0)))
+      if (auto ok = ctx.copyToHost(pinOut + s.offset, im.address(program_, s.node->input(0)), s.bytes,
+                                   "output '" + s.name + "'");
+          !ok)
+        return Unexpected(ok.error());
   // Status words only where a kernel can report (labels, indices, integer division, Adam's
   // step): an inference module usually has none, and saves the copy and its API call.
   const bool statusWords = !im.src.errorSites.empty();
@@ -1355,9 +1409,12 @@ Expected<Tensor> CudaExecutable::readValue(const Value* v) {
   if (auto ok = im.takeDeferred(); !ok) return Unexpected(ok.error());
   Tensor t(v->type());
   if (t.byteSize() == 0) return t;
-  if (auto ok = im.ctx->copyToHost(t.raw(), im.address(program_, v), t.byteSize(), "%" + v->name()); !ok)
-    return Unexpected(ok.error());
+  const bool onHost = im.hostWritten.contains(v);  // written into pinned host memory by its kernel
+  if (!onHost)
+    if (auto ok = im.ctx->copyToHost(t.raw(), im.address(program_, v), t.byteSize(), "%" + v->name()); !ok)
+      return Unexpected(ok.error());
   if (auto ok = im.ctx->synchronize("reading %" + v->name()); !ok) return Unexpected(ok.error());
+  if (onHost) std::memcpy(t.raw(), im.address(program_, v), t.byteSize());
   return t;
 }
 

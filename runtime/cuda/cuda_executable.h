@@ -23,6 +23,9 @@ struct CudaExecutableOptions {
   /// Synchronize after every launch so an asynchronous fault names its kernel (slow; for
   /// debugging). Default from SHOAL_CUDA_SYNC_EACH=1.
   bool syncEach = false;
+  /// An inference program's small outputs written by their kernels straight into pinned host
+  /// memory (no copy after the step). Default: on, unless SHOAL_CUDA_HOST_OUTPUTS=0.
+  bool hostOutputs = true;
   /// One kernel for each run of optimizer updates (CudaCodegenOptions::horizontalUpdates).
   /// Default: on, unless SHOAL_CUDA_HFUSE=0.
   bool horizontalUpdates = true;
@@ -44,7 +47,7 @@ struct CudaExecutableOptions {
   /// Runs of independent kernels launched as one (CudaCodegenOptions::groupKernels).
   /// Default: on, unless SHOAL_CUDA_GROUP=0.
   bool groupKernels = true;
-  /// Fills graphs, syncEach, horizontalUpdates, smallGemms, programmaticLaunch, groupKernels
+  /// Fills graphs, syncEach, hostOutputs, horizontalUpdates, smallGemms, programmaticLaunch, groupKernels
   /// and tensorCores from the environment.
   static CudaExecutableOptions fromEnvironment();
   /// The codegen options these make: updates fused, tensor cores, small products generated
@@ -115,6 +118,8 @@ class CudaExecutable : public Executable {
   std::string cudaGraphError() const override { return graphCaptureError(); }
   /// Nodes of the captured graph (0 before capture).
   size_t graphNodes() const;
+  /// The outputs its kernels write straight into pinned host memory (hostOutputs), by name.
+  std::vector<std::string> hostWrittenOutputs() const;
   /// Why capturing the step as a CUDA graph failed ("" if it did not); the step then keeps
   /// launching kernel by kernel, which is correct, only slower.
   const std::string& graphCaptureError() const;
