@@ -1026,5 +1026,45 @@ TEST(CudaExecutor, InputsFromAnywhereCallAfterCallMatchHostInputs) {
     }
 }
 
+// An inference program's small outputs are written by their kernels straight into pinned
+// host memory: the same bits as with the copy after the step (hostOutputs off), run after
+// run, from readValue too. Outputs over 64 KB, and every output of a training step (its
+// accumulation reads them on the GPU), stay in GPU memory.
+TEST(CudaExecutor, SmallInferenceOutputsWrittenIntoHostMemoryKeepTheirBits) {
+  SHOAL_REQUIRE_GPU();
+  CudaExecutableOptions copied;
+  copied.hostOutputs = false;
+  for (int64_t batch : {4, 6000}) {
+    SCOPED_TRACE(batch);
+    auto g = tinyClassifier(batch);
+    Pair direct = makePair(*g, CompileOptions{});
+    Pair viaCopy = makePair(*g, CompileOptions{}, copied);
+    ASSERT_TRUE(direct.gpu && viaCopy.gpu);
+    // 4 x 3 floats: written into host memory; 6000 x 3 (72,000 bytes): copied.
+    EXPECT_EQ(direct.gpu->hostWrittenOutputs(), batch == 4 ? std::vector<std::string>{"logits"}
+                                                           : std::vector<std::string>{});
+    EXPECT_TRUE(viaCopy.gpu->hostWrittenOutputs().empty());
+    for (int run = 0; run < 3; ++run) {
+      TensorMap feed = test::randomInputs(*g, uint64_t(60 + run));
+      auto want = direct.cpu->run(feed);
+      auto a = direct.gpu->run(feed), b = viaCopy.gpu->run(feed);
+      ASSERT_TRUE(want && a && b);
+      EXPECT_EQ(std::memcmp(a->at("logits").raw(), b->at("logits").raw(), b->at("logits").byteSize()), 0) << run;
+      EXPECT_TRUE(closeTo("logits", a->at("logits"), want->at("logits"), Tolerance{}));
+      auto read = direct.gpu->readValue(direct.gpu->program().graph->outputValue("logits"));
+      ASSERT_TRUE(read.has_value()) << read.error().message();
+      EXPECT_EQ(std::memcmp(read->raw(), a->at("logits").raw(), read->byteSize()), 0);
+    }
+  }
+  TrainConfig cfg;
+  cfg.optimizer = "adam";
+  CompileOptions train;
+  train.train = &cfg;
+  auto g = tinyClassifier(4);
+  Pair training = makePair(*g, train);
+  ASSERT_TRUE(training.gpu);
+  EXPECT_TRUE(training.gpu->hostWrittenOutputs().empty());
+}
+
 }  // namespace
 }  // namespace shoal
