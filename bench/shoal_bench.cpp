@@ -56,6 +56,7 @@ struct Variant {
   bool hfuse = true;       ///< horizontal update fusion (GPU codegen)
   bool planner = true;     ///< planMemory (else planMemoryTrivial)
   bool convPool = true;    ///< fuse-conv-pool (with fusion on; off = the fusion before issue 5)
+  bool prologue = true;    ///< fuse-conv-prologue (with fusion on): the input's decode in the conv's loads
 };
 
 struct Args {
@@ -70,7 +71,7 @@ struct Args {
 };
 
 const std::set<std::string> kFusionPasses = {"fuse-conv-activation", "fuse-conv-pool", "fuse-dense-activation",
-                                             "fuse-elementwise"};
+                                             "fuse-elementwise", "fuse-conv-prologue"};
 
 Expected<std::unique_ptr<Executable>> build(const Pipeline& p, int64_t batch, const TrainConfig* train,
                                             const Variant& v, const DeviceSelection& dev) {
@@ -81,6 +82,7 @@ Expected<std::unique_ptr<Executable>> build(const Pipeline& p, int64_t batch, co
   opts.verifyEach = false;
   if (!v.fusion) opts.disabledPasses = kFusionPasses;
   else if (!v.convPool) opts.disabledPasses = {"fuse-conv-pool"};
+  else if (!v.prologue) opts.disabledPasses = {"fuse-conv-prologue"};
   auto program = compileProgram(std::move(*g), opts);
   if (!program) return Unexpected(program.error());
   if (!v.planner) program->plan = planMemoryTrivial(*program->graph);
@@ -320,7 +322,10 @@ int main(int argc, char** argv) {
   if (gpu) trainVariants.push_back({"fused_per_param_updates", true, false, true});
   trainVariants.push_back({"fused_trivial_plan", true, true, false});
   std::vector<Variant> inferVariants = {
-      {"fused", true, true, true}, {"fused_nopool", true, true, true, false}, {"unfused", false, true, true}};
+      {"fused", true, true, true},
+      {"fused_noprologue", true, true, true, true, false},
+      {"fused_nopool", true, true, true, false},
+      {"unfused", false, true, true}};
   std::set<std::string> known;
   for (const auto* list : {&trainVariants, &inferVariants})
     for (const Variant& v : *list) known.insert(v.name);

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "codegen/cuda_codegen.h"
+#include "ir/elementwise.h"
 
 namespace shoal::cudagen {
 
@@ -158,6 +159,11 @@ Expected<void> emitFusedElementwise(NodeEmitter& em);
 /// The call `shoal_ew_<op>(operands..., params...)` of elementwise op `kind`'s formula, the
 /// params (its float attributes) written as literals of element type `dt`.
 std::string formulaCall(OpKind kind, const std::vector<std::string>& operands, const std::vector<double>& params, DType dt);
+/// Appends to `code` the statements (each indented by `indent`) that compute a fused_elementwise
+/// `program` in type `dt` over operand values already named r0, r1, ...; returns the name of
+/// the result.
+Expected<std::string> elementwiseProgramCode(const std::vector<ExprInstr>& program, DType dt, const std::string& indent,
+                                             std::string& code);
 
 /// One `shoal_ew_<op>` device function per elementwise op of ir/ops.def, each returning the
 /// op's formula (the prelude holds them, after ir/scalar_math.h).

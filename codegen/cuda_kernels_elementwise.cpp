@@ -268,6 +268,29 @@ std::string activationCode(std::string_view act, const std::string& T, const std
   return indent + dst + " = shoal_ew_" + std::string(act) + "(" + src + ");\n";
 }
 
+Expected<std::string> elementwiseProgramCode(const std::vector<ExprInstr>& program, DType dt, const std::string& indent,
+                                             std::string& code) {
+  const std::string T = cudaType(dt);
+  std::vector<std::string> stack;
+  int temps = 0;
+  for (const ExprInstr& op : program) {
+    switch (op.kind) {
+      case ExprInstr::Kind::Operand: stack.push_back("r" + std::to_string(op.operand)); continue;
+      case ExprInstr::Kind::Constant: stack.push_back("(" + literal(op.constant, dt) + ")"); continue;
+      case ExprInstr::Kind::Op: break;
+    }
+    const int arity = op.arity();
+    if (int(stack.size()) < arity) return fail("malformed fused expression");
+    std::vector<std::string> operands(stack.end() - arity, stack.end());
+    stack.resize(stack.size() - size_t(arity));
+    const std::string t = "t" + std::to_string(temps++);
+    code += indent + fill("const ${T} ${R} = ", {{"T", T}, {"R", t}}) + formulaCall(op.op, operands, op.params, dt) + ";\n";
+    stack.push_back(t);
+  }
+  if (stack.size() != 1) return fail("malformed fused expression");
+  return stack.back();
+}
+
 // One thread per element: every operand is loaded first (the result may share an operand's
 // buffer, so nothing is written before all of an element's reads), then the postfix program
 // runs as straight-line C on registers, each op by its formula's device function.
@@ -290,24 +313,9 @@ Expected<void> emitFusedElementwise(NodeEmitter& em) {
     if (used[k])  // an operand of another type (a folded cast) converts as cast's kernel does
       code += fill(n.input(k)->type().dtype == dt ? "    const ${T} r${K} = a${K}[i];\n" : "    const ${T} r${K} = (${T})a${K}[i];\n",
                    {{"T", T}, {"K", std::to_string(k)}});
-  std::vector<std::string> stack;
-  int temps = 0;
-  for (const ExprInstr& op : *program) {
-    switch (op.kind) {
-      case ExprInstr::Kind::Operand: stack.push_back("r" + std::to_string(op.operand)); continue;
-      case ExprInstr::Kind::Constant: stack.push_back("(" + literal(op.constant, dt) + ")"); continue;
-      case ExprInstr::Kind::Op: break;
-    }
-    const int arity = op.arity();
-    if (int(stack.size()) < arity) return em.unsupported("malformed fused expression");
-    std::vector<std::string> operands(stack.end() - arity, stack.end());
-    stack.resize(stack.size() - size_t(arity));
-    const std::string t = "t" + std::to_string(temps++);
-    code += fill("    const ${T} ${R} = ", {{"T", T}, {"R", t}}) + formulaCall(op.op, operands, op.params, dt) + ";\n";
-    stack.push_back(t);
-  }
-  if (stack.size() != 1) return em.unsupported("malformed fused expression");
-  code += "    y[i] = " + stack.back() + ";\n";
+  auto result = elementwiseProgramCode(*program, dt, "    ", code);
+  if (!result) return em.unsupported(result.error().message());
+  code += "    y[i] = " + *result + ";\n";
   std::string params;
   std::vector<CudaArg> args;
   for (size_t k = 0; k < n.numInputs(); ++k) {

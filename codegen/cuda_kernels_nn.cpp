@@ -68,7 +68,20 @@ Vars convVars(const NodeEmitter& em, const ConvGeom& g) {
           {"IY", linear({{"oy", g.sh}, {"ki", g.dh}}, -g.pt)},
           {"IX", linear({{"ox", g.sw}, {"kj", g.dw}}, -g.pl)},
           {"TY", linear({{"iy", 1}, {"ki", -g.dh}}, g.pt)},
-          {"TX", linear({{"ix", 1}, {"kj", -g.dw}}, g.pl)}};
+          {"TX", linear({{"ix", 1}, {"kj", -g.dw}}, g.pl)},
+          // The input's element type and the function its loads go through (fused_conv2d_pool's
+          // input_expr: `pro`); else T, and a plain load.
+          {"XT", em.T()},
+          {"PRO", ""}};
+}
+
+void setVar(Vars& v, const std::string& key, std::string value) {
+  for (auto& [k, val] : v)
+    if (k == key) {
+      val = std::move(value);
+      return;
+    }
+  v.push_back({key, std::move(value)});
 }
 
 // Geometry of a pooling: input [n,c,h,w], output [n,c,oh,ow] (floor or ceil mode).
@@ -160,8 +173,8 @@ std::string convSumLoop(const std::string& ind, bool padded, bool grouped) {
   std::string s = ind + "${T} acc = (${T})0;\n";
   if (grouped) s += ind + "const int c0 = (o / ${OG}) * ${CG};\n";
   s += ind + "for (int c = 0; c < ${CG}; ++c) {\n";
-  s += ind + (grouped ? "  const ${T}* xc = x + (n * ${C} + c0 + c) * (${I})(${H} * ${W});\n"
-                      : "  const ${T}* xc = x + (n * ${C} + c) * (${I})(${H} * ${W});\n");
+  s += ind + (grouped ? "  const ${XT}* xc = x + (n * ${C} + c0 + c) * (${I})(${H} * ${W});\n"
+                      : "  const ${XT}* xc = x + (n * ${C} + c) * (${I})(${H} * ${W});\n");
   s += ind + "  const ${T}* wc = w + (o * ${CG} + c) * ${KK};\n";
   s += "#pragma unroll\n";
   s += ind + "  for (int ki = 0; ki < ${KH}; ++ki) {\n";
@@ -171,7 +184,7 @@ std::string convSumLoop(const std::string& ind, bool padded, bool grouped) {
   s += ind + "    for (int kj = 0; kj < ${KW}; ++kj) {\n";
   s += ind + "      const int ix = ${IX};\n";
   if (padded) s += ind + "      if (ix < 0 || ix >= ${W}) continue;\n";
-  s += ind + "      acc += xc[iy * ${W} + ix] * wc[ki * ${KW} + kj];\n";
+  s += ind + "      acc += ${PRO}(xc[iy * ${W} + ix]) * wc[ki * ${KW} + kj];\n";
   s += ind + "    }\n";
   s += ind + "  }\n";
   s += ind + "}\n";
@@ -513,7 +526,7 @@ Expected<void> convForward(NodeEmitter& em, const std::string& activation) {
     v.push_back({"STORE", std::string(bias ? "    const ${T} s = acc + bias[o];\n" : "    const ${T} s = acc;\n") +
                               "    ${T} r;\n" + act + "    y[i] = r;\n"});
   }
-  std::string params = fill(fill("const ${T}* __restrict__ x, const ${T}* __restrict__ w, ${BIAS}${T}* __restrict__ y", v), v);
+  std::string params = fill(fill("const ${XT}* __restrict__ x, const ${T}* __restrict__ w, ${BIAS}${T}* __restrict__ y", v), v);
   std::string body = fill(fill(
       "  for (${I} i = (${I})blockIdx.x * blockDim.x + threadIdx.x; i < ${TOTAL}; i += (${I})gridDim.x * blockDim.x) {\n"
       "    const int ox = (int)(i % ${OW});\n"
@@ -604,7 +617,7 @@ std::string convPoolBlockedBody(const Vars& convV, const ConvGeom& g, const Conv
   s += "#pragma unroll\n      for (int e = 0; e < ${CELLS}; ++e) acc[f][e] = (${T})0;\n";
   s += g.groups > 1 ? "    const int cb = (o0 / ${OG}) * ${CG};\n" : "    const int cb = 0;\n";
   s += "    for (int c = 0; c < ${CG}; ++c) {\n";
-  s += "      const ${T}* xc = x + (n * ${C} + cb + c) * (${I})(${H} * ${W});\n";
+  s += "      const ${XT}* xc = x + (n * ${C} + cb + c) * (${I})(${H} * ${W});\n";
   s += "      ${T} p[${PR}][${PC}];\n";
   const bool guard = padded || poolPadded;
   if (padded) s += "      bool in[${PR}][${PC}];\n";
@@ -615,10 +628,10 @@ std::string convPoolBlockedBody(const Vars& convV, const ConvGeom& g, const Conv
     // conv output (pool padding, ceil mode; those cells are never pooled) read nothing.
     s += "          const int iy = iy0 + r, ix = ix0 + q;\n";
     s += "          const bool ok = iy >= 0 && iy < ${H} && ix >= 0 && ix < ${W};\n";
-    s += "          p[r][q] = ok ? xc[iy * ${W} + ix] : (${T})0;\n";
+    s += "          p[r][q] = ok ? ${PRO}(xc[iy * ${W} + ix]) : (${T})0;\n";
     if (padded) s += "          in[r][q] = ok;\n";
   } else {
-    s += "          p[r][q] = xc[(iy0 + r) * ${W} + ix0 + q];\n";
+    s += "          p[r][q] = ${PRO}(xc[(iy0 + r) * ${W} + ix0 + q]);\n";
   }
   s += "        }\n";
   s += "#pragma unroll\n      for (int f = 0; f < ${F}; ++f) {\n";
@@ -687,8 +700,23 @@ Expected<void> emitFusedConv2d(NodeEmitter& em) {
 // window of padding only gives -inf), as emitMaxPool2d does. The conv output is never stored.
 Expected<void> emitFusedConv2dPool(NodeEmitter& em) {
   const Node& n = em.node();
-  if (!isFloatNode(n)) return em.unsupported("fused_conv2d_pool needs float operands");
   const Attrs& a = n.attrs();
+  // input_expr (fuse-conv-prologue): the input's raw values go through `pro` as they load --
+  // converted to T, then the program, as the fused_elementwise kernel it replaces computes them.
+  const std::string& inputExpr = a.getString("input_expr", "");
+  std::string prologue;
+  if (inputExpr.empty()) {
+    if (!isFloatNode(n)) return em.unsupported("fused_conv2d_pool needs float operands");
+  } else {
+    if (!isFloat(n.input(1)->type().dtype) || !convertsOnLoad(n.input(0)->type().dtype))
+      return em.unsupported("fused_conv2d_pool with input_expr reads u8, i8, i32, f32 or f64 into float weights");
+    auto program = parseElementwiseExpr(inputExpr, 1);
+    if (!program) return em.unsupported("input_expr: " + program.error().message());
+    std::string code = "    const ${T} r0 = (${T})raw;\n";
+    auto result = elementwiseProgramCode(*program, em.computeType(), "    ", code);
+    if (!result) return em.unsupported(result.error().message());
+    prologue = "  auto pro = [](const ${XT} raw) -> ${T} {\n" + code + "    return " + *result + ";\n  };\n";
+  }
   ConvGeom g = convGeom(a, em.inShape(0), em.inShape(1));
   const bool bias = n.numInputs() == 3;
   const bool padded = tapsLeaveImage(g);
@@ -705,6 +733,10 @@ Expected<void> emitFusedConv2dPool(NodeEmitter& em) {
   if (act.empty()) return em.unsupported("unknown activation '" + activation + "'");
   const int64_t total = g.n * g.o * poolH * poolW;
   Vars v = convVars(em, g);
+  if (!inputExpr.empty()) {
+    setVar(v, "XT", cudaType(n.input(0)->type().dtype));
+    setVar(v, "PRO", "pro");
+  }
   v.push_back({"BIAS", bias ? "const ${T}* __restrict__ bias, " : ""});
   v.push_back({"TOTAL", intLit(total)});
   v.push_back({"POH", intLit(poolH)});
@@ -731,7 +763,9 @@ Expected<void> emitFusedConv2dPool(NodeEmitter& em) {
                            "        const int oy = " + linear({{"py", ps[0]}, {"wy", 1}}, 0) + ";\n"
                            "        const int ox = " + linear({{"px", ps[1]}, {"wx", 1}}, 0) + ";\n"});
   }
-  if (useTensorCores(em, g)) {
+  // (With input_expr the direct kernels serve: the tensor-core ones copy their operands into
+  // shared memory as they are, by cp.async, with nothing to convert them on the way.)
+  if (inputExpr.empty() && useTensorCores(em, g)) {
     // On tensor cores the convolution (bias and activation in its epilogue) is one implicit
     // GEMM into scratch, and a second kernel takes the window maxima from there.
     if (auto ok = convForwardTensorCore(em, g, activation, /*intoScratch=*/true); !ok) return ok;
@@ -754,17 +788,20 @@ Expected<void> emitFusedConv2dPool(NodeEmitter& em) {
               gridFor(total));
     return {};
   }
-  std::string params = fill(fill("const ${T}* __restrict__ x, const ${T}* __restrict__ w, ${BIAS}${T}* __restrict__ y", v), v);
+  std::string params = fill(fill("const ${XT}* __restrict__ x, const ${T}* __restrict__ w, ${BIAS}${T}* __restrict__ y", v), v);
   std::vector<CudaArg> args = {em.in(0), em.in(1)};
   if (bias) args.push_back(em.in(2));
   args.push_back(em.out());
   if (auto blocked = convPoolBlocking(em.options(), g, pk, poolH, poolW)) {
-    em.kernel("", params, convPoolBlockedBody(v, g, *blocked, poolH, poolW, pk, ps, pp, padded, poolPadded, bias, act,
-                                         monotoneActivation(activation)), args,
+    em.kernel("", params,
+              fill(fill(prologue, v), v) + convPoolBlockedBody(v, g, *blocked, poolH, poolW, pk, ps, pp, padded,
+                                                               poolPadded, bias, act, monotoneActivation(activation)),
+              args,
               gridFor(g.n * (g.o / blocked->filters) * poolH * poolW));
     return {};
   }
   std::string body = fill(fill(
+      prologue +
       "  for (${I} i = (${I})blockIdx.x * blockDim.x + threadIdx.x; i < ${TOTAL}; i += (${I})gridDim.x * blockDim.x) {\n"
       "    const int px = (int)(i % ${POW});\n"
       "    const int py = (int)((i / ${POW}) % ${POH});\n"

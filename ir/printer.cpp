@@ -11,6 +11,18 @@ std::string quoteString(std::string_view s) { return attrValueString(AttrValue(s
 // Graph names and attribute keys follow the value-name rule, without the '%'.
 std::string printPlainOrQuoted(std::string_view s) { return isPlainIrName(s) ? std::string(s) : quoteString(s); }
 
+// An empty string attribute whose op declares "" its default: an optional one left unset
+// (fused_conv2d_pool's input_expr), not printed; reading the text back fills it in again.
+bool unsetOptionalString(const Node& n, const std::string& key, const AttrValue& value) {
+  const auto* text = std::get_if<std::string>(&value);
+  if (!text || !text->empty()) return false;
+  for (const AttrSpec& spec : n.info().attrs)
+    if (spec.name == key)
+      return spec.defaultValue && std::holds_alternative<std::string>(*spec.defaultValue) &&
+             std::get<std::string>(*spec.defaultValue).empty();
+  return false;
+}
+
 }  // namespace
 
 bool isPlainIrName(std::string_view name) {
@@ -51,10 +63,13 @@ std::string printNode(const Node& n) {
     out += v ? printValueName(v->name()) : std::string("<null>");
   }
   out += ")";
-  if (!n.attrs().empty()) {
+  bool anyAttr = false;
+  for (const auto& [key, value] : n.attrs().entries()) anyAttr = anyAttr || !unsetOptionalString(n, key, value);
+  if (anyAttr) {
     out += " {";
     bool first = true;
     for (const auto& [key, value] : n.attrs().entries()) {
+      if (unsetOptionalString(n, key, value)) continue;
       if (!first) out += ", ";
       first = false;
       out += printPlainOrQuoted(key) + "=" + attrValueString(value);

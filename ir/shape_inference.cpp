@@ -282,7 +282,34 @@ Expected<Types> shapePool2d(const Node& n) {
 
 // fused_conv2d_pool: the conv's output shape (shapeConv2d's checks), then the pool's.
 Expected<Types> shapeConv2dPool(const Node& n) {
-  auto conv = shapeConv2d(n);
+  Expected<Types> conv = Types{};
+  if (const std::string& expr = n.attrs().getString("input_expr", ""); !expr.empty()) {
+    // The input is read through a one-operand elementwise program (a folded fused_elementwise),
+    // converted to the weights' type first: the convolution sees that type.
+    const Value* x = n.input(0);
+    const Value* w = n.input(1);
+    SHOAL_TRY(checkFusedActivation(n));
+    SHOAL_TRY(requireFloat(n, w, "weight"));
+    SHOAL_TRY(requireRank(n, x, 4, "input (NCHW)"));
+    SHOAL_TRY(requireRank(n, w, 4, "weight (OIHW)"));
+    if (!convertsOnLoad(x->type().dtype))
+      return Unexpected(shapeError(n, fmt::format("an input read through input_expr is u8, i8, i32, f32 or f64, got {}",
+                                                       sh(x))));
+    if (auto program = parseElementwiseExpr(expr, 1); !program)
+      return Unexpected(shapeError(n, "input_expr: " + program.error().message()));
+    const TensorType seen{w->type().dtype, x->type().shape};
+    auto y = convOutputShape(n, seen, w->type());
+    if (!y) return Unexpected(y.error());
+    if (n.numInputs() == 3) {
+      const Value* b = n.input(2);
+      const int64_t o = w->type().shape[0];
+      if (b->type().shape != Shape{o} || b->type().dtype != seen.dtype)
+        return Unexpected(shapeError(n, fmt::format("bias must be {}[{}], got {}", dtypeName(seen.dtype), o, sh(b))));
+    }
+    conv = Types{{seen.dtype, *y}};
+  } else {
+    conv = shapeConv2d(n);
+  }
   if (!conv) return Unexpected(conv.error());
   auto y = poolOutputShape(n, conv->front(), "pool_");
   if (!y) return Unexpected(y.error());

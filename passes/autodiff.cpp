@@ -217,8 +217,21 @@ Expected<Value*> expandFused(Graph& g, Node* n) {
     if (!act) return fail(fmt::format("{}: unknown activation '{}'", n->describe(), a.getString("activation")), loc);
     return insertTyped(g, n, *act, {pre}, {}, name, loc);
   };
+  std::vector<Value*> convInputs = n->inputs();
+  if (n->kind() == OpKind::FusedConv2dPool && !a.getString("input_expr", "").empty()) {
+    // The input read through input_expr (fuse-conv-prologue): that program as ops first.
+    const DType dt = n->result()->type().dtype;
+    Node* pro = g.insertNodeBefore(n, OpKind::FusedElementwise, {n->input(0)},
+                                   attrsOf({{"expr", a.getString("input_expr")}, {"dtype", std::string(dtypeName(dt))}}),
+                                   {{y + ".input", TensorType{dt, n->input(0)->type().shape}}}, loc);
+    fillDefaultAttrs(*pro);
+    SHOAL_TRY_ASSIGN(seen, expandFused(g, pro));
+    g.replaceAllUsesWith(pro->result(), seen);
+    g.eraseNode(pro);
+    convInputs[0] = seen;
+  }
   auto conv = [&](const std::string& name) {
-    return insertTyped(g, n, OpKind::Conv2d, n->inputs(),
+    return insertTyped(g, n, OpKind::Conv2d, convInputs,
                        attrsOf({{"stride", a.getInts("stride")}, {"padding", a.getInts("padding")},
                                 {"dilation", a.getInts("dilation")}}),
                        name, loc);

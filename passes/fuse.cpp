@@ -4,6 +4,8 @@
 //   fuse-pool-relu-grad     relu_grad(x, maxpool2d_grad(x, dy))     => maxpool2d_grad (relu_mask)
 //   fuse-dense-activation   dense (+ bias)  -> relu|sigmoid|tanh   => fused_dense (GEMM epilogue)
 //   fuse-elementwise        chains of same-shape elementwise ops    => fused_elementwise
+//   fuse-conv-prologue      fused_elementwise (one operand) -> fused_conv2d_pool
+//                                                                   => fused_conv2d_pool (input_expr)
 // A rule fires only when the intermediate value has no other reader, so nothing that a later
 // op (a backward op, an output) needs is folded away.
 #include <fmt/format.h>
@@ -146,6 +148,40 @@ Rule convPoolRule() {
             Node* n = g.insertNodeBefore(pool, OpKind::FusedConv2dPool, conv->inputs(), attrs,
                                          {{pool->result()->name() + ".fused", pool->result()->type()}}, conv->loc());
             fillDefaultAttrs(*n);
+            return n;
+          }};
+}
+
+// A one-operand elementwise chain read only by a fused_conv2d_pool (an input's decode and
+// scale: u8 pixels -> f32 / 255) is applied by the conv as each tap loads its input: the
+// chain's kernel and its tensor go. The chain must compute in the conv's type. The pattern has
+// no operand form for "any elementwise op", so the producer is found and checked here.
+Rule convPrologueRule() {
+  return {"fuse-conv-prologue", "a one-operand elementwise chain read only by a fused_conv2d_pool is applied as it loads",
+          Pattern{{OpKind::FusedConv2dPool}, "conv", {}}, [](Graph& g, Bindings& b) -> Node* {
+            Node* conv = b.at("conv");
+            Node* pre = conv->input(0)->def();
+            if (!pre || !conv->attrs().getString("input_expr", "").empty() || pre->numInputs() != 1 ||
+                pre->numResults() != 1 || g.users(pre->result()).size() != 1)
+              return nullptr;
+            std::string expr;
+            if (pre->kind() == OpKind::FusedElementwise) {
+              expr = pre->attrs().getString("expr");
+            } else if (isElementwise(pre->kind()) && opInfo(pre->kind()).minInputs == 1) {
+              expr = "a0 " + exprToken(pre->kind(), formulaParams(*pre));
+            } else {
+              return nullptr;
+            }
+            const TensorType& seen = pre->result()->type();
+            if (seen.dtype != conv->input(1)->type().dtype || !convertsOnLoad(pre->input(0)->type().dtype)) return nullptr;
+            Attrs attrs = conv->attrs();
+            attrs.set("input_expr", expr);
+            std::vector<Value*> inputs = conv->inputs();
+            inputs[0] = pre->input(0);
+            Node* n = g.insertNodeBefore(conv, OpKind::FusedConv2dPool, inputs, attrs,
+                                         {{conv->result()->name() + ".prologue", conv->result()->type()}}, conv->loc());
+            fillDefaultAttrs(*n);
+            b["pre"] = pre;
             return n;
           }};
 }
@@ -305,5 +341,6 @@ std::unique_ptr<Pass> createFuseConvPoolPass() { return std::make_unique<RulePas
 std::unique_ptr<Pass> createFusePoolReluGradPass() { return std::make_unique<RulePass>(poolReluGradRule()); }
 std::unique_ptr<Pass> createFuseDenseActivationPass() { return std::make_unique<RulePass>(denseActivationRule()); }
 std::unique_ptr<Pass> createFuseElementwisePass() { return std::make_unique<FuseElementwisePass>(); }
+std::unique_ptr<Pass> createFuseConvProloguePass() { return std::make_unique<RulePass>(convPrologueRule()); }
 
 }  // namespace shoal

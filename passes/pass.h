@@ -90,6 +90,8 @@ std::unique_ptr<Pass> createFusePoolReluGradPass();
 std::unique_ptr<Pass> createFuseDenseActivationPass();
 /// Chains of same-shape elementwise ops (intermediates read once) become one fused_elementwise.
 std::unique_ptr<Pass> createFuseElementwisePass();
+/// A one-operand elementwise chain read only by a fused_conv2d_pool becomes its input_expr.
+std::unique_ptr<Pass> createFuseConvProloguePass();
 /// Orders nodes for execution: a topological order with in-place updates after every reader.
 std::unique_ptr<Pass> createSchedulePass();
 

@@ -144,11 +144,13 @@ void applyActivation(const std::string& name, int64_t n, T* y) {
 void copyConverted(const Tensor& src, Tensor dst);
 
 template <typename T>
+void runElementwiseProgram(const std::vector<ExprInstr>& program, const std::vector<const T*>& ins, int64_t count,
+                           T* y);
+
+template <typename T>
 Expected<void> NodeRunner::runFusedElementwise() {
   auto program = parseElementwiseExpr(attrs().getString("expr"), int(n_.numInputs()));
   if (!program) return fail(n_.describe() + ": " + program.error().message(), n_.loc());
-  constexpr int64_t kTile = 512;
-  int depth = exprStackDepth(*program);
   std::vector<const T*> ins;
   // Operands of another type (a folded cast: u8 pixels, say) are converted first, as cast does.
   std::vector<Tensor> converted;
@@ -162,6 +164,17 @@ Expected<void> NodeRunner::runFusedElementwise() {
     copyConverted(view(n_.input(i)), converted.back());
     ins.push_back(converted.back().data<T>());
   }
+  runElementwiseProgram<T>(*program, ins, outCount(), out<T>());
+  return {};
+}
+
+// A fused_elementwise program over operands already in T, `count` elements of each, into y.
+template <typename T>
+void runElementwiseProgram(const std::vector<ExprInstr>& prog, const std::vector<const T*>& ins, int64_t count,
+                           T* y) {
+  const std::vector<ExprInstr>* program = &prog;
+  constexpr int64_t kTile = 512;
+  const int depth = exprStackDepth(prog);
   // Per instruction: its kernel and params in T.
   std::vector<const cpu::FormulaKernel<T>*> kernels;
   std::vector<std::array<T, kMaxFormulaParams>> params;
@@ -171,8 +184,6 @@ Expected<void> NodeRunner::runFusedElementwise() {
     for (size_t k = 0; k < op.params.size() && k < p.size(); ++k) p[k] = T(op.params[k]);
     params.push_back(p);
   }
-  T* y = out<T>();
-  int64_t count = outCount();
   // Tiles in parallel, a stack per chunk; per element, so the bits never depend on threads.
   parallelFor(count, 16 * kTile, [&](int64_t chunkBegin, int64_t chunkEnd) {
     std::vector<T> stack(size_t(depth * kTile));
@@ -203,7 +214,6 @@ Expected<void> NodeRunner::runFusedElementwise() {
       std::copy(stack.data(), stack.data() + len, y + base);
     }
   });
-  return {};
 }
 
 // An elementwise op of ir/ops.def, by its formula, with broadcasting.
@@ -396,7 +406,18 @@ Expected<void> NodeRunner::run() {
         pool.ceilMode = attrs().getInt("pool_ceil_mode", 0) != 0;
       }
       const std::string& activation = attrs().getString("activation");
-      const T* x = in<T>(0);
+      const T* x = nullptr;
+      Tensor seen;  // the input through input_expr (fuse-conv-prologue): converted, then the program
+      if (const std::string& expr = attrs().getString("input_expr", ""); pooled && !expr.empty()) {
+        auto program = parseElementwiseExpr(expr, 1);
+        if (!program) return fail(n_.describe() + ": input_expr: " + program.error().message(), n_.loc());
+        seen = Tensor(TensorType{n_.result()->type().dtype, inShape(0)});
+        copyConverted(view(n_.input(0)), seen);
+        runElementwiseProgram<T>(*program, {seen.data<T>()}, seen.numElements(), seen.data<T>());
+        x = seen.data<T>();
+      } else {
+        x = in<T>(0);
+      }
       const T* w = in<T>(1);
       const T* bias = n_.numInputs() == 3 ? in<T>(2) : nullptr;
       T* y = out<T>();

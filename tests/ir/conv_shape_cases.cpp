@@ -1,5 +1,6 @@
 // Shape-rule cases of the conv family: a valid node per op and every error its rule reports.
 #include "ir/shape_cases.h"
+#include "ir/shape_inference.h"
 
 namespace shoal {
 namespace {
@@ -233,6 +234,7 @@ SHOAL_SHAPE_CASES(FusedConv2dPool, OpKind::FusedConv2dPool) {
     auto a = [](Shape k, Shape s) {
       return attrs({{"activation", std::string("relu")}, {"pool_kernel", k}, {"pool_stride", s}});
     };
+    auto withExpr = [&](const std::string& expr) { return with(a({2, 2}, {2, 2}), "input_expr", expr); };
     return {{{x, w, f32({32})}, a({2, 2}, {2, 2}), {f32({64, 32, 13, 13})}},
             {{"unknown activation",
               {x, w},
@@ -247,7 +249,16 @@ SHOAL_SHAPE_CASES(FusedConv2dPool, OpKind::FusedConv2dPool) {
              {"pool window larger than the conv output",
               {f32({1, 1, 5, 5}), w},
               a({4, 4}, {1, 1}),
-              "pool window 4x4 does not fit the input f32[1,32,3,3]"}}};
+              "pool window 4x4 does not fit the input f32[1,32,3,3]"},
+             // The input read through input_expr (fuse-conv-prologue; the valid case: below).
+             {"i64 input through input_expr", {i64({64, 1, 28, 28}), w}, withExpr("a0 relu"),
+              "an input read through input_expr is u8, i8, i32, f32 or f64, got i64[64,1,28,28]"},
+             {"input_expr over a second operand", {u8({64, 1, 28, 28}), w}, withExpr("a1 relu"),
+              "input_expr: fused expression names operand 'a1', but there are 1"},
+             {"u8 weights", {u8({64, 1, 28, 28}), u8({32, 1, 3, 3})}, withExpr("a0 relu"),
+              "weight must be f32 or f64, got u8[32,1,3,3]"},
+             {"bias of the input's type", {u8({64, 1, 28, 28}), w, u8({32})}, withExpr("a0 relu"),
+              "bias must be f32[32], got u8[32]"}}};
   }
   return {};
 }
@@ -305,3 +316,21 @@ SHOAL_SHAPE_CASES(GlobalAvgPool, OpKind::GlobalAvgPool) {
 
 }  // namespace
 }  // namespace shoal
+
+namespace shoal::test {
+namespace {
+
+// fused_conv2d_pool reading its input through input_expr: u8 pixels, seen (and computed) as
+// the weights' f32.
+TEST(ShapeInference, ConvPoolInputThroughItsDecodeIsSeenAsTheWeightsType) {
+  Graph g("conv_prologue");
+  Node* n = buildNode(g, OpKind::FusedConv2dPool, {u8({64, 1, 28, 28}), f32({32, 1, 3, 3}), f32({32})},
+                      attrs({{"activation", std::string("relu")}, {"pool_kernel", Shape{2, 2}},
+                             {"pool_stride", Shape{2, 2}}, {"input_expr", std::string("a0 scale(0.5,0.0)")}}));
+  auto types = inferResultTypes(*n);
+  ASSERT_TRUE(types.has_value()) << types.error().message();
+  EXPECT_EQ((*types)[0], f32({64, 32, 13, 13}));
+}
+
+}  // namespace
+}  // namespace shoal::test

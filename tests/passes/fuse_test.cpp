@@ -17,7 +17,7 @@ namespace shoal {
 namespace {
 
 const std::set<std::string> kFusion = {"fuse-conv-activation", "fuse-conv-pool", "fuse-pool-relu-grad", "fuse-dense-activation",
-                                       "fuse-elementwise"};
+                                       "fuse-elementwise", "fuse-conv-prologue"};
 
 struct GoldenCase {
   const char* file;
@@ -75,7 +75,12 @@ INSTANTIATE_TEST_SUITE_P(Fuse, FuseGolden,
                                            GoldenCase{"pool_relu_grad_other_mask", "fuse-pool-relu-grad", false},
                                            GoldenCase{"pool_relu_grad_read_twice", "fuse-pool-relu-grad", false},
                                            GoldenCase{"pool_relu_grad_masked_twice", "fuse-pool-relu-grad", false},
-                                           GoldenCase{"conv_pool_needed_by_backward", "fuse-pool-relu-grad", false}),
+                                           GoldenCase{"conv_pool_needed_by_backward", "fuse-pool-relu-grad", false},
+                                           GoldenCase{"conv_prologue", "fuse-conv-prologue", true},
+                                           GoldenCase{"conv_prologue_unary", "fuse-conv-prologue", true},
+                                           GoldenCase{"conv_prologue_read_twice", "fuse-conv-prologue", false},
+                                           GoldenCase{"conv_prologue_two_operands", "fuse-conv-prologue", false},
+                                           GoldenCase{"conv_pool", "fuse-conv-prologue", false}),
                          [](const auto& info) { return std::string(info.param.file) + "_" + std::to_string(info.index); });
 
 Tensor randomTensor(const TensorType& t, Rng& rng) {
@@ -185,6 +190,15 @@ TEST(Fuse, ConvPoolFusesForInferenceOnly) {
 
 TEST(Fuse, DumpAfterFuseShowsTheFusedOpsAndDisablingWorks) {
   auto r = test::runCli("dump examples/mnist_cnn.mmd --after fuse");
+  ASSERT_EQ(r.exitCode, 0) << r.err;
+  // The input's decode (u8 -> f32, / 255) is read by the conv as it loads (fuse-conv-prologue).
+  EXPECT_NE(r.out.find("%p1 = fused_conv2d_pool(%x, %c1.weight, %c1.bias) {activation=\"relu\", dilation=[1,1], "
+                       "groups=1, input_expr=\"a0 scale(0.00392156862745098,0.0)\", padding=[0,0,0,0], pool_ceil_mode=0, "
+                       "pool_kernel=[2,2], pool_padding=[0,0,0,0], pool_stride=[2,2], stride=[1,1]}"),
+            std::string::npos)
+      << r.out;
+  EXPECT_EQ(r.out.find("%pre = "), std::string::npos) << r.out;
+  r = test::runCli("dump examples/mnist_cnn.mmd --after fuse --disable-pass fuse-conv-prologue");
   ASSERT_EQ(r.exitCode, 0) << r.err;
   EXPECT_NE(r.out.find("%p1 = fused_conv2d_pool(%pre, %c1.weight, %c1.bias) {activation=\"relu\", dilation=[1,1], "
                        "groups=1, padding=[0,0,0,0], pool_ceil_mode=0, pool_kernel=[2,2], pool_padding=[0,0,0,0], "

@@ -119,11 +119,11 @@ TEST(MemoryPlan, CnnInferenceArenaIsItsPeak) {
   EXPECT_EQ(aliasOf(g, plan, "x.f32"), "");
 
   // Fused (as compiled by default): conv+relu+maxpool is one fused_conv2d_pool that never
-  // stores the conv output, so the peak is its input (the scaled images) and the pooled result;
-  // the arena is still the peak.
+  // stores the conv output and reads the u8 images through their decode (input_expr), so the
+  // peak is the images as they came and the pooled result; the arena is still the peak.
   Program fused = compileExample(*p, false, /*fused=*/true);
   EXPECT_EQ(checkMemoryPlan(*fused.graph, fused.plan), "");
-  EXPECT_EQ(fused.plan.peakLiveBytes, 64 * 1 * 28 * 28 * 4 + pooled);
+  EXPECT_EQ(fused.plan.peakLiveBytes, 64 * 1 * 28 * 28 * 1 + pooled);
   EXPECT_EQ(fused.graph->nodes()[size_t(fused.plan.peakAt)]->kind(), OpKind::FusedConv2dPool);
   EXPECT_LE(double(fused.plan.arenaBytes), 1.1 * double(fused.plan.peakLiveBytes));
   EXPECT_LT(fused.plan.naiveBytes, plan.naiveBytes);
