@@ -216,8 +216,9 @@ Vars tcVars(const NodeEmitter& em, const ConvGeom& g) {
 // epilogue adds the bias and applies the activation (fused_conv2d).
 // With `intoScratch` the output goes to the module's scratch buffer instead (for a fused
 // pooling kernel to read), and the reduction is not split (the slices would need the scratch).
+// `input`: where x is read (default: operand 0).
 Expected<void> convForwardTensorCore(NodeEmitter& em, const ConvGeom& g, const std::string& activation,
-                                     bool intoScratch = false) {
+                                     bool intoScratch = false, std::optional<CudaArg> input = std::nullopt) {
   const Node& n = em.node();
   const bool bias = n.numInputs() == 3;
   Vars v = tcVars(em, g);
@@ -288,7 +289,7 @@ Expected<void> convForwardTensorCore(NodeEmitter& em, const ConvGeom& g, const s
                   store;
   spec.params = std::string("const float* __restrict__ x, const float* __restrict__ w, ") +
                 (bias ? "const float* __restrict__ bias, " : "") + "float* __restrict__ y";
-  spec.args = {em.in(0), em.in(1)};
+  spec.args = {input.value_or(em.in(0)), em.in(1)};
   if (bias) spec.args.push_back(em.in(2));
   spec.args.push_back(intoScratch ? NodeEmitter::scratch() : em.out());
   if (intoScratch) em.needScratch(g.n * g.o * g.oh * g.ow * int64_t(sizeof(float)));
@@ -704,7 +705,7 @@ Expected<void> emitFusedConv2dPool(NodeEmitter& em) {
   // input_expr (fuse-conv-prologue): the input's raw values go through `pro` as they load --
   // converted to T, then the program, as the fused_elementwise kernel it replaces computes them.
   const std::string& inputExpr = a.getString("input_expr", "");
-  std::string prologue;
+  std::string prologue, prologueCode;
   if (inputExpr.empty()) {
     if (!isFloatNode(n)) return em.unsupported("fused_conv2d_pool needs float operands");
   } else {
@@ -712,10 +713,12 @@ Expected<void> emitFusedConv2dPool(NodeEmitter& em) {
       return em.unsupported("fused_conv2d_pool with input_expr reads u8, i8, i32, f32 or f64 into float weights");
     auto program = parseElementwiseExpr(inputExpr, 1);
     if (!program) return em.unsupported("input_expr: " + program.error().message());
-    std::string code = "    const ${T} r0 = (${T})raw;\n";
+    std::string code;  // over r0, the value converted to T
     auto result = elementwiseProgramCode(*program, em.computeType(), "    ", code);
     if (!result) return em.unsupported(result.error().message());
-    prologue = "  auto pro = [](const ${XT} raw) -> ${T} {\n" + code + "    return " + *result + ";\n  };\n";
+    prologue = "  auto pro = [](const ${XT} raw) -> ${T} {\n    const ${T} r0 = (${T})raw;\n" + code + "    return " +
+               *result + ";\n  };\n";
+    prologueCode = code + "    y[i] = " + *result + ";\n";
   }
   ConvGeom g = convGeom(a, em.inShape(0), em.inShape(1));
   const bool bias = n.numInputs() == 3;
@@ -763,12 +766,21 @@ Expected<void> emitFusedConv2dPool(NodeEmitter& em) {
                            "        const int oy = " + linear({{"py", ps[0]}, {"wy", 1}}, 0) + ";\n"
                            "        const int ox = " + linear({{"px", ps[1]}, {"wx", 1}}, 0) + ";\n"});
   }
-  // (With input_expr the direct kernels serve: the tensor-core ones copy their operands into
-  // shared memory as they are, by cp.async, with nothing to convert them on the way.)
-  if (inputExpr.empty() && useTensorCores(em, g)) {
+  const int64_t inputElems = g.n * g.c * g.h * g.w;
+  // With input_expr the tensor-core kernels need the input's values first (they copy operands
+  // into shared memory as they are, by cp.async): written into this node's own output buffer,
+  // when it is large enough (the pooling writes it last), else the direct kernels serve.
+  const bool prologueFits = inputExpr.empty() || total >= inputElems;
+  if (prologueFits && useTensorCores(em, g)) {
+    std::optional<CudaArg> input;
+    if (!inputExpr.empty()) {
+      em.elementwise("prologue", fill("const ${XT}* __restrict__ x, ${T}* __restrict__ y", v),
+                     fill("    const ${T} r0 = (${T})x[i];\n" + prologueCode, v), {em.in(0), em.out()}, inputElems);
+      input = em.out();
+    }
     // On tensor cores the convolution (bias and activation in its epilogue) is one implicit
     // GEMM into scratch, and a second kernel takes the window maxima from there.
-    if (auto ok = convForwardTensorCore(em, g, activation, /*intoScratch=*/true); !ok) return ok;
+    if (auto ok = convForwardTensorCore(em, g, activation, /*intoScratch=*/true, input); !ok) return ok;
     std::string body = fill(fill(
         "  for (${I} i = (${I})blockIdx.x * blockDim.x + threadIdx.x; i < ${TOTAL}; i += (${I})gridDim.x * blockDim.x) {\n"
         "    const int px = (int)(i % ${POW});\n"

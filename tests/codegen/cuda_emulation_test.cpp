@@ -343,7 +343,7 @@ TEST(CudaEmulation, ConvPoolReadsItsInputThroughItsDecode) {
     Attrs conv;
     conv.set("stride", std::vector<int64_t>{c.stride, c.stride});
     conv.set("padding", std::vector<int64_t>{c.pad, c.pad, c.pad, c.pad});
-    v = add(OpKind::Conv2d, {v, b.param("w", {4, 3, c.k, c.k}), b.param("b", {4})}, conv, "c");
+    v = add(OpKind::Conv2d, {v, b.param("w", {16, 3, c.k, c.k}), b.param("b", {16})}, conv, "c");
     v = add(OpKind::Relu, {v}, {}, "r");
     Attrs pool;
     pool.set("kernel", std::vector<int64_t>{c.pool, c.pool});
@@ -384,6 +384,22 @@ TEST(CudaEmulation, ConvPoolReadsItsInputThroughItsDecode) {
     const Tensor& bt = got->at("p");
     ASSERT_EQ(a.byteSize(), bt.byteSize());
     EXPECT_EQ(std::memcmp(a.raw(), bt.raw(), a.byteSize()), 0);
+    // On tensor cores (TF32): the decode runs first into the node's output buffer, which the
+    // implicit GEMM reads, then the pooling writes it -- when that buffer holds the input (16
+    // x 5 x 5 outputs an image for 3 x 11 x 11 inputs); else (the 7 x 7 case: 16 x 3 x 3) the
+    // direct kernel. Within TF32's rounding of up to 147 products.
+    CudaCodegenOptions tc;
+    tc.tensorCores = TensorCoreMath::Tf32;
+    auto onTc = test::EmulatedExecutable::create(r->program, tc);
+    ASSERT_TRUE(onTc.has_value()) << onTc.error().message();
+    const bool fits = bt.numElements() >= feed.at("x").numElements();
+    EXPECT_EQ(fits, c.k == 3);
+    EXPECT_EQ((*onTc)->module().source.find("_p_prologue(") != std::string::npos, fits);
+    EXPECT_EQ((*onTc)->module().source.find("auto pro = []") != std::string::npos, !fits);
+    (*onTc)->writePersistent(r->cpu->readPersistent());
+    auto tf32 = (*onTc)->run(feed);
+    ASSERT_TRUE(tf32.has_value()) << tf32.error().message();
+    EXPECT_TRUE(closeTo("tf32", tf32->at("p"), bt, 5e-3, 5e-3));
   }
 }
 
