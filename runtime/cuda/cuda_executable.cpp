@@ -229,6 +229,7 @@ CudaExecutableOptions CudaExecutableOptions::fromEnvironment() {
   o.graphs = envFlagDefaultOn("SHOAL_CUDA_GRAPHS");
   o.syncEach = envFlag("SHOAL_CUDA_SYNC_EACH");
   o.hostOutputs = envFlagDefaultOn("SHOAL_CUDA_HOST_OUTPUTS");
+  o.inputsInPlace = envFlagDefaultOn("SHOAL_CUDA_INPUTS_IN_PLACE");
   o.horizontalUpdates = envFlagDefaultOn("SHOAL_CUDA_HFUSE");
   o.smallGemms = envFlagDefaultOn("SHOAL_CUDA_SMALL_GEMM");
   o.programmaticLaunch = envFlagDefaultOn("SHOAL_CUDA_PDL");
@@ -317,6 +318,28 @@ void warmUpGemms(const std::vector<CudaGemmCall>& calls, const CudaContextOption
   }
 }
 
+// The inputs of an inference program that its kernels may read where the app's GPU memory
+// holds them (Impl::bindInputs): read only by generated kernels (not cuBLAS, a copy or a
+// collective), in no alias group (a view, or an in-place result written over it). Per input,
+// in `inputs` order.
+std::vector<char> findBindableInputs(const Program& p, const CudaModuleSource& src, const std::vector<Staged>& inputs) {
+  std::vector<char> out(inputs.size(), 0);
+  for (const Node* n : p.graph->nodes())
+    if (!mutatedOperands(n->kind()).empty()) return out;
+  std::unordered_set<const Value*> aliased, otherReaders;
+  for (const auto& [member, root] : p.plan.aliasOf) aliased.insert(member), aliased.insert(root);
+  for (const CudaStep& step : src.steps) {
+    if (step.kind == CudaStepKind::Kernel) continue;
+    for (const CudaArg& a : step.args) otherReaders.insert(a.value);
+    for (const CudaArg* a : {&step.gemm.a, &step.gemm.b, &step.gemm.c}) otherReaders.insert(a->value);
+  }
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    const Value* v = inputs[i].node->result();
+    out[i] = inputs[i].bytes > 0 && !aliased.contains(v) && !otherReaders.contains(v);
+  }
+  return out;
+}
+
 // Outputs at most this large may be written by their kernels straight into pinned host memory.
 constexpr size_t kHostWrittenBytes = size_t(64) << 10;
 
@@ -368,6 +391,20 @@ struct CudaExecutable::Impl {
   /// Outputs whose kernels write them straight into pinnedOut (hostWrittenOutputs): no copy
   /// after the step. Value -> its place in pinnedOut.
   std::unordered_map<const Value*, void*> hostWritten;
+  // run() with an input in the app's GPU memory: its kernels read it there instead of a copy
+  // (bindInputs). Which inputs may be read so (findBindableInputs), the app's pointer each is
+  // read from now (value -> pointer), and how often that changed: each change re-resolves the
+  // launches and drops the graph (captured again after the call), so past kMaxRebinds the
+  // inputs are copied again, as ever.
+  std::vector<char> bindable;
+  std::unordered_map<const Value*, void*> bound;
+  int rebinds = 0;
+  static constexpr int kMaxRebinds = 8;
+  /// Points the step at this call's device-resident inputs (`feed`) where they may be read in
+  /// place, and back at its own buffers for the others; true for the inputs it binds.
+  std::vector<char> bindInputs(const Program& p, const TensorMap& feed);
+  /// Points the step back at its own input buffers (every entry point but run()).
+  void unbindInputs(const Program& p);
   size_t statusOffset = 0;  ///< of the status words in pinnedOut
 
   std::vector<Launch> launches;
@@ -405,6 +442,8 @@ struct CudaExecutable::Impl {
   void* address(const Program& p, const Value* v) const {
     if (!hostWritten.empty())
       if (auto it = hostWritten.find(v); it != hostWritten.end()) return it->second;
+    if (!bound.empty())
+      if (auto it = bound.find(v); it != bound.end()) return it->second;
     const BufferAssignment& a = p.plan.at(v);
     if (a.persistent) return persistent->region ? persistent->region->at(a.offset) : persistent->byName.at(v->name())->data();
     return arena ? arena->at(a.offset) : transient.at(v)->data();
@@ -419,7 +458,9 @@ struct CudaExecutable::Impl {
   /// queues its upload (device tensors are copied on the device). `syncedCall`: the caller waits for the step before returning (run()), so page-locked host
   /// tensors may be read by DMA in place; runAccumulate returns before the copy runs and
   /// stages everything, so the app may reuse its buffers at once.
-  Expected<void> uploadInputs(const Program& p, const TensorMap& inputs, char* pin, bool syncedCall);
+  /// `inPlace` (run()): per input, read where the app's GPU memory holds it (bindInputs), not copied.
+  Expected<void> uploadInputs(const Program& p, const TensorMap& inputs, char* pin, bool syncedCall,
+                              const std::vector<char>* inPlace = nullptr);
   /// Queues one step: the graph when captured, else launch by launch (capturing the graph
   /// afterwards when `captureAfter`, so later steps replay it).
   Expected<void> launchStep(const Program& p, bool captureAfter);
@@ -503,6 +544,12 @@ std::vector<std::string> CudaExecutable::hostWrittenOutputs() const {
   std::vector<std::string> names;
   for (const Staged& s : impl_->outputs)
     if (impl_->hostWritten.contains(s.node->input(0))) names.push_back(s.name);
+  return names;
+}
+std::vector<std::string> CudaExecutable::inputsReadInPlace() const {
+  std::vector<std::string> names;
+  for (const Staged& s : impl_->inputs)
+    if (impl_->bound.contains(s.node->result())) names.push_back(s.name);
   return names;
 }
 const std::string& CudaExecutable::graphCaptureError() const { return impl_->graphError; }
@@ -720,6 +767,7 @@ Expected<std::unique_ptr<CudaExecutable>> CudaExecutable::create(Program program
   markJoins(p, im.launches);
   if (im.opts.hostOutputs)
     im.hostWritten = findHostWrittenOutputs(p, im.src, im.outputs, static_cast<char*>(im.pinnedOut.data()));
+  if (im.opts.inputsInPlace) im.bindable = findBindableInputs(p, im.src, im.inputs);
   if (std::any_of(im.src.steps.begin(), im.src.steps.end(),
                   [](const CudaStep& s) { return s.kind == CudaStepKind::AllReduce; }))
     if (auto side = im.ctx->sideStream(); !side) return Unexpected(side.error());  // not during a capture
@@ -937,7 +985,9 @@ Expected<TensorMap> CudaExecutable::run(const TensorMap& inputs) {
   CudaContext& ctx = *im.ctx;
   if (auto ok = ctx.makeCurrent(); !ok) return Unexpected(ok.error());
   char* pinOut = static_cast<char*>(im.pinnedOut.data());
-  if (auto ok = im.uploadInputs(program_, inputs, static_cast<char*>(im.pinnedIn.data()), /*syncedCall=*/true); !ok)
+  const std::vector<char> inPlace = im.bindInputs(program_, inputs);
+  if (auto ok = im.uploadInputs(program_, inputs, static_cast<char*>(im.pinnedIn.data()), /*syncedCall=*/true, &inPlace);
+      !ok)
     return Unexpected(ok.error());
   if (im.graph.valid() && !im.profiling) {
     if (auto ok = ctx.launch(im.graph); !ok) return Unexpected(ok.error());
@@ -992,8 +1042,49 @@ Expected<TensorMap> CudaExecutable::run(const TensorMap& inputs) {
   return out;
 }
 
-Expected<void> CudaExecutable::Impl::uploadInputs(const Program& p, const TensorMap& feed, char* pin, bool syncedCall) {
-  for (const Staged& s : inputs) {
+std::vector<char> CudaExecutable::Impl::bindInputs(const Program& p, const TensorMap& feed) {
+  std::vector<char> inPlace(inputs.size(), 0);
+  if (bindable.empty() || rebinds > kMaxRebinds) return inPlace;
+  bool changed = false;
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    if (!bindable[i]) continue;
+    const Value* v = inputs[i].node->result();
+    auto it = feed.find(inputs[i].name);
+    void* want = nullptr;
+    if (it != feed.end() && it->second.isOnDevice() && it->second.dtype() == v->type().dtype &&
+        it->second.shape() == v->type().shape && it->second.device() == ctx->device().index && rebinds < kMaxRebinds)
+      want = const_cast<void*>(it->second.raw());  // only read: the input's kernels never write it
+    auto cur = bound.find(v);
+    void* now = cur == bound.end() ? nullptr : cur->second;
+    if (want != now) {
+      if (want)
+        bound[v] = want;
+      else
+        bound.erase(v);
+      changed = true;
+    }
+    inPlace[i] = want != nullptr;
+  }
+  if (changed) {
+    ++rebinds;
+    bindArguments(p);
+    graph = CudaGraphExec();  // its kernels read the old addresses; captured again after the call
+  }
+  return inPlace;
+}
+
+void CudaExecutable::Impl::unbindInputs(const Program& p) {
+  if (bound.empty()) return;
+  bound.clear();
+  ++rebinds;
+  bindArguments(p);
+  graph = CudaGraphExec();
+}
+
+Expected<void> CudaExecutable::Impl::uploadInputs(const Program& p, const TensorMap& feed, char* pin, bool syncedCall,
+                                                  const std::vector<char>* inPlace) {
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    const Staged& s = inputs[i];
     auto it = feed.find(s.name);
     const TensorType& want = s.node->result()->type();
     if (it == feed.end()) return fail(fmt::format("missing input '{}' ({})", s.name, want.str()), s.node->loc());
@@ -1003,6 +1094,7 @@ Expected<void> CudaExecutable::Impl::uploadInputs(const Program& p, const Tensor
     if (it->second.isOnDevice()) {  // the app's GPU memory: copied on the device, no host staging
       if (auto ok = checkDeviceTensor(it->second, want, "input '" + s.name + "'", ctx->device().index); !ok)
         return fail(ok.error().message(), s.node->loc());
+      if (inPlace && (*inPlace)[i]) continue;  // its kernels read it where it is
       if (auto ok = ctx->copyDeviceToDevice(address(p, s.node->result()), it->second.raw(), s.bytes,
                                             "input '" + s.name + "'");
           !ok)
@@ -1162,6 +1254,7 @@ Expected<void> CudaExecutable::Impl::queueAccumulate(const Program& p, const std
 Expected<void> CudaExecutable::runAccumulate(const TensorMap& inputs, const std::vector<std::string>& names,
                                              double weight, int64_t step) {
   Impl& im = *impl_;
+  im.unbindInputs(program_);  // the step's own input buffers (run() reads some in place)
   im.comm = comm_.get();
   if (auto pending = im.takeDeferred(); !pending) return Unexpected(pending.error());
   CudaContext& ctx = *im.ctx;
@@ -1223,6 +1316,7 @@ Expected<void> CudaExecutable::runAccumulateRows(ResidentData& data, int64_t fir
                                                  const TensorMap& scalars, const std::vector<std::string>& names,
                                                  double weight, int64_t step) {
   Impl& im = *impl_;
+  im.unbindInputs(program_);  // the step's own input buffers (run() reads some in place)
   im.comm = comm_.get();
   auto* held = dynamic_cast<CudaResidentData*>(&data);
   if (!held || held->ctx != im.ctx)
@@ -1322,6 +1416,7 @@ Expected<Executable::Accumulated> CudaExecutable::takeAccumulated() {
 
 Expected<double> CudaExecutable::timeStepMs(int iterations) {
   Impl& im = *impl_;
+  im.unbindInputs(program_);  // the step's own input buffers (run() reads some in place)
   if (iterations <= 0) return fail("timeStepMs: iterations must be positive");
   im.comm = comm_.get();
   auto start = im.ctx->createEvent();

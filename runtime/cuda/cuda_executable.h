@@ -26,6 +26,11 @@ struct CudaExecutableOptions {
   /// An inference program's small outputs written by their kernels straight into pinned host
   /// memory (no copy after the step). Default: on, unless SHOAL_CUDA_HOST_OUTPUTS=0.
   bool hostOutputs = true;
+  /// run() with an inference program's input in the app's GPU memory (Tensor::onDevice): its
+  /// kernels read it there, no copy (when only generated kernels read it; a changed address
+  /// re-resolves the launches and captures the graph again, at most a few times). Default: on,
+  /// unless SHOAL_CUDA_INPUTS_IN_PLACE=0.
+  bool inputsInPlace = true;
   /// One kernel for each run of optimizer updates (CudaCodegenOptions::horizontalUpdates).
   /// Default: on, unless SHOAL_CUDA_HFUSE=0.
   bool horizontalUpdates = true;
@@ -47,7 +52,7 @@ struct CudaExecutableOptions {
   /// Runs of independent kernels launched as one (CudaCodegenOptions::groupKernels).
   /// Default: on, unless SHOAL_CUDA_GROUP=0.
   bool groupKernels = true;
-  /// Fills graphs, syncEach, hostOutputs, horizontalUpdates, smallGemms, programmaticLaunch, groupKernels
+  /// Fills graphs, syncEach, hostOutputs, inputsInPlace, horizontalUpdates, smallGemms, programmaticLaunch, groupKernels
   /// and tensorCores from the environment.
   static CudaExecutableOptions fromEnvironment();
   /// The codegen options these make: updates fused, tensor cores, small products generated
@@ -120,6 +125,8 @@ class CudaExecutable : public Executable {
   size_t graphNodes() const;
   /// The outputs its kernels write straight into pinned host memory (hostOutputs), by name.
   std::vector<std::string> hostWrittenOutputs() const;
+  /// The inputs run() reads in place from the app's GPU memory now (inputsInPlace), by name.
+  std::vector<std::string> inputsReadInPlace() const;
   /// Why capturing the step as a CUDA graph failed ("" if it did not); the step then keeps
   /// launching kernel by kernel, which is correct, only slower.
   const std::string& graphCaptureError() const;
