@@ -1051,8 +1051,11 @@ std::vector<char> CudaExecutable::Impl::bindInputs(const Program& p, const Tenso
     const Value* v = inputs[i].node->result();
     auto it = feed.find(inputs[i].name);
     void* want = nullptr;
+    // Aligned as the plan aligns every buffer (kernels may read an operand 16 bytes at a time);
+    // a view at another offset is copied into the input's own buffer, as before.
     if (it != feed.end() && it->second.isOnDevice() && it->second.dtype() == v->type().dtype &&
-        it->second.shape() == v->type().shape && it->second.device() == ctx->device().index && rebinds < kMaxRebinds)
+        it->second.shape() == v->type().shape && it->second.device() == ctx->device().index && rebinds < kMaxRebinds &&
+        reinterpret_cast<uintptr_t>(it->second.raw()) % uintptr_t(kBufferAlignment) == 0)
       want = const_cast<void*>(it->second.raw());  // only read: the input's kernels never write it
     auto cur = bound.find(v);
     void* now = cur == bound.end() ? nullptr : cur->second;

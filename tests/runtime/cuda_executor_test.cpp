@@ -880,6 +880,43 @@ TEST(CudaExecutor, DeviceResidentInputsAndParameters) {
   }
 }
 
+// An input in GPU memory that is not aligned as the plan aligns buffers (a view one element
+// into an allocation) is copied, not read in place: kernels may read 16 bytes at a time.
+TEST(CudaExecutor, MisalignedDeviceInputsAreCopiedNotReadInPlace) {
+  SHOAL_REQUIRE_GPU();
+  auto ctx = CudaContext::create();
+  ASSERT_TRUE(ctx.has_value()) << ctx.error().message();
+  auto g = tinyClassifier(4);
+  Pair pair = makePair(*g, CompileOptions{});
+  ASSERT_TRUE(pair.gpu && pair.cpu);
+  const TensorMap feed = test::randomInputs(*g, 77);
+  const Tensor& x = feed.at("x");
+  auto buffer = (*ctx)->allocateBuffer(x.byteSize() + sizeof(float), "test input");
+  ASSERT_TRUE(buffer.has_value());
+  char* base = static_cast<char*>(*buffer);
+  ASSERT_TRUE((*ctx)->copyToDevice(base + sizeof(float), x.raw(), x.byteSize(), "test upload").has_value());
+  ASSERT_TRUE((*ctx)->synchronize("test upload").has_value());
+  TensorMap moved = feed;
+  moved["x"] = Tensor::onDevice(x.type(), base + sizeof(float));
+  auto want = pair.gpu->run(feed);
+  ASSERT_TRUE(want.has_value()) << want.error().message();
+  for (int run = 0; run < 2; ++run) {
+    auto got = pair.gpu->run(moved);
+    ASSERT_TRUE(got.has_value()) << got.error().message();
+    EXPECT_TRUE(pair.gpu->inputsReadInPlace().empty());
+    EXPECT_EQ(std::memcmp(got->at("logits").raw(), want->at("logits").raw(), want->at("logits").byteSize()), 0);
+  }
+  // The same bytes at an aligned address are read in place.
+  moved["x"] = Tensor::onDevice(x.type(), base);
+  ASSERT_TRUE((*ctx)->copyToDevice(base, x.raw(), x.byteSize(), "test upload").has_value());
+  ASSERT_TRUE((*ctx)->synchronize("test upload").has_value());
+  auto aligned = pair.gpu->run(moved);
+  ASSERT_TRUE(aligned.has_value()) << aligned.error().message();
+  EXPECT_EQ(pair.gpu->inputsReadInPlace(), std::vector<std::string>{"x"});
+  EXPECT_EQ(std::memcmp(aligned->at("logits").raw(), want->at("logits").raw(), want->at("logits").byteSize()), 0);
+  ASSERT_TRUE((*ctx)->freeBuffer(*buffer).has_value());
+}
+
 // Inputs in page-locked host memory (a view of a cudaMallocHost buffer) are copied by DMA
 // straight from there, also when they change between runs in the same buffer; one of another
 // element type is converted through the staging buffer as ever. Same bits as pageable
