@@ -39,6 +39,10 @@ std::string fill(std::string_view tmpl, const Vars& vars) {
     std::string_view key = tmpl.substr(start + 2, end - start - 2);
     auto it = std::find_if(vars.begin(), vars.end(), [&](const auto& kv) { return kv.first == key; });
     assert(it != vars.end() && "kernel template names an unknown ${variable}");
+    // Two definitions of a used name would silently take the first: replace it instead (setVar).
+    assert((it == vars.end() ||
+            std::find_if(std::next(it), vars.end(), [&](const auto& kv) { return kv.first == key; }) == vars.end()) &&
+           "kernel template variable defined twice");
     if (it != vars.end()) out += it->second;
     pos = end + 1;
   }

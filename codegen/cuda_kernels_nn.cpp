@@ -594,17 +594,15 @@ std::string convPoolBlockedBody(const Vars& convV, const ConvGeom& g, const Conv
                                 int64_t poolW, const std::vector<int64_t>& pk, const std::vector<int64_t>& ps,
                                 const std::vector<int64_t>& pp, bool padded, bool poolPadded, bool bias,
                                 const std::string& act, bool monotone) {
-  Vars v;
-  for (const auto& kv : convV)
-    if (kv.first != "TOTAL") v.push_back(kv);
-  v.push_back({"TOTAL", intLit(g.n * (g.o / b.filters) * poolH * poolW)});
-  v.push_back({"F", intLit(b.filters)});
-  v.push_back({"OB", intLit(g.o / b.filters)});
-  v.push_back({"PR", intLit(b.patchH)});
-  v.push_back({"PC", intLit(b.patchW)});
-  v.push_back({"PKH", intLit(pk[0])});
-  v.push_back({"PKW", intLit(pk[1])});
-  v.push_back({"CELLS", intLit(pk[0] * pk[1])});
+  Vars v = convV;
+  setVar(v, "TOTAL", intLit(g.n * (g.o / b.filters) * poolH * poolW));
+  setVar(v, "F", intLit(b.filters));
+  setVar(v, "OB", intLit(g.o / b.filters));
+  setVar(v, "PR", intLit(b.patchH));
+  setVar(v, "PC", intLit(b.patchW));
+  setVar(v, "PKH", intLit(pk[0]));
+  setVar(v, "PKW", intLit(pk[1]));
+  setVar(v, "CELLS", intLit(pk[0] * pk[1]));
   std::string s;
   s += "  for (${I} i = (${I})blockIdx.x * blockDim.x + threadIdx.x; i < ${TOTAL}; i += (${I})gridDim.x * blockDim.x) {\n";
   s += "    const int px = (int)(i % ${POW});\n";
