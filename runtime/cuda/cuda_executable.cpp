@@ -494,7 +494,15 @@ Expected<void> CudaExecutable::Impl::collectProfile() {
   for (size_t li = 0; li < launches.size(); ++li) {
     auto ms = ctx->elapsedMs(profileEvents[li], profileEvents[li + 1]);
     if (!ms) return Unexpected(ms.error());
-    auto& [seconds, calls] = profileByOp[std::string(launches[li].step->node->opName())];
+    // A grouped launch (kernels of several nodes side by side) is timed as one: it is listed
+    // under all of its ops, not the first one's.
+    const CudaStep& step = *launches[li].step;
+    std::string op(step.node->opName());
+    if (!step.parts.empty()) {
+      op = "grouped: ";
+      for (size_t k = 0; k < step.parts.size(); ++k) op += (k ? " + " : "") + std::string(step.parts[k].node->opName());
+    }
+    auto& [seconds, calls] = profileByOp[op];
     seconds += *ms * 1e-3;
     ++calls;
     profileByLaunch[li].first += *ms * 1e-3;
@@ -1459,8 +1467,13 @@ std::string CudaExecutable::profileSummary() const {
     if (s.kind == CudaStepKind::Kernel) what = s.kernel;
     if (s.kind == CudaStepKind::Gemm) what = fmt::format("cuBLAS gemm {}x{}x{}", s.gemm.m, s.gemm.n, s.gemm.k);
     if (s.kind == CudaStepKind::AllReduce) what = "all_reduce";
+    std::string nodes = s.node->describe();
+    if (!s.parts.empty()) {  // one launch for several nodes: all of them
+      nodes.clear();
+      for (size_t k = 0; k < s.parts.size(); ++k) nodes += (k ? " + " : "") + s.parts[k].node->describe();
+    }
     out += fmt::format("  {:9.3f}  {}  [{}]\n", im.profileByLaunch[i].first * 1e3 / double(im.profileByLaunch[i].second),
-                       s.node->describe(), what);
+                       nodes, what);
   }
   return out;
 }

@@ -880,6 +880,31 @@ TEST(CudaExecutor, DeviceResidentInputsAndParameters) {
   }
 }
 
+// A grouped launch (kernels of several nodes side by side, one launch) is profiled as one and
+// listed under all of its ops and nodes, not the first one's alone.
+TEST(CudaExecutor, ProfileListsAGroupedLaunchUnderAllItsNodes) {
+  SHOAL_REQUIRE_GPU();
+  TrainConfig cfg;
+  cfg.optimizer = "adam";
+  CompileOptions train;
+  train.train = &cfg;
+  auto g = tinyClassifier(4);
+  Pair pair = makePair(*g, train);
+  ASSERT_TRUE(pair.gpu);
+  size_t grouped = 0;
+  for (const CudaStep& s : pair.gpu->module().steps) grouped += !s.parts.empty();
+  ASSERT_GT(grouped, 0u) << "no grouped launch: this tests nothing";
+  pair.gpu->setProfiling(true);
+  TensorMap feed = test::randomInputs(*pair.gpu->program().graph, 9);
+  feed["labels"] = Tensor::fromDoubles(DType::I64, {4}, std::vector<double>{0, 2, 1, 1});
+  feed["step"] = Tensor::fromDoubles(DType::F32, {}, std::vector<double>{1});
+  feed["lr"] = Tensor::fromDoubles(DType::F64, {}, std::vector<double>{1e-3});
+  ASSERT_TRUE(pair.gpu->run(feed).has_value());
+  const std::string summary = pair.gpu->profileSummary();
+  EXPECT_NE(summary.find("grouped: "), std::string::npos) << summary;
+  EXPECT_NE(summary.find(" + "), std::string::npos) << summary;
+}
+
 // An input in GPU memory that is not aligned as the plan aligns buffers (a view one element
 // into an allocation) is copied, not read in place: kernels may read 16 bytes at a time.
 TEST(CudaExecutor, MisalignedDeviceInputsAreCopiedNotReadInPlace) {
