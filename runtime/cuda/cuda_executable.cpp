@@ -340,6 +340,14 @@ std::vector<char> findBindableInputs(const Program& p, const CudaModuleSource& s
   return out;
 }
 
+// A grouped launch's nodes, each as `name` gives it, joined by " + " (profiles).
+template <typename F>
+std::string eachPart(const CudaStep& s, F name) {
+  std::string out;
+  for (const CudaStep& part : s.parts) out += (out.empty() ? "" : " + ") + name(*part.node);
+  return out;
+}
+
 // Outputs at most this large may be written by their kernels straight into pinned host memory.
 constexpr size_t kHostWrittenBytes = size_t(64) << 10;
 
@@ -497,11 +505,9 @@ Expected<void> CudaExecutable::Impl::collectProfile() {
     // A grouped launch (kernels of several nodes side by side) is timed as one: it is listed
     // under all of its ops, not the first one's.
     const CudaStep& step = *launches[li].step;
-    std::string op(step.node->opName());
-    if (!step.parts.empty()) {
-      op = "grouped: ";
-      for (size_t k = 0; k < step.parts.size(); ++k) op += (k ? " + " : "") + std::string(step.parts[k].node->opName());
-    }
+    const std::string op = step.parts.empty()
+                               ? std::string(step.node->opName())
+                               : "grouped: " + eachPart(step, [](const Node& n) { return std::string(n.opName()); });
     auto& [seconds, calls] = profileByOp[op];
     seconds += *ms * 1e-3;
     ++calls;
@@ -1467,11 +1473,9 @@ std::string CudaExecutable::profileSummary() const {
     if (s.kind == CudaStepKind::Kernel) what = s.kernel;
     if (s.kind == CudaStepKind::Gemm) what = fmt::format("cuBLAS gemm {}x{}x{}", s.gemm.m, s.gemm.n, s.gemm.k);
     if (s.kind == CudaStepKind::AllReduce) what = "all_reduce";
-    std::string nodes = s.node->describe();
-    if (!s.parts.empty()) {  // one launch for several nodes: all of them
-      nodes.clear();
-      for (size_t k = 0; k < s.parts.size(); ++k) nodes += (k ? " + " : "") + s.parts[k].node->describe();
-    }
+    // One launch for several nodes: all of them.
+    const std::string nodes =
+        s.parts.empty() ? s.node->describe() : eachPart(s, [](const Node& n) { return n.describe(); });
     out += fmt::format("  {:9.3f}  {}  [{}]\n", im.profileByLaunch[i].first * 1e3 / double(im.profileByLaunch[i].second),
                        nodes, what);
   }
