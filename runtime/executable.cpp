@@ -51,12 +51,15 @@ std::string Executable::profileTable(const std::map<std::string, std::pair<doubl
   std::stable_sort(rows.begin(), rows.end(), [](auto& a, auto& b) { return a.second.first > b.second.first; });
   double total = 0;
   for (auto& r : rows) total += r.second.first;
+  // The first column as wide as its longest name (a grouped launch lists several ops).
+  size_t width = 28;
+  for (auto& r : rows) width = std::max(width, r.first.size());
   std::string out;
   for (auto& [op, t] : rows)
-    out += fmt::format("  {:<28} {:9.{}f} ms {:5.1f}%  {:7} calls\n", op, t.first * 1e3, decimals,
+    out += fmt::format("  {:<{}} {:9.{}f} ms {:5.1f}%  {:7} calls\n", op, width, t.first * 1e3, decimals,
                        total > 0 ? 100 * t.first / total : 0.0, t.second);
-  out += fmt::format("  {:<28} {:9.{}f} ms{}{}\n", "total in ops", total * 1e3, decimals, totalNote.empty() ? "" : "  ",
-                     totalNote);
+  out += fmt::format("  {:<{}} {:9.{}f} ms{}{}\n", "total in ops", width, total * 1e3, decimals,
+                     totalNote.empty() ? "" : "  ", totalNote);
   return out;
 }
 

@@ -799,7 +799,9 @@ TEST_P(InterpreterOp, Float32MatchesFloat64) {
           const Tensor& t32 = it->second;
           ASSERT_EQ(t32.shape(), t64.shape());
           // A float result is f32 in the f32 graph (integer results keep their type).
-          if (t64.dtype() == DType::F64) EXPECT_EQ(t32.dtype(), DType::F32);
+          if (t64.dtype() == DType::F64) {
+            EXPECT_EQ(t32.dtype(), DType::F32);
+          }
           for (int64_t j = 0; j < t64.numElements(); ++j)
             EXPECT_LE(std::abs(t32.at(j) - t64.at(j)), 1e-7 + 1e-5 * std::abs(t64.at(j)))
                 << "element " << j << ": f32 " << t32.at(j) << " vs f64 " << t64.at(j);
@@ -834,6 +836,30 @@ TensorMap crossEntropyInputs(DType labelType, std::vector<double> labels) {
   return {{"logits", Tensor::fromDoubles(DType::F32, {2, 3}, std::vector<double>{1, 2, 3, 4, 5, 6})},
           {"labels", Tensor::fromDoubles(labelType, {2}, labels)},
           {"dloss", Tensor::fromDoubles(DType::F32, {}, std::vector<double>{1})}};
+}
+
+// The profile's op table: rows by time, the first column as wide as the longest name (a
+// grouped launch's "grouped: a + b + c"), so every row's figures line up.
+TEST(Profile, OpTableWidensItsFirstColumnForLongNames) {
+  const std::string longName = "grouped: softmax_cross_entropy + accuracy + softmax_cross_entropy_grad";
+  std::map<std::string, std::pair<double, int64_t>> byOp = {
+      {"conv2d", {0.002, 10}}, {longName, {0.001, 10}}, {"relu", {0.0005, 10}}};
+  const std::string table = Executable::profileTable(byOp, 3, "note");
+  std::vector<std::string> lines;
+  for (size_t at = 0, end; at < table.size(); at = end + 1) {
+    end = table.find('\n', at);
+    lines.push_back(table.substr(at, end - at));
+  }
+  ASSERT_EQ(lines.size(), 4u) << table;
+  EXPECT_EQ(lines[0].rfind("  conv2d ", 0), 0u) << table;  // the slowest first
+  EXPECT_EQ(lines[1].rfind("  " + longName + " ", 0), 0u) << table;
+  EXPECT_NE(lines[3].find("total in ops"), std::string::npos);
+  EXPECT_NE(lines[3].find("3.500 ms  note"), std::string::npos) << table;
+  const size_t ms = lines[0].find(" ms ");
+  ASSERT_NE(ms, std::string::npos);
+  for (size_t i = 1; i < 3; ++i) EXPECT_EQ(lines[i].find(" ms "), ms) << table;
+  EXPECT_EQ(lines[3].find(" ms"), ms) << table;
+  EXPECT_EQ(lines[0].find("2.000 ms  57.1%"), ms - 5) << table;
 }
 
 TEST(InterpreterErrors, CrossEntropyBadLabelNamesLabelAndRow) {
