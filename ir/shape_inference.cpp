@@ -186,6 +186,21 @@ Expected<Types> checkFusedActivation(const Node& n) {
   return Types{};
 }
 
+// A convolution's result over an input seen as `x` (operand 0's type, or what input_expr makes
+// of it) and weight operand 1, checking the optional bias against it.
+Expected<Types> convResult(const Node& n, const TensorType& x) {
+  const Value* w = n.input(1);
+  auto y = convOutputShape(n, x, w->type());
+  if (!y) return Unexpected(y.error());
+  if (n.numInputs() == 3) {
+    const Value* b = n.input(2);
+    int64_t o = w->type().shape[0];
+    if (b->type().shape != Shape{o} || b->type().dtype != x.dtype)
+      return Unexpected(shapeError(n, fmt::format("bias must be {}[{}], got {}", dtypeName(x.dtype), o, sh(b))));
+  }
+  return Types{{x.dtype, *y}};
+}
+
 Expected<Types> shapeConv2d(const Node& n) {
   SHOAL_TRY(checkFusedActivation(n));
   const Value* x = n.input(0);
@@ -194,15 +209,7 @@ Expected<Types> shapeConv2d(const Node& n) {
   SHOAL_TRY(requireRank(n, x, 4, "input (NCHW)"));
   SHOAL_TRY(requireRank(n, w, 4, "weight (OIHW)"));
   SHOAL_TRY(requireSameDType(n, x, w));
-  auto y = convOutputShape(n, x->type(), w->type());
-  if (!y) return Unexpected(y.error());
-  if (n.numInputs() == 3) {
-    const Value* b = n.input(2);
-    int64_t o = w->type().shape[0];
-    if (b->type().shape != Shape{o} || b->type().dtype != x->type().dtype)
-      return Unexpected(shapeError(n, fmt::format("bias must be {}[{}], got {}", dtypeName(x->type().dtype), o, sh(b))));
-  }
-  return Types{{x->type().dtype, *y}};
+  return convResult(n, x->type());
 }
 
 Expected<Types> shapeConv2dBackwardData(const Node& n) {
@@ -297,16 +304,7 @@ Expected<Types> shapeConv2dPool(const Node& n) {
                                                        sh(x))));
     if (auto program = parseElementwiseExpr(expr, 1); !program)
       return Unexpected(shapeError(n, "input_expr: " + program.error().message()));
-    const TensorType seen{w->type().dtype, x->type().shape};
-    auto y = convOutputShape(n, seen, w->type());
-    if (!y) return Unexpected(y.error());
-    if (n.numInputs() == 3) {
-      const Value* b = n.input(2);
-      const int64_t o = w->type().shape[0];
-      if (b->type().shape != Shape{o} || b->type().dtype != seen.dtype)
-        return Unexpected(shapeError(n, fmt::format("bias must be {}[{}], got {}", dtypeName(seen.dtype), o, sh(b))));
-    }
-    conv = Types{{seen.dtype, *y}};
+    conv = convResult(n, TensorType{w->type().dtype, x->type().shape});
   } else {
     conv = shapeConv2d(n);
   }

@@ -170,15 +170,14 @@ Expected<void> NodeRunner::runFusedElementwise() {
 
 // A fused_elementwise program over operands already in T, `count` elements of each, into y.
 template <typename T>
-void runElementwiseProgram(const std::vector<ExprInstr>& prog, const std::vector<const T*>& ins, int64_t count,
+void runElementwiseProgram(const std::vector<ExprInstr>& program, const std::vector<const T*>& ins, int64_t count,
                            T* y) {
-  const std::vector<ExprInstr>* program = &prog;
   constexpr int64_t kTile = 512;
-  const int depth = exprStackDepth(prog);
+  const int depth = exprStackDepth(program);
   // Per instruction: its kernel and params in T.
   std::vector<const cpu::FormulaKernel<T>*> kernels;
   std::vector<std::array<T, kMaxFormulaParams>> params;
-  for (const ExprInstr& op : *program) {
+  for (const ExprInstr& op : program) {
     kernels.push_back(op.kind == ExprInstr::Kind::Op ? &cpu::formulaKernel<T>(op.op) : nullptr);
     std::array<T, kMaxFormulaParams> p{};
     for (size_t k = 0; k < op.params.size() && k < p.size(); ++k) p[k] = T(op.params[k]);
@@ -190,8 +189,8 @@ void runElementwiseProgram(const std::vector<ExprInstr>& prog, const std::vector
     for (int64_t base = chunkBegin; base < chunkEnd; base += kTile) {
       int64_t len = std::min(kTile, chunkEnd - base);
       int sp = 0;
-      for (size_t k = 0; k < program->size(); ++k) {
-        const ExprInstr& op = (*program)[k];
+      for (size_t k = 0; k < program.size(); ++k) {
+        const ExprInstr& op = program[k];
         T* top = stack.data() + int64_t(sp) * kTile;  // the slot a push writes
         switch (op.kind) {
           case ExprInstr::Kind::Operand:
