@@ -347,6 +347,14 @@ int NodeEmitter::errorSite(CudaErrorKind kind, int64_t cols) {
 
 void NodeEmitter::needScratch(int64_t bytes) { module_.scratchBytes = std::max(module_.scratchBytes, bytes); }
 
+CudaArg NodeEmitter::prepared(int64_t bytes) {
+  CudaArg a{CudaArgKind::Prepared, nullptr, module_.preparedBytes};
+  module_.preparedBytes += (std::max<int64_t>(bytes, 1) + 255) / 256 * 256;
+  return a;
+}
+
+void NodeEmitter::markPrepare() { module_.steps.back().prepare = true; }
+
 Unexpected<Error> NodeEmitter::unsupported(std::string_view why) const {
   return fail(fmt::format("{}: {}{}", node_.describe(), kNoCudaKernel, why), node_.loc());
 }
@@ -833,6 +841,8 @@ std::string planComment(const CudaModuleSource& m, const MemoryPlan& plan) {
         what = s.sharedBytes ? fmt::format("kernel {} <<<{}x{}, {}, {}>>>", s.kernel, s.grid[0], s.grid[1], s.block,
                                            s.sharedBytes)
                              : fmt::format("kernel {} <<<{}x{}, {}>>>", s.kernel, s.grid[0], s.grid[1], s.block);
+        // Out of the step: run before one when the parameters changed since it last ran.
+        if (s.prepare) what += " (prepares parameters: runs when they change, not every step)";
         break;
       case CudaStepKind::Gemm:
         what = fmt::format("cuBLAS {}gemm m={} n={} k={}{} for %{}", s.gemm.dtype == DType::F64 ? "D" : "S", s.gemm.m,
@@ -883,8 +893,13 @@ std::optional<TensorCoreMath> parseTensorCoreMath(std::string_view s) {
   return std::nullopt;
 }
 
-Expected<CudaModuleSource> generateCudaSource(const Program& program, const CudaCodegenOptions& options) {
+Expected<CudaModuleSource> generateCudaSource(const Program& program, const CudaCodegenOptions& given) {
   if (!program.graph) return fail("internal error: generateCudaSource: the program has no graph");
+  // Parameters are prepared once only in programs that never write one (no in-place update):
+  // a training step changes its weights every step.
+  CudaCodegenOptions options = given;
+  for (const Node* n : program.graph->nodes())
+    if (!mutatedOperands(n->kind()).empty()) options.prepareParameters = false;
   CudaModuleSource m;
   m.name = cudagen::identifier(program.graph->name());
   std::string kernels;

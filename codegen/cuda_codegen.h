@@ -22,14 +22,17 @@ inline constexpr std::string_view kNoCudaKernel = "no CUDA kernel: ";
 
 
 /// What a launch argument points at: a planned value's buffer, the executor's scratch buffer
-/// (a few reductions need one; its size is CudaModuleSource::scratchBytes), or the status
-/// words kernels report user errors in (see CudaErrorSite).
-enum class CudaArgKind { Value, Scratch, Status };
+/// (a few reductions need one; its size is CudaModuleSource::scratchBytes), the status
+/// words kernels report user errors in (see CudaErrorSite), or a block of the prepared region
+/// (parameters rearranged once, see CudaStep::prepare; its size is
+/// CudaModuleSource::preparedBytes).
+enum class CudaArgKind { Value, Scratch, Status, Prepared };
 
 /// One pointer argument of a kernel launch or a cuBLAS call.
 struct CudaArg {
   CudaArgKind kind = CudaArgKind::Value;
   const Value* value = nullptr;  ///< for Value
+  int64_t offset = 0;            ///< for Prepared: bytes from the prepared region's start
 };
 
 /// A row-major GEMM for cuBLAS: C[m,n] = alpha · op(A)[m,k] · op(B)[k,n] + beta · C, where A
@@ -75,6 +78,12 @@ struct CudaStep {
   std::vector<CudaStep> parts;
   /// Kernel: its parameter list and body as generated (the source assembles them).
   std::string params, body;
+  /// Kernel: a function of the parameters alone (their layout for a tensor-core product,
+  /// written into a Prepared block): the executor runs it before a step when the parameters
+  /// changed since it last did (initialised, written, adopted, or a training step of programs
+  /// sharing them), not every step, and never inside the captured graph. Only emitted with
+  /// CudaCodegenOptions::prepareParameters.
+  bool prepare = false;
   CudaGemmCall gemm;           ///< Gemm
   int64_t bytes = 0;           ///< Copy, AllReduce
 };
@@ -105,6 +114,7 @@ struct CudaModuleSource {
   std::vector<std::string> kernelNames;
   std::vector<CudaStep> steps;         ///< every node's work, in program order
   int64_t scratchBytes = 0;            ///< largest scratch any step needs
+  int64_t preparedBytes = 0;           ///< the prepared region: every Prepared block, 256-byte aligned
   std::vector<CudaErrorSite> errorSites;
   /// Status words the executor allocates: 1 + 2 * errorSites.size().
   int64_t statusWords() const { return 1 + 2 * int64_t(errorSites.size()); }
@@ -151,6 +161,11 @@ struct CudaCodegenOptions {
   /// threads to fill the GPU); N > 0 takes the largest power of two up to N that divides the
   /// filters of a group (tests set it to reach the blocked paths with small shapes).
   int convPoolFilters = 0;
+  /// Parameters rearranged for a tensor-core convolution (its weights in the product's order,
+  /// rounded to TF32) into a prepared block by a `prepare` step, instead of into scratch by a
+  /// kernel every step. Applies to programs that write no parameter (inference, evaluation;
+  /// a training step changes its weights every step, so its packing stays in the step).
+  bool prepareParameters = true;
 };
 
 /// Emits CUDA C++ for every kernel of `program` (large matrix products go to cuBLAS and emit

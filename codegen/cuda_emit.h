@@ -109,6 +109,11 @@ class NodeEmitter {
   int errorSite(CudaErrorKind kind, int64_t cols = 0);
   /// Reserves `bytes` of executor scratch for this node's steps.
   void needScratch(int64_t bytes);
+  /// Reserves a block of `bytes` in the module's prepared region (256-byte aligned) and
+  /// returns the argument that points at it.
+  CudaArg prepared(int64_t bytes);
+  /// Marks the step added last as a `prepare` step (CudaStep::prepare).
+  void markPrepare();
 
   /// Writes the node's comment block (once; kernel() and gemm() do it themselves), for nodes
   /// whose work a horizontally fused kernel of another node does.
@@ -217,6 +222,10 @@ struct ImplicitGemm {
   /// it into scratch, rows of red rounded up to 16 (coalesced 16-byte copies however the
   /// tensor is laid out); bRowSetup/bGroup/bLoad are then unused.
   std::string bPacked;
+  /// The tensor bPacked reads (named `w` in it). When it is a parameter and the module
+  /// prepares parameters (CudaCodegenOptions::prepareParameters), the packing is a `prepare`
+  /// step into a prepared block rather than a kernel into scratch every step.
+  CudaArg bSource;
   /// bLoad points `src` at 4 consecutive elements (k a multiple of 4) that are contiguous,
   /// all in range or none: one 16-byte copy (element-wise where src is not 16-byte aligned).
   bool bVector = false;

@@ -46,7 +46,7 @@ struct Access {
 };
 
 std::optional<Access> accessOf(const CudaStep& s, const MemoryPlan& plan) {
-  if (s.kind != CudaStepKind::Kernel || !s.parts.empty() || s.grid[1] != 1 || s.sharedBytes != 0 ||
+  if (s.kind != CudaStepKind::Kernel || s.prepare || !s.parts.empty() || s.grid[1] != 1 || s.sharedBytes != 0 ||
       s.block != kBlock || !mutatedOperands(s.node->kind()).empty())
     return std::nullopt;
   Access a;
@@ -56,7 +56,8 @@ std::optional<Access> accessOf(const CudaStep& s, const MemoryPlan& plan) {
     return Span{it->second.persistent, it->second.offset, it->second.offset + it->second.bytes};
   };
   for (const CudaArg& arg : s.args) {
-    if (arg.kind == CudaArgKind::Scratch) return std::nullopt;
+    // Scratch is shared by every step; a prepared block is written by a step that runs apart.
+    if (arg.kind == CudaArgKind::Scratch || arg.kind == CudaArgKind::Prepared) return std::nullopt;
     if (arg.kind != CudaArgKind::Value) continue;  // status words: reports only (atomic, unordered)
     auto sp = span(arg.value);
     if (!sp) return std::nullopt;

@@ -254,10 +254,16 @@ Expected<void> emitImplicitGemm(NodeEmitter& em, const ImplicitGemm& spec) {
   const bool sixteenBit = spec.math == TensorCoreMath::Bf16 || spec.math == TensorCoreMath::Fp16;
   const int stageFloats = (tile.bm + tile.bn) * 16;
   // B packed by a first kernel into scratch as rows of kp (red rounded up to whole 16-steps,
-  // zeros past red): each row's reduction steps contiguous and 16-byte aligned.
+  // zeros past red): each row's reduction steps contiguous and 16-byte aligned. A parameter's
+  // packing is a function of the parameter alone: with prepareParameters it goes into a
+  // prepared block, which the executor fills when the parameters change, not every step.
   const bool packB = !spec.bPacked.empty();
   const int64_t kp = (spec.red + 15) / 16 * 16;
   const int64_t packFloats = packB ? spec.cols * kp : 0;
+  const Value* bSource = spec.bSource.kind == CudaArgKind::Value ? spec.bSource.value : nullptr;
+  const bool prepareB = packB && em.options().prepareParameters && bSource && bSource->def() &&
+                        isPersistentSource(bSource->def()->kind());
+  const int64_t scratchPack = prepareB ? 0 : packFloats;  // floats of packed B in scratch
   const std::string bLoad = packB ? fill("            src = &packed[(${I})bo * ${KP} + k];\n            ok = true;\n",
                                          {{"I", em.I()}, {"KP", intLit(kp)}})
                                   : spec.bLoad;
@@ -300,27 +306,34 @@ Expected<void> emitImplicitGemm(NodeEmitter& em, const ImplicitGemm& spec) {
              fill(sixteenBit ? sixteenBitFragmentAddresses : tf32FragmentAddresses, {{"BM", std::to_string(tile.bm)}})}};
   const bool split = splits > 1;
   v.push_back({"STORE", split ? "        partial[((${I})slice * ${M} + m) * ${N} + o] = s;\n" : spec.epilogue});
-  // Scratch: the packed B (packFloats), then the slices' sums.
-  const bool scratch = split || packB;
-  const std::string params = spec.params + (scratch ? ", float* __restrict__ scratch" : "");
+  // Scratch: the packed B (unless prepared), then the slices' sums.
+  const bool scratch = split || scratchPack > 0;
+  const std::string params = spec.params + (prepareB ? ", const float* __restrict__ packed" : "") +
+                             (scratch ? ", float* __restrict__ scratch" : "");
   std::string views;
   const int64_t reserved = spec.scratchReserved;
-  if (packB) views += "  const float* packed = scratch + " + intLit(reserved) + ";\n";
-  if (split) views += "  float* partial = scratch + " + intLit(reserved + packFloats) + ";\n";
+  if (scratchPack) views += "  const float* packed = scratch + " + intLit(reserved) + ";\n";
+  if (split) views += "  float* partial = scratch + " + intLit(reserved + scratchPack) + ";\n";
   v.push_back({"VIEWS", views});
   std::vector<CudaArg> args = spec.args;
+  const CudaArg preparedB = prepareB ? em.prepared(packFloats * int64_t(sizeof(float))) : CudaArg{};
+  if (prepareB) args.push_back(preparedB);
   if (scratch) args.push_back(NodeEmitter::scratch());
   if (packB) {
     // TF32: rounded here once, not as each fragment is read (16-bit formats convert pairs).
     const std::string value = sixteenBit ? spec.bPacked : "__uint_as_float(shoal_to_tf32(" + spec.bPacked + "))";
     const Vars pv = {{"I", em.I()}, {"KP", intLit(kp)}, {"K", intLit(spec.red)}, {"EXPR", value},
                      {"AT", intLit(reserved)}};
-    em.elementwise(spec.name + "tc_b", params,
-                   fill(fill("    const int o = (int)(i / ${KP}), k = (int)(i % ${KP});\n"
-                             "    scratch[${AT} + i] = k < ${K} ? ${EXPR} : 0.0f;\n",
-                             pv),
-                        pv),
-                   args, packFloats);
+    const std::string perElement = "    const int o = (int)(i / ${KP}), k = (int)(i % ${KP});\n" +
+                                   std::string(prepareB ? "    prepared[i]" : "    scratch[${AT} + i]") +
+                                   " = k < ${K} ? ${EXPR} : 0.0f;\n";
+    if (prepareB) {
+      em.elementwise(spec.name + "tc_b", "const float* __restrict__ w, float* __restrict__ prepared",
+                     fill(fill(perElement, pv), pv), {spec.bSource, preparedB}, packFloats);
+      em.markPrepare();
+    } else {
+      em.elementwise(spec.name + "tc_b", params, fill(fill(perElement, pv), pv), args, packFloats);
+    }
   }
   std::string body = fill(fill(
       "  SHOAL_DYNAMIC_SHARED(float, smem);\n"
@@ -380,14 +393,14 @@ Expected<void> emitImplicitGemm(NodeEmitter& em, const ImplicitGemm& spec) {
   em.kernel(spec.name + "tc", params, body, args, unsigned(rowTiles * splits), unsigned(colTiles),
             unsigned(kStages * stageFloats * sizeof(float)));
   if (scratch)
-    em.needScratch((reserved + packFloats + (split ? splits * spec.rows * spec.cols : 0)) * int64_t(sizeof(float)));
+    em.needScratch((reserved + scratchPack + (split ? splits * spec.rows * spec.cols : 0)) * int64_t(sizeof(float)));
   if (!split) return {};
   // The slices' sums, added in slice order (deterministic), then the epilogue.
   const Vars sv = {{"I", em.I()},
                    {"M", intLit(spec.rows)},
                    {"N", intLit(spec.cols)},
                    {"SPLITS", intLit(splits)},
-                   {"PARTIAL", intLit(reserved + packFloats)},
+                   {"PARTIAL", intLit(reserved + scratchPack)},
                    {"EPILOGUE", spec.epilogue}};
   em.elementwise(spec.name + "tc_sum", params,
                  fill(fill("    const ${I} m = i / ${N};\n"

@@ -290,6 +290,7 @@ Expected<void> convForwardTensorCore(NodeEmitter& em, const ConvGeom& g, const s
   spec.params = std::string("const float* __restrict__ x, const float* __restrict__ w, ") +
                 (bias ? "const float* __restrict__ bias, " : "") + "float* __restrict__ y";
   spec.args = {input.value_or(em.in(0)), em.in(1)};
+  spec.bSource = em.in(1);
   if (bias) spec.args.push_back(em.in(2));
   spec.args.push_back(intoScratch ? NodeEmitter::scratch() : em.out());
   if (intoScratch) em.needScratch(g.n * g.o * g.oh * g.ow * int64_t(sizeof(float)));
@@ -413,6 +414,7 @@ Expected<void> convBackwardDataTensorCore(NodeEmitter& em, const ConvGeom& g, bo
                            v);
       spec.params = params;
       spec.args = args;
+      spec.bSource = em.in(1);
       spec.math = em.options().tensorCores;
       if (auto r = emitImplicitGemm(em, spec); !r) return r;
     }

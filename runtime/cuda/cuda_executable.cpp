@@ -151,6 +151,10 @@ class DeviceBlock {
 struct PersistentStorage {
   std::unique_ptr<DeviceBlock> region;
   std::map<std::string, std::unique_ptr<DeviceBlock>> byName;
+  /// Moves on whenever the params may have changed: initialised or written through any
+  /// executable sharing them, or a step of a program that updates them queued. An executable
+  /// whose prepared blocks (CudaStep::prepare) were made at another generation makes them again.
+  uint64_t generation = 1;
 };
 
 // One step ready to enqueue: its kernel and resolved arguments.
@@ -234,6 +238,7 @@ CudaExecutableOptions CudaExecutableOptions::fromEnvironment() {
   o.smallGemms = envFlagDefaultOn("SHOAL_CUDA_SMALL_GEMM");
   o.programmaticLaunch = envFlagDefaultOn("SHOAL_CUDA_PDL");
   o.groupKernels = envFlagDefaultOn("SHOAL_CUDA_GROUP");
+  o.prepareParameters = envFlagDefaultOn("SHOAL_CUDA_PREPARE");
   if (const char* tc = std::getenv("SHOAL_CUDA_TC_CONV")) {
     if (auto m = parseTensorCoreMath(tc)) {
       o.tensorCores = *m;
@@ -256,6 +261,7 @@ CudaCodegenOptions CudaExecutableOptions::codegenOptions() const {
   c.tensorCores = tensorCores;
   c.smallGemms = smallGemms && !tf32 && gemm16 == TensorCoreMath::Off;
   c.groupKernels = groupKernels;
+  c.prepareParameters = prepareParameters;
   return c;
 }
 
@@ -394,6 +400,21 @@ struct CudaExecutable::Impl {
   std::unordered_map<const Value*, std::unique_ptr<DeviceBlock>> transient;  ///< ... or one each
   std::shared_ptr<PersistentStorage> persistent;
   std::unique_ptr<DeviceBlock> status, scratch, constants;
+  /// The prepared region (src.preparedBytes): parameters rearranged by the `prepare` steps,
+  /// made for `preparedFor` at its generation `preparedGeneration` (stale when either moved).
+  std::unique_ptr<DeviceBlock> prepared;
+  const PersistentStorage* preparedFor = nullptr;
+  uint64_t preparedGeneration = 0;
+  bool hasPrepareSteps = false;
+  /// The program updates parameters in place (a training step): every step it queues moves
+  /// the shared generation on.
+  bool writesParameters = false;
+  /// Queues the `prepare` steps when the parameters changed since they last ran.
+  Expected<void> prepareIfChanged();
+  /// Called where a step is queued: a program that updates its parameters moves the generation.
+  void noteStep() {
+    if (writesParameters) ++persistent->generation;
+  }
   PinnedBuffer pinnedIn, pinnedOut;
   std::vector<Staged> inputs, outputs;
   /// Outputs whose kernels write them straight into pinnedOut (hostWrittenOutputs): no copy
@@ -494,6 +515,23 @@ struct CudaExecutable::Impl {
   Expected<void> collectProfile();
 };
 
+Expected<void> CudaExecutable::Impl::prepareIfChanged() {
+  if (!hasPrepareSteps || (preparedFor == persistent.get() && preparedGeneration == persistent->generation)) return {};
+  for (const Launch& l : launches) {
+    const CudaStep& s = *l.step;
+    if (!s.prepare) continue;
+    if (auto ok = l.kernel.launch({s.grid[0], s.grid[1], 1}, {s.block, 1, 1}, const_cast<void**>(l.argv.data()),
+                                  s.sharedBytes, ctx->stream());
+        !ok)
+      return ok;
+    if (opts.syncEach)
+      if (auto ok = ctx->synchronize("kernel '" + s.kernel + "' of " + s.node->describe()); !ok) return ok;
+  }
+  preparedFor = persistent.get();
+  preparedGeneration = persistent->generation;
+  return {};
+}
+
 Expected<void> CudaExecutable::Impl::collectProfile() {
   if (!profileRecorded) return {};
   profileRecorded = false;
@@ -505,6 +543,7 @@ Expected<void> CudaExecutable::Impl::collectProfile() {
     // A grouped launch (kernels of several nodes side by side) is timed as one: it is listed
     // under all of its ops, not the first one's.
     const CudaStep& step = *launches[li].step;
+    if (step.prepare) continue;  // ran apart from the step, if at all
     const std::string op = step.parts.empty()
                                ? std::string(step.node->opName())
                                : "grouped: " + eachPart(step, [](const Node& n) { return std::string(n.opName()); });
@@ -710,6 +749,14 @@ Expected<std::unique_ptr<CudaExecutable>> CudaExecutable::create(Program program
     if (!scratch) return Unexpected(scratch.error());
     im.scratch = std::move(*scratch);
   }
+  if (im.src.preparedBytes > 0) {
+    auto prepared = DeviceBlock::allocate(im.ctx, im.src.preparedBytes, "prepared parameters");
+    if (!prepared) return Unexpected(prepared.error());
+    im.prepared = std::move(*prepared);
+  }
+  im.hasPrepareSteps = std::any_of(im.src.steps.begin(), im.src.steps.end(), [](const CudaStep& s) { return s.prepare; });
+  for (const Node* n : p.graph->nodes())
+    if (!mutatedOperands(n->kind()).empty()) im.writesParameters = true;
 
   // Pinned staging: inputs in one buffer, outputs plus the status words in another.
   size_t inBytes = 0, outBytes = 0;
@@ -836,6 +883,7 @@ void CudaExecutable::Impl::bindArguments(const Program& p) {
         case CudaArgKind::Value: return im.address(p, a.value);
         case CudaArgKind::Scratch: return im.scratch ? im.scratch->data() : nullptr;
         case CudaArgKind::Status: return im.status->data();
+        case CudaArgKind::Prepared: return im.prepared ? im.prepared->at(a.offset) : nullptr;
       }
       return nullptr;
     };
@@ -889,6 +937,7 @@ Expected<void> CudaExecutable::Impl::enqueueStep() {
     const auto hostStart = std::chrono::steady_clock::now();
     if (profile)
       if (auto ok = ctx.record(im.profileEvents[li]); !ok) return ok;
+    if (s.prepare) continue;  // not part of the step: prepareIfChanged() runs it before one
     if (l.joinBefore && sideUsed) {
       if (auto ok = ctx.joinSide("the all_reduce steps before " + s.node->describe()); !ok) return ok;
       afterKernel = false;
@@ -1003,6 +1052,8 @@ Expected<TensorMap> CudaExecutable::run(const TensorMap& inputs) {
   if (auto ok = im.uploadInputs(program_, inputs, static_cast<char*>(im.pinnedIn.data()), /*syncedCall=*/true, &inPlace);
       !ok)
     return Unexpected(ok.error());
+  if (auto ok = im.prepareIfChanged(); !ok) return Unexpected(ok.error());
+  im.noteStep();
   if (im.graph.valid() && !im.profiling) {
     if (auto ok = ctx.launch(im.graph); !ok) return Unexpected(ok.error());
   } else {
@@ -1138,6 +1189,8 @@ Expected<void> CudaExecutable::Impl::uploadInputs(const Program& p, const Tensor
 }
 
 Expected<void> CudaExecutable::Impl::launchStep(const Program& p, bool captureAfter) {
+  if (auto ok = prepareIfChanged(); !ok) return ok;
+  noteStep();
   if (graph.valid() && !profiling) return ctx->launch(graph);
   {
     // The first launch of each kernel loads it (CUDA's lazy loading; cuBLAS's too).
@@ -1440,8 +1493,10 @@ Expected<double> CudaExecutable::timeStepMs(int iterations) {
   auto end = im.ctx->createEvent();
   if (!start) return Unexpected(start.error());
   if (!end) return Unexpected(end.error());
+  if (auto ok = im.prepareIfChanged(); !ok) return Unexpected(ok.error());  // not timed: not part of a step
   if (auto ok = im.ctx->record(*start); !ok) return Unexpected(ok.error());
   for (int i = 0; i < iterations; ++i) {
+    im.noteStep();
     Expected<void> ok = im.graph.valid() && !im.profiling ? im.ctx->launch(im.graph) : im.enqueueStep();
     if (!ok) return Unexpected(ok.error());
     im.profileRecorded = false;  // timing the whole step, not profiling it
@@ -1484,6 +1539,7 @@ std::string CudaExecutable::profileSummary() const {
 
 void CudaExecutable::initializeParameters(uint64_t seed) {
   Impl& im = *impl_;
+  ++im.persistent->generation;
   std::vector<Tensor> staged;
   for (const Node* n : graph().nodes()) {
     if (!isPersistentSource(n->kind())) continue;
@@ -1535,6 +1591,7 @@ Expected<Tensor> CudaExecutable::readValue(const Value* v) {
 
 Expected<void> CudaExecutable::writePersistent(const TensorMap& values) {
   Impl& im = *impl_;
+  ++im.persistent->generation;  // before any copy: even a write that fails halfway changed some
   std::vector<Tensor> staged;
   for (const Node* n : graph().nodes()) {
     if (!isPersistentSource(n->kind())) continue;

@@ -52,8 +52,13 @@ struct CudaExecutableOptions {
   /// Runs of independent kernels launched as one (CudaCodegenOptions::groupKernels).
   /// Default: on, unless SHOAL_CUDA_GROUP=0.
   bool groupKernels = true;
-  /// Fills graphs, syncEach, hostOutputs, inputsInPlace, horizontalUpdates, smallGemms, programmaticLaunch, groupKernels
-  /// and tensorCores from the environment.
+  /// A program that updates no parameter (inference, evaluation) rearranges its parameters
+  /// for the tensor-core convolutions once, into the prepared region, and again only when they
+  /// change (CudaCodegenOptions::prepareParameters), instead of in every step. Default: on,
+  /// unless SHOAL_CUDA_PREPARE=0.
+  bool prepareParameters = true;
+  /// Fills graphs, syncEach, hostOutputs, inputsInPlace, horizontalUpdates, smallGemms, programmaticLaunch, groupKernels,
+  /// prepareParameters and tensorCores from the environment.
   static CudaExecutableOptions fromEnvironment();
   /// The codegen options these make: updates fused, tensor cores, small products generated
   /// where cuBLAS would be exact fp32.

@@ -140,6 +140,52 @@ TEST(Session, PrecisionNeedsTheGpuAndAgreesWithTf32) {
   EXPECT_TRUE(shoal::Session::create(*model, {.device = shoal::DeviceKind::Cpu, .precision = shoal::Precision::Fp32}));
 }
 
+// Inference on tensor cores rearranges the convolutions' weights once (prepared parameters),
+// not every run: each change of the parameters -- a training step of the trainer the session
+// shares them with, or setParameters -- must reach the next run, bit for bit what a fresh
+// session with those parameters answers.
+TEST(SessionGpu, PreparedConvolutionWeightsFollowEveryParameterChange) {
+  if (auto probe = shoal::toDevice(shoal::Tensor(shoal::DType::F32, {1})); !probe)
+    GTEST_SKIP() << "no usable GPU: " << probe.error().message();
+  shoal::GraphBuilder b("prepared");
+  auto x = b.input("x", shoal::f32({4, 3, 12, 12}));
+  auto c = b.conv2d(x, 16, 3, 3, {.padding = "same", .activation = shoal::Activation::Relu, .name = "c"});
+  b.output("logits", b.dense(b.flatten(b.maxPool2d(c, 2, 2)), 10, {.name = "fc"}));
+  auto model = b.build();
+  ASSERT_TRUE(model) << model.error().str();
+  const shoal::SessionOptions gpu{.device = shoal::DeviceKind::Cuda, .precision = shoal::Precision::Tf32, .seed = 5};
+  auto trainer = shoal::Trainer::create(*model, {.optimizer = shoal::optim::SGD{.lr = 0.5}}, gpu);
+  ASSERT_TRUE(trainer) << trainer.error().str();
+  shoal::Tensor xs(shoal::DType::F32, {4, 3, 12, 12}), labels(shoal::DType::I64, {4});
+  for (int64_t i = 0; i < xs.numElements(); ++i) xs.set(i, std::sin(0.37 * double(i)));
+  for (int64_t i = 0; i < 4; ++i) labels.set(i, double(3 * i % 10));
+  auto logits = [&](shoal::Session& s) {
+    auto out = s.run({{"x", xs}});
+    EXPECT_TRUE(out) << out.error().str();
+    return out ? out->at("logits").toDoubles() : std::vector<double>{};
+  };
+  auto fresh = [&](const std::map<std::string, shoal::Tensor>& params) {
+    auto s = shoal::Session::create(*model, gpu);
+    EXPECT_TRUE(s) << s.error().str();
+    EXPECT_TRUE(s->setParameters(params));
+    return logits(*s);
+  };
+  shoal::Session session = trainer->session();
+  const auto initial = trainer->parameters();
+  const std::vector<double> before = logits(session);
+  ASSERT_EQ(before.size(), 40u);
+  EXPECT_EQ(logits(session), before);  // prepared once, then the captured step replayed
+  EXPECT_EQ(fresh(initial), before);
+  // A training step through the shared parameters.
+  ASSERT_TRUE(trainer->step({{"x", xs}, {"labels", labels}}));
+  const std::vector<double> after = logits(session);
+  EXPECT_NE(after, before);
+  EXPECT_EQ(after, fresh(trainer->parameters()));
+  // Parameters written through the session.
+  ASSERT_TRUE(session.setParameters(initial));
+  EXPECT_EQ(logits(session), before);
+}
+
 TEST(Session, InputsMustAgreeOnTheBatch) {
   shoal::GraphBuilder b;
   auto x = b.input("x", shoal::f32({2, 3}));

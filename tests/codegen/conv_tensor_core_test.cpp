@@ -428,6 +428,64 @@ TEST(ConvTensorCore, Bfloat16AndFloat16MatchFloat64WithinTheirBounds) {
   checkSome(onEmulator, TensorCoreMath::Fp16);
 }
 
+// Inference prepares the weights' packing once (a `prepare` step into the prepared region)
+// and again only after the parameters were written; the convolution then matches the step
+// that packs them into scratch every run bit for bit, and float64 within TF32's bounds for
+// each set of weights. (CudaCodegen.TensorCoreConvolutionsCompileWithNvrtc: a training step
+// keeps its packing in the step.)
+TEST(ConvTensorCore, PreparedWeightsAreMadeOnceAndAgainAfterAWrite) {
+  if (!haveHostCompiler()) GTEST_SKIP() << "no host C++ compiler to build the emulated module";
+  const Geometry& gm = kGeometries[0];
+  Graph g("tc_prepared");
+  const Location loc{"tc.mmd", 1, 1, "c"};
+  Value* x = layers::input(g, "x", {DType::F32, {gm.n, gm.c, gm.h, gm.w}}, loc);
+  Value* w = layers::param(g, "c.weight", {DType::F32, {gm.o, gm.c, gm.kh, gm.kw}}, "zeros", loc);
+  Value* bias = layers::param(g, "c.bias", {DType::F32, {gm.o}}, "zeros", loc);
+  auto y = layers::addOp(g, OpKind::Conv2d, {x, w, bias}, gm.attrs(), "c", loc);
+  ASSERT_TRUE(y.has_value()) << y.error().str();
+  layers::output(g, *y, "y", loc);
+  auto program = compileProgram(g.clone());
+  ASSERT_TRUE(program) << program.error().str();
+  CudaCodegenOptions tc;
+  tc.tensorCores = TensorCoreMath::Tf32;
+  CudaCodegenOptions everyRun = tc;
+  everyRun.prepareParameters = false;
+  auto prepared = test::EmulatedExecutable::create(*program, tc);
+  auto packed = test::EmulatedExecutable::create(*program, everyRun);
+  ASSERT_TRUE(prepared && packed);
+  auto prepareSteps = [](const CudaModuleSource& m) {
+    return std::count_if(m.steps.begin(), m.steps.end(), [](const CudaStep& s) { return s.prepare; });
+  };
+  EXPECT_EQ(prepareSteps((*prepared)->module()), 1);
+  EXPECT_GT((*prepared)->module().preparedBytes, 0);
+  EXPECT_EQ(prepareSteps((*packed)->module()), 0);
+  EXPECT_EQ((*packed)->module().preparedBytes, 0);
+  EXPECT_LT((*prepared)->module().scratchBytes, (*packed)->module().scratchBytes);
+  EXPECT_NE((*prepared)->module().source.find("(prepares parameters: runs when they change, not every step)"),
+            std::string::npos);
+
+  std::mt19937_64 rng(61);
+  const Tensor xt = randomTensor({gm.n, gm.c, gm.h, gm.w}, rng);
+  int expectedPrepares = 0;
+  for (int round = 0; round < 2; ++round) {
+    SCOPED_TRACE(round == 0 ? "first weights" : "weights written again");
+    const Tensor wt = randomTensor({gm.o, gm.c, gm.kh, gm.kw}, rng), bt = randomTensor({gm.o}, rng);
+    (*prepared)->writePersistent({{"c.weight", wt}, {"c.bias", bt}});
+    (*packed)->writePersistent({{"c.weight", wt}, {"c.bias", bt}});
+    ++expectedPrepares;
+    for (int run = 0; run < 2; ++run) {
+      auto got = (*prepared)->run({{"x", xt}});
+      auto want = (*packed)->run({{"x", xt}});
+      ASSERT_TRUE(got && want);
+      EXPECT_EQ(got->at("y").toDoubles(), want->at("y").toDoubles());
+      EXPECT_EQ((*prepared)->prepareRuns(), expectedPrepares);
+      const ConvSums ref = convSums(gm, xt, wt, &bt, false, TensorCoreMath::Tf32);
+      expectWithinFormat(got->at("y"), ref.want, ref.rounded, ref.mag, gm.c * gm.kh * gm.kw, TensorCoreMath::Tf32);
+    }
+  }
+
+}
+
 // The same on a GPU: the real mma.sync (sm_80 and later) against the same bounds.
 TEST(ConvTensorCoreGpu, EveryConvolutionMatchesFloat64WithinTheFormatsBounds) {
   if (auto dev = probeCudaDevice(0); !dev) GTEST_SKIP() << "no usable GPU: " << dev.error().message();

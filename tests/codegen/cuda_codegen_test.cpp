@@ -160,7 +160,24 @@ TEST(CudaCodegen, TensorCoreConvolutionsCompileWithNvrtc) {
                                                             : "shoal_warp_mma_16bit(acc[i][j], a, b[j]"),
               std::string::npos);
     expectCompiles(src->source, src->name, {"sm_90", "sm_80", "sm_75"});
+    // A training step changes its weights every step: their packing stays in the step.
+    EXPECT_EQ(std::count_if(src->steps.begin(), src->steps.end(), [](const CudaStep& s) { return s.prepare; }), 0);
+    EXPECT_EQ(src->preparedBytes, 0);
   }
+  // Inference packs them once, in a step of its own that the executor runs when the
+  // parameters change (a Prepared block, not scratch).
+  Program infer = compileOrDie(pipeline->model->clone(), CompileOptions{});
+  CudaCodegenOptions tc;
+  tc.tensorCores = TensorCoreMath::Tf32;
+  auto src = generateCudaSource(infer, tc);
+  ASSERT_TRUE(src.has_value()) << src.error().message();
+  const auto prepare = std::find_if(src->steps.begin(), src->steps.end(), [](const CudaStep& s) { return s.prepare; });
+  ASSERT_NE(prepare, src->steps.end());
+  EXPECT_EQ(prepare->args.size(), 2u);
+  EXPECT_EQ(prepare->args[1].kind, CudaArgKind::Prepared);
+  // 32 filters x 3 kernel rows padded to 8 taps (24 steps, rounded up to 32), fp32.
+  EXPECT_EQ(src->preparedBytes, 32 * 32 * 4);
+  expectCompiles(src->source, src->name, {"sm_90"});
 }
 
 TEST(CudaCodegen, ExamplePipelinesGenerateAndCompile) {

@@ -304,16 +304,20 @@ class EmulatedExecutable {
     e->arena_.assign(size_t(program.plan.arenaBytes) + 64, 0);
     e->persistent_.assign(size_t(program.plan.persistentBytes) + 64, 0);
     e->scratch_.assign(size_t(e->src_.scratchBytes / 8 + 1), 0.0);
+    e->prepared_.assign(size_t(e->src_.preparedBytes / 8 + 1), 0.0);
     e->status_.assign(size_t(e->src_.statusWords()), 0);
     return e;
   }
 
   const CudaModuleSource& module() const { return src_; }
+  /// Runs that began with the `prepare` steps (the first, and the first after each writePersistent).
+  int prepareRuns() const { return prepareRuns_; }
   /// The ranks all_reduce steps combine over (as CudaExecutable's communicator).
   void setCommunicator(std::shared_ptr<Communicator> comm) { comm_ = std::move(comm); }
 
   /// Copies params and state in, by value name.
   void writePersistent(const TensorMap& values) {
+    preparedStale_ = true;  // as the executor's generation moves on
     for (const Node* n : program_.graph->nodes()) {
       if (!isPersistentSource(n->kind())) continue;
       auto it = values.find(n->result()->name());
@@ -338,12 +342,24 @@ class EmulatedExecutable {
       for (int64_t i = 0; i < t.numElements(); ++i) dst.set(i, t.at(i));
     }
     std::fill(status_.begin(), status_.end(), 0);
-    for (const CudaStep& s : src_.steps) {
+    // The executor's order: the `prepare` steps first, and only when the params changed since
+    // they last ran; then the step without them.
+    std::vector<const CudaStep*> order;
+    if (preparedStale_)
+      for (const CudaStep& s : src_.steps)
+        if (s.prepare) order.push_back(&s);
+    if (!order.empty()) ++prepareRuns_;
+    preparedStale_ = false;
+    for (const CudaStep& s : src_.steps)
+      if (!s.prepare) order.push_back(&s);
+    for (const CudaStep* step : order) {
+      const CudaStep& s = *step;
       auto resolve = [&](const CudaArg& a) -> void* {
         switch (a.kind) {
           case CudaArgKind::Value: return address(a.value);
           case CudaArgKind::Scratch: return scratch_.data();
           case CudaArgKind::Status: return status_.data();
+          case CudaArgKind::Prepared: return reinterpret_cast<char*>(prepared_.data()) + a.offset;
         }
         return nullptr;
       };
@@ -438,8 +454,10 @@ class EmulatedExecutable {
   CudaModuleSource src_;
   std::unique_ptr<EmulatedModule> module_;
   std::vector<char> arena_, persistent_;
-  std::vector<double> scratch_;
+  std::vector<double> scratch_, prepared_;
   std::vector<uint64_t> status_;
+  bool preparedStale_ = true;
+  int prepareRuns_ = 0;
   std::shared_ptr<Communicator> comm_;
 };
 
