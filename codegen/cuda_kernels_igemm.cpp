@@ -222,14 +222,14 @@ std::string mmaSteps(TensorCoreMath m, bool bRounded) {
 
 }  // namespace
 
-int64_t implicitGemmSplits(int64_t rows, int64_t cols, int64_t red) {
+int64_t implicitGemmSplits(int64_t rows, int64_t cols, int64_t red, int64_t minSlice) {
   // A model, in units of one block's 16-step (~0.5 us on an H100/H200): the grid runs in waves
   // of kTargetBlocks (two blocks per SM), each as long as a slice's steps plus ~6 for filling
   // the stages and the epilogue; splitting adds the slices' sums (written, then read and added:
   // 8 bytes per element and slice at ~3 TB/s). A grid of 1.1 waves costs two.
   const Tile tile = tileFor(cols);
   const int64_t tiles = ((rows + tile.bm - 1) / tile.bm) * ((cols + tile.bn - 1) / tile.bn);
-  const int64_t steps = (red + 15) / 16, most = std::max<int64_t>(1, red / 256);
+  const int64_t steps = (red + 15) / 16, most = std::max<int64_t>(1, red / std::max<int64_t>(minSlice, 16));
   int64_t best = 1;
   double bestCost = 0;
   for (int64_t s = 1; s <= most; ++s) {

@@ -235,7 +235,7 @@ Expected<void> convForwardTensorCore(NodeEmitter& em, const ConvGeom& g, const s
   spec.rows = g.n * g.oh * g.ow;
   spec.cols = g.o;
   spec.red = g.c * g.kh * g.kw;
-  spec.splits = intoScratch ? 1 : implicitGemmSplits(spec.rows, spec.cols, spec.red);
+  spec.splits = intoScratch ? 1 : implicitGemmSplits(spec.rows, spec.cols, spec.red, kConvMinSlice);
   spec.aBase = "x";
   if (intoScratch) spec.scratchReserved = g.n * g.o * g.oh * g.ow;
   spec.aRowSetup = fill("  const int aox = (int)(am % ${OW}), aoy = (int)((am / ${OW}) % ${OH});\n"
@@ -380,7 +380,7 @@ Expected<void> convBackwardDataTensorCore(NodeEmitter& em, const ConvGeom& g, bo
       spec.rows = g.n * ty.pixels * tx.pixels;
       spec.cols = g.c;
       spec.red = g.o * ty.count * tx.count;
-      spec.splits = implicitGemmSplits(spec.rows, spec.cols, spec.red);
+      spec.splits = implicitGemmSplits(spec.rows, spec.cols, spec.red, kConvMinSlice);
       spec.aBase = transpose ? "x" : "dy";
       spec.aRowSetup = fill("  const int aix = (int)(am % ${WP}), aiy = (int)((am / ${WP}) % ${HP});\n"
                             "  const ${I} gbase = (am / ((${I})${WP} * ${HP})) * (${I})(${O} * ${OH} * ${OW});\n",
