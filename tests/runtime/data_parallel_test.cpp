@@ -336,8 +336,11 @@ TEST(DataParallel, AllReducesAreScheduledInBucketsAsTheirGradientsAreReady) {
     size_t lastGradient = 0;
     for (size_t i : at) lastGradient = std::max(lastGradient, indexOf(nodes, nodes[i]->input(0)->def()));
     EXPECT_EQ(at.front(), lastGradient + 1);
-    for (size_t i = 0; i < nodes.size(); ++i)
-      if (isUpdate(nodes[i])) EXPECT_GT(i, at.back()) << nodes[i]->describe();
+    for (size_t i = 0; i < nodes.size(); ++i) {
+      if (isUpdate(nodes[i])) {
+        EXPECT_GT(i, at.back()) << nodes[i]->describe();
+      }
+    }
   }
 }
 
