@@ -194,6 +194,40 @@ std::string convSumLoop(const std::string& ind, bool padded, bool grouped) {
 // ---- convolutions as implicit GEMMs on tensor cores (TF32; CudaCodegenOptions::
 // tensorCores): each states its gathers and epilogue, emitImplicitGemm tiles.
 
+// fused_conv2d's output_expr (fuse-conv-epilogue): the statements, indented by `ind`, that
+// compute its program over r0 = `sum` (the biased sum) and r1, r2, ... = operands 3, 4, ... at
+// element `at`, then store the result into y[at] -- what the fused_elementwise kernel it replaces
+// computed from the stored conv output. The operands are kernel parameters e1, e2, ...
+// (outputExprParams).
+Expected<std::string> outputExprStore(const NodeEmitter& em, const std::string& sum, const std::string& at,
+                                      const std::string& ind) {
+  const Node& n = em.node();
+  auto program = parseElementwiseExpr(n.attrs().getString("output_expr"), int(n.numInputs()) - 2);
+  if (!program) return fail("output_expr: " + program.error().message());
+  const std::string T = cudaType(em.computeType());
+  std::string code = ind + "const " + T + " r0 = " + sum + ";\n";
+  for (size_t i = 3; i < n.numInputs(); ++i)
+    code += ind + fmt::format("const {} r{} = e{}[{}];\n", T, i - 2, i - 2, at);
+  auto result = elementwiseProgramCode(*program, em.computeType(), ind, code);
+  if (!result) return Unexpected(result.error());
+  return code + ind + "y[" + at + "] = " + *result + ";\n";
+}
+bool hasOutputExpr(const Node& n) {
+  return n.kind() == OpKind::FusedConv2d && !n.attrs().getString("output_expr", "").empty();
+}
+// The parameters "const T* __restrict__ e1, ..." of operands 3.. and their arguments.
+std::string outputExprParams(const NodeEmitter& em) {
+  std::string out;
+  if (!hasOutputExpr(em.node())) return out;
+  for (size_t i = 3; i < em.node().numInputs(); ++i)
+    out += fmt::format("const {}* __restrict__ e{}, ", cudaType(em.computeType()), i - 2);
+  return out;
+}
+void addOutputExprArgs(const NodeEmitter& em, std::vector<CudaArg>& args) {
+  if (!hasOutputExpr(em.node())) return;
+  for (size_t i = 3; i < em.node().numInputs(); ++i) args.push_back(em.in(i));
+}
+
 // Whether the tensor-core form serves this convolution: the option on, f32, one group, and
 // reductions and extents that fit the kernel's int indices.
 bool useTensorCores(const NodeEmitter& em, const ConvGeom& g) {
@@ -220,13 +254,17 @@ Vars tcVars(const NodeEmitter& em, const ConvGeom& g) {
 Expected<void> convForwardTensorCore(NodeEmitter& em, const ConvGeom& g, const std::string& activation,
                                      bool intoScratch = false, std::optional<CudaArg> input = std::nullopt) {
   const Node& n = em.node();
-  const bool bias = n.numInputs() == 3;
+  const bool bias = n.numInputs() >= 3;
   Vars v = tcVars(em, g);
   v.push_back({"IYA", linear({{"aoy", g.sh}, {"ki", g.dh}}, -g.pt)});
   v.push_back({"IXA", linear({{"aox", g.sw}, {"kj", g.dw}}, -g.pl)});
   v.push_back({"ADD_BIAS", bias ? " + bias[o]" : ""});
   std::string store = "        y[at] = sb;\n";
-  if (!activation.empty()) {
+  if (hasOutputExpr(n)) {
+    auto code = outputExprStore(em, "sb", "at", "        ");
+    if (!code) return em.unsupported(code.error().message());
+    store = *code;
+  } else if (!activation.empty()) {
     std::string act = activationCode(activation, "float", "sb", "act", "        ");
     if (act.empty()) return em.unsupported("unknown activation '" + activation + "'");
     store = "        float act;\n" + act + "        y[at] = act;\n";
@@ -288,10 +326,11 @@ Expected<void> convForwardTensorCore(NodeEmitter& em, const ConvGeom& g, const s
                        v) +
                   store;
   spec.params = std::string("const float* __restrict__ x, const float* __restrict__ w, ") +
-                (bias ? "const float* __restrict__ bias, " : "") + "float* __restrict__ y";
+                (bias ? "const float* __restrict__ bias, " : "") + outputExprParams(em) + "float* __restrict__ y";
   spec.args = {input.value_or(em.in(0)), em.in(1)};
   spec.bSource = em.in(1);
   if (bias) spec.args.push_back(em.in(2));
+  addOutputExprArgs(em, spec.args);
   spec.args.push_back(intoScratch ? NodeEmitter::scratch() : em.out());
   if (intoScratch) em.needScratch(g.n * g.o * g.oh * g.ow * int64_t(sizeof(float)));
   spec.math = em.options().tensorCores;
@@ -515,13 +554,17 @@ Expected<void> convForward(NodeEmitter& em, const std::string& activation) {
   if (!isFloatNode(n)) return em.unsupported(std::string(n.opName()) + " needs float operands");
   ConvGeom g = convGeom(n.attrs(), em.inShape(0), em.inShape(1));
   if (useTensorCores(em, g)) return convForwardTensorCore(em, g, activation);
-  const bool bias = n.numInputs() == 3;
+  const bool bias = n.numInputs() >= 3;
   const bool padded = tapsLeaveImage(g);
   Vars v = convVars(em, g);
-  v.push_back({"BIAS", bias ? "const ${T}* __restrict__ bias, " : ""});
+  v.push_back({"BIAS", bias ? "const ${T}* __restrict__ bias, " + outputExprParams(em) : ""});
   v.push_back({"TOTAL", intLit(g.n * g.o * g.oh * g.ow)});
   v.push_back({"SUM_LOOP", convSumLoop("    ", padded, g.groups > 1)});
-  if (activation.empty()) {
+  if (hasOutputExpr(n)) {
+    auto code = outputExprStore(em, "acc + bias[o]", "i", "    ");
+    if (!code) return em.unsupported(code.error().message());
+    v.push_back({"STORE", *code});
+  } else if (activation.empty()) {
     v.push_back({"STORE", bias ? "    y[i] = acc + bias[o];\n" : "    y[i] = acc;\n"});
   } else {
     std::string act = activationCode(activation, "${T}", "s", "r", "    ");
@@ -542,6 +585,7 @@ Expected<void> convForward(NodeEmitter& em, const std::string& activation) {
       v), v);
   std::vector<CudaArg> args = {em.in(0), em.in(1)};
   if (bias) args.push_back(em.in(2));
+  addOutputExprArgs(em, args);
   args.push_back(em.out());
   em.kernel("", params, body, args, gridFor(g.n * g.o * g.oh * g.ow));
   return {};

@@ -192,7 +192,7 @@ Expected<Types> convResult(const Node& n, const TensorType& x) {
   const Value* w = n.input(1);
   auto y = convOutputShape(n, x, w->type());
   if (!y) return Unexpected(y.error());
-  if (n.numInputs() == 3) {
+  if (n.numInputs() >= 3) {
     const Value* b = n.input(2);
     int64_t o = w->type().shape[0];
     if (b->type().shape != Shape{o} || b->type().dtype != x.dtype)
@@ -210,6 +210,38 @@ Expected<Types> shapeConv2d(const Node& n) {
   SHOAL_TRY(requireRank(n, w, 4, "weight (OIHW)"));
   SHOAL_TRY(requireSameDType(n, x, w));
   return convResult(n, x->type());
+}
+
+// fused_conv2d: conv2d's rule; with output_expr (fuse-conv-epilogue) also the program's
+// operands: the bias, then one or more operands of the result's type, and no activation.
+Expected<Types> shapeFusedConv2d(const Node& n) {
+  const std::string& expr = n.attrs().getString("output_expr", "");
+  if (expr.empty()) {
+    if (n.numInputs() > 3)
+      return Unexpected(shapeError(n, fmt::format("takes 2 or 3 operands without output_expr, got {}", n.numInputs())));
+    return shapeConv2d(n);
+  }
+  if (const std::string& a = n.attrs().getString("activation", ""); !a.empty())
+    return Unexpected(shapeError(
+        n, fmt::format("with output_expr the program applies the activation: activation must be \"\", got '{}'", a)));
+  if (n.numInputs() < 4)
+    return Unexpected(shapeError(n, fmt::format("output_expr needs the bias and at least one more operand, got {} operands",
+                                                n.numInputs())));
+  const Value* x = n.input(0);
+  const Value* w = n.input(1);
+  SHOAL_TRY(requireFloat(n, x, "input"));
+  SHOAL_TRY(requireRank(n, x, 4, "input (NCHW)"));
+  SHOAL_TRY(requireRank(n, w, 4, "weight (OIHW)"));
+  SHOAL_TRY(requireSameDType(n, x, w));
+  auto y = convResult(n, x->type());
+  if (!y) return Unexpected(y.error());
+  for (size_t i = 3; i < n.numInputs(); ++i)
+    if (n.input(i)->type() != y->front())
+      return Unexpected(shapeError(
+          n, fmt::format("output_expr operand {} must be {} (the result's type), got {}", i, y->front().str(), sh(n.input(i)))));
+  if (auto program = parseElementwiseExpr(expr, int(n.numInputs()) - 2); !program)
+    return Unexpected(shapeError(n, "output_expr: " + program.error().message()));
+  return y;
 }
 
 Expected<Types> shapeConv2dBackwardData(const Node& n) {

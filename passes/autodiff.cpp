@@ -233,12 +233,26 @@ Expected<Value*> expandFused(Graph& g, Node* n) {
   auto conv = [&](const std::string& name) {
     return insertTyped(g, n, OpKind::Conv2d, convInputs,
                        attrsOf({{"stride", a.getInts("stride")}, {"padding", a.getInts("padding")},
-                                {"dilation", a.getInts("dilation")}}),
+                                {"dilation", a.getInts("dilation")}, {"groups", a.getInt("groups", 1)}}),
                        name, loc);
   };
   if (n->kind() == OpKind::FusedDense) {
     SHOAL_TRY_ASSIGN(pre, insertTyped(g, n, OpKind::Dense, n->inputs(), {}, y + ".dense", loc));
     return activation(pre, y + ".act");
+  }
+  if (n->kind() == OpKind::FusedConv2d && !a.getString("output_expr", "").empty()) {
+    // fuse-conv-epilogue: conv2d with its bias, then the program over it and operands 3.. as ops.
+    convInputs.resize(3);
+    SHOAL_TRY_ASSIGN(pre, conv(y + ".conv"));
+    std::vector<Value*> operands = {pre};
+    for (size_t i = 3; i < n->numInputs(); ++i) operands.push_back(n->input(i));
+    Node* epi = g.insertNodeBefore(n, OpKind::FusedElementwise, operands, attrsOf({{"expr", a.getString("output_expr")}}),
+                                   {{y + ".epilogue", n->result()->type()}}, loc);
+    fillDefaultAttrs(*epi);
+    SHOAL_TRY_ASSIGN(out, expandFused(g, epi));
+    g.replaceAllUsesWith(epi->result(), out);
+    g.eraseNode(epi);
+    return out;
   }
   if (n->kind() == OpKind::FusedConv2d) {
     SHOAL_TRY_ASSIGN(pre, conv(y + ".conv"));

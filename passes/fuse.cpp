@@ -6,10 +6,13 @@
 //   fuse-elementwise        chains of same-shape elementwise ops    => fused_elementwise
 //   fuse-conv-prologue      fused_elementwise (one operand) -> fused_conv2d_pool
 //                                                                   => fused_conv2d_pool (input_expr)
+//   fuse-conv-epilogue      conv2d (+ bias) -> fused_elementwise    => fused_conv2d (output_expr)
 // A rule fires only when the intermediate value has no other reader, so nothing that a later
 // op (a backward op, an output) needs is folded away.
 #include <fmt/format.h>
 
+#include <algorithm>
+#include <cctype>
 #include <functional>
 #include <map>
 #include <set>
@@ -140,7 +143,9 @@ Rule convPoolRule() {
           Pattern{{OpKind::MaxPool2d}, "pool", {conv}}, [](Graph& g, Bindings& b) {
             Node* conv = b.at("conv");
             Node* pool = b.at("pool");
+            if (!conv->attrs().getString("output_expr", "").empty()) return static_cast<Node*>(nullptr);
             Attrs attrs = conv->attrs();
+            attrs.erase("output_expr");  // fused_conv2d's alone
             attrs.set("pool_kernel", pool->attrs().getInts("kernel"));
             attrs.set("pool_stride", pool->attrs().getInts("stride"));
             if (pool->attrs().has("padding")) attrs.set("pool_padding", pool->attrs().getInts("padding"));
@@ -183,6 +188,60 @@ Rule convPrologueRule() {
             fillDefaultAttrs(*n);
             b["pre"] = pre;
             return n;
+          }};
+}
+
+// `expr` with its operand tokens renumbered: operand `first` becomes a0, the others a1, a2, ...
+// in their order.
+std::string renumberOperands(const std::string& expr, size_t first) {
+  std::string out;
+  for (size_t pos = 0; pos < expr.size();) {
+    size_t end = expr.find(' ', pos);
+    if (end == std::string::npos) end = expr.size();
+    std::string tok = expr.substr(pos, end - pos);
+    if (tok.size() > 1 && tok[0] == 'a' && std::all_of(tok.begin() + 1, tok.end(), [](unsigned char c) { return std::isdigit(c) != 0; })) {
+      const size_t k = size_t(std::stoul(tok.substr(1)));
+      tok = "a" + std::to_string(k == first ? 0 : k < first ? k + 1 : k);
+    }
+    out += (out.empty() ? "" : " ") + tok;
+    pos = end + 1;
+  }
+  return out;
+}
+
+// A fused_elementwise with an operand made by a conv2d with a bias and read by nothing else,
+// every operand of that result's type (no broadcast, no conversion): the conv computes the
+// program as it stores each output (a ResNet block's residual add and relu), so the conv's
+// output is never stored and the elementwise kernel goes. The conv's operands stay first; the
+// elementwise op's other operands follow the bias.
+Rule convEpilogueRule() {
+  return {"fuse-conv-epilogue", "conv2d (+ bias) read only by a fused_elementwise computes its program as it stores",
+          Pattern{{OpKind::FusedElementwise}, "ew", {}}, [](Graph& g, Bindings& b) -> Node* {
+            Node* ew = b.at("ew");
+            const TensorType& out = ew->result()->type();
+            // Operands: x, w, bias and the program's others; fused_conv2d takes at most 8.
+            if (ew->numInputs() + 2 > 8) return nullptr;
+            for (Value* in : ew->inputs())
+              if (in->type() != out) return nullptr;
+            for (size_t k = 0; k < ew->numInputs(); ++k) {
+              Value* v = ew->input(k);
+              Node* conv = v->def();
+              if (!conv || conv->kind() != OpKind::Conv2d || conv->numInputs() != 3 || g.users(v).size() != 1 ||
+                  std::count(ew->inputs().begin(), ew->inputs().end(), v) != 1)
+                continue;
+              Attrs attrs = conv->attrs();
+              attrs.set("activation", std::string());
+              attrs.set("output_expr", renumberOperands(ew->attrs().getString("expr"), k));
+              std::vector<Value*> inputs = conv->inputs();
+              for (size_t i = 0; i < ew->numInputs(); ++i)
+                if (i != k) inputs.push_back(ew->input(i));
+              Node* n = g.insertNodeBefore(ew, OpKind::FusedConv2d, inputs, attrs,
+                                           {{ew->result()->name() + ".fused", out}}, conv->loc());
+              fillDefaultAttrs(*n);
+              b["conv"] = conv;
+              return n;
+            }
+            return nullptr;
           }};
 }
 
@@ -342,5 +401,6 @@ std::unique_ptr<Pass> createFusePoolReluGradPass() { return std::make_unique<Rul
 std::unique_ptr<Pass> createFuseDenseActivationPass() { return std::make_unique<RulePass>(denseActivationRule()); }
 std::unique_ptr<Pass> createFuseElementwisePass() { return std::make_unique<FuseElementwisePass>(); }
 std::unique_ptr<Pass> createFuseConvProloguePass() { return std::make_unique<RulePass>(convPrologueRule()); }
+std::unique_ptr<Pass> createFuseConvEpiloguePass() { return std::make_unique<RulePass>(convEpilogueRule()); }
 
 }  // namespace shoal

@@ -92,6 +92,9 @@ std::unique_ptr<Pass> createFuseDenseActivationPass();
 std::unique_ptr<Pass> createFuseElementwisePass();
 /// A one-operand elementwise chain read only by a fused_conv2d_pool becomes its input_expr.
 std::unique_ptr<Pass> createFuseConvProloguePass();
+/// A conv2d (+ bias) read only by a fused_elementwise computes its program as it stores
+/// (fused_conv2d's output_expr: a residual add and relu).
+std::unique_ptr<Pass> createFuseConvEpiloguePass();
 /// Orders nodes for execution: a topological order with in-place updates after every reader.
 std::unique_ptr<Pass> createSchedulePass();
 

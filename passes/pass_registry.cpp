@@ -26,6 +26,7 @@ const std::vector<PassRegistration>& passRegistry() {
       {"fuse-transpose-matmul", &createFuseTransposeMatmulPass, false}, // transpose of the last two axes -> a GEMM flag
       {"fuse-elementwise", &createFuseElementwisePass, false},          // elementwise chains -> fused_elementwise
       {"fuse-conv-prologue", &createFuseConvProloguePass, false},      // one-operand chain -> fused_conv2d_pool's loads
+      {"fuse-conv-epilogue", &createFuseConvEpiloguePass, false},      // conv2d -> elementwise program -> its stores
       {"dce", &createDeadCodeEliminationPass, false},             // unused values dropped
       {"schedule", &createSchedulePass, false},                   // execution order; updates last
   };

@@ -418,8 +418,16 @@ Expected<void> NodeRunner::run() {
         x = in<T>(0);
       }
       const T* w = in<T>(1);
-      const T* bias = n_.numInputs() == 3 ? in<T>(2) : nullptr;
+      const T* bias = n_.numInputs() >= 3 ? in<T>(2) : nullptr;
       T* y = out<T>();
+      // output_expr (fuse-conv-epilogue): the program over the biased sum and operands 3..,
+      // per image as its output is made (a residual add and relu).
+      std::optional<std::vector<ExprInstr>> outputProgram;
+      if (const std::string& expr = attrs().getString("output_expr", ""); !pooled && !expr.empty()) {
+        auto program = parseElementwiseExpr(expr, int(n_.numInputs()) - 2);
+        if (!program) return fail(n_.describe() + ": output_expr: " + program.error().message(), n_.loc());
+        outputProgram = std::move(*program);
+      }
       const int64_t xImage = p.c * p.h * p.w, convImage = p.o * p.outH() * p.outW();
       const int64_t yImage = pooled ? p.o * pool.outH() * pool.outW() : convImage;
       parallelFor(p.n, 1, [&](int64_t begin, int64_t end) {
@@ -428,6 +436,12 @@ Expected<void> NodeRunner::run() {
         for (int64_t n = begin; n < end; ++n) {
           T* c = pooled ? conv.data() : y + n * yImage;
           cpu::conv2dForward<T>(one, x + n * xImage, w, bias, c, scratch.empty() ? nullptr : scratch.data());
+          if (outputProgram) {
+            std::vector<const T*> ins = {c};
+            for (size_t i = 3; i < n_.numInputs(); ++i) ins.push_back(in<T>(i) + n * convImage);
+            runElementwiseProgram<T>(*outputProgram, ins, convImage, c);
+            continue;
+          }
           applyActivation<T>(activation, convImage, c);
           if (pooled) cpu::maxPool2dForward<T>(pool, c, y + n * yImage);
         }

@@ -403,6 +403,79 @@ TEST(CudaEmulation, ConvPoolReadsItsInputThroughItsDecode) {
   }
 }
 
+// A residual block's tail (conv + bias, add the identity, relu) and a projection block's (two
+// convolutions added): fuse-conv-epilogue makes each one fused_conv2d whose stores compute the
+// add and relu (output_expr), the conv output never stored. The interpreter's fused program
+// gives the unfused one's bits; the direct CUDA kernel matches the interpreter, and so does the
+// tensor-core kernel (TF32, split over the reduction for the 64-channel case) within TF32's
+// rounding; removing the epilogue's operand would fail both.
+TEST(CudaEmulation, ConvResidualEpilogueMatchesTheInterpreter) {
+  if (!haveHostCompiler()) GTEST_SKIP() << "no host C++ compiler to build the emulated module";
+  for (int64_t channels : {8, 64}) {
+    SCOPED_TRACE(std::to_string(channels) + " channels");
+    test::OpGraphBuilder b("conv_epilogue", DType::F32);
+    Graph& g = b.graph();
+    auto add = [&](OpKind kind, std::vector<Value*> ins, Attrs attrs, const std::string& name) -> Value* {
+      Node* n = g.addNode(kind, std::move(ins), std::move(attrs), {{name, TensorType{}}}, Location{});
+      fillDefaultAttrs(*n);
+      auto types = inferResultTypes(*n);
+      EXPECT_TRUE(types.has_value()) << name << ": " << (types ? "" : types.error().message());
+      n->result()->setType(types ? (*types)[0] : TensorType{});
+      return n->result();
+    };
+    Value* x = b.input("x", TensorType{DType::F32, {2, channels, 9, 9}});
+    Attrs same;
+    same.set("padding", std::vector<int64_t>{1, 1, 1, 1});
+    Value* c1 = add(OpKind::Conv2d, {x, b.param("w1", {channels, channels, 3, 3}), b.param("b1", {channels})}, same, "c1");
+    Value* r1 = add(OpKind::Relu, {c1}, {}, "r1");
+    Value* c2 = add(OpKind::Conv2d, {r1, b.param("w2", {channels, channels, 3, 3}), b.param("b2", {channels})}, same, "c2");
+    Value* s = add(OpKind::Relu, {add(OpKind::Add, {c2, x}, {}, "sum")}, {}, "out");
+    // A projection block: the shortcut is a 1 x 1 convolution, itself read only by the add.
+    Value* c3 = add(OpKind::Conv2d, {s, b.param("w3", {channels, channels, 3, 3}), b.param("b3", {channels})}, same, "c3");
+    Value* proj = add(OpKind::Conv2d, {s, b.param("wp", {channels, channels, 1, 1}), b.param("bp", {channels})}, {}, "proj");
+    b.output(add(OpKind::Relu, {add(OpKind::Add, {c3, proj}, {}, "sum2")}, {}, "y"));
+    auto graph = b.take();
+    auto r = makeRunners(*graph, CompileOptions{});
+    ASSERT_NE(r, nullptr);
+    int epilogues = 0;
+    for (const Node* n : r->program.graph->nodes()) {
+      EXPECT_NE(n->kind(), OpKind::FusedElementwise) << n->describe();
+      if (n->kind() == OpKind::FusedConv2d && !n->attrs().getString("output_expr").empty()) {
+        ++epilogues;
+        EXPECT_EQ(n->attrs().getString("output_expr"), "a0 a1 add relu");
+        EXPECT_EQ(n->numInputs(), 4u);
+      }
+    }
+    EXPECT_EQ(epilogues, 2);
+    EXPECT_NE(r->emu->module().source.find("const float r1 = e1[i];"), std::string::npos);
+    const TensorMap feed = test::randomInputs(*graph, 7);
+    compareRuns(*r, feed, 1e-5, 1e-6, "fused");
+    CompileOptions unfused;
+    unfused.disabledPasses = {"fuse-conv-epilogue"};
+    auto program = compileProgram(graph->clone(), unfused);
+    ASSERT_TRUE(program.has_value()) << program.error().message();
+    auto cpu = CpuExecutable::create(std::move(*program));
+    ASSERT_TRUE(cpu.has_value());
+    ASSERT_TRUE((*cpu)->writePersistent(r->cpu->readPersistent()).has_value());
+    auto want = (*cpu)->run(feed);
+    auto got = r->cpu->run(feed);
+    ASSERT_TRUE(want && got);
+    const Tensor& a = want->at("y");
+    const Tensor& fused = got->at("y");
+    ASSERT_EQ(a.byteSize(), fused.byteSize());
+    EXPECT_EQ(std::memcmp(a.raw(), fused.raw(), a.byteSize()), 0);
+    CudaCodegenOptions tc;
+    tc.tensorCores = TensorCoreMath::Tf32;
+    auto onTc = test::EmulatedExecutable::create(r->program, tc);
+    ASSERT_TRUE(onTc.has_value()) << onTc.error().message();
+    EXPECT_NE((*onTc)->module().source.find("const float r1 = e1[at];"), std::string::npos);
+    (*onTc)->writePersistent(r->cpu->readPersistent());
+    auto tf32 = (*onTc)->run(feed);
+    ASSERT_TRUE(tf32.has_value()) << tf32.error().message();
+    EXPECT_TRUE(closeTo("tf32", tf32->at("y"), fused, 2e-2, 2e-2));
+  }
+}
+
 // The MNIST CNN's inference program, fused (conv + relu + maxpool, dense + bias + relu; the
 // input's u8 decode read by the conv as it loads) on the emulator.
 TEST(CudaEmulation, MnistCnnFusedInferenceMatchesTheInterpreter) {

@@ -222,7 +222,25 @@ SHOAL_SHAPE_CASES(FusedConv2d, OpKind::FusedConv2d) {
              {"channels not divisible by groups",
               {f32({1, 3, 5, 5}), w},
               with(act("relu"), "groups", int64_t(2)),
-              "input has 3 channels (f32[1,3,5,5]), not divisible by groups=2"}}};
+              "input has 3 channels (f32[1,3,5,5]), not divisible by groups=2"},
+             {"four operands without output_expr", {x, w, f32({2}), f32({1, 2, 3, 3})}, act("relu"),
+              "takes 2 or 3 operands without output_expr, got 4"},
+             // output_expr (fuse-conv-epilogue; the valid case: below).
+             {"an activation beside output_expr", {x, w, f32({2}), f32({1, 2, 3, 3})},
+              with(act("relu"), "output_expr", std::string("a0 a1 add")),
+              "with output_expr the program applies the activation: activation must be \"\", got 'relu'"},
+             {"output_expr without the bias", {x, w, f32({1, 2, 3, 3})},
+              with(act(""), "output_expr", std::string("a0 relu")),
+              "output_expr needs the bias and at least one more operand, got 3 operands"},
+             {"an output_expr operand of another shape", {x, w, f32({2}), f32({1, 2, 3, 4})},
+              with(act(""), "output_expr", std::string("a0 a1 add")),
+              "output_expr operand 3 must be f32[1,2,3,3] (the result's type), got f32[1,2,3,4]"},
+             {"an output_expr operand of another type", {x, w, f32({2}), f64({1, 2, 3, 3})},
+              with(act(""), "output_expr", std::string("a0 a1 add")),
+              "output_expr operand 3 must be f32[1,2,3,3] (the result's type), got f64[1,2,3,3]"},
+             {"output_expr naming an operand it lacks", {x, w, f32({2}), f32({1, 2, 3, 3})},
+              with(act(""), "output_expr", std::string("a0 a2 add")),
+              "output_expr: fused expression names operand 'a2', but there are 2"}}};
   }
   return {};
 }
@@ -330,6 +348,17 @@ TEST(ShapeInference, ConvPoolInputThroughItsDecodeIsSeenAsTheWeightsType) {
   auto types = inferResultTypes(*n);
   ASSERT_TRUE(types.has_value()) << types.error().message();
   EXPECT_EQ((*types)[0], f32({64, 32, 13, 13}));
+}
+
+// fused_conv2d with output_expr (fuse-conv-epilogue): the bias, then a residual of the result's
+// type; the program's a0 is the biased sum.
+TEST(ShapeInference, ConvWithAResidualEpilogueKeepsTheConvsShape) {
+  Graph g("conv_epilogue");
+  Node* n = buildNode(g, OpKind::FusedConv2d, {f32({1, 1, 5, 5}), f32({2, 1, 3, 3}), f32({2}), f32({1, 2, 3, 3})},
+                      attrs({{"activation", std::string("")}, {"output_expr", std::string("a0 a1 add relu")}}));
+  auto types = inferResultTypes(*n);
+  ASSERT_TRUE(types.has_value()) << types.error().message();
+  EXPECT_EQ((*types)[0], f32({1, 2, 3, 3}));
 }
 
 }  // namespace

@@ -80,7 +80,12 @@ INSTANTIATE_TEST_SUITE_P(Fuse, FuseGolden,
                                            GoldenCase{"conv_prologue_unary", "fuse-conv-prologue", true},
                                            GoldenCase{"conv_prologue_read_twice", "fuse-conv-prologue", false},
                                            GoldenCase{"conv_prologue_two_operands", "fuse-conv-prologue", false},
-                                           GoldenCase{"conv_pool", "fuse-conv-prologue", false}),
+                                           GoldenCase{"conv_pool", "fuse-conv-prologue", false},
+                                           GoldenCase{"conv_epilogue", "fuse-conv-epilogue", true},
+                                           GoldenCase{"conv_epilogue_second_operand", "fuse-conv-epilogue", true},
+                                           GoldenCase{"conv_epilogue_no_bias", "fuse-conv-epilogue", false},
+                                           GoldenCase{"conv_epilogue_read_twice", "fuse-conv-epilogue", false},
+                                           GoldenCase{"elementwise_chain", "fuse-conv-epilogue", false}),
                          [](const auto& info) { return std::string(info.param.file) + "_" + std::to_string(info.index); });
 
 Tensor randomTensor(const TensorType& t, Rng& rng) {

@@ -5,10 +5,12 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cmath>
 #include <regex>
 #include <sstream>
 
 #include "frontend/pipeline_loader.h"
+#include "ir/parser.h"
 #include "ir/printer.h"  // grad_cases.h uses printGraph without including it
 #include "passes/grad_cases.h"
 #include "test_util.h"
@@ -281,6 +283,58 @@ TEST(TrainStep, FusedGraphTrainsLikeThePipeline) {
       EXPECT_EQ(ra->at("loss").at(0), rb->at("loss").at(0)) << "step " << step;
     }
   }
+}
+
+// A residual block fused for inference (fuse-conv-epilogue: the conv's stores compute the add
+// and relu) trains as the graph before fusion: its fused_conv2d is expanded back into conv2d
+// and the program's ops (the conv's groups kept), the same numbers step for step.
+TEST(TrainStep, ResidualEpilogueGraphTrainsLikeTheUnfusedGraph) {
+  const char* text = R"(graph res {
+  %x = input() {name="x"} : f32[4,2,6,6]
+  %c.weight = param() {fan_in=18, fan_out=18, init="glorot_uniform"} : f32[2,2,3,3]
+  %c.bias = param() {fan_in=0, fan_out=0, init="zeros"} : f32[2]
+  %c = conv2d(%x, %c.weight, %c.bias) {padding=[1,1,1,1]} : f32[4,2,6,6]
+  %s = add(%c, %x) : f32[4,2,6,6]
+  %r = relu(%s) : f32[4,2,6,6]
+  %f = flatten(%r) : f32[4,72]
+  %fc.weight = param() {fan_in=72, fan_out=3, init="glorot_uniform"} : f32[3,72]
+  %fc.bias = param() {fan_in=0, fan_out=0, init="zeros"} : f32[3]
+  %logits = dense(%f, %fc.weight, %fc.bias) : f32[4,3]
+  output(%logits) {name="logits"}
+})";
+  DiagnosticEngine diags;
+  auto g = parseGraph(text, "res.ir", diags);
+  ASSERT_NE(g, nullptr) << diags.render();
+  auto inference = compileProgram(g->clone(), {});
+  ASSERT_TRUE(inference.has_value()) << inference.error().str();
+  int epilogues = 0;
+  for (const Node* n : inference->graph->nodes())
+    epilogues += n->kind() == OpKind::FusedConv2d && !n->attrs().getString("output_expr", "").empty();
+  ASSERT_EQ(epilogues, 1);  // else this tests nothing
+  TrainConfig train;
+  CompileOptions opts;
+  opts.train = &train;
+  auto fromGraph = compileProgram(g->clone(), opts);
+  auto fromFused = compileProgram(inference->graph->clone(), opts);
+  ASSERT_TRUE(fromGraph && fromFused) << (fromFused ? "" : fromFused.error().str());
+  auto a = CpuExecutable::create(std::move(*fromGraph));
+  auto b = CpuExecutable::create(std::move(*fromFused));
+  ASSERT_TRUE(a && b);
+  (*a)->initializeParameters(5);
+  (*b)->initializeParameters(5);
+  TensorMap feed;
+  feed["x"] = Tensor(DType::F32, {4, 2, 6, 6});
+  for (int64_t i = 0; i < feed["x"].numElements(); ++i) feed["x"].set(i, std::sin(0.7 * double(i)));
+  feed["labels"] = Tensor::fromDoubles(DType::I64, {4}, std::vector<double>{0, 2, 1, 2});
+  feed["lr"] = Tensor::fromDoubles(DType::F64, {}, std::vector<double>{train.lr});
+  for (int step = 1; step <= 3; ++step) {
+    feed["step"] = Tensor::fromDoubles(DType::F32, {}, std::vector<double>{double(step)});
+    auto ra = (*a)->run(feed), rb = (*b)->run(feed);
+    ASSERT_TRUE(ra && rb) << (rb ? "" : rb.error().str());
+    EXPECT_EQ(ra->at("loss").at(0), rb->at("loss").at(0)) << "step " << step;
+  }
+  const TensorMap pa = (*a)->readPersistent(), pb = (*b)->readPersistent();
+  for (const auto& [name, t] : pa) EXPECT_EQ(t.toDoubles(), pb.at(name).toDoubles()) << name;
 }
 
 }  // namespace
