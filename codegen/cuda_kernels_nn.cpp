@@ -260,7 +260,13 @@ Expected<void> convForwardTensorCore(NodeEmitter& em, const ConvGeom& g, const s
   v.push_back({"IXA", linear({{"aox", g.sw}, {"kj", g.dw}}, -g.pl)});
   v.push_back({"ADD_BIAS", bias ? " + bias[o]" : ""});
   std::string store = "        y[at] = sb;\n";
-  if (hasOutputExpr(n)) {
+  // output_expr in the store only for small outputs: a warp's MMA fragments hold 8 pixels x 4
+  // filters, so its residual reads (like its stores) stride across filter planes; for large
+  // ones the biased sums are stored and a second kernel runs the program over y, reading
+  // coalesced (CudaCodegenOptions::convEpilogueInStoreOutputs).
+  const bool epilogueInStore =
+      hasOutputExpr(n) && g.n * g.o * g.oh * g.ow <= em.options().convEpilogueInStoreOutputs;
+  if (epilogueInStore) {
     auto code = outputExprStore(em, "sb", "at", "        ");
     if (!code) return em.unsupported(code.error().message());
     store = *code;
@@ -326,15 +332,25 @@ Expected<void> convForwardTensorCore(NodeEmitter& em, const ConvGeom& g, const s
                        v) +
                   store;
   spec.params = std::string("const float* __restrict__ x, const float* __restrict__ w, ") +
-                (bias ? "const float* __restrict__ bias, " : "") + outputExprParams(em) + "float* __restrict__ y";
+                (bias ? "const float* __restrict__ bias, " : "") + (epilogueInStore ? outputExprParams(em) : "") +
+                "float* __restrict__ y";
   spec.args = {input.value_or(em.in(0)), em.in(1)};
   spec.bSource = em.in(1);
   if (bias) spec.args.push_back(em.in(2));
-  addOutputExprArgs(em, spec.args);
+  if (epilogueInStore) addOutputExprArgs(em, spec.args);
   spec.args.push_back(intoScratch ? NodeEmitter::scratch() : em.out());
   if (intoScratch) em.needScratch(g.n * g.o * g.oh * g.ow * int64_t(sizeof(float)));
   spec.math = em.options().tensorCores;
-  return emitImplicitGemm(em, spec);
+  if (auto ok = emitImplicitGemm(em, spec); !ok) return ok;
+  if (!hasOutputExpr(n) || epilogueInStore) return {};
+  // The program over the stored sums, element by element (each element read before written).
+  auto code = outputExprStore(em, "y[i]", "i", "    ");
+  if (!code) return em.unsupported(code.error().message());
+  std::vector<CudaArg> args;
+  addOutputExprArgs(em, args);
+  args.push_back(em.out());
+  em.elementwise("epilogue", outputExprParams(em) + "float* y", *code, args, g.n * g.o * g.oh * g.ow);
+  return {};
 }
 
 // The taps of one axis that reach the input pixels of phase p (those at p + s * i'): the

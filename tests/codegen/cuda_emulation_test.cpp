@@ -464,15 +464,23 @@ TEST(CudaEmulation, ConvResidualEpilogueMatchesTheInterpreter) {
     const Tensor& fused = got->at("y");
     ASSERT_EQ(a.byteSize(), fused.byteSize());
     EXPECT_EQ(std::memcmp(a.raw(), fused.raw(), a.byteSize()), 0);
-    CudaCodegenOptions tc;
-    tc.tensorCores = TensorCoreMath::Tf32;
-    auto onTc = test::EmulatedExecutable::create(r->program, tc);
-    ASSERT_TRUE(onTc.has_value()) << onTc.error().message();
-    EXPECT_NE((*onTc)->module().source.find("const float r1 = e1[at];"), std::string::npos);
-    (*onTc)->writePersistent(r->cpu->readPersistent());
-    auto tf32 = (*onTc)->run(feed);
-    ASSERT_TRUE(tf32.has_value()) << tf32.error().message();
-    EXPECT_TRUE(closeTo("tf32", tf32->at("y"), fused, 2e-2, 2e-2));
+    // On tensor cores: the program in the stores (small outputs), or the biased sums stored and
+    // a second kernel running it over them (large outputs; forced here by the option).
+    for (bool inStore : {true, false}) {
+      SCOPED_TRACE(inStore ? "tf32, the program in the stores" : "tf32, the program in a second kernel");
+      CudaCodegenOptions tc;
+      tc.tensorCores = TensorCoreMath::Tf32;
+      if (!inStore) tc.convEpilogueInStoreOutputs = 0;
+      auto onTc = test::EmulatedExecutable::create(r->program, tc);
+      ASSERT_TRUE(onTc.has_value()) << onTc.error().message();
+      const std::string& src = (*onTc)->module().source;
+      EXPECT_EQ(src.find("const float r1 = e1[at];") != std::string::npos, inStore);
+      EXPECT_EQ(src.find("_tc_epilogue(") == std::string::npos && src.find("_epilogue(") != std::string::npos, !inStore);
+      (*onTc)->writePersistent(r->cpu->readPersistent());
+      auto tf32 = (*onTc)->run(feed);
+      ASSERT_TRUE(tf32.has_value()) << tf32.error().message();
+      EXPECT_TRUE(closeTo("tf32", tf32->at("y"), fused, 2e-2, 2e-2));
+    }
   }
 }
 
