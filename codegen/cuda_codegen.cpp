@@ -898,8 +898,7 @@ Expected<CudaModuleSource> generateCudaSource(const Program& program, const Cuda
   // Parameters are prepared once only in programs that never write one (no in-place update):
   // a training step changes its weights every step.
   CudaCodegenOptions options = given;
-  for (const Node* n : program.graph->nodes())
-    if (!mutatedOperands(n->kind()).empty()) options.prepareParameters = false;
+  if (updatesParameters(program)) options.prepareParameters = false;
   CudaModuleSource m;
   m.name = cudagen::identifier(program.graph->name());
   std::string kernels;

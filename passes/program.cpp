@@ -12,6 +12,12 @@ void buildPipeline(PassManager& pm, const CompileOptions& opts) {
     if ((!r.trainingOnly || opts.train) && (!r.inferenceOnly || !opts.train)) pm.add(r.create());
 }
 
+bool updatesParameters(const Program& p) {
+  for (const Node* n : p.graph->nodes())
+    if (!mutatedOperands(n->kind()).empty()) return true;
+  return false;
+}
+
 Expected<Program> compileProgram(std::unique_ptr<Graph> g, const CompileOptions& opts) {
   PassManager pm;
   buildPipeline(pm, opts);

@@ -50,6 +50,10 @@ Expected<void> checkMemoryLimit(const Graph& g, const MemoryPlan& plan, int64_t 
 /// Builds the pipeline `compileProgram` runs, for the given options (for listing pass names).
 void buildPipeline(PassManager& pm, const CompileOptions& opts);
 
+/// Whether the program updates operands in place (an optimizer step writing its parameters and
+/// state): a training step. Inference and evaluation programs read their parameters only.
+bool updatesParameters(const Program& p);
+
 }  // namespace shoal
 
 namespace shoal {

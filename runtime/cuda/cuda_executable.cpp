@@ -330,8 +330,7 @@ void warmUpGemms(const std::vector<CudaGemmCall>& calls, const CudaContextOption
 // in `inputs` order.
 std::vector<char> findBindableInputs(const Program& p, const CudaModuleSource& src, const std::vector<Staged>& inputs) {
   std::vector<char> out(inputs.size(), 0);
-  for (const Node* n : p.graph->nodes())
-    if (!mutatedOperands(n->kind()).empty()) return out;
+  if (updatesParameters(p)) return out;
   std::unordered_set<const Value*> aliased, otherReaders;
   for (const auto& [member, root] : p.plan.aliasOf) aliased.insert(member), aliased.insert(root);
   for (const CudaStep& step : src.steps) {
@@ -366,8 +365,7 @@ constexpr size_t kHostWrittenBytes = size_t(64) << 10;
 std::unordered_map<const Value*, void*> findHostWrittenOutputs(const Program& p, const CudaModuleSource& src,
                                                                const std::vector<Staged>& outputs, char* pinOut) {
   std::unordered_map<const Value*, void*> out;
-  for (const Node* n : p.graph->nodes())
-    if (!mutatedOperands(n->kind()).empty()) return out;
+  if (updatesParameters(p)) return out;
   std::unordered_set<const Value*> aliased;
   for (const auto& [member, root] : p.plan.aliasOf) aliased.insert(member), aliased.insert(root);
   for (const Staged& s : outputs) {
@@ -755,8 +753,7 @@ Expected<std::unique_ptr<CudaExecutable>> CudaExecutable::create(Program program
     im.prepared = std::move(*prepared);
   }
   im.hasPrepareSteps = std::any_of(im.src.steps.begin(), im.src.steps.end(), [](const CudaStep& s) { return s.prepare; });
-  for (const Node* n : p.graph->nodes())
-    if (!mutatedOperands(n->kind()).empty()) im.writesParameters = true;
+  im.writesParameters = updatesParameters(p);
 
   // Pinned staging: inputs in one buffer, outputs plus the status words in another.
   size_t inBytes = 0, outBytes = 0;
