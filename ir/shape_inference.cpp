@@ -201,8 +201,9 @@ Expected<Types> convResult(const Node& n, const TensorType& x) {
   return Types{{x.dtype, *y}};
 }
 
-Expected<Types> shapeConv2d(const Node& n) {
-  SHOAL_TRY(checkFusedActivation(n));
+// A convolution's input (operand 0, float NCHW) and weight (operand 1, OIHW, the same type),
+// then its result (convResult).
+Expected<Types> convOperandsAndResult(const Node& n) {
   const Value* x = n.input(0);
   const Value* w = n.input(1);
   SHOAL_TRY(requireFloat(n, x, "input"));
@@ -210,6 +211,11 @@ Expected<Types> shapeConv2d(const Node& n) {
   SHOAL_TRY(requireRank(n, w, 4, "weight (OIHW)"));
   SHOAL_TRY(requireSameDType(n, x, w));
   return convResult(n, x->type());
+}
+
+Expected<Types> shapeConv2d(const Node& n) {
+  SHOAL_TRY(checkFusedActivation(n));
+  return convOperandsAndResult(n);
 }
 
 // fused_conv2d: conv2d's rule; with output_expr (fuse-conv-epilogue) also the program's
@@ -227,13 +233,7 @@ Expected<Types> shapeFusedConv2d(const Node& n) {
   if (n.numInputs() < 4)
     return Unexpected(shapeError(n, fmt::format("output_expr needs the bias and at least one more operand, got {} operands",
                                                 n.numInputs())));
-  const Value* x = n.input(0);
-  const Value* w = n.input(1);
-  SHOAL_TRY(requireFloat(n, x, "input"));
-  SHOAL_TRY(requireRank(n, x, 4, "input (NCHW)"));
-  SHOAL_TRY(requireRank(n, w, 4, "weight (OIHW)"));
-  SHOAL_TRY(requireSameDType(n, x, w));
-  auto y = convResult(n, x->type());
+  auto y = convOperandsAndResult(n);
   if (!y) return Unexpected(y.error());
   for (size_t i = 3; i < n.numInputs(); ++i)
     if (n.input(i)->type() != y->front())

@@ -8,6 +8,7 @@
 
 #include <cmath>
 #include <cstring>
+#include <optional>
 #include <random>
 #include <set>
 #include <tuple>
@@ -76,6 +77,39 @@ void compareRuns(Runners& r, const TensorMap& inputs, double rtol, double atol, 
   TensorMap gp = r.emu->readPersistent();
   for (const auto& [name, t] : r.cpu->readPersistent())
     EXPECT_TRUE(closeTo(what + " persistent " + name, gp.at(name), t, rtol, atol));
+}
+
+// Adds node `kind` over `ins` to `g`, its result typed by the op's shape rule.
+Value* addTyped(Graph& g, OpKind kind, std::vector<Value*> ins, Attrs attrs, const std::string& name) {
+  Node* n = g.addNode(kind, std::move(ins), std::move(attrs), {{name, TensorType{}}}, Location{});
+  fillDefaultAttrs(*n);
+  auto types = inferResultTypes(*n);
+  EXPECT_TRUE(types.has_value()) << name << ": " << (types ? "" : types.error().message());
+  n->result()->setType(types ? (*types)[0] : TensorType{});
+  return n->result();
+}
+
+// The interpreter's output `output` of r's (fused) program on `feed`, after checking that it is
+// bit for bit the output of `graph` compiled without the fusion pass `pass`.
+std::optional<Tensor> fusedBitsAsUnfused(const Graph& graph, Runners& r, const TensorMap& feed, const char* pass,
+                                         const std::string& output) {
+  CompileOptions unfused;
+  unfused.disabledPasses = {pass};
+  auto program = compileProgram(graph.clone(), unfused);
+  EXPECT_TRUE(program.has_value()) << program.error().message();
+  if (!program) return std::nullopt;
+  auto cpu = CpuExecutable::create(std::move(*program));
+  EXPECT_TRUE(cpu.has_value());
+  if (!cpu || !(*cpu)->writePersistent(r.cpu->readPersistent())) return std::nullopt;
+  auto want = (*cpu)->run(feed);
+  auto got = r.cpu->run(feed);
+  EXPECT_TRUE(want && got);
+  if (!want || !got) return std::nullopt;
+  const Tensor& a = want->at(output);
+  const Tensor& b = got->at(output);
+  EXPECT_EQ(a.byteSize(), b.byteSize());
+  EXPECT_TRUE(a.byteSize() == b.byteSize() && std::memcmp(a.raw(), b.raw(), a.byteSize()) == 0) << output;
+  return b;
 }
 
 // Small fp32 products as generated kernels (not cuBLAS), every transposition both ways: tiled
@@ -321,13 +355,8 @@ TEST(CudaEmulation, ConvPoolReadsItsInputThroughItsDecode) {
     SCOPED_TRACE(std::string(dtypeName(c.in)) + " input, " + std::to_string(c.k) + "x" + std::to_string(c.k));
     test::OpGraphBuilder b("conv_prologue", DType::F32);
     Graph& g = b.graph();
-    auto add = [&](OpKind kind, std::vector<Value*> ins, Attrs attrs, const std::string& name) -> Value* {
-      Node* n = g.addNode(kind, std::move(ins), std::move(attrs), {{name, TensorType{}}}, Location{});
-      fillDefaultAttrs(*n);
-      auto types = inferResultTypes(*n);
-      EXPECT_TRUE(types.has_value()) << name << ": " << (types ? "" : types.error().message());
-      n->result()->setType(types ? (*types)[0] : TensorType{});
-      return n->result();
+    auto add = [&](OpKind kind, std::vector<Value*> ins, Attrs attrs, const std::string& name) {
+      return addTyped(g, kind, std::move(ins), std::move(attrs), name);
     };
     Value* x = b.input("x", TensorType{c.in, {2, 3, 11, 11}});
     Value* v = x;
@@ -370,20 +399,9 @@ TEST(CudaEmulation, ConvPoolReadsItsInputThroughItsDecode) {
     EXPECT_NE(r->emu->module().source.find("auto pro = []"), std::string::npos);
     const TensorMap feed = test::randomInputs(*graph, 5);
     compareRuns(*r, feed, 1e-5, 1e-6, "fused");
-    CompileOptions unfused;
-    unfused.disabledPasses = {"fuse-conv-prologue"};
-    auto program = compileProgram(graph->clone(), unfused);
-    ASSERT_TRUE(program.has_value()) << program.error().message();
-    auto cpu = CpuExecutable::create(std::move(*program));
-    ASSERT_TRUE(cpu.has_value());
-    ASSERT_TRUE((*cpu)->writePersistent(r->cpu->readPersistent()).has_value());
-    auto want = (*cpu)->run(feed);
-    auto got = r->cpu->run(feed);
-    ASSERT_TRUE(want && got);
-    const Tensor& a = want->at("p");
-    const Tensor& bt = got->at("p");
-    ASSERT_EQ(a.byteSize(), bt.byteSize());
-    EXPECT_EQ(std::memcmp(a.raw(), bt.raw(), a.byteSize()), 0);
+    const std::optional<Tensor> interpreted = fusedBitsAsUnfused(*graph, *r, feed, "fuse-conv-prologue", "p");
+    ASSERT_TRUE(interpreted.has_value());
+    const Tensor& bt = *interpreted;
     // On tensor cores (TF32): the decode runs first into the node's output buffer, which the
     // implicit GEMM reads, then the pooling writes it -- when that buffer holds the input (16
     // x 5 x 5 outputs an image for 3 x 11 x 11 inputs); else (the 7 x 7 case: 16 x 3 x 3) the
@@ -415,13 +433,8 @@ TEST(CudaEmulation, ConvResidualEpilogueMatchesTheInterpreter) {
     SCOPED_TRACE(std::to_string(channels) + " channels");
     test::OpGraphBuilder b("conv_epilogue", DType::F32);
     Graph& g = b.graph();
-    auto add = [&](OpKind kind, std::vector<Value*> ins, Attrs attrs, const std::string& name) -> Value* {
-      Node* n = g.addNode(kind, std::move(ins), std::move(attrs), {{name, TensorType{}}}, Location{});
-      fillDefaultAttrs(*n);
-      auto types = inferResultTypes(*n);
-      EXPECT_TRUE(types.has_value()) << name << ": " << (types ? "" : types.error().message());
-      n->result()->setType(types ? (*types)[0] : TensorType{});
-      return n->result();
+    auto add = [&](OpKind kind, std::vector<Value*> ins, Attrs attrs, const std::string& name) {
+      return addTyped(g, kind, std::move(ins), std::move(attrs), name);
     };
     Value* x = b.input("x", TensorType{DType::F32, {2, channels, 9, 9}});
     Attrs same;
@@ -450,20 +463,9 @@ TEST(CudaEmulation, ConvResidualEpilogueMatchesTheInterpreter) {
     EXPECT_NE(r->emu->module().source.find("const float r1 = e1[i];"), std::string::npos);
     const TensorMap feed = test::randomInputs(*graph, 7);
     compareRuns(*r, feed, 1e-5, 1e-6, "fused");
-    CompileOptions unfused;
-    unfused.disabledPasses = {"fuse-conv-epilogue"};
-    auto program = compileProgram(graph->clone(), unfused);
-    ASSERT_TRUE(program.has_value()) << program.error().message();
-    auto cpu = CpuExecutable::create(std::move(*program));
-    ASSERT_TRUE(cpu.has_value());
-    ASSERT_TRUE((*cpu)->writePersistent(r->cpu->readPersistent()).has_value());
-    auto want = (*cpu)->run(feed);
-    auto got = r->cpu->run(feed);
-    ASSERT_TRUE(want && got);
-    const Tensor& a = want->at("y");
-    const Tensor& fused = got->at("y");
-    ASSERT_EQ(a.byteSize(), fused.byteSize());
-    EXPECT_EQ(std::memcmp(a.raw(), fused.raw(), a.byteSize()), 0);
+    const std::optional<Tensor> interpreted = fusedBitsAsUnfused(*graph, *r, feed, "fuse-conv-epilogue", "y");
+    ASSERT_TRUE(interpreted.has_value());
+    const Tensor& fused = *interpreted;
     // On tensor cores: the program in the stores (small outputs), or the biased sums stored and
     // a second kernel running it over them (large outputs; forced here by the option).
     for (bool inStore : {true, false}) {
