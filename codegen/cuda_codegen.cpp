@@ -627,9 +627,10 @@ __device__ __forceinline__ unsigned shoal_pack_words(unsigned lo, unsigned hi, b
   return l | (h << 16);
 #endif
 }
-// Dynamic shared memory (the launch step's sharedBytes) as an array `name` of T.
+// Dynamic shared memory (the launch step's sharedBytes) as an array `name` of T, 1024-byte
+// aligned (wgmma's swizzled operand layouts repeat every 512 bytes of the address).
 #ifndef SHOAL_DYNAMIC_SHARED
-#define SHOAL_DYNAMIC_SHARED(T, name) extern __shared__ __align__(16) T name[]
+#define SHOAL_DYNAMIC_SHARED(T, name) extern __shared__ __align__(1024) T name[]
 #endif
 // Shared-memory addresses for the copy and fragment helpers below, in bytes: from sm_80 the
 // 32-bit address of PTX's shared state space (what cp.async and ldmatrix take, so a kernel
@@ -935,6 +936,7 @@ Expected<CudaModuleSource> generateCudaSource(const Program& program, const Cuda
   m.source += planComment(m, program.plan);
   m.source += "\n";
   m.source += cudagen::prelude();
+  if (options.wgmma) m.source += cudagen::wgmmaPrelude();
   m.source += cudagen::finishKernels(m, kernels);
   return m;
 }

@@ -173,7 +173,20 @@ struct CudaCodegenOptions {
   /// 0.316 ms TF32, batch 32 (802,816 and more) 1.827 -> 1.926 ms. Tests lower it to reach the
   /// second form with small shapes.
   int64_t convEpilogueInStoreOutputs = int64_t(1) << 18;
+  /// TF32 implicit GEMMs (tensorCores == Tf32) through sm_90a's warpgroup MMA (wgmma: each of
+  /// a block's two warpgroups multiplies its rows of a shared-memory stage straight from shared
+  /// memory, no ldmatrix or fragment registers) instead of mma.sync. The module must then be
+  /// compiled for sm_90a (the runtime does so on a compute capability 9.0 device). The operands
+  /// the kernels gather (activations, gradients) reach the tensor cores as fp32 bits, which
+  /// they truncate to TF32; the packed weights are rounded to nearest first, as on mma.sync.
+  bool wgmma = false;
 };
+
+/// The NVRTC target for a module generated with `options` for a device of architecture `arch`:
+/// sm_90a where the module uses wgmma (sm_90's arch-specific instructions), else `arch`.
+inline std::string cudaTargetArch(const CudaCodegenOptions& options, const std::string& arch) {
+  return options.wgmma && arch == "sm_90" ? "sm_90a" : arch;
+}
 
 /// Emits CUDA C++ for every kernel of `program` (large matrix products go to cuBLAS and emit
 /// none; small fp32 ones are kernels, see smallGemms).

@@ -360,6 +360,10 @@ Expected<void> emitLossScaleUpdate(NodeEmitter& em);
 /// elementwise formulas, warp and block reductions, error reporting).
 std::string prelude();
 
+/// The warpgroup-MMA helpers (CudaCodegenOptions::wgmma) the TF32 implicit GEMMs then use:
+/// wgmma on sm_90a, and for the CPU emulator the same product read through the descriptors.
+std::string wgmmaPrelude();
+
 /// The mark NodeEmitter::kernel leaves in the source where kernel `name`'s text goes.
 std::string kernelPlaceholder(const std::string& name);
 /// Horizontal kernel fusion (CudaCodegenOptions::groupKernels): merges runs of independent

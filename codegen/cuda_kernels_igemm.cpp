@@ -220,7 +220,145 @@ std::string mmaSteps(TensorCoreMath m, bool bRounded) {
               v);
 }
 
+// One wgmma.mma_async m64nNk8 TF32 call for n = N: the N/2 accumulators as "+f" operands.
+std::string wgmmaCall(int n) {
+  const int regs = n / 2;
+  std::string list, outs;
+  for (int i = 0; i < regs; ++i) {
+    list += (i ? ", %" : "%") + std::to_string(i);
+    outs += fmt::format("{}\"+f\"(d[{}])", i ? ", " : "", i);
+  }
+  return fmt::format(
+      "__device__ __forceinline__ void shoal_wgmma_tf32_n{0}(float* d, shoal_wgmma_desc a, shoal_wgmma_desc b) {{\n"
+      "#if SHOAL_WGMMA_HW\n"
+      "  asm volatile(\"{{\\n.reg .pred p;\\nsetp.ne.b32 p, %{3}, 0;\\n\"\n"
+      "               \"wgmma.mma_async.sync.aligned.m64n{0}k8.f32.tf32.tf32 {{{1}}}, %{4}, %{5}, p, 1, 1;\\n}}\\n\"\n"
+      "               : {2}\n"
+      "               : \"l\"(a), \"l\"(b), \"r\"(1));\n"
+      "#else\n"
+      "  shoal_wgmma_tf32_emulated(d, a, b, {0});\n"
+      "#endif\n"
+      "}}\n",
+      n, list, outs, regs + 2, regs, regs + 1);
+}
+
+// The warpgroup's products over stage `cur` (CudaCodegenOptions::wgmma): for each 8 of the 16
+// reduction steps, one m64nBNk8 per 64 of its rows (BM / 2 of them), A's rows from the stage's
+// row wg * BM / 2, B's (the tile's columns) after the BM rows of A.
+std::string wgmmaSteps(const Tile& tile) {
+  return fmt::format("    const shoal_saddr st = sbase + cur * (kStageFloats * 4);\n"
+                     "    shoal_wgmma_fence();\n"
+                     "#pragma unroll\n"
+                     "    for (int ks = 0; ks < 2; ++ks) {{\n"
+                     "      const shoal_wgmma_desc bd = shoal_wgmma_desc_sw64(st + {0} * 64 + ks * 32);\n"
+                     "#pragma unroll\n"
+                     "      for (int i = 0; i < {1}; ++i)\n"
+                     "        shoal_wgmma_tf32_n{2}(acc[i], shoal_wgmma_desc_sw64(st + (wg * {3} + i * 64) * 64 + ks * 32), bd);\n"
+                     "    }}\n"
+                     "    shoal_wgmma_commit();\n",
+                     tile.bm, tile.bm / 128, tile.bn, tile.bm / 2);
+}
+
+// shoal_wgmma_hold over every accumulator, indented by `ind`.
+std::string holdAccumulators(const Tile& tile, const std::string& ind) {
+  return fmt::format("#pragma unroll\n"
+                     "{0}for (int i = 0; i < {1}; ++i)\n"
+                     "#pragma unroll\n"
+                     "{0}  for (int j = 0; j < {2}; ++j) shoal_wgmma_hold(acc[i][j]);\n",
+                     ind, tile.bm / 128, tile.bn / 2);
+}
+
 }  // namespace
+
+std::string wgmmaPrelude() {
+  std::string out = R"(// ---- warpgroup MMA (sm_90a wgmma; CudaCodegenOptions::wgmma) -------------------------------
+// An operand's matrix descriptor: a K-major tile of 64-byte rows (16 fp32 words) in shared
+// memory whose 16-byte chunks are XOR-swizzled by bits 1-2 of the row -- PTX's 64-byte swizzle
+// mode, which XORs address bits 4-5 with bits 7-8 (so the tile starts 512-byte aligned: the
+// ring is 1024-byte aligned and its blocks of rows start at multiples of 8 rows) -- 8-row
+// groups 512 bytes apart. `start` may point 32 bytes into the rows (the second 8 of a stage's
+// 16 reduction steps): the hardware swizzles the address it computes. On the CPU emulator the
+// descriptor also carries the pointer (a shared address there is a host pointer).
+#if defined(__CUDA_ARCH__) && defined(__CUDA_ARCH_FEAT_SM90_ALL)
+#define SHOAL_WGMMA_HW 1
+typedef unsigned long long shoal_wgmma_desc;
+#else
+#define SHOAL_WGMMA_HW 0
+struct shoal_wgmma_desc { unsigned long long bits; shoal_saddr addr; };
+#endif
+__device__ __forceinline__ shoal_wgmma_desc shoal_wgmma_desc_sw64(shoal_saddr start) {
+  const unsigned long long bits = (unsigned long long)((start & 0x3FFFFu) >> 4) | (1ull << 16) |
+                                  ((unsigned long long)(512 >> 4) << 32) | (2ull << 62);
+#if SHOAL_WGMMA_HW
+  return bits;
+#else
+  return {bits, start};
+#endif
+}
+// Makes this thread's completed shared-memory writes (cp.async's) visible to the tensor cores'
+// reads (the async proxy); before the barrier that hands a stage to them.
+__device__ __forceinline__ void shoal_fence_proxy_async() {
+#if SHOAL_WGMMA_HW
+  asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
+#endif
+}
+// Before a warpgroup's first wgmma after its accumulators were written by other instructions.
+__device__ __forceinline__ void shoal_wgmma_fence() {
+#if SHOAL_WGMMA_HW
+  asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory");
+#endif
+}
+__device__ __forceinline__ void shoal_wgmma_commit() {
+#if SHOAL_WGMMA_HW
+  asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory");
+#endif
+}
+// Waits until at most N of the warpgroup's committed wgmma groups are in flight.
+template <int N>
+__device__ __forceinline__ void shoal_wgmma_wait() {
+#if SHOAL_WGMMA_HW
+  asm volatile("wgmma.wait_group.sync.aligned %0;\n" ::"n"(N) : "memory");
+#endif
+}
+// Keeps the compiler from moving the accumulators across a wgmma issue or wait (their
+// registers belong to the tensor cores in between).
+__device__ __forceinline__ void shoal_wgmma_hold(float& r) {
+#if SHOAL_WGMMA_HW
+  asm volatile("" : "+f"(r)::"memory");
+#endif
+}
+#if !SHOAL_WGMMA_HW
+// The emulator's wgmma: element (row, k) of a descriptor's tile, read where the hardware reads
+// it (the 64-byte swizzle applied to the computed address) and truncated to TF32 (the tensor
+// cores ignore an fp32 operand's low 13 mantissa bits).
+__device__ inline float shoal_wgmma_element(const shoal_wgmma_desc& d, int row, int k) {
+  if ((d.bits >> 62) != 2 || (d.bits & 0x3FFFu) != ((d.addr & 0x3FFFFu) >> 4)) __builtin_trap();
+  const unsigned long long sbo = ((d.bits >> 32) & 0x3FFFu) << 4;
+  unsigned long long a = d.addr + (unsigned long long)(row >> 3) * sbo + (unsigned long long)(row & 7) * 64 + 4 * k;
+  a ^= ((a >> 7) & 3) << 4;
+  unsigned u;
+  memcpy(&u, (const void*)a, 4);
+  if ((u & 0x7f800000u) != 0x7f800000u) u &= 0xffffe000u;
+  return __uint_as_float(u);
+}
+// D (64 x n, this warpgroup's) += A (64 x 8) B (n x 8)^T: thread t of the warpgroup holds rows
+// 16 (t / 32) + (t % 32) / 4 (+ 8) and columns 8 j + 2 (t % 4) (+ 1) of each 8-column block j:
+// d[4 j + q] with q = 2 (row + 8) + (column + 1), as mma.sync's m16n8 accumulators.
+__device__ inline void shoal_wgmma_tf32_emulated(float* d, const shoal_wgmma_desc& a, const shoal_wgmma_desc& b, int n) {
+  const int t = (int)(threadIdx.x & 127u), g = (t & 31) >> 2, c = t & 3, w = t >> 5;
+  for (int j = 0; j < n / 8; ++j)
+    for (int q = 0; q < 4; ++q) {
+      const int row = 16 * w + g + (q >= 2 ? 8 : 0), col = 8 * j + 2 * c + (q & 1);
+      float s = 0.0f;
+      for (int k = 0; k < 8; ++k) s += shoal_wgmma_element(a, row, k) * shoal_wgmma_element(b, col, k);
+      d[4 * j + q] += s;
+    }
+}
+#endif
+)";
+  out += wgmmaCall(64) + wgmmaCall(128);
+  return out;
+}
 
 int64_t implicitGemmSplits(int64_t rows, int64_t cols, int64_t red, int64_t minSlice) {
   // A model, in units of one block's 16-step (~0.5 us on an H100/H200): the grid runs in waves
@@ -252,6 +390,9 @@ Expected<void> emitImplicitGemm(NodeEmitter& em, const ImplicitGemm& spec) {
   if (rowTiles * splits > int64_t(0x7fffffff) || colTiles > 65535)
     return em.unsupported("an implicit GEMM too large for one grid");
   const bool sixteenBit = spec.math == TensorCoreMath::Bf16 || spec.math == TensorCoreMath::Fp16;
+  // sm_90a: TF32 through wgmma (the block's two warpgroups each multiply half of the tile's rows
+  // by all of its columns, straight from the stage), else mma.sync from ldmatrix fragments.
+  const bool wgmma = em.options().wgmma && spec.math == TensorCoreMath::Tf32;
   const int stageFloats = (tile.bm + tile.bn) * 16;
   // B packed by a first kernel into scratch as rows of kp (red rounded up to whole 16-steps,
   // zeros past red): each row's reduction steps contiguous and 16-byte aligned. A parameter's
@@ -301,9 +442,52 @@ Expected<void> emitImplicitGemm(NodeEmitter& em, const ImplicitGemm& spec) {
             {"ROW_TILES", intLit(rowTiles)},
             {"PER_SLICE", intLit(perSlice)},
             {"COPIES", copies},
-            {"MMA_STEPS", mmaSteps(spec.math, packB)},
+            {"MMA_STEPS", wgmma ? wgmmaSteps(tile) : mmaSteps(spec.math, packB)},
             {"FRAGMENT_ADDRESSES",
-             fill(sixteenBit ? sixteenBitFragmentAddresses : tf32FragmentAddresses, {{"BM", std::to_string(tile.bm)}})}};
+             wgmma ? ""
+                   : fill(sixteenBit ? sixteenBitFragmentAddresses : tf32FragmentAddresses, {{"BM", std::to_string(tile.bm)}})},
+            {"ACC", wgmma ? fmt::format("  float acc[{}][{}];\n", tile.bm / 128, tile.bn / 2) : "  float acc[4][4][4];\n"},
+            {"ACC_ZERO", wgmma ? fmt::format("#pragma unroll\n"
+                                             "  for (int i = 0; i < {}; ++i)\n"
+                                             "#pragma unroll\n"
+                                             "    for (int j = 0; j < {}; ++j) acc[i][j] = 0.0f;\n",
+                                             tile.bm / 128, tile.bn / 2)
+                               : "#pragma unroll\n"
+                                 "  for (int i = 0; i < 4; ++i)\n"
+                                 "#pragma unroll\n"
+                                 "    for (int j = 0; j < 4; ++j)\n"
+                                 "#pragma unroll\n"
+                                 "      for (int q = 0; q < 4; ++q) acc[i][j][q] = 0.0f;\n"},
+            // wgmma: the copies' writes handed to the tensor cores' proxy, and the previous
+            // step's products done reading their stage before the barrier frees it.
+            {"STAGE_READY", wgmma ? "    shoal_fence_proxy_async();\n"
+                                    "    shoal_wgmma_wait<0>();\n" +
+                                        holdAccumulators(tile, "    ")
+                                  : ""},
+            {"WARP_ROLES", wgmma ? "  const int wg = warp >> 2, w4 = warp & 3, g = lane >> 2, t = lane & 3;  // warpgroup, its warp\n"
+                                 : "  const int wm = warp % ${WARPS_M}, wn = warp / ${WARPS_M}, g = lane >> 2, t = lane & 3;\n"},
+            {"DRAIN", wgmma ? "  shoal_wgmma_wait<0>();\n" + holdAccumulators(tile, "  ") : ""},
+            {"EPILOGUE_LOOP", wgmma ? fmt::format("#pragma unroll\n"
+                                                  "  for (int i = 0; i < {0}; ++i)\n"
+                                                  "#pragma unroll\n"
+                                                  "    for (int j = 0; j < {1}; ++j)\n"
+                                                  "#pragma unroll\n"
+                                                  "      for (int q = 0; q < 4; ++q) {{\n"
+                                                  "        const ${{I}} m = m0 + wg * {2} + i * 64 + w4 * 16 + g + (q >= 2 ? 8 : 0);\n"
+                                                  "        const int o = o0 + j * 8 + 2 * t + (q & 1);\n"
+                                                  "        if (m >= ${{M}} || o >= ${{N}}) continue;\n"
+                                                  "        const float s = acc[i][4 * j + q];\n",
+                                                  tile.bm / 128, tile.bn / 8, tile.bm / 2)
+                                    : "#pragma unroll\n"
+                                      "  for (int i = 0; i < 4; ++i)\n"
+                                      "#pragma unroll\n"
+                                      "    for (int j = 0; j < 4; ++j)\n"
+                                      "#pragma unroll\n"
+                                      "      for (int q = 0; q < 4; ++q) {\n"
+                                      "        const ${I} m = m0 + wm * 64 + i * 16 + g + (q >= 2 ? 8 : 0);\n"
+                                      "        const int o = o0 + wn * 32 + j * 8 + 2 * t + (q & 1);\n"
+                                      "        if (m >= ${M} || o >= ${N}) continue;\n"
+                                      "        const float s = acc[i][j][q];\n"}};
   const bool split = splits > 1;
   v.push_back({"STORE", split ? "        partial[((${I})slice * ${M} + m) * ${N} + o] = s;\n" : spec.epilogue});
   // Scratch: the packed B (unless prepared), then the slices' sums.
@@ -340,7 +524,7 @@ Expected<void> emitImplicitGemm(NodeEmitter& em, const ImplicitGemm& spec) {
       "${VIEWS}"
       "  constexpr int kStages = ${STAGES}, kStageFloats = ${STAGE_FLOATS};\n"
       "  const int tid = (int)threadIdx.x, lane = tid & 31, warp = tid >> 5;\n"
-      "  const int wm = warp % ${WARPS_M}, wn = warp / ${WARPS_M}, g = lane >> 2, t = lane & 3;\n"
+      "${WARP_ROLES}"
       "  const shoal_saddr sbase = shoal_saddr_of(smem);  // the ring's shared address\n"
       "${FRAGMENT_ADDRESSES}"
       "  const int slice = (int)(blockIdx.x / ${ROW_TILES});\n"
@@ -354,13 +538,8 @@ Expected<void> emitImplicitGemm(NodeEmitter& em, const ImplicitGemm& spec) {
       "    const shoal_saddr stage = sbase + s * (kStageFloats * 4);\n"
       "${COPIES}"
       "  };\n"
-      "  float acc[4][4][4];\n"
-      "#pragma unroll\n"
-      "  for (int i = 0; i < 4; ++i)\n"
-      "#pragma unroll\n"
-      "    for (int j = 0; j < 4; ++j)\n"
-      "#pragma unroll\n"
-      "      for (int q = 0; q < 4; ++q) acc[i][j][q] = 0.0f;\n"
+      "${ACC}"
+      "${ACC_ZERO}"
       "  // The first kStages - 1 stages in flight (a commit per stage, empty past the end, so\n"
       "  // that waiting for all but kStages - 2 groups always means: this step's stage landed).\n"
       "  for (int s = 0; s < kStages - 1; ++s) {\n"
@@ -369,6 +548,7 @@ Expected<void> emitImplicitGemm(NodeEmitter& em, const ImplicitGemm& spec) {
       "  }\n"
       "  for (int step = 0; step < tiles; ++step) {\n"
       "    shoal_cp_async_wait<kStages - 2>();\n"
+      "${STAGE_READY}"
       "    __syncthreads();  // this step's stage is everyone's; the previous stage is free\n"
       "    const int next = step + kStages - 1;\n"
       "    if (next < tiles) load(next % kStages, kBegin + next * 16);\n"
@@ -376,17 +556,9 @@ Expected<void> emitImplicitGemm(NodeEmitter& em, const ImplicitGemm& spec) {
       "    const int cur = step % kStages;\n"
       "${MMA_STEPS}"
       "  }\n"
+      "${DRAIN}"
       "  shoal_cp_async_wait<0>();\n"
-      "#pragma unroll\n"
-      "  for (int i = 0; i < 4; ++i)\n"
-      "#pragma unroll\n"
-      "    for (int j = 0; j < 4; ++j)\n"
-      "#pragma unroll\n"
-      "      for (int q = 0; q < 4; ++q) {\n"
-      "        const ${I} m = m0 + wm * 64 + i * 16 + g + (q >= 2 ? 8 : 0);\n"
-      "        const int o = o0 + wn * 32 + j * 8 + 2 * t + (q & 1);\n"
-      "        if (m >= ${M} || o >= ${N}) continue;\n"
-      "        const float s = acc[i][j][q];\n"
+      "${EPILOGUE_LOOP}"
       "${STORE}"
       "      }\n",
       v), v);

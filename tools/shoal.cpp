@@ -20,6 +20,7 @@
 #include "runtime/checkpoint/safetensors.h"
 #include "runtime/cpu/interpreter.h"
 #include "runtime/differential.h"
+#include "runtime/cuda/cuda_executable.h"
 #include "runtime/cuda/device.h"
 #include "runtime/cuda/nccl_communicator.h"
 #include "runtime/distributed/join.h"
@@ -192,10 +193,10 @@ int runCompile(const CommonOptions& c, const std::string& arch, bool verbose, co
   if (!train) return reportError(train.error());
   auto program = compileProgram(p->model->clone(), compileOptions(c, *train));
   if (!program) return reportError(program.error());
-  CudaCodegenOptions cg;
-  cg.tensorCores = precisionMath(precision);
-  cg.smallGemms = cg.tensorCores == TensorCoreMath::Off;
-  auto result = compileCudaProgram(*program, arch, verbose, cg);
+  // The module the runtime would make on a device of this architecture (wgmma for TF32 on
+  // sm_90, compiled for sm_90a).
+  const CudaCodegenOptions cg = CudaExecutableOptions().withPrecision(precisionMath(precision)).codegenOptions(arch);
+  auto result = compileCudaProgram(*program, cudaTargetArch(cg, arch), verbose, cg);
   if (!result) return reportError(result.error());
   std::cout << *result;
   return kOk;

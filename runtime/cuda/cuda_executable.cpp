@@ -239,6 +239,7 @@ CudaExecutableOptions CudaExecutableOptions::fromEnvironment() {
   o.programmaticLaunch = envFlagDefaultOn("SHOAL_CUDA_PDL");
   o.groupKernels = envFlagDefaultOn("SHOAL_CUDA_GROUP");
   o.prepareParameters = envFlagDefaultOn("SHOAL_CUDA_PREPARE");
+  o.wgmma = envFlagDefaultOn("SHOAL_CUDA_WGMMA");
   if (const char* tc = std::getenv("SHOAL_CUDA_TC_CONV")) {
     if (auto m = parseTensorCoreMath(tc)) {
       o.tensorCores = *m;
@@ -255,8 +256,9 @@ CudaExecutableOptions CudaExecutableOptions::fromEnvironment() {
   return o;
 }
 
-CudaCodegenOptions CudaExecutableOptions::codegenOptions() const {
+CudaCodegenOptions CudaExecutableOptions::codegenOptions(const std::string& arch) const {
   CudaCodegenOptions c;
+  c.wgmma = wgmma && tensorCores == TensorCoreMath::Tf32 && (arch == "sm_90" || arch == "sm_90a");
   c.horizontalUpdates = horizontalUpdates;
   c.tensorCores = tensorCores;
   c.smallGemms = smallGemms && !tf32 && gemm16 == TensorCoreMath::Off;
@@ -672,7 +674,8 @@ Expected<std::unique_ptr<CudaExecutable>> CudaExecutable::create(Program program
     arch = device->arch();
   }
   std::optional<PhaseTimer> timer(std::in_place, "CUDA codegen");
-  const CudaCodegenOptions codegen = opts.codegenOptions();
+  const CudaCodegenOptions codegen = opts.codegenOptions(arch);
+  arch = cudaTargetArch(codegen, arch);
   auto src = generateCudaSource(p, codegen);
   if (!src) return Unexpected(src.error());
   im.src = std::move(*src);
@@ -1631,15 +1634,16 @@ Expected<void> CudaExecutable::adoptPersistent(Executable& other) {
 Expected<void> compileCudaIntoCache(const Program& program, const std::string& arch, TensorCoreMath precision) {
   PhaseTimer timer("NVRTC ahead, into the kernel cache");
   const CudaExecutableOptions opts = CudaExecutableOptions::fromEnvironment().withPrecision(precision);
-  const CudaCodegenOptions codegen = opts.codegenOptions();
-  auto src = generateCudaSource(program, codegen);
-  if (!src) return Unexpected(src.error());
   std::string target = arch;
   if (target.empty()) {
     auto device = probeCudaDevice(0);
     if (!device) return Unexpected(device.error());
     target = device->arch();
   }
+  const CudaCodegenOptions codegen = opts.codegenOptions(target);
+  target = cudaTargetArch(codegen, target);
+  auto src = generateCudaSource(program, codegen);
+  if (!src) return Unexpected(src.error());
   KernelCache cache(KernelCache::defaultDir());
   auto compiled = compileKernel({src->name, src->source}, target, {}, &cache);
   if (!compiled) return Unexpected(compiled.error());

@@ -31,11 +31,13 @@ bool haveHostCompiler() { return test::runShell("${CXX:-c++} --version > /dev/nu
 // returns output "y".
 using Runner = std::function<Expected<Tensor>(const Graph&, const TensorMap&, const TensorMap&, TensorCoreMath)>;
 
-Expected<Tensor> onEmulator(const Graph& g, const TensorMap& params, const TensorMap& inputs, TensorCoreMath math) {
+Expected<Tensor> emulate(const Graph& g, const TensorMap& params, const TensorMap& inputs, TensorCoreMath math,
+                         bool wgmma) {
   auto program = compileProgram(g.clone());
   if (!program) return Unexpected(program.error());
   CudaCodegenOptions tc;
   tc.tensorCores = math;
+  tc.wgmma = wgmma;
   auto emu = test::EmulatedExecutable::create(*program, tc);
   if (!emu) return Unexpected(emu.error());
   (*emu)->writePersistent(params);
@@ -43,18 +45,44 @@ Expected<Tensor> onEmulator(const Graph& g, const TensorMap& params, const Tenso
   if (!out) return Unexpected(out.error());
   return out->at("y");
 }
+Expected<Tensor> onEmulator(const Graph& g, const TensorMap& params, const TensorMap& inputs, TensorCoreMath math) {
+  return emulate(g, params, inputs, math, false);
+}
+// sm_90a's TF32 kernels (CudaCodegenOptions::wgmma): the emulator reads the operands through
+// the kernels' wgmma descriptors as the hardware does.
+Expected<Tensor> onEmulatorWgmma(const Graph& g, const TensorMap& params, const TensorMap& inputs, TensorCoreMath math) {
+  return emulate(g, params, inputs, math, true);
+}
 
-Expected<Tensor> onGpu(const Graph& g, const TensorMap& params, const TensorMap& inputs, TensorCoreMath math) {
+Expected<Tensor> runOnGpu(const Graph& g, const TensorMap& params, const TensorMap& inputs, TensorCoreMath math,
+                          bool wgmma) {
   auto program = compileProgram(g.clone());
   if (!program) return Unexpected(program.error());
   CudaExecutableOptions o;
   o.tensorCores = math;
+  o.wgmma = wgmma;
   auto exe = CudaExecutable::create(std::move(*program), o);
   if (!exe) return Unexpected(exe.error());
   if (auto ok = (*exe)->writePersistent(params); !ok) return Unexpected(ok.error());
   auto out = (*exe)->run(inputs);
   if (!out) return Unexpected(out.error());
   return out->at("y");
+}
+// The device's own choice: wgmma for TF32 on an sm_90 device.
+Expected<Tensor> onGpu(const Graph& g, const TensorMap& params, const TensorMap& inputs, TensorCoreMath math) {
+  return runOnGpu(g, params, inputs, math, true);
+}
+// mma.sync everywhere (the sm_80 kernels, on an sm_90 device too).
+Expected<Tensor> onGpuMmaSync(const Graph& g, const TensorMap& params, const TensorMap& inputs, TensorCoreMath math) {
+  return runOnGpu(g, params, inputs, math, false);
+}
+// Whether onGpu's TF32 convolutions run through wgmma on this device.
+bool gpuUsesWgmma() {
+  auto dev = probeCudaDevice(0);
+  if (!dev) return false;
+  CudaExecutableOptions o;
+  o.tensorCores = TensorCoreMath::Tf32;
+  return o.codegenOptions(dev->arch()).wgmma;
 }
 
 struct Geometry {
@@ -96,6 +124,31 @@ double roundToFormat(double v, TensorCoreMath math) {
   }
 }
 
+// `v` truncated to TF32 (its low 13 mantissa bits dropped): what the tensor cores make of an
+// fp32 operand that reaches them unrounded (wgmma reading the gathered operands' fp32 bits).
+double truncateToTf32(double v) {
+  const float f = float(v);
+  uint32_t u;
+  std::memcpy(&u, &f, 4);
+  if ((u & 0x7f800000u) != 0x7f800000u) u &= 0xffffe000u;
+  float r;
+  std::memcpy(&r, &u, 4);
+  return r;
+}
+
+// How the kernels round their operands: to `math` (roundToFormat) -- except with wgmma
+// (CudaCodegenOptions::wgmma, TF32), where the operands gathered from activations and
+// gradients reach the tensor cores as fp32 and are truncated, and only the packed weights are
+// rounded to nearest (when packed).
+struct Format {
+  TensorCoreMath math;
+  bool wgmma = false;
+  Format(TensorCoreMath m, bool w = false) : math(m), wgmma(w) {}  // NOLINT: implicit from a format
+  double packed(double v) const { return roundToFormat(v, math); }
+  double gathered(double v) const { return wgmma ? truncateToTf32(v) : roundToFormat(v, math); }
+  std::string name() const { return std::string(tensorCoreMathName(math)) + (wgmma ? " (wgmma)" : ""); }
+};
+
 // For every tap of the convolution (n, o, oy, ox, c, ki, kj) whose input pixel is in the image.
 template <typename Fn>
 void forEachTap(const Geometry& g, Fn fn) {
@@ -121,18 +174,20 @@ void forEachTap(const Geometry& g, Fn fn) {
 // the format -- within fp32 accumulation's: so the kernel rounds to exactly that format. The
 // result must also differ from float64 somewhere (the rounding is visible).
 void expectWithinFormat(const Tensor& got, const std::vector<double>& want, const std::vector<double>& rounded,
-                        const std::vector<double>& magnitude, int64_t reduction, TensorCoreMath math) {
+                        const std::vector<double>& magnitude, int64_t reduction, const Format& format) {
+  const TensorCoreMath math = format.math;
   ASSERT_EQ(rounded.size(), want.size());
   for (size_t i = 0; i < rounded.size(); ++i) {
     const double bound = double(reduction) * std::ldexp(1.0, -23) * magnitude[i] + 1e-6 * (1 + std::abs(rounded[i]));
     ASSERT_LE(std::abs(got.at(int64_t(i)) - rounded[i]), bound)
-        << "at flat index " << i << ": got " << got.at(int64_t(i)) << ", float64 of the " << tensorCoreMathName(math)
+        << "at flat index " << i << ": got " << got.at(int64_t(i)) << ", float64 of the " << format.name()
         << "-rounded operands " << rounded[i];
   }
   ASSERT_EQ(got.numElements(), int64_t(want.size()));
   // The unit roundoff 2^-p: bfloat16 has p = 8 significant bits, TF32 and float16 p = 11; a
-  // product of two rounded operands is within 2u of the exact one.
-  const double unit = std::ldexp(1.0, math == TensorCoreMath::Bf16 ? -8 : -11);
+  // product of two rounded operands is within 2u of the exact one. Truncation (wgmma's
+  // gathered operands) errs by up to 2^-10.
+  const double unit = std::ldexp(1.0, math == TensorCoreMath::Bf16 ? -8 : format.wgmma ? -10 : -11);
   const double rel = 2 * unit + double(reduction) * std::ldexp(1.0, -23);
   double worst = 0;
   for (size_t i = 0; i < want.size(); ++i) {
@@ -168,18 +223,21 @@ struct ConvSums {
   std::vector<double> want, rounded, mag;
   explicit ConvSums(int64_t count)
       : want(size_t(count), 0.0), rounded(size_t(count), 0.0), mag(size_t(count), 0.0) {}
-  /// Adds the product a * b to element `at` of each sum.
-  void add(int64_t at, double a, double b, TensorCoreMath math) {
+  /// Adds the product a * b to element `at` of each sum; ar and br are a and b as the kernel
+  /// rounds them.
+  void add(int64_t at, double a, double b, double ar, double br) {
     want[size_t(at)] += a * b;
-    rounded[size_t(at)] += roundToFormat(a, math) * roundToFormat(b, math);
+    rounded[size_t(at)] += ar * br;
     mag[size_t(at)] += std::abs(a * b);
   }
 };
 ConvSums convSums(const Geometry& gm, const Tensor& xt, const Tensor& wt, const Tensor* bias, bool relu,
-                  TensorCoreMath math) {
+                  const Format& f) {
   const int64_t count = gm.n * gm.o * gm.oh() * gm.ow();
   ConvSums r(count);
-  forEachTap(gm, [&](int64_t xi, int64_t wi, int64_t yi) { r.add(yi, xt.at(xi), wt.at(wi), math); });
+  forEachTap(gm, [&](int64_t xi, int64_t wi, int64_t yi) {
+    r.add(yi, xt.at(xi), wt.at(wi), f.gathered(xt.at(xi)), f.packed(wt.at(wi)));
+  });
   for (int64_t i = 0; i < count; ++i)
     for (auto* v : {&r.want, &r.rounded}) {
       if (bias) (*v)[size_t(i)] += bias->at(i / (gm.oh() * gm.ow()) % gm.o);
@@ -189,9 +247,9 @@ ConvSums convSums(const Geometry& gm, const Tensor& xt, const Tensor& wt, const 
 }
 
 // conv2d (+ bias, + relu: fused_conv2d) forward.
-void checkForward(const Geometry& gm, bool bias, bool relu, uint64_t seed, const Runner& run, TensorCoreMath math) {
-  SCOPED_TRACE("forward " + describe(gm) + (bias ? " bias" : "") + (relu ? " relu" : "") + " " +
-               std::string(tensorCoreMathName(math)));
+void checkForward(const Geometry& gm, bool bias, bool relu, uint64_t seed, const Runner& run, const Format& f) {
+  const TensorCoreMath math = f.math;
+  SCOPED_TRACE("forward " + describe(gm) + (bias ? " bias" : "") + (relu ? " relu" : "") + " " + f.name());
   Graph g("tc_conv");
   const Location loc{"tc.mmd", 1, 1, "c"};
   Value* x = layers::input(g, "x", {DType::F32, {gm.n, gm.c, gm.h, gm.w}}, loc);
@@ -210,16 +268,17 @@ void checkForward(const Geometry& gm, bool bias, bool relu, uint64_t seed, const
   if (bias) params["c.bias"] = bt;
   auto got = run(g, params, {{"x", xt}}, math);
   ASSERT_TRUE(got) << got.error().str();
-  const ConvSums ref = convSums(gm, xt, wt, bias ? &bt : nullptr, relu, math);
+  const ConvSums ref = convSums(gm, xt, wt, bias ? &bt : nullptr, relu, f);
   ASSERT_EQ(got->shape(), (Shape{gm.n, gm.o, gm.oh(), gm.ow()}));
-  expectWithinFormat(*got, ref.want, ref.rounded, ref.mag, gm.c * gm.kh * gm.kw, math);
+  expectWithinFormat(*got, ref.want, ref.rounded, ref.mag, gm.c * gm.kh * gm.kw, f);
 }
 
 // conv2d + relu + maxpool2d (ResNet's stem: window 3, stride 2, padding 1), which inference
 // fuses into fused_conv2d_pool: on tensor cores, the implicit GEMM into scratch and a pooling
 // kernel. The float64 references are pooled the same way; a window's bound is its largest.
-void checkForwardPool(const Geometry& gm, uint64_t seed, const Runner& run, TensorCoreMath math) {
-  SCOPED_TRACE("forward + relu + maxpool " + describe(gm) + " " + std::string(tensorCoreMathName(math)));
+void checkForwardPool(const Geometry& gm, uint64_t seed, const Runner& run, const Format& f) {
+  const TensorCoreMath math = f.math;
+  SCOPED_TRACE("forward + relu + maxpool " + describe(gm) + " " + f.name());
   Graph g("tc_conv_pool");
   const Location loc{"tc.mmd", 1, 1, "c"};
   Value* x = layers::input(g, "x", {DType::F32, {gm.n, gm.c, gm.h, gm.w}}, loc);
@@ -251,7 +310,7 @@ void checkForwardPool(const Geometry& gm, uint64_t seed, const Runner& run, Tens
   auto got = run(g, {{"c.weight", wt}, {"c.bias", bt}}, {{"x", xt}}, math);
   ASSERT_TRUE(got) << got.error().str();
   const int64_t oh = gm.oh(), ow = gm.ow(), ph = (oh + 2 - 3) / 2 + 1, pw = (ow + 2 - 3) / 2 + 1;
-  const ConvSums ref = convSums(gm, xt, wt, &bt, /*relu=*/true, math);
+  const ConvSums ref = convSums(gm, xt, wt, &bt, /*relu=*/true, f);
   const int64_t pooledCount = gm.n * gm.o * ph * pw;
   std::vector<double> pw64(size_t(pooledCount), -1e300), pr64(size_t(pooledCount), -1e300), pm(size_t(pooledCount), 0.0);
   for (int64_t plane = 0; plane < gm.n * gm.o; ++plane)
@@ -269,7 +328,7 @@ void checkForwardPool(const Geometry& gm, uint64_t seed, const Runner& run, Tens
           }
       }
   ASSERT_EQ(got->shape(), (Shape{gm.n, gm.o, ph, pw}));
-  expectWithinFormat(*got, pw64, pr64, pm, gm.c * gm.kh * gm.kw, math);
+  expectWithinFormat(*got, pw64, pr64, pm, gm.c * gm.kh * gm.kw, f);
 }
 
 // The data gradient's GEMMs: one per phase (iy mod sh, ix mod sw) that some tap reaches,
@@ -290,9 +349,9 @@ int reachedPhases(const Geometry& gm) {
 }
 
 // conv2d_backward_data (dy, w) -> dx, or conv_transpose2d (x, w, bias) -> y: the same sums.
-void checkBackwardData(const Geometry& gm, bool transpose, uint64_t seed, const Runner& run, TensorCoreMath math) {
-  SCOPED_TRACE(std::string(transpose ? "conv_transpose2d " : "backward data ") + describe(gm) + " " +
-               std::string(tensorCoreMathName(math)));
+void checkBackwardData(const Geometry& gm, bool transpose, uint64_t seed, const Runner& run, const Format& f) {
+  const TensorCoreMath math = f.math;
+  SCOPED_TRACE(std::string(transpose ? "conv_transpose2d " : "backward data ") + describe(gm) + " " + f.name());
   Graph g("tc_conv_dx");
   const Location loc{"tc.mmd", 1, 1, "d"};
   Value* dy = layers::input(g, "dy", {DType::F32, {gm.n, gm.o, gm.oh(), gm.ow()}}, loc);
@@ -322,19 +381,22 @@ void checkBackwardData(const Geometry& gm, bool transpose, uint64_t seed, const 
   ASSERT_TRUE(got) << got.error().str();
   const int64_t count = gm.n * gm.c * gm.h * gm.w;
   ConvSums ref(count);
-  forEachTap(gm, [&](int64_t xi, int64_t wi, int64_t yi) { ref.add(xi, dyt.at(yi), wt.at(wi), math); });
+  forEachTap(gm, [&](int64_t xi, int64_t wi, int64_t yi) {
+    ref.add(xi, dyt.at(yi), wt.at(wi), f.gathered(dyt.at(yi)), f.packed(wt.at(wi)));
+  });
   if (transpose)
     for (int64_t i = 0; i < count; ++i) {
       ref.want[size_t(i)] += bt.at((i / (gm.h * gm.w)) % gm.c);
       ref.rounded[size_t(i)] += bt.at((i / (gm.h * gm.w)) % gm.c);
     }
   ASSERT_EQ(got->shape(), (Shape{gm.n, gm.c, gm.h, gm.w}));
-  expectWithinFormat(*got, ref.want, ref.rounded, ref.mag, gm.o * gm.kh * gm.kw, math);
+  expectWithinFormat(*got, ref.want, ref.rounded, ref.mag, gm.o * gm.kh * gm.kw, f);
 }
 
 // conv2d_backward_weight (x, dy) -> dw, over every output pixel of the batch.
-void checkBackwardWeight(const Geometry& gm, uint64_t seed, const Runner& run, TensorCoreMath math) {
-  SCOPED_TRACE("backward weight " + describe(gm) + " " + std::string(tensorCoreMathName(math)));
+void checkBackwardWeight(const Geometry& gm, uint64_t seed, const Runner& run, const Format& f) {
+  const TensorCoreMath math = f.math;
+  SCOPED_TRACE("backward weight " + describe(gm) + " " + f.name());
   Graph g("tc_conv_dw");
   const Location loc{"tc.mmd", 1, 1, "dw"};
   Value* x = layers::input(g, "x", {DType::F32, {gm.n, gm.c, gm.h, gm.w}}, loc);
@@ -350,9 +412,11 @@ void checkBackwardWeight(const Geometry& gm, uint64_t seed, const Runner& run, T
   auto got = run(g, {}, {{"x", xt}, {"dy", dyt}}, math);
   ASSERT_TRUE(got) << got.error().str();
   ConvSums ref(gm.o * gm.c * gm.kh * gm.kw);
-  forEachTap(gm, [&](int64_t xi, int64_t wi, int64_t yi) { ref.add(wi, xt.at(xi), dyt.at(yi), math); });
+  forEachTap(gm, [&](int64_t xi, int64_t wi, int64_t yi) {
+    ref.add(wi, xt.at(xi), dyt.at(yi), f.gathered(xt.at(xi)), f.gathered(dyt.at(yi)));
+  });
   ASSERT_EQ(got->shape(), (Shape{gm.o, gm.c, gm.kh, gm.kw}));
-  expectWithinFormat(*got, ref.want, ref.rounded, ref.mag, gm.n * gm.oh() * gm.ow(), math);
+  expectWithinFormat(*got, ref.want, ref.rounded, ref.mag, gm.n * gm.oh() * gm.ow(), f);
 }
 
 // Partial tiles everywhere: 2*9*11 = 198 pixel rows (one partial 256 x 64 tile), 10 filters,
@@ -395,7 +459,7 @@ const std::vector<Geometry> kGeometries = {
 // second kernel.
 const Geometry kSplit = {2, 3, 16, 16, 6, 3, 3, {1, 1}, {1, 1, 1, 1}, {1, 1}};
 
-void checkAll(const Runner& run, TensorCoreMath math) {
+void checkAll(const Runner& run, const Format& math) {
   for (size_t i = 0; i < kGeometries.size(); ++i) {
     const Geometry& g = kGeometries[i];
     checkForward(g, i % 2 == 0, i != 1, 10 + i, run, math);
@@ -411,7 +475,7 @@ void checkAll(const Runner& run, TensorCoreMath math) {
 
 // The 16-bit formats share the tiling and gathers with TF32; their own parts are the packing
 // and the m16n8k16 product: a forward, a data gradient and the split weight gradient each.
-void checkSome(const Runner& run, TensorCoreMath math) {
+void checkSome(const Runner& run, const Format& math) {
   checkForward(kGeometries[0], true, true, 51, run, math);
   checkBackwardData(kGeometries[1], false, 52, run, math);
   checkBackwardWeight(kSplit, 53, run, math);
@@ -420,6 +484,30 @@ void checkSome(const Runner& run, TensorCoreMath math) {
 TEST(ConvTensorCore, EveryConvolutionMatchesFloat64WithinTf32Bounds) {
   if (!haveHostCompiler()) GTEST_SKIP() << "no host C++ compiler to build the emulated module";
   checkAll(onEmulator, TensorCoreMath::Tf32);
+}
+
+// sm_90a's TF32 kernels (CudaCodegenOptions::wgmma): the same gathers and stages, the products
+// by warpgroup MMA from the stages through descriptors of the 64-byte swizzle. The emulator
+// reads every operand where the hardware would (the swizzle applied to the address it computes)
+// and truncates the gathered ones; a descriptor or swizzle that disagrees with how the copies
+// laid the stage out reads the wrong elements. Both tiles (256 x 64 for at most 64 columns:
+// two m64n64 a warpgroup; 128 x 128: one m64n128), partial tiles, two column tiles, the split
+// weight gradient and the pooled stem.
+void checkWgmma(const Runner& run) {
+  const Format f(TensorCoreMath::Tf32, /*wgmma=*/true);
+  checkForward(kGeometries[0], true, true, 71, run, f);
+  checkForward(kGeometries[1], false, false, 72, run, f);
+  checkForward(kGeometries[7], true, true, 73, run, f);
+  checkBackwardData(kGeometries[1], false, 74, run, f);
+  checkBackwardData(kGeometries[7], false, 75, run, f);
+  checkBackwardWeight(kGeometries[7], 76, run, f);
+  checkBackwardWeight(kSplit, 77, run, f);
+  checkForwardPool(kGeometries[4], 78, run, f);
+}
+
+TEST(ConvTensorCore, WgmmaKernelsMatchFloat64WithinTf32Bounds) {
+  if (!haveHostCompiler()) GTEST_SKIP() << "no host C++ compiler to build the emulated module";
+  checkWgmma(onEmulatorWgmma);
 }
 
 TEST(ConvTensorCore, Bfloat16AndFloat16MatchFloat64WithinTheirBounds) {
@@ -486,10 +574,13 @@ TEST(ConvTensorCore, PreparedWeightsAreMadeOnceAndAgainAfterAWrite) {
 
 }
 
-// The same on a GPU: the real mma.sync (sm_80 and later) against the same bounds.
+// The same on a GPU: the real mma.sync (sm_80 and later) and, on an sm_90 device, wgmma for
+// TF32 (the device's own choice) against the same bounds -- and mma.sync's TF32 there too.
 TEST(ConvTensorCoreGpu, EveryConvolutionMatchesFloat64WithinTheFormatsBounds) {
   if (auto dev = probeCudaDevice(0); !dev) GTEST_SKIP() << "no usable GPU: " << dev.error().message();
-  checkAll(onGpu, TensorCoreMath::Tf32);
+  const bool wgmma = gpuUsesWgmma();
+  checkAll(onGpu, Format(TensorCoreMath::Tf32, wgmma));
+  if (wgmma) checkAll(onGpuMmaSync, TensorCoreMath::Tf32);
   checkAll(onGpu, TensorCoreMath::Bf16);
   checkAll(onGpu, TensorCoreMath::Fp16);
 }

@@ -178,6 +178,25 @@ TEST(CudaCodegen, TensorCoreConvolutionsCompileWithNvrtc) {
   // 32 filters x 3 kernel rows padded to 8 taps (24 steps, rounded up to 32), fp32.
   EXPECT_EQ(src->preparedBytes, 32 * 32 * 4);
   expectCompiles(src->source, src->name, {"sm_90"});
+  // sm_90a's TF32 kernels (CudaCodegenOptions::wgmma), for the training step (the three kinds
+  // of convolution): warpgroup MMA, no mma.sync; compiled for sm_90a, whose PTX issues
+  // wgmma.mma_async (the hardware branch, not the emulator's).
+  CudaCodegenOptions wg;
+  wg.tensorCores = TensorCoreMath::Tf32;
+  wg.wgmma = true;
+  EXPECT_EQ(cudaTargetArch(wg, "sm_90"), "sm_90a");
+  EXPECT_EQ(cudaTargetArch(tc, "sm_90"), "sm_90");
+  auto wsrc = generateCudaSource(p, wg);
+  ASSERT_TRUE(wsrc.has_value()) << wsrc.error().message();
+  EXPECT_NE(wsrc->source.find("shoal_wgmma_tf32_n64(acc[i]"), std::string::npos);
+  EXPECT_EQ(wsrc->source.find("shoal_warp_mma_tf32(acc"), std::string::npos);
+  expectCompiles(wsrc->source, wsrc->name, {"sm_90a"});
+#if SHOAL_HAVE_CUDA
+  auto ptx = compileCudaToPtx(wsrc->source, wsrc->name, "sm_90a");
+  ASSERT_TRUE(ptx.has_value()) << ptx.error().message();
+  EXPECT_NE(ptx->find("wgmma.mma_async.sync.aligned.m64n64k8.f32.tf32.tf32"), std::string::npos);
+  EXPECT_NE(ptx->find("fence.proxy.async.shared::cta"), std::string::npos);
+#endif
 }
 
 TEST(CudaCodegen, ExamplePipelinesGenerateAndCompile) {

@@ -136,8 +136,11 @@ class EmulatedModule {
       for (unsigned bx = 0; bx < gridX; ++bx) {
         *blockIdx_ = {bx, by, 0};
         if (sharedBytes) {
-          dynamicShared_.assign(sharedBytes, 0xff);
-          *dynamicSharedPtr_ = dynamicShared_.data();
+          // 1024-byte aligned, as the device's (SHOAL_DYNAMIC_SHARED): wgmma's emulation
+          // swizzles the addresses it reads, like the hardware.
+          dynamicShared_.assign(sharedBytes + 1024, 0xff);
+          const auto at = reinterpret_cast<uintptr_t>(dynamicShared_.data());
+          *dynamicSharedPtr_ = dynamicShared_.data() + ((1024 - at % 1024) % 1024);
         }
         if (!barriers) {
           Dim3 tid{0, 0, 0};
