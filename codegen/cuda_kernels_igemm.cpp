@@ -242,6 +242,75 @@ std::string wgmmaCall(int n) {
       n, list, outs, regs + 2, regs, regs + 1);
 }
 
+// What differs between the two ways of multiplying a stage: the warps' roles and their
+// accumulators, the per-step products, what a step waits for before its barrier, the wait
+// after the loop, and the epilogue loop's (m, o, s) for each accumulator (its body follows).
+struct MultiplyPath {
+  std::string warpRoles, fragmentAddresses, accumulators, stageReady, steps, drain, epilogueLoop;
+};
+
+// mma.sync: 2 x 4 (or 4 x 2) warps of 64 x 32, fragments through ldmatrix, converted to the
+// format as they are read.
+MultiplyPath mmaSyncPath(const Tile& tile, TensorCoreMath math, bool bRounded) {
+  const bool sixteenBit = math == TensorCoreMath::Bf16 || math == TensorCoreMath::Fp16;
+  MultiplyPath p;
+  p.warpRoles = "  const int wm = warp % ${WARPS_M}, wn = warp / ${WARPS_M}, g = lane >> 2, t = lane & 3;\n";
+  p.fragmentAddresses = fill(sixteenBit ? sixteenBitFragmentAddresses : tf32FragmentAddresses, {{"BM", std::to_string(tile.bm)}});
+  p.accumulators = "  float acc[4][4][4];\n"
+                   "#pragma unroll\n"
+                   "  for (int i = 0; i < 4; ++i)\n"
+                   "#pragma unroll\n"
+                   "    for (int j = 0; j < 4; ++j)\n"
+                   "#pragma unroll\n"
+                   "      for (int q = 0; q < 4; ++q) acc[i][j][q] = 0.0f;\n";
+  p.steps = mmaSteps(math, bRounded);
+  p.epilogueLoop = "#pragma unroll\n"
+                   "  for (int i = 0; i < 4; ++i)\n"
+                   "#pragma unroll\n"
+                   "    for (int j = 0; j < 4; ++j)\n"
+                   "#pragma unroll\n"
+                   "      for (int q = 0; q < 4; ++q) {\n"
+                   "        const ${I} m = m0 + wm * 64 + i * 16 + g + (q >= 2 ? 8 : 0);\n"
+                   "        const int o = o0 + wn * 32 + j * 8 + 2 * t + (q & 1);\n"
+                   "        if (m >= ${M} || o >= ${N}) continue;\n"
+                   "        const float s = acc[i][j][q];\n";
+  return p;
+}
+
+std::string wgmmaSteps(const Tile& tile);
+std::string holdAccumulators(const Tile& tile, const std::string& ind);
+
+// wgmma (TF32 on sm_90a): two warpgroups of BM / 2 rows by all BN columns, each as BM / 128
+// products of m64nBN; a warp holds 16 rows of each. Before a step's barrier the copies' writes
+// are handed to the tensor cores' proxy and the previous step's products are waited for (they
+// read the stage the barrier lets the ring refill).
+MultiplyPath wgmmaPath(const Tile& tile) {
+  const int products = tile.bm / 128, regs = tile.bn / 2;
+  MultiplyPath p;
+  p.warpRoles = "  const int wg = warp >> 2, w4 = warp & 3, g = lane >> 2, t = lane & 3;  // warpgroup, its warp\n";
+  p.accumulators = fmt::format("  float acc[{0}][{1}];\n"
+                               "#pragma unroll\n"
+                               "  for (int i = 0; i < {0}; ++i)\n"
+                               "#pragma unroll\n"
+                               "    for (int j = 0; j < {1}; ++j) acc[i][j] = 0.0f;\n",
+                               products, regs);
+  p.stageReady = "    shoal_fence_proxy_async();\n    shoal_wgmma_wait<0>();\n" + holdAccumulators(tile, "    ");
+  p.steps = wgmmaSteps(tile);
+  p.drain = "  shoal_wgmma_wait<0>();\n" + holdAccumulators(tile, "  ");
+  p.epilogueLoop = fmt::format("#pragma unroll\n"
+                               "  for (int i = 0; i < {0}; ++i)\n"
+                               "#pragma unroll\n"
+                               "    for (int j = 0; j < {1}; ++j)\n"
+                               "#pragma unroll\n"
+                               "      for (int q = 0; q < 4; ++q) {{\n"
+                               "        const ${{I}} m = m0 + wg * {2} + i * 64 + w4 * 16 + g + (q >= 2 ? 8 : 0);\n"
+                               "        const int o = o0 + j * 8 + 2 * t + (q & 1);\n"
+                               "        if (m >= ${{M}} || o >= ${{N}}) continue;\n"
+                               "        const float s = acc[i][4 * j + q];\n",
+                               products, tile.bn / 8, tile.bm / 2);
+  return p;
+}
+
 // The warpgroup's products over stage `cur` (CudaCodegenOptions::wgmma): for each 8 of the 16
 // reduction steps, one m64nBNk8 per 64 of its rows (BM / 2 of them), A's rows from the stage's
 // row wg * BM / 2, B's (the tile's columns) after the BM rows of A.
@@ -436,58 +505,20 @@ Expected<void> emitImplicitGemm(NodeEmitter& em, const ImplicitGemm& spec) {
             {"K", intLit(spec.red)},
             {"BM", std::to_string(tile.bm)},
             {"BN", std::to_string(tile.bn)},
-            {"WARPS_M", std::to_string(tile.warpsM)},
             {"STAGES", std::to_string(kStages)},
             {"STAGE_FLOATS", std::to_string(stageFloats)},
             {"ROW_TILES", intLit(rowTiles)},
             {"PER_SLICE", intLit(perSlice)},
             {"COPIES", copies},
-            {"MMA_STEPS", wgmma ? wgmmaSteps(tile) : mmaSteps(spec.math, packB)},
-            {"FRAGMENT_ADDRESSES",
-             wgmma ? ""
-                   : fill(sixteenBit ? sixteenBitFragmentAddresses : tf32FragmentAddresses, {{"BM", std::to_string(tile.bm)}})},
-            {"ACC", wgmma ? fmt::format("  float acc[{}][{}];\n", tile.bm / 128, tile.bn / 2) : "  float acc[4][4][4];\n"},
-            {"ACC_ZERO", wgmma ? fmt::format("#pragma unroll\n"
-                                             "  for (int i = 0; i < {}; ++i)\n"
-                                             "#pragma unroll\n"
-                                             "    for (int j = 0; j < {}; ++j) acc[i][j] = 0.0f;\n",
-                                             tile.bm / 128, tile.bn / 2)
-                               : "#pragma unroll\n"
-                                 "  for (int i = 0; i < 4; ++i)\n"
-                                 "#pragma unroll\n"
-                                 "    for (int j = 0; j < 4; ++j)\n"
-                                 "#pragma unroll\n"
-                                 "      for (int q = 0; q < 4; ++q) acc[i][j][q] = 0.0f;\n"},
-            // wgmma: the copies' writes handed to the tensor cores' proxy, and the previous
-            // step's products done reading their stage before the barrier frees it.
-            {"STAGE_READY", wgmma ? "    shoal_fence_proxy_async();\n"
-                                    "    shoal_wgmma_wait<0>();\n" +
-                                        holdAccumulators(tile, "    ")
-                                  : ""},
-            {"WARP_ROLES", wgmma ? "  const int wg = warp >> 2, w4 = warp & 3, g = lane >> 2, t = lane & 3;  // warpgroup, its warp\n"
-                                 : "  const int wm = warp % ${WARPS_M}, wn = warp / ${WARPS_M}, g = lane >> 2, t = lane & 3;\n"},
-            {"DRAIN", wgmma ? "  shoal_wgmma_wait<0>();\n" + holdAccumulators(tile, "  ") : ""},
-            {"EPILOGUE_LOOP", wgmma ? fmt::format("#pragma unroll\n"
-                                                  "  for (int i = 0; i < {0}; ++i)\n"
-                                                  "#pragma unroll\n"
-                                                  "    for (int j = 0; j < {1}; ++j)\n"
-                                                  "#pragma unroll\n"
-                                                  "      for (int q = 0; q < 4; ++q) {{\n"
-                                                  "        const ${{I}} m = m0 + wg * {2} + i * 64 + w4 * 16 + g + (q >= 2 ? 8 : 0);\n"
-                                                  "        const int o = o0 + j * 8 + 2 * t + (q & 1);\n"
-                                                  "        if (m >= ${{M}} || o >= ${{N}}) continue;\n"
-                                                  "        const float s = acc[i][4 * j + q];\n",
-                                                  tile.bm / 128, tile.bn / 8, tile.bm / 2)
-                                    : "#pragma unroll\n"
-                                      "  for (int i = 0; i < 4; ++i)\n"
-                                      "#pragma unroll\n"
-                                      "    for (int j = 0; j < 4; ++j)\n"
-                                      "#pragma unroll\n"
-                                      "      for (int q = 0; q < 4; ++q) {\n"
-                                      "        const ${I} m = m0 + wm * 64 + i * 16 + g + (q >= 2 ? 8 : 0);\n"
-                                      "        const int o = o0 + wn * 32 + j * 8 + 2 * t + (q & 1);\n"
-                                      "        if (m >= ${M} || o >= ${N}) continue;\n"
-                                      "        const float s = acc[i][j][q];\n"}};
+            {"WARPS_M", std::to_string(tile.warpsM)}};
+  const MultiplyPath path = wgmma ? wgmmaPath(tile) : mmaSyncPath(tile, spec.math, packB);
+  v.insert(v.end(), {{"WARP_ROLES", path.warpRoles},
+                     {"FRAGMENT_ADDRESSES", path.fragmentAddresses},
+                     {"ACC", path.accumulators},
+                     {"STAGE_READY", path.stageReady},
+                     {"MMA_STEPS", path.steps},
+                     {"DRAIN", path.drain},
+                     {"EPILOGUE_LOOP", path.epilogueLoop}});
   const bool split = splits > 1;
   v.push_back({"STORE", split ? "        partial[((${I})slice * ${M} + m) * ${N} + o] = s;\n" : spec.epilogue});
   // Scratch: the packed B (unless prepared), then the slices' sums.
@@ -539,7 +570,6 @@ Expected<void> emitImplicitGemm(NodeEmitter& em, const ImplicitGemm& spec) {
       "${COPIES}"
       "  };\n"
       "${ACC}"
-      "${ACC_ZERO}"
       "  // The first kStages - 1 stages in flight (a commit per stage, empty past the end, so\n"
       "  // that waiting for all but kStages - 2 groups always means: this step's stage landed).\n"
       "  for (int s = 0; s < kStages - 1; ++s) {\n"
