@@ -173,12 +173,16 @@ struct CudaCodegenOptions {
   /// 0.316 ms TF32, batch 32 (802,816 and more) 1.827 -> 1.926 ms. Tests lower it to reach the
   /// second form with small shapes.
   int64_t convEpilogueInStoreOutputs = int64_t(1) << 18;
-  /// TF32 implicit GEMMs (tensorCores == Tf32) through sm_90a's warpgroup MMA (wgmma: each of
-  /// a block's two warpgroups multiplies its rows of a shared-memory stage straight from shared
-  /// memory, no ldmatrix or fragment registers) instead of mma.sync. The module must then be
-  /// compiled for sm_90a (the runtime does so on a compute capability 9.0 device). The operands
+  /// Tensor-core implicit GEMMs through sm_90a's warpgroup MMA (wgmma) instead of mma.sync:
+  /// each of a block's two warpgroups multiplies its rows of a shared-memory stage. TF32 reads
+  /// both operands straight from the stage (no ldmatrix, no fragment registers); the operands
   /// the kernels gather (activations, gradients) reach the tensor cores as fp32 bits, which
-  /// they truncate to TF32; the packed weights are rounded to nearest first, as on mma.sync.
+  /// they truncate to TF32, while the packed weights are rounded to nearest first, as on
+  /// mma.sync. bfloat16 and float16, where B is packed (the forward and data-gradient
+  /// convolutions' weights), pack B in the format and read it from the stage, A's fragments
+  /// converted into registers as on mma.sync (same rounding); the weight gradient stays on
+  /// mma.sync. The module must be compiled for sm_90a (the runtime does so on a compute
+  /// capability 9.0 device: cudaTargetArch).
   bool wgmma = false;
 };
 

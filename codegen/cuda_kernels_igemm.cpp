@@ -279,6 +279,61 @@ MultiplyPath mmaSyncPath(const Tile& tile, TensorCoreMath math, bool bRounded) {
 
 std::string wgmmaSteps(const Tile& tile);
 std::string holdAccumulators(const Tile& tile, const std::string& ind);
+MultiplyPath wgmmaPath(const Tile& tile);
+
+// wgmma16's copies of B: the BN packed 16-bit rows of the stage's 16 steps (32 bytes each, in
+// the 32-byte swizzle mode: a row's two 16-byte chunks swap on rows 4-7 of every 8), two
+// 16-byte copies a row, after the BM rows of A. Packed rows hold whole 16-steps (zeros past
+// the reduction), so a stage never reads past them.
+std::string packed16Copies(const Tile& tile) {
+  std::string s;
+  for (int pass = 0; pass * 128 < tile.bn; ++pass)
+    s += fmt::format("      {{\n"
+                     "        const int r = {0} + (tid >> 1), ch = tid & 1;\n"
+                     "        if (r < {1}) {{\n"
+                     "          const int bo = o0 + r;\n"
+                     "          const bool ok = bo < ${{N}};\n"
+                     "          const unsigned short* src = (const unsigned short*)packed + (ok ? (${{I}})bo * ${{KP}} + kt + ch * 8 : 0);\n"
+                     "          shoal_cp_async_f32x4_aligned(stage + {2} + r * 32 + ((ch ^ ((r >> 2) & 1)) << 4), (const float*)src, ok);\n"
+                     "        }}\n"
+                     "      }}\n",
+                     pass * 128, tile.bn, tile.bm * 64);
+  return s;
+}
+
+// wgmma16 (bfloat16 / float16 on sm_90a, B packed): the warpgroups and accumulators of
+// wgmmaPath; each warp converts its 16 rows of each m64 product from the fp32 stage into
+// mma.sync's m16n8k16 A fragment (two ldmatrix, as mmaSteps), and wgmma m64nBNk16 takes A from
+// those registers and B from the stage's 16-bit rows.
+MultiplyPath wgmma16Path(const Tile& tile, TensorCoreMath math) {
+  MultiplyPath p = wgmmaPath(tile);
+  const int products = tile.bm / 128;
+  const std::string bf16 = math == TensorCoreMath::Bf16 ? "true" : "false";
+  p.fragmentAddresses = fmt::format(
+      "  const int swl = ((((lane & 7) >> 1) & 3) << 2);\n"
+      "  const int arow0 = wg * {0} + w4 * 16 + (lane & 7) + ((lane >> 4) & 1) * 8, acol0 = (((lane >> 3) & 1) * 4) ^ swl;\n"
+      "  const int aOff0 = (arow0 * 16 + acol0) * 4, aOff1 = (arow0 * 16 + (acol0 ^ 8)) * 4;\n",
+      tile.bm / 2);
+  p.steps = fmt::format("    const shoal_saddr st = sbase + cur * (kStageFloats * 4);\n"
+                        "    const shoal_wgmma_desc bd = shoal_wgmma_desc_sw32(st + {0} * 64);\n"
+                        "    unsigned a[{1}][4];\n"
+                        "#pragma unroll\n"
+                        "    for (int i = 0; i < {1}; ++i) {{\n"
+                        "      unsigned lo[4], hi[4];\n"
+                        "      shoal_ldmatrix_x4(lo, st + aOff0 + i * 4096);  // (g, t), (g, t+4), (g+8, t), (g+8, t+4)\n"
+                        "      shoal_ldmatrix_x4(hi, st + aOff1 + i * 4096);  // the same 8 columns on\n"
+                        "      a[i][0] = shoal_pack_words(lo[0], lo[1], {3});\n"
+                        "      a[i][1] = shoal_pack_words(lo[2], lo[3], {3});\n"
+                        "      a[i][2] = shoal_pack_words(hi[0], hi[1], {3});\n"
+                        "      a[i][3] = shoal_pack_words(hi[2], hi[3], {3});\n"
+                        "    }}\n"
+                        "    shoal_wgmma_fence();\n"
+                        "#pragma unroll\n"
+                        "    for (int i = 0; i < {1}; ++i) shoal_wgmma_16bit_n{2}(acc[i], a[i], bd, {3});\n"
+                        "    shoal_wgmma_commit();\n",
+                        tile.bm, products, tile.bn, bf16);
+  return p;
+}
 
 // wgmma (TF32 on sm_90a): two warpgroups of BM / 2 rows by all BN columns, each as BM / 128
 // products of m64nBN; a warp holds 16 rows of each. Before a step's barrier the copies' writes
@@ -337,6 +392,35 @@ std::string holdAccumulators(const Tile& tile, const std::string& ind) {
                      ind, tile.bm / 128, tile.bn / 2);
 }
 
+// One wgmma.mma_async m64nNk16 call with 16-bit operands (bf16 or f16: `bf16`, a constant
+// where it is called), A from the warp's 4 registers, B through its descriptor.
+std::string wgmma16Call(int n) {
+  const int regs = n / 2;
+  std::string list, outs;
+  for (int i = 0; i < regs; ++i) {
+    list += (i ? ", %" : "%") + std::to_string(i);
+    outs += fmt::format("{}\"+f\"(d[{}])", i ? ", " : "", i);
+  }
+  auto variant = [&](const char* type) {
+    return fmt::format(
+        "    asm volatile(\"{{\\n.reg .pred p;\\nsetp.ne.b32 p, %{4}, 0;\\n\"\n"
+        "                 \"wgmma.mma_async.sync.aligned.m64n{0}k16.f32.{5}.{5} {{{1}}}, {{%{2}, %{6}, %{7}, %{8}}}, %{3}, p, 1, 1, 0;\\n}}\\n\"\n"
+        "                 : {9}\n"
+        "                 : \"r\"(a[0]), \"l\"(b), \"r\"(1), \"r\"(a[1]), \"r\"(a[2]), \"r\"(a[3]));\n",
+        n, list, regs, regs + 1, regs + 2, type, regs + 3, regs + 4, regs + 5, outs);
+  };
+  return fmt::format(
+      "__device__ __forceinline__ void shoal_wgmma_16bit_n{0}(float* d, const unsigned* a, shoal_wgmma_desc b, bool bf16) {{\n"
+      "#if SHOAL_WGMMA_HW\n"
+      "  if (bf16)\n{1}"
+      "  else\n{2}"
+      "#else\n"
+      "  shoal_wgmma_16bit_emulated(d, a, b, {0}, bf16);\n"
+      "#endif\n"
+      "}}\n",
+      n, variant("bf16"), variant("f16"));
+}
+
 }  // namespace
 
 std::string wgmmaPrelude() {
@@ -358,6 +442,18 @@ struct shoal_wgmma_desc { unsigned long long bits; shoal_saddr addr; };
 __device__ __forceinline__ shoal_wgmma_desc shoal_wgmma_desc_sw64(shoal_saddr start) {
   const unsigned long long bits = (unsigned long long)((start & 0x3FFFFu) >> 4) | (1ull << 16) |
                                   ((unsigned long long)(512 >> 4) << 32) | (2ull << 62);
+#if SHOAL_WGMMA_HW
+  return bits;
+#else
+  return {bits, start};
+#endif
+}
+// The same for rows of 32 bytes (16 bfloat16 or float16 values) in PTX's 32-byte swizzle mode
+// (address bit 4 XORed with bit 7: a row's two 16-byte chunks swap on rows 4-7 of every 8),
+// 8-row groups 256 bytes apart.
+__device__ __forceinline__ shoal_wgmma_desc shoal_wgmma_desc_sw32(shoal_saddr start) {
+  const unsigned long long bits = (unsigned long long)((start & 0x3FFFFu) >> 4) | (1ull << 16) |
+                                  ((unsigned long long)(256 >> 4) << 32) | (3ull << 62);
 #if SHOAL_WGMMA_HW
   return bits;
 #else
@@ -400,13 +496,19 @@ __device__ __forceinline__ void shoal_wgmma_hold(float& r) {
 // The emulator's wgmma: element (row, k) of a descriptor's tile, read where the hardware reads
 // it (the 64-byte swizzle applied to the computed address) and truncated to TF32 (the tensor
 // cores ignore an fp32 operand's low 13 mantissa bits).
+// The address of byte `byte` of row `row` of a descriptor's tile: rows of 64 bytes (64-byte
+// swizzle: bits 4-5 ^= bits 7-8) or 32 bytes (32-byte swizzle: bit 4 ^= bit 7), 8-row groups
+// the descriptor's stride apart, the swizzle applied to the computed address.
+__device__ inline unsigned long long shoal_wgmma_address(const shoal_wgmma_desc& d, int row, int byte) {
+  const unsigned mode = (unsigned)(d.bits >> 62);
+  if ((mode != 2 && mode != 3) || (d.bits & 0x3FFFu) != ((d.addr & 0x3FFFFu) >> 4)) __builtin_trap();
+  const unsigned long long sbo = ((d.bits >> 32) & 0x3FFFu) << 4, pitch = mode == 2 ? 64 : 32;
+  unsigned long long a = d.addr + (unsigned long long)(row >> 3) * sbo + (unsigned long long)(row & 7) * pitch + byte;
+  return a ^ (mode == 2 ? ((a >> 7) & 3) << 4 : ((a >> 7) & 1) << 4);
+}
 __device__ inline float shoal_wgmma_element(const shoal_wgmma_desc& d, int row, int k) {
-  if ((d.bits >> 62) != 2 || (d.bits & 0x3FFFu) != ((d.addr & 0x3FFFFu) >> 4)) __builtin_trap();
-  const unsigned long long sbo = ((d.bits >> 32) & 0x3FFFu) << 4;
-  unsigned long long a = d.addr + (unsigned long long)(row >> 3) * sbo + (unsigned long long)(row & 7) * 64 + 4 * k;
-  a ^= ((a >> 7) & 3) << 4;
   unsigned u;
-  memcpy(&u, (const void*)a, 4);
+  memcpy(&u, (const void*)shoal_wgmma_address(d, row, 4 * k), 4);
   if ((u & 0x7f800000u) != 0x7f800000u) u &= 0xffffe000u;
   return __uint_as_float(u);
 }
@@ -423,9 +525,41 @@ __device__ inline void shoal_wgmma_tf32_emulated(float* d, const shoal_wgmma_des
       d[4 * j + q] += s;
     }
 }
+// The 16-bit product m64nNk16 with A from registers: each warp's 4 registers are mma.sync's
+// m16n8k16 A fragment of its 16 rows (lane 4g + t: rows g and g + 8, reduction slots 2t, 2t + 1
+// and 2t + 8, 2t + 9, each pair packed low first), gathered here through shuffles; B (16-bit,
+// 32-byte rows) read through the descriptor.
+__device__ inline void shoal_wgmma_16bit_emulated(float* d, const unsigned* a, const shoal_wgmma_desc& b, int n, bool bf16) {
+  const int t = (int)(threadIdx.x & 127u), lane = t & 31, g = lane >> 2, c = lane & 3, w = t >> 5;
+  float a0[16], a1[16];  // rows g and g + 8 of this warp's 16
+  for (int j = 0; j < 4; ++j) {
+    const int from = c ^ j;  // lane 4g + j
+    const unsigned r[4] = {__shfl_xor_sync(0xffffffffu, a[0], from), __shfl_xor_sync(0xffffffffu, a[1], from),
+                           __shfl_xor_sync(0xffffffffu, a[2], from), __shfl_xor_sync(0xffffffffu, a[3], from)};
+    for (int h = 0; h < 2; ++h) {
+      a0[2 * j + h] = shoal_half_to_f32((unsigned short)(r[0] >> (16 * h)), bf16);
+      a1[2 * j + h] = shoal_half_to_f32((unsigned short)(r[1] >> (16 * h)), bf16);
+      a0[2 * j + 8 + h] = shoal_half_to_f32((unsigned short)(r[2] >> (16 * h)), bf16);
+      a1[2 * j + 8 + h] = shoal_half_to_f32((unsigned short)(r[3] >> (16 * h)), bf16);
+    }
+  }
+  (void)w;
+  for (int jb = 0; jb < n / 8; ++jb)
+    for (int q = 0; q < 4; ++q) {
+      const int col = 8 * jb + 2 * c + (q & 1);
+      const float* arow = q >= 2 ? a1 : a0;
+      float s = 0.0f;
+      for (int k = 0; k < 16; ++k) {
+        unsigned short h;
+        memcpy(&h, (const void*)shoal_wgmma_address(b, col, 2 * k), 2);
+        s += arow[k] * shoal_half_to_f32(h, bf16);
+      }
+      d[4 * jb + q] += s;
+    }
+}
 #endif
 )";
-  out += wgmmaCall(64) + wgmmaCall(128);
+  out += wgmmaCall(64) + wgmmaCall(128) + wgmma16Call(64) + wgmma16Call(128);
   return out;
 }
 
@@ -459,17 +593,24 @@ Expected<void> emitImplicitGemm(NodeEmitter& em, const ImplicitGemm& spec) {
   if (rowTiles * splits > int64_t(0x7fffffff) || colTiles > 65535)
     return em.unsupported("an implicit GEMM too large for one grid");
   const bool sixteenBit = spec.math == TensorCoreMath::Bf16 || spec.math == TensorCoreMath::Fp16;
-  // sm_90a: TF32 through wgmma (the block's two warpgroups each multiply half of the tile's rows
-  // by all of its columns, straight from the stage), else mma.sync from ldmatrix fragments.
-  const bool wgmma = em.options().wgmma && spec.math == TensorCoreMath::Tf32;
-  const int stageFloats = (tile.bm + tile.bn) * 16;
   // B packed by a first kernel into scratch as rows of kp (red rounded up to whole 16-steps,
   // zeros past red): each row's reduction steps contiguous and 16-byte aligned. A parameter's
   // packing is a function of the parameter alone: with prepareParameters it goes into a
   // prepared block, which the executor fills when the parameters change, not every step.
   const bool packB = !spec.bPacked.empty();
+  // sm_90a (CudaCodegenOptions::wgmma): the block's two warpgroups each multiply half of the
+  // tile's rows by all of its columns through wgmma -- TF32 with both operands from the stage;
+  // bfloat16 and float16 with A's fragments from registers and B, packed in the format (16-bit
+  // rows in the stage), from shared memory, so only where B is packed (the weights; the weight
+  // gradient's dy stays on mma.sync). Else mma.sync from ldmatrix fragments.
+  const bool wgmma = em.options().wgmma && spec.math == TensorCoreMath::Tf32;
+  const bool wgmma16 = em.options().wgmma && sixteenBit && packB;
+  // A stage: BM rows of 16 fp32 words (64 bytes), then BN rows of B -- 64 bytes of fp32, or 32
+  // bytes of 16-bit values with wgmma16.
+  const int stageFloats = tile.bm * 16 + tile.bn * (wgmma16 ? 8 : 16);
   const int64_t kp = (spec.red + 15) / 16 * 16;
-  const int64_t packFloats = packB ? spec.cols * kp : 0;
+  // Floats the packed B takes (16-bit values two to a float with wgmma16).
+  const int64_t packFloats = packB ? (wgmma16 ? spec.cols * kp / 2 : spec.cols * kp) : 0;
   const Value* bSource = spec.bSource.kind == CudaArgKind::Value ? spec.bSource.value : nullptr;
   const bool prepareB = packB && em.options().prepareParameters && bSource && bSource->def() &&
                         isPersistentSource(bSource->def()->kind());
@@ -498,7 +639,7 @@ Expected<void> emitImplicitGemm(NodeEmitter& em, const ImplicitGemm& spec) {
   b.interleaved = spec.bInterleaved && !b.vector;
   // Interleaved, a thread's elements span 13 steps of its 16-step tile: whole when red is too.
   b.wholeGroups = packB || (!b.groupSetup.empty() && spec.red % (b.interleaved ? 16 : 4) == 0);
-  const std::string copies = copyCode(a) + copyCode(b);
+  const std::string copies = copyCode(a) + (wgmma16 ? packed16Copies(tile) : copyCode(b));
   Vars v = {{"I", em.I()},
             {"M", intLit(spec.rows)},
             {"N", intLit(spec.cols)},
@@ -509,9 +650,12 @@ Expected<void> emitImplicitGemm(NodeEmitter& em, const ImplicitGemm& spec) {
             {"STAGE_FLOATS", std::to_string(stageFloats)},
             {"ROW_TILES", intLit(rowTiles)},
             {"PER_SLICE", intLit(perSlice)},
+            {"KP", intLit(kp)},
             {"COPIES", copies},
             {"WARPS_M", std::to_string(tile.warpsM)}};
-  const MultiplyPath path = wgmma ? wgmmaPath(tile) : mmaSyncPath(tile, spec.math, packB);
+  const MultiplyPath path = wgmma     ? wgmmaPath(tile)
+                            : wgmma16 ? wgmma16Path(tile, spec.math)
+                                      : mmaSyncPath(tile, spec.math, packB);
   v.insert(v.end(), {{"WARP_ROLES", path.warpRoles},
                      {"FRAGMENT_ADDRESSES", path.fragmentAddresses},
                      {"ACC", path.accumulators},
@@ -535,19 +679,30 @@ Expected<void> emitImplicitGemm(NodeEmitter& em, const ImplicitGemm& spec) {
   if (prepareB) args.push_back(preparedB);
   if (scratch) args.push_back(NodeEmitter::scratch());
   if (packB) {
-    // TF32: rounded here once, not as each fragment is read (16-bit formats convert pairs).
-    const std::string value = sixteenBit ? spec.bPacked : "__uint_as_float(shoal_to_tf32(" + spec.bPacked + "))";
+    // TF32: rounded here once, not as each fragment is read (16-bit formats convert pairs);
+    // wgmma16: converted here to the 16-bit format, each 16-step block's slots in the order of
+    // A's fragments (slot 2t holds step t, 2t + 1 step t + 4, 2t + 8 step t + 8, 2t + 9 step
+    // t + 12; mmaSteps), one 16-bit value a thread.
+    const std::string value = wgmma16    ? std::string(spec.math == TensorCoreMath::Bf16 ? "shoal_f32_to_bf16(" : "shoal_f32_to_f16(") +
+                                               spec.bPacked + ")"
+                              : sixteenBit ? spec.bPacked
+                                           : "__uint_as_float(shoal_to_tf32(" + spec.bPacked + "))";
     const Vars pv = {{"I", em.I()}, {"KP", intLit(kp)}, {"K", intLit(spec.red)}, {"EXPR", value},
                      {"AT", intLit(reserved)}};
-    const std::string perElement = "    const int o = (int)(i / ${KP}), k = (int)(i % ${KP});\n" +
-                                   std::string(prepareB ? "    prepared[i]" : "    scratch[${AT} + i]") +
-                                   " = k < ${K} ? ${EXPR} : 0.0f;\n";
+    const std::string perElement =
+        wgmma16 ? "    const int o = (int)(i / ${KP}), j = (int)(i % ${KP});\n"
+                  "    const int k = (j & ~15) + (j & 8) + ((j & 7) >> 1) + (j & 1) * 4;\n" +
+                      std::string(prepareB ? "    ((unsigned short*)prepared)[i]" : "    ((unsigned short*)(scratch + ${AT}))[i]") +
+                      " = k < ${K} ? ${EXPR} : (unsigned short)0;\n"
+                : "    const int o = (int)(i / ${KP}), k = (int)(i % ${KP});\n" +
+                      std::string(prepareB ? "    prepared[i]" : "    scratch[${AT} + i]") + " = k < ${K} ? ${EXPR} : 0.0f;\n";
+    const int64_t packed = wgmma16 ? spec.cols * kp : packFloats;  // elements the kernel writes
     if (prepareB) {
       em.elementwise(spec.name + "tc_b", "const float* __restrict__ w, float* __restrict__ prepared",
-                     fill(fill(perElement, pv), pv), {spec.bSource, preparedB}, packFloats);
+                     fill(fill(perElement, pv), pv), {spec.bSource, preparedB}, packed);
       em.markPrepare();
     } else {
-      em.elementwise(spec.name + "tc_b", params, fill(fill(perElement, pv), pv), args, packFloats);
+      em.elementwise(spec.name + "tc_b", params, fill(fill(perElement, pv), pv), args, packed);
     }
   }
   std::string body = fill(fill(

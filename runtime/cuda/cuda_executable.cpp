@@ -258,7 +258,7 @@ CudaExecutableOptions CudaExecutableOptions::fromEnvironment() {
 
 CudaCodegenOptions CudaExecutableOptions::codegenOptions(const std::string& arch) const {
   CudaCodegenOptions c;
-  c.wgmma = wgmma && tensorCores == TensorCoreMath::Tf32 && (arch == "sm_90" || arch == "sm_90a");
+  c.wgmma = wgmma && tensorCores != TensorCoreMath::Off && (arch == "sm_90" || arch == "sm_90a");
   c.horizontalUpdates = horizontalUpdates;
   c.tensorCores = tensorCores;
   c.smallGemms = smallGemms && !tf32 && gemm16 == TensorCoreMath::Off;

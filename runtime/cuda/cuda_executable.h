@@ -57,15 +57,15 @@ struct CudaExecutableOptions {
   /// change (CudaCodegenOptions::prepareParameters), instead of in every step. Default: on,
   /// unless SHOAL_CUDA_PREPARE=0.
   bool prepareParameters = true;
-  /// TF32 convolutions through warpgroup MMA on an sm_90 device (CudaCodegenOptions::wgmma;
-  /// the module is then compiled for sm_90a). Default: on, unless SHOAL_CUDA_WGMMA=0.
+  /// Tensor-core convolutions through warpgroup MMA on an sm_90 device (CudaCodegenOptions::
+  /// wgmma; the module is then compiled for sm_90a). Default: on, unless SHOAL_CUDA_WGMMA=0.
   bool wgmma = true;
   /// Fills graphs, syncEach, hostOutputs, inputsInPlace, horizontalUpdates, smallGemms, programmaticLaunch, groupKernels,
   /// prepareParameters, wgmma and tensorCores from the environment.
   static CudaExecutableOptions fromEnvironment();
   /// The codegen options these make for a device of architecture `arch` ("sm_90"; "" for
   /// none in particular): updates fused, tensor cores, small products generated where cuBLAS
-  /// would be exact fp32, and wgmma for TF32 on sm_90 and sm_90a (compile the module for
+  /// would be exact fp32, and wgmma on sm_90 and sm_90a (compile the module for
   /// cudaTargetArch's answer).
   CudaCodegenOptions codegenOptions(const std::string& arch = "") const;
   /// The matrix products' precision (ExecutableOptions::precision): Off keeps these options

@@ -136,16 +136,17 @@ double truncateToTf32(double v) {
   return r;
 }
 
-// How the kernels round their operands: to `math` (roundToFormat) -- except with wgmma
-// (CudaCodegenOptions::wgmma, TF32), where the operands gathered from activations and
-// gradients reach the tensor cores as fp32 and are truncated, and only the packed weights are
-// rounded to nearest (when packed).
+// How the kernels round their operands: to `math` (roundToFormat) -- except TF32 with wgmma
+// (CudaCodegenOptions::wgmma), where the operands gathered from activations and gradients
+// reach the tensor cores as fp32 and are truncated, and only the packed weights are rounded to
+// nearest (when packed). (16-bit wgmma converts A into registers and packs B: rounded as ever.)
 struct Format {
   TensorCoreMath math;
   bool wgmma = false;
   Format(TensorCoreMath m, bool w = false) : math(m), wgmma(w) {}  // NOLINT: implicit from a format
+  bool truncates() const { return wgmma && math == TensorCoreMath::Tf32; }
   double packed(double v) const { return roundToFormat(v, math); }
-  double gathered(double v) const { return wgmma ? truncateToTf32(v) : roundToFormat(v, math); }
+  double gathered(double v) const { return truncates() ? truncateToTf32(v) : roundToFormat(v, math); }
   std::string name() const { return std::string(tensorCoreMathName(math)) + (wgmma ? " (wgmma)" : ""); }
 };
 
@@ -187,7 +188,7 @@ void expectWithinFormat(const Tensor& got, const std::vector<double>& want, cons
   // The unit roundoff 2^-p: bfloat16 has p = 8 significant bits, TF32 and float16 p = 11; a
   // product of two rounded operands is within 2u of the exact one. Truncation (wgmma's
   // gathered operands) errs by up to 2^-10.
-  const double unit = std::ldexp(1.0, math == TensorCoreMath::Bf16 ? -8 : format.wgmma ? -10 : -11);
+  const double unit = std::ldexp(1.0, math == TensorCoreMath::Bf16 ? -8 : format.truncates() ? -10 : -11);
   const double rel = 2 * unit + double(reduction) * std::ldexp(1.0, -23);
   double worst = 0;
   for (size_t i = 0; i < want.size(); ++i) {
@@ -486,15 +487,18 @@ TEST(ConvTensorCore, EveryConvolutionMatchesFloat64WithinTf32Bounds) {
   checkAll(onEmulator, TensorCoreMath::Tf32);
 }
 
-// sm_90a's TF32 kernels (CudaCodegenOptions::wgmma): the same gathers and stages, the products
-// by warpgroup MMA from the stages through descriptors of the 64-byte swizzle. The emulator
-// reads every operand where the hardware would (the swizzle applied to the address it computes)
-// and truncates the gathered ones; a descriptor or swizzle that disagrees with how the copies
-// laid the stage out reads the wrong elements. Both tiles (256 x 64 for at most 64 columns:
-// two m64n64 a warpgroup; 128 x 128: one m64n128), partial tiles, two column tiles, the split
-// weight gradient and the pooled stem.
-void checkWgmma(const Runner& run) {
-  const Format f(TensorCoreMath::Tf32, /*wgmma=*/true);
+// sm_90a's kernels (CudaCodegenOptions::wgmma): the same gathers and stages, the products by
+// warpgroup MMA through descriptors -- TF32 with both operands in the stage (64-byte swizzle),
+// bfloat16 and float16 with A's fragments in registers and the packed B in 16-bit rows of the
+// stage (32-byte swizzle, its slots in the fragments' order). The emulator reads every
+// shared-memory operand where the hardware would (the swizzle applied to the address it
+// computes) and truncates TF32's gathered ones; a descriptor, swizzle or slot order that
+// disagrees with how the copies and the packing laid the stage out reads the wrong elements.
+// Both tiles (256 x 64 for at most 64 columns: two m64n64 a warpgroup; 128 x 128: one
+// m64n128), partial tiles, two column tiles, the split weight gradient (16-bit: mma.sync, its
+// B not packed) and the pooled stem.
+void checkWgmma(const Runner& run, TensorCoreMath math) {
+  const Format f(math, /*wgmma=*/true);
   checkForward(kGeometries[0], true, true, 71, run, f);
   checkForward(kGeometries[1], false, false, 72, run, f);
   checkForward(kGeometries[7], true, true, 73, run, f);
@@ -505,9 +509,9 @@ void checkWgmma(const Runner& run) {
   checkForwardPool(kGeometries[4], 78, run, f);
 }
 
-TEST(ConvTensorCore, WgmmaKernelsMatchFloat64WithinTf32Bounds) {
+TEST(ConvTensorCore, WgmmaKernelsMatchFloat64WithinTheFormatsBounds) {
   if (!haveHostCompiler()) GTEST_SKIP() << "no host C++ compiler to build the emulated module";
-  checkWgmma(onEmulatorWgmma);
+  for (TensorCoreMath math : {TensorCoreMath::Tf32, TensorCoreMath::Bf16, TensorCoreMath::Fp16}) checkWgmma(onEmulatorWgmma, math);
 }
 
 TEST(ConvTensorCore, Bfloat16AndFloat16MatchFloat64WithinTheirBounds) {
@@ -576,14 +580,15 @@ TEST(ConvTensorCore, PreparedWeightsAreMadeOnceAndAgainAfterAWrite) {
 
 // The same on a GPU: the real mma.sync (sm_80 and later) and, on an sm_90 device, wgmma for
 // TF32 (the device's own choice) against the same bounds -- and mma.sync's TF32 there too.
-TEST(ConvTensorCoreGpu, EveryConvolutionMatchesFloat64WithinTheFormatsBounds) {
+void checkAllOnGpu(TensorCoreMath math) {
   if (auto dev = probeCudaDevice(0); !dev) GTEST_SKIP() << "no usable GPU: " << dev.error().message();
   const bool wgmma = gpuUsesWgmma();
-  checkAll(onGpu, Format(TensorCoreMath::Tf32, wgmma));
-  if (wgmma) checkAll(onGpuMmaSync, TensorCoreMath::Tf32);
-  checkAll(onGpu, TensorCoreMath::Bf16);
-  checkAll(onGpu, TensorCoreMath::Fp16);
+  checkAll(onGpu, Format(math, wgmma));
+  if (wgmma) checkAll(onGpuMmaSync, math);
 }
+TEST(ConvTensorCoreGpu, EveryTf32ConvolutionMatchesFloat64WithinItsBounds) { checkAllOnGpu(TensorCoreMath::Tf32); }
+TEST(ConvTensorCoreGpu, EveryBfloat16ConvolutionMatchesFloat64WithinItsBounds) { checkAllOnGpu(TensorCoreMath::Bf16); }
+TEST(ConvTensorCoreGpu, EveryFloat16ConvolutionMatchesFloat64WithinItsBounds) { checkAllOnGpu(TensorCoreMath::Fp16); }
 
 }  // namespace
 }  // namespace shoal

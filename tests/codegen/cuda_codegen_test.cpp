@@ -197,6 +197,19 @@ TEST(CudaCodegen, TensorCoreConvolutionsCompileWithNvrtc) {
   EXPECT_NE(ptx->find("wgmma.mma_async.sync.aligned.m64n64k8.f32.tf32.tf32"), std::string::npos);
   EXPECT_NE(ptx->find("fence.proxy.async.shared::cta"), std::string::npos);
 #endif
+  // bfloat16: the forward and data-gradient products on wgmma (A from registers, the packed B
+  // from the stage), the weight gradient (its dy not packed) on mma.sync.
+  wg.tensorCores = TensorCoreMath::Bf16;
+  auto bsrc = generateCudaSource(p, wg);
+  ASSERT_TRUE(bsrc.has_value()) << bsrc.error().message();
+  EXPECT_NE(bsrc->source.find("shoal_wgmma_16bit_n64(acc[i], a[i], bd, true)"), std::string::npos);
+  EXPECT_NE(bsrc->source.find("shoal_warp_mma_16bit(acc[i][j], a, b[j], true)"), std::string::npos);
+  expectCompiles(bsrc->source, bsrc->name, {"sm_90a"});
+#if SHOAL_HAVE_CUDA
+  auto bptx = compileCudaToPtx(bsrc->source, bsrc->name, "sm_90a");
+  ASSERT_TRUE(bptx.has_value()) << bptx.error().message();
+  EXPECT_NE(bptx->find("wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16"), std::string::npos);
+#endif
 }
 
 TEST(CudaCodegen, ExamplePipelinesGenerateAndCompile) {
