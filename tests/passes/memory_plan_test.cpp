@@ -19,6 +19,7 @@
 #include "ir/parser.h"
 #include "passes/program.h"
 #include "runtime/cpu/interpreter.h"
+#include "sanitizer.h"
 #include "test_util.h"
 
 namespace shoal {
@@ -518,7 +519,7 @@ TEST(MemoryPlan, DefaultLimitIsThisMachinesMemory) {
   EXPECT_NE(filters.err.find("over the limit of 4000000000 bytes"), std::string::npos) << filters.err;
   // ...and with no limit at all (--memory-limit 0) it still checks.
   EXPECT_EQ(test::runCli("check '" + dir + "/filters.mmd' --memory-limit 0").exitCode, 0);
-#if !defined(__SANITIZE_ADDRESS__)
+#if !defined(SHOAL_TEST_ASAN)
   // The address-space limit of the process lowers the default (ASan builds cannot run under one).
   auto capped = test::runShell("ulimit -v 4000000 && " + std::string(SHOAL_CLI_PATH) + " check '" + dir + "/filters.mmd'");
   EXPECT_EQ(capped.exitCode, 1) << capped.err;

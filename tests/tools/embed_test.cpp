@@ -3,10 +3,11 @@
 // tensors it generates, saves, reloads, runs at another batch size and checks its numbers.
 #include <gtest/gtest.h>
 
+#include "sanitizer.h"
 #include "test_util.h"
 
 TEST(Embed, BuildsAgainstTheInstalledPackageAsCpp20AndRuns) {
-#if defined(__SANITIZE_ADDRESS__)
+#if defined(SHOAL_TEST_ASAN)
   GTEST_SKIP() << "the sanitizer build's libshoal needs the sanitizer runtime in the app too";
 #endif
   std::string prefix = shoal::test::tempDir();

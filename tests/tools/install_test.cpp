@@ -4,6 +4,7 @@
 
 #include <filesystem>
 
+#include "sanitizer.h"
 #include "test_util.h"
 
 namespace fs = std::filesystem;
@@ -22,7 +23,7 @@ const char* kPipeline =
 class Installed : public ::testing::Test {
  protected:
   void SetUp() override {
-#if defined(__SANITIZE_ADDRESS__)
+#if defined(SHOAL_TEST_ASAN)
     GTEST_SKIP() << "the sanitizer build's binaries need the sanitizer runtime first in the library list";
 #endif
     // Install, then move the prefix somewhere else: nothing may point at the old place.
