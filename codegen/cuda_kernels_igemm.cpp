@@ -15,9 +15,16 @@
 // cvt.rna, 16-bit a pair of words converted and packed per register). Shared addresses are
 // 32-bit values computed once per thread (shoal_saddr). A gather is per element, or
 // (ImplicitGemm::aGroup / bGroup) does its index arithmetic once per 8 (or 4) elements and then
-// only strides -- equally spaced groups (aStride) as one predicate and pointer; B may instead be packed by a first kernel into scratch (ImplicitGemm::
-// bPacked: the weights in the GEMM's order) and, like a contiguous B (bVector), copied 16 bytes
-// at a time.
+// only strides -- equally spaced groups (aStride) as one predicate and pointer; B may instead
+// be packed by a first kernel into scratch (ImplicitGemm::bPacked: the weights in the GEMM's
+// order) and, like a contiguous B (bVector), copied 16 bytes at a time.
+//
+// On sm_90a (CudaCodegenOptions::wgmma) the same copies and ring feed Hopper's warpgroup MMA
+// instead: the block's two warpgroups each multiply half of the tile's rows by all of its
+// columns (wgmmaPath: TF32 with both operands read from the stage through matrix descriptors,
+// the stage's swizzle being PTX's 64-byte mode; wgmma16Path: bfloat16 / float16 with A's
+// fragments in registers and the packed B as 16-bit stage rows). MultiplyPath holds what the
+// two ways of multiplying differ in; wgmmaPrelude the helpers and their CPU emulation.
 #include <fmt/format.h>
 
 #include <algorithm>
