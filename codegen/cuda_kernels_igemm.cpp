@@ -284,9 +284,63 @@ MultiplyPath mmaSyncPath(const Tile& tile, TensorCoreMath math, bool bRounded) {
   return p;
 }
 
-std::string wgmmaSteps(const Tile& tile);
-std::string holdAccumulators(const Tile& tile, const std::string& ind);
-MultiplyPath wgmmaPath(const Tile& tile);
+// The warpgroup's products over stage `cur` (CudaCodegenOptions::wgmma): for each 8 of the 16
+// reduction steps, one m64nBNk8 per 64 of its rows (BM / 2 of them), A's rows from the stage's
+// row wg * BM / 2, B's (the tile's columns) after the BM rows of A.
+std::string wgmmaSteps(const Tile& tile) {
+  return fmt::format("    const shoal_saddr st = sbase + cur * (kStageFloats * 4);\n"
+                     "    shoal_wgmma_fence();\n"
+                     "#pragma unroll\n"
+                     "    for (int ks = 0; ks < 2; ++ks) {{\n"
+                     "      const shoal_wgmma_desc bd = shoal_wgmma_desc_sw64(st + {0} * 64 + ks * 32);\n"
+                     "#pragma unroll\n"
+                     "      for (int i = 0; i < {1}; ++i)\n"
+                     "        shoal_wgmma_tf32_n{2}(acc[i], shoal_wgmma_desc_sw64(st + (wg * {3} + i * 64) * 64 + ks * 32), bd);\n"
+                     "    }}\n"
+                     "    shoal_wgmma_commit();\n",
+                     tile.bm, tile.bm / 128, tile.bn, tile.bm / 2);
+}
+
+// shoal_wgmma_hold over every accumulator, indented by `ind`.
+std::string holdAccumulators(const Tile& tile, const std::string& ind) {
+  return fmt::format("#pragma unroll\n"
+                     "{0}for (int i = 0; i < {1}; ++i)\n"
+                     "#pragma unroll\n"
+                     "{0}  for (int j = 0; j < {2}; ++j) shoal_wgmma_hold(acc[i][j]);\n",
+                     ind, tile.bm / 128, tile.bn / 2);
+}
+
+// wgmma (TF32 on sm_90a): two warpgroups of BM / 2 rows by all BN columns, each as BM / 128
+// products of m64nBN; a warp holds 16 rows of each. Before a step's barrier the copies' writes
+// are handed to the tensor cores' proxy and the previous step's products are waited for (they
+// read the stage the barrier lets the ring refill).
+MultiplyPath wgmmaPath(const Tile& tile) {
+  const int products = tile.bm / 128, regs = tile.bn / 2;
+  MultiplyPath p;
+  p.warpRoles = "  const int wg = warp >> 2, w4 = warp & 3, g = lane >> 2, t = lane & 3;  // warpgroup, its warp\n";
+  p.accumulators = fmt::format("  float acc[{0}][{1}];\n"
+                               "#pragma unroll\n"
+                               "  for (int i = 0; i < {0}; ++i)\n"
+                               "#pragma unroll\n"
+                               "    for (int j = 0; j < {1}; ++j) acc[i][j] = 0.0f;\n",
+                               products, regs);
+  p.stageReady = "    shoal_fence_proxy_async();\n    shoal_wgmma_wait<0>();\n" + holdAccumulators(tile, "    ");
+  p.steps = wgmmaSteps(tile);
+  p.drain = "  shoal_wgmma_wait<0>();\n" + holdAccumulators(tile, "  ");
+  p.epilogueLoop = fmt::format("#pragma unroll\n"
+                               "  for (int i = 0; i < {0}; ++i)\n"
+                               "#pragma unroll\n"
+                               "    for (int j = 0; j < {1}; ++j)\n"
+                               "#pragma unroll\n"
+                               "      for (int q = 0; q < 4; ++q) {{\n"
+                               "        const ${{I}} m = m0 + wg * {2} + i * 64 + w4 * 16 + g + (q >= 2 ? 8 : 0);\n"
+                               "        const int o = o0 + j * 8 + 2 * t + (q & 1);\n"
+                               "        if (m >= ${{M}} || o >= ${{N}}) continue;\n"
+                               "        const float s = acc[i][4 * j + q];\n",
+                               products, tile.bn / 8, tile.bm / 2);
+  return p;
+}
+
 
 // wgmma16's copies of B: the BN packed 16-bit rows of the stage's 16 steps (32 bytes each, in
 // the 32-byte swizzle mode: a row's two 16-byte chunks swap on rows 4-7 of every 8), two
@@ -342,62 +396,6 @@ MultiplyPath wgmma16Path(const Tile& tile, TensorCoreMath math) {
   return p;
 }
 
-// wgmma (TF32 on sm_90a): two warpgroups of BM / 2 rows by all BN columns, each as BM / 128
-// products of m64nBN; a warp holds 16 rows of each. Before a step's barrier the copies' writes
-// are handed to the tensor cores' proxy and the previous step's products are waited for (they
-// read the stage the barrier lets the ring refill).
-MultiplyPath wgmmaPath(const Tile& tile) {
-  const int products = tile.bm / 128, regs = tile.bn / 2;
-  MultiplyPath p;
-  p.warpRoles = "  const int wg = warp >> 2, w4 = warp & 3, g = lane >> 2, t = lane & 3;  // warpgroup, its warp\n";
-  p.accumulators = fmt::format("  float acc[{0}][{1}];\n"
-                               "#pragma unroll\n"
-                               "  for (int i = 0; i < {0}; ++i)\n"
-                               "#pragma unroll\n"
-                               "    for (int j = 0; j < {1}; ++j) acc[i][j] = 0.0f;\n",
-                               products, regs);
-  p.stageReady = "    shoal_fence_proxy_async();\n    shoal_wgmma_wait<0>();\n" + holdAccumulators(tile, "    ");
-  p.steps = wgmmaSteps(tile);
-  p.drain = "  shoal_wgmma_wait<0>();\n" + holdAccumulators(tile, "  ");
-  p.epilogueLoop = fmt::format("#pragma unroll\n"
-                               "  for (int i = 0; i < {0}; ++i)\n"
-                               "#pragma unroll\n"
-                               "    for (int j = 0; j < {1}; ++j)\n"
-                               "#pragma unroll\n"
-                               "      for (int q = 0; q < 4; ++q) {{\n"
-                               "        const ${{I}} m = m0 + wg * {2} + i * 64 + w4 * 16 + g + (q >= 2 ? 8 : 0);\n"
-                               "        const int o = o0 + j * 8 + 2 * t + (q & 1);\n"
-                               "        if (m >= ${{M}} || o >= ${{N}}) continue;\n"
-                               "        const float s = acc[i][4 * j + q];\n",
-                               products, tile.bn / 8, tile.bm / 2);
-  return p;
-}
-
-// The warpgroup's products over stage `cur` (CudaCodegenOptions::wgmma): for each 8 of the 16
-// reduction steps, one m64nBNk8 per 64 of its rows (BM / 2 of them), A's rows from the stage's
-// row wg * BM / 2, B's (the tile's columns) after the BM rows of A.
-std::string wgmmaSteps(const Tile& tile) {
-  return fmt::format("    const shoal_saddr st = sbase + cur * (kStageFloats * 4);\n"
-                     "    shoal_wgmma_fence();\n"
-                     "#pragma unroll\n"
-                     "    for (int ks = 0; ks < 2; ++ks) {{\n"
-                     "      const shoal_wgmma_desc bd = shoal_wgmma_desc_sw64(st + {0} * 64 + ks * 32);\n"
-                     "#pragma unroll\n"
-                     "      for (int i = 0; i < {1}; ++i)\n"
-                     "        shoal_wgmma_tf32_n{2}(acc[i], shoal_wgmma_desc_sw64(st + (wg * {3} + i * 64) * 64 + ks * 32), bd);\n"
-                     "    }}\n"
-                     "    shoal_wgmma_commit();\n",
-                     tile.bm, tile.bm / 128, tile.bn, tile.bm / 2);
-}
-
-// shoal_wgmma_hold over every accumulator, indented by `ind`.
-std::string holdAccumulators(const Tile& tile, const std::string& ind) {
-  return fmt::format("#pragma unroll\n"
-                     "{0}for (int i = 0; i < {1}; ++i)\n"
-                     "#pragma unroll\n"
-                     "{0}  for (int j = 0; j < {2}; ++j) shoal_wgmma_hold(acc[i][j]);\n",
-                     ind, tile.bm / 128, tile.bn / 2);
-}
 
 // One wgmma.mma_async m64nNk16 call with 16-bit operands (bf16 or f16: `bf16`, a constant
 // where it is called), A from the warp's 4 registers, B through its descriptor.
