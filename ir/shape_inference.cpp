@@ -37,6 +37,15 @@ Expected<Types> requireSameDType(const Node& n, const Value* a, const Value* b) 
   return Types{};
 }
 
+Expected<Types> requireConvOperands(const Node& n, std::string_view weightLayout) {
+  const Value* x = n.input(0);
+  const Value* w = n.input(1);
+  if (auto r = requireFloat(n, x, "input"); !r) return r;
+  if (auto r = requireRank(n, x, 4, "input (NCHW)"); !r) return r;
+  if (auto r = requireRank(n, w, 4, fmt::format("weight ({})", weightLayout)); !r) return r;
+  return requireSameDType(n, x, w);
+}
+
 #define SHOAL_TRY(expr)                                      \
   do {                                                       \
     auto shoalTryResult_ = (expr);                           \
@@ -204,13 +213,8 @@ Expected<Types> convResult(const Node& n, const TensorType& x) {
 // A convolution's input (operand 0, float NCHW) and weight (operand 1, OIHW, the same type),
 // then its result (convResult).
 Expected<Types> convOperandsAndResult(const Node& n) {
-  const Value* x = n.input(0);
-  const Value* w = n.input(1);
-  SHOAL_TRY(requireFloat(n, x, "input"));
-  SHOAL_TRY(requireRank(n, x, 4, "input (NCHW)"));
-  SHOAL_TRY(requireRank(n, w, 4, "weight (OIHW)"));
-  SHOAL_TRY(requireSameDType(n, x, w));
-  return convResult(n, x->type());
+  SHOAL_TRY(requireConvOperands(n, "OIHW"));
+  return convResult(n, n.input(0)->type());
 }
 
 Expected<Types> shapeConv2d(const Node& n) {

@@ -24,6 +24,9 @@ Expected<Types> requireFloat(const Node& n, const Value* v, std::string_view wha
 Expected<Types> requireRank(const Node& n, const Value* v, int64_t rank, std::string_view what);
 /// An error unless `a` and `b` have one element type.
 Expected<Types> requireSameDType(const Node& n, const Value* a, const Value* b);
+/// A convolution's operands: input 0 float NCHW, input 1 a rank-4 weight of the same element
+/// type (`weightLayout` names its layout in the error: "OIHW", "[C, O/groups, kh, kw]").
+Expected<Types> requireConvOperands(const Node& n, std::string_view weightLayout);
 /// Attribute `key` (ints) with exactly `len` values.
 Expected<std::vector<int64_t>> intsOfLen(const Node& n, const std::string& key, size_t len);
 

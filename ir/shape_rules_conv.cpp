@@ -12,10 +12,7 @@ namespace shoal::shape {
 Expected<Types> shapeConvTranspose2d(const Node& n) {
   const Value* x = n.input(0);
   const Value* w = n.input(1);
-  SHOAL_SHAPE_TRY(requireFloat(n, x, "input"));
-  SHOAL_SHAPE_TRY(requireRank(n, x, 4, "input (NCHW)"));
-  SHOAL_SHAPE_TRY(requireRank(n, w, 4, "weight ([C, O/groups, kh, kw])"));
-  SHOAL_SHAPE_TRY(requireSameDType(n, x, w));
+  SHOAL_SHAPE_TRY(requireConvOperands(n, "[C, O/groups, kh, kw]"));
   auto stride = intsOfLen(n, "stride", 2);
   if (!stride) return Unexpected(stride.error());
   auto pad = intsOfLen(n, "padding", 4);
