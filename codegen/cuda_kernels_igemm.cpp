@@ -28,6 +28,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <utility>
 
 #include "codegen/cuda_emit.h"
 
@@ -227,14 +228,21 @@ std::string mmaSteps(TensorCoreMath m, bool bRounded) {
               v);
 }
 
-// One wgmma.mma_async m64nNk8 TF32 call for n = N: the N/2 accumulators as "+f" operands.
-std::string wgmmaCall(int n) {
-  const int regs = n / 2;
+// A wgmma call's n / 2 accumulators d[0..]: the PTX operand list "%0, %1, ..." and the asm
+// output constraints "+f"(d[0]), ...
+std::pair<std::string, std::string> accumulatorOperands(int n) {
   std::string list, outs;
-  for (int i = 0; i < regs; ++i) {
+  for (int i = 0; i < n / 2; ++i) {
     list += (i ? ", %" : "%") + std::to_string(i);
     outs += fmt::format("{}\"+f\"(d[{}])", i ? ", " : "", i);
   }
+  return {list, outs};
+}
+
+// One wgmma.mma_async m64nNk8 TF32 call for n = N: the N/2 accumulators as "+f" operands.
+std::string wgmmaCall(int n) {
+  const int regs = n / 2;
+  const auto [list, outs] = accumulatorOperands(n);
   return fmt::format(
       "__device__ __forceinline__ void shoal_wgmma_tf32_n{0}(float* d, shoal_wgmma_desc a, shoal_wgmma_desc b) {{\n"
       "#if SHOAL_WGMMA_HW\n"
@@ -401,11 +409,7 @@ MultiplyPath wgmma16Path(const Tile& tile, TensorCoreMath math) {
 // where it is called), A from the warp's 4 registers, B through its descriptor.
 std::string wgmma16Call(int n) {
   const int regs = n / 2;
-  std::string list, outs;
-  for (int i = 0; i < regs; ++i) {
-    list += (i ? ", %" : "%") + std::to_string(i);
-    outs += fmt::format("{}\"+f\"(d[{}])", i ? ", " : "", i);
-  }
+  const auto [list, outs] = accumulatorOperands(n);
   auto variant = [&](const char* type) {
     return fmt::format(
         "    asm volatile(\"{{\\n.reg .pred p;\\nsetp.ne.b32 p, %{4}, 0;\\n\"\n"

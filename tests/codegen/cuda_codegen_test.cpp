@@ -178,38 +178,41 @@ TEST(CudaCodegen, TensorCoreConvolutionsCompileWithNvrtc) {
   // 32 filters x 3 kernel rows padded to 8 taps (24 steps, rounded up to 32), fp32.
   EXPECT_EQ(src->preparedBytes, 32 * 32 * 4);
   expectCompiles(src->source, src->name, {"sm_90"});
-  // sm_90a's TF32 kernels (CudaCodegenOptions::wgmma), for the training step (the three kinds
-  // of convolution): warpgroup MMA, no mma.sync; compiled for sm_90a, whose PTX issues
-  // wgmma.mma_async (the hardware branch, not the emulator's).
-  CudaCodegenOptions wg;
-  wg.tensorCores = TensorCoreMath::Tf32;
-  wg.wgmma = true;
-  EXPECT_EQ(cudaTargetArch(wg, "sm_90"), "sm_90a");
+  // sm_90a's kernels (CudaCodegenOptions::wgmma), for the training step (the three kinds of
+  // convolution), compiled for sm_90a, whose PTX issues wgmma.mma_async (the hardware branch,
+  // not the emulator's). TF32: warpgroup MMA everywhere, no mma.sync. bfloat16: the forward and
+  // data-gradient products on wgmma (A from registers, the packed B from the stage), the weight
+  // gradient (its dy not packed) on mma.sync.
   EXPECT_EQ(cudaTargetArch(tc, "sm_90"), "sm_90");
-  auto wsrc = generateCudaSource(p, wg);
-  ASSERT_TRUE(wsrc.has_value()) << wsrc.error().message();
-  EXPECT_NE(wsrc->source.find("shoal_wgmma_tf32_n64(acc[i]"), std::string::npos);
-  EXPECT_EQ(wsrc->source.find("shoal_warp_mma_tf32(acc"), std::string::npos);
-  expectCompiles(wsrc->source, wsrc->name, {"sm_90a"});
+  struct WgmmaCase {
+    TensorCoreMath math;
+    const char* product;   // the wgmma call in the source
+    const char* mmaSync;   // the mma.sync call that must (or must not) remain
+    bool keepsMmaSync;
+    const char* ptx;       // the instruction in the PTX
+  };
+  for (const WgmmaCase& c : {WgmmaCase{TensorCoreMath::Tf32, "shoal_wgmma_tf32_n64(acc[i]", "shoal_warp_mma_tf32(acc", false,
+                                       "wgmma.mma_async.sync.aligned.m64n64k8.f32.tf32.tf32"},
+                             WgmmaCase{TensorCoreMath::Bf16, "shoal_wgmma_16bit_n64(acc[i], a[i], bd, true)",
+                                       "shoal_warp_mma_16bit(acc[i][j], a, b[j], true)", true,
+                                       "wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16"}}) {
+    SCOPED_TRACE("wgmma " + std::string(tensorCoreMathName(c.math)));
+    CudaCodegenOptions wg;
+    wg.tensorCores = c.math;
+    wg.wgmma = true;
+    EXPECT_EQ(cudaTargetArch(wg, "sm_90"), "sm_90a");
+    auto wsrc = generateCudaSource(p, wg);
+    ASSERT_TRUE(wsrc.has_value()) << wsrc.error().message();
+    EXPECT_NE(wsrc->source.find(c.product), std::string::npos);
+    EXPECT_EQ(wsrc->source.find(c.mmaSync) != std::string::npos, c.keepsMmaSync);
+    expectCompiles(wsrc->source, wsrc->name, {"sm_90a"});
 #if SHOAL_HAVE_CUDA
-  auto ptx = compileCudaToPtx(wsrc->source, wsrc->name, "sm_90a");
-  ASSERT_TRUE(ptx.has_value()) << ptx.error().message();
-  EXPECT_NE(ptx->find("wgmma.mma_async.sync.aligned.m64n64k8.f32.tf32.tf32"), std::string::npos);
-  EXPECT_NE(ptx->find("fence.proxy.async.shared::cta"), std::string::npos);
+    auto ptx = compileCudaToPtx(wsrc->source, wsrc->name, "sm_90a");
+    ASSERT_TRUE(ptx.has_value()) << ptx.error().message();
+    EXPECT_NE(ptx->find(c.ptx), std::string::npos);
+    EXPECT_NE(ptx->find("fence.proxy.async.shared::cta"), std::string::npos);
 #endif
-  // bfloat16: the forward and data-gradient products on wgmma (A from registers, the packed B
-  // from the stage), the weight gradient (its dy not packed) on mma.sync.
-  wg.tensorCores = TensorCoreMath::Bf16;
-  auto bsrc = generateCudaSource(p, wg);
-  ASSERT_TRUE(bsrc.has_value()) << bsrc.error().message();
-  EXPECT_NE(bsrc->source.find("shoal_wgmma_16bit_n64(acc[i], a[i], bd, true)"), std::string::npos);
-  EXPECT_NE(bsrc->source.find("shoal_warp_mma_16bit(acc[i][j], a, b[j], true)"), std::string::npos);
-  expectCompiles(bsrc->source, bsrc->name, {"sm_90a"});
-#if SHOAL_HAVE_CUDA
-  auto bptx = compileCudaToPtx(bsrc->source, bsrc->name, "sm_90a");
-  ASSERT_TRUE(bptx.has_value()) << bptx.error().message();
-  EXPECT_NE(bptx->find("wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16"), std::string::npos);
-#endif
+  }
 }
 
 TEST(CudaCodegen, ExamplePipelinesGenerateAndCompile) {
