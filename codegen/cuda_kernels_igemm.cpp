@@ -448,26 +448,27 @@ typedef unsigned long long shoal_wgmma_desc;
 #define SHOAL_WGMMA_HW 0
 struct shoal_wgmma_desc { unsigned long long bits; shoal_saddr addr; };
 #endif
-__device__ __forceinline__ shoal_wgmma_desc shoal_wgmma_desc_sw64(shoal_saddr start) {
+// The descriptor's fields: the start address (bits 0-13, in 16-byte units), the leading
+// offset (1: unused by the swizzled K-major modes), the stride between 8-row groups (bits
+// 32-45, 16-byte units) and the swizzle mode (bits 62-63).
+__device__ __forceinline__ shoal_wgmma_desc shoal_wgmma_desc_make(shoal_saddr start, unsigned groupBytes,
+                                                                  unsigned long long mode) {
   const unsigned long long bits = (unsigned long long)((start & 0x3FFFFu) >> 4) | (1ull << 16) |
-                                  ((unsigned long long)(512 >> 4) << 32) | (2ull << 62);
+                                  ((unsigned long long)(groupBytes >> 4) << 32) | (mode << 62);
 #if SHOAL_WGMMA_HW
   return bits;
 #else
   return {bits, start};
 #endif
 }
+__device__ __forceinline__ shoal_wgmma_desc shoal_wgmma_desc_sw64(shoal_saddr start) {
+  return shoal_wgmma_desc_make(start, 512, 2);
+}
 // The same for rows of 32 bytes (16 bfloat16 or float16 values) in PTX's 32-byte swizzle mode
 // (address bit 4 XORed with bit 7: a row's two 16-byte chunks swap on rows 4-7 of every 8),
 // 8-row groups 256 bytes apart.
 __device__ __forceinline__ shoal_wgmma_desc shoal_wgmma_desc_sw32(shoal_saddr start) {
-  const unsigned long long bits = (unsigned long long)((start & 0x3FFFFu) >> 4) | (1ull << 16) |
-                                  ((unsigned long long)(256 >> 4) << 32) | (3ull << 62);
-#if SHOAL_WGMMA_HW
-  return bits;
-#else
-  return {bits, start};
-#endif
+  return shoal_wgmma_desc_make(start, 256, 3);
 }
 // Makes this thread's completed shared-memory writes (cp.async's) visible to the tensor cores'
 // reads (the async proxy); before the barrier that hands a stage to them.
