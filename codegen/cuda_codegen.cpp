@@ -665,6 +665,15 @@ __device__ __forceinline__ void shoal_cp_async_f32x4_aligned(shoal_saddr dst, co
   for (int q = 0; q < 4; ++q) shoal_cp_async_f32(dst + 4 * q, src + q, ok);
 #endif
 }
+// The same, cached in L1 as well (cp.async.ca): for gathers that read their neighbours'
+// elements again soon (a channels-last convolution's taps), where .cg would go to L2 each time.
+__device__ __forceinline__ void shoal_cp_async_f32x4_cached(shoal_saddr dst, const float* src, bool ok) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+  asm volatile("cp.async.ca.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(src), "r"(ok ? 16 : 0) : "memory");
+#else
+  for (int q = 0; q < 4; ++q) shoal_cp_async_f32(dst + 4 * q, src + q, ok);
+#endif
+}
 // The same where only dst is known to be aligned: one 16-byte copy where src is, else four.
 __device__ __forceinline__ void shoal_cp_async_f32x4(shoal_saddr dst, const float* src, bool ok) {
   if ((reinterpret_cast<unsigned long long>(src) & 15ull) == 0) {

@@ -7,6 +7,7 @@
 // Needs no CUDA: emitting source is plain string work, so it builds and is tested everywhere.
 
 #include <cstdint>
+#include <limits>
 #include <optional>
 #include <string>
 #include <vector>
@@ -180,10 +181,27 @@ struct CudaCodegenOptions {
   /// they truncate to TF32, while the packed weights are rounded to nearest first, as on
   /// mma.sync. bfloat16 and float16, where B is packed (the forward and data-gradient
   /// convolutions' weights), pack B in the format and read it from the stage, A's fragments
-  /// converted into registers as on mma.sync (same rounding); the weight gradient stays on
-  /// mma.sync. The module must be compiled for sm_90a (the runtime does so on a compute
-  /// capability 9.0 device: cudaTargetArch).
+  /// converted into registers as on mma.sync (same rounding); the weight gradient (both
+  /// operands gathered) see wgmmaTf32Gathered16. The module must be compiled for sm_90a (the
+  /// runtime does so on a compute capability 9.0 device: cudaTargetArch).
   bool wgmma = false;
+  /// With wgmma, a bfloat16 or float16 implicit GEMM whose operands are both gathered (the
+  /// weight gradient: x and dy) multiplies through wgmma in TF32, its fp32 operands truncated
+  /// to TF32 by the tensor cores (10 mantissa bits: more than bfloat16's 7, float16's 10 with
+  /// fp32's range), instead of 16-bit mma.sync, which would have to round them in registers
+  /// first; wgmma's 16-bit form needs B in shared memory in the format, which a gathered B
+  /// is not. Off: mma.sync in the format.
+  bool wgmmaTf32Gathered16 = true;
+  /// A tensor-core convolution's forward reads an input of at least this many elements
+  /// channels-last: a first kernel copies it into scratch as [n, h, w, c] (channels padded
+  /// with zeros to a multiple of 4; 3 -> 4, not 1 or 2), and the implicit GEMM copies 4
+  /// channels of a pixel at a time (16 bytes, cached in L1 for the next taps) instead of
+  /// 4-byte elements of channel planes. Default: never. Measured on an H200 (ResNet-18 TF32,
+  /// batch 256, inputs of 2^20 elements and more): the convolutions themselves faster (layer
+  /// 1's 3 x 3 0.64 -> 0.52 ms, the stem 1.12 -> 0.99 ms, layers 2-4 unchanged) but the copies
+  /// cost more than that (batch 256 9.75 -> 9.89 ms, batch 32 1.55 -> 1.60 ms): it pays only
+  /// once the producers write channels-last themselves. Tests set 0 to reach it.
+  int64_t convChannelsLastMinInput = std::numeric_limits<int64_t>::max();
 };
 
 /// The NVRTC target for a module generated with `options` for a device of architecture `arch`:

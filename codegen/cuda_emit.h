@@ -217,6 +217,14 @@ struct ImplicitGemm {
   /// With aStride: all 16 reduction steps from a multiple of 16 are equally spaced (channels
   /// or filters in multiples of 16), so a stage row's copies interleave over 4 threads.
   bool aStride16 = false;
+  /// aLoad points `src` at 4 consecutive elements (k a multiple of 4; red must be one too)
+  /// that are contiguous and 16-byte aligned, all in range or none: one 16-byte copy (a
+  /// channels-last activation's 4 channels of one pixel). aGroup / aStride are then unused.
+  bool aVector = false;
+  /// Named views of scratch that the gathers read, `const float* name = scratch + floats`
+  /// (tensors an earlier kernel of the node wrote there, inside scratchReserved): the kernels
+  /// then take the scratch pointer.
+  std::vector<std::pair<std::string, int64_t>> scratchViews;
   std::string aBase, bBase;    ///< always-valid pointers (kernel parameters) for `src`
   /// B as an expression of column `o` and reduction index `k` (k < red): a first kernel packs
   /// it into scratch, rows of red rounded up to 16 (coalesced 16-byte copies however the

@@ -62,6 +62,7 @@ Tile tileFor(int64_t cols) { return cols <= 64 ? Tile{256, 64, 4} : Tile{128, 12
 struct CopySpec {
   int passes = 1, group = 8;
   bool vector = false, aligned = false;
+  bool cached = false;  // aligned vectors through L1 too (their neighbours read them again)
   bool wholeGroups = false;  // a group's elements all before the slice's end or none (no check each)
   // With `stride`: the 16 steps of a stage row are equally spaced too, so 4 threads share a row
   // and each copies every fourth step (k = kc + 4e): a warp's copy then writes 8 rows x 4
@@ -123,8 +124,10 @@ std::string copyCode(const CopySpec& c) {
         s += "        shoal_cp_async_f32(" + dst(e) + ", gsrc + " +
              (e == 0 ? "0" : std::to_string(e * step) + " * (" + c.stride + ")") + ", ok);\n";
     } else {
-      const std::string copy = c.vector ? (c.aligned ? "shoal_cp_async_f32x4_aligned" : "shoal_cp_async_f32x4")
-                                        : "shoal_cp_async_f32";
+      const std::string copy = !c.vector   ? "shoal_cp_async_f32"
+                               : c.cached  ? "shoal_cp_async_f32x4_cached"
+                               : c.aligned ? "shoal_cp_async_f32x4_aligned"
+                                           : "shoal_cp_async_f32x4";
       // `e`: the element's reduction steps past kg (every fourth step when interleaved).
       for (int e = 0; e < c.group; e += c.vector ? 4 : 1) {
         s += fill("        {\n"
@@ -611,10 +614,13 @@ Expected<void> emitImplicitGemm(NodeEmitter& em, const ImplicitGemm& spec) {
   // sm_90a (CudaCodegenOptions::wgmma): the block's two warpgroups each multiply half of the
   // tile's rows by all of its columns through wgmma -- TF32 with both operands from the stage;
   // bfloat16 and float16 with A's fragments from registers and B, packed in the format (16-bit
-  // rows in the stage), from shared memory, so only where B is packed (the weights; the weight
-  // gradient's dy stays on mma.sync). Else mma.sync from ldmatrix fragments.
-  const bool wgmma = em.options().wgmma && spec.math == TensorCoreMath::Tf32;
+  // rows in the stage), from shared memory, so only where B is packed (the weights). A 16-bit
+  // GEMM whose B is gathered (the weight gradient's) multiplies in TF32 through wgmma instead
+  // (CudaCodegenOptions::wgmmaTf32Gathered16), else on mma.sync. Else mma.sync from ldmatrix
+  // fragments.
   const bool wgmma16 = em.options().wgmma && sixteenBit && packB;
+  const bool wgmma = em.options().wgmma && (spec.math == TensorCoreMath::Tf32 ||
+                                            (sixteenBit && !packB && em.options().wgmmaTf32Gathered16));
   // A stage: BM rows of 16 fp32 words (64 bytes), then BN rows of B -- 64 bytes of fp32, or 32
   // bytes of 16-bit values with wgmma16.
   const int stageFloats = tile.bm * 16 + tile.bn * (wgmma16 ? 8 : 16);
@@ -629,14 +635,16 @@ Expected<void> emitImplicitGemm(NodeEmitter& em, const ImplicitGemm& spec) {
                                          {{"I", em.I()}, {"KP", intLit(kp)}})
                                   : spec.bLoad;
   CopySpec a;
-  a.interleaved = !spec.aStride.empty() && spec.aStride16;
-  a.passes = tile.bm / (a.interleaved ? 64 : 128);
-  a.group = a.interleaved ? 4 : 8;
+  a.interleaved = !spec.aVector && !spec.aStride.empty() && spec.aStride16;
+  a.vector = a.aligned = a.cached = spec.aVector;
+  a.passes = tile.bm / (a.interleaved || a.vector ? 64 : 128);
+  a.group = a.interleaved || a.vector ? 4 : 8;
   a.rowVar = "am", a.rowOk = "arow", a.rowLimit = intLit(spec.rows), a.rowType = em.I(), a.rowOrigin = "m0";
-  a.rowSetup = spec.aRowSetup, a.groupSetup = spec.aGroup, a.load = spec.aLoad, a.base = spec.aBase;
-  a.stride = spec.aStride;
-  // Grouped gathers start at multiples of 8 (4), and slices end at multiples of 16 or at red.
-  a.wholeGroups = !a.groupSetup.empty() && spec.red % 8 == 0;
+  a.rowSetup = spec.aRowSetup, a.load = spec.aLoad, a.base = spec.aBase;
+  if (!spec.aVector) a.groupSetup = spec.aGroup, a.stride = spec.aStride;
+  // Grouped gathers start at multiples of 8 (4), and slices end at multiples of 16 or at red;
+  // vectors of 4 are whole where red is a multiple of 4 (the caller's promise).
+  a.wholeGroups = spec.aVector || (!a.groupSetup.empty() && spec.red % 8 == 0);
   CopySpec b;
   b.passes = tile.bn / 64;
   b.group = 4;
@@ -675,12 +683,13 @@ Expected<void> emitImplicitGemm(NodeEmitter& em, const ImplicitGemm& spec) {
                      {"EPILOGUE_LOOP", path.epilogueLoop}});
   const bool split = splits > 1;
   v.push_back({"STORE", split ? "        partial[((${I})slice * ${M} + m) * ${N} + o] = s;\n" : spec.epilogue});
-  // Scratch: the packed B (unless prepared), then the slices' sums.
-  const bool scratch = split || scratchPack > 0;
+  // Scratch: the caller's own (its views), the packed B (unless prepared), then the slices' sums.
+  const bool scratch = split || scratchPack > 0 || !spec.scratchViews.empty();
   const std::string params = spec.params + (prepareB ? ", const float* __restrict__ packed" : "") +
                              (scratch ? ", float* __restrict__ scratch" : "");
   std::string views;
-  const int64_t reserved = spec.scratchReserved;
+  const int64_t reserved = (spec.scratchReserved + 3) / 4 * 4;  // the packed B 16-byte aligned
+  for (const auto& [name, at] : spec.scratchViews) views += "  const float* " + name + " = scratch + " + intLit(at) + ";\n";
   if (scratchPack) views += "  const float* packed = scratch + " + intLit(reserved) + ";\n";
   if (split) views += "  float* partial = scratch + " + intLit(reserved + scratchPack) + ";\n";
   v.push_back({"VIEWS", views});

@@ -285,7 +285,78 @@ Expected<void> convForwardTensorCore(NodeEmitter& em, const ConvGeom& g, const s
   spec.aRowSetup = fill("  const int aox = (int)(am % ${OW}), aoy = (int)((am / ${OW}) % ${OH});\n"
                         "  const ${I} xbase = (am / ((${I})${OW} * ${OH})) * (${I})(${C} * ${H} * ${W});\n",
                         v);
-  if (g.c % 8 == 0) {
+  // Channels last (CudaCodegenOptions::convChannelsLastMinInput): a first kernel copies x into
+  // scratch as [n, h, w, c4], the channels padded with zeros to a multiple of 4, and the
+  // reduction (tap, channel) copies 4 channels of a pixel as one 16-byte copy: a quarter of
+  // the copies of the strided gathers below, and the tap's bounds and address once per 4
+  // (the stem's 3 channels become 4, the fourth's weights zero).
+  const int64_t c4 = (g.c + 3) / 4 * 4, inputElems = g.n * g.c * g.h * g.w;
+  // (Padding at most a third more: 3 channels, not 1 or 2; the copy indexed in the node's
+  // index type, which its largest operand chose.)
+  const bool channelsLast = inputElems >= em.options().convChannelsLastMinInput && 3 * c4 <= 4 * g.c &&
+                            (em.I() != "int" || indexType(g.n * g.h * g.w * c4) == "int");
+  if (channelsLast) {
+    const int64_t at = (spec.scratchReserved + 3) / 4 * 4, hw = g.h * g.w;
+    spec.scratchReserved = at + g.n * hw * c4;
+    spec.scratchViews = {{"xs", at}};
+    spec.red = g.kh * g.kw * c4;
+    setVar(v, "C4", intLit(c4));
+    setVar(v, "HW", intLit(hw));
+    setVar(v, "XS_AT", intLit(at));
+    if (c4 == 4) {
+      // A pixel's channels (3 or 4) as one 16-byte store: consecutive threads, consecutive
+      // pixels, reads and writes coalesced.
+      em.elementwise("nhwc", "const float* __restrict__ x, float* __restrict__ scratch",
+                     fill(fill("    const ${I} p = i % ${HW}, n = i / ${HW};\n"
+                               "    const float* src = x + n * ${C} * (${I})${HW} + p;\n"
+                               "    float4 q;\n"
+                               "    q.x = src[0];\n"
+                               "    q.y = src[${HW}];\n"
+                               "    q.z = src[2 * (${I})${HW}];\n"
+                               "    q.w = ${C} > 3 ? src[3 * (${I})${HW}] : 0.0f;\n"
+                               "    reinterpret_cast<float4*>(scratch + ${XS_AT})[i] = q;\n",
+                               v),
+                          {{"I", em.I()}}),
+                     {input.value_or(em.in(0)), NodeEmitter::scratch()}, g.n * hw);
+    } else {
+      // A transpose through shared memory, a block per 32 pixels x 32 channels of an image:
+      // reads along the pixels of a channel, writes along the channels of a pixel (the
+      // padding channels written as zeros).
+      const int64_t pixelTiles = (hw + 31) / 32, channelTiles = (c4 + 31) / 32;
+      setVar(v, "PT", intLit(pixelTiles));
+      setVar(v, "CT", intLit(channelTiles));
+      em.kernel("nhwc", "const float* __restrict__ x, float* __restrict__ scratch",
+                fill(fill("  __shared__ float tile[32][33];\n"
+                          "  const int tx = (int)threadIdx.x & 31, ty = (int)threadIdx.x >> 5;\n"
+                          "  const int p0 = (int)(blockIdx.x % ${PT}) * 32, c0 = (int)((blockIdx.x / ${PT}) % ${CT}) * 32;\n"
+                          "  const ${I} n = (${I})(blockIdx.x / (${PT} * ${CT}));\n"
+                          "  for (int r = ty; r < 32; r += 8) {\n"
+                          "    const int c = c0 + r, p = p0 + tx;\n"
+                          "    tile[r][tx] = c < ${C} && p < ${HW} ? x[(n * ${C} + c) * (${I})${HW} + p] : 0.0f;\n"
+                          "  }\n"
+                          "  __syncthreads();\n"
+                          "  float* xs = scratch + ${XS_AT};\n"
+                          "  for (int r = ty; r < 32; r += 8) {\n"
+                          "    const int p = p0 + r, c = c0 + tx;\n"
+                          "    if (p < ${HW} && c < ${C4}) xs[(n * ${HW} + p) * ${C4} + c] = tile[tx][r];\n"
+                          "  }\n",
+                          v),
+                     {{"I", em.I()}}),
+                {input.value_or(em.in(0)), NodeEmitter::scratch()}, unsigned(g.n * pixelTiles * channelTiles));
+    }
+    spec.aVector = true;
+    spec.aRowSetup = fill("  const int aox = (int)(am % ${OW}), aoy = (int)((am / ${OW}) % ${OH});\n"
+                          "  const ${I} pbase = (am / ((${I})${OW} * ${OH})) * (${I})${HW};\n",
+                          v);
+    spec.aLoad = fill("            const int tap = k / ${C4}, c = k % ${C4}, ki = tap / ${KW}, kj = tap % ${KW};\n"
+                      "            const int iy = ${IYA}, ix = ${IXA};\n"
+                      "            if (iy >= 0 && iy < ${H} && ix >= 0 && ix < ${W}) {\n"
+                      "              src = xs + (pbase + iy * ${W} + ix) * ${C4} + c;\n"
+                      "              ok = true;\n"
+                      "            }\n",
+                      v);
+    spec.bPacked = fill("(k % ${C4} < ${C} ? w[((${I})o * ${C} + k % ${C4}) * ${KK} + k / ${C4}] : 0.0f)", v);
+  } else if (g.c % 8 == 0) {
     // The reduction ordered (tap, channel): a thread's 8 indices share a tap (its bounds check
     // and address once), then step by one channel plane.
     spec.aGroup = fill("        const int tap = kg / ${C}, c0 = kg % ${C};\n"

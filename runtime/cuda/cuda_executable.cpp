@@ -240,6 +240,8 @@ CudaExecutableOptions CudaExecutableOptions::fromEnvironment() {
   o.groupKernels = envFlagDefaultOn("SHOAL_CUDA_GROUP");
   o.prepareParameters = envFlagDefaultOn("SHOAL_CUDA_PREPARE");
   o.wgmma = envFlagDefaultOn("SHOAL_CUDA_WGMMA");
+  o.wgmmaTf32Gathered16 = envFlagDefaultOn("SHOAL_CUDA_WGRAD_TF32");
+  if (envFlag("SHOAL_CUDA_NHWC")) o.convChannelsLastMinInput = int64_t(1) << 20;
   if (const char* tc = std::getenv("SHOAL_CUDA_TC_CONV")) {
     if (auto m = parseTensorCoreMath(tc)) {
       o.tensorCores = *m;
@@ -264,6 +266,8 @@ CudaCodegenOptions CudaExecutableOptions::codegenOptions(const std::string& arch
   c.smallGemms = smallGemms && !tf32 && gemm16 == TensorCoreMath::Off;
   c.groupKernels = groupKernels;
   c.prepareParameters = prepareParameters;
+  c.wgmmaTf32Gathered16 = wgmmaTf32Gathered16;
+  c.convChannelsLastMinInput = convChannelsLastMinInput;
   return c;
 }
 

@@ -60,8 +60,16 @@ struct CudaExecutableOptions {
   /// Tensor-core convolutions through warpgroup MMA on an sm_90 device (CudaCodegenOptions::
   /// wgmma; the module is then compiled for sm_90a). Default: on, unless SHOAL_CUDA_WGMMA=0.
   bool wgmma = true;
+  /// With wgmma, 16-bit weight gradients as TF32 warpgroup products (CudaCodegenOptions::
+  /// wgmmaTf32Gathered16). Default: on, unless SHOAL_CUDA_WGRAD_TF32=0.
+  bool wgmmaTf32Gathered16 = true;
+  /// Tensor-core forwards read inputs of at least this many elements channels-last
+  /// (CudaCodegenOptions::convChannelsLastMinInput). Default: never (codegen's default);
+  /// SHOAL_CUDA_NHWC=1: inputs of 2^20 elements and more.
+  int64_t convChannelsLastMinInput = CudaCodegenOptions{}.convChannelsLastMinInput;
   /// Fills graphs, syncEach, hostOutputs, inputsInPlace, horizontalUpdates, smallGemms, programmaticLaunch, groupKernels,
-  /// prepareParameters, wgmma and tensorCores from the environment.
+  /// prepareParameters, wgmma, wgmmaTf32Gathered16, convChannelsLastMinInput and tensorCores from
+  /// the environment.
   static CudaExecutableOptions fromEnvironment();
   /// The codegen options these make for a device of architecture `arch` ("sm_90"; "" for
   /// none in particular): updates fused, tensor cores, small products generated where cuBLAS

@@ -27,17 +27,42 @@ namespace {
 
 bool haveHostCompiler() { return test::runShell("${CXX:-c++} --version > /dev/null 2>&1").exitCode == 0; }
 
-// Runs `g` (compiled for inference) with tensor-core convolutions: params, then the inputs;
-// returns output "y".
-using Runner = std::function<Expected<Tensor>(const Graph&, const TensorMap&, const TensorMap&, TensorCoreMath)>;
+struct Format;
+// Runs `g` (compiled for inference) with tensor-core convolutions in format `f`: params, then
+// the inputs; returns output "y".
+using Runner = std::function<Expected<Tensor>(const Graph&, const TensorMap&, const TensorMap&, const Format&)>;
 
-Expected<Tensor> emulate(const Graph& g, const TensorMap& params, const TensorMap& inputs, TensorCoreMath math,
-                         bool wgmma) {
+// What the kernels are asked for: the tensor cores' format, sm_90a's warpgroup MMA (wgmma),
+// and channels-last forwards (CudaCodegenOptions::convChannelsLastMinInput 0: every input the
+// form takes, however small) -- and so how they round their operands: to `math`
+// (roundToFormat), except TF32 with wgmma, where the operands gathered from activations and
+// gradients reach the tensor cores as fp32 and are truncated, and only the packed weights are
+// rounded to nearest (when packed). (16-bit wgmma converts A into registers and packs B:
+// rounded as ever.)
+struct Format {
+  TensorCoreMath math;
+  bool wgmma = false, channelsLast = false;
+  Format(TensorCoreMath m, bool w = false, bool cl = false) : math(m), wgmma(w), channelsLast(cl) {}  // NOLINT: implicit
+  bool truncates() const { return wgmma && math == TensorCoreMath::Tf32; }
+  double packed(double v) const;
+  double gathered(double v) const;
+  int64_t channelsLastMinInput() const {
+    return channelsLast ? 0 : CudaCodegenOptions{}.convChannelsLastMinInput;
+  }
+  std::string name() const {
+    return std::string(tensorCoreMathName(math)) + (wgmma ? " (wgmma)" : "") + (channelsLast ? " (channels last)" : "");
+  }
+};
+
+// The CPU emulator: mma.sync as the same product through warp shuffles; sm_90a's kernels
+// (wgmma) with the operands read through the kernels' descriptors as the hardware does.
+Expected<Tensor> onEmulator(const Graph& g, const TensorMap& params, const TensorMap& inputs, const Format& f) {
   auto program = compileProgram(g.clone());
   if (!program) return Unexpected(program.error());
   CudaCodegenOptions tc;
-  tc.tensorCores = math;
-  tc.wgmma = wgmma;
+  tc.tensorCores = f.math;
+  tc.wgmma = f.wgmma;
+  tc.convChannelsLastMinInput = f.channelsLastMinInput();
   auto emu = test::EmulatedExecutable::create(*program, tc);
   if (!emu) return Unexpected(emu.error());
   (*emu)->writePersistent(params);
@@ -45,22 +70,15 @@ Expected<Tensor> emulate(const Graph& g, const TensorMap& params, const TensorMa
   if (!out) return Unexpected(out.error());
   return out->at("y");
 }
-Expected<Tensor> onEmulator(const Graph& g, const TensorMap& params, const TensorMap& inputs, TensorCoreMath math) {
-  return emulate(g, params, inputs, math, false);
-}
-// sm_90a's TF32 kernels (CudaCodegenOptions::wgmma): the emulator reads the operands through
-// the kernels' wgmma descriptors as the hardware does.
-Expected<Tensor> onEmulatorWgmma(const Graph& g, const TensorMap& params, const TensorMap& inputs, TensorCoreMath math) {
-  return emulate(g, params, inputs, math, true);
-}
 
-Expected<Tensor> runOnGpu(const Graph& g, const TensorMap& params, const TensorMap& inputs, TensorCoreMath math,
+Expected<Tensor> runOnGpu(const Graph& g, const TensorMap& params, const TensorMap& inputs, const Format& f,
                           bool wgmma) {
   auto program = compileProgram(g.clone());
   if (!program) return Unexpected(program.error());
   CudaExecutableOptions o;
-  o.tensorCores = math;
+  o.tensorCores = f.math;
   o.wgmma = wgmma;
+  o.convChannelsLastMinInput = f.channelsLastMinInput();
   auto exe = CudaExecutable::create(std::move(*program), o);
   if (!exe) return Unexpected(exe.error());
   if (auto ok = (*exe)->writePersistent(params); !ok) return Unexpected(ok.error());
@@ -68,13 +86,13 @@ Expected<Tensor> runOnGpu(const Graph& g, const TensorMap& params, const TensorM
   if (!out) return Unexpected(out.error());
   return out->at("y");
 }
-// The device's own choice: wgmma for TF32 on an sm_90 device.
-Expected<Tensor> onGpu(const Graph& g, const TensorMap& params, const TensorMap& inputs, TensorCoreMath math) {
-  return runOnGpu(g, params, inputs, math, true);
+// The device's own choice: wgmma on an sm_90 device (the caller's Format says so).
+Expected<Tensor> onGpu(const Graph& g, const TensorMap& params, const TensorMap& inputs, const Format& f) {
+  return runOnGpu(g, params, inputs, f, true);
 }
 // mma.sync everywhere (the sm_80 kernels, on an sm_90 device too).
-Expected<Tensor> onGpuMmaSync(const Graph& g, const TensorMap& params, const TensorMap& inputs, TensorCoreMath math) {
-  return runOnGpu(g, params, inputs, math, false);
+Expected<Tensor> onGpuMmaSync(const Graph& g, const TensorMap& params, const TensorMap& inputs, const Format& f) {
+  return runOnGpu(g, params, inputs, f, false);
 }
 // Whether onGpu's TF32 convolutions run through wgmma on this device.
 bool gpuUsesWgmma() {
@@ -136,19 +154,8 @@ double truncateToTf32(double v) {
   return r;
 }
 
-// How the kernels round their operands: to `math` (roundToFormat) -- except TF32 with wgmma
-// (CudaCodegenOptions::wgmma), where the operands gathered from activations and gradients
-// reach the tensor cores as fp32 and are truncated, and only the packed weights are rounded to
-// nearest (when packed). (16-bit wgmma converts A into registers and packs B: rounded as ever.)
-struct Format {
-  TensorCoreMath math;
-  bool wgmma = false;
-  Format(TensorCoreMath m, bool w = false) : math(m), wgmma(w) {}  // NOLINT: implicit from a format
-  bool truncates() const { return wgmma && math == TensorCoreMath::Tf32; }
-  double packed(double v) const { return roundToFormat(v, math); }
-  double gathered(double v) const { return truncates() ? truncateToTf32(v) : roundToFormat(v, math); }
-  std::string name() const { return std::string(tensorCoreMathName(math)) + (wgmma ? " (wgmma)" : ""); }
-};
+double Format::packed(double v) const { return roundToFormat(v, math); }
+double Format::gathered(double v) const { return truncates() ? truncateToTf32(v) : roundToFormat(v, math); }
 
 // For every tap of the convolution (n, o, oy, ox, c, ki, kj) whose input pixel is in the image.
 template <typename Fn>
@@ -200,6 +207,26 @@ void expectWithinFormat(const Tensor& got, const std::vector<double>& want, cons
   EXPECT_GT(worst, 0.0);
 }
 
+// The kernels `g`'s module has in format `f`.
+std::vector<std::string> kernelNames(const Graph& g, const Format& f) {
+  auto program = compileProgram(g.clone());
+  EXPECT_TRUE(program);
+  CudaCodegenOptions tc;
+  tc.tensorCores = f.math;
+  tc.wgmma = f.wgmma;
+  tc.convChannelsLastMinInput = f.channelsLastMinInput();
+  auto src = generateCudaSource(*program, tc);
+  EXPECT_TRUE(src);
+  return src ? src->kernelNames : std::vector<std::string>{};
+}
+// Whether a forward with `c` input channels is read channels-last when asked (padded to a
+// multiple of 4 by at most a third: 3 -> 4, not 1 or 2 -> 4).
+bool channelsLastTaken(const Graph& g, const Format& f) {
+  const auto names = kernelNames(g, f);
+  return std::any_of(names.begin(), names.end(), [](const std::string& k) { return k.find("_nhwc") != std::string::npos; });
+}
+bool channelsLastApplies(int64_t c) { return 3 * ((c + 3) / 4 * 4) <= 4 * c; }
+
 int tensorCoreKernels(const Graph& g) {
   auto program = compileProgram(g.clone());
   EXPECT_TRUE(program);
@@ -249,7 +276,6 @@ ConvSums convSums(const Geometry& gm, const Tensor& xt, const Tensor& wt, const 
 
 // conv2d (+ bias, + relu: fused_conv2d) forward.
 void checkForward(const Geometry& gm, bool bias, bool relu, uint64_t seed, const Runner& run, const Format& f) {
-  const TensorCoreMath math = f.math;
   SCOPED_TRACE("forward " + describe(gm) + (bias ? " bias" : "") + (relu ? " relu" : "") + " " + f.name());
   Graph g("tc_conv");
   const Location loc{"tc.mmd", 1, 1, "c"};
@@ -262,12 +288,13 @@ void checkForward(const Geometry& gm, bool bias, bool relu, uint64_t seed, const
   if (relu) out = *layers::addOp(g, OpKind::Relu, {out}, {}, "r", loc);
   layers::output(g, out, "y", loc);
   EXPECT_EQ(tensorCoreKernels(g), 1);
+  EXPECT_EQ(channelsLastTaken(g, f), f.channelsLast && channelsLastApplies(gm.c));
   std::mt19937_64 rng(seed);
   Tensor xt = randomTensor({gm.n, gm.c, gm.h, gm.w}, rng), wt = randomTensor({gm.o, gm.c, gm.kh, gm.kw}, rng),
          bt = randomTensor({gm.o}, rng);
   TensorMap params{{"c.weight", wt}};
   if (bias) params["c.bias"] = bt;
-  auto got = run(g, params, {{"x", xt}}, math);
+  auto got = run(g, params, {{"x", xt}}, f);
   ASSERT_TRUE(got) << got.error().str();
   const ConvSums ref = convSums(gm, xt, wt, bias ? &bt : nullptr, relu, f);
   ASSERT_EQ(got->shape(), (Shape{gm.n, gm.o, gm.oh(), gm.ow()}));
@@ -305,10 +332,11 @@ void checkForwardPool(const Geometry& gm, uint64_t seed, const Runner& run, cons
     for (const std::string& k : src->kernelNames) fused += k.find("fused_conv2d_pool") != std::string::npos;
     EXPECT_EQ(fused, 3) << "the weights' packing, the implicit GEMM and the pooling kernel";
   }
+  EXPECT_EQ(channelsLastTaken(g, f), f.channelsLast && channelsLastApplies(gm.c));
   std::mt19937_64 rng(seed);
   Tensor xt = randomTensor({gm.n, gm.c, gm.h, gm.w}, rng), wt = randomTensor({gm.o, gm.c, gm.kh, gm.kw}, rng),
          bt = randomTensor({gm.o}, rng);
-  auto got = run(g, {{"c.weight", wt}, {"c.bias", bt}}, {{"x", xt}}, math);
+  auto got = run(g, {{"c.weight", wt}, {"c.bias", bt}}, {{"x", xt}}, f);
   ASSERT_TRUE(got) << got.error().str();
   const int64_t oh = gm.oh(), ow = gm.ow(), ph = (oh + 2 - 3) / 2 + 1, pw = (ow + 2 - 3) / 2 + 1;
   const ConvSums ref = convSums(gm, xt, wt, &bt, /*relu=*/true, f);
@@ -351,7 +379,6 @@ int reachedPhases(const Geometry& gm) {
 
 // conv2d_backward_data (dy, w) -> dx, or conv_transpose2d (x, w, bias) -> y: the same sums.
 void checkBackwardData(const Geometry& gm, bool transpose, uint64_t seed, const Runner& run, const Format& f) {
-  const TensorCoreMath math = f.math;
   SCOPED_TRACE(std::string(transpose ? "conv_transpose2d " : "backward data ") + describe(gm) + " " + f.name());
   Graph g("tc_conv_dx");
   const Location loc{"tc.mmd", 1, 1, "d"};
@@ -378,7 +405,7 @@ void checkBackwardData(const Geometry& gm, bool transpose, uint64_t seed, const 
          bt = randomTensor({gm.c}, rng);
   TensorMap params{{"d.weight", wt}};
   if (transpose) params["d.bias"] = bt;
-  auto got = run(g, params, {{"dy", dyt}}, math);
+  auto got = run(g, params, {{"dy", dyt}}, f);
   ASSERT_TRUE(got) << got.error().str();
   const int64_t count = gm.n * gm.c * gm.h * gm.w;
   ConvSums ref(count);
@@ -394,10 +421,12 @@ void checkBackwardData(const Geometry& gm, bool transpose, uint64_t seed, const 
   expectWithinFormat(*got, ref.want, ref.rounded, ref.mag, gm.o * gm.kh * gm.kw, f);
 }
 
-// conv2d_backward_weight (x, dy) -> dw, over every output pixel of the batch.
-void checkBackwardWeight(const Geometry& gm, uint64_t seed, const Runner& run, const Format& f) {
-  const TensorCoreMath math = f.math;
-  SCOPED_TRACE("backward weight " + describe(gm) + " " + f.name());
+// conv2d_backward_weight (x, dy) -> dw, over every output pixel of the batch. With wgmma a
+// 16-bit weight gradient is a TF32 product (CudaCodegenOptions::wgmmaTf32Gathered16: both
+// operands gathered), so its reference rounds as TF32's wgmma does.
+void checkBackwardWeight(const Geometry& gm, uint64_t seed, const Runner& run, const Format& asked) {
+  const Format f = asked.wgmma ? Format(TensorCoreMath::Tf32, true, asked.channelsLast) : asked;
+  SCOPED_TRACE("backward weight " + describe(gm) + " " + asked.name());
   Graph g("tc_conv_dw");
   const Location loc{"tc.mmd", 1, 1, "dw"};
   Value* x = layers::input(g, "x", {DType::F32, {gm.n, gm.c, gm.h, gm.w}}, loc);
@@ -410,7 +439,7 @@ void checkBackwardWeight(const Geometry& gm, uint64_t seed, const Runner& run, c
   EXPECT_EQ(tensorCoreKernels(g), 1);  // the slices' sum kernel is named ..._tc_sum
   std::mt19937_64 rng(seed);
   Tensor xt = randomTensor({gm.n, gm.c, gm.h, gm.w}, rng), dyt = randomTensor({gm.n, gm.o, gm.oh(), gm.ow()}, rng);
-  auto got = run(g, {}, {{"x", xt}, {"dy", dyt}}, math);
+  auto got = run(g, {}, {{"x", xt}, {"dy", dyt}}, asked);
   ASSERT_TRUE(got) << got.error().str();
   ConvSums ref(gm.o * gm.c * gm.kh * gm.kw);
   forEachTap(gm, [&](int64_t xi, int64_t wi, int64_t yi) {
@@ -474,6 +503,17 @@ void checkAll(const Runner& run, const Format& math) {
   checkForwardPool(kGeometries[4], 45, run, math);
 }
 
+// Channels-last forwards (CudaCodegenOptions::convChannelsLastMinInput): x copied into
+// scratch as [n, h, w, c] with the channels padded to a multiple of 4, the reduction ordered
+// (tap, channel) and copied 4 channels at a time. Every geometry's forward (3 channels padded
+// to 4, 4, 8, 16, 20 and 64 taken; 2 not, checked), and the pooled stem, whose scratch holds
+// the convolution's output before the copy.
+void checkChannelsLast(const Runner& run, const Format& f) {
+  for (size_t i = 0; i < kGeometries.size(); ++i) checkForward(kGeometries[i], i % 2 == 1, i != 2, 80 + i, run, f);
+  checkForwardPool(kGeometries[0], 96, run, f);
+  checkForwardPool(kGeometries[4], 97, run, f);
+}
+
 // The 16-bit formats share the tiling and gathers with TF32; their own parts are the packing
 // and the m16n8k16 product: a forward, a data gradient and the split weight gradient each.
 void checkSome(const Runner& run, const Format& math) {
@@ -495,8 +535,8 @@ TEST(ConvTensorCore, EveryConvolutionMatchesFloat64WithinTf32Bounds) {
 // computes) and truncates TF32's gathered ones; a descriptor, swizzle or slot order that
 // disagrees with how the copies and the packing laid the stage out reads the wrong elements.
 // Both tiles (256 x 64 for at most 64 columns: two m64n64 a warpgroup; 128 x 128: one
-// m64n128), partial tiles, two column tiles, the split weight gradient (16-bit: mma.sync, its
-// B not packed) and the pooled stem.
+// m64n128), partial tiles, two column tiles, the split weight gradient (16-bit: TF32's wgmma,
+// its B not packed) and the pooled stem.
 void checkWgmma(const Runner& run, TensorCoreMath math) {
   const Format f(math, /*wgmma=*/true);
   checkForward(kGeometries[0], true, true, 71, run, f);
@@ -511,7 +551,14 @@ void checkWgmma(const Runner& run, TensorCoreMath math) {
 
 TEST(ConvTensorCore, WgmmaKernelsMatchFloat64WithinTheFormatsBounds) {
   if (!haveHostCompiler()) GTEST_SKIP() << "no host C++ compiler to build the emulated module";
-  for (TensorCoreMath math : {TensorCoreMath::Tf32, TensorCoreMath::Bf16, TensorCoreMath::Fp16}) checkWgmma(onEmulatorWgmma, math);
+  for (TensorCoreMath math : {TensorCoreMath::Tf32, TensorCoreMath::Bf16, TensorCoreMath::Fp16}) checkWgmma(onEmulator, math);
+}
+
+TEST(ConvTensorCore, ChannelsLastForwardsMatchFloat64WithinTheFormatsBounds) {
+  if (!haveHostCompiler()) GTEST_SKIP() << "no host C++ compiler to build the emulated module";
+  checkChannelsLast(onEmulator, Format(TensorCoreMath::Tf32, false, true));
+  checkChannelsLast(onEmulator, Format(TensorCoreMath::Tf32, true, true));
+  checkChannelsLast(onEmulator, Format(TensorCoreMath::Bf16, true, true));
 }
 
 TEST(ConvTensorCore, Bfloat16AndFloat16MatchFloat64WithinTheirBounds) {
@@ -584,6 +631,7 @@ void checkAllOnGpu(TensorCoreMath math) {
   if (auto dev = probeCudaDevice(0); !dev) GTEST_SKIP() << "no usable GPU: " << dev.error().message();
   const bool wgmma = gpuUsesWgmma();
   checkAll(onGpu, Format(math, wgmma));
+  checkChannelsLast(onGpu, Format(math, wgmma, true));
   if (wgmma) checkAll(onGpuMmaSync, math);
 }
 TEST(ConvTensorCoreGpu, EveryTf32ConvolutionMatchesFloat64WithinItsBounds) { checkAllOnGpu(TensorCoreMath::Tf32); }

@@ -181,30 +181,37 @@ TEST(CudaCodegen, TensorCoreConvolutionsCompileWithNvrtc) {
   // sm_90a's kernels (CudaCodegenOptions::wgmma), for the training step (the three kinds of
   // convolution), compiled for sm_90a, whose PTX issues wgmma.mma_async (the hardware branch,
   // not the emulator's). TF32: warpgroup MMA everywhere, no mma.sync. bfloat16: the forward and
-  // data-gradient products on wgmma (A from registers, the packed B from the stage), the weight
-  // gradient (its dy not packed) on mma.sync.
+  // data-gradient products on 16-bit wgmma (A from registers, the packed B from the stage), the
+  // weight gradient (x and dy gathered) on TF32's wgmma -- or, with wgmmaTf32Gathered16 off, on
+  // 16-bit mma.sync.
   EXPECT_EQ(cudaTargetArch(tc, "sm_90"), "sm_90");
   struct WgmmaCase {
     TensorCoreMath math;
-    const char* product;   // the wgmma call in the source
-    const char* mmaSync;   // the mma.sync call that must (or must not) remain
+    bool tf32WeightGradient;  // CudaCodegenOptions::wgmmaTf32Gathered16
+    const char* product;      // the wgmma call in the source
+    const char* mmaSync;      // the mma.sync call that must (or must not) remain
     bool keepsMmaSync;
-    const char* ptx;       // the instruction in the PTX
+    const char* ptx;          // the instruction in the PTX
   };
-  for (const WgmmaCase& c : {WgmmaCase{TensorCoreMath::Tf32, "shoal_wgmma_tf32_n64(acc[i]", "shoal_warp_mma_tf32(acc", false,
-                                       "wgmma.mma_async.sync.aligned.m64n64k8.f32.tf32.tf32"},
-                             WgmmaCase{TensorCoreMath::Bf16, "shoal_wgmma_16bit_n64(acc[i], a[i], bd, true)",
-                                       "shoal_warp_mma_16bit(acc[i][j], a, b[j], true)", true,
-                                       "wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16"}}) {
-    SCOPED_TRACE("wgmma " + std::string(tensorCoreMathName(c.math)));
+  const char* bf16Product = "shoal_wgmma_16bit_n64(acc[i], a[i], bd, true)";
+  const char* bf16MmaSync = "shoal_warp_mma_16bit(acc[i][j], a, b[j], true)";
+  const char* bf16Ptx = "wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16";
+  for (const WgmmaCase& c :
+       {WgmmaCase{TensorCoreMath::Tf32, true, "shoal_wgmma_tf32_n64(acc[i]", "shoal_warp_mma_tf32(acc", false,
+                  "wgmma.mma_async.sync.aligned.m64n64k8.f32.tf32.tf32"},
+        WgmmaCase{TensorCoreMath::Bf16, true, bf16Product, bf16MmaSync, false, bf16Ptx},
+        WgmmaCase{TensorCoreMath::Bf16, false, bf16Product, bf16MmaSync, true, bf16Ptx}}) {
+    SCOPED_TRACE("wgmma " + std::string(tensorCoreMathName(c.math)) + (c.tf32WeightGradient ? "" : ", 16-bit weight gradient"));
     CudaCodegenOptions wg;
     wg.tensorCores = c.math;
     wg.wgmma = true;
+    wg.wgmmaTf32Gathered16 = c.tf32WeightGradient;
     EXPECT_EQ(cudaTargetArch(wg, "sm_90"), "sm_90a");
     auto wsrc = generateCudaSource(p, wg);
     ASSERT_TRUE(wsrc.has_value()) << wsrc.error().message();
     EXPECT_NE(wsrc->source.find(c.product), std::string::npos);
     EXPECT_EQ(wsrc->source.find(c.mmaSync) != std::string::npos, c.keepsMmaSync);
+    EXPECT_EQ(wsrc->source.find("shoal_wgmma_tf32_n64(acc[i]") != std::string::npos, c.tf32WeightGradient);
     expectCompiles(wsrc->source, wsrc->name, {"sm_90a"});
 #if SHOAL_HAVE_CUDA
     auto ptx = compileCudaToPtx(wsrc->source, wsrc->name, "sm_90a");
