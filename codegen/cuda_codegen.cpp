@@ -354,6 +354,7 @@ CudaArg NodeEmitter::prepared(int64_t bytes) {
 }
 
 void NodeEmitter::markPrepare() { module_.steps.back().prepare = true; }
+void NodeEmitter::setFlops(double flops) { module_.steps.back().flops = flops; }
 
 Unexpected<Error> NodeEmitter::unsupported(std::string_view why) const {
   return fail(fmt::format("{}: {}{}", node_.describe(), kNoCudaKernel, why), node_.loc());

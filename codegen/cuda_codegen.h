@@ -85,6 +85,10 @@ struct CudaStep {
   /// sharing them), not every step, and never inside the captured graph. Only emitted with
   /// CudaCodegenOptions::prepareParameters.
   bool prepare = false;
+  /// Kernel: the floating-point operations of its tensor-core product, counted as the
+  /// operation it computes (a convolution's 2 · pixels · filters · channels · taps, not the
+  /// padding its reduction adds), for the profile's achieved rate; 0 for other kernels.
+  double flops = 0;
   CudaGemmCall gemm;           ///< Gemm
   int64_t bytes = 0;           ///< Copy, AllReduce
 };

@@ -114,6 +114,8 @@ class NodeEmitter {
   CudaArg prepared(int64_t bytes);
   /// Marks the step added last as a `prepare` step (CudaStep::prepare).
   void markPrepare();
+  /// Sets the step added last's CudaStep::flops.
+  void setFlops(double flops);
 
   /// Writes the node's comment block (once; kernel() and gemm() do it themselves), for nodes
   /// whose work a horizontally fused kernel of another node does.
@@ -246,6 +248,9 @@ struct ImplicitGemm {
   int64_t splits = 1;
   /// Prefix of the kernels' name suffixes ("p01_" -> ..._p01_tc), for a node with several GEMMs.
   std::string name;
+  /// The product's floating-point operations as the caller counts them (CudaStep::flops); 0:
+  /// 2 · rows · cols · red.
+  double flops = 0;
   std::string params;
   std::vector<CudaArg> args;
   TensorCoreMath math = TensorCoreMath::Tf32;

@@ -768,6 +768,7 @@ Expected<void> emitImplicitGemm(NodeEmitter& em, const ImplicitGemm& spec) {
       v), v);
   em.kernel(spec.name + "tc", params, body, args, unsigned(rowTiles * splits), unsigned(colTiles),
             unsigned(kStages * stageFloats * sizeof(float)));
+  em.setFlops(spec.flops > 0 ? spec.flops : 2.0 * double(spec.rows) * double(spec.cols) * double(spec.red));
   if (scratch)
     em.needScratch((reserved + scratchPack + (split ? splits * spec.rows * spec.cols : 0)) * int64_t(sizeof(float)));
   if (!split) return {};

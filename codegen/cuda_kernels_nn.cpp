@@ -279,6 +279,7 @@ Expected<void> convForwardTensorCore(NodeEmitter& em, const ConvGeom& g, const s
   spec.rows = g.n * g.oh * g.ow;
   spec.cols = g.o;
   spec.red = g.c * g.kh * g.kw;
+  spec.flops = 2.0 * double(spec.rows) * double(spec.cols) * double(spec.red);  // not the padding below adds
   spec.splits = intoScratch ? 1 : implicitGemmSplits(spec.rows, spec.cols, spec.red, kConvMinSlice);
   spec.aBase = "x";
   if (intoScratch) spec.scratchReserved = g.n * g.o * g.oh * g.ow;

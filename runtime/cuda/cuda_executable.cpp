@@ -1525,7 +1525,15 @@ std::string CudaExecutable::profileSummary() const {
   std::sort(order.begin(), order.end(),
             [&](size_t a, size_t b) { return im.profileByLaunch[a].first > im.profileByLaunch[b].first; });
   if (order.size() > 12) order.resize(12);
-  out += "slowest launches (ms per call):\n";
+  // A launch's floating-point operations: a tensor-core product's as codegen counted them
+  // (CudaStep::flops), a cuBLAS product's 2 m n k per matrix; 0 for the rest.
+  auto flops = [](const CudaStep& s) {
+    if (s.kind == CudaStepKind::Gemm) return 2.0 * double(s.gemm.m) * double(s.gemm.n) * double(s.gemm.k) * double(s.gemm.batch);
+    return s.kind == CudaStepKind::Kernel ? s.flops : 0.0;
+  };
+  // Seconds per call of launch i.
+  auto perCall = [&](size_t i) { return im.profileByLaunch[i].first / double(im.profileByLaunch[i].second); };
+  out += "slowest launches (ms per call; the achieved rate of the products):\n";
   for (size_t i : order) {
     const CudaStep& s = *im.launches[i].step;
     std::string what = "copy";
@@ -1535,9 +1543,20 @@ std::string CudaExecutable::profileSummary() const {
     // One launch for several nodes: all of them.
     const std::string nodes =
         s.parts.empty() ? s.node->describe() : eachPart(s, [](const Node& n) { return n.describe(); });
-    out += fmt::format("  {:9.3f}  {}  [{}]\n", im.profileByLaunch[i].first * 1e3 / double(im.profileByLaunch[i].second),
-                       nodes, what);
+    const double f = flops(s);
+    out += fmt::format("  {:9.3f}  {}  [{}]{}\n", perCall(i) * 1e3, nodes, what,
+                       f > 0 ? fmt::format("  {:.1f} TFLOP/s", f / perCall(i) * 1e-12) : "");
   }
+  // All the products together: their share of the time, and their rate.
+  double productSeconds = 0, productFlops = 0, allSeconds = 0;
+  for (size_t i = 0; i < im.profileByLaunch.size(); ++i) {
+    if (im.profileByLaunch[i].second == 0) continue;
+    allSeconds += perCall(i);
+    if (const double f = flops(*im.launches[i].step); f > 0) productSeconds += perCall(i), productFlops += f;
+  }
+  if (productSeconds > 0)
+    out += fmt::format("products (tensor-core and cuBLAS): {:.3f} of {:.3f} ms a step, {:.1f} TFLOP/s\n",
+                       productSeconds * 1e3, allSeconds * 1e3, productFlops / productSeconds * 1e-12);
   return out;
 }
 

@@ -570,6 +570,55 @@ TEST(ConvTensorCore, Bfloat16AndFloat16MatchFloat64WithinTheirBounds) {
   checkSome(onEmulator, TensorCoreMath::Fp16);
 }
 
+// Each tensor-core product's step carries the floating-point operations of the convolution it
+// computes (CudaStep::flops, the profile's achieved rate): 2 · output pixels · filters ·
+// channels · taps for the forward -- not the stem-like reduction's padding to rows of 8 taps
+// -- and for the weight gradient; the data gradient's phase GEMMs at stride 1 add up to the
+// same (every tap of every pixel, the border's out-of-image ones included).
+TEST(ConvTensorCore, ProductStepsCountTheConvolutionsOperations) {
+  const Geometry stem = {2, 3, 20, 20, 8, 7, 7, {2, 2}, {3, 3, 3, 3}, {1, 1}};
+  const Geometry same = {2, 16, 9, 9, 24, 3, 3, {1, 1}, {1, 1, 1, 1}, {1, 1}};
+  auto productFlops = [](const Graph& g) {
+    auto program = compileProgram(g.clone());
+    EXPECT_TRUE(program);
+    CudaCodegenOptions tc;
+    tc.tensorCores = TensorCoreMath::Tf32;
+    auto src = generateCudaSource(*program, tc);
+    EXPECT_TRUE(src);
+    double total = 0;
+    for (const CudaStep& st : src->steps) {
+      const bool product = st.kernel.size() > 3 && st.kernel.substr(st.kernel.size() - 3) == "_tc";
+      EXPECT_EQ(st.flops > 0, product) << st.kernel;
+      total += st.flops;
+    }
+    return total;
+  };
+  auto convFlops = [](const Geometry& gm) { return 2.0 * double(gm.n * gm.oh() * gm.ow() * gm.o * gm.c * gm.kh * gm.kw); };
+  const Location loc{"tc.mmd", 1, 1, "c"};
+  for (const Geometry& gm : {stem, same}) {
+    SCOPED_TRACE(describe(gm));
+    Graph fwd("tc_flops");
+    Value* x = layers::input(fwd, "x", {DType::F32, {gm.n, gm.c, gm.h, gm.w}}, loc);
+    Value* w = layers::param(fwd, "c.weight", {DType::F32, {gm.o, gm.c, gm.kh, gm.kw}}, "zeros", loc);
+    layers::output(fwd, *layers::addOp(fwd, OpKind::Conv2d, {x, w}, gm.attrs(), "c", loc), "y", loc);
+    EXPECT_EQ(productFlops(fwd), convFlops(gm));
+    Graph dw("tc_flops_dw");
+    Value* xw = layers::input(dw, "x", {DType::F32, {gm.n, gm.c, gm.h, gm.w}}, loc);
+    Value* dy = layers::input(dw, "dy", {DType::F32, {gm.n, gm.o, gm.oh(), gm.ow()}}, loc);
+    Attrs a = gm.attrs();
+    a.set("weight_shape", std::vector<int64_t>{gm.o, gm.c, gm.kh, gm.kw});
+    layers::output(dw, *layers::addOp(dw, OpKind::Conv2dBackwardWeight, {xw, dy}, a, "dw", loc), "y", loc);
+    EXPECT_EQ(productFlops(dw), convFlops(gm));
+  }
+  Graph dx("tc_flops_dx");
+  Value* dy = layers::input(dx, "dy", {DType::F32, {same.n, same.o, same.oh(), same.ow()}}, loc);
+  Value* w = layers::param(dx, "d.weight", {DType::F32, {same.o, same.c, same.kh, same.kw}}, "zeros", loc);
+  Attrs a = same.attrs();
+  a.set("input_shape", std::vector<int64_t>{same.n, same.c, same.h, same.w});
+  layers::output(dx, *layers::addOp(dx, OpKind::Conv2dBackwardData, {dy, w}, a, "d", loc), "y", loc);
+  EXPECT_EQ(productFlops(dx), convFlops(same));
+}
+
 // Inference prepares the weights' packing once (a `prepare` step into the prepared region)
 // and again only after the parameters were written; the convolution then matches the step
 // that packs them into scratch every run bit for bit, and float64 within TF32's bounds for
