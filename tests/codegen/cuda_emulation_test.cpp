@@ -68,6 +68,16 @@ std::unique_ptr<Runners> makeRunners(const Graph& g, const CompileOptions& opts)
   return r;
 }
 
+// r's program on the emulator again, generated with codegen options `o`, holding the CPU
+// runner's parameters.
+std::unique_ptr<test::EmulatedExecutable> emulatedWith(Runners& r, const CudaCodegenOptions& o) {
+  auto emu = test::EmulatedExecutable::create(r.program, o);
+  EXPECT_TRUE(emu.has_value()) << (emu ? "" : emu.error().message());
+  if (!emu) return nullptr;
+  (*emu)->writePersistent(r.cpu->readPersistent());
+  return std::move(*emu);
+}
+
 void compareRuns(Runners& r, const TensorMap& inputs, double rtol, double atol, const std::string& what) {
   auto want = r.cpu->run(inputs);
   ASSERT_TRUE(want.has_value()) << want.error().message();
@@ -240,16 +250,15 @@ TEST(CudaEmulation, HorizontallyFusedUpdatesMatchPerParameterKernels) {
     ASSERT_NE(r, nullptr);
     CudaCodegenOptions off;
     off.horizontalUpdates = false;
-    auto perParameter = test::EmulatedExecutable::create(r->program, off);
-    ASSERT_TRUE(perParameter.has_value()) << perParameter.error().message();
-    ASSERT_LT(r->emu->module().kernelNames.size(), (*perParameter)->module().kernelNames.size());
-    (*perParameter)->writePersistent(r->cpu->readPersistent());
+    auto perParameter = emulatedWith(*r, off);
+    ASSERT_NE(perParameter, nullptr);
+    ASSERT_LT(r->emu->module().kernelNames.size(), perParameter->module().kernelNames.size());
     const double rtol = dt == DType::F32 ? 1e-5 : 1e-12, atol = dt == DType::F32 ? 1e-6 : 1e-14;
     for (int step = 1; step <= 3; ++step) {
       TensorMap feed = test::randomInputs(*g, uint64_t(step + 20), step);
       compareRuns(*r, feed, rtol, atol, "step " + std::to_string(step));
-      ASSERT_TRUE((*perParameter)->run(feed).has_value());
-      TensorMap a = r->emu->readPersistent(), b = (*perParameter)->readPersistent();
+      ASSERT_TRUE(perParameter->run(feed).has_value());
+      TensorMap a = r->emu->readPersistent(), b = perParameter->readPersistent();
       for (const auto& [name, t] : a) {
         ASSERT_EQ(t.byteSize(), b.at(name).byteSize());
         EXPECT_EQ(std::memcmp(t.raw(), b.at(name).raw(), t.byteSize()), 0) << name << " at step " << step;
@@ -321,12 +330,11 @@ TEST(CudaEmulation, ConvPoolFilterBlocksMatchOneFilterAThread) {
       SCOPED_TRACE(filters);
       CudaCodegenOptions o;
       o.convPoolFilters = filters;
-      auto blocked = test::EmulatedExecutable::create(r->program, o);
-      ASSERT_TRUE(blocked.has_value()) << blocked.error().message();
+      auto blocked = emulatedWith(*r, o);
+      ASSERT_NE(blocked, nullptr);
       // Cases with 2 and 4 filters a group take the blocks.
-      EXPECT_NE((*blocked)->module().source.find("acc[" + std::to_string(filters) + "]["), std::string::npos);
-      (*blocked)->writePersistent(r->emu->readPersistent());
-      auto got = (*blocked)->run(feed);
+      EXPECT_NE(blocked->module().source.find("acc[" + std::to_string(filters) + "]["), std::string::npos);
+      auto got = blocked->run(feed);
       ASSERT_TRUE(got.has_value()) << got.error().message();
       ASSERT_EQ(got->size(), one->size());
       for (const auto& [name, t] : *one) {
@@ -408,14 +416,13 @@ TEST(CudaEmulation, ConvPoolReadsItsInputThroughItsDecode) {
     // direct kernel. Within TF32's rounding of up to 147 products.
     CudaCodegenOptions tc;
     tc.tensorCores = TensorCoreMath::Tf32;
-    auto onTc = test::EmulatedExecutable::create(r->program, tc);
-    ASSERT_TRUE(onTc.has_value()) << onTc.error().message();
+    auto onTc = emulatedWith(*r, tc);
+    ASSERT_NE(onTc, nullptr);
     const bool fits = bt.numElements() >= feed.at("x").numElements();
     EXPECT_EQ(fits, c.k == 3);
-    EXPECT_EQ((*onTc)->module().source.find("_p_prologue(") != std::string::npos, fits);
-    EXPECT_EQ((*onTc)->module().source.find("auto pro = []") != std::string::npos, !fits);
-    (*onTc)->writePersistent(r->cpu->readPersistent());
-    auto tf32 = (*onTc)->run(feed);
+    EXPECT_EQ(onTc->module().source.find("_p_prologue(") != std::string::npos, fits);
+    EXPECT_EQ(onTc->module().source.find("auto pro = []") != std::string::npos, !fits);
+    auto tf32 = onTc->run(feed);
     ASSERT_TRUE(tf32.has_value()) << tf32.error().message();
     EXPECT_TRUE(closeTo("tf32", tf32->at("p"), bt, 5e-3, 5e-3));
   }
@@ -473,13 +480,12 @@ TEST(CudaEmulation, ConvResidualEpilogueMatchesTheInterpreter) {
       CudaCodegenOptions tc;
       tc.tensorCores = TensorCoreMath::Tf32;
       if (!inStore) tc.convEpilogueInStoreOutputs = 0;
-      auto onTc = test::EmulatedExecutable::create(r->program, tc);
-      ASSERT_TRUE(onTc.has_value()) << onTc.error().message();
-      const std::string& src = (*onTc)->module().source;
+      auto onTc = emulatedWith(*r, tc);
+      ASSERT_NE(onTc, nullptr);
+      const std::string& src = onTc->module().source;
       EXPECT_EQ(src.find("const float r1 = e1[at];") != std::string::npos, inStore);
       EXPECT_EQ(src.find("_tc_epilogue(") == std::string::npos && src.find("_epilogue(") != std::string::npos, !inStore);
-      (*onTc)->writePersistent(r->cpu->readPersistent());
-      auto tf32 = (*onTc)->run(feed);
+      auto tf32 = onTc->run(feed);
       ASSERT_TRUE(tf32.has_value()) << tf32.error().message();
       EXPECT_TRUE(closeTo("tf32", tf32->at("y"), fused, 2e-2, 2e-2));
     }
