@@ -196,6 +196,12 @@ struct CudaCodegenOptions {
   /// first; wgmma's 16-bit form needs B in shared memory in the format, which a gathered B
   /// is not. Off: mma.sync in the format.
   bool wgmmaTf32Gathered16 = true;
+  /// With wgmma, one step's products still run while the next step's barrier passes and its
+  /// products are issued (wgmma.wait_group 1 rather than 0): the ring gets a fifth stage and
+  /// the copies still run three steps ahead, refilling the stage whose products the wait
+  /// retired. Off: each step waits for its products before the barrier. Not yet measured on a
+  /// GPU (SHOAL_CUDA_WGMMA_IN_FLIGHT=1).
+  bool wgmmaInFlight = false;
   /// A tensor-core convolution's forward reads an input of at least this many elements
   /// channels-last: a first kernel copies it into scratch as [n, h, w, c] (channels padded
   /// with zeros to a multiple of 4; 3 -> 4, not 1 or 2), and the implicit GEMM copies 4

@@ -265,6 +265,10 @@ std::string wgmmaCall(int n) {
 // after the loop, and the epilogue loop's (m, o, s) for each accumulator (its body follows).
 struct MultiplyPath {
   std::string warpRoles, fragmentAddresses, accumulators, stageReady, steps, drain, epilogueLoop;
+  /// The ring's stages, and how many steps' products may still run when a step's barrier
+  /// passes (wgmma's asynchronous products; mma.sync's are done by then): the copies run
+  /// stages - 1 - inFlight steps ahead, so the stage they refill is one no product still reads.
+  int stages = kStages, inFlight = 0;
 };
 
 // mma.sync: 2 x 4 (or 4 x 2) warps of 64 x 32, fragments through ldmatrix, converted to the
@@ -325,9 +329,10 @@ std::string holdAccumulators(const Tile& tile, const std::string& ind) {
 // products of m64nBN; a warp holds 16 rows of each. Before a step's barrier the copies' writes
 // are handed to the tensor cores' proxy and the previous step's products are waited for (they
 // read the stage the barrier lets the ring refill).
-MultiplyPath wgmmaPath(const Tile& tile) {
+MultiplyPath wgmmaPath(const Tile& tile, bool inFlight) {
   const int products = tile.bm / 128, regs = tile.bn / 2;
   MultiplyPath p;
+  if (inFlight) p.stages = kStages + 1, p.inFlight = 1;
   p.warpRoles = "  const int wg = warp >> 2, w4 = warp & 3, g = lane >> 2, t = lane & 3;  // warpgroup, its warp\n";
   p.accumulators = fmt::format("  float acc[{0}][{1}];\n"
                                "#pragma unroll\n"
@@ -335,7 +340,8 @@ MultiplyPath wgmmaPath(const Tile& tile) {
                                "#pragma unroll\n"
                                "    for (int j = 0; j < {1}; ++j) acc[i][j] = 0.0f;\n",
                                products, regs);
-  p.stageReady = "    shoal_fence_proxy_async();\n    shoal_wgmma_wait<0>();\n" + holdAccumulators(tile, "    ");
+  p.stageReady = fmt::format("    shoal_fence_proxy_async();\n    shoal_wgmma_wait<{}>();\n", p.inFlight) +
+                 holdAccumulators(tile, "    ");
   p.steps = wgmmaSteps(tile);
   p.drain = "  shoal_wgmma_wait<0>();\n" + holdAccumulators(tile, "  ");
   p.epilogueLoop = fmt::format("#pragma unroll\n"
@@ -377,8 +383,8 @@ std::string packed16Copies(const Tile& tile) {
 // wgmmaPath; each warp converts its 16 rows of each m64 product from the fp32 stage into
 // mma.sync's m16n8k16 A fragment (two ldmatrix, as mmaSteps), and wgmma m64nBNk16 takes A from
 // those registers and B from the stage's 16-bit rows.
-MultiplyPath wgmma16Path(const Tile& tile, TensorCoreMath math) {
-  MultiplyPath p = wgmmaPath(tile);
+MultiplyPath wgmma16Path(const Tile& tile, TensorCoreMath math, bool inFlight) {
+  MultiplyPath p = wgmmaPath(tile, inFlight);
   const int products = tile.bm / 128;
   const std::string bf16 = math == TensorCoreMath::Bf16 ? "true" : "false";
   p.fragmentAddresses = fmt::format(
@@ -658,22 +664,30 @@ Expected<void> emitImplicitGemm(NodeEmitter& em, const ImplicitGemm& spec) {
   // Interleaved, a thread's elements span 13 steps of its 16-step tile: whole when red is too.
   b.wholeGroups = packB || (!b.groupSetup.empty() && spec.red % (b.interleaved ? 16 : 4) == 0);
   const std::string copies = copyCode(a) + (wgmma16 ? packed16Copies(tile) : copyCode(b));
+  const bool inFlight = em.options().wgmmaInFlight;
+  const MultiplyPath path = wgmma     ? wgmmaPath(tile, inFlight)
+                            : wgmma16 ? wgmma16Path(tile, spec.math, inFlight)
+                                      : mmaSyncPath(tile, spec.math, packB);
+  // The copies' distance ahead and the cp.async groups a step leaves pending, as the ring's
+  // expressions (kStages - 1 and kStages - 2 with nothing in flight).
+  const std::string ahead = "kStages - " + std::to_string(1 + path.inFlight);
+  const std::string pending = "kStages - " + std::to_string(2 + path.inFlight);
   Vars v = {{"I", em.I()},
             {"M", intLit(spec.rows)},
             {"N", intLit(spec.cols)},
             {"K", intLit(spec.red)},
             {"BM", std::to_string(tile.bm)},
             {"BN", std::to_string(tile.bn)},
-            {"STAGES", std::to_string(kStages)},
+            {"STAGES", std::to_string(path.stages)},
+            {"AHEAD", ahead},
+            {"PENDING", pending},
+            {"FREED", path.inFlight ? "the one two steps back" : "the previous stage"},
             {"STAGE_FLOATS", std::to_string(stageFloats)},
             {"ROW_TILES", intLit(rowTiles)},
             {"PER_SLICE", intLit(perSlice)},
             {"KP", intLit(kp)},
             {"COPIES", copies},
             {"WARPS_M", std::to_string(tile.warpsM)}};
-  const MultiplyPath path = wgmma     ? wgmmaPath(tile)
-                            : wgmma16 ? wgmma16Path(tile, spec.math)
-                                      : mmaSyncPath(tile, spec.math, packB);
   v.insert(v.end(), {{"WARP_ROLES", path.warpRoles},
                      {"FRAGMENT_ADDRESSES", path.fragmentAddresses},
                      {"ACC", path.accumulators},
@@ -744,17 +758,17 @@ Expected<void> emitImplicitGemm(NodeEmitter& em, const ImplicitGemm& spec) {
       "${COPIES}"
       "  };\n"
       "${ACC}"
-      "  // The first kStages - 1 stages in flight (a commit per stage, empty past the end, so\n"
-      "  // that waiting for all but kStages - 2 groups always means: this step's stage landed).\n"
-      "  for (int s = 0; s < kStages - 1; ++s) {\n"
+      "  // The first ${AHEAD} stages in flight (a commit per stage, empty past the end, so\n"
+      "  // that waiting for all but ${PENDING} groups always means: this step's stage landed).\n"
+      "  for (int s = 0; s < ${AHEAD}; ++s) {\n"
       "    if (s < tiles) load(s, kBegin + s * 16);\n"
       "    shoal_cp_async_commit();\n"
       "  }\n"
       "  for (int step = 0; step < tiles; ++step) {\n"
-      "    shoal_cp_async_wait<kStages - 2>();\n"
+      "    shoal_cp_async_wait<${PENDING}>();\n"
       "${STAGE_READY}"
-      "    __syncthreads();  // this step's stage is everyone's; the previous stage is free\n"
-      "    const int next = step + kStages - 1;\n"
+      "    __syncthreads();  // this step's stage is everyone's; ${FREED} is free\n"
+      "    const int next = step + ${AHEAD};\n"
       "    if (next < tiles) load(next % kStages, kBegin + next * 16);\n"
       "    shoal_cp_async_commit();\n"
       "    const int cur = step % kStages;\n"
@@ -767,7 +781,7 @@ Expected<void> emitImplicitGemm(NodeEmitter& em, const ImplicitGemm& spec) {
       "      }\n",
       v), v);
   em.kernel(spec.name + "tc", params, body, args, unsigned(rowTiles * splits), unsigned(colTiles),
-            unsigned(kStages * stageFloats * sizeof(float)));
+            unsigned(path.stages * stageFloats * sizeof(float)));
   em.setFlops(spec.flops > 0 ? spec.flops : 2.0 * double(spec.rows) * double(spec.cols) * double(spec.red));
   if (scratch)
     em.needScratch((reserved + scratchPack + (split ? splits * spec.rows * spec.cols : 0)) * int64_t(sizeof(float)));

@@ -124,6 +124,7 @@ struct DumpOptions {
   bool memory = false;
   bool cuda = false;
   std::string precision = "fp32";  ///< --precision, for --cuda
+  std::string arch;                ///< --arch, for --cuda ("": none in particular)
   std::string out;
 };
 
@@ -174,9 +175,10 @@ int runDump(const CommonOptions& c, const DumpOptions& d) {
   if (!program) return reportError(program.error());
   if (d.memory) text = memoryPlanJson(*program->graph, program->plan);
   else if (d.cuda) {
-    CudaCodegenOptions cg;
-    cg.tensorCores = precisionMath(d.precision);
-    cg.smallGemms = cg.tensorCores == TensorCoreMath::Off;  // as `run --precision` compiles it
+    // As `run --precision` generates it on a device of that architecture (wgmma on sm_90),
+    // under the same SHOAL_CUDA_* settings.
+    const CudaCodegenOptions cg =
+        CudaExecutableOptions::fromEnvironment().withPrecision(precisionMath(d.precision)).codegenOptions(d.arch);
     auto src = generateCudaSource(*program, cg);
     if (!src) return reportError(src.error());
     text = src->source;
@@ -194,8 +196,9 @@ int runCompile(const CommonOptions& c, const std::string& arch, bool verbose, co
   auto program = compileProgram(p->model->clone(), compileOptions(c, *train));
   if (!program) return reportError(program.error());
   // The module the runtime would make on a device of this architecture (wgmma for TF32 on
-  // sm_90, compiled for sm_90a).
-  const CudaCodegenOptions cg = CudaExecutableOptions().withPrecision(precisionMath(precision)).codegenOptions(arch);
+  // sm_90, compiled for sm_90a), under the same SHOAL_CUDA_* settings.
+  const CudaCodegenOptions cg =
+      CudaExecutableOptions::fromEnvironment().withPrecision(precisionMath(precision)).codegenOptions(arch);
   auto result = compileCudaProgram(*program, cudaTargetArch(cg, arch), verbose, cg);
   if (!result) return reportError(result.error());
   std::cout << *result;
@@ -711,6 +714,8 @@ int main(int argc, char** argv) {
   memOpt->excludes(afterAllOpt);
   cudaOpt->excludes(afterAllOpt);
   addPrecision(dumpCmd, dump.precision, "with --cuda: the source for this precision (as run --precision)")
+      ->needs(cudaOpt);
+  dumpCmd->add_option("--arch", dump.arch, "with --cuda: the source for a device of this architecture (sm_90: wgmma)")
       ->needs(cudaOpt);
   dumpCmd->add_option("-o,--output", dump.out, "write to this file instead of stdout");
 

@@ -241,6 +241,7 @@ CudaExecutableOptions CudaExecutableOptions::fromEnvironment() {
   o.prepareParameters = envFlagDefaultOn("SHOAL_CUDA_PREPARE");
   o.wgmma = envFlagDefaultOn("SHOAL_CUDA_WGMMA");
   o.wgmmaTf32Gathered16 = envFlagDefaultOn("SHOAL_CUDA_WGRAD_TF32");
+  o.wgmmaInFlight = envFlag("SHOAL_CUDA_WGMMA_IN_FLIGHT");
   if (envFlag("SHOAL_CUDA_NHWC")) o.convChannelsLastMinInput = int64_t(1) << 20;
   if (const char* tc = std::getenv("SHOAL_CUDA_TC_CONV")) {
     if (auto m = parseTensorCoreMath(tc)) {
@@ -267,6 +268,7 @@ CudaCodegenOptions CudaExecutableOptions::codegenOptions(const std::string& arch
   c.groupKernels = groupKernels;
   c.prepareParameters = prepareParameters;
   c.wgmmaTf32Gathered16 = wgmmaTf32Gathered16;
+  c.wgmmaInFlight = wgmmaInFlight;
   c.convChannelsLastMinInput = convChannelsLastMinInput;
   return c;
 }

@@ -63,12 +63,15 @@ struct CudaExecutableOptions {
   /// With wgmma, 16-bit weight gradients as TF32 warpgroup products (CudaCodegenOptions::
   /// wgmmaTf32Gathered16). Default: on, unless SHOAL_CUDA_WGRAD_TF32=0.
   bool wgmmaTf32Gathered16 = true;
+  /// With wgmma, a step's products left running across the next barrier (CudaCodegenOptions::
+  /// wgmmaInFlight). Default: off, unless SHOAL_CUDA_WGMMA_IN_FLIGHT=1.
+  bool wgmmaInFlight = false;
   /// Tensor-core forwards read inputs of at least this many elements channels-last
   /// (CudaCodegenOptions::convChannelsLastMinInput). Default: never (codegen's default);
   /// SHOAL_CUDA_NHWC=1: inputs of 2^20 elements and more.
   int64_t convChannelsLastMinInput = CudaCodegenOptions{}.convChannelsLastMinInput;
   /// Fills graphs, syncEach, hostOutputs, inputsInPlace, horizontalUpdates, smallGemms, programmaticLaunch, groupKernels,
-  /// prepareParameters, wgmma, wgmmaTf32Gathered16, convChannelsLastMinInput and tensorCores from
+  /// prepareParameters, wgmma, wgmmaTf32Gathered16, wgmmaInFlight, convChannelsLastMinInput and tensorCores from
   /// the environment.
   static CudaExecutableOptions fromEnvironment();
   /// The codegen options these make for a device of architecture `arch` ("sm_90"; "" for

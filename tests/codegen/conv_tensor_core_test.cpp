@@ -42,7 +42,9 @@ using Runner = std::function<Expected<Tensor>(const Graph&, const TensorMap&, co
 struct Format {
   TensorCoreMath math;
   bool wgmma = false, channelsLast = false;
-  Format(TensorCoreMath m, bool w = false, bool cl = false) : math(m), wgmma(w), channelsLast(cl) {}  // NOLINT: implicit
+  bool inFlight = false;  // CudaCodegenOptions::wgmmaInFlight
+  Format(TensorCoreMath m, bool w = false, bool cl = false, bool f = false)  // NOLINT: implicit
+      : math(m), wgmma(w), channelsLast(cl), inFlight(f) {}
   bool truncates() const { return wgmma && math == TensorCoreMath::Tf32; }
   double packed(double v) const;
   double gathered(double v) const;
@@ -50,7 +52,8 @@ struct Format {
     return channelsLast ? 0 : CudaCodegenOptions{}.convChannelsLastMinInput;
   }
   std::string name() const {
-    return std::string(tensorCoreMathName(math)) + (wgmma ? " (wgmma)" : "") + (channelsLast ? " (channels last)" : "");
+    return std::string(tensorCoreMathName(math)) + (wgmma ? " (wgmma)" : "") + (inFlight ? " (products in flight)" : "") +
+           (channelsLast ? " (channels last)" : "");
   }
 };
 
@@ -62,6 +65,7 @@ Expected<Tensor> onEmulator(const Graph& g, const TensorMap& params, const Tenso
   CudaCodegenOptions tc;
   tc.tensorCores = f.math;
   tc.wgmma = f.wgmma;
+  tc.wgmmaInFlight = f.inFlight;
   tc.convChannelsLastMinInput = f.channelsLastMinInput();
   auto emu = test::EmulatedExecutable::create(*program, tc);
   if (!emu) return Unexpected(emu.error());
@@ -78,6 +82,7 @@ Expected<Tensor> runOnGpu(const Graph& g, const TensorMap& params, const TensorM
   CudaExecutableOptions o;
   o.tensorCores = f.math;
   o.wgmma = wgmma;
+  o.wgmmaInFlight = f.inFlight;
   o.convChannelsLastMinInput = f.channelsLastMinInput();
   auto exe = CudaExecutable::create(std::move(*program), o);
   if (!exe) return Unexpected(exe.error());
@@ -425,7 +430,7 @@ void checkBackwardData(const Geometry& gm, bool transpose, uint64_t seed, const 
 // 16-bit weight gradient is a TF32 product (CudaCodegenOptions::wgmmaTf32Gathered16: both
 // operands gathered), so its reference rounds as TF32's wgmma does.
 void checkBackwardWeight(const Geometry& gm, uint64_t seed, const Runner& run, const Format& asked) {
-  const Format f = asked.wgmma ? Format(TensorCoreMath::Tf32, true, asked.channelsLast) : asked;
+  const Format f = asked.wgmma ? Format(TensorCoreMath::Tf32, true, asked.channelsLast, asked.inFlight) : asked;
   SCOPED_TRACE("backward weight " + describe(gm) + " " + asked.name());
   Graph g("tc_conv_dw");
   const Location loc{"tc.mmd", 1, 1, "dw"};
@@ -540,8 +545,7 @@ TEST(ConvTensorCore, EveryConvolutionMatchesFloat64WithinTf32Bounds) {
 // Both tiles (256 x 64 for at most 64 columns: two m64n64 a warpgroup; 128 x 128: one
 // m64n128), partial tiles, two column tiles, the split weight gradient (16-bit: TF32's wgmma,
 // its B not packed) and the pooled stem.
-void checkWgmma(const Runner& run, TensorCoreMath math) {
-  const Format f(math, /*wgmma=*/true);
+void checkWgmma(const Runner& run, const Format& f) {
   checkForward(kGeometries[0], true, true, 71, run, f);
   checkForward(kGeometries[1], false, false, 72, run, f);
   checkForward(kGeometries[7], true, true, 73, run, f);
@@ -554,7 +558,18 @@ void checkWgmma(const Runner& run, TensorCoreMath math) {
 
 TEST(ConvTensorCore, WgmmaKernelsMatchFloat64WithinTheFormatsBounds) {
   if (!haveHostCompiler()) GTEST_SKIP() << "no host C++ compiler to build the emulated module";
-  for (TensorCoreMath math : {TensorCoreMath::Tf32, TensorCoreMath::Bf16, TensorCoreMath::Fp16}) checkWgmma(onEmulator, math);
+  for (TensorCoreMath math : {TensorCoreMath::Tf32, TensorCoreMath::Bf16, TensorCoreMath::Fp16})
+    checkWgmma(onEmulator, Format(math, /*wgmma=*/true));
+}
+
+// CudaCodegenOptions::wgmmaInFlight: five stages, the copies three steps ahead, a step's
+// products waited for only one step later. The emulator runs each product to completion, so
+// what this checks is the ring: the copies refill no stage before its step has read it.
+// (CudaCodegen.TensorCoreConvolutionsCompileWithNvrtc: the PTX waits with one group left.)
+TEST(ConvTensorCore, WgmmaProductsInFlightMatchFloat64WithinTheFormatsBounds) {
+  if (!haveHostCompiler()) GTEST_SKIP() << "no host C++ compiler to build the emulated module";
+  for (TensorCoreMath math : {TensorCoreMath::Tf32, TensorCoreMath::Bf16})
+    checkWgmma(onEmulator, Format(math, /*wgmma=*/true, false, /*inFlight=*/true));
 }
 
 TEST(ConvTensorCore, ChannelsLastForwardsMatchFloat64WithinTheFormatsBounds) {
@@ -684,6 +699,7 @@ void checkAllOnGpu(TensorCoreMath math) {
   const bool wgmma = gpuUsesWgmma();
   checkAll(onGpu, Format(math, wgmma));
   checkChannelsLast(onGpu, Format(math, wgmma, true), /*every=*/true);
+  if (wgmma) checkWgmma(onGpu, Format(math, true, false, /*inFlight=*/true));
   if (wgmma) checkAll(onGpuMmaSync, math);
 }
 TEST(ConvTensorCoreGpu, EveryTf32ConvolutionMatchesFloat64WithinItsBounds) { checkAllOnGpu(TensorCoreMath::Tf32); }
