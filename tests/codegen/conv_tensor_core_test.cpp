@@ -212,18 +212,23 @@ void expectWithinFormat(const Tensor& got, const std::vector<double>& want, cons
   EXPECT_GT(worst, 0.0);
 }
 
-// The kernels `g`'s module has in format `f`.
-std::vector<std::string> kernelNames(const Graph& g, const Format& f) {
+// `g`'s module in format `f` (its source and steps; empty if it failed, which the caller's
+// expectations then show).
+CudaModuleSource moduleFor(const Graph& g, const Format& f) {
   auto program = compileProgram(g.clone());
   EXPECT_TRUE(program);
+  if (!program) return {};
   CudaCodegenOptions tc;
   tc.tensorCores = f.math;
   tc.wgmma = f.wgmma;
+  tc.wgmmaInFlight = f.inFlight;
   tc.convChannelsLastMinInput = f.channelsLastMinInput();
   auto src = generateCudaSource(*program, tc);
-  EXPECT_TRUE(src);
-  return src ? src->kernelNames : std::vector<std::string>{};
+  EXPECT_TRUE(src) << (src ? "" : src.error().message());
+  return src ? std::move(*src) : CudaModuleSource{};
 }
+std::vector<std::string> kernelNames(const Graph& g, const Format& f) { return moduleFor(g, f).kernelNames; }
+bool isProductKernel(const std::string& k) { return k.size() > 3 && k.substr(k.size() - 3) == "_tc"; }
 // Whether a forward with `c` input channels is read channels-last when asked (padded to a
 // multiple of 4 by at most a third: 3 -> 4, not 1 or 2 -> 4).
 bool channelsLastTaken(const Graph& g, const Format& f) {
@@ -233,15 +238,8 @@ bool channelsLastTaken(const Graph& g, const Format& f) {
 bool channelsLastApplies(int64_t c) { return 3 * ((c + 3) / 4 * 4) <= 4 * c; }
 
 int tensorCoreKernels(const Graph& g) {
-  auto program = compileProgram(g.clone());
-  EXPECT_TRUE(program);
-  CudaCodegenOptions tc;
-  tc.tensorCores = TensorCoreMath::Tf32;
-  auto src = generateCudaSource(*program, tc);
-  EXPECT_TRUE(src);
-  int count = 0;
-  for (const std::string& k : src->kernelNames) count += k.size() > 3 && k.substr(k.size() - 3) == "_tc";
-  return count;
+  const auto names = kernelNames(g, TensorCoreMath::Tf32);
+  return int(std::count_if(names.begin(), names.end(), isProductKernel));
 }
 
 std::string describe(const Geometry& g) {
@@ -327,14 +325,8 @@ void checkForwardPool(const Geometry& gm, uint64_t seed, const Runner& run, cons
   ASSERT_TRUE(pooled.has_value()) << pooled.error().str();
   layers::output(g, *pooled, "y", loc);
   {
-    auto program = compileProgram(g.clone());
-    ASSERT_TRUE(program);
-    CudaCodegenOptions tc;
-    tc.tensorCores = math;
-    auto src = generateCudaSource(*program, tc);
-    ASSERT_TRUE(src);
     int fused = 0;
-    for (const std::string& k : src->kernelNames) fused += k.find("fused_conv2d_pool") != std::string::npos;
+    for (const std::string& k : kernelNames(g, math)) fused += k.find("fused_conv2d_pool") != std::string::npos;
     EXPECT_EQ(fused, 3) << "the weights' packing, the implicit GEMM and the pooling kernel";
   }
   EXPECT_EQ(channelsLastTaken(g, f), f.channelsLast && channelsLastApplies(gm.c));
@@ -594,16 +586,9 @@ TEST(ConvTensorCore, ProductStepsCountTheConvolutionsOperations) {
   const Geometry stem = {2, 3, 20, 20, 8, 7, 7, {2, 2}, {3, 3, 3, 3}, {1, 1}};
   const Geometry same = {2, 16, 9, 9, 24, 3, 3, {1, 1}, {1, 1, 1, 1}, {1, 1}};
   auto productFlops = [](const Graph& g) {
-    auto program = compileProgram(g.clone());
-    EXPECT_TRUE(program);
-    CudaCodegenOptions tc;
-    tc.tensorCores = TensorCoreMath::Tf32;
-    auto src = generateCudaSource(*program, tc);
-    EXPECT_TRUE(src);
     double total = 0;
-    for (const CudaStep& st : src->steps) {
-      const bool product = st.kernel.size() > 3 && st.kernel.substr(st.kernel.size() - 3) == "_tc";
-      EXPECT_EQ(st.flops > 0, product) << st.kernel;
+    for (const CudaStep& st : moduleFor(g, TensorCoreMath::Tf32).steps) {
+      EXPECT_EQ(st.flops > 0, isProductKernel(st.kernel)) << st.kernel;
       total += st.flops;
     }
     return total;
