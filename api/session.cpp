@@ -47,6 +47,9 @@ Expected<void> checkSessionOptions(const SessionOptions& opts) {
   if (opts.tf32 && (opts.precision == Precision::Bf16 || opts.precision == Precision::Fp16))
     return fail(fmt::format("SessionOptions: tf32 and precision {} disagree; choose one",
                             tensorCoreMathName(precisionMath(opts.precision))));
+  if (opts.autotune && opts.precision == Precision::Fp32)
+    return fail("SessionOptions::autotune times the tiles of tensor-core convolutions, which precision fp32 does not use "
+                "(choose tf32, bf16 or fp16)");
   if (opts.threads && *opts.threads < 1)
     return fail(fmt::format("SessionOptions::threads must be 1 or more (or unset: every core available), got {}",
                             *opts.threads));
@@ -58,6 +61,7 @@ ModelProgramsOptions sessionProgramOptions(const SessionOptions& opts) {
   o.exec.tf32 = opts.tf32;
   o.exec.precision = precisionMath(opts.precision);
   o.exec.verbose = opts.verbose;
+  o.exec.autotune = opts.autotune;
   o.exec.threads = opts.threads.value_or(0);
   o.profile = opts.profile;
   return o;

@@ -155,6 +155,7 @@ Expected<Trainer> Trainer::create(const LoadedPipeline& pipeline, const SessionO
   t.exec.tf32 = opts.tf32;
   t.exec.precision = precisionMath(opts.precision);
   t.exec.verbose = opts.verbose;
+  t.exec.autotune = opts.autotune;
   t.exec.threads = opts.threads.value_or(0);
   t.profile = opts.profile;
   auto state = std::make_shared<TrainerState>();

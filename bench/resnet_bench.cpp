@@ -17,6 +17,8 @@
 //                [--train-batch 128] [--runs 30] [--steps 20] [--precision fp32] [--json out.json]
 //                [--image 3x224x224] [--classes 1000]   (another model's input and outputs)
 //                [--profile]   (time per op; GPU steps then run without CUDA graphs: time apart)
+//                [--autotune]  (the tensor-core tiles timed on the device: SessionOptions::autotune)
+//                [--verbose]   (SessionOptions::verbose: kernel cache, compile and autotune reports)
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
@@ -80,7 +82,7 @@ int main(int argc, char** argv) {
   std::vector<int64_t> batches = {1, 32, 256};
   int64_t trainBatch = 128, runs = 30, steps = 20, classes = 1000;
   std::vector<int64_t> image = {3, 224, 224};
-  bool tf32 = false, profile = false;
+  bool tf32 = false, profile = false, autotune = false, verbose = false;
   std::string precision = "fp32";
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
@@ -99,6 +101,8 @@ int main(int argc, char** argv) {
     else if (a == "--steps") steps = std::stoll(next());
     else if (a == "--tf32") tf32 = true;
     else if (a == "--profile") profile = true;
+    else if (a == "--autotune") autotune = true;
+    else if (a == "--verbose") verbose = true;
     else if (a == "--precision") precision = next();
     else if (a == "--classes") classes = std::stoll(next());
     else if (a == "--image") image = splitInts(next(), 'x');
@@ -111,6 +115,8 @@ int main(int argc, char** argv) {
   opts.device = device == "cuda" ? shoal::DeviceKind::Cuda : shoal::DeviceKind::Cpu;
   opts.tf32 = tf32;
   opts.profile = profile;
+  opts.autotune = autotune;
+  opts.verbose = verbose;
   if (precision == "fp32") opts.precision = shoal::Precision::Fp32;
   else if (precision == "tf32") opts.precision = shoal::Precision::Tf32;
   else if (precision == "bf16") opts.precision = shoal::Precision::Bf16;
@@ -121,6 +127,7 @@ int main(int argc, char** argv) {
   out["model"] = onnx;
   out["tf32_gemm"] = tf32;
   out["precision"] = precision;
+  out["autotune"] = autotune;
 
   // Inference.
   auto session = shoal::Session::create(onnx, opts);
@@ -220,7 +227,8 @@ int main(int argc, char** argv) {
     out["train"] = {{"batch", trainBatch}, {"step_ms_median", med}, {"images_per_s", double(trainBatch) / med * 1e3},
                     {"loss_first", losses.front()}, {"loss_last", losses.back()}};
     std::printf("training step batch %lld: %9.3f ms (%.0f images/s); loss %.4f -> %.4f\n", (long long)trainBatch, med,
-                double(trainBatch) / med * 1e3, losses.front(), losses.back());    if (profile) {
+                double(trainBatch) / med * 1e3, losses.front(), losses.back());
+    if (profile) {
       out["profile_train"] = trainer->profile();
       std::printf("time per op, training step:\n%s", trainer->profile().c_str());
     }

@@ -258,9 +258,7 @@ void NodeEmitter::kernel(std::string_view suffix, std::string_view paramsIn, std
                          std::vector<CudaArg> args, unsigned gridX, unsigned gridY, unsigned sharedBytes) {
   header();
   const std::string params = restrictSafe(paramsIn, args);
-  std::string name = fmt::format("k{}_{}_{}", index_, identifier(node_.opName()),
-                                 identifier(node_.numResults() ? node_.result()->name() : node_.input(0)->name()));
-  if (!suffix.empty()) name += "_" + std::string(suffix);
+  const std::string name = kernelName(suffix);
   // The kernel's text goes in when the module is finished (finishKernels): alone, or as the
   // body a grouped launch calls.
   source_ += kernelPlaceholder(name);
@@ -352,6 +350,39 @@ CudaArg NodeEmitter::prepared(int64_t bytes) {
   module_.preparedBytes += (std::max<int64_t>(bytes, 1) + 255) / 256 * 256;
   return a;
 }
+
+}  // namespace cudagen
+
+std::string ProductTile::describe() const { return fmt::format("{}x{}/{}", bm, bn, splits); }
+
+std::optional<ProductTile> ProductTile::parse(std::string_view s) {
+  // Three positive decimal numbers, "x" and "/" between them, nothing else.
+  const char* p = s.data();
+  const char* end = s.data() + s.size();
+  auto number = [&](auto& out, char after) {
+    auto [next, ec] = std::from_chars(p, end, out);
+    if (ec != std::errc() || next == p || out <= 0) return false;
+    p = next;
+    if (after == 0) return p == end;
+    if (p == end || *p != after) return false;
+    ++p;
+    return true;
+  };
+  ProductTile t;
+  if (!number(t.bm, 'x') || !number(t.bn, '/') || !number(t.splits, 0)) return std::nullopt;
+  return t;
+}
+
+namespace cudagen {
+
+std::string NodeEmitter::kernelName(std::string_view suffix) const {
+  std::string name = fmt::format("k{}_{}_{}", index_, identifier(node_.opName()),
+                                 identifier(node_.numResults() ? node_.result()->name() : node_.input(0)->name()));
+  if (!suffix.empty()) name += "_" + std::string(suffix);
+  return name;
+}
+
+void NodeEmitter::addProduct(CudaProduct product) { module_.products.push_back(std::move(product)); }
 
 void NodeEmitter::markPrepare() { module_.steps.back().prepare = true; }
 void NodeEmitter::setFlops(double flops) { module_.steps.back().flops = flops; }

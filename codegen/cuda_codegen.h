@@ -8,6 +8,7 @@
 
 #include <cstdint>
 #include <limits>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -112,6 +113,27 @@ struct CudaErrorSite {
   int64_t cols = 0;  ///< LabelOutOfRange: the number of classes; IndexOutOfRange: the axis extent
 };
 
+/// A tensor-core product's block tile and reduction slices: 128 x 128 or 256 x 64 outputs a
+/// block, the reduction cut in `splits` slices whose sums a second kernel adds.
+struct ProductTile {
+  int bm = 0, bn = 0;
+  int64_t splits = 1;
+  bool operator==(const ProductTile&) const = default;
+  /// "128x128/2": rows x columns / slices.
+  std::string describe() const;
+  /// The inverse of describe(); nullopt for anything else.
+  static std::optional<ProductTile> parse(std::string_view s);
+};
+
+/// A tensor-core implicit GEMM of the module and the tiles it could take (what an autotuner
+/// times, CudaCodegenOptions::tuningVariant).
+struct CudaProduct {
+  std::string kernel;                    ///< its main kernel's name ("k8_fused_conv2d_..._tc")
+  const Node* node = nullptr;
+  std::vector<ProductTile> candidates;   ///< [0]: the cost model's choice
+  ProductTile chosen;                    ///< what the module computes it with
+};
+
 /// The generated source of a Program and how to run it.
 struct CudaModuleSource {
   std::string name;                    ///< module name: the graph's, made an identifier
@@ -121,6 +143,7 @@ struct CudaModuleSource {
   int64_t scratchBytes = 0;            ///< largest scratch any step needs
   int64_t preparedBytes = 0;           ///< the prepared region: every Prepared block, 256-byte aligned
   std::vector<CudaErrorSite> errorSites;
+  std::vector<CudaProduct> products;   ///< the tensor-core products, in program order
   /// Status words the executor allocates: 1 + 2 * errorSites.size().
   int64_t statusWords() const { return 1 + 2 * int64_t(errorSites.size()); }
 };
@@ -196,12 +219,13 @@ struct CudaCodegenOptions {
   /// first; wgmma's 16-bit form needs B in shared memory in the format, which a gathered B
   /// is not. Off: mma.sync in the format.
   bool wgmmaTf32Gathered16 = true;
-  /// With wgmma, one step's products still run while the next step's barrier passes and its
-  /// products are issued (wgmma.wait_group 1 rather than 0): the ring gets a fifth stage and
-  /// the copies still run three steps ahead, refilling the stage whose products the wait
-  /// retired. Off: each step waits for its products before the barrier. Not yet measured on a
-  /// GPU (SHOAL_CUDA_WGMMA_IN_FLIGHT=1).
-  bool wgmmaInFlight = false;
+  /// Tiles of tensor-core products by their kernel's name (CudaProduct::kernel): an
+  /// autotuner's choices (CudaExecutableOptions::autotune). A product not named takes its cost
+  /// model's; a tile that is not one of the product's candidates is an error.
+  std::map<std::string, ProductTile> productTiles;
+  /// 0 or more: every product not in productTiles takes its candidate number tuningVariant,
+  /// or its cost model's where it has fewer (the autotuner's variant modules). -1: none.
+  int tuningVariant = -1;
   /// A tensor-core convolution's forward reads an input of at least this many elements
   /// channels-last: a first kernel copies it into scratch as [n, h, w, c] (channels padded
   /// with zeros to a multiple of 4; 3 -> 4, not 1 or 2), and the implicit GEMM copies 4

@@ -89,6 +89,10 @@ class NodeEmitter {
   /// (indented by two, newline-terminated lines) and a launch of it over `args`.
   void kernel(std::string_view suffix, std::string_view params, std::string_view body, std::vector<CudaArg> args,
               unsigned gridX, unsigned gridY = 1, unsigned sharedBytes = 0);
+  /// The name kernel(suffix, ...) gives its kernel.
+  std::string kernelName(std::string_view suffix) const;
+  /// Records a tensor-core product of this node (CudaModuleSource::products).
+  void addProduct(CudaProduct product);
   /// Adds a grid-stride kernel over `n` elements whose loop body (`i` is the index) is
   /// `perElement` (one or more lines, each indented by four).
   void elementwise(std::string_view suffix, std::string_view params, std::string_view perElement,
@@ -245,7 +249,11 @@ struct ImplicitGemm {
   bool bInterleaved = false;
   /// Floats at the start of scratch that the caller uses itself (its output, say).
   int64_t scratchReserved = 0;
-  int64_t splits = 1;
+  /// Reduction slices: 0 lets the cost model (enough blocks to fill the device, kTargetBlocks,
+  /// when the tiles alone do not; slices of at least minSlice steps) or the autotuner choose;
+  /// N > 0 fixes them (1 where the epilogue must see whole sums in one kernel).
+  int64_t splits = 0;
+  int64_t minSlice = 256;  ///< the shortest slice the choice may make (see kConvMinSlice)
   /// Prefix of the kernels' name suffixes ("p01_" -> ..._p01_tc), for a node with several GEMMs.
   std::string name;
   /// The product's floating-point operations as the caller counts them (CudaStep::flops); 0:
@@ -256,9 +264,6 @@ struct ImplicitGemm {
   TensorCoreMath math = TensorCoreMath::Tf32;
 };
 Expected<void> emitImplicitGemm(NodeEmitter& em, const ImplicitGemm& spec);
-/// Slices for an implicit GEMM's reduction: enough blocks to fill the device (kTargetBlocks)
-/// when its tiles alone do not, each slice at least `minSlice` reduction steps.
-int64_t implicitGemmSplits(int64_t rows, int64_t cols, int64_t red, int64_t minSlice = 256);
 /// The shortest slice of a convolution's forward or data-gradient reduction: 64 steps. Small
 /// batches leave most SMs idle otherwise (ResNet-18's 3 x 3 convolutions at batch 1: 13-36
 /// tiles, of which 256-step slices made 2-18 blocks each). On an H200, batch 1 TF32 0.473 ->

@@ -44,7 +44,58 @@ struct Tile {
   int warpsM;        // warps along the rows (8 / warpsM along the columns)
 };
 
-Tile tileFor(int64_t cols) { return cols <= 64 ? Tile{256, 64, 4} : Tile{128, 128, 2}; }
+// The two tiles: 128 x 128 (2 x 4 warps) and 256 x 64 (4 x 2); the cost model takes 256 x 64
+// for 64 columns or fewer, where 128 x 128 would leave half its columns empty.
+constexpr Tile kSquare{128, 128, 2}, kTall{256, 64, 4};
+// The most slices a reduction of `red` steps may be cut in: each at least minSlice long.
+int64_t mostSplits(int64_t red, int64_t minSlice) { return std::max<int64_t>(1, red / std::max<int64_t>(minSlice, 16)); }
+
+Tile tileFor(int64_t cols) { return cols <= 64 ? kTall : kSquare; }
+Tile tileOf(const ProductTile& t) { return t.bm == kTall.bm ? kTall : kSquare; }
+
+// The cost model's slices for `tile`, each at least minSlice steps (see ImplicitGemm::splits).
+int64_t splitsFor(const Tile& tile, int64_t rows, int64_t cols, int64_t red, int64_t minSlice) {
+  // A model, in units of one block's 16-step (~0.5 us on an H100/H200): the grid runs in waves
+  // of kTargetBlocks (two blocks per SM), each as long as a slice's steps plus ~6 for filling
+  // the stages and the epilogue; splitting adds the slices' sums (written, then read and added:
+  // 8 bytes per element and slice at ~3 TB/s). A grid of 1.1 waves costs two.
+  const int64_t tiles = ((rows + tile.bm - 1) / tile.bm) * ((cols + tile.bn - 1) / tile.bn);
+  const int64_t steps = (red + 15) / 16;
+  int64_t best = 1;
+  double bestCost = 0;
+  for (int64_t s = 1; s <= mostSplits(red, minSlice); ++s) {
+    const double waves = double((tiles * s + kTargetBlocks - 1) / kTargetBlocks);
+    const double cost = waves * (double((steps + s - 1) / s) + 6.0) +
+                        (s > 1 ? double(s) * double(rows) * double(cols) / 187500.0 : 0.0);
+    if (s == 1 || cost < bestCost) best = s, bestCost = cost;
+  }
+  return best;
+}
+
+// What a product may be computed with: the cost model's tile and slices first, then the other
+// tile (with the model's slices for it), then the model's tile with twice and half the slices
+// (where the caller leaves them open), each once, each within one grid's limits.
+std::vector<ProductTile> productCandidates(const ImplicitGemm& spec) {
+  std::vector<ProductTile> out;
+  auto add = [&](const Tile& t, int64_t splits) {
+    const ProductTile c{t.bm, t.bn, splits};
+    const int64_t rowTiles = (spec.rows + t.bm - 1) / t.bm, colTiles = (spec.cols + t.bn - 1) / t.bn;
+    if (splits < 1 || (spec.splits == 0 && splits > mostSplits(spec.red, spec.minSlice))) return;
+    if (rowTiles * splits > int64_t(0x7fffffff) || colTiles > 65535) return;
+    if (std::find(out.begin(), out.end(), c) == out.end()) out.push_back(c);
+  };
+  const Tile model = tileFor(spec.cols), other = model.bm == kTall.bm ? kSquare : kTall;
+  auto slices = [&](const Tile& t) {
+    return spec.splits > 0 ? spec.splits : splitsFor(t, spec.rows, spec.cols, spec.red, spec.minSlice);
+  };
+  add(model, slices(model));
+  add(other, slices(other));
+  if (spec.splits == 0 && !out.empty()) {
+    add(model, slices(model) * 2);
+    add(model, slices(model) / 2);
+  }
+  return out;
+}
 
 // One operand's copies into the stage at shared address `stage` for the tile at reduction
 // index `kt`: `passes` passes of rows (128 per pass when `group` is 8, 64 when 4), each thread
@@ -265,10 +316,6 @@ std::string wgmmaCall(int n) {
 // after the loop, and the epilogue loop's (m, o, s) for each accumulator (its body follows).
 struct MultiplyPath {
   std::string warpRoles, fragmentAddresses, accumulators, stageReady, steps, drain, epilogueLoop;
-  /// The ring's stages, and how many steps' products may still run when a step's barrier
-  /// passes (wgmma's asynchronous products; mma.sync's are done by then): the copies run
-  /// stages - 1 - inFlight steps ahead, so the stage they refill is one no product still reads.
-  int stages = kStages, inFlight = 0;
 };
 
 // mma.sync: 2 x 4 (or 4 x 2) warps of 64 x 32, fragments through ldmatrix, converted to the
@@ -329,10 +376,9 @@ std::string holdAccumulators(const Tile& tile, const std::string& ind) {
 // products of m64nBN; a warp holds 16 rows of each. Before a step's barrier the copies' writes
 // are handed to the tensor cores' proxy and the previous step's products are waited for (they
 // read the stage the barrier lets the ring refill).
-MultiplyPath wgmmaPath(const Tile& tile, bool inFlight) {
+MultiplyPath wgmmaPath(const Tile& tile) {
   const int products = tile.bm / 128, regs = tile.bn / 2;
   MultiplyPath p;
-  if (inFlight) p.stages = kStages + 1, p.inFlight = 1;
   p.warpRoles = "  const int wg = warp >> 2, w4 = warp & 3, g = lane >> 2, t = lane & 3;  // warpgroup, its warp\n";
   p.accumulators = fmt::format("  float acc[{0}][{1}];\n"
                                "#pragma unroll\n"
@@ -340,8 +386,7 @@ MultiplyPath wgmmaPath(const Tile& tile, bool inFlight) {
                                "#pragma unroll\n"
                                "    for (int j = 0; j < {1}; ++j) acc[i][j] = 0.0f;\n",
                                products, regs);
-  p.stageReady = fmt::format("    shoal_fence_proxy_async();\n    shoal_wgmma_wait<{}>();\n", p.inFlight) +
-                 holdAccumulators(tile, "    ");
+  p.stageReady = "    shoal_fence_proxy_async();\n    shoal_wgmma_wait<0>();\n" + holdAccumulators(tile, "    ");
   p.steps = wgmmaSteps(tile);
   p.drain = "  shoal_wgmma_wait<0>();\n" + holdAccumulators(tile, "  ");
   p.epilogueLoop = fmt::format("#pragma unroll\n"
@@ -383,8 +428,8 @@ std::string packed16Copies(const Tile& tile) {
 // wgmmaPath; each warp converts its 16 rows of each m64 product from the fp32 stage into
 // mma.sync's m16n8k16 A fragment (two ldmatrix, as mmaSteps), and wgmma m64nBNk16 takes A from
 // those registers and B from the stage's 16-bit rows.
-MultiplyPath wgmma16Path(const Tile& tile, TensorCoreMath math, bool inFlight) {
-  MultiplyPath p = wgmmaPath(tile, inFlight);
+MultiplyPath wgmma16Path(const Tile& tile, TensorCoreMath math) {
+  MultiplyPath p = wgmmaPath(tile);
   const int products = tile.bm / 128;
   const std::string bf16 = math == TensorCoreMath::Bf16 ? "true" : "false";
   p.fragmentAddresses = fmt::format(
@@ -582,35 +627,35 @@ __device__ inline void shoal_wgmma_16bit_emulated(float* d, const unsigned* a, c
   return out;
 }
 
-int64_t implicitGemmSplits(int64_t rows, int64_t cols, int64_t red, int64_t minSlice) {
-  // A model, in units of one block's 16-step (~0.5 us on an H100/H200): the grid runs in waves
-  // of kTargetBlocks (two blocks per SM), each as long as a slice's steps plus ~6 for filling
-  // the stages and the epilogue; splitting adds the slices' sums (written, then read and added:
-  // 8 bytes per element and slice at ~3 TB/s). A grid of 1.1 waves costs two.
-  const Tile tile = tileFor(cols);
-  const int64_t tiles = ((rows + tile.bm - 1) / tile.bm) * ((cols + tile.bn - 1) / tile.bn);
-  const int64_t steps = (red + 15) / 16, most = std::max<int64_t>(1, red / std::max<int64_t>(minSlice, 16));
-  int64_t best = 1;
-  double bestCost = 0;
-  for (int64_t s = 1; s <= most; ++s) {
-    const double waves = double((tiles * s + kTargetBlocks - 1) / kTargetBlocks);
-    const double cost = waves * (double((steps + s - 1) / s) + 6.0) +
-                        (s > 1 ? double(s) * double(rows) * double(cols) / 187500.0 : 0.0);
-    if (s == 1 || cost < bestCost) best = s, bestCost = cost;
-  }
-  return best;
-}
-
 Expected<void> emitImplicitGemm(NodeEmitter& em, const ImplicitGemm& spec) {
   if (spec.rows <= 0 || spec.cols <= 0) return {};
-  const Tile tile = tileFor(spec.cols);
+  // The tile and slices: an autotuner's choice for this kernel (productTiles), else the tuning
+  // variant's candidate, else the cost model's.
+  CudaProduct product;
+  product.kernel = em.kernelName(spec.name + "tc");
+  product.node = &em.node();
+  product.candidates = productCandidates(spec);
+  if (product.candidates.empty()) return em.unsupported("an implicit GEMM too large for one grid");
+  product.chosen = product.candidates[0];
+  const int variant = em.options().tuningVariant;
+  if (auto it = em.options().productTiles.find(product.kernel); it != em.options().productTiles.end()) {
+    if (std::find(product.candidates.begin(), product.candidates.end(), it->second) == product.candidates.end()) {
+      std::string names;
+      for (const ProductTile& c : product.candidates) names += (names.empty() ? "" : ", ") + c.describe();
+      return em.unsupported(fmt::format("tile {} for kernel {} is not one of its candidates ({})",
+                                        it->second.describe(), product.kernel, names));
+    }
+    product.chosen = it->second;
+  } else if (variant >= 0 && size_t(variant) < product.candidates.size()) {
+    product.chosen = product.candidates[size_t(variant)];
+  }
+  const Tile tile = tileOf(product.chosen);
+  const int64_t splits = product.chosen.splits;
+  em.addProduct(std::move(product));
   const int64_t rowTiles = (spec.rows + tile.bm - 1) / tile.bm, colTiles = (spec.cols + tile.bn - 1) / tile.bn;
-  const int64_t splits = std::max<int64_t>(1, spec.splits);
   // Reduction steps of 16 per slice (whole steps, so slices never share one).
   const int64_t steps = (spec.red + 15) / 16;
   const int64_t perSlice = (steps + splits - 1) / splits * 16;
-  if (rowTiles * splits > int64_t(0x7fffffff) || colTiles > 65535)
-    return em.unsupported("an implicit GEMM too large for one grid");
   const bool sixteenBit = spec.math == TensorCoreMath::Bf16 || spec.math == TensorCoreMath::Fp16;
   // B packed by a first kernel into scratch as rows of kp (red rounded up to whole 16-steps,
   // zeros past red): each row's reduction steps contiguous and 16-byte aligned. A parameter's
@@ -664,30 +709,22 @@ Expected<void> emitImplicitGemm(NodeEmitter& em, const ImplicitGemm& spec) {
   // Interleaved, a thread's elements span 13 steps of its 16-step tile: whole when red is too.
   b.wholeGroups = packB || (!b.groupSetup.empty() && spec.red % (b.interleaved ? 16 : 4) == 0);
   const std::string copies = copyCode(a) + (wgmma16 ? packed16Copies(tile) : copyCode(b));
-  const bool inFlight = em.options().wgmmaInFlight;
-  const MultiplyPath path = wgmma     ? wgmmaPath(tile, inFlight)
-                            : wgmma16 ? wgmma16Path(tile, spec.math, inFlight)
-                                      : mmaSyncPath(tile, spec.math, packB);
-  // The copies' distance ahead and the cp.async groups a step leaves pending, as the ring's
-  // expressions (kStages - 1 and kStages - 2 with nothing in flight).
-  const std::string ahead = "kStages - " + std::to_string(1 + path.inFlight);
-  const std::string pending = "kStages - " + std::to_string(2 + path.inFlight);
   Vars v = {{"I", em.I()},
             {"M", intLit(spec.rows)},
             {"N", intLit(spec.cols)},
             {"K", intLit(spec.red)},
             {"BM", std::to_string(tile.bm)},
             {"BN", std::to_string(tile.bn)},
-            {"STAGES", std::to_string(path.stages)},
-            {"AHEAD", ahead},
-            {"PENDING", pending},
-            {"FREED", path.inFlight ? "the one two steps back" : "the previous stage"},
+            {"STAGES", std::to_string(kStages)},
             {"STAGE_FLOATS", std::to_string(stageFloats)},
             {"ROW_TILES", intLit(rowTiles)},
             {"PER_SLICE", intLit(perSlice)},
             {"KP", intLit(kp)},
             {"COPIES", copies},
             {"WARPS_M", std::to_string(tile.warpsM)}};
+  const MultiplyPath path = wgmma     ? wgmmaPath(tile)
+                            : wgmma16 ? wgmma16Path(tile, spec.math)
+                                      : mmaSyncPath(tile, spec.math, packB);
   v.insert(v.end(), {{"WARP_ROLES", path.warpRoles},
                      {"FRAGMENT_ADDRESSES", path.fragmentAddresses},
                      {"ACC", path.accumulators},
@@ -758,17 +795,17 @@ Expected<void> emitImplicitGemm(NodeEmitter& em, const ImplicitGemm& spec) {
       "${COPIES}"
       "  };\n"
       "${ACC}"
-      "  // The first ${AHEAD} stages in flight (a commit per stage, empty past the end, so\n"
-      "  // that waiting for all but ${PENDING} groups always means: this step's stage landed).\n"
-      "  for (int s = 0; s < ${AHEAD}; ++s) {\n"
+      "  // The first kStages - 1 stages in flight (a commit per stage, empty past the end, so\n"
+      "  // that waiting for all but kStages - 2 groups always means: this step's stage landed).\n"
+      "  for (int s = 0; s < kStages - 1; ++s) {\n"
       "    if (s < tiles) load(s, kBegin + s * 16);\n"
       "    shoal_cp_async_commit();\n"
       "  }\n"
       "  for (int step = 0; step < tiles; ++step) {\n"
-      "    shoal_cp_async_wait<${PENDING}>();\n"
+      "    shoal_cp_async_wait<kStages - 2>();\n"
       "${STAGE_READY}"
-      "    __syncthreads();  // this step's stage is everyone's; ${FREED} is free\n"
-      "    const int next = step + ${AHEAD};\n"
+      "    __syncthreads();  // this step's stage is everyone's; the previous stage is free\n"
+      "    const int next = step + kStages - 1;\n"
       "    if (next < tiles) load(next % kStages, kBegin + next * 16);\n"
       "    shoal_cp_async_commit();\n"
       "    const int cur = step % kStages;\n"
@@ -781,7 +818,7 @@ Expected<void> emitImplicitGemm(NodeEmitter& em, const ImplicitGemm& spec) {
       "      }\n",
       v), v);
   em.kernel(spec.name + "tc", params, body, args, unsigned(rowTiles * splits), unsigned(colTiles),
-            unsigned(path.stages * stageFloats * sizeof(float)));
+            unsigned(kStages * stageFloats * sizeof(float)));
   em.setFlops(spec.flops > 0 ? spec.flops : 2.0 * double(spec.rows) * double(spec.cols) * double(spec.red));
   if (scratch)
     em.needScratch((reserved + scratchPack + (split ? splits * spec.rows * spec.cols : 0)) * int64_t(sizeof(float)));

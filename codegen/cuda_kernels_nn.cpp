@@ -280,7 +280,8 @@ Expected<void> convForwardTensorCore(NodeEmitter& em, const ConvGeom& g, const s
   spec.cols = g.o;
   spec.red = g.c * g.kh * g.kw;
   spec.flops = 2.0 * double(spec.rows) * double(spec.cols) * double(spec.red);  // not the padding below adds
-  spec.splits = intoScratch ? 1 : implicitGemmSplits(spec.rows, spec.cols, spec.red, kConvMinSlice);
+  spec.splits = intoScratch ? 1 : 0;
+  spec.minSlice = kConvMinSlice;
   spec.aBase = "x";
   if (intoScratch) spec.scratchReserved = g.n * g.o * g.oh * g.ow;
   spec.aRowSetup = fill("  const int aox = (int)(am % ${OW}), aoy = (int)((am / ${OW}) % ${OH});\n"
@@ -507,7 +508,7 @@ Expected<void> convBackwardDataTensorCore(NodeEmitter& em, const ConvGeom& g, bo
       spec.rows = g.n * ty.pixels * tx.pixels;
       spec.cols = g.c;
       spec.red = g.o * ty.count * tx.count;
-      spec.splits = implicitGemmSplits(spec.rows, spec.cols, spec.red, kConvMinSlice);
+      spec.minSlice = kConvMinSlice;
       spec.aBase = transpose ? "x" : "dy";
       spec.aRowSetup = fill("  const int aix = (int)(am % ${WP}), aiy = (int)((am / ${WP}) % ${HP});\n"
                             "  const ${I} gbase = (am / ((${I})${WP} * ${HP})) * (${I})(${O} * ${OH} * ${OW});\n",
@@ -559,7 +560,6 @@ Expected<void> convBackwardWeightTensorCore(NodeEmitter& em, const ConvGeom& g) 
   spec.rows = g.c * g.kh * g.kw;
   spec.cols = g.o;
   spec.red = g.n * g.oh * g.ow;
-  spec.splits = implicitGemmSplits(spec.rows, spec.cols, spec.red);
   spec.aBase = "x";
   spec.bBase = "dy";
   spec.aRowSetup = fill("  const int ac = (int)(am / ${KK}), atap = (int)(am % ${KK}), aki = atap / ${KW}, akj = atap % ${KW};\n", v);

@@ -3,6 +3,8 @@
 
 #include <fmt/format.h>
 
+#include <unordered_map>
+
 #include "passes/autodiff.h"
 
 namespace shoal {
@@ -88,6 +90,25 @@ Expected<std::unique_ptr<Graph>> rebatchGraph(const Graph& g, int64_t batch) {
   auto changed = createInferShapesPass()->run(*copy, ctx);
   if (!changed) return Unexpected(changed.error());
   return copy;
+}
+
+Program cloneProgram(const Program& p) {
+  Program out;
+  out.graph = p.graph->clone();
+  out.plan = p.plan;
+  out.plan.buffers.clear();
+  out.plan.aliasOf.clear();
+  // The clone's nodes are the original's in the same order: value i of node n is value i of
+  // the clone's node n.
+  std::unordered_map<const Value*, const Value*> to;
+  const auto& from = p.graph->nodes();
+  const auto& into = out.graph->nodes();
+  for (size_t n = 0; n < from.size() && n < into.size(); ++n)
+    for (size_t r = 0; r < from[n]->numResults() && r < into[n]->numResults(); ++r)
+      to[from[n]->result(r)] = into[n]->result(r);
+  for (const auto& [v, a] : p.plan.buffers) out.plan.buffers[to.at(v)] = a;
+  for (const auto& [v, first] : p.plan.aliasOf) out.plan.aliasOf[to.at(v)] = to.at(first);
+  return out;
 }
 
 }  // namespace shoal

@@ -54,6 +54,10 @@ void buildPipeline(PassManager& pm, const CompileOptions& opts);
 /// state): a training step. Inference and evaluation programs read their parameters only.
 bool updatesParameters(const Program& p);
 
+/// A deep copy of `p`: the graph cloned (same names, same order) and the plan's assignments
+/// moved onto the clone's values.
+Program cloneProgram(const Program& p);
+
 }  // namespace shoal
 
 namespace shoal {

@@ -67,13 +67,13 @@ Expected<DeviceSelection> selectDevice(DeviceKind requested) {
 Expected<void> precompileExecutable(const Program& program, const DeviceSelection& device,
                                     const ExecutableOptions& opts) {
   if (device.kind != DeviceKind::Cuda) return {};
-  return compileCudaIntoCache(program, opts.arch, opts.precision);
+  return compileCudaIntoCache(program, opts.arch, opts.precision, opts.autotune);
 }
 
 Expected<std::unique_ptr<Executable>> createExecutable(Program program, const DeviceSelection& device,
                                                        const ExecutableOptions& opts) {
   if (device.kind == DeviceKind::Cuda)
-    return createCudaExecutable(std::move(program), opts.tf32, opts.verbose, opts.arch, opts.precision);
+    return createCudaExecutable(std::move(program), opts.tf32, opts.verbose, opts.arch, opts.precision, opts.autotune);
   if (opts.precision != TensorCoreMath::Off)
     return fail(fmt::format("precision {} is for the GPU's tensor cores; the CPU computes in fp32 (precision fp32)",
                             tensorCoreMathName(opts.precision)));

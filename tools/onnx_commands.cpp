@@ -122,6 +122,7 @@ int runOnnxModel(const OnnxRunOptions& opts, nlohmann::ordered_json& report) {
   ExecutableOptions eo;
   eo.tf32 = opts.tf32;
   eo.precision = opts.precision;
+  eo.autotune = opts.autotune;
   eo.verbose = opts.verbose;
   eo.threads = opts.threads;
   auto exe = compileGraph(*pipeline->model, *dev, eo);

@@ -23,6 +23,7 @@ struct OnnxRunOptions {
   bool verbose = false;
   int threads = 0;  ///< --threads (0: the cores available)
   TensorCoreMath precision = TensorCoreMath::Off;  ///< --precision (off: fp32)
+  bool autotune = false;                           ///< --autotune
 };
 
 /// Runs an ONNX model on the given inputs (its symbolic dimensions bound by them): prints

@@ -216,6 +216,7 @@ struct RunOptions {
   bool verbose = false;
   bool tf32 = false;
   std::string precision = "fp32";  ///< --precision fp32|tf32|bf16|fp16
+  bool autotune = false;           ///< --autotune: the tensor-core tiles timed on the device
   bool profile = false;
   int threads = 0;          ///< --threads N (0: every core available)
   std::vector<std::string> inputs;  ///< --input NAME=FILE (.pb or .npy) for models with tensor inputs
@@ -347,6 +348,7 @@ int runLiterals(const CommonOptions& c, const RunOptions& r, const Pipeline& p, 
   ModelProgramsOptions mo;
   mo.exec.tf32 = r.tf32;
   mo.exec.precision = precisionOf(r);
+  mo.exec.autotune = r.autotune;
   mo.exec.verbose = r.verbose;
   mo.exec.threads = r.threads;
   mo.compile = compileOptions(c, nullptr);
@@ -504,6 +506,9 @@ int launchDataParallel(const CommonOptions& c, const RunOptions& r, const Pipeli
 int runRun(const CommonOptions& c, const RunOptions& r) {
   if (r.tf32 && (r.precision == "bf16" || r.precision == "fp16"))
     return reportError(Error(fmt::format("--tf32 and --precision {} disagree: choose one", r.precision)));
+  if (r.autotune && r.precision == "fp32")
+    return reportError(Error("--autotune times the tiles of tensor-core convolutions, which --precision fp32 does not "
+                             "use: choose tf32, bf16 or fp16"));
   if (r.check && r.precision != "fp32")
     return reportError(Error(fmt::format(
         "--check compares with the float64 interpreter within fp32's tolerances: run it at --precision fp32, not {}",
@@ -515,7 +520,7 @@ int runRun(const CommonOptions& c, const RunOptions& r) {
       return reportError(
           Error("--epochs, --evaluate, --weights, --seed, --profile and --check apply to pipelines, not to "
                 "an ONNX model (its weights are its initializers; 'shoal conformance' checks its outputs)"));
-    OnnxRunOptions o{c.file, r.inputs, r.device, r.repeat, r.tf32, r.verbose, r.threads, precisionOf(r)};
+    OnnxRunOptions o{c.file, r.inputs, r.device, r.repeat, r.tf32, r.verbose, r.threads, precisionOf(r), r.autotune};
     nlohmann::ordered_json report;
     int rc = runOnnxModel(o, report);
     if (rc != kOk) return rc;
@@ -563,6 +568,7 @@ int runRun(const CommonOptions& c, const RunOptions& r) {
   t.weights = r.weights;
   t.exec.tf32 = r.tf32;
   t.exec.precision = precisionOf(r);
+  t.exec.autotune = r.autotune;
   t.exec.verbose = r.verbose;
   t.exec.threads = r.threads;
   t.profile = r.profile;
@@ -769,6 +775,10 @@ int main(int argc, char** argv) {
   addPrecision(runCmd, run.precision,
                "the GPU's matrix products (convolutions on tensor cores, GEMMs): fp32 (exact, the default), tf32, "
                "bf16 or fp16 operands with fp32 accumulation; tensors and weights stay fp32");
+  runCmd->add_flag("--autotune", run.autotune,
+                   "with --precision tf32|bf16|fp16 on a GPU: time each tensor-core convolution's tile and reduction "
+                   "slices on the device (the first run for a model and device: a few variants compiled and timed), "
+                   "keeping the choice in the kernel cache for later runs");
   addThreads(runCmd, run.threads);
   runCmd->add_flag("--profile", run.profile, "print the time spent in each op (of the training step when training)");
   auto* checkFlag = runCmd->add_flag("--check", run.check,

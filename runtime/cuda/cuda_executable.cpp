@@ -1,6 +1,7 @@
 // The CUDA executor: codegen → NVRTC → module, planned device memory, steps on one stream,
 // replayed as a CUDA graph after the first run.
 #include "runtime/cuda/cuda_executable.h"
+#include "runtime/cuda/autotune.h"
 
 // Everything here goes through the CUDA-header-free layer (device.h, module.h, nvrtc.h), whose
 // functions report "built without CUDA" in a CPU-only build; no #if is needed in this file.
@@ -241,8 +242,8 @@ CudaExecutableOptions CudaExecutableOptions::fromEnvironment() {
   o.prepareParameters = envFlagDefaultOn("SHOAL_CUDA_PREPARE");
   o.wgmma = envFlagDefaultOn("SHOAL_CUDA_WGMMA");
   o.wgmmaTf32Gathered16 = envFlagDefaultOn("SHOAL_CUDA_WGRAD_TF32");
-  o.wgmmaInFlight = envFlag("SHOAL_CUDA_WGMMA_IN_FLIGHT");
   if (envFlag("SHOAL_CUDA_NHWC")) o.convChannelsLastMinInput = int64_t(1) << 20;
+  o.autotune = envFlag("SHOAL_CUDA_AUTOTUNE");
   if (const char* tc = std::getenv("SHOAL_CUDA_TC_CONV")) {
     if (auto m = parseTensorCoreMath(tc)) {
       o.tensorCores = *m;
@@ -268,8 +269,8 @@ CudaCodegenOptions CudaExecutableOptions::codegenOptions(const std::string& arch
   c.groupKernels = groupKernels;
   c.prepareParameters = prepareParameters;
   c.wgmmaTf32Gathered16 = wgmmaTf32Gathered16;
-  c.wgmmaInFlight = wgmmaInFlight;
   c.convChannelsLastMinInput = convChannelsLastMinInput;
+  c.tuningVariant = tuningVariant;
   return c;
 }
 
@@ -680,10 +681,22 @@ Expected<std::unique_ptr<CudaExecutable>> CudaExecutable::create(Program program
     arch = device->arch();
   }
   std::optional<PhaseTimer> timer(std::in_place, "CUDA codegen");
-  const CudaCodegenOptions codegen = opts.codegenOptions(arch);
+  CudaCodegenOptions codegen = opts.codegenOptions(arch);
+  const std::string deviceArch = arch;
   arch = cudaTargetArch(codegen, arch);
   auto src = generateCudaSource(p, codegen);
   if (!src) return Unexpected(src.error());
+  // The autotuner's tiles (read from the kernel cache, or timed now), then the module again
+  // with them.
+  if (opts.autotune && opts.tuningVariant < 0 && !src->products.empty()) {
+    timer.emplace("autotune (or its choice from the kernel cache)");
+    auto tiles = autotuneTiles(p, opts, deviceArch, *src);
+    if (!tiles) return Unexpected(tiles.error());
+    codegen.productTiles = std::move(*tiles);
+    timer.emplace("CUDA codegen");
+    src = generateCudaSource(p, codegen);
+    if (!src) return Unexpected(src.error());
+  }
   im.src = std::move(*src);
   im.arch = arch;
   timer.emplace("kernel cache read");
@@ -1513,6 +1526,35 @@ Expected<double> CudaExecutable::timeStepMs(int iterations) {
   return double(*ms) / iterations;
 }
 
+Expected<std::map<const Node*, double>> CudaExecutable::timeNodesMs(int steps) {
+  Impl& im = *impl_;
+  im.unbindInputs(program_);
+  if (steps <= 0) return fail("timeNodesMs: steps must be positive");
+  im.comm = comm_.get();
+  if (auto ok = im.prepareIfChanged(); !ok) return Unexpected(ok.error());
+  const bool wasProfiling = im.profiling;
+  im.profiling = true;
+  std::map<const Node*, double> best;
+  Expected<void> ok;
+  for (int i = 0; i < steps && ok; ++i) {
+    im.noteStep();
+    ok = im.enqueueStep();
+    im.profileRecorded = false;  // read here, not added to the profile
+    if (ok) ok = im.ctx->synchronize("timed step");
+    std::map<const Node*, double> step;
+    for (size_t li = 0; ok && li < im.launches.size(); ++li) {
+      const CudaStep& s = *im.launches[li].step;
+      auto ms = im.ctx->elapsedMs(im.profileEvents[li], im.profileEvents[li + 1]);
+      if (!ms) ok = Unexpected(ms.error());
+      else if (!s.prepare) step[s.node] += *ms;
+    }
+    for (const auto& [node, ms] : step) best[node] = i == 0 ? ms : std::min(best[node], ms);
+  }
+  im.profiling = wasProfiling;
+  if (!ok) return Unexpected(ok.error());
+  return best;
+}
+
 void CudaExecutable::setProfiling(bool on) { impl_->profiling = on; }
 
 std::string CudaExecutable::profileSummary() const {
@@ -1656,19 +1698,30 @@ Expected<void> CudaExecutable::adoptPersistent(Executable& other) {
   return {};
 }
 
-Expected<void> compileCudaIntoCache(const Program& program, const std::string& arch, TensorCoreMath precision) {
+Expected<void> compileCudaIntoCache(const Program& program, const std::string& arch, TensorCoreMath precision,
+                                    bool autotune) {
   PhaseTimer timer("NVRTC ahead, into the kernel cache");
-  const CudaExecutableOptions opts = CudaExecutableOptions::fromEnvironment().withPrecision(precision);
+  CudaExecutableOptions opts = CudaExecutableOptions::fromEnvironment().withPrecision(precision);
+  opts.autotune = opts.autotune || autotune;
   std::string target = arch;
   if (target.empty()) {
     auto device = probeCudaDevice(0);
     if (!device) return Unexpected(device.error());
     target = device->arch();
   }
-  const CudaCodegenOptions codegen = opts.codegenOptions(target);
+  CudaCodegenOptions codegen = opts.codegenOptions(target);
+  const std::string deviceArch = target;
   target = cudaTargetArch(codegen, target);
   auto src = generateCudaSource(program, codegen);
   if (!src) return Unexpected(src.error());
+  // A tuned choice already in the cache: the module that will run.
+  if (opts.autotune && !src->products.empty())
+    if (auto device = probeCudaDevice(0))
+      if (auto tiles = cachedTiles(*src, deviceArch, *device)) {
+        codegen.productTiles = std::move(*tiles);
+        src = generateCudaSource(program, codegen);
+        if (!src) return Unexpected(src.error());
+      }
   KernelCache cache(KernelCache::defaultDir());
   auto compiled = compileKernel({src->name, src->source}, target, {}, &cache);
   if (!compiled) return Unexpected(compiled.error());
@@ -1696,8 +1749,10 @@ Expected<std::shared_ptr<void>> prewarmCudaContext(bool tf32, TensorCoreMath pre
 }
 
 Expected<std::unique_ptr<Executable>> createCudaExecutable(Program program, bool tf32, bool verbose,
-                                                           const std::string& arch, TensorCoreMath precision) {
+                                                           const std::string& arch, TensorCoreMath precision,
+                                                           bool autotune) {
   CudaExecutableOptions opts = CudaExecutableOptions::fromEnvironment();
+  opts.autotune = opts.autotune || autotune;
   opts.tf32 = tf32;
   opts.verbose = verbose;
   opts.arch = arch;

@@ -4,6 +4,7 @@
 
 // Needs no CUDA headers; in a build without CUDA, create() returns an error.
 
+#include <map>
 #include <memory>
 #include <string>
 
@@ -63,15 +64,21 @@ struct CudaExecutableOptions {
   /// With wgmma, 16-bit weight gradients as TF32 warpgroup products (CudaCodegenOptions::
   /// wgmmaTf32Gathered16). Default: on, unless SHOAL_CUDA_WGRAD_TF32=0.
   bool wgmmaTf32Gathered16 = true;
-  /// With wgmma, a step's products left running across the next barrier (CudaCodegenOptions::
-  /// wgmmaInFlight). Default: off, unless SHOAL_CUDA_WGMMA_IN_FLIGHT=1.
-  bool wgmmaInFlight = false;
   /// Tensor-core forwards read inputs of at least this many elements channels-last
   /// (CudaCodegenOptions::convChannelsLastMinInput). Default: never (codegen's default);
   /// SHOAL_CUDA_NHWC=1: inputs of 2^20 elements and more.
   int64_t convChannelsLastMinInput = CudaCodegenOptions{}.convChannelsLastMinInput;
+  /// Each tensor-core product's tile and reduction slices timed on the device rather than taken
+  /// from the cost model (runtime/cuda/autotune.h): the first creation for a module, device and
+  /// NVRTC compiles a variant of the module per candidate, times each product's launches, keeps
+  /// the fastest per product and stores the choice in the kernel cache; later creations (and
+  /// `shoal compile`) read it there. Default: off, unless SHOAL_CUDA_AUTOTUNE=1.
+  bool autotune = false;
+  /// Every product takes its candidate tile number tuningVariant (CudaCodegenOptions::
+  /// tuningVariant: the autotuner's variants, and tests); -1: none.
+  int tuningVariant = -1;
   /// Fills graphs, syncEach, hostOutputs, inputsInPlace, horizontalUpdates, smallGemms, programmaticLaunch, groupKernels,
-  /// prepareParameters, wgmma, wgmmaTf32Gathered16, wgmmaInFlight, convChannelsLastMinInput and tensorCores from
+  /// prepareParameters, wgmma, wgmmaTf32Gathered16, convChannelsLastMinInput, autotune and tensorCores from
   /// the environment.
   static CudaExecutableOptions fromEnvironment();
   /// The codegen options these make for a device of architecture `arch` ("sm_90"; "" for
@@ -157,6 +164,10 @@ class CudaExecutable : public Executable {
   /// `iterations` more times on the inputs of the last run, between two CUDA events; no
   /// copies in or out. Params and state change as they would in training.
   Expected<double> timeStepMs(int iterations);
+  /// Device milliseconds of each node's launches in a step (prepare launches left out), the
+  /// least over `steps` profiled steps on the inputs of the last run (launched one by one, as
+  /// profiling does; the profile's own figures are left as they were).
+  Expected<std::map<const Node*, double>> timeNodesMs(int steps);
 
  protected:
   Expected<void> adoptPersistent(Executable& other) override;
@@ -171,8 +182,10 @@ class CudaExecutable : public Executable {
 /// Generates `program`'s CUDA source as CudaExecutable::create would (options from the
 /// environment) and NVRTC-compiles it into the on-disk kernel cache for `arch` (empty: device
 /// 0's), so the executable created later finds its cubin there. Needs no CUDA context.
+/// With `autotune`, the module with the tiles the autotuner chose for this device, when the
+/// kernel cache holds its choice (else the cost model's: creating the executable tunes).
 Expected<void> compileCudaIntoCache(const Program& program, const std::string& arch,
-                                    TensorCoreMath precision = TensorCoreMath::Off);
+                                    TensorCoreMath precision = TensorCoreMath::Off, bool autotune = false);
 
 /// Creates, now, the CUDA context (stream, cuBLAS handle and workspace) that the executables
 /// with this TF32 setting share, and keeps it alive as long as the returned pointer (or an
@@ -184,6 +197,7 @@ Expected<std::shared_ptr<void>> prewarmCudaContext(bool tf32, TensorCoreMath pre
 /// Errors name the kernel and the call that failed.
 Expected<std::unique_ptr<Executable>> createCudaExecutable(Program program, bool tf32, bool verbose,
                                                            const std::string& arch,
-                                                           TensorCoreMath precision = TensorCoreMath::Off);
+                                                           TensorCoreMath precision = TensorCoreMath::Off,
+                                                           bool autotune = false);
 
 }  // namespace shoal

@@ -42,9 +42,9 @@ using Runner = std::function<Expected<Tensor>(const Graph&, const TensorMap&, co
 struct Format {
   TensorCoreMath math;
   bool wgmma = false, channelsLast = false;
-  bool inFlight = false;  // CudaCodegenOptions::wgmmaInFlight
-  Format(TensorCoreMath m, bool w = false, bool cl = false, bool f = false)  // NOLINT: implicit
-      : math(m), wgmma(w), channelsLast(cl), inFlight(f) {}
+  int variant = -1;  // CudaCodegenOptions::tuningVariant: each product's candidate tile
+  Format(TensorCoreMath m, bool w = false, bool cl = false, int v = -1)  // NOLINT: implicit
+      : math(m), wgmma(w), channelsLast(cl), variant(v) {}
   bool truncates() const { return wgmma && math == TensorCoreMath::Tf32; }
   double packed(double v) const;
   double gathered(double v) const;
@@ -52,7 +52,7 @@ struct Format {
     return channelsLast ? 0 : CudaCodegenOptions{}.convChannelsLastMinInput;
   }
   std::string name() const {
-    return std::string(tensorCoreMathName(math)) + (wgmma ? " (wgmma)" : "") + (inFlight ? " (products in flight)" : "") +
+    return std::string(tensorCoreMathName(math)) + (wgmma ? " (wgmma)" : "") + (variant >= 0 ? " (tile candidate " + std::to_string(variant) + ")" : "") +
            (channelsLast ? " (channels last)" : "");
   }
 };
@@ -65,7 +65,7 @@ Expected<Tensor> onEmulator(const Graph& g, const TensorMap& params, const Tenso
   CudaCodegenOptions tc;
   tc.tensorCores = f.math;
   tc.wgmma = f.wgmma;
-  tc.wgmmaInFlight = f.inFlight;
+  tc.tuningVariant = f.variant;
   tc.convChannelsLastMinInput = f.channelsLastMinInput();
   auto emu = test::EmulatedExecutable::create(*program, tc);
   if (!emu) return Unexpected(emu.error());
@@ -82,7 +82,7 @@ Expected<Tensor> runOnGpu(const Graph& g, const TensorMap& params, const TensorM
   CudaExecutableOptions o;
   o.tensorCores = f.math;
   o.wgmma = wgmma;
-  o.wgmmaInFlight = f.inFlight;
+  o.tuningVariant = f.variant;
   o.convChannelsLastMinInput = f.channelsLastMinInput();
   auto exe = CudaExecutable::create(std::move(*program), o);
   if (!exe) return Unexpected(exe.error());
@@ -221,7 +221,7 @@ CudaModuleSource moduleFor(const Graph& g, const Format& f) {
   CudaCodegenOptions tc;
   tc.tensorCores = f.math;
   tc.wgmma = f.wgmma;
-  tc.wgmmaInFlight = f.inFlight;
+  tc.tuningVariant = f.variant;
   tc.convChannelsLastMinInput = f.channelsLastMinInput();
   auto src = generateCudaSource(*program, tc);
   EXPECT_TRUE(src) << (src ? "" : src.error().message());
@@ -422,7 +422,7 @@ void checkBackwardData(const Geometry& gm, bool transpose, uint64_t seed, const 
 // 16-bit weight gradient is a TF32 product (CudaCodegenOptions::wgmmaTf32Gathered16: both
 // operands gathered), so its reference rounds as TF32's wgmma does.
 void checkBackwardWeight(const Geometry& gm, uint64_t seed, const Runner& run, const Format& asked) {
-  const Format f = asked.wgmma ? Format(TensorCoreMath::Tf32, true, asked.channelsLast, asked.inFlight) : asked;
+  const Format f = asked.wgmma ? Format(TensorCoreMath::Tf32, true, asked.channelsLast, asked.variant) : asked;
   SCOPED_TRACE("backward weight " + describe(gm) + " " + asked.name());
   Graph g("tc_conv_dw");
   const Location loc{"tc.mmd", 1, 1, "dw"};
@@ -554,14 +554,20 @@ TEST(ConvTensorCore, WgmmaKernelsMatchFloat64WithinTheFormatsBounds) {
     checkWgmma(onEmulator, Format(math, /*wgmma=*/true));
 }
 
-// CudaCodegenOptions::wgmmaInFlight: five stages, the copies three steps ahead, a step's
-// products waited for only one step later. The emulator runs each product to completion, so
-// what this checks is the ring: the copies refill no stage before its step has read it.
-// (CudaCodegen.TensorCoreConvolutionsCompileWithNvrtc: the PTX waits with one group left.)
-TEST(ConvTensorCore, WgmmaProductsInFlightMatchFloat64WithinTheFormatsBounds) {
+// The autotuner's candidates (CudaCodegenOptions::tuningVariant): each product computed with
+// its second and third candidate tile, through the same checks as the cost model's choice.
+// Every product's second is the other block tile (256 x 64 where the cost model takes
+// 128 x 128 and the other way round); the third, where a product has one, half the model's
+// slices (these shapes' reductions are too short for twice): the split weight gradient and the
+// split forwards and data gradients in one slice.
+void checkCandidates(const Runner& run, TensorCoreMath math, bool wgmma) {
+  for (int variant = 1; variant <= 2; ++variant) checkWgmma(run, Format(math, wgmma, false, variant));
+}
+
+TEST(ConvTensorCore, EveryCandidateTileMatchesFloat64WithinTheFormatsBounds) {
   if (!haveHostCompiler()) GTEST_SKIP() << "no host C++ compiler to build the emulated module";
-  for (TensorCoreMath math : {TensorCoreMath::Tf32, TensorCoreMath::Bf16})
-    checkWgmma(onEmulator, Format(math, /*wgmma=*/true, false, /*inFlight=*/true));
+  checkCandidates(onEmulator, TensorCoreMath::Tf32, /*wgmma=*/true);
+  checkWgmma(onEmulator, Format(TensorCoreMath::Tf32, false, false, 1));  // mma.sync's warps
 }
 
 TEST(ConvTensorCore, ChannelsLastForwardsMatchFloat64WithinTheFormatsBounds) {
@@ -617,6 +623,71 @@ TEST(ConvTensorCore, ProductStepsCountTheConvolutionsOperations) {
   a.set("input_shape", std::vector<int64_t>{same.n, same.c, same.h, same.w});
   layers::output(dx, *layers::addOp(dx, OpKind::Conv2dBackwardData, {dy, w}, a, "d", loc), "y", loc);
   EXPECT_EQ(productFlops(dx), convFlops(same));
+}
+
+// Each tensor-core product lists the tiles it could take (CudaModuleSource::products), the cost
+// model's first; a tuning variant takes its candidate (the model's where it has fewer); an
+// autotuner's choice (productTiles, by kernel) is taken, and one that is not a candidate is an
+// error naming the kernel. A 3 x 3 forward of 162 pixels by 24 filters over 144 channel-taps
+// (at least 64 a slice, kConvMinSlice): one tile either way, 9 steps of 16 -- one slice costs
+// 9 + 6, two 5 + 6 + 2 * 162 * 24 / 187500 (the cost model's, codegen/cuda_kernels_igemm.cpp), so two; four would be
+// slices shorter than 64.
+TEST(ConvTensorCore, ProductsListTheirCandidateTilesAndTakeTheOneChosen) {
+  const Geometry gm = {2, 16, 9, 9, 24, 3, 3, {1, 1}, {1, 1, 1, 1}, {1, 1}};
+  const Location loc{"tc.mmd", 1, 1, "c"};
+  Graph g("tc_tiles");
+  Value* x = layers::input(g, "x", {DType::F32, {gm.n, gm.c, gm.h, gm.w}}, loc);
+  Value* w = layers::param(g, "c.weight", {DType::F32, {gm.o, gm.c, gm.kh, gm.kw}}, "zeros", loc);
+  layers::output(g, *layers::addOp(g, OpKind::Conv2d, {x, w}, gm.attrs(), "c", loc), "y", loc);
+  const std::vector<ProductTile> want = {{256, 64, 2}, {128, 128, 2}, {256, 64, 1}};
+  auto gridOf = [](const CudaModuleSource& m, const std::string& kernel) {
+    for (const CudaStep& st : m.steps)
+      if (st.kernel == kernel) return std::pair<unsigned, unsigned>(st.grid[0], st.grid[1]);
+    return std::pair<unsigned, unsigned>(0, 0);
+  };
+  for (int variant : {-1, 0, 1, 2, 3}) {
+    SCOPED_TRACE("variant " + std::to_string(variant));
+    const CudaModuleSource m = moduleFor(g, Format(TensorCoreMath::Tf32, true, false, variant));
+    ASSERT_EQ(m.products.size(), 1u);
+    const CudaProduct& p = m.products[0];
+    EXPECT_EQ(p.candidates, want);
+    EXPECT_EQ(p.chosen, want[variant == 1 || variant == 2 ? size_t(variant) : 0]);
+    EXPECT_TRUE(isProductKernel(p.kernel)) << p.kernel;
+    // Row tiles times slices, column tiles: 162 rows in 1 (256) or 2 (128) row tiles.
+    const auto grid = gridOf(m, p.kernel);
+    EXPECT_EQ(grid.first, unsigned((p.chosen.bm == 256 ? 1 : 2) * p.chosen.splits));
+    EXPECT_EQ(grid.second, 1u);
+    const bool sums = std::any_of(m.kernelNames.begin(), m.kernelNames.end(),
+                                  [](const std::string& k) { return k.ends_with("_tc_sum"); });
+    EXPECT_EQ(sums, p.chosen.splits > 1);
+  }
+  auto program = compileProgram(g.clone());
+  ASSERT_TRUE(program);
+  CudaCodegenOptions tc;
+  tc.tensorCores = TensorCoreMath::Tf32;
+  const std::string kernel = moduleFor(g, TensorCoreMath::Tf32).products.at(0).kernel;
+  tc.productTiles[kernel] = {128, 128, 2};
+  auto chosen = generateCudaSource(*program, tc);
+  ASSERT_TRUE(chosen) << chosen.error().message();
+  EXPECT_EQ(chosen->products.at(0).chosen, (ProductTile{128, 128, 2}));
+  EXPECT_EQ(gridOf(*chosen, kernel).first, 4u);
+  tc.productTiles[kernel] = {128, 128, 3};
+  auto bad = generateCudaSource(*program, tc);
+  ASSERT_FALSE(bad);
+  EXPECT_NE(bad.error().message().find("tile 128x128/3 for kernel " + kernel + " is not one of its candidates "
+                                       "(256x64/2, 128x128/2, 256x64/1)"),
+            std::string::npos)
+      << bad.error().message();
+}
+
+TEST(ConvTensorCore, ProductTilesReadBackWhatTheyWrite) {
+  for (const ProductTile& t : {ProductTile{128, 128, 1}, ProductTile{256, 64, 12}}) {
+    EXPECT_EQ(ProductTile::parse(t.describe()), t) << t.describe();
+  }
+  EXPECT_EQ((ProductTile{256, 64, 3}.describe()), "256x64/3");
+  for (const char* bad : {"", "128x128", "128x128/", "128x128/0", "128x128/2 ", " 128x128/2", "128*128/2", "-1x64/1",
+                          "128x128/2/1", "128x128/99999999999999999999"})
+    EXPECT_FALSE(ProductTile::parse(bad)) << bad;
 }
 
 // Inference prepares the weights' packing once (a `prepare` step into the prepared region)
@@ -684,7 +755,7 @@ void checkAllOnGpu(TensorCoreMath math) {
   const bool wgmma = gpuUsesWgmma();
   checkAll(onGpu, Format(math, wgmma));
   checkChannelsLast(onGpu, Format(math, wgmma, true), /*every=*/true);
-  if (wgmma) checkWgmma(onGpu, Format(math, true, false, /*inFlight=*/true));
+  if (wgmma) checkCandidates(onGpu, math, true);
   if (wgmma) checkAll(onGpuMmaSync, math);
 }
 TEST(ConvTensorCoreGpu, EveryTf32ConvolutionMatchesFloat64WithinItsBounds) { checkAllOnGpu(TensorCoreMath::Tf32); }

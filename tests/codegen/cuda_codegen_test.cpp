@@ -192,7 +192,6 @@ TEST(CudaCodegen, TensorCoreConvolutionsCompileWithNvrtc) {
     const char* mmaSync;      // the mma.sync call that must (or must not) remain
     bool keepsMmaSync;
     const char* ptx;          // the instruction in the PTX
-    bool inFlight = false;    // CudaCodegenOptions::wgmmaInFlight
     bool compile = true;      // NVRTC and the PTX checks (the 16-bit weight gradient's kernels
                               // are the sm_80 module's and the case before's: source only)
   };
@@ -203,23 +202,18 @@ TEST(CudaCodegen, TensorCoreConvolutionsCompileWithNvrtc) {
        {WgmmaCase{TensorCoreMath::Tf32, true, "shoal_wgmma_tf32_n64(acc[i]", "shoal_warp_mma_tf32(acc", false,
                   "wgmma.mma_async.sync.aligned.m64n64k8.f32.tf32.tf32"},
         WgmmaCase{TensorCoreMath::Bf16, true, bf16Product, bf16MmaSync, false, bf16Ptx},
-        WgmmaCase{TensorCoreMath::Bf16, false, bf16Product, bf16MmaSync, true, bf16Ptx, false, false},
-        WgmmaCase{TensorCoreMath::Tf32, true, "shoal_wgmma_tf32_n64(acc[i]", "shoal_warp_mma_tf32(acc", false,
-                  "wgmma.wait_group.sync.aligned 1", true}}) {
-    SCOPED_TRACE("wgmma " + std::string(tensorCoreMathName(c.math)) + (c.tf32WeightGradient ? "" : ", 16-bit weight gradient") +
-                 (c.inFlight ? ", products in flight" : ""));
+        WgmmaCase{TensorCoreMath::Bf16, false, bf16Product, bf16MmaSync, true, bf16Ptx, false}}) {
+    SCOPED_TRACE("wgmma " + std::string(tensorCoreMathName(c.math)) + (c.tf32WeightGradient ? "" : ", 16-bit weight gradient"));
     CudaCodegenOptions wg;
     wg.tensorCores = c.math;
     wg.wgmma = true;
     wg.wgmmaTf32Gathered16 = c.tf32WeightGradient;
-    wg.wgmmaInFlight = c.inFlight;
     EXPECT_EQ(cudaTargetArch(wg, "sm_90"), "sm_90a");
     auto wsrc = generateCudaSource(p, wg);
     ASSERT_TRUE(wsrc.has_value()) << wsrc.error().message();
     EXPECT_NE(wsrc->source.find(c.product), std::string::npos);
     EXPECT_EQ(wsrc->source.find(c.mmaSync) != std::string::npos, c.keepsMmaSync);
     EXPECT_EQ(wsrc->source.find("shoal_wgmma_tf32_n64(acc[i]") != std::string::npos, c.tf32WeightGradient);
-    EXPECT_EQ(wsrc->source.find("shoal_wgmma_wait<1>();") != std::string::npos, c.inFlight);
     if (!c.compile) continue;
     expectCompiles(wsrc->source, wsrc->name, {"sm_90a"});
 #if SHOAL_HAVE_CUDA
