@@ -133,6 +133,18 @@ TEST(Session, PrecisionNeedsTheGpuAndAgreesWithTf32) {
                                               .precision = shoal::Precision::Fp16});
   ASSERT_FALSE(both);
   EXPECT_EQ(both.error().message(), "SessionOptions: tf32 and precision fp16 disagree; choose one");
+  // The autotuner times tensor-core tiles: fp32 has none (an error, not ignored); on the CPU the
+  // precision it needs is refused first.
+  auto tuneFp32 = shoal::Session::create(*model, {.device = shoal::DeviceKind::Cpu, .autotune = true});
+  ASSERT_FALSE(tuneFp32);
+  EXPECT_EQ(tuneFp32.error().message(),
+            "SessionOptions::autotune times the tiles of tensor-core convolutions, which precision fp32 does not use "
+            "(choose tf32, bf16 or fp16)");
+  auto tuneCpu = shoal::Session::create(
+      *model, {.device = shoal::DeviceKind::Cpu, .precision = shoal::Precision::Bf16, .autotune = true});
+  ASSERT_FALSE(tuneCpu);
+  EXPECT_NE(tuneCpu.error().message().find("runs on a GPU's tensor cores"), std::string::npos)
+      << tuneCpu.error().message();
   auto trainer = shoal::Trainer::create(*model, {.loss = shoal::Loss::MeanSquaredError},
                                         {.device = shoal::DeviceKind::Cpu, .precision = shoal::Precision::Tf32});
   ASSERT_FALSE(trainer);
