@@ -28,6 +28,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cctype>
 #include <utility>
 
 #include "codegen/cuda_emit.h"
@@ -95,6 +96,15 @@ std::vector<ProductTile> productCandidates(const ImplicitGemm& spec) {
     add(model, slices(model) / 2);
   }
   return out;
+}
+
+// Whether `code` uses the identifier `name` (not as part of a longer one).
+bool mentions(const std::string& code, const std::string& name) {
+  auto word = [](char ch) { return std::isalnum(static_cast<unsigned char>(ch)) || ch == '_'; };
+  for (size_t at = code.find(name); at != std::string::npos; at = code.find(name, at + 1))
+    if ((at == 0 || !word(code[at - 1])) && (at + name.size() == code.size() || !word(code[at + name.size()])))
+      return true;
+  return false;
 }
 
 // One operand's copies into the stage at shared address `stage` for the tile at reduction
@@ -179,10 +189,12 @@ std::string copyCode(const CopySpec& c) {
                                : c.cached  ? "shoal_cp_async_f32x4_cached"
                                : c.aligned ? "shoal_cp_async_f32x4_aligned"
                                            : "shoal_cp_async_f32x4";
-      // `e`: the element's reduction steps past kg (every fourth step when interleaved).
+      // `e`: the element's reduction steps past kg (every fourth step when interleaved); `k`,
+      // its reduction index, declared where the bound or the load reads it.
+      const bool usesK = !c.wholeGroups || mentions(c.load, "k");
       for (int e = 0; e < c.group; e += c.vector ? 4 : 1) {
         s += fill("        {\n"
-                  "          const int e = " + std::to_string(e * step) + ", k = kg + e;\n"
+                  "          const int e = " + std::to_string(e * step) + (usesK ? ", k = kg + e" : "") + ";\n"
                   "          const float* src = ${BASE};\n"
                   "          bool ok = false;\n",
                   v);

@@ -132,7 +132,6 @@ Vars groupVars(const NodeEmitter& em, const GroupCode& g, const Splits& s, const
 // The split [begin, end) of group r that block (r, split) reduces.
 constexpr const char* kSplitPrologue =
     "  __shared__ double red[32];\n"
-    "  __shared__ double shared;\n"
     "  const ${I} r = blockIdx.x;\n"
     "  const ${I} begin = (${I})blockIdx.y * ${CHUNK};\n"
     "  const ${I} end = begin + ${CHUNK} < ${COUNT} ? begin + ${CHUNK} : ${COUNT};\n";
@@ -141,6 +140,7 @@ constexpr const char* kSplitPrologue =
 void emitMoments(NodeEmitter& em, const Vars& v, const Splits& s, int64_t groups, const CudaArg& x) {
   em.kernel("moments", fill("const ${T}* __restrict__ x, double* __restrict__ scratch", v),
             fill(std::string(kSplitPrologue) +
+                     "  __shared__ double shared;\n"
                      "  double sum = 0.0;\n"
                      "  for (${I} j = begin + threadIdx.x; j < end; j += blockDim.x) sum += (double)x[${OFFSET}];\n"
                      "  sum = shoal_block_sum(sum, red);\n"
@@ -242,9 +242,9 @@ Expected<void> emitNormForward(NodeEmitter& em, const GroupCode& g, double eps, 
   std::vector<CudaArg> args = {NodeEmitter::scratch(), em.in(0)};
   appendAffineAndOutput(em, w, b, params, args);
   em.elementwise("apply", fill(params, v),
-                 fill("    const double* m = scratch + ${MOMENTS} + (${GROUP}) * 3;\n"
-                      "    const ${I} ch = ${CHANNEL};\n"
-                      "    ${T} v = (x[i] - (${T})m[0]) * (${T})m[2];\n" +
+                 fill("    const double* m = scratch + ${MOMENTS} + (${GROUP}) * 3;\n" +
+                          std::string(w.present || b.present ? "    const ${I} ch = ${CHANNEL};\n" : "") +
+                          "    ${T} v = (x[i] - (${T})m[0]) * (${T})m[2];\n" +
                           affineCode(w.present, b.present) + "    y[i] = v;\n",
                       v),
                  std::move(args), g.count * g.groups);
