@@ -1577,11 +1577,15 @@ std::string CudaExecutable::profileSummary() const {
   };
   // Seconds per call of launch i.
   auto perCall = [&](size_t i) { return im.profileByLaunch[i].first / double(im.profileByLaunch[i].second); };
-  out += "slowest launches (ms per call; the achieved rate of the products):\n";
+  // A tensor-core product's tile and slices (the cost model's or the autotuner's), by kernel.
+  std::map<std::string, std::string> tiles;
+  for (const CudaProduct& p : im.src.products) tiles[p.kernel] = p.chosen.describe();
+  out += "slowest launches (ms per call; the achieved rate of the products, the tensor-core ones' tile/slices):\n";
   for (size_t i : order) {
     const CudaStep& s = *im.launches[i].step;
     std::string what = "copy";
     if (s.kind == CudaStepKind::Kernel) what = s.kernel;
+    if (auto t = tiles.find(s.kernel); s.kind == CudaStepKind::Kernel && t != tiles.end()) what += " " + t->second;
     if (s.kind == CudaStepKind::Gemm) what = fmt::format("cuBLAS gemm {}x{}x{}", s.gemm.m, s.gemm.n, s.gemm.k);
     if (s.kind == CudaStepKind::AllReduce) what = "all_reduce";
     // One launch for several nodes: all of them.

@@ -136,6 +136,12 @@ TEST(AutotuneGpu, TunedTilesAreCachedAndMatchTheCostModelsResults) {
     EXPECT_TRUE(out) << (out ? "" : out.error().message());
     std::vector<ProductTile> chosen;
     for (const CudaProduct& p : (*exe)->module().products) chosen.push_back(p.chosen);
+    // The profile names each product's tile beside its kernel.
+    (*exe)->setProfiling(true);
+    EXPECT_TRUE((*exe)->run(inputs));
+    const std::string summary = (*exe)->profileSummary();
+    for (const CudaProduct& p : (*exe)->module().products)
+      EXPECT_NE(summary.find("[" + p.kernel + " " + p.chosen.describe() + "]"), std::string::npos) << summary;
     return {out ? *out : TensorMap{}, chosen};
   };
   const auto [modelOut, modelTiles] = runWith(false);
