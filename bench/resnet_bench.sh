@@ -10,14 +10,16 @@
 # summary.md.
 #
 #   bench/resnet_bench.sh [--modes eager,default,max-autotune-no-cudagraphs,reduce-overhead]
-#                         [--precisions fp32,tf32,bf16] [--runs 30] [--steps 20] [--ncu]
+#                         [--precisions fp32,tf32,bf16] [--runs 30] [--steps 20] [--ncu] [--autotune]
 #
 # Needs what bench/onnx_bench.sh needs (ONNX's C++ library, or its .debs in $ONNX_DEBS) and
 # torchvision. PyTorch trains resnet18 without batch norm, the model shoal trains (the ONNX
 # export of the eval-mode network folds batch norm into the convolutions): --train-norm batch
 # in resnet_torch.py times torchvision's own. --ncu adds Nsight Compute's speed-of-light figures
 # for the heaviest kernels of one batch-32 TF32 inference. BUILD (default build-resnet-bench)
-# and SHOAL_BUILD_TESTS=ON let one build serve the GPU tests too.
+# and SHOAL_BUILD_TESTS=ON let one build serve the GPU tests too. --autotune times shoal's
+# tensor-core precisions with their tiles tuned (resnet_bench --autotune: a first run tunes into
+# the kernel cache, untimed, then the timed run reads the choice).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 export OUT=${OUT:-/tmp/shoal-resnet-bench}
@@ -27,6 +29,7 @@ precisions=fp32,tf32,bf16
 runs=30
 steps=20
 ncu=0
+autotune=()
 while [ $# -gt 0 ]; do
   case "$1" in
     --modes) modes=$2; shift 2 ;;
@@ -34,6 +37,7 @@ while [ $# -gt 0 ]; do
     --runs) runs=$2; shift 2 ;;
     --steps) steps=$2; shift 2 ;;
     --ncu) ncu=1; shift ;;
+    --autotune) autotune=(--autotune); shift ;;
     *) echo "unknown argument $1"; exit 1 ;;
   esac
 done
@@ -57,10 +61,16 @@ nvidia-smi --query-gpu=name,driver_version --format=csv,noheader
 PYTHONUNBUFFERED=1 python3 bench/resnet_torch.py --onnx "$OUT/resnet18.onnx" --out "$OUT/torch.json" --modes "$modes" \
   --precisions "$precisions" --runs "$runs" --steps "$steps" > "$OUT/torch.log" 2>&1 || tail -20 "$OUT/torch.log"
 for p in ${precisions//,/ }; do
-  "$BUILD/resnet_bench" --onnx "$OUT/resnet18.onnx" --precision "$p" --runs "$runs" --steps "$steps" \
+  tune=()
+  if [ "$p" != fp32 ] && [ ${#autotune[@]} -gt 0 ]; then
+    tune=(--autotune)
+    "$BUILD/resnet_bench" --onnx "$OUT/resnet18.onnx" --precision "$p" --runs 1 --steps 4 --autotune --verbose \
+      > "$OUT/autotune_$p.log" 2>&1 || tail -5 "$OUT/autotune_$p.log"
+  fi
+  "$BUILD/resnet_bench" --onnx "$OUT/resnet18.onnx" --precision "$p" --runs "$runs" --steps "$steps" "${tune[@]}" \
     --json "$OUT/shoal_$p.json" 2>&1 | tee "$OUT/shoal_$p.log"
   if [ "$p" != fp32 ]; then  # where the time goes (profiled runs launch one by one: timed apart)
-    "$BUILD/resnet_bench" --onnx "$OUT/resnet18.onnx" --precision "$p" --runs 3 --steps 3 --batches 32 --profile \
+    "$BUILD/resnet_bench" --onnx "$OUT/resnet18.onnx" --precision "$p" --runs 3 --steps 3 --batches 32 --profile "${tune[@]}" \
       > "$OUT/profile_$p.txt" 2>&1 || tail -5 "$OUT/profile_$p.txt"
   fi
 done
