@@ -127,6 +127,23 @@ std::optional<Tensor> fusedBitsAsUnfused(const Graph& graph, Runners& r, const T
 // 16-deep stage), and a warp per output for few outputs; dense layers whose bias is
 // accumulated into (beta 1) both ways; a batched product with alpha and two column tiles;
 // tiles cut by m and n. Against the interpreter's products within fp32 rounding of their terms.
+// The emulator's device memory ends in a guard (GuardedRegion): a write one byte past a region
+// is seen (and a run naming the kernel fails), a write inside it is not.
+TEST(CudaEmulation, GuardsSeeWritesPastARegionsEnd) {
+  test::GuardedRegion r;
+  r.assign(100);
+  EXPECT_EQ(r.bytes(), 100u);
+  r.data()[0] = 1;
+  r.data()[99] = 1;
+  EXPECT_EQ(r.firstDamaged(), -1);
+  r.data()[100 + 17] = 0;
+  EXPECT_EQ(r.firstDamaged(), 17);
+  r.assign(0);
+  EXPECT_EQ(r.firstDamaged(), -1);
+  r.data()[0] = 0;
+  EXPECT_EQ(r.firstDamaged(), 0);
+}
+
 TEST(CudaEmulation, SmallProductsAsKernelsMatchTheInterpreter) {
   if (!haveHostCompiler()) GTEST_SKIP() << "no host C++ compiler to build the emulated module";
   test::OpGraphBuilder b("small_gemms", DType::F32);

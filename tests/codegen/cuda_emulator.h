@@ -291,6 +291,34 @@ class EmulatedModule {
   Fiber* current_ = nullptr;
 };
 
+/// A region of emulated device memory followed by a guard: kGuardBytes of a known pattern,
+/// checked after every step, so a kernel that writes past the region's end fails the run
+/// naming itself instead of corrupting the host's heap (writes further out still crash).
+class GuardedRegion {
+ public:
+  static constexpr size_t kGuardBytes = 4096;
+  static constexpr unsigned char kPattern = 0xA5;
+  /// `bytes` of zeros, then the guard.
+  void assign(size_t bytes) {
+    bytes_ = bytes;
+    words_.assign((bytes + kGuardBytes + 7) / 8, 0);  // 8-byte words: the region 16-byte aligned
+    std::memset(data() + bytes, kPattern, words_.size() * 8 - bytes);
+  }
+  char* data() { return reinterpret_cast<char*>(words_.data()); }
+  size_t bytes() const { return bytes_; }
+  /// The offset past the end of the first guard byte a kernel changed, or -1.
+  int64_t firstDamaged() const {
+    const auto* p = reinterpret_cast<const unsigned char*>(words_.data());
+    for (size_t i = bytes_; i < words_.size() * 8; ++i)
+      if (p[i] != kPattern) return int64_t(i - bytes_);
+    return -1;
+  }
+
+ private:
+  std::vector<uint64_t> words_;
+  size_t bytes_ = 0;
+};
+
 /// A Program run step by step on the emulator over host memory laid out by its plan: the
 /// GPU executor's work, minus the CUDA runtime.
 class EmulatedExecutable {
@@ -304,10 +332,10 @@ class EmulatedExecutable {
     std::unique_ptr<EmulatedExecutable> e(new EmulatedExecutable(program));
     e->src_ = std::move(*src);
     e->module_ = std::move(*module);
-    e->arena_.assign(size_t(program.plan.arenaBytes) + 64, 0);
-    e->persistent_.assign(size_t(program.plan.persistentBytes) + 64, 0);
-    e->scratch_.assign(size_t(e->src_.scratchBytes / 8 + 1), 0.0);
-    e->prepared_.assign(size_t(e->src_.preparedBytes / 8 + 1), 0.0);
+    e->arena_.assign(size_t(program.plan.arenaBytes));
+    e->persistent_.assign(size_t(program.plan.persistentBytes));
+    e->scratch_.assign(size_t(e->src_.scratchBytes));
+    e->prepared_.assign(size_t(e->src_.preparedBytes));
     e->status_.assign(size_t(e->src_.statusWords()), 0);
     return e;
   }
@@ -362,7 +390,7 @@ class EmulatedExecutable {
           case CudaArgKind::Value: return address(a.value);
           case CudaArgKind::Scratch: return scratch_.data();
           case CudaArgKind::Status: return status_.data();
-          case CudaArgKind::Prepared: return reinterpret_cast<char*>(prepared_.data()) + a.offset;
+          case CudaArgKind::Prepared: return prepared_.data() + a.offset;
         }
         return nullptr;
       };
@@ -419,6 +447,13 @@ class EmulatedExecutable {
           break;
         }
       }
+      for (const auto& [region, name] : {std::pair<const GuardedRegion*, const char*>{&arena_, "arena"},
+                                         {&persistent_, "persistent region"}, {&scratch_, "scratch"},
+                                         {&prepared_, "prepared region"}})
+        if (const int64_t at = region->firstDamaged(); at >= 0)
+          return fail("emulator: " + (s.kind == CudaStepKind::Kernel ? "kernel '" + s.kernel + "'" : s.node->describe()) +
+                      " of " + s.node->describe() + " wrote past the end of the " + name + " (" +
+                      std::to_string(region->bytes()) + " bytes): byte " + std::to_string(at) + " after it");
     }
     if (auto ok = checkCudaStatus(src_, status_.data()); !ok) return Unexpected(ok.error());
     TensorMap out;
@@ -456,8 +491,7 @@ class EmulatedExecutable {
   const Program& program_;
   CudaModuleSource src_;
   std::unique_ptr<EmulatedModule> module_;
-  std::vector<char> arena_, persistent_;
-  std::vector<double> scratch_, prepared_;
+  GuardedRegion arena_, persistent_, scratch_, prepared_;
   std::vector<uint64_t> status_;
   bool preparedStale_ = true;
   int prepareRuns_ = 0;
