@@ -72,7 +72,7 @@ struct CudaExecutableOptions {
   /// from the cost model (runtime/cuda/autotune.h): the first creation for a module, device and
   /// NVRTC compiles a variant of the module per candidate, times each product's launches, keeps
   /// the fastest per product and stores the choice in the kernel cache; later creations (and
-  /// `shoal compile`) read it there. Default: off, unless SHOAL_CUDA_AUTOTUNE=1.
+  /// compileCudaIntoCache) read it there. Default: off, unless SHOAL_CUDA_AUTOTUNE=1.
   bool autotune = false;
   /// Every product takes its candidate tile number tuningVariant (CudaCodegenOptions::
   /// tuningVariant: the autotuner's variants, and tests); -1: none.
