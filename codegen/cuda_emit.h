@@ -254,6 +254,10 @@ struct ImplicitGemm {
   /// N > 0 fixes them (1 where the epilogue must see whole sums in one kernel).
   int64_t splits = 0;
   int64_t minSlice = 256;  ///< the shortest slice the choice may make (see kConvMinSlice)
+  /// Blocks the cost model counts as one wave of the grid: one an SM (kTargetBlocks / 2), or
+  /// two (kTargetBlocks) where a second block an SM adds throughput -- measured so for the
+  /// weight gradient, whose long reductions gather both operands (see splitsFor).
+  int64_t waveBlocks = kTargetBlocks / 2;
   /// Prefix of the kernels' name suffixes ("p01_" -> ..._p01_tc), for a node with several GEMMs.
   std::string name;
   /// The product's floating-point operations as the caller counts them (CudaStep::flops); 0:

@@ -55,22 +55,22 @@ Tile tileFor(int64_t cols) { return cols <= 64 ? kTall : kSquare; }
 Tile tileOf(const ProductTile& t) { return t.bm == kTall.bm ? kTall : kSquare; }
 
 // The cost model's slices for `tile`, each at least minSlice steps (see ImplicitGemm::splits).
-int64_t splitsFor(const Tile& tile, int64_t rows, int64_t cols, int64_t red, int64_t minSlice) {
+int64_t splitsFor(const Tile& tile, int64_t rows, int64_t cols, int64_t red, int64_t minSlice, int64_t wave) {
   // A model, in units of one block's 16-step (~0.5 us on an H100/H200): the grid runs in waves
-  // of one block an SM (kTargetBlocks / 2), each as long as a slice's steps plus ~6 for filling
-  // the stages and the epilogue; splitting adds the slices' sums (written, then read and added:
-  // 8 bytes per element and slice at ~3 TB/s). A grid of 1.1 waves costs two. Two blocks an SM
-  // fit, but a second one shares the SM's tensor cores rather than doubling them: with waves of
-  // two an SM the model split products the autotuner measured faster whole (ResNet-18 TF32 on
-  // an H200: layer 4's 3 x 3 at batch 256 0.496 ms in two slices, 0.370 in one; layer 3's at
-  // batch 32 0.105 -> 0.079; the training step's layer-3 data gradients 0.331 -> 0.215).
-  constexpr int64_t kWave = kTargetBlocks / 2;
+  // of `wave` blocks (ImplicitGemm::waveBlocks), each as long as a slice's steps plus ~6 for
+  // filling the stages and the epilogue; splitting adds the slices' sums (written, then read
+  // and added: 8 bytes per element and slice at ~3 TB/s). A grid of 1.1 waves costs two.
+  // Forwards and data gradients count one block an SM: with two, the model split products
+  // the autotuner measured faster whole (ResNet-18 TF32 on an H200: layer 4's 3 x 3 at batch
+  // 256 0.496 ms in two slices, 0.370 in one; layer 3's at batch 32 0.105 -> 0.079; the
+  // training step's layer-3 data gradients 0.331 -> 0.215). Weight gradients count two: with
+  // one, their fewer, longer slices made the batch-128 training step 18.8 -> 22.5 ms.
   const int64_t tiles = ((rows + tile.bm - 1) / tile.bm) * ((cols + tile.bn - 1) / tile.bn);
   const int64_t steps = (red + 15) / 16;
   int64_t best = 1;
   double bestCost = 0;
   for (int64_t s = 1; s <= mostSplits(red, minSlice); ++s) {
-    const double waves = double((tiles * s + kWave - 1) / kWave);
+    const double waves = double((tiles * s + wave - 1) / wave);
     const double cost = waves * (double((steps + s - 1) / s) + 6.0) +
                         (s > 1 ? double(s) * double(rows) * double(cols) / 187500.0 : 0.0);
     if (s == 1 || cost < bestCost) best = s, bestCost = cost;
@@ -92,7 +92,7 @@ std::vector<ProductTile> productCandidates(const ImplicitGemm& spec) {
   };
   const Tile model = tileFor(spec.cols), other = model.bm == kTall.bm ? kSquare : kTall;
   auto slices = [&](const Tile& t) {
-    return spec.splits > 0 ? spec.splits : splitsFor(t, spec.rows, spec.cols, spec.red, spec.minSlice);
+    return spec.splits > 0 ? spec.splits : splitsFor(t, spec.rows, spec.cols, spec.red, spec.minSlice, spec.waveBlocks);
   };
   add(model, slices(model));
   add(other, slices(other));
