@@ -303,7 +303,10 @@ void NodeEmitter::gemm(const CudaGemmCall& call) {
                          (call.batch > 1 || call.offsetA || call.offsetB || call.offsetC
                               ? fmt::format(" x{} batched, offsets {},{},{} strides {},{},{}", call.batch, call.offsetA,
                                             call.offsetB, call.offsetC, call.strideA, call.strideB, call.strideC)
-                              : ""));
+                              : "") +
+                         (call.hasEpilogue() ? fmt::format(", cuBLASLt epilogue{}{}", call.bias.value ? " + " + name(call.bias) : "",
+                                                           call.activation.empty() ? "" : ", " + call.activation)
+                                             : ""));
   CudaStep step;
   step.kind = CudaStepKind::Gemm;
   step.node = &node_;

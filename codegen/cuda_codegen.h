@@ -51,6 +51,12 @@ struct CudaGemmCall {
   int batch = 1;
   int64_t strideA = 0, strideB = 0, strideC = 0;  ///< elements between consecutive products
   int64_t offsetA = 0, offsetB = 0, offsetC = 0;  ///< elements from the buffer's start to product 0
+  /// An epilogue computed by cuBLASLt as it stores C (CudaCodegenOptions::gemmEpilogues; one
+  /// product, beta 0): bias[j] (a vector of n, null: none) added to each output of column j,
+  /// then `activation` ("" none, or "relu"). The executor calls cublasLtMatmul for such a call.
+  CudaArg bias;
+  std::string activation;
+  bool hasEpilogue() const { return bias.value != nullptr || !activation.empty(); }
 };
 
 /// The kinds of step a Program becomes on the GPU.
@@ -177,6 +183,12 @@ struct CudaCodegenOptions {
   /// cuBLAS calls: no cuBLAS first-call cost, one launch where cuBLAS often takes two. Off
   /// where cuBLAS's GEMMs are to run in TF32 or with 16-bit operands.
   bool smallGemms = true;
+  /// dense's bias and fused_dense's bias and ReLU computed by cuBLASLt as it stores the product
+  /// (CUBLASLT_EPILOGUE_BIAS, _RELU, _RELU_BIAS) where the product goes to cuBLAS, instead of a
+  /// bias kernel before it (dense, beta = 1) or an epilogue kernel after it (fused_dense):
+  /// one launch and one pass over the output fewer. The sum is the same one rounding of
+  /// product + bias. Other activations keep their kernel (SHOAL_CUDA_GEMM_EPILOGUE=0: all do).
+  bool gemmEpilogues = true;
   /// Horizontal kernel fusion: a run of consecutive kernels of different nodes, none of which
   /// writes memory another one reads or writes (where the memory plan places their values),
   /// becomes one launch whose blocks run each kernel's own blocks side by side (a loss, the

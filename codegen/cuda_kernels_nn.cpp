@@ -1332,11 +1332,27 @@ Expected<void> addGemm(NodeEmitter& em, bool transA, bool transB, int64_t m, int
   return {};
 }
 
+// dense's product y = x·wᵀ with the bias and activation in cuBLASLt's epilogue
+// (CudaCodegenOptions::gemmEpilogues), where the product goes to cuBLAS (not a small fp32 one),
+// in fp32 and with an epilogue cuBLASLt has (bias, relu); nullopt otherwise.
+std::optional<CudaGemmCall> cublasLtEpilogue(NodeEmitter& em, int64_t m, int64_t n, int64_t k, CudaArg bias,
+                                             const std::string& activation) {
+  if (!em.options().gemmEpilogues || em.T() != "float" || m == 0 || n == 0 || k == 0) return std::nullopt;
+  if (!activation.empty() && activation != "relu") return std::nullopt;
+  if (!bias.value && activation.empty()) return std::nullopt;
+  auto call = gemmCall(em, false, true, m, n, k, em.in(0), em.in(1), false);
+  if (!call || smallGemmApplies(em.options(), *call)) return std::nullopt;
+  call->bias = bias;
+  call->activation = activation;
+  return call;
+}
+
 }  // namespace
 
 // y = x·wᵀ + b: the bias is broadcast into y by a small kernel, then cuBLAS adds the product
 // (beta = 1), the interpreter's order. A small fp32 product adds the bias as it stores each
-// output instead: the same sum, one kernel fewer.
+// output instead, and a larger one has cuBLASLt add it (gemmEpilogues): the same sum, one
+// kernel fewer.
 Expected<void> emitDense(NodeEmitter& em) {
   const Node& n = em.node();
   if (!isFloatNode(n) || n.input(0)->type().dtype != n.input(1)->type().dtype)
@@ -1348,6 +1364,11 @@ Expected<void> emitDense(NodeEmitter& em) {
     if (auto call = gemmCall(em, false, true, x[0], w[0], x[1], em.in(0), em.in(1), false))
       if (em.gemmWithEpilogue(*call, {em.in(2), ""})) return {};
   if (bias)
+    if (auto call = cublasLtEpilogue(em, x[0], w[0], x[1], em.in(2), "")) {
+      em.gemm(*call);
+      return {};
+    }
+  if (bias)
     em.elementwise("bias", fill("const ${T}* __restrict__ b, ${T}* __restrict__ y", {{"T", em.T()}}),
                    fill("    y[i] = b[i % ${OUT}];\n", {{"OUT", intLit(w[0])}}), {em.in(2), em.out()}, x[0] * w[0]);
   return addGemm(em, false, true, x[0], w[0], x[1], em.in(0), em.in(1), bias);
@@ -1355,7 +1376,8 @@ Expected<void> emitDense(NodeEmitter& em) {
 
 // fused_dense: y = x·wᵀ by cuBLAS (beta = 0), then one epilogue kernel y = act(y + b). The
 // bias is added to the finished product, as cuBLAS's beta = 1 would (dense's order). A small
-// fp32 product applies the epilogue as it stores each output (its last kernel).
+// fp32 product applies the epilogue as it stores each output (its last kernel); cuBLASLt does
+// for a larger one where it has the activation (gemmEpilogues: bias and relu).
 Expected<void> emitFusedDense(NodeEmitter& em) {
   const Node& n = em.node();
   if (!isFloatNode(n) || n.input(0)->type().dtype != n.input(1)->type().dtype)
@@ -1369,6 +1391,10 @@ Expected<void> emitFusedDense(NodeEmitter& em) {
   if (x[0] == 0 || w[0] == 0) return {};
   if (auto call = gemmCall(em, false, true, x[0], w[0], x[1], em.in(0), em.in(1), false))
     if (em.gemmWithEpilogue(*call, {bias ? em.in(2) : CudaArg{}, activation})) return {};
+  if (auto call = cublasLtEpilogue(em, x[0], w[0], x[1], bias ? em.in(2) : CudaArg{}, activation)) {
+    em.gemm(*call);
+    return {};
+  }
   if (auto ok = addGemm(em, false, true, x[0], w[0], x[1], em.in(0), em.in(1), /*accumulate=*/false); !ok) return ok;
   Vars v = {{"T", em.T()}, {"OUT", intLit(w[0])}};
   std::string code = fill(bias ? "    const ${T} s = y[i] + b[i % ${OUT}];\n" : "    const ${T} s = y[i];\n", v) +

@@ -38,6 +38,27 @@ const Expected<CublasLibrary>& cublasLibrary() {
   return lib;
 }
 
+const Expected<CublasLtLibrary>& cublasLtLibrary() {
+  static const Expected<CublasLtLibrary> lib = []() -> Expected<CublasLtLibrary> {
+    std::vector<std::string> names;
+#ifdef SHOAL_CUDA_VERSION_MAJOR
+    names.push_back("libcublasLt.so." SHOAL_STRINGIFY(SHOAL_CUDA_VERSION_MAJOR));
+#endif
+    names.push_back("libcublasLt.so");
+    auto dl = DynamicLibrary::open("cuBLASLt", names, cudaLibraryDirs());
+    if (!dl) return Unexpected(dl.error());
+    CublasLtLibrary lt;
+    lt.path = dl->path();
+#define SHOAL_CUBLASLT_LOAD(name)                                                          \
+  lt.name = reinterpret_cast<decltype(&::name)>(dl->symbol(#name));                        \
+  if (!lt.name) return fail("cannot load cuBLASLt: " + dl->path() + " has no " #name);
+    SHOAL_CUBLASLT_FUNCTIONS(SHOAL_CUBLASLT_LOAD)
+#undef SHOAL_CUBLASLT_LOAD
+    return lt;
+  }();
+  return lib;
+}
+
 }  // namespace shoal::cudaimpl
 
 #endif  // SHOAL_HAVE_CUDA

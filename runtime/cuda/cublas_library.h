@@ -4,6 +4,7 @@
 
 #if SHOAL_HAVE_CUDA
 
+#include <cublasLt.h>
 #include <cublas_v2.h>
 
 #include <string>
@@ -42,6 +43,23 @@ struct CublasLibrary {
 /// libcublas.so.<major of the toolkit shoal was built with>, loaded on first use; the error
 /// says why it cannot be.
 const Expected<CublasLibrary>& cublasLibrary();
+
+// cuBLASLt, for products with an epilogue (CudaGemmCall::hasEpilogue).
+#define SHOAL_CUBLASLT_FUNCTIONS(X)                                                                  \
+  X(cublasLtCreate) X(cublasLtDestroy) X(cublasLtMatmul) X(cublasLtMatmulDescCreate)                 \
+  X(cublasLtMatmulDescDestroy) X(cublasLtMatmulDescSetAttribute) X(cublasLtMatrixLayoutCreate)      \
+  X(cublasLtMatrixLayoutDestroy) X(cublasLtMatmulPreferenceCreate) X(cublasLtMatmulPreferenceDestroy) \
+  X(cublasLtMatmulPreferenceSetAttribute) X(cublasLtMatmulAlgoGetHeuristic)
+
+struct CublasLtLibrary {
+#define SHOAL_CUBLASLT_MEMBER(name) decltype(&::name) name = nullptr;
+  SHOAL_CUBLASLT_FUNCTIONS(SHOAL_CUBLASLT_MEMBER)
+#undef SHOAL_CUBLASLT_MEMBER
+  std::string path;
+};
+
+/// libcublasLt.so.<major>, loaded on first use; the error says why it cannot be.
+const Expected<CublasLtLibrary>& cublasLtLibrary();
 
 }  // namespace shoal::cudaimpl
 

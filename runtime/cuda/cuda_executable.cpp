@@ -192,6 +192,7 @@ std::vector<Slot> touchedSlots(const Program& p, const CudaStep& s) {
     add(s.gemm.a);
     add(s.gemm.b);
     add(s.gemm.c);
+    add(s.gemm.bias);
   }
   if (s.kind == CudaStepKind::Constant) add({CudaArgKind::Value, s.node->result()});
   return out;
@@ -237,6 +238,7 @@ CudaExecutableOptions CudaExecutableOptions::fromEnvironment() {
   o.inputsInPlace = envFlagDefaultOn("SHOAL_CUDA_INPUTS_IN_PLACE");
   o.horizontalUpdates = envFlagDefaultOn("SHOAL_CUDA_HFUSE");
   o.smallGemms = envFlagDefaultOn("SHOAL_CUDA_SMALL_GEMM");
+  o.gemmEpilogues = envFlagDefaultOn("SHOAL_CUDA_GEMM_EPILOGUE");
   o.programmaticLaunch = envFlagDefaultOn("SHOAL_CUDA_PDL");
   o.groupKernels = envFlagDefaultOn("SHOAL_CUDA_GROUP");
   o.prepareParameters = envFlagDefaultOn("SHOAL_CUDA_PREPARE");
@@ -266,6 +268,7 @@ CudaCodegenOptions CudaExecutableOptions::codegenOptions(const std::string& arch
   c.horizontalUpdates = horizontalUpdates;
   c.tensorCores = tensorCores;
   c.smallGemms = smallGemms && !tf32 && gemm16 == TensorCoreMath::Off;
+  c.gemmEpilogues = gemmEpilogues;
   c.groupKernels = groupKernels;
   c.prepareParameters = prepareParameters;
   c.wgmmaTf32Gathered16 = wgmmaTf32Gathered16;
@@ -294,9 +297,9 @@ namespace {
 // warmed are remembered, so later executables warm only new shapes. Nothing the program
 // owns is touched; a failure here is dropped (the step's own call reports it).
 std::string gemmKey(const CudaGemmCall& g, const CudaContextOptions& o) {
-  return fmt::format("{} {}{} {}x{}x{} {} {} {} {} {} {} {} {} {} {}{}{}", dtypeName(g.dtype), g.transA, g.transB, g.m,
-                     g.n, g.k, g.lda, g.ldb, g.ldc, g.alpha, g.beta, g.batch, g.strideA, g.strideB, g.strideC, o.tf32,
-                     o.gemmBf16, o.gemmFp16);
+  return fmt::format("{} {}{} {}x{}x{} {} {} {} {} {} {} {} {} {} {}{}{} {}{}", dtypeName(g.dtype), g.transA, g.transB,
+                     g.m, g.n, g.k, g.lda, g.ldb, g.ldc, g.alpha, g.beta, g.batch, g.strideA, g.strideB, g.strideC,
+                     o.tf32, o.gemmBf16, o.gemmFp16, g.bias.value != nullptr, g.activation);
 }
 
 void warmUpGemms(const std::vector<CudaGemmCall>& calls, const CudaContextOptions& options) {
@@ -307,14 +310,19 @@ void warmUpGemms(const std::vector<CudaGemmCall>& calls, const CudaContextOption
     const int64_t elem = int64_t(dtypeSize(g.dtype));
     const int64_t batchA = int64_t(g.batch - 1) * g.strideA, batchB = int64_t(g.batch - 1) * g.strideB;
     const int64_t a = batchA + int64_t(g.transA ? g.k : g.m) * g.lda, b = batchB + int64_t(g.transB ? g.n : g.k) * g.ldb,
-                  c = int64_t(g.batch - 1) * g.strideC + int64_t(g.m) * g.ldc;
+                  c = int64_t(g.batch - 1) * g.strideC + int64_t(g.m) * g.ldc + (g.hasEpilogue() ? g.n : 0);
     auto buffer = (*ctx)->allocateBuffer(size_t(std::max<int64_t>(1, a + b + c) * elem), "cuBLAS warm-up");
     if (!buffer) return;
     char* base = static_cast<char*>(*buffer);
     (void)(*ctx)->memsetZero(base, size_t((a + b + c) * elem), "cuBLAS warm-up");
     void *pa = base, *pb = base + a * elem, *pc = base + (a + b) * elem;
     const std::string what = "warm-up";
-    if (g.batch > 1 && g.dtype == DType::F64)
+    if (g.hasEpilogue())  // the bias after C
+      (void)(*ctx)->gemmEpilogueF32(g.transA, g.transB, g.m, g.n, g.k, static_cast<const float*>(pa), g.lda,
+                                    static_cast<const float*>(pb), g.ldb, static_cast<float*>(pc), g.ldc,
+                                    g.bias.value ? static_cast<const float*>(pc) + int64_t(g.m) * g.ldc : nullptr,
+                                    g.activation == "relu", what);
+    else if (g.batch > 1 && g.dtype == DType::F64)
       (void)(*ctx)->gemmStridedBatchedF64(g.transA, g.transB, g.m, g.n, g.k, g.alpha, static_cast<const double*>(pa), g.lda,
                                           g.strideA, static_cast<const double*>(pb), g.ldb, g.strideB, g.beta,
                                           static_cast<double*>(pc), g.ldc, g.strideC, g.batch, what);
@@ -345,7 +353,7 @@ std::vector<char> findBindableInputs(const Program& p, const CudaModuleSource& s
   for (const CudaStep& step : src.steps) {
     if (step.kind == CudaStepKind::Kernel) continue;
     for (const CudaArg& a : step.args) otherReaders.insert(a.value);
-    for (const CudaArg* a : {&step.gemm.a, &step.gemm.b, &step.gemm.c}) otherReaders.insert(a->value);
+    for (const CudaArg* a : {&step.gemm.a, &step.gemm.b, &step.gemm.c, &step.gemm.bias}) otherReaders.insert(a->value);
   }
   for (size_t i = 0; i < inputs.size(); ++i) {
     const Value* v = inputs[i].node->result();
@@ -852,6 +860,18 @@ Expected<std::unique_ptr<CudaExecutable>> CudaExecutable::create(Program program
                   [](const CudaStep& s) { return s.kind == CudaStepKind::AllReduce; }))
     if (auto side = im.ctx->sideStream(); !side) return Unexpected(side.error());  // not during a capture
   im.bindArguments(p);
+  // cuBLASLt's handle and the epilogue products' plans, now rather than in a captured step.
+  for (const Launch& l : im.launches)
+    if (l.step->kind == CudaStepKind::Gemm && l.step->gemm.hasEpilogue()) {
+      const CudaGemmCall& g = l.step->gemm;
+      if (auto ok = im.ctx->planGemmEpilogueF32(g.transA, g.transB, g.m, g.n, g.k, static_cast<const float*>(l.ptrs[0]),
+                                                g.lda, static_cast<const float*>(l.ptrs[1]), g.ldb,
+                                                static_cast<float*>(l.ptrs[2]), g.ldc,
+                                                static_cast<const float*>(l.ptrs[3]), g.activation == "relu",
+                                                l.step->node->describe());
+          !ok)
+        return Unexpected(ok.error());
+    }
   if (auto ok = im.ctx->synchronize("loading '" + graphName + "'"); !ok) return Unexpected(ok.error());
   timer.reset();
 
@@ -912,7 +932,8 @@ void CudaExecutable::Impl::bindArguments(const Program& p) {
       auto at = [&](const CudaArg& a, int64_t offset) -> void* {
         return static_cast<char*>(resolve(a)) + size_t(offset) * elem;
       };
-      l.ptrs = {at(s.gemm.a, s.gemm.offsetA), at(s.gemm.b, s.gemm.offsetB), at(s.gemm.c, s.gemm.offsetC)};
+      l.ptrs = {at(s.gemm.a, s.gemm.offsetA), at(s.gemm.b, s.gemm.offsetB), at(s.gemm.c, s.gemm.offsetC),
+                s.gemm.bias.value ? resolve(s.gemm.bias) : nullptr};
     } else {
       for (const CudaArg& a : s.args) l.ptrs.push_back(resolve(a));
     }
@@ -978,7 +999,11 @@ Expected<void> CudaExecutable::Impl::enqueueStep() {
         const CudaGemmCall& g = s.gemm;
         const std::string what = s.node->describe();
         Expected<void> ok;
-        if (g.batch > 1 && g.dtype == DType::F64)
+        if (g.hasEpilogue())
+          ok = ctx.gemmEpilogueF32(g.transA, g.transB, g.m, g.n, g.k, static_cast<const float*>(l.ptrs[0]), g.lda,
+                                   static_cast<const float*>(l.ptrs[1]), g.ldb, static_cast<float*>(l.ptrs[2]), g.ldc,
+                                   static_cast<const float*>(l.ptrs[3]), g.activation == "relu", what);
+        else if (g.batch > 1 && g.dtype == DType::F64)
           ok = ctx.gemmStridedBatchedF64(g.transA, g.transB, g.m, g.n, g.k, g.alpha,
                                          static_cast<const double*>(l.ptrs[0]), g.lda, g.strideA,
                                          static_cast<const double*>(l.ptrs[1]), g.ldb, g.strideB, g.beta,

@@ -45,6 +45,9 @@ struct CudaExecutableOptions {
   /// cuBLAS would compute them in exact fp32 (tf32 off, gemm16 Off). Default: on, unless
   /// SHOAL_CUDA_SMALL_GEMM=0.
   bool smallGemms = true;
+  /// dense's and fused_dense's bias and ReLU in cuBLASLt's epilogue
+  /// (CudaCodegenOptions::gemmEpilogues). Default: on, unless SHOAL_CUDA_GEMM_EPILOGUE=0.
+  bool gemmEpilogues = true;
   /// Each generated kernel that follows another in the step launched with programmatic
   /// stream serialization (CudaKernel::launchAfterPrevious; sm_90 and up), so its launch
   /// overlaps the previous kernel's end. Default: on, unless SHOAL_CUDA_PDL=0; off while
@@ -77,7 +80,7 @@ struct CudaExecutableOptions {
   /// Every product takes its candidate tile number tuningVariant (CudaCodegenOptions::
   /// tuningVariant: the autotuner's variants, and tests); -1: none.
   int tuningVariant = -1;
-  /// Fills graphs, syncEach, hostOutputs, inputsInPlace, horizontalUpdates, smallGemms, programmaticLaunch, groupKernels,
+  /// Fills graphs, syncEach, hostOutputs, inputsInPlace, horizontalUpdates, smallGemms, gemmEpilogues, programmaticLaunch, groupKernels,
   /// prepareParameters, wgmma, wgmmaTf32Gathered16, convChannelsLastMinInput, autotune and tensorCores from
   /// the environment.
   static CudaExecutableOptions fromEnvironment();

@@ -11,8 +11,11 @@
 #include <cassert>
 #include <cstdlib>
 #include <cstring>
+#include <map>
 #include <optional>
 #include <utility>
+
+#include <fmt/format.h>
 
 #include "support/phase_times.h"
 
@@ -294,6 +297,7 @@ CudaContext::~CudaContext() {
   }
   for (const auto& [ptr, bytes] : buffers_) (void)cudaFree(ptr);
   buffers_.clear();
+  lt_.reset();
   if (cublas_) (void)cublasLib().cublasDestroy(cublas_);
   if (cublasWorkspace_) (void)cudaFree(cublasWorkspace_);
   if (side_) (void)cudaStreamDestroy(side_);
@@ -373,6 +377,172 @@ Expected<void> CudaContext::gemmF32(bool transA, bool transB, int m, int n, int 
     return cublasFail(s, options_.gemmBf16 || options_.gemmFp16 ? "cublasGemmEx" : "cublasSgemm",
                       std::string(what) + ", m=" + std::to_string(m) + " n=" + std::to_string(n) +
                           " k=" + std::to_string(k));
+  return {};
+}
+
+// --- cuBLASLt: products with an epilogue ----------------------------------------------------
+
+namespace {
+
+const cudaimpl::CublasLtLibrary& ltLib() { return *cudaimpl::cublasLtLibrary(); }
+
+Unexpected<Error> cublasLtFail(cublasStatus_t s, std::string_view call, std::string_view what) {
+  std::string msg = fmt::format("{}({}): cuBLASLt status {}", call, what, int(s));
+  if (const auto& lib = cudaimpl::cublasLibrary()) {  // cuBLAS's names for the shared status codes
+    msg += fmt::format(" ({}: {})", lib->cublasGetStatusName(s), lib->cublasGetStatusString(s));
+  }
+  return fail(msg);
+}
+
+// The largest power of two up to 256 that divides the address: cuBLASLt's heuristic assumes
+// 256-byte aligned buffers unless told less.
+uint32_t alignmentOf(const void* p) {
+  const auto v = reinterpret_cast<uintptr_t>(p);
+  uint32_t a = 256;
+  while (a > 1 && v % a) a /= 2;
+  return a;
+}
+
+}  // namespace
+
+struct CudaContext::LtPlans {
+  struct Plan {
+    cublasLtMatmulDesc_t desc = nullptr;
+    cublasLtMatrixLayout_t a = nullptr, b = nullptr, c = nullptr;
+    cublasLtMatmulAlgo_t algo{};
+  };
+  cublasLtHandle_t handle = nullptr;
+  std::map<std::string, Plan> plans;
+  ~LtPlans() {
+    for (auto& [key, p] : plans) {
+      if (p.desc) (void)ltLib().cublasLtMatmulDescDestroy(p.desc);
+      for (cublasLtMatrixLayout_t l : {p.a, p.b, p.c})
+        if (l) (void)ltLib().cublasLtMatrixLayoutDestroy(l);
+    }
+    if (handle) (void)ltLib().cublasLtDestroy(handle);
+  }
+};
+
+Expected<void> CudaContext::gemmEpilogueF32(bool transA, bool transB, int m, int n, int k, const float* a, int lda,
+                                            const float* b, int ldb, float* c, int ldc, const float* bias, bool relu,
+                                            std::string_view what) {
+  return ltGemm(transA, transB, m, n, k, a, lda, b, ldb, c, ldc, bias, relu, what, /*run=*/true);
+}
+
+Expected<void> CudaContext::planGemmEpilogueF32(bool transA, bool transB, int m, int n, int k, const float* a,
+                                                int lda, const float* b, int ldb, float* c, int ldc,
+                                                const float* bias, bool relu, std::string_view what) {
+  return ltGemm(transA, transB, m, n, k, a, lda, b, ldb, c, ldc, bias, relu, what, /*run=*/false);
+}
+
+// Row-major C = op(A)·op(B) is column-major Cᵀ = op(B)ᵀ·op(A)ᵀ (as gemmF32): cuBLASLt's A is
+// our B, its B our A, its result n x m; the bias, one per row of that result, is one per
+// column j of ours.
+Expected<void> CudaContext::ltGemm(bool transA, bool transB, int m, int n, int k, const float* a, int lda,
+                                   const float* b, int ldb, float* c, int ldc, const float* bias, bool relu,
+                                   std::string_view what, bool run) {
+  const std::string where = fmt::format("{}, m={} n={} k={}", what, m, n, k);
+  const cublasLtEpilogue_t epilogue = bias ? (relu ? CUBLASLT_EPILOGUE_RELU_BIAS : CUBLASLT_EPILOGUE_BIAS)
+                                           : (relu ? CUBLASLT_EPILOGUE_RELU : CUBLASLT_EPILOGUE_DEFAULT);
+  const cublasComputeType_t compute = options_.gemmBf16 || options_.gemmFp16 ? gemm16Compute(options_)
+                                      : options_.tf32                        ? CUBLAS_COMPUTE_32F_FAST_TF32
+                                                                             : CUBLAS_COMPUTE_32F;
+  const uint32_t alignA = alignmentOf(b), alignB = alignmentOf(a), alignC = alignmentOf(c),
+                 alignBias = bias ? alignmentOf(bias) : 256;
+  const std::string key = fmt::format("{}{} {} {} {} {} {} {} {} {} {} {} {} {}", transA, transB, m, n, k, lda, ldb,
+                                      ldc, int(epilogue), int(compute), alignA, alignB, alignC, alignBias);
+  if (!lt_) {
+    if (capturing_) return forbiddenInCapture("creating the cuBLASLt handle");
+    if (const auto& lib = cudaimpl::cublasLtLibrary(); !lib) return Unexpected(lib.error());
+    auto plans = std::make_unique<LtPlans>();
+    if (cublasStatus_t s = ltLib().cublasLtCreate(&plans->handle); s != CUBLAS_STATUS_SUCCESS)
+      return cublasLtFail(s, "cublasLtCreate", info_.describe());
+    lt_ = std::move(plans);
+  }
+  auto found = lt_->plans.find(key);
+  if (found == lt_->plans.end()) {
+    const auto& L = ltLib();
+    LtPlans::Plan p;
+    auto check = [&](cublasStatus_t s, const char* call) -> Expected<void> {
+      if (s != CUBLAS_STATUS_SUCCESS) return cublasLtFail(s, call, where);
+      return {};
+    };
+    auto made = [&]() -> Expected<void> {
+      if (auto ok = check(L.cublasLtMatmulDescCreate(&p.desc, compute, CUDA_R_32F), "cublasLtMatmulDescCreate"); !ok)
+        return ok;
+      const cublasOperation_t opA = transB ? CUBLAS_OP_T : CUBLAS_OP_N, opB = transA ? CUBLAS_OP_T : CUBLAS_OP_N;
+      auto setDesc = [&](cublasLtMatmulDescAttributes_t attr, const void* v, size_t bytes) {
+        return check(L.cublasLtMatmulDescSetAttribute(p.desc, attr, v, bytes), "cublasLtMatmulDescSetAttribute");
+      };
+      if (auto ok = setDesc(CUBLASLT_MATMUL_DESC_TRANSA, &opA, sizeof opA); !ok) return ok;
+      if (auto ok = setDesc(CUBLASLT_MATMUL_DESC_TRANSB, &opB, sizeof opB); !ok) return ok;
+      if (auto ok = setDesc(CUBLASLT_MATMUL_DESC_EPILOGUE, &epilogue, sizeof epilogue); !ok) return ok;
+      if (bias) {
+        const cudaDataType_t biasType = CUDA_R_32F;
+        if (auto ok = setDesc(CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE, &biasType, sizeof biasType); !ok) return ok;
+      }
+      // Stored (before op): cuBLASLt's A is our B, n x k (k x n when transB), and so on.
+      if (auto ok = check(L.cublasLtMatrixLayoutCreate(&p.a, CUDA_R_32F, transB ? k : n, transB ? n : k, ldb),
+                          "cublasLtMatrixLayoutCreate");
+          !ok)
+        return ok;
+      if (auto ok = check(L.cublasLtMatrixLayoutCreate(&p.b, CUDA_R_32F, transA ? m : k, transA ? k : m, lda),
+                          "cublasLtMatrixLayoutCreate");
+          !ok)
+        return ok;
+      if (auto ok = check(L.cublasLtMatrixLayoutCreate(&p.c, CUDA_R_32F, n, m, ldc), "cublasLtMatrixLayoutCreate"); !ok)
+        return ok;
+      cublasLtMatmulPreference_t pref = nullptr;
+      if (auto ok = check(L.cublasLtMatmulPreferenceCreate(&pref), "cublasLtMatmulPreferenceCreate"); !ok) return ok;
+      const uint64_t workspace = cublasWorkspace_ ? uint64_t(options_.cublasWorkspaceBytes) : 0;
+      Expected<void> prefOk = check(L.cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES,
+                                                                           &workspace, sizeof workspace),
+                                    "cublasLtMatmulPreferenceSetAttribute");
+      const std::pair<cublasLtMatmulPreferenceAttributes_t, uint32_t> aligns[] = {
+          {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, alignA},
+          {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, alignB},
+          {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, alignC},
+          {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, alignC}};
+      for (const auto& [attr, value] : aligns)
+        if (prefOk)
+          prefOk = check(L.cublasLtMatmulPreferenceSetAttribute(pref, attr, &value, sizeof value),
+                         "cublasLtMatmulPreferenceSetAttribute");
+      cublasLtMatmulHeuristicResult_t result{};
+      int returned = 0;
+      if (prefOk)
+        prefOk = check(L.cublasLtMatmulAlgoGetHeuristic(lt_->handle, p.desc, p.a, p.b, p.c, p.c, pref, 1, &result,
+                                                        &returned),
+                       "cublasLtMatmulAlgoGetHeuristic");
+      (void)L.cublasLtMatmulPreferenceDestroy(pref);
+      if (!prefOk) return prefOk;
+      if (returned < 1)
+        return fail("cublasLtMatmulAlgoGetHeuristic(" + where +
+                    "): cuBLASLt has no algorithm for this product with its epilogue (SHOAL_CUDA_GEMM_EPILOGUE=0 keeps "
+                    "the epilogue in a kernel of its own)");
+      p.algo = result.algo;
+      return {};
+    }();
+    if (!made) {
+      if (p.desc) (void)L.cublasLtMatmulDescDestroy(p.desc);
+      for (cublasLtMatrixLayout_t l : {p.a, p.b, p.c})
+        if (l) (void)L.cublasLtMatrixLayoutDestroy(l);
+      return made;
+    }
+    found = lt_->plans.emplace(key, p).first;
+  }
+  if (!run) return {};
+  LtPlans::Plan& p = found->second;
+  if (bias)
+    if (cublasStatus_t s = ltLib().cublasLtMatmulDescSetAttribute(p.desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias,
+                                                                  sizeof bias);
+        s != CUBLAS_STATUS_SUCCESS)
+      return cublasLtFail(s, "cublasLtMatmulDescSetAttribute", where);
+  const float one = 1.0f, zero = 0.0f;
+  if (cublasStatus_t s = ltLib().cublasLtMatmul(lt_->handle, p.desc, &one, b, p.a, a, p.b, &zero, c, p.c, c, p.c,
+                                                &p.algo, cublasWorkspace_,
+                                                cublasWorkspace_ ? options_.cublasWorkspaceBytes : 0, stream_);
+      s != CUBLAS_STATUS_SUCCESS)
+    return cublasLtFail(s, "cublasLtMatmul", where);
   return {};
 }
 
@@ -610,6 +780,7 @@ void CudaEvent::reset() { event_ = nullptr; }
 void CudaGraphExec::reset() { exec_ = nullptr, nodeCount_ = 0; }
 Expected<std::unique_ptr<CudaContext>> CudaContext::create(const CudaContextOptions&) { return notBuilt(); }
 bool cudaContextMade() { return false; }
+struct CudaContext::LtPlans {};
 CudaContext::~CudaContext() = default;
 Expected<void> CudaContext::setTf32(bool) { return notBuilt(); }
 Expected<void> CudaContext::makeCurrent() const { return notBuilt(); }
@@ -620,6 +791,14 @@ Expected<void> CudaContext::gemmF32(bool, bool, int, int, int, float, const floa
 }
 Expected<void> CudaContext::gemmF64(bool, bool, int, int, int, double, const double*, int, const double*, int,
                                     double, double*, int, std::string_view) {
+  return notBuilt();
+}
+Expected<void> CudaContext::gemmEpilogueF32(bool, bool, int, int, int, const float*, int, const float*, int, float*,
+                                            int, const float*, bool, std::string_view) {
+  return notBuilt();
+}
+Expected<void> CudaContext::planGemmEpilogueF32(bool, bool, int, int, int, const float*, int, const float*, int,
+                                                float*, int, const float*, bool, std::string_view) {
   return notBuilt();
 }
 Expected<void> CudaContext::gemmStridedBatchedF32(bool, bool, int, int, int, float, const float*, int, int64_t,

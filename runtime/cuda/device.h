@@ -272,6 +272,20 @@ class CudaContext {
                                        double beta, double* c, int ldc, int64_t strideC, int batch,
                                        std::string_view what);
 
+  /// Row-major fp32 GEMM through cuBLASLt with an epilogue: C[m,n] = act(op(A)·op(B) + bias),
+  /// bias[j] a vector of n added to column j (null: none), act ReLU (`relu`) or none; beta 0.
+  /// The math is the context's (exact fp32, TF32, or bf16/fp16 operands, as gemmF32). The
+  /// cuBLASLt handle, the call's descriptors and its algorithm (cuBLASLt's heuristic, for the
+  /// pointers' alignment, within the cuBLAS workspace, which it shares) are made once per shape
+  /// and kept: planGemmEpilogueF32 makes them ahead (outside a graph capture); a call with none
+  /// made makes them itself. Same conventions as gemmF32.
+  Expected<void> gemmEpilogueF32(bool transA, bool transB, int m, int n, int k, const float* a, int lda,
+                                 const float* b, int ldb, float* c, int ldc, const float* bias, bool relu,
+                                 std::string_view what);
+  Expected<void> planGemmEpilogueF32(bool transA, bool transB, int m, int n, int k, const float* a, int lda,
+                                     const float* b, int ldb, float* c, int ldc, const float* bias, bool relu,
+                                     std::string_view what);
+
   // --- events ----------------------------------------------------------------------------
   Expected<CudaEvent> createEvent();
   Expected<void> record(const CudaEvent& event);
@@ -314,6 +328,11 @@ class CudaContext {
   CudaEventHandle forkEvent_ = nullptr, joinEvent_ = nullptr;  ///< ordering only (no timing)
   CublasHandle cublas_ = nullptr;
   void* cublasWorkspace_ = nullptr;
+  struct LtPlans;  ///< the cuBLASLt handle and each epilogue product's descriptors and algorithm
+  std::unique_ptr<LtPlans> lt_;
+  /// gemmEpilogueF32's plan made (or found), then the call made when `run`.
+  Expected<void> ltGemm(bool transA, bool transB, int m, int n, int k, const float* a, int lda, const float* b,
+                        int ldb, float* c, int ldc, const float* bias, bool relu, std::string_view what, bool run);
   bool capturing_ = false;
   mutable std::mutex buffersMutex_;
   std::vector<std::pair<void*, size_t>> buffers_;  ///< from allocateBuffer, freed at the end

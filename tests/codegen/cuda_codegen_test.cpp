@@ -328,18 +328,36 @@ TEST(CudaCodegen, MnistTrainingStepProductsAndLabels) {
   // The launch plan tells views from copies: flatten's result shares the pool's buffer.
   EXPECT_NE(src->source.find("view %f of %p1 (one buffer: nothing copied)"), std::string::npos);
   EXPECT_EQ(src->source.find("//   4. copy %"), std::string::npos);
-  // Fusion: the conv's relu is in its kernel, the first dense's bias and relu in one epilogue
-  // after its GEMM, and the six Adam updates are one horizontally fused kernel.
-  int adamKernels = 0, epilogues = 0, reluKernels = 0;
+  // Fusion: the conv's relu is in its kernel, the first dense's bias and relu in cuBLASLt's
+  // epilogue (an epilogue kernel after its GEMM with gemmEpilogues off), the second dense's
+  // bias too (a bias kernel before it), and the six Adam updates are one horizontally fused
+  // kernel.
+  int adamKernels = 0, epilogues = 0, reluKernels = 0, ltEpilogues = 0;
   for (const CudaStep& s : src->steps) {
+    if (s.kind == CudaStepKind::Gemm && s.node->kind() == OpKind::FusedDense)
+      ltEpilogues += s.gemm.bias.value && s.gemm.activation == "relu";
+    if (s.kind == CudaStepKind::Gemm && s.node->kind() == OpKind::Dense) ltEpilogues += s.gemm.bias.value != nullptr;
     if (s.kind != CudaStepKind::Kernel) continue;
     adamKernels += s.node->kind() == OpKind::AdamUpdate;
-    epilogues += s.node->kind() == OpKind::FusedDense;
+    epilogues += s.node->kind() == OpKind::FusedDense || s.node->kind() == OpKind::Dense;
     reluKernels += s.node->kind() == OpKind::Relu;
   }
   EXPECT_EQ(adamKernels, 1);
-  EXPECT_EQ(epilogues, 1);
+  EXPECT_EQ(epilogues, 0);
+  EXPECT_EQ(ltEpilogues, 2);
   EXPECT_EQ(reluKernels, 0);
+  CudaCodegenOptions noLt = cublas;
+  noLt.gemmEpilogues = false;
+  auto kernelsAfter = generateCudaSource(p, noLt);
+  ASSERT_TRUE(kernelsAfter.has_value());
+  for (const CudaStep& s : kernelsAfter->steps) EXPECT_FALSE(s.kind == CudaStepKind::Gemm && s.gemm.hasEpilogue());
+  auto named = [](const CudaModuleSource& m, std::string_view suffix) {  // grouped launches' parts too
+    const auto steps = test::kernelSteps(m);
+    return std::count_if(steps.begin(), steps.end(), [&](const CudaStep* k) { return k->kernel.ends_with(suffix); });
+  };
+  EXPECT_EQ(named(*kernelsAfter, "_bias"), 1);
+  EXPECT_EQ(named(*kernelsAfter, "_epilogue"), 1);
+  EXPECT_EQ(named(*src, "_bias") + named(*src, "_epilogue"), 0);
   EXPECT_NE(src->source.find("_adam_update_c1_weight_x6("), std::string::npos);
   CudaCodegenOptions perParameter = cublas;
   perParameter.horizontalUpdates = false;

@@ -227,6 +227,61 @@ TEST(CudaEmulation, SmallProductsAsKernelsMatchTheInterpreter) {
   for (const auto& [name, t] : *want) EXPECT_TRUE(closeTo(name, got->at(name), t, 1e-5, 1e-4));
 }
 
+// Products that go to cuBLAS (smallGemms off) with dense's bias, and fused_dense's bias and
+// ReLU, in cuBLASLt's epilogue (gemmEpilogues): one Gemm step each carrying the bias and the
+// activation, no bias or epilogue kernel; a sigmoid (which cuBLASLt has not) keeps its
+// epilogue kernel, as every one does with gemmEpilogues off. Both forms against the
+// interpreter (the emulator stands in for cuBLASLt with the same arithmetic: the product, then
+// + bias, then the activation). The GPU tests check cuBLASLt itself.
+TEST(CudaEmulation, DenseBiasAndReluGoIntoCublasLtsEpilogue) {
+  if (!haveHostCompiler()) GTEST_SKIP() << "no host C++ compiler to build the emulated module";
+  test::OpGraphBuilder b("lt_epilogues", DType::F32);
+  Attrs relu, sigmoid;
+  relu.set("activation", std::string("relu"));
+  sigmoid.set("activation", std::string("sigmoid"));
+  b.op(OpKind::Dense, {b.input("ax", {33, 70}), b.input("aw", {45, 70}), b.input("ab", {45})}, {}, "dense_bias");
+  b.op(OpKind::FusedDense, {b.input("bx", {33, 70}), b.input("bw", {20, 70}), b.input("bb", {20})}, relu, "relu_bias");
+  b.op(OpKind::FusedDense, {b.input("cx", {12, 70}), b.input("cw", {20, 70})}, relu, "relu_only");
+  b.op(OpKind::FusedDense, {b.input("dx", {12, 70}), b.input("dw", {20, 70}), b.input("db", {20})}, sigmoid,
+       "sigmoid_bias");
+  b.op(OpKind::Dense, {b.input("ex", {12, 70}), b.input("ew", {20, 70})}, {}, "plain");
+  auto g = b.take();
+  for (bool epilogues : {true, false}) {
+    SCOPED_TRACE(epilogues ? "cuBLASLt epilogues" : "epilogue kernels");
+    CudaCodegenOptions o;
+    o.smallGemms = false;
+    o.gemmEpilogues = epilogues;
+    auto both = test::cpuAndEmulated(*g, o);
+    ASSERT_TRUE(both) << both.error().str();
+    auto src = generateCudaSource(*both->program, o);
+    ASSERT_TRUE(src.has_value());
+    std::map<std::string, std::string> gemms;  // result -> "bias activation"
+    int biasKernels = 0, epilogueKernels = 0;
+    for (const CudaStep& s : src->steps) {
+      if (s.kind == CudaStepKind::Gemm)
+        gemms[s.node->result()->name()] = std::string(s.gemm.bias.value ? "bias" : "-") + " " + s.gemm.activation;
+      if (s.kind != CudaStepKind::Kernel) continue;
+      biasKernels += s.kernel.ends_with("_bias");
+      epilogueKernels += s.kernel.ends_with("_epilogue");
+    }
+    const std::map<std::string, std::string> want =
+        epilogues ? std::map<std::string, std::string>{{"dense_bias", "bias "}, {"relu_bias", "bias relu"},
+                                                       {"relu_only", "- relu"}, {"sigmoid_bias", "- "}, {"plain", "- "}}
+                  : std::map<std::string, std::string>{{"dense_bias", "- "}, {"relu_bias", "- "}, {"relu_only", "- "},
+                                                       {"sigmoid_bias", "- "}, {"plain", "- "}};
+    EXPECT_EQ(gemms, want);
+    EXPECT_EQ(biasKernels, epilogues ? 0 : 1);
+    EXPECT_EQ(epilogueKernels, epilogues ? 1 : 3);
+    EXPECT_EQ(src->source.find("cuBLASLt epilogue") != std::string::npos, epilogues);
+    TensorMap feed = test::randomInputs(*g, 23);
+    auto want_ = both->cpu->run(feed);
+    auto got = both->emu->run(feed);
+    ASSERT_TRUE(want_ && got);
+    ASSERT_EQ(want_->size(), 5u);
+    for (const auto& [name, t] : *want_) EXPECT_TRUE(closeTo(name, got->at(name), t, 1e-5, 1e-5));
+  }
+}
+
 TEST(CudaEmulation, EveryOpMatchesTheInterpreter) {
   if (!haveHostCompiler()) GTEST_SKIP() << "no host C++ compiler to build the emulated module";
   for (DType dt : {DType::F32, DType::F64}) {

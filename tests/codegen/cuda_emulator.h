@@ -419,6 +419,16 @@ class EmulatedExecutable {
                                static_cast<const float*>(resolve(g.b)) + g.offsetB + i * g.strideB, float(g.beta),
                                static_cast<float*>(resolve(g.c)) + g.offsetC + i * g.strideC);
           }
+          if (g.hasEpilogue()) {  // cuBLASLt's epilogue (beta 0, one product): + bias[j], then relu
+            float* c = static_cast<float*>(resolve(g.c)) + g.offsetC;
+            const float* bias = g.bias.value ? static_cast<const float*>(resolve(g.bias)) : nullptr;
+            for (int i = 0; i < g.m; ++i)
+              for (int j = 0; j < g.n; ++j) {
+                float& v = c[int64_t(i) * g.ldc + j];
+                if (bias) v += bias[j];
+                if (g.activation == "relu") v = v > 0.0f ? v : 0.0f;
+              }
+          }
           break;
         }
         case CudaStepKind::Copy: {
@@ -506,7 +516,7 @@ struct CpuAndEmulated {
   std::unique_ptr<EmulatedExecutable> emu;
 };
 
-inline Expected<CpuAndEmulated> cpuAndEmulated(const Graph& g) {
+inline Expected<CpuAndEmulated> cpuAndEmulated(const Graph& g, const CudaCodegenOptions& options = {}) {
   auto forCpu = compileProgram(g.clone());
   if (!forCpu) return Unexpected(forCpu.error());
   auto forEmu = compileProgram(g.clone());
@@ -515,7 +525,7 @@ inline Expected<CpuAndEmulated> cpuAndEmulated(const Graph& g) {
   out.program = std::make_unique<Program>(std::move(*forEmu));
   auto cpu = CpuExecutable::create(std::move(*forCpu));
   if (!cpu) return Unexpected(cpu.error());
-  auto emu = EmulatedExecutable::create(*out.program);
+  auto emu = EmulatedExecutable::create(*out.program, options);
   if (!emu) return Unexpected(emu.error());
   out.cpu = std::move(*cpu);
   out.emu = std::move(*emu);

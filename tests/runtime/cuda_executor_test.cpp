@@ -246,6 +246,54 @@ TEST(CudaExecutor, PrecisionRoundsTheGemmOperandsToItsFormat) {
   }
 }
 
+// dense's bias and fused_dense's bias and ReLU in cuBLASLt's epilogue (gemmEpilogues, the
+// products on cuBLAS: smallGemms off) against the interpreter, in exact fp32 and in TF32, and
+// the same with the epilogues in kernels of their own; odd shapes (rows of 45 and 21 floats,
+// so C's rows are not 16-byte aligned); three runs, the later ones replaying the graph.
+TEST(CudaExecutor, GemmEpiloguesInCublasLtMatchTheInterpreter) {
+  SHOAL_REQUIRE_GPU();
+  test::OpGraphBuilder b("lt_epilogues", DType::F32);
+  Attrs relu, sigmoid;
+  relu.set("activation", std::string("relu"));
+  sigmoid.set("activation", std::string("sigmoid"));
+  b.op(OpKind::Dense, {b.input("ax", {257, 300}), b.input("aw", {45, 300}), b.input("ab", {45})}, {}, "dense_bias");
+  b.op(OpKind::FusedDense, {b.input("bx", {257, 300}), b.input("bw", {128, 300}), b.input("bb", {128})}, relu,
+       "relu_bias");
+  b.op(OpKind::FusedDense, {b.input("cx", {64, 301}), b.input("cw", {21, 301})}, relu, "relu_only");
+  b.op(OpKind::FusedDense, {b.input("dx", {64, 300}), b.input("dw", {32, 300}), b.input("db", {32})}, sigmoid,
+       "sigmoid_bias");
+  auto g = b.take();
+  for (TensorCoreMath math : {TensorCoreMath::Off, TensorCoreMath::Tf32})
+    for (bool epilogues : {true, false}) {
+      SCOPED_TRACE(std::string(tensorCoreMathName(math)) + (epilogues ? " cuBLASLt epilogues" : " epilogue kernels"));
+      CudaExecutableOptions o = CudaExecutableOptions::fromEnvironment().withPrecision(math);
+      o.smallGemms = false;
+      o.gemmEpilogues = epilogues;
+      Pair pair = makePair(*g, test::opTestCompileOptions(), o);
+      ASSERT_TRUE(pair.gpu && pair.cpu);
+      // TF32: operands with 10 mantissa bits, terms of magnitude ~1, 300 of them.
+      const Tolerance tol = math == TensorCoreMath::Off ? Tolerance{1e-4, 1e-5, true} : Tolerance{4e-3, 1e-4, true};
+      for (int run = 0; run < 3; ++run) {
+        TensorMap inputs = test::randomInputs(*g, 40 + uint64_t(run));
+        auto want = pair.cpu->run(inputs);
+        ASSERT_TRUE(want.has_value()) << want.error().message();
+        auto got = pair.gpu->run(inputs);
+        ASSERT_TRUE(got.has_value()) << got.error().message();
+        expectSameMaps("run " + std::to_string(run), *got, *want, tol);
+        // ReLU's results are never negative and many are exactly zero (a tolerance alone could
+        // hide a missing activation).
+        for (const char* name : {"relu_bias", "relu_only"}) {
+          const Tensor& y = got->at(name);
+          int64_t zeros = 0, negatives = 0;
+          for (int64_t i = 0; i < y.numElements(); ++i) zeros += y.at(i) == 0, negatives += y.at(i) < 0;
+          EXPECT_EQ(negatives, 0) << name;
+          EXPECT_GT(zeros, y.numElements() / 4) << name;
+        }
+      }
+      EXPECT_TRUE(pair.gpu->replaysGraph()) << pair.gpu->graphCaptureError();
+    }
+}
+
 // A dense classifier trained with Adam: x[4,5] → dense(3) → logits.
 std::unique_ptr<Graph> tinyClassifier(int64_t batch) {
   test::OpGraphBuilder b("tiny", DType::F32);
