@@ -4,7 +4,7 @@
 //
 //   shoal_bench [--device cuda|cpu|auto] [--pipeline examples/mnist_cnn.mmd]
 //               [--steps 200] [--runs 50] [--batches 1,64,8192] [--json PATH]
-//               [--skip-train] [--variants fused,unfused,...]
+//               [--skip-train] [--variants fused,unfused,...] [--precision fp32|tf32|bf16|fp16]
 //
 // Training step: after 30 warm-up steps, `steps` steps through runAccumulate with a
 // takeAccumulated every 50 (the trainer's loop, no host sync inside a window); step_ms is the
@@ -68,13 +68,14 @@ struct Args {
   std::string json;
   bool train = true;                  ///< --skip-train: inference only
   std::set<std::string> variants;     ///< --variants a,b: only these configs (empty: all)
+  TensorCoreMath precision = TensorCoreMath::Off;  ///< --precision: the GPU's products' operand format
 };
 
 const std::set<std::string> kFusionPasses = {"fuse-conv-activation", "fuse-conv-pool", "fuse-dense-activation",
                                              "fuse-elementwise", "fuse-conv-prologue"};
 
 Expected<std::unique_ptr<Executable>> build(const Pipeline& p, int64_t batch, const TrainConfig* train,
-                                            const Variant& v, const DeviceSelection& dev) {
+                                            const Variant& v, const DeviceSelection& dev, TensorCoreMath precision) {
   auto g = rebatchGraph(*p.model, batch);
   if (!g) return Unexpected(g.error());
   CompileOptions opts;
@@ -88,7 +89,9 @@ Expected<std::unique_ptr<Executable>> build(const Pipeline& p, int64_t batch, co
   if (!v.planner) program->plan = planMemoryTrivial(*program->graph);
   // The CUDA executor reads SHOAL_CUDA_HFUSE when it is created.
   ::setenv("SHOAL_CUDA_HFUSE", v.hfuse ? "1" : "0", 1);
-  auto exe = createExecutable(std::move(*program), dev);
+  ExecutableOptions eo;
+  eo.precision = precision;
+  auto exe = createExecutable(std::move(*program), dev, eo);
   ::unsetenv("SHOAL_CUDA_HFUSE");
   return exe;
 }
@@ -120,7 +123,7 @@ Tensor randomImages(int64_t batch, std::mt19937& rng) {
 
 Expected<nlohmann::ordered_json> benchTrain(const Pipeline& p, const Variant& v, const DeviceSelection& dev,
                                              const Args& args) {
-  auto exe = build(p, 64, &*p.train, v, dev);
+  auto exe = build(p, 64, &*p.train, v, dev, args.precision);
   if (!exe) return Unexpected(exe.error());
   Executable& e = **exe;
   e.initializeParameters(1);
@@ -187,7 +190,7 @@ Expected<nlohmann::ordered_json> benchTrain(const Pipeline& p, const Variant& v,
 
 Expected<nlohmann::ordered_json> benchInfer(const Pipeline& p, int64_t batch, const Variant& v,
                                              const DeviceSelection& dev, const Args& args) {
-  auto exe = build(p, batch, nullptr, v, dev);
+  auto exe = build(p, batch, nullptr, v, dev, args.precision);
   if (!exe) return Unexpected(exe.error());
   Executable& e = **exe;
   e.initializeParameters(1);
@@ -257,6 +260,15 @@ std::optional<Args> parseArgs(int argc, char** argv) {
     else if (k == "--runs") a.runs = std::max(1, std::atoi(value().c_str()));
     else if (k == "--json") a.json = value();
     else if (k == "--skip-train") a.train = false;
+    else if (k == "--precision") {
+      const std::string name = value();
+      auto m = name == "fp32" ? std::optional<TensorCoreMath>(TensorCoreMath::Off) : parseTensorCoreMath(name);
+      if (!m || name == "0" || name == "1" || name == "off") {
+        std::fprintf(stderr, "shoal_bench: --precision wants fp32, tf32, bf16 or fp16, got '%s'\n", name.c_str());
+        return std::nullopt;
+      }
+      a.precision = *m;
+    }
     else if (k == "--batches" || k == "--variants") {
       const bool batches = k == "--batches";
       if (batches) a.batches.clear();
@@ -280,7 +292,8 @@ std::optional<Args> parseArgs(int argc, char** argv) {
     } else {
       std::fprintf(stderr,
                    "usage: shoal_bench [--device cuda|cpu|auto] [--pipeline FILE] [--steps N] [--runs N] "
-                   "[--batches 1,64,8192] [--json PATH] [--skip-train] [--variants fused,...]\n");
+                   "[--batches 1,64,8192] [--json PATH] [--skip-train] [--variants fused,...] "
+                   "[--precision fp32|tf32|bf16|fp16]\n");
       return std::nullopt;
     }
   }
@@ -348,7 +361,10 @@ int main(int argc, char** argv) {
   out["pipeline"] = args.pipeline;
   out["steps"] = args.steps;
   out["runs"] = args.runs;
-  std::printf("shoal_bench on %s (%s)\n", dev->description.c_str(), args.pipeline.c_str());
+  const std::string precision = args.precision == TensorCoreMath::Off ? "fp32" : std::string(tensorCoreMathName(args.precision));
+  out["precision"] = precision;
+  out["gemm_epilogues"] = CudaExecutableOptions::fromEnvironment().gemmEpilogues;
+  std::printf("shoal_bench on %s (%s, %s)\n", dev->description.c_str(), args.pipeline.c_str(), precision.c_str());
   std::printf("\ntraining step, batch 64, %d steps (runAccumulate, takeAccumulated every 50)\n", args.steps);
   std::printf("  %-26s %10s %10s %10s %8s %6s %12s\n", "config", "step ms", "run() ms", "device ms", "kernels",
               "gemms", "arena MB");
