@@ -247,7 +247,7 @@ TEST(CudaExecutor, PrecisionRoundsTheGemmOperandsToItsFormat) {
 }
 
 // dense's bias and fused_dense's bias and ReLU in cuBLASLt's epilogue (gemmEpilogues, the
-// products on cuBLAS: smallGemms off) against the interpreter, in exact fp32 and in TF32, and
+// products on cuBLAS: smallGemms off) against the interpreter, in exact fp32, TF32 and bfloat16, and
 // the same with the epilogues in kernels of their own; odd shapes (rows of 45 and 21 floats,
 // so C's rows are not 16-byte aligned); three runs, the later ones replaying the graph.
 TEST(CudaExecutor, GemmEpiloguesInCublasLtMatchTheInterpreter) {
@@ -263,7 +263,7 @@ TEST(CudaExecutor, GemmEpiloguesInCublasLtMatchTheInterpreter) {
   b.op(OpKind::FusedDense, {b.input("dx", {64, 300}), b.input("dw", {32, 300}), b.input("db", {32})}, sigmoid,
        "sigmoid_bias");
   auto g = b.take();
-  for (TensorCoreMath math : {TensorCoreMath::Off, TensorCoreMath::Tf32})
+  for (TensorCoreMath math : {TensorCoreMath::Off, TensorCoreMath::Tf32, TensorCoreMath::Bf16})
     for (bool epilogues : {true, false}) {
       SCOPED_TRACE(std::string(tensorCoreMathName(math)) + (epilogues ? " cuBLASLt epilogues" : " epilogue kernels"));
       CudaExecutableOptions o = CudaExecutableOptions::fromEnvironment().withPrecision(math);
@@ -271,8 +271,10 @@ TEST(CudaExecutor, GemmEpiloguesInCublasLtMatchTheInterpreter) {
       o.gemmEpilogues = epilogues;
       Pair pair = makePair(*g, test::opTestCompileOptions(), o);
       ASSERT_TRUE(pair.gpu && pair.cpu);
-      // TF32: operands with 10 mantissa bits, terms of magnitude ~1, 300 of them.
-      const Tolerance tol = math == TensorCoreMath::Off ? Tolerance{1e-4, 1e-5, true} : Tolerance{4e-3, 1e-4, true};
+      // TF32 and bfloat16: operands with 10 and 7 mantissa bits, terms of magnitude ~1, 300 of them.
+      const Tolerance tol = math == TensorCoreMath::Off    ? Tolerance{1e-4, 1e-5, true}
+                            : math == TensorCoreMath::Tf32 ? Tolerance{4e-3, 1e-4, true}
+                                                           : Tolerance{3e-2, 1e-3, true};
       for (int run = 0; run < 3; ++run) {
         TensorMap inputs = test::randomInputs(*g, 40 + uint64_t(run));
         auto want = pair.cpu->run(inputs);
