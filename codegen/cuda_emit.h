@@ -249,8 +249,8 @@ struct ImplicitGemm {
   bool bInterleaved = false;
   /// Floats at the start of scratch that the caller uses itself (its output, say).
   int64_t scratchReserved = 0;
-  /// Reduction slices: 0 lets the cost model (enough blocks to fill the device, kTargetBlocks,
-  /// when the tiles alone do not; slices of at least minSlice steps) or the autotuner choose;
+  /// Reduction slices: 0 lets the cost model (waves of waveBlocks blocks: more slices where the
+  /// tiles alone leave a wave short; slices of at least minSlice steps) or the autotuner choose;
   /// N > 0 fixes them (1 where the epilogue must see whole sums in one kernel).
   int64_t splits = 0;
   int64_t minSlice = 256;  ///< the shortest slice the choice may make (see kConvMinSlice)
