@@ -23,6 +23,10 @@
 #include "support/float16.h"
 
 namespace shoal {
+
+// gtest prints a ProductTile as "128x128/2" (found by argument-dependent lookup).
+inline void PrintTo(const ProductTile& t, std::ostream* os) { *os << t.describe(); }
+
 namespace {
 
 bool haveHostCompiler() { return test::runShell("${CXX:-c++} --version > /dev/null 2>&1").exitCode == 0; }
@@ -678,6 +682,44 @@ TEST(ConvTensorCore, ProductsListTheirCandidateTilesAndTakeTheOneChosen) {
                                        "(256x64/2, 128x128/2, 256x64/1)"),
             std::string::npos)
       << bad.error().message();
+}
+
+// The cost model's choices for ResNet-18's shapes that the H200 measurements decided
+// (docs/PERF.md, 2026-12-02; the model in codegen/cuda_kernels_igemm.cpp, splitsFor, in units
+// of a 16-step): forwards count waves of one block an SM (132), weight gradients two (264).
+//  - layer 4's 3 x 3 forward at batch 256: 12544 x 512 outputs, 392 tiles of 128 x 128, 288
+//    steps: one slice 3 waves x (288 + 6) = 882, two 6 x (144 + 6) + 2 * 12544 * 512 / 187500
+//    = 968: one (waves of 264 made it two, measured 0.496 ms against one slice's 0.370);
+//  - layer 3's at batch 32: 6272 x 256, 98 tiles, 144 steps: one slice 150, two 2 x 78 + 17: one;
+//  - layer 4's weight gradient at batch 128: 4608 x 512, 144 tiles, 392 steps: one slice 398,
+//    two 2 x 202 + 25 = 429, three 2 x 137 + 38 = 312, four 3 x 104 + 50 = 362: three;
+//  - layer 1's at batch 128: 576 x 64 (256 x 64 tiles: 3), 25088 steps: 88 slices fill one
+//    wave of 264 (waves of 132 gave 44, and the training step 18.8 -> 22.5 ms).
+TEST(ConvTensorCore, CostModelTakesTheMeasuredSlices) {
+  const Location loc{"tc.mmd", 1, 1, "c"};
+  auto forward = [&](const Geometry& gm) {
+    Graph g("tc_cost_fwd");
+    Value* x = layers::input(g, "x", {DType::F32, {gm.n, gm.c, gm.h, gm.w}}, loc);
+    Value* w = layers::param(g, "c.weight", {DType::F32, {gm.o, gm.c, gm.kh, gm.kw}}, "zeros", loc);
+    layers::output(g, *layers::addOp(g, OpKind::Conv2d, {x, w}, gm.attrs(), "c", loc), "y", loc);
+    const CudaModuleSource m = moduleFor(g, Format(TensorCoreMath::Tf32, true, false));
+    return m.products.empty() ? ProductTile{} : m.products[0].chosen;
+  };
+  auto weightGradient = [&](const Geometry& gm) {
+    Graph g("tc_cost_dw");
+    Value* x = layers::input(g, "x", {DType::F32, {gm.n, gm.c, gm.h, gm.w}}, loc);
+    Value* dy = layers::input(g, "dy", {DType::F32, {gm.n, gm.o, gm.oh(), gm.ow()}}, loc);
+    Attrs a = gm.attrs();
+    a.set("weight_shape", std::vector<int64_t>{gm.o, gm.c, gm.kh, gm.kw});
+    layers::output(g, *layers::addOp(g, OpKind::Conv2dBackwardWeight, {x, dy}, a, "dw", loc), "y", loc);
+    const CudaModuleSource m = moduleFor(g, Format(TensorCoreMath::Tf32, true, false));
+    return m.products.empty() ? ProductTile{} : m.products[0].chosen;
+  };
+  const std::vector<int64_t> one = {1, 1}, pad = {1, 1, 1, 1};
+  EXPECT_EQ(forward({256, 512, 7, 7, 512, 3, 3, one, pad, one}), (ProductTile{128, 128, 1}));
+  EXPECT_EQ(forward({32, 256, 14, 14, 256, 3, 3, one, pad, one}), (ProductTile{128, 128, 1}));
+  EXPECT_EQ(weightGradient({128, 512, 7, 7, 512, 3, 3, one, pad, one}), (ProductTile{128, 128, 3}));
+  EXPECT_EQ(weightGradient({128, 64, 56, 56, 64, 3, 3, one, pad, one}), (ProductTile{256, 64, 88}));
 }
 
 TEST(ConvTensorCore, ProductTilesReadBackWhatTheyWrite) {
