@@ -231,6 +231,28 @@ CudaModuleSource moduleFor(const Graph& g, const Format& f) {
   EXPECT_TRUE(src) << (src ? "" : src.error().message());
   return src ? std::move(*src) : CudaModuleSource{};
 }
+
+// Geometry gm's forward, y = conv2d(x, w) (w a zero-initialised parameter), as a graph.
+std::unique_ptr<Graph> forwardGraph(const Geometry& gm) {
+  const Location loc{"tc.mmd", 1, 1, "c"};
+  auto g = std::make_unique<Graph>("tc_fwd");
+  Value* x = layers::input(*g, "x", {DType::F32, {gm.n, gm.c, gm.h, gm.w}}, loc);
+  Value* w = layers::param(*g, "c.weight", {DType::F32, {gm.o, gm.c, gm.kh, gm.kw}}, "zeros", loc);
+  layers::output(*g, *layers::addOp(*g, OpKind::Conv2d, {x, w}, gm.attrs(), "c", loc), "y", loc);
+  return g;
+}
+
+// Geometry gm's weight gradient, y = conv2d_backward_weight(x, dy), as a graph.
+std::unique_ptr<Graph> weightGradientGraph(const Geometry& gm) {
+  const Location loc{"tc.mmd", 1, 1, "c"};
+  auto g = std::make_unique<Graph>("tc_dw");
+  Value* x = layers::input(*g, "x", {DType::F32, {gm.n, gm.c, gm.h, gm.w}}, loc);
+  Value* dy = layers::input(*g, "dy", {DType::F32, {gm.n, gm.o, gm.oh(), gm.ow()}}, loc);
+  Attrs a = gm.attrs();
+  a.set("weight_shape", std::vector<int64_t>{gm.o, gm.c, gm.kh, gm.kw});
+  layers::output(*g, *layers::addOp(*g, OpKind::Conv2dBackwardWeight, {x, dy}, a, "dw", loc), "y", loc);
+  return g;
+}
 std::vector<std::string> kernelNames(const Graph& g, const Format& f) { return moduleFor(g, f).kernelNames; }
 bool isProductKernel(const std::string& k) { return k.size() > 3 && k.substr(k.size() - 3) == "_tc"; }
 // Whether a forward with `c` input channels is read channels-last when asked (padded to a
@@ -607,18 +629,8 @@ TEST(ConvTensorCore, ProductStepsCountTheConvolutionsOperations) {
   const Location loc{"tc.mmd", 1, 1, "c"};
   for (const Geometry& gm : {stem, same}) {
     SCOPED_TRACE(describe(gm));
-    Graph fwd("tc_flops");
-    Value* x = layers::input(fwd, "x", {DType::F32, {gm.n, gm.c, gm.h, gm.w}}, loc);
-    Value* w = layers::param(fwd, "c.weight", {DType::F32, {gm.o, gm.c, gm.kh, gm.kw}}, "zeros", loc);
-    layers::output(fwd, *layers::addOp(fwd, OpKind::Conv2d, {x, w}, gm.attrs(), "c", loc), "y", loc);
-    EXPECT_EQ(productFlops(fwd), convFlops(gm));
-    Graph dw("tc_flops_dw");
-    Value* xw = layers::input(dw, "x", {DType::F32, {gm.n, gm.c, gm.h, gm.w}}, loc);
-    Value* dy = layers::input(dw, "dy", {DType::F32, {gm.n, gm.o, gm.oh(), gm.ow()}}, loc);
-    Attrs a = gm.attrs();
-    a.set("weight_shape", std::vector<int64_t>{gm.o, gm.c, gm.kh, gm.kw});
-    layers::output(dw, *layers::addOp(dw, OpKind::Conv2dBackwardWeight, {xw, dy}, a, "dw", loc), "y", loc);
-    EXPECT_EQ(productFlops(dw), convFlops(gm));
+    EXPECT_EQ(productFlops(*forwardGraph(gm)), convFlops(gm));
+    EXPECT_EQ(productFlops(*weightGradientGraph(gm)), convFlops(gm));
   }
   Graph dx("tc_flops_dx");
   Value* dy = layers::input(dx, "dy", {DType::F32, {same.n, same.o, same.oh(), same.ow()}}, loc);
@@ -696,25 +708,12 @@ TEST(ConvTensorCore, ProductsListTheirCandidateTilesAndTakeTheOneChosen) {
 //  - layer 1's at batch 128: 576 x 64 (256 x 64 tiles: 3), 25088 steps: 88 slices fill one
 //    wave of 264 (waves of 132 gave 44, and the training step 18.8 -> 22.5 ms).
 TEST(ConvTensorCore, CostModelTakesTheMeasuredSlices) {
-  const Location loc{"tc.mmd", 1, 1, "c"};
-  auto forward = [&](const Geometry& gm) {
-    Graph g("tc_cost_fwd");
-    Value* x = layers::input(g, "x", {DType::F32, {gm.n, gm.c, gm.h, gm.w}}, loc);
-    Value* w = layers::param(g, "c.weight", {DType::F32, {gm.o, gm.c, gm.kh, gm.kw}}, "zeros", loc);
-    layers::output(g, *layers::addOp(g, OpKind::Conv2d, {x, w}, gm.attrs(), "c", loc), "y", loc);
+  auto chosen = [](const Graph& g) {
     const CudaModuleSource m = moduleFor(g, Format(TensorCoreMath::Tf32, true, false));
     return m.products.empty() ? ProductTile{} : m.products[0].chosen;
   };
-  auto weightGradient = [&](const Geometry& gm) {
-    Graph g("tc_cost_dw");
-    Value* x = layers::input(g, "x", {DType::F32, {gm.n, gm.c, gm.h, gm.w}}, loc);
-    Value* dy = layers::input(g, "dy", {DType::F32, {gm.n, gm.o, gm.oh(), gm.ow()}}, loc);
-    Attrs a = gm.attrs();
-    a.set("weight_shape", std::vector<int64_t>{gm.o, gm.c, gm.kh, gm.kw});
-    layers::output(g, *layers::addOp(g, OpKind::Conv2dBackwardWeight, {x, dy}, a, "dw", loc), "y", loc);
-    const CudaModuleSource m = moduleFor(g, Format(TensorCoreMath::Tf32, true, false));
-    return m.products.empty() ? ProductTile{} : m.products[0].chosen;
-  };
+  auto forward = [&](const Geometry& gm) { return chosen(*forwardGraph(gm)); };
+  auto weightGradient = [&](const Geometry& gm) { return chosen(*weightGradientGraph(gm)); };
   const std::vector<int64_t> one = {1, 1}, pad = {1, 1, 1, 1};
   EXPECT_EQ(forward({256, 512, 7, 7, 512, 3, 3, one, pad, one}), (ProductTile{128, 128, 1}));
   EXPECT_EQ(forward({32, 256, 14, 14, 256, 3, 3, one, pad, one}), (ProductTile{128, 128, 1}));
