@@ -122,6 +122,8 @@ namespace {
 
 // The loaded cuBLAS; only called where a context exists, which needed it loaded.
 const cudaimpl::CublasLibrary& cublasLib() { return *cudaimpl::cublasLibrary(); }
+// The loaded cuBLASLt; only called once a context made its handle, which needed it loaded.
+const cudaimpl::CublasLtLibrary& ltLib() { return *cudaimpl::cublasLtLibrary(); }
 
 constexpr size_t kAllocAlign = 256;
 
@@ -254,6 +256,26 @@ void CudaGraphExec::reset() {
   nodeCount_ = 0;
 }
 
+// The cuBLASLt handle and each epilogue product's plan (gemmEpilogueF32); complete here, before
+// the destructor that frees it.
+struct CudaContext::LtPlans {
+  struct Plan {
+    cublasLtMatmulDesc_t desc = nullptr;
+    cublasLtMatrixLayout_t a = nullptr, b = nullptr, c = nullptr;
+    cublasLtMatmulAlgo_t algo{};
+  };
+  cublasLtHandle_t handle = nullptr;
+  std::map<std::string, Plan> plans;
+  ~LtPlans() {
+    for (auto& [key, p] : plans) {
+      if (p.desc) (void)ltLib().cublasLtMatmulDescDestroy(p.desc);
+      for (cublasLtMatrixLayout_t l : {p.a, p.b, p.c})
+        if (l) (void)ltLib().cublasLtMatrixLayoutDestroy(l);
+    }
+    if (handle) (void)ltLib().cublasLtDestroy(handle);
+  }
+};
+
 Expected<std::unique_ptr<CudaContext>> CudaContext::create(const CudaContextOptions& options) {
   std::optional<PhaseTimer> timer(std::in_place, "CUDA context + stream");
   auto info = probeCudaDevice(options.device);
@@ -384,7 +406,6 @@ Expected<void> CudaContext::gemmF32(bool transA, bool transB, int m, int n, int 
 
 namespace {
 
-const cudaimpl::CublasLtLibrary& ltLib() { return *cudaimpl::cublasLtLibrary(); }
 
 Unexpected<Error> cublasLtFail(cublasStatus_t s, std::string_view call, std::string_view what) {
   std::string msg = fmt::format("{}({}): cuBLASLt status {}", call, what, int(s));
@@ -405,23 +426,6 @@ uint32_t alignmentOf(const void* p) {
 
 }  // namespace
 
-struct CudaContext::LtPlans {
-  struct Plan {
-    cublasLtMatmulDesc_t desc = nullptr;
-    cublasLtMatrixLayout_t a = nullptr, b = nullptr, c = nullptr;
-    cublasLtMatmulAlgo_t algo{};
-  };
-  cublasLtHandle_t handle = nullptr;
-  std::map<std::string, Plan> plans;
-  ~LtPlans() {
-    for (auto& [key, p] : plans) {
-      if (p.desc) (void)ltLib().cublasLtMatmulDescDestroy(p.desc);
-      for (cublasLtMatrixLayout_t l : {p.a, p.b, p.c})
-        if (l) (void)ltLib().cublasLtMatrixLayoutDestroy(l);
-    }
-    if (handle) (void)ltLib().cublasLtDestroy(handle);
-  }
-};
 
 Expected<void> CudaContext::gemmEpilogueF32(bool transA, bool transB, int m, int n, int k, const float* a, int lda,
                                             const float* b, int ldb, float* c, int ldc, const float* bias, bool relu,
