@@ -231,6 +231,12 @@ struct CudaCodegenOptions {
   /// first; wgmma's 16-bit form needs B in shared memory in the format, which a gathered B
   /// is not. Off: mma.sync in the format.
   bool wgmmaTf32Gathered16 = true;
+  /// A tensor-core weight gradient of at most 31 taps gathers x column-wise
+  /// (ImplicitGemm::aColumn): 16 threads share a stage row of (channel, tap), one output pixel
+  /// each, so a warp reads 16 neighbouring pixels of two taps (one or two cache lines) where 8
+  /// pixels of 16 taps' rows touch 6-12; each row's offset and each pixel's taps in the image
+  /// are computed once, not per element. Off: 8 consecutive pixels of one row a thread.
+  bool weightGradientColumns = true;
   /// Tiles of tensor-core products by their kernel's name (CudaProduct::kernel): an
   /// autotuner's choices (CudaExecutableOptions::autotune). A product not named takes its cost
   /// model's; a tile that is not one of the product's candidates is an error.

@@ -227,6 +227,16 @@ struct ImplicitGemm {
   /// that are contiguous and 16-byte aligned, all in range or none: one 16-byte copy (a
   /// channels-last activation's 4 channels of one pixel). aGroup / aStride are then unused.
   bool aVector = false;
+  /// Column-wise A gathers (the weight gradient's, where A's reduction index is a pixel): 16
+  /// threads share a stage row, one reduction step each, so a warp's copy reads 16 consecutive
+  /// reduction indices of two rows (16 neighbouring pixels of two taps: one or two cache lines,
+  /// where 8 consecutive steps of 16 rows touch 6-12). The rows a thread copies are the same at
+  /// every step: aColumnRow runs once per row before the loop (`am` and `arow` in scope) and
+  /// declares `int roff` and `int rbit` (0-30); aColumn runs once per stage (`k` in scope) and
+  /// declares `${I} kofs` and `unsigned kmask`: element (am, k) is aBase[kofs + roff], copied
+  /// where bit rbit of kmask is set, zero otherwise (kofs need not be valid then). Set, it
+  /// replaces aRowSetup / aLoad / aGroup / aStride / aVector.
+  std::string aColumnRow, aColumn;
   /// Named views of scratch that the gathers read, `const float* name = scratch + floats`
   /// (tensors an earlier kernel of the node wrote there, inside scratchReserved): the kernels
   /// then take the scratch pointer.

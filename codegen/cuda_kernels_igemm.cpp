@@ -213,6 +213,38 @@ std::string copyCode(const CopySpec& c) {
   return s;
 }
 
+// Column-wise copies of A (ImplicitGemm::aColumnRow / aColumn): thread tid copies column
+// tid % 16 of rows tid / 16 + 16 p, p < BM / 16. The rows' offsets and tap bits (aRoff, aRbit)
+// are set once before the loop (columnRows); each stage computes its column's offset and mask
+// once, then each row is a bit test and a copy. A warp writes two whole rows: 32 banks.
+std::string columnRows(const ImplicitGemm& spec, const Tile& tile) {
+  const std::string p = std::to_string(tile.bm / 16);
+  return "  int aRoff[" + p + "], aRbit[" + p + "];\n"
+         "#pragma unroll\n"
+         "  for (int p = 0; p < " + p + "; ++p) {\n"
+         "    const ${I} am = m0 + p * 16 + (tid >> 4);\n"
+         "    const bool arow = am < ${M};\n" +
+         spec.aColumnRow +
+         "    aRoff[p] = arow ? roff : 0;\n"
+         "    aRbit[p] = arow ? rbit : 31;  // kmask's bit 31 is never set\n"
+         "  }\n";
+}
+
+std::string columnCopies(const ImplicitGemm& spec, const Tile& tile) {
+  return "      {\n"
+         "        const int kc = tid & 15, tr = tid >> 4;\n"
+         "        const int k = kt + kc;\n" +
+         spec.aColumn +
+         "        const unsigned km = k < kEnd ? kmask : 0u;\n"
+         "        const shoal_saddr d = stage + tr * 64 + 4 * (kc ^ (((tr >> 1) & 3) << 2));\n"
+         "#pragma unroll\n"
+         "        for (int p = 0; p < " + std::to_string(tile.bm / 16) + "; ++p) {\n"
+         "          const bool ok = (km >> aRbit[p]) & 1u;\n"
+         "          shoal_cp_async_f32(d + p * 1024, ok ? " + spec.aBase + " + (kofs + aRoff[p]) : " + spec.aBase + ", ok);\n"
+         "        }\n"
+         "      }\n";
+}
+
 // This lane's ldmatrix addresses in a stage, in bytes (see mmaSteps), computed before the loop.
 // TF32: A's four 8 x 4 blocks are rows 0-7 / 8-15 by columns c..c+3 / c+4..c+7 of a 16-row
 // slab, B's blocks two 8-row slabs (j, j + 1) by the same two column blocks.
@@ -725,7 +757,9 @@ Expected<void> emitImplicitGemm(NodeEmitter& em, const ImplicitGemm& spec) {
   b.interleaved = spec.bInterleaved && !b.vector;
   // Interleaved, a thread's elements span 13 steps of its 16-step tile: whole when red is too.
   b.wholeGroups = packB || (!b.groupSetup.empty() && spec.red % (b.interleaved ? 16 : 4) == 0);
-  const std::string copies = copyCode(a) + (wgmma16 ? packed16Copies(tile) : copyCode(b));
+  const bool columns = !spec.aColumn.empty();
+  const std::string copies = (columns ? columnCopies(spec, tile) : copyCode(a)) +
+                             (wgmma16 ? packed16Copies(tile) : copyCode(b));
   Vars v = {{"I", em.I()},
             {"M", intLit(spec.rows)},
             {"N", intLit(spec.cols)},
@@ -738,6 +772,7 @@ Expected<void> emitImplicitGemm(NodeEmitter& em, const ImplicitGemm& spec) {
             {"PER_SLICE", intLit(perSlice)},
             {"KP", intLit(kp)},
             {"COPIES", copies},
+            {"BEFORE_LOOP", columns ? columnRows(spec, tile) : ""},
             {"WARPS_M", std::to_string(tile.warpsM)}};
   const MultiplyPath path = wgmma     ? wgmmaPath(tile)
                             : wgmma16 ? wgmma16Path(tile, spec.math)
@@ -806,6 +841,7 @@ Expected<void> emitImplicitGemm(NodeEmitter& em, const ImplicitGemm& spec) {
       "  const int kBegin = slice * ${PER_SLICE};\n"
       "  const int kEnd = kBegin + ${PER_SLICE} < ${K} ? kBegin + ${PER_SLICE} : ${K};\n"
       "  const int tiles = (kEnd - kBegin + 15) / 16;\n"
+      "${BEFORE_LOOP}"
       "  // Stage s's copies: the A rows, then the B rows, of the tile at reduction index kt.\n"
       "  auto load = [&](int s, int kt) {\n"
       "    const shoal_saddr stage = sbase + s * (kStageFloats * 4);\n"

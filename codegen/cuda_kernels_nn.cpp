@@ -563,12 +563,35 @@ Expected<void> convBackwardWeightTensorCore(NodeEmitter& em, const ConvGeom& g) 
   spec.waveBlocks = kTargetBlocks;  // two blocks an SM: measured faster for the weight gradient
   spec.aBase = "x";
   spec.bBase = "dy";
+  const int64_t hw = g.oh * g.ow;
+  v.push_back({"HW", intLit(hw)});
+  // Column-wise (CudaCodegenOptions::weightGradientColumns): a row's offset in an image, (c,
+  // ki, kj) -> (c * H + ki * DH) * W + kj * DW, and its tap as the bit of a pixel's mask; a
+  // pixel's offset from its first tap and which of its taps lie in the image. Rows past the
+  // end (up to a tile, 256, beyond C * KK) must keep the offset an int.
+  const int64_t limit = std::numeric_limits<int>::max();
+  if (em.options().weightGradientColumns && g.kh * g.kw <= 31 && (g.c + 256) * g.h * g.w < limit) {
+    v.push_back({"IYB", linear({{"oy", g.sh}}, -g.pt)});
+    v.push_back({"IXB", linear({{"ox", g.sw}}, -g.pl)});
+    v.push_back({"CHW", intLit(g.c * g.h * g.w)});
+    spec.aColumnRow = fill("    const int ac = (int)(am / ${KK}), rbit = (int)(am % ${KK}), aki = rbit / ${KW}, akj = rbit % ${KW};\n"
+                           "    const int roff = (ac * ${H} + aki * ${DH}) * ${W} + akj * ${DW};\n",
+                           v);
+    spec.aColumn = fill("        const int on = k / ${HW}, pq = k % ${HW}, oy = pq / ${OW}, ox = pq % ${OW};\n"
+                        "        const int iyb = ${IYB}, ixb = ${IXB};\n"
+                        "        const ${I} kofs = (${I})on * ${CHW} + (${I})iyb * ${W} + ixb;\n"
+                        "        unsigned cm = 0u, kmask = 0u;\n"
+                        "#pragma unroll\n"
+                        "        for (int kj = 0; kj < ${KW}; ++kj) cm |= (unsigned)((unsigned)(ixb + kj * ${DW}) < ${W}u) << kj;\n"
+                        "#pragma unroll\n"
+                        "        for (int ki = 0; ki < ${KH}; ++ki)\n"
+                        "          if ((unsigned)(iyb + ki * ${DH}) < ${H}u) kmask |= cm << (ki * ${KW});\n",
+                        v);
+  }
   spec.aRowSetup = fill("  const int ac = (int)(am / ${KK}), atap = (int)(am % ${KK}), aki = atap / ${KW}, akj = atap % ${KW};\n", v);
   // A thread's 8 (A) or 4 (B) consecutive output pixels: the first's image, row and column
   // once per group, then each e columns on, wrapping into the next row (and image) at most
   // once -- so OW >= 7 for A and OH * OW >= 4 for B; smaller outputs divide per element.
-  const int64_t hw = g.oh * g.ow;
-  v.push_back({"HW", intLit(hw)});
   if (g.ow >= 7) {
     // Per group: the first pixel's input row (iy0), column (ix0) and image plane (xb0), and
     // the row and plane after a wrap (iyw, xbw: the next output row, or the next image's first).

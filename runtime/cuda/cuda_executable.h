@@ -67,6 +67,9 @@ struct CudaExecutableOptions {
   /// With wgmma, 16-bit weight gradients as TF32 warpgroup products (CudaCodegenOptions::
   /// wgmmaTf32Gathered16). Default: on, unless SHOAL_CUDA_WGRAD_TF32=0.
   bool wgmmaTf32Gathered16 = true;
+  /// Weight gradients gather x column-wise (CudaCodegenOptions::weightGradientColumns). Default:
+  /// on, unless SHOAL_CUDA_WGRAD_COLUMNS=0.
+  bool weightGradientColumns = true;
   /// Tensor-core forwards read inputs of at least this many elements channels-last
   /// (CudaCodegenOptions::convChannelsLastMinInput). Default: never (codegen's default);
   /// SHOAL_CUDA_NHWC=1: inputs of 2^20 elements and more.
@@ -81,7 +84,7 @@ struct CudaExecutableOptions {
   /// tuningVariant: the autotuner's variants, and tests); -1: none.
   int tuningVariant = -1;
   /// Fills graphs, syncEach, hostOutputs, inputsInPlace, horizontalUpdates, smallGemms, gemmEpilogues, programmaticLaunch, groupKernels,
-  /// prepareParameters, wgmma, wgmmaTf32Gathered16, convChannelsLastMinInput, autotune and tensorCores from
+  /// prepareParameters, wgmma, wgmmaTf32Gathered16, weightGradientColumns, convChannelsLastMinInput, autotune and tensorCores from
   /// the environment.
   static CudaExecutableOptions fromEnvironment();
   /// The codegen options these make for a device of architecture `arch` ("sm_90"; "" for

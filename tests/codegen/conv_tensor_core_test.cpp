@@ -444,6 +444,15 @@ void checkBackwardData(const Geometry& gm, bool transpose, uint64_t seed, const 
   expectWithinFormat(*got, ref.want, ref.rounded, ref.mag, gm.o * gm.kh * gm.kw, f);
 }
 
+// The weight gradient's float64 sums (both operands gathered: rounded as `f` rounds them).
+ConvSums weightGradientSums(const Geometry& gm, const Tensor& xt, const Tensor& dyt, const Format& f) {
+  ConvSums ref(gm.o * gm.c * gm.kh * gm.kw);
+  forEachTap(gm, [&](int64_t xi, int64_t wi, int64_t yi) {
+    ref.add(wi, xt.at(xi), dyt.at(yi), f.gathered(xt.at(xi)), f.gathered(dyt.at(yi)));
+  });
+  return ref;
+}
+
 // conv2d_backward_weight (x, dy) -> dw, over every output pixel of the batch. With wgmma a
 // 16-bit weight gradient is a TF32 product (CudaCodegenOptions::wgmmaTf32Gathered16: both
 // operands gathered), so its reference rounds as TF32's wgmma does.
@@ -464,10 +473,7 @@ void checkBackwardWeight(const Geometry& gm, uint64_t seed, const Runner& run, c
   Tensor xt = randomTensor({gm.n, gm.c, gm.h, gm.w}, rng), dyt = randomTensor({gm.n, gm.o, gm.oh(), gm.ow()}, rng);
   auto got = run(g, {}, {{"x", xt}, {"dy", dyt}}, asked);
   ASSERT_TRUE(got) << got.error().str();
-  ConvSums ref(gm.o * gm.c * gm.kh * gm.kw);
-  forEachTap(gm, [&](int64_t xi, int64_t wi, int64_t yi) {
-    ref.add(wi, xt.at(xi), dyt.at(yi), f.gathered(xt.at(xi)), f.gathered(dyt.at(yi)));
-  });
+  const ConvSums ref = weightGradientSums(gm, xt, dyt, f);
   ASSERT_EQ(got->shape(), (Shape{gm.o, gm.c, gm.kh, gm.kw}));
   expectWithinFormat(*got, ref.want, ref.rounded, ref.mag, gm.n * gm.oh() * gm.ow(), f);
 }
@@ -525,6 +531,9 @@ void checkAll(const Runner& run, const Format& math) {
   checkForwardPool(kGeometries[0], 44, run, math);
   checkForwardPool(kGeometries[4], 45, run, math);
 }
+
+// A stem: 7 x 7 = 49 taps at stride 2, more than a column-wise gather's 31-bit masks hold.
+const Geometry kStem = {2, 3, 20, 20, 8, 7, 7, {2, 2}, {3, 3, 3, 3}, {1, 1}};
 
 // Channels-last forwards (CudaCodegenOptions::convChannelsLastMinInput): x copied into
 // scratch as [n, h, w, c] with the channels padded to a multiple of 4, the reduction ordered
@@ -607,6 +616,76 @@ TEST(ConvTensorCore, Bfloat16AndFloat16MatchFloat64WithinTheirBounds) {
   if (!haveHostCompiler()) GTEST_SKIP() << "no host C++ compiler to build the emulated module";
   checkSome(onEmulator, TensorCoreMath::Bf16);
   checkSome(onEmulator, TensorCoreMath::Fp16);
+}
+
+// The weight gradient's two ways of gathering x. Column-wise (CudaCodegenOptions::
+// weightGradientColumns, the default; every geometry above through checkAll and checkWgmma)
+// for kernels of up to 31 taps; by rows -- a thread's 8 consecutive output pixels of one
+// (channel, tap) row, grouped as kGeometries' comment lists -- with the option off, and for
+// the stem's 49 taps either way. Every geometry's weight gradient, the split one's and the
+// stem's in one module (one host compile), by rows, TF32 on wgmma (mma.sync's copies are the
+// same code).
+TEST(ConvTensorCore, WeightGradientRowGathersMatchFloat64) {
+  std::vector<Geometry> all = kGeometries;
+  all.push_back(kSplit);
+  all.push_back(kStem);
+  const Location loc{"tc.mmd", 1, 1, "dw"};
+  Graph g("tc_dw_rows");
+  TensorMap inputs;
+  std::mt19937_64 rng(61);
+  for (size_t i = 0; i < all.size(); ++i) {
+    const Geometry& gm = all[i];
+    const std::string n = std::to_string(i);
+    Value* x = layers::input(g, "x" + n, {DType::F32, {gm.n, gm.c, gm.h, gm.w}}, loc);
+    Value* dy = layers::input(g, "dy" + n, {DType::F32, {gm.n, gm.o, gm.oh(), gm.ow()}}, loc);
+    Attrs a = gm.attrs();
+    a.set("weight_shape", std::vector<int64_t>{gm.o, gm.c, gm.kh, gm.kw});
+    auto y = layers::addOp(g, OpKind::Conv2dBackwardWeight, {x, dy}, a, "dw" + n, loc);
+    ASSERT_TRUE(y.has_value()) << y.error().str();
+    layers::output(g, *y, "y" + n, loc);
+    inputs["x" + n] = randomTensor({gm.n, gm.c, gm.h, gm.w}, rng);
+    inputs["dy" + n] = randomTensor({gm.n, gm.o, gm.oh(), gm.ow()}, rng);
+  }
+  auto program = compileProgram(g.clone());
+  ASSERT_TRUE(program) << program.error().str();
+  // Which way each product gathers: a column-wise one declares its rows' offsets once.
+  auto columnWise = [&](bool option) {
+    CudaCodegenOptions tc;
+    tc.tensorCores = TensorCoreMath::Tf32;
+    tc.weightGradientColumns = option;
+    auto src = generateCudaSource(*program, tc);
+    EXPECT_TRUE(src) << (src ? "" : src.error().message());
+    size_t count = 0;
+    for (size_t at = src ? src->source.find("int aRoff[") : std::string::npos; at != std::string::npos;
+         at = src->source.find("int aRoff[", at + 1))
+      ++count;
+    return count;
+  };
+  EXPECT_EQ(columnWise(true), all.size() - 1) << "all but the stem";
+  EXPECT_EQ(columnWise(false), 0u);
+  if (!haveHostCompiler()) GTEST_SKIP() << "no host C++ compiler to build the emulated module";
+  {
+    const bool wgmma = true;
+    const Format f(TensorCoreMath::Tf32, wgmma);
+    SCOPED_TRACE("by rows, " + f.name());
+    CudaCodegenOptions tc;
+    tc.tensorCores = f.math;
+    tc.wgmma = wgmma;
+    tc.weightGradientColumns = false;
+    auto emu = test::EmulatedExecutable::create(*program, tc);
+    ASSERT_TRUE(emu) << emu.error().str();
+    auto out = (*emu)->run(inputs);
+    ASSERT_TRUE(out) << out.error().str();
+    for (size_t i = 0; i < all.size(); ++i) {
+      const Geometry& gm = all[i];
+      const std::string n = std::to_string(i);
+      SCOPED_TRACE("backward weight " + describe(gm));
+      const ConvSums ref = weightGradientSums(gm, inputs["x" + n], inputs["dy" + n], f);
+      const Tensor& got = out->at("y" + n);
+      ASSERT_EQ(got.shape(), (Shape{gm.o, gm.c, gm.kh, gm.kw}));
+      expectWithinFormat(got, ref.want, ref.rounded, ref.mag, gm.n * gm.oh() * gm.ow(), f);
+    }
+  }
 }
 
 // Each tensor-core product's step carries the floating-point operations of the convolution it
