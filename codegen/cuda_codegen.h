@@ -231,7 +231,7 @@ struct CudaCodegenOptions {
   /// first; wgmma's 16-bit form needs B in shared memory in the format, which a gathered B
   /// is not. Off: mma.sync in the format.
   bool wgmmaTf32Gathered16 = true;
-  /// A tensor-core weight gradient of at most 31 taps gathers x column-wise
+  /// A tensor-core weight gradient of at most 63 taps gathers x column-wise
   /// (ImplicitGemm::aColumn): 16 threads share a stage row of (channel, tap), one output pixel
   /// each, so a warp reads 16 neighbouring pixels of two taps (one or two cache lines) where 8
   /// pixels of 16 taps' rows touch 6-12; each row's offset and each pixel's taps in the image

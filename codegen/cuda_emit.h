@@ -232,11 +232,13 @@ struct ImplicitGemm {
   /// reduction indices of two rows (16 neighbouring pixels of two taps: one or two cache lines,
   /// where 8 consecutive steps of 16 rows touch 6-12). The rows a thread copies are the same at
   /// every step: aColumnRow runs once per row before the loop (`am` and `arow` in scope) and
-  /// declares `int roff` and `int rbit` (0-30); aColumn runs once per stage (`k` in scope) and
-  /// declares `${I} kofs` and `unsigned kmask`: element (am, k) is aBase[kofs + roff], copied
-  /// where bit rbit of kmask is set, zero otherwise (kofs need not be valid then). Set, it
-  /// replaces aRowSetup / aLoad / aGroup / aStride / aVector.
+  /// declares `int roff` and `int rbit` (below aColumnBits - 1); aColumn runs once per stage
+  /// (`k` in scope) and declares `${I} kofs` and `kmask` (unsigned, or unsigned long long when
+  /// aColumnBits is 64): element (am, k) is aBase[kofs + roff], copied where bit rbit of kmask
+  /// is set, zero otherwise (kofs need not be valid then). Set, it replaces aRowSetup / aLoad /
+  /// aGroup / aStride / aVector.
   std::string aColumnRow, aColumn;
+  int aColumnBits = 32;
   /// Named views of scratch that the gathers read, `const float* name = scratch + floats`
   /// (tensors an earlier kernel of the node wrote there, inside scratchReserved): the kernels
   /// then take the scratch pointer.

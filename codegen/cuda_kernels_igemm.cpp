@@ -226,7 +226,7 @@ std::string columnRows(const ImplicitGemm& spec, const Tile& tile) {
          "    const bool arow = am < ${M};\n" +
          spec.aColumnRow +
          "    aRoff[p] = arow ? roff : 0;\n"
-         "    aRbit[p] = arow ? rbit : 31;  // kmask's bit 31 is never set\n"
+         "    aRbit[p] = arow ? rbit : " + std::to_string(spec.aColumnBits - 1) + ";  // a bit kmask never sets\n"
          "  }\n";
 }
 
@@ -235,7 +235,7 @@ std::string columnCopies(const ImplicitGemm& spec, const Tile& tile) {
          "        const int kc = tid & 15, tr = tid >> 4;\n"
          "        const int k = kt + kc;\n" +
          spec.aColumn +
-         "        const unsigned km = k < kEnd ? kmask : 0u;\n"
+         "        const " + std::string(spec.aColumnBits == 64 ? "unsigned long long" : "unsigned") + " km = k < kEnd ? kmask : 0u;\n"
          "        const shoal_saddr d = stage + tr * 64 + 4 * (kc ^ (((tr >> 1) & 3) << 2));\n"
          "#pragma unroll\n"
          "        for (int p = 0; p < " + std::to_string(tile.bm / 16) + "; ++p) {\n"

@@ -566,11 +566,14 @@ Expected<void> convBackwardWeightTensorCore(NodeEmitter& em, const ConvGeom& g) 
   const int64_t hw = g.oh * g.ow;
   v.push_back({"HW", intLit(hw)});
   // Column-wise (CudaCodegenOptions::weightGradientColumns): a row's offset in an image, (c,
-  // ki, kj) -> (c * H + ki * DH) * W + kj * DW, and its tap as the bit of a pixel's mask; a
-  // pixel's offset from its first tap and which of its taps lie in the image. Rows past the
-  // end (up to a tile, 256, beyond C * KK) must keep the offset an int.
+  // ki, kj) -> (c * H + ki * DH) * W + kj * DW, and its tap as the bit of a pixel's mask (32
+  // bits, or 64 for more than 31 taps: the 7 x 7 stem's 49); a pixel's offset from its first
+  // tap and which of its taps lie in the image. Rows past the end (up to a tile, 256, beyond
+  // C * KK) must keep the offset an int.
   const int64_t limit = std::numeric_limits<int>::max();
-  if (em.options().weightGradientColumns && g.kh * g.kw <= 31 && (g.c + 256) * g.h * g.w < limit) {
+  if (em.options().weightGradientColumns && g.kh * g.kw <= 63 && (g.c + 256) * g.h * g.w < limit) {
+    spec.aColumnBits = g.kh * g.kw <= 31 ? 32 : 64;
+    v.push_back({"MASK", spec.aColumnBits == 64 ? "unsigned long long" : "unsigned"});
     v.push_back({"IYB", linear({{"oy", g.sh}}, -g.pt)});
     v.push_back({"IXB", linear({{"ox", g.sw}}, -g.pl)});
     v.push_back({"CHW", intLit(g.c * g.h * g.w)});
@@ -580,9 +583,9 @@ Expected<void> convBackwardWeightTensorCore(NodeEmitter& em, const ConvGeom& g) 
     spec.aColumn = fill("        const int on = k / ${HW}, pq = k % ${HW}, oy = pq / ${OW}, ox = pq % ${OW};\n"
                         "        const int iyb = ${IYB}, ixb = ${IXB};\n"
                         "        const ${I} kofs = (${I})on * ${CHW} + (${I})iyb * ${W} + ixb;\n"
-                        "        unsigned cm = 0u, kmask = 0u;\n"
+                        "        ${MASK} cm = 0u, kmask = 0u;\n"
                         "#pragma unroll\n"
-                        "        for (int kj = 0; kj < ${KW}; ++kj) cm |= (unsigned)((unsigned)(ixb + kj * ${DW}) < ${W}u) << kj;\n"
+                        "        for (int kj = 0; kj < ${KW}; ++kj) cm |= (${MASK})((unsigned)(ixb + kj * ${DW}) < ${W}u) << kj;\n"
                         "#pragma unroll\n"
                         "        for (int ki = 0; ki < ${KH}; ++ki)\n"
                         "          if ((unsigned)(iyb + ki * ${DH}) < ${H}u) kmask |= cm << (ki * ${KW});\n",

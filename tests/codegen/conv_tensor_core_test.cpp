@@ -532,8 +532,10 @@ void checkAll(const Runner& run, const Format& math) {
   checkForwardPool(kGeometries[4], 45, run, math);
 }
 
-// A stem: 7 x 7 = 49 taps at stride 2, more than a column-wise gather's 31-bit masks hold.
+// A stem: 7 x 7 = 49 taps at stride 2 (a column-wise weight gradient's 64-bit masks); and 9 x 9
+// = 81 taps, more than those hold (the weight gradient gathers by rows).
 const Geometry kStem = {2, 3, 20, 20, 8, 7, 7, {2, 2}, {3, 3, 3, 3}, {1, 1}};
+const Geometry kWide = {1, 2, 12, 12, 8, 9, 9, {1, 1}, {4, 4, 4, 4}, {1, 1}};
 
 // Channels-last forwards (CudaCodegenOptions::convChannelsLastMinInput): x copied into
 // scratch as [n, h, w, c] with the channels padded to a multiple of 4, the reduction ordered
@@ -620,15 +622,16 @@ TEST(ConvTensorCore, Bfloat16AndFloat16MatchFloat64WithinTheirBounds) {
 
 // The weight gradient's two ways of gathering x. Column-wise (CudaCodegenOptions::
 // weightGradientColumns, the default; every geometry above through checkAll and checkWgmma)
-// for kernels of up to 31 taps; by rows -- a thread's 8 consecutive output pixels of one
-// (channel, tap) row, grouped as kGeometries' comment lists -- with the option off, and for
-// the stem's 49 taps either way. Every geometry's weight gradient, the split one's and the
-// stem's in one module (one host compile), by rows, TF32 on wgmma (mma.sync's copies are the
-// same code).
-TEST(ConvTensorCore, WeightGradientRowGathersMatchFloat64) {
+// for kernels of up to 63 taps (the stem's 49 here too); by rows -- a thread's 8 consecutive
+// output pixels of one (channel, tap) row, grouped as kGeometries' comment lists -- with the
+// option off, and for more taps (9 x 9) either way. Every geometry's weight gradient, the split
+// one's, the stem's and the 9 x 9's in one module (one host compile each), by rows and
+// column-wise, TF32 on wgmma (mma.sync's copies are the same code).
+TEST(ConvTensorCore, WeightGradientGathersBothWaysMatchFloat64) {
   std::vector<Geometry> all = kGeometries;
   all.push_back(kSplit);
   all.push_back(kStem);
+  all.push_back(kWide);
   const Location loc{"tc.mmd", 1, 1, "dw"};
   Graph g("tc_dw_rows");
   TensorMap inputs;
@@ -661,17 +664,16 @@ TEST(ConvTensorCore, WeightGradientRowGathersMatchFloat64) {
       ++count;
     return count;
   };
-  EXPECT_EQ(columnWise(true), all.size() - 1) << "all but the stem";
+  EXPECT_EQ(columnWise(true), all.size() - 1) << "all but the 9 x 9";
   EXPECT_EQ(columnWise(false), 0u);
   if (!haveHostCompiler()) GTEST_SKIP() << "no host C++ compiler to build the emulated module";
-  {
-    const bool wgmma = true;
-    const Format f(TensorCoreMath::Tf32, wgmma);
-    SCOPED_TRACE("by rows, " + f.name());
+  for (bool columns : {false, true}) {
+    const Format f(TensorCoreMath::Tf32, /*wgmma=*/true);
+    SCOPED_TRACE(std::string(columns ? "column-wise, " : "by rows, ") + f.name());
     CudaCodegenOptions tc;
     tc.tensorCores = f.math;
-    tc.wgmma = wgmma;
-    tc.weightGradientColumns = false;
+    tc.wgmma = f.wgmma;
+    tc.weightGradientColumns = columns;
     auto emu = test::EmulatedExecutable::create(*program, tc);
     ASSERT_TRUE(emu) << emu.error().str();
     auto out = (*emu)->run(inputs);
