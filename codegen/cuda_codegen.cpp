@@ -389,6 +389,7 @@ void NodeEmitter::addProduct(CudaProduct product) { module_.products.push_back(s
 
 void NodeEmitter::markPrepare() { module_.steps.back().prepare = true; }
 void NodeEmitter::setFlops(double flops) { module_.steps.back().flops = flops; }
+void NodeEmitter::setMinBlocks(unsigned blocks) { module_.steps.back().minBlocks = blocks; }
 
 Unexpected<Error> NodeEmitter::unsupported(std::string_view why) const {
   return fail(fmt::format("{}: {}{}", node_.describe(), kNoCudaKernel, why), node_.loc());
@@ -690,6 +691,26 @@ __device__ __forceinline__ void shoal_cp_async_f32(shoal_saddr dst, const float*
   asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;\n" ::"r"(dst), "l"(src), "r"(ok ? 4 : 0) : "memory");
 #else
   *(float*)dst = ok ? *src : 0.0f;
+#endif
+}
+// *dst = (word & bit) ? *src : 0, as shoal_cp_async_f32 with the test inside the copy (cp.async's
+// ignore-src predicate: zeros copied, src neither read nor required to be valid, where the bit
+// is clear) -- one logic instruction and the copy. 32- and 64-bit words.
+__device__ __forceinline__ void shoal_cp_async_f32_if(shoal_saddr dst, const float* src, unsigned word, unsigned bit) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+  asm volatile("{\n.reg .pred p;\n.reg .b32 t;\nand.b32 t, %2, %3;\nsetp.eq.u32 p, t, 0;\n"
+               "cp.async.ca.shared.global [%0], [%1], 4, p;\n}\n" ::"r"(dst), "l"(src), "r"(word), "r"(bit) : "memory");
+#else
+  *(float*)dst = (word & bit) ? *src : 0.0f;
+#endif
+}
+__device__ __forceinline__ void shoal_cp_async_f32_if(shoal_saddr dst, const float* src, unsigned long long word,
+                                                      unsigned long long bit) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+  asm volatile("{\n.reg .pred p;\n.reg .b64 t;\nand.b64 t, %2, %3;\nsetp.eq.u64 p, t, 0;\n"
+               "cp.async.ca.shared.global [%0], [%1], 4, p;\n}\n" ::"r"(dst), "l"(src), "l"(word), "l"(bit) : "memory");
+#else
+  *(float*)dst = (word & bit) ? *src : 0.0f;
 #endif
 }
 // The same for 4 floats; src and dst 16-byte aligned (one 16-byte copy).

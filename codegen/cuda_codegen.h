@@ -96,6 +96,9 @@ struct CudaStep {
   /// operation it computes (a convolution's 2 · pixels · filters · channels · taps, not the
   /// padding its reduction adds), for the profile's achieved rate; 0 for other kernels.
   double flops = 0;
+  /// Kernel: blocks an SM its registers must leave room for (__launch_bounds__'s second
+  /// argument: at most 65536 / (block * minBlocks) registers a thread); 0: no bound.
+  unsigned minBlocks = 0;
   CudaGemmCall gemm;           ///< Gemm
   int64_t bytes = 0;           ///< Copy, AllReduce
 };

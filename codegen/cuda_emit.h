@@ -120,6 +120,8 @@ class NodeEmitter {
   void markPrepare();
   /// Sets the step added last's CudaStep::flops.
   void setFlops(double flops);
+  /// Sets the step added last's CudaStep::minBlocks.
+  void setMinBlocks(unsigned blocks);
 
   /// Writes the node's comment block (once; kernel() and gemm() do it themselves), for nodes
   /// whose work a horizontally fused kernel of another node does.
@@ -232,7 +234,7 @@ struct ImplicitGemm {
   /// reduction indices of two rows (16 neighbouring pixels of two taps: one or two cache lines,
   /// where 8 consecutive steps of 16 rows touch 6-12). The rows a thread copies are the same at
   /// every step: aColumnRow runs once per row before the loop (`am` and `arow` in scope) and
-  /// declares `int roff` and `int rbit` (below aColumnBits - 1); aColumn runs once per stage
+  /// declares `int roff` and `int rbit` (below aColumnBits); aColumn runs once per stage
   /// (`k` in scope) and declares `${I} kofs` and `kmask` (unsigned, or unsigned long long when
   /// aColumnBits is 64): element (am, k) is aBase[kofs + roff], copied where bit rbit of kmask
   /// is set, zero otherwise (kofs need not be valid then). Set, it replaces aRowSetup / aLoad /

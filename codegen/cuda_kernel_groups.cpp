@@ -193,9 +193,10 @@ std::string finishKernels(const CudaModuleSource& m, const std::string& kernels)
   for (const CudaStep& s : m.steps) {
     if (s.kind != CudaStepKind::Kernel) continue;
     if (s.parts.empty()) {
+      const std::string bounds = s.minBlocks > 0 ? fmt::format("{}, {}", kBlock, s.minBlocks) : std::to_string(kBlock);
       put(s.kernel, fmt::format("extern \"C\" __global__ void __launch_bounds__({}) {}({}) {{\n"
                                 "  shoal_after_previous_kernel();\n{}}}\n",
-                                kBlock, s.kernel, s.params, s.body));
+                                bounds, s.kernel, s.params, s.body));
       continue;
     }
     // Each part as a body that takes its block index and grid size (the built-ins' names).

@@ -214,19 +214,22 @@ std::string copyCode(const CopySpec& c) {
 }
 
 // Column-wise copies of A (ImplicitGemm::aColumnRow / aColumn): thread tid copies column
-// tid % 16 of rows tid / 16 + 16 p, p < BM / 16. The rows' offsets and tap bits (aRoff, aRbit)
-// are set once before the loop (columnRows); each stage computes its column's offset and mask
-// once, then each row is a bit test and a copy. A warp writes two whole rows: 32 banks.
+// tid % 16 of rows tid / 16 + 16 p, p < BM / 16. The rows' offsets and tap bits (aRoff, aRbit:
+// 0 for a row past the end) are set once before the loop (columnRows); each stage computes its
+// column's offset and mask once, then each row is an address and a copy that tests the bit
+// itself (shoal_cp_async_f32_if). A warp writes two whole rows: 32 banks.
+std::string columnMaskType(const ImplicitGemm& spec) { return spec.aColumnBits == 64 ? "unsigned long long" : "unsigned"; }
+
 std::string columnRows(const ImplicitGemm& spec, const Tile& tile) {
-  const std::string p = std::to_string(tile.bm / 16);
-  return "  int aRoff[" + p + "], aRbit[" + p + "];\n"
+  const std::string p = std::to_string(tile.bm / 16), mask = columnMaskType(spec);
+  return "  int aRoff[" + p + "];\n  " + mask + " aRbit[" + p + "];\n"
          "#pragma unroll\n"
          "  for (int p = 0; p < " + p + "; ++p) {\n"
          "    const ${I} am = m0 + p * 16 + (tid >> 4);\n"
          "    const bool arow = am < ${M};\n" +
          spec.aColumnRow +
          "    aRoff[p] = arow ? roff : 0;\n"
-         "    aRbit[p] = arow ? rbit : " + std::to_string(spec.aColumnBits - 1) + ";  // a bit kmask never sets\n"
+         "    aRbit[p] = arow ? (" + mask + ")1 << rbit : 0;\n"
          "  }\n";
 }
 
@@ -235,13 +238,11 @@ std::string columnCopies(const ImplicitGemm& spec, const Tile& tile) {
          "        const int kc = tid & 15, tr = tid >> 4;\n"
          "        const int k = kt + kc;\n" +
          spec.aColumn +
-         "        const " + std::string(spec.aColumnBits == 64 ? "unsigned long long" : "unsigned") + " km = k < kEnd ? kmask : 0u;\n"
+         "        const " + columnMaskType(spec) + " km = k < kEnd ? kmask : 0u;\n"
          "        const shoal_saddr d = stage + tr * 64 + 4 * (kc ^ (((tr >> 1) & 3) << 2));\n"
          "#pragma unroll\n"
-         "        for (int p = 0; p < " + std::to_string(tile.bm / 16) + "; ++p) {\n"
-         "          const bool ok = (km >> aRbit[p]) & 1u;\n"
-         "          shoal_cp_async_f32(d + p * 1024, ok ? " + spec.aBase + " + (kofs + aRoff[p]) : " + spec.aBase + ", ok);\n"
-         "        }\n"
+         "        for (int p = 0; p < " + std::to_string(tile.bm / 16) + "; ++p) shoal_cp_async_f32_if(d + p * 1024, " + spec.aBase +
+         " + (kofs + aRoff[p]), km, aRbit[p]);  // outside x where a tap leaves the image: not read\n"
          "      }\n";
 }
 
@@ -873,6 +874,11 @@ Expected<void> emitImplicitGemm(NodeEmitter& em, const ImplicitGemm& spec) {
   em.kernel(spec.name + "tc", params, body, args, unsigned(rowTiles * splits), unsigned(colTiles),
             unsigned(kStages * stageFloats * sizeof(float)));
   em.setFlops(spec.flops > 0 ? spec.flops : 2.0 * double(spec.rows) * double(spec.cols) * double(spec.red));
+  // Two blocks an SM (their stages fit in shared memory): the column-wise copies' per-row
+  // offsets and bits would otherwise take the registers just past 128 (130 for ResNet-18's
+  // layer-1 weight gradient: one block an SM). Not with 64-bit masks (the 7 x 7 stem: 154
+  // registers, and 128 would spill).
+  if (columns && spec.aColumnBits == 32) em.setMinBlocks(2);
   if (scratch)
     em.needScratch((reserved + scratchPack + (split ? splits * spec.rows * spec.cols : 0)) * int64_t(sizeof(float)));
   if (!split) return {};

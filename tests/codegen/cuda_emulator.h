@@ -52,7 +52,7 @@ unsigned char* shoal_emu_dynamic_shared;
 #define __global__
 #define __device__
 #define __forceinline__ inline
-#define __launch_bounds__(n)
+#define __launch_bounds__(...)
 #define __shared__ static
 #define __align__(n) __attribute__((aligned(n)))
 #define isinf(x) std::isinf(x)
