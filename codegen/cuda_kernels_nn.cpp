@@ -590,52 +590,54 @@ Expected<void> convBackwardWeightTensorCore(NodeEmitter& em, const ConvGeom& g) 
                         "        for (int ki = 0; ki < ${KH}; ++ki)\n"
                         "          if ((unsigned)(iyb + ki * ${DH}) < ${H}u) kmask |= cm << (ki * ${KW});\n",
                         v);
-  }
-  spec.aRowSetup = fill("  const int ac = (int)(am / ${KK}), atap = (int)(am % ${KK}), aki = atap / ${KW}, akj = atap % ${KW};\n", v);
-  // A thread's 8 (A) or 4 (B) consecutive output pixels: the first's image, row and column
-  // once per group, then each e columns on, wrapping into the next row (and image) at most
-  // once -- so OW >= 7 for A and OH * OW >= 4 for B; smaller outputs divide per element.
-  if (g.ow >= 7) {
-    // Per group: the first pixel's input row (iy0), column (ix0) and image plane (xb0), and
-    // the row and plane after a wrap (iyw, xbw: the next output row, or the next image's first).
-    v.push_back({"IY0", linear({{"oy0", g.sh}, {"aki", g.dh}}, -g.pt)});
-    v.push_back({"IX0", linear({{"ox0", g.sw}, {"akj", g.dw}}, -g.pl)});
-    v.push_back({"IY_TOP", linear({{"aki", g.dh}}, -g.pt)});
-    v.push_back({"ROW_STEP", std::to_string(g.ow * g.sw)});
-    std::string group = "        const int on = kg / ${HW}, p0 = kg % ${HW}, oy0 = p0 / ${OW}, ox0 = p0 % ${OW};\n"
-                        "        const int iy0 = ${IY0}, ix0 = ${IX0};\n"
-                        "        const ${I} xb0 = ((${I})on * ${C} + ac) * ${H} * ${W};\n";
-    std::string load;
-    if (g.ow % 8 == 0) {
-      // The group's 8 pixels lie in one output row (p0 and OW are multiples of 8).
-      group += "        const bool in0 = iy0 >= 0 && iy0 < ${H};\n"
-               "        const float* p0x = x + (xb0 + (${I})iy0 * ${W} + ix0);\n";
-      load = "            const int ix = ix0 + e * ${SW};\n"
-             "            ok = in0 && ix >= 0 && ix < ${W};\n"
-             "            if (ok) src = p0x + e * ${SW};\n";
-    } else {
-      // Wrapping at most once (OW >= 7): into the next row, or (HW not a multiple of 8) the
-      // next image's first row. p0x / pwx: where element e would be read from, less e * SW.
-      group += hw % 8 == 0 ? "        const int iyw = iy0 + ${SH};\n        const ${I} xbw = xb0;\n"
-                           : "        const bool nextImage = oy0 + 1 >= ${OH};\n"
-                             "        const int iyw = nextImage ? ${IY_TOP} : iy0 + ${SH};\n"
-                             "        const ${I} xbw = nextImage ? xb0 + (${I})${C} * ${H} * ${W} : xb0;\n";
-      group += "        const bool in0 = iy0 >= 0 && iy0 < ${H}, inw = iyw >= 0 && iyw < ${H};\n"
-               "        const float* p0x = x + (xb0 + (${I})iy0 * ${W} + ix0);\n"
-               "        const float* pwx = x + (xbw + (${I})iyw * ${W} + ix0 - ${ROW_STEP});\n";
-      load = "            const bool w = ox0 + e >= ${OW};\n"
-             "            const int ix = ix0 + e * ${SW} - (w ? ${ROW_STEP} : 0);\n"
-             "            ok = (w ? inw : in0) && ix >= 0 && ix < ${W};\n"
-             "            if (ok) src = (w ? pwx : p0x) + e * ${SW};\n";
-    }
-    spec.aGroup = fill(fill(group, v), v);
-    spec.aLoad = fill(fill(load, v), v);
   } else {
-    spec.aLoad = fill("        const int ox = k % ${OW}, oy = (k / ${OW}) % ${OH}, on = k / ${HW};\n"
-                      "        const int iy = ${IYA}, ix = ${IXA};\n"
-                      "        if (iy >= 0 && iy < ${H} && ix >= 0 && ix < ${W})\n"
-                      "          { src = &x[(((${I})on * ${C} + ac) * ${H} + iy) * ${W} + ix]; ok = true; }\n",
-                      v);
+    // By rows: a thread's 8 consecutive output pixels of one (channel, tap) row.
+    spec.aRowSetup = fill("  const int ac = (int)(am / ${KK}), atap = (int)(am % ${KK}), aki = atap / ${KW}, akj = atap % ${KW};\n", v);
+    // The first pixel's image, row and column once per group, then each e columns on, wrapping
+    // into the next row (and image) at most once -- so OW >= 7; smaller outputs divide per
+    // element. (B's groups of 4 pixels, below, need OH * OW >= 4 either way.)
+    if (g.ow >= 7) {
+      // Per group: the first pixel's input row (iy0), column (ix0) and image plane (xb0), and
+      // the row and plane after a wrap (iyw, xbw: the next output row, or the next image's first).
+      v.push_back({"IY0", linear({{"oy0", g.sh}, {"aki", g.dh}}, -g.pt)});
+      v.push_back({"IX0", linear({{"ox0", g.sw}, {"akj", g.dw}}, -g.pl)});
+      v.push_back({"IY_TOP", linear({{"aki", g.dh}}, -g.pt)});
+      v.push_back({"ROW_STEP", std::to_string(g.ow * g.sw)});
+      std::string group = "        const int on = kg / ${HW}, p0 = kg % ${HW}, oy0 = p0 / ${OW}, ox0 = p0 % ${OW};\n"
+                          "        const int iy0 = ${IY0}, ix0 = ${IX0};\n"
+                          "        const ${I} xb0 = ((${I})on * ${C} + ac) * ${H} * ${W};\n";
+      std::string load;
+      if (g.ow % 8 == 0) {
+        // The group's 8 pixels lie in one output row (p0 and OW are multiples of 8).
+        group += "        const bool in0 = iy0 >= 0 && iy0 < ${H};\n"
+                 "        const float* p0x = x + (xb0 + (${I})iy0 * ${W} + ix0);\n";
+        load = "            const int ix = ix0 + e * ${SW};\n"
+               "            ok = in0 && ix >= 0 && ix < ${W};\n"
+               "            if (ok) src = p0x + e * ${SW};\n";
+      } else {
+        // Wrapping at most once (OW >= 7): into the next row, or (HW not a multiple of 8) the
+        // next image's first row. p0x / pwx: where element e would be read from, less e * SW.
+        group += hw % 8 == 0 ? "        const int iyw = iy0 + ${SH};\n        const ${I} xbw = xb0;\n"
+                             : "        const bool nextImage = oy0 + 1 >= ${OH};\n"
+                               "        const int iyw = nextImage ? ${IY_TOP} : iy0 + ${SH};\n"
+                               "        const ${I} xbw = nextImage ? xb0 + (${I})${C} * ${H} * ${W} : xb0;\n";
+        group += "        const bool in0 = iy0 >= 0 && iy0 < ${H}, inw = iyw >= 0 && iyw < ${H};\n"
+                 "        const float* p0x = x + (xb0 + (${I})iy0 * ${W} + ix0);\n"
+                 "        const float* pwx = x + (xbw + (${I})iyw * ${W} + ix0 - ${ROW_STEP});\n";
+        load = "            const bool w = ox0 + e >= ${OW};\n"
+               "            const int ix = ix0 + e * ${SW} - (w ? ${ROW_STEP} : 0);\n"
+               "            ok = (w ? inw : in0) && ix >= 0 && ix < ${W};\n"
+               "            if (ok) src = (w ? pwx : p0x) + e * ${SW};\n";
+      }
+      spec.aGroup = fill(fill(group, v), v);
+      spec.aLoad = fill(fill(load, v), v);
+    } else {
+      spec.aLoad = fill("        const int ox = k % ${OW}, oy = (k / ${OW}) % ${OH}, on = k / ${HW};\n"
+                        "        const int iy = ${IYA}, ix = ${IXA};\n"
+                        "        if (iy >= 0 && iy < ${H} && ix >= 0 && ix < ${W})\n"
+                        "          { src = &x[(((${I})on * ${C} + ac) * ${H} + iy) * ${W} + ix]; ok = true; }\n",
+                        v);
+    }
   }
   if (hw >= 4)
     spec.bGroup = fill("        const int on = kg / ${HW}, p0 = kg % ${HW};\n"
