@@ -241,6 +241,8 @@ struct ImplicitGemm {
   /// aGroup / aStride / aVector.
   std::string aColumnRow, aColumn;
   int aColumnBits = 32;
+  /// kmask's type for aColumnBits.
+  const char* columnMaskType() const { return aColumnBits == 64 ? "unsigned long long" : "unsigned"; }
   /// Named views of scratch that the gathers read, `const float* name = scratch + floats`
   /// (tensors an earlier kernel of the node wrote there, inside scratchReserved): the kernels
   /// then take the scratch pointer.

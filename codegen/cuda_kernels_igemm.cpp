@@ -218,10 +218,8 @@ std::string copyCode(const CopySpec& c) {
 // 0 for a row past the end) are set once before the loop (columnRows); each stage computes its
 // column's offset and mask once, then each row is an address and a copy that tests the bit
 // itself (shoal_cp_async_f32_if). A warp writes two whole rows: 32 banks.
-std::string columnMaskType(const ImplicitGemm& spec) { return spec.aColumnBits == 64 ? "unsigned long long" : "unsigned"; }
-
 std::string columnRows(const ImplicitGemm& spec, const Tile& tile) {
-  const std::string p = std::to_string(tile.bm / 16), mask = columnMaskType(spec);
+  const std::string p = std::to_string(tile.bm / 16), mask = spec.columnMaskType();
   return "  int aRoff[" + p + "];\n  " + mask + " aRbit[" + p + "];\n"
          "#pragma unroll\n"
          "  for (int p = 0; p < " + p + "; ++p) {\n"
@@ -238,7 +236,7 @@ std::string columnCopies(const ImplicitGemm& spec, const Tile& tile) {
          "        const int kc = tid & 15, tr = tid >> 4;\n"
          "        const int k = kt + kc;\n" +
          spec.aColumn +
-         "        const " + columnMaskType(spec) + " km = k < kEnd ? kmask : 0u;\n"
+         "        const " + std::string(spec.columnMaskType()) + " km = k < kEnd ? kmask : 0u;\n"
          "        const shoal_saddr d = stage + tr * 64 + 4 * (kc ^ (((tr >> 1) & 3) << 2));\n"
          "#pragma unroll\n"
          "        for (int p = 0; p < " + std::to_string(tile.bm / 16) + "; ++p) shoal_cp_async_f32_if(d + p * 1024, " + spec.aBase +

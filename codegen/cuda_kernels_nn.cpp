@@ -573,7 +573,7 @@ Expected<void> convBackwardWeightTensorCore(NodeEmitter& em, const ConvGeom& g) 
   const int64_t limit = std::numeric_limits<int>::max();
   if (em.options().weightGradientColumns && g.kh * g.kw <= 63 && (g.c + 256) * g.h * g.w < limit) {
     spec.aColumnBits = g.kh * g.kw <= 31 ? 32 : 64;
-    v.push_back({"MASK", spec.aColumnBits == 64 ? "unsigned long long" : "unsigned"});
+    v.push_back({"MASK", spec.columnMaskType()});
     v.push_back({"IYB", linear({{"oy", g.sh}}, -g.pt)});
     v.push_back({"IXB", linear({{"ox", g.sw}}, -g.pl)});
     v.push_back({"CHW", intLit(g.c * g.h * g.w)});

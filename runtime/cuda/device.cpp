@@ -406,7 +406,6 @@ Expected<void> CudaContext::gemmF32(bool transA, bool transB, int m, int n, int 
 
 namespace {
 
-
 Unexpected<Error> cublasLtFail(cublasStatus_t s, std::string_view call, std::string_view what) {
   std::string msg = fmt::format("{}({}): cuBLASLt status {}", call, what, int(s));
   if (const auto& lib = cudaimpl::cublasLibrary()) {  // cuBLAS's names for the shared status codes
@@ -425,7 +424,6 @@ uint32_t alignmentOf(const void* p) {
 }
 
 }  // namespace
-
 
 Expected<void> CudaContext::gemmEpilogueF32(bool transA, bool transB, int m, int n, int k, const float* a, int lda,
                                             const float* b, int ldb, float* c, int ldc, const float* bias, bool relu,
