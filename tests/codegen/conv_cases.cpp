@@ -133,6 +133,21 @@ SHOAL_CUDA_CASE(MaxPool2dGrad, OpKind::MaxPool2dGrad) {
   b.op(OpKind::MaxPool2dGrad, {b.input("qmo", Shape{2, 3, 7, 7}), b.input("dymo", Shape{2, 3, 4, 4})},
        attrs({{"kernel", Ints{3, 3}}, {"stride", Ints{2, 2}}, {"padding", Ints{1, 1, 1, 1}}, {"relu_mask", int64_t(1)}}),
        "dxmo");
+  // Strips of 4 and 2 pixels a thread (ResNet's stem pool at widths divisible by 4, or by 2 only,
+  // relu_mask on one), stride 1 (three rows of windows cover a pixel), a strip's last windows past
+  // the edge in ceil mode, and stride past the kernel on one axis only.
+  b.op(OpKind::MaxPool2dGrad, {b.input("qs4", Shape{2, 2, 8, 12}), b.input("dys4", Shape{2, 2, 4, 6})},
+       attrs({{"kernel", Ints{3, 3}}, {"stride", Ints{2, 2}}, {"padding", Ints{1, 1, 1, 1}}}), "dxs4");
+  b.op(OpKind::MaxPool2dGrad, {b.input("qs2", Shape{1, 3, 7, 10}), b.input("dys2", Shape{1, 3, 4, 5})},
+       attrs({{"kernel", Ints{3, 3}}, {"stride", Ints{2, 2}}, {"padding", Ints{1, 1, 1, 1}}, {"relu_mask", int64_t(1)}}),
+       "dxs2");
+  b.op(OpKind::MaxPool2dGrad, {b.input("qs1", Shape{1, 2, 6, 8}), b.input("dys1", Shape{1, 2, 6, 8})},
+       attrs({{"kernel", Ints{3, 3}}, {"stride", Ints{1, 1}}, {"padding", Ints{1, 1, 1, 1}}}), "dxs1");
+  b.op(OpKind::MaxPool2dGrad, {b.input("qsc", Shape{1, 2, 6, 8}), b.input("dysc", Shape{1, 2, 3, 4})},
+       attrs({{"kernel", Ints{3, 3}}, {"stride", Ints{2, 2}}, {"padding", Ints{0, 0, 0, 0}}, {"ceil_mode", int64_t(1)}}),
+       "dxsc");
+  b.op(OpKind::MaxPool2dGrad, {b.input("qsg", Shape{1, 2, 7, 8}), b.input("dysg", Shape{1, 2, 3, 3})},
+       attrs({{"kernel", Ints{3, 2}}, {"stride", Ints{2, 3}}, {"padding", Ints{0, 0, 0, 0}}}), "dxsg");
   // Stride past the kernel with padding: pixels in no window (gaps), windows cut by padding.
   b.op(OpKind::MaxPool2dGrad, {b.input("qg", Shape{1, 2, 8, 7}), b.input("dyg", Shape{1, 2, 3, 3})},
        attrs({{"kernel", Ints{2, 2}}, {"stride", Ints{3, 3}}, {"padding", Ints{1, 1, 1, 1}}}), "dxg");
