@@ -494,7 +494,7 @@ PhaseTaps phaseTaps(int64_t p, int64_t s, int64_t pad, int64_t d, int64_t k, int
 // that each meet their own taps only (a quarter of a 3 x 3 kernel's for stride 2): one GEMM
 // per phase over its pixels and taps, so no product is spent on a tap that cannot land, and
 // a phase no tap reaches (a 1 x 1 kernel's odd pixels) is written as zero (or the bias).
-Expected<void> convBackwardDataTensorCore(NodeEmitter& em, const ConvGeom& g, bool transpose, bool bias, bool mask) {
+Expected<void> convBackwardDataTensorCore(NodeEmitter& em, const ConvGeom& g, bool transpose, bool bias) {
   const bool phased = g.sh > 1 || g.sw > 1;
   for (int64_t py = 0; py < std::min(g.sh, g.h); ++py)
     for (int64_t px = 0; px < std::min(g.sw, g.w); ++px) {
@@ -522,15 +522,13 @@ Expected<void> convBackwardDataTensorCore(NodeEmitter& em, const ConvGeom& g, bo
       const std::string name = phased ? "p" + std::to_string(py) + std::to_string(px) + "_" : "";
       const std::string params =
           fill(std::string("const float* __restrict__ ${GRAD}, const float* __restrict__ w, ") +
-                   (bias || mask ? (bias ? "const float* __restrict__ bias, " : "const float* __restrict__ r, ") : "") +
-                   "float* __restrict__ ${OUT}",
+                   (bias ? "const float* __restrict__ bias, " : "") + "float* __restrict__ ${OUT}",
                v);
       std::vector<CudaArg> args = {em.in(0), em.in(1)};
-      if (bias || mask) args.push_back(em.in(2));
+      if (bias) args.push_back(em.in(2));
       args.push_back(em.out());
       const std::string pixel = fill("        const int ix = ${PHASE_IX}, iy = ${PHASE_IY};\n"
-                                     "        const ${I} at = ((pn * ${C} + o) * ${H} + iy) * (${I})${W} + ix;\n"
-                                     "        ${OUT}[at] = ",
+                                     "        ${OUT}[((pn * ${C} + o) * ${H} + iy) * (${I})${W} + ix] = ",
                                      v);
       if (ty.count == 0 || tx.count == 0) {
         // No tap lands on this phase: its pixels get nothing from dy.
@@ -579,7 +577,7 @@ Expected<void> convBackwardDataTensorCore(NodeEmitter& em, const ConvGeom& g, bo
       spec.epilogue = fill(fill("        const int pix = (int)(m % ${WP}), piy = (int)((m / ${WP}) % ${HP});\n"
                                 "        const ${I} pn = m / ((${I})${WP} * ${HP});\n",
                                 v) +
-                               pixel + (mask ? "r[at] > 0.0f ? s : 0.0f;\n" : "s${ADD_BIAS};\n"),
+                               pixel + "s${ADD_BIAS};\n",
                            v);
       spec.params = params;
       spec.args = args;
@@ -1048,25 +1046,20 @@ Expected<void> emitConv2dBackwardData(NodeEmitter& em) {
   if (!isFloatNode(n)) return em.unsupported(std::string(n.opName()) + " needs float operands");
   ConvGeom g = convGeom(n.attrs(), em.outShape(), em.inShape(1));
   g.oh = em.inShape(0)[2], g.ow = em.inShape(0)[3];
+  const bool bias = n.numInputs() == 3;
   const bool grouped = g.groups > 1;
   // conv_transpose2d's operands keep their own names in the kernel: x in, y out.
   const bool transpose = n.kind() == OpKind::ConvTranspose2d;
-  // Operand 2: conv_transpose2d's bias, or the data gradient's relu mask (fuse-conv-relu-grad:
-  // dx zero where the relu's output r is not positive, ReluGrad's formula).
-  const bool bias = transpose && n.numInputs() == 3;
-  const bool mask = !transpose && n.attrs().getInt("relu_mask", 0) != 0;
   if (useTensorCores(em, g) && g.n * g.h * g.w < std::numeric_limits<int>::max())
-    return convBackwardDataTensorCore(em, g, transpose, bias, mask);
+    return convBackwardDataTensorCore(em, g, transpose, bias);
   Vars v = convVars(em, g);
   v.push_back({"TOTAL", intLit(g.n * g.c * g.h * g.w)});
   v.push_back({"YSTRIDE", g.sh == 1 ? "" : "        if (ty % ${SH} != 0) continue;\n"});
   v.push_back({"XSTRIDE", g.sw == 1 ? "" : "          if (tx % ${SW} != 0) continue;\n"});
-  v.push_back({"BIAS", bias ? "const ${T}* __restrict__ bias, " : mask ? "const ${T}* __restrict__ r, " : ""});
+  v.push_back({"BIAS", bias ? "const ${T}* __restrict__ bias, " : ""});
   v.push_back({"GRAD", transpose ? "x" : "dy"});
   v.push_back({"OUT", transpose ? "y" : "dx"});
-  v.push_back({"STORE", bias   ? "    ${OUT}[i] = acc + bias[c];\n"
-                        : mask ? "    ${OUT}[i] = r[i] > (${T})0 ? acc : (${T})0;\n"
-                               : "    ${OUT}[i] = acc;\n"});
+  v.push_back({"STORE", bias ? "    ${OUT}[i] = acc + bias[c];\n" : "    ${OUT}[i] = acc;\n"});
   // Pixel channel c meets the filters of its group, at weight channel c mod CG.
   v.push_back({"FILTERS", grouped ? "    const int o0 = (c / ${CG}) * ${OG};\n"
                                     "    for (int o = o0; o < o0 + ${OG}; ++o) {\n"
@@ -1106,7 +1099,7 @@ Expected<void> emitConv2dBackwardData(NodeEmitter& em) {
       "  }\n",
       v), v);
   std::vector<CudaArg> args = {em.in(0), em.in(1)};
-  if (bias || mask) args.push_back(em.in(2));
+  if (bias) args.push_back(em.in(2));
   args.push_back(em.out());
   em.kernel("", params, body, args, gridFor(g.n * g.c * g.h * g.w));
   return {};

@@ -261,15 +261,6 @@ Expected<Types> shapeConv2dBackwardData(const Node& n) {
   auto y = convOutputShape(n, x, w->type());
   if (!y) return Unexpected(y.error());
   SHOAL_TRY(requireGradient(n, dy, {x.dtype, *y}, "the convolution's output"));
-  // relu_mask (fuse-conv-relu-grad): the relu's output as a third operand, of dx's type.
-  const int64_t mask = n.attrs().getInt("relu_mask", 0);
-  if (mask != 0 && mask != 1) return Unexpected(shapeError(n, fmt::format("relu_mask must be 0 or 1, got {}", mask)));
-  if ((mask == 1) != (n.numInputs() == 3))
-    return Unexpected(shapeError(n, mask ? "relu_mask 1 needs a third operand (the relu's output)"
-                                         : "a third operand (the relu's output) needs relu_mask 1"));
-  if (mask == 1 && n.input(2)->type() != x)
-    return Unexpected(shapeError(n, fmt::format("the relu mask operand must be {} (the result's type), got {}", x.str(),
-                                                n.input(2)->type().str())));
   return Types{x};
 }
 

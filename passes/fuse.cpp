@@ -2,7 +2,6 @@
 //   fuse-conv-activation    conv2d (+ bias) -> relu|sigmoid|tanh   => fused_conv2d
 //   fuse-conv-pool          fused_conv2d -> maxpool2d              => fused_conv2d_pool
 //   fuse-pool-relu-grad     relu_grad(x, maxpool2d_grad(x, dy))     => maxpool2d_grad (relu_mask)
-//   fuse-conv-relu-grad     relu_grad(r, conv2d_backward_data(dy, w)) => conv2d_backward_data (relu_mask, r)
 //   fuse-dense-activation   dense (+ bias)  -> relu|sigmoid|tanh   => fused_dense (GEMM epilogue)
 //   fuse-elementwise        chains of same-shape elementwise ops    => fused_elementwise
 //   fuse-conv-prologue      fused_elementwise (one operand) -> fused_conv2d_pool
@@ -268,28 +267,6 @@ Rule poolReluGradRule() {
           }};
 }
 
-// relu_grad(r, conv2d_backward_data(dy, w)): the data gradient applies the mask as it stores dx
-// (r its third operand), so dx is written once and never read back for the mask -- ResNet's
-// relu inside each block, whose gradient had been a kernel of its own over two tensors.
-Rule convReluGradRule() {
-  return {"fuse-conv-relu-grad", "relu_grad of a conv2d_backward_data becomes one conv2d_backward_data (relu_mask)",
-          Pattern{{OpKind::ReluGrad}, "act", {}}, [](Graph& g, Bindings& b) -> Node* {
-            Node* act = b.at("act");
-            Node* data = act->input(1)->def();
-            if (!data || data->kind() != OpKind::Conv2dBackwardData || data->numInputs() != 2 ||
-                data->attrs().getInt("relu_mask", 0) != 0 || g.users(data->result()).size() != 1 ||
-                act->input(0)->type() != data->result()->type())
-              return nullptr;
-            b["data"] = data;
-            Attrs attrs = data->attrs();
-            attrs.set("relu_mask", int64_t(1));
-            Node* n = g.insertNodeBefore(act, OpKind::Conv2dBackwardData, {data->input(0), data->input(1), act->input(0)},
-                                         attrs, {{act->result()->name() + ".fused", act->result()->type()}}, data->loc());
-            fillDefaultAttrs(*n);
-            return n;
-          }};
-}
-
 Rule denseActivationRule() {
   Pattern dense{{OpKind::Dense}, "dense", {}, /*singleUse=*/true};
   return {"fuse-dense-activation", "dense (+ bias) followed by relu/sigmoid/tanh becomes one fused_dense",
@@ -421,7 +398,6 @@ class FuseElementwisePass : public Pass {
 std::unique_ptr<Pass> createFuseConvActivationPass() { return std::make_unique<RulePass>(convActivationRule()); }
 std::unique_ptr<Pass> createFuseConvPoolPass() { return std::make_unique<RulePass>(convPoolRule()); }
 std::unique_ptr<Pass> createFusePoolReluGradPass() { return std::make_unique<RulePass>(poolReluGradRule()); }
-std::unique_ptr<Pass> createFuseConvReluGradPass() { return std::make_unique<RulePass>(convReluGradRule()); }
 std::unique_ptr<Pass> createFuseDenseActivationPass() { return std::make_unique<RulePass>(denseActivationRule()); }
 std::unique_ptr<Pass> createFuseElementwisePass() { return std::make_unique<FuseElementwisePass>(); }
 std::unique_ptr<Pass> createFuseConvProloguePass() { return std::make_unique<RulePass>(convPrologueRule()); }

@@ -86,7 +86,6 @@ std::unique_ptr<Pass> createFuseConvPoolPass();
 /// relu_grad(x, maxpool2d_grad(x, dy)) becomes one maxpool2d_grad with relu_mask 1 when the
 /// pool gradient has no other reader (what training graphs of conv -> relu -> maxpool hold).
 std::unique_ptr<Pass> createFusePoolReluGradPass();
-std::unique_ptr<Pass> createFuseConvReluGradPass();
 /// dense (+ bias) followed by relu/sigmoid/tanh becomes one fused_dense (GEMM + epilogue).
 std::unique_ptr<Pass> createFuseDenseActivationPass();
 /// Chains of same-shape elementwise ops (intermediates read once) become one fused_elementwise.

@@ -22,7 +22,6 @@ const std::vector<PassRegistration>& passRegistry() {
       {"fuse-conv-activation", &createFuseConvActivationPass, false},   // conv2d + bias + activation -> fused_conv2d
       {"fuse-conv-pool", &createFuseConvPoolPass, false},               // fused_conv2d + maxpool2d -> fused_conv2d_pool
       {"fuse-pool-relu-grad", &createFusePoolReluGradPass, false},     // relu_grad(x, maxpool2d_grad(x, dy)) -> relu_mask
-      {"fuse-conv-relu-grad", &createFuseConvReluGradPass, false},     // relu_grad(r, conv2d_backward_data) -> relu_mask
       {"fuse-dense-activation", &createFuseDenseActivationPass, false}, // dense + bias + activation -> fused_dense
       {"fuse-transpose-matmul", &createFuseTransposeMatmulPass, false}, // transpose of the last two axes -> a GEMM flag
       {"fuse-elementwise", &createFuseElementwisePass, false},          // elementwise chains -> fused_elementwise

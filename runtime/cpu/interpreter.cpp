@@ -354,11 +354,6 @@ Expected<void> NodeRunner::run() {
     case OpKind::Conv2dBackwardData: {
       auto p = convParams(attrs(), outShape(), inShape(1));
       cpu::conv2dBackwardData<T>(p, in<T>(0), in<T>(1), out<T>());
-      if (attrs().getInt("relu_mask", 0) != 0) {  // relu_grad(r, dx): ReluGrad's formula
-        const T* r = in<T>(2);
-        T* dx = out<T>();
-        for (int64_t i = 0, e = numElements(outShape()); i < e; ++i) dx[i] = r[i] > T(0) ? dx[i] : T(0);
-      }
       return {};
     }
     case OpKind::Conv2dBackwardWeight: {

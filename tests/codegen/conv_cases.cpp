@@ -58,15 +58,6 @@ SHOAL_CUDA_CASE(Conv2dBackwardData, OpKind::Conv2dBackwardData) {
               {"input_shape", Ints{2, 4, 11, 10}},
               {"groups", int64_t(4)}}),
        "dxd");
-  // relu_mask (fuse-conv-relu-grad): dx zero where the relu's output r is not positive.
-  b.op(OpKind::Conv2dBackwardData,
-       {b.input("dym", Shape{2, 4, 5, 7}), b.param("m.weight", {4, 3, 3, 2}), b.input("rm", Shape{2, 3, 9, 8})},
-       attrs({{"stride", Ints{2, 1}},
-              {"padding", Ints{1, 0, 2, 1}},
-              {"dilation", Ints{1, 2}},
-              {"input_shape", Ints{2, 3, 9, 8}},
-              {"relu_mask", int64_t(1)}}),
-       "dxm");
   return true;
   return false;
 }

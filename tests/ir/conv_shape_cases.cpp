@@ -96,14 +96,6 @@ SHOAL_SHAPE_CASES(Conv2dBackwardData, OpKind::Conv2dBackwardData) {
           {f32({2, 4, 5, 5}), w},
           a,
           "gradient f32[2,4,5,5] does not match the convolution's output f32[2,4,4,4]"},
-         // relu_mask (fuse-conv-relu-grad): the relu's output as a third operand of dx's type.
-         {"relu_mask without its operand", {dy, w}, with(a, "relu_mask", int64_t(1)),
-          "relu_mask 1 needs a third operand (the relu's output)"},
-         {"a mask operand without relu_mask", {dy, w, f32({2, 1, 6, 6})}, a,
-          "a third operand (the relu's output) needs relu_mask 1"},
-         {"a mask of another shape", {dy, w, f32({2, 1, 6, 5})}, with(a, "relu_mask", int64_t(1)),
-          "the relu mask operand must be f32[2,1,6,6] (the result's type), got f32[2,1,6,5]"},
-         {"relu_mask 2", {dy, w, f32({2, 1, 6, 6})}, with(a, "relu_mask", int64_t(2)), "relu_mask must be 0 or 1, got 2"},
          {"input channels not divisible by groups",
           {dy, w},
           with(with(a, "groups", int64_t(2)), "input_shape", Shape{2, 3, 6, 6}),
@@ -356,17 +348,6 @@ TEST(ShapeInference, ConvPoolInputThroughItsDecodeIsSeenAsTheWeightsType) {
   auto types = inferResultTypes(*n);
   ASSERT_TRUE(types.has_value()) << types.error().message();
   EXPECT_EQ((*types)[0], f32({64, 32, 13, 13}));
-}
-
-// conv2d_backward_data with relu_mask (fuse-conv-relu-grad): the mask operand changes nothing of dx's type.
-TEST(ShapeInference, MaskedDataGradientKeepsTheInputsShape) {
-  Graph g("conv_relu_grad");
-  Node* n = buildNode(g, OpKind::Conv2dBackwardData, {f32({2, 4, 4, 4}), f32({4, 1, 3, 3}), f32({2, 1, 6, 6})},
-                      attrs({{"stride", Shape{1, 1}}, {"padding", Shape{0, 0, 0, 0}}, {"dilation", Shape{1, 1}},
-                             {"input_shape", Shape{2, 1, 6, 6}}, {"relu_mask", int64_t(1)}}));
-  auto types = inferResultTypes(*n);
-  ASSERT_TRUE(types.has_value()) << types.error().message();
-  EXPECT_EQ((*types)[0], f32({2, 1, 6, 6}));
 }
 
 // fused_conv2d with output_expr (fuse-conv-epilogue): the bias, then a residual of the result's

@@ -16,8 +16,8 @@
 namespace shoal {
 namespace {
 
-const std::set<std::string> kFusion = {"fuse-conv-activation", "fuse-conv-pool", "fuse-pool-relu-grad", "fuse-conv-relu-grad",
-                                       "fuse-dense-activation", "fuse-elementwise", "fuse-conv-prologue"};
+const std::set<std::string> kFusion = {"fuse-conv-activation", "fuse-conv-pool", "fuse-pool-relu-grad", "fuse-dense-activation",
+                                       "fuse-elementwise", "fuse-conv-prologue"};
 
 struct GoldenCase {
   const char* file;
@@ -76,10 +76,6 @@ INSTANTIATE_TEST_SUITE_P(Fuse, FuseGolden,
                                            GoldenCase{"pool_relu_grad_read_twice", "fuse-pool-relu-grad", false},
                                            GoldenCase{"pool_relu_grad_masked_twice", "fuse-pool-relu-grad", false},
                                            GoldenCase{"conv_pool_needed_by_backward", "fuse-pool-relu-grad", false},
-                                           GoldenCase{"conv_relu_grad", "fuse-conv-relu-grad", true},
-                                           GoldenCase{"conv_relu_grad_read_twice", "fuse-conv-relu-grad", false},
-                                           GoldenCase{"conv_relu_grad_masked_twice", "fuse-conv-relu-grad", false},
-                                           GoldenCase{"pool_relu_grad", "fuse-conv-relu-grad", false},
                                            GoldenCase{"conv_prologue", "fuse-conv-prologue", true},
                                            GoldenCase{"conv_prologue_unary", "fuse-conv-prologue", true},
                                            GoldenCase{"conv_prologue_read_twice", "fuse-conv-prologue", false},
@@ -152,8 +148,7 @@ TEST(Fuse, FusedAndUnfusedProgramsAgreeOnEveryExample) {
 TEST(Fuse, FusedAndUnfusedAgreeOnTheGoldenGraphs) {
   for (const char* f : {"conv_relu", "dense_sigmoid", "elementwise_chain", "elementwise_shared_intermediate",
                         "elementwise_decode", "elementwise_mixed_f64", "conv_pool",
-                        "conv_pool_output_read_twice", "pool_relu_grad", "pool_relu_grad_read_twice", "conv_relu_grad",
-                        "conv_relu_grad_read_twice", "conv_relu_grad_masked_twice"}) {
+                        "conv_pool_output_read_twice", "pool_relu_grad", "pool_relu_grad_read_twice"}) {
     SCOPED_TRACE(f);
     std::string path = test::sourcePath(std::string("tests/passes/golden/fuse/") + f + ".in.ir");
     DiagnosticEngine diags;
@@ -196,38 +191,6 @@ TEST(Fuse, ConvPoolFusesForInferenceOnly) {
       EXPECT_EQ(n->attrs().getInt("relu_mask"), 1);
     }
   }
-}
-
-// A ResNet block's inner relu (conv -> batchnorm -> relu -> conv): its gradient goes into the data
-// gradient of the conv after it (fuse-conv-relu-grad), twice in examples/resnet_mnist.mmd; the
-// relus whose output two convs read (a block's input) keep theirs -- the sum of two data
-// gradients is what gets masked there.
-TEST(Fuse, ReluGradGoesIntoTheNextConvsDataGradient) {
-  DiagnosticEngine diags;
-  auto p = loadPipelineFile(test::sourcePath("examples/resnet_mnist.mmd"), diags);
-  ASSERT_TRUE(p && p->train) << diags.render();
-  auto masked = [](const Program& prog) {
-    int c = 0;
-    for (const Node* n : prog.graph->nodes())
-      c += n->kind() == OpKind::Conv2dBackwardData && n->attrs().getInt("relu_mask", 0) == 1;
-    return c;
-  };
-  CompileOptions train;
-  train.verifyEach = true;
-  train.train = &*p->train;
-  auto step = compileProgram(p->model->clone(), train);
-  ASSERT_TRUE(step) << step.error().str();
-  EXPECT_EQ(masked(*step), 2);
-  for (const Node* n : step->graph->nodes())
-    if (n->kind() == OpKind::Conv2dBackwardData && n->attrs().getInt("relu_mask", 0) == 1) {
-      ASSERT_EQ(n->numInputs(), 3u);
-      ASSERT_NE(n->input(2)->def(), nullptr);
-      EXPECT_NE(n->input(2)->name().find("r1"), std::string::npos) << n->input(2)->name();
-    }
-  train.disabledPasses = {"fuse-conv-relu-grad"};
-  auto unfused = compileProgram(p->model->clone(), train);
-  ASSERT_TRUE(unfused) << unfused.error().str();
-  EXPECT_EQ(masked(*unfused), 0);
 }
 
 TEST(Fuse, DumpAfterFuseShowsTheFusedOpsAndDisablingWorks) {

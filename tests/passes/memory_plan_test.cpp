@@ -32,8 +32,8 @@ std::optional<Pipeline> loadExample(const std::string& rel) {
   return p;
 }
 
-const std::set<std::string> kFusionPasses = {"fuse-conv-activation", "fuse-pool-relu-grad", "fuse-conv-relu-grad",
-                                             "fuse-dense-activation", "fuse-elementwise"};
+const std::set<std::string> kFusionPasses = {"fuse-conv-activation", "fuse-pool-relu-grad", "fuse-dense-activation",
+                                             "fuse-elementwise"};
 
 // The planner's in-place rules are easiest to see on unfused graphs (relu over a conv output),
 // so tests compile without fusion unless they ask for it.
