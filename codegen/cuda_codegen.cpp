@@ -713,6 +713,21 @@ __device__ __forceinline__ void shoal_cp_async_f32_if(shoal_saddr dst, const flo
   *(float*)dst = (word & bit) ? *src : 0.0f;
 #endif
 }
+// dst[0..1] = the first n (0, 1 or 2) of src[0..1], zeros after them: one 8-byte copy (cp.async
+// copies n floats and zero-fills the rest; src is not read past them). src and dst 8-byte
+// aligned -- the CPU emulator traps where either is not, as cp.async would fault (below sm_80,
+// two plain copies).
+__device__ __forceinline__ void shoal_cp_async_f32x2(shoal_saddr dst, const float* src, int n) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+  asm volatile("cp.async.ca.shared.global [%0], [%1], 8, %2;\n" ::"r"(dst), "l"(src), "r"(4 * n) : "memory");
+#else
+#if !defined(__CUDA_ARCH__)
+  if ((dst & 7ull) != 0 || (n > 0 && (reinterpret_cast<unsigned long long>(src) & 7ull) != 0)) __builtin_trap();
+#endif
+  ((float*)dst)[0] = n > 0 ? src[0] : 0.0f;
+  ((float*)dst)[1] = n > 1 ? src[1] : 0.0f;
+#endif
+}
 // The same for 4 floats; src and dst 16-byte aligned (one 16-byte copy).
 __device__ __forceinline__ void shoal_cp_async_f32x4_aligned(shoal_saddr dst, const float* src, bool ok) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800

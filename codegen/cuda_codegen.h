@@ -240,6 +240,11 @@ struct CudaCodegenOptions {
   /// pixels of 16 taps' rows touch 6-12; each row's offset and each pixel's taps in the image
   /// are computed once, not per element. Off: 8 consecutive pixels of one row a thread.
   bool weightGradientColumns = true;
+  /// A tensor-core forward with few channels (kernel rows padded to 8 taps: the stem) at stride
+  /// 2 over an even width copies each kernel row's taps two at a time (8-byte copies; a row's
+  /// first tap alone where the left padding is odd): half the copies of one tap each. Off: one
+  /// 4-byte copy a tap.
+  bool convPairedTaps = true;
   /// Tiles of tensor-core products by their kernel's name (CudaProduct::kernel): an
   /// autotuner's choices (CudaExecutableOptions::autotune). A product not named takes its cost
   /// model's; a tile that is not one of the product's candidates is an error.

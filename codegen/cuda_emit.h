@@ -229,6 +229,15 @@ struct ImplicitGemm {
   /// that are contiguous and 16-byte aligned, all in range or none: one 16-byte copy (a
   /// channels-last activation's 4 channels of one pixel). aGroup / aStride are then unused.
   bool aVector = false;
+  /// The group's copies written by the caller (with aGroup): after aGroup, this code issues
+  /// the copies of the group's 8 elements itself, writing element e at shared address `d0 + 4 *
+  /// e` (e < 4) or `d1 + 4 * e` (e >= 4) -- so elements 2j and 2j + 1 are one 8-byte aligned
+  /// pair -- and copying zeros where `gok` is false (row past the end or group past the
+  /// slice). For gathers whose elements pair up into 8-byte copies (a stride-2 convolution's
+  /// kernel row: convForwardTensorCore). Elements listed in aHoles are never copied: they are
+  /// zeroed once before the first stage (B must be zero there too, so a hole adds 0 * 0).
+  std::string aGroupCopies;
+  std::vector<int> aHoles;
   /// Column-wise A gathers (the weight gradient's, where A's reduction index is a pixel): 16
   /// threads share a stage row, one reduction step each, so a warp's copy reads 16 consecutive
   /// reduction indices of two rows (16 neighbouring pixels of two taps: one or two cache lines,

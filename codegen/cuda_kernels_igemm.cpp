@@ -136,7 +136,35 @@ struct CopySpec {
   bool interleaved = false;
   int rowBase = 0;
   std::string rowVar, rowOk, rowLimit, rowType, rowOrigin, rowSetup, groupSetup, load, base, stride;
+  // The caller's copies of a group of 8 (ImplicitGemm::aGroupCopies), after groupSetup.
+  std::string groupCopies;
 };
+
+// The shared addresses d0 / d1 of a thread's group of 8 (elements 0-3 at d0 + 4e, 4-7 at d1 +
+// 4e) in row `r` of a stage at `stage`, its first column kc 0 or 8 (below).
+constexpr const char* groupOf8Destinations =
+    "        const shoal_saddr d0 = row + 4 * ((kc ^ (swz & 8)) + (swz & 4)), d1 = row + 4 * ((kc ^ (swz & 8)) - (swz & 4));\n";
+
+// Zeros copied once, before the first stage, into elements `holes` of each of this thread's
+// groups of 8 in every stage of the ring: the elements c's group copies never write
+// (ImplicitGemm::aHoles). Part of the first commit group, so complete when the first stage is.
+std::string holeZeros(const CopySpec& c, const std::vector<int>& holes) {
+  if (holes.empty()) return "";
+  std::string s = "  for (int hs = 0; hs < kStages; ++hs) {  // the gathers' holes, zero for good\n"
+                  "    const shoal_saddr stage = sbase + hs * (kStageFloats * 4);\n";
+  for (int p = 0; p < c.passes; ++p) {
+    s += fmt::format("    {{\n"
+                     "        const int r = {0} * 128 + tid / 2, kc = (tid % 2) * 8;\n"
+                     "        const int swz = (((r >> 1) & 3) << 2);\n"
+                     "        const shoal_saddr row = stage + ({1} + r) * 64;\n",
+                     p, c.rowBase);
+    s += groupOf8Destinations;
+    for (int e : holes)
+      s += fmt::format("        shoal_cp_async_f32({} + {}, {}, false);\n", e < 4 ? "d0" : "d1", 4 * e, c.base);
+    s += "    }\n";
+  }
+  return s + "  }\n";
+}
 
 std::string copyCode(const CopySpec& c) {
   const int perRow = c.interleaved ? 4 : 16 / c.group;  // threads per row
@@ -173,7 +201,7 @@ std::string copyCode(const CopySpec& c) {
     if (c.interleaved)
       s += "        const shoal_saddr d0 = row + 4 * kc;\n        const int sc = swz >> 2;\n";
     else if (c.group == 8)
-      s += "        const shoal_saddr d0 = row + 4 * ((kc ^ (swz & 8)) + (swz & 4)), d1 = row + 4 * ((kc ^ (swz & 8)) - (swz & 4));\n";
+      s += groupOf8Destinations;
     else
       s += "        const shoal_saddr d0 = row + 4 * (kc ^ swz);\n";
     // Interleaved: step kc + 4e sits in column chunk e ^ (swz >> 2), word kc.
@@ -182,7 +210,9 @@ std::string copyCode(const CopySpec& c) {
                            : std::string(e < 4 ? "d0" : "d1") + " + " + std::to_string(4 * e);
     };
     const int step = c.interleaved ? 4 : 1;  // reduction steps between a thread's elements
-    if (!c.stride.empty()) {
+    if (!c.groupCopies.empty()) {
+      s += c.groupCopies;
+    } else if (!c.stride.empty()) {
       s += fill("        const bool ok = gok && gvalid;\n"
                 "        const float* gsrc = ok ? ${BASE} + goff : ${BASE};\n",
                 v);
@@ -741,6 +771,14 @@ Expected<void> emitImplicitGemm(NodeEmitter& em, const ImplicitGemm& spec) {
   a.rowVar = "am", a.rowOk = "arow", a.rowLimit = intLit(spec.rows), a.rowType = em.I(), a.rowOrigin = "m0";
   a.rowSetup = spec.aRowSetup, a.load = spec.aLoad, a.base = spec.aBase;
   if (!spec.aVector) a.groupSetup = spec.aGroup, a.stride = spec.aStride;
+  if (!spec.aGroupCopies.empty()) {
+    // Whole groups of 8 from the caller's copies: not with the other forms.
+    if (spec.aGroup.empty() || !spec.aStride.empty() || spec.aVector || !spec.aColumn.empty() || spec.red % 8 != 0)
+      return em.unsupported("aGroupCopies needs aGroup, whole groups of 8 and no other form of A gather");
+    a.groupCopies = spec.aGroupCopies;
+  }
+  for (int e : spec.aHoles)
+    if (spec.aGroupCopies.empty() || e < 0 || e > 7) return em.unsupported("aHoles: elements 0-7 of aGroupCopies' groups");
   // Grouped gathers start at multiples of 8 (4), and slices end at multiples of 16 or at red;
   // vectors of 4 are whole where red is a multiple of 4 (the caller's promise).
   a.wholeGroups = spec.aVector || (!a.groupSetup.empty() && spec.red % 8 == 0);
@@ -771,7 +809,7 @@ Expected<void> emitImplicitGemm(NodeEmitter& em, const ImplicitGemm& spec) {
             {"PER_SLICE", intLit(perSlice)},
             {"KP", intLit(kp)},
             {"COPIES", copies},
-            {"BEFORE_LOOP", columns ? columnRows(spec, tile) : ""},
+            {"BEFORE_LOOP", columns ? columnRows(spec, tile) : holeZeros(a, spec.aHoles)},
             {"WARPS_M", std::to_string(tile.warpsM)}};
   const MultiplyPath path = wgmma     ? wgmmaPath(tile)
                             : wgmma16 ? wgmma16Path(tile, spec.math)

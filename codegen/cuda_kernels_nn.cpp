@@ -421,10 +421,50 @@ Expected<void> convForwardTensorCore(NodeEmitter& em, const ConvGeom& g, const s
                          "        const bool rowIn = iy >= 0 && iy < ${H};\n"
                          "        const ${I} xr = xbase + ((${I})c * ${H} + iy) * ${W};\n",
                          v);
-      spec.aLoad = fill("            const int ix = ix0 + e * ${DW};\n"
-                        "            if (e < ${KW} && rowIn && ix >= 0 && ix < ${W}) { src = &x[xr + ix]; ok = true; }\n",
-                        v);
-      spec.bPacked = fill("((k & 7) < ${KW} ? w[(${I})o * ${CKK} + (k >> 3) * ${KW} + (k & 7)] : 0.0f)", v);
+      // Paired taps (CudaCodegenOptions::convPairedTaps; ResNet's 7 x 7 stem at stride 2): at
+      // stride 2 a row's first tap ix0 = 2 ox - pl has pl's parity for every pixel, so (W even)
+      // its taps pair up into 8-byte aligned copies, both in the image or both out: half the
+      // copies. With pl odd the first tap is copied alone into element 0 and element 1 is a
+      // hole (zero for good, its weight zero) -- never the pixel before the window, whose NaN
+      // or infinity times a zero weight would leak into the sum.
+      const bool oddFirst = g.pl % 2 != 0;
+      if (em.options().convPairedTaps && g.sw == 2 && g.dw == 1 && g.w % 2 == 0 && g.kw <= (oddFirst ? 7 : 8)) {
+        std::string copies = "        const bool rok = gok && rowIn;\n"
+                             "        const float* xrow = x + (rok ? xr : (${I})0);\n";
+        auto dst = [](int e) { return fmt::format("{} + {}", e < 4 ? "d0" : "d1", 4 * e); };
+        if (oddFirst) {
+          copies += "        {\n"
+                    "          const bool ok = rok && ix0 >= 0 && ix0 < ${W};\n"
+                    "          shoal_cp_async_f32(d0, ok ? xrow + ix0 : x, ok);\n"
+                    "        }\n";
+          spec.aHoles.push_back(1);
+        }
+        // Pair j: elements e, e + 1 = taps t, t + 1 (t + 1 past the kernel row: a zero copied).
+        for (int j = oddFirst ? 1 : 0; j < 4; ++j) {
+          const int e = 2 * j, t = oddFirst ? e - 1 : e;
+          if (t >= g.kw) {
+            spec.aHoles.insert(spec.aHoles.end(), {e, e + 1});
+            continue;
+          }
+          copies += fmt::format("        {{\n"
+                                "          const int ix = ix0 + {0};\n"
+                                "          const int cnt = rok && ix >= 0 && ix < ${{W}} ? {1} : 0;\n"
+                                "          shoal_cp_async_f32x2({2}, cnt ? xrow + ix : x, cnt);\n"
+                                "        }}\n",
+                                t, t + 1 < g.kw ? 2 : 1, dst(e));
+        }
+        spec.aGroupCopies = fill(copies, v);
+        // Element s of a group holds tap s (pl even) or s - 1 (pl odd: element 0 tap 0, 1 none).
+        spec.bPacked = oddFirst ? fill("((k & 7) != 1 && (k & 7) - ((k & 7) > 0) < ${KW} ? "
+                                       "w[(${I})o * ${CKK} + (k >> 3) * ${KW} + (k & 7) - ((k & 7) > 0)] : 0.0f)",
+                                       v)
+                                : fill("((k & 7) < ${KW} ? w[(${I})o * ${CKK} + (k >> 3) * ${KW} + (k & 7)] : 0.0f)", v);
+      } else {
+        spec.aLoad = fill("            const int ix = ix0 + e * ${DW};\n"
+                          "            if (e < ${KW} && rowIn && ix >= 0 && ix < ${W}) { src = &x[xr + ix]; ok = true; }\n",
+                          v);
+        spec.bPacked = fill("((k & 7) < ${KW} ? w[(${I})o * ${CKK} + (k >> 3) * ${KW} + (k & 7)] : 0.0f)", v);
+      }
     } else {
       // The reduction ordered (channel, tap): the group's first (c, ki, kj) once, then each next
       // element one tap on (the loads of a group run in order, and stop together at the end).

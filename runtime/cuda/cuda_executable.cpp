@@ -245,6 +245,7 @@ CudaExecutableOptions CudaExecutableOptions::fromEnvironment() {
   o.wgmma = envFlagDefaultOn("SHOAL_CUDA_WGMMA");
   o.wgmmaTf32Gathered16 = envFlagDefaultOn("SHOAL_CUDA_WGRAD_TF32");
   o.weightGradientColumns = envFlagDefaultOn("SHOAL_CUDA_WGRAD_COLUMNS");
+  o.convPairedTaps = envFlagDefaultOn("SHOAL_CUDA_PAIRED_TAPS");
   if (envFlag("SHOAL_CUDA_NHWC")) o.convChannelsLastMinInput = int64_t(1) << 20;
   o.autotune = envFlag("SHOAL_CUDA_AUTOTUNE");
   if (const char* tc = std::getenv("SHOAL_CUDA_TC_CONV")) {
@@ -274,6 +275,7 @@ CudaCodegenOptions CudaExecutableOptions::codegenOptions(const std::string& arch
   c.prepareParameters = prepareParameters;
   c.wgmmaTf32Gathered16 = wgmmaTf32Gathered16;
   c.weightGradientColumns = weightGradientColumns;
+  c.convPairedTaps = convPairedTaps;
   c.convChannelsLastMinInput = convChannelsLastMinInput;
   c.tuningVariant = tuningVariant;
   return c;

@@ -70,6 +70,9 @@ struct CudaExecutableOptions {
   /// Weight gradients gather x column-wise (CudaCodegenOptions::weightGradientColumns). Default:
   /// on, unless SHOAL_CUDA_WGRAD_COLUMNS=0.
   bool weightGradientColumns = true;
+  /// Stride-2 stem-like forwards copy their taps in pairs (CudaCodegenOptions::convPairedTaps).
+  /// Default: on, unless SHOAL_CUDA_PAIRED_TAPS=0.
+  bool convPairedTaps = true;
   /// Tensor-core forwards read inputs of at least this many elements channels-last
   /// (CudaCodegenOptions::convChannelsLastMinInput). Default: never (codegen's default);
   /// SHOAL_CUDA_NHWC=1: inputs of 2^20 elements and more.
@@ -84,8 +87,8 @@ struct CudaExecutableOptions {
   /// tuningVariant: the autotuner's variants, and tests); -1: none.
   int tuningVariant = -1;
   /// Fills graphs, syncEach, hostOutputs, inputsInPlace, horizontalUpdates, smallGemms, gemmEpilogues, programmaticLaunch, groupKernels,
-  /// prepareParameters, wgmma, wgmmaTf32Gathered16, weightGradientColumns, convChannelsLastMinInput, autotune and tensorCores from
-  /// the environment.
+  /// prepareParameters, wgmma, wgmmaTf32Gathered16, weightGradientColumns, convPairedTaps, convChannelsLastMinInput, autotune and
+  /// tensorCores from the environment.
   static CudaExecutableOptions fromEnvironment();
   /// The codegen options these make for a device of architecture `arch` ("sm_90"; "" for
   /// none in particular): updates fused, tensor cores, small products generated where cuBLAS

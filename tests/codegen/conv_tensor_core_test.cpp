@@ -694,6 +694,161 @@ TEST(ConvTensorCore, WeightGradientGathersBothWaysMatchFloat64) {
   }
 }
 
+// Forwards that copy their taps in pairs (CudaCodegenOptions::convPairedTaps): few channels,
+// stride 2 across an even width, at most 8 taps a row (7 where the left padding is odd). The
+// stem (7 taps, padding 3: tap 0 alone, a hole, three pairs), 5 taps with even padding (the
+// last pair's second element zero-filled, a pair of holes), 3 taps with odd padding (holes 4-7),
+// 8 taps with no padding (four pairs), and stride 1 down with 6 taps (the last pair half
+// copied); partial and several row tiles. kUnpaired: an odd width, and 8 taps with odd padding
+// (9 elements: one a tap).
+const std::vector<Geometry> kPaired = {
+    {2, 3, 20, 20, 8, 7, 7, {2, 2}, {3, 3, 3, 3}, {1, 1}},   {1, 3, 12, 16, 10, 5, 5, {2, 2}, {2, 2, 2, 2}, {1, 1}},
+    {3, 4, 9, 10, 12, 3, 3, {2, 2}, {1, 1, 0, 0}, {1, 1}},   {1, 2, 10, 14, 8, 8, 8, {2, 2}, {0, 0, 1, 1}, {1, 1}},
+    {1, 3, 6, 12, 8, 2, 6, {1, 2}, {0, 1, 0, 1}, {1, 1}},    {2, 3, 26, 34, 8, 7, 7, {2, 2}, {3, 3, 3, 3}, {1, 1}},
+};
+const std::vector<Geometry> kUnpaired = {
+    {1, 3, 10, 11, 8, 7, 7, {2, 2}, {3, 3, 3, 3}, {1, 1}},
+    {1, 2, 10, 14, 8, 8, 8, {2, 2}, {3, 3, 3, 3}, {1, 1}},
+};
+
+// Every geometry's forward (conv2d with a bias; a relu after every second) in one module, its
+// operands and inputs: x<i>, c<i>.weight, c<i>.bias, output y<i>.
+struct ForwardsModule {
+  std::vector<Geometry> all;
+  Program program;
+  TensorMap params, inputs;
+  static bool relu(size_t i) { return i % 2 == 1; }
+};
+ForwardsModule forwardsModule(const std::vector<Geometry>& all, uint64_t seed) {
+  const Location loc{"tc.mmd", 1, 1, "c"};
+  Graph g("tc_forwards");
+  ForwardsModule m;
+  m.all = all;
+  std::mt19937_64 rng(seed);
+  for (size_t i = 0; i < all.size(); ++i) {
+    const Geometry& gm = all[i];
+    const std::string n = std::to_string(i);
+    Value* x = layers::input(g, "x" + n, {DType::F32, {gm.n, gm.c, gm.h, gm.w}}, loc);
+    Value* w = layers::param(g, "c" + n + ".weight", {DType::F32, {gm.o, gm.c, gm.kh, gm.kw}}, "zeros", loc);
+    Value* b = layers::param(g, "c" + n + ".bias", {DType::F32, {gm.o}}, "zeros", loc);
+    Value* y = *layers::addOp(g, OpKind::Conv2d, {x, w, b}, gm.attrs(), "c" + n, loc);
+    if (ForwardsModule::relu(i)) y = *layers::addOp(g, OpKind::Relu, {y}, {}, "r" + n, loc);
+    layers::output(g, y, "y" + n, loc);
+    m.inputs["x" + n] = randomTensor({gm.n, gm.c, gm.h, gm.w}, rng);
+    m.params["c" + n + ".weight"] = randomTensor({gm.o, gm.c, gm.kh, gm.kw}, rng);
+    m.params["c" + n + ".bias"] = randomTensor({gm.o}, rng);
+  }
+  auto program = compileProgram(g.clone());
+  EXPECT_TRUE(program) << (program ? "" : program.error().str());
+  if (program) m.program = std::move(*program);
+  return m;
+}
+
+// Runs a module's program with the parameters, then the inputs; its outputs.
+using ModuleRunner = std::function<Expected<TensorMap>(const Program&, const TensorMap&, const TensorMap&, const Format&)>;
+Expected<TensorMap> moduleOnEmulator(const Program& program, const TensorMap& params, const TensorMap& inputs,
+                                     const Format& f) {
+  CudaCodegenOptions tc;
+  tc.tensorCores = f.math;
+  tc.wgmma = f.wgmma;
+  auto emu = test::EmulatedExecutable::create(program, tc);
+  if (!emu) return Unexpected(emu.error());
+  (*emu)->writePersistent(params);
+  return (*emu)->run(inputs);
+}
+Expected<TensorMap> moduleOnGpu(const Program& program, const TensorMap& params, const TensorMap& inputs,
+                                const Format& f) {
+  CudaExecutableOptions o;
+  o.tensorCores = f.math;
+  o.wgmma = f.wgmma;
+  auto exe = CudaExecutable::create(cloneProgram(program), o);
+  if (!exe) return Unexpected(exe.error());
+  if (auto ok = (*exe)->writePersistent(params); !ok) return Unexpected(ok.error());
+  return (*exe)->run(inputs);
+}
+
+// The paired forwards against float64 within the format's bounds; then with a NaN and an
+// infinity in each image (column 4, even: where a pair shifted one tap left would start;
+// column w - 3, odd: where a pair copied whole past the kernel row would end),
+// an output is not finite exactly where its window reads one of them (the relu-free ones:
+// relu takes NaN to 0) -- the hole before an odd first tap is never the pixel before the
+// window.
+void checkPairedTaps(const ModuleRunner& run, const Format& f) {
+  SCOPED_TRACE(f.name());
+  ForwardsModule m = forwardsModule(kPaired, 91);
+  auto out = run(m.program, m.params, m.inputs, f);
+  ASSERT_TRUE(out) << out.error().str();
+  for (size_t i = 0; i < m.all.size(); ++i) {
+    const Geometry& gm = m.all[i];
+    const std::string n = std::to_string(i);
+    SCOPED_TRACE("forward " + describe(gm));
+    const Tensor bias = m.params.at("c" + n + ".bias");
+    const ConvSums ref = convSums(gm, m.inputs.at("x" + n), m.params.at("c" + n + ".weight"), &bias,
+                                  ForwardsModule::relu(i), f);
+    expectWithinFormat(out->at("y" + n), ref.want, ref.rounded, ref.mag, gm.c * gm.kh * gm.kw, f);
+  }
+  TensorMap poisoned = m.inputs;
+  for (size_t i = 0; i < m.all.size(); ++i) {
+    const Geometry& gm = m.all[i];
+    Tensor& x = poisoned.at("x" + std::to_string(i));
+    for (int64_t img = 0; img < gm.n; ++img) {
+      x.set(((img * gm.c + 0) * gm.h + gm.h / 2) * gm.w + 4, std::nan(""));
+      x.set(((img * gm.c + gm.c - 1) * gm.h + gm.h - 1) * gm.w + gm.w - 3, INFINITY);
+    }
+  }
+  auto bad = run(m.program, m.params, poisoned, f);
+  ASSERT_TRUE(bad) << bad.error().str();
+  for (size_t i = 0; i < m.all.size(); ++i) {
+    if (ForwardsModule::relu(i)) continue;
+    const Geometry& gm = m.all[i];
+    const std::string n = std::to_string(i);
+    SCOPED_TRACE("non-finite inputs, forward " + describe(gm));
+    const Tensor& x = poisoned.at("x" + n);
+    std::vector<char> touched(size_t(gm.n * gm.o * gm.oh() * gm.ow()), 0);
+    forEachTap(gm, [&](int64_t xi, int64_t, int64_t yi) {
+      if (!std::isfinite(x.at(xi))) touched[size_t(yi)] = 1;
+    });
+    const Tensor& y = bad->at("y" + n);
+    int64_t nonFinite = 0;
+    for (int64_t j = 0; j < y.numElements(); ++j) {
+      nonFinite += touched[size_t(j)];
+      ASSERT_EQ(!std::isfinite(y.at(j)), bool(touched[size_t(j)])) << "at flat index " << j << ": got " << y.at(j);
+    }
+    EXPECT_GT(nonFinite, 0);
+  }
+}
+
+// Which forwards pair their taps: every kPaired one with the option on (its 8-byte copies, and
+// holes where a group has some), no kUnpaired one, none with it off; then the paired kernels
+// on the emulator: mma.sync and wgmma in TF32, wgmma in bfloat16 (its A converted from the same
+// stage).
+TEST(ConvTensorCore, PairedTapsMatchFloat64AndLeakNoNaN) {
+  auto pairs = [](const Geometry& gm, bool option) {
+    auto program = compileProgram(forwardGraph(gm)->clone());
+    EXPECT_TRUE(program);
+    if (!program) return std::pair(false, false);
+    CudaCodegenOptions tc;
+    tc.tensorCores = TensorCoreMath::Tf32;
+    tc.convPairedTaps = option;
+    auto src = generateCudaSource(*program, tc);
+    EXPECT_TRUE(src) << (src ? "" : src.error().message());
+    if (!src) return std::pair(false, false);
+    const std::string body = src->source.substr(src->source.find("_tc("));
+    return std::pair(body.find("shoal_cp_async_f32x2(") != std::string::npos,
+                     body.find("the gathers' holes") != std::string::npos);
+  };
+  for (size_t i = 0; i < kPaired.size(); ++i) {
+    SCOPED_TRACE(describe(kPaired[i]));
+    EXPECT_EQ(pairs(kPaired[i], true), std::pair(true, i != 3)) << "paired; holes but for 8 taps from an even start";
+    EXPECT_EQ(pairs(kPaired[i], false), std::pair(false, false));
+  }
+  for (const Geometry& gm : kUnpaired) EXPECT_EQ(pairs(gm, true), std::pair(false, false)) << describe(gm);
+  if (!haveHostCompiler()) GTEST_SKIP() << "no host C++ compiler to build the emulated module";
+  checkPairedTaps(moduleOnEmulator, TensorCoreMath::Tf32);
+  checkPairedTaps(moduleOnEmulator, Format(TensorCoreMath::Tf32, /*wgmma=*/true));
+  checkPairedTaps(moduleOnEmulator, Format(TensorCoreMath::Bf16, /*wgmma=*/true));
+}
+
 // Each tensor-core product's step carries the floating-point operations of the convolution it
 // computes (CudaStep::flops, the profile's achieved rate): 2 · output pixels · filters ·
 // channels · taps for the forward -- not the stem-like reduction's padding to rows of 8 taps
@@ -885,6 +1040,15 @@ void checkAllOnGpu(TensorCoreMath math) {
   if (wgmma) checkAll(onGpuMmaSync, math);
 }
 TEST(ConvTensorCoreGpu, EveryTf32ConvolutionMatchesFloat64WithinItsBounds) { checkAllOnGpu(TensorCoreMath::Tf32); }
+// The paired forwards' 8-byte copies on the device (alignment faults, cp.async's zero fill of a
+// half-copied pair): TF32 and bfloat16 as the device multiplies them, and TF32 on mma.sync.
+TEST(ConvTensorCoreGpu, PairedTapsMatchFloat64AndLeakNoNaN) {
+  if (auto dev = probeCudaDevice(0); !dev) GTEST_SKIP() << "no usable GPU: " << dev.error().message();
+  const bool wgmma = gpuUsesWgmma();
+  checkPairedTaps(moduleOnGpu, Format(TensorCoreMath::Tf32, wgmma));
+  checkPairedTaps(moduleOnGpu, Format(TensorCoreMath::Bf16, wgmma));
+  if (wgmma) checkPairedTaps(moduleOnGpu, TensorCoreMath::Tf32);
+}
 TEST(ConvTensorCoreGpu, EveryBfloat16ConvolutionMatchesFloat64WithinItsBounds) { checkAllOnGpu(TensorCoreMath::Bf16); }
 TEST(ConvTensorCoreGpu, EveryFloat16ConvolutionMatchesFloat64WithinItsBounds) { checkAllOnGpu(TensorCoreMath::Fp16); }
 
