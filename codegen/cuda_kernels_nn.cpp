@@ -156,41 +156,34 @@ bool isFloatNode(const Node& n) {
 }
 
 // The first maximum of window (oy, ox) of plane `xp`, as the interpreter's windowArgmax
-// (a NaN is taken; -1 for a window of padding only). Declares `best` and `bestIdx`. Windows of
-// up to 64 taps are unrolled: every in-image tap's load is issued before the comparisons (a
-// predicated load each), where loops bounded by the window's in-image part made each load wait
-// for the comparison before it (ResNet-18's stem pool read its 411 MB at ~1.6 TB/s). The taps are
-// compared in the same row-major order either way, so the same tap wins.
+// (a NaN is taken; -1 for a window of padding only). Declares `best` and `bestIdx`. The taps
+// are compared in row-major order, each where it lies in the image. Windows of up to 64 taps
+// are unrolled with every tap loaded first (a predicated load each) into `tap`, so the loads
+// are all issued before the comparisons: loops bounded by the window's in-image part made each
+// load wait for the comparison before it (ResNet-18's stem pool read its 411 MB at ~1.6 TB/s).
+// Larger windows load each tap as they compare it. Either way the same tap wins.
 std::string windowArgmax(const PoolGeom& g) {
-  if (g.kh * g.kw > 64)
-    return "    const int ys = ${YS}, xs = ${XS};\n"
-           "    const int y0 = ys < 0 ? 0 : ys, y1 = ys + ${KH} < ${H} ? ys + ${KH} : ${H};\n"
-           "    const int x0 = xs < 0 ? 0 : xs, x1 = xs + ${KW} < ${W} ? xs + ${KW} : ${W};\n"
-           "    ${T} best = shoal_neg_inf((${T})0);\n"
-           "    int bestIdx = -1;\n"
-           "    for (int iy = y0; iy < y1; ++iy)\n"
-           "      for (int ix = x0; ix < x1; ++ix) {\n"
-           "        const ${T} v = xp[iy * ${W} + ix];\n"
-           "        if (v > best || v != v || bestIdx < 0) { best = v; bestIdx = iy * ${W} + ix; }\n"
-           "      }\n";
-  return "    const int ys = ${YS}, xs = ${XS};\n"
-         "    ${T} tap[${KH} * ${KW}];\n"
+  const bool unrolled = g.kh * g.kw <= 64;
+  const std::string unroll = unrolled ? "#pragma unroll\n" : "";
+  const std::string in = "iy >= 0 && iy < ${H} && ix >= 0 && ix < ${W}";
+  std::string s = "    const int ys = ${YS}, xs = ${XS};\n";
+  if (unrolled)
+    s += "    ${T} tap[${KH} * ${KW}];\n"
          "#pragma unroll\n"
          "    for (int ki = 0; ki < ${KH}; ++ki)\n"
          "#pragma unroll\n"
          "      for (int kj = 0; kj < ${KW}; ++kj) {\n"
          "        const int iy = ys + ki, ix = xs + kj;\n"
-         "        tap[ki * ${KW} + kj] = iy >= 0 && iy < ${H} && ix >= 0 && ix < ${W} ? xp[iy * ${W} + ix] : (${T})0;\n"
-         "      }\n"
-         "    ${T} best = shoal_neg_inf((${T})0);\n"
-         "    int bestIdx = -1;\n"
-         "#pragma unroll\n"
-         "    for (int ki = 0; ki < ${KH}; ++ki)\n"
-         "#pragma unroll\n"
+         "        tap[ki * ${KW} + kj] = " + in + " ? xp[iy * ${W} + ix] : (${T})0;\n"
+         "      }\n";
+  return s + "    ${T} best = shoal_neg_inf((${T})0);\n"
+             "    int bestIdx = -1;\n" +
+         unroll + "    for (int ki = 0; ki < ${KH}; ++ki)\n" + unroll +
          "      for (int kj = 0; kj < ${KW}; ++kj) {\n"
          "        const int iy = ys + ki, ix = xs + kj;\n"
-         "        const ${T} v = tap[ki * ${KW} + kj];\n"
-         "        if (iy >= 0 && iy < ${H} && ix >= 0 && ix < ${W} && (v > best || v != v || bestIdx < 0)) {\n"
+         "        if (!(" + in + ")) continue;\n"
+         "        const ${T} v = " + (unrolled ? "tap[ki * ${KW} + kj]" : "xp[iy * ${W} + ix]") + ";\n"
+         "        if (v > best || v != v || bestIdx < 0) {\n"
          "          best = v;\n"
          "          bestIdx = iy * ${W} + ix;\n"
          "        }\n"
@@ -993,15 +986,14 @@ Expected<void> emitFusedConv2dPool(NodeEmitter& em) {
   // output (always, unless the pool pads or rounds up), so every tap's load is issued before the
   // comparisons (loops bounded by the window's in-image part made each load wait for the one
   // before it: ResNet-18's stem pool, padded, read its conv output at ~1.8 TB/s).
-  const bool clipped = poolPadded;
-  v.push_back({"WINDOW", std::string(clipped ? "    const int ys = " + linear({{"py", ps[0]}}, -pp[0]) +
+  v.push_back({"WINDOW", std::string(poolPadded ? "    const int ys = " + linear({{"py", ps[0]}}, -pp[0]) +
                                                    ", xs = " + linear({{"px", ps[1]}}, -pp[1]) + ";\n"
                                              : "") +
                              "#pragma unroll\n"
                              "    for (int wy = 0; wy < ${PKH}; ++wy)\n"
                              "#pragma unroll\n"
                              "      for (int wx = 0; wx < ${PKW}; ++wx) {\n" +
-                             (clipped ? "        const int oy = ys + wy, ox = xs + wx;\n"
+                             (poolPadded ? "        const int oy = ys + wy, ox = xs + wx;\n"
                                         "        const bool in = oy >= 0 && oy < ${OH} && ox >= 0 && ox < ${OW};\n"
                                       : "        const int oy = " + linear({{"py", ps[0]}, {"wy", 1}}, 0) + ";\n"
                                         "        const int ox = " + linear({{"px", ps[1]}, {"wx", 1}}, 0) + ";\n"

@@ -109,6 +109,9 @@ SHOAL_CUDA_CASE(MaxPool2d, OpKind::MaxPool2d) {
        "ceil");
   b.op(OpKind::MaxPool2d, {b.input("qo", Shape{1, 2, 5, 7})},
        attrs({{"kernel", Ints{2, 2}}, {"stride", Ints{2, 2}}, {"ceil_mode", int64_t(1)}}), "ceil_plain");
+  // A window of more than 64 taps (9 x 8: loaded tap by tap, not unrolled), cut by padding.
+  b.op(OpKind::MaxPool2d, {b.input("qw", Shape{1, 2, 12, 11})},
+       attrs({{"kernel", Ints{9, 8}}, {"stride", Ints{3, 3}}, {"padding", Ints{2, 2, 2, 2}}}), "wide");
   return true;
   return false;
 }
@@ -154,6 +157,9 @@ SHOAL_CUDA_CASE(MaxPool2dGrad, OpKind::MaxPool2dGrad) {
   // Floor mode over an odd extent: the last row and column are in no window.
   b.op(OpKind::MaxPool2dGrad, {b.input("qr", Shape{1, 2, 7, 7}), b.input("dyr", Shape{1, 2, 3, 3})},
        attrs({{"kernel", Ints{2, 2}}, {"stride", Ints{2, 2}}, {"padding", Ints{0, 0, 0, 0}}}), "dxr");
+  // A window of more than 64 taps (9 x 8), cut by padding, overlapping its neighbours.
+  b.op(OpKind::MaxPool2dGrad, {b.input("qw", Shape{1, 2, 12, 11}), b.input("dyw", Shape{1, 2, 3, 3})},
+       attrs({{"kernel", Ints{9, 8}}, {"stride", Ints{3, 3}}, {"padding", Ints{2, 2, 2, 2}}}), "dxw");
   return true;
   return false;
 }
