@@ -1302,17 +1302,17 @@ Expected<void> emitMaxPool2dGrad(NodeEmitter& em) {
       "    const ${T}* dyp = dy + plane * (${I})(${OH} * ${OW});\n";
   const int64_t windows = g.n * g.c * g.oh * g.ow;
   em.needScratch(windows * int64_t(sizeof(int)));
-  const std::string params = fill("const ${T}* __restrict__ x, const ${T}* __restrict__ dy, ${T}* __restrict__ dx, "
-                                  "int* __restrict__ argmax",
-                                  v);
-  em.elementwise("argmax", params,
+  em.elementwise("argmax", fill("const ${T}* __restrict__ x, int* __restrict__ argmax", v),
                  fill("    const int ox = (int)(i % ${OW});\n"
                       "    const int oy = (int)((i / ${OW}) % ${OH});\n"
                       "    const ${T}* xp = x + (i / (${OW} * ${OH})) * (${I})(${H} * ${W});\n"
                       "${ARGMAX}"
                       "    argmax[i] = bestIdx >= 0${KEEP} ? bestIdx : -1;\n",
                       v),
-                 {em.in(0), em.in(1), em.out(), NodeEmitter::scratch()}, windows);
+                 {em.in(0), NodeEmitter::scratch()}, windows);
+  // Then the pixels' kernels read those and dy.
+  const std::string pixelParams = fill("const ${T}* __restrict__ dy, ${T}* __restrict__ dx, const int* __restrict__ argmax", v);
+  const std::vector<CudaArg> pixelArgs = {em.in(1), em.out(), NodeEmitter::scratch()};
   // A thread per strip of PX pixels of a row: every window that covers any of them (at most
   // RW rows by CW columns of windows) has its maximum's index and its dy loaded up front, with no
   // load waiting on a comparison; each pixel then adds, in the same row-major window order, the dy
@@ -1343,7 +1343,7 @@ Expected<void> emitMaxPool2dGrad(NodeEmitter& em) {
                                  "    }\n"
                                : "#pragma unroll\n"
                                  "    for (int j = 0; j < ${PX}; ++j) dxp[j] = acc[j];\n"});
-    em.elementwise("", params,
+    em.elementwise("", pixelParams,
                    fill(fill("    const int px = (int)(i % ${GW}) * ${PX};\n"
                              "    const int pxe = px + ${PX} - 1;\n"
                              "    const int py = (int)((i / ${GW}) % ${H});\n"
@@ -1377,10 +1377,10 @@ Expected<void> emitMaxPool2dGrad(NodeEmitter& em) {
                              "${STORE}",
                              v),
                         v),
-                   {em.in(0), em.in(1), em.out(), NodeEmitter::scratch()}, pixels / px);
+                   pixelArgs, pixels / px);
     return {};
   }
-  em.elementwise("", params,
+  em.elementwise("", pixelParams,
                  fill(pixel +
                           "    const int* ap = argmax + plane * (${I})(${OH} * ${OW});\n"
                           "${ROWS}"
@@ -1391,7 +1391,7 @@ Expected<void> emitMaxPool2dGrad(NodeEmitter& em) {
                           "        if (ap[oy * ${OW} + ox] == py * ${W} + px) acc += dyp[oy * ${OW} + ox];\n"
                           "    dx[i] = acc;\n",
                       v),
-                 {em.in(0), em.in(1), em.out(), NodeEmitter::scratch()}, pixels);
+                 pixelArgs, pixels);
   return {};
 }
 
