@@ -912,9 +912,9 @@ Expected<void> emitImplicitGemm(NodeEmitter& em, const ImplicitGemm& spec) {
   em.setFlops(spec.flops > 0 ? spec.flops : 2.0 * double(spec.rows) * double(spec.cols) * double(spec.red));
   // Two blocks an SM (their stages fit in shared memory): the column-wise copies' per-row
   // offsets and bits would otherwise take the registers just past 128 (130 for ResNet-18's
-  // layer-1 weight gradient: one block an SM). With 64-bit masks (the 7 x 7 stem: 159
-  // registers unbounded) too, though 128 spill a little.
-  if (columns) em.setMinBlocks(2);
+  // layer-1 weight gradient: one block an SM). Not with 64-bit masks (the 7 x 7 stem: 159
+  // registers, and 128 would spill).
+  if (columns && spec.aColumnBits == 32) em.setMinBlocks(2);
   if (scratch)
     em.needScratch((reserved + scratchPack + (split ? splits * spec.rows * spec.cols : 0)) * int64_t(sizeof(float)));
   if (!split) return {};

@@ -665,10 +665,10 @@ TEST(ConvTensorCore, WeightGradientGathersBothWaysMatchFloat64) {
         ++n;
       return n;
     };
-    // Column-wise kernels keep to 128 registers: two blocks an SM.
+    // Column-wise kernels with 32-bit masks keep to 128 registers: two blocks an SM.
     return std::pair(count("int aRoff["), count("__launch_bounds__(256, 2)"));
   };
-  EXPECT_EQ(columnWise(true), std::pair(all.size() - 1, all.size() - 1)) << "all but the 9 x 9, bounded";
+  EXPECT_EQ(columnWise(true), std::pair(all.size() - 1, all.size() - 2)) << "all but the 9 x 9; bounded all but it and the stem";
   EXPECT_EQ(columnWise(false), std::pair(size_t(0), size_t(0)));
   if (!haveHostCompiler()) GTEST_SKIP() << "no host C++ compiler to build the emulated module";
   for (bool columns : {false, true}) {
