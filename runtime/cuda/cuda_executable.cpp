@@ -366,6 +366,14 @@ std::vector<char> findBindableInputs(const Program& p, const CudaModuleSource& s
   return out;
 }
 
+// How the profile, the host timing and errors name a library GEMM step: cuBLASLt with its
+// epilogue (bias, relu) where it has one, cuBLAS otherwise.
+std::string gemmLabel(const CudaGemmCall& g) {
+  if (!g.hasEpilogue()) return fmt::format("cuBLAS gemm {}x{}x{}", g.m, g.n, g.k);
+  return fmt::format("cuBLASLt gemm {}x{}x{}{}{}", g.m, g.n, g.k, g.bias.value ? " +bias" : "",
+                     g.activation.empty() ? "" : " +" + g.activation);
+}
+
 // A grouped launch's nodes, each as `name` gives it, joined by " + " (profiles).
 template <typename F>
 std::string eachPart(const CudaStep& s, F name) {
@@ -1027,7 +1035,7 @@ Expected<void> CudaExecutable::Impl::enqueueStep() {
                            static_cast<float*>(l.ptrs[2]), g.ldc, what);
         if (!ok) return ok;
         if (im.opts.syncEach && !ctx.capturing())
-          if (auto sync = ctx.synchronize("cuBLAS gemm of " + what); !sync) return sync;
+          if (auto sync = ctx.synchronize(gemmLabel(g) + " of " + what); !sync) return sync;
         break;
       }
       case CudaStepKind::Copy:
@@ -1060,7 +1068,7 @@ Expected<void> CudaExecutable::Impl::enqueueStep() {
     for (size_t i = 0; i < std::min<size_t>(5, hostSeconds.size()); ++i) {
       const CudaStep& s = *im.launches[hostSeconds[i].second].step;
       std::string what = s.kind == CudaStepKind::Kernel ? s.kernel
-                         : s.kind == CudaStepKind::Gemm ? fmt::format("cuBLAS gemm {}x{}x{}", s.gemm.m, s.gemm.n, s.gemm.k)
+                         : s.kind == CudaStepKind::Gemm ? gemmLabel(s.gemm)
                                                          : s.node->describe();
       top += fmt::format("{}{} {:.1f} ms", i ? ", " : "", what, hostSeconds[i].first * 1e3);
     }
@@ -1615,7 +1623,7 @@ std::string CudaExecutable::profileSummary() const {
     std::string what = "copy";
     if (s.kind == CudaStepKind::Kernel) what = s.kernel;
     if (auto t = tiles.find(s.kernel); s.kind == CudaStepKind::Kernel && t != tiles.end()) what += " " + t->second;
-    if (s.kind == CudaStepKind::Gemm) what = fmt::format("cuBLAS gemm {}x{}x{}", s.gemm.m, s.gemm.n, s.gemm.k);
+    if (s.kind == CudaStepKind::Gemm) what = gemmLabel(s.gemm);
     if (s.kind == CudaStepKind::AllReduce) what = "all_reduce";
     // One launch for several nodes: all of them.
     const std::string nodes =
