@@ -417,7 +417,8 @@ Expected<void> convForwardTensorCore(NodeEmitter& em, const ConvGeom& g, const s
       // Paired taps (CudaCodegenOptions::convPairedTaps; ResNet's 7 x 7 stem at stride 2): at
       // stride 2 a row's first tap ix0 = 2 ox - pl has pl's parity for every pixel, so (W even)
       // its taps pair up into 8-byte aligned copies, both in the image or both out: half the
-      // copies. With pl odd the first tap is copied alone into element 0 and element 1 is a
+      // copies (aligned because x is a planned buffer, 256-byte aligned, and an even W starts
+      // every row at an even element). With pl odd the first tap is copied alone into element 0 and element 1 is a
       // hole (zero for good, its weight zero) -- never the pixel before the window, whose NaN
       // or infinity times a zero weight would leak into the sum.
       const bool oddFirst = g.pl % 2 != 0;
