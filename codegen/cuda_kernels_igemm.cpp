@@ -145,6 +145,20 @@ struct CopySpec {
 constexpr const char* groupOf8Destinations =
     "        const shoal_saddr d0 = row + 4 * ((kc ^ (swz & 8)) + (swz & 4)), d1 = row + 4 * ((kc ^ (swz & 8)) - (swz & 4));\n";
 
+// Thread tid's row r of a stage in pass p and the first reduction column kc it copies, as c's
+// copies (and holeZeros) take them.
+std::string threadRow(const CopySpec& c, int p) {
+  const int perRow = c.interleaved ? 4 : 16 / c.group;  // threads per row
+  return fmt::format("        const int r = {} * {} + tid / {}, kc = (tid % {}) * {};\n", p, 256 / perRow, perRow,
+                     perRow, c.interleaved ? 1 : c.group);
+}
+// Row r's swizzle (its 16-byte chunks XORed by bits 1-2 of r) and shared address in `stage`.
+std::string rowAddress(const CopySpec& c) {
+  return fmt::format("        const int swz = (((r >> 1) & 3) << 2);\n"
+                     "        const shoal_saddr row = stage + ({} + r) * 64;\n",
+                     c.rowBase);
+}
+
 // Zeros copied once, before the first stage, into elements `holes` of each of this thread's
 // groups of 8 in every stage of the ring: the elements c's group copies never write
 // (ImplicitGemm::aHoles). Part of the first commit group, so complete when the first stage is.
@@ -153,12 +167,7 @@ std::string holeZeros(const CopySpec& c, const std::vector<int>& holes) {
   std::string s = "  for (int hs = 0; hs < kStages; ++hs) {  // the gathers' holes, zero for good\n"
                   "    const shoal_saddr stage = sbase + hs * (kStageFloats * 4);\n";
   for (int p = 0; p < c.passes; ++p) {
-    s += fmt::format("    {{\n"
-                     "        const int r = {0} * 128 + tid / 2, kc = (tid % 2) * 8;\n"
-                     "        const int swz = (((r >> 1) & 3) << 2);\n"
-                     "        const shoal_saddr row = stage + ({1} + r) * 64;\n",
-                     p, c.rowBase);
-    s += groupOf8Destinations;
+    s += "    {\n" + threadRow(c, p) + rowAddress(c) + groupOf8Destinations;
     for (int e : holes)
       s += fmt::format("        shoal_cp_async_f32({} + {}, {}, false);\n", e < 4 ? "d0" : "d1", 4 * e, c.base);
     s += "    }\n";
@@ -167,34 +176,19 @@ std::string holeZeros(const CopySpec& c, const std::vector<int>& holes) {
 }
 
 std::string copyCode(const CopySpec& c) {
-  const int perRow = c.interleaved ? 4 : 16 / c.group;  // threads per row
-  const std::string swz = "(((r >> 1) & 3) << 2)";
   std::string s;
   for (int p = 0; p < c.passes; ++p) {
-    const Vars v = {{"P", std::to_string(p)},
-                    {"ROWS_PER_PASS", std::to_string(256 / perRow)},
-                    {"PER_ROW", std::to_string(perRow)},
-                    {"G", std::to_string(c.interleaved ? 1 : c.group)},
-                    {"ROW_BASE", std::to_string(c.rowBase)},
-                    {"ROWV", c.rowVar},
-                    {"ROW_OK", c.rowOk},
-                    {"LIMIT", c.rowLimit},
-                    {"RT", c.rowType},
-                    {"ORIGIN", c.rowOrigin},
-                    {"BASE", c.base},
-                    {"STRIDE", c.stride},
-                    {"SWZ", swz}};
-    s += fill("      {\n"
-              "        const int r = ${P} * ${ROWS_PER_PASS} + tid / ${PER_ROW}, kc = (tid % ${PER_ROW}) * ${G};\n"
-              "        const ${RT} ${ROWV} = ${ORIGIN} + r;\n"
+    const Vars v = {{"ROWV", c.rowVar}, {"ROW_OK", c.rowOk}, {"LIMIT", c.rowLimit}, {"RT", c.rowType},
+                    {"ORIGIN", c.rowOrigin}, {"BASE", c.base}, {"STRIDE", c.stride}};
+    s += "      {\n" + threadRow(c, p) +
+         fill("        const ${RT} ${ROWV} = ${ORIGIN} + r;\n"
               "        const bool ${ROW_OK} = ${ROWV} < ${LIMIT};\n",
               v);
     s += c.rowSetup;
     s += fill("        const int kg = kt + kc;\n"
-              "        const bool gok = ${ROW_OK} && kg < kEnd;\n"
-              "        const int swz = ${SWZ};\n"
-              "        const shoal_saddr row = stage + (${ROW_BASE} + r) * 64;\n",
-              v);
+              "        const bool gok = ${ROW_OK} && kg < kEnd;\n",
+              v) +
+         rowAddress(c);
     if (!c.groupSetup.empty()) s += c.groupSetup;
     // Destination of element e (bytes): groups of 8 at kc = 0 or 8, so (kc + e) ^ swz is
     // (kc ^ (swz & 8)) + (e ^ (swz & 4)); groups of 4 at kc = 0, 4, 8, 12: (kc ^ swz) + e.
