@@ -57,6 +57,7 @@ struct Variant {
   bool planner = true;     ///< planMemory (else planMemoryTrivial)
   bool convPool = true;    ///< fuse-conv-pool (with fusion on; off = the fusion before issue 5)
   bool prologue = true;    ///< fuse-conv-prologue (with fusion on): the input's decode in the conv's loads
+  bool densePair = true;   ///< fuse-dense-pair (with fusion on): the two dense layers as one fused_mlp
 };
 
 struct Args {
@@ -72,7 +73,7 @@ struct Args {
 };
 
 const std::set<std::string> kFusionPasses = {"fuse-conv-activation", "fuse-conv-pool", "fuse-dense-activation",
-                                             "fuse-elementwise", "fuse-conv-prologue"};
+                                             "fuse-dense-pair",      "fuse-elementwise", "fuse-conv-prologue"};
 
 Expected<std::unique_ptr<Executable>> build(const Pipeline& p, int64_t batch, const TrainConfig* train,
                                             const Variant& v, const DeviceSelection& dev, TensorCoreMath precision) {
@@ -84,6 +85,7 @@ Expected<std::unique_ptr<Executable>> build(const Pipeline& p, int64_t batch, co
   if (!v.fusion) opts.disabledPasses = kFusionPasses;
   else if (!v.convPool) opts.disabledPasses = {"fuse-conv-pool"};
   else if (!v.prologue) opts.disabledPasses = {"fuse-conv-prologue"};
+  else if (!v.densePair) opts.disabledPasses = {"fuse-dense-pair"};
   auto program = compileProgram(std::move(*g), opts);
   if (!program) return Unexpected(program.error());
   if (!v.planner) program->plan = planMemoryTrivial(*program->graph);
@@ -337,6 +339,7 @@ int main(int argc, char** argv) {
   std::vector<Variant> inferVariants = {
       {"fused", true, true, true},
       {"fused_noprologue", true, true, true, true, false},
+      {"fused_nopair", true, true, true, true, true, false},
       {"fused_nopool", true, true, true, false},
       {"unfused", false, true, true}};
   std::set<std::string> known;

@@ -906,6 +906,7 @@ Expected<void> emitNode(NodeEmitter& em) {
     case OpKind::FusedConv2d: return cudagen::emitFusedConv2d(em);
     case OpKind::FusedConv2dPool: return cudagen::emitFusedConv2dPool(em);
     case OpKind::FusedDense: return cudagen::emitFusedDense(em);
+    case OpKind::FusedMlp: return cudagen::emitFusedMlp(em);
     case OpKind::FusedElementwise: return cudagen::emitFusedElementwise(em);
   }
   return em.unsupported("unknown op");
@@ -928,7 +929,7 @@ std::string planComment(const CudaModuleSource& m, const MemoryPlan& plan) {
       case CudaStepKind::Gemm:
         what = fmt::format("cuBLAS {}gemm m={} n={} k={}{} for %{}", s.gemm.dtype == DType::F64 ? "D" : "S", s.gemm.m,
                            s.gemm.n, s.gemm.k, s.gemm.batch > 1 ? fmt::format(" batch={}", s.gemm.batch) : "",
-                           s.gemm.c.value->name());
+                           s.gemm.c.value ? s.gemm.c.value->name() : std::string("scratch"));
         break;
       case CudaStepKind::Copy:
         // A view the memory plan put in its operand's buffer (flatten, reshape, a same-type

@@ -316,6 +316,9 @@ Expected<void> emitFusedConv2d(NodeEmitter& em);
 Expected<void> emitFusedConv2dPool(NodeEmitter& em);
 /// fused_dense: a cuBLAS GEMM, then one epilogue kernel for bias + activation.
 Expected<void> emitFusedDense(NodeEmitter& em);
+/// fused_mlp: two layers; a small split batch in two kernels (emitSmallMlpRows), else as
+/// fused_dense and dense, the hidden layer in scratch.
+Expected<void> emitFusedMlp(NodeEmitter& em);
 Expected<void> emitMatMul(NodeEmitter& em);
 
 Expected<void> emitSumTo(NodeEmitter& em);
@@ -429,5 +432,16 @@ std::string finishKernels(const CudaModuleSource& m, const std::string& kernels)
 bool emitSmallGemm(NodeEmitter& em, const CudaGemmCall& call, int ordinal, const CudaGemmEpilogue* epilogue = nullptr);
 /// Whether emitSmallGemm takes `call` under `options` (the caller may then fold an epilogue).
 bool smallGemmApplies(const CudaCodegenOptions& options, const CudaGemmCall& call);
+/// The scratch bytes emitSmallGemm's kernels use for `call` (a split product's slices; 0 when
+/// not split or not small): a caller keeping a tensor of its own in scratch puts it past them.
+int64_t smallGemmScratchBytes(const CudaCodegenOptions& options, const CudaGemmCall& call);
+/// fused_mlp's small form: when `first` (the hidden layer's product, one product, alpha 1, beta
+/// 0) is a small fp32 product split into many slices and the hidden width fits a block, its
+/// tiles into scratch, then one kernel a row: the slices added in order, `hidden`'s bias and
+/// activation, and the row's `outputs` values of the second layer (w2 [outputs, hidden], bias
+/// b2) into y -- term for term the sums emitSmallGemm's split and warp-per-output forms make.
+/// False, nothing emitted, otherwise.
+bool emitSmallMlpRows(NodeEmitter& em, const CudaGemmCall& first, const CudaGemmEpilogue& hidden, CudaArg w2, CudaArg b2,
+                      int64_t outputs, CudaArg y);
 
 }  // namespace shoal::cudagen

@@ -35,6 +35,9 @@ constexpr int64_t kDotOutputs = 1024, kBlockDotOutputs = 512, kBlockDotDepth = 1
 // Warps of a block that add a split product's slices together (each every kSliceWarps-th
 // slice of 32 outputs), from 2 * kSliceWarps slices up.
 constexpr int64_t kSliceWarps = 8;
+// The widest hidden layer emitSmallMlpRows holds in a block (its sums take 36 KB of shared
+// memory at 1024: 8 warps' partial rows and the finished row).
+constexpr int64_t kMlpRowsHidden = 1024;
 
 std::string lit(double v) { return literal(v, DType::F32); }
 
@@ -92,77 +95,15 @@ std::string storeOutput(const CudaGemmCall& g, const CudaGemmEpilogue* e, const 
   return out + ind + "float e1;\n" + activationCode(e->activation, "float", "e0", "e1", ind) + ind + "c[at] = e1;\n";
 }
 
-}  // namespace
 
-bool smallGemmApplies(const CudaCodegenOptions& options, const CudaGemmCall& call) {
-  return planSmallGemm(options, call).has_value();
-}
-
-bool emitSmallGemm(NodeEmitter& em, const CudaGemmCall& g, int ordinal, const CudaGemmEpilogue* epilogue) {
-  const auto plan = planSmallGemm(em.options(), g);
-  if (!plan) return false;
-  if (epilogue && g.batch != 1) return false;  // the bias indexes one product's columns
+// The tiled product's kernel (its slices' sums into scratch when split, else the outputs with
+// the epilogue); returns the variables the slices' kernel fills its text with.
+Vars emitTiles(NodeEmitter& em, const CudaGemmCall& g, const SmallGemmPlan& plan, const CudaGemmEpilogue* epilogue,
+               const std::string& suffix) {
   const int64_t m = g.m, n = g.n, k = g.k, batch = g.batch;
-  const std::string base = ordinal ? fmt::format("gemm{}", ordinal) : "gemm";
   const bool withBias = epilogue && epilogue->bias.value;
-  const std::string biasParam = withBias ? ", const float* __restrict__ bias" : "";
-  auto withBiasArg = [&](std::vector<CudaArg> args) {
-    if (withBias) args.push_back(epilogue->bias);
-    return args;
-  };
-  if (plan->dot) {
-    // Few outputs (batch-1 inference, a 10-class layer): a warp per output, its lanes taking
-    // every 32nd term, then a butterfly sum -- one kernel, no tile mostly idle.
-    Vars v = {{"M", intLit(m)},       {"N", intLit(n)},       {"K", intLit(k)},       {"LDA", intLit(g.lda)},
-              {"LDB", intLit(g.ldb)}, {"LDC", intLit(g.ldc)}, {"OFFA", intLit(g.offsetA)}, {"OFFB", intLit(g.offsetB)},
-              {"OFFC", intLit(g.offsetC)}, {"SA", intLit(g.strideA)}, {"SB", intLit(g.strideB)}, {"SC", intLit(g.strideC)},
-              {"TOTAL", intLit(m * n * batch)},
-              {"AT", g.transA ? "(long long)p * ${LDA} + i" : "(long long)i * ${LDA} + p"},
-              {"BT", g.transB ? "(long long)j * ${LDB} + p" : "(long long)p * ${LDB} + j"},
-              {"STORE", storeOutput(g, epilogue, "s", "    ")}};
-    // Few outputs with a long inner dimension (kBlockDotOutputs, kBlockDotDepth): a block per
-    // output instead, thread t taking terms t, t + 256, ...; each warp's butterfly sum, then
-    // thread 0 adds the eight warps' sums in warp order (deterministic).
-    const bool block = plan->blockDot;
-    const std::string head =
-        block ? "  const int w = (int)blockIdx.x, lane = (int)threadIdx.x & 31;\n"
-              : "  const int w = (int)((blockIdx.x * blockDim.x + threadIdx.x) >> 5), lane = (int)threadIdx.x & 31;\n"
-                "  if (w >= ${TOTAL}) return;  // a whole warp leaves together\n";
-    const std::string first = block ? "(int)threadIdx.x" : "lane", step = block ? "256" : "32";
-    const std::string finish = block ? "  __shared__ float warpSums[8];\n"
-                                       "  if (lane == 0) warpSums[threadIdx.x >> 5] = s;\n"
-                                       "  __syncthreads();\n"
-                                       "  if (threadIdx.x == 0) {\n"
-                                       "    s = warpSums[0];\n"
-                                       "#pragma unroll\n"
-                                       "    for (int q = 1; q < 8; ++q) s += warpSums[q];\n"
-                                     : "  if (lane == 0) {\n";
-    const std::string body = fill(
-        fill(head +
-                 "  const int b = w / (${M} * ${N}), ij = w % (${M} * ${N}), i = ij / ${N}, j = ij % ${N};\n"
-                 "  const float* a = A + ${OFFA} + (long long)b * ${SA};\n"
-                 "  const float* bm = B + ${OFFB} + (long long)b * ${SB};\n"
-                 "  float* c = C + ${OFFC} + (long long)b * ${SC};\n"
-                 "  float s = 0.0f;\n"
-                 "  for (int p = " + first + "; p < ${K}; p += " + step + ") s = fmaf(a[${AT}], bm[${BT}], s);\n"
-                 "#pragma unroll\n"
-                 "  for (int o = 16; o > 0; o >>= 1) s += __shfl_xor_sync(0xffffffffu, s, o);\n" +
-                 finish +
-                 "    const long long at = (long long)i * ${LDC} + j;\n"
-                 "${STORE}"
-                 "  }\n",
-             v),
-        {{"LDA", intLit(g.lda)}, {"LDB", intLit(g.ldb)}});
-    const int64_t outputs = m * n * batch;
-    em.kernel(ordinal ? fmt::format("dot{}", ordinal) : "dot",
-              "const float* __restrict__ A, const float* __restrict__ B, float* C" + biasParam, body,
-              withBiasArg({g.a, g.b, g.c}), unsigned(block ? outputs : (outputs + kWarpsPerBlock - 1) / kWarpsPerBlock));
-    return true;
-  }
-  const int64_t tile = plan->tile, per = tile / 16, depth = plan->depth;
-  const int64_t tilesM = plan->tilesM, tilesN = plan->tilesN, slices = plan->slices, slice = plan->slice;
-
-  const std::string& suffix = base;
+  const int64_t tile = plan.tile, per = tile / 16, depth = plan.depth;
+  const int64_t tilesM = plan.tilesM, tilesN = plan.tilesN, slices = plan.slices, slice = plan.slice;
   const bool split = slices > 1;
   Vars v = {{"M", intLit(m)},
             {"N", intLit(n)},
@@ -250,20 +191,33 @@ bool emitSmallGemm(NodeEmitter& em, const CudaGemmCall& g, int ordinal, const Cu
            v),
       {{"LDA", intLit(g.lda)}, {"LDB", intLit(g.ldb)}, {"M", intLit(m)}, {"N", intLit(n)}, {"TILE", intLit(tile)},
        {"DEPTH", intLit(depth)}});
-  const std::string& text = body;
   std::vector<CudaArg> args = {g.a, g.b, g.c};
   std::string params = "const float* __restrict__ A, const float* __restrict__ B, float* C";
-  if (!split) {
-    params += biasParam;
-    args = withBiasArg(std::move(args));
+  if (!split && withBias) {
+    params += ", const float* __restrict__ bias";
+    args.push_back(epilogue->bias);
   }
   if (split) {
     params += ", float* __restrict__ part";
     args.push_back(NodeEmitter::scratch());
     em.needScratch(slices * batch * m * n * int64_t(sizeof(float)));
   }
-  em.kernel(suffix, params, text, args, unsigned(tilesM * tilesN), unsigned(slices * batch));
-  if (split) {
+  em.kernel(suffix, params, body, args, unsigned(tilesM * tilesN), unsigned(slices * batch));
+  return v;
+}
+
+// A split product's second kernel: the slices' sums added in slice order, then alpha, beta
+// and the epilogue.
+void emitSliceSums(NodeEmitter& em, const CudaGemmCall& g, const SmallGemmPlan& plan, const CudaGemmEpilogue* epilogue,
+                   const std::string& suffix, const Vars& v) {
+  const int64_t m = g.m, n = g.n, batch = g.batch, slices = plan.slices;
+  const bool withBias = epilogue && epilogue->bias.value;
+  const std::string biasParam = withBias ? ", const float* __restrict__ bias" : "";
+  auto withBiasArg = [&](std::vector<CudaArg> args) {
+    if (withBias) args.push_back(epilogue->bias);
+    return args;
+  };
+  {
     // The slices' sums added, then alpha, beta and the epilogue. Few slices: a thread per
     // output adds them in slice order. Many (the seed CNN's first dense layer at batch 64:
     // 85 slices of 64 terms): a block takes 32 outputs, each of its 8 warps every 8th slice
@@ -310,6 +264,136 @@ bool emitSmallGemm(NodeEmitter& em, const CudaGemmCall& g, int ordinal, const Cu
                 withBiasArg({NodeEmitter::scratch(), g.c}), unsigned((batch * m * n + 31) / 32));
     }
   }
+}
+
+}  // namespace
+
+bool smallGemmApplies(const CudaCodegenOptions& options, const CudaGemmCall& call) {
+  return planSmallGemm(options, call).has_value();
+}
+
+int64_t smallGemmScratchBytes(const CudaCodegenOptions& options, const CudaGemmCall& call) {
+  const auto plan = planSmallGemm(options, call);
+  if (!plan || plan->dot || plan->slices < 2) return 0;
+  return plan->slices * call.batch * call.m * call.n * int64_t(sizeof(float));
+}
+
+bool emitSmallGemm(NodeEmitter& em, const CudaGemmCall& g, int ordinal, const CudaGemmEpilogue* epilogue) {
+  const auto plan = planSmallGemm(em.options(), g);
+  if (!plan) return false;
+  if (epilogue && g.batch != 1) return false;  // the bias indexes one product's columns
+  const int64_t m = g.m, n = g.n, k = g.k, batch = g.batch;
+  const std::string base = ordinal ? fmt::format("gemm{}", ordinal) : "gemm";
+  const bool withBias = epilogue && epilogue->bias.value;
+  const std::string biasParam = withBias ? ", const float* __restrict__ bias" : "";
+  auto withBiasArg = [&](std::vector<CudaArg> args) {
+    if (withBias) args.push_back(epilogue->bias);
+    return args;
+  };
+  if (plan->dot) {
+    // Few outputs (batch-1 inference, a 10-class layer): a warp per output, its lanes taking
+    // every 32nd term, then a butterfly sum -- one kernel, no tile mostly idle.
+    Vars v = {{"M", intLit(m)},       {"N", intLit(n)},       {"K", intLit(k)},       {"LDA", intLit(g.lda)},
+              {"LDB", intLit(g.ldb)}, {"LDC", intLit(g.ldc)}, {"OFFA", intLit(g.offsetA)}, {"OFFB", intLit(g.offsetB)},
+              {"OFFC", intLit(g.offsetC)}, {"SA", intLit(g.strideA)}, {"SB", intLit(g.strideB)}, {"SC", intLit(g.strideC)},
+              {"TOTAL", intLit(m * n * batch)},
+              {"AT", g.transA ? "(long long)p * ${LDA} + i" : "(long long)i * ${LDA} + p"},
+              {"BT", g.transB ? "(long long)j * ${LDB} + p" : "(long long)p * ${LDB} + j"},
+              {"STORE", storeOutput(g, epilogue, "s", "    ")}};
+    // Few outputs with a long inner dimension (kBlockDotOutputs, kBlockDotDepth): a block per
+    // output instead, thread t taking terms t, t + 256, ...; each warp's butterfly sum, then
+    // thread 0 adds the eight warps' sums in warp order (deterministic).
+    const bool block = plan->blockDot;
+    const std::string head =
+        block ? "  const int w = (int)blockIdx.x, lane = (int)threadIdx.x & 31;\n"
+              : "  const int w = (int)((blockIdx.x * blockDim.x + threadIdx.x) >> 5), lane = (int)threadIdx.x & 31;\n"
+                "  if (w >= ${TOTAL}) return;  // a whole warp leaves together\n";
+    const std::string first = block ? "(int)threadIdx.x" : "lane", step = block ? "256" : "32";
+    const std::string finish = block ? "  __shared__ float warpSums[8];\n"
+                                       "  if (lane == 0) warpSums[threadIdx.x >> 5] = s;\n"
+                                       "  __syncthreads();\n"
+                                       "  if (threadIdx.x == 0) {\n"
+                                       "    s = warpSums[0];\n"
+                                       "#pragma unroll\n"
+                                       "    for (int q = 1; q < 8; ++q) s += warpSums[q];\n"
+                                     : "  if (lane == 0) {\n";
+    const std::string body = fill(
+        fill(head +
+                 "  const int b = w / (${M} * ${N}), ij = w % (${M} * ${N}), i = ij / ${N}, j = ij % ${N};\n"
+                 "  const float* a = A + ${OFFA} + (long long)b * ${SA};\n"
+                 "  const float* bm = B + ${OFFB} + (long long)b * ${SB};\n"
+                 "  float* c = C + ${OFFC} + (long long)b * ${SC};\n"
+                 "  float s = 0.0f;\n"
+                 "  for (int p = " + first + "; p < ${K}; p += " + step + ") s = fmaf(a[${AT}], bm[${BT}], s);\n"
+                 "#pragma unroll\n"
+                 "  for (int o = 16; o > 0; o >>= 1) s += __shfl_xor_sync(0xffffffffu, s, o);\n" +
+                 finish +
+                 "    const long long at = (long long)i * ${LDC} + j;\n"
+                 "${STORE}"
+                 "  }\n",
+             v),
+        {{"LDA", intLit(g.lda)}, {"LDB", intLit(g.ldb)}});
+    const int64_t outputs = m * n * batch;
+    em.kernel(ordinal ? fmt::format("dot{}", ordinal) : "dot",
+              "const float* __restrict__ A, const float* __restrict__ B, float* C" + biasParam, body,
+              withBiasArg({g.a, g.b, g.c}), unsigned(block ? outputs : (outputs + kWarpsPerBlock - 1) / kWarpsPerBlock));
+    return true;
+  }
+  const Vars v = emitTiles(em, g, *plan, epilogue, base);
+  if (plan->slices > 1) emitSliceSums(em, g, *plan, epilogue, base, v);
+  return true;
+}
+
+bool emitSmallMlpRows(NodeEmitter& em, const CudaGemmCall& first, const CudaGemmEpilogue& hidden, CudaArg w2, CudaArg b2,
+                      int64_t outputs, CudaArg y) {
+  const auto plan = planSmallGemm(em.options(), first);
+  const int64_t rows = first.m, width = first.n;
+  if (!plan || plan->dot || plan->slices < 2 * kSliceWarps || first.batch != 1 || first.alpha != 1 || first.beta != 0 ||
+      !hidden.bias.value || width > kMlpRowsHidden || outputs < 1 || rows > (int64_t(1) << 31) - 1)
+    return false;
+  const Vars v = emitTiles(em, first, *plan, nullptr, "gemm");
+  // A block a row: its warps add the row's slices as emitSliceSums's block form does (warp w
+  // every kSliceWarps-th slice, then the warps' sums in warp order), the bias and activation
+  // make the hidden row in shared memory, then warp w computes outputs w, w + kSliceWarps, ...
+  // as the warp-per-output product does (lane p every 32nd term, a butterfly sum, the bias).
+  Vars r = v;
+  r.push_back({"H", intLit(width)});
+  r.push_back({"OUTS", intLit(outputs)});
+  r.push_back({"WARPS", intLit(kSliceWarps)});
+  r.push_back({"ACT", activationCode(hidden.activation, "float", "e0", "e1", "    ")});
+  em.kernel("rows",
+            "const float* __restrict__ part, const float* __restrict__ b1, const float* __restrict__ w2, "
+            "const float* __restrict__ b2, float* __restrict__ y",
+            fill("  __shared__ float sums[${WARPS}][${H}];\n"
+                 "  __shared__ float hid[${H}];\n"
+                 "  const int lane = (int)threadIdx.x % 32, warp = (int)threadIdx.x / 32;\n"
+                 "  const long long row = (long long)blockIdx.x;\n"
+                 "  for (int j = lane; j < ${H}; j += 32) {\n"
+                 "    float w = 0.0f;\n"
+                 "    for (int slice = warp; slice < ${SLICES}; slice += ${WARPS})\n"
+                 "      w += part[(long long)slice * (${M} * ${N}) + row * ${H} + j];\n"
+                 "    sums[warp][j] = w;\n"
+                 "  }\n"
+                 "  __syncthreads();\n"
+                 "  for (int j = (int)threadIdx.x; j < ${H}; j += ${WARPS} * 32) {\n"
+                 "    float s = sums[0][j];\n"
+                 "#pragma unroll\n"
+                 "    for (int k = 1; k < ${WARPS}; ++k) s += sums[k][j];\n"
+                 "    const float e0 = s + b1[j];\n"
+                 "    float e1;\n"
+                 "${ACT}"
+                 "    hid[j] = e1;\n"
+                 "  }\n"
+                 "  __syncthreads();\n"
+                 "  for (int o = warp; o < ${OUTS}; o += ${WARPS}) {\n"
+                 "    float s = 0.0f;\n"
+                 "    for (int p = lane; p < ${H}; p += 32) s = fmaf(hid[p], w2[(long long)o * ${H} + p], s);\n"
+                 "#pragma unroll\n"
+                 "    for (int q = 16; q > 0; q >>= 1) s += __shfl_xor_sync(0xffffffffu, s, q);\n"
+                 "    if (lane == 0) y[row * ${OUTS} + o] = s + b2[o];\n"
+                 "  }\n",
+                 r),
+            {NodeEmitter::scratch(), hidden.bias, w2, b2, y}, unsigned(rows));
   return true;
 }
 

@@ -1499,15 +1499,22 @@ Expected<void> addGemm(NodeEmitter& em, bool transA, bool transB, int64_t m, int
 // dense's product y = x·wᵀ with the bias and activation in cuBLASLt's epilogue
 // (CudaCodegenOptions::gemmEpilogues), where the product goes to cuBLAS (not a small fp32 one),
 // in fp32 and with an epilogue cuBLASLt has (bias, relu); nullopt otherwise.
+// `call` given cuBLASLt's epilogue (bias, activation) when it can take it: an fp32 product that
+// goes to cuBLAS (not a small one) with an epilogue cuBLASLt has (bias, relu).
+bool withLtEpilogue(NodeEmitter& em, CudaGemmCall& call, CudaArg bias, const std::string& activation) {
+  if (!em.options().gemmEpilogues || em.T() != "float") return false;
+  if (!activation.empty() && activation != "relu") return false;
+  if (!bias.value && activation.empty()) return false;
+  if (smallGemmApplies(em.options(), call)) return false;
+  call.bias = bias;
+  call.activation = activation;
+  return true;
+}
+
 std::optional<CudaGemmCall> cublasLtEpilogue(NodeEmitter& em, int64_t m, int64_t n, int64_t k, CudaArg bias,
                                              const std::string& activation) {
-  if (!em.options().gemmEpilogues || em.T() != "float" || m == 0 || n == 0 || k == 0) return std::nullopt;
-  if (!activation.empty() && activation != "relu") return std::nullopt;
-  if (!bias.value && activation.empty()) return std::nullopt;
   auto call = gemmCall(em, false, true, m, n, k, em.in(0), em.in(1), false);
-  if (!call || smallGemmApplies(em.options(), *call)) return std::nullopt;
-  call->bias = bias;
-  call->activation = activation;
+  if (!call || !withLtEpilogue(em, *call, bias, activation)) return std::nullopt;
   return call;
 }
 
@@ -1568,6 +1575,56 @@ Expected<void> emitFusedDense(NodeEmitter& em) {
                    x[0] * w[0]);
   else
     em.elementwise("epilogue", fill("${T}* __restrict__ y", v), code, {em.out()}, x[0] * w[0]);
+  return {};
+}
+
+// fused_mlp: y = act(x·w1ᵀ + b1)·w2ᵀ + b2. A small batch whose first product splits over its
+// inner dimension (the seed CNN's head at batch 64: 85 slices) takes emitSmallMlpRows: the
+// tiles, then one kernel a row that finishes the hidden row and computes the outputs from it
+// -- two kernels where fused_dense then dense launch three. Otherwise each layer as
+// fused_dense and dense emit it, the hidden layer in scratch past the products' own scratch.
+Expected<void> emitFusedMlp(NodeEmitter& em) {
+  const Node& n = em.node();
+  if (!isFloatNode(n)) return em.unsupported("fused_mlp needs float operands");
+  const Shape& x = em.inShape(0);
+  const int64_t hidden = em.inShape(1)[0], outs = em.inShape(3)[0];
+  const std::string activation = n.attrs().getString("activation", "relu");
+  const std::string act = activationCode(activation, em.T(), "s", "r", "    ");
+  if (act.empty()) return em.unsupported("unknown activation '" + activation + "'");
+  if (x[0] == 0 || outs == 0) return {};
+  auto first = gemmCall(em, false, true, x[0], hidden, x[1], em.in(0), em.in(1), false);
+  auto second = gemmCall(em, false, true, x[0], outs, hidden, NodeEmitter::scratch(), em.in(3), false);
+  if (!first || !second)  // fuse-dense-pair leaves empty layers unfused
+    return em.unsupported("fused_mlp needs nonempty layers within cuBLAS's int range");
+  if (emitSmallMlpRows(em, *first, {em.in(2), activation}, em.in(3), em.in(4), outs, em.out())) return {};
+  const int64_t elem = int64_t(dtypeSize(em.computeType()));
+  const int64_t past = std::max(smallGemmScratchBytes(em.options(), *first), smallGemmScratchBytes(em.options(), *second));
+  const int64_t at = (past + 255) / 256 * 256 / elem;  // the hidden layer's first element in scratch
+  em.needScratch((at + x[0] * hidden) * elem);
+  first->c = NodeEmitter::scratch();
+  first->offsetC = at;
+  if (!em.gemmWithEpilogue(*first, {em.in(2), activation})) {
+    if (withLtEpilogue(em, *first, em.in(2), activation)) {
+      em.gemm(*first);
+    } else {
+      em.gemm(*first);
+      em.elementwise("epilogue", fill("const ${T}* __restrict__ b, ${T}* __restrict__ scratch", {{"T", em.T()}}),
+                     fill("    const ${T} s = scratch[${AT} + i] + b[i % ${H}];\n    ${T} r;\n", {{"T", em.T()},
+                          {"AT", intLit(at)}, {"H", intLit(hidden)}}) + act + fill("    scratch[${AT} + i] = r;\n",
+                          {{"AT", intLit(at)}}),
+                     {em.in(2), NodeEmitter::scratch()}, x[0] * hidden);
+    }
+  }
+  second->offsetA = at;
+  if (em.gemmWithEpilogue(*second, {em.in(4), ""})) return {};
+  if (withLtEpilogue(em, *second, em.in(4), "")) {
+    em.gemm(*second);
+    return {};
+  }
+  em.elementwise("bias", fill("const ${T}* __restrict__ b, ${T}* __restrict__ y", {{"T", em.T()}}),
+                 fill("    y[i] = b[i % ${OUT}];\n", {{"OUT", intLit(outs)}}), {em.in(4), em.out()}, x[0] * outs);
+  second->beta = 1;
+  em.gemm(*second);
   return {};
 }
 

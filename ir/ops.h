@@ -41,6 +41,7 @@ struct OpTraits {
   bool inPlaceAnyOperand = false; ///< any operand of the result's type may be overwritten by the result
   bool isCollective = false;      ///< talks to the other ranks of a data-parallel run: every rank runs it, never removed
   bool storageTypes = false;      ///< takes or makes the storage element types (f16, i8, ...; see storageOnly)
+  bool isFused = false;           ///< several ops made one by a fuse pass; autodiff expands it back (expandFused)
   /// A unary elementwise op whose formula, as computed, is non-decreasing and keeps NaN (relu;
   /// not sigmoid or tanh, whose rounded exp need not be): max(f(x1), f(x2)) == f(max(x1, x2))
   /// bit for bit, so a fused kernel may take a pool's maximum before applying it.
@@ -59,6 +60,7 @@ struct OpTraits {
   constexpr OpTraits collective() const { return set(&OpTraits::isCollective); }
   constexpr OpTraits storage() const { return set(&OpTraits::storageTypes); }
   constexpr OpTraits monotone() const { return set(&OpTraits::isMonotone); }
+  constexpr OpTraits fused() const { return set(&OpTraits::isFused); }
   /// Set for the rows written with SHOAL_ELEMENTWISE (not used in ir/ops.def itself).
   constexpr OpTraits elementwise() const { return set(&OpTraits::isElementwise); }
   /// The result may take over operand `i`'s buffer (when the types match), in this order.

@@ -430,6 +430,31 @@ Expected<Types> shapeDense(const Node& n) {
   return Types{{x->type().dtype, {xs[0], ws[0]}}};
 }
 
+// fused_mlp: x [batch, in], w1 [hidden, in], b1 [hidden], w2 [out, hidden], b2 [out].
+Expected<Types> shapeMlp(const Node& n) {
+  SHOAL_TRY(checkFusedActivation(n));
+  const Value* x = n.input(0);
+  SHOAL_TRY(requireFloat(n, x, "input"));
+  SHOAL_TRY(requireRank(n, x, 2, "input ([batch, features]; flatten first)"));
+  for (size_t i = 1; i < 5; ++i) SHOAL_TRY(requireSameDType(n, x, n.input(i)));
+  SHOAL_TRY(requireRank(n, n.input(1), 2, "first weight ([hidden, in])"));
+  SHOAL_TRY(requireRank(n, n.input(3), 2, "second weight ([out, hidden])"));
+  const Shape& xs = x->type().shape;
+  const Shape& w1 = n.input(1)->type().shape;
+  const Shape& w2 = n.input(3)->type().shape;
+  if (xs[1] != w1[1])
+    return Unexpected(shapeError(n, fmt::format("input has {} features ({}) but the first weight expects {} ({})", xs[1],
+                                                sh(x), w1[1], sh(n.input(1)))));
+  if (w2[1] != w1[0])
+    return Unexpected(shapeError(n, fmt::format("the first weight makes {} hidden features ({}) but the second expects {} ({})",
+                                                w1[0], sh(n.input(1)), w2[1], sh(n.input(3)))));
+  if (n.input(2)->type().shape != Shape{w1[0]})
+    return Unexpected(shapeError(n, fmt::format("first bias must be [{}], got {}", w1[0], sh(n.input(2)))));
+  if (n.input(4)->type().shape != Shape{w2[0]})
+    return Unexpected(shapeError(n, fmt::format("second bias must be [{}], got {}", w2[0], sh(n.input(4)))));
+  return Types{{x->type().dtype, {xs[0], w2[0]}}};
+}
+
 Expected<Types> shapeMatMul(const Node& n) {
   const Value* a = n.input(0);
   const Value* b = n.input(1);

@@ -240,6 +240,14 @@ Expected<Value*> expandFused(Graph& g, Node* n) {
     SHOAL_TRY_ASSIGN(pre, insertTyped(g, n, OpKind::Dense, n->inputs(), {}, y + ".dense", loc));
     return activation(pre, y + ".act");
   }
+  if (n->kind() == OpKind::FusedMlp) {
+    // fuse-dense-pair: the first layer with its activation, then the second dense. The first
+    // layer's node id (the fused op's location) names them, as the pipeline lowering did.
+    const std::string base = loc.node.empty() ? y + ".h" : loc.node;
+    SHOAL_TRY_ASSIGN(pre, insertTyped(g, n, OpKind::Dense, {n->input(0), n->input(1), n->input(2)}, {}, base + ".dense", loc));
+    SHOAL_TRY_ASSIGN(hidden, activation(pre, base));
+    return insertTyped(g, n, OpKind::Dense, {hidden, n->input(3), n->input(4)}, {}, y + ".dense2", loc);
+  }
   if (n->kind() == OpKind::FusedConv2d && !a.getString("output_expr", "").empty()) {
     // fuse-conv-epilogue: conv2d with its bias, then the program over it and operands 3.. as ops.
     convInputs.resize(3);
@@ -307,10 +315,7 @@ Expected<Value*> expandFused(Graph& g, Node* n) {
   return stack.back();
 }
 
-bool isFusedOp(OpKind k) {
-  return k == OpKind::FusedDense || k == OpKind::FusedConv2d || k == OpKind::FusedConv2dPool ||
-         k == OpKind::FusedElementwise;
-}
+bool isFusedOp(OpKind k) { return opInfo(k).traits.isFused; }
 
 Expected<void> expandFusedOps(Graph& g) {
   std::vector<Node*> fused;
@@ -362,7 +367,7 @@ Expected<void> appendTrainingStep(Graph& g, const TrainConfig& cfg, const std::s
     return fail(fmt::format("loss scale must be 0 (off) or a positive initial scale, got {}", lossScale), cfg.loc);
   if (lossScale > 0 && cfg.lossScaleInterval < 1)
     return fail(fmt::format("loss scale growth interval must be 1 or more, got {}", cfg.lossScaleInterval), cfg.loc);
-  const TensorType& lt = logits->type();
+  const TensorType lt = logits->type();  // a copy: expanding fused ops below may replace logits' node
   if (!isFloat(lt.dtype))
     return fail(fmt::format("cannot train on '{}': it is {}, not a float tensor", logitsOutput, lt.str()), logits->def()->loc());
   const bool readsLabels = crossEntropy || cfg.oneHotTargets;
@@ -382,6 +387,7 @@ Expected<void> appendTrainingStep(Graph& g, const TrainConfig& cfg, const std::s
 
   // Fused ops (an IR dump after the fuse-* passes) become their parts, which have gradients.
   if (auto ok = expandFusedOps(g); !ok) return Unexpected(ok.error());
+  logits = g.outputValue(logitsOutput);  // the expansion's value when a fused op made the logits
 
   // New inputs, after the existing ones: the targets, Adam's step count, the learning rate.
   Node* anchor = lastNodeOfKind(g, OpKind::Input);

@@ -3,6 +3,7 @@
 //   fuse-conv-pool          fused_conv2d -> maxpool2d              => fused_conv2d_pool
 //   fuse-pool-relu-grad     relu_grad(x, maxpool2d_grad(x, dy))     => maxpool2d_grad (relu_mask)
 //   fuse-dense-activation   dense (+ bias)  -> relu|sigmoid|tanh   => fused_dense (GEMM epilogue)
+//   fuse-dense-pair         fused_dense (+ bias) -> dense (+ bias)  => fused_mlp (two layers, no hidden value)
 //   fuse-elementwise        chains of same-shape elementwise ops    => fused_elementwise
 //   fuse-conv-prologue      fused_elementwise (one operand) -> fused_conv2d_pool
 //                                                                   => fused_conv2d_pool (input_expr)
@@ -274,6 +275,32 @@ Rule denseActivationRule() {
           [](Graph& g, Bindings& b) { return fuseWithActivation(g, b, "dense", OpKind::FusedDense); }};
 }
 
+// Two dense layers (both with a bias) with the first one's activation between them: an
+// inference graph's classifier head. The hidden layer stops being a value; on the GPU a small
+// batch's hidden rows are finished and read by the same block (emitFusedMlp). A training step
+// reads the hidden layer again (its activation's gradient), so the pair stays unfused there.
+Rule densePairRule() {
+  Pattern first{{OpKind::FusedDense}, "first", {}, /*singleUse=*/true};
+  return {"fuse-dense-pair", "fused_dense (+ bias) read only by a dense (+ bias) becomes one fused_mlp",
+          Pattern{{OpKind::Dense}, "second", {first}}, [](Graph& g, Bindings& b) {
+            Node* first = b.at("first");
+            Node* second = b.at("second");
+            // Both with a bias, neither layer empty (no product to fuse).
+            if (first->numInputs() != 3 || second->numInputs() != 3) return static_cast<Node*>(nullptr);
+            const Shape& x = first->input(0)->type().shape;
+            const Shape& h = first->result()->type().shape;
+            if (x.size() != 2 || h.size() != 2 || x[1] == 0 || h[1] == 0) return static_cast<Node*>(nullptr);
+            Attrs attrs;
+            attrs.set("activation", first->attrs().getString("activation"));
+            Node* n = g.insertNodeBefore(second, OpKind::FusedMlp,
+                                         {first->input(0), first->input(1), first->input(2), second->input(1), second->input(2)},
+                                         attrs, {{second->result()->name() + ".fused", second->result()->type()}},
+                                         first->loc());
+            fillDefaultAttrs(*n);
+            return n;
+          }};
+}
+
 // ---- elementwise chains -----------------------------------------------------------------
 
 // An elementwise op joins a chain when it computes floats from operands of its result's
@@ -399,6 +426,7 @@ std::unique_ptr<Pass> createFuseConvActivationPass() { return std::make_unique<R
 std::unique_ptr<Pass> createFuseConvPoolPass() { return std::make_unique<RulePass>(convPoolRule()); }
 std::unique_ptr<Pass> createFusePoolReluGradPass() { return std::make_unique<RulePass>(poolReluGradRule()); }
 std::unique_ptr<Pass> createFuseDenseActivationPass() { return std::make_unique<RulePass>(denseActivationRule()); }
+std::unique_ptr<Pass> createFuseDensePairPass() { return std::make_unique<RulePass>(densePairRule()); }
 std::unique_ptr<Pass> createFuseElementwisePass() { return std::make_unique<FuseElementwisePass>(); }
 std::unique_ptr<Pass> createFuseConvProloguePass() { return std::make_unique<RulePass>(convPrologueRule()); }
 std::unique_ptr<Pass> createFuseConvEpiloguePass() { return std::make_unique<RulePass>(convEpilogueRule()); }

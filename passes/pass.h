@@ -88,6 +88,8 @@ std::unique_ptr<Pass> createFuseConvPoolPass();
 std::unique_ptr<Pass> createFusePoolReluGradPass();
 /// dense (+ bias) followed by relu/sigmoid/tanh becomes one fused_dense (GEMM + epilogue).
 std::unique_ptr<Pass> createFuseDenseActivationPass();
+/// fused_dense (+ bias) read only by a dense (+ bias) becomes one fused_mlp (inference heads).
+std::unique_ptr<Pass> createFuseDensePairPass();
 /// Chains of same-shape elementwise ops (intermediates read once) become one fused_elementwise.
 std::unique_ptr<Pass> createFuseElementwisePass();
 /// A one-operand elementwise chain read only by a fused_conv2d_pool becomes its input_expr.

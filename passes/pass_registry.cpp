@@ -23,6 +23,7 @@ const std::vector<PassRegistration>& passRegistry() {
       {"fuse-conv-pool", &createFuseConvPoolPass, false},               // fused_conv2d + maxpool2d -> fused_conv2d_pool
       {"fuse-pool-relu-grad", &createFusePoolReluGradPass, false},     // relu_grad(x, maxpool2d_grad(x, dy)) -> relu_mask
       {"fuse-dense-activation", &createFuseDenseActivationPass, false}, // dense + bias + activation -> fused_dense
+      {"fuse-dense-pair", &createFuseDensePairPass, false},             // fused_dense -> dense -> fused_mlp
       {"fuse-transpose-matmul", &createFuseTransposeMatmulPass, false}, // transpose of the last two axes -> a GEMM flag
       {"fuse-elementwise", &createFuseElementwisePass, false},          // elementwise chains -> fused_elementwise
       {"fuse-conv-prologue", &createFuseConvProloguePass, false},      // one-operand chain -> fused_conv2d_pool's loads

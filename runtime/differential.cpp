@@ -26,6 +26,7 @@ int64_t termsPerElement(const Node& n) {
   };
   OpKind k = n.kind();
   if (k == OpKind::Dense || k == OpKind::FusedDense) return in(0)[1];
+  if (k == OpKind::FusedMlp) return in(0)[1] + in(1)[0];  // the hidden sums, then the output sums
   if (k == OpKind::MatMul) return n.attrs().getInt("transpose_a") != 0 ? in(0)[0] : in(0)[1];
   if (k == OpKind::Conv2d || k == OpKind::FusedConv2d || k == OpKind::FusedConv2dPool) return in(1)[1] * in(1)[2] * in(1)[3];
   if (k == OpKind::Conv2dBackwardData) return in(1)[0] * in(1)[2] * in(1)[3];

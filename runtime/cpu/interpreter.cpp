@@ -455,6 +455,17 @@ Expected<void> NodeRunner::run() {
       applyActivation<T>(attrs().getString("activation"), outCount(), out<T>());
       return {};
     }
+    case OpKind::FusedMlp: {
+      // The first layer into a buffer of its own, its activation, then the second layer: the
+      // unfused ops' arithmetic, term for term.
+      const Shape& x = inShape(0);
+      const int64_t hidden = inShape(1)[0], outs = inShape(3)[0];
+      std::vector<T> h(size_t(x[0] * hidden));
+      cpu::denseForward<T>(x[0], x[1], hidden, in<T>(0), in<T>(1), in<T>(2), h.data());
+      applyActivation<T>(attrs().getString("activation"), int64_t(h.size()), h.data());
+      cpu::denseForward<T>(x[0], hidden, outs, h.data(), in<T>(3), in<T>(4), out<T>());
+      return {};
+    }
     case OpKind::FusedElementwise:
       return runFusedElementwise<T>();
     case OpKind::MatMul: {

@@ -564,8 +564,8 @@ TEST(CudaEmulation, ConvResidualEpilogueMatchesTheInterpreter) {
   }
 }
 
-// The MNIST CNN's inference program, fused (conv + relu + maxpool, dense + bias + relu; the
-// input's u8 decode read by the conv as it loads) on the emulator.
+// The MNIST CNN's inference program, fused (conv + relu + maxpool; the two dense layers one
+// fused_mlp; the input's u8 decode read by the conv as it loads) on the emulator.
 TEST(CudaEmulation, MnistCnnFusedInferenceMatchesTheInterpreter) {
   if (!haveHostCompiler()) GTEST_SKIP() << "no host C++ compiler to build the emulated module";
   DiagnosticEngine diags;
@@ -578,7 +578,7 @@ TEST(CudaEmulation, MnistCnnFusedInferenceMatchesTheInterpreter) {
   int convPool = 0, dense = 0;
   for (const Node* n : r->program.graph->nodes()) {
     convPool += n->kind() == OpKind::FusedConv2dPool && !n->attrs().getString("input_expr").empty();
-    dense += n->kind() == OpKind::FusedDense;
+    dense += n->kind() == OpKind::FusedMlp;
   }
   EXPECT_EQ(convPool, 1);
   EXPECT_EQ(dense, 1);

@@ -296,6 +296,25 @@ SHOAL_CUDA_CASE(FusedDense, OpKind::FusedDense) {
   return false;
 }
 
+SHOAL_CUDA_CASE(FusedMlp, OpKind::FusedMlp) {
+  [[maybe_unused]] const DType dt = b.dt();
+  [[maybe_unused]] const TensorType labels64{DType::I64, {8}}, labels32{DType::I32, {8}}, labels8{DType::U8, {8}};
+  auto mlp = [&](const std::string& name, int64_t rows, int64_t in, int64_t hidden, int64_t outs, const char* act) {
+    b.op(OpKind::FusedMlp,
+         {b.input(name + ".x", Shape{rows, in}), b.param(name + ".w1", {hidden, in}), b.param(name + ".b1", {hidden}),
+          b.param(name + ".w2", {outs, hidden}), b.param(name + ".b2", {outs})},
+         attrs({{"activation", std::string(act)}}), name);
+  };
+  // Unsplit small products: the two layers' kernels, the hidden layer in scratch.
+  mlp("m", 5, 7, 3, 4, "relu");
+  mlp("t", 3, 40, 33, 2, "tanh");
+  // A split first product (f32: 16 slices of 64 terms): the tiles, then a block a row (a
+  // hidden width not a multiple of 32, more outputs than warps).
+  mlp("rows", 20, 1024, 48, 11, "relu");
+  return true;
+  return false;
+}
+
 SHOAL_CUDA_CASE(FusedElementwise, OpKind::FusedElementwise) {
   [[maybe_unused]] const DType dt = b.dt();
   [[maybe_unused]] const TensorType labels64{DType::I64, {8}}, labels32{DType::I32, {8}}, labels8{DType::U8, {8}};

@@ -121,6 +121,15 @@ SHOAL_ROUND_TRIP_CASE(FusedDense, OpKind::FusedDense) {
   return false;
 }
 
+SHOAL_ROUND_TRIP_CASE(FusedMlp, OpKind::FusedMlp) {
+  [[maybe_unused]] const Shape img{2, 1, 6, 6};
+  ins = {addInput(g, "x", f32({2, 8})), addParam(g, "d1.weight", f32({5, 8})), addParam(g, "d1.bias", f32({5})),
+         addParam(g, "d2.weight", f32({3, 5})), addParam(g, "d2.bias", f32({3}))};
+  a.set("activation", std::string("tanh"));
+  return true;
+  return false;
+}
+
 SHOAL_ROUND_TRIP_CASE(FusedElementwise, OpKind::FusedElementwise) {
   [[maybe_unused]] const Shape img{2, 1, 6, 6};
   ins = {addInput(g, "a", f32({2, 3})), addInput(g, "b", f32({2, 3}))};

@@ -170,6 +170,27 @@ SHOAL_SHAPE_CASES(FusedDense, OpKind::FusedDense) {
   return {};
 }
 
+SHOAL_SHAPE_CASES(FusedMlp, OpKind::FusedMlp) {
+  {
+    const TensorType x = f32({2, 8}), w1 = f32({5, 8}), b1 = f32({5}), w2 = f32({3, 5}), b2 = f32({3});
+    auto act = [](const char* a) { return attrs({{"activation", std::string(a)}}); };
+    return {{{x, w1, b1, w2, b2}, act("tanh"), {f32({2, 3})}},
+            {{"unknown activation", {x, w1, b1, w2, b2}, act("gelu"), "activation must be relu, sigmoid or tanh, got 'gelu'"},
+             {"input features differ",
+              {x, f32({5, 7}), b1, w2, b2},
+              act("relu"),
+              "input has 8 features (f32[2,8]) but the first weight expects 7 (f32[5,7])"},
+             {"hidden widths differ",
+              {x, w1, b1, f32({3, 4}), b2},
+              act("relu"),
+              "the first weight makes 5 hidden features (f32[5,8]) but the second expects 4 (f32[3,4])"},
+             {"first bias", {x, w1, f32({3}), w2, b2}, act("relu"), "first bias must be [5], got f32[3]"},
+             {"second bias", {x, w1, b1, w2, f32({5})}, act("relu"), "second bias must be [3], got f32[5]"},
+             {"mixed types", {x, w1, b1, TensorType{DType::F64, {3, 5}}, b2}, act("relu"), "element types differ: f32[2,8] vs f64[3,5]"}}};
+  }
+  return {};
+}
+
 SHOAL_SHAPE_CASES(FusedElementwise, OpKind::FusedElementwise) {
   {
     const TensorType t = f32({2, 3});

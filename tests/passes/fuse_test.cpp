@@ -16,8 +16,9 @@
 namespace shoal {
 namespace {
 
-const std::set<std::string> kFusion = {"fuse-conv-activation", "fuse-conv-pool", "fuse-pool-relu-grad", "fuse-dense-activation",
-                                       "fuse-elementwise", "fuse-conv-prologue"};
+const std::set<std::string> kFusion = {"fuse-conv-activation", "fuse-conv-pool",   "fuse-pool-relu-grad",
+                                       "fuse-dense-activation", "fuse-dense-pair", "fuse-elementwise",
+                                       "fuse-conv-prologue"};
 
 struct GoldenCase {
   const char* file;
@@ -63,6 +64,10 @@ INSTANTIATE_TEST_SUITE_P(Fuse, FuseGolden,
                                            GoldenCase{"conv_output_needed_by_backward", "fuse-conv-activation", false},
                                            GoldenCase{"dense_sigmoid", "fuse-dense-activation", true},
                                            GoldenCase{"dense_read_twice", "fuse-dense-activation", false},
+                                           GoldenCase{"dense_pair", "fuse-dense-pair", true},
+                                           GoldenCase{"dense_pair_hidden_read_twice", "fuse-dense-pair", false},
+                                           GoldenCase{"dense_pair_no_bias", "fuse-dense-pair", false},
+                                           GoldenCase{"dense_sigmoid", "fuse-dense-pair", false},
                                            GoldenCase{"elementwise_chain", "fuse-elementwise", true},
                                            GoldenCase{"elementwise_shared_intermediate", "fuse-elementwise", true},
                                            GoldenCase{"conv_relu", "fuse-elementwise", false},
@@ -146,7 +151,7 @@ TEST(Fuse, FusedAndUnfusedProgramsAgreeOnEveryExample) {
 }
 
 TEST(Fuse, FusedAndUnfusedAgreeOnTheGoldenGraphs) {
-  for (const char* f : {"conv_relu", "dense_sigmoid", "elementwise_chain", "elementwise_shared_intermediate",
+  for (const char* f : {"conv_relu", "dense_sigmoid", "dense_pair", "elementwise_chain", "elementwise_shared_intermediate",
                         "elementwise_decode", "elementwise_mixed_f64", "conv_pool",
                         "conv_pool_output_read_twice", "pool_relu_grad", "pool_relu_grad_read_twice"}) {
     SCOPED_TRACE(f);
@@ -214,7 +219,13 @@ TEST(Fuse, DumpAfterFuseShowsTheFusedOpsAndDisablingWorks) {
   ASSERT_EQ(r.exitCode, 0) << r.err;
   EXPECT_NE(r.out.find("%c1 = fused_conv2d(%pre, %c1.weight, %c1.bias) {activation=\"relu\""), std::string::npos) << r.out;
   EXPECT_EQ(r.out.find("fused_conv2d_pool"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("%d2 = fused_mlp(%f, %d1.weight, %d1.bias, %d2.weight, %d2.bias) {activation=\"relu\"}"),
+            std::string::npos)
+      << r.out;
+  r = test::runCli("dump examples/mnist_cnn.mmd --after fuse --disable-pass fuse-dense-pair");
+  ASSERT_EQ(r.exitCode, 0) << r.err;
   EXPECT_NE(r.out.find("%d1 = fused_dense(%f, %d1.weight, %d1.bias) {activation=\"relu\"}"), std::string::npos) << r.out;
+  EXPECT_EQ(r.out.find("fused_mlp"), std::string::npos) << r.out;
   r = test::runCli("dump examples/mnist_cnn.mmd --train --disable-pass fuse-conv-activation");
   ASSERT_EQ(r.exitCode, 0) << r.err;
   EXPECT_EQ(r.out.find("fused_conv2d"), std::string::npos);

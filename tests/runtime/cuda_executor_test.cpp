@@ -21,6 +21,7 @@
 
 #include "codegen/cuda_test_graphs.h"
 #include "frontend/pipeline_loader.h"
+#include "ir/parser.h"
 #include "runtime/cpu/interpreter.h"
 #include "runtime/cuda/cuda_executable.h"
 #include "runtime/cuda/device.h"
@@ -293,6 +294,75 @@ TEST(CudaExecutor, GemmEpiloguesInCublasLtMatchTheInterpreter) {
         }
       }
       EXPECT_TRUE(pair.gpu->replaysGraph()) << pair.gpu->graphCaptureError();
+    }
+}
+
+// fused_mlp against the interpreter: the seed CNN's head at batch 64 (a first product split
+// into 85 slices: its tiles, then a block a row) and, on cuBLAS (smallGemms off), layers whose
+// hidden value lives in scratch, with the epilogues in cuBLASLt or in kernels of their own. And
+// the block-a-row form against the unfused kernels it replaces (fuse-dense-pair off): the same
+// sums in the same order, so the same bits.
+TEST(CudaExecutor, FusedMlpMatchesTheInterpreterAndTheUnfusedKernels) {
+  SHOAL_REQUIRE_GPU();
+  const std::string text = R"(graph head {
+  %x = input() {name="x"} : f32[64,5408]
+  %w1 = input() {name="w1"} : f32[64,5408]
+  %b1 = input() {name="b1"} : f32[64]
+  %w2 = input() {name="w2"} : f32[10,64]
+  %b2 = input() {name="b2"} : f32[10]
+  %h = fused_dense(%x, %w1, %b1) {activation="relu"} : f32[64,64]
+  %y = dense(%h, %w2, %b2) : f32[64,10]
+  %sx = input() {name="sx"} : f32[300,700]
+  %sw1 = input() {name="sw1"} : f32[200,700]
+  %sb1 = input() {name="sb1"} : f32[200]
+  %sw2 = input() {name="sw2"} : f32[30,200]
+  %sb2 = input() {name="sb2"} : f32[30]
+  %sh = fused_dense(%sx, %sw1, %sb1) {activation="sigmoid"} : f32[300,200]
+  %sy = dense(%sh, %sw2, %sb2) : f32[300,30]
+  output(%y) {name="y"}
+  output(%sy) {name="sy"}
+}
+)";
+  DiagnosticEngine diags;
+  auto g = parseGraph(text, "head.ir", diags);
+  ASSERT_TRUE(g) << diags.render();
+  auto countMlps = [](const CudaExecutable& exe) {
+    int n = 0;
+    for (const Node* node : exe.program().graph->nodes()) n += node->kind() == OpKind::FusedMlp;
+    return n;
+  };
+  for (bool small : {true, false})
+    for (bool epilogues : {true, false}) {
+      SCOPED_TRACE(std::string(small ? "small products" : "cuBLAS") + (epilogues ? ", cuBLASLt epilogues" : ""));
+      CudaExecutableOptions o = CudaExecutableOptions::fromEnvironment().withPrecision(TensorCoreMath::Off);
+      o.smallGemms = small;
+      o.gemmEpilogues = epilogues;
+      Pair fused = makePair(*g, test::opTestCompileOptions(), o);
+      CompileOptions off = test::opTestCompileOptions();
+      off.disabledPasses.insert("fuse-dense-pair");
+      Pair unfused = makePair(*g, off, o);
+      ASSERT_TRUE(fused.gpu && fused.cpu && unfused.gpu);
+      EXPECT_EQ(countMlps(*fused.gpu), 2);
+      EXPECT_EQ(countMlps(*unfused.gpu), 0);
+      bool rows = false;
+      for (const CudaStep& s : fused.gpu->module().steps) rows |= s.kernel.find("rows") != std::string::npos;
+      EXPECT_EQ(rows, small) << "the seed head's block-a-row form";
+      for (int run = 0; run < 3; ++run) {
+        TensorMap inputs = test::randomInputs(*g, 70 + uint64_t(run));
+        auto want = fused.cpu->run(inputs);
+        ASSERT_TRUE(want.has_value()) << want.error().message();
+        auto got = fused.gpu->run(inputs);
+        ASSERT_TRUE(got.has_value()) << got.error().message();
+        expectSameMaps("run " + std::to_string(run), *got, *want, Tolerance{1e-4, 1e-5, true});
+        auto before = unfused.gpu->run(inputs);
+        ASSERT_TRUE(before.has_value()) << before.error().message();
+        if (small) {  // the rows kernel's sums are the unfused kernels' sums
+          const Tensor& a = got->at("y");
+          const Tensor& b = before->at("y");
+          for (int64_t i = 0; i < a.numElements(); ++i) ASSERT_EQ(a.at(i), b.at(i)) << "y[" << i << "]";
+        }
+      }
+      EXPECT_TRUE(fused.gpu->replaysGraph()) << fused.gpu->graphCaptureError();
     }
 }
 

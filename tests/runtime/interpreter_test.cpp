@@ -241,6 +241,29 @@ SHOAL_INTERPRETER_CASES(FusedDense, OpKind::FusedDense) {
   }
 }
 
+SHOAL_INTERPRETER_CASES(FusedMlp, OpKind::FusedMlp) {
+  {
+    // The hidden layer as in fused_dense's case above: relu([[-11, 2], [-11, 6.5]]) = [[0, 2], [0, 6.5]];
+    // then w2 = [[1, 2], [-1, 0.5]], b2 = [0.5, -3]: [[0 + 4 + 0.5, 0 + 1 - 3], [13 + 0.5, 3.25 - 3]].
+    CaseBuilder b("relu between", dt);
+    b.output(b.op(kind,
+                  {b.fin("x", {2, 3}, ramp(6)), b.param("w1", {2, 3}, {1, 0, -1, 0.5, 0.5, 0.5}),
+                   b.param("b1", {2}, {-9, -1}), b.param("w2", {2, 2}, {1, 2, -1, 0.5}), b.param("b2", {2}, {0.5, -3})},
+                  attrs({{"activation", std::string("relu")}})));
+    b.expect("y", {2, 2}, {4.5, -2, 13.5, 0.25});
+    add(b);
+    // tanh(1 - 1 + 0) = 0, then 3 * 0 + 1 = 1 and -2 * 0 - 0.5.
+    CaseBuilder c("tanh between", dt);
+    c.output(c.op(kind,
+                  {c.fin("x", {1, 2}, {1, -1}), c.param("w1", {1, 2}, {1, 1}), c.param("b1", {1}, {0}),
+                   c.param("w2", {2, 1}, {3, -2}), c.param("b2", {2}, {1, -0.5})},
+                  attrs({{"activation", std::string("tanh")}})));
+    c.expect("y", {1, 2}, {1, -0.5});
+    add(c);
+    return;
+  }
+}
+
 SHOAL_INTERPRETER_CASES(FusedElementwise, OpKind::FusedElementwise) {
   {
     auto fe = [&](const char* label, const char* expr, std::vector<std::pair<const char*, std::vector<double>>> ins,
