@@ -356,42 +356,82 @@ bool emitSmallMlpRows(NodeEmitter& em, const CudaGemmCall& first, const CudaGemm
   // every kSliceWarps-th slice, then the warps' sums in warp order), the bias and activation
   // make the hidden row in shared memory, then warp w computes outputs w, w + kSliceWarps, ...
   // as the warp-per-output product does (lane p every 32nd term, a butterfly sum, the bias).
+  // A warp's slices for a column are all loaded before the first is added (its loads in flight
+  // together; the adds stay in slice order), and its second-layer weights are loaded with them
+  // when they fit in registers (at most 16 a thread).
+  const int64_t sliceLoads = (plan->slices + kSliceWarps - 1) / kSliceWarps;  // a warp's slices
+  const int64_t chunks = (width + 31) / 32;                                   // a lane's columns
+  const int64_t outsPerWarp = (outputs + kSliceWarps - 1) / kSliceWarps;
+  const bool prefetch = outsPerWarp * chunks <= 16;
   Vars r = v;
   r.push_back({"H", intLit(width)});
   r.push_back({"OUTS", intLit(outputs)});
   r.push_back({"WARPS", intLit(kSliceWarps)});
+  r.push_back({"SQ", intLit(sliceLoads)});
+  r.push_back({"HQ", intLit(chunks)});
+  r.push_back({"OQ", intLit(outsPerWarp)});
   r.push_back({"ACT", activationCode(hidden.activation, "float", "e0", "e1", "    ")});
+  r.push_back({"UNROLL", chunks * sliceLoads <= 64 ? "#pragma unroll\n" : "#pragma unroll 1\n"});
+  r.push_back({"WLOAD", prefetch ? "  float wv[${OQ}][${HQ}];\n"
+                                   "#pragma unroll\n"
+                                   "  for (int q = 0; q < ${OQ}; ++q)\n"
+                                   "#pragma unroll\n"
+                                   "    for (int c = 0; c < ${HQ}; ++c) {\n"
+                                   "      const int o = warp + q * ${WARPS}, p = lane + 32 * c;\n"
+                                   "      wv[q][c] = o < ${OUTS} && p < ${H} ? w2[(long long)o * ${H} + p] : 0.0f;\n"
+                                   "    }\n"
+                                 : ""});
+  r.push_back({"WTERM", prefetch ? "wv[q][c]" : "w2[(long long)o * ${H} + p]"});
+  r.push_back({"OLOOP", prefetch ? "#pragma unroll\n  for (int q = 0; q < ${OQ}; ++q) {\n"
+                                   "    const int o = warp + q * ${WARPS};\n"
+                                   "    if (o >= ${OUTS}) break;\n"
+                                 : "  for (int o = warp, q = 0; o < ${OUTS}; o += ${WARPS}, ++q) {\n"});
   em.kernel("rows",
             "const float* __restrict__ part, const float* __restrict__ b1, const float* __restrict__ w2, "
             "const float* __restrict__ b2, float* __restrict__ y",
-            fill("  __shared__ float sums[${WARPS}][${H}];\n"
-                 "  __shared__ float hid[${H}];\n"
-                 "  const int lane = (int)threadIdx.x % 32, warp = (int)threadIdx.x / 32;\n"
-                 "  const long long row = (long long)blockIdx.x;\n"
-                 "  for (int j = lane; j < ${H}; j += 32) {\n"
-                 "    float w = 0.0f;\n"
-                 "    for (int slice = warp; slice < ${SLICES}; slice += ${WARPS})\n"
-                 "      w += part[(long long)slice * (${M} * ${N}) + row * ${H} + j];\n"
-                 "    sums[warp][j] = w;\n"
-                 "  }\n"
-                 "  __syncthreads();\n"
-                 "  for (int j = (int)threadIdx.x; j < ${H}; j += ${WARPS} * 32) {\n"
-                 "    float s = sums[0][j];\n"
-                 "#pragma unroll\n"
-                 "    for (int k = 1; k < ${WARPS}; ++k) s += sums[k][j];\n"
-                 "    const float e0 = s + b1[j];\n"
-                 "    float e1;\n"
-                 "${ACT}"
-                 "    hid[j] = e1;\n"
-                 "  }\n"
-                 "  __syncthreads();\n"
-                 "  for (int o = warp; o < ${OUTS}; o += ${WARPS}) {\n"
-                 "    float s = 0.0f;\n"
-                 "    for (int p = lane; p < ${H}; p += 32) s = fmaf(hid[p], w2[(long long)o * ${H} + p], s);\n"
-                 "#pragma unroll\n"
-                 "    for (int q = 16; q > 0; q >>= 1) s += __shfl_xor_sync(0xffffffffu, s, q);\n"
-                 "    if (lane == 0) y[row * ${OUTS} + o] = s + b2[o];\n"
-                 "  }\n",
+            fill(fill("  __shared__ float sums[${WARPS}][${H}];\n"
+                      "  __shared__ float hid[${H}];\n"
+                      "  const int lane = (int)threadIdx.x % 32, warp = (int)threadIdx.x / 32;\n"
+                      "  const long long row = (long long)blockIdx.x;\n"
+                      "${WLOAD}"
+                      "${UNROLL}"
+                      "  for (int c = 0; c < ${HQ}; ++c) {\n"
+                      "    const int j = lane + 32 * c;\n"
+                      "    float v[${SQ}];\n"
+                      "#pragma unroll\n"
+                      "    for (int q = 0; q < ${SQ}; ++q) {\n"
+                      "      const int slice = warp + q * ${WARPS};\n"
+                      "      v[q] = slice < ${SLICES} && j < ${H} ? part[(long long)slice * (${M} * ${N}) + row * ${H} + j] : 0.0f;\n"
+                      "    }\n"
+                      "    float w = 0.0f;\n"
+                      "#pragma unroll\n"
+                      "    for (int q = 0; q < ${SQ}; ++q)\n"
+                      "      if (warp + q * ${WARPS} < ${SLICES}) w += v[q];\n"
+                      "    if (j < ${H}) sums[warp][j] = w;\n"
+                      "  }\n"
+                      "  __syncthreads();\n"
+                      "  for (int j = (int)threadIdx.x; j < ${H}; j += ${WARPS} * 32) {\n"
+                      "    float s = sums[0][j];\n"
+                      "#pragma unroll\n"
+                      "    for (int k = 1; k < ${WARPS}; ++k) s += sums[k][j];\n"
+                      "    const float e0 = s + b1[j];\n"
+                      "    float e1;\n"
+                      "${ACT}"
+                      "    hid[j] = e1;\n"
+                      "  }\n"
+                      "  __syncthreads();\n"
+                      "${OLOOP}"
+                      "    float s = 0.0f;\n"
+                      "#pragma unroll\n"
+                      "    for (int c = 0; c < ${HQ}; ++c) {\n"
+                      "      const int p = lane + 32 * c;\n"
+                      "      if (p < ${H}) s = fmaf(hid[p], ${WTERM}, s);\n"
+                      "    }\n"
+                      "#pragma unroll\n"
+                      "    for (int q2 = 16; q2 > 0; q2 >>= 1) s += __shfl_xor_sync(0xffffffffu, s, q2);\n"
+                      "    if (lane == 0) y[row * ${OUTS} + o] = s + b2[o];\n"
+                      "  }\n",
+                      r),
                  r),
             {NodeEmitter::scratch(), hidden.bias, w2, b2, y}, unsigned(rows));
   return true;
