@@ -5,6 +5,7 @@
 
 #include <future>
 
+#include "codegen/nvrtc.h"
 #include "runtime/cpu/interpreter.h"
 #include "runtime/cuda/cuda_executable.h"
 #include "runtime/cuda/device.h"
@@ -27,13 +28,16 @@ Expected<DeviceSelection> selectDevice(DeviceKind requested) {
     sel.description = "cpu";
     return sel;
   }
-  // Where a CUDA driver is installed, NVRTC and cuBLAS (tens of MB each) load on another
-  // thread while the driver initialises for the probe; without one nothing is loaded.
+  // Where a CUDA driver is installed, NVRTC (which every GPU program needs: its version keys
+  // the kernel cache) loads on another thread while the driver initialises for the probe;
+  // without one nothing is loaded. cuBLAS and cuBLASLt (hundreds of MB) load only for a
+  // program with cuBLAS steps, when its executable is made (CudaContext::enableBlas).
   std::future<Expected<void>> libraries;
   if (cudaDriverInstalled() && !serialStartup())
     libraries = std::async(std::launch::async, [] {
-      PhaseTimer timer("NVRTC + cuBLAS libraries (dlopen)");
-      return cudaLibrariesAvailable();
+      PhaseTimer timer("NVRTC library (dlopen)");
+      if (envFlag("SHOAL_EAGER_BLAS")) preloadBlasLibraries();  // the old start-up, for measuring
+      return nvrtcAvailable();
     });
   auto gpu = [] {
     PhaseTimer timer("CUDA driver init + device probe");
@@ -43,8 +47,9 @@ Expected<DeviceSelection> selectDevice(DeviceKind requested) {
   // thread while this one compiles the step: cudaFree(0) here would hold this thread 0.12 s on
   // an H200 before NVRTC could start).
   if (gpu) {
-    // A GPU without NVRTC or cuBLAS cannot run shoal's programs: say which is missing.
-    if (auto libs = libraries.valid() ? libraries.get() : cudaLibrariesAvailable(); !libs) {
+    // A GPU without NVRTC cannot run shoal's programs: say so (a program that needs cuBLAS
+    // and cannot load it fails when its executable is made, naming the library).
+    if (auto libs = libraries.valid() ? libraries.get() : nvrtcAvailable(); !libs) {
       if (requested == DeviceKind::Cuda) return fail("no usable GPU (" + libs.error().message() + ")");
       sel.kind = DeviceKind::Cpu;
       sel.description = "cpu";

@@ -48,9 +48,10 @@ using cudaimpl::scalarCode;
 
 namespace {
 
-// One context (stream, cuBLAS handle, workspace) per process and cuBLAS math setting (TF32,
-// 16-bit operands), shared by the executables of a training run (step, remainder step,
-// evaluation), so they run in order on one stream and share parameters safely.
+// One context (stream; cuBLAS handle and workspace once an executable needs them) per process
+// and cuBLAS math setting (TF32, 16-bit operands), shared by the executables of a training run
+// (step, remainder step, evaluation), so they run in order on one stream and share parameters
+// safely.
 Expected<std::shared_ptr<CudaContext>> sharedContext(bool tf32, TensorCoreMath gemm16) {
   static std::mutex mutex;
   static std::map<std::pair<bool, TensorCoreMath>, std::weak_ptr<CudaContext>> contexts;
@@ -61,6 +62,9 @@ Expected<std::shared_ptr<CudaContext>> sharedContext(bool tf32, TensorCoreMath g
   options.tf32 = tf32;
   options.gemmBf16 = gemm16 == TensorCoreMath::Bf16;
   options.gemmFp16 = gemm16 == TensorCoreMath::Fp16;
+  // Made by the first executable with cuBLAS steps (CudaContext::enableBlas); SHOAL_EAGER_BLAS=1
+  // makes them with the context, as before (for measuring start-up).
+  options.blas = envFlag("SHOAL_EAGER_BLAS");
   auto created = CudaContext::create(options);
   if (!created) return Unexpected(created.error());
   std::shared_ptr<CudaContext> ctx(std::move(*created));
@@ -306,8 +310,9 @@ std::string gemmKey(const CudaGemmCall& g, const CudaContextOptions& o) {
                      o.tf32, o.gemmBf16, o.gemmFp16, g.bias.value != nullptr, g.activation);
 }
 
-void warmUpGemms(const std::vector<CudaGemmCall>& calls, const CudaContextOptions& options) {
+void warmUpGemms(const std::vector<CudaGemmCall>& calls, CudaContextOptions options) {
   PhaseTimer timer("cuBLAS first calls (warm-up)");
+  options.blas = true;
   auto ctx = CudaContext::create(options);
   if (!ctx) return;
   for (const CudaGemmCall& g : calls) {
@@ -727,6 +732,14 @@ Expected<std::unique_ptr<CudaExecutable>> CudaExecutable::create(Program program
   im.compileMs = compiled->compileMs;
   timer.reset();
 
+  // cuBLAS (and cuBLASLt, for epilogues) only for a program with cuBLAS steps: loaded here
+  // while another thread may still be making the context, the handle made once it is there.
+  const bool blas = std::any_of(im.src.steps.begin(), im.src.steps.end(),
+                                [](const CudaStep& s) { return s.kind == CudaStepKind::Gemm; });
+  if (blas) {
+    PhaseTimer load("cuBLAS libraries (dlopen)");
+    preloadBlasLibraries();  // a failure is reported by enableBlas below
+  }
   auto ctx = [&] {
     PhaseTimer wait("CUDA context (made or waited for)");
     return sharedContext(opts.tf32, opts.gemm16);
@@ -734,6 +747,8 @@ Expected<std::unique_ptr<CudaExecutable>> CudaExecutable::create(Program program
   if (!ctx) return Unexpected(ctx.error());
   im.ctx = *ctx;
   if (auto ok = im.ctx->makeCurrent(); !ok) return Unexpected(ok.error());
+  if (blas)
+    if (auto ok = im.ctx->enableBlas(); !ok) return Unexpected(ok.error());
   // The tensor-core kernels use mma.sync, ldmatrix and cp.async of sm_80 and up to 80 KiB of
   // shared memory per block (emulated below sm_80 only for CI's CPU emulator).
   if (opts.tensorCores != TensorCoreMath::Off && im.ctx->device().major < 8)

@@ -227,6 +227,11 @@ std::atomic<bool> contextMade{false};
 
 bool cudaContextMade() { return contextMade.load(); }
 
+void preloadBlasLibraries() {
+  (void)cudaimpl::cublasLibrary();
+  (void)cudaimpl::cublasLtLibrary();
+}
+
 Expected<void> cudaLibrariesAvailable() {
   if (auto nvrtc = nvrtcAvailable(); !nvrtc) return nvrtc;
   if (const auto& lib = cudaimpl::cublasLibrary(); !lib) return Unexpected(lib.error());
@@ -292,22 +297,41 @@ Expected<std::unique_ptr<CudaContext>> CudaContext::create(const CudaContextOpti
   if (cudaError_t e = cudaStreamCreateWithFlags(&ctx->stream_, cudaStreamNonBlocking); e != cudaSuccess)
     return cudaFail(e, "cudaStreamCreateWithFlags", dev);
 
-  timer.emplace("cuBLAS handle");
-  if (const auto& lib = cudaimpl::cublasLibrary(); !lib) return Unexpected(lib.error());
-  if (cublasStatus_t s = cublasLib().cublasCreate(&ctx->cublas_); s != CUBLAS_STATUS_SUCCESS)
-    return cublasFail(s, "cublasCreate", dev);
-  if (cublasStatus_t s = cublasLib().cublasSetStream(ctx->cublas_, ctx->stream_); s != CUBLAS_STATUS_SUCCESS)
-    return cublasFail(s, "cublasSetStream", dev);
-  if (options.cublasWorkspaceBytes > 0) {
-    if (cudaError_t e = cudaMalloc(&ctx->cublasWorkspace_, options.cublasWorkspaceBytes); e != cudaSuccess)
-      return Unexpected(withMemInfo(
-          cudaFail(e, "cudaMalloc", sizeWhat("cuBLAS workspace", options.cublasWorkspaceBytes)).error(), e));
-    if (cublasStatus_t s = cublasLib().cublasSetWorkspace(ctx->cublas_, ctx->cublasWorkspace_, options.cublasWorkspaceBytes);
-        s != CUBLAS_STATUS_SUCCESS)
-      return cublasFail(s, "cublasSetWorkspace", sizeWhat("cuBLAS workspace", options.cublasWorkspaceBytes));
-  }
-  if (auto r = ctx->setTf32(options.tf32); !r) return Unexpected(r.error());
+  timer.reset();
+  if (options.blas)
+    if (auto ok = ctx->enableBlas(); !ok) return Unexpected(ok.error());
   return ctx;
+}
+
+Expected<void> CudaContext::enableBlas() {
+  std::lock_guard lock(blasMutex_);
+  if (cublas_) return {};
+  PhaseTimer timer("cuBLAS handle");
+  const std::string dev = info_.describe();
+  if (const auto& lib = cudaimpl::cublasLibrary(); !lib) return Unexpected(lib.error());
+  if (cublasStatus_t s = cublasLib().cublasCreate(&cublas_); s != CUBLAS_STATUS_SUCCESS) {
+    cublas_ = nullptr;
+    return cublasFail(s, "cublasCreate", dev);
+  }
+  if (cublasStatus_t s = cublasLib().cublasSetStream(cublas_, stream_); s != CUBLAS_STATUS_SUCCESS)
+    return cublasFail(s, "cublasSetStream", dev);
+  if (options_.cublasWorkspaceBytes > 0) {
+    if (cudaError_t e = cudaMalloc(&cublasWorkspace_, options_.cublasWorkspaceBytes); e != cudaSuccess) {
+      cublasWorkspace_ = nullptr;
+      return Unexpected(withMemInfo(
+          cudaFail(e, "cudaMalloc", sizeWhat("cuBLAS workspace", options_.cublasWorkspaceBytes)).error(), e));
+    }
+    if (cublasStatus_t s = cublasLib().cublasSetWorkspace(cublas_, cublasWorkspace_, options_.cublasWorkspaceBytes);
+        s != CUBLAS_STATUS_SUCCESS)
+      return cublasFail(s, "cublasSetWorkspace", sizeWhat("cuBLAS workspace", options_.cublasWorkspaceBytes));
+  }
+  return setTf32(options_.tf32);
+}
+
+Expected<void> CudaContext::requireBlas(std::string_view what) const {
+  if (cublas_) return {};
+  return fail(fmt::format("internal error: {} needs cuBLAS, but this context has no handle (CudaContext::enableBlas)",
+                          what));
 }
 
 CudaContext::~CudaContext() {
@@ -362,6 +386,10 @@ Expected<void> CudaContext::joinSide(std::string_view what) {
 }
 
 Expected<void> CudaContext::setTf32(bool on) {
+  if (!cublas_) {  // applied when enableBlas makes the handle
+    options_.tf32 = on;
+    return {};
+  }
   cublasMath_t mode = on ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_DEFAULT_MATH;
   if (cublasStatus_t s = cublasLib().cublasSetMathMode(cublas_, mode); s != CUBLAS_STATUS_SUCCESS)
     return cublasFail(s, "cublasSetMathMode", on ? "TF32" : "exact fp32");
@@ -370,6 +398,7 @@ Expected<void> CudaContext::setTf32(bool on) {
 }
 
 Expected<bool> CudaContext::cublasUsesTf32() const {
+  if (!cublas_) return options_.tf32;  // what enableBlas will set
   cublasMath_t mode = CUBLAS_DEFAULT_MATH;
   if (cublasStatus_t s = cublasLib().cublasGetMathMode(cublas_, &mode); s != CUBLAS_STATUS_SUCCESS)
     return cublasFail(s, "cublasGetMathMode", info_.describe());
@@ -386,6 +415,7 @@ cublasComputeType_t gemm16Compute(const CudaContextOptions& o) {
 Expected<void> CudaContext::gemmF32(bool transA, bool transB, int m, int n, int k, float alpha, const float* a,
                                     int lda, const float* b, int ldb, float beta, float* c, int ldc,
                                     std::string_view what) {
+  if (auto ok = requireBlas(what); !ok) return ok;
   // cuBLAS is column-major; a row-major matrix is its transpose there, so row-major
   // C = op(A)·op(B) is column-major Cᵀ = op(B)ᵀ·op(A)ᵀ: swap the operands and m/n.
   const cublasOperation_t opB = transB ? CUBLAS_OP_T : CUBLAS_OP_N, opA = transA ? CUBLAS_OP_T : CUBLAS_OP_N;
@@ -443,6 +473,7 @@ Expected<void> CudaContext::planGemmEpilogueF32(bool transA, bool transB, int m,
 Expected<void> CudaContext::ltGemm(bool transA, bool transB, int m, int n, int k, const float* a, int lda,
                                    const float* b, int ldb, float* c, int ldc, const float* bias, bool relu,
                                    std::string_view what, bool run) {
+  if (auto ok = requireBlas(what); !ok) return ok;
   const std::string where = fmt::format("{}, m={} n={} k={}", what, m, n, k);
   const cublasLtEpilogue_t epilogue = bias ? (relu ? CUBLASLT_EPILOGUE_RELU_BIAS : CUBLASLT_EPILOGUE_BIAS)
                                            : (relu ? CUBLASLT_EPILOGUE_RELU : CUBLASLT_EPILOGUE_DEFAULT);
@@ -551,6 +582,7 @@ Expected<void> CudaContext::ltGemm(bool transA, bool transB, int m, int n, int k
 Expected<void> CudaContext::gemmF64(bool transA, bool transB, int m, int n, int k, double alpha, const double* a,
                                     int lda, const double* b, int ldb, double beta, double* c, int ldc,
                                     std::string_view what) {
+  if (auto ok = requireBlas(what); !ok) return ok;
   // Row-major as column-major transposed, as in gemmF32.
   cublasStatus_t s = cublasLib().cublasDgemm(cublas_, transB ? CUBLAS_OP_T : CUBLAS_OP_N, transA ? CUBLAS_OP_T : CUBLAS_OP_N, n,
                                  m, k, &alpha, b, ldb, a, lda, &beta, c, ldc);
@@ -565,6 +597,7 @@ Expected<void> CudaContext::gemmStridedBatchedF32(bool transA, bool transB, int 
                                                   const float* a, int lda, int64_t strideA, const float* b, int ldb,
                                                   int64_t strideB, float beta, float* c, int ldc, int64_t strideC,
                                                   int batch, std::string_view what) {
+  if (auto ok = requireBlas(what); !ok) return ok;
   // Row-major as column-major transposed, as in gemmF32: the operands (and their strides) swap.
   const cublasOperation_t opB = transB ? CUBLAS_OP_T : CUBLAS_OP_N, opA = transA ? CUBLAS_OP_T : CUBLAS_OP_N;
   cublasStatus_t s;
@@ -586,6 +619,7 @@ Expected<void> CudaContext::gemmStridedBatchedF64(bool transA, bool transB, int 
                                                   const double* a, int lda, int64_t strideA, const double* b, int ldb,
                                                   int64_t strideB, double beta, double* c, int ldc, int64_t strideC,
                                                   int batch, std::string_view what) {
+  if (auto ok = requireBlas(what); !ok) return ok;
   cublasStatus_t s = cublasLib().cublasDgemmStridedBatched(cublas_, transB ? CUBLAS_OP_T : CUBLAS_OP_N,
                                                transA ? CUBLAS_OP_T : CUBLAS_OP_N, n, m, k, &alpha, b, ldb, strideB, a,
                                                lda, strideA, &beta, c, ldc, strideC, batch);
@@ -776,6 +810,7 @@ Unexpected<Error> notBuilt() { return fail("shoal was built without CUDA support
 Expected<CudaDeviceInfo> probeCudaDevice(int) { return notBuilt(); }
 Expected<std::shared_ptr<void>> newDeviceCopy(const void*, size_t, int) { return notBuilt(); }
 Expected<void> cudaLibrariesAvailable() { return notBuilt(); }
+void preloadBlasLibraries() {}
 void DeviceArena::reset() { data_ = nullptr, size_ = 0; }
 void PinnedBuffer::reset() { data_ = nullptr, size_ = 0; }
 void CudaEvent::reset() { event_ = nullptr; }
@@ -785,6 +820,8 @@ bool cudaContextMade() { return false; }
 struct CudaContext::LtPlans {};
 CudaContext::~CudaContext() = default;
 Expected<void> CudaContext::setTf32(bool) { return notBuilt(); }
+Expected<void> CudaContext::enableBlas() { return notBuilt(); }
+Expected<void> CudaContext::requireBlas(std::string_view) const { return notBuilt(); }
 Expected<void> CudaContext::makeCurrent() const { return notBuilt(); }
 Expected<bool> CudaContext::cublasUsesTf32() const { return notBuilt(); }
 Expected<void> CudaContext::gemmF32(bool, bool, int, int, int, float, const float*, int, const float*, int, float,

@@ -77,6 +77,9 @@ bool cudaDriverInstalled();
 /// Whether the CUDA libraries shoal loads at run time (NVRTC, cuBLAS) can be loaded; the
 /// error names the one that cannot, and why.
 Expected<void> cudaLibrariesAvailable();
+/// Loads cuBLAS and cuBLASLt (which cuBLAS needs) now, so that a later
+/// CudaContext::enableBlas finds them loaded; failures are left for enableBlas to report.
+void preloadBlasLibraries();
 
 /// True when env var `name` is set to something other than "", "0", "false", "off", "no".
 bool envFlag(const char* name);
@@ -100,6 +103,11 @@ struct CudaContextOptions {
   /// cuBLAS workspace, set explicitly so cuBLAS never allocates during graph capture
   /// (NVIDIA recommends 32 MiB on Hopper, 4 MiB before).
   size_t cublasWorkspaceBytes = size_t(32) << 20;
+  /// Make the cuBLAS handle and its workspace with the context. False: at the first
+  /// enableBlas() -- the executables' shared contexts, so a program without cuBLAS calls never
+  /// loads cuBLAS and cuBLASLt (on an H200 loading them added ~0.1 s to a process's wall time,
+  /// though on another thread: bench/cuda_floor.cpp --libraries).
+  bool blas = true;
   /// The side stream (data-parallel collectives) at the device's highest stream priority, so
   /// the all-reduce's blocks get SMs as soon as any free up under the backward pass's kernels.
   /// Default on; SHOAL_COLLECTIVES_HIGH_PRIORITY=0 gives it normal priority (for measuring).
@@ -204,9 +212,12 @@ enum class CaptureModeKind {
 /// Calls are meant to come from one thread (the step's), like a CUDA stream.
 class CudaContext {
  public:
-  /// Probes device `options.device`, makes it current, creates the stream, the cuBLAS
-  /// handle and its workspace. Errors (no driver, no device) never abort.
+  /// Probes device `options.device`, makes it current, creates the stream and (with
+  /// options.blas) the cuBLAS handle and its workspace. Errors (no driver, no device) never abort.
   static Expected<std::unique_ptr<CudaContext>> create(const CudaContextOptions& options = {});
+  /// Loads cuBLAS and makes the handle and its workspace if the context has none yet (thread
+  /// safe; never during a capture). The products below need it; they fail without it.
+  Expected<void> enableBlas();
   ~CudaContext();
   CudaContext(const CudaContext&) = delete;
   CudaContext& operator=(const CudaContext&) = delete;
@@ -335,6 +346,9 @@ class CudaContext {
                         int ldb, float* c, int ldc, const float* bias, bool relu, std::string_view what, bool run);
   bool capturing_ = false;
   mutable std::mutex buffersMutex_;
+  std::mutex blasMutex_;  ///< enableBlas
+  /// An error unless enableBlas has made the handle (the products' first check).
+  Expected<void> requireBlas(std::string_view what) const;
   std::vector<std::pair<void*, size_t>> buffers_;  ///< from allocateBuffer, freed at the end
 };
 
