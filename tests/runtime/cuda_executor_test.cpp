@@ -53,7 +53,8 @@ const std::set<OpKind>& longSumOps() {
   static const std::set<OpKind> ops = {OpKind::Conv2d,         OpKind::Conv2dBackwardData, OpKind::Conv2dBackwardWeight,
                                        OpKind::Dense,          OpKind::MatMul,             OpKind::SumTo,
                                        OpKind::SoftmaxGrad,    OpKind::LogSoftmaxGrad,     OpKind::AvgPool2d,
-                                       OpKind::FusedConv2d,    OpKind::FusedConv2dPool,    OpKind::FusedDense};
+                                       OpKind::FusedConv2d,    OpKind::FusedConv2dPool,    OpKind::FusedDense,
+                                       OpKind::FusedMlp};
   return ops;
 }
 
