@@ -1496,9 +1496,6 @@ Expected<void> addGemm(NodeEmitter& em, bool transA, bool transB, int64_t m, int
   return {};
 }
 
-// dense's product y = x·wᵀ with the bias and activation in cuBLASLt's epilogue
-// (CudaCodegenOptions::gemmEpilogues), where the product goes to cuBLAS (not a small fp32 one),
-// in fp32 and with an epilogue cuBLASLt has (bias, relu); nullopt otherwise.
 // `call` given cuBLASLt's epilogue (bias, activation) when it can take it: an fp32 product that
 // goes to cuBLAS (not a small one) with an epilogue cuBLASLt has (bias, relu).
 bool withLtEpilogue(NodeEmitter& em, CudaGemmCall& call, CudaArg bias, const std::string& activation) {
@@ -1511,6 +1508,9 @@ bool withLtEpilogue(NodeEmitter& em, CudaGemmCall& call, CudaArg bias, const std
   return true;
 }
 
+// dense's product y = x·wᵀ with the bias and activation in cuBLASLt's epilogue
+// (CudaCodegenOptions::gemmEpilogues), where the product goes to cuBLAS (not a small fp32 one),
+// in fp32 and with an epilogue cuBLASLt has (bias, relu); nullopt otherwise.
 std::optional<CudaGemmCall> cublasLtEpilogue(NodeEmitter& em, int64_t m, int64_t n, int64_t k, CudaArg bias,
                                              const std::string& activation) {
   auto call = gemmCall(em, false, true, m, n, k, em.in(0), em.in(1), false);
@@ -1609,8 +1609,8 @@ Expected<void> emitFusedMlp(NodeEmitter& em) {
     } else {
       em.gemm(*first);
       em.elementwise("epilogue", fill("const ${T}* __restrict__ b, ${T}* __restrict__ scratch", {{"T", em.T()}}),
-                     fill("    const ${T} s = scratch[${AT} + i] + b[i % ${H}];\n    ${T} r;\n", {{"T", em.T()},
-                          {"AT", intLit(at)}, {"H", intLit(hidden)}}) + act + fill("    scratch[${AT} + i] = r;\n",
+                     fill("    const ${T} s = scratch[(long long)${AT} + i] + b[i % ${H}];\n    ${T} r;\n", {{"T", em.T()},
+                          {"AT", intLit(at)}, {"H", intLit(hidden)}}) + act + fill("    scratch[(long long)${AT} + i] = r;\n",
                           {{"AT", intLit(at)}}),
                      {em.in(2), NodeEmitter::scratch()}, x[0] * hidden);
     }
