@@ -3,6 +3,8 @@
 // and NVRTC compiles it for sm_90 and sm_80; an NVRTC error quotes the generated line.
 #include <gtest/gtest.h>
 
+#include <map>
+
 #include <algorithm>
 #include <cstdlib>
 #include <filesystem>
@@ -121,6 +123,31 @@ TEST(CudaCodegen, EveryOpHasATestGraphThatGeneratesDeterministicSource) {
         EXPECT_TRUE(hasStep);
       }
     }
+  }
+}
+
+// fused_mlp's test graph (tests/codegen/cuda_op_cases.cpp) exercises both forms: the "rows"
+// case's first product splits into 16 slices, so it runs as tiles then a block a row with no
+// product kernel of its own for the second layer; the small unsplit cases run each layer's
+// kernels, the hidden layer in scratch.
+TEST(CudaCodegen, FusedMlpTakesTheRowKernelWhereTheFirstProductSplits) {
+  Program p = compileOrDie(test::buildCudaOpGraph(OpKind::FusedMlp, DType::F32), test::opTestCompileOptions());
+  auto src = generateCudaSource(p);
+  ASSERT_TRUE(src.has_value());
+  std::map<std::string, std::vector<std::string>> kernels;  // node -> its kernels
+  for (const CudaStep* s : test::kernelSteps(*src)) kernels[s->node->result()->name()].push_back(s->kernel);
+  auto has = [&](const std::string& node, const std::string& part) {
+    for (const std::string& k : kernels[node])
+      if (k.find(part) != std::string::npos) return true;
+    return false;
+  };
+  ASSERT_EQ(kernels["rows"].size(), 2u) << "tiles, then the row kernel";
+  EXPECT_TRUE(has("rows", "_rows"));
+  EXPECT_FALSE(has("rows", "_slices"));
+  for (const char* node : {"m", "t"}) {
+    SCOPED_TRACE(node);
+    EXPECT_FALSE(has(node, "_rows"));
+    EXPECT_GE(kernels[node].size(), 2u);  // a kernel (or more) a layer
   }
 }
 

@@ -308,9 +308,10 @@ SHOAL_CUDA_CASE(FusedMlp, OpKind::FusedMlp) {
   // Unsplit small products: the two layers' kernels, the hidden layer in scratch.
   mlp("m", 5, 7, 3, 4, "relu");
   mlp("t", 3, 40, 33, 2, "tanh");
-  // A split first product (f32: 16 slices of 64 terms): the tiles, then a block a row (a
-  // hidden width not a multiple of 32, more outputs than warps).
-  mlp("rows", 20, 1024, 48, 11, "relu");
+  // A split first product (f32: 40 x 48 outputs, more than a warp per output takes, in four
+  // 32-tiles and 16 slices of 64 terms): the tiles, then a block a row (a hidden width not a
+  // multiple of 32, more outputs than warps).
+  mlp("rows", 40, 1024, 48, 11, "relu");
   return true;
   return false;
 }
