@@ -310,6 +310,30 @@ std::string gemmKey(const CudaGemmCall& g, const CudaContextOptions& o) {
                      o.tf32, o.gemmBf16, o.gemmFp16, g.bias.value != nullptr, g.activation);
 }
 
+// `g` as one call on `ctx`'s stream over these pointers: cuBLASLt for a product with an
+// epilogue (bias: null for none), else cuBLAS's strided-batched or single product in its type.
+// The one dispatch that the steps' launches and the warm-up share.
+Expected<void> callGemm(CudaContext& ctx, const CudaGemmCall& g, void* a, void* b, void* c, const void* bias,
+                        std::string_view what) {
+  if (g.hasEpilogue())
+    return ctx.gemmEpilogueF32(g.transA, g.transB, g.m, g.n, g.k, static_cast<const float*>(a), g.lda,
+                               static_cast<const float*>(b), g.ldb, static_cast<float*>(c), g.ldc,
+                               static_cast<const float*>(bias), g.activation == "relu", what);
+  if (g.batch > 1 && g.dtype == DType::F64)
+    return ctx.gemmStridedBatchedF64(g.transA, g.transB, g.m, g.n, g.k, g.alpha, static_cast<const double*>(a), g.lda,
+                                     g.strideA, static_cast<const double*>(b), g.ldb, g.strideB, g.beta,
+                                     static_cast<double*>(c), g.ldc, g.strideC, g.batch, what);
+  if (g.batch > 1)
+    return ctx.gemmStridedBatchedF32(g.transA, g.transB, g.m, g.n, g.k, float(g.alpha), static_cast<const float*>(a),
+                                     g.lda, g.strideA, static_cast<const float*>(b), g.ldb, g.strideB, float(g.beta),
+                                     static_cast<float*>(c), g.ldc, g.strideC, g.batch, what);
+  if (g.dtype == DType::F64)
+    return ctx.gemmF64(g.transA, g.transB, g.m, g.n, g.k, g.alpha, static_cast<const double*>(a), g.lda,
+                       static_cast<const double*>(b), g.ldb, g.beta, static_cast<double*>(c), g.ldc, what);
+  return ctx.gemmF32(g.transA, g.transB, g.m, g.n, g.k, float(g.alpha), static_cast<const float*>(a), g.lda,
+                     static_cast<const float*>(b), g.ldb, float(g.beta), static_cast<float*>(c), g.ldc, what);
+}
+
 void warmUpGemms(const std::vector<CudaGemmCall>& calls, CudaContextOptions options) {
   PhaseTimer timer("cuBLAS first calls (warm-up)");
   options.blas = true;
@@ -325,26 +349,9 @@ void warmUpGemms(const std::vector<CudaGemmCall>& calls, CudaContextOptions opti
     char* base = static_cast<char*>(*buffer);
     (void)(*ctx)->memsetZero(base, size_t((a + b + c) * elem), "cuBLAS warm-up");
     void *pa = base, *pb = base + a * elem, *pc = base + (a + b) * elem;
-    const std::string what = "warm-up";
-    if (g.hasEpilogue())  // the bias after C
-      (void)(*ctx)->gemmEpilogueF32(g.transA, g.transB, g.m, g.n, g.k, static_cast<const float*>(pa), g.lda,
-                                    static_cast<const float*>(pb), g.ldb, static_cast<float*>(pc), g.ldc,
-                                    g.bias.value ? static_cast<const float*>(pc) + int64_t(g.m) * g.ldc : nullptr,
-                                    g.activation == "relu", what);
-    else if (g.batch > 1 && g.dtype == DType::F64)
-      (void)(*ctx)->gemmStridedBatchedF64(g.transA, g.transB, g.m, g.n, g.k, g.alpha, static_cast<const double*>(pa), g.lda,
-                                          g.strideA, static_cast<const double*>(pb), g.ldb, g.strideB, g.beta,
-                                          static_cast<double*>(pc), g.ldc, g.strideC, g.batch, what);
-    else if (g.batch > 1)
-      (void)(*ctx)->gemmStridedBatchedF32(g.transA, g.transB, g.m, g.n, g.k, float(g.alpha), static_cast<const float*>(pa),
-                                          g.lda, g.strideA, static_cast<const float*>(pb), g.ldb, g.strideB,
-                                          float(g.beta), static_cast<float*>(pc), g.ldc, g.strideC, g.batch, what);
-    else if (g.dtype == DType::F64)
-      (void)(*ctx)->gemmF64(g.transA, g.transB, g.m, g.n, g.k, g.alpha, static_cast<const double*>(pa), g.lda,
-                            static_cast<const double*>(pb), g.ldb, g.beta, static_cast<double*>(pc), g.ldc, what);
-    else
-      (void)(*ctx)->gemmF32(g.transA, g.transB, g.m, g.n, g.k, float(g.alpha), static_cast<const float*>(pa), g.lda,
-                            static_cast<const float*>(pb), g.ldb, float(g.beta), static_cast<float*>(pc), g.ldc, what);
+    // The bias, if any, after C.
+    (void)callGemm(**ctx, g, pa, pb, pc, g.bias.value ? static_cast<char*>(pc) + int64_t(g.m) * g.ldc * elem : nullptr,
+                   "warm-up");
     (void)(*ctx)->synchronize("cuBLAS warm-up");
     (void)(*ctx)->freeBuffer(*buffer);
   }
@@ -1025,29 +1032,7 @@ Expected<void> CudaExecutable::Impl::enqueueStep() {
       case CudaStepKind::Gemm: {
         const CudaGemmCall& g = s.gemm;
         const std::string what = s.node->describe();
-        Expected<void> ok;
-        if (g.hasEpilogue())
-          ok = ctx.gemmEpilogueF32(g.transA, g.transB, g.m, g.n, g.k, static_cast<const float*>(l.ptrs[0]), g.lda,
-                                   static_cast<const float*>(l.ptrs[1]), g.ldb, static_cast<float*>(l.ptrs[2]), g.ldc,
-                                   static_cast<const float*>(l.ptrs[3]), g.activation == "relu", what);
-        else if (g.batch > 1 && g.dtype == DType::F64)
-          ok = ctx.gemmStridedBatchedF64(g.transA, g.transB, g.m, g.n, g.k, g.alpha,
-                                         static_cast<const double*>(l.ptrs[0]), g.lda, g.strideA,
-                                         static_cast<const double*>(l.ptrs[1]), g.ldb, g.strideB, g.beta,
-                                         static_cast<double*>(l.ptrs[2]), g.ldc, g.strideC, g.batch, what);
-        else if (g.batch > 1)
-          ok = ctx.gemmStridedBatchedF32(g.transA, g.transB, g.m, g.n, g.k, float(g.alpha),
-                                         static_cast<const float*>(l.ptrs[0]), g.lda, g.strideA,
-                                         static_cast<const float*>(l.ptrs[1]), g.ldb, g.strideB, float(g.beta),
-                                         static_cast<float*>(l.ptrs[2]), g.ldc, g.strideC, g.batch, what);
-        else if (g.dtype == DType::F64)
-          ok = ctx.gemmF64(g.transA, g.transB, g.m, g.n, g.k, g.alpha, static_cast<const double*>(l.ptrs[0]), g.lda,
-                           static_cast<const double*>(l.ptrs[1]), g.ldb, g.beta, static_cast<double*>(l.ptrs[2]), g.ldc,
-                           what);
-        else
-          ok = ctx.gemmF32(g.transA, g.transB, g.m, g.n, g.k, float(g.alpha), static_cast<const float*>(l.ptrs[0]),
-                           g.lda, static_cast<const float*>(l.ptrs[1]), g.ldb, float(g.beta),
-                           static_cast<float*>(l.ptrs[2]), g.ldc, what);
+        auto ok = callGemm(ctx, g, l.ptrs[0], l.ptrs[1], l.ptrs[2], l.ptrs[3], what);
         if (!ok) return ok;
         if (im.opts.syncEach && !ctx.capturing())
           if (auto sync = ctx.synchronize(gemmLabel(g) + " of " + what); !sync) return sync;
