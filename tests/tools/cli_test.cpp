@@ -41,7 +41,8 @@ TEST(Cli, BadUsageExitsOne) {
   EXPECT_NE(r.err.find("unknown pass 'bogus'"), std::string::npos) << r.err;
   // The list names every registered pass and the groups.
   EXPECT_NE(r.err.find("(passes: infer-shapes, canonicalize, training-forms, fold-constants, autodiff, fold-batchnorm, "
-                       "fuse-conv-activation, fuse-conv-pool, fuse-pool-relu-grad, fuse-dense-activation, fuse-transpose-matmul, "
+                       "fuse-conv-activation, fuse-conv-pool, fuse-pool-relu-grad, fuse-dense-activation, fuse-dense-pair, "
+                       "fuse-transpose-matmul, "
                        "fuse-elementwise, fuse-conv-prologue, fuse-conv-epilogue, dce, "
                        "schedule; "
                        "groups: fold, fuse)"),
