@@ -316,9 +316,8 @@ Expected<void> emitFusedConv2d(NodeEmitter& em);
 Expected<void> emitFusedConv2dPool(NodeEmitter& em);
 /// fused_dense: a cuBLAS GEMM, then one epilogue kernel for bias + activation.
 Expected<void> emitFusedDense(NodeEmitter& em);
-/// fused_mlp: two layers; a small split batch in two kernels (emitSmallMlpRows), a batch of
-/// a few rows with a long first product in one (emitSmallMlpDot), else as fused_dense and
-/// dense, the hidden layer in scratch.
+/// fused_mlp: two layers; a small split batch in two kernels (emitSmallMlpRows), else as
+/// fused_dense and dense, the hidden layer in scratch.
 Expected<void> emitFusedMlp(NodeEmitter& em);
 Expected<void> emitMatMul(NodeEmitter& em);
 
@@ -444,14 +443,5 @@ int64_t smallGemmScratchBytes(const CudaCodegenOptions& options, const CudaGemmC
 /// False, nothing emitted, otherwise.
 bool emitSmallMlpRows(NodeEmitter& em, const CudaGemmCall& first, const CudaGemmEpilogue& hidden, CudaArg w2, CudaArg b2,
                       int64_t outputs, CudaArg y);
-/// fused_mlp's one-kernel form, for a batch of a few rows (batch-1 inference): when `first`
-/// takes a block per output (emitSmallGemm's block dot) and `second` (alpha 1, beta 0, its A
-/// the hidden layer, its B transposed) a warp per output, with at most 64 outputs: one kernel
-/// of a block per hidden value (into scratch, `hidden`'s epilogue applied), whose last block
-/// to finish (an atomic count, reset by that block) computes the outputs with `out`'s
-/// epilogue -- term for term the two dot kernels' sums. `first.c` is ignored (the hidden
-/// layer goes to scratch). False, nothing emitted, otherwise.
-bool emitSmallMlpDot(NodeEmitter& em, CudaGemmCall first, const CudaGemmEpilogue& hidden, const CudaGemmCall& second,
-                     const CudaGemmEpilogue& out);
 
 }  // namespace shoal::cudagen

@@ -38,8 +38,6 @@ constexpr int64_t kSliceWarps = 8;
 // The widest hidden layer emitSmallMlpRows holds in a block (its sums take 36 KB of shared
 // memory at 1024: 8 warps' partial rows and the finished row).
 constexpr int64_t kMlpRowsHidden = 1024;
-// The most outputs emitSmallMlpDot's last block computes (eight warps, at most eight each).
-constexpr int64_t kMlpDotOutputs = 64;
 
 std::string lit(double v) { return literal(v, DType::F32); }
 
@@ -280,56 +278,11 @@ int64_t smallGemmScratchBytes(const CudaCodegenOptions& options, const CudaGemmC
   return plan->slices * call.batch * call.m * call.n * int64_t(sizeof(float));
 }
 
-// The body of the dot kernels: output w = blockIdx.x (`block`: a block per output, thread t
-// taking terms t, t + 256, ...; each warp's butterfly sum, then thread 0 adds the eight warps'
-// sums in warp order -- deterministic) or w = the global warp index (a warp per output, lane p
-// every 32nd term, a butterfly sum), stored by thread 0 or lane 0 through storeOutput (alpha,
-// beta, `epilogue`). Kernel parameters A, B, C (and bias with an epilogue's bias).
-std::string dotBody(const CudaGemmCall& g, bool block, const CudaGemmEpilogue* epilogue) {
-  const int64_t m = g.m, n = g.n, k = g.k, batch = g.batch;
-  Vars v = {{"M", intLit(m)},       {"N", intLit(n)},       {"K", intLit(k)},       {"LDA", intLit(g.lda)},
-            {"LDB", intLit(g.ldb)}, {"LDC", intLit(g.ldc)}, {"OFFA", intLit(g.offsetA)}, {"OFFB", intLit(g.offsetB)},
-            {"OFFC", intLit(g.offsetC)}, {"SA", intLit(g.strideA)}, {"SB", intLit(g.strideB)}, {"SC", intLit(g.strideC)},
-            {"TOTAL", intLit(m * n * batch)},
-            {"AT", g.transA ? "(long long)p * ${LDA} + i" : "(long long)i * ${LDA} + p"},
-            {"BT", g.transB ? "(long long)j * ${LDB} + p" : "(long long)p * ${LDB} + j"},
-            {"STORE", storeOutput(g, epilogue, "s", "    ")}};
-  const std::string head =
-      block ? "  const int w = (int)blockIdx.x, lane = (int)threadIdx.x & 31;\n"
-            : "  const int w = (int)((blockIdx.x * blockDim.x + threadIdx.x) >> 5), lane = (int)threadIdx.x & 31;\n"
-              "  if (w >= ${TOTAL}) return;  // a whole warp leaves together\n";
-  const std::string first = block ? "(int)threadIdx.x" : "lane", step = block ? "256" : "32";
-  const std::string finish = block ? "  __shared__ float warpSums[8];\n"
-                                     "  if (lane == 0) warpSums[threadIdx.x >> 5] = s;\n"
-                                     "  __syncthreads();\n"
-                                     "  if (threadIdx.x == 0) {\n"
-                                     "    s = warpSums[0];\n"
-                                     "#pragma unroll\n"
-                                     "    for (int q = 1; q < 8; ++q) s += warpSums[q];\n"
-                                   : "  if (lane == 0) {\n";
-  return fill(
-      fill(head +
-               "  const int b = w / (${M} * ${N}), ij = w % (${M} * ${N}), i = ij / ${N}, j = ij % ${N};\n"
-               "  const float* a = A + ${OFFA} + (long long)b * ${SA};\n"
-               "  const float* bm = B + ${OFFB} + (long long)b * ${SB};\n"
-               "  float* c = C + ${OFFC} + (long long)b * ${SC};\n"
-               "  float s = 0.0f;\n"
-               "  for (int p = " + first + "; p < ${K}; p += " + step + ") s = fmaf(a[${AT}], bm[${BT}], s);\n"
-               "#pragma unroll\n"
-               "  for (int o = 16; o > 0; o >>= 1) s += __shfl_xor_sync(0xffffffffu, s, o);\n" +
-               finish +
-               "    const long long at = (long long)i * ${LDC} + j;\n"
-               "${STORE}"
-               "  }\n",
-           v),
-      {{"LDA", intLit(g.lda)}, {"LDB", intLit(g.ldb)}});
-}
-
 bool emitSmallGemm(NodeEmitter& em, const CudaGemmCall& g, int ordinal, const CudaGemmEpilogue* epilogue) {
   const auto plan = planSmallGemm(em.options(), g);
   if (!plan) return false;
   if (epilogue && g.batch != 1) return false;  // the bias indexes one product's columns
-  const int64_t m = g.m, n = g.n, batch = g.batch;
+  const int64_t m = g.m, n = g.n, k = g.k, batch = g.batch;
   const std::string base = ordinal ? fmt::format("gemm{}", ordinal) : "gemm";
   const bool withBias = epilogue && epilogue->bias.value;
   const std::string biasParam = withBias ? ", const float* __restrict__ bias" : "";
@@ -339,10 +292,47 @@ bool emitSmallGemm(NodeEmitter& em, const CudaGemmCall& g, int ordinal, const Cu
   };
   if (plan->dot) {
     // Few outputs (batch-1 inference, a 10-class layer): a warp per output, its lanes taking
-    // every 32nd term, then a butterfly sum -- one kernel, no tile mostly idle. Few outputs
-    // with a long inner dimension (kBlockDotOutputs, kBlockDotDepth): a block per output.
+    // every 32nd term, then a butterfly sum -- one kernel, no tile mostly idle.
+    Vars v = {{"M", intLit(m)},       {"N", intLit(n)},       {"K", intLit(k)},       {"LDA", intLit(g.lda)},
+              {"LDB", intLit(g.ldb)}, {"LDC", intLit(g.ldc)}, {"OFFA", intLit(g.offsetA)}, {"OFFB", intLit(g.offsetB)},
+              {"OFFC", intLit(g.offsetC)}, {"SA", intLit(g.strideA)}, {"SB", intLit(g.strideB)}, {"SC", intLit(g.strideC)},
+              {"TOTAL", intLit(m * n * batch)},
+              {"AT", g.transA ? "(long long)p * ${LDA} + i" : "(long long)i * ${LDA} + p"},
+              {"BT", g.transB ? "(long long)j * ${LDB} + p" : "(long long)p * ${LDB} + j"},
+              {"STORE", storeOutput(g, epilogue, "s", "    ")}};
+    // Few outputs with a long inner dimension (kBlockDotOutputs, kBlockDotDepth): a block per
+    // output instead, thread t taking terms t, t + 256, ...; each warp's butterfly sum, then
+    // thread 0 adds the eight warps' sums in warp order (deterministic).
     const bool block = plan->blockDot;
-    const std::string body = dotBody(g, block, epilogue);
+    const std::string head =
+        block ? "  const int w = (int)blockIdx.x, lane = (int)threadIdx.x & 31;\n"
+              : "  const int w = (int)((blockIdx.x * blockDim.x + threadIdx.x) >> 5), lane = (int)threadIdx.x & 31;\n"
+                "  if (w >= ${TOTAL}) return;  // a whole warp leaves together\n";
+    const std::string first = block ? "(int)threadIdx.x" : "lane", step = block ? "256" : "32";
+    const std::string finish = block ? "  __shared__ float warpSums[8];\n"
+                                       "  if (lane == 0) warpSums[threadIdx.x >> 5] = s;\n"
+                                       "  __syncthreads();\n"
+                                       "  if (threadIdx.x == 0) {\n"
+                                       "    s = warpSums[0];\n"
+                                       "#pragma unroll\n"
+                                       "    for (int q = 1; q < 8; ++q) s += warpSums[q];\n"
+                                     : "  if (lane == 0) {\n";
+    const std::string body = fill(
+        fill(head +
+                 "  const int b = w / (${M} * ${N}), ij = w % (${M} * ${N}), i = ij / ${N}, j = ij % ${N};\n"
+                 "  const float* a = A + ${OFFA} + (long long)b * ${SA};\n"
+                 "  const float* bm = B + ${OFFB} + (long long)b * ${SB};\n"
+                 "  float* c = C + ${OFFC} + (long long)b * ${SC};\n"
+                 "  float s = 0.0f;\n"
+                 "  for (int p = " + first + "; p < ${K}; p += " + step + ") s = fmaf(a[${AT}], bm[${BT}], s);\n"
+                 "#pragma unroll\n"
+                 "  for (int o = 16; o > 0; o >>= 1) s += __shfl_xor_sync(0xffffffffu, s, o);\n" +
+                 finish +
+                 "    const long long at = (long long)i * ${LDC} + j;\n"
+                 "${STORE}"
+                 "  }\n",
+             v),
+        {{"LDA", intLit(g.lda)}, {"LDB", intLit(g.ldb)}});
     const int64_t outputs = m * n * batch;
     em.kernel(ordinal ? fmt::format("dot{}", ordinal) : "dot",
               "const float* __restrict__ A, const float* __restrict__ B, float* C" + biasParam, body,
@@ -444,83 +434,6 @@ bool emitSmallMlpRows(NodeEmitter& em, const CudaGemmCall& first, const CudaGemm
                       r),
                  r),
             {NodeEmitter::scratch(), hidden.bias, w2, b2, y}, unsigned(rows));
-  return true;
-}
-
-
-bool emitSmallMlpDot(NodeEmitter& em, CudaGemmCall first, const CudaGemmEpilogue& hidden, const CudaGemmCall& second,
-                     const CudaGemmEpilogue& out) {
-  const auto plan1 = planSmallGemm(em.options(), first), plan2 = planSmallGemm(em.options(), second);
-  const int64_t rows = first.m, width = first.n, outputs = second.m * second.n;
-  if (!plan1 || !plan1->blockDot || !plan2 || !plan2->dot || plan2->blockDot || first.batch != 1 ||
-      second.batch != 1 || second.m != rows || second.k != width || second.transA || !second.transB ||
-      second.alpha != 1 || second.beta != 0 || outputs > kMlpDotOutputs)
-    return false;
-  // The hidden layer goes to scratch (row-major, rows x width); the second product reads it.
-  first.c = NodeEmitter::scratch();
-  first.offsetC = 0;
-  first.ldc = width;
-  em.needScratch(rows * width * int64_t(sizeof(float)));
-  // Thread 0 of each block, once its hidden value is stored: a fence (the value visible to
-  // every block before the count says so), then the count. The block that counts last reads
-  // every hidden value (past L1: __ldcg) and computes the outputs as the warp-per-output
-  // kernel does -- warp w outputs w, w + 8, ...; lane p every 32nd term, a butterfly sum, the
-  // epilogue -- then sets the count back to zero for the next run (the module's static
-  // starts at zero; one run of a module at a time, as its scratch already requires).
-  const int64_t hiddenOutputs = rows * width;
-  Vars v = {{"TOTAL", intLit(hiddenOutputs)},
-            {"OUTS", intLit(outputs)},
-            {"N2", intLit(second.n)},
-            {"H", intLit(width)},
-            {"LDA2", intLit(width)},
-            {"LDB2", intLit(second.ldb)},
-            {"OFFB2", intLit(second.offsetB)},
-            {"LDC2", intLit(second.ldc)},
-            {"OFFC2", intLit(second.offsetC)},
-            {"STORE2", storeOutput(second, &out, "s", "      ")}};
-  const bool withBias2 = out.bias.value != nullptr;
-  v.push_back({"BIASDECL", withBias2 ? "    const float* const bias = B2;\n" : ""});
-  std::string tail = fill(
-      "  __shared__ int shoalLast;\n"
-      "  if (threadIdx.x == 0) {\n"
-      "    __threadfence();\n"
-      "    shoalLast = atomicAdd(&shoalDone, 1u) == ${TOTAL}u - 1u;\n"
-      "  }\n"
-      "  __syncthreads();\n"
-      "  if (!shoalLast) return;\n"
-      "  __threadfence();\n"
-      "  {\n"
-      "    const float* const hv = C;\n"
-      "    const float* const bm = W2 + ${OFFB2};\n"
-      "    float* const c = Y + ${OFFC2};\n"
-      "${BIASDECL}"
-      "    for (int o = (int)threadIdx.x >> 5; o < ${OUTS}; o += 8) {\n"
-      "      const int i = o / ${N2}, j = o % ${N2};\n"
-      "      float s = 0.0f;\n"
-      "      for (int p = lane; p < ${H}; p += 32) s = fmaf(__ldcg(hv + (long long)i * ${LDA2} + p), bm[(long long)j * ${LDB2} + p], s);\n"
-      "#pragma unroll\n"
-      "      for (int q = 16; q > 0; q >>= 1) s += __shfl_xor_sync(0xffffffffu, s, q);\n"
-      "      if (lane == 0) {\n"
-      "        const long long at = (long long)i * ${LDC2} + j;\n"
-      "${STORE2}"
-      "      }\n"
-      "    }\n"
-      "  }\n"
-      "  if (threadIdx.x == 0) shoalDone = 0u;\n",
-      v);
-  const bool withBias1 = hidden.bias.value != nullptr;
-  std::vector<CudaArg> args = {first.a, first.b, first.c};
-  if (withBias1) args.push_back(hidden.bias);
-  args.push_back(second.b);
-  if (withBias2) args.push_back(out.bias);
-  args.push_back(second.c);
-  em.kernel("mlp",
-            std::string("const float* __restrict__ A, const float* __restrict__ B, float* C") +
-                (withBias1 ? ", const float* __restrict__ bias" : "") + ", const float* __restrict__ W2" +
-                (withBias2 ? ", const float* __restrict__ B2" : "") + ", float* __restrict__ Y",
-            "  static unsigned int shoalDone;  // blocks whose hidden value is stored (device memory)\n" +
-                dotBody(first, true, &hidden) + tail,
-            std::move(args), unsigned(hiddenOutputs));
   return true;
 }
 

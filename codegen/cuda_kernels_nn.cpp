@@ -1581,9 +1581,7 @@ Expected<void> emitFusedDense(NodeEmitter& em) {
 // fused_mlp: y = act(x·w1ᵀ + b1)·w2ᵀ + b2. A small batch whose first product splits over its
 // inner dimension (the seed CNN's head at batch 64: 85 slices) takes emitSmallMlpRows: the
 // tiles, then one kernel a row that finishes the hidden row and computes the outputs from it
-// -- two kernels where fused_dense then dense launch three. A few rows whose first product
-// takes a block per output (batch 1: 5408 terms each) take emitSmallMlpDot: one kernel, its
-// last block computing the second layer. Otherwise each layer as
+// -- two kernels where fused_dense then dense launch three. Otherwise each layer as
 // fused_dense and dense emit it, the hidden layer in scratch past the products' own scratch.
 Expected<void> emitFusedMlp(NodeEmitter& em) {
   const Node& n = em.node();
@@ -1599,7 +1597,6 @@ Expected<void> emitFusedMlp(NodeEmitter& em) {
   if (!first || !second)  // fuse-dense-pair leaves empty layers unfused
     return em.unsupported("fused_mlp needs nonempty layers within cuBLAS's int range");
   if (emitSmallMlpRows(em, *first, {em.in(2), activation}, em.in(3), em.in(4), outs, em.out())) return {};
-  if (emitSmallMlpDot(em, *first, {em.in(2), activation}, *second, {em.in(4), ""})) return {};
   const int64_t elem = int64_t(dtypeSize(em.computeType()));
   const int64_t past = std::max(smallGemmScratchBytes(em.options(), *first), smallGemmScratchBytes(em.options(), *second));
   const int64_t at = (past + 255) / 256 * 256 / elem;  // the hidden layer's first element in scratch

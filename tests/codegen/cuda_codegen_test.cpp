@@ -126,12 +126,11 @@ TEST(CudaCodegen, EveryOpHasATestGraphThatGeneratesDeterministicSource) {
   }
 }
 
-// fused_mlp's test graph (tests/codegen/cuda_op_cases.cpp) exercises the three forms: the
-// "rows" case's first product splits into 16 slices, so it runs as tiles then a block a row
-// with no product kernel of its own for the second layer; "one" and "two" (a block per hidden
-// value) run as one kernel; the small unsplit cases run each layer's kernels, the hidden layer
-// in scratch.
-TEST(CudaCodegen, FusedMlpTakesTheRowKernelWhereTheFirstProductSplitsAndOneKernelForFewRows) {
+// fused_mlp's test graph (tests/codegen/cuda_op_cases.cpp) exercises both forms: the "rows"
+// case's first product splits into 16 slices, so it runs as tiles then a block a row with no
+// product kernel of its own for the second layer; the small unsplit cases run each layer's
+// kernels, the hidden layer in scratch.
+TEST(CudaCodegen, FusedMlpTakesTheRowKernelWhereTheFirstProductSplits) {
   Program p = compileOrDie(test::buildCudaOpGraph(OpKind::FusedMlp, DType::F32), test::opTestCompileOptions());
   auto src = generateCudaSource(p);
   ASSERT_TRUE(src.has_value());
@@ -145,15 +144,9 @@ TEST(CudaCodegen, FusedMlpTakesTheRowKernelWhereTheFirstProductSplitsAndOneKerne
   ASSERT_EQ(kernels["rows"].size(), 2u) << "tiles, then the row kernel";
   EXPECT_TRUE(has("rows", "_rows"));
   EXPECT_FALSE(has("rows", "_slices"));
-  for (const char* node : {"one", "two"}) {
-    SCOPED_TRACE(node);
-    ASSERT_EQ(kernels[node].size(), 1u) << "one kernel, the last block the second layer";
-    EXPECT_TRUE(kernels[node][0].ends_with("_mlp")) << kernels[node][0];
-  }
   for (const char* node : {"m", "t"}) {
     SCOPED_TRACE(node);
     EXPECT_FALSE(has(node, "_rows"));
-    for (const std::string& k : kernels[node]) EXPECT_FALSE(k.ends_with("_mlp")) << k;
     EXPECT_GE(kernels[node].size(), 2u);  // a kernel (or more) a layer
   }
 }

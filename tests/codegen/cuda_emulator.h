@@ -74,14 +74,6 @@ inline unsigned long long atomicMax(unsigned long long* p, unsigned long long v)
   if (v > old) *p = v;
   return old;
 }
-// Blocks run one after another, so the block that counts last is the grid's last.
-inline unsigned atomicAdd(unsigned* p, unsigned v) {
-  const unsigned old = *p;
-  *p = old + v;
-  return old;
-}
-template <typename T>
-T __ldcg(const T* p) { return *p; }
 inline float __fmul_rn(float a, float b) { return a * b; }
 inline double __dmul_rn(double a, double b) { return a * b; }
 inline double __dadd_rn(double a, double b) { return a + b; }

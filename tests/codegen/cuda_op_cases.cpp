@@ -312,9 +312,9 @@ SHOAL_CUDA_CASE(FusedMlp, OpKind::FusedMlp) {
   // 32-tiles and 16 slices of 64 terms): the tiles, then a block a row (a hidden width not a
   // multiple of 32, more outputs than warps).
   mlp("rows", 40, 1024, 48, 11, "relu");
-  // First products of a block per output (at least 1024 terms, few outputs) and a second of a
-  // warp per output: one kernel whose last block computes the outputs (one row, as batch-1
-  // inference; two rows and a hidden width not a multiple of 32).
+  // First products of a block per output (at least 1024 terms, few outputs: batch-1
+  // inference) into scratch, then a warp per output (one row; two rows and a hidden width not
+  // a multiple of 32).
   mlp("one", 1, 1100, 40, 11, "sigmoid");
   mlp("two", 2, 1024, 33, 5, "relu");
   return true;
