@@ -1,7 +1,7 @@
 // A CPU emulator for generated CUDA modules, so CI (which has no GPU) checks every kernel's
 // arithmetic, indexing and reductions against the interpreter. The generated source is
 // compiled by the host C++ compiler against a small header that maps CUDA's built-ins to
-// host code; each block runs its threads as cooperative fibers (ucontext), so
+// host code; each block runs its threads as cooperative fibers (fiber.h), so
 // __syncthreads() is a real block barrier and __shfl_xor_sync a real warp exchange.
 // Launch steps run in order over host memory laid out by the memory plan; GEMMs use the
 // interpreter's gemm. What it cannot check: the CUDA runtime itself (module loading,
@@ -9,7 +9,6 @@
 #pragma once
 
 #include <dlfcn.h>
-#include <ucontext.h>
 #include <unistd.h>
 
 #include <array>
@@ -22,6 +21,7 @@
 #include <vector>
 
 #include "codegen/cuda_codegen.h"
+#include "codegen/fiber.h"
 #include "passes/program.h"
 #include "runtime/cpu/interpreter.h"
 #include "runtime/cpu/kernels.h"
@@ -163,7 +163,7 @@ class EmulatedModule {
   };
   enum class FiberState { Run, Sync, Shfl, Done };
   struct Fiber {
-    ucontext_t ctx;
+    fiber::Context ctx;
     std::vector<char> stack;
     Dim3 tid{0, 0, 0};
     FiberState state = FiberState::Run;
@@ -197,15 +197,17 @@ class EmulatedModule {
   }
   static void fiberEntry() {
     EmulatedModule* m = active();
+    fiber::started(m->scheduler_);
     m->call();
     m->current_->state = FiberState::Done;
+    fiber::swap(m->current_->ctx, m->scheduler_, /*exiting=*/true);
   }
   static void syncThunk() {
     EmulatedModule* m = active();
     if (!m || !m->current_) std::abort();  // a barrier in a kernel run without fibers
     Fiber* f = m->current_;
     f->state = FiberState::Sync;
-    swapcontext(&f->ctx, &m->scheduler_);
+    fiber::swap(f->ctx, m->scheduler_);
   }
   static unsigned long long shflThunk(unsigned long long bits, int laneMask) {
     EmulatedModule* m = active();
@@ -214,7 +216,7 @@ class EmulatedModule {
     f->state = FiberState::Shfl;
     f->shflValue = bits;
     f->shflMask = laneMask;
-    swapcontext(&f->ctx, &m->scheduler_);
+    fiber::swap(f->ctx, m->scheduler_);
     return f->shflResult;
   }
 
@@ -226,18 +228,14 @@ class EmulatedModule {
       f.stack.resize(1 << 17);
       f.tid = {t, 0, 0};
       f.state = FiberState::Run;
-      getcontext(&f.ctx);
-      f.ctx.uc_stack.ss_sp = f.stack.data();
-      f.ctx.uc_stack.ss_size = f.stack.size();
-      f.ctx.uc_link = &scheduler_;
-      makecontext(&f.ctx, &EmulatedModule::fiberEntry, 0);
+      fiber::make(f.ctx, f.stack.data(), f.stack.size(), &EmulatedModule::fiberEntry);
     }
     for (;;) {
       for (Fiber& f : fibers_) {
         if (f.state != FiberState::Run) continue;
         current_ = &f;
         *threadIdx_ = &f.tid;
-        swapcontext(&scheduler_, &f.ctx);
+        fiber::swap(scheduler_, f.ctx);
       }
       current_ = nullptr;
       bool anyLive = false, allSync = true;
@@ -286,7 +284,7 @@ class EmulatedModule {
   std::vector<unsigned char> dynamicShared_;
   void* fn_ = nullptr;
   std::vector<void*> args_;
-  ucontext_t scheduler_{};
+  fiber::Context scheduler_;
   std::vector<Fiber> fibers_;
   Fiber* current_ = nullptr;
 };
