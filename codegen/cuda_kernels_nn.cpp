@@ -1508,14 +1508,41 @@ bool withLtEpilogue(NodeEmitter& em, CudaGemmCall& call, CudaArg bias, const std
   return true;
 }
 
-// dense's product y = x·wᵀ with the bias and activation in cuBLASLt's epilogue
-// (CudaCodegenOptions::gemmEpilogues), where the product goes to cuBLAS (not a small fp32 one),
-// in fp32 and with an epilogue cuBLASLt has (bias, relu); nullopt otherwise.
-std::optional<CudaGemmCall> cublasLtEpilogue(NodeEmitter& em, int64_t m, int64_t n, int64_t k, CudaArg bias,
-                                             const std::string& activation) {
-  auto call = gemmCall(em, false, true, m, n, k, em.in(0), em.in(1), false);
-  if (!call || !withLtEpilogue(em, *call, bias, activation)) return std::nullopt;
-  return call;
+// A dense layer's product `call` (into call.c at call.offsetC) with its bias (bias.value null:
+// none) and activation ("" none) applied as the product stores each output: a small fp32 product
+// does so in its last kernel; a larger one in cuBLASLt's epilogue (gemmEpilogues: fp32, bias,
+// relu). False, nothing emitted, when neither takes them: the caller adds them in a kernel of
+// their own (broadcastBias before, or epilogueKernel after, the product).
+bool productWithEpilogue(NodeEmitter& em, CudaGemmCall call, CudaArg bias, const std::string& activation) {
+  if (em.gemmWithEpilogue(call, {bias, activation})) return true;
+  if (!withLtEpilogue(em, call, bias, activation)) return false;
+  em.gemm(call);
+  return true;
+}
+
+// The element `i` of a layer's destination: `y` from element `at` on.
+std::string layerElement(int64_t at) { return at ? fmt::format("y[(long long){} + i]", intLit(at)) : "y[i]"; }
+
+// y[at + i] = b[i % width] for the `count` elements of a layer's destination `y` (width outputs a
+// row): the bias a product then adds to (beta = 1), dense's order.
+void broadcastBias(NodeEmitter& em, CudaArg bias, CudaArg y, int64_t at, int64_t count, int64_t width) {
+  em.elementwise("bias", fill("const ${T}* __restrict__ b, ${T}* __restrict__ y", {{"T", em.T()}}),
+                 fill("    ${Y} = b[i % ${OUT}];\n", {{"Y", layerElement(at)}, {"OUT", intLit(width)}}), {bias, y},
+                 count);
+}
+
+// y[at + i] = act(y[at + i] + b[i % width]) over a finished product (fused_dense's order: the bias
+// added to the product, then the activation); no bias when bias.value is null.
+void epilogueKernel(NodeEmitter& em, CudaArg bias, const std::string& activation, CudaArg y, int64_t at, int64_t count,
+                    int64_t width) {
+  const Vars v = {{"T", em.T()}, {"Y", layerElement(at)}, {"OUT", intLit(width)}};
+  const std::string code = fill(bias.value ? "    const ${T} s = ${Y} + b[i % ${OUT}];\n" : "    const ${T} s = ${Y};\n", v) +
+                           fill("    ${T} r;\n", v) + activationCode(activation, em.T(), "s", "r", "    ") +
+                           fill("    ${Y} = r;\n", v);
+  if (bias.value)
+    em.elementwise("epilogue", fill("const ${T}* __restrict__ b, ${T}* __restrict__ y", v), code, {bias, y}, count);
+  else
+    em.elementwise("epilogue", fill("${T}* __restrict__ y", v), code, {y}, count);
 }
 
 }  // namespace
@@ -1533,15 +1560,8 @@ Expected<void> emitDense(NodeEmitter& em) {
   const bool bias = n.numInputs() == 3;
   if (bias)
     if (auto call = gemmCall(em, false, true, x[0], w[0], x[1], em.in(0), em.in(1), false))
-      if (em.gemmWithEpilogue(*call, {em.in(2), ""})) return {};
-  if (bias)
-    if (auto call = cublasLtEpilogue(em, x[0], w[0], x[1], em.in(2), "")) {
-      em.gemm(*call);
-      return {};
-    }
-  if (bias)
-    em.elementwise("bias", fill("const ${T}* __restrict__ b, ${T}* __restrict__ y", {{"T", em.T()}}),
-                   fill("    y[i] = b[i % ${OUT}];\n", {{"OUT", intLit(w[0])}}), {em.in(2), em.out()}, x[0] * w[0]);
+      if (productWithEpilogue(em, *call, em.in(2), "")) return {};
+  if (bias) broadcastBias(em, em.in(2), em.out(), 0, x[0] * w[0], w[0]);
   return addGemm(em, false, true, x[0], w[0], x[1], em.in(0), em.in(1), bias);
 }
 
@@ -1555,26 +1575,15 @@ Expected<void> emitFusedDense(NodeEmitter& em) {
     return em.unsupported("fused_dense needs operands of one float type");
   const Shape& x = em.inShape(0);
   const Shape& w = em.inShape(1);
-  const bool bias = n.numInputs() == 3;
+  const CudaArg bias = n.numInputs() == 3 ? em.in(2) : CudaArg{};
   const std::string activation = n.attrs().getString("activation", "relu");
-  std::string act = activationCode(activation, em.T(), "s", "r", "    ");
-  if (act.empty()) return em.unsupported("unknown activation '" + activation + "'");
+  if (activationCode(activation, em.T(), "s", "r", "    ").empty())
+    return em.unsupported("unknown activation '" + activation + "'");
   if (x[0] == 0 || w[0] == 0) return {};
   if (auto call = gemmCall(em, false, true, x[0], w[0], x[1], em.in(0), em.in(1), false))
-    if (em.gemmWithEpilogue(*call, {bias ? em.in(2) : CudaArg{}, activation})) return {};
-  if (auto call = cublasLtEpilogue(em, x[0], w[0], x[1], bias ? em.in(2) : CudaArg{}, activation)) {
-    em.gemm(*call);
-    return {};
-  }
+    if (productWithEpilogue(em, *call, bias, activation)) return {};
   if (auto ok = addGemm(em, false, true, x[0], w[0], x[1], em.in(0), em.in(1), /*accumulate=*/false); !ok) return ok;
-  Vars v = {{"T", em.T()}, {"OUT", intLit(w[0])}};
-  std::string code = fill(bias ? "    const ${T} s = y[i] + b[i % ${OUT}];\n" : "    const ${T} s = y[i];\n", v) +
-                     fill("    ${T} r;\n", v) + act + "    y[i] = r;\n";
-  if (bias)
-    em.elementwise("epilogue", fill("const ${T}* __restrict__ b, ${T}* __restrict__ y", v), code, {em.in(2), em.out()},
-                   x[0] * w[0]);
-  else
-    em.elementwise("epilogue", fill("${T}* __restrict__ y", v), code, {em.out()}, x[0] * w[0]);
+  epilogueKernel(em, bias, activation, em.out(), 0, x[0] * w[0], w[0]);
   return {};
 }
 
@@ -1589,8 +1598,8 @@ Expected<void> emitFusedMlp(NodeEmitter& em) {
   const Shape& x = em.inShape(0);
   const int64_t hidden = em.inShape(1)[0], outs = em.inShape(3)[0];
   const std::string activation = n.attrs().getString("activation", "relu");
-  const std::string act = activationCode(activation, em.T(), "s", "r", "    ");
-  if (act.empty()) return em.unsupported("unknown activation '" + activation + "'");
+  if (activationCode(activation, em.T(), "s", "r", "    ").empty())
+    return em.unsupported("unknown activation '" + activation + "'");
   if (x[0] == 0 || outs == 0) return {};
   auto first = gemmCall(em, false, true, x[0], hidden, x[1], em.in(0), em.in(1), false);
   auto second = gemmCall(em, false, true, x[0], outs, hidden, NodeEmitter::scratch(), em.in(3), false);
@@ -1603,26 +1612,13 @@ Expected<void> emitFusedMlp(NodeEmitter& em) {
   em.needScratch((at + x[0] * hidden) * elem);
   first->c = NodeEmitter::scratch();
   first->offsetC = at;
-  if (!em.gemmWithEpilogue(*first, {em.in(2), activation})) {
-    if (withLtEpilogue(em, *first, em.in(2), activation)) {
-      em.gemm(*first);
-    } else {
-      em.gemm(*first);
-      em.elementwise("epilogue", fill("const ${T}* __restrict__ b, ${T}* __restrict__ scratch", {{"T", em.T()}}),
-                     fill("    const ${T} s = scratch[(long long)${AT} + i] + b[i % ${H}];\n    ${T} r;\n", {{"T", em.T()},
-                          {"AT", intLit(at)}, {"H", intLit(hidden)}}) + act + fill("    scratch[(long long)${AT} + i] = r;\n",
-                          {{"AT", intLit(at)}}),
-                     {em.in(2), NodeEmitter::scratch()}, x[0] * hidden);
-    }
+  if (!productWithEpilogue(em, *first, em.in(2), activation)) {
+    em.gemm(*first);
+    epilogueKernel(em, em.in(2), activation, NodeEmitter::scratch(), at, x[0] * hidden, hidden);
   }
   second->offsetA = at;
-  if (em.gemmWithEpilogue(*second, {em.in(4), ""})) return {};
-  if (withLtEpilogue(em, *second, em.in(4), "")) {
-    em.gemm(*second);
-    return {};
-  }
-  em.elementwise("bias", fill("const ${T}* __restrict__ b, ${T}* __restrict__ y", {{"T", em.T()}}),
-                 fill("    y[i] = b[i % ${OUT}];\n", {{"OUT", intLit(outs)}}), {em.in(4), em.out()}, x[0] * outs);
+  if (productWithEpilogue(em, *second, em.in(4), "")) return {};
+  broadcastBias(em, em.in(4), em.out(), 0, x[0] * outs, outs);
   second->beta = 1;
   em.gemm(*second);
   return {};
