@@ -181,12 +181,14 @@ Expected<void> emitReduce(NodeEmitter& em) {
                                 : "acc + t"},
             {"SCALE", literal(isMean ? 1.0 / double(s.terms) : 1.0, DType::F64)}};
   v.push_back({"BASE", offsetCode(em.I(), "j", s.kept, "base", "    ")});
+  // The kept index j, when the offset of the first term depends on it (no kept dimension: it is 0).
+  v.push_back({"J", v.back().second.empty() ? "" : fill("    const ${I} j = i;\n", v)});
   v.push_back({"TERM", offsetCode(em.I(), "k", s.reduced, "off", "      ")});
   // The stored result: mean scales by 1/count as the interpreter does.
   v.push_back({"FINAL", fill(isMean ? "(${T})(acc * ${SCALE})" : "(${T})acc", v)});
   if (s.terms <= 32) {
     em.elementwise("", fill("const ${T}* __restrict__ x, ${T}* __restrict__ y", v),
-                   fill("    const ${I} j = i;\n"
+                   fill("${J}"
                         "    ${I} base = 0;\n"
                         "${BASE}"
                         "    double acc = ${INIT};\n"

@@ -139,6 +139,8 @@ Vars emitTiles(NodeEmitter& em, const CudaGemmCall& g, const SmallGemmPlan& plan
   else
     store = "        const long long at = (long long)i * ${LDC} + j;\n" + storeOutput(g, epilogue, "acc[r][q]", "        ");
   v.push_back({"STORE", fill(store, v)});
+  // A split product's slices go to `part`: its tiles never write C.
+  v.push_back({"CPTR", split ? "" : fill("  float* c = C + ${OFFC} + (long long)b * ${SC};\n", v)});
   const std::string body = fill(
       fill("  __shared__ float As[${DEPTH}][${PAD}];  // As[p][i]: the stage of op(A), padded\n"
            "  __shared__ float Bs[${DEPTH}][${PAD}];  // Bs[p][j]: the stage of op(B)\n"
@@ -147,7 +149,7 @@ Vars emitTiles(NodeEmitter& em, const CudaGemmCall& g, const SmallGemmPlan& plan
            "  const int slice = (int)blockIdx.y % ${SLICES}, b = (int)blockIdx.y / ${SLICES};\n"
            "  const float* a = A + ${OFFA} + (long long)b * ${SA};\n"
            "  const float* bm = B + ${OFFB} + (long long)b * ${SB};\n"
-           "  float* c = C + ${OFFC} + (long long)b * ${SC};\n"
+           "${CPTR}"
            "  const int k0 = slice * ${SLICE}, k1 = k0 + ${SLICE} < ${K} ? k0 + ${SLICE} : ${K};\n"
            "  const int tx = (int)threadIdx.x % 16, ty = (int)threadIdx.x / 16;\n"
            "  float acc[${R}][${R}];\n"

@@ -141,9 +141,14 @@ struct CopySpec {
 };
 
 // The shared addresses d0 / d1 of a thread's group of 8 (elements 0-3 at d0 + 4e, 4-7 at d1 +
-// 4e) in row `r` of a stage at `stage`, its first column kc 0 or 8 (below).
-constexpr const char* groupOf8Destinations =
-    "        const shoal_saddr d0 = row + 4 * ((kc ^ (swz & 8)) + (swz & 4)), d1 = row + 4 * ((kc ^ (swz & 8)) - (swz & 4));\n";
+// 4e) in row `r` of a stage at `stage`, its first column kc 0 or 8 (below); d1 only when
+// `copies`, the statements that follow, use it (NVRTC warns of an unused variable otherwise:
+// groups whose elements 4-7 are all holes).
+std::string groupOf8Destinations(const std::string& copies) {
+  return mentions(copies, "d1") ? "        const shoal_saddr d0 = row + 4 * ((kc ^ (swz & 8)) + (swz & 4)), "
+                                  "d1 = row + 4 * ((kc ^ (swz & 8)) - (swz & 4));\n"
+                                : "        const shoal_saddr d0 = row + 4 * ((kc ^ (swz & 8)) + (swz & 4));\n";
+}
 
 // Thread tid's row r of a stage in pass p and the first reduction column kc it copies, as c's
 // copies (and holeZeros) take them.
@@ -167,10 +172,10 @@ std::string holeZeros(const CopySpec& c, const std::vector<int>& holes) {
   std::string s = "  for (int hs = 0; hs < kStages; ++hs) {  // the gathers' holes, zero for good\n"
                   "    const shoal_saddr stage = sbase + hs * (kStageFloats * 4);\n";
   for (int p = 0; p < c.passes; ++p) {
-    s += "    {\n" + threadRow(c, p) + rowAddress(c) + groupOf8Destinations;
+    std::string copies;
     for (int e : holes)
-      s += fmt::format("        shoal_cp_async_f32({} + {}, {}, false);\n", e < 4 ? "d0" : "d1", 4 * e, c.base);
-    s += "    }\n";
+      copies += fmt::format("        shoal_cp_async_f32({} + {}, {}, false);\n", e < 4 ? "d0" : "d1", 4 * e, c.base);
+    s += "    {\n" + threadRow(c, p) + rowAddress(c) + groupOf8Destinations(copies) + copies + "    }\n";
   }
   return s + "  }\n";
 }
@@ -192,11 +197,11 @@ std::string copyCode(const CopySpec& c) {
     if (!c.groupSetup.empty()) s += c.groupSetup;
     // Destination of element e (bytes): groups of 8 at kc = 0 or 8, so (kc + e) ^ swz is
     // (kc ^ (swz & 8)) + (e ^ (swz & 4)); groups of 4 at kc = 0, 4, 8, 12: (kc ^ swz) + e.
+    // (A group of 8's declaration goes in once its copies are written: groupOf8Destinations.)
+    const size_t destinationsAt = s.size();
     if (c.interleaved)
       s += "        const shoal_saddr d0 = row + 4 * kc;\n        const int sc = swz >> 2;\n";
-    else if (c.group == 8)
-      s += groupOf8Destinations;
-    else
+    else if (c.group != 8)
       s += "        const shoal_saddr d0 = row + 4 * (kc ^ swz);\n";
     // Interleaved: step kc + 4e sits in column chunk e ^ (swz >> 2), word kc.
     auto dst = [&](int e) {
@@ -232,6 +237,7 @@ std::string copyCode(const CopySpec& c) {
         s += "          }\n          " + copy + "(" + dst(e) + ", src, ok);\n        }\n";
       }
     }
+    if (!c.interleaved && c.group == 8) s.insert(destinationsAt, groupOf8Destinations(s.substr(destinationsAt)));
     s += "      }\n";
   }
   return s;

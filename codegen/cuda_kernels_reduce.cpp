@@ -162,10 +162,12 @@ Expected<void> emitSumTo(NodeEmitter& em) {
   if (p.outputs == 0) return {};  // nothing to write
   Vars v = {{"T", em.T()}, {"I", em.I()}, {"M", intLit(p.outputs)}, {"R", intLit(p.terms)}};
   v.push_back({"BASE", offsetCode(em.I(), "j", p.kept, "base", "    ")});
+  // The kept index j, when the offset of the first term depends on it (no kept dimension: it is 0).
+  v.push_back({"J", v.back().second.empty() ? "" : fill("    const ${I} j = i;\n", v)});
   v.push_back({"TERM", offsetCode(em.I(), "k", p.reduced, "off", "      ")});
   if (p.terms == 0 || p.terms <= 32) {
     em.elementwise("", fill("const ${T}* __restrict__ x, ${T}* __restrict__ y", v),
-                   fill("    const ${I} j = i;\n"
+                   fill("${J}"
                         "    ${I} base = 0;\n"
                         "${BASE}"
                         "    double acc = 0.0;\n"

@@ -225,7 +225,6 @@ class CudaContext {
   const CudaDeviceInfo& device() const { return info_; }
   const CudaContextOptions& options() const { return options_; }
   CudaStream stream() const { return stream_; }
-  CublasHandle cublas() const { return cublas_; }
   bool separateAllocs() const { return options_.separateAllocs; }
   bool tf32() const { return options_.tf32; }
   /// Switches cuBLAS between exact fp32 (CUBLAS_DEFAULT_MATH) and TF32 tensor-core math.
