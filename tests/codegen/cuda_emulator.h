@@ -176,17 +176,20 @@ class EmulatedModule {
   // Kernels take only pointers: call `fn_` as a function of args_.size() void* parameters.
   static constexpr size_t kMaxArgs = 260;  // a horizontally fused update of 64 Adam params: 258
   template <size_t... I>
-  static void callWith(void* fn, const std::vector<void*>& a, std::index_sequence<I...>) {
+  SHOAL_FIBER_CODE static void callWith(void* fn, const std::vector<void*>& a, std::index_sequence<I...>) {
     using F = void (*)(decltype((void)I, static_cast<void*>(nullptr))...);
     reinterpret_cast<F>(fn)(a[I]...);
+  }
+  template <size_t N>
+  SHOAL_FIBER_CODE static void callWithCount(void* fn, const std::vector<void*>& a) {
+    callWith(fn, a, std::make_index_sequence<N>());
   }
   template <size_t... N>
   static constexpr auto callTable(std::index_sequence<N...>) {
     using Caller = void (*)(void*, const std::vector<void*>&);
-    return std::array<Caller, sizeof...(N)>{
-        +[](void* fn, const std::vector<void*>& a) { callWith(fn, a, std::make_index_sequence<N>()); }...};
+    return std::array<Caller, sizeof...(N)>{&callWithCount<N>...};
   }
-  void call() {
+  SHOAL_FIBER_CODE void call() {
     static constexpr auto table = callTable(std::make_index_sequence<kMaxArgs + 1>());
     table[args_.size()](fn_, args_);
   }
@@ -195,21 +198,21 @@ class EmulatedModule {
     static EmulatedModule* m = nullptr;
     return m;
   }
-  static void fiberEntry() {
+  SHOAL_FIBER_CODE static void fiberEntry() {
     EmulatedModule* m = active();
     fiber::started(m->scheduler_);
     m->call();
     m->current_->state = FiberState::Done;
     fiber::swap(m->current_->ctx, m->scheduler_, /*exiting=*/true);
   }
-  static void syncThunk() {
+  SHOAL_FIBER_CODE static void syncThunk() {
     EmulatedModule* m = active();
     if (!m || !m->current_) std::abort();  // a barrier in a kernel run without fibers
     Fiber* f = m->current_;
     f->state = FiberState::Sync;
     fiber::swap(f->ctx, m->scheduler_);
   }
-  static unsigned long long shflThunk(unsigned long long bits, int laneMask) {
+  SHOAL_FIBER_CODE static unsigned long long shflThunk(unsigned long long bits, int laneMask) {
     EmulatedModule* m = active();
     if (!m || !m->current_) std::abort();
     Fiber* f = m->current_;

@@ -94,7 +94,7 @@ void make(Context& c, void* stack, size_t size, void (*entry)()) {
 #endif
 }
 
-void swap(Context& from, Context& to, bool exiting) {
+SHOAL_FIBER_CODE void swap(Context& from, Context& to, bool exiting) {
   if (exiting) from.live = false;
 #ifdef SHOAL_FIBER_X86_64
 #ifdef SHOAL_FIBER_ASAN
@@ -111,7 +111,7 @@ void swap(Context& from, Context& to, bool exiting) {
   if (exiting) std::abort();  // an exited fiber was resumed
 }
 
-void started(Context& from) {
+SHOAL_FIBER_CODE void started(Context& from) {
 #if defined(SHOAL_FIBER_X86_64) && defined(SHOAL_FIBER_ASAN)
   const void* bottom = nullptr;
   size_t size = 0;

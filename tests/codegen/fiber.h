@@ -12,6 +12,17 @@
 
 #include <cstddef>
 
+/// On the functions a fiber runs (the emulator's entry, kernel call and barrier thunks): no
+/// AddressSanitizer frames. An instrumented frame with an addressable local makes ASan create
+/// the fiber a fake stack (detect_stack_use_after_return) -- an mmap and munmap of its own for
+/// every fiber of every block, most of the sanitized emulation tests' time. The kernels
+/// themselves are host-compiled without ASan anyway.
+#if defined(__clang__) || defined(__GNUC__)
+#define SHOAL_FIBER_CODE __attribute__((no_sanitize("address")))
+#else
+#define SHOAL_FIBER_CODE
+#endif
+
 namespace shoal::test::fiber {
 
 /// Where a fiber (or the thread's own stack) stopped, and the stack it runs on.
