@@ -276,10 +276,11 @@ Expected<std::unique_ptr<TcpGroup>> TcpGroup::join(const RendezvousOptions& opts
   }
   // Rank 0 may turn this rank away after its first connection (a wrong world size): then
   // the answer waits on that connection, and the second one would never be accepted.
-  auto turnedAway = [&]() -> std::optional<Error> {
+  // `waitMs` > 0 waits that long for an answer that may be on its way.
+  auto turnedAway = [&](int waitMs = 0) -> std::optional<Error> {
     if (g->data_.empty()) return std::nullopt;
     pollfd pfd{g->data_[0], POLLIN, 0};
-    if (::poll(&pfd, 1, 0) <= 0) return std::nullopt;
+    if (::poll(&pfd, 1, waitMs) <= 0) return std::nullopt;
     uint32_t head[2];
     if (!recvAll(g->data_[0], head, sizeof head, Clock::now() + std::chrono::seconds(2)) || head[0] == 0 ||
         head[1] > (1u << 20))
@@ -289,13 +290,20 @@ Expected<std::unique_ptr<TcpGroup>> TcpGroup::join(const RendezvousOptions& opts
     return Error("rendezvous: rank 0 turned rank " + std::to_string(opts.rank) + " away: " + text);
   };
   for (uint32_t kind : {kData, kControl}) {
-    auto fd = connectTo(opts, deadline, turnedAway);
+    auto fd = connectTo(opts, deadline, [&] { return turnedAway(); });
     if (!fd) return Unexpected(fd.error());
     Hello h;
     h.kind = kind;
     h.rank = opts.rank;
     h.size = opts.size;
-    if (!sendAll(*fd, &h, sizeof h)) return fail("rendezvous: the connection to rank 0 broke: " + lastError());
+    if (!sendAll(*fd, &h, sizeof h)) {
+      // Rank 0 may have turned this rank away on its first connection and closed its listener
+      // while this one waited in the backlog (the reset breaks the send): its answer says why.
+      std::string why = lastError();
+      ::close(*fd);
+      if (auto e = turnedAway(2000)) return Unexpected(*e);
+      return fail("rendezvous: the connection to rank 0 broke: " + why);
+    }
     (kind == kData ? g->data_ : g->control_).push_back(*fd);
   }
   uint32_t head[2];
