@@ -240,6 +240,7 @@ CudaExecutableOptions CudaExecutableOptions::fromEnvironment() {
   o.syncEach = envFlag("SHOAL_CUDA_SYNC_EACH");
   o.hostOutputs = envFlagDefaultOn("SHOAL_CUDA_HOST_OUTPUTS");
   o.inputsInPlace = envFlagDefaultOn("SHOAL_CUDA_INPUTS_IN_PLACE");
+  if (const char* b = std::getenv("SHOAL_CUDA_PINNED_IN_PLACE_BYTES")) o.pinnedInputsInPlaceBytes = std::atoll(b);
   o.horizontalUpdates = envFlagDefaultOn("SHOAL_CUDA_HFUSE");
   o.smallGemms = envFlagDefaultOn("SHOAL_CUDA_SMALL_GEMM");
   o.gemmEpilogues = envFlagDefaultOn("SHOAL_CUDA_GEMM_EPILOGUE");
@@ -1178,6 +1179,14 @@ std::vector<char> CudaExecutable::Impl::bindInputs(const Program& p, const Tenso
         it->second.shape() == v->type().shape && it->second.device() == ctx->device().index && rebinds < kMaxRebinds &&
         reinterpret_cast<uintptr_t>(it->second.raw()) % uintptr_t(kBufferAlignment) == 0)
       want = const_cast<void*>(it->second.raw());  // only read: the input's kernels never write it
+    // A small input in mapped page-locked host memory: its kernels read it over the bus as
+    // they need it, where a copy first would put the copy engine's latency before the step.
+    if (it != feed.end() && !it->second.isOnDevice() && it->second.dtype() == v->type().dtype &&
+        it->second.shape() == v->type().shape && rebinds < kMaxRebinds &&
+        int64_t(it->second.byteSize()) <= opts.pinnedInputsInPlaceBytes)
+      if (auto mapped = ctx->mappedDeviceAddress(it->second.raw());
+          mapped && *mapped && reinterpret_cast<uintptr_t>(*mapped) % uintptr_t(kBufferAlignment) == 0)
+        want = const_cast<void*>(*mapped);
     auto cur = bound.find(v);
     void* now = cur == bound.end() ? nullptr : cur->second;
     if (want != now) {
@@ -1225,6 +1234,7 @@ Expected<void> CudaExecutable::Impl::uploadInputs(const Program& p, const Tensor
         return ok;
       continue;
     }
+    if (inPlace && (*inPlace)[i]) continue;  // mapped host memory its kernels read where it is
     // In run(), page-locked host memory of the model's element type (cudaMallocHost,
     // cudaHostRegister, torch's pin_memory()) is copied by DMA straight from where it is;
     // anything else is converted into the pinned staging buffer first.

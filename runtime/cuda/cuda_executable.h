@@ -32,6 +32,11 @@ struct CudaExecutableOptions {
   /// re-resolves the launches and captures the graph again, at most a few times). Default: on,
   /// unless SHOAL_CUDA_INPUTS_IN_PLACE=0.
   bool inputsInPlace = true;
+  /// run() with an inference program's input in page-locked host memory mapped into the
+  /// device's address space (cudaMallocHost, pin_memory()), at most this many bytes: its
+  /// kernels read it there over the bus, no copy before the step (as inputsInPlace; 0 turns it
+  /// off). Default from SHOAL_CUDA_PINNED_IN_PLACE_BYTES.
+  int64_t pinnedInputsInPlaceBytes = 0;
   /// One kernel for each run of optimizer updates (CudaCodegenOptions::horizontalUpdates).
   /// Default: on, unless SHOAL_CUDA_HFUSE=0.
   bool horizontalUpdates = true;

@@ -689,6 +689,16 @@ Expected<bool> CudaContext::isPageLocked(const void* p) const {
   return attr.type == cudaMemoryTypeHost;
 }
 
+Expected<const void*> CudaContext::mappedDeviceAddress(const void* p) const {
+  cudaPointerAttributes attr{};
+  if (cudaError_t e = cudaPointerGetAttributes(&attr, p); e != cudaSuccess) {
+    (void)cudaGetLastError();
+    return cudaFail(e, "cudaPointerGetAttributes", "host input");
+  }
+  if (attr.type != cudaMemoryTypeHost || attr.device != info_.index) return static_cast<const void*>(nullptr);
+  return static_cast<const void*>(attr.devicePointer);
+}
+
 Expected<size_t> CudaContext::freeMemory() const {
   size_t freeBytes = 0, totalBytes = 0;
   if (cudaError_t e = cudaMemGetInfo(&freeBytes, &totalBytes); e != cudaSuccess)
@@ -856,6 +866,7 @@ Expected<void> CudaContext::freeBuffer(void*) { return notBuilt(); }
 Expected<PinnedBuffer> CudaContext::allocatePinned(size_t, std::string_view) { return notBuilt(); }
 Expected<size_t> CudaContext::freeMemory() const { return notBuilt(); }
 Expected<bool> CudaContext::isPageLocked(const void*) const { return notBuilt(); }
+Expected<const void*> CudaContext::mappedDeviceAddress(const void*) const { return notBuilt(); }
 Expected<void> CudaContext::copyToDevice(void*, const void*, size_t, std::string_view) { return notBuilt(); }
 Expected<void> CudaContext::copyToHost(void*, const void*, size_t, std::string_view) { return notBuilt(); }
 Expected<void> CudaContext::copyDeviceToDevice(void*, const void*, size_t, std::string_view) { return notBuilt(); }

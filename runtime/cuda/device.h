@@ -250,6 +250,10 @@ class CudaContext {
   /// Whether host address `p` is in page-locked memory the GPU can copy from by DMA
   /// (cudaMallocHost, cudaHostRegister; cudaPointerGetAttributes says cudaMemoryTypeHost).
   Expected<bool> isPageLocked(const void* p) const;
+  /// The address at which kernels on this context's device read host address `p` over the
+  /// bus, where `p` is in page-locked memory mapped into the device's address space
+  /// (cudaMallocHost; cudaHostRegister with cudaHostRegisterMapped); nullptr otherwise.
+  Expected<const void*> mappedDeviceAddress(const void* p) const;
 
   // --- copies, all asynchronous on the context's stream ----------------------------------
   Expected<void> copyToDevice(void* dst, const void* src, size_t bytes, std::string_view what);

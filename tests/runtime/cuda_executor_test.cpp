@@ -1218,6 +1218,86 @@ TEST(CudaExecutor, InputsFromAnywhereCallAfterCallMatchHostInputs) {
     }
 }
 
+// pinnedInputsInPlaceBytes: the seed CNN's u8 images in mapped page-locked host memory, at
+// most that many bytes, are read by its first kernel over the bus (no copy first): the same bits
+// as the DMA copy and as pageable input, call after call, with the buffer's contents changing
+// between calls and the buffer itself changing (the graph captured again); a larger input, a
+// pageable one, or one of another element type is copied as ever.
+TEST(CudaExecutor, SmallPinnedInputsReadOverTheBusKeepTheirBits) {
+  SHOAL_REQUIRE_GPU();
+  auto ctx = CudaContext::create();
+  ASSERT_TRUE(ctx.has_value()) << ctx.error().message();
+  DiagnosticEngine diags;
+  auto pipeline = loadPipelineFile(test::sourcePath("examples/mnist_cnn.mmd"), diags);
+  ASSERT_TRUE(pipeline.has_value()) << diags.render();
+  for (int64_t batch : {1, 64}) {
+    SCOPED_TRACE(batch);
+    const int64_t bytes = batch * 28 * 28;
+    std::unique_ptr<CudaExecutable> exes[2];  // copied by DMA, read in place
+    for (int c = 0; c < 2; ++c) {
+      auto g = rebatchGraph(*pipeline->model, batch);
+      ASSERT_TRUE(g.has_value()) << g.error().message();
+      auto program = compileProgram(std::move(*g), CompileOptions{});
+      ASSERT_TRUE(program.has_value()) << program.error().message();
+      CudaExecutableOptions o = CudaExecutableOptions::fromEnvironment();
+      o.pinnedInputsInPlaceBytes = c == 0 ? 0 : 64 * 28 * 28;
+      auto exe = CudaExecutable::create(std::move(*program), o);
+      ASSERT_TRUE(exe.has_value()) << exe.error().message();
+      exes[c] = std::move(*exe);
+      exes[c]->initializeParameters(5);
+    }
+    PinnedBuffer pinned[2];
+    for (auto& b : pinned) {
+      auto h = (*ctx)->allocatePinned(size_t(bytes), "test pinned images");
+      ASSERT_TRUE(h.has_value()) << h.error().message();
+      b = std::move(*h);
+    }
+    std::mt19937 rng{11};
+    for (int call = 0; call < 5; ++call) {
+      SCOPED_TRACE(call);
+      TensorMap feed;
+      feed["x"] = Tensor(DType::U8, {batch, 1, 28, 28});
+      for (int64_t i = 0; i < bytes; ++i) feed["x"].set(i, double(rng() % 256));
+      PinnedBuffer& buf = pinned[call == 3];  // calls 3 and 4 from the other buffer and back
+      std::memcpy(buf.data(), feed["x"].raw(), size_t(bytes));
+      TensorMap pinnedFeed = {{"x", Tensor::view(feed["x"].type(), buf.data())}};
+      auto want = exes[0]->run(feed);
+      ASSERT_TRUE(want.has_value()) << want.error().message();
+      for (int c = 0; c < 2; ++c) {
+        auto got = exes[c]->run(pinnedFeed);
+        ASSERT_TRUE(got.has_value()) << got.error().message();
+        for (const auto& [name, t] : *want)
+          EXPECT_EQ(std::memcmp(got->at(name).raw(), t.raw(), t.byteSize()), 0) << name << ", configuration " << c;
+        EXPECT_EQ(exes[c]->inputsReadInPlace(), c == 1 ? std::vector<std::string>{"x"} : std::vector<std::string>{});
+        EXPECT_TRUE(exes[c]->replaysGraph()) << exes[c]->graphCaptureError();
+      }
+      if (call < 4) continue;
+      // Pageable memory is copied through the staging buffer.
+      auto pageable = exes[1]->run(feed);
+      ASSERT_TRUE(pageable.has_value()) << pageable.error().message();
+      EXPECT_TRUE(exes[1]->inputsReadInPlace().empty());
+      for (const auto& [name, t] : *want)
+        EXPECT_EQ(std::memcmp(pageable->at(name).raw(), t.raw(), t.byteSize()), 0) << name;
+    }
+  }
+  // Over the limit: copied.
+  auto g65 = rebatchGraph(*pipeline->model, 65);
+  ASSERT_TRUE(g65.has_value()) << g65.error().message();
+  auto program = compileProgram(std::move(*g65), CompileOptions{});
+  ASSERT_TRUE(program.has_value()) << program.error().message();
+  CudaExecutableOptions o = CudaExecutableOptions::fromEnvironment();
+  o.pinnedInputsInPlaceBytes = 64 * 28 * 28;
+  auto big = CudaExecutable::create(std::move(*program), o);
+  ASSERT_TRUE(big.has_value()) << big.error().message();
+  (*big)->initializeParameters(5);
+  auto h = (*ctx)->allocatePinned(65 * 28 * 28, "test pinned images");
+  ASSERT_TRUE(h.has_value());
+  std::memset(h->data(), 7, 65 * 28 * 28);
+  auto out = (*big)->run({{"x", Tensor::view(TensorType{DType::U8, {65, 1, 28, 28}}, h->data())}});
+  ASSERT_TRUE(out.has_value()) << out.error().message();
+  EXPECT_TRUE((*big)->inputsReadInPlace().empty());
+}
+
 // An inference program's small outputs are written by their kernels straight into pinned
 // host memory: the same bits as with the copy after the step (hostOutputs off), run after
 // run, from readValue too. Outputs over 64 KB, and every output of a training step (its
