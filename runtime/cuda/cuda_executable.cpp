@@ -89,7 +89,7 @@ int archMajor(const std::string& arch) {
 // program's own compile instead of sitting in the first training step.
 struct RuntimeKernels {
   CudaModule module;
-  CudaKernel accumulate, gather;
+  CudaKernel accumulate, gather, copyIn;
 };
 
 Expected<std::shared_ptr<const RuntimeKernels>> runtimeKernels(const std::string& arch) {
@@ -106,8 +106,11 @@ Expected<std::shared_ptr<const RuntimeKernels>> runtimeKernels(const std::string
   if (!accumulate) return Unexpected(accumulate.error());
   auto gather = module->kernel("shoal_gather_rows");
   if (!gather) return Unexpected(gather.error());
+  auto copyIn = module->kernel("shoal_copy_in");
+  if (!copyIn) return Unexpected(copyIn.error());
   auto k = std::make_shared<RuntimeKernels>();
   k->module = std::move(*module);
+  k->copyIn = *copyIn;
   k->accumulate = *accumulate;
   k->gather = *gather;
   loaded[arch] = k;
@@ -240,7 +243,7 @@ CudaExecutableOptions CudaExecutableOptions::fromEnvironment() {
   o.syncEach = envFlag("SHOAL_CUDA_SYNC_EACH");
   o.hostOutputs = envFlagDefaultOn("SHOAL_CUDA_HOST_OUTPUTS");
   o.inputsInPlace = envFlagDefaultOn("SHOAL_CUDA_INPUTS_IN_PLACE");
-  if (const char* b = std::getenv("SHOAL_CUDA_PINNED_IN_PLACE_BYTES")) o.pinnedInputsInPlaceBytes = std::atoll(b);
+  if (const char* b = std::getenv("SHOAL_CUDA_PINNED_COPY_IN_BYTES")) o.pinnedCopyInBytes = std::atoll(b);
   o.horizontalUpdates = envFlagDefaultOn("SHOAL_CUDA_HFUSE");
   o.smallGemms = envFlagDefaultOn("SHOAL_CUDA_SMALL_GEMM");
   o.gemmEpilogues = envFlagDefaultOn("SHOAL_CUDA_GEMM_EPILOGUE");
@@ -467,6 +470,16 @@ struct CudaExecutable::Impl {
   // inputs are copied again, as ever.
   std::vector<char> bindable;
   std::unordered_map<const Value*, void*> bound;
+  /// Inputs in mapped page-locked host memory that the step's first launch copies into their
+  /// buffers (shoal_copy_in, part of the captured graph), from this call's device address;
+  /// an address change counts as a rebind.
+  struct CopyIn {
+    const void* from;  ///< the device's address of the app's host memory
+    void* to;          ///< the input's own buffer
+    int64_t bytes;
+  };
+  std::vector<std::pair<const Value*, CopyIn>> copiedIn;
+  bool copyInFailed = false;  ///< the runtime's kernels did not load: DMA, as before
   int rebinds = 0;
   static constexpr int kMaxRebinds = 8;
   /// Points the step at this call's device-resident inputs (`feed`) where they may be read in
@@ -643,6 +656,13 @@ std::vector<std::string> CudaExecutable::inputsReadInPlace() const {
   std::vector<std::string> names;
   for (const Staged& s : impl_->inputs)
     if (impl_->bound.contains(s.node->result())) names.push_back(s.name);
+  return names;
+}
+std::vector<std::string> CudaExecutable::inputsCopiedIn() const {
+  std::vector<std::string> names;
+  for (const Staged& s : impl_->inputs)
+    for (const auto& c : impl_->copiedIn)
+      if (c.first == s.node->result()) names.push_back(s.name);
   return names;
 }
 const std::string& CudaExecutable::graphCaptureError() const { return impl_->graphError; }
@@ -996,12 +1016,20 @@ Expected<void> CudaExecutable::Impl::enqueueStep() {
       im.profileEvents.push_back(std::move(*ev));
     }
   bool sideUsed = false;
+  // The inputs copied in from mapped host memory, before every launch of the step.
+  for (auto& [value, c] : im.copiedIn) {
+    long long bytes = c.bytes;
+    void* argv[] = {&c.from, &c.to, &bytes};
+    if (auto ok = im.runtime->copyIn.launch({cudaimpl::copyInBlocks(c.bytes), 1, 1}, {256, 1, 1}, argv, 0, ctx.stream());
+        !ok)
+      return ok;
+  }
   // A generated kernel right after another one on this stream may be launched before that one
   // ends (it waits for it in its first statement): not after a copy, a cuBLAS call, an
   // all-reduce or a join, and not while profiling (events between launches) or with syncEach.
   // The module's target decides, not the device: code built for sm_80 has no wait in it.
   const bool programmatic = im.opts.programmaticLaunch && !profile && !im.opts.syncEach && archMajor(im.arch) >= 9;
-  bool afterKernel = false;
+  bool afterKernel = !im.copiedIn.empty();  // shoal_copy_in waits for nothing, triggers nothing early
   // --verbose, first step: the host's time in each launch (where lazy module loading and
   // cuBLAS's first calls show).
   const bool timeHost = im.timeFirstLaunches;
@@ -1167,26 +1195,42 @@ Expected<TensorMap> CudaExecutable::run(const TensorMap& inputs) {
 std::vector<char> CudaExecutable::Impl::bindInputs(const Program& p, const TensorMap& feed) {
   std::vector<char> inPlace(inputs.size(), 0);
   if (bindable.empty() || rebinds > kMaxRebinds) return inPlace;
-  bool changed = false;
+  bool changed = false, copiesChanged = false;
+  std::vector<std::pair<const Value*, const void*>> copyFrom;  // this call's copies in
   for (size_t i = 0; i < inputs.size(); ++i) {
     if (!bindable[i]) continue;
     const Value* v = inputs[i].node->result();
     auto it = feed.find(inputs[i].name);
+    const bool fits = it != feed.end() && it->second.dtype() == v->type().dtype &&
+                      it->second.shape() == v->type().shape && rebinds < kMaxRebinds;
     void* want = nullptr;
     // Aligned as the plan aligns every buffer (kernels may read an operand 16 bytes at a time);
     // a view at another offset is copied into the input's own buffer, as before.
-    if (it != feed.end() && it->second.isOnDevice() && it->second.dtype() == v->type().dtype &&
-        it->second.shape() == v->type().shape && it->second.device() == ctx->device().index && rebinds < kMaxRebinds &&
+    if (fits && it->second.isOnDevice() && it->second.device() == ctx->device().index &&
         reinterpret_cast<uintptr_t>(it->second.raw()) % uintptr_t(kBufferAlignment) == 0)
       want = const_cast<void*>(it->second.raw());  // only read: the input's kernels never write it
-    // A small input in mapped page-locked host memory: its kernels read it over the bus as
-    // they need it, where a copy first would put the copy engine's latency before the step.
-    if (it != feed.end() && !it->second.isOnDevice() && it->second.dtype() == v->type().dtype &&
-        it->second.shape() == v->type().shape && rebinds < kMaxRebinds &&
-        int64_t(it->second.byteSize()) <= opts.pinnedInputsInPlaceBytes)
+    // A small input in mapped page-locked host memory: the step's first launch copies it in
+    // over the bus (shoal_copy_in), where the copy engine's DMA would put its latency first.
+    const void* from = nullptr;
+    if (fits && !it->second.isOnDevice() && !copyInFailed && int64_t(it->second.byteSize()) <= opts.pinnedCopyInBytes)
       if (auto mapped = ctx->mappedDeviceAddress(it->second.raw());
           mapped && *mapped && reinterpret_cast<uintptr_t>(*mapped) % uintptr_t(kBufferAlignment) == 0)
-        want = const_cast<void*>(*mapped);
+        from = *mapped;
+    if (from && !runtime) {
+      auto kernels = runtimeKernels(arch);
+      if (kernels) {
+        runtime = std::move(*kernels);
+      } else {
+        copyInFailed = true;  // copied by DMA as before; --verbose says why
+        from = nullptr;
+        if (opts.verbose)
+          std::cerr << "shoal: cuda: the runtime's kernels did not load (" << kernels.error().message()
+                    << "); pinned inputs are copied by DMA\n";
+      }
+    }
+    if (from) copyFrom.emplace_back(v, from);
+    auto was = std::find_if(copiedIn.begin(), copiedIn.end(), [&](const auto& c) { return c.first == v; });
+    copiesChanged |= (was == copiedIn.end() ? nullptr : was->second.from) != from;
     auto cur = bound.find(v);
     void* now = cur == bound.end() ? nullptr : cur->second;
     if (want != now) {
@@ -1196,21 +1240,30 @@ std::vector<char> CudaExecutable::Impl::bindInputs(const Program& p, const Tenso
         bound.erase(v);
       changed = true;
     }
-    inPlace[i] = want != nullptr;
+    inPlace[i] = want != nullptr || from != nullptr;
   }
-  if (changed) {
+  if (changed || copiesChanged) {
     ++rebinds;
-    bindArguments(p);
-    graph = CudaGraphExec();  // its kernels read the old addresses; captured again after the call
+    if (changed) bindArguments(p);
+    if (copiesChanged) {  // after the bindings: the copies go into the inputs' own buffers
+      copiedIn.clear();
+      for (const auto& [v, from] : copyFrom) {
+        const auto& staged = *std::find_if(inputs.begin(), inputs.end(), [&](const Staged& s) { return s.node->result() == v; });
+        copiedIn.push_back({v, CopyIn{from, address(p, v), int64_t(staged.bytes)}});
+      }
+    }
+    graph = CudaGraphExec();  // it reads or copies from the old addresses; captured again after the call
   }
   return inPlace;
 }
 
 void CudaExecutable::Impl::unbindInputs(const Program& p) {
-  if (bound.empty()) return;
+  if (bound.empty() && copiedIn.empty()) return;
+  const bool rebind = !bound.empty();
   bound.clear();
+  copiedIn.clear();
   ++rebinds;
-  bindArguments(p);
+  if (rebind) bindArguments(p);
   graph = CudaGraphExec();
 }
 
@@ -1234,7 +1287,7 @@ Expected<void> CudaExecutable::Impl::uploadInputs(const Program& p, const Tensor
         return ok;
       continue;
     }
-    if (inPlace && (*inPlace)[i]) continue;  // mapped host memory its kernels read where it is
+    if (inPlace && (*inPlace)[i]) continue;  // mapped host memory the step copies in (copiedIn)
     // In run(), page-locked host memory of the model's element type (cudaMallocHost,
     // cudaHostRegister, torch's pin_memory()) is copied by DMA straight from where it is;
     // anything else is converted into the pinned staging buffer first.

@@ -32,11 +32,12 @@ struct CudaExecutableOptions {
   /// re-resolves the launches and captures the graph again, at most a few times). Default: on,
   /// unless SHOAL_CUDA_INPUTS_IN_PLACE=0.
   bool inputsInPlace = true;
-  /// run() with an inference program's input in page-locked host memory mapped into the
-  /// device's address space (cudaMallocHost, pin_memory()), at most this many bytes: its
-  /// kernels read it there over the bus, no copy before the step (as inputsInPlace; 0 turns it
-  /// off). Default from SHOAL_CUDA_PINNED_IN_PLACE_BYTES.
-  int64_t pinnedInputsInPlaceBytes = 0;
+  /// run() with an inference program's input (one inputsInPlace may bind) in page-locked host
+  /// memory mapped into the device's address space (cudaMallocHost, pin_memory()), at most this
+  /// many bytes: the step's first launch, a kernel, copies it in over the bus (part of the
+  /// replayed graph), instead of the copy engine's DMA before the step. 0 turns it off.
+  /// Default 1 MB, or SHOAL_CUDA_PINNED_COPY_IN_BYTES.
+  int64_t pinnedCopyInBytes = int64_t(1) << 20;
   /// One kernel for each run of optimizer updates (CudaCodegenOptions::horizontalUpdates).
   /// Default: on, unless SHOAL_CUDA_HFUSE=0.
   bool horizontalUpdates = true;
@@ -169,6 +170,9 @@ class CudaExecutable : public Executable {
   std::vector<std::string> hostWrittenOutputs() const;
   /// The inputs run() reads in place from the app's GPU memory now (inputsInPlace), by name.
   std::vector<std::string> inputsReadInPlace() const;
+  /// The inputs run() copies in from mapped page-locked host memory with a kernel now
+  /// (pinnedCopyInBytes), by name.
+  std::vector<std::string> inputsCopiedIn() const;
   /// Why capturing the step as a CUDA graph failed ("" if it did not); the step then keeps
   /// launching kernel by kernel, which is correct, only slower.
   const std::string& graphCaptureError() const;

@@ -14,8 +14,29 @@ namespace {
 //   row] of a resident data set's tensor into the input's buffer, bit for bit when the element
 //   types agree, else converted through double as the host's upload converts (Tensor::set);
 //   block (0, 0) also writes the scalar inputs, given by value. ShoalGather mirrors GatherArgs.
-constexpr const char* kRuntimeKernelsSource = R"(// shoal: the runtime's kernels (metrics, gathers)
+// - shoal_copy_in (run()): copies an input from mapped page-locked host memory into its
+//   buffer, 16 bytes a thread and up to four loads in flight each, so every load of a small
+//   input crosses the bus at once; the bytes past the last whole 16 by threads 0-15. Both
+//   addresses 16-byte aligned (the caller checks).
+constexpr const char* kRuntimeKernelsSource = R"(// shoal: the runtime's kernels (metrics, gathers, copies in)
 typedef unsigned long long u64;
+extern "C" __global__ void shoal_copy_in(const unsigned char* __restrict__ src, unsigned char* __restrict__ dst,
+                                         long long bytes) {
+  const long long vecs = bytes / 16, stride = (long long)gridDim.x * blockDim.x;
+  const long long me = (long long)blockIdx.x * blockDim.x + threadIdx.x;
+  const float4* s = (const float4*)src;
+  float4* d = (float4*)dst;
+  long long i = me;
+  for (; i + 3 * stride < vecs; i += 4 * stride) {
+    const float4 a = s[i], b = s[i + stride], c = s[i + 2 * stride], e = s[i + 3 * stride];
+    d[i] = a;
+    d[i + stride] = b;
+    d[i + 2 * stride] = c;
+    d[i + 3 * stride] = e;
+  }
+  for (; i < vecs; i += stride) d[i] = s[i];
+  if (me < bytes - vecs * 16) dst[vecs * 16 + me] = src[vecs * 16 + me];
+}
 __device__ __forceinline__ double shoal_load_scalar(const void* p, unsigned code) {
   switch (code) {
     case 0: return (double)*(const float*)p;

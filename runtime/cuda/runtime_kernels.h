@@ -3,6 +3,7 @@
 // the gather's by-value argument; which element types it converts.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 
 #include <shoal/types.h>
@@ -17,7 +18,8 @@ inline constexpr int kAccumSlots = 8;
 inline constexpr int kAccumWeight = kAccumSlots, kAccumBadValue = kAccumSlots + 1, kAccumBadStep = kAccumSlots + 2,
               kAccumErrStep = kAccumSlots + 3, kAccumWords = kAccumSlots + 4;
 
-/// The module's source: shoal_accumulate and shoal_gather_rows (see runtime_kernels.cpp).
+/// The module's source: shoal_accumulate, shoal_gather_rows and shoal_copy_in (see
+/// runtime_kernels.cpp).
 const char* runtimeKernelsSource();
 
 /// The element code the kernels read a scalar or an element by: f32 0, f64 1, i32 2, i64 3,
@@ -26,6 +28,13 @@ unsigned scalarCode(DType t);
 
 /// shoal_gather_rows's by-value argument as the host fills it: the layout of the kernel's
 /// ShoalGather (naturally aligned fields of fixed width). Up to 8 tensors and 4 scalars.
+/// shoal_copy_in's launch for `bytes`: 256 threads a block, a thread per 16 bytes up to 2048
+/// blocks (then up to four loads in flight a thread, then a loop).
+inline unsigned copyInBlocks(int64_t bytes) {
+  const int64_t threads = (bytes + 15) / 16;
+  return unsigned(std::min<int64_t>(2048, std::max<int64_t>(1, (threads + 255) / 256)));
+}
+
 inline constexpr int kGatherTensors = 8, kGatherScalars = 4;
 struct GatherTensorArg {
   const void* src;

@@ -1063,9 +1063,10 @@ TEST(CudaExecutor, MisalignedDeviceInputsAreCopiedNotReadInPlace) {
   ASSERT_TRUE((*ctx)->freeBuffer(*buffer).has_value());
 }
 
-// Inputs in page-locked host memory (a view of a cudaMallocHost buffer) are copied by DMA
-// straight from there, also when they change between runs in the same buffer; one of another
-// element type is converted through the staging buffer as ever. Same bits as pageable
+// Inputs in page-locked host memory (a view of a cudaMallocHost buffer) are copied straight
+// from there (by the step's first kernel in inference, pinnedCopyInBytes; by DMA in a training
+// step), also when they change between runs in the same buffer; one of another element type is
+// converted through the staging buffer as ever. Same bits as pageable
 // tensors, in inference (no status words: nothing reports) and in a training step.
 TEST(CudaExecutor, PageLockedHostInputsMatchPageableOnes) {
   SHOAL_REQUIRE_GPU();
@@ -1133,9 +1134,10 @@ TEST(CudaExecutor, PageLockedHostInputsMatchPageableOnes) {
 // (staged), one GPU buffer or another, one page-locked buffer or another, in any order, with
 // the graph captured after a call from the host or from the GPU. Every call gives the bits of
 // an executable fed pageable host tensors throughout, in inference and in a training step.
-// In inference the kernels read an input in GPU memory where it is (inputsInPlace), until its
-// address has changed too often (the third order: back and forth between two buffers), then
-// it is copied again; a training step always copies.
+// In inference the kernels read an input in GPU memory where it is (inputsInPlace), and the
+// step's first kernel copies one in page-locked memory in (pinnedCopyInBytes), until the address
+// has changed too often (the third order: back and forth between two buffers), then it is
+// copied again; a training step always copies.
 TEST(CudaExecutor, InputsFromAnywhereCallAfterCallMatchHostInputs) {
   SHOAL_REQUIRE_GPU();
   auto ctx = CudaContext::create();
@@ -1211,6 +1213,9 @@ TEST(CudaExecutor, InputsFromAnywhereCallAfterCallMatchHostInputs) {
         const bool gaveUp = order.size() > 7 && call >= 8;  // past kMaxRebinds address changes
         EXPECT_EQ(moved.gpu->inputsReadInPlace(),
                   !training && onGpu && !gaveUp ? std::vector<std::string>{"x"} : std::vector<std::string>{});
+        const bool pinned = order[call] == From::PinnedA || order[call] == From::PinnedB;  // pinnedCopyInBytes
+        EXPECT_EQ(moved.gpu->inputsCopiedIn(),
+                  !training && pinned ? std::vector<std::string>{"x"} : std::vector<std::string>{});
       }
       TensorMap a = ref.gpu->readPersistent(), b = moved.gpu->readPersistent();
       for (const auto& [name, t] : a) EXPECT_EQ(std::memcmp(b.at(name).raw(), t.raw(), t.byteSize()), 0) << name;
@@ -1218,12 +1223,13 @@ TEST(CudaExecutor, InputsFromAnywhereCallAfterCallMatchHostInputs) {
     }
 }
 
-// pinnedInputsInPlaceBytes: the seed CNN's u8 images in mapped page-locked host memory, at
-// most that many bytes, are read by its first kernel over the bus (no copy first): the same bits
-// as the DMA copy and as pageable input, call after call, with the buffer's contents changing
-// between calls and the buffer itself changing (the graph captured again); a larger input, a
-// pageable one, or one of another element type is copied as ever.
-TEST(CudaExecutor, SmallPinnedInputsReadOverTheBusKeepTheirBits) {
+// pinnedCopyInBytes: the seed CNN's u8 images in mapped page-locked host memory, at most that
+// many bytes, are copied in by the step's first launch (shoal_copy_in, in the replayed graph):
+// the same bits as the DMA copy and as pageable input, call after call, with the buffer's
+// contents changing between calls and the buffer itself changing (the graph captured again); a
+// larger input or a pageable one is copied as ever, and other entry points (timeStepMs) use
+// the input's own buffer as it is.
+TEST(CudaExecutor, SmallPinnedInputsCopiedInByAKernelKeepTheirBits) {
   SHOAL_REQUIRE_GPU();
   auto ctx = CudaContext::create();
   ASSERT_TRUE(ctx.has_value()) << ctx.error().message();
@@ -1233,14 +1239,14 @@ TEST(CudaExecutor, SmallPinnedInputsReadOverTheBusKeepTheirBits) {
   for (int64_t batch : {1, 64}) {
     SCOPED_TRACE(batch);
     const int64_t bytes = batch * 28 * 28;
-    std::unique_ptr<CudaExecutable> exes[2];  // copied by DMA, read in place
+    std::unique_ptr<CudaExecutable> exes[2];  // copied by DMA, copied in by a kernel
     for (int c = 0; c < 2; ++c) {
       auto g = rebatchGraph(*pipeline->model, batch);
       ASSERT_TRUE(g.has_value()) << g.error().message();
       auto program = compileProgram(std::move(*g), CompileOptions{});
       ASSERT_TRUE(program.has_value()) << program.error().message();
       CudaExecutableOptions o = CudaExecutableOptions::fromEnvironment();
-      o.pinnedInputsInPlaceBytes = c == 0 ? 0 : 64 * 28 * 28;
+      o.pinnedCopyInBytes = c == 0 ? 0 : 64 * 28 * 28;
       auto exe = CudaExecutable::create(std::move(*program), o);
       ASSERT_TRUE(exe.has_value()) << exe.error().message();
       exes[c] = std::move(*exe);
@@ -1268,16 +1274,27 @@ TEST(CudaExecutor, SmallPinnedInputsReadOverTheBusKeepTheirBits) {
         ASSERT_TRUE(got.has_value()) << got.error().message();
         for (const auto& [name, t] : *want)
           EXPECT_EQ(std::memcmp(got->at(name).raw(), t.raw(), t.byteSize()), 0) << name << ", configuration " << c;
-        EXPECT_EQ(exes[c]->inputsReadInPlace(), c == 1 ? std::vector<std::string>{"x"} : std::vector<std::string>{});
+        EXPECT_EQ(exes[c]->inputsCopiedIn(), c == 1 ? std::vector<std::string>{"x"} : std::vector<std::string>{});
+        EXPECT_TRUE(exes[c]->inputsReadInPlace().empty());
         EXPECT_TRUE(exes[c]->replaysGraph()) << exes[c]->graphCaptureError();
       }
       if (call < 4) continue;
       // Pageable memory is copied through the staging buffer.
       auto pageable = exes[1]->run(feed);
       ASSERT_TRUE(pageable.has_value()) << pageable.error().message();
-      EXPECT_TRUE(exes[1]->inputsReadInPlace().empty());
+      EXPECT_TRUE(exes[1]->inputsCopiedIn().empty());
       for (const auto& [name, t] : *want)
         EXPECT_EQ(std::memcmp(pageable->at(name).raw(), t.raw(), t.byteSize()), 0) << name;
+      // Back to the pinned buffer, then a step timed on the input's own buffer: no copy in.
+      ASSERT_TRUE(exes[1]->run(pinnedFeed).has_value());
+      EXPECT_EQ(exes[1]->inputsCopiedIn(), std::vector<std::string>{"x"});
+      auto ms = exes[1]->timeStepMs(2);
+      ASSERT_TRUE(ms.has_value()) << ms.error().message();
+      EXPECT_TRUE(exes[1]->inputsCopiedIn().empty());
+      auto again = exes[1]->run(pinnedFeed);
+      ASSERT_TRUE(again.has_value()) << again.error().message();
+      for (const auto& [name, t] : *want)
+        EXPECT_EQ(std::memcmp(again->at(name).raw(), t.raw(), t.byteSize()), 0) << name;
     }
   }
   // Over the limit: copied.
@@ -1286,7 +1303,7 @@ TEST(CudaExecutor, SmallPinnedInputsReadOverTheBusKeepTheirBits) {
   auto program = compileProgram(std::move(*g65), CompileOptions{});
   ASSERT_TRUE(program.has_value()) << program.error().message();
   CudaExecutableOptions o = CudaExecutableOptions::fromEnvironment();
-  o.pinnedInputsInPlaceBytes = 64 * 28 * 28;
+  o.pinnedCopyInBytes = 64 * 28 * 28;
   auto big = CudaExecutable::create(std::move(*program), o);
   ASSERT_TRUE(big.has_value()) << big.error().message();
   (*big)->initializeParameters(5);
@@ -1295,7 +1312,7 @@ TEST(CudaExecutor, SmallPinnedInputsReadOverTheBusKeepTheirBits) {
   std::memset(h->data(), 7, 65 * 28 * 28);
   auto out = (*big)->run({{"x", Tensor::view(TensorType{DType::U8, {65, 1, 28, 28}}, h->data())}});
   ASSERT_TRUE(out.has_value()) << out.error().message();
-  EXPECT_TRUE((*big)->inputsReadInPlace().empty());
+  EXPECT_TRUE((*big)->inputsCopiedIn().empty());
 }
 
 // An inference program's small outputs are written by their kernels straight into pinned

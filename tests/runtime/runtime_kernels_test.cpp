@@ -26,6 +26,7 @@ TEST(RuntimeKernels, CompileWithNvrtcForSm90AndSm80) {
     ASSERT_TRUE(cubin.has_value()) << arch << ": " << cubin.error().message();
     EXPECT_NE(cubin->find("shoal_gather_rows"), std::string::npos) << arch;
     EXPECT_NE(cubin->find("shoal_accumulate"), std::string::npos) << arch;
+    EXPECT_NE(cubin->find("shoal_copy_in"), std::string::npos) << arch;
   }
 #else
   GTEST_SKIP() << "built without CUDA";
@@ -118,6 +119,46 @@ TEST(RuntimeKernels, GatherRowsEmulatedMatchesTheHostsGather) {
   }
   EXPECT_EQ(std::memcmp(&stepOut, &step, 4), 0);
   EXPECT_EQ(std::memcmp(&lrOut, &lr, 8), 0);
+}
+
+// shoal_copy_in on the emulator: every byte copied and none past the end, for sizes with and
+// without a tail of under 16 bytes, one vector per thread, four in flight per thread and the
+// loop after them (a grid of 2 x 4 threads here), and the launch shape the runtime picks.
+TEST(RuntimeKernels, CopyInEmulatedCopiesEveryByteAndNoMore) {
+  std::string source = std::string(cudaimpl::runtimeKernelsSource()) +
+                       "\nextern \"C\" void shoal_copy_in_at(const unsigned char* s, unsigned char* d, const long long* n) "
+                       "{ shoal_copy_in(s, d, *n); }\n";
+  auto mod = test::EmulatedModule::compile(source, "runtime_kernels_copy_in");
+  ASSERT_TRUE(mod.has_value()) << mod.error().message();
+  struct Case {
+    long long bytes;
+    unsigned grid, block;
+  };
+  const long long seed = 64 * 28 * 28;  // the seed CNN's batch of 64 u8 images
+  for (const Case& c : std::vector<Case>{{5, 2, 4},
+                                         {16, 2, 4},
+                                         {16 * 8 + 3, 2, 4},
+                                         {16 * 40 + 7, 2, 4},
+                                         {16 * 77, 2, 4},
+                                         {seed, cudaimpl::copyInBlocks(seed), 256},
+                                         {12345, cudaimpl::copyInBlocks(12345), 256}}) {
+    SCOPED_TRACE(c.bytes);
+    std::vector<float> srcStore(size_t(c.bytes / 4 + 8)), dstStore(size_t(c.bytes / 4 + 8));
+    auto* src = reinterpret_cast<unsigned char*>(srcStore.data());
+    auto* dst = reinterpret_cast<unsigned char*>(dstStore.data());
+    ASSERT_EQ(reinterpret_cast<uintptr_t>(src) % 16, 0u);
+    ASSERT_EQ(reinterpret_cast<uintptr_t>(dst) % 16, 0u);
+    std::mt19937 rng{uint32_t(c.bytes)};
+    for (long long i = 0; i < c.bytes + 16; ++i) src[i] = (unsigned char)(rng() % 256);
+    std::memset(dst, 0xab, size_t(c.bytes + 16));
+    long long n = c.bytes;
+    ASSERT_TRUE(mod->get()->launch("shoal_copy_in_at", c.grid, 1, c.block, {src, dst, &n}, false).has_value());
+    EXPECT_EQ(std::memcmp(dst, src, size_t(c.bytes)), 0);
+    for (long long i = c.bytes; i < c.bytes + 16; ++i) EXPECT_EQ(dst[i], 0xab) << "written past the end at " << i;
+  }
+  EXPECT_EQ(cudaimpl::copyInBlocks(seed), 13u);
+  EXPECT_EQ(cudaimpl::copyInBlocks(1), 1u);
+  EXPECT_EQ(cudaimpl::copyInBlocks(int64_t(1) << 30), 2048u);
 }
 
 }  // namespace
