@@ -243,7 +243,7 @@ Expected<nlohmann::ordered_json> benchInfer(const Pipeline& p, int64_t batch, co
     auto pinnedMs = timeRuns(inPinned);
     if (!pinnedMs) return Unexpected(pinnedMs.error());
     j["ms_median_pinned"] = *pinnedMs;
-    j["pinned_read_in_place"] = !gpu->inputsReadInPlace().empty();  // else copied by DMA first
+    j["pinned_copied_in"] = !gpu->inputsCopiedIn().empty();  // by shoal_copy_in; else by DMA
     auto device = gpu->timeStepMs(50);
     if (!device) return Unexpected(device.error());
     j["device_ms"] = *device;
