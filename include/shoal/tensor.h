@@ -23,7 +23,7 @@ class Tensor {
   Tensor(DType dtype, Shape shape) : Tensor(TensorType{dtype, std::move(shape)}) {}
   /// A non-owning view of `data` (which must outlive every copy of the view). A view of
   /// page-locked memory (cudaMallocHost, cudaHostRegister) is uploaded by Session::run on a
-  /// GPU by DMA straight from there when its element type is the model's input's.
+  /// GPU straight from there when its element type is the model's input's (docs/API.md).
   static Tensor view(TensorType type, void* data);
   /// A non-owning view of memory on GPU `device` (cudaMalloc'd by the app, or another
   /// library's tensor), for a Session or Trainer running on that GPU: an input fed this way is
