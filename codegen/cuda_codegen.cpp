@@ -117,6 +117,25 @@ std::string intLit(int64_t v) {
   return std::to_string(v);
 }
 
+std::string linear(std::initializer_list<std::pair<const char*, int64_t>> terms, int64_t constant) {
+  std::string out;
+  for (const auto& [var, k] : terms) {
+    if (k == 0) continue;
+    std::string term = std::string(var) + (k == 1 || k == -1 ? "" : " * " + std::to_string(k < 0 ? -k : k));
+    if (out.empty()) out = k < 0 ? "-" + term : term;
+    else out += (k < 0 ? " - " : " + ") + term;
+  }
+  if (out.empty()) return std::to_string(constant);
+  if (constant != 0) out += (constant < 0 ? " - " : " + ") + std::to_string(constant < 0 ? -constant : constant);
+  return out;
+}
+
+bool isFloatNode(const Node& n) {
+  for (Value* v : n.inputs())
+    if (!isFloat(v->type().dtype)) return false;
+  return true;
+}
+
 std::string indexType(int64_t n) {
   // A grid-stride loop adds at most kMaxGrid * kBlock past the last valid index.
   return n + kMaxGrid * int64_t(kBlock) < int64_t(std::numeric_limits<int32_t>::max()) ? "int" : "long long";

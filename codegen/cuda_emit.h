@@ -300,20 +300,30 @@ Expected<void> emitImplicitGemm(NodeEmitter& em, const ImplicitGemm& spec);
 /// reduction is the batch's pixels, keeps 256: not measured.)
 inline constexpr int64_t kConvMinSlice = 64;
 
+/// Σ var·coefficient + constant as C, written plainly: "oy", "oy * 2 - 1", "iy + 1 - ki * 2".
+std::string linear(std::initializer_list<std::pair<const char*, int64_t>> terms, int64_t constant);
+/// True when every input of `n` has a float element type.
+bool isFloatNode(const Node& n);
+
+// codegen/cuda_kernels_conv.cpp
 Expected<void> emitConv2d(NodeEmitter& em);
 /// conv2d_backward_data, and conv_transpose2d (the same gather, plus the bias).
 Expected<void> emitConv2dBackwardData(NodeEmitter& em);
 Expected<void> emitConv2dBackwardWeight(NodeEmitter& em);
-Expected<void> emitMaxPool2d(NodeEmitter& em);
-Expected<void> emitMaxPool2dGrad(NodeEmitter& em);
-Expected<void> emitAvgPool2d(NodeEmitter& em);
-Expected<void> emitAvgPool2dGrad(NodeEmitter& em);
-Expected<void> emitDense(NodeEmitter& em);
 /// fused_conv2d: the direct conv kernel with the activation in its store.
 Expected<void> emitFusedConv2d(NodeEmitter& em);
 /// fused_conv2d_pool: one thread per pooled output computes the conv outputs of its window,
 /// activation and max; the conv output is never stored.
 Expected<void> emitFusedConv2dPool(NodeEmitter& em);
+
+// codegen/cuda_kernels_pool.cpp (and global_avgpool, family conv below)
+Expected<void> emitMaxPool2d(NodeEmitter& em);
+Expected<void> emitMaxPool2dGrad(NodeEmitter& em);
+Expected<void> emitAvgPool2d(NodeEmitter& em);
+Expected<void> emitAvgPool2dGrad(NodeEmitter& em);
+
+// codegen/cuda_kernels_dense.cpp
+Expected<void> emitDense(NodeEmitter& em);
 /// fused_dense: a cuBLAS GEMM, then one epilogue kernel for bias + activation.
 Expected<void> emitFusedDense(NodeEmitter& em);
 /// fused_mlp: two layers; a small split batch in two kernels (emitSmallMlpRows), else as
@@ -360,8 +370,8 @@ Expected<void> emitDropoutTrain(NodeEmitter& em);
 // (end of family norm)
 
 // ==== family conv: convolution and pooling ====
-// codegen/cuda_kernels_conv.cpp. (conv_transpose2d's forward is emitConv2dBackwardData's
-// gather kernel with a bias.)
+// codegen/cuda_kernels_pool.cpp. (conv2d, conv_transpose2d and the pools above;
+// conv_transpose2d's forward is emitConv2dBackwardData's gather kernel with a bias.)
 /// global_avgpool: a double sum in fixed order, one warp per plane (one block per plane when
 /// the planes are too few to fill the GPU with warps).
 Expected<void> emitGlobalAvgPool(NodeEmitter& em);
