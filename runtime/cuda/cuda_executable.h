@@ -180,7 +180,9 @@ class CudaExecutable : public Executable {
   double compileMs() const;
   /// Device time of one step in milliseconds: the step (the graph when captured) is launched
   /// `iterations` more times on the inputs of the last run, between two CUDA events; no
-  /// copies in or out. Params and state change as they would in training.
+  /// copies in or out. Inputs the last run read in place or copied in are read from their own
+  /// buffers again, and the graph that rebinding drops is captured again first (untimed, not
+  /// run). Params and state change as they would in training.
   Expected<double> timeStepMs(int iterations);
   /// Device milliseconds of each node's launches in a step (prepare launches left out), the
   /// least over `steps` profiled steps on the inputs of the last run (launched one by one, as

@@ -1291,6 +1291,8 @@ TEST(CudaExecutor, SmallPinnedInputsCopiedInByAKernelKeepTheirBits) {
       auto ms = exes[1]->timeStepMs(2);
       ASSERT_TRUE(ms.has_value()) << ms.error().message();
       EXPECT_TRUE(exes[1]->inputsCopiedIn().empty());
+      // Dropping the copy dropped the graph; timeStepMs captured it again, so it timed a replay.
+      EXPECT_TRUE(exes[1]->replaysGraph());
       auto again = exes[1]->run(pinnedFeed);
       ASSERT_TRUE(again.has_value()) << again.error().message();
       for (const auto& [name, t] : *want)
