@@ -566,6 +566,9 @@ TEST(CudaInfraGpu, ArenaAndBuffers) {
   std::memset(bytes, 0xAB, 1024);
   ASSERT_TRUE(ctx->memsetZero(arena->data(), 1024, "arena").has_value());
   ASSERT_TRUE(ctx->copyToDevice(arena->at(256), bytes, 256, "pattern").has_value());
+  // The copy from page-locked memory is asynchronous: it must have read the pattern before the
+  // host overwrites the buffer (without this wait the test failed under load on an H200).
+  ASSERT_TRUE(ctx->synchronize().has_value());
   std::memset(bytes, 0x11, 1024);
   ASSERT_TRUE(ctx->copyToHost(bytes, arena->data(), 1024, "arena").has_value());
   ASSERT_TRUE(ctx->synchronize().has_value());
