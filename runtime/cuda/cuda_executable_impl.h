@@ -239,6 +239,11 @@ struct CudaExecutable::Impl {
   Expected<void> enqueueStep();
   /// Records enqueueStep() as a CUDA graph.
   Expected<void> captureGraph();
+  /// Captures the step as a CUDA graph when graphs are on (not with syncEach or profiling)
+  /// and no capture has failed before. A failed capture is remembered (graphError) and the step
+  /// keeps launching kernel by kernel, which is correct, only slower; --verbose says which.
+  void captureIfAllowed(const Program& p);
+  bool mayCapture() const { return opts.graphs && !graphFailed && !opts.syncEach && !profiling; }
   /// Checks `inputs` against the graph's, converts each into the staging buffer `pin` and
   /// queues its upload (device tensors are copied on the device). `syncedCall`: the caller waits for the step before returning (run()), so page-locked host
   /// tensors may be read by DMA in place; runAccumulate returns before the copy runs and

@@ -312,12 +312,7 @@ Expected<double> CudaExecutable::timeStepMs(int iterations) {
   // The graph unbindInputs dropped (the last run read an input in place or copied it in) is
   // captured again, not run, so the step timed is the one run() replays. Only after a step has
   // run: its modules are loaded and cuBLAS has made its first calls, which a capture cannot.
-  if (!im.graph.valid() && im.launchedOnce && im.opts.graphs && !im.graphFailed && !im.opts.syncEach &&
-      !im.profiling)
-    if (auto ok = im.captureGraph(); !ok) {
-      im.graphFailed = true;  // as run() does: step by step from now on, correct, only slower
-      im.graphError = ok.error().message();
-    }
+  if (!im.graph.valid() && im.launchedOnce) im.captureIfAllowed(program_);
   if (auto ok = im.ctx->record(*start); !ok) return Unexpected(ok.error());
   for (int i = 0; i < iterations; ++i) {
     im.noteStep();

@@ -246,6 +246,20 @@ Expected<void> CudaExecutable::Impl::captureGraph() {
   return {};
 }
 
+void CudaExecutable::Impl::captureIfAllowed(const Program& p) {
+  if (!mayCapture()) return;
+  if (auto ok = captureGraph(); !ok) {
+    graphFailed = true;
+    graphError = ok.error().message();
+    if (opts.verbose)
+      std::cerr << "shoal: cuda '" << p.graph->name() << "': no CUDA graph (" << graphError
+                << "); launching kernels one by one\n";
+  } else if (opts.verbose) {
+    std::cerr << fmt::format("shoal: cuda '{}': step captured as a CUDA graph of {} nodes\n", p.graph->name(),
+                             graph.nodeCount());
+  }
+}
+
 Expected<TensorMap> CudaExecutable::run(const TensorMap& inputs) {
   Impl& im = *impl_;
   im.comm = comm_.get();
@@ -298,18 +312,7 @@ Expected<TensorMap> CudaExecutable::run(const TensorMap& inputs) {
     if (s.bytes) std::memcpy(t.raw(), pinOut + s.offset, s.bytes);
     out[s.name] = std::move(t);
   }
-  if (!im.graph.valid() && im.opts.graphs && !im.graphFailed && !im.opts.syncEach && !im.profiling) {
-    if (auto ok = im.captureGraph(); !ok) {
-      im.graphFailed = true;  // keep launching step by step; correct, only slower
-      im.graphError = ok.error().message();
-      if (im.opts.verbose)
-        std::cerr << "shoal: cuda '" << program_.graph->name() << "': no CUDA graph (" << ok.error().message()
-                  << "); launching kernels one by one\n";
-    } else if (im.opts.verbose) {
-      std::cerr << fmt::format("shoal: cuda '{}': step captured as a CUDA graph of {} nodes\n", program_.graph->name(),
-                               im.graph.nodeCount());
-    }
-  }
+  if (!im.graph.valid()) im.captureIfAllowed(program_);
   return out;
 }
 
@@ -443,15 +446,9 @@ Expected<void> CudaExecutable::Impl::launchStep(const Program& p, bool captureAf
     if (!ok) return ok;
   }
   if (profiling) return collectProfile();
-  if (captureAfter && opts.graphs && !graphFailed && !opts.syncEach) {
+  if (captureAfter && mayCapture()) {
     PhaseTimer timer("CUDA graph capture + instantiate");
-    if (auto ok = captureGraph(); !ok) {
-      graphFailed = true;  // keep launching step by step; correct, only slower
-      graphError = ok.error().message();
-      if (opts.verbose)
-        std::cerr << "shoal: cuda '" << p.graph->name() << "': no CUDA graph (" << graphError
-                  << "); launching kernels one by one\n";
-    }
+    captureIfAllowed(p);
   }
   return {};
 }
