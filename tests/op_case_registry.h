@@ -47,10 +47,12 @@ class OpCaseRegistry {
   }
 };
 
-/// Registers the following function body as `Registry`'s cases for the ops listed after `id`
-/// (`id` only names the function). The body's parameters are the registry's: see each
-/// registry's SHOAL_..._CASES macro.
-#define SHOAL_OP_CASES_REGISTER(Registry, id, ...)                                              \
-  static const Registry::Registration shoalCasesRegistration_##id({__VA_ARGS__}, &shoalCases_##id)
+/// Registers the function `fn` as `Registry`'s cases for the ops listed after it. Each
+/// registry's SHOAL_..._CASES macro names its functions with its own prefix and the case's id
+/// (shoalShapeCases_Relu, shoalGradCases_Relu, ...): the test sources are compiled several to a
+/// translation unit (tests/CMakeLists.txt, SHOAL_TESTS_UNITY_BATCH), where two registries' cases
+/// of one op meet.
+#define SHOAL_OP_CASES_REGISTER(Registry, fn, ...) \
+  static const Registry::Registration fn##_registration({__VA_ARGS__}, &fn)
 
 }  // namespace shoal::test

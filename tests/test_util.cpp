@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "frontend/onnx/onnx_import.h"
+#include "runtime/cuda/device.h"
 
 namespace fs = std::filesystem;
 
@@ -78,5 +79,22 @@ CommandResult runShell(const std::string& command) {
 }
 
 CommandResult runCli(const std::string& args) { return runShell("'" + std::string(SHOAL_CLI_PATH) + "' " + args); }
+
+std::vector<std::string> listDir(const std::string& dir) {
+  std::vector<std::string> names;
+  for (const auto& e : fs::directory_iterator(dir)) names.push_back(e.path().filename().string());
+  std::sort(names.begin(), names.end());
+  return names;
+}
+
+bool haveHostCompiler() {
+  static const bool ok = runShell("${CXX:-c++} --version > /dev/null 2>&1").exitCode == 0;
+  return ok;
+}
+
+bool haveGpu() {
+  static const bool ok = probeCudaDevice(0).has_value();
+  return ok;
+}
 
 }  // namespace shoal::test

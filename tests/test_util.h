@@ -29,4 +29,12 @@ CommandResult runCli(const std::string& args);
 /// Runs any shell command from the source directory.
 CommandResult runShell(const std::string& command);
 
+/// The file names in `dir`, sorted.
+std::vector<std::string> listDir(const std::string& dir);
+/// Whether a host C++ compiler ($CXX, else c++) runs: the CPU emulator of generated CUDA needs
+/// one. Asked once.
+bool haveHostCompiler();
+/// Whether CUDA device 0 can be used (a driver and a card). Asked once.
+bool haveGpu();
+
 }  // namespace shoal::test

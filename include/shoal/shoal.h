@@ -25,10 +25,6 @@ class ModelPrograms;  // a model's compiled programs on a device (internal)
 struct Pipeline;      // a loaded pipeline (internal)
 struct TrainerState;  // a Trainer's state (internal)
 
-/// Shorthand for tensor types: `shoal::f32({64, 784})`.
-inline TensorType f32(Shape shape) { return {DType::F32, std::move(shape)}; }
-inline TensorType f64(Shape shape) { return {DType::F64, std::move(shape)}; }
-
 enum class Activation { None, Relu, Sigmoid, Tanh, Softmax };
 
 /// A value being built: returned by GraphBuilder methods, passed back into them.

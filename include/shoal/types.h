@@ -5,6 +5,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 namespace shoal {
@@ -61,5 +62,9 @@ struct TensorType {
   std::string str() const;
   bool operator==(const TensorType&) const = default;
 };
+
+/// Shorthand for tensor types: `shoal::f32({64, 784})`.
+inline TensorType f32(Shape shape) { return {DType::F32, std::move(shape)}; }
+inline TensorType f64(Shape shape) { return {DType::F64, std::move(shape)}; }
 
 }  // namespace shoal

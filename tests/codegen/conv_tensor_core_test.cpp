@@ -29,8 +29,6 @@ inline void PrintTo(const ProductTile& t, std::ostream* os) { *os << t.describe(
 
 namespace {
 
-bool haveHostCompiler() { return test::runShell("${CXX:-c++} --version > /dev/null 2>&1").exitCode == 0; }
-
 struct Format;
 // Runs `g` (compiled for inference) with tensor-core convolutions in format `f`: params, then
 // the inputs; returns output "y".
@@ -126,7 +124,7 @@ struct Geometry {
   }
 };
 
-Tensor randomTensor(Shape s, std::mt19937_64& rng) {
+Tensor tcRandomTensor(Shape s, std::mt19937_64& rng) {
   std::uniform_real_distribution<double> u(-1.0, 1.0);
   Tensor t(DType::F32, std::move(s));
   for (int64_t i = 0; i < t.numElements(); ++i) t.set(i, u(rng));
@@ -319,8 +317,8 @@ void checkForward(const Geometry& gm, bool bias, bool relu, uint64_t seed, const
   EXPECT_EQ(tensorCoreKernels(g), 1);
   EXPECT_EQ(channelsLastTaken(g, f), f.channelsLast && channelsLastApplies(gm.c));
   std::mt19937_64 rng(seed);
-  Tensor xt = randomTensor({gm.n, gm.c, gm.h, gm.w}, rng), wt = randomTensor({gm.o, gm.c, gm.kh, gm.kw}, rng),
-         bt = randomTensor({gm.o}, rng);
+  Tensor xt = tcRandomTensor({gm.n, gm.c, gm.h, gm.w}, rng), wt = tcRandomTensor({gm.o, gm.c, gm.kh, gm.kw}, rng),
+         bt = tcRandomTensor({gm.o}, rng);
   TensorMap params{{"c.weight", wt}};
   if (bias) params["c.bias"] = bt;
   auto got = run(g, params, {{"x", xt}}, f);
@@ -357,8 +355,8 @@ void checkForwardPool(const Geometry& gm, uint64_t seed, const Runner& run, cons
   }
   EXPECT_EQ(channelsLastTaken(g, f), f.channelsLast && channelsLastApplies(gm.c));
   std::mt19937_64 rng(seed);
-  Tensor xt = randomTensor({gm.n, gm.c, gm.h, gm.w}, rng), wt = randomTensor({gm.o, gm.c, gm.kh, gm.kw}, rng),
-         bt = randomTensor({gm.o}, rng);
+  Tensor xt = tcRandomTensor({gm.n, gm.c, gm.h, gm.w}, rng), wt = tcRandomTensor({gm.o, gm.c, gm.kh, gm.kw}, rng),
+         bt = tcRandomTensor({gm.o}, rng);
   auto got = run(g, {{"c.weight", wt}, {"c.bias", bt}}, {{"x", xt}}, f);
   ASSERT_TRUE(got) << got.error().str();
   const int64_t oh = gm.oh(), ow = gm.ow(), ph = (oh + 2 - 3) / 2 + 1, pw = (ow + 2 - 3) / 2 + 1;
@@ -424,8 +422,8 @@ void checkBackwardData(const Geometry& gm, bool transpose, uint64_t seed, const 
   layers::output(g, *y, "y", loc);
   EXPECT_EQ(tensorCoreKernels(g), reachedPhases(gm));
   std::mt19937_64 rng(seed);
-  Tensor dyt = randomTensor({gm.n, gm.o, gm.oh(), gm.ow()}, rng), wt = randomTensor({gm.o, gm.c, gm.kh, gm.kw}, rng),
-         bt = randomTensor({gm.c}, rng);
+  Tensor dyt = tcRandomTensor({gm.n, gm.o, gm.oh(), gm.ow()}, rng), wt = tcRandomTensor({gm.o, gm.c, gm.kh, gm.kw}, rng),
+         bt = tcRandomTensor({gm.c}, rng);
   TensorMap params{{"d.weight", wt}};
   if (transpose) params["d.bias"] = bt;
   auto got = run(g, params, {{"dy", dyt}}, f);
@@ -470,7 +468,7 @@ void checkBackwardWeight(const Geometry& gm, uint64_t seed, const Runner& run, c
   layers::output(g, *y, "y", loc);
   EXPECT_EQ(tensorCoreKernels(g), 1);  // the slices' sum kernel is named ..._tc_sum
   std::mt19937_64 rng(seed);
-  Tensor xt = randomTensor({gm.n, gm.c, gm.h, gm.w}, rng), dyt = randomTensor({gm.n, gm.o, gm.oh(), gm.ow()}, rng);
+  Tensor xt = tcRandomTensor({gm.n, gm.c, gm.h, gm.w}, rng), dyt = tcRandomTensor({gm.n, gm.o, gm.oh(), gm.ow()}, rng);
   auto got = run(g, {}, {{"x", xt}, {"dy", dyt}}, asked);
   ASSERT_TRUE(got) << got.error().str();
   const ConvSums ref = weightGradientSums(gm, xt, dyt, f);
@@ -560,7 +558,7 @@ void checkSome(const Runner& run, const Format& math) {
 }
 
 TEST(ConvTensorCore, EveryConvolutionMatchesFloat64WithinTf32Bounds) {
-  if (!haveHostCompiler()) GTEST_SKIP() << "no host C++ compiler to build the emulated module";
+  if (!test::haveHostCompiler()) GTEST_SKIP() << "no host C++ compiler to build the emulated module";
   checkAll(onEmulator, TensorCoreMath::Tf32);
 }
 
@@ -586,7 +584,7 @@ void checkWgmma(const Runner& run, const Format& f) {
 }
 
 TEST(ConvTensorCore, WgmmaKernelsMatchFloat64WithinTheFormatsBounds) {
-  if (!haveHostCompiler()) GTEST_SKIP() << "no host C++ compiler to build the emulated module";
+  if (!test::haveHostCompiler()) GTEST_SKIP() << "no host C++ compiler to build the emulated module";
   for (TensorCoreMath math : {TensorCoreMath::Tf32, TensorCoreMath::Bf16, TensorCoreMath::Fp16})
     checkWgmma(onEmulator, Format(math, /*wgmma=*/true));
 }
@@ -602,20 +600,20 @@ void checkCandidates(const Runner& run, TensorCoreMath math, bool wgmma) {
 }
 
 TEST(ConvTensorCore, EveryCandidateTileMatchesFloat64WithinTheFormatsBounds) {
-  if (!haveHostCompiler()) GTEST_SKIP() << "no host C++ compiler to build the emulated module";
+  if (!test::haveHostCompiler()) GTEST_SKIP() << "no host C++ compiler to build the emulated module";
   checkCandidates(onEmulator, TensorCoreMath::Tf32, /*wgmma=*/true);
   checkWgmma(onEmulator, Format(TensorCoreMath::Tf32, false, false, 1));  // mma.sync's warps
 }
 
 TEST(ConvTensorCore, ChannelsLastForwardsMatchFloat64WithinTheFormatsBounds) {
-  if (!haveHostCompiler()) GTEST_SKIP() << "no host C++ compiler to build the emulated module";
+  if (!test::haveHostCompiler()) GTEST_SKIP() << "no host C++ compiler to build the emulated module";
   checkChannelsLast(onEmulator, Format(TensorCoreMath::Tf32, false, true), /*every=*/true);
   checkChannelsLast(onEmulator, Format(TensorCoreMath::Tf32, true, true), false);
   checkChannelsLast(onEmulator, Format(TensorCoreMath::Bf16, true, true), false);
 }
 
 TEST(ConvTensorCore, Bfloat16AndFloat16MatchFloat64WithinTheirBounds) {
-  if (!haveHostCompiler()) GTEST_SKIP() << "no host C++ compiler to build the emulated module";
+  if (!test::haveHostCompiler()) GTEST_SKIP() << "no host C++ compiler to build the emulated module";
   checkSome(onEmulator, TensorCoreMath::Bf16);
   checkSome(onEmulator, TensorCoreMath::Fp16);
 }
@@ -646,8 +644,8 @@ TEST(ConvTensorCore, WeightGradientGathersBothWaysMatchFloat64) {
     auto y = layers::addOp(g, OpKind::Conv2dBackwardWeight, {x, dy}, a, "dw" + n, loc);
     ASSERT_TRUE(y.has_value()) << y.error().str();
     layers::output(g, *y, "y" + n, loc);
-    inputs["x" + n] = randomTensor({gm.n, gm.c, gm.h, gm.w}, rng);
-    inputs["dy" + n] = randomTensor({gm.n, gm.o, gm.oh(), gm.ow()}, rng);
+    inputs["x" + n] = tcRandomTensor({gm.n, gm.c, gm.h, gm.w}, rng);
+    inputs["dy" + n] = tcRandomTensor({gm.n, gm.o, gm.oh(), gm.ow()}, rng);
   }
   auto program = compileProgram(g.clone());
   ASSERT_TRUE(program) << program.error().str();
@@ -670,7 +668,7 @@ TEST(ConvTensorCore, WeightGradientGathersBothWaysMatchFloat64) {
   };
   EXPECT_EQ(columnWise(true), std::pair(all.size() - 1, all.size() - 2)) << "all but the 9 x 9; bounded all but it and the stem";
   EXPECT_EQ(columnWise(false), std::pair(size_t(0), size_t(0)));
-  if (!haveHostCompiler()) GTEST_SKIP() << "no host C++ compiler to build the emulated module";
+  if (!test::haveHostCompiler()) GTEST_SKIP() << "no host C++ compiler to build the emulated module";
   for (bool columns : {false, true}) {
     const Format f(TensorCoreMath::Tf32, /*wgmma=*/true);
     SCOPED_TRACE(std::string(columns ? "column-wise, " : "by rows, ") + f.name());
@@ -734,9 +732,9 @@ ForwardsModule forwardsModule(const std::vector<Geometry>& all, uint64_t seed) {
     Value* y = *layers::addOp(g, OpKind::Conv2d, {x, w, b}, gm.attrs(), "c" + n, loc);
     if (ForwardsModule::relu(i)) y = *layers::addOp(g, OpKind::Relu, {y}, {}, "r" + n, loc);
     layers::output(g, y, "y" + n, loc);
-    m.inputs["x" + n] = randomTensor({gm.n, gm.c, gm.h, gm.w}, rng);
-    m.params["c" + n + ".weight"] = randomTensor({gm.o, gm.c, gm.kh, gm.kw}, rng);
-    m.params["c" + n + ".bias"] = randomTensor({gm.o}, rng);
+    m.inputs["x" + n] = tcRandomTensor({gm.n, gm.c, gm.h, gm.w}, rng);
+    m.params["c" + n + ".weight"] = tcRandomTensor({gm.o, gm.c, gm.kh, gm.kw}, rng);
+    m.params["c" + n + ".bias"] = tcRandomTensor({gm.o}, rng);
   }
   auto program = compileProgram(g.clone());
   EXPECT_TRUE(program) << (program ? "" : program.error().str());
@@ -843,7 +841,7 @@ TEST(ConvTensorCore, PairedTapsMatchFloat64AndLeakNoNaN) {
     EXPECT_EQ(pairs(kPaired[i], false), std::pair(false, false));
   }
   for (const Geometry& gm : kUnpaired) EXPECT_EQ(pairs(gm, true), std::pair(false, false)) << describe(gm);
-  if (!haveHostCompiler()) GTEST_SKIP() << "no host C++ compiler to build the emulated module";
+  if (!test::haveHostCompiler()) GTEST_SKIP() << "no host C++ compiler to build the emulated module";
   checkPairedTaps(moduleOnEmulator, TensorCoreMath::Tf32);
   checkPairedTaps(moduleOnEmulator, Format(TensorCoreMath::Tf32, /*wgmma=*/true));
   checkPairedTaps(moduleOnEmulator, Format(TensorCoreMath::Bf16, /*wgmma=*/true));
@@ -977,7 +975,7 @@ TEST(ConvTensorCore, ProductTilesReadBackWhatTheyWrite) {
 // each set of weights. (CudaCodegen.TensorCoreConvolutionsCompileWithNvrtc: a training step
 // keeps its packing in the step.)
 TEST(ConvTensorCore, PreparedWeightsAreMadeOnceAndAgainAfterAWrite) {
-  if (!haveHostCompiler()) GTEST_SKIP() << "no host C++ compiler to build the emulated module";
+  if (!test::haveHostCompiler()) GTEST_SKIP() << "no host C++ compiler to build the emulated module";
   const Geometry& gm = kGeometries[0];
   Graph g("tc_prepared");
   const Location loc{"tc.mmd", 1, 1, "c"};
@@ -1008,11 +1006,11 @@ TEST(ConvTensorCore, PreparedWeightsAreMadeOnceAndAgainAfterAWrite) {
             std::string::npos);
 
   std::mt19937_64 rng(61);
-  const Tensor xt = randomTensor({gm.n, gm.c, gm.h, gm.w}, rng);
+  const Tensor xt = tcRandomTensor({gm.n, gm.c, gm.h, gm.w}, rng);
   int expectedPrepares = 0;
   for (int round = 0; round < 2; ++round) {
     SCOPED_TRACE(round == 0 ? "first weights" : "weights written again");
-    const Tensor wt = randomTensor({gm.o, gm.c, gm.kh, gm.kw}, rng), bt = randomTensor({gm.o}, rng);
+    const Tensor wt = tcRandomTensor({gm.o, gm.c, gm.kh, gm.kw}, rng), bt = tcRandomTensor({gm.o}, rng);
     (*prepared)->writePersistent({{"c.weight", wt}, {"c.bias", bt}});
     (*packed)->writePersistent({{"c.weight", wt}, {"c.bias", bt}});
     ++expectedPrepares;

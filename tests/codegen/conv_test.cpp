@@ -25,8 +25,6 @@ constexpr const char* kBlock = R"(flowchart TD
   g --> o[output: name=logits]
 )";
 
-bool haveHostCompiler() { return test::runShell("${CXX:-c++} --version > /dev/null 2>&1").exitCode == 0; }
-
 // |got - want| <= 1e-5 + 1e-4 (|want| + max |want|): only summation order differs.
 void expectClose(const std::string& what, const Tensor& got, const Tensor& want) {
   ASSERT_EQ(got.type(), want.type()) << what;
@@ -72,7 +70,7 @@ void compareProgram(const Graph& model, const TrainConfig* train) {
 }
 
 TEST(ConvEmulation, SeparableBlockInferenceMatchesTheInterpreter) {
-  if (!haveHostCompiler()) GTEST_SKIP() << "no host C++ compiler to build the emulated module";
+  if (!test::haveHostCompiler()) GTEST_SKIP() << "no host C++ compiler to build the emulated module";
   DiagnosticEngine diags;
   auto p = loadPipelineText(kBlock, "block.mmd", diags);
   ASSERT_TRUE(p) << diags.render();
@@ -80,7 +78,7 @@ TEST(ConvEmulation, SeparableBlockInferenceMatchesTheInterpreter) {
 }
 
 TEST(ConvEmulation, SeparableBlockTrainingStepsMatchTheInterpreter) {
-  if (!haveHostCompiler()) GTEST_SKIP() << "no host C++ compiler to build the emulated module";
+  if (!test::haveHostCompiler()) GTEST_SKIP() << "no host C++ compiler to build the emulated module";
   DiagnosticEngine diags;
   auto p = loadPipelineText(kBlock, "block.mmd", diags);
   ASSERT_TRUE(p) << diags.render();

@@ -22,11 +22,6 @@
 namespace shoal {
 namespace {
 
-bool haveHostCompiler() {
-  static const bool ok = test::runShell("${CXX:-c++} --version > /dev/null 2>&1").exitCode == 0;
-  return ok;
-}
-
 // |emulated - cpu| <= atol + rtol·(|cpu| + max|cpu|): the emulator runs the generated
 // arithmetic on the host, so only summation order separates it from the interpreter.
 ::testing::AssertionResult closeTo(const std::string& what, const Tensor& got, const Tensor& want, double rtol,
@@ -145,7 +140,7 @@ TEST(CudaEmulation, GuardsSeeWritesPastARegionsEnd) {
 }
 
 TEST(CudaEmulation, SmallProductsAsKernelsMatchTheInterpreter) {
-  if (!haveHostCompiler()) GTEST_SKIP() << "no host C++ compiler to build the emulated module";
+  if (!test::haveHostCompiler()) GTEST_SKIP() << "no host C++ compiler to build the emulated module";
   test::OpGraphBuilder b("small_gemms", DType::F32);
   for (int ta = 0; ta < 2; ++ta)
     for (int tb = 0; tb < 2; ++tb)
@@ -234,7 +229,7 @@ TEST(CudaEmulation, SmallProductsAsKernelsMatchTheInterpreter) {
 // interpreter (the emulator stands in for cuBLASLt with the same arithmetic: the product, then
 // + bias, then the activation). The GPU tests check cuBLASLt itself.
 TEST(CudaEmulation, DenseBiasAndReluGoIntoCublasLtsEpilogue) {
-  if (!haveHostCompiler()) GTEST_SKIP() << "no host C++ compiler to build the emulated module";
+  if (!test::haveHostCompiler()) GTEST_SKIP() << "no host C++ compiler to build the emulated module";
   test::OpGraphBuilder b("lt_epilogues", DType::F32);
   Attrs relu, sigmoid;
   relu.set("activation", std::string("relu"));
@@ -283,7 +278,7 @@ TEST(CudaEmulation, DenseBiasAndReluGoIntoCublasLtsEpilogue) {
 }
 
 TEST(CudaEmulation, EveryOpMatchesTheInterpreter) {
-  if (!haveHostCompiler()) GTEST_SKIP() << "no host C++ compiler to build the emulated module";
+  if (!test::haveHostCompiler()) GTEST_SKIP() << "no host C++ compiler to build the emulated module";
   for (DType dt : {DType::F32, DType::F64}) {
     SCOPED_TRACE(dtypeName(dt));
     auto g = test::buildAllOpsGraph(dt);
@@ -299,7 +294,7 @@ TEST(CudaEmulation, EveryOpMatchesTheInterpreter) {
 
 // In-place fused_elementwise (result in operand 0's or 1's buffer) and relu, f32 and f64.
 TEST(CudaEmulation, InPlaceKernelsMatchTheInterpreter) {
-  if (!haveHostCompiler()) GTEST_SKIP() << "no host C++ compiler to build the emulated module";
+  if (!test::haveHostCompiler()) GTEST_SKIP() << "no host C++ compiler to build the emulated module";
   for (DType dt : {DType::F32, DType::F64}) {
     SCOPED_TRACE(dtypeName(dt));
     auto g = test::buildInPlaceGraph(dt);
@@ -314,7 +309,7 @@ TEST(CudaEmulation, InPlaceKernelsMatchTheInterpreter) {
 // The horizontally fused update kernels against the interpreter, and bit for bit against the
 // per-parameter kernels, over three steps.
 TEST(CudaEmulation, HorizontallyFusedUpdatesMatchPerParameterKernels) {
-  if (!haveHostCompiler()) GTEST_SKIP() << "no host C++ compiler to build the emulated module";
+  if (!test::haveHostCompiler()) GTEST_SKIP() << "no host C++ compiler to build the emulated module";
   for (DType dt : {DType::F32, DType::F64}) {
     SCOPED_TRACE(dtypeName(dt));
     auto g = test::buildUpdateGroupGraph(dt);
@@ -343,7 +338,7 @@ TEST(CudaEmulation, HorizontallyFusedUpdatesMatchPerParameterKernels) {
 // mask into an f32 chain; an i32 and an f32 multiplied in an f64 chain. Against the
 // interpreter, and each fused node computing in its result's type.
 TEST(CudaEmulation, ChainsOverOtherTypesMatchTheInterpreter) {
-  if (!haveHostCompiler()) GTEST_SKIP() << "no host C++ compiler to build the emulated module";
+  if (!test::haveHostCompiler()) GTEST_SKIP() << "no host C++ compiler to build the emulated module";
   for (const char* name : {"elementwise_decode", "elementwise_mixed_f64"}) {
     SCOPED_TRACE(name);
     const std::string path = test::sourcePath(std::string("tests/passes/golden/fuse/") + name + ".in.ir");
@@ -384,7 +379,7 @@ TEST(CudaEmulation, ChainsOverOtherTypesMatchTheInterpreter) {
 // thread (what these small shapes get by default), bit for bit, and against the interpreter:
 // strided, dilated, padded, grouped convs; overlapping, padded and ceil-mode pools.
 TEST(CudaEmulation, ConvPoolFilterBlocksMatchOneFilterAThread) {
-  if (!haveHostCompiler()) GTEST_SKIP() << "no host C++ compiler to build the emulated module";
+  if (!test::haveHostCompiler()) GTEST_SKIP() << "no host C++ compiler to build the emulated module";
   for (DType dt : {DType::F32, DType::F64}) {
     SCOPED_TRACE(dtypeName(dt));
     test::OpGraphBuilder b("conv_pool_blocks", dt);
@@ -425,7 +420,7 @@ TEST(CudaEmulation, ConvPoolFilterBlocksMatchOneFilterAThread) {
 // per output (7 x 7, stride 2, under a padded 3 x 3 pool of stride 2). The interpreter's fused
 // and unfused programs give the same bits.
 TEST(CudaEmulation, ConvPoolReadsItsInputThroughItsDecode) {
-  if (!haveHostCompiler()) GTEST_SKIP() << "no host C++ compiler to build the emulated module";
+  if (!test::haveHostCompiler()) GTEST_SKIP() << "no host C++ compiler to build the emulated module";
   struct Case {
     DType in;
     int64_t k, stride, pad, pool, poolStride, poolPad;
@@ -507,7 +502,7 @@ TEST(CudaEmulation, ConvPoolReadsItsInputThroughItsDecode) {
 // tensor-core kernel (TF32, split over the reduction for the 64-channel case) within TF32's
 // rounding; removing the epilogue's operand would fail both.
 TEST(CudaEmulation, ConvResidualEpilogueMatchesTheInterpreter) {
-  if (!haveHostCompiler()) GTEST_SKIP() << "no host C++ compiler to build the emulated module";
+  if (!test::haveHostCompiler()) GTEST_SKIP() << "no host C++ compiler to build the emulated module";
   for (int64_t channels : {8, 64}) {
     SCOPED_TRACE(std::to_string(channels) + " channels");
     test::OpGraphBuilder b("conv_epilogue", DType::F32);
@@ -567,7 +562,7 @@ TEST(CudaEmulation, ConvResidualEpilogueMatchesTheInterpreter) {
 // The MNIST CNN's inference program, fused (conv + relu + maxpool; the two dense layers one
 // fused_mlp; the input's u8 decode read by the conv as it loads) on the emulator.
 TEST(CudaEmulation, MnistCnnFusedInferenceMatchesTheInterpreter) {
-  if (!haveHostCompiler()) GTEST_SKIP() << "no host C++ compiler to build the emulated module";
+  if (!test::haveHostCompiler()) GTEST_SKIP() << "no host C++ compiler to build the emulated module";
   DiagnosticEngine diags;
   auto pipeline = loadPipelineFile(test::sourcePath("examples/mnist_cnn.mmd"), diags);
   ASSERT_TRUE(pipeline.has_value()) << diags.render();
@@ -590,7 +585,7 @@ TEST(CudaEmulation, MnistCnnFusedInferenceMatchesTheInterpreter) {
 }
 
 TEST(CudaEmulation, MnistCnnTrainingStepMatchesTheInterpreter) {
-  if (!haveHostCompiler()) GTEST_SKIP() << "no host C++ compiler to build the emulated module";
+  if (!test::haveHostCompiler()) GTEST_SKIP() << "no host C++ compiler to build the emulated module";
   DiagnosticEngine diags;
   auto pipeline = loadPipelineFile(test::sourcePath("examples/mnist_cnn.mmd"), diags);
   ASSERT_TRUE(pipeline.has_value()) << diags.render();
@@ -613,7 +608,7 @@ TEST(CudaEmulation, MnistCnnTrainingStepMatchesTheInterpreter) {
 }
 
 TEST(CudaEmulation, KernelsReportBadLabelsAndStepsLikeTheInterpreter) {
-  if (!haveHostCompiler()) GTEST_SKIP() << "no host C++ compiler to build the emulated module";
+  if (!test::haveHostCompiler()) GTEST_SKIP() << "no host C++ compiler to build the emulated module";
   auto g = test::buildAllOpsGraph(DType::F32);
   auto r = makeRunners(*g, test::opTestCompileOptions());
   ASSERT_NE(r, nullptr);

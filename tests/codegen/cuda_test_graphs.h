@@ -14,6 +14,7 @@
 #include "codegen/cuda_codegen.h"
 #include "ir/graph.h"
 #include "ir/shape_inference.h"
+#include "ir_builders.h"
 #include "op_case_registry.h"
 #include "passes/program.h"
 #include "runtime/executable.h"
@@ -93,11 +94,6 @@ inline std::vector<const CudaStep*> kernelSteps(const CudaModuleSource& m) {
   return out;
 }
 
-inline Attrs attrs(std::initializer_list<std::pair<std::string, AttrValue>> kv) {
-  Attrs a;
-  for (auto& [k, v] : kv) a.set(k, v);
-  return a;
-}
 using Ints = std::vector<int64_t>;
 
 struct CudaCaseTag {};
@@ -107,9 +103,9 @@ using CudaCaseRegistry = OpCaseRegistry<CudaCaseTag, bool(OpKind kind, OpGraphBu
 /// Registers the following body as the CUDA test case of the listed ops: it sees `kind`, the
 /// builder `b`, its float type `dt` and the label types labels64/32/8, and returns true.
 #define SHOAL_CUDA_CASE(id, ...)                                              \
-  static bool shoalCases_##id(OpKind kind, ::shoal::test::OpGraphBuilder& b); \
-  SHOAL_OP_CASES_REGISTER(::shoal::test::CudaCaseRegistry, id, __VA_ARGS__);  \
-  static bool shoalCases_##id([[maybe_unused]] OpKind kind, [[maybe_unused]] ::shoal::test::OpGraphBuilder& b)
+  static bool shoalCudaCase_##id(OpKind kind, ::shoal::test::OpGraphBuilder& b); \
+  SHOAL_OP_CASES_REGISTER(::shoal::test::CudaCaseRegistry, shoalCudaCase_##id, __VA_ARGS__);  \
+  static bool shoalCudaCase_##id([[maybe_unused]] OpKind kind, [[maybe_unused]] ::shoal::test::OpGraphBuilder& b)
 
 /// Adds nodes exercising `kind`: its registered case (tests/codegen/cuda_op_cases.cpp and the
 /// op families' files), else, for an elementwise op, its operands at [3,50] (and, binary ops,

@@ -15,20 +15,15 @@
 namespace shoal {
 namespace {
 
-bool haveHostCompiler() {
-  static const bool ok = test::runShell("${CXX:-c++} --version > /dev/null 2>&1").exitCode == 0;
-  return ok;
-}
-
 // The interpreter and the emulated GPU over one program each, same params and state.
-struct Pair {
+struct NormPair {
   Program program;  // the emulator's (it must outlive it)
   std::unique_ptr<CpuExecutable> cpu;
   std::unique_ptr<test::EmulatedExecutable> gpu;
 };
 
-std::unique_ptr<Pair> makePair(const Graph& g, const CompileOptions& opts) {
-  auto pair = std::make_unique<Pair>();
+std::unique_ptr<NormPair> makeNormPair(const Graph& g, const CompileOptions& opts) {
+  auto pair = std::make_unique<NormPair>();
   auto forCpu = compileProgram(g.clone(), opts);
   auto forGpu = compileProgram(g.clone(), opts);
   EXPECT_TRUE(forCpu && forGpu) << (forCpu ? "" : forCpu.error().str());
@@ -57,7 +52,7 @@ std::unique_ptr<Pair> makePair(const Graph& g, const CompileOptions& opts) {
   return ::testing::AssertionSuccess();
 }
 
-void compareStep(Pair& p, const TensorMap& feed, double rtol, double atol, const std::string& what) {
+void compareStep(NormPair& p, const TensorMap& feed, double rtol, double atol, const std::string& what) {
   auto want = p.cpu->run(feed);
   auto got = p.gpu->run(feed);
   ASSERT_TRUE(want) << want.error().str();
@@ -72,7 +67,7 @@ void compareStep(Pair& p, const TensorMap& feed, double rtol, double atol, const
 // factor: bitwise equal outputs, f32 and f64, over several steps and seeds (4099 elements: a
 // partial last group of four; counters past 2^10 blocks).
 TEST(NormEmulation, DropoutMasksAreBitwiseTheInterpreters) {
-  if (!haveHostCompiler()) GTEST_SKIP() << "no host C++ compiler to build the emulated module";
+  if (!test::haveHostCompiler()) GTEST_SKIP() << "no host C++ compiler to build the emulated module";
   for (DType dt : {DType::F32, DType::F64}) {
     SCOPED_TRACE(dtypeName(dt));
     test::OpGraphBuilder b("dropout_masks", dt);
@@ -82,7 +77,7 @@ TEST(NormEmulation, DropoutMasksAreBitwiseTheInterpreters) {
     b.op(OpKind::DropoutTrain, {x, step}, test::attrs({{"rate", 0.3}, {"seed", int64_t(0x5eed0000cafe)}}), "b");
     b.op(OpKind::DropoutTrain, {x, step}, test::attrs({{"rate", 0.9}, {"seed", int64_t(3)}}), "c");
     auto g = b.take();
-    auto p = makePair(*g, test::opTestCompileOptions());
+    auto p = makeNormPair(*g, test::opTestCompileOptions());
     ASSERT_NE(p, nullptr);
     for (int s = 1; s <= 3; ++s) {
       TensorMap feed = test::randomInputs(*g, uint64_t(s), s);
@@ -115,7 +110,7 @@ std::optional<Pipeline> pipelineFrom(const std::string& text) {
 // before a batchnorm in PyTorch: the loss does not depend on it, so its gradient is rounding
 // noise, which Adam would scale up to steps of lr whose signs differ between the backends.)
 TEST(NormEmulation, TrainingStepWithEveryNormLayerMatchesTheInterpreter) {
-  if (!haveHostCompiler()) GTEST_SKIP() << "no host C++ compiler to build the emulated module";
+  if (!test::haveHostCompiler()) GTEST_SKIP() << "no host C++ compiler to build the emulated module";
   auto p = pipelineFrom(
       "flowchart TD\n"
       "  x[input: shape=4x2x8x8] --> c[conv2d: filters=6 kernel=3x3 bias=false] --> bn[batchnorm] --> r[relu]\n"
@@ -127,7 +122,7 @@ TEST(NormEmulation, TrainingStepWithEveryNormLayerMatchesTheInterpreter) {
   CompileOptions opts;
   opts.train = &cfg;
   opts.verifyEach = true;
-  auto pair = makePair(*p->model, opts);
+  auto pair = makeNormPair(*p->model, opts);
   ASSERT_NE(pair, nullptr);
   for (int step = 1; step <= 2; ++step) {
     Rng rng{uint64_t(step)};
@@ -145,13 +140,13 @@ TEST(NormEmulation, TrainingStepWithEveryNormLayerMatchesTheInterpreter) {
 // conv + batchnorm + relu + maxpool folded and fused into one fused_conv2d_pool, with running
 // statistics away from their initial values.
 TEST(NormEmulation, FoldedConvBatchNormInferenceMatchesTheInterpreter) {
-  if (!haveHostCompiler()) GTEST_SKIP() << "no host C++ compiler to build the emulated module";
+  if (!test::haveHostCompiler()) GTEST_SKIP() << "no host C++ compiler to build the emulated module";
   auto p = pipelineFrom(
       "flowchart TD\n"
       "  x[input: shape=3x2x9x9] --> c[conv2d: filters=4 kernel=3x3 padding=same] --> bn[batchnorm: eps=1e-3]\n"
       "  bn --> r[relu] --> m[maxpool: size=2x2] --> out[output: name=logits]\n");
   ASSERT_TRUE(p);
-  auto pair = makePair(*p->model, CompileOptions{});
+  auto pair = makeNormPair(*p->model, CompileOptions{});
   ASSERT_NE(pair, nullptr);
   int fused = 0;
   for (const Node* n : pair->program.graph->nodes()) fused += n->kind() == OpKind::FusedConv2dPool;

@@ -17,16 +17,11 @@ namespace {
 using namespace shoal;
 namespace fs = std::filesystem;
 
-const std::string kOnnxData = "/usr/include/onnx/backend/test/data";
-
-bool haveHostCompiler() {
-  static const bool ok = test::runShell("${CXX:-c++} --version > /dev/null 2>&1").exitCode == 0;
-  return ok;
-}
+const std::string kOnnxBackendData = "/usr/include/onnx/backend/test/data";
 
 // ONNX's tolerance (rtol 1e-3, atol 1e-7), with atol widened to 1e-5 for sums the GPU orders
 // differently.
-void expectClose(const std::string& what, const Tensor& got, const Tensor& want) {
+void expectOnnxClose(const std::string& what, const Tensor& got, const Tensor& want) {
   ASSERT_EQ(got.type(), want.type()) << what;
   for (int64_t i = 0; i < want.numElements(); ++i) {
     double g = got.at(i), w = want.at(i);
@@ -60,19 +55,19 @@ void runCase(const std::string& dir) {
   for (size_t i = 0; i < info->outputs.size(); ++i) {
     auto want = readOnnxTensorFile(dir + "/test_data_set_0/output_" + std::to_string(i) + ".pb");
     ASSERT_TRUE(want);
-    expectClose(dir + " " + info->outputs[i], out->at(info->outputs[i]), want->tensor);
+    expectOnnxClose(dir + " " + info->outputs[i], out->at(info->outputs[i]), want->tensor);
   }
 }
 
 TEST(OnnxEmulation, ImportedModelsGiveOnnxsOutputsOnTheGpuPath) {
   if (!onnxAvailable()) GTEST_SKIP() << onnxUnavailableMessage();
-  if (!haveHostCompiler()) GTEST_SKIP() << "no host C++ compiler to build the emulated module";
-  if (!fs::exists(kOnnxData)) GTEST_SKIP() << "libonnx-testdata is not installed";
+  if (!test::haveHostCompiler()) GTEST_SKIP() << "no host C++ compiler to build the emulated module";
+  if (!fs::exists(kOnnxBackendData)) GTEST_SKIP() << "libonnx-testdata is not installed";
   // A transposed convolution, an instance norm (group norm per channel), a PReLU composed of
   // relu, neg, mul and sub, and batch norms folded into convolutions.
   for (const char* c : {"pytorch-converted/test_ConvTranspose2d", "node/test_instancenorm_example",
                         "pytorch-converted/test_PReLU_2d_multiparam", "pytorch-converted/test_BatchNorm2d_eval"})
-    runCase(kOnnxData + "/" + c);
+    runCase(kOnnxBackendData + "/" + c);
 }
 
 }  // namespace

@@ -15,13 +15,8 @@
 namespace shoal {
 namespace {
 
-bool haveHostCompiler() {
-  static const bool ok = test::runShell("${CXX:-c++} --version > /dev/null 2>&1").exitCode == 0;
-  return ok;
-}
-
 // |emulated - cpu| <= atol + rtol·(|cpu| + max|cpu|), as cuda_emulation_test.cpp compares.
-::testing::AssertionResult closeTo(const std::string& what, const Tensor& got, const Tensor& want, double rtol,
+::testing::AssertionResult familyCloseTo(const std::string& what, const Tensor& got, const Tensor& want, double rtol,
                                    double atol) {
   if (got.type() != want.type())
     return ::testing::AssertionFailure() << what << ": type " << got.type().str() << " vs " << want.type().str();
@@ -61,13 +56,13 @@ void compareTraining(const Graph& g, TensorMap feed, int steps) {
     ASSERT_TRUE(want.has_value()) << want.error().str();
     auto got = (*emu)->run(feed);
     ASSERT_TRUE(got.has_value()) << got.error().str();
-    for (const auto& [name, t] : *want) EXPECT_TRUE(closeTo(name, got->at(name), t, 1e-4, 1e-5));
+    for (const auto& [name, t] : *want) EXPECT_TRUE(familyCloseTo(name, got->at(name), t, 1e-4, 1e-5));
     TensorMap gp = (*emu)->readPersistent();
-    for (const auto& [name, t] : (*cpu)->readPersistent()) EXPECT_TRUE(closeTo(name, gp.at(name), t, 1e-4, 1e-5));
+    for (const auto& [name, t] : (*cpu)->readPersistent()) EXPECT_TRUE(familyCloseTo(name, gp.at(name), t, 1e-4, 1e-5));
   }
 }
 
-Tensor randomTensor(TensorType t, uint32_t seed) {
+Tensor familyRandomTensor(TensorType t, uint32_t seed) {
   std::mt19937 rng(seed);
   Tensor out(t);
   for (int64_t i = 0; i < out.numElements(); ++i) out.set(i, std::uniform_real_distribution<double>(-1, 1)(rng));
@@ -75,7 +70,7 @@ Tensor randomTensor(TensorType t, uint32_t seed) {
 }
 
 TEST(ShapeFamilyEmulation, EmbeddingAttentionClassifierTrainingStep) {
-  if (!haveHostCompiler()) GTEST_SKIP() << "no host C++ compiler to build the emulated module";
+  if (!test::haveHostCompiler()) GTEST_SKIP() << "no host C++ compiler to build the emulated module";
   Graph g("tiny_lm");
   const Location loc{"tiny.mmd", 1, 1, "m"};
   Value* ids = layers::input(g, "x", {DType::I64, {3, 5}}, loc);
@@ -95,7 +90,7 @@ TEST(ShapeFamilyEmulation, EmbeddingAttentionClassifierTrainingStep) {
 }
 
 TEST(ShapeFamilyEmulation, CrossAttentionTrainingStep) {
-  if (!haveHostCompiler()) GTEST_SKIP() << "no host C++ compiler to build the emulated module";
+  if (!test::haveHostCompiler()) GTEST_SKIP() << "no host C++ compiler to build the emulated module";
   Graph g("cross");
   const Location loc{"cross.mmd", 1, 1, "m"};
   Value* q = layers::input(g, "x", {DType::F32, {2, 3, 4}}, loc);
@@ -108,8 +103,8 @@ TEST(ShapeFamilyEmulation, CrossAttentionTrainingStep) {
   ASSERT_TRUE(logits.has_value()) << logits.error().str();
   layers::output(g, *logits, "logits", loc);
   TensorMap feed;
-  feed["x"] = randomTensor({DType::F32, {2, 3, 4}}, 1);
-  feed["memory"] = randomTensor({DType::F32, {2, 6, 4}}, 2);
+  feed["x"] = familyRandomTensor({DType::F32, {2, 3, 4}}, 1);
+  feed["memory"] = familyRandomTensor({DType::F32, {2, 6, 4}}, 2);
   feed["labels"] = Tensor::fromDoubles(DType::I64, {2}, std::vector<double>{1, 2});
   compareTraining(g, feed, 2);
 }
@@ -117,7 +112,7 @@ TEST(ShapeFamilyEmulation, CrossAttentionTrainingStep) {
 // A bad index: the emulated kernel reports it through the status words, worded as the
 // interpreter words it (the first bad position wins on both).
 TEST(ShapeFamilyEmulation, GatherReportsABadIndexLikeTheInterpreter) {
-  if (!haveHostCompiler()) GTEST_SKIP() << "no host C++ compiler to build the emulated module";
+  if (!test::haveHostCompiler()) GTEST_SKIP() << "no host C++ compiler to build the emulated module";
   Graph g("lookup");
   const Location loc{"lookup.mmd", 3, 7, "e"};
   Value* table = layers::input(g, "table", {DType::F32, {5, 3}}, loc);
@@ -129,7 +124,7 @@ TEST(ShapeFamilyEmulation, GatherReportsABadIndexLikeTheInterpreter) {
   ASSERT_TRUE(both) << both.error().str();
   CpuExecutable& cpu = *both->cpu;
   test::EmulatedExecutable& emu = *both->emu;
-  TensorMap feed{{"table", randomTensor({DType::F32, {5, 3}}, 4)},
+  TensorMap feed{{"table", familyRandomTensor({DType::F32, {5, 3}}, 4)},
                  {"ids", Tensor::fromDoubles(DType::I32, {2, 4}, std::vector<double>{0, -5, 4, 9, 1, -6, 2, 3})}};
   auto want = cpu.run(feed);
   auto got = emu.run(feed);
@@ -143,7 +138,7 @@ TEST(ShapeFamilyEmulation, GatherReportsABadIndexLikeTheInterpreter) {
   auto a = cpu.run(feed);
   auto b = emu.run(feed);
   ASSERT_TRUE(a && b);
-  EXPECT_TRUE(closeTo("y", b->at("y"), a->at("y"), 0, 0));
+  EXPECT_TRUE(familyCloseTo("y", b->at("y"), a->at("y"), 0, 0));
 }
 
 }  // namespace

@@ -24,7 +24,7 @@ const Graph* lowered(const std::optional<Pipeline>& p, const DiagnosticEngine& d
 }
 
 // The first line of the first diagnostic of lowering `layer`.
-std::string firstError(const std::string& shape, const std::string& layer) {
+std::string firstConvError(const std::string& shape, const std::string& layer) {
   DiagnosticEngine diags;
   auto p = lowerLayer(shape, layer, diags);
   EXPECT_FALSE(p.has_value());
@@ -65,9 +65,9 @@ TEST(ConvPipeline, GroupedConvWithActivation) {
 }
 
 TEST(ConvPipeline, GroupsMustDivideChannelsAndFilters) {
-  EXPECT_EQ(firstError("1x6x8x8", "l[conv2d: filters=4 groups=4]"),
+  EXPECT_EQ(firstConvError("1x6x8x8", "l[conv2d: filters=4 groups=4]"),
             "t.mmd:2:33: error: conv2d 'l': groups=4 must divide the input's 6 channels and the 4 filters");
-  EXPECT_EQ(firstError("1x6x8x8", "l[conv2d: filters=4 groups=0]"),
+  EXPECT_EQ(firstConvError("1x6x8x8", "l[conv2d: filters=4 groups=0]"),
             "t.mmd:2:58: error: 'groups' must be a positive integer, got 0");
 }
 
@@ -122,14 +122,14 @@ TEST(ConvPipeline, ConvTransposeWithAllItsArguments) {
 }
 
 TEST(ConvPipeline, ConvTransposeErrors) {
-  EXPECT_EQ(firstError("1x4x5x5", "l[conv_transpose2d: kernel=2]"),
+  EXPECT_EQ(firstConvError("1x4x5x5", "l[conv_transpose2d: kernel=2]"),
             "t.mmd:2:33: error: conv_transpose2d 'l' needs filters=N");
-  EXPECT_EQ(firstError("1x4x5x5", "l[conv_transpose2d: filters=2 stride=2 output_padding=2]"),
+  EXPECT_EQ(firstConvError("1x4x5x5", "l[conv_transpose2d: filters=2 stride=2 output_padding=2]"),
             "t.mmd:2:33: error: conv_transpose2d 'l': output_padding 2x2 must be non-negative and smaller than the stride "
             "2x2");
-  EXPECT_EQ(firstError("1x4x5x5", "l[conv_transpose2d: filters=3 groups=2]"),
+  EXPECT_EQ(firstConvError("1x4x5x5", "l[conv_transpose2d: filters=3 groups=2]"),
             "t.mmd:2:33: error: conv_transpose2d 'l': groups=2 must divide the input's 4 channels and the 3 filters");
-  EXPECT_EQ(firstError("1x4x5x5", "l[conv_transpose2d: filters=2 padding=same output_padding=1]"),
+  EXPECT_EQ(firstConvError("1x4x5x5", "l[conv_transpose2d: filters=2 padding=same output_padding=1]"),
             "t.mmd:2:33: error: conv_transpose2d 'l': padding=same sets the output padding itself; drop output_padding");
 }
 
@@ -153,9 +153,9 @@ TEST(ConvPipeline, PoolsTakeCeilModeAndCountIncludePad) {
   EXPECT_EQ(pool->attrs().getInt("ceil_mode"), 0);
   EXPECT_EQ(pool->result()->type().str(), "f32[1,3,3,3]");
 
-  EXPECT_EQ(firstError("1x3x6x6", "l[maxpool: size=2 count_include_pad=false]"),
+  EXPECT_EQ(firstConvError("1x3x6x6", "l[maxpool: size=2 count_include_pad=false]"),
             "t.mmd:2:49: error: maxpool does not take 'count_include_pad'");
-  EXPECT_EQ(firstError("1x3x6x6", "l[avgpool: size=2 ceil_mode=2]"),
+  EXPECT_EQ(firstConvError("1x3x6x6", "l[avgpool: size=2 ceil_mode=2]"),
             "t.mmd:2:59: error: 'ceil_mode' must be true or false, got 2");
 }
 
@@ -184,7 +184,7 @@ TEST(ConvPipeline, GlobalAndAdaptiveAveragePooling) {
   EXPECT_EQ(pool->attrs().getInts("stride"), (std::vector<int64_t>{3, 3}));
   EXPECT_EQ(pool->result()->type().str(), "f32[2,5,2,3]");
 
-  EXPECT_EQ(firstError("2x5x7x3", "l[adaptive_avgpool: size=2]"),
+  EXPECT_EQ(firstConvError("2x5x7x3", "l[adaptive_avgpool: size=2]"),
             "t.mmd:2:33: error: adaptive_avgpool 'l': size 2x2 must divide the input's 7x3 plane (windows of one size); "
             "use size=1 for global average pooling");
 }

@@ -9,7 +9,7 @@
 namespace shoal {
 namespace {
 
-std::optional<Pipeline> load(const std::string& body, DiagnosticEngine& diags) {
+std::optional<Pipeline> loadElementwise(const std::string& body, DiagnosticEngine& diags) {
   return loadPipelineText("flowchart TD\n" + body, "p.mmd", diags);
 }
 
@@ -22,7 +22,7 @@ const Node* node(const Graph& g, const std::string& name) {
 
 TEST(ElementwisePipeline, GeluTakesPyTorchsApproximateArgument) {
   DiagnosticEngine diags;
-  auto p = load(
+  auto p = loadElementwise(
       "  x[input: shape=2x3] --> a[gelu] --> oa[output: name=a]\n"
       "  x --> b[gelu: approximate=tanh] --> ob[output: name=b]\n"
       "  x --> c[gelu: approximate=none] --> oc[output: name=c]\n"
@@ -35,11 +35,11 @@ TEST(ElementwisePipeline, GeluTakesPyTorchsApproximateArgument) {
   EXPECT_EQ(node(*p->model, "d")->kind(), OpKind::GeluTanh);
 
   DiagnosticEngine bad;
-  EXPECT_FALSE(load("  x[input: shape=2] --> g[gelu: approximate=erf] --> o[output]\n", bad));
+  EXPECT_FALSE(loadElementwise("  x[input: shape=2] --> g[gelu: approximate=erf] --> o[output]\n", bad));
   EXPECT_NE(bad.render().find("error: 'approximate' must be none or tanh, got \"erf\""), std::string::npos)
       << bad.render();
   DiagnosticEngine typo;
-  EXPECT_FALSE(load("  x[input: shape=2] --> g[gelu: aproximate=tanh] --> o[output]\n", typo));
+  EXPECT_FALSE(loadElementwise("  x[input: shape=2] --> g[gelu: aproximate=tanh] --> o[output]\n", typo));
   EXPECT_NE(typo.render().find("gelu does not take 'aproximate' (did you mean 'approximate'?)"), std::string::npos)
       << typo.render();
 }
@@ -47,7 +47,7 @@ TEST(ElementwisePipeline, GeluTakesPyTorchsApproximateArgument) {
 TEST(ElementwisePipeline, WhereOperandsByEdgeLabelOrOrder) {
   DiagnosticEngine diags;
   // Labelled in an order that is not the operand order.
-  auto p = load(
+  auto p = loadElementwise(
       "  q[input: shape=4] -->|b| w[where]\n"
       "  r[input: shape=4] -->|a| w\n"
       "  c[input: shape=4 dtype=bool] -->|cond| w\n"
@@ -61,7 +61,7 @@ TEST(ElementwisePipeline, WhereOperandsByEdgeLabelOrOrder) {
   EXPECT_EQ(w->input(1)->name(), "r");
   EXPECT_EQ(w->input(2)->name(), "q");
   // Unlabelled edges fill the places in order; a comparison feeds the condition.
-  auto u = load(
+  auto u = loadElementwise(
       "  x[input: shape=4] -->|lhs| g[greater]\n"
       "  z[\"constant: value=0\"] -->|rhs| g\n"
       "  g --> w[where]\n"
@@ -82,23 +82,23 @@ TEST(ElementwisePipeline, WhereOperandsByEdgeLabelOrOrder) {
 
   DiagnosticEngine two;
   EXPECT_FALSE(
-      load("  c[input: shape=4 dtype=bool] --> w[where]\n  a[input: shape=4] --> w\n  w --> o[output]\n", two));
+      loadElementwise("  c[input: shape=4 dtype=bool] --> w[where]\n  a[input: shape=4] --> w\n  w --> o[output]\n", two));
   EXPECT_NE(two.render().find("error: where 'w' takes three inputs (label the edges cond, a and b), got 2"),
             std::string::npos)
       << two.render();
   DiagnosticEngine label;
-  EXPECT_FALSE(load("  c[input: shape=4 dtype=bool] -->|maybe| w[where]\n  w --> o[output]\n", label));
+  EXPECT_FALSE(loadElementwise("  c[input: shape=4 dtype=bool] -->|maybe| w[where]\n  w --> o[output]\n", label));
   EXPECT_NE(label.render().find("where 'w': edge label 'maybe' names no operand (cond, a or b)"), std::string::npos)
       << label.render();
   DiagnosticEngine twice;
   EXPECT_FALSE(
-      load("  c[input: shape=4 dtype=bool] -->|cond| w[where]\n  a[input: shape=4] -->|a| w\n"
+      loadElementwise("  c[input: shape=4 dtype=bool] -->|cond| w[where]\n  a[input: shape=4] -->|a| w\n"
            "  b[input: shape=4] -->|a| w\n  w --> o[output]\n",
            twice));
   EXPECT_NE(twice.render().find("where 'w': two edges name operand a"), std::string::npos) << twice.render();
   DiagnosticEngine notBool;
   EXPECT_FALSE(
-      load("  c[input: shape=4] -->|cond| w[where]\n  a[input: shape=4] -->|a| w\n  b[input: shape=4] -->|b| w\n"
+      loadElementwise("  c[input: shape=4] -->|cond| w[where]\n  a[input: shape=4] -->|a| w\n  b[input: shape=4] -->|b| w\n"
            "  w --> o[output]\n",
            notBool));
   EXPECT_NE(notBool.render().find("where 'w': condition must be bool, got f32[4] (compare first, or cast)"),
@@ -108,7 +108,7 @@ TEST(ElementwisePipeline, WhereOperandsByEdgeLabelOrOrder) {
 
 TEST(ElementwisePipeline, ReductionsTakeAxesAndKeepdim) {
   DiagnosticEngine diags;
-  auto p = load(
+  auto p = loadElementwise(
       "  x[input: shape=2x3x4x5] --> m[reduce_mean: axes=2,3 keepdim=1] --> om[output: name=m]\n"
       "  x --> s[reduce_sum] --> os[output: name=s]\n"
       "  x --> a[reduce_max: axes=-1 keepdim=true] --> oa[output: name=a]\n"
@@ -121,7 +121,7 @@ TEST(ElementwisePipeline, ReductionsTakeAxesAndKeepdim) {
   EXPECT_EQ(node(*p->model, "b")->result()->type(), (TensorType{DType::F32, {2, 4, 5}}));
 
   DiagnosticEngine bad;
-  EXPECT_FALSE(load("  x[input: shape=2x3] --> m[reduce_mean: axes=2] --> o[output]\n", bad));
+  EXPECT_FALSE(loadElementwise("  x[input: shape=2x3] --> m[reduce_mean: axes=2] --> o[output]\n", bad));
   EXPECT_NE(bad.render().find("reduce_mean 'm': axis 2 is out of range for f32[2,3] (axes lie in [-2, 2))"),
             std::string::npos)
       << bad.render();
@@ -129,7 +129,7 @@ TEST(ElementwisePipeline, ReductionsTakeAxesAndKeepdim) {
 
 TEST(ElementwisePipeline, PlainOpsTakeTheirAttributes) {
   DiagnosticEngine diags;
-  auto p = load(
+  auto p = loadElementwise(
       "  x[input: shape=5] --> c[clip: min=0 max=6] --> oc[output: name=c]\n"
       "  x --> l[leaky_relu: alpha=0.2] --> ol[output: name=l]\n"
       "  x --> h[hardsigmoid: alpha=0.2] --> oh[output: name=h]\n"

@@ -77,7 +77,7 @@ std::string replaced(std::string s, const std::string& from, const std::string& 
   return s;
 }
 
-std::string firstError(const std::string& text) {
+std::string firstFlowchartError(const std::string& text) {
   DiagnosticEngine diags;
   auto p = loadText(text, "small.mmd", diags);
   EXPECT_FALSE(p.has_value()) << text;
@@ -105,25 +105,25 @@ TEST(IrFlowchart, TheSmallDrawing) {
 
 TEST(IrFlowchart, EdgesMustMatchTheOperands) {
   const std::string text = smallFlowchart();
-  EXPECT_EQ(firstError(replaced(text, "  n0 -->|\"f32[2]\"| n1\n", "")),
+  EXPECT_EQ(firstFlowchartError(replaced(text, "  n0 -->|\"f32[2]\"| n1\n", "")),
             "small.mmd:4:7: error: 'n1' reads %x of 'n0', but no edge n0 --> n1 is drawn");
-  EXPECT_EQ(firstError(text + "  n0 --> n2\n"),
+  EXPECT_EQ(firstFlowchartError(text + "  n0 --> n2\n"),
             "small.mmd:8:6: error: edge n0 --> n2: no op of 'n2' reads a value of 'n0'");
 }
 
 TEST(IrFlowchart, LabelsAreIrText) {
   const std::string text = smallFlowchart();
   // An unknown op, reported in the label's line (columns past an entity such as #37; drift by its length).
-  EXPECT_EQ(firstError(replaced(text, "relu(", "rleu(")), "small.mmd:4:12: error: unknown op 'rleu'");
+  EXPECT_EQ(firstFlowchartError(replaced(text, "relu(", "rleu(")), "small.mmd:4:12: error: unknown op 'rleu'");
   // A continuation line with no op before it.
-  EXPECT_EQ(firstError(replaced(text, "n1[\"#37;r = relu(#37;x)<br/>", "n1[\"")),
+  EXPECT_EQ(firstFlowchartError(replaced(text, "n1[\"#37;r = relu(#37;x)<br/>", "n1[\"")),
             "small.mmd:4:7: error: node 'n1': ':' continues no op");
   // A shape the ops disagree with: the verifier, located at the node.
   EXPECT_EQ(
-      firstError(replaced(text, "n1[\"#37;r = relu(#37;x)<br/>: f32[2]", "n1[\"#37;r = relu(#37;x)<br/>: f32[3]")),
+      firstFlowchartError(replaced(text, "n1[\"#37;r = relu(#37;x)<br/>: f32[2]", "n1[\"#37;r = relu(#37;x)<br/>: f32[3]")),
       "small.mmd:4:7: error: relu 'r': result %r has type f32[3], but its operands give f32[2]");
   // A node without a label.
-  EXPECT_EQ(firstError(text + "  n3\n"),
+  EXPECT_EQ(firstFlowchartError(text + "  n3\n"),
             "small.mmd:8:3: error: node 'n3' has no label: each node of an exported IR graph "
             "holds the IR text of its ops");
 }
@@ -134,7 +134,7 @@ TEST(IrFlowchart, OnlyTheMarkedFlowchartsAreIr) {
                     "p.mmd", diags);
   ASSERT_TRUE(p.has_value()) << diags.render();  // an ordinary pipeline
   EXPECT_NE(p->model->outputValue("out"), nullptr);
-  EXPECT_EQ(firstError("flowchart TD\n  %% shoal IR graph : nothing\n  n0[\"x\"]\n"),
+  EXPECT_EQ(firstFlowchartError("flowchart TD\n  %% shoal IR graph : nothing\n  n0[\"x\"]\n"),
             "small.mmd:2:3: error: expected a graph name after '%% shoal IR graph'");
 }
 

@@ -3,13 +3,12 @@
 
 #include <gtest/gtest.h>
 
-
 namespace shoal::mermaid {
 namespace {
 
 const Location kBase{"f.mmd", 3, 10, {}};
 
-ParsedLabel parseOk(std::string_view text) {
+ParsedLabel parseLabelOk(std::string_view text) {
   DiagnosticEngine diags;
   auto label = parseLabel(text, kBase, diags);
   EXPECT_TRUE(label.has_value()) << diags.render();
@@ -19,14 +18,14 @@ ParsedLabel parseOk(std::string_view text) {
 
 // The value of key `key` in `text`'s label.
 AttrValue valueOf(std::string_view text, const std::string& key) {
-  ParsedLabel l = parseOk(text);
+  ParsedLabel l = parseLabelOk(text);
   const LabelArg* a = l.find(key);
   EXPECT_NE(a, nullptr) << text;
   return a ? a->value : AttrValue(std::string("<missing>"));
 }
 
 // `file:line:col: error: message` of the first diagnostic.
-std::string firstError(std::string_view text, DiagnosticEngine* out = nullptr) {
+std::string firstLabelError(std::string_view text, DiagnosticEngine* out = nullptr) {
   DiagnosticEngine local;
   DiagnosticEngine& diags = out ? *out : local;
   auto label = parseLabel(text, kBase, diags);
@@ -40,27 +39,27 @@ using Ints = std::vector<int64_t>;
 using Doubles = std::vector<double>;
 
 TEST(LabelParse, OpOnly) {
-  ParsedLabel l = parseOk("flatten");
+  ParsedLabel l = parseLabelOk("flatten");
   EXPECT_EQ(l.op, "flatten");
   EXPECT_TRUE(l.args.empty());
   EXPECT_TRUE(l.positional.empty());
   EXPECT_EQ(l.opLoc.file, "f.mmd");
   EXPECT_EQ(l.opLoc.line, 3);
   EXPECT_EQ(l.opLoc.col, 10);
-  EXPECT_EQ(parseOk("  relu  ").opLoc.col, 12);
-  EXPECT_EQ(parseOk("flatten:").op, "flatten");
+  EXPECT_EQ(parseLabelOk("  relu  ").opLoc.col, 12);
+  EXPECT_EQ(parseLabelOk("flatten:").op, "flatten");
 }
 
 TEST(LabelParse, ChineseStageNames) {
   for (std::string_view stage : {"数据输入", "数据预处理", "是否使用GPU", "加载到GPU内存", "加载到CPU内存", "执行卷积操作",
                                  "执行矩阵乘法", "模型推断或训练", "结果输出"}) {
-    ParsedLabel l = parseOk(stage);
+    ParsedLabel l = parseLabelOk(stage);
     EXPECT_EQ(l.op, stage);
     EXPECT_TRUE(l.args.empty());
     EXPECT_TRUE(l.positional.empty());
   }
   // A full-width colon separates the op like ':' does.
-  ParsedLabel l = parseOk("数据输入：path=data/mnist-10k");
+  ParsedLabel l = parseLabelOk("数据输入：path=data/mnist-10k");
   EXPECT_EQ(l.op, "数据输入");
   ASSERT_EQ(l.args.size(), 1u);
   EXPECT_EQ(l.args[0].key, "path");
@@ -68,10 +67,10 @@ TEST(LabelParse, ChineseStageNames) {
 }
 
 TEST(LabelParse, ColonIsOptional) {
-  ParsedLabel a = parseOk("dense units=64");
-  ParsedLabel b = parseOk("dense: units=64");
-  ParsedLabel c = parseOk("dense : units=64");
-  ParsedLabel d = parseOk("dense:units=64");
+  ParsedLabel a = parseLabelOk("dense units=64");
+  ParsedLabel b = parseLabelOk("dense: units=64");
+  ParsedLabel c = parseLabelOk("dense : units=64");
+  ParsedLabel d = parseLabelOk("dense:units=64");
   for (const ParsedLabel* l : {&a, &b, &c, &d}) {
     EXPECT_EQ(l->op, "dense");
     ASSERT_EQ(l->args.size(), 1u);
@@ -155,7 +154,7 @@ TEST(LabelParse, TensorLiterals) {
 }
 
 TEST(LabelParse, PositionalValues) {
-  ParsedLabel l = parseOk("input: mnist path=data/mnist-10k batch=64");
+  ParsedLabel l = parseLabelOk("input: mnist path=data/mnist-10k batch=64");
   EXPECT_EQ(l.op, "input");
   ASSERT_EQ(l.positional.size(), 1u);
   EXPECT_EQ(l.positional[0].key, "");
@@ -165,17 +164,17 @@ TEST(LabelParse, PositionalValues) {
   EXPECT_EQ(l.args[0].key, "path");
   EXPECT_EQ(l.args[1].key, "batch");
   EXPECT_EQ(l.args[1].value, AttrValue(int64_t(64)));
-  ParsedLabel d = parseOk("device: auto");
+  ParsedLabel d = parseLabelOk("device: auto");
   ASSERT_EQ(d.positional.size(), 1u);
   EXPECT_EQ(d.positional[0].value, AttrValue(std::string("auto")));
-  ParsedLabel r = parseOk("reshape 1x784");
+  ParsedLabel r = parseLabelOk("reshape 1x784");
   ASSERT_EQ(r.positional.size(), 1u);
   EXPECT_EQ(r.positional[0].value, AttrValue(Ints{1, 784}));
 }
 
 TEST(LabelParse, Locations) {
   // "conv2d: filters=32 kernel=3x3" starting at column 10.
-  ParsedLabel l = parseOk("conv2d: filters=32 kernel=3x3");
+  ParsedLabel l = parseLabelOk("conv2d: filters=32 kernel=3x3");
   ASSERT_EQ(l.args.size(), 2u);
   EXPECT_EQ(l.args[0].loc.col, 18);
   EXPECT_EQ(l.args[0].valueLoc.col, 26);
@@ -183,57 +182,57 @@ TEST(LabelParse, Locations) {
   EXPECT_EQ(l.args[1].valueLoc.col, 36);
   EXPECT_EQ(l.args[1].loc.line, 3);
   // A newline in the text moves to column 1 of the next line.
-  ParsedLabel m = parseOk("dense\n  units=64");
+  ParsedLabel m = parseLabelOk("dense\n  units=64");
   EXPECT_EQ(m.args[0].loc.line, 4);
   EXPECT_EQ(m.args[0].loc.col, 3);
 }
 
 TEST(LabelParse, FromAMermaidNode) {
   // The label location of a node plus byte offsets lands on the character in the source line.
-  ParsedLabel l = parseOk("数据输入 path=x");
+  ParsedLabel l = parseLabelOk("数据输入 path=x");
   EXPECT_EQ(l.args[0].loc.col, 10 + 13);
 }
 
 // --- malformed labels: exact first diagnostic -----------------------------------------------------
 
 TEST(LabelErrors, Fractions) {
-  EXPECT_EQ(firstError("preprocess: scale=1/0"), "f.mmd:3:28: error: division by zero in fraction '1/0'");
-  EXPECT_EQ(firstError("x: v=1/0.0"), "f.mmd:3:15: error: division by zero in fraction '1/0.0'");
-  EXPECT_EQ(firstError("x: v=1/2/3"), "f.mmd:3:15: error: malformed fraction '1/2/3'");
-  EXPECT_EQ(firstError("x: v=1/"), "f.mmd:3:15: error: malformed fraction '1/'");
-  EXPECT_EQ(firstError("x: v=1,1/0"), "f.mmd:3:17: error: division by zero in fraction '1/0'");
+  EXPECT_EQ(firstLabelError("preprocess: scale=1/0"), "f.mmd:3:28: error: division by zero in fraction '1/0'");
+  EXPECT_EQ(firstLabelError("x: v=1/0.0"), "f.mmd:3:15: error: division by zero in fraction '1/0.0'");
+  EXPECT_EQ(firstLabelError("x: v=1/2/3"), "f.mmd:3:15: error: malformed fraction '1/2/3'");
+  EXPECT_EQ(firstLabelError("x: v=1/"), "f.mmd:3:15: error: malformed fraction '1/'");
+  EXPECT_EQ(firstLabelError("x: v=1,1/0"), "f.mmd:3:17: error: division by zero in fraction '1/0'");
 }
 
 TEST(LabelErrors, Tensors) {
-  EXPECT_EQ(firstError("constant: value=[[1,2],[3,4,5]]"),
+  EXPECT_EQ(firstLabelError("constant: value=[[1,2],[3,4,5]]"),
             "f.mmd:3:33: error: ragged tensor literal: row 2 has 3 elements, expected 2");
-  EXPECT_EQ(firstError("constant: value=[[1,2],[3,4],[5]]"),
+  EXPECT_EQ(firstLabelError("constant: value=[[1,2],[3,4],[5]]"),
             "f.mmd:3:39: error: ragged tensor literal: row 3 has 1 elements, expected 2");
-  EXPECT_EQ(firstError("constant: value=[[[1,2],[3,4]],[[1,2,3],[4,5,6]]]"),
+  EXPECT_EQ(firstLabelError("constant: value=[[[1,2],[3,4]],[[1,2,3],[4,5,6]]]"),
             "f.mmd:3:41: error: ragged tensor literal: row 2 has shape 2x3, expected 2x2");
-  EXPECT_EQ(firstError("constant: value=[[1,2],3]"), "f.mmd:3:33: error: tensor literal mixes numbers and lists");
-  EXPECT_EQ(firstError("constant: value=[1,[2]]"), "f.mmd:3:29: error: tensor literal mixes numbers and lists");
-  EXPECT_EQ(firstError("constant: value=[[1,2],[3,4]"),
+  EXPECT_EQ(firstLabelError("constant: value=[[1,2],3]"), "f.mmd:3:33: error: tensor literal mixes numbers and lists");
+  EXPECT_EQ(firstLabelError("constant: value=[1,[2]]"), "f.mmd:3:29: error: tensor literal mixes numbers and lists");
+  EXPECT_EQ(firstLabelError("constant: value=[[1,2],[3,4]"),
             "f.mmd:3:38: error: expected ']' to close tensor literal, got end of label");
-  EXPECT_EQ(firstError("constant: value=[1,a]"), "f.mmd:3:29: error: expected a number in tensor literal, got 'a'");
-  EXPECT_EQ(firstError("constant: value=[1,,2]"), "f.mmd:3:29: error: expected a number or '[' in tensor literal, got ','");
-  EXPECT_EQ(firstError("constant: value=[1,2,]"), "f.mmd:3:31: error: expected a number or '[' in tensor literal, got ']'");
-  EXPECT_EQ(firstError("constant: value=[1 2]"), "f.mmd:3:29: error: expected ',' or ']' in tensor literal, got '2'");
-  EXPECT_EQ(firstError("constant: value=[1,2]x"), "f.mmd:3:31: error: expected a space after tensor literal, got 'x'");
-  EXPECT_EQ(firstError("constant: value=[1,2e]"), "f.mmd:3:29: error: malformed number '2e'");
-  EXPECT_EQ(firstError("constant: value=[1,1/0]"), "f.mmd:3:29: error: division by zero in fraction '1/0'");
+  EXPECT_EQ(firstLabelError("constant: value=[1,a]"), "f.mmd:3:29: error: expected a number in tensor literal, got 'a'");
+  EXPECT_EQ(firstLabelError("constant: value=[1,,2]"), "f.mmd:3:29: error: expected a number or '[' in tensor literal, got ','");
+  EXPECT_EQ(firstLabelError("constant: value=[1,2,]"), "f.mmd:3:31: error: expected a number or '[' in tensor literal, got ']'");
+  EXPECT_EQ(firstLabelError("constant: value=[1 2]"), "f.mmd:3:29: error: expected ',' or ']' in tensor literal, got '2'");
+  EXPECT_EQ(firstLabelError("constant: value=[1,2]x"), "f.mmd:3:31: error: expected a space after tensor literal, got 'x'");
+  EXPECT_EQ(firstLabelError("constant: value=[1,2e]"), "f.mmd:3:29: error: malformed number '2e'");
+  EXPECT_EQ(firstLabelError("constant: value=[1,1/0]"), "f.mmd:3:29: error: division by zero in fraction '1/0'");
 }
 
 TEST(LabelErrors, TensorNestedTooDeeply) {
   std::string deep = "constant: value=" + std::string(10 * 1024 * 1024, '[');
   std::string first;
-  first = firstError(deep);
+  first = firstLabelError(deep);
   EXPECT_EQ(first, "f.mmd:3:58: error: tensor literal is nested too deeply (more than 32 levels)");
 }
 
 TEST(LabelErrors, DuplicateKey) {
   DiagnosticEngine diags;
-  EXPECT_EQ(firstError("dense: units=64 units=32", &diags), "f.mmd:3:26: error: duplicate key 'units'");
+  EXPECT_EQ(firstLabelError("dense: units=64 units=32", &diags), "f.mmd:3:26: error: duplicate key 'units'");
   ASSERT_EQ(diags.diagnostics().size(), 2u);
   EXPECT_EQ(diags.diagnostics()[1].severity, Severity::Note);
   EXPECT_EQ(diags.diagnostics()[1].loc.col, 17);
@@ -250,36 +249,36 @@ TEST(LabelErrors, ManyDuplicateKeysKeepFewNotes) {
 }
 
 TEST(LabelErrors, Numbers) {
-  EXPECT_EQ(firstError("dense: units=64k"), "f.mmd:3:23: error: malformed number '64k'");
-  EXPECT_EQ(firstError("x: lr=1e"), "f.mmd:3:16: error: malformed number '1e'");
-  EXPECT_EQ(firstError("x: lr=1.2.3"), "f.mmd:3:16: error: malformed number '1.2.3'");
-  EXPECT_EQ(firstError("x: n=99999999999999999999"), "f.mmd:3:15: error: integer '99999999999999999999' is out of range");
-  EXPECT_EQ(firstError("x: v=1e999"), "f.mmd:3:15: error: number '1e999' is out of range");
-  EXPECT_EQ(firstError("maxpool: size=3x"), "f.mmd:3:24: error: malformed shape '3x' (write extents as 3x3 or 1x28x28)");
-  EXPECT_EQ(firstError("maxpool: size=3x-1"), "f.mmd:3:24: error: malformed shape '3x-1' (write extents as 3x3 or 1x28x28)");
+  EXPECT_EQ(firstLabelError("dense: units=64k"), "f.mmd:3:23: error: malformed number '64k'");
+  EXPECT_EQ(firstLabelError("x: lr=1e"), "f.mmd:3:16: error: malformed number '1e'");
+  EXPECT_EQ(firstLabelError("x: lr=1.2.3"), "f.mmd:3:16: error: malformed number '1.2.3'");
+  EXPECT_EQ(firstLabelError("x: n=99999999999999999999"), "f.mmd:3:15: error: integer '99999999999999999999' is out of range");
+  EXPECT_EQ(firstLabelError("x: v=1e999"), "f.mmd:3:15: error: number '1e999' is out of range");
+  EXPECT_EQ(firstLabelError("maxpool: size=3x"), "f.mmd:3:24: error: malformed shape '3x' (write extents as 3x3 or 1x28x28)");
+  EXPECT_EQ(firstLabelError("maxpool: size=3x-1"), "f.mmd:3:24: error: malformed shape '3x-1' (write extents as 3x3 or 1x28x28)");
 }
 
 TEST(LabelErrors, Lists) {
-  EXPECT_EQ(firstError("x: v=1,,2"), "f.mmd:3:17: error: empty element in list '1,,2'");
-  EXPECT_EQ(firstError("x: v=1,2,"), "f.mmd:3:19: error: empty element in list '1,2,'");
-  EXPECT_EQ(firstError("x: v=1,a"), "f.mmd:3:17: error: expected a number in list '1,a', got 'a'");
-  EXPECT_EQ(firstError("x: v=a,b;c"), "f.mmd:3:18: error: unexpected character ';' in value 'b;c'");
+  EXPECT_EQ(firstLabelError("x: v=1,,2"), "f.mmd:3:17: error: empty element in list '1,,2'");
+  EXPECT_EQ(firstLabelError("x: v=1,2,"), "f.mmd:3:19: error: empty element in list '1,2,'");
+  EXPECT_EQ(firstLabelError("x: v=1,a"), "f.mmd:3:17: error: expected a number in list '1,a', got 'a'");
+  EXPECT_EQ(firstLabelError("x: v=a,b;c"), "f.mmd:3:18: error: unexpected character ';' in value 'b;c'");
 }
 
 TEST(LabelErrors, Structure) {
-  EXPECT_EQ(firstError(""), "f.mmd:3:10: error: expected an op name, got end of label");
-  EXPECT_EQ(firstError("   "), "f.mmd:3:13: error: expected an op name, got end of label");
-  EXPECT_EQ(firstError(": x=1"), "f.mmd:3:10: error: expected an op name, got ':'");
-  EXPECT_EQ(firstError("units=64"), "f.mmd:3:10: error: expected an op name, got argument 'units='");
-  EXPECT_EQ(firstError("conv2d(x)"), "f.mmd:3:16: error: expected ':' or a space after op name 'conv2d', got '('");
-  EXPECT_EQ(firstError("dense: units="), "f.mmd:3:23: error: expected a value after 'units='");
-  EXPECT_EQ(firstError("dense: units= activation=relu"), "f.mmd:3:24: error: expected a value after 'units='");
-  EXPECT_EQ(firstError("dense: =64"), "f.mmd:3:17: error: expected a key before '='");
-  EXPECT_EQ(firstError("maxpool size: 2x2"), "f.mmd:3:22: error: expected '=' after 'size', got ':'");
-  EXPECT_EQ(firstError("x: name=\"abc"), "f.mmd:3:18: error: unterminated quoted string");
-  EXPECT_EQ(firstError("x: name=\"abc\"def"), "f.mmd:3:23: error: expected a space after quoted string, got 'def'");
-  EXPECT_EQ(firstError("x: act=re;lu"), "f.mmd:3:19: error: unexpected character ';' in value 're;lu'");
-  EXPECT_EQ(firstError("x: act=(relu)"), "f.mmd:3:17: error: unexpected character '(' in value '(relu)'");
+  EXPECT_EQ(firstLabelError(""), "f.mmd:3:10: error: expected an op name, got end of label");
+  EXPECT_EQ(firstLabelError("   "), "f.mmd:3:13: error: expected an op name, got end of label");
+  EXPECT_EQ(firstLabelError(": x=1"), "f.mmd:3:10: error: expected an op name, got ':'");
+  EXPECT_EQ(firstLabelError("units=64"), "f.mmd:3:10: error: expected an op name, got argument 'units='");
+  EXPECT_EQ(firstLabelError("conv2d(x)"), "f.mmd:3:16: error: expected ':' or a space after op name 'conv2d', got '('");
+  EXPECT_EQ(firstLabelError("dense: units="), "f.mmd:3:23: error: expected a value after 'units='");
+  EXPECT_EQ(firstLabelError("dense: units= activation=relu"), "f.mmd:3:24: error: expected a value after 'units='");
+  EXPECT_EQ(firstLabelError("dense: =64"), "f.mmd:3:17: error: expected a key before '='");
+  EXPECT_EQ(firstLabelError("maxpool size: 2x2"), "f.mmd:3:22: error: expected '=' after 'size', got ':'");
+  EXPECT_EQ(firstLabelError("x: name=\"abc"), "f.mmd:3:18: error: unterminated quoted string");
+  EXPECT_EQ(firstLabelError("x: name=\"abc\"def"), "f.mmd:3:23: error: expected a space after quoted string, got 'def'");
+  EXPECT_EQ(firstLabelError("x: act=re;lu"), "f.mmd:3:19: error: unexpected character ';' in value 're;lu'");
+  EXPECT_EQ(firstLabelError("x: act=(relu)"), "f.mmd:3:17: error: unexpected character '(' in value '(relu)'");
 }
 
 TEST(LabelErrors, ReportsEveryBadArgument) {

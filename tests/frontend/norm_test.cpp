@@ -9,7 +9,7 @@
 namespace shoal {
 namespace {
 
-std::optional<Pipeline> load(const std::string& layers, DiagnosticEngine& diags) {
+std::optional<Pipeline> loadNorm(const std::string& layers, DiagnosticEngine& diags) {
   return loadPipelineText("flowchart TD\n  x[input: shape=8x6x4x4] --> " + layers + " --> out[output: name=y]\n",
                           "n.mmd", diags);
 }
@@ -32,7 +32,7 @@ std::map<std::string, std::string> persistent(const Graph& g) {
 
 TEST(NormLayers, BatchNormHasPyTorchsParamsAndState) {
   DiagnosticEngine diags;
-  auto p = load("bn[batchnorm: momentum=0.2 eps=1e-3]", diags);
+  auto p = loadNorm("bn[batchnorm: momentum=0.2 eps=1e-3]", diags);
   ASSERT_TRUE(p) << diags.render();
   EXPECT_EQ(persistent(*p->model), (std::map<std::string, std::string>{
                                        {"bn.weight", "param f32[6] ones"},
@@ -47,7 +47,7 @@ TEST(NormLayers, BatchNormHasPyTorchsParamsAndState) {
             "%bn = batchnorm(%x, %bn.running_mean, %bn.running_var, %bn.weight, %bn.bias) {eps=0.001, momentum=0.2} : "
             "f32[8,6,4,4] loc(\"n.mmd\":2:34 node=\"bn\")");
 
-  auto plain = load("bn[batchnorm: affine=false]", diags);
+  auto plain = loadNorm("bn[batchnorm: affine=false]", diags);
   ASSERT_TRUE(plain) << diags.render();
   EXPECT_EQ(nodeOf(*plain->model, OpKind::BatchNorm)->numInputs(), 3u);
   EXPECT_EQ(nodeOf(*plain->model, OpKind::BatchNorm)->attrs().getFloat("momentum"), 0.1);
@@ -56,27 +56,27 @@ TEST(NormLayers, BatchNormHasPyTorchsParamsAndState) {
 
 TEST(NormLayers, LayerNormTakesDimsOrTheNormalizedShape) {
   DiagnosticEngine diags;
-  auto last = load("ln[layernorm]", diags);
+  auto last = loadNorm("ln[layernorm]", diags);
   ASSERT_TRUE(last) << diags.render();
   EXPECT_EQ(nodeOf(*last->model, OpKind::LayerNorm)->attrs().getInt("dims"), 1);
   EXPECT_EQ(persistent(*last->model).at("ln.weight"), "param f32[4] ones");
   for (const char* spelling : {"ln[layernorm: dims=3]", "ln[layernorm: shape=6x4x4]"}) {
     SCOPED_TRACE(spelling);
-    auto p = load(spelling, diags);
+    auto p = loadNorm(spelling, diags);
     ASSERT_TRUE(p) << diags.render();
     EXPECT_EQ(nodeOf(*p->model, OpKind::LayerNorm)->attrs().getInt("dims"), 3);
     EXPECT_EQ(persistent(*p->model).at("ln.bias"), "param f32[6,4,4] zeros");
   }
-  auto plain = load("ln[layernorm: affine=false eps=0.1]", diags);
+  auto plain = loadNorm("ln[layernorm: affine=false eps=0.1]", diags);
   ASSERT_TRUE(plain) << diags.render();
   EXPECT_TRUE(persistent(*plain->model).empty());
   EXPECT_EQ(nodeOf(*plain->model, OpKind::LayerNorm)->attrs().getFloat("eps"), 0.1);
 
   DiagnosticEngine errors;
-  EXPECT_FALSE(load("ln[layernorm: dims=1 shape=4]", errors));
+  EXPECT_FALSE(loadNorm("ln[layernorm: dims=1 shape=4]", errors));
   EXPECT_NE(errors.render().find("layernorm 'ln' takes dims or shape, not both"), std::string::npos) << errors.render();
   DiagnosticEngine tooMany;
-  EXPECT_FALSE(load("ln[layernorm: dims=5]", tooMany));
+  EXPECT_FALSE(loadNorm("ln[layernorm: dims=5]", tooMany));
   EXPECT_NE(tooMany.render().find("'dims' must be at most the rank of the input f32[8,6,4,4], got 5"),
             std::string::npos)
       << tooMany.render();
@@ -84,7 +84,7 @@ TEST(NormLayers, LayerNormTakesDimsOrTheNormalizedShape) {
 
 TEST(NormLayers, GroupNormAndDropout) {
   DiagnosticEngine diags;
-  auto p = load("gn[groupnorm: groups=3] --> dr[dropout: rate=0.1] --> dd[dropout]", diags);
+  auto p = loadNorm("gn[groupnorm: groups=3] --> dr[dropout: rate=0.1] --> dd[dropout]", diags);
   ASSERT_TRUE(p) << diags.render();
   EXPECT_EQ(nodeOf(*p->model, OpKind::GroupNorm)->attrs().getInt("groups"), 3);
   EXPECT_EQ(persistent(*p->model).at("gn.weight"), "param f32[6] ones");

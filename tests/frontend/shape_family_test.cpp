@@ -18,7 +18,7 @@ struct Loaded {
   std::string diagnostics;
 };
 
-Loaded load(const std::string& text) {
+Loaded loadFamily(const std::string& text) {
   DiagnosticEngine diags;
   diags.addSource("shape.mmd", text);
   Loaded l;
@@ -46,7 +46,7 @@ std::vector<double> uniform(size_t n, uint32_t seed, double lo = -1, double hi =
   return v;
 }
 
-void expectNear(const std::vector<double>& got, const std::vector<double>& want, double tol) {
+void expectFamilyNear(const std::vector<double>& got, const std::vector<double>& want, double tol) {
   ASSERT_EQ(got.size(), want.size());
   for (size_t i = 0; i < got.size(); ++i) EXPECT_NEAR(got[i], want[i], tol * (1 + std::abs(want[i]))) << "element " << i;
 }
@@ -54,7 +54,7 @@ void expectNear(const std::vector<double>& got, const std::vector<double>& want,
 // ---- operands by edge label ---------------------------------------------------------------
 
 TEST(ShapePipelines, NumberedEdgeLabelsOrderConcatOperands) {
-  auto l = load(
+  auto l = loadFamily(
       "flowchart LR\n"
       "  a[\"constant: value=[[1,2]]\"] -->|2| k[concat: axis=1]\n"
       "  b[\"constant: value=[[3]]\"] -->|0| k\n"
@@ -65,7 +65,7 @@ TEST(ShapePipelines, NumberedEdgeLabelsOrderConcatOperands) {
 }
 
 TEST(ShapePipelines, OneValueTwiceUnderTwoLabels) {
-  auto l = load(
+  auto l = loadFamily(
       "flowchart LR\n"
       "  a[\"constant: value=[1,2]\"] -->|0| k[concat]\n"
       "  a -->|1| k\n"
@@ -76,7 +76,7 @@ TEST(ShapePipelines, OneValueTwiceUnderTwoLabels) {
 
 TEST(ShapePipelines, NumberOneIsTheSecondOperandNow) {
   // "1" and "2" used to be aliases of lhs and rhs; numbers are 0-based slots.
-  auto l = load(
+  auto l = loadFamily(
       "flowchart LR\n"
       "  a[\"constant: value=[[1,2],[3,4]]\"] -->|1| m[matmul]\n"
       "  b[\"constant: value=[[0,1],[1,0]]\"] -->|0| m\n"
@@ -87,7 +87,7 @@ TEST(ShapePipelines, NumberOneIsTheSecondOperandNow) {
 }
 
 TEST(ShapePipelines, TwoEdgesNamingOneOperandIsAnError) {
-  auto l = load(
+  auto l = loadFamily(
       "flowchart LR\n"
       "  a[\"constant: value=[1]\"] -->|0| k[concat]\n"
       "  b[\"constant: value=[2]\"] -->|lhs| k\n"
@@ -101,7 +101,7 @@ TEST(ShapePipelines, TwoEdgesNamingOneOperandIsAnError) {
 // ---- split ----------------------------------------------------------------------------------
 
 TEST(ShapePipelines, SplitPartsByEdgeLabel) {
-  auto l = load(
+  auto l = loadFamily(
       "flowchart LR\n"
       "  x[\"constant: value=[[1,2,3],[4,5,6]]\"] --> s[split: axis=1 sizes=1,2]\n"
       "  s -->|part 1| t[permute: perm=1,0]\n"
@@ -117,7 +117,7 @@ TEST(ShapePipelines, SplitPartsByEdgeLabel) {
 }
 
 TEST(ShapePipelines, SplitIntoEqualParts) {
-  auto l = load(
+  auto l = loadFamily(
       "flowchart LR\n"
       "  x[\"constant: value=[1,2,3,4,5,6]\"] --> s[split: parts=3]\n"
       "  s -->|part 2| out[output]\n");
@@ -144,7 +144,7 @@ TEST(ShapePipelines, SplitErrors) {
   };
   for (const Case& c : cases) {
     SCOPED_TRACE(c.tail);
-    auto l = load(head + c.tail);
+    auto l = loadFamily(head + c.tail);
     EXPECT_FALSE(l.pipeline);
     EXPECT_NE(l.diagnostics.find(c.message), std::string::npos) << l.diagnostics;
   }
@@ -153,7 +153,7 @@ TEST(ShapePipelines, SplitErrors) {
 // ---- embedding ------------------------------------------------------------------------------
 
 TEST(ShapePipelines, EmbeddingLooksUpRowsOfItsWeight) {
-  auto l = load(
+  auto l = loadFamily(
       "flowchart LR\n"
       "  ids[input: shape=2x3 dtype=i64] --> e[embedding: vocab=4 dim=2]\n"
       "  e --> out[output]\n");
@@ -176,7 +176,7 @@ TEST(ShapePipelines, EmbeddingLooksUpRowsOfItsWeight) {
 }
 
 TEST(ShapePipelines, EmbeddingNeedsIntegerIds) {
-  auto l = load(
+  auto l = loadFamily(
       "flowchart LR\n"
       "  ids[input: shape=2x3] --> e[embedding: vocab=4 dim=2]\n"
       "  e --> out[output]\n");
@@ -189,7 +189,7 @@ TEST(ShapePipelines, EmbeddingNeedsIntegerIds) {
 // ---- dense over tokens, learned positions ------------------------------------------------------
 
 TEST(ShapePipelines, DenseOverTokensAppliesToTheLastAxis) {
-  auto l = load(
+  auto l = loadFamily(
       "flowchart LR\n"
       "  x[input: shape=2x3x4] --> d[dense: units=2 activation=relu]\n"
       "  d --> out[output]\n");
@@ -210,14 +210,14 @@ TEST(ShapePipelines, DenseOverTokensAppliesToTheLastAxis) {
       for (int i = 0; i < 4; ++i) s += x[size_t(r * 4 + i)] * w[size_t(u * 4 + i)];
       want.push_back(std::max(s, 0.0));
     }
-  expectNear(runOutput(*l.pipeline, in, weights, "out"), want, 1e-6);
+  expectFamilyNear(runOutput(*l.pipeline, in, weights, "out"), want, 1e-6);
   auto rebatched = rebatchGraph(g, 5);
   ASSERT_TRUE(rebatched.has_value()) << rebatched.error().str();
   EXPECT_EQ((*rebatched)->outputValue("out")->type().shape, (Shape{5, 3, 2}));
 }
 
 TEST(ShapePipelines, DenseOverAnImageAsksForAFlatten) {
-  auto l = load(
+  auto l = loadFamily(
       "flowchart LR\n"
       "  x[input: shape=2x1x3x4] --> d[dense: units=2]\n"
       "  d --> out[output]\n");
@@ -229,7 +229,7 @@ TEST(ShapePipelines, DenseOverAnImageAsksForAFlatten) {
 }
 
 TEST(ShapePipelines, PositionEmbeddingAddsALearnedRowPerToken) {
-  auto l = load(
+  auto l = loadFamily(
       "flowchart LR\n"
       "  x[input: shape=2x3x2] --> pos[position_embedding: tokens=3 dim=2]\n"
       "  pos --> out[output]\n");
@@ -245,7 +245,7 @@ TEST(ShapePipelines, PositionEmbeddingAddsALearnedRowPerToken) {
   EXPECT_EQ(runOutput(*l.pipeline, in, weights, "out"),
             (std::vector<double>{101, 202, 303, 404, 505, 606, 107, 208, 309, 410, 511, 612}));
   // Without tokens= and dim= the shape comes from the input.
-  auto bare = load("flowchart LR\n  x[input: shape=4x5x6] --> p[position_embedding] --> out[output]\n");
+  auto bare = loadFamily("flowchart LR\n  x[input: shape=4x5x6] --> p[position_embedding] --> out[output]\n");
   ASSERT_TRUE(bare.pipeline) << bare.diagnostics;
   EXPECT_EQ(bare.pipeline->model->findValue("p.weight")->type().shape, (Shape{5, 6}));
 }
@@ -266,7 +266,7 @@ TEST(ShapePipelines, PositionEmbeddingErrorsNameTheNode) {
   };
   for (const Case& c : cases) {
     SCOPED_TRACE(c.text);
-    auto l = load(c.text);
+    auto l = loadFamily(c.text);
     EXPECT_FALSE(l.pipeline);
     EXPECT_NE(l.diagnostics.find(c.message), std::string::npos) << l.diagnostics;
   }
@@ -350,7 +350,7 @@ TEST(ShapePipelines, SelfAttentionMatchesPyTorchMultiheadAttention) {
   for (bool causal : {false, true})
     for (bool bias : {true, false}) {
       SCOPED_TRACE(std::string(causal ? "causal" : "full") + (bias ? ", bias" : ", no bias"));
-      auto l = load(std::string("flowchart TD\n"
+      auto l = loadFamily(std::string("flowchart TD\n"
                                 "  x[input: shape=2x3x8] --> a[attention: heads=2") +
                     (causal ? " causal=true" : "") + (bias ? "" : " bias=false") +
                     "]\n"
@@ -365,13 +365,13 @@ TEST(ShapePipelines, SelfAttentionMatchesPyTorchMultiheadAttention) {
       const MhaWeights w = mhaWeights(8, bias, 11);
       const std::vector<double> x = uniform(2 * 3 * 8, 5);
       TensorMap in{{"x", Tensor::fromDoubles(DType::F32, {2, 3, 8}, x)}};
-      expectNear(runOutput(*l.pipeline, in, w.persistent("a", 8, bias), "out"),
+      expectFamilyNear(runOutput(*l.pipeline, in, w.persistent("a", 8, bias), "out"),
                  referenceMha(x, x, x, 2, 3, 3, 8, 2, w.inW, w.inB, w.outW, w.outB, causal), 2e-5);
     }
 }
 
 TEST(ShapePipelines, CrossAttentionWithLabelledQueryKeyValue) {
-  auto l = load(
+  auto l = loadFamily(
       "flowchart TD\n"
       "  q[input: shape=2x3x4] -->|q| a[attention: heads=4 causal=true]\n"
       "  m[input: shape=2x5x4] -->|k| a\n"
@@ -381,12 +381,12 @@ TEST(ShapePipelines, CrossAttentionWithLabelledQueryKeyValue) {
   const MhaWeights w = mhaWeights(4, true, 21);
   const std::vector<double> xq = uniform(2 * 3 * 4, 7), xm = uniform(2 * 5 * 4, 8);
   TensorMap in{{"q", Tensor::fromDoubles(DType::F32, {2, 3, 4}, xq)}, {"m", Tensor::fromDoubles(DType::F32, {2, 5, 4}, xm)}};
-  expectNear(runOutput(*l.pipeline, in, w.persistent("a", 4, true), "out"),
+  expectFamilyNear(runOutput(*l.pipeline, in, w.persistent("a", 4, true), "out"),
              referenceMha(xq, xm, xm, 2, 3, 5, 4, 4, w.inW, w.inB, w.outW, w.outB, true), 2e-5);
 }
 
 TEST(ShapePipelines, ScaledDotProductAttentionLayer) {
-  auto l = load(
+  auto l = loadFamily(
       "flowchart TD\n"
       "  v[input: shape=1x2x3x2] -->|v| s[sdpa: causal=true scale=0.5]\n"
       "  q[input: shape=1x2x3x2] -->|q| s\n"
@@ -409,7 +409,7 @@ TEST(ShapePipelines, ScaledDotProductAttentionLayer) {
       for (int j = 0; j <= i; ++j)
         for (int c = 0; c < 2; ++c) want[size_t((h * 3 + i) * 2 + c)] += p[j] / z * v[size_t((h * 3 + j) * 2 + c)];
     }
-  expectNear(runOutput(*l.pipeline, in, {}, "out"), want, 1e-5);
+  expectFamilyNear(runOutput(*l.pipeline, in, {}, "out"), want, 1e-5);
 }
 
 TEST(ShapePipelines, AttentionErrors) {
@@ -428,14 +428,14 @@ TEST(ShapePipelines, AttentionErrors) {
   };
   for (const Case& c : cases) {
     SCOPED_TRACE(c.text);
-    auto l = load(c.text);
+    auto l = loadFamily(c.text);
     EXPECT_FALSE(l.pipeline);
     EXPECT_NE(l.diagnostics.find(c.message), std::string::npos) << l.diagnostics;
   }
 }
 
 TEST(ShapePipelines, AttentionModelFollowsANewBatchSize) {
-  auto l = load(
+  auto l = loadFamily(
       "flowchart TD\n"
       "  x[input: shape=2x3x8] --> a[attention: heads=2]\n"
       "  a --> out[output]\n");

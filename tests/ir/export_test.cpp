@@ -4,11 +4,12 @@
 #include <gtest/gtest.h>
 
 #include "ir/graph.h"
+#include "ir_builders.h"
 
 namespace shoal {
 namespace {
 
-TensorType f32(Shape s) { return {DType::F32, std::move(s)}; }
+using test::f32;
 
 // input x -> dense d (param d.weight) -> relu r -> output logits
 std::unique_ptr<Graph> tinyGraph() {

@@ -91,7 +91,7 @@ TEST(PipelineSettings, GraphParserChecksAndDropsTheBlock) {
   EXPECT_EQ(printGraph(*g), kGraph);
 }
 
-std::string firstError(const std::string& block) {
+std::string firstSettingsError(const std::string& block) {
   DiagnosticEngine diags;
   auto p = parsePipelineText(kGraph + block, "g.ir", diags);
   EXPECT_FALSE(p.has_value()) << block;
@@ -99,22 +99,22 @@ std::string firstError(const std::string& block) {
 }
 
 TEST(PipelineSettings, ErrorsNameTheLineOfTheIrFile) {
-  EXPECT_EQ(firstError("pipeline {\n  train {lr=0.1, bogus=1}\n}\n"),
+  EXPECT_EQ(firstSettingsError("pipeline {\n  train {lr=0.1, bogus=1}\n}\n"),
             "g.ir:7:3: error: pipeline section 'train' has no setting 'bogus'");
-  EXPECT_EQ(firstError("pipeline {\n  data {batch=\"many\"}\n}\n"),
+  EXPECT_EQ(firstSettingsError("pipeline {\n  data {batch=\"many\"}\n}\n"),
             "g.ir:7:3: error: pipeline setting data.batch must be an integer, got \"many\"");
-  EXPECT_EQ(firstError("pipeline {\n  train {shuffle=2}\n}\n"),
+  EXPECT_EQ(firstSettingsError("pipeline {\n  train {shuffle=2}\n}\n"),
             "g.ir:7:3: error: pipeline setting train.shuffle must be 0 or 1, got 2");
-  EXPECT_EQ(firstError("pipeline {\n  train {schedule=\"linear\"}\n}\n"),
+  EXPECT_EQ(firstSettingsError("pipeline {\n  train {schedule=\"linear\"}\n}\n"),
             "g.ir:7:3: error: unknown schedule 'linear' (constant, step or cosine)");
-  EXPECT_EQ(firstError("pipeline {\n  optimizer {lr=1}\n}\n"),
+  EXPECT_EQ(firstSettingsError("pipeline {\n  optimizer {lr=1}\n}\n"),
             "g.ir:7:3: error: unknown pipeline section 'optimizer' (data, train, output, model)");
-  EXPECT_EQ(firstError("pipeline {\n  data batch=1\n}\n"), "g.ir:7:8: error: expected '{' after 'data', got 'batch'");
-  EXPECT_EQ(firstError("pipeline {\n  data {batch=1}\n"),
+  EXPECT_EQ(firstSettingsError("pipeline {\n  data batch=1\n}\n"), "g.ir:7:8: error: expected '{' after 'data', got 'batch'");
+  EXPECT_EQ(firstSettingsError("pipeline {\n  data {batch=1}\n"),
             "g.ir:7:17: error: expected '}' to close the pipeline settings block, got end of file");
-  EXPECT_EQ(firstError("pipeline {\n}\nextra\n"), "g.ir:8:1: error: unexpected text after the pipeline settings block");
+  EXPECT_EQ(firstSettingsError("pipeline {\n}\nextra\n"), "g.ir:8:1: error: unexpected text after the pipeline settings block");
   EXPECT_EQ(
-      firstError("settings {\n}\n"),
+      firstSettingsError("settings {\n}\n"),
       "g.ir:6:1: error: unexpected text after the end of graph 'g' (only a 'pipeline {' settings block may follow)");
 }
 

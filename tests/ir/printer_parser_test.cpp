@@ -251,7 +251,7 @@ std::unique_ptr<Graph> buildOpGraph(OpKind kind) {
   } else {
     return nullptr;
   }
-  Node* n = g->addNode(kind, ins, a, results, at(7, "op"));
+  Node* n = g->addNode(kind, ins, a, results, roundTripAt(7, "op"));
   fillDefaultAttrs(*n);
   return g;
 }
@@ -283,7 +283,7 @@ void expectSameGraph(const Graph& a, const Graph& b) {
   }
 }
 
-std::unique_ptr<Graph> parseOk(const std::string& text) {
+std::unique_ptr<Graph> parseIrOk(const std::string& text) {
   DiagnosticEngine diags;
   auto g = parseGraph(text, "t.ir", diags);
   EXPECT_TRUE(g) << diags.render() << "\nin:\n" << text;
@@ -310,7 +310,7 @@ TEST(IrText, EveryOpRoundTrips) {
 
     std::string text = printGraph(*g);
     EXPECT_NE(text.find(std::string(opName(kind)) + "("), std::string::npos) << text;
-    auto parsed = parseOk(text);
+    auto parsed = parseIrOk(text);
     ASSERT_TRUE(parsed);
     EXPECT_EQ(printGraph(*parsed), text);
     expectSameGraph(*g, *parsed);
@@ -344,7 +344,7 @@ TEST(IrText, GoldenText) {
   EXPECT_EQ(printGraph(g), golden);
   EXPECT_EQ(printNode(*g.nodes()[2]), "%d = dense(%x, %d.weight) : f32[2,4] loc(\"tiny.mmd\":3:3 node=\"d\")");
 
-  auto parsed = parseOk(golden);
+  auto parsed = parseIrOk(golden);
   ASSERT_TRUE(parsed);
   EXPECT_EQ(printGraph(*parsed), golden);
   expectSameGraph(g, *parsed);
@@ -412,14 +412,14 @@ TEST(IrText, QuotesNamesThatAreNotPlain) {
             "  %\"q\\\"b\\\\s\\nl\" = relu(%\"two words\") : f32[4]\n"
             "  output(%\"q\\\"b\\\\s\\nl\") {name=\"结果\"}\n"
             "}\n");
-  auto parsed = parseOk(text);
+  auto parsed = parseIrOk(text);
   ASSERT_TRUE(parsed);
   EXPECT_EQ(printGraph(*parsed), text);
   expectSameGraph(g, *parsed);
   EXPECT_NE(parsed->findValue("数据输入"), nullptr);
   EXPECT_NE(parsed->findValue("q\"b\\s\nl"), nullptr);
   // A plain name may also be written quoted.
-  auto quoted = parseOk("graph g {\n  %\"x\" = input() {name=\"x\"} : f32[1]\n  output(%\"x\") {name=\"y\"}\n}\n");
+  auto quoted = parseIrOk("graph g {\n  %\"x\" = input() {name=\"x\"} : f32[1]\n  output(%\"x\") {name=\"y\"}\n}\n");
   ASSERT_TRUE(quoted);
   EXPECT_EQ(printGraph(*quoted),
             "// shoal IR\ngraph g {\n  %x = input() {name=\"x\"} : f32[1]\n  output(%x) {name=\"y\"}\n}\n");
@@ -445,7 +445,7 @@ TEST(IrText, LocationsRoundTrip) {
     in.set("name", std::string("x"));
     g.addNode(OpKind::Input, {}, in, {{"x", f32({1})}}, loc);
     std::string text = printGraph(g);
-    auto parsed = parseOk(text);
+    auto parsed = parseIrOk(text);
     ASSERT_TRUE(parsed);
     EXPECT_EQ(printGraph(*parsed), text);
     expectSameGraph(g, *parsed);
@@ -497,7 +497,7 @@ TEST(IrText, EveryAttributeKindRoundTrips) {
             "s_empty=\"\", s_plain=\"glorot_uniform\", s_tricky=\"a \\\"quoted\\\", {braced} [x] <y> \\\\ back\\nslash "
             "数据\", "
             "t=tensor<2x2>[1.0,2.0,3.0,4.0], t_empty=tensor<0x3>[], t_scalar=tensor<scalar>[-2.5]} : f32[2]");
-  auto parsed = parseOk(text);
+  auto parsed = parseIrOk(text);
   ASSERT_TRUE(parsed);
   EXPECT_EQ(printGraph(*parsed), text);
   const Attrs& p = parsed->nodes()[1]->attrs();
@@ -534,7 +534,7 @@ TEST(IrText, EveryAttributeKindRoundTrips) {
 }
 
 TEST(IrText, SchemaFloatsWrittenAsIntsReadAsFloats) {
-  auto g = parseOk(
+  auto g = parseIrOk(
       "graph g {\n"
       "  %x = input() {name=\"x\"} : f32[1,2]\n"
       "  %n = normalize(%x) {mean=[0, 1], std=[]} : f32[1,2]\n"
@@ -563,7 +563,7 @@ TEST(IrText, AcceptsHandWrittenSpacingCommentsAndCrlf) {
       "  output(%y) {name=\"y\"}\n"
       "}   \n"
       "// after the end\n";
-  auto g = parseOk(text);
+  auto g = parseIrOk(text);
   ASSERT_TRUE(g);
   EXPECT_EQ(printGraph(*g),
             "// shoal IR\n"

@@ -8,25 +8,20 @@
 #include <vector>
 
 #include "ir/graph.h"
+#include "ir_builders.h"
 #include "op_case_registry.h"
 
 namespace shoal::test {
 
-inline TensorType f32(Shape s) { return {DType::F32, std::move(s)}; }
-inline TensorType i64(Shape s) { return {DType::I64, std::move(s)}; }
-inline TensorType u8(Shape s) { return {DType::U8, std::move(s)}; }
-
-// Internal linkage: tests/runtime/interpreter_cases.h has an at() of the same signature naming
-// another file, and two inline definitions that differ are one function to the linker (which
-// one a test got depended on inlining: -O0 test builds picked the other's file name).
-namespace {
-inline Location at(int line, const std::string& node) { return Location{"ops.mmd", line, 3, node}; }
-}  // namespace
+// Where a round-trip case's nodes come from ("ops.mmd"). Its own name: tests/runtime/
+// interpreter_cases.h has an at() naming another file, and both headers can meet in one
+// translation unit.
+inline Location roundTripAt(int line, const std::string& node) { return Location{"ops.mmd", line, 3, node}; }
 
 inline Value* addInput(Graph& g, const std::string& name, TensorType type) {
   Attrs a;
   a.set("name", name);
-  return g.addNode(OpKind::Input, {}, a, {{name, std::move(type)}}, at(1, name))->result();
+  return g.addNode(OpKind::Input, {}, a, {{name, std::move(type)}}, roundTripAt(1, name))->result();
 }
 
 inline Value* addParam(Graph& g, const std::string& name, TensorType type) {
@@ -34,7 +29,7 @@ inline Value* addParam(Graph& g, const std::string& name, TensorType type) {
   a.set("init", std::string("glorot_uniform"));
   a.set("fan_in", int64_t(8));
   a.set("fan_out", int64_t(3));
-  return g.addNode(OpKind::Param, {}, a, {{name, std::move(type)}}, at(2, "d"))->result();
+  return g.addNode(OpKind::Param, {}, a, {{name, std::move(type)}}, roundTripAt(2, "d"))->result();
 }
 
 inline Value* addState(Graph& g, const std::string& name, TensorType type) {
@@ -52,10 +47,10 @@ using RoundTripRegistry = OpCaseRegistry<RoundTripTag, bool(OpKind kind, Graph& 
 /// Registers the following body as the round-trip case of the listed ops; it sees `kind`,
 /// `g`, `ins`, `a` and `results` (preset to one f32[2,3] result "y") and returns true.
 #define SHOAL_ROUND_TRIP_CASE(id, ...)                                                              \
-  static bool shoalCases_##id(OpKind kind, Graph& g, std::vector<Value*>& ins, Attrs& a,            \
+  static bool shoalRoundTripCase_##id(OpKind kind, Graph& g, std::vector<Value*>& ins, Attrs& a,            \
                               std::vector<ResultSpec>& results);                                    \
-  SHOAL_OP_CASES_REGISTER(::shoal::test::RoundTripRegistry, id, __VA_ARGS__);                       \
-  static bool shoalCases_##id([[maybe_unused]] OpKind kind, [[maybe_unused]] Graph& g,              \
+  SHOAL_OP_CASES_REGISTER(::shoal::test::RoundTripRegistry, shoalRoundTripCase_##id, __VA_ARGS__);                       \
+  static bool shoalRoundTripCase_##id([[maybe_unused]] OpKind kind, [[maybe_unused]] Graph& g,              \
                               [[maybe_unused]] std::vector<Value*>& ins, [[maybe_unused]] Attrs& a, \
                               [[maybe_unused]] std::vector<ResultSpec>& results)
 

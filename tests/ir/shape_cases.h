@@ -10,21 +10,10 @@
 #include <vector>
 
 #include "ir/graph.h"
+#include "ir_builders.h"
 #include "op_case_registry.h"
 
 namespace shoal::test {
-
-inline TensorType f32(Shape s) { return {DType::F32, std::move(s)}; }
-inline TensorType f64(Shape s) { return {DType::F64, std::move(s)}; }
-inline TensorType i64(Shape s) { return {DType::I64, std::move(s)}; }
-inline TensorType i32(Shape s) { return {DType::I32, std::move(s)}; }
-inline TensorType u8(Shape s) { return {DType::U8, std::move(s)}; }
-
-inline Attrs attrs(std::initializer_list<std::pair<const char*, AttrValue>> entries) {
-  Attrs a;
-  for (const auto& [k, v] : entries) a.set(k, v);
-  return a;
-}
 
 /// Where every node under test comes from: model.mmd:7:5, pipeline node "n1".
 inline Location nodeLoc() { return Location{"model.mmd", 7, 5, "n1"}; }
@@ -71,9 +60,6 @@ struct OpShapeCases {
   std::string cannotFail = {};  ///< why `errors` is empty, for ops whose rule accepts anything
 };
 
-inline Attrs convAttrs(Shape stride = {1, 1}, Shape pad = {0, 0, 0, 0}, Shape dil = {1, 1}) {
-  return attrs({{"stride", stride}, {"padding", pad}, {"dilation", dil}});
-}
 inline Attrs with(Attrs a, const char* key, AttrValue v) {
   a.set(key, std::move(v));
   return a;
@@ -89,8 +75,8 @@ using ShapeCaseRegistry = OpCaseRegistry<ShapeCasesTag, OpShapeCases(OpKind kind
 /// Registers the following body (returning OpShapeCases; it sees `kind`) as the shape-rule
 /// cases of the listed ops.
 #define SHOAL_SHAPE_CASES(id, ...)                                            \
-  static ::shoal::test::OpShapeCases shoalCases_##id(OpKind kind);            \
-  SHOAL_OP_CASES_REGISTER(::shoal::test::ShapeCaseRegistry, id, __VA_ARGS__); \
-  static ::shoal::test::OpShapeCases shoalCases_##id([[maybe_unused]] OpKind kind)
+  static ::shoal::test::OpShapeCases shoalShapeCases_##id(OpKind kind);            \
+  SHOAL_OP_CASES_REGISTER(::shoal::test::ShapeCaseRegistry, shoalShapeCases_##id, __VA_ARGS__); \
+  static ::shoal::test::OpShapeCases shoalShapeCases_##id([[maybe_unused]] OpKind kind)
 
 }  // namespace shoal::test

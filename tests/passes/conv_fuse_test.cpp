@@ -25,7 +25,7 @@ constexpr const char* kPipeline = R"(flowchart TD
   g --> o[output: name=logits]
 )";
 
-int countOps(const Graph& g, OpKind kind) {
+int countConvOps(const Graph& g, OpKind kind) {
   int c = 0;
   for (const Node* n : g.nodes()) c += n->kind() == kind;
   return c;
@@ -46,9 +46,9 @@ TEST(ConvFusion, GroupedConvsFuseWithActivationAndCeilModePool) {
   auto program = compileProgram(p->model->clone(), opts);
   ASSERT_TRUE(program) << program.error().str();
   const Graph& g = *program->graph;
-  EXPECT_EQ(countOps(g, OpKind::FusedConv2dPool), 1);
-  EXPECT_EQ(countOps(g, OpKind::FusedConv2d), 1);
-  EXPECT_EQ(countOps(g, OpKind::MaxPool2d), 0);
+  EXPECT_EQ(countConvOps(g, OpKind::FusedConv2dPool), 1);
+  EXPECT_EQ(countConvOps(g, OpKind::FusedConv2d), 1);
+  EXPECT_EQ(countConvOps(g, OpKind::MaxPool2d), 0);
   const Node* convPool = findOp(g, OpKind::FusedConv2dPool);
   ASSERT_NE(convPool, nullptr);
   EXPECT_EQ(convPool->attrs().getInt("groups"), 4);
@@ -81,7 +81,7 @@ TEST(ConvFusion, FusedAndUnfusedAgree) {
       if (!fused) opts.disabledPasses = {"fuse"};
       auto program = compileProgram(p->model->clone(), opts);
       ASSERT_TRUE(program) << program.error().str();
-      if (fused && !config) EXPECT_EQ(countOps(*program->graph, OpKind::FusedConv2dPool), 1);
+      if (fused && !config) EXPECT_EQ(countConvOps(*program->graph, OpKind::FusedConv2dPool), 1);
       auto exe = CpuExecutable::create(std::move(*program));
       ASSERT_TRUE(exe) << exe.error().str();
       exes[fused] = std::move(*exe);

@@ -93,7 +93,7 @@ INSTANTIATE_TEST_SUITE_P(Fuse, FuseGolden,
                                            GoldenCase{"elementwise_chain", "fuse-conv-epilogue", false}),
                          [](const auto& info) { return std::string(info.param.file) + "_" + std::to_string(info.index); });
 
-Tensor randomTensor(const TensorType& t, Rng& rng) {
+Tensor fuseRandomTensor(const TensorType& t, Rng& rng) {
   Tensor x(t);
   for (int64_t i = 0; i < x.numElements(); ++i)
     x.set(i, isFloat(t.dtype) ? 2 * rng.uniform() - 1 : double(rng.below(t.dtype == DType::U8 ? 256 : 10)));
@@ -121,7 +121,7 @@ void expectFusedMatchesUnfused(const Graph& g, const TrainConfig* train, int ste
     TensorMap feed;
     for (Node* n : exes[0]->graph().inputNodes()) {
       const std::string& name = n->attrs().getString("name");
-      Tensor t = randomTensor(n->result()->type(), rng);
+      Tensor t = fuseRandomTensor(n->result()->type(), rng);
       if (name == "step") t.set(0, s + 1);
       feed[name] = t;
     }

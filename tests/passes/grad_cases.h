@@ -14,18 +14,13 @@
 
 #include "ir/shape_inference.h"
 #include "ir/verifier.h"
+#include "ir_builders.h"
 #include "op_case_registry.h"
 #include "passes/autodiff.h"
 #include "passes/program.h"
 #include "runtime/cpu/interpreter.h"
 
 namespace shoal::test {
-
-inline Attrs attrs(std::initializer_list<std::pair<const char*, AttrValue>> entries) {
-  Attrs a;
-  for (const auto& [k, v] : entries) a.set(k, v);
-  return a;
-}
 
 /// How a test param's (or constant's) values are drawn.
 enum class Fill {
@@ -190,9 +185,6 @@ struct GradCase {
 };
 
 // mse(op(params...)) for one op.
-inline Attrs convAttrs(Shape stride, Shape padding, Shape dilation) {
-  return attrs({{"stride", stride}, {"padding", padding}, {"dilation", dilation}});
-}
 
 inline std::vector<GradCase> binaryCases(OpKind kind) {
   Fill bFill = kind == OpKind::Div ? Fill::AwayFromZero : Fill::Uniform;
@@ -213,8 +205,8 @@ using GradCaseRegistry = OpCaseRegistry<GradCasesTag, std::vector<GradCase>(OpKi
 /// Registers the following body (returning std::vector<GradCase>; it sees `kind`) as the
 /// gradient-check cases of the listed ops.
 #define SHOAL_GRAD_CASES(id, ...)                                            \
-  static std::vector<::shoal::test::GradCase> shoalCases_##id(OpKind kind);  \
-  SHOAL_OP_CASES_REGISTER(::shoal::test::GradCaseRegistry, id, __VA_ARGS__); \
-  static std::vector<::shoal::test::GradCase> shoalCases_##id([[maybe_unused]] OpKind kind)
+  static std::vector<::shoal::test::GradCase> shoalGradCases_##id(OpKind kind);  \
+  SHOAL_OP_CASES_REGISTER(::shoal::test::GradCaseRegistry, shoalGradCases_##id, __VA_ARGS__); \
+  static std::vector<::shoal::test::GradCase> shoalGradCases_##id([[maybe_unused]] OpKind kind)
 
 }  // namespace shoal::test

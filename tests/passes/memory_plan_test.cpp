@@ -46,7 +46,7 @@ Program compileExample(const Pipeline& p, bool train, bool fused = false) {
   return program ? std::move(*program) : Program{};
 }
 
-std::unique_ptr<Graph> parse(const std::string& text) {
+std::unique_ptr<Graph> parseIr(const std::string& text) {
   DiagnosticEngine diags;
   auto g = parseGraph(text, "test.ir", diags);
   EXPECT_TRUE(g && !diags.hasErrors()) << diags.render();
@@ -182,7 +182,7 @@ Program compileResidual(bool train) {
   CompileOptions opts;
   if (train) opts.train = &cfg;
   opts.disabledPasses = kFusionPasses;
-  auto program = compileProgram(parse(kResidual), opts);
+  auto program = compileProgram(parseIr(kResidual), opts);
   EXPECT_TRUE(program.has_value()) << (program ? "" : program.error().str());
   return program ? std::move(*program) : Program{};
 }
@@ -205,7 +205,7 @@ TEST(MemoryPlan, NoInPlaceWhenBackwardOrALaterOpReadsTheOperand) {
 // ---- synthetic graphs ----------------------------------------------------------------------
 
 TEST(MemoryPlan, InPlaceChainButNeverOverAnInput) {
-  auto g = parse(R"(graph t {
+  auto g = parseIr(R"(graph t {
   %x = input() {name="x"} : f32[4,8]
   %a = relu(%x) : f32[4,8]
   %b = sigmoid(%a) : f32[4,8]
@@ -228,7 +228,7 @@ TEST(MemoryPlan, InPlaceChainButNeverOverAnInput) {
 }
 
 TEST(MemoryPlan, NoInPlaceWhenTheOperandIsReadLater) {
-  auto g = parse(R"(graph t {
+  auto g = parseIr(R"(graph t {
   %x = input() {name="x"} : f32[4,8]
   %bias = input() {name="bias"} : f32[8]
   %a = scale(%x) {scale=2.0, shift=0.0} : f32[4,8]
@@ -248,7 +248,7 @@ TEST(MemoryPlan, NoInPlaceWhenTheOperandIsReadLater) {
 }
 
 TEST(MemoryPlan, ViewsShareTheirInputAndBlockInPlaceWhileItLives) {
-  auto g = parse(R"(graph t {
+  auto g = parseIr(R"(graph t {
   %x = input() {name="x"} : f32[2,3,4]
   %a = scale(%x) {scale=0.5, shift=-1.0} : f32[2,3,4]
   %r = reshape(%a) {shape=[6,4]} : f32[6,4]
@@ -290,7 +290,7 @@ TEST(MemoryPlan, ViewsShareTheirInputAndBlockInPlaceWhileItLives) {
 }
 
 TEST(MemoryPlan, PackingPingPongsAChain) {
-  auto g = parse(R"(graph t {
+  auto g = parseIr(R"(graph t {
   %x = input() {name="x"} : f32[1,64]
   %w = param() {init="zeros"} : f32[64,64]
   %h1 = matmul(%x, %w) : f32[1,64]

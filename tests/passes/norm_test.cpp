@@ -25,17 +25,17 @@ namespace {
 
 // ---- golden IR -----------------------------------------------------------------------------
 
-struct GoldenCase {
+struct NormGoldenCase {
   const char* file;  ///< tests/passes/golden/<file>.in.ir (and .out.ir when it changes)
   const char* pass;
   bool train;  ///< run the pass for a training step (ctx.train set)
   bool changes;
 };
 
-class NormGolden : public ::testing::TestWithParam<GoldenCase> {};
+class NormGolden : public ::testing::TestWithParam<NormGoldenCase> {};
 
 TEST_P(NormGolden, MatchesTheExpectedIr) {
-  const GoldenCase& c = GetParam();
+  const NormGoldenCase& c = GetParam();
   const std::string base = test::sourcePath(std::string("tests/passes/golden/") + c.file);
   DiagnosticEngine diags;
   auto g = parseGraph(test::readFile(base + ".in.ir"), base + ".in.ir", diags);
@@ -65,17 +65,17 @@ TEST_P(NormGolden, MatchesTheExpectedIr) {
 
 INSTANTIATE_TEST_SUITE_P(
     Norm, NormGolden,
-    ::testing::Values(GoldenCase{"fold_batchnorm/conv_bn", "fold-batchnorm", false, true},
-                      GoldenCase{"fold_batchnorm/conv_nobias_bn_noaffine", "fold-batchnorm", false, true},
-                      GoldenCase{"fold_batchnorm/dense_bn", "fold-batchnorm", false, true},
-                      GoldenCase{"fold_batchnorm/conv_output_read_twice", "fold-batchnorm", false, false},
-                      GoldenCase{"fold_batchnorm/bn_after_relu", "fold-batchnorm", false, false},
-                      GoldenCase{"fold_batchnorm/bn_of_input", "fold-batchnorm", false, false},
+    ::testing::Values(NormGoldenCase{"fold_batchnorm/conv_bn", "fold-batchnorm", false, true},
+                      NormGoldenCase{"fold_batchnorm/conv_nobias_bn_noaffine", "fold-batchnorm", false, true},
+                      NormGoldenCase{"fold_batchnorm/dense_bn", "fold-batchnorm", false, true},
+                      NormGoldenCase{"fold_batchnorm/conv_output_read_twice", "fold-batchnorm", false, false},
+                      NormGoldenCase{"fold_batchnorm/bn_after_relu", "fold-batchnorm", false, false},
+                      NormGoldenCase{"fold_batchnorm/bn_of_input", "fold-batchnorm", false, false},
                       // A training step normalises with batch statistics: nothing to fold.
-                      GoldenCase{"fold_batchnorm/conv_bn", "fold-batchnorm", true, false},
-                      GoldenCase{"training_forms/bn_dropout", "training-forms", true, true},
-                      GoldenCase{"training_forms/bn_dropout", "training-forms", false, false},
-                      GoldenCase{"training_forms/no_eval_forms", "training-forms", true, false}),
+                      NormGoldenCase{"fold_batchnorm/conv_bn", "fold-batchnorm", true, false},
+                      NormGoldenCase{"training_forms/bn_dropout", "training-forms", true, true},
+                      NormGoldenCase{"training_forms/bn_dropout", "training-forms", false, false},
+                      NormGoldenCase{"training_forms/no_eval_forms", "training-forms", true, false}),
     [](const auto& info) {
       std::string name = info.param.file;
       for (char& ch : name)
@@ -85,13 +85,13 @@ INSTANTIATE_TEST_SUITE_P(
 
 // ---- fold-batchnorm's numbers --------------------------------------------------------------
 
-Tensor randomTensor(const TensorType& t, Rng& rng, double lo, double hi) {
+Tensor normRandomTensor(const TensorType& t, Rng& rng, double lo, double hi) {
   Tensor x(t);
   for (int64_t i = 0; i < x.numElements(); ++i) x.set(i, lo + (hi - lo) * rng.uniform());
   return x;
 }
 
-int countOps(const Graph& g, OpKind kind) {
+int countNormOps(const Graph& g, OpKind kind) {
   int n = 0;
   for (const Node* node : g.nodes()) n += node->kind() == kind;
   return n;
@@ -118,7 +118,7 @@ TensorMap randomPersistent(const Graph& g, Rng& rng) {
     if (!isPersistentSource(n->kind()) || !isFloat(n->result()->type().dtype)) continue;
     const std::string& name = n->result()->name();
     bool variance = name.size() > 4 && name.ends_with("_var");
-    values[name] = randomTensor(n->result()->type(), rng, variance ? 0.5 : -1.0, variance ? 2.0 : 1.0);
+    values[name] = normRandomTensor(n->result()->type(), rng, variance ? 0.5 : -1.0, variance ? 2.0 : 1.0);
   }
   return values;
 }
@@ -133,8 +133,8 @@ TEST(FoldBatchNorm, FoldedProgramsComputeTheUnfoldedNumbers) {
     auto folded = compiled(*g, {});
     auto plain = compiled(*g, {"fold-batchnorm"});
     ASSERT_TRUE(folded && plain);
-    EXPECT_EQ(countOps(folded->graph(), OpKind::BatchNorm), 0);
-    EXPECT_EQ(countOps(plain->graph(), OpKind::BatchNorm), 1);
+    EXPECT_EQ(countNormOps(folded->graph(), OpKind::BatchNorm), 0);
+    EXPECT_EQ(countNormOps(plain->graph(), OpKind::BatchNorm), 1);
     Rng rng(5);
     TensorMap persistent = randomPersistent(*g, rng);
     ASSERT_TRUE(folded->writePersistent(persistent));
@@ -142,7 +142,7 @@ TEST(FoldBatchNorm, FoldedProgramsComputeTheUnfoldedNumbers) {
     for (int run = 0; run < 2; ++run) {
       TensorMap feed;
       for (const Node* n : g->inputNodes())
-        feed[n->attrs().getString("name")] = randomTensor(n->result()->type(), rng, -2, 2);
+        feed[n->attrs().getString("name")] = normRandomTensor(n->result()->type(), rng, -2, 2);
       auto a = folded->run(feed);
       auto b = plain->run(feed);
       ASSERT_TRUE(a && b);
@@ -153,7 +153,7 @@ TEST(FoldBatchNorm, FoldedProgramsComputeTheUnfoldedNumbers) {
   }
 }
 
-std::optional<Pipeline> pipelineFrom(const std::string& text) {
+std::optional<Pipeline> normPipelineFrom(const std::string& text) {
   DiagnosticEngine diags;
   auto p = loadPipelineText(text, "norm.mmd", diags);
   EXPECT_TRUE(p) << diags.render();
@@ -163,29 +163,29 @@ std::optional<Pipeline> pipelineFrom(const std::string& text) {
 // conv -> batchnorm -> relu -> maxpool infers as one fused conv + pool kernel; training keeps
 // the batchnorm (in its training form).
 TEST(FoldBatchNorm, ConvBatchNormReluPoolInfersAsOneFusedKernel) {
-  auto p = pipelineFrom(
+  auto p = normPipelineFrom(
       "flowchart TD\n"
       "  x[input: shape=2x1x8x8] --> c[conv2d: filters=4 kernel=3x3] --> bn[batchnorm] --> r[relu]\n"
       "  r --> m[maxpool: size=2x2] --> out[output: name=logits]\n");
   ASSERT_TRUE(p);
   auto inference = compiled(*p->model, {});
   ASSERT_TRUE(inference);
-  EXPECT_EQ(countOps(inference->graph(), OpKind::FusedConv2dPool), 1);
-  EXPECT_EQ(countOps(inference->graph(), OpKind::BatchNorm), 0);
-  EXPECT_EQ(countOps(inference->graph(), OpKind::Conv2d), 0);
+  EXPECT_EQ(countNormOps(inference->graph(), OpKind::FusedConv2dPool), 1);
+  EXPECT_EQ(countNormOps(inference->graph(), OpKind::BatchNorm), 0);
+  EXPECT_EQ(countNormOps(inference->graph(), OpKind::Conv2d), 0);
   TrainConfig cfg;
   cfg.loss = "mse";
   auto step = compiled(*p->model, {}, &cfg);
   ASSERT_TRUE(step);
-  EXPECT_EQ(countOps(step->graph(), OpKind::BatchNormTrain), 2);  // the forward, and xhat for bn.weight's gradient
-  EXPECT_EQ(countOps(step->graph(), OpKind::BatchNormUpdate), 1);
-  EXPECT_EQ(countOps(step->graph(), OpKind::BatchNorm), 0);
+  EXPECT_EQ(countNormOps(step->graph(), OpKind::BatchNormTrain), 2);  // the forward, and xhat for bn.weight's gradient
+  EXPECT_EQ(countNormOps(step->graph(), OpKind::BatchNormUpdate), 1);
+  EXPECT_EQ(countNormOps(step->graph(), OpKind::BatchNorm), 0);
 }
 
 // ---- batchnorm: training updates the running statistics, evaluation uses them ---------------
 
 TEST(BatchNormTraining, RunningStatisticsFollowPyTorchAndEvaluationUsesThem) {
-  auto p = pipelineFrom(
+  auto p = normPipelineFrom(
       "flowchart TD\n"
       "  x[input: shape=4x2] --> bn[batchnorm: momentum=0.1] --> out[output: name=logits]\n");
   ASSERT_TRUE(p);
@@ -249,7 +249,7 @@ TEST(BatchNormTraining, RunningStatisticsFollowPyTorchAndEvaluationUsesThem) {
 // A batchnorm after the model's last param: the optimizer's state goes after the running
 // statistics, so the evaluation program (which has no optimizer state) shares the same layout.
 TEST(BatchNormTraining, EvaluationSharesTheLayoutWhenBatchNormComesLast) {
-  auto p = pipelineFrom(
+  auto p = normPipelineFrom(
       "flowchart TD\n"
       "  x[input: shape=6x4] --> d[dense: units=3] --> bn[batchnorm] --> out[output: name=logits]\n");
   ASSERT_TRUE(p);
@@ -262,8 +262,8 @@ TEST(BatchNormTraining, EvaluationSharesTheLayoutWhenBatchNormComesLast) {
   auto shared = eval->shareParameters(*step);
   ASSERT_TRUE(shared) << shared.error().str();
   Rng rng(3);
-  TensorMap feed = {{"x", randomTensor({DType::F32, {6, 4}}, rng, -1, 1)},
-                    {"targets", randomTensor({DType::F32, {6, 3}}, rng, -1, 1)},
+  TensorMap feed = {{"x", normRandomTensor({DType::F32, {6, 4}}, rng, -1, 1)},
+                    {"targets", normRandomTensor({DType::F32, {6, 3}}, rng, -1, 1)},
                     {"step", Tensor::fromDoubles(DType::F32, {}, std::vector<double>{1})},
                     {"lr", Tensor::fromDoubles(DType::F64, {}, std::vector<double>{cfg.lr})}};
   auto ran = step->run(feed);
@@ -273,7 +273,7 @@ TEST(BatchNormTraining, EvaluationSharesTheLayoutWhenBatchNormComesLast) {
 }
 
 TEST(BatchNormTraining, OneValuePerChannelIsAnErrorAtTheLayer) {
-  auto p = pipelineFrom(
+  auto p = normPipelineFrom(
       "flowchart TD\n"
       "  x[input: shape=1x3] --> d[dense: units=3] --> bn[batchnorm] --> out[output: name=logits]\n");
   ASSERT_TRUE(p);
@@ -303,8 +303,8 @@ Tensor dropoutStep(const Graph& model, uint64_t seed, double step, const std::st
   if (!exe) return Tensor();
   exe->initializeParameters(0);
   Rng rng(9);
-  TensorMap feed = {{"x", randomTensor({DType::F32, {8, 16}}, rng, -1, 1)},
-                    {"targets", randomTensor({DType::F32, {8, 64}}, rng, -1, 1)},
+  TensorMap feed = {{"x", normRandomTensor({DType::F32, {8, 16}}, rng, -1, 1)},
+                    {"targets", normRandomTensor({DType::F32, {8, 64}}, rng, -1, 1)},
                     {"step", Tensor::fromDoubles(DType::F32, {}, std::vector<double>{step})},
                     {"lr", Tensor::fromDoubles(DType::F64, {}, std::vector<double>{cfg.lr})}};
   auto out = exe->run(feed);
@@ -319,7 +319,7 @@ std::vector<bool> zeros(const Tensor& t) {
 }
 
 TEST(DropoutTraining, MasksAreDeterministicPerSeedAndStep) {
-  auto p = pipelineFrom(
+  auto p = normPipelineFrom(
       "flowchart TD\n"
       "  x[input: shape=8x16] --> d[dense: units=64] --> dr[dropout: rate=0.5] --> out[output: name=logits]\n");
   ASSERT_TRUE(p);
@@ -339,11 +339,11 @@ TEST(DropoutTraining, MasksAreDeterministicPerSeedAndStep) {
   // Inference: the identity (dense's output unchanged, no zeros from dropout).
   auto inference = compiled(*p->model, {});
   ASSERT_TRUE(inference);
-  EXPECT_EQ(countOps(inference->graph(), OpKind::DropoutTrain), 0);
+  EXPECT_EQ(countNormOps(inference->graph(), OpKind::DropoutTrain), 0);
 }
 
 TEST(DropoutTraining, TheStepInputIsDeclaredOnceAndReusedByAdam) {
-  auto p = pipelineFrom(
+  auto p = normPipelineFrom(
       "flowchart TD\n"
       "  x[input: shape=8x16] --> d1[dropout: rate=0.1] --> d[dense: units=4] --> d2[dropout: rate=0.2]\n"
       "  d2 --> out[output: name=logits]\n");
@@ -361,10 +361,10 @@ TEST(DropoutTraining, TheStepInputIsDeclaredOnceAndReusedByAdam) {
     int steps = 0;
     for (const Node* n : program->graph->inputNodes()) steps += n->attrs().getString("name") == "step";
     EXPECT_EQ(steps, 1);
-    EXPECT_EQ(countOps(*program->graph, OpKind::DropoutTrain), 3);  // two forward, one backward (d1 needs none)
+    EXPECT_EQ(countNormOps(*program->graph, OpKind::DropoutTrain), 3);  // two forward, one backward (d1 needs none)
   }
   // A model input named `step` of another type cannot carry the step count.
-  auto bad = pipelineFrom(
+  auto bad = normPipelineFrom(
       "flowchart TD\n"
       "  x[input: shape=8x16] --> d1[dropout: rate=0.1] --> d[dense: units=4] --> out[output: name=logits]\n"
       "  s[input: shape=2 name=step] --> o2[output: name=s]\n");
@@ -387,7 +387,7 @@ TEST(DropoutTraining, TheStepInputIsDeclaredOnceAndReusedByAdam) {
 TEST(NormTraining, TrainsAnMlpWithBatchNormAndDropoutAndSavesTheRunningStatistics) {
   const std::string dir = test::tempDir();
   const std::string ckpt = dir + "/bn.safetensors";
-  auto p = pipelineFrom(
+  auto p = normPipelineFrom(
       "flowchart TD\n"
       "  x[input: mnist path=" +
       test::sourcePath("data/mnist-10k") +

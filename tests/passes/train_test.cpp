@@ -228,7 +228,7 @@ TEST(TrainStep, SettingsThatDoNotFitAreErrors) {
   expectError(hot, "one-hot targets are for mse and bce_with_logits (cross-entropy reads the labels)");
 }
 
-std::string withoutLocations(const std::string& ir) {
+std::string trainWithoutLocations(const std::string& ir) {
   return std::regex_replace(ir, std::regex(R"( loc\([^\n]*\))"), "");
 }
 
@@ -263,8 +263,8 @@ TEST(TrainStep, FusedGraphTrainsLikeThePipeline) {
     auto fromPipeline = compileProgram(p->model->clone(), opts);
     auto fromFused = compileProgram(inference->graph->clone(), opts);
     ASSERT_TRUE(fromPipeline && fromFused) << (fromFused ? "" : fromFused.error().str());
-    EXPECT_EQ(sortedLines(withoutLocations(printGraph(*fromFused->graph))),
-              sortedLines(withoutLocations(printGraph(*fromPipeline->graph))));
+    EXPECT_EQ(sortedLines(trainWithoutLocations(printGraph(*fromFused->graph))),
+              sortedLines(trainWithoutLocations(printGraph(*fromPipeline->graph))));
     auto a = CpuExecutable::create(std::move(*fromPipeline));
     auto b = CpuExecutable::create(std::move(*fromFused));
     ASSERT_TRUE(a && b);

@@ -30,12 +30,12 @@ double dot(const std::vector<double>& a, const std::vector<double>& b) {
   return s;
 }
 
-void expectNear(const std::vector<double>& got, const std::vector<double>& want, const std::string& what) {
+void expectConvNear(const std::vector<double>& got, const std::vector<double>& want, const std::string& what) {
   ASSERT_EQ(got.size(), want.size()) << what;
   for (size_t i = 0; i < got.size(); ++i) ASSERT_NEAR(got[i], want[i], 1e-12 * (1 + std::abs(want[i]))) << what << " [" << i << "]";
 }
 
-std::string describe(const cpu::Conv2dParams& p) {
+std::string describeConv(const cpu::Conv2dParams& p) {
   return "x " + std::to_string(p.n) + "x" + std::to_string(p.c) + "x" + std::to_string(p.h) + "x" + std::to_string(p.w) +
          " o " + std::to_string(p.o) + " k " + std::to_string(p.kh) + "x" + std::to_string(p.kw) + " s " +
          std::to_string(p.strideH) + "x" + std::to_string(p.strideW) + " pad " + std::to_string(p.padTop) + "," +
@@ -89,13 +89,13 @@ std::vector<cpu::Conv2dParams> convGeometries() {
 TEST(ConvKernels, GroupedConvMatchesADirectSum) {
   std::mt19937_64 rng(11);
   for (const cpu::Conv2dParams& p : convGeometries()) {
-    SCOPED_TRACE(describe(p));
+    SCOPED_TRACE(describeConv(p));
     auto x = randomValues(size_t(p.n * p.c * p.h * p.w), rng);
     auto w = randomValues(size_t(p.o * (p.c / p.groups) * p.kh * p.kw), rng);
     auto b = randomValues(size_t(p.o), rng);
     std::vector<double> y(size_t(p.n * p.o * p.outH() * p.outW()));
     cpu::conv2dForward<double>(p, x.data(), w.data(), b.data(), y.data());
-    expectNear(y, directConv(p, x, w, b), "conv2dForward");
+    expectConvNear(y, directConv(p, x, w, b), "conv2dForward");
   }
 }
 
@@ -104,7 +104,7 @@ TEST(ConvKernels, GroupedConvMatchesADirectSum) {
 TEST(ConvKernels, GroupedConvGradientsAreTheAdjoints) {
   std::mt19937_64 rng(12);
   for (const cpu::Conv2dParams& p : convGeometries()) {
-    SCOPED_TRACE(describe(p));
+    SCOPED_TRACE(describeConv(p));
     const size_t xs = size_t(p.n * p.c * p.h * p.w), ws = size_t(p.o * (p.c / p.groups) * p.kh * p.kw);
     auto x = randomValues(xs, rng), w = randomValues(ws, rng);
     auto dy = randomValues(size_t(p.n * p.o * p.outH() * p.outW()), rng);
@@ -162,13 +162,13 @@ TEST(ConvKernels, ConvTransposeMatchesItsScatterDefinition) {
   };
   std::mt19937_64 rng(13);
   for (const cpu::ConvTranspose2dParams& p : geometries) {
-    SCOPED_TRACE(describe(p.adjointConv()));
+    SCOPED_TRACE(describeConv(p.adjointConv()));
     auto x = randomValues(size_t(p.n * p.c * p.h * p.w), rng);
     auto w = randomValues(size_t(p.c * (p.o / p.groups) * p.kh * p.kw), rng);
     auto b = randomValues(size_t(p.o), rng);
     std::vector<double> y(size_t(p.n * p.o * p.outH() * p.outW()));
     cpu::convTranspose2dForward<double>(p, x.data(), w.data(), b.data(), y.data());
-    expectNear(y, scatterConvTranspose(p, x, w, b), "convTranspose2dForward");
+    expectConvNear(y, scatterConvTranspose(p, x, w, b), "convTranspose2dForward");
   }
 }
 
@@ -239,7 +239,7 @@ TEST(PoolKernels, AvgPoolMatchesPyTorchsWindowRule) {
             int64_t divisor = countPad ? poolSize : (hend - hstart) * (wend - wstart);
             want[size_t((plane * OH + oh) * OW + ow)] = sum / double(divisor);
           }
-      expectNear(y, want, "avgPool2dForward");
+      expectConvNear(y, want, "avgPool2dForward");
       // The gradient is the forward's adjoint: <avgpool(x), dy> = <x, dx>.
       auto dy = randomValues(y.size(), rng);
       std::vector<double> dx(x.size());
@@ -266,7 +266,7 @@ TEST(PoolKernels, MaxPoolMatchesPyTorchsWindowRule) {
               m = std::max(m, x[size_t((plane * c.h + ih) * c.w + iw)]);
           want[size_t((plane * OH + oh) * OW + ow)] = m;
         }
-    expectNear(y, want, "maxPool2dForward");
+    expectConvNear(y, want, "maxPool2dForward");
   }
 }
 

@@ -21,8 +21,7 @@ using testing::gradientError;
 using testing::randomDoubles;
 
 template <typename T>
-constexpr double kRtol = std::is_same_v<T, float> ? 1e-5 : 1e-12;
-
+constexpr double kElementwiseRtol = std::is_same_v<T, float> ? 1e-5 : 1e-12;
 
 // The test's own float64 reference of each elementwise op (independent of ir/ops.def's formula):
 // operands a, b, params p. An elementwise op without one here fails CpuElementwise.EveryOpHasAReference.
@@ -282,7 +281,7 @@ void checkElementwise() {
       std::vector<T> out(expected.size(), T(99));
       elementwise<T>(k, c.out, shapes, ops, pt.data(), out.data());
       const double scaleFrac = std::is_same_v<T, float> && cancelsInFloat(k) ? 1.0 : 0.0;
-      EXPECT_TRUE(allClose(out, expected, kRtol<T>, 1e-300, scaleFrac));
+      EXPECT_TRUE(allClose(out, expected, kElementwiseRtol<T>, 1e-300, scaleFrac));
       if (numElements(c.a) == numElements(c.out)) {  // out aliasing a
         elementwise<T>(k, c.out, shapes, ops, pt.data(), at.data());
         // Bit for bit (NaN outside asin's domain, say, equals itself here).
@@ -357,7 +356,7 @@ void checkReduceSumToShape(const Shape& in, const Shape& out, uint32_t seed) {
   auto xt = castAll<T>(x);
   std::vector<T> y(expected.size(), T(99));
   reduceSumToShape<T>(in, xt.data(), out, y.data());
-  EXPECT_TRUE(allClose(y, expected, kRtol<T>));
+  EXPECT_TRUE(allClose(y, expected, kElementwiseRtol<T>));
 }
 
 TEST(CpuReduce, SumToShapeInvertsBroadcasting) {
@@ -397,7 +396,7 @@ void checkReduce(ReduceKind kind, const Shape& in, const std::vector<int64_t>& a
   auto xt = castAll<T>(x);
   std::vector<T> y(size_t(m), T(99));
   reduce<T>(kind, in, xt.data(), axes, y.data());
-  EXPECT_TRUE(allClose(y, expected, kRtol<T>));
+  EXPECT_TRUE(allClose(y, expected, kElementwiseRtol<T>));
 }
 
 TEST(CpuReduce, SumMeanMaxMinOverAxes) {

@@ -18,7 +18,7 @@ using testing::gradientError;
 using testing::randomDoubles;
 
 template <typename T>
-constexpr double kRtol = std::is_same_v<T, float> ? 1e-5 : 1e-12;
+constexpr double kLossRtol = std::is_same_v<T, float> ? 1e-5 : 1e-12;
 
 std::vector<double> naiveSoftmax(int64_t rows, int64_t cols, const std::vector<double>& x, bool log) {
   std::vector<double> y(x.size());
@@ -41,9 +41,9 @@ void checkSoftmax(int64_t rows, int64_t cols) {
   auto xt = castAll<T>(x);
   std::vector<T> y(x.size());
   softmax<T>(rows, cols, xt.data(), y.data());
-  EXPECT_TRUE(allClose(y, naiveSoftmax(rows, cols, x, false), kRtol<T>, 0.0, 0.0));
+  EXPECT_TRUE(allClose(y, naiveSoftmax(rows, cols, x, false), kLossRtol<T>, 0.0, 0.0));
   logSoftmax<T>(rows, cols, xt.data(), y.data());
-  EXPECT_TRUE(allClose(y, naiveSoftmax(rows, cols, x, true), kRtol<T>, 0.0, 0.0));
+  EXPECT_TRUE(allClose(y, naiveSoftmax(rows, cols, x, true), kLossRtol<T>, 0.0, 0.0));
 }
 
 TEST(CpuSoftmax, MatchesNaive) {
@@ -128,9 +128,9 @@ void checkCrossEntropy(int64_t rows, int64_t cols, uint32_t seed) {
   T loss = 0;
   std::vector<T> grad(x.size());
   ASSERT_TRUE((softmaxCrossEntropy<T, L>(rows, cols, xt.data(), labels.data(), &loss)));
-  EXPECT_TRUE(allClose(std::vector<T>{loss}, {expectedLoss}, kRtol<T>));
+  EXPECT_TRUE(allClose(std::vector<T>{loss}, {expectedLoss}, kLossRtol<T>));
   ASSERT_TRUE((softmaxCrossEntropyBackward<T, L>(rows, cols, xt.data(), labels.data(), T(0.5), grad.data())));
-  EXPECT_TRUE(allClose(grad, expectedGrad, kRtol<T>));
+  EXPECT_TRUE(allClose(grad, expectedGrad, kLossRtol<T>));
 }
 
 TEST(CpuLoss, SoftmaxCrossEntropyMatchesNaiveForEveryLabelType) {
@@ -300,10 +300,10 @@ void checkOptimizersAgainstNaive() {
     adamUpdate<T>(n, w.data(), gt.data(), m.data(), v.data(), T(lr), T(b1), T(b2), T(eps), step);
     sgdUpdate<T>(n, wSgd.data(), gt.data(), vel.data(), T(lr), T(mom), T(wd));
   }
-  EXPECT_TRUE(allClose(w, wRef, kRtol<T>, 0.0, 0.0));
-  EXPECT_TRUE(allClose(m, mRef, kRtol<T>));
-  EXPECT_TRUE(allClose(wSgd, wSgdRef, kRtol<T>, 0.0, 0.0));
-  EXPECT_TRUE(allClose(vel, velRef, kRtol<T>));
+  EXPECT_TRUE(allClose(w, wRef, kLossRtol<T>, 0.0, 0.0));
+  EXPECT_TRUE(allClose(m, mRef, kLossRtol<T>));
+  EXPECT_TRUE(allClose(wSgd, wSgdRef, kLossRtol<T>, 0.0, 0.0));
+  EXPECT_TRUE(allClose(vel, velRef, kLossRtol<T>));
 }
 
 TEST(CpuOptim, MatchNaiveOverSeveralSteps) {

@@ -32,14 +32,9 @@
 namespace shoal {
 namespace {
 
-bool haveGpu() {
-  static const bool ok = probeCudaDevice(0).has_value();
-  return ok;
-}
-
 #define SHOAL_REQUIRE_GPU()                                                                     \
   do {                                                                                          \
-    if (!haveGpu()) GTEST_SKIP() << "no usable GPU: " << probeCudaDevice(0).error().message(); \
+    if (!test::haveGpu()) GTEST_SKIP() << "no usable GPU: " << probeCudaDevice(0).error().message(); \
   } while (0)
 
 struct Tolerance {
@@ -65,7 +60,7 @@ Tolerance toleranceFor(OpKind kind, DType dt) {
   return t;
 }
 
-::testing::AssertionResult closeTo(const std::string& what, const Tensor& gpu, const Tensor& cpu, Tolerance tol) {
+::testing::AssertionResult gpuCloseTo(const std::string& what, const Tensor& gpu, const Tensor& cpu, Tolerance tol) {
   if (gpu.type() != cpu.type())
     return ::testing::AssertionFailure() << what << ": type " << gpu.type().str() << " vs " << cpu.type().str();
   double scale = 0;
@@ -109,7 +104,7 @@ void expectSameMaps(const std::string& what, const TensorMap& gpu, const TensorM
   for (const auto& [name, t] : cpu) {
     auto it = gpu.find(name);
     ASSERT_NE(it, gpu.end()) << what << ": no '" << name << "' from the GPU";
-    EXPECT_TRUE(closeTo(what + " " + name, it->second, t, tol));
+    EXPECT_TRUE(gpuCloseTo(what + " " + name, it->second, t, tol));
   }
 }
 
@@ -164,7 +159,7 @@ TEST(CudaExecutor, GraphReplayRepeatsTheFirstRunBitForBit) {
     const std::string op = name.substr(0, name.find("__"));
     auto kind = opKindFromName(op);
     ASSERT_TRUE(kind.has_value()) << name;
-    EXPECT_TRUE(closeTo("replay " + name, other->at(name), t, toleranceFor(*kind, DType::F32)));
+    EXPECT_TRUE(gpuCloseTo("replay " + name, other->at(name), t, toleranceFor(*kind, DType::F32)));
   }
   auto again = pair.gpu->run(a);
   ASSERT_TRUE(again.has_value());
@@ -804,8 +799,8 @@ TEST(CudaExecutor, MnistCnnTrainingStepsMatchTheCpu) {
     auto got = pair.gpu->run(feed);
     ASSERT_TRUE(want.has_value()) << want.error().message();
     ASSERT_TRUE(got.has_value()) << got.error().message();
-    EXPECT_TRUE(closeTo("loss at step " + std::to_string(step), got->at("loss"), want->at("loss"), {1e-4, 1e-5, false}));
-    EXPECT_TRUE(closeTo("logits at step " + std::to_string(step), got->at("logits"), want->at("logits"), {1e-4, 1e-4, true}));
+    EXPECT_TRUE(gpuCloseTo("loss at step " + std::to_string(step), got->at("loss"), want->at("loss"), {1e-4, 1e-5, false}));
+    EXPECT_TRUE(gpuCloseTo("logits at step " + std::to_string(step), got->at("logits"), want->at("logits"), {1e-4, 1e-4, true}));
     EXPECT_EQ(got->at("accuracy").at(0), want->at("accuracy").at(0));
   }
   TensorMap gp = pair.gpu->readPersistent(), cp = pair.cpu->readPersistent();
@@ -1341,7 +1336,7 @@ TEST(CudaExecutor, SmallInferenceOutputsWrittenIntoHostMemoryKeepTheirBits) {
       auto a = direct.gpu->run(feed), b = viaCopy.gpu->run(feed);
       ASSERT_TRUE(want && a && b);
       EXPECT_EQ(std::memcmp(a->at("logits").raw(), b->at("logits").raw(), b->at("logits").byteSize()), 0) << run;
-      EXPECT_TRUE(closeTo("logits", a->at("logits"), want->at("logits"), Tolerance{}));
+      EXPECT_TRUE(gpuCloseTo("logits", a->at("logits"), want->at("logits"), Tolerance{}));
       auto read = direct.gpu->readValue(direct.gpu->program().graph->outputValue("logits"));
       ASSERT_TRUE(read.has_value()) << read.error().message();
       EXPECT_EQ(std::memcmp(read->raw(), a->at("logits").raw(), read->byteSize()), 0);

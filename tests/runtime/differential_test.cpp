@@ -181,13 +181,8 @@ TEST(DifferentialCli, PlantedWrongKernelIsReportedAtItsNode) {
 
 // ---- the CUDA path (skipped without a usable GPU) -----------------------------------------
 
-bool haveGpu() {
-  static const bool ok = probeCudaDevice(0).has_value();
-  return ok;
-}
-
 TEST(DifferentialGpu, EveryExampleMatchesTheFloat64Interpreter) {
-  if (!haveGpu()) GTEST_SKIP() << "no usable GPU: " << probeCudaDevice(0).error().message();
+  if (!test::haveGpu()) GTEST_SKIP() << "no usable GPU: " << probeCudaDevice(0).error().message();
   for (const char* example : {"examples/matmul.mmd", "examples/conv.mmd", "examples/mlp.mmd", "examples/mnist_cnn.mmd"}) {
     SCOPED_TRACE(example);
     DiagnosticEngine diags;
@@ -205,7 +200,7 @@ TEST(DifferentialGpu, EveryExampleMatchesTheFloat64Interpreter) {
 
 TEST(DifferentialGpu, ReadValueReturnsEveryPlannedValue) {
   // The CUDA readValue against the CPU's on the same no-sharing program: equal within fp32.
-  if (!haveGpu()) GTEST_SKIP() << "no usable GPU: " << probeCudaDevice(0).error().message();
+  if (!test::haveGpu()) GTEST_SKIP() << "no usable GPU: " << probeCudaDevice(0).error().message();
   auto program = [] { return compileSeparate(parse(kModel)); };
   auto gpu = createExecutable(program(), DeviceSelection{DeviceKind::Cuda, "cuda", ""});
   auto cpu = CpuExecutable::create(program());

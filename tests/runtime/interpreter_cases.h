@@ -14,18 +14,13 @@
 
 #include "frontend/layers.h"
 #include "ir/graph.h"
+#include "ir_builders.h"
 #include "op_case_registry.h"
 #include "runtime/executable.h"
 
 namespace shoal::test {
 
 // ---- building one test case -------------------------------------------------------------
-
-inline Attrs attrs(std::initializer_list<std::pair<const char*, AttrValue>> entries) {
-  Attrs a;
-  for (const auto& [k, v] : entries) a.set(k, v);
-  return a;
-}
 
 inline std::vector<double> ramp(int64_t count, double first = 1.0) {
   std::vector<double> v(static_cast<size_t>(count));
@@ -185,15 +180,15 @@ inline const double ln2 = std::log(2.0), ln3 = std::log(3.0);
 /// `kind`, `dt` (the float type to build in), `out` (the cases so far) and `add(b)`, which
 /// appends CaseBuilder b's case.
 #define SHOAL_INTERPRETER_CASES(id, ...)                                                                 \
-  static void shoalCasesBody_##id(OpKind kind, DType dt, ::shoal::test::Cases& out,                      \
+  static void shoalInterpreterCasesBody_##id(OpKind kind, DType dt, ::shoal::test::Cases& out,                      \
                                   const std::function<void(::shoal::test::CaseBuilder&)>& add);          \
-  static ::shoal::test::Cases shoalCases_##id(OpKind kind, DType dt) {                                   \
+  static ::shoal::test::Cases shoalInterpreterCases_##id(OpKind kind, DType dt) {                                   \
     ::shoal::test::Cases out;                                                                            \
-    shoalCasesBody_##id(kind, dt, out, [&](::shoal::test::CaseBuilder& b) { out.push_back(b.done()); }); \
+    shoalInterpreterCasesBody_##id(kind, dt, out, [&](::shoal::test::CaseBuilder& b) { out.push_back(b.done()); }); \
     return out;                                                                                          \
   }                                                                                                      \
-  SHOAL_OP_CASES_REGISTER(::shoal::test::InterpreterCaseRegistry, id, __VA_ARGS__);                      \
-  static void shoalCasesBody_##id([[maybe_unused]] OpKind kind, [[maybe_unused]] DType dt,               \
+  SHOAL_OP_CASES_REGISTER(::shoal::test::InterpreterCaseRegistry, shoalInterpreterCases_##id, __VA_ARGS__);                      \
+  static void shoalInterpreterCasesBody_##id([[maybe_unused]] OpKind kind, [[maybe_unused]] DType dt,               \
                                   [[maybe_unused]] ::shoal::test::Cases& out,                            \
                                   [[maybe_unused]] const std::function<void(::shoal::test::CaseBuilder&)>& add)
 

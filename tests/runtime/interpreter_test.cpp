@@ -721,7 +721,7 @@ SHOAL_INTERPRETER_CASES(MseGrad, OpKind::MseGrad) {
 // ---- running and comparing ---------------------------------------------------------------
 
 // Every registered case of `kind` (none: the test fails naming the op).
-Cases casesFor(OpKind kind, DType dt) {
+Cases interpreterCasesFor(OpKind kind, DType dt) {
   auto* fn = InterpreterCaseRegistry::find(kind);
   return fn ? fn(kind, dt) : Cases{};
 }
@@ -749,7 +749,7 @@ struct CaseResult {
 };
 
 // Runs every run of `c` with evaluateGraph; failures are reported to gtest.
-CaseResult runCase(OpCase& c) {
+CaseResult runInterpreterCase(OpCase& c) {
   CaseResult r;
   TensorMap persistent;
   for (auto& [k, t] : c.persistent) persistent[k] = t.clone();
@@ -770,15 +770,15 @@ CaseResult runCase(OpCase& c) {
 
 class InterpreterOp : public ::testing::TestWithParam<OpKind> {};
 
-// Every op, every case, in float64 and float32, against the values written in casesFor.
+// Every op, every case, in float64 and float32, against the values written in interpreterCasesFor.
 TEST_P(InterpreterOp, MatchesHandComputedValues) {
   for (DType dt : {DType::F64, DType::F32}) {
-    Cases cases = casesFor(GetParam(), dt);
+    Cases cases = interpreterCasesFor(GetParam(), dt);
     ASSERT_FALSE(cases.empty()) << "no interpreter test case for op " << opName(GetParam());
     for (OpCase& c : cases) {
       SCOPED_TRACE(c.label + " (" + dtypeLabel(dt) + ")");
       if (c.broken) continue;
-      CaseResult r = runCase(c);
+      CaseResult r = runInterpreterCase(c);
       ASSERT_EQ(r.outputs.size(), c.runs.size());
       for (size_t i = 0; i < c.runs.size(); ++i) {
         SCOPED_TRACE("after run " + std::to_string(i + 1));
@@ -801,15 +801,15 @@ TEST_P(InterpreterOp, MatchesHandComputedValues) {
 // Each case built once in float64 and once in float32: every output and every param/state
 // after every run agrees within rtol 1e-5 (atol 1e-7 for values that are 0 in float64).
 TEST_P(InterpreterOp, Float32MatchesFloat64) {
-  Cases c64 = casesFor(GetParam(), DType::F64);
-  Cases c32 = casesFor(GetParam(), DType::F32);
+  Cases c64 = interpreterCasesFor(GetParam(), DType::F64);
+  Cases c32 = interpreterCasesFor(GetParam(), DType::F32);
   ASSERT_FALSE(c64.empty()) << "no interpreter test case for op " << opName(GetParam());
   ASSERT_EQ(c64.size(), c32.size());
   for (size_t k = 0; k < c64.size(); ++k) {
     SCOPED_TRACE(c64[k].label);
     if (c64[k].broken || c32[k].broken) continue;
-    CaseResult r64 = runCase(c64[k]);
-    CaseResult r32 = runCase(c32[k]);
+    CaseResult r64 = runInterpreterCase(c64[k]);
+    CaseResult r32 = runInterpreterCase(c32[k]);
     ASSERT_EQ(r64.outputs.size(), c64[k].runs.size());
     ASSERT_EQ(r32.outputs.size(), c32[k].runs.size());
     for (size_t i = 0; i < r64.outputs.size(); ++i) {

@@ -13,7 +13,7 @@
 namespace shoal::cpu {
 namespace {
 
-std::vector<double> randomValues(size_t n, uint32_t seed, double offset) {
+std::vector<double> normRandomValues(size_t n, uint32_t seed, double offset) {
   std::mt19937 rng(seed);
   std::uniform_real_distribution<double> u(-2.0, 2.0);
   std::vector<double> v(n);
@@ -39,7 +39,7 @@ const Shape kShape = {N, C, H, W};
 int64_t at(int64_t n, int64_t c, int64_t s) { return (n * C + c) * H * W + s; }
 
 TEST(NormKernels, BatchNormTrainingNormalisesEachChannelOverTheBatch) {
-  const auto x = randomValues(size_t(N * C * H * W), 1, 100.0);
+  const auto x = normRandomValues(size_t(N * C * H * W), 1, 100.0);
   std::vector<double> want(x.size()), got(x.size());
   for (int64_t c = 0; c < C; ++c) {
     std::vector<int64_t> members;
@@ -53,7 +53,7 @@ TEST(NormKernels, BatchNormTrainingNormalisesEachChannelOverTheBatch) {
 }
 
 TEST(NormKernels, GroupNormNormalisesEachSamplesGroupOfChannels) {
-  const auto x = randomValues(size_t(N * C * H * W), 2, 100.0);
+  const auto x = normRandomValues(size_t(N * C * H * W), 2, 100.0);
   std::vector<double> want(x.size()), got(x.size());
   const int64_t groups = 2;
   for (int64_t n = 0; n < N; ++n)
@@ -78,7 +78,7 @@ TEST(NormKernels, GroupNormNormalisesEachSamplesGroupOfChannels) {
 }
 
 TEST(NormKernels, LayerNormNormalisesTheLastDims) {
-  const auto x = randomValues(size_t(N * C * H * W), 3, 100.0);
+  const auto x = normRandomValues(size_t(N * C * H * W), 3, 100.0);
   std::vector<double> want(x.size()), got(x.size());
   const int64_t cols = H * W;  // dims = 2
   for (int64_t r = 0; r < N * C; ++r) {

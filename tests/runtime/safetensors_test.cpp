@@ -60,13 +60,6 @@ std::string loadError(const std::string& path, const std::string& bytes) {
   return f ? "" : f.error().message();
 }
 
-std::vector<std::string> listDir(const std::string& dir) {
-  std::vector<std::string> names;
-  for (const auto& e : fs::directory_iterator(dir)) names.push_back(e.path().filename().string());
-  std::sort(names.begin(), names.end());
-  return names;
-}
-
 // --- exact bytes: the writer must match the format (vectors from the reference implementation)
 
 TEST(SafetensorsBytes, SingleTensorNeedsNoPadding) {
@@ -326,7 +319,7 @@ TEST(SafetensorsErrors, BadNamesOnSave) {
   EXPECT_TRUE(utf8.error().message().starts_with(p + ": cannot save checkpoint: a tensor name or metadata string is "
                                                      "not valid UTF-8"))
       << utf8.error().message();
-  EXPECT_TRUE(listDir(dir).empty()) << "nothing written on a failed save";
+  EXPECT_TRUE(test::listDir(dir).empty()) << "nothing written on a failed save";
 }
 
 // --- atomic saves ----------------------------------------------------------------------------
@@ -366,7 +359,7 @@ TEST(SafetensorsAtomic, FailedWriteKeepsOldCheckpoint) {
   auto f = loadSafetensors(path);
   ASSERT_TRUE(f) << f.error().message();
   EXPECT_EQ(f->tensors[0].second.toDoubles(), (std::vector<double>{1, 2}));
-  EXPECT_EQ(listDir(dir), std::vector<std::string>{"model.safetensors"}) << "no temporary file left behind";
+  EXPECT_EQ(test::listDir(dir), std::vector<std::string>{"model.safetensors"}) << "no temporary file left behind";
 }
 
 TEST(SafetensorsAtomic, UnwritableDirectoryKeepsOldCheckpoint) {

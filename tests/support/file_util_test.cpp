@@ -25,12 +25,6 @@ namespace {
 namespace fs = std::filesystem;
 
 // Names in `dir`, sorted (to check no temporary file is left behind).
-std::vector<std::string> listDir(const std::string& dir) {
-  std::vector<std::string> names;
-  for (const auto& e : fs::directory_iterator(dir)) names.push_back(e.path().filename().string());
-  std::sort(names.begin(), names.end());
-  return names;
-}
 
 TEST(Sha256, KnownVectors) {
   // FIPS 180-2 appendix B and the NIST example values.
@@ -148,7 +142,7 @@ TEST(WriteFileAtomic, WritesAndReplaces) {
   EXPECT_EQ(st.st_mode & 0777, 0640u) << "replacing a file keeps its permissions";
   ASSERT_TRUE(writeFileAtomic(path, ""));
   EXPECT_EQ(test::readFile(path), "");
-  EXPECT_EQ(listDir(dir), std::vector<std::string>{"out.bin"}) << "no temporary file left behind";
+  EXPECT_EQ(test::listDir(dir), std::vector<std::string>{"out.bin"}) << "no temporary file left behind";
 }
 
 TEST(WriteFileAtomic, MissingDirectory) {
@@ -169,7 +163,7 @@ TEST(WriteFileAtomic, RefusesDirectoriesAndSockets) {
   auto r = writeFileAtomic(path, "data");
   ASSERT_FALSE(r);
   EXPECT_EQ(r.error().message(), "cannot write '" + path + "': Is a directory");
-  EXPECT_EQ(listDir(dir), std::vector<std::string>{"target"});
+  EXPECT_EQ(test::listDir(dir), std::vector<std::string>{"target"});
   EXPECT_EQ(test::readFile(path + "/keep"), "kept");
   EXPECT_FALSE(checkWritablePath(path));
 
@@ -214,7 +208,7 @@ TEST(WriteFileAtomic, WritesThroughFifos) {
   struct stat st {};
   ASSERT_EQ(::lstat(fifo.c_str(), &st), 0);
   EXPECT_TRUE(S_ISFIFO(st.st_mode)) << "the FIFO stays a FIFO";
-  EXPECT_EQ(listDir(dir), std::vector<std::string>{"pipe"});
+  EXPECT_EQ(test::listDir(dir), std::vector<std::string>{"pipe"});
 }
 
 TEST(WriteFileAtomic, FollowsSymbolicLinks) {
@@ -231,7 +225,7 @@ TEST(WriteFileAtomic, FollowsSymbolicLinks) {
   struct stat st {};
   ASSERT_EQ(::stat((dir + "/real/f").c_str(), &st), 0);
   EXPECT_EQ(st.st_mode & 0777, 0600u);
-  EXPECT_EQ(listDir(dir + "/real"), std::vector<std::string>{"f"}) << "the temporary file was the target's sibling";
+  EXPECT_EQ(test::listDir(dir + "/real"), std::vector<std::string>{"f"}) << "the temporary file was the target's sibling";
 
   // A dangling link: the file it names is created, the link kept.
   fs::create_symlink("real/made", dir + "/dangling");
@@ -264,7 +258,7 @@ TEST(CheckWritablePath, MissingDirectoryAndFiles) {
   auto notDir = checkWritablePath(dir + "/old/m.safetensors");
   ASSERT_FALSE(notDir);
   EXPECT_EQ(notDir.error().message(), "cannot write '" + dir + "/old/m.safetensors': Not a directory");
-  EXPECT_EQ(listDir(dir), std::vector<std::string>{"old"}) << "checking writes nothing";
+  EXPECT_EQ(test::listDir(dir), std::vector<std::string>{"old"}) << "checking writes nothing";
 }
 
 TEST(CheckWritablePath, ReadOnlyDirectory) {
@@ -308,7 +302,7 @@ TEST(WriteFileAtomic, FailedWriteKeepsOldFile) {
   ::waitpid(pid, &status, 0);
   EXPECT_EQ(msg, "cannot write '" + path + "': File too large");
   EXPECT_EQ(test::readFile(path), "old content");
-  EXPECT_EQ(listDir(dir), std::vector<std::string>{"ckpt"});
+  EXPECT_EQ(test::listDir(dir), std::vector<std::string>{"ckpt"});
 }
 
 TEST(WriteFileAtomic, UnwritableDirectory) {

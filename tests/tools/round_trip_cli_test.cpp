@@ -14,7 +14,7 @@ using shoal::test::writeFile;
 
 namespace {
 
-const std::vector<std::string> kExamples = {"examples/seed_pipeline.mmd", "examples/mnist_cnn.mmd", "examples/mlp.mmd",
+const std::vector<std::string> kRoundTripExamples = {"examples/seed_pipeline.mmd", "examples/mnist_cnn.mmd", "examples/mlp.mmd",
                                             "examples/matmul.mmd", "examples/conv.mmd"};
 
 // Output lines without the figures that vary from run to run (seconds, step times).
@@ -23,7 +23,7 @@ std::string withoutTimes(const std::string& out) {
   return std::regex_replace(s, std::regex(R"(trained in [^\n]*\n)"), "");
 }
 
-std::string withoutLocations(const std::string& ir) {
+std::string roundTripWithoutLocations(const std::string& ir) {
   return std::regex_replace(ir, std::regex(R"( loc\([^\n]*\))"), "");
 }
 
@@ -81,7 +81,7 @@ TEST(RoundTripCli, ErrorsAboutADumpNameTheIrFile) {
 
 TEST(RoundTripCli, MermaidDumpsLoadBackForEveryExample) {
   const std::string dir = shoal::test::tempDir();
-  for (const std::string& example : kExamples) {
+  for (const std::string& example : kRoundTripExamples) {
     for (const std::string train : {"", " --train"}) {
       if (!train.empty() && (example == "examples/matmul.mmd" || example == "examples/conv.mmd")) continue;
       SCOPED_TRACE(example + train);
@@ -91,7 +91,7 @@ TEST(RoundTripCli, MermaidDumpsLoadBackForEveryExample) {
       auto ir = runCli("dump " + example + train);
       auto back = runCli("dump '" + flowchart + "' --after frontend");
       ASSERT_EQ(back.exitCode, 0) << back.err;
-      EXPECT_EQ(withoutLocations(graphPart(back.out)), withoutLocations(graphPart(ir.out)));
+      EXPECT_EQ(roundTripWithoutLocations(graphPart(back.out)), roundTripWithoutLocations(graphPart(ir.out)));
       auto checked = runCli("check '" + flowchart + "'");
       EXPECT_EQ(checked.exitCode, 0) << checked.err;
     }
