@@ -2,8 +2,9 @@
 # Runs a GoogleTest binary as N processes (GoogleTest's own sharding: GTEST_TOTAL_SHARDS /
 # GTEST_SHARD_INDEX), JOBS at a time (default: the cores available), a shard starting when one
 # ends; each shard's output goes to LOGDIR/shard-<i>.log. The environment is the one ctest gives
-# each test (tests/CMakeLists.txt: SHOAL_CACHE_DIR under the build, SHOAL_VERIFY_EACH=1), the
-# repository root the working directory.
+# each test, read from test-environment beside the binary (tests/CMakeLists.txt writes it: the
+# kernel cache under the build, the IR verified after every pass), the repository root the
+# working directory.
 #
 # Why not ctest: ctest starts one process per test. Under ASan that start (the 215 MB test
 # binary, the sanitizer's set-up, the leak check at exit) is ~0.45 s, 1,300 times: about 600 of
@@ -28,8 +29,12 @@ jobs=${JOBS:-$(nproc)}
 [[ "$jobs" =~ ^[1-9][0-9]*$ ]] || { echo "gtest-shards: JOBS must be a positive integer, got '$jobs'" >&2; exit 2; }
 mkdir -p "$logdir"
 rm -f "$logdir"/shard-*.log "$logdir"/shard-*.rc
-build=$(cd "$(dirname "$binary")/.." && pwd)
-export SHOAL_CACHE_DIR=${SHOAL_CACHE_DIR:-$build/kernel-cache} SHOAL_VERIFY_EACH=1
+environment=$(dirname "$binary")/test-environment
+[ -f "$environment" ] || { echo "gtest-shards: $environment is missing (tests/CMakeLists.txt writes it when it configures the tests)" >&2; exit 2; }
+while IFS= read -r assignment; do
+  [[ "$assignment" =~ ^[A-Z_][A-Z0-9_]*= ]] || { echo "gtest-shards: $environment: not VAR=value: '$assignment'" >&2; exit 2; }
+  export "$assignment"
+done <"$environment"
 start=$(date +%s)
 
 run_shard() {
