@@ -4,16 +4,11 @@
 
 #include "codegen/cuda_emit.h"
 #include "ir/elementwise.h"
+#include "ir/shape_geometry.h"
 
 namespace shoal::cudagen {
 
 namespace {
-
-// Extent of `s` along dimension d of a rank-`rank` shape, right-aligned (1 if missing).
-int64_t alignedExtent(const Shape& s, size_t d, size_t rank) {
-  size_t lead = rank - s.size();
-  return d < lead ? 1 : s[d - lead];
-}
 
 // The broadcast walk of `out` for its operands: dims of extent 1 dropped, neighbours that
 // broadcast the same way for every operand merged (as the interpreter's planLoops does). Per
@@ -25,7 +20,7 @@ std::vector<std::vector<Dim>> planBroadcast(const Shape& out, const std::vector<
   for (size_t d = 0; d < rank; ++d) {
     if (out[d] == 1) continue;
     std::vector<bool> r(count);
-    for (size_t k = 0; k < count; ++k) r[k] = alignedExtent(operands[k], d, rank) == 1;
+    for (size_t k = 0; k < count; ++k) r[k] = geometry::alignedExtent(operands[k], d, rank) == 1;
     bool same = !extent.empty();
     for (size_t k = 0; k < count && same; ++k) same = rep[k].back() == r[k];
     if (same) {

@@ -9,16 +9,11 @@
 #include <limits>
 
 #include "codegen/cuda_emit.h"
+#include "ir/shape_geometry.h"
 
 namespace shoal::cudagen {
 
 namespace {
-
-// Extent of `s` along dimension d of a rank-`rank` shape, right-aligned (1 if missing).
-int64_t alignedExtent(const Shape& s, size_t d, size_t rank) {
-  const size_t lead = rank - s.size();
-  return d < lead ? 1 : s[d - lead];
-}
 
 // The broadcast walk of `out` for each operand: dimensions of extent 1 dropped, neighbours
 // that broadcast alike for every operand merged; per operand, each merged dimension's extent
@@ -30,7 +25,7 @@ std::vector<std::vector<Dim>> broadcastWalk(const Shape& out, const std::vector<
   for (size_t d = 0; d < rank; ++d) {
     if (out[d] == 1) continue;
     std::vector<bool> r(count);
-    for (size_t k = 0; k < count; ++k) r[k] = alignedExtent(operands[k], d, rank) == 1;
+    for (size_t k = 0; k < count; ++k) r[k] = geometry::alignedExtent(operands[k], d, rank) == 1;
     bool merge = !extent.empty();
     for (size_t k = 0; k < count && merge; ++k) merge = repeats[k].back() == r[k];
     if (merge) {
@@ -60,7 +55,7 @@ struct Operands {
   std::vector<std::string> element;
 };
 
-Operands broadcastOperands(const NodeEmitter& em, std::string& code) {
+Operands familyOperands(const NodeEmitter& em, std::string& code) {
   const Node& n = em.node();
   const Shape& out = em.outShape();
   const int64_t count = numElements(out);
@@ -136,7 +131,7 @@ Expected<void> emitCompare(NodeEmitter& em) {
   const std::string op = comparisonOperator(n.kind());
   if (op.empty()) return em.unsupported("not a comparison");
   std::string code;
-  Operands ops = broadcastOperands(em, code);
+  Operands ops = familyOperands(em, code);
   code += "    y[i] = " + ops.element[0] + " " + op + " " + ops.element[1] + ";\n";
   ops.args.push_back(em.out());
   em.elementwise("", ops.params + "bool* __restrict__ y", code, std::move(ops.args), numElements(em.outShape()));
@@ -146,7 +141,7 @@ Expected<void> emitCompare(NodeEmitter& em) {
 Expected<void> emitWhere(NodeEmitter& em) {
   const Node& n = em.node();
   std::string code;
-  Operands ops = broadcastOperands(em, code);
+  Operands ops = familyOperands(em, code);
   code += "    y[i] = " + ops.element[0] + " ? " + ops.element[1] + " : " + ops.element[2] + ";\n";
   ops.args.push_back(em.out());
   em.elementwise("", ops.params + fill("${V}* __restrict__ y", {{"V", cudaType(n.result()->type().dtype)}}), code,

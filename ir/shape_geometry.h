@@ -21,6 +21,13 @@ Expected<int64_t> normalizeAxis(int64_t axis, int64_t rank, const std::string& w
 /// Row-major element strides of `shape` (the last is 1).
 std::vector<int64_t> stridesOf(const Shape& shape);
 
+/// Extent of `s` along dimension `d` of a rank-`rank` shape, right-aligned as broadcasting
+/// aligns shapes (1 where `s` has no such dimension).
+inline int64_t alignedExtent(const Shape& s, size_t d, size_t rank) {
+  const size_t lead = rank - s.size();
+  return d < lead ? 1 : s[d - lead];
+}
+
 /// One axis of a slice, normalised like numpy and ONNX Slice: the first index read, the step
 /// between reads (negative walks backwards) and how many are read.
 struct SliceAxis {

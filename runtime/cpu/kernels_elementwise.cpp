@@ -8,6 +8,7 @@
 
 #include "ir/elementwise.h"
 #include "ir/scalar_math.h"
+#include "ir/shape_geometry.h"
 #include "runtime/cpu/kernels.h"
 #include "runtime/cpu/kernels_util.h"
 #include "support/thread_pool.h"
@@ -38,12 +39,6 @@ struct LoopPlan {
   std::vector<int64_t> stride[2];  // element strides per operand; 0 where it is repeated
 };
 
-// Extent of `s` along dimension d of a rank-`rank` shape, right-aligned (1 if missing).
-int64_t alignedExtent(const Shape& s, size_t d, size_t rank) {
-  size_t lead = rank - s.size();
-  return d < lead ? 1 : s[d - lead];
-}
-
 LoopPlan planLoops(const Shape& full, const Shape& s0, const Shape& s1) {
   const size_t rank = full.size();
   assert(s0.size() <= rank && s1.size() <= rank);
@@ -51,8 +46,8 @@ LoopPlan planLoops(const Shape& full, const Shape& s0, const Shape& s1) {
   std::vector<bool> rep[2];
   for (size_t d = 0; d < rank; ++d) {
     if (full[d] == 1) continue;
-    bool r0 = alignedExtent(s0, d, rank) == 1, r1 = alignedExtent(s1, d, rank) == 1;
-    assert((r0 || alignedExtent(s0, d, rank) == full[d]) && (r1 || alignedExtent(s1, d, rank) == full[d]));
+    bool r0 = geometry::alignedExtent(s0, d, rank) == 1, r1 = geometry::alignedExtent(s1, d, rank) == 1;
+    assert((r0 || geometry::alignedExtent(s0, d, rank) == full[d]) && (r1 || geometry::alignedExtent(s1, d, rank) == full[d]));
     if (!plan.extent.empty() && rep[0].back() == r0 && rep[1].back() == r1) {
       plan.extent.back() *= full[d];
     } else {
@@ -184,7 +179,7 @@ bool broadcastsTo(const Shape& aShape, const Shape& bShape, const Shape& outShap
   const size_t rank = std::max(aShape.size(), bShape.size());
   if (outShape.size() != rank) return false;
   for (size_t d = 0; d < rank; ++d) {
-    int64_t ea = alignedExtent(aShape, d, rank), eb = alignedExtent(bShape, d, rank);
+    int64_t ea = geometry::alignedExtent(aShape, d, rank), eb = geometry::alignedExtent(bShape, d, rank);
     if (ea != eb && ea != 1 && eb != 1) return false;
     int64_t e = ea == 1 ? eb : ea;
     if (outShape[d] != e) return false;

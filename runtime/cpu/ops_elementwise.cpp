@@ -5,17 +5,12 @@
 #include <functional>
 #include <vector>
 
+#include "ir/shape_geometry.h"
 #include "runtime/cpu/kernels.h"
 
 namespace shoal::cpu {
 
 namespace {
-
-// Extent of `s` along dimension d of a rank-`rank` shape, right-aligned (1 if missing).
-int64_t alignedExtent(const Shape& s, size_t d, size_t rank) {
-  const size_t lead = rank - s.size();
-  return d < lead ? 1 : s[d - lead];
-}
 
 // Calls f(i, offsets) for every element i of `out` in row-major order, offsets[k] being the
 // flat index of the element that operand k (shape shapes[k], broadcast to `out`) supplies.
@@ -30,7 +25,7 @@ void forEachBroadcast(const Shape& out, const std::array<Shape, N>& shapes, F&& 
     stride[k].assign(rank, 0);
     int64_t run = 1;
     for (size_t d = rank; d-- > 0;) {
-      const int64_t e = alignedExtent(shapes[k], d, rank);
+      const int64_t e = geometry::alignedExtent(shapes[k], d, rank);
       stride[k][d] = e == 1 ? 0 : run;
       run *= e;
     }
