@@ -88,7 +88,7 @@ struct Splits {
   int64_t splits = 1, chunk = 1;
 };
 
-Splits splitsFor(const GroupCode& g) {
+Splits normSplitsFor(const GroupCode& g) {
   int64_t splits =
       std::clamp<int64_t>((kTargetBlocks + g.groups - 1) / g.groups, 1, std::max<int64_t>(1, g.count / 2048));
   splits = std::min<int64_t>(splits, 65535);
@@ -232,7 +232,7 @@ void appendAffineAndOutput(NodeEmitter& em, const Optional& w, const Optional& b
 // Normalisation by the batch's own statistics (batchnorm_train, layernorm, groupnorm):
 // x, [w, [b]] -> y.
 Expected<void> emitNormForward(NodeEmitter& em, const GroupCode& g, double eps, size_t weightOperand) {
-  const Splits s = splitsFor(g);
+  const Splits s = normSplitsFor(g);
   const ScratchLayout l = scratchFor(g, s);
   em.needScratch(l.doubles * int64_t(sizeof(double)));
   Vars v = groupVars(em, g, s, l, eps);
@@ -254,7 +254,7 @@ Expected<void> emitNormForward(NodeEmitter& em, const GroupCode& g, double eps, 
 // The gradient for x through the statistics (batchnorm_train_grad, layernorm_grad,
 // groupnorm_grad): x, dy, [w] -> dx = invstd (g - mean(g) - xhat mean(g xhat)), g = dy w.
 Expected<void> emitNormBackward(NodeEmitter& em, const GroupCode& g, double eps) {
-  const Splits s = splitsFor(g);
+  const Splits s = normSplitsFor(g);
   const ScratchLayout l = scratchFor(g, s);
   em.needScratch(l.doubles * int64_t(sizeof(double)));
   Vars v = groupVars(em, g, s, l, eps);
@@ -362,7 +362,7 @@ Expected<void> emitBatchNormTrainGrad(NodeEmitter& em) {
 // [2, C]: the mean and the unbiased variance of every channel.
 Expected<void> emitBatchNormStats(NodeEmitter& em) {
   const GroupCode g = channelGroups(em.inShape(0));
-  const Splits s = splitsFor(g);
+  const Splits s = normSplitsFor(g);
   const ScratchLayout l = scratchFor(g, s);
   em.needScratch(l.doubles * int64_t(sizeof(double)));
   Vars v = groupVars(em, g, s, l, 0.0);

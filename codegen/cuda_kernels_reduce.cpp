@@ -72,7 +72,7 @@ Expected<void> checkLabels(const NodeEmitter& em, size_t i) {
 // The sums of blockIdx.y's slices of each output (blockIdx.x), added in slice order (the
 // same order whatever the launch); one slice writes y itself. `accumulate` adds this thread's
 // terms of output j (its kept offset in `base`) to `acc`.
-void emitSliceSums(NodeEmitter& em, const ReducePlan& p, Vars v, int64_t splits, const std::string& accumulate) {
+void emitReduceSliceSums(NodeEmitter& em, const ReducePlan& p, Vars v, int64_t splits, const std::string& accumulate) {
   const std::string kernelBody = "  __shared__ double red[32];\n"
                                  "  const ${I} j = blockIdx.x;\n"
                                  "  ${I} base = 0;\n"
@@ -132,7 +132,7 @@ void emitSumToRuns(NodeEmitter& em, const ReducePlan& p, Vars v) {
             : "    const ${T}* xr = x + off;\n"
               "#pragma unroll 4\n"
               "    for (int e = lane; e < ${RUN}; e += 32) acc += (double)xr[e];\n";
-  emitSliceSums(em, p, v, splits,
+  emitReduceSliceSums(em, p, v, splits,
                 "  const int lane = threadIdx.x & 31;\n"
                 "  const ${I} begin = (${I})blockIdx.y * ${CHUNK};\n"
                 "  const ${I} end = begin + ${CHUNK} < ${RUNS} ? begin + ${CHUNK} : ${RUNS};\n" +
@@ -191,7 +191,7 @@ Expected<void> emitSumTo(NodeEmitter& em) {
   const int64_t chunk = (p.terms + splits - 1) / splits;
   v.push_back({"CHUNK", intLit(chunk)});
   v.push_back({"TERM2", offsetCode(em.I(), "k", p.reduced, "off", "    ")});
-  emitSliceSums(em, p, v, splits,
+  emitReduceSliceSums(em, p, v, splits,
                 "  const ${I} begin = (${I})blockIdx.y * ${CHUNK};\n"
                 "  const ${I} end = begin + ${CHUNK} < ${R} ? begin + ${CHUNK} : ${R};\n"
                 "  double acc = 0.0;\n"

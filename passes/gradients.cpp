@@ -8,15 +8,15 @@
 namespace shoal {
 
 namespace {
-std::array<GradientRule, kNumOps>& registry() {
+std::array<GradientRule, kNumOps>& gradientRegistry() {
   static std::array<GradientRule, kNumOps> rules{};
   return rules;
 }
 }  // namespace
 
-GradientRule findGradientRule(OpKind kind) { return registry()[size_t(kind)]; }
+GradientRule findGradientRule(OpKind kind) { return gradientRegistry()[size_t(kind)]; }
 
-GradientRegistration::GradientRegistration(OpKind kind, GradientRule rule) { registry()[size_t(kind)] = rule; }
+GradientRegistration::GradientRegistration(OpKind kind, GradientRule rule) { gradientRegistry()[size_t(kind)] = rule; }
 
 Attrs attrsOf(std::initializer_list<std::pair<const char*, AttrValue>> entries) {
   Attrs a;

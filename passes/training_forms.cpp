@@ -12,7 +12,7 @@ namespace shoal {
 
 namespace {
 
-std::array<TrainingFormRule, kNumOps>& registry() {
+std::array<TrainingFormRule, kNumOps>& trainingFormRegistry() {
   static std::array<TrainingFormRule, kNumOps> rules{};
   return rules;
 }
@@ -57,10 +57,10 @@ class TrainingFormsPass : public Pass {
 
 }  // namespace
 
-TrainingFormRule findTrainingFormRule(OpKind kind) { return registry()[size_t(kind)]; }
+TrainingFormRule findTrainingFormRule(OpKind kind) { return trainingFormRegistry()[size_t(kind)]; }
 
 TrainingFormRegistration::TrainingFormRegistration(OpKind kind, TrainingFormRule rule) {
-  registry()[size_t(kind)] = rule;
+  trainingFormRegistry()[size_t(kind)] = rule;
 }
 
 Expected<Value*> TrainingFormArgs::emit(OpKind kind, std::vector<Value*> inputs, Attrs attrs,
