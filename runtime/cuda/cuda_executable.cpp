@@ -12,7 +12,6 @@
 #include <algorithm>
 #include <cctype>
 #include <cstdio>
-#include <chrono>
 #include <cstring>
 #include <iostream>
 #include <map>
@@ -28,7 +27,6 @@
 #include "runtime/cuda/device.h"
 #include "runtime/cuda/module.h"
 #include "runtime/cuda/runtime_kernels.h"
-#include "runtime/init.h"
 #include "support/phase_times.h"
 
 namespace shoal {
