@@ -102,9 +102,9 @@ using CudaCaseRegistry = OpCaseRegistry<CudaCaseTag, bool(OpKind kind, OpGraphBu
 
 /// Registers the following body as the CUDA test case of the listed ops: it sees `kind`, the
 /// builder `b`, its float type `dt` and the label types labels64/32/8, and returns true.
-#define SHOAL_CUDA_CASE(id, ...)                                              \
-  static bool shoalCudaCase_##id(OpKind kind, ::shoal::test::OpGraphBuilder& b); \
-  SHOAL_OP_CASES_REGISTER(::shoal::test::CudaCaseRegistry, shoalCudaCase_##id, __VA_ARGS__);  \
+#define SHOAL_CUDA_CASE(id, ...)                                                             \
+  static bool shoalCudaCase_##id(OpKind kind, ::shoal::test::OpGraphBuilder& b);             \
+  SHOAL_OP_CASES_REGISTER(::shoal::test::CudaCaseRegistry, shoalCudaCase_##id, __VA_ARGS__); \
   static bool shoalCudaCase_##id([[maybe_unused]] OpKind kind, [[maybe_unused]] ::shoal::test::OpGraphBuilder& b)
 
 /// Adds nodes exercising `kind`: its registered case (tests/codegen/cuda_op_cases.cpp and the

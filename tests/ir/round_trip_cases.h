@@ -46,12 +46,12 @@ using RoundTripRegistry = OpCaseRegistry<RoundTripTag, bool(OpKind kind, Graph& 
 
 /// Registers the following body as the round-trip case of the listed ops; it sees `kind`,
 /// `g`, `ins`, `a` and `results` (preset to one f32[2,3] result "y") and returns true.
-#define SHOAL_ROUND_TRIP_CASE(id, ...)                                                              \
+#define SHOAL_ROUND_TRIP_CASE(id, ...)                                                                      \
   static bool shoalRoundTripCase_##id(OpKind kind, Graph& g, std::vector<Value*>& ins, Attrs& a,            \
-                              std::vector<ResultSpec>& results);                                    \
-  SHOAL_OP_CASES_REGISTER(::shoal::test::RoundTripRegistry, shoalRoundTripCase_##id, __VA_ARGS__);                       \
+                                      std::vector<ResultSpec>& results);                                    \
+  SHOAL_OP_CASES_REGISTER(::shoal::test::RoundTripRegistry, shoalRoundTripCase_##id, __VA_ARGS__);          \
   static bool shoalRoundTripCase_##id([[maybe_unused]] OpKind kind, [[maybe_unused]] Graph& g,              \
-                              [[maybe_unused]] std::vector<Value*>& ins, [[maybe_unused]] Attrs& a, \
-                              [[maybe_unused]] std::vector<ResultSpec>& results)
+                                      [[maybe_unused]] std::vector<Value*>& ins, [[maybe_unused]] Attrs& a, \
+                                      [[maybe_unused]] std::vector<ResultSpec>& results)
 
 }  // namespace shoal::test

@@ -74,8 +74,8 @@ using ShapeCaseRegistry = OpCaseRegistry<ShapeCasesTag, OpShapeCases(OpKind kind
 
 /// Registers the following body (returning OpShapeCases; it sees `kind`) as the shape-rule
 /// cases of the listed ops.
-#define SHOAL_SHAPE_CASES(id, ...)                                            \
-  static ::shoal::test::OpShapeCases shoalShapeCases_##id(OpKind kind);            \
+#define SHOAL_SHAPE_CASES(id, ...)                                                              \
+  static ::shoal::test::OpShapeCases shoalShapeCases_##id(OpKind kind);                         \
   SHOAL_OP_CASES_REGISTER(::shoal::test::ShapeCaseRegistry, shoalShapeCases_##id, __VA_ARGS__); \
   static ::shoal::test::OpShapeCases shoalShapeCases_##id([[maybe_unused]] OpKind kind)
 

@@ -185,7 +185,6 @@ struct GradCase {
 };
 
 // mse(op(params...)) for one op.
-
 inline std::vector<GradCase> binaryCases(OpKind kind) {
   Fill bFill = kind == OpKind::Div ? Fill::AwayFromZero : Fill::Uniform;
   auto make = [=](Shape a, Shape b) {
@@ -204,8 +203,8 @@ using GradCaseRegistry = OpCaseRegistry<GradCasesTag, std::vector<GradCase>(OpKi
 
 /// Registers the following body (returning std::vector<GradCase>; it sees `kind`) as the
 /// gradient-check cases of the listed ops.
-#define SHOAL_GRAD_CASES(id, ...)                                            \
-  static std::vector<::shoal::test::GradCase> shoalGradCases_##id(OpKind kind);  \
+#define SHOAL_GRAD_CASES(id, ...)                                                             \
+  static std::vector<::shoal::test::GradCase> shoalGradCases_##id(OpKind kind);               \
   SHOAL_OP_CASES_REGISTER(::shoal::test::GradCaseRegistry, shoalGradCases_##id, __VA_ARGS__); \
   static std::vector<::shoal::test::GradCase> shoalGradCases_##id([[maybe_unused]] OpKind kind)
 

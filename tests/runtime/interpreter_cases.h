@@ -179,17 +179,17 @@ inline const double ln2 = std::log(2.0), ln3 = std::log(3.0);
 /// Registers the following body as the interpreter cases of the listed ops. The body sees
 /// `kind`, `dt` (the float type to build in), `out` (the cases so far) and `add(b)`, which
 /// appends CaseBuilder b's case.
-#define SHOAL_INTERPRETER_CASES(id, ...)                                                                 \
+#define SHOAL_INTERPRETER_CASES(id, ...)                                                                            \
   static void shoalInterpreterCasesBody_##id(OpKind kind, DType dt, ::shoal::test::Cases& out,                      \
-                                  const std::function<void(::shoal::test::CaseBuilder&)>& add);          \
+                                             const std::function<void(::shoal::test::CaseBuilder&)>& add);          \
   static ::shoal::test::Cases shoalInterpreterCases_##id(OpKind kind, DType dt) {                                   \
-    ::shoal::test::Cases out;                                                                            \
+    ::shoal::test::Cases out;                                                                                       \
     shoalInterpreterCasesBody_##id(kind, dt, out, [&](::shoal::test::CaseBuilder& b) { out.push_back(b.done()); }); \
-    return out;                                                                                          \
-  }                                                                                                      \
-  SHOAL_OP_CASES_REGISTER(::shoal::test::InterpreterCaseRegistry, shoalInterpreterCases_##id, __VA_ARGS__);                      \
-  static void shoalInterpreterCasesBody_##id([[maybe_unused]] OpKind kind, [[maybe_unused]] DType dt,               \
-                                  [[maybe_unused]] ::shoal::test::Cases& out,                            \
-                                  [[maybe_unused]] const std::function<void(::shoal::test::CaseBuilder&)>& add)
+    return out;                                                                                                     \
+  }                                                                                                                 \
+  SHOAL_OP_CASES_REGISTER(::shoal::test::InterpreterCaseRegistry, shoalInterpreterCases_##id, __VA_ARGS__);         \
+  static void shoalInterpreterCasesBody_##id(                                                                       \
+      [[maybe_unused]] OpKind kind, [[maybe_unused]] DType dt, [[maybe_unused]] ::shoal::test::Cases& out,          \
+      [[maybe_unused]] const std::function<void(::shoal::test::CaseBuilder&)>& add)
 
 }  // namespace shoal::test
