@@ -5,6 +5,7 @@
 
 #include "ir/conv_geometry.h"
 #include "ir/elementwise.h"
+#include "ir/shape_geometry.h"
 #include "support/checked.h"
 
 #include <fmt/format.h>
@@ -594,8 +595,7 @@ std::optional<Shape> broadcastShapes(const Shape& a, const Shape& b) {
   size_t rank = std::max(a.size(), b.size());
   Shape out(rank);
   for (size_t i = 0; i < rank; ++i) {
-    int64_t da = i < rank - a.size() ? 1 : a[i - (rank - a.size())];
-    int64_t db = i < rank - b.size() ? 1 : b[i - (rank - b.size())];
+    const int64_t da = geometry::alignedExtent(a, i, rank), db = geometry::alignedExtent(b, i, rank);
     if (da != db && da != 1 && db != 1) return std::nullopt;
     out[i] = da == 1 ? db : da;
   }
