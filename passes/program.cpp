@@ -71,7 +71,10 @@ Expected<std::unique_ptr<Graph>> rebatchGraph(const Graph& g, int64_t batch) {
       oldBatch = n->result()->type().shape[0];
       break;
     }
-  if (g.batchRebuilder() && batch != oldBatch) return g.batchRebuilder()(batch);  // the frontend builds it anew
+  // At the batch it was built for, the graph is itself: its inputs' leading extents need not
+  // agree (a time-major sequence beside its initial state).
+  if (batch == oldBatch) return copy;
+  if (g.batchRebuilder()) return g.batchRebuilder()(batch);  // the frontend builds it anew
   for (Node* n : copy->inputNodes()) {
     TensorType t = n->result()->type();
     if (t.shape.empty()) continue;  // scalars (the step count) have no batch

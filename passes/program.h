@@ -63,7 +63,8 @@ Program cloneProgram(const Program& p);
 namespace shoal {
 
 /// A copy of `g` whose inputs have leading (batch) extent `batch`, shapes re-inferred (or the
-/// graph its frontend builds anew for that batch, Graph::batchRebuilder). Fails when an op
+/// graph its frontend builds anew for that batch, Graph::batchRebuilder); at the batch it was
+/// built for, a plain copy (its inputs' leading extents need not agree). Fails when an op
 /// fixes the batch size (a reshape to an explicit batch, say).
 Expected<std::unique_ptr<Graph>> rebatchGraph(const Graph& g, int64_t batch);
 

@@ -213,6 +213,24 @@ TEST(Session, InputsMustAgreeOnTheBatch) {
   EXPECT_EQ(ok->at("z").shape(), (shoal::Shape{5, 3}));
 }
 
+// Inputs whose leading extents differ by design (a time-major sequence beside its state) run
+// at the shapes the model was built for; other shapes are still read as a batch.
+TEST(Session, InputsAtTheirBuiltShapesRunAsBuilt) {
+  shoal::GraphBuilder b;
+  auto x = b.input("x", shoal::f32({3, 2}));
+  auto w = b.input("w", shoal::f32({2, 2}));
+  b.output("z", b.matmul(x, w));
+  auto session = shoal::Session::create(*b.build(), {.device = shoal::DeviceKind::Cpu});
+  ASSERT_TRUE(session) << session.error().str();
+  auto out = session->run({{"x", shoal::Tensor::fromDoubles(shoal::DType::F32, {3, 2}, std::vector<double>{1, 2, 3, 4, 5, 6})},
+                           {"w", shoal::Tensor::fromDoubles(shoal::DType::F32, {2, 2}, std::vector<double>{1, 0, 1, 1})}});
+  ASSERT_TRUE(out) << out.error().str();
+  EXPECT_EQ(out->at("z").toDoubles(), (std::vector<double>{3, 2, 7, 4, 11, 6}));
+  auto other = session->run({{"x", shoal::Tensor(shoal::DType::F32, {4, 2})}, {"w", shoal::Tensor(shoal::DType::F32, {2, 2})}});
+  ASSERT_FALSE(other);
+  EXPECT_EQ(other.error().message(), "inputs disagree on the batch size: 'x' has 4 rows, 'w' has 2");
+}
+
 TEST(Session, AModelThatFixesItsBatchSaysSo) {
   // A constant of the built batch's shape cannot follow another batch size.
   shoal::GraphBuilder b;
