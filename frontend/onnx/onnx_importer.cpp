@@ -210,6 +210,16 @@ std::vector<double> NodeContext::attrFloats(const std::string& name, std::option
   return {a.floats().begin(), a.floats().end()};
 }
 
+std::vector<std::string> NodeContext::attrStrings(const std::string& name,
+                                                  std::optional<std::vector<std::string>> dflt) {
+  if (!hasAttr(name)) {
+    if (!dflt) invalid(fmt::format("needs attribute '{}'", name));
+    return *dflt;
+  }
+  const auto& a = needAttr(name, onnx::AttributeProto::STRINGS);
+  return {a.strings().begin(), a.strings().end()};
+}
+
 Tensor NodeContext::attrTensor(const std::string& name) {
   if (!hasAttr(name)) invalid(fmt::format("needs attribute '{}'", name));
   const auto& a = needAttr(name, onnx::AttributeProto::TENSOR);

@@ -127,6 +127,8 @@ class NodeContext {
   std::string attrString(const std::string& name, std::optional<std::string> dflt = std::nullopt);
   std::vector<int64_t> attrInts(const std::string& name, std::optional<std::vector<int64_t>> dflt = std::nullopt);
   std::vector<double> attrFloats(const std::string& name, std::optional<std::vector<double>> dflt = std::nullopt);
+  std::vector<std::string> attrStrings(const std::string& name,
+                                       std::optional<std::vector<std::string>> dflt = std::nullopt);
   Tensor attrTensor(const std::string& name);
   /// Marks an attribute read without using it (documented as having no effect here).
   void ignoreAttr(const std::string& name);

@@ -1,7 +1,7 @@
 // Private to frontend/onnx: the lowerings of the ONNX ops that map onto the op families of the
 // second wave (elementwise math, comparisons, logic, reductions: onnx_ops_math.cpp; data
-// movement, batched products, index arithmetic: onnx_ops_data.cpp). onnx_ops.cpp's table
-// names them.
+// movement, batched products, index arithmetic: onnx_ops_data.cpp; the recurrent layers,
+// unrolled: onnx_ops_recurrent.cpp). onnx_ops.cpp's table names them.
 #pragma once
 
 #include "frontend/onnx/onnx_importer.h"
@@ -37,7 +37,11 @@ void lowerArgMinMax(NodeContext& c);       // ArgMax, ArgMin (any axis, select_l
 void lowerSoftmaxAnyAxis(NodeContext& c);  // Softmax, LogSoftmax (opset 13+ on any axis), Hardmax
 void lowerCumSum(NodeContext& c);
 void lowerFloorCeil(NodeContext& c);
+/// x rounded half to even (ONNX's Round), from floors, comparisons and where.
+Value* roundHalfEven(NodeContext& c, Value* x, const std::string& prefix);
 void lowerRound(NodeContext& c);
+void lowerQuantizeLinear(NodeContext& c);    // saturate(round(x / scale) + zero_point)
+void lowerDequantizeLinear(NodeContext& c);  // (x - zero_point) · scale
 void lowerShrink(NodeContext& c);
 void lowerLRN(NodeContext& c);
 
@@ -69,6 +73,9 @@ void lowerEinsum(NodeContext& c);         // one or two operands, explicit lette
 void lowerResize(NodeContext& c);         // Resize, Upsample
 void lowerSequence(NodeContext& c);
 void lowerCompress(NodeContext& c);  // sequences as lists known at import
+
+// ---- onnx_ops_recurrent.cpp
+void lowerRecurrent(NodeContext& c);  // RNN, GRU, LSTM: unrolled over the sequence
 
 // ---- onnx_ops_volume.cpp
 void lowerConv3d(NodeContext& c);

@@ -550,19 +550,111 @@ void lowerFloorCeil(NodeContext& c) {
 
 // Round half to even: f = floor(x), d = x - f (exact); d > 1/2 rounds up, d < 1/2 down, and a
 // tie goes to whichever of f, f + 1 is even (f is odd when f/2 is not whole).
+Value* roundHalfEven(NodeContext& c, Value* x, const std::string& prefix) {
+  DType dt = x->type().dtype;
+  Value* f = floorLike(c, x, false, prefix + "floor");
+  Value* d = c.emit(OpKind::Sub, {x, f}, {}, prefix + "fraction");
+  Value* half = c.scalar(0.5, dt, prefix + "half");
+  Value* up = c.emit(OpKind::Add, {f, c.scalar(1, dt, prefix + "one")}, {}, prefix + "up");
+  Value* halfF = scaled(c, f, 0.5, prefix + "half_floor");
+  Value* odd = c.emit(OpKind::NotEqual, {halfF, floorLike(c, halfF, false, prefix + "parity")}, {}, prefix + "odd");
+  Value* tie = c.emit(OpKind::Where, {odd, up, f}, {}, prefix + "tie");
+  Value* below = c.emit(OpKind::Where, {c.emit(OpKind::Less, {d, half}, {}, prefix + "below_half"), f, tie}, {},
+                        prefix + "not_above");
+  return c.emit(OpKind::Where, {c.emit(OpKind::Greater, {d, half}, {}, prefix + "above_half"), up, below}, {},
+                prefix + "round");
+}
+
 void lowerRound(NodeContext& c) {
   c.requireFloat(0);
+  c.setOutput(0, roundHalfEven(c, c.value(0), ""));
+}
+
+// ---- linear quantization -------------------------------------------------------------------------
+
+namespace {
+
+// Input i (a quantization scale or zero point: a scalar, or one value per slice of `axis`),
+// shaped to broadcast against input 0.
+Value* perAxis(NodeContext& c, size_t i, const std::string& what) {
+  if (c.rank(i) == 0 || (c.rank(i) == 1 && c.shape(i)[0] == 1)) return c.reshape(c.value(i), {}, what + "_scalar");
+  int64_t rank = c.rank(0);
+  int64_t axis = c.axis(c.attrInt("axis", 1), rank);
+  if (c.rank(i) != 1 || c.shape(i)[0] != c.shape(0)[size_t(axis)])
+    c.invalid(fmt::format("{} is {}; expected a scalar or [{}] (one per slice of axis {} of {})", what, c.type(i).str(),
+                          c.shape(0)[size_t(axis)], axis, c.type(0).str()));
+  Shape s(size_t(rank), 1);
+  s[size_t(axis)] = c.shape(0)[size_t(axis)];
+  return c.reshape(c.value(i), s, what + "_per_axis");
+}
+
+// The range of a quantized type, for saturation.
+std::pair<double, double> quantizedRange(NodeContext& c, DType t) {
+  switch (t) {
+    case DType::U8:
+      return {0, 255};
+    case DType::I8:
+      return {-128, 127};
+    case DType::U16:
+      return {0, 65535};
+    case DType::I16:
+      return {-32768, 32767};
+    default:
+      c.unsupported(fmt::format("quantizing to {} (shoal quantizes to uint8, int8, uint16 and int16)",
+                                onnxTypeName(onnxFromDtype(t))));
+  }
+}
+
+}  // namespace
+
+// QuantizeLinear: saturate(round_half_even(x / scale) + zero_point), in the zero point's type
+// (uint8 without one). Computed in x's float type: every value of those types is exact there.
+void lowerQuantizeLinear(NodeContext& c) {
+  c.requireFloat(0);
   DType dt = c.dtype(0);
-  Value* x = c.value(0);
-  Value* f = floorLike(c, x, false, "floor");
-  Value* d = c.emit(OpKind::Sub, {x, f}, {}, "fraction");
-  Value* half = c.scalar(0.5, dt, "half");
-  Value* up = c.emit(OpKind::Add, {f, c.scalar(1, dt, "one")}, {}, "up");
-  Value* halfF = scaled(c, f, 0.5, "half_floor");
-  Value* odd = c.emit(OpKind::NotEqual, {halfF, floorLike(c, halfF, false, "parity")}, {}, "odd");
-  Value* tie = c.emit(OpKind::Where, {odd, up, f}, {}, "tie");
-  Value* below = c.emit(OpKind::Where, {c.emit(OpKind::Less, {d, half}, {}, "below_half"), f, tie}, {}, "not_above");
-  c.setOutput(0, c.emit(OpKind::Where, {c.emit(OpKind::Greater, {d, half}, {}, "above_half"), up, below}, {}, "round"));
+  DType target = c.has(2) ? c.slot(2).onnxDType() : DType::U8;
+  auto [lo, hi] = quantizedRange(c, target);
+  bool perAxisInputs = c.rank(1) == 1 && c.shape(1)[0] != 1;
+  if (!perAxisInputs && c.hasAttr("axis")) c.attrInt("axis");  // has no effect with a scalar scale
+  if (c.dtype(1) != dt) c.invalid(fmt::format("y_scale is {}, x is {}", c.type(1).str(), c.type(0).str()));
+  Value* q = roundHalfEven(c, c.emit(OpKind::Div, {c.value(0), perAxis(c, 1, "y_scale")}, {}, "scaled"), "");
+  if (c.has(2)) {
+    Attrs toFloat;
+    toFloat.set("dtype", std::string(dtypeName(dt)));
+    q = c.emit(OpKind::Add, {q, c.emit(OpKind::Cast, {perAxis(c, 2, "y_zero_point")}, toFloat, "zero_point")}, {},
+               "shifted");
+  }
+  Attrs range, to;
+  range.set("min", lo);
+  range.set("max", hi);
+  to.set("dtype", std::string(dtypeName(target)));
+  c.setOutput(0, c.emit(OpKind::Cast, {c.emit(OpKind::Clip, {q}, range, "saturated")}, to));
+}
+
+// DequantizeLinear: (x - zero_point) · scale, in the scale's type.
+void lowerDequantizeLinear(NodeContext& c) {
+  DType onnxScale = c.slot(1).onnxDType();
+  DType dt = c.dtype(1);
+  if (!isFloat(dt)) c.invalid(fmt::format("x_scale is {}; expected a float type", c.type(1).str()));
+  bool perAxisInputs = c.rank(1) == 1 && c.shape(1)[0] != 1;
+  if (!perAxisInputs && c.hasAttr("axis")) c.attrInt("axis");  // has no effect with a scalar scale
+  Attrs toFloat;
+  toFloat.set("dtype", std::string(dtypeName(dt)));
+  Value* x = c.emit(OpKind::Cast, {c.value(0)}, toFloat, "x");
+  if (c.has(2)) {
+    if (c.slot(2).onnxDType() != c.slot(0).onnxDType())
+      c.invalid(fmt::format("x_zero_point is {}, x is {}", onnxTypeName(onnxFromDtype(c.slot(2).onnxDType())),
+                            onnxTypeName(onnxFromDtype(c.slot(0).onnxDType()))));
+    x = c.emit(OpKind::Sub, {x, c.emit(OpKind::Cast, {perAxis(c, 2, "x_zero_point")}, toFloat, "zero_point")}, {},
+               "centered");
+  }
+  Value* y = c.emit(OpKind::Mul, {x, perAxis(c, 1, "x_scale")}, {}, onnxScale == dt ? "" : "wide");
+  if (onnxScale != dt) {
+    Attrs narrow;
+    narrow.set("dtype", std::string(dtypeName(onnxScale)));
+    y = c.emit(OpKind::Cast, {y}, narrow);
+  }
+  c.setOutput(0, y);
 }
 
 // Shrink: x < -lambd ? x + bias : (x > lambd ? x - bias : 0).

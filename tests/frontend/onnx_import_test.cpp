@@ -440,8 +440,8 @@ TEST(OnnxImport, StorageTypesAreComputedWideAndStayExact) {
   EXPECT_TRUE(p.error().unsupported);
   EXPECT_NE(p.error().error.message().find(
                 "node 'add' (Add, domain ai.onnx, opset 13): unsupported: input 'x' has element type int8, which "
-                "shoal stores and computes in i32 (only Identity, Cast, Clip, Pow's exponent, Min, Max, Mod, MaxPool "
-                "read it)"),
+                "shoal stores and computes in i32 (only Identity, Cast, Clip, Pow's exponent, QuantizeLinear, "
+                "DequantizeLinear, Min, Max, Mod, MaxPool read it)"),
             std::string::npos)
       << p.error().error.message();
 }
@@ -485,6 +485,40 @@ TEST(OnnxImport, EinsumReducesPermutesAndMultiplies) {
   auto p = importOnnxFile(diag.save(tempDir()));
   ASSERT_FALSE(p);
   EXPECT_NE(p.error().error.message().find("unsupported: index 'i' repeated in operand 0 (a diagonal)"), std::string::npos)
+      << p.error().error.message();
+}
+
+// QuantizeLinear and DequantizeLinear beyond the conformance cases: ties rounded to even,
+// saturation at both ends of int8, a per-axis scale on axis 0 (not the default 1), and back.
+TEST(OnnxImport, QuantizeLinearRoundsTiesToEvenAndSaturates) {
+  OnnxModelBuilder b(13);
+  b.input("x", DType::F32, {int64_t(2), int64_t(4)});
+  b.output("q", DType::I8, {int64_t(2), int64_t(4)});
+  b.output("y", DType::F32, {int64_t(2), int64_t(4)});
+  b.initializer("scale", f32Tensor({2}, {0.5, 2}));
+  b.initializer("zero", Tensor::fromDoubles(DType::I8, {2}, std::vector<double>{1, -3}));
+  attrInt(b.node("QuantizeLinear", {"x", "scale", "zero"}, {"q"}, "quantize"), "axis", 0);
+  attrInt(b.node("DequantizeLinear", {"q", "scale", "zero"}, {"y"}, "dequantize"), "axis", -2);
+  auto session = Session::create(b.save(tempDir()), {.device = DeviceKind::Cpu});
+  ASSERT_TRUE(session) << session.error().str();
+  // Row 0 (scale 0.5, zero 1): x / 0.5 = 2.5 → 2, 3.5 → 4, -2.5 → -2, 200 → saturates at 127.
+  // Row 1 (scale 2, zero -3): x / 2 = -0.5 → -0, 1.5 → 2, -300 → saturates at -128, 7 → 7.
+  auto out = session->run({{"x", f32Tensor({2, 4}, {1.25, 1.75, -1.25, 100, -1, 3, -600, 14})}});
+  ASSERT_TRUE(out) << out.error().str();
+  EXPECT_EQ(out->at("q").dtype(), DType::I8);
+  EXPECT_EQ(out->at("q").toDoubles(), (std::vector<double>{3, 5, -1, 127, -3, -1, -128, 4}));
+  // Back: (q - zero) · scale.
+  EXPECT_EQ(out->at("y").toDoubles(), (std::vector<double>{1, 2, -1, 63, 0, 4, -250, 14}));
+  // A scale that fits neither a scalar nor the axis is named.
+  OnnxModelBuilder bad(13);
+  bad.input("x", DType::F32, {int64_t(2), int64_t(4)});
+  bad.output("q", DType::U8, {int64_t(2), int64_t(4)});
+  bad.initializer("scale", f32Tensor({3}, {1, 1, 1}));
+  bad.node("QuantizeLinear", {"x", "scale"}, {"q"}, "quantize");
+  auto p = importOnnxFile(bad.save(tempDir()));
+  ASSERT_FALSE(p);
+  EXPECT_NE(p.error().error.message().find("y_scale is f32[3]; expected a scalar or [4] (one per slice of axis 1 of f32[2,4])"),
+            std::string::npos)
       << p.error().error.message();
 }
 

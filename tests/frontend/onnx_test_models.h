@@ -141,6 +141,20 @@ inline void attrString(onnx::NodeProto& n, const std::string& name, const std::s
   a->set_s(v);
 }
 
+inline void attrStrings(onnx::NodeProto& n, const std::string& name, const std::vector<std::string>& v) {
+  auto* a = n.add_attribute();
+  a->set_name(name);
+  a->set_type(onnx::AttributeProto::STRINGS);
+  for (const auto& x : v) a->add_strings(x);
+}
+
+inline void attrFloats(onnx::NodeProto& n, const std::string& name, const std::vector<float>& v) {
+  auto* a = n.add_attribute();
+  a->set_name(name);
+  a->set_type(onnx::AttributeProto::FLOATS);
+  for (float x : v) a->add_floats(x);
+}
+
 inline void attrTensor(onnx::NodeProto& n, const std::string& name, const Tensor& t) {
   auto* a = n.add_attribute();
   a->set_name(name);
