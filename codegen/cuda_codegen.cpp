@@ -827,7 +827,8 @@ Expected<void> emitNode(NodeEmitter& em) {
     case OpKind::ReduceSum:
     case OpKind::ReduceMean:
     case OpKind::ReduceMax:
-    case OpKind::ReduceMin: return cudagen::emitReduce(em);
+    case OpKind::ReduceMin:
+    case OpKind::ReduceProd: return cudagen::emitReduce(em);
     // (end of family elementwise)
 
     // ==== family norm: normalisation, dropout ====

@@ -158,8 +158,8 @@ Expected<void> emitReduce(NodeEmitter& em) {
   if (!isFloat(n.input(0)->type().dtype)) return em.unsupported("reductions need a float operand");
   const OpKind kind = n.kind();
   const bool isMax = kind == OpKind::ReduceMax, isMin = kind == OpKind::ReduceMin;
-  const bool isMean = kind == OpKind::ReduceMean;
-  if (!isMax && !isMin && !isMean && kind != OpKind::ReduceSum) return em.unsupported("not a reduction");
+  const bool isMean = kind == OpKind::ReduceMean, isProd = kind == OpKind::ReduceProd;
+  if (!isMax && !isMin && !isMean && !isProd && kind != OpKind::ReduceSum) return em.unsupported("not a reduction");
   ReduceSpaces s = reduceSpaces(em.inShape(0), n.attrs().getInts("axes"));
   if (s.outputs == 0) return {};        // nothing to write
   if (s.terms == 0) s.reduced.clear();  // no term is read: no offset code (its extents would divide by 0)
@@ -167,13 +167,15 @@ Expected<void> emitReduce(NodeEmitter& em) {
   Vars v = {{"T", em.T()},
             {"I", em.I()},
             {"R", intLit(s.terms)},
-            {"INIT", isMax   ? literal(-inf, DType::F64)
-                     : isMin ? literal(inf, DType::F64)
-                             : "0.0"},
+            {"INIT", isMax    ? literal(-inf, DType::F64)
+                     : isMin  ? literal(inf, DType::F64)
+                     : isProd ? "1.0"
+                              : "0.0"},
             // The value a term `t` leaves in `acc`: NaN wins max and min (torch.amax/amin).
-            {"COMBINE", isMax   ? "(t > acc || t != t) ? t : acc"
-                        : isMin ? "(t < acc || t != t) ? t : acc"
-                                : "acc + t"},
+            {"COMBINE", isMax    ? "(t > acc || t != t) ? t : acc"
+                        : isMin  ? "(t < acc || t != t) ? t : acc"
+                        : isProd ? "acc * t"
+                                 : "acc + t"},
             {"SCALE", literal(isMean ? 1.0 / double(s.terms) : 1.0, DType::F64)}};
   v.push_back({"BASE", offsetCode(em.I(), "j", s.kept, "base", "    ")});
   // The kept index j, when the offset of the first term depends on it (no kept dimension: it is 0).

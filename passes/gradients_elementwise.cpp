@@ -175,6 +175,29 @@ SHOAL_GRADIENT(ReduceMean) {
 SHOAL_GRADIENT(ReduceMax) { return reduceExtremumGrad(g); }
 SHOAL_GRADIENT(ReduceMin) { return reduceExtremumGrad(g); }
 
+// The product of the other terms, without dividing by zero (PyTorch's prod backward): where a
+// slice has no zero, y / x; at the slice's only zero, the product of the rest; otherwise 0.
+SHOAL_GRADIENT(ReduceProd) {
+  const DType dt = g.x()->type().dtype;
+  const Attrs keep = attrsOf({{"axes", g.attrs().getInts("axes")}, {"keepdim", int64_t(1)}});
+  SHOAL_TRY_VALUE(y, keptDims(g, g.y(), ".y"));
+  SHOAL_TRY_VALUE(dy, keptDims(g, g.dy, ".kept"));
+  SHOAL_TRY_VALUE(zero, scalar(g, 0.0, ".zero"));
+  SHOAL_TRY_VALUE(one, scalar(g, 1.0, ".one"));
+  SHOAL_TRY_VALUE(isZero, g.emit(OpKind::Equal, {g.x(), zero}, {}, ".is_zero"));
+  SHOAL_TRY_VALUE(zeroCount, g.emit(OpKind::Cast, {isZero}, attrsOf({{"dtype", std::string(dtypeName(dt))}}), ".zeros"));
+  SHOAL_TRY_VALUE(zeros, g.emit(OpKind::ReduceSum, {zeroCount}, keep, ".zero_count"));
+  SHOAL_TRY_VALUE(safe, g.emit(OpKind::Where, {isZero, one, g.x()}, {}, ".nonzero"));
+  SHOAL_TRY_VALUE(rest, g.emit(OpKind::ReduceProd, {safe}, keep, ".rest"));
+  SHOAL_TRY_VALUE(noZero, g.emit(OpKind::Equal, {zeros, zero}, {}, ".no_zero"));
+  SHOAL_TRY_VALUE(oneZero, g.emit(OpKind::Equal, {zeros, one}, {}, ".one_zero"));
+  SHOAL_TRY_VALUE(quotient, g.emit(OpKind::Div, {y, safe}, {}, ".quotient"));
+  SHOAL_TRY_VALUE(atNonzero, g.emit(OpKind::Where, {noZero, quotient, zero}, {}, ".at_nonzero"));
+  SHOAL_TRY_VALUE(atZero, g.emit(OpKind::Where, {oneZero, rest, zero}, {}, ".at_zero"));
+  SHOAL_TRY_VALUE(others, g.emit(OpKind::Where, {isZero, atZero, atNonzero}, {}, ".others"));
+  return g.emit(OpKind::Mul, {others, dy}, {});
+}
+
 #undef SHOAL_TRY_VALUE
 
 }  // namespace shoal

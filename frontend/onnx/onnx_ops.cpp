@@ -1096,6 +1096,7 @@ const std::vector<OpMapping>& table() {
       {"ReduceMean", lowerReduce},
       {"ReduceMax", lowerReduce},
       {"ReduceMin", lowerReduce},
+      {"ReduceProd", lowerReduce},
       {"ReduceSumSquare", lowerReduce},
       {"ReduceL1", lowerReduce},
       {"ReduceL2", lowerReduce},

@@ -340,6 +340,8 @@ void lowerReduce(NodeContext& c) {
     k = OpKind::ReduceMax;
   else if (op == "ReduceMin")
     k = OpKind::ReduceMin;
+  else if (op == "ReduceProd")
+    k = OpKind::ReduceProd;
   else if (op == "ReduceSumSquare" || op == "ReduceL2")
     x = binop(c, OpKind::Mul, x, x, "square");
   else if (op == "ReduceL1")

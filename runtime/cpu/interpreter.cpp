@@ -265,7 +265,8 @@ Expected<void> NodeRunner::run() {
     case OpKind::ReduceSum:
     case OpKind::ReduceMean:
     case OpKind::ReduceMax:
-    case OpKind::ReduceMin: return cpu::runReduce<T>(*this);
+    case OpKind::ReduceMin:
+    case OpKind::ReduceProd: return cpu::runReduce<T>(*this);
     // (end of family elementwise)
 
     // ==== family norm: normalisation, dropout ====

@@ -217,7 +217,7 @@ template <typename T>
 void reduceSumToShape(const Shape& inShape, const T* x, const Shape& outShape, T* y);
 
 /// Reduction kinds of `reduce`.
-enum class ReduceKind { Sum, Mean, Max, Min };
+enum class ReduceKind { Sum, Mean, Max, Min, Prod };
 
 /// Reduces x (inShape) over `axes` (each in [-rank, rank), negative counts from the back,
 /// duplicates ignored; empty means all axes). y holds the remaining dimensions in order;

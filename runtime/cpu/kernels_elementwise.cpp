@@ -366,6 +366,23 @@ void reduce(ReduceKind kind, const Shape& inShape, const T* x, const std::vector
       for (int64_t j = 0; j < m; ++j) y[j] = T(acc[j] * scale);
       return;
     }
+    case ReduceKind::Prod: {  // in double, as the GPU's kernels
+      std::vector<double> acc(size_t(m), 1.0);
+      if (n > 0) {
+        forEachRun(plan, n, [&](int64_t oy, int64_t, int64_t o, int64_t len, int64_t sy, int64_t) {
+          const T* xp = x + o;
+          if (sy == 1) {
+            for (int64_t i = 0; i < len; ++i) acc[oy + i] *= double(xp[i]);
+          } else {
+            double p = acc[oy];
+            for (int64_t i = 0; i < len; ++i) p *= double(xp[i]);
+            acc[oy] = p;
+          }
+        });
+      }
+      for (int64_t j = 0; j < m; ++j) y[j] = T(acc[j]);
+      return;
+    }
     case ReduceKind::Max: {
       std::fill(y, y + m, -std::numeric_limits<T>::infinity());
       if (n == 0) return;

@@ -131,6 +131,8 @@ Expected<void> runReduce(OpContext& c) {
     r = ReduceKind::Max;
   else if (kind == OpKind::ReduceMin)
     r = ReduceKind::Min;
+  else if (kind == OpKind::ReduceProd)
+    r = ReduceKind::Prod;
   else
     return c.error("internal error: not a reduction");
   reduce<T>(r, c.inShape(0), c.in<T>(0), c.attrs().getInts("axes"), c.out<T>());

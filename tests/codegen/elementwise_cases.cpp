@@ -132,6 +132,24 @@ SHOAL_CUDA_CASE(Where, OpKind::Where) {
   return true;
 }
 
+// Products: of terms near 1 (0.99-1.01: long products neither overflow nor underflow), short
+// and long as the other reductions, and of rows holding zeros (relu of negative values).
+SHOAL_CUDA_CASE(ReduceProd, OpKind::ReduceProd) {
+  auto ax = [](std::vector<int64_t> axes, int64_t keep = 0) { return attrs({{"axes", axes}, {"keepdim", keep}}); };
+  auto nearOne = [&](Value* v, const std::string& name) {
+    return b.op(OpKind::Scale, {v}, attrs({{"scale", 0.01}, {"shift", 1.0}}), name);
+  };
+  Value* x = b.input("x", Shape{2, 3, 4, 5});
+  b.op(kind, {x}, ax({1}), "middle");
+  b.op(kind, {x}, ax({0, 2}, 1), "outer_kept");
+  b.op(kind, {nearOne(x, "x_near_one")}, ax({}), "all");
+  b.op(kind, {nearOne(b.input("rows", Shape{3, 4500}), "rows_near_one")}, ax({1}), "long_rows");
+  b.op(kind, {nearOne(b.input("cols", Shape{2100, 3}), "cols_near_one")}, ax({0}, 1), "long_cols");
+  b.op(kind, {nearOne(b.input("flat", Shape{9000}), "flat_near_one")}, ax({0}), "long_split");
+  b.op(kind, {b.op(OpKind::Relu, {b.input("z", Shape{6, 4})}, {}, "z_relu")}, ax({1}), "with_zeros");
+  return true;
+}
+
 // Short reductions (a thread per output) and long ones: a block per output, split when there
 // are few outputs; ties and NaN (through log) for max and min.
 SHOAL_CUDA_CASE(Reduce, OpKind::ReduceSum, OpKind::ReduceMean, OpKind::ReduceMax, OpKind::ReduceMin) {

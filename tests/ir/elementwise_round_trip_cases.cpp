@@ -18,7 +18,8 @@ SHOAL_ROUND_TRIP_CASE(Where, OpKind::Where) {
   return true;
 }
 
-SHOAL_ROUND_TRIP_CASE(Reduce, OpKind::ReduceSum, OpKind::ReduceMean, OpKind::ReduceMax, OpKind::ReduceMin) {
+SHOAL_ROUND_TRIP_CASE(Reduce, OpKind::ReduceSum, OpKind::ReduceMean, OpKind::ReduceMax, OpKind::ReduceMin,
+                      OpKind::ReduceProd) {
   ins = {addInput(g, "x", f32({2, 3, 4}))};
   a.set("axes", std::vector<int64_t>{0, -1});
   a.set("keepdim", int64_t(1));

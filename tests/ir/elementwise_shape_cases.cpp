@@ -73,7 +73,8 @@ SHOAL_SHAPE_CASES(Where, OpKind::Where) {
             "shapes bool[2] and f32[3] do not broadcast"}}};
 }
 
-SHOAL_SHAPE_CASES(Reduce, OpKind::ReduceSum, OpKind::ReduceMean, OpKind::ReduceMax, OpKind::ReduceMin) {
+SHOAL_SHAPE_CASES(Reduce, OpKind::ReduceSum, OpKind::ReduceMean, OpKind::ReduceMax, OpKind::ReduceMin,
+                  OpKind::ReduceProd) {
   auto ax = [](std::vector<int64_t> axes, int64_t keep = 0) { return attrs({{"axes", axes}, {"keepdim", keep}}); };
   OpShapeCases c{
       {{f32({2, 3, 4})}, ax({0, -1}, 1), {f32({1, 3, 1})}},

@@ -118,5 +118,22 @@ SHOAL_GRAD_CASES(ReduceSumMean, OpKind::ReduceSum, OpKind::ReduceMean) { return 
 // Distinct values: no ties within reach of the differences.
 SHOAL_GRAD_CASES(ReduceMaxMin, OpKind::ReduceMax, OpKind::ReduceMin) { return reduceCases(kind, Fill::Distinct); }
 
+// Away from zero (the quotient rule), then slices holding one zero and two (the product of
+// the rest, and 0): zeros made by relu of -1, which the differences do not cross.
+SHOAL_GRAD_CASES(ReduceProd, OpKind::ReduceProd) {
+  std::vector<GradCase> cases = reduceCases(kind, Fill::AwayFromZero);
+  auto zeros = [=](std::vector<double> mask) {
+    return [=](TestGraph& t) {
+      Value* p = t.param("p", {2, 3}, Fill::AwayFromZero);
+      // mask 0 makes a term exactly 0: p · relu(mask), relu(-1) = 0.
+      Value* m = t.op(OpKind::Relu, {t.constant("mask", {2, 3}, mask, t.dtype())}, {}, "mask_relu");
+      t.mseLoss(t.op(kind, {t.op(OpKind::Mul, {p, m}, {}, "masked")}, attrs({{"axes", std::vector<int64_t>{1}}})));
+    };
+  };
+  cases.push_back({"a row with one zero, a row with two", zeros({1, -1, 1, -1, 1, -1})});
+  cases.push_back({"one zero in each row", zeros({-1, 1, 1, 1, 1, -1})});
+  return cases;
+}
+
 }  // namespace
 }  // namespace shoal::test

@@ -394,6 +394,18 @@ SHOAL_INTERPRETER_CASES(ReduceMax, OpKind::ReduceMax) {
   add(b);
 }
 
+SHOAL_INTERPRETER_CASES(ReduceProd, OpKind::ReduceProd) {
+  CaseBuilder b("reduce_prod over rows, columns and all", dt);
+  Value* x = b.fin("x", {2, 3}, {3, -1, 7, -4, 0.5, -2});
+  b.output(b.op(kind, {x}, attrs({{"axes", std::vector<int64_t>{1}}})), "rows");
+  b.output(b.op(kind, {x}, attrs({{"axes", std::vector<int64_t>{0}}, {"keepdim", int64_t(1)}}), "cols"), "cols");
+  b.output(b.op(kind, {x}, {}, "all"), "all");
+  b.expect("rows", {2}, {-21, 4});
+  b.expect("cols", {1, 3}, {-12, -0.5, -14});
+  b.expect("all", {}, {-84});
+  add(b);
+}
+
 SHOAL_INTERPRETER_CASES(ReduceMin, OpKind::ReduceMin) {
   CaseBuilder b("reduce_min over rows and all", dt);
   Value* x = b.fin("x", {2, 3}, {3, -1, 7, -4, 0, -2});
