@@ -1,7 +1,8 @@
 // Private to frontend/onnx: the lowerings of the ONNX ops that map onto the op families of the
 // second wave (elementwise math, comparisons, logic, reductions: onnx_ops_math.cpp; data
 // movement, batched products, index arithmetic: onnx_ops_data.cpp; the recurrent layers,
-// unrolled: onnx_ops_recurrent.cpp). onnx_ops.cpp's table names them.
+// unrolled: onnx_ops_recurrent.cpp; GatherND and the scatters: onnx_ops_indexing.cpp).
+// onnx_ops.cpp's table names them.
 #pragma once
 
 #include "frontend/onnx/onnx_importer.h"
@@ -73,6 +74,11 @@ void lowerEinsum(NodeContext& c);         // one or two operands, explicit lette
 void lowerResize(NodeContext& c);         // Resize, Upsample
 void lowerSequence(NodeContext& c);
 void lowerCompress(NodeContext& c);  // sequences as lists known at import
+
+// ---- onnx_ops_indexing.cpp
+void lowerGatherND(NodeContext& c);
+void lowerScatterND(NodeContext& c);
+void lowerScatterElements(NodeContext& c);  // ScatterElements, Scatter
 
 // ---- onnx_ops_recurrent.cpp
 void lowerRecurrent(NodeContext& c);  // RNN, GRU, LSTM: unrolled over the sequence

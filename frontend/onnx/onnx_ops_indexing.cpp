@@ -1,0 +1,204 @@
+// ONNX's index-addressed reads and writes beyond Gather: GatherND, ScatterND, ScatterElements
+// (and its older name Scatter). Each computes, in int64, one flat row index per addressed
+// element or slice of the data viewed as [rows, rest...]; GatherND gathers those rows, the
+// scatters add the updates into zeros at them (shoal's gather_grad, a scatter-add in index
+// order) and then replace or add. Every index is checked by a gather of the same rows, so an
+// index outside the data is reported at run time, not dropped.
+#include <fmt/format.h>
+
+#include "frontend/onnx/onnx_fold.h"
+#include "frontend/onnx/onnx_importer.h"
+#include "frontend/onnx/onnx_ops_families.h"
+
+namespace shoal::onnx_import {
+
+namespace {
+
+Value* toInt64(NodeContext& c, Value* idx, const std::string& suffix) {
+  if (idx->type().dtype == DType::I64) return idx;
+  DType it = idx->type().dtype;
+  if (it != DType::I32) c.invalid(fmt::format("indices must be int32 or int64, got {}", idx->type().str()));
+  Attrs a;
+  a.set("dtype", std::string("i64"));
+  return c.emit(OpKind::Cast, {idx}, a, suffix);
+}
+
+// idx counted from the back when negative (n + idx), and `invalid` (a row no gather accepts)
+// where it lies outside [-n, n).
+Value* wrapIndex(NodeContext& c, Value* idx, int64_t n, int64_t invalid, const std::string& p) {
+  Value* zero = c.scalar(0, DType::I64, p + "zero");
+  Value* wrapped = c.emit(OpKind::Where,
+                          {c.emit(OpKind::Less, {idx, zero}, {}, p + "negative"),
+                           c.emit(OpKind::Add, {idx, c.scalar(double(n), DType::I64, p + "n")}, {}, p + "from_back"), idx},
+                          {}, p + "wrapped");
+  Value* bad = c.emit(OpKind::Where,
+                      {c.emit(OpKind::Less, {wrapped, zero}, {}, p + "too_small"), c.scalar(1, DType::Bool, p + "yes"),
+                       c.emit(OpKind::GreaterEqual, {wrapped, c.scalar(double(n), DType::I64, p + "n2")}, {}, p + "too_big")},
+                      {}, p + "outside");
+  return c.emit(OpKind::Where, {bad, c.scalar(double(invalid), DType::I64, p + "invalid"), wrapped}, {}, p + "checked");
+}
+
+Value* gatherRows(NodeContext& c, Value* data, Value* rows, const std::string& suffix) {
+  Attrs g;
+  g.set("axis", int64_t(0));
+  return c.emit(OpKind::Gather, {data, rows}, g, suffix);
+}
+
+// The data [rows, rest...] with `updates` (one [rest...] block per entry of `rowIdx`) written
+// at those rows: replaced (reduction "none"; a row written twice gets the sum, where ONNX
+// leaves the result undefined) or added ("add"). Rows outside the data are reported by a
+// gather of the same rows.
+Value* scatterRows(NodeContext& c, Value* data, Value* rowIdx, Value* updates, const std::string& reduction) {
+  const Shape& ds = data->type().shape;
+  DType dt = data->type().dtype;
+  if (!isFloat(dt)) c.unsupported(fmt::format("scattering into {} (shoal's scatter-add is for floats)", data->type().str()));
+  if (reduction != "none" && reduction != "add")
+    c.unsupported(fmt::format("reduction '{}' (shoal scatters with 'none' and 'add')", reduction));
+  // The rows, checked: a gather of ones at them (any row outside the data is reported there),
+  // multiplied into the updates so the check stays in the graph.
+  Shape onesShape(ds.size(), 1);
+  onesShape[0] = ds[0];
+  Tensor onesT(dt, onesShape);
+  for (int64_t i = 0; i < ds[0]; ++i) onesT.set(i, 1.0);
+  Value* ones = gatherRows(c, c.constantValue(onesT, "ones"), rowIdx, "rows_checked");
+  Value* checked = c.emit(OpKind::Mul, {updates, ones}, {}, "updates_checked");
+  Attrs a;
+  a.set("axis", int64_t(0));
+  a.set("input_shape", ds);
+  Value* sums = c.emit(OpKind::GatherGrad, {checked, rowIdx}, a, "scattered");
+  if (reduction == "add") return c.emit(OpKind::Add, {data, sums});
+  // Which rows were written: the ones scattered the same way.
+  Attrs h;
+  h.set("axis", int64_t(0));
+  h.set("input_shape", onesShape);
+  Value* hits = c.emit(OpKind::GatherGrad, {ones, rowIdx}, h, "hits");
+  Value* written = c.emit(OpKind::Greater, {hits, c.scalar(0, dt, "zero_hits")}, {}, "written");
+  return c.emit(OpKind::Where, {written, sums, data});
+}
+
+// ScatterND / GatherND addressing: indices [..., k] pick the data's first k axes (after
+// batch_dims leading axes shared by data and indices); returns the flat row of each index
+// tuple in the data viewed as [prod(data[:batch_dims + k]), data[batch_dims + k:]...], and that
+// view's shape.
+struct NdRows {
+  Value* rows;
+  Shape dataRows;  // the data's view
+  Shape tuples;    // indices' shape without its last axis
+};
+
+NdRows ndRows(NodeContext& c, size_t dataInput, size_t indicesInput, int64_t batchDims) {
+  const Shape& ds = c.shape(dataInput);
+  const Shape& is = c.shape(indicesInput);
+  if (is.empty()) c.invalid("indices must have rank >= 1");
+  int64_t k = is.back();
+  int64_t r = int64_t(ds.size()), q = int64_t(is.size());
+  if (batchDims < 0 || batchDims >= q || batchDims > r)
+    c.invalid(fmt::format("batch_dims {} for data {} and indices {}", batchDims, c.type(dataInput).str(),
+                          c.type(indicesInput).str()));
+  for (int64_t d = 0; d < batchDims; ++d)
+    if (ds[size_t(d)] != is[size_t(d)])
+      c.invalid(fmt::format("data {} and indices {} differ on batch axis {}", c.type(dataInput).str(),
+                            c.type(indicesInput).str(), d));
+  if (k < 1 || batchDims + k > r)
+    c.invalid(fmt::format("indices {} address {} axes of data {} after {} batch axes", c.type(indicesInput).str(), k,
+                          c.type(dataInput).str(), batchDims));
+  Shape tuples(is.begin(), is.end() - 1);
+  int64_t count = numElements(tuples);
+  if (count == 0) c.unsupported("empty indices");
+  // Rows of one batch entry, and the strides of the k addressed axes within it.
+  Shape addressed(ds.begin() + batchDims, ds.begin() + batchDims + k);
+  int64_t perBatch = numElements(addressed);
+  int64_t total = numElements(Shape(ds.begin(), ds.begin() + batchDims + k));
+  auto strides = fold::strides(addressed);
+  Value* idx = toInt64(c, c.value(indicesInput), "indices64");
+  Value* rows = nullptr;
+  for (int64_t j = 0; j < k; ++j) {
+    std::string p = fmt::format("axis{}_", j);
+    Attrs s;
+    s.set("starts", std::vector<int64_t>{j});
+    s.set("ends", std::vector<int64_t>{j + 1});
+    s.set("axes", std::vector<int64_t>{q - 1});
+    Value* comp = c.reshape(c.emit(OpKind::Slice, {idx}, s, p + "index"), tuples, p + "component");
+    Value* term = wrapIndex(c, comp, addressed[size_t(j)], total, p);
+    if (strides[size_t(j)] != 1)
+      term = c.emit(OpKind::Mul, {term, c.scalar(double(strides[size_t(j)]), DType::I64, p + "stride")}, {}, p + "term");
+    rows = rows ? c.emit(OpKind::Add, {rows, term}, {}, p + "sum") : term;
+  }
+  if (batchDims > 0) {
+    // Each tuple's batch entry (its first batch_dims coordinates) as a row offset known at import.
+    Shape batchShape(is.begin(), is.begin() + batchDims);
+    int64_t inner = count / numElements(batchShape);
+    Tensor base(DType::I64, tuples);
+    for (int64_t t = 0; t < count; ++t) base.data<int64_t>()[t] = (t / inner) * perBatch;
+    rows = c.emit(OpKind::Add, {rows, c.constantValue(base, "batch_rows")}, {}, "rows");
+  }
+  Shape view = {total};
+  view.insert(view.end(), ds.begin() + batchDims + k, ds.end());
+  return {rows, view, tuples};
+}
+
+}  // namespace
+
+void lowerGatherND(NodeContext& c) {
+  int64_t batchDims = c.attrInt("batch_dims", 0);
+  NdRows nd = ndRows(c, 0, 1, batchDims);
+  Value* out = gatherRows(c, c.reshape(c.value(0), nd.dataRows, "data_rows"), nd.rows, "gathered");
+  const Shape& ds = c.shape(0);
+  Shape outShape = nd.tuples;
+  outShape.insert(outShape.end(), ds.begin() + batchDims + c.shape(1).back(), ds.end());
+  c.setOutput(0, c.reshape(out, outShape, ""));
+}
+
+void lowerScatterND(NodeContext& c) {
+  std::string reduction = c.opset() >= 16 ? c.attrString("reduction", "none") : "none";
+  NdRows nd = ndRows(c, 0, 1, 0);
+  Shape updatesShape = nd.tuples;
+  updatesShape.insert(updatesShape.end(), nd.dataRows.begin() + 1, nd.dataRows.end());
+  if (c.shape(2) != updatesShape)
+    c.invalid(fmt::format("updates are {}, expected {}", c.type(2).str(), TensorType{c.dtype(2), updatesShape}.str()));
+  if (c.dtype(2) != c.dtype(0)) c.invalid(fmt::format("updates are {}, data {}", c.type(2).str(), c.type(0).str()));
+  Shape flatUpdates = {numElements(nd.tuples)};
+  flatUpdates.insert(flatUpdates.end(), nd.dataRows.begin() + 1, nd.dataRows.end());
+  Value* rows = c.reshape(nd.rows, {numElements(nd.tuples)}, "rows_flat");
+  Value* out = scatterRows(c, c.reshape(c.value(0), nd.dataRows, "data_rows"), rows,
+                           c.reshape(c.value(2), flatUpdates, "updates_rows"), reduction);
+  c.setOutput(0, c.reshape(out, c.shape(0), ""));
+}
+
+// ScatterElements (and Scatter, its name before opset 11): data[... index ... on the axis] =
+// updates, element by element, as rows of the flattened data (like GatherElements).
+void lowerScatterElements(NodeContext& c) {
+  std::string reduction = c.opType() == "ScatterElements" && c.opset() >= 16 ? c.attrString("reduction", "none") : "none";
+  const Shape& ds = c.shape(0);
+  const Shape& is = c.shape(1);
+  int64_t rank = int64_t(ds.size());
+  if (int64_t(is.size()) != rank) c.invalid("data and indices differ in rank");
+  if (c.shape(2) != is) c.invalid(fmt::format("updates {} and indices {} differ in shape", c.type(2).str(), c.type(1).str()));
+  if (c.dtype(2) != c.dtype(0)) c.invalid(fmt::format("updates are {}, data {}", c.type(2).str(), c.type(0).str()));
+  int64_t axis = c.axis(c.attrInt("axis", 0), rank);
+  for (int64_t d = 0; d < rank; ++d)
+    if (d != axis && is[size_t(d)] > ds[size_t(d)])
+      c.invalid(fmt::format("indices {} exceed data {} on axis {}", c.type(1).str(), c.type(0).str(), d));
+  int64_t count = numElements(is), total = numElements(ds);
+  if (count == 0) c.unsupported("empty indices");
+  auto dStrides = fold::strides(ds), iStrides = fold::strides(is);
+  Tensor base(DType::I64, {count});
+  for (int64_t e = 0; e < count; ++e) {
+    int64_t off = 0;
+    for (int64_t d = 0; d < rank; ++d)
+      if (d != axis) off += ((e / iStrides[size_t(d)]) % is[size_t(d)]) * dStrides[size_t(d)];
+    base.data<int64_t>()[e] = off;
+  }
+  Value* idx = c.reshape(toInt64(c, c.value(1), "indices64"), {count}, "indices_flat");
+  Value* along = wrapIndex(c, idx, ds[size_t(axis)], total, "");
+  Value* rows = c.emit(OpKind::Add,
+                       {c.emit(OpKind::Mul, {along, c.scalar(double(dStrides[size_t(axis)]), DType::I64, "stride")}, {},
+                               "scaled"),
+                        c.constantValue(base, "base")},
+                       {}, "rows");
+  Value* out = scatterRows(c, c.reshape(c.value(0), {total}, "data_flat"), rows,
+                           c.reshape(c.value(2), {count}, "updates_flat"), reduction);
+  c.setOutput(0, c.reshape(out, ds, ""));
+}
+
+}  // namespace shoal::onnx_import
