@@ -35,6 +35,7 @@ void lowerIsNaN(NodeContext& c);
 void lowerIsInf(NodeContext& c);
 void lowerReduce(NodeContext& c);          // ReduceSum/Mean/Max/Min/SumSquare/L1/L2/LogSum/LogSumExp
 void lowerArgMinMax(NodeContext& c);       // ArgMax, ArgMin (any axis, select_last_index)
+void lowerTopK(NodeContext& c);            // k rounds of argmax, the winner retired
 void lowerSoftmaxAnyAxis(NodeContext& c);  // Softmax, LogSoftmax (opset 13+ on any axis), Hardmax
 void lowerCumSum(NodeContext& c);
 void lowerFloorCeil(NodeContext& c);
@@ -79,6 +80,8 @@ void lowerCompress(NodeContext& c);  // sequences as lists known at import
 void lowerGatherND(NodeContext& c);
 void lowerScatterND(NodeContext& c);
 void lowerScatterElements(NodeContext& c);  // ScatterElements, Scatter
+void lowerMaxUnpool(NodeContext& c);
+void lowerReverseSequence(NodeContext& c);
 
 // ---- onnx_ops_recurrent.cpp
 void lowerRecurrent(NodeContext& c);  // RNN, GRU, LSTM: unrolled over the sequence

@@ -137,7 +137,145 @@ NdRows ndRows(NodeContext& c, size_t dataInput, size_t indicesInput, int64_t bat
   return {rows, view, tuples};
 }
 
+// A constant [rows, 1, ...] of ones gathered at `rowIdx` (which checks every row) and the
+// count of entries written to each row (those ones scattered back).
+struct RowHits {
+  Value* ones;  // [count, 1, ...]
+  Value* hits;  // [rows, 1, ...]
+};
+RowHits rowHits(NodeContext& c, const Shape& ds, DType dt, Value* rowIdx) {
+  Shape onesShape(ds.size(), 1);
+  onesShape[0] = ds[0];
+  Tensor onesT(dt, onesShape);
+  for (int64_t i = 0; i < ds[0]; ++i) onesT.set(i, 1.0);
+  Value* ones = gatherRows(c, c.constantValue(onesT, "ones"), rowIdx, "rows_checked");
+  Attrs h;
+  h.set("axis", int64_t(0));
+  h.set("input_shape", onesShape);
+  return {ones, c.emit(OpKind::GatherGrad, {ones, rowIdx}, h, "hits")};
+}
+
 }  // namespace
+
+// MaxUnpool: zeros of the unpooled shape with each input value at its index (ONNX's indices
+// count over the whole unpooled tensor, as MaxPool's Indices output does). With a larger
+// output_shape, an index keeps its coordinates in the unpooled shape (the extra extent is
+// zeros at the end of each axis, as ONNX's reference). An index two windows share carries
+// the same value twice: the mean of what lands there keeps it.
+void lowerMaxUnpool(NodeContext& c) {
+  c.requireFloat(0);
+  const Shape& xs = c.shape(0);
+  if (xs.size() < 3) c.invalid(fmt::format("X must have rank >= 3, got {}", c.type(0).str()));
+  if (c.shape(1) != xs) c.invalid(fmt::format("I is {}, X is {}", c.type(1).str(), c.type(0).str()));
+  size_t spatial = xs.size() - 2;
+  std::vector<int64_t> kernel = c.attrInts("kernel_shape");
+  std::vector<int64_t> strides = c.attrInts("strides", std::vector<int64_t>(spatial, 1));
+  std::vector<int64_t> pads = c.attrInts("pads", std::vector<int64_t>(2 * spatial, 0));
+  if (kernel.size() != spatial || strides.size() != spatial || pads.size() != 2 * spatial)
+    c.invalid("kernel_shape, strides and pads must match the spatial rank");
+  Shape out = xs;
+  for (size_t d = 0; d < spatial; ++d)
+    out[2 + d] = (xs[2 + d] - 1) * strides[d] - (pads[d] + pads[spatial + d]) + kernel[d];
+  const Shape unpooled = out;
+  if (c.has(2)) {
+    std::vector<int64_t> given = c.constantInts(2, "output_shape");
+    if (given.size() != xs.size() || given[0] != xs[0] || given[1] != xs[1])
+      c.invalid(fmt::format("output_shape has {} extents for X {}", given.size(), c.type(0).str()));
+    for (size_t d = 0; d < spatial; ++d)
+      if (given[2 + d] < out[2 + d])
+        c.invalid(fmt::format("output_shape {} is smaller than the unpooled extent {} on axis {}", given[2 + d],
+                              out[2 + d], 2 + d));
+    out = Shape(given.begin(), given.end());
+  }
+  int64_t count = numElements(xs), total = numElements(out);
+  DType dt = c.dtype(0);
+  Value* idx = c.reshape(toInt64(c, c.value(1), "indices64"), {count}, "indices_flat");
+  int64_t unpooledTotal = numElements(unpooled);
+  idx = wrapIndex(c, idx, unpooledTotal, total, "");
+  if (out != unpooled) {
+    // Each coordinate of the unpooled shape, re-encoded in the output's: c_d = idx / s_d -
+    // (idx / (s_d · n_d)) · n_d (non-negative, so division truncates as floor); an index sent
+    // outside stays outside.
+    auto from = fold::strides(unpooled), to = fold::strides(out);
+    Value* moved = nullptr;
+    for (size_t d = 0; d < out.size(); ++d) {
+      std::string p = fmt::format("axis{}_", d);
+      auto i64 = [&](int64_t v, const std::string& s) { return c.scalar(double(v), DType::I64, p + s); };
+      Value* coarse = c.emit(OpKind::Div, {idx, i64(from[d], "stride")}, {}, p + "coarse");
+      Value* coord = d == 0 ? coarse
+                            : c.emit(OpKind::Sub,
+                                     {coarse, c.emit(OpKind::Mul,
+                                                     {c.emit(OpKind::Div, {idx, i64(from[d] * unpooled[d], "block")}, {},
+                                                             p + "blocks"),
+                                                      i64(unpooled[d], "extent")},
+                                                     {}, p + "whole")},
+                                     {}, p + "coord");
+      Value* term = c.emit(OpKind::Mul, {coord, i64(to[d], "out_stride")}, {}, p + "term");
+      moved = moved ? c.emit(OpKind::Add, {moved, term}, {}, p + "sum") : term;
+    }
+    idx = c.emit(OpKind::Where, {c.emit(OpKind::GreaterEqual, {idx, c.scalar(double(total), DType::I64, "total")}, {},
+                                        "was_outside"),
+                                 idx, moved},
+                 {}, "moved");
+  }
+  Value* rows = idx;
+  RowHits h = rowHits(c, {total}, dt, rows);
+  Attrs a;
+  a.set("axis", int64_t(0));
+  a.set("input_shape", Shape{total});
+  Value* checked = c.emit(OpKind::Mul, {c.reshape(c.value(0), {count}, "x_flat"), h.ones}, {}, "x_checked");
+  Value* sums = c.emit(OpKind::GatherGrad, {checked, rows}, a, "scattered");
+  Value* zero = c.scalar(0, dt, "zero");
+  Value* written = c.emit(OpKind::Greater, {h.hits, zero}, {}, "written");
+  Value* mean = c.emit(OpKind::Div, {sums, c.emit(OpKind::Where, {written, h.hits, c.scalar(1, dt, "one")}, {}, "divisor")},
+                       {}, "mean");
+  c.setOutput(0, c.reshape(mean, out, ""));
+}
+
+// ReverseSequence: along the time axis, each batch entry's first sequence_lens[b] steps
+// reversed and the rest kept — a gather of rows of the data viewed as [time·batch, rest...]
+// whose source rows are computed from the lengths at run time.
+void lowerReverseSequence(NodeContext& c) {
+  const Shape& xs = c.shape(0);
+  if (xs.size() < 2) c.invalid(fmt::format("input must have rank >= 2, got {}", c.type(0).str()));
+  int64_t timeAxis = c.attrInt("time_axis", 0), batchAxis = c.attrInt("batch_axis", 1);
+  if (!((timeAxis == 0 && batchAxis == 1) || (timeAxis == 1 && batchAxis == 0)))
+    c.invalid(fmt::format("time_axis {} and batch_axis {} (one must be 0, the other 1)", timeAxis, batchAxis));
+  int64_t steps = xs[size_t(timeAxis)], batch = xs[size_t(batchAxis)];
+  if (c.shape(1) != Shape{batch}) c.invalid(fmt::format("sequence_lens is {}, expected [{}]", c.type(1).str(), batch));
+  // t and b of each (axis 0, axis 1) position, known at import.
+  Shape grid = {xs[0], xs[1]};
+  Tensor tT(DType::I64, grid), bT(DType::I64, grid);
+  for (int64_t i = 0; i < xs[0]; ++i)
+    for (int64_t j = 0; j < xs[1]; ++j) {
+      tT.set(i * xs[1] + j, double(timeAxis == 0 ? i : j));
+      bT.set(i * xs[1] + j, double(timeAxis == 0 ? j : i));
+    }
+  Value* t = c.constantValue(tT, "time");
+  Value* b = c.constantValue(bT, "batch");
+  Shape lensShape = timeAxis == 0 ? Shape{1, batch} : Shape{batch, 1};
+  Value* lens = c.reshape(toInt64(c, c.value(1), "lens64"), lensShape, "lens");
+  // Source step: len - 1 - t inside the sequence, t after it; a length outside [1, T] sends
+  // its rows outside the data (the gather reports it).
+  Value* inside = c.emit(OpKind::Less, {t, lens}, {}, "inside");
+  Value* reversed = c.emit(OpKind::Sub, {c.emit(OpKind::Sub, {lens, c.scalar(1, DType::I64, "one")}, {}, "last"), t}, {},
+                           "reversed");
+  Value* src = c.emit(OpKind::Where, {inside, reversed, t}, {}, "source_step");
+  Value* badLen = c.emit(OpKind::Where,
+                         {c.emit(OpKind::Less, {lens, c.scalar(1, DType::I64, "min_len")}, {}, "too_short"),
+                          c.scalar(1, DType::Bool, "yes"),
+                          c.emit(OpKind::Greater, {lens, c.scalar(double(steps), DType::I64, "max_len")}, {}, "too_long")},
+                         {}, "bad_len");
+  src = c.emit(OpKind::Where, {badLen, c.scalar(double(steps * batch), DType::I64, "invalid"), src}, {}, "checked_step");
+  Value* row = timeAxis == 0
+                   ? c.emit(OpKind::Add, {c.emit(OpKind::Mul, {src, c.scalar(double(batch), DType::I64, "B")}, {}, "time_rows"), b}, {}, "rows")
+                   : c.emit(OpKind::Add, {c.emit(OpKind::Mul, {b, c.scalar(double(steps), DType::I64, "T")}, {}, "batch_rows"), src}, {}, "rows");
+  Shape view = {xs[0] * xs[1]};
+  view.insert(view.end(), xs.begin() + 2, xs.end());
+  Value* out = gatherRows(c, c.reshape(c.value(0), view, "data_rows"), c.reshape(row, {xs[0] * xs[1]}, "rows_flat"),
+                          "gathered");
+  c.setOutput(0, c.reshape(out, xs, ""));
+}
 
 void lowerGatherND(NodeContext& c) {
   int64_t batchDims = c.attrInt("batch_dims", 0);

@@ -419,6 +419,79 @@ void lowerArgMinMax(NodeContext& c) {
   c.setOutput(0, c.reshape(idx, out, "out"));
 }
 
+// TopK: k rounds over the axis moved last. Each takes the first index of the row's largest key
+// (argmax), gathers the value there (a sum of the row where its index matches: exact, NaN and
+// infinities included) and retires that entry's key to -inf. Keys are x (-x for largest=0)
+// with -inf raised to the lowest finite value, so a retired entry never ties with a real one;
+// equal values come out in index order, as ONNX asks. The result is sorted whatever `sorted`
+// says (any order is allowed when it is 0).
+void lowerTopK(NodeContext& c) {
+  c.requireFloat(0);
+  const Shape& xs = c.shape(0);
+  if (xs.empty()) c.invalid("input must have rank >= 1");
+  int64_t rank = int64_t(xs.size());
+  int64_t axis = c.axis(c.attrInt("axis", -1), rank);
+  int64_t k = c.opset() >= 10 ? c.constantInts(1, "K").at(0) : c.attrInt("k");
+  bool largest = c.opset() >= 11 ? c.attrInt("largest", 1) != 0 : true;
+  if (c.opset() >= 11) c.attrInt("sorted", 1);
+  int64_t n = xs[size_t(axis)];
+  if (k < 0 || k > n) c.invalid(fmt::format("K = {} for {} elements along axis {}", k, n, axis));
+  if (k == 0) c.unsupported("K = 0 (empty outputs)");
+  DType dt = c.dtype(0);
+  std::vector<int64_t> perm;
+  Value* rows = axisAsRows(c, c.value(0), axis, perm);
+  Value* key = largest ? rows : c.emit(OpKind::Neg, {rows}, {}, "negated");
+  double lowest = dt == DType::F64 ? -std::numeric_limits<double>::max() : -double(std::numeric_limits<float>::max());
+  Value* ninf = c.scalar(-std::numeric_limits<double>::infinity(), dt, "minus_inf");
+  key = whereOp(c, c.emit(OpKind::Equal, {key, ninf}, {}, "is_minus_inf"), c.scalar(lowest, dt, "lowest"), key, "key");
+  Tensor iotaT(DType::I64, {1, n});
+  for (int64_t i = 0; i < n; ++i) iotaT.set(i, double(i));
+  Value* iota = c.constantValue(iotaT, "iota");
+  Value* zero = c.scalar(0, dt, "zero");
+  int64_t rowCount = numElements(xs) / n;
+  Attrs sumRow;
+  sumRow.set("axes", std::vector<int64_t>{1});
+  sumRow.set("keepdim", int64_t(1));
+  std::vector<Value*> values, indices;
+  for (int64_t j = 0; j < k; ++j) {
+    std::string p = fmt::format("k{}_", j);
+    Value* idx = c.reshape(c.emit(OpKind::ArgMax, {key}, {}, p + "argmax"), {rowCount, 1}, p + "index");
+    Value* hit = c.emit(OpKind::Equal, {iota, idx}, {}, p + "hit");
+    values.push_back(c.emit(OpKind::ReduceSum, {whereOp(c, hit, rows, zero, p + "picked")}, sumRow, p + "value"));
+    indices.push_back(idx);
+    if (j + 1 < k) key = whereOp(c, hit, ninf, key, p + "retired");
+  }
+  auto concat = [&](std::vector<Value*> parts, const std::string& name) {
+    for (int round = 0; parts.size() > 1; ++round) {
+      std::vector<Value*> next;
+      for (size_t g = 0; g < parts.size(); g += 64) {
+        std::vector<Value*> group(parts.begin() + long(g), parts.begin() + long(std::min(parts.size(), g + 64)));
+        Attrs a;
+        a.set("axis", int64_t(1));
+        next.push_back(group.size() == 1 ? group[0]
+                                         : c.emit(OpKind::Concat, group, a, fmt::format("{}_cat{}_{}", name, round, g)));
+      }
+      parts = std::move(next);
+    }
+    return parts[0];
+  };
+  // Back to the input's layout with k along the axis.
+  auto restore = [&](Value* v, const std::string& name) {
+    Shape outShape = xs;
+    outShape[size_t(axis)] = k;
+    if (perm.empty()) return c.reshape(v, outShape, name);
+    Shape permuted;
+    for (int64_t d : perm) permuted.push_back(outShape[size_t(d)]);
+    std::vector<int64_t> inverse(perm.size());
+    for (size_t i = 0; i < perm.size(); ++i) inverse[size_t(perm[i])] = int64_t(i);
+    Attrs a;
+    a.set("perm", inverse);
+    return c.emit(OpKind::Transpose, {c.reshape(v, permuted, name + "_rows")}, a, name);
+  };
+  c.setOutput(0, restore(concat(values, "values"), "values"));
+  if (c.hasOutput(1)) c.setOutput(1, restore(concat(indices, "indices"), "indices"));
+}
+
 // Softmax and LogSoftmax along an axis that is not the last (opset 13+), and Hardmax: the axis
 // moved last, normalised as rows, moved back.
 void lowerSoftmaxAnyAxis(NodeContext& c) {

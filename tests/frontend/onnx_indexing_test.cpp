@@ -4,6 +4,8 @@
 #include <gtest/gtest.h>
 #include <shoal/shoal.h>
 
+#include <limits>
+
 #include "onnx_test_models.h"
 #include "test_util.h"
 
@@ -101,6 +103,73 @@ TEST(OnnxIndexing, ScatterElementsReportsAnIndexOutsideTheData) {
   EXPECT_NE(refused.error().str().find("unsupported: reduction 'mul' (shoal scatters with 'none' and 'add')"),
             std::string::npos)
       << refused.error().str();
+}
+
+// TopK along axis 0 of [3,2] (the axis moved last and back): ties in index order, -inf values
+// ranked last but still picked in index order, and the smallest k.
+TEST(OnnxIndexing, TopKKeepsIndexOrderOnTiesAndInfinities) {
+  const double inf = std::numeric_limits<double>::infinity();
+  for (bool largest : {true, false}) {
+    SCOPED_TRACE(largest ? "largest" : "smallest");
+    int64_t k = largest ? 3 : 2;
+    OnnxModelBuilder b(13);
+    b.input("x", DType::F32, {int64_t(3), int64_t(2)});
+    b.output("v", DType::F32, {k, int64_t(2)});
+    b.output("i", DType::I64, {k, int64_t(2)});
+    b.initializer("k", i64Tensor({k}));
+    auto& n = b.node("TopK", {"x", "k"}, {"v", "i"}, "top");
+    attrInt(n, "axis", 0);
+    attrInt(n, "largest", largest ? 1 : 0);
+    auto session = Session::create(b.save(tempDir()), {.device = DeviceKind::Cpu});
+    ASSERT_TRUE(session) << session.error().str();
+    // Columns: [1, 5, 5] and [-inf, 2, -inf].
+    auto out = session->run({{"x", f32Tensor({3, 2}, {1, -inf, 5, 2, 5, -inf})}});
+    ASSERT_TRUE(out) << out.error().str();
+    if (largest) {
+      EXPECT_EQ(out->at("v").toDoubles(), (std::vector<double>{5, 2, 5, -inf, 1, -inf}));
+      EXPECT_EQ(out->at("i").toDoubles(), (std::vector<double>{1, 1, 2, 0, 0, 2}));
+    } else {
+      EXPECT_EQ(out->at("v").toDoubles(), (std::vector<double>{1, -inf, 5, -inf}));
+      EXPECT_EQ(out->at("i").toDoubles(), (std::vector<double>{0, 0, 1, 2}));
+    }
+  }
+}
+
+// ReverseSequence reverses each batch entry's first sequence_lens steps and keeps the rest; a
+// length outside [1, T] is an error at run time. MaxUnpool keeps a value two windows share.
+TEST(OnnxIndexing, ReverseSequenceAndMaxUnpoolByHand) {
+  {
+    OnnxModelBuilder b(13);
+    b.input("x", DType::F32, {int64_t(3), int64_t(2)});
+    b.input("lens", DType::I64, {int64_t(2)});
+    b.output("y", DType::F32, {int64_t(3), int64_t(2)});
+    b.node("ReverseSequence", {"x", "lens"}, {"y"}, "rev");
+    auto session = Session::create(b.save(tempDir()), {.device = DeviceKind::Cpu});
+    ASSERT_TRUE(session) << session.error().str();
+    // Time along rows: entry 0 is 1, 3, 5 (all three reversed), entry 1 is 2, 4, 6 (two).
+    Tensor x = f32Tensor({3, 2}, {1, 2, 3, 4, 5, 6});
+    auto out = session->run({{"x", x}, {"lens", i64Tensor({3, 2})}});
+    ASSERT_TRUE(out) << out.error().str();
+    EXPECT_EQ(out->at("y").toDoubles(), (std::vector<double>{5, 4, 3, 2, 1, 6}));
+    auto bad = session->run({{"x", x}, {"lens", i64Tensor({4, 1})}});
+    ASSERT_FALSE(bad);
+    EXPECT_NE(bad.error().str().find("is outside"), std::string::npos) << bad.error().str();
+  }
+  {
+    OnnxModelBuilder b(11);
+    b.input("x", DType::F32, {int64_t(1), int64_t(1), int64_t(2), int64_t(1)});
+    b.input("i", DType::I64, {int64_t(1), int64_t(1), int64_t(2), int64_t(1)});
+    b.output("y", DType::F32, {int64_t(1), int64_t(1), int64_t(3), int64_t(1)});
+    auto& n = b.node("MaxUnpool", {"x", "i"}, {"y"}, "unpool");
+    attrInts(n, "kernel_shape", {2, 1});
+    auto session = Session::create(b.save(tempDir()), {.device = DeviceKind::Cpu});
+    ASSERT_TRUE(session) << session.error().str();
+    // Both windows (rows 0-1 and 1-2) found their maximum, 7, at row 1.
+    auto out = session->run({{"x", f32Tensor({1, 1, 2, 1}, {7, 7})},
+                             {"i", Tensor::fromDoubles(DType::I64, {1, 1, 2, 1}, std::vector<double>{1, 1})}});
+    ASSERT_TRUE(out) << out.error().str();
+    EXPECT_EQ(out->at("y").toDoubles(), (std::vector<double>{0, 7, 0}));
+  }
 }
 
 #endif  // SHOAL_HAVE_ONNX
