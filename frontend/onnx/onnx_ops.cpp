@@ -275,18 +275,8 @@ void lowerMatMul(NodeContext& c) {
 
 // ---- convolution and pooling ---------------------------------------------------------------------
 
-// The spatial geometry shared by Conv and the pools, read from the attributes and the input
-// (2-D, or 1-D run as 2-D with a unit height).
-struct Window {
-  int64_t spatial = 2;            // 1 or 2 spatial dims in the model
-  std::vector<int64_t> kernel;    // [kh, kw]
-  std::vector<int64_t> stride;    // [sh, sw]
-  std::vector<int64_t> dilation;  // [dh, dw]
-  std::vector<int64_t> pads;      // [top, left, bottom, right]
-};
+}  // namespace
 
-// Reads kernel_shape (or `kernel` from a weight), strides, dilations, pads and auto_pad for
-// an input of shape x (N, C, spatial...).
 Window readWindow(NodeContext& c, const Shape& x, std::vector<int64_t> kernel, bool hasDilations) {
   Window w;
   w.spatial = int64_t(x.size()) - 2;
@@ -348,6 +338,8 @@ Value* fromNd(NodeContext& c, Value* y, const Window& w) {
   const Shape& s = y->type().shape;
   return c.reshape(y, {s[0], s[1], s[3]}, "out");
 }
+
+namespace {
 
 // Conv's and ConvTranspose's operands: a float input [N, C, spatial...] and a weight of its rank.
 void requireConvOperands(NodeContext& c) {
@@ -1110,6 +1102,10 @@ const std::vector<OpMapping>& table() {
       {"LRN", lowerLRN},
       {"QuantizeLinear", lowerQuantizeLinear, nullptr, false, StorageUse::Converts},
       {"DequantizeLinear", lowerDequantizeLinear, nullptr, false, StorageUse::Converts},
+      {"MatMulInteger", lowerMatMulInteger, nullptr, false, StorageUse::Converts},
+      {"ConvInteger", lowerConvInteger, nullptr, false, StorageUse::Converts},
+      {"QLinearMatMul", lowerQLinearMatMul, nullptr, false, StorageUse::Converts},
+      {"QLinearConv", lowerQLinearConv, nullptr, false, StorageUse::Converts},
       {"TopK", lowerTopK},
       {"GatherND", lowerGatherND},
       {"MaxUnpool", lowerMaxUnpool},

@@ -1,7 +1,8 @@
 // Private to frontend/onnx: the lowerings of the ONNX ops that map onto the op families of the
 // second wave (elementwise math, comparisons, logic, reductions: onnx_ops_math.cpp; data
 // movement, batched products, index arithmetic: onnx_ops_data.cpp; the recurrent layers,
-// unrolled: onnx_ops_recurrent.cpp; GatherND and the scatters: onnx_ops_indexing.cpp).
+// unrolled: onnx_ops_recurrent.cpp; GatherND, the scatters, MaxUnpool, ReverseSequence:
+// onnx_ops_indexing.cpp; quantization and the integer products: onnx_ops_quantized.cpp).
 // onnx_ops.cpp's table names them.
 #pragma once
 
@@ -10,6 +11,23 @@
 namespace shoal::onnx_import {
 
 // ---- onnx_ops.cpp
+/// The spatial geometry shared by Conv and the pools, read from the attributes and the input
+/// (2-D, or 1-D run as 2-D with a unit height).
+struct Window {
+  int64_t spatial = 2;            // 1 or 2 spatial dims in the model
+  std::vector<int64_t> kernel;    // [kh, kw]
+  std::vector<int64_t> stride;    // [sh, sw]
+  std::vector<int64_t> dilation;  // [dh, dw]
+  std::vector<int64_t> pads;      // [top, left, bottom, right]
+};
+/// Reads kernel_shape (or `kernel` from a weight), strides, dilations, pads and auto_pad for
+/// an input of shape x (N, C, spatial...).
+Window readWindow(NodeContext& c, const Shape& x, std::vector<int64_t> kernel, bool hasDilations);
+/// x as 4-D NCHW (a 1-D input [N, C, L] gains a unit height).
+Value* as4d(NodeContext& c, Value* x, const Window& w, const std::string& suffix);
+/// A 4-D result back in the model's rank.
+Value* fromNd(NodeContext& c, Value* y, const Window& w);
+
 /// The shape input 1 takes to broadcast NumPy-style against input 0: itself from opset 7 on;
 /// before, per the node's broadcast/axis attributes.
 Shape legacyBroadcastShape(NodeContext& c);
@@ -42,8 +60,7 @@ void lowerFloorCeil(NodeContext& c);
 /// x rounded half to even (ONNX's Round), from floors, comparisons and where.
 Value* roundHalfEven(NodeContext& c, Value* x, const std::string& prefix);
 void lowerRound(NodeContext& c);
-void lowerQuantizeLinear(NodeContext& c);    // saturate(round(x / scale) + zero_point)
-void lowerDequantizeLinear(NodeContext& c);  // (x - zero_point) · scale
+
 void lowerShrink(NodeContext& c);
 void lowerLRN(NodeContext& c);
 
@@ -75,6 +92,14 @@ void lowerEinsum(NodeContext& c);         // one or two operands, explicit lette
 void lowerResize(NodeContext& c);         // Resize, Upsample
 void lowerSequence(NodeContext& c);
 void lowerCompress(NodeContext& c);  // sequences as lists known at import
+
+// ---- onnx_ops_quantized.cpp
+void lowerQuantizeLinear(NodeContext& c);    // saturate(round(x / scale) + zero_point)
+void lowerDequantizeLinear(NodeContext& c);  // (x - zero_point) · scale
+void lowerMatMulInteger(NodeContext& c);
+void lowerConvInteger(NodeContext& c);
+void lowerQLinearMatMul(NodeContext& c);
+void lowerQLinearConv(NodeContext& c);
 
 // ---- onnx_ops_indexing.cpp
 void lowerGatherND(NodeContext& c);

@@ -441,7 +441,8 @@ TEST(OnnxImport, StorageTypesAreComputedWideAndStayExact) {
   EXPECT_NE(p.error().error.message().find(
                 "node 'add' (Add, domain ai.onnx, opset 13): unsupported: input 'x' has element type int8, which "
                 "shoal stores and computes in i32 (only Identity, Cast, Clip, Pow's exponent, QuantizeLinear, "
-                "DequantizeLinear, Min, Max, Mod, MaxPool read it)"),
+                "DequantizeLinear, MatMulInteger, ConvInteger, QLinearMatMul, QLinearConv, Min, Max, Mod, MaxPool "
+                "read it)"),
             std::string::npos)
       << p.error().error.message();
 }
@@ -520,6 +521,47 @@ TEST(OnnxImport, QuantizeLinearRoundsTiesToEvenAndSaturates) {
   EXPECT_NE(p.error().error.message().find("y_scale is f32[3]; expected a scalar or [4] (one per slice of axis 1 of f32[2,4])"),
             std::string::npos)
       << p.error().error.message();
+}
+
+// The integer products: MatMulInteger with a zero point per row of A and per column of B, and
+// QLinearMatMul's requantization rounding ties to even.
+TEST(OnnxImport, IntegerProductsCentreAndRequantizeExactly) {
+  auto u8 = [](Shape s, std::vector<double> v) { return Tensor::fromDoubles(DType::U8, std::move(s), v); };
+  {
+    OnnxModelBuilder b(13);
+    b.input("a", DType::U8, {int64_t(2), int64_t(2)});
+    b.output("y", DType::I32, {int64_t(2), int64_t(2)});
+    b.initializer("b", u8({2, 2}, {1, 2, 3, 4}));
+    b.initializer("azp", u8({2}, {1, 2}));
+    b.initializer("bzp", u8({2}, {1, 0}));
+    b.node("MatMulInteger", {"a", "b", "azp", "bzp"}, {"y"}, "mm");
+    auto session = Session::create(b.save(tempDir()), {.device = DeviceKind::Cpu});
+    ASSERT_TRUE(session) << session.error().str();
+    // (a - [1, 2] per row) = [[2, 3], [3, 4]]; (b - [1, 0] per column) = [[0, 2], [2, 4]].
+    auto out = session->run({{"a", u8({2, 2}, {3, 4, 5, 6})}});
+    ASSERT_TRUE(out) << out.error().str();
+    EXPECT_EQ(out->at("y").dtype(), DType::I32);
+    EXPECT_EQ(out->at("y").toDoubles(), (std::vector<double>{6, 16, 8, 22}));
+  }
+  {
+    OnnxModelBuilder b(13);
+    b.input("a", DType::U8, {int64_t(1), int64_t(2)});
+    b.output("y", DType::U8, {int64_t(1), int64_t(2)});
+    b.initializer("as", f32Tensor({}, {0.5}));
+    b.initializer("az", u8({}, {0}));
+    b.initializer("b", u8({2, 2}, {5, 7, 0, 0}));
+    b.initializer("bs", f32Tensor({}, {1}));
+    b.initializer("bz", u8({}, {0}));
+    b.initializer("ys", f32Tensor({}, {1}));
+    b.initializer("yz", u8({}, {10}));
+    b.node("QLinearMatMul", {"a", "as", "az", "b", "bs", "bz", "ys", "yz"}, {"y"}, "qmm");
+    auto session = Session::create(b.save(tempDir()), {.device = DeviceKind::Cpu});
+    ASSERT_TRUE(session) << session.error().str();
+    // acc = [5, 7], times 0.5 = [2.5, 3.5], rounded to even = [2, 4], plus 10.
+    auto out = session->run({{"a", u8({1, 2}, {1, 1})}});
+    ASSERT_TRUE(out) << out.error().str();
+    EXPECT_EQ(out->at("y").toDoubles(), (std::vector<double>{12, 14}));
+  }
 }
 
 TEST(OnnxImport, TensorFilesRoundTrip) {
