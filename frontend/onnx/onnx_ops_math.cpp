@@ -437,6 +437,8 @@ void lowerTopK(NodeContext& c) {
   int64_t n = xs[size_t(axis)];
   if (k < 0 || k > n) c.invalid(fmt::format("K = {} for {} elements along axis {}", k, n, axis));
   if (k == 0) c.unsupported("K = 0 (empty outputs)");
+  constexpr int64_t kMaxRounds = 1024;  // ~5 nodes a round
+  if (k > kMaxRounds) c.unsupported(fmt::format("K = {} (shoal's TopK unrolls K rounds, at most {})", k, kMaxRounds));
   DType dt = c.dtype(0);
   std::vector<int64_t> perm;
   Value* rows = axisAsRows(c, c.value(0), axis, perm);

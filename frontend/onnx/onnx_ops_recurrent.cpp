@@ -15,6 +15,10 @@ namespace shoal::onnx_import {
 
 namespace {
 
+// The longest sequence unrolled: ~20 nodes a step make ~20,000 nodes here, already minutes of
+// NVRTC; a longer one is refused by name rather than left to exhaust memory or time.
+constexpr int64_t kMaxUnrolledSteps = 1024;
+
 enum class Cell : uint8_t { Rnn, Gru, Lstm };
 
 // One activation of the `activations` attribute, with the alpha/beta it consumed.
@@ -95,6 +99,9 @@ class Unroller {
     steps_ = layout_ == 0 ? xs[0] : xs[1];
     batch_ = layout_ == 0 ? xs[1] : xs[0];
     inputSize_ = xs[2];
+    if (steps_ > kMaxUnrolledSteps)
+      c_.unsupported(fmt::format("a sequence of {} steps (shoal unrolls recurrent layers, at most {} steps)", steps_,
+                                 kMaxUnrolledSteps));
     hidden_ = c_.attrInt("hidden_size", c_.shape(2)[2]);
     expectShape(1, {dirs_, gates_ * hidden_, inputSize_}, "W");
     expectShape(2, {dirs_, gates_ * hidden_, hidden_}, "R");

@@ -425,6 +425,12 @@ TEST(OnnxRecurrent, WhatTheUnrollingCannotDoIsRefusedByName) {
   EXPECT_NE(importError(badAlpha).find("activation_alpha/activation_beta have 1/0 values, the activations take 0/0"),
             std::string::npos)
       << importError(badAlpha);
+  RecurrentCase longSequence{"", "RNN"};
+  longSequence.T = 1025;
+  longSequence.B = longSequence.I = longSequence.H = 1;
+  EXPECT_NE(importError(longSequence).find("unsupported: a sequence of 1025 steps (shoal unrolls recurrent layers, at most 1024 steps)"),
+            std::string::npos)
+      << importError(longSequence);
   // hidden_size disagreeing with R: the weights' shapes are named.
   RecurrentCase lstm{"", "LSTM"};
   std::string msg = importError(lstm, [](onnx::NodeProto& n) {
