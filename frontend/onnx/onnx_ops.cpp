@@ -1110,6 +1110,7 @@ const std::vector<OpMapping>& table() {
       {"GatherND", lowerGatherND},
       {"MaxUnpool", lowerMaxUnpool},
       {"ReverseSequence", lowerReverseSequence},
+      {"GridSample", lowerGridSample},
       {"ScatterND", lowerScatterND},
       {"ScatterElements", lowerScatterElements},
       {"Scatter", lowerScatterElements},

@@ -57,6 +57,8 @@ void lowerTopK(NodeContext& c);            // k rounds of argmax, the winner ret
 void lowerSoftmaxAnyAxis(NodeContext& c);  // Softmax, LogSoftmax (opset 13+ on any axis), Hardmax
 void lowerCumSum(NodeContext& c);
 void lowerFloorCeil(NodeContext& c);
+/// floor(x) of a float value (exact; NaN and the infinities pass through).
+Value* floorOf(NodeContext& c, Value* x, const std::string& suffix);
 /// x rounded half to even (ONNX's Round), from floors, comparisons and where.
 Value* roundHalfEven(NodeContext& c, Value* x, const std::string& prefix);
 void lowerRound(NodeContext& c);
@@ -107,6 +109,7 @@ void lowerScatterND(NodeContext& c);
 void lowerScatterElements(NodeContext& c);  // ScatterElements, Scatter
 void lowerMaxUnpool(NodeContext& c);
 void lowerReverseSequence(NodeContext& c);
+void lowerGridSample(NodeContext& c);
 
 // ---- onnx_ops_recurrent.cpp
 void lowerRecurrent(NodeContext& c);  // RNN, GRU, LSTM: unrolled over the sequence

@@ -277,6 +277,179 @@ void lowerReverseSequence(NodeContext& c) {
   c.setOutput(0, c.reshape(out, xs, ""));
 }
 
+// GridSample (2-D): each output pixel reads the input at the grid's location, un-normalised
+// ([-1, 1] to pixel centres or corners), through 1 (nearest), 4 (bilinear) or 16 (bicubic,
+// Keys' a = -0.75) taps. A tap outside the image is 0 (zeros), the edge pixel (border) or the
+// pixel reflected at the edges (reflection), tap by tap, as onnxruntime does. The taps are
+// gathered as rows of the input viewed as [N·H·W, C], weighted and summed, so the grid and the
+// input both get gradients.
+void lowerGridSample(NodeContext& c) {
+  c.requireFloat(0);
+  const Shape& xs = c.shape(0);
+  const Shape& gs = c.shape(1);
+  if (xs.size() != 4)
+    c.unsupported(fmt::format("{}-D input {} (shoal's GridSample is 2-D)", int64_t(xs.size()) - 2, c.type(0).str()));
+  if (gs.size() != 4 || gs[0] != xs[0] || gs[3] != 2)
+    c.invalid(fmt::format("grid is {}; expected [{}, H_out, W_out, 2]", c.type(1).str(), xs[0]));
+  if (c.dtype(1) != c.dtype(0)) c.invalid(fmt::format("grid is {}, X is {}", c.type(1).str(), c.type(0).str()));
+  const bool align = c.attrInt("align_corners", 0) != 0;
+  const std::string mode = c.attrString("mode", "bilinear");
+  const std::string padding = c.attrString("padding_mode", "zeros");
+  if (mode != "bilinear" && mode != "nearest" && mode != "bicubic") c.invalid(fmt::format("mode '{}'", mode));
+  if (padding != "zeros" && padding != "border" && padding != "reflection")
+    c.invalid(fmt::format("padding_mode '{}'", padding));
+  DType dt = c.dtype(0);
+  const int64_t N = xs[0], C = xs[1], H = xs[2], W = xs[3], Ho = gs[1], Wo = gs[2];
+  const int64_t points = N * Ho * Wo;
+  auto f = [&](double v, const std::string& s) { return c.scalar(v, dt, s); };
+  auto i64 = [&](double v, const std::string& s) { return c.scalar(v, DType::I64, s); };
+  auto op = [&](OpKind k, std::vector<Value*> ins, const std::string& s) { return c.emit(k, std::move(ins), {}, s); };
+  auto affine = [&](Value* v, double scale, double shift, const std::string& s) {
+    Attrs a;
+    a.set("scale", scale);
+    a.set("shift", shift);
+    return c.emit(OpKind::Scale, {v}, a, s);
+  };
+  // The grid's x and y as [points], in pixels.
+  auto coordinate = [&](int64_t k, int64_t length, const std::string& name) {
+    Attrs s;
+    s.set("starts", std::vector<int64_t>{k});
+    s.set("ends", std::vector<int64_t>{k + 1});
+    s.set("axes", std::vector<int64_t>{3});
+    Value* g = c.reshape(c.emit(OpKind::Slice, {c.value(1)}, s, name + "_slice"), {points}, name + "_normalised");
+    // align_corners: (g + 1) / 2 · (length - 1); else ((g + 1) · length - 1) / 2.
+    return align ? affine(g, 0.5 * double(length - 1), 0.5 * double(length - 1), name)
+                 : affine(g, 0.5 * double(length), 0.5 * double(length - 1), name);
+  };
+  Value* x = coordinate(0, W, "x");
+  Value* y = coordinate(1, H, "y");
+  // The image rows, [N·H·W, C], and each point's first row (its image's), known at import.
+  Value* rowsOfX = c.reshape(transposeOp(c, c.value(0), {0, 2, 3, 1}, "channels_last"), {N * H * W, C}, "pixels");
+  Tensor baseT(DType::I64, {points});
+  for (int64_t p = 0; p < points; ++p) baseT.set(p, double((p / (Ho * Wo)) * H * W));
+  Value* base = c.constantValue(baseT, "image_rows");
+  // A float tap coordinate (whole) to an in-range int64 index, with, for zeros, whether it was in.
+  struct Tap {
+    Value* index;
+    Value* inside;  // zeros padding only
+  };
+  auto tapIndex = [&](Value* whole, int64_t length, const std::string& p) -> Tap {
+    // Far-away (or non-finite) coordinates are held to a range where every step is exact.
+    Attrs hold;
+    hold.set("min", -4.0 * double(length) - 8);
+    hold.set("max", 4.0 * double(length) + 8);
+    Value* v = c.emit(OpKind::Clip, {whole}, hold, p + "held");
+    Value* inside = nullptr;
+    if (padding == "reflection") {
+      // onnxruntime's reflection of the tap over [lo, hi] (pixel edges, or centres with
+      // align_corners), folded as often as needed, then truncated toward zero.
+      double lo = align ? 0.0 : -0.5, hi = align ? double(length - 1) : double(length) - 0.5, range = hi - lo;
+      auto fold = [&](Value* d, bool below, const std::string& s) {
+        // n = floor(d / range); r = d - n·range; even n: near edge + r, odd: far edge - r.
+        Value* n = floorOf(c, affine(d, 1.0 / range, 0, s + "_ranges"), s + "_n");
+        Value* r = op(OpKind::Sub, {d, affine(n, range, 0, s + "_whole")}, s + "_r");
+        Value* odd = op(OpKind::NotEqual, {affine(n, 0.5, 0, s + "_half_n"),
+                                           floorOf(c, affine(n, 0.5, 0, s + "_half_n2"), s + "_half_floor")},
+                        s + "_odd");
+        Value* nearEdge = below ? affine(r, 1, lo, s + "_from_lo") : affine(r, -1, hi, s + "_from_hi");
+        Value* farEdge = below ? affine(r, -1, hi, s + "_to_hi") : affine(r, 1, lo, s + "_to_lo");
+        return op(OpKind::Where, {odd, farEdge, nearEdge}, s);
+      };
+      Value* under = fold(affine(v, -1, lo, p + "below"), true, p + "low");
+      Value* over = fold(affine(v, 1, -hi, p + "above"), false, p + "high");
+      v = op(OpKind::Where, {op(OpKind::Less, {v, f(lo, p + "lo")}, p + "is_low"), under,
+                             op(OpKind::Where, {op(OpKind::Greater, {v, f(hi, p + "hi")}, p + "is_high"), over, v},
+                                p + "not_low")},
+             p + "reflected");
+    }
+    Attrs toInt;
+    toInt.set("dtype", std::string("i64"));
+    Value* idx = c.emit(OpKind::Cast, {v}, toInt, p + "int");
+    if (padding == "zeros")
+      inside = op(OpKind::Where, {op(OpKind::Less, {idx, i64(0, p + "zero")}, p + "neg"), c.scalar(0, DType::Bool, p + "no"),
+                                  op(OpKind::Less, {idx, i64(double(length), p + "len")}, p + "below_len")},
+                  p + "inside");
+    // Clamped: border's rule, and a safe row for zeros (whose value is then dropped).
+    Value* clamped = op(OpKind::Where, {op(OpKind::Less, {idx, i64(0, p + "zero2")}, p + "neg2"), i64(0, p + "first"),
+                                        op(OpKind::Where, {op(OpKind::Greater, {idx, i64(double(length - 1), p + "last_i")}, p + "past"),
+                                                           i64(double(length - 1), p + "last"), idx},
+                                           p + "upper")},
+                        p + "clamped");
+    return {clamped, inside};
+  };
+  // The value at whole tap coordinates (ty, tx), [points, C].
+  auto pixel = [&](Value* ty, Value* tx, const std::string& p) {
+    Tap ry = tapIndex(ty, H, p + "y_"), rx = tapIndex(tx, W, p + "x_");
+    Value* row = op(OpKind::Add, {base, op(OpKind::Add, {op(OpKind::Mul, {ry.index, i64(double(W), p + "W")}, p + "row_y"), rx.index}, p + "in_image")},
+                    p + "row");
+    Attrs g;
+    g.set("axis", int64_t(0));
+    Value* v = c.emit(OpKind::Gather, {rowsOfX, row}, g, p + "value");
+    if (padding != "zeros") return v;
+    Value* in = c.reshape(op(OpKind::Where, {ry.inside, rx.inside, c.scalar(0, DType::Bool, p + "no2")}, p + "in"), {points, 1},
+                          p + "in_rows");
+    return op(OpKind::Where, {in, v, f(0, p + "zero_value")}, p + "padded");
+  };
+  auto weighted = [&](Value* v, Value* w, const std::string& p) {
+    return op(OpKind::Mul, {v, c.reshape(w, {points, 1}, p + "_weight_rows")}, p + "_weighted");
+  };
+  Value* out = nullptr;
+  auto accumulate = [&](Value* term, const std::string& p) { out = out ? op(OpKind::Add, {out, term}, p + "_sum") : term; };
+  if (mode == "nearest") {
+    out = pixel(roundHalfEven(c, y, "ny_"), roundHalfEven(c, x, "nx_"), "n_");
+  } else if (mode == "bilinear") {
+    Value* x0 = floorOf(c, x, "x0");
+    Value* y0 = floorOf(c, y, "y0");
+    Value* x1 = affine(x0, 1, 1, "x1");
+    Value* y1 = affine(y0, 1, 1, "y1");
+    Value* wx1 = op(OpKind::Sub, {x, x0}, "wx1");
+    Value* wx0 = op(OpKind::Sub, {x1, x}, "wx0");
+    Value* wy1 = op(OpKind::Sub, {y, y0}, "wy1");
+    Value* wy0 = op(OpKind::Sub, {y1, y}, "wy0");
+    Value* ys[2] = {y0, y1};
+    Value* xs2[2] = {x0, x1};
+    Value* wys[2] = {wy0, wy1};
+    Value* wxs[2] = {wx0, wx1};
+    for (int i = 0; i < 2; ++i)
+      for (int j = 0; j < 2; ++j) {
+        std::string p = fmt::format("t{}{}", i, j);
+        accumulate(weighted(pixel(ys[i], xs2[j], p + "_"), op(OpKind::Mul, {wys[i], wxs[j]}, p + "_w"), p), p);
+      }
+  } else {
+    // Keys' cubic convolution, a = -0.75, at distances t + 1, t, 1 - t, 2 - t from the taps.
+    const double a = -0.75;
+    auto coefficients = [&](Value* t, const std::string& p) {
+      auto far = [&](Value* d, const std::string& s) {  // ((a d - 5a) d + 8a) d - 4a, for 1 <= d <= 2
+        Value* q = affine(d, a, -5 * a, s + "_q");
+        q = affine(op(OpKind::Mul, {q, d}, s + "_qd"), 1, 8 * a, s + "_q2");
+        return affine(op(OpKind::Mul, {q, d}, s + "_qdd"), 1, -4 * a, s);
+      };
+      auto near = [&](Value* d, const std::string& s) {  // ((a + 2) d - (a + 3)) d² + 1, for d <= 1
+        Value* q = affine(d, a + 2, -(a + 3), s + "_q");
+        return affine(op(OpKind::Mul, {q, op(OpKind::Mul, {d, d}, s + "_dd")}, s + "_qdd"), 1, 1, s);
+      };
+      return std::vector<Value*>{far(affine(t, 1, 1, p + "d0"), p + "c0"), near(t, p + "c1"),
+                                 near(affine(t, -1, 1, p + "d2"), p + "c2"), far(affine(t, -1, 2, p + "d3"), p + "c3")};
+    };
+    Value* fx = floorOf(c, x, "fx");
+    Value* fy = floorOf(c, y, "fy");
+    auto cx = coefficients(op(OpKind::Sub, {x, fx}, "tx"), "cx");
+    auto cy = coefficients(op(OpKind::Sub, {y, fy}, "ty"), "cy");
+    for (int i = 0; i < 4; ++i) {
+      Value* row = nullptr;
+      Value* ty = affine(fy, 1, double(i - 1), fmt::format("y{}", i));
+      for (int j = 0; j < 4; ++j) {
+        std::string p = fmt::format("t{}{}", i, j);
+        Value* term = weighted(pixel(ty, affine(fx, 1, double(j - 1), p + "_x"), p + "_"), cx[size_t(j)], p);
+        row = row ? op(OpKind::Add, {row, term}, p + "_row") : term;
+      }
+      accumulate(weighted(row, cy[size_t(i)], fmt::format("r{}", i)), fmt::format("r{}", i));
+    }
+  }
+  Value* image = c.reshape(out, {N, Ho, Wo, C}, "sampled");
+  c.setOutput(0, transposeOp(c, image, {0, 3, 1, 2}, ""));
+}
+
 void lowerGatherND(NodeContext& c) {
   int64_t batchDims = c.attrInt("batch_dims", 0);
   NdRows nd = ndRows(c, 0, 1, batchDims);

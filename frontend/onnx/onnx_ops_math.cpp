@@ -619,6 +619,8 @@ Value* floorLike(NodeContext& c, Value* x, bool ceil, const std::string& suffix)
 
 }  // namespace
 
+Value* floorOf(NodeContext& c, Value* x, const std::string& suffix) { return floorLike(c, x, false, suffix); }
+
 void lowerFloorCeil(NodeContext& c) {
   c.requireFloat(0);
   ignoreConsumed(c);

@@ -172,6 +172,37 @@ TEST(OnnxIndexing, ReverseSequenceAndMaxUnpoolByHand) {
   }
 }
 
+// GridSample on [[1, 2], [3, 4]] at the centre (0, 0), the top-left corner (-1, -1) and the
+// bottom-right (1, 1), pixel edges (align_corners 0): x = y = 0.5, -0.5, 1.5.
+TEST(OnnxIndexing, GridSampleByHand) {
+  struct Case {
+    std::string mode, padding;
+    std::vector<double> want;
+  };
+  const Case cases[] = {
+      {"bilinear", "zeros", {2.5, 0.25, 1.0}},      // corners: one tap of four inside
+      {"bilinear", "border", {2.5, 1.0, 4.0}},      // corners: the edge pixel
+      {"bilinear", "reflection", {2.5, 1.0, 4.0}},  // tap -1 reflects over -0.5 to 0
+      {"nearest", "zeros", {1, 1, 0}},              // 0.5 and -0.5 round to 0, 1.5 to 2 (outside)
+  };
+  for (const Case& k : cases) {
+    SCOPED_TRACE(k.mode + " " + k.padding);
+    OnnxModelBuilder b(16);
+    b.input("x", DType::F32, {int64_t(1), int64_t(1), int64_t(2), int64_t(2)});
+    b.input("grid", DType::F32, {int64_t(1), int64_t(1), int64_t(3), int64_t(2)});
+    b.output("y", DType::F32, {int64_t(1), int64_t(1), int64_t(1), int64_t(3)});
+    auto& n = b.node("GridSample", {"x", "grid"}, {"y"}, "sample");
+    attrString(n, "mode", k.mode);
+    attrString(n, "padding_mode", k.padding);
+    auto session = Session::create(b.save(tempDir()), {.device = DeviceKind::Cpu});
+    ASSERT_TRUE(session) << session.error().str();
+    auto out = session->run({{"x", f32Tensor({1, 1, 2, 2}, {1, 2, 3, 4})},
+                             {"grid", f32Tensor({1, 1, 3, 2}, {0, 0, -1, -1, 1, 1})}});
+    ASSERT_TRUE(out) << out.error().str();
+    EXPECT_EQ(out->at("y").toDoubles(), k.want);
+  }
+}
+
 #endif  // SHOAL_HAVE_ONNX
 
 }  // namespace
