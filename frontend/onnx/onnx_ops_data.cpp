@@ -211,7 +211,21 @@ void lowerPad(NodeContext& c) {
       if (v.size() != 1) c.invalid("constant_value must be a scalar");
       value = v[0];
     }
-    if (c.has(3)) c.unsupported("the axes input of Pad");
+    if (c.has(3)) {  // opset 18: the pads are for these axes only
+      std::vector<int64_t> axes = c.constantInts(3, "the axes");
+      if (pads.size() != 2 * axes.size())
+        c.invalid(fmt::format("pads has {} values for {} axes", pads.size(), axes.size()));
+      std::vector<int64_t> full(size_t(2 * rank), 0);
+      std::vector<bool> seen(size_t(rank), false);
+      for (size_t k = 0; k < axes.size(); ++k) {
+        int64_t a = c.axis(axes[k], rank);
+        if (seen[size_t(a)]) c.invalid(fmt::format("axis {} appears twice in axes", a));
+        seen[size_t(a)] = true;
+        full[size_t(a)] = pads[k];
+        full[size_t(a + rank)] = pads[k + axes.size()];
+      }
+      pads = full;
+    }
   }
   if (int64_t(pads.size()) != 2 * rank) c.invalid(fmt::format("pads has {} values for rank {}", pads.size(), rank));
   if (mode != "constant" && mode != "reflect" && mode != "edge") c.unsupported(fmt::format("mode '{}'", mode));
@@ -273,6 +287,15 @@ void lowerSplit(NodeContext& c) {
     if (sizes.empty() && c.has(1)) sizes = c.constantInts(1, "the split sizes");
   }
   size_t parts = c.numOutputs();
+  if (c.opset() >= 18 && c.hasAttr("num_outputs")) {
+    // num_outputs parts of ceil(n / num_outputs), the last one shorter.
+    int64_t k = c.attrInt("num_outputs");
+    if (k < 1 || size_t(k) != parts)
+      c.invalid(fmt::format("num_outputs is {}, the node has {} outputs", k, parts));
+    if (!sizes.empty()) c.invalid("both the split input and num_outputs");
+    int64_t chunk = (n + k - 1) / k;
+    for (int64_t i = 0; i < k; ++i) sizes.push_back(std::min(chunk, n - i * chunk));
+  }
   if (sizes.empty()) {
     if (parts == 0 || n % int64_t(parts) != 0)
       c.invalid(fmt::format("extent {} does not split into {} equal parts", n, parts));

@@ -318,7 +318,8 @@ void lowerReduce(NodeContext& c) {
   const std::string& op = c.opType();
   bool keep = c.attrInt("keepdims", 1) != 0;
   std::vector<int64_t> axes;
-  bool axesInput = op == "ReduceSum" && c.opset() >= 13;
+  // axes: an input for ReduceSum from opset 13, for every reduction from opset 18.
+  bool axesInput = c.opset() >= (op == "ReduceSum" ? 13 : 18);
   bool noop = false;
   if (axesInput) {
     noop = c.attrInt("noop_with_empty_axes", 0) != 0;
