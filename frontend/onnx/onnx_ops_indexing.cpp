@@ -187,7 +187,11 @@ void lowerMaxUnpool(NodeContext& c) {
                               out[2 + d], 2 + d));
     out = Shape(given.begin(), given.end());
   }
+  for (int64_t d : out)
+    if (d < 1) c.invalid(fmt::format("the unpooled shape {} has an empty or negative extent", shapeString(out)));
   int64_t count = numElements(xs), total = numElements(out);
+  if (total > (int64_t(1) << 28))
+    c.unsupported(fmt::format("an unpooled output of shape {} (more than 2^28 elements)", shapeString(out)));
   DType dt = c.dtype(0);
   Value* idx = c.reshape(toInt64(c, c.value(1), "indices64"), {count}, "indices_flat");
   int64_t unpooledTotal = numElements(unpooled);

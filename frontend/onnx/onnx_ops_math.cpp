@@ -432,7 +432,14 @@ void lowerTopK(NodeContext& c) {
   if (xs.empty()) c.invalid("input must have rank >= 1");
   int64_t rank = int64_t(xs.size());
   int64_t axis = c.axis(c.attrInt("axis", -1), rank);
-  int64_t k = c.opset() >= 10 ? c.constantInts(1, "K").at(0) : c.attrInt("k");
+  int64_t k = 0;
+  if (c.opset() >= 10) {
+    std::vector<int64_t> ks = c.constantInts(1, "K");
+    if (ks.size() != 1) c.invalid(fmt::format("K has {} values; expected one", ks.size()));
+    k = ks[0];
+  } else {
+    k = c.attrInt("k");
+  }
   bool largest = c.opset() >= 11 ? c.attrInt("largest", 1) != 0 : true;
   if (c.opset() >= 11) c.attrInt("sorted", 1);
   int64_t n = xs[size_t(axis)];

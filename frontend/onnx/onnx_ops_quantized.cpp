@@ -212,7 +212,8 @@ void lowerMatMulInteger(NodeContext& c) {
 void lowerConvInteger(NodeContext& c) {
   requireQuantized(c, 0, "x");
   requireQuantized(c, 1, "w");
-  int64_t m = c.shape(1).at(0);
+  if (c.rank(1) < 3) c.invalid(fmt::format("w is {}; expected [M, C, spatial...]", c.type(1).str()));
+  int64_t m = c.shape(1)[0];
   Shape perChannel(c.shape(1).size(), 1);
   perChannel[0] = m;
   Value* x = centred(c, 0, 2, 1, {}, "x", "tensor");
@@ -241,7 +242,10 @@ void lowerQLinearConv(NodeContext& c) {
   requireQuantized(c, 0, "x");
   requireQuantized(c, 3, "w");
   const Shape& ws = c.shape(3);
-  int64_t m = ws.at(0);
+  if (ws.size() < 3 || c.rank(0) < 3)
+    c.invalid(fmt::format("x is {} and w {}; expected [N, C, spatial...] and [M, C, spatial...]", c.type(0).str(),
+                          c.type(3).str()));
+  int64_t m = ws[0];
   Shape perWeight(ws.size(), 1), perOutput(c.shape(0).size(), 1);
   perWeight[0] = m;
   perOutput[1] = m;
