@@ -192,19 +192,27 @@ void lowerDequantizeLinear(NodeContext& c) {
   c.setOutput(0, y);
 }
 
+namespace {
 
-// MatMulInteger: (a - a_zero_point)(b - b_zero_point) in int32; zero points per tensor, per row
-// of a, per column of b.
-void lowerMatMulInteger(NodeContext& c) {
-  requireQuantized(c, 0, "A");
-  requireQuantized(c, 1, "B");
-  const Shape& as = c.shape(0);
-  const Shape& bs = c.shape(1);
+// (a - a_zero_point)(b - b_zero_point) of inputs a and b (zero points per tensor, per row of a,
+// per column of b), float64; m and n receive a's rows and b's columns.
+Value* centredProduct(NodeContext& c, size_t aIn, size_t aZp, size_t bIn, size_t bZp, int64_t& m, int64_t& n) {
+  requireQuantized(c, aIn, "a");
+  requireQuantized(c, bIn, "b");
+  const Shape& as = c.shape(aIn);
+  const Shape& bs = c.shape(bIn);
   if (as.size() < 2 || bs.size() < 2) c.unsupported("vector operands (shoal's integer products take matrices)");
-  int64_t m = as[as.size() - 2], n = bs.back();
-  Value* a = centred(c, 0, 2, m, {m, 1}, "a", "row of A");
-  Value* b = centred(c, 1, 3, n, {1, n}, "b", "column of B");
-  c.setOutput(0, castTo(c, product(c, a, b), DType::I32, ""));
+  m = as[as.size() - 2];
+  n = bs.back();
+  return product(c, centred(c, aIn, aZp, m, {m, 1}, "a", "row of a"), centred(c, bIn, bZp, n, {1, n}, "b", "column of b"));
+}
+
+}  // namespace
+
+// MatMulInteger: (a - a_zero_point)(b - b_zero_point) in int32.
+void lowerMatMulInteger(NodeContext& c) {
+  int64_t m = 0, n = 0;
+  c.setOutput(0, castTo(c, centredProduct(c, 0, 2, 1, 3, m, n), DType::I32, ""));
 }
 
 // ConvInteger: the convolution of (x - x_zero_point) and (w - w_zero_point) in int32; w's zero
@@ -223,17 +231,11 @@ void lowerConvInteger(NodeContext& c) {
 
 // QLinearMatMul: a (scale, zero point), b (scale, zero point) -> y (scale, zero point).
 void lowerQLinearMatMul(NodeContext& c) {
-  requireQuantized(c, 0, "a");
-  requireQuantized(c, 3, "b");
-  const Shape& as = c.shape(0);
-  const Shape& bs = c.shape(3);
-  if (as.size() < 2 || bs.size() < 2) c.unsupported("vector operands (shoal's integer products take matrices)");
-  int64_t m = as[as.size() - 2], n = bs.back();
-  Value* a = centred(c, 0, 2, m, {m, 1}, "a", "row of a");
-  Value* b = centred(c, 3, 5, n, {1, n}, "b", "column of b");
+  int64_t m = 0, n = 0;
+  Value* acc = centredProduct(c, 0, 2, 3, 5, m, n);
   Value* mult = multiplier(c, perEntry(c, 1, m, {m, 1}, "a_scale", "row of a"),
                            perEntry(c, 4, n, {1, n}, "b_scale", "column of b"), scalarInput(c, 6, "y_scale"));
-  requantize(c, product(c, a, b), mult, 7);
+  requantize(c, acc, mult, 7);
 }
 
 // QLinearConv: x (scale, zero point), w (scale, zero point; per output channel or per tensor),
