@@ -70,6 +70,12 @@ SHOAL_GRADIENT(Gather) {
                 attrsOf({{"axis", *axis}, {"input_shape", g.x()->type().shape}}));
 }
 
+// A scatter-add's gradient is the gather of the same rows (ONNX's scatters lower to gather_grad,
+// so their updates train).
+SHOAL_GRADIENT(GatherGrad) {
+  return g.emit(OpKind::Gather, {g.dy, g.input(1)}, attrsOf({{"axis", g.attrs().getInt("axis")}}));
+}
+
 SHOAL_GRADIENT(Expand) { return g.reduceToOperand(g.dy); }
 
 Expected<Value*> reshapeToOperand(const GradientArgs& g) {

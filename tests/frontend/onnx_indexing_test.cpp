@@ -6,7 +6,9 @@
 
 #include <limits>
 
+#include "frontend/onnx/onnx_import.h"
 #include "onnx_test_models.h"
+#include "passes/grad_cases.h"
 #include "test_util.h"
 
 namespace {
@@ -169,6 +171,49 @@ TEST(OnnxIndexing, ReverseSequenceAndMaxUnpoolByHand) {
                              {"i", Tensor::fromDoubles(DType::I64, {1, 1, 2, 1}, std::vector<double>{1, 1})}});
     ASSERT_TRUE(out) << out.error().str();
     EXPECT_EQ(out->at("y").toDoubles(), (std::vector<double>{0, 7, 0}));
+  }
+}
+
+// Training through the scatters: ScatterElements' data (where not overwritten) and updates,
+// and GridSample's input and grid, against central differences.
+TEST(OnnxIndexing, ScatterAndGridSampleGradientsMatchCentralDifferences) {
+  {
+    OnnxModelBuilder b(13);
+    b.input("idx", DType::I64, {int64_t(2), int64_t(2)});
+    b.output("y", DType::F64, {int64_t(3), int64_t(2)});
+    b.initializer("data", Tensor::fromDoubles(DType::F64, {3, 2}, std::vector<double>{0.1, -0.2, 0.3, 0.4, -0.5, 0.6}));
+    b.initializer("upd", Tensor::fromDoubles(DType::F64, {2, 2}, std::vector<double>{0.7, -0.8, 0.9, 0.25}));
+    b.node("ScatterElements", {"data", "idx", "upd"}, {"y"}, "scatter");
+    std::string path = b.save(tempDir());
+    TestGraph t(DType::F64);
+    Value* idx = t.input("idx", {DType::I64, {2, 2}}, std::vector<double>{2, 0, 0, 0});
+    auto outs = importOnnxInto(t.g, path, {idx}, "m", Location{path, 0, 0, "m"});
+    ASSERT_TRUE(outs) << outs.error().error.str();
+    t.params = {{"data", Tensor::fromDoubles(DType::F64, {3, 2}, std::vector<double>{0.1, -0.2, 0.3, 0.4, -0.5, 0.6})},
+                {"upd", Tensor::fromDoubles(DType::F64, {2, 2}, std::vector<double>{0.7, -0.8, 0.9, 0.25})}};
+    t.mseLoss((*outs)[0]);
+    checkGradients(t);
+  }
+  {
+    OnnxModelBuilder b(16);
+    b.input("grid", DType::F64, {int64_t(1), int64_t(2), int64_t(2), int64_t(2)});
+    b.output("y", DType::F64, {int64_t(1), int64_t(2), int64_t(2), int64_t(2)});
+    std::vector<double> image;
+    for (int i = 0; i < 2 * 3 * 3; ++i) image.push_back(0.1 * double((i * 7) % 11) - 0.4);
+    b.initializer("x", Tensor::fromDoubles(DType::F64, {1, 2, 3, 3}, image));
+    attrString(b.node("GridSample", {"x", "grid"}, {"y"}, "sample"), "mode", "bicubic");
+    std::string path = b.save(tempDir());
+    TestGraph t(DType::F64);
+    // The grid a parameter too; its points away from pixel edges (floor does not jump within
+    // the differences' reach).
+    Value* grid = t.param("grid", {1, 2, 2, 2});
+    auto outs = importOnnxInto(t.g, path, {grid}, "m", Location{path, 0, 0, "m"});
+    ASSERT_TRUE(outs) << outs.error().error.str();
+    t.params = {{"x", Tensor::fromDoubles(DType::F64, {1, 2, 3, 3}, image)},
+                {"grid", Tensor::fromDoubles(DType::F64, {1, 2, 2, 2},
+                                             std::vector<double>{-0.61, 0.13, 0.27, -0.44, 0.52, 0.71, -0.09, -0.83})}};
+    t.mseLoss((*outs)[0]);
+    checkGradients(t);
   }
 }
 

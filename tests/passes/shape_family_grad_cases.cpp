@@ -63,6 +63,14 @@ SHOAL_GRAD_CASES(Gather, OpKind::Gather) {
            }}};
 }
 
+SHOAL_GRAD_CASES(GatherGrad, OpKind::GatherGrad) {
+  return {{"rows scattered, one of them twice", [](TestGraph& t) {
+             Value* ids = t.constant("ids", {3}, {2, 0, 2}, DType::I64);
+             t.mseLoss(t.op(OpKind::GatherGrad, {t.param("u", {3, 2}), ids},
+                            attrs({{"axis", int64_t(0)}, {"input_shape", Ints{4, 2}}})));
+           }}};
+}
+
 SHOAL_GRAD_CASES(Expand, OpKind::Expand) {
   return {{"broadcast and new axis", [](TestGraph& t) {
              t.mseLoss(t.op(OpKind::Expand, {t.param("p", {3, 1})}, attrs({{"shape", Ints{2, 3, 4}}})));
