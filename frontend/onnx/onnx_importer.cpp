@@ -20,10 +20,14 @@ namespace fs = std::filesystem;
 
 // The ai.onnx opsets whose semantics the op table knows (older ones lower through the same
 // table where an op's meaning did not change; each lowering checks the versions it reads).
-// Opset 18 gave the reductions and Pad an axes input and Split num_outputs, which their
-// lowerings read; its other changes are attributes, which a lowering that does not read them
-// refuses, or new ops.
-constexpr int64_t kMaxOpset = 18;
+// Opsets 18-21, by ONNX's list of the ops each one changed (onnx/defs/operator_sets.h): 18
+// gave the reductions and Pad an axes input and Split num_outputs, which their lowerings read;
+// 19 gave AveragePool dilations (read, refused unless 1) and Pad a wrap mode, Resize a
+// coordinate mode, Cast/Q/DQ float8 types (each refused by name); 20 added Gelu (mapped) and
+// renamed GridSample's modes linear/cubic (read); 21 gave Q/DQ block_size and 4-bit types
+// (refused). Every other change is a new op, an element type shoal lacks, or an attribute
+// that a lowering which does not read it refuses.
+constexpr int64_t kMaxOpset = 21;
 
 namespace {
 

@@ -105,6 +105,14 @@ void lowerFloatUnary(NodeContext& c) {
   c.setOutput(0, c.emit(kKind, {c.value(0)}));
 }
 
+// Gelu (opset 20): the exact form (erf) or, approximate = "tanh", the tanh form.
+void lowerGelu(NodeContext& c) {
+  c.requireFloat(0);
+  std::string approximate = c.attrString("approximate", "none");
+  if (approximate != "none" && approximate != "tanh") c.invalid(fmt::format("approximate '{}'", approximate));
+  c.setOutput(0, c.emit(approximate == "tanh" ? OpKind::GeluTanh : OpKind::Gelu, {c.value(0)}));
+}
+
 void lowerNeg(NodeContext& c) {
   if (c.opset() < 6) c.ignoreAttr("consumed_inputs");
   if (isFloat(c.dtype(0))) return c.setOutput(0, c.emit(OpKind::Neg, {c.value(0)}));
@@ -463,7 +471,7 @@ void lowerPool(NodeContext& c, OpKind kind) {
     if (bytes) c.unsupported("3-D max pooling of integers");
     return lowerPool3d(c, isMax);
   }
-  Window w = readWindow(c, c.shape(0), {}, /*hasDilations=*/isMax && c.opset() >= 10);
+  Window w = readWindow(c, c.shape(0), {}, /*hasDilations=*/isMax ? c.opset() >= 10 : c.opset() >= 19);
   if (w.dilation != std::vector<int64_t>{1, 1}) {
     if (bytes) c.unsupported("dilated max pooling of integers");
     if (!isMax) c.unsupported("average pooling with dilations");
@@ -1037,6 +1045,7 @@ const std::vector<OpMapping>& table() {
       // elementwise
       {"Relu", lowerFloatUnary<OpKind::Relu>},
       {"Sigmoid", lowerFloatUnary<OpKind::Sigmoid>},
+      {"Gelu", lowerGelu},
       {"Tanh", lowerFloatUnary<OpKind::Tanh>},
       {"Softplus", lowerFloatUnary<OpKind::Softplus>},
       {"Neg", lowerNeg, foldNeg},

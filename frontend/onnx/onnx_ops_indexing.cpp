@@ -297,7 +297,13 @@ void lowerGridSample(NodeContext& c) {
     c.invalid(fmt::format("grid is {}; expected [{}, H_out, W_out, 2]", c.type(1).str(), xs[0]));
   if (c.dtype(1) != c.dtype(0)) c.invalid(fmt::format("grid is {}, X is {}", c.type(1).str(), c.type(0).str()));
   const bool align = c.attrInt("align_corners", 0) != 0;
-  const std::string mode = c.attrString("mode", "bilinear");
+  // Opset 20 renamed bilinear and bicubic to linear and cubic.
+  std::string mode = c.attrString("mode", c.opset() >= 20 ? "linear" : "bilinear");
+  if (c.opset() >= 20) {
+    if (mode == "linear") mode = "bilinear";
+    else if (mode == "cubic") mode = "bicubic";
+    else if (mode != "nearest") c.invalid(fmt::format("mode '{}' (opset 20: linear, nearest, cubic)", mode));
+  }
   const std::string padding = c.attrString("padding_mode", "zeros");
   if (mode != "bilinear" && mode != "nearest" && mode != "bicubic") c.invalid(fmt::format("mode '{}'", mode));
   if (padding != "zeros" && padding != "border" && padding != "reflection")

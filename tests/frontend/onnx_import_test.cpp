@@ -398,13 +398,13 @@ TEST(OnnxImport, MalformedModelsAreErrorsNotCrashes) {
   EXPECT_NE(p.error().error.message().find("the ONNX checker rejects the model"), std::string::npos)
       << p.error().error.message();
   // A newer opset than shoal maps.
-  OnnxModelBuilder newer(19);
+  OnnxModelBuilder newer(22);
   newer.input("x", DType::F32, {int64_t(2)});
   newer.output("y", DType::F32, {int64_t(2)});
   newer.node("Relu", {"x"}, {"y"});
   p = importOnnxFile(newer.save(dir, "newer.onnx"));
   ASSERT_FALSE(p);
-  EXPECT_NE(p.error().error.message().find("the model uses opset 19; shoal imports ai.onnx opsets up to 18"),
+  EXPECT_NE(p.error().error.message().find("the model uses opset 22; shoal imports ai.onnx opsets up to 21"),
             std::string::npos)
       << p.error().error.message();
 }
@@ -564,10 +564,10 @@ TEST(OnnxImport, IntegerProductsCentreAndRequantizeExactly) {
   }
 }
 
-// Opset 18 (PyTorch 2.11's default export): every reduction takes its axes as an input, Pad
-// its axes as an input, Split num_outputs. Debian's libonnx (1.12) knows opsets up to 17, so
-// its checker and shape inference sit this model out (they would judge it by opset 13's
-// schemas); what is checked is shoal's own.
+// Opset 18 (PyTorch 2.11's export with opset_version=18): every reduction takes its axes as an
+// input, Pad its axes as an input, Split num_outputs. Debian's libonnx (1.12) knows opsets up
+// to 17, so its checker and shape inference sit this model out (they would judge it by opset
+// 13's schemas); what is checked is shoal's own.
 TEST(OnnxImport, Opset18ReadsItsNewInputsAndAttributes) {
   OnnxModelBuilder b(18);
   b.input("x", DType::F32, {int64_t(2), int64_t(3)});
@@ -591,6 +591,31 @@ TEST(OnnxImport, Opset18ReadsItsNewInputsAndAttributes) {
   EXPECT_EQ(out->at("padded").toDoubles(), (std::vector<double>{0, 3, -1, 7, 0, 0, -4, 0.5, -2, 0}));
   EXPECT_EQ(out->at("a").toDoubles(), (std::vector<double>{3, -1, -4, 0.5}));  // ceil(3 / 2) = 2
   EXPECT_EQ(out->at("b").toDoubles(), (std::vector<double>{7, -2}));
+}
+
+// Opset 20 (PyTorch 2.11's default export): Gelu is an op, GridSample's modes are linear/cubic.
+TEST(OnnxImport, Opset20GeluAndGridSampleModes) {
+  OnnxModelBuilder b(20);
+  b.input("x", DType::F32, {int64_t(1), int64_t(1), int64_t(2), int64_t(2)});
+  b.output("exact", DType::F32, {int64_t(1), int64_t(1), int64_t(2), int64_t(2)});
+  b.output("tanh", DType::F32, {int64_t(1), int64_t(1), int64_t(2), int64_t(2)});
+  b.output("sampled", DType::F32, {int64_t(1), int64_t(1), int64_t(1), int64_t(1)});
+  b.initializer("grid", f32Tensor({1, 1, 1, 2}, {0, 0}));
+  b.node("Gelu", {"x"}, {"exact"}, "g");
+  attrString(b.node("Gelu", {"x"}, {"tanh"}, "gt"), "approximate", "tanh");
+  attrString(b.node("GridSample", {"x", "grid"}, {"sampled"}, "s"), "mode", "linear");
+  auto session = Session::create(b.save(tempDir()), {.device = DeviceKind::Cpu});
+  ASSERT_TRUE(session) << session.error().str();
+  std::vector<double> xv = {-1, 0, 0.5, 2};
+  auto out = session->run({{"x", f32Tensor({1, 1, 2, 2}, xv)}});
+  ASSERT_TRUE(out) << out.error().str();
+  auto exact = out->at("exact").toDoubles(), tanhForm = out->at("tanh").toDoubles();
+  for (size_t i = 0; i < xv.size(); ++i) {
+    double x = xv[i];
+    EXPECT_NEAR(exact[i], 0.5 * x * (1 + std::erf(x / std::sqrt(2.0))), 1e-6);
+    EXPECT_NEAR(tanhForm[i], 0.5 * x * (1 + std::tanh(std::sqrt(2 / M_PI) * (x + 0.044715 * x * x * x))), 1e-6);
+  }
+  EXPECT_NEAR(out->at("sampled").toDoubles()[0], 0.375, 1e-6);  // the mean of the four pixels
 }
 
 TEST(OnnxImport, TensorFilesRoundTrip) {
