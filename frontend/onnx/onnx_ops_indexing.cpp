@@ -45,8 +45,9 @@ Value* gatherRows(NodeContext& c, Value* data, Value* rows, const std::string& s
 }
 
 // The data [rows, rest...] with `updates` (one [rest...] block per entry of `rowIdx`) written
-// at those rows: replaced (reduction "none"; a row written twice gets the sum, where ONNX
-// leaves the result undefined) or added ("add"). Rows outside the data are reported by a
+// at those rows: replaced (reduction "none"; a row written twice gets the mean of its
+// updates — ONNX leaves it undefined, PyTorch and onnxruntime keep one of them, so equal
+// duplicates, the common case, come out as that value) or added ("add"). Rows outside the data are reported by a
 // gather of the same rows.
 Value* scatterRows(NodeContext& c, Value* data, Value* rowIdx, Value* updates, const std::string& reduction) {
   const Shape& ds = data->type().shape;
@@ -73,7 +74,8 @@ Value* scatterRows(NodeContext& c, Value* data, Value* rowIdx, Value* updates, c
   h.set("input_shape", onesShape);
   Value* hits = c.emit(OpKind::GatherGrad, {ones, rowIdx}, h, "hits");
   Value* written = c.emit(OpKind::Greater, {hits, c.scalar(0, dt, "zero_hits")}, {}, "written");
-  return c.emit(OpKind::Where, {written, sums, data});
+  Value* divisor = c.emit(OpKind::Where, {written, hits, c.scalar(1, dt, "one_hit")}, {}, "divisor");
+  return c.emit(OpKind::Where, {written, c.emit(OpKind::Div, {sums, divisor}, {}, "mean"), data});
 }
 
 // ScatterND / GatherND addressing: indices [..., k] pick the data's first k axes (after

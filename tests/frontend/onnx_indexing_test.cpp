@@ -37,6 +37,21 @@ TEST(OnnxIndexing, ScatterNDReplacesAndAddsSlices) {
     ASSERT_TRUE(out) << out.error().str();
     EXPECT_EQ(out->at("y").toDoubles(), (std::vector<double>{1, 2, 30, 40, 5, 6, 10, 20}));
   }
+  // Replace with a row written twice with the same values (torch's scatter of a constant at a
+  // repeated index): the row gets those values, not their sum.
+  {
+    OnnxModelBuilder b(16);
+    b.input("data", DType::F32, {int64_t(3), int64_t(2)});
+    b.output("y", DType::F32, {int64_t(3), int64_t(2)});
+    b.initializer("idx", i64Matrix({3, 1}, {1, 0, 1}));
+    b.initializer("upd", f32Tensor({3, 2}, {9, 9, -1, -1, 9, 9}));
+    b.node("ScatterND", {"data", "idx", "upd"}, {"y"}, "scatter");
+    auto session = Session::create(b.save(tempDir()), {.device = DeviceKind::Cpu});
+    ASSERT_TRUE(session) << session.error().str();
+    auto out = session->run({{"data", f32Tensor({3, 2}, {1, 2, 3, 4, 5, 6})}});
+    ASSERT_TRUE(out) << out.error().str();
+    EXPECT_EQ(out->at("y").toDoubles(), (std::vector<double>{-1, -1, 9, 9, 5, 6}));
+  }
   // Add elements (k = 2); the same element twice gets both.
   {
     OnnxModelBuilder b(16);
