@@ -76,6 +76,52 @@ std::optional<Tensor> binary(const Tensor& a, const Tensor& b, DType outType,
   return out;
 }
 
+namespace {
+
+// Calls f(outIndex, multiIndex) for every position of `shape`, row-major.
+void forEachIndex(const Shape& shape, const std::function<void(int64_t, const std::vector<int64_t>&)>& f) {
+  std::vector<int64_t> idx(shape.size(), 0);
+  int64_t n = numElements(shape);
+  for (int64_t i = 0; i < n; ++i) {
+    f(i, idx);
+    for (int64_t d = int64_t(idx.size()) - 1; d >= 0; --d) {
+      if (++idx[size_t(d)] < shape[size_t(d)]) break;
+      idx[size_t(d)] = 0;
+    }
+  }
+}
+
+}  // namespace
+
+std::optional<Tensor> compare(const Tensor& a, const Tensor& b,
+                              const std::function<bool(std::partial_ordering)>& holds) {
+  auto shape = broadcastShapes(a.shape(), b.shape());
+  if (!shape) return std::nullopt;
+  Tensor out(DType::Bool, *shape);
+  bool exact = !isFloat(a.dtype()) && !isFloat(b.dtype());
+  forEachIndex(*shape, [&](int64_t i, const std::vector<int64_t>& idx) {
+    int64_t ia = broadcastIndex(idx, a.shape()), ib = broadcastIndex(idx, b.shape());
+    std::partial_ordering o = exact ? std::partial_ordering(intAt(a, ia) <=> intAt(b, ib)) : a.at(ia) <=> b.at(ib);
+    out.set(i, holds(o) ? 1.0 : 0.0);
+  });
+  return out;
+}
+
+std::optional<Tensor> where(const Tensor& cond, const Tensor& x, const Tensor& y) {
+  auto xy = broadcastShapes(x.shape(), y.shape());
+  if (!xy) return std::nullopt;
+  auto shape = broadcastShapes(cond.shape(), *xy);
+  if (!shape) return std::nullopt;
+  Tensor out(x.dtype(), *shape);
+  size_t size = dtypeSize(x.dtype());
+  forEachIndex(*shape, [&](int64_t i, const std::vector<int64_t>& idx) {
+    const Tensor& src = cond.at(broadcastIndex(idx, cond.shape())) != 0 ? x : y;
+    std::memcpy(static_cast<char*>(out.raw()) + size_t(i) * size,
+                static_cast<const char*>(src.raw()) + size_t(broadcastIndex(idx, src.shape())) * size, size);
+  });
+  return out;
+}
+
 Tensor unary(const Tensor& x, DType outType, const std::function<double(double)>& f) {
   Tensor out(outType, x.shape());
   for (int64_t i = 0; i < x.numElements(); ++i) out.set(i, f(x.at(i)));

@@ -3,6 +3,7 @@
 // Element moves copy bytes (exact for int64); arithmetic runs in double.
 #pragma once
 
+#include <compare>
 #include <functional>
 
 #include "frontend/onnx/onnx_importer.h"
@@ -19,6 +20,15 @@ Tensor gatherElements(const Tensor& src, const Shape& outShape, const std::funct
 /// not broadcast.
 std::optional<Tensor> binary(const Tensor& a, const Tensor& b, DType out,
                              const std::function<double(double, double)>& f);
+/// a (relation) b with NumPy broadcasting, as a bool tensor: `holds` says which orderings count
+/// (Equal: equivalent; Less: less; ...). Integers compare exactly as int64, floats as double
+/// (NaN is unordered, so only a relation holding for `unordered` is true); nullopt when the
+/// shapes do not broadcast.
+std::optional<Tensor> compare(const Tensor& a, const Tensor& b,
+                              const std::function<bool(std::partial_ordering)>& holds);
+/// cond ? x : y with NumPy broadcasting of the three (bytes copied: exact for every type);
+/// nullopt when the shapes do not broadcast.
+std::optional<Tensor> where(const Tensor& cond, const Tensor& x, const Tensor& y);
 /// f(x) per element, stored as `out`.
 Tensor unary(const Tensor& x, DType out, const std::function<double(double)>& f);
 /// Row-major strides of a shape.

@@ -95,9 +95,11 @@ const Tensor* NodeContext::known(size_t i) const {
 const Tensor& NodeContext::constant(size_t i, std::string_view what) const {
   const Slot& s = slot(i);
   if (!s.known && s.fed) return *s.fed;
-  if (!s.known)
-    unsupported(fmt::format("{} ('{}') is computed at run time; shoal needs it at import time (static shapes)", what,
-                            node_.input(int(i))));
+  if (!s.known) {
+    std::string origin = imp_.runTimeOrigin(node_.input(int(i)));
+    unsupported(fmt::format("{} ('{}') is computed at run time; shoal needs it at import time (static shapes){}", what,
+                            node_.input(int(i)), origin.empty() ? "" : ": " + origin));
+  }
   return *s.known;
 }
 
@@ -672,8 +674,39 @@ void Importer::lowerNode(const onnx::NodeProto& n, int index, int64_t opset, int
     if (!expanded) throw original;
   }
   for (const auto& out : n.output())
-    if (!out.empty())
+    if (!out.empty()) {
       if (auto it = slots_.find(out); it != slots_.end()) crossCheck(n, opset, out, it->second);
+      producers_[out] = Producer{n.op_type(), n.name(), {n.input().begin(), n.input().end()}};
+    }
+}
+
+std::string Importer::runTimeOrigin(const std::string& name) const {
+  auto isKnown = [&](const std::string& v) {
+    auto it = slots_.find(v);
+    return v.empty() || (it != slots_.end() && ((it->second.known && !it->second.parameter) || it->second.fed));
+  };
+  std::set<std::string> seen;
+  std::vector<std::string> todo{name};
+  while (!todo.empty()) {
+    std::string v = todo.back();
+    todo.pop_back();
+    if (isKnown(v) || !seen.insert(v).second) continue;
+    auto p = producers_.find(v);
+    if (p == producers_.end()) {
+      auto it = slots_.find(v);
+      if (it != slots_.end() && it->second.parameter)
+        return fmt::format("it depends on the trainable initializer '{}'", v);
+      return fmt::format("it depends on the graph input '{}'", v);
+    }
+    std::vector<std::string> unknown;
+    for (const std::string& in : p->second.inputs)
+      if (!isKnown(in)) unknown.push_back(in);
+    if (unknown.empty())
+      return fmt::format("node '{}' ({}) computes it from values known at import, which shoal does not fold",
+                         p->second.node, p->second.opType);
+    for (auto it = unknown.rbegin(); it != unknown.rend(); ++it) todo.push_back(*it);
+  }
+  return "";
 }
 
 bool Importer::expandFunction(const onnx::NodeProto& n, int64_t opset, int depth) {

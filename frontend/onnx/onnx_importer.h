@@ -234,6 +234,10 @@ class Importer {
   }
   /// The shapes the graph inputs are bound to, by ONNX name.
   std::map<std::string, Shape> boundInputShapes() const;
+  /// Why a value needed at import time is not known then: the first node on its way back that
+  /// shoal computes only at run time from values it knows ("'/Sqrt' (Sqrt) computes it from
+  /// values known at import, which shoal does not fold"), or the graph input it depends on.
+  std::string runTimeOrigin(const std::string& name) const;
   /// Shapes ONNX's shape inference found (to cross-check shoal's); empty when it failed.
   void setInferredTypes(std::map<std::string, onnx::TypeProto> types) { inferred_ = std::move(types); }
 
@@ -271,6 +275,12 @@ class Importer {
   std::map<std::string, onnx::TypeProto> inferred_;
   std::map<std::string, const onnx::TensorProto*> initializers_;
   std::vector<std::string> materializedLog_, definedLog_;
+  /// The node that defined each value (for runTimeOrigin).
+  struct Producer {
+    std::string opType, node;
+    std::vector<std::string> inputs;
+  };
+  std::map<std::string, Producer> producers_;
   int functionCount_ = 0;
 };
 

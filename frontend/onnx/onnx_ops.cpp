@@ -513,37 +513,81 @@ void lowerPool(NodeContext& c, OpKind kind) {
 void lowerMaxPool(NodeContext& c) { lowerPool(c, OpKind::MaxPool2d); }
 void lowerAveragePool(NodeContext& c) { lowerPool(c, OpKind::AvgPool2d); }
 
-// One window over each whole plane.
-void lowerGlobalPool(NodeContext& c, OpKind kind) {
+// Global pooling of [N, C, spatial...] as 2-D pooling of one plane: 1-D inputs gain a unit
+// height, 3-D and more fold their leading spatial axes into the height ([N, C, D·H, W]: every
+// position of the volume is in the plane), and the result takes the model's rank back.
+Value* globalPool(NodeContext& c, OpKind kind) {
   c.requireFloat(0);
   const Shape& xs = c.shape(0);
-  if (xs.size() != 3 && xs.size() != 4)
-    c.unsupported(fmt::format("{}-D input (global pooling is 1-D or 2-D)", xs.size() - 2));
-  Window w;
-  w.spatial = int64_t(xs.size()) - 2;
-  Value* x = as4d(c, c.value(0), w, "x4d");
-  const Shape& s4 = x->type().shape;
-  Attrs a;
-  a.set("kernel", std::vector<int64_t>{s4[2], s4[3]});
-  a.set("stride", std::vector<int64_t>{s4[2], s4[3]});
-  a.set("padding", std::vector<int64_t>{0, 0, 0, 0});
-  c.setOutput(0, fromNd(c, c.emit(kind, {x}, a), w));
+  if (xs.size() < 3) c.invalid(fmt::format("input {} has no spatial axes", c.type(0).str()));
+  int64_t last = xs.back();
+  int64_t height = numElements(Shape(xs.begin() + 2, xs.end())) / std::max<int64_t>(last, 1);
+  Value* x = c.reshape(c.value(0), {xs[0], xs[1], height, last}, "x4d");
+  Value* y;
+  if (kind == OpKind::GlobalAvgPool) {
+    y = c.emit(kind, {x});
+  } else {
+    Attrs a;
+    a.set("kernel", std::vector<int64_t>{height, last});
+    a.set("stride", std::vector<int64_t>{height, last});
+    a.set("padding", std::vector<int64_t>{0, 0, 0, 0});
+    y = c.emit(kind, {x}, a);
+  }
+  Shape out(xs.size(), 1);
+  out[0] = xs[0], out[1] = xs[1];
+  return c.reshape(y, out, "");
 }
 
-void lowerGlobalAveragePool(NodeContext& c) {
-  c.requireFloat(0);
-  const Shape& xs = c.shape(0);
-  if (xs.size() != 3 && xs.size() != 4)
-    c.unsupported(fmt::format("{}-D input (global pooling is 1-D or 2-D)", xs.size() - 2));
-  Window w;
-  w.spatial = int64_t(xs.size()) - 2;
-  c.setOutput(0, fromNd(c, c.emit(OpKind::GlobalAvgPool, {as4d(c, c.value(0), w, "x4d")}), w));
-}
-void lowerGlobalMaxPool(NodeContext& c) { lowerGlobalPool(c, OpKind::MaxPool2d); }
+void lowerGlobalAveragePool(NodeContext& c) { c.setOutput(0, globalPool(c, OpKind::GlobalAvgPool)); }
+void lowerGlobalMaxPool(NodeContext& c) { c.setOutput(0, globalPool(c, OpKind::MaxPool2d)); }
 
 // Batch normalization with running statistics: shoal's batchnorm (the evaluation form; a
 // training step turns it into PyTorch's training form). A float initializer for the mean or the
 // variance becomes state (the training form updates it), scale and B parameters.
+// training_mode=1 (opset 14): normalised by the batch's own statistics over every axis but the
+// channel (population variance, as ONNX's reference), composed of reductions so it
+// differentiates like any graph; the running statistics outputs, when read, are
+// input · momentum + batch · (1 - momentum). (timm's NF-Nets export their weight
+// standardisation so.)
+void lowerBatchNormTraining(NodeContext& c, double eps, double momentum) {
+  if (c.rank(0) < 2) c.invalid("input must have a channel axis");
+  const Shape& xs = c.shape(0);
+  int64_t channels = xs[1];
+  for (size_t i = 1; i < 5; ++i)
+    if (c.shape(i) != Shape{channels})
+      c.invalid(fmt::format("input {} is {}, expected [{}] (one per channel)", i, c.type(i).str(), channels));
+  DType dt = c.dtype(0);
+  std::vector<int64_t> axes{0};
+  for (int64_t d = 2; d < int64_t(xs.size()); ++d) axes.push_back(d);
+  Shape perChannel(xs.size(), 1);
+  perChannel[1] = channels;
+  Attrs r;
+  r.set("axes", axes);
+  r.set("keepdim", int64_t(1));
+  Value* x = c.value(0);
+  Value* mean = c.emit(OpKind::ReduceMean, {x}, r, "batch_mean");
+  Value* centred = c.emit(OpKind::Sub, {x, mean}, {}, "centred");
+  Value* var = c.emit(OpKind::ReduceMean, {c.emit(OpKind::Mul, {centred, centred}, {}, "squared")}, r, "batch_var");
+  Value* inv = c.emit(OpKind::Reciprocal,
+                      {c.emit(OpKind::Sqrt, {c.emit(OpKind::Add, {var, c.scalar(eps, dt, "eps")}, {}, "var_eps")}, {},
+                              "std")},
+                      {}, "inv_std");
+  Value* scale = c.emit(OpKind::Mul, {inv, c.reshape(c.value(1), perChannel, "scale")}, {}, "gain");
+  Value* y = c.emit(OpKind::Add, {c.emit(OpKind::Mul, {centred, scale}, {}, "scaled"), c.reshape(c.value(2), perChannel, "bias")});
+  c.setOutput(0, y);
+  for (size_t i = 1; i < 3; ++i) {
+    if (!c.outputUsed(i)) continue;
+    Value* batch = c.reshape(i == 1 ? mean : var, {channels}, i == 1 ? "mean_out" : "var_out");
+    Value* running = c.emit(OpKind::Add,
+                            {c.emit(OpKind::Mul, {c.value(i + 2), c.scalar(momentum, dt, "momentum")}, {},
+                                    i == 1 ? "mean_kept" : "var_kept"),
+                             c.emit(OpKind::Mul, {batch, c.scalar(1 - momentum, dt, "one_minus_momentum")}, {},
+                                    i == 1 ? "mean_new" : "var_new")},
+                            {}, i == 1 ? "running_mean" : "running_var");
+    c.setOutput(i, running);
+  }
+}
+
 void lowerBatchNormalization(NodeContext& c) {
   c.requireFloat(0);
   double eps = c.attrFloat("epsilon", 1e-5);
@@ -552,7 +596,7 @@ void lowerBatchNormalization(NodeContext& c) {
   if (c.opset() < 7 && c.attrInt("is_test", 0) == 0 && c.outputUsed(1))
     c.unsupported("batch normalization in training mode");
   if (c.opset() < 9 && c.attrInt("spatial", 1) != 1) c.unsupported("spatial=0 (per-activation statistics)");
-  if (c.opset() >= 14 && c.attrInt("training_mode", 0) != 0) c.unsupported("batch normalization in training mode");
+  if (c.opset() >= 14 && c.attrInt("training_mode", 0) != 0) return lowerBatchNormTraining(c, eps, momentum);
   for (size_t i = 1; i < c.numOutputs(); ++i)
     if (c.outputUsed(i)) c.unsupported("the running statistics outputs (training mode)");
   if (c.rank(0) < 2) c.invalid("input must have a channel axis");
@@ -779,8 +823,10 @@ void lowerConstantOfShape(NodeContext& c) {
   if (value.numElements() != 1) c.invalid("value must hold one element");
   int64_t count = 1;
   for (int64_t d : shape) {
-    if (d <= 0) c.unsupported(fmt::format("an empty tensor (extent {})", d));
-    if (d > kMaxFoldedElements / count)
+    // An empty result is fine as a value known at import (shape arithmetic concatenates it);
+    // materialised for run time it is refused then.
+    if (d < 0) c.invalid(fmt::format("a negative extent {} in the shape", d));
+    if (d > 0 && count > 0 && d > kMaxFoldedElements / count)
       c.unsupported(fmt::format("a constant of shape {} (too large to fold)", shapeString(shape)));
     count *= d;
   }
@@ -995,6 +1041,7 @@ bool foldExpand(NodeContext& c) {
 template <int kOp>
 bool foldUnaryMath(NodeContext& c) {
   const Tensor& x = *c.known(0);
+  if (kOp >= 5 && !isFloat(x.dtype())) return false;  // Log, Reciprocal, Round: the lowering refuses integers
   std::function<double(double)> f;
   switch (kOp) {
     case 0:
@@ -1008,6 +1055,15 @@ bool foldUnaryMath(NodeContext& c) {
       break;
     case 3:
       f = [](double v) { return std::fabs(v); };
+      break;
+    case 5:
+      f = [](double v) { return std::log(v); };
+      break;
+    case 6:
+      f = [](double v) { return 1.0 / v; };
+      break;
+    case 7:
+      f = [](double v) { return std::nearbyint(v); };  // halves to even (the default rounding mode)
       break;
     default:
       f = [](double v) { return std::exp(v); };
@@ -1057,8 +1113,8 @@ const std::vector<OpMapping>& table() {
       {"Mean", lowerVariadicSum<true>},
       {"PRelu", lowerPRelu},
       {"LeakyRelu", lowerLeakyReluOp},
-      {"Log", lowerUnaryMath},
-      {"Reciprocal", lowerUnaryMath},
+      {"Log", lowerUnaryMath, foldUnaryMath<5>},
+      {"Reciprocal", lowerUnaryMath, foldUnaryMath<6>},
       {"Erf", lowerUnaryMath},
       {"Sin", lowerUnaryMath},
       {"Cos", lowerUnaryMath},
@@ -1079,25 +1135,25 @@ const std::vector<OpMapping>& table() {
       {"HardSwish", lowerHardSwish},
       {"Clip", lowerClip, nullptr, false, StorageUse::Preserves},
       {"Sign", lowerSign},
-      {"Pow", lowerPow, nullptr, false, StorageUse::Exponent},
-      {"Equal", lowerCompare},
-      {"Less", lowerCompare},
-      {"Greater", lowerCompare},
-      {"LessOrEqual", lowerCompare},
-      {"GreaterOrEqual", lowerCompare},
-      {"And", lowerLogic},
-      {"Or", lowerLogic},
-      {"Xor", lowerLogic},
-      {"Not", lowerLogic},
-      {"Where", lowerWhere},
+      {"Pow", lowerPow, foldPow, false, StorageUse::Exponent},
+      {"Equal", lowerCompare, foldCompare},
+      {"Less", lowerCompare, foldCompare},
+      {"Greater", lowerCompare, foldCompare},
+      {"LessOrEqual", lowerCompare, foldCompare},
+      {"GreaterOrEqual", lowerCompare, foldCompare},
+      {"And", lowerLogic, foldLogic},
+      {"Or", lowerLogic, foldLogic},
+      {"Xor", lowerLogic, foldLogic},
+      {"Not", lowerLogic, foldLogic},
+      {"Where", lowerWhere, foldWhere},
       {"IsNaN", lowerIsNaN},
       {"IsInf", lowerIsInf},
       // reductions
-      {"ReduceSum", lowerReduce},
-      {"ReduceMean", lowerReduce},
-      {"ReduceMax", lowerReduce},
-      {"ReduceMin", lowerReduce},
-      {"ReduceProd", lowerReduce},
+      {"ReduceSum", lowerReduce, foldReduce},
+      {"ReduceMean", lowerReduce, foldReduce},
+      {"ReduceMax", lowerReduce, foldReduce},
+      {"ReduceMin", lowerReduce, foldReduce},
+      {"ReduceProd", lowerReduce, foldReduce},
       {"ReduceSumSquare", lowerReduce},
       {"ReduceL1", lowerReduce},
       {"ReduceL2", lowerReduce},
@@ -1106,7 +1162,7 @@ const std::vector<OpMapping>& table() {
       {"CumSum", lowerCumSum},
       {"Floor", lowerFloorCeil, foldUnaryMath<0>},
       {"Ceil", lowerFloorCeil, foldUnaryMath<1>},
-      {"Round", lowerRound},
+      {"Round", lowerRound, foldUnaryMath<7>},
       {"Shrink", lowerShrink},
       {"LRN", lowerLRN},
       {"QuantizeLinear", lowerQuantizeLinear, nullptr, false, StorageUse::Converts},
@@ -1120,7 +1176,8 @@ const std::vector<OpMapping>& table() {
       {"MaxUnpool", lowerMaxUnpool},
       {"ReverseSequence", lowerReverseSequence},
       {"GridSample", lowerGridSample},
-      {"ScatterND", lowerScatterND},
+      {"Col2Im", lowerCol2Im},
+      {"ScatterND", lowerScatterND, foldScatterND},
       {"ScatterElements", lowerScatterElements},
       {"Scatter", lowerScatterElements},
       {"RNN", lowerRecurrent},

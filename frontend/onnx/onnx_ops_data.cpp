@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cctype>
 #include <cmath>
+#include <limits>
 #include <map>
 #include <set>
 
@@ -604,9 +605,38 @@ struct ResizeMode {
   std::string nearest = "round_prefer_floor";
   double cubicA = -0.75;
   bool excludeOutside = false;
+  bool antialias = false;  // opset 18: linear and cubic filters widened by 1/scale when downsampling
 };
 
-std::vector<double> resizeCoeffs(const ResizeMode& m, double ratio, bool integral) {
+// The cubic convolution kernel with parameter a at distance x.
+double cubicKernel(double a, double x) {
+  x = std::fabs(x);
+  if (x <= 1) return ((a + 2) * x - (a + 3)) * x * x + 1;
+  if (x < 2) return ((a * x - 5 * a) * x + 8 * a) * x - 4 * a;
+  return 0;
+}
+
+// Antialiased taps (ONNX's reference): the filter stretched by 1/scale (scale ≤ 1), sampled at
+// the taps around the coordinate, normalised to sum 1.
+std::vector<double> antialiasCoeffs(const ResizeMode& m, double ratio, double scale) {
+  scale = std::min(scale, 1.0);
+  bool cubic = m.mode == "cubic";
+  double support = cubic ? 2.0 : 1.0;
+  int64_t start = int64_t(std::floor(-support / scale)) + 1, end = 2 - start;  // taps start..end-1
+  std::vector<double> w;
+  double sum = 0;
+  for (int64_t i = start; i < end; ++i) {
+    double x = scale * (double(i) - ratio);
+    double v = cubic ? cubicKernel(m.cubicA, x) : std::clamp(1 - std::fabs(x), 0.0, 1.0);
+    w.push_back(v);
+    sum += v;
+  }
+  for (double& v : w) v /= sum;
+  return w;
+}
+
+std::vector<double> resizeCoeffs(const ResizeMode& m, double ratio, bool integral, double scale) {
+  if (m.antialias) return antialiasCoeffs(m, ratio, scale);
   if (m.mode == "nearest") {
     if (integral) return {0, 1};
     if (m.nearest == "round_prefer_floor") return {double(ratio <= 0.5), double(ratio > 0.5)};
@@ -622,7 +652,7 @@ std::vector<double> resizeCoeffs(const ResizeMode& m, double ratio, bool integra
 
 AxisTaps axisTaps(const ResizeMode& m, int64_t in, int64_t out, double scale, double roiStart, double roiEnd) {
   AxisTaps t;
-  t.taps = m.mode == "cubic" ? 4 : 2;
+  t.taps = int64_t(resizeCoeffs(m, 0.5, false, scale).size());
   t.index.assign(size_t(t.taps), std::vector<int64_t>(size_t(out)));
   t.weight.assign(size_t(t.taps), std::vector<double>(size_t(out)));
   t.extrapolate.assign(size_t(out), false);
@@ -647,13 +677,18 @@ AxisTaps axisTaps(const ResizeMode& m, int64_t in, int64_t out, double scale, do
       xo = outWidth == 1 ? -0.5 : (x + 0.5) / scale - 0.5;
     } else if (m.transform == "tf_half_pixel_for_nn") {
       xo = (x + 0.5) / scale;
+    } else if (m.transform == "half_pixel_symmetric") {
+      // The centre of the input maps to the centre of the output (differs from half_pixel
+      // when the output extent was rounded).
+      double offset = double(in) / 2 * (1 - double(out) / outWidth);
+      xo = offset + (x + 0.5) / scale - 0.5;
     } else {  // half_pixel
       xo = (x + 0.5) / scale - 0.5;
     }
     double fl = std::floor(xo);
     bool integral = xo == fl;
     double ratio = integral ? 1.0 : xo - fl;
-    std::vector<double> coeffs = resizeCoeffs(m, ratio, integral);
+    std::vector<double> coeffs = resizeCoeffs(m, ratio, integral, scale);
     // The `taps` indices of the edge-padded axis nearest to xo (ties to the smaller), sorted.
     double xp = xo + double(pad);
     int64_t centre = std::clamp<int64_t>(int64_t(std::floor(xp)), 0, limit - 1);
@@ -692,6 +727,8 @@ void lowerResize(NodeContext& c) {
   const Shape& xs = c.shape(0);
   int64_t rank = int64_t(xs.size());
   ResizeMode m;
+  std::string keepAspect = "stretch";
+  std::vector<int64_t> axes;  // opset 18: the axes scales, sizes and roi are given for
   m.mode = c.attrString("mode", "nearest");
   if (m.mode != "nearest" && m.mode != "linear" && m.mode != "cubic" && m.mode != "bilinear")
     c.invalid(fmt::format("unknown mode '{}'", m.mode));
@@ -709,6 +746,21 @@ void lowerResize(NodeContext& c) {
     if (c.has(1) && numElements(c.shape(1)) > 0) roi = c.constantFloats(1, "roi");
     if (c.has(2) && numElements(c.shape(2)) > 0) scales = c.constantFloats(2, "scales");
     if (c.has(3) && numElements(c.shape(3)) > 0) sizes = c.constantInts(3, "sizes");
+    if (c.opset() >= 18) {
+      m.antialias = c.attrInt("antialias", 0) != 0;
+      if (m.antialias && m.mode == "nearest") c.invalid("antialias needs mode linear or cubic");
+      keepAspect = c.attrString("keep_aspect_ratio_policy", "stretch");
+      if (keepAspect != "stretch" && keepAspect != "not_larger" && keepAspect != "not_smaller")
+        c.invalid(fmt::format("unknown keep_aspect_ratio_policy '{}'", keepAspect));
+      if (c.hasAttr("axes")) {
+        axes = c.attrInts("axes");
+        std::set<int64_t> seen;
+        for (int64_t& a : axes) {
+          a = c.axis(a, rank);
+          if (!seen.insert(a).second) c.invalid(fmt::format("axis {} is repeated in axes", a));
+        }
+      }
+    }
   } else {
     // Upsample and Resize-10: asymmetric coordinates, nearest rounds down.
     m.transform = "asymmetric";
@@ -718,13 +770,50 @@ void lowerResize(NodeContext& c) {
     else
       scales = c.constantFloats(1, "scales");
   }
-  static const std::set<std::string> transforms = {"half_pixel", "pytorch_half_pixel", "align_corners",
-                                                   "asymmetric", "tf_crop_and_resize", "tf_half_pixel_for_nn"};
+  static const std::set<std::string> transforms = {"half_pixel",         "pytorch_half_pixel", "align_corners",
+                                                   "asymmetric",         "tf_crop_and_resize", "tf_half_pixel_for_nn",
+                                                   "half_pixel_symmetric"};
   if (!transforms.count(m.transform)) c.unsupported(fmt::format("coordinate_transformation_mode '{}'", m.transform));
   if (m.mode == "cubic" && !modern) c.invalid("cubic needs opset 11");
   if (m.mode != "nearest" && !isFloat(c.dtype(0)))
     c.unsupported(fmt::format("{} resizing of {}", m.mode, c.type(0).str()));
   if (scales.empty() == sizes.empty()) c.invalid("needs exactly one of scales and sizes");
+  if (!axes.empty()) {
+    // Given for some axes only: the others keep their extent (scale 1, roi [0, 1]).
+    size_t na = axes.size();
+    if (!scales.empty() && scales.size() != na) c.invalid(fmt::format("{} scales for {} axes", scales.size(), na));
+    if (!sizes.empty() && sizes.size() != na) c.invalid(fmt::format("{} sizes for {} axes", sizes.size(), na));
+    if (!roi.empty() && roi.size() != 2 * na) c.invalid(fmt::format("{} roi values for {} axes", roi.size(), na));
+    std::vector<double> fullScales(size_t(rank), 1.0), fullRoi(2 * size_t(rank), 0.0);
+    std::vector<int64_t> fullSizes(xs.begin(), xs.end());
+    for (size_t r = 0; r < size_t(rank); ++r) fullRoi[size_t(rank) + r] = 1.0;
+    for (size_t i = 0; i < na; ++i) {
+      size_t d = size_t(axes[i]);
+      if (!scales.empty()) fullScales[d] = scales[i];
+      if (!sizes.empty()) fullSizes[d] = sizes[i];
+      if (!roi.empty()) fullRoi[d] = roi[i], fullRoi[size_t(rank) + d] = roi[na + i];
+    }
+    if (!scales.empty()) scales = fullScales;
+    if (!sizes.empty()) sizes = fullSizes;
+    if (!roi.empty()) roi = fullRoi;
+  } else {
+    for (int64_t d = 0; d < rank; ++d) axes.push_back(d);
+  }
+  // keep_aspect_ratio_policy (with sizes): one scale for every resized axis, the smallest
+  // (not_larger) or largest (not_smaller) of sizes / extent; extents rounded half up.
+  std::vector<double> sizeScales;
+  if (!sizes.empty() && int64_t(sizes.size()) == rank && keepAspect != "stretch") {
+    double common = keepAspect == "not_larger" ? std::numeric_limits<double>::infinity() : 0.0;
+    for (int64_t a : axes) {
+      double r = double(sizes[size_t(a)]) / double(xs[size_t(a)]);
+      common = keepAspect == "not_larger" ? std::min(common, r) : std::max(common, r);
+    }
+    sizeScales.assign(size_t(rank), 1.0);
+    for (int64_t a : axes) {
+      sizeScales[size_t(a)] = common;
+      sizes[size_t(a)] = int64_t(common * double(xs[size_t(a)]) + 0.5);
+    }
+  }
   if (!scales.empty() && int64_t(scales.size()) != rank)
     c.invalid(fmt::format("{} scales for rank {}", scales.size(), rank));
   if (!sizes.empty() && int64_t(sizes.size()) != rank)
@@ -738,7 +827,7 @@ void lowerResize(NodeContext& c) {
     double scale;
     if (!sizes.empty()) {
       out = sizes[size_t(d)];
-      scale = double(out) / double(in);
+      scale = sizeScales.empty() ? double(out) / double(in) : sizeScales[size_t(d)];
     } else {
       scale = scales[size_t(d)];
       if (!(scale > 0)) c.invalid(fmt::format("scale {} is not positive", scale));

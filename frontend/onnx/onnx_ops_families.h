@@ -49,6 +49,11 @@ bool foldMod(NodeContext& c);       // Mod of tensors known at import (torch's u
 void lowerCompare(NodeContext& c);  // Equal, Less, Greater, LessOrEqual, GreaterOrEqual
 void lowerLogic(NodeContext& c);    // And, Or, Xor, Not
 void lowerWhere(NodeContext& c);
+bool foldPow(NodeContext& c);       // Pow and the reductions on tensors known at import
+bool foldReduce(NodeContext& c);    // (sum, mean of floats, max, min, prod)
+bool foldCompare(NodeContext& c);   // the four above and Where on tensors known at import
+bool foldLogic(NodeContext& c);
+bool foldWhere(NodeContext& c);
 void lowerIsNaN(NodeContext& c);
 void lowerIsInf(NodeContext& c);
 void lowerReduce(NodeContext& c);          // ReduceSum/Mean/Max/Min/SumSquare/L1/L2/LogSum/LogSumExp
@@ -106,6 +111,8 @@ void lowerQLinearConv(NodeContext& c);
 // ---- onnx_ops_indexing.cpp
 void lowerGatherND(NodeContext& c);
 void lowerScatterND(NodeContext& c);
+bool foldScatterND(NodeContext& c);  // on tensors known at import
+void lowerCol2Im(NodeContext& c);
 void lowerScatterElements(NodeContext& c);  // ScatterElements, Scatter
 void lowerMaxUnpool(NodeContext& c);
 void lowerReverseSequence(NodeContext& c);

@@ -6,6 +6,9 @@
 // index outside the data is reported at run time, not dropped.
 #include <fmt/format.h>
 
+#include <algorithm>
+#include <cstring>
+
 #include "frontend/onnx/onnx_fold.h"
 #include "frontend/onnx/onnx_importer.h"
 #include "frontend/onnx/onnx_ops_families.h"
@@ -486,6 +489,117 @@ void lowerScatterND(NodeContext& c) {
   Value* out = scatterRows(c, c.reshape(c.value(0), nd.dataRows, "data_rows"), rows,
                            c.reshape(c.value(2), flatUpdates, "updates_rows"), reduction);
   c.setOutput(0, c.reshape(out, c.shape(0), ""));
+}
+
+// Col2Im (opset 18): the sum of sliding blocks back into an image (torch's fold; timm's VOLO
+// exports its outlook attention through it). The input [N, C·K, L] (K block positions, L block
+// places) is scatter-added along one axis of [N, C, K·L] by a constant map from each (k, l)
+// to its image pixel, padding taps to one extra slot that is sliced off.
+void lowerCol2Im(NodeContext& c) {
+  c.requireFloat(0);
+  std::vector<int64_t> image = c.constantInts(1, "image_shape"), block = c.constantInts(2, "block_shape");
+  size_t nd = image.size();
+  if (nd == 0 || block.size() != nd)
+    c.invalid(fmt::format("image_shape has {} extents, block_shape {}", image.size(), block.size()));
+  std::vector<int64_t> dil = c.attrInts("dilations", std::vector<int64_t>(nd, 1));
+  std::vector<int64_t> pads = c.attrInts("pads", std::vector<int64_t>(2 * nd, 0));
+  std::vector<int64_t> strides = c.attrInts("strides", std::vector<int64_t>(nd, 1));
+  if (dil.size() != nd || strides.size() != nd || pads.size() != 2 * nd)
+    c.invalid("dilations, strides and pads must have one (pads: two) entries per image axis");
+  int64_t K = 1, L = 1, P = 1;
+  std::vector<int64_t> places(nd);
+  for (size_t d = 0; d < nd; ++d) {
+    if (image[d] < 1 || block[d] < 1 || dil[d] < 1 || strides[d] < 1 || pads[d] < 0 || pads[d + nd] < 0)
+      c.invalid(fmt::format("axis {}: image {}, block {}, dilation {}, stride {}, pads {}/{}", d, image[d], block[d],
+                            dil[d], strides[d], pads[d], pads[d + nd]));
+    int64_t span = dil[d] * (block[d] - 1) + 1, padded = image[d] + pads[d] + pads[d + nd];
+    if (span > padded) c.invalid(fmt::format("axis {}: the block spans {} of a padded extent {}", d, span, padded));
+    places[d] = (padded - span) / strides[d] + 1;
+    K *= block[d], L *= places[d], P *= image[d];
+  }
+  if (K * L > (int64_t(1) << 28)) c.unsupported(fmt::format("{} block taps (too many to map)", K * L));
+  const Shape& xs = c.shape(0);
+  if (xs.size() != 3 || xs[1] % K != 0 || xs[2] != L)
+    c.invalid(fmt::format("input {} is not [N, C·{}, {}] for these blocks", c.type(0).str(), K, L));
+  int64_t n = xs[0], ch = xs[1] / K;
+  Tensor map(DType::I64, {K * L});
+  std::vector<int64_t> kIdx(nd), lIdx(nd);
+  for (int64_t k = 0; k < K; ++k) {
+    for (int64_t r = k, d = int64_t(nd) - 1; d >= 0; --d) kIdx[size_t(d)] = r % block[size_t(d)], r /= block[size_t(d)];
+    for (int64_t l = 0; l < L; ++l) {
+      for (int64_t r = l, d = int64_t(nd) - 1; d >= 0; --d) lIdx[size_t(d)] = r % places[size_t(d)], r /= places[size_t(d)];
+      int64_t flat = 0;
+      bool inside = true;
+      for (size_t d = 0; d < nd; ++d) {
+        int64_t pos = lIdx[d] * strides[d] - pads[d] + kIdx[d] * dil[d];
+        inside &= pos >= 0 && pos < image[d];
+        flat = flat * image[d] + pos;
+      }
+      map.data<int64_t>()[k * L + l] = inside ? flat : P;
+    }
+  }
+  Attrs a;
+  a.set("axis", int64_t(2));
+  a.set("input_shape", Shape{n, ch, P + 1});
+  Value* sums = c.emit(OpKind::GatherGrad, {c.reshape(c.value(0), {n, ch, K * L}, "taps"), c.constantValue(map, "pixel_of_tap")},
+                       a, "summed");
+  Attrs sl;
+  sl.set("starts", std::vector<int64_t>{0});
+  sl.set("ends", std::vector<int64_t>{P});
+  sl.set("axes", std::vector<int64_t>{2});
+  sl.set("steps", std::vector<int64_t>{1});
+  Shape out{n, ch};
+  out.insert(out.end(), image.begin(), image.end());
+  c.setOutput(0, c.reshape(c.emit(OpKind::Slice, {sums}, sl, "image"), out, ""));
+}
+
+// ScatterND on tensors known at import (a relative-position index table built by scattering
+// into a constant): the slices copied (exact for every type), or combined in double under a
+// reduction, in index order.
+bool foldScatterND(NodeContext& c) {
+  std::string reduction = c.opset() >= 16 ? c.attrString("reduction", "none") : "none";
+  if (reduction != "none" && reduction != "add" && reduction != "mul" && reduction != "max" && reduction != "min")
+    c.invalid(fmt::format("unknown reduction '{}'", reduction));
+  const Tensor& data = *c.known(0);
+  const Tensor& indices = *c.known(1);
+  const Tensor& updates = *c.known(2);
+  const Shape& ds = data.shape();
+  const Shape& is = indices.shape();
+  if (is.empty()) c.invalid("indices must have rank >= 1");
+  int64_t k = is.back();
+  if (k < 1 || k > int64_t(ds.size()))
+    c.invalid(fmt::format("indices {} address {} axes of data {}", indices.type().str(), k, data.type().str()));
+  Shape tuples(is.begin(), is.end() - 1), expect = tuples;
+  expect.insert(expect.end(), ds.begin() + k, ds.end());
+  if (updates.shape() != expect)
+    c.invalid(fmt::format("updates are {}, expected {}", updates.type().str(), TensorType{data.dtype(), expect}.str()));
+  if (updates.dtype() != data.dtype()) c.invalid(fmt::format("updates are {}, data {}", updates.type().str(), data.type().str()));
+  int64_t slice = numElements(Shape(ds.begin() + k, ds.end()));
+  auto st = fold::strides(Shape(ds.begin(), ds.begin() + k));
+  Tensor out = data.clone();  // copies share storage: the constant itself stays as it was
+  size_t size = dtypeSize(data.dtype());
+  for (int64_t t = 0; t < numElements(tuples); ++t) {
+    int64_t off = 0;
+    for (int64_t j = 0; j < k; ++j) {
+      int64_t i = fold::intAt(indices, t * k + j), n = ds[size_t(j)];
+      if (i < -n || i >= n) c.invalid(fmt::format("index {} is out of range for extent {} (tuple {})", i, n, t));
+      off += (i < 0 ? i + n : i) * st[size_t(j)];
+    }
+    if (reduction == "none") {
+      std::memcpy(static_cast<char*>(out.raw()) + size_t(off * slice) * size,
+                  static_cast<const char*>(updates.raw()) + size_t(t * slice) * size, size_t(slice) * size);
+      continue;
+    }
+    for (int64_t e = 0; e < slice; ++e) {
+      double a = out.at(off * slice + e), u = updates.at(t * slice + e);
+      out.set(off * slice + e, reduction == "add"   ? a + u
+                               : reduction == "mul" ? a * u
+                               : reduction == "max" ? std::max(a, u)
+                                                    : std::min(a, u));
+    }
+  }
+  c.setKnownOutput(0, out);
+  return true;
 }
 
 // ScatterElements (and Scatter, its name before opset 11): data[... index ... on the axis] =

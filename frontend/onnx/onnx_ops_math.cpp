@@ -5,6 +5,8 @@
 #include <fmt/format.h>
 
 #include <cmath>
+#include <compare>
+#include <functional>
 #include <limits>
 
 #include "frontend/onnx/onnx_fold.h"
@@ -291,6 +293,59 @@ void lowerWhere(NodeContext& c) {
   c.setOutput(0, c.emit(OpKind::Where, {c.value(0), c.value(1), c.value(2)}));
 }
 
+// Pow of tensors known at import (an integer base truncated toward zero, as the lowering).
+bool foldPow(NodeContext& c) {
+  if (c.dtype(0) == DType::Bool) c.invalid("the base is bool");
+  if (c.dtype(1) == DType::Bool) c.invalid("the exponent is bool");
+  auto out = fold::binary(*c.known(0), c.known(1)->reshaped(legacyBroadcastShape(c)), c.dtype(0),
+                          [](double b, double e) { return std::pow(b, e); });
+  if (!out) c.invalid("operand shapes do not broadcast");
+  c.setKnownOutput(0, *out);
+  return true;
+}
+
+// The same three on tensors known at import (the legacy exporter's shape arithmetic: an
+// Expand's target built as Where(Equal(shape, -1), ones, shape)).
+bool foldCompare(NodeContext& c) {
+  requireSameTypes(c, 0, 1);
+  const std::string& op = c.opType();
+  std::function<bool(std::partial_ordering)> holds;
+  if (op == "Equal") holds = [](std::partial_ordering o) { return o == 0; };
+  else if (op == "Less") holds = [](std::partial_ordering o) { return o < 0; };
+  else if (op == "Greater") holds = [](std::partial_ordering o) { return o > 0; };
+  else if (op == "LessOrEqual") holds = [](std::partial_ordering o) { return o <= 0; };
+  else holds = [](std::partial_ordering o) { return o >= 0; };
+  auto out = fold::compare(*c.known(0), c.known(1)->reshaped(legacyBroadcastShape(c)), holds);
+  if (!out) c.invalid("operand shapes do not broadcast");
+  c.setKnownOutput(0, *out);
+  return true;
+}
+
+bool foldLogic(NodeContext& c) {
+  for (size_t i = 0; i < c.numInputs(); ++i)
+    if (c.dtype(i) != DType::Bool)
+      c.invalid(fmt::format("{} needs bool operands, got {}", c.opType(), c.type(i).str()));
+  const std::string& op = c.opType();
+  if (op == "Not") return c.setKnownOutput(0, fold::unary(*c.known(0), DType::Bool, [](double x) { return x == 0; })), true;
+  std::function<double(double, double)> f;
+  if (op == "And") f = [](double a, double b) { return double(a != 0 && b != 0); };
+  else if (op == "Or") f = [](double a, double b) { return double(a != 0 || b != 0); };
+  else f = [](double a, double b) { return double((a != 0) != (b != 0)); };
+  auto out = fold::binary(*c.known(0), c.known(1)->reshaped(legacyBroadcastShape(c)), DType::Bool, f);
+  if (!out) c.invalid("operand shapes do not broadcast");
+  c.setKnownOutput(0, *out);
+  return true;
+}
+
+bool foldWhere(NodeContext& c) {
+  if (c.dtype(0) != DType::Bool) c.invalid(fmt::format("the condition must be bool, got {}", c.type(0).str()));
+  requireSameTypes(c, 1, 2);
+  auto out = fold::where(*c.known(0), *c.known(1), *c.known(2));
+  if (!out) c.invalid("operand shapes do not broadcast");
+  c.setKnownOutput(0, *out);
+  return true;
+}
+
 void lowerIsNaN(NodeContext& c) {
   c.requireFloat(0);
   c.setOutput(0, c.emit(OpKind::NotEqual, {c.value(0), c.value(0)}, {}, "isnan"));
@@ -314,20 +369,80 @@ void lowerIsInf(NodeContext& c) {
 // ReduceSum/Mean/Max/Min on shoal's reductions; the others composed: SumSquare = sum(x·x),
 // L1 = sum|x|, L2 = sqrt(sum(x·x)), LogSum = log(sum x), LogSumExp = log(sum(exp x)) (ONNX's
 // reference computes it so too).
+namespace {
+
+struct ReduceAxes {
+  std::vector<int64_t> axes;  // as written (empty: every axis, unless noop)
+  bool keep = true;
+  bool noop = false;  // noop_with_empty_axes with no axes: the identity
+};
+
+ReduceAxes reduceAxes(NodeContext& c) {
+  ReduceAxes r;
+  r.keep = c.attrInt("keepdims", 1) != 0;
+  // axes: an input for ReduceSum from opset 13, for every reduction from opset 18.
+  bool axesInput = c.opset() >= (c.opType() == "ReduceSum" ? 13 : 18);
+  if (axesInput) {
+    r.noop = c.attrInt("noop_with_empty_axes", 0) != 0;
+    if (c.has(1)) r.axes = c.constantInts(1, "axes");
+  } else {
+    r.axes = c.attrInts("axes", std::vector<int64_t>{});
+  }
+  r.noop = r.noop && r.axes.empty();
+  return r;
+}
+
+}  // namespace
+
+// A reduction of a tensor known at import (shape arithmetic: the product of some extents).
+bool foldReduce(NodeContext& c) {
+  const std::string& op = c.opType();
+  const Tensor& x = *c.known(0);
+  if (op == "ReduceMean" && !isFloat(x.dtype())) return false;
+  ReduceAxes r = reduceAxes(c);
+  if (r.noop) return c.setKnownOutput(0, x), true;
+  const Shape& xs = x.shape();
+  int64_t rank = int64_t(xs.size());
+  std::vector<bool> reduced(size_t(rank), r.axes.empty());
+  for (int64_t a : r.axes) reduced[size_t(c.axis(a, rank))] = true;
+  Shape out, kept;
+  for (int64_t d = 0; d < rank; ++d) {
+    if (!reduced[size_t(d)]) out.push_back(xs[size_t(d)]), kept.push_back(xs[size_t(d)]);
+    else if (r.keep) out.push_back(1);
+  }
+  int64_t n = numElements(kept);
+  if (n == 0 || x.numElements() == 0) return false;  // empty reductions: the lowering's errors
+  std::vector<double> acc(size_t(n), op == "ReduceProd" ? 1.0 : 0.0);
+  std::vector<bool> started(size_t(n), false);
+  auto st = fold::strides(xs);
+  for (int64_t i = 0; i < x.numElements(); ++i) {
+    int64_t o = 0;
+    for (int64_t d = 0; d < rank; ++d)
+      if (!reduced[size_t(d)]) o = o * xs[size_t(d)] + (i / st[size_t(d)]) % xs[size_t(d)];
+    double v = x.at(i), &a = acc[size_t(o)];
+    if (op == "ReduceMax" || op == "ReduceMin") {
+      bool better = op == "ReduceMax" ? v > a : v < a;
+      if (!started[size_t(o)] || better || std::isnan(v)) a = v;
+      started[size_t(o)] = true;
+    } else if (op == "ReduceProd") {
+      a *= v;
+    } else {
+      a += v;
+    }
+  }
+  Tensor y(x.dtype(), out);
+  int64_t count = x.numElements() / n;
+  for (int64_t o = 0; o < n; ++o) y.set(o, op == "ReduceMean" ? acc[size_t(o)] / double(count) : acc[size_t(o)]);
+  c.setKnownOutput(0, y);
+  return true;
+}
+
 void lowerReduce(NodeContext& c) {
   const std::string& op = c.opType();
-  bool keep = c.attrInt("keepdims", 1) != 0;
-  std::vector<int64_t> axes;
-  // axes: an input for ReduceSum from opset 13, for every reduction from opset 18.
-  bool axesInput = c.opset() >= (op == "ReduceSum" ? 13 : 18);
-  bool noop = false;
-  if (axesInput) {
-    noop = c.attrInt("noop_with_empty_axes", 0) != 0;
-    if (c.has(1)) axes = c.constantInts(1, "axes");
-  } else {
-    axes = c.attrInts("axes", std::vector<int64_t>{});
-  }
-  if (axes.empty() && noop) return c.setOutput(0, c.value(0));
+  ReduceAxes r = reduceAxes(c);
+  bool keep = r.keep;
+  std::vector<int64_t> axes = r.axes;
+  if (r.noop) return c.setOutput(0, c.value(0));
   if (!isFloat(c.dtype(0)))
     c.unsupported(fmt::format("{} of {} (shoal's reductions are for floats)", op, c.type(0).str()));
   int64_t rank = c.rank(0);
