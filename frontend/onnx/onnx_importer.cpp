@@ -683,7 +683,8 @@ void Importer::lowerNode(const onnx::NodeProto& n, int index, int64_t opset, int
 std::string Importer::runTimeOrigin(const std::string& name) const {
   auto isKnown = [&](const std::string& v) {
     auto it = slots_.find(v);
-    return v.empty() || (it != slots_.end() && ((it->second.known && !it->second.parameter) || it->second.fed));
+    // A fed graph input is read by the op that needs it, but nothing computed from it is folded.
+    return v.empty() || (it != slots_.end() && it->second.known && !it->second.parameter);
   };
   std::set<std::string> seen;
   std::vector<std::string> todo{name};

@@ -4,6 +4,7 @@
 // infinities included; integer inputs go where shoal's ops take them, else they are refused.
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cmath>
 #include <compare>
 #include <functional>
@@ -437,12 +438,59 @@ bool foldReduce(NodeContext& c) {
   return true;
 }
 
+// ReduceMax/ReduceMin of integers (a sequence's longest length: torchaudio's Conformer), exact
+// for int64 too: per reduced axis, halving rounds of where(a > b, a, b) between the two halves
+// (an odd extent's last element carried into the next round).
+void lowerIntegerMaxMin(NodeContext& c, const ReduceAxes& r) {
+  if (c.dtype(0) == DType::Bool) c.invalid(fmt::format("{} of bool", c.opType()));
+  const bool isMax = c.opType() == "ReduceMax";
+  int64_t rank = c.rank(0);
+  std::vector<int64_t> axes;
+  for (int64_t a : r.axes) axes.push_back(c.axis(a, rank));
+  if (axes.empty())
+    for (int64_t d = 0; d < rank; ++d) axes.push_back(d);
+  Value* x = c.value(0);
+  auto slice = [&](Value* v, int64_t axis, int64_t from, int64_t to, const std::string& suffix) {
+    Attrs a;
+    a.set("starts", std::vector<int64_t>{from});
+    a.set("ends", std::vector<int64_t>{to});
+    a.set("axes", std::vector<int64_t>{axis});
+    a.set("steps", std::vector<int64_t>{1});
+    return c.emit(OpKind::Slice, {v}, a, suffix);
+  };
+  for (int64_t axis : axes) {
+    if (x->type().shape[size_t(axis)] == 0) c.invalid(fmt::format("{} over an empty axis {}", c.opType(), axis));
+    for (int round = 0; x->type().shape[size_t(axis)] > 1; ++round) {
+      int64_t n = x->type().shape[size_t(axis)], h = n / 2;
+      std::string tag = fmt::format("axis{}_round{}", axis, round);
+      Value* a = slice(x, axis, 0, h, tag + "_a");
+      Value* b = slice(x, axis, h, 2 * h, tag + "_b");
+      Value* pick = c.emit(isMax ? OpKind::Greater : OpKind::Less, {a, b}, {}, tag + "_pick");
+      Value* m = whereOp(c, pick, a, b, tag + "_best");
+      if (n % 2) {
+        Attrs cat;
+        cat.set("axis", axis);
+        m = c.emit(OpKind::Concat, {m, slice(x, axis, n - 1, n, tag + "_odd")}, cat, tag + "_carry");
+      }
+      x = m;
+    }
+  }
+  if (!r.keep) {
+    Shape out;
+    for (int64_t d = 0; d < rank; ++d)
+      if (std::find(axes.begin(), axes.end(), d) == axes.end()) out.push_back(c.shape(0)[size_t(d)]);
+    x = c.reshape(x, out, "squeezed");
+  }
+  c.setOutput(0, x);
+}
+
 void lowerReduce(NodeContext& c) {
   const std::string& op = c.opType();
   ReduceAxes r = reduceAxes(c);
   bool keep = r.keep;
   std::vector<int64_t> axes = r.axes;
   if (r.noop) return c.setOutput(0, c.value(0));
+  if (!isFloat(c.dtype(0)) && (op == "ReduceMax" || op == "ReduceMin")) return lowerIntegerMaxMin(c, r);
   if (!isFloat(c.dtype(0)))
     c.unsupported(fmt::format("{} of {} (shoal's reductions are for floats)", op, c.type(0).str()));
   int64_t rank = c.rank(0);

@@ -196,6 +196,28 @@ TEST(OnnxZooOps, ARunTimeShapeNamesItsOrigin) {
   }
 }
 
+// ReduceMax/ReduceMin of integers at run time (torchaudio's Conformer takes its longest
+// length so): exact beyond 2^53, odd extents, keepdims either way.
+TEST(OnnxZooOps, IntegerMaxAndMinReduceExactly) {
+  OnnxModelBuilder b(18);
+  b.input("n", DType::I64, {int64_t(2), int64_t(3)});
+  b.output("mx", DType::I64, {int64_t(2)});
+  b.output("mn", DType::I64, {int64_t(1), int64_t(1)});
+  b.initializer("axis1", i64Tensor({1}));
+  attrInt(b.node("ReduceMax", {"n", "axis1"}, {"mx"}), "keepdims", 0);
+  b.node("ReduceMin", {"n"}, {"mn"});
+  const int64_t big = int64_t(1) << 60;
+  Tensor n(DType::I64, {2, 3});
+  int64_t vals[] = {big + 1, big + 3, big + 2, -5, 7, 7};
+  for (int i = 0; i < 6; ++i) n.data<int64_t>()[i] = vals[i];
+  auto out = zooRun(b, {{"n", n}});
+  ASSERT_EQ(out["mx"].numElements(), 2);
+  EXPECT_EQ(out["mx"].data<int64_t>()[0], big + 3);
+  EXPECT_EQ(out["mx"].data<int64_t>()[1], 7);
+  EXPECT_EQ(out["mn"].shape(), (Shape{1, 1}));
+  EXPECT_EQ(out["mn"].data<int64_t>()[0], -5);
+}
+
 // Global pooling of a volume [N, C, D, H, W] (torchvision's video ResNets, legacy export).
 TEST(OnnxZooOps, GlobalPoolingOfVolumes) {
   OnnxModelBuilder b(17);
