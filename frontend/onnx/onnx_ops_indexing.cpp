@@ -47,38 +47,48 @@ Value* gatherRows(NodeContext& c, Value* data, Value* rows, const std::string& s
   return c.emit(OpKind::Gather, {data, rows}, g, suffix);
 }
 
-// The data [rows, rest...] with `updates` (one [rest...] block per entry of `rowIdx`) written
-// at those rows: replaced (reduction "none"; a row written twice gets the mean of its
-// updates — ONNX leaves it undefined, PyTorch and onnxruntime keep one of them, so equal
-// duplicates, the common case, come out as that value) or added ("add"). Rows outside the data are reported by a
-// gather of the same rows.
-Value* scatterRows(NodeContext& c, Value* data, Value* rowIdx, Value* updates, const std::string& reduction) {
-  const Shape& ds = data->type().shape;
-  DType dt = data->type().dtype;
-  if (!isFloat(dt)) c.unsupported(fmt::format("scattering into {} (shoal's scatter-add is for floats)", data->type().str()));
-  if (reduction != "none" && reduction != "add")
-    c.unsupported(fmt::format("reduction '{}' (shoal scatters with 'none' and 'add')", reduction));
-  // The rows, checked: a gather of ones at them (any row outside the data is reported there),
-  // multiplied into the updates so the check stays in the graph.
+// A constant [rows, 1, ...] of ones gathered at `rowIdx` (which checks every row) and the
+// count of entries written to each row (those ones scattered back).
+struct RowHits {
+  Value* ones;  // [count, 1, ...]
+  Value* hits;  // [rows, 1, ...]
+};
+RowHits rowHits(NodeContext& c, const Shape& ds, DType dt, Value* rowIdx) {
   Shape onesShape(ds.size(), 1);
   onesShape[0] = ds[0];
   Tensor onesT(dt, onesShape);
   for (int64_t i = 0; i < ds[0]; ++i) onesT.set(i, 1.0);
   Value* ones = gatherRows(c, c.constantValue(onesT, "ones"), rowIdx, "rows_checked");
-  Value* checked = c.emit(OpKind::Mul, {updates, ones}, {}, "updates_checked");
+  Attrs h;
+  h.set("axis", int64_t(0));
+  h.set("input_shape", onesShape);
+  return {ones, c.emit(OpKind::GatherGrad, {ones, rowIdx}, h, "hits")};
+}
+
+// The data [rows, rest...] (null: zeros of `type`) with `updates` (one [rest...] block per
+// entry of `rowIdx`) written at those rows: replaced (reduction "none"; a row written twice
+// gets the mean of its updates — ONNX leaves it undefined, PyTorch and onnxruntime keep one of
+// them, so equal duplicates, the common case, come out as that value) or added ("add"). Rows
+// outside the data are reported by the gather of ones (rowHits), multiplied into the updates
+// so the check stays in the graph.
+Value* scatterRows(NodeContext& c, Value* data, const TensorType& type, Value* rowIdx, Value* updates,
+                   const std::string& reduction) {
+  const Shape& ds = type.shape;
+  DType dt = type.dtype;
+  if (!isFloat(dt)) c.unsupported(fmt::format("scattering into {} (shoal's scatter-add is for floats)", type.str()));
+  if (reduction != "none" && reduction != "add")
+    c.unsupported(fmt::format("reduction '{}' (shoal scatters with 'none' and 'add')", reduction));
+  RowHits h = rowHits(c, ds, dt, rowIdx);
+  Value* checked = c.emit(OpKind::Mul, {updates, h.ones}, {}, "updates_checked");
   Attrs a;
   a.set("axis", int64_t(0));
   a.set("input_shape", ds);
   Value* sums = c.emit(OpKind::GatherGrad, {checked, rowIdx}, a, "scattered");
-  if (reduction == "add") return c.emit(OpKind::Add, {data, sums});
-  // Which rows were written: the ones scattered the same way.
-  Attrs h;
-  h.set("axis", int64_t(0));
-  h.set("input_shape", onesShape);
-  Value* hits = c.emit(OpKind::GatherGrad, {ones, rowIdx}, h, "hits");
-  Value* written = c.emit(OpKind::Greater, {hits, c.scalar(0, dt, "zero_hits")}, {}, "written");
-  Value* divisor = c.emit(OpKind::Where, {written, hits, c.scalar(1, dt, "one_hit")}, {}, "divisor");
-  return c.emit(OpKind::Where, {written, c.emit(OpKind::Div, {sums, divisor}, {}, "mean"), data});
+  if (reduction == "add") return data ? c.emit(OpKind::Add, {data, sums}) : sums;
+  Value* written = c.emit(OpKind::Greater, {h.hits, c.scalar(0, dt, "zero_hits")}, {}, "written");
+  Value* divisor = c.emit(OpKind::Where, {written, h.hits, c.scalar(1, dt, "one_hit")}, {}, "divisor");
+  Value* mean = c.emit(OpKind::Div, {sums, divisor}, {}, "mean");
+  return data ? c.emit(OpKind::Where, {written, mean, data}) : mean;  // rows not written: 0 / 1
 }
 
 // ScatterND / GatherND addressing: indices [..., k] pick the data's first k axes (after
@@ -140,24 +150,6 @@ NdRows ndRows(NodeContext& c, size_t dataInput, size_t indicesInput, int64_t bat
   Shape view = {total};
   view.insert(view.end(), ds.begin() + batchDims + k, ds.end());
   return {rows, view, tuples};
-}
-
-// A constant [rows, 1, ...] of ones gathered at `rowIdx` (which checks every row) and the
-// count of entries written to each row (those ones scattered back).
-struct RowHits {
-  Value* ones;  // [count, 1, ...]
-  Value* hits;  // [rows, 1, ...]
-};
-RowHits rowHits(NodeContext& c, const Shape& ds, DType dt, Value* rowIdx) {
-  Shape onesShape(ds.size(), 1);
-  onesShape[0] = ds[0];
-  Tensor onesT(dt, onesShape);
-  for (int64_t i = 0; i < ds[0]; ++i) onesT.set(i, 1.0);
-  Value* ones = gatherRows(c, c.constantValue(onesT, "ones"), rowIdx, "rows_checked");
-  Attrs h;
-  h.set("axis", int64_t(0));
-  h.set("input_shape", onesShape);
-  return {ones, c.emit(OpKind::GatherGrad, {ones, rowIdx}, h, "hits")};
 }
 
 }  // namespace
@@ -227,17 +219,7 @@ void lowerMaxUnpool(NodeContext& c) {
                                  idx, moved},
                  {}, "moved");
   }
-  Value* rows = idx;
-  RowHits h = rowHits(c, {total}, dt, rows);
-  Attrs a;
-  a.set("axis", int64_t(0));
-  a.set("input_shape", Shape{total});
-  Value* checked = c.emit(OpKind::Mul, {c.reshape(c.value(0), {count}, "x_flat"), h.ones}, {}, "x_checked");
-  Value* sums = c.emit(OpKind::GatherGrad, {checked, rows}, a, "scattered");
-  Value* zero = c.scalar(0, dt, "zero");
-  Value* written = c.emit(OpKind::Greater, {h.hits, zero}, {}, "written");
-  Value* mean = c.emit(OpKind::Div, {sums, c.emit(OpKind::Where, {written, h.hits, c.scalar(1, dt, "one")}, {}, "divisor")},
-                       {}, "mean");
+  Value* mean = scatterRows(c, nullptr, TensorType{dt, {total}}, idx, c.reshape(c.value(0), {count}, "x_flat"), "none");
   c.setOutput(0, c.reshape(mean, out, ""));
 }
 
@@ -486,8 +468,8 @@ void lowerScatterND(NodeContext& c) {
   Shape flatUpdates = {numElements(nd.tuples)};
   flatUpdates.insert(flatUpdates.end(), nd.dataRows.begin() + 1, nd.dataRows.end());
   Value* rows = c.reshape(nd.rows, {numElements(nd.tuples)}, "rows_flat");
-  Value* out = scatterRows(c, c.reshape(c.value(0), nd.dataRows, "data_rows"), rows,
-                           c.reshape(c.value(2), flatUpdates, "updates_rows"), reduction);
+  Value* data = c.reshape(c.value(0), nd.dataRows, "data_rows");
+  Value* out = scatterRows(c, data, data->type(), rows, c.reshape(c.value(2), flatUpdates, "updates_rows"), reduction);
   c.setOutput(0, c.reshape(out, c.shape(0), ""));
 }
 
@@ -633,8 +615,8 @@ void lowerScatterElements(NodeContext& c) {
                                "scaled"),
                         c.constantValue(base, "base")},
                        {}, "rows");
-  Value* out = scatterRows(c, c.reshape(c.value(0), {total}, "data_flat"), rows,
-                           c.reshape(c.value(2), {count}, "updates_flat"), reduction);
+  Value* data = c.reshape(c.value(0), {total}, "data_flat");
+  Value* out = scatterRows(c, data, data->type(), rows, c.reshape(c.value(2), {count}, "updates_flat"), reduction);
   c.setOutput(0, c.reshape(out, ds, ""));
 }
 
