@@ -2,7 +2,8 @@
 // second wave (elementwise math, comparisons, logic, reductions: onnx_ops_math.cpp; data
 // movement, batched products, index arithmetic: onnx_ops_data.cpp; the recurrent layers,
 // unrolled: onnx_ops_recurrent.cpp; GatherND, the scatters, MaxUnpool, ReverseSequence:
-// onnx_ops_indexing.cpp; quantization and the integer products: onnx_ops_quantized.cpp).
+// onnx_ops_indexing.cpp; quantization and the integer products: onnx_ops_quantized.cpp; DFT,
+// STFT and MelWeightMatrix: onnx_ops_spectral.cpp).
 // onnx_ops.cpp's table names them.
 #pragma once
 
@@ -113,6 +114,12 @@ void lowerGatherND(NodeContext& c);
 void lowerScatterND(NodeContext& c);
 bool foldScatterND(NodeContext& c);  // on tensors known at import
 void lowerCol2Im(NodeContext& c);
+
+// ---- onnx_ops_spectral.cpp
+void lowerDFT(NodeContext& c);
+void lowerSTFT(NodeContext& c);
+void lowerMelWeightMatrix(NodeContext& c);  // computed at import
+void lowerWindow(NodeContext& c);           // HannWindow, HammingWindow, BlackmanWindow: at import
 void lowerScatterElements(NodeContext& c);  // ScatterElements, Scatter
 void lowerMaxUnpool(NodeContext& c);
 void lowerReverseSequence(NodeContext& c);

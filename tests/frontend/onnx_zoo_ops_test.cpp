@@ -429,6 +429,71 @@ TEST(OnnxZooOps, ResizeOpset18And19Attributes) {
   EXPECT_EQ(ns[63], 4);
 }
 
+// DFT by hand: x = [1, 2, 3, 4] gives [10, -2+2i, -2, -2-2i]; onesided keeps k ≤ n/2; the
+// inverse of the full spectrum gives x back; dft_length 6 zero-pads (expected values summed
+// here from the definition); a complex input along axis 1 of [2, 2, 2] (opset 20's axis
+// input). Then the gradient of a real DFT by central differences.
+TEST(OnnxZooOps, DftByHand) {
+  auto dft = [&](int64_t opset, Shape in, Shape outShape, const std::vector<double>& x,
+                 std::function<void(OnnxModelBuilder&, onnx::NodeProto&)> setup) {
+    OnnxModelBuilder b(opset);
+    std::vector<OnnxDim> inDims(in.begin(), in.end()), outDims(outShape.begin(), outShape.end());
+    b.input("x", DType::F32, inDims);
+    b.output("y", DType::F32, outDims);
+    auto& n = b.node("DFT", {"x"}, {"y"});
+    setup(b, n);
+    auto out = zooRun(b, {{"x", f32Tensor(in, x)}});
+    EXPECT_EQ(out["y"].shape(), outShape);
+    return out["y"].toDoubles();
+  };
+  zooNear(dft(17, {1, 4, 1}, {1, 4, 2}, {1, 2, 3, 4}, [](OnnxModelBuilder&, onnx::NodeProto&) {}),
+          {10, 0, -2, 2, -2, 0, -2, -2});
+  zooNear(dft(17, {1, 4, 1}, {1, 3, 2}, {1, 2, 3, 4}, [](OnnxModelBuilder&, onnx::NodeProto& n) { attrInt(n, "onesided", 1); }),
+          {10, 0, -2, 2, -2, 0});
+  zooNear(dft(17, {1, 4, 2}, {1, 4, 2}, {10, 0, -2, 2, -2, 0, -2, -2},
+              [](OnnxModelBuilder&, onnx::NodeProto& n) { attrInt(n, "inverse", 1); }),
+          {1, 0, 2, 0, 3, 0, 4, 0});
+  std::vector<double> padded;
+  for (int k = 0; k < 6; ++k) {
+    double re = 0, im = 0;
+    for (int j = 0; j < 4; ++j) {
+      re += (j + 1) * std::cos(-2 * M_PI * j * k / 6);
+      im += (j + 1) * std::sin(-2 * M_PI * j * k / 6);
+    }
+    padded.push_back(re), padded.push_back(im);
+  }
+  zooNear(dft(17, {1, 4, 1}, {1, 6, 2}, {1, 2, 3, 4},
+              [](OnnxModelBuilder& b, onnx::NodeProto& n) {
+                b.initializer("len", Tensor::fromDoubles(DType::I64, {}, std::vector<double>{6}));
+                n.set_input(0, "x");
+                n.add_input("len");
+              }),
+          padded);
+  // Opset 20: the axis as an input; a complex signal [2, 2, 2] along axis 1 (2 points: X0 = a +
+  // b, X1 = a - b for each leading row).
+  zooNear(dft(20, {2, 2, 2}, {2, 2, 2}, {1, 2, 3, 4, 5, 6, 7, 8},
+              [](OnnxModelBuilder& b, onnx::NodeProto& n) {
+                b.initializer("axis", Tensor::fromDoubles(DType::I64, {}, std::vector<double>{1}));
+                n.add_input("");
+                n.add_input("axis");
+              }),
+          {4, 6, -2, -2, 12, 14, -2, -2});
+
+  OnnxModelBuilder g(17);
+  g.input("x", DType::F64, {int64_t(2), int64_t(5), int64_t(1)});
+  g.output("y", DType::F64, {int64_t(2), int64_t(3), int64_t(2)});
+  attrInt(g.node("DFT", {"x"}, {"y"}), "onesided", 1);
+  std::string path = g.save(tempDir());
+  TestGraph t(DType::F64);
+  Value* x = t.param("x", {2, 5, 1});
+  auto outs = importOnnxInto(t.g, path, {x}, "m", Location{path, 0, 0, "m"});
+  ASSERT_TRUE(outs) << outs.error().error.str();
+  t.params = {{"x", Tensor::fromDoubles(DType::F64, {2, 5, 1},
+                                        std::vector<double>{0.3, -1.2, 0.8, 0.1, 2.0, -0.4, 0.9, 1.7, -0.6, 0.2})}};
+  t.mseLoss((*outs)[0]);
+  checkGradients(t);
+}
+
 #endif
 
 }  // namespace
