@@ -157,6 +157,17 @@ Slot knownSlot(Tensor t) {
   return s;
 }
 
+void NodeContext::setSlotOutput(size_t i, const Slot& s) {
+  if (!hasOutput(i)) return;
+  imp_.define(node_.output(int(i)), s);
+}
+
+const onnx::GraphProto& NodeContext::attrGraph(const std::string& name) {
+  if (!hasAttr(name)) invalid(fmt::format("the subgraph attribute '{}' is missing", name));
+  const onnx::AttributeProto& a = needAttr(name, onnx::AttributeProto::GRAPH);
+  return a.g();
+}
+
 void NodeContext::setKnownOutput(size_t i, Tensor t) {
   if (!hasOutput(i)) return;
   imp_.define(node_.output(int(i)), knownSlot(std::move(t)));
@@ -630,8 +641,10 @@ void Importer::lowerNode(const onnx::NodeProto& n, int index, int64_t opset, int
   if (!isOnnxDomain(n.domain()))
     throwUnsupported(
         fmt::format("{}: unsupported: domain '{}' (shoal imports ai.onnx ops)", describe(n, opset), n.domain()));
+  // Subgraphs are inlined by If, Loop and Scan (onnx_ops_control.cpp); no other op has one.
+  const bool controlFlow = n.op_type() == "If" || n.op_type() == "Loop" || n.op_type() == "Scan";
   for (const auto& a : n.attribute())
-    if (a.type() == onnx::AttributeProto::GRAPH || a.type() == onnx::AttributeProto::GRAPHS)
+    if (!controlFlow && (a.type() == onnx::AttributeProto::GRAPH || a.type() == onnx::AttributeProto::GRAPHS))
       throwUnsupported(
           fmt::format("{}: unsupported: subgraph attribute '{}' (control flow)", describe(n, opset), a.name()));
   const OpMapping* m = findOpMapping(n.op_type());
@@ -708,6 +721,97 @@ std::string Importer::runTimeOrigin(const std::string& name) const {
     for (auto it = unknown.rbegin(); it != unknown.rend(); ++it) todo.push_back(*it);
   }
   return "";
+}
+
+namespace {
+
+// The names a graph defines: its inputs, initializers and node outputs.
+std::set<std::string> localNames(const onnx::GraphProto& g) {
+  std::set<std::string> out;
+  for (const auto& i : g.input()) out.insert(i.name());
+  for (const auto& i : g.initializer()) out.insert(i.name());
+  for (const auto& n : g.node())
+    for (const auto& o : n.output())
+      if (!o.empty()) out.insert(o);
+  return out;
+}
+
+// In a subgraph nested inside an inlined one, the references to the inlined graph's values
+// (`outer`, which the inlining renames) take the prefix; the nested graph's own names do not.
+void renameOuterReferences(onnx::GraphProto& g, const std::set<std::string>& outer, const std::string& prefix) {
+  std::set<std::string> own = localNames(g);
+  auto fix = [&](std::string* name) {
+    if (!name->empty() && !own.count(*name) && outer.count(*name)) *name = prefix + *name;
+  };
+  for (auto& n : *g.mutable_node()) {
+    for (auto& in : *n.mutable_input()) fix(&in);
+    for (auto& a : *n.mutable_attribute()) {
+      if (a.has_g()) renameOuterReferences(*a.mutable_g(), outer, prefix);
+      for (auto& sub : *a.mutable_graphs()) renameOuterReferences(sub, outer, prefix);
+    }
+  }
+  for (auto& o : *g.mutable_output()) fix(o.mutable_name());
+}
+
+}  // namespace
+
+std::string Importer::uniquePrefix(const onnx::NodeProto& n) {
+  return fmt::format("{}::{}{}::", n.output_size() ? n.output(0) : n.name(), n.op_type(), functionCount_++);
+}
+
+std::vector<std::string> Importer::inlineGraph(const onnx::GraphProto& body, const std::vector<Slot>& inputs,
+                                               const std::string& prefix, int64_t opset) {
+  if (inlineDepth_ >= 8) throwUnsupported("control flow nested more than 8 deep");
+  if (int(inputs.size()) != body.input_size())
+    throwInvalid(fmt::format("the subgraph '{}' takes {} inputs, {} given", body.name(), body.input_size(), inputs.size()));
+  if (body.sparse_initializer_size() > 0) throwUnsupported("sparse initializers are not supported");
+  std::set<std::string> locals = localNames(body);
+  auto rename = [&](const std::string& name) { return name.empty() || !locals.count(name) ? name : prefix + name; };
+  for (int i = 0; i < body.input_size(); ++i) define(prefix + body.input(i).name(), inputs[size_t(i)]);
+  for (const auto& init : body.initializer()) {
+    try {
+      define(prefix + init.name(), knownSlot(tensorFromProto(init, dir_)));
+    } catch (const ImportFailure& f) {
+      throw ImportFailure{"initializer '" + init.name() + "' of subgraph '" + body.name() + "': " + f.message,
+                          f.unsupported};
+    }
+  }
+  std::vector<onnx::NodeProto> nodes;
+  for (const auto& n : body.node()) {
+    onnx::NodeProto copy = n;
+    for (auto& in : *copy.mutable_input()) in = rename(in);
+    for (auto& out : *copy.mutable_output()) out = rename(out);
+    for (auto& a : *copy.mutable_attribute()) {
+      if (a.has_g()) renameOuterReferences(*a.mutable_g(), locals, prefix);
+      for (auto& sub : *a.mutable_graphs()) renameOuterReferences(sub, locals, prefix);
+    }
+    copy.set_name(prefix + (n.name().empty() ? n.op_type() : n.name()));
+    nodes.push_back(std::move(copy));
+  }
+  for (const auto& node : nodes)
+    for (const auto& in : node.input())
+      if (!in.empty()) ++uses_[in];
+  std::vector<std::string> outs;
+  for (const auto& o : body.output()) {
+    outs.push_back(rename(o.name()));
+    ++uses_[outs.back()];
+  }
+  ++inlineDepth_;
+  try {
+    for (size_t i = 0; i < nodes.size(); ++i) lowerNode(nodes[i], int(i), opset, 0);
+  } catch (...) {
+    --inlineDepth_;
+    throw;
+  }
+  --inlineDepth_;
+  for (const auto& o : outs) {
+    auto it = slots_.find(o);
+    if (it == slots_.end()) throwInvalid(fmt::format("the subgraph '{}' does not define its output '{}'", body.name(), o));
+    // An output that is an enclosing graph's parameter itself: materialised under its own name,
+    // so what the control-flow node passes on is that parameter, not a copy of its value.
+    if (it->second.parameter && !it->second.value) materialize(o, it->second);
+  }
+  return outs;
 }
 
 bool Importer::expandFunction(const onnx::NodeProto& n, int64_t opset, int depth) {

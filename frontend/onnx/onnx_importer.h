@@ -118,6 +118,8 @@ class NodeContext {
   /// Input i as a sequence (invalid when it is a tensor).
   const std::vector<Value*>& sequence(size_t i) const;
   void setSequenceOutput(size_t i, std::vector<Value*> elements);
+  /// Output i is the value a subgraph computed (If, Loop, Scan), whatever it holds.
+  void setSlotOutput(size_t i, const Slot& s);
 
   // -- attributes (each one a lowering reads is marked; an attribute no lowering read makes
   //    the node unsupported, so an attribute is never silently ignored)
@@ -130,6 +132,8 @@ class NodeContext {
   std::vector<std::string> attrStrings(const std::string& name,
                                        std::optional<std::vector<std::string>> dflt = std::nullopt);
   Tensor attrTensor(const std::string& name);
+  /// A subgraph attribute (If's branches, Loop's and Scan's body).
+  const onnx::GraphProto& attrGraph(const std::string& name);
   /// Marks an attribute read without using it (documented as having no effect here).
   void ignoreAttr(const std::string& name);
   /// The attributes present that no lowering read.
@@ -234,6 +238,14 @@ class Importer {
   }
   /// The shapes the graph inputs are bound to, by ONNX name.
   std::map<std::string, Shape> boundInputShapes() const;
+  /// Lowers a subgraph's nodes into the graph (If's branch, one step of an unrolled Loop or
+  /// Scan): its formal inputs bound to `inputs`, its own values renamed with `prefix` (so each
+  /// step's are distinct), the enclosing graphs' values read as they are. Returns the names
+  /// its outputs have in the importer.
+  std::vector<std::string> inlineGraph(const onnx::GraphProto& body, const std::vector<Slot>& inputs,
+                                       const std::string& prefix, int64_t opset);
+  /// A prefix no other value has, for a node's inlined subgraph.
+  std::string uniquePrefix(const onnx::NodeProto& n);
   /// Why a value needed at import time is not known then: the first node on its way back that
   /// shoal computes only at run time from values it knows ("'/Sqrt' (Sqrt) computes it from
   /// values known at import, which shoal does not fold"), or the graph input it depends on.
@@ -282,6 +294,7 @@ class Importer {
   };
   std::map<std::string, Producer> producers_;
   int functionCount_ = 0;
+  int inlineDepth_ = 0;  // subgraphs being inlined (nested control flow)
 };
 
 }  // namespace shoal::onnx_import

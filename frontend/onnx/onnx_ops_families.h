@@ -115,6 +115,11 @@ void lowerScatterND(NodeContext& c);
 bool foldScatterND(NodeContext& c);  // on tensors known at import
 void lowerCol2Im(NodeContext& c);
 
+// ---- onnx_ops_control.cpp: control flow resolved at import (the branch taken, loops unrolled)
+void lowerIf(NodeContext& c);
+void lowerLoop(NodeContext& c);
+void lowerScan(NodeContext& c);
+
 // ---- onnx_ops_spectral.cpp
 void lowerDFT(NodeContext& c);
 void lowerSTFT(NodeContext& c);
