@@ -544,6 +544,24 @@ void lowerGlobalMaxPool(NodeContext& c) { c.setOutput(0, globalPool(c, OpKind::M
 // Batch normalization with running statistics: shoal's batchnorm (the evaluation form; a
 // training step turns it into PyTorch's training form). A float initializer for the mean or the
 // variance becomes state (the training form updates it), scale and B parameters.
+// Mean, x − mean, population variance and 1/sqrt(variance + eps) of x over `axes` (kept as
+// unit axes), composed of reductions (so they differentiate like any graph).
+struct Moments {
+  Value *mean, *centred, *var, *invStd;
+};
+Moments moments(NodeContext& c, Value* x, const std::vector<int64_t>& axes, double eps) {
+  Attrs r;
+  r.set("axes", axes);
+  r.set("keepdim", int64_t(1));
+  Moments m;
+  m.mean = c.emit(OpKind::ReduceMean, {x}, r, "mean");
+  m.centred = c.emit(OpKind::Sub, {x, m.mean}, {}, "centred");
+  m.var = c.emit(OpKind::ReduceMean, {c.emit(OpKind::Mul, {m.centred, m.centred}, {}, "squared")}, r, "var");
+  Value* varEps = c.emit(OpKind::Add, {m.var, c.scalar(eps, x->type().dtype, "eps")}, {}, "var_eps");
+  m.invStd = c.emit(OpKind::Reciprocal, {c.emit(OpKind::Sqrt, {varEps}, {}, "std")}, {}, "inv_std");
+  return m;
+}
+
 // training_mode=1 (opset 14): normalised by the batch's own statistics over every axis but the
 // channel (population variance, as ONNX's reference), composed of reductions so it
 // differentiates like any graph; the running statistics outputs, when read, are
@@ -561,17 +579,7 @@ void lowerBatchNormTraining(NodeContext& c, double eps, double momentum) {
   for (int64_t d = 2; d < int64_t(xs.size()); ++d) axes.push_back(d);
   Shape perChannel(xs.size(), 1);
   perChannel[1] = channels;
-  Attrs r;
-  r.set("axes", axes);
-  r.set("keepdim", int64_t(1));
-  Value* x = c.value(0);
-  Value* mean = c.emit(OpKind::ReduceMean, {x}, r, "batch_mean");
-  Value* centred = c.emit(OpKind::Sub, {x, mean}, {}, "centred");
-  Value* var = c.emit(OpKind::ReduceMean, {c.emit(OpKind::Mul, {centred, centred}, {}, "squared")}, r, "batch_var");
-  Value* inv = c.emit(OpKind::Reciprocal,
-                      {c.emit(OpKind::Sqrt, {c.emit(OpKind::Add, {var, c.scalar(eps, dt, "eps")}, {}, "var_eps")}, {},
-                              "std")},
-                      {}, "inv_std");
+  auto [mean, centred, var, inv] = moments(c, c.value(0), axes, eps);
   Value* scale = c.emit(OpKind::Mul, {inv, c.reshape(c.value(1), perChannel, "scale")}, {}, "gain");
   Value* y = c.emit(OpKind::Add, {c.emit(OpKind::Mul, {centred, scale}, {}, "scaled"), c.reshape(c.value(2), perChannel, "bias")});
   c.setOutput(0, y);
@@ -620,18 +628,7 @@ void lowerLayerNormalization(NodeContext& c) {
     if (!st || !isFloat(*st)) c.unsupported(fmt::format("stash_type {}", onnxTypeName(int32_t(stash))));
     std::vector<int64_t> axes;
     for (int64_t d = axis; d < rank; ++d) axes.push_back(d);
-    Attrs r;
-    r.set("axes", axes);
-    r.set("keepdim", int64_t(1));
-    Value* x = c.value(0);
-    Value* mean = c.emit(OpKind::ReduceMean, {x}, r, "mean");
-    Value* diff = c.emit(OpKind::Sub, {x, mean}, {}, "centered");
-    Value* var = c.emit(OpKind::ReduceMean, {c.emit(OpKind::Mul, {diff, diff}, {}, "squared")}, r, "var");
-    Value* inv =
-        c.emit(OpKind::Reciprocal,
-               {c.emit(OpKind::Sqrt, {c.emit(OpKind::Add, {var, c.scalar(eps, c.dtype(0), "eps")}, {}, "var_eps")}, {},
-                       "std")},
-               {}, "inv_std");
+    auto [mean, centred, var, inv] = moments(c, c.value(0), axes, eps);
     auto inStash = [&](Value* v, const std::string& suffix) {
       if (*st == c.dtype(0)) return v;
       Attrs a;
