@@ -494,6 +494,86 @@ TEST(OnnxZooOps, DftByHand) {
   checkGradients(t);
 }
 
+// Malformed uses of the new mappings are import errors naming the node, never crashes.
+TEST(OnnxZooOps, MalformedNewOpsAreErrorsNamingTheNode) {
+  struct Case {
+    std::string what;
+    std::function<void(OnnxModelBuilder&)> build;
+    std::string expect;
+  };
+  std::vector<Case> cases = {
+      {"Col2Im with a channel count that is not a multiple of the block",
+       [](OnnxModelBuilder& b) {
+         b.input("x", DType::F32, {int64_t(1), int64_t(5), int64_t(4)});
+         b.output("y", DType::F32, {int64_t(1), int64_t(1), int64_t(3), int64_t(3)});
+         b.initializer("image", i64Tensor({3, 3}));
+         b.initializer("block", i64Tensor({2, 2}));
+         b.node("Col2Im", {"x", "image", "block"}, {"y"}, "bad");
+       },
+       "is not [N, C·4, 4]"},
+      {"DFT along the trailing (real/imaginary) axis",
+       [](OnnxModelBuilder& b) {
+         b.input("x", DType::F32, {int64_t(1), int64_t(4), int64_t(1)});
+         b.output("y", DType::F32, {int64_t(1), int64_t(4), int64_t(2)});
+         attrInt(b.node("DFT", {"x"}, {"y"}, "bad"), "axis", 2);
+       },
+       "axis 2 is out of range"},
+      {"STFT frames longer than the signal",
+       [](OnnxModelBuilder& b) {
+         b.input("x", DType::F32, {int64_t(1), int64_t(4), int64_t(1)});
+         b.output("y", DType::F32, {int64_t(1), int64_t(1), int64_t(5), int64_t(2)});
+         b.initializer("step", Tensor::fromDoubles(DType::I64, {}, std::vector<double>{1}));
+         b.initializer("len", Tensor::fromDoubles(DType::I64, {}, std::vector<double>{8}));
+         b.node("STFT", {"x", "step", "", "len"}, {"y"}, "bad");
+       },
+       "frame_length 8 exceeds the signal's 4 samples"},
+      {"Resize with a repeated axis",
+       [](OnnxModelBuilder& b) {
+         b.input("x", DType::F32, {int64_t(1), int64_t(1), int64_t(2), int64_t(2)});
+         b.output("y", DType::F32, {int64_t(1), int64_t(1), int64_t(4), int64_t(4)});
+         b.initializer("scales", f32Tensor({2}, {2, 2}));
+         attrInts(b.node("Resize", {"x", "", "scales"}, {"y"}, "bad"), "axes", {2, -2});
+       },
+       "is repeated in axes"},
+      {"MelWeightMatrix reaching past the spectrum",
+       [](OnnxModelBuilder& b) {
+         b.input("x", DType::F32, {int64_t(1)});
+         b.output("y", DType::F32, {int64_t(5), int64_t(4)});
+         b.initializer("mels", Tensor::fromDoubles(DType::I64, {}, std::vector<double>{4}));
+         b.initializer("dft", Tensor::fromDoubles(DType::I64, {}, std::vector<double>{8}));
+         b.initializer("rate", Tensor::fromDoubles(DType::I64, {}, std::vector<double>{8000}));
+         b.initializer("lo", f32Tensor({}, {0}));
+         b.initializer("hi", f32Tensor({}, {16000}));
+         b.node("MelWeightMatrix", {"mels", "dft", "rate", "lo", "hi"}, {"y"}, "bad");
+       },
+       "upper_edge_hertz above the Nyquist rate"},
+      {"Loop whose body takes the wrong number of inputs",
+       [](OnnxModelBuilder& b) {
+         b.input("x", DType::F32, {int64_t(2)});
+         b.output("y", DType::F32, {int64_t(2)});
+         b.initializer("M", Tensor::fromDoubles(DType::I64, {}, std::vector<double>{2}));
+         onnx::GraphProto body;
+         body.set_name("body");
+         auto* in = body.add_input();
+         in->set_name("i");
+         auto& n = b.node("Loop", {"M", "", "x"}, {"y"}, "bad");
+         auto* a = n.add_attribute();
+         a->set_name("body");
+         a->set_type(onnx::AttributeProto::GRAPH);
+         *a->mutable_g() = body;
+       },
+       "the body takes 1 inputs, expected 3"},
+  };
+  for (auto& k : cases) {
+    OnnxModelBuilder b(18);
+    k.build(b);
+    auto p = importOnnxFile(b.save(tempDir()), {});
+    ASSERT_FALSE(p) << k.what;
+    EXPECT_NE(p.error().error.message().find("node 'bad'"), std::string::npos) << k.what << ": " << p.error().error.str();
+    EXPECT_NE(p.error().error.message().find(k.expect), std::string::npos) << k.what << ": " << p.error().error.str();
+  }
+}
+
 #endif
 
 }  // namespace
