@@ -765,6 +765,11 @@ std::vector<std::string> Importer::inlineGraph(const onnx::GraphProto& body, con
   if (int(inputs.size()) != body.input_size())
     throwInvalid(fmt::format("the subgraph '{}' takes {} inputs, {} given", body.name(), body.input_size(), inputs.size()));
   if (body.sparse_initializer_size() > 0) throwUnsupported("sparse initializers are not supported");
+  // Unrolled loops (nested ones multiply) could build graphs without bound.
+  constexpr int64_t kMaxInlinedNodes = int64_t(1) << 20;
+  inlinedNodes_ += body.node_size();
+  if (inlinedNodes_ > kMaxInlinedNodes)
+    throwUnsupported(fmt::format("control flow that unrolls to more than {} nodes", kMaxInlinedNodes));
   std::set<std::string> locals = localNames(body);
   auto rename = [&](const std::string& name) { return name.empty() || !locals.count(name) ? name : prefix + name; };
   for (int i = 0; i < body.input_size(); ++i) define(prefix + body.input(i).name(), inputs[size_t(i)]);

@@ -294,7 +294,8 @@ class Importer {
   };
   std::map<std::string, Producer> producers_;
   int functionCount_ = 0;
-  int inlineDepth_ = 0;  // subgraphs being inlined (nested control flow)
+  int inlineDepth_ = 0;       // subgraphs being inlined (nested control flow)
+  int64_t inlinedNodes_ = 0;  // nodes inlined by control flow so far (bounded)
 };
 
 }  // namespace shoal::onnx_import
