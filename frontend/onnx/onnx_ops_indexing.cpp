@@ -491,15 +491,20 @@ void lowerCol2Im(NodeContext& c) {
   int64_t K = 1, L = 1, P = 1;
   std::vector<int64_t> places(nd);
   for (size_t d = 0; d < nd; ++d) {
-    if (image[d] < 1 || block[d] < 1 || dil[d] < 1 || strides[d] < 1 || pads[d] < 0 || pads[d + nd] < 0)
+    const int64_t big = int64_t(1) << 31;
+    if (image[d] < 1 || block[d] < 1 || dil[d] < 1 || strides[d] < 1 || pads[d] < 0 || pads[d + nd] < 0 ||
+        image[d] > big || block[d] > big || dil[d] > big || strides[d] > big || pads[d] > big || pads[d + nd] > big)
       c.invalid(fmt::format("axis {}: image {}, block {}, dilation {}, stride {}, pads {}/{}", d, image[d], block[d],
                             dil[d], strides[d], pads[d], pads[d + nd]));
     int64_t span = dil[d] * (block[d] - 1) + 1, padded = image[d] + pads[d] + pads[d + nd];
     if (span > padded) c.invalid(fmt::format("axis {}: the block spans {} of a padded extent {}", d, span, padded));
     places[d] = (padded - span) / strides[d] + 1;
+    // Bounded as they grow (no overflow): the map holds K·L entries, the image P pixels.
+    if (image[d] > (int64_t(1) << 31) / P || places[d] > (int64_t(1) << 24) / L || block[d] > (int64_t(1) << 24) / K)
+      c.unsupported("an image or a block map too large (over 2^31 pixels or 2^24 taps)");
     K *= block[d], L *= places[d], P *= image[d];
   }
-  if (K * L > (int64_t(1) << 28)) c.unsupported(fmt::format("{} block taps (too many to map)", K * L));
+  if (K * L > (int64_t(1) << 24)) c.unsupported(fmt::format("{} block taps (too many to map)", K * L));
   const Shape& xs = c.shape(0);
   if (xs.size() != 3 || xs[1] % K != 0 || xs[2] != L)
     c.invalid(fmt::format("input {} is not [N, C·{}, {}] for these blocks", c.type(0).str(), K, L));
