@@ -61,6 +61,7 @@ Value* dftAlong(NodeContext& c, Value* x, int64_t axis, int64_t n, bool inverse,
     c.invalid(fmt::format("the signal {} must end in an axis of 1 (real) or 2 (complex)", x->type().str()));
   if (axis < 0 || axis > r - 2) c.invalid(fmt::format("axis {} is not a signal axis of {}", axis, x->type().str()));
   if (n < 1) c.invalid(fmt::format("the DFT length {} is not positive", n));
+  if (n > (int64_t(1) << 26)) c.unsupported(fmt::format("a DFT length of {} (the matrices would be too large)", n));
   int64_t L = xs[size_t(axis)], K = onesided ? n / 2 + 1 : n;
   if (L * K > (int64_t(1) << 26)) c.unsupported(fmt::format("a DFT of {} by {} (the matrices would be too large)", L, K));
   const double scale = inverse ? 1.0 / double(n) : 1.0, sign = inverse ? 1.0 : -1.0;
@@ -183,6 +184,8 @@ void lowerMelWeightMatrix(NodeContext& c) {
   if (!dt || !isFloat(*dt)) c.unsupported(fmt::format("output_datatype {}", onnxTypeName(int32_t(outType))));
   if (mels < 1 || dftLength < 1 || !(rate > 0) || !(lo >= 0) || !(hi > lo))
     c.invalid(fmt::format("num_mel_bins {}, dft_length {}, sample_rate {}, edges {}..{}", mels, dftLength, rate, lo, hi));
+  if (dftLength > (int64_t(1) << 26) || mels > (int64_t(1) << 20))
+    c.unsupported(fmt::format("a filter bank of {} bins by {} mels (too large to compute at import)", dftLength / 2 + 1, mels));
   int64_t bins = dftLength / 2 + 1;
   if (bins * mels > (int64_t(1) << 26)) c.unsupported("a filter bank too large to compute at import");
   double loMel = 2595 * std::log10(1 + lo / 700), hiMel = 2595 * std::log10(1 + hi / 700);
