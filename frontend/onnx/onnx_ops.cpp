@@ -1143,6 +1143,9 @@ const std::vector<OpMapping>& table() {
       {"Xor", lowerLogic, foldLogic},
       {"Not", lowerLogic, foldLogic},
       {"Where", lowerWhere, foldWhere},
+      // The result stays within the unsigned type (the lowering reduces it), so a uint16/uint32
+      // input keeps its storage type through it.
+      {"BitShift", lowerBitShift, nullptr, false, StorageUse::Preserves},
       {"IsNaN", lowerIsNaN},
       {"IsInf", lowerIsInf},
       // reductions

@@ -50,6 +50,7 @@ bool foldMod(NodeContext& c);       // Mod of tensors known at import (torch's u
 void lowerCompare(NodeContext& c);  // Equal, Less, Greater, LessOrEqual, GreaterOrEqual
 void lowerLogic(NodeContext& c);    // And, Or, Xor, Not
 void lowerWhere(NodeContext& c);
+void lowerBitShift(NodeContext& c);  // unsigned, exact, within the type
 bool foldPow(NodeContext& c);       // Pow and the reductions on tensors known at import
 bool foldReduce(NodeContext& c);    // (sum, mean of floats, max, min, prod)
 bool foldCompare(NodeContext& c);   // the four above and Where on tensors known at import

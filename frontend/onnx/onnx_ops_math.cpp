@@ -347,6 +347,41 @@ bool foldWhere(NodeContext& c) {
   return true;
 }
 
+// BitShift of unsigned integers (uint8; uint16 and uint32 held wider), exact and within the
+// type: computed in int64 as (x mod 2^(B − s)) · 2^s to the left (the bits shifted out
+// dropped) and x div 2^s to the right, B the type's width and s clamped to B (everything
+// shifted out gives 0, as NumPy). uint64 has no compute type and is refused before this.
+void lowerBitShift(NodeContext& c) {
+  const std::string direction = c.attrString("direction");
+  if (direction != "LEFT" && direction != "RIGHT") c.invalid(fmt::format("direction '{}' (LEFT or RIGHT)", direction));
+  const DType stored = c.slot(0).onnxDType();
+  int64_t bits = stored == DType::U8 ? 8 : stored == DType::U16 ? 16 : stored == DType::U32 ? 32 : 0;
+  if (bits == 0) c.invalid(fmt::format("BitShift of {} (ONNX shifts unsigned integers)", dtypeName(stored)));
+  if (c.slot(1).onnxDType() != stored) c.invalid("the shift amounts' type differs from the input's");
+  auto cast = [&](Value* v, DType t, const std::string& suffix) {
+    if (v->type().dtype == t) return v;
+    Attrs a;
+    a.set("dtype", std::string(dtypeName(t)));
+    return c.emit(OpKind::Cast, {v}, a, suffix);
+  };
+  Value* x = cast(c.value(0), DType::I64, "x64");
+  Value* s = c.emit(OpKind::Minimum, {cast(broadcastOperand(c, 1), DType::I64, "s64"), c.scalar(double(bits), DType::I64, "width")},
+                    {}, "shift");
+  auto powerOfTwo = [&](Value* e, const std::string& suffix) {
+    Value* p = c.emit(OpKind::Pow, {c.scalar(2, DType::F64, suffix + "_two"), cast(e, DType::F64, suffix + "_exp")}, {}, suffix);
+    return cast(p, DType::I64, suffix + "_i64");
+  };
+  Value* step = powerOfTwo(s, "pow2_shift");
+  Value* y;
+  if (direction == "LEFT") {
+    Value* keep = powerOfTwo(c.emit(OpKind::Sub, {c.scalar(double(bits), DType::I64, "bits"), s}, {}, "kept_bits"), "pow2_kept");
+    y = c.emit(OpKind::Mul, {c.emit(OpKind::Fmod, {x, keep}, {}, "low_bits"), step}, {}, "shifted");
+  } else {
+    y = c.emit(OpKind::Div, {x, step}, {}, "shifted");
+  }
+  c.setOutput(0, cast(y, c.dtype(0), ""));
+}
+
 void lowerIsNaN(NodeContext& c) {
   c.requireFloat(0);
   c.setOutput(0, c.emit(OpKind::NotEqual, {c.value(0), c.value(0)}, {}, "isnan"));

@@ -763,6 +763,28 @@ TEST(OnnxImport, APipelineNodeSaysWhatIsWrong) {
   EXPECT_NE(p.error().message().find("cannot open 'nowhere.onnx'"), std::string::npos) << p.error().message();
 }
 
+// BitShift on uint8 by hand: bits shifted out are dropped, a shift of the whole width (or
+// more) gives 0, the amounts broadcast.
+TEST(OnnxImport, BitShiftDropsTheBitsShiftedOut) {
+  auto u8 = [](Shape s, std::vector<double> v) { return Tensor::fromDoubles(DType::U8, std::move(s), v); };
+  for (std::string dir : {"LEFT", "RIGHT"}) {
+    OnnxModelBuilder b(11);
+    b.input("x", DType::U8, {int64_t(2), int64_t(3)});
+    b.input("s", DType::U8, {int64_t(3)});
+    b.output("y", DType::U8, {int64_t(2), int64_t(3)});
+    attrString(b.node("BitShift", {"x", "s"}, {"y"}, "shift"), "direction", dir);
+    auto session = Session::create(b.save(tempDir()), {.device = DeviceKind::Cpu});
+    ASSERT_TRUE(session) << session.error().str();
+    auto out = session->run({{"x", u8({2, 3}, {255, 1, 128, 3, 200, 16})}, {"s", u8({3}, {1, 8, 9})}});
+    ASSERT_TRUE(out) << out.error().str();
+    EXPECT_EQ(out->at("y").dtype(), DType::U8);
+    if (dir == "LEFT")
+      EXPECT_EQ(out->at("y").toDoubles(), (std::vector<double>{254, 0, 0, 6, 0, 0}));
+    else
+      EXPECT_EQ(out->at("y").toDoubles(), (std::vector<double>{127, 0, 0, 1, 0, 0}));
+  }
+}
+
 #else
 
 TEST(OnnxImport, ABuildWithoutOnnxSaysHowToGetIt) {
