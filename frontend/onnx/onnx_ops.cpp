@@ -480,7 +480,7 @@ void lowerPool(NodeContext& c, OpKind kind) {
   Attrs a;
   if (isMax) {
     if (c.opset() >= 8) c.attrInt("storage_order", 0);  // only the indices output depends on it
-    if (c.outputUsed(1)) c.unsupported("the indices output of MaxPool");
+    if (c.outputUsed(1)) c.setOutput(1, maxPoolIndices(c));
   } else {
     // Before opset 7 the divisor excludes the padding.
     a.set("count_include_pad", c.opset() >= 7 ? c.attrInt("count_include_pad", 0) : int64_t(0));

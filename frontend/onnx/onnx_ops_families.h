@@ -138,5 +138,7 @@ void lowerRecurrent(NodeContext& c);  // RNN, GRU, LSTM: unrolled over the seque
 void lowerConv3d(NodeContext& c);
 void lowerPool3d(NodeContext& c, bool isMax);
 void lowerDilatedMaxPool(NodeContext& c);
+/// MaxPool's Indices output (flat, padding not counted; storage_order), for any spatial rank.
+Value* maxPoolIndices(NodeContext& c);
 
 }  // namespace shoal::onnx_import

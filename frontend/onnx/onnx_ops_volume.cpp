@@ -139,7 +139,7 @@ void lowerPool3d(NodeContext& c, bool isMax) {
   bool includePad = false;
   if (isMax) {
     if (c.opset() >= 8) c.attrInt("storage_order", 0);
-    if (c.outputUsed(1)) c.unsupported("the indices output of MaxPool");
+    if (c.outputUsed(1)) c.setOutput(1, maxPoolIndices(c));
   } else {
     includePad = c.opset() >= 7 && c.attrInt("count_include_pad", 0) != 0;
     if (!includePad && (g.pads[0] || g.pads[3]))
@@ -174,13 +174,101 @@ void lowerPool3d(NodeContext& c, bool isMax) {
 // its rows of each row's maximum), so the taps go one axis at a time, last axis first: K_h +
 // K_w strided slices and maxima instead of K_h * K_w (PyTorch's MaxPool2d test with a 60 x 80
 // dilated window is 280 nodes, not 14,400).
+// MaxPool's Indices output: for each window, the flat index over the input [N, C, spatial...]
+// (padding not counted; spatial positions row-major, or column-major with storage_order 1) of
+// its first maximum in window order, as ONNX's reference and PyTorch's return_indices. Each tap is a strided slice of the input padded
+// with -inf; the taps side by side as rows, argmax over them, then the tap's offset plus the
+// window's origin along each axis. (A window whose maximum is -inf can name a padding tap.)
+Value* maxPoolIndices(NodeContext& c) {
+  const Shape& xs = c.shape(0);
+  size_t sp = xs.size() - 2;
+  Geometry3 g = readGeometry(c, xs, {}, /*dilations=*/c.opset() >= 10, /*ceilAllowed=*/true);
+  const bool columnMajor = c.opset() >= 8 && c.attrInt("storage_order", 0) != 0;
+  Value* x = c.value(0);
+  if (!isFloat(x->type().dtype)) {
+    Attrs f;
+    f.set("dtype", std::string("f32"));
+    x = c.emit(OpKind::Cast, {x}, f, "indices_f32");
+  }
+  std::vector<std::pair<int64_t, std::pair<int64_t, int64_t>>> padSpec;
+  for (size_t i = 0; i < sp; ++i) {
+    // Enough at the end for the last window (ceil_mode may reach past the given pads).
+    int64_t need = (g.out[i] - 1) * g.stride[i] + (g.kernel[i] - 1) * g.dilation[i] + 1 - xs[2 + i] - g.pads[i];
+    padSpec.push_back({int64_t(2 + i), {g.pads[i], std::max<int64_t>(need, 0)}});
+  }
+  Value* v = padAxes(c, x, padSpec, -std::numeric_limits<double>::infinity(), "indices_padded");
+  int64_t taps = 1;
+  for (int64_t k : g.kernel) taps *= k;
+  if (taps > 4096) c.unsupported(fmt::format("the indices output of a {}-tap window", taps));
+  Shape outShape = {xs[0], xs[1]};
+  outShape.insert(outShape.end(), g.out.begin(), g.out.end());
+  int64_t rows = numElements(outShape);
+  std::vector<Tensor> offsets;  // one table per axis (Tensor copies would share one buffer)
+  for (size_t i = 0; i < sp; ++i) offsets.emplace_back(DType::I64, Shape{taps});
+  std::vector<Value*> columns;
+  for (int64_t t = 0; t < taps; ++t) {
+    Value* tap = v;
+    for (int64_t rest = t, i = int64_t(sp) - 1; i >= 0; --i) {
+      int64_t k = rest % g.kernel[size_t(i)];
+      rest /= g.kernel[size_t(i)];
+      offsets[size_t(i)].data<int64_t>()[t] = k * g.dilation[size_t(i)];
+      tap = strided(c, tap, 2 + i, k * g.dilation[size_t(i)], g.out[size_t(i)], g.stride[size_t(i)],
+                    fmt::format("indices_tap{}_axis{}", t, i));
+    }
+    columns.push_back(c.reshape(tap, {rows, 1}, fmt::format("indices_tap{}", t)));
+  }
+  Attrs cat;
+  cat.set("axis", int64_t(1));
+  for (int round = 0; columns.size() > 1; ++round) {  // concat takes at most 64 operands
+    std::vector<Value*> next;
+    for (size_t i = 0; i < columns.size(); i += 64) {
+      std::vector<Value*> group(columns.begin() + i, columns.begin() + std::min(columns.size(), i + 64));
+      next.push_back(group.size() == 1 ? group[0]
+                                       : c.emit(OpKind::Concat, group, cat, fmt::format("indices_taps{}_{}", round, i / 64)));
+    }
+    columns = std::move(next);
+  }
+  Value* best = c.emit(OpKind::ArgMax, {columns[0]}, {}, "indices_best_tap");
+  // Strides of the input's spatial axes (row-major, or column-major for storage_order 1), and
+  // each sample-channel plane's start.
+  std::vector<int64_t> st(sp, 1);
+  if (columnMajor)
+    for (size_t i = 1; i < sp; ++i) st[i] = st[i - 1] * xs[i + 1];
+  else
+    for (int64_t i = int64_t(sp) - 2; i >= 0; --i) st[size_t(i)] = st[size_t(i) + 1] * xs[size_t(i) + 3];
+  int64_t plane = numElements(Shape(xs.begin() + 2, xs.end()));
+  Tensor base(DType::I64, {xs[0], xs[1]});
+  for (int64_t nc = 0; nc < xs[0] * xs[1]; ++nc) base.data<int64_t>()[nc] = nc * plane;
+  Shape baseShape(outShape.size(), 1);
+  baseShape[0] = xs[0], baseShape[1] = xs[1];
+  Value* idx = c.reshape(c.constantValue(base, "indices_plane"), baseShape, "indices_plane4d");
+  Attrs g0;
+  g0.set("axis", int64_t(0));
+  for (size_t i = 0; i < sp; ++i) {
+    Value* off = c.emit(OpKind::Gather, {c.constantValue(offsets[i], fmt::format("indices_offsets{}", i)), best}, g0,
+                        fmt::format("indices_offset{}", i));
+    off = c.reshape(off, outShape, fmt::format("indices_offset{}_nd", i));
+    Tensor origin(DType::I64, {g.out[i]});
+    for (int64_t o = 0; o < g.out[i]; ++o) origin.data<int64_t>()[o] = o * g.stride[i] - g.pads[i];
+    Shape along(outShape.size(), 1);
+    along[2 + i] = g.out[i];
+    Value* pos = c.emit(OpKind::Add, {off, c.reshape(c.constantValue(origin, fmt::format("indices_origin{}", i)), along,
+                                                     fmt::format("indices_origin{}_nd", i))},
+                        {}, fmt::format("indices_pos{}", i));
+    Value* term = st[i] == 1 ? pos
+                             : c.emit(OpKind::Mul, {pos, c.scalar(double(st[i]), DType::I64, fmt::format("indices_stride{}", i))},
+                                      {}, fmt::format("indices_term{}", i));
+    idx = c.emit(OpKind::Add, {idx, term}, {}, fmt::format("indices_sum{}", i));
+  }
+  return idx;
+}
+
 void lowerDilatedMaxPool(NodeContext& c) {
   c.requireFloat(0);
   const Shape& xs = c.shape(0);
   size_t sp = xs.size() - 2;
   Geometry3 g = readGeometry(c, xs, {}, /*dilations=*/true, /*ceilAllowed=*/true);
-  if (c.opset() >= 8) c.attrInt("storage_order", 0);
-  if (c.outputUsed(1)) c.unsupported("the indices output of MaxPool");
+  if (c.outputUsed(1)) c.setOutput(1, maxPoolIndices(c));
   std::vector<std::pair<int64_t, std::pair<int64_t, int64_t>>> padSpec;
   for (size_t i = 0; i < sp; ++i) padSpec.push_back({int64_t(2 + i), {g.pads[i], g.pads[i + sp]}});
   Value* v = padAxes(c, c.value(0), padSpec, -std::numeric_limits<double>::infinity(), "padded");

@@ -440,8 +440,9 @@ TEST(OnnxImport, StorageTypesAreComputedWideAndStayExact) {
   EXPECT_TRUE(p.error().unsupported);
   EXPECT_NE(p.error().error.message().find(
                 "node 'add' (Add, domain ai.onnx, opset 13): unsupported: input 'x' has element type int8, which "
-                "shoal stores and computes in i32 (only Identity, Cast, Clip, Pow's exponent, QuantizeLinear, "
-                "DequantizeLinear, MatMulInteger, ConvInteger, QLinearMatMul, QLinearConv, Min, Max, Mod, MaxPool "
+                "shoal stores and computes in i32 (only Identity, Cast, Clip, Pow's exponent, BitShift, "
+                "QuantizeLinear, DequantizeLinear, MatMulInteger, ConvInteger, QLinearMatMul, QLinearConv, Min, Max, "
+                "Mod, MaxPool "
                 "read it)"),
             std::string::npos)
       << p.error().error.message();
@@ -783,6 +784,32 @@ TEST(OnnxImport, BitShiftDropsTheBitsShiftedOut) {
     else
       EXPECT_EQ(out->at("y").toDoubles(), (std::vector<double>{127, 0, 0, 1, 0, 0}));
   }
+}
+
+// MaxPool's Indices output by hand (PyTorch's return_indices, flat over N·C·H·W): a 3 × 3
+// window with stride 2 and a pad of 1 over a 4 × 4 plane per channel, two channels.
+TEST(OnnxImport, MaxPoolIndicesAreFlatPositionsOfTheMaxima) {
+  OnnxModelBuilder b(12);
+  b.input("x", DType::F32, {int64_t(1), int64_t(2), int64_t(4), int64_t(4)});
+  b.output("y", DType::F32, {int64_t(1), int64_t(2), int64_t(2), int64_t(2)});
+  b.output("i", DType::I64, {int64_t(1), int64_t(2), int64_t(2), int64_t(2)});
+  auto& n = b.node("MaxPool", {"x"}, {"y", "i"}, "pool");
+  attrInts(n, "kernel_shape", {3, 3});
+  attrInts(n, "strides", {2, 2});
+  attrInts(n, "pads", {1, 1, 1, 1});
+  auto session = Session::create(b.save(tempDir()), {.device = DeviceKind::Cpu});
+  ASSERT_TRUE(session) << session.error().str();
+  // Channel 0: 0..15 row-major (each window's maximum at its bottom-right valid position);
+  // channel 1: 15..0 (at its top-left valid position).
+  std::vector<double> x;
+  for (int v = 0; v < 16; ++v) x.push_back(v);
+  for (int v = 15; v >= 0; --v) x.push_back(v);
+  auto out = session->run({{"x", f32Tensor({1, 2, 4, 4}, x)}});
+  ASSERT_TRUE(out) << out.error().str();
+  // Windows: rows/cols -1..1 and 1..3. Channel 0 maxima at (1,1)=5, (1,3)=7, (3,1)=13, (3,3)=15;
+  // channel 1 maxima at (0,0), (0,1), (1,0), (1,1) -> flat 16 + 0, 1, 4, 5.
+  EXPECT_EQ(out->at("y").toDoubles(), (std::vector<double>{5, 7, 13, 15, 15, 14, 11, 10}));
+  EXPECT_EQ(out->at("i").toDoubles(), (std::vector<double>{5, 7, 13, 15, 16, 17, 20, 21}));
 }
 
 #else
