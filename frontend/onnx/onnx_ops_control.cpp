@@ -44,26 +44,14 @@ Value* outputValue(NodeContext& c, const std::string& name) {
   return imp.materialize(name, s);
 }
 
-// The steps' values stacked along a new axis `axis` (in [0, rank]); concat takes at most 64
-// operands, so longer stacks are joined in rounds.
+// The steps' values stacked along a new axis `axis` (in [0, rank]).
 Value* stack(NodeContext& c, std::vector<Value*> steps, int64_t axis, const std::string& tag) {
   for (size_t i = 0; i < steps.size(); ++i) {
     Shape s = steps[i]->type().shape;
     s.insert(s.begin() + axis, 1);
     steps[i] = c.reshape(steps[i], s, fmt::format("{}_step{}", tag, i));
   }
-  Attrs a;
-  a.set("axis", axis);
-  for (int round = 0; steps.size() > 1; ++round) {
-    std::vector<Value*> next;
-    for (size_t i = 0; i < steps.size(); i += 64) {
-      std::vector<Value*> group(steps.begin() + i, steps.begin() + std::min(steps.size(), i + 64));
-      next.push_back(group.size() == 1 ? group[0]
-                                       : c.emit(OpKind::Concat, group, a, fmt::format("{}_cat{}_{}", tag, round, i / 64)));
-    }
-    steps = std::move(next);
-  }
-  return steps[0];
+  return concatMany(c, steps, axis, tag + "_");
 }
 
 }  // namespace

@@ -50,6 +50,25 @@ void lowerTranspose(NodeContext& c) {
   c.setOutput(0, transposeOp(c, c.value(0), perm, ""));
 }
 
+Value* concatMany(NodeContext& c, std::vector<Value*> parts, int64_t axis, const std::string& tag) {
+  if (parts.empty()) c.invalid("nothing to concatenate");
+  Attrs a;
+  a.set("axis", axis);
+  for (int round = 0; parts.size() > 1; ++round) {
+    std::vector<Value*> next;
+    const bool last = parts.size() <= kMaxConcatOperands;
+    for (size_t i = 0; i < parts.size(); i += kMaxConcatOperands) {
+      std::vector<Value*> group(parts.begin() + i, parts.begin() + std::min(parts.size(), i + kMaxConcatOperands));
+      // The final concat takes the node's own name (tag ""); the rounds before it are named.
+      next.push_back(group.size() == 1 ? group[0]
+                                       : c.emit(OpKind::Concat, group, a,
+                                                last && tag.empty() ? "" : fmt::format("{}cat{}_{}", tag, round, i / kMaxConcatOperands)));
+    }
+    parts = std::move(next);
+  }
+  return parts[0];
+}
+
 void lowerConcat(NodeContext& c) {
   int64_t rank = c.rank(0);
   int64_t axis = c.axis(c.attrInt("axis", c.opset() < 4 ? 1 : 0), rank);
@@ -61,11 +80,7 @@ void lowerConcat(NodeContext& c) {
     if (numElements(c.shape(i)) == 0) c.unsupported("an empty operand");
     ins.push_back(c.value(i));
   }
-  if (ins.size() > 64) c.unsupported(fmt::format("{} operands (shoal's concat takes at most 64)", ins.size()));
-  if (ins.size() == 1) return c.setOutput(0, ins[0]);
-  Attrs a;
-  a.set("axis", axis);
-  c.setOutput(0, c.emit(OpKind::Concat, ins, a));
+  c.setOutput(0, concatMany(c, ins, axis, ""));
 }
 
 SliceArgs sliceArgs(NodeContext& c) {
@@ -991,11 +1006,7 @@ void lowerSequence(NodeContext& c) {
     }
     parts.push_back(v);
   }
-  if (parts.size() == 1) return c.setOutput(0, parts[0]);
-  if (parts.size() > 64) c.unsupported(fmt::format("{} elements (shoal's concat takes at most 64)", parts.size()));
-  Attrs a;
-  a.set("axis", axis);
-  c.setOutput(0, c.emit(OpKind::Concat, parts, a));
+  c.setOutput(0, concatMany(c, parts, axis, ""));
 }
 
 }  // namespace shoal::onnx_import

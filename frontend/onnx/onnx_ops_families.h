@@ -29,6 +29,12 @@ Value* as4d(NodeContext& c, Value* x, const Window& w, const std::string& suffix
 /// A 4-D result back in the model's rank.
 Value* fromNd(NodeContext& c, Value* y, const Window& w);
 
+/// shoal's concat takes at most this many operands (ir/ops.def).
+inline constexpr size_t kMaxConcatOperands = 64;
+/// Joins `parts` along `axis`, in rounds of at most kMaxConcatOperands (one operand: itself);
+/// the last concat is named after the node's output when `tag` is empty.
+Value* concatMany(NodeContext& c, std::vector<Value*> parts, int64_t axis, const std::string& tag);
+
 /// The shape input 1 takes to broadcast NumPy-style against input 0: itself from opset 7 on;
 /// before, per the node's broadcast/axis attributes.
 Shape legacyBroadcastShape(NodeContext& c);

@@ -217,18 +217,7 @@ Value* maxPoolIndices(NodeContext& c) {
     }
     columns.push_back(c.reshape(tap, {rows, 1}, fmt::format("indices_tap{}", t)));
   }
-  Attrs cat;
-  cat.set("axis", int64_t(1));
-  for (int round = 0; columns.size() > 1; ++round) {  // concat takes at most 64 operands
-    std::vector<Value*> next;
-    for (size_t i = 0; i < columns.size(); i += 64) {
-      std::vector<Value*> group(columns.begin() + i, columns.begin() + std::min(columns.size(), i + 64));
-      next.push_back(group.size() == 1 ? group[0]
-                                       : c.emit(OpKind::Concat, group, cat, fmt::format("indices_taps{}_{}", round, i / 64)));
-    }
-    columns = std::move(next);
-  }
-  Value* best = c.emit(OpKind::ArgMax, {columns[0]}, {}, "indices_best_tap");
+  Value* best = c.emit(OpKind::ArgMax, {concatMany(c, columns, 1, "indices_taps_")}, {}, "indices_best_tap");
   // Strides of the input's spatial axes (row-major, or column-major for storage_order 1), and
   // each sample-channel plane's start.
   std::vector<int64_t> st(sp, 1);

@@ -812,6 +812,28 @@ TEST(OnnxImport, MaxPoolIndicesAreFlatPositionsOfTheMaxima) {
   EXPECT_EQ(out->at("i").toDoubles(), (std::vector<double>{5, 7, 13, 15, 16, 17, 20, 21}));
 }
 
+// Concat of more operands than shoal's concat takes (64) joins them in rounds, in order.
+TEST(OnnxImport, ConcatOfManyOperandsJoinsThemInOrder) {
+  OnnxModelBuilder b(13);
+  std::vector<std::string> names;
+  for (int i = 0; i < 70; ++i) {
+    names.push_back("x" + std::to_string(i));
+    b.initializer(names.back(), f32Tensor({1, 2}, {double(i), double(-i)}));
+  }
+  b.input("z", DType::F32, {int64_t(1), int64_t(2)});
+  names.push_back("z");
+  b.output("y", DType::F32, {int64_t(71), int64_t(2)});
+  attrInt(b.node("Concat", names, {"y"}, "cat"), "axis", 0);
+  auto session = Session::create(b.save(tempDir()), {.device = DeviceKind::Cpu});
+  ASSERT_TRUE(session) << session.error().str();
+  auto out = session->run({{"z", f32Tensor({1, 2}, {100, 200})}});
+  ASSERT_TRUE(out) << out.error().str();
+  std::vector<double> want;
+  for (int i = 0; i < 70; ++i) want.push_back(i), want.push_back(-i);
+  want.push_back(100), want.push_back(200);
+  EXPECT_EQ(out->at("y").toDoubles(), want);
+}
+
 #else
 
 TEST(OnnxImport, ABuildWithoutOnnxSaysHowToGetIt) {
