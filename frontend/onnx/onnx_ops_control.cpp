@@ -167,12 +167,7 @@ void lowerScan(NodeContext& c) {
     for (int64_t j = 0; j < m; ++j) {
       size_t in = size_t(n + j);
       int64_t axis = inAxes[size_t(j)], at = inDirs[size_t(j)] ? steps - 1 - t : t;
-      Attrs a;
-      a.set("starts", std::vector<int64_t>{at});
-      a.set("ends", std::vector<int64_t>{at + 1});
-      a.set("axes", std::vector<int64_t>{axis});
-      a.set("steps", std::vector<int64_t>{1});
-      Value* slice = c.emit(OpKind::Slice, {c.value(in)}, a, fmt::format("scan_in{}_t{}", j, t));
+      Value* slice = sliceOp(c, c.value(in), {at}, {at + 1}, {axis}, {1}, fmt::format("scan_in{}_t{}", j, t));
       Shape s = c.shape(in);
       s.erase(s.begin() + axis);
       ins.push_back(valueSlot(c.reshape(slice, s, fmt::format("scan_in{}_t{}_elem", j, t))));

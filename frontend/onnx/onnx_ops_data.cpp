@@ -24,8 +24,6 @@ Value* transposeOp(NodeContext& c, Value* x, const std::vector<int64_t>& perm, c
   return c.emit(OpKind::Transpose, {x}, a, suffix);
 }
 
-namespace {
-
 Value* sliceOp(NodeContext& c, Value* x, std::vector<int64_t> starts, std::vector<int64_t> ends,
                std::vector<int64_t> axes, std::vector<int64_t> steps, const std::string& suffix) {
   Attrs a;
@@ -35,8 +33,6 @@ Value* sliceOp(NodeContext& c, Value* x, std::vector<int64_t> starts, std::vecto
   a.set("steps", std::move(steps));
   return c.emit(OpKind::Slice, {x}, a, suffix);
 }
-
-}  // namespace
 
 void lowerTranspose(NodeContext& c) {
   const Shape& xs = c.shape(0);

@@ -82,6 +82,9 @@ void lowerLRN(NodeContext& c);
 // ---- onnx_ops_data.cpp
 /// x with its axes permuted (shoal's transpose).
 Value* transposeOp(NodeContext& c, Value* x, const std::vector<int64_t>& perm, const std::string& suffix);
+/// shoal's slice (ONNX's semantics: starts, ends, axes, steps).
+Value* sliceOp(NodeContext& c, Value* x, std::vector<int64_t> starts, std::vector<int64_t> ends,
+               std::vector<int64_t> axes, std::vector<int64_t> steps, const std::string& suffix);
 void lowerTranspose(NodeContext& c);
 void lowerConcat(NodeContext& c);
 /// Slice's starts, ends, axes and steps: attributes before opset 10, constant inputs after;

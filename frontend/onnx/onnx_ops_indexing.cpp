@@ -530,14 +530,9 @@ void lowerCol2Im(NodeContext& c) {
   a.set("input_shape", Shape{n, ch, P + 1});
   Value* sums = c.emit(OpKind::GatherGrad, {c.reshape(c.value(0), {n, ch, K * L}, "taps"), c.constantValue(map, "pixel_of_tap")},
                        a, "summed");
-  Attrs sl;
-  sl.set("starts", std::vector<int64_t>{0});
-  sl.set("ends", std::vector<int64_t>{P});
-  sl.set("axes", std::vector<int64_t>{2});
-  sl.set("steps", std::vector<int64_t>{1});
   Shape out{n, ch};
   out.insert(out.end(), image.begin(), image.end());
-  c.setOutput(0, c.reshape(c.emit(OpKind::Slice, {sums}, sl, "image"), out, ""));
+  c.setOutput(0, c.reshape(sliceOp(c, sums, {0}, {P}, {2}, {1}, "image"), out, ""));
 }
 
 // ScatterND on tensors known at import (a relative-position index table built by scattering

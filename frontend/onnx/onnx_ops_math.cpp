@@ -486,12 +486,7 @@ void lowerIntegerMaxMin(NodeContext& c, const ReduceAxes& r) {
     for (int64_t d = 0; d < rank; ++d) axes.push_back(d);
   Value* x = c.value(0);
   auto slice = [&](Value* v, int64_t axis, int64_t from, int64_t to, const std::string& suffix) {
-    Attrs a;
-    a.set("starts", std::vector<int64_t>{from});
-    a.set("ends", std::vector<int64_t>{to});
-    a.set("axes", std::vector<int64_t>{axis});
-    a.set("steps", std::vector<int64_t>{1});
-    return c.emit(OpKind::Slice, {v}, a, suffix);
+    return sliceOp(c, v, {from}, {to}, {axis}, {1}, suffix);
   };
   for (int64_t axis : axes) {
     if (x->type().shape[size_t(axis)] == 0) c.invalid(fmt::format("{} over an empty axis {}", c.opType(), axis));

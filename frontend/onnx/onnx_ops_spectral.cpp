@@ -28,22 +28,11 @@ double scalarFloat(NodeContext& c, size_t i, std::string_view what) {
   return v[0];
 }
 
-Value* sliceAxis(NodeContext& c, Value* x, int64_t axis, int64_t from, int64_t to, int64_t step, const std::string& s) {
-  Attrs a;
-  a.set("starts", std::vector<int64_t>{from});
-  a.set("ends", std::vector<int64_t>{to});
-  a.set("axes", std::vector<int64_t>{axis});
-  a.set("steps", std::vector<int64_t>{step});
-  return c.emit(OpKind::Slice, {x}, a, s);
-}
-
+// x permuted, or x itself for the identity permutation.
 Value* transposed(NodeContext& c, Value* x, const std::vector<int64_t>& perm, const std::string& s) {
   bool identity = true;
   for (size_t i = 0; i < perm.size(); ++i) identity &= perm[i] == int64_t(i);
-  if (identity) return x;
-  Attrs a;
-  a.set("perm", perm);
-  return c.emit(OpKind::Transpose, {x}, a, s);
+  return identity ? x : transposeOp(c, x, perm, s);
 }
 
 }  // namespace
@@ -81,7 +70,7 @@ Value* dftAlong(NodeContext& c, Value* x, int64_t axis, int64_t n, bool inverse,
   int64_t rows = numElements(others);
   Shape signal(xs.begin(), xs.end() - 1);
   auto part = [&](int64_t p, const std::string& s) {
-    Value* v = c.reshape(xs.back() == 1 ? x : sliceAxis(c, x, r - 1, p, p + 1, 1, tag + s + "_part"), signal, tag + s);
+    Value* v = c.reshape(xs.back() == 1 ? x : sliceOp(c, x, {p}, {p + 1}, {r - 1}, {1}, tag + s + "_part"), signal, tag + s);
     return c.reshape(transposed(c, v, order, tag + s + "_last"), {rows, L}, tag + s + "_rows");
   };
   Value* C = c.constantValue(cosM, tag + "cos");
