@@ -852,8 +852,7 @@ bool Importer::expandFunction(const onnx::NodeProto& n, int64_t opset, int depth
   std::map<std::string, std::string> rename;
   for (int i = 0; i < fn->input_size(); ++i) rename[fn->input(i)] = i < n.input_size() ? n.input(i) : "";
   for (int i = 0; i < fn->output_size(); ++i) rename[fn->output(i)] = i < n.output_size() ? n.output(i) : "";
-  std::string prefix =
-      fmt::format("{}::{}{}::", n.output_size() ? n.output(0) : n.name(), n.op_type(), functionCount_++);
+  std::string prefix = uniquePrefix(n);
   auto mapName = [&](const std::string& name) {
     if (name.empty()) return name;
     auto it = rename.find(name);
