@@ -473,18 +473,10 @@ bool foldReduce(NodeContext& c) {
   return true;
 }
 
-// ReduceMax/ReduceMin of integers (a sequence's longest length: torchaudio's Conformer), exact
-// for int64 too: per reduced axis, halving rounds of where(a > b, a, b) between the two halves
-// (an odd extent's last element carried into the next round).
-void lowerIntegerMaxMin(NodeContext& c, const ReduceAxes& r) {
-  if (c.dtype(0) == DType::Bool) c.invalid(fmt::format("{} of bool", c.opType()));
-  const bool isMax = c.opType() == "ReduceMax";
-  int64_t rank = c.rank(0);
-  std::vector<int64_t> axes;
-  for (int64_t a : r.axes) axes.push_back(c.axis(a, rank));
-  if (axes.empty())
-    for (int64_t d = 0; d < rank; ++d) axes.push_back(d);
-  Value* x = c.value(0);
+// The maximum (or minimum) of integers over `axes` (normalised, kept as extents of 1), exact
+// for int64 too: per axis, halving rounds of where(a > b, a, b) between the two halves (an odd
+// extent's last element carried into the next round). `tag` prefixes the values' names.
+Value* integerMaxMin(NodeContext& c, Value* x, const std::vector<int64_t>& axes, bool isMax, const std::string& tag) {
   auto slice = [&](Value* v, int64_t axis, int64_t from, int64_t to, const std::string& suffix) {
     return sliceOp(c, v, {from}, {to}, {axis}, {1}, suffix);
   };
@@ -492,19 +484,32 @@ void lowerIntegerMaxMin(NodeContext& c, const ReduceAxes& r) {
     if (x->type().shape[size_t(axis)] == 0) c.invalid(fmt::format("{} over an empty axis {}", c.opType(), axis));
     for (int round = 0; x->type().shape[size_t(axis)] > 1; ++round) {
       int64_t n = x->type().shape[size_t(axis)], h = n / 2;
-      std::string tag = fmt::format("axis{}_round{}", axis, round);
-      Value* a = slice(x, axis, 0, h, tag + "_a");
-      Value* b = slice(x, axis, h, 2 * h, tag + "_b");
-      Value* pick = c.emit(isMax ? OpKind::Greater : OpKind::Less, {a, b}, {}, tag + "_pick");
-      Value* m = whereOp(c, pick, a, b, tag + "_best");
+      std::string t = fmt::format("{}axis{}_round{}", tag, axis, round);
+      Value* a = slice(x, axis, 0, h, t + "_a");
+      Value* b = slice(x, axis, h, 2 * h, t + "_b");
+      Value* pick = c.emit(isMax ? OpKind::Greater : OpKind::Less, {a, b}, {}, t + "_pick");
+      Value* m = whereOp(c, pick, a, b, t + "_best");
       if (n % 2) {
         Attrs cat;
         cat.set("axis", axis);
-        m = c.emit(OpKind::Concat, {m, slice(x, axis, n - 1, n, tag + "_odd")}, cat, tag + "_carry");
+        m = c.emit(OpKind::Concat, {m, slice(x, axis, n - 1, n, t + "_odd")}, cat, t + "_carry");
       }
       x = m;
     }
   }
+  return x;
+}
+
+// ReduceMax/ReduceMin of integers (a sequence's longest length: torchaudio's Conformer), exact
+// for int64 too (integerMaxMin).
+void lowerIntegerMaxMin(NodeContext& c, const ReduceAxes& r) {
+  if (c.dtype(0) == DType::Bool) c.invalid(fmt::format("{} of bool", c.opType()));
+  int64_t rank = c.rank(0);
+  std::vector<int64_t> axes;
+  for (int64_t a : r.axes) axes.push_back(c.axis(a, rank));
+  if (axes.empty())
+    for (int64_t d = 0; d < rank; ++d) axes.push_back(d);
+  Value* x = integerMaxMin(c, c.value(0), axes, c.opType() == "ReduceMax", "");
   if (!r.keep) {
     Shape out;
     for (int64_t d = 0; d < rank; ++d)
@@ -571,6 +576,32 @@ Value* axisAsRows(NodeContext& c, Value* x, int64_t axis, std::vector<int64_t>& 
   return c.reshape(x, {numElements(xs) / n, n}, "rows");
 }
 
+// ArgMax and ArgMin of int64 (beyond double's 2^53, so not through shoal's float argmax; GPT-2's
+// sequence classifier takes the last token's position so), exact: the extreme value along the
+// axis (integerMaxMin), then the smallest index holding it -- the integer minimum of
+// where(x == extreme, index, n) -- or with select_last_index the largest, of where(..., -1).
+void lowerInt64ArgMinMax(NodeContext& c, int64_t axis, bool keep, bool lastIndex) {
+  const Shape& xs = c.shape(0);
+  const int64_t n = xs[size_t(axis)];
+  if (n == 0) c.invalid(fmt::format("{} over an empty axis {}", c.opType(), axis));
+  Value* x = c.value(0);
+  Value* extreme = integerMaxMin(c, x, {axis}, c.opType() == "ArgMax", "extreme_");
+  Value* hit = c.emit(OpKind::Equal, {x, extreme}, {}, "hit");
+  Shape is(xs.size(), 1);
+  is[size_t(axis)] = n;
+  Tensor iota(DType::I64, is);
+  for (int64_t i = 0; i < n; ++i) iota.set(i, double(i));
+  Value* index = c.constantValue(iota, "index");
+  Value* candidate = whereOp(c, hit, index, c.scalar(lastIndex ? -1.0 : double(n), DType::I64, "miss"), "candidate");
+  Value* idx = integerMaxMin(c, candidate, {axis}, lastIndex, "pick_");
+  Shape out = xs;
+  if (keep)
+    out[size_t(axis)] = 1;
+  else
+    out.erase(out.begin() + axis);
+  c.setOutput(0, c.reshape(idx, out, "out"));
+}
+
 // ArgMax and ArgMin along any axis: shoal's argmax over rows (the axis moved last); ArgMin is
 // the argmax of -x (the first minimum is the first maximum of the negation);
 // select_last_index reverses the rows and maps the index back.
@@ -582,11 +613,10 @@ void lowerArgMinMax(NodeContext& c) {
   bool lastIndex = c.opset() >= 12 && c.attrInt("select_last_index", 0) != 0;
   Value* x = c.value(0);
   DType dt = c.dtype(0);
+  if (dt == DType::I64) return lowerInt64ArgMinMax(c, axis, keep, lastIndex);
   if (!isFloat(dt)) {
-    // int32 and uint8 are exact in double; int64 is not.
-    if (dt != DType::I32 && dt != DType::U8)
-      c.unsupported(fmt::format("{} of {} (shoal's argmax is for floats; int32 and uint8 are converted)", c.opType(),
-                                c.type(0).str()));
+    // int32 and uint8 are exact in double.
+    if (dt != DType::I32 && dt != DType::U8) c.unsupported(fmt::format("{} of {}", c.opType(), c.type(0).str()));
     Attrs a;
     a.set("dtype", std::string("f64"));
     x = c.emit(OpKind::Cast, {x}, a, "as_f64");

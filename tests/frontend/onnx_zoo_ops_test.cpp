@@ -218,6 +218,40 @@ TEST(OnnxZooOps, IntegerMaxAndMinReduceExactly) {
   EXPECT_EQ(out["mn"].data<int64_t>()[0], -5);
 }
 
+// ArgMax/ArgMin of int64 (GPT-2's sequence classifier finds its last token so): values that
+// differ only beyond 2^53, ties resolved to the first index or with select_last_index to the
+// last, along either axis, keepdims either way.
+TEST(OnnxZooOps, Int64ArgMaxAndArgMinAreExact) {
+  OnnxModelBuilder b(13);
+  b.input("n", DType::I64, {int64_t(2), int64_t(5)});
+  b.output("amax", DType::I64, {int64_t(2)});
+  b.output("amax_last", DType::I64, {int64_t(2), int64_t(1)});
+  b.output("amin", DType::I64, {int64_t(2)});
+  b.output("amin_axis0", DType::I64, {int64_t(5)});
+  auto argNode = [&](const char* op, const char* out, int64_t axis, int64_t keep, int64_t last) {
+    onnx::NodeProto& nd = b.node(op, {"n"}, {out});
+    attrInt(nd, "axis", axis);
+    attrInt(nd, "keepdims", keep);
+    if (last) attrInt(nd, "select_last_index", 1);
+  };
+  argNode("ArgMax", "amax", 1, 0, 0);
+  argNode("ArgMax", "amax_last", -1, 1, 1);
+  argNode("ArgMin", "amin", 1, 0, 0);
+  argNode("ArgMin", "amin_axis0", 0, 0, 0);
+  const int64_t big = int64_t(1) << 60;
+  Tensor n(DType::I64, {2, 5});
+  // Row 0: the maximum big + 3 twice (indices 1 and 3), the minimum big + 1 at 0 (as a double
+  // all five would be 2^60). Row 1: small values, maximum 7 at 2 and 4, minimum -5 at 0 and 1.
+  int64_t vals[] = {big + 1, big + 3, big + 2, big + 3, big + 2, -5, -5, 7, 6, 7};
+  for (int i = 0; i < 10; ++i) n.data<int64_t>()[i] = vals[i];
+  auto out = zooRun(b, {{"n", n}});
+  EXPECT_EQ(out["amax"].toDoubles(), (std::vector<double>{1, 2}));
+  EXPECT_EQ(out["amax_last"].shape(), (Shape{2, 1}));
+  EXPECT_EQ(out["amax_last"].toDoubles(), (std::vector<double>{3, 4}));
+  EXPECT_EQ(out["amin"].toDoubles(), (std::vector<double>{0, 0}));
+  EXPECT_EQ(out["amin_axis0"].toDoubles(), (std::vector<double>{1, 1, 1, 1, 1}));
+}
+
 // Global pooling of a volume [N, C, D, H, W] (torchvision's video ResNets, legacy export).
 TEST(OnnxZooOps, GlobalPoolingOfVolumes) {
   OnnxModelBuilder b(17);
