@@ -17,8 +17,9 @@ std::string Location::str() const {
 std::string Error::str() const {
   std::string where = loc_.str();
   std::string out = where.empty() ? "" : where + ": ";
-  out += "error: " + message_;
-  return out;
+  out += "error: ";
+  if (!where.empty() && message_.starts_with(out)) return message_;  // rendered with its place already
+  return out + message_;
 }
 
 void DiagnosticEngine::addSource(const std::string& file, std::string text) { sources_[file] = std::move(text); }

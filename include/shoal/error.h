@@ -29,7 +29,9 @@ class Error {
   explicit Error(std::string message, Location loc = {}) : message_(std::move(message)), loc_(std::move(loc)) {}
   const std::string& message() const { return message_; }
   const Location& location() const { return loc_; }
-  /// "file:line:col: error: message" when the location is known, else "error: message".
+  /// "file:line:col: error: message" when the location is known, else "error: message". A
+  /// message that is already rendered with its place in front ("file:line:col: error: ...",
+  /// as loadPipeline's diagnostics are) is returned as it is, not prefixed twice.
   std::string str() const;
 
  private:

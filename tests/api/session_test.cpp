@@ -321,6 +321,11 @@ TEST(Session, LoadPipelineRendersDiagnostics) {
   auto bad = shoal::loadPipeline(shoal::test::sourcePath("tests/frontend/invalid/sem_unknown_op.mmd"));
   ASSERT_FALSE(bad);
   EXPECT_NE(bad.error().message().find("error: unknown op 'conv3d' (did you mean 'conv2d'?)\n"), std::string::npos);
+  // str() is the rendering, its place named once (not prefixed again by the location).
+  const std::string where = bad.error().location().str();
+  ASSERT_FALSE(where.empty());
+  EXPECT_EQ(bad.error().str().rfind(where + ": error: ", 0), 0u) << bad.error().str();
+  EXPECT_EQ(bad.error().str().find(where, where.size()), std::string::npos) << bad.error().str();
   auto good = shoal::loadPipeline(shoal::test::sourcePath("examples/mnist_cnn.mmd"));
   ASSERT_TRUE(good) << good.error().message();
   EXPECT_TRUE(good->trains());
