@@ -194,9 +194,12 @@ SHOAL_TRAINING_FORM(BatchNorm) {
 }
 
 // dropout(x) trains as dropout_train(x, step) with a seed from the training seed and the node's
-// name: every dropout of a model draws its own mask, the same again for the same seed.
+// name: every dropout of a model draws its own mask, the same again for the same seed. At rate
+// 0 it keeps every element in training too: x itself, no mask drawn (models exported with their
+// dropouts set to 0 have dozens; each would be a kernel of its own, a random draw per element).
 SHOAL_TRAINING_FORM(Dropout) {
   const Node& n = f.node;
+  if (n.attrs().getFloat("rate") == 0.0) return n.input(0);
   SHOAL_TRY_VALUE(step, f.step());
   const uint64_t seed = fnv1a64(fmt::format("dropout:{}:{}", n.result()->name(), f.train.seed));
   return f.emit(OpKind::DropoutTrain, {n.input(0), step},

@@ -342,6 +342,29 @@ TEST(DropoutTraining, MasksAreDeterministicPerSeedAndStep) {
   EXPECT_EQ(countNormOps(inference->graph(), OpKind::DropoutTrain), 0);
 }
 
+// Rate 0 keeps every element in training too: no mask drawn, no dropout_train kernel; the
+// training step's output is the dense layer's, exactly.
+TEST(DropoutTraining, RateZeroTrainsAsTheIdentity) {
+  auto p = normPipelineFrom(
+      "flowchart TD\n"
+      "  x[input: shape=8x16] --> d[dense: units=64] --> dr[dropout: rate=0] --> out[output: name=logits]\n");
+  auto plain = normPipelineFrom(
+      "flowchart TD\n"
+      "  x[input: shape=8x16] --> d[dense: units=64] --> out[output: name=logits]\n");
+  ASSERT_TRUE(p && plain);
+  TrainConfig cfg;
+  cfg.loss = "mse";
+  CompileOptions opts;
+  opts.train = &cfg;
+  auto program = compileProgram(p->model->clone(), opts);
+  ASSERT_TRUE(program) << program.error().str();
+  EXPECT_EQ(countNormOps(*program->graph, OpKind::DropoutTrain), 0);
+  EXPECT_EQ(countNormOps(*program->graph, OpKind::Dropout), 0);
+  Tensor a = dropoutStep(*p->model, 1, 1), b = dropoutStep(*plain->model, 1, 1);
+  ASSERT_EQ(a.numElements(), 512);
+  EXPECT_EQ(std::memcmp(a.raw(), b.raw(), a.byteSize()), 0);
+}
+
 TEST(DropoutTraining, TheStepInputIsDeclaredOnceAndReusedByAdam) {
   auto p = normPipelineFrom(
       "flowchart TD\n"
