@@ -431,8 +431,11 @@ std::string kernelPlaceholder(const std::string& name);
 void groupKernels(CudaModuleSource& m, const MemoryPlan& plan);
 /// `kernels` (the nodes' text with placeholders) with every kernel's text in: a kernel of its
 /// own as an extern "C" __global__ function; a grouped one as a __device__ body, and after
-/// all of them the grouped launches' kernels.
-std::string finishKernels(const CudaModuleSource& m, const std::string& kernels);
+/// all of them the grouped launches' kernels. With `share` (CudaCodegenOptions::shareKernels)
+/// a kernel of its own whose text and dynamic shared memory repeat an earlier one's is left
+/// out (a comment in its place) and its step launches the earlier one: m's steps and
+/// kernelNames are updated.
+std::string finishKernels(CudaModuleSource& m, const std::string& kernels, bool share);
 
 /// A small fp32 product (CudaCodegenOptions::smallGemms) as generated kernels: a tiled SIMT
 /// kernel, split over the inner dimension with an in-order sum of the slices when the tiles

@@ -15,6 +15,8 @@
 #include <algorithm>
 #include <cctype>
 #include <optional>
+#include <unordered_map>
+#include <unordered_set>
 
 #include "codegen/cuda_emit.h"
 #include "ir/ops.h"
@@ -182,7 +184,7 @@ void groupKernels(CudaModuleSource& m, const MemoryPlan& plan) {
     if (s.kind == CudaStepKind::Kernel) m.kernelNames.push_back(s.kernel);
 }
 
-std::string finishKernels(const CudaModuleSource& m, const std::string& kernels) {
+std::string finishKernels(CudaModuleSource& m, const std::string& kernels, bool share) {
   std::string out = kernels;
   auto put = [&](const std::string& name, const std::string& text) {
     const std::string mark = kernelPlaceholder(name);
@@ -190,10 +192,23 @@ std::string finishKernels(const CudaModuleSource& m, const std::string& kernels)
     if (at != std::string::npos) out.replace(at, mark.size(), text);
   };
   std::string groups;
-  for (const CudaStep& s : m.steps) {
+  // shareKernels: the first kernel of each text (launch bounds, dynamic shared memory,
+  // parameters, body). The shared memory is part of it because the executor sets a kernel's
+  // dynamic shared-memory limit from its step.
+  std::unordered_map<std::string, std::string> firstOfText;
+  for (CudaStep& s : m.steps) {
     if (s.kind != CudaStepKind::Kernel) continue;
     if (s.parts.empty()) {
       const std::string bounds = s.minBlocks > 0 ? fmt::format("{}, {}", kBlock, s.minBlocks) : std::to_string(kBlock);
+      if (share) {
+        std::string text = fmt::format("{}\x1f{}\x1f{}\x1f{}", bounds, s.sharedBytes, s.params, s.body);
+        auto [it, fresh] = firstOfText.emplace(std::move(text), s.kernel);
+        if (!fresh) {
+          put(s.kernel, fmt::format("// {}: the same kernel as {}, launched under its name\n", s.kernel, it->second));
+          s.kernel = it->second;
+          continue;
+        }
+      }
       put(s.kernel, fmt::format("extern \"C\" __global__ void __launch_bounds__({}) {}({}) {{\n"
                                 "  shoal_after_previous_kernel();\n{}}}\n",
                                 bounds, s.kernel, s.params, s.body));
@@ -230,6 +245,13 @@ std::string finishKernels(const CudaModuleSource& m, const std::string& kernels)
                           "  shoal_after_previous_kernel();\n"
                           "  const unsigned b = blockIdx.x;\n{}}}\n",
                           kBlock, s.kernel, params, dispatch);
+  }
+  if (share) {
+    // Each kernel once, in the order of first launch.
+    std::unordered_set<std::string> seen;
+    m.kernelNames.clear();
+    for (const CudaStep& s : m.steps)
+      if (s.kind == CudaStepKind::Kernel && seen.insert(s.kernel).second) m.kernelNames.push_back(s.kernel);
   }
   return out + groups;
 }

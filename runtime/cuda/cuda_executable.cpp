@@ -217,6 +217,7 @@ CudaExecutableOptions CudaExecutableOptions::fromEnvironment() {
   o.gemmEpilogues = envFlagDefaultOn("SHOAL_CUDA_GEMM_EPILOGUE");
   o.programmaticLaunch = envFlagDefaultOn("SHOAL_CUDA_PDL");
   o.groupKernels = envFlagDefaultOn("SHOAL_CUDA_GROUP");
+  o.shareKernels = envFlagDefaultOn("SHOAL_CUDA_SHARE_KERNELS");
   o.prepareParameters = envFlagDefaultOn("SHOAL_CUDA_PREPARE");
   o.wgmma = envFlagDefaultOn("SHOAL_CUDA_WGMMA");
   o.wgmmaTf32Gathered16 = envFlagDefaultOn("SHOAL_CUDA_WGRAD_TF32");
@@ -248,6 +249,7 @@ CudaCodegenOptions CudaExecutableOptions::codegenOptions(const std::string& arch
   c.smallGemms = smallGemms && !tf32 && gemm16 == TensorCoreMath::Off;
   c.gemmEpilogues = gemmEpilogues;
   c.groupKernels = groupKernels;
+  c.shareKernels = shareKernels;
   c.prepareParameters = prepareParameters;
   c.wgmmaTf32Gathered16 = wgmmaTf32Gathered16;
   c.weightGradientColumns = weightGradientColumns;

@@ -62,6 +62,8 @@ struct CudaExecutableOptions {
   /// Runs of independent kernels launched as one (CudaCodegenOptions::groupKernels).
   /// Default: on, unless SHOAL_CUDA_GROUP=0.
   bool groupKernels = true;
+  /// Steps whose kernels are the same text launch one kernel (CudaCodegenOptions::shareKernels).
+  bool shareKernels = true;
   /// A program that updates no parameter (inference, evaluation) rearranges its parameters
   /// for the tensor-core convolutions once, into the prepared region, and again only when they
   /// change (CudaCodegenOptions::prepareParameters), instead of in every step. Default: on,
@@ -93,7 +95,7 @@ struct CudaExecutableOptions {
   /// tuningVariant: the autotuner's variants, and tests); -1: none.
   int tuningVariant = -1;
   /// Fills graphs, syncEach, hostOutputs, inputsInPlace, horizontalUpdates, smallGemms, gemmEpilogues, programmaticLaunch, groupKernels,
-  /// prepareParameters, wgmma, wgmmaTf32Gathered16, weightGradientColumns, convPairedTaps, convChannelsLastMinInput, autotune and
+  /// shareKernels, prepareParameters, wgmma, wgmmaTf32Gathered16, weightGradientColumns, convPairedTaps, convChannelsLastMinInput, autotune and
   /// tensorCores from the environment.
   static CudaExecutableOptions fromEnvironment();
   /// The codegen options these make for a device of architecture `arch` ("sm_90"; "" for

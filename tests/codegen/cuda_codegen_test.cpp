@@ -38,9 +38,18 @@ void expectWellFormed(const Program& program) {
   EXPECT_EQ(a->kernelNames, b->kernelNames);
   std::set<std::string> names(a->kernelNames.begin(), a->kernelNames.end());
   EXPECT_EQ(names.size(), a->kernelNames.size()) << "kernel names must be unique";
+  std::set<std::string> launched;
   for (const CudaStep& s : a->steps) {
     ASSERT_NE(s.node, nullptr);
     if (s.kind != CudaStepKind::Kernel) continue;
+    // A kernel whose text repeats an earlier step's launches that one (shareKernels): defined
+    // once, where the first step that launches it is, and a comment in the later node's place.
+    const bool sharedLaunch = s.parts.empty() && !launched.insert(s.kernel).second;
+    if (sharedLaunch) {
+      EXPECT_NE(a->source.find(": the same kernel as " + s.kernel + ", launched under its name"), std::string::npos)
+          << s.kernel;
+      continue;
+    }
     std::string def = "void __launch_bounds__(256) " + s.kernel + "(";
     size_t at = a->source.find(def);
     ASSERT_NE(at, std::string::npos) << s.kernel;
@@ -597,6 +606,50 @@ TEST(CudaCodegen, IndependentKernelsShareALaunch) {
 
 // Independence is decided on memory, not on values: exp writes v where the plan put t, which
 // sum_to reads just before, so the two never share a launch though no value links them.
+// Steps whose kernels are the same text (two blocks of the same shapes) launch one kernel,
+// defined once; with shareKernels off each has its own.
+TEST(CudaCodegen, IdenticalKernelsAreEmittedOnce) {
+  const char* text = R"(graph repeat {
+  %x = input() {name="x"} : f32[4,16]
+  %a = tanh(%x) : f32[4,16]
+  %b = tanh(%a) : f32[4,16]
+  %c = tanh(%b) : f32[4,16]
+  %d = sigmoid(%c) : f32[4,16]
+  output(%d) {name="d"}
+})";
+  DiagnosticEngine diags;
+  auto g = parseGraph(text, "repeat.ir", diags);
+  ASSERT_TRUE(g) << diags.render();
+  CompileOptions opts;
+  opts.disabledPasses = {"fuse-elementwise"};
+  Program p = compileOrDie(std::move(g), opts);
+  CudaCodegenOptions off;
+  off.shareKernels = false;
+  auto apart = generateCudaSource(p, off);
+  auto shared = generateCudaSource(p);
+  ASSERT_TRUE(apart && shared);
+  std::vector<std::string> launches, apartLaunches;
+  for (const CudaStep& s : shared->steps)
+    if (s.kind == CudaStepKind::Kernel) launches.push_back(s.kernel);
+  for (const CudaStep& s : apart->steps)
+    if (s.kind == CudaStepKind::Kernel) apartLaunches.push_back(s.kernel);
+  ASSERT_EQ(apartLaunches.size(), 4u);
+  // b and c are computed in place (the plan puts each in its operand's buffer: pointers not
+  // restrict), so c's tanh is b's text and launches b's kernel; a's reads the input through
+  // restrict pointers: another text, a kernel of its own.
+  ASSERT_EQ(launches.size(), 4u);
+  EXPECT_NE(launches[1], launches[0]);
+  EXPECT_EQ(launches[2], launches[1]);
+  EXPECT_EQ(launches[1], apartLaunches[1]);
+  EXPECT_EQ(shared->kernelNames, (std::vector<std::string>{launches[0], launches[1], launches[3]}));
+  EXPECT_EQ(apart->kernelNames, apartLaunches);
+  for (size_t i = 0; i < 4; ++i) EXPECT_EQ(shared->steps[i].args.size(), apart->steps[i].args.size());
+  EXPECT_NE(shared->source.find("// " + apartLaunches[2] + ": the same kernel as " + launches[1]), std::string::npos);
+  EXPECT_EQ(shared->source.find("__launch_bounds__(256) " + apartLaunches[2] + "("), std::string::npos);
+  EXPECT_NE(apart->source.find("__launch_bounds__(256) " + apartLaunches[2] + "("), std::string::npos);
+  EXPECT_LT(shared->source.size(), apart->source.size());
+}
+
 TEST(CudaCodegen, KernelsSharingMemoryDoNotShareALaunch) {
   const char* text = R"(graph reuse {
   %x1 = input() {name="x1"} : f32[4,16]
@@ -634,7 +687,8 @@ TEST(CudaCodegen, KernelsSharingMemoryDoNotShareALaunch) {
   // Each on its own, as the plan orders them.
   std::vector<std::string> launches;
   for (const CudaStep& s : src->steps) launches.push_back(s.kernel);
-  EXPECT_EQ(launches, (std::vector<std::string>{"k3_add_t", "k4_sum_to_u", "k5_exp_v", "k6_add_r", "k7_add_r2"}));
+  // (r2's add is r's kernel, the same text: CudaCodegenOptions::shareKernels.)
+  EXPECT_EQ(launches, (std::vector<std::string>{"k3_add_t", "k4_sum_to_u", "k5_exp_v", "k6_add_r", "k6_add_r"}));
 }
 
 }  // namespace
