@@ -22,27 +22,8 @@ START=$(date +%s)
 elapsed() { echo $(( $(date +%s) - START )); }
 nvidia-smi --query-gpu=name,driver_version --format=csv,noheader 2>/dev/null | head -1
 
-extra=()
-debs=${ONNX_DEBS:-.debs/onnx}
-if ! [ -f /usr/include/onnx/onnx_pb.h ]; then
-  if ! ls "$debs"/*.deb >/dev/null 2>&1; then
-    echo "ONNX's C++ library is not installed and $debs holds no .deb: run bench/onnx_bench_debs.sh where Debian's"
-    echo "registry is reachable (or apt-get install libonnx-dev libprotobuf-dev), then carry $debs here"
-    exit 1
-  fi
-  sysroot=$PWD/$BUILD/sysroot
-  mkdir -p "$sysroot"
-  for f in "$debs"/*.deb; do dpkg -x "$f" "$sysroot"; done
-  extra=(-DCMAKE_PREFIX_PATH="$sysroot/usr")
-  export LD_LIBRARY_PATH="$sysroot/usr/lib/x86_64-linux-gnu${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
-  echo "== ONNX and protobuf from $debs (unpacked in $sysroot)"
-fi
-if ! cmake --preset default -B "$BUILD" -DSHOAL_BUILD_TESTS=OFF -DSHOAL_ONNX=ON "${extra[@]}" >"$OUT/build.log" 2>&1; then
-  echo "configure failed:"; tail -30 "$OUT/build.log"; exit 1
-fi
-if ! ninja -C "$BUILD" -j"$(nproc)" shoal_cli >>"$OUT/build.log" 2>&1; then
-  echo "build failed:"; grep -m20 -A5 "error" "$OUT/build.log"; exit 1
-fi
+source bench/onnx_build.sh
+shoal_onnx_build "$BUILD" "$OUT/build.log" shoal_cli -- -DSHOAL_BUILD_TESTS=OFF || exit 1
 echo "== built in $(elapsed) s"
 export SHOAL_CACHE_DIR=${SHOAL_CACHE_DIR:-$PWD/$BUILD/kernel-cache}
 PYTHONUNBUFFERED=1 python3 bench/onnx_bench.py --shoal "$BUILD/shoal" --out "$OUT" "$@" 2>&1 | tee "$OUT/onnx_bench.log"

@@ -26,18 +26,8 @@ while [ $# -gt 0 ]; do
   esac
 done
 BUILD=${BUILD:-build-onnx-train}
-extra=()
-debs=${ONNX_DEBS:-.debs/onnx}
-if ! [ -f /usr/include/onnx/onnx_pb.h ]; then
-  sysroot=$PWD/$BUILD/sysroot
-  mkdir -p "$sysroot"
-  for f in "$debs"/*.deb; do dpkg -x "$f" "$sysroot"; done
-  extra=(-DCMAKE_PREFIX_PATH="$sysroot/usr")
-  export LD_LIBRARY_PATH="$sysroot/usr/lib/x86_64-linux-gnu${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
-fi
-cmake --preset default -B "$BUILD" -G Ninja -DSHOAL_BUILD_BENCH=ON -DSHOAL_ONNX=ON "${extra[@]}" \
-  > "$OUT/build.log" 2>&1 || { tail -30 "$OUT/build.log"; exit 1; }
-ninja -C "$BUILD" -j"$(nproc)" onnx_train_parity >> "$OUT/build.log" 2>&1 || { grep -m20 -A5 error "$OUT/build.log"; exit 1; }
+source bench/onnx_build.sh
+shoal_onnx_build "$BUILD" "$OUT/build.log" onnx_train_parity || exit 1
 export SHOAL_CACHE_DIR=$PWD/$BUILD/kernel-cache
 cases=$OUT/cases
 PYTHONUNBUFFERED=1 python3 bench/onnx_train_torch.py make "$cases" "${args[@]}" 2>&1 | tee "$OUT/torch.log"

@@ -42,20 +42,10 @@ while [ $# -gt 0 ]; do
   esac
 done
 BUILD=${BUILD:-build-resnet-bench}
-extra=()
-debs=${ONNX_DEBS:-.debs/onnx}
-if ! [ -f /usr/include/onnx/onnx_pb.h ]; then
-  sysroot=$PWD/$BUILD/sysroot
-  mkdir -p "$sysroot"
-  for f in "$debs"/*.deb; do dpkg -x "$f" "$sysroot"; done
-  extra=(-DCMAKE_PREFIX_PATH="$sysroot/usr")
-  export LD_LIBRARY_PATH="$sysroot/usr/lib/x86_64-linux-gnu${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
-fi
-cmake --preset default -B "$BUILD" -G Ninja -DSHOAL_BUILD_TESTS=${SHOAL_BUILD_TESTS:-OFF} -DSHOAL_BUILD_BENCH=ON -DSHOAL_ONNX=ON "${extra[@]}" \
-  > "$OUT/build.log" 2>&1 || { tail -30 "$OUT/build.log"; exit 1; }
 targets="shoal_cli resnet_bench"
 [ "${SHOAL_BUILD_TESTS:-OFF}" = ON ] && targets="$targets shoal_tests"
-ninja -C "$BUILD" -j"$(nproc)" $targets >> "$OUT/build.log" 2>&1 || { grep -m20 -A5 error "$OUT/build.log"; exit 1; }
+source bench/onnx_build.sh
+shoal_onnx_build "$BUILD" "$OUT/build.log" $targets -- -DSHOAL_BUILD_TESTS=${SHOAL_BUILD_TESTS:-OFF} || exit 1
 export SHOAL_CACHE_DIR=$PWD/$BUILD/kernel-cache
 nvidia-smi --query-gpu=name,driver_version --format=csv,noheader
 PYTHONUNBUFFERED=1 python3 bench/resnet_torch.py --onnx "$OUT/resnet18.onnx" --out "$OUT/torch.json" --modes "$modes" \
