@@ -473,6 +473,8 @@ bool foldReduce(NodeContext& c) {
   return true;
 }
 
+namespace {
+
 // The maximum (or minimum) of integers over `axes` (normalised, kept as extents of 1), exact
 // for int64 too: per axis, halving rounds of where(a > b, a, b) between the two halves (an odd
 // extent's last element carried into the next round). `tag` prefixes the values' names.
@@ -499,6 +501,8 @@ Value* integerMaxMin(NodeContext& c, Value* x, const std::vector<int64_t>& axes,
   }
   return x;
 }
+
+}  // namespace
 
 // ReduceMax/ReduceMin of integers (a sequence's longest length: torchaudio's Conformer), exact
 // for int64 too (integerMaxMin).
@@ -576,6 +580,17 @@ Value* axisAsRows(NodeContext& c, Value* x, int64_t axis, std::vector<int64_t>& 
   return c.reshape(x, {numElements(xs) / n, n}, "rows");
 }
 
+namespace {
+
+// ArgMax/ArgMin's result shape: x's with `axis` kept as 1 or dropped.
+Shape argShape(Shape xs, int64_t axis, bool keep) {
+  if (keep)
+    xs[size_t(axis)] = 1;
+  else
+    xs.erase(xs.begin() + axis);
+  return xs;
+}
+
 // ArgMax and ArgMin of int64 (beyond double's 2^53, so not through shoal's float argmax; GPT-2's
 // sequence classifier takes the last token's position so), exact: the extreme value along the
 // axis (integerMaxMin), then the smallest index holding it -- the integer minimum of
@@ -594,13 +609,10 @@ void lowerInt64ArgMinMax(NodeContext& c, int64_t axis, bool keep, bool lastIndex
   Value* index = c.constantValue(iota, "index");
   Value* candidate = whereOp(c, hit, index, c.scalar(lastIndex ? -1.0 : double(n), DType::I64, "miss"), "candidate");
   Value* idx = integerMaxMin(c, candidate, {axis}, lastIndex, "pick_");
-  Shape out = xs;
-  if (keep)
-    out[size_t(axis)] = 1;
-  else
-    out.erase(out.begin() + axis);
-  c.setOutput(0, c.reshape(idx, out, "out"));
+  c.setOutput(0, c.reshape(idx, argShape(xs, axis, keep), "out"));
 }
+
+}  // namespace
 
 // ArgMax and ArgMin along any axis: shoal's argmax over rows (the axis moved last); ArgMin is
 // the argmax of -x (the first minimum is the first maximum of the negation);
@@ -635,12 +647,7 @@ void lowerArgMinMax(NodeContext& c) {
   }
   Value* idx = c.emit(OpKind::ArgMax, {rows}, {}, "argmax");
   if (lastIndex) idx = binop(c, OpKind::Sub, c.scalar(double(n - 1), DType::I64, "last"), idx, "index");
-  Shape out = xs;
-  if (keep)
-    out[size_t(axis)] = 1;
-  else
-    out.erase(out.begin() + axis);
-  c.setOutput(0, c.reshape(idx, out, "out"));
+  c.setOutput(0, c.reshape(idx, argShape(xs, axis, keep), "out"));
 }
 
 // TopK: k rounds over the axis moved last. Each takes the first index of the row's largest key

@@ -9,6 +9,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <set>
+#include <stdexcept>
 
 #include "codegen/cuda_codegen.h"
 #include "codegen/cuda_test_graphs.h"
@@ -25,6 +26,16 @@ Program compileOrDie(std::unique_ptr<Graph> g, const CompileOptions& opts) {
   EXPECT_TRUE(p.has_value()) << (p ? "" : p.error().message());
   if (!p) return {};
   return std::move(*p);
+}
+
+// IR text compiled with elementwise fusion off, so each op keeps a kernel of its own.
+Program compileIrUnfused(const char* text, const char* file) {
+  DiagnosticEngine diags;
+  auto g = parseGraph(text, file, diags);
+  if (!g) throw std::runtime_error(diags.render());
+  CompileOptions opts;
+  opts.disabledPasses = {"fuse-elementwise"};
+  return compileOrDie(std::move(g), opts);
 }
 
 // The structural promises of a generated module: same bytes twice, each kernel step's entry
@@ -617,12 +628,7 @@ TEST(CudaCodegen, IdenticalKernelsAreEmittedOnce) {
   %d = sigmoid(%c) : f32[4,16]
   output(%d) {name="d"}
 })";
-  DiagnosticEngine diags;
-  auto g = parseGraph(text, "repeat.ir", diags);
-  ASSERT_TRUE(g) << diags.render();
-  CompileOptions opts;
-  opts.disabledPasses = {"fuse-elementwise"};
-  Program p = compileOrDie(std::move(g), opts);
+  Program p = compileIrUnfused(text, "repeat.ir");
   CudaCodegenOptions off;
   off.shareKernels = false;
   auto apart = generateCudaSource(p, off);
@@ -663,12 +669,7 @@ TEST(CudaCodegen, KernelsSharingMemoryDoNotShareALaunch) {
   output(%u) {name="u"}
   output(%r2) {name="r2"}
 })";
-  DiagnosticEngine diags;
-  auto g = parseGraph(text, "reuse.ir", diags);
-  ASSERT_TRUE(g) << diags.render();
-  CompileOptions opts;
-  opts.disabledPasses = {"fuse-elementwise"};
-  Program p = compileOrDie(std::move(g), opts);
+  Program p = compileIrUnfused(text, "reuse.ir");
   auto valueNamed = [&](const std::string& name) -> const Value* {
     for (const Node* n : p.graph->nodes())
       if (n->numResults() && n->result()->name() == name) return n->result();

@@ -30,10 +30,10 @@ struct RecurrentCase {
   int64_t layout = 0;
   bool bias = true, initialH = false, initialC = false, peepholes = false;
   bool linearBeforeReset = false, inputForget = false;
-  std::optional<float> clip;
-  std::vector<std::string> activations;  // empty: the defaults
-  std::vector<float> alphas, betas;
-  std::vector<int32_t> lengths;  // empty: no sequence_lens
+  std::optional<float> clip{};
+  std::vector<std::string> activations{};  // empty: the defaults
+  std::vector<float> alphas{}, betas{};
+  std::vector<int32_t> lengths{};  // empty: no sequence_lens
   DType dtype = DType::F64;
   double tolerance = 1e-11;
 };
