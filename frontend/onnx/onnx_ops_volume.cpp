@@ -217,7 +217,51 @@ Value* maxPoolIndices(NodeContext& c) {
     }
     columns.push_back(c.reshape(tap, {rows, 1}, fmt::format("indices_tap{}", t)));
   }
-  Value* best = c.emit(OpKind::ArgMax, {concatMany(c, columns, 1, "indices_taps_")}, {}, "indices_best_tap");
+  Value* tapValues = concatMany(c, columns, 1, "indices_taps_");
+  Value* best = c.reshape(c.emit(OpKind::ArgMax, {tapValues}, {}, "indices_best_tap"), outShape, "indices_best_nd");
+  // A window whose maximum is -inf ties its padding taps (padded with -inf) with its in-image
+  // ones, and the first tap may be padding; ONNX takes the first in-image tap then (its
+  // reference walks the in-image taps only). Each output position's first in-image tap is
+  // known at import: taken where the maximum is -inf. (A window with no tap in the image keeps
+  // the argmax's.)
+  std::vector<int64_t> outSpatial(g.out.begin(), g.out.end());
+  int64_t positions = numElements(Shape(outSpatial.begin(), outSpatial.end()));
+  Tensor firstIn(DType::I64, {positions});
+  bool padded = false;
+  for (int64_t p = 0; p < positions; ++p) {
+    std::vector<int64_t> at(sp);  // the position's index along each spatial axis
+    for (int64_t rest = p, i = int64_t(sp) - 1; i >= 0; --i) {
+      at[size_t(i)] = rest % g.out[size_t(i)];
+      rest /= g.out[size_t(i)];
+    }
+    int64_t first = 0;
+    for (int64_t t = 0; t < taps; ++t) {
+      bool inside = true;
+      for (size_t i = 0; i < sp; ++i) {
+        int64_t pos = at[i] * g.stride[i] - g.pads[i] + offsets[i].data<int64_t>()[t];
+        inside &= pos >= 0 && pos < xs[2 + i];
+      }
+      if (inside) {
+        first = t;
+        break;
+      }
+    }
+    padded |= first != 0;
+    firstIn.data<int64_t>()[p] = first;
+  }
+  if (padded) {
+    Attrs r;
+    r.set("axes", std::vector<int64_t>{1});
+    r.set("keepdim", int64_t(0));
+    Value* top = c.reshape(c.emit(OpKind::ReduceMax, {tapValues}, r, "indices_max"), outShape, "indices_max_nd");
+    Value* allNegInf = c.emit(OpKind::Equal, {top, c.scalar(-std::numeric_limits<double>::infinity(),
+                                                            top->type().dtype, "indices_neg_inf")},
+                              {}, "indices_all_neg_inf");
+    Shape posShape(outShape.size(), 1);
+    std::copy(outSpatial.begin(), outSpatial.end(), posShape.begin() + 2);
+    Value* firstTap = c.reshape(c.constantValue(firstIn, "indices_first_in_image"), posShape, "indices_first_nd");
+    best = c.emit(OpKind::Where, {allNegInf, firstTap, best}, {}, "indices_best_in_image");
+  }
   // Strides of the input's spatial axes (row-major, or column-major for storage_order 1), and
   // each sample-channel plane's start.
   std::vector<int64_t> st(sp, 1);

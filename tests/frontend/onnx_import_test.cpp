@@ -812,6 +812,29 @@ TEST(OnnxImport, MaxPoolIndicesAreFlatPositionsOfTheMaxima) {
   EXPECT_EQ(out->at("i").toDoubles(), (std::vector<double>{5, 7, 13, 15, 16, 17, 20, 21}));
 }
 
+// A window whose maximum is -inf: its index is its first in-image tap, as ONNX's reference
+// (which walks the in-image taps only) gives, never a padding tap's position.
+TEST(OnnxImport, MaxPoolIndicesOfAnAllNegativeInfinityWindowStayInTheImage) {
+  OnnxModelBuilder b(12);
+  b.input("x", DType::F32, {int64_t(1), int64_t(1), int64_t(2), int64_t(3)});
+  b.output("y", DType::F32, {int64_t(1), int64_t(1), int64_t(3), int64_t(4)});
+  b.output("i", DType::I64, {int64_t(1), int64_t(1), int64_t(3), int64_t(4)});
+  auto& n = b.node("MaxPool", {"x"}, {"y", "i"}, "pool");
+  attrInts(n, "kernel_shape", {2, 2});
+  attrInts(n, "pads", {1, 1, 1, 1});
+  auto session = Session::create(b.save(tempDir()), {.device = DeviceKind::Cpu});
+  ASSERT_TRUE(session) << session.error().str();
+  const double inf = std::numeric_limits<double>::infinity();
+  // Row 0 all -inf; row 1: -inf, 5, -inf.
+  auto out = session->run({{"x", f32Tensor({1, 1, 2, 3}, {-inf, -inf, -inf, -inf, 5, -inf})}});
+  ASSERT_TRUE(out) << out.error().str();
+  // Window (oy, ox) covers rows oy-1..oy, columns ox-1..ox. Top row: only image row 0 (-inf):
+  // its first in-image tap, (0, max(ox-1, 0)). Rows 1-2 reach the 5 at (1, 1) for ox 1 and 2;
+  // the others see only -inf: the first in-image tap.
+  EXPECT_EQ(out->at("y").toDoubles(), (std::vector<double>{-inf, -inf, -inf, -inf, -inf, 5, 5, -inf, -inf, 5, 5, -inf}));
+  EXPECT_EQ(out->at("i").toDoubles(), (std::vector<double>{0, 0, 1, 2, 0, 4, 4, 2, 3, 4, 4, 5}));
+}
+
 // Concat of more operands than shoal's concat takes (64) joins them in rounds, in order.
 TEST(OnnxImport, ConcatOfManyOperandsJoinsThemInOrder) {
   OnnxModelBuilder b(13);
