@@ -41,16 +41,19 @@ void cfGraphAttr(onnx::NodeProto& n, const std::string& name, const onnx::GraphP
   *a->mutable_g() = g;
 }
 
-std::map<std::string, Tensor> cfRun(OnnxModelBuilder& b, std::map<std::string, Tensor> feeds) {
-  auto session = Session::create(b.save(tempDir()), {.device = DeviceKind::Cpu});
-  EXPECT_TRUE(session) << session.error().str();
-  if (!session) return {};
-  auto out = session->run(feeds);
-  EXPECT_TRUE(out) << out.error().str();
-  return out ? *out : std::map<std::string, Tensor>{};
-}
-
 constexpr int32_t kF32 = onnx::TensorProto::FLOAT, kI64 = onnx::TensorProto::INT64, kBool = onnx::TensorProto::BOOL;
+
+// A Loop's surroundings with a trip count of 5 and a condition input (true): input x [2],
+// output acc_final [2], initializers M, go and acc0 (zeros); the test adds the node.
+void conditionedLoopModel(OnnxModelBuilder& b) {
+  b.input("x", DType::F32, {int64_t(2)});
+  b.output("acc_final", DType::F32, {int64_t(2)});
+  b.initializer("M", Tensor::fromDoubles(DType::I64, {}, std::vector<double>{5}));
+  Tensor t(DType::Bool, {});
+  t.set(0, 1);
+  b.initializer("go", t);
+  b.initializer("acc0", f32Tensor({2}, {0, 0}));
+}
 
 // The branch a constant condition selects, reading an outer value; the other branch (of another
 // shape) is never lowered. A condition computed at run time is refused with its origin.
@@ -72,7 +75,7 @@ TEST(OnnxControlFlow, IfTakesTheBranchItsConditionSelects) {
     auto& n = b.node("If", {"cond"}, {"y"}, "choose");
     cfGraphAttr(n, "then_branch", thenG);
     cfGraphAttr(n, "else_branch", elseG);
-    auto out = cfRun(b, {{"x", f32Tensor({3}, {1, -2, 3})}});
+    auto out = runOnnxOnCpu(b, {{"x", f32Tensor({3}, {1, -2, 3})}});
     EXPECT_EQ(out["y"].toDoubles(), cond ? (std::vector<double>{2, -4, 6}) : (std::vector<double>{-1, 2, -3}));
   }
   OnnxModelBuilder b(16);
@@ -129,7 +132,7 @@ TEST(OnnxControlFlow, LoopUnrollsWithCarriedValuesAndScanOutputs) {
     b.initializer("M", Tensor::fromDoubles(DType::I64, {}, std::vector<double>{3}));
     b.initializer("acc0", f32Tensor({2}, {0.5, 0}));
     cfGraphAttr(b.node("Loop", {"M", "", "acc0"}, {"acc_final", "history"}, "loop"), "body", accumulateBody(0));
-    auto out = cfRun(b, {{"x", f32Tensor({2}, {1, 10})}});
+    auto out = runOnnxOnCpu(b, {{"x", f32Tensor({2}, {1, 10})}});
     // acc: 0.5,0 -> +1x -> +2x -> +3x = 6.5, 60; history holds acc before each step.
     EXPECT_EQ(out["acc_final"].toDoubles(), (std::vector<double>{6.5, 60}));
     EXPECT_EQ(out["history"].toDoubles(), (std::vector<double>{0.5, 0, 1.5, 10, 3.5, 30}));
@@ -137,16 +140,10 @@ TEST(OnnxControlFlow, LoopUnrollsWithCarriedValuesAndScanOutputs) {
   // Trip count 5 and a condition: the body's i < 1 stops it after steps 0 and 1.
   {
     OnnxModelBuilder b(16);
-    b.input("x", DType::F32, {int64_t(2)});
-    b.output("acc_final", DType::F32, {int64_t(2)});
-    b.initializer("M", Tensor::fromDoubles(DType::I64, {}, std::vector<double>{5}));
-    Tensor t(DType::Bool, {});
-    t.set(0, 1);
-    b.initializer("go", t);
-    b.initializer("acc0", f32Tensor({2}, {0, 0}));
+    conditionedLoopModel(b);
     auto& n = b.node("Loop", {"M", "go", "acc0"}, {"acc_final", "unused_scan"}, "loop");
     cfGraphAttr(n, "body", accumulateBody(1));
-    auto out = cfRun(b, {{"x", f32Tensor({2}, {1, 10})}});
+    auto out = runOnnxOnCpu(b, {{"x", f32Tensor({2}, {1, 10})}});
     EXPECT_EQ(out["acc_final"].toDoubles(), (std::vector<double>{3, 30}));  // 1x + 2x
   }
 }
@@ -154,13 +151,7 @@ TEST(OnnxControlFlow, LoopUnrollsWithCarriedValuesAndScanOutputs) {
 // A condition the body computes from run-time values cannot be unrolled: refused by name.
 TEST(OnnxControlFlow, ALoopConditionComputedAtRunTimeIsRefused) {
   OnnxModelBuilder b(16);
-  b.input("x", DType::F32, {int64_t(2)});
-  b.output("acc_final", DType::F32, {int64_t(2)});
-  b.initializer("M", Tensor::fromDoubles(DType::I64, {}, std::vector<double>{5}));
-  Tensor t(DType::Bool, {});
-  t.set(0, 1);
-  b.initializer("go", t);
-  b.initializer("acc0", f32Tensor({2}, {0, 0}));
+  conditionedLoopModel(b);
   onnx::GraphProto body;
   body.set_name("body");
   cfValueInfo(body.add_input(), "i", kI64, {});
@@ -202,7 +193,7 @@ TEST(OnnxControlFlow, ScanRunsItsBodyOverTheSteps) {
   attrInt(n, "num_scan_inputs", 1);
   attrInts(n, "scan_input_directions", {1});
   attrInts(n, "scan_output_axes", {1});
-  auto out = cfRun(b, {{"x", f32Tensor({3, 2}, {1, 2, 3, 4, 5, 6})}});
+  auto out = runOnnxOnCpu(b, {{"x", f32Tensor({3, 2}, {1, 2, 3, 4, 5, 6})}});
   EXPECT_EQ(out["sum"].toDoubles(), (std::vector<double>{9, 12}));
   EXPECT_EQ(out["partials"].toDoubles(), (std::vector<double>{5, 8, 9, 6, 10, 12}));
 }

@@ -4,11 +4,14 @@
 
 #if SHOAL_HAVE_ONNX
 
+#include <gtest/gtest.h>
 #include <onnx/onnx_pb.h>
+#include <shoal/shoal.h>
 #include <shoal/tensor.h>
 
 #include <cstring>
 #include <filesystem>
+#include <map>
 #include <string>
 #include <variant>
 #include <vector>
@@ -191,6 +194,17 @@ inline std::vector<double> gemmReluReference(const std::vector<double>& x) {
       y.push_back(s > 0 ? s : 0);
     }
   return y;
+}
+
+/// The model `b` describes, saved and run once on the CPU with `feeds`; a failure to load or
+/// run fails the test and gives no outputs.
+inline std::map<std::string, Tensor> runOnnxOnCpu(OnnxModelBuilder& b, const std::map<std::string, Tensor>& feeds) {
+  auto session = Session::create(b.save(tempDir()), {.device = DeviceKind::Cpu});
+  EXPECT_TRUE(session) << session.error().str();
+  if (!session) return {};
+  auto out = session->run(feeds);
+  EXPECT_TRUE(out) << out.error().str();
+  return out ? *out : std::map<std::string, Tensor>{};
 }
 
 }  // namespace shoal::test

@@ -22,15 +22,6 @@ using namespace shoal::test;
 
 #if SHOAL_HAVE_ONNX
 
-std::map<std::string, Tensor> zooRun(OnnxModelBuilder& b, std::map<std::string, Tensor> feeds) {
-  auto session = Session::create(b.save(tempDir()), {.device = DeviceKind::Cpu});
-  EXPECT_TRUE(session) << session.error().str();
-  if (!session) return {};
-  auto out = session->run(feeds);
-  EXPECT_TRUE(out) << out.error().str();
-  return out ? *out : std::map<std::string, Tensor>{};
-}
-
 void zooNear(const std::vector<double>& got, const std::vector<double>& want, double tol = 1e-5) {
   ASSERT_EQ(got.size(), want.size());
   for (size_t i = 0; i < got.size(); ++i) EXPECT_NEAR(got[i], want[i], tol) << "at " << i;
@@ -71,7 +62,7 @@ TEST(OnnxZooOps, LegacyExpandTargetFoldsThroughComparisonsAndWhere) {
     EXPECT_TRUE(n->opName() == "input" || n->opName() == "expand" || n->opName() == "output" ||
                 n->opName() == "constant")
         << n->opName();
-  auto out = zooRun(b, {{"x", f32Tensor({1, 3}, {1, 2, 3})}});
+  auto out = runOnnxOnCpu(b, {{"x", f32Tensor({1, 3}, {1, 2, 3})}});
   EXPECT_EQ(out["y"].toDoubles(), (std::vector<double>{1, 2, 3, 1, 2, 3}));
   EXPECT_EQ(out["logic"].toDoubles(), (std::vector<double>{0, 1, 0, 0}));
 }
@@ -116,7 +107,7 @@ TEST(OnnxZooOps, ArithmeticAndReductionsFoldAtImport) {
   constantNode(b, "big", i64Tensor({(int64_t(1) << 53) + 1}));
   constantNode(b, "big2", i64Tensor({int64_t(1) << 53}));
   b.node("Equal", {"big", "big2"}, {"big_eq"});
-  auto out = zooRun(b, {{"x", f32Tensor({2, 3, 4}, std::vector<double>(24, 1.0))}});
+  auto out = runOnnxOnCpu(b, {{"x", f32Tensor({2, 3, 4}, std::vector<double>(24, 1.0))}});
   EXPECT_EQ(out["y"].shape(), (Shape{2, 12}));
   EXPECT_EQ(out["pw"].toDoubles(), (std::vector<double>{2, 3, 2}));
   EXPECT_EQ(out["red"].toDoubles(), (std::vector<double>{-56, 16}));
@@ -140,7 +131,7 @@ TEST(OnnxZooOps, ScatterNDOfKnownIntegersFolds) {
   constantNode(b, "upd2", zooI64({3}, {100, 1000, -5}));
   attrString(b.node("ScatterND", {"data", "idx2", "upd2"}, {"added"}), "reduction", "add");
   b.node("Identity", {"x"}, {"x_out"});
-  auto out = zooRun(b, {{"x", f32Tensor({1}, {0})}});
+  auto out = runOnnxOnCpu(b, {{"x", f32Tensor({1}, {0})}});
   EXPECT_EQ(out["replaced"].toDoubles(), (std::vector<double>{10, 20, 3, 4, 70, 80}));
   EXPECT_EQ(out["added"].toDoubles(), (std::vector<double>{1, 1102, 3, 4, 0, 6}));
 }
@@ -156,7 +147,7 @@ TEST(OnnxZooOps, EmptyKnownTensorsJoinShapeArithmetic) {
   constantNode(b, "dims", i64Tensor({2, 3}));
   attrInt(b.node("Concat", {"empty", "dims"}, {"target"}), "axis", 0);
   b.node("Reshape", {"x", "target"}, {"y"});
-  auto out = zooRun(b, {{"x", f32Tensor({6}, {1, 2, 3, 4, 5, 6})}});
+  auto out = runOnnxOnCpu(b, {{"x", f32Tensor({6}, {1, 2, 3, 4, 5, 6})}});
   EXPECT_EQ(out["y"].shape(), (Shape{2, 3}));
   EXPECT_EQ(out["y"].toDoubles(), (std::vector<double>{1, 2, 3, 4, 5, 6}));
 }
@@ -210,7 +201,7 @@ TEST(OnnxZooOps, IntegerMaxAndMinReduceExactly) {
   Tensor n(DType::I64, {2, 3});
   int64_t vals[] = {big + 1, big + 3, big + 2, -5, 7, 7};
   for (int i = 0; i < 6; ++i) n.data<int64_t>()[i] = vals[i];
-  auto out = zooRun(b, {{"n", n}});
+  auto out = runOnnxOnCpu(b, {{"n", n}});
   ASSERT_EQ(out["mx"].numElements(), 2);
   EXPECT_EQ(out["mx"].data<int64_t>()[0], big + 3);
   EXPECT_EQ(out["mx"].data<int64_t>()[1], 7);
@@ -244,7 +235,7 @@ TEST(OnnxZooOps, Int64ArgMaxAndArgMinAreExact) {
   // all five would be 2^60). Row 1: small values, maximum 7 at 2 and 4, minimum -5 at 0 and 1.
   int64_t vals[] = {big + 1, big + 3, big + 2, big + 3, big + 2, -5, -5, 7, 6, 7};
   for (int i = 0; i < 10; ++i) n.data<int64_t>()[i] = vals[i];
-  auto out = zooRun(b, {{"n", n}});
+  auto out = runOnnxOnCpu(b, {{"n", n}});
   EXPECT_EQ(out["amax"].toDoubles(), (std::vector<double>{1, 2}));
   EXPECT_EQ(out["amax_last"].shape(), (Shape{2, 1}));
   EXPECT_EQ(out["amax_last"].toDoubles(), (std::vector<double>{3, 4}));
@@ -261,7 +252,7 @@ TEST(OnnxZooOps, GlobalPoolingOfVolumes) {
   b.node("GlobalAveragePool", {"x"}, {"avg"});
   b.node("GlobalMaxPool", {"x"}, {"max"});
   std::vector<double> v = {1, -2, 3, 4, 5, 6, -7, 8, /* channel 1 */ 0.5, 0.5, 0.5, 0.5, 2, 2, 2, 9};
-  auto out = zooRun(b, {{"x", f32Tensor({1, 2, 2, 2, 2}, v)}});
+  auto out = runOnnxOnCpu(b, {{"x", f32Tensor({1, 2, 2, 2, 2}, v)}});
   EXPECT_EQ(out["avg"].shape(), (Shape{1, 2, 1, 1, 1}));
   zooNear(out["avg"].toDoubles(), {18.0 / 8, 17.0 / 8});
   EXPECT_EQ(out["max"].toDoubles(), (std::vector<double>{8, 9}));
@@ -284,7 +275,7 @@ TEST(OnnxZooOps, BatchNormalizationInTrainingMode) {
   attrFloat(n, "epsilon", 0.0f);
   attrFloat(n, "momentum", 0.5f);
   // Channel 0: {1, 3, 5, 7}: mean 4, variance 5. Channel 1: {2, 2, 6, 6}: mean 4, variance 4.
-  auto out = zooRun(b, {{"x", f32Tensor({2, 2, 1, 2}, {1, 3, 2, 2, 5, 7, 6, 6})}});
+  auto out = runOnnxOnCpu(b, {{"x", f32Tensor({2, 2, 1, 2}, {1, 3, 2, 2, 5, 7, 6, 6})}});
   double s5 = std::sqrt(5.0);
   zooNear(out["y"].toDoubles(), {2 * -3 / s5, 2 * -1 / s5, 9, 9, 2 * 1 / s5, 2 * 3 / s5, 11, 11});
   zooNear(out["rm"].toDoubles(), {0.5 * 1 + 0.5 * 4, 0.5 * 1 + 0.5 * 4});
@@ -321,7 +312,7 @@ TEST(OnnxZooOps, Col2ImSumsBlocksIntoTheImage) {
     b.initializer("image", i64Tensor({5, 5}));
     b.initializer("block", i64Tensor({1, 5}));
     b.node("Col2Im", {"x", "image", "block"}, {"y"});
-    auto out = zooRun(b, {{"x", f32Tensor({1, 5, 5}, {1, 6, 11, 16, 21, 2, 7, 12, 17, 22, 3, 8, 13, 18, 23,
+    auto out = runOnnxOnCpu(b, {{"x", f32Tensor({1, 5, 5}, {1, 6, 11, 16, 21, 2, 7, 12, 17, 22, 3, 8, 13, 18, 23,
                                                       4, 9, 14, 19, 24, 5, 0, 15, 20, 25})}});
     EXPECT_EQ(out["y"].toDoubles(), (std::vector<double>{1, 2, 3, 4, 5, 6, 7, 8, 9, 0, 11, 12, 13, 14, 15, 16,
                                                          17, 18, 19, 20, 21, 22, 23, 24, 25}));
@@ -338,7 +329,7 @@ TEST(OnnxZooOps, Col2ImSumsBlocksIntoTheImage) {
     auto& n = b.node("Col2Im", {"x", "image", "block"}, {"y"});
     attrInts(n, "pads", {0, 1, 0, 1});
     attrInts(n, "strides", {1, 2});
-    auto out = zooRun(b, {{"x", f32Tensor({1, 4, 2}, {1, 2, 11, 12, 21, 22, 31, 32})}});
+    auto out = runOnnxOnCpu(b, {{"x", f32Tensor({1, 4, 2}, {1, 2, 11, 12, 21, 22, 31, 32})}});
     // Place 0 covers columns -1 (padding) and 0; place 1 columns 1 and 2.
     // Row 0: col 0 <- tap (0,1) of place 0 = 11; col 1 <- tap (0,0) of place 1 = 2; col 2 <- tap (0,1) of place 1 = 12.
     // Row 1: col 0 <- tap (1,1) place 0 = 31; col 1 <- tap (1,0) place 1 = 22; col 2 <- tap (1,1) place 1 = 32.
@@ -353,7 +344,7 @@ TEST(OnnxZooOps, Col2ImSumsBlocksIntoTheImage) {
     b.initializer("image", i64Tensor({3, 3}));
     b.initializer("block", i64Tensor({2, 2}));
     b.node("Col2Im", {"x", "image", "block"}, {"y"});
-    auto out = zooRun(b, {{"x", f32Tensor({1, 4, 4}, std::vector<double>(16, 1.0))}});
+    auto out = runOnnxOnCpu(b, {{"x", f32Tensor({1, 4, 4}, std::vector<double>(16, 1.0))}});
     EXPECT_EQ(out["y"].toDoubles(), (std::vector<double>{1, 2, 1, 2, 4, 2, 1, 2, 1}));
   }
   {
@@ -393,7 +384,7 @@ TEST(OnnxZooOps, ResizeOpset18And19Attributes) {
     if (!sizes.empty()) b.initializer("sizes", i64Tensor(sizes));
     auto& n = b.node("Resize", {"x", "", scales.empty() ? "" : "scales", sizes.empty() ? "" : "sizes"}, {"y"});
     attrs(n);
-    auto out = zooRun(b, {{"x", f32Tensor(in, x)}});
+    auto out = runOnnxOnCpu(b, {{"x", f32Tensor(in, x)}});
     EXPECT_EQ(out["y"].shape(), outShape);
     return out["y"].toDoubles();
   };
@@ -476,7 +467,7 @@ TEST(OnnxZooOps, DftByHand) {
     b.output("y", DType::F32, outDims);
     auto& n = b.node("DFT", {"x"}, {"y"});
     setup(b, n);
-    auto out = zooRun(b, {{"x", f32Tensor(in, x)}});
+    auto out = runOnnxOnCpu(b, {{"x", f32Tensor(in, x)}});
     EXPECT_EQ(out["y"].shape(), outShape);
     return out["y"].toDoubles();
   };
