@@ -434,8 +434,10 @@ void groupKernels(CudaModuleSource& m, const MemoryPlan& plan);
 /// all of them the grouped launches' kernels. With `share` (CudaCodegenOptions::shareKernels)
 /// a kernel of its own whose text and dynamic shared memory repeat an earlier one's is left
 /// out (a comment in its place) and its step launches the earlier one: m's steps and
-/// kernelNames are updated.
-std::string finishKernels(CudaModuleSource& m, const std::string& kernels, bool share);
+/// kernelNames are updated. `definitions` gets each kernel's definition by itself, in launch
+/// order (a grouped launch's parts' bodies with its kernel): what the translation units hold.
+std::string finishKernels(CudaModuleSource& m, const std::string& kernels, bool share,
+                          std::vector<std::pair<std::string, std::string>>* definitions);
 
 /// A small fp32 product (CudaCodegenOptions::smallGemms) as generated kernels: a tiled SIMT
 /// kernel, split over the inner dimension with an in-order sum of the slices when the tiles

@@ -184,7 +184,8 @@ void groupKernels(CudaModuleSource& m, const MemoryPlan& plan) {
     if (s.kind == CudaStepKind::Kernel) m.kernelNames.push_back(s.kernel);
 }
 
-std::string finishKernels(CudaModuleSource& m, const std::string& kernels, bool share) {
+std::string finishKernels(CudaModuleSource& m, const std::string& kernels, bool share,
+                          std::vector<std::pair<std::string, std::string>>* definitions) {
   std::string out = kernels;
   auto put = [&](const std::string& name, const std::string& text) {
     const std::string mark = kernelPlaceholder(name);
@@ -209,20 +210,24 @@ std::string finishKernels(CudaModuleSource& m, const std::string& kernels, bool 
           continue;
         }
       }
-      put(s.kernel, fmt::format("extern \"C\" __global__ void __launch_bounds__({}) {}({}) {{\n"
-                                "  shoal_after_previous_kernel();\n{}}}\n",
-                                bounds, s.kernel, s.params, s.body));
+      std::string text = fmt::format("extern \"C\" __global__ void __launch_bounds__({}) {}({}) {{\n"
+                                     "  shoal_after_previous_kernel();\n{}}}\n",
+                                     bounds, s.kernel, s.params, s.body);
+      put(s.kernel, text);
+      definitions->emplace_back(s.kernel, std::move(text));
       continue;
     }
     // Each part as a body that takes its block index and grid size (the built-ins' names).
-    std::string params, dispatch;
+    std::string params, dispatch, bodies;
     unsigned first = 0;
     int p = 0;
     for (size_t k = 0; k < s.parts.size(); ++k) {
       const CudaStep& part = s.parts[k];
-      put(part.kernel, fmt::format("__device__ __forceinline__ void {}_body({}, const ShoalGridPos blockIdx, "
-                                   "const ShoalGridPos gridDim) {{\n{}}}\n",
-                                   part.kernel, part.params, part.body));
+      std::string body = fmt::format("__device__ __forceinline__ void {}_body({}, const ShoalGridPos blockIdx, "
+                                     "const ShoalGridPos gridDim) {{\n{}}}\n",
+                                     part.kernel, part.params, part.body);
+      put(part.kernel, body);
+      bodies += body;
       std::string call;
       for (const auto& [decl, name] : splitParams(part.params)) {
         params += fmt::format("{}{}p{}", params.empty() ? "" : ", ", decl, p);
@@ -241,10 +246,12 @@ std::string finishKernels(CudaModuleSource& m, const std::string& kernels, bool 
       for (const CudaStep& part : s.parts) list += " " + part.kernel + " (" + std::to_string(part.grid[0]) + ")";
       return list;
     }());
-    groups += fmt::format("extern \"C\" __global__ void __launch_bounds__({}) {}({}) {{\n"
-                          "  shoal_after_previous_kernel();\n"
-                          "  const unsigned b = blockIdx.x;\n{}}}\n",
-                          kBlock, s.kernel, params, dispatch);
+    std::string launch = fmt::format("extern \"C\" __global__ void __launch_bounds__({}) {}({}) {{\n"
+                                     "  shoal_after_previous_kernel();\n"
+                                     "  const unsigned b = blockIdx.x;\n{}}}\n",
+                                     kBlock, s.kernel, params, dispatch);
+    groups += launch;
+    definitions->emplace_back(s.kernel, bodies + launch);
   }
   if (share) {
     // Each kernel once, in the order of first launch.

@@ -218,6 +218,7 @@ CudaExecutableOptions CudaExecutableOptions::fromEnvironment() {
   o.programmaticLaunch = envFlagDefaultOn("SHOAL_CUDA_PDL");
   o.groupKernels = envFlagDefaultOn("SHOAL_CUDA_GROUP");
   o.shareKernels = envFlagDefaultOn("SHOAL_CUDA_SHARE_KERNELS");
+  if (const char* b = std::getenv("SHOAL_CUDA_UNIT_BYTES")) o.unitBytes = std::max<int64_t>(0, std::atoll(b));
   o.prepareParameters = envFlagDefaultOn("SHOAL_CUDA_PREPARE");
   o.wgmma = envFlagDefaultOn("SHOAL_CUDA_WGMMA");
   o.wgmmaTf32Gathered16 = envFlagDefaultOn("SHOAL_CUDA_WGRAD_TF32");
@@ -250,6 +251,7 @@ CudaCodegenOptions CudaExecutableOptions::codegenOptions(const std::string& arch
   c.gemmEpilogues = gemmEpilogues;
   c.groupKernels = groupKernels;
   c.shareKernels = shareKernels;
+  c.unitBytes = unitBytes;
   c.prepareParameters = prepareParameters;
   c.wgmmaTf32Gathered16 = wgmmaTf32Gathered16;
   c.weightGradientColumns = weightGradientColumns;
@@ -454,10 +456,11 @@ Expected<std::unique_ptr<CudaExecutable>> CudaExecutable::create(Program program
   im.arch = arch;
   timer.emplace("kernel cache read");
   KernelCache cache(KernelCache::defaultDir());
-  auto compiled = compileKernel({im.src.name, im.src.source}, arch, {}, &cache);
+  auto compiled = compileCudaUnits(im.src, arch, &cache);
   if (!compiled) return Unexpected(compiled.error());
-  if (!compiled->cacheHit) timer->rename("NVRTC compile (+ cache write)");
-  im.compileMs = compiled->compileMs;
+  const auto hits = std::count_if(compiled->begin(), compiled->end(), [](const CompiledKernel& c) { return c.cacheHit; });
+  if (size_t(hits) < compiled->size()) timer->rename("NVRTC compile, units side by side (+ cache write)");
+  for (const CompiledKernel& c : *compiled) im.compileMs += c.compileMs;
   timer.reset();
 
   // cuBLAS (and cuBLASLt, for epilogues) only for a program with cuBLAS steps: loaded here
@@ -485,9 +488,13 @@ Expected<std::unique_ptr<CudaExecutable>> CudaExecutable::create(Program program
                             im.ctx->device().minor));
 
   timer.emplace("module load");
-  auto module = CudaModule::load(compiled->cubin, im.src.name);
-  if (!module) return Unexpected(module.error());
-  im.module = std::move(*module);
+  std::unordered_map<std::string, size_t> unitOf;  // kernel -> its unit's module
+  for (size_t u = 0; u < compiled->size(); ++u) {
+    auto module = CudaModule::load((*compiled)[u].cubin, im.src.units[u].name);
+    if (!module) return Unexpected(module.error());
+    im.modules.push_back(std::move(*module));
+    for (const std::string& k : im.src.units[u].kernelNames) unitOf.emplace(k, u);
+  }
   timer.emplace("device memory, constants, arguments");
 
   // Device memory: the transient arena and the persistent region (or a block per buffer).
@@ -584,7 +591,9 @@ Expected<std::unique_ptr<CudaExecutable>> CudaExecutable::create(Program program
     Launch l;
     l.step = &s;
     if (s.kind == CudaStepKind::Kernel) {
-      auto k = im.module.kernel(s.kernel);
+      auto unit = unitOf.find(s.kernel);
+      if (unit == unitOf.end()) return fail("internal error: kernel " + s.kernel + " is in none of the module's units");
+      auto k = im.modules[unit->second].kernel(s.kernel);
       if (!k) return Unexpected(k.error());
       l.kernel = *k;
       // Above the 48 KiB every kernel may use, dynamic shared memory is opted into per kernel.
@@ -653,7 +662,11 @@ Expected<std::unique_ptr<CudaExecutable>> CudaExecutable::create(Program program
     std::cerr << fmt::format("shoal: cuda '{}': {} kernels + {} cuBLAS calls for {} ({}); arena {:.1f} MB, persistent "
                              "{:.1f} MB{}\n",
                              graphName, im.src.kernelNames.size(), gemms, arch,
-                             compiled->cacheHit ? "kernel cache hit" : fmt::format("NVRTC {:.1f} ms", compiled->compileMs),
+                             size_t(hits) == compiled->size()
+                                 ? "kernel cache hit"
+                                 : fmt::format("NVRTC {:.1f} ms in {} of {} unit{}", im.compileMs,
+                                               compiled->size() - size_t(hits), compiled->size(),
+                                               compiled->size() == 1 ? "" : "s"),
                              double(p.plan.arenaBytes) / 1e6, double(p.plan.persistentBytes) / 1e6,
                              separate ? " (separate allocations)" : "");
     std::cerr << "shoal: " << cache.summary() << "\n";
@@ -662,7 +675,8 @@ Expected<std::unique_ptr<CudaExecutable>> CudaExecutable::create(Program program
         std::cerr << fmt::format("shoal: cuda '{}': output '{}' ({} bytes) written by its kernel into pinned host "
                                  "memory (no copy after the step)\n",
                                  graphName, s.name, s.bytes);
-    if (!compiled->log.empty()) std::cerr << "shoal: NVRTC log:\n" << compiled->log << "\n";
+    for (const CompiledKernel& c : *compiled)
+      if (!c.log.empty()) std::cerr << "shoal: NVRTC log of " << c.name << ":\n" << c.log << "\n";
   }
   return exe;
 }
@@ -692,7 +706,7 @@ Expected<void> compileCudaIntoCache(const Program& program, const std::string& a
         if (!src) return Unexpected(src.error());
       }
   KernelCache cache(KernelCache::defaultDir());
-  auto compiled = compileKernel({src->name, src->source}, target, {}, &cache);
+  auto compiled = compileCudaUnits(*src, target, &cache);
   if (!compiled) return Unexpected(compiled.error());
   return {};
 }

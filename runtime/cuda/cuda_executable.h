@@ -64,6 +64,9 @@ struct CudaExecutableOptions {
   bool groupKernels = true;
   /// Steps whose kernels are the same text launch one kernel (CudaCodegenOptions::shareKernels).
   bool shareKernels = true;
+  /// Kernel text per NVRTC translation unit (CudaCodegenOptions::unitBytes; 0: one unit).
+  /// Default: codegen's, unless SHOAL_CUDA_UNIT_BYTES says otherwise.
+  int64_t unitBytes = CudaCodegenOptions{}.unitBytes;
   /// A program that updates no parameter (inference, evaluation) rearranges its parameters
   /// for the tensor-core convolutions once, into the prepared region, and again only when they
   /// change (CudaCodegenOptions::prepareParameters), instead of in every step. Default: on,
@@ -95,7 +98,7 @@ struct CudaExecutableOptions {
   /// tuningVariant: the autotuner's variants, and tests); -1: none.
   int tuningVariant = -1;
   /// Fills graphs, syncEach, hostOutputs, inputsInPlace, horizontalUpdates, smallGemms, gemmEpilogues, programmaticLaunch, groupKernels,
-  /// shareKernels, prepareParameters, wgmma, wgmmaTf32Gathered16, weightGradientColumns, convPairedTaps, convChannelsLastMinInput, autotune and
+  /// shareKernels, unitBytes, prepareParameters, wgmma, wgmmaTf32Gathered16, weightGradientColumns, convPairedTaps, convChannelsLastMinInput, autotune and
   /// tensorCores from the environment.
   static CudaExecutableOptions fromEnvironment();
   /// The codegen options these make for a device of architecture `arch` ("sm_90"; "" for

@@ -139,8 +139,8 @@ struct CudaExecutable::Impl {
   std::string arch;  ///< what the module was compiled for
   std::shared_ptr<CudaContext> ctx;
   CudaModuleSource src;
-  CudaModule module;
-  double compileMs = 0;
+  std::vector<CudaModule> modules;  ///< one per unit of src (CudaModuleSource::units)
+  double compileMs = 0;             ///< NVRTC's time, summed over the units it compiled
 
   std::unique_ptr<cudaexec::DeviceBlock> arena;  ///< transient values (one block) ...
   std::unordered_map<const Value*, std::unique_ptr<cudaexec::DeviceBlock>> transient;  ///< ... or one each

@@ -103,6 +103,15 @@ void expectWellFormed(const Program& program) {
     EXPECT_EQ(s.block, 256u);
   }
   EXPECT_EQ(a->statusWords(), 1 + 2 * int64_t(a->errorSites.size()));
+  // Every kernel is in exactly one NVRTC unit, which defines it.
+  std::map<std::string, int> inUnits;
+  for (const CudaUnit& u : a->units)
+    for (const std::string& k : u.kernelNames) {
+      ++inUnits[k];
+      EXPECT_NE(u.source.find("void __launch_bounds__(256) " + k + "("), std::string::npos) << k << " in " << u.name;
+    }
+  for (const std::string& k : a->kernelNames) EXPECT_EQ(inUnits[k], 1) << k;
+  EXPECT_EQ(inUnits.size(), a->kernelNames.size());
 }
 
 void expectCompiles(const std::string& source, const std::string& name,
@@ -308,6 +317,68 @@ Program mnistTrainingStep() {
   CompileOptions opts;
   opts.train = &*pipeline->train;
   return compileOrDie(pipeline->model->clone(), opts);
+}
+
+// A module's kernels cut into NVRTC units (CudaCodegenOptions::unitBytes): in launch order,
+// each kernel in one unit, each unit the prelude and its kernels' definitions (a grouped
+// launch with its parts' bodies), units of about equal text; 0 keeps the whole source one unit.
+TEST(CudaCodegen, ModulesSplitIntoUnitsThatCompileApart) {
+  Program p = mnistTrainingStep();
+  ASSERT_TRUE(p.graph);
+  CudaCodegenOptions whole;
+  whole.unitBytes = 0;
+  auto one = generateCudaSource(p, whole);
+  ASSERT_TRUE(one.has_value()) << one.error().message();
+  ASSERT_EQ(one->units.size(), 1u);
+  EXPECT_EQ(one->units[0].source, one->source);
+  EXPECT_EQ(one->units[0].name, one->name);
+  EXPECT_EQ(one->units[0].kernelNames, one->kernelNames);
+
+  CudaCodegenOptions cut;
+  cut.unitBytes = 12 * 1024;
+  auto split = generateCudaSource(p, cut);
+  ASSERT_TRUE(split.has_value()) << split.error().message();
+  EXPECT_EQ(split->source, one->source) << "the whole module's text does not depend on its units";
+  const size_t preludeAt = one->source.find("// ---- shoal prelude");
+  std::string prelude = one->source.substr(preludeAt, one->source.find("// ---- node ") - preludeAt);
+  while (!prelude.empty() && prelude.back() == '\n') prelude.pop_back();  // the node's blank line
+  // The kernels' text, apart from the prelude: how many units it makes.
+  size_t kernelText = 0;
+  std::vector<std::string> inOrder;
+  for (const CudaUnit& u : split->units) {
+    SCOPED_TRACE(u.name);
+    EXPECT_EQ(u.name, split->name + "_u" + std::to_string(&u - split->units.data()));
+    ASSERT_NE(u.source.find(prelude), std::string::npos) << "each unit holds the prelude";
+    EXPECT_FALSE(u.kernelNames.empty());
+    EXPECT_EQ(size_t(std::count_if(u.kernelNames.begin(), u.kernelNames.end(), [&](const std::string& k) {
+                return u.source.find("void __launch_bounds__(256) " + k + "(") != std::string::npos;
+              })),
+              u.kernelNames.size());
+    // Nothing but its own kernels: as many __global__ functions as names.
+    size_t globals = 0;
+    for (size_t at = u.source.find("__global__ void"); at != std::string::npos; at = u.source.find("__global__ void", at + 1))
+      ++globals;
+    EXPECT_EQ(globals, u.kernelNames.size());
+    kernelText += u.source.size() - u.source.find(prelude) - prelude.size();
+    inOrder.insert(inOrder.end(), u.kernelNames.begin(), u.kernelNames.end());
+  }
+  EXPECT_EQ(inOrder, one->kernelNames) << "units follow launch order";
+  EXPECT_EQ(split->units.size(), (kernelText + cut.unitBytes - 1) / cut.unitBytes);
+  ASSERT_GE(split->units.size(), 3u);
+  // About equal: no unit's kernels more than twice an even share (none of these kernels is
+  // near the share by itself).
+  for (const CudaUnit& u : split->units)
+    EXPECT_LT(u.source.size() - u.source.find(prelude) - prelude.size(), 2 * kernelText / split->units.size()) << u.name;
+#if SHOAL_HAVE_CUDA
+  // Each unit compiles by itself (the prelude is all a kernel needs), without a warning.
+  auto compiled = compileCudaUnits(*split, "sm_90", nullptr, 2);
+  ASSERT_TRUE(compiled.has_value()) << compiled.error().message();
+  ASSERT_EQ(compiled->size(), split->units.size());
+  for (const CompiledKernel& c : *compiled) {
+    EXPECT_GT(c.cubin.size(), 1000u) << c.name;
+    EXPECT_EQ(c.log, "") << c.name;
+  }
+#endif
 }
 
 // The MNIST CNN's training step: what the GPU runs, named in the source and the plan.
@@ -549,7 +620,7 @@ TEST(CudaCodegen, CompileProgramSummarizesAndUsesTheCache) {
   ASSERT_TRUE(p.graph);
   auto first = compileCudaProgram(p, "sm_90", /*verbose=*/true);
   ASSERT_TRUE(first.has_value()) << first.error().message();
-  EXPECT_NE(first->find("cached: 1 kernels and 0 cuBLAS calls in one translation unit"), std::string::npos) << *first;
+  EXPECT_NE(first->find("cached: 1 kernels and 0 cuBLAS calls in 1 translation unit"), std::string::npos) << *first;
   EXPECT_NE(first->find("NVRTC"), std::string::npos) << *first;
   EXPECT_NE(first->find("0 hits, 1 misses"), std::string::npos) << *first;
   auto second = compileCudaProgram(p, "sm_90", /*verbose=*/true);

@@ -825,7 +825,8 @@ TEST(CudaExecutor, MnistCnnTrainingStepsMatchTheCpu) {
 // (graph replays included) give the same outputs and parameters with each kernel launched on
 // its own, launched with programmatic stream serialization (the default on sm_90: a kernel
 // that touched memory before waiting for the previous one would race here), and with
-// independent kernels grouped into one launch (the default).
+// independent kernels grouped into one launch (the default), and grouped with the module
+// compiled as several NVRTC units, each a library of its own.
 TEST(CudaExecutor, LaunchOptionsChangeNoBit) {
   SHOAL_REQUIRE_GPU();
   DiagnosticEngine diags;
@@ -833,7 +834,8 @@ TEST(CudaExecutor, LaunchOptionsChangeNoBit) {
   ASSERT_TRUE(pipeline.has_value()) << diags.render();
   CompileOptions opts;
   opts.train = &*pipeline->train;
-  constexpr int kConfigs = 3;  // plain, programmatic, programmatic + grouped
+  // plain, programmatic, programmatic + grouped, and that compiled as several NVRTC units
+  constexpr int kConfigs = 4;
   std::unique_ptr<CudaExecutable> exes[kConfigs];
   for (int c = 0; c < kConfigs; ++c) {
     auto program = compileProgram(pipeline->model->clone(), opts);
@@ -841,12 +843,15 @@ TEST(CudaExecutor, LaunchOptionsChangeNoBit) {
     CudaExecutableOptions o = CudaExecutableOptions::fromEnvironment();
     o.programmaticLaunch = c >= 1;
     o.groupKernels = c >= 2;
+    o.unitBytes = c == 3 ? 8 * 1024 : 0;
     auto exe = CudaExecutable::create(std::move(*program), o);
     ASSERT_TRUE(exe.has_value()) << exe.error().message();
     exes[c] = std::move(*exe);
     exes[c]->initializeParameters(5);
   }
   EXPECT_LT(exes[2]->module().kernelNames.size(), exes[0]->module().kernelNames.size());
+  EXPECT_EQ(exes[2]->module().units.size(), 1u);
+  EXPECT_GE(exes[3]->module().units.size(), 3u);
   std::mt19937 rng{3};
   for (int step = 1; step <= 6; ++step) {
     TensorMap feed;
