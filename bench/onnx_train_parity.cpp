@@ -14,10 +14,12 @@
 // fine-tuning an exported model does.
 //
 //   onnx_train_parity --case DIR [--device cpu|cuda] [--precision fp32|tf32|bf16] [--json out.json]
+//                     [--steps N (the first N of the case's)] [--verbose (compile and cache reports)]
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
@@ -50,15 +52,25 @@ std::optional<shoal::Tensor> readRaw(const fs::path& path, const shoal::TensorTy
 
 int main(int argc, char** argv) {
   std::string dir, device = "cpu", precision = "fp32", json;
+  bool verbose = false;
+  int64_t maxSteps = -1;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
+    if (a == "--verbose") {
+      verbose = true;
+      continue;
+    }
     if (i + 1 >= argc) return fail(a + " needs a value");
     std::string v = argv[++i];
     if (a == "--case") dir = v;
     else if (a == "--device") device = v;
     else if (a == "--precision") precision = v;
     else if (a == "--json") json = v;
-    else return fail("unknown argument '" + a + "' (see the comment at the top of bench/onnx_train_parity.cpp)");
+    else if (a == "--steps") {
+      char* end = nullptr;
+      maxSteps = std::strtoll(v.c_str(), &end, 10);
+      if (end == v.c_str() || *end != '\0' || maxSteps < 1) return fail("--steps must be a whole number >= 1, got '" + v + "'");
+    } else return fail("unknown argument '" + a + "' (see the comment at the top of bench/onnx_train_parity.cpp)");
   }
   if (dir.empty()) return fail("--case DIR is required");
   if (device != "cuda" && device != "cpu") return fail("--device must be cuda or cpu, got '" + device + "'");
@@ -73,6 +85,7 @@ int main(int argc, char** argv) {
     }
   }
   shoal::SessionOptions opts;
+  opts.verbose = verbose;
   opts.device = device == "cuda" ? shoal::DeviceKind::Cuda : shoal::DeviceKind::Cpu;
   if (precision == "fp32") opts.precision = shoal::Precision::Fp32;
   else if (precision == "tf32") opts.precision = shoal::Precision::Tf32;
@@ -90,6 +103,7 @@ int main(int argc, char** argv) {
     inType = {*dt, in.at("shape").get<std::vector<int64_t>>()};
     steps = spec.at("steps").get<int64_t>();
     if (steps < 1) return fail("spec.json: steps must be at least 1");
+    if (maxSteps > 0) steps = std::min(steps, maxSteps);
     const auto& o = spec.at("optimizer");
     const std::string kind = o.at("kind").get<std::string>();
     if (kind == "sgd")

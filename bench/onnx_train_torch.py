@@ -7,12 +7,14 @@
       statistics), writes the batches of every step (step<k>_x.bin, step<k>_labels.bin) and
       spec.json, then trains copies of the same initial weights on the same batches with
       softmax cross-entropy and the spec's optimizer in float64 on the CPU (the reference), fp32
-      on the CPU and fp32 on the GPU (TF32 off): torch.json holds the three loss curves.
+      on the CPU and fp32 on the GPU (TF32 off): torch.json holds the three loss curves,
+      torch_times.json the fp32 runs' step times.
   onnx_train_torch.py compare OUT
       Sets shoal's curves (OUT/<model>/shoal_<device>.json, bench/onnx_train_parity.cpp) beside
       PyTorch's: the largest |loss - float64 loss| over the steps of each, relative to the float64
       loss. shoal is within PyTorch's noise when its deviation is at most 4 x the larger of PyTorch's
-      own two fp32 deviations (or 1e-6). Writes OUT/onnx_train_parity.{md,json}; exits 1 when a
+      own two fp32 deviations (or 1e-6). Then the step times side by side (shoal's step_ms beside
+      PyTorch eager's, CPU and GPU, fp32). Writes OUT/onnx_train_parity.{md,json}; exits 1 when a
       model that PyTorch trained is missing a shoal curve or falls outside.
 """
 import argparse
@@ -20,6 +22,7 @@ import copy
 import json
 import os
 import sys
+import time
 import traceback
 
 
@@ -88,7 +91,10 @@ def no_dropout(m):
             mod.p = 0.0
 
 
-def train_curve(model, batches, opt_spec, dtype, device):
+def train_curve(model, batches, opt_spec, dtype, device, times=None):
+    """The loss of every step; with `times` (a list), each step's wall milliseconds appended to
+    it (the step ends with loss.item(), which waits for the GPU: what shoal's Trainer::step
+    returning its loss costs too)."""
     import torch
     m = copy.deepcopy(model).to(device=device, dtype=dtype).train()
     if opt_spec["kind"] == "sgd":
@@ -98,6 +104,7 @@ def train_curve(model, batches, opt_spec, dtype, device):
         opt = torch.optim.AdamW(m.parameters(), lr=opt_spec["lr"], weight_decay=opt_spec.get("weight_decay", 0.0))
     losses = []
     for x, y in batches:
+        t0 = time.perf_counter()
         x = x.to(device=device, dtype=dtype if x.is_floating_point() else x.dtype)
         y = y.to(device)
         opt.zero_grad(set_to_none=True)
@@ -105,7 +112,14 @@ def train_curve(model, batches, opt_spec, dtype, device):
         loss.backward()
         opt.step()
         losses.append(float(loss.item()))
+        if times is not None:
+            times.append((time.perf_counter() - t0) * 1e3)
     return losses
+
+
+def median_after_first(ms):
+    later = sorted(ms[1:]) or ms
+    return later[len(later) // 2] if later else None
 
 
 def make(a):
@@ -150,10 +164,16 @@ def make(a):
             torch.onnx.export(exp, (batches[0][0],), os.path.join(d, "model.onnx"), input_names=["x"],
                               output_names=["logits"], opset_version=17, dynamo=False,
                               training=torch.onnx.TrainingMode.TRAINING, do_constant_folding=False)
+            cpu_ms, cuda_ms = [], []
             curves = {"float64_cpu": train_curve(model, batches, opt_spec, torch.float64, "cpu"),
-                      "fp32_cpu": train_curve(model, batches, opt_spec, torch.float32, "cpu")}
+                      "fp32_cpu": train_curve(model, batches, opt_spec, torch.float32, "cpu", cpu_ms)}
             if torch.cuda.is_available():
-                curves["fp32_cuda"] = train_curve(model, batches, opt_spec, torch.float32, "cuda")
+                curves["fp32_cuda"] = train_curve(model, batches, opt_spec, torch.float32, "cuda", cuda_ms)
+            # Step times (eager, the median step after the first), for bench/onnx_train_parity's
+            # side-by-side table.
+            with open(os.path.join(d, "torch_times.json"), "w") as f:
+                json.dump({"cpu_threads": torch.get_num_threads(), "fp32_cpu_step_ms": median_after_first(cpu_ms),
+                           "fp32_cuda_step_ms": median_after_first(cuda_ms)}, f)
             with open(os.path.join(d, "spec.json"), "w") as f:
                 json.dump(spec, f)
             with open(os.path.join(d, "torch.json"), "w") as f:
@@ -210,11 +230,47 @@ def compare(a):
              "shoal CPU | shoal GPU | within 4 × PyTorch's noise |\n| --- | ---: | ---: | --- | ---: | ---: | ---: | ---: | --- |\n"
              + "\n".join(rows) + "\n")
     print(table)
+    times = step_times(a.out, report)
+    print(times)
     with open(os.path.join(a.out, "onnx_train_parity.md"), "w") as fh:
-        fh.write("Largest |loss − float64 loss| / |float64 loss| over the steps.\n\n" + table)
+        fh.write("Largest |loss − float64 loss| / |float64 loss| over the steps.\n\n" + table + "\n" + times)
     with open(os.path.join(a.out, "onnx_train_parity.json"), "w") as fh:
         json.dump(report, fh, indent=1)
     return 0 if ok_all and rows else 1
+
+
+def step_times(out, report):
+    """A table of training-step times, shoal beside PyTorch eager in fp32 (each the median step
+    after the first, ms), on the CPU and on the GPU; ratios shoal / PyTorch. Fills report's
+    entries with them."""
+    rows = []
+    for name in sorted(report):
+        d = os.path.join(out, name)
+        tp = os.path.join(d, "torch_times.json")
+        if not os.path.isfile(tp):
+            continue
+        t = json.load(open(tp))
+        cells = []
+        for device in ("cpu", "cuda"):
+            sp = os.path.join(d, f"shoal_{device}.json")
+            shoal_ms = None
+            if os.path.isfile(sp):
+                ms = json.load(open(sp)).get("step_ms") or []
+                shoal_ms = median_after_first(ms) if isinstance(ms, list) else ms
+            torch_ms = t.get(f"fp32_{device}_step_ms")
+            ratio = shoal_ms / torch_ms if shoal_ms and torch_ms else None
+            report[name][f"step_ms_shoal_{device}"] = shoal_ms
+            report[name][f"step_ms_torch_{device}"] = torch_ms
+            report[name][f"step_ratio_{device}"] = ratio
+            f = lambda v, p=2: "—" if v is None else f"{v:.{p}f}"
+            cells += [f(shoal_ms), f(torch_ms), "—" if ratio is None else f"{ratio:.2f}×"]
+        rows.append(f"| {name} | " + " | ".join(cells) + f" | {t.get('cpu_threads', '?')} |")
+    if not rows:
+        return ""
+    return ("Training step, fp32, the median step after the first (ms): shoal's Trainer::step beside PyTorch eager "
+            "(each step ends by reading the loss).\n\n"
+            "| model | shoal CPU | PyTorch CPU | ratio | shoal GPU | PyTorch GPU | ratio | CPU threads (PyTorch) |\n"
+            "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n" + "\n".join(rows) + "\n")
 
 
 def main():
