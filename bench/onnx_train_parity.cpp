@@ -15,6 +15,7 @@
 //
 //   onnx_train_parity --case DIR [--device cpu|cuda] [--precision fp32|tf32|bf16] [--json out.json]
 //                     [--steps N (the first N of the case's)] [--verbose (compile and cache reports)]
+//                     [--profile (the time per op kind of the steps, on stderr at the end)]
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
@@ -52,12 +53,12 @@ std::optional<shoal::Tensor> readRaw(const fs::path& path, const shoal::TensorTy
 
 int main(int argc, char** argv) {
   std::string dir, device = "cpu", precision = "fp32", json;
-  bool verbose = false;
+  bool verbose = false, profile = false;
   int64_t maxSteps = -1;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
-    if (a == "--verbose") {
-      verbose = true;
+    if (a == "--verbose" || a == "--profile") {
+      (a == "--verbose" ? verbose : profile) = true;
       continue;
     }
     if (i + 1 >= argc) return fail(a + " needs a value");
@@ -86,6 +87,7 @@ int main(int argc, char** argv) {
   }
   shoal::SessionOptions opts;
   opts.verbose = verbose;
+  opts.profile = profile;
   opts.device = device == "cuda" ? shoal::DeviceKind::Cuda : shoal::DeviceKind::Cpu;
   if (precision == "fp32") opts.precision = shoal::Precision::Fp32;
   else if (precision == "tf32") opts.precision = shoal::Precision::Tf32;
@@ -158,6 +160,7 @@ int main(int argc, char** argv) {
               "later steps %.2f ms (median)\n",
               dir.c_str(), device.c_str(), precision.c_str(), losses.front(), losses.back(), (long long)steps, setupMs,
               stepMs[0], medianMs);
+  if (profile) std::fprintf(stderr, "time per op kind over the %lld steps:\n%s", (long long)steps, trainer->profile().c_str());
   if (!json.empty()) {
     std::ofstream f(json);
     f << nlohmann::json{{"case", dir}, {"device", device}, {"precision", precision}, {"losses", losses},

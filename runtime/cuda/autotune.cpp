@@ -101,8 +101,8 @@ Expected<std::map<std::string, ProductTile>> autotuneTiles(const Program& progra
   size_t variants = 0;
   for (const CudaProduct& p : model.products) variants = std::max(variants, p.candidates.size());
 
-  // Each variant's module compiled side by side (NVRTC through the cache), then each made an
-  // executable (a cache hit) and timed alone.
+  // Every variant's NVRTC units compiled side by side (through the cache), then each variant
+  // made an executable (its units cache hits) and timed alone.
   CudaExecutableOptions variantOpts = opts;
   variantOpts.autotune = false;
   variantOpts.verbose = false;
@@ -117,7 +117,7 @@ Expected<std::map<std::string, ProductTile>> autotuneTiles(const Program& progra
     target = cudaTargetArch(codegen, arch);
     auto src = generateCudaSource(program, codegen);
     if (!src) return Unexpected(src.error());
-    sources.push_back({src->name, src->source});
+    for (const CudaUnit& u : src->units) sources.push_back({u.name, u.source});
   }
   KernelCache cache(KernelCache::defaultDir());
   for (auto& compiled : compileAll(sources, target, {}, &cache))
