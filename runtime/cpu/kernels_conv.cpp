@@ -197,34 +197,43 @@ void conv2dBackwardData(const Conv2dParams& p, const T* dy, const T* w, T* dx, T
   });
 }
 
-// dw_g[o, K] = Σ_n dy_ng[o, P] · cols_ngᵀ[P, K] for each group g. The batch is cut into a
-// fixed number of slices (from the shapes only, never the thread count); each slice sums its
-// images into its own partial in image order, in parallel, and the partials are added in
-// slice order, so the bits do not depend on the threads.
+// dw_g[o, K] = Σ_n dy_ng[o, P] · cols_ngᵀ[P, K] for each group g. Images are taken `per` at a
+// time into one product whose inner dimension is their pixels side by side (per · P, at least
+// kMinInner where the batch allows): one image's product over a few pixels is a rank-few
+// update of the whole dw, bound by reading and writing dw (ResNet-18's last stage at 64 × 64
+// has P = 4). The batch's chunks are cut into a fixed number of slices (from the shapes only,
+// never the thread count); each slice sums its chunks into its own partial in order, in
+// parallel, and the partials are added in slice order (in parallel over dw's elements), so
+// the bits do not depend on the threads. One slice runs its products through gemm(), which
+// splits a large product over the threads itself.
 template <typename T>
 void conv2dBackwardWeight(const Conv2dParams& p, const T* x, const T* dy, T* dw, T* scratch) {
   const Conv2dParams gp = p.group();
   const int64_t K = p.colRows(), P = p.colCols();
   const int64_t dwElems = p.o * K;
-  if (p.n == 0) {
+  if (p.n == 0 || P == 0) {
     std::fill(dw, dw + dwElems, T(0));
     return;
   }
-  // At most 16 slices, at least 2 images each, and partials of at most 64 MiB in all.
+  constexpr int64_t kMinInner = 256;
+  const int64_t per = std::min(p.n, std::max<int64_t>(1, (kMinInner + P - 1) / P));
+  const int64_t chunks = (p.n + per - 1) / per;
+  // At most 16 slices, at least 2 chunks each where a chunk is one image, and partials of at
+  // most 64 MiB in all.
   constexpr int64_t kMaxSlices = 16, kPartialBytes = int64_t(64) << 20;
-  int64_t slices = std::min<int64_t>(kMaxSlices, std::max<int64_t>(1, p.n / 2));
+  int64_t slices = std::min<int64_t>(kMaxSlices, per == 1 ? std::max<int64_t>(1, chunks / 2) : chunks);
   slices = std::max<int64_t>(
       1, std::min<int64_t>(slices, kPartialBytes / std::max<int64_t>(1, dwElems * int64_t(sizeof(T)))));
-  const int64_t perSlice = (p.n + slices - 1) / slices;
-  slices = (p.n + perSlice - 1) / perSlice;
+  const int64_t perSlice = (chunks + slices - 1) / slices;  // chunks a slice
+  slices = (chunks + perSlice - 1) / perSlice;
   // Slice 0 sums straight into dw; the others into partials[s - 1].
   std::vector<T> partials(size_t((slices - 1) * dwElems));
-  parallelFor(slices, 1, [&](int64_t begin, int64_t end) {
-    for (int64_t s = begin; s < end; ++s) {
+  auto slice = [&](int64_t s) {
+    T* out = s == 0 ? dw : partials.data() + (s - 1) * dwElems;
+    const int64_t c0 = s * perSlice, c1 = std::min(chunks, c0 + perSlice);
+    if (per == 1) {  // one image a product: its dy and cols as they are
       Scratch<T> buf(p, s == 0 ? scratch : nullptr, /*needed=*/!p.isPointwise());
-      T* out = s == 0 ? dw : partials.data() + (s - 1) * dwElems;
-      const int64_t n0 = s * perSlice, n1 = std::min(p.n, n0 + perSlice);
-      for (int64_t n = n0; n < n1; ++n) {
+      for (int64_t n = c0; n < c1; ++n)
         for (int64_t g = 0; g < p.groups; ++g) {
           const T* xg = x + (n * p.c + g * gp.c) * p.h * p.w;
           const T* cols = xg;
@@ -232,16 +241,46 @@ void conv2dBackwardWeight(const Conv2dParams& p, const T* x, const T* dy, T* dw,
             im2col(gp, xg, buf.get());
             cols = buf.get();
           }
-          gemm(false, true, gp.o, K, P, T(1), dy + (n * p.o + g * gp.o) * P, cols, n == n0 ? T(0) : T(1),
+          gemm(false, true, gp.o, K, P, T(1), dy + (n * p.o + g * gp.o) * P, cols, n == c0 ? T(0) : T(1),
                out + g * gp.o * K);
         }
+      return;
+    }
+    // Images side by side: dyC[o, j·P + q] = dy[n0 + j, o, q], colsC[k, j·P + q] = cols_{n0+j}[k, q].
+    Scratch<T> buf(p, nullptr, /*needed=*/!p.isPointwise());
+    std::vector<T> dyC(size_t(gp.o * per * P)), colsC(size_t(K * per * P));
+    for (int64_t c = c0; c < c1; ++c) {
+      const int64_t n0 = c * per, count = std::min(per, p.n - n0), width = count * P;
+      for (int64_t g = 0; g < p.groups; ++g) {
+        for (int64_t j = 0; j < count; ++j) {
+          const T* xg = x + ((n0 + j) * p.c + g * gp.c) * p.h * p.w;
+          const T* cols = xg;
+          if (!p.isPointwise()) {
+            im2col(gp, xg, buf.get());
+            cols = buf.get();
+          }
+          for (int64_t k = 0; k < K; ++k) std::copy_n(cols + k * P, P, colsC.data() + k * width + j * P);
+          const T* dyg = dy + ((n0 + j) * p.o + g * gp.o) * P;
+          for (int64_t o = 0; o < gp.o; ++o) std::copy_n(dyg + o * P, P, dyC.data() + o * width + j * P);
+        }
+        gemm(false, true, gp.o, K, width, T(1), dyC.data(), colsC.data(), c == c0 ? T(0) : T(1), out + g * gp.o * K);
       }
     }
-  });
-  for (int64_t s = 1; s < slices; ++s) {
-    const T* part = partials.data() + (s - 1) * dwElems;
-    for (int64_t i = 0; i < dwElems; ++i) dw[i] += part[i];
+  };
+  if (slices == 1) {
+    slice(0);
+    return;
   }
+  parallelFor(slices, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t s = begin; s < end; ++s) slice(s);
+  });
+  parallelFor(dwElems, 16384, [&](int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; ++i) {
+      T sum = dw[i];
+      for (int64_t s = 1; s < slices; ++s) sum += partials[size_t((s - 1) * dwElems + i)];
+      dw[i] = sum;
+    }
+  });
 }
 
 template <typename T>

@@ -113,6 +113,57 @@ TEST(CpuThreads, SlicedWeightGradientSumsTheBatch) {
   for (size_t i = 0; i < wSize; ++i) EXPECT_EQ(dw[i], want[i]) << "dw[" << i << "]";  // small integers: exact
 }
 
+// Few output pixels an image (P well under 256): images are taken side by side into one
+// product (one chunk, or several chunks in several slices): still the batch's sum, exactly,
+// and the same bits at 1 and 4 threads. Strided 3 x 3 (P = 9), pointwise (P = 4), grouped,
+// depthwise (P = 1).
+TEST(CpuThreads, WeightGradientOfFewPixelsSumsTheBatch) {
+  std::vector<cpu::Conv2dParams> geometries;
+  for (int64_t n : {1, 13, 70}) {
+    cpu::Conv2dParams s;  // 5 x 5, stride 2, pad 1: 3 x 3 outputs
+    s.n = n, s.c = 6, s.h = s.w = 5, s.o = 4, s.kh = s.kw = 3, s.strideH = s.strideW = 2;
+    s.padTop = s.padLeft = s.padBottom = s.padRight = 1;
+    geometries.push_back(s);
+    cpu::Conv2dParams g = s;
+    g.groups = 2;
+    geometries.push_back(g);
+    cpu::Conv2dParams pw;  // 1 x 1 on 2 x 2: the image is its own im2col matrix
+    pw.n = n, pw.c = 8, pw.h = pw.w = 2, pw.o = 5;
+    geometries.push_back(pw);
+    cpu::Conv2dParams dw;  // depthwise 3 x 3 on a 1 x 1 image, padded
+    dw.n = n, dw.c = dw.o = dw.groups = 6, dw.kh = dw.kw = 3;
+    dw.padTop = dw.padLeft = dw.padBottom = dw.padRight = 1;
+    geometries.push_back(dw);
+  }
+  for (const cpu::Conv2dParams& p : geometries) {
+    SCOPED_TRACE(::testing::Message() << "n " << p.n << ", c " << p.c << ", " << p.h << "x" << p.w << ", o " << p.o
+                                      << ", k " << p.kh << ", groups " << p.groups);
+    const size_t xs = size_t(p.n * p.c * p.h * p.w), dys = size_t(p.n * p.o * p.outH() * p.outW());
+    std::vector<double> x(xs), dy(dys);
+    for (size_t i = 0; i < xs; ++i) x[i] = double(int(i % 7) - 3);
+    for (size_t i = 0; i < dys; ++i) dy[i] = double(int(i % 5) - 2);
+    const size_t wSize = size_t(p.o * p.colRows());
+    std::vector<double> dw(wSize), want(wSize, 0.0), one(wSize);
+    cpu::conv2dBackwardWeight<double>(p, x.data(), dy.data(), dw.data());
+    cpu::Conv2dParams single = p;
+    single.n = 1;
+    for (int64_t n = 0; n < p.n; ++n) {
+      cpu::conv2dBackwardWeight<double>(single, x.data() + n * p.c * p.h * p.w,
+                                        dy.data() + n * p.o * p.outH() * p.outW(), one.data());
+      for (size_t i = 0; i < wSize; ++i) want[i] += one[i];
+    }
+    for (size_t i = 0; i < wSize; ++i) ASSERT_EQ(dw[i], want[i]) << "dw[" << i << "]";  // small integers: exact
+    auto xf = randomFloats(xs, 3), dyf = randomFloats(dys, 4);
+    expectSameAtOneAndFour(
+        [&] {
+          std::vector<float> out(wSize);
+          cpu::conv2dBackwardWeight<float>(p, xf.data(), dyf.data(), out.data());
+          return out;
+        },
+        "conv2dBackwardWeight of few pixels");
+  }
+}
+
 TEST(CpuThreads, PoolingKernels) {
   cpu::Pool2dParams mp;
   mp.n = 16, mp.c = 32, mp.h = 26, mp.w = 26, mp.kh = 2, mp.kw = 2, mp.strideH = 2, mp.strideW = 2;
