@@ -144,11 +144,103 @@ T* chunkScratch(int64_t chunk, T* given) {
 
 }  // namespace
 
+namespace {
+
+// Depthwise convolutions (one channel a group, one filter a channel: MobileNet's, EfficientNet's,
+// ConvNeXt's) as direct loops over each (image, channel) plane rather than im2col and a product
+// of one row per group and image. Each output sums its taps in (ki, kj) order.
+bool isDepthwise(const Conv2dParams& p) { return p.groups > 1 && p.groups == p.c && p.groups == p.o; }
+
+// Calls fn(oy, iy, r, colOffset) for every output row oy of tap (ki, kj) whose input row iy is
+// in the image, with r the outputs whose input column colOffset + ox · strideW is.
+template <typename Fn>
+void forEachTapRow(const Conv2dParams& p, int64_t ki, int64_t kj, Fn&& fn) {
+  const int64_t OH = p.outH(), OW = p.outW();
+  const int64_t colOffset = kj * p.dilationW - p.padLeft;
+  const ValidRange r = validOutputs(colOffset, p.strideW, p.w, OW);
+  if (r.end <= r.begin) return;
+  for (int64_t oy = 0; oy < OH; ++oy) {
+    const int64_t iy = oy * p.strideH - p.padTop + ki * p.dilationH;
+    if (iy >= 0 && iy < p.h) fn(oy, iy, r, colOffset);
+  }
+}
+
+template <typename T>
+void depthwiseForward(const Conv2dParams& p, const T* x, const T* w, const T* bias, T* y) {
+  const int64_t OW = p.outW(), P = p.colCols(), taps = p.kh * p.kw;
+  parallelFor(p.n * p.c, grainFor(2 * taps * P), [&](int64_t begin, int64_t end) {
+    for (int64_t plane = begin; plane < end; ++plane) {
+      const int64_t c = plane % p.c;
+      const T* xp = x + plane * p.h * p.w;
+      T* yp = y + plane * P;
+      std::fill(yp, yp + P, bias ? bias[c] : T(0));
+      for (int64_t ki = 0; ki < p.kh; ++ki)
+        for (int64_t kj = 0; kj < p.kw; ++kj) {
+          const T wv = w[c * taps + ki * p.kw + kj];
+          forEachTapRow(p, ki, kj, [&](int64_t oy, int64_t iy, ValidRange r, int64_t colOffset) {
+            T* out = yp + oy * OW;
+            const T* row = xp + iy * p.w;
+            for (int64_t ox = r.begin; ox < r.end; ++ox) out[ox] += wv * row[colOffset + ox * p.strideW];
+          });
+        }
+    }
+  });
+}
+
+template <typename T>
+void depthwiseBackwardData(const Conv2dParams& p, const T* dy, const T* w, T* dx) {
+  const int64_t OW = p.outW(), P = p.colCols(), taps = p.kh * p.kw;
+  parallelFor(p.n * p.c, grainFor(2 * taps * P), [&](int64_t begin, int64_t end) {
+    for (int64_t plane = begin; plane < end; ++plane) {
+      const int64_t c = plane % p.c;
+      const T* dyp = dy + plane * P;
+      T* dxp = dx + plane * p.h * p.w;
+      std::fill(dxp, dxp + p.h * p.w, T(0));
+      for (int64_t ki = 0; ki < p.kh; ++ki)
+        for (int64_t kj = 0; kj < p.kw; ++kj) {
+          const T wv = w[c * taps + ki * p.kw + kj];
+          forEachTapRow(p, ki, kj, [&](int64_t oy, int64_t iy, ValidRange r, int64_t colOffset) {
+            const T* g = dyp + oy * OW;
+            T* row = dxp + iy * p.w;
+            for (int64_t ox = r.begin; ox < r.end; ++ox) row[colOffset + ox * p.strideW] += wv * g[ox];
+          });
+        }
+    }
+  });
+}
+
+// dw[c, ki, kj] = Σ_n Σ_(oy, ox) dy[n, c, oy, ox] · x[n, c, iy, ix]: a channel a task, the
+// images in order, so the bits do not depend on the threads.
+template <typename T>
+void depthwiseBackwardWeight(const Conv2dParams& p, const T* x, const T* dy, T* dw) {
+  const int64_t OW = p.outW(), P = p.colCols(), taps = p.kh * p.kw;
+  parallelFor(p.c, grainFor(2 * taps * P * p.n), [&](int64_t begin, int64_t end) {
+    for (int64_t c = begin; c < end; ++c)
+      for (int64_t ki = 0; ki < p.kh; ++ki)
+        for (int64_t kj = 0; kj < p.kw; ++kj) {
+          T acc = T(0);
+          for (int64_t n = 0; n < p.n; ++n) {
+            const T* xp = x + (n * p.c + c) * p.h * p.w;
+            const T* dyp = dy + (n * p.c + c) * P;
+            forEachTapRow(p, ki, kj, [&](int64_t oy, int64_t iy, ValidRange r, int64_t colOffset) {
+              const T* g = dyp + oy * OW;
+              const T* row = xp + iy * p.w;
+              for (int64_t ox = r.begin; ox < r.end; ++ox) acc += g[ox] * row[colOffset + ox * p.strideW];
+            });
+          }
+          dw[c * taps + ki * p.kw + kj] = acc;
+        }
+  });
+}
+
+}  // namespace
+
 // Each image and group: y_ng[o, P] = w_g[o, K] · cols_ng[K, P] (+ bias broadcast along P),
 // o over the group's filters, K = its channels · kh · kw. Images run in parallel (each its
 // own im2col scratch); every image's arithmetic is the same whatever the thread count.
 template <typename T>
 void conv2dForward(const Conv2dParams& p, const T* x, const T* w, const T* bias, T* y, T* scratch) {
+  if (isDepthwise(p)) return depthwiseForward(p, x, w, bias, y);
   const Conv2dParams gp = p.group();
   const int64_t K = p.colRows(), P = p.colCols();
   const int64_t grain = imageGrain(p);
@@ -176,6 +268,7 @@ void conv2dForward(const Conv2dParams& p, const T* x, const T* w, const T* bias,
 // Images run in parallel, as in conv2dForward.
 template <typename T>
 void conv2dBackwardData(const Conv2dParams& p, const T* dy, const T* w, T* dx, T* scratch) {
+  if (isDepthwise(p)) return depthwiseBackwardData(p, dy, w, dx);
   const Conv2dParams gp = p.group();
   const int64_t K = p.colRows(), P = p.colCols();
   const int64_t grain = imageGrain(p);
@@ -215,6 +308,7 @@ void conv2dBackwardWeight(const Conv2dParams& p, const T* x, const T* dy, T* dw,
     std::fill(dw, dw + dwElems, T(0));
     return;
   }
+  if (isDepthwise(p)) return depthwiseBackwardWeight(p, x, dy, dw);
   constexpr int64_t kMinInner = 256;
   const int64_t per = std::min(p.n, std::max<int64_t>(1, (kMinInner + P - 1) / P));
   const int64_t chunks = (p.n + per - 1) / per;

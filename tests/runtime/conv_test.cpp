@@ -80,6 +80,7 @@ std::vector<cpu::Conv2dParams> convGeometries() {
       make(2, 3, 7, 6, 4, 3, 3, 1, 1, {1, 1, 1, 1}, 1, 1, 1),   // plain
       make(2, 4, 7, 8, 6, 3, 2, 2, 1, {1, 0, 2, 1}, 1, 2, 2),   // grouped, strided, dilated, asymmetric
       make(1, 6, 9, 9, 6, 3, 3, 2, 2, {1, 1, 1, 1}, 1, 1, 6),   // depthwise
+      make(3, 5, 9, 8, 5, 3, 2, 1, 2, {2, 0, 1, 1}, 2, 1, 5),   // depthwise, dilated rows, strided columns, uneven pads
       make(2, 3, 8, 7, 6, 3, 3, 1, 2, {2, 2, 2, 2}, 2, 2, 3),   // depthwise, channel multiplier 2, dilated
       make(1, 8, 5, 5, 4, 1, 1, 1, 1, {0, 0, 0, 0}, 1, 1, 4),   // grouped pointwise
       make(2, 6, 6, 7, 9, 2, 3, 1, 3, {0, 2, 1, 0}, 2, 1, 3),   // three groups, everything uneven
