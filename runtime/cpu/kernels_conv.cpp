@@ -294,7 +294,7 @@ void conv2dBackwardData(const Conv2dParams& p, const T* dy, const T* w, T* dx, T
 // time into one product whose inner dimension is their pixels side by side (per · P, at least
 // kMinInner where the batch allows): one image's product over a few pixels is a rank-few
 // update of the whole dw, bound by reading and writing dw (ResNet-18's last stage at 64 × 64
-// has P = 4). The batch's chunks are cut into a fixed number of slices (from the shapes only,
+// has P = 4); the copies side by side stay within 16 MiB a slice. The batch's chunks are cut into a fixed number of slices (from the shapes only,
 // never the thread count); each slice sums its chunks into its own partial in order, in
 // parallel, and the partials are added in slice order (in parallel over dw's elements), so
 // the bits do not depend on the threads. One slice runs its products through gemm(), which
@@ -309,8 +309,12 @@ void conv2dBackwardWeight(const Conv2dParams& p, const T* x, const T* dy, T* dw,
     return;
   }
   if (isDepthwise(p)) return depthwiseBackwardWeight(p, x, dy, dw);
-  constexpr int64_t kMinInner = 256;
-  const int64_t per = std::min(p.n, std::max<int64_t>(1, (kMinInner + P - 1) / P));
+  // Images a product: enough for kMinInner pixels, within kChunkBytes of copies (dy's and the
+  // im2col rows of those images) a slice.
+  constexpr int64_t kMinInner = 256, kChunkBytes = int64_t(16) << 20;
+  const int64_t perImage = (K + gp.o) * P * int64_t(sizeof(T));
+  const int64_t per = std::min({p.n, std::max<int64_t>(1, (kMinInner + P - 1) / P),
+                                std::max<int64_t>(1, kChunkBytes / std::max<int64_t>(1, perImage))});
   const int64_t chunks = (p.n + per - 1) / per;
   // At most 16 slices, at least 2 chunks each where a chunk is one image, and partials of at
   // most 64 MiB in all.

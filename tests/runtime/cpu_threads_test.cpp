@@ -130,6 +130,11 @@ TEST(CpuThreads, WeightGradientOfFewPixelsSumsTheBatch) {
     cpu::Conv2dParams pw;  // 1 x 1 on 2 x 2: the image is its own im2col matrix
     pw.n = n, pw.c = 8, pw.h = pw.w = 2, pw.o = 5;
     geometries.push_back(pw);
+    if (n == 70) {  // 1,200 channels: the copies of 64 images would pass 16 MiB, so 48 a product
+      cpu::Conv2dParams wide = s;
+      wide.c = 1200, wide.o = 2;
+      geometries.push_back(wide);
+    }
     cpu::Conv2dParams dw;  // depthwise 3 x 3 on a 1 x 1 image, padded
     dw.n = n, dw.c = dw.o = dw.groups = 6, dw.kh = dw.kw = 3;
     dw.padTop = dw.padLeft = dw.padBottom = dw.padRight = 1;
