@@ -12,13 +12,6 @@
 #include "support/checked.h"
 #include "support/thread_pool.h"
 
-// GCC 12 at -O2 vectorizes only loops whose trip count is a known multiple of the vector
-// width ("very cheap" cost model); these kernels loop over runtime sizes, so ask for the
-// -O3 cost model here (8x faster relu/pool loops at -O2; no effect on -O3 builds).
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC optimize("vect-cost-model=dynamic")
-#endif
-
 namespace shoal::cpu {
 
 namespace {

@@ -9,12 +9,6 @@
 
 #include "runtime/cpu/kernels.h"
 
-// GCC 12 at -O2 vectorizes only loops whose trip count is a known multiple of the vector
-// width; these kernels loop over runtime sizes (see kernels_gemm.cpp).
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC optimize("vect-cost-model=dynamic")
-#endif
-
 namespace shoal::cpu {
 
 namespace {
