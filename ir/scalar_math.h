@@ -13,7 +13,39 @@
 namespace shoal::scalar {
 #endif
 
+#ifdef SHOAL_SCALAR_MATH_ON_HOST
+// expf on the host as straight-line arithmetic the compiler vectorizes (libm's expf is a call
+// per element, which kept every exp-based activation's loop scalar): e^x = 2^n e^r with
+// n = round(x log2 e) (the 1.5 2^23 rounding trick: no call, no SSE4.1), r = x - n ln 2 in two
+// Cody-Waite parts (n C1 is exact: C1 has 9 bits, |n| <= 150), e^r by Cephes' degree-7
+// polynomial on |r| <= ln2 / 2, and 2^n in two halves so that subnormal results are rounded
+// once and overflow gives inf. Within 1 ulp of the exact e^x (tests/elementwise_test.cpp
+// sweeps every float of the range, as PyTorch's CPU kernels' Sleef expf promises); exact at 0;
+// NaN stays NaN, inf gives inf, -inf 0. Each operation is a plain IEEE one (no FMA in a
+// baseline x86-64 build), so every vector width gives the same bits as the scalar code.
+SHOAL_SCALAR_FN float shoal_exp(float x) {
+  const float xc = x > 88.8f ? 88.8f : (x < -104.0f ? -104.0f : (x == x ? x : 0.0f));
+  const float shifter = 12582912.0f;  // 1.5 * 2^23: adding it rounds to an integer
+  const float nf = (xc * 1.44269504088896341f + shifter) - shifter;
+  float r = xc - nf * 0.693359375f;
+  r = r - nf * -2.12194440e-4f;
+  float p = 1.9875691500e-4f;
+  p = p * r + 1.3981999507e-3f;
+  p = p * r + 8.3334519073e-3f;
+  p = p * r + 4.1665795894e-2f;
+  p = p * r + 1.6666665459e-1f;
+  p = p * r + 5.0000001201e-1f;
+  const float er = (p * (r * r) + r) + 1.0f;
+  const int n = int(nf);
+  const int n1 = n / 2, n2 = n - n1;  // each half within a normal float's exponent range
+  const float s1 = __builtin_bit_cast(float, (n1 + 127) << 23);
+  const float s2 = __builtin_bit_cast(float, (n2 + 127) << 23);
+  const float y = (er * s1) * s2;
+  return x == x ? y : x;
+}
+#else
 SHOAL_SCALAR_FN float shoal_exp(float x) { return expf(x); }
+#endif
 SHOAL_SCALAR_FN double shoal_exp(double x) { return exp(x); }
 SHOAL_SCALAR_FN float shoal_log(float x) { return logf(x); }
 SHOAL_SCALAR_FN double shoal_log(double x) { return log(x); }

@@ -311,6 +311,54 @@ TEST(CpuElementwise, SigmoidDoesNotOverflowAndReluKeepsNaN) {
   EXPECT_TRUE(std::isnan(ry[3]));
 }
 
+// The host's expf (ir/scalar_math.h, a polynomial that vectorizes) against exp in double over a
+// sweep of every 509th float of [-104, 89] (about 4.4 million, the subnormal results included):
+// within 1 ulp of the exact value, as libm's and PyTorch's (Sleef's) expf. And its edges.
+TEST(CpuElementwise, HostExpIsWithinOneUlp) {
+  std::vector<float> x;
+  for (uint64_t bits = 0; bits <= 0xFFFFFFFFull; bits += 509) {
+    const uint32_t b = uint32_t(bits);
+    float v;
+    std::memcpy(&v, &b, sizeof v);
+    if (v >= -104.0f && v <= 89.0f) x.push_back(v);
+  }
+  ASSERT_GT(x.size(), 4000000u);
+  std::vector<float> y(x.size()), p(4, 0.0f);
+  elementwise<float>(OpKind::Exp, {int64_t(x.size())}, {{int64_t(x.size())}}, {x.data()}, p.data(), y.data());
+  double worst = 0;
+  float worstAt = 0;
+  for (size_t i = 0; i < x.size(); ++i) {
+    const double want = std::exp(double(x[i]));
+    if (want > double(std::numeric_limits<float>::max())) {
+      ASSERT_TRUE(std::isinf(y[i])) << "exp(" << x[i] << ")";
+      continue;
+    }
+    const float nearest = float(want);
+    // The ulp at the result: the gap above the float nearest the exact value (subnormals too).
+    const double ulp = double(std::nextafter(nearest, std::numeric_limits<float>::infinity())) - double(nearest);
+    const double err = std::abs(double(y[i]) - want) / ulp;
+    if (err > worst) worst = err, worstAt = x[i];
+  }
+  EXPECT_LE(worst, 1.0) << "worst at exp(" << worstAt << ")";
+  std::vector<float> edges = {0.0f, -0.0f, 1.0f, 88.72f, 88.73f, -87.0f, -103.0f, -104.5f,
+                              std::numeric_limits<float>::infinity(), -std::numeric_limits<float>::infinity(),
+                              std::numeric_limits<float>::quiet_NaN()},
+                     ey(edges.size());
+  elementwise<float>(OpKind::Exp, {int64_t(edges.size())}, {{int64_t(edges.size())}}, {edges.data()}, p.data(),
+                     ey.data());
+  EXPECT_EQ(ey[0], 1.0f);
+  EXPECT_EQ(ey[1], 1.0f);
+  EXPECT_NEAR(ey[2], 2.7182818f, 3e-7f);
+  EXPECT_NEAR(double(ey[3]) / std::exp(double(88.72f)), 1.0, 2e-7);  // just below FLT_MAX
+  EXPECT_TRUE(std::isinf(ey[4]));                   // just above: overflows
+  EXPECT_GT(ey[5], 0.0f);                           // subnormal-adjacent, not flushed
+  EXPECT_GT(ey[6], 0.0f);                           // a subnormal result
+  EXPECT_EQ(ey[7], 0.0f);                           // below the smallest subnormal
+  EXPECT_TRUE(std::isinf(ey[8]));
+  EXPECT_EQ(ey[9], 0.0f);
+  EXPECT_TRUE(std::isnan(ey[10]));
+}
+
 TEST(CpuElementwise, SoftplusFollowsPyTorchAboveItsThreshold) {
   // torch.nn.functional.softplus: x itself above 20; log1p(exp(x)) below (no overflow at -1000).
   std::vector<double> x = {-1000, -20, 0, 19.5, 20.5, 1000}, y(6), p(4, 0.0);
