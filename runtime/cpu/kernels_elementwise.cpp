@@ -66,16 +66,22 @@ LoopPlan planLoops(const Shape& full, const Shape& s0, const Shape& s1) {
 }
 
 // Calls run(off0, off1, fullOffset, length, innerStride0, innerStride1) for each innermost
-// run of the plan, in row-major order of the full shape.
+// run r of the plan with runBegin <= r < runEnd, in row-major order of the full shape.
 template <typename F>
-void forEachRun(const LoopPlan& plan, int64_t total, F&& run) {
+void forEachRunIn(const LoopPlan& plan, int64_t runBegin, int64_t runEnd, F&& run) {
   const size_t loops = plan.extent.size();
   const int64_t inner = plan.extent.back();
   const int64_t s0 = plan.stride[0].back(), s1 = plan.stride[1].back();
   std::vector<int64_t> idx(loops, 0);
   int64_t off0 = 0, off1 = 0;
-  for (int64_t full = 0; full < total; full += inner) {
-    run(off0, off1, full, inner, s0, s1);
+  for (int64_t rest = runBegin, d = int64_t(loops) - 2; d >= 0; --d) {  // run runBegin's outer indices
+    idx[size_t(d)] = rest % plan.extent[size_t(d)];
+    rest /= plan.extent[size_t(d)];
+    off0 += idx[size_t(d)] * plan.stride[0][size_t(d)];
+    off1 += idx[size_t(d)] * plan.stride[1][size_t(d)];
+  }
+  for (int64_t r = runBegin; r < runEnd; ++r) {
+    run(off0, off1, r * inner, inner, s0, s1);
     for (size_t d = loops - 1; d-- > 0;) {
       off0 += plan.stride[0][d];
       off1 += plan.stride[1][d];
@@ -85,6 +91,12 @@ void forEachRun(const LoopPlan& plan, int64_t total, F&& run) {
       idx[d] = 0;
     }
   }
+}
+
+// forEachRunIn over every run of a full shape of `total` elements.
+template <typename F>
+void forEachRun(const LoopPlan& plan, int64_t total, F&& run) {
+  if (total > 0) forEachRunIn(plan, 0, total / plan.extent.back(), run);
 }
 
 // forEachRun for a plan whose operand 1 is the walked (full) shape itself: calls
@@ -112,6 +124,8 @@ void forEachRunStrided(const LoopPlan& plan, F&& run) {
   }
 }
 
+// out = f(a, b) with broadcasting. Chunks of the output in parallel, each element computed
+// alone, so the bits do not depend on the thread count.
 template <typename T, typename F>
 void binaryLoop(const Shape& outShape, const Shape& aShape, const T* a, const Shape& bShape, const T* b, T* out,
                 F f) {
@@ -119,36 +133,45 @@ void binaryLoop(const Shape& outShape, const Shape& aShape, const T* a, const Sh
   const int64_t na = numElements(aShape), nb = numElements(bShape);
   if (n == 0) return;
   if (na == n && nb == n) {
-    for (int64_t i = 0; i < n; ++i) out[i] = f(a[i], b[i]);
+    parallelFor(n, kElementwiseGrain, [&](int64_t begin, int64_t end) {
+      for (int64_t i = begin; i < end; ++i) out[i] = f(a[i], b[i]);
+    });
     return;
   }
   if (na == n && nb == 1) {
     const T bv = b[0];
-    for (int64_t i = 0; i < n; ++i) out[i] = f(a[i], bv);
+    parallelFor(n, kElementwiseGrain, [&](int64_t begin, int64_t end) {
+      for (int64_t i = begin; i < end; ++i) out[i] = f(a[i], bv);
+    });
     return;
   }
   if (na == 1 && nb == n) {
     const T av = a[0];
-    for (int64_t i = 0; i < n; ++i) out[i] = f(av, b[i]);
+    parallelFor(n, kElementwiseGrain, [&](int64_t begin, int64_t end) {
+      for (int64_t i = begin; i < end; ++i) out[i] = f(av, b[i]);
+    });
     return;
   }
   LoopPlan plan = planLoops(outShape, aShape, bShape);
-  forEachRun(plan, n, [&](int64_t oa, int64_t ob, int64_t o, int64_t len, int64_t sa, int64_t sb) {
-    const T* ap = a + oa;
-    const T* bp = b + ob;
-    T* op = out + o;
-    if (sa == 1 && sb == 1) {
-      for (int64_t i = 0; i < len; ++i) op[i] = f(ap[i], bp[i]);
-    } else if (sa == 1) {
-      const T bv = bp[0];
-      for (int64_t i = 0; i < len; ++i) op[i] = f(ap[i], bv);
-    } else if (sb == 1) {
-      const T av = ap[0];
-      for (int64_t i = 0; i < len; ++i) op[i] = f(av, bp[i]);
-    } else {
-      const T v = f(ap[0], bp[0]);
-      for (int64_t i = 0; i < len; ++i) op[i] = v;
-    }
+  const int64_t inner = plan.extent.back();
+  parallelFor(n / inner, std::max<int64_t>(1, kElementwiseGrain / inner), [&](int64_t runBegin, int64_t runEnd) {
+    forEachRunIn(plan, runBegin, runEnd, [&](int64_t oa, int64_t ob, int64_t o, int64_t len, int64_t sa, int64_t sb) {
+      const T* ap = a + oa;
+      const T* bp = b + ob;
+      T* op = out + o;
+      if (sa == 1 && sb == 1) {
+        for (int64_t i = 0; i < len; ++i) op[i] = f(ap[i], bp[i]);
+      } else if (sa == 1) {
+        const T bv = bp[0];
+        for (int64_t i = 0; i < len; ++i) op[i] = f(ap[i], bv);
+      } else if (sb == 1) {
+        const T av = ap[0];
+        for (int64_t i = 0; i < len; ++i) op[i] = f(av, bp[i]);
+      } else {
+        const T v = f(ap[0], bp[0]);
+        for (int64_t i = 0; i < len; ++i) op[i] = v;
+      }
+    });
   });
 }
 
@@ -276,6 +299,45 @@ void elementwise(OpKind kind, const Shape& outShape, const std::vector<Shape>& s
   });
 }
 
+namespace {
+
+// acc[j] = Σ of the elements of x (inShape) that broadcasting outShape to inShape maps to
+// element j of outShape, in double. Parallel over the first loop the output walks: each output
+// element lives in one chunk and receives its terms in the order of one sequential walk (the
+// same bits with any number of threads).
+template <typename T>
+std::vector<double> sumToShapeInDouble(const Shape& inShape, const T* x, const Shape& outShape) {
+  const int64_t n = numElements(inShape), m = numElements(outShape);
+  std::vector<double> acc(size_t(m), 0.0);
+  if (n == 0) return acc;
+  LoopPlan plan = planLoops(inShape, outShape, inShape);
+  size_t split = 0;
+  while (split < plan.extent.size() && plan.stride[0][split] == 0) ++split;
+  if (split == plan.extent.size()) split = 0;  // a single output: nothing to split (one chunk)
+  const int64_t extent = plan.extent[split];
+  const int64_t grain =
+      plan.stride[0][split] == 0 ? extent : grainFor(std::max<int64_t>(1, n / std::max<int64_t>(extent, 1)));
+  parallelFor(extent, grain, [&](int64_t begin, int64_t end) {
+    LoopPlan part = plan;
+    part.extent[split] = end - begin;
+    const int64_t offY = begin * plan.stride[0][split], offX = begin * plan.stride[1][split];
+    // The restricted walk covers its own sub-block of the input: recompute the flat input
+    // offset of each run from the plan's input strides (stride[1]).
+    forEachRunStrided(part, [&](int64_t oy, int64_t ox, int64_t len, int64_t sy) {
+      const T* xp = x + offX + ox;
+      if (sy == 1) {
+        double* ap = acc.data() + offY + oy;
+        for (int64_t i = 0; i < len; ++i) ap[i] += double(xp[i]);
+      } else {
+        acc[size_t(offY + oy)] += detail::sumAsDouble(xp, len);
+      }
+    });
+  });
+  return acc;
+}
+
+}  // namespace
+
 template <typename T>
 void reduceSumToShape(const Shape& inShape, const T* x, const Shape& outShape, T* y) {
   assert(broadcastsTo(outShape, inShape, inShape));
@@ -284,35 +346,8 @@ void reduceSumToShape(const Shape& inShape, const T* x, const Shape& outShape, T
     std::copy(x, x + n, y);
     return;
   }
-  std::vector<double> acc(size_t(m), 0.0);
-  if (n > 0) {
-    LoopPlan plan = planLoops(inShape, outShape, inShape);
-    // Split the first loop the output walks: each output element then lives in one chunk and
-    // receives its terms in the same order as in one sequential walk (same bits, any threads).
-    size_t split = 0;
-    while (split < plan.extent.size() && plan.stride[0][split] == 0) ++split;
-    if (split == plan.extent.size()) split = 0;  // a single output: nothing to split (one chunk)
-    const int64_t extent = plan.extent[split];
-    const int64_t grain =
-        plan.stride[0][split] == 0 ? extent : grainFor(std::max<int64_t>(1, n / std::max<int64_t>(extent, 1)));
-    parallelFor(extent, grain, [&](int64_t begin, int64_t end) {
-      LoopPlan part = plan;
-      part.extent[split] = end - begin;
-      const int64_t offY = begin * plan.stride[0][split], offX = begin * plan.stride[1][split];
-      // The restricted walk covers its own sub-block of the input: recompute the flat input
-      // offset of each run from the plan's input strides (stride[1]).
-      forEachRunStrided(part, [&](int64_t oy, int64_t ox, int64_t len, int64_t sy) {
-        const T* xp = x + offX + ox;
-        if (sy == 1) {
-          double* ap = acc.data() + offY + oy;
-          for (int64_t i = 0; i < len; ++i) ap[i] += double(xp[i]);
-        } else {
-          acc[size_t(offY + oy)] += detail::sumAsDouble(xp, len);
-        }
-      });
-    });
-  }
-  for (int64_t j = 0; j < m; ++j) y[j] = T(acc[j]);
+  const std::vector<double> acc = sumToShapeInDouble(inShape, x, outShape);
+  for (int64_t j = 0; j < m; ++j) y[j] = T(acc[size_t(j)]);
 }
 
 Shape reducedShape(const Shape& inShape, const std::vector<int64_t>& axes, bool keepDims) {
@@ -340,17 +375,8 @@ void reduce(ReduceKind kind, const Shape& inShape, const T* x, const std::vector
   switch (kind) {
     case ReduceKind::Sum:
     case ReduceKind::Mean: {
-      std::vector<double> acc(size_t(m), 0.0);
-      if (n > 0) {
-        forEachRun(plan, n, [&](int64_t oy, int64_t, int64_t o, int64_t len, int64_t sy, int64_t) {
-          const T* xp = x + o;
-          if (sy == 1) {
-            for (int64_t i = 0; i < len; ++i) acc[oy + i] += double(xp[i]);
-          } else {
-            acc[oy] += detail::sumAsDouble(xp, len);
-          }
-        });
-      }
+      // Each output's terms in the order of one row-major walk, as sum_to (in parallel).
+      const std::vector<double> acc = sumToShapeInDouble(inShape, x, keptShape);
       if (kind == ReduceKind::Mean && count == 0) {  // mean of nothing
         std::fill(y, y + m, std::numeric_limits<T>::quiet_NaN());
         return;

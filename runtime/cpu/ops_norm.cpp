@@ -1,6 +1,8 @@
 // CPU kernels of the norm family (see ops_norm.h). Statistics accumulate in double, two passes
 // (mean, then squared deviations), so they are exact to double rounding whatever the data's
 // offset; every kernel walks a group by contiguous segments, without divisions per element.
+// Groups (channels, rows, sample groups) run in parallel, each on one thread as it would alone,
+// so the bits do not depend on the thread count.
 #include "runtime/cpu/ops_norm.h"
 
 #include <cmath>
@@ -8,6 +10,7 @@
 
 #include "ir/scalar_math.h"
 #include "runtime/cpu/kernels_util.h"
+#include "support/thread_pool.h"
 
 namespace shoal::cpu {
 
@@ -101,6 +104,45 @@ void normalizeGroup(const NormLayout& l, const NormAffine& a, int64_t r, const T
   });
 }
 
+// dx of group r (normBackward's body for one group).
+template <typename T>
+void normBackwardGroup(const NormLayout& l, const NormAffine& a, int64_t r, const T* x, const T* dy, const T* w,
+                       double eps, T* dx) {
+  const double count = double(l.count);
+  const T one = T(1);  // the weight of an op without one (dy * 1 is dy exactly)
+  const Moments m = groupMoments(l, x, r);
+  const double invstd = invStd(m.m2 / count, eps);
+  // Σ g and Σ g xhat with g = dy * w, in two chains each so the additions pipeline.
+  double sumG0 = 0, sumG1 = 0, sumGx0 = 0, sumGx1 = 0;
+  forEachSegment(l, a, r, [&](int64_t p, int64_t, int64_t len, int64_t w0, int64_t wStep) {
+    const T* ws = w ? w + w0 : &one;
+    const int64_t step = w ? wStep : 0;
+    int64_t k = 0;
+    for (; k + 2 <= len; k += 2) {
+      const double g0 = double(dy[p + k]) * double(ws[step * k]);
+      const double g1 = double(dy[p + k + 1]) * double(ws[step * (k + 1)]);
+      sumG0 += g0, sumG1 += g1;
+      sumGx0 += g0 * ((double(x[p + k]) - m.mean) * invstd);
+      sumGx1 += g1 * ((double(x[p + k + 1]) - m.mean) * invstd);
+    }
+    for (; k < len; ++k) {
+      const double g = double(dy[p + k]) * double(ws[step * k]);
+      sumG0 += g;
+      sumGx0 += g * ((double(x[p + k]) - m.mean) * invstd);
+    }
+  });
+  const double meanG = (sumG0 + sumG1) / count, meanGx = (sumGx0 + sumGx1) / count;
+  forEachSegment(l, a, r, [&](int64_t p, int64_t, int64_t len, int64_t w0, int64_t wStep) {
+    const T* ws = w ? w + w0 : &one;
+    const int64_t step = w ? wStep : 0;
+    for (int64_t k = 0; k < len; ++k) {
+      const double xhat = (double(x[p + k]) - m.mean) * invstd;
+      const double g = double(dy[p + k]) * double(ws[step * k]);
+      dx[p + k] = T(invstd * (g - meanG - xhat * meanGx));
+    }
+  });
+}
+
 }  // namespace
 
 NormLayout channelLayout(const Shape& x) {
@@ -126,64 +168,38 @@ template <typename T>
 void batchNormInference(const NormLayout& l, const T* x, const T* mean, const T* var, const T* w, const T* b,
                         double eps, T* y) {
   const NormAffine perChannel{NormAffineKind::PerGroup};
-  for (int64_t c = 0; c < l.groups; ++c)
-    normalizeGroup(l, perChannel, c, x, mean[c], T(invStd(double(var[c]), eps)), w, b, y);
+  parallelFor(l.groups, grainFor(l.count), [&](int64_t begin, int64_t end) {
+    for (int64_t c = begin; c < end; ++c)
+      normalizeGroup(l, perChannel, c, x, mean[c], T(invStd(double(var[c]), eps)), w, b, y);
+  });
 }
 
 template <typename T>
 void normForward(const NormLayout& l, const NormAffine& a, const T* x, const T* w, const T* b, double eps, T* y) {
-  for (int64_t r = 0; r < l.groups; ++r) {
-    const Moments m = groupMoments(l, x, r);
-    normalizeGroup(l, a, r, x, T(m.mean), T(invStd(m.m2 / double(l.count), eps)), w, b, y);
-  }
+  parallelFor(l.groups, grainFor(3 * l.count), [&](int64_t begin, int64_t end) {
+    for (int64_t r = begin; r < end; ++r) {
+      const Moments m = groupMoments(l, x, r);
+      normalizeGroup(l, a, r, x, T(m.mean), T(invStd(m.m2 / double(l.count), eps)), w, b, y);
+    }
+  });
 }
 
 template <typename T>
 void normBackward(const NormLayout& l, const NormAffine& a, const T* x, const T* dy, const T* w, double eps, T* dx) {
-  const double count = double(l.count);
-  const T one = T(1);  // the weight of an op without one (dy * 1 is dy exactly)
-  for (int64_t r = 0; r < l.groups; ++r) {
-    const Moments m = groupMoments(l, x, r);
-    const double invstd = invStd(m.m2 / count, eps);
-    // Σ g and Σ g xhat with g = dy * w, in two chains each so the additions pipeline.
-    double sumG0 = 0, sumG1 = 0, sumGx0 = 0, sumGx1 = 0;
-    forEachSegment(l, a, r, [&](int64_t p, int64_t, int64_t len, int64_t w0, int64_t wStep) {
-      const T* ws = w ? w + w0 : &one;
-      const int64_t step = w ? wStep : 0;
-      int64_t k = 0;
-      for (; k + 2 <= len; k += 2) {
-        const double g0 = double(dy[p + k]) * double(ws[step * k]);
-        const double g1 = double(dy[p + k + 1]) * double(ws[step * (k + 1)]);
-        sumG0 += g0, sumG1 += g1;
-        sumGx0 += g0 * ((double(x[p + k]) - m.mean) * invstd);
-        sumGx1 += g1 * ((double(x[p + k + 1]) - m.mean) * invstd);
-      }
-      for (; k < len; ++k) {
-        const double g = double(dy[p + k]) * double(ws[step * k]);
-        sumG0 += g;
-        sumGx0 += g * ((double(x[p + k]) - m.mean) * invstd);
-      }
-    });
-    const double meanG = (sumG0 + sumG1) / count, meanGx = (sumGx0 + sumGx1) / count;
-    forEachSegment(l, a, r, [&](int64_t p, int64_t, int64_t len, int64_t w0, int64_t wStep) {
-      const T* ws = w ? w + w0 : &one;
-      const int64_t step = w ? wStep : 0;
-      for (int64_t k = 0; k < len; ++k) {
-        const double xhat = (double(x[p + k]) - m.mean) * invstd;
-        const double g = double(dy[p + k]) * double(ws[step * k]);
-        dx[p + k] = T(invstd * (g - meanG - xhat * meanGx));
-      }
-    });
-  }
+  parallelFor(l.groups, grainFor(6 * l.count), [&](int64_t begin, int64_t end) {
+    for (int64_t r = begin; r < end; ++r) normBackwardGroup(l, a, r, x, dy, w, eps, dx);
+  });
 }
 
 template <typename T>
 void batchNormStats(const NormLayout& l, const T* x, T* stats) {
-  for (int64_t c = 0; c < l.groups; ++c) {
-    const Moments m = groupMoments(l, x, c);
-    stats[c] = T(m.mean);
-    stats[l.groups + c] = T(m.m2 / double(l.count - 1));
-  }
+  parallelFor(l.groups, grainFor(2 * l.count), [&](int64_t begin, int64_t end) {
+    for (int64_t c = begin; c < end; ++c) {
+      const Moments m = groupMoments(l, x, c);
+      stats[c] = T(m.mean);
+      stats[l.groups + c] = T(m.m2 / double(l.count - 1));
+    }
+  });
 }
 
 template <typename T>

@@ -14,6 +14,7 @@
 #include "ir/elementwise.h"
 #include "ir/ops.h"
 #include "runtime/cpu/kernels.h"
+#include "runtime/cpu/ops_norm.h"
 #include "support/thread_pool.h"
 
 namespace shoal {
@@ -253,6 +254,89 @@ TEST(CpuThreads, ElementwiseAndSumTo) {
     for (int64_t r = 0; r < 4096; ++r) want += double(a[size_t(r * 64 + j)]);
     EXPECT_EQ(y[size_t(j)], float(want)) << "column " << j;
   }
+}
+
+// Broadcast operands (batch norm's per-channel scale, an outer sum), reductions over axes and
+// the norm kernels, which run in parallel since 2026-12-04: chunks of the output (each element
+// alone) or whole channels / rows a thread, so the same bits at any thread count.
+TEST(CpuThreads, BroadcastsReductionsAndNorms) {
+  const Shape full{16, 48, 9, 7}, perChannel{1, 48, 1, 1}, perPixel{16, 1, 9, 7};
+  const size_t n = size_t(numElements(full));
+  auto a = randomFloats(n, 11), c = randomFloats(48, 12, 0.5f, 2.0f), q = randomFloats(16 * 63, 13);
+  const float params[kMaxFormulaParams] = {};
+  expectSameAtOneAndFour(
+      [&] {
+        std::vector<float> y(n);
+        cpu::elementwise<float>(OpKind::Mul, full, {full, perChannel}, {a.data(), c.data()}, params, y.data());
+        return y;
+      },
+      "mul by a per-channel factor");
+  expectSameAtOneAndFour(
+      [&] {
+        std::vector<float> y(n);
+        cpu::elementwise<float>(OpKind::Add, full, {perChannel, perPixel}, {c.data(), q.data()}, params, y.data());
+        return y;
+      },
+      "outer sum");
+  // The outer sum element by element: y[n, c, h, w] = c[c] + q[n, h, w].
+  std::vector<float> outer(n);
+  cpu::elementwise<float>(OpKind::Add, full, {perChannel, perPixel}, {c.data(), q.data()}, params, outer.data());
+  for (size_t i = 0; i < n; i += 37) {
+    const size_t pix = i % 63, ch = (i / 63) % 48, img = i / (63 * 48);
+    ASSERT_EQ(outer[i], c[ch] + q[img * 63 + pix]) << "element " << i;
+  }
+  for (const std::vector<int64_t>& axes : {std::vector<int64_t>{0, 2, 3}, std::vector<int64_t>{1}}) {
+    expectSameAtOneAndFour(
+        [&] {
+          std::vector<float> y(size_t(numElements(cpu::reducedShape(full, axes, true))));
+          cpu::reduce<float>(cpu::ReduceKind::Mean, full, a.data(), axes, y.data());
+          return y;
+        },
+        "reduce_mean");
+  }
+  // The parallel mean is the plain one: over (N, H, W) per channel, against a double loop.
+  std::vector<float> mean(48);
+  cpu::reduce<float>(cpu::ReduceKind::Mean, full, a.data(), {0, 2, 3}, mean.data());
+  for (size_t ch = 0; ch < 48; ++ch) {
+    double want = 0;
+    for (size_t img = 0; img < 16; ++img)
+      for (size_t pix = 0; pix < 63; ++pix) want += double(a[(img * 48 + ch) * 63 + pix]);
+    EXPECT_EQ(mean[ch], float(want * (1.0 / (16 * 63)))) << "channel " << ch;
+  }
+  const cpu::NormLayout channels = cpu::channelLayout(full);
+  const cpu::NormAffine whole{cpu::NormAffineKind::PerGroup};
+  auto dy = randomFloats(n, 14), bias = randomFloats(48, 15);
+  expectSameAtOneAndFour(
+      [&] {
+        std::vector<float> y(n);
+        cpu::normForward<float>(channels, whole, a.data(), c.data(), bias.data(), 1e-5, y.data());
+        return y;
+      },
+      "batchnorm_train");
+  expectSameAtOneAndFour(
+      [&] {
+        std::vector<float> dx(n);
+        cpu::normBackward<float>(channels, whole, a.data(), dy.data(), c.data(), 1e-5, dx.data());
+        return dx;
+      },
+      "batchnorm_train_grad");
+  expectSameAtOneAndFour(
+      [&] {
+        std::vector<float> stats(96);
+        cpu::batchNormStats<float>(channels, a.data(), stats.data());
+        return stats;
+      },
+      "batchnorm_stats");
+  const Shape rows{768, 63};  // the same elements as rows of 63
+  const cpu::NormAffine perElement{cpu::NormAffineKind::PerElement};
+  auto gain = randomFloats(63, 16);
+  expectSameAtOneAndFour(
+      [&] {
+        std::vector<float> y(n);
+        cpu::normForward<float>(cpu::rowLayout(rows, 1), perElement, a.data(), gain.data(), nullptr, 1e-5, y.data());
+        return y;
+      },
+      "layernorm");
 }
 
 TEST(CpuThreads, LossesAndOptimizers) {
