@@ -563,10 +563,11 @@ Moments moments(NodeContext& c, Value* x, const std::vector<int64_t>& axes, doub
 }
 
 // training_mode=1 (opset 14): normalised by the batch's own statistics over every axis but the
-// channel (population variance, as ONNX's reference), composed of reductions so it
-// differentiates like any graph; the running statistics outputs, when read, are
-// input · momentum + batch · (1 - momentum). (timm's NF-Nets export their weight
-// standardisation so.)
+// channel (population variance, as ONNX's reference): shoal's batchnorm_train, one kernel
+// forward and one (batchnorm_train_grad) for its gradient, where reductions and broadcasts
+// composed a dozen nodes each way. The running statistics outputs, when read, are
+// input · momentum + batch · (1 - momentum), from the batch's moments composed of reductions.
+// (timm's NF-Nets export their weight standardisation so.)
 void lowerBatchNormTraining(NodeContext& c, double eps, double momentum) {
   if (c.rank(0) < 2) c.invalid("input must have a channel axis");
   const Shape& xs = c.shape(0);
@@ -577,12 +578,11 @@ void lowerBatchNormTraining(NodeContext& c, double eps, double momentum) {
   DType dt = c.dtype(0);
   std::vector<int64_t> axes{0};
   for (int64_t d = 2; d < int64_t(xs.size()); ++d) axes.push_back(d);
-  Shape perChannel(xs.size(), 1);
-  perChannel[1] = channels;
+  Attrs a;
+  a.set("eps", eps);
+  c.setOutput(0, c.emit(OpKind::BatchNormTrain, {c.value(0), c.value(1), c.value(2)}, a));
+  if (!c.outputUsed(1) && !c.outputUsed(2)) return;
   auto [mean, centred, var, inv] = moments(c, c.value(0), axes, eps);
-  Value* scale = c.emit(OpKind::Mul, {inv, c.reshape(c.value(1), perChannel, "scale")}, {}, "gain");
-  Value* y = c.emit(OpKind::Add, {c.emit(OpKind::Mul, {centred, scale}, {}, "scaled"), c.reshape(c.value(2), perChannel, "bias")});
-  c.setOutput(0, y);
   for (size_t i = 1; i < 3; ++i) {
     if (!c.outputUsed(i)) continue;
     Value* batch = c.reshape(i == 1 ? mean : var, {channels}, i == 1 ? "mean_out" : "var_out");
