@@ -8,6 +8,7 @@
 #include <limits>
 
 #include "runtime/cpu/kernels.h"
+#include "support/thread_pool.h"
 
 namespace shoal::cpu {
 
@@ -45,6 +46,33 @@ void withElementBits(size_t elemBytes, F&& f) {
   assert(false && "element size must be 1, 2, 4 or 8 bytes");
 }
 
+// Elements per chunk of the parallel copies (a few microseconds of work).
+constexpr int64_t kCopyGrain = 16384;
+
+// Calls run(r, src) for the runs r in [runBegin, runEnd) of a strided view: run r is the view's
+// innermost axis at outer position r (row-major), `src` the input offset of its first element.
+template <typename F>
+void forEachViewRun(const geometry::StridedView& v, int64_t runBegin, int64_t runEnd, F&& run) {
+  const int64_t rank = int64_t(v.shape.size());
+  std::vector<int64_t> idx(size_t(rank), 0);
+  int64_t src = v.offset;
+  for (int64_t rest = runBegin, d = rank - 2; d >= 0; --d) {  // run runBegin's outer indices
+    idx[size_t(d)] = rest % v.shape[size_t(d)];
+    rest /= v.shape[size_t(d)];
+    src += idx[size_t(d)] * v.strides[size_t(d)];
+  }
+  for (int64_t r = runBegin; r < runEnd; ++r) {
+    run(r, src);
+    for (int64_t d = rank - 2; d >= 0; --d) {
+      src += v.strides[size_t(d)];
+      if (++idx[size_t(d)] < v.shape[size_t(d)]) break;
+      src -= v.strides[size_t(d)] * v.shape[size_t(d)];
+      idx[size_t(d)] = 0;
+    }
+  }
+}
+
+// y = the view of x, in row-major order of the view; chunks of its runs in parallel.
 template <typename U>
 void copyStridedAs(const geometry::StridedView& v, const U* x, U* y) {
   const int64_t rank = int64_t(v.shape.size());
@@ -54,22 +82,17 @@ void copyStridedAs(const geometry::StridedView& v, const U* x, U* y) {
     y[0] = x[v.offset];
     return;
   }
-  // Odometer over the outer axes; the innermost axis is a strided copy loop.
   const int64_t inner = v.shape[size_t(rank - 1)];
   const int64_t innerStride = v.strides[size_t(rank - 1)];
-  std::vector<int64_t> idx(size_t(rank), 0);
-  int64_t src = v.offset;
-  for (int64_t out = 0; out < total; out += inner) {
-    if (innerStride == 1) std::memcpy(y + out, x + src, sizeof(U) * size_t(inner));
-    else
-      for (int64_t i = 0; i < inner; ++i) y[out + i] = x[src + i * innerStride];
-    for (int64_t d = rank - 2; d >= 0; --d) {
-      src += v.strides[size_t(d)];
-      if (++idx[size_t(d)] < v.shape[size_t(d)]) break;
-      src -= v.strides[size_t(d)] * v.shape[size_t(d)];
-      idx[size_t(d)] = 0;
-    }
-  }
+  parallelFor(total / inner, std::max<int64_t>(1, kCopyGrain / inner), [&](int64_t begin, int64_t end) {
+    forEachViewRun(v, begin, end, [&](int64_t r, int64_t src) {
+      U* out = y + r * inner;
+      if (innerStride == 1)
+        std::memcpy(out, x + src, sizeof(U) * size_t(inner));
+      else
+        for (int64_t i = 0; i < inner; ++i) out[i] = x[src + i * innerStride];
+    });
+  });
 }
 
 // The index k of an index tensor as an offset into an axis of `extent` (negative from the back).
@@ -106,20 +129,26 @@ void copyStrided(size_t elemBytes, const geometry::StridedView& view, const void
 
 template <typename T>
 void scatterStrided(const geometry::StridedView& v, const T* dy, int64_t inputCount, T* dx) {
-  std::fill(dx, dx + inputCount, T(0));
+  parallelFor(inputCount, kCopyGrain, [&](int64_t begin, int64_t end) { std::fill(dx + begin, dx + end, T(0)); });
   const int64_t rank = int64_t(v.shape.size());
   const int64_t total = numElements(v.shape);
-  std::vector<int64_t> idx(size_t(rank), 0);
-  int64_t dst = v.offset;
-  for (int64_t i = 0; i < total; ++i) {
-    dx[dst] = dy[i];
-    for (int64_t d = rank - 1; d >= 0; --d) {
-      dst += v.strides[size_t(d)];
-      if (++idx[size_t(d)] < v.shape[size_t(d)]) break;
-      dst -= v.strides[size_t(d)] * v.shape[size_t(d)];
-      idx[size_t(d)] = 0;
-    }
+  if (total == 0) return;
+  if (rank == 0) {
+    dx[v.offset] = dy[0];
+    return;
   }
+  // The view visits each element of dx at most once, so chunks of its runs write apart.
+  const int64_t inner = v.shape[size_t(rank - 1)];
+  const int64_t innerStride = v.strides[size_t(rank - 1)];
+  parallelFor(total / inner, std::max<int64_t>(1, kCopyGrain / inner), [&](int64_t begin, int64_t end) {
+    forEachViewRun(v, begin, end, [&](int64_t r, int64_t dst) {
+      const T* in = dy + r * inner;
+      if (innerStride == 1)
+        std::copy_n(in, inner, dx + dst);
+      else
+        for (int64_t i = 0; i < inner; ++i) dx[dst + i * innerStride] = in[i];
+    });
+  });
 }
 
 void concat(size_t elemBytes, const std::vector<Shape>& shapes, const std::vector<const void*>& xs, int64_t axis,

@@ -13,8 +13,10 @@
 
 #include "ir/elementwise.h"
 #include "ir/ops.h"
+#include "ir/shape_geometry.h"
 #include "runtime/cpu/kernels.h"
 #include "runtime/cpu/ops_norm.h"
+#include "runtime/cpu/ops_shape.h"
 #include "support/thread_pool.h"
 
 namespace shoal {
@@ -337,6 +339,65 @@ TEST(CpuThreads, BroadcastsReductionsAndNorms) {
         return y;
       },
       "layernorm");
+}
+
+// Transposes, slices and slices' gradients copy runs of the view in parallel chunks (since
+// 2026-12-04): every element where one thread would put it. The transpose and the strided
+// backwards slice are checked element by element too.
+TEST(CpuThreads, DataMovement) {
+  const Shape in{16, 12, 10, 24};  // attention's [B, T, H, D] -> [B, H, D, T]: inner stride 240
+  const size_t n = size_t(numElements(in));
+  auto x = randomFloats(n, 21);
+  const auto t = geometry::transposeView(in, {0, 2, 3, 1});
+  expectSameAtOneAndFour(
+      [&] {
+        std::vector<float> y(n);
+        cpu::copyStrided(sizeof(float), t, x.data(), y.data());
+        return y;
+      },
+      "transpose");
+  std::vector<float> y(n);
+  cpu::copyStrided(sizeof(float), t, x.data(), y.data());
+  for (size_t b = 0; b < 16; ++b)
+    for (size_t h = 0; h < 10; ++h)
+      for (size_t d = 0; d < 24; ++d)
+        for (size_t tt = 0; tt < 12; ++tt)
+          ASSERT_EQ(y[((b * 10 + h) * 24 + d) * 12 + tt], x[((b * 12 + tt) * 10 + h) * 24 + d]);
+  // Every other row of axis 1, backwards, and the last 16 of axis 3: a strided view.
+  const std::vector<geometry::SliceAxis> axes = {{0, 1, 16}, {11, -2, 6}, {0, 1, 10}, {8, 1, 16}};
+  const auto v = geometry::sliceView(in, axes);
+  const size_t m = size_t(numElements(v.shape));
+  expectSameAtOneAndFour(
+      [&] {
+        std::vector<float> out(m);
+        cpu::copyStrided(sizeof(float), v, x.data(), out.data());
+        return out;
+      },
+      "slice");
+  expectSameAtOneAndFour(
+      [&] {
+        std::vector<float> dx(n);
+        cpu::scatterStrided<float>(v, x.data(), int64_t(n), dx.data());
+        return dx;
+      },
+      "slice_grad");
+  std::vector<float> dx(n, 1.0f);
+  cpu::scatterStrided<float>(v, x.data(), int64_t(n), dx.data());
+  size_t k = 0;
+  for (size_t b = 0; b < 16; ++b)
+    for (size_t r = 0; r < 12; ++r)
+      for (size_t h = 0; h < 10; ++h)
+        for (size_t d = 0; d < 24; ++d) {
+          const bool kept = r % 2 == 1 && d >= 8;
+          const size_t at = ((b * 12 + r) * 10 + h) * 24 + d;
+          if (!kept) {
+            ASSERT_EQ(dx[at], 0.0f) << at;
+          }
+        }
+  for (size_t b = 0; b < 16; ++b)
+    for (size_t j = 0; j < 6; ++j)
+      for (size_t h = 0; h < 10; ++h)
+        for (size_t d = 0; d < 16; ++d, ++k) ASSERT_EQ(dx[((b * 12 + (11 - 2 * j)) * 10 + h) * 24 + 8 + d], x[k]);
 }
 
 TEST(CpuThreads, LossesAndOptimizers) {
