@@ -1,0 +1,23 @@
+source tmp-dev/common.sh
+el start
+( TARGETS="shoal_tests onnx_train_parity" build_new; echo "build rc=$?" > /tmp/build.rc ) &
+C=/tmp/otp/cases; mkdir -p $C
+PYTHONUNBUFFERED=1 timeout 330 python3 bench/onnx_train_torch.py make $C > $R/torch.log 2>&1; el "make rc=$?"
+wait; cat /tmp/build.rc; el built
+timeout 120 build-dev/tests/shoal_tests --gtest_filter='CpuThreads.*:ConvKernels.*:CpuElementwise.*' --gtest_brief=1 > $R/cputests.txt 2>&1; el "cpu tests rc=$?"; tail -2 $R/cputests.txt
+for d in $C/*/; do
+  [ -f "$d/spec.json" ] || continue
+  n=$(basename $d)
+  timeout 150 build-dev/onnx_train_parity --case "$d" --device cpu --json "$d/shoal_cpu.json" > "$d/shoal_cpu.log" 2>&1; rc=$?
+  el "$n cpu rc=$rc $(tail -1 "$d/shoal_cpu.log" | cut -c1-220)"
+done
+python3 bench/onnx_train_torch.py compare $C > $R/compare.txt 2>&1; el "compare rc=$?"; tail -14 $R/compare.txt
+for n in resnet18 efficientnet_b0 vit_tiny bert_tiny gpt2_tiny lstm; do
+  timeout 120 build-dev/onnx_train_parity --case $C/$n --device cpu --steps 6 --profile > $R/$n.cpu_profile.txt 2>&1
+done
+head -8 $R/resnet18.cpu_profile.txt
+cp $C/onnx_train_parity.* $R/ 2>/dev/null
+for d in $C/*/; do n=$(basename $d); mkdir -p $R/cases/$n; cp $d/*.json $d/*.log $R/cases/$n/ 2>/dev/null; done
+finish
+(cd /tmp/otp && tar cf - cases/vit_tiny cases/bert_tiny cases/gpt2_tiny cases/lstm | gzip -1 | split -b 15M - $OUT/t.tgz.part-)
+ls -la $OUT
