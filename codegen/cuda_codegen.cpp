@@ -835,6 +835,7 @@ Expected<void> emitNode(NodeEmitter& em) {
     case OpKind::BatchNorm: return cudagen::emitBatchNorm(em);
     case OpKind::BatchNormTrain: return cudagen::emitBatchNormTrain(em);
     case OpKind::BatchNormTrainGrad: return cudagen::emitBatchNormTrainGrad(em);
+    case OpKind::BatchNormTrainWeightGrad: return cudagen::emitBatchNormTrainWeightGrad(em);
     case OpKind::BatchNormStats: return cudagen::emitBatchNormStats(em);
     case OpKind::BatchNormUpdate: return cudagen::emitBatchNormUpdate(em);
     case OpKind::LayerNorm: return cudagen::emitLayerNorm(em);

@@ -359,6 +359,7 @@ Expected<void> emitReduce(NodeEmitter& em);
 Expected<void> emitBatchNorm(NodeEmitter& em);
 Expected<void> emitBatchNormTrain(NodeEmitter& em);
 Expected<void> emitBatchNormTrainGrad(NodeEmitter& em);
+Expected<void> emitBatchNormTrainWeightGrad(NodeEmitter& em);
 Expected<void> emitBatchNormStats(NodeEmitter& em);
 Expected<void> emitBatchNormUpdate(NodeEmitter& em);
 Expected<void> emitLayerNorm(NodeEmitter& em);

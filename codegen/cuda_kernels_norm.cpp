@@ -251,18 +251,13 @@ Expected<void> emitNormForward(NodeEmitter& em, const GroupCode& g, double eps, 
   return {};
 }
 
-// The gradient for x through the statistics (batchnorm_train_grad, layernorm_grad,
-// groupnorm_grad): x, dy, [w] -> dx = invstd (g - mean(g) - xhat mean(g xhat)), g = dy w.
-Expected<void> emitNormBackward(NodeEmitter& em, const GroupCode& g, double eps) {
-  const Splits s = normSplitsFor(g);
-  const ScratchLayout l = scratchFor(g, s);
-  em.needScratch(l.doubles * int64_t(sizeof(double)));
-  Vars v = groupVars(em, g, s, l, eps);
-  emitGroupStatistics(em, v, s, g.groups, em.in(0));
-  Optional w = optionalIn(em, 2);
-  // g = dy * w of memory index o (the partial sums walk (r, j)) and of i (the apply loop).
+// Σ g and Σ g xhat over every group (g = dy w, w when present; the group statistics already in
+// scratch): a partial kernel per split, then a combine whose body ends with `finish` (sumG and
+// sumGx in scope), taking `finishParams` / `finishArgs` after scratch.
+void emitGradientSums(NodeEmitter& em, const Vars& v, const Splits& s, const GroupCode& g, const Optional& w,
+                      const std::string& finishParams, std::vector<CudaArg> finishArgs, const std::string& finish) {
+  // g = dy * w of memory index o (the partial sums walk (r, j)).
   const std::string gPartial = w.present ? "(double)dy[o] * (double)w[" + at(g.channel, "o") + "]" : "(double)dy[o]";
-  const std::string gApply = w.present ? "(double)dy[i] * (double)w[${CHANNEL}]" : "(double)dy[i]";
   std::string params = "const ${T}* __restrict__ x, const ${T}* __restrict__ dy";
   std::vector<CudaArg> args = {em.in(0), em.in(1)};
   if (w.present) {
@@ -293,19 +288,36 @@ Expected<void> emitNormBackward(NodeEmitter& em, const GroupCode& g, double eps)
                      "  }\n",
                  v),
             std::move(args), unsigned(g.groups), unsigned(s.splits));
-  em.elementwise("grad_combine", "double* __restrict__ scratch",
+  std::vector<CudaArg> all = {NodeEmitter::scratch()};
+  all.insert(all.end(), finishArgs.begin(), finishArgs.end());
+  em.elementwise("grad_combine", "double* __restrict__ scratch" + (finishParams.empty() ? "" : ", " + fill(finishParams, v)),
                  fill("    const double* p = scratch + i * ${SPLITS} * 3;\n"
                       "    double sumG = 0.0, sumGx = 0.0;\n"
                       "    for (int k = 0; k < ${SPLITS}; ++k) {\n"
                       "      sumG += p[3 * k];\n"
                       "      sumGx += p[3 * k + 1];\n"
-                      "    }\n"
-                      "    scratch[${SUMS} + i * 2] = sumG / (double)${COUNT};\n"
-                      "    scratch[${SUMS} + i * 2 + 1] = sumGx / (double)${COUNT};\n",
+                      "    }\n" +
+                          finish,
                       v),
-                 {NodeEmitter::scratch()}, g.groups);
-  params = "const double* __restrict__ scratch, const ${T}* __restrict__ x, const ${T}* __restrict__ dy";
-  args = {NodeEmitter::scratch(), em.in(0), em.in(1)};
+                 std::move(all), g.groups);
+}
+
+// The gradient for x through the statistics (batchnorm_train_grad, layernorm_grad,
+// groupnorm_grad): x, dy, [w] -> dx = invstd (g - mean(g) - xhat mean(g xhat)), g = dy w.
+Expected<void> emitNormBackward(NodeEmitter& em, const GroupCode& g, double eps) {
+  const Splits s = normSplitsFor(g);
+  const ScratchLayout l = scratchFor(g, s);
+  em.needScratch(l.doubles * int64_t(sizeof(double)));
+  Vars v = groupVars(em, g, s, l, eps);
+  emitGroupStatistics(em, v, s, g.groups, em.in(0));
+  Optional w = optionalIn(em, 2);
+  emitGradientSums(em, v, s, g, w, "", {},
+                   "    scratch[${SUMS} + i * 2] = sumG / (double)${COUNT};\n"
+                   "    scratch[${SUMS} + i * 2 + 1] = sumGx / (double)${COUNT};\n");
+  // g = dy * w of memory index i (the apply loop).
+  const std::string gApply = w.present ? "(double)dy[i] * (double)w[${CHANNEL}]" : "(double)dy[i]";
+  std::string params = "const double* __restrict__ scratch, const ${T}* __restrict__ x, const ${T}* __restrict__ dy";
+  std::vector<CudaArg> args = {NodeEmitter::scratch(), em.in(0), em.in(1)};
   if (w.present) {
     params += ", const ${T}* __restrict__ w";
     args.push_back(w.arg);
@@ -357,6 +369,18 @@ Expected<void> emitBatchNormTrain(NodeEmitter& em) {
 
 Expected<void> emitBatchNormTrainGrad(NodeEmitter& em) {
   return emitNormBackward(em, channelGroups(em.inShape(0)), em.node().attrs().getFloat("eps"));
+}
+
+// [C]: Σ dy · xhat of every channel, the partial sums of batchnorm_train_grad without its apply.
+Expected<void> emitBatchNormTrainWeightGrad(NodeEmitter& em) {
+  const GroupCode g = channelGroups(em.inShape(0));
+  const Splits s = normSplitsFor(g);
+  const ScratchLayout l = scratchFor(g, s);
+  em.needScratch(l.doubles * int64_t(sizeof(double)));
+  Vars v = groupVars(em, g, s, l, em.node().attrs().getFloat("eps"));
+  emitGroupStatistics(em, v, s, g.groups, em.in(0));
+  emitGradientSums(em, v, s, g, Optional{}, "${T}* __restrict__ dw", {em.out()}, "    dw[i] = (${T})sumGx;\n");
+  return {};
 }
 
 // [2, C]: the mean and the unbiased variance of every channel.

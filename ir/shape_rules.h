@@ -58,6 +58,7 @@ Expected<Types> shapeReduce(const Node& n);
 // ir/shape_rules_norm.cpp
 Expected<Types> shapeBatchNorm(const Node& n);
 Expected<Types> shapeBatchNormTrain(const Node& n);
+Expected<Types> shapeBatchNormTrainWeightGrad(const Node& n);
 Expected<Types> shapeBatchNormStats(const Node& n);
 Expected<Types> shapeBatchNormUpdate(const Node& n);
 Expected<Types> shapeBatchNormScale(const Node& n);

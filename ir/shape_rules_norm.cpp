@@ -110,6 +110,16 @@ Expected<Types> shapeBatchNormTrain(const Node& n) {
   return Types{x->type()};
 }
 
+Expected<Types> shapeBatchNormTrainWeightGrad(const Node& n) {
+  const Value* x = n.input(0);
+  const Value* dy = n.input(1);
+  SHOAL_SHAPE_TRY(requireChannels(n, x));
+  SHOAL_SHAPE_TRY(requireEps(n));
+  if (dy->type() != x->type())
+    return failAt(n, fmt::format("the gradient {} must have the input's type {}", sh(dy), sh(x)));
+  return Types{{x->type().dtype, {x->type().shape[1]}}};
+}
+
 Expected<Types> shapeBatchNormStats(const Node& n) {
   const Value* x = n.input(0);
   SHOAL_SHAPE_TRY(requireChannels(n, x));

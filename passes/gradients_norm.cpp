@@ -88,7 +88,7 @@ SHOAL_GRADIENT(BatchNorm) {
 }
 
 // ---- batchnorm, training form: the statistics are the batch's own, so dx goes through them
-// (batchnorm_train_grad); dw = sum(dy xhat), db = sum(dy).
+// (batchnorm_train_grad); dw = sum(dy xhat) (batchnorm_train_weight_grad), db = sum(dy).
 SHOAL_GRADIENT(BatchNormTrain) {
   const Node& n = g.node;
   switch (g.operand) {
@@ -97,11 +97,8 @@ SHOAL_GRADIENT(BatchNormTrain) {
       if (n.numInputs() > 1) ins.push_back(n.input(1));
       return g.emit(OpKind::BatchNormTrainGrad, ins, epsOf(g));
     }
-    case 1: {
-      SHOAL_TRY_VALUE(xhat, g.emit(OpKind::BatchNormTrain, {n.input(0)}, epsOf(g), ".xhat"));
-      SHOAL_TRY_VALUE(prod, g.emit(OpKind::Mul, {g.dy, xhat}, {}, ".mul"));
-      return channelSum(g, prod, "");
-    }
+    case 1:
+      return g.emit(OpKind::BatchNormTrainWeightGrad, {n.input(0), g.dy}, epsOf(g));
     case 2:
       return channelSum(g, g.dy, "");
   }

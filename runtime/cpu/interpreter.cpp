@@ -273,6 +273,7 @@ Expected<void> NodeRunner::run() {
     case OpKind::BatchNorm: return cpu::runBatchNorm<T>(*this);
     case OpKind::BatchNormTrain: return cpu::runBatchNormTrain<T>(*this);
     case OpKind::BatchNormTrainGrad: return cpu::runBatchNormTrainGrad<T>(*this);
+    case OpKind::BatchNormTrainWeightGrad: return cpu::runBatchNormTrainWeightGrad<T>(*this);
     case OpKind::BatchNormStats: return cpu::runBatchNormStats<T>(*this);
     case OpKind::BatchNormUpdate: return cpu::runBatchNormUpdate<T>(*this);
     case OpKind::LayerNorm: return cpu::runLayerNorm<T>(*this);

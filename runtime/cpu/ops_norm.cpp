@@ -143,6 +143,24 @@ void normBackwardGroup(const NormLayout& l, const NormAffine& a, int64_t r, cons
   });
 }
 
+// Σ dy · xhat over group r (PerGroup affine: the group's elements are whole runs), in double,
+// in two chains so the additions pipeline.
+template <typename T>
+double weightGradientOfGroup(const NormLayout& l, int64_t r, const T* x, const T* dy, double eps) {
+  const Moments m = groupMoments(l, x, r);
+  const double invstd = invStd(m.m2 / double(l.count), eps);
+  double s0 = 0, s1 = 0;
+  forEachSegment(l, NormAffine{NormAffineKind::PerGroup}, r, [&](int64_t p, int64_t, int64_t len, int64_t, int64_t) {
+    int64_t k = 0;
+    for (; k + 2 <= len; k += 2) {
+      s0 += double(dy[p + k]) * ((double(x[p + k]) - m.mean) * invstd);
+      s1 += double(dy[p + k + 1]) * ((double(x[p + k + 1]) - m.mean) * invstd);
+    }
+    for (; k < len; ++k) s0 += double(dy[p + k]) * ((double(x[p + k]) - m.mean) * invstd);
+  });
+  return s0 + s1;
+}
+
 }  // namespace
 
 NormLayout channelLayout(const Shape& x) {
@@ -188,6 +206,13 @@ template <typename T>
 void normBackward(const NormLayout& l, const NormAffine& a, const T* x, const T* dy, const T* w, double eps, T* dx) {
   parallelFor(l.groups, grainFor(6 * l.count), [&](int64_t begin, int64_t end) {
     for (int64_t r = begin; r < end; ++r) normBackwardGroup(l, a, r, x, dy, w, eps, dx);
+  });
+}
+
+template <typename T>
+void normWeightGradient(const NormLayout& l, const T* x, const T* dy, double eps, T* dw) {
+  parallelFor(l.groups, grainFor(4 * l.count), [&](int64_t begin, int64_t end) {
+    for (int64_t r = begin; r < end; ++r) dw[r] = T(weightGradientOfGroup(l, r, x, dy, eps));
   });
 }
 
@@ -255,6 +280,12 @@ template <typename T>
 Expected<void> runBatchNormTrainGrad(OpContext& c) {
   normBackward<T>(channelLayout(c.inShape(0)), NormAffine{NormAffineKind::PerGroup}, c.in<T>(0), c.in<T>(1),
                   optionalIn<T>(c, 2), c.attrs().getFloat("eps"), c.out<T>());
+  return {};
+}
+
+template <typename T>
+Expected<void> runBatchNormTrainWeightGrad(OpContext& c) {
+  normWeightGradient<T>(channelLayout(c.inShape(0)), c.in<T>(0), c.in<T>(1), c.attrs().getFloat("eps"), c.out<T>());
   return {};
 }
 
@@ -330,6 +361,7 @@ Expected<void> runDropoutTrain(OpContext& c) {
   template Expected<void> runBatchNorm<T>(OpContext&);                                                             \
   template Expected<void> runBatchNormTrain<T>(OpContext&);                                                        \
   template Expected<void> runBatchNormTrainGrad<T>(OpContext&);                                                    \
+  template Expected<void> runBatchNormTrainWeightGrad<T>(OpContext&);                                               \
   template Expected<void> runBatchNormStats<T>(OpContext&);                                                        \
   template Expected<void> runBatchNormUpdate<T>(OpContext&);                                                       \
   template Expected<void> runLayerNorm<T>(OpContext&);                                                             \

@@ -74,6 +74,10 @@ template <typename T>
 void normBackward(const NormLayout& l, const NormAffine& a, const T* x, const T* dy, const T* w, double eps, T* dx);
 
 /// stats[0, c] = the mean of channel group c, stats[1, c] = its unbiased variance (count > 1).
+/// dw[r] = Σ dy · xhat over group r (xhat: x normalised by the group's own statistics): the
+/// weight's gradient of a per-group affine (batchnorm_train's), in double.
+template <typename T>
+void normWeightGradient(const NormLayout& l, const T* x, const T* dy, double eps, T* dw);
 template <typename T>
 void batchNormStats(const NormLayout& l, const T* x, T* stats);
 
@@ -99,6 +103,8 @@ template <typename T>
 Expected<void> runBatchNormTrain(OpContext& c);
 template <typename T>
 Expected<void> runBatchNormTrainGrad(OpContext& c);
+template <typename T>
+Expected<void> runBatchNormTrainWeightGrad(OpContext& c);
 template <typename T>
 Expected<void> runBatchNormStats(OpContext& c);
 template <typename T>

@@ -41,6 +41,17 @@ SHOAL_CUDA_CASE(BatchNormTrainGrad, OpKind::BatchNormTrainGrad) {
   return true;
 }
 
+SHOAL_CUDA_CASE(BatchNormTrainWeightGrad, OpKind::BatchNormTrainWeightGrad) {
+  b.op(OpKind::BatchNormTrainWeightGrad, {b.input("x", Shape{2, 3, 4, 4}), b.input("dy", Shape{2, 3, 4, 4})}, {},
+       "nchw");
+  b.op(OpKind::BatchNormTrainWeightGrad, {b.input("x2", Shape{6, 5}), b.input("dy2", Shape{6, 5})},
+       attrs({{"eps", 0.1}}), "nc");
+  // 8·24·24 = 4608 values per channel: two splits per channel, merged.
+  b.op(OpKind::BatchNormTrainWeightGrad, {b.input("xl", Shape{8, 3, 24, 24}), b.input("dyl", Shape{8, 3, 24, 24})}, {},
+       "split");
+  return true;
+}
+
 SHOAL_CUDA_CASE(BatchNormStats, OpKind::BatchNormStats) {
   b.op(OpKind::BatchNormStats, {b.input("x", Shape{4, 3, 2, 2})}, {}, "nchw");
   b.op(OpKind::BatchNormStats, {b.input("x2", Shape{2, 7})}, {}, "nc");

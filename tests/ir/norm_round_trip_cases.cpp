@@ -29,6 +29,13 @@ SHOAL_ROUND_TRIP_CASE(BatchNormTrainGrad, OpKind::BatchNormTrainGrad) {
   return true;
 }
 
+SHOAL_ROUND_TRIP_CASE(BatchNormTrainWeightGrad, OpKind::BatchNormTrainWeightGrad) {
+  ins = {addInput(g, "x", f32({2, 3, 5})), addInput(g, "dy", f32({2, 3, 5}))};
+  a.set("eps", 0.5);
+  results = {{"bn.weight.grad", f32({3})}};
+  return true;
+}
+
 SHOAL_ROUND_TRIP_CASE(BatchNormStats, OpKind::BatchNormStats) {
   ins = {addInput(g, "x", f32({4, 3, 2, 2}))};
   results = {{"bn.stats", f32({2, 3})}};

@@ -57,6 +57,17 @@ SHOAL_SHAPE_CASES(BatchNormTrainGrad, OpKind::BatchNormTrainGrad) {
            {"rank 1", {f32({3}), f32({3})}, {}, "input must be [N, C, ...] (rank >= 2), got f32[3]"}}};
 }
 
+SHOAL_SHAPE_CASES(BatchNormTrainWeightGrad, OpKind::BatchNormTrainWeightGrad) {
+  const TensorType x = f32({2, 3, 4, 4});
+  return {{{x, x}, {}, {f32({3})}},
+          {{"gradient of another shape",
+            {x, f32({2, 3, 4, 5})},
+            {},
+            "the gradient f32[2,3,4,5] must have the input's type f32[2,3,4,4]"},
+           {"rank 1", {f32({3}), f32({3})}, {}, "input must be [N, C, ...] (rank >= 2), got f32[3]"},
+           {"negative eps", {x, x}, attrs({{"eps", -0.5}}), "eps must be >= 0, got -0.5"}}};
+}
+
 SHOAL_SHAPE_CASES(BatchNormStats, OpKind::BatchNormStats) {
   return {{{f32({2, 3, 4, 4})}, {}, {f32({2, 3})}},
           {{"one value per channel", {f32({1, 3})}, {}, "needs more than one value per channel, got f32[1,3]"},

@@ -113,6 +113,28 @@ SHOAL_INTERPRETER_CASES(BatchNormTrainGrad, OpKind::BatchNormTrainGrad) {
   }
 }
 
+SHOAL_INTERPRETER_CASES(BatchNormTrainWeightGrad, OpKind::BatchNormTrainWeightGrad) {
+  {
+    // xhat is {-1, -1, 1, 1} in both channels (means 0 and 10, variances 1 and 4, eps 0):
+    // channel 0, dy {1, 2, 3, 4}: -1 - 2 + 3 + 4 = 4; channel 1, dy {4, 3, 2, 1}: -4 - 3 + 2 + 1 = -4.
+    CaseBuilder b("sum of dy xhat, eps 0", dt);
+    b.output(b.op(kind, {b.fin("x", {2, 2, 2}, kChannels), b.fin("dy", {2, 2, 2}, {1, 2, 4, 3, 3, 4, 2, 1})}, kNoEps,
+                  "dw"),
+             "dw");
+    b.expect("dw", {2}, {4, -4});
+    add(b);
+  }
+  {
+    // eps 0.5 scales each channel's xhat by sqrt(var / (var + eps)): 4 / sqrt(1.5), -4 · 2 / sqrt(4.5).
+    CaseBuilder b("eps 0.5", dt);
+    b.output(b.op(kind, {b.fin("x", {2, 2, 2}, kChannels), b.fin("dy", {2, 2, 2}, {1, 2, 4, 3, 3, 4, 2, 1})},
+                  attrs({{"eps", 0.5}}), "dw"),
+             "dw");
+    b.expect("dw", {2}, {4 / std::sqrt(1.5), -8 / std::sqrt(4.5)});
+    add(b);
+  }
+}
+
 SHOAL_INTERPRETER_CASES(BatchNormStats, OpKind::BatchNormStats) {
   {
     // Means [0, 10]; unbiased variances 4/3 and 16/3.
