@@ -290,7 +290,8 @@ void emitGradientSums(NodeEmitter& em, const Vars& v, const Splits& s, const Gro
             std::move(args), unsigned(g.groups), unsigned(s.splits));
   std::vector<CudaArg> all = {NodeEmitter::scratch()};
   all.insert(all.end(), finishArgs.begin(), finishArgs.end());
-  em.elementwise("grad_combine", "double* __restrict__ scratch" + (finishParams.empty() ? "" : ", " + fill(finishParams, v)),
+  em.elementwise("grad_combine",
+                 "double* __restrict__ scratch" + (finishParams.empty() ? "" : ", " + fill(finishParams, v)),
                  fill("    const double* p = scratch + i * ${SPLITS} * 3;\n"
                       "    double sumG = 0.0, sumGx = 0.0;\n"
                       "    for (int k = 0; k < ${SPLITS}; ++k) {\n"

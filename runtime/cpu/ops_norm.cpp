@@ -355,13 +355,14 @@ Expected<void> runDropoutTrain(OpContext& c) {
                                       T*);                                                                         \
   template void normForward<T>(const NormLayout&, const NormAffine&, const T*, const T*, const T*, double, T*);    \
   template void normBackward<T>(const NormLayout&, const NormAffine&, const T*, const T*, const T*, double, T*);   \
+  template void normWeightGradient<T>(const NormLayout&, const T*, const T*, double, T*);                          \
   template void batchNormStats<T>(const NormLayout&, const T*, T*);                                                \
   template void batchNormUpdate<T>(int64_t, T*, T*, const T*, int64_t*, double);                                   \
   template void dropoutTrain<T>(int64_t, const T*, uint32_t, uint64_t, double, T*);                                \
   template Expected<void> runBatchNorm<T>(OpContext&);                                                             \
   template Expected<void> runBatchNormTrain<T>(OpContext&);                                                        \
   template Expected<void> runBatchNormTrainGrad<T>(OpContext&);                                                    \
-  template Expected<void> runBatchNormTrainWeightGrad<T>(OpContext&);                                               \
+  template Expected<void> runBatchNormTrainWeightGrad<T>(OpContext&);                                              \
   template Expected<void> runBatchNormStats<T>(OpContext&);                                                        \
   template Expected<void> runBatchNormUpdate<T>(OpContext&);                                                       \
   template Expected<void> runLayerNorm<T>(OpContext&);                                                             \

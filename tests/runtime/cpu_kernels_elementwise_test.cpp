@@ -340,8 +340,16 @@ TEST(CpuElementwise, HostExpIsWithinOneUlp) {
     if (err > worst) worst = err, worstAt = x[i];
   }
   EXPECT_LE(worst, 1.0) << "worst at exp(" << worstAt << ")";
-  std::vector<float> edges = {0.0f, -0.0f, 1.0f, 88.72f, 88.73f, -87.0f, -103.0f, -104.5f,
-                              std::numeric_limits<float>::infinity(), -std::numeric_limits<float>::infinity(),
+  std::vector<float> edges = {0.0f,
+                              -0.0f,
+                              1.0f,
+                              88.72f,
+                              88.73f,
+                              -87.0f,
+                              -103.0f,
+                              -104.5f,
+                              std::numeric_limits<float>::infinity(),
+                              -std::numeric_limits<float>::infinity(),
                               std::numeric_limits<float>::quiet_NaN()},
                      ey(edges.size());
   elementwise<float>(OpKind::Exp, {int64_t(edges.size())}, {{int64_t(edges.size())}}, {edges.data()}, p.data(),
@@ -350,10 +358,10 @@ TEST(CpuElementwise, HostExpIsWithinOneUlp) {
   EXPECT_EQ(ey[1], 1.0f);
   EXPECT_NEAR(ey[2], 2.7182818f, 3e-7f);
   EXPECT_NEAR(double(ey[3]) / std::exp(double(88.72f)), 1.0, 2e-7);  // just below FLT_MAX
-  EXPECT_TRUE(std::isinf(ey[4]));                   // just above: overflows
-  EXPECT_GT(ey[5], 0.0f);                           // subnormal-adjacent, not flushed
-  EXPECT_GT(ey[6], 0.0f);                           // a subnormal result
-  EXPECT_EQ(ey[7], 0.0f);                           // below the smallest subnormal
+  EXPECT_TRUE(std::isinf(ey[4]));                                    // just above: overflows
+  EXPECT_GT(ey[5], 0.0f);                                            // subnormal-adjacent, not flushed
+  EXPECT_GT(ey[6], 0.0f);                                            // a subnormal result
+  EXPECT_EQ(ey[7], 0.0f);                                            // below the smallest subnormal
   EXPECT_TRUE(std::isinf(ey[8]));
   EXPECT_EQ(ey[9], 0.0f);
   EXPECT_TRUE(std::isnan(ey[10]));

@@ -324,6 +324,13 @@ TEST(CpuThreads, BroadcastsReductionsAndNorms) {
       "batchnorm_train_grad");
   expectSameAtOneAndFour(
       [&] {
+        std::vector<float> dw(48);
+        cpu::normWeightGradient<float>(channels, a.data(), dy.data(), 1e-5, dw.data());
+        return dw;
+      },
+      "batchnorm_train_weight_grad");
+  expectSameAtOneAndFour(
+      [&] {
         std::vector<float> stats(96);
         cpu::batchNormStats<float>(channels, a.data(), stats.data());
         return stats;

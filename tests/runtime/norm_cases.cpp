@@ -118,9 +118,9 @@ SHOAL_INTERPRETER_CASES(BatchNormTrainWeightGrad, OpKind::BatchNormTrainWeightGr
     // xhat is {-1, -1, 1, 1} in both channels (means 0 and 10, variances 1 and 4, eps 0):
     // channel 0, dy {1, 2, 3, 4}: -1 - 2 + 3 + 4 = 4; channel 1, dy {4, 3, 2, 1}: -4 - 3 + 2 + 1 = -4.
     CaseBuilder b("sum of dy xhat, eps 0", dt);
-    b.output(b.op(kind, {b.fin("x", {2, 2, 2}, kChannels), b.fin("dy", {2, 2, 2}, {1, 2, 4, 3, 3, 4, 2, 1})}, kNoEps,
-                  "dw"),
-             "dw");
+    b.output(
+        b.op(kind, {b.fin("x", {2, 2, 2}, kChannels), b.fin("dy", {2, 2, 2}, {1, 2, 4, 3, 3, 4, 2, 1})}, kNoEps, "dw"),
+        "dw");
     b.expect("dw", {2}, {4, -4});
     add(b);
   }
