@@ -193,6 +193,19 @@ struct CudaCodegenOptions {
   /// format, instead of the exact fp32 direct kernels. Experimental: checked on the CPU
   /// emulator, not yet measured on a GPU; off by default (SHOAL_CUDA_TC_CONV=tf32|bf16|fp16).
   TensorCoreMath tensorCores = TensorCoreMath::Off;
+  /// With tensorCores Off: a convolution (forward, both gradients, conv_transpose2d; one group,
+  /// f32) whose product has at least this many multiply-adds (output pixels x filters x
+  /// channels x taps) runs as an implicit GEMM on the CUDA cores -- the tensor-core kernels'
+  /// gathers, stages and tiles, each output the fp32 FMAs of its products in reduction order
+  /// (slices added in double) -- instead of the direct kernels, which compute an output a
+  /// thread. Negative: never. The default and fp32ConvGemmMinWidth's are measured (docs/PERF.md,
+  /// "exact fp32 convolutions as implicit GEMMs"): ResNet-18's convolutions 5-7x faster on an
+  /// H200, the seed CNN's 3 x 3 single-channel one at batch 8192 2x slower.
+  int64_t fp32ConvGemmMinMacs = int64_t(1) << 24;
+  /// ... and whose filters and reduction per output (channels x taps) are both at least this:
+  /// narrower products leave most of a tile's rows or stages padding, where the direct kernels
+  /// win (the seed CNN's 32 filters over 1 x 3 x 3; resnet_mnist's 16 filters).
+  int64_t fp32ConvGemmMinWidth = 64;
   /// Matrix products of fp32 operands of at most 2^28 multiply-adds as generated kernels
   /// (exact fp32, as cuBLAS computes them unless TF32 or 16-bit GEMMs are on) instead of
   /// cuBLAS calls: no cuBLAS first-call cost, one launch where cuBLAS often takes two. Off

@@ -140,12 +140,21 @@ void addOutputExprArgs(const NodeEmitter& em, std::vector<CudaArg>& args) {
   for (size_t i = 3; i < em.node().numInputs(); ++i) args.push_back(em.in(i));
 }
 
-// Whether the tensor-core form serves this convolution: the option on, f32, one group, and
-// reductions and extents that fit the kernel's int indices.
+// Whether the implicit-GEMM form serves this convolution: f32, one group, reductions and
+// extents that fit the kernel's int indices, and either tensor cores on or, in exact fp32, a
+// product of at least CudaCodegenOptions::fp32ConvGemmMinMacs multiply-adds and filters and a
+// reduction of at least fp32ConvGemmMinWidth (the CUDA cores' fp32 FMAs; ImplicitGemm::math
+// Off). Else the direct kernels.
 bool useTensorCores(const NodeEmitter& em, const ConvGeom& g) {
   const int64_t limit = std::numeric_limits<int>::max();
-  return em.options().tensorCores != TensorCoreMath::Off && em.computeType() == DType::F32 && g.groups == 1 &&
-         g.c * g.kh * g.kw < limit && g.o * g.kh * g.kw < limit && g.n * g.oh * g.ow < limit;
+  if (em.computeType() != DType::F32 || g.groups != 1 || g.c * g.kh * g.kw >= limit || g.o * g.kh * g.kw >= limit ||
+      g.n * g.oh * g.ow >= limit)
+    return false;
+  if (em.options().tensorCores != TensorCoreMath::Off) return true;
+  const int64_t minMacs = em.options().fp32ConvGemmMinMacs;
+  const double macs = double(g.n * g.oh * g.ow) * double(g.o) * double(g.c * g.kh * g.kw);
+  const int64_t minWidth = em.options().fp32ConvGemmMinWidth;
+  return minMacs >= 0 && macs >= double(minMacs) && g.o >= minWidth && g.c * g.kh * g.kw >= minWidth;
 }
 
 // conv vars with ${I} kept for emitImplicitGemm to fill.

@@ -29,6 +29,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cstdlib>
 #include <utility>
 
 #include "codegen/cuda_emit.h"
@@ -424,6 +425,61 @@ MultiplyPath mmaSyncPath(const Tile& tile, TensorCoreMath math, bool bRounded) {
   return p;
 }
 
+// Exact fp32 on the CUDA cores (ImplicitGemm::math Off): no tensor cores, each output the fp32
+// FMAs of its products in reduction order. Thread tid holds rows tr + 16 i (tr = tid % 16: a
+// warp's lanes hold 16 consecutive rows, so its stores run along the output's rows) and columns
+// tc + 16 j (tc = tid / 16) of the tile: BM / 16 x BN / 16 accumulators. A stage's 16 steps are
+// read 4 at a time, one 16-byte shared load per row and per column: chunk c of row r sits at
+// chunk c ^ ((r >> 1) & 3) (the copies' swizzle), so the 8 rows a quarter-warp loads hit 8
+// different bank quads and a warp's A load takes the two wavefronts its 256 bytes need; its B
+// load is two rows, broadcast. Per 4 steps a thread does BM * BN / 64 FMAs for BM / 16 + BN / 16
+// loads.
+MultiplyPath simtPath(const Tile& tile) {
+  const int ri = tile.bm / 16, cj = tile.bn / 16;
+  MultiplyPath p;
+  p.warpRoles = "  const int tr = lane & 15, tc = warp * 2 + (lane >> 4);  // this thread's first row and column\n";
+  p.fragmentAddresses = fmt::format(
+      "  const int aOff = tr * 64, bOff = ({} + tc) * 64, aSw = (tr >> 1) & 3, bSw = (tc >> 1) & 3;\n", tile.bm);
+  p.accumulators = fmt::format(
+      "  float acc[{0}][{1}];\n"
+      "#pragma unroll\n"
+      "  for (int i = 0; i < {0}; ++i)\n"
+      "#pragma unroll\n"
+      "    for (int j = 0; j < {1}; ++j) acc[i][j] = 0.0f;\n",
+      ri, cj);
+  p.steps = fmt::format(
+      "    const shoal_saddr st = sbase + cur * (kStageFloats * 4);\n"
+      "#pragma unroll\n"
+      "    for (int kc = 0; kc < 4; ++kc) {{\n"
+      "      float4 b[{1}];\n"
+      "#pragma unroll\n"
+      "      for (int j = 0; j < {1}; ++j) b[j] = shoal_lds_f32x4(st + bOff + j * 1024 + 16 * (kc ^ bSw));\n"
+      "#pragma unroll\n"
+      "      for (int i = 0; i < {0}; ++i) {{\n"
+      "        const float4 a = shoal_lds_f32x4(st + aOff + i * 1024 + 16 * (kc ^ aSw));\n"
+      "#pragma unroll\n"
+      "        for (int j = 0; j < {1}; ++j) {{\n"
+      "          acc[i][j] = fmaf(a.x, b[j].x, acc[i][j]);\n"
+      "          acc[i][j] = fmaf(a.y, b[j].y, acc[i][j]);\n"
+      "          acc[i][j] = fmaf(a.z, b[j].z, acc[i][j]);\n"
+      "          acc[i][j] = fmaf(a.w, b[j].w, acc[i][j]);\n"
+      "        }}\n"
+      "      }}\n"
+      "    }}\n",
+      ri, cj);
+  p.epilogueLoop = fmt::format(
+      "#pragma unroll\n"
+      "  for (int i = 0; i < {0}; ++i)\n"
+      "#pragma unroll\n"
+      "    for (int j = 0; j < {1}; ++j) {{\n"
+      "        const ${{I}} m = m0 + tr + 16 * i;\n"
+      "        const int o = o0 + tc + 16 * j;\n"
+      "        if (m >= ${{M}} || o >= ${{N}}) continue;\n"
+      "        const float s = acc[i][j];\n",
+      ri, cj);
+  return p;
+}
+
 // The warpgroup's products over stage `cur` (CudaCodegenOptions::wgmma): for each 8 of the 16
 // reduction steps, one m64nBNk8 per 64 of its rows (BM / 2 of them), A's rows from the stage's
 // row wg * BM / 2, B's (the tile's columns) after the BM rows of A.
@@ -735,6 +791,8 @@ Expected<void> emitImplicitGemm(NodeEmitter& em, const ImplicitGemm& spec) {
   const int64_t steps = (spec.red + 15) / 16;
   const int64_t perSlice = (steps + splits - 1) / splits * 16;
   const bool sixteenBit = spec.math == TensorCoreMath::Bf16 || spec.math == TensorCoreMath::Fp16;
+  // Off: exact fp32 FMAs on the CUDA cores (simtPath), the operands as they are.
+  const bool simt = spec.math == TensorCoreMath::Off;
   // B packed by a first kernel into scratch as rows of kp (red rounded up to whole 16-steps,
   // zeros past red): each row's reduction steps contiguous and 16-byte aligned. A parameter's
   // packing is a function of the parameter alone: with prepareParameters it goes into a
@@ -811,7 +869,8 @@ Expected<void> emitImplicitGemm(NodeEmitter& em, const ImplicitGemm& spec) {
             {"COPIES", copies},
             {"BEFORE_LOOP", columns ? columnRows(spec, tile) : holeZeros(a, spec.aHoles)},
             {"WARPS_M", std::to_string(tile.warpsM)}};
-  const MultiplyPath path = wgmma     ? wgmmaPath(tile)
+  const MultiplyPath path = simt      ? simtPath(tile)
+                            : wgmma   ? wgmmaPath(tile)
                             : wgmma16 ? wgmma16Path(tile, spec.math)
                                       : mmaSyncPath(tile, spec.math, packB);
   v.insert(v.end(), {{"WARP_ROLES", path.warpRoles},
@@ -838,14 +897,16 @@ Expected<void> emitImplicitGemm(NodeEmitter& em, const ImplicitGemm& spec) {
   if (prepareB) args.push_back(preparedB);
   if (scratch) args.push_back(NodeEmitter::scratch());
   if (packB) {
-    // TF32: rounded here once, not as each fragment is read (16-bit formats convert pairs);
+    // TF32: rounded here once, not as each fragment is read (16-bit formats convert pairs;
+    // exact fp32 keeps the values);
     // wgmma16: converted here to the 16-bit format, each 16-step block's slots in the order of
     // A's fragments (slot 2t holds step t, 2t + 1 step t + 4, 2t + 8 step t + 8, 2t + 9 step
     // t + 12; mmaSteps), one 16-bit value a thread.
-    const std::string value = wgmma16    ? std::string(spec.math == TensorCoreMath::Bf16 ? "shoal_f32_to_bf16(" : "shoal_f32_to_f16(") +
-                                               spec.bPacked + ")"
-                              : sixteenBit ? spec.bPacked
-                                           : "__uint_as_float(shoal_to_tf32(" + spec.bPacked + "))";
+    const std::string value =
+        wgmma16 ? std::string(spec.math == TensorCoreMath::Bf16 ? "shoal_f32_to_bf16(" : "shoal_f32_to_f16(") +
+                      spec.bPacked + ")"
+        : sixteenBit || simt ? spec.bPacked
+                             : "__uint_as_float(shoal_to_tf32(" + spec.bPacked + "))";
     const Vars pv = {{"I", em.I()}, {"KP", intLit(kp)}, {"K", intLit(spec.red)}, {"EXPR", value},
                      {"AT", intLit(reserved)}};
     const std::string perElement =

@@ -225,6 +225,21 @@ CudaExecutableOptions CudaExecutableOptions::fromEnvironment() {
   o.weightGradientColumns = envFlagDefaultOn("SHOAL_CUDA_WGRAD_COLUMNS");
   o.convPairedTaps = envFlagDefaultOn("SHOAL_CUDA_PAIRED_TAPS");
   if (envFlag("SHOAL_CUDA_NHWC")) o.convChannelsLastMinInput = int64_t(1) << 20;
+  if (const char* m = std::getenv("SHOAL_CUDA_FP32_GEMM_MIN_MACS")) {
+    char* end = nullptr;
+    const long long v = std::strtoll(m, &end, 10);
+    if (end != m && *end == '\0') {
+      o.fp32ConvGemmMinMacs = v;
+    } else {
+      static std::once_flag warned;  // once per process, not per executable
+      std::call_once(warned, [&] {
+        std::fprintf(stderr,
+                     "shoal: warning: SHOAL_CUDA_FP32_GEMM_MIN_MACS=%s is not an integer; the default (%lld) "
+                     "stays\n",
+                     m, static_cast<long long>(o.fp32ConvGemmMinMacs));
+      });
+    }
+  }
   o.autotune = envFlag("SHOAL_CUDA_AUTOTUNE");
   if (const char* tc = std::getenv("SHOAL_CUDA_TC_CONV")) {
     if (auto m = parseTensorCoreMath(tc)) {
@@ -257,6 +272,8 @@ CudaCodegenOptions CudaExecutableOptions::codegenOptions(const std::string& arch
   c.weightGradientColumns = weightGradientColumns;
   c.convPairedTaps = convPairedTaps;
   c.convChannelsLastMinInput = convChannelsLastMinInput;
+  c.fp32ConvGemmMinMacs = fp32ConvGemmMinMacs;
+  c.fp32ConvGemmMinWidth = fp32ConvGemmMinWidth;
   c.tuningVariant = tuningVariant;
   return c;
 }

@@ -88,6 +88,13 @@ struct CudaExecutableOptions {
   /// (CudaCodegenOptions::convChannelsLastMinInput). Default: never (codegen's default);
   /// SHOAL_CUDA_NHWC=1: inputs of 2^20 elements and more.
   int64_t convChannelsLastMinInput = CudaCodegenOptions{}.convChannelsLastMinInput;
+  /// Exact fp32 convolutions of at least this many multiply-adds run as implicit GEMMs on the
+  /// CUDA cores (CudaCodegenOptions::fp32ConvGemmMinMacs; negative: never, the direct kernels).
+  /// Default: codegen's, unless SHOAL_CUDA_FP32_GEMM_MIN_MACS says otherwise.
+  int64_t fp32ConvGemmMinMacs = CudaCodegenOptions{}.fp32ConvGemmMinMacs;
+  /// ... of at least this many filters and channels x taps (CudaCodegenOptions::
+  /// fp32ConvGemmMinWidth; codegen's default).
+  int64_t fp32ConvGemmMinWidth = CudaCodegenOptions{}.fp32ConvGemmMinWidth;
   /// Each tensor-core product's tile and reduction slices timed on the device rather than taken
   /// from the cost model (runtime/cuda/autotune.h): the first creation for a module, device and
   /// NVRTC compiles a variant of the module per candidate, times each product's launches, keeps
@@ -97,9 +104,10 @@ struct CudaExecutableOptions {
   /// Every product takes its candidate tile number tuningVariant (CudaCodegenOptions::
   /// tuningVariant: the autotuner's variants, and tests); -1: none.
   int tuningVariant = -1;
-  /// Fills graphs, syncEach, hostOutputs, inputsInPlace, horizontalUpdates, smallGemms, gemmEpilogues, programmaticLaunch, groupKernels,
-  /// shareKernels, unitBytes, prepareParameters, wgmma, wgmmaTf32Gathered16, weightGradientColumns, convPairedTaps, convChannelsLastMinInput, autotune and
-  /// tensorCores from the environment.
+  /// Fills graphs, syncEach, hostOutputs, inputsInPlace, horizontalUpdates, smallGemms, gemmEpilogues,
+  /// programmaticLaunch, groupKernels, shareKernels, unitBytes, prepareParameters, wgmma, wgmmaTf32Gathered16,
+  /// weightGradientColumns, convPairedTaps, convChannelsLastMinInput, fp32ConvGemmMinMacs, autotune and tensorCores
+  /// from the environment.
   static CudaExecutableOptions fromEnvironment();
   /// The codegen options these make for a device of architecture `arch` ("sm_90"; "" for
   /// none in particular): updates fused, tensor cores, small products generated where cuBLAS

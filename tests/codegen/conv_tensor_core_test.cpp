@@ -1,10 +1,10 @@
 // Convolutions as implicit GEMMs on tensor cores (CudaCodegenOptions::tensorCores: TF32,
-// bfloat16, float16): forward (with bias and a fused activation), the data gradient, the
-// weight gradient (split over the reduction) and the transposed convolution, on the CPU
-// emulator (where mma.sync runs as the same product through warp shuffles) and on a GPU when
-// there is one, against float64 loops written here, within bounds derived from the format:
-// each operand rounded to it (relative error <= u each: 2^-11 for TF32 and float16, 2^-9 for
-// bfloat16, so <= 2u a product) and fp32 accumulation over K terms (<= K * 2^-24 each), of
+// bfloat16, float16) and, in exact fp32, on the CUDA cores (TensorCoreMath::Off: fp32 FMAs, the
+// operands as they are; CudaCodegenOptions::fp32ConvGemmMinMacs): forward (with bias and a fused activation), the data
+// gradient, the weight gradient (split over the reduction) and the transposed convolution, on the CPU emulator (where
+// mma.sync runs as the same product through warp shuffles) and on a GPU when there is one, against float64 loops
+// written here, within bounds derived from the format: each operand rounded to it (relative error <= u each: 2^-11 for
+// TF32 and float16, 2^-9 for bfloat16, so <= 2u a product) and fp32 accumulation over K terms (<= K * 2^-24 each), of
 // sum |a| |b|.
 #include <gtest/gtest.h>
 
@@ -54,7 +54,8 @@ struct Format {
     return channelsLast ? 0 : CudaCodegenOptions{}.convChannelsLastMinInput;
   }
   std::string name() const {
-    return std::string(tensorCoreMathName(math)) + (wgmma ? " (wgmma)" : "") + (variant >= 0 ? " (tile candidate " + std::to_string(variant) + ")" : "") +
+    return std::string(math == TensorCoreMath::Off ? "exact fp32" : tensorCoreMathName(math)) +
+           (wgmma ? " (wgmma)" : "") + (variant >= 0 ? " (tile candidate " + std::to_string(variant) + ")" : "") +
            (channelsLast ? " (channels last)" : "");
   }
 };
@@ -69,6 +70,8 @@ Expected<Tensor> onEmulator(const Graph& g, const TensorMap& params, const Tenso
   tc.wgmma = f.wgmma;
   tc.tuningVariant = f.variant;
   tc.convChannelsLastMinInput = f.channelsLastMinInput();
+  tc.fp32ConvGemmMinMacs = 0;  // Off: every convolution the exact fp32 GEMM, however small
+  tc.fp32ConvGemmMinWidth = 0;
   auto emu = test::EmulatedExecutable::create(*program, tc);
   if (!emu) return Unexpected(emu.error());
   (*emu)->writePersistent(params);
@@ -86,6 +89,8 @@ Expected<Tensor> runOnGpu(const Graph& g, const TensorMap& params, const TensorM
   o.wgmma = wgmma;
   o.tuningVariant = f.variant;
   o.convChannelsLastMinInput = f.channelsLastMinInput();
+  o.fp32ConvGemmMinMacs = 0;
+  o.fp32ConvGemmMinWidth = 0;
   auto exe = CudaExecutable::create(std::move(*program), o);
   if (!exe) return Unexpected(exe.error());
   if (auto ok = (*exe)->writePersistent(params); !ok) return Unexpected(ok.error());
@@ -138,6 +143,8 @@ double roundToFormat(double v, TensorCoreMath math) {
   switch (math) {
     case TensorCoreMath::Bf16: return shoal_bf16_to_f32(shoal_f32_to_bf16(f));
     case TensorCoreMath::Fp16: return shoal_f16_to_f32(shoal_f32_to_f16(f));
+    case TensorCoreMath::Off:
+      return f;  // exact fp32: the operands as they are
     default: {
       uint32_t u;
       std::memcpy(&u, &f, 4);
@@ -202,7 +209,10 @@ void expectWithinFormat(const Tensor& got, const std::vector<double>& want, cons
   // The unit roundoff 2^-p: bfloat16 has p = 8 significant bits, TF32 and float16 p = 11; a
   // product of two rounded operands is within 2u of the exact one. Truncation (wgmma's
   // gathered operands) errs by up to 2^-10.
-  const double unit = std::ldexp(1.0, math == TensorCoreMath::Bf16 ? -8 : format.truncates() ? -10 : -11);
+  const double unit = std::ldexp(1.0, math == TensorCoreMath::Bf16  ? -8
+                                      : math == TensorCoreMath::Off ? -24
+                                      : format.truncates()          ? -10
+                                                                    : -11);
   const double rel = 2 * unit + double(reduction) * std::ldexp(1.0, -23);
   double worst = 0;
   for (size_t i = 0; i < want.size(); ++i) {
@@ -225,6 +235,8 @@ CudaModuleSource moduleFor(const Graph& g, const Format& f) {
   tc.wgmma = f.wgmma;
   tc.tuningVariant = f.variant;
   tc.convChannelsLastMinInput = f.channelsLastMinInput();
+  tc.fp32ConvGemmMinMacs = 0;
+  tc.fp32ConvGemmMinWidth = 0;
   auto src = generateCudaSource(*program, tc);
   EXPECT_TRUE(src) << (src ? "" : src.error().message());
   return src ? std::move(*src) : CudaModuleSource{};
@@ -610,6 +622,63 @@ TEST(ConvTensorCore, ChannelsLastForwardsMatchFloat64WithinTheFormatsBounds) {
   checkChannelsLast(onEmulator, Format(TensorCoreMath::Tf32, false, true), /*every=*/true);
   checkChannelsLast(onEmulator, Format(TensorCoreMath::Tf32, true, true), false);
   checkChannelsLast(onEmulator, Format(TensorCoreMath::Bf16, true, true), false);
+}
+
+// Exact fp32 on the CUDA cores (TensorCoreMath::Off): the tensor-core kernels' gathers, stages
+// and tiles, each output the fp32 FMAs of its products (simtPath), so within fp32
+// accumulation's bound of float64 -- every geometry, both tiles and half the slices (the
+// autotuner's second and third candidates), channels last, and the pooled stem.
+TEST(ConvTensorCore, ExactFp32ProductsMatchFloat64WithinFp32Bounds) {
+  if (!test::haveHostCompiler()) GTEST_SKIP() << "no host C++ compiler to build the emulated module";
+  checkAll(onEmulator, TensorCoreMath::Off);
+  checkCandidates(onEmulator, TensorCoreMath::Off, /*wgmma=*/false);
+  checkChannelsLast(onEmulator, Format(TensorCoreMath::Off, false, true), /*every=*/false);
+}
+
+// The kernel text of `name` in `source` (from its __global__ line to the next one).
+std::string kernelText(const std::string& source, const std::string& name) {
+  const size_t at = source.find(" " + name + "(");
+  if (at == std::string::npos) return "";
+  const size_t begin = source.rfind("__global__", at), end = source.find("__global__", at);
+  return source.substr(begin, end == std::string::npos ? std::string::npos : end - begin);
+}
+
+// Which exact fp32 convolutions take the GEMM: those of at least fp32ConvGemmMinMacs
+// multiply-adds (output pixels x filters x channels x taps) and of filters and channels x taps
+// both at least fp32ConvGemmMinWidth, none when the first is negative; the kernel multiplies
+// by fmaf, with no tensor-core instruction.
+TEST(ConvTensorCore, ExactFp32TakesTheGemmFromItsThreshold) {
+  const Geometry& gm = kGeometries[4];  // 2 x 4 x 3 output pixels, 24 filters, 16 x 9 reduction
+  const int64_t macs = gm.n * gm.oh() * gm.ow() * gm.o * gm.c * gm.kh * gm.kw;
+  for (const auto& graph : {forwardGraph(gm), weightGradientGraph(gm)}) {
+    auto program = compileProgram(graph->clone());
+    ASSERT_TRUE(program) << program.error().str();
+    auto products = [&](int64_t minMacs, int64_t minWidth = 24) {
+      CudaCodegenOptions o;
+      o.fp32ConvGemmMinMacs = minMacs;
+      o.fp32ConvGemmMinWidth = minWidth;
+      auto src = generateCudaSource(*program, o);
+      EXPECT_TRUE(src) << (src ? "" : src.error().message());
+      std::vector<std::string> names;
+      if (src)
+        for (const std::string& k : src->kernelNames)
+          if (isProductKernel(k)) names.push_back(kernelText(src->source, k));
+      return names;
+    };
+    SCOPED_TRACE(graph->name());
+    const auto at = products(macs);
+    ASSERT_EQ(at.size(), 1u);
+    EXPECT_NE(at[0].find("fmaf("), std::string::npos);
+    EXPECT_EQ(at[0].find("shoal_ldmatrix_x4("), std::string::npos);
+    EXPECT_EQ(at[0].find("shoal_warp_mma"), std::string::npos);
+    EXPECT_EQ(at[0].find("shoal_wgmma"), std::string::npos);
+    EXPECT_EQ(at[0].find("shoal_to_tf32"), std::string::npos);
+    EXPECT_TRUE(products(macs + 1).empty());
+    EXPECT_TRUE(products(-1).empty());
+    EXPECT_TRUE(products(macs, 25).empty());  // 24 filters
+    EXPECT_TRUE(products(0, 64).empty());     // codegen's default width
+    EXPECT_EQ(products(0, 0).size(), 1u);
+  }
 }
 
 TEST(ConvTensorCore, Bfloat16AndFloat16MatchFloat64WithinTheirBounds) {
@@ -1046,6 +1115,13 @@ TEST(ConvTensorCoreGpu, PairedTapsMatchFloat64AndLeakNoNaN) {
   checkPairedTaps(moduleOnGpu, Format(TensorCoreMath::Tf32, wgmma));
   checkPairedTaps(moduleOnGpu, Format(TensorCoreMath::Bf16, wgmma));
   if (wgmma) checkPairedTaps(moduleOnGpu, TensorCoreMath::Tf32);
+}
+// Exact fp32 on the device's CUDA cores: every geometry, the candidates, channels last.
+TEST(ConvTensorCoreGpu, EveryExactFp32ConvolutionMatchesFloat64WithinItsBounds) {
+  if (auto dev = probeCudaDevice(0); !dev) GTEST_SKIP() << "no usable GPU: " << dev.error().message();
+  checkAll(onGpu, TensorCoreMath::Off);
+  checkCandidates(onGpu, TensorCoreMath::Off, /*wgmma=*/false);
+  checkChannelsLast(onGpu, Format(TensorCoreMath::Off, false, true), /*every=*/true);
 }
 TEST(ConvTensorCoreGpu, EveryBfloat16ConvolutionMatchesFloat64WithinItsBounds) { checkAllOnGpu(TensorCoreMath::Bf16); }
 TEST(ConvTensorCoreGpu, EveryFloat16ConvolutionMatchesFloat64WithinItsBounds) { checkAllOnGpu(TensorCoreMath::Fp16); }
