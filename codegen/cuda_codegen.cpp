@@ -772,18 +772,6 @@ __device__ __forceinline__ void shoal_cp_async_f32x4(shoal_saddr dst, const floa
   }
   for (int q = 0; q < 4; ++q) shoal_cp_async_f32(dst + 4 * q, src + q, ok);
 }
-// The 4 floats at shared address p (16-byte aligned): one 16-byte shared load (the exact fp32
-// implicit GEMM's operand reads). volatile with a memory clobber, so that it stays between the
-// barriers and waits around it.
-__device__ __forceinline__ float4 shoal_lds_f32x4(shoal_saddr p) {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
-  float4 v;
-  asm volatile("ld.shared.v4.f32 {%0,%1,%2,%3}, [%4];\n" : "=f"(v.x), "=f"(v.y), "=f"(v.z), "=f"(v.w) : "r"(p) : "memory");
-  return v;
-#else
-  return *(const float4*)p;
-#endif
-}
 // ldmatrix .x4 on 32-bit elements: lane l passes the address of one 16-byte row (4 floats) --
 // lanes 8q..8q+7 the rows 0..7 of matrix q -- and gets r[q] = word (l & 3) of row (l >> 2) of
 // matrix q: mma.sync's TF32 fragments of four 8 x 4 blocks in one instruction. Below sm_80
