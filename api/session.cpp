@@ -27,7 +27,14 @@ Expected<DeviceSelection> sessionDevice(const SessionOptions& opts) {
 }
 
 Expected<void> checkPrecisionOn(const SessionOptions& opts, const DeviceSelection& device) {
-  if (opts.precision == Precision::Fp32 || device.kind == DeviceKind::Cuda) return {};
+  if (device.kind == DeviceKind::Cuda) return {};
+  if (opts.precision == Precision::Fp32) {
+    if (!opts.autotune) return {};
+    return fail(
+        fmt::format("SessionOptions::autotune times the GPU's convolution tiles, and this runs on the CPU{} "
+                    "(which has none to time: leave it off there)",
+                    device.note.empty() ? "" : ": " + device.note));
+  }
   return fail(fmt::format("SessionOptions::precision {} runs on a GPU's tensor cores, and this runs on the CPU{} (which "
                           "computes in fp32: use Precision::Fp32 there)",
                           tensorCoreMathName(precisionMath(opts.precision)), device.note.empty() ? "" : ": " + device.note));
@@ -47,9 +54,6 @@ Expected<void> checkSessionOptions(const SessionOptions& opts) {
   if (opts.tf32 && (opts.precision == Precision::Bf16 || opts.precision == Precision::Fp16))
     return fail(fmt::format("SessionOptions: tf32 and precision {} disagree; choose one",
                             tensorCoreMathName(precisionMath(opts.precision))));
-  if (opts.autotune && opts.precision == Precision::Fp32)
-    return fail("SessionOptions::autotune times the tiles of tensor-core convolutions, which precision fp32 does not use "
-                "(choose tf32, bf16 or fp16)");
   if (opts.threads && *opts.threads < 1)
     return fail(fmt::format("SessionOptions::threads must be 1 or more (or unset: every core available), got {}",
                             *opts.threads));

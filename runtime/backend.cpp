@@ -82,6 +82,8 @@ Expected<std::unique_ptr<Executable>> createExecutable(Program program, const De
   if (opts.precision != TensorCoreMath::Off)
     return fail(fmt::format("precision {} is for the GPU's tensor cores; the CPU computes in fp32 (precision fp32)",
                             tensorCoreMathName(opts.precision)));
+  if (opts.autotune)
+    return fail("autotune times the GPU's convolution tiles; the CPU has none to time (leave it off there)");
   PhaseTimer timer("CPU executable (memory)");
   auto exe = CpuExecutable::create(std::move(program), opts.threads);
   if (!exe) return Unexpected(exe.error());

@@ -43,7 +43,7 @@ struct ExecutableOptions {
   bool verbose = false;  ///< report kernel-cache hits/misses and compile times on stderr
   std::string arch;      ///< NVRTC target override (default: the device's)
   /// GPU: the tensor-core convolutions' tiles timed on the device once per module and device,
-  /// the choice kept in the kernel cache (CudaExecutableOptions::autotune); the CPU has none.
+  /// the choice kept in the kernel cache (CudaExecutableOptions::autotune); on the CPU, an error.
   bool autotune = false;
   /// CPU threads for shoal's kernels and BLAS (0: the cores this process may use). The CPU
   /// backend applies it when a program runs; the GPU backend ignores it.

@@ -506,9 +506,6 @@ int launchDataParallel(const CommonOptions& c, const RunOptions& r, const Pipeli
 int runRun(const CommonOptions& c, const RunOptions& r) {
   if (r.tf32 && (r.precision == "bf16" || r.precision == "fp16"))
     return reportError(Error(fmt::format("--tf32 and --precision {} disagree: choose one", r.precision)));
-  if (r.autotune && r.precision == "fp32")
-    return reportError(Error("--autotune times the tiles of tensor-core convolutions, which --precision fp32 does not "
-                             "use: choose tf32, bf16 or fp16"));
   if (r.check && r.precision != "fp32")
     return reportError(Error(fmt::format(
         "--check compares with the float64 interpreter within fp32's tolerances: run it at --precision fp32, not {}",
@@ -776,7 +773,7 @@ int main(int argc, char** argv) {
                "the GPU's matrix products (convolutions on tensor cores, GEMMs): fp32 (exact, the default), tf32, "
                "bf16 or fp16 operands with fp32 accumulation; tensors and weights stay fp32");
   runCmd->add_flag("--autotune", run.autotune,
-                   "with --precision tf32|bf16|fp16 on a GPU: time each tensor-core convolution's tile and reduction "
+                   "on a GPU: time each implicit-GEMM convolution's tile and reduction "
                    "slices on the device (the first run for a model and device: a few variants compiled and timed), "
                    "keeping the choice in the kernel cache for later runs");
   addThreads(runCmd, run.threads);

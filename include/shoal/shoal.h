@@ -145,10 +145,11 @@ struct SessionOptions {
   /// The matrix products' precision on the GPU (Precision); anything but Fp32 on the CPU is an
   /// error, and so is tf32 beside Bf16 or Fp16.
   Precision precision = Precision::Fp32;
-  /// GPU, precision tf32, bf16 or fp16: each tensor-core convolution's tile and reduction
-  /// slices timed on the device instead of taken from the cost model. The first compile of a
-  /// model for a device times a few variants of it (seconds to a minute); the choice is kept in
-  /// the kernel cache, so later ones only read it. Precision fp32 or the CPU: an error.
+  /// GPU: each implicit-GEMM convolution's tile and reduction slices (on the tensor cores, or in
+  /// fp32 those large enough to run as GEMMs on the CUDA cores) timed on the device instead of
+  /// taken from the cost model. The first compile of a model for a device times a few variants
+  /// of it (seconds to a minute); the choice is kept in the kernel cache, so later ones only read
+  /// it. On the CPU: an error.
   bool autotune = false;
   bool verbose = false;  ///< kernel-cache and compile reports on stderr
   /// CPU threads for the CPU backend's kernels and BLAS (1 or more; unset: the cores this

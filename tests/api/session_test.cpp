@@ -133,13 +133,13 @@ TEST(Session, PrecisionNeedsTheGpuAndAgreesWithTf32) {
                                               .precision = shoal::Precision::Fp16});
   ASSERT_FALSE(both);
   EXPECT_EQ(both.error().message(), "SessionOptions: tf32 and precision fp16 disagree; choose one");
-  // The autotuner times tensor-core tiles: fp32 has none (an error, not ignored); on the CPU the
-  // precision it needs is refused first.
+  // The autotuner times the GPU's convolution tiles: on the CPU an error, not ignored (a 16-bit
+  // precision there is refused first).
   auto tuneFp32 = shoal::Session::create(*model, {.device = shoal::DeviceKind::Cpu, .autotune = true});
   ASSERT_FALSE(tuneFp32);
   EXPECT_EQ(tuneFp32.error().message(),
-            "SessionOptions::autotune times the tiles of tensor-core convolutions, which precision fp32 does not use "
-            "(choose tf32, bf16 or fp16)");
+            "SessionOptions::autotune times the GPU's convolution tiles, and this runs on the CPU (which has none to "
+            "time: leave it off there)");
   auto tuneCpu = shoal::Session::create(
       *model, {.device = shoal::DeviceKind::Cpu, .precision = shoal::Precision::Bf16, .autotune = true});
   ASSERT_FALSE(tuneCpu);
@@ -149,6 +149,12 @@ TEST(Session, PrecisionNeedsTheGpuAndAgreesWithTf32) {
                                         {.device = shoal::DeviceKind::Cpu, .precision = shoal::Precision::Tf32});
   ASSERT_FALSE(trainer);
   EXPECT_NE(trainer.error().message().find("precision tf32"), std::string::npos) << trainer.error().message();
+  auto tuneTrainer = shoal::Trainer::create(*model, {.loss = shoal::Loss::MeanSquaredError},
+                                            {.device = shoal::DeviceKind::Cpu, .autotune = true});
+  ASSERT_FALSE(tuneTrainer);
+  EXPECT_NE(tuneTrainer.error().message().find("SessionOptions::autotune times the GPU's convolution tiles"),
+            std::string::npos)
+      << tuneTrainer.error().message();
   EXPECT_TRUE(shoal::Session::create(*model, {.device = shoal::DeviceKind::Cpu, .precision = shoal::Precision::Fp32}));
 }
 

@@ -98,10 +98,7 @@ TEST(Autotune, ClonedProgramsKeepThePlan) {
   EXPECT_EQ(modelModule(copy).source, modelModule(*program).source);
 }
 
-// On a GPU: the first executable tunes (into an empty cache), stores its choice, and computes
-// what the cost model's tiles compute (the same TF32 products; only the slices' order of
-// addition may differ); a second one reads the same choice back.
-TEST(AutotuneGpu, TunedTilesAreCachedAndMatchTheCostModelsResults) {
+void checkTunedTiles(TensorCoreMath math) {
   auto dev = probeCudaDevice(0);
   if (!dev) GTEST_SKIP() << "no usable GPU: " << dev.error().message();
   const std::string dir = test::tempDir();
@@ -126,7 +123,7 @@ TEST(AutotuneGpu, TunedTilesAreCachedAndMatchTheCostModelsResults) {
     auto program = compileProgram(convGraph(8));
     EXPECT_TRUE(program);
     CudaExecutableOptions o;
-    o.tensorCores = TensorCoreMath::Tf32;
+    o.tensorCores = math;
     o.autotune = autotune;
     auto exe = CudaExecutable::create(std::move(*program), o);
     EXPECT_TRUE(exe) << (exe ? "" : exe.error().message());
@@ -158,7 +155,7 @@ TEST(AutotuneGpu, TunedTilesAreCachedAndMatchTheCostModelsResults) {
   auto program = compileProgram(convGraph(8));
   ASSERT_TRUE(program);
   CudaExecutableOptions o;
-  o.tensorCores = TensorCoreMath::Tf32;
+  o.tensorCores = math;
   auto model = generateCudaSource(*program, o.codegenOptions(dev->arch()));
   ASSERT_TRUE(model);
   auto cached = cachedTiles(*model, dev->arch(), *dev);
@@ -167,6 +164,16 @@ TEST(AutotuneGpu, TunedTilesAreCachedAndMatchTheCostModelsResults) {
   for (size_t i = 0; i < model->products.size(); ++i) EXPECT_EQ(cached->at(model->products[i].kernel), tunedTiles[i]);
   // A second executable takes the same tiles from there.
   EXPECT_EQ(runWith(true).second, tunedTiles);
+}
+
+// On a GPU: the first executable tunes (into an empty cache), stores its choice, and computes
+// what the cost model's tiles compute (the same TF32 or exact fp32 products; only the slices'
+// order of addition may differ); a second one reads the same choice back.
+TEST(AutotuneGpu, TunedTilesAreCachedAndMatchTheCostModelsResults) {
+  for (TensorCoreMath math : {TensorCoreMath::Tf32, TensorCoreMath::Off}) {
+    SCOPED_TRACE(tensorCoreMathName(math));
+    checkTunedTiles(math);
+  }
 }
 
 }  // namespace
