@@ -36,6 +36,12 @@ using namespace cudaexec;
 
 namespace {
 
+// A warning about the environment on stderr, once per process (not per executable) for each
+// flag: one static flag per warning.
+void warnOnce(std::once_flag& flag, const std::string& message) {
+  std::call_once(flag, [&] { std::fprintf(stderr, "shoal: warning: %s\n", message.c_str()); });
+}
+
 // One context (stream; cuBLAS handle and workspace once an executable needs them) per process
 // and cuBLAS math setting (TF32, 16-bit operands), shared by the executables of a training run
 // (step, remainder step, evaluation), so they run in order on one stream and share parameters
@@ -231,13 +237,9 @@ CudaExecutableOptions CudaExecutableOptions::fromEnvironment() {
     if (end != m && *end == '\0') {
       o.fp32ConvGemmMinMacs = v;
     } else {
-      static std::once_flag warned;  // once per process, not per executable
-      std::call_once(warned, [&] {
-        std::fprintf(stderr,
-                     "shoal: warning: SHOAL_CUDA_FP32_GEMM_MIN_MACS=%s is not an integer; the default (%lld) "
-                     "stays\n",
-                     m, static_cast<long long>(o.fp32ConvGemmMinMacs));
-      });
+      static std::once_flag warned;
+      warnOnce(warned, fmt::format("SHOAL_CUDA_FP32_GEMM_MIN_MACS={} is not an integer; the default ({}) stays", m,
+                                   o.fp32ConvGemmMinMacs));
     }
   }
   o.autotune = envFlag("SHOAL_CUDA_AUTOTUNE");
@@ -245,13 +247,10 @@ CudaExecutableOptions CudaExecutableOptions::fromEnvironment() {
     if (auto m = parseTensorCoreMath(tc)) {
       o.tensorCores = *m;
     } else {
-      static std::once_flag warned;  // once per process, not per executable
-      std::call_once(warned, [&] {
-        std::fprintf(stderr,
-                     "shoal: warning: SHOAL_CUDA_TC_CONV=%s is not one of 0, 1, tf32, bf16, fp16; convolutions stay "
-                     "on the direct fp32 kernels\n",
-                     tc);
-      });
+      static std::once_flag warned;
+      warnOnce(warned, fmt::format("SHOAL_CUDA_TC_CONV={} is not one of 0, 1, tf32, bf16, fp16; convolutions stay in "
+                                   "exact fp32",
+                                   tc));
     }
   }
   return o;
