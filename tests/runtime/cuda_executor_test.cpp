@@ -108,6 +108,26 @@ void expectSameMaps(const std::string& what, const TensorMap& gpu, const TensorM
   }
 }
 
+// SHOAL_CUDA_FP32_GEMM_MIN_MACS: an integer sets the exact-fp32 GEMM's threshold (negative:
+// never); anything else keeps codegen's default and says so on stderr, once a process.
+TEST(CudaExecutableOptions, Fp32GemmThresholdFromTheEnvironment) {
+  const char* old = std::getenv("SHOAL_CUDA_FP32_GEMM_MIN_MACS");
+  const std::string saved = old ? old : "";
+  setenv("SHOAL_CUDA_FP32_GEMM_MIN_MACS", "-1", 1);
+  EXPECT_EQ(CudaExecutableOptions::fromEnvironment().fp32ConvGemmMinMacs, -1);
+  setenv("SHOAL_CUDA_FP32_GEMM_MIN_MACS", "4096", 1);
+  EXPECT_EQ(CudaExecutableOptions::fromEnvironment().codegenOptions("sm_90").fp32ConvGemmMinMacs, 4096);
+  setenv("SHOAL_CUDA_FP32_GEMM_MIN_MACS", "16M", 1);
+  testing::internal::CaptureStderr();
+  const int64_t first = CudaExecutableOptions::fromEnvironment().fp32ConvGemmMinMacs;
+  const int64_t second = CudaExecutableOptions::fromEnvironment().fp32ConvGemmMinMacs;
+  const std::string err = testing::internal::GetCapturedStderr();
+  old ? setenv("SHOAL_CUDA_FP32_GEMM_MIN_MACS", saved.c_str(), 1) : unsetenv("SHOAL_CUDA_FP32_GEMM_MIN_MACS");
+  EXPECT_EQ(first, CudaCodegenOptions{}.fp32ConvGemmMinMacs);
+  EXPECT_EQ(second, first);
+  EXPECT_EQ(err, "shoal: warning: SHOAL_CUDA_FP32_GEMM_MIN_MACS=16M is not an integer; the default (16777216) stays\n");
+}
+
 TEST(CudaExecutor, EveryOpMatchesTheInterpreter) {
   SHOAL_REQUIRE_GPU();
   for (DType dt : {DType::F32, DType::F64}) {
