@@ -199,8 +199,8 @@ struct CudaCodegenOptions {
   /// gathers, stages and tiles, each output the fp32 FMAs of its products in reduction order
   /// (slices added in double) -- instead of the direct kernels, which compute an output a
   /// thread. Negative: never. The default and fp32ConvGemmMinWidth's are measured (docs/PERF.md,
-  /// "exact fp32 convolutions as implicit GEMMs"): ResNet-18's convolutions 5-7x faster on an
-  /// H200, the seed CNN's 3 x 3 single-channel one at batch 8192 2x slower.
+  /// "exact fp32 convolutions as implicit GEMMs"): ResNet-18 5-9x faster than on the direct
+  /// kernels on an H200, the seed CNN's 3 x 3 single-channel one at batch 8192 2x slower.
   int64_t fp32ConvGemmMinMacs = int64_t(1) << 24;
   /// ... and whose filters and reduction per output (channels x taps) are both at least this:
   /// narrower products leave most of a tile's rows or stages padding, where the direct kernels

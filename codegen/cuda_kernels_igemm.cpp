@@ -29,7 +29,6 @@
 
 #include <algorithm>
 #include <cctype>
-#include <cstdlib>
 #include <utility>
 
 #include "codegen/cuda_emit.h"
