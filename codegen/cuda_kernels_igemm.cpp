@@ -24,7 +24,9 @@
 // columns (wgmmaPath: TF32 with both operands read from the stage through matrix descriptors,
 // the stage's swizzle being PTX's 64-byte mode; wgmma16Path: bfloat16 / float16 with A's
 // fragments in registers and the packed B as 16-bit stage rows). MultiplyPath holds what the
-// two ways of multiplying differ in; wgmmaPrelude the helpers and their CPU emulation.
+// ways of multiplying differ in; wgmmaPrelude the helpers and their CPU emulation.
+// Exact fp32 (ImplicitGemm::math Off) multiplies by fmaf on the CUDA cores instead (simtPath), with
+// a third tile, 128 x 64 at two blocks an SM, for grids the larger tiles leave part-empty.
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -45,14 +47,19 @@ struct Tile {
   int warpsM;        // warps along the rows (8 / warpsM along the columns)
 };
 
-// The two tiles: 128 x 128 (2 x 4 warps) and 256 x 64 (4 x 2); the cost model takes 256 x 64
-// for 64 columns or fewer, where 128 x 128 would leave half its columns empty.
-constexpr Tile kSquare{128, 128, 2}, kTall{256, 64, 4};
+// The tensor cores' two tiles: 128 x 128 (2 x 4 warps) and 256 x 64 (4 x 2); the cost model
+// takes 256 x 64 for 64 columns or fewer, where 128 x 128 would leave half its columns empty.
+// Exact fp32 (simtPath) has a third, 128 x 64: 32 accumulators a thread, so two blocks an SM
+// (256 threads at 128 registers, where the larger tiles' 64 accumulators and two sets of B
+// columns take ~250: one block). It is chosen over the larger tile by their grid costs
+// (simtGridCost): where the larger tile's grid would leave a wave part-empty.
+constexpr Tile kSquare{128, 128, 2}, kTall{256, 64, 4}, kSimt{128, 64, 2};
 // The most slices a reduction of `red` steps may be cut in: each at least minSlice long.
 int64_t mostSplits(int64_t red, int64_t minSlice) { return std::max<int64_t>(1, red / std::max<int64_t>(minSlice, 16)); }
 
 Tile tileFor(int64_t cols) { return cols <= 64 ? kTall : kSquare; }
-Tile tileOf(const ProductTile& t) { return t.bm == kTall.bm ? kTall : kSquare; }
+Tile tileOf(const ProductTile& t) { return t.bm == kTall.bm ? kTall : t.bn == kSimt.bn ? kSimt : kSquare; }
+bool isSimtTile(const Tile& t) { return t.bm == kSimt.bm && t.bn == kSimt.bn; }
 
 // The cost model's slices for `tile`, each at least minSlice steps (see ImplicitGemm::splits).
 int64_t splitsFor(const Tile& tile, int64_t rows, int64_t cols, int64_t red, int64_t minSlice, int64_t wave) {
@@ -78,9 +85,33 @@ int64_t splitsFor(const Tile& tile, int64_t rows, int64_t cols, int64_t red, int
   return best;
 }
 
+// Exact fp32's choice between kSimt (two blocks an SM) and a larger tile (one), in the units
+// of splitsFor and at the SMs' real residency: a wave of kTargetBlocks / 2 blocks of the larger
+// tile costs its steps; kSimt's waves hold kTargetBlocks blocks, each wave-step costing
+// kSimtWaveStep of the larger tile's, and a last wave of at most one block an SM
+// kSimtHalfWave of a full one (its blocks run alone on their SMs). Measured on an H200
+// (ResNet-18 fp32, bench/results/2026-12-04-h200-fp32-simt-tile): with many waves kSimt was
+// 1.07x slower (batch 256, 29.0 against 27.2 ms: its 8 x 4 accumulators read 0.375 floats of
+// shared memory a multiply-add, the 8 x 8 tiles 0.25, and Nsight Compute had its shared
+// memory pipe 74 % busy); layer 2's 3 x 3 at batch 32, 392 blocks of kSimt against 196 of
+// 128 x 128 (1.48 waves each), took 296 against 340 us: (1 + h) x 1.07 / 2 = 0.87, h = 0.63.
+constexpr double kSimtWaveStep = 1.07, kSimtHalfWave = 0.63;
+double simtGridCost(const Tile& tile, int64_t rows, int64_t cols, int64_t red, int64_t s) {
+  const int64_t blocks = ((rows + tile.bm - 1) / tile.bm) * ((cols + tile.bn - 1) / tile.bn) * s;
+  const double perWave = double(((red + 15) / 16 + s - 1) / s) + 6.0;
+  const double split = s > 1 ? double(s) * double(rows) * double(cols) / 187500.0 : 0.0;
+  if (!isSimtTile(tile)) return double((blocks + kTargetBlocks / 2 - 1) / (kTargetBlocks / 2)) * perWave + split;
+  const int64_t rest = blocks % kTargetBlocks;
+  const double waves = double(blocks / kTargetBlocks) + (rest == 0                   ? 0.0
+                                                         : rest <= kTargetBlocks / 2 ? kSimtHalfWave
+                                                                                     : 1.0);
+  return waves * perWave * kSimtWaveStep + split;
+}
+
 // What a product may be computed with: the cost model's tile and slices first, then the other
 // tile (with the model's slices for it), then the model's tile with twice and half the slices
-// (where the caller leaves them open), each once, each within one grid's limits.
+// (where the caller leaves them open), each once, each within one grid's limits. Exact fp32
+// compares kSimt with the tensor cores' tile for its columns (simtGridCost).
 std::vector<ProductTile> productCandidates(const ImplicitGemm& spec) {
   std::vector<ProductTile> out;
   auto add = [&](const Tile& t, int64_t splits) {
@@ -90,10 +121,26 @@ std::vector<ProductTile> productCandidates(const ImplicitGemm& spec) {
     if (rowTiles * splits > int64_t(0x7fffffff) || colTiles > 65535) return;
     if (std::find(out.begin(), out.end(), c) == out.end()) out.push_back(c);
   };
-  const Tile model = tileFor(spec.cols), other = model.bm == kTall.bm ? kSquare : kTall;
+  const bool simt = spec.math == TensorCoreMath::Off;
+  Tile model = tileFor(spec.cols), other = model.bm == kTall.bm ? kSquare : kTall;
+  // kSimt's slices by its own grid cost; the larger tiles' as the tensor cores' (waveBlocks).
   auto slices = [&](const Tile& t) {
-    return spec.splits > 0 ? spec.splits : splitsFor(t, spec.rows, spec.cols, spec.red, spec.minSlice, spec.waveBlocks);
+    if (spec.splits > 0) return spec.splits;
+    if (!isSimtTile(t)) return splitsFor(t, spec.rows, spec.cols, spec.red, spec.minSlice, spec.waveBlocks);
+    int64_t best = 1;
+    for (int64_t s = 2; s <= mostSplits(spec.red, spec.minSlice); ++s)
+      if (simtGridCost(t, spec.rows, spec.cols, spec.red, s) < simtGridCost(t, spec.rows, spec.cols, spec.red, best))
+        best = s;
+    return best;
   };
+  if (simt) {
+    other = model;
+    if (simtGridCost(kSimt, spec.rows, spec.cols, spec.red, slices(kSimt)) <
+        simtGridCost(model, spec.rows, spec.cols, spec.red, slices(model)))
+      model = kSimt;
+    else
+      other = kSimt;
+  }
   add(model, slices(model));
   add(other, slices(other));
   if (spec.splits == 0 && !out.empty()) {
@@ -425,22 +472,30 @@ MultiplyPath mmaSyncPath(const Tile& tile, TensorCoreMath math, bool bRounded) {
 }
 
 // Exact fp32 on the CUDA cores (ImplicitGemm::math Off): no tensor cores, each output the fp32
-// FMAs of its products in reduction order. Thread tid holds rows tr + 16 i (tr = tid % 16: a
-// warp's lanes hold 16 consecutive rows, so its stores run along the output's rows) and columns
-// tc + 16 j (tc = tid / 16) of the tile: BM / 16 x BN / 16 accumulators. A stage's 16 steps are
-// read 4 at a time, one 16-byte shared load per row and per column: chunk c of row r sits at
-// chunk c ^ ((r >> 1) & 3) (the copies' swizzle), so the 8 rows a quarter-warp loads hit 8
-// different bank quads and a warp's A load takes the two wavefronts its 256 bytes need; its B
-// load is two rows, broadcast. Per 4 steps a thread does BM * BN / 64 FMAs for BM / 16 + BN / 16
-// loads. The next 4 steps' B columns are loaded while these 4 multiply (two register sets):
+// FMAs of its products in reduction order. The block's threads are rt row threads by 256 / rt
+// column threads (rt 32 in 256 x 64, else 16); thread (tr, tc) holds rows tr + rt i and columns
+// tc + (256 / rt) j of the tile: 8 x 8 accumulators in 128 x 128 and 256 x 64, 8 x 4 in kSimt's
+// 128 x 64 (two blocks an SM). A warp's lanes are 8 rows by 4 columns (tr = lane % 8 + 8 (warp %
+// (rt / 8)), tc = lane / 8 + 4 (warp / (rt / 8))). A stage's 16 steps are read 4 at a time, one
+// 16-byte shared load per row and per column: chunk c of row r sits at chunk c ^ ((r >> 1) & 3)
+// (the copies' swizzle), so a warp's 8 rows (or 4 columns) hit different bank quads. A 16-byte
+// load of a warp costs 4 shared-memory wavefronts however many lanes share an address (each
+// serves 128 bytes of the lanes' registers), so what bounds the kernel is the floats a thread
+// loads a multiply-add: (8 + 8) / 64 = 0.25 for 8 x 8 -- at the SM's 4 warp-FMAs a clock, one
+// wavefront a clock, the pipe's rate -- and 0.375 for 8 x 4 (Nsight Compute on an H200: kSimt's
+// shared pipe 74 % busy at 52 % of the FMA pipe). Per 4 steps a thread does ri x cj x 4 FMAs for
+// ri + cj loads. The next 4 steps' B columns are loaded while these 4 multiply (two register sets):
 // waiting on shared loads was 30 % of the warps' stalls without it (Nsight Compute, ResNet-18's
 // layer 2 at batch 32 on an H200, one block of 8 warps an SM). The loads are plain C++ ones of
 // the dynamic shared array (the compiler schedules them; the cp.async copies are ordered by the
 // wait and barrier before a stage is read), not volatile asm.
 MultiplyPath simtPath(const Tile& tile) {
-  const int ri = tile.bm / 16, cj = tile.bn / 16;
+  const int rt = tile.bm == kTall.bm && tile.bn == kTall.bn ? 32 : 16, ct = 256 / rt;
+  const int ri = tile.bm / rt, cj = tile.bn / ct;
   MultiplyPath p;
-  p.warpRoles = "  const int tr = lane & 15, tc = warp * 2 + (lane >> 4);  // this thread's first row and column\n";
+  p.warpRoles = fmt::format(
+      "  const int tr = (lane & 7) + 8 * (warp % {0}), tc = (lane >> 3) + 4 * (warp / {0});  // first row, column\n",
+      rt / 8);
   p.fragmentAddresses = fmt::format(
       "  const int aOff = tr * 64, bOff = ({} + tc) * 64, aSw = (tr >> 1) & 3, bSw = (tc >> 1) & 3;\n", tile.bm);
   p.accumulators = fmt::format(
@@ -454,17 +509,17 @@ MultiplyPath simtPath(const Tile& tile) {
       "    const char* st = reinterpret_cast<const char*>(smem) + cur * (kStageFloats * 4);\n"
       "    float4 b[2][{1}];\n"
       "#pragma unroll\n"
-      "    for (int j = 0; j < {1}; ++j) b[0][j] = *reinterpret_cast<const float4*>(st + bOff + j * 1024 + 16 * bSw);\n"
+      "    for (int j = 0; j < {1}; ++j) b[0][j] = *reinterpret_cast<const float4*>(st + bOff + j * {3} + 16 * bSw);\n"
       "#pragma unroll\n"
       "    for (int kc = 0; kc < 4; ++kc) {{\n"
       "      if (kc < 3) {{\n"
       "#pragma unroll\n"
       "        for (int j = 0; j < {1}; ++j)\n"
-      "          b[(kc + 1) & 1][j] = *reinterpret_cast<const float4*>(st + bOff + j * 1024 + 16 * ((kc + 1) ^ bSw));\n"
+      "          b[(kc + 1) & 1][j] = *reinterpret_cast<const float4*>(st + bOff + j * {3} + 16 * ((kc + 1) ^ bSw));\n"
       "      }}\n"
       "#pragma unroll\n"
       "      for (int i = 0; i < {0}; ++i) {{\n"
-      "        const float4 a = *reinterpret_cast<const float4*>(st + aOff + i * 1024 + 16 * (kc ^ aSw));\n"
+      "        const float4 a = *reinterpret_cast<const float4*>(st + aOff + i * {2} + 16 * (kc ^ aSw));\n"
       "#pragma unroll\n"
       "        for (int j = 0; j < {1}; ++j) {{\n"
       "          const float4 bj = b[kc & 1][j];\n"
@@ -475,17 +530,17 @@ MultiplyPath simtPath(const Tile& tile) {
       "        }}\n"
       "      }}\n"
       "    }}\n",
-      ri, cj);
+      ri, cj, rt * 64, ct * 64);
   p.epilogueLoop = fmt::format(
       "#pragma unroll\n"
       "  for (int i = 0; i < {0}; ++i)\n"
       "#pragma unroll\n"
       "    for (int j = 0; j < {1}; ++j) {{\n"
-      "        const ${{I}} m = m0 + tr + 16 * i;\n"
-      "        const int o = o0 + tc + 16 * j;\n"
+      "        const ${{I}} m = m0 + tr + {2} * i;\n"
+      "        const int o = o0 + tc + {3} * j;\n"
       "        if (m >= ${{M}} || o >= ${{N}}) continue;\n"
       "        const float s = acc[i][j];\n",
-      ri, cj);
+      ri, cj, rt, ct);
   return p;
 }
 
@@ -983,10 +1038,11 @@ Expected<void> emitImplicitGemm(NodeEmitter& em, const ImplicitGemm& spec) {
   // Two blocks an SM (their stages fit in shared memory): the column-wise copies' per-row
   // offsets and bits would otherwise take the registers just past 128 (130 for ResNet-18's
   // layer-1 weight gradient: one block an SM). Not with 64-bit masks (the 7 x 7 stem: 159
-  // registers, and 128 would spill), nor in exact fp32, whose 64 accumulators a thread and two
-  // sets of B columns spilled 68-104 bytes at 128 (the batch-128 training step 44.9 ms
-  // unbounded, 46.6 bounded; H200).
-  if (columns && spec.aColumnBits == 32 && !simt) em.setMinBlocks(2);
+  // registers, and 128 would spill), nor in exact fp32's larger tiles, whose 64 accumulators a
+  // thread and two sets of B columns spilled 68-104 bytes at 128 (the batch-128 training step
+  // 44.9 ms unbounded, 46.6 bounded; H200). kSimt, exact fp32's 128 x 64, always: 128 registers
+  // without spills (ptxas, every form of gather).
+  if ((columns && spec.aColumnBits == 32 && !simt) || (simt && isSimtTile(tile))) em.setMinBlocks(2);
   if (scratch)
     em.needScratch((reserved + scratchPack + (split ? splits * spec.rows * spec.cols : 0)) * int64_t(sizeof(float)));
   if (!split) return {};

@@ -1003,6 +1003,35 @@ TEST(ConvTensorCore, ProductsListTheirCandidateTilesAndTakeTheOneChosen) {
       << bad.error().message();
 }
 
+// Exact fp32 chooses between the 128 x 64 tile at two blocks an SM and the tensor cores' 128 x
+// 128 at one by their grid cost (simtGridCost, codegen/cuda_kernels_igemm.cpp), each in 9 + 6
+// steps (16 channels x 9 taps in one slice; two, the third candidate, add their sums). At batch 32, 28 x
+// 28 pixels by 128 filters: 196 blocks of 128 x 128 are two waves of 132, 30; 392 of 128 x 64
+// one wave of 264 and a last of 128 blocks (at most one an SM), (1 + 0.63) x 15 x 1.07 = 26.2:
+// 128 x 64. At batch 256: 1568 blocks, 12 waves, 180; 3136 blocks, 11 waves and a last of 232,
+// 12 x 15 x 1.07 = 192.6: 128 x 128. The 128 x 64 kernel is bounded to two blocks an SM.
+TEST(ConvTensorCore, ExactFp32ChoosesItsTileByTheGridsCost) {
+  const Location loc{"tc.mmd", 1, 1, "c"};
+  for (const int64_t batch : {32, 256}) {
+    SCOPED_TRACE("batch " + std::to_string(batch));
+    const Geometry gm = {batch, 16, 28, 28, 128, 3, 3, {1, 1}, {1, 1, 1, 1}, {1, 1}};
+    Graph g("tc_simt_tiles");
+    Value* x = layers::input(g, "x", {DType::F32, {gm.n, gm.c, gm.h, gm.w}}, loc);
+    Value* w = layers::param(g, "c.weight", {DType::F32, {gm.o, gm.c, gm.kh, gm.kw}}, "zeros", loc);
+    layers::output(g, *layers::addOp(g, OpKind::Conv2d, {x, w}, gm.attrs(), "c", loc), "y", loc);
+    const CudaModuleSource m = moduleFor(g, TensorCoreMath::Off);
+    ASSERT_EQ(m.products.size(), 1u);
+    const ProductTile simt{128, 64, 1}, square{128, 128, 1};
+    const std::vector<ProductTile> want = batch == 32 ? std::vector{simt, square, ProductTile{128, 64, 2}}
+                                                      : std::vector{square, simt, ProductTile{128, 128, 2}};
+    EXPECT_EQ(m.products[0].candidates, want);
+    EXPECT_EQ(m.products[0].chosen, want[0]);
+    const std::string text = kernelText(m.source, m.products[0].kernel);
+    EXPECT_EQ(text.find("__launch_bounds__(256, 2)") != std::string::npos, batch == 32) << text.substr(0, 200);
+    EXPECT_NE(text.find("fmaf("), std::string::npos);
+  }
+}
+
 // The cost model's choices for ResNet-18's shapes that the H200 measurements decided
 // (docs/PERF.md, 2026-12-02; the model in codegen/cuda_kernels_igemm.cpp, splitsFor, in units
 // of a 16-step): forwards count waves of one block an SM (132), weight gradients two (264).
