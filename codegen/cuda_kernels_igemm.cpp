@@ -24,7 +24,8 @@
 // columns (wgmmaPath: TF32 with both operands read from the stage through matrix descriptors,
 // the stage's swizzle being PTX's 64-byte mode; wgmma16Path: bfloat16 / float16 with A's
 // fragments in registers and the packed B as 16-bit stage rows). MultiplyPath holds what the
-// ways of multiplying differ in; wgmmaPrelude the helpers and their CPU emulation.
+// ways of multiplying differ in; wgmmaPrelude (codegen/cuda_wgmma_prelude.cpp) the helpers and
+// their CPU emulation.
 // Exact fp32 (ImplicitGemm::math Off) multiplies by fmaf on the CUDA cores instead (simtPath), with
 // a third tile, 128 x 64 at two blocks an SM, for grids the larger tiles leave part-empty.
 #include <fmt/format.h>
@@ -407,35 +408,6 @@ std::string mmaSteps(TensorCoreMath m, bool bRounded) {
               v);
 }
 
-// A wgmma call's n / 2 accumulators d[0..]: the PTX operand list "%0, %1, ..." and the asm
-// output constraints "+f"(d[0]), ...
-std::pair<std::string, std::string> accumulatorOperands(int n) {
-  std::string list, outs;
-  for (int i = 0; i < n / 2; ++i) {
-    list += (i ? ", %" : "%") + std::to_string(i);
-    outs += fmt::format("{}\"+f\"(d[{}])", i ? ", " : "", i);
-  }
-  return {list, outs};
-}
-
-// One wgmma.mma_async m64nNk8 TF32 call for n = N: the N/2 accumulators as "+f" operands.
-std::string wgmmaCall(int n) {
-  const int regs = n / 2;
-  const auto [list, outs] = accumulatorOperands(n);
-  return fmt::format(
-      "__device__ __forceinline__ void shoal_wgmma_tf32_n{0}(float* d, shoal_wgmma_desc a, shoal_wgmma_desc b) {{\n"
-      "#if SHOAL_WGMMA_HW\n"
-      "  asm volatile(\"{{\\n.reg .pred p;\\nsetp.ne.b32 p, %{3}, 0;\\n\"\n"
-      "               \"wgmma.mma_async.sync.aligned.m64n{0}k8.f32.tf32.tf32 {{{1}}}, %{4}, %{5}, p, 1, 1;\\n}}\\n\"\n"
-      "               : {2}\n"
-      "               : \"l\"(a), \"l\"(b), \"r\"(1));\n"
-      "#else\n"
-      "  shoal_wgmma_tf32_emulated(d, a, b, {0});\n"
-      "#endif\n"
-      "}}\n",
-      n, list, outs, regs + 2, regs, regs + 1);
-}
-
 // What differs between the two ways of multiplying a stage: the warps' roles and their
 // accumulators, the per-step products, what a step waits for before its barrier, the wait
 // after the loop, and the epilogue loop's (m, o, s) for each accumulator (its body follows).
@@ -601,7 +573,6 @@ MultiplyPath wgmmaPath(const Tile& tile) {
   return p;
 }
 
-
 // wgmma16's copies of B: the BN packed 16-bit rows of the stage's 16 steps (32 bytes each, in
 // the 32-byte swizzle mode: a row's two 16-byte chunks swap on rows 4-7 of every 8), two
 // 16-byte copies a row, after the BM rows of A. Packed rows hold whole 16-steps (zeros past
@@ -656,174 +627,7 @@ MultiplyPath wgmma16Path(const Tile& tile, TensorCoreMath math) {
   return p;
 }
 
-
-// One wgmma.mma_async m64nNk16 call with 16-bit operands (bf16 or f16: `bf16`, a constant
-// where it is called), A from the warp's 4 registers, B through its descriptor.
-std::string wgmma16Call(int n) {
-  const int regs = n / 2;
-  const auto [list, outs] = accumulatorOperands(n);
-  auto variant = [&](const char* type) {
-    return fmt::format(
-        "    asm volatile(\"{{\\n.reg .pred p;\\nsetp.ne.b32 p, %{4}, 0;\\n\"\n"
-        "                 \"wgmma.mma_async.sync.aligned.m64n{0}k16.f32.{5}.{5} {{{1}}}, {{%{2}, %{6}, %{7}, %{8}}}, %{3}, p, 1, 1, 0;\\n}}\\n\"\n"
-        "                 : {9}\n"
-        "                 : \"r\"(a[0]), \"l\"(b), \"r\"(1), \"r\"(a[1]), \"r\"(a[2]), \"r\"(a[3]));\n",
-        n, list, regs, regs + 1, regs + 2, type, regs + 3, regs + 4, regs + 5, outs);
-  };
-  return fmt::format(
-      "__device__ __forceinline__ void shoal_wgmma_16bit_n{0}(float* d, const unsigned* a, shoal_wgmma_desc b, bool bf16) {{\n"
-      "#if SHOAL_WGMMA_HW\n"
-      "  if (bf16)\n{1}"
-      "  else\n{2}"
-      "#else\n"
-      "  shoal_wgmma_16bit_emulated(d, a, b, {0}, bf16);\n"
-      "#endif\n"
-      "}}\n",
-      n, variant("bf16"), variant("f16"));
-}
-
 }  // namespace
-
-std::string wgmmaPrelude() {
-  std::string out = R"(// ---- warpgroup MMA (sm_90a wgmma; CudaCodegenOptions::wgmma) -------------------------------
-// An operand's matrix descriptor: a K-major tile of 64-byte rows (16 fp32 words) in shared
-// memory whose 16-byte chunks are XOR-swizzled by bits 1-2 of the row -- PTX's 64-byte swizzle
-// mode, which XORs address bits 4-5 with bits 7-8 (so the tile starts 512-byte aligned: the
-// ring is 1024-byte aligned and its blocks of rows start at multiples of 8 rows) -- 8-row
-// groups 512 bytes apart. `start` may point 32 bytes into the rows (the second 8 of a stage's
-// 16 reduction steps): the hardware swizzles the address it computes. On the CPU emulator the
-// descriptor also carries the pointer (a shared address there is a host pointer).
-#if defined(__CUDA_ARCH__) && defined(__CUDA_ARCH_FEAT_SM90_ALL)
-#define SHOAL_WGMMA_HW 1
-typedef unsigned long long shoal_wgmma_desc;
-#else
-#define SHOAL_WGMMA_HW 0
-struct shoal_wgmma_desc { unsigned long long bits; shoal_saddr addr; };
-#endif
-// The descriptor's fields: the start address (bits 0-13, in 16-byte units), the leading
-// offset (1: unused by the swizzled K-major modes), the stride between 8-row groups (bits
-// 32-45, 16-byte units) and the swizzle mode (bits 62-63).
-__device__ __forceinline__ shoal_wgmma_desc shoal_wgmma_desc_make(shoal_saddr start, unsigned groupBytes,
-                                                                  unsigned long long mode) {
-  const unsigned long long bits = (unsigned long long)((start & 0x3FFFFu) >> 4) | (1ull << 16) |
-                                  ((unsigned long long)(groupBytes >> 4) << 32) | (mode << 62);
-#if SHOAL_WGMMA_HW
-  return bits;
-#else
-  return {bits, start};
-#endif
-}
-__device__ __forceinline__ shoal_wgmma_desc shoal_wgmma_desc_sw64(shoal_saddr start) {
-  return shoal_wgmma_desc_make(start, 512, 2);
-}
-// The same for rows of 32 bytes (16 bfloat16 or float16 values) in PTX's 32-byte swizzle mode
-// (address bit 4 XORed with bit 7: a row's two 16-byte chunks swap on rows 4-7 of every 8),
-// 8-row groups 256 bytes apart.
-__device__ __forceinline__ shoal_wgmma_desc shoal_wgmma_desc_sw32(shoal_saddr start) {
-  return shoal_wgmma_desc_make(start, 256, 3);
-}
-// Makes this thread's completed shared-memory writes (cp.async's) visible to the tensor cores'
-// reads (the async proxy); before the barrier that hands a stage to them.
-__device__ __forceinline__ void shoal_fence_proxy_async() {
-#if SHOAL_WGMMA_HW
-  asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
-#endif
-}
-// Before a warpgroup's first wgmma after its accumulators were written by other instructions.
-__device__ __forceinline__ void shoal_wgmma_fence() {
-#if SHOAL_WGMMA_HW
-  asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory");
-#endif
-}
-__device__ __forceinline__ void shoal_wgmma_commit() {
-#if SHOAL_WGMMA_HW
-  asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory");
-#endif
-}
-// Waits until at most N of the warpgroup's committed wgmma groups are in flight.
-template <int N>
-__device__ __forceinline__ void shoal_wgmma_wait() {
-#if SHOAL_WGMMA_HW
-  asm volatile("wgmma.wait_group.sync.aligned %0;\n" ::"n"(N) : "memory");
-#endif
-}
-// Keeps the compiler from moving the accumulators across a wgmma issue or wait (their
-// registers belong to the tensor cores in between).
-__device__ __forceinline__ void shoal_wgmma_hold(float& r) {
-#if SHOAL_WGMMA_HW
-  asm volatile("" : "+f"(r)::"memory");
-#endif
-}
-#if !SHOAL_WGMMA_HW
-// The emulator's wgmma: element (row, k) of a descriptor's tile, read where the hardware reads
-// it (the 64-byte swizzle applied to the computed address) and truncated to TF32 (the tensor
-// cores ignore an fp32 operand's low 13 mantissa bits).
-// The address of byte `byte` of row `row` of a descriptor's tile: rows of 64 bytes (64-byte
-// swizzle: bits 4-5 ^= bits 7-8) or 32 bytes (32-byte swizzle: bit 4 ^= bit 7), 8-row groups
-// the descriptor's stride apart, the swizzle applied to the computed address.
-__device__ inline unsigned long long shoal_wgmma_address(const shoal_wgmma_desc& d, int row, int byte) {
-  const unsigned mode = (unsigned)(d.bits >> 62);
-  if ((mode != 2 && mode != 3) || (d.bits & 0x3FFFu) != ((d.addr & 0x3FFFFu) >> 4)) __builtin_trap();
-  const unsigned long long sbo = ((d.bits >> 32) & 0x3FFFu) << 4, pitch = mode == 2 ? 64 : 32;
-  unsigned long long a = d.addr + (unsigned long long)(row >> 3) * sbo + (unsigned long long)(row & 7) * pitch + byte;
-  return a ^ (mode == 2 ? ((a >> 7) & 3) << 4 : ((a >> 7) & 1) << 4);
-}
-__device__ inline float shoal_wgmma_element(const shoal_wgmma_desc& d, int row, int k) {
-  unsigned u;
-  memcpy(&u, (const void*)shoal_wgmma_address(d, row, 4 * k), 4);
-  if ((u & 0x7f800000u) != 0x7f800000u) u &= 0xffffe000u;
-  return __uint_as_float(u);
-}
-// D (64 x n, this warpgroup's) += A (64 x 8) B (n x 8)^T: thread t of the warpgroup holds rows
-// 16 (t / 32) + (t % 32) / 4 (+ 8) and columns 8 j + 2 (t % 4) (+ 1) of each 8-column block j:
-// d[4 j + q] with q = 2 (row + 8) + (column + 1), as mma.sync's m16n8 accumulators.
-__device__ inline void shoal_wgmma_tf32_emulated(float* d, const shoal_wgmma_desc& a, const shoal_wgmma_desc& b, int n) {
-  const int t = (int)(threadIdx.x & 127u), g = (t & 31) >> 2, c = t & 3, w = t >> 5;
-  for (int j = 0; j < n / 8; ++j)
-    for (int q = 0; q < 4; ++q) {
-      const int row = 16 * w + g + (q >= 2 ? 8 : 0), col = 8 * j + 2 * c + (q & 1);
-      float s = 0.0f;
-      for (int k = 0; k < 8; ++k) s += shoal_wgmma_element(a, row, k) * shoal_wgmma_element(b, col, k);
-      d[4 * j + q] += s;
-    }
-}
-// The 16-bit product m64nNk16 with A from registers: each warp's 4 registers are mma.sync's
-// m16n8k16 A fragment of its 16 rows (lane 4g + t: rows g and g + 8, reduction slots 2t, 2t + 1
-// and 2t + 8, 2t + 9, each pair packed low first), gathered here through shuffles; B (16-bit,
-// 32-byte rows) read through the descriptor.
-__device__ inline void shoal_wgmma_16bit_emulated(float* d, const unsigned* a, const shoal_wgmma_desc& b, int n, bool bf16) {
-  const int t = (int)(threadIdx.x & 127u), lane = t & 31, g = lane >> 2, c = lane & 3, w = t >> 5;
-  float a0[16], a1[16];  // rows g and g + 8 of this warp's 16
-  for (int j = 0; j < 4; ++j) {
-    const int from = c ^ j;  // lane 4g + j
-    const unsigned r[4] = {__shfl_xor_sync(0xffffffffu, a[0], from), __shfl_xor_sync(0xffffffffu, a[1], from),
-                           __shfl_xor_sync(0xffffffffu, a[2], from), __shfl_xor_sync(0xffffffffu, a[3], from)};
-    for (int h = 0; h < 2; ++h) {
-      a0[2 * j + h] = shoal_half_to_f32((unsigned short)(r[0] >> (16 * h)), bf16);
-      a1[2 * j + h] = shoal_half_to_f32((unsigned short)(r[1] >> (16 * h)), bf16);
-      a0[2 * j + 8 + h] = shoal_half_to_f32((unsigned short)(r[2] >> (16 * h)), bf16);
-      a1[2 * j + 8 + h] = shoal_half_to_f32((unsigned short)(r[3] >> (16 * h)), bf16);
-    }
-  }
-  (void)w;
-  for (int jb = 0; jb < n / 8; ++jb)
-    for (int q = 0; q < 4; ++q) {
-      const int col = 8 * jb + 2 * c + (q & 1);
-      const float* arow = q >= 2 ? a1 : a0;
-      float s = 0.0f;
-      for (int k = 0; k < 16; ++k) {
-        unsigned short h;
-        memcpy(&h, (const void*)shoal_wgmma_address(b, col, 2 * k), 2);
-        s += arow[k] * shoal_half_to_f32(h, bf16);
-      }
-      d[4 * jb + q] += s;
-    }
-}
-#endif
-)";
-  out += wgmmaCall(64) + wgmmaCall(128) + wgmma16Call(64) + wgmma16Call(128);
-  return out;
-}
 
 Expected<void> emitImplicitGemm(NodeEmitter& em, const ImplicitGemm& spec) {
   if (spec.rows <= 0 || spec.cols <= 0) return {};
