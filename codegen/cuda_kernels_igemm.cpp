@@ -62,51 +62,56 @@ Tile tileFor(int64_t cols) { return cols <= 64 ? kTall : kSquare; }
 Tile tileOf(const ProductTile& t) { return t.bm == kTall.bm ? kTall : t.bn == kSimt.bn ? kSimt : kSquare; }
 bool isSimtTile(const Tile& t) { return t.bm == kSimt.bm && t.bn == kSimt.bn; }
 
-// The cost model's slices for `tile`, each at least minSlice steps (see ImplicitGemm::splits).
-int64_t splitsFor(const Tile& tile, int64_t rows, int64_t cols, int64_t red, int64_t minSlice, int64_t wave) {
-  // A model, in units of one block's 16-step (~0.5 us on an H100/H200): the grid runs in waves
-  // of `wave` blocks (ImplicitGemm::waveBlocks), each as long as a slice's steps plus ~6 for
-  // filling the stages and the epilogue; splitting adds the slices' sums (written, then read
-  // and added: 8 bytes per element and slice at ~3 TB/s). A grid of 1.1 waves costs two.
-  // Forwards and data gradients count one block an SM: with two, the model split products
-  // the autotuner measured faster whole (ResNet-18 TF32 on an H200: layer 4's 3 x 3 at batch
-  // 256 0.496 ms in two slices, 0.370 in one; layer 3's at batch 32 0.105 -> 0.079; the
-  // training step's layer-3 data gradients 0.331 -> 0.215). Weight gradients count two: with
-  // one, their fewer, longer slices made the batch-128 training step 18.8 -> 22.5 ms.
-  const int64_t tiles = ((rows + tile.bm - 1) / tile.bm) * ((cols + tile.bn - 1) / tile.bn);
-  const int64_t steps = (red + 15) / 16;
+// The cost model, in units of one block's 16-step (~0.5 us on an H100/H200): a grid of `s`
+// slices runs `waves` waves, each as long as a slice's steps plus ~6 for filling the stages and
+// the epilogue; splitting adds the slices' sums (written, then read and added: 8 bytes per
+// element and slice at ~3 TB/s).
+double gridCost(double waves, int64_t rows, int64_t cols, int64_t red, int64_t s) {
+  return waves * (double(((red + 15) / 16 + s - 1) / s) + 6.0) +
+         (s > 1 ? double(s) * double(rows) * double(cols) / 187500.0 : 0.0);
+}
+
+// The slices (1 .. mostSplits(red, minSlice)) of least cost(s), the fewest among equals.
+template <typename Cost>
+int64_t cheapestSplits(int64_t red, int64_t minSlice, const Cost& cost) {
   int64_t best = 1;
-  double bestCost = 0;
-  for (int64_t s = 1; s <= mostSplits(red, minSlice); ++s) {
-    const double waves = double((tiles * s + wave - 1) / wave);
-    const double cost = waves * (double((steps + s - 1) / s) + 6.0) +
-                        (s > 1 ? double(s) * double(rows) * double(cols) / 187500.0 : 0.0);
-    if (s == 1 || cost < bestCost) best = s, bestCost = cost;
-  }
+  double bestCost = cost(1);
+  for (int64_t s = 2; s <= mostSplits(red, minSlice); ++s)
+    if (const double c = cost(s); c < bestCost) best = s, bestCost = c;
   return best;
 }
 
-// Exact fp32's choice between kSimt (two blocks an SM) and a larger tile (one), in the units
-// of splitsFor and at the SMs' real residency: a wave of kTargetBlocks / 2 blocks of the larger
-// tile costs its steps; kSimt's waves hold kTargetBlocks blocks, each wave-step costing
-// kSimtWaveStep of the larger tile's, and a last wave of at most one block an SM
-// kSimtHalfWave of a full one (its blocks run alone on their SMs). Measured on an H200
-// (ResNet-18 fp32, bench/results/2026-12-04-h200-fp32-simt-tile): with many waves kSimt was
-// 1.07x slower (batch 256, 29.0 against 27.2 ms: its 8 x 4 accumulators read 0.375 floats of
-// shared memory a multiply-add, the 8 x 8 tiles 0.25, and Nsight Compute had its shared
-// memory pipe 74 % busy); layer 2's 3 x 3 at batch 32, 392 blocks of kSimt against 196 of
-// 128 x 128 (1.48 waves each), took 296 against 340 us: (1 + h) x 1.07 / 2 = 0.87, h = 0.63.
+// The cost model's slices for `tile`, each at least minSlice steps (see ImplicitGemm::splits):
+// the grid runs in waves of `wave` blocks (ImplicitGemm::waveBlocks); a grid of 1.1 waves costs
+// two. Forwards and data gradients count one block an SM: with two, the model split products
+// the autotuner measured faster whole (ResNet-18 TF32 on an H200: layer 4's 3 x 3 at batch
+// 256 0.496 ms in two slices, 0.370 in one; layer 3's at batch 32 0.105 -> 0.079; the
+// training step's layer-3 data gradients 0.331 -> 0.215). Weight gradients count two: with
+// one, their fewer, longer slices made the batch-128 training step 18.8 -> 22.5 ms.
+int64_t splitsFor(const Tile& tile, int64_t rows, int64_t cols, int64_t red, int64_t minSlice, int64_t wave) {
+  const int64_t tiles = ((rows + tile.bm - 1) / tile.bm) * ((cols + tile.bn - 1) / tile.bn);
+  return cheapestSplits(red, minSlice,
+                        [&](int64_t s) { return gridCost(double((tiles * s + wave - 1) / wave), rows, cols, red, s); });
+}
+
+// Exact fp32's choice between kSimt (two blocks an SM) and a larger tile (one), by gridCost at
+// the SMs' real residency: a wave of kTargetBlocks / 2 blocks of the larger tile costs its
+// steps; kSimt's waves hold kTargetBlocks blocks, each wave-step costing kSimtWaveStep of the
+// larger tile's, and a last wave of at most one block an SM kSimtHalfWave of a full one (its
+// blocks run alone on their SMs). Measured on an H200 (ResNet-18 fp32,
+// bench/results/2026-12-04-h200-fp32-simt-tile): with many waves kSimt was 1.07x slower (batch
+// 256, 29.0 against 27.2 ms: its 8 x 4 accumulators read 0.375 floats of shared memory a
+// multiply-add, the 8 x 8 tiles 0.25, and Nsight Compute had its shared memory pipe 74 %
+// busy); layer 2's 3 x 3 at batch 32, 392 blocks of kSimt against 196 of 128 x 128 (1.48 waves
+// each), took 296 against 340 us: (1 + h) x 1.07 / 2 = 0.87, h = 0.63.
 constexpr double kSimtWaveStep = 1.07, kSimtHalfWave = 0.63;
 double simtGridCost(const Tile& tile, int64_t rows, int64_t cols, int64_t red, int64_t s) {
   const int64_t blocks = ((rows + tile.bm - 1) / tile.bm) * ((cols + tile.bn - 1) / tile.bn) * s;
-  const double perWave = double(((red + 15) / 16 + s - 1) / s) + 6.0;
-  const double split = s > 1 ? double(s) * double(rows) * double(cols) / 187500.0 : 0.0;
-  if (!isSimtTile(tile)) return double((blocks + kTargetBlocks / 2 - 1) / (kTargetBlocks / 2)) * perWave + split;
+  if (!isSimtTile(tile))
+    return gridCost(double((blocks + kTargetBlocks / 2 - 1) / (kTargetBlocks / 2)), rows, cols, red, s);
   const int64_t rest = blocks % kTargetBlocks;
-  const double waves = double(blocks / kTargetBlocks) + (rest == 0                   ? 0.0
-                                                         : rest <= kTargetBlocks / 2 ? kSimtHalfWave
-                                                                                     : 1.0);
-  return waves * perWave * kSimtWaveStep + split;
+  const double last = rest == 0 ? 0.0 : rest <= kTargetBlocks / 2 ? kSimtHalfWave : 1.0;
+  return gridCost((double(blocks / kTargetBlocks) + last) * kSimtWaveStep, rows, cols, red, s);
 }
 
 // What a product may be computed with: the cost model's tile and slices first, then the other
@@ -128,11 +133,8 @@ std::vector<ProductTile> productCandidates(const ImplicitGemm& spec) {
   auto slices = [&](const Tile& t) {
     if (spec.splits > 0) return spec.splits;
     if (!isSimtTile(t)) return splitsFor(t, spec.rows, spec.cols, spec.red, spec.minSlice, spec.waveBlocks);
-    int64_t best = 1;
-    for (int64_t s = 2; s <= mostSplits(spec.red, spec.minSlice); ++s)
-      if (simtGridCost(t, spec.rows, spec.cols, spec.red, s) < simtGridCost(t, spec.rows, spec.cols, spec.red, best))
-        best = s;
-    return best;
+    return cheapestSplits(spec.red, spec.minSlice,
+                          [&](int64_t s) { return simtGridCost(t, spec.rows, spec.cols, spec.red, s); });
   };
   if (simt) {
     other = model;
