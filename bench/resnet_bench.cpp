@@ -201,6 +201,13 @@ int main(int argc, char** argv) {
     shoal::TrainingOptions training;
     training.loss = shoal::Loss::CrossEntropy;
     training.optimizer = shoal::optim::SGD{.lr = 0.01, .momentum = 0.9};
+    // The device memory the training step takes: free memory before the trainer is made and
+    // after its first step (its arena, parameters and optimizer state, scratch, prepared blocks,
+    // the cuBLAS workspace, the batch): PyTorch's max_memory_allocated's counterpart.
+    size_t freeBefore = 0, freeAfter = 0, total = 0;
+#if SHOAL_HAVE_CUDA
+    if (device == "cuda" && cudaMemGetInfo(&freeBefore, &total) != cudaSuccess) freeBefore = 0;
+#endif
     auto trainer = shoal::Trainer::create(pipeline->model(), training, opts);
     if (!trainer) return fail(trainer.error().str());
     shoal::Tensor x = randomImages(trainBatch, image, 2);
@@ -222,10 +229,18 @@ int main(int argc, char** argv) {
       if (!st) return fail(st.error().str());
       if (s >= 3) ms.push_back(t);
       losses.push_back(st->loss);
+#if SHOAL_HAVE_CUDA
+      if (s == 0 && freeBefore > 0 && cudaMemGetInfo(&freeAfter, &total) != cudaSuccess) freeAfter = 0;
+#endif
     }
     const double med = median(ms);
     out["train"] = {{"batch", trainBatch}, {"step_ms_median", med}, {"images_per_s", double(trainBatch) / med * 1e3},
                     {"loss_first", losses.front()}, {"loss_last", losses.back()}};
+    if (freeBefore > 0 && freeAfter > 0) {
+      out["train"]["device_bytes"] = double(freeBefore) - double(freeAfter);
+      std::printf("training step device memory: %.0f MiB (free memory before the trainer and after its first step)\n",
+                  (double(freeBefore) - double(freeAfter)) / (1 << 20));
+    }
     std::printf("training step batch %lld: %9.3f ms (%.0f images/s); loss %.4f -> %.4f\n", (long long)trainBatch, med,
                 double(trainBatch) / med * 1e3, losses.front(), losses.back());
     if (profile) {

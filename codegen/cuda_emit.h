@@ -278,6 +278,11 @@ struct ImplicitGemm {
   /// tiles alone leave a wave short; slices of at least minSlice steps) or the autotuner choose;
   /// N > 0 fixes them (1 where the epilogue must see whole sums in one kernel).
   int64_t splits = 0;
+  /// A batch of this many products of the same extents in one grid (Winograd's transformed
+  /// tiles: convWinograd): each block computes a tile of product `bz` (an int in scope for
+  /// every fragment: the gathers and the epilogue offset their addresses by it), and a packed B
+  /// holds the products' rows one after another (bPacked sees `bz` too). Needs splits == 1.
+  int64_t batch = 1;
   int64_t minSlice = 256;  ///< the shortest slice the choice may make (see kConvMinSlice)
   /// Blocks the cost model counts as one wave of the grid: one an SM (kTargetBlocks / 2), or
   /// two (kTargetBlocks) where a second block an SM adds throughput -- measured so for the
@@ -304,6 +309,32 @@ inline constexpr int64_t kConvMinSlice = 64;
 std::string linear(std::initializer_list<std::pair<const char*, int64_t>> terms, int64_t constant);
 /// True when every input of `n` has a float element type.
 bool isFloatNode(const Node& n);
+
+// codegen/cuda_kernels_winograd.cpp
+/// A stride-1 3 x 3 convolution (one group, no dilation) for Winograd's F(m x m, 3 x 3):
+/// output (n, o, oy, ox) = sum over c < c and the 3 x 3 taps (r, q) of input (n, c, oy - pt + r,
+/// ox - pl + q) (zero outside the image) times the filter's tap.
+struct WinogradConv {
+  int64_t n = 0, c = 0, h = 0, w = 0;  ///< the input [n, c, h, w]
+  int64_t k = 0, oh = 0, ow = 0;       ///< the output [n, k, oh, ow]
+  int64_t pt = 0, pl = 0;
+  /// The filters as the data gradient reads them: w [c, k, 3, 3], each rotated by 180 degrees
+  /// (conv2d_backward_data and conv_transpose2d at stride 1); else w [k, c, 3, 3].
+  bool dataGradient = false;
+  CudaArg input, weight;
+  /// The output's store: statements (indented by six) that store `float s`, the convolution's
+  /// sum for filter `o` (an int), at flat output index `at` (an ${I}); storeParams are the
+  /// kernel parameters they read and write (after the scratch pointer), storeArgs their values.
+  std::string store, storeParams;
+  std::vector<CudaArg> storeArgs;
+};
+/// F(m x m, 3 x 3)'s m for this convolution (CudaCodegenOptions::fp32Winograd, where it serves:
+/// exact fp32, channels a multiple of 8, channels and filters at least fp32WinogradMinChannels,
+/// at least fp32WinogradMinMacs multiply-adds in the direct form), else 0.
+int winogradTile(const NodeEmitter& em, const WinogradConv& spec);
+/// The convolution's three steps: input transform into scratch, the products as one batch of
+/// implicit GEMMs (ImplicitGemm::batch), output transform with the caller's store.
+Expected<void> emitWinogradConv(NodeEmitter& em, const WinogradConv& spec, int m);
 
 // codegen/cuda_kernels_conv.cpp
 Expected<void> emitConv2d(NodeEmitter& em);

@@ -628,10 +628,62 @@ Expected<void> convBackwardWeightTensorCore(NodeEmitter& em, const ConvGeom& g) 
   return emitImplicitGemm(em, spec);
 }
 
+// A stride-1 3 x 3 convolution's Winograd form (emitWinogradConv's, without its store): the
+// forward's input x [n, c, h, w] and filters [o, c, 3, 3], or the data gradient's input dy [n,
+// o, oh, ow] and the filters rotated and transposed (padding 2 - p). m = 0 where it does not
+// serve (winogradTile).
+struct WinogradChoice {
+  WinogradConv spec;
+  int m = 0;
+};
+WinogradChoice winogradFor(const NodeEmitter& em, const ConvGeom& g, bool dataGradient) {
+  WinogradChoice out;
+  if (g.kh != 3 || g.kw != 3 || g.sh != 1 || g.sw != 1 || g.dh != 1 || g.dw != 1 || g.groups != 1) return out;
+  WinogradConv& s = out.spec;
+  s.n = g.n;
+  if (dataGradient) {
+    s.c = g.o, s.h = g.oh, s.w = g.ow, s.k = g.c, s.oh = g.h, s.ow = g.w, s.pt = 2 - g.pt, s.pl = 2 - g.pl;
+  } else {
+    s.c = g.c, s.h = g.h, s.w = g.w, s.k = g.o, s.oh = g.oh, s.ow = g.ow, s.pt = g.pt, s.pl = g.pl;
+  }
+  s.dataGradient = dataGradient;
+  s.input = em.in(0);
+  s.weight = em.in(1);
+  out.m = winogradTile(em, s);
+  return out;
+}
+
+// The forward in Winograd's form: the bias, then the activation or fused_conv2d's program, in
+// the output transform's store (whose reads of the program's operands are coalesced).
+Expected<void> convForwardWinograd(NodeEmitter& em, WinogradChoice choice, const std::string& activation) {
+  const Node& n = em.node();
+  const bool bias = n.numInputs() >= 3;
+  WinogradConv& s = choice.spec;
+  s.store = std::string("      const float sb = s") + (bias ? " + bias[o]" : "") + ";\n";
+  if (hasOutputExpr(n)) {
+    auto code = outputExprStore(em, "sb", "at", "      ");
+    if (!code) return em.unsupported(code.error().message());
+    s.store += *code;
+  } else if (!activation.empty()) {
+    std::string act = activationCode(activation, "float", "sb", "act", "      ");
+    if (act.empty()) return em.unsupported("unknown activation '" + activation + "'");
+    s.store += "      float act;\n" + act + "      y[at] = act;\n";
+  } else {
+    s.store += "      y[at] = sb;\n";
+  }
+  s.storeParams =
+      std::string(bias ? "const float* __restrict__ bias, " : "") + outputExprParams(em) + "float* __restrict__ y";
+  if (bias) s.storeArgs.push_back(em.in(2));
+  addOutputExprArgs(em, s.storeArgs);
+  s.storeArgs.push_back(em.out());
+  return emitWinogradConv(em, s, choice.m);
+}
+
 Expected<void> convForward(NodeEmitter& em, const std::string& activation) {
   const Node& n = em.node();
   if (!isFloatNode(n)) return em.unsupported(std::string(n.opName()) + " needs float operands");
   ConvGeom g = convGeom(n.attrs(), em.inShape(0), em.inShape(1));
+  if (WinogradChoice wg = winogradFor(em, g, false); wg.m > 0) return convForwardWinograd(em, wg, activation);
   if (useTensorCores(em, g)) return convForwardTensorCore(em, g, activation);
   const bool bias = n.numInputs() >= 3;
   const bool padded = tapsLeaveImage(g);
@@ -972,6 +1024,14 @@ Expected<void> emitConv2dBackwardData(NodeEmitter& em) {
   const bool grouped = g.groups > 1;
   // conv_transpose2d's operands keep their own names in the kernel: x in, y out.
   const bool transpose = n.kind() == OpKind::ConvTranspose2d;
+  if (WinogradChoice wg = winogradFor(em, g, true); wg.m > 0) {
+    // The filters rotated and transposed, the padding 2 - p: the same form as a forward.
+    wg.spec.store = std::string("      out[at] = s") + (bias ? " + bias[o]" : "") + ";\n";
+    wg.spec.storeParams = std::string(bias ? "const float* __restrict__ bias, " : "") + "float* __restrict__ out";
+    if (bias) wg.spec.storeArgs.push_back(em.in(2));
+    wg.spec.storeArgs.push_back(em.out());
+    return emitWinogradConv(em, wg.spec, wg.m);
+  }
   if (useTensorCores(em, g) && g.n * g.h * g.w < std::numeric_limits<int>::max())
     return convBackwardDataTensorCore(em, g, transpose, bias);
   Vars v = convVars(em, g);

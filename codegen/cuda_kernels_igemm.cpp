@@ -105,8 +105,8 @@ int64_t splitsFor(const Tile& tile, int64_t rows, int64_t cols, int64_t red, int
 // busy); layer 2's 3 x 3 at batch 32, 392 blocks of kSimt against 196 of 128 x 128 (1.48 waves
 // each), took 296 against 340 us: (1 + h) x 1.07 / 2 = 0.87, h = 0.63.
 constexpr double kSimtWaveStep = 1.07, kSimtHalfWave = 0.63;
-double simtGridCost(const Tile& tile, int64_t rows, int64_t cols, int64_t red, int64_t s) {
-  const int64_t blocks = ((rows + tile.bm - 1) / tile.bm) * ((cols + tile.bn - 1) / tile.bn) * s;
+double simtGridCost(const Tile& tile, int64_t rows, int64_t cols, int64_t red, int64_t s, int64_t batch = 1) {
+  const int64_t blocks = ((rows + tile.bm - 1) / tile.bm) * ((cols + tile.bn - 1) / tile.bn) * s * batch;
   if (!isSimtTile(tile))
     return gridCost(double((blocks + kTargetBlocks / 2 - 1) / (kTargetBlocks / 2)), rows, cols, red, s);
   const int64_t rest = blocks % kTargetBlocks;
@@ -124,7 +124,7 @@ std::vector<ProductTile> productCandidates(const ImplicitGemm& spec) {
     const ProductTile c{t.bm, t.bn, splits};
     const int64_t rowTiles = (spec.rows + t.bm - 1) / t.bm, colTiles = (spec.cols + t.bn - 1) / t.bn;
     if (splits < 1 || (spec.splits == 0 && splits > mostSplits(spec.red, spec.minSlice))) return;
-    if (rowTiles * splits > int64_t(0x7fffffff) || colTiles > 65535) return;
+    if (rowTiles * splits > int64_t(0x7fffffff) || colTiles * spec.batch > 65535) return;
     if (std::find(out.begin(), out.end(), c) == out.end()) out.push_back(c);
   };
   const bool simt = spec.math == TensorCoreMath::Off;
@@ -138,8 +138,8 @@ std::vector<ProductTile> productCandidates(const ImplicitGemm& spec) {
   };
   if (simt) {
     other = model;
-    if (simtGridCost(kSimt, spec.rows, spec.cols, spec.red, slices(kSimt)) <
-        simtGridCost(model, spec.rows, spec.cols, spec.red, slices(model)))
+    if (simtGridCost(kSimt, spec.rows, spec.cols, spec.red, slices(kSimt), spec.batch) <
+        simtGridCost(model, spec.rows, spec.cols, spec.red, slices(model), spec.batch))
       model = kSimt;
     else
       other = kSimt;
@@ -633,6 +633,8 @@ MultiplyPath wgmma16Path(const Tile& tile, TensorCoreMath math) {
 
 Expected<void> emitImplicitGemm(NodeEmitter& em, const ImplicitGemm& spec) {
   if (spec.rows <= 0 || spec.cols <= 0) return {};
+  if (spec.batch < 1 || (spec.batch > 1 && spec.splits != 1))
+    return em.unsupported("a batch of implicit GEMMs needs whole reductions (splits 1)");
   // The tile and slices: an autotuner's choice for this kernel (productTiles), else the tuning
   // variant's candidate, else the cost model's.
   CudaProduct product;
@@ -683,14 +685,17 @@ Expected<void> emitImplicitGemm(NodeEmitter& em, const ImplicitGemm& spec) {
   const int stageFloats = tile.bm * 16 + tile.bn * (wgmma16 ? 8 : 16);
   const int64_t kp = (spec.red + 15) / 16 * 16;
   // Floats the packed B takes (16-bit values two to a float with wgmma16).
-  const int64_t packFloats = packB ? (wgmma16 ? spec.cols * kp / 2 : spec.cols * kp) : 0;
+  const int64_t packFloats = packB ? (wgmma16 ? spec.batch * spec.cols * kp / 2 : spec.batch * spec.cols * kp) : 0;
+  const bool batched = spec.batch > 1;
   const Value* bSource = spec.bSource.kind == CudaArgKind::Value ? spec.bSource.value : nullptr;
   const bool prepareB = packB && em.options().prepareParameters && bSource && bSource->def() &&
                         isPersistentSource(bSource->def()->kind());
   const int64_t scratchPack = prepareB ? 0 : packFloats;  // floats of packed B in scratch
-  const std::string bLoad = packB ? fill("            src = &packed[(${I})bo * ${KP} + k];\n            ok = true;\n",
-                                         {{"I", em.I()}, {"KP", intLit(kp)}})
-                                  : spec.bLoad;
+  const std::string bLoad =
+      packB ? fill(batched ? "            src = &packed[((${I})bz * ${N} + bo) * ${KP} + k];\n            ok = true;\n"
+                           : "            src = &packed[(${I})bo * ${KP} + k];\n            ok = true;\n",
+                   {{"I", em.I()}, {"KP", intLit(kp)}, {"N", intLit(spec.cols)}})
+            : spec.bLoad;
   CopySpec a;
   a.interleaved = !spec.aVector && !spec.aStride.empty() && spec.aStride16;
   a.vector = a.aligned = a.cached = spec.aVector;
@@ -750,6 +755,11 @@ Expected<void> emitImplicitGemm(NodeEmitter& em, const ImplicitGemm& spec) {
                      {"MMA_STEPS", path.steps},
                      {"DRAIN", path.drain},
                      {"EPILOGUE_LOOP", path.epilogueLoop}});
+  // A batch's products side by side in the grid's columns: bz the block's product.
+  v.push_back({"COLUMN_ORIGIN", batched ? "  const int bz = (int)(blockIdx.y / ${COL_TILES});  // the batch's product\n"
+                                          "  const int o0 = (int)(blockIdx.y % ${COL_TILES}) * ${BN};\n"
+                                        : "  const int o0 = (int)blockIdx.y * ${BN};\n"});
+  v.push_back({"COL_TILES", intLit(colTiles)});
   const bool split = splits > 1;
   v.push_back({"STORE", split ? "        partial[((${I})slice * ${M} + m) * ${N} + o] = s;\n" : spec.epilogue});
   // Scratch: the caller's own (its views), the packed B (unless prepared), then the slices' sums.
@@ -777,70 +787,80 @@ Expected<void> emitImplicitGemm(NodeEmitter& em, const ImplicitGemm& spec) {
                       spec.bPacked + ")"
         : sixteenBit || simt ? spec.bPacked
                              : "__uint_as_float(shoal_to_tf32(" + spec.bPacked + "))";
-    const Vars pv = {{"I", em.I()}, {"KP", intLit(kp)}, {"K", intLit(spec.red)}, {"EXPR", value},
-                     {"AT", intLit(reserved)}};
-    const std::string perElement =
-        wgmma16 ? "    const int o = (int)(i / ${KP}), j = (int)(i % ${KP});\n"
-                  "    const int k = (j & ~15) + (j & 8) + ((j & 7) >> 1) + (j & 1) * 4;\n" +
-                      std::string(prepareB ? "    ((unsigned short*)prepared)[i]" : "    ((unsigned short*)(scratch + ${AT}))[i]") +
-                      " = k < ${K} ? ${EXPR} : (unsigned short)0;\n"
-                : "    const int o = (int)(i / ${KP}), k = (int)(i % ${KP});\n" +
-                      std::string(prepareB ? "    prepared[i]" : "    scratch[${AT} + i]") + " = k < ${K} ? ${EXPR} : 0.0f;\n";
-    const int64_t packed = wgmma16 ? spec.cols * kp : packFloats;  // elements the kernel writes
+    // A batch's B (ImplicitGemm::batch): product bz's rows after the previous products'.
+    const Vars pv = {
+        {"I", em.I()},
+        {"KP", intLit(kp)},
+        {"K", intLit(spec.red)},
+        {"EXPR", value},
+        {"AT", intLit(reserved)},
+        {"N", intLit(spec.cols)},
+        {"O", batched ? "(int)(i / ${KP} % ${N}), bz = (int)(i / ((${I})${N} * ${KP}))" : "(int)(i / ${KP})"}};
+    const std::string perElement = wgmma16 ? "    const int o = ${O}, j = (int)(i % ${KP});\n"
+                                             "    const int k = (j & ~15) + (j & 8) + ((j & 7) >> 1) + (j & 1) * 4;\n" +
+                                                 std::string(prepareB ? "    ((unsigned short*)prepared)[i]"
+                                                                      : "    ((unsigned short*)(scratch + ${AT}))[i]") +
+                                                 " = k < ${K} ? ${EXPR} : (unsigned short)0;\n"
+                                           : "    const int o = ${O}, k = (int)(i % ${KP});\n" +
+                                                 std::string(prepareB ? "    prepared[i]" : "    scratch[${AT} + i]") +
+                                                 " = k < ${K} ? ${EXPR} : 0.0f;\n";
+    const int64_t packed = wgmma16 ? spec.batch * spec.cols * kp : packFloats;  // elements the kernel writes
     if (prepareB) {
       em.elementwise(spec.name + "tc_b", "const float* __restrict__ w, float* __restrict__ prepared",
-                     fill(fill(perElement, pv), pv), {spec.bSource, preparedB}, packed);
+                     fill(fill(fill(perElement, pv), pv), pv), {spec.bSource, preparedB}, packed);
       em.markPrepare();
     } else {
-      em.elementwise(spec.name + "tc_b", params, fill(fill(perElement, pv), pv), args, packed);
+      em.elementwise(spec.name + "tc_b", params, fill(fill(fill(perElement, pv), pv), pv), args, packed);
     }
   }
-  std::string body = fill(fill(
-      "  SHOAL_DYNAMIC_SHARED(float, smem);\n"
-      "${VIEWS}"
-      "  constexpr int kStages = ${STAGES}, kStageFloats = ${STAGE_FLOATS};\n"
-      "  const int tid = (int)threadIdx.x, lane = tid & 31, warp = tid >> 5;\n"
-      "${WARP_ROLES}"
-      "  const shoal_saddr sbase = shoal_saddr_of(smem);  // the ring's shared address\n"
-      "${FRAGMENT_ADDRESSES}"
-      "  const int slice = (int)(blockIdx.x / ${ROW_TILES});\n"
-      "  const ${I} m0 = (${I})(blockIdx.x % ${ROW_TILES}) * ${BM};\n"
-      "  const int o0 = (int)blockIdx.y * ${BN};\n"
-      "  const int kBegin = slice * ${PER_SLICE};\n"
-      "  const int kEnd = kBegin + ${PER_SLICE} < ${K} ? kBegin + ${PER_SLICE} : ${K};\n"
-      "  const int tiles = (kEnd - kBegin + 15) / 16;\n"
-      "${BEFORE_LOOP}"
-      "  // Stage s's copies: the A rows, then the B rows, of the tile at reduction index kt.\n"
-      "  auto load = [&](int s, int kt) {\n"
-      "    const shoal_saddr stage = sbase + s * (kStageFloats * 4);\n"
-      "${COPIES}"
-      "  };\n"
-      "${ACC}"
-      "  // The first kStages - 1 stages in flight (a commit per stage, empty past the end, so\n"
-      "  // that waiting for all but kStages - 2 groups always means: this step's stage landed).\n"
-      "  for (int s = 0; s < kStages - 1; ++s) {\n"
-      "    if (s < tiles) load(s, kBegin + s * 16);\n"
-      "    shoal_cp_async_commit();\n"
-      "  }\n"
-      "  for (int step = 0; step < tiles; ++step) {\n"
-      "    shoal_cp_async_wait<kStages - 2>();\n"
-      "${STAGE_READY}"
-      "    __syncthreads();  // this step's stage is everyone's; the previous stage is free\n"
-      "    const int next = step + kStages - 1;\n"
-      "    if (next < tiles) load(next % kStages, kBegin + next * 16);\n"
-      "    shoal_cp_async_commit();\n"
-      "    const int cur = step % kStages;\n"
-      "${MMA_STEPS}"
-      "  }\n"
-      "${DRAIN}"
-      "  shoal_cp_async_wait<0>();\n"
-      "${EPILOGUE_LOOP}"
-      "${STORE}"
-      "      }\n",
-      v), v);
-  em.kernel(spec.name + "tc", params, body, args, unsigned(rowTiles * splits), unsigned(colTiles),
+  std::string body =
+      fill(fill("  SHOAL_DYNAMIC_SHARED(float, smem);\n"
+                "${VIEWS}"
+                "  constexpr int kStages = ${STAGES}, kStageFloats = ${STAGE_FLOATS};\n"
+                "  const int tid = (int)threadIdx.x, lane = tid & 31, warp = tid >> 5;\n"
+                "${WARP_ROLES}"
+                "  const shoal_saddr sbase = shoal_saddr_of(smem);  // the ring's shared address\n"
+                "${FRAGMENT_ADDRESSES}"
+                "  const int slice = (int)(blockIdx.x / ${ROW_TILES});\n"
+                "  const ${I} m0 = (${I})(blockIdx.x % ${ROW_TILES}) * ${BM};\n"
+                "${COLUMN_ORIGIN}"
+                "  const int kBegin = slice * ${PER_SLICE};\n"
+                "  const int kEnd = kBegin + ${PER_SLICE} < ${K} ? kBegin + ${PER_SLICE} : ${K};\n"
+                "  const int tiles = (kEnd - kBegin + 15) / 16;\n"
+                "${BEFORE_LOOP}"
+                "  // Stage s's copies: the A rows, then the B rows, of the tile at reduction index kt.\n"
+                "  auto load = [&](int s, int kt) {\n"
+                "    const shoal_saddr stage = sbase + s * (kStageFloats * 4);\n"
+                "${COPIES}"
+                "  };\n"
+                "${ACC}"
+                "  // The first kStages - 1 stages in flight (a commit per stage, empty past the end, so\n"
+                "  // that waiting for all but kStages - 2 groups always means: this step's stage landed).\n"
+                "  for (int s = 0; s < kStages - 1; ++s) {\n"
+                "    if (s < tiles) load(s, kBegin + s * 16);\n"
+                "    shoal_cp_async_commit();\n"
+                "  }\n"
+                "  for (int step = 0; step < tiles; ++step) {\n"
+                "    shoal_cp_async_wait<kStages - 2>();\n"
+                "${STAGE_READY}"
+                "    __syncthreads();  // this step's stage is everyone's; the previous stage is free\n"
+                "    const int next = step + kStages - 1;\n"
+                "    if (next < tiles) load(next % kStages, kBegin + next * 16);\n"
+                "    shoal_cp_async_commit();\n"
+                "    const int cur = step % kStages;\n"
+                "${MMA_STEPS}"
+                "  }\n"
+                "${DRAIN}"
+                "  shoal_cp_async_wait<0>();\n"
+                "${EPILOGUE_LOOP}"
+                "${STORE}"
+                "      }\n",
+                v),
+           v);
+  em.kernel(spec.name + "tc", params, body, args, unsigned(rowTiles * splits), unsigned(colTiles * spec.batch),
             unsigned(kStages * stageFloats * sizeof(float)));
-  em.setFlops(spec.flops > 0 ? spec.flops : 2.0 * double(spec.rows) * double(spec.cols) * double(spec.red));
+  em.setFlops(spec.flops > 0 ? spec.flops
+                             : 2.0 * double(spec.batch) * double(spec.rows) * double(spec.cols) * double(spec.red));
   // Two blocks an SM (their stages fit in shared memory): the column-wise copies' per-row
   // offsets and bits would otherwise take the registers just past 128 (130 for ResNet-18's
   // layer-1 weight gradient: one block an SM). Not with 64-bit masks (the 7 x 7 stem: 159

@@ -164,6 +164,29 @@ __device__ __forceinline__ void shoal_report_value(u64* status, int site, double
   atomicMax(&status[0], 1ull);
 }
 
+// ---- Winograd convolutions (codegen/cuda_kernels_winograd.cpp) ---------------------------
+// Element t (row t / a, column t % a; a = m + 2) of G g G^T, F(m x m, 3 x 3)'s transform of the
+// 3 x 3 filter g (row-major; rotated by 180 degrees when `flip`: the data gradient's), for m 2
+// or 4 (Lavin and Gray's interpolation points 0, +-1 and infinity; 0, +-1, +-2 and infinity), summed in double
+// and rounded once.
+__device__ __forceinline__ float shoal_winograd_weight(const float* g, int t, int m, bool flip) {
+  const double g2[4][3] = {{1.0, 0.0, 0.0}, {0.5, 0.5, 0.5}, {0.5, -0.5, 0.5}, {0.0, 0.0, 1.0}};
+  const double g4[6][3] = {{0.25, 0.0, 0.0},
+                           {-1.0 / 6, -1.0 / 6, -1.0 / 6},
+                           {-1.0 / 6, 1.0 / 6, -1.0 / 6},
+                           {1.0 / 24, 1.0 / 12, 1.0 / 6},
+                           {1.0 / 24, -1.0 / 12, 1.0 / 6},
+                           {0.0, 0.0, 1.0}};
+  const int a = m + 2, r = t / a, c = t % a;
+  double s = 0.0;
+  for (int i = 0; i < 3; ++i)
+    for (int j = 0; j < 3; ++j) {
+      const double gi = m == 2 ? g2[r][i] : g4[r][i], gj = m == 2 ? g2[c][j] : g4[c][j];
+      s += gi * gj * (double)g[flip ? 8 - (3 * i + j) : 3 * i + j];
+    }
+  return (float)s;
+}
+
 // ---- tensor cores (TF32): the implicit-GEMM convolution's building blocks -----------------
 // x rounded to TF32 (10 mantissa bits, to nearest, ties away from zero: cvt.rna), as fp32 bits.
 __device__ __forceinline__ unsigned shoal_to_tf32(float x) {

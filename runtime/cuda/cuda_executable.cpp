@@ -231,17 +231,32 @@ CudaExecutableOptions CudaExecutableOptions::fromEnvironment() {
   o.weightGradientColumns = envFlagDefaultOn("SHOAL_CUDA_WGRAD_COLUMNS");
   o.convPairedTaps = envFlagDefaultOn("SHOAL_CUDA_PAIRED_TAPS");
   if (envFlag("SHOAL_CUDA_NHWC")) o.convChannelsLastMinInput = int64_t(1) << 20;
-  if (const char* m = std::getenv("SHOAL_CUDA_FP32_GEMM_MIN_MACS")) {
+  // An integer setting: `name`'s value where it is one (and `ok` says it may be), else a
+  // warning (once a name) and the default stays.
+  auto integer = [](const char* name, int64_t& field, auto ok, const char* what) {
+    const char* text = std::getenv(name);
+    if (!text) return;
     char* end = nullptr;
-    const long long v = std::strtoll(m, &end, 10);
-    if (end != m && *end == '\0') {
-      o.fp32ConvGemmMinMacs = v;
-    } else {
-      static std::once_flag warned;
-      warnOnce(warned, fmt::format("SHOAL_CUDA_FP32_GEMM_MIN_MACS={} is not an integer; the default ({}) stays", m,
-                                   o.fp32ConvGemmMinMacs));
+    const long long v = std::strtoll(text, &end, 10);
+    if (end != text && *end == '\0' && ok(v)) {
+      field = v;
+      return;
     }
-  }
+    static std::mutex mu;
+    static std::set<std::string> warned;
+    std::lock_guard<std::mutex> lock(mu);
+    if (warned.insert(name).second)
+      std::fprintf(stderr, "shoal: warning: %s=%s is not %s; the default (%lld) stays\n", name, text, what,
+                   (long long)field);
+  };
+  auto any = [](long long) { return true; };
+  integer("SHOAL_CUDA_FP32_GEMM_MIN_MACS", o.fp32ConvGemmMinMacs, any, "an integer");
+  int64_t winograd = o.fp32Winograd;
+  integer(
+      "SHOAL_CUDA_WINOGRAD", winograd, [](long long v) { return v == 0 || v == 2 || v == 4; }, "one of 0, 2, 4");
+  o.fp32Winograd = int(winograd);
+  integer("SHOAL_CUDA_WINOGRAD_MIN_CHANNELS", o.fp32WinogradMinChannels, any, "an integer");
+  integer("SHOAL_CUDA_WINOGRAD_MIN_MACS", o.fp32WinogradMinMacs, any, "an integer");
   o.autotune = envFlag("SHOAL_CUDA_AUTOTUNE");
   if (const char* tc = std::getenv("SHOAL_CUDA_TC_CONV")) {
     if (auto m = parseTensorCoreMath(tc)) {
@@ -273,6 +288,9 @@ CudaCodegenOptions CudaExecutableOptions::codegenOptions(const std::string& arch
   c.convChannelsLastMinInput = convChannelsLastMinInput;
   c.fp32ConvGemmMinMacs = fp32ConvGemmMinMacs;
   c.fp32ConvGemmMinWidth = fp32ConvGemmMinWidth;
+  c.fp32Winograd = fp32Winograd;
+  c.fp32WinogradMinChannels = fp32WinogradMinChannels;
+  c.fp32WinogradMinMacs = fp32WinogradMinMacs;
   c.tuningVariant = tuningVariant;
   return c;
 }

@@ -95,6 +95,14 @@ struct CudaExecutableOptions {
   /// ... of at least this many filters and channels x taps (CudaCodegenOptions::
   /// fp32ConvGemmMinWidth; codegen's default).
   int64_t fp32ConvGemmMinWidth = CudaCodegenOptions{}.fp32ConvGemmMinWidth;
+  /// Exact fp32 3 x 3 stride-1 convolutions in Winograd's F(m x m, 3 x 3) (CudaCodegenOptions::
+  /// fp32Winograd: 2 or 4; 0 never) where they have at least fp32WinogradMinChannels channels
+  /// and filters and fp32WinogradMinMacs multiply-adds. Default: codegen's, unless
+  /// SHOAL_CUDA_WINOGRAD (0, 2, 4), SHOAL_CUDA_WINOGRAD_MIN_CHANNELS or
+  /// SHOAL_CUDA_WINOGRAD_MIN_MACS say otherwise.
+  int fp32Winograd = CudaCodegenOptions{}.fp32Winograd;
+  int64_t fp32WinogradMinChannels = CudaCodegenOptions{}.fp32WinogradMinChannels;
+  int64_t fp32WinogradMinMacs = CudaCodegenOptions{}.fp32WinogradMinMacs;
   /// Each tensor-core product's tile and reduction slices timed on the device rather than taken
   /// from the cost model (runtime/cuda/autotune.h): the first creation for a module, device and
   /// NVRTC compiles a variant of the module per candidate, times each product's launches, keeps
@@ -106,8 +114,8 @@ struct CudaExecutableOptions {
   int tuningVariant = -1;
   /// Fills graphs, syncEach, hostOutputs, inputsInPlace, horizontalUpdates, smallGemms, gemmEpilogues,
   /// programmaticLaunch, groupKernels, shareKernels, unitBytes, prepareParameters, wgmma, wgmmaTf32Gathered16,
-  /// weightGradientColumns, convPairedTaps, convChannelsLastMinInput, fp32ConvGemmMinMacs, autotune and tensorCores
-  /// from the environment.
+  /// weightGradientColumns, convPairedTaps, convChannelsLastMinInput, fp32ConvGemmMinMacs, the fp32Winograd options,
+  /// autotune and tensorCores from the environment.
   static CudaExecutableOptions fromEnvironment();
   /// The codegen options these make for a device of architecture `arch` ("sm_90"; "" for
   /// none in particular): updates fused, tensor cores, small products generated where cuBLAS

@@ -72,6 +72,7 @@ Expected<Tensor> onEmulator(const Graph& g, const TensorMap& params, const Tenso
   tc.convChannelsLastMinInput = f.channelsLastMinInput();
   tc.fp32ConvGemmMinMacs = 0;  // Off: every convolution the exact fp32 GEMM, however small
   tc.fp32ConvGemmMinWidth = 0;
+  tc.fp32Winograd = 0;  // the direct sums (Winograd's: conv_winograd_test.cpp)
   auto emu = test::EmulatedExecutable::create(*program, tc);
   if (!emu) return Unexpected(emu.error());
   (*emu)->writePersistent(params);
@@ -91,6 +92,7 @@ Expected<Tensor> runOnGpu(const Graph& g, const TensorMap& params, const TensorM
   o.convChannelsLastMinInput = f.channelsLastMinInput();
   o.fp32ConvGemmMinMacs = 0;
   o.fp32ConvGemmMinWidth = 0;
+  o.fp32Winograd = 0;
   auto exe = CudaExecutable::create(std::move(*program), o);
   if (!exe) return Unexpected(exe.error());
   if (auto ok = (*exe)->writePersistent(params); !ok) return Unexpected(ok.error());
@@ -237,6 +239,7 @@ CudaModuleSource moduleFor(const Graph& g, const Format& f) {
   tc.convChannelsLastMinInput = f.channelsLastMinInput();
   tc.fp32ConvGemmMinMacs = 0;
   tc.fp32ConvGemmMinWidth = 0;
+  tc.fp32Winograd = 0;
   auto src = generateCudaSource(*program, tc);
   EXPECT_TRUE(src) << (src ? "" : src.error().message());
   return src ? std::move(*src) : CudaModuleSource{};

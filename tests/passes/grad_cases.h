@@ -12,6 +12,7 @@
 #include <functional>
 #include <random>
 
+#include "ir/printer.h"
 #include "ir/shape_inference.h"
 #include "ir/verifier.h"
 #include "ir_builders.h"
