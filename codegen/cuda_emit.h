@@ -281,7 +281,8 @@ struct ImplicitGemm {
   /// A batch of this many products of the same extents in one grid (Winograd's transformed
   /// tiles: convWinograd): each block computes a tile of product `bz` (an int in scope for
   /// every fragment: the gathers and the epilogue offset their addresses by it), and a packed B
-  /// holds the products' rows one after another (bPacked sees `bz` too). Needs splits == 1.
+  /// holds the products' rows one after another (bPacked sees `bz` too). Slices of a split
+  /// reduction are added per product.
   int64_t batch = 1;
   int64_t minSlice = 256;  ///< the shortest slice the choice may make (see kConvMinSlice)
   /// Blocks the cost model counts as one wave of the grid: one an SM (kTargetBlocks / 2), or
@@ -322,6 +323,8 @@ struct WinogradConv {
   /// (conv2d_backward_data and conv_transpose2d at stride 1); else w [k, c, 3, 3].
   bool dataGradient = false;
   CudaArg input, weight;
+  /// The weight gradient's dy [n, k, oh, ow] (emitWinogradWeightGradient; `weight` unused).
+  CudaArg gradient;
   /// The output's store: statements (indented by six) that store `float s`, the convolution's
   /// sum for filter `o` (an int), at flat output index `at` (an ${I}); storeParams are the
   /// kernel parameters they read and write (after the scratch pointer), storeArgs their values.
@@ -335,6 +338,10 @@ int winogradTile(const NodeEmitter& em, const WinogradConv& spec);
 /// The convolution's three steps: input transform into scratch, the products as one batch of
 /// implicit GEMMs (ImplicitGemm::batch), output transform with the caller's store.
 Expected<void> emitWinogradConv(NodeEmitter& em, const WinogradConv& spec, int m);
+/// The weight gradient dw [k, c, 3, 3] of that convolution from its input and `gradient`, in
+/// the same form: the input and dy transforms, the products summed over the tiles (one batch,
+/// split as the cost model chooses), dW = G^T M G.
+Expected<void> emitWinogradWeightGradient(NodeEmitter& em, const WinogradConv& spec, int m);
 
 // codegen/cuda_kernels_conv.cpp
 Expected<void> emitConv2d(NodeEmitter& em);

@@ -1100,6 +1100,11 @@ Expected<void> emitConv2dBackwardWeight(NodeEmitter& em) {
   const int64_t pairs = g.o * g.cg;
   const int64_t kk = g.kh * g.kw;
   if (pairs == 0 || kk == 0) return {};  // an empty weight: nothing to write
+  if (WinogradChoice wg = winogradFor(em, g, false); wg.m > 0) {
+    wg.spec.weight = {};
+    wg.spec.gradient = em.in(1);
+    return emitWinogradWeightGradient(em, wg.spec, wg.m);
+  }
   if (useTensorCores(em, g)) return convBackwardWeightTensorCore(em, g);
   int64_t splits = std::clamp<int64_t>((kTargetBlocks + pairs - 1) / std::max<int64_t>(pairs, 1), 1,
                                        std::max<int64_t>(1, reduce / 2048));

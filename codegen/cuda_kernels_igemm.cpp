@@ -88,10 +88,12 @@ int64_t cheapestSplits(int64_t red, int64_t minSlice, const Cost& cost) {
 // 256 0.496 ms in two slices, 0.370 in one; layer 3's at batch 32 0.105 -> 0.079; the
 // training step's layer-3 data gradients 0.331 -> 0.215). Weight gradients count two: with
 // one, their fewer, longer slices made the batch-128 training step 18.8 -> 22.5 ms.
-int64_t splitsFor(const Tile& tile, int64_t rows, int64_t cols, int64_t red, int64_t minSlice, int64_t wave) {
-  const int64_t tiles = ((rows + tile.bm - 1) / tile.bm) * ((cols + tile.bn - 1) / tile.bn);
-  return cheapestSplits(red, minSlice,
-                        [&](int64_t s) { return gridCost(double((tiles * s + wave - 1) / wave), rows, cols, red, s); });
+int64_t splitsFor(const Tile& tile, int64_t rows, int64_t cols, int64_t red, int64_t minSlice, int64_t wave,
+                  int64_t batch = 1) {
+  const int64_t tiles = ((rows + tile.bm - 1) / tile.bm) * ((cols + tile.bn - 1) / tile.bn) * batch;
+  return cheapestSplits(red, minSlice, [&](int64_t s) {
+    return gridCost(double((tiles * s + wave - 1) / wave), rows * batch, cols, red, s);
+  });
 }
 
 // Exact fp32's choice between kSimt (two blocks an SM) and a larger tile (one), by gridCost at
@@ -108,10 +110,10 @@ constexpr double kSimtWaveStep = 1.07, kSimtHalfWave = 0.63;
 double simtGridCost(const Tile& tile, int64_t rows, int64_t cols, int64_t red, int64_t s, int64_t batch = 1) {
   const int64_t blocks = ((rows + tile.bm - 1) / tile.bm) * ((cols + tile.bn - 1) / tile.bn) * s * batch;
   if (!isSimtTile(tile))
-    return gridCost(double((blocks + kTargetBlocks / 2 - 1) / (kTargetBlocks / 2)), rows, cols, red, s);
+    return gridCost(double((blocks + kTargetBlocks / 2 - 1) / (kTargetBlocks / 2)), rows * batch, cols, red, s);
   const int64_t rest = blocks % kTargetBlocks;
   const double last = rest == 0 ? 0.0 : rest <= kTargetBlocks / 2 ? kSimtHalfWave : 1.0;
-  return gridCost((double(blocks / kTargetBlocks) + last) * kSimtWaveStep, rows, cols, red, s);
+  return gridCost((double(blocks / kTargetBlocks) + last) * kSimtWaveStep, rows * batch, cols, red, s);
 }
 
 // What a product may be computed with: the cost model's tile and slices first, then the other
@@ -132,9 +134,9 @@ std::vector<ProductTile> productCandidates(const ImplicitGemm& spec) {
   // kSimt's slices by its own grid cost; the larger tiles' as the tensor cores' (waveBlocks).
   auto slices = [&](const Tile& t) {
     if (spec.splits > 0) return spec.splits;
-    if (!isSimtTile(t)) return splitsFor(t, spec.rows, spec.cols, spec.red, spec.minSlice, spec.waveBlocks);
+    if (!isSimtTile(t)) return splitsFor(t, spec.rows, spec.cols, spec.red, spec.minSlice, spec.waveBlocks, spec.batch);
     return cheapestSplits(spec.red, spec.minSlice,
-                          [&](int64_t s) { return simtGridCost(t, spec.rows, spec.cols, spec.red, s); });
+                          [&](int64_t s) { return simtGridCost(t, spec.rows, spec.cols, spec.red, s, spec.batch); });
   };
   if (simt) {
     other = model;
@@ -633,8 +635,7 @@ MultiplyPath wgmma16Path(const Tile& tile, TensorCoreMath math) {
 
 Expected<void> emitImplicitGemm(NodeEmitter& em, const ImplicitGemm& spec) {
   if (spec.rows <= 0 || spec.cols <= 0) return {};
-  if (spec.batch < 1 || (spec.batch > 1 && spec.splits != 1))
-    return em.unsupported("a batch of implicit GEMMs needs whole reductions (splits 1)");
+  if (spec.batch < 1) return em.unsupported("an implicit GEMM's batch must be at least 1");
   // The tile and slices: an autotuner's choice for this kernel (productTiles), else the tuning
   // variant's candidate, else the cost model's.
   CudaProduct product;
@@ -761,7 +762,11 @@ Expected<void> emitImplicitGemm(NodeEmitter& em, const ImplicitGemm& spec) {
                                         : "  const int o0 = (int)blockIdx.y * ${BN};\n"});
   v.push_back({"COL_TILES", intLit(colTiles)});
   const bool split = splits > 1;
-  v.push_back({"STORE", split ? "        partial[((${I})slice * ${M} + m) * ${N} + o] = s;\n" : spec.epilogue});
+  // The slices' sums of a batch: slice-major, then the batch's products.
+  v.push_back({"STORE", !split    ? spec.epilogue
+                        : batched ? "        partial[(((${I})slice * " + intLit(spec.batch) +
+                                        " + bz) * ${M} + m) * ${N} + o] = s;\n"
+                                  : "        partial[((${I})slice * ${M} + m) * ${N} + o] = s;\n"});
   // Scratch: the caller's own (its views), the packed B (unless prepared), then the slices' sums.
   const bool scratch = split || scratchPack > 0 || !spec.scratchViews.empty();
   const std::string params = spec.params + (prepareB ? ", const float* __restrict__ packed" : "") +
@@ -870,7 +875,8 @@ Expected<void> emitImplicitGemm(NodeEmitter& em, const ImplicitGemm& spec) {
   // without spills (ptxas, every form of gather).
   if ((columns && spec.aColumnBits == 32 && !simt) || (simt && isSimtTile(tile))) em.setMinBlocks(2);
   if (scratch)
-    em.needScratch((reserved + scratchPack + (split ? splits * spec.rows * spec.cols : 0)) * int64_t(sizeof(float)));
+    em.needScratch((reserved + scratchPack + (split ? splits * spec.batch * spec.rows * spec.cols : 0)) *
+                   int64_t(sizeof(float)));
   if (!split) return {};
   // The slices' sums, added in slice order (deterministic), then the epilogue.
   const Vars sv = {{"I", em.I()},
@@ -878,19 +884,26 @@ Expected<void> emitImplicitGemm(NodeEmitter& em, const ImplicitGemm& spec) {
                    {"N", intLit(spec.cols)},
                    {"SPLITS", intLit(splits)},
                    {"PARTIAL", intLit(reserved + scratchPack)},
-                   {"EPILOGUE", spec.epilogue}};
+                   {"EPILOGUE", spec.epilogue},
+                   {"BATCH", intLit(spec.batch)}};
+  // A batch's element i is product bz's (m, o): the slices' sums of bz.
+  const std::string element =
+      batched ? "    const ${I} m = i / ${N} % ${M};\n"
+                "    const int o = (int)(i % ${N}), bz = (int)(i / ((${I})${M} * ${N}));\n"
+                "    const ${I} at = ((${I})bz * ${M} + m) * ${N} + o, step = (${I})${BATCH} * ${M} * ${N};\n"
+              : "    const ${I} m = i / ${N};\n"
+                "    const int o = (int)(i % ${N});\n"
+                "    const ${I} at = m * ${N} + o, step = (${I})${M} * ${N};\n";
   em.elementwise(spec.name + "tc_sum", params,
-                 fill(fill("    const ${I} m = i / ${N};\n"
-                           "    const int o = (int)(i % ${N});\n"
-                           "    const float* partial = scratch + ${PARTIAL};\n"
-                           "    double total = 0.0;\n"
-                           "    for (int slice = 0; slice < ${SPLITS}; ++slice)\n"
-                           "      total += (double)partial[((${I})slice * ${M} + m) * ${N} + o];\n"
-                           "    const float s = (float)total;\n"
-                           "${EPILOGUE}",
+                 fill(fill(element + "    const float* partial = scratch + ${PARTIAL};\n"
+                                     "    double total = 0.0;\n"
+                                     "    for (int slice = 0; slice < ${SPLITS}; ++slice)\n"
+                                     "      total += (double)partial[slice * step + at];\n"
+                                     "    const float s = (float)total;\n"
+                                     "${EPILOGUE}",
                            sv),
                       sv),
-                 args, spec.rows * spec.cols);
+                 args, spec.batch * spec.rows * spec.cols);
   return {};
 }
 

@@ -15,7 +15,9 @@
 // 36, 2.25x); the transforms cost memory traffic (V and M are a^2 / m^2 times x and y) and the
 // products' reductions are only the channels long. The data gradient of a stride-1 3 x 3
 // convolution is the same form: dy convolved with the filters rotated by 180 degrees and
-// transposed, padding 2 - p.
+// transposed, padding 2 - p. The weight gradient is the transposed algorithm, F(3 x 3, m x m)
+// (emitWinogradWeightGradient): x's transform as the forward's, dy's by A, the products summed
+// over the tiles -- long reductions, split into slices -- and G^T M G.
 //
 // Numerics: not the direct sum's. The transforms' coefficients (F(2): +-1, +-1/2; F(4): up to 5,
 // 8 and 1/24) add rounding of their own: each output's error is bounded by the unit roundoff
@@ -24,6 +26,8 @@
 // bound against float64). CudaCodegenOptions::fp32Winograd 0 keeps every sum the direct one.
 #include <fmt/format.h>
 
+#include <algorithm>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -79,53 +83,91 @@ int winogradTile(const NodeEmitter& em, const WinogradConv& s) {
   return m;
 }
 
+namespace {
+
+// The kernels' variables: the extents, the tiles (P of them, rows PS floats apart in V and the
+// weight gradient's transformed dy: P, or P rounded up to 4 with zeros past P).
+Vars winogradVars(const NodeEmitter& em, const WinogradConv& s, int m, int64_t rowStride) {
+  const int64_t th = (s.oh + m - 1) / m, tw = (s.ow + m - 1) / m;
+  return {{"I", em.I()},
+          {"M", std::to_string(m)},
+          {"A", std::to_string(m + 2)},
+          {"C", intLit(s.c)},
+          {"K", intLit(s.k)},
+          {"H", intLit(s.h)},
+          {"W", intLit(s.w)},
+          {"OH", intLit(s.oh)},
+          {"OW", intLit(s.ow)},
+          {"TH", intLit(th)},
+          {"TW", intLit(tw)},
+          {"P", intLit(s.n * th * tw)},
+          {"PS", intLit(rowStride)},
+          {"PT", intLit(s.pt)},
+          {"PL", intLit(s.pl)}};
+}
+// Tile p's column and row, and its image.
+constexpr const char* kTileOf =
+    "    const int tx = (int)(p % ${TW}), ty = (int)((p / ${TW}) % ${TH});\n"
+    "    const ${I} img = p / ((${I})${TW} * ${TH});\n";
+
+// The input transform into scratch at 0: thread (c, p) reads its tile's a x a patch of x (zeros
+// outside the image) and writes the a^2 elements of B^T d B, V[t][c][p], each to its product's
+// rows: consecutive threads, consecutive tiles, so the writes are coalesced. Rows of PS > P
+// floats get zeros past P.
+void emitInputTransform(NodeEmitter& em, const WinogradConv& s, int m, const Vars& v, int64_t rowStride) {
+  const int a = m + 2;
+  const auto& bt = inputTransform(m);
+  std::string in = std::string(
+                       "    const ${I} p = i % ${PS};\n"
+                       "    const int c = (int)(i / ${PS});\n"
+                       "    float* vc = scratch + (${I})c * ${PS} + p;\n") +
+                   (rowStride > s.n * ((s.oh + m - 1) / m) * ((s.ow + m - 1) / m)
+                        ? "    if (p >= ${P}) {\n"
+                          "#pragma unroll\n"
+                          "      for (int t = 0; t < ${A} * ${A}; ++t) vc[(${I})t * ${C} * ${PS}] = 0.0f;\n"
+                          "      continue;\n"
+                          "    }\n"
+                        : "") +
+                   kTileOf +
+                   "    const float* xc = x + (img * ${C} + c) * ((${I})${H} * ${W});\n"
+                   "    const int y0 = ty * ${M} - ${PT}, x0 = tx * ${M} - ${PL};\n"
+                   "    float d[${A}][${A}], t[${A}][${A}];\n"
+                   "#pragma unroll\n"
+                   "    for (int r = 0; r < ${A}; ++r)\n"
+                   "#pragma unroll\n"
+                   "      for (int q = 0; q < ${A}; ++q) {\n"
+                   "        const int iy = y0 + r, ix = x0 + q;\n"
+                   "        d[r][q] = iy >= 0 && iy < ${H} && ix >= 0 && ix < ${W} ? xc[iy * ${W} + ix] : 0.0f;\n"
+                   "      }\n"
+                   "#pragma unroll\n"
+                   "    for (int q = 0; q < ${A}; ++q) {\n";
+  for (int r = 0; r < a; ++r)
+    in += fmt::format("      t[{}][q] = {};\n", r,
+                      combination(bt[size_t(r)], [](int j) { return fmt::format("d[{}][q]", j); }));
+  in += "    }\n";
+  for (int r = 0; r < a; ++r)
+    for (int q = 0; q < a; ++q)
+      in += fmt::format("    vc[(${{I}}){} * ${{C}} * ${{PS}}] = {};\n", r * a + q,
+                        combination(bt[size_t(q)], [r](int j) { return fmt::format("t[{}][{}]", r, j); }));
+  em.elementwise("wg_in", "const float* __restrict__ x, float* __restrict__ scratch", fill(fill(in, v), v),
+                 {s.input, NodeEmitter::scratch()}, s.c * rowStride);
+}
+
+}  // namespace
+
 Expected<void> emitWinogradConv(NodeEmitter& em, const WinogradConv& s, int m) {
   const int a = m + 2;
   const int64_t th = (s.oh + m - 1) / m, tw = (s.ow + m - 1) / m, tiles = s.n * th * tw;
   // Scratch: V [a^2][c][tiles], then M [a^2][k][tiles] (16-byte aligned).
   const int64_t vFloats = int64_t(a) * a * s.c * tiles, mAt = (vFloats + 3) / 4 * 4;
   const int64_t mFloats = int64_t(a) * a * s.k * tiles;
-  const Vars v = {{"I", em.I()},        {"M", std::to_string(m)}, {"A", std::to_string(a)}, {"C", intLit(s.c)},
-                  {"K", intLit(s.k)},   {"H", intLit(s.h)},       {"W", intLit(s.w)},       {"OH", intLit(s.oh)},
-                  {"OW", intLit(s.ow)}, {"TH", intLit(th)},       {"TW", intLit(tw)},       {"P", intLit(tiles)},
-                  {"PT", intLit(s.pt)}, {"PL", intLit(s.pl)},     {"MAT", intLit(mAt)}};
-  const std::string tile =
-      "    const int tx = (int)(p % ${TW}), ty = (int)((p / ${TW}) % ${TH});\n"
-      "    const ${I} img = p / ((${I})${TW} * ${TH});\n";
-  const auto& bt = inputTransform(m);
+  Vars v = winogradVars(em, s, m, tiles);
+  v.push_back({"MAT", intLit(mAt)});
+  const std::string tile = kTileOf;
   const auto& at = outputTransform(m);
 
-  // 1. The input transform: thread (c, p) reads its tile's a x a patch (zeros outside the
-  // image) and writes the a^2 elements of B^T d B, each to its product's rows: consecutive
-  // threads, consecutive tiles, so the writes are coalesced.
-  std::string in =
-      "    const ${I} p = i % ${P};\n"
-      "    const int c = (int)(i / ${P});\n" +
-      tile +
-      "    const float* xc = x + (img * ${C} + c) * ((${I})${H} * ${W});\n"
-      "    const int y0 = ty * ${M} - ${PT}, x0 = tx * ${M} - ${PL};\n"
-      "    float d[${A}][${A}], t[${A}][${A}];\n"
-      "#pragma unroll\n"
-      "    for (int r = 0; r < ${A}; ++r)\n"
-      "#pragma unroll\n"
-      "      for (int q = 0; q < ${A}; ++q) {\n"
-      "        const int iy = y0 + r, ix = x0 + q;\n"
-      "        d[r][q] = iy >= 0 && iy < ${H} && ix >= 0 && ix < ${W} ? xc[iy * ${W} + ix] : 0.0f;\n"
-      "      }\n"
-      "#pragma unroll\n"
-      "    for (int q = 0; q < ${A}; ++q) {\n";
-  for (int r = 0; r < a; ++r)
-    in += fmt::format("      t[{}][q] = {};\n", r,
-                      combination(bt[size_t(r)], [](int j) { return fmt::format("d[{}][q]", j); }));
-  in +=
-      "    }\n"
-      "    float* vc = scratch + (${I})c * ${P} + p;\n";
-  for (int r = 0; r < a; ++r)
-    for (int q = 0; q < a; ++q)
-      in += fmt::format("    vc[(${{I}}){} * ${{C}} * ${{P}}] = {};\n", r * a + q,
-                        combination(bt[size_t(q)], [r](int j) { return fmt::format("t[{}][{}]", r, j); }));
-  em.elementwise("wg_in", "const float* __restrict__ x, float* __restrict__ scratch", fill(fill(in, v), v),
-                 {s.input, NodeEmitter::scratch()}, s.c * tiles);
+  // 1. The input transform.
+  emitInputTransform(em, s, m, v, tiles);
 
   // 2. The a^2 products, one batch: rows the tiles, columns the filters, the reduction the
   // channels; A is V (its 8 steps of a group channel planes apart, the tiles contiguous), B the
@@ -187,6 +229,124 @@ Expected<void> emitWinogradConv(NodeEmitter& em, const WinogradConv& s, int m) {
   args.insert(args.end(), s.storeArgs.begin(), s.storeArgs.end());
   em.elementwise("wg_out", "const float* __restrict__ scratch, " + s.storeParams, fill(fill(out, v), v), args,
                  s.k * tiles);
+  return {};
+}
+
+// The weight gradient in the same form (by the transposition principle, F(3 x 3, m x m)):
+// dW[k][c] = G^T (sum over tiles p of (A dy_p A^T) * (B^T d_p B)) G, where d_p is tile p's
+// a x a patch of x (the forward's input transform) and dy_p its m x m outputs' gradient. So:
+// V = B^T d B as the forward computes it, DY = A dy A^T (the output transform's transpose), the
+// a^2 products M[t][k][c] = sum_p DY[t][k][p] V[t][c][p] -- one batch of implicit GEMMs whose
+// reductions are the batch's tiles (long: split into slices as the direct weight gradient's
+// are) -- and G^T M G per filter and channel, in double.
+Expected<void> emitWinogradWeightGradient(NodeEmitter& em, const WinogradConv& s, int m) {
+  const int a = m + 2;
+  const int64_t th = (s.oh + m - 1) / m, tw = (s.ow + m - 1) / m, tiles = s.n * th * tw;
+  // Tiles padded to 4 (zeros), so that both operands are rows of 16-byte aligned 4-vectors.
+  const int64_t ps = (tiles + 3) / 4 * 4;
+  // Scratch: V [a^2][c][ps], DY [a^2][k][ps], M [a^2][k][c].
+  const int64_t dyAt = int64_t(a) * a * s.c * ps, mAt = dyAt + int64_t(a) * a * s.k * ps;
+  Vars v = winogradVars(em, s, m, ps);
+  v.push_back({"DYAT", intLit(dyAt)});
+  v.push_back({"MAT", intLit(mAt)});
+  emitInputTransform(em, s, m, v, ps);
+
+  // dy's transform: thread (k, p) reads its tile's m x m gradients (zeros past the output) and
+  // writes the a^2 elements of A dy A^T (A = (A^T)^T, a x m).
+  const auto& at = outputTransform(m);
+  auto column = [&](int u) {  // column u of A^T: row u of A
+    std::vector<int> c;
+    for (int i = 0; i < m; ++i) c.push_back(at[size_t(i)][size_t(u)]);
+    return c;
+  };
+  std::string dt = std::string(
+                       "    const ${I} p = i % ${PS};\n"
+                       "    const int k = (int)(i / ${PS});\n"
+                       "    float* dc = scratch + ${DYAT} + (${I})k * ${PS} + p;\n"
+                       "    if (p >= ${P}) {\n"
+                       "#pragma unroll\n"
+                       "      for (int t = 0; t < ${A} * ${A}; ++t) dc[(${I})t * ${K} * ${PS}] = 0.0f;\n"
+                       "      continue;\n"
+                       "    }\n") +
+                   kTileOf +
+                   "    const float* gk = dy + (img * ${K} + k) * ((${I})${OH} * ${OW});\n"
+                   "    float g[${M}][${M}], t[${A}][${M}];\n"
+                   "#pragma unroll\n"
+                   "    for (int r = 0; r < ${M}; ++r)\n"
+                   "#pragma unroll\n"
+                   "      for (int q = 0; q < ${M}; ++q) {\n"
+                   "        const int oy = ty * ${M} + r, ox = tx * ${M} + q;\n"
+                   "        g[r][q] = oy < ${OH} && ox < ${OW} ? gk[oy * ${OW} + ox] : 0.0f;\n"
+                   "      }\n"
+                   "#pragma unroll\n"
+                   "    for (int q = 0; q < ${M}; ++q) {\n";
+  for (int u = 0; u < a; ++u)
+    dt += fmt::format("      t[{}][q] = {};\n", u,
+                      combination(column(u), [](int j) { return fmt::format("g[{}][q]", j); }));
+  dt += "    }\n";
+  for (int u = 0; u < a; ++u)
+    for (int w = 0; w < a; ++w)
+      dt += fmt::format("    dc[(${{I}}){} * ${{K}} * ${{PS}}] = {};\n", u * a + w,
+                        combination(column(w), [u](int j) { return fmt::format("t[{}][{}]", u, j); }));
+  em.elementwise("wg_dy", "const float* __restrict__ dy, float* __restrict__ scratch", fill(fill(dt, v), v),
+                 {s.gradient, NodeEmitter::scratch()}, s.k * ps);
+
+  // The a^2 products: rows the filters, columns the channels, the reduction the tiles (both
+  // operands contiguous along it: 16-byte copies); slices as the cost model chooses.
+  ImplicitGemm g;
+  g.name = "wg_";
+  g.rows = s.k;
+  g.cols = s.c;
+  g.red = ps;
+  g.batch = int64_t(a) * a;
+  g.waveBlocks = kTargetBlocks;  // two blocks an SM, as the direct weight gradient counts them
+  g.aBase = "dyt";
+  g.bBase = "vt";
+  g.scratchViews = {{"vt", 0}, {"dyt", dyAt}};
+  g.scratchReserved = mAt + int64_t(a) * a * s.k * s.c;
+  g.aVector = true;
+  g.aLoad = fill("            src = dyt + ((${I})bz * ${K} + am) * ${PS} + k;\n            ok = true;\n", v);
+  g.bVector = true;
+  g.bLoad = fill("            src = vt + ((${I})bz * ${C} + bo) * ${PS} + k;\n            ok = true;\n", v);
+  g.epilogue = fill("        scratch[${MAT} + ((${I})bz * ${K} + m) * ${C} + o] = s;\n", v);
+  g.params = "const float* __restrict__ dy";
+  g.args = {s.gradient};
+  g.math = TensorCoreMath::Off;
+  if (auto ok = emitImplicitGemm(em, g); !ok) return ok;
+
+  // dW = G^T M G for each filter and channel, in double (G's 1/6 and 1/24 are not fp32's), its
+  // 3 x 3 taps stored together.
+  std::string gt = "{";
+  const char* rows2[] = {"{1.0, 0.0, 0.0}", "{0.5, 0.5, 0.5}", "{0.5, -0.5, 0.5}", "{0.0, 0.0, 1.0}"};
+  const char* rows4[] = {"{0.25, 0.0, 0.0}",
+                         "{-1.0 / 6, -1.0 / 6, -1.0 / 6}",
+                         "{-1.0 / 6, 1.0 / 6, -1.0 / 6}",
+                         "{1.0 / 24, 1.0 / 12, 1.0 / 6}",
+                         "{1.0 / 24, -1.0 / 12, 1.0 / 6}",
+                         "{0.0, 0.0, 1.0}"};
+  for (int r = 0; r < a; ++r) gt += std::string(r ? ", " : "") + (m == 2 ? rows2[r] : rows4[r]);
+  gt += "}";
+  v.push_back({"GT", gt});
+  em.elementwise("wg_dw", "const float* __restrict__ scratch, float* __restrict__ dw",
+                 fill(fill("    const double G[${A}][3] = ${GT};\n"
+                           "    const float* mk = scratch + ${MAT} + i;  // (k, c) = i\n"
+                           "    double gm[${A}][3];  // M G\n"
+                           "    for (int r = 0; r < ${A}; ++r)\n"
+                           "      for (int q = 0; q < 3; ++q) {\n"
+                           "        double acc = 0.0;\n"
+                           "        for (int j = 0; j < ${A}; ++j) acc += (double)mk[(${I})(r * ${A} + j) * ${K} * "
+                           "${C}] * G[j][q];\n"
+                           "        gm[r][q] = acc;\n"
+                           "      }\n"
+                           "    for (int r = 0; r < 3; ++r)\n"
+                           "      for (int q = 0; q < 3; ++q) {\n"
+                           "        double acc = 0.0;\n"
+                           "        for (int j = 0; j < ${A}; ++j) acc += G[j][r] * gm[j][q];\n"
+                           "        dw[i * 9 + r * 3 + q] = (float)acc;\n"
+                           "      }\n",
+                           v),
+                      v),
+                 {NodeEmitter::scratch(), em.out()}, s.k * s.c);
   return {};
 }
 

@@ -23,7 +23,9 @@ enum class DeviceKind { Auto, Cpu, Cuda, Gpu = Cuda };
 /// The precision of the GPU's matrix products (convolutions, GEMMs): operands rounded to
 /// TF32, bfloat16 or float16 on tensor cores, fp32 accumulation. Tensors, parameters, gradients
 /// and optimizer state stay fp32 (the master weights), so it changes the products' rounding,
-/// not the model's memory. Fp32: exact fp32 products. The CPU computes Fp32 only.
+/// not the model's memory. Fp32: fp32 products, no TF32 (on a GPU the larger 3 x 3 stride-1
+/// convolutions sum in Winograd's F(4 x 4, 3 x 3), within fp32's rounding of the transforms;
+/// SHOAL_CUDA_WINOGRAD=0 keeps the direct sums). The CPU computes Fp32 only.
 enum class Precision { Fp32, Tf32, Bf16, Fp16 };
 
 /// The loss a Trainer minimises, over the model output TrainingOptions::output.

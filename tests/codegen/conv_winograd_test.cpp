@@ -1,6 +1,6 @@
 // Exact fp32 3 x 3 stride-1 convolutions in Winograd's F(m x m, 3 x 3) (CudaCodegenOptions::
 // fp32Winograd, codegen/cuda_kernels_winograd.cpp): forwards (bias, activation, a residual
-// program), data gradients and stride-1 transposed convolutions, on the CPU emulator and on a GPU
+// program), data and weight gradients and stride-1 transposed convolutions, on the CPU emulator and on a GPU
 // when there is one, against float64 sums written here. Winograd's sums are not the direct
 // ones, so the bound is its own: the unit roundoff 2^-24 times the additions on an output's path
 // (the channels, the transforms' 4 a, the bias) times the algorithm run in float64 on the
@@ -346,8 +346,81 @@ void checkDataGradient(const Case& cs, bool transpose, int m, const Runner& run,
   expectWithinWinograd(*got, want, winogradMagnitude(f, m), extra, cs.k, m);
 }
 
+// The weight gradient (x, dy) -> dw [k, c, 3, 3]: sums over the images and output pixels of
+// dy (n, k, oy, ox) x (n, c, oy - pt + r, ox - pl + q). The bound's magnitude: the algorithm
+// (F(3 x 3, m x m): G^T (sum over tiles of A dy A^T * B^T d B) G) on the magnitudes; its
+// reduction the tiles.
+void checkWeightGradient(const Case& cs, int m, const Runner& run, uint64_t seed) {
+  SCOPED_TRACE(fmt::format("weight gradient {} F({}x{}, 3x3)", cs.describe(), m, m));
+  Graph g("wg_dw");
+  const Location loc{"wg.mmd", 1, 1, "w"};
+  Value* x = layers::input(g, "x", {DType::F32, {cs.n, cs.c, cs.h, cs.w}}, loc);
+  Value* dy = layers::input(g, "dy", {DType::F32, {cs.n, cs.k, cs.oh(), cs.ow()}}, loc);
+  Attrs a = cs.attrs();
+  a.set("weight_shape", std::vector<int64_t>{cs.k, cs.c, 3, 3});
+  auto y = layers::addOp(g, OpKind::Conv2dBackwardWeight, {x, dy}, a, "dw", loc);
+  ASSERT_TRUE(y.has_value()) << y.error().str();
+  layers::output(g, *y, "y", loc);
+  EXPECT_EQ(winogradProducts(g, winogradOptions(m)), 1);
+  std::mt19937_64 rng(seed);
+  Tensor xt = randomTensor({cs.n, cs.c, cs.h, cs.w}, rng), dyt = randomTensor({cs.n, cs.k, cs.oh(), cs.ow()}, rng);
+  auto got = run(g, {}, {{"x", xt}, {"dy", dyt}}, m);
+  ASSERT_TRUE(got) << got.error().str();
+  ASSERT_EQ(got->shape(), (Shape{cs.k, cs.c, 3, 3}));
+  auto xAt = [&](int64_t n, int64_t c, int64_t iy, int64_t ix) {
+    return iy < 0 || iy >= cs.h || ix < 0 || ix >= cs.w ? 0.0 : double(xt.at(((n * cs.c + c) * cs.h + iy) * cs.w + ix));
+  };
+  auto dyAt = [&](int64_t n, int64_t k, int64_t oy, int64_t ox) {
+    return oy >= cs.oh() || ox >= cs.ow() ? 0.0 : double(dyt.at(((n * cs.k + k) * cs.oh() + oy) * cs.ow() + ox));
+  };
+  const int al = m + 2;
+  const int64_t th = (cs.oh() + m - 1) / m, tw = (cs.ow() + m - 1) / m;
+  const size_t count = size_t(cs.k * cs.c * 9);
+  std::vector<double> want(count, 0.0), mag(count, 0.0);
+  for (int64_t k = 0; k < cs.k; ++k)
+    for (int64_t c = 0; c < cs.c; ++c) {
+      Mat sum(size_t(al), std::vector<double>(size_t(al), 0.0));
+      for (int64_t n = 0; n < cs.n; ++n) {
+        for (int64_t oy = 0; oy < cs.oh(); ++oy)
+          for (int64_t ox = 0; ox < cs.ow(); ++ox)
+            for (int r = 0; r < 3; ++r)
+              for (int q = 0; q < 3; ++q)
+                want[size_t((k * cs.c + c) * 9 + r * 3 + q)] +=
+                    dyAt(n, k, oy, ox) * xAt(n, c, oy - cs.padding[0] + r, ox - cs.padding[1] + q);
+        for (int64_t ty = 0; ty < th; ++ty)
+          for (int64_t tx = 0; tx < tw; ++tx) {
+            Mat d(size_t(al), std::vector<double>(size_t(al), 0.0)), gy(size_t(m), std::vector<double>(size_t(m), 0.0));
+            for (int r = 0; r < al; ++r)
+              for (int q = 0; q < al; ++q)
+                d[size_t(r)][size_t(q)] = std::abs(xAt(n, c, ty * m - cs.padding[0] + r, tx * m - cs.padding[1] + q));
+            for (int r = 0; r < m; ++r)
+              for (int q = 0; q < m; ++q) gy[size_t(r)][size_t(q)] = std::abs(dyAt(n, k, ty * m + r, tx * m + q));
+            Mat am(size_t(al), std::vector<double>(size_t(m), 0.0));  // A = (A^T)^T
+            for (int u = 0; u < al; ++u)
+              for (int i = 0; i < m; ++i) am[size_t(u)][size_t(i)] = aT(m)[size_t(i)][size_t(u)];
+            const Mat v = absSandwich(bT(m), d, bT(m)), e = absSandwich(am, gy, am);
+            for (int i = 0; i < al; ++i)
+              for (int j = 0; j < al; ++j)
+                sum[size_t(i)][size_t(j)] += v[size_t(i)][size_t(j)] * e[size_t(i)][size_t(j)];
+          }
+      }
+      Mat gt(3, std::vector<double>(size_t(al), 0.0));  // G^T
+      for (int r = 0; r < 3; ++r)
+        for (int j = 0; j < al; ++j) gt[size_t(r)][size_t(j)] = gMat(m)[size_t(j)][size_t(r)];
+      const Mat w = absSandwich(gt, sum, gt);
+      for (int r = 0; r < 3; ++r)
+        for (int q = 0; q < 3; ++q) mag[size_t((k * cs.c + c) * 9 + r * 3 + q)] = w[size_t(r)][size_t(q)];
+    }
+  expectWithinWinograd(*got, want, mag, std::vector<double>(count, 0.0), cs.n * th * tw, m);
+}
+
+// A weight gradient of 512 tiles of F(2 x 2) and one tile of output a product: the cost model
+// splits its reduction (the slices' sums added per product, ImplicitGemm::batch with splits).
+const Case kSplitCase = {2, 8, 32, 32, 8, {1, 1, 1, 1}};
+
 void checkAll(const Runner& run) {
   uint64_t seed = 1;
+  checkWeightGradient(kSplitCase, 2, run, seed++);
   for (int m : {2, 4})
     for (const Case& cs : kCases) {
       checkForward(cs, Epilogue::None, m, run, seed++);
@@ -355,15 +428,30 @@ void checkAll(const Runner& run) {
       checkForward(cs, Epilogue::Residual, m, run, seed++);
       checkDataGradient(cs, false, m, run, seed++);
       checkDataGradient(cs, true, m, run, seed++);
+      checkWeightGradient(cs, m, run, seed++);
     }
 }
 
-TEST(ConvWinograd, ForwardsAndDataGradientsMatchFloat64WithinTheirBound) {
+TEST(ConvWinograd, ForwardsAndGradientsMatchFloat64WithinTheirBound) {
   if (!test::haveHostCompiler()) GTEST_SKIP() << "no host C++ compiler to build the emulated module";
+  {
+    // kSplitCase's products are split (a kernel adds the slices), the others' are not.
+    Graph g("wg_dw_split");
+    const Location loc{"wg.mmd", 1, 1, "w"};
+    const Case& cs = kSplitCase;
+    Value* x = layers::input(g, "x", {DType::F32, {cs.n, cs.c, cs.h, cs.w}}, loc);
+    Value* dy = layers::input(g, "dy", {DType::F32, {cs.n, cs.k, cs.oh(), cs.ow()}}, loc);
+    Attrs a = cs.attrs();
+    a.set("weight_shape", std::vector<int64_t>{cs.k, cs.c, 3, 3});
+    layers::output(g, *layers::addOp(g, OpKind::Conv2dBackwardWeight, {x, dy}, a, "dw", loc), "y", loc);
+    const auto names = kernels(g, winogradOptions(2));
+    EXPECT_TRUE(
+        std::any_of(names.begin(), names.end(), [](const std::string& k) { return k.ends_with("_wg_tc_sum"); }));
+  }
   checkAll(onEmulator);
 }
 
-TEST(ConvWinogradGpu, ForwardsAndDataGradientsMatchFloat64WithinTheirBound) {
+TEST(ConvWinogradGpu, ForwardsAndGradientsMatchFloat64WithinTheirBound) {
   if (auto dev = probeCudaDevice(0); !dev) GTEST_SKIP() << "no usable GPU: " << dev.error().message();
   checkAll(onGpu);
 }
