@@ -890,15 +890,15 @@ Expected<void> emitImplicitGemm(NodeEmitter& em, const ImplicitGemm& spec) {
   const std::string element =
       batched ? "    const ${I} m = i / ${N} % ${M};\n"
                 "    const int o = (int)(i % ${N}), bz = (int)(i / ((${I})${M} * ${N}));\n"
-                "    const ${I} at = ((${I})bz * ${M} + m) * ${N} + o, step = (${I})${BATCH} * ${M} * ${N};\n"
+                "    const ${I} part = ((${I})bz * ${M} + m) * ${N} + o, sliceFloats = (${I})${BATCH} * ${M} * ${N};\n"
               : "    const ${I} m = i / ${N};\n"
                 "    const int o = (int)(i % ${N});\n"
-                "    const ${I} at = m * ${N} + o, step = (${I})${M} * ${N};\n";
+                "    const ${I} part = m * ${N} + o, sliceFloats = (${I})${M} * ${N};\n";
   em.elementwise(spec.name + "tc_sum", params,
                  fill(fill(element + "    const float* partial = scratch + ${PARTIAL};\n"
                                      "    double total = 0.0;\n"
                                      "    for (int slice = 0; slice < ${SPLITS}; ++slice)\n"
-                                     "      total += (double)partial[slice * step + at];\n"
+                                     "      total += (double)partial[slice * sliceFloats + part];\n"
                                      "    const float s = (float)total;\n"
                                      "${EPILOGUE}",
                            sv),
