@@ -165,25 +165,33 @@ __device__ __forceinline__ void shoal_report_value(u64* status, int site, double
 }
 
 // ---- Winograd convolutions (codegen/cuda_kernels_winograd.cpp) ---------------------------
-// Element t (row t / a, column t % a; a = m + 2) of G g G^T, F(m x m, 3 x 3)'s transform of the
-// 3 x 3 filter g (row-major; rotated by 180 degrees when `flip`: the data gradient's), for m 2
-// or 4 (Lavin and Gray's interpolation points 0, +-1 and infinity; 0, +-1, +-2 and infinity), summed in double
-// and rounded once.
+// G[r][i] of F(m x m, 3 x 3), m 2 or 4 (Lavin and Gray's interpolation points 0, +-1 and
+// infinity; 0, +-1, +-2 and infinity): a function, not a table, so that no thread builds one
+// in local memory.
+__device__ __forceinline__ double shoal_winograd_g(int m, int r, int i) {
+  if (m == 2) return r == 0 ? (i == 0 ? 1.0 : 0.0) : r == 3 ? (i == 2 ? 1.0 : 0.0) : (r == 2 && i == 1 ? -0.5 : 0.5);
+  switch (r) {
+    case 0: return i == 0 ? 0.25 : 0.0;
+    case 1: return -1.0 / 6;
+    case 2: return i == 1 ? 1.0 / 6 : -1.0 / 6;
+    case 3: return i == 0 ? 1.0 / 24 : i == 1 ? 1.0 / 12 : 1.0 / 6;
+    case 4: return i == 0 ? 1.0 / 24 : i == 1 ? -1.0 / 12 : 1.0 / 6;
+    default: return i == 2 ? 1.0 : 0.0;
+  }
+}
+// Element t (row t / a, column t % a; a = m + 2) of G g G^T, the transform of the 3 x 3 filter
+// g (row-major; rotated by 180 degrees when `flip`: the data gradient's), summed in double and
+// rounded once.
 __device__ __forceinline__ float shoal_winograd_weight(const float* g, int t, int m, bool flip) {
-  const double g2[4][3] = {{1.0, 0.0, 0.0}, {0.5, 0.5, 0.5}, {0.5, -0.5, 0.5}, {0.0, 0.0, 1.0}};
-  const double g4[6][3] = {{0.25, 0.0, 0.0},
-                           {-1.0 / 6, -1.0 / 6, -1.0 / 6},
-                           {-1.0 / 6, 1.0 / 6, -1.0 / 6},
-                           {1.0 / 24, 1.0 / 12, 1.0 / 6},
-                           {1.0 / 24, -1.0 / 12, 1.0 / 6},
-                           {0.0, 0.0, 1.0}};
   const int a = m + 2, r = t / a, c = t % a;
   double s = 0.0;
-  for (int i = 0; i < 3; ++i)
-    for (int j = 0; j < 3; ++j) {
-      const double gi = m == 2 ? g2[r][i] : g4[r][i], gj = m == 2 ? g2[c][j] : g4[c][j];
-      s += gi * gj * (double)g[flip ? 8 - (3 * i + j) : 3 * i + j];
-    }
+#pragma unroll
+  for (int i = 0; i < 3; ++i) {
+    double row = 0.0;  // (g G^T)[i][c]
+#pragma unroll
+    for (int j = 0; j < 3; ++j) row += (double)g[flip ? 8 - (3 * i + j) : 3 * i + j] * shoal_winograd_g(m, c, j);
+    s += shoal_winograd_g(m, r, i) * row;
+  }
   return (float)s;
 }
 
