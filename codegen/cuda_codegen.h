@@ -206,8 +206,8 @@ struct CudaCodegenOptions {
   /// narrower products leave most of a tile's rows or stages padding, where the direct kernels
   /// win (the seed CNN's 32 filters over 1 x 3 x 3; resnet_mnist's 16 filters).
   int64_t fp32ConvGemmMinWidth = 64;
-  /// With tensorCores Off: 3 x 3 stride-1 convolutions (forwards, data gradients, stride-1
-  /// conv_transpose2d; one group, no dilation) in Winograd's F(m x m, 3 x 3), m this (2 or 4;
+  /// With tensorCores Off: 3 x 3 stride-1 convolutions (forwards, data and weight gradients,
+  /// stride-1 conv_transpose2d; one group, no dilation) in Winograd's F(m x m, 3 x 3), m this (2 or 4;
   /// 0: never), where they have at least fp32WinogradMinChannels channels (a multiple of 8) and
   /// filters and at least fp32WinogradMinMacs multiply-adds in the direct form
   /// (codegen/cuda_kernels_winograd.cpp): 4x fewer multiply-adds (F(2 x 2): 2.25x) on the
@@ -215,7 +215,7 @@ struct CudaCodegenOptions {
   /// error bounded by the transforms' additions as well as the channels' (RMS ~1e-6 of the
   /// outputs for F(4 x 4), ~1.5e-7 for F(2 x 2) and the direct sums). Measured on an H200
   /// (docs/PERF.md, "Winograd"): ResNet-18 fp32 batch 256 26.7 -> 15.6 ms, the training step
-  /// at 128 43.3 -> 35.6 ms with F(4 x 4); at batch 1 (a 3 x 3 layer 116 M multiply-adds, its
+  /// at 128 43.3 -> 27.9 ms with F(4 x 4); at batch 1 (a 3 x 3 layer 116 M multiply-adds, its
   /// grids tiny) the three kernels are slower than one, hence the threshold (2^30: batch 10 and
   /// more of ResNet's 3 x 3 layers).
   int fp32Winograd = 4;
