@@ -10,7 +10,8 @@
 //    Trainer::step() on random images and labels (on a GPU: resident there), median wall time
 //    per step (each step syncs to return its loss).
 // --precision tf32|bf16|fp16 runs the convolutions on tensor cores and the GEMMs in that
-// format (SessionOptions::precision); fp32, the default, is exact fp32 (direct convolutions).
+// format (SessionOptions::precision); fp32, the default, computes in fp32 (no TF32; implicit GEMMs on
+// the CUDA cores, the 3 x 3 stride-1 convolutions in Winograd's F(4 x 4, 3 x 3): SHOAL_CUDA_WINOGRAD).
 // bench/resnet_bench.sh runs it beside PyTorch.
 //
 //   resnet_bench --onnx resnet18.onnx [--device cuda|cpu] [--batches 1,32,256]

@@ -67,6 +67,16 @@ std::string combination(const std::vector<int>& row, const Term& term) {
   return out.empty() ? "0.0f" : out;
 }
 
+// The first pass of a transform L X R^T, as code: dst[u][q] = sum_j rows[u][j] src[j][q] for
+// every row u of L and column q < `width`.
+std::string rowsPass(const std::vector<std::vector<int>>& rows, const char* src, const char* dst, const char* width) {
+  std::string out = fmt::format("#pragma unroll\n    for (int q = 0; q < {}; ++q) {{\n", width);
+  for (size_t u = 0; u < rows.size(); ++u)
+    out += fmt::format("      {}[{}][q] = {};\n", dst, u,
+                       combination(rows[u], [src](int j) { return fmt::format("{}[{}][q]", src, j); }));
+  return out + "    }\n";
+}
+
 }  // namespace
 
 int winogradTile(const NodeEmitter& em, const WinogradConv& s) {
@@ -138,13 +148,8 @@ void emitInputTransform(NodeEmitter& em, const WinogradConv& s, int m, const Var
                    "      for (int q = 0; q < ${A}; ++q) {\n"
                    "        const int iy = y0 + r, ix = x0 + q;\n"
                    "        d[r][q] = iy >= 0 && iy < ${H} && ix >= 0 && ix < ${W} ? xc[iy * ${W} + ix] : 0.0f;\n"
-                   "      }\n"
-                   "#pragma unroll\n"
-                   "    for (int q = 0; q < ${A}; ++q) {\n";
-  for (int r = 0; r < a; ++r)
-    in += fmt::format("      t[{}][q] = {};\n", r,
-                      combination(bt[size_t(r)], [](int j) { return fmt::format("d[{}][q]", j); }));
-  in += "    }\n";
+                   "      }\n" +
+                   rowsPass(bt, "d", "t", "${A}");
   for (int r = 0; r < a; ++r)
     for (int q = 0; q < a; ++q)
       in += fmt::format("    vc[(${{I}}){} * ${{C}} * ${{PS}}] = {};\n", r * a + q,
@@ -208,15 +213,8 @@ Expected<void> emitWinogradConv(NodeEmitter& em, const WinogradConv& s, int m) {
       "#pragma unroll\n"
       "    for (int r = 0; r < ${A}; ++r)\n"
       "#pragma unroll\n"
-      "      for (int q = 0; q < ${A}; ++q) e[r][q] = mo[(${I})(r * ${A} + q) * ${K} * ${P}];\n"
-      "#pragma unroll\n"
-      "    for (int q = 0; q < ${A}; ++q) {\n";
-  for (int r = 0; r < m; ++r)
-    out += fmt::format("      t[{}][q] = {};\n", r,
-                       combination(at[size_t(r)], [](int j) { return fmt::format("e[{}][q]", j); }));
-  out +=
-      "    }\n"
-      "    const ${I} plane = (img * ${K} + o) * ((${I})${OH} * ${OW});\n";
+      "      for (int q = 0; q < ${A}; ++q) e[r][q] = mo[(${I})(r * ${A} + q) * ${K} * ${P}];\n" +
+      rowsPass(at, "e", "t", "${A}") + "    const ${I} plane = (img * ${K} + o) * ((${I})${OH} * ${OW});\n";
   for (int r = 0; r < m; ++r)
     for (int q = 0; q < m; ++q)
       out += fmt::format(
@@ -277,13 +275,10 @@ Expected<void> emitWinogradWeightGradient(NodeEmitter& em, const WinogradConv& s
                    "      for (int q = 0; q < ${M}; ++q) {\n"
                    "        const int oy = ty * ${M} + r, ox = tx * ${M} + q;\n"
                    "        g[r][q] = oy < ${OH} && ox < ${OW} ? gk[oy * ${OW} + ox] : 0.0f;\n"
-                   "      }\n"
-                   "#pragma unroll\n"
-                   "    for (int q = 0; q < ${M}; ++q) {\n";
-  for (int u = 0; u < a; ++u)
-    dt += fmt::format("      t[{}][q] = {};\n", u,
-                      combination(column(u), [](int j) { return fmt::format("g[{}][q]", j); }));
-  dt += "    }\n";
+                   "      }\n";
+  std::vector<std::vector<int>> aRows;  // A = (A^T)^T: the columns of A^T
+  for (int u = 0; u < a; ++u) aRows.push_back(column(u));
+  dt += rowsPass(aRows, "g", "t", "${M}");
   for (int u = 0; u < a; ++u)
     for (int w = 0; w < a; ++w)
       dt += fmt::format("    dc[(${{I}}){} * ${{K}} * ${{PS}}] = {};\n", u * a + w,

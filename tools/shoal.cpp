@@ -769,9 +769,11 @@ int main(int argc, char** argv) {
                    "report kernel-cache hits, misses and compile times, every checkpoint tensor the model ignores, "
                    "and where the wall time went (CUDA start-up, data loading, compiling, training, evaluation)");
   runCmd->add_flag("--tf32", run.tf32, "allow TF32 tensor-core GEMMs on the GPU (default: exact fp32)");
-  addPrecision(runCmd, run.precision,
-               "the GPU's matrix products (convolutions on tensor cores, GEMMs): fp32 (exact, the default), tf32, "
-               "bf16 or fp16 operands with fp32 accumulation; tensors and weights stay fp32");
+  addPrecision(
+      runCmd, run.precision,
+      "the GPU's matrix products (convolutions on tensor cores, GEMMs): fp32 (the default: fp32 arithmetic, no "
+      "TF32; large 3x3 stride-1 convolutions in Winograd's form unless SHOAL_CUDA_WINOGRAD=0), tf32, "
+      "bf16 or fp16 operands with fp32 accumulation; tensors and weights stay fp32");
   runCmd->add_flag("--autotune", run.autotune,
                    "on a GPU: time each implicit-GEMM convolution's tile and reduction "
                    "slices on the device (the first run for a model and device: a few variants compiled and timed), "
