@@ -64,9 +64,9 @@ for p in ${precisions//,/ }; do
       > "$OUT/profile_$p.txt" 2>&1 || tail -5 "$OUT/profile_$p.txt"
   fi
 done
-"$BUILD/shoal" dump "$OUT/resnet_bench_train.mmd" --train --memory -o "$OUT/memory.json" || true
+"$BUILD/shoal" dump "$OUT/resnet_bench_train.mmd" --train --memory --arch sm_90 -o "$OUT/memory.json" || true
 if [ "$ncu" = 1 ] && command -v ncu >/dev/null; then
-  ncu --section SpeedOfLight --kernel-name regex:_tc --launch-count 20 \
+  ncu --section SpeedOfLight --kernel-name 'regex:_tc$' --launch-count 20 \
     "$BUILD/resnet_bench" --onnx "$OUT/resnet18.onnx" --precision tf32 --batches 32 --runs 1 --train-batch 0 > "$OUT/ncu.txt" 2>&1 || true
 fi
 python3 - "$OUT" <<'PY'
@@ -84,7 +84,8 @@ for r in t["results"]:
 mem = None
 try:
     m = json.load(open(os.path.join(out, "memory.json")))
-    mem = (m.get("arena_bytes", 0) + m.get("persistent_bytes", 0)) / 2**20
+    # The GPU's whole footprint (plan + scratch + prepared + status; fp32, sm_90) where dump has it.
+    mem = m["gpu"]["device_bytes"] / 2**20 if "gpu" in m else (m.get("arena_bytes", 0) + m.get("persistent_bytes", 0)) / 2**20
 except Exception:  # noqa: BLE001
     pass
 for p in ("fp32", "tf32", "bf16", "fp16"):

@@ -173,16 +173,34 @@ int runDump(const CommonOptions& c, const DumpOptions& d) {
   }
   auto program = compileProgram(p->model->clone(), opts);
   if (!program) return reportError(program.error());
-  if (d.memory) text = memoryPlanJson(*program->graph, program->plan);
-  else if (d.cuda) {
-    // As `run --precision` generates it on a device of that architecture (wgmma on sm_90),
-    // under the same SHOAL_CUDA_* settings.
-    const CudaCodegenOptions cg =
-        CudaExecutableOptions::fromEnvironment().withPrecision(precisionMath(d.precision)).codegenOptions(d.arch);
+  // As `run --precision` generates it on a device of that architecture (wgmma on sm_90),
+  // under the same SHOAL_CUDA_* settings.
+  const CudaCodegenOptions cg =
+      CudaExecutableOptions::fromEnvironment().withPrecision(precisionMath(d.precision)).codegenOptions(d.arch);
+  if (d.memory) {
+    // The plan, then what the GPU executable allocates beside it: the module's scratch (split
+    // reductions' slices, packed operands, Winograd's transforms), its prepared parameters and
+    // its status words -- for the precision and architecture asked (they change the kernels).
+    auto j = nlohmann::ordered_json::parse(memoryPlanJson(*program->graph, program->plan));
+    auto src = generateCudaSource(*program, cg);
+    if (!src) return reportError(src.error());
+    const int64_t status = src->statusWords() * int64_t(sizeof(uint64_t));
+    nlohmann::ordered_json gpu;
+    gpu["precision"] = d.precision;
+    gpu["arch"] = d.arch.empty() ? "any" : d.arch;
+    gpu["scratch_bytes"] = src->scratchBytes;
+    gpu["prepared_bytes"] = src->preparedBytes;
+    gpu["status_bytes"] = status;
+    gpu["device_bytes"] =
+        program->plan.arenaBytes + program->plan.persistentBytes + src->scratchBytes + src->preparedBytes + status;
+    j["gpu"] = gpu;
+    text = j.dump(2) + "\n";
+  } else if (d.cuda) {
     auto src = generateCudaSource(*program, cg);
     if (!src) return reportError(src.error());
     text = src->source;
-  } else if (!d.afterAll) text = renderPipeline(*program->graph, *p, d.format);
+  } else if (!d.afterAll)
+    text = renderPipeline(*program->graph, *p, d.format);
   return emit(d.out, text) ? kOk : kUserError;
 }
 
@@ -716,10 +734,14 @@ int main(int argc, char** argv) {
   memOpt->excludes(cudaOpt);
   memOpt->excludes(afterAllOpt);
   cudaOpt->excludes(afterAllOpt);
-  addPrecision(dumpCmd, dump.precision, "with --cuda: the source for this precision (as run --precision)")
-      ->needs(cudaOpt);
-  dumpCmd->add_option("--arch", dump.arch, "with --cuda: the source for a device of this architecture (sm_90: wgmma)")
-      ->needs(cudaOpt);
+  // --precision and --arch pick the GPU module --cuda prints and --memory counts (its scratch
+  // and prepared parameters); without either they mean nothing, and are refused.
+  auto* dumpPrecision =
+      addPrecision(dumpCmd, dump.precision,
+                   "with --cuda or --memory: the source (the GPU's memory) for this precision (as run --precision)");
+  auto* dumpArch = dumpCmd->add_option("--arch", dump.arch,
+                                       "with --cuda or --memory: for a device of this architecture (sm_90: wgmma)");
+
   dumpCmd->add_option("-o,--output", dump.out, "write to this file instead of stdout");
 
   std::string arch = "sm_90";
@@ -828,7 +850,14 @@ int main(int argc, char** argv) {
   }
   try {
     if (check->parsed()) return runCheck(common);
-    if (dumpCmd->parsed()) return runDump(common, dump);
+    if (dumpCmd->parsed()) {
+      for (const CLI::Option* o : {dumpPrecision, dumpArch})
+        if (o->count() > 0 && !dump.cuda && !dump.memory) {
+          std::cerr << "error: dump " << o->get_name() << " goes with --cuda or --memory\n";
+          return kUserError;
+        }
+      return runDump(common, dump);
+    }
     if (compileCmd->parsed()) return runCompile(common, arch, verbose, compilePrecision);
     if (runCmd->parsed()) {
       run.args.assign(argv + 1, argv + argc);

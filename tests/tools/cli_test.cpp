@@ -118,6 +118,32 @@ TEST(Cli, DumpFormatsAndPassSelection) {
   auto j = nlohmann::json::parse(r.out);
   EXPECT_GT(j["arena_bytes"].get<int64_t>(), 0);
   EXPECT_GE(j["naive_bytes"].get<int64_t>(), j["peak_live_bytes"].get<int64_t>());
+  EXPECT_EQ(j["gpu"]["precision"], "fp32");
+  // The GPU module's own memory beside the plan: a bf16 training step on sm_90 splits its
+  // weight gradients' reductions into slices summed from scratch; the total is every block.
+  r = runCli("dump examples/resnet_mnist.mmd --train --memory --precision bf16 --arch sm_90");
+  ASSERT_EQ(r.exitCode, 0) << r.err;
+  j = nlohmann::json::parse(r.out);
+  const auto& gpu = j["gpu"];
+  EXPECT_EQ(gpu["precision"], "bf16");
+  EXPECT_EQ(gpu["arch"], "sm_90");
+  EXPECT_GT(gpu["scratch_bytes"].get<int64_t>(), 0);
+  EXPECT_GT(gpu["status_bytes"].get<int64_t>(), 0);
+  EXPECT_EQ(gpu["device_bytes"].get<int64_t>(), j["arena_bytes"].get<int64_t>() + j["persistent_bytes"].get<int64_t>() +
+                                                    gpu["scratch_bytes"].get<int64_t>() +
+                                                    gpu["prepared_bytes"].get<int64_t>() +
+                                                    gpu["status_bytes"].get<int64_t>());
+  // Inference prepares the convolutions' weights (packed for the tensor cores) once, in a
+  // block of its own.
+  r = runCli("dump examples/mnist_cnn.mmd --memory --precision tf32 --arch sm_90");
+  ASSERT_EQ(r.exitCode, 0) << r.err;
+  EXPECT_GT(nlohmann::json::parse(r.out)["gpu"]["prepared_bytes"].get<int64_t>(), 0);
+  // Without --cuda or --memory a precision or an architecture means nothing: refused.
+  for (std::string opt : {"--precision bf16", "--arch sm_90"}) {
+    r = runCli("dump examples/resnet_mnist.mmd " + opt);
+    EXPECT_EQ(r.exitCode, 1) << opt;
+    EXPECT_NE(r.err.find("goes with --cuda or --memory"), std::string::npos) << r.err;
+  }
 }
 
 TEST(Cli, DumpWritesFilesAtomically) {
@@ -216,7 +242,8 @@ TEST(Cli, PrecisionIsForTheGpuAndChecked) {
 
 TEST(Cli, DumpAndCompileShowTheKernelsOfAPrecision) {
   // The CUDA source for --precision tf32 holds the convolutions' tensor-core kernels (and
-  // their mma.sync products); fp32's holds none. --precision without --cuda is refused.
+  // their mma.sync products); fp32's holds none. --precision without --cuda (or --memory) is
+  // refused.
   auto fp32 = runCli("dump examples/conv.mmd --cuda");
   ASSERT_EQ(fp32.exitCode, 0) << fp32.err;
   EXPECT_EQ(fp32.out.find("_tc("), std::string::npos);
@@ -229,7 +256,7 @@ TEST(Cli, DumpAndCompileShowTheKernelsOfAPrecision) {
   EXPECT_NE(bf16.out.find("shoal_warp_mma_16bit(acc"), std::string::npos);
   auto alone = runCli("dump examples/conv.mmd --precision tf32");
   EXPECT_NE(alone.exitCode, 0);
-  EXPECT_NE(alone.err.find("--precision requires --cuda"), std::string::npos) << alone.err;
+  EXPECT_NE(alone.err.find("--precision goes with --cuda or --memory"), std::string::npos) << alone.err;
   EXPECT_EQ(alone.out, "");
 }
 
