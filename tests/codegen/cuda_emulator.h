@@ -295,10 +295,16 @@ class EmulatedModule {
 /// A region of emulated device memory followed by a guard: kGuardBytes of a known pattern,
 /// checked after every step, so a kernel that writes past the region's end fails the run
 /// naming itself instead of corrupting the host's heap (writes further out still crash).
+/// The pattern's bytes are all ones: NaN as every float, bfloat16 and half, so a kernel that
+/// reads past the region -- even a value it multiplies by zero, as a gather's zero-filled
+/// element meets the operand read beside it -- makes its outputs NaN and fails the comparison
+/// with the interpreter, where a finite pattern passed unseen (a 32-step stage read 16 steps
+/// past the packed weights: caught so on the emulator after compute-sanitizer caught it on
+/// the H200, docs/PERF.md 2026-12-04).
 class GuardedRegion {
  public:
   static constexpr size_t kGuardBytes = 4096;
-  static constexpr unsigned char kPattern = 0xA5;
+  static constexpr unsigned char kPattern = 0xFF;
   /// `bytes` of zeros, then the guard.
   void assign(size_t bytes) {
     bytes_ = bytes;
