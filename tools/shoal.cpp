@@ -181,18 +181,21 @@ int runDump(const CommonOptions& c, const DumpOptions& d) {
     // The plan, then what the GPU executable allocates beside it: the module's scratch (split
     // reductions' slices, packed operands, Winograd's transforms), its prepared parameters and
     // its status words -- for the precision and architecture asked (they change the kernels).
+    // A model the GPU cannot run still gets its plan, with the reason under "gpu".
     auto j = nlohmann::ordered_json::parse(memoryPlanJson(*program->graph, program->plan));
-    auto src = generateCudaSource(*program, cg);
-    if (!src) return reportError(src.error());
-    const int64_t status = src->statusWords() * int64_t(sizeof(uint64_t));
     nlohmann::ordered_json gpu;
     gpu["precision"] = d.precision;
     gpu["arch"] = d.arch.empty() ? "any" : d.arch;
-    gpu["scratch_bytes"] = src->scratchBytes;
-    gpu["prepared_bytes"] = src->preparedBytes;
-    gpu["status_bytes"] = status;
-    gpu["device_bytes"] =
-        program->plan.arenaBytes + program->plan.persistentBytes + src->scratchBytes + src->preparedBytes + status;
+    if (auto src = generateCudaSource(*program, cg); !src) {
+      gpu["unsupported"] = src.error().message();
+    } else {
+      const int64_t status = src->statusWords() * int64_t(sizeof(uint64_t));
+      gpu["scratch_bytes"] = src->scratchBytes;
+      gpu["prepared_bytes"] = src->preparedBytes;
+      gpu["status_bytes"] = status;
+      gpu["device_bytes"] =
+          program->plan.arenaBytes + program->plan.persistentBytes + src->scratchBytes + src->preparedBytes + status;
+    }
     j["gpu"] = gpu;
     text = j.dump(2) + "\n";
   } else if (d.cuda) {
