@@ -167,6 +167,13 @@ struct CudaModuleSource {
   std::vector<CudaProduct> products;   ///< the tensor-core products, in program order
   /// Status words the executor allocates: 1 + 2 * errorSites.size().
   int64_t statusWords() const { return 1 + 2 * int64_t(errorSites.size()); }
+  int64_t statusBytes() const { return statusWords() * int64_t(sizeof(uint64_t)); }
+  /// The device memory an executable of this module allocates over `plan` (one arena, one
+  /// persistent region): the plan's two regions, the status words, scratch and the prepared
+  /// region -- not cuBLAS's workspace, which the device context holds.
+  int64_t deviceBytes(const MemoryPlan& plan) const {
+    return plan.arenaBytes + plan.persistentBytes + statusBytes() + scratchBytes + preparedBytes;
+  }
 };
 
 /// Reads the status words after a step: the first error a kernel reported (in program order,

@@ -189,12 +189,10 @@ int runDump(const CommonOptions& c, const DumpOptions& d) {
     if (auto src = generateCudaSource(*program, cg); !src) {
       gpu["unsupported"] = src.error().message();
     } else {
-      const int64_t status = src->statusWords() * int64_t(sizeof(uint64_t));
       gpu["scratch_bytes"] = src->scratchBytes;
       gpu["prepared_bytes"] = src->preparedBytes;
-      gpu["status_bytes"] = status;
-      gpu["device_bytes"] =
-          program->plan.arenaBytes + program->plan.persistentBytes + src->scratchBytes + src->preparedBytes + status;
+      gpu["status_bytes"] = src->statusBytes();
+      gpu["device_bytes"] = src->deviceBytes(program->plan);
     }
     j["gpu"] = gpu;
     text = j.dump(2) + "\n";

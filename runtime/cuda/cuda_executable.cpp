@@ -257,6 +257,8 @@ CudaExecutableOptions CudaExecutableOptions::fromEnvironment() {
   o.fp32Winograd = int(winograd);
   integer("SHOAL_CUDA_WINOGRAD_MIN_CHANNELS", o.fp32WinogradMinChannels, any, "an integer");
   integer("SHOAL_CUDA_WINOGRAD_MIN_MACS", o.fp32WinogradMinMacs, any, "an integer");
+  integer(
+      "SHOAL_PROFILE_LAUNCHES", o.profileLaunches, [](long long v) { return v > 0; }, "a positive integer");
   o.autotune = envFlag("SHOAL_CUDA_AUTOTUNE");
   if (const char* tc = std::getenv("SHOAL_CUDA_TC_CONV")) {
     if (auto m = parseTensorCoreMath(tc)) {
@@ -560,7 +562,7 @@ Expected<std::unique_ptr<CudaExecutable>> CudaExecutable::create(Program program
     if (!r) return Unexpected(r.error());
     im.persistent->region = std::move(*r);
   }
-  const int64_t statusBytes = im.src.statusWords() * int64_t(sizeof(uint64_t));
+  const int64_t statusBytes = im.src.statusBytes();
   auto status = DeviceBlock::allocate(im.ctx, statusBytes, "status words");
   if (!status) return Unexpected(status.error());
   im.status = std::move(*status);

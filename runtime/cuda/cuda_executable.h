@@ -112,10 +112,12 @@ struct CudaExecutableOptions {
   /// Every product takes its candidate tile number tuningVariant (CudaCodegenOptions::
   /// tuningVariant: the autotuner's variants, and tests); -1: none.
   int tuningVariant = -1;
+  /// Slowest launches profileSummary lists. Default 12; SHOAL_PROFILE_LAUNCHES=N.
+  int64_t profileLaunches = 12;
   /// Fills graphs, syncEach, hostOutputs, inputsInPlace, horizontalUpdates, smallGemms, gemmEpilogues,
   /// programmaticLaunch, groupKernels, shareKernels, unitBytes, prepareParameters, wgmma, wgmmaTf32Gathered16,
   /// weightGradientColumns, convPairedTaps, convChannelsLastMinInput, fp32ConvGemmMinMacs, the fp32Winograd options,
-  /// autotune and tensorCores from the environment.
+  /// autotune, profileLaunches and tensorCores from the environment.
   static CudaExecutableOptions fromEnvironment();
   /// The codegen options these make for a device of architecture `arch` ("sm_90"; "" for
   /// none in particular): updates fused, tensor cores, small products generated where cuBLAS

@@ -5,7 +5,6 @@
 
 #include <algorithm>
 #include <chrono>
-#include <cstdlib>
 #include <cstring>
 #include <iostream>
 
@@ -369,10 +368,8 @@ std::string CudaExecutable::profileSummary() const {
     if (im.profileByLaunch[i].second > 0) order.push_back(i);
   std::sort(order.begin(), order.end(),
             [&](size_t a, size_t b) { return im.profileByLaunch[a].first > im.profileByLaunch[b].first; });
-  // SHOAL_PROFILE_LAUNCHES=N lists N of them (every one with a large N); 12 by default.
-  size_t listed = 12;
-  if (const char* n = std::getenv("SHOAL_PROFILE_LAUNCHES"); n && std::atoll(n) > 0) listed = size_t(std::atoll(n));
-  if (order.size() > listed) order.resize(listed);
+  // CudaExecutableOptions::profileLaunches of them (SHOAL_PROFILE_LAUNCHES).
+  if (order.size() > size_t(im.opts.profileLaunches)) order.resize(size_t(im.opts.profileLaunches));
   // A launch's floating-point operations: a tensor-core product's as codegen counted them
   // (CudaStep::flops), a cuBLAS product's 2 m n k per matrix; 0 for the rest.
   auto flops = [](const CudaStep& s) {

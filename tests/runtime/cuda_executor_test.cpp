@@ -128,6 +128,22 @@ TEST(CudaExecutableOptions, Fp32GemmThresholdFromTheEnvironment) {
   EXPECT_EQ(err, "shoal: warning: SHOAL_CUDA_FP32_GEMM_MIN_MACS=16M is not an integer; the default (16777216) stays\n");
 }
 
+// SHOAL_PROFILE_LAUNCHES: how many slowest launches the profile lists; a value that is not a
+// positive integer keeps 12 and says so.
+TEST(CudaExecutableOptions, ProfileLaunchesFromTheEnvironment) {
+  const char* old = std::getenv("SHOAL_PROFILE_LAUNCHES");
+  const std::string saved = old ? old : "";
+  setenv("SHOAL_PROFILE_LAUNCHES", "40", 1);
+  EXPECT_EQ(CudaExecutableOptions::fromEnvironment().profileLaunches, 40);
+  setenv("SHOAL_PROFILE_LAUNCHES", "0", 1);
+  testing::internal::CaptureStderr();
+  const int64_t zero = CudaExecutableOptions::fromEnvironment().profileLaunches;
+  const std::string err = testing::internal::GetCapturedStderr();
+  old ? setenv("SHOAL_PROFILE_LAUNCHES", saved.c_str(), 1) : unsetenv("SHOAL_PROFILE_LAUNCHES");
+  EXPECT_EQ(zero, 12);
+  EXPECT_EQ(err, "shoal: warning: SHOAL_PROFILE_LAUNCHES=0 is not a positive integer; the default (12) stays\n");
+}
+
 TEST(CudaExecutor, EveryOpMatchesTheInterpreter) {
   SHOAL_REQUIRE_GPU();
   for (DType dt : {DType::F32, DType::F64}) {
