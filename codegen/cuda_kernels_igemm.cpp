@@ -769,8 +769,11 @@ Expected<void> emitImplicitGemm(NodeEmitter& em, const ImplicitGemm& spec) {
                                   : "        partial[((${I})slice * ${M} + m) * ${N} + o] = s;\n"});
   // Scratch: the caller's own (its views), the packed B (unless prepared), then the slices' sums.
   const bool scratch = split || scratchPack > 0 || !spec.scratchViews.empty();
-  const std::string params = spec.params + (prepareB ? ", const float* __restrict__ packed" : "") +
-                             (scratch ? ", float* __restrict__ scratch" : "");
+  // The caller's parameters (none where the gathers read only scratch views), then these.
+  std::string params = spec.params;
+  auto addParam = [&params](const char* p) { params += (params.empty() ? "" : ", ") + std::string(p); };
+  if (prepareB) addParam("const float* __restrict__ packed");
+  if (scratch) addParam("float* __restrict__ scratch");
   std::string views;
   const int64_t reserved = (spec.scratchReserved + 3) / 4 * 4;  // the packed B 16-byte aligned
   for (const auto& [name, at] : spec.scratchViews) views += "  const float* " + name + " = scratch + " + intLit(at) + ";\n";

@@ -303,9 +303,7 @@ Expected<void> emitWinogradWeightGradient(NodeEmitter& em, const WinogradConv& s
   g.aLoad = fill("            src = dyt + ((${I})bz * ${K} + am) * ${PS} + k;\n            ok = true;\n", v);
   g.bVector = true;
   g.bLoad = fill("            src = vt + ((${I})bz * ${C} + bo) * ${PS} + k;\n            ok = true;\n", v);
-  g.epilogue = fill("        scratch[${MAT} + ((${I})bz * ${K} + m) * ${C} + o] = s;\n", v);
-  g.params = "const float* __restrict__ dy";
-  g.args = {s.gradient};
+  g.epilogue = fill("        scratch[${MAT} + ((${I})bz * ${K} + m) * ${C} + o] = s;\n", v);  // reads only scratch
   g.math = TensorCoreMath::Off;
   if (auto ok = emitImplicitGemm(em, g); !ok) return ok;
 
