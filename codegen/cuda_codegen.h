@@ -296,6 +296,15 @@ struct CudaCodegenOptions {
   /// first; wgmma's 16-bit form needs B in shared memory in the format, which a gathered B
   /// is not. Off: mma.sync in the format.
   bool wgmmaTf32Gathered16 = true;
+  /// With wgmma, a bfloat16 or float16 forward convolution whose channels are a multiple of 64
+  /// reads its input channels-last in the format: a first kernel converts x into scratch as
+  /// [n, h, w, c] 16-bit values, and the implicit GEMM copies 64 channels of a pixel (128
+  /// bytes) a stage row, 64 reduction steps a stage, both operands read by wgmma from shared
+  /// memory (ImplicitGemm::aHalf64) -- where the other 16-bit forwards gather fp32 planes 16
+  /// steps a stage and convert A in registers. Default: off -- written and checked on the CPU
+  /// emulator (descriptors and swizzle read as the hardware reads them) and compiled by NVRTC
+  /// for sm_90a, not yet run on a device (docs/PERF.md, 2026-12-04 (night)).
+  bool conv16ChannelsLast = false;
   /// A tensor-core weight gradient of at most 63 taps gathers x column-wise
   /// (ImplicitGemm::aColumn): 16 threads share a stage row of (channel, tap), one output pixel
   /// each, so a warp reads 16 neighbouring pixels of two taps (one or two cache lines) where 8

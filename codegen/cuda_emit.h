@@ -249,6 +249,18 @@ struct ImplicitGemm {
   /// is set, zero otherwise (kofs need not be valid then). Set, it replaces aRowSetup / aLoad /
   /// aGroup / aStride / aVector.
   std::string aColumnRow, aColumn;
+  /// A as 16-bit values of the math's format, 64 reduction steps a stage (a 16-bit forward
+  /// reading its input channels-last in the format: CudaCodegenOptions::conv16ChannelsLast):
+  /// aRowSetup runs once per row before the loop (`am` and `arow` in scope; the thread's row is
+  /// the same at every stage); aLoad, once a stage (`kt`, a multiple of 64, in scope), points
+  /// `const unsigned short* src` at the row's 64 consecutive values from reduction index kt and
+  /// sets `ok`, all of them in range or none (aBase: a valid pointer to 16-bit values). Both operands then reach
+  /// sm_90a's wgmma from shared memory (the packed B in 16-bit rows of 64 steps), in PTX's 128-byte swizzle. Needs the
+  /// wgmma option, a 16-bit math, B packed and red a multiple of 64; replaces the other forms of A gather.
+  bool aHalf64 = false;
+  /// With aHalf64: what aRowSetup declares that aLoad reads, as (type, name) -- kept per row
+  /// (a thread copies BM / 32 rows) from before the loop.
+  std::vector<std::pair<std::string, std::string>> aRowState;
   int aColumnBits = 32;
   /// kmask's type for aColumnBits.
   const char* columnMaskType() const { return aColumnBits == 64 ? "unsigned long long" : "unsigned"; }

@@ -218,7 +218,64 @@ Expected<void> convForwardTensorCore(NodeEmitter& em, const ConvGeom& g, const s
   // index type, which its largest operand chose.)
   const bool channelsLast = inputElems >= em.options().convChannelsLastMinInput && 3 * c4 <= 4 * g.c &&
                             (em.I() != "int" || indexType(g.n * g.h * g.w * c4) == "int");
-  if (channelsLast) {
+  // 16-bit channels last (CudaCodegenOptions::conv16ChannelsLast; sm_90a, bfloat16 or float16,
+  // channels in 64s): a first kernel converts x into scratch as [n, h, w, c] values of the
+  // format, and the implicit GEMM (ImplicitGemm::aHalf64) copies a pixel's 64 channels of one
+  // tap as a stage row: 64 reduction steps (tap, channel) a stage, 8 16-byte copies a row.
+  const TensorCoreMath math = em.options().tensorCores;
+  const bool half = em.options().conv16ChannelsLast && em.options().wgmma &&
+                    (math == TensorCoreMath::Bf16 || math == TensorCoreMath::Fp16) && g.c % 64 == 0;
+  if (half) {
+    const int64_t at = (spec.scratchReserved + 3) / 4 * 4, hw = g.h * g.w;
+    spec.scratchReserved = at + (g.n * hw * g.c + 1) / 2;  // two 16-bit values a float
+    spec.scratchViews = {{"xs", at}};
+    setVar(v, "HW", intLit(hw));
+    setVar(v, "XS_AT", intLit(at));
+    const int64_t pixelTiles = (hw + 31) / 32, channelTiles = g.c / 64;
+    setVar(v, "PT", intLit(pixelTiles));
+    setVar(v, "CT", intLit(channelTiles));
+    setVar(v, "TO16", math == TensorCoreMath::Bf16 ? "shoal_f32_to_bf16" : "shoal_f32_to_f16");
+    // A transpose through shared memory, a block per 32 pixels x 64 channels of an image:
+    // reads along the pixels of a channel (128 bytes a warp), writes a pixel's 64 channels as
+    // 32 pairs (128 bytes a warp).
+    em.kernel(
+        "cl16", "const float* __restrict__ x, float* __restrict__ scratch",
+        fill(fill("  __shared__ float tile[64][33];\n"
+                  "  const int tx = (int)threadIdx.x & 31, ty = (int)threadIdx.x >> 5;\n"
+                  "  const int p0 = (int)(blockIdx.x % ${PT}) * 32, c0 = (int)((blockIdx.x / ${PT}) % ${CT}) * 64;\n"
+                  "  const ${I} n = (${I})(blockIdx.x / (${PT} * ${CT}));\n"
+                  "  for (int r = ty; r < 64; r += 8) {\n"
+                  "    const int p = p0 + tx;\n"
+                  "    tile[r][tx] = p < ${HW} ? x[(n * ${C} + c0 + r) * (${I})${HW} + p] : 0.0f;\n"
+                  "  }\n"
+                  "  __syncthreads();\n"
+                  "  unsigned* xs = reinterpret_cast<unsigned*>(scratch + ${XS_AT});\n"
+                  "  for (int r = ty; r < 32; r += 8) {\n"
+                  "    const int p = p0 + r;\n"
+                  "    if (p < ${HW})\n"
+                  "      xs[((n * ${HW} + p) * ${C} + c0) / 2 + tx] =\n"
+                  "          (unsigned)${TO16}(tile[2 * tx][r]) | ((unsigned)${TO16}(tile[2 * tx + 1][r]) << 16);\n"
+                  "  }\n",
+                  v),
+             {{"I", em.I()}}),
+        {input.value_or(em.in(0)), NodeEmitter::scratch()}, unsigned(g.n * pixelTiles * channelTiles));
+    spec.aHalf64 = true;
+    spec.aBase = "xs";
+    spec.aRowSetup = fill(
+        "    const int aox = (int)(am % ${OW}), aoy = (int)((am / ${OW}) % ${OH});\n"
+        "    const ${I} pbase = (am / ((${I})${OW} * ${OH})) * (${I})${HW};\n",
+        v);
+    spec.aRowState = {{"int", "aox"}, {"int", "aoy"}, {"${I}", "pbase"}};
+    spec.aLoad = fill(
+        "          const int tap = kt / ${C}, c = kt % ${C}, ki = tap / ${KW}, kj = tap % ${KW};\n"
+        "          const int iy = ${IYA}, ix = ${IXA};\n"
+        "          if (iy >= 0 && iy < ${H} && ix >= 0 && ix < ${W}) {\n"
+        "            src = (const unsigned short*)xs + (pbase + iy * ${W} + ix) * (${I})${C} + c;\n"
+        "            ok = true;\n"
+        "          }\n",
+        v);
+    spec.bPacked = fill("w[((${I})o * ${C} + k % ${C}) * ${KK} + k / ${C}]", v);
+  } else if (channelsLast) {
     const int64_t at = (spec.scratchReserved + 3) / 4 * 4, hw = g.h * g.w;
     spec.scratchReserved = at + g.n * hw * c4;
     spec.scratchViews = {{"xs", at}};

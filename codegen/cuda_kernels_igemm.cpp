@@ -55,6 +55,9 @@ struct Tile {
 // columns take ~250: one block). It is chosen over the larger tile by their grid costs
 // (simtGridCost): where the larger tile's grid would leave a wave part-empty.
 constexpr Tile kSquare{128, 128, 2}, kTall{256, 64, 4}, kSimt{128, 64, 2};
+// ImplicitGemm::aHalf64's tiles: 128 x 128 and, for at most 64 columns, 128 x 64 (kSimt's
+// extents; a stage of 64 steps is 128-byte rows, so 256 rows of A would take 32 KB a stage).
+constexpr Tile kHalfNarrow = kSimt;
 // The most slices a reduction of `red` steps may be cut in: each at least minSlice long.
 int64_t mostSplits(int64_t red, int64_t minSlice) { return std::max<int64_t>(1, red / std::max<int64_t>(minSlice, 16)); }
 
@@ -131,6 +134,10 @@ std::vector<ProductTile> productCandidates(const ImplicitGemm& spec) {
   };
   const bool simt = spec.math == TensorCoreMath::Off;
   Tile model = tileFor(spec.cols), other = model.bm == kTall.bm ? kSquare : kTall;
+  if (spec.aHalf64) {  // 64-step stages: 128 x 128 or 128 x 64 (kHalfNarrow)
+    model = spec.cols <= 64 ? kHalfNarrow : kSquare;
+    other = spec.cols <= 64 ? kSquare : kHalfNarrow;
+  }
   // kSimt's slices by its own grid cost; the larger tiles' as the tensor cores' (waveBlocks).
   auto slices = [&](const Tile& t) {
     if (spec.splits > 0) return spec.splits;
@@ -631,6 +638,83 @@ MultiplyPath wgmma16Path(const Tile& tile, TensorCoreMath math) {
   return p;
 }
 
+// aHalf64's copies (both operands 16-bit, 64 reduction steps a stage: 128-byte rows, chunk j
+// of row r at chunk j ^ (r & 7), PTX's 128-byte swizzle): 8 threads a row, one 16-byte chunk
+// each, so a warp copies 4 whole rows (4 x 128 contiguous bytes); A's BM rows in BM / 32
+// passes, each pass's row state (aRowState) and whether the row exists kept from before the
+// loop (half64Rows), then B's BN packed rows.
+std::string half64Copies(const ImplicitGemm& spec, const Tile& tile) {
+  std::string s;
+  for (int p = 0; p < tile.bm / 32; ++p) {
+    std::string state;
+    for (const auto& [type, name] : spec.aRowState)
+      state += fmt::format("        const {0} {1} = {1}_s[{2}];\n", type, name, p);
+    s += fmt::format(
+        "      {{\n"
+        "        const int ar = {0} + (tid >> 3);\n"
+        "{1}"
+        "        const unsigned short* src = (const unsigned short*){2};\n"
+        "        bool ok = false;\n"
+        "        if (arows & {3}u) {{\n"
+        "{4}"
+        "        }}\n"
+        "        shoal_cp_async_f32x4_aligned(stage + ar * 128 + ((ch ^ (ar & 7)) << 4), (const float*)(src + ch * 8), "
+        "ok);\n"
+        "      }}\n",
+        p * 32, state, spec.aBase, 1u << p, spec.aLoad);
+  }
+  for (int p = 0; p < tile.bn / 32; ++p)
+    s += fmt::format(
+        "      {{\n"
+        "        const int br = {0} + (tid >> 3);\n"
+        "        const bool ok = o0 + br < ${{N}};\n"
+        "        const unsigned short* src = (const unsigned short*)packed + (ok ? (${{I}})(o0 + br) * ${{KP}} + kt : "
+        "0);\n"
+        "        shoal_cp_async_f32x4_aligned(stage + {1} + br * 128 + ((ch ^ (br & 7)) << 4), (const float*)(src + ch "
+        "* 8), ok);\n"
+        "      }}\n",
+        p * 32, tile.bm * 128);
+  return s;
+}
+
+// Before aHalf64's loop: each of a thread's A rows' state (aRowSetup's aRowState, by pass) and
+// whether it exists (bit p of arows); `ch`, the thread's chunk of every row it copies.
+std::string half64Rows(const ImplicitGemm& spec, const Tile& tile) {
+  const int passes = tile.bm / 32;
+  std::string s = "  const int ch = tid & 7;\n  unsigned arows = 0;\n";
+  for (const auto& [type, name] : spec.aRowState) s += fmt::format("  {} {}_s[{}];\n", type, name, passes);
+  std::string save;
+  for (const auto& [type, name] : spec.aRowState) save += fmt::format("    {0}_s[p] = {0};\n", name);
+  return s + fmt::format(
+                 "#pragma unroll\n"
+                 "  for (int p = 0; p < {0}; ++p) {{\n"
+                 "    const ${{I}} am = m0 + p * 32 + (tid >> 3);\n"
+                 "    const bool arow = am < ${{M}};\n"
+                 "{1}"
+                 "{2}"
+                 "    if (arow) arows |= 1u << p;\n"
+                 "  }}\n",
+                 passes, spec.aRowSetup, save);
+}
+
+// aHalf64's products (bfloat16 / float16 on sm_90a, both operands from the stage): the
+// warpgroups and accumulators of wgmmaPath (BM 128: one m64 product a warpgroup); each 64-step
+// stage is four m64nBNk16 products, A's 64 rows of the warpgroup and B's rows read through
+// 128-byte-swizzled descriptors 32 bytes (16 steps) apart.
+MultiplyPath half64Path(const Tile& tile, TensorCoreMath math) {
+  MultiplyPath p = wgmmaPath(tile);
+  p.steps = fmt::format(
+      "    const shoal_saddr st = sbase + cur * (kStageFloats * 4);\n"
+      "    shoal_wgmma_fence();\n"
+      "#pragma unroll\n"
+      "    for (int ks = 0; ks < 4; ++ks)\n"
+      "      shoal_wgmma_ss16_n{0}(acc[0], shoal_wgmma_desc_sw128(st + wg * 8192 + ks * 32),\n"
+      "                            shoal_wgmma_desc_sw128(st + {1} + ks * 32), {2});\n"
+      "    shoal_wgmma_commit();\n",
+      tile.bn, tile.bm * 128, math == TensorCoreMath::Bf16 ? "true" : "false");
+  return p;
+}
+
 }  // namespace
 
 Expected<void> emitImplicitGemm(NodeEmitter& em, const ImplicitGemm& spec) {
@@ -660,10 +744,16 @@ Expected<void> emitImplicitGemm(NodeEmitter& em, const ImplicitGemm& spec) {
   const int64_t splits = product.chosen.splits;
   em.addProduct(std::move(product));
   const int64_t rowTiles = (spec.rows + tile.bm - 1) / tile.bm, colTiles = (spec.cols + tile.bn - 1) / tile.bn;
-  // Reduction steps of 16 per slice (whole steps, so slices never share one).
-  const int64_t steps = (spec.red + 15) / 16;
-  const int64_t perSlice = (steps + splits - 1) / splits * 16;
   const bool sixteenBit = spec.math == TensorCoreMath::Bf16 || spec.math == TensorCoreMath::Fp16;
+  // A and B both 16-bit, 64 steps a stage (ImplicitGemm::aHalf64).
+  const bool half64 = spec.aHalf64;
+  if (half64 && (!em.options().wgmma || !sixteenBit || spec.bPacked.empty() || spec.red % 64 != 0 ||
+                 !spec.aColumn.empty() || tile.bm != 128))
+    return em.unsupported("aHalf64 needs wgmma, a 16-bit math, B packed, whole 64-steps and 128-row tiles");
+  const int kstep = half64 ? 64 : 16;
+  // Reduction steps of kstep per slice (whole steps, so slices never share one).
+  const int64_t steps = (spec.red + kstep - 1) / kstep;
+  const int64_t perSlice = (steps + splits - 1) / splits * kstep;
   // Off: exact fp32 FMAs on the CUDA cores (simtPath), the operands as they are.
   const bool simt = spec.math == TensorCoreMath::Off;
   // B packed by a first kernel into scratch as rows of kp (red rounded up to whole 16-steps,
@@ -678,15 +768,19 @@ Expected<void> emitImplicitGemm(NodeEmitter& em, const ImplicitGemm& spec) {
   // GEMM whose B is gathered (the weight gradient's) multiplies in TF32 through wgmma instead
   // (CudaCodegenOptions::wgmmaTf32Gathered16), else on mma.sync. Else mma.sync from ldmatrix
   // fragments.
-  const bool wgmma16 = em.options().wgmma && sixteenBit && packB;
+  const bool wgmma16 = em.options().wgmma && sixteenBit && packB && !half64;
   const bool wgmma = em.options().wgmma && (spec.math == TensorCoreMath::Tf32 ||
                                             (sixteenBit && !packB && em.options().wgmmaTf32Gathered16));
   // A stage: BM rows of 16 fp32 words (64 bytes), then BN rows of B -- 64 bytes of fp32, or 32
   // bytes of 16-bit values with wgmma16.
-  const int stageFloats = tile.bm * 16 + tile.bn * (wgmma16 ? 8 : 16);
-  const int64_t kp = (spec.red + 15) / 16 * 16;
-  // Floats the packed B takes (16-bit values two to a float with wgmma16).
-  const int64_t packFloats = packB ? (wgmma16 ? spec.batch * spec.cols * kp / 2 : spec.batch * spec.cols * kp) : 0;
+  // aHalf64: BM then BN rows of 64 16-bit values (128 bytes); 3 stages of 128 x 128 (32 KB
+  // each) or 4 of 128 x 64 (24 KB): 96 KB, two blocks an SM.
+  const int stageFloats = half64 ? (tile.bm + tile.bn) * 32 : tile.bm * 16 + tile.bn * (wgmma16 ? 8 : 16);
+  const int stages = half64 ? (tile.bn == 128 ? 3 : 4) : kStages;
+  const int64_t kp = (spec.red + kstep - 1) / kstep * kstep;
+  // Floats the packed B takes (16-bit values two to a float with wgmma16 and aHalf64).
+  const bool pack16 = wgmma16 || half64;
+  const int64_t packFloats = packB ? (pack16 ? spec.batch * spec.cols * kp / 2 : spec.batch * spec.cols * kp) : 0;
   const bool batched = spec.batch > 1;
   const Value* bSource = spec.bSource.kind == CudaArgKind::Value ? spec.bSource.value : nullptr;
   const bool prepareB = packB && em.options().prepareParameters && bSource && bSource->def() &&
@@ -729,23 +823,28 @@ Expected<void> emitImplicitGemm(NodeEmitter& em, const ImplicitGemm& spec) {
   // Interleaved, a thread's elements span 13 steps of its 16-step tile: whole when red is too.
   b.wholeGroups = packB || (!b.groupSetup.empty() && spec.red % (b.interleaved ? 16 : 4) == 0);
   const bool columns = !spec.aColumn.empty();
-  const std::string copies = (columns ? columnCopies(spec, tile) : copyCode(a)) +
-                             (wgmma16 ? packed16Copies(tile) : copyCode(b));
+  const std::string copies =
+      half64 ? half64Copies(spec, tile)
+             : (columns ? columnCopies(spec, tile) : copyCode(a)) + (wgmma16 ? packed16Copies(tile) : copyCode(b));
   Vars v = {{"I", em.I()},
             {"M", intLit(spec.rows)},
             {"N", intLit(spec.cols)},
             {"K", intLit(spec.red)},
             {"BM", std::to_string(tile.bm)},
             {"BN", std::to_string(tile.bn)},
-            {"STAGES", std::to_string(kStages)},
+            {"STAGES", std::to_string(stages)},
+            {"KSTEP", std::to_string(kstep)},
             {"STAGE_FLOATS", std::to_string(stageFloats)},
             {"ROW_TILES", intLit(rowTiles)},
             {"PER_SLICE", intLit(perSlice)},
             {"KP", intLit(kp)},
             {"COPIES", copies},
-            {"BEFORE_LOOP", columns ? columnRows(spec, tile) : holeZeros(a, spec.aHoles)},
+            {"BEFORE_LOOP", half64    ? half64Rows(spec, tile)
+                            : columns ? columnRows(spec, tile)
+                                      : holeZeros(a, spec.aHoles)},
             {"WARPS_M", std::to_string(tile.warpsM)}};
   const MultiplyPath path = simt      ? simtPath(tile)
+                            : half64  ? half64Path(tile, spec.math)
                             : wgmma   ? wgmmaPath(tile)
                             : wgmma16 ? wgmma16Path(tile, spec.math)
                                       : mmaSyncPath(tile, spec.math, packB);
@@ -791,8 +890,8 @@ Expected<void> emitImplicitGemm(NodeEmitter& em, const ImplicitGemm& spec) {
     // A's fragments (slot 2t holds step t, 2t + 1 step t + 4, 2t + 8 step t + 8, 2t + 9 step
     // t + 12; mmaSteps), one 16-bit value a thread.
     const std::string value =
-        wgmma16 ? std::string(spec.math == TensorCoreMath::Bf16 ? "shoal_f32_to_bf16(" : "shoal_f32_to_f16(") +
-                      spec.bPacked + ")"
+        pack16 ? std::string(spec.math == TensorCoreMath::Bf16 ? "shoal_f32_to_bf16(" : "shoal_f32_to_f16(") +
+                     spec.bPacked + ")"
         : sixteenBit || simt ? spec.bPacked
                              : "__uint_as_float(shoal_to_tf32(" + spec.bPacked + "))";
     // A batch's B (ImplicitGemm::batch): product bz's rows after the previous products'.
@@ -804,15 +903,18 @@ Expected<void> emitImplicitGemm(NodeEmitter& em, const ImplicitGemm& spec) {
         {"AT", intLit(reserved)},
         {"N", intLit(spec.cols)},
         {"O", batched ? "(int)(i / ${KP} % ${N}), bz = (int)(i / ((${I})${N} * ${KP}))" : "(int)(i / ${KP})"}};
-    const std::string perElement = wgmma16 ? "    const int o = ${O}, j = (int)(i % ${KP});\n"
-                                             "    const int k = (j & ~15) + (j & 8) + ((j & 7) >> 1) + (j & 1) * 4;\n" +
-                                                 std::string(prepareB ? "    ((unsigned short*)prepared)[i]"
-                                                                      : "    ((unsigned short*)(scratch + ${AT}))[i]") +
-                                                 " = k < ${K} ? ${EXPR} : (unsigned short)0;\n"
-                                           : "    const int o = ${O}, k = (int)(i % ${KP});\n" +
-                                                 std::string(prepareB ? "    prepared[i]" : "    scratch[${AT} + i]") +
-                                                 " = k < ${K} ? ${EXPR} : 0.0f;\n";
-    const int64_t packed = wgmma16 ? spec.batch * spec.cols * kp : packFloats;  // elements the kernel writes
+    // aHalf64's rows are the reduction in order (A's copies are the same steps in order).
+    const std::string perElement =
+        pack16 ? std::string("    const int o = ${O}, j = (int)(i % ${KP});\n") +
+                     (half64 ? "    const int k = j;\n"
+                             : "    const int k = (j & ~15) + (j & 8) + ((j & 7) >> 1) + (j & 1) * 4;\n") +
+                     std::string(prepareB ? "    ((unsigned short*)prepared)[i]"
+                                          : "    ((unsigned short*)(scratch + ${AT}))[i]") +
+                     " = k < ${K} ? ${EXPR} : (unsigned short)0;\n"
+               : "    const int o = ${O}, k = (int)(i % ${KP});\n" +
+                     std::string(prepareB ? "    prepared[i]" : "    scratch[${AT} + i]") +
+                     " = k < ${K} ? ${EXPR} : 0.0f;\n";
+    const int64_t packed = pack16 ? spec.batch * spec.cols * kp : packFloats;  // elements the kernel writes
     if (prepareB) {
       em.elementwise(spec.name + "tc_b", "const float* __restrict__ w, float* __restrict__ prepared",
                      fill(fill(fill(perElement, pv), pv), pv), {spec.bSource, preparedB}, packed);
@@ -834,7 +936,7 @@ Expected<void> emitImplicitGemm(NodeEmitter& em, const ImplicitGemm& spec) {
                 "${COLUMN_ORIGIN}"
                 "  const int kBegin = slice * ${PER_SLICE};\n"
                 "  const int kEnd = kBegin + ${PER_SLICE} < ${K} ? kBegin + ${PER_SLICE} : ${K};\n"
-                "  const int tiles = (kEnd - kBegin + 15) / 16;\n"
+                "  const int tiles = (kEnd - kBegin + ${KSTEP} - 1) / ${KSTEP};\n"
                 "${BEFORE_LOOP}"
                 "  // Stage s's copies: the A rows, then the B rows, of the tile at reduction index kt.\n"
                 "  auto load = [&](int s, int kt) {\n"
@@ -845,7 +947,7 @@ Expected<void> emitImplicitGemm(NodeEmitter& em, const ImplicitGemm& spec) {
                 "  // The first kStages - 1 stages in flight (a commit per stage, empty past the end, so\n"
                 "  // that waiting for all but kStages - 2 groups always means: this step's stage landed).\n"
                 "  for (int s = 0; s < kStages - 1; ++s) {\n"
-                "    if (s < tiles) load(s, kBegin + s * 16);\n"
+                "    if (s < tiles) load(s, kBegin + s * ${KSTEP});\n"
                 "    shoal_cp_async_commit();\n"
                 "  }\n"
                 "  for (int step = 0; step < tiles; ++step) {\n"
@@ -853,7 +955,7 @@ Expected<void> emitImplicitGemm(NodeEmitter& em, const ImplicitGemm& spec) {
                 "${STAGE_READY}"
                 "    __syncthreads();  // this step's stage is everyone's; the previous stage is free\n"
                 "    const int next = step + kStages - 1;\n"
-                "    if (next < tiles) load(next % kStages, kBegin + next * 16);\n"
+                "    if (next < tiles) load(next % kStages, kBegin + next * ${KSTEP});\n"
                 "    shoal_cp_async_commit();\n"
                 "    const int cur = step % kStages;\n"
                 "${MMA_STEPS}"
@@ -866,7 +968,7 @@ Expected<void> emitImplicitGemm(NodeEmitter& em, const ImplicitGemm& spec) {
                 v),
            v);
   em.kernel(spec.name + "tc", params, body, args, unsigned(rowTiles * splits), unsigned(colTiles * spec.batch),
-            unsigned(kStages * stageFloats * sizeof(float)));
+            unsigned(stages * stageFloats * sizeof(float)));
   em.setFlops(spec.flops > 0 ? spec.flops
                              : 2.0 * double(spec.batch) * double(spec.rows) * double(spec.cols) * double(spec.red));
   // Two blocks an SM (their stages fit in shared memory): the column-wise copies' per-row
@@ -876,7 +978,7 @@ Expected<void> emitImplicitGemm(NodeEmitter& em, const ImplicitGemm& spec) {
   // thread and two sets of B columns spilled 68-104 bytes at 128 (the batch-128 training step
   // 44.9 ms unbounded, 46.6 bounded; H200). kSimt, exact fp32's 128 x 64, always: 128 registers
   // without spills (ptxas, every form of gather).
-  if ((columns && spec.aColumnBits == 32 && !simt) || (simt && isSimtTile(tile))) em.setMinBlocks(2);
+  if ((columns && spec.aColumnBits == 32 && !simt) || (simt && isSimtTile(tile)) || half64) em.setMinBlocks(2);
   if (scratch)
     em.needScratch((reserved + scratchPack + (split ? splits * spec.batch * spec.rows * spec.cols : 0)) *
                    int64_t(sizeof(float)));

@@ -69,6 +69,33 @@ std::string wgmma16Call(int n) {
       n, variant("bf16"), variant("f16"));
 }
 
+// One wgmma.mma_async m64nNk16 call with 16-bit operands both read through descriptors
+// (bf16 or f16, as wgmma16Call), A and B K-major (trans-a and trans-b 0).
+std::string wgmmaSs16Call(int n) {
+  const int regs = n / 2;
+  const auto [list, outs] = accumulatorOperands(n);
+  auto variant = [&](const char* type) {
+    return fmt::format(
+        "    asm volatile(\"{{\\n.reg .pred p;\\nsetp.ne.b32 p, %{4}, 0;\\n\"\n"
+        "                 \"wgmma.mma_async.sync.aligned.m64n{0}k16.f32.{5}.{5} {{{1}}}, %{2}, %{3}, p, 1, 1, 0, "
+        "0;\\n}}\\n\"\n"
+        "                 : {6}\n"
+        "                 : \"l\"(a), \"l\"(b), \"r\"(1));\n",
+        n, list, regs, regs + 1, regs + 2, type, outs);
+  };
+  return fmt::format(
+      "__device__ __forceinline__ void shoal_wgmma_ss16_n{0}(float* d, shoal_wgmma_desc a, shoal_wgmma_desc b, bool "
+      "bf16) {{\n"
+      "#if SHOAL_WGMMA_HW\n"
+      "  if (bf16)\n{1}"
+      "  else\n{2}"
+      "#else\n"
+      "  shoal_wgmma_ss16_emulated(d, a, b, {0}, bf16);\n"
+      "#endif\n"
+      "}}\n",
+      n, variant("bf16"), variant("f16"));
+}
+
 }  // namespace
 
 std::string wgmmaPrelude() {
@@ -109,6 +136,13 @@ __device__ __forceinline__ shoal_wgmma_desc shoal_wgmma_desc_sw64(shoal_saddr st
 __device__ __forceinline__ shoal_wgmma_desc shoal_wgmma_desc_sw32(shoal_saddr start) {
   return shoal_wgmma_desc_make(start, 256, 3);
 }
+// The same for rows of 128 bytes (64 bfloat16 or float16 values: a 64-step stage row) in PTX's
+// 128-byte swizzle mode (address bits 4-6 XORed with bits 7-9: chunk j of row r at chunk
+// j ^ (r & 7), the tile 1024-byte aligned), 8-row groups 1024 bytes apart; `start` may point
+// 32 k bytes into the rows (reduction steps 16 k on).
+__device__ __forceinline__ shoal_wgmma_desc shoal_wgmma_desc_sw128(shoal_saddr start) {
+  return shoal_wgmma_desc_make(start, 1024, 1);
+}
 // Makes this thread's completed shared-memory writes (cp.async's) visible to the tensor cores'
 // reads (the async proxy); before the barrier that hands a stage to them.
 __device__ __forceinline__ void shoal_fence_proxy_async() {
@@ -145,15 +179,16 @@ __device__ __forceinline__ void shoal_wgmma_hold(float& r) {
 // The emulator's wgmma: element (row, k) of a descriptor's tile, read where the hardware reads
 // it (the 64-byte swizzle applied to the computed address) and truncated to TF32 (the tensor
 // cores ignore an fp32 operand's low 13 mantissa bits).
-// The address of byte `byte` of row `row` of a descriptor's tile: rows of 64 bytes (64-byte
-// swizzle: bits 4-5 ^= bits 7-8) or 32 bytes (32-byte swizzle: bit 4 ^= bit 7), 8-row groups
-// the descriptor's stride apart, the swizzle applied to the computed address.
+// The address of byte `byte` of row `row` of a descriptor's tile: rows of 128 bytes (128-byte
+// swizzle: bits 4-6 ^= bits 7-9), 64 bytes (64-byte swizzle: bits 4-5 ^= bits 7-8) or 32 bytes
+// (32-byte swizzle: bit 4 ^= bit 7), 8-row groups the descriptor's stride apart, the swizzle
+// applied to the computed address.
 __device__ inline unsigned long long shoal_wgmma_address(const shoal_wgmma_desc& d, int row, int byte) {
   const unsigned mode = (unsigned)(d.bits >> 62);
-  if ((mode != 2 && mode != 3) || (d.bits & 0x3FFFu) != ((d.addr & 0x3FFFFu) >> 4)) __builtin_trap();
-  const unsigned long long sbo = ((d.bits >> 32) & 0x3FFFu) << 4, pitch = mode == 2 ? 64 : 32;
+  if (mode == 0 || (d.bits & 0x3FFFu) != ((d.addr & 0x3FFFFu) >> 4)) __builtin_trap();
+  const unsigned long long sbo = ((d.bits >> 32) & 0x3FFFu) << 4, pitch = mode == 1 ? 128 : mode == 2 ? 64 : 32;
   unsigned long long a = d.addr + (unsigned long long)(row >> 3) * sbo + (unsigned long long)(row & 7) * pitch + byte;
-  return a ^ (mode == 2 ? ((a >> 7) & 3) << 4 : ((a >> 7) & 1) << 4);
+  return a ^ (mode == 1 ? ((a >> 7) & 7) << 4 : mode == 2 ? ((a >> 7) & 3) << 4 : ((a >> 7) & 1) << 4);
 }
 __device__ inline float shoal_wgmma_element(const shoal_wgmma_desc& d, int row, int k) {
   unsigned u;
@@ -206,9 +241,26 @@ __device__ inline void shoal_wgmma_16bit_emulated(float* d, const unsigned* a, c
       d[4 * jb + q] += s;
     }
 }
+// The 16-bit product m64nNk16 with both operands through descriptors (16-bit rows).
+__device__ inline void shoal_wgmma_ss16_emulated(float* d, const shoal_wgmma_desc& a, const shoal_wgmma_desc& b, int n,
+                                                 bool bf16) {
+  const int t = (int)(threadIdx.x & 127u), g = (t & 31) >> 2, c = t & 3, w = t >> 5;
+  auto element = [&](const shoal_wgmma_desc& desc, int row, int k) {
+    unsigned short h;
+    memcpy(&h, (const void*)shoal_wgmma_address(desc, row, 2 * k), 2);
+    return shoal_half_to_f32(h, bf16);
+  };
+  for (int j = 0; j < n / 8; ++j)
+    for (int q = 0; q < 4; ++q) {
+      const int row = 16 * w + g + (q >= 2 ? 8 : 0), col = 8 * j + 2 * c + (q & 1);
+      float s = 0.0f;
+      for (int k = 0; k < 16; ++k) s += element(a, row, k) * element(b, col, k);
+      d[4 * j + q] += s;
+    }
+}
 #endif
 )";
-  out += wgmmaCall(64) + wgmmaCall(128) + wgmma16Call(64) + wgmma16Call(128);
+  out += wgmmaCall(64) + wgmmaCall(128) + wgmma16Call(64) + wgmma16Call(128) + wgmmaSs16Call(64) + wgmmaSs16Call(128);
   return out;
 }
 

@@ -78,6 +78,9 @@ struct CudaExecutableOptions {
   /// With wgmma, 16-bit weight gradients as TF32 warpgroup products (CudaCodegenOptions::
   /// wgmmaTf32Gathered16). Default: on, unless SHOAL_CUDA_WGRAD_TF32=0.
   bool wgmmaTf32Gathered16 = true;
+  /// With wgmma, 16-bit forwards of 64k channels read their input channels-last in the format
+  /// (CudaCodegenOptions::conv16ChannelsLast). Default: off, unless SHOAL_CUDA_CL16=1.
+  bool conv16ChannelsLast = false;
   /// Weight gradients gather x column-wise (CudaCodegenOptions::weightGradientColumns). Default:
   /// on, unless SHOAL_CUDA_WGRAD_COLUMNS=0.
   bool weightGradientColumns = true;
@@ -116,8 +119,8 @@ struct CudaExecutableOptions {
   int64_t profileLaunches = 12;
   /// Fills graphs, syncEach, hostOutputs, inputsInPlace, horizontalUpdates, smallGemms, gemmEpilogues,
   /// programmaticLaunch, groupKernels, shareKernels, unitBytes, prepareParameters, wgmma, wgmmaTf32Gathered16,
-  /// weightGradientColumns, convPairedTaps, convChannelsLastMinInput, fp32ConvGemmMinMacs, the fp32Winograd options,
-  /// autotune, profileLaunches and tensorCores from the environment.
+  /// conv16ChannelsLast, weightGradientColumns, convPairedTaps, convChannelsLastMinInput, fp32ConvGemmMinMacs, the
+  /// fp32Winograd options, autotune, profileLaunches and tensorCores from the environment.
   static CudaExecutableOptions fromEnvironment();
   /// The codegen options these make for a device of architecture `arch` ("sm_90"; "" for
   /// none in particular): updates fused, tensor cores, small products generated where cuBLAS

@@ -45,8 +45,14 @@ struct Format {
   TensorCoreMath math;
   bool wgmma = false, channelsLast = false;
   int variant = -1;  // CudaCodegenOptions::tuningVariant: each product's candidate tile
+  bool cl16 = false;                                                     // CudaCodegenOptions::conv16ChannelsLast
   Format(TensorCoreMath m, bool w = false, bool cl = false, int v = -1)  // NOLINT: implicit
       : math(m), wgmma(w), channelsLast(cl), variant(v) {}
+  Format sixteenBitChannelsLast() const {
+    Format f = *this;
+    f.cl16 = true;
+    return f;
+  }
   bool truncates() const { return wgmma && math == TensorCoreMath::Tf32; }
   double packed(double v) const;
   double gathered(double v) const;
@@ -56,7 +62,7 @@ struct Format {
   std::string name() const {
     return std::string(math == TensorCoreMath::Off ? "exact fp32" : tensorCoreMathName(math)) +
            (wgmma ? " (wgmma)" : "") + (variant >= 0 ? " (tile candidate " + std::to_string(variant) + ")" : "") +
-           (channelsLast ? " (channels last)" : "");
+           (channelsLast ? " (channels last)" : "") + (cl16 ? " (16-bit channels last)" : "");
   }
 };
 
@@ -70,6 +76,7 @@ Expected<Tensor> onEmulator(const Graph& g, const TensorMap& params, const Tenso
   tc.wgmma = f.wgmma;
   tc.tuningVariant = f.variant;
   tc.convChannelsLastMinInput = f.channelsLastMinInput();
+  tc.conv16ChannelsLast = f.cl16;
   tc.fp32ConvGemmMinMacs = 0;  // Off: every convolution the exact fp32 GEMM, however small
   tc.fp32ConvGemmMinWidth = 0;
   tc.fp32Winograd = 0;  // the direct sums (Winograd's: conv_winograd_test.cpp)
@@ -90,6 +97,7 @@ Expected<Tensor> runOnGpu(const Graph& g, const TensorMap& params, const TensorM
   o.wgmma = wgmma;
   o.tuningVariant = f.variant;
   o.convChannelsLastMinInput = f.channelsLastMinInput();
+  o.conv16ChannelsLast = f.cl16;
   o.fp32ConvGemmMinMacs = 0;
   o.fp32ConvGemmMinWidth = 0;
   o.fp32Winograd = 0;
@@ -237,6 +245,7 @@ CudaModuleSource moduleFor(const Graph& g, const Format& f) {
   tc.wgmma = f.wgmma;
   tc.tuningVariant = f.variant;
   tc.convChannelsLastMinInput = f.channelsLastMinInput();
+  tc.conv16ChannelsLast = f.cl16;
   tc.fp32ConvGemmMinMacs = 0;
   tc.fp32ConvGemmMinWidth = 0;
   tc.fp32Winograd = 0;
@@ -625,6 +634,54 @@ TEST(ConvTensorCore, ChannelsLastForwardsMatchFloat64WithinTheFormatsBounds) {
   checkChannelsLast(onEmulator, Format(TensorCoreMath::Tf32, false, true), /*every=*/true);
   checkChannelsLast(onEmulator, Format(TensorCoreMath::Tf32, true, true), false);
   checkChannelsLast(onEmulator, Format(TensorCoreMath::Bf16, true, true), false);
+}
+
+// 16-bit forwards of 64k channels on sm_90a (CudaCodegenOptions::conv16ChannelsLast): x
+// converted into scratch as [n, h, w, c] values of the format, 64 reduction steps (one tap's
+// 64 channels) a stage, both operands read by wgmma from the stage in the 128-byte swizzle
+// (ImplicitGemm::aHalf64). Partial row and column tiles (126 rows; 24 of 64 columns; 136 of
+// 2 x 128), padding, stride 2, dilation, a 1 x 1 of one stage, three row tiles, 128 channels
+// (two 64-channel blocks a tap), bias and relu; with `candidates`, each also on its autotuner
+// candidates (the other tile, the model's slices doubled and halved: split reductions of whole
+// 64-steps). The emulator reads both descriptors where the hardware would; a copy, swizzle or
+// descriptor that disagrees reads other elements (or the guards' NaN).
+const std::vector<Geometry> kHalf = {
+    {2, 64, 9, 7, 24, 3, 3, {1, 1}, {1, 1, 1, 1}, {1, 1}}, {1, 128, 6, 6, 136, 3, 3, {2, 2}, {1, 1, 1, 1}, {1, 1}},
+    {3, 64, 8, 8, 72, 1, 1, {2, 2}, {0, 0, 0, 0}, {1, 1}}, {2, 64, 12, 12, 64, 3, 3, {1, 1}, {1, 1, 1, 1}, {1, 1}},
+    {1, 64, 7, 7, 16, 3, 3, {1, 1}, {2, 2, 2, 2}, {2, 2}},
+};
+void checkSixteenBitChannelsLast(const Runner& run, TensorCoreMath math, bool candidates) {
+  for (size_t i = 0; i < kHalf.size(); ++i) {
+    const Format f = Format(math, /*wgmma=*/true).sixteenBitChannelsLast();
+    const auto g = forwardGraph(kHalf[i]);
+    const CudaModuleSource module = moduleFor(*g, f);
+    const auto& names = module.kernelNames;
+    EXPECT_TRUE(std::any_of(names.begin(), names.end(), [](const std::string& k) {
+      return k.find("_cl16") != std::string::npos;
+    })) << describe(kHalf[i]);
+    EXPECT_NE(module.source.find("shoal_wgmma_ss16_n"), std::string::npos);
+    checkForward(kHalf[i], i % 2 == 0, i != 1, 300 + i, run, f);
+    if (candidates)
+      for (int variant = 1; variant <= 3; ++variant)
+        checkForward(kHalf[i], true, true, 310 + i, run, Format(math, true, false, variant).sixteenBitChannelsLast());
+  }
+}
+
+TEST(ConvTensorCore, SixteenBitChannelsLastForwardsMatchFloat64WithinTheFormatsBounds) {
+  // Only where asked and where it applies: off by default; TF32, mma.sync and channels that are
+  // not 64s keep their gathers when it is on.
+  for (const Format& f :
+       {Format(TensorCoreMath::Bf16, true), Format(TensorCoreMath::Tf32, true).sixteenBitChannelsLast(),
+        Format(TensorCoreMath::Bf16, false).sixteenBitChannelsLast()}) {
+    const std::string source = moduleFor(*forwardGraph(kHalf[0]), f).source;
+    EXPECT_EQ(source.find("_cl16("), std::string::npos) << f.name();
+  }
+  EXPECT_EQ(moduleFor(*forwardGraph(kGeometries[4]), Format(TensorCoreMath::Bf16, true).sixteenBitChannelsLast())
+                .source.find("_cl16("),
+            std::string::npos);
+  if (!test::haveHostCompiler()) GTEST_SKIP() << "no host C++ compiler to build the emulated module";
+  checkSixteenBitChannelsLast(onEmulator, TensorCoreMath::Bf16, /*candidates=*/true);
+  checkSixteenBitChannelsLast(onEmulator, TensorCoreMath::Fp16, false);
 }
 
 // Exact fp32 on the CUDA cores (TensorCoreMath::Off): the tensor-core kernels' gathers, stages
@@ -1156,6 +1213,14 @@ TEST(ConvTensorCoreGpu, EveryExactFp32ConvolutionMatchesFloat64WithinItsBounds) 
   checkChannelsLast(onGpu, Format(TensorCoreMath::Off, false, true), /*every=*/true);
 }
 TEST(ConvTensorCoreGpu, EveryBfloat16ConvolutionMatchesFloat64WithinItsBounds) { checkAllOnGpu(TensorCoreMath::Bf16); }
+// The 16-bit channels-last forwards on the device (sm_90: wgmma's descriptors, the 128-byte
+// swizzle, cp.async's zero fill of pixels outside the image), every candidate tile.
+TEST(ConvTensorCoreGpu, SixteenBitChannelsLastForwardsMatchFloat64WithinTheFormatsBounds) {
+  if (auto dev = probeCudaDevice(0); !dev) GTEST_SKIP() << "no usable GPU: " << dev.error().message();
+  if (!gpuUsesWgmma()) GTEST_SKIP() << "the device has no wgmma (sm_90)";
+  checkSixteenBitChannelsLast(onGpu, TensorCoreMath::Bf16, /*candidates=*/true);
+  checkSixteenBitChannelsLast(onGpu, TensorCoreMath::Fp16, true);
+}
 TEST(ConvTensorCoreGpu, EveryFloat16ConvolutionMatchesFloat64WithinItsBounds) { checkAllOnGpu(TensorCoreMath::Fp16); }
 
 }  // namespace

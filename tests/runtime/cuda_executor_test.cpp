@@ -144,6 +144,22 @@ TEST(CudaExecutableOptions, ProfileLaunchesFromTheEnvironment) {
   EXPECT_EQ(err, "shoal: warning: SHOAL_PROFILE_LAUNCHES=0 is not a positive integer; the default (12) stays\n");
 }
 
+// SHOAL_CUDA_CL16=1 turns the 16-bit channels-last forwards on (off by default) and reaches
+// the codegen options.
+TEST(CudaExecutableOptions, SixteenBitChannelsLastFromTheEnvironment) {
+  const char* old = std::getenv("SHOAL_CUDA_CL16");
+  const std::string saved = old ? old : "";
+  unsetenv("SHOAL_CUDA_CL16");
+  const CudaExecutableOptions byDefault = CudaExecutableOptions::fromEnvironment();
+  setenv("SHOAL_CUDA_CL16", "1", 1);
+  const CudaExecutableOptions on = CudaExecutableOptions::fromEnvironment();
+  old ? setenv("SHOAL_CUDA_CL16", saved.c_str(), 1) : unsetenv("SHOAL_CUDA_CL16");
+  EXPECT_FALSE(byDefault.conv16ChannelsLast);
+  EXPECT_FALSE(byDefault.codegenOptions("sm_90").conv16ChannelsLast);
+  EXPECT_TRUE(on.conv16ChannelsLast);
+  EXPECT_TRUE(on.codegenOptions("sm_90").conv16ChannelsLast);
+}
+
 TEST(CudaExecutor, EveryOpMatchesTheInterpreter) {
   SHOAL_REQUIRE_GPU();
   for (DType dt : {DType::F32, DType::F64}) {
