@@ -167,6 +167,50 @@ Vars tcVars(const NodeEmitter& em, const ConvGeom& g) {
   return v;
 }
 
+// A tensor [n, c, hw] (fp32) converted into scratch at float `at` as [n, hw, c] values of the
+// tensor cores' 16-bit format (c a multiple of 64; CudaCodegenOptions::conv16ChannelsLast): a
+// transpose through shared memory, a block per 32 pixels x 64 channels of an image, reading
+// along the pixels of a channel (128 bytes a warp) and writing a pixel's 64 channels as 32
+// pairs (128 bytes a warp).
+void emitSixteenBitChannelsLast(NodeEmitter& em, const CudaArg& input, int64_t n, int64_t c, int64_t hw, int64_t at) {
+  const int64_t pixelTiles = (hw + 31) / 32, channelTiles = c / 64;
+  const Vars v = {
+      {"I", em.I()},
+      {"C", intLit(c)},
+      {"HW", intLit(hw)},
+      {"AT", intLit(at)},
+      {"PT", intLit(pixelTiles)},
+      {"CT", intLit(channelTiles)},
+      {"TO16", em.options().tensorCores == TensorCoreMath::Bf16 ? "shoal_f32_to_bf16" : "shoal_f32_to_f16"}};
+  em.kernel("cl16", "const float* __restrict__ x, float* __restrict__ scratch",
+            fill("  __shared__ float tile[64][33];\n"
+                 "  const int tx = (int)threadIdx.x & 31, ty = (int)threadIdx.x >> 5;\n"
+                 "  const int p0 = (int)(blockIdx.x % ${PT}) * 32, c0 = (int)((blockIdx.x / ${PT}) % ${CT}) * 64;\n"
+                 "  const ${I} n = (${I})(blockIdx.x / (${PT} * ${CT}));\n"
+                 "  for (int r = ty; r < 64; r += 8) {\n"
+                 "    const int p = p0 + tx;\n"
+                 "    tile[r][tx] = p < ${HW} ? x[(n * ${C} + c0 + r) * (${I})${HW} + p] : 0.0f;\n"
+                 "  }\n"
+                 "  __syncthreads();\n"
+                 "  unsigned* xs = reinterpret_cast<unsigned*>(scratch + ${AT});\n"
+                 "  for (int r = ty; r < 32; r += 8) {\n"
+                 "    const int p = p0 + r;\n"
+                 "    if (p < ${HW})\n"
+                 "      xs[((n * ${HW} + p) * ${C} + c0) / 2 + tx] =\n"
+                 "          (unsigned)${TO16}(tile[2 * tx][r]) | ((unsigned)${TO16}(tile[2 * tx + 1][r]) << 16);\n"
+                 "  }\n",
+                 v),
+            {input, NodeEmitter::scratch()}, unsigned(n * pixelTiles * channelTiles));
+}
+
+// Whether a 16-bit channels-last product serves a reduction over `channels` channels
+// (CudaCodegenOptions::conv16ChannelsLast: sm_90a, bfloat16 or float16, channels in 64s).
+bool sixteenBitChannelsLast(const NodeEmitter& em, int64_t channels) {
+  const TensorCoreMath math = em.options().tensorCores;
+  return em.options().conv16ChannelsLast && em.options().wgmma &&
+         (math == TensorCoreMath::Bf16 || math == TensorCoreMath::Fp16) && channels % 64 == 0;
+}
+
 // Forward: rows are output pixels (n, oy, ox), columns filters, the reduction (c, ki, kj); the
 // epilogue adds the bias and applies the activation (fused_conv2d).
 // With `intoScratch` the output goes to the module's scratch buffer instead (for a fused
@@ -222,43 +266,13 @@ Expected<void> convForwardTensorCore(NodeEmitter& em, const ConvGeom& g, const s
   // channels in 64s): a first kernel converts x into scratch as [n, h, w, c] values of the
   // format, and the implicit GEMM (ImplicitGemm::aHalf64) copies a pixel's 64 channels of one
   // tap as a stage row: 64 reduction steps (tap, channel) a stage, 8 16-byte copies a row.
-  const TensorCoreMath math = em.options().tensorCores;
-  const bool half = em.options().conv16ChannelsLast && em.options().wgmma &&
-                    (math == TensorCoreMath::Bf16 || math == TensorCoreMath::Fp16) && g.c % 64 == 0;
+  const bool half = sixteenBitChannelsLast(em, g.c);
   if (half) {
     const int64_t at = (spec.scratchReserved + 3) / 4 * 4, hw = g.h * g.w;
     spec.scratchReserved = at + (g.n * hw * g.c + 1) / 2;  // two 16-bit values a float
     spec.scratchViews = {{"xs", at}};
     setVar(v, "HW", intLit(hw));
-    setVar(v, "XS_AT", intLit(at));
-    const int64_t pixelTiles = (hw + 31) / 32, channelTiles = g.c / 64;
-    setVar(v, "PT", intLit(pixelTiles));
-    setVar(v, "CT", intLit(channelTiles));
-    setVar(v, "TO16", math == TensorCoreMath::Bf16 ? "shoal_f32_to_bf16" : "shoal_f32_to_f16");
-    // A transpose through shared memory, a block per 32 pixels x 64 channels of an image:
-    // reads along the pixels of a channel (128 bytes a warp), writes a pixel's 64 channels as
-    // 32 pairs (128 bytes a warp).
-    em.kernel(
-        "cl16", "const float* __restrict__ x, float* __restrict__ scratch",
-        fill(fill("  __shared__ float tile[64][33];\n"
-                  "  const int tx = (int)threadIdx.x & 31, ty = (int)threadIdx.x >> 5;\n"
-                  "  const int p0 = (int)(blockIdx.x % ${PT}) * 32, c0 = (int)((blockIdx.x / ${PT}) % ${CT}) * 64;\n"
-                  "  const ${I} n = (${I})(blockIdx.x / (${PT} * ${CT}));\n"
-                  "  for (int r = ty; r < 64; r += 8) {\n"
-                  "    const int p = p0 + tx;\n"
-                  "    tile[r][tx] = p < ${HW} ? x[(n * ${C} + c0 + r) * (${I})${HW} + p] : 0.0f;\n"
-                  "  }\n"
-                  "  __syncthreads();\n"
-                  "  unsigned* xs = reinterpret_cast<unsigned*>(scratch + ${XS_AT});\n"
-                  "  for (int r = ty; r < 32; r += 8) {\n"
-                  "    const int p = p0 + r;\n"
-                  "    if (p < ${HW})\n"
-                  "      xs[((n * ${HW} + p) * ${C} + c0) / 2 + tx] =\n"
-                  "          (unsigned)${TO16}(tile[2 * tx][r]) | ((unsigned)${TO16}(tile[2 * tx + 1][r]) << 16);\n"
-                  "  }\n",
-                  v),
-             {{"I", em.I()}}),
-        {input.value_or(em.in(0)), NodeEmitter::scratch()}, unsigned(g.n * pixelTiles * channelTiles));
+    emitSixteenBitChannelsLast(em, input.value_or(em.in(0)), g.n, g.c, hw, at);
     spec.aHalf64 = true;
     spec.aBase = "xs";
     spec.aRowSetup = fill(
@@ -474,8 +488,14 @@ PhaseTaps phaseTaps(int64_t p, int64_t s, int64_t pad, int64_t d, int64_t k, int
 // that each meet their own taps only (a quarter of a 3 x 3 kernel's for stride 2): one GEMM
 // per phase over its pixels and taps, so no product is spent on a tap that cannot land, and
 // a phase no tap reaches (a 1 x 1 kernel's odd pixels) is written as zero (or the bias).
+// 16-bit channels last (CudaCodegenOptions::conv16ChannelsLast, filters in 64s): the gradient
+// converted once into scratch as [n, oh, ow, o] values of the format, each phase's GEMM
+// (ImplicitGemm::aHalf64) copying a pixel's 64 filters of one tap as a stage row.
 Expected<void> convBackwardDataTensorCore(NodeEmitter& em, const ConvGeom& g, bool transpose, bool bias) {
   const bool phased = g.sh > 1 || g.sw > 1;
+  const bool half = sixteenBitChannelsLast(em, g.o);
+  const int64_t halfFloats = half ? (g.n * g.oh * g.ow * g.o + 1) / 2 : 0;  // the 16-bit gradient in scratch
+  if (half) emitSixteenBitChannelsLast(em, em.in(0), g.n, g.o, g.oh * g.ow, 0);
   for (int64_t py = 0; py < std::min(g.sh, g.h); ++py)
     for (int64_t px = 0; px < std::min(g.sw, g.w); ++px) {
       const PhaseTaps ty = phaseTaps(py, g.sh, g.pt, g.dh, g.kh, g.h);
@@ -532,7 +552,29 @@ Expected<void> convBackwardDataTensorCore(NodeEmitter& em, const ConvGeom& g, bo
       spec.aRowSetup = fill("  const int aix = (int)(am % ${WP}), aiy = (int)((am / ${WP}) % ${HP});\n"
                             "  const ${I} gbase = (am / ((${I})${WP} * ${HP})) * (${I})(${O} * ${OH} * ${OW});\n",
                             v);
-      if (g.o % 8 == 0) {
+      if (half) {
+        spec.scratchReserved = halfFloats;
+        spec.scratchViews = {{"gs", 0}};
+        spec.aHalf64 = true;
+        spec.aBase = "gs";
+        spec.aRowSetup = fill(
+            "    const int aix = (int)(am % ${WP}), aiy = (int)((am / ${WP}) % ${HP});\n"
+            "    const ${I} gpix = (am / ((${I})${WP} * ${HP})) * (${I})(${OH} * ${OW});\n",
+            v);
+        spec.aRowState = {{"int", "aix"}, {"int", "aiy"}, {"${I}", "gpix"}};
+        spec.aLoad =
+            fill(fill("          const int tap = kt / ${O}, oc = kt % ${O};\n"
+                      "          const int ty = tap / ${TXN}, tx = tap % ${TXN};\n"
+                      "          const int oy = ${OYA}, ox = ${OXA};\n"
+                      "          if (oy >= 0 && oy < ${OH} && ox >= 0 && ox < ${OW}) {\n"
+                      "            src = (const unsigned short*)gs + (gpix + oy * ${OW} + ox) * (${I})${O} + oc;\n"
+                      "            ok = true;\n"
+                      "          }\n",
+                      v),
+                 v);
+        spec.bPacked =
+            fill("w[((${I})(k % ${O}) * ${C} + o) * ${KK} + ", v) + weightTap("k / " + std::to_string(g.o)) + "]";
+      } else if (g.o % 8 == 0) {
         // The reduction ordered (tap, filter), as the forward's (tap, channel).
         spec.aGroup = fill(fill("        const int tap = kg / ${O}, oc0 = kg % ${O};\n"
                                 "        const int ty = tap / ${TXN}, tx = tap % ${TXN};\n"

@@ -264,6 +264,18 @@ std::unique_ptr<Graph> forwardGraph(const Geometry& gm) {
   return g;
 }
 
+// Geometry gm's data gradient, y = conv2d_backward_data(dy, w), as a graph.
+std::unique_ptr<Graph> dataGradientGraph(const Geometry& gm) {
+  const Location loc{"tc.mmd", 1, 1, "d"};
+  auto g = std::make_unique<Graph>("tc_dx");
+  Value* dy = layers::input(*g, "dy", {DType::F32, {gm.n, gm.o, gm.oh(), gm.ow()}}, loc);
+  Value* w = layers::param(*g, "d.weight", {DType::F32, {gm.o, gm.c, gm.kh, gm.kw}}, "zeros", loc);
+  Attrs a = gm.attrs();
+  a.set("input_shape", std::vector<int64_t>{gm.n, gm.c, gm.h, gm.w});
+  layers::output(*g, *layers::addOp(*g, OpKind::Conv2dBackwardData, {dy, w}, a, "d", loc), "y", loc);
+  return g;
+}
+
 // Geometry gm's weight gradient, y = conv2d_backward_weight(x, dy), as a graph.
 std::unique_ptr<Graph> weightGradientGraph(const Geometry& gm) {
   const Location loc{"tc.mmd", 1, 1, "c"};
@@ -650,7 +662,26 @@ const std::vector<Geometry> kHalf = {
     {3, 64, 8, 8, 72, 1, 1, {2, 2}, {0, 0, 0, 0}, {1, 1}}, {2, 64, 12, 12, 64, 3, 3, {1, 1}, {1, 1, 1, 1}, {1, 1}},
     {1, 64, 7, 7, 16, 3, 3, {1, 1}, {2, 2, 2, 2}, {2, 2}},
 };
+// Data gradients (and a transposed convolution) with filters in 64s: the gradient converted
+// once, each phase's GEMM reading it 64 filters a stage row -- stride 1 (24 channels: a partial
+// column tile), stride 2 over 128 filters (four phases of 4, 2, 2 and 1 taps), a 1 x 1 at
+// stride 2 (one phase reached, three written as zeros) and dilation.
+const std::vector<Geometry> kHalfData = {
+    {2, 24, 9, 7, 64, 3, 3, {1, 1}, {1, 1, 1, 1}, {1, 1}},
+    {1, 40, 11, 11, 128, 3, 3, {2, 2}, {1, 1, 1, 1}, {1, 1}},
+    {3, 72, 8, 8, 64, 1, 1, {2, 2}, {0, 0, 0, 0}, {1, 1}},
+    {1, 16, 9, 9, 64, 3, 3, {1, 1}, {2, 2, 2, 2}, {2, 2}},
+};
 void checkSixteenBitChannelsLast(const Runner& run, TensorCoreMath math, bool candidates) {
+  for (size_t i = 0; i < kHalfData.size(); ++i) {
+    const Format f = Format(math, /*wgmma=*/true).sixteenBitChannelsLast();
+    const std::string source = moduleFor(*dataGradientGraph(kHalfData[i]), f).source;
+    EXPECT_NE(source.find("_cl16("), std::string::npos) << describe(kHalfData[i]);
+    EXPECT_NE(source.find("shoal_wgmma_ss16_n"), std::string::npos);
+    checkBackwardData(kHalfData[i], i == 3, 320 + i, run, f);
+    if (candidates)
+      checkBackwardData(kHalfData[i], false, 330 + i, run, Format(math, true, false, 1).sixteenBitChannelsLast());
+  }
   for (size_t i = 0; i < kHalf.size(); ++i) {
     const Format f = Format(math, /*wgmma=*/true).sixteenBitChannelsLast();
     const auto g = forwardGraph(kHalf[i]);
