@@ -301,7 +301,10 @@ struct CudaCodegenOptions {
   /// [n, h, w, c] 16-bit values, and the implicit GEMM copies 64 channels of a pixel (128
   /// bytes) a stage row, 64 reduction steps a stage, both operands read by wgmma from shared
   /// memory (ImplicitGemm::aHalf64) -- where the other 16-bit forwards gather fp32 planes 16
-  /// steps a stage and convert A in registers. Default: off -- written and checked on the CPU
+  /// steps a stage and convert A in registers. Data gradients whose filters are multiples of
+  /// 64 do the same with the gradient; weight gradients whose channels and filters are convert
+  /// x and dy and multiply both MN-major in the format (ImplicitGemm::halfMN) instead of as
+  /// TF32 products (wgmmaTf32Gathered16). Default: off -- written and checked on the CPU
   /// emulator (descriptors and swizzle read as the hardware reads them) and compiled by NVRTC
   /// for sm_90a, not yet run on a device (docs/PERF.md, 2026-12-04 (night)).
   bool conv16ChannelsLast = false;

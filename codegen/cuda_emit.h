@@ -261,6 +261,16 @@ struct ImplicitGemm {
   /// With aHalf64: what aRowSetup declares that aLoad reads, as (type, name) -- kept per row
   /// (a thread copies BM / 32 rows) from before the loop.
   std::vector<std::pair<std::string, std::string>> aRowState;
+  /// Both operands 16-bit values of the math's format, MN-major (a weight gradient reading
+  /// channels-last copies of x and dy: CudaCodegenOptions::conv16ChannelsLast), 64 reduction
+  /// steps a stage; rows and cols multiples of 64. For each reduction index `k` of a stage (k <
+  /// kEnd) the copies run kRowSetup, then per 64-row atom of A (its first row `mo` in scope)
+  /// aLoad, per 64-column atom of B (`no`) bLoad: each points `const unsigned short* src` at
+  /// the atom's 64 consecutive values at k and sets `ok`. aBase / bBase: valid pointers to
+  /// 16-bit values. Both operands reach wgmma's transposed form from shared memory (128-byte
+  /// swizzle). Needs the wgmma option and a 16-bit math; replaces the other forms of gather.
+  bool halfMN = false;
+  std::string kRowSetup;
   int aColumnBits = 32;
   /// kmask's type for aColumnBits.
   const char* columnMaskType() const { return aColumnBits == 64 ? "unsigned long long" : "unsigned"; }

@@ -172,7 +172,9 @@ Vars tcVars(const NodeEmitter& em, const ConvGeom& g) {
 // transpose through shared memory, a block per 32 pixels x 64 channels of an image, reading
 // along the pixels of a channel (128 bytes a warp) and writing a pixel's 64 channels as 32
 // pairs (128 bytes a warp).
-void emitSixteenBitChannelsLast(NodeEmitter& em, const CudaArg& input, int64_t n, int64_t c, int64_t hw, int64_t at) {
+// `suffix` names the kernel (a node converting two tensors names them apart).
+void emitSixteenBitChannelsLast(NodeEmitter& em, const CudaArg& input, int64_t n, int64_t c, int64_t hw, int64_t at,
+                                const std::string& suffix = "cl16") {
   const int64_t pixelTiles = (hw + 31) / 32, channelTiles = c / 64;
   const Vars v = {
       {"I", em.I()},
@@ -182,7 +184,7 @@ void emitSixteenBitChannelsLast(NodeEmitter& em, const CudaArg& input, int64_t n
       {"PT", intLit(pixelTiles)},
       {"CT", intLit(channelTiles)},
       {"TO16", em.options().tensorCores == TensorCoreMath::Bf16 ? "shoal_f32_to_bf16" : "shoal_f32_to_f16"}};
-  em.kernel("cl16", "const float* __restrict__ x, float* __restrict__ scratch",
+  em.kernel(suffix, "const float* __restrict__ x, float* __restrict__ scratch",
             fill("  __shared__ float tile[64][33];\n"
                  "  const int tx = (int)threadIdx.x & 31, ty = (int)threadIdx.x >> 5;\n"
                  "  const int p0 = (int)(blockIdx.x % ${PT}) * 32, c0 = (int)((blockIdx.x / ${PT}) % ${CT}) * 64;\n"
@@ -626,6 +628,41 @@ Expected<void> convBackwardWeightTensorCore(NodeEmitter& em, const ConvGeom& g) 
   spec.bBase = "dy";
   const int64_t hw = g.oh * g.ow;
   v.push_back({"HW", intLit(hw)});
+  spec.params = "const float* __restrict__ x, const float* __restrict__ dy, float* __restrict__ dw";
+  spec.args = {em.in(0), em.in(1), em.out()};
+  spec.math = em.options().tensorCores;
+  if (sixteenBitChannelsLast(em, g.c) && g.o % 64 == 0) {
+    // 16-bit channels last (CudaCodegenOptions::conv16ChannelsLast, channels and filters in
+    // 64s): x and dy converted into scratch as [n, h, w, c] and [n, oh, ow, o] values of the
+    // format; rows ordered (tap, channel), so that each 64-row atom is one tap's 64 channels of
+    // an input pixel and each 64-column atom 64 filters of an output pixel, both contiguous: the
+    // operands MN-major (ImplicitGemm::halfMN), 64 output pixels a stage.
+    const int64_t xFloats = g.n * g.h * g.w * g.c / 2;  // a multiple of 32 (c of 64)
+    emitSixteenBitChannelsLast(em, em.in(0), g.n, g.c, g.h * g.w, 0);
+    emitSixteenBitChannelsLast(em, em.in(1), g.n, g.o, hw, xFloats, "cl16_dy");
+    spec.halfMN = true;
+    spec.scratchReserved = xFloats + (g.n * hw * g.o + 1) / 2;
+    spec.scratchViews = {{"xs", 0}, {"gs", xFloats}};
+    spec.aBase = "xs";
+    spec.bBase = "gs";
+    v.push_back({"IYK", linear({{"oy", g.sh}, {"ki", g.dh}}, -g.pt)});
+    v.push_back({"IXK", linear({{"ox", g.sw}, {"kj", g.dw}}, -g.pl)});
+    spec.kRowSetup = fill("          const int on = k / ${HW}, pq = k % ${HW}, oy = pq / ${OW}, ox = pq % ${OW};\n", v);
+    spec.aLoad = fill(
+        "            const int tap = (int)(mo / ${C}), c0 = (int)(mo % ${C}), ki = tap / ${KW}, kj = tap % ${KW};\n"
+        "            const int iy = ${IYK}, ix = ${IXK};\n"
+        "            if (iy >= 0 && iy < ${H} && ix >= 0 && ix < ${W}) {\n"
+        "              src = (const unsigned short*)xs + (((${I})on * ${H} + iy) * ${W} + ix) * ${C} + c0;\n"
+        "              ok = true;\n"
+        "            }\n",
+        v);
+    spec.bLoad = fill(
+        "            src = (const unsigned short*)gs + (${I})k * ${O} + no;\n"
+        "            ok = true;\n",
+        v);
+    spec.epilogue = fill("        dw[((${I})o * ${C} + (int)(m % ${C})) * ${KK} + (int)(m / ${C})] = s;\n", v);
+    return emitImplicitGemm(em, spec);
+  }
   // Column-wise (CudaCodegenOptions::weightGradientColumns): a row's offset in an image, (c,
   // ki, kj) -> (c * H + ki * DH) * W + kj * DW, and its tap as the bit of a pixel's mask (32
   // bits, or 64 for more than 31 taps: the 7 x 7 stem's 49); a pixel's offset from its first
@@ -721,9 +758,6 @@ Expected<void> convBackwardWeightTensorCore(NodeEmitter& em, const ConvGeom& g) 
                       v);
   }
   spec.epilogue = fill("        dw[(${I})o * ${CKK} + m] = s;\n", v);
-  spec.params = "const float* __restrict__ x, const float* __restrict__ dy, float* __restrict__ dw";
-  spec.args = {em.in(0), em.in(1), em.out()};
-  spec.math = em.options().tensorCores;
   return emitImplicitGemm(em, spec);
 }
 

@@ -23,7 +23,10 @@
 // instead: the block's two warpgroups each multiply half of the tile's rows by all of its
 // columns (wgmmaPath: TF32 with both operands read from the stage through matrix descriptors,
 // the stage's swizzle being PTX's 64-byte mode; wgmma16Path: bfloat16 / float16 with A's
-// fragments in registers and the packed B as 16-bit stage rows). MultiplyPath holds what the
+// fragments in registers and the packed B as 16-bit stage rows; half64Path and halfMNPath:
+// both operands 16-bit in the stage, 64 reduction steps a stage as 128-byte rows in PTX's
+// 128-byte swizzle, K-major -- A a channels-last input, B the packed weights -- or both
+// MN-major, the weight gradient's channels-last x and dy). MultiplyPath holds what the
 // ways of multiplying differ in; wgmmaPrelude (codegen/cuda_wgmma_prelude.cpp) the helpers and
 // their CPU emulation.
 // Exact fp32 (ImplicitGemm::math Off) multiplies by fmaf on the CUDA cores instead (simtPath), with
@@ -134,7 +137,7 @@ std::vector<ProductTile> productCandidates(const ImplicitGemm& spec) {
   };
   const bool simt = spec.math == TensorCoreMath::Off;
   Tile model = tileFor(spec.cols), other = model.bm == kTall.bm ? kSquare : kTall;
-  if (spec.aHalf64) {  // 64-step stages: 128 x 128 or 128 x 64 (kHalfNarrow)
+  if (spec.aHalf64 || spec.halfMN) {  // 64-step stages: 128 x 128 or 128 x 64 (kHalfNarrow)
     model = spec.cols <= 64 ? kHalfNarrow : kSquare;
     other = spec.cols <= 64 ? kSquare : kHalfNarrow;
   }
@@ -697,6 +700,57 @@ std::string half64Rows(const ImplicitGemm& spec, const Tile& tile) {
                  passes, spec.aRowSetup, save);
 }
 
+// halfMN's copies (both operands MN-major, 64 reduction steps a stage): each reduction index
+// of the stage is a 128-byte row of each 64-row (column) atom, chunk j of row r at chunk
+// j ^ (r & 7); atoms 8 KB apart, A's BM / 64 then B's BN / 64. 8 threads a row, one 16-byte
+// chunk each; the stage's 64 indices in two passes of 32.
+std::string halfMNCopies(const ImplicitGemm& spec, const Tile& tile) {
+  std::string s;
+  auto atom = [&](int pass, const std::string& origin, const std::string& inRange, const std::string& load,
+                  const std::string& base, int offset) {
+    return fmt::format(
+        "      {{\n"
+        "        const int kr = {0} + (tid >> 3), k = kt + kr;\n"
+        "        const unsigned short* src = (const unsigned short*){1};\n"
+        "        bool ok = false;\n"
+        "        if (k < kEnd) {{\n"
+        "{2}"
+        "          {3};\n"
+        "          if ({4}) {{\n"
+        "{5}"
+        "          }}\n"
+        "        }}\n"
+        "        shoal_cp_async_f32x4_aligned(stage + {6} + kr * 128 + ((ch ^ (kr & 7)) << 4), (const float*)(src + ch "
+        "* 8), ok);\n"
+        "      }}\n",
+        pass * 32, base, spec.kRowSetup, origin, inRange, load, offset);
+  };
+  for (int pass = 0; pass < 2; ++pass) {
+    for (int a = 0; a < tile.bm / 64; ++a)
+      s += atom(pass, "const ${I} mo = m0 + " + std::to_string(64 * a), "mo < ${M}", spec.aLoad, spec.aBase, a * 8192);
+    for (int b = 0; b < tile.bn / 64; ++b)
+      s += atom(pass, "const int no = o0 + " + std::to_string(64 * b), "no < ${N}", spec.bLoad, spec.bBase,
+                tile.bm * 128 + b * 8192);
+  }
+  return s;
+}
+
+// halfMN's products: as half64Path's, both descriptors MN-major (shoal_wgmma_desc_mn128: a
+// warpgroup's A is its 64-row atom, B's atoms 8 KB apart), 16 steps 2048 bytes on.
+MultiplyPath halfMNPath(const Tile& tile, TensorCoreMath math) {
+  MultiplyPath p = wgmmaPath(tile);
+  p.steps = fmt::format(
+      "    const shoal_saddr st = sbase + cur * (kStageFloats * 4);\n"
+      "    shoal_wgmma_fence();\n"
+      "#pragma unroll\n"
+      "    for (int ks = 0; ks < 4; ++ks)\n"
+      "      shoal_wgmma_ss16mn_n{0}(acc[0], shoal_wgmma_desc_mn128(st + wg * 8192 + ks * 2048, 8192),\n"
+      "                              shoal_wgmma_desc_mn128(st + {1} + ks * 2048, 8192), {2});\n"
+      "    shoal_wgmma_commit();\n",
+      tile.bn, tile.bm * 128, math == TensorCoreMath::Bf16 ? "true" : "false");
+  return p;
+}
+
 // aHalf64's products (bfloat16 / float16 on sm_90a, both operands from the stage): the
 // warpgroups and accumulators of wgmmaPath (BM 128: one m64 product a warpgroup); each 64-step
 // stage is four m64nBNk16 products, A's 64 rows of the warpgroup and B's rows read through
@@ -750,7 +804,13 @@ Expected<void> emitImplicitGemm(NodeEmitter& em, const ImplicitGemm& spec) {
   if (half64 && (!em.options().wgmma || !sixteenBit || spec.bPacked.empty() || spec.red % 64 != 0 ||
                  !spec.aColumn.empty() || tile.bm != 128))
     return em.unsupported("aHalf64 needs wgmma, a 16-bit math, B packed, whole 64-steps and 128-row tiles");
-  const int kstep = half64 ? 64 : 16;
+  // Both operands 16-bit and MN-major (ImplicitGemm::halfMN).
+  const bool halfMN = spec.halfMN;
+  if (halfMN && (!em.options().wgmma || !sixteenBit || !spec.bPacked.empty() || half64 || spec.rows % 64 != 0 ||
+                 spec.cols % 64 != 0 || !spec.aColumn.empty() || tile.bm != 128))
+    return em.unsupported("halfMN needs wgmma, a 16-bit math, 64k rows and columns, no packing and 128-row tiles");
+  const bool half = half64 || halfMN;
+  const int kstep = half ? 64 : 16;
   // Reduction steps of kstep per slice (whole steps, so slices never share one).
   const int64_t steps = (spec.red + kstep - 1) / kstep;
   const int64_t perSlice = (steps + splits - 1) / splits * kstep;
@@ -769,14 +829,14 @@ Expected<void> emitImplicitGemm(NodeEmitter& em, const ImplicitGemm& spec) {
   // (CudaCodegenOptions::wgmmaTf32Gathered16), else on mma.sync. Else mma.sync from ldmatrix
   // fragments.
   const bool wgmma16 = em.options().wgmma && sixteenBit && packB && !half64;
-  const bool wgmma = em.options().wgmma && (spec.math == TensorCoreMath::Tf32 ||
-                                            (sixteenBit && !packB && em.options().wgmmaTf32Gathered16));
+  const bool wgmma = em.options().wgmma && !halfMN &&
+                     (spec.math == TensorCoreMath::Tf32 || (sixteenBit && !packB && em.options().wgmmaTf32Gathered16));
   // A stage: BM rows of 16 fp32 words (64 bytes), then BN rows of B -- 64 bytes of fp32, or 32
   // bytes of 16-bit values with wgmma16.
   // aHalf64: BM then BN rows of 64 16-bit values (128 bytes); 3 stages of 128 x 128 (32 KB
   // each) or 4 of 128 x 64 (24 KB): 96 KB, two blocks an SM.
-  const int stageFloats = half64 ? (tile.bm + tile.bn) * 32 : tile.bm * 16 + tile.bn * (wgmma16 ? 8 : 16);
-  const int stages = half64 ? (tile.bn == 128 ? 3 : 4) : kStages;
+  const int stageFloats = half ? (tile.bm + tile.bn) * 32 : tile.bm * 16 + tile.bn * (wgmma16 ? 8 : 16);
+  const int stages = half ? (tile.bn == 128 ? 3 : 4) : kStages;
   const int64_t kp = (spec.red + kstep - 1) / kstep * kstep;
   // Floats the packed B takes (16-bit values two to a float with wgmma16 and aHalf64).
   const bool pack16 = wgmma16 || half64;
@@ -824,8 +884,9 @@ Expected<void> emitImplicitGemm(NodeEmitter& em, const ImplicitGemm& spec) {
   b.wholeGroups = packB || (!b.groupSetup.empty() && spec.red % (b.interleaved ? 16 : 4) == 0);
   const bool columns = !spec.aColumn.empty();
   const std::string copies =
-      half64 ? half64Copies(spec, tile)
-             : (columns ? columnCopies(spec, tile) : copyCode(a)) + (wgmma16 ? packed16Copies(tile) : copyCode(b));
+      halfMN   ? halfMNCopies(spec, tile)
+      : half64 ? half64Copies(spec, tile)
+               : (columns ? columnCopies(spec, tile) : copyCode(a)) + (wgmma16 ? packed16Copies(tile) : copyCode(b));
   Vars v = {{"I", em.I()},
             {"M", intLit(spec.rows)},
             {"N", intLit(spec.cols)},
@@ -839,11 +900,13 @@ Expected<void> emitImplicitGemm(NodeEmitter& em, const ImplicitGemm& spec) {
             {"PER_SLICE", intLit(perSlice)},
             {"KP", intLit(kp)},
             {"COPIES", copies},
-            {"BEFORE_LOOP", half64    ? half64Rows(spec, tile)
+            {"BEFORE_LOOP", halfMN    ? std::string("  const int ch = tid & 7;\n")
+                            : half64  ? half64Rows(spec, tile)
                             : columns ? columnRows(spec, tile)
                                       : holeZeros(a, spec.aHoles)},
             {"WARPS_M", std::to_string(tile.warpsM)}};
   const MultiplyPath path = simt      ? simtPath(tile)
+                            : halfMN  ? halfMNPath(tile, spec.math)
                             : half64  ? half64Path(tile, spec.math)
                             : wgmma   ? wgmmaPath(tile)
                             : wgmma16 ? wgmma16Path(tile, spec.math)
@@ -978,7 +1041,7 @@ Expected<void> emitImplicitGemm(NodeEmitter& em, const ImplicitGemm& spec) {
   // thread and two sets of B columns spilled 68-104 bytes at 128 (the batch-128 training step
   // 44.9 ms unbounded, 46.6 bounded; H200). kSimt, exact fp32's 128 x 64, always: 128 registers
   // without spills (ptxas, every form of gather).
-  if ((columns && spec.aColumnBits == 32 && !simt) || (simt && isSimtTile(tile)) || half64) em.setMinBlocks(2);
+  if ((columns && spec.aColumnBits == 32 && !simt) || (simt && isSimtTile(tile)) || half) em.setMinBlocks(2);
   if (scratch)
     em.needScratch((reserved + scratchPack + (split ? splits * spec.batch * spec.rows * spec.cols : 0)) *
                    int64_t(sizeof(float)));

@@ -70,30 +70,31 @@ std::string wgmma16Call(int n) {
 }
 
 // One wgmma.mma_async m64nNk16 call with 16-bit operands both read through descriptors
-// (bf16 or f16, as wgmma16Call), A and B K-major (trans-a and trans-b 0).
-std::string wgmmaSs16Call(int n) {
+// (bf16 or f16, as wgmma16Call): A and B K-major (trans-a and trans-b 0; shoal_wgmma_ss16_nN),
+// or with `mn` both MN-major (1 and 1; shoal_wgmma_ss16mn_nN).
+std::string wgmmaSs16Call(int n, bool mn = false) {
   const int regs = n / 2;
   const auto [list, outs] = accumulatorOperands(n);
   auto variant = [&](const char* type) {
     return fmt::format(
         "    asm volatile(\"{{\\n.reg .pred p;\\nsetp.ne.b32 p, %{4}, 0;\\n\"\n"
-        "                 \"wgmma.mma_async.sync.aligned.m64n{0}k16.f32.{5}.{5} {{{1}}}, %{2}, %{3}, p, 1, 1, 0, "
-        "0;\\n}}\\n\"\n"
+        "                 \"wgmma.mma_async.sync.aligned.m64n{0}k16.f32.{5}.{5} {{{1}}}, %{2}, %{3}, p, 1, 1, {7}, "
+        "{7};\\n}}\\n\"\n"
         "                 : {6}\n"
         "                 : \"l\"(a), \"l\"(b), \"r\"(1));\n",
-        n, list, regs, regs + 1, regs + 2, type, outs);
+        n, list, regs, regs + 1, regs + 2, type, outs, mn ? 1 : 0);
   };
   return fmt::format(
-      "__device__ __forceinline__ void shoal_wgmma_ss16_n{0}(float* d, shoal_wgmma_desc a, shoal_wgmma_desc b, bool "
+      "__device__ __forceinline__ void shoal_wgmma_ss16{3}_n{0}(float* d, shoal_wgmma_desc a, shoal_wgmma_desc b, bool "
       "bf16) {{\n"
       "#if SHOAL_WGMMA_HW\n"
       "  if (bf16)\n{1}"
       "  else\n{2}"
       "#else\n"
-      "  shoal_wgmma_ss16_emulated(d, a, b, {0}, bf16);\n"
+      "  shoal_wgmma_ss16_emulated(d, a, b, {0}, bf16, {4});\n"
       "#endif\n"
       "}}\n",
-      n, variant("bf16"), variant("f16"));
+      n, variant("bf16"), variant("f16"), mn ? "mn" : "", mn ? "true" : "false");
 }
 
 }  // namespace
@@ -142,6 +143,20 @@ __device__ __forceinline__ shoal_wgmma_desc shoal_wgmma_desc_sw32(shoal_saddr st
 // 32 k bytes into the rows (reduction steps 16 k on).
 __device__ __forceinline__ shoal_wgmma_desc shoal_wgmma_desc_sw128(shoal_saddr start) {
   return shoal_wgmma_desc_make(start, 1024, 1);
+}
+// An MN-major operand (wgmma's transposed form) in the 128-byte swizzle: each reduction step's
+// 64 consecutive rows (columns) of an atom are one 128-byte row of the tile (chunk j of tile
+// row r at chunk j ^ (r & 7)), 8-step groups 1024 bytes apart; atoms of 64 rows (columns)
+// `atomBytes` apart (the descriptor's leading offset). `start` may point 2048 k bytes on
+// (reduction steps 16 k on).
+__device__ __forceinline__ shoal_wgmma_desc shoal_wgmma_desc_mn128(shoal_saddr start, unsigned atomBytes) {
+  const unsigned long long bits = (unsigned long long)((start & 0x3FFFFu) >> 4) |
+                                  ((unsigned long long)((atomBytes >> 4) & 0x3FFFu) << 16) | (64ull << 32) | (1ull << 62);
+#if SHOAL_WGMMA_HW
+  return bits;
+#else
+  return {bits, start};
+#endif
 }
 // Makes this thread's completed shared-memory writes (cp.async's) visible to the tensor cores'
 // reads (the async proxy); before the barrier that hands a stage to them.
@@ -241,13 +256,25 @@ __device__ inline void shoal_wgmma_16bit_emulated(float* d, const unsigned* a, c
       d[4 * jb + q] += s;
     }
 }
-// The 16-bit product m64nNk16 with both operands through descriptors (16-bit rows).
+// The address of element (mn, k) of an MN-major 16-bit tile in the 128-byte swizzle (the only
+// MN-major mode the kernels use): atoms of 64 along MN the leading offset apart, 8-step groups
+// the stride apart, step k % 8's row 128 bytes on within a group, the swizzle applied to the
+// computed address.
+__device__ inline unsigned long long shoal_wgmma_address_mn(const shoal_wgmma_desc& d, int mn, int k) {
+  if ((d.bits >> 62) != 1 || (d.bits & 0x3FFFu) != ((d.addr & 0x3FFFFu) >> 4)) __builtin_trap();
+  const unsigned long long lbo = ((d.bits >> 16) & 0x3FFFu) << 4, sbo = ((d.bits >> 32) & 0x3FFFu) << 4;
+  const unsigned long long a = d.addr + (unsigned long long)(mn >> 6) * lbo + (unsigned long long)(k >> 3) * sbo +
+                               (unsigned long long)(k & 7) * 128 + (unsigned long long)(mn & 63) * 2;
+  return a ^ (((a >> 7) & 7) << 4);
+}
+// The 16-bit product m64nNk16 with both operands through descriptors: K-major (16-bit rows of
+// the reduction) or, with `mn`, both MN-major (wgmma's transposed form).
 __device__ inline void shoal_wgmma_ss16_emulated(float* d, const shoal_wgmma_desc& a, const shoal_wgmma_desc& b, int n,
-                                                 bool bf16) {
+                                                 bool bf16, bool mn) {
   const int t = (int)(threadIdx.x & 127u), g = (t & 31) >> 2, c = t & 3, w = t >> 5;
   auto element = [&](const shoal_wgmma_desc& desc, int row, int k) {
     unsigned short h;
-    memcpy(&h, (const void*)shoal_wgmma_address(desc, row, 2 * k), 2);
+    memcpy(&h, (const void*)(mn ? shoal_wgmma_address_mn(desc, row, k) : shoal_wgmma_address(desc, row, 2 * k)), 2);
     return shoal_half_to_f32(h, bf16);
   };
   for (int j = 0; j < n / 8; ++j)
@@ -260,7 +287,8 @@ __device__ inline void shoal_wgmma_ss16_emulated(float* d, const shoal_wgmma_des
 }
 #endif
 )";
-  out += wgmmaCall(64) + wgmmaCall(128) + wgmma16Call(64) + wgmma16Call(128) + wgmmaSs16Call(64) + wgmmaSs16Call(128);
+  out += wgmmaCall(64) + wgmmaCall(128) + wgmma16Call(64) + wgmma16Call(128) + wgmmaSs16Call(64) + wgmmaSs16Call(128) +
+         wgmmaSs16Call(64, true) + wgmmaSs16Call(128, true);
   return out;
 }
 

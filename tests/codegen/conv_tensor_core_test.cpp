@@ -491,7 +491,13 @@ ConvSums weightGradientSums(const Geometry& gm, const Tensor& xt, const Tensor& 
 // 16-bit weight gradient is a TF32 product (CudaCodegenOptions::wgmmaTf32Gathered16: both
 // operands gathered), so its reference rounds as TF32's wgmma does.
 void checkBackwardWeight(const Geometry& gm, uint64_t seed, const Runner& run, const Format& asked) {
-  const Format f = asked.wgmma ? Format(TensorCoreMath::Tf32, true, asked.channelsLast, asked.variant) : asked;
+  // With wgmma, 16-bit weight gradients are TF32 products, their gathered operands truncated --
+  // but for the 16-bit channels-last ones (channels and filters in 64s): in the format.
+  const bool sixteenBitProducts = asked.cl16 && gm.c % 64 == 0 && gm.o % 64 == 0 &&
+                                  (asked.math == TensorCoreMath::Bf16 || asked.math == TensorCoreMath::Fp16);
+  const Format f = asked.wgmma && !sixteenBitProducts
+                       ? Format(TensorCoreMath::Tf32, true, asked.channelsLast, asked.variant)
+                       : asked;
   SCOPED_TRACE("backward weight " + describe(gm) + " " + asked.name());
   Graph g("tc_conv_dw");
   const Location loc{"tc.mmd", 1, 1, "dw"};
@@ -672,7 +678,28 @@ const std::vector<Geometry> kHalfData = {
     {3, 72, 8, 8, 64, 1, 1, {2, 2}, {0, 0, 0, 0}, {1, 1}},
     {1, 16, 9, 9, 64, 3, 3, {1, 1}, {2, 2, 2, 2}, {2, 2}},
 };
+// Weight gradients with channels and filters in 64s: x and dy converted, both operands
+// MN-major (ImplicitGemm::halfMN), 64 output pixels a stage -- 126 pixels (a partial last
+// stage), 128 channels at stride 2 (a row tile within one tap), a 1 x 1 at stride 2 over 128
+// filters (two column atoms), dilation with padding; and with `candidates` the other tile and
+// the model's slices doubled and halved.
+const std::vector<Geometry> kHalfWeight = {
+    {2, 64, 9, 7, 64, 3, 3, {1, 1}, {1, 1, 1, 1}, {1, 1}},
+    {1, 128, 10, 10, 64, 3, 3, {2, 2}, {1, 1, 1, 1}, {1, 1}},
+    {3, 64, 8, 8, 128, 1, 1, {2, 2}, {0, 0, 0, 0}, {1, 1}},
+    {1, 64, 9, 9, 64, 3, 3, {1, 1}, {2, 2, 2, 2}, {2, 2}},
+};
 void checkSixteenBitChannelsLast(const Runner& run, TensorCoreMath math, bool candidates) {
+  for (size_t i = 0; i < kHalfWeight.size(); ++i) {
+    const Format f = Format(math, /*wgmma=*/true).sixteenBitChannelsLast();
+    const std::string source = moduleFor(*weightGradientGraph(kHalfWeight[i]), f).source;
+    EXPECT_NE(source.find("_cl16("), std::string::npos) << describe(kHalfWeight[i]);
+    EXPECT_NE(source.find("shoal_wgmma_ss16mn_n"), std::string::npos);
+    checkBackwardWeight(kHalfWeight[i], 340 + i, run, f);
+    if (candidates)
+      for (int variant = 1; variant <= 3; ++variant)
+        checkBackwardWeight(kHalfWeight[i], 350 + i, run, Format(math, true, false, variant).sixteenBitChannelsLast());
+  }
   for (size_t i = 0; i < kHalfData.size(); ++i) {
     const Format f = Format(math, /*wgmma=*/true).sixteenBitChannelsLast();
     const std::string source = moduleFor(*dataGradientGraph(kHalfData[i]), f).source;
