@@ -264,9 +264,9 @@ struct ImplicitGemm {
   /// Both operands 16-bit values of the math's format, MN-major (a weight gradient reading
   /// channels-last copies of x and dy: CudaCodegenOptions::conv16ChannelsLast), 64 reduction
   /// steps a stage; rows and cols multiples of 64. For each reduction index `k` of a stage (k <
-  /// kEnd) the copies run kRowSetup, then per 64-row atom of A (its first row `mo` in scope)
-  /// aLoad, per 64-column atom of B (`no`) bLoad: each points `const unsigned short* src` at
-  /// the atom's 64 consecutive values at k and sets `ok`. aBase / bBase: valid pointers to
+  /// kEnd) and 64-row atom of A (its first row `mo` in scope) the copies run kRowSetup, then
+  /// aLoad; for each 64-column atom of B (`no`), bLoad (`k` alone): each points `const unsigned
+  /// short* src` at the atom's 64 consecutive values at k and sets `ok`. aBase / bBase: valid pointers to
   /// 16-bit values. Both operands reach wgmma's transposed form from shared memory (128-byte
   /// swizzle). Needs the wgmma option and a 16-bit math; replaces the other forms of gather.
   bool halfMN = false;

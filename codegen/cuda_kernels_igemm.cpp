@@ -706,8 +706,8 @@ std::string half64Rows(const ImplicitGemm& spec, const Tile& tile) {
 // chunk each; the stage's 64 indices in two passes of 32.
 std::string halfMNCopies(const ImplicitGemm& spec, const Tile& tile) {
   std::string s;
-  auto atom = [&](int pass, const std::string& origin, const std::string& inRange, const std::string& load,
-                  const std::string& base, int offset) {
+  auto atom = [&](int pass, const std::string& origin, const std::string& inRange, const std::string& setup,
+                  const std::string& load, const std::string& base, int offset) {
     return fmt::format(
         "      {{\n"
         "        const int kr = {0} + (tid >> 3), k = kt + kr;\n"
@@ -723,13 +723,14 @@ std::string halfMNCopies(const ImplicitGemm& spec, const Tile& tile) {
         "        shoal_cp_async_f32x4_aligned(stage + {6} + kr * 128 + ((ch ^ (kr & 7)) << 4), (const float*)(src + ch "
         "* 8), ok);\n"
         "      }}\n",
-        pass * 32, base, spec.kRowSetup, origin, inRange, load, offset);
+        pass * 32, base, setup, origin, inRange, load, offset);
   };
   for (int pass = 0; pass < 2; ++pass) {
     for (int a = 0; a < tile.bm / 64; ++a)
-      s += atom(pass, "const ${I} mo = m0 + " + std::to_string(64 * a), "mo < ${M}", spec.aLoad, spec.aBase, a * 8192);
+      s += atom(pass, "const ${I} mo = m0 + " + std::to_string(64 * a), "mo < ${M}", spec.kRowSetup, spec.aLoad,
+                spec.aBase, a * 8192);
     for (int b = 0; b < tile.bn / 64; ++b)
-      s += atom(pass, "const int no = o0 + " + std::to_string(64 * b), "no < ${N}", spec.bLoad, spec.bBase,
+      s += atom(pass, "const int no = o0 + " + std::to_string(64 * b), "no < ${N}", "", spec.bLoad, spec.bBase,
                 tile.bm * 128 + b * 8192);
   }
   return s;

@@ -725,7 +725,7 @@ void checkSixteenBitChannelsLast(const Runner& run, TensorCoreMath math, bool ca
   }
 }
 
-TEST(ConvTensorCore, SixteenBitChannelsLastForwardsMatchFloat64WithinTheFormatsBounds) {
+TEST(ConvTensorCore, SixteenBitChannelsLastConvolutionsMatchFloat64WithinTheFormatsBounds) {
   // Only where asked and where it applies: off by default; TF32, mma.sync and channels that are
   // not 64s keep their gathers when it is on.
   for (const Format& f :
@@ -1273,7 +1273,7 @@ TEST(ConvTensorCoreGpu, EveryExactFp32ConvolutionMatchesFloat64WithinItsBounds) 
 TEST(ConvTensorCoreGpu, EveryBfloat16ConvolutionMatchesFloat64WithinItsBounds) { checkAllOnGpu(TensorCoreMath::Bf16); }
 // The 16-bit channels-last forwards on the device (sm_90: wgmma's descriptors, the 128-byte
 // swizzle, cp.async's zero fill of pixels outside the image), every candidate tile.
-TEST(ConvTensorCoreGpu, SixteenBitChannelsLastForwardsMatchFloat64WithinTheFormatsBounds) {
+TEST(ConvTensorCoreGpu, SixteenBitChannelsLastConvolutionsMatchFloat64WithinTheFormatsBounds) {
   if (auto dev = probeCudaDevice(0); !dev) GTEST_SKIP() << "no usable GPU: " << dev.error().message();
   if (!gpuUsesWgmma()) GTEST_SKIP() << "the device has no wgmma (sm_90)";
   checkSixteenBitChannelsLast(onGpu, TensorCoreMath::Bf16, /*candidates=*/true);

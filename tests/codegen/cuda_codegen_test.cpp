@@ -1,21 +1,23 @@
 // Tests of the CUDA codegen, no GPU needed: every example pipeline (inference and training)
 // and every op's test graph generate deterministic source with a commented kernel per step,
 // and NVRTC compiles it for sm_90 and sm_80; an NVRTC error quotes the generated line.
-#include <gtest/gtest.h>
+#include "codegen/cuda_codegen.h"
 
-#include <map>
+#include <gtest/gtest.h>
 
 #include <algorithm>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
+#include <map>
 #include <set>
+#include <sstream>
 #include <stdexcept>
 
-#include "codegen/cuda_codegen.h"
 #include "codegen/cuda_test_graphs.h"
+#include "codegen/nvrtc.h"
 #include "frontend/pipeline_loader.h"
 #include "ir/parser.h"
-#include "codegen/nvrtc.h"
 #include "test_util.h"
 
 namespace shoal {
@@ -279,6 +281,47 @@ TEST(CudaCodegen, TensorCoreConvolutionsCompileWithNvrtc) {
     ASSERT_TRUE(ptx.has_value()) << ptx.error().message();
     EXPECT_NE(ptx->find(c.ptx), std::string::npos);
     EXPECT_NE(ptx->find("fence.proxy.async.shared::cta"), std::string::npos);
+#endif
+  }
+}
+
+// The 16-bit channels-last kernels (CudaCodegenOptions::conv16ChannelsLast) of a whole training
+// step and inference program -- examples/resnet_mnist.mmd widened to 64 and 128 filters, so that
+// every convolution but the stem takes them -- NVRTC-compiled for sm_90a, whose PTX issues both
+// forms of the 16-bit wgmma from shared memory: K-major operands (forwards, data gradients) and
+// MN-major ones, transposed (weight gradients).
+TEST(CudaCodegen, SixteenBitChannelsLastCompilesToBothWgmmaForms) {
+  std::ifstream in(test::sourcePath("examples/resnet_mnist.mmd"));
+  std::stringstream text;
+  text << in.rdbuf();
+  std::string wide = text.str();
+  for (const auto& [from, to] :
+       {std::pair<std::string, std::string>{"filters=16", "filters=64"}, {"filters=32", "filters=128"}})
+    for (size_t at = wide.find(from); at != std::string::npos; at = wide.find(from, at))
+      wide.replace(at, from.size(), to);
+  DiagnosticEngine diags;
+  auto pipeline = loadPipelineText(wide, "wide_resnet.mmd", diags);
+  ASSERT_TRUE(pipeline.has_value()) << diags.render();
+  for (bool train : {false, true}) {
+    SCOPED_TRACE(train ? "training step" : "inference");
+    CompileOptions opts;
+    if (train) opts.train = &*pipeline->train;
+    Program p = compileOrDie(pipeline->model->clone(), opts);
+    CudaCodegenOptions o;
+    o.tensorCores = TensorCoreMath::Bf16;
+    o.wgmma = true;
+    o.conv16ChannelsLast = true;
+    auto src = generateCudaSource(p, o);
+    ASSERT_TRUE(src.has_value()) << src.error().message();
+    EXPECT_NE(src->source.find("_cl16("), std::string::npos);
+    EXPECT_NE(src->source.find("shoal_wgmma_ss16_n128(acc[0]"), std::string::npos);
+    EXPECT_EQ(src->source.find("shoal_wgmma_ss16mn_n64(acc[0]") != std::string::npos, train);
+    expectCompiles(src->source, src->name, {"sm_90a"});
+#if SHOAL_HAVE_CUDA
+    auto ptx = compileCudaToPtx(src->source, src->name, "sm_90a");
+    ASSERT_TRUE(ptx.has_value()) << ptx.error().message();
+    EXPECT_NE(ptx->find("p, 1, 1, 0, 0;"), std::string::npos);
+    EXPECT_EQ(ptx->find("p, 1, 1, 1, 1;") != std::string::npos, train);
 #endif
   }
 }
