@@ -138,6 +138,23 @@ TEST(Cli, DumpFormatsAndPassSelection) {
   r = runCli("dump examples/mnist_cnn.mmd --memory --precision tf32 --arch sm_90");
   ASSERT_EQ(r.exitCode, 0) << r.err;
   EXPECT_GT(nlohmann::json::parse(r.out)["gpu"]["prepared_bytes"].get<int64_t>(), 0);
+  // A model whose GPU module codegen refuses still gets its plan, the reason beside it: a
+  // 1 x 1 convolution of 9,000,000 filters, whose tensor-core product would need more than a
+  // grid's 65,535 column tiles (the plan, ~1.8 TB, is only printed: --memory-limit 0).
+  {
+    const std::string dir = shoal::test::tempDir();
+    writeFile(dir + "/wide.mmd",
+              "flowchart TD\n  x[input: mnist path=data/mnist-10k batch=64] --> "
+              "pre[preprocess: scale=1/255] --> c[conv2d: filters=9000000 kernel=1x1 bias=false] "
+              "--> out[output: name=y]\n");
+    r = runCli("dump '" + dir + "/wide.mmd' --memory --precision tf32 --arch sm_90 --memory-limit 0");
+    ASSERT_EQ(r.exitCode, 0) << r.err;
+    j = nlohmann::json::parse(r.out);
+    EXPECT_GT(j["arena_bytes"].get<int64_t>(), int64_t(1) << 40);
+    EXPECT_EQ(j["gpu"]["precision"], "tf32");
+    EXPECT_EQ(j["gpu"]["unsupported"], "conv2d 'c': no CUDA kernel: an implicit GEMM too large for one grid");
+    EXPECT_FALSE(j["gpu"].contains("device_bytes"));
+  }
   // Without --cuda or --memory a precision or an architecture means nothing: refused.
   for (std::string opt : {"--precision bf16", "--arch sm_90"}) {
     r = runCli("dump examples/resnet_mnist.mmd " + opt);
