@@ -308,6 +308,13 @@ struct CudaCodegenOptions {
   /// emulator (descriptors and swizzle read as the hardware reads them) and compiled by NVRTC
   /// for sm_90a, not yet run on a device (docs/PERF.md, 2026-12-04 (night)).
   bool conv16ChannelsLast = false;
+  /// conv16ChannelsLast's products in four stages, two of them ahead of the one multiplied,
+  /// each step waiting only for the products of the stage before last (wgmma_wait<1>) before
+  /// its barrier, so that the tensor cores work on through it; where by default three or four
+  /// stages run one fewer ahead and each step waits for all of its products (the tensor cores
+  /// idle through the barrier and the copies' issue). An experiment for a device to decide;
+  /// default off.
+  bool halfStageOverlap = false;
   /// A tensor-core weight gradient of at most 63 taps gathers x column-wise
   /// (ImplicitGemm::aColumn): 16 threads share a stage row of (channel, tap), one output pixel
   /// each, so a warp reads 16 neighbouring pixels of two taps (one or two cache lines) where 8

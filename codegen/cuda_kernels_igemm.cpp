@@ -837,7 +837,11 @@ Expected<void> emitImplicitGemm(NodeEmitter& em, const ImplicitGemm& spec) {
   // aHalf64: BM then BN rows of 64 16-bit values (128 bytes); 3 stages of 128 x 128 (32 KB
   // each) or 4 of 128 x 64 (24 KB): 96 KB, two blocks an SM.
   const int stageFloats = half ? (tile.bm + tile.bn) * 32 : tile.bm * 16 + tile.bn * (wgmma16 ? 8 : 16);
-  const int stages = half ? (tile.bn == 128 ? 3 : 4) : kStages;
+  // halfStageOverlap: four stages, two ahead -- the products of the stage before last are
+  // waited for before the barrier (128 x 128: 128 KB, one block an SM).
+  const bool overlap = half && em.options().halfStageOverlap;
+  const int stages = overlap ? 4 : half ? (tile.bn == 128 ? 3 : 4) : kStages;
+  const int ahead = overlap ? stages - 2 : stages - 1;  // stages in flight while one is multiplied
   const int64_t kp = (spec.red + kstep - 1) / kstep * kstep;
   // Floats the packed B takes (16-bit values two to a float with wgmma16 and aHalf64).
   const bool pack16 = wgmma16 || half64;
@@ -896,6 +900,7 @@ Expected<void> emitImplicitGemm(NodeEmitter& em, const ImplicitGemm& spec) {
             {"BN", std::to_string(tile.bn)},
             {"STAGES", std::to_string(stages)},
             {"KSTEP", std::to_string(kstep)},
+            {"AHEAD", std::to_string(ahead)},
             {"STAGE_FLOATS", std::to_string(stageFloats)},
             {"ROW_TILES", intLit(rowTiles)},
             {"PER_SLICE", intLit(perSlice)},
@@ -915,7 +920,9 @@ Expected<void> emitImplicitGemm(NodeEmitter& em, const ImplicitGemm& spec) {
   v.insert(v.end(), {{"WARP_ROLES", path.warpRoles},
                      {"FRAGMENT_ADDRESSES", path.fragmentAddresses},
                      {"ACC", path.accumulators},
-                     {"STAGE_READY", path.stageReady},
+                     {"STAGE_READY", overlap ? "    shoal_fence_proxy_async();\n    shoal_wgmma_wait<1>();\n" +
+                                                   holdAccumulators(tile, "    ")
+                                             : path.stageReady},
                      {"MMA_STEPS", path.steps},
                      {"DRAIN", path.drain},
                      {"EPILOGUE_LOOP", path.epilogueLoop}});
@@ -990,7 +997,7 @@ Expected<void> emitImplicitGemm(NodeEmitter& em, const ImplicitGemm& spec) {
   std::string body =
       fill(fill("  SHOAL_DYNAMIC_SHARED(float, smem);\n"
                 "${VIEWS}"
-                "  constexpr int kStages = ${STAGES}, kStageFloats = ${STAGE_FLOATS};\n"
+                "  constexpr int kStages = ${STAGES}, kAhead = ${AHEAD}, kStageFloats = ${STAGE_FLOATS};\n"
                 "  const int tid = (int)threadIdx.x, lane = tid & 31, warp = tid >> 5;\n"
                 "${WARP_ROLES}"
                 "  const shoal_saddr sbase = shoal_saddr_of(smem);  // the ring's shared address\n"
@@ -1008,17 +1015,17 @@ Expected<void> emitImplicitGemm(NodeEmitter& em, const ImplicitGemm& spec) {
                 "${COPIES}"
                 "  };\n"
                 "${ACC}"
-                "  // The first kStages - 1 stages in flight (a commit per stage, empty past the end, so\n"
-                "  // that waiting for all but kStages - 2 groups always means: this step's stage landed).\n"
-                "  for (int s = 0; s < kStages - 1; ++s) {\n"
+                "  // The first kAhead stages in flight (a commit per stage, empty past the end, so that\n"
+                "  // waiting for all but kAhead - 1 groups always means: this step's stage landed).\n"
+                "  for (int s = 0; s < kAhead; ++s) {\n"
                 "    if (s < tiles) load(s, kBegin + s * ${KSTEP});\n"
                 "    shoal_cp_async_commit();\n"
                 "  }\n"
                 "  for (int step = 0; step < tiles; ++step) {\n"
-                "    shoal_cp_async_wait<kStages - 2>();\n"
+                "    shoal_cp_async_wait<kAhead - 1>();\n"
                 "${STAGE_READY}"
-                "    __syncthreads();  // this step's stage is everyone's; the previous stage is free\n"
-                "    const int next = step + kStages - 1;\n"
+                "    __syncthreads();  // this step's stage is everyone's; the one kAhead on is free\n"
+                "    const int next = step + kAhead;\n"
                 "    if (next < tiles) load(next % kStages, kBegin + next * ${KSTEP});\n"
                 "    shoal_cp_async_commit();\n"
                 "    const int cur = step % kStages;\n"

@@ -229,6 +229,7 @@ CudaExecutableOptions CudaExecutableOptions::fromEnvironment() {
   o.wgmma = envFlagDefaultOn("SHOAL_CUDA_WGMMA");
   o.wgmmaTf32Gathered16 = envFlagDefaultOn("SHOAL_CUDA_WGRAD_TF32");
   o.conv16ChannelsLast = envFlag("SHOAL_CUDA_CL16");
+  o.halfStageOverlap = envFlag("SHOAL_CUDA_CL16_OVERLAP");
   o.weightGradientColumns = envFlagDefaultOn("SHOAL_CUDA_WGRAD_COLUMNS");
   o.convPairedTaps = envFlagDefaultOn("SHOAL_CUDA_PAIRED_TAPS");
   if (envFlag("SHOAL_CUDA_NHWC")) o.convChannelsLastMinInput = int64_t(1) << 20;
@@ -287,6 +288,7 @@ CudaCodegenOptions CudaExecutableOptions::codegenOptions(const std::string& arch
   c.prepareParameters = prepareParameters;
   c.wgmmaTf32Gathered16 = wgmmaTf32Gathered16;
   c.conv16ChannelsLast = conv16ChannelsLast;
+  c.halfStageOverlap = halfStageOverlap;
   c.weightGradientColumns = weightGradientColumns;
   c.convPairedTaps = convPairedTaps;
   c.convChannelsLastMinInput = convChannelsLastMinInput;

@@ -81,6 +81,9 @@ struct CudaExecutableOptions {
   /// With wgmma, 16-bit forwards of 64k channels read their input channels-last in the format
   /// (CudaCodegenOptions::conv16ChannelsLast). Default: off, unless SHOAL_CUDA_CL16=1.
   bool conv16ChannelsLast = false;
+  /// Their products overlapped across the stage's barrier (CudaCodegenOptions::
+  /// halfStageOverlap). Default: off, unless SHOAL_CUDA_CL16_OVERLAP=1.
+  bool halfStageOverlap = false;
   /// Weight gradients gather x column-wise (CudaCodegenOptions::weightGradientColumns). Default:
   /// on, unless SHOAL_CUDA_WGRAD_COLUMNS=0.
   bool weightGradientColumns = true;
@@ -119,8 +122,8 @@ struct CudaExecutableOptions {
   int64_t profileLaunches = 12;
   /// Fills graphs, syncEach, hostOutputs, inputsInPlace, horizontalUpdates, smallGemms, gemmEpilogues,
   /// programmaticLaunch, groupKernels, shareKernels, unitBytes, prepareParameters, wgmma, wgmmaTf32Gathered16,
-  /// conv16ChannelsLast, weightGradientColumns, convPairedTaps, convChannelsLastMinInput, fp32ConvGemmMinMacs, the
-  /// fp32Winograd options, autotune, profileLaunches and tensorCores from the environment.
+  /// conv16ChannelsLast, halfStageOverlap, weightGradientColumns, convPairedTaps, convChannelsLastMinInput,
+  /// fp32ConvGemmMinMacs, the fp32Winograd options, autotune, profileLaunches and tensorCores from the environment.
   static CudaExecutableOptions fromEnvironment();
   /// The codegen options these make for a device of architecture `arch` ("sm_90"; "" for
   /// none in particular): updates fused, tensor cores, small products generated where cuBLAS

@@ -45,12 +45,14 @@ struct Format {
   TensorCoreMath math;
   bool wgmma = false, channelsLast = false;
   int variant = -1;  // CudaCodegenOptions::tuningVariant: each product's candidate tile
-  bool cl16 = false;                                                     // CudaCodegenOptions::conv16ChannelsLast
+  // CudaCodegenOptions::conv16ChannelsLast and halfStageOverlap
+  bool cl16 = false, overlap = false;
   Format(TensorCoreMath m, bool w = false, bool cl = false, int v = -1)  // NOLINT: implicit
       : math(m), wgmma(w), channelsLast(cl), variant(v) {}
-  Format sixteenBitChannelsLast() const {
+  Format sixteenBitChannelsLast(bool overlapped = false) const {
     Format f = *this;
     f.cl16 = true;
+    f.overlap = overlapped;
     return f;
   }
   bool truncates() const { return wgmma && math == TensorCoreMath::Tf32; }
@@ -62,7 +64,8 @@ struct Format {
   std::string name() const {
     return std::string(math == TensorCoreMath::Off ? "exact fp32" : tensorCoreMathName(math)) +
            (wgmma ? " (wgmma)" : "") + (variant >= 0 ? " (tile candidate " + std::to_string(variant) + ")" : "") +
-           (channelsLast ? " (channels last)" : "") + (cl16 ? " (16-bit channels last)" : "");
+           (channelsLast ? " (channels last)" : "") + (cl16 ? " (16-bit channels last)" : "") +
+           (overlap ? " (overlapped)" : "");
   }
 };
 
@@ -77,6 +80,7 @@ Expected<Tensor> onEmulator(const Graph& g, const TensorMap& params, const Tenso
   tc.tuningVariant = f.variant;
   tc.convChannelsLastMinInput = f.channelsLastMinInput();
   tc.conv16ChannelsLast = f.cl16;
+  tc.halfStageOverlap = f.overlap;
   tc.fp32ConvGemmMinMacs = 0;  // Off: every convolution the exact fp32 GEMM, however small
   tc.fp32ConvGemmMinWidth = 0;
   tc.fp32Winograd = 0;  // the direct sums (Winograd's: conv_winograd_test.cpp)
@@ -98,6 +102,7 @@ Expected<Tensor> runOnGpu(const Graph& g, const TensorMap& params, const TensorM
   o.tuningVariant = f.variant;
   o.convChannelsLastMinInput = f.channelsLastMinInput();
   o.conv16ChannelsLast = f.cl16;
+  o.halfStageOverlap = f.overlap;
   o.fp32ConvGemmMinMacs = 0;
   o.fp32ConvGemmMinWidth = 0;
   o.fp32Winograd = 0;
@@ -246,6 +251,7 @@ CudaModuleSource moduleFor(const Graph& g, const Format& f) {
   tc.tuningVariant = f.variant;
   tc.convChannelsLastMinInput = f.channelsLastMinInput();
   tc.conv16ChannelsLast = f.cl16;
+  tc.halfStageOverlap = f.overlap;
   tc.fp32ConvGemmMinMacs = 0;
   tc.fp32ConvGemmMinWidth = 0;
   tc.fp32Winograd = 0;
@@ -689,28 +695,30 @@ const std::vector<Geometry> kHalfWeight = {
     {3, 64, 8, 8, 128, 1, 1, {2, 2}, {0, 0, 0, 0}, {1, 1}},
     {1, 64, 9, 9, 64, 3, 3, {1, 1}, {2, 2, 2, 2}, {2, 2}},
 };
-void checkSixteenBitChannelsLast(const Runner& run, TensorCoreMath math, bool candidates) {
+void checkSixteenBitChannelsLast(const Runner& run, TensorCoreMath math, bool candidates, bool overlap = false) {
   for (size_t i = 0; i < kHalfWeight.size(); ++i) {
-    const Format f = Format(math, /*wgmma=*/true).sixteenBitChannelsLast();
+    const Format f = Format(math, /*wgmma=*/true).sixteenBitChannelsLast(overlap);
     const std::string source = moduleFor(*weightGradientGraph(kHalfWeight[i]), f).source;
     EXPECT_NE(source.find("_cl16("), std::string::npos) << describe(kHalfWeight[i]);
     EXPECT_NE(source.find("shoal_wgmma_ss16mn_n"), std::string::npos);
     checkBackwardWeight(kHalfWeight[i], 340 + i, run, f);
     if (candidates)
       for (int variant = 1; variant <= 3; ++variant)
-        checkBackwardWeight(kHalfWeight[i], 350 + i, run, Format(math, true, false, variant).sixteenBitChannelsLast());
+        checkBackwardWeight(kHalfWeight[i], 350 + i, run,
+                            Format(math, true, false, variant).sixteenBitChannelsLast(overlap));
   }
   for (size_t i = 0; i < kHalfData.size(); ++i) {
-    const Format f = Format(math, /*wgmma=*/true).sixteenBitChannelsLast();
+    const Format f = Format(math, /*wgmma=*/true).sixteenBitChannelsLast(overlap);
     const std::string source = moduleFor(*dataGradientGraph(kHalfData[i]), f).source;
     EXPECT_NE(source.find("_cl16("), std::string::npos) << describe(kHalfData[i]);
     EXPECT_NE(source.find("shoal_wgmma_ss16_n"), std::string::npos);
     checkBackwardData(kHalfData[i], i == 3, 320 + i, run, f);
     if (candidates)
-      checkBackwardData(kHalfData[i], false, 330 + i, run, Format(math, true, false, 1).sixteenBitChannelsLast());
+      checkBackwardData(kHalfData[i], false, 330 + i, run,
+                        Format(math, true, false, 1).sixteenBitChannelsLast(overlap));
   }
   for (size_t i = 0; i < kHalf.size(); ++i) {
-    const Format f = Format(math, /*wgmma=*/true).sixteenBitChannelsLast();
+    const Format f = Format(math, /*wgmma=*/true).sixteenBitChannelsLast(overlap);
     const auto g = forwardGraph(kHalf[i]);
     const CudaModuleSource module = moduleFor(*g, f);
     const auto& names = module.kernelNames;
@@ -721,7 +729,8 @@ void checkSixteenBitChannelsLast(const Runner& run, TensorCoreMath math, bool ca
     checkForward(kHalf[i], i % 2 == 0, i != 1, 300 + i, run, f);
     if (candidates)
       for (int variant = 1; variant <= 3; ++variant)
-        checkForward(kHalf[i], true, true, 310 + i, run, Format(math, true, false, variant).sixteenBitChannelsLast());
+        checkForward(kHalf[i], true, true, 310 + i, run,
+                     Format(math, true, false, variant).sixteenBitChannelsLast(overlap));
   }
 }
 
@@ -740,6 +749,8 @@ TEST(ConvTensorCore, SixteenBitChannelsLastConvolutionsMatchFloat64WithinTheForm
   if (!test::haveHostCompiler()) GTEST_SKIP() << "no host C++ compiler to build the emulated module";
   checkSixteenBitChannelsLast(onEmulator, TensorCoreMath::Bf16, /*candidates=*/true);
   checkSixteenBitChannelsLast(onEmulator, TensorCoreMath::Fp16, false);
+  // Overlapped stages (CudaCodegenOptions::halfStageOverlap): four stages, two ahead.
+  checkSixteenBitChannelsLast(onEmulator, TensorCoreMath::Bf16, /*candidates=*/false, /*overlap=*/true);
 }
 
 // Exact fp32 on the CUDA cores (TensorCoreMath::Off): the tensor-core kernels' gathers, stages
@@ -1271,13 +1282,19 @@ TEST(ConvTensorCoreGpu, EveryExactFp32ConvolutionMatchesFloat64WithinItsBounds) 
   checkChannelsLast(onGpu, Format(TensorCoreMath::Off, false, true), /*every=*/true);
 }
 TEST(ConvTensorCoreGpu, EveryBfloat16ConvolutionMatchesFloat64WithinItsBounds) { checkAllOnGpu(TensorCoreMath::Bf16); }
-// The 16-bit channels-last forwards on the device (sm_90: wgmma's descriptors, the 128-byte
-// swizzle, cp.async's zero fill of pixels outside the image), every candidate tile.
+// The 16-bit channels-last convolutions on the device (sm_90: wgmma's descriptors in both
+// forms, the 128-byte swizzle, cp.async's zero fill of pixels outside the image), every
+// candidate tile: bfloat16; then float16 and the overlapped stages.
 TEST(ConvTensorCoreGpu, SixteenBitChannelsLastConvolutionsMatchFloat64WithinTheFormatsBounds) {
   if (auto dev = probeCudaDevice(0); !dev) GTEST_SKIP() << "no usable GPU: " << dev.error().message();
   if (!gpuUsesWgmma()) GTEST_SKIP() << "the device has no wgmma (sm_90)";
   checkSixteenBitChannelsLast(onGpu, TensorCoreMath::Bf16, /*candidates=*/true);
+}
+TEST(ConvTensorCoreGpu, SixteenBitChannelsLastFloat16AndOverlappedStagesMatchFloat64) {
+  if (auto dev = probeCudaDevice(0); !dev) GTEST_SKIP() << "no usable GPU: " << dev.error().message();
+  if (!gpuUsesWgmma()) GTEST_SKIP() << "the device has no wgmma (sm_90)";
   checkSixteenBitChannelsLast(onGpu, TensorCoreMath::Fp16, true);
+  checkSixteenBitChannelsLast(onGpu, TensorCoreMath::Bf16, true, /*overlap=*/true);
 }
 TEST(ConvTensorCoreGpu, EveryFloat16ConvolutionMatchesFloat64WithinItsBounds) { checkAllOnGpu(TensorCoreMath::Fp16); }
 

@@ -10,14 +10,15 @@
 // rounding of the large terms. fp64: rtol 1e-9 on the same terms.
 #include <gtest/gtest.h>
 
-#include <set>
-
 #include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
+#include <map>
+#include <optional>
 #include <random>
+#include <set>
 
 #include "codegen/cuda_test_graphs.h"
 #include "frontend/pipeline_loader.h"
@@ -144,20 +145,27 @@ TEST(CudaExecutableOptions, ProfileLaunchesFromTheEnvironment) {
   EXPECT_EQ(err, "shoal: warning: SHOAL_PROFILE_LAUNCHES=0 is not a positive integer; the default (12) stays\n");
 }
 
-// SHOAL_CUDA_CL16=1 turns the 16-bit channels-last forwards on (off by default) and reaches
-// the codegen options.
+// SHOAL_CUDA_CL16=1 turns the 16-bit channels-last convolutions on, SHOAL_CUDA_CL16_OVERLAP=1
+// their overlapped stages (both off by default); both reach the codegen options.
 TEST(CudaExecutableOptions, SixteenBitChannelsLastFromTheEnvironment) {
-  const char* old = std::getenv("SHOAL_CUDA_CL16");
-  const std::string saved = old ? old : "";
-  unsetenv("SHOAL_CUDA_CL16");
+  std::map<std::string, std::optional<std::string>> saved;
+  for (const char* name : {"SHOAL_CUDA_CL16", "SHOAL_CUDA_CL16_OVERLAP"}) {
+    const char* v = std::getenv(name);
+    saved[name] = v ? std::optional<std::string>(v) : std::nullopt;
+    unsetenv(name);
+  }
   const CudaExecutableOptions byDefault = CudaExecutableOptions::fromEnvironment();
   setenv("SHOAL_CUDA_CL16", "1", 1);
+  setenv("SHOAL_CUDA_CL16_OVERLAP", "1", 1);
   const CudaExecutableOptions on = CudaExecutableOptions::fromEnvironment();
-  old ? setenv("SHOAL_CUDA_CL16", saved.c_str(), 1) : unsetenv("SHOAL_CUDA_CL16");
+  for (const auto& [name, v] : saved) v ? setenv(name.c_str(), v->c_str(), 1) : unsetenv(name.c_str());
   EXPECT_FALSE(byDefault.conv16ChannelsLast);
+  EXPECT_FALSE(byDefault.halfStageOverlap);
   EXPECT_FALSE(byDefault.codegenOptions("sm_90").conv16ChannelsLast);
   EXPECT_TRUE(on.conv16ChannelsLast);
+  EXPECT_TRUE(on.halfStageOverlap);
   EXPECT_TRUE(on.codegenOptions("sm_90").conv16ChannelsLast);
+  EXPECT_TRUE(on.codegenOptions("sm_90").halfStageOverlap);
 }
 
 TEST(CudaExecutor, EveryOpMatchesTheInterpreter) {

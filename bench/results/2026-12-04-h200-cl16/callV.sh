@@ -1,17 +1,17 @@
-# Call V: 16-bit channels-last forwards (SHOAL_CUDA_CL16 1 / 0), ResNet-18 bf16 alternated twice,
-# torch.compile bf16 in the same call, a profile, the new GPU test + the bf16 sweep, memcheck.
+# Call V: 16-bit channels-last convolutions (SHOAL_CUDA_CL16 1 / 0, and 1 with SHOAL_CUDA_CL16_OVERLAP=1),
+# ResNet-18 bf16 alternated twice,
+# torch.compile bf16 in the same call, a profile, the new GPU tests, memcheck, a widened resnet_mnist trained.
 source tmp-dev/common.sh
 el start
 TARGETS="shoal_tests resnet_bench shoal_cli" timeout 240 bash -c "$(declare -f build_new); R=$R; sys=$sys; build_new"; el "build rc=$?"
 timeout 60 python3 bench/resnet_torch.py --onnx build-dev/resnet18.onnx --out $R/export.json --export-only > $R/export.log 2>&1; el "export rc=$?"
-timeout 100 build-dev/tests/shoal_tests --gtest_filter='ConvTensorCoreGpu.SixteenBit*' > $R/gpu_test_cl16.txt 2>&1; el "gpu test cl16 rc=$?"; grep -E "^\[  (PASSED|FAILED)|Failure|got" $R/gpu_test_cl16.txt | head -6
-rb(){ p=$1; cl=$2; tag=$3; SHOAL_CUDA_CL16=$cl timeout 90 build-dev/resnet_bench --onnx build-dev/resnet18.onnx --precision $p --runs 20 --steps 10 --json $R/shoal_${p}_cl${cl}_$tag.json > $R/shoal_${p}_cl${cl}_$tag.log 2>&1; el "resnet $p cl16=$cl $tag rc=$?"; }
-rb bf16 1 a; rb bf16 0 a; rb bf16 1 b; rb bf16 0 b
+timeout 200 build-dev/tests/shoal_tests --gtest_filter='ConvTensorCoreGpu.SixteenBit*' > $R/gpu_test_cl16.txt 2>&1; el "gpu test cl16 rc=$?"; grep -E "^\[  (PASSED|FAILED)|Failure|got|OK \]" $R/gpu_test_cl16.txt | head -8
+rb(){ p=$1; cl=$2; ov=$3; tag=$4; SHOAL_CUDA_CL16=$cl SHOAL_CUDA_CL16_OVERLAP=$ov timeout 90 build-dev/resnet_bench --onnx build-dev/resnet18.onnx --precision $p --runs 20 --steps 10 --json $R/shoal_${p}_cl${cl}_ov${ov}_$tag.json > $R/shoal_${p}_cl${cl}_ov${ov}_$tag.log 2>&1; el "resnet $p cl16=$cl overlap=$ov $tag rc=$?"; }
+rb bf16 1 0 a; rb bf16 1 1 a; rb bf16 0 0 a; rb bf16 1 0 b; rb bf16 1 1 b; rb bf16 0 0 b
 timeout 100 python3 bench/resnet_torch.py --onnx build-dev/resnet18.onnx --out $R/torch.json --modes default --precisions bf16 --runs 20 --steps 10 > $R/torch.log 2>&1; el "torch rc=$?"
-SHOAL_PROFILE_LAUNCHES=40 timeout 60 build-dev/resnet_bench --onnx build-dev/resnet18.onnx --precision bf16 --runs 5 --steps 3 --batches 256 --profile > $R/prof_bf16_cl1.log 2>&1; el "profile rc=$?"
-timeout 90 compute-sanitizer --tool memcheck --error-exitcode 7 build-dev/tests/shoal_tests --gtest_filter='ConvTensorCoreGpu.SixteenBit*' > $R/memcheck.txt 2>&1; el "memcheck rc=$?"; tail -1 $R/memcheck.txt
-timeout 150 build-dev/tests/shoal_tests --gtest_filter='ConvTensorCoreGpu.EveryBfloat16*' > $R/gpu_tests.txt 2>&1; el "gpu bf16 sweep rc=$?"; grep -E "^\[  (PASSED|FAILED)|Failure" $R/gpu_tests.txt | tail -4
-for m in "bf16 1" "bf16 0" "fp32 1"; do set -- $m; SHOAL_CUDA_CL16=$2 timeout 60 build-dev/shoal run tmp-dev/wide.mmd --device gpu --precision $1 > $R/wide_$1_cl$2.txt 2>&1; el "wide $1 cl16=$2 rc=$?"; grep -i "accuracy" $R/wide_$1_cl$2.txt | tail -1; done
+SHOAL_CUDA_CL16=1 SHOAL_PROFILE_LAUNCHES=40 timeout 60 build-dev/resnet_bench --onnx build-dev/resnet18.onnx --precision bf16 --runs 5 --steps 3 --batches 256 --profile > $R/prof_bf16_cl1.log 2>&1; el "profile rc=$?"
+timeout 150 compute-sanitizer --tool memcheck --error-exitcode 7 build-dev/tests/shoal_tests --gtest_filter='ConvTensorCoreGpu.SixteenBitChannelsLastConvolutions*' > $R/memcheck.txt 2>&1; el "memcheck rc=$?"; tail -1 $R/memcheck.txt
+for m in "bf16 1" "bf16 0" "fp32 0"; do set -- $m; SHOAL_CUDA_CL16=$2 timeout 60 build-dev/shoal run tmp-dev/wide.mmd --device gpu --precision $1 > $R/wide_$1_cl$2.txt 2>&1; el "wide $1 cl16=$2 rc=$?"; grep -i "accuracy" $R/wide_$1_cl$2.txt | tail -1; done
 python3 - $R <<'PY'
 import json, sys, glob, os
 R = sys.argv[1]
