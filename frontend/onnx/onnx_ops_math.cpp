@@ -509,6 +509,7 @@ Value* integerMaxMin(NodeContext& c, Value* x, const std::vector<int64_t>& axes,
 void lowerIntegerMaxMin(NodeContext& c, const ReduceAxes& r) {
   if (c.dtype(0) == DType::Bool) c.invalid(fmt::format("{} of bool", c.opType()));
   int64_t rank = c.rank(0);
+  if (rank == 0) return c.setOutput(0, c.value(0));  // a scalar is its own maximum (as for floats)
   std::vector<int64_t> axes;
   for (int64_t a : r.axes) axes.push_back(c.axis(a, rank));
   if (axes.empty())
