@@ -306,7 +306,7 @@ struct CudaCodegenOptions {
   /// x and dy and multiply both MN-major in the format (ImplicitGemm::halfMN) instead of as
   /// TF32 products (wgmmaTf32Gathered16). Default: off -- written and checked on the CPU
   /// emulator (descriptors and swizzle read as the hardware reads them) and compiled by NVRTC
-  /// for sm_90a, not yet run on a device (docs/PERF.md, 2026-12-04 (night)).
+  /// for sm_90a, not yet run on a device (docs/PERF.md, 2026-12-04 (midnight)).
   bool conv16ChannelsLast = false;
   /// conv16ChannelsLast's products in four stages, two of them ahead of the one multiplied,
   /// each step waiting only for the products of the stage before last (wgmma_wait<1>) before

@@ -1048,7 +1048,8 @@ Expected<void> emitImplicitGemm(NodeEmitter& em, const ImplicitGemm& spec) {
   // registers, and 128 would spill), nor in exact fp32's larger tiles, whose 64 accumulators a
   // thread and two sets of B columns spilled 68-104 bytes at 128 (the batch-128 training step
   // 44.9 ms unbounded, 46.6 bounded; H200). kSimt, exact fp32's 128 x 64, always: 128 registers
-  // without spills (ptxas, every form of gather).
+  // without spills (ptxas, every form of gather). aHalf64 and halfMN: 96 KB of stages, two
+  // blocks an SM (66-126 registers without spills, ptxas on sm_90a).
   if ((columns && spec.aColumnBits == 32 && !simt) || (simt && isSimtTile(tile)) || half) em.setMinBlocks(2);
   if (scratch)
     em.needScratch((reserved + scratchPack + (split ? splits * spec.batch * spec.rows * spec.cols : 0)) *
