@@ -23,7 +23,7 @@
 // instead: the block's two warpgroups each multiply half of the tile's rows by all of its
 // columns (wgmmaPath: TF32 with both operands read from the stage through matrix descriptors,
 // the stage's swizzle being PTX's 64-byte mode; wgmma16Path: bfloat16 / float16 with A's
-// fragments in registers and the packed B as 16-bit stage rows; half64Path and halfMNPath:
+// fragments in registers and the packed B as 16-bit stage rows; halfPath:
 // both operands 16-bit in the stage, 64 reduction steps a stage as 128-byte rows in PTX's
 // 128-byte swizzle, K-major -- A a channels-last input, B the packed weights -- or both
 // MN-major, the weight gradient's channels-last x and dy). MultiplyPath holds what the
@@ -736,37 +736,27 @@ std::string halfMNCopies(const ImplicitGemm& spec, const Tile& tile) {
   return s;
 }
 
-// halfMN's products: as half64Path's, both descriptors MN-major (shoal_wgmma_desc_mn128: a
-// warpgroup's A is its 64-row atom, B's atoms 8 KB apart), 16 steps 2048 bytes on.
-MultiplyPath halfMNPath(const Tile& tile, TensorCoreMath math) {
+// aHalf64's and halfMN's products (bfloat16 / float16 on sm_90a, both operands from the
+// stage): the warpgroups and accumulators of wgmmaPath (BM 128: one m64 product a warpgroup);
+// each 64-step stage is four m64nBNk16 products of the warpgroup's 64 rows of A and B's rows,
+// read through 128-byte-swizzled descriptors: K-major (aHalf64; the 16-step products 32 bytes
+// apart in the rows) or MN-major (halfMN, `mn`: wgmma's transposed form, shoal_wgmma_desc_mn128;
+// a warpgroup's A is its 64-row atom, B's atoms 8 KB apart; 16 steps 2048 bytes on).
+MultiplyPath halfPath(const Tile& tile, TensorCoreMath math, bool mn) {
   MultiplyPath p = wgmmaPath(tile);
+  auto desc = [&](const std::string& at) {
+    return mn ? "shoal_wgmma_desc_mn128(st + " + at + " + ks * 2048, 8192)" : "shoal_wgmma_desc_sw128(st + " + at + " + ks * 32)";
+  };
   p.steps = fmt::format(
       "    const shoal_saddr st = sbase + cur * (kStageFloats * 4);\n"
       "    shoal_wgmma_fence();\n"
       "#pragma unroll\n"
       "    for (int ks = 0; ks < 4; ++ks)\n"
-      "      shoal_wgmma_ss16mn_n{0}(acc[0], shoal_wgmma_desc_mn128(st + wg * 8192 + ks * 2048, 8192),\n"
-      "                              shoal_wgmma_desc_mn128(st + {1} + ks * 2048, 8192), {2});\n"
+      "      shoal_wgmma_ss16{0}_n{1}(acc[0], {2},\n"
+      "                           {3}, {4});\n"
       "    shoal_wgmma_commit();\n",
-      tile.bn, tile.bm * 128, math == TensorCoreMath::Bf16 ? "true" : "false");
-  return p;
-}
-
-// aHalf64's products (bfloat16 / float16 on sm_90a, both operands from the stage): the
-// warpgroups and accumulators of wgmmaPath (BM 128: one m64 product a warpgroup); each 64-step
-// stage is four m64nBNk16 products, A's 64 rows of the warpgroup and B's rows read through
-// 128-byte-swizzled descriptors 32 bytes (16 steps) apart.
-MultiplyPath half64Path(const Tile& tile, TensorCoreMath math) {
-  MultiplyPath p = wgmmaPath(tile);
-  p.steps = fmt::format(
-      "    const shoal_saddr st = sbase + cur * (kStageFloats * 4);\n"
-      "    shoal_wgmma_fence();\n"
-      "#pragma unroll\n"
-      "    for (int ks = 0; ks < 4; ++ks)\n"
-      "      shoal_wgmma_ss16_n{0}(acc[0], shoal_wgmma_desc_sw128(st + wg * 8192 + ks * 32),\n"
-      "                            shoal_wgmma_desc_sw128(st + {1} + ks * 32), {2});\n"
-      "    shoal_wgmma_commit();\n",
-      tile.bn, tile.bm * 128, math == TensorCoreMath::Bf16 ? "true" : "false");
+      mn ? "mn" : "", tile.bn, desc("wg * 8192"), desc(std::to_string(tile.bm * 128)),
+      math == TensorCoreMath::Bf16 ? "true" : "false");
   return p;
 }
 
@@ -912,8 +902,7 @@ Expected<void> emitImplicitGemm(NodeEmitter& em, const ImplicitGemm& spec) {
                                       : holeZeros(a, spec.aHoles)},
             {"WARPS_M", std::to_string(tile.warpsM)}};
   const MultiplyPath path = simt      ? simtPath(tile)
-                            : halfMN  ? halfMNPath(tile, spec.math)
-                            : half64  ? half64Path(tile, spec.math)
+                            : half      ? halfPath(tile, spec.math, halfMN)
                             : wgmma   ? wgmmaPath(tile)
                             : wgmma16 ? wgmma16Path(tile, spec.math)
                                       : mmaSyncPath(tile, spec.math, packB);
