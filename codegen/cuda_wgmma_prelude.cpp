@@ -42,6 +42,15 @@ std::string wgmmaCall(int n) {
       n, list, outs, regs + 2, regs, regs + 1);
 }
 
+// A 16-bit wgmma helper: `signature` (name and parameters, `bf16` among them), issuing the
+// bfloat16 or float16 form (`bf16Asm`, `f16Asm`) on the hardware and calling `emulated` on the
+// CPU emulator.
+std::string sixteenBitFunction(const std::string& signature, const std::string& bf16Asm, const std::string& f16Asm,
+                               const std::string& emulated) {
+  return "__device__ __forceinline__ void " + signature + " {\n#if SHOAL_WGMMA_HW\n  if (bf16)\n" + bf16Asm +
+         "  else\n" + f16Asm + "#else\n  " + emulated + ";\n#endif\n}\n";
+}
+
 // One wgmma.mma_async m64nNk16 call with 16-bit operands (bf16 or f16: `bf16`, a constant
 // where it is called), A from the warp's 4 registers, B through its descriptor.
 std::string wgmma16Call(int n) {
@@ -56,17 +65,9 @@ std::string wgmma16Call(int n) {
         "                 : \"r\"(a[0]), \"l\"(b), \"r\"(1), \"r\"(a[1]), \"r\"(a[2]), \"r\"(a[3]));\n",
         n, list, regs, regs + 1, regs + 2, type, regs + 3, regs + 4, regs + 5, outs);
   };
-  return fmt::format(
-      "__device__ __forceinline__ void shoal_wgmma_16bit_n{0}(float* d, const unsigned* a, shoal_wgmma_desc b, bool "
-      "bf16) {{\n"
-      "#if SHOAL_WGMMA_HW\n"
-      "  if (bf16)\n{1}"
-      "  else\n{2}"
-      "#else\n"
-      "  shoal_wgmma_16bit_emulated(d, a, b, {0}, bf16);\n"
-      "#endif\n"
-      "}}\n",
-      n, variant("bf16"), variant("f16"));
+  return sixteenBitFunction(
+      fmt::format("shoal_wgmma_16bit_n{}(float* d, const unsigned* a, shoal_wgmma_desc b, bool bf16)", n),
+      variant("bf16"), variant("f16"), fmt::format("shoal_wgmma_16bit_emulated(d, a, b, {}, bf16)", n));
 }
 
 // One wgmma.mma_async m64nNk16 call with 16-bit operands both read through descriptors
@@ -84,17 +85,10 @@ std::string wgmmaSs16Call(int n, bool mn = false) {
         "                 : \"l\"(a), \"l\"(b), \"r\"(1));\n",
         n, list, regs, regs + 1, regs + 2, type, outs, mn ? 1 : 0);
   };
-  return fmt::format(
-      "__device__ __forceinline__ void shoal_wgmma_ss16{3}_n{0}(float* d, shoal_wgmma_desc a, shoal_wgmma_desc b, bool "
-      "bf16) {{\n"
-      "#if SHOAL_WGMMA_HW\n"
-      "  if (bf16)\n{1}"
-      "  else\n{2}"
-      "#else\n"
-      "  shoal_wgmma_ss16_emulated(d, a, b, {0}, bf16, {4});\n"
-      "#endif\n"
-      "}}\n",
-      n, variant("bf16"), variant("f16"), mn ? "mn" : "", mn ? "true" : "false");
+  return sixteenBitFunction(
+      fmt::format("shoal_wgmma_ss16{}_n{}(float* d, shoal_wgmma_desc a, shoal_wgmma_desc b, bool bf16)", mn ? "mn" : "", n),
+      variant("bf16"), variant("f16"),
+      fmt::format("shoal_wgmma_ss16_emulated(d, a, b, {}, bf16, {})", n, mn ? "true" : "false"));
 }
 
 }  // namespace
