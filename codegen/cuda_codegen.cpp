@@ -407,6 +407,9 @@ std::string NodeEmitter::kernelName(std::string_view suffix) const {
 void NodeEmitter::addProduct(CudaProduct product) { module_.products.push_back(std::move(product)); }
 
 void NodeEmitter::markPrepare() { module_.steps.back().prepare = true; }
+bool NodeEmitter::madeBeforePrepare(const Value* v) const {
+  return v && ((v->def() && isPersistentSource(v->def()->kind())) || module_.hoisted.contains(v));
+}
 void NodeEmitter::setFlops(double flops) { module_.steps.back().flops = flops; }
 void NodeEmitter::setMinBlocks(unsigned blocks) { module_.steps.back().minBlocks = blocks; }
 
@@ -551,8 +554,6 @@ std::string planComment(const CudaModuleSource& m, const MemoryPlan& plan) {
         what = s.sharedBytes ? fmt::format("kernel {} <<<{}x{}, {}, {}>>>", s.kernel, s.grid[0], s.grid[1], s.block,
                                            s.sharedBytes)
                              : fmt::format("kernel {} <<<{}x{}, {}>>>", s.kernel, s.grid[0], s.grid[1], s.block);
-        // Out of the step: run before one when the parameters changed since it last ran.
-        if (s.prepare) what += " (prepares parameters: runs when they change, not every step)";
         break;
       case CudaStepKind::Gemm:
         what = fmt::format("cuBLAS {}gemm m={} n={} k={}{} for %{}", s.gemm.dtype == DType::F64 ? "D" : "S", s.gemm.m,
@@ -578,6 +579,8 @@ std::string planComment(const CudaModuleSource& m, const MemoryPlan& plan) {
                            s.node->attrs().getInt("ranks"));
         break;
     }
+    // Out of the step: run before one when the parameters changed since it last ran.
+    if (s.prepare) what += " (prepares parameters: runs when they change, not every step)";
     out += cudagen::fill("//   ${N}. ${W}\n", {{"N", std::to_string(i + 1)}, {"W", what}});
   }
   return out;
@@ -637,14 +640,93 @@ std::vector<CudaUnit> splitUnits(const CudaModuleSource& m, const std::string& p
 
 }  // namespace
 
-Expected<CudaModuleSource> generateCudaSource(const Program& program, const CudaCodegenOptions& given) {
-  if (!program.graph) return fail("internal error: generateCudaSource: the program has no graph");
-  // Parameters are prepared once only in programs that never write one (no in-place update):
-  // a training step changes its weights every step.
-  CudaCodegenOptions options = given;
-  if (updatesParameters(program)) options.prepareParameters = false;
+namespace {
+
+// What the `prepare` steps compute besides the weights' packing (CudaModuleSource::hoisted):
+// the parameter-derived nodes whose results can live in the prepared region, each alias group
+// of the plan one block.
+struct Hoisting {
+  std::unordered_set<const Node*> nodes;
+  std::unordered_map<const Value*, int64_t> blocks;  // value -> byte offset in the prepared region
+  int64_t bytes = 0;
+};
+
+Hoisting chooseHoisting(const Program& program, const std::unordered_set<const Node*>& refused) {
+  const MemoryPlan& plan = program.plan;
+  std::unordered_set<const Node*> nodes = parameterDerivedNodes(program);
+  for (const Node* n : refused) nodes.erase(n);
+  std::unordered_set<const Value*> outputs;  // read from their plan slots after the step
+  for (const Node* out : program.graph->outputNodes()) outputs.insert(out->input(0));
+  std::unordered_map<const Value*, std::vector<const Value*>> group;  // alias root -> members
+  for (const auto& [v, root] : plan.aliasOf) group[root].push_back(v);
+  auto ready = [&](const Value* v) {  // there before the prepare steps that read it
+    return v->def() && (isPersistentSource(v->def()->kind()) || nodes.contains(v->def()));
+  };
+  // Dropping a node can strand its readers and its buffer's other members: until nothing moves.
+  for (bool changed = true; changed;) {
+    changed = false;
+    for (const Node* n : program.graph->nodes()) {
+      if (!nodes.contains(n)) continue;
+      bool keep = std::all_of(n->inputs().begin(), n->inputs().end(), ready);
+      for (size_t r = 0; keep && r < n->numResults(); ++r) {
+        const Value* v = n->result(r);
+        const Value* root = plan.bufferOf(v);
+        keep = !outputs.contains(v) && plan.buffers.count(v) && nodes.contains(root->def());
+        if (auto it = group.find(root); keep && it != group.end())
+          keep = std::all_of(it->second.begin(), it->second.end(),
+                             [&](const Value* m) { return nodes.contains(m->def()); });
+      }
+      if (!keep) nodes.erase(n), changed = true;
+    }
+  }
+  Hoisting h;
+  h.nodes = nodes;
+  std::unordered_map<const Value*, int64_t> rootBlock;
+  for (const Node* n : program.graph->nodes()) {  // program order: the same bytes every time
+    if (!nodes.contains(n)) continue;
+    for (size_t r = 0; r < n->numResults(); ++r) {
+      const Value* v = n->result(r);
+      auto [it, fresh] = rootBlock.try_emplace(plan.bufferOf(v), h.bytes);
+      if (fresh) h.bytes += (std::max<int64_t>(plan.at(plan.bufferOf(v)).bytes, 1) + 255) / 256 * 256;
+      h.blocks[v] = it->second;
+    }
+  }
+  return h;
+}
+
+// A hoisted node whose steps the prepare run cannot take: one that reports errors in the
+// status words (every step clears them first), or a step of another kind.
+const Node* unpreparable(const CudaModuleSource& m, const Hoisting& h) {
+  for (const CudaErrorSite& site : m.errorSites)
+    if (h.nodes.contains(site.node)) return site.node;
+  for (const CudaStep& s : m.steps)
+    if (h.nodes.contains(s.node) && s.kind != CudaStepKind::Kernel && s.kind != CudaStepKind::Gemm &&
+        s.kind != CudaStepKind::Copy)
+      return s.node;
+  return nullptr;
+}
+
+// The hoisted nodes' steps made `prepare` steps, and every argument naming a hoisted value
+// pointed at its block.
+void applyHoisting(CudaModuleSource& m, const Hoisting& h) {
+  auto point = [&](CudaArg& a) {
+    if (a.kind != CudaArgKind::Value || !a.value) return;
+    if (auto it = h.blocks.find(a.value); it != h.blocks.end()) a = {CudaArgKind::Prepared, a.value, it->second};
+  };
+  for (CudaStep& s : m.steps) {
+    if (h.nodes.contains(s.node)) s.prepare = true;
+    for (CudaArg& a : s.args) point(a);
+    if (s.kind == CudaStepKind::Gemm)
+      for (CudaArg* a : {&s.gemm.a, &s.gemm.b, &s.gemm.c, &s.gemm.bias}) point(*a);
+  }
+}
+
+Expected<CudaModuleSource> generateWith(const Program& program, const CudaCodegenOptions& options,
+                                        const Hoisting& hoisting) {
   CudaModuleSource m;
   m.name = cudagen::identifier(program.graph->name());
+  m.hoisted = hoisting.blocks;
+  m.preparedBytes = hoisting.bytes;  // the hoisted values' blocks first, then the packed weights
   std::string kernels;
   const auto& nodes = program.graph->nodes();
   // Most updates one horizontally fused kernel takes: its pointer parameters (4 per Adam
@@ -672,6 +754,7 @@ Expected<CudaModuleSource> generateCudaSource(const Program& program, const Cuda
     }
     i = end;
   }
+  applyHoisting(m, hoisting);
   if (options.groupKernels) cudagen::groupKernels(m, program.plan);
   int64_t gemms = std::count_if(m.steps.begin(), m.steps.end(), [](const CudaStep& s) { return s.kind == CudaStepKind::Gemm; });
   std::vector<std::pair<std::string, std::string>> definitions;
@@ -686,6 +769,28 @@ Expected<CudaModuleSource> generateCudaSource(const Program& program, const Cuda
   m.source += finished;
   m.units = splitUnits(m, prelude, definitions, options.unitBytes);
   return m;
+}
+
+}  // namespace
+
+Expected<CudaModuleSource> generateCudaSource(const Program& program, const CudaCodegenOptions& given) {
+  if (!program.graph) return fail("internal error: generateCudaSource: the program has no graph");
+  // Parameters are prepared once only in programs that never write one (no in-place update):
+  // a training step changes its weights every step.
+  CudaCodegenOptions options = given;
+  if (updatesParameters(program)) options.prepareParameters = false;
+  std::unordered_set<const Node*> refused;
+  for (;;) {
+    Hoisting hoisting = options.prepareParameters ? chooseHoisting(program, refused) : Hoisting{};
+    auto m = generateWith(program, options, hoisting);
+    if (!m) return m;
+    // Rare (an integer division of parameters, say): generate again without that node.
+    if (const Node* n = unpreparable(*m, hoisting)) {
+      refused.insert(n);
+      continue;
+    }
+    return m;
+  }
 }
 
 Expected<void> checkCudaStatus(const CudaModuleSource& module, const uint64_t* words) {

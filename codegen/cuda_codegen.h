@@ -11,6 +11,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "codegen/nvrtc.h"
@@ -34,8 +35,10 @@ enum class CudaArgKind { Value, Scratch, Status, Prepared };
 /// One pointer argument of a kernel launch or a cuBLAS call.
 struct CudaArg {
   CudaArgKind kind = CudaArgKind::Value;
-  const Value* value = nullptr;  ///< for Value
-  int64_t offset = 0;            ///< for Prepared: bytes from the prepared region's start
+  /// For Value; for a Prepared block that holds a hoisted value (CudaModuleSource::hoisted),
+  /// that value (for descriptions: the block is found by `offset`).
+  const Value* value = nullptr;
+  int64_t offset = 0;  ///< for Prepared: bytes from the prepared region's start
 };
 
 /// A row-major GEMM for cuBLAS: C[m,n] = alpha · op(A)[m,k] · op(B)[k,n] + beta · C, where A
@@ -87,10 +90,11 @@ struct CudaStep {
   std::vector<CudaStep> parts;
   /// Kernel: its parameter list and body as generated (the source assembles them).
   std::string params, body;
-  /// Kernel: a function of the parameters alone (their layout for a tensor-core product,
-  /// written into a Prepared block): the executor runs it before a step when the parameters
-  /// changed since it last did (initialised, written, adopted, or a training step of programs
-  /// sharing them), not every step, and never inside the captured graph. Only emitted with
+  /// A function of the parameters alone (their layout for a tensor-core product, or a value
+  /// computed from them, CudaModuleSource::hoisted; written into Prepared blocks): the executor
+  /// runs it before a step when the parameters changed since it last did (initialised,
+  /// written, adopted, or a training step of programs sharing them), not every step, and never
+  /// inside the captured graph. A Kernel, Gemm or Copy step. Only emitted with
   /// CudaCodegenOptions::prepareParameters.
   bool prepare = false;
   /// Kernel: the floating-point operations of its tensor-core product, counted as the
@@ -165,6 +169,12 @@ struct CudaModuleSource {
   int64_t preparedBytes = 0;           ///< the prepared region: every Prepared block, 256-byte aligned
   std::vector<CudaErrorSite> errorSites;
   std::vector<CudaProduct> products;   ///< the tensor-core products, in program order
+  /// Values computed from the parameters alone (parameterDerivedNodes; a folded batch norm's
+  /// weights, say) that `prepare` steps make once per set of parameters
+  /// (CudaCodegenOptions::prepareParameters): each lives at this byte offset of the prepared
+  /// region, not in its arena slot, and every argument naming it is a Prepared one. Values
+  /// sharing a buffer in the plan (a view, an in-place result) share one block.
+  std::unordered_map<const Value*, int64_t> hoisted;
   /// Status words the executor allocates: 1 + 2 * errorSites.size().
   int64_t statusWords() const { return 1 + 2 * int64_t(errorSites.size()); }
   int64_t statusBytes() const { return statusWords() * int64_t(sizeof(uint64_t)); }
@@ -266,10 +276,15 @@ struct CudaCodegenOptions {
   /// threads to fill the GPU); N > 0 takes the largest power of two up to N that divides the
   /// filters of a group (tests set it to reach the blocked paths with small shapes).
   int convPoolFilters = 0;
-  /// Parameters rearranged for a tensor-core convolution (its weights in the product's order,
-  /// rounded to TF32) into a prepared block by a `prepare` step, instead of into scratch by a
-  /// kernel every step. Applies to programs that write no parameter (inference, evaluation;
-  /// a training step changes its weights every step, so its packing stays in the step).
+  /// Work that depends on the parameters alone done by `prepare` steps, once per set of
+  /// parameters, instead of in every step: a tensor-core convolution's weights rearranged (in
+  /// the product's order, rounded to its format) into a prepared block instead of scratch, and
+  /// every value computed from parameters and state alone (CudaModuleSource::hoisted: a folded
+  /// batch norm's scale, weights and bias) kept in the prepared region. Applies to programs that
+  /// write no parameter (inference, evaluation; a training step changes its weights every step,
+  /// so that work stays in the step). Not hoisted: a graph output (read from its plan slot), a
+  /// value sharing a buffer with one computed in the step, a node that reports errors through
+  /// the status words (which every step clears), and what reads any of those.
   bool prepareParameters = true;
   /// A tensor-core fused_conv2d with output_expr (fuse-conv-epilogue) computes the program in its
   /// stores when its output has at most this many elements; larger ones store the biased sums

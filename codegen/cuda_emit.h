@@ -118,6 +118,9 @@ class NodeEmitter {
   CudaArg prepared(int64_t bytes);
   /// Marks the step added last as a `prepare` step (CudaStep::prepare).
   void markPrepare();
+  /// Whether `v` holds its value when the `prepare` steps run: a param, state, or a value they
+  /// compute (CudaModuleSource::hoisted) -- what a `prepare` step may read.
+  bool madeBeforePrepare(const Value* v) const;
   /// Sets the step added last's CudaStep::flops.
   void setFlops(double flops);
   /// Sets the step added last's CudaStep::minBlocks.

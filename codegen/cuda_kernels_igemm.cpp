@@ -809,8 +809,9 @@ Expected<void> emitImplicitGemm(NodeEmitter& em, const ImplicitGemm& spec) {
   const bool simt = spec.math == TensorCoreMath::Off;
   // B packed by a first kernel into scratch as rows of kp (red rounded up to whole 16-steps,
   // zeros past red): each row's reduction steps contiguous and 16-byte aligned. A parameter's
-  // packing is a function of the parameter alone: with prepareParameters it goes into a
-  // prepared block, which the executor fills when the parameters change, not every step.
+  // packing (or a folded batch norm's weights', CudaModuleSource::hoisted) is a function of the
+  // parameters alone: with prepareParameters it goes into a prepared block, which the executor
+  // fills when the parameters change, not every step.
   const bool packB = !spec.bPacked.empty();
   // sm_90a (CudaCodegenOptions::wgmma): the block's two warpgroups each multiply half of the
   // tile's rows by all of its columns through wgmma -- TF32 with both operands from the stage;
@@ -838,8 +839,7 @@ Expected<void> emitImplicitGemm(NodeEmitter& em, const ImplicitGemm& spec) {
   const int64_t packFloats = packB ? (pack16 ? spec.batch * spec.cols * kp / 2 : spec.batch * spec.cols * kp) : 0;
   const bool batched = spec.batch > 1;
   const Value* bSource = spec.bSource.kind == CudaArgKind::Value ? spec.bSource.value : nullptr;
-  const bool prepareB = packB && em.options().prepareParameters && bSource && bSource->def() &&
-                        isPersistentSource(bSource->def()->kind());
+  const bool prepareB = packB && em.options().prepareParameters && em.madeBeforePrepare(bSource);
   const int64_t scratchPack = prepareB ? 0 : packFloats;  // floats of packed B in scratch
   const std::string bLoad =
       packB ? fill(batched ? "            src = &packed[((${I})bz * ${N} + bo) * ${KP} + k];\n            ok = true;\n"

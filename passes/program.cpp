@@ -3,6 +3,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <unordered_map>
 
 #include "passes/autodiff.h"
@@ -18,6 +19,22 @@ bool updatesParameters(const Program& p) {
   for (const Node* n : p.graph->nodes())
     if (!mutatedOperands(n->kind()).empty()) return true;
   return false;
+}
+
+std::unordered_set<const Node*> parameterDerivedNodes(const Program& p) {
+  std::unordered_set<const Node*> derived;
+  if (!p.graph || updatesParameters(p)) return derived;
+  // Program order is a topological order: operands are decided before their readers.
+  for (const Node* n : p.graph->nodes()) {
+    const OpTraits& t = n->info().traits;
+    if (t.isSource || t.isCollective || t.numMutated > 0 || n->numInputs() == 0 || n->numResults() == 0) continue;
+    const bool fromParameters = std::all_of(n->inputs().begin(), n->inputs().end(), [&](const Value* v) {
+      const Node* def = v->def();
+      return def && (isPersistentSource(def->kind()) || derived.contains(def));
+    });
+    if (fromParameters) derived.insert(n);
+  }
+  return derived;
 }
 
 Expected<Program> compileProgram(std::unique_ptr<Graph> g, const CompileOptions& opts) {

@@ -21,12 +21,33 @@ Expected<void> CudaExecutable::Impl::prepareIfChanged() {
   for (const Launch& l : launches) {
     const CudaStep& s = *l.step;
     if (!s.prepare) continue;
-    if (auto ok = l.kernel.launch({s.grid[0], s.grid[1], 1}, {s.block, 1, 1}, const_cast<void**>(l.argv.data()),
-                                  s.sharedBytes, ctx->stream());
-        !ok)
-      return ok;
+    // Kernels, and for values computed from the parameters (CudaModuleSource::hoisted) also
+    // products and copies; nothing else is ever a prepare step.
+    std::string what;
+    switch (s.kind) {
+      case CudaStepKind::Kernel:
+        if (auto ok = l.kernel.launch({s.grid[0], s.grid[1], 1}, {s.block, 1, 1}, const_cast<void**>(l.argv.data()),
+                                      s.sharedBytes, ctx->stream());
+            !ok)
+          return ok;
+        what = "kernel '" + s.kernel + "' of " + s.node->describe();
+        break;
+      case CudaStepKind::Gemm:
+        if (auto ok = callGemm(*ctx, s.gemm, l.ptrs[0], l.ptrs[1], l.ptrs[2], l.ptrs[3], s.node->describe()); !ok)
+          return ok;
+        what = gemmLabel(s.gemm) + " of " + s.node->describe();
+        break;
+      case CudaStepKind::Copy:
+        if (l.ptrs[0] != l.ptrs[1])
+          if (auto ok = ctx->copyDeviceToDevice(l.ptrs[1], l.ptrs[0], size_t(s.bytes), s.node->describe()); !ok)
+            return ok;
+        what = "copy of " + s.node->describe();
+        break;
+      default:
+        return fail("internal error: " + s.node->describe() + " has a prepare step of a kind that cannot be one");
+    }
     if (opts.syncEach)
-      if (auto ok = ctx->synchronize("kernel '" + s.kernel + "' of " + s.node->describe()); !ok) return ok;
+      if (auto ok = ctx->synchronize(what); !ok) return ok;
   }
   preparedFor = persistent.get();
   preparedGeneration = persistent->generation;

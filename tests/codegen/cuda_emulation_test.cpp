@@ -12,6 +12,7 @@
 #include <random>
 #include <set>
 #include <tuple>
+#include <unordered_set>
 
 #include "codegen/cuda_emulator.h"
 #include "codegen/cuda_test_graphs.h"
@@ -633,6 +634,179 @@ TEST(CudaEmulation, KernelsReportBadLabelsAndStepsLikeTheInterpreter) {
   ASSERT_FALSE(cpuStep.has_value());
   ASSERT_FALSE(emuStep.has_value());
   EXPECT_EQ(emuStep.error().message(), cpuStep.error().message());
+}
+
+// An inference program computes its folded batch norms (scale, weights, bias) from the
+// parameters alone: the executor makes them once, in `prepare` steps, into the prepared region
+// -- and with tensor cores packs the folded weights there too -- and again only after the
+// parameters were written. Each set of parameters must give what the interpreter gives, and bit
+// for bit what the same module computing them in every step gives.
+TEST(CudaEmulation, ParameterDerivedValuesArePreparedOnceAndFollowEveryWrite) {
+  if (!test::haveHostCompiler()) GTEST_SKIP() << "no host C++ compiler to build the emulated module";
+  DiagnosticEngine diags;
+  auto pipeline = loadPipelineFile(test::sourcePath("examples/resnet_mnist.mmd"), diags);
+  ASSERT_TRUE(pipeline.has_value()) << diags.render();
+  auto g = rebatchGraph(*pipeline->model, 2);
+  ASSERT_TRUE(g.has_value());
+  auto r = makeRunners(**g, CompileOptions{});
+  ASSERT_NE(r, nullptr);
+  const std::unordered_set<const Node*> derived = parameterDerivedNodes(r->program);
+  ASSERT_EQ(derived.size(), 24u);  // six folded batch norms
+  CudaCodegenOptions tf32, everyStep;
+  tf32.tensorCores = TensorCoreMath::Tf32;
+  everyStep.prepareParameters = false;
+  CudaCodegenOptions tf32EveryStep = tf32;
+  tf32EveryStep.prepareParameters = false;
+  struct Variant {
+    const char* name;
+    std::unique_ptr<test::EmulatedExecutable> prepared, inStep;
+  };
+  std::vector<Variant> variants;
+  variants.push_back({"fp32", emulatedWith(*r, {}), emulatedWith(*r, everyStep)});
+  variants.push_back({"tf32", emulatedWith(*r, tf32), emulatedWith(*r, tf32EveryStep)});
+  for (const Variant& v : variants) {
+    SCOPED_TRACE(v.name);
+    ASSERT_TRUE(v.prepared && v.inStep);
+    const CudaModuleSource& m = v.prepared->module();
+    // Every folded value hoisted (the scale column shares its scale's block), every step of
+    // theirs a prepare step, and no argument left pointing at their arena slots.
+    std::set<int64_t> blocks;
+    for (const Node* n : derived) {
+      ASSERT_TRUE(m.hoisted.contains(n->result())) << n->describe();
+      blocks.insert(m.hoisted.at(n->result()));
+    }
+    EXPECT_EQ(m.hoisted.size(), derived.size());
+    std::set<const Value*> buffers;  // the plan's: the scale's column is a view of it, the bias written over it
+    for (const Node* n : derived) buffers.insert(r->program.plan.bufferOf(n->result()));
+    EXPECT_EQ(blocks.size(), buffers.size());
+    EXPECT_LT(buffers.size(), derived.size());
+    int prepares = 0, packs = 0;
+    for (const CudaStep& s : m.steps) {
+      prepares += s.prepare;
+      packs += s.prepare && !derived.contains(s.node);
+      if (derived.contains(s.node)) {
+        EXPECT_TRUE(s.prepare) << s.node->describe();
+      }
+      for (const CudaArg& a : s.args)
+        if (a.kind == CudaArgKind::Value) {
+          EXPECT_FALSE(m.hoisted.contains(a.value)) << s.node->describe();
+        }
+    }
+    EXPECT_GE(prepares, 24 - 6);  // a view of its operand's buffer may emit no step
+    // With tensor cores the convolutions' packing of the folded weights is prepared too.
+    EXPECT_EQ(packs, std::string(v.name) == "tf32" ? 6 : 0);  // one a convolution
+    EXPECT_TRUE(v.inStep->module().hoisted.empty());
+    EXPECT_GT(m.preparedBytes, v.inStep->module().preparedBytes);
+  }
+
+  std::mt19937 rng{29};
+  std::uniform_real_distribution<double> uni(-1.0, 1.0);
+  for (int round = 1; round <= 2; ++round) {
+    SCOPED_TRACE(round == 1 ? "first parameters" : "parameters written again");
+    // Batch norms far from the identity, so that folding them matters.
+    TensorMap params = r->cpu->readPersistent();
+    for (auto& [name, t] : params) {
+      if (t.type().dtype != DType::F32) continue;
+      const bool positive = name.find("running_var") != std::string::npos;
+      for (int64_t i = 0; i < t.numElements(); ++i)
+        t.set(i, positive ? 0.5 + 0.5 * (uni(rng) + 1.0)
+                          : (name.find(".weight") != std::string::npos && t.type().shape.size() == 1
+                                 ? 1.0 + 0.5 * uni(rng)
+                                 : t.at(i) + 0.1 * uni(rng)));
+    }
+    ASSERT_TRUE(r->cpu->writePersistent(params));
+    for (Variant& v : variants) {
+      v.prepared->writePersistent(params);
+      v.inStep->writePersistent(params);
+    }
+    for (int run = 0; run < 2; ++run) {
+      TensorMap feed;
+      feed["x"] = Tensor(DType::U8, {2, 1, 28, 28});
+      for (int64_t i = 0; i < feed["x"].numElements(); ++i) feed["x"].set(i, double(rng() % 256));
+      auto want = r->cpu->run(feed);
+      ASSERT_TRUE(want.has_value()) << want.error().message();
+      for (Variant& v : variants) {
+        SCOPED_TRACE(v.name);
+        auto got = v.prepared->run(feed);
+        auto same = v.inStep->run(feed);
+        ASSERT_TRUE(got && same) << (got ? same.error().message() : got.error().message());
+        EXPECT_EQ(v.prepared->prepareRuns(), round);
+        for (const auto& [name, t] : *want) {
+          EXPECT_EQ(got->at(name).toDoubles(), same->at(name).toDoubles()) << name;
+          if (std::string(v.name) == "fp32") {
+            EXPECT_TRUE(closeTo(name, got->at(name), t, 1e-4, 1e-5));
+          }
+        }
+      }
+    }
+  }
+}
+
+// What is not hoisted though computed from parameters alone: a graph output (read from its
+// plan slot after the step), a value whose buffer a value of the step takes over in place (y
+// over d; u cannot take f's, its shape differs), a
+// node that reports errors (every step clears the status words first) and what reads it. Each
+// still computes what the interpreter computes, and the error is still reported.
+TEST(CudaEmulation, HoistingLeavesOutputsSharedBuffersAndErrorReportsInTheStep) {
+  if (!test::haveHostCompiler()) GTEST_SKIP() << "no host C++ compiler to build the emulated module";
+  DiagnosticEngine diags;
+  auto g = parseGraph(R"(graph hoist {
+  %x = input() {name="x"} : f32[4]
+  %x2 = input() {name="x2"} : f32[2,4]
+  %w = param() {init="zeros"} : f32[4]
+  %n = state() {init="zeros"} : i64[]
+  %d = mul(%w, %w) : f32[4]
+  %y = add(%d, %x) : f32[4]
+  %z = add(%y, %x) : f32[4]
+  %e = exp(%w) : f32[4]
+  %q = div(%n, %n) : i64[]
+  %q3 = mul(%q, %n) : i64[]
+  %f = neg(%w) : f32[4]
+  %u = mul(%x2, %f) : f32[2,4]
+  output(%z) {name="z"}
+  output(%e) {name="e"}
+  output(%q3) {name="q3"}
+  output(%u) {name="u"}
+})",
+                      "hoist.ir", diags);
+  ASSERT_TRUE(g && !diags.hasErrors()) << diags.render();
+  CompileOptions opts;
+  opts.disabledPasses = {"fuse-conv-activation", "fuse-pool-relu-grad", "fuse-dense-activation", "fuse-elementwise"};
+  auto r = makeRunners(*g, opts);
+  ASSERT_NE(r, nullptr);
+  const Graph& graph = *r->program.graph;
+  const Value* d = graph.findValue("d");
+  ASSERT_EQ(r->program.plan.bufferOf(graph.findValue("y")), d);  // y is written over d
+  const CudaModuleSource& m = r->emu->module();
+  ASSERT_EQ(m.hoisted.size(), 1u);
+  EXPECT_TRUE(m.hoisted.contains(graph.findValue("f")));
+  EXPECT_EQ(parameterDerivedNodes(r->program).size(), 5u);  // d, e, q, q3, f
+  for (const CudaStep& s : m.steps) EXPECT_EQ(s.prepare, s.node == graph.findValue("f")->def()) << s.node->describe();
+
+  const TensorMap state = {{"w", Tensor::fromDoubles(DType::F32, {4}, std::vector<double>{0.5, -1, 2, 0.25})},
+                           {"n", Tensor::fromDoubles(DType::I64, {}, std::vector<double>{3})}};
+  ASSERT_TRUE(r->cpu->writePersistent(state));
+  r->emu->writePersistent(state);
+  const TensorMap feed = {
+      {"x", Tensor::fromDoubles(DType::F32, {4}, std::vector<double>{1, 2, -3, 4})},
+      {"x2", Tensor::fromDoubles(DType::F32, {2, 4}, std::vector<double>{1, 2, -3, 4, 0, 1, 1, 2})}};
+  auto want = r->cpu->run(feed);
+  auto got = r->emu->run(feed);
+  ASSERT_TRUE(want && got) << (want ? got.error().message() : want.error().message());
+  EXPECT_EQ(got->at("z").toDoubles(), (std::vector<double>{2.25, 5, -2, 8.0625}));
+  EXPECT_EQ(got->at("u").toDoubles(), (std::vector<double>{-0.5, 2, 6, -1, 0, 1, -2, -0.5}));
+  EXPECT_EQ(got->at("q3").toDoubles(), (std::vector<double>{3}));
+  for (const auto& [name, t] : *want) EXPECT_TRUE(closeTo(name, got->at(name), t, 1e-6, 0));
+  // n = 0: the division by zero is reported, as the interpreter reports it.
+  const TensorMap zero = {{"n", Tensor::fromDoubles(DType::I64, {}, std::vector<double>{0})}};
+  ASSERT_TRUE(r->cpu->writePersistent(zero));
+  r->emu->writePersistent(zero);
+  auto cpuError = r->cpu->run(feed);
+  auto emuError = r->emu->run(feed);
+  ASSERT_FALSE(cpuError);
+  ASSERT_FALSE(emuError);
+  EXPECT_EQ(emuError.error().message(), cpuError.error().message());
+  EXPECT_NE(emuError.error().message().find("integer division by zero"), std::string::npos);
 }
 
 }  // namespace

@@ -202,6 +202,30 @@ TEST(MemoryPlan, NoInPlaceWhenBackwardOrALaterOpReadsTheOperand) {
   }
 }
 
+// What an inference program computes from its parameters alone (parameterDerivedNodes): in
+// resnet_mnist, exactly the folded batch norms' scales, scale columns, weights and biases --
+// four nodes per batch norm, no convolution (it reads the image), nothing in a training step.
+TEST(MemoryPlan, ParameterDerivedNodesAreTheFoldedBatchNorms) {
+  auto p = loadExample("examples/resnet_mnist.mmd");
+  ASSERT_TRUE(p);
+  Program infer = compileExample(*p, false, /*fused=*/true);
+  ASSERT_TRUE(infer.graph);
+  const std::unordered_set<const Node*> derived = parameterDerivedNodes(infer);
+  int folded = 0, batchNorms = 0;
+  for (const Node* n : infer.graph->nodes()) {
+    const bool fold = n->numResults() == 1 && n->result()->name().find(".fold_") != std::string::npos;
+    folded += fold;
+    batchNorms += n->kind() == OpKind::BatchNormScale;
+    EXPECT_EQ(derived.contains(n), fold) << n->describe();
+  }
+  EXPECT_EQ(batchNorms, 6);
+  EXPECT_EQ(folded, 4 * batchNorms);
+  EXPECT_EQ(int(derived.size()), folded);
+  Program train = compileExample(*p, true, /*fused=*/true);
+  ASSERT_TRUE(train.graph);
+  EXPECT_TRUE(parameterDerivedNodes(train).empty());
+}
+
 // ---- synthetic graphs ----------------------------------------------------------------------
 
 TEST(MemoryPlan, InPlaceChainButNeverOverAnInput) {

@@ -530,6 +530,74 @@ TEST(CudaExecutor, ParametersRoundTripAndShare) {
   ASSERT_FALSE(mixed.has_value());
 }
 
+// Inference computes its folded batch norms' weights and bias from the parameters once, in
+// prepare steps (CudaModuleSource::hoisted), and again after every change of them: a training
+// step of a program sharing them, or a write. In fp32 and in TF32 every run must be bit for bit
+// what the same program computing them in every step gives, and fp32 match the interpreter.
+TEST(CudaExecutor, ParameterDerivedValuesFollowEveryParameterChange) {
+  SHOAL_REQUIRE_GPU();
+  DiagnosticEngine diags;
+  auto pipeline = loadPipelineFile(test::sourcePath("examples/resnet_mnist.mmd"), diags);
+  ASSERT_TRUE(pipeline.has_value()) << diags.render();
+  auto g = rebatchGraph(*pipeline->model, 4);
+  ASSERT_TRUE(g.has_value()) << g.error().message();
+  CompileOptions trainOpts;
+  trainOpts.train = &*pipeline->train;
+  auto trainProgram = compileProgram((*g)->clone(), trainOpts);
+  ASSERT_TRUE(trainProgram) << trainProgram.error().message();
+  auto trainer = CudaExecutable::create(std::move(*trainProgram), {});
+  ASSERT_TRUE(trainer) << trainer.error().message();
+  (*trainer)->initializeParameters(5);
+  auto cpuProgram = compileProgram((*g)->clone());
+  ASSERT_TRUE(cpuProgram);
+  auto cpu = CpuExecutable::create(std::move(*cpuProgram));
+  ASSERT_TRUE(cpu);
+  for (TensorCoreMath math : {TensorCoreMath::Off, TensorCoreMath::Tf32}) {
+    SCOPED_TRACE(std::string(tensorCoreMathName(math)));
+    CudaExecutableOptions o;
+    o.tensorCores = math;
+    auto p1 = compileProgram((*g)->clone()), p2 = compileProgram((*g)->clone());
+    ASSERT_TRUE(p1 && p2);
+    auto prepared = CudaExecutable::create(std::move(*p1), o);
+    o.prepareParameters = false;
+    auto inStep = CudaExecutable::create(std::move(*p2), o);
+    ASSERT_TRUE(prepared && inStep) << (prepared ? inStep.error().message() : prepared.error().message());
+    EXPECT_EQ((*prepared)->module().hoisted.size(), 24u);
+    EXPECT_TRUE((*inStep)->module().hoisted.empty());
+    ASSERT_TRUE((*prepared)->shareParameters(**trainer));
+    ASSERT_TRUE((*inStep)->shareParameters(**trainer));
+    uint64_t seed = 20;
+    auto check = [&](const std::string& what) {
+      SCOPED_TRACE(what);
+      ASSERT_TRUE((*cpu)->writePersistent((*trainer)->readPersistent()));
+      const TensorMap feed = test::randomInputs(*(*prepared)->program().graph, ++seed);
+      auto want = (*cpu)->run(feed);
+      auto got = (*prepared)->run(feed);
+      auto same = (*inStep)->run(feed);
+      ASSERT_TRUE(want && got && same);
+      for (const auto& [name, t] : *want) {
+        EXPECT_EQ(got->at(name).toDoubles(), same->at(name).toDoubles()) << name;
+        if (math == TensorCoreMath::Off) {
+          EXPECT_TRUE(gpuCloseTo(name, got->at(name), t, {1e-4, 1e-4, true}));
+        }
+      }
+    };
+    check("first run");
+    check("second run");
+    TensorMap trainFeed = test::randomInputs(*(*trainer)->program().graph, 3);
+    ASSERT_TRUE((*trainer)->run(trainFeed));
+    check("after a training step");
+    TensorMap params = (*trainer)->readPersistent();
+    std::mt19937 rng{11};
+    std::uniform_real_distribution<double> uni(0.5, 1.5);
+    for (auto& [name, t] : params)
+      if (name.find("running_var") != std::string::npos || name.find("n1.weight") != std::string::npos)
+        for (int64_t i = 0; i < t.numElements(); ++i) t.set(i, uni(rng));
+    ASSERT_TRUE((*prepared)->writePersistent(params));
+    check("after a write");
+  }
+}
+
 TEST(CudaExecutor, InputsAreCheckedLikeTheInterpreter) {
   SHOAL_REQUIRE_GPU();
   auto g = test::buildCudaOpGraph(OpKind::Relu, DType::F32);
