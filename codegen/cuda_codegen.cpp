@@ -373,6 +373,23 @@ CudaArg NodeEmitter::prepared(int64_t bytes) {
   return a;
 }
 
+CudaArg NodeEmitter::converted(const Value* v, int64_t bytes, bool& fresh) {
+  auto& blocks = module_.converted;
+  // Unshared (CudaCodegenOptions::shareConvertedCopies off): only within the node.
+  auto it = std::find_if(blocks.begin(), blocks.end(), [&](const auto& b) {
+    return b.value == v && (options_->shareConvertedCopies || b.first == index_);
+  });
+  fresh = it == blocks.end();
+  if (fresh) {
+    blocks.push_back({v, bytes, index_, index_, 0});
+    it = blocks.end() - 1;
+  }
+  assert(it->bytes == bytes && "one value, one converted layout");
+  it->last = index_;
+  // The block's number until every node is emitted; then its offset (layOutConverted).
+  return {CudaArgKind::Converted, v, int64_t(it - blocks.begin())};
+}
+
 }  // namespace cudagen
 
 std::string ProductTile::describe() const { return fmt::format("{}x{}/{}", bm, bn, splits); }
@@ -706,6 +723,40 @@ const Node* unpreparable(const CudaModuleSource& m, const Hoisting& h) {
   return nullptr;
 }
 
+// The converted blocks placed in their region (first fit by first use: blocks whose lives do not
+// meet may share bytes) and every argument naming one pointed at it.
+void layOutConverted(CudaModuleSource& m) {
+  std::vector<size_t> order(m.converted.size());
+  for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+  std::stable_sort(order.begin(), order.end(),
+                   [&](size_t a, size_t b) { return m.converted[a].first < m.converted[b].first; });
+  std::vector<size_t> placed;
+  m.convertedBytes = 0;
+  for (size_t i : order) {
+    CudaModuleSource::ConvertedBlock& b = m.converted[i];
+    const int64_t bytes = (std::max<int64_t>(b.bytes, 1) + 255) / 256 * 256;
+    // The lowest offset clear of every placed block alive at the same time.
+    std::vector<std::pair<int64_t, int64_t>> busy;
+    for (size_t j : placed) {
+      const auto& o = m.converted[j];
+      if (o.first <= b.last && b.first <= o.last)
+        busy.push_back({o.offset, o.offset + (std::max<int64_t>(o.bytes, 1) + 255) / 256 * 256});
+    }
+    std::sort(busy.begin(), busy.end());
+    int64_t at = 0;
+    for (const auto& [lo, hi] : busy) {
+      if (at + bytes <= lo) break;
+      at = std::max(at, hi);
+    }
+    b.offset = at;
+    m.convertedBytes = std::max(m.convertedBytes, at + bytes);
+    placed.push_back(i);
+  }
+  for (CudaStep& s : m.steps)
+    for (CudaArg& a : s.args)
+      if (a.kind == CudaArgKind::Converted) a.offset = m.converted[size_t(a.offset)].offset;
+}
+
 // The hoisted nodes' steps made `prepare` steps, and every argument naming a hoisted value
 // pointed at its block.
 void applyHoisting(CudaModuleSource& m, const Hoisting& h) {
@@ -755,6 +806,7 @@ Expected<CudaModuleSource> generateWith(const Program& program, const CudaCodege
     i = end;
   }
   applyHoisting(m, hoisting);
+  layOutConverted(m);
   if (options.groupKernels) cudagen::groupKernels(m, program.plan);
   int64_t gemms = std::count_if(m.steps.begin(), m.steps.end(), [](const CudaStep& s) { return s.kind == CudaStepKind::Gemm; });
   std::vector<std::pair<std::string, std::string>> definitions;

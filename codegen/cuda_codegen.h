@@ -24,21 +24,22 @@ namespace shoal {
 /// as `shoal conformance` does, tell it apart by them.
 inline constexpr std::string_view kNoCudaKernel = "no CUDA kernel: ";
 
-
 /// What a launch argument points at: a planned value's buffer, the executor's scratch buffer
 /// (a few reductions need one; its size is CudaModuleSource::scratchBytes), the status
 /// words kernels report user errors in (see CudaErrorSite), or a block of the prepared region
 /// (parameters rearranged once, see CudaStep::prepare; its size is
-/// CudaModuleSource::preparedBytes).
-enum class CudaArgKind { Value, Scratch, Status, Prepared };
+/// CudaModuleSource::preparedBytes), or a block of the converted region (a planned value's copy
+/// in another layout, shared by the nodes that read it so; see CudaModuleSource::converted).
+enum class CudaArgKind { Value, Scratch, Status, Prepared, Converted };
 
 /// One pointer argument of a kernel launch or a cuBLAS call.
 struct CudaArg {
   CudaArgKind kind = CudaArgKind::Value;
   /// For Value; for a Prepared block that holds a hoisted value (CudaModuleSource::hoisted),
-  /// that value (for descriptions: the block is found by `offset`).
+  /// that value (for descriptions: the block is found by `offset`); for Converted, the value
+  /// whose copy the block holds.
   const Value* value = nullptr;
-  int64_t offset = 0;  ///< for Prepared: bytes from the prepared region's start
+  int64_t offset = 0;  ///< for Prepared and Converted: bytes from the region's start
 };
 
 /// A row-major GEMM for cuBLAS: C[m,n] = alpha · op(A)[m,k] · op(B)[k,n] + beta · C, where A
@@ -175,14 +176,28 @@ struct CudaModuleSource {
   /// region, not in its arena slot, and every argument naming it is a Prepared one. Values
   /// sharing a buffer in the plan (a view, an in-place result) share one block.
   std::unordered_map<const Value*, int64_t> hoisted;
+  /// Planned values copied in another layout for the products that read them so -- a 16-bit
+  /// channels-last copy of a convolution's input or gradient (CudaCodegenOptions::
+  /// conv16ChannelsLast) -- converted once, by the first node that reads it, and shared by the
+  /// rest (a convolution and its downsampling twin reading one input; a forward and its weight
+  /// gradient; a data and a weight gradient reading one gradient). Each block lives from the
+  /// first node that reads it to the last; blocks whose lives do not meet share bytes.
+  struct ConvertedBlock {
+    const Value* value = nullptr;
+    int64_t bytes = 0;
+    int first = 0, last = 0;  ///< program indices of the first and last node reading it
+    int64_t offset = 0;       ///< bytes from the converted region's start
+  };
+  std::vector<ConvertedBlock> converted;
+  int64_t convertedBytes = 0;  ///< the converted region: the blocks laid out, 256-byte aligned
   /// Status words the executor allocates: 1 + 2 * errorSites.size().
   int64_t statusWords() const { return 1 + 2 * int64_t(errorSites.size()); }
   int64_t statusBytes() const { return statusWords() * int64_t(sizeof(uint64_t)); }
   /// The device memory an executable of this module allocates over `plan` (one arena, one
-  /// persistent region): the plan's two regions, the status words, scratch and the prepared
-  /// region -- not cuBLAS's workspace, which the device context holds.
+  /// persistent region): the plan's two regions, the status words, scratch, the prepared and
+  /// the converted regions -- not cuBLAS's workspace, which the device context holds.
   int64_t deviceBytes(const MemoryPlan& plan) const {
-    return plan.arenaBytes + plan.persistentBytes + statusBytes() + scratchBytes + preparedBytes;
+    return plan.arenaBytes + plan.persistentBytes + statusBytes() + scratchBytes + preparedBytes + convertedBytes;
   }
 };
 
@@ -312,8 +327,9 @@ struct CudaCodegenOptions {
   /// is not. Off: mma.sync in the format.
   bool wgmmaTf32Gathered16 = true;
   /// With wgmma, a bfloat16 or float16 forward convolution whose channels are a multiple of 64
-  /// reads its input channels-last in the format: a first kernel converts x into scratch as
-  /// [n, h, w, c] 16-bit values, and the implicit GEMM copies 64 channels of a pixel (128
+  /// reads its input channels-last in the format: a first kernel converts x into [n, h, w, c]
+  /// 16-bit values (once for all the nodes that read it so, CudaModuleSource::converted), and
+  /// the implicit GEMM copies 64 channels of a pixel (128
   /// bytes) a stage row, 64 reduction steps a stage, both operands read by wgmma from shared
   /// memory (ImplicitGemm::aHalf64) -- where the other 16-bit forwards gather fp32 planes 16
   /// steps a stage and convert A in registers. Data gradients whose filters are multiples of
@@ -330,6 +346,11 @@ struct CudaCodegenOptions {
   /// idle through the barrier and the copies' issue). An experiment for a device to decide;
   /// default off.
   bool halfStageOverlap = false;
+  /// conv16ChannelsLast's copies of a planned value shared by every node that reads it so
+  /// (CudaModuleSource::converted): converted by the first, kept until the last. Off: each node
+  /// converts its own (a block of its own) -- the same bytes, more conversions, less memory held
+  /// from a forward to its weight gradient. Default: on.
+  bool shareConvertedCopies = true;
   /// A tensor-core weight gradient of at most 63 taps gathers x column-wise
   /// (ImplicitGemm::aColumn): 16 threads share a stage row of (channel, tap), one output pixel
   /// each, so a warp reads 16 neighbouring pixels of two taps (one or two cache lines) where 8

@@ -116,6 +116,10 @@ class NodeEmitter {
   /// Reserves a block of `bytes` in the module's prepared region (256-byte aligned) and
   /// returns the argument that points at it.
   CudaArg prepared(int64_t bytes);
+  /// The block of the module's converted region that holds planned value `v`'s copy of `bytes`
+  /// (CudaModuleSource::converted), kept from this node on to the last that asks for it.
+  /// `fresh`: whether this node is the first to ask -- the one that must write it.
+  CudaArg converted(const Value* v, int64_t bytes, bool& fresh);
   /// Marks the step added last as a `prepare` step (CudaStep::prepare).
   void markPrepare();
   /// Whether `v` holds its value when the `prepare` steps run: a param, state, or a value they

@@ -58,8 +58,10 @@ std::optional<Access> accessOf(const CudaStep& s, const MemoryPlan& plan) {
     return Span{it->second.persistent, it->second.offset, it->second.offset + it->second.bytes};
   };
   for (const CudaArg& arg : s.args) {
-    // Scratch is shared by every step; a prepared block is written by a step that runs apart.
-    if (arg.kind == CudaArgKind::Scratch || arg.kind == CudaArgKind::Prepared) return std::nullopt;
+    // Scratch is shared by every step; a prepared block is written by a step that runs apart; a
+    // converted block is shared by the nodes that read one value in its layout.
+    if (arg.kind == CudaArgKind::Scratch || arg.kind == CudaArgKind::Prepared || arg.kind == CudaArgKind::Converted)
+      return std::nullopt;
     if (arg.kind != CudaArgKind::Value) continue;  // status words: reports only (atomic, unordered)
     auto sp = span(arg.value);
     if (!sp) return std::nullopt;

@@ -167,24 +167,45 @@ Vars tcVars(const NodeEmitter& em, const ConvGeom& g) {
   return v;
 }
 
-// A tensor [n, c, hw] (fp32) converted into scratch at float `at` as [n, hw, c] values of the
-// tensor cores' 16-bit format (c a multiple of 64; CudaCodegenOptions::conv16ChannelsLast): a
-// transpose through shared memory, a block per 32 pixels x 64 channels of an image, reading
-// along the pixels of a channel (128 bytes a warp) and writing a pixel's 64 channels as 32
-// pairs (128 bytes a warp).
+// Where a product reads a tensor's 16-bit channels-last copy: a block of the converted region
+// (a planned value's copy, shared by every node that reads it so, CudaModuleSource::converted),
+// or scratch at float `at` (an operand a prologue of the node wrote there).
+struct SixteenBitCopy {
+  CudaArg arg;
+  int64_t at = 0;
+  bool inScratch() const { return arg.kind == CudaArgKind::Scratch; }
+  /// Floats of scratch the copy takes (0 for a converted block).
+  int64_t scratchFloats(int64_t elements) const { return inScratch() ? (elements + 1) / 2 : 0; }
+};
+
+// A tensor [n, c, hw] (fp32) as [n, hw, c] values of the tensor cores' 16-bit format (c a
+// multiple of 64; CudaCodegenOptions::conv16ChannelsLast): a planned value's copy converted
+// only by the first node that reads it so, anything else into scratch at float `at`. The
+// conversion is a transpose through shared memory, a block per 32 pixels x 64 channels of an
+// image, reading along the pixels of a channel (128 bytes a warp) and writing a pixel's 64
+// channels as 32 pairs (128 bytes a warp).
 // `suffix` names the kernel (a node converting two tensors names them apart).
-void emitSixteenBitChannelsLast(NodeEmitter& em, const CudaArg& input, int64_t n, int64_t c, int64_t hw, int64_t at,
-                                const std::string& suffix = "cl16") {
+SixteenBitCopy sixteenBitChannelsLastCopy(NodeEmitter& em, const CudaArg& input, int64_t n, int64_t c, int64_t hw,
+                                          int64_t at, const std::string& suffix = "cl16") {
+  SixteenBitCopy copy;
+  bool fresh = true;
+  if (input.kind == CudaArgKind::Value && input.value) {
+    copy.arg = em.converted(input.value, n * hw * c * 2, fresh);
+  } else {
+    copy.arg = NodeEmitter::scratch();
+    copy.at = at;
+  }
+  if (!fresh) return copy;
   const int64_t pixelTiles = (hw + 31) / 32, channelTiles = c / 64;
   const Vars v = {
       {"I", em.I()},
       {"C", intLit(c)},
       {"HW", intLit(hw)},
-      {"AT", intLit(at)},
+      {"AT", intLit(copy.at)},
       {"PT", intLit(pixelTiles)},
       {"CT", intLit(channelTiles)},
       {"TO16", em.options().tensorCores == TensorCoreMath::Bf16 ? "shoal_f32_to_bf16" : "shoal_f32_to_f16"}};
-  em.kernel(suffix, "const float* __restrict__ x, float* __restrict__ scratch",
+  em.kernel(suffix, "const float* __restrict__ x, float* __restrict__ out",
             fill("  __shared__ float tile[64][33];\n"
                  "  const int tx = (int)threadIdx.x & 31, ty = (int)threadIdx.x >> 5;\n"
                  "  const int p0 = (int)(blockIdx.x % ${PT}) * 32, c0 = (int)((blockIdx.x / ${PT}) % ${CT}) * 64;\n"
@@ -194,7 +215,7 @@ void emitSixteenBitChannelsLast(NodeEmitter& em, const CudaArg& input, int64_t n
                  "    tile[r][tx] = p < ${HW} ? x[(n * ${C} + c0 + r) * (${I})${HW} + p] : 0.0f;\n"
                  "  }\n"
                  "  __syncthreads();\n"
-                 "  unsigned* xs = reinterpret_cast<unsigned*>(scratch + ${AT});\n"
+                 "  unsigned* xs = reinterpret_cast<unsigned*>(out + ${AT});\n"
                  "  for (int r = ty; r < 32; r += 8) {\n"
                  "    const int p = p0 + r;\n"
                  "    if (p < ${HW})\n"
@@ -202,7 +223,19 @@ void emitSixteenBitChannelsLast(NodeEmitter& em, const CudaArg& input, int64_t n
                  "          (unsigned)${TO16}(tile[2 * tx][r]) | ((unsigned)${TO16}(tile[2 * tx + 1][r]) << 16);\n"
                  "  }\n",
                  v),
-            {input, NodeEmitter::scratch()}, unsigned(n * pixelTiles * channelTiles));
+            {input, copy.arg}, unsigned(n * pixelTiles * channelTiles));
+  return copy;
+}
+
+// The product reads `copy` as `name`: a view of scratch, or a parameter of its own pointing at
+// the converted block (after the caller's parameters, which must be set by now).
+void readSixteenBitCopy(ImplicitGemm& spec, const std::string& name, const SixteenBitCopy& copy) {
+  if (copy.inScratch()) {
+    spec.scratchViews.push_back({name, copy.at});
+    return;
+  }
+  spec.params += (spec.params.empty() ? "" : ", ") + std::string("const float* __restrict__ ") + name;
+  spec.args.push_back(copy.arg);
 }
 
 // Whether a 16-bit channels-last product serves a reduction over `channels` channels
@@ -269,12 +302,12 @@ Expected<void> convForwardTensorCore(NodeEmitter& em, const ConvGeom& g, const s
   // format, and the implicit GEMM (ImplicitGemm::aHalf64) copies a pixel's 64 channels of one
   // tap as a stage row: 64 reduction steps (tap, channel) a stage, 8 16-byte copies a row.
   const bool half = sixteenBitChannelsLast(em, g.c);
+  SixteenBitCopy xCopy;
   if (half) {
     const int64_t at = (spec.scratchReserved + 3) / 4 * 4, hw = g.h * g.w;
-    spec.scratchReserved = at + (g.n * hw * g.c + 1) / 2;  // two 16-bit values a float
-    spec.scratchViews = {{"xs", at}};
     setVar(v, "HW", intLit(hw));
-    emitSixteenBitChannelsLast(em, input.value_or(em.in(0)), g.n, g.c, hw, at);
+    xCopy = sixteenBitChannelsLastCopy(em, input.value_or(em.in(0)), g.n, g.c, hw, at);
+    if (xCopy.inScratch()) spec.scratchReserved = at + xCopy.scratchFloats(g.n * hw * g.c);  // two values a float
     spec.aHalf64 = true;
     spec.aBase = "xs";
     spec.aRowSetup = fill(
@@ -447,6 +480,7 @@ Expected<void> convForwardTensorCore(NodeEmitter& em, const ConvGeom& g, const s
   if (bias) spec.args.push_back(em.in(2));
   if (epilogueInStore) addOutputExprArgs(em, spec.args);
   spec.args.push_back(intoScratch ? NodeEmitter::scratch() : em.out());
+  if (half) readSixteenBitCopy(spec, "xs", xCopy);
   if (intoScratch) em.needScratch(g.n * g.o * g.oh * g.ow * int64_t(sizeof(float)));
   spec.math = em.options().tensorCores;
   if (auto ok = emitImplicitGemm(em, spec); !ok) return ok;
@@ -496,8 +530,8 @@ PhaseTaps phaseTaps(int64_t p, int64_t s, int64_t pad, int64_t d, int64_t k, int
 Expected<void> convBackwardDataTensorCore(NodeEmitter& em, const ConvGeom& g, bool transpose, bool bias) {
   const bool phased = g.sh > 1 || g.sw > 1;
   const bool half = sixteenBitChannelsLast(em, g.o);
-  const int64_t halfFloats = half ? (g.n * g.oh * g.ow * g.o + 1) / 2 : 0;  // the 16-bit gradient in scratch
-  if (half) emitSixteenBitChannelsLast(em, em.in(0), g.n, g.o, g.oh * g.ow, 0);
+  const SixteenBitCopy gradCopy =
+      half ? sixteenBitChannelsLastCopy(em, em.in(0), g.n, g.o, g.oh * g.ow, 0) : SixteenBitCopy{};
   for (int64_t py = 0; py < std::min(g.sh, g.h); ++py)
     for (int64_t px = 0; px < std::min(g.sw, g.w); ++px) {
       const PhaseTaps ty = phaseTaps(py, g.sh, g.pt, g.dh, g.kh, g.h);
@@ -555,8 +589,7 @@ Expected<void> convBackwardDataTensorCore(NodeEmitter& em, const ConvGeom& g, bo
                             "  const ${I} gbase = (am / ((${I})${WP} * ${HP})) * (${I})(${O} * ${OH} * ${OW});\n",
                             v);
       if (half) {
-        spec.scratchReserved = halfFloats;
-        spec.scratchViews = {{"gs", 0}};
+        spec.scratchReserved = gradCopy.scratchFloats(g.n * g.oh * g.ow * g.o);
         spec.aHalf64 = true;
         spec.aBase = "gs";
         spec.aRowSetup = fill(
@@ -605,6 +638,7 @@ Expected<void> convBackwardDataTensorCore(NodeEmitter& em, const ConvGeom& g, bo
                            v);
       spec.params = params;
       spec.args = args;
+      if (half) readSixteenBitCopy(spec, "gs", gradCopy);
       spec.bSource = em.in(1);
       spec.math = em.options().tensorCores;
       if (auto r = emitImplicitGemm(em, spec); !r) return r;
@@ -637,12 +671,13 @@ Expected<void> convBackwardWeightTensorCore(NodeEmitter& em, const ConvGeom& g) 
     // format; rows ordered (tap, channel), so that each 64-row atom is one tap's 64 channels of
     // an input pixel and each 64-column atom 64 filters of an output pixel, both contiguous: the
     // operands MN-major (ImplicitGemm::halfMN), 64 output pixels a stage.
-    const int64_t xFloats = g.n * g.h * g.w * g.c / 2;  // a multiple of 32 (c of 64)
-    emitSixteenBitChannelsLast(em, em.in(0), g.n, g.c, g.h * g.w, 0);
-    emitSixteenBitChannelsLast(em, em.in(1), g.n, g.o, hw, xFloats, "cl16_dy");
+    const SixteenBitCopy xCopy = sixteenBitChannelsLastCopy(em, em.in(0), g.n, g.c, g.h * g.w, 0);
+    const int64_t xFloats = xCopy.scratchFloats(g.n * g.h * g.w * g.c);  // a multiple of 32 (c of 64)
+    const SixteenBitCopy gradCopy = sixteenBitChannelsLastCopy(em, em.in(1), g.n, g.o, hw, xFloats, "cl16_dy");
     spec.halfMN = true;
-    spec.scratchReserved = xFloats + (g.n * hw * g.o + 1) / 2;
-    spec.scratchViews = {{"xs", 0}, {"gs", xFloats}};
+    spec.scratchReserved = xFloats + gradCopy.scratchFloats(g.n * hw * g.o);
+    readSixteenBitCopy(spec, "xs", xCopy);
+    readSixteenBitCopy(spec, "gs", gradCopy);
     spec.aBase = "xs";
     spec.bBase = "gs";
     v.push_back({"IYK", linear({{"oy", g.sh}, {"ki", g.dh}}, -g.pt)});

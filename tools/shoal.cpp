@@ -191,6 +191,7 @@ int runDump(const CommonOptions& c, const DumpOptions& d) {
     } else {
       gpu["scratch_bytes"] = src->scratchBytes;
       gpu["prepared_bytes"] = src->preparedBytes;
+      gpu["converted_bytes"] = src->convertedBytes;
       gpu["status_bytes"] = src->statusBytes();
       gpu["device_bytes"] = src->deviceBytes(program->plan);
     }

@@ -230,6 +230,7 @@ CudaExecutableOptions CudaExecutableOptions::fromEnvironment() {
   o.wgmmaTf32Gathered16 = envFlagDefaultOn("SHOAL_CUDA_WGRAD_TF32");
   o.conv16ChannelsLast = envFlag("SHOAL_CUDA_CL16");
   o.halfStageOverlap = envFlag("SHOAL_CUDA_CL16_OVERLAP");
+  o.shareConvertedCopies = envFlagDefaultOn("SHOAL_CUDA_CL16_SHARE");
   o.weightGradientColumns = envFlagDefaultOn("SHOAL_CUDA_WGRAD_COLUMNS");
   o.convPairedTaps = envFlagDefaultOn("SHOAL_CUDA_PAIRED_TAPS");
   if (envFlag("SHOAL_CUDA_NHWC")) o.convChannelsLastMinInput = int64_t(1) << 20;
@@ -289,6 +290,7 @@ CudaCodegenOptions CudaExecutableOptions::codegenOptions(const std::string& arch
   c.wgmmaTf32Gathered16 = wgmmaTf32Gathered16;
   c.conv16ChannelsLast = conv16ChannelsLast;
   c.halfStageOverlap = halfStageOverlap;
+  c.shareConvertedCopies = shareConvertedCopies;
   c.weightGradientColumns = weightGradientColumns;
   c.convPairedTaps = convPairedTaps;
   c.convChannelsLastMinInput = convChannelsLastMinInput;
@@ -583,6 +585,11 @@ Expected<std::unique_ptr<CudaExecutable>> CudaExecutable::create(Program program
     auto prepared = DeviceBlock::allocate(im.ctx, im.src.preparedBytes, "prepared parameters");
     if (!prepared) return Unexpected(prepared.error());
     im.prepared = std::move(*prepared);
+  }
+  if (im.src.convertedBytes > 0) {
+    auto converted = DeviceBlock::allocate(im.ctx, im.src.convertedBytes, "converted copies");
+    if (!converted) return Unexpected(converted.error());
+    im.converted = std::move(*converted);
   }
   im.hasPrepareSteps = std::any_of(im.src.steps.begin(), im.src.steps.end(), [](const CudaStep& s) { return s.prepare; });
   im.writesParameters = updatesParameters(p);

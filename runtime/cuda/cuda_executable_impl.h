@@ -149,6 +149,9 @@ struct CudaExecutable::Impl {
   /// The prepared region (src.preparedBytes): parameters rearranged by the `prepare` steps,
   /// made for `preparedFor` at its generation `preparedGeneration` (stale when either moved).
   std::unique_ptr<cudaexec::DeviceBlock> prepared;
+  /// The converted region (src.convertedBytes): values' copies in another layout, shared by
+  /// the nodes that read them so (CudaModuleSource::converted), written within each step.
+  std::unique_ptr<cudaexec::DeviceBlock> converted;
   const cudaexec::PersistentStorage* preparedFor = nullptr;
   uint64_t preparedGeneration = 0;
   bool hasPrepareSteps = false;

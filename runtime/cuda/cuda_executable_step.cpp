@@ -120,6 +120,8 @@ void CudaExecutable::Impl::bindArguments(const Program& p) {
         case CudaArgKind::Scratch: return im.scratch ? im.scratch->data() : nullptr;
         case CudaArgKind::Status: return im.status->data();
         case CudaArgKind::Prepared: return im.prepared ? im.prepared->at(a.offset) : nullptr;
+        case CudaArgKind::Converted:
+          return im.converted ? im.converted->at(a.offset) : nullptr;
       }
       return nullptr;
     };

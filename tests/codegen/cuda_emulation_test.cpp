@@ -809,5 +809,88 @@ TEST(CudaEmulation, HoistingLeavesOutputsSharedBuffersAndErrorReportsInTheStep) 
   EXPECT_NE(emuError.error().message().find("integer division by zero"), std::string::npos);
 }
 
+// A training step on 16-bit channels-last convolutions (CudaCodegenOptions::conv16ChannelsLast)
+// converts each value its products read so once, by the first node that reads it, and the rest
+// read that copy (CudaModuleSource::converted): two convolutions reading one input, the forwards
+// and their weight gradients, the data and weight gradients reading one gradient. 4 conversions
+// where each node converting its own makes 12 -- and not one bit different, step after step,
+// both within bfloat16's reach of the interpreter.
+TEST(CudaEmulation, SixteenBitCopiesAreConvertedOnceForAllTheirReaders) {
+  if (!test::haveHostCompiler()) GTEST_SKIP() << "no host C++ compiler to build the emulated module";
+  DiagnosticEngine diags;
+  const std::string text =
+      "flowchart TD\n  x[input: mnist path=" + test::sourcePath("data/mnist-10k") +
+      " batch=2] --> pre[preprocess: scale=1/255]\n"
+      "  pre --> stem[conv2d: filters=64 kernel=3x3 padding=1] --> r0[relu] --> p0[maxpool: size=4x4]\n"
+      "  p0 --> a[conv2d: filters=64 kernel=3x3 padding=1 bias=false] --> ra[relu]\n"
+      "  p0 --> b[conv2d: filters=64 kernel=1x1 stride=2 bias=false]\n"
+      "  ra --> c[conv2d: filters=64 kernel=3x3 stride=2 padding=1 bias=false]\n"
+      "  c -->|lhs| s[add]\n"
+      "  b -->|rhs| s\n"
+      "  s --> r[relu] --> f[flatten] --> fc[dense: units=10]\n"
+      "  fc --> t[train: loss=softmax_cross_entropy optimizer=sgd lr=0.5]\n"
+      "  t --> out[output]\n";
+  auto pipeline = loadPipelineText(text, "shared_copies.mmd", diags);
+  ASSERT_TRUE(pipeline.has_value()) << diags.render();
+  CompileOptions opts;
+  opts.train = &*pipeline->train;
+  auto r = makeRunners(*pipeline->model, opts);
+  ASSERT_NE(r, nullptr);
+  CudaCodegenOptions shared;
+  shared.tensorCores = TensorCoreMath::Bf16;
+  shared.wgmma = true;
+  shared.conv16ChannelsLast = true;
+  CudaCodegenOptions own = shared;
+  own.shareConvertedCopies = false;
+  auto a = emulatedWith(*r, shared);
+  auto b = emulatedWith(*r, own);
+  ASSERT_TRUE(a && b);
+  auto conversions = [](const CudaModuleSource& m) {
+    return std::count_if(m.steps.begin(), m.steps.end(), [](const CudaStep& s) {
+      return s.kernel.ends_with("_cl16") || s.kernel.ends_with("_cl16_dy");
+    });
+  };
+  const CudaModuleSource& ms = a->module();
+  EXPECT_EQ(conversions(ms), 4);  // p0, ra, the sum's gradient, a's gradient
+  EXPECT_EQ(conversions(b->module()), 12);
+  ASSERT_EQ(ms.converted.size(), 4u);
+  const Graph& g = *r->program.graph;
+  auto indexOf = [&](const char* name) {
+    const Value* v = g.findValue(name);
+    EXPECT_NE(v, nullptr) << name;
+    const auto& nodes = g.nodes();
+    return v ? int(std::find(nodes.begin(), nodes.end(), v->def()) - nodes.begin()) : -1;
+  };
+  for (const auto& blk : ms.converted) {
+    SCOPED_TRACE(blk.value->name());
+    EXPECT_EQ(blk.bytes, blk.value->type().numElements() * 2);
+    EXPECT_LT(blk.first, blk.last);  // read by two nodes or more
+  }
+  // p0's copy: from a's forward to a's weight gradient, which a's gradient's copy outlives not.
+  const auto p0 = std::find_if(ms.converted.begin(), ms.converted.end(),
+                               [&](const auto& blk) { return blk.value->name() == "p0"; });
+  ASSERT_NE(p0, ms.converted.end());
+  EXPECT_EQ(p0->first, indexOf("ra"));
+  EXPECT_EQ(p0->last, indexOf("a.weight.grad"));
+  EXPECT_LT(ms.convertedBytes, b->module().convertedBytes + b->module().scratchBytes + 1);
+  for (int step = 1; step <= 2; ++step) {
+    SCOPED_TRACE("step " + std::to_string(step));
+    const TensorMap feed = test::randomInputs(g, 40 + step, step);
+    auto want = r->cpu->run(feed);
+    auto got = a->run(feed);
+    auto same = b->run(feed);
+    ASSERT_TRUE(want && got && same);
+    for (const auto& [name, t] : *want) {
+      EXPECT_EQ(got->at(name).toDoubles(), same->at(name).toDoubles()) << name;
+      EXPECT_TRUE(closeTo(name, got->at(name), t, 2e-2, 1e-3));
+    }
+    const TensorMap pa = a->readPersistent(), pb = b->readPersistent(), pc = r->cpu->readPersistent();
+    for (const auto& [name, t] : pc) {
+      EXPECT_EQ(pa.at(name).toDoubles(), pb.at(name).toDoubles()) << name;
+      EXPECT_TRUE(closeTo(name, pa.at(name), t, 2e-2, 1e-3));
+    }
+  }
+}
+
 }  // namespace
 }  // namespace shoal

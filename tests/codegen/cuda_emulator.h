@@ -343,6 +343,7 @@ class EmulatedExecutable {
     e->persistent_.assign(size_t(program.plan.persistentBytes));
     e->scratch_.assign(size_t(e->src_.scratchBytes));
     e->prepared_.assign(size_t(e->src_.preparedBytes));
+    e->converted_.assign(size_t(e->src_.convertedBytes));
     e->status_.assign(size_t(e->src_.statusWords()), 0);
     return e;
   }
@@ -398,6 +399,8 @@ class EmulatedExecutable {
           case CudaArgKind::Scratch: return scratch_.data();
           case CudaArgKind::Status: return status_.data();
           case CudaArgKind::Prepared: return prepared_.data() + a.offset;
+          case CudaArgKind::Converted:
+            return converted_.data() + a.offset;
         }
         return nullptr;
       };
@@ -465,8 +468,10 @@ class EmulatedExecutable {
         }
       }
       for (const auto& [region, name] : {std::pair<const GuardedRegion*, const char*>{&arena_, "arena"},
-                                         {&persistent_, "persistent region"}, {&scratch_, "scratch"},
-                                         {&prepared_, "prepared region"}})
+                                         {&persistent_, "persistent region"},
+                                         {&scratch_, "scratch"},
+                                         {&prepared_, "prepared region"},
+                                         {&converted_, "converted region"}})
         if (const int64_t at = region->firstDamaged(); at >= 0)
           return fail("emulator: " + (s.kind == CudaStepKind::Kernel ? "kernel '" + s.kernel + "'" : s.node->describe()) +
                       " of " + s.node->describe() + " wrote past the end of the " + name + " (" +
@@ -508,7 +513,7 @@ class EmulatedExecutable {
   const Program& program_;
   CudaModuleSource src_;
   std::unique_ptr<EmulatedModule> module_;
-  GuardedRegion arena_, persistent_, scratch_, prepared_;
+  GuardedRegion arena_, persistent_, scratch_, prepared_, converted_;
   std::vector<uint64_t> status_;
   bool preparedStale_ = true;
   int prepareRuns_ = 0;

@@ -149,7 +149,7 @@ TEST(CudaExecutableOptions, ProfileLaunchesFromTheEnvironment) {
 // their overlapped stages (both off by default); both reach the codegen options.
 TEST(CudaExecutableOptions, SixteenBitChannelsLastFromTheEnvironment) {
   std::map<std::string, std::optional<std::string>> saved;
-  for (const char* name : {"SHOAL_CUDA_CL16", "SHOAL_CUDA_CL16_OVERLAP"}) {
+  for (const char* name : {"SHOAL_CUDA_CL16", "SHOAL_CUDA_CL16_OVERLAP", "SHOAL_CUDA_CL16_SHARE"}) {
     const char* v = std::getenv(name);
     saved[name] = v ? std::optional<std::string>(v) : std::nullopt;
     unsetenv(name);
@@ -157,10 +157,15 @@ TEST(CudaExecutableOptions, SixteenBitChannelsLastFromTheEnvironment) {
   const CudaExecutableOptions byDefault = CudaExecutableOptions::fromEnvironment();
   setenv("SHOAL_CUDA_CL16", "1", 1);
   setenv("SHOAL_CUDA_CL16_OVERLAP", "1", 1);
+  setenv("SHOAL_CUDA_CL16_SHARE", "0", 1);
   const CudaExecutableOptions on = CudaExecutableOptions::fromEnvironment();
   for (const auto& [name, v] : saved) v ? setenv(name.c_str(), v->c_str(), 1) : unsetenv(name.c_str());
   EXPECT_FALSE(byDefault.conv16ChannelsLast);
   EXPECT_FALSE(byDefault.halfStageOverlap);
+  EXPECT_TRUE(byDefault.shareConvertedCopies);
+  EXPECT_TRUE(byDefault.codegenOptions("sm_90").shareConvertedCopies);
+  EXPECT_FALSE(on.shareConvertedCopies);
+  EXPECT_FALSE(on.codegenOptions("sm_90").shareConvertedCopies);
   EXPECT_FALSE(byDefault.codegenOptions("sm_90").conv16ChannelsLast);
   EXPECT_TRUE(on.conv16ChannelsLast);
   EXPECT_TRUE(on.halfStageOverlap);
@@ -595,6 +600,58 @@ TEST(CudaExecutor, ParameterDerivedValuesFollowEveryParameterChange) {
         for (int64_t i = 0; i < t.numElements(); ++i) t.set(i, uni(rng));
     ASSERT_TRUE((*prepared)->writePersistent(params));
     check("after a write");
+  }
+}
+
+// On an sm_90 device, a training step on 16-bit channels-last convolutions whose copies are
+// converted once for all their readers (CudaCodegenOptions::shareConvertedCopies) computes bit
+// for bit what each node converting its own computes, step after step, within bfloat16's reach
+// of the interpreter. (CudaEmulation.SixteenBitCopiesAreConvertedOnceForAllTheirReaders: the
+// same on the emulator, with the conversions counted.)
+TEST(CudaExecutor, SixteenBitCopiesSharedOrOwnAgreeBitForBit) {
+  SHOAL_REQUIRE_GPU();
+  auto dev = probeCudaDevice(0);
+  ASSERT_TRUE(dev);
+  CudaExecutableOptions shared;
+  shared.tensorCores = TensorCoreMath::Bf16;
+  shared.conv16ChannelsLast = true;
+  if (!shared.codegenOptions(dev->arch()).wgmma) GTEST_SKIP() << "the device has no wgmma (sm_90)";
+  CudaExecutableOptions own = shared;
+  own.shareConvertedCopies = false;
+  DiagnosticEngine diags;
+  const std::string text =
+      "flowchart TD\n  x[input: mnist path=" + test::sourcePath("data/mnist-10k") +
+      " batch=16] --> pre[preprocess: scale=1/255]\n"
+      "  pre --> stem[conv2d: filters=64 kernel=3x3 padding=1] --> r0[relu] --> p0[maxpool: size=2x2]\n"
+      "  p0 --> a[conv2d: filters=64 kernel=3x3 padding=1 bias=false] --> ra[relu]\n"
+      "  p0 --> b[conv2d: filters=128 kernel=1x1 stride=2 bias=false]\n"
+      "  ra --> c[conv2d: filters=128 kernel=3x3 stride=2 padding=1 bias=false]\n"
+      "  c -->|lhs| s[add]\n"
+      "  b -->|rhs| s\n"
+      "  s --> r[relu] --> f[flatten] --> fc[dense: units=10]\n"
+      "  fc --> t[train: loss=softmax_cross_entropy optimizer=sgd lr=0.5]\n"
+      "  t --> out[output]\n";
+  auto pipeline = loadPipelineText(text, "shared_copies.mmd", diags);
+  ASSERT_TRUE(pipeline.has_value()) << diags.render();
+  CompileOptions opts;
+  opts.train = &*pipeline->train;
+  Pair pair = makePair(*pipeline->model, opts, shared, /*seed=*/9);
+  Pair other = makePair(*pipeline->model, opts, own, /*seed=*/9);
+  ASSERT_TRUE(pair.gpu && pair.cpu && other.gpu);
+  EXPECT_LT(pair.gpu->module().converted.size(), other.gpu->module().converted.size());
+  for (int step = 1; step <= 3; ++step) {
+    SCOPED_TRACE("step " + std::to_string(step));
+    const TensorMap feed = test::randomInputs(*pair.gpu->program().graph, 70 + step, step);
+    auto want = pair.cpu->run(feed);
+    auto got = pair.gpu->run(feed);
+    auto same = other.gpu->run(feed);
+    ASSERT_TRUE(want && got && same);
+    for (const auto& [name, t] : *want) {
+      EXPECT_EQ(got->at(name).toDoubles(), same->at(name).toDoubles()) << name;
+      EXPECT_TRUE(gpuCloseTo(name, got->at(name), t, {2e-2, 1e-3, true}));
+    }
+    const TensorMap pa = pair.gpu->readPersistent(), pb = other.gpu->readPersistent();
+    for (const auto& [name, t] : pa) EXPECT_EQ(t.toDoubles(), pb.at(name).toDoubles()) << name;
   }
 }
 

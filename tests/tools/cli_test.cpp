@@ -129,10 +129,10 @@ TEST(Cli, DumpFormatsAndPassSelection) {
   EXPECT_EQ(gpu["arch"], "sm_90");
   EXPECT_GT(gpu["scratch_bytes"].get<int64_t>(), 0);
   EXPECT_GT(gpu["status_bytes"].get<int64_t>(), 0);
-  EXPECT_EQ(gpu["device_bytes"].get<int64_t>(), j["arena_bytes"].get<int64_t>() + j["persistent_bytes"].get<int64_t>() +
-                                                    gpu["scratch_bytes"].get<int64_t>() +
-                                                    gpu["prepared_bytes"].get<int64_t>() +
-                                                    gpu["status_bytes"].get<int64_t>());
+  EXPECT_EQ(gpu["device_bytes"].get<int64_t>(),
+            j["arena_bytes"].get<int64_t>() + j["persistent_bytes"].get<int64_t>() +
+                gpu["scratch_bytes"].get<int64_t>() + gpu["prepared_bytes"].get<int64_t>() +
+                gpu["converted_bytes"].get<int64_t>() + gpu["status_bytes"].get<int64_t>());
   // Inference prepares the convolutions' weights (packed for the tensor cores) once, in a
   // block of its own.
   r = runCli("dump examples/mnist_cnn.mmd --memory --precision tf32 --arch sm_90");
