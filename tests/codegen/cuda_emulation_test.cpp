@@ -818,18 +818,7 @@ TEST(CudaEmulation, HoistingLeavesOutputsSharedBuffersAndErrorReportsInTheStep) 
 TEST(CudaEmulation, SixteenBitCopiesAreConvertedOnceForAllTheirReaders) {
   if (!test::haveHostCompiler()) GTEST_SKIP() << "no host C++ compiler to build the emulated module";
   DiagnosticEngine diags;
-  const std::string text =
-      "flowchart TD\n  x[input: mnist path=" + test::sourcePath("data/mnist-10k") +
-      " batch=2] --> pre[preprocess: scale=1/255]\n"
-      "  pre --> stem[conv2d: filters=64 kernel=3x3 padding=1] --> r0[relu] --> p0[maxpool: size=4x4]\n"
-      "  p0 --> a[conv2d: filters=64 kernel=3x3 padding=1 bias=false] --> ra[relu]\n"
-      "  p0 --> b[conv2d: filters=64 kernel=1x1 stride=2 bias=false]\n"
-      "  ra --> c[conv2d: filters=64 kernel=3x3 stride=2 padding=1 bias=false]\n"
-      "  c -->|lhs| s[add]\n"
-      "  b -->|rhs| s\n"
-      "  s --> r[relu] --> f[flatten] --> fc[dense: units=10]\n"
-      "  fc --> t[train: loss=softmax_cross_entropy optimizer=sgd lr=0.5]\n"
-      "  t --> out[output]\n";
+  const std::string text = test::sharedCopiesPipeline(/*batch=*/2, /*pool=*/4, /*filters=*/64);
   auto pipeline = loadPipelineText(text, "shared_copies.mmd", diags);
   ASSERT_TRUE(pipeline.has_value()) << diags.render();
   CompileOptions opts;

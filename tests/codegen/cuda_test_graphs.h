@@ -18,6 +18,7 @@
 #include "op_case_registry.h"
 #include "passes/program.h"
 #include "runtime/executable.h"
+#include "test_util.h"
 
 namespace shoal::test {
 
@@ -81,6 +82,31 @@ class OpGraphBuilder {
   DType dt_;
   std::string prefix_;
 };
+
+/// A training pipeline whose 16-bit channels-last convolutions share what they read
+/// (CudaCodegenOptions::shareConvertedCopies): a 64-filter stem pooled by `pool`, then a 3 x 3
+/// convolution and a strided 1 x 1 one reading the pool's output, a strided 3 x 3 after the
+/// first (both of `filters` filters), their sum into a classifier; MNIST batches of `batch`.
+inline std::string sharedCopiesPipeline(int batch, int pool, int filters) {
+  const std::string f = std::to_string(filters), p = std::to_string(pool);
+  return "flowchart TD\n  x[input: mnist path=" + sourcePath("data/mnist-10k") + " batch=" + std::to_string(batch) +
+         "] --> pre[preprocess: scale=1/255]\n"
+         "  pre --> stem[conv2d: filters=64 kernel=3x3 padding=1] --> r0[relu] --> p0[maxpool: size=" +
+         p + "x" + p +
+         "]\n"
+         "  p0 --> a[conv2d: filters=64 kernel=3x3 padding=1 bias=false] --> ra[relu]\n"
+         "  p0 --> b[conv2d: filters=" +
+         f +
+         " kernel=1x1 stride=2 bias=false]\n"
+         "  ra --> c[conv2d: filters=" +
+         f +
+         " kernel=3x3 stride=2 padding=1 bias=false]\n"
+         "  c -->|lhs| s[add]\n"
+         "  b -->|rhs| s\n"
+         "  s --> r[relu] --> f[flatten] --> fc[dense: units=10]\n"
+         "  fc --> t[train: loss=softmax_cross_entropy optimizer=sgd lr=0.5]\n"
+         "  t --> out[output]\n";
+}
 
 /// Every kernel step of `m` in launch order, a grouped launch's parts in its place (what each
 /// node's kernels are, whichever launch runs them).

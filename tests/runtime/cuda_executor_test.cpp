@@ -619,18 +619,7 @@ TEST(CudaExecutor, SixteenBitCopiesSharedOrOwnAgreeBitForBit) {
   CudaExecutableOptions own = shared;
   own.shareConvertedCopies = false;
   DiagnosticEngine diags;
-  const std::string text =
-      "flowchart TD\n  x[input: mnist path=" + test::sourcePath("data/mnist-10k") +
-      " batch=16] --> pre[preprocess: scale=1/255]\n"
-      "  pre --> stem[conv2d: filters=64 kernel=3x3 padding=1] --> r0[relu] --> p0[maxpool: size=2x2]\n"
-      "  p0 --> a[conv2d: filters=64 kernel=3x3 padding=1 bias=false] --> ra[relu]\n"
-      "  p0 --> b[conv2d: filters=128 kernel=1x1 stride=2 bias=false]\n"
-      "  ra --> c[conv2d: filters=128 kernel=3x3 stride=2 padding=1 bias=false]\n"
-      "  c -->|lhs| s[add]\n"
-      "  b -->|rhs| s\n"
-      "  s --> r[relu] --> f[flatten] --> fc[dense: units=10]\n"
-      "  fc --> t[train: loss=softmax_cross_entropy optimizer=sgd lr=0.5]\n"
-      "  t --> out[output]\n";
+  const std::string text = test::sharedCopiesPipeline(/*batch=*/16, /*pool=*/2, /*filters=*/128);
   auto pipeline = loadPipelineText(text, "shared_copies.mmd", diags);
   ASSERT_TRUE(pipeline.has_value()) << diags.render();
   CompileOptions opts;
