@@ -671,10 +671,17 @@ struct Hoisting {
 Hoisting chooseHoisting(const Program& program, const std::unordered_set<const Node*>& refused) {
   const MemoryPlan& plan = program.plan;
   std::unordered_set<const Node*> nodes = parameterDerivedNodes(program);
+  // The literals they read: in the prepared region too, written once when the executable loads.
+  for (const Node* n : std::unordered_set<const Node*>(nodes))
+    for (const Value* in : n->inputs())
+      if (in->def() && in->def()->kind() == OpKind::Constant) nodes.insert(in->def());
   for (const Node* n : refused) nodes.erase(n);
   std::unordered_set<const Value*> outputs;  // read from their plan slots after the step
   for (const Node* out : program.graph->outputNodes()) outputs.insert(out->input(0));
   std::unordered_map<const Value*, std::vector<const Value*>> group;  // alias root -> members
+  std::unordered_map<const Value*, std::vector<const Node*>> readers;
+  for (const Node* n : program.graph->nodes())
+    for (const Value* in : n->inputs()) readers[in].push_back(n);
   for (const auto& [v, root] : plan.aliasOf) group[root].push_back(v);
   auto ready = [&](const Value* v) {  // there before the prepare steps that read it
     return v->def() && (isPersistentSource(v->def()->kind()) || nodes.contains(v->def()));
@@ -684,7 +691,12 @@ Hoisting chooseHoisting(const Program& program, const std::unordered_set<const N
     changed = false;
     for (const Node* n : program.graph->nodes()) {
       if (!nodes.contains(n)) continue;
+      // (A literal has no operands; it stays while a node reading it stays.)
       bool keep = std::all_of(n->inputs().begin(), n->inputs().end(), ready);
+      if (n->kind() == OpKind::Constant) {
+        const auto& users = readers[n->result()];
+        keep = std::any_of(users.begin(), users.end(), [&](const Node* u) { return nodes.contains(u); });
+      }
       for (size_t r = 0; keep && r < n->numResults(); ++r) {
         const Value* v = n->result(r);
         const Value* root = plan.bufferOf(v);
@@ -718,7 +730,7 @@ const Node* unpreparable(const CudaModuleSource& m, const Hoisting& h) {
     if (h.nodes.contains(site.node)) return site.node;
   for (const CudaStep& s : m.steps)
     if (h.nodes.contains(s.node) && s.kind != CudaStepKind::Kernel && s.kind != CudaStepKind::Gemm &&
-        s.kind != CudaStepKind::Copy)
+        s.kind != CudaStepKind::Copy && s.kind != CudaStepKind::Constant)
       return s.node;
   return nullptr;
 }

@@ -30,7 +30,7 @@ std::unordered_set<const Node*> parameterDerivedNodes(const Program& p) {
     if (t.isSource || t.isCollective || t.numMutated > 0 || n->numInputs() == 0 || n->numResults() == 0) continue;
     const bool fromParameters = std::all_of(n->inputs().begin(), n->inputs().end(), [&](const Value* v) {
       const Node* def = v->def();
-      return def && (isPersistentSource(def->kind()) || derived.contains(def));
+      return def && (isPersistentSource(def->kind()) || def->kind() == OpKind::Constant || derived.contains(def));
     });
     if (fromParameters) derived.insert(n);
   }

@@ -55,11 +55,12 @@ void buildPipeline(PassManager& pm, const CompileOptions& opts);
 /// state): a training step. Inference and evaluation programs read their parameters only.
 bool updatesParameters(const Program& p);
 
-/// The nodes whose results are functions of the parameters and state alone, in a program that
-/// never writes them (!updatesParameters): every operand a param's or state's result or another
-/// such node's, the op neither a source (inputs, literals), nor an in-place update, nor a
-/// collective. A folded batch norm's weights and bias, say: computed once per set of parameters
-/// they give the same values every run. Empty for a program that updates its parameters.
+/// The nodes whose results are functions of the parameters, state and literals alone, in a
+/// program that never writes them (!updatesParameters): every operand a param's, state's or
+/// constant's result or another such node's, the op neither a source (inputs, literals
+/// themselves), nor an in-place update, nor a collective. A folded batch norm's weights and
+/// bias, say, or a weight times a literal: computed once per set of parameters they give the
+/// same values every run. Empty for a program that updates its parameters.
 std::unordered_set<const Node*> parameterDerivedNodes(const Program& p);
 
 /// A deep copy of `p`: the graph cloned (same names, same order) and the plan's assignments

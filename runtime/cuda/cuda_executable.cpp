@@ -623,7 +623,7 @@ Expected<std::unique_ptr<CudaExecutable>> CudaExecutable::create(Program program
   for (const CudaStep& s : im.src.steps) {
     if (s.kind != CudaStepKind::Constant || s.bytes == 0) continue;
     const Value* v = s.node->result();
-    if (separate || slotIsExclusive(p, v)) continue;
+    if (s.prepare || separate || slotIsExclusive(p, v)) continue;  // a prepared block is its own
     pooled.emplace_back(&s, poolBytes);
     poolBytes += int64_t(alignUp(size_t(s.bytes)));
   }
@@ -650,7 +650,8 @@ Expected<std::unique_ptr<CudaExecutable>> CudaExecutable::create(Program program
     }
     if (s.kind == CudaStepKind::Constant && s.bytes > 0) {
       Tensor t = literalTensor(*s.node);
-      void* dst = im.address(p, s.node->result());
+      // A literal that prepare steps read lives in the prepared region (CudaModuleSource::hoisted).
+      void* dst = s.prepare ? im.prepared->at(s.args[0].offset) : im.address(p, s.node->result());
       auto it = std::find_if(pooled.begin(), pooled.end(), [&](const auto& e) { return e.first == &s; });
       if (it != pooled.end()) {
         l.perStepConstant = true;

@@ -22,7 +22,7 @@ Expected<void> CudaExecutable::Impl::prepareIfChanged() {
     const CudaStep& s = *l.step;
     if (!s.prepare) continue;
     // Kernels, and for values computed from the parameters (CudaModuleSource::hoisted) also
-    // products and copies; nothing else is ever a prepare step.
+    // products, copies and the literals they read; nothing else is ever a prepare step.
     std::string what;
     switch (s.kind) {
       case CudaStepKind::Kernel:
@@ -43,6 +43,8 @@ Expected<void> CudaExecutable::Impl::prepareIfChanged() {
             return ok;
         what = "copy of " + s.node->describe();
         break;
+      case CudaStepKind::Constant:  // written into its prepared block once, when the executable loaded
+        continue;
       default:
         return fail("internal error: " + s.node->describe() + " has a prepare step of a kind that cannot be one");
     }

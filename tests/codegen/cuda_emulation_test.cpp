@@ -763,10 +763,16 @@ TEST(CudaEmulation, HoistingLeavesOutputsSharedBuffersAndErrorReportsInTheStep) 
   %q3 = mul(%q, %n) : i64[]
   %f = neg(%w) : f32[4]
   %u = mul(%x2, %f) : f32[2,4]
+  %k = constant() {value=tensor<4>[2.0,0.5,-1.0,3.0]} : f32[4]
+  %g = mul(%w, %k) : f32[4]
+  %v = mul(%x2, %g) : f32[2,4]
+  %h = add(%x2, %k) : f32[2,4]
   output(%z) {name="z"}
   output(%e) {name="e"}
   output(%q3) {name="q3"}
   output(%u) {name="u"}
+  output(%v) {name="v"}
+  output(%h) {name="h"}
 })",
                       "hoist.ir", diags);
   ASSERT_TRUE(g && !diags.hasErrors()) << diags.render();
@@ -778,10 +784,12 @@ TEST(CudaEmulation, HoistingLeavesOutputsSharedBuffersAndErrorReportsInTheStep) 
   const Value* d = graph.findValue("d");
   ASSERT_EQ(r->program.plan.bufferOf(graph.findValue("y")), d);  // y is written over d
   const CudaModuleSource& m = r->emu->module();
-  ASSERT_EQ(m.hoisted.size(), 1u);
-  EXPECT_TRUE(m.hoisted.contains(graph.findValue("f")));
-  EXPECT_EQ(parameterDerivedNodes(r->program).size(), 5u);  // d, e, q, q3, f
-  for (const CudaStep& s : m.steps) EXPECT_EQ(s.prepare, s.node == graph.findValue("f")->def()) << s.node->describe();
+  // f, and g with the literal it reads (which h reads in the step, from its prepared block).
+  const std::set<const Value*> hoisted = {graph.findValue("f"), graph.findValue("g"), graph.findValue("k")};
+  ASSERT_EQ(m.hoisted.size(), 3u);
+  for (const Value* v : hoisted) EXPECT_TRUE(m.hoisted.contains(v)) << v->name();
+  EXPECT_EQ(parameterDerivedNodes(r->program).size(), 6u);  // d, e, q, q3, f, g
+  for (const CudaStep& s : m.steps) EXPECT_EQ(s.prepare, hoisted.contains(s.node->result())) << s.node->describe();
 
   const TensorMap state = {{"w", Tensor::fromDoubles(DType::F32, {4}, std::vector<double>{0.5, -1, 2, 0.25})},
                            {"n", Tensor::fromDoubles(DType::I64, {}, std::vector<double>{3})}};
@@ -796,6 +804,8 @@ TEST(CudaEmulation, HoistingLeavesOutputsSharedBuffersAndErrorReportsInTheStep) 
   EXPECT_EQ(got->at("z").toDoubles(), (std::vector<double>{2.25, 5, -2, 8.0625}));
   EXPECT_EQ(got->at("u").toDoubles(), (std::vector<double>{-0.5, 2, 6, -1, 0, 1, -2, -0.5}));
   EXPECT_EQ(got->at("q3").toDoubles(), (std::vector<double>{3}));
+  EXPECT_EQ(got->at("v").toDoubles(), (std::vector<double>{1, -1, 6, 3, 0, -0.5, -2, 1.5}));
+  EXPECT_EQ(got->at("h").toDoubles(), (std::vector<double>{3, 2.5, -4, 7, 2, 1.5, 0, 5}));
   for (const auto& [name, t] : *want) EXPECT_TRUE(closeTo(name, got->at(name), t, 1e-6, 0));
   // n = 0: the division by zero is reported, as the interpreter reports it.
   const TensorMap zero = {{"n", Tensor::fromDoubles(DType::I64, {}, std::vector<double>{0})}};

@@ -462,7 +462,8 @@ class EmulatedExecutable {
         }
         case CudaStepKind::Constant: {
           const TensorLiteral& lit = s.node->attrs().getTensor("value");
-          Tensor dst = Tensor::view(s.node->result()->type(), address(s.node->result()));
+          // (Into its prepared block where prepare steps read it: CudaModuleSource::hoisted.)
+          Tensor dst = Tensor::view(s.node->result()->type(), resolve(s.args[0]));
           for (int64_t i = 0; i < dst.numElements(); ++i) dst.set(i, lit.values[size_t(i)]);
           break;
         }
