@@ -650,8 +650,8 @@ Expected<std::unique_ptr<CudaExecutable>> CudaExecutable::create(Program program
     }
     if (s.kind == CudaStepKind::Constant && s.bytes > 0) {
       Tensor t = literalTensor(*s.node);
-      // A literal that prepare steps read lives in the prepared region (CudaModuleSource::hoisted).
-      void* dst = s.prepare ? im.prepared->at(s.args[0].offset) : im.address(p, s.node->result());
+      // (A literal that prepare steps read lives in the prepared region: CudaModuleSource::hoisted.)
+      void* dst = im.address(p, s.node->result());
       auto it = std::find_if(pooled.begin(), pooled.end(), [&](const auto& e) { return e.first == &s; });
       if (it != pooled.end()) {
         l.perStepConstant = true;

@@ -232,6 +232,9 @@ struct CudaExecutable::Impl {
       if (auto it = hostWritten.find(v); it != hostWritten.end()) return it->second;
     if (!bound.empty())
       if (auto it = bound.find(v); it != bound.end()) return it->second;
+    // Computed by the prepare steps into the prepared region (CudaModuleSource::hoisted).
+    if (!src.hoisted.empty())
+      if (auto it = src.hoisted.find(v); it != src.hoisted.end()) return prepared->at(it->second);
     const BufferAssignment& a = p.plan.at(v);
     if (a.persistent) return persistent->region ? persistent->region->at(a.offset) : persistent->byName.at(v->name())->data();
     return arena ? arena->at(a.offset) : transient.at(v)->data();

@@ -6,6 +6,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "codegen/cuda_codegen.h"
 #include "frontend/pipeline_loader.h"
 #include "ir/parser.h"
 #include "ir/printer.h"
@@ -33,6 +34,18 @@ const char* kModel = R"(graph m {
   %c = cast(%k) {dtype="f32"} : f32[2] loc("m.mmd":6:5 node="c")
   output(%y) {name="y"}
   output(%c) {name="c"}
+}
+)";
+
+// kModel with its weight computed from the parameter (a prepare step on the GPU, its value in the
+// prepared region: CudaModuleSource::hoisted).
+const char* kDerived = R"(graph m {
+  %x = input() {name="x"} : f32[2,3]
+  %w = param() {init="glorot_uniform"} : f32[4,3]
+  %wn = neg(%w) : f32[4,3]
+  %h = relu(%x) : f32[2,3]
+  %y = dense(%h, %wn) : f32[2,4]
+  output(%y) {name="y"}
 }
 )";
 
@@ -198,28 +211,42 @@ TEST(DifferentialGpu, EveryExampleMatchesTheFloat64Interpreter) {
   }
 }
 
+// (What the GPU test below relies on: kDerived's weight is computed by a prepare step.)
+TEST(DifferentialChecker, TheDerivedModelsWeightIsHoistedOnTheGpu) {
+  Program p = compileSeparate(parse(kDerived));
+  ASSERT_TRUE(p.graph);
+  auto src = generateCudaSource(p);
+  ASSERT_TRUE(src) << src.error().str();
+  ASSERT_EQ(src->hoisted.size(), 1u);
+  EXPECT_EQ(src->hoisted.begin()->first->name(), "wn");
+}
+
 TEST(DifferentialGpu, ReadValueReturnsEveryPlannedValue) {
-  // The CUDA readValue against the CPU's on the same no-sharing program: equal within fp32.
+  // The CUDA readValue against the CPU's on the same no-sharing program: equal within fp32 --
+  // a value the prepare steps computed (kDerived's %wn) too.
   if (!test::haveGpu()) GTEST_SKIP() << "no usable GPU: " << probeCudaDevice(0).error().message();
-  auto program = [] { return compileSeparate(parse(kModel)); };
-  auto gpu = createExecutable(program(), DeviceSelection{DeviceKind::Cuda, "cuda", ""});
-  auto cpu = CpuExecutable::create(program());
-  ASSERT_TRUE(gpu) << gpu.error().str();
-  ASSERT_TRUE(cpu);
-  (*gpu)->initializeParameters(3);
-  (*cpu)->initializeParameters(3);
-  Tensor x = Tensor::fromDoubles(DType::F32, {2, 3}, std::vector<double>{1.5, -2, 0.25, 3, 0.5, -0.125});
-  ASSERT_TRUE((*gpu)->run({{"x", x}}));
-  ASSERT_TRUE((*cpu)->run({{"x", x}}));
-  for (Node* n : (*cpu)->graph().nodes())
-    for (size_t r = 0; r < n->numResults(); ++r) {
-      const Value* v = n->result(r);
-      auto g = (*gpu)->readValue((*gpu)->graph().findValue(v->name()));
-      ASSERT_TRUE(g) << g.error().str();
-      Tensor c = (*cpu)->valueView(v);
-      ASSERT_EQ(g->numElements(), c.numElements()) << v->name();
-      for (int64_t i = 0; i < c.numElements(); ++i) EXPECT_NEAR(g->at(i), c.at(i), 1e-5 + 1e-4 * std::abs(c.at(i))) << v->name();
-    }
+  for (const char* text : {kModel, kDerived}) {
+    auto program = [text] { return compileSeparate(parse(text)); };
+    auto gpu = createExecutable(program(), DeviceSelection{DeviceKind::Cuda, "cuda", ""});
+    auto cpu = CpuExecutable::create(program());
+    ASSERT_TRUE(gpu) << gpu.error().str();
+    ASSERT_TRUE(cpu);
+    (*gpu)->initializeParameters(3);
+    (*cpu)->initializeParameters(3);
+    Tensor x = Tensor::fromDoubles(DType::F32, {2, 3}, std::vector<double>{1.5, -2, 0.25, 3, 0.5, -0.125});
+    ASSERT_TRUE((*gpu)->run({{"x", x}}));
+    ASSERT_TRUE((*cpu)->run({{"x", x}}));
+    for (Node* n : (*cpu)->graph().nodes())
+      for (size_t r = 0; r < n->numResults(); ++r) {
+        const Value* v = n->result(r);
+        auto g = (*gpu)->readValue((*gpu)->graph().findValue(v->name()));
+        ASSERT_TRUE(g) << g.error().str();
+        Tensor c = (*cpu)->valueView(v);
+        ASSERT_EQ(g->numElements(), c.numElements()) << v->name();
+        for (int64_t i = 0; i < c.numElements(); ++i)
+          EXPECT_NEAR(g->at(i), c.at(i), 1e-5 + 1e-4 * std::abs(c.at(i))) << v->name();
+      }
+  }
 }
 
 }  // namespace
