@@ -607,10 +607,25 @@ Expected<std::unique_ptr<CpuExecutable>> CpuExecutable::create(Program program, 
   if (!exe->arena_ || !exe->persistentRegion_)
     return fail(fmt::format("out of memory: cannot allocate the program's {} bytes (arena {} + persistent {})",
                             plan.totalBytes(), plan.arenaBytes, plan.persistentBytes));
+  exe->writesParameters_ = updatesParameters(exe->program_);
+  const char* prepare = std::getenv("SHOAL_CPU_PREPARE");
+  const bool off = prepare && (!*prepare || std::string_view(prepare) == "0" || std::string_view(prepare) == "off" ||
+                               std::string_view(prepare) == "false" || std::string_view(prepare) == "no");
+  if (!off) {
+    exe->preparedNodes_ = parameterDerivedNodes(exe->program_);
+    try {
+      for (const Node* n : exe->preparedNodes_)
+        for (size_t r = 0; r < n->numResults(); ++r) exe->prepared_.emplace(n->result(r), Tensor(n->result(r)->type()));
+    } catch (const std::bad_alloc&) {
+      return fail("out of memory: cannot allocate the values computed from the parameters alone");
+    }
+  }
   return exe;
 }
 
 Tensor CpuExecutable::valueView(const Value* v) {
+  if (!prepared_.empty())
+    if (auto it = prepared_.find(v); it != prepared_.end()) return Tensor::view(v->type(), it->second.raw());
   const BufferAssignment& a = program_.plan.at(v);
   char* base = static_cast<char*>(a.persistent ? persistentRegion_.get() : arena_.get());
   return Tensor::view(v->type(), base + a.offset);
@@ -623,6 +638,7 @@ void CpuExecutable::initializeParameters(uint64_t seed) {
     initializeTensor(t, n->attrs().getString("init", "zeros"), n->result()->name(), seed, n->attrs().getInt("fan_in", 0),
                      n->attrs().getInt("fan_out", 0));
   }
+  ++*generation_;
 }
 
 TensorMap CpuExecutable::readPersistent() {
@@ -635,6 +651,7 @@ Expected<void> CpuExecutable::adoptPersistent(Executable& other) {
   auto* cpu = dynamic_cast<CpuExecutable*>(&other);
   if (!cpu) return fail("internal error: cannot share parameters between a CPU and a GPU program");
   persistentRegion_ = cpu->persistentRegion_;
+  generation_ = cpu->generation_;
   return {};
 }
 
@@ -646,6 +663,7 @@ TensorMap CpuExecutable::persistentViews() {
 }
 
 Expected<void> CpuExecutable::writePersistent(const TensorMap& values) {
+  ++*generation_;  // before any copy: even a write that fails halfway changed some
   TensorMap mine = persistentViews();
   for (const auto& [name, t] : values) {
     auto it = mine.find(name);
@@ -676,7 +694,13 @@ Expected<TensorMap> CpuExecutable::run(const TensorMap& inputs) {
                   n->loc());
     copyConverted(it->second, valueView(n->result()));
   }
+  // The values computed from the parameters alone: again only when they changed.
+  const bool stale =
+      !preparedNodes_.empty() && (preparedFor_ != persistentRegion_.get() || preparedGeneration_ != *generation_);
+  const uint64_t generation = *generation_;
+  if (writesParameters_) ++*generation_;  // this run updates them
   for (Node* n : graph().nodes()) {
+    if (!stale && !preparedNodes_.empty() && preparedNodes_.contains(n)) continue;
     auto start = profiling_ ? std::chrono::steady_clock::now() : std::chrono::steady_clock::time_point{};
     auto ok = runNode(*n);
     if (!ok) return Unexpected(ok.error());
@@ -687,6 +711,7 @@ Expected<TensorMap> CpuExecutable::run(const TensorMap& inputs) {
       ++calls;
     }
   }
+  if (stale) preparedFor_ = persistentRegion_.get(), preparedGeneration_ = generation;
   TensorMap outputs;
   for (Node* n : graph().outputNodes()) outputs[n->attrs().getString("name")] = valueView(n->input(0)).clone();
   return outputs;

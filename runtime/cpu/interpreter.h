@@ -2,19 +2,29 @@
 // numerical reference every GPU kernel and every gradient is checked against.
 #pragma once
 
+#include <shoal/tensor.h>
+
 #include <map>
 #include <memory>
 #include <string>
+#include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "passes/program.h"
 #include "runtime/executable.h"
-#include <shoal/tensor.h>
 
 namespace shoal {
 
 /// A compiled program bound to host memory: a transient arena plus a persistent region for
 /// params and state, both sized by the memory plan.
+///
+/// In a program that writes no parameter (inference, evaluation), the values computed from
+/// parameters, state and literals alone (parameterDerivedNodes: a folded batch norm's weights
+/// and bias, say) live in buffers of their own and are computed again only when the parameters
+/// changed since they last were -- initializeParameters, writePersistent, or a run of a program
+/// sharing them (adoptPersistent) that updates them -- not every run. SHOAL_CPU_PREPARE=0
+/// computes them every run.
 class CpuExecutable : public Executable {
  public:
   /// `threads`: the CPU threads its runs use (shoal's kernels and BLAS; 0: every core
@@ -46,10 +56,14 @@ class CpuExecutable : public Executable {
   }
   std::string profileSummary() const override;
 
-  /// Params and state by value name: views into the persistent region (writes go through).
+  /// Params and state by value name: views into the persistent region (for reading, and for
+  /// writePersistent, which tells the values computed from them to follow).
   TensorMap persistentViews();
-  /// A view of any value's buffer after run() (for tests and debugging).
+  /// A view of any value's buffer after run() (for tests and debugging): a value computed from
+  /// the parameters alone in its own buffer, anything else where the plan put it.
   Tensor valueView(const Value* v);
+  /// The nodes whose results run() computes only when the parameters changed (see above).
+  const std::unordered_set<const Node*>& preparedNodes() const { return preparedNodes_; }
 
  protected:
   Expected<void> adoptPersistent(Executable& other) override;
@@ -59,6 +73,13 @@ class CpuExecutable : public Executable {
   void perturbResults(const Node& n);
   Program program_;
   std::shared_ptr<void> arena_, persistentRegion_;
+  /// Moved on by every change of the persistent region's values; shared with it.
+  std::shared_ptr<uint64_t> generation_ = std::make_shared<uint64_t>(1);
+  bool writesParameters_ = false;
+  std::unordered_set<const Node*> preparedNodes_;
+  std::unordered_map<const Value*, Tensor> prepared_;  ///< their results' own buffers
+  const void* preparedFor_ = nullptr;                  ///< the region and generation they were computed for
+  uint64_t preparedGeneration_ = 0;
   int threads_ = 0;
   bool profiling_ = false;
   std::string perturbOp_;

@@ -6,12 +6,15 @@
 
 #include <cmath>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "frontend/layers.h"
+#include "frontend/pipeline_loader.h"
 #include "ir/graph.h"
 #include "runtime/interpreter_cases.h"
+#include "test_util.h"
 
 namespace shoal {
 namespace {
@@ -961,6 +964,89 @@ TEST(InterpreterErrors, PersistentValueOfTheWrongShape) {
   auto out = evaluateGraph(g, {}, persistent);
   ASSERT_FALSE(out.has_value());
   EXPECT_EQ(out.error().message(), "tensor 'd.weight' has shape 3x2, the model expects 2x3");
+}
+
+// An inference program computes its folded batch norms once per set of parameters, in buffers
+// of their own (CpuExecutable::preparedNodes), not every run: a run after one that computed them
+// reads them as they are (a value planted there shows in the output), and every change of the
+// parameters -- writePersistent, initializeParameters, a step of a training program sharing them
+// -- has the next run compute them again: bit for bit what a program computing them every run
+// (SHOAL_CPU_PREPARE=0) answers.
+TEST(InterpreterPrepared, ParameterDerivedValuesFollowEveryChangeOfTheParameters) {
+  DiagnosticEngine diags;
+  auto pipeline = loadPipelineFile(test::sourcePath("examples/resnet_mnist.mmd"), diags);
+  ASSERT_TRUE(pipeline.has_value()) << diags.render();
+  auto g = rebatchGraph(*pipeline->model, 2);
+  ASSERT_TRUE(g.has_value());
+  auto make = [&](bool prepared) -> std::unique_ptr<CpuExecutable> {
+    const char* saved = std::getenv("SHOAL_CPU_PREPARE");
+    const std::optional<std::string> keep = saved ? std::optional<std::string>(saved) : std::nullopt;
+    if (prepared)
+      unsetenv("SHOAL_CPU_PREPARE");
+    else
+      setenv("SHOAL_CPU_PREPARE", "0", 1);
+    auto program = compileProgram((*g)->clone());
+    auto exe = program ? CpuExecutable::create(std::move(*program)) : Unexpected(program.error());
+    keep ? setenv("SHOAL_CPU_PREPARE", keep->c_str(), 1) : unsetenv("SHOAL_CPU_PREPARE");
+    EXPECT_TRUE(exe) << exe.error().str();
+    return exe ? std::move(*exe) : nullptr;
+  };
+  auto prepared = make(true), everyRun = make(false);
+  ASSERT_TRUE(prepared && everyRun);
+  EXPECT_EQ(prepared->preparedNodes().size(), 24u);  // six folded batch norms
+  EXPECT_TRUE(everyRun->preparedNodes().empty());
+  CompileOptions trainOpts;
+  trainOpts.train = &*pipeline->train;
+  auto trainProgram = compileProgram((*g)->clone(), trainOpts);
+  ASSERT_TRUE(trainProgram);
+  auto trainer = CpuExecutable::create(std::move(*trainProgram));
+  ASSERT_TRUE(trainer);
+  ASSERT_TRUE(prepared->shareParameters(**trainer));
+  ASSERT_TRUE(everyRun->shareParameters(**trainer));
+  (*trainer)->initializeParameters(4);
+
+  TensorMap feed;
+  feed["x"] = Tensor(DType::U8, {2, 1, 28, 28});
+  for (int64_t i = 0; i < feed["x"].numElements(); ++i) feed["x"].set(i, double((i * 37) % 256));
+  auto logits = [&](CpuExecutable& e) {
+    auto out = e.run(feed);
+    EXPECT_TRUE(out) << out.error().str();
+    return out ? out->begin()->second.toDoubles() : std::vector<double>{};
+  };
+  auto expectSame = [&](const char* what) {
+    SCOPED_TRACE(what);
+    const std::vector<double> want = logits(*everyRun);
+    ASSERT_FALSE(want.empty());
+    EXPECT_EQ(logits(*prepared), want);
+    EXPECT_EQ(logits(*prepared), want);  // again, from the buffers as they are
+  };
+  expectSame("initialised");
+  // Not computed again while the parameters stand: a value planted in a folded bias shows.
+  const Value* bias = prepared->graph().findValue("b2n2.fold_bias");
+  ASSERT_NE(bias, nullptr);
+  ASSERT_TRUE(prepared->preparedNodes().contains(bias->def()));
+  const std::vector<double> before = logits(*prepared);
+  Tensor planted = prepared->valueView(bias);
+  for (int64_t i = 0; i < planted.numElements(); ++i) planted.set(i, planted.at(i) + 1.0);
+  EXPECT_NE(logits(*prepared), before);
+  // A step of the trainer sharing the parameters, then a write, then initialisation.
+  TensorMap trainFeed = feed;
+  trainFeed["labels"] = Tensor::fromDoubles(DType::I64, {2}, std::vector<double>{3, 7});
+  for (Node* n : (*trainer)->graph().inputNodes()) {
+    const std::string& name = n->attrs().getString("name");
+    if (name == "step") trainFeed[name] = Tensor::fromDoubles(n->result()->type().dtype, {}, std::vector<double>{1});
+    if (name == "lr") trainFeed[name] = Tensor::fromDoubles(n->result()->type().dtype, {}, std::vector<double>{0.01});
+  }
+  ASSERT_TRUE((*trainer)->run(trainFeed));
+  expectSame("after a training step");
+  TensorMap params = (*trainer)->readPersistent();
+  for (auto& [name, t] : params)
+    if (name.find("running_var") != std::string::npos)
+      for (int64_t i = 0; i < t.numElements(); ++i) t.set(i, 0.5 + 0.01 * double(i));
+  ASSERT_TRUE(prepared->writePersistent(params));
+  expectSame("after a write");
+  prepared->initializeParameters(9);
+  expectSame("initialised again");
 }
 
 }  // namespace
