@@ -179,8 +179,10 @@ int runDump(const CommonOptions& c, const DumpOptions& d) {
       CudaExecutableOptions::fromEnvironment().withPrecision(precisionMath(d.precision)).codegenOptions(d.arch);
   if (d.memory) {
     // The plan, then what the GPU executable allocates beside it: the module's scratch (split
-    // reductions' slices, packed operands, Winograd's transforms), its prepared parameters and
-    // its status words -- for the precision and architecture asked (they change the kernels).
+    // reductions' slices, packed operands, Winograd's transforms), its prepared parameters (and
+    // the values computed from them, listed), its converted copies (listed with the nodes that
+    // read them) and its status words -- for the precision and architecture asked (they change
+    // the kernels).
     // A model the GPU cannot run still gets its plan, with the reason under "gpu".
     auto j = nlohmann::ordered_json::parse(memoryPlanJson(*program->graph, program->plan));
     nlohmann::ordered_json gpu;
@@ -194,6 +196,24 @@ int runDump(const CommonOptions& c, const DumpOptions& d) {
       gpu["converted_bytes"] = src->convertedBytes;
       gpu["status_bytes"] = src->statusBytes();
       gpu["device_bytes"] = src->deviceBytes(program->plan);
+      // In program order (the map's order is not deterministic).
+      const auto& nodes = program->graph->nodes();
+      auto json = nlohmann::ordered_json::array();
+      for (const Node* n : nodes)
+        for (size_t r = 0; r < n->numResults(); ++r)
+          if (auto it = src->hoisted.find(n->result(r)); it != src->hoisted.end())
+            json.push_back({{"value", n->result(r)->name()},
+                            {"offset", it->second},
+                            {"bytes", int64_t(n->result(r)->type().byteSize())}});
+      gpu["prepared_values"] = json;
+      json = nlohmann::ordered_json::array();
+      for (const auto& b : src->converted)
+        json.push_back({{"value", b.value->name()},
+                        {"offset", b.offset},
+                        {"bytes", b.bytes},
+                        {"first", nodes[size_t(b.first)]->describe()},
+                        {"last", nodes[size_t(b.last)]->describe()}});
+      gpu["converted"] = json;
     }
     j["gpu"] = gpu;
     text = j.dump(2) + "\n";

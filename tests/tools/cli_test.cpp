@@ -138,6 +138,32 @@ TEST(Cli, DumpFormatsAndPassSelection) {
   r = runCli("dump examples/mnist_cnn.mmd --memory --precision tf32 --arch sm_90");
   ASSERT_EQ(r.exitCode, 0) << r.err;
   EXPECT_GT(nlohmann::json::parse(r.out)["gpu"]["prepared_bytes"].get<int64_t>(), 0);
+  EXPECT_TRUE(nlohmann::json::parse(r.out)["gpu"]["prepared_values"].empty());  // no batch norm to fold
+  // resnet_mnist's folded batch norms are computed there too, once (CudaModuleSource::hoisted):
+  // listed in program order, a scale's column sharing its scale's block.
+  r = runCli("dump examples/resnet_mnist.mmd --memory --precision tf32 --arch sm_90");
+  ASSERT_EQ(r.exitCode, 0) << r.err;
+  {
+    const auto values = nlohmann::json::parse(r.out)["gpu"]["prepared_values"];
+    ASSERT_EQ(values.size(), 24u);
+    EXPECT_EQ(values[0]["value"], "bn0.fold_scale");
+    EXPECT_EQ(values[1]["value"], "bn0.fold_scale_column");
+    EXPECT_EQ(values[1]["offset"], values[0]["offset"]);
+    for (const auto& v : values) EXPECT_NE(v["value"].get<std::string>().find(".fold_"), std::string::npos) << v;
+  }
+  // 16-bit channels-last copies (SHOAL_CUDA_CL16=1): mobilenet_mnist's training step converts the
+  // gradient of its 64-filter pointwise convolution for its data gradient.
+  r = shoal::test::runShell("SHOAL_CUDA_CL16=1 '" + std::string(SHOAL_CLI_PATH) +
+                            "' dump examples/mobilenet_mnist.mmd --train --memory --precision bf16 --arch sm_90");
+  ASSERT_EQ(r.exitCode, 0) << r.err;
+  {
+    const auto gpu = nlohmann::json::parse(r.out)["gpu"];
+    ASSERT_EQ(gpu["converted"].size(), 1u) << gpu["converted"];
+    EXPECT_EQ(gpu["converted"][0]["value"], "pw2.grad");
+    EXPECT_EQ(gpu["converted"][0]["first"], "conv2d_backward_data 'pw2'");
+    EXPECT_EQ(gpu["converted_bytes"], gpu["converted"][0]["bytes"]);
+    EXPECT_EQ(gpu["converted"][0]["bytes"].get<int64_t>(), 64 * 64 * 7 * 7 * 2);  // batch 64, bf16
+  }
   // A model whose GPU module codegen refuses still gets its plan, the reason beside it: a
   // 1 x 1 convolution of 9,000,000 filters, whose tensor-core product would need more than a
   // grid's 65,535 column tiles (the plan, ~1.8 TB, is only printed: --memory-limit 0).
