@@ -294,26 +294,20 @@ Expected<void> emitFusedElementwise(NodeEmitter& em) {
   const DType dt = em.computeType();
   const int64_t count = n.result()->type().numElements();
   if (!isFloat(dt)) return em.unsupported("fused_elementwise needs float operands");
+  for (Value* in : n.inputs())
+    if (in->type().numElements() != count)
+      return em.unsupported("fused_elementwise operands must share the result's shape");
   auto program = parseElementwiseExpr(n.attrs().getString("expr"), int(n.numInputs()));
   if (!program) return em.unsupported(program.error().message());
   const std::string& T = em.T();
   std::vector<bool> used(n.numInputs(), false);
   for (const ExprInstr& op : *program)
     if (op.kind == ExprInstr::Kind::Operand) used[size_t(op.operand)] = true;
-  // Each operand along its broadcast to the result (its own index where it is smaller).
-  std::vector<Shape> shapes;
-  for (size_t k = 0; k < n.numInputs(); ++k) shapes.push_back(em.inShape(k));
-  const auto walks = planBroadcast(em.outShape(), shapes);
   std::string code;
-  for (size_t k = 0; k < n.numInputs(); ++k) {
-    if (!used[k]) continue;
-    const std::string name = "a" + std::to_string(k);
-    const std::string element = operandIndex(name, walks[k], numElements(shapes[k]), count, code, em.I());
-    // An operand of another type (a folded cast) converts as cast's kernel does.
-    code +=
-        fill(n.input(k)->type().dtype == dt ? "    const ${T} r${K} = ${E};\n" : "    const ${T} r${K} = (${T})${E};\n",
-             {{"T", T}, {"K", std::to_string(k)}, {"E", element}});
-  }
+  for (size_t k = 0; k < n.numInputs(); ++k)
+    if (used[k])  // an operand of another type (a folded cast) converts as cast's kernel does
+      code += fill(n.input(k)->type().dtype == dt ? "    const ${T} r${K} = a${K}[i];\n" : "    const ${T} r${K} = (${T})a${K}[i];\n",
+                   {{"T", T}, {"K", std::to_string(k)}});
   auto result = elementwiseProgramCode(*program, dt, "    ", code);
   if (!result) return em.unsupported(result.error().message());
   code += "    y[i] = " + *result + ";\n";

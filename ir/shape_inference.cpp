@@ -575,16 +575,11 @@ Expected<Types> shapeFusedElementwise(const Node& n) {
   } else if (!isFloat(t.dtype)) {
     return Unexpected(shapeError(n, fmt::format("operands must be f32 or f64, got {}", sh(n.input(0)))));
   }
-  // The operands broadcast (numpy's rules) to the result's shape.
-  for (size_t i = 1; i < n.numInputs(); ++i) {
-    auto out = broadcastShapes(t.shape, n.input(i)->type().shape);
-    if (!out)
-      return Unexpected(shapeError(
-          n, fmt::format("operand {} is {}: it does not broadcast with {}", i, sh(n.input(i)), shapeString(t.shape))));
-    t.shape = *out;
-  }
   for (size_t i = 0; i < n.numInputs(); ++i) {
     const TensorType& in = n.input(i)->type();
+    if (in.shape != t.shape)
+      return Unexpected(shapeError(n, fmt::format("operand {} is {}, operand 0 is {}: fused operands share one shape", i,
+                                                       sh(n.input(i)), sh(n.input(0)))));
     if (in.dtype != t.dtype && !convertsOnLoad(in.dtype))
       return Unexpected(shapeError(n, fmt::format("operand {} is {}: a fused chain in {} reads u8, i8, i32, f32 or f64", i,
                                                        sh(n.input(i)), dtypeName(t.dtype))));

@@ -304,17 +304,13 @@ Rule densePairRule() {
 // ---- elementwise chains -----------------------------------------------------------------
 
 // An elementwise op joins a chain when it computes floats from operands of its result's
-// element type that broadcast to its shape (a per-channel column, a bias row, a scalar); the
-// ops of one chain all compute the chain's type (a smaller result starts a chain of its own).
+// type (no broadcasting inside a fused chain).
 bool fusibleElementwise(const Node& n) {
   if (!isElementwise(n.kind()) || n.numResults() != 1) return false;
   const TensorType& t = n.result()->type();
   if (!isFloat(t.dtype)) return false;
-  for (Value* in : n.inputs()) {
-    if (in->type().dtype != t.dtype) return false;
-    auto b = broadcastShapes(in->type().shape, t.shape);
-    if (!b || *b != t.shape) return false;
-  }
+  for (Value* in : n.inputs())
+    if (in->type() != t) return false;
   return true;
 }
 
@@ -329,9 +325,7 @@ bool foldableCast(const Node& n, const TensorType& chain) {
 class FuseElementwisePass : public Pass {
  public:
   std::string_view name() const override { return "fuse-elementwise"; }
-  std::string_view summary() const override {
-    return "chains of same-shape elementwise ops (their other operands broadcast) become one fused_elementwise";
-  }
+  std::string_view summary() const override { return "chains of same-shape elementwise ops become one fused_elementwise"; }
   Expected<bool> run(Graph& g, PassContext&) override {
     auto uses = useCounts(g);
     // Each fusible node joins the group of an operand's producer when that producer is
@@ -350,7 +344,7 @@ class FuseElementwisePass : public Pass {
       parent[n] = n;
       for (Value* in : n->inputs()) {
         Node* p = in->def();
-        if (!p || !parent.count(p) || uses[in] != 1 || p->result()->type() != n->result()->type()) continue;
+        if (!p || !parent.count(p) || uses[in] != 1) continue;
         Node* other = find(p);
         if (other != n) parent[other] = n;
       }

@@ -143,97 +143,35 @@ void applyActivation(const std::string& name, int64_t n, T* y) {
 // vectorisable loop and the tile stays in cache.
 void copyConverted(const Tensor& src, Tensor dst);
 
-// How a fused_elementwise operand is read along the result's flat index j: element
-// (j / inner) % span -- the result's own shape (inner 1, span its size), a scalar (span 1), or a
-// run of the result's dimensions with 1s around it (a per-channel column [C, 1, 1] over
-// [N, C, H, W]: inner H * W, span C; a bias row [D] over [N, L, D]: inner 1, span D).
-struct OperandWalk {
-  int64_t inner = 1, span = 1;
-};
-
-// The walk of an operand of shape `s` over the result shape `out`, if it is one run.
-std::optional<OperandWalk> operandWalk(const Shape& s, const Shape& out) {
-  const size_t rank = out.size();
-  if (s.size() > rank) return std::nullopt;
-  auto aligned = [&](size_t d) { return d + s.size() < rank ? int64_t(1) : s[d + s.size() - rank]; };
-  size_t lo = rank, hi = 0;
-  for (size_t d = 0; d < rank; ++d)
-    if (aligned(d) != 1) lo = std::min(lo, d), hi = d;
-  OperandWalk w;
-  if (lo == rank) return w;  // a scalar (every extent 1)
-  for (size_t d = lo; d <= hi; ++d)
-    if (aligned(d) != out[d]) return std::nullopt;  // broadcast inside the run
-  for (size_t d = hi + 1; d < rank; ++d) w.inner *= out[d];
-  for (size_t d = lo; d <= hi; ++d) w.span *= out[d];
-  return w;
-}
-
-// `src` (shape `s`) broadcast to a full tensor of shape `out` at `dst` (the general case).
 template <typename T>
-void broadcastInto(const Shape& s, const T* src, const Shape& out, T* dst) {
-  const size_t rank = out.size();
-  std::vector<int64_t> stride(rank, 0);
-  int64_t run = 1;
-  for (size_t d = rank; d-- > 0;) {
-    const int64_t e = d + s.size() < rank ? 1 : s[d + s.size() - rank];
-    stride[d] = e == 1 ? 0 : run;
-    run *= e;
-  }
-  const int64_t n = numElements(out);
-  for (int64_t j = 0; j < n; ++j) {
-    int64_t rest = j, at = 0;
-    for (size_t d = rank; d-- > 0;) {
-      at += (rest % out[d]) * stride[d];
-      rest /= out[d];
-    }
-    dst[j] = src[at];
-  }
-}
-
-template <typename T>
-void runElementwiseProgram(const std::vector<ExprInstr>& program, const std::vector<const T*>& ins, int64_t count, T* y,
-                           const std::vector<OperandWalk>* walks = nullptr);
+void runElementwiseProgram(const std::vector<ExprInstr>& program, const std::vector<const T*>& ins, int64_t count,
+                           T* y);
 
 template <typename T>
 Expected<void> NodeRunner::runFusedElementwise() {
   auto program = parseElementwiseExpr(attrs().getString("expr"), int(n_.numInputs()));
   if (!program) return fail(n_.describe() + ": " + program.error().message(), n_.loc());
   std::vector<const T*> ins;
-  std::vector<OperandWalk> walks;
-  const Shape& shape = outShape();
-  // Operands of another type (a folded cast: u8 pixels, say) are converted first, as cast does;
-  // an operand that broadcasts other than as one run is made full-size first.
+  // Operands of another type (a folded cast: u8 pixels, say) are converted first, as cast does.
   std::vector<Tensor> converted;
-  converted.reserve(2 * n_.numInputs());
+  converted.reserve(n_.numInputs());
   for (size_t i = 0; i < n_.numInputs(); ++i) {
-    const TensorType& t = n_.input(i)->type();
-    const T* data = nullptr;
-    if (t.dtype == n_.result()->type().dtype) {
-      data = in<T>(i);
-    } else {
-      converted.emplace_back(TensorType{n_.result()->type().dtype, t.shape});
-      copyConverted(view(n_.input(i)), converted.back());
-      data = converted.back().data<T>();
+    if (n_.input(i)->type().dtype == n_.result()->type().dtype) {
+      ins.push_back(in<T>(i));
+      continue;
     }
-    auto walk = operandWalk(t.shape, shape);
-    if (!walk) {
-      converted.emplace_back(n_.result()->type());
-      broadcastInto<T>(t.shape, data, shape, converted.back().data<T>());
-      data = converted.back().data<T>();
-      walk = OperandWalk{1, numElements(shape)};
-    }
-    ins.push_back(data);
-    walks.push_back(*walk);
+    converted.emplace_back(n_.result()->type());
+    copyConverted(view(n_.input(i)), converted.back());
+    ins.push_back(converted.back().data<T>());
   }
-  runElementwiseProgram<T>(*program, ins, outCount(), out<T>(), &walks);
+  runElementwiseProgram<T>(*program, ins, outCount(), out<T>());
   return {};
 }
 
-// A fused_elementwise program over operands already in T into y's `count` elements: `count`
-// elements of each, or each read along its walk (walks: one per operand).
+// A fused_elementwise program over operands already in T, `count` elements of each, into y.
 template <typename T>
-void runElementwiseProgram(const std::vector<ExprInstr>& program, const std::vector<const T*>& ins, int64_t count, T* y,
-                           const std::vector<OperandWalk>* walks) {
+void runElementwiseProgram(const std::vector<ExprInstr>& program, const std::vector<const T*>& ins, int64_t count,
+                           T* y) {
   constexpr int64_t kTile = 512;
   const int depth = exprStackDepth(program);
   // Per instruction: its kernel and params in T.
@@ -255,26 +193,9 @@ void runElementwiseProgram(const std::vector<ExprInstr>& program, const std::vec
         const ExprInstr& op = program[k];
         T* top = stack.data() + int64_t(sp) * kTile;  // the slot a push writes
         switch (op.kind) {
-          case ExprInstr::Kind::Operand: {
-            const T* src = ins[size_t(op.operand)];
-            const OperandWalk w = walks ? (*walks)[size_t(op.operand)] : OperandWalk{1, count};
-            if (w.inner == 1 && w.span == count) {
-              std::copy(src + base, src + base + len, top);
-            } else if (w.span == 1) {
-              std::fill(top, top + len, src[0]);
-            } else {
-              // Element (j / inner) % span, stepped without a division per element.
-              int64_t r = base % w.inner, c = (base / w.inner) % w.span;
-              for (int64_t t = 0; t < len; ++t) {
-                top[t] = src[c];
-                if (++r == w.inner) {
-                  r = 0;
-                  if (++c == w.span) c = 0;
-                }
-              }
-            }
+          case ExprInstr::Kind::Operand:
+            std::copy(ins[size_t(op.operand)] + base, ins[size_t(op.operand)] + base + len, top);
             break;
-          }
           case ExprInstr::Kind::Constant:
             std::fill(top, top + len, T(op.constant));
             break;

@@ -891,20 +891,5 @@ TEST(CudaEmulation, SixteenBitCopiesAreConvertedOnceForAllTheirReaders) {
   }
 }
 
-// fused_elementwise with operands that broadcast (a column, a row, a scalar, a general
-// pattern) on the emulator: each read through its own index, as the interpreter reads them.
-TEST(CudaEmulation, FusedElementwiseReadsBroadcastOperandsLikeTheInterpreter) {
-  if (!test::haveHostCompiler()) GTEST_SKIP() << "no host C++ compiler to build the emulated module";
-  DiagnosticEngine diags;
-  auto g = parseGraph(test::kBroadcastChainIr, "b.ir", diags);
-  ASSERT_TRUE(g) << diags.render();
-  auto r = makeRunners(*g, CompileOptions{});
-  ASSERT_NE(r, nullptr);
-  int fused = 0;
-  for (const Node* n : r->program.graph->nodes()) fused += n->kind() == OpKind::FusedElementwise && n->numInputs() == 5;
-  EXPECT_EQ(fused, 1);
-  compareRuns(*r, test::randomInputs(*g, 3), 1e-6, 1e-7, "broadcast chain");
-}
-
 }  // namespace
 }  // namespace shoal

@@ -83,26 +83,6 @@ class OpGraphBuilder {
   std::string prefix_;
 };
 
-/// An elementwise chain over x [2, 3, 4, 5] whose other operands broadcast: a per-channel column
-/// (itself squared and exponentiated, a chain of its own shape), a row over the last dimension, a
-/// scalar and a general pattern [2, 1, 4, 1]; output "s".
-inline const char* kBroadcastChainIr = R"(graph b {
-  %x = input() {name="x"} : f32[2,3,4,5]
-  %col = input() {name="col"} : f32[3,1,1]
-  %row = input() {name="row"} : f32[5]
-  %sc = input() {name="sc"} : f32[]
-  %gen = input() {name="gen"} : f32[2,1,4,1]
-  %col2 = mul(%col, %col) : f32[3,1,1]
-  %col3 = exp(%col2) : f32[3,1,1]
-  %a = mul(%x, %col3) : f32[2,3,4,5]
-  %b = add(%row, %a) : f32[2,3,4,5]
-  %c = sub(%b, %sc) : f32[2,3,4,5]
-  %d = mul(%c, %gen) : f32[2,3,4,5]
-  %e = relu(%d) : f32[2,3,4,5]
-  output(%e) {name="s"}
-}
-)";
-
 /// A training pipeline whose 16-bit channels-last convolutions share what they read
 /// (CudaCodegenOptions::shareConvertedCopies): a 64-filter stem pooled by `pool`, then a 3 x 3
 /// convolution and a strided 1 x 1 one reading the pool's output, a strided 3 x 3 after the

@@ -197,20 +197,19 @@ SHOAL_SHAPE_CASES(FusedElementwise, OpKind::FusedElementwise) {
     auto e = [](const char* x) { return attrs({{"expr", std::string(x)}}); };
     auto ed = [](const char* x, const char* dtype) { return attrs({{"expr", std::string(x)}, {"dtype", std::string(dtype)}}); };
     // A decoded input: the u8 operand is read as the chain's f32 (a folded cast).
-    return {
-        {{TensorType{DType::U8, {2, 3}}, t}, ed("a0 a1 mul 0.5 add relu", "f32"), {t}},
-        {{"integer operands", {i32({2, 3})}, e("a0 relu"), "operands must be f32 or f64, got i32[2,3]"},
-         {"integer dtype", {i32({2, 3})}, ed("a0 relu", "i32"), "dtype must be f32 or f64, got i32"},
-         {"unknown dtype", {t}, ed("a0 relu", "float"), "unknown dtype 'float'"},
-         {"i64 operand",
-          {t, i64({2, 3})},
-          ed("a0 a1 add", "f32"),
-          "operand 1 is i64[2,3]: a fused chain in f32 reads u8, i8, i32, f32 or f64"},
-         {"operands differ", {t, f32({3, 2})}, e("a0 a1 add"), "operand 1 is f32[3,2]: it does not broadcast with 2x3"},
-         {"unknown operation", {t}, e("a0 swish"), "unknown operation 'swish' in fused expression"},
-         {"missing operand", {t}, e("a0 a1 add"), "fused expression names operand 'a1', but there are 1"},
-         {"stack underflow", {t}, e("a0 add"), "'add' needs 2 values in fused expression 'a0 add'"},
-         {"two values left", {t, t}, e("a0 a1"), "fused expression 'a0 a1' leaves 2 values, expected 1"}}};
+    return {{{TensorType{DType::U8, {2, 3}}, t}, ed("a0 a1 mul 0.5 add relu", "f32"), {t}},
+            {{"integer operands", {i32({2, 3})}, e("a0 relu"), "operands must be f32 or f64, got i32[2,3]"},
+             {"integer dtype", {i32({2, 3})}, ed("a0 relu", "i32"), "dtype must be f32 or f64, got i32"},
+             {"unknown dtype", {t}, ed("a0 relu", "float"), "unknown dtype 'float'"},
+             {"i64 operand", {t, i64({2, 3})}, ed("a0 a1 add", "f32"), "operand 1 is i64[2,3]: a fused chain in f32 reads u8, i8, i32, f32 or f64"},
+             {"operands differ",
+              {t, f32({3, 2})},
+              e("a0 a1 add"),
+              "operand 1 is f32[3,2], operand 0 is f32[2,3]: fused operands share one shape"},
+             {"unknown operation", {t}, e("a0 swish"), "unknown operation 'swish' in fused expression"},
+             {"missing operand", {t}, e("a0 a1 add"), "fused expression names operand 'a1', but there are 1"},
+             {"stack underflow", {t}, e("a0 add"), "'add' needs 2 values in fused expression 'a0 add'"},
+             {"two values left", {t, t}, e("a0 a1"), "fused expression 'a0 a1' leaves 2 values, expected 1"}}};
   }
   return {};
 }

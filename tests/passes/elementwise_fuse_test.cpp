@@ -3,14 +3,10 @@
 // constant folding evaluates the rows' formulas.
 #include <gtest/gtest.h>
 
-#include <algorithm>
-#include <cmath>
 #include <cstdlib>
 #include <cstring>
 #include <limits>
-#include <set>
 
-#include "codegen/cuda_test_graphs.h"
 #include "ir/elementwise.h"
 #include "ir/parser.h"
 #include "ir/printer.h"
@@ -74,75 +70,6 @@ TEST(ElementwiseFuse, FusedAndUnfusedComputeTheSameNumbers) {
   ASSERT_EQ(fused.type(), unfused.type());
   // Same formulas, same element type: the same bits.
   EXPECT_EQ(std::memcmp(fused.raw(), unfused.raw(), fused.byteSize()), 0);
-}
-
-// Operands that broadcast to the chain's shape join it (test::kBroadcastChainIr): a per-channel column, a row over the
-// last dimension, a scalar and a general pattern ([2, 1, 4, 1]: made full-size by the
-// interpreter first) -- one fused_elementwise, bit for bit the unfused ops. An op whose result
-// is smaller than the chain's (the column squared) stays apart.
-
-TEST(ElementwiseFuse, BroadcastOperandsJoinTheChainAndKeepItsBits) {
-  DiagnosticEngine diags;
-  auto g = parseGraph(test::kBroadcastChainIr, "b.ir", diags);
-  ASSERT_TRUE(g) << diags.render();
-  TensorMap feed;
-  uint64_t state = 777;
-  auto next = [&] {
-    state = state * 6364136223846793005ull + 1442695040888963407ull;
-    return double(state >> 11) / double(1ull << 53) * 4 - 2;
-  };
-  for (Node* n : g->inputNodes()) {
-    Tensor t(n->result()->type());
-    for (int64_t i = 0; i < t.numElements(); ++i) t.set(i, next());
-    feed[n->attrs().getString("name")] = t;
-  }
-  auto compiled = [&](std::set<std::string> disabled) {
-    CompileOptions opts;
-    opts.disabledPasses = std::move(disabled);
-    auto program = compileProgram(g->clone(), opts);
-    EXPECT_TRUE(program) << program.error().str();
-    auto exe = CpuExecutable::create(std::move(*program));
-    EXPECT_TRUE(exe);
-    return std::move(*exe);
-  };
-  auto fused = compiled({}), unfused = compiled({"fuse-elementwise"});
-  std::vector<const Node*> chains;
-  for (const Node* n : fused->graph().nodes())
-    if (n->kind() == OpKind::FusedElementwise) chains.push_back(n);
-  ASSERT_EQ(chains.size(), 2u) << printGraph(fused->graph());
-  // The column's own chain (col * col, exp) at its shape, then the broadcast chain over x.
-  EXPECT_EQ(chains[0]->result()->type().str(), "f32[3,1,1]");
-  EXPECT_EQ(chains[0]->attrs().getString("expr"), "a0 a0 mul exp");
-  EXPECT_EQ(chains[1]->result()->type().str(), "f32[2,3,4,5]");
-  EXPECT_EQ(chains[1]->attrs().getString("expr"), "a0 a1 a2 mul add a3 sub a4 mul relu");
-  ASSERT_EQ(chains[1]->numInputs(), 5u);
-  EXPECT_EQ(chains[1]->input(0)->name(), "row");
-  EXPECT_EQ(chains[1]->input(1)->name(), "x");
-  auto a = fused->run(feed);
-  auto b = unfused->run(feed);
-  ASSERT_TRUE(a && b);
-  EXPECT_EQ(std::memcmp(a->at("s").raw(), b->at("s").raw(), a->at("s").byteSize()), 0);
-  // Spot-check one element by hand: s[1, 2, 3, 4].
-  const auto at = [&](const char* name, int64_t i) { return feed.at(name).at(i); };
-  const float colv = float(std::exp(float(at("col", 2)) * float(at("col", 2))));
-  const float v = std::max(
-      0.0f, ((float(at("row", 4)) + float(at("x", ((1 * 3 + 2) * 4 + 3) * 5 + 4)) * colv) - float(at("sc", 0))) *
-                float(at("gen", 1 * 4 + 3)));
-  EXPECT_NEAR(a->at("s").at(((1 * 3 + 2) * 4 + 3) * 5 + 4), v, 1e-5 * (1 + std::abs(v)));
-  // A fused_elementwise whose operands do not broadcast is a shape error at its node.
-  auto bad = parseGraph(R"(graph bad {
-  %x = input() {name="x"} : f32[2,3]
-  %y = input() {name="y"} : f32[4]
-  %z = fused_elementwise(%x, %y) {expr="a0 a1 add"} : f32[2,3]
-  output(%z) {name="z"}
-})",
-                        "bad.ir", diags);
-  ASSERT_TRUE(bad) << diags.render();
-  auto p = compileProgram(std::move(bad));
-  ASSERT_FALSE(p);
-  EXPECT_NE(p.error().message().find("fused_elementwise 'z': operand 1 is f32[4]: it does not broadcast with 2x3"),
-            std::string::npos)
-      << p.error().message();
 }
 
 TEST(ElementwiseFuse, ExpressionsSpellInfiniteBoundsAndParseThemBack) {
