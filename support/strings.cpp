@@ -1,6 +1,9 @@
 // Small string helpers shared by the layers.
 #include "support/strings.h"
 
+#include <cstdlib>
+#include <cstring>
+
 namespace shoal {
 
 std::string escapeQuoted(std::string_view s) {
@@ -16,5 +19,15 @@ std::string escapeQuoted(std::string_view s) {
   }
   return out;
 }
+
+bool envFlag(const char* name) {
+  const char* v = std::getenv(name);
+  if (!v || !*v) return false;
+  for (const char* off : {"0", "false", "off", "no", "FALSE", "OFF", "NO", "False", "Off", "No"})
+    if (std::strcmp(v, off) == 0) return false;
+  return true;
+}
+
+bool envFlagDefaultOn(const char* name) { return !std::getenv(name) || envFlag(name); }
 
 }  // namespace shoal

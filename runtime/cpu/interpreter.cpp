@@ -41,6 +41,7 @@
 // (end of family train)
 
 #include "runtime/init.h"
+#include "support/strings.h"
 #include "support/thread_pool.h"
 
 namespace shoal {
@@ -608,10 +609,7 @@ Expected<std::unique_ptr<CpuExecutable>> CpuExecutable::create(Program program, 
     return fail(fmt::format("out of memory: cannot allocate the program's {} bytes (arena {} + persistent {})",
                             plan.totalBytes(), plan.arenaBytes, plan.persistentBytes));
   exe->writesParameters_ = updatesParameters(exe->program_);
-  const char* prepare = std::getenv("SHOAL_CPU_PREPARE");
-  const bool off = prepare && (!*prepare || std::string_view(prepare) == "0" || std::string_view(prepare) == "off" ||
-                               std::string_view(prepare) == "false" || std::string_view(prepare) == "no");
-  if (!off) {
+  if (envFlagDefaultOn("SHOAL_CPU_PREPARE")) {
     exe->preparedNodes_ = parameterDerivedNodes(exe->program_);
     try {
       for (const Node* n : exe->preparedNodes_)

@@ -40,16 +40,6 @@ bool cudaDriverInstalled() {
   return installed;
 }
 
-bool envFlag(const char* name) {
-  const char* v = std::getenv(name);
-  if (!v || !*v) return false;
-  for (const char* off : {"0", "false", "off", "no", "FALSE", "OFF", "NO", "False", "Off", "No"})
-    if (std::strcmp(v, off) == 0) return false;
-  return true;
-}
-
-bool envFlagDefaultOn(const char* name) { return !std::getenv(name) || envFlag(name); }
-
 std::string CudaDeviceInfo::arch() const { return "sm_" + std::to_string(major) + std::to_string(minor); }
 
 std::string CudaDeviceInfo::describe() const { return "cuda:" + std::to_string(index) + " " + name; }

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "support/diagnostics.h"
+#include "support/strings.h"  // envFlag, envFlagDefaultOn
 
 struct CUstream_st;
 struct CUevent_st;
@@ -80,12 +81,6 @@ Expected<void> cudaLibrariesAvailable();
 /// Loads cuBLAS and cuBLASLt (which cuBLAS needs) now, so that a later
 /// CudaContext::enableBlas finds them loaded; failures are left for enableBlas to report.
 void preloadBlasLibraries();
-
-/// True when env var `name` is set to something other than "", "0", "false", "off", "no".
-bool envFlag(const char* name);
-/// A switch that is on unless env var `name` is set to "", "0", "false", "off" or "no"
-/// (SHOAL_CUDA_GRAPHS, SHOAL_RESIDENT_DATA, ...).
-bool envFlagDefaultOn(const char* name);
 
 /// Options for a CudaContext.
 struct CudaContextOptions {
