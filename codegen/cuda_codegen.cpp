@@ -367,9 +367,11 @@ int NodeEmitter::errorSite(CudaErrorKind kind, int64_t cols) {
 
 void NodeEmitter::needScratch(int64_t bytes) { module_.scratchBytes = std::max(module_.scratchBytes, bytes); }
 
+int64_t regionBlockBytes(int64_t bytes) { return (std::max<int64_t>(bytes, 1) + 255) / 256 * 256; }
+
 CudaArg NodeEmitter::prepared(int64_t bytes) {
   CudaArg a{CudaArgKind::Prepared, nullptr, module_.preparedBytes};
-  module_.preparedBytes += (std::max<int64_t>(bytes, 1) + 255) / 256 * 256;
+  module_.preparedBytes += regionBlockBytes(bytes);
   return a;
 }
 
@@ -716,7 +718,7 @@ Hoisting chooseHoisting(const Program& program, const std::unordered_set<const N
     for (size_t r = 0; r < n->numResults(); ++r) {
       const Value* v = n->result(r);
       auto [it, fresh] = rootBlock.try_emplace(plan.bufferOf(v), h.bytes);
-      if (fresh) h.bytes += (std::max<int64_t>(plan.at(plan.bufferOf(v)).bytes, 1) + 255) / 256 * 256;
+      if (fresh) h.bytes += cudagen::regionBlockBytes(plan.at(plan.bufferOf(v)).bytes);
       h.blocks[v] = it->second;
     }
   }
@@ -746,13 +748,13 @@ void layOutConverted(CudaModuleSource& m) {
   m.convertedBytes = 0;
   for (size_t i : order) {
     CudaModuleSource::ConvertedBlock& b = m.converted[i];
-    const int64_t bytes = (std::max<int64_t>(b.bytes, 1) + 255) / 256 * 256;
+    const int64_t bytes = cudagen::regionBlockBytes(b.bytes);
     // The lowest offset clear of every placed block alive at the same time.
     std::vector<std::pair<int64_t, int64_t>> busy;
     for (size_t j : placed) {
       const auto& o = m.converted[j];
       if (o.first <= b.last && b.first <= o.last)
-        busy.push_back({o.offset, o.offset + (std::max<int64_t>(o.bytes, 1) + 255) / 256 * 256});
+        busy.push_back({o.offset, o.offset + cudagen::regionBlockBytes(o.bytes)});
     }
     std::sort(busy.begin(), busy.end());
     int64_t at = 0;

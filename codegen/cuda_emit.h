@@ -64,6 +64,10 @@ struct CudaGemmEpilogue {
   std::string activation;
 };
 
+/// The bytes a block of `bytes` takes in a module's prepared or converted region: 256-byte
+/// aligned, never empty.
+int64_t regionBlockBytes(int64_t bytes);
+
 /// Appends one node's kernels and launch steps to a module.
 class NodeEmitter {
  public:
