@@ -16,8 +16,8 @@ for t in a b; do for pr in 1 0; do SHOAL_CUDA_PREPARE=$pr timeout 60 build-dev/s
 for t in a b; do for sh in 1 0; do SHOAL_CUDA_CL16=1 SHOAL_CUDA_CL16_SHARE=$sh timeout 90 build-dev/shoal_bench --device cuda --pipeline tmp-dev/wide.mmd --batches 64 --variants fused --precision bf16 --steps 200 --runs 50 --json $R/share_s${sh}_$t.json > $R/share_s${sh}_$t.log 2>&1; el "share=$sh $t rc=$?"; grep -E "^ +fused|step" $R/share_s${sh}_$t.log | head -3; done; done
 timeout 100 python3 bench/resnet_torch.py --onnx build-dev/resnet18.onnx --out $R/torch.json --modes default --precisions bf16 --runs 20 --steps 10 > $R/torch.log 2>&1; el "torch rc=$?"
 SHOAL_CUDA_CL16=1 SHOAL_PROFILE_LAUNCHES=40 timeout 60 build-dev/resnet_bench --onnx build-dev/resnet18.onnx --precision bf16 --runs 5 --steps 3 --batches 256 --profile > $R/prof_bf16_cl1.log 2>&1; el "profile rc=$?"
-timeout 150 compute-sanitizer --tool memcheck --error-exitcode 7 build-dev/tests/shoal_tests --gtest_filter='ConvTensorCoreGpu.SixteenBitChannelsLastConvolutions*' > $R/memcheck.txt 2>&1; el "memcheck rc=$?"; tail -1 $R/memcheck.txt
 for m in "bf16 1" "bf16 0" "fp32 0"; do set -- $m; SHOAL_CUDA_CL16=$2 timeout 60 build-dev/shoal run tmp-dev/wide.mmd --device gpu --precision $1 > $R/wide_$1_cl$2.txt 2>&1; el "wide $1 cl16=$2 rc=$?"; grep -i "accuracy" $R/wide_$1_cl$2.txt | tail -1; done
+timeout 150 compute-sanitizer --tool memcheck --error-exitcode 7 build-dev/tests/shoal_tests --gtest_filter='ConvTensorCoreGpu.SixteenBitChannelsLastConvolutions*' > $R/memcheck.txt 2>&1; el "memcheck rc=$?"; tail -1 $R/memcheck.txt
 python3 - $R <<'PY'
 import json, sys, glob, os
 R = sys.argv[1]
