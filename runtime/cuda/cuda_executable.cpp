@@ -228,7 +228,7 @@ CudaExecutableOptions CudaExecutableOptions::fromEnvironment() {
   o.prepareParameters = envFlagDefaultOn("SHOAL_CUDA_PREPARE");
   o.wgmma = envFlagDefaultOn("SHOAL_CUDA_WGMMA");
   o.wgmmaTf32Gathered16 = envFlagDefaultOn("SHOAL_CUDA_WGRAD_TF32");
-  o.conv16ChannelsLast = envFlag("SHOAL_CUDA_CL16");
+  o.conv16ChannelsLast = envFlagDefaultOn("SHOAL_CUDA_CL16");
   o.halfStageOverlap = envFlag("SHOAL_CUDA_CL16_OVERLAP");
   o.shareConvertedCopies = envFlagDefaultOn("SHOAL_CUDA_CL16_SHARE");
   o.weightGradientColumns = envFlagDefaultOn("SHOAL_CUDA_WGRAD_COLUMNS");

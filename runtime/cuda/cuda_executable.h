@@ -79,8 +79,8 @@ struct CudaExecutableOptions {
   /// wgmmaTf32Gathered16). Default: on, unless SHOAL_CUDA_WGRAD_TF32=0.
   bool wgmmaTf32Gathered16 = true;
   /// With wgmma, 16-bit forwards of 64k channels read their input channels-last in the format
-  /// (CudaCodegenOptions::conv16ChannelsLast). Default: off, unless SHOAL_CUDA_CL16=1.
-  bool conv16ChannelsLast = false;
+  /// (CudaCodegenOptions::conv16ChannelsLast). Default: on, unless SHOAL_CUDA_CL16=0.
+  bool conv16ChannelsLast = true;
   /// Their products overlapped across the stage's barrier (CudaCodegenOptions::
   /// halfStageOverlap). Default: off, unless SHOAL_CUDA_CL16_OVERLAP=1.
   bool halfStageOverlap = false;

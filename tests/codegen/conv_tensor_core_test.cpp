@@ -735,7 +735,7 @@ void checkSixteenBitChannelsLast(const Runner& run, TensorCoreMath math, bool ca
 }
 
 TEST(ConvTensorCore, SixteenBitChannelsLastConvolutionsMatchFloat64WithinTheFormatsBounds) {
-  // Only where asked and where it applies: off by default; TF32, mma.sync and channels that are
+  // Only where asked and where it applies: not without the option; TF32, mma.sync and channels that are
   // not 64s keep their gathers when it is on.
   for (const Format& f :
        {Format(TensorCoreMath::Bf16, true), Format(TensorCoreMath::Tf32, true).sixteenBitChannelsLast(),

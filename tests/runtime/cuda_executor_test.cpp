@@ -145,8 +145,9 @@ TEST(CudaExecutableOptions, ProfileLaunchesFromTheEnvironment) {
   EXPECT_EQ(err, "shoal: warning: SHOAL_PROFILE_LAUNCHES=0 is not a positive integer; the default (12) stays\n");
 }
 
-// SHOAL_CUDA_CL16=1 turns the 16-bit channels-last convolutions on, SHOAL_CUDA_CL16_OVERLAP=1
-// their overlapped stages (both off by default); both reach the codegen options.
+// The 16-bit channels-last convolutions are on by default (SHOAL_CUDA_CL16=0 turns them off), their
+// copies shared (SHOAL_CUDA_CL16_SHARE=0: each reader its own), their overlapped stages off
+// (SHOAL_CUDA_CL16_OVERLAP=1 turns them on); each reaches the codegen options.
 TEST(CudaExecutableOptions, SixteenBitChannelsLastFromTheEnvironment) {
   std::map<std::string, std::optional<std::string>> saved;
   for (const char* name : {"SHOAL_CUDA_CL16", "SHOAL_CUDA_CL16_OVERLAP", "SHOAL_CUDA_CL16_SHARE"}) {
@@ -155,21 +156,21 @@ TEST(CudaExecutableOptions, SixteenBitChannelsLastFromTheEnvironment) {
     unsetenv(name);
   }
   const CudaExecutableOptions byDefault = CudaExecutableOptions::fromEnvironment();
-  setenv("SHOAL_CUDA_CL16", "1", 1);
+  setenv("SHOAL_CUDA_CL16", "0", 1);
   setenv("SHOAL_CUDA_CL16_OVERLAP", "1", 1);
   setenv("SHOAL_CUDA_CL16_SHARE", "0", 1);
   const CudaExecutableOptions on = CudaExecutableOptions::fromEnvironment();
   for (const auto& [name, v] : saved) v ? setenv(name.c_str(), v->c_str(), 1) : unsetenv(name.c_str());
-  EXPECT_FALSE(byDefault.conv16ChannelsLast);
+  EXPECT_TRUE(byDefault.conv16ChannelsLast);
   EXPECT_FALSE(byDefault.halfStageOverlap);
   EXPECT_TRUE(byDefault.shareConvertedCopies);
   EXPECT_TRUE(byDefault.codegenOptions("sm_90").shareConvertedCopies);
   EXPECT_FALSE(on.shareConvertedCopies);
   EXPECT_FALSE(on.codegenOptions("sm_90").shareConvertedCopies);
-  EXPECT_FALSE(byDefault.codegenOptions("sm_90").conv16ChannelsLast);
-  EXPECT_TRUE(on.conv16ChannelsLast);
+  EXPECT_TRUE(byDefault.codegenOptions("sm_90").conv16ChannelsLast);
+  EXPECT_FALSE(on.conv16ChannelsLast);
   EXPECT_TRUE(on.halfStageOverlap);
-  EXPECT_TRUE(on.codegenOptions("sm_90").conv16ChannelsLast);
+  EXPECT_FALSE(on.codegenOptions("sm_90").conv16ChannelsLast);
   EXPECT_TRUE(on.codegenOptions("sm_90").halfStageOverlap);
 }
 

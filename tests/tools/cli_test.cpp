@@ -151,7 +151,7 @@ TEST(Cli, DumpFormatsAndPassSelection) {
     EXPECT_EQ(values[1]["offset"], values[0]["offset"]);
     for (const auto& v : values) EXPECT_NE(v["value"].get<std::string>().find(".fold_"), std::string::npos) << v;
   }
-  // 16-bit channels-last copies (SHOAL_CUDA_CL16=1): mobilenet_mnist's training step converts the
+  // 16-bit channels-last copies (on by default; said here all the same): mobilenet_mnist's training step converts the
   // gradient of its 64-filter pointwise convolution for its data gradient.
   r = shoal::test::runShell("SHOAL_CUDA_CL16=1 '" + std::string(SHOAL_CLI_PATH) +
                             "' dump examples/mobilenet_mnist.mmd --train --memory --precision bf16 --arch sm_90");
