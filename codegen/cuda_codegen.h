@@ -346,6 +346,25 @@ struct CudaCodegenOptions {
   /// idle through the barrier and the copies' issue). An experiment for a device to decide;
   /// default off.
   bool halfStageOverlap = false;
+  /// conv16ChannelsLast's products of more than 128 columns (ResNet-18's layers 3 and 4: 256
+  /// and 512 filters; their weight gradients' filters, their data gradients' channels) in
+  /// blocks of 128 x 256 -- each warpgroup one m64n256k16 product a 16-step, so B's rows are
+  /// read from shared memory once for 64 rows of A where 128 x 128 reads them once for 64 rows
+  /// of 128 columns: (64 + 256) x 32 bytes for 2 x 64 x 256 x 16 products instead of (64 + 128)
+  /// x 32 for half as many -- in four stages of 48 KB (one block an SM), two of them ahead, the
+  /// products overlapped across the barrier as halfStageOverlap's. The autotuner may pick the
+  /// tile whatever this says (it is one of the candidates); this makes it the cost model's
+  /// choice. An experiment for a device to decide; default off.
+  bool halfWideTile = false;
+  /// conv16ChannelsLast's forwards and data gradients order their reduction (block of 64
+  /// channels, tap, channel) instead of (tap, channel) and copy A through L1 (cp.async.ca,
+  /// where .cg reads L2 only): a 3 x 3's nine taps of one channel block then come one stage after
+  /// another, each reading mostly the pixels the previous tap read (shifted by one pixel or one
+  /// image row), so most of A's bytes come from L1 instead of L2 -- whose bandwidth bounds a 128
+  /// x 128 tile of 64-step stages at 64 products a byte (~5.5-7 TB/s of L2 on an H100/H200:
+  /// 350-450 TFLOP/s). The weights' packing follows the order. An experiment for a device to
+  /// decide; default off.
+  bool halfTapReuse = false;
   /// conv16ChannelsLast's copies of a planned value shared by every node that reads it so
   /// (CudaModuleSource::converted): converted by the first, kept until the last. Off: each node
   /// converts its own (a block of its own) -- the same bytes, more conversions, less memory held

@@ -272,6 +272,9 @@ struct ImplicitGemm {
   /// With aHalf64: what aRowSetup declares that aLoad reads, as (type, name) -- kept per row
   /// (a thread copies BM / 32 rows) from before the loop.
   std::vector<std::pair<std::string, std::string>> aRowState;
+  /// With aHalf64: A's copies through L1 too (cp.async.ca) -- for gathers that read the same
+  /// bytes again a stage or two later (a convolution's taps over one block of channels).
+  bool aCached = false;
   /// Both operands 16-bit values of the math's format, MN-major (a weight gradient reading
   /// channels-last copies of x and dy: CudaCodegenOptions::conv16ChannelsLast), 64 reduction
   /// steps a stage; rows and cols multiples of 64. For each reduction index `k` of a stage (k <

@@ -315,15 +315,25 @@ Expected<void> convForwardTensorCore(NodeEmitter& em, const ConvGeom& g, const s
         "    const ${I} pbase = (am / ((${I})${OW} * ${OH})) * (${I})${HW};\n",
         v);
     spec.aRowState = {{"int", "aox"}, {"int", "aoy"}, {"${I}", "pbase"}};
+    // The reduction (tap, channel); with halfTapReuse (channel block of 64, tap, channel), A's
+    // copies through L1: a block's taps read the same pixels' 128 bytes one stage after another.
+    const bool blocksOuter = em.options().halfTapReuse;
+    spec.aCached = blocksOuter;
     spec.aLoad = fill(
-        "          const int tap = kt / ${C}, c = kt % ${C}, ki = tap / ${KW}, kj = tap % ${KW};\n"
-        "          const int iy = ${IYA}, ix = ${IXA};\n"
-        "          if (iy >= 0 && iy < ${H} && ix >= 0 && ix < ${W}) {\n"
-        "            src = (const unsigned short*)xs + (pbase + iy * ${W} + ix) * (${I})${C} + c;\n"
-        "            ok = true;\n"
-        "          }\n",
+        std::string(blocksOuter
+                        ? "          const int tap = (kt >> 6) % ${KK}, c = kt / (64 * ${KK}) * 64, ki = tap / ${KW}, "
+                          "kj = tap % ${KW};\n"
+                        : "          const int tap = kt / ${C}, c = kt % ${C}, ki = tap / ${KW}, kj = tap % ${KW};\n") +
+            "          const int iy = ${IYA}, ix = ${IXA};\n"
+            "          if (iy >= 0 && iy < ${H} && ix >= 0 && ix < ${W}) {\n"
+            "            src = (const unsigned short*)xs + (pbase + iy * ${W} + ix) * (${I})${C} + c;\n"
+            "            ok = true;\n"
+            "          }\n",
         v);
-    spec.bPacked = fill("w[((${I})o * ${C} + k % ${C}) * ${KK} + k / ${C}]", v);
+    spec.bPacked =
+        fill(blocksOuter ? "w[((${I})o * ${C} + k / (64 * ${KK}) * 64 + (k & 63)) * ${KK} + (k >> 6) % ${KK}]"
+                         : "w[((${I})o * ${C} + k % ${C}) * ${KK} + k / ${C}]",
+             v);
   } else if (channelsLast) {
     const int64_t at = (spec.scratchReserved + 3) / 4 * 4, hw = g.h * g.w;
     spec.scratchReserved = at + g.n * hw * c4;
@@ -597,18 +607,25 @@ Expected<void> convBackwardDataTensorCore(NodeEmitter& em, const ConvGeom& g, bo
             "    const ${I} gpix = (am / ((${I})${WP} * ${HP})) * (${I})(${OH} * ${OW});\n",
             v);
         spec.aRowState = {{"int", "aix"}, {"int", "aiy"}, {"${I}", "gpix"}};
-        spec.aLoad =
-            fill(fill("          const int tap = kt / ${O}, oc = kt % ${O};\n"
-                      "          const int ty = tap / ${TXN}, tx = tap % ${TXN};\n"
-                      "          const int oy = ${OYA}, ox = ${OXA};\n"
-                      "          if (oy >= 0 && oy < ${OH} && ox >= 0 && ox < ${OW}) {\n"
-                      "            src = (const unsigned short*)gs + (gpix + oy * ${OW} + ox) * (${I})${O} + oc;\n"
-                      "            ok = true;\n"
-                      "          }\n",
-                      v),
-                 v);
-        spec.bPacked =
-            fill("w[((${I})(k % ${O}) * ${C} + o) * ${KK} + ", v) + weightTap("k / " + std::to_string(g.o)) + "]";
+        // (tap, filter); with halfTapReuse (filter block of 64, tap, filter), as the forward's.
+        const bool blocksOuter = em.options().halfTapReuse;
+        spec.aCached = blocksOuter;
+        spec.aLoad = fill(
+            fill(std::string(blocksOuter
+                                 ? "          const int tap = (kt >> 6) % ${TAPS}, oc = kt / (64 * ${TAPS}) * 64;\n"
+                                 : "          const int tap = kt / ${O}, oc = kt % ${O};\n") +
+                     "          const int ty = tap / ${TXN}, tx = tap % ${TXN};\n"
+                     "          const int oy = ${OYA}, ox = ${OXA};\n"
+                     "          if (oy >= 0 && oy < ${OH} && ox >= 0 && ox < ${OW}) {\n"
+                     "            src = (const unsigned short*)gs + (gpix + oy * ${OW} + ox) * (${I})${O} + oc;\n"
+                     "            ok = true;\n"
+                     "          }\n",
+                 v),
+            v);
+        spec.bPacked = blocksOuter ? fill("w[((${I})(k / (64 * ${TAPS}) * 64 + (k & 63)) * ${C} + o) * ${KK} + ", v) +
+                                         weightTap(fill("(k >> 6) % ${TAPS}", v)) + "]"
+                                   : fill("w[((${I})(k % ${O}) * ${C} + o) * ${KK} + ", v) +
+                                         weightTap("k / " + std::to_string(g.o)) + "]";
       } else if (g.o % 8 == 0) {
         // The reduction ordered (tap, filter), as the forward's (tap, channel).
         spec.aGroup = fill(fill("        const int tap = kg / ${O}, oc0 = kg % ${O};\n"

@@ -61,11 +61,17 @@ constexpr Tile kSquare{128, 128, 2}, kTall{256, 64, 4}, kSimt{128, 64, 2};
 // ImplicitGemm::aHalf64's tiles: 128 x 128 and, for at most 64 columns, 128 x 64 (kSimt's
 // extents; a stage of 64 steps is 128-byte rows, so 256 rows of A would take 32 KB a stage).
 constexpr Tile kHalfNarrow = kSimt;
+// And, for more than 128 columns, 128 x 256 (CudaCodegenOptions::halfWideTile): each warpgroup
+// one m64n256 product, four stages of 48 KB (one block an SM), overlapped across the barrier.
+constexpr Tile kHalfWide{128, 256, 2};
+bool isHalfWide(const Tile& t) { return t.bm == kHalfWide.bm && t.bn == kHalfWide.bn; }
 // The most slices a reduction of `red` steps may be cut in: each at least minSlice long.
 int64_t mostSplits(int64_t red, int64_t minSlice) { return std::max<int64_t>(1, red / std::max<int64_t>(minSlice, 16)); }
 
 Tile tileFor(int64_t cols) { return cols <= 64 ? kTall : kSquare; }
-Tile tileOf(const ProductTile& t) { return t.bm == kTall.bm ? kTall : t.bn == kSimt.bn ? kSimt : kSquare; }
+Tile tileOf(const ProductTile& t) {
+  return t.bm == kTall.bm ? kTall : t.bn == kSimt.bn ? kSimt : t.bn == kHalfWide.bn ? kHalfWide : kSquare;
+}
 bool isSimtTile(const Tile& t) { return t.bm == kSimt.bm && t.bn == kSimt.bn; }
 
 // The cost model, in units of one block's 16-step (~0.5 us on an H100/H200): a grid of `s`
@@ -125,8 +131,10 @@ double simtGridCost(const Tile& tile, int64_t rows, int64_t cols, int64_t red, i
 // What a product may be computed with: the cost model's tile and slices first, then the other
 // tile (with the model's slices for it), then the model's tile with twice and half the slices
 // (where the caller leaves them open), each once, each within one grid's limits. Exact fp32
-// compares kSimt with the tensor cores' tile for its columns (simtGridCost).
-std::vector<ProductTile> productCandidates(const ImplicitGemm& spec) {
+// compares kSimt with the tensor cores' tile for its columns (simtGridCost). The 16-bit
+// channels-last products of more than 128 columns have kHalfWide as well: last, or (`wide`:
+// CudaCodegenOptions::halfWideTile) first, 128 x 128 then the other.
+std::vector<ProductTile> productCandidates(const ImplicitGemm& spec, bool wide) {
   std::vector<ProductTile> out;
   auto add = [&](const Tile& t, int64_t splits) {
     const ProductTile c{t.bm, t.bn, splits};
@@ -137,13 +145,18 @@ std::vector<ProductTile> productCandidates(const ImplicitGemm& spec) {
   };
   const bool simt = spec.math == TensorCoreMath::Off;
   Tile model = tileFor(spec.cols), other = model.bm == kTall.bm ? kSquare : kTall;
-  if (spec.aHalf64 || spec.halfMN) {  // 64-step stages: 128 x 128 or 128 x 64 (kHalfNarrow)
+  const bool half = spec.aHalf64 || spec.halfMN, wideToo = half && spec.cols > 128;
+  if (half) {  // 64-step stages: 128 x 128 or 128 x 64 (kHalfNarrow)
     model = spec.cols <= 64 ? kHalfNarrow : kSquare;
     other = spec.cols <= 64 ? kSquare : kHalfNarrow;
+    if (wideToo && wide) model = kHalfWide, other = kSquare;
   }
-  // kSimt's slices by its own grid cost; the larger tiles' as the tensor cores' (waveBlocks).
+  // kSimt's slices by its own grid cost; the larger tiles' as the tensor cores' (waveBlocks;
+  // kHalfWide's blocks one an SM).
   auto slices = [&](const Tile& t) {
     if (spec.splits > 0) return spec.splits;
+    if (isHalfWide(t))
+      return splitsFor(t, spec.rows, spec.cols, spec.red, spec.minSlice, kTargetBlocks / 2, spec.batch);
     if (!isSimtTile(t)) return splitsFor(t, spec.rows, spec.cols, spec.red, spec.minSlice, spec.waveBlocks, spec.batch);
     return cheapestSplits(spec.red, spec.minSlice,
                           [&](int64_t s) { return simtGridCost(t, spec.rows, spec.cols, spec.red, s, spec.batch); });
@@ -162,6 +175,7 @@ std::vector<ProductTile> productCandidates(const ImplicitGemm& spec) {
     add(model, slices(model) * 2);
     add(model, slices(model) / 2);
   }
+  if (wideToo && !wide) add(kHalfWide, slices(kHalfWide));
   return out;
 }
 
@@ -661,10 +675,10 @@ std::string half64Copies(const ImplicitGemm& spec, const Tile& tile) {
         "        if (arows & {3}u) {{\n"
         "{4}"
         "        }}\n"
-        "        shoal_cp_async_f32x4_aligned(stage + ar * 128 + ((ch ^ (ar & 7)) << 4), (const float*)(src + ch * 8), "
+        "        shoal_cp_async_f32x4_{5}(stage + ar * 128 + ((ch ^ (ar & 7)) << 4), (const float*)(src + ch * 8), "
         "ok);\n"
         "      }}\n",
-        p * 32, state, spec.aBase, 1u << p, spec.aLoad);
+        p * 32, state, spec.aBase, 1u << p, spec.aLoad, spec.aCached ? "cached" : "aligned");
   }
   for (int p = 0; p < tile.bn / 32; ++p)
     s += fmt::format(
@@ -770,7 +784,7 @@ Expected<void> emitImplicitGemm(NodeEmitter& em, const ImplicitGemm& spec) {
   CudaProduct product;
   product.kernel = em.kernelName(spec.name + "tc");
   product.node = &em.node();
-  product.candidates = productCandidates(spec);
+  product.candidates = productCandidates(spec, em.options().halfWideTile);
   if (product.candidates.empty()) return em.unsupported("an implicit GEMM too large for one grid");
   product.chosen = product.candidates[0];
   const int variant = em.options().tuningVariant;
@@ -830,7 +844,10 @@ Expected<void> emitImplicitGemm(NodeEmitter& em, const ImplicitGemm& spec) {
   const int stageFloats = half ? (tile.bm + tile.bn) * 32 : tile.bm * 16 + tile.bn * (wgmma16 ? 8 : 16);
   // halfStageOverlap: four stages, two ahead -- the products of the stage before last are
   // waited for before the barrier (128 x 128: 128 KB, one block an SM).
-  const bool overlap = half && em.options().halfStageOverlap;
+  // kHalfWide: four stages of 48 KB, always overlapped (one block an SM: no other block's
+  // products to fill the barrier's gap).
+  const bool wideTile = isHalfWide(tile);
+  const bool overlap = half && (em.options().halfStageOverlap || wideTile);
   const int stages = overlap ? 4 : half ? (tile.bn == 128 ? 3 : 4) : kStages;
   const int ahead = overlap ? stages - 2 : stages - 1;  // stages in flight while one is multiplied
   const int64_t kp = (spec.red + kstep - 1) / kstep * kstep;
@@ -1039,7 +1056,8 @@ Expected<void> emitImplicitGemm(NodeEmitter& em, const ImplicitGemm& spec) {
   // 44.9 ms unbounded, 46.6 bounded; H200). kSimt, exact fp32's 128 x 64, always: 128 registers
   // without spills (ptxas, every form of gather). aHalf64 and halfMN: 96 KB of stages, two
   // blocks an SM (66-126 registers without spills, ptxas on sm_90a).
-  if ((columns && spec.aColumnBits == 32 && !simt) || (simt && isSimtTile(tile)) || half) em.setMinBlocks(2);
+  if ((columns && spec.aColumnBits == 32 && !simt) || (simt && isSimtTile(tile)) || (half && !wideTile))
+    em.setMinBlocks(2);
   if (scratch)
     em.needScratch((reserved + scratchPack + (split ? splits * spec.batch * spec.rows * spec.cols : 0)) *
                    int64_t(sizeof(float)));

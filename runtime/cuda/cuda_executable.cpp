@@ -230,6 +230,8 @@ CudaExecutableOptions CudaExecutableOptions::fromEnvironment() {
   o.wgmmaTf32Gathered16 = envFlagDefaultOn("SHOAL_CUDA_WGRAD_TF32");
   o.conv16ChannelsLast = envFlagDefaultOn("SHOAL_CUDA_CL16");
   o.halfStageOverlap = envFlag("SHOAL_CUDA_CL16_OVERLAP");
+  o.halfWideTile = envFlag("SHOAL_CUDA_CL16_WIDE");
+  o.halfTapReuse = envFlag("SHOAL_CUDA_CL16_L1");
   o.shareConvertedCopies = envFlagDefaultOn("SHOAL_CUDA_CL16_SHARE");
   o.weightGradientColumns = envFlagDefaultOn("SHOAL_CUDA_WGRAD_COLUMNS");
   o.convPairedTaps = envFlagDefaultOn("SHOAL_CUDA_PAIRED_TAPS");
@@ -290,6 +292,8 @@ CudaCodegenOptions CudaExecutableOptions::codegenOptions(const std::string& arch
   c.wgmmaTf32Gathered16 = wgmmaTf32Gathered16;
   c.conv16ChannelsLast = conv16ChannelsLast;
   c.halfStageOverlap = halfStageOverlap;
+  c.halfWideTile = halfWideTile;
+  c.halfTapReuse = halfTapReuse;
   c.shareConvertedCopies = shareConvertedCopies;
   c.weightGradientColumns = weightGradientColumns;
   c.convPairedTaps = convPairedTaps;

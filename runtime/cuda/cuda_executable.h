@@ -84,6 +84,12 @@ struct CudaExecutableOptions {
   /// Their products overlapped across the stage's barrier (CudaCodegenOptions::
   /// halfStageOverlap). Default: off, unless SHOAL_CUDA_CL16_OVERLAP=1.
   bool halfStageOverlap = false;
+  /// Their products of more than 128 columns in 128 x 256 blocks (CudaCodegenOptions::
+  /// halfWideTile). Default: off, unless SHOAL_CUDA_CL16_WIDE=1.
+  bool halfWideTile = false;
+  /// Their reduction channel-block-major with A's copies through L1 (CudaCodegenOptions::
+  /// halfTapReuse). Default: off, unless SHOAL_CUDA_CL16_L1=1.
+  bool halfTapReuse = false;
   /// Their converted copies shared between the nodes reading one value (CudaCodegenOptions::
   /// shareConvertedCopies). Default: on, unless SHOAL_CUDA_CL16_SHARE=0.
   bool shareConvertedCopies = true;
@@ -125,9 +131,9 @@ struct CudaExecutableOptions {
   int64_t profileLaunches = 12;
   /// Fills graphs, syncEach, hostOutputs, inputsInPlace, horizontalUpdates, smallGemms, gemmEpilogues,
   /// programmaticLaunch, groupKernels, shareKernels, unitBytes, prepareParameters, wgmma, wgmmaTf32Gathered16,
-  /// conv16ChannelsLast, halfStageOverlap, shareConvertedCopies, weightGradientColumns, convPairedTaps,
-  /// convChannelsLastMinInput, fp32ConvGemmMinMacs, the fp32Winograd options, autotune, profileLaunches and tensorCores
-  /// from the environment.
+  /// conv16ChannelsLast, halfStageOverlap, halfWideTile, halfTapReuse, shareConvertedCopies, weightGradientColumns,
+  /// convPairedTaps, convChannelsLastMinInput, fp32ConvGemmMinMacs, the fp32Winograd options, autotune, profileLaunches
+  /// and tensorCores from the environment.
   static CudaExecutableOptions fromEnvironment();
   /// The codegen options these make for a device of architecture `arch` ("sm_90"; "" for
   /// none in particular): updates fused, tensor cores, small products generated where cuBLAS

@@ -45,14 +45,20 @@ struct Format {
   TensorCoreMath math;
   bool wgmma = false, channelsLast = false;
   int variant = -1;  // CudaCodegenOptions::tuningVariant: each product's candidate tile
-  // CudaCodegenOptions::conv16ChannelsLast and halfStageOverlap
-  bool cl16 = false, overlap = false;
+  // CudaCodegenOptions::conv16ChannelsLast, halfStageOverlap, halfWideTile and halfTapReuse
+  bool cl16 = false, overlap = false, wide = false, tapReuse = false;
   Format(TensorCoreMath m, bool w = false, bool cl = false, int v = -1)  // NOLINT: implicit
       : math(m), wgmma(w), channelsLast(cl), variant(v) {}
-  Format sixteenBitChannelsLast(bool overlapped = false) const {
+  Format sixteenBitChannelsLast(bool overlapped = false, bool reuse = false) const {
     Format f = *this;
     f.cl16 = true;
     f.overlap = overlapped;
+    f.tapReuse = reuse;
+    return f;
+  }
+  Format wideTiles() const {
+    Format f = sixteenBitChannelsLast(overlap, tapReuse);
+    f.wide = true;
     return f;
   }
   bool truncates() const { return wgmma && math == TensorCoreMath::Tf32; }
@@ -65,7 +71,8 @@ struct Format {
     return std::string(math == TensorCoreMath::Off ? "exact fp32" : tensorCoreMathName(math)) +
            (wgmma ? " (wgmma)" : "") + (variant >= 0 ? " (tile candidate " + std::to_string(variant) + ")" : "") +
            (channelsLast ? " (channels last)" : "") + (cl16 ? " (16-bit channels last)" : "") +
-           (overlap ? " (overlapped)" : "");
+           (overlap ? " (overlapped)" : "") + (wide ? " (128 x 256)" : "") +
+           (tapReuse ? " (channel blocks outer)" : "");
   }
 };
 
@@ -81,6 +88,8 @@ Expected<Tensor> onEmulator(const Graph& g, const TensorMap& params, const Tenso
   tc.convChannelsLastMinInput = f.channelsLastMinInput();
   tc.conv16ChannelsLast = f.cl16;
   tc.halfStageOverlap = f.overlap;
+  tc.halfWideTile = f.wide;
+  tc.halfTapReuse = f.tapReuse;
   tc.fp32ConvGemmMinMacs = 0;  // Off: every convolution the exact fp32 GEMM, however small
   tc.fp32ConvGemmMinWidth = 0;
   tc.fp32Winograd = 0;  // the direct sums (Winograd's: conv_winograd_test.cpp)
@@ -103,6 +112,8 @@ Expected<Tensor> runOnGpu(const Graph& g, const TensorMap& params, const TensorM
   o.convChannelsLastMinInput = f.channelsLastMinInput();
   o.conv16ChannelsLast = f.cl16;
   o.halfStageOverlap = f.overlap;
+  o.halfWideTile = f.wide;
+  o.halfTapReuse = f.tapReuse;
   o.fp32ConvGemmMinMacs = 0;
   o.fp32ConvGemmMinWidth = 0;
   o.fp32Winograd = 0;
@@ -252,6 +263,8 @@ CudaModuleSource moduleFor(const Graph& g, const Format& f) {
   tc.convChannelsLastMinInput = f.channelsLastMinInput();
   tc.conv16ChannelsLast = f.cl16;
   tc.halfStageOverlap = f.overlap;
+  tc.halfWideTile = f.wide;
+  tc.halfTapReuse = f.tapReuse;
   tc.fp32ConvGemmMinMacs = 0;
   tc.fp32ConvGemmMinWidth = 0;
   tc.fp32Winograd = 0;
@@ -695,9 +708,10 @@ const std::vector<Geometry> kHalfWeight = {
     {3, 64, 8, 8, 128, 1, 1, {2, 2}, {0, 0, 0, 0}, {1, 1}},
     {1, 64, 9, 9, 64, 3, 3, {1, 1}, {2, 2, 2, 2}, {2, 2}},
 };
-void checkSixteenBitChannelsLast(const Runner& run, TensorCoreMath math, bool candidates, bool overlap = false) {
+void checkSixteenBitChannelsLast(const Runner& run, TensorCoreMath math, bool candidates, bool overlap = false,
+                                 bool tapReuse = false) {
   for (size_t i = 0; i < kHalfWeight.size(); ++i) {
-    const Format f = Format(math, /*wgmma=*/true).sixteenBitChannelsLast(overlap);
+    const Format f = Format(math, /*wgmma=*/true).sixteenBitChannelsLast(overlap, tapReuse);
     const std::string source = moduleFor(*weightGradientGraph(kHalfWeight[i]), f).source;
     EXPECT_NE(source.find("_cl16("), std::string::npos) << describe(kHalfWeight[i]);
     EXPECT_NE(source.find("shoal_wgmma_ss16mn_n"), std::string::npos);
@@ -705,20 +719,20 @@ void checkSixteenBitChannelsLast(const Runner& run, TensorCoreMath math, bool ca
     if (candidates)
       for (int variant = 1; variant <= 3; ++variant)
         checkBackwardWeight(kHalfWeight[i], 350 + i, run,
-                            Format(math, true, false, variant).sixteenBitChannelsLast(overlap));
+                            Format(math, true, false, variant).sixteenBitChannelsLast(overlap, tapReuse));
   }
   for (size_t i = 0; i < kHalfData.size(); ++i) {
-    const Format f = Format(math, /*wgmma=*/true).sixteenBitChannelsLast(overlap);
+    const Format f = Format(math, /*wgmma=*/true).sixteenBitChannelsLast(overlap, tapReuse);
     const std::string source = moduleFor(*dataGradientGraph(kHalfData[i]), f).source;
     EXPECT_NE(source.find("_cl16("), std::string::npos) << describe(kHalfData[i]);
     EXPECT_NE(source.find("shoal_wgmma_ss16_n"), std::string::npos);
     checkBackwardData(kHalfData[i], i == 3, 320 + i, run, f);
     if (candidates)
       checkBackwardData(kHalfData[i], false, 330 + i, run,
-                        Format(math, true, false, 1).sixteenBitChannelsLast(overlap));
+                        Format(math, true, false, 1).sixteenBitChannelsLast(overlap, tapReuse));
   }
   for (size_t i = 0; i < kHalf.size(); ++i) {
-    const Format f = Format(math, /*wgmma=*/true).sixteenBitChannelsLast(overlap);
+    const Format f = Format(math, /*wgmma=*/true).sixteenBitChannelsLast(overlap, tapReuse);
     const auto g = forwardGraph(kHalf[i]);
     const CudaModuleSource module = moduleFor(*g, f);
     const auto& names = module.kernelNames;
@@ -730,8 +744,60 @@ void checkSixteenBitChannelsLast(const Runner& run, TensorCoreMath math, bool ca
     if (candidates)
       for (int variant = 1; variant <= 3; ++variant)
         checkForward(kHalf[i], true, true, 310 + i, run,
-                     Format(math, true, false, variant).sixteenBitChannelsLast(overlap));
+                     Format(math, true, false, variant).sixteenBitChannelsLast(overlap, tapReuse));
   }
+}
+
+// The 128 x 256 tile of 16-bit channels-last products of more than 128 columns
+// (CudaCodegenOptions::halfWideTile: one m64n256 product a warpgroup, 48 KB stages, four of
+// them two ahead): forwards of 264 filters (a second column tile of 8) and of 256 at stride 2
+// over 128 channels, a data gradient into 264 channels, weight gradients of 256 filters (a
+// partial stage of 36 pixels; 128 channels at stride 2) -- as the cost model's choice, and
+// without the option as the candidate the autotuner may take (the last); each also on the
+// 128 x 128 beside it. The emulator reads the m64n256 operands where the hardware would.
+const std::vector<Geometry> kWideForward = {
+    {1, 64, 6, 6, 264, 3, 3, {1, 1}, {1, 1, 1, 1}, {1, 1}},
+    {2, 128, 7, 7, 256, 3, 3, {2, 2}, {1, 1, 1, 1}, {1, 1}},
+};
+const Geometry kWideData = {1, 264, 6, 6, 64, 3, 3, {1, 1}, {1, 1, 1, 1}, {1, 1}};
+const std::vector<Geometry> kWideWeight = {
+    {1, 64, 6, 6, 256, 3, 3, {1, 1}, {1, 1, 1, 1}, {1, 1}},
+    {1, 128, 9, 9, 256, 3, 3, {2, 2}, {1, 1, 1, 1}, {1, 1}},
+};
+void checkWideTiles(const Runner& run, TensorCoreMath math) {
+  const Format wide = Format(math, /*wgmma=*/true).wideTiles();
+  for (size_t i = 0; i < kWideForward.size(); ++i) {
+    EXPECT_NE(moduleFor(*forwardGraph(kWideForward[i]), wide).source.find("shoal_wgmma_ss16_n256(acc"),
+              std::string::npos)
+        << describe(kWideForward[i]);
+    checkForward(kWideForward[i], true, i == 0, 360 + i, run, wide);
+    checkForward(kWideForward[i], false, true, 362 + i, run, Format(math, true, false, 1).wideTiles());
+  }
+  EXPECT_NE(moduleFor(*dataGradientGraph(kWideData), wide).source.find("shoal_wgmma_ss16_n256(acc"), std::string::npos);
+  checkBackwardData(kWideData, false, 364, run, wide);
+  for (size_t i = 0; i < kWideWeight.size(); ++i) {
+    EXPECT_NE(moduleFor(*weightGradientGraph(kWideWeight[i]), wide).source.find("shoal_wgmma_ss16mn_n256(acc"),
+              std::string::npos)
+        << describe(kWideWeight[i]);
+    checkBackwardWeight(kWideWeight[i], 366 + i, run, wide);
+  }
+  // Without the option the wide tile is the last candidate: the autotuner's to take.
+  const Format plain = Format(math, true).sixteenBitChannelsLast();
+  EXPECT_EQ(moduleFor(*forwardGraph(kWideForward[0]), plain).source.find("shoal_wgmma_ss16_n256(acc"),
+            std::string::npos);
+  const auto candidates = moduleFor(*forwardGraph(kWideForward[0]), plain).products;
+  ASSERT_FALSE(candidates.empty());
+  const auto& last = candidates[0].candidates.back();
+  EXPECT_EQ(last.bm, 128);
+  EXPECT_EQ(last.bn, 256);
+  Format tuned = Format(math, true, false, int(candidates[0].candidates.size()) - 1).sixteenBitChannelsLast();
+  checkForward(kWideForward[0], true, true, 368, run, tuned);
+}
+
+TEST(ConvTensorCore, SixteenBitWideTilesMatchFloat64WithinTheFormatsBounds) {
+  if (!test::haveHostCompiler()) GTEST_SKIP() << "no host C++ compiler to build the emulated module";
+  checkWideTiles(onEmulator, TensorCoreMath::Bf16);
+  checkForward(kWideForward[0], true, true, 369, onEmulator, Format(TensorCoreMath::Fp16, true).wideTiles());
 }
 
 TEST(ConvTensorCore, SixteenBitChannelsLastConvolutionsMatchFloat64WithinTheFormatsBounds) {
@@ -751,6 +817,25 @@ TEST(ConvTensorCore, SixteenBitChannelsLastConvolutionsMatchFloat64WithinTheForm
   checkSixteenBitChannelsLast(onEmulator, TensorCoreMath::Fp16, false);
   // Overlapped stages (CudaCodegenOptions::halfStageOverlap): four stages, two ahead.
   checkSixteenBitChannelsLast(onEmulator, TensorCoreMath::Bf16, /*candidates=*/false, /*overlap=*/true);
+}
+
+// The reduction ordered (block of 64 channels, tap, channel) with A's copies through L1
+// (CudaCodegenOptions::halfTapReuse): the forwards and data gradients above (128 channels and
+// 128 filters: two blocks, so an order that disagrees with the packed weights' pairs the wrong
+// taps), bf16 and fp16, and the wide tile with it.
+TEST(ConvTensorCore, SixteenBitChannelBlocksOuterMatchFloat64WithinTheFormatsBounds) {
+  if (!test::haveHostCompiler()) GTEST_SKIP() << "no host C++ compiler to build the emulated module";
+  const Format f = Format(TensorCoreMath::Bf16, true).sixteenBitChannelsLast(false, true);
+  const std::string source = moduleFor(*forwardGraph(kHalf[1]), f).source;
+  EXPECT_NE(source.find("shoal_cp_async_f32x4_cached(stage + ar"), std::string::npos);
+  EXPECT_EQ(moduleFor(*forwardGraph(kHalf[1]), Format(TensorCoreMath::Bf16, true).sixteenBitChannelsLast())
+                .source.find("shoal_cp_async_f32x4_cached(stage + ar"),
+            std::string::npos);
+  checkSixteenBitChannelsLast(onEmulator, TensorCoreMath::Bf16, /*candidates=*/false, false, /*tapReuse=*/true);
+  checkSixteenBitChannelsLast(onEmulator, TensorCoreMath::Fp16, false, false, true);
+  Format wide = f.wideTiles();
+  checkForward(kWideForward[1], true, true, 370, onEmulator, wide);
+  checkBackwardData(kWideData, false, 371, onEmulator, wide);
 }
 
 // Exact fp32 on the CUDA cores (TensorCoreMath::Off): the tensor-core kernels' gathers, stages
@@ -1290,6 +1375,18 @@ TEST(ConvTensorCoreGpu, SixteenBitChannelsLastConvolutionsMatchFloat64WithinTheF
   if (!gpuUsesWgmma()) GTEST_SKIP() << "the device has no wgmma (sm_90)";
   checkSixteenBitChannelsLast(onGpu, TensorCoreMath::Bf16, /*candidates=*/true);
 }
+TEST(ConvTensorCoreGpu, SixteenBitWideTilesMatchFloat64WithinTheFormatsBounds) {
+  if (auto dev = probeCudaDevice(0); !dev) GTEST_SKIP() << "no usable GPU: " << dev.error().message();
+  if (!gpuUsesWgmma()) GTEST_SKIP() << "the device has no wgmma (sm_90)";
+  checkWideTiles(onGpu, TensorCoreMath::Bf16);
+  checkForward(kWideForward[0], true, true, 369, onGpu, Format(TensorCoreMath::Fp16, true).wideTiles());
+  // And the channel blocks outer (halfTapReuse: cp.async.ca), on both tiles.
+  checkSixteenBitChannelsLast(onGpu, TensorCoreMath::Bf16, /*candidates=*/false, false, /*tapReuse=*/true);
+  const Format reuse = Format(TensorCoreMath::Bf16, true).sixteenBitChannelsLast(false, true).wideTiles();
+  checkForward(kWideForward[1], true, true, 370, onGpu, reuse);
+  checkBackwardData(kWideData, false, 371, onGpu, reuse);
+}
+
 TEST(ConvTensorCoreGpu, SixteenBitChannelsLastFloat16AndOverlappedStagesMatchFloat64) {
   if (auto dev = probeCudaDevice(0); !dev) GTEST_SKIP() << "no usable GPU: " << dev.error().message();
   if (!gpuUsesWgmma()) GTEST_SKIP() << "the device has no wgmma (sm_90)";

@@ -150,7 +150,8 @@ TEST(CudaExecutableOptions, ProfileLaunchesFromTheEnvironment) {
 // (SHOAL_CUDA_CL16_OVERLAP=1 turns them on); each reaches the codegen options.
 TEST(CudaExecutableOptions, SixteenBitChannelsLastFromTheEnvironment) {
   std::map<std::string, std::optional<std::string>> saved;
-  for (const char* name : {"SHOAL_CUDA_CL16", "SHOAL_CUDA_CL16_OVERLAP", "SHOAL_CUDA_CL16_SHARE"}) {
+  for (const char* name :
+       {"SHOAL_CUDA_CL16", "SHOAL_CUDA_CL16_OVERLAP", "SHOAL_CUDA_CL16_SHARE", "SHOAL_CUDA_CL16_WIDE"}) {
     const char* v = std::getenv(name);
     saved[name] = v ? std::optional<std::string>(v) : std::nullopt;
     unsetenv(name);
@@ -159,6 +160,7 @@ TEST(CudaExecutableOptions, SixteenBitChannelsLastFromTheEnvironment) {
   setenv("SHOAL_CUDA_CL16", "0", 1);
   setenv("SHOAL_CUDA_CL16_OVERLAP", "1", 1);
   setenv("SHOAL_CUDA_CL16_SHARE", "0", 1);
+  setenv("SHOAL_CUDA_CL16_WIDE", "1", 1);
   const CudaExecutableOptions on = CudaExecutableOptions::fromEnvironment();
   for (const auto& [name, v] : saved) v ? setenv(name.c_str(), v->c_str(), 1) : unsetenv(name.c_str());
   EXPECT_TRUE(byDefault.conv16ChannelsLast);
@@ -172,6 +174,9 @@ TEST(CudaExecutableOptions, SixteenBitChannelsLastFromTheEnvironment) {
   EXPECT_TRUE(on.halfStageOverlap);
   EXPECT_FALSE(on.codegenOptions("sm_90").conv16ChannelsLast);
   EXPECT_TRUE(on.codegenOptions("sm_90").halfStageOverlap);
+  EXPECT_FALSE(byDefault.halfWideTile);
+  EXPECT_FALSE(byDefault.codegenOptions("sm_90").halfWideTile);
+  EXPECT_TRUE(on.codegenOptions("sm_90").halfWideTile);
 }
 
 TEST(CudaExecutor, EveryOpMatchesTheInterpreter) {
