@@ -356,6 +356,14 @@ struct CudaCodegenOptions {
   /// tile whatever this says (it is one of the candidates); this makes it the cost model's
   /// choice. An experiment for a device to decide; default off.
   bool halfWideTile = false;
+  /// conv16ChannelsLast's forwards and data gradients of 65-128 columns (ResNet-18's layer 2)
+  /// in blocks of 256 rows (pixels) x 128 columns multiplied the other way round: each
+  /// warpgroup's m64 rows are 64 of the columns and its n256 the 256 pixels, so that an
+  /// m64n256k16 reads (64 + 256) x 32 bytes of operands as halfWideTile's do, where 128 x 128
+  /// reads (64 + 128) x 32 for half the products; four stages of 48 KB, overlapped, one block an
+  /// SM. The autotuner may pick it whatever this says; this makes it the cost model's choice.
+  /// An experiment for a device to decide; default off.
+  bool halfSwappedTile = false;
   /// conv16ChannelsLast's forwards and data gradients order their reduction (block of 64
   /// channels, tap, channel) instead of (tap, channel) and copy A through L1 (cp.async.ca,
   /// where .cg reads L2 only): a 3 x 3's nine taps of one channel block then come one stage after

@@ -65,11 +65,19 @@ constexpr Tile kHalfNarrow = kSimt;
 // one m64n256 product, four stages of 48 KB (one block an SM), overlapped across the barrier.
 constexpr Tile kHalfWide{128, 256, 2};
 bool isHalfWide(const Tile& t) { return t.bm == kHalfWide.bm && t.bn == kHalfWide.bn; }
+// And, for aHalf64's products of 65-128 columns (ResNet-18's layer 2), 256 x 128 multiplied
+// the other way round (CudaCodegenOptions::halfSwappedTile): the warpgroups' m64 rows are the
+// columns (64 filters each) and their n256 the tile's 256 rows (pixels), so each m64n256k16
+// reads 64 + 256 rows of operands as kHalfWide's does; the stage holds B's 128 rows first, then
+// A's 256. Four stages of 48 KB, overlapped, one block an SM.
+constexpr Tile kHalfSwapped{256, 128, 2};
+bool isHalfSwapped(const Tile& t) { return t.bm == kHalfSwapped.bm && t.bn == kHalfSwapped.bn; }
 // The most slices a reduction of `red` steps may be cut in: each at least minSlice long.
 int64_t mostSplits(int64_t red, int64_t minSlice) { return std::max<int64_t>(1, red / std::max<int64_t>(minSlice, 16)); }
 
 Tile tileFor(int64_t cols) { return cols <= 64 ? kTall : kSquare; }
 Tile tileOf(const ProductTile& t) {
+  if (t.bm == kHalfSwapped.bm && t.bn == kHalfSwapped.bn) return kHalfSwapped;
   return t.bm == kTall.bm ? kTall : t.bn == kSimt.bn ? kSimt : t.bn == kHalfWide.bn ? kHalfWide : kSquare;
 }
 bool isSimtTile(const Tile& t) { return t.bm == kSimt.bm && t.bn == kSimt.bn; }
@@ -133,8 +141,9 @@ double simtGridCost(const Tile& tile, int64_t rows, int64_t cols, int64_t red, i
 // (where the caller leaves them open), each once, each within one grid's limits. Exact fp32
 // compares kSimt with the tensor cores' tile for its columns (simtGridCost). The 16-bit
 // channels-last products of more than 128 columns have kHalfWide as well: last, or (`wide`:
-// CudaCodegenOptions::halfWideTile) first, 128 x 128 then the other.
-std::vector<ProductTile> productCandidates(const ImplicitGemm& spec, bool wide) {
+// CudaCodegenOptions::halfWideTile) first, 128 x 128 then the other; aHalf64's of 65-128
+// columns kHalfSwapped the same way (`swapped`: CudaCodegenOptions::halfSwappedTile).
+std::vector<ProductTile> productCandidates(const ImplicitGemm& spec, bool wide, bool swapped) {
   std::vector<ProductTile> out;
   auto add = [&](const Tile& t, int64_t splits) {
     const ProductTile c{t.bm, t.bn, splits};
@@ -146,16 +155,18 @@ std::vector<ProductTile> productCandidates(const ImplicitGemm& spec, bool wide) 
   const bool simt = spec.math == TensorCoreMath::Off;
   Tile model = tileFor(spec.cols), other = model.bm == kTall.bm ? kSquare : kTall;
   const bool half = spec.aHalf64 || spec.halfMN, wideToo = half && spec.cols > 128;
+  const bool swappedToo = spec.aHalf64 && spec.cols > 64 && spec.cols <= 128;
   if (half) {  // 64-step stages: 128 x 128 or 128 x 64 (kHalfNarrow)
     model = spec.cols <= 64 ? kHalfNarrow : kSquare;
     other = spec.cols <= 64 ? kSquare : kHalfNarrow;
     if (wideToo && wide) model = kHalfWide, other = kSquare;
+    if (swappedToo && swapped) model = kHalfSwapped, other = kSquare;
   }
   // kSimt's slices by its own grid cost; the larger tiles' as the tensor cores' (waveBlocks;
   // kHalfWide's blocks one an SM).
   auto slices = [&](const Tile& t) {
     if (spec.splits > 0) return spec.splits;
-    if (isHalfWide(t))
+    if (isHalfWide(t) || isHalfSwapped(t))
       return splitsFor(t, spec.rows, spec.cols, spec.red, spec.minSlice, kTargetBlocks / 2, spec.batch);
     if (!isSimtTile(t)) return splitsFor(t, spec.rows, spec.cols, spec.red, spec.minSlice, spec.waveBlocks, spec.batch);
     return cheapestSplits(spec.red, spec.minSlice,
@@ -176,6 +187,7 @@ std::vector<ProductTile> productCandidates(const ImplicitGemm& spec, bool wide) 
     add(model, slices(model) / 2);
   }
   if (wideToo && !wide) add(kHalfWide, slices(kHalfWide));
+  if (swappedToo && !swapped) add(kHalfSwapped, slices(kHalfSwapped));
   return out;
 }
 
@@ -662,6 +674,9 @@ MultiplyPath wgmma16Path(const Tile& tile, TensorCoreMath math) {
 // loop (half64Rows), then B's BN packed rows.
 std::string half64Copies(const ImplicitGemm& spec, const Tile& tile) {
   std::string s;
+  // kHalfSwapped: B's rows first (the warpgroups' m64 operand), then A's.
+  const bool swapped = isHalfSwapped(tile);
+  const int aAt = swapped ? tile.bn * 128 : 0, bAt = swapped ? 0 : tile.bm * 128;
   for (int p = 0; p < tile.bm / 32; ++p) {
     std::string state;
     for (const auto& [type, name] : spec.aRowState)
@@ -675,10 +690,11 @@ std::string half64Copies(const ImplicitGemm& spec, const Tile& tile) {
         "        if (arows & {3}u) {{\n"
         "{4}"
         "        }}\n"
-        "        shoal_cp_async_f32x4_{5}(stage + ar * 128 + ((ch ^ (ar & 7)) << 4), (const float*)(src + ch * 8), "
+        "        shoal_cp_async_f32x4_{5}(stage{6} + ar * 128 + ((ch ^ (ar & 7)) << 4), (const float*)(src + ch * 8), "
         "ok);\n"
         "      }}\n",
-        p * 32, state, spec.aBase, 1u << p, spec.aLoad, spec.aCached ? "cached" : "aligned");
+        p * 32, state, spec.aBase, 1u << p, spec.aLoad, spec.aCached ? "cached" : "aligned",
+        aAt ? " + " + std::to_string(aAt) : std::string());
   }
   for (int p = 0; p < tile.bn / 32; ++p)
     s += fmt::format(
@@ -690,7 +706,7 @@ std::string half64Copies(const ImplicitGemm& spec, const Tile& tile) {
         "        shoal_cp_async_f32x4_aligned(stage + {1} + br * 128 + ((ch ^ (br & 7)) << 4), (const float*)(src + ch "
         "* 8), ok);\n"
         "      }}\n",
-        p * 32, tile.bm * 128);
+        p * 32, bAt);
   return s;
 }
 
@@ -756,8 +772,22 @@ std::string halfMNCopies(const ImplicitGemm& spec, const Tile& tile) {
 // read through 128-byte-swizzled descriptors: K-major (aHalf64; the 16-step products 32 bytes
 // apart in the rows) or MN-major (halfMN, `mn`: wgmma's transposed form, shoal_wgmma_desc_mn128;
 // a warpgroup's A is its 64-row atom, B's atoms 8 KB apart; 16 steps 2048 bytes on).
-MultiplyPath halfPath(const Tile& tile, TensorCoreMath math, bool mn) {
+MultiplyPath halfPath(const Tile& logical, TensorCoreMath math, bool mn) {
+  // kHalfSwapped multiplies as kHalfWide (B's 128 rows the m64 operands, A's 256 the n256), its
+  // fragments' rows being columns of the product and their columns rows.
+  const bool swapped = isHalfSwapped(logical);
+  const Tile tile = swapped ? kHalfWide : logical;
   MultiplyPath p = wgmmaPath(tile);
+  if (swapped)
+    p.epilogueLoop =
+        "#pragma unroll\n"
+        "  for (int j = 0; j < 32; ++j)\n"
+        "#pragma unroll\n"
+        "      for (int q = 0; q < 4; ++q) {\n"
+        "        const int o = o0 + wg * 64 + w4 * 16 + g + (q >= 2 ? 8 : 0);\n"
+        "        const ${I} m = m0 + j * 8 + 2 * t + (q & 1);\n"
+        "        if (m >= ${M} || o >= ${N}) continue;\n"
+        "        const float s = acc[0][4 * j + q];\n";
   auto desc = [&](const std::string& at) {
     return mn ? "shoal_wgmma_desc_mn128(st + " + at + " + ks * 2048, 8192)" : "shoal_wgmma_desc_sw128(st + " + at + " + ks * 32)";
   };
@@ -784,7 +814,7 @@ Expected<void> emitImplicitGemm(NodeEmitter& em, const ImplicitGemm& spec) {
   CudaProduct product;
   product.kernel = em.kernelName(spec.name + "tc");
   product.node = &em.node();
-  product.candidates = productCandidates(spec, em.options().halfWideTile);
+  product.candidates = productCandidates(spec, em.options().halfWideTile, em.options().halfSwappedTile);
   if (product.candidates.empty()) return em.unsupported("an implicit GEMM too large for one grid");
   product.chosen = product.candidates[0];
   const int variant = em.options().tuningVariant;
@@ -807,7 +837,7 @@ Expected<void> emitImplicitGemm(NodeEmitter& em, const ImplicitGemm& spec) {
   // A and B both 16-bit, 64 steps a stage (ImplicitGemm::aHalf64).
   const bool half64 = spec.aHalf64;
   if (half64 && (!em.options().wgmma || !sixteenBit || spec.bPacked.empty() || spec.red % 64 != 0 ||
-                 !spec.aColumn.empty() || tile.bm != 128))
+                 !spec.aColumn.empty() || (tile.bm != 128 && !isHalfSwapped(tile))))
     return em.unsupported("aHalf64 needs wgmma, a 16-bit math, B packed, whole 64-steps and 128-row tiles");
   // Both operands 16-bit and MN-major (ImplicitGemm::halfMN).
   const bool halfMN = spec.halfMN;
@@ -846,7 +876,7 @@ Expected<void> emitImplicitGemm(NodeEmitter& em, const ImplicitGemm& spec) {
   // waited for before the barrier (128 x 128: 128 KB, one block an SM).
   // kHalfWide: four stages of 48 KB, always overlapped (one block an SM: no other block's
   // products to fill the barrier's gap).
-  const bool wideTile = isHalfWide(tile);
+  const bool wideTile = isHalfWide(tile) || isHalfSwapped(tile);
   const bool overlap = half && (em.options().halfStageOverlap || wideTile);
   const int stages = overlap ? 4 : half ? (tile.bn == 128 ? 3 : 4) : kStages;
   const int ahead = overlap ? stages - 2 : stages - 1;  // stages in flight while one is multiplied
@@ -927,7 +957,7 @@ Expected<void> emitImplicitGemm(NodeEmitter& em, const ImplicitGemm& spec) {
                      {"FRAGMENT_ADDRESSES", path.fragmentAddresses},
                      {"ACC", path.accumulators},
                      {"STAGE_READY", overlap ? "    shoal_fence_proxy_async();\n    shoal_wgmma_wait<1>();\n" +
-                                                   holdAccumulators(tile, "    ")
+                                                   holdAccumulators(isHalfSwapped(tile) ? kHalfWide : tile, "    ")
                                              : path.stageReady},
                      {"MMA_STEPS", path.steps},
                      {"DRAIN", path.drain},

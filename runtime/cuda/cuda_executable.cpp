@@ -231,6 +231,7 @@ CudaExecutableOptions CudaExecutableOptions::fromEnvironment() {
   o.conv16ChannelsLast = envFlagDefaultOn("SHOAL_CUDA_CL16");
   o.halfStageOverlap = envFlag("SHOAL_CUDA_CL16_OVERLAP");
   o.halfWideTile = envFlag("SHOAL_CUDA_CL16_WIDE");
+  o.halfSwappedTile = envFlag("SHOAL_CUDA_CL16_SWAP");
   o.halfTapReuse = envFlag("SHOAL_CUDA_CL16_L1");
   o.shareConvertedCopies = envFlagDefaultOn("SHOAL_CUDA_CL16_SHARE");
   o.weightGradientColumns = envFlagDefaultOn("SHOAL_CUDA_WGRAD_COLUMNS");
@@ -293,6 +294,7 @@ CudaCodegenOptions CudaExecutableOptions::codegenOptions(const std::string& arch
   c.conv16ChannelsLast = conv16ChannelsLast;
   c.halfStageOverlap = halfStageOverlap;
   c.halfWideTile = halfWideTile;
+  c.halfSwappedTile = halfSwappedTile;
   c.halfTapReuse = halfTapReuse;
   c.shareConvertedCopies = shareConvertedCopies;
   c.weightGradientColumns = weightGradientColumns;

@@ -87,6 +87,9 @@ struct CudaExecutableOptions {
   /// Their products of more than 128 columns in 128 x 256 blocks (CudaCodegenOptions::
   /// halfWideTile). Default: off, unless SHOAL_CUDA_CL16_WIDE=1.
   bool halfWideTile = false;
+  /// Their products of 65-128 columns as 256 x 128 multiplied the other way round
+  /// (CudaCodegenOptions::halfSwappedTile). Default: off, unless SHOAL_CUDA_CL16_SWAP=1.
+  bool halfSwappedTile = false;
   /// Their reduction channel-block-major with A's copies through L1 (CudaCodegenOptions::
   /// halfTapReuse). Default: off, unless SHOAL_CUDA_CL16_L1=1.
   bool halfTapReuse = false;
@@ -131,9 +134,9 @@ struct CudaExecutableOptions {
   int64_t profileLaunches = 12;
   /// Fills graphs, syncEach, hostOutputs, inputsInPlace, horizontalUpdates, smallGemms, gemmEpilogues,
   /// programmaticLaunch, groupKernels, shareKernels, unitBytes, prepareParameters, wgmma, wgmmaTf32Gathered16,
-  /// conv16ChannelsLast, halfStageOverlap, halfWideTile, halfTapReuse, shareConvertedCopies, weightGradientColumns,
-  /// convPairedTaps, convChannelsLastMinInput, fp32ConvGemmMinMacs, the fp32Winograd options, autotune, profileLaunches
-  /// and tensorCores from the environment.
+  /// conv16ChannelsLast, halfStageOverlap, halfWideTile, halfSwappedTile, halfTapReuse, shareConvertedCopies,
+  /// weightGradientColumns, convPairedTaps, convChannelsLastMinInput, fp32ConvGemmMinMacs, the fp32Winograd options,
+  /// autotune, profileLaunches and tensorCores from the environment.
   static CudaExecutableOptions fromEnvironment();
   /// The codegen options these make for a device of architecture `arch` ("sm_90"; "" for
   /// none in particular): updates fused, tensor cores, small products generated where cuBLAS

@@ -46,7 +46,7 @@ struct Format {
   bool wgmma = false, channelsLast = false;
   int variant = -1;  // CudaCodegenOptions::tuningVariant: each product's candidate tile
   // CudaCodegenOptions::conv16ChannelsLast, halfStageOverlap, halfWideTile and halfTapReuse
-  bool cl16 = false, overlap = false, wide = false, tapReuse = false;
+  bool cl16 = false, overlap = false, wide = false, tapReuse = false, swapped = false;
   Format(TensorCoreMath m, bool w = false, bool cl = false, int v = -1)  // NOLINT: implicit
       : math(m), wgmma(w), channelsLast(cl), variant(v) {}
   Format sixteenBitChannelsLast(bool overlapped = false, bool reuse = false) const {
@@ -61,6 +61,12 @@ struct Format {
     f.wide = true;
     return f;
   }
+  Format swappedTiles() const {
+    Format f = sixteenBitChannelsLast(overlap, tapReuse);
+    f.wide = wide;
+    f.swapped = true;
+    return f;
+  }
   bool truncates() const { return wgmma && math == TensorCoreMath::Tf32; }
   double packed(double v) const;
   double gathered(double v) const;
@@ -72,7 +78,7 @@ struct Format {
            (wgmma ? " (wgmma)" : "") + (variant >= 0 ? " (tile candidate " + std::to_string(variant) + ")" : "") +
            (channelsLast ? " (channels last)" : "") + (cl16 ? " (16-bit channels last)" : "") +
            (overlap ? " (overlapped)" : "") + (wide ? " (128 x 256)" : "") +
-           (tapReuse ? " (channel blocks outer)" : "");
+           (tapReuse ? " (channel blocks outer)" : "") + (swapped ? " (256 x 128 swapped)" : "");
   }
 };
 
@@ -90,6 +96,7 @@ Expected<Tensor> onEmulator(const Graph& g, const TensorMap& params, const Tenso
   tc.halfStageOverlap = f.overlap;
   tc.halfWideTile = f.wide;
   tc.halfTapReuse = f.tapReuse;
+  tc.halfSwappedTile = f.swapped;
   tc.fp32ConvGemmMinMacs = 0;  // Off: every convolution the exact fp32 GEMM, however small
   tc.fp32ConvGemmMinWidth = 0;
   tc.fp32Winograd = 0;  // the direct sums (Winograd's: conv_winograd_test.cpp)
@@ -114,6 +121,7 @@ Expected<Tensor> runOnGpu(const Graph& g, const TensorMap& params, const TensorM
   o.halfStageOverlap = f.overlap;
   o.halfWideTile = f.wide;
   o.halfTapReuse = f.tapReuse;
+  o.halfSwappedTile = f.swapped;
   o.fp32ConvGemmMinMacs = 0;
   o.fp32ConvGemmMinWidth = 0;
   o.fp32Winograd = 0;
@@ -265,6 +273,7 @@ CudaModuleSource moduleFor(const Graph& g, const Format& f) {
   tc.halfStageOverlap = f.overlap;
   tc.halfWideTile = f.wide;
   tc.halfTapReuse = f.tapReuse;
+  tc.halfSwappedTile = f.swapped;
   tc.fp32ConvGemmMinMacs = 0;
   tc.fp32ConvGemmMinWidth = 0;
   tc.fp32Winograd = 0;
@@ -792,6 +801,47 @@ void checkWideTiles(const Runner& run, TensorCoreMath math) {
   EXPECT_EQ(last.bn, 256);
   Format tuned = Format(math, true, false, int(candidates[0].candidates.size()) - 1).sixteenBitChannelsLast();
   checkForward(kWideForward[0], true, true, 368, run, tuned);
+}
+
+// The 256 x 128 tile multiplied the other way round (CudaCodegenOptions::halfSwappedTile: the
+// warpgroups' m64 rows are 64 filters each, n256 the tile's pixels; the stage's B rows first):
+// forwards of 128 filters over 162 and 392 pixels (one partial, then two row tiles), 96 filters
+// at stride 2 (a partial column tile), data gradients into 128 and 96 channels (four phases of
+// a stride 2), as the model's choice, with the channel blocks outer, and without the option as
+// the last candidate. An epilogue that read its fragments the unswapped way round, or a stage
+// whose regions were not swapped, would store other sums.
+const std::vector<Geometry> kSwappedForward = {
+    {2, 128, 9, 9, 128, 3, 3, {1, 1}, {1, 1, 1, 1}, {1, 1}},
+    {2, 64, 14, 14, 128, 3, 3, {1, 1}, {1, 1, 1, 1}, {1, 1}},
+    {3, 64, 12, 12, 96, 3, 3, {2, 2}, {1, 1, 1, 1}, {1, 1}},
+};
+const std::vector<Geometry> kSwappedData = {
+    {1, 128, 9, 9, 64, 3, 3, {1, 1}, {1, 1, 1, 1}, {1, 1}},
+    {2, 96, 8, 8, 128, 3, 3, {2, 2}, {1, 1, 1, 1}, {1, 1}},
+};
+void checkSwappedTiles(const Runner& run, TensorCoreMath math) {
+  const Format swapped = Format(math, /*wgmma=*/true).swappedTiles();
+  for (size_t i = 0; i < kSwappedForward.size(); ++i) {
+    const CudaModuleSource module = moduleFor(*forwardGraph(kSwappedForward[i]), swapped);
+    EXPECT_NE(module.source.find("shoal_wgmma_ss16_n256(acc"), std::string::npos) << describe(kSwappedForward[i]);
+    checkForward(kSwappedForward[i], i != 1, true, 380 + i, run, swapped);
+  }
+  for (size_t i = 0; i < kSwappedData.size(); ++i) checkBackwardData(kSwappedData[i], false, 384 + i, run, swapped);
+  checkForward(kSwappedForward[0], true, false, 386, run,
+               Format(math, true).sixteenBitChannelsLast(false, /*reuse=*/true).swappedTiles());
+  const Format plain = Format(math, true).sixteenBitChannelsLast();
+  const auto products = moduleFor(*forwardGraph(kSwappedForward[0]), plain).products;
+  ASSERT_FALSE(products.empty());
+  EXPECT_EQ(products[0].candidates.back().bm, 256);
+  EXPECT_EQ(products[0].candidates.back().bn, 128);
+  checkForward(kSwappedForward[0], true, true, 387, run,
+               Format(math, true, false, int(products[0].candidates.size()) - 1).sixteenBitChannelsLast());
+}
+
+TEST(ConvTensorCore, SixteenBitSwappedTilesMatchFloat64WithinTheFormatsBounds) {
+  if (!test::haveHostCompiler()) GTEST_SKIP() << "no host C++ compiler to build the emulated module";
+  checkSwappedTiles(onEmulator, TensorCoreMath::Bf16);
+  checkForward(kSwappedForward[2], true, true, 388, onEmulator, Format(TensorCoreMath::Fp16, true).swappedTiles());
 }
 
 TEST(ConvTensorCore, SixteenBitWideTilesMatchFloat64WithinTheFormatsBounds) {
@@ -1385,6 +1435,7 @@ TEST(ConvTensorCoreGpu, SixteenBitWideTilesMatchFloat64WithinTheFormatsBounds) {
   const Format reuse = Format(TensorCoreMath::Bf16, true).sixteenBitChannelsLast(false, true).wideTiles();
   checkForward(kWideForward[1], true, true, 370, onGpu, reuse);
   checkBackwardData(kWideData, false, 371, onGpu, reuse);
+  checkSwappedTiles(onGpu, TensorCoreMath::Bf16);
 }
 
 TEST(ConvTensorCoreGpu, SixteenBitChannelsLastFloat16AndOverlappedStagesMatchFloat64) {

@@ -1,22 +1,26 @@
-# Call X (issue 12): the 16-bit channels-last products of more than 128 columns in 128 x 256
-# blocks (SHOAL_CUDA_CL16_WIDE) and the reduction channel-block-major with A through L1
-# (SHOAL_CUDA_CL16_L1), the four combinations alternated twice on ResNet-18 bf16 beside
-# torch.compile bf16 in the same call; the GPU tests against float64 and compute-sanitizer;
-# profiles at batch 256 and in training; Nsight Compute on layer 3's 3 x 3 forward in each
-# combination and on layer 4's in two (the tensor pipe, L1 / L2 / shared memory, the stalls).
+# Call X (issue 12): three options of the 16-bit channels-last products, side by side on
+# ResNet-18 bf16 beside torch.compile bf16 in the same call: 128 x 256 blocks for more than 128
+# columns (SHOAL_CUDA_CL16_WIDE), 256 x 128 multiplied the other way round for 65-128
+# (SHOAL_CUDA_CL16_SWAP), the reduction channel-block-major with A through L1 (SHOAL_CUDA_CL16_L1).
+# Configurations: base, W, WS, WSL, L -- alternated twice. The GPU tests against float64 and
+# compute-sanitizer; profiles at batch 256 and in training; Nsight Compute on layer 2's, 3's
+# and 4's 3 x 3 forwards (the tensor pipe, L1 / L2 / shared memory, the warps' stalls).
 source tmp-dev/common.sh
 el start
 TARGETS="shoal_tests resnet_bench shoal_cli" timeout 240 bash -c "$(declare -f build_new); R=$R; sys=$sys; build_new"; el "build rc=$?"
 timeout 60 python3 bench/resnet_torch.py --onnx build-dev/resnet18.onnx --out $R/export.json --export-only > $R/export.log 2>&1; el "export rc=$?"
 timeout 200 build-dev/tests/shoal_tests --gtest_filter='ConvTensorCoreGpu.SixteenBit*' > $R/gpu_test.txt 2>&1; el "gpu test rc=$?"; grep -E "^\[  (PASSED|FAILED)|Failure|OK \]" $R/gpu_test.txt | head -8
-rb(){ w=$1; l=$2; tag=$3; SHOAL_CUDA_CL16_WIDE=$w SHOAL_CUDA_CL16_L1=$l timeout 90 build-dev/resnet_bench --onnx build-dev/resnet18.onnx --precision bf16 --runs 20 --steps 10 --json $R/shoal_bf16_w${w}_l${l}_$tag.json > $R/shoal_bf16_w${w}_l${l}_$tag.log 2>&1; el "resnet bf16 wide=$w l1=$l $tag rc=$?"; }
-for t in a b; do rb 0 0 $t; rb 1 0 $t; rb 0 1 $t; rb 1 1 $t; done
+cfg(){ case $1 in base) echo "0 0 0";; W) echo "1 0 0";; WS) echo "1 1 0";; WSL) echo "1 1 1";; L) echo "0 0 1";; esac; }
+envs(){ set -- $(cfg $1); echo "SHOAL_CUDA_CL16_WIDE=$1 SHOAL_CUDA_CL16_SWAP=$2 SHOAL_CUDA_CL16_L1=$3"; }
+rb(){ c=$1; tag=$2; env $(envs $c) timeout 90 build-dev/resnet_bench --onnx build-dev/resnet18.onnx --precision bf16 --runs 20 --steps 10 --json $R/shoal_bf16_${c}_$tag.json > $R/shoal_bf16_${c}_$tag.log 2>&1; el "resnet bf16 $c $tag rc=$?"; }
+for t in a b; do for c in base W WS WSL L; do rb $c $t; done; done
 timeout 120 python3 bench/resnet_torch.py --onnx build-dev/resnet18.onnx --out $R/torch.json --modes default --precisions bf16 --runs 20 --steps 10 > $R/torch.log 2>&1; el "torch rc=$?"
-for c in "0 0" "1 1" "1 0" "0 1"; do set -- $c; SHOAL_CUDA_CL16_WIDE=$1 SHOAL_CUDA_CL16_L1=$2 SHOAL_PROFILE_LAUNCHES=60 timeout 60 build-dev/resnet_bench --onnx build-dev/resnet18.onnx --precision bf16 --runs 5 --steps 3 --batches 256 --profile > $R/prof_w$1_l$2.log 2>&1; el "profile wide=$1 l1=$2 rc=$?"; done
+for c in base WSL WS L; do env $(envs $c) SHOAL_PROFILE_LAUNCHES=80 timeout 60 build-dev/resnet_bench --onnx build-dev/resnet18.onnx --precision bf16 --runs 5 --steps 3 --batches 256 --profile > $R/prof_$c.log 2>&1; el "profile $c rc=$?"; done
 if command -v ncu > /dev/null; then
-  nc(){ w=$1; l=$2; k=$3; SHOAL_CUDA_CL16_WIDE=$w SHOAL_CUDA_CL16_L1=$l timeout 120 ncu --section SpeedOfLight --section ComputeWorkloadAnalysis --section MemoryWorkloadAnalysis --section MemoryWorkloadAnalysis_Tables --section WarpStateStats --section Occupancy --section LaunchStats --section SchedulerStats --kernel-name "regex:$k\$" --launch-count 1 build-dev/resnet_bench --onnx build-dev/resnet18.onnx --precision bf16 --batches 256 --runs 1 --train-batch 0 > $R/ncu_w${w}_l${l}_${k%%_relu*}.txt 2>&1; el "ncu wide=$w l1=$l $k rc=$?"; }
-  for c in "0 0" "1 0" "0 1" "1 1"; do nc $c layer3_layer3_1_relu_Relu_output_0_tc; done
-  nc 0 0 layer4_layer4_1_relu_Relu_output_0_tc; nc 1 1 layer4_layer4_1_relu_Relu_output_0_tc
+  nc(){ c=$1; k=$2; env $(envs $c) timeout 120 ncu --section SpeedOfLight --section ComputeWorkloadAnalysis --section MemoryWorkloadAnalysis --section MemoryWorkloadAnalysis_Tables --section WarpStateStats --section Occupancy --section LaunchStats --section SchedulerStats --kernel-name "regex:$k\$" --launch-count 1 build-dev/resnet_bench --onnx build-dev/resnet18.onnx --precision bf16 --batches 256 --runs 1 --train-batch 0 > $R/ncu_${c}_${k%%_relu*}.txt 2>&1; el "ncu $c $k rc=$?"; }
+  for c in base W WSL L; do nc $c layer3_layer3_1_relu_Relu_output_0_tc; done
+  for c in base WS WSL; do nc $c layer2_layer2_1_relu_Relu_output_0_tc; done
+  for c in base WSL; do nc $c layer4_layer4_1_relu_Relu_output_0_tc; done
 fi
 timeout 150 compute-sanitizer --tool memcheck --error-exitcode 7 build-dev/tests/shoal_tests --gtest_filter='ConvTensorCoreGpu.SixteenBitWide*' > $R/memcheck.txt 2>&1; el "memcheck rc=$?"; tail -1 $R/memcheck.txt
 python3 - $R <<'PY'
@@ -32,6 +36,6 @@ try:
         print("torch", r["precision"], r["mode"], {k: round(v, 3) for k, v in r.items() if k.endswith("device_ms") or k == "train_step_ms"})
 except Exception as e: print("torch", e)
 PY
-for f in $R/prof_*.log; do echo "== $f"; grep -E "TFLOP/s" $f | grep -E "layer[34]" | head -12; done
-for f in $R/ncu_*.txt; do echo "== $f"; grep -E "Duration|Compute \(SM\) Throughput|Memory Throughput|L1/TEX Hit|L2 Hit|Shared Memory|Achieved Occupancy|Issued Warp|No Eligible" $f | head -14; done
+for f in $R/prof_*.log; do echo "== $f"; grep -E "TFLOP/s" $f | grep -E "layer[234]" | grep -v "m//" | awk '{print $1, $3, $NF, $(NF-1)}' | head -14; done
+for f in $R/ncu_*.txt; do echo "== $f"; grep -E "Duration|Compute \(SM\) Throughput|Memory Throughput|L1/TEX Hit|L2 Hit|Achieved Occupancy|Issued Warp|No Eligible" $f | head -10; done
 finish
