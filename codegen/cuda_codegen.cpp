@@ -855,6 +855,12 @@ Expected<CudaModuleSource> generateCudaSource(const Program& program, const Cuda
       refused.insert(n);
       continue;
     }
+    // halfCopyInProducer: again, with the values readers converted offered to their producers.
+    if (options.halfCopyInProducer && options.shareConvertedCopies && options.copiedValues.empty() &&
+        !m->converted.empty()) {
+      for (const auto& block : m->converted) options.copiedValues.push_back(block.value);
+      continue;
+    }
     return m;
   }
 }

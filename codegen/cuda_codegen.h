@@ -373,6 +373,19 @@ struct CudaCodegenOptions {
   /// 350-450 TFLOP/s). The weights' packing follows the order. An experiment for a device to
   /// decide; default off.
   bool halfTapReuse = false;
+  /// A tensor-core forward convolution whose output a later node reads as a 16-bit
+  /// channels-last copy (conv16ChannelsLast, shareConvertedCopies) writes that copy itself:
+  /// its epilogue stores each sum twice, as fp32 into the planned output and in the format into
+  /// the copy (m · filters + o: the pixel's filters contiguous), and a residual program run as
+  /// a second kernel over the output becomes a tile kernel that runs the program and writes
+  /// the copy through a shared-memory transpose -- so the reader's conversion kernel (a read
+  /// of the fp32 output and a write of the copy) is gone. generateCudaSource generates twice:
+  /// the first pass finds the values readers convert (copiedValues), the second lets their
+  /// producers claim them. An experiment for a device to decide; default off.
+  bool halfCopyInProducer = false;
+  /// Internal to generateCudaSource's second pass (halfCopyInProducer): the values some reader
+  /// converted in the first.
+  std::vector<const Value*> copiedValues;
   /// conv16ChannelsLast's copies of a planned value shared by every node that reads it so
   /// (CudaModuleSource::converted): converted by the first, kept until the last. Off: each node
   /// converts its own (a block of its own) -- the same bytes, more conversions, less memory held

@@ -2,6 +2,7 @@
 // literals, index types, and the NodeEmitter that appends kernels and launch steps).
 #pragma once
 
+#include <algorithm>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -124,6 +125,12 @@ class NodeEmitter {
   /// (CudaModuleSource::converted), kept from this node on to the last that asks for it.
   /// `fresh`: whether this node is the first to ask -- the one that must write it.
   CudaArg converted(const Value* v, int64_t bytes, bool& fresh);
+  /// Whether a reader converts `v` into a 16-bit channels-last copy that its producer may
+  /// write instead (CudaCodegenOptions::halfCopyInProducer, copiedValues).
+  bool copyWanted(const Value* v) const {
+    const auto& c = options_->copiedValues;
+    return options_->halfCopyInProducer && std::find(c.begin(), c.end(), v) != c.end();
+  }
   /// Marks the step added last as a `prepare` step (CudaStep::prepare).
   void markPrepare();
   /// Whether `v` holds its value when the `prepare` steps run: a param, state, or a value they

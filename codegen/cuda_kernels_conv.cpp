@@ -227,6 +227,52 @@ SixteenBitCopy sixteenBitChannelsLastCopy(NodeEmitter& em, const CudaArg& input,
   return copy;
 }
 
+// A forward's residual program over its stored sums y [n, c, hw] (`code`: statements for
+// element i, reading y[i] and the program's operands and writing y[i]; `args` its operands then
+// y) that also writes y's 16-bit channels-last copy into `copy` (CudaCodegenOptions::
+// halfCopyInProducer): sixteenBitChannelsLastCopy's tiles of 32 pixels x 64 channels, each
+// element's program run where the conversion read it (reads coalesced along the pixels), the
+// results transposed through shared memory into whole rows of channels.
+Expected<void> residualWithSixteenBitCopy(NodeEmitter& em, const std::string& code, std::vector<CudaArg> args,
+                                          const CudaArg& copy, int64_t n, int64_t c, int64_t hw) {
+  const int64_t pixelTiles = (hw + 31) / 32, channelTiles = c / 64;
+  const Vars v = {
+      {"I", em.I()},
+      {"C", intLit(c)},
+      {"HW", intLit(hw)},
+      {"PT", intLit(pixelTiles)},
+      {"CT", intLit(channelTiles)},
+      {"TO16", em.options().tensorCores == TensorCoreMath::Bf16 ? "shoal_f32_to_bf16" : "shoal_f32_to_f16"}};
+  args.push_back(copy);
+  em.kernel("epilogue_cl16", outputExprParams(em) + "float* y, float* __restrict__ out",
+            fill("  __shared__ float tile[64][33];\n"
+                 "  const int tx = (int)threadIdx.x & 31, ty = (int)threadIdx.x >> 5;\n"
+                 "  const int p0 = (int)(blockIdx.x % ${PT}) * 32, c0 = (int)((blockIdx.x / ${PT}) % ${CT}) * 64;\n"
+                 "  const ${I} n = (${I})(blockIdx.x / (${PT} * ${CT}));\n"
+                 "  for (int r = ty; r < 64; r += 8) {\n"
+                 "    const int p = p0 + tx;\n"
+                 "    float value = 0.0f;\n"
+                 "    if (p < ${HW}) {\n"
+                 "      const ${I} i = (n * ${C} + c0 + r) * (${I})${HW} + p;\n",
+                 v) +
+                code +
+                fill("      value = y[i];\n"
+                     "    }\n"
+                     "    tile[r][tx] = value;\n"
+                     "  }\n"
+                     "  __syncthreads();\n"
+                     "  unsigned* xs = reinterpret_cast<unsigned*>(out);\n"
+                     "  for (int r = ty; r < 32; r += 8) {\n"
+                     "    const int p = p0 + r;\n"
+                     "    if (p < ${HW})\n"
+                     "      xs[((n * ${HW} + p) * ${C} + c0) / 2 + tx] =\n"
+                     "          (unsigned)${TO16}(tile[2 * tx][r]) | ((unsigned)${TO16}(tile[2 * tx + 1][r]) << 16);\n"
+                     "  }\n",
+                     v),
+            args, unsigned(n * pixelTiles * channelTiles));
+  return {};
+}
+
 // The product reads `copy` as `name`: a view of scratch, or a parameter of its own pointing at
 // the converted block (after the caller's parameters, which must be set by now).
 void readSixteenBitCopy(ImplicitGemm& spec, const std::string& name, const SixteenBitCopy& copy) {
@@ -274,6 +320,22 @@ Expected<void> convForwardTensorCore(NodeEmitter& em, const ConvGeom& g, const s
     std::string act = activationCode(activation, "float", "sb", "act", "        ");
     if (act.empty()) return em.unsupported("unknown activation '" + activation + "'");
     store = "        float act;\n" + act + "        y[at] = act;\n";
+  }
+  // The output's 16-bit channels-last copy, where a reader converts it and this convolution may
+  // write it (CudaCodegenOptions::halfCopyInProducer): the epilogue stores each final value
+  // into it too (`ycl`, at pixel m's filter o), or the residual program's second kernel does.
+  const Value* outValue = em.node().result(0);
+  CudaArg outCopy;
+  bool ownCopy = false;
+  if (!intoScratch && sixteenBitChannelsLast(em, g.o) && em.copyWanted(outValue)) {
+    outCopy = em.converted(outValue, g.n * g.oh * g.ow * g.o * 2, ownCopy);
+  }
+  const bool copyInStore = ownCopy && (!hasOutputExpr(n) || epilogueInStore);
+  if (copyInStore) {
+    const std::string to16 =
+        em.options().tensorCores == TensorCoreMath::Bf16 ? "shoal_f32_to_bf16" : "shoal_f32_to_f16";
+    const std::string value = epilogueInStore ? "y[at]" : !activation.empty() ? "act" : "sb";
+    store += fill("        ((unsigned short*)ycl)[m * ${O} + o] = " + to16 + "(" + value + ");\n", v);
   }
   ImplicitGemm spec;
   spec.rows = g.n * g.oh * g.ow;
@@ -484,12 +546,13 @@ Expected<void> convForwardTensorCore(NodeEmitter& em, const ConvGeom& g, const s
                   store;
   spec.params = std::string("const float* __restrict__ x, const float* __restrict__ w, ") +
                 (bias ? "const float* __restrict__ bias, " : "") + (epilogueInStore ? outputExprParams(em) : "") +
-                "float* __restrict__ y";
+                "float* __restrict__ y" + (copyInStore ? ", float* __restrict__ ycl" : "");
   spec.args = {input.value_or(em.in(0)), em.in(1)};
   spec.bSource = em.in(1);
   if (bias) spec.args.push_back(em.in(2));
   if (epilogueInStore) addOutputExprArgs(em, spec.args);
   spec.args.push_back(intoScratch ? NodeEmitter::scratch() : em.out());
+  if (copyInStore) spec.args.push_back(outCopy);
   if (half) readSixteenBitCopy(spec, "xs", xCopy);
   if (intoScratch) em.needScratch(g.n * g.o * g.oh * g.ow * int64_t(sizeof(float)));
   spec.math = em.options().tensorCores;
@@ -501,6 +564,7 @@ Expected<void> convForwardTensorCore(NodeEmitter& em, const ConvGeom& g, const s
   std::vector<CudaArg> args;
   addOutputExprArgs(em, args);
   args.push_back(em.out());
+  if (ownCopy) return residualWithSixteenBitCopy(em, *code, args, outCopy, g.n, g.o, g.oh * g.ow);
   em.elementwise("epilogue", outputExprParams(em) + "float* y", *code, args, g.n * g.o * g.oh * g.ow);
   return {};
 }

@@ -233,6 +233,7 @@ CudaExecutableOptions CudaExecutableOptions::fromEnvironment() {
   o.halfWideTile = envFlag("SHOAL_CUDA_CL16_WIDE");
   o.halfSwappedTile = envFlag("SHOAL_CUDA_CL16_SWAP");
   o.halfTapReuse = envFlag("SHOAL_CUDA_CL16_L1");
+  o.halfCopyInProducer = envFlag("SHOAL_CUDA_CL16_PRODUCER");
   o.shareConvertedCopies = envFlagDefaultOn("SHOAL_CUDA_CL16_SHARE");
   o.weightGradientColumns = envFlagDefaultOn("SHOAL_CUDA_WGRAD_COLUMNS");
   o.convPairedTaps = envFlagDefaultOn("SHOAL_CUDA_PAIRED_TAPS");
@@ -296,6 +297,7 @@ CudaCodegenOptions CudaExecutableOptions::codegenOptions(const std::string& arch
   c.halfWideTile = halfWideTile;
   c.halfSwappedTile = halfSwappedTile;
   c.halfTapReuse = halfTapReuse;
+  c.halfCopyInProducer = halfCopyInProducer;
   c.shareConvertedCopies = shareConvertedCopies;
   c.weightGradientColumns = weightGradientColumns;
   c.convPairedTaps = convPairedTaps;

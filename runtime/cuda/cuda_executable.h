@@ -93,6 +93,9 @@ struct CudaExecutableOptions {
   /// Their reduction channel-block-major with A's copies through L1 (CudaCodegenOptions::
   /// halfTapReuse). Default: off, unless SHOAL_CUDA_CL16_L1=1.
   bool halfTapReuse = false;
+  /// Tensor-core forwards write their outputs' 16-bit channels-last copies themselves
+  /// (CudaCodegenOptions::halfCopyInProducer). Default: off, unless SHOAL_CUDA_CL16_PRODUCER=1.
+  bool halfCopyInProducer = false;
   /// Their converted copies shared between the nodes reading one value (CudaCodegenOptions::
   /// shareConvertedCopies). Default: on, unless SHOAL_CUDA_CL16_SHARE=0.
   bool shareConvertedCopies = true;
@@ -134,9 +137,9 @@ struct CudaExecutableOptions {
   int64_t profileLaunches = 12;
   /// Fills graphs, syncEach, hostOutputs, inputsInPlace, horizontalUpdates, smallGemms, gemmEpilogues,
   /// programmaticLaunch, groupKernels, shareKernels, unitBytes, prepareParameters, wgmma, wgmmaTf32Gathered16,
-  /// conv16ChannelsLast, halfStageOverlap, halfWideTile, halfSwappedTile, halfTapReuse, shareConvertedCopies,
-  /// weightGradientColumns, convPairedTaps, convChannelsLastMinInput, fp32ConvGemmMinMacs, the fp32Winograd options,
-  /// autotune, profileLaunches and tensorCores from the environment.
+  /// conv16ChannelsLast, halfStageOverlap, halfWideTile, halfSwappedTile, halfTapReuse, halfCopyInProducer,
+  /// shareConvertedCopies, weightGradientColumns, convPairedTaps, convChannelsLastMinInput, fp32ConvGemmMinMacs, the
+  /// fp32Winograd options, autotune, profileLaunches and tensorCores from the environment.
   static CudaExecutableOptions fromEnvironment();
   /// The codegen options these make for a device of architecture `arch` ("sm_90"; "" for
   /// none in particular): updates fused, tensor cores, small products generated where cuBLAS

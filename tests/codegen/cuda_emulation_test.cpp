@@ -891,5 +891,75 @@ TEST(CudaEmulation, SixteenBitCopiesAreConvertedOnceForAllTheirReaders) {
   }
 }
 
+// A tensor-core forward whose output a later 16-bit channels-last convolution reads writes the
+// copy itself (CudaCodegenOptions::halfCopyInProducer): a relu'd convolution's epilogue stores
+// it beside y, a residual block's program (add, relu: fuse-conv-epilogue) in its epilogue too --
+// or, with the program in a second kernel (convEpilogueInStoreOutputs 0), that kernel
+// transposes it through shared memory. Two conversions fewer, in a training step and in
+// inference, every output and parameter bit for bit the same as with the readers' conversions
+// over two steps, and within bfloat16's reach of the interpreter.
+TEST(CudaEmulation, SixteenBitCopiesWrittenByTheirProducersMatchTheReadersConversions) {
+  if (!test::haveHostCompiler()) GTEST_SKIP() << "no host C++ compiler to build the emulated module";
+  DiagnosticEngine diags;
+  const std::string text = test::producerCopiesPipeline(/*batch=*/2);
+  auto pipeline = loadPipelineText(text, "producer_copies.mmd", diags);
+  ASSERT_TRUE(pipeline.has_value()) << diags.render();
+  for (const bool train : {true, false}) {
+    SCOPED_TRACE(train ? "training step" : "inference");
+    CompileOptions opts;
+    if (train) opts.train = &*pipeline->train;
+    auto r = makeRunners(*pipeline->model, opts);
+    ASSERT_NE(r, nullptr);
+    CudaCodegenOptions readers;
+    readers.tensorCores = TensorCoreMath::Bf16;
+    readers.wgmma = true;
+    readers.conv16ChannelsLast = true;
+    auto conversions = [](const CudaModuleSource& m) {
+      return std::count_if(m.steps.begin(), m.steps.end(), [](const CudaStep& s) {
+        return s.kernel.ends_with("_cl16") && !s.kernel.ends_with("_epilogue_cl16");
+      });
+    };
+    auto base = emulatedWith(*r, readers);
+    ASSERT_TRUE(base);
+    for (int64_t inStore : {int64_t(1) << 18, int64_t(0)}) {
+      SCOPED_TRACE("convEpilogueInStoreOutputs " + std::to_string(inStore));
+      CudaCodegenOptions producers = readers;
+      producers.halfCopyInProducer = true;
+      producers.convEpilogueInStoreOutputs = inStore;
+      CudaCodegenOptions plain = readers;
+      plain.convEpilogueInStoreOutputs = inStore;
+      auto a = emulatedWith(*r, producers);
+      auto b = emulatedWith(*r, plain);
+      ASSERT_TRUE(a && b);
+      const CudaModuleSource& ma = a->module();
+      EXPECT_EQ(conversions(ma) + 2, conversions(b->module()));  // ra's and rs's copies
+      EXPECT_EQ(ma.converted.size(), b->module().converted.size());
+      EXPECT_NE(ma.source.find("((unsigned short*)ycl)[m * 64 + o]"), std::string::npos);
+      const bool secondKernel = inStore == 0;
+      EXPECT_EQ(std::any_of(ma.steps.begin(), ma.steps.end(),
+                            [](const CudaStep& s) { return s.kernel.ends_with("_epilogue_cl16"); }),
+                secondKernel);
+      const Graph& g = *r->program.graph;
+      for (int step = 1; step <= 2; ++step) {
+        SCOPED_TRACE("step " + std::to_string(step));
+        const TensorMap feed = test::randomInputs(g, 60 + step, step);
+        auto want = r->cpu->run(feed);
+        auto got = a->run(feed);
+        auto same = b->run(feed);
+        ASSERT_TRUE(want && got && same);
+        for (const auto& [name, t] : *want) {
+          EXPECT_EQ(got->at(name).toDoubles(), same->at(name).toDoubles()) << name;
+          EXPECT_TRUE(closeTo(name, got->at(name), t, 2e-2, 1e-3));
+        }
+        const TensorMap pa = a->readPersistent(), pb = b->readPersistent(), pc = r->cpu->readPersistent();
+        for (const auto& [name, t] : pc) {
+          EXPECT_EQ(pa.at(name).toDoubles(), pb.at(name).toDoubles()) << name;
+          EXPECT_TRUE(closeTo(name, pa.at(name), t, 2e-2, 1e-3));
+        }
+      }
+    }
+  }
+}
+
 }  // namespace
 }  // namespace shoal

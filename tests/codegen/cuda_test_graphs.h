@@ -108,6 +108,24 @@ inline std::string sharedCopiesPipeline(int batch, int pool, int filters) {
          "  t --> out[output]\n";
 }
 
+/// A training pipeline whose tensor-core forwards' outputs 16-bit channels-last convolutions read
+/// (CudaCodegenOptions::halfCopyInProducer): a 64-filter stem pooled 2 x 2, a relu'd 3 x 3, a
+/// second whose sum with the pool's output is relu'd (a residual block: fuse-conv-epilogue's
+/// program), a strided 3 x 3 reading that, a classifier; MNIST batches of `batch`.
+inline std::string producerCopiesPipeline(int batch) {
+  return "flowchart TD\n  x[input: mnist path=" + sourcePath("data/mnist-10k") + " batch=" + std::to_string(batch) +
+         "] --> pre[preprocess: scale=1/255]\n"
+         "  pre --> stem[conv2d: filters=64 kernel=3x3 padding=1] --> r0[relu] --> p0[maxpool: size=2x2]\n"
+         "  p0 --> a[conv2d: filters=64 kernel=3x3 padding=1 bias=false] --> ra[relu]\n"
+         "  ra --> b[conv2d: filters=64 kernel=3x3 padding=1]\n"
+         "  b -->|lhs| s[add]\n"
+         "  p0 -->|rhs| s\n"
+         "  s --> rs[relu] --> c[conv2d: filters=64 kernel=3x3 stride=2 padding=1] --> rc[relu]\n"
+         "  rc --> f[flatten] --> fc[dense: units=10]\n"
+         "  fc --> t[train: loss=softmax_cross_entropy optimizer=sgd lr=0.5]\n"
+         "  t --> out[output]\n";
+}
+
 /// Every kernel step of `m` in launch order, a grouped launch's parts in its place (what each
 /// node's kernels are, whichever launch runs them).
 inline std::vector<const CudaStep*> kernelSteps(const CudaModuleSource& m) {

@@ -147,11 +147,13 @@ TEST(CudaExecutableOptions, ProfileLaunchesFromTheEnvironment) {
 
 // The 16-bit channels-last convolutions are on by default (SHOAL_CUDA_CL16=0 turns them off), their
 // copies shared (SHOAL_CUDA_CL16_SHARE=0: each reader its own), their overlapped stages off
-// (SHOAL_CUDA_CL16_OVERLAP=1 turns them on); each reaches the codegen options.
+// (SHOAL_CUDA_CL16_OVERLAP=1 turns them on), and so the wide, swapped, tap-reuse and producer
+// options (SHOAL_CUDA_CL16_WIDE, _SWAP, _L1, _PRODUCER); each reaches the codegen options.
 TEST(CudaExecutableOptions, SixteenBitChannelsLastFromTheEnvironment) {
   std::map<std::string, std::optional<std::string>> saved;
   for (const char* name :
-       {"SHOAL_CUDA_CL16", "SHOAL_CUDA_CL16_OVERLAP", "SHOAL_CUDA_CL16_SHARE", "SHOAL_CUDA_CL16_WIDE"}) {
+       {"SHOAL_CUDA_CL16", "SHOAL_CUDA_CL16_OVERLAP", "SHOAL_CUDA_CL16_SHARE", "SHOAL_CUDA_CL16_WIDE",
+        "SHOAL_CUDA_CL16_SWAP", "SHOAL_CUDA_CL16_L1", "SHOAL_CUDA_CL16_PRODUCER"}) {
     const char* v = std::getenv(name);
     saved[name] = v ? std::optional<std::string>(v) : std::nullopt;
     unsetenv(name);
@@ -161,6 +163,9 @@ TEST(CudaExecutableOptions, SixteenBitChannelsLastFromTheEnvironment) {
   setenv("SHOAL_CUDA_CL16_OVERLAP", "1", 1);
   setenv("SHOAL_CUDA_CL16_SHARE", "0", 1);
   setenv("SHOAL_CUDA_CL16_WIDE", "1", 1);
+  setenv("SHOAL_CUDA_CL16_SWAP", "1", 1);
+  setenv("SHOAL_CUDA_CL16_L1", "1", 1);
+  setenv("SHOAL_CUDA_CL16_PRODUCER", "1", 1);
   const CudaExecutableOptions on = CudaExecutableOptions::fromEnvironment();
   for (const auto& [name, v] : saved) v ? setenv(name.c_str(), v->c_str(), 1) : unsetenv(name.c_str());
   EXPECT_TRUE(byDefault.conv16ChannelsLast);
@@ -177,6 +182,9 @@ TEST(CudaExecutableOptions, SixteenBitChannelsLastFromTheEnvironment) {
   EXPECT_FALSE(byDefault.halfWideTile);
   EXPECT_FALSE(byDefault.codegenOptions("sm_90").halfWideTile);
   EXPECT_TRUE(on.codegenOptions("sm_90").halfWideTile);
+  const CudaCodegenOptions plain = byDefault.codegenOptions("sm_90"), set = on.codegenOptions("sm_90");
+  EXPECT_FALSE(plain.halfSwappedTile || plain.halfTapReuse || plain.halfCopyInProducer);
+  EXPECT_TRUE(set.halfSwappedTile && set.halfTapReuse && set.halfCopyInProducer);
 }
 
 TEST(CudaExecutor, EveryOpMatchesTheInterpreter) {
@@ -637,6 +645,49 @@ TEST(CudaExecutor, SixteenBitCopiesSharedOrOwnAgreeBitForBit) {
   for (int step = 1; step <= 3; ++step) {
     SCOPED_TRACE("step " + std::to_string(step));
     const TensorMap feed = test::randomInputs(*pair.gpu->program().graph, 70 + step, step);
+    auto want = pair.cpu->run(feed);
+    auto got = pair.gpu->run(feed);
+    auto same = other.gpu->run(feed);
+    ASSERT_TRUE(want && got && same);
+    for (const auto& [name, t] : *want) {
+      EXPECT_EQ(got->at(name).toDoubles(), same->at(name).toDoubles()) << name;
+      EXPECT_TRUE(gpuCloseTo(name, got->at(name), t, {2e-2, 1e-3, true}));
+    }
+    const TensorMap pa = pair.gpu->readPersistent(), pb = other.gpu->readPersistent();
+    for (const auto& [name, t] : pa) EXPECT_EQ(t.toDoubles(), pb.at(name).toDoubles()) << name;
+  }
+}
+
+// The 16-bit copies written by the forwards that produce them (CudaExecutableOptions::
+// halfCopyInProducer) on the device: a relu'd convolution's epilogue and, at batch 32 (outputs
+// past 2^18 elements), a residual program's second kernel writing through shared memory --
+// three training steps bit for bit the same as with the readers' conversions, within bfloat16's
+// reach of the interpreter. (CudaEmulation.SixteenBitCopiesWrittenByTheirProducers*: the same
+// on the emulator, the conversions counted.)
+TEST(CudaExecutor, SixteenBitCopiesWrittenByTheirProducersAgreeBitForBit) {
+  SHOAL_REQUIRE_GPU();
+  auto dev = probeCudaDevice(0);
+  ASSERT_TRUE(dev);
+  CudaExecutableOptions readers;
+  readers.tensorCores = TensorCoreMath::Bf16;
+  readers.conv16ChannelsLast = true;
+  if (!readers.codegenOptions(dev->arch()).wgmma) GTEST_SKIP() << "the device has no wgmma (sm_90)";
+  CudaExecutableOptions producers = readers;
+  producers.halfCopyInProducer = true;
+  DiagnosticEngine diags;
+  auto pipeline = loadPipelineText(test::producerCopiesPipeline(/*batch=*/32), "producer_copies.mmd", diags);
+  ASSERT_TRUE(pipeline.has_value()) << diags.render();
+  CompileOptions opts;
+  opts.train = &*pipeline->train;
+  Pair pair = makePair(*pipeline->model, opts, producers, /*seed=*/9);
+  Pair other = makePair(*pipeline->model, opts, readers, /*seed=*/9);
+  ASSERT_TRUE(pair.gpu && pair.cpu && other.gpu);
+  const auto& steps = pair.gpu->module().steps;
+  EXPECT_TRUE(
+      std::any_of(steps.begin(), steps.end(), [](const CudaStep& s) { return s.kernel.ends_with("_epilogue_cl16"); }));
+  for (int step = 1; step <= 3; ++step) {
+    SCOPED_TRACE("step " + std::to_string(step));
+    const TensorMap feed = test::randomInputs(*pair.gpu->program().graph, 80 + step, step);
     auto want = pair.cpu->run(feed);
     auto got = pair.gpu->run(feed);
     auto same = other.gpu->run(feed);
