@@ -379,7 +379,9 @@ struct CudaCodegenOptions {
   /// the copy (m · filters + o: the pixel's filters contiguous), and a residual program run as
   /// a second kernel over the output becomes a tile kernel that runs the program and writes
   /// the copy through a shared-memory transpose -- so the reader's conversion kernel (a read
-  /// of the fp32 output and a write of the copy) is gone. generateCudaSource generates twice:
+  /// of the fp32 output and a write of the copy) is gone. Elementwise kernels (relu_grad,
+  /// fused_elementwise: the gradients the backward convolutions read) do the same through that
+  /// tile kernel. generateCudaSource generates twice:
   /// the first pass finds the values readers convert (copiedValues), the second lets their
   /// producers claim them. An experiment for a device to decide; default off.
   bool halfCopyInProducer = false;

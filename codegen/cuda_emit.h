@@ -387,6 +387,17 @@ Expected<void> emitWinogradConv(NodeEmitter& em, const WinogradConv& spec, int m
 Expected<void> emitWinogradWeightGradient(NodeEmitter& em, const WinogradConv& spec, int m);
 
 // codegen/cuda_kernels_conv.cpp
+/// Where a reader converts `out` [n, c, h, w] (f32, c in 64s) into a 16-bit channels-last copy
+/// and its producer may write it instead (CudaCodegenOptions::halfCopyInProducer): claims the
+/// copy's block for this node and returns it; else nothing.
+std::optional<CudaArg> claimSixteenBitCopy(NodeEmitter& em, const Value* out);
+/// Elementwise code over y [n, c, hw] -- `code` holds statements for flat element i (an ${I}
+/// in scope) that write y[i]; `params` and `args` the kernel's, y among them -- run in tiles of
+/// 32 pixels x 64 channels that also write y's 16-bit channels-last copy into `copy` (a claimed
+/// block), transposed through shared memory: kernel `suffix`_cl16.
+void elementwiseWithSixteenBitCopy(NodeEmitter& em, const std::string& suffix, const std::string& params,
+                                   const std::string& code, std::vector<CudaArg> args, const CudaArg& copy, int64_t n,
+                                   int64_t c, int64_t hw);
 Expected<void> emitConv2d(NodeEmitter& em);
 /// conv2d_backward_data, and conv_transpose2d (the same gather, plus the bias).
 Expected<void> emitConv2dBackwardData(NodeEmitter& em);

@@ -227,52 +227,6 @@ SixteenBitCopy sixteenBitChannelsLastCopy(NodeEmitter& em, const CudaArg& input,
   return copy;
 }
 
-// A forward's residual program over its stored sums y [n, c, hw] (`code`: statements for
-// element i, reading y[i] and the program's operands and writing y[i]; `args` its operands then
-// y) that also writes y's 16-bit channels-last copy into `copy` (CudaCodegenOptions::
-// halfCopyInProducer): sixteenBitChannelsLastCopy's tiles of 32 pixels x 64 channels, each
-// element's program run where the conversion read it (reads coalesced along the pixels), the
-// results transposed through shared memory into whole rows of channels.
-Expected<void> residualWithSixteenBitCopy(NodeEmitter& em, const std::string& code, std::vector<CudaArg> args,
-                                          const CudaArg& copy, int64_t n, int64_t c, int64_t hw) {
-  const int64_t pixelTiles = (hw + 31) / 32, channelTiles = c / 64;
-  const Vars v = {
-      {"I", em.I()},
-      {"C", intLit(c)},
-      {"HW", intLit(hw)},
-      {"PT", intLit(pixelTiles)},
-      {"CT", intLit(channelTiles)},
-      {"TO16", em.options().tensorCores == TensorCoreMath::Bf16 ? "shoal_f32_to_bf16" : "shoal_f32_to_f16"}};
-  args.push_back(copy);
-  em.kernel("epilogue_cl16", outputExprParams(em) + "float* y, float* __restrict__ out",
-            fill("  __shared__ float tile[64][33];\n"
-                 "  const int tx = (int)threadIdx.x & 31, ty = (int)threadIdx.x >> 5;\n"
-                 "  const int p0 = (int)(blockIdx.x % ${PT}) * 32, c0 = (int)((blockIdx.x / ${PT}) % ${CT}) * 64;\n"
-                 "  const ${I} n = (${I})(blockIdx.x / (${PT} * ${CT}));\n"
-                 "  for (int r = ty; r < 64; r += 8) {\n"
-                 "    const int p = p0 + tx;\n"
-                 "    float value = 0.0f;\n"
-                 "    if (p < ${HW}) {\n"
-                 "      const ${I} i = (n * ${C} + c0 + r) * (${I})${HW} + p;\n",
-                 v) +
-                code +
-                fill("      value = y[i];\n"
-                     "    }\n"
-                     "    tile[r][tx] = value;\n"
-                     "  }\n"
-                     "  __syncthreads();\n"
-                     "  unsigned* xs = reinterpret_cast<unsigned*>(out);\n"
-                     "  for (int r = ty; r < 32; r += 8) {\n"
-                     "    const int p = p0 + r;\n"
-                     "    if (p < ${HW})\n"
-                     "      xs[((n * ${HW} + p) * ${C} + c0) / 2 + tx] =\n"
-                     "          (unsigned)${TO16}(tile[2 * tx][r]) | ((unsigned)${TO16}(tile[2 * tx + 1][r]) << 16);\n"
-                     "  }\n",
-                     v),
-            args, unsigned(n * pixelTiles * channelTiles));
-  return {};
-}
-
 // The product reads `copy` as `name`: a view of scratch, or a parameter of its own pointing at
 // the converted block (after the caller's parameters, which must be set by now).
 void readSixteenBitCopy(ImplicitGemm& spec, const std::string& name, const SixteenBitCopy& copy) {
@@ -564,7 +518,11 @@ Expected<void> convForwardTensorCore(NodeEmitter& em, const ConvGeom& g, const s
   std::vector<CudaArg> args;
   addOutputExprArgs(em, args);
   args.push_back(em.out());
-  if (ownCopy) return residualWithSixteenBitCopy(em, *code, args, outCopy, g.n, g.o, g.oh * g.ow);
+  if (ownCopy && !copyInStore) {
+    elementwiseWithSixteenBitCopy(em, "epilogue", outputExprParams(em) + "float* y", *code, args, outCopy, g.n, g.o,
+                                  g.oh * g.ow);
+    return {};
+  }
   em.elementwise("epilogue", outputExprParams(em) + "float* y", *code, args, g.n * g.o * g.oh * g.ow);
   return {};
 }
@@ -1437,6 +1395,61 @@ Expected<void> emitConv2dBackwardWeight(NodeEmitter& em) {
                    {NodeEmitter::scratch(), em.out()}, outputs);
   }
   return {};
+}
+
+// Elementwise code over y [n, c, hw] that also writes y's 16-bit channels-last copy (see
+// cuda_emit.h): sixteenBitChannelsLastCopy's tiles of 32 pixels x 64 channels, each element's
+// code run where the conversion read it (reads coalesced along the pixels), the results
+// transposed through shared memory into whole rows of channels.
+void elementwiseWithSixteenBitCopy(NodeEmitter& em, const std::string& suffix, const std::string& params,
+                                   const std::string& code, std::vector<CudaArg> args, const CudaArg& copy, int64_t n,
+                                   int64_t c, int64_t hw) {
+  const int64_t pixelTiles = (hw + 31) / 32, channelTiles = c / 64;
+  const Vars v = {
+      {"I", em.I()},
+      {"C", intLit(c)},
+      {"HW", intLit(hw)},
+      {"PT", intLit(pixelTiles)},
+      {"CT", intLit(channelTiles)},
+      {"TO16", em.options().tensorCores == TensorCoreMath::Bf16 ? "shoal_f32_to_bf16" : "shoal_f32_to_f16"}};
+  args.push_back(copy);
+  em.kernel(suffix.empty() ? "cl16" : suffix + "_cl16", params + ", float* __restrict__ ycl16",
+            fill("  __shared__ float tile[64][33];\n"
+                 "  const int tx = (int)threadIdx.x & 31, ty = (int)threadIdx.x >> 5;\n"
+                 "  const int p0 = (int)(blockIdx.x % ${PT}) * 32, c0 = (int)((blockIdx.x / ${PT}) % ${CT}) * 64;\n"
+                 "  const ${I} n = (${I})(blockIdx.x / (${PT} * ${CT}));\n"
+                 "  for (int r = ty; r < 64; r += 8) {\n"
+                 "    const int p = p0 + tx;\n"
+                 "    float value = 0.0f;\n"
+                 "    if (p < ${HW}) {\n"
+                 "      const ${I} i = (n * ${C} + c0 + r) * (${I})${HW} + p;\n",
+                 v) +
+                code +
+                fill("      value = y[i];\n"
+                     "    }\n"
+                     "    tile[r][tx] = value;\n"
+                     "  }\n"
+                     "  __syncthreads();\n"
+                     "  unsigned* xs = reinterpret_cast<unsigned*>(ycl16);\n"
+                     "  for (int r = ty; r < 32; r += 8) {\n"
+                     "    const int p = p0 + r;\n"
+                     "    if (p < ${HW})\n"
+                     "      xs[((n * ${HW} + p) * ${C} + c0) / 2 + tx] =\n"
+                     "          (unsigned)${TO16}(tile[2 * tx][r]) | ((unsigned)${TO16}(tile[2 * tx + 1][r]) << 16);\n"
+                     "  }\n",
+                     v),
+            args, unsigned(n * pixelTiles * channelTiles));
+}
+
+std::optional<CudaArg> claimSixteenBitCopy(NodeEmitter& em, const Value* out) {
+  const TensorType& t = out->type();
+  if (t.dtype != DType::F32 || t.shape.size() != 4 || t.shape[1] <= 0 || !sixteenBitChannelsLast(em, t.shape[1]) ||
+      !em.copyWanted(out))
+    return std::nullopt;
+  bool fresh = false;
+  const CudaArg copy = em.converted(out, t.numElements() * 2, fresh);
+  if (!fresh) return std::nullopt;  // (a producer runs before its readers: never)
+  return copy;
 }
 
 }  // namespace shoal::cudagen
