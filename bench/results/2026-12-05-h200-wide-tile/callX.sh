@@ -18,12 +18,12 @@ for t in a b; do for c in base W WS WSL L P WSLP; do rb $c $t; done; done
 timeout 120 python3 bench/resnet_torch.py --onnx build-dev/resnet18.onnx --out $R/torch.json --modes default --precisions bf16 --runs 20 --steps 10 > $R/torch.log 2>&1; el "torch rc=$?"
 for c in base WSLP WS L; do env $(envs $c) SHOAL_PROFILE_LAUNCHES=80 timeout 60 build-dev/resnet_bench --onnx build-dev/resnet18.onnx --precision bf16 --runs 5 --steps 3 --batches 256 --profile > $R/prof_$c.log 2>&1; el "profile $c rc=$?"; done
 if command -v ncu > /dev/null; then
-  nc(){ c=$1; k=$2; env $(envs $c) timeout 120 ncu --section SpeedOfLight --section ComputeWorkloadAnalysis --section MemoryWorkloadAnalysis --section MemoryWorkloadAnalysis_Tables --section WarpStateStats --section Occupancy --section LaunchStats --section SchedulerStats --kernel-name "regex:$k\$" --launch-count 1 build-dev/resnet_bench --onnx build-dev/resnet18.onnx --precision bf16 --batches 256 --runs 1 --train-batch 0 > $R/ncu_${c}_${k%%_relu*}.txt 2>&1; el "ncu $c $k rc=$?"; }
-  for c in base W WSL L; do nc $c layer3_layer3_1_relu_Relu_output_0_tc; done
-  for c in base WS WSL; do nc $c layer2_layer2_1_relu_Relu_output_0_tc; done
+  nc(){ c=$1; k=$2; env $(envs $c) timeout 50 ncu --section SpeedOfLight --section ComputeWorkloadAnalysis --section MemoryWorkloadAnalysis --section MemoryWorkloadAnalysis_Tables --section WarpStateStats --section Occupancy --section LaunchStats --section SchedulerStats --kernel-name "regex:$k\$" --launch-count 1 build-dev/resnet_bench --onnx build-dev/resnet18.onnx --precision bf16 --batches 256 --runs 1 --train-batch 0 > $R/ncu_${c}_${k%%_relu*}.txt 2>&1; el "ncu $c $k rc=$?"; }
+  for c in base WSL; do nc $c layer3_layer3_1_relu_Relu_output_0_tc; done
+  for c in base WSL; do nc $c layer2_layer2_1_relu_Relu_output_0_tc; done
   for c in base WSL; do nc $c layer4_layer4_1_relu_Relu_output_0_tc; done
 fi
-timeout 150 compute-sanitizer --tool memcheck --error-exitcode 7 build-dev/tests/shoal_tests --gtest_filter='ConvTensorCoreGpu.SixteenBitWide*' > $R/memcheck.txt 2>&1; el "memcheck rc=$?"; tail -1 $R/memcheck.txt
+timeout 60 compute-sanitizer --tool memcheck --error-exitcode 7 build-dev/tests/shoal_tests --gtest_filter='ConvTensorCoreGpu.SixteenBitWide*' > $R/memcheck.txt 2>&1; el "memcheck rc=$?"; tail -1 $R/memcheck.txt
 python3 - $R <<'PY'
 import json, sys, glob, os
 R = sys.argv[1]
