@@ -386,18 +386,45 @@ Expected<void> emitWinogradConv(NodeEmitter& em, const WinogradConv& spec, int m
 /// split as the cost model chooses), dW = G^T M G.
 Expected<void> emitWinogradWeightGradient(NodeEmitter& em, const WinogradConv& spec, int m);
 
-// codegen/cuda_kernels_conv.cpp
+// codegen/cuda_kernels_cl16.cpp: 16-bit channels-last copies (CudaCodegenOptions::conv16ChannelsLast)
+/// Where a product reads a tensor's 16-bit channels-last copy: a block of the converted region
+/// (a planned value's copy, shared by every node that reads it so, CudaModuleSource::converted),
+/// or scratch at float `at` (an operand a prologue of the node wrote there).
+struct SixteenBitCopy {
+  CudaArg arg;
+  int64_t at = 0;
+  bool inScratch() const { return arg.kind == CudaArgKind::Scratch; }
+  /// Floats of scratch the copy takes (0 for a converted block).
+  int64_t scratchFloats(int64_t elements) const { return inScratch() ? (elements + 1) / 2 : 0; }
+};
+/// A tensor [n, c, hw] (fp32) as [n, hw, c] values of the tensor cores' 16-bit format (c a
+/// multiple of 64): a planned value's copy converted only by the first node that reads it so
+/// (or written by its producer: halfCopyInProducer), anything else into scratch at float `at`.
+/// The conversion is a transpose through shared memory, a block per 32 pixels x 64 channels of
+/// an image, reading along the pixels of a channel (128 bytes a warp) and writing a pixel's 64
+/// channels as 32 pairs (128 bytes a warp). `suffix` names the kernel (a node converting two
+/// tensors names them apart).
+SixteenBitCopy sixteenBitChannelsLastCopy(NodeEmitter& em, const CudaArg& input, int64_t n, int64_t c, int64_t hw,
+                                          int64_t at, const std::string& suffix = "cl16");
+/// The product reads `copy` as `name`: a view of scratch, or a parameter of its own pointing at
+/// the converted block (after the caller's parameters, which must be set by now).
+void readSixteenBitCopy(ImplicitGemm& spec, const std::string& name, const SixteenBitCopy& copy);
+/// Whether a 16-bit channels-last product serves a reduction over `channels` channels
+/// (conv16ChannelsLast: sm_90a, bfloat16 or float16, channels in 64s).
+bool sixteenBitChannelsLast(const NodeEmitter& em, int64_t channels);
 /// Where a reader converts `out` [n, c, h, w] (f32, c in 64s) into a 16-bit channels-last copy
 /// and its producer may write it instead (CudaCodegenOptions::halfCopyInProducer): claims the
 /// copy's block for this node and returns it; else nothing.
 std::optional<CudaArg> claimSixteenBitCopy(NodeEmitter& em, const Value* out);
 /// Elementwise code over y [n, c, hw] -- `code` holds statements for flat element i (an ${I}
-/// in scope) that write y[i]; `params` and `args` the kernel's, y among them -- run in tiles of
-/// 32 pixels x 64 channels that also write y's 16-bit channels-last copy into `copy` (a claimed
-/// block), transposed through shared memory: kernel `suffix`_cl16.
+/// in scope) that write y[i]; `params` and `args` the kernel's, y among them -- run in the
+/// conversion's tiles, so that it also writes y's 16-bit channels-last copy into `copy` (a
+/// claimed block): kernel `suffix`_cl16.
 void elementwiseWithSixteenBitCopy(NodeEmitter& em, const std::string& suffix, const std::string& params,
                                    const std::string& code, std::vector<CudaArg> args, const CudaArg& copy, int64_t n,
                                    int64_t c, int64_t hw);
+
+// codegen/cuda_kernels_conv.cpp
 Expected<void> emitConv2d(NodeEmitter& em);
 /// conv2d_backward_data, and conv_transpose2d (the same gather, plus the bias).
 Expected<void> emitConv2dBackwardData(NodeEmitter& em);
