@@ -819,6 +819,30 @@ TEST(CudaEmulation, HoistingLeavesOutputsSharedBuffersAndErrorReportsInTheStep) 
   EXPECT_NE(emuError.error().message().find("integer division by zero"), std::string::npos);
 }
 
+// `steps` steps of r's program from inputs of seed `seed` + step on two emulated modules (other
+// options, the same arithmetic): every output and parameter bit for bit the same in both, and
+// within bfloat16's reach of the interpreter's.
+void expectSameBitsNearTheInterpreter(Runners& r, test::EmulatedExecutable& a, test::EmulatedExecutable& b, int seed,
+                                      int steps) {
+  for (int step = 1; step <= steps; ++step) {
+    SCOPED_TRACE("step " + std::to_string(step));
+    const TensorMap feed = test::randomInputs(*r.program.graph, seed + step, step);
+    auto want = r.cpu->run(feed);
+    auto got = a.run(feed);
+    auto same = b.run(feed);
+    ASSERT_TRUE(want && got && same);
+    for (const auto& [name, t] : *want) {
+      EXPECT_EQ(got->at(name).toDoubles(), same->at(name).toDoubles()) << name;
+      EXPECT_TRUE(closeTo(name, got->at(name), t, 2e-2, 1e-3));
+    }
+    const TensorMap pa = a.readPersistent(), pb = b.readPersistent(), pc = r.cpu->readPersistent();
+    for (const auto& [name, t] : pc) {
+      EXPECT_EQ(pa.at(name).toDoubles(), pb.at(name).toDoubles()) << name;
+      EXPECT_TRUE(closeTo(name, pa.at(name), t, 2e-2, 1e-3));
+    }
+  }
+}
+
 // A training step on 16-bit channels-last convolutions (CudaCodegenOptions::conv16ChannelsLast)
 // converts each value its products read so once, by the first node that reads it, and the rest
 // read that copy (CudaModuleSource::converted): two convolutions reading one input, the forwards
@@ -872,23 +896,7 @@ TEST(CudaEmulation, SixteenBitCopiesAreConvertedOnceForAllTheirReaders) {
   EXPECT_EQ(p0->first, indexOf("ra"));
   EXPECT_EQ(p0->last, indexOf("a.weight.grad"));
   EXPECT_LT(ms.convertedBytes, b->module().convertedBytes + b->module().scratchBytes + 1);
-  for (int step = 1; step <= 2; ++step) {
-    SCOPED_TRACE("step " + std::to_string(step));
-    const TensorMap feed = test::randomInputs(g, 40 + step, step);
-    auto want = r->cpu->run(feed);
-    auto got = a->run(feed);
-    auto same = b->run(feed);
-    ASSERT_TRUE(want && got && same);
-    for (const auto& [name, t] : *want) {
-      EXPECT_EQ(got->at(name).toDoubles(), same->at(name).toDoubles()) << name;
-      EXPECT_TRUE(closeTo(name, got->at(name), t, 2e-2, 1e-3));
-    }
-    const TensorMap pa = a->readPersistent(), pb = b->readPersistent(), pc = r->cpu->readPersistent();
-    for (const auto& [name, t] : pc) {
-      EXPECT_EQ(pa.at(name).toDoubles(), pb.at(name).toDoubles()) << name;
-      EXPECT_TRUE(closeTo(name, pa.at(name), t, 2e-2, 1e-3));
-    }
-  }
+  expectSameBitsNearTheInterpreter(*r, *a, *b, 40, 2);
 }
 
 // A tensor-core forward whose output a later 16-bit channels-last convolution reads writes the
@@ -916,8 +924,6 @@ TEST(CudaEmulation, SixteenBitCopiesWrittenByTheirProducersMatchTheReadersConver
     readers.tensorCores = TensorCoreMath::Bf16;
     readers.wgmma = true;
     readers.conv16ChannelsLast = true;
-    auto base = emulatedWith(*r, readers);
-    ASSERT_TRUE(base);
     for (int64_t inStore : {int64_t(1) << 18, int64_t(0)}) {
       SCOPED_TRACE("convEpilogueInStoreOutputs " + std::to_string(inStore));
       CudaCodegenOptions producers = readers;
@@ -938,24 +944,7 @@ TEST(CudaEmulation, SixteenBitCopiesWrittenByTheirProducersMatchTheReadersConver
       EXPECT_EQ(std::any_of(ma.steps.begin(), ma.steps.end(),
                             [](const CudaStep& s) { return s.kernel.ends_with("_epilogue_cl16"); }),
                 secondKernel);
-      const Graph& g = *r->program.graph;
-      for (int step = 1; step <= 2; ++step) {
-        SCOPED_TRACE("step " + std::to_string(step));
-        const TensorMap feed = test::randomInputs(g, 60 + step, step);
-        auto want = r->cpu->run(feed);
-        auto got = a->run(feed);
-        auto same = b->run(feed);
-        ASSERT_TRUE(want && got && same);
-        for (const auto& [name, t] : *want) {
-          EXPECT_EQ(got->at(name).toDoubles(), same->at(name).toDoubles()) << name;
-          EXPECT_TRUE(closeTo(name, got->at(name), t, 2e-2, 1e-3));
-        }
-        const TensorMap pa = a->readPersistent(), pb = b->readPersistent(), pc = r->cpu->readPersistent();
-        for (const auto& [name, t] : pc) {
-          EXPECT_EQ(pa.at(name).toDoubles(), pb.at(name).toDoubles()) << name;
-          EXPECT_TRUE(closeTo(name, pa.at(name), t, 2e-2, 1e-3));
-        }
-      }
+      expectSameBitsNearTheInterpreter(*r, *a, *b, 60, 2);
     }
   }
 }

@@ -617,6 +617,26 @@ TEST(CudaExecutor, ParameterDerivedValuesFollowEveryParameterChange) {
   }
 }
 
+// `steps` steps from inputs of seed `seed` + step on pair's GPU executable and on other's (other
+// options, the same arithmetic): every output and parameter bit for bit the same in both, the
+// outputs within bfloat16's reach of the interpreter's.
+void expectSameBitsNearTheInterpreter(Pair& pair, Pair& other, int seed, int steps) {
+  for (int step = 1; step <= steps; ++step) {
+    SCOPED_TRACE("step " + std::to_string(step));
+    const TensorMap feed = test::randomInputs(*pair.gpu->program().graph, seed + step, step);
+    auto want = pair.cpu->run(feed);
+    auto got = pair.gpu->run(feed);
+    auto same = other.gpu->run(feed);
+    ASSERT_TRUE(want && got && same);
+    for (const auto& [name, t] : *want) {
+      EXPECT_EQ(got->at(name).toDoubles(), same->at(name).toDoubles()) << name;
+      EXPECT_TRUE(gpuCloseTo(name, got->at(name), t, {2e-2, 1e-3, true}));
+    }
+    const TensorMap pa = pair.gpu->readPersistent(), pb = other.gpu->readPersistent();
+    for (const auto& [name, t] : pa) EXPECT_EQ(t.toDoubles(), pb.at(name).toDoubles()) << name;
+  }
+}
+
 // On an sm_90 device, a training step on 16-bit channels-last convolutions whose copies are
 // converted once for all their readers (CudaCodegenOptions::shareConvertedCopies) computes bit
 // for bit what each node converting its own computes, step after step, within bfloat16's reach
@@ -642,20 +662,7 @@ TEST(CudaExecutor, SixteenBitCopiesSharedOrOwnAgreeBitForBit) {
   Pair other = makePair(*pipeline->model, opts, own, /*seed=*/9);
   ASSERT_TRUE(pair.gpu && pair.cpu && other.gpu);
   EXPECT_LT(pair.gpu->module().converted.size(), other.gpu->module().converted.size());
-  for (int step = 1; step <= 3; ++step) {
-    SCOPED_TRACE("step " + std::to_string(step));
-    const TensorMap feed = test::randomInputs(*pair.gpu->program().graph, 70 + step, step);
-    auto want = pair.cpu->run(feed);
-    auto got = pair.gpu->run(feed);
-    auto same = other.gpu->run(feed);
-    ASSERT_TRUE(want && got && same);
-    for (const auto& [name, t] : *want) {
-      EXPECT_EQ(got->at(name).toDoubles(), same->at(name).toDoubles()) << name;
-      EXPECT_TRUE(gpuCloseTo(name, got->at(name), t, {2e-2, 1e-3, true}));
-    }
-    const TensorMap pa = pair.gpu->readPersistent(), pb = other.gpu->readPersistent();
-    for (const auto& [name, t] : pa) EXPECT_EQ(t.toDoubles(), pb.at(name).toDoubles()) << name;
-  }
+  expectSameBitsNearTheInterpreter(pair, other, 70, 3);
 }
 
 // The 16-bit copies written by the forwards that produce them (CudaExecutableOptions::
@@ -685,20 +692,7 @@ TEST(CudaExecutor, SixteenBitCopiesWrittenByTheirProducersAgreeBitForBit) {
   const auto& steps = pair.gpu->module().steps;
   EXPECT_TRUE(
       std::any_of(steps.begin(), steps.end(), [](const CudaStep& s) { return s.kernel.ends_with("_epilogue_cl16"); }));
-  for (int step = 1; step <= 3; ++step) {
-    SCOPED_TRACE("step " + std::to_string(step));
-    const TensorMap feed = test::randomInputs(*pair.gpu->program().graph, 80 + step, step);
-    auto want = pair.cpu->run(feed);
-    auto got = pair.gpu->run(feed);
-    auto same = other.gpu->run(feed);
-    ASSERT_TRUE(want && got && same);
-    for (const auto& [name, t] : *want) {
-      EXPECT_EQ(got->at(name).toDoubles(), same->at(name).toDoubles()) << name;
-      EXPECT_TRUE(gpuCloseTo(name, got->at(name), t, {2e-2, 1e-3, true}));
-    }
-    const TensorMap pa = pair.gpu->readPersistent(), pb = other.gpu->readPersistent();
-    for (const auto& [name, t] : pa) EXPECT_EQ(t.toDoubles(), pb.at(name).toDoubles()) << name;
-  }
+  expectSameBitsNearTheInterpreter(pair, other, 80, 3);
 }
 
 TEST(CudaExecutor, InputsAreCheckedLikeTheInterpreter) {
