@@ -238,6 +238,10 @@ std::string activationCode(std::string_view act, const std::string& T, const std
 struct ImplicitGemm {
   int64_t rows = 0, cols = 0, red = 0;
   std::string aRowSetup, aLoad, bRowSetup, bLoad, epilogue;
+  /// What the epilogue computes from its row alone (`m` in scope, in range; e.g. a pixel's
+  /// offset): run once for each of a thread's rows before their elements' epilogues where the
+  /// kernel visits rows outermost (wgmma's), else with each element's epilogue.
+  std::string epilogueRow;
   std::string aGroup, bGroup;  ///< grouped gathers (see above); "" = per element
   std::string aStride;         ///< strided A groups (see above); "" = aLoad per element
   /// With aStride: all 16 reduction steps from a multiple of 16 are equally spaced (channels
@@ -268,30 +272,40 @@ struct ImplicitGemm {
   /// aGroup / aStride / aVector.
   std::string aColumnRow, aColumn;
   /// A as 16-bit values of the math's format, 64 reduction steps a stage (a 16-bit forward
-  /// reading its input channels-last in the format: CudaCodegenOptions::conv16ChannelsLast):
-  /// aRowSetup runs once per row before the loop (`am` and `arow` in scope; the thread's row is
-  /// the same at every stage); aLoad, once a stage (`kt`, a multiple of 64, in scope), points
-  /// `const unsigned short* src` at the row's 64 consecutive values from reduction index kt and
-  /// sets `ok`, all of them in range or none (aBase: a valid pointer to 16-bit values). Both operands then reach
-  /// sm_90a's wgmma from shared memory (the packed B in 16-bit rows of 64 steps), in PTX's 128-byte swizzle. Needs the
-  /// wgmma option, a 16-bit math, B packed and red a multiple of 64; replaces the other forms of A gather.
+  /// reading its input channels-last in the format: CudaCodegenOptions::conv16ChannelsLast),
+  /// gathered as a row's origin plus a stage's tap: aRowSetup runs once per row before the loop
+  /// (`am` and `arow` in scope; it must not read memory) and declares `${I} roff`, the row's
+  /// offset in aBase's 16-bit values at its first tap, and `aTapMask() rtaps`, bit t set where
+  /// the row's tap t lies inside the input; aTap runs once per stage (`kt`, a multiple of 64, in
+  /// scope: the same for every row) and declares `int tap` and `${I} toff`: the row's 64
+  /// consecutive values from reduction index kt are aBase[roff + toff ...], all in range where
+  /// bit `tap` of rtaps is set, zeros otherwise (aBase: a valid pointer to 16-bit values). So a
+  /// row's copy a stage is a shift, an add and a select -- the bounds and divisions once before
+  /// the loop. Both operands then reach sm_90a's wgmma from shared memory (the packed B in 16-bit
+  /// rows of 64 steps), in PTX's 128-byte swizzle. Needs the wgmma option, a 16-bit math, B
+  /// packed, red a multiple of 64 and at most 64 taps; replaces the other forms of A gather.
   bool aHalf64 = false;
-  /// With aHalf64: what aRowSetup declares that aLoad reads, as (type, name) -- kept per row
-  /// (a thread copies BM / 32 rows) from before the loop.
-  std::vector<std::pair<std::string, std::string>> aRowState;
+  std::string aTap;
+  int aTaps = 0;  ///< with aHalf64: the taps (rtaps' bits); at most 64
+  /// rtaps' type for aTaps.
+  const char* aTapMask() const { return aTaps > 32 ? "unsigned long long" : "unsigned"; }
   /// With aHalf64: A's copies through L1 too (cp.async.ca) -- for gathers that read the same
   /// bytes again a stage or two later (a convolution's taps over one block of channels).
   bool aCached = false;
   /// Both operands 16-bit values of the math's format, MN-major (a weight gradient reading
   /// channels-last copies of x and dy: CudaCodegenOptions::conv16ChannelsLast), 64 reduction
-  /// steps a stage; rows and cols multiples of 64. For each reduction index `k` of a stage (k <
-  /// kEnd) and 64-row atom of A (its first row `mo` in scope) the copies run kRowSetup, then
-  /// aLoad; for each 64-column atom of B (`no`), bLoad (`k` alone): each points `const unsigned
-  /// short* src` at the atom's 64 consecutive values at k and sets `ok`. aBase / bBase: valid pointers to
-  /// 16-bit values. Both operands reach wgmma's transposed form from shared memory (128-byte
-  /// swizzle). Needs the wgmma option and a 16-bit math; replaces the other forms of gather.
+  /// steps a stage; rows and cols multiples of 64. For each reduction index `k` of a stage the
+  /// copies run kRowSetup (once for all atoms; it must not read memory, and runs for k >= kEnd
+  /// too), which declares `${I} kofs` and what aInside reads; A's 64-row atom from row `mo` is
+  /// described by aAtom (`mo` in scope; declares `${I} aoff` and what aInside reads; it depends
+  /// on the atom alone, so the compiler keeps it out of the loop): its 64 consecutive values at k
+  /// are aBase[kofs + aoff ...], all in range where aInside (a bool expression) holds, zeros
+  /// otherwise. B's 64-column atom from column `no` at k is bBase[bOffset ...] (an expression of
+  /// k and no). aBase / bBase: valid pointers to 16-bit values. Both operands reach wgmma's
+  /// transposed form from shared memory (128-byte swizzle). Needs the wgmma option and a 16-bit
+  /// math; replaces the other forms of gather.
   bool halfMN = false;
-  std::string kRowSetup;
+  std::string kRowSetup, aAtom, aInside, bOffset;
   int aColumnBits = 32;
   /// kmask's type for aColumnBits.
   const char* columnMaskType() const { return aColumnBits == 64 ? "unsigned long long" : "unsigned"; }

@@ -237,8 +237,9 @@ Expected<void> convForwardTensorCore(NodeEmitter& em, const ConvGeom& g, const s
   // 16-bit channels last (CudaCodegenOptions::conv16ChannelsLast; sm_90a, bfloat16 or float16,
   // channels in 64s): a first kernel converts x into scratch as [n, h, w, c] values of the
   // format, and the implicit GEMM (ImplicitGemm::aHalf64) copies a pixel's 64 channels of one
-  // tap as a stage row: 64 reduction steps (tap, channel) a stage, 8 16-byte copies a row.
-  const bool half = sixteenBitChannelsLast(em, g.c);
+  // tap as a stage row: 64 reduction steps (tap, channel) a stage, 8 16-byte copies a row (at
+  // most 64 taps: a row's taps inside the image are a mask).
+  const bool half = sixteenBitChannelsLast(em, g.c) && g.kh * g.kw <= 64;
   SixteenBitCopy xCopy;
   if (half) {
     const int64_t at = (spec.scratchReserved + 3) / 4 * 4, hw = g.h * g.w;
@@ -247,26 +248,33 @@ Expected<void> convForwardTensorCore(NodeEmitter& em, const ConvGeom& g, const s
     if (xCopy.inScratch()) spec.scratchReserved = at + xCopy.scratchFloats(g.n * hw * g.c);  // two values a float
     spec.aHalf64 = true;
     spec.aBase = "xs";
+    spec.aTaps = int(g.kh * g.kw);
+    setVar(v, "MASK", spec.aTapMask());
+    v.push_back({"IY0", linear({{"aoy", g.sh}}, -g.pt)});
+    v.push_back({"IX0", linear({{"aox", g.sw}}, -g.pl)});
+    // A row's origin: its pixel at tap (0, 0), and which of its taps lie inside the image.
     spec.aRowSetup = fill(
-        "    const int aox = (int)(am % ${OW}), aoy = (int)((am / ${OW}) % ${OH});\n"
-        "    const ${I} pbase = (am / ((${I})${OW} * ${OH})) * (${I})${HW};\n",
+        "    const int aox = (int)(am % ${OW}), aoy = (int)((am / ${OW}) % ${OH}), iy0 = ${IY0}, ix0 = ${IX0};\n"
+        "    ${MASK} rtaps = 0;\n"
+        "#pragma unroll\n"
+        "    for (int ki = 0; ki < ${KH}; ++ki)\n"
+        "#pragma unroll\n"
+        "      for (int kj = 0; kj < ${KW}; ++kj)\n"
+        "        if (iy0 + ki * ${DH} >= 0 && iy0 + ki * ${DH} < ${H} && ix0 + kj * ${DW} >= 0 && ix0 + kj * ${DW} < "
+        "${W})\n"
+        "          rtaps |= (${MASK})1 << (ki * ${KW} + kj);\n"
+        "    const ${I} roff = arow ? ((am / ((${I})${OW} * ${OH})) * (${I})${HW} + (${I})iy0 * ${W} + ix0) * ${C} : "
+        "0;\n",
         v);
-    spec.aRowState = {{"int", "aox"}, {"int", "aoy"}, {"${I}", "pbase"}};
     // The reduction (tap, channel); with halfTapReuse (channel block of 64, tap, channel), A's
     // copies through L1: a block's taps read the same pixels' 128 bytes one stage after another.
     const bool blocksOuter = em.options().halfTapReuse;
     spec.aCached = blocksOuter;
-    spec.aLoad = fill(
-        std::string(blocksOuter
-                        ? "          const int tap = (kt >> 6) % ${KK}, c = kt / (64 * ${KK}) * 64, ki = tap / ${KW}, "
-                          "kj = tap % ${KW};\n"
-                        : "          const int tap = kt / ${C}, c = kt % ${C}, ki = tap / ${KW}, kj = tap % ${KW};\n") +
-            "          const int iy = ${IYA}, ix = ${IXA};\n"
-            "          if (iy >= 0 && iy < ${H} && ix >= 0 && ix < ${W}) {\n"
-            "            src = (const unsigned short*)xs + (pbase + iy * ${W} + ix) * (${I})${C} + c;\n"
-            "            ok = true;\n"
-            "          }\n",
-        v);
+    spec.aTap =
+        fill(std::string(blocksOuter ? "        const int tap = (kt >> 6) % ${KK}, c = kt / (64 * ${KK}) * 64;\n"
+                                     : "        const int tap = kt / ${C}, c = kt % ${C};\n") +
+                 "        const ${I} toff = ((tap / ${KW}) * ${DH} * (${I})${W} + (tap % ${KW}) * ${DW}) * ${C} + c;\n",
+             v);
     spec.bPacked =
         fill(blocksOuter ? "w[((${I})o * ${C} + k / (64 * ${KK}) * 64 + (k & 63)) * ${KK} + (k >> 6) % ${KK}]"
                          : "w[((${I})o * ${C} + k % ${C}) * ${KK} + k / ${C}]",
@@ -414,10 +422,13 @@ Expected<void> convForwardTensorCore(NodeEmitter& em, const ConvGeom& g, const s
       spec.bPacked = fill("w[(${I})o * ${CKK} + k]", v);
     }
   }
-  spec.epilogue = fill("        const int ox = (int)(m % ${OW}), oy = (int)((m / ${OW}) % ${OH});\n"
-                       "        const ${I} at = ((m / ((${I})${OW} * ${OH}) * ${O} + o) * ${OH} + oy) * (${I})${OW} + ox;\n"
-                       "        const float sb = s${ADD_BIAS};\n",
-                       v) +
+  // Output pixel m's offset in y at filter 0, once a row; a filter's plane on from there.
+  setVar(v, "OHW", intLit(g.oh * g.ow));
+  spec.epilogueRow = fill("      const ${I} mat = (m / ${OHW}) * ((${I})${O} * ${OHW}) + m % ${OHW};\n", v);
+  spec.epilogue = fill(
+                      "        const ${I} at = mat + (${I})o * ${OHW};\n"
+                      "        const float sb = s${ADD_BIAS};\n",
+                      v) +
                   store;
   spec.params = std::string("const float* __restrict__ x, const float* __restrict__ w, ") +
                 (bias ? "const float* __restrict__ bias, " : "") + (epilogueInStore ? outputExprParams(em) : "") +
@@ -482,7 +493,7 @@ PhaseTaps phaseTaps(int64_t p, int64_t s, int64_t pad, int64_t d, int64_t k, int
 // (ImplicitGemm::aHalf64) copying a pixel's 64 filters of one tap as a stage row.
 Expected<void> convBackwardDataTensorCore(NodeEmitter& em, const ConvGeom& g, bool transpose, bool bias) {
   const bool phased = g.sh > 1 || g.sw > 1;
-  const bool half = sixteenBitChannelsLast(em, g.o);
+  const bool half = sixteenBitChannelsLast(em, g.o) && g.kh * g.kw <= 64;  // (a mask of taps, as the forward's)
   const SixteenBitCopy gradCopy =
       half ? sixteenBitChannelsLastCopy(em, em.in(0), g.n, g.o, g.oh * g.ow, 0) : SixteenBitCopy{};
   for (int64_t py = 0; py < std::min(g.sh, g.h); ++py)
@@ -545,25 +556,36 @@ Expected<void> convBackwardDataTensorCore(NodeEmitter& em, const ConvGeom& g, bo
         spec.scratchReserved = gradCopy.scratchFloats(g.n * g.oh * g.ow * g.o);
         spec.aHalf64 = true;
         spec.aBase = "gs";
+        spec.aTaps = int(ty.count * tx.count);
+        v.push_back({"MASK", spec.aTapMask()});
+        v.push_back({"OY0", linear({{"aiy", 1}}, ty.offset)});
+        v.push_back({"OX0", linear({{"aix", 1}}, tx.offset)});
+        v.push_back({"TYS", intLit(ty.skip)});
+        v.push_back({"TXS", intLit(tx.skip)});
+        v.push_back({"TYN", intLit(ty.count)});
+        // A row's origin: the gradient's pixel at the phase's tap (0, 0), and which of its
+        // taps (ty, tx) -- pixel (oy0 - ty * TYS, ox0 - tx * TXS) -- lie inside it.
         spec.aRowSetup = fill(
-            "    const int aix = (int)(am % ${WP}), aiy = (int)((am / ${WP}) % ${HP});\n"
-            "    const ${I} gpix = (am / ((${I})${WP} * ${HP})) * (${I})(${OH} * ${OW});\n",
+            "    const int aix = (int)(am % ${WP}), aiy = (int)((am / ${WP}) % ${HP}), oy0 = ${OY0}, ox0 = ${OX0};\n"
+            "    ${MASK} rtaps = 0;\n"
+            "#pragma unroll\n"
+            "    for (int ty = 0; ty < ${TYN}; ++ty)\n"
+            "#pragma unroll\n"
+            "      for (int tx = 0; tx < ${TXN}; ++tx)\n"
+            "        if (oy0 - ty * ${TYS} >= 0 && oy0 - ty * ${TYS} < ${OH} && ox0 - tx * ${TXS} >= 0 && ox0 - tx * "
+            "${TXS} < ${OW})\n"
+            "          rtaps |= (${MASK})1 << (ty * ${TXN} + tx);\n"
+            "    const ${I} roff = arow ? ((am / ((${I})${WP} * ${HP})) * (${I})(${OH} * ${OW}) + (${I})oy0 * ${OW} + "
+            "ox0) * ${O} : 0;\n",
             v);
-        spec.aRowState = {{"int", "aix"}, {"int", "aiy"}, {"${I}", "gpix"}};
         // (tap, filter); with halfTapReuse (filter block of 64, tap, filter), as the forward's.
         const bool blocksOuter = em.options().halfTapReuse;
         spec.aCached = blocksOuter;
-        spec.aLoad = fill(
-            fill(std::string(blocksOuter
-                                 ? "          const int tap = (kt >> 6) % ${TAPS}, oc = kt / (64 * ${TAPS}) * 64;\n"
-                                 : "          const int tap = kt / ${O}, oc = kt % ${O};\n") +
-                     "          const int ty = tap / ${TXN}, tx = tap % ${TXN};\n"
-                     "          const int oy = ${OYA}, ox = ${OXA};\n"
-                     "          if (oy >= 0 && oy < ${OH} && ox >= 0 && ox < ${OW}) {\n"
-                     "            src = (const unsigned short*)gs + (gpix + oy * ${OW} + ox) * (${I})${O} + oc;\n"
-                     "            ok = true;\n"
-                     "          }\n",
-                 v),
+        spec.aTap = fill(
+            std::string(blocksOuter ? "        const int tap = (kt >> 6) % ${TAPS}, oc = kt / (64 * ${TAPS}) * 64;\n"
+                                    : "        const int tap = kt / ${O}, oc = kt % ${O};\n") +
+                "        const ${I} toff = oc - ((tap / ${TXN}) * ${TYS} * (${I})${OW} + (tap % ${TXN}) * ${TXS}) * "
+                "${O};\n",
             v);
         spec.bPacked = blocksOuter ? fill("w[((${I})(k / (64 * ${TAPS}) * 64 + (k & 63)) * ${C} + o) * ${KK} + ", v) +
                                          weightTap(fill("(k >> 6) % ${TAPS}", v)) + "]"
@@ -591,11 +613,15 @@ Expected<void> convBackwardDataTensorCore(NodeEmitter& em, const ConvGeom& g, bo
                           v);
         spec.bPacked = fill("w[((${I})(k / ${TAPS}) * ${C} + o) * ${KK} + ", v) + weightTap("k % " + std::to_string(ty.count * tx.count)) + "]";
       }
-      spec.epilogue = fill(fill("        const int pix = (int)(m % ${WP}), piy = (int)((m / ${WP}) % ${HP});\n"
-                                "        const ${I} pn = m / ((${I})${WP} * ${HP});\n",
-                                v) +
-                               pixel + "s${ADD_BIAS};\n",
-                           v);
+      // The phase's pixel m's offset in the output at channel 0, once a row; a channel's plane on.
+      setVar(v, "HW", intLit(g.h * g.w));
+      spec.epilogueRow =
+          fill(fill("      const int pix = (int)(m % ${WP}), piy = (int)((m / ${WP}) % ${HP});\n"
+                    "      const int ix = ${PHASE_IX}, iy = ${PHASE_IY};\n"
+                    "      const ${I} mat = m / ((${I})${WP} * ${HP}) * ((${I})${C} * ${HW}) + iy * ${W} + ix;\n",
+                    v),
+               v);
+      spec.epilogue = fill("        ${OUT}[mat + (${I})o * ${HW}] = s${ADD_BIAS};\n", v);
       spec.params = params;
       spec.args = args;
       if (half) readSixteenBitCopy(spec, "gs", gradCopy);
@@ -640,22 +666,24 @@ Expected<void> convBackwardWeightTensorCore(NodeEmitter& em, const ConvGeom& g) 
     readSixteenBitCopy(spec, "gs", gradCopy);
     spec.aBase = "xs";
     spec.bBase = "gs";
-    v.push_back({"IYK", linear({{"oy", g.sh}, {"ki", g.dh}}, -g.pt)});
-    v.push_back({"IXK", linear({{"ox", g.sw}, {"kj", g.dw}}, -g.pl)});
-    spec.kRowSetup = fill("          const int on = k / ${HW}, pq = k % ${HW}, oy = pq / ${OW}, ox = pq % ${OW};\n", v);
-    spec.aLoad = fill(
-        "            const int tap = (int)(mo / ${C}), c0 = (int)(mo % ${C}), ki = tap / ${KW}, kj = tap % ${KW};\n"
-        "            const int iy = ${IYK}, ix = ${IXK};\n"
-        "            if (iy >= 0 && iy < ${H} && ix >= 0 && ix < ${W}) {\n"
-        "              src = (const unsigned short*)xs + (((${I})on * ${H} + iy) * ${W} + ix) * ${C} + c0;\n"
-        "              ok = true;\n"
-        "            }\n",
+    // Output pixel k's input origin (ky, kx) and offset there, once for all atoms; an atom's tap
+    // (ady, adx) and channels' offset, the same at every stage.
+    v.push_back({"KY", linear({{"oy", g.sh}}, -g.pt)});
+    v.push_back({"KX", linear({{"ox", g.sw}}, -g.pl)});
+    spec.kRowSetup = fill(
+        "        const int kk = kin ? k : 0, on = kk / ${HW}, pq = kk % ${HW}, oy = pq / ${OW}, ox = pq % ${OW};\n"
+        "        const int ky = ${KY}, kx = ${KX};\n"
+        "        const ${I} kofs = (((${I})on * ${H} + ky) * ${W} + kx) * ${C};\n",
         v);
-    spec.bLoad = fill(
-        "            src = (const unsigned short*)gs + (${I})k * ${O} + no;\n"
-        "            ok = true;\n",
+    spec.aAtom = fill(
+        "          const int tap = (int)(mo / ${C}), c0 = (int)(mo % ${C}), ady = tap / ${KW} * ${DH}, adx = tap % "
+        "${KW} * ${DW};\n"
+        "          const ${I} aoff = ((${I})ady * ${W} + adx) * ${C} + c0;\n",
         v);
-    spec.epilogue = fill("        dw[((${I})o * ${C} + (int)(m % ${C})) * ${KK} + (int)(m / ${C})] = s;\n", v);
+    spec.aInside = fill("(unsigned)(ky + ady) < ${H} && (unsigned)(kx + adx) < ${W}", v);
+    spec.bOffset = fill("(${I})k * ${O} + no", v);
+    spec.epilogueRow = fill("      const ${I} mat = (${I})(m % ${C}) * ${KK} + m / ${C};\n", v);
+    spec.epilogue = fill("        dw[(${I})o * ${CKK} + mat] = s;\n", v);
     return emitImplicitGemm(em, spec);
   }
   // Column-wise (CudaCodegenOptions::weightGradientColumns): a row's offset in an image, (c,

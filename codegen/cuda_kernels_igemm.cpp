@@ -453,6 +453,11 @@ std::string mmaSteps(TensorCoreMath m, bool bRounded) {
 // after the loop, and the epilogue loop's (m, o, s) for each accumulator (its body follows).
 struct MultiplyPath {
   std::string warpRoles, fragmentAddresses, accumulators, stageReady, steps, drain, epilogueLoop;
+  /// The epilogue loop visits a thread's rows outermost, running ${EPILOGUE_ROW} (ImplicitGemm::
+  /// epilogueRow) once for each; epilogueEnd closes what it opened past the element's block.
+  /// Otherwise the row code runs with each element's.
+  bool rowsOuter = false;
+  std::string epilogueEnd;
 };
 
 // mma.sync: 2 x 4 (or 4 x 2) warps of 64 x 32, fragments through ldmatrix, converted to the
@@ -599,17 +604,26 @@ MultiplyPath wgmmaPath(const Tile& tile) {
   p.stageReady = "    shoal_fence_proxy_async();\n    shoal_wgmma_wait<0>();\n" + holdAccumulators(tile, "    ");
   p.steps = wgmmaSteps(tile);
   p.drain = "  shoal_wgmma_wait<0>();\n" + holdAccumulators(tile, "  ");
-  p.epilogueLoop = fmt::format("#pragma unroll\n"
-                               "  for (int i = 0; i < {0}; ++i)\n"
-                               "#pragma unroll\n"
-                               "    for (int j = 0; j < {1}; ++j)\n"
-                               "#pragma unroll\n"
-                               "      for (int q = 0; q < 4; ++q) {{\n"
-                               "        const ${{I}} m = m0 + wg * {2} + i * 64 + w4 * 16 + g + (q >= 2 ? 8 : 0);\n"
-                               "        const int o = o0 + j * 8 + 2 * t + (q & 1);\n"
-                               "        if (m >= ${{M}} || o >= ${{N}}) continue;\n"
-                               "        const float s = acc[i][4 * j + q];\n",
-                               products, tile.bn / 8, tile.bm / 2);
+  // A thread's rows (g and g + 8 of its warp's 16 in each product) outermost: what the
+  // epilogue computes from the row alone (epilogueRow: a pixel's index arithmetic), once a row.
+  p.rowsOuter = true;
+  p.epilogueLoop = fmt::format(
+      "#pragma unroll\n"
+      "  for (int i = 0; i < {0}; ++i)\n"
+      "#pragma unroll\n"
+      "    for (int h = 0; h < 2; ++h) {{\n"
+      "      const ${{I}} m = m0 + wg * {2} + i * 64 + w4 * 16 + g + h * 8;\n"
+      "      if (m >= ${{M}}) continue;\n"
+      "${{EPILOGUE_ROW}}"
+      "#pragma unroll\n"
+      "    for (int j = 0; j < {1}; ++j)\n"
+      "#pragma unroll\n"
+      "      for (int c = 0; c < 2; ++c) {{\n"
+      "        const int o = o0 + j * 8 + 2 * t + c;\n"
+      "        if (o >= ${{N}}) continue;\n"
+      "        const float s = acc[i][4 * j + 2 * h + c];\n",
+      products, tile.bn / 8, tile.bm / 2);
+  p.epilogueEnd = "    }\n";
   return p;
 }
 
@@ -670,98 +684,98 @@ MultiplyPath wgmma16Path(const Tile& tile, TensorCoreMath math) {
 // aHalf64's copies (both operands 16-bit, 64 reduction steps a stage: 128-byte rows, chunk j
 // of row r at chunk j ^ (r & 7), PTX's 128-byte swizzle): 8 threads a row, one 16-byte chunk
 // each, so a warp copies 4 whole rows (4 x 128 contiguous bytes); A's BM rows in BM / 32
-// passes, each pass's row state (aRowState) and whether the row exists kept from before the
-// loop (half64Rows), then B's BN packed rows.
+// passes, then B's BN packed rows. What depends on the row alone -- its origin, which of its
+// taps lie inside, B's row pointer, the thread's chunk in shared memory -- is kept from before
+// the loop (half64Rows); a stage computes its tap once (aTap), then each A row is a shift, an
+// add and a select, each B row an add.
 std::string half64Copies(const ImplicitGemm& spec, const Tile& tile) {
-  std::string s;
   // kHalfSwapped: B's rows first (the warpgroups' m64 operand), then A's.
   const bool swapped = isHalfSwapped(tile);
   const int aAt = swapped ? tile.bn * 128 : 0, bAt = swapped ? 0 : tile.bm * 128;
-  for (int p = 0; p < tile.bm / 32; ++p) {
-    std::string state;
-    for (const auto& [type, name] : spec.aRowState)
-      state += fmt::format("        const {0} {1} = {1}_s[{2}];\n", type, name, p);
+  const char* one = spec.aTaps > 32 ? "1ull" : "1u";
+  std::string s = "      {\n" + spec.aTap;
+  for (int p = 0; p < tile.bm / 32; ++p)
     s += fmt::format(
-        "      {{\n"
-        "        const int ar = {0} + (tid >> 3);\n"
-        "{1}"
-        "        const unsigned short* src = (const unsigned short*){2};\n"
-        "        bool ok = false;\n"
-        "        if (arows & {3}u) {{\n"
-        "{4}"
-        "        }}\n"
-        "        shoal_cp_async_f32x4_{5}(stage{6} + ar * 128 + ((ch ^ (ar & 7)) << 4), (const float*)(src + ch * 8), "
-        "ok);\n"
-        "      }}\n",
-        p * 32, state, spec.aBase, 1u << p, spec.aLoad, spec.aCached ? "cached" : "aligned",
-        aAt ? " + " + std::to_string(aAt) : std::string());
-  }
+        "        {{\n"
+        "          const bool ok = (rtaps_s[{0}] >> tap) & {1};\n"
+        "          shoal_cp_async_f32x4_{2}(stage + {3} + cdst, (const float*)((const unsigned short*){4} + (ok ? "
+        "roff_s[{0}] "
+        "+ toff : 0)), ok);\n"
+        "        }}\n",
+        p, one, spec.aCached ? "cached" : "aligned", aAt + p * 4096, spec.aBase);
   for (int p = 0; p < tile.bn / 32; ++p)
     s += fmt::format(
-        "      {{\n"
-        "        const int br = {0} + (tid >> 3);\n"
-        "        const bool ok = o0 + br < ${{N}};\n"
-        "        const unsigned short* src = (const unsigned short*)packed + (ok ? (${{I}})(o0 + br) * ${{KP}} + kt : "
-        "0);\n"
-        "        shoal_cp_async_f32x4_aligned(stage + {1} + br * 128 + ((ch ^ (br & 7)) << 4), (const float*)(src + ch "
-        "* 8), ok);\n"
-        "      }}\n",
-        p * 32, bAt);
-  return s;
+        "        shoal_cp_async_f32x4_aligned(stage + {0} + cdst, (const float*)(brow_s[{1}] + kt), (brows >> {1}) & "
+        "1u);\n",
+        bAt + p * 4096, p);
+  return s + "      }\n";
 }
 
-// Before aHalf64's loop: each of a thread's A rows' state (aRowSetup's aRowState, by pass) and
-// whether it exists (bit p of arows); `ch`, the thread's chunk of every row it copies.
+// Before aHalf64's loop: each of a thread's A rows' offset at its first tap plus the thread's
+// chunk (roff_s, by pass) and its taps inside the input (rtaps_s: none for a row past the
+// end); each of its B rows' pointer at its chunk (row 0's for a row past the end: always a
+// valid address) and whether it exists (bit p of brows); `cdst`, the thread's chunk in each
+// of its rows of the stage (rows 32 apart: the same swizzle).
 std::string half64Rows(const ImplicitGemm& spec, const Tile& tile) {
-  const int passes = tile.bm / 32;
-  std::string s = "  const int ch = tid & 7;\n  unsigned arows = 0;\n";
-  for (const auto& [type, name] : spec.aRowState) s += fmt::format("  {} {}_s[{}];\n", type, name, passes);
-  std::string save;
-  for (const auto& [type, name] : spec.aRowState) save += fmt::format("    {0}_s[p] = {0};\n", name);
-  return s + fmt::format(
-                 "#pragma unroll\n"
-                 "  for (int p = 0; p < {0}; ++p) {{\n"
-                 "    const ${{I}} am = m0 + p * 32 + (tid >> 3);\n"
-                 "    const bool arow = am < ${{M}};\n"
-                 "{1}"
-                 "{2}"
-                 "    if (arow) arows |= 1u << p;\n"
-                 "  }}\n",
-                 passes, spec.aRowSetup, save);
+  return fmt::format(
+      "  const int ch = tid & 7, cdst = (tid >> 3) * 128 + ((ch ^ ((tid >> 3) & 7)) << 4);\n"
+      "  ${{I}} roff_s[{0}];\n"
+      "  {1} rtaps_s[{0}];\n"
+      "#pragma unroll\n"
+      "  for (int p = 0; p < {0}; ++p) {{\n"
+      "    const ${{I}} am = m0 + p * 32 + (tid >> 3);\n"
+      "    const bool arow = am < ${{M}};\n"
+      "{2}"
+      "    roff_s[p] = roff + ch * 8;\n"
+      "    rtaps_s[p] = arow ? rtaps : 0;\n"
+      "  }}\n"
+      "  const unsigned short* brow_s[{3}];\n"
+      "  unsigned brows = 0;\n"
+      "#pragma unroll\n"
+      "  for (int p = 0; p < {3}; ++p) {{\n"
+      "    const int bo = o0 + p * 32 + (tid >> 3);\n"
+      "    brow_s[p] = (const unsigned short*)packed + (bo < ${{N}} ? (${{I}})bo * ${{KP}} : 0) + ch * 8;\n"
+      "    if (bo < ${{N}}) brows |= 1u << p;\n"
+      "  }}\n",
+      tile.bm / 32, spec.aTapMask(), spec.aRowSetup, tile.bn / 32);
 }
 
 // halfMN's copies (both operands MN-major, 64 reduction steps a stage): each reduction index
 // of the stage is a 128-byte row of each 64-row (column) atom, chunk j of row r at chunk
 // j ^ (r & 7); atoms 8 KB apart, A's BM / 64 then B's BN / 64. 8 threads a row, one 16-byte
-// chunk each; the stage's 64 indices in two passes of 32.
+// chunk each; the stage's 64 indices in two passes of 32, each computing its index's offsets
+// once for all atoms (kRowSetup), each atom's own part (aAtom) the same at every stage.
 std::string halfMNCopies(const ImplicitGemm& spec, const Tile& tile) {
   std::string s;
-  auto atom = [&](int pass, const std::string& origin, const std::string& inRange, const std::string& setup,
-                  const std::string& load, const std::string& base, int offset) {
-    return fmt::format(
-        "      {{\n"
-        "        const int kr = {0} + (tid >> 3), k = kt + kr;\n"
-        "        const unsigned short* src = (const unsigned short*){1};\n"
-        "        bool ok = false;\n"
-        "        if (k < kEnd) {{\n"
-        "{2}"
-        "          {3};\n"
-        "          if ({4}) {{\n"
-        "{5}"
-        "          }}\n"
-        "        }}\n"
-        "        shoal_cp_async_f32x4_aligned(stage + {6} + kr * 128 + ((ch ^ (kr & 7)) << 4), (const float*)(src + ch "
-        "* 8), ok);\n"
-        "      }}\n",
-        pass * 32, base, setup, origin, inRange, load, offset);
-  };
   for (int pass = 0; pass < 2; ++pass) {
+    s += fmt::format(
+        "      {{\n"
+        "        const int k = kt + {0} + (tid >> 3);\n"
+        "        const bool kin = k < kEnd;\n"
+        "{1}",
+        pass * 32, spec.kRowSetup);
     for (int a = 0; a < tile.bm / 64; ++a)
-      s += atom(pass, "const ${I} mo = m0 + " + std::to_string(64 * a), "mo < ${M}", spec.kRowSetup, spec.aLoad,
-                spec.aBase, a * 8192);
+      s += fmt::format(
+          "        {{\n"
+          "          const ${{I}} mo = m0 + {0};\n"
+          "{1}"
+          "          const bool ok = kin && mo < ${{M}} && ({2});\n"
+          "          shoal_cp_async_f32x4_aligned(stage + {3} + cdst, (const float*)((const unsigned short*){4} + ((ok "
+          "? kofs + "
+          "aoff : 0) + ch * 8)), ok);\n"
+          "        }}\n",
+          64 * a, spec.aAtom, spec.aInside, a * 8192 + pass * 4096, spec.aBase);
     for (int b = 0; b < tile.bn / 64; ++b)
-      s += atom(pass, "const int no = o0 + " + std::to_string(64 * b), "no < ${N}", "", spec.bLoad, spec.bBase,
-                tile.bm * 128 + b * 8192);
+      s += fmt::format(
+          "        {{\n"
+          "          const int no = o0 + {0};\n"
+          "          const bool ok = kin && no < ${{N}};\n"
+          "          shoal_cp_async_f32x4_aligned(stage + {1} + cdst, (const float*)((const unsigned short*){2} + ((ok "
+          "? {3} : 0) + "
+          "ch * 8)), ok);\n"
+          "        }}\n",
+          64 * b, tile.bm * 128 + b * 8192 + pass * 4096, spec.bBase, spec.bOffset);
+    s += "      }\n";
   }
   return s;
 }
@@ -778,7 +792,9 @@ MultiplyPath halfPath(const Tile& logical, TensorCoreMath math, bool mn) {
   const bool swapped = isHalfSwapped(logical);
   const Tile tile = swapped ? kHalfWide : logical;
   MultiplyPath p = wgmmaPath(tile);
-  if (swapped)
+  if (swapped) {
+    p.rowsOuter = false;
+    p.epilogueEnd.clear();
     p.epilogueLoop =
         "#pragma unroll\n"
         "  for (int j = 0; j < 32; ++j)\n"
@@ -788,19 +804,24 @@ MultiplyPath halfPath(const Tile& logical, TensorCoreMath math, bool mn) {
         "        const ${I} m = m0 + j * 8 + 2 * t + (q & 1);\n"
         "        if (m >= ${M} || o >= ${N}) continue;\n"
         "        const float s = acc[0][4 * j + q];\n";
+  }
+  // The warpgroup's A and the block's B at stage 0, built once; a step adds its stage's offset,
+  // each 16 steps 32 bytes (K-major) or 2048 (MN-major) more.
   auto desc = [&](const std::string& at) {
-    return mn ? "shoal_wgmma_desc_mn128(st + " + at + " + ks * 2048, 8192)" : "shoal_wgmma_desc_sw128(st + " + at + " + ks * 32)";
+    return mn ? "shoal_wgmma_desc_mn128(sbase + " + at + ", 8192)" : "shoal_wgmma_desc_sw128(sbase + " + at + ")";
   };
+  p.fragmentAddresses = fmt::format("  const shoal_wgmma_desc adesc = {}, bdesc = {};\n", desc("wg * 8192"),
+                                    desc(std::to_string(tile.bm * 128)));
   p.steps = fmt::format(
-      "    const shoal_saddr st = sbase + cur * (kStageFloats * 4);\n"
+      "    const unsigned so = cur * (kStageFloats * 4);\n"
+      "    const shoal_wgmma_desc ad = shoal_wgmma_desc_add(adesc, so), bd = shoal_wgmma_desc_add(bdesc, so);\n"
       "    shoal_wgmma_fence();\n"
       "#pragma unroll\n"
       "    for (int ks = 0; ks < 4; ++ks)\n"
-      "      shoal_wgmma_ss16{0}_n{1}(acc[0], {2},\n"
-      "                           {3}, {4});\n"
+      "      shoal_wgmma_ss16{0}_n{1}(acc[0], shoal_wgmma_desc_add(ad, ks * {2}), shoal_wgmma_desc_add(bd, ks * {2}), "
+      "{3});\n"
       "    shoal_wgmma_commit();\n",
-      mn ? "mn" : "", tile.bn, desc("wg * 8192"), desc(std::to_string(tile.bm * 128)),
-      math == TensorCoreMath::Bf16 ? "true" : "false");
+      mn ? "mn" : "", tile.bn, mn ? 2048 : 32, math == TensorCoreMath::Bf16 ? "true" : "false");
   return p;
 }
 
@@ -836,9 +857,12 @@ Expected<void> emitImplicitGemm(NodeEmitter& em, const ImplicitGemm& spec) {
   const bool sixteenBit = spec.math == TensorCoreMath::Bf16 || spec.math == TensorCoreMath::Fp16;
   // A and B both 16-bit, 64 steps a stage (ImplicitGemm::aHalf64).
   const bool half64 = spec.aHalf64;
-  if (half64 && (!em.options().wgmma || !sixteenBit || spec.bPacked.empty() || spec.red % 64 != 0 ||
-                 !spec.aColumn.empty() || (tile.bm != 128 && !isHalfSwapped(tile))))
-    return em.unsupported("aHalf64 needs wgmma, a 16-bit math, B packed, whole 64-steps and 128-row tiles");
+  if (half64 &&
+      (!em.options().wgmma || !sixteenBit || spec.bPacked.empty() || spec.red % 64 != 0 || !spec.aColumn.empty() ||
+       (tile.bm != 128 && !isHalfSwapped(tile)) || spec.aTaps < 1 || spec.aTaps > 64 || spec.batch > 1))
+    return em.unsupported(
+        "aHalf64 needs wgmma, a 16-bit math, B packed, whole 64-steps, 128-row tiles, 1-64 taps "
+        "and one product");
   // Both operands 16-bit and MN-major (ImplicitGemm::halfMN).
   const bool halfMN = spec.halfMN;
   if (halfMN && (!em.options().wgmma || !sixteenBit || !spec.bPacked.empty() || half64 || spec.rows % 64 != 0 ||
@@ -929,25 +953,27 @@ Expected<void> emitImplicitGemm(NodeEmitter& em, const ImplicitGemm& spec) {
       halfMN   ? halfMNCopies(spec, tile)
       : half64 ? half64Copies(spec, tile)
                : (columns ? columnCopies(spec, tile) : copyCode(a)) + (wgmma16 ? packed16Copies(tile) : copyCode(b));
-  Vars v = {{"I", em.I()},
-            {"M", intLit(spec.rows)},
-            {"N", intLit(spec.cols)},
-            {"K", intLit(spec.red)},
-            {"BM", std::to_string(tile.bm)},
-            {"BN", std::to_string(tile.bn)},
-            {"STAGES", std::to_string(stages)},
-            {"KSTEP", std::to_string(kstep)},
-            {"AHEAD", std::to_string(ahead)},
-            {"STAGE_FLOATS", std::to_string(stageFloats)},
-            {"ROW_TILES", intLit(rowTiles)},
-            {"PER_SLICE", intLit(perSlice)},
-            {"KP", intLit(kp)},
-            {"COPIES", copies},
-            {"BEFORE_LOOP", halfMN    ? std::string("  const int ch = tid & 7;\n")
-                            : half64  ? half64Rows(spec, tile)
-                            : columns ? columnRows(spec, tile)
-                                      : holeZeros(a, spec.aHoles)},
-            {"WARPS_M", std::to_string(tile.warpsM)}};
+  Vars v = {
+      {"I", em.I()},
+      {"M", intLit(spec.rows)},
+      {"N", intLit(spec.cols)},
+      {"K", intLit(spec.red)},
+      {"BM", std::to_string(tile.bm)},
+      {"BN", std::to_string(tile.bn)},
+      {"STAGES", std::to_string(stages)},
+      {"KSTEP", std::to_string(kstep)},
+      {"AHEAD", std::to_string(ahead)},
+      {"STAGE_FLOATS", std::to_string(stageFloats)},
+      {"ROW_TILES", intLit(rowTiles)},
+      {"PER_SLICE", intLit(perSlice)},
+      {"KP", intLit(kp)},
+      {"COPIES", copies},
+      {"BEFORE_LOOP",
+       halfMN    ? std::string("  const int ch = tid & 7, cdst = (tid >> 3) * 128 + ((ch ^ ((tid >> 3) & 7)) << 4);\n")
+       : half64  ? half64Rows(spec, tile)
+       : columns ? columnRows(spec, tile)
+                 : holeZeros(a, spec.aHoles)},
+      {"WARPS_M", std::to_string(tile.warpsM)}};
   const MultiplyPath path = simt      ? simtPath(tile)
                             : half      ? halfPath(tile, spec.math, halfMN)
                             : wgmma   ? wgmmaPath(tile)
@@ -961,7 +987,8 @@ Expected<void> emitImplicitGemm(NodeEmitter& em, const ImplicitGemm& spec) {
                                              : path.stageReady},
                      {"MMA_STEPS", path.steps},
                      {"DRAIN", path.drain},
-                     {"EPILOGUE_LOOP", path.epilogueLoop}});
+                     {"EPILOGUE_LOOP", path.epilogueLoop},
+                     {"EPILOGUE_END", path.epilogueEnd}});
   // A batch's products side by side in the grid's columns: bz the block's product.
   v.push_back({"COLUMN_ORIGIN", batched ? "  const int bz = (int)(blockIdx.y / ${COL_TILES});  // the batch's product\n"
                                           "  const int o0 = (int)(blockIdx.y % ${COL_TILES}) * ${BN};\n"
@@ -969,7 +996,11 @@ Expected<void> emitImplicitGemm(NodeEmitter& em, const ImplicitGemm& spec) {
   v.push_back({"COL_TILES", intLit(colTiles)});
   const bool split = splits > 1;
   // The slices' sums of a batch: slice-major, then the batch's products.
-  v.push_back({"STORE", !split    ? spec.epilogue
+  // The row's part of the epilogue once a row where the loop visits rows outermost, else with
+  // each element (not for the slices' sums: the second kernel runs it).
+  // (Filled here: the loop's text, which holds it, is itself a variable's value.)
+  v.push_back({"EPILOGUE_ROW", path.rowsOuter && !split ? fill(spec.epilogueRow, v) : ""});
+  v.push_back({"STORE", !split    ? (path.rowsOuter ? "" : spec.epilogueRow) + spec.epilogue
                         : batched ? "        partial[(((${I})slice * " + intLit(spec.batch) +
                                         " + bz) * ${M} + m) * ${N} + o] = s;\n"
                                   : "        partial[((${I})slice * ${M} + m) * ${N} + o] = s;\n"});
@@ -1057,21 +1088,23 @@ Expected<void> emitImplicitGemm(NodeEmitter& em, const ImplicitGemm& spec) {
                 "    if (s < tiles) load(s, kBegin + s * ${KSTEP});\n"
                 "    shoal_cp_async_commit();\n"
                 "  }\n"
-                "  for (int step = 0; step < tiles; ++step) {\n"
+                "  // cur: this step's slot of the ring; ahead: the slot kAhead on (counted round, not divided).\n"
+                "  for (int step = 0, cur = 0, ahead = kAhead % kStages; step < tiles; ++step) {\n"
                 "    shoal_cp_async_wait<kAhead - 1>();\n"
                 "${STAGE_READY}"
                 "    __syncthreads();  // this step's stage is everyone's; the one kAhead on is free\n"
-                "    const int next = step + kAhead;\n"
-                "    if (next < tiles) load(next % kStages, kBegin + next * ${KSTEP});\n"
+                "    if (step + kAhead < tiles) load(ahead, kBegin + (step + kAhead) * ${KSTEP});\n"
                 "    shoal_cp_async_commit();\n"
-                "    const int cur = step % kStages;\n"
                 "${MMA_STEPS}"
+                "    cur = cur + 1 == kStages ? 0 : cur + 1;\n"
+                "    ahead = ahead + 1 == kStages ? 0 : ahead + 1;\n"
                 "  }\n"
                 "${DRAIN}"
                 "  shoal_cp_async_wait<0>();\n"
                 "${EPILOGUE_LOOP}"
                 "${STORE}"
-                "      }\n",
+                "      }\n"
+                "${EPILOGUE_END}",
                 v),
            v);
   em.kernel(spec.name + "tc", params, body, args, unsigned(rowTiles * splits), unsigned(colTiles * spec.batch),
@@ -1098,7 +1131,7 @@ Expected<void> emitImplicitGemm(NodeEmitter& em, const ImplicitGemm& spec) {
                    {"N", intLit(spec.cols)},
                    {"SPLITS", intLit(splits)},
                    {"PARTIAL", intLit(reserved + scratchPack)},
-                   {"EPILOGUE", spec.epilogue},
+                   {"EPILOGUE", spec.epilogueRow + spec.epilogue},
                    {"BATCH", intLit(spec.batch)}};
   // A batch's element i is product bz's (m, o): the slices' sums of bz.
   const std::string element =

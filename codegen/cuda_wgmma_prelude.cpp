@@ -138,6 +138,17 @@ __device__ __forceinline__ shoal_wgmma_desc shoal_wgmma_desc_sw32(shoal_saddr st
 __device__ __forceinline__ shoal_wgmma_desc shoal_wgmma_desc_sw128(shoal_saddr start) {
   return shoal_wgmma_desc_make(start, 1024, 1);
 }
+// `d` with its start `bytes` (a multiple of 16) further on: the start field is the address in
+// 16-byte units and a shared address stays below 256 KB, so on the device an add (no carry
+// leaves the field); a loop keeps a descriptor and adds a stage's and a 16-step's offset
+// instead of building one each time.
+__device__ __forceinline__ shoal_wgmma_desc shoal_wgmma_desc_add(shoal_wgmma_desc d, unsigned bytes) {
+#if SHOAL_WGMMA_HW
+  return d + (bytes >> 4);
+#else
+  return {(d.bits & ~0x3FFFull) | (((d.addr + bytes) & 0x3FFFFu) >> 4), d.addr + bytes};
+#endif
+}
 // An MN-major operand (wgmma's transposed form) in the 128-byte swizzle: each reduction step's
 // 64 consecutive rows (columns) of an atom are one 128-byte row of the tile (chunk j of tile
 // row r at chunk j ^ (r & 7)), 8-step groups 1024 bytes apart; atoms of 64 rows (columns)
