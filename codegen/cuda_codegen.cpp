@@ -274,7 +274,8 @@ std::string NodeEmitter::restrictSafe(std::string_view params, const std::vector
 }
 
 void NodeEmitter::kernel(std::string_view suffix, std::string_view paramsIn, std::string_view body,
-                         std::vector<CudaArg> args, unsigned gridX, unsigned gridY, unsigned sharedBytes) {
+                         std::vector<CudaArg> args, unsigned gridX, unsigned gridY, unsigned sharedBytes,
+                         unsigned block) {
   header();
   const std::string params = restrictSafe(paramsIn, args);
   const std::string name = kernelName(suffix);
@@ -290,7 +291,7 @@ void NodeEmitter::kernel(std::string_view suffix, std::string_view paramsIn, std
   step.args = std::move(args);
   step.grid[0] = std::max(gridX, 1u);
   step.grid[1] = std::max(gridY, 1u);
-  step.block = kBlock;
+  step.block = block;
   step.sharedBytes = sharedBytes;
   module_.kernelNames.push_back(name);
   module_.steps.push_back(std::move(step));

@@ -91,9 +91,10 @@ class NodeEmitter {
   const std::string& I() const { return i_; }
 
   /// Adds kernel `k<index>_<op>_<value>[_<suffix>]` with parameter list `params` and `body`
-  /// (indented by two, newline-terminated lines) and a launch of it over `args`.
+  /// (indented by two, newline-terminated lines) and a launch of it over `args`, `block`
+  /// threads a block (a multiple of 32; kernels of other than kBlock are never grouped).
   void kernel(std::string_view suffix, std::string_view params, std::string_view body, std::vector<CudaArg> args,
-              unsigned gridX, unsigned gridY = 1, unsigned sharedBytes = 0);
+              unsigned gridX, unsigned gridY = 1, unsigned sharedBytes = 0, unsigned block = kBlock);
   /// The name kernel(suffix, ...) gives its kernel.
   std::string kernelName(std::string_view suffix) const;
   /// Records a tensor-core product of this node (CudaModuleSource::products).

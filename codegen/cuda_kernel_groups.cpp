@@ -202,7 +202,8 @@ std::string finishKernels(CudaModuleSource& m, const std::string& kernels, bool 
   for (CudaStep& s : m.steps) {
     if (s.kind != CudaStepKind::Kernel) continue;
     if (s.parts.empty()) {
-      const std::string bounds = s.minBlocks > 0 ? fmt::format("{}, {}", kBlock, s.minBlocks) : std::to_string(kBlock);
+      const std::string bounds =
+          s.minBlocks > 0 ? fmt::format("{}, {}", s.block, s.minBlocks) : std::to_string(s.block);
       if (share) {
         std::string text = fmt::format("{}\x1f{}\x1f{}\x1f{}", bounds, s.sharedBytes, s.params, s.body);
         auto [it, fresh] = firstOfText.emplace(std::move(text), s.kernel);

@@ -45,6 +45,9 @@ namespace {
 
 /// Stages of the shared-memory ring (one in use, the others' copies in flight).
 constexpr int kStages = 4;
+// CudaCodegenOptions::halfProducerWarps: the producer warpgroup's threads, after the block's
+// kBlock multiplying ones.
+constexpr int kProducerThreads = 128;
 
 struct Tile {
   int bm, bn;        // block tile rows x columns
@@ -683,47 +686,49 @@ MultiplyPath wgmma16Path(const Tile& tile, TensorCoreMath math) {
 
 // aHalf64's copies (both operands 16-bit, 64 reduction steps a stage: 128-byte rows, chunk j
 // of row r at chunk j ^ (r & 7), PTX's 128-byte swizzle): 8 threads a row, one 16-byte chunk
-// each, so a warp copies 4 whole rows (4 x 128 contiguous bytes); A's BM rows in BM / 32
-// passes, then B's BN packed rows. What depends on the row alone -- its origin, which of its
-// taps lie inside, B's row pointer, the thread's chunk in shared memory -- is kept from before
-// the loop (half64Rows); a stage computes its tap once (aTap), then each A row is a shift, an
-// add and a select, each B row an add.
-std::string half64Copies(const ImplicitGemm& spec, const Tile& tile) {
+// each, so a warp copies 4 whole rows (4 x 128 contiguous bytes); the `copiers` threads (the
+// block's 256, or its 128 producers: thread `ct`) copy A's BM rows copiers / 8 at a time, then
+// B's BN packed rows. What depends on the row alone -- its origin, which of its taps lie inside,
+// B's row pointer, the thread's chunk in shared memory -- is kept from before the loop
+// (half64Rows); a stage computes its tap once (aTap), then each A row is a shift, an add and a
+// select, each B row an add.
+std::string half64Copies(const ImplicitGemm& spec, const Tile& tile, int copiers) {
   // kHalfSwapped: B's rows first (the warpgroups' m64 operand), then A's.
   const bool swapped = isHalfSwapped(tile);
-  const int aAt = swapped ? tile.bn * 128 : 0, bAt = swapped ? 0 : tile.bm * 128;
+  const int aAt = swapped ? tile.bn * 128 : 0, bAt = swapped ? 0 : tile.bm * 128, rows = copiers / 8;
   const char* one = spec.aTaps > 32 ? "1ull" : "1u";
   std::string s = "      {\n" + spec.aTap;
-  for (int p = 0; p < tile.bm / 32; ++p)
+  for (int p = 0; p < tile.bm / rows; ++p)
     s += fmt::format(
         "        {{\n"
         "          const bool ok = (rtaps_s[{0}] >> tap) & {1};\n"
         "          shoal_cp_async_f32x4_{2}(stage + {3} + cdst, (const float*)((const unsigned short*){4} + (ok ? "
-        "roff_s[{0}] "
-        "+ toff : 0)), ok);\n"
+        "roff_s[{0}] + toff : 0)), ok);\n"
         "        }}\n",
-        p, one, spec.aCached ? "cached" : "aligned", aAt + p * 4096, spec.aBase);
-  for (int p = 0; p < tile.bn / 32; ++p)
+        p, one, spec.aCached ? "cached" : "aligned", aAt + p * rows * 128, spec.aBase);
+  for (int p = 0; p < tile.bn / rows; ++p)
     s += fmt::format(
         "        shoal_cp_async_f32x4_aligned(stage + {0} + cdst, (const float*)(brow_s[{1}] + kt), (brows >> {1}) & "
         "1u);\n",
-        bAt + p * 4096, p);
+        bAt + p * rows * 128, p);
   return s + "      }\n";
 }
 
-// Before aHalf64's loop: each of a thread's A rows' offset at its first tap plus the thread's
-// chunk (roff_s, by pass) and its taps inside the input (rtaps_s: none for a row past the
-// end); each of its B rows' pointer at its chunk (row 0's for a row past the end: always a
-// valid address) and whether it exists (bit p of brows); `cdst`, the thread's chunk in each
-// of its rows of the stage (rows 32 apart: the same swizzle).
-std::string half64Rows(const ImplicitGemm& spec, const Tile& tile) {
+// Before aHalf64's loop (the copying threads: `ct` of `copiers`): each of the thread's A rows'
+// offset at its first tap plus its chunk (roff_s, by pass) and its taps inside the input
+// (rtaps_s: none for a row past the end); each of its B rows' pointer at its chunk (row 0's for
+// a row past the end: always a valid address) and whether it exists (bit p of brows); `cdst`,
+// the thread's chunk in each of its rows of the stage (rows a multiple of 8 apart: the same
+// swizzle).
+std::string half64Rows(const ImplicitGemm& spec, const Tile& tile, int copiers, const std::string& ct) {
+  const int rows = copiers / 8;
   return fmt::format(
-      "  const int ch = tid & 7, cdst = (tid >> 3) * 128 + ((ch ^ ((tid >> 3) & 7)) << 4);\n"
+      "  const int ch = {4} & 7, cdst = ({4} >> 3) * 128 + ((ch ^ (({4} >> 3) & 7)) << 4);\n"
       "  ${{I}} roff_s[{0}];\n"
       "  {1} rtaps_s[{0}];\n"
       "#pragma unroll\n"
       "  for (int p = 0; p < {0}; ++p) {{\n"
-      "    const ${{I}} am = m0 + p * 32 + (tid >> 3);\n"
+      "    const ${{I}} am = m0 + p * {5} + ({4} >> 3);\n"
       "    const bool arow = am < ${{M}};\n"
       "{2}"
       "    roff_s[p] = roff + ch * 8;\n"
@@ -733,11 +738,11 @@ std::string half64Rows(const ImplicitGemm& spec, const Tile& tile) {
       "  unsigned brows = 0;\n"
       "#pragma unroll\n"
       "  for (int p = 0; p < {3}; ++p) {{\n"
-      "    const int bo = o0 + p * 32 + (tid >> 3);\n"
+      "    const int bo = o0 + p * {5} + ({4} >> 3);\n"
       "    brow_s[p] = (const unsigned short*)packed + (bo < ${{N}} ? (${{I}})bo * ${{KP}} : 0) + ch * 8;\n"
       "    if (bo < ${{N}}) brows |= 1u << p;\n"
       "  }}\n",
-      tile.bm / 32, spec.aTapMask(), spec.aRowSetup, tile.bn / 32);
+      tile.bm / rows, spec.aTapMask(), spec.aRowSetup, tile.bn / rows, ct, rows);
 }
 
 // halfMN's copies (both operands MN-major, 64 reduction steps a stage): each reduction index
@@ -902,7 +907,9 @@ Expected<void> emitImplicitGemm(NodeEmitter& em, const ImplicitGemm& spec) {
   // products to fill the barrier's gap).
   const bool wideTile = isHalfWide(tile) || isHalfSwapped(tile);
   const bool overlap = half && (em.options().halfStageOverlap || wideTile);
-  const int stages = overlap ? 4 : half ? (tile.bn == 128 ? 3 : 4) : kStages;
+  // CudaCodegenOptions::halfProducerWarps: a third warpgroup copies, four stages.
+  const bool producers = half64 && em.options().halfProducerWarps;
+  const int stages = overlap || producers ? 4 : half ? (tile.bn == 128 ? 3 : 4) : kStages;
   const int ahead = overlap ? stages - 2 : stages - 1;  // stages in flight while one is multiplied
   const int64_t kp = (spec.red + kstep - 1) / kstep * kstep;
   // Floats the packed B takes (16-bit values two to a float with wgmma16 and aHalf64).
@@ -951,7 +958,7 @@ Expected<void> emitImplicitGemm(NodeEmitter& em, const ImplicitGemm& spec) {
   const bool columns = !spec.aColumn.empty();
   const std::string copies =
       halfMN   ? halfMNCopies(spec, tile)
-      : half64 ? half64Copies(spec, tile)
+      : half64 ? half64Copies(spec, tile, producers ? kProducerThreads : int(kBlock))
                : (columns ? columnCopies(spec, tile) : copyCode(a)) + (wgmma16 ? packed16Copies(tile) : copyCode(b));
   Vars v = {
       {"I", em.I()},
@@ -970,10 +977,12 @@ Expected<void> emitImplicitGemm(NodeEmitter& em, const ImplicitGemm& spec) {
       {"COPIES", copies},
       {"BEFORE_LOOP",
        halfMN    ? std::string("  const int ch = tid & 7, cdst = (tid >> 3) * 128 + ((ch ^ ((tid >> 3) & 7)) << 4);\n")
-       : half64  ? half64Rows(spec, tile)
-       : columns ? columnRows(spec, tile)
+       : half64  ? half64Rows(spec, tile, producers ? kProducerThreads : int(kBlock), producers ? "ptid" : "tid")
+        : columns ? columnRows(spec, tile)
                  : holeZeros(a, spec.aHoles)},
-      {"WARPS_M", std::to_string(tile.warpsM)}};
+      {"WARPS_M", std::to_string(tile.warpsM)},
+      {"THREADS", std::to_string(kBlock + kProducerThreads)},
+      {"HOLD", holdAccumulators(isHalfSwapped(tile) ? kHalfWide : tile, "    ")}};
   const MultiplyPath path = simt      ? simtPath(tile)
                             : half      ? halfPath(tile, spec.math, halfMN)
                             : wgmma   ? wgmmaPath(tile)
@@ -1107,8 +1116,72 @@ Expected<void> emitImplicitGemm(NodeEmitter& em, const ImplicitGemm& spec) {
                 "${EPILOGUE_END}",
                 v),
            v);
+  // With producer warps (CudaCodegenOptions::halfProducerWarps): warps 8-11 issue every copy
+  // into the ring of kStages slots and the two multiplying warpgroups only wait and multiply.
+  // Named barrier 1 + s: slot s's copies have landed (the producers arrive once their group is
+  // complete and fenced for the tensor cores; the multiplying warps wait); 1 + kStages + s: its
+  // products are done (the multiplying warps arrive after the next step's wgmma_wait<1>; the
+  // producers wait before copying into it again -- only for the slots they will fill again,
+  // so every generation completes).
+  if (producers)
+    body = fill(fill("  SHOAL_DYNAMIC_SHARED(float, smem);\n"
+                     "${VIEWS}"
+                     "  constexpr int kStages = ${STAGES}, kStageFloats = ${STAGE_FLOATS}, kThreads = ${THREADS};\n"
+                     "  const int tid = (int)threadIdx.x, lane = tid & 31, warp = tid >> 5;\n"
+                     "${WARP_ROLES}"
+                     "  const shoal_saddr sbase = shoal_saddr_of(smem);  // the ring's shared address\n"
+                     "  const int slice = (int)(blockIdx.x / ${ROW_TILES});\n"
+                     "  const ${I} m0 = (${I})(blockIdx.x % ${ROW_TILES}) * ${BM};\n"
+                     "${COLUMN_ORIGIN}"
+                     "  const int kBegin = slice * ${PER_SLICE};\n"
+                     "  const int kEnd = kBegin + ${PER_SLICE} < ${K} ? kBegin + ${PER_SLICE} : ${K};\n"
+                     "  const int tiles = (kEnd - kBegin + ${KSTEP} - 1) / ${KSTEP};\n"
+                     "  if (warp >= 8) {\n"
+                     "    // The producers: stage `step` into slot step % kStages, once its products of\n"
+                     "    // kStages steps before are done; the stage before handed over once it has landed.\n"
+                     "    const int ptid = tid - 256;\n"
+                     "${BEFORE_LOOP}"
+                     "    auto load = [&](int s, int kt) {\n"
+                     "      const shoal_saddr stage = sbase + s * (kStageFloats * 4);\n"
+                     "${COPIES}"
+                     "    };\n"
+                     "    for (int step = 0, slot = 0, last = kStages - 1; step < tiles; ++step) {\n"
+                     "      if (step >= kStages) shoal_bar_sync(1 + kStages + slot, kThreads);\n"
+                     "      load(slot, kBegin + step * ${KSTEP});\n"
+                     "      shoal_cp_async_commit();\n"
+                     "      if (step > 0) {\n"
+                     "        shoal_cp_async_wait<1>();\n"
+                     "        shoal_fence_proxy_async();\n"
+                     "        shoal_bar_arrive(1 + last, kThreads);\n"
+                     "      }\n"
+                     "      last = slot;\n"
+                     "      slot = slot + 1 == kStages ? 0 : slot + 1;\n"
+                     "    }\n"
+                     "    shoal_cp_async_wait<0>();\n"
+                     "    shoal_fence_proxy_async();\n"
+                     "    if (tiles > 0) shoal_bar_arrive(1 + (tiles - 1) % kStages, kThreads);\n"
+                     "    return;\n"
+                     "  }\n"
+                     "${FRAGMENT_ADDRESSES}"
+                     "${ACC}"
+                     "  for (int step = 0, cur = 0, prev = kStages - 1; step < tiles; ++step) {\n"
+                     "    shoal_bar_sync(1 + cur, kThreads);  // this step's stage has landed\n"
+                     "${MMA_STEPS}"
+                     "    shoal_wgmma_wait<1>();  // the step before's products are done: its slot is free\n"
+                     "${HOLD}"
+                     "    if (step > 0 && step - 1 + kStages < tiles) shoal_bar_arrive(1 + kStages + prev, kThreads);\n"
+                     "    prev = cur;\n"
+                     "    cur = cur + 1 == kStages ? 0 : cur + 1;\n"
+                     "  }\n"
+                     "${DRAIN}"
+                     "${EPILOGUE_LOOP}"
+                     "${STORE}"
+                     "      }\n"
+                     "${EPILOGUE_END}",
+                     v),
+                v);
   em.kernel(spec.name + "tc", params, body, args, unsigned(rowTiles * splits), unsigned(colTiles * spec.batch),
-            unsigned(stages * stageFloats * sizeof(float)));
+            unsigned(stages * stageFloats * sizeof(float)), producers ? kBlock + kProducerThreads : kBlock);
   em.setFlops(spec.flops > 0 ? spec.flops
                              : 2.0 * double(spec.batch) * double(spec.rows) * double(spec.cols) * double(spec.red));
   // Two blocks an SM (their stages fit in shared memory): the column-wise copies' per-row
@@ -1119,7 +1192,7 @@ Expected<void> emitImplicitGemm(NodeEmitter& em, const ImplicitGemm& spec) {
   // 44.9 ms unbounded, 46.6 bounded; H200). kSimt, exact fp32's 128 x 64, always: 128 registers
   // without spills (ptxas, every form of gather). aHalf64 and halfMN: 96 KB of stages, two
   // blocks an SM (66-126 registers without spills, ptxas on sm_90a).
-  if ((columns && spec.aColumnBits == 32 && !simt) || (simt && isSimtTile(tile)) || (half && !wideTile))
+  if ((columns && spec.aColumnBits == 32 && !simt) || (simt && isSimtTile(tile)) || (half && !wideTile && !producers))
     em.setMinBlocks(2);
   if (scratch)
     em.needScratch((reserved + scratchPack + (split ? splits * spec.batch * spec.rows * spec.cols : 0)) *

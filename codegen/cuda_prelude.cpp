@@ -413,6 +413,23 @@ __device__ __forceinline__ void shoal_ldmatrix_x4(unsigned* r, shoal_saddr p) {
   }
 #endif
 }
+// Named barrier `id` (1-15: 0 is __syncthreads') of `count` threads, whole warps: arrive and go
+// on, or arrive and wait for the generation to complete (a block's producer and consumer warps
+// handing stages to each other). On the CPU emulator a fiber barrier.
+__device__ __forceinline__ void shoal_bar_arrive(int id, int count) {
+#if defined(__CUDA_ARCH__)
+  asm volatile("bar.arrive %0, %1;\n" ::"r"(id), "r"(count) : "memory");
+#else
+  shoal_emu_bar(id, count, 0);
+#endif
+}
+__device__ __forceinline__ void shoal_bar_sync(int id, int count) {
+#if defined(__CUDA_ARCH__)
+  asm volatile("bar.sync %0, %1;\n" ::"r"(id), "r"(count) : "memory");
+#else
+  shoal_emu_bar(id, count, 1);
+#endif
+}
 // Closes the group of this thread's cp.async copies issued since the last commit.
 __device__ __forceinline__ void shoal_cp_async_commit() {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800

@@ -3,8 +3,9 @@
 
 For each implicit-GEMM kernel (`*_tc`) of a module's generated CUDA source: the PTX instructions
 of its main loop (one stage: the copies, the barrier, the products), how many of them are
-copies, predicates, branches and integer multiplies, and the whole kernel's SASS size and
-registers (ptxas on the local toolkit). A stage's instruction count is what the copies cost
+copies, predicates, branches and integer multiplies, the whole kernel's SASS size, registers
+and spilled bytes (ptxas on the local toolkit), and with producer warps the PTX of their loop
+(a stage's copies; the main loop is then the multiplying warps'). A stage's instruction count is what the copies cost
 the multiplying warps; the SASS size also holds the prologue and the epilogue.
 
   scripts/kernel-stats.py model.mmd [--train] [--precision bf16] [--arch sm_90]
@@ -22,9 +23,10 @@ import sys
 import tempfile
 
 
-def loop_stats(ptx_body):
+def loop_stats(ptx_body, producer=False):
     """The main loop: the shortest span from a label to a branch back to it that holds a
-    barrier and an MMA (wgmma or mma.sync)."""
+    barrier and an MMA (wgmma or mma.sync). With `producer`: the loop of a kernel's producer
+    warps instead (CudaCodegenOptions::halfProducerWarps: copies and named barriers, no MMA)."""
     lines = [l.strip() for l in ptx_body.split("\n")]
     best = None
     for i, l in enumerate(lines):
@@ -34,7 +36,10 @@ def loop_stats(ptx_body):
         for j in range(i + 1, len(lines)):
             if back.search(lines[j]):
                 seg = lines[i:j + 1]
-                if any("bar.sync" in s for s in seg) and any("mma" in s for s in seg):
+                barrier = any(re.search(r"\bbar\.(sync|arrive)", s) for s in seg)
+                mma = any("mma" in s for s in seg)
+                copies = any("cp.async.c" in s for s in seg)
+                if barrier and (copies and not mma if producer else mma):
                     if best is None or j - i < best[1] - best[0]:
                         best = (i, j)
                 break
@@ -78,7 +83,7 @@ def main():
     subprocess.run([args.nvcc, "-arch=" + arch, "-ptx", "-o", ptx, src], check=True)
     r = subprocess.run([args.nvcc, "-arch=" + arch, "-cubin", "-Xptxas", "-v", "-o", cubin, src], check=True,
                        capture_output=True, text=True)
-    regs, name = {}, None
+    regs, spills, name = {}, {}, None
     for line in r.stderr.splitlines():
         m = re.search(r"Compiling entry function '(\w+)'", line)
         if m:
@@ -86,6 +91,9 @@ def main():
         m = re.search(r"Used (\d+) registers", line)
         if m and name:
             regs[name] = int(m.group(1))
+        m = re.search(r"(\d+) bytes spill stores", line)
+        if m and name:
+            spills[name] = int(m.group(1))
     sass = {}
     out = subprocess.run(["readelf", "-SW", cubin], capture_output=True, text=True).stdout
     for line in out.splitlines():
@@ -93,16 +101,20 @@ def main():
         if m:
             sass[m.group(1)] = int(m.group(2), 16) // 16  # SASS instructions are 16 bytes on sm_70+
     text = open(ptx).read()
-    print(f"{'kernel':52s} {'loop PTX':>8s} {'copies':>6s} {'setp':>5s} {'bra':>4s} {'mul':>4s} {'SASS':>6s} {'regs':>5s}")
+    print(f"{'kernel':52s} {'loop PTX':>8s} {'copies':>6s} {'setp':>5s} {'bra':>4s} {'mul':>4s} {'SASS':>6s} {'regs':>5s}"
+          f" {'spills':>6s} {'producers PTX':>13s}")
     for m in re.finditer(r"\.entry (\w+)\(", text):
         kname = m.group(1)
         if not args.all and not kname.endswith("_tc"):
             continue
         end = text.find(".entry", m.end())
-        s = loop_stats(text[m.end():end if end > 0 else len(text)])
+        body = text[m.end():end if end > 0 else len(text)]
+        s = loop_stats(body)
         cols = (f"{s['ptx']:8d} {s['copies']:6d} {s['setp']:5d} {s['branches']:4d} {s['mul']:4d}" if s
                 else f"{'-':>8s} {'-':>6s} {'-':>5s} {'-':>4s} {'-':>4s}")
-        print(f"{kname:52s} {cols} {sass.get(kname, 0):6d} {regs.get(kname, 0):5d}")
+        prod = loop_stats(body, producer=True) if "bar.arrive" in body else None
+        prod_col = f"{prod['ptx']:13d}" if prod else f"{'-':>13s}"
+        print(f"{kname:52s} {cols} {sass.get(kname, 0):6d} {regs.get(kname, 0):5d} {spills.get(kname, 0):6d} {prod_col}")
     return 0
 
 

@@ -231,6 +231,7 @@ CudaExecutableOptions CudaExecutableOptions::fromEnvironment() {
   o.conv16ChannelsLast = envFlagDefaultOn("SHOAL_CUDA_CL16");
   o.halfStageOverlap = envFlag("SHOAL_CUDA_CL16_OVERLAP");
   o.halfWideTile = envFlag("SHOAL_CUDA_CL16_WIDE");
+  o.halfProducerWarps = envFlag("SHOAL_CUDA_CL16_WS");
   o.halfSwappedTile = envFlag("SHOAL_CUDA_CL16_SWAP");
   o.halfTapReuse = envFlag("SHOAL_CUDA_CL16_L1");
   o.halfCopyInProducer = envFlag("SHOAL_CUDA_CL16_PRODUCER");
@@ -295,6 +296,7 @@ CudaCodegenOptions CudaExecutableOptions::codegenOptions(const std::string& arch
   c.conv16ChannelsLast = conv16ChannelsLast;
   c.halfStageOverlap = halfStageOverlap;
   c.halfWideTile = halfWideTile;
+  c.halfProducerWarps = halfProducerWarps;
   c.halfSwappedTile = halfSwappedTile;
   c.halfTapReuse = halfTapReuse;
   c.halfCopyInProducer = halfCopyInProducer;

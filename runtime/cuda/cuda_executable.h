@@ -87,6 +87,9 @@ struct CudaExecutableOptions {
   /// Their products of more than 128 columns in 128 x 256 blocks (CudaCodegenOptions::
   /// halfWideTile). Default: off, unless SHOAL_CUDA_CL16_WIDE=1.
   bool halfWideTile = false;
+  /// Their forwards' and data gradients' copies issued by producer warps (CudaCodegenOptions::
+  /// halfProducerWarps). Default: off, unless SHOAL_CUDA_CL16_WS=1.
+  bool halfProducerWarps = false;
   /// Their products of 65-128 columns as 256 x 128 multiplied the other way round
   /// (CudaCodegenOptions::halfSwappedTile). Default: off, unless SHOAL_CUDA_CL16_SWAP=1.
   bool halfSwappedTile = false;
@@ -137,7 +140,8 @@ struct CudaExecutableOptions {
   int64_t profileLaunches = 12;
   /// Fills graphs, syncEach, hostOutputs, inputsInPlace, horizontalUpdates, smallGemms, gemmEpilogues,
   /// programmaticLaunch, groupKernels, shareKernels, unitBytes, prepareParameters, wgmma, wgmmaTf32Gathered16,
-  /// conv16ChannelsLast, halfStageOverlap, halfWideTile, halfSwappedTile, halfTapReuse, halfCopyInProducer,
+  /// conv16ChannelsLast, halfStageOverlap, halfWideTile, halfProducerWarps, halfSwappedTile, halfTapReuse,
+  /// halfCopyInProducer,
   /// shareConvertedCopies, weightGradientColumns, convPairedTaps, convChannelsLastMinInput, fp32ConvGemmMinMacs, the
   /// fp32Winograd options, autotune, profileLaunches and tensorCores from the environment.
   static CudaExecutableOptions fromEnvironment();

@@ -45,8 +45,9 @@ struct Format {
   TensorCoreMath math;
   bool wgmma = false, channelsLast = false;
   int variant = -1;  // CudaCodegenOptions::tuningVariant: each product's candidate tile
-  // CudaCodegenOptions::conv16ChannelsLast, halfStageOverlap, halfWideTile and halfTapReuse
-  bool cl16 = false, overlap = false, wide = false, tapReuse = false, swapped = false;
+  // CudaCodegenOptions::conv16ChannelsLast, halfStageOverlap, halfWideTile, halfTapReuse,
+  // halfSwappedTile and halfProducerWarps
+  bool cl16 = false, overlap = false, wide = false, tapReuse = false, swapped = false, producers = false;
   Format(TensorCoreMath m, bool w = false, bool cl = false, int v = -1)  // NOLINT: implicit
       : math(m), wgmma(w), channelsLast(cl), variant(v) {}
   Format sixteenBitChannelsLast(bool overlapped = false, bool reuse = false) const {
@@ -67,6 +68,11 @@ struct Format {
     f.swapped = true;
     return f;
   }
+  Format producerWarps() const {
+    Format f = *this;
+    f.producers = true;
+    return f;
+  }
   bool truncates() const { return wgmma && math == TensorCoreMath::Tf32; }
   double packed(double v) const;
   double gathered(double v) const;
@@ -78,7 +84,8 @@ struct Format {
            (wgmma ? " (wgmma)" : "") + (variant >= 0 ? " (tile candidate " + std::to_string(variant) + ")" : "") +
            (channelsLast ? " (channels last)" : "") + (cl16 ? " (16-bit channels last)" : "") +
            (overlap ? " (overlapped)" : "") + (wide ? " (128 x 256)" : "") +
-           (tapReuse ? " (channel blocks outer)" : "") + (swapped ? " (256 x 128 swapped)" : "");
+           (tapReuse ? " (channel blocks outer)" : "") + (swapped ? " (256 x 128 swapped)" : "") +
+           (producers ? " (producer warps)" : "");
   }
 };
 
@@ -97,6 +104,7 @@ Expected<Tensor> onEmulator(const Graph& g, const TensorMap& params, const Tenso
   tc.halfWideTile = f.wide;
   tc.halfTapReuse = f.tapReuse;
   tc.halfSwappedTile = f.swapped;
+  tc.halfProducerWarps = f.producers;
   tc.fp32ConvGemmMinMacs = 0;  // Off: every convolution the exact fp32 GEMM, however small
   tc.fp32ConvGemmMinWidth = 0;
   tc.fp32Winograd = 0;  // the direct sums (Winograd's: conv_winograd_test.cpp)
@@ -122,6 +130,7 @@ Expected<Tensor> runOnGpu(const Graph& g, const TensorMap& params, const TensorM
   o.halfWideTile = f.wide;
   o.halfTapReuse = f.tapReuse;
   o.halfSwappedTile = f.swapped;
+  o.halfProducerWarps = f.producers;
   o.fp32ConvGemmMinMacs = 0;
   o.fp32ConvGemmMinWidth = 0;
   o.fp32Winograd = 0;
@@ -274,6 +283,7 @@ CudaModuleSource moduleFor(const Graph& g, const Format& f) {
   tc.halfWideTile = f.wide;
   tc.halfTapReuse = f.tapReuse;
   tc.halfSwappedTile = f.swapped;
+  tc.halfProducerWarps = f.producers;
   tc.fp32ConvGemmMinMacs = 0;
   tc.fp32ConvGemmMinWidth = 0;
   tc.fp32Winograd = 0;
@@ -848,6 +858,57 @@ TEST(ConvTensorCore, SixteenBitWideTilesMatchFloat64WithinTheFormatsBounds) {
   if (!test::haveHostCompiler()) GTEST_SKIP() << "no host C++ compiler to build the emulated module";
   checkWideTiles(onEmulator, TensorCoreMath::Bf16);
   checkForward(kWideForward[0], true, true, 369, onEmulator, Format(TensorCoreMath::Fp16, true).wideTiles());
+}
+
+// Producer warps (CudaCodegenOptions::halfProducerWarps): a third warpgroup copies every stage
+// into a ring of four and hands them to the multiplying warpgroups through named barriers. The
+// forwards and data gradients of the 16-bit suite (9 and 18 stages: the ring's slots reused;
+// one stage; the phases of a stride 2), the slices of a candidate, the wide and swapped tiles;
+// the weight gradients, which keep their own copies, beside them. On the emulator each thread
+// runs until it waits, so a producer that did not wait for a slot's products before copying
+// into it again would overwrite stages not yet multiplied.
+const std::vector<Geometry> kRingForward = {
+    {2, 64, 12, 12, 64, 3, 3, {1, 1}, {1, 1, 1, 1}, {1, 1}},
+    {1, 128, 8, 8, 136, 3, 3, {1, 1}, {1, 1, 1, 1}, {1, 1}},
+    {1, 64, 10, 10, 264, 3, 3, {1, 1}, {1, 1, 1, 1}, {1, 1}},
+};
+void checkProducerWarps(const Runner& run, TensorCoreMath math, bool every) {
+  const Format f = Format(math, /*wgmma=*/true).sixteenBitChannelsLast().producerWarps();
+  const std::string source = moduleFor(*forwardGraph(kHalf[0]), f).source;
+  EXPECT_NE(source.find("__launch_bounds__(384)"), std::string::npos);
+  EXPECT_NE(source.find("shoal_bar_sync(1 + kStages + slot, kThreads)"), std::string::npos);
+  // Pooled forwards (fused_conv2d_pool: one slice, whatever the grid) of 9 and 18 stages: the
+  // ring's four slots reused, as the unpooled products of small grids (cut into slices of a
+  // stage or two) never do.
+  checkForwardPool(kRingForward[0], 389, run, f);
+  if (every) {
+    checkForwardPool(kRingForward[1], 388, run, f);
+    checkForwardPool(kRingForward[2], 387, run, f.wideTiles());
+  }
+  for (size_t i = 0; i < kHalf.size(); ++i) {
+    if (!every && i != 1) continue;
+    checkForward(kHalf[i], i % 2 == 0, i != 1, 390 + i, run, f);
+  }
+  for (size_t i = 0; i < kHalfData.size(); ++i) {
+    if (!every && i != 1) continue;
+    checkBackwardData(kHalfData[i], i == 3, 395 + i, run, f);
+  }
+  if (!every) return;
+  checkForward(kHalf[1], true, true, 399, run, Format(math, true, false, 2).sixteenBitChannelsLast().producerWarps());
+  checkForward(kWideForward[0], true, true, 400, run, f.wideTiles());
+  checkBackwardData(kWideData, false, 401, run, f.wideTiles());
+  checkForward(kSwappedForward[1], false, true, 402, run, f.swappedTiles());
+  checkBackwardWeight(kHalfWeight[0], 403, run, f);
+}
+
+TEST(ConvTensorCore, SixteenBitProducerWarpsMatchFloat64WithinTheFormatsBounds) {
+  // Off by default: 256 threads and the block's barrier.
+  EXPECT_EQ(moduleFor(*forwardGraph(kHalf[0]), Format(TensorCoreMath::Bf16, true).sixteenBitChannelsLast())
+                .source.find("shoal_bar_sync(1 + kStages"),
+            std::string::npos);
+  if (!test::haveHostCompiler()) GTEST_SKIP() << "no host C++ compiler to build the emulated module";
+  checkProducerWarps(onEmulator, TensorCoreMath::Bf16, /*every=*/true);
+  checkProducerWarps(onEmulator, TensorCoreMath::Fp16, false);
 }
 
 TEST(ConvTensorCore, SixteenBitChannelsLastConvolutionsMatchFloat64WithinTheFormatsBounds) {
@@ -1436,6 +1497,13 @@ TEST(ConvTensorCoreGpu, SixteenBitWideTilesMatchFloat64WithinTheFormatsBounds) {
   checkForward(kWideForward[1], true, true, 370, onGpu, reuse);
   checkBackwardData(kWideData, false, 371, onGpu, reuse);
   checkSwappedTiles(onGpu, TensorCoreMath::Bf16);
+}
+
+TEST(ConvTensorCoreGpu, SixteenBitProducerWarpsMatchFloat64WithinTheFormatsBounds) {
+  if (auto dev = probeCudaDevice(0); !dev) GTEST_SKIP() << "no usable GPU: " << dev.error().message();
+  if (!gpuUsesWgmma()) GTEST_SKIP() << "the device has no wgmma (sm_90)";
+  checkProducerWarps(onGpu, TensorCoreMath::Bf16, /*every=*/true);
+  checkProducerWarps(onGpu, TensorCoreMath::Fp16, false);
 }
 
 TEST(ConvTensorCoreGpu, SixteenBitChannelsLastFloat16AndOverlappedStagesMatchFloat64) {

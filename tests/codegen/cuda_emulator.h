@@ -42,6 +42,7 @@ ShoalDim3 shoal_emu_blockIdx, shoal_emu_blockDim, shoal_emu_gridDim;
 ShoalDim3* shoal_emu_threadIdx;
 void (*shoal_emu_sync)();
 unsigned long long (*shoal_emu_shfl)(unsigned long long bits, int laneMask);
+void (*shoal_emu_bar)(int id, int count, int wait);
 unsigned char* shoal_emu_dynamic_shared;
 }
 #define SHOAL_DYNAMIC_SHARED(T, name) T* name = reinterpret_cast<T*>(shoal_emu_dynamic_shared)
@@ -109,10 +110,12 @@ class EmulatedModule {
     m->dynamicSharedPtr_ = static_cast<unsigned char**>(sym("shoal_emu_dynamic_shared"));
     auto** syncFn = static_cast<void (**)()>(sym("shoal_emu_sync"));
     auto** shflFn = static_cast<unsigned long long (**)(unsigned long long, int)>(sym("shoal_emu_shfl"));
-    if (!m->blockIdx_ || !m->threadIdx_ || !m->dynamicSharedPtr_ || !syncFn || !shflFn)
+    auto** barFn = static_cast<void (**)(int, int, int)>(sym("shoal_emu_bar"));
+    if (!m->blockIdx_ || !m->threadIdx_ || !m->dynamicSharedPtr_ || !syncFn || !shflFn || !barFn)
       return fail("emulation symbols missing");
     *syncFn = &EmulatedModule::syncThunk;
     *shflFn = &EmulatedModule::shflThunk;
+    *barFn = &EmulatedModule::barThunk;
     return m;
   }
   ~EmulatedModule() {
@@ -161,7 +164,7 @@ class EmulatedModule {
   struct Dim3 {
     unsigned x, y, z;
   };
-  enum class FiberState { Run, Sync, Shfl, Done };
+  enum class FiberState { Run, Sync, Shfl, Bar, Done };
   struct Fiber {
     fiber::Context ctx;
     std::vector<char> stack;
@@ -169,6 +172,12 @@ class EmulatedModule {
     FiberState state = FiberState::Run;
     unsigned long long shflValue = 0, shflResult = 0;
     int shflMask = 0;
+    int barId = 0;  // the named barrier a Bar fiber waits at
+  };
+  // A named barrier (bar.arrive / bar.sync with an id and a thread count): its threads so far
+  // and the count they named, 0 between generations.
+  struct NamedBarrier {
+    int arrived = 0, count = 0;
   };
 
   EmulatedModule() = default;
@@ -212,6 +221,27 @@ class EmulatedModule {
     f->state = FiberState::Sync;
     fiber::swap(f->ctx, m->scheduler_);
   }
+  // bar.arrive (wait 0) or bar.sync (wait 1) on named barrier `id` of `count` threads: the
+  // count-th thread completes the generation, releasing those that wait; a thread that waits
+  // before then blocks. Every thread of a generation must name the same count.
+  SHOAL_FIBER_CODE static void barThunk(int id, int count, int wait) {
+    EmulatedModule* m = active();
+    if (!m || !m->current_ || id <= 0 || id >= 16 || count <= 0 || count % 32 != 0) std::abort();
+    NamedBarrier& b = m->bars_[id];
+    if (b.count == 0) b.count = count;
+    if (b.count != count) std::abort();  // threads of one generation named different counts
+    if (++b.arrived == count) {
+      b = NamedBarrier{};
+      for (Fiber& f : m->fibers_)
+        if (f.state == FiberState::Bar && f.barId == id) f.state = FiberState::Run;
+      return;
+    }
+    if (!wait) return;
+    Fiber* f = m->current_;
+    f->state = FiberState::Bar;
+    f->barId = id;
+    fiber::swap(f->ctx, m->scheduler_);
+  }
   SHOAL_FIBER_CODE static unsigned long long shflThunk(unsigned long long bits, int laneMask) {
     EmulatedModule* m = active();
     if (!m || !m->current_) std::abort();
@@ -225,6 +255,7 @@ class EmulatedModule {
 
   Expected<void> runBlockAsFibers(unsigned block) {
     active() = this;
+    bars_ = {};
     fibers_.resize(block);
     for (unsigned t = 0; t < block; ++t) {
       Fiber& f = fibers_[t];
@@ -241,13 +272,19 @@ class EmulatedModule {
         fiber::swap(scheduler_, f.ctx);
       }
       current_ = nullptr;
-      bool anyLive = false, allSync = true;
+      bool anyLive = false, allSync = true, anyRun = false;
       for (Fiber& f : fibers_) {
         if (f.state == FiberState::Done) continue;
         anyLive = true;
         allSync &= f.state == FiberState::Sync;
+        anyRun |= f.state == FiberState::Run;  // released at a named barrier after its turn
       }
-      if (!anyLive) return {};
+      if (!anyLive) {
+        for (const NamedBarrier& b : bars_)
+          if (b.arrived != 0) return fail("emulator: a named barrier's generation was left incomplete");
+        return {};
+      }
+      if (anyRun) continue;
       if (allSync) {
         for (Fiber& f : fibers_)
           if (f.state == FiberState::Sync) f.state = FiberState::Run;
@@ -289,6 +326,7 @@ class EmulatedModule {
   std::vector<void*> args_;
   fiber::Context scheduler_;
   std::vector<Fiber> fibers_;
+  std::array<NamedBarrier, 16> bars_{};
   Fiber* current_ = nullptr;
 };
 
@@ -501,7 +539,7 @@ class EmulatedExecutable {
     size_t at = src_.source.find(" " + name + "(");
     size_t end = src_.source.find("\n}\n", at);
     std::string body = src_.source.substr(at, end == std::string::npos ? std::string::npos : end - at);
-    for (const char* s : {"__syncthreads", "__shfl", "shoal_warp_", "shoal_block_sum"})
+    for (const char* s : {"__syncthreads", "__shfl", "shoal_warp_", "shoal_block_sum", "shoal_bar_"})
       if (body.find(s) != std::string::npos) return true;
     for (size_t call = 0; (call = body.find("_body(", call)) != std::string::npos; ++call) {
       size_t begin = body.find_last_of(" \n", call) + 1;
