@@ -358,13 +358,14 @@ struct CudaCodegenOptions {
   /// bf16 at batch 256 5.40 -> 5.72 ms (stride-2 layers and short grids lose: the copies'
   /// instructions have half the warps to issue them), a training step 10.0 -> 9.64 ms.
   bool halfWideTile = false;
-  /// conv16ChannelsLast's forwards and data gradients (ImplicitGemm::aHalf64) with producer
-  /// warps: a third warpgroup issues every copy of every stage into a ring of four stages and
-  /// hands each to the two multiplying warpgroups through named barriers (`full` a stage when
-  /// its copies have landed, `empty` when its products are done), so the multiplying warps
-  /// issue only their wgmma and the waits -- no copies, no block-wide barrier -- and their
-  /// products run on while the next stages are copied. 384 threads, one block an SM. An
-  /// experiment for a device to decide (docs/PERF.md, 2026-12-05 (session 3)); default off.
+  /// conv16ChannelsLast's products (forwards, data and weight gradients: ImplicitGemm::aHalf64,
+  /// halfMN) with producer warps: a third warpgroup issues every copy of every stage into a ring
+  /// of four stages and hands each to the two multiplying warpgroups through named barriers
+  /// (`full` a stage when its copies have landed, `empty` when its products are done), so the
+  /// multiplying warps issue only their wgmma and the waits -- no copies, no block-wide barrier
+  /// -- and their products run on while the next stages are copied. 384 threads, one block an
+  /// SM. An experiment for a device to decide (docs/PERF.md, 2026-12-05 (session 3)); default
+  /// off.
   bool halfProducerWarps = false;
   /// conv16ChannelsLast's forwards and data gradients of 65-128 columns (ResNet-18's layer 2)
   /// in blocks of 256 rows (pixels) x 128 columns multiplied the other way round: each

@@ -748,17 +748,19 @@ std::string half64Rows(const ImplicitGemm& spec, const Tile& tile, int copiers, 
 // halfMN's copies (both operands MN-major, 64 reduction steps a stage): each reduction index
 // of the stage is a 128-byte row of each 64-row (column) atom, chunk j of row r at chunk
 // j ^ (r & 7); atoms 8 KB apart, A's BM / 64 then B's BN / 64. 8 threads a row, one 16-byte
-// chunk each; the stage's 64 indices in two passes of 32, each computing its index's offsets
-// once for all atoms (kRowSetup), each atom's own part (aAtom) the same at every stage.
-std::string halfMNCopies(const ImplicitGemm& spec, const Tile& tile) {
+// chunk each; the stage's 64 indices copiers / 8 at a time (the block's 256 threads, or its
+// 128 producers: thread `ct`), each pass computing its index's offsets once for all atoms
+// (kRowSetup), each atom's own part (aAtom) the same at every stage.
+std::string halfMNCopies(const ImplicitGemm& spec, const Tile& tile, int copiers, const std::string& ct) {
   std::string s;
-  for (int pass = 0; pass < 2; ++pass) {
+  const int rows = copiers / 8;
+  for (int pass = 0; pass < 64 / rows; ++pass) {
     s += fmt::format(
         "      {{\n"
-        "        const int k = kt + {0} + (tid >> 3);\n"
+        "        const int k = kt + {0} + ({2} >> 3);\n"
         "        const bool kin = k < kEnd;\n"
         "{1}",
-        pass * 32, spec.kRowSetup);
+        pass * rows, spec.kRowSetup, ct);
     for (int a = 0; a < tile.bm / 64; ++a)
       s += fmt::format(
           "        {{\n"
@@ -766,20 +768,18 @@ std::string halfMNCopies(const ImplicitGemm& spec, const Tile& tile) {
           "{1}"
           "          const bool ok = kin && mo < ${{M}} && ({2});\n"
           "          shoal_cp_async_f32x4_aligned(stage + {3} + cdst, (const float*)((const unsigned short*){4} + ((ok "
-          "? kofs + "
-          "aoff : 0) + ch * 8)), ok);\n"
+          "? kofs + aoff : 0) + ch * 8)), ok);\n"
           "        }}\n",
-          64 * a, spec.aAtom, spec.aInside, a * 8192 + pass * 4096, spec.aBase);
+          64 * a, spec.aAtom, spec.aInside, a * 8192 + pass * rows * 128, spec.aBase);
     for (int b = 0; b < tile.bn / 64; ++b)
       s += fmt::format(
           "        {{\n"
           "          const int no = o0 + {0};\n"
           "          const bool ok = kin && no < ${{N}};\n"
           "          shoal_cp_async_f32x4_aligned(stage + {1} + cdst, (const float*)((const unsigned short*){2} + ((ok "
-          "? {3} : 0) + "
-          "ch * 8)), ok);\n"
+          "? {3} : 0) + ch * 8)), ok);\n"
           "        }}\n",
-          64 * b, tile.bm * 128 + b * 8192 + pass * 4096, spec.bBase, spec.bOffset);
+          64 * b, tile.bm * 128 + b * 8192 + pass * rows * 128, spec.bBase, spec.bOffset);
     s += "      }\n";
   }
   return s;
@@ -907,8 +907,11 @@ Expected<void> emitImplicitGemm(NodeEmitter& em, const ImplicitGemm& spec) {
   // products to fill the barrier's gap).
   const bool wideTile = isHalfWide(tile) || isHalfSwapped(tile);
   const bool overlap = half && (em.options().halfStageOverlap || wideTile);
-  // CudaCodegenOptions::halfProducerWarps: a third warpgroup copies, four stages.
-  const bool producers = half64 && em.options().halfProducerWarps;
+  // CudaCodegenOptions::halfProducerWarps: a third warpgroup copies (thread `ptid` of 128), four
+  // stages.
+  const bool producers = half && em.options().halfProducerWarps;
+  const int copiers = producers ? kProducerThreads : int(kBlock);
+  const std::string copier = producers ? "ptid" : "tid";
   const int stages = overlap || producers ? 4 : half ? (tile.bn == 128 ? 3 : 4) : kStages;
   const int ahead = overlap ? stages - 2 : stages - 1;  // stages in flight while one is multiplied
   const int64_t kp = (spec.red + kstep - 1) / kstep * kstep;
@@ -957,8 +960,8 @@ Expected<void> emitImplicitGemm(NodeEmitter& em, const ImplicitGemm& spec) {
   b.wholeGroups = packB || (!b.groupSetup.empty() && spec.red % (b.interleaved ? 16 : 4) == 0);
   const bool columns = !spec.aColumn.empty();
   const std::string copies =
-      halfMN   ? halfMNCopies(spec, tile)
-      : half64 ? half64Copies(spec, tile, producers ? kProducerThreads : int(kBlock))
+      halfMN   ? halfMNCopies(spec, tile, copiers, copier)
+      : half64 ? half64Copies(spec, tile, copiers)
                : (columns ? columnCopies(spec, tile) : copyCode(a)) + (wgmma16 ? packed16Copies(tile) : copyCode(b));
   Vars v = {
       {"I", em.I()},
@@ -976,9 +979,10 @@ Expected<void> emitImplicitGemm(NodeEmitter& em, const ImplicitGemm& spec) {
       {"KP", intLit(kp)},
       {"COPIES", copies},
       {"BEFORE_LOOP",
-       halfMN    ? std::string("  const int ch = tid & 7, cdst = (tid >> 3) * 128 + ((ch ^ ((tid >> 3) & 7)) << 4);\n")
-       : half64  ? half64Rows(spec, tile, producers ? kProducerThreads : int(kBlock), producers ? "ptid" : "tid")
-        : columns ? columnRows(spec, tile)
+       halfMN    ? fmt::format("  const int ch = {0} & 7, cdst = ({0} >> 3) * 128 + ((ch ^ (({0} >> 3) & 7)) << 4);\n",
+                               copier)
+       : half64  ? half64Rows(spec, tile, copiers, copier)
+       : columns ? columnRows(spec, tile)
                  : holeZeros(a, spec.aHoles)},
       {"WARPS_M", std::to_string(tile.warpsM)},
       {"THREADS", std::to_string(kBlock + kProducerThreads)},

@@ -864,9 +864,10 @@ TEST(ConvTensorCore, SixteenBitWideTilesMatchFloat64WithinTheFormatsBounds) {
 // into a ring of four and hands them to the multiplying warpgroups through named barriers. The
 // forwards and data gradients of the 16-bit suite (9 and 18 stages: the ring's slots reused;
 // one stage; the phases of a stride 2), the slices of a candidate, the wide and swapped tiles;
-// the weight gradients, which keep their own copies, beside them. On the emulator each thread
+// weight gradients (a 1 x 1 over 1,152 pixels: slices of five stages or more). On the emulator each thread
 // runs until it waits, so a producer that did not wait for a slot's products before copying
 // into it again would overwrite stages not yet multiplied.
+const Geometry kRingWeight = {2, 64, 24, 24, 64, 1, 1, {1, 1}, {0, 0, 0, 0}, {1, 1}};
 const std::vector<Geometry> kRingForward = {
     {2, 64, 12, 12, 64, 3, 3, {1, 1}, {1, 1, 1, 1}, {1, 1}},
     {1, 128, 8, 8, 136, 3, 3, {1, 1}, {1, 1, 1, 1}, {1, 1}},
@@ -898,7 +899,14 @@ void checkProducerWarps(const Runner& run, TensorCoreMath math, bool every) {
   checkForward(kWideForward[0], true, true, 400, run, f.wideTiles());
   checkBackwardData(kWideData, false, 401, run, f.wideTiles());
   checkForward(kSwappedForward[1], false, true, 402, run, f.swappedTiles());
-  checkBackwardWeight(kHalfWeight[0], 403, run, f);
+  // Weight gradients (halfMN: both operands MN-major), one of slices of five stages or more.
+  const CudaModuleSource ring = moduleFor(*weightGradientGraph(kRingWeight), f);
+  EXPECT_NE(ring.source.find("__launch_bounds__(384)"), std::string::npos);
+  ASSERT_FALSE(ring.products.empty());
+  EXPECT_GT(2 * 24 * 24 / ring.products[0].chosen.splits, 4 * 64) << "a slice of more stages than the ring's four";
+  checkBackwardWeight(kRingWeight, 403, run, f);
+  checkBackwardWeight(kHalfWeight[1], 404, run, f);
+  checkBackwardWeight(kWideWeight[0], 405, run, f.wideTiles());
 }
 
 TEST(ConvTensorCore, SixteenBitProducerWarpsMatchFloat64WithinTheFormatsBounds) {
