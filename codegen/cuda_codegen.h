@@ -360,7 +360,7 @@ struct CudaCodegenOptions {
   bool halfWideTile = false;
   /// conv16ChannelsLast's products (forwards, data and weight gradients: ImplicitGemm::aHalf64,
   /// halfMN) with producer warps: a third warpgroup issues every copy of every stage into a ring
-  /// of four stages and hands each to the two multiplying warpgroups through named barriers
+  /// of 4-7 stages (what 192 KB holds) and hands each to the two multiplying warpgroups through named barriers
   /// (`full` a stage when its copies have landed, `empty` when its products are done), so the
   /// multiplying warps issue only their wgmma and the waits -- no copies, no block-wide barrier
   /// -- and their products run on while the next stages are copied. 384 threads, one block an

@@ -912,7 +912,13 @@ Expected<void> emitImplicitGemm(NodeEmitter& em, const ImplicitGemm& spec) {
   const bool producers = half && em.options().halfProducerWarps;
   const int copiers = producers ? kProducerThreads : int(kBlock);
   const std::string copier = producers ? "ptid" : "tid";
-  const int stages = overlap || producers ? 4 : half ? (tile.bn == 128 ? 3 : 4) : kStages;
+  // With producers, one block an SM: as many slots as 192 KB holds, at most 7 (two named
+  // barriers a slot, 15 in all) -- 6 of 128 x 128, 7 of 128 x 64, 4 of the 48 KB tiles.
+  const int halfStageBytes = (tile.bm + tile.bn) * 128;
+  const int stages = producers ? std::min(7, 196608 / halfStageBytes)
+                     : overlap ? 4
+                     : half    ? (tile.bn == 128 ? 3 : 4)
+                               : kStages;
   const int ahead = overlap ? stages - 2 : stages - 1;  // stages in flight while one is multiplied
   const int64_t kp = (spec.red + kstep - 1) / kstep * kstep;
   // Floats the packed B takes (16-bit values two to a float with wgmma16 and aHalf64).
@@ -1142,28 +1148,33 @@ Expected<void> emitImplicitGemm(NodeEmitter& em, const ImplicitGemm& spec) {
                      "  const int tiles = (kEnd - kBegin + ${KSTEP} - 1) / ${KSTEP};\n"
                      "  if (warp >= 8) {\n"
                      "    // The producers: stage `step` into slot step % kStages, once its products of\n"
-                     "    // kStages steps before are done; the stage before handed over once it has landed.\n"
+                     "    // kStages steps before are done; kStages - 1 stages' copies in flight, each handed\n"
+                     "    // over once it has landed (`done`: the slot handed over next).\n"
                      "    const int ptid = tid - 256;\n"
                      "${BEFORE_LOOP}"
                      "    auto load = [&](int s, int kt) {\n"
                      "      const shoal_saddr stage = sbase + s * (kStageFloats * 4);\n"
                      "${COPIES}"
                      "    };\n"
-                     "    for (int step = 0, slot = 0, last = kStages - 1; step < tiles; ++step) {\n"
+                     "    int done = 0;\n"
+                     "    for (int step = 0, slot = 0; step < tiles; ++step) {\n"
                      "      if (step >= kStages) shoal_bar_sync(1 + kStages + slot, kThreads);\n"
                      "      load(slot, kBegin + step * ${KSTEP});\n"
                      "      shoal_cp_async_commit();\n"
-                     "      if (step > 0) {\n"
-                     "        shoal_cp_async_wait<1>();\n"
+                     "      if (step >= kStages - 2) {\n"
+                     "        shoal_cp_async_wait<kStages - 2>();\n"
                      "        shoal_fence_proxy_async();\n"
-                     "        shoal_bar_arrive(1 + last, kThreads);\n"
+                     "        shoal_bar_arrive(1 + done, kThreads);\n"
+                     "        done = done + 1 == kStages ? 0 : done + 1;\n"
                      "      }\n"
-                     "      last = slot;\n"
                      "      slot = slot + 1 == kStages ? 0 : slot + 1;\n"
                      "    }\n"
                      "    shoal_cp_async_wait<0>();\n"
                      "    shoal_fence_proxy_async();\n"
-                     "    if (tiles > 0) shoal_bar_arrive(1 + (tiles - 1) % kStages, kThreads);\n"
+                     "    for (int left = tiles < kStages - 2 ? tiles : kStages - 2; left > 0; --left) {\n"
+                     "      shoal_bar_arrive(1 + done, kThreads);\n"
+                     "      done = done + 1 == kStages ? 0 : done + 1;\n"
+                     "    }\n"
                      "    return;\n"
                      "  }\n"
                      "${FRAGMENT_ADDRESSES}"

@@ -861,13 +861,23 @@ TEST(ConvTensorCore, SixteenBitWideTilesMatchFloat64WithinTheFormatsBounds) {
 }
 
 // Producer warps (CudaCodegenOptions::halfProducerWarps): a third warpgroup copies every stage
-// into a ring of four and hands them to the multiplying warpgroups through named barriers. The
+// into a ring of 4-7 and hands them to the multiplying warpgroups through named barriers. The
 // forwards and data gradients of the 16-bit suite (9 and 18 stages: the ring's slots reused;
 // one stage; the phases of a stride 2), the slices of a candidate, the wide and swapped tiles;
 // weight gradients (a 1 x 1 over 1,152 pixels: slices of five stages or more). On the emulator each thread
 // runs until it waits, so a producer that did not wait for a slot's products before copying
 // into it again would overwrite stages not yet multiplied.
 const Geometry kRingWeight = {2, 64, 24, 24, 64, 1, 1, {1, 1}, {0, 0, 0, 0}, {1, 1}};
+// A producer-warps kernel's stages a slice beyond its ring's slots (from its source: `kStages =
+// S` and `kBegin = slice * P`, P reduction steps of 64 a stage): > 0 where slots are reused.
+int ringStagesPerSlice(const std::string& source) {
+  const size_t ws = source.find("kThreads = 384");
+  if (ws == std::string::npos) return -1;
+  const size_t st = source.rfind("kStages = ", ws), sl = source.find("kBegin = slice * ", ws);
+  if (st == std::string::npos || sl == std::string::npos) return -1;
+  const int slots = std::stoi(source.substr(st + 10)), steps = std::stoi(source.substr(sl + 17));
+  return (steps + 63) / 64 - slots;
+}
 const std::vector<Geometry> kRingForward = {
     {2, 64, 12, 12, 64, 3, 3, {1, 1}, {1, 1, 1, 1}, {1, 1}},
     {1, 128, 8, 8, 136, 3, 3, {1, 1}, {1, 1, 1, 1}, {1, 1}},
@@ -878,9 +888,9 @@ void checkProducerWarps(const Runner& run, TensorCoreMath math, bool every) {
   const std::string source = moduleFor(*forwardGraph(kHalf[0]), f).source;
   EXPECT_NE(source.find("__launch_bounds__(384)"), std::string::npos);
   EXPECT_NE(source.find("shoal_bar_sync(1 + kStages + slot, kThreads)"), std::string::npos);
-  // Pooled forwards (fused_conv2d_pool: one slice, whatever the grid) of 9 and 18 stages: the
-  // ring's four slots reused, as the unpooled products of small grids (cut into slices of a
-  // stage or two) never do.
+  // Pooled forwards (fused_conv2d_pool: one slice, whatever the grid) of 9 and 18 stages (the
+  // 128 x 128 ring holds 6, the wide tile's 4): the slots reused, as the unpooled products of
+  // small grids (cut into slices of a stage or two) never do.
   checkForwardPool(kRingForward[0], 389, run, f);
   if (every) {
     checkForwardPool(kRingForward[1], 388, run, f);
@@ -899,12 +909,20 @@ void checkProducerWarps(const Runner& run, TensorCoreMath math, bool every) {
   checkForward(kWideForward[0], true, true, 400, run, f.wideTiles());
   checkBackwardData(kWideData, false, 401, run, f.wideTiles());
   checkForward(kSwappedForward[1], false, true, 402, run, f.swappedTiles());
-  // Weight gradients (halfMN: both operands MN-major), one of slices of five stages or more.
+  // Weight gradients (halfMN: both operands MN-major); one in half the model's slices (a
+  // candidate), each longer than the ring.
   const CudaModuleSource ring = moduleFor(*weightGradientGraph(kRingWeight), f);
   EXPECT_NE(ring.source.find("__launch_bounds__(384)"), std::string::npos);
   ASSERT_FALSE(ring.products.empty());
-  EXPECT_GT(2 * 24 * 24 / ring.products[0].chosen.splits, 4 * 64) << "a slice of more stages than the ring's four";
-  checkBackwardWeight(kRingWeight, 403, run, f);
+  const auto& cands = ring.products[0].candidates;
+  int halved = -1;
+  for (size_t i = 0; i < cands.size(); ++i)
+    if (cands[i].bm == cands[0].bm && cands[i].bn == cands[0].bn && cands[i].splits == (cands[0].splits + 1) / 2)
+      halved = int(i);
+  ASSERT_GE(halved, 1);
+  const Format longer = Format(math, true, false, halved).sixteenBitChannelsLast().producerWarps();
+  EXPECT_GT(ringStagesPerSlice(moduleFor(*weightGradientGraph(kRingWeight), longer).source), 0);
+  checkBackwardWeight(kRingWeight, 403, run, longer);
   checkBackwardWeight(kHalfWeight[1], 404, run, f);
   checkBackwardWeight(kWideWeight[0], 405, run, f.wideTiles());
 }
