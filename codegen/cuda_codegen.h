@@ -346,6 +346,14 @@ struct CudaCodegenOptions {
   /// idle through the barrier and the copies' issue). An experiment for a device to decide;
   /// default off.
   bool halfStageOverlap = false;
+  /// conv16ChannelsLast's form for TF32: the forwards and data gradients of channels (filters)
+  /// in 64s read fp32 channels-last copies of their inputs (gradients) 32 channels a stage row
+  /// -- the same 128-byte rows, copies, ring and tiles as the 16-bit products, both operands
+  /// read by wgmma's TF32 form (m64nNk8, K-major: TF32 has no transposed form, so the weight
+  /// gradients keep their gathers) from the 128-byte swizzle; the gathered operand truncated by
+  /// the tensor cores as the TF32 gathers' is, the packed weights rounded. An experiment for a
+  /// device to decide (docs/PERF.md, 2026-12-05 (session 3)); default off.
+  bool tf32ChannelsLast = false;
   /// conv16ChannelsLast's products of more than 128 columns (ResNet-18's layers 3 and 4: 256
   /// and 512 filters; their weight gradients' filters, their data gradients' channels) in
   /// blocks of 128 x 256 -- each warpgroup one m64n256k16 product a 16-step, so B's rows are

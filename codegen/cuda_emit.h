@@ -401,17 +401,22 @@ Expected<void> emitWinogradConv(NodeEmitter& em, const WinogradConv& spec, int m
 /// split as the cost model chooses), dW = G^T M G.
 Expected<void> emitWinogradWeightGradient(NodeEmitter& em, const WinogradConv& spec, int m);
 
-// codegen/cuda_kernels_cl16.cpp: 16-bit channels-last copies (CudaCodegenOptions::conv16ChannelsLast)
-/// Where a product reads a tensor's 16-bit channels-last copy: a block of the converted region
-/// (a planned value's copy, shared by every node that reads it so, CudaModuleSource::converted),
+// codegen/cuda_kernels_cl16.cpp: channels-last copies in the tensor cores' format
+// (CudaCodegenOptions::conv16ChannelsLast: bfloat16 / float16; tf32ChannelsLast: TF32's, fp32)
+/// Where a product reads a tensor's channels-last copy: a block of the converted region (a
+/// planned value's copy, shared by every node that reads it so, CudaModuleSource::converted),
 /// or scratch at float `at` (an operand a prologue of the node wrote there).
 struct SixteenBitCopy {
   CudaArg arg;
   int64_t at = 0;
+  int bytes = 2;  ///< a value's: 2 (bfloat16, float16) or 4 (fp32, which TF32 reads)
   bool inScratch() const { return arg.kind == CudaArgKind::Scratch; }
   /// Floats of scratch the copy takes (0 for a converted block).
-  int64_t scratchFloats(int64_t elements) const { return inScratch() ? (elements + 1) / 2 : 0; }
+  int64_t scratchFloats(int64_t elements) const { return inScratch() ? (elements * bytes + 3) / 4 : 0; }
 };
+/// The bytes of a channels-last copy's values for the module's tensor-core math: 4 for TF32
+/// (fp32, which the tensor cores truncate as they read it), 2 for bfloat16 and float16.
+int channelsLastBytes(const NodeEmitter& em);
 /// A tensor [n, c, hw] (fp32) as [n, hw, c] values of the tensor cores' 16-bit format (c a
 /// multiple of 64): a planned value's copy converted only by the first node that reads it so
 /// (or written by its producer: halfCopyInProducer), anything else into scratch at float `at`.
@@ -424,8 +429,10 @@ SixteenBitCopy sixteenBitChannelsLastCopy(NodeEmitter& em, const CudaArg& input,
 /// The product reads `copy` as `name`: a view of scratch, or a parameter of its own pointing at
 /// the converted block (after the caller's parameters, which must be set by now).
 void readSixteenBitCopy(ImplicitGemm& spec, const std::string& name, const SixteenBitCopy& copy);
-/// Whether a 16-bit channels-last product serves a reduction over `channels` channels
-/// (conv16ChannelsLast: sm_90a, bfloat16 or float16, channels in 64s).
+/// Whether a channels-last product (ImplicitGemm::aHalf64) serves a reduction over `channels`
+/// channels: sm_90a, channels in 64s, and bfloat16 or float16 (conv16ChannelsLast) or TF32
+/// (tf32ChannelsLast; its copies fp32, channelsLastBytes). (The name is the 16-bit form's,
+/// which came first.)
 bool sixteenBitChannelsLast(const NodeEmitter& em, int64_t channels);
 /// Where a reader converts `out` [n, c, h, w] (f32, c in 64s) into a 16-bit channels-last copy
 /// and its producer may write it instead (CudaCodegenOptions::halfCopyInProducer): claims the

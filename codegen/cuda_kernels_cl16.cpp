@@ -1,6 +1,7 @@
-// CUDA codegen, 16-bit channels-last copies (CudaCodegenOptions::conv16ChannelsLast): a tensor
-// [n, c, h, w] of fp32 as [n, h, w, c] values of the tensor cores' 16-bit format, which the
-// implicit GEMMs of codegen/cuda_kernels_conv.cpp read 64 channels (128 bytes) a stage row. A
+// CUDA codegen, channels-last copies in the tensor cores' format (CudaCodegenOptions::
+// conv16ChannelsLast: bfloat16 / float16; tf32ChannelsLast: fp32, for TF32): a tensor [n, c, h,
+// w] of fp32 as [n, h, w, c] values of the format, which the implicit GEMMs of
+// codegen/cuda_kernels_conv.cpp read 128 bytes (64 or 32 channels) a stage row. A
 // copy is made by the first node that reads the value so (its conversion kernel) or, with
 // halfCopyInProducer, by the kernel that computes the value -- a convolution's epilogue (in
 // cuda_kernels_conv.cpp), or an elementwise kernel run as this file's tile kernel -- and lives in
@@ -23,9 +24,10 @@ namespace {
 // that set `float value` from flat index `i` (an ${I} in scope), a warp's 32 reads along the
 // pixels of one channel (128 bytes) -- into a shared tile, then every pixel's 64 channels are
 // written to `out` (a float pointer parameter) at float `at` as 32 pairs of 16-bit values (128
-// bytes a warp).
+// bytes a warp), or for TF32 (channelsLastBytes 4) as 32 pairs of floats (256 bytes).
 void transposeTo16(NodeEmitter& em, const std::string& suffix, const std::string& params, const std::string& element,
                    const std::vector<CudaArg>& args, int64_t n, int64_t c, int64_t hw, int64_t at) {
+  const bool fp32 = channelsLastBytes(em) == 4;
   const int64_t pixelTiles = (hw + 31) / 32, channelTiles = c / 64;
   const Vars v = {
       {"I", em.I()},
@@ -35,31 +37,43 @@ void transposeTo16(NodeEmitter& em, const std::string& suffix, const std::string
       {"PT", intLit(pixelTiles)},
       {"CT", intLit(channelTiles)},
       {"TO16", em.options().tensorCores == TensorCoreMath::Bf16 ? "shoal_f32_to_bf16" : "shoal_f32_to_f16"}};
-  em.kernel(suffix, params,
-            fill("  __shared__ float tile[64][33];\n"
-                 "  const int tx = (int)threadIdx.x & 31, ty = (int)threadIdx.x >> 5;\n"
-                 "  const int p0 = (int)(blockIdx.x % ${PT}) * 32, c0 = (int)((blockIdx.x / ${PT}) % ${CT}) * 64;\n"
-                 "  const ${I} n = (${I})(blockIdx.x / (${PT} * ${CT}));\n"
-                 "  for (int r = ty; r < 64; r += 8) {\n"
-                 "    const int p = p0 + tx;\n"
-                 "    float value = 0.0f;\n"
-                 "    if (p < ${HW}) {\n"
-                 "      const ${I} i = (n * ${C} + c0 + r) * (${I})${HW} + p;\n",
-                 v) +
-                element +
-                fill("    }\n"
-                     "    tile[r][tx] = value;\n"
-                     "  }\n"
-                     "  __syncthreads();\n"
-                     "  unsigned* xs = reinterpret_cast<unsigned*>(out + ${AT});\n"
-                     "  for (int r = ty; r < 32; r += 8) {\n"
-                     "    const int p = p0 + r;\n"
-                     "    if (p < ${HW})\n"
-                     "      xs[((n * ${HW} + p) * ${C} + c0) / 2 + tx] =\n"
-                     "          (unsigned)${TO16}(tile[2 * tx][r]) | ((unsigned)${TO16}(tile[2 * tx + 1][r]) << 16);\n"
-                     "  }\n",
-                     v),
-            args, unsigned(n * pixelTiles * channelTiles));
+  em.kernel(
+      suffix, params,
+      fill("  __shared__ float tile[64][33];\n"
+           "  const int tx = (int)threadIdx.x & 31, ty = (int)threadIdx.x >> 5;\n"
+           "  const int p0 = (int)(blockIdx.x % ${PT}) * 32, c0 = (int)((blockIdx.x / ${PT}) % ${CT}) * 64;\n"
+           "  const ${I} n = (${I})(blockIdx.x / (${PT} * ${CT}));\n"
+           "  for (int r = ty; r < 64; r += 8) {\n"
+           "    const int p = p0 + tx;\n"
+           "    float value = 0.0f;\n"
+           "    if (p < ${HW}) {\n"
+           "      const ${I} i = (n * ${C} + c0 + r) * (${I})${HW} + p;\n",
+           v) +
+          element +
+          fill("    }\n"
+               "    tile[r][tx] = value;\n"
+               "  }\n"
+               "  __syncthreads();\n" +
+                   std::string(
+                       fp32 ? "  float* xs = out + ${AT};\n"
+                              "  for (int r = ty; r < 32; r += 8) {\n"
+                              "    const int p = p0 + r;\n"
+                              "    if (p < ${HW}) {\n"
+                              "      const ${I} at = (n * ${HW} + p) * ${C} + c0 + 2 * tx;\n"
+                              "      xs[at] = tile[2 * tx][r];\n"
+                              "      xs[at + 1] = tile[2 * tx + 1][r];\n"
+                              "    }\n"
+                              "  }\n"
+                            : "  unsigned* xs = reinterpret_cast<unsigned*>(out + ${AT});\n"
+                              "  for (int r = ty; r < 32; r += 8) {\n"
+                              "    const int p = p0 + r;\n"
+                              "    if (p < ${HW})\n"
+                              "      xs[((n * ${HW} + p) * ${C} + c0) / 2 + tx] =\n"
+                              "          (unsigned)${TO16}(tile[2 * tx][r]) | ((unsigned)${TO16}(tile[2 * tx + 1][r]) "
+                              "<< 16);\n"
+                              "  }\n"),
+               v),
+      args, unsigned(n * pixelTiles * channelTiles));
 }
 
 }  // namespace
@@ -67,9 +81,10 @@ void transposeTo16(NodeEmitter& em, const std::string& suffix, const std::string
 SixteenBitCopy sixteenBitChannelsLastCopy(NodeEmitter& em, const CudaArg& input, int64_t n, int64_t c, int64_t hw,
                                           int64_t at, const std::string& suffix) {
   SixteenBitCopy copy;
+  copy.bytes = channelsLastBytes(em);
   bool fresh = true;
   if (input.kind == CudaArgKind::Value && input.value) {
-    copy.arg = em.converted(input.value, n * hw * c * 2, fresh);
+    copy.arg = em.converted(input.value, n * hw * c * copy.bytes, fresh);
   } else {
     copy.arg = NodeEmitter::scratch();
     copy.at = at;
@@ -89,10 +104,14 @@ void readSixteenBitCopy(ImplicitGemm& spec, const std::string& name, const Sixte
   spec.args.push_back(copy.arg);
 }
 
+int channelsLastBytes(const NodeEmitter& em) { return em.options().tensorCores == TensorCoreMath::Tf32 ? 4 : 2; }
+
 bool sixteenBitChannelsLast(const NodeEmitter& em, int64_t channels) {
   const TensorCoreMath math = em.options().tensorCores;
-  return em.options().conv16ChannelsLast && em.options().wgmma &&
-         (math == TensorCoreMath::Bf16 || math == TensorCoreMath::Fp16) && channels % 64 == 0;
+  const bool sixteenBit = math == TensorCoreMath::Bf16 || math == TensorCoreMath::Fp16;
+  return em.options().wgmma && channels % 64 == 0 &&
+         ((sixteenBit && em.options().conv16ChannelsLast) ||
+          (math == TensorCoreMath::Tf32 && em.options().tf32ChannelsLast));
 }
 
 void elementwiseWithSixteenBitCopy(NodeEmitter& em, const std::string& suffix, const std::string& params,
@@ -109,7 +128,7 @@ std::optional<CudaArg> claimSixteenBitCopy(NodeEmitter& em, const Value* out) {
       !em.copyWanted(out))
     return std::nullopt;
   bool fresh = false;
-  const CudaArg copy = em.converted(out, t.numElements() * 2, fresh);
+  const CudaArg copy = em.converted(out, t.numElements() * channelsLastBytes(em), fresh);
   if (!fresh) return std::nullopt;  // (a producer runs before its readers: never)
   return copy;
 }

@@ -210,7 +210,10 @@ Expected<void> convForwardTensorCore(NodeEmitter& em, const ConvGeom& g, const s
     const std::string to16 =
         em.options().tensorCores == TensorCoreMath::Bf16 ? "shoal_f32_to_bf16" : "shoal_f32_to_f16";
     const std::string value = epilogueInStore ? "y[at]" : !activation.empty() ? "act" : "sb";
-    store += fill("        ((unsigned short*)ycl)[m * ${O} + o] = " + to16 + "(" + value + ");\n", v);
+    store += fill(channelsLastBytes(em) == 4
+                      ? "        ycl[m * ${O} + o] = " + value + ";\n"
+                      : "        ((unsigned short*)ycl)[m * ${O} + o] = " + to16 + "(" + value + ");\n",
+                  v);
   }
   ImplicitGemm spec;
   spec.rows = g.n * g.oh * g.ow;
@@ -268,7 +271,7 @@ Expected<void> convForwardTensorCore(NodeEmitter& em, const ConvGeom& g, const s
         v);
     // The reduction (tap, channel); with halfTapReuse (channel block of 64, tap, channel), A's
     // copies through L1: a block's taps read the same pixels' 128 bytes one stage after another.
-    const bool blocksOuter = em.options().halfTapReuse;
+    const bool blocksOuter = em.options().halfTapReuse && channelsLastBytes(em) == 2;  // (64-step blocks)
     spec.aCached = blocksOuter;
     spec.aTap =
         fill(std::string(blocksOuter ? "        const int tap = (kt >> 6) % ${KK}, c = kt / (64 * ${KK}) * 64;\n"
@@ -579,7 +582,7 @@ Expected<void> convBackwardDataTensorCore(NodeEmitter& em, const ConvGeom& g, bo
             "ox0) * ${O} : 0;\n",
             v);
         // (tap, filter); with halfTapReuse (filter block of 64, tap, filter), as the forward's.
-        const bool blocksOuter = em.options().halfTapReuse;
+        const bool blocksOuter = em.options().halfTapReuse && channelsLastBytes(em) == 2;  // (64-step blocks)
         spec.aCached = blocksOuter;
         spec.aTap = fill(
             std::string(blocksOuter ? "        const int tap = (kt >> 6) % ${TAPS}, oc = kt / (64 * ${TAPS}) * 64;\n"
@@ -651,7 +654,8 @@ Expected<void> convBackwardWeightTensorCore(NodeEmitter& em, const ConvGeom& g) 
   spec.params = "const float* __restrict__ x, const float* __restrict__ dy, float* __restrict__ dw";
   spec.args = {em.in(0), em.in(1), em.out()};
   spec.math = em.options().tensorCores;
-  if (sixteenBitChannelsLast(em, g.c) && g.o % 64 == 0) {
+  // (16-bit only: the operands are MN-major, which TF32's wgmma cannot read.)
+  if (sixteenBitChannelsLast(em, g.c) && channelsLastBytes(em) == 2 && g.o % 64 == 0) {
     // 16-bit channels last (CudaCodegenOptions::conv16ChannelsLast, channels and filters in
     // 64s): x and dy converted into scratch as [n, h, w, c] and [n, oh, ow, o] values of the
     // format; rows ordered (tap, channel), so that each 64-row atom is one tap's 64 channels of

@@ -692,6 +692,13 @@ MultiplyPath wgmma16Path(const Tile& tile, TensorCoreMath math) {
 // B's row pointer, the thread's chunk in shared memory -- is kept from before the loop
 // (half64Rows); a stage computes its tap once (aTap), then each A row is a shift, an add and a
 // select, each B row an add.
+// aHalf64's row elements: fp32 for TF32 (CudaCodegenOptions::tf32ChannelsLast), else 16-bit;
+// and how many fill a 16-byte chunk.
+const char* rowElement(const ImplicitGemm& spec) {
+  return spec.math == TensorCoreMath::Tf32 ? "float" : "unsigned short";
+}
+int chunkElements(const ImplicitGemm& spec) { return spec.math == TensorCoreMath::Tf32 ? 4 : 8; }
+
 std::string half64Copies(const ImplicitGemm& spec, const Tile& tile, int copiers) {
   // kHalfSwapped: B's rows first (the warpgroups' m64 operand), then A's.
   const bool swapped = isHalfSwapped(tile);
@@ -702,10 +709,10 @@ std::string half64Copies(const ImplicitGemm& spec, const Tile& tile, int copiers
     s += fmt::format(
         "        {{\n"
         "          const bool ok = (rtaps_s[{0}] >> tap) & {1};\n"
-        "          shoal_cp_async_f32x4_{2}(stage + {3} + cdst, (const float*)((const unsigned short*){4} + (ok ? "
+        "          shoal_cp_async_f32x4_{2}(stage + {3} + cdst, (const float*)((const {5}*){4} + (ok ? "
         "roff_s[{0}] + toff : 0)), ok);\n"
         "        }}\n",
-        p, one, spec.aCached ? "cached" : "aligned", aAt + p * rows * 128, spec.aBase);
+        p, one, spec.aCached ? "cached" : "aligned", aAt + p * rows * 128, spec.aBase, rowElement(spec));
   for (int p = 0; p < tile.bn / rows; ++p)
     s += fmt::format(
         "        shoal_cp_async_f32x4_aligned(stage + {0} + cdst, (const float*)(brow_s[{1}] + kt), (brows >> {1}) & "
@@ -731,18 +738,18 @@ std::string half64Rows(const ImplicitGemm& spec, const Tile& tile, int copiers, 
       "    const ${{I}} am = m0 + p * {5} + ({4} >> 3);\n"
       "    const bool arow = am < ${{M}};\n"
       "{2}"
-      "    roff_s[p] = roff + ch * 8;\n"
+      "    roff_s[p] = roff + ch * {7};\n"
       "    rtaps_s[p] = arow ? rtaps : 0;\n"
       "  }}\n"
-      "  const unsigned short* brow_s[{3}];\n"
+      "  const {6}* brow_s[{3}];\n"
       "  unsigned brows = 0;\n"
       "#pragma unroll\n"
       "  for (int p = 0; p < {3}; ++p) {{\n"
       "    const int bo = o0 + p * {5} + ({4} >> 3);\n"
-      "    brow_s[p] = (const unsigned short*)packed + (bo < ${{N}} ? (${{I}})bo * ${{KP}} : 0) + ch * 8;\n"
+      "    brow_s[p] = (const {6}*)packed + (bo < ${{N}} ? (${{I}})bo * ${{KP}} : 0) + ch * {7};\n"
       "    if (bo < ${{N}}) brows |= 1u << p;\n"
       "  }}\n",
-      tile.bm / rows, spec.aTapMask(), spec.aRowSetup, tile.bn / rows, ct, rows);
+      tile.bm / rows, spec.aTapMask(), spec.aRowSetup, tile.bn / rows, ct, rows, rowElement(spec), chunkElements(spec));
 }
 
 // halfMN's copies (both operands MN-major, 64 reduction steps a stage): each reduction index
@@ -817,16 +824,27 @@ MultiplyPath halfPath(const Tile& logical, TensorCoreMath math, bool mn) {
   };
   p.fragmentAddresses = fmt::format("  const shoal_wgmma_desc adesc = {}, bdesc = {};\n", desc("wg * 8192"),
                                     desc(std::to_string(tile.bm * 128)));
+  // TF32 (CudaCodegenOptions::tf32ChannelsLast): a 128-byte row is 32 fp32 steps, four
+  // m64nNk8 products 32 bytes apart, as the 16-bit ones' m64nNk16.
+  const std::string product =
+      math == TensorCoreMath::Tf32
+          ? fmt::format(
+                "shoal_wgmma_tf32_n{}(acc[0], shoal_wgmma_desc_add(ad, ks * 32), shoal_wgmma_desc_add(bd, ks * "
+                "32))",
+                tile.bn)
+          : fmt::format(
+                "shoal_wgmma_ss16{0}_n{1}(acc[0], shoal_wgmma_desc_add(ad, ks * {2}), shoal_wgmma_desc_add(bd, ks "
+                "* {2}), {3})",
+                mn ? "mn" : "", tile.bn, mn ? 2048 : 32, math == TensorCoreMath::Bf16 ? "true" : "false");
   p.steps = fmt::format(
       "    const unsigned so = cur * (kStageFloats * 4);\n"
       "    const shoal_wgmma_desc ad = shoal_wgmma_desc_add(adesc, so), bd = shoal_wgmma_desc_add(bdesc, so);\n"
       "    shoal_wgmma_fence();\n"
       "#pragma unroll\n"
       "    for (int ks = 0; ks < 4; ++ks)\n"
-      "      shoal_wgmma_ss16{0}_n{1}(acc[0], shoal_wgmma_desc_add(ad, ks * {2}), shoal_wgmma_desc_add(bd, ks * {2}), "
-      "{3});\n"
+      "      {};\n"
       "    shoal_wgmma_commit();\n",
-      mn ? "mn" : "", tile.bn, mn ? 2048 : 32, math == TensorCoreMath::Bf16 ? "true" : "false");
+      product);
   return p;
 }
 
@@ -860,21 +878,24 @@ Expected<void> emitImplicitGemm(NodeEmitter& em, const ImplicitGemm& spec) {
   em.addProduct(std::move(product));
   const int64_t rowTiles = (spec.rows + tile.bm - 1) / tile.bm, colTiles = (spec.cols + tile.bn - 1) / tile.bn;
   const bool sixteenBit = spec.math == TensorCoreMath::Bf16 || spec.math == TensorCoreMath::Fp16;
-  // A and B both 16-bit, 64 steps a stage (ImplicitGemm::aHalf64).
+  // A and B both in 128-byte rows of the format (ImplicitGemm::aHalf64): 64 steps a stage of
+  // bfloat16 / float16, or 32 of TF32's fp32 (CudaCodegenOptions::tf32ChannelsLast).
   const bool half64 = spec.aHalf64;
-  if (half64 &&
-      (!em.options().wgmma || !sixteenBit || spec.bPacked.empty() || spec.red % 64 != 0 || !spec.aColumn.empty() ||
-       (tile.bm != 128 && !isHalfSwapped(tile)) || spec.aTaps < 1 || spec.aTaps > 64 || spec.batch > 1))
+  const bool tf32Rows = half64 && spec.math == TensorCoreMath::Tf32;
+  const int rowSteps = tf32Rows ? 32 : 64;
+  if (half64 && (!em.options().wgmma || !(sixteenBit || tf32Rows) || spec.bPacked.empty() || spec.red % rowSteps != 0 ||
+                 !spec.aColumn.empty() || (tile.bm != 128 && !isHalfSwapped(tile)) || spec.aTaps < 1 ||
+                 spec.aTaps > 64 || spec.batch > 1 || (tf32Rows && spec.aCached)))
     return em.unsupported(
-        "aHalf64 needs wgmma, a 16-bit math, B packed, whole 64-steps, 128-row tiles, 1-64 taps "
-        "and one product");
+        "aHalf64 needs wgmma, a 16-bit or TF32 math, B packed, whole 128-byte rows of steps, 128-row tiles, 1-64 "
+        "taps and one product");
   // Both operands 16-bit and MN-major (ImplicitGemm::halfMN).
   const bool halfMN = spec.halfMN;
   if (halfMN && (!em.options().wgmma || !sixteenBit || !spec.bPacked.empty() || half64 || spec.rows % 64 != 0 ||
                  spec.cols % 64 != 0 || !spec.aColumn.empty() || tile.bm != 128))
     return em.unsupported("halfMN needs wgmma, a 16-bit math, 64k rows and columns, no packing and 128-row tiles");
   const bool half = half64 || halfMN;
-  const int kstep = half ? 64 : 16;
+  const int kstep = half ? rowSteps : 16;
   // Reduction steps of kstep per slice (whole steps, so slices never share one).
   const int64_t steps = (spec.red + kstep - 1) / kstep;
   const int64_t perSlice = (steps + splits - 1) / splits * kstep;
@@ -922,7 +943,7 @@ Expected<void> emitImplicitGemm(NodeEmitter& em, const ImplicitGemm& spec) {
   const int ahead = overlap ? stages - 2 : stages - 1;  // stages in flight while one is multiplied
   const int64_t kp = (spec.red + kstep - 1) / kstep * kstep;
   // Floats the packed B takes (16-bit values two to a float with wgmma16 and aHalf64).
-  const bool pack16 = wgmma16 || half64;
+  const bool pack16 = wgmma16 || (half64 && !tf32Rows);
   const int64_t packFloats = packB ? (pack16 ? spec.batch * spec.cols * kp / 2 : spec.batch * spec.cols * kp) : 0;
   const bool batched = spec.batch > 1;
   const Value* bSource = spec.bSource.kind == CudaArgKind::Value ? spec.bSource.value : nullptr;

@@ -292,8 +292,9 @@ __device__ inline void shoal_wgmma_ss16_emulated(float* d, const shoal_wgmma_des
 }
 #endif
 )";
-  out += wgmmaCall(64) + wgmmaCall(128) + wgmma16Call(64) + wgmma16Call(128) + wgmmaSs16Call(64) + wgmmaSs16Call(128) +
-         wgmmaSs16Call(256) + wgmmaSs16Call(64, true) + wgmmaSs16Call(128, true) + wgmmaSs16Call(256, true);
+  out += wgmmaCall(64) + wgmmaCall(128) + wgmmaCall(256) + wgmma16Call(64) + wgmma16Call(128) + wgmmaSs16Call(64) +
+         wgmmaSs16Call(128) + wgmmaSs16Call(256) + wgmmaSs16Call(64, true) + wgmmaSs16Call(128, true) +
+         wgmmaSs16Call(256, true);
   return out;
 }
 

@@ -230,6 +230,7 @@ CudaExecutableOptions CudaExecutableOptions::fromEnvironment() {
   o.wgmmaTf32Gathered16 = envFlagDefaultOn("SHOAL_CUDA_WGRAD_TF32");
   o.conv16ChannelsLast = envFlagDefaultOn("SHOAL_CUDA_CL16");
   o.halfStageOverlap = envFlag("SHOAL_CUDA_CL16_OVERLAP");
+  o.tf32ChannelsLast = envFlag("SHOAL_CUDA_CL32");
   o.halfWideTile = envFlag("SHOAL_CUDA_CL16_WIDE");
   o.halfProducerWarps = envFlag("SHOAL_CUDA_CL16_WS");
   o.halfSwappedTile = envFlag("SHOAL_CUDA_CL16_SWAP");
@@ -295,6 +296,7 @@ CudaCodegenOptions CudaExecutableOptions::codegenOptions(const std::string& arch
   c.wgmmaTf32Gathered16 = wgmmaTf32Gathered16;
   c.conv16ChannelsLast = conv16ChannelsLast;
   c.halfStageOverlap = halfStageOverlap;
+  c.tf32ChannelsLast = tf32ChannelsLast;
   c.halfWideTile = halfWideTile;
   c.halfProducerWarps = halfProducerWarps;
   c.halfSwappedTile = halfSwappedTile;

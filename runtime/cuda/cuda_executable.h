@@ -84,6 +84,9 @@ struct CudaExecutableOptions {
   /// Their products overlapped across the stage's barrier (CudaCodegenOptions::
   /// halfStageOverlap). Default: off, unless SHOAL_CUDA_CL16_OVERLAP=1.
   bool halfStageOverlap = false;
+  /// TF32's forwards and data gradients read fp32 channels-last copies (CudaCodegenOptions::
+  /// tf32ChannelsLast). Default: off, unless SHOAL_CUDA_CL32=1.
+  bool tf32ChannelsLast = false;
   /// Their products of more than 128 columns in 128 x 256 blocks (CudaCodegenOptions::
   /// halfWideTile). Default: off, unless SHOAL_CUDA_CL16_WIDE=1.
   bool halfWideTile = false;
@@ -140,8 +143,8 @@ struct CudaExecutableOptions {
   int64_t profileLaunches = 12;
   /// Fills graphs, syncEach, hostOutputs, inputsInPlace, horizontalUpdates, smallGemms, gemmEpilogues,
   /// programmaticLaunch, groupKernels, shareKernels, unitBytes, prepareParameters, wgmma, wgmmaTf32Gathered16,
-  /// conv16ChannelsLast, halfStageOverlap, halfWideTile, halfProducerWarps, halfSwappedTile, halfTapReuse,
-  /// halfCopyInProducer,
+  /// conv16ChannelsLast, halfStageOverlap, tf32ChannelsLast, halfWideTile, halfProducerWarps, halfSwappedTile,
+  /// halfTapReuse, halfCopyInProducer,
   /// shareConvertedCopies, weightGradientColumns, convPairedTaps, convChannelsLastMinInput, fp32ConvGemmMinMacs, the
   /// fp32Winograd options, autotune, profileLaunches and tensorCores from the environment.
   static CudaExecutableOptions fromEnvironment();

@@ -48,6 +48,7 @@ struct Format {
   // CudaCodegenOptions::conv16ChannelsLast, halfStageOverlap, halfWideTile, halfTapReuse,
   // halfSwappedTile and halfProducerWarps
   bool cl16 = false, overlap = false, wide = false, tapReuse = false, swapped = false, producers = false;
+  bool cl32 = false;                                                     // CudaCodegenOptions::tf32ChannelsLast
   Format(TensorCoreMath m, bool w = false, bool cl = false, int v = -1)  // NOLINT: implicit
       : math(m), wgmma(w), channelsLast(cl), variant(v) {}
   Format sixteenBitChannelsLast(bool overlapped = false, bool reuse = false) const {
@@ -73,6 +74,11 @@ struct Format {
     f.producers = true;
     return f;
   }
+  Format tf32ChannelsLast() const {
+    Format f = *this;
+    f.cl32 = true;
+    return f;
+  }
   bool truncates() const { return wgmma && math == TensorCoreMath::Tf32; }
   double packed(double v) const;
   double gathered(double v) const;
@@ -85,7 +91,7 @@ struct Format {
            (channelsLast ? " (channels last)" : "") + (cl16 ? " (16-bit channels last)" : "") +
            (overlap ? " (overlapped)" : "") + (wide ? " (128 x 256)" : "") +
            (tapReuse ? " (channel blocks outer)" : "") + (swapped ? " (256 x 128 swapped)" : "") +
-           (producers ? " (producer warps)" : "");
+           (producers ? " (producer warps)" : "") + (cl32 ? " (TF32 channels last)" : "");
   }
 };
 
@@ -105,6 +111,7 @@ Expected<Tensor> onEmulator(const Graph& g, const TensorMap& params, const Tenso
   tc.halfTapReuse = f.tapReuse;
   tc.halfSwappedTile = f.swapped;
   tc.halfProducerWarps = f.producers;
+  tc.tf32ChannelsLast = f.cl32;
   tc.fp32ConvGemmMinMacs = 0;  // Off: every convolution the exact fp32 GEMM, however small
   tc.fp32ConvGemmMinWidth = 0;
   tc.fp32Winograd = 0;  // the direct sums (Winograd's: conv_winograd_test.cpp)
@@ -131,6 +138,7 @@ Expected<Tensor> runOnGpu(const Graph& g, const TensorMap& params, const TensorM
   o.halfTapReuse = f.tapReuse;
   o.halfSwappedTile = f.swapped;
   o.halfProducerWarps = f.producers;
+  o.tf32ChannelsLast = f.cl32;
   o.fp32ConvGemmMinMacs = 0;
   o.fp32ConvGemmMinWidth = 0;
   o.fp32Winograd = 0;
@@ -284,6 +292,7 @@ CudaModuleSource moduleFor(const Graph& g, const Format& f) {
   tc.halfTapReuse = f.tapReuse;
   tc.halfSwappedTile = f.swapped;
   tc.halfProducerWarps = f.producers;
+  tc.tf32ChannelsLast = f.cl32;
   tc.fp32ConvGemmMinMacs = 0;
   tc.fp32ConvGemmMinWidth = 0;
   tc.fp32Winograd = 0;
@@ -937,6 +946,44 @@ TEST(ConvTensorCore, SixteenBitProducerWarpsMatchFloat64WithinTheFormatsBounds) 
   checkProducerWarps(onEmulator, TensorCoreMath::Fp16, false);
 }
 
+// TF32 channels last (CudaCodegenOptions::tf32ChannelsLast): the forwards and data gradients of
+// the 16-bit suite read fp32 channels-last copies 32 channels a stage row, through wgmma's TF32
+// form from the 128-byte swizzle (the gathered operand truncated as the tensor cores do, the
+// packed weights rounded: Format::truncates); a pooled one-slice forward (the ring reused), the
+// wide tile, producer warps and a candidate's slices; the weight gradients keep their TF32
+// gathers (no transposed TF32 form), checked beside them. Off, TF32 gathers fp32 planes.
+void checkTf32ChannelsLast(const Runner& run, bool every) {
+  const Format f = Format(TensorCoreMath::Tf32, /*wgmma=*/true).tf32ChannelsLast();
+  const CudaModuleSource module = moduleFor(*forwardGraph(kHalf[0]), f);
+  EXPECT_NE(module.source.find("_cl16("), std::string::npos);
+  EXPECT_NE(module.source.find("shoal_wgmma_tf32_n64(acc[0], shoal_wgmma_desc_add(ad"), std::string::npos);
+  EXPECT_EQ(moduleFor(*weightGradientGraph(kHalfWeight[0]), f).source.find("cl16_dy("), std::string::npos);
+  for (size_t i = 0; i < kHalf.size(); ++i) {
+    if (!every && i != 1) continue;
+    checkForward(kHalf[i], i % 2 == 0, i != 1, 410 + i, run, f);
+  }
+  for (size_t i = 0; i < kHalfData.size(); ++i) {
+    if (!every && i != 1) continue;
+    checkBackwardData(kHalfData[i], i == 3, 415 + i, run, f);
+  }
+  checkForwardPool(kRingForward[0], 419, run, f);
+  if (!every) return;
+  checkForward(kHalf[1], true, true, 420, run, Format(TensorCoreMath::Tf32, true, false, 2).tf32ChannelsLast());
+  checkForward(kWideForward[0], true, true, 421, run,
+               Format(TensorCoreMath::Tf32, true).tf32ChannelsLast().wideTiles());
+  checkForward(kHalf[3], true, true, 422, run, f.producerWarps());
+  checkForwardPool(kRingForward[1], 423, run, f.producerWarps());
+  checkBackwardData(kHalfData[1], false, 424, run, f.producerWarps());
+  checkBackwardWeight(kHalfWeight[1], 425, run, f);
+}
+
+TEST(ConvTensorCore, Tf32ChannelsLastConvolutionsMatchFloat64WithinTheFormatsBounds) {
+  EXPECT_EQ(moduleFor(*forwardGraph(kHalf[0]), Format(TensorCoreMath::Tf32, true)).source.find("_cl16("),
+            std::string::npos);
+  if (!test::haveHostCompiler()) GTEST_SKIP() << "no host C++ compiler to build the emulated module";
+  checkTf32ChannelsLast(onEmulator, /*every=*/true);
+}
+
 TEST(ConvTensorCore, SixteenBitChannelsLastConvolutionsMatchFloat64WithinTheFormatsBounds) {
   // Only where asked and where it applies: not without the option; TF32, mma.sync and channels that are
   // not 64s keep their gathers when it is on.
@@ -1530,6 +1577,12 @@ TEST(ConvTensorCoreGpu, SixteenBitProducerWarpsMatchFloat64WithinTheFormatsBound
   if (!gpuUsesWgmma()) GTEST_SKIP() << "the device has no wgmma (sm_90)";
   checkProducerWarps(onGpu, TensorCoreMath::Bf16, /*every=*/true);
   checkProducerWarps(onGpu, TensorCoreMath::Fp16, false);
+}
+
+TEST(ConvTensorCoreGpu, Tf32ChannelsLastConvolutionsMatchFloat64WithinTheFormatsBounds) {
+  if (auto dev = probeCudaDevice(0); !dev) GTEST_SKIP() << "no usable GPU: " << dev.error().message();
+  if (!gpuUsesWgmma()) GTEST_SKIP() << "the device has no wgmma (sm_90)";
+  checkTf32ChannelsLast(onGpu, /*every=*/true);
 }
 
 TEST(ConvTensorCoreGpu, SixteenBitChannelsLastFloat16AndOverlappedStagesMatchFloat64) {

@@ -899,6 +899,47 @@ TEST(CudaEmulation, SixteenBitCopiesAreConvertedOnceForAllTheirReaders) {
   expectSameBitsNearTheInterpreter(*r, *a, *b, 40, 2);
 }
 
+// The same training step in TF32 with its channels-last copies (CudaCodegenOptions::
+// tf32ChannelsLast): the forwards and data gradients read fp32 copies (4 bytes a value), each
+// value's converted once and shared -- fewer conversions than each node converting its own, not
+// one bit different, within TF32's reach of the interpreter; the weight gradients keep their
+// gathers (no copy of dy: TF32 has no transposed wgmma form). Also with producer warps.
+TEST(CudaEmulation, Tf32ChannelsLastCopiesAreFp32AndSharedByTheirReaders) {
+  if (!test::haveHostCompiler()) GTEST_SKIP() << "no host C++ compiler to build the emulated module";
+  DiagnosticEngine diags;
+  const std::string text = test::sharedCopiesPipeline(/*batch=*/2, /*pool=*/4, /*filters=*/64);
+  auto pipeline = loadPipelineText(text, "shared_copies.mmd", diags);
+  ASSERT_TRUE(pipeline.has_value()) << diags.render();
+  CompileOptions opts;
+  opts.train = &*pipeline->train;
+  auto r = makeRunners(*pipeline->model, opts);
+  ASSERT_NE(r, nullptr);
+  for (const bool producers : {false, true}) {
+    SCOPED_TRACE(producers ? "producer warps" : "one warpgroup pair");
+    CudaCodegenOptions shared;
+    shared.tensorCores = TensorCoreMath::Tf32;
+    shared.wgmma = true;
+    shared.tf32ChannelsLast = true;
+    shared.halfProducerWarps = producers;
+    CudaCodegenOptions own = shared;
+    own.shareConvertedCopies = false;
+    auto a = emulatedWith(*r, shared);
+    auto b = emulatedWith(*r, own);
+    ASSERT_TRUE(a && b);
+    auto conversions = [](const CudaModuleSource& m, const char* suffix) {
+      return std::count_if(m.steps.begin(), m.steps.end(),
+                           [&](const CudaStep& s) { return s.kernel.ends_with(suffix); });
+    };
+    const CudaModuleSource& ms = a->module();
+    EXPECT_GT(conversions(ms, "_cl16"), 0);
+    EXPECT_LT(conversions(ms, "_cl16"), conversions(b->module(), "_cl16"));
+    EXPECT_EQ(conversions(ms, "_cl16_dy"), 0);
+    ASSERT_FALSE(ms.converted.empty());
+    for (const auto& blk : ms.converted) EXPECT_EQ(blk.bytes, blk.value->type().numElements() * 4) << blk.value->name();
+    expectSameBitsNearTheInterpreter(*r, *a, *b, 50, 2);
+  }
+}
+
 // A tensor-core forward whose output a later 16-bit channels-last convolution reads writes the
 // copy itself (CudaCodegenOptions::halfCopyInProducer): a relu'd convolution's epilogue stores
 // it beside y, a residual block's program (add, relu: fuse-conv-epilogue) in its epilogue too --

@@ -148,12 +148,13 @@ TEST(CudaExecutableOptions, ProfileLaunchesFromTheEnvironment) {
 // The 16-bit channels-last convolutions are on by default (SHOAL_CUDA_CL16=0 turns them off), their
 // copies shared (SHOAL_CUDA_CL16_SHARE=0: each reader its own), their overlapped stages off
 // (SHOAL_CUDA_CL16_OVERLAP=1 turns them on), and so the wide, swapped, tap-reuse and producer
-// options (SHOAL_CUDA_CL16_WIDE, _WS, _SWAP, _L1, _PRODUCER); each reaches the codegen options.
+// options (SHOAL_CUDA_CL16_WIDE, _WS, _SWAP, _L1, _PRODUCER) and TF32's (SHOAL_CUDA_CL32); each
+// reaches the codegen options.
 TEST(CudaExecutableOptions, SixteenBitChannelsLastFromTheEnvironment) {
   std::map<std::string, std::optional<std::string>> saved;
-  for (const char* name :
-       {"SHOAL_CUDA_CL16", "SHOAL_CUDA_CL16_OVERLAP", "SHOAL_CUDA_CL16_SHARE", "SHOAL_CUDA_CL16_WIDE",
-        "SHOAL_CUDA_CL16_WS", "SHOAL_CUDA_CL16_SWAP", "SHOAL_CUDA_CL16_L1", "SHOAL_CUDA_CL16_PRODUCER"}) {
+  for (const char* name : {"SHOAL_CUDA_CL16", "SHOAL_CUDA_CL16_OVERLAP", "SHOAL_CUDA_CL16_SHARE",
+                           "SHOAL_CUDA_CL16_WIDE", "SHOAL_CUDA_CL16_WS", "SHOAL_CUDA_CL16_SWAP", "SHOAL_CUDA_CL16_L1",
+                           "SHOAL_CUDA_CL16_PRODUCER", "SHOAL_CUDA_CL32"}) {
     const char* v = std::getenv(name);
     saved[name] = v ? std::optional<std::string>(v) : std::nullopt;
     unsetenv(name);
@@ -164,6 +165,7 @@ TEST(CudaExecutableOptions, SixteenBitChannelsLastFromTheEnvironment) {
   setenv("SHOAL_CUDA_CL16_SHARE", "0", 1);
   setenv("SHOAL_CUDA_CL16_WIDE", "1", 1);
   setenv("SHOAL_CUDA_CL16_WS", "1", 1);
+  setenv("SHOAL_CUDA_CL32", "1", 1);
   setenv("SHOAL_CUDA_CL16_SWAP", "1", 1);
   setenv("SHOAL_CUDA_CL16_L1", "1", 1);
   setenv("SHOAL_CUDA_CL16_PRODUCER", "1", 1);
@@ -184,8 +186,10 @@ TEST(CudaExecutableOptions, SixteenBitChannelsLastFromTheEnvironment) {
   EXPECT_FALSE(byDefault.codegenOptions("sm_90").halfWideTile);
   EXPECT_TRUE(on.codegenOptions("sm_90").halfWideTile);
   const CudaCodegenOptions plain = byDefault.codegenOptions("sm_90"), set = on.codegenOptions("sm_90");
-  EXPECT_FALSE(plain.halfSwappedTile || plain.halfTapReuse || plain.halfCopyInProducer || plain.halfProducerWarps);
-  EXPECT_TRUE(set.halfSwappedTile && set.halfTapReuse && set.halfCopyInProducer && set.halfProducerWarps);
+  EXPECT_FALSE(plain.halfSwappedTile || plain.halfTapReuse || plain.halfCopyInProducer || plain.halfProducerWarps ||
+               plain.tf32ChannelsLast);
+  EXPECT_TRUE(set.halfSwappedTile && set.halfTapReuse && set.halfCopyInProducer && set.halfProducerWarps &&
+              set.tf32ChannelsLast);
 }
 
 TEST(CudaExecutor, EveryOpMatchesTheInterpreter) {
