@@ -174,10 +174,12 @@ class EmulatedModule {
     int shflMask = 0;
     int barId = 0;  // the named barrier a Bar fiber waits at
   };
-  // A named barrier (bar.arrive / bar.sync with an id and a thread count): its threads so far
-  // and the count they named, 0 between generations.
+  // A named barrier (bar.arrive / bar.sync with an id and a thread count): its threads so far,
+  // which ones (PTX: a warp must not arrive twice before the barrier resets), and the count they
+  // named, 0 between generations.
   struct NamedBarrier {
     int arrived = 0, count = 0;
+    std::vector<bool> in;
   };
 
   EmulatedModule() = default;
@@ -230,6 +232,12 @@ class EmulatedModule {
     NamedBarrier& b = m->bars_[id];
     if (b.count == 0) b.count = count;
     if (b.count != count) std::abort();  // threads of one generation named different counts
+    const unsigned t = m->current_->tid.x;
+    if (b.in.size() <= t) b.in.resize(m->fibers_.size(), false);
+    if (b.in[t] && m->barError_.empty())
+      m->barError_ = "emulator: thread " + std::to_string(t) + " arrived twice at named barrier " + std::to_string(id) +
+                     " before it completed";
+    b.in[t] = true;
     if (++b.arrived == count) {
       b = NamedBarrier{};
       for (Fiber& f : m->fibers_)
@@ -256,6 +264,7 @@ class EmulatedModule {
   Expected<void> runBlockAsFibers(unsigned block) {
     active() = this;
     bars_ = {};
+    barError_.clear();
     fibers_.resize(block);
     for (unsigned t = 0; t < block; ++t) {
       Fiber& f = fibers_[t];
@@ -280,6 +289,7 @@ class EmulatedModule {
         anyRun |= f.state == FiberState::Run;  // released at a named barrier after its turn
       }
       if (!anyLive) {
+        if (!barError_.empty()) return fail(barError_);
         for (const NamedBarrier& b : bars_)
           if (b.arrived != 0) return fail("emulator: a named barrier's generation was left incomplete");
         return {};
@@ -311,7 +321,10 @@ class EmulatedModule {
           if (fibers_[w * 32 + l].state == FiberState::Shfl) fibers_[w * 32 + l].state = FiberState::Run;
         released = true;
       }
-      if (!released) return fail("emulator: threads wait at different barriers (divergent __syncthreads or shuffle)");
+      if (!released)
+        return fail(!barError_.empty()
+                        ? barError_
+                        : "emulator: threads wait at different barriers (divergent __syncthreads or shuffle)");
     }
   }
 
@@ -327,6 +340,7 @@ class EmulatedModule {
   fiber::Context scheduler_;
   std::vector<Fiber> fibers_;
   std::array<NamedBarrier, 16> bars_{};
+  std::string barError_;
   Fiber* current_ = nullptr;
 };
 
