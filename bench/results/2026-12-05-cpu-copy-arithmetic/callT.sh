@@ -19,19 +19,5 @@ if command -v ncu > /dev/null; then
   for c in gather cl32; do env $(envs $c) timeout 60 ncu --section SpeedOfLight --section ComputeWorkloadAnalysis --section WarpStateStats --section LaunchStats --kernel-name "regex:layer3_layer3_1_relu_Relu_output_0_tc\$" --launch-count 1 build-dev/resnet_bench --onnx build-dev/resnet18.onnx --precision tf32 --batches 256 --runs 1 --train-batch 0 > $R/ncu_$c.txt 2>&1; el "ncu $c rc=$?"; done
 fi
 timeout 90 compute-sanitizer --tool memcheck --error-exitcode 7 build-dev/tests/shoal_tests --gtest_filter='ConvTensorCoreGpu.Tf32ChannelsLast*' > $R/memcheck.txt 2>&1; el "memcheck rc=$?"; tail -1 $R/memcheck.txt
-python3 - $R <<'PY'
-import json, sys, glob, os
-R = sys.argv[1]
-for f in sorted(glob.glob(R + "/shoal_*.json")):
-    try:
-        d = json.load(open(f))
-        print(os.path.basename(f)[6:-5], {b: round(v["ms_median_input_on_gpu"], 3) for b, v in d["inference"].items()}, "train", round(d["train"]["step_ms_median"], 2), "loss", d["train"].get("loss_first"), d["train"].get("loss_last"))
-    except Exception as e: print(f, e)
-try:
-    for r in json.load(open(R + "/torch.json"))["results"]:
-        print("torch", r["precision"], r["mode"], {k: round(v, 3) for k, v in r.items() if k.endswith("device_ms") or k == "train_step_ms"})
-except Exception as e: print("torch", e)
-PY
-for f in $R/prof_*.log; do echo "== $f"; grep -E "TFLOP/s" $f | grep -E "layer[1234]" | grep -v "m//" | awk '{print $1, $3, $NF, $(NF-1)}' | head -12; done
-for f in $R/ncu_*.txt; do echo "== $f"; grep -E "Duration|Compute \(SM\) Throughput|Executed Ipc Active|Issue Slots Busy|No Eligible" $f | head -6; done
+python3 bench/resnet_summary.py $R
 finish
