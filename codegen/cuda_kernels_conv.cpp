@@ -238,17 +238,17 @@ Expected<void> convForwardTensorCore(NodeEmitter& em, const ConvGeom& g, const s
   const bool channelsLast = inputElems >= em.options().convChannelsLastMinInput && 3 * c4 <= 4 * g.c &&
                             (em.I() != "int" || indexType(g.n * g.h * g.w * c4) == "int");
   // 16-bit channels last (CudaCodegenOptions::conv16ChannelsLast; sm_90a, bfloat16 or float16,
-  // channels in 64s): a first kernel converts x into scratch as [n, h, w, c] values of the
-  // format, and the implicit GEMM (ImplicitGemm::aHalf64) copies a pixel's 64 channels of one
-  // tap as a stage row: 64 reduction steps (tap, channel) a stage, 8 16-byte copies a row (at
-  // most 64 taps: a row's taps inside the image are a mask).
+  // channels in 64s; or TF32's fp32 form, tf32ChannelsLast): a first kernel converts x into
+  // scratch as [n, h, w, c] values of the format, and the implicit GEMM (ImplicitGemm::aHalf64)
+  // copies a pixel's 64 (TF32: 32) channels of one tap as a stage row, 8 16-byte copies a row
+  // (at most 64 taps: a row's taps inside the image are a mask).
   const bool half = sixteenBitChannelsLast(em, g.c) && g.kh * g.kw <= 64;
   SixteenBitCopy xCopy;
   if (half) {
     const int64_t at = (spec.scratchReserved + 3) / 4 * 4, hw = g.h * g.w;
     setVar(v, "HW", intLit(hw));
     xCopy = sixteenBitChannelsLastCopy(em, input.value_or(em.in(0)), g.n, g.c, hw, at);
-    if (xCopy.inScratch()) spec.scratchReserved = at + xCopy.scratchFloats(g.n * hw * g.c);  // two values a float
+    if (xCopy.inScratch()) spec.scratchReserved = at + xCopy.scratchFloats(g.n * hw * g.c);  // in floats
     spec.aHalf64 = true;
     spec.aBase = "xs";
     spec.aTaps = int(g.kh * g.kw);
