@@ -950,7 +950,7 @@ TEST(ConvTensorCore, SixteenBitProducerWarpsMatchFloat64WithinTheFormatsBounds) 
 // the 16-bit suite read fp32 channels-last copies 32 channels a stage row, through wgmma's TF32
 // form from the 128-byte swizzle (the gathered operand truncated as the tensor cores do, the
 // packed weights rounded: Format::truncates); a pooled one-slice forward (the ring reused), the
-// wide tile, producer warps and a candidate's slices; the weight gradients keep their TF32
+// wide and swapped tiles, producer warps and a candidate's slices; the weight gradients keep their TF32
 // gathers (no transposed TF32 form), checked beside them. Off, TF32 gathers fp32 planes.
 void checkTf32ChannelsLast(const Runner& run, bool every) {
   const Format f = Format(TensorCoreMath::Tf32, /*wgmma=*/true).tf32ChannelsLast();
@@ -971,6 +971,11 @@ void checkTf32ChannelsLast(const Runner& run, bool every) {
   checkForward(kHalf[1], true, true, 420, run, Format(TensorCoreMath::Tf32, true, false, 2).tf32ChannelsLast());
   checkForward(kWideForward[0], true, true, 421, run,
                Format(TensorCoreMath::Tf32, true).tf32ChannelsLast().wideTiles());
+  const Format swapped = Format(TensorCoreMath::Tf32, true).tf32ChannelsLast().swappedTiles();
+  EXPECT_NE(moduleFor(*forwardGraph(kSwappedForward[0]), swapped).source.find("shoal_wgmma_tf32_n256(acc[0]"),
+            std::string::npos);
+  checkForward(kSwappedForward[0], true, true, 426, run, swapped);
+  checkBackwardData(kSwappedData[1], false, 427, run, swapped);
   checkForward(kHalf[3], true, true, 422, run, f.producerWarps());
   checkForwardPool(kRingForward[1], 423, run, f.producerWarps());
   checkBackwardData(kHalfData[1], false, 424, run, f.producerWarps());
