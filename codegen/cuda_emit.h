@@ -406,7 +406,7 @@ Expected<void> emitWinogradWeightGradient(NodeEmitter& em, const WinogradConv& s
 /// Where a product reads a tensor's channels-last copy: a block of the converted region (a
 /// planned value's copy, shared by every node that reads it so, CudaModuleSource::converted),
 /// or scratch at float `at` (an operand a prologue of the node wrote there).
-struct SixteenBitCopy {
+struct ChannelsLastCopy {
   CudaArg arg;
   int64_t at = 0;
   int bytes = 2;  ///< a value's: 2 (bfloat16, float16) or 4 (fp32, which TF32 reads)
@@ -417,34 +417,32 @@ struct SixteenBitCopy {
 /// The bytes of a channels-last copy's values for the module's tensor-core math: 4 for TF32
 /// (fp32, which the tensor cores truncate as they read it), 2 for bfloat16 and float16.
 int channelsLastBytes(const NodeEmitter& em);
-/// A tensor [n, c, hw] (fp32) as [n, hw, c] values of the tensor cores' 16-bit format (c a
-/// multiple of 64): a planned value's copy converted only by the first node that reads it so
-/// (or written by its producer: halfCopyInProducer), anything else into scratch at float `at`.
-/// The conversion is a transpose through shared memory, a block per 32 pixels x 64 channels of
-/// an image, reading along the pixels of a channel (128 bytes a warp) and writing a pixel's 64
-/// channels as 32 pairs (128 bytes a warp). `suffix` names the kernel (a node converting two
-/// tensors names them apart).
-SixteenBitCopy sixteenBitChannelsLastCopy(NodeEmitter& em, const CudaArg& input, int64_t n, int64_t c, int64_t hw,
-                                          int64_t at, const std::string& suffix = "cl16");
+/// A tensor [n, c, hw] (fp32) as [n, hw, c] values of the tensor cores' format (c a multiple of
+/// 64; 16-bit, or fp32 for TF32: channelsLastBytes): a planned value's copy converted only by the first node that reads
+/// it so (or written by its producer: halfCopyInProducer), anything else into scratch at float `at`. The conversion is
+/// a transpose through shared memory, a block per 32 pixels x 64 channels of an image, reading along the pixels of a
+/// channel (128 bytes a warp) and writing a pixel's 64 channels as 32 pairs (128 bytes a warp; 256 as fp32). `suffix`
+/// names the kernel (a node converting two tensors names them apart).
+ChannelsLastCopy channelsLastCopy(NodeEmitter& em, const CudaArg& input, int64_t n, int64_t c, int64_t hw, int64_t at,
+                                  const std::string& suffix = "cl16");
 /// The product reads `copy` as `name`: a view of scratch, or a parameter of its own pointing at
 /// the converted block (after the caller's parameters, which must be set by now).
-void readSixteenBitCopy(ImplicitGemm& spec, const std::string& name, const SixteenBitCopy& copy);
+void readChannelsLastCopy(ImplicitGemm& spec, const std::string& name, const ChannelsLastCopy& copy);
 /// Whether a channels-last product (ImplicitGemm::aHalf64) serves a reduction over `channels`
 /// channels: sm_90a, channels in 64s, and bfloat16 or float16 (conv16ChannelsLast) or TF32
-/// (tf32ChannelsLast; its copies fp32, channelsLastBytes). (The name is the 16-bit form's,
-/// which came first.)
-bool sixteenBitChannelsLast(const NodeEmitter& em, int64_t channels);
+/// (tf32ChannelsLast; its copies fp32, channelsLastBytes).
+bool channelsLastCopies(const NodeEmitter& em, int64_t channels);
 /// Where a reader converts `out` [n, c, h, w] (f32, c in 64s) into a 16-bit channels-last copy
 /// and its producer may write it instead (CudaCodegenOptions::halfCopyInProducer): claims the
 /// copy's block for this node and returns it; else nothing.
-std::optional<CudaArg> claimSixteenBitCopy(NodeEmitter& em, const Value* out);
+std::optional<CudaArg> claimChannelsLastCopy(NodeEmitter& em, const Value* out);
 /// Elementwise code over y [n, c, hw] -- `code` holds statements for flat element i (an ${I}
 /// in scope) that write y[i]; `params` and `args` the kernel's, y among them -- run in the
 /// conversion's tiles, so that it also writes y's 16-bit channels-last copy into `copy` (a
 /// claimed block): kernel `suffix`_cl16.
-void elementwiseWithSixteenBitCopy(NodeEmitter& em, const std::string& suffix, const std::string& params,
-                                   const std::string& code, std::vector<CudaArg> args, const CudaArg& copy, int64_t n,
-                                   int64_t c, int64_t hw);
+void elementwiseWithChannelsLastCopy(NodeEmitter& em, const std::string& suffix, const std::string& params,
+                                     const std::string& code, std::vector<CudaArg> args, const CudaArg& copy, int64_t n,
+                                     int64_t c, int64_t hw);
 
 // codegen/cuda_kernels_conv.cpp
 Expected<void> emitConv2d(NodeEmitter& em);

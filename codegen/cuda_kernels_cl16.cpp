@@ -25,8 +25,9 @@ namespace {
 // pixels of one channel (128 bytes) -- into a shared tile, then every pixel's 64 channels are
 // written to `out` (a float pointer parameter) at float `at` as 32 pairs of 16-bit values (128
 // bytes a warp), or for TF32 (channelsLastBytes 4) as 32 pairs of floats (256 bytes).
-void transposeTo16(NodeEmitter& em, const std::string& suffix, const std::string& params, const std::string& element,
-                   const std::vector<CudaArg>& args, int64_t n, int64_t c, int64_t hw, int64_t at) {
+void transposeToChannelsLast(NodeEmitter& em, const std::string& suffix, const std::string& params,
+                             const std::string& element, const std::vector<CudaArg>& args, int64_t n, int64_t c,
+                             int64_t hw, int64_t at) {
   const bool fp32 = channelsLastBytes(em) == 4;
   const int64_t pixelTiles = (hw + 31) / 32, channelTiles = c / 64;
   const Vars v = {
@@ -78,9 +79,9 @@ void transposeTo16(NodeEmitter& em, const std::string& suffix, const std::string
 
 }  // namespace
 
-SixteenBitCopy sixteenBitChannelsLastCopy(NodeEmitter& em, const CudaArg& input, int64_t n, int64_t c, int64_t hw,
-                                          int64_t at, const std::string& suffix) {
-  SixteenBitCopy copy;
+ChannelsLastCopy channelsLastCopy(NodeEmitter& em, const CudaArg& input, int64_t n, int64_t c, int64_t hw, int64_t at,
+                                  const std::string& suffix) {
+  ChannelsLastCopy copy;
   copy.bytes = channelsLastBytes(em);
   bool fresh = true;
   if (input.kind == CudaArgKind::Value && input.value) {
@@ -90,12 +91,12 @@ SixteenBitCopy sixteenBitChannelsLastCopy(NodeEmitter& em, const CudaArg& input,
     copy.at = at;
   }
   if (!fresh) return copy;
-  transposeTo16(em, suffix, "const float* __restrict__ x, float* __restrict__ out", "      value = x[i];\n",
-                {input, copy.arg}, n, c, hw, copy.at);
+  transposeToChannelsLast(em, suffix, "const float* __restrict__ x, float* __restrict__ out", "      value = x[i];\n",
+                          {input, copy.arg}, n, c, hw, copy.at);
   return copy;
 }
 
-void readSixteenBitCopy(ImplicitGemm& spec, const std::string& name, const SixteenBitCopy& copy) {
+void readChannelsLastCopy(ImplicitGemm& spec, const std::string& name, const ChannelsLastCopy& copy) {
   if (copy.inScratch()) {
     spec.scratchViews.push_back({name, copy.at});
     return;
@@ -106,7 +107,7 @@ void readSixteenBitCopy(ImplicitGemm& spec, const std::string& name, const Sixte
 
 int channelsLastBytes(const NodeEmitter& em) { return em.options().tensorCores == TensorCoreMath::Tf32 ? 4 : 2; }
 
-bool sixteenBitChannelsLast(const NodeEmitter& em, int64_t channels) {
+bool channelsLastCopies(const NodeEmitter& em, int64_t channels) {
   const TensorCoreMath math = em.options().tensorCores;
   const bool sixteenBit = math == TensorCoreMath::Bf16 || math == TensorCoreMath::Fp16;
   return em.options().wgmma && channels % 64 == 0 &&
@@ -114,17 +115,17 @@ bool sixteenBitChannelsLast(const NodeEmitter& em, int64_t channels) {
           (math == TensorCoreMath::Tf32 && em.options().tf32ChannelsLast));
 }
 
-void elementwiseWithSixteenBitCopy(NodeEmitter& em, const std::string& suffix, const std::string& params,
-                                   const std::string& code, std::vector<CudaArg> args, const CudaArg& copy, int64_t n,
-                                   int64_t c, int64_t hw) {
+void elementwiseWithChannelsLastCopy(NodeEmitter& em, const std::string& suffix, const std::string& params,
+                                     const std::string& code, std::vector<CudaArg> args, const CudaArg& copy, int64_t n,
+                                     int64_t c, int64_t hw) {
   args.push_back(copy);
-  transposeTo16(em, suffix.empty() ? "cl16" : suffix + "_cl16", params + ", float* __restrict__ out",
-                code + "      value = y[i];\n", args, n, c, hw, 0);
+  transposeToChannelsLast(em, suffix.empty() ? "cl16" : suffix + "_cl16", params + ", float* __restrict__ out",
+                          code + "      value = y[i];\n", args, n, c, hw, 0);
 }
 
-std::optional<CudaArg> claimSixteenBitCopy(NodeEmitter& em, const Value* out) {
+std::optional<CudaArg> claimChannelsLastCopy(NodeEmitter& em, const Value* out) {
   const TensorType& t = out->type();
-  if (t.dtype != DType::F32 || t.shape.size() != 4 || t.shape[1] <= 0 || !sixteenBitChannelsLast(em, t.shape[1]) ||
+  if (t.dtype != DType::F32 || t.shape.size() != 4 || t.shape[1] <= 0 || !channelsLastCopies(em, t.shape[1]) ||
       !em.copyWanted(out))
     return std::nullopt;
   bool fresh = false;

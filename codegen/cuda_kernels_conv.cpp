@@ -202,7 +202,7 @@ Expected<void> convForwardTensorCore(NodeEmitter& em, const ConvGeom& g, const s
   const Value* outValue = em.node().result(0);
   CudaArg outCopy;
   bool ownCopy = false;
-  if (!intoScratch && sixteenBitChannelsLast(em, g.o) && em.copyWanted(outValue)) {
+  if (!intoScratch && channelsLastCopies(em, g.o) && em.copyWanted(outValue)) {
     outCopy = em.converted(outValue, g.n * g.oh * g.ow * g.o * 2, ownCopy);
   }
   const bool copyInStore = ownCopy && (!hasOutputExpr(n) || epilogueInStore);
@@ -242,12 +242,12 @@ Expected<void> convForwardTensorCore(NodeEmitter& em, const ConvGeom& g, const s
   // scratch as [n, h, w, c] values of the format, and the implicit GEMM (ImplicitGemm::aHalf64)
   // copies a pixel's 64 (TF32: 32) channels of one tap as a stage row, 8 16-byte copies a row
   // (at most 64 taps: a row's taps inside the image are a mask).
-  const bool half = sixteenBitChannelsLast(em, g.c) && g.kh * g.kw <= 64;
-  SixteenBitCopy xCopy;
+  const bool half = channelsLastCopies(em, g.c) && g.kh * g.kw <= 64;
+  ChannelsLastCopy xCopy;
   if (half) {
     const int64_t at = (spec.scratchReserved + 3) / 4 * 4, hw = g.h * g.w;
     setVar(v, "HW", intLit(hw));
-    xCopy = sixteenBitChannelsLastCopy(em, input.value_or(em.in(0)), g.n, g.c, hw, at);
+    xCopy = channelsLastCopy(em, input.value_or(em.in(0)), g.n, g.c, hw, at);
     if (xCopy.inScratch()) spec.scratchReserved = at + xCopy.scratchFloats(g.n * hw * g.c);  // in floats
     spec.aHalf64 = true;
     spec.aBase = "xs";
@@ -442,7 +442,7 @@ Expected<void> convForwardTensorCore(NodeEmitter& em, const ConvGeom& g, const s
   if (epilogueInStore) addOutputExprArgs(em, spec.args);
   spec.args.push_back(intoScratch ? NodeEmitter::scratch() : em.out());
   if (copyInStore) spec.args.push_back(outCopy);
-  if (half) readSixteenBitCopy(spec, "xs", xCopy);
+  if (half) readChannelsLastCopy(spec, "xs", xCopy);
   if (intoScratch) em.needScratch(g.n * g.o * g.oh * g.ow * int64_t(sizeof(float)));
   spec.math = em.options().tensorCores;
   if (auto ok = emitImplicitGemm(em, spec); !ok) return ok;
@@ -454,8 +454,8 @@ Expected<void> convForwardTensorCore(NodeEmitter& em, const ConvGeom& g, const s
   addOutputExprArgs(em, args);
   args.push_back(em.out());
   if (ownCopy && !copyInStore) {
-    elementwiseWithSixteenBitCopy(em, "epilogue", outputExprParams(em) + "float* y", *code, args, outCopy, g.n, g.o,
-                                  g.oh * g.ow);
+    elementwiseWithChannelsLastCopy(em, "epilogue", outputExprParams(em) + "float* y", *code, args, outCopy, g.n, g.o,
+                                    g.oh * g.ow);
     return {};
   }
   em.elementwise("epilogue", outputExprParams(em) + "float* y", *code, args, g.n * g.o * g.oh * g.ow);
@@ -496,9 +496,9 @@ PhaseTaps phaseTaps(int64_t p, int64_t s, int64_t pad, int64_t d, int64_t k, int
 // (ImplicitGemm::aHalf64) copying a pixel's 64 filters of one tap as a stage row.
 Expected<void> convBackwardDataTensorCore(NodeEmitter& em, const ConvGeom& g, bool transpose, bool bias) {
   const bool phased = g.sh > 1 || g.sw > 1;
-  const bool half = sixteenBitChannelsLast(em, g.o) && g.kh * g.kw <= 64;  // (a mask of taps, as the forward's)
-  const SixteenBitCopy gradCopy =
-      half ? sixteenBitChannelsLastCopy(em, em.in(0), g.n, g.o, g.oh * g.ow, 0) : SixteenBitCopy{};
+  const bool half = channelsLastCopies(em, g.o) && g.kh * g.kw <= 64;  // (a mask of taps, as the forward's)
+  const ChannelsLastCopy gradCopy =
+      half ? channelsLastCopy(em, em.in(0), g.n, g.o, g.oh * g.ow, 0) : ChannelsLastCopy{};
   for (int64_t py = 0; py < std::min(g.sh, g.h); ++py)
     for (int64_t px = 0; px < std::min(g.sw, g.w); ++px) {
       const PhaseTaps ty = phaseTaps(py, g.sh, g.pt, g.dh, g.kh, g.h);
@@ -627,7 +627,7 @@ Expected<void> convBackwardDataTensorCore(NodeEmitter& em, const ConvGeom& g, bo
       spec.epilogue = fill("        ${OUT}[mat + (${I})o * ${HW}] = s${ADD_BIAS};\n", v);
       spec.params = params;
       spec.args = args;
-      if (half) readSixteenBitCopy(spec, "gs", gradCopy);
+      if (half) readChannelsLastCopy(spec, "gs", gradCopy);
       spec.bSource = em.in(1);
       spec.math = em.options().tensorCores;
       if (auto r = emitImplicitGemm(em, spec); !r) return r;
@@ -655,19 +655,19 @@ Expected<void> convBackwardWeightTensorCore(NodeEmitter& em, const ConvGeom& g) 
   spec.args = {em.in(0), em.in(1), em.out()};
   spec.math = em.options().tensorCores;
   // (16-bit only: the operands are MN-major, which TF32's wgmma cannot read.)
-  if (sixteenBitChannelsLast(em, g.c) && channelsLastBytes(em) == 2 && g.o % 64 == 0) {
+  if (channelsLastCopies(em, g.c) && channelsLastBytes(em) == 2 && g.o % 64 == 0) {
     // 16-bit channels last (CudaCodegenOptions::conv16ChannelsLast, channels and filters in
     // 64s): x and dy converted into scratch as [n, h, w, c] and [n, oh, ow, o] values of the
     // format; rows ordered (tap, channel), so that each 64-row atom is one tap's 64 channels of
     // an input pixel and each 64-column atom 64 filters of an output pixel, both contiguous: the
     // operands MN-major (ImplicitGemm::halfMN), 64 output pixels a stage.
-    const SixteenBitCopy xCopy = sixteenBitChannelsLastCopy(em, em.in(0), g.n, g.c, g.h * g.w, 0);
+    const ChannelsLastCopy xCopy = channelsLastCopy(em, em.in(0), g.n, g.c, g.h * g.w, 0);
     const int64_t xFloats = xCopy.scratchFloats(g.n * g.h * g.w * g.c);  // a multiple of 32 (c of 64)
-    const SixteenBitCopy gradCopy = sixteenBitChannelsLastCopy(em, em.in(1), g.n, g.o, hw, xFloats, "cl16_dy");
+    const ChannelsLastCopy gradCopy = channelsLastCopy(em, em.in(1), g.n, g.o, hw, xFloats, "cl16_dy");
     spec.halfMN = true;
     spec.scratchReserved = xFloats + gradCopy.scratchFloats(g.n * hw * g.o);
-    readSixteenBitCopy(spec, "xs", xCopy);
-    readSixteenBitCopy(spec, "gs", gradCopy);
+    readChannelsLastCopy(spec, "xs", xCopy);
+    readChannelsLastCopy(spec, "gs", gradCopy);
     spec.aBase = "xs";
     spec.bBase = "gs";
     // Output pixel k's input origin (ky, kx) and offset there, once for all atoms; an atom's tap

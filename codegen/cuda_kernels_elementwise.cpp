@@ -144,9 +144,9 @@ Expected<void> emitElementwise(NodeEmitter& em) {
   args.push_back(em.out());
   code += "    y[i] = " + formulaCall(n.kind(), operands, formulaParams(n), dt) + ";\n";
   // A 16-bit channels-last copy a reader would convert: written here (halfCopyInProducer).
-  if (auto copy = claimSixteenBitCopy(em, n.result())) {
+  if (auto copy = claimChannelsLastCopy(em, n.result())) {
     const auto& s = n.result()->type().shape;
-    elementwiseWithSixteenBitCopy(em, "", params, code, std::move(args), *copy, s[0], s[1], s[2] * s[3]);
+    elementwiseWithChannelsLastCopy(em, "", params, code, std::move(args), *copy, s[0], s[1], s[2] * s[3]);
     return {};
   }
   em.elementwise("", params, code, std::move(args), count);
@@ -325,9 +325,9 @@ Expected<void> emitFusedElementwise(NodeEmitter& em) {
   }
   params += fill("${T}* __restrict__ y", {{"T", T}});
   args.push_back(em.out());
-  if (auto copy = claimSixteenBitCopy(em, n.result())) {  // (see emitElementwise)
+  if (auto copy = claimChannelsLastCopy(em, n.result())) {  // (see emitElementwise)
     const auto& s = n.result()->type().shape;
-    elementwiseWithSixteenBitCopy(em, "", params, code, std::move(args), *copy, s[0], s[1], s[2] * s[3]);
+    elementwiseWithChannelsLastCopy(em, "", params, code, std::move(args), *copy, s[0], s[1], s[2] * s[3]);
     return {};
   }
   em.elementwise("", params, code, std::move(args), count);
