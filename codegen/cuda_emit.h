@@ -301,12 +301,20 @@ struct ImplicitGemm {
   /// described by aAtom (`mo` in scope; declares `${I} aoff` and what aInside reads; it depends
   /// on the atom alone, so the compiler keeps it out of the loop): its 64 consecutive values at k
   /// are aBase[kofs + aoff ...], all in range where aInside (a bool expression) holds, zeros
-  /// otherwise. B's 64-column atom from column `no` at k is bBase[bOffset ...] (an expression of
-  /// k and no). aBase / bBase: valid pointers to 16-bit values. Both operands reach wgmma's
+  /// otherwise (aBase + aoff must be in range: a row outside reads nothing from there). B's
+  /// 64-column atom from column `no` at k is bBase[bOffset + no ...] (bOffset: an expression of
+  /// k, B's row k, its columns contiguous). aBase / bBase: valid pointers to 16-bit values. Both operands reach wgmma's
   /// transposed form from shared memory (128-byte swizzle). Needs the wgmma option and a 16-bit
   /// math; replaces the other forms of gather.
   bool halfMN = false;
   std::string kRowSetup, aAtom, aInside, bOffset;
+  /// With halfMN: the reduction index as digits, innermost first, each (name, radix) -- the
+  /// last's radix unused (it counts on): a weight gradient's output pixel is (ox, OW), (oy, OH),
+  /// (on, 0). Set, each of a thread's reduction indices keeps its digits from stage to stage
+  /// (64 on a stage, carried: no division in the loop) and kRowSetup finds them in scope as
+  /// `const int`s; past kEnd the last digit reads 0 (so offsets stay in range; nothing is copied
+  /// there).
+  std::vector<std::pair<std::string, int64_t>> kDigits;
   int aColumnBits = 32;
   /// kmask's type for aColumnBits.
   const char* columnMaskType() const { return aColumnBits == 64 ? "unsigned long long" : "unsigned"; }

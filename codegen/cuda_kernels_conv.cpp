@@ -670,12 +670,13 @@ Expected<void> convBackwardWeightTensorCore(NodeEmitter& em, const ConvGeom& g) 
     readChannelsLastCopy(spec, "gs", gradCopy);
     spec.aBase = "xs";
     spec.bBase = "gs";
-    // Output pixel k's input origin (ky, kx) and offset there, once for all atoms; an atom's tap
-    // (ady, adx) and channels' offset, the same at every stage.
+    // Output pixel k's input origin (ky, kx) and offset there, once for all atoms, from its
+    // column, row and image kept from stage to stage; an atom's tap (ady, adx) and channels'
+    // offset, the same at every stage.
     v.push_back({"KY", linear({{"oy", g.sh}}, -g.pt)});
     v.push_back({"KX", linear({{"ox", g.sw}}, -g.pl)});
+    spec.kDigits = {{"ox", g.ow}, {"oy", g.oh}, {"on", 0}};
     spec.kRowSetup = fill(
-        "        const int kk = kin ? k : 0, on = kk / ${HW}, pq = kk % ${HW}, oy = pq / ${OW}, ox = pq % ${OW};\n"
         "        const int ky = ${KY}, kx = ${KX};\n"
         "        const ${I} kofs = (((${I})on * ${H} + ky) * ${W} + kx) * ${C};\n",
         v);
@@ -684,8 +685,8 @@ Expected<void> convBackwardWeightTensorCore(NodeEmitter& em, const ConvGeom& g) 
         "${KW} * ${DW};\n"
         "          const ${I} aoff = ((${I})ady * ${W} + adx) * ${C} + c0;\n",
         v);
-    spec.aInside = fill("(unsigned)(ky + ady) < ${H} && (unsigned)(kx + adx) < ${W}", v);
-    spec.bOffset = fill("(${I})k * ${O} + no", v);
+    spec.aInside = fill("((unsigned)(ky + ady) < ${H}) & ((unsigned)(kx + adx) < ${W})", v);
+    spec.bOffset = fill("(${I})k * ${O}", v);
     spec.epilogueRow = fill("      const ${I} mat = (${I})(m % ${C}) * ${KK} + m / ${C};\n", v);
     spec.epilogue = fill("        dw[(${I})o * ${CKK} + mat] = s;\n", v);
     return emitImplicitGemm(em, spec);

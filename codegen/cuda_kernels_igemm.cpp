@@ -35,6 +35,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <limits>
 #include <utility>
 
 #include "codegen/cuda_emit.h"
@@ -757,39 +758,87 @@ std::string half64Rows(const ImplicitGemm& spec, const Tile& tile, int copiers, 
 // j ^ (r & 7); atoms 8 KB apart, A's BM / 64 then B's BN / 64. 8 threads a row, one 16-byte
 // chunk each; the stage's 64 indices copiers / 8 at a time (the block's 256 threads, or its
 // 128 producers: thread `ct`), each pass computing its index's offsets once for all atoms
-// (kRowSetup), each atom's own part (aAtom) the same at every stage.
+// (kRowSetup, from the index's digits kept from the stage before: kDigits), each atom's own
+// part (aAtom) the same at every stage. A row's address is its atom's pointer (the same at every
+// stage) plus the pass's offset; a row outside reads nothing from the operand's base.
 std::string halfMNCopies(const ImplicitGemm& spec, const Tile& tile, int copiers, const std::string& ct) {
   std::string s;
   const int rows = copiers / 8;
+  const size_t nd = spec.kDigits.size();
   for (int pass = 0; pass < 64 / rows; ++pass) {
     s += fmt::format(
         "      {{\n"
-        "        const int k = kt + {0} + ({2} >> 3);\n"
-        "        const bool kin = k < kEnd;\n"
-        "{1}",
-        pass * rows, spec.kRowSetup, ct);
+        "        const int k = kt + {0} + ({1} >> 3);\n"
+        "        const bool kin = k < kEnd;\n",
+        pass * rows, ct);
+    for (size_t d = 0; d < nd; ++d)
+      s += fmt::format("        const int {0} = {3}kd{1}_s[{2}]{4};\n", spec.kDigits[d].first, d, pass,
+                       d + 1 < nd ? "" : "kin ? ", d + 1 < nd ? "" : " : 0");
+    s += spec.kRowSetup + "        const ${I} bk = kin ? " + spec.bOffset + " : 0;\n";
     for (int a = 0; a < tile.bm / 64; ++a)
       s += fmt::format(
           "        {{\n"
           "          const ${{I}} mo = m0 + {0};\n"
           "{1}"
-          "          const bool ok = kin && mo < ${{M}} && ({2});\n"
-          "          shoal_cp_async_f32x4_aligned(stage + {3} + cdst, (const float*)((const unsigned short*){4} + ((ok "
-          "? kofs + aoff : 0) + ch * 8)), ok);\n"
+          "          const bool ok = kin & (mo < ${{M}}) & ({2});\n"
+          "          shoal_cp_async_f32x4_aligned(stage + {3} + cdst, (const float*)(((const unsigned short*){4} + "
+          "(aoff + ch * 8)) + (ok ? kofs : 0)), ok);\n"
           "        }}\n",
           64 * a, spec.aAtom, spec.aInside, a * 8192 + pass * rows * 128, spec.aBase);
     for (int b = 0; b < tile.bn / 64; ++b)
       s += fmt::format(
           "        {{\n"
           "          const int no = o0 + {0};\n"
-          "          const bool ok = kin && no < ${{N}};\n"
-          "          shoal_cp_async_f32x4_aligned(stage + {1} + cdst, (const float*)((const unsigned short*){2} + ((ok "
-          "? {3} : 0) + ch * 8)), ok);\n"
+          "          shoal_cp_async_f32x4_aligned(stage + {1} + cdst, (const float*)(((const unsigned short*){2} + "
+          "((no < ${{N}} ? no : 0) + ch * 8)) + bk), kin && no < ${{N}});\n"
           "        }}\n",
-          64 * b, tile.bm * 128 + b * 8192 + pass * rows * 128, spec.bBase, spec.bOffset);
+          64 * b, tile.bm * 128 + b * 8192 + pass * rows * 128, spec.bBase);
+    // The index's digits 64 on: each digit's part of 64, plus the carry from the one inside.
+    if (nd > 0) {
+      int64_t inner = 1;
+      s += "        {\n          int c = 0, d;\n";
+      for (size_t d = 0; d < nd; ++d) {
+        const auto& [name, radix] = spec.kDigits[d];
+        if (d + 1 == nd) {
+          s += fmt::format("          kd{}_s[{}] += {} + c;\n", d, pass, 64 / inner);
+        } else {
+          s += fmt::format(
+              "          d = kd{0}_s[{1}] + {2} + c;\n"
+              "          c = d >= {3};\n"
+              "          kd{0}_s[{1}] = c ? d - {3} : d;\n",
+              d, pass, 64 / inner % radix, radix);
+          inner *= radix;
+        }
+      }
+      s += "        }\n";
+    }
     s += "      }\n";
   }
   return s;
+}
+
+// Before halfMN's loop (the copying threads: `ct` of `copiers`): the thread's chunk in each of
+// its rows of the stage, and its reduction indices' digits at the slice's first stage
+// (ImplicitGemm::kDigits: kd<d>_s[pass]).
+std::string halfMNRows(const ImplicitGemm& spec, int copiers, const std::string& ct) {
+  std::string s = fmt::format("  const int ch = {0} & 7, cdst = ({0} >> 3) * 128 + ((ch ^ (({0} >> 3) & 7)) << 4);\n", ct);
+  const size_t nd = spec.kDigits.size();
+  if (nd == 0) return s;
+  const int passes = 64 / (copiers / 8);
+  for (size_t d = 0; d < nd; ++d) s += fmt::format("  int kd{}_s[{}];\n", d, passes);
+  s += fmt::format(
+      "#pragma unroll\n"
+      "  for (int p = 0; p < {0}; ++p) {{\n"
+      "    const int k0 = kBegin + p * {1} + ({2} >> 3);\n",
+      passes, copiers / 8, ct);
+  int64_t inner = 1;
+  for (size_t d = 0; d < nd; ++d) {
+    const int64_t radix = spec.kDigits[d].second;
+    const std::string q = inner == 1 ? "k0" : fmt::format("k0 / {}", inner);
+    s += d + 1 == nd ? fmt::format("    kd{}_s[p] = {};\n", d, q) : fmt::format("    kd{}_s[p] = {} % {};\n", d, q, radix);
+    inner *= radix;
+  }
+  return s + "  }\n";
 }
 
 // aHalf64's and halfMN's products (bfloat16 / float16 on sm_90a, both operands from the
@@ -894,6 +943,15 @@ Expected<void> emitImplicitGemm(NodeEmitter& em, const ImplicitGemm& spec) {
   if (halfMN && (!em.options().wgmma || !sixteenBit || !spec.bPacked.empty() || half64 || spec.rows % 64 != 0 ||
                  spec.cols % 64 != 0 || !spec.aColumn.empty() || tile.bm != 128))
     return em.unsupported("halfMN needs wgmma, a 16-bit math, 64k rows and columns, no packing and 128-row tiles");
+  if (!spec.kDigits.empty()) {
+    int64_t inner = 1;
+    for (size_t d = 0; d + 1 < spec.kDigits.size(); ++d) {
+      inner *= spec.kDigits[d].second;
+      if (spec.kDigits[d].second < 1 || inner > std::numeric_limits<int>::max())
+        return em.unsupported("kDigits: each inner digit's radix at least 1, their product an int");
+    }
+    if (!halfMN) return em.unsupported("kDigits needs halfMN");
+  }
   const bool half = half64 || halfMN;
   const int kstep = half ? rowSteps : 16;
   // Reduction steps of kstep per slice (whole steps, so slices never share one).
@@ -1006,8 +1064,7 @@ Expected<void> emitImplicitGemm(NodeEmitter& em, const ImplicitGemm& spec) {
       {"KP", intLit(kp)},
       {"COPIES", copies},
       {"BEFORE_LOOP",
-       halfMN    ? fmt::format("  const int ch = {0} & 7, cdst = ({0} >> 3) * 128 + ((ch ^ (({0} >> 3) & 7)) << 4);\n",
-                               copier)
+       halfMN    ? halfMNRows(spec, copiers, copier)
        : half64  ? half64Rows(spec, tile, copiers, copier)
        : columns ? columnRows(spec, tile)
                  : holeZeros(a, spec.aHoles)},

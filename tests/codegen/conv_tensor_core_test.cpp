@@ -736,6 +736,19 @@ const std::vector<Geometry> kHalfWeight = {
     {3, 64, 8, 8, 128, 1, 1, {2, 2}, {0, 0, 0, 0}, {1, 1}},
     {1, 64, 9, 9, 64, 3, 3, {1, 1}, {2, 2, 2, 2}, {2, 2}},
 };
+// A 1 x 1 over 1,152 pixels (18 stages of 64, 576 pixels an image): in slices, each slice's
+// pixels from its own first (kBegin), their columns, rows and images carried from stage to stage
+// (ImplicitGemm::kDigits); with producer warps, slices longer than the ring.
+const Geometry kRingWeight = {2, 64, 24, 24, 64, 1, 1, {1, 1}, {0, 0, 0, 0}, {1, 1}};
+// The first of a weight gradient's candidates in more than one slice.
+int slicedCandidate(const Geometry& g, const Format& f) {
+  const CudaModuleSource m = moduleFor(*weightGradientGraph(g), f);
+  if (m.products.empty()) return -1;
+  const auto& cands = m.products[0].candidates;
+  for (size_t i = 0; i < cands.size(); ++i)
+    if (cands[i].splits > 1) return int(i);
+  return -1;
+}
 void checkSixteenBitChannelsLast(const Runner& run, TensorCoreMath math, bool candidates, bool overlap = false,
                                  bool tapReuse = false) {
   for (size_t i = 0; i < kHalfWeight.size(); ++i) {
@@ -748,6 +761,11 @@ void checkSixteenBitChannelsLast(const Runner& run, TensorCoreMath math, bool ca
       for (int variant = 1; variant <= 3; ++variant)
         checkBackwardWeight(kHalfWeight[i], 350 + i, run,
                             Format(math, true, false, variant).sixteenBitChannelsLast(overlap, tapReuse));
+  }
+  if (candidates) {
+    const int sliced = slicedCandidate(kRingWeight, Format(math, true).sixteenBitChannelsLast(overlap, tapReuse));
+    ASSERT_GE(sliced, 0);
+    checkBackwardWeight(kRingWeight, 358, run, Format(math, true, false, sliced).sixteenBitChannelsLast(overlap, tapReuse));
   }
   for (size_t i = 0; i < kHalfData.size(); ++i) {
     const Format f = Format(math, /*wgmma=*/true).sixteenBitChannelsLast(overlap, tapReuse);
@@ -876,7 +894,6 @@ TEST(ConvTensorCore, SixteenBitWideTilesMatchFloat64WithinTheFormatsBounds) {
 // weight gradients (a 1 x 1 over 1,152 pixels: slices of five stages or more). On the emulator each thread
 // runs until it waits, so a producer that did not wait for a slot's products before copying
 // into it again would overwrite stages not yet multiplied.
-const Geometry kRingWeight = {2, 64, 24, 24, 64, 1, 1, {1, 1}, {0, 0, 0, 0}, {1, 1}};
 // A producer-warps kernel's stages a slice beyond its ring's slots (from its source: `kStages =
 // S` and `kBegin = slice * P`, P reduction steps of 64 a stage): > 0 where slots are reused.
 int ringStagesPerSlice(const std::string& source) {
