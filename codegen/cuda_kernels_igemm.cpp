@@ -821,7 +821,8 @@ std::string halfMNCopies(const ImplicitGemm& spec, const Tile& tile, int copiers
 // its rows of the stage, and its reduction indices' digits at the slice's first stage
 // (ImplicitGemm::kDigits: kd<d>_s[pass]).
 std::string halfMNRows(const ImplicitGemm& spec, int copiers, const std::string& ct) {
-  std::string s = fmt::format("  const int ch = {0} & 7, cdst = ({0} >> 3) * 128 + ((ch ^ (({0} >> 3) & 7)) << 4);\n", ct);
+  std::string s =
+      fmt::format("  const int ch = {0} & 7, cdst = ({0} >> 3) * 128 + ((ch ^ (({0} >> 3) & 7)) << 4);\n", ct);
   const size_t nd = spec.kDigits.size();
   if (nd == 0) return s;
   const int passes = 64 / (copiers / 8);
@@ -835,7 +836,8 @@ std::string halfMNRows(const ImplicitGemm& spec, int copiers, const std::string&
   for (size_t d = 0; d < nd; ++d) {
     const int64_t radix = spec.kDigits[d].second;
     const std::string q = inner == 1 ? "k0" : fmt::format("k0 / {}", inner);
-    s += d + 1 == nd ? fmt::format("    kd{}_s[p] = {};\n", d, q) : fmt::format("    kd{}_s[p] = {} % {};\n", d, q, radix);
+    s += d + 1 == nd ? fmt::format("    kd{}_s[p] = {};\n", d, q)
+                     : fmt::format("    kd{}_s[p] = {} % {};\n", d, q, radix);
     inner *= radix;
   }
   return s + "  }\n";
@@ -1048,29 +1050,27 @@ Expected<void> emitImplicitGemm(NodeEmitter& em, const ImplicitGemm& spec) {
       halfMN   ? halfMNCopies(spec, tile, copiers, copier)
       : half64 ? half64Copies(spec, tile, copiers)
                : (columns ? columnCopies(spec, tile) : copyCode(a)) + (wgmma16 ? packed16Copies(tile) : copyCode(b));
-  Vars v = {
-      {"I", em.I()},
-      {"M", intLit(spec.rows)},
-      {"N", intLit(spec.cols)},
-      {"K", intLit(spec.red)},
-      {"BM", std::to_string(tile.bm)},
-      {"BN", std::to_string(tile.bn)},
-      {"STAGES", std::to_string(stages)},
-      {"KSTEP", std::to_string(kstep)},
-      {"AHEAD", std::to_string(ahead)},
-      {"STAGE_FLOATS", std::to_string(stageFloats)},
-      {"ROW_TILES", intLit(rowTiles)},
-      {"PER_SLICE", intLit(perSlice)},
-      {"KP", intLit(kp)},
-      {"COPIES", copies},
-      {"BEFORE_LOOP",
-       halfMN    ? halfMNRows(spec, copiers, copier)
-       : half64  ? half64Rows(spec, tile, copiers, copier)
-       : columns ? columnRows(spec, tile)
-                 : holeZeros(a, spec.aHoles)},
-      {"WARPS_M", std::to_string(tile.warpsM)},
-      {"THREADS", std::to_string(kBlock + kProducerThreads)},
-      {"HOLD", holdAccumulators(isHalfSwapped(tile) ? kHalfWide : tile, "    ")}};
+  Vars v = {{"I", em.I()},
+            {"M", intLit(spec.rows)},
+            {"N", intLit(spec.cols)},
+            {"K", intLit(spec.red)},
+            {"BM", std::to_string(tile.bm)},
+            {"BN", std::to_string(tile.bn)},
+            {"STAGES", std::to_string(stages)},
+            {"KSTEP", std::to_string(kstep)},
+            {"AHEAD", std::to_string(ahead)},
+            {"STAGE_FLOATS", std::to_string(stageFloats)},
+            {"ROW_TILES", intLit(rowTiles)},
+            {"PER_SLICE", intLit(perSlice)},
+            {"KP", intLit(kp)},
+            {"COPIES", copies},
+            {"BEFORE_LOOP", halfMN    ? halfMNRows(spec, copiers, copier)
+                            : half64  ? half64Rows(spec, tile, copiers, copier)
+                            : columns ? columnRows(spec, tile)
+                                      : holeZeros(a, spec.aHoles)},
+            {"WARPS_M", std::to_string(tile.warpsM)},
+            {"THREADS", std::to_string(kBlock + kProducerThreads)},
+            {"HOLD", holdAccumulators(isHalfSwapped(tile) ? kHalfWide : tile, "    ")}};
   const MultiplyPath path = simt      ? simtPath(tile)
                             : half      ? halfPath(tile, spec.math, halfMN)
                             : wgmma   ? wgmmaPath(tile)

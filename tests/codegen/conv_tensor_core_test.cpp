@@ -765,7 +765,8 @@ void checkSixteenBitChannelsLast(const Runner& run, TensorCoreMath math, bool ca
   if (candidates) {
     const int sliced = slicedCandidate(kRingWeight, Format(math, true).sixteenBitChannelsLast(overlap, tapReuse));
     ASSERT_GE(sliced, 0);
-    checkBackwardWeight(kRingWeight, 358, run, Format(math, true, false, sliced).sixteenBitChannelsLast(overlap, tapReuse));
+    checkBackwardWeight(kRingWeight, 358, run,
+                        Format(math, true, false, sliced).sixteenBitChannelsLast(overlap, tapReuse));
   }
   for (size_t i = 0; i < kHalfData.size(); ++i) {
     const Format f = Format(math, /*wgmma=*/true).sixteenBitChannelsLast(overlap, tapReuse);
