@@ -1,10 +1,10 @@
 // CUDA codegen, channels-last copies in the tensor cores' format (CudaCodegenOptions::
 // conv16ChannelsLast: bfloat16 / float16; tf32ChannelsLast: fp32, for TF32): a tensor [n, c, h,
 // w] of fp32 as [n, h, w, c] values of the format, which the implicit GEMMs of
-// codegen/cuda_kernels_conv.cpp read 128 bytes (64 or 32 channels) a stage row. A
+// codegen/cuda_conv_gemm.cpp read 128 bytes (64 or 32 channels) a stage row. A
 // copy is made by the first node that reads the value so (its conversion kernel) or, with
 // halfCopyInProducer, by the kernel that computes the value -- a convolution's epilogue (in
-// cuda_kernels_conv.cpp), or an elementwise kernel run as this file's tile kernel -- and lives in
+// cuda_conv_gemm.cpp), or an elementwise kernel run as this file's tile kernel -- and lives in
 // the module's converted region (CudaModuleSource::converted, NodeEmitter::converted).
 #include <fmt/format.h>
 

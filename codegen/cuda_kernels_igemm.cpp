@@ -2,7 +2,7 @@
 // bfloat16 or float16 with fp32 accumulation, through mma.sync m16n8k8 (TF32) or m16n8k16
 // (the prelude's shoal_warp_mma_tf32 and shoal_warp_mma_16bit). The
 // convolutions (forward, both gradients, the transposed convolution) describe their gathers
-// and epilogues in codegen/cuda_kernels_conv.cpp; this file owns the tiling.
+// and epilogues in codegen/cuda_conv_gemm.cpp; this file owns the tiling.
 //
 // A block of 8 warps computes a 128 x 128 tile of the output (2 x 4 warps), or 256 x 64 when
 // there are at most 64 columns (4 x 2 warps); each warp 64 x 32 as 4 x 4 mma products. The

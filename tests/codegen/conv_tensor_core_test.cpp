@@ -1374,7 +1374,7 @@ TEST(ConvTensorCore, ProductStepsCountTheConvolutionsOperations) {
 // autotuner's choice (productTiles, by kernel) is taken, and one that is not a candidate is an
 // error naming the kernel. A 3 x 3 forward of 162 pixels by 24 filters over 144 channel-taps
 // (at least 64 a slice, kConvMinSlice): one tile either way, 9 steps of 16 -- one slice costs
-// 9 + 6, two 5 + 6 + 2 * 162 * 24 / 187500 (the cost model's, codegen/cuda_kernels_igemm.cpp), so two; four would be
+// 9 + 6, two 5 + 6 + 2 * 162 * 24 / 187500 (the cost model's, codegen/cuda_igemm_tiles.cpp), so two; four would be
 // slices shorter than 64.
 TEST(ConvTensorCore, ProductsListTheirCandidateTilesAndTakeTheOneChosen) {
   const Geometry gm = {2, 16, 9, 9, 24, 3, 3, {1, 1}, {1, 1, 1, 1}, {1, 1}};
@@ -1425,7 +1425,7 @@ TEST(ConvTensorCore, ProductsListTheirCandidateTilesAndTakeTheOneChosen) {
 }
 
 // Exact fp32 chooses between the 128 x 64 tile at two blocks an SM and the tensor cores' 128 x
-// 128 at one by their grid cost (simtGridCost, codegen/cuda_kernels_igemm.cpp), each in 9 + 6
+// 128 at one by their grid cost (simtGridCost, codegen/cuda_igemm_tiles.cpp), each in 9 + 6
 // steps (16 channels x 9 taps in one slice; two, the third candidate, add their sums). At batch 32, 28 x
 // 28 pixels by 128 filters: 196 blocks of 128 x 128 are two waves of 132, 30; 392 of 128 x 64
 // one wave of 264 and a last of 128 blocks (at most one an SM), (1 + 0.63) x 15 x 1.07 = 26.2:
@@ -1454,7 +1454,7 @@ TEST(ConvTensorCore, ExactFp32ChoosesItsTileByTheGridsCost) {
 }
 
 // The cost model's choices for ResNet-18's shapes that the H200 measurements decided
-// (docs/PERF.md, 2026-12-02; the model in codegen/cuda_kernels_igemm.cpp, splitsFor, in units
+// (docs/PERF.md, 2026-12-02; the model in codegen/cuda_igemm_tiles.cpp, splitsFor, in units
 // of a 16-step): forwards count waves of one block an SM (132), weight gradients two (264).
 //  - layer 4's 3 x 3 forward at batch 256: 12544 x 512 outputs, 392 tiles of 128 x 128, 288
 //    steps: one slice 3 waves x (288 + 6) = 882, two 6 x (144 + 6) + 2 * 12544 * 512 / 187500
