@@ -327,13 +327,16 @@ typedef unsigned long long shoal_saddr;
 __device__ __forceinline__ shoal_saddr shoal_saddr_of(const void* p) { return (unsigned long long)p; }
 #endif
 // *dst = ok ? *src : 0, asynchronously from sm_80 (cp.async, zero-filled when !ok: src is
-// then not read); complete once a later shoal_cp_async_wait says so. Below sm_80 (and on the
-// CPU emulator) a plain copy.
+// then not read); complete once a later shoal_cp_async_wait says so. Below sm_80 a plain copy;
+// on the CPU emulator a copy that lands when the thread waits for its group (as late as the
+// card may), its source read now.
 __device__ __forceinline__ void shoal_cp_async_f32(shoal_saddr dst, const float* src, bool ok) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
   asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;\n" ::"r"(dst), "l"(src), "r"(ok ? 4 : 0) : "memory");
-#else
+#elif defined(__CUDA_ARCH__)
   *(float*)dst = ok ? *src : 0.0f;
+#else
+  shoal_emu_async_copy((void*)dst, ok ? (const void*)src : nullptr, 4, 4);
 #endif
 }
 // *dst = (word & bit) ? *src : 0, as shoal_cp_async_f32 with the test inside the copy (cp.async's
@@ -344,7 +347,7 @@ __device__ __forceinline__ void shoal_cp_async_f32_if(shoal_saddr dst, const flo
   asm volatile("{\n.reg .pred p;\n.reg .b32 t;\nand.b32 t, %2, %3;\nsetp.eq.u32 p, t, 0;\n"
                "cp.async.ca.shared.global [%0], [%1], 4, p;\n}\n" ::"r"(dst), "l"(src), "r"(word), "r"(bit) : "memory");
 #else
-  *(float*)dst = (word & bit) ? *src : 0.0f;
+  shoal_cp_async_f32(dst, src, (word & bit) != 0u);
 #endif
 }
 __device__ __forceinline__ void shoal_cp_async_f32_if(shoal_saddr dst, const float* src, unsigned long long word,
@@ -353,7 +356,7 @@ __device__ __forceinline__ void shoal_cp_async_f32_if(shoal_saddr dst, const flo
   asm volatile("{\n.reg .pred p;\n.reg .b64 t;\nand.b64 t, %2, %3;\nsetp.eq.u64 p, t, 0;\n"
                "cp.async.ca.shared.global [%0], [%1], 4, p;\n}\n" ::"r"(dst), "l"(src), "l"(word), "l"(bit) : "memory");
 #else
-  *(float*)dst = (word & bit) ? *src : 0.0f;
+  shoal_cp_async_f32(dst, src, (word & bit) != 0ull);
 #endif
 }
 // dst[0..1] = the first n (0, 1 or 2) of src[0..1], zeros after them: one 8-byte copy (cp.async
@@ -363,20 +366,24 @@ __device__ __forceinline__ void shoal_cp_async_f32_if(shoal_saddr dst, const flo
 __device__ __forceinline__ void shoal_cp_async_f32x2(shoal_saddr dst, const float* src, int n) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
   asm volatile("cp.async.ca.shared.global [%0], [%1], 8, %2;\n" ::"r"(dst), "l"(src), "r"(4 * n) : "memory");
-#else
-#if !defined(__CUDA_ARCH__)
-  if ((dst & 7ull) != 0 || (n > 0 && (reinterpret_cast<unsigned long long>(src) & 7ull) != 0)) __builtin_trap();
-#endif
+#elif defined(__CUDA_ARCH__)
   ((float*)dst)[0] = n > 0 ? src[0] : 0.0f;
   ((float*)dst)[1] = n > 1 ? src[1] : 0.0f;
+#else
+  if ((dst & 7ull) != 0 || (n > 0 && (reinterpret_cast<unsigned long long>(src) & 7ull) != 0)) __builtin_trap();
+  shoal_emu_async_copy((void*)dst, n > 0 ? (const void*)src : nullptr, 4 * (n > 2 ? 2 : n), 8);
 #endif
 }
-// The same for 4 floats; src and dst 16-byte aligned (one 16-byte copy).
+// The same for 4 floats; src and dst 16-byte aligned (one 16-byte copy; the CPU emulator traps
+// where either is not, as cp.async would fault).
 __device__ __forceinline__ void shoal_cp_async_f32x4_aligned(shoal_saddr dst, const float* src, bool ok) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
   asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(src), "r"(ok ? 16 : 0) : "memory");
-#else
+#elif defined(__CUDA_ARCH__)
   for (int q = 0; q < 4; ++q) shoal_cp_async_f32(dst + 4 * q, src + q, ok);
+#else
+  if ((dst & 15ull) != 0 || (ok && (reinterpret_cast<unsigned long long>(src) & 15ull) != 0)) __builtin_trap();
+  shoal_emu_async_copy((void*)dst, ok ? (const void*)src : nullptr, 16, 16);
 #endif
 }
 // The same, cached in L1 as well (cp.async.ca): for gathers that read their neighbours'
@@ -385,7 +392,7 @@ __device__ __forceinline__ void shoal_cp_async_f32x4_cached(shoal_saddr dst, con
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
   asm volatile("cp.async.ca.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(src), "r"(ok ? 16 : 0) : "memory");
 #else
-  for (int q = 0; q < 4; ++q) shoal_cp_async_f32(dst + 4 * q, src + q, ok);
+  shoal_cp_async_f32x4_aligned(dst, src, ok);
 #endif
 }
 // The same where only dst is known to be aligned: one 16-byte copy where src is, else four.
@@ -434,6 +441,8 @@ __device__ __forceinline__ void shoal_bar_sync(int id, int count) {
 __device__ __forceinline__ void shoal_cp_async_commit() {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
   asm volatile("cp.async.commit_group;\n" ::: "memory");
+#elif !defined(__CUDA_ARCH__)
+  shoal_emu_async_commit(0);
 #endif
 }
 // Waits until at most N of this thread's committed groups are still in flight.
@@ -441,6 +450,8 @@ template <int N>
 __device__ __forceinline__ void shoal_cp_async_wait() {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
   asm volatile("cp.async.wait_group %0;\n" ::"n"(N) : "memory");
+#elif !defined(__CUDA_ARCH__)
+  shoal_emu_async_wait(0, N);
 #endif
 }
 // ---- end of prelude -----------------------------------------------------------------------

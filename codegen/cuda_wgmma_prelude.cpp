@@ -36,19 +36,20 @@ std::string wgmmaCall(int n) {
       "               : {2}\n"
       "               : \"l\"(a), \"l\"(b), \"r\"(1));\n"
       "#else\n"
-      "  shoal_wgmma_tf32_emulated(d, a, b, {0});\n"
+      "  SHOAL_WGMMA_LATER(shoal_wgmma_span(a, 64, 32, false), shoal_wgmma_span(b, {0}, 32, false),\n"
+      "                    shoal_wgmma_tf32_emulated(d, a, b, {0}));\n"
       "#endif\n"
       "}}\n",
       n, list, outs, regs + 2, regs, regs + 1);
 }
 
 // A 16-bit wgmma helper: `signature` (name and parameters, `bf16` among them), issuing the
-// bfloat16 or float16 form (`bf16Asm`, `f16Asm`) on the hardware and calling `emulated` on the
-// CPU emulator.
+// bfloat16 or float16 form (`bf16Asm`, `f16Asm`) on the hardware and running `emulated` (its
+// statements) on the CPU emulator.
 std::string sixteenBitFunction(const std::string& signature, const std::string& bf16Asm, const std::string& f16Asm,
                                const std::string& emulated) {
   return "__device__ __forceinline__ void " + signature + " {\n#if SHOAL_WGMMA_HW\n  if (bf16)\n" + bf16Asm +
-         "  else\n" + f16Asm + "#else\n  " + emulated + ";\n#endif\n}\n";
+         "  else\n" + f16Asm + "#else\n" + emulated + "#endif\n}\n";
 }
 
 // One wgmma.mma_async m64nNk16 call with 16-bit operands (bf16 or f16: `bf16`, a constant
@@ -67,7 +68,12 @@ std::string wgmma16Call(int n) {
   };
   return sixteenBitFunction(
       fmt::format("shoal_wgmma_16bit_n{}(float* d, const unsigned* a, shoal_wgmma_desc b, bool bf16)", n),
-      variant("bf16"), variant("f16"), fmt::format("shoal_wgmma_16bit_emulated(d, a, b, {}, bf16)", n));
+      variant("bf16"), variant("f16"),
+      fmt::format("  float a0[16], a1[16];  // A's registers gathered now, as the card reads them at the issue\n"
+                  "  shoal_wgmma_16bit_gather(a, a0, a1, bf16);\n"
+                  "  SHOAL_WGMMA_LATER(ShoalSpan(), shoal_wgmma_span(b, {0}, 32, false),\n"
+                  "                    shoal_wgmma_16bit_product(d, a0, a1, b, {0}, bf16));\n",
+                  n));
 }
 
 // One wgmma.mma_async m64nNk16 call with 16-bit operands both read through descriptors
@@ -88,7 +94,9 @@ std::string wgmmaSs16Call(int n, bool mn = false) {
   return sixteenBitFunction(
       fmt::format("shoal_wgmma_ss16{}_n{}(float* d, shoal_wgmma_desc a, shoal_wgmma_desc b, bool bf16)", mn ? "mn" : "", n),
       variant("bf16"), variant("f16"),
-      fmt::format("shoal_wgmma_ss16_emulated(d, a, b, {}, bf16, {})", n, mn ? "true" : "false"));
+      fmt::format("  SHOAL_WGMMA_LATER(shoal_wgmma_span(a, 64, 32, {1}), shoal_wgmma_span(b, {0}, 32, {1}),\n"
+                  "                    shoal_wgmma_ss16_emulated(d, a, b, {0}, bf16, {1}));\n",
+                  n, mn ? "true" : "false"));
 }
 
 }  // namespace
@@ -179,6 +187,8 @@ __device__ __forceinline__ void shoal_wgmma_fence() {
 __device__ __forceinline__ void shoal_wgmma_commit() {
 #if SHOAL_WGMMA_HW
   asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory");
+#elif !defined(__CUDA_ARCH__)
+  shoal_emu_async_commit(1);
 #endif
 }
 // Waits until at most N of the warpgroup's committed wgmma groups are in flight.
@@ -186,6 +196,8 @@ template <int N>
 __device__ __forceinline__ void shoal_wgmma_wait() {
 #if SHOAL_WGMMA_HW
   asm volatile("wgmma.wait_group.sync.aligned %0;\n" ::"n"(N) : "memory");
+#elif !defined(__CUDA_ARCH__)
+  shoal_emu_async_wait(1, N);
 #endif
 }
 // Keeps the compiler from moving the accumulators across a wgmma issue or wait (their
@@ -196,6 +208,16 @@ __device__ __forceinline__ void shoal_wgmma_hold(float& r) {
 #endif
 }
 #if !SHOAL_WGMMA_HW
+// On the CPU emulator a product runs when its thread waits for it (wgmma.wait_group: as late as
+// the card may read its operands and write its accumulators), and until then the shared bytes
+// its operands span (spanA, spanB) may not be copied into; elsewhere it runs when issued.
+struct ShoalSpan { unsigned long long lo = 0, hi = 0; };  // none: lo == hi
+#if defined(__CUDA_ARCH__)
+#define SHOAL_WGMMA_LATER(spanA, spanB, ...) __VA_ARGS__
+#else
+#define SHOAL_WGMMA_LATER(spanA, spanB, ...) \
+  shoal_emu_later([=] { __VA_ARGS__; }, (spanA).lo, (spanA).hi, (spanB).lo, (spanB).hi)
+#endif
 // The emulator's wgmma: element (row, k) of a descriptor's tile, read where the hardware reads
 // it (the 64-byte swizzle applied to the computed address) and truncated to TF32 (the tensor
 // cores ignore an fp32 operand's low 13 mantissa bits).
@@ -231,11 +253,11 @@ __device__ inline void shoal_wgmma_tf32_emulated(float* d, const shoal_wgmma_des
 }
 // The 16-bit product m64nNk16 with A from registers: each warp's 4 registers are mma.sync's
 // m16n8k16 A fragment of its 16 rows (lane 4g + t: rows g and g + 8, reduction slots 2t, 2t + 1
-// and 2t + 8, 2t + 9, each pair packed low first), gathered here through shuffles; B (16-bit,
-// 32-byte rows) read through the descriptor.
-__device__ inline void shoal_wgmma_16bit_emulated(float* d, const unsigned* a, const shoal_wgmma_desc& b, int n, bool bf16) {
-  const int t = (int)(threadIdx.x & 127u), lane = t & 31, g = lane >> 2, c = lane & 3, w = t >> 5;
-  float a0[16], a1[16];  // rows g and g + 8 of this warp's 16
+// and 2t + 8, 2t + 9, each pair packed low first), gathered through shuffles when the product
+// is issued (a0, a1: rows g and g + 8 of this warp's 16); B (16-bit, 32-byte rows) read through
+// the descriptor when it runs.
+__device__ inline void shoal_wgmma_16bit_gather(const unsigned* a, float* a0, float* a1, bool bf16) {
+  const int c = (int)(threadIdx.x & 3u);
   for (int j = 0; j < 4; ++j) {
     const int from = c ^ j;  // lane 4g + j
     const unsigned r[4] = {__shfl_xor_sync(0xffffffffu, a[0], from), __shfl_xor_sync(0xffffffffu, a[1], from),
@@ -247,7 +269,10 @@ __device__ inline void shoal_wgmma_16bit_emulated(float* d, const unsigned* a, c
       a1[2 * j + 8 + h] = shoal_half_to_f32((unsigned short)(r[3] >> (16 * h)), bf16);
     }
   }
-  (void)w;
+}
+__device__ inline void shoal_wgmma_16bit_product(float* d, const float* a0, const float* a1, const shoal_wgmma_desc& b,
+                                                 int n, bool bf16) {
+  const int c = (int)(threadIdx.x & 3u);
   for (int jb = 0; jb < n / 8; ++jb)
     for (int q = 0; q < 4; ++q) {
       const int col = 8 * jb + 2 * c + (q & 1);
@@ -271,6 +296,24 @@ __device__ inline unsigned long long shoal_wgmma_address_mn(const shoal_wgmma_de
   const unsigned long long a = d.addr + (unsigned long long)(mn >> 6) * lbo + (unsigned long long)(k >> 3) * sbo +
                                (unsigned long long)(k & 7) * 128 + (unsigned long long)(mn & 63) * 2;
   return a ^ (((a >> 7) & 7) << 4);
+}
+// The shared bytes a descriptor's operand spans: `rows` rows (MN-major: `rows` along MN) of
+// `bytes` bytes of reduction steps (a product's 8 TF32 or 16 16-bit steps: 32), whole 128-byte
+// lines (the swizzles move chunks within their rows' lines).
+__device__ inline ShoalSpan shoal_wgmma_span(const shoal_wgmma_desc& d, int rows, int bytes, bool mn) {
+  unsigned long long lo = ~0ull, hi = 0;
+  for (int r = 0; r < 2; ++r)
+    for (int k = 0; k < 2; ++k) {
+      const int row = r ? rows - 1 : 0;
+      const unsigned long long a =
+          mn ? shoal_wgmma_address_mn(d, row, k ? bytes / 2 - 1 : 0) : shoal_wgmma_address(d, row, k ? bytes - 1 : 0);
+      lo = a < lo ? a : lo;
+      hi = a > hi ? a : hi;
+    }
+  ShoalSpan s;
+  s.lo = lo & ~127ull;
+  s.hi = (hi | 127ull) + 1;
+  return s;
 }
 // The 16-bit product m64nNk16 with both operands through descriptors: K-major (16-bit rows of
 // the reduction) or, with `mn`, both MN-major (wgmma's transposed form).

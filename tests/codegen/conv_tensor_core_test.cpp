@@ -740,6 +740,14 @@ const std::vector<Geometry> kHalfWeight = {
 // pixels from its own first (kBegin), their columns, rows and images carried from stage to stage
 // (ImplicitGemm::kDigits); with producer warps, slices longer than the ring.
 const Geometry kRingWeight = {2, 64, 24, 24, 64, 1, 1, {1, 1}, {0, 0, 0, 0}, {1, 1}};
+// Forwards whose slots of the ring are reused: pooled (fused_conv2d_pool: one slice, whatever
+// the grid) over 9 and 18 stages -- unpooled products of the suite's small grids are cut into
+// slices of a stage or two, fewer than the ring's slots.
+const std::vector<Geometry> kRingForward = {
+    {2, 64, 12, 12, 64, 3, 3, {1, 1}, {1, 1, 1, 1}, {1, 1}},
+    {1, 128, 8, 8, 136, 3, 3, {1, 1}, {1, 1, 1, 1}, {1, 1}},
+    {1, 64, 10, 10, 264, 3, 3, {1, 1}, {1, 1, 1, 1}, {1, 1}},
+};
 // The first of a weight gradient's candidates in more than one slice.
 int slicedCandidate(const Geometry& g, const Format& f) {
   const CudaModuleSource m = moduleFor(*weightGradientGraph(g), f);
@@ -762,11 +770,15 @@ void checkSixteenBitChannelsLast(const Runner& run, TensorCoreMath math, bool ca
         checkBackwardWeight(kHalfWeight[i], 350 + i, run,
                             Format(math, true, false, variant).sixteenBitChannelsLast(overlap, tapReuse));
   }
-  if (candidates) {
+  if (candidates || overlap) {
+    // The ring's slots reused: a weight gradient in slices of 5 or more stages, a pooled forward
+    // of 9 (on the emulator a product runs only when waited for, so a slot copied into again
+    // before its products were waited for is caught: ahead one stage too far, say).
     const int sliced = slicedCandidate(kRingWeight, Format(math, true).sixteenBitChannelsLast(overlap, tapReuse));
     ASSERT_GE(sliced, 0);
     checkBackwardWeight(kRingWeight, 358, run,
                         Format(math, true, false, sliced).sixteenBitChannelsLast(overlap, tapReuse));
+    checkForwardPool(kRingForward[0], 359, run, Format(math, true).sixteenBitChannelsLast(overlap, tapReuse));
   }
   for (size_t i = 0; i < kHalfData.size(); ++i) {
     const Format f = Format(math, /*wgmma=*/true).sixteenBitChannelsLast(overlap, tapReuse);
@@ -828,6 +840,8 @@ void checkWideTiles(const Runner& run, TensorCoreMath math) {
         << describe(kWideWeight[i]);
     checkBackwardWeight(kWideWeight[i], 366 + i, run, wide);
   }
+  // Its ring of 4 reused (a pooled forward of 9 stages, one slice).
+  checkForwardPool(kRingForward[2], 369, run, wide);
   // Without the option the wide tile is the last candidate: the autotuner's to take.
   const Format plain = Format(math, true).sixteenBitChannelsLast();
   EXPECT_EQ(moduleFor(*forwardGraph(kWideForward[0]), plain).source.find("shoal_wgmma_ss16_n256(acc"),
@@ -867,6 +881,9 @@ void checkSwappedTiles(const Runner& run, TensorCoreMath math) {
   for (size_t i = 0; i < kSwappedData.size(); ++i) checkBackwardData(kSwappedData[i], false, 384 + i, run, swapped);
   checkForward(kSwappedForward[0], true, false, 386, run,
                Format(math, true).sixteenBitChannelsLast(false, /*reuse=*/true).swappedTiles());
+  // Its ring of 4 reused (a pooled forward of 9 stages, one slice, 128 filters).
+  const Geometry ring = {1, 64, 10, 10, 128, 3, 3, {1, 1}, {1, 1, 1, 1}, {1, 1}};
+  checkForwardPool(ring, 387, run, swapped);
   const Format plain = Format(math, true).sixteenBitChannelsLast();
   const auto products = moduleFor(*forwardGraph(kSwappedForward[0]), plain).products;
   ASSERT_FALSE(products.empty());
@@ -905,11 +922,6 @@ int ringStagesPerSlice(const std::string& source) {
   const int slots = std::stoi(source.substr(st + 10)), steps = std::stoi(source.substr(sl + 17));
   return (steps + 63) / 64 - slots;
 }
-const std::vector<Geometry> kRingForward = {
-    {2, 64, 12, 12, 64, 3, 3, {1, 1}, {1, 1, 1, 1}, {1, 1}},
-    {1, 128, 8, 8, 136, 3, 3, {1, 1}, {1, 1, 1, 1}, {1, 1}},
-    {1, 64, 10, 10, 264, 3, 3, {1, 1}, {1, 1, 1, 1}, {1, 1}},
-};
 void checkProducerWarps(const Runner& run, TensorCoreMath math, bool every) {
   const Format f = Format(math, /*wgmma=*/true).sixteenBitChannelsLast().producerWarps();
   const std::string source = moduleFor(*forwardGraph(kHalf[0]), f).source;

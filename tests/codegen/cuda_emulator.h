@@ -6,15 +6,23 @@
 // Launch steps run in order over host memory laid out by the memory plan; GEMMs use the
 // interpreter's gemm. What it cannot check: the CUDA runtime itself (module loading,
 // launch limits, graph capture, cuBLAS) and memory-model races (threads run one at a time).
+// The asynchronous copies and products (cp.async, wgmma) complete as late as the hardware
+// allows, not when issued: a copy lands in shared memory when its thread waits for its group
+// (cp.async.wait_group), a product reads its operands and adds into its accumulators when its
+// thread waits for it (wgmma.wait_group). So a stage read before its copies were waited for, a
+// slot overwritten while a product still reads it, or accumulators read before their product
+// was waited for give wrong values here as they may on the card.
 #pragma once
 
 #include <dlfcn.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
+#include <map>
 #include <memory>
 #include <string>
 #include <utility>
@@ -43,7 +51,23 @@ ShoalDim3* shoal_emu_threadIdx;
 void (*shoal_emu_sync)();
 unsigned long long (*shoal_emu_shfl)(unsigned long long bits, int laneMask);
 void (*shoal_emu_bar)(int id, int count, int wait);
+// Asynchronous work, completed when the thread waits for it (kind 0: cp.async copies, 1:
+// wgmma products): a copy of srcBytes from src (none: src null) zero-filled to dstBytes, read
+// now and written at completion; a deferred call run(ctx) (discard(ctx) frees it unrun).
+void (*shoal_emu_async_copy)(void* dst, const void* src, int srcBytes, int dstBytes);
+void (*shoal_emu_async_defer)(void (*run)(void*), void (*discard)(void*), void* ctx, const unsigned long long* spans);
+void (*shoal_emu_async_commit)(int kind);
+void (*shoal_emu_async_wait)(int kind, int pending);
 unsigned char* shoal_emu_dynamic_shared;
+}
+// Runs f (a copyable callable) when the thread next waits for its wgmma products; until then
+// no copy may go into shared bytes [aLo, aHi) or [bLo, bHi) (what the product reads).
+template <typename F>
+void shoal_emu_later(const F& f, unsigned long long aLo, unsigned long long aHi, unsigned long long bLo,
+                     unsigned long long bHi) {
+  const unsigned long long spans[4] = {aLo, aHi, bLo, bHi};
+  shoal_emu_async_defer([](void* p) { F* g = static_cast<F*>(p); (*g)(); delete g; },
+                        [](void* p) { delete static_cast<F*>(p); }, new F(f), spans);
 }
 #define SHOAL_DYNAMIC_SHARED(T, name) T* name = reinterpret_cast<T*>(shoal_emu_dynamic_shared)
 #define blockIdx shoal_emu_blockIdx
@@ -111,11 +135,21 @@ class EmulatedModule {
     auto** syncFn = static_cast<void (**)()>(sym("shoal_emu_sync"));
     auto** shflFn = static_cast<unsigned long long (**)(unsigned long long, int)>(sym("shoal_emu_shfl"));
     auto** barFn = static_cast<void (**)(int, int, int)>(sym("shoal_emu_bar"));
-    if (!m->blockIdx_ || !m->threadIdx_ || !m->dynamicSharedPtr_ || !syncFn || !shflFn || !barFn)
+    auto** copyFn = static_cast<void (**)(void*, const void*, int, int)>(sym("shoal_emu_async_copy"));
+    auto** deferFn = static_cast<void (**)(void (*)(void*), void (*)(void*), void*, const unsigned long long*)>(
+        sym("shoal_emu_async_defer"));
+    auto** commitFn = static_cast<void (**)(int)>(sym("shoal_emu_async_commit"));
+    auto** waitFn = static_cast<void (**)(int, int)>(sym("shoal_emu_async_wait"));
+    if (!m->blockIdx_ || !m->threadIdx_ || !m->dynamicSharedPtr_ || !syncFn || !shflFn || !barFn || !copyFn ||
+        !deferFn || !commitFn || !waitFn)
       return fail("emulation symbols missing");
     *syncFn = &EmulatedModule::syncThunk;
     *shflFn = &EmulatedModule::shflThunk;
     *barFn = &EmulatedModule::barThunk;
+    *copyFn = &EmulatedModule::asyncCopyThunk;
+    *deferFn = &EmulatedModule::asyncDeferThunk;
+    *commitFn = &EmulatedModule::asyncCommitThunk;
+    *waitFn = &EmulatedModule::asyncWaitThunk;
     return m;
   }
   ~EmulatedModule() {
@@ -149,9 +183,14 @@ class EmulatedModule {
           Dim3 tid{0, 0, 0};
           *threadIdx_ = &tid;
           current_ = nullptr;
+          active() = this;
+          barError_.clear();
+          pendingReads_.clear();
           for (unsigned t = 0; t < block; ++t) {
             tid.x = t;
             call();
+            if (auto ok = finishAsync(sequential_, t); !ok) return ok;
+            if (!barError_.empty()) return fail(barError_);
           }
           continue;
         }
@@ -165,6 +204,26 @@ class EmulatedModule {
     unsigned x, y, z;
   };
   enum class FiberState { Run, Sync, Shfl, Bar, Done };
+  // A thread's asynchronous work (the emulation header's shoal_emu_async_*): copies read when
+  // issued and written when waited for; deferred products run when waited for. Each kind's
+  // open group, then its committed groups, oldest first.
+  struct Copy {
+    unsigned char* dst;
+    std::array<unsigned char, 16> bytes;
+    int n;
+  };
+  struct Later {
+    void (*run)(void*);
+    void (*discard)(void*);
+    void* ctx;
+    std::array<unsigned long long, 4> spans;  // the shared bytes it reads: [lo, hi) twice
+  };
+  struct Async {
+    std::vector<Copy> openCopies;
+    std::vector<std::vector<Copy>> copyGroups;
+    std::vector<Later> openProducts;
+    std::vector<std::vector<Later>> productGroups;
+  };
   struct Fiber {
     fiber::Context ctx;
     std::vector<char> stack;
@@ -173,6 +232,7 @@ class EmulatedModule {
     unsigned long long shflValue = 0, shflResult = 0;
     int shflMask = 0;
     int barId = 0;  // the named barrier a Bar fiber waits at
+    Async async;
   };
   // A named barrier (bar.arrive / bar.sync with an id and a thread count): its threads so far,
   // which ones (PTX: a warp must not arrive twice before the barrier resets), and the count they
@@ -213,6 +273,7 @@ class EmulatedModule {
     EmulatedModule* m = active();
     fiber::started(m->scheduler_);
     m->call();
+    landAll(m->current_->async);
     m->current_->state = FiberState::Done;
     fiber::swap(m->current_->ctx, m->scheduler_, /*exiting=*/true);
   }
@@ -250,6 +311,101 @@ class EmulatedModule {
     f->barId = id;
     fiber::swap(f->ctx, m->scheduler_);
   }
+  // The running thread's asynchronous work: its fiber's, or (threads run one after another)
+  // the one being run.
+  static Async& asyncState() {
+    EmulatedModule* m = active();
+    if (!m) std::abort();
+    return m->current_ ? m->current_->async : m->sequential_;
+  }
+  SHOAL_FIBER_CODE static void asyncCopyThunk(void* dst, const void* src, int srcBytes, int dstBytes) {
+    if (dstBytes <= 0 || dstBytes > 16 || srcBytes < 0 || srcBytes > dstBytes) std::abort();
+    EmulatedModule* m = active();
+    const auto at = reinterpret_cast<unsigned long long>(dst);
+    for (const auto& [span, count] : m->pendingReads_)
+      if (at < span.second && at + unsigned(dstBytes) > span.first && m->barError_.empty())
+        m->barError_ = "emulator: thread " + std::to_string(m->current_ ? m->current_->tid.x : 0u) +
+                       " copies into shared memory that a wgmma product not yet waited for reads";
+    Copy c{static_cast<unsigned char*>(dst), {}, dstBytes};
+    if (src && srcBytes > 0) std::memcpy(c.bytes.data(), src, size_t(srcBytes));
+    asyncState().openCopies.push_back(c);
+  }
+  SHOAL_FIBER_CODE static void asyncDeferThunk(void (*run)(void*), void (*discard)(void*), void* ctx,
+                                               const unsigned long long* spans) {
+    Later l{run, discard, ctx, {spans[0], spans[1], spans[2], spans[3]}};
+    active()->reading(l, +1);
+    asyncState().openProducts.push_back(l);
+  }
+  // Counts (delta +1) or uncounts (-1) the shared bytes a pending product reads.
+  void reading(const Later& l, int delta) {
+    for (int s = 0; s < 4; s += 2) {
+      if (l.spans[s] >= l.spans[s + 1]) continue;
+      const std::pair<unsigned long long, unsigned long long> key{l.spans[s], l.spans[s + 1]};
+      if ((pendingReads_[key] += delta) == 0) pendingReads_.erase(key);
+    }
+  }
+  // A pending product runs (it completes) or is discarded unrun.
+  SHOAL_FIBER_CODE static void complete(const Later& l, bool run) {
+    active()->reading(l, -1);
+    if (run)
+      l.run(l.ctx);
+    else
+      l.discard(l.ctx);
+  }
+  SHOAL_FIBER_CODE static void asyncCommitThunk(int kind) {
+    Async& a = asyncState();
+    if (kind == 0) {
+      a.copyGroups.push_back(std::move(a.openCopies));
+      a.openCopies.clear();
+    } else {
+      a.productGroups.push_back(std::move(a.openProducts));
+      a.openProducts.clear();
+    }
+  }
+  SHOAL_FIBER_CODE static void land(std::vector<Copy>& group) {
+    for (const Copy& c : group) std::memcpy(c.dst, c.bytes.data(), size_t(c.n));
+  }
+  // Lands a thread's copies, issued and committed (a thread that exits: its copies complete).
+  SHOAL_FIBER_CODE static void landAll(Async& a) {
+    for (auto& group : a.copyGroups) land(group);
+    land(a.openCopies);
+    a.copyGroups.clear();
+    a.openCopies.clear();
+  }
+  // Completes all but the `pending` newest committed groups of `kind` (PTX: the uncommitted
+  // ones are not waited for).
+  SHOAL_FIBER_CODE static void asyncWaitThunk(int kind, int pending) {
+    Async& a = asyncState();
+    if (kind == 0) {
+      const size_t keep = size_t(std::max(pending, 0)), done = a.copyGroups.size() > keep ? a.copyGroups.size() - keep : 0;
+      for (size_t g = 0; g < done; ++g) land(a.copyGroups[g]);
+      a.copyGroups.erase(a.copyGroups.begin(), a.copyGroups.begin() + std::ptrdiff_t(done));
+    } else {
+      const size_t keep = size_t(std::max(pending, 0));
+      const size_t done = a.productGroups.size() > keep ? a.productGroups.size() - keep : 0;
+      std::vector<std::vector<Later>> now(a.productGroups.begin(), a.productGroups.begin() + std::ptrdiff_t(done));
+      a.productGroups.erase(a.productGroups.begin(), a.productGroups.begin() + std::ptrdiff_t(done));
+      for (auto& group : now)
+        for (const Later& l : group) complete(l, true);
+    }
+  }
+  // At a thread's exit: its copies still in flight land (they complete on the card too); its
+  // products never waited for are an error (their accumulators are gone, and the card's results
+  // would be lost with them).
+  Expected<void> finishAsync(Async& a, unsigned thread) {
+    landAll(a);
+    bool unwaited = false;
+    a.productGroups.push_back(std::move(a.openProducts));
+    for (auto& group : a.productGroups)
+      for (const Later& l : group) {
+        unwaited = true;
+        complete(l, false);
+      }
+    a = Async{};
+    if (unwaited)
+      return fail("emulator: thread " + std::to_string(thread) + " exited with wgmma products it never waited for");
+    return {};
+  }
   SHOAL_FIBER_CODE static unsigned long long shflThunk(unsigned long long bits, int laneMask) {
     EmulatedModule* m = active();
     if (!m || !m->current_) std::abort();
@@ -271,6 +427,11 @@ class EmulatedModule {
       f.stack.resize(1 << 17);
       f.tid = {t, 0, 0};
       f.state = FiberState::Run;
+      for (auto& group : f.async.productGroups)  // left by a launch that failed
+        for (const Later& l : group) l.discard(l.ctx);
+      for (const Later& l : f.async.openProducts) l.discard(l.ctx);
+      f.async = Async{};
+      pendingReads_.clear();
       fiber::make(f.ctx, f.stack.data(), f.stack.size(), &EmulatedModule::fiberEntry);
     }
     for (;;) {
@@ -289,6 +450,8 @@ class EmulatedModule {
         anyRun |= f.state == FiberState::Run;  // released at a named barrier after its turn
       }
       if (!anyLive) {
+        for (unsigned t = 0; t < block; ++t)
+          if (auto ok = finishAsync(fibers_[t].async, t); !ok && barError_.empty()) barError_ = ok.error().message();
         if (!barError_.empty()) return fail(barError_);
         for (const NamedBarrier& b : bars_)
           if (b.arrived != 0) return fail("emulator: a named barrier's generation was left incomplete");
@@ -342,6 +505,9 @@ class EmulatedModule {
   std::array<NamedBarrier, 16> bars_{};
   std::string barError_;
   Fiber* current_ = nullptr;
+  Async sequential_;  // the asynchronous work of a thread run without fibers
+  // The shared bytes [lo, hi) that the block's pending wgmma products read, with how many read them.
+  std::map<std::pair<unsigned long long, unsigned long long>, int> pendingReads_;
 };
 
 /// A region of emulated device memory followed by a guard: kGuardBytes of a known pattern,
