@@ -393,6 +393,19 @@ struct CudaCodegenOptions {
   /// H200, +1-2 % on layers 2-3, -14 % on layer 4 (512 channels), and Nsight Compute found L2
   /// at 38-42 % of its bandwidth -- not the bound.
   bool halfTapReuse = false;
+  /// A 16-bit forward convolution of at most 4 channels (a network's stem: ResNet's 7 x 7 at
+  /// stride 2 over RGB, MobileNet's and EfficientNet's 3 x 3, ConvNeXt's 4 x 4 at stride 4) with
+  /// kernel rows of at most 8 taps, an even column stride and no column dilation, on sm_90a:
+  /// a first kernel converts x into scratch as [n, hp, wp, 4] values of the format with its
+  /// padding written as zeros (hp, wp covering every window; wp even), and the implicit GEMM
+  /// (ImplicitGemm::aHalf64) copies a pixel's two kernel rows a stage -- each 8 pixels x 4
+  /// channels, 64 contiguous 16-byte aligned bytes with no bounds to test -- into the
+  /// 128-byte rows the other 16-bit products read; the reduction (kernel row, column < 8,
+  /// channel < 4), its padding zero weights (a 7 x 7 over 3 channels: 256 steps for 147, where
+  /// the fp32 channels-last gathers it replaces copy 16 bytes a tap and multiply in 16-step
+  /// stages). An experiment for a device to decide (docs/PERF.md, 2026-12-05 (session 4));
+  /// default off.
+  bool halfStem = false;
   /// A tensor-core forward convolution whose output a later node reads as a 16-bit
   /// channels-last copy (conv16ChannelsLast, shareConvertedCopies) writes that copy itself:
   /// its epilogue stores each sum twice, as fp32 into the planned output and in the format into

@@ -126,8 +126,69 @@ Expected<void> convForwardTensorCore(NodeEmitter& em, const ConvGeom& g, const s
   // copies a pixel's 64 (TF32: 32) channels of one tap as a stage row, 8 16-byte copies a row
   // (at most 64 taps: a row's taps inside the image are a mask).
   const bool half = channelsLastCopies(em, g.c) && g.kh * g.kw <= 64;
+  // The stem's 16-bit form (CudaCodegenOptions::halfStem): at most 4 channels, kernel rows of at
+  // most 8 taps at an even column stride, no column dilation. A first kernel converts x into
+  // scratch as [n, hp, wp, 4] values of the format, x's padding written as zeros: padded pixel
+  // (yp, xp) is x's (yp - PT, xp - PL), and output pixel (oy, ox)'s kernel row r starts at padded
+  // (oy SH + r DH, ox SW) -- even, and wp is even, so its 8 pixels x 4 channels are 64 bytes at a
+  // 16-byte aligned address, inside the copy for every window (hp, wp cover them all). A row's
+  // stage is two kernel rows (the taps of ImplicitGemm::aHalf64, no bounds: every one inside),
+  // chunks 0-3 the first's 64 bytes and 4-7 the second's (aChunk); the reduction (kernel row,
+  // column < 8, channel < 4), the weights zero past KW, C and KH (KH rounded up to even rows).
+  const int64_t stemStages = (g.kh + 1) / 2;
+  const int64_t stemHp = std::max(g.pt + g.h, (g.oh - 1) * g.sh + (2 * stemStages - 1) * g.dh + 1);
+  const int64_t stemWp = (std::max(g.pl + g.w, (g.ow - 1) * g.sw + 8) + 1) / 2 * 2;
+  const bool stem = !half && em.options().halfStem && channelsLastCopies(em, 64) && channelsLastBytes(em) == 2 &&
+                    g.c <= 4 && g.kw <= 8 && g.dw == 1 && g.sw % 2 == 0 && stemStages <= 64 &&
+                    (em.I() != "int" || indexType(g.n * stemHp * stemWp * 4) == "int");
   ChannelsLastCopy xCopy;
-  if (half) {
+  if (stem) {
+    const int64_t at = (spec.scratchReserved + 3) / 4 * 4, padded = g.n * stemHp * stemWp;  // padded pixels
+    spec.scratchReserved = at + padded * 2;  // 4 16-bit values a pixel: two floats
+    spec.scratchViews = {{"xs", at}};
+    spec.aHalf64 = true;
+    spec.aBase = "xs";
+    spec.aTaps = int(stemStages);
+    spec.red = stemStages * 64;
+    setVar(v, "MASK", spec.aTapMask());
+    setVar(v, "HP", intLit(stemHp));
+    setVar(v, "WP", intLit(stemWp));
+    setVar(v, "XS_AT", intLit(at));
+    setVar(v, "ALL_TAPS",
+           stemStages == 64 ? "~0ull"
+                            : "((" + std::string(spec.aTapMask()) + ")1 << " + std::to_string(stemStages) + ") - 1");
+    setVar(v, "TO16", em.options().tensorCores == TensorCoreMath::Bf16 ? "shoal_f32_to_bf16" : "shoal_f32_to_f16");
+    em.elementwise("stem16", "const float* __restrict__ x, float* __restrict__ scratch",
+                   fill(fill("    const ${I} xp = i % ${WP}, yp = i / ${WP} % ${HP}, n = i / ((${I})${WP} * ${HP});\n"
+                             "    const int iy = (int)yp - ${PT}, ix = (int)xp - ${PL};\n"
+                             "    unsigned q[4] = {0u, 0u, 0u, 0u};\n"
+                             "    if (iy >= 0 && iy < ${H} && ix >= 0 && ix < ${W})\n"
+                             "      for (int c = 0; c < ${C}; ++c)\n"
+                             "        q[c] = ${TO16}(x[((n * ${C} + c) * ${H} + iy) * (${I})${W} + ix]);\n"
+                             "    unsigned* out = (unsigned*)(scratch + ${XS_AT}) + 2 * i;\n"
+                             "    out[0] = q[0] | (q[1] << 16);\n"
+                             "    out[1] = q[2] | (q[3] << 16);\n",
+                             v),
+                        {{"I", em.I()}}),
+                   {input.value_or(em.in(0)), NodeEmitter::scratch()}, padded);
+    // A row's origin (kernel row 0, column 0 of its window), every stage inside; a stage's two
+    // kernel rows; a chunk's 64-byte run.
+    spec.aRowSetup = fill(
+        "    const int aox = (int)(am % ${OW}), aoy = (int)((am / ${OW}) % ${OH});\n"
+        "    const ${MASK} rtaps = ${ALL_TAPS};\n"
+        "    const ${I} roff = arow ? (((am / ((${I})${OW} * ${OH})) * ${HP} + aoy * ${SH}) * (${I})${WP} + aox * "
+        "${SW}) * 4 : 0;\n",
+        v);
+    spec.aTap = fill(
+        "        const int tap = kt >> 6;\n"
+        "        const ${I} toff = (${I})tap * (2 * ${DH} * ${WP} * 4);\n",
+        v);
+    spec.aChunk = fill("(ch >> 2) * (${DH} * ${WP} * 4) + (ch & 3) * 8", v);
+    spec.bPacked = fill(
+        "(k % 32 / 4 < ${KW} && k % 4 < ${C} && k / 32 < ${KH} ? "
+        "w[(((${I})o * ${C} + k % 4) * ${KH} + k / 32) * ${KW} + k % 32 / 4] : 0.0f)",
+        v);
+  } else if (half) {
     const int64_t at = (spec.scratchReserved + 3) / 4 * 4, hw = g.h * g.w;
     setVar(v, "HW", intLit(hw));
     xCopy = channelsLastCopy(em, input.value_or(em.in(0)), g.n, g.c, hw, at);

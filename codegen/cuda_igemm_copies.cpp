@@ -233,7 +233,7 @@ std::string half64Rows(const ImplicitGemm& spec, const Tile& tile, int copiers, 
       "    const ${{I}} am = m0 + p * {5} + ({4} >> 3);\n"
       "    const bool arow = am < ${{M}};\n"
       "{2}"
-      "    roff_s[p] = roff + ch * {7};\n"
+      "    roff_s[p] = roff + {8};\n"
       "    rtaps_s[p] = arow ? rtaps : 0;\n"
       "  }}\n"
       "  const {6}* brow_s[{3}];\n"
@@ -244,7 +244,8 @@ std::string half64Rows(const ImplicitGemm& spec, const Tile& tile, int copiers, 
       "    brow_s[p] = (const {6}*)packed + (bo < ${{N}} ? (${{I}})bo * ${{KP}} : 0) + ch * {7};\n"
       "    if (bo < ${{N}}) brows |= 1u << p;\n"
       "  }}\n",
-      tile.bm / rows, spec.aTapMask(), spec.aRowSetup, tile.bn / rows, ct, rows, rowElement(spec), chunkElements(spec));
+      tile.bm / rows, spec.aTapMask(), spec.aRowSetup, tile.bn / rows, ct, rows, rowElement(spec), chunkElements(spec),
+      spec.aChunk.empty() ? fmt::format("ch * {}", chunkElements(spec)) : "(" + spec.aChunk + ")");
 }
 
 // halfMN's copies (both operands MN-major, 64 reduction steps a stage): each reduction index

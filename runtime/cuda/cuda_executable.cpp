@@ -235,6 +235,7 @@ CudaExecutableOptions CudaExecutableOptions::fromEnvironment() {
   o.halfProducerWarps = envFlag("SHOAL_CUDA_CL16_WS");
   o.halfSwappedTile = envFlag("SHOAL_CUDA_CL16_SWAP");
   o.halfTapReuse = envFlag("SHOAL_CUDA_CL16_L1");
+  o.halfStem = envFlag("SHOAL_CUDA_CL16_STEM");
   o.halfCopyInProducer = envFlag("SHOAL_CUDA_CL16_PRODUCER");
   o.shareConvertedCopies = envFlagDefaultOn("SHOAL_CUDA_CL16_SHARE");
   o.weightGradientColumns = envFlagDefaultOn("SHOAL_CUDA_WGRAD_COLUMNS");
@@ -301,6 +302,7 @@ CudaCodegenOptions CudaExecutableOptions::codegenOptions(const std::string& arch
   c.halfProducerWarps = halfProducerWarps;
   c.halfSwappedTile = halfSwappedTile;
   c.halfTapReuse = halfTapReuse;
+  c.halfStem = halfStem;
   c.halfCopyInProducer = halfCopyInProducer;
   c.shareConvertedCopies = shareConvertedCopies;
   c.weightGradientColumns = weightGradientColumns;

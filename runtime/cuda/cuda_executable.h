@@ -99,6 +99,9 @@ struct CudaExecutableOptions {
   /// Their reduction channel-block-major with A's copies through L1 (CudaCodegenOptions::
   /// halfTapReuse). Default: off, unless SHOAL_CUDA_CL16_L1=1.
   bool halfTapReuse = false;
+  /// 16-bit forwards of at most 4 channels (the stem) through a padded 16-bit copy of their
+  /// input (CudaCodegenOptions::halfStem). Default: off, unless SHOAL_CUDA_CL16_STEM=1.
+  bool halfStem = false;
   /// Tensor-core forwards write their outputs' 16-bit channels-last copies themselves
   /// (CudaCodegenOptions::halfCopyInProducer). Default: off, unless SHOAL_CUDA_CL16_PRODUCER=1.
   bool halfCopyInProducer = false;
@@ -144,7 +147,7 @@ struct CudaExecutableOptions {
   /// Fills graphs, syncEach, hostOutputs, inputsInPlace, horizontalUpdates, smallGemms, gemmEpilogues,
   /// programmaticLaunch, groupKernels, shareKernels, unitBytes, prepareParameters, wgmma, wgmmaTf32Gathered16,
   /// conv16ChannelsLast, halfStageOverlap, tf32ChannelsLast, halfWideTile, halfProducerWarps, halfSwappedTile,
-  /// halfTapReuse, halfCopyInProducer,
+  /// halfTapReuse, halfStem, halfCopyInProducer,
   /// shareConvertedCopies, weightGradientColumns, convPairedTaps, convChannelsLastMinInput, fp32ConvGemmMinMacs, the
   /// fp32Winograd options, autotune, profileLaunches and tensorCores from the environment.
   static CudaExecutableOptions fromEnvironment();

@@ -49,6 +49,7 @@ struct Format {
   // halfSwappedTile and halfProducerWarps
   bool cl16 = false, overlap = false, wide = false, tapReuse = false, swapped = false, producers = false;
   bool cl32 = false;                                                     // CudaCodegenOptions::tf32ChannelsLast
+  bool stem = false;                                                     // CudaCodegenOptions::halfStem
   Format(TensorCoreMath m, bool w = false, bool cl = false, int v = -1)  // NOLINT: implicit
       : math(m), wgmma(w), channelsLast(cl), variant(v) {}
   Format sixteenBitChannelsLast(bool overlapped = false, bool reuse = false) const {
@@ -79,6 +80,11 @@ struct Format {
     f.cl32 = true;
     return f;
   }
+  Format stemCopies() const {
+    Format f = sixteenBitChannelsLast(overlap, tapReuse);
+    f.stem = true;
+    return f;
+  }
   bool truncates() const { return wgmma && math == TensorCoreMath::Tf32; }
   double packed(double v) const;
   double gathered(double v) const;
@@ -91,7 +97,8 @@ struct Format {
            (channelsLast ? " (channels last)" : "") + (cl16 ? " (16-bit channels last)" : "") +
            (overlap ? " (overlapped)" : "") + (wide ? " (128 x 256)" : "") +
            (tapReuse ? " (channel blocks outer)" : "") + (swapped ? " (256 x 128 swapped)" : "") +
-           (producers ? " (producer warps)" : "") + (cl32 ? " (TF32 channels last)" : "");
+           (producers ? " (producer warps)" : "") + (cl32 ? " (TF32 channels last)" : "") +
+           (stem ? " (16-bit stem)" : "");
   }
 };
 
@@ -112,6 +119,7 @@ Expected<Tensor> onEmulator(const Graph& g, const TensorMap& params, const Tenso
   tc.halfSwappedTile = f.swapped;
   tc.halfProducerWarps = f.producers;
   tc.tf32ChannelsLast = f.cl32;
+  tc.halfStem = f.stem;
   tc.fp32ConvGemmMinMacs = 0;  // Off: every convolution the exact fp32 GEMM, however small
   tc.fp32ConvGemmMinWidth = 0;
   tc.fp32Winograd = 0;  // the direct sums (Winograd's: conv_winograd_test.cpp)
@@ -139,6 +147,7 @@ Expected<Tensor> runOnGpu(const Graph& g, const TensorMap& params, const TensorM
   o.halfSwappedTile = f.swapped;
   o.halfProducerWarps = f.producers;
   o.tf32ChannelsLast = f.cl32;
+  o.halfStem = f.stem;
   o.fp32ConvGemmMinMacs = 0;
   o.fp32ConvGemmMinWidth = 0;
   o.fp32Winograd = 0;
@@ -293,6 +302,7 @@ CudaModuleSource moduleFor(const Graph& g, const Format& f) {
   tc.halfSwappedTile = f.swapped;
   tc.halfProducerWarps = f.producers;
   tc.tf32ChannelsLast = f.cl32;
+  tc.halfStem = f.stem;
   tc.fp32ConvGemmMinMacs = 0;
   tc.fp32ConvGemmMinWidth = 0;
   tc.fp32Winograd = 0;
@@ -897,6 +907,45 @@ TEST(ConvTensorCore, SixteenBitSwappedTilesMatchFloat64WithinTheFormatsBounds) {
   if (!test::haveHostCompiler()) GTEST_SKIP() << "no host C++ compiler to build the emulated module";
   checkSwappedTiles(onEmulator, TensorCoreMath::Bf16);
   checkForward(kSwappedForward[2], true, true, 388, onEmulator, Format(TensorCoreMath::Fp16, true).swappedTiles());
+}
+
+// The stem's 16-bit form (CudaCodegenOptions::halfStem): at most 4 channels through a padded
+// [n, hp, wp, 4] copy, two kernel rows a stage. ResNet's 7 x 7 at stride 2 (odd extents: the
+// padded copy's right and bottom edges; four stages, the last half zero weights), MobileNet's 3
+// x 3 at stride 2 over 40 filters (a partial column tile), ConvNeXt's 4 x 4 at stride 4 over 4
+// channels, one channel with row dilation 2 and uneven padding; pooled (fused_conv2d_pool);
+// fp16. A copy read a chunk off (the second kernel row's run, a pixel's channels) or a window
+// off by the padding would multiply other values.
+const std::vector<Geometry> kStems = {
+    {2, 3, 23, 21, 64, 7, 7, {2, 2}, {3, 3, 3, 3}, {1, 1}},
+    {1, 3, 17, 16, 40, 3, 3, {2, 2}, {1, 1, 1, 1}, {1, 1}},
+    {2, 4, 16, 16, 24, 4, 4, {4, 4}, {0, 0, 0, 0}, {1, 1}},
+    {1, 1, 15, 14, 16, 5, 5, {2, 2}, {2, 1, 3, 2}, {2, 1}},
+};
+void checkStems(const Runner& run, TensorCoreMath math, bool every) {
+  const Format f = Format(math, /*wgmma=*/true).stemCopies();
+  for (size_t i = 0; i < kStems.size(); ++i) {
+    if (!every && i % 2 == 1) continue;
+    const std::string source = moduleFor(*forwardGraph(kStems[i]), f).source;
+    EXPECT_NE(source.find("_stem16("), std::string::npos) << describe(kStems[i]);
+    EXPECT_NE(source.find("shoal_wgmma_ss16_n"), std::string::npos) << describe(kStems[i]);
+    checkForward(kStems[i], i != 2, i != 1, 420 + i, run, f);
+  }
+  checkForwardPool(kStems[0], 425, run, f);
+}
+
+TEST(ConvTensorCore, SixteenBitStemMatchesFloat64WithinTheFormatsBounds) {
+  // Off by default; never for 5 channels or more, an odd column stride or column dilation.
+  const Format plain = Format(TensorCoreMath::Bf16, true).sixteenBitChannelsLast();
+  EXPECT_EQ(moduleFor(*forwardGraph(kStems[0]), plain).source.find("_stem16("), std::string::npos);
+  const Format stem = Format(TensorCoreMath::Bf16, true).stemCopies();
+  for (const Geometry& g : {Geometry{1, 5, 16, 16, 32, 3, 3, {2, 2}, {1, 1, 1, 1}, {1, 1}},
+                            Geometry{1, 3, 16, 16, 32, 3, 3, {1, 1}, {1, 1, 1, 1}, {1, 1}},
+                            Geometry{1, 3, 16, 16, 32, 3, 3, {2, 2}, {2, 2, 2, 2}, {1, 2}}})
+    EXPECT_EQ(moduleFor(*forwardGraph(g), stem).source.find("_stem16("), std::string::npos) << describe(g);
+  if (!test::haveHostCompiler()) GTEST_SKIP() << "no host C++ compiler to build the emulated module";
+  checkStems(onEmulator, TensorCoreMath::Bf16, /*every=*/true);
+  checkStems(onEmulator, TensorCoreMath::Fp16, false);
 }
 
 TEST(ConvTensorCore, SixteenBitWideTilesMatchFloat64WithinTheFormatsBounds) {
@@ -1594,6 +1643,13 @@ TEST(ConvTensorCoreGpu, SixteenBitChannelsLastConvolutionsMatchFloat64WithinTheF
   if (!gpuUsesWgmma()) GTEST_SKIP() << "the device has no wgmma (sm_90)";
   checkSixteenBitChannelsLast(onGpu, TensorCoreMath::Bf16, /*candidates=*/true);
 }
+TEST(ConvTensorCoreGpu, SixteenBitStemMatchesFloat64WithinTheFormatsBounds) {
+  if (auto dev = probeCudaDevice(0); !dev) GTEST_SKIP() << "no usable GPU: " << dev.error().message();
+  if (!gpuUsesWgmma()) GTEST_SKIP() << "the device has no wgmma (sm_90)";
+  checkStems(onGpu, TensorCoreMath::Bf16, /*every=*/true);
+  checkStems(onGpu, TensorCoreMath::Fp16, false);
+}
+
 TEST(ConvTensorCoreGpu, SixteenBitWideTilesMatchFloat64WithinTheFormatsBounds) {
   if (auto dev = probeCudaDevice(0); !dev) GTEST_SKIP() << "no usable GPU: " << dev.error().message();
   if (!gpuUsesWgmma()) GTEST_SKIP() << "the device has no wgmma (sm_90)";
