@@ -403,8 +403,10 @@ struct CudaCodegenOptions {
   /// 128-byte rows the other 16-bit products read; the reduction (kernel row, column < 8,
   /// channel < 4), its padding zero weights (a 7 x 7 over 3 channels: 256 steps for 147, where
   /// the fp32 channels-last gathers it replaces copy 16 bytes a tap and multiply in 16-step
-  /// stages). An experiment for a device to decide (docs/PERF.md, 2026-12-05 (session 4));
-  /// default off.
+  /// stages). Its weight gradient, where the filters are in 64s, reads the same padded copy as
+  /// MN-major atoms of two kernel rows (ImplicitGemm::halfMN) against dy's 16-bit channels-last
+  /// copy. An experiment for a device to decide (docs/PERF.md, 2026-12-05 (session 4)); default
+  /// off.
   bool halfStem = false;
   /// A tensor-core forward convolution whose output a later node reads as a 16-bit
   /// channels-last copy (conv16ChannelsLast, shareConvertedCopies) writes that copy itself:

@@ -48,6 +48,53 @@ PhaseTaps phaseTaps(int64_t p, int64_t s, int64_t pad, int64_t d, int64_t k, int
   return t;
 }
 
+// The stem's 16-bit form (CudaCodegenOptions::halfStem): at most 4 channels, kernel rows of at
+// most 8 taps at an even column stride, no column dilation. A first kernel converts x into
+// scratch as [n, hp, wp, 4] values of the format, x's padding written as zeros: padded pixel
+// (yp, xp) is x's (yp - PT, xp - PL), and output pixel (oy, ox)'s kernel row r starts at padded
+// (oy SH + r DH, ox SW) -- even, and wp is even, so its 8 pixels x 4 channels are 64 bytes at a
+// 16-byte aligned address, inside the copy for every window (hp, wp cover them all). Two kernel
+// rows make a 128-byte row of the product's stage: chunks 0-3 the first's 64 bytes, 4-7 the
+// second's; the rows (kernel row, column < 8, channel < 4), the weights zero past KW, C and KH
+// (KH rounded up to even rows).
+struct StemCopy {
+  int64_t stages, hp, wp;  // 64-step stages (kernel row pairs); the copy's rows and columns
+};
+std::optional<StemCopy> stemCopy(const NodeEmitter& em, const ConvGeom& g) {
+  StemCopy s;
+  s.stages = (g.kh + 1) / 2;
+  s.hp = std::max(g.pt + g.h, (g.oh - 1) * g.sh + (2 * s.stages - 1) * g.dh + 1);
+  s.wp = (std::max(g.pl + g.w, (g.ow - 1) * g.sw + 8) + 1) / 2 * 2;
+  if (!em.options().halfStem || !channelsLastCopies(em, 64) || channelsLastBytes(em) != 2 || g.groups != 1 || g.c > 4 ||
+      g.kw > 8 || g.dw != 1 || g.sw % 2 != 0 || s.stages > 64 ||
+      (em.I() == "int" && indexType(g.n * s.hp * s.wp * 4) != "int"))
+    return std::nullopt;
+  return s;
+}
+// Emits the kernel that writes x's padded copy into scratch at float `at`; returns the floats it
+// takes. Sets HP, WP, XS_AT and TO16 in v.
+int64_t emitStemCopy(NodeEmitter& em, const ConvGeom& g, const StemCopy& stem, const CudaArg& x, int64_t at, Vars& v) {
+  const int64_t padded = g.n * stem.hp * stem.wp;  // pixels
+  setVar(v, "HP", intLit(stem.hp));
+  setVar(v, "WP", intLit(stem.wp));
+  setVar(v, "XS_AT", intLit(at));
+  setVar(v, "TO16", em.options().tensorCores == TensorCoreMath::Bf16 ? "shoal_f32_to_bf16" : "shoal_f32_to_f16");
+  em.elementwise("stem16", "const float* __restrict__ x, float* __restrict__ scratch",
+                 fill(fill("    const ${I} xp = i % ${WP}, yp = i / ${WP} % ${HP}, n = i / ((${I})${WP} * ${HP});\n"
+                           "    const int iy = (int)yp - ${PT}, ix = (int)xp - ${PL};\n"
+                           "    unsigned q[4] = {0u, 0u, 0u, 0u};\n"
+                           "    if (iy >= 0 && iy < ${H} && ix >= 0 && ix < ${W})\n"
+                           "      for (int c = 0; c < ${C}; ++c)\n"
+                           "        q[c] = ${TO16}(x[((n * ${C} + c) * ${H} + iy) * (${I})${W} + ix]);\n"
+                           "    unsigned* out = (unsigned*)(scratch + ${XS_AT}) + 2 * i;\n"
+                           "    out[0] = q[0] | (q[1] << 16);\n"
+                           "    out[1] = q[2] | (q[3] << 16);\n",
+                           v),
+                      {{"I", em.I()}}),
+                 {x, NodeEmitter::scratch()}, padded);
+  return padded * 2;  // 4 16-bit values a pixel: two floats
+}
+
 }  // namespace
 
 // Forward: rows are output pixels (n, oy, ox), columns filters, the reduction (c, ki, kj); the
@@ -126,51 +173,21 @@ Expected<void> convForwardTensorCore(NodeEmitter& em, const ConvGeom& g, const s
   // copies a pixel's 64 (TF32: 32) channels of one tap as a stage row, 8 16-byte copies a row
   // (at most 64 taps: a row's taps inside the image are a mask).
   const bool half = channelsLastCopies(em, g.c) && g.kh * g.kw <= 64;
-  // The stem's 16-bit form (CudaCodegenOptions::halfStem): at most 4 channels, kernel rows of at
-  // most 8 taps at an even column stride, no column dilation. A first kernel converts x into
-  // scratch as [n, hp, wp, 4] values of the format, x's padding written as zeros: padded pixel
-  // (yp, xp) is x's (yp - PT, xp - PL), and output pixel (oy, ox)'s kernel row r starts at padded
-  // (oy SH + r DH, ox SW) -- even, and wp is even, so its 8 pixels x 4 channels are 64 bytes at a
-  // 16-byte aligned address, inside the copy for every window (hp, wp cover them all). A row's
-  // stage is two kernel rows (the taps of ImplicitGemm::aHalf64, no bounds: every one inside),
-  // chunks 0-3 the first's 64 bytes and 4-7 the second's (aChunk); the reduction (kernel row,
-  // column < 8, channel < 4), the weights zero past KW, C and KH (KH rounded up to even rows).
-  const int64_t stemStages = (g.kh + 1) / 2;
-  const int64_t stemHp = std::max(g.pt + g.h, (g.oh - 1) * g.sh + (2 * stemStages - 1) * g.dh + 1);
-  const int64_t stemWp = (std::max(g.pl + g.w, (g.ow - 1) * g.sw + 8) + 1) / 2 * 2;
-  const bool stem = !half && em.options().halfStem && channelsLastCopies(em, 64) && channelsLastBytes(em) == 2 &&
-                    g.c <= 4 && g.kw <= 8 && g.dw == 1 && g.sw % 2 == 0 && stemStages <= 64 &&
-                    (em.I() != "int" || indexType(g.n * stemHp * stemWp * 4) == "int");
+  const std::optional<StemCopy> stem = half ? std::nullopt : stemCopy(em, g);
   ChannelsLastCopy xCopy;
   if (stem) {
-    const int64_t at = (spec.scratchReserved + 3) / 4 * 4, padded = g.n * stemHp * stemWp;  // padded pixels
-    spec.scratchReserved = at + padded * 2;  // 4 16-bit values a pixel: two floats
+    const int64_t at = (spec.scratchReserved + 3) / 4 * 4;
+    spec.scratchReserved = at + emitStemCopy(em, g, *stem, input.value_or(em.in(0)), at, v);
     spec.scratchViews = {{"xs", at}};
     spec.aHalf64 = true;
     spec.aBase = "xs";
-    spec.aTaps = int(stemStages);
-    spec.red = stemStages * 64;
+    spec.aTaps = int(stem->stages);
+    spec.red = stem->stages * 64;
     setVar(v, "MASK", spec.aTapMask());
-    setVar(v, "HP", intLit(stemHp));
-    setVar(v, "WP", intLit(stemWp));
-    setVar(v, "XS_AT", intLit(at));
     setVar(v, "ALL_TAPS",
-           stemStages == 64 ? "~0ull"
-                            : "((" + std::string(spec.aTapMask()) + ")1 << " + std::to_string(stemStages) + ") - 1");
-    setVar(v, "TO16", em.options().tensorCores == TensorCoreMath::Bf16 ? "shoal_f32_to_bf16" : "shoal_f32_to_f16");
-    em.elementwise("stem16", "const float* __restrict__ x, float* __restrict__ scratch",
-                   fill(fill("    const ${I} xp = i % ${WP}, yp = i / ${WP} % ${HP}, n = i / ((${I})${WP} * ${HP});\n"
-                             "    const int iy = (int)yp - ${PT}, ix = (int)xp - ${PL};\n"
-                             "    unsigned q[4] = {0u, 0u, 0u, 0u};\n"
-                             "    if (iy >= 0 && iy < ${H} && ix >= 0 && ix < ${W})\n"
-                             "      for (int c = 0; c < ${C}; ++c)\n"
-                             "        q[c] = ${TO16}(x[((n * ${C} + c) * ${H} + iy) * (${I})${W} + ix]);\n"
-                             "    unsigned* out = (unsigned*)(scratch + ${XS_AT}) + 2 * i;\n"
-                             "    out[0] = q[0] | (q[1] << 16);\n"
-                             "    out[1] = q[2] | (q[3] << 16);\n",
-                             v),
-                        {{"I", em.I()}}),
-                   {input.value_or(em.in(0)), NodeEmitter::scratch()}, padded);
+           stem->stages == 64
+               ? "~0ull"
+               : "((" + std::string(spec.aTapMask()) + ")1 << " + std::to_string(stem->stages) + ") - 1");
     // A row's origin (kernel row 0, column 0 of its window), every stage inside; a stage's two
     // kernel rows; a chunk's 64-byte run.
     spec.aRowSetup = fill(
@@ -575,6 +592,37 @@ Expected<void> convBackwardWeightTensorCore(NodeEmitter& em, const ConvGeom& g) 
   spec.params = "const float* __restrict__ x, const float* __restrict__ dy, float* __restrict__ dw";
   spec.args = {em.in(0), em.in(1), em.out()};
   spec.math = em.options().tensorCores;
+  // The stem's form (CudaCodegenOptions::halfStem; stemCopy): x's padded copy and dy's 16-bit
+  // channels-last copy, both MN-major (ImplicitGemm::halfMN): a 64-row atom is two kernel rows of
+  // an output pixel's window -- chunks 0-3 the first's 64 bytes, 4-7 the second's (aChunk) --,
+  // each inside the copy (no bounds); the rows (kernel row, column < 8, channel < 4), the
+  // padding's sums not stored.
+  if (const std::optional<StemCopy> stem = stemCopy(em, g); stem && g.o % 64 == 0) {
+    const int64_t xFloats = (emitStemCopy(em, g, *stem, em.in(0), 0, v) + 3) / 4 * 4;
+    const ChannelsLastCopy gradCopy = channelsLastCopy(em, em.in(1), g.n, g.o, hw, xFloats, "cl16_dy");
+    spec.halfMN = true;
+    spec.rows = stem->stages * 64;
+    spec.flops = 2.0 * double(g.c * g.kh * g.kw) * double(g.o) * double(spec.red);  // not the padding's
+    spec.scratchReserved = xFloats + gradCopy.scratchFloats(g.n * hw * g.o);
+    spec.scratchViews = {{"xs", 0}};
+    readChannelsLastCopy(spec, "gs", gradCopy);
+    spec.aBase = "xs";
+    spec.bBase = "gs";
+    spec.kDigits = {{"ox", g.ow}, {"oy", g.oh}, {"on", 0}};
+    spec.kRowSetup =
+        fill("        const ${I} kofs = (((${I})on * ${HP} + oy * ${SH}) * (${I})${WP} + ox * ${SW}) * 4;\n", v);
+    spec.aAtom = fill("          const ${I} aoff = (${I})(mo / 64) * (2 * ${DH} * ${WP} * 4);\n", v);
+    spec.aInside = "true";
+    spec.aChunk = fill("(ch >> 2) * (${DH} * ${WP} * 4) + (ch & 3) * 8", v);
+    spec.bOffset = fill("(${I})k * ${O}", v);
+    spec.epilogueRow = fill(
+        "      const int sk = (int)(m / 32), sx = (int)(m % 32 / 4), sc = (int)(m % 4);\n"
+        "      const bool real = sk < ${KH} && sx < ${KW} && sc < ${C};\n"
+        "      const ${I} mat = ((${I})sc * ${KH} + sk) * ${KW} + sx;\n",
+        v);
+    spec.epilogue = fill("        if (real) dw[(${I})o * ${CKK} + mat] = s;\n", v);
+    return emitImplicitGemm(em, spec);
+  }
   // (16-bit only: the operands are MN-major, which TF32's wgmma cannot read.)
   if (channelsLastCopies(em, g.c) && channelsLastBytes(em) == 2 && g.o % 64 == 0) {
     // 16-bit channels last (CudaCodegenOptions::conv16ChannelsLast, channels and filters in

@@ -288,10 +288,10 @@ struct ImplicitGemm {
   bool aHalf64 = false;
   std::string aTap;
   int aTaps = 0;  ///< with aHalf64: the taps (rtaps' bits); at most 64
-  /// With aHalf64: where chunk `ch` (0-7: 16 bytes each) of a row's stage row starts, in
-  /// elements from the row's origin plus its tap (an expression of `ch`); empty: `ch` times a
-  /// chunk's elements (the stage row's steps contiguous). The stem's form (halfStem) reads two
-  /// 64-byte runs a kernel row apart.
+  /// With aHalf64 (or halfMN): where chunk `ch` (0-7: 16 bytes each) of a row's stage row (of
+  /// an atom's row) starts, in elements from the row's origin plus its tap (from kofs + aoff);
+  /// an expression of `ch`; empty: `ch` times a chunk's elements (the 128 bytes contiguous). The
+  /// stem's form (halfStem) reads two 64-byte runs a kernel row apart.
   std::string aChunk;
   /// rtaps' type for aTaps.
   const char* aTapMask() const { return aTaps > 32 ? "unsigned long long" : "unsigned"; }

@@ -277,9 +277,10 @@ std::string halfMNCopies(const ImplicitGemm& spec, const Tile& tile, int copiers
           "{1}"
           "          const bool ok = kin & (mo < ${{M}}) & ({2});\n"
           "          shoal_cp_async_f32x4_aligned(stage + {3} + cdst, (const float*)(((const unsigned short*){4} + "
-          "(aoff + ch * 8)) + (ok ? kofs : 0)), ok);\n"
+          "(aoff + {5})) + (ok ? kofs : 0)), ok);\n"
           "        }}\n",
-          64 * a, spec.aAtom, spec.aInside, a * 8192 + pass * rows * 128, spec.aBase);
+          64 * a, spec.aAtom, spec.aInside, a * 8192 + pass * rows * 128, spec.aBase,
+          spec.aChunk.empty() ? "ch * 8" : "(" + spec.aChunk + ")");
     for (int b = 0; b < tile.bn / 64; ++b)
       s += fmt::format(
           "        {{\n"

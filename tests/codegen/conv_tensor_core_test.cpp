@@ -549,8 +549,10 @@ ConvSums weightGradientSums(const Geometry& gm, const Tensor& xt, const Tensor& 
 // operands gathered), so its reference rounds as TF32's wgmma does.
 void checkBackwardWeight(const Geometry& gm, uint64_t seed, const Runner& run, const Format& asked) {
   // With wgmma, 16-bit weight gradients are TF32 products, their gathered operands truncated --
-  // but for the 16-bit channels-last ones (channels and filters in 64s): in the format.
-  const bool sixteenBitProducts = asked.cl16 && gm.c % 64 == 0 && gm.o % 64 == 0 &&
+  // but for the 16-bit channels-last ones (channels and filters in 64s, or the stem's form: at
+  // most 4 channels, kernel rows of at most 8 at an even column stride): in the format.
+  const bool stemForm = asked.stem && gm.c <= 4 && gm.kw <= 8 && gm.stride[1] % 2 == 0 && gm.dilation[1] == 1;
+  const bool sixteenBitProducts = asked.cl16 && (gm.c % 64 == 0 || stemForm) && gm.o % 64 == 0 &&
                                   (asked.math == TensorCoreMath::Bf16 || asked.math == TensorCoreMath::Fp16);
   const Format f = asked.wgmma && !sixteenBitProducts
                        ? Format(TensorCoreMath::Tf32, true, asked.channelsLast, asked.variant)
@@ -914,15 +916,21 @@ TEST(ConvTensorCore, SixteenBitSwappedTilesMatchFloat64WithinTheFormatsBounds) {
 // padded copy's right and bottom edges; four stages, the last half zero weights), MobileNet's 3
 // x 3 at stride 2 over 40 filters (a partial column tile), ConvNeXt's 4 x 4 at stride 4 over 4
 // channels, one channel with row dilation 2 and uneven padding; pooled (fused_conv2d_pool);
-// fp16. A copy read a chunk off (the second kernel row's run, a pixel's channels) or a window
-// off by the padding would multiply other values.
+// weight gradients of 64 and 128 filters, one in slices; fp16. A copy read a chunk off (the second kernel row's run, a
+// pixel's channels) or a window off by the padding would multiply other values.
 const std::vector<Geometry> kStems = {
     {2, 3, 23, 21, 64, 7, 7, {2, 2}, {3, 3, 3, 3}, {1, 1}},
     {1, 3, 17, 16, 40, 3, 3, {2, 2}, {1, 1, 1, 1}, {1, 1}},
     {2, 4, 16, 16, 24, 4, 4, {4, 4}, {0, 0, 0, 0}, {1, 1}},
     {1, 1, 15, 14, 16, 5, 5, {2, 2}, {2, 1, 3, 2}, {2, 1}},
 };
-void checkStems(const Runner& run, TensorCoreMath math, bool every) {
+const std::vector<Geometry> kStemWeight = {
+    {2, 3, 23, 21, 64, 7, 7, {2, 2}, {3, 3, 3, 3}, {1, 1}},
+    {1, 3, 17, 16, 64, 3, 3, {2, 2}, {1, 1, 1, 1}, {1, 1}},
+    {2, 4, 16, 16, 128, 4, 4, {4, 4}, {0, 0, 0, 0}, {1, 1}},
+    {1, 1, 15, 14, 64, 5, 5, {2, 2}, {2, 1, 3, 2}, {2, 1}},
+};
+void checkStem(const Runner& run, TensorCoreMath math, bool every) {
   const Format f = Format(math, /*wgmma=*/true).stemCopies();
   for (size_t i = 0; i < kStems.size(); ++i) {
     if (!every && i % 2 == 1) continue;
@@ -932,6 +940,18 @@ void checkStems(const Runner& run, TensorCoreMath math, bool every) {
     checkForward(kStems[i], i != 2, i != 1, 420 + i, run, f);
   }
   checkForwardPool(kStems[0], 425, run, f);
+  // Weight gradients (halfMN: x's padded copy and dy's channels-last copy) of 64 and 128 filters;
+  // one over 2,048 pixels in slices (each slice's first pixel carried from its own).
+  for (size_t i = 0; i < kStemWeight.size(); ++i) {
+    if (!every && i % 2 == 1) continue;
+    EXPECT_NE(moduleFor(*weightGradientGraph(kStemWeight[i]), f).source.find("_stem16("), std::string::npos)
+        << describe(kStemWeight[i]);
+    checkBackwardWeight(kStemWeight[i], 430 + i, run, f);
+  }
+  const Geometry sliced = {2, 3, 64, 64, 64, 7, 7, {2, 2}, {3, 3, 3, 3}, {1, 1}};
+  const int candidate = slicedCandidate(sliced, f);
+  ASSERT_GE(candidate, 0);
+  checkBackwardWeight(sliced, 435, run, Format(math, true, false, candidate).stemCopies());
 }
 
 TEST(ConvTensorCore, SixteenBitStemMatchesFloat64WithinTheFormatsBounds) {
@@ -944,8 +964,8 @@ TEST(ConvTensorCore, SixteenBitStemMatchesFloat64WithinTheFormatsBounds) {
                             Geometry{1, 3, 16, 16, 32, 3, 3, {2, 2}, {2, 2, 2, 2}, {1, 2}}})
     EXPECT_EQ(moduleFor(*forwardGraph(g), stem).source.find("_stem16("), std::string::npos) << describe(g);
   if (!test::haveHostCompiler()) GTEST_SKIP() << "no host C++ compiler to build the emulated module";
-  checkStems(onEmulator, TensorCoreMath::Bf16, /*every=*/true);
-  checkStems(onEmulator, TensorCoreMath::Fp16, false);
+  checkStem(onEmulator, TensorCoreMath::Bf16, /*every=*/true);
+  checkStem(onEmulator, TensorCoreMath::Fp16, false);
 }
 
 TEST(ConvTensorCore, SixteenBitWideTilesMatchFloat64WithinTheFormatsBounds) {
@@ -1646,8 +1666,8 @@ TEST(ConvTensorCoreGpu, SixteenBitChannelsLastConvolutionsMatchFloat64WithinTheF
 TEST(ConvTensorCoreGpu, SixteenBitStemMatchesFloat64WithinTheFormatsBounds) {
   if (auto dev = probeCudaDevice(0); !dev) GTEST_SKIP() << "no usable GPU: " << dev.error().message();
   if (!gpuUsesWgmma()) GTEST_SKIP() << "the device has no wgmma (sm_90)";
-  checkStems(onGpu, TensorCoreMath::Bf16, /*every=*/true);
-  checkStems(onGpu, TensorCoreMath::Fp16, false);
+  checkStem(onGpu, TensorCoreMath::Bf16, /*every=*/true);
+  checkStem(onGpu, TensorCoreMath::Fp16, false);
 }
 
 TEST(ConvTensorCoreGpu, SixteenBitWideTilesMatchFloat64WithinTheFormatsBounds) {
