@@ -405,8 +405,9 @@ struct CudaCodegenOptions {
   /// the fp32 channels-last gathers it replaces copy 16 bytes a tap and multiply in 16-step
   /// stages). Its weight gradient, where the filters are in 64s, reads the same padded copy as
   /// MN-major atoms of two kernel rows (ImplicitGemm::halfMN) against dy's 16-bit channels-last
-  /// copy. An experiment for a device to decide (docs/PERF.md, 2026-12-05 (session 4)); default
-  /// off.
+  /// copy. In TF32 the forward's copy holds fp32 (a pixel's kernel row is a whole 128-byte stage
+  /// row of 32 steps, any column stride; the weight gradient keeps its gathers). An experiment for a device to decide
+  /// (docs/PERF.md, 2026-12-05 (session 4)); default off.
   bool halfStem = false;
   /// A tensor-core forward convolution whose output a later node reads as a 16-bit
   /// channels-last copy (conv16ChannelsLast, shareConvertedCopies) writes that copy itself:

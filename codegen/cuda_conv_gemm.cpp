@@ -57,17 +57,26 @@ PhaseTaps phaseTaps(int64_t p, int64_t s, int64_t pad, int64_t d, int64_t k, int
 // rows make a 128-byte row of the product's stage: chunks 0-3 the first's 64 bytes, 4-7 the
 // second's; the rows (kernel row, column < 8, channel < 4), the weights zero past KW, C and KH
 // (KH rounded up to even rows).
+// TF32 (wgmma's m64nNk8) the same with fp32 values: a pixel's kernel row is 8 x 4 fp32 = 128
+// bytes, a whole stage row of 32 steps (aligned whatever the stride), one kernel row a stage.
 struct StemCopy {
-  int64_t stages, hp, wp;  // 64-step stages (kernel row pairs); the copy's rows and columns
+  int bytes;               // a value's: 2 (bfloat16, float16) or 4 (fp32, for TF32)
+  int64_t rows;            // kernel rows a stage: 2 (16-bit: 64 steps) or 1 (TF32: 32)
+  int64_t stages, hp, wp;  // the reduction's stages; the copy's rows and columns
+  int64_t steps() const { return rows * 32; }
 };
 std::optional<StemCopy> stemCopy(const NodeEmitter& em, const ConvGeom& g) {
+  const TensorCoreMath math = em.options().tensorCores;
+  const bool sixteenBit = math == TensorCoreMath::Bf16 || math == TensorCoreMath::Fp16;
   StemCopy s;
-  s.stages = (g.kh + 1) / 2;
-  s.hp = std::max(g.pt + g.h, (g.oh - 1) * g.sh + (2 * s.stages - 1) * g.dh + 1);
+  s.bytes = sixteenBit ? 2 : 4;
+  s.rows = sixteenBit ? 2 : 1;
+  s.stages = (g.kh + s.rows - 1) / s.rows;
+  s.hp = std::max(g.pt + g.h, (g.oh - 1) * g.sh + (s.rows * s.stages - 1) * g.dh + 1);
   s.wp = (std::max(g.pl + g.w, (g.ow - 1) * g.sw + 8) + 1) / 2 * 2;
-  if (!em.options().halfStem || !channelsLastCopies(em, 64) || channelsLastBytes(em) != 2 || g.groups != 1 || g.c > 4 ||
-      g.kw > 8 || g.dw != 1 || g.sw % 2 != 0 || s.stages > 64 ||
-      (em.I() == "int" && indexType(g.n * s.hp * s.wp * 4) != "int"))
+  const bool form = sixteenBit ? channelsLastCopies(em, 64) && g.sw % 2 == 0 : math == TensorCoreMath::Tf32;
+  if (!em.options().halfStem || !em.options().wgmma || !form || g.groups != 1 || g.c > 4 || g.kw > 8 || g.dw != 1 ||
+      s.stages > 64 || (em.I() == "int" && indexType(g.n * s.hp * s.wp * 4) != "int"))
     return std::nullopt;
   return s;
 }
@@ -79,6 +88,25 @@ int64_t emitStemCopy(NodeEmitter& em, const ConvGeom& g, const StemCopy& stem, c
   setVar(v, "WP", intLit(stem.wp));
   setVar(v, "XS_AT", intLit(at));
   setVar(v, "TO16", em.options().tensorCores == TensorCoreMath::Bf16 ? "shoal_f32_to_bf16" : "shoal_f32_to_f16");
+  if (stem.bytes == 4) {
+    em.elementwise(
+        "stem32", "const float* __restrict__ x, float* __restrict__ scratch",
+        fill(fill("    const ${I} xp = i % ${WP}, yp = i / ${WP} % ${HP}, n = i / ((${I})${WP} * ${HP});\n"
+                  "    const int iy = (int)yp - ${PT}, ix = (int)xp - ${PL};\n"
+                  "    float q[4] = {0.0f, 0.0f, 0.0f, 0.0f};\n"
+                  "    if (iy >= 0 && iy < ${H} && ix >= 0 && ix < ${W})\n"
+                  "      for (int c = 0; c < ${C}; ++c) q[c] = x[((n * ${C} + c) * ${H} + iy) * (${I})${W} + ix];\n"
+                  "    float4 o4;\n"
+                  "    o4.x = q[0];\n"
+                  "    o4.y = q[1];\n"
+                  "    o4.z = q[2];\n"
+                  "    o4.w = q[3];\n"
+                  "    reinterpret_cast<float4*>(scratch + ${XS_AT})[i] = o4;\n",
+                  v),
+             {{"I", em.I()}}),
+        {x, NodeEmitter::scratch()}, padded);
+    return padded * 4;
+  }
   em.elementwise("stem16", "const float* __restrict__ x, float* __restrict__ scratch",
                  fill(fill("    const ${I} xp = i % ${WP}, yp = i / ${WP} % ${HP}, n = i / ((${I})${WP} * ${HP});\n"
                            "    const int iy = (int)yp - ${PT}, ix = (int)xp - ${PL};\n"
@@ -182,25 +210,27 @@ Expected<void> convForwardTensorCore(NodeEmitter& em, const ConvGeom& g, const s
     spec.aHalf64 = true;
     spec.aBase = "xs";
     spec.aTaps = int(stem->stages);
-    spec.red = stem->stages * 64;
+    spec.red = stem->stages * stem->steps();
     setVar(v, "MASK", spec.aTapMask());
     setVar(v, "ALL_TAPS",
            stem->stages == 64
                ? "~0ull"
                : "((" + std::string(spec.aTapMask()) + ")1 << " + std::to_string(stem->stages) + ") - 1");
     // A row's origin (kernel row 0, column 0 of its window), every stage inside; a stage's two
-    // kernel rows; a chunk's 64-byte run.
+    // kernel rows (TF32: one); a chunk's 64-byte run (TF32: the stage row's 128 bytes contiguous).
     spec.aRowSetup = fill(
         "    const int aox = (int)(am % ${OW}), aoy = (int)((am / ${OW}) % ${OH});\n"
         "    const ${MASK} rtaps = ${ALL_TAPS};\n"
         "    const ${I} roff = arow ? (((am / ((${I})${OW} * ${OH})) * ${HP} + aoy * ${SH}) * (${I})${WP} + aox * "
         "${SW}) * 4 : 0;\n",
         v);
+    setVar(v, "STEM_ROWS", intLit(stem->rows));
+    setVar(v, "STAGE_SHIFT", stem->bytes == 2 ? "6" : "5");
     spec.aTap = fill(
-        "        const int tap = kt >> 6;\n"
-        "        const ${I} toff = (${I})tap * (2 * ${DH} * ${WP} * 4);\n",
+        "        const int tap = kt >> ${STAGE_SHIFT};\n"
+        "        const ${I} toff = (${I})tap * (${STEM_ROWS} * ${DH} * ${WP} * 4);\n",
         v);
-    spec.aChunk = fill("(ch >> 2) * (${DH} * ${WP} * 4) + (ch & 3) * 8", v);
+    if (stem->bytes == 2) spec.aChunk = fill("(ch >> 2) * (${DH} * ${WP} * 4) + (ch & 3) * 8", v);
     spec.bPacked = fill(
         "(k % 32 / 4 < ${KW} && k % 4 < ${C} && k / 32 < ${KH} ? "
         "w[(((${I})o * ${C} + k % 4) * ${KH} + k / 32) * ${KW} + k % 32 / 4] : 0.0f)",
@@ -597,7 +627,7 @@ Expected<void> convBackwardWeightTensorCore(NodeEmitter& em, const ConvGeom& g) 
   // an output pixel's window -- chunks 0-3 the first's 64 bytes, 4-7 the second's (aChunk) --,
   // each inside the copy (no bounds); the rows (kernel row, column < 8, channel < 4), the
   // padding's sums not stored.
-  if (const std::optional<StemCopy> stem = stemCopy(em, g); stem && g.o % 64 == 0) {
+  if (const std::optional<StemCopy> stem = stemCopy(em, g); stem && stem->bytes == 2 && g.o % 64 == 0) {
     const int64_t xFloats = (emitStemCopy(em, g, *stem, em.in(0), 0, v) + 3) / 4 * 4;
     const ChannelsLastCopy gradCopy = channelsLastCopy(em, em.in(1), g.n, g.o, hw, xFloats, "cl16_dy");
     spec.halfMN = true;

@@ -98,7 +98,7 @@ struct Format {
            (overlap ? " (overlapped)" : "") + (wide ? " (128 x 256)" : "") +
            (tapReuse ? " (channel blocks outer)" : "") + (swapped ? " (256 x 128 swapped)" : "") +
            (producers ? " (producer warps)" : "") + (cl32 ? " (TF32 channels last)" : "") +
-           (stem ? " (16-bit stem)" : "");
+           (stem ? " (stem copies)" : "");
   }
 };
 
@@ -916,8 +916,8 @@ TEST(ConvTensorCore, SixteenBitSwappedTilesMatchFloat64WithinTheFormatsBounds) {
 // padded copy's right and bottom edges; four stages, the last half zero weights), MobileNet's 3
 // x 3 at stride 2 over 40 filters (a partial column tile), ConvNeXt's 4 x 4 at stride 4 over 4
 // channels, one channel with row dilation 2 and uneven padding; pooled (fused_conv2d_pool);
-// weight gradients of 64 and 128 filters, one in slices; fp16. A copy read a chunk off (the second kernel row's run, a
-// pixel's channels) or a window off by the padding would multiply other values.
+// weight gradients of 64 and 128 filters, one in slices; fp16; TF32's forwards (fp32 copies). A copy read a chunk off
+// (the second kernel row's run, a pixel's channels) or a window off by the padding would multiply other values.
 const std::vector<Geometry> kStems = {
     {2, 3, 23, 21, 64, 7, 7, {2, 2}, {3, 3, 3, 3}, {1, 1}},
     {1, 3, 17, 16, 40, 3, 3, {2, 2}, {1, 1, 1, 1}, {1, 1}},
@@ -932,14 +932,21 @@ const std::vector<Geometry> kStemWeight = {
 };
 void checkStem(const Runner& run, TensorCoreMath math, bool every) {
   const Format f = Format(math, /*wgmma=*/true).stemCopies();
+  const bool tf32 = math == TensorCoreMath::Tf32;  // fp32 copies, a kernel row a stage; forwards only
   for (size_t i = 0; i < kStems.size(); ++i) {
     if (!every && i % 2 == 1) continue;
     const std::string source = moduleFor(*forwardGraph(kStems[i]), f).source;
-    EXPECT_NE(source.find("_stem16("), std::string::npos) << describe(kStems[i]);
-    EXPECT_NE(source.find("shoal_wgmma_ss16_n"), std::string::npos) << describe(kStems[i]);
+    EXPECT_NE(source.find(tf32 ? "_stem32(" : "_stem16("), std::string::npos) << describe(kStems[i]);
+    EXPECT_NE(source.find(tf32 ? "shoal_wgmma_tf32_n" : "shoal_wgmma_ss16_n"), std::string::npos)
+        << describe(kStems[i]);
     checkForward(kStems[i], i != 2, i != 1, 420 + i, run, f);
   }
   checkForwardPool(kStems[0], 425, run, f);
+  if (tf32) {
+    // Any column stride (a kernel row's 128 bytes are aligned however it starts).
+    checkForward({1, 3, 13, 12, 32, 3, 3, {1, 1}, {1, 1, 1, 1}, {1, 1}}, true, true, 426, run, f);
+    return;
+  }
   // Weight gradients (halfMN: x's padded copy and dy's channels-last copy) of 64 and 128 filters;
   // one over 2,048 pixels in slices (each slice's first pixel carried from its own).
   for (size_t i = 0; i < kStemWeight.size(); ++i) {
@@ -966,6 +973,7 @@ TEST(ConvTensorCore, SixteenBitStemMatchesFloat64WithinTheFormatsBounds) {
   if (!test::haveHostCompiler()) GTEST_SKIP() << "no host C++ compiler to build the emulated module";
   checkStem(onEmulator, TensorCoreMath::Bf16, /*every=*/true);
   checkStem(onEmulator, TensorCoreMath::Fp16, false);
+  checkStem(onEmulator, TensorCoreMath::Tf32, true);
 }
 
 TEST(ConvTensorCore, SixteenBitWideTilesMatchFloat64WithinTheFormatsBounds) {
@@ -1668,6 +1676,7 @@ TEST(ConvTensorCoreGpu, SixteenBitStemMatchesFloat64WithinTheFormatsBounds) {
   if (!gpuUsesWgmma()) GTEST_SKIP() << "the device has no wgmma (sm_90)";
   checkStem(onGpu, TensorCoreMath::Bf16, /*every=*/true);
   checkStem(onGpu, TensorCoreMath::Fp16, false);
+  checkStem(onGpu, TensorCoreMath::Tf32, true);
 }
 
 TEST(ConvTensorCoreGpu, SixteenBitWideTilesMatchFloat64WithinTheFormatsBounds) {
