@@ -22,7 +22,6 @@
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
-#include <map>
 #include <memory>
 #include <string>
 #include <utility>
@@ -44,6 +43,7 @@ inline const char* kCudaEmulationHeader = R"(
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <type_traits>
 struct ShoalDim3 { unsigned x, y, z; };
 extern "C" {
 ShoalDim3 shoal_emu_blockIdx, shoal_emu_blockDim, shoal_emu_gridDim;
@@ -53,21 +53,23 @@ unsigned long long (*shoal_emu_shfl)(unsigned long long bits, int laneMask);
 void (*shoal_emu_bar)(int id, int count, int wait);
 // Asynchronous work, completed when the thread waits for it (kind 0: cp.async copies, 1:
 // wgmma products): a copy of srcBytes from src (none: src null) zero-filled to dstBytes, read
-// now and written at completion; a deferred call run(ctx) (discard(ctx) frees it unrun).
+// now and written at completion; a deferred call run(ctx), ctx a copy of `bytes` bytes (a
+// trivially copyable closure) kept by the emulator.
 void (*shoal_emu_async_copy)(void* dst, const void* src, int srcBytes, int dstBytes);
-void (*shoal_emu_async_defer)(void (*run)(void*), void (*discard)(void*), void* ctx, const unsigned long long* spans);
+void (*shoal_emu_async_defer)(void (*run)(void*), const void* ctx, int bytes, const unsigned long long* spans);
 void (*shoal_emu_async_commit)(int kind);
 void (*shoal_emu_async_wait)(int kind, int pending);
 unsigned char* shoal_emu_dynamic_shared;
 }
-// Runs f (a copyable callable) when the thread next waits for its wgmma products; until then
-// no copy may go into shared bytes [aLo, aHi) or [bLo, bHi) (what the product reads).
+// Runs f (a trivially copyable callable of at most 256 bytes) when the thread next waits for its
+// wgmma products; until then no copy may go into shared bytes [aLo, aHi) or [bLo, bHi) (what
+// the product reads).
 template <typename F>
 void shoal_emu_later(const F& f, unsigned long long aLo, unsigned long long aHi, unsigned long long bLo,
                      unsigned long long bHi) {
+  static_assert(sizeof(F) <= 256 && alignof(F) <= 16 && std::is_trivially_copyable<F>::value, "a deferred product");
   const unsigned long long spans[4] = {aLo, aHi, bLo, bHi};
-  shoal_emu_async_defer([](void* p) { F* g = static_cast<F*>(p); (*g)(); delete g; },
-                        [](void* p) { delete static_cast<F*>(p); }, new F(f), spans);
+  shoal_emu_async_defer([](void* p) { (*static_cast<F*>(p))(); }, &f, (int)sizeof(F), spans);
 }
 #define SHOAL_DYNAMIC_SHARED(T, name) T* name = reinterpret_cast<T*>(shoal_emu_dynamic_shared)
 #define blockIdx shoal_emu_blockIdx
@@ -136,7 +138,7 @@ class EmulatedModule {
     auto** shflFn = static_cast<unsigned long long (**)(unsigned long long, int)>(sym("shoal_emu_shfl"));
     auto** barFn = static_cast<void (**)(int, int, int)>(sym("shoal_emu_bar"));
     auto** copyFn = static_cast<void (**)(void*, const void*, int, int)>(sym("shoal_emu_async_copy"));
-    auto** deferFn = static_cast<void (**)(void (*)(void*), void (*)(void*), void*, const unsigned long long*)>(
+    auto** deferFn = static_cast<void (**)(void (*)(void*), const void*, int, const unsigned long long*)>(
         sym("shoal_emu_async_defer"));
     auto** commitFn = static_cast<void (**)(int)>(sym("shoal_emu_async_commit"));
     auto** waitFn = static_cast<void (**)(int, int)>(sym("shoal_emu_async_wait"));
@@ -185,7 +187,7 @@ class EmulatedModule {
           current_ = nullptr;
           active() = this;
           barError_.clear();
-          pendingReads_.clear();
+          pendingReads_.n = 0;
           for (unsigned t = 0; t < block; ++t) {
             tid.x = t;
             call();
@@ -206,7 +208,8 @@ class EmulatedModule {
   enum class FiberState { Run, Sync, Shfl, Bar, Done };
   // A thread's asynchronous work (the emulation header's shoal_emu_async_*): copies read when
   // issued and written when waited for; deferred products run when waited for. Each kind's
-  // open group, then its committed groups, oldest first.
+  // issued work oldest first, and where each committed group ends in it (flat, so that a
+  // thread's copies and products allocate nothing once its vectors have grown).
   struct Copy {
     unsigned char* dst;
     std::array<unsigned char, 16> bytes;
@@ -214,15 +217,47 @@ class EmulatedModule {
   };
   struct Later {
     void (*run)(void*);
-    void (*discard)(void*);
-    void* ctx;
     std::array<unsigned long long, 4> spans;  // the shared bytes it reads: [lo, hi) twice
+    alignas(16) std::array<unsigned char, 256> ctx;
+  };
+  // A growable array of trivially copyable T whose operations run on fibers without ASan frames
+  // (SHOAL_FIBER_CODE: std::vector's out-of-line members would give every fiber a fake stack,
+  // fiber.h) -- malloc, memcpy and memmove only.
+  template <typename T>
+  struct Flat {
+    T* p = nullptr;
+    size_t n = 0, cap = 0;
+    Flat() = default;
+    Flat(const Flat&) = delete;
+    Flat& operator=(const Flat&) = delete;
+    Flat(Flat&& o) noexcept : p(o.p), n(o.n), cap(o.cap) { o.p = nullptr, o.n = o.cap = 0; }
+    ~Flat() { std::free(p); }
+    SHOAL_FIBER_CODE T& push() {
+      if (n == cap) {
+        const size_t c = cap ? 2 * cap : 64;
+        T* q = static_cast<T*>(std::malloc(c * sizeof(T)));
+        if (!q) std::abort();
+        if (n) std::memcpy(static_cast<void*>(q), p, n * sizeof(T));
+        std::free(p);
+        p = q, cap = c;
+      }
+      return p[n++];
+    }
+    SHOAL_FIBER_CODE void dropFront(size_t k) {
+      if (k < n) std::memmove(static_cast<void*>(p), p + k, (n - k) * sizeof(T));
+      n -= k;
+    }
   };
   struct Async {
-    std::vector<Copy> openCopies;
-    std::vector<std::vector<Copy>> copyGroups;
-    std::vector<Later> openProducts;
-    std::vector<std::vector<Later>> productGroups;
+    Flat<Copy> copies;
+    Flat<size_t> copyEnds;
+    Flat<Later> products;
+    Flat<size_t> productEnds;
+  };
+  // The shared bytes [lo, hi) that pending products read, and how many read them.
+  struct Span {
+    unsigned long long lo, hi;
+    int count;
   };
   struct Fiber {
     fiber::Context ctx;
@@ -322,86 +357,96 @@ class EmulatedModule {
     if (dstBytes <= 0 || dstBytes > 16 || srcBytes < 0 || srcBytes > dstBytes) std::abort();
     EmulatedModule* m = active();
     const auto at = reinterpret_cast<unsigned long long>(dst);
-    for (const auto& [span, count] : m->pendingReads_)
-      if (at < span.second && at + unsigned(dstBytes) > span.first && m->barError_.empty())
-        m->barError_ = "emulator: thread " + std::to_string(m->current_ ? m->current_->tid.x : 0u) +
-                       " copies into shared memory that a wgmma product not yet waited for reads";
-    Copy c{static_cast<unsigned char*>(dst), {}, dstBytes};
+    for (size_t i = 0; i < m->pendingReads_.n; ++i) {
+      const Span& r = m->pendingReads_.p[i];
+      if (at < r.hi && at + unsigned(dstBytes) > r.lo) m->copyIntoPendingRead();
+    }
+    Copy& c = asyncState().copies.push();
+    c.dst = static_cast<unsigned char*>(dst);
+    c.n = dstBytes;
+    std::memset(c.bytes.data(), 0, 16);
     if (src && srcBytes > 0) std::memcpy(c.bytes.data(), src, size_t(srcBytes));
-    asyncState().openCopies.push_back(c);
   }
-  SHOAL_FIBER_CODE static void asyncDeferThunk(void (*run)(void*), void (*discard)(void*), void* ctx,
+  // The error of a copy into what a pending product reads (the first one), off the fibers' path.
+  void copyIntoPendingRead() {
+    if (barError_.empty())
+      barError_ = "emulator: thread " + std::to_string(current_ ? current_->tid.x : 0u) +
+                  " copies into shared memory that a wgmma product not yet waited for reads";
+  }
+  SHOAL_FIBER_CODE static void asyncDeferThunk(void (*run)(void*), const void* ctx, int bytes,
                                                const unsigned long long* spans) {
-    Later l{run, discard, ctx, {spans[0], spans[1], spans[2], spans[3]}};
+    if (bytes <= 0 || bytes > 256) std::abort();
+    Later& l = asyncState().products.push();
+    l.run = run;
+    for (int s = 0; s < 4; ++s) l.spans[s] = spans[s];
+    std::memcpy(l.ctx.data(), ctx, size_t(bytes));
     active()->reading(l, +1);
-    asyncState().openProducts.push_back(l);
   }
   // Counts (delta +1) or uncounts (-1) the shared bytes a pending product reads.
-  void reading(const Later& l, int delta) {
+  SHOAL_FIBER_CODE void reading(const Later& l, int delta) {
     for (int s = 0; s < 4; s += 2) {
       if (l.spans[s] >= l.spans[s + 1]) continue;
-      const std::pair<unsigned long long, unsigned long long> key{l.spans[s], l.spans[s + 1]};
-      if ((pendingReads_[key] += delta) == 0) pendingReads_.erase(key);
+      Flat<Span>& r = pendingReads_;
+      size_t i = 0;
+      while (i < r.n && (r.p[i].lo != l.spans[s] || r.p[i].hi != l.spans[s + 1])) ++i;
+      if (i == r.n) {
+        Span& added = r.push();
+        added.lo = l.spans[s], added.hi = l.spans[s + 1], added.count = 0;
+      }
+      if ((r.p[i].count += delta) == 0) r.p[i] = r.p[--r.n];
     }
-  }
-  // A pending product runs (it completes) or is discarded unrun.
-  SHOAL_FIBER_CODE static void complete(const Later& l, bool run) {
-    active()->reading(l, -1);
-    if (run)
-      l.run(l.ctx);
-    else
-      l.discard(l.ctx);
   }
   SHOAL_FIBER_CODE static void asyncCommitThunk(int kind) {
     Async& a = asyncState();
-    if (kind == 0) {
-      a.copyGroups.push_back(std::move(a.openCopies));
-      a.openCopies.clear();
-    } else {
-      a.productGroups.push_back(std::move(a.openProducts));
-      a.openProducts.clear();
-    }
+    if (kind == 0)
+      a.copyEnds.push() = a.copies.n;
+    else
+      a.productEnds.push() = a.products.n;
   }
-  SHOAL_FIBER_CODE static void land(std::vector<Copy>& group) {
-    for (const Copy& c : group) std::memcpy(c.dst, c.bytes.data(), size_t(c.n));
-  }
-  // Lands a thread's copies, issued and committed (a thread that exits: its copies complete).
-  SHOAL_FIBER_CODE static void landAll(Async& a) {
-    for (auto& group : a.copyGroups) land(group);
-    land(a.openCopies);
-    a.copyGroups.clear();
-    a.openCopies.clear();
+  // The groups of `ends` past the `keep` newest: their work's end in the issued work, and the
+  // ends dropped and rebased.
+  SHOAL_FIBER_CODE static size_t takeOldest(Flat<size_t>& ends, size_t keep) {
+    if (ends.n <= keep) return 0;
+    const size_t done = ends.n - keep, end = ends.p[done - 1];
+    ends.dropFront(done);
+    for (size_t i = 0; i < ends.n; ++i) ends.p[i] -= end;
+    return end;
   }
   // Completes all but the `pending` newest committed groups of `kind` (PTX: the uncommitted
   // ones are not waited for).
   SHOAL_FIBER_CODE static void asyncWaitThunk(int kind, int pending) {
     Async& a = asyncState();
+    const size_t keep = size_t(pending > 0 ? pending : 0);
     if (kind == 0) {
-      const size_t keep = size_t(std::max(pending, 0)), done = a.copyGroups.size() > keep ? a.copyGroups.size() - keep : 0;
-      for (size_t g = 0; g < done; ++g) land(a.copyGroups[g]);
-      a.copyGroups.erase(a.copyGroups.begin(), a.copyGroups.begin() + std::ptrdiff_t(done));
+      const size_t end = takeOldest(a.copyEnds, keep);
+      for (size_t i = 0; i < end; ++i)
+        std::memcpy(a.copies.p[i].dst, a.copies.p[i].bytes.data(), size_t(a.copies.p[i].n));
+      a.copies.dropFront(end);
     } else {
-      const size_t keep = size_t(std::max(pending, 0));
-      const size_t done = a.productGroups.size() > keep ? a.productGroups.size() - keep : 0;
-      std::vector<std::vector<Later>> now(a.productGroups.begin(), a.productGroups.begin() + std::ptrdiff_t(done));
-      a.productGroups.erase(a.productGroups.begin(), a.productGroups.begin() + std::ptrdiff_t(done));
-      for (auto& group : now)
-        for (const Later& l : group) complete(l, true);
+      const size_t end = takeOldest(a.productEnds, keep);
+      EmulatedModule* m = active();
+      for (size_t i = 0; i < end; ++i) {
+        m->reading(a.products.p[i], -1);
+        a.products.p[i].run(a.products.p[i].ctx.data());  // (no asynchronous work of its own)
+      }
+      a.products.dropFront(end);
     }
   }
   // At a thread's exit: its copies still in flight land (they complete on the card too); its
   // products never waited for are an error (their accumulators are gone, and the card's results
   // would be lost with them).
+  SHOAL_FIBER_CODE static void landAll(Async& a) {
+    for (size_t i = 0; i < a.copies.n; ++i)
+      std::memcpy(a.copies.p[i].dst, a.copies.p[i].bytes.data(), size_t(a.copies.p[i].n));
+    a.copies.n = 0;
+    a.copyEnds.n = 0;
+  }
   Expected<void> finishAsync(Async& a, unsigned thread) {
     landAll(a);
-    bool unwaited = false;
-    a.productGroups.push_back(std::move(a.openProducts));
-    for (auto& group : a.productGroups)
-      for (const Later& l : group) {
-        unwaited = true;
-        complete(l, false);
-      }
-    a = Async{};
+    const bool unwaited = a.products.n > 0;
+    for (size_t i = 0; i < a.products.n; ++i) reading(a.products.p[i], -1);
+    a.products.n = 0;
+    a.productEnds.n = 0;
     if (unwaited)
       return fail("emulator: thread " + std::to_string(thread) + " exited with wgmma products it never waited for");
     return {};
@@ -427,11 +472,9 @@ class EmulatedModule {
       f.stack.resize(1 << 17);
       f.tid = {t, 0, 0};
       f.state = FiberState::Run;
-      for (auto& group : f.async.productGroups)  // left by a launch that failed
-        for (const Later& l : group) l.discard(l.ctx);
-      for (const Later& l : f.async.openProducts) l.discard(l.ctx);
-      f.async = Async{};
-      pendingReads_.clear();
+      f.async.copies.n = f.async.copyEnds.n = 0;  // (what a launch that failed left)
+      f.async.products.n = f.async.productEnds.n = 0;
+      pendingReads_.n = 0;
       fiber::make(f.ctx, f.stack.data(), f.stack.size(), &EmulatedModule::fiberEntry);
     }
     for (;;) {
@@ -506,8 +549,7 @@ class EmulatedModule {
   std::string barError_;
   Fiber* current_ = nullptr;
   Async sequential_;  // the asynchronous work of a thread run without fibers
-  // The shared bytes [lo, hi) that the block's pending wgmma products read, with how many read them.
-  std::map<std::pair<unsigned long long, unsigned long long>, int> pendingReads_;
+  Flat<Span> pendingReads_;  // the block's pending wgmma products' reads
 };
 
 /// A region of emulated device memory followed by a guard: kGuardBytes of a known pattern,
