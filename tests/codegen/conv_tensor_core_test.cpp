@@ -942,6 +942,7 @@ void checkStem(const Runner& run, TensorCoreMath math, bool every) {
     checkForward(kStems[i], i != 2, i != 1, 420 + i, run, f);
   }
   checkForwardPool(kStems[0], 425, run, f);
+  if (every) checkForward(kStems[0], true, true, 427, run, f.producerWarps());  // copied by producer warps
   if (tf32) {
     // Any column stride (a kernel row's 128 bytes are aligned however it starts).
     checkForward({1, 3, 13, 12, 32, 3, 3, {1, 1}, {1, 1, 1, 1}, {1, 1}}, true, true, 426, run, f);
@@ -955,6 +956,7 @@ void checkStem(const Runner& run, TensorCoreMath math, bool every) {
         << describe(kStemWeight[i]);
     checkBackwardWeight(kStemWeight[i], 430 + i, run, f);
   }
+  checkBackwardWeight(kStemWeight[0], 434, run, f.producerWarps());
   const Geometry sliced = {2, 3, 64, 64, 64, 7, 7, {2, 2}, {3, 3, 3, 3}, {1, 1}};
   const int candidate = slicedCandidate(sliced, f);
   ASSERT_GE(candidate, 0);
