@@ -433,6 +433,15 @@ bool NodeEmitter::madeBeforePrepare(const Value* v) const {
 void NodeEmitter::setFlops(double flops) { module_.steps.back().flops = flops; }
 void NodeEmitter::setMinBlocks(unsigned blocks) { module_.steps.back().minBlocks = blocks; }
 
+void NodeEmitter::setTensorMaps(std::vector<CudaTensorMap> maps) {
+  CudaStep& step = module_.steps.back();
+  for (const CudaTensorMap& m : maps) {
+    assert(m.baseArg >= 0 && size_t(m.baseArg) < step.args.size() && "a tensor map's base is one of the pointers");
+    step.params += ", SHOAL_TMAP(" + m.name + ")";
+  }
+  step.tensorMaps = std::move(maps);
+}
+
 Unexpected<Error> NodeEmitter::unsupported(std::string_view why) const {
   return fail(fmt::format("{}: {}{}", node_.describe(), kNoCudaKernel, why), node_.loc());
 }

@@ -64,6 +64,35 @@ struct CudaGemmCall {
   bool hasEpilogue() const { return bias.value != nullptr || !activation.empty(); }
 };
 
+/// A tensor map (a TMA descriptor, `cp.async.bulk.tensor`'s operand) that a kernel takes by value
+/// after its pointer arguments, as parameter `SHOAL_TMAP(name)`: the executor encodes it over
+/// the address of the step's pointer argument `baseArg` plus `offset` bytes once it has bound
+/// the arguments (cuTensorMapEncodeTiled / cuTensorMapEncodeIm2col), the CPU emulator as its
+/// own form of the same description. Its shared-memory boxes are always 128-byte swizzled
+/// (16-byte chunk j of a 128-byte row r at chunk j ^ (r & 7): wgmma's K-major layout), so a
+/// box's innermost extent is 128 bytes; out-of-range elements read as zeros.
+struct CudaTensorMap {
+  std::string name;
+  int baseArg = 0;
+  int64_t offset = 0;
+  int elementBytes = 2;  ///< 2 (16-bit values' bits) or 4 (fp32's)
+  int rank = 2;          ///< 2 (tiled) or 4 (im2col: C, W, H, N)
+  bool im2col = false;
+  int64_t dims[4] = {1, 1, 1, 1};  ///< innermost first
+  int64_t strides[3] = {0, 0, 0};  ///< bytes between consecutive indices of dims 1..rank-1
+  /// Tiled: the box's extent in each dim (box[0] * elementBytes = 128).
+  int box[4] = {1, 1, 1, 1};
+  /// Im2col (dims C, W, H, N): a pixel's `channels` channels (channels * elementBytes = 128)
+  /// for each of `pixels` filter corners, walked W-fastest through the bounding box [lower,
+  /// dim - 1 + upper] (W then H) by `stride` (W then H), the next image after the box's last
+  /// row; each at the instruction's offsets (a tap's) from its corner.
+  int channels = 0, pixels = 0;
+  int lower[2] = {0, 0}, upper[2] = {0, 0}, stride[2] = {1, 1};
+  int64_t boxBytes() const {
+    return int64_t(elementBytes) * (im2col ? int64_t(channels) * pixels : int64_t(box[0]) * box[1] * box[2] * box[3]);
+  }
+};
+
 /// The kinds of step a Program becomes on the GPU.
 enum class CudaStepKind {
   Kernel,    ///< launch `kernel` over `args`
@@ -105,6 +134,8 @@ struct CudaStep {
   /// Kernel: blocks an SM its registers must leave room for (__launch_bounds__'s second
   /// argument: at most 65536 / (block * minBlocks) registers a thread); 0: no bound.
   unsigned minBlocks = 0;
+  /// Kernel: the tensor maps it takes after `args`' pointers, in order (never grouped).
+  std::vector<CudaTensorMap> tensorMaps;
   CudaGemmCall gemm;           ///< Gemm
   int64_t bytes = 0;           ///< Copy, AllReduce
 };
@@ -409,6 +440,17 @@ struct CudaCodegenOptions {
   /// row of 32 steps, any column stride; the weight gradient keeps its gathers). An experiment for a device to decide
   /// (docs/PERF.md, 2026-12-05 (session 4)); default off.
   bool halfStem = false;
+  /// conv16ChannelsLast's forwards (and TF32's with tf32ChannelsLast) with their stages copied by
+  /// sm_90's copy engine: one producer warp, one thread of which issues each stage as two boxes --
+  /// A's 128-byte rows as an im2col box of the channels-last copy (a tap's pixels for the block's
+  /// rows, zeros outside the image), B's as a tile of the packed weights -- completing on the
+  /// slot's mbarrier, which the multiplying warps wait at (`empty` stays a named barrier). So a
+  /// stage costs the copying side two instructions where producer warps issue ~130 a thread
+  /// (docs/PERF.md, 2026-12-05 (session 5)). Tensor maps (CudaTensorMap) encoded by the executor.
+  /// Where a geometry does not fit the copy engine's limits (a bounding box's corners within
+  /// [-128, 127], traversal strides at most 8, taps' offsets below 256), the forward keeps its
+  /// copies. An experiment for a device to decide; default off.
+  bool halfTma = false;
   /// A tensor-core forward convolution whose output a later node reads as a 16-bit
   /// channels-last copy (conv16ChannelsLast, shareConvertedCopies) writes that copy itself:
   /// its epilogue stores each sum twice, as fp32 into the planned output and in the format into

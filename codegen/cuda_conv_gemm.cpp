@@ -273,6 +273,20 @@ Expected<void> convForwardTensorCore(NodeEmitter& em, const ConvGeom& g, const s
         fill(blocksOuter ? "w[((${I})o * ${C} + k / (64 * ${KK}) * 64 + (k & 63)) * ${KK} + (k >> 6) % ${KK}]"
                          : "w[((${I})o * ${C} + k % ${C}) * ${KK} + k / ${C}]",
              v);
+    // The copy engine's form (CudaCodegenOptions::halfTma): the same copy as im2col boxes.
+    if (em.options().halfTma && g.groups == 1) {
+      ImplicitGemm::Im2col t;
+      t.copy = xCopy.arg;
+      t.offset = xCopy.inScratch() ? xCopy.at * int64_t(sizeof(float)) : 0;
+      t.bytes = channelsLastBytes(em);
+      t.n = g.n, t.c = g.c, t.h = g.h, t.w = g.w, t.oh = g.oh, t.ow = g.ow;
+      t.kw = int(g.kw), t.sh = int(g.sh), t.sw = int(g.sw), t.dh = int(g.dh), t.dw = int(g.dw);
+      t.pt = int(g.pt), t.pl = int(g.pl);
+      t.tapChannel = fill(blocksOuter ? "        const int tap = (kt >> 6) % ${KK}, c = kt / (64 * ${KK}) * 64;\n"
+                                      : "        const int tap = kt / ${C}, c = kt % ${C};\n",
+                          v);
+      spec.aIm2col = t;
+    }
   } else if (channelsLast) {
     const int64_t at = (spec.scratchReserved + 3) / 4 * 4, hw = g.h * g.w;
     spec.scratchReserved = at + g.n * hw * c4;

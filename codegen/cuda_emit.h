@@ -3,6 +3,7 @@
 #pragma once
 
 #include <algorithm>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -141,6 +142,9 @@ class NodeEmitter {
   void setFlops(double flops);
   /// Sets the step added last's CudaStep::minBlocks.
   void setMinBlocks(unsigned blocks);
+  /// Gives the kernel added last `maps` (CudaStep::tensorMaps): parameters SHOAL_TMAP(name)
+  /// after its pointers.
+  void setTensorMaps(std::vector<CudaTensorMap> maps);
 
   /// Writes the node's comment block (once; kernel() and gemm() do it themselves), for nodes
   /// whose work a horizontally fused kernel of another node does.
@@ -295,6 +299,20 @@ struct ImplicitGemm {
   std::string aChunk;
   /// rtaps' type for aTaps.
   const char* aTapMask() const { return aTaps > 32 ? "unsigned long long" : "unsigned"; }
+  /// With aHalf64, a forward convolution's geometry, for the copy engine's im2col boxes
+  /// (CudaCodegenOptions::halfTma): aBase is `copy` (a channels-last [n, h, w, c] copy of
+  /// `bytes`-byte values; `offset` bytes into its argument) and `tapChannel` declares `int tap`
+  /// and `int c` from a stage's reduction index `kt` (its tap, kernel row-major, and its first
+  /// channel), as aTap does.
+  struct Im2col {
+    CudaArg copy;
+    int64_t offset = 0;
+    int bytes = 2;
+    int64_t n = 0, c = 0, h = 0, w = 0, oh = 0, ow = 0;
+    int kw = 1, sh = 1, sw = 1, dh = 1, dw = 1, pt = 0, pl = 0;
+    std::string tapChannel;
+  };
+  std::optional<Im2col> aIm2col;
   /// With aHalf64: A's copies through L1 too (cp.async.ca) -- for gathers that read the same
   /// bytes again a stage or two later (a convolution's taps over one block of channels).
   bool aCached = false;

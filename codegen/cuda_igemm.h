@@ -95,6 +95,12 @@ int chunkElements(const ImplicitGemm& spec);
 /// aHalf64's copies of a stage by `copiers` threads; what they keep from before the loop.
 std::string half64Copies(const ImplicitGemm& spec, const Tile& tile, int copiers);
 std::string half64Rows(const ImplicitGemm& spec, const Tile& tile, int copiers, const std::string& ct);
+/// CudaCodegenOptions::halfTma: the forward's two tensor maps into `maps` -- "amap", A's im2col
+/// boxes of `tile.bm` pixels of a tap's 128-byte channel run, and "bmap", B's tiles of `tile.bn`
+/// packed rows of `kp` steps -- their bases unset (the caller's arguments); false, and nothing
+/// set, where the geometry passes the copy engine's limits.
+bool im2colMaps(const ImplicitGemm::Im2col& g, const ImplicitGemm& spec, const Tile& tile, int64_t kp,
+                std::vector<CudaTensorMap>& maps);
 /// halfMN's copies of a stage by `copiers` threads (thread `ct`); what they keep from before the loop.
 std::string halfMNCopies(const ImplicitGemm& spec, const Tile& tile, int copiers, const std::string& ct);
 std::string halfMNRows(const ImplicitGemm& spec, int copiers, const std::string& ct);

@@ -216,6 +216,47 @@ std::string half64Copies(const ImplicitGemm& spec, const Tile& tile, int copiers
   return s + "      }\n";
 }
 
+bool im2colMaps(const ImplicitGemm::Im2col& g, const ImplicitGemm& spec, const Tile& tile, int64_t kp,
+                std::vector<CudaTensorMap>& maps) {
+  const int eb = g.bytes, perRow = eb == 2 || eb == 4 ? 128 / eb : 0;
+  if (perRow == 0 || g.c % perRow != 0 || g.kw < 1 || spec.aTaps % g.kw != 0) return false;
+  const int64_t kh = spec.aTaps / g.kw;
+  // The bounding box of the filter's corners: from (-pl, -pt) to the last output pixel's corner,
+  // as offsets from the image's first and last pixels (the engine's 4-D limits: [-128, 127]).
+  const int64_t lowW = -g.pl, lowH = -g.pt;
+  const int64_t upW = (g.ow - 1) * g.sw - g.pl - (g.w - 1), upH = (g.oh - 1) * g.sh - g.pt - (g.h - 1);
+  auto corner = [](int64_t v) { return v >= -128 && v <= 127; };
+  if (!corner(lowW) || !corner(lowH) || !corner(upW) || !corner(upH) || g.sw < 1 || g.sw > 8 || g.sh < 1 || g.sh > 8 ||
+      (g.kw - 1) * g.dw > 255 || (kh - 1) * g.dh > 255 || tile.bm > 256 || tile.bn > 256)
+    return false;
+  CudaTensorMap a;
+  a.name = "amap";
+  a.elementBytes = eb;
+  a.rank = 4;
+  a.im2col = true;
+  const int64_t dims[4] = {g.c, g.w, g.h, g.n};
+  for (int d = 0; d < 4; ++d) a.dims[d] = dims[d];
+  a.strides[0] = g.c * eb;
+  a.strides[1] = g.w * a.strides[0];
+  a.strides[2] = g.h * a.strides[1];
+  a.channels = perRow;
+  a.pixels = tile.bm;
+  a.lower[0] = int(lowW), a.lower[1] = int(lowH);
+  a.upper[0] = int(upW), a.upper[1] = int(upH);
+  a.stride[0] = g.sw, a.stride[1] = g.sh;
+  CudaTensorMap b;
+  b.name = "bmap";
+  b.elementBytes = eb;
+  b.rank = 2;
+  b.dims[0] = kp;
+  b.dims[1] = spec.cols;
+  b.strides[0] = kp * eb;
+  b.box[0] = perRow;
+  b.box[1] = tile.bn;
+  maps = {a, b};
+  return true;
+}
+
 // Before aHalf64's loop (the copying threads: `ct` of `copiers`): each of the thread's A rows'
 // offset at its first tap plus its chunk (roff_s, by pass) and its taps inside the input
 // (rtaps_s: none for a row past the end); each of its B rows' pointer at its chunk (row 0's for

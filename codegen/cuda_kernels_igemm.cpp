@@ -137,7 +137,12 @@ Expected<void> emitImplicitGemm(NodeEmitter& em, const ImplicitGemm& spec) {
   const bool overlap = half && (em.options().halfStageOverlap || wideTile);
   // CudaCodegenOptions::halfProducerWarps: a third warpgroup copies (thread `ptid` of 128), four
   // stages.
-  const bool producers = half && em.options().halfProducerWarps;
+  // CudaCodegenOptions::halfTma: a forward's stages as the copy engine's boxes (im2colMaps),
+  // issued by one thread of one producer warp, where its geometry fits the engine's limits.
+  std::vector<CudaTensorMap> maps;
+  const bool tma = half64 && em.options().halfTma && spec.aIm2col && !spec.bPacked.empty() &&
+                   im2colMaps(*spec.aIm2col, spec, tile, (spec.red + rowSteps - 1) / rowSteps * rowSteps, maps);
+  const bool producers = half && (em.options().halfProducerWarps || tma);
   const int copiers = producers ? kProducerThreads : int(kBlock);
   const std::string copier = producers ? "ptid" : "tid";
   // With producers, one block an SM: as many slots as 192 KB holds, at most 7 (two named
@@ -216,7 +221,7 @@ Expected<void> emitImplicitGemm(NodeEmitter& em, const ImplicitGemm& spec) {
                             : columns ? columnRows(spec, tile)
                                       : holeZeros(a, spec.aHoles)},
             {"WARPS_M", std::to_string(tile.warpsM)},
-            {"THREADS", std::to_string(kBlock + kProducerThreads)},
+            {"THREADS", std::to_string(kBlock + (tma ? 32 : kProducerThreads))},
             {"HOLD", holdAccumulators(isHalfSwapped(tile) ? kHalfWide : tile, "    ")}};
   const MultiplyPath path = simt      ? simtPath(tile)
                             : half      ? halfPath(tile, spec.math, halfMN)
@@ -415,8 +420,93 @@ Expected<void> emitImplicitGemm(NodeEmitter& em, const ImplicitGemm& spec) {
                  tail,
              v),
         v);
+  // With the copy engine (CudaCodegenOptions::halfTma): one producer warp, lane 0 of which
+  // issues each stage as two boxes completing on the slot's mbarrier (8 bytes a slot after the
+  // ring; phase k of slot s is its k-th stage), which the multiplying warps wait at; the slots'
+  // `empty` barriers stay named ones, of the multiplying warps and the producer warp.
+  if (tma) {
+    const ImplicitGemm::Im2col& g = *spec.aIm2col;
+    const bool swapped = isHalfSwapped(tile);
+    Vars tv = v;
+    tv.insert(tv.end(), {{"OHW", intLit(g.oh * g.ow)},
+                         {"OW", intLit(g.ow)},
+                         {"SW", intLit(g.sw)},
+                         {"SH", intLit(g.sh)},
+                         {"PL", intLit(g.pl)},
+                         {"PT", intLit(g.pt)},
+                         {"KW", intLit(g.kw)},
+                         {"DW", intLit(g.dw)},
+                         {"DH", intLit(g.dh)},
+                         {"TAP_CHANNEL", g.tapChannel},
+                         {"A_AT", std::to_string(swapped ? tile.bn * 128 : 0)},
+                         {"B_AT", std::to_string(swapped ? 0 : tile.bm * 128)},
+                         {"STAGE_BYTES", std::to_string((tile.bm + tile.bn) * 128)}});
+    body = fill(
+        fill(
+            head("  constexpr int kStages = ${STAGES}, kStageFloats = ${STAGE_FLOATS}, kThreads = ${THREADS};\n") +
+                "  const shoal_saddr bars = sbase + kStages * (kStageFloats * 4);  // slot s's mbarrier: bars + 8 * s\n"
+                "  if (tid == 0) {\n"
+                "    for (int s = 0; s < kStages; ++s) shoal_mbar_init(bars + 8 * s, 1);\n"
+                "    shoal_mbar_fence_init();\n"
+                "  }\n"
+                "  __syncthreads();\n"
+                "  if (warp >= 8) {\n"
+                "    // The producer warp: stage `step` into slot step % kStages once its products of\n"
+                "    // kStages steps before are done -- A's rows an im2col box (the block's pixels from\n"
+                "    // the filter corner of its first one, at the stage's tap), B's a tile of the packed\n"
+                "    // rows -- both completing on the slot's mbarrier, which expects their bytes.\n"
+                "    const int tpix = (int)(m0 % ${OHW}), tn = (int)(m0 / ${OHW});\n"
+                "    const int tw = (tpix % ${OW}) * ${SW} - ${PL}, th = (tpix / ${OW}) * ${SH} - ${PT};\n"
+                "    for (int step = 0, slot = 0; step < tiles; ++step) {\n"
+                "      if (step >= kStages) shoal_bar_sync(1 + kStages + slot, kThreads);\n"
+                "      if (lane == 0) {\n"
+                "        const int kt = kBegin + step * ${KSTEP};\n"
+                "${TAP_CHANNEL}"
+                "        const shoal_saddr stage = sbase + slot * (kStageFloats * 4), bar = bars + 8 * slot;\n"
+                "        shoal_mbar_arrive_expect_tx(bar, ${STAGE_BYTES});\n"
+                "        shoal_tma_im2col4(stage + ${A_AT}, &amap, bar, c, tw, th, tn, (unsigned short)(tap % ${KW} * "
+                "${DW}), (unsigned short)(tap / ${KW} * ${DH}));\n"
+                "        shoal_tma_tile2(stage + ${B_AT}, &bmap, bar, kt, o0);\n"
+                "      }\n"
+                "      slot = slot + 1 == kStages ? 0 : slot + 1;\n"
+                "    }\n"
+                "    return;\n"
+                "  }\n"
+                "${FRAGMENT_ADDRESSES}"
+                "${ACC}"
+                "  for (int step = 0, cur = 0, prev = kStages - 1; step < tiles; ++step) {\n"
+                "    shoal_mbar_wait(bars + 8 * cur, (unsigned)(step / kStages) & 1u);  // this step's stage has "
+                "landed\n"
+                "${MMA_STEPS}"
+                "    shoal_wgmma_wait<1>();  // the step before's products are done: its slot is free\n"
+                "${HOLD}"
+                "    if (step > 0 && step - 1 + kStages < tiles) shoal_bar_arrive(1 + kStages + prev, kThreads);\n"
+                "    prev = cur;\n"
+                "    cur = cur + 1 == kStages ? 0 : cur + 1;\n"
+                "  }\n"
+                "${DRAIN}" +
+                tail,
+            tv),
+        tv);
+    // The maps' bases: A's copy (a view of scratch or a converted block), B's packing.
+    auto argIndex = [&](const CudaArg& a) {
+      for (size_t i = 0; i < args.size(); ++i)
+        if (args[i].kind == a.kind && args[i].value == a.value && args[i].offset == a.offset) return int(i);
+      return -1;
+    };
+    maps[0].baseArg = argIndex(g.copy);
+    maps[0].offset = g.offset;
+    maps[1].baseArg = argIndex(prepareB ? preparedB : NodeEmitter::scratch());
+    maps[1].offset = prepareB ? 0 : reserved * int64_t(sizeof(float));
+    if (maps[0].baseArg < 0 || maps[1].baseArg < 0)
+      return em.unsupported("halfTma: a tensor map's base is not one of the kernel's arguments");
+  }
   em.kernel(spec.name + "tc", params, body, args, unsigned(rowTiles * splits), unsigned(colTiles * spec.batch),
-            unsigned(stages * stageFloats * sizeof(float)), producers ? kBlock + kProducerThreads : kBlock);
+            unsigned(stages * stageFloats * sizeof(float) + (tma ? 8 * stages : 0)),
+            tma         ? kBlock + 32
+            : producers ? kBlock + kProducerThreads
+                        : kBlock);
+  if (tma) em.setTensorMaps(std::move(maps));
   em.setFlops(spec.flops > 0 ? spec.flops
                              : 2.0 * double(spec.batch) * double(spec.rows) * double(spec.cols) * double(spec.red));
   // Two blocks an SM (their stages fit in shared memory): the column-wise copies' per-row

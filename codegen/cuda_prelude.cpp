@@ -437,6 +437,91 @@ __device__ __forceinline__ void shoal_bar_sync(int id, int count) {
   shoal_emu_bar(id, count, 1);
 #endif
 }
+// A tensor map (CudaTensorMap): 128 opaque bytes the executor encodes, taken by value as a
+// __grid_constant__ parameter (SHOAL_TMAP(name)); the copies below name it by its address.
+// On the CPU emulator the parameter is a reference to the emulator's own form.
+struct __align__(64) shoal_tensor_map {
+  unsigned long long q[16];
+};
+#ifndef SHOAL_TMAP
+#define SHOAL_TMAP(name) const __grid_constant__ shoal_tensor_map name
+#endif
+// mbarriers (sm_90; 8 bytes of shared memory each): initialised by one thread for `count`
+// arrivals, then fenced before any other thread or the copy engine uses them; a phase completes
+// once its arrivals have come and the bytes they expect (expect_tx) have landed.
+__device__ __forceinline__ void shoal_mbar_init(shoal_saddr bar, unsigned count) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;\n" ::"r"(bar), "r"(count) : "memory");
+#elif defined(__CUDA_ARCH__)
+  __trap();
+#else
+  shoal_emu_mbar(0, bar, count);
+#endif
+}
+__device__ __forceinline__ void shoal_mbar_fence_init() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
+#endif
+}
+// Arrives at `bar`, its phase now also waiting for `bytes` more of the copies that complete on it.
+__device__ __forceinline__ void shoal_mbar_arrive_expect_tx(shoal_saddr bar, unsigned bytes) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;\n" ::"r"(bar), "r"(bytes) : "memory");
+#elif defined(__CUDA_ARCH__)
+  __trap();
+#else
+  shoal_emu_mbar(1, bar, bytes);
+#endif
+}
+// Waits until the phase of parity `parity` of `bar` has completed.
+__device__ __forceinline__ void shoal_mbar_wait(shoal_saddr bar, unsigned parity) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  unsigned done;
+  do {
+    asm volatile("{\n.reg .pred p;\nmbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2;\nselp.u32 %0, 1, 0, p;\n}\n"
+                 : "=r"(done)
+                 : "r"(bar), "r"(parity)
+                 : "memory");
+  } while (!done);
+#elif defined(__CUDA_ARCH__)
+  __trap();
+#else
+  shoal_emu_mbar(2, bar, parity);
+#endif
+}
+// The copy engine (sm_90's bulk tensor copies), completing on `bar` with the box's bytes: a tile
+// of a 2-D map at (x, y), or an im2col box of a 4-D map (C, W, H, N) whose filter corners start
+// at (c, w, h, n), each pixel read at the tap's offsets (ow, oh) from its corner.
+__device__ __forceinline__ void shoal_tma_tile2(shoal_saddr dst, const shoal_tensor_map* map, shoal_saddr bar, int x,
+                                                int y) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile(
+      "cp.async.bulk.tensor.2d.shared::cluster.global.tile.mbarrier::complete_tx::bytes [%0], [%1, {%2, %3}], [%4];\n" ::"r"(
+          dst),
+      "l"(map), "r"(x), "r"(y), "r"(bar)
+      : "memory");
+#elif defined(__CUDA_ARCH__)
+  __trap();
+#else
+  const int coords[4] = {x, y, 0, 0};
+  shoal_emu_tma((void*)dst, map, coords, 0, 0, (void*)bar);
+#endif
+}
+__device__ __forceinline__ void shoal_tma_im2col4(shoal_saddr dst, const shoal_tensor_map* map, shoal_saddr bar, int c,
+                                                  int w, int h, int n, unsigned short ow, unsigned short oh) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile(
+      "cp.async.bulk.tensor.4d.shared::cluster.global.im2col.mbarrier::complete_tx::bytes [%0], [%1, {%2, %3, %4, %5}], "
+      "[%6], {%7, %8};\n" ::"r"(dst),
+      "l"(map), "r"(c), "r"(w), "r"(h), "r"(n), "r"(bar), "h"(ow), "h"(oh)
+      : "memory");
+#elif defined(__CUDA_ARCH__)
+  __trap();
+#else
+  const int coords[4] = {c, w, h, n};
+  shoal_emu_tma((void*)dst, map, coords, ow, oh, (void*)bar);
+#endif
+}
 // Closes the group of this thread's cp.async copies issued since the last commit.
 __device__ __forceinline__ void shoal_cp_async_commit() {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800

@@ -236,6 +236,7 @@ CudaExecutableOptions CudaExecutableOptions::fromEnvironment() {
   o.halfSwappedTile = envFlag("SHOAL_CUDA_CL16_SWAP");
   o.halfTapReuse = envFlag("SHOAL_CUDA_CL16_L1");
   o.halfStem = envFlag("SHOAL_CUDA_CL16_STEM");
+  o.halfTma = envFlag("SHOAL_CUDA_CL16_TMA");
   o.halfCopyInProducer = envFlag("SHOAL_CUDA_CL16_PRODUCER");
   o.shareConvertedCopies = envFlagDefaultOn("SHOAL_CUDA_CL16_SHARE");
   o.weightGradientColumns = envFlagDefaultOn("SHOAL_CUDA_WGRAD_COLUMNS");
@@ -303,6 +304,7 @@ CudaCodegenOptions CudaExecutableOptions::codegenOptions(const std::string& arch
   c.halfSwappedTile = halfSwappedTile;
   c.halfTapReuse = halfTapReuse;
   c.halfStem = halfStem;
+  c.halfTma = halfTma;
   c.halfCopyInProducer = halfCopyInProducer;
   c.shareConvertedCopies = shareConvertedCopies;
   c.weightGradientColumns = weightGradientColumns;
@@ -686,6 +688,7 @@ Expected<std::unique_ptr<CudaExecutable>> CudaExecutable::create(Program program
                   [](const CudaStep& s) { return s.kind == CudaStepKind::AllReduce; }))
     if (auto side = im.ctx->sideStream(); !side) return Unexpected(side.error());  // not during a capture
   im.bindArguments(p);
+  if (!im.mapError.empty()) return fail(im.mapError);
   // cuBLASLt's handle and the epilogue products' plans, now rather than in a captured step.
   for (const Launch& l : im.launches)
     if (l.step->kind == CudaStepKind::Gemm && l.step->gemm.hasEpilogue()) {

@@ -102,6 +102,9 @@ struct CudaExecutableOptions {
   /// 16-bit forwards of at most 4 channels (the stem) through a padded 16-bit copy of their
   /// input (CudaCodegenOptions::halfStem). Default: off, unless SHOAL_CUDA_CL16_STEM=1.
   bool halfStem = false;
+  /// Their forwards' stages copied by the copy engine (CudaCodegenOptions::halfTma). Default:
+  /// off, unless SHOAL_CUDA_CL16_TMA=1.
+  bool halfTma = false;
   /// Tensor-core forwards write their outputs' 16-bit channels-last copies themselves
   /// (CudaCodegenOptions::halfCopyInProducer). Default: off, unless SHOAL_CUDA_CL16_PRODUCER=1.
   bool halfCopyInProducer = false;
@@ -147,7 +150,7 @@ struct CudaExecutableOptions {
   /// Fills graphs, syncEach, hostOutputs, inputsInPlace, horizontalUpdates, smallGemms, gemmEpilogues,
   /// programmaticLaunch, groupKernels, shareKernels, unitBytes, prepareParameters, wgmma, wgmmaTf32Gathered16,
   /// conv16ChannelsLast, halfStageOverlap, tf32ChannelsLast, halfWideTile, halfProducerWarps, halfSwappedTile,
-  /// halfTapReuse, halfStem, halfCopyInProducer,
+  /// halfTapReuse, halfStem, halfTma, halfCopyInProducer,
   /// shareConvertedCopies, weightGradientColumns, convPairedTaps, convChannelsLastMinInput, fp32ConvGemmMinMacs, the
   /// fp32Winograd options, autotune, profileLaunches and tensorCores from the environment.
   static CudaExecutableOptions fromEnvironment();

@@ -19,6 +19,7 @@
 #include "runtime/cuda/cuda_executable.h"
 #include "runtime/cuda/device.h"
 #include "runtime/cuda/module.h"
+#include "runtime/cuda/tensor_map.h"
 
 namespace shoal {
 namespace cudaexec {
@@ -91,7 +92,9 @@ struct Launch {
   const CudaStep* step = nullptr;
   CudaKernel kernel;
   std::vector<void*> ptrs;  ///< resolved argument pointers
-  std::vector<void*> argv;  ///< &ptrs[i], what cudaLaunchKernel takes
+  std::vector<void*> argv;  ///< &ptrs[i], then &maps[j]: what cudaLaunchKernel takes
+  /// The kernel's tensor maps (CudaStep::tensorMaps), encoded over ptrs when they were bound.
+  std::vector<cudaimpl::EncodedTensorMap> maps;
   bool perStepConstant = false;  ///< Constant: copied from the pool every step
   void* constantSource = nullptr;
   /// The main stream first waits for the side stream: this step touches the buffer of an
@@ -136,6 +139,9 @@ Expected<void> checkDeviceTensor(const Tensor& t, const TensorType& want, const 
 
 struct CudaExecutable::Impl {
   CudaExecutableOptions opts;
+  /// The first tensor map bindArguments could not encode ("" when all were): create() and
+  /// every step report it.
+  std::string mapError;
   std::string arch;  ///< what the module was compiled for
   std::shared_ptr<CudaContext> ctx;
   CudaModuleSource src;

@@ -140,11 +140,20 @@ void CudaExecutable::Impl::bindArguments(const Program& p) {
     }
     l.argv.clear();
     for (void*& ptr : l.ptrs) l.argv.push_back(&ptr);
+    // The tensor maps after the pointers, encoded over the addresses just bound.
+    l.maps.resize(s.tensorMaps.size());
+    for (size_t i = 0; i < s.tensorMaps.size(); ++i) {
+      const CudaTensorMap& d = s.tensorMaps[i];
+      if (auto ok = cudaimpl::encodeTensorMap(d, l.ptrs.at(size_t(d.baseArg)), l.maps[i]); !ok && im.mapError.empty())
+        im.mapError = s.node->describe() + ": " + ok.error().message();
+      l.argv.push_back(&l.maps[i]);
+    }
   }
 }
 
 Expected<void> CudaExecutable::Impl::enqueueStep() {
   Impl& im = *this;
+  if (!im.mapError.empty()) return fail(im.mapError);
   if (im.gemmWarmUp.valid()) {  // the warm-up's calls first, so the step's find cuBLAS ready
     PhaseTimer wait("waiting for cuBLAS's first calls (warm-up)");
     im.gemmWarmUp.get();

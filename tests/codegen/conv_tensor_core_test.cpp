@@ -50,6 +50,7 @@ struct Format {
   bool cl16 = false, overlap = false, wide = false, tapReuse = false, swapped = false, producers = false;
   bool cl32 = false;                                                     // CudaCodegenOptions::tf32ChannelsLast
   bool stem = false;                                                     // CudaCodegenOptions::halfStem
+  bool tma = false;                                                      // CudaCodegenOptions::halfTma
   Format(TensorCoreMath m, bool w = false, bool cl = false, int v = -1)  // NOLINT: implicit
       : math(m), wgmma(w), channelsLast(cl), variant(v) {}
   Format sixteenBitChannelsLast(bool overlapped = false, bool reuse = false) const {
@@ -80,6 +81,11 @@ struct Format {
     f.cl32 = true;
     return f;
   }
+  Format copyEngine() const {
+    Format f = *this;
+    f.tma = true;
+    return f;
+  }
   Format stemCopies() const {
     Format f = sixteenBitChannelsLast(overlap, tapReuse);
     f.stem = true;
@@ -98,7 +104,7 @@ struct Format {
            (overlap ? " (overlapped)" : "") + (wide ? " (128 x 256)" : "") +
            (tapReuse ? " (channel blocks outer)" : "") + (swapped ? " (256 x 128 swapped)" : "") +
            (producers ? " (producer warps)" : "") + (cl32 ? " (TF32 channels last)" : "") +
-           (stem ? " (stem copies)" : "");
+           (stem ? " (stem copies)" : "") + (tma ? " (copy engine)" : "");
   }
 };
 
@@ -120,6 +126,7 @@ Expected<Tensor> onEmulator(const Graph& g, const TensorMap& params, const Tenso
   tc.halfProducerWarps = f.producers;
   tc.tf32ChannelsLast = f.cl32;
   tc.halfStem = f.stem;
+  tc.halfTma = f.tma;
   tc.fp32ConvGemmMinMacs = 0;  // Off: every convolution the exact fp32 GEMM, however small
   tc.fp32ConvGemmMinWidth = 0;
   tc.fp32Winograd = 0;  // the direct sums (Winograd's: conv_winograd_test.cpp)
@@ -148,6 +155,7 @@ Expected<Tensor> runOnGpu(const Graph& g, const TensorMap& params, const TensorM
   o.halfProducerWarps = f.producers;
   o.tf32ChannelsLast = f.cl32;
   o.halfStem = f.stem;
+  o.halfTma = f.tma;
   o.fp32ConvGemmMinMacs = 0;
   o.fp32ConvGemmMinWidth = 0;
   o.fp32Winograd = 0;
@@ -303,6 +311,7 @@ CudaModuleSource moduleFor(const Graph& g, const Format& f) {
   tc.halfProducerWarps = f.producers;
   tc.tf32ChannelsLast = f.cl32;
   tc.halfStem = f.stem;
+  tc.halfTma = f.tma;
   tc.fp32ConvGemmMinMacs = 0;
   tc.fp32ConvGemmMinWidth = 0;
   tc.fp32Winograd = 0;
@@ -1055,6 +1064,67 @@ TEST(ConvTensorCore, SixteenBitProducerWarpsMatchFloat64WithinTheFormatsBounds) 
   checkProducerWarps(onEmulator, TensorCoreMath::Fp16, false);
 }
 
+// The copy engine (CudaCodegenOptions::halfTma): a forward's stages as one im2col box of A (the
+// block's pixels at a tap, zeros outside the image and past the last image) and one tile of the
+// packed B, issued by one thread of one producer warp and completing on the slot's mbarrier.
+// The 16-bit suite's forwards (padding, a stride 2, a 1 x 1 at stride 2, dilation), pooled ones of
+// 9 and 18 stages (the ring's slots and their mbarriers' phases reused), a candidate's slices, the
+// wide and swapped tiles, and geometries that tell the bounding box's dimensions apart:
+// asymmetric padding (the corners' W and H), a 3 x 1 at strides 1 and 2 (the traversal's), a
+// 1 x 3 over 5 images of 5 x 3 pixels (rows of 128 pixels across images). The emulator lands a
+// box only when a thread waits at its mbarrier, and fails a box into a stage a pending product
+// reads, a phase that never completes, or one that lands more bytes than it expects.
+const std::vector<Geometry> kTmaForward = {
+    {2, 64, 9, 7, 24, 3, 3, {1, 1}, {0, 1, 2, 1}, {1, 1}},
+    {3, 64, 5, 11, 64, 3, 1, {1, 2}, {1, 0, 1, 0}, {1, 1}},
+    {5, 128, 5, 3, 72, 1, 3, {1, 1}, {0, 1, 0, 1}, {1, 1}},
+};
+void checkCopyEngine(const Runner& run, TensorCoreMath math, bool every) {
+  const Format f = Format(math, /*wgmma=*/true).sixteenBitChannelsLast().copyEngine();
+  const std::string source = moduleFor(*forwardGraph(kHalf[0]), f).source;
+  EXPECT_NE(source.find("shoal_tma_im2col4(stage + 0, &amap"), std::string::npos);
+  EXPECT_NE(source.find("SHOAL_TMAP(amap), SHOAL_TMAP(bmap)"), std::string::npos);
+  EXPECT_NE(source.find("kThreads = 288"), std::string::npos);
+  checkForwardPool(kRingForward[0], 440, run, f);
+  for (size_t i = 0; i < kTmaForward.size(); ++i) checkForward(kTmaForward[i], i != 1, true, 441 + i, run, f);
+  for (size_t i = 0; i < kHalf.size(); ++i) {
+    if (!every && i != 1) continue;
+    checkForward(kHalf[i], i % 2 == 0, i != 1, 445 + i, run, f);
+  }
+  if (!every) return;
+  checkForwardPool(kRingForward[1], 450, run, f);
+  checkForwardPool(kRingForward[2], 451, run, f.wideTiles());
+  checkForward(kHalf[1], true, true, 452, run, Format(math, true, false, 2).sixteenBitChannelsLast().copyEngine());
+  checkForward(kWideForward[1], true, true, 453, run, f.wideTiles());
+  const Format swapped = f.swappedTiles();
+  EXPECT_NE(moduleFor(*forwardGraph(kSwappedForward[1]), swapped).source.find("shoal_tma_im2col4(stage + 16384, &amap"),
+            std::string::npos);
+  checkForward(kSwappedForward[1], false, true, 454, run, swapped);
+  checkForward(kSwappedForward[2], true, true, 455, run, swapped);
+  // The data gradients keep their copies (producer warps, as the option implies), beside it.
+  checkBackwardData(kHalfData[1], false, 456, run, f);
+  // TF32's channels-last forwards: fp32 rows of 32 channels, the same boxes.
+  const Format tf32 = Format(TensorCoreMath::Tf32, true).tf32ChannelsLast().copyEngine();
+  EXPECT_NE(moduleFor(*forwardGraph(kHalf[0]), tf32).source.find("shoal_tma_im2col4(stage"), std::string::npos);
+  checkForward(kHalf[1], true, true, 457, run, tf32);
+  checkForward(kTmaForward[0], true, true, 458, run, tf32);
+  checkForwardPool(kRingForward[0], 459, run, tf32);
+}
+
+TEST(ConvTensorCore, SixteenBitCopyEngineMatchesFloat64WithinTheFormatsBounds) {
+  // Off by default; past the engine's limits (a traversal stride of 9) the forward keeps its copies.
+  const Format plain = Format(TensorCoreMath::Bf16, true).sixteenBitChannelsLast();
+  EXPECT_EQ(moduleFor(*forwardGraph(kHalf[0]), plain).source.find("shoal_tma_im2col4(stage"), std::string::npos);
+  const Geometry far = {1, 64, 19, 19, 64, 1, 1, {9, 9}, {0, 0, 0, 0}, {1, 1}};
+  const CudaModuleSource past = moduleFor(*forwardGraph(far), plain.copyEngine());
+  EXPECT_EQ(past.source.find("shoal_tma_im2col4(stage"), std::string::npos);
+  for (const CudaStep& s : past.steps) EXPECT_TRUE(s.tensorMaps.empty()) << s.kernel;
+  if (!test::haveHostCompiler()) GTEST_SKIP() << "no host C++ compiler to build the emulated module";
+  checkForward(far, true, true, 439, onEmulator, plain.copyEngine());
+  checkCopyEngine(onEmulator, TensorCoreMath::Bf16, /*every=*/true);
+  checkCopyEngine(onEmulator, TensorCoreMath::Fp16, false);
+}
+
 // TF32 channels last (CudaCodegenOptions::tf32ChannelsLast): the forwards and data gradients of
 // the 16-bit suite read fp32 channels-last copies 32 channels a stage row, through wgmma's TF32
 // form from the 128-byte swizzle (the gathered operand truncated as the tensor cores do, the
@@ -1699,6 +1769,13 @@ TEST(ConvTensorCoreGpu, SixteenBitProducerWarpsMatchFloat64WithinTheFormatsBound
   if (!gpuUsesWgmma()) GTEST_SKIP() << "the device has no wgmma (sm_90)";
   checkProducerWarps(onGpu, TensorCoreMath::Bf16, /*every=*/true);
   checkProducerWarps(onGpu, TensorCoreMath::Fp16, false);
+}
+
+TEST(ConvTensorCoreGpu, SixteenBitCopyEngineMatchesFloat64WithinTheFormatsBounds) {
+  if (auto dev = probeCudaDevice(0); !dev) GTEST_SKIP() << "no usable GPU: " << dev.error().message();
+  if (!gpuUsesWgmma()) GTEST_SKIP() << "the device has no wgmma (sm_90)";
+  checkCopyEngine(onGpu, TensorCoreMath::Bf16, /*every=*/true);
+  checkCopyEngine(onGpu, TensorCoreMath::Fp16, false);
 }
 
 TEST(ConvTensorCoreGpu, Tf32ChannelsLastConvolutionsMatchFloat64WithinTheFormatsBounds) {

@@ -59,6 +59,11 @@ void (*shoal_emu_async_copy)(void* dst, const void* src, int srcBytes, int dstBy
 void (*shoal_emu_async_defer)(void (*run)(void*), const void* ctx, int bytes, const unsigned long long* spans);
 void (*shoal_emu_async_commit)(int kind);
 void (*shoal_emu_async_wait)(int kind, int pending);
+// mbarriers (op 0 init with `value` arrivals, 1 arrive expecting `value` more bytes, 2 wait for
+// the phase of parity `value`) and the copy engine's boxes into shared memory completing on one
+// (a tensor map's box at coords; im2col offsets ow, oh).
+void (*shoal_emu_mbar)(int op, unsigned long long bar, unsigned value);
+void (*shoal_emu_tma)(void* dst, const void* map, const int* coords, int ow, int oh, void* bar);
 unsigned char* shoal_emu_dynamic_shared;
 }
 // Runs f (a trivially copyable callable of at most 256 bytes) when the thread next waits for its
@@ -72,6 +77,8 @@ void shoal_emu_later(const F& f, unsigned long long aLo, unsigned long long aHi,
   shoal_emu_async_defer([](void* p) { (*static_cast<F*>(p))(); }, &f, (int)sizeof(F), spans);
 }
 #define SHOAL_DYNAMIC_SHARED(T, name) T* name = reinterpret_cast<T*>(shoal_emu_dynamic_shared)
+// A tensor map parameter: the emulator passes its own form's address (EmulatedTensorMap).
+#define SHOAL_TMAP(name) const shoal_tensor_map& name
 #define blockIdx shoal_emu_blockIdx
 #define blockDim shoal_emu_blockDim
 #define gridDim shoal_emu_gridDim
@@ -111,6 +118,13 @@ inline unsigned int __float_as_uint(float f) { unsigned int u; std::memcpy(&u, &
 inline float __uint_as_float(unsigned int u) { float f; std::memcpy(&f, &u, 4); return f; }
 )";
 
+/// The emulator's form of a tensor map (CudaTensorMap), what a kernel's SHOAL_TMAP parameter
+/// refers to: the description and the address it was encoded over.
+struct alignas(64) EmulatedTensorMap {
+  const unsigned char* base = nullptr;
+  const CudaTensorMap* desc = nullptr;
+};
+
 /// A generated module compiled for the host, with a fiber scheduler to run its kernels.
 class EmulatedModule {
  public:
@@ -142,8 +156,10 @@ class EmulatedModule {
         sym("shoal_emu_async_defer"));
     auto** commitFn = static_cast<void (**)(int)>(sym("shoal_emu_async_commit"));
     auto** waitFn = static_cast<void (**)(int, int)>(sym("shoal_emu_async_wait"));
+    auto** mbarFn = static_cast<void (**)(int, unsigned long long, unsigned)>(sym("shoal_emu_mbar"));
+    auto** tmaFn = static_cast<void (**)(void*, const void*, const int*, int, int, void*)>(sym("shoal_emu_tma"));
     if (!m->blockIdx_ || !m->threadIdx_ || !m->dynamicSharedPtr_ || !syncFn || !shflFn || !barFn || !copyFn ||
-        !deferFn || !commitFn || !waitFn)
+        !deferFn || !commitFn || !waitFn || !mbarFn || !tmaFn)
       return fail("emulation symbols missing");
     *syncFn = &EmulatedModule::syncThunk;
     *shflFn = &EmulatedModule::shflThunk;
@@ -152,6 +168,8 @@ class EmulatedModule {
     *deferFn = &EmulatedModule::asyncDeferThunk;
     *commitFn = &EmulatedModule::asyncCommitThunk;
     *waitFn = &EmulatedModule::asyncWaitThunk;
+    *mbarFn = &EmulatedModule::mbarThunk;
+    *tmaFn = &EmulatedModule::tmaThunk;
     return m;
   }
   ~EmulatedModule() {
@@ -205,7 +223,7 @@ class EmulatedModule {
   struct Dim3 {
     unsigned x, y, z;
   };
-  enum class FiberState { Run, Sync, Shfl, Bar, Done };
+  enum class FiberState { Run, Sync, Shfl, Bar, Mbar, Done };
   // A thread's asynchronous work (the emulation header's shoal_emu_async_*): copies read when
   // issued and written when waited for; deferred products run when waited for. Each kind's
   // issued work oldest first, and where each committed group ends in it (flat, so that a
@@ -267,6 +285,7 @@ class EmulatedModule {
     unsigned long long shflValue = 0, shflResult = 0;
     int shflMask = 0;
     int barId = 0;  // the named barrier a Bar fiber waits at
+    unsigned long long mbar = 0;  // the mbarrier a Mbar fiber waits at
     Async async;
   };
   // A named barrier (bar.arrive / bar.sync with an id and a thread count): its threads so far,
@@ -275,6 +294,18 @@ class EmulatedModule {
   struct NamedBarrier {
     int arrived = 0, count = 0;
     std::vector<bool> in;
+  };
+  // An mbarrier (by its shared address): arrivals a phase, those still to come, the parity of
+  // the phase under way, and the bytes it still waits for (expected less landed).
+  struct Mbar {
+    unsigned long long addr;
+    unsigned expected, pending, phase;
+    long long tx;
+  };
+  // A box of the copy engine issued, not yet landed: its chunks tmaChunks_[begin, end).
+  struct Transfer {
+    unsigned long long bar;
+    size_t begin, end;
   };
 
   EmulatedModule() = default;
@@ -451,6 +482,145 @@ class EmulatedModule {
       return fail("emulator: thread " + std::to_string(thread) + " exited with wgmma products it never waited for");
     return {};
   }
+  // mbarriers: op 0 init for `value` arrivals; 1 arrive, the phase also waiting for `value` more
+  // bytes; 2 wait until the phase of parity `value` has completed -- first landing the boxes
+  // that complete on this barrier (the copy engine may finish them any time after they were
+  // issued: here, as late as a thread waits).
+  SHOAL_FIBER_CODE static void mbarThunk(int op, unsigned long long bar, unsigned value) {
+    EmulatedModule* m = active();
+    if (!m || bar % 8 != 0) std::abort();
+    Mbar* b = m->findMbar(bar);
+    if (op == 0) {
+      if (!b) b = &m->mbars_.push();
+      b->addr = bar, b->expected = b->pending = value, b->phase = 0, b->tx = 0;
+      return;
+    }
+    if (!b) return m->mbarError("uses an mbarrier it never initialised");
+    if (op == 1) {
+      if (b->pending == 0) return m->mbarError("arrives at an mbarrier whose phase has all its arrivals");
+      b->tx += value;
+      --b->pending;
+      m->completePhase(*b);
+      return;
+    }
+    if (!m->current_) std::abort();  // (a kernel that waits runs as fibers: usesBarriers)
+    m->landTransfers(bar);
+    while (m->findMbar(bar)->phase == (value & 1u)) {
+      Fiber* f = m->current_;
+      f->state = FiberState::Mbar;
+      f->mbar = bar;
+      fiber::swap(f->ctx, m->scheduler_);
+    }
+  }
+  // The copy engine's box of `map` at `coords` (im2col: at offsets ow, oh from each corner) into
+  // shared memory at dst, 128-byte rows swizzled by their address as the card's 128-byte
+  // swizzle (16-byte chunk bits 4-6 XOR address bits 7-9); read now, landed when a thread
+  // waits at `bar` (which the box's bytes then complete).
+  SHOAL_FIBER_CODE static void tmaThunk(void* dst, const void* mapp, const int* coords, int ow, int oh, void* bar) {
+    EmulatedModule* m = active();
+    const auto* map = static_cast<const EmulatedTensorMap*>(mapp);
+    if (!m || !map || !map->desc) std::abort();
+    const CudaTensorMap& d = *map->desc;
+    const auto at = reinterpret_cast<unsigned long long>(dst);
+    if (at % 128 != 0 || d.elementBytes * (d.im2col ? d.channels : d.box[0]) != 128) std::abort();
+    Transfer& t = m->transfers_.push();
+    t.bar = reinterpret_cast<unsigned long long>(bar);
+    t.begin = m->tmaChunks_.n;
+    const int eb = d.elementBytes, perRow = 128 / eb;
+    unsigned char row[128];
+    auto put = [&](int r) {
+      for (int j = 0; j < 8; ++j) {
+        unsigned long long a = at + (unsigned long long)r * 128 + j * 16;
+        a ^= ((a >> 7) & 7ull) << 4;
+        for (size_t i = 0; i < m->pendingReads_.n; ++i)
+          if (a < m->pendingReads_.p[i].hi && a + 16 > m->pendingReads_.p[i].lo) m->copyIntoPendingRead();
+        Copy& c = m->tmaChunks_.push();
+        c.dst = reinterpret_cast<unsigned char*>(a);
+        c.n = 16;
+        std::memcpy(c.bytes.data(), row + j * 16, 16);
+      }
+    };
+    if (!d.im2col) {
+      for (int r = 0; r < d.box[1]; ++r) {
+        const long long y = (long long)coords[1] + r;
+        for (int e = 0; e < perRow; ++e) {
+          const long long x = (long long)coords[0] + e;
+          if (x >= 0 && x < d.dims[0] && y >= 0 && y < d.dims[1])
+            std::memcpy(row + e * eb, map->base + y * d.strides[0] + x * eb, size_t(eb));
+          else
+            std::memset(row + e * eb, 0, size_t(eb));
+        }
+        put(r);
+      }
+    } else {
+      long long w = coords[1], h = coords[2], n = coords[3];
+      for (int r = 0; r < d.pixels; ++r) {
+        const long long iw = w + ow, ih = h + oh;
+        const bool inside = iw >= 0 && iw < d.dims[1] && ih >= 0 && ih < d.dims[2] && n >= 0 && n < d.dims[3];
+        for (int e = 0; e < perRow; ++e) {
+          const long long c = (long long)coords[0] + e;
+          if (inside && c >= 0 && c < d.dims[0])
+            std::memcpy(row + e * eb, map->base + n * d.strides[2] + ih * d.strides[1] + iw * d.strides[0] + c * eb,
+                        size_t(eb));
+          else
+            std::memset(row + e * eb, 0, size_t(eb));
+        }
+        put(r);
+        w += d.stride[0];
+        if (w > d.dims[1] - 1 + d.upper[0]) {
+          w = d.lower[0];
+          h += d.stride[1];
+          if (h > d.dims[2] - 1 + d.upper[1]) h = d.lower[1], ++n;
+        }
+      }
+    }
+    t.end = m->tmaChunks_.n;
+  }
+  Mbar* findMbar(unsigned long long addr) {
+    for (size_t i = 0; i < mbars_.n; ++i)
+      if (mbars_.p[i].addr == addr) return &mbars_.p[i];
+    return nullptr;
+  }
+  void mbarError(const char* what) {
+    if (barError_.empty())
+      barError_ = "emulator: thread " + std::to_string(current_ ? current_->tid.x : 0u) + " " + what;
+  }
+  // A phase with all its arrivals and bytes completes: the next one begins and its waiters go on.
+  SHOAL_FIBER_CODE void completePhase(Mbar& b) {
+    if (b.pending != 0 || b.tx != 0) return;
+    b.phase ^= 1u;
+    b.pending = b.expected;
+    for (Fiber& f : fibers_)
+      if (f.state == FiberState::Mbar && f.mbar == b.addr) f.state = FiberState::Run;
+  }
+  // Lands the boxes that complete on `bar` (all of them for 0), each's bytes counted off its barrier.
+  SHOAL_FIBER_CODE void landTransfers(unsigned long long bar) {
+    size_t kept = 0;
+    for (size_t i = 0; i < transfers_.n; ++i) {
+      const Transfer t = transfers_.p[i];
+      if (bar != 0 && t.bar != bar) {
+        transfers_.p[kept++] = t;
+        continue;
+      }
+      for (size_t c = t.begin; c < t.end; ++c) {
+        const Copy& k = tmaChunks_.p[c];
+        const auto a = reinterpret_cast<unsigned long long>(k.dst);
+        for (size_t r = 0; r < pendingReads_.n; ++r)
+          if (a < pendingReads_.p[r].hi && a + 16 > pendingReads_.p[r].lo) copyIntoPendingRead();
+        std::memcpy(k.dst, k.bytes.data(), 16);
+      }
+      Mbar* b = findMbar(t.bar);
+      if (!b) {
+        mbarError("copies with an mbarrier never initialised");
+        continue;
+      }
+      b->tx -= (long long)(t.end - t.begin) * 16;
+      if (b->tx < 0) mbarError("lands copies of more bytes on an mbarrier than its phase expects");
+      completePhase(*b);
+    }
+    transfers_.n = kept;
+    if (kept == 0) tmaChunks_.n = 0;
+  }
   SHOAL_FIBER_CODE static unsigned long long shflThunk(unsigned long long bits, int laneMask) {
     EmulatedModule* m = active();
     if (!m || !m->current_) std::abort();
@@ -465,6 +635,7 @@ class EmulatedModule {
   Expected<void> runBlockAsFibers(unsigned block) {
     active() = this;
     bars_ = {};
+    mbars_.n = transfers_.n = tmaChunks_.n = 0;
     barError_.clear();
     fibers_.resize(block);
     for (unsigned t = 0; t < block; ++t) {
@@ -493,6 +664,7 @@ class EmulatedModule {
         anyRun |= f.state == FiberState::Run;  // released at a named barrier after its turn
       }
       if (!anyLive) {
+        landTransfers(0);  // (the card finishes them too)
         for (unsigned t = 0; t < block; ++t)
           if (auto ok = finishAsync(fibers_[t].async, t); !ok && barError_.empty()) barError_ = ok.error().message();
         if (!barError_.empty()) return fail(barError_);
@@ -501,6 +673,12 @@ class EmulatedModule {
         return {};
       }
       if (anyRun) continue;
+      // Every thread waits: the copy engine's boxes in flight land (their mbarriers' phases may
+      // complete and release their waiters).
+      if (transfers_.n > 0) {
+        landTransfers(0);
+        continue;
+      }
       if (allSync) {
         for (Fiber& f : fibers_)
           if (f.state == FiberState::Sync) f.state = FiberState::Run;
@@ -527,10 +705,13 @@ class EmulatedModule {
           if (fibers_[w * 32 + l].state == FiberState::Shfl) fibers_[w * 32 + l].state = FiberState::Run;
         released = true;
       }
+      bool atMbar = false;
+      for (const Fiber& f : fibers_) atMbar |= f.state == FiberState::Mbar;
       if (!released)
-        return fail(!barError_.empty()
-                        ? barError_
-                        : "emulator: threads wait at different barriers (divergent __syncthreads or shuffle)");
+        return fail(!barError_.empty() ? barError_
+                    : atMbar ? "emulator: threads wait at an mbarrier whose phase never completes (arrivals or "
+                               "bytes missing)"
+                             : "emulator: threads wait at different barriers (divergent __syncthreads or shuffle)");
     }
   }
 
@@ -550,6 +731,9 @@ class EmulatedModule {
   Fiber* current_ = nullptr;
   Async sequential_;  // the asynchronous work of a thread run without fibers
   Flat<Span> pendingReads_;  // the block's pending wgmma products' reads
+  Flat<Mbar> mbars_;         // the block's mbarriers
+  Flat<Transfer> transfers_;  // its copy engine's boxes in flight
+  Flat<Copy> tmaChunks_;      // and their 16-byte chunks
 };
 
 /// A region of emulated device memory followed by a guard: kGuardBytes of a known pattern,
@@ -668,6 +852,16 @@ class EmulatedExecutable {
         case CudaStepKind::Kernel: {
           std::vector<void*> args;
           for (const CudaArg& a : s.args) args.push_back(resolve(a));
+          // Its tensor maps, after the pointers: the emulator's form over the bound addresses.
+          std::vector<EmulatedTensorMap> maps(s.tensorMaps.size());
+          for (size_t i = 0; i < maps.size(); ++i) {
+            const CudaTensorMap& d = s.tensorMaps[i];
+            maps[i].base = static_cast<const unsigned char*>(args.at(size_t(d.baseArg))) + d.offset;
+            maps[i].desc = &d;
+            if (reinterpret_cast<uintptr_t>(maps[i].base) % 16 != 0)
+              return fail("emulator: tensor map " + d.name + " of " + s.kernel + " is not 16-byte aligned");
+          }
+          for (EmulatedTensorMap& m : maps) args.push_back(&m);
           if (auto ok = module_->launch(s.kernel, s.grid[0], s.grid[1], s.block, args, usesBarriers(s.kernel),
                                             s.sharedBytes);
               !ok)
@@ -761,7 +955,7 @@ class EmulatedExecutable {
     size_t at = src_.source.find(" " + name + "(");
     size_t end = src_.source.find("\n}\n", at);
     std::string body = src_.source.substr(at, end == std::string::npos ? std::string::npos : end - at);
-    for (const char* s : {"__syncthreads", "__shfl", "shoal_warp_", "shoal_block_sum", "shoal_bar_"})
+    for (const char* s : {"__syncthreads", "__shfl", "shoal_warp_", "shoal_block_sum", "shoal_bar_", "shoal_mbar_"})
       if (body.find(s) != std::string::npos) return true;
     for (size_t call = 0; (call = body.find("_body(", call)) != std::string::npos; ++call) {
       size_t begin = body.find_last_of(" \n", call) + 1;

@@ -148,13 +148,15 @@ TEST(CudaExecutableOptions, ProfileLaunchesFromTheEnvironment) {
 // The 16-bit channels-last convolutions are on by default (SHOAL_CUDA_CL16=0 turns them off), their
 // copies shared (SHOAL_CUDA_CL16_SHARE=0: each reader its own), their overlapped stages off
 // (SHOAL_CUDA_CL16_OVERLAP=1 turns them on), and so the wide, swapped, tap-reuse and producer
-// options (SHOAL_CUDA_CL16_WIDE, _WS, _SWAP, _L1, _PRODUCER), the stem's (_STEM) and TF32's
+// options (SHOAL_CUDA_CL16_WIDE, _WS, _SWAP, _L1, _PRODUCER), the stem's (_STEM), the copy
+// engine's (_TMA) and TF32's
 // (SHOAL_CUDA_CL32); each reaches the codegen options.
 TEST(CudaExecutableOptions, SixteenBitChannelsLastFromTheEnvironment) {
   std::map<std::string, std::optional<std::string>> saved;
-  for (const char* name : {"SHOAL_CUDA_CL16", "SHOAL_CUDA_CL16_OVERLAP", "SHOAL_CUDA_CL16_SHARE",
-                           "SHOAL_CUDA_CL16_WIDE", "SHOAL_CUDA_CL16_WS", "SHOAL_CUDA_CL16_SWAP", "SHOAL_CUDA_CL16_L1",
-                           "SHOAL_CUDA_CL16_PRODUCER", "SHOAL_CUDA_CL16_STEM", "SHOAL_CUDA_CL32"}) {
+  for (const char* name :
+       {"SHOAL_CUDA_CL16", "SHOAL_CUDA_CL16_OVERLAP", "SHOAL_CUDA_CL16_SHARE", "SHOAL_CUDA_CL16_WIDE",
+        "SHOAL_CUDA_CL16_WS", "SHOAL_CUDA_CL16_SWAP", "SHOAL_CUDA_CL16_L1", "SHOAL_CUDA_CL16_PRODUCER",
+        "SHOAL_CUDA_CL16_STEM", "SHOAL_CUDA_CL16_TMA", "SHOAL_CUDA_CL32"}) {
     const char* v = std::getenv(name);
     saved[name] = v ? std::optional<std::string>(v) : std::nullopt;
     unsetenv(name);
@@ -170,6 +172,7 @@ TEST(CudaExecutableOptions, SixteenBitChannelsLastFromTheEnvironment) {
   setenv("SHOAL_CUDA_CL16_L1", "1", 1);
   setenv("SHOAL_CUDA_CL16_PRODUCER", "1", 1);
   setenv("SHOAL_CUDA_CL16_STEM", "1", 1);
+  setenv("SHOAL_CUDA_CL16_TMA", "1", 1);
   const CudaExecutableOptions on = CudaExecutableOptions::fromEnvironment();
   for (const auto& [name, v] : saved) v ? setenv(name.c_str(), v->c_str(), 1) : unsetenv(name.c_str());
   EXPECT_TRUE(byDefault.conv16ChannelsLast);
@@ -188,9 +191,9 @@ TEST(CudaExecutableOptions, SixteenBitChannelsLastFromTheEnvironment) {
   EXPECT_TRUE(on.codegenOptions("sm_90").halfWideTile);
   const CudaCodegenOptions plain = byDefault.codegenOptions("sm_90"), set = on.codegenOptions("sm_90");
   EXPECT_FALSE(plain.halfSwappedTile || plain.halfTapReuse || plain.halfCopyInProducer || plain.halfProducerWarps ||
-               plain.tf32ChannelsLast || plain.halfStem);
+               plain.tf32ChannelsLast || plain.halfStem || plain.halfTma);
   EXPECT_TRUE(set.halfSwappedTile && set.halfTapReuse && set.halfCopyInProducer && set.halfProducerWarps &&
-              set.tf32ChannelsLast && set.halfStem);
+              set.tf32ChannelsLast && set.halfStem && set.halfTma);
 }
 
 TEST(CudaExecutor, EveryOpMatchesTheInterpreter) {
