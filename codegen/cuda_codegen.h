@@ -451,6 +451,10 @@ struct CudaCodegenOptions {
   /// [-128, 127], traversal strides at most 8, taps' offsets below 256), the forward keeps its
   /// copies. An experiment for a device to decide; default off.
   bool halfTma = false;
+  /// With halfTma: blocks an SM its products of 128 x 128 and 128 x 64 are sized for -- 1 (a ring
+  /// of 6-7 slots) or 2 (3-4 slots each, so that one block's epilogue and first fill run under the
+  /// other's products). An experiment beside halfTma.
+  int halfTmaBlocks = 1;
   /// A tensor-core forward convolution whose output a later node reads as a 16-bit
   /// channels-last copy (conv16ChannelsLast, shareConvertedCopies) writes that copy itself:
   /// its epilogue stores each sum twice, as fp32 into the planned output and in the format into

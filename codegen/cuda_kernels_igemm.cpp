@@ -148,10 +148,14 @@ Expected<void> emitImplicitGemm(NodeEmitter& em, const ImplicitGemm& spec) {
   // With producers, one block an SM: as many slots as 192 KB holds, at most 7 (two named
   // barriers a slot, 15 in all) -- 6 of 128 x 128, 7 of 128 x 64, 4 of the 48 KB tiles.
   const int halfStageBytes = (tile.bm + tile.bn) * 128;
-  const int stages = producers ? std::min(7, 196608 / halfStageBytes)
-                     : overlap ? 4
-                     : half    ? (tile.bn == 128 ? 3 : 4)
-                               : kStages;
+  // With the copy engine, two blocks an SM where halfTmaBlocks asks and a slot is at most 32 KB
+  // (three slots each: one block's epilogue and first fill under the other's products).
+  const bool tmaTwo = tma && em.options().halfTmaBlocks == 2 && halfStageBytes <= 32768;
+  const int stages = tmaTwo      ? 98304 / halfStageBytes
+                     : producers ? std::min(7, 196608 / halfStageBytes)
+                     : overlap   ? 4
+                     : half      ? (tile.bn == 128 ? 3 : 4)
+                                 : kStages;
   const int ahead = overlap ? stages - 2 : stages - 1;  // stages in flight while one is multiplied
   const int64_t kp = (spec.red + kstep - 1) / kstep * kstep;
   // Floats the packed B takes (16-bit values two to a float with wgmma16 and aHalf64).
@@ -517,7 +521,8 @@ Expected<void> emitImplicitGemm(NodeEmitter& em, const ImplicitGemm& spec) {
   // 44.9 ms unbounded, 46.6 bounded; H200). kSimt, exact fp32's 128 x 64, always: 128 registers
   // without spills (ptxas, every form of gather). aHalf64 and halfMN: 96 KB of stages, two
   // blocks an SM (66-126 registers without spills, ptxas on sm_90a).
-  if ((columns && spec.aColumnBits == 32 && !simt) || (simt && isSimtTile(tile)) || (half && !wideTile && !producers))
+  if ((columns && spec.aColumnBits == 32 && !simt) || (simt && isSimtTile(tile)) || (half && !wideTile && !producers) ||
+      tmaTwo)
     em.setMinBlocks(2);
   if (scratch)
     em.needScratch((reserved + scratchPack + (split ? splits * spec.batch * spec.rows * spec.cols : 0)) *

@@ -237,6 +237,7 @@ CudaExecutableOptions CudaExecutableOptions::fromEnvironment() {
   o.halfTapReuse = envFlag("SHOAL_CUDA_CL16_L1");
   o.halfStem = envFlag("SHOAL_CUDA_CL16_STEM");
   o.halfTma = envFlag("SHOAL_CUDA_CL16_TMA");
+  if (const char* b = std::getenv("SHOAL_CUDA_CL16_TMA_BLOCKS")) o.halfTmaBlocks = std::atoi(b) == 2 ? 2 : 1;
   o.halfCopyInProducer = envFlag("SHOAL_CUDA_CL16_PRODUCER");
   o.shareConvertedCopies = envFlagDefaultOn("SHOAL_CUDA_CL16_SHARE");
   o.weightGradientColumns = envFlagDefaultOn("SHOAL_CUDA_WGRAD_COLUMNS");
@@ -305,6 +306,7 @@ CudaCodegenOptions CudaExecutableOptions::codegenOptions(const std::string& arch
   c.halfTapReuse = halfTapReuse;
   c.halfStem = halfStem;
   c.halfTma = halfTma;
+  c.halfTmaBlocks = halfTmaBlocks;
   c.halfCopyInProducer = halfCopyInProducer;
   c.shareConvertedCopies = shareConvertedCopies;
   c.weightGradientColumns = weightGradientColumns;

@@ -105,6 +105,9 @@ struct CudaExecutableOptions {
   /// Their forwards' stages copied by the copy engine (CudaCodegenOptions::halfTma). Default:
   /// off, unless SHOAL_CUDA_CL16_TMA=1.
   bool halfTma = false;
+  /// Their blocks an SM (CudaCodegenOptions::halfTmaBlocks: 1 or 2). Default 1, or
+  /// SHOAL_CUDA_CL16_TMA_BLOCKS.
+  int halfTmaBlocks = 1;
   /// Tensor-core forwards write their outputs' 16-bit channels-last copies themselves
   /// (CudaCodegenOptions::halfCopyInProducer). Default: off, unless SHOAL_CUDA_CL16_PRODUCER=1.
   bool halfCopyInProducer = false;

@@ -51,6 +51,7 @@ struct Format {
   bool cl32 = false;                                                     // CudaCodegenOptions::tf32ChannelsLast
   bool stem = false;                                                     // CudaCodegenOptions::halfStem
   bool tma = false;                                                      // CudaCodegenOptions::halfTma
+  int tmaBlocks = 1;                                                     // and halfTmaBlocks
   Format(TensorCoreMath m, bool w = false, bool cl = false, int v = -1)  // NOLINT: implicit
       : math(m), wgmma(w), channelsLast(cl), variant(v) {}
   Format sixteenBitChannelsLast(bool overlapped = false, bool reuse = false) const {
@@ -81,9 +82,10 @@ struct Format {
     f.cl32 = true;
     return f;
   }
-  Format copyEngine() const {
+  Format copyEngine(int blocks = 1) const {
     Format f = *this;
     f.tma = true;
+    f.tmaBlocks = blocks;
     return f;
   }
   Format stemCopies() const {
@@ -104,7 +106,8 @@ struct Format {
            (overlap ? " (overlapped)" : "") + (wide ? " (128 x 256)" : "") +
            (tapReuse ? " (channel blocks outer)" : "") + (swapped ? " (256 x 128 swapped)" : "") +
            (producers ? " (producer warps)" : "") + (cl32 ? " (TF32 channels last)" : "") +
-           (stem ? " (stem copies)" : "") + (tma ? " (copy engine)" : "");
+           (stem ? " (stem copies)" : "") + (tma ? " (copy engine)" : "") +
+           (tmaBlocks == 2 ? " (two blocks an SM)" : "");
   }
 };
 
@@ -127,6 +130,7 @@ Expected<Tensor> onEmulator(const Graph& g, const TensorMap& params, const Tenso
   tc.tf32ChannelsLast = f.cl32;
   tc.halfStem = f.stem;
   tc.halfTma = f.tma;
+  tc.halfTmaBlocks = f.tmaBlocks;
   tc.fp32ConvGemmMinMacs = 0;  // Off: every convolution the exact fp32 GEMM, however small
   tc.fp32ConvGemmMinWidth = 0;
   tc.fp32Winograd = 0;  // the direct sums (Winograd's: conv_winograd_test.cpp)
@@ -156,6 +160,7 @@ Expected<Tensor> runOnGpu(const Graph& g, const TensorMap& params, const TensorM
   o.tf32ChannelsLast = f.cl32;
   o.halfStem = f.stem;
   o.halfTma = f.tma;
+  o.halfTmaBlocks = f.tmaBlocks;
   o.fp32ConvGemmMinMacs = 0;
   o.fp32ConvGemmMinWidth = 0;
   o.fp32Winograd = 0;
@@ -312,6 +317,7 @@ CudaModuleSource moduleFor(const Graph& g, const Format& f) {
   tc.tf32ChannelsLast = f.cl32;
   tc.halfStem = f.stem;
   tc.halfTma = f.tma;
+  tc.halfTmaBlocks = f.tmaBlocks;
   tc.fp32ConvGemmMinMacs = 0;
   tc.fp32ConvGemmMinWidth = 0;
   tc.fp32Winograd = 0;
@@ -1101,6 +1107,14 @@ void checkCopyEngine(const Runner& run, TensorCoreMath math, bool every) {
             std::string::npos);
   checkForward(kSwappedForward[1], false, true, 454, run, swapped);
   checkForward(kSwappedForward[2], true, true, 455, run, swapped);
+  // Two blocks an SM: three slots of 128 x 128, four of 128 x 64 (reused more often).
+  const Format two = Format(math, true).sixteenBitChannelsLast().copyEngine(2);
+  const std::string twoSource = moduleFor(*forwardGraph(kRingForward[1]), two).source;
+  EXPECT_NE(twoSource.find("kStages = 3,"), std::string::npos);
+  EXPECT_NE(twoSource.find("__launch_bounds__(288, 2)"), std::string::npos);
+  checkForwardPool(kRingForward[1], 460, run, two);
+  checkForward(kHalf[3], true, true, 461, run, two);
+  checkForward(kTmaForward[0], true, true, 462, run, two);
   // The data gradients keep their copies (producer warps, as the option implies), beside it.
   checkBackwardData(kHalfData[1], false, 456, run, f);
   // TF32's channels-last forwards: fp32 rows of 32 channels, the same boxes.

@@ -149,14 +149,14 @@ TEST(CudaExecutableOptions, ProfileLaunchesFromTheEnvironment) {
 // copies shared (SHOAL_CUDA_CL16_SHARE=0: each reader its own), their overlapped stages off
 // (SHOAL_CUDA_CL16_OVERLAP=1 turns them on), and so the wide, swapped, tap-reuse and producer
 // options (SHOAL_CUDA_CL16_WIDE, _WS, _SWAP, _L1, _PRODUCER), the stem's (_STEM), the copy
-// engine's (_TMA) and TF32's
+// engine's (_TMA, _TMA_BLOCKS) and TF32's
 // (SHOAL_CUDA_CL32); each reaches the codegen options.
 TEST(CudaExecutableOptions, SixteenBitChannelsLastFromTheEnvironment) {
   std::map<std::string, std::optional<std::string>> saved;
   for (const char* name :
        {"SHOAL_CUDA_CL16", "SHOAL_CUDA_CL16_OVERLAP", "SHOAL_CUDA_CL16_SHARE", "SHOAL_CUDA_CL16_WIDE",
         "SHOAL_CUDA_CL16_WS", "SHOAL_CUDA_CL16_SWAP", "SHOAL_CUDA_CL16_L1", "SHOAL_CUDA_CL16_PRODUCER",
-        "SHOAL_CUDA_CL16_STEM", "SHOAL_CUDA_CL16_TMA", "SHOAL_CUDA_CL32"}) {
+        "SHOAL_CUDA_CL16_STEM", "SHOAL_CUDA_CL16_TMA", "SHOAL_CUDA_CL16_TMA_BLOCKS", "SHOAL_CUDA_CL32"}) {
     const char* v = std::getenv(name);
     saved[name] = v ? std::optional<std::string>(v) : std::nullopt;
     unsetenv(name);
@@ -173,6 +173,7 @@ TEST(CudaExecutableOptions, SixteenBitChannelsLastFromTheEnvironment) {
   setenv("SHOAL_CUDA_CL16_PRODUCER", "1", 1);
   setenv("SHOAL_CUDA_CL16_STEM", "1", 1);
   setenv("SHOAL_CUDA_CL16_TMA", "1", 1);
+  setenv("SHOAL_CUDA_CL16_TMA_BLOCKS", "2", 1);
   const CudaExecutableOptions on = CudaExecutableOptions::fromEnvironment();
   for (const auto& [name, v] : saved) v ? setenv(name.c_str(), v->c_str(), 1) : unsetenv(name.c_str());
   EXPECT_TRUE(byDefault.conv16ChannelsLast);
@@ -194,6 +195,8 @@ TEST(CudaExecutableOptions, SixteenBitChannelsLastFromTheEnvironment) {
                plain.tf32ChannelsLast || plain.halfStem || plain.halfTma);
   EXPECT_TRUE(set.halfSwappedTile && set.halfTapReuse && set.halfCopyInProducer && set.halfProducerWarps &&
               set.tf32ChannelsLast && set.halfStem && set.halfTma);
+  EXPECT_EQ(plain.halfTmaBlocks, 1);
+  EXPECT_EQ(set.halfTmaBlocks, 2);
 }
 
 TEST(CudaExecutor, EveryOpMatchesTheInterpreter) {
