@@ -279,12 +279,14 @@ Expected<void> convForwardTensorCore(NodeEmitter& em, const ConvGeom& g, const s
       t.copy = xCopy.arg;
       t.offset = xCopy.inScratch() ? xCopy.at * int64_t(sizeof(float)) : 0;
       t.bytes = channelsLastBytes(em);
-      t.n = g.n, t.c = g.c, t.h = g.h, t.w = g.w, t.oh = g.oh, t.ow = g.ow;
-      t.kw = int(g.kw), t.sh = int(g.sh), t.sw = int(g.sw), t.dh = int(g.dh), t.dw = int(g.dw);
-      t.pt = int(g.pt), t.pl = int(g.pl);
-      t.tapChannel = fill(blocksOuter ? "        const int tap = (kt >> 6) % ${KK}, c = kt / (64 * ${KK}) * 64;\n"
-                                      : "        const int tap = kt / ${C}, c = kt % ${C};\n",
-                          v);
+      t.n = g.n, t.c = g.c, t.h = g.h, t.w = g.w, t.cornersH = g.oh, t.cornersW = g.ow;
+      t.lowerH = int(-g.pt), t.lowerW = int(-g.pl), t.sh = int(g.sh), t.sw = int(g.sw);
+      t.spanH = int((g.kh - 1) * g.dh), t.spanW = int((g.kw - 1) * g.dw);
+      t.tapChannel =
+          fill(std::string(blocksOuter ? "        const int tap = (kt >> 6) % ${KK}, c = kt / (64 * ${KK}) * 64;\n"
+                                       : "        const int tap = kt / ${C}, c = kt % ${C};\n") +
+                   "        const int tox = tap % ${KW} * ${DW}, toy = tap / ${KW} * ${DH};\n",
+               v);
       spec.aIm2col = t;
     }
   } else if (channelsLast) {
@@ -576,6 +578,24 @@ Expected<void> convBackwardDataTensorCore(NodeEmitter& em, const ConvGeom& g, bo
                                          weightTap(fill("(k >> 6) % ${TAPS}", v)) + "]"
                                    : fill("w[((${I})(k % ${O}) * ${C} + o) * ${KK} + ", v) +
                                          weightTap("k / " + std::to_string(g.o)) + "]";
+        // The copy engine's form (CudaCodegenOptions::halfTma): a row's filter corner is its pixel
+        // at the phase's last tap, so each tap is a non-negative offset from it.
+        if (em.options().halfTma && g.groups == 1) {
+          ImplicitGemm::Im2col t;
+          t.copy = gradCopy.arg;
+          t.offset = gradCopy.inScratch() ? gradCopy.at * int64_t(sizeof(float)) : 0;
+          t.bytes = channelsLastBytes(em);
+          t.n = g.n, t.c = g.o, t.h = g.oh, t.w = g.ow, t.cornersH = ty.pixels, t.cornersW = tx.pixels;
+          t.lowerH = int(ty.offset - (ty.count - 1) * ty.skip), t.lowerW = int(tx.offset - (tx.count - 1) * tx.skip);
+          t.spanH = int((ty.count - 1) * ty.skip), t.spanW = int((tx.count - 1) * tx.skip);
+          t.tapChannel = fill(
+              std::string(blocksOuter ? "        const int tap = (kt >> 6) % ${TAPS}, c = kt / (64 * ${TAPS}) * 64;\n"
+                                      : "        const int tap = kt / ${O}, c = kt % ${O};\n") +
+                  "        const int tox = (${TXN} - 1 - tap % ${TXN}) * ${TXS}, toy = (${TYN} - 1 - tap / "
+                  "${TXN}) * ${TYS};\n",
+              v);
+          spec.aIm2col = t;
+        }
       } else if (g.o % 8 == 0) {
         // The reduction ordered (tap, filter), as the forward's (tap, channel).
         spec.aGroup = fill(fill("        const int tap = kg / ${O}, oc0 = kg % ${O};\n"

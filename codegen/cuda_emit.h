@@ -299,17 +299,22 @@ struct ImplicitGemm {
   std::string aChunk;
   /// rtaps' type for aTaps.
   const char* aTapMask() const { return aTaps > 32 ? "unsigned long long" : "unsigned"; }
-  /// With aHalf64, a forward convolution's geometry, for the copy engine's im2col boxes
-  /// (CudaCodegenOptions::halfTma): aBase is `copy` (a channels-last [n, h, w, c] copy of
-  /// `bytes`-byte values; `offset` bytes into its argument) and `tapChannel` declares `int tap`
-  /// and `int c` from a stage's reduction index `kt` (its tap, kernel row-major, and its first
-  /// channel), as aTap does.
+  /// With aHalf64, A as the copy engine's im2col boxes (CudaCodegenOptions::halfTma): aBase is
+  /// `copy`, a channels-last [n, h, w, c] copy of `bytes`-byte values (`offset` bytes into its
+  /// argument). Row m of an image is filter corner (m / cornersW, m % cornersW) of a grid of
+  /// cornersH x cornersW, corner (i, j) at pixel (lowerH + i * sh, lowerW + j * sw) (outside the
+  /// image where negative); `tapChannel` declares, from a stage's reduction index `kt`, `int c`
+  /// (its first channel) and `int tox`, `int toy` (its tap's offsets from the corner: 0 to
+  /// spanW, spanH) -- so row m's 64 (TF32: 32) values at kt are the copy's pixel (corner + (toy,
+  /// tox)), channels c on, zeros outside the image. A forward: corners the output pixels; a
+  /// data gradient's phase: the phase's pixels, over dy's copy.
   struct Im2col {
     CudaArg copy;
     int64_t offset = 0;
     int bytes = 2;
-    int64_t n = 0, c = 0, h = 0, w = 0, oh = 0, ow = 0;
-    int kw = 1, sh = 1, sw = 1, dh = 1, dw = 1, pt = 0, pl = 0;
+    int64_t n = 0, c = 0, h = 0, w = 0;
+    int64_t cornersH = 0, cornersW = 0;
+    int lowerH = 0, lowerW = 0, sh = 1, sw = 1, spanH = 0, spanW = 0;
     std::string tapChannel;
   };
   std::optional<Im2col> aIm2col;

@@ -219,15 +219,16 @@ std::string half64Copies(const ImplicitGemm& spec, const Tile& tile, int copiers
 bool im2colMaps(const ImplicitGemm::Im2col& g, const ImplicitGemm& spec, const Tile& tile, int64_t kp,
                 std::vector<CudaTensorMap>& maps) {
   const int eb = g.bytes, perRow = eb == 2 || eb == 4 ? 128 / eb : 0;
-  if (perRow == 0 || g.c % perRow != 0 || g.kw < 1 || spec.aTaps % g.kw != 0) return false;
-  const int64_t kh = spec.aTaps / g.kw;
-  // The bounding box of the filter's corners: from (-pl, -pt) to the last output pixel's corner,
-  // as offsets from the image's first and last pixels (the engine's 4-D limits: [-128, 127]).
-  const int64_t lowW = -g.pl, lowH = -g.pt;
-  const int64_t upW = (g.ow - 1) * g.sw - g.pl - (g.w - 1), upH = (g.oh - 1) * g.sh - g.pt - (g.h - 1);
+  (void)spec;
+  if (perRow == 0 || g.c % perRow != 0 || g.cornersH < 1 || g.cornersW < 1) return false;
+  // The bounding box of the filter's corners: from the first to the last, as offsets from the
+  // image's first and last pixels (the engine's 4-D limits: [-128, 127]).
+  const int64_t lowW = g.lowerW, lowH = g.lowerH;
+  const int64_t upW = g.lowerW + (g.cornersW - 1) * g.sw - (g.w - 1),
+                upH = g.lowerH + (g.cornersH - 1) * g.sh - (g.h - 1);
   auto corner = [](int64_t v) { return v >= -128 && v <= 127; };
   if (!corner(lowW) || !corner(lowH) || !corner(upW) || !corner(upH) || g.sw < 1 || g.sw > 8 || g.sh < 1 || g.sh > 8 ||
-      (g.kw - 1) * g.dw > 255 || (kh - 1) * g.dh > 255 || tile.bm > 256 || tile.bn > 256)
+      g.spanW < 0 || g.spanW > 255 || g.spanH < 0 || g.spanH > 255 || tile.bm > 256 || tile.bn > 256)
     return false;
   CudaTensorMap a;
   a.name = "amap";

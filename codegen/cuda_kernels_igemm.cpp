@@ -432,15 +432,12 @@ Expected<void> emitImplicitGemm(NodeEmitter& em, const ImplicitGemm& spec) {
     const ImplicitGemm::Im2col& g = *spec.aIm2col;
     const bool swapped = isHalfSwapped(tile);
     Vars tv = v;
-    tv.insert(tv.end(), {{"OHW", intLit(g.oh * g.ow)},
-                         {"OW", intLit(g.ow)},
+    tv.insert(tv.end(), {{"CORNERS", intLit(g.cornersH * g.cornersW)},
+                         {"CORNERS_W", intLit(g.cornersW)},
                          {"SW", intLit(g.sw)},
                          {"SH", intLit(g.sh)},
-                         {"PL", intLit(g.pl)},
-                         {"PT", intLit(g.pt)},
-                         {"KW", intLit(g.kw)},
-                         {"DW", intLit(g.dw)},
-                         {"DH", intLit(g.dh)},
+                         {"LOWER_W", intLit(g.lowerW)},
+                         {"LOWER_H", intLit(g.lowerH)},
                          {"TAP_CHANNEL", g.tapChannel},
                          {"A_AT", std::to_string(swapped ? tile.bn * 128 : 0)},
                          {"B_AT", std::to_string(swapped ? 0 : tile.bm * 128)},
@@ -459,8 +456,9 @@ Expected<void> emitImplicitGemm(NodeEmitter& em, const ImplicitGemm& spec) {
                 "    // kStages steps before are done -- A's rows an im2col box (the block's pixels from\n"
                 "    // the filter corner of its first one, at the stage's tap), B's a tile of the packed\n"
                 "    // rows -- both completing on the slot's mbarrier, which expects their bytes.\n"
-                "    const int tpix = (int)(m0 % ${OHW}), tn = (int)(m0 / ${OHW});\n"
-                "    const int tw = (tpix % ${OW}) * ${SW} - ${PL}, th = (tpix / ${OW}) * ${SH} - ${PT};\n"
+                "    const int tpix = (int)(m0 % ${CORNERS}), tn = (int)(m0 / ${CORNERS});\n"
+                "    const int tw = (tpix % ${CORNERS_W}) * ${SW} + ${LOWER_W}, th = (tpix / ${CORNERS_W}) * ${SH} + "
+                "${LOWER_H};\n"
                 "    for (int step = 0, slot = 0; step < tiles; ++step) {\n"
                 "      if (step >= kStages) shoal_bar_sync(1 + kStages + slot, kThreads);\n"
                 "      if (lane == 0) {\n"
@@ -468,8 +466,8 @@ Expected<void> emitImplicitGemm(NodeEmitter& em, const ImplicitGemm& spec) {
                 "${TAP_CHANNEL}"
                 "        const shoal_saddr stage = sbase + slot * (kStageFloats * 4), bar = bars + 8 * slot;\n"
                 "        shoal_mbar_arrive_expect_tx(bar, ${STAGE_BYTES});\n"
-                "        shoal_tma_im2col4(stage + ${A_AT}, &amap, bar, c, tw, th, tn, (unsigned short)(tap % ${KW} * "
-                "${DW}), (unsigned short)(tap / ${KW} * ${DH}));\n"
+                "        shoal_tma_im2col4(stage + ${A_AT}, &amap, bar, c, tw, th, tn, (unsigned short)tox, (unsigned "
+                "short)toy);\n"
                 "        shoal_tma_tile2(stage + ${B_AT}, &bmap, bar, kt, o0);\n"
                 "      }\n"
                 "      slot = slot + 1 == kStages ? 0 : slot + 1;\n"

@@ -1072,7 +1072,8 @@ TEST(ConvTensorCore, SixteenBitProducerWarpsMatchFloat64WithinTheFormatsBounds) 
 
 // The copy engine (CudaCodegenOptions::halfTma): a forward's stages as one im2col box of A (the
 // block's pixels at a tap, zeros outside the image and past the last image) and one tile of the
-// packed B, issued by one thread of one producer warp and completing on the slot's mbarrier.
+// packed B, issued by one thread of one producer warp and completing on the slot's mbarrier --
+// and a data gradient's phases the same way over dy's copy.
 // The 16-bit suite's forwards (padding, a stride 2, a 1 x 1 at stride 2, dilation), pooled ones of
 // 9 and 18 stages (the ring's slots and their mbarriers' phases reused), a candidate's slices, the
 // wide and swapped tiles, and geometries that tell the bounding box's dimensions apart:
@@ -1115,8 +1116,12 @@ void checkCopyEngine(const Runner& run, TensorCoreMath math, bool every) {
   checkForwardPool(kRingForward[1], 460, run, two);
   checkForward(kHalf[3], true, true, 461, run, two);
   checkForward(kTmaForward[0], true, true, 462, run, two);
-  // The data gradients keep their copies (producer warps, as the option implies), beside it.
-  checkBackwardData(kHalfData[1], false, 456, run, f);
+  // Data gradients: each phase's rows are its pixels, their corner the pixel at the phase's
+  // last tap (stride 1; stride 2's four phases of 4, 2, 2 and 1 taps; a 1 x 1 at stride 2; a
+  // transposed convolution with dilation), and the wide tile.
+  EXPECT_NE(moduleFor(*dataGradientGraph(kHalfData[1]), f).source.find("shoal_tma_im2col4(stage"), std::string::npos);
+  for (size_t i = 0; i < kHalfData.size(); ++i) checkBackwardData(kHalfData[i], i == 3, 456 + i, run, f);
+  checkBackwardData(kWideData, false, 463, run, f.wideTiles());
   // TF32's channels-last forwards: fp32 rows of 32 channels, the same boxes.
   const Format tf32 = Format(TensorCoreMath::Tf32, true).tf32ChannelsLast().copyEngine();
   EXPECT_NE(moduleFor(*forwardGraph(kHalf[0]), tf32).source.find("shoal_tma_im2col4(stage"), std::string::npos);
