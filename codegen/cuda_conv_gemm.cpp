@@ -722,6 +722,27 @@ Expected<void> convBackwardWeightTensorCore(NodeEmitter& em, const ConvGeom& g) 
     spec.bOffset = fill("(${I})k * ${O}", v);
     spec.epilogueRow = fill("      const ${I} mat = (${I})(m % ${C}) * ${KK} + m / ${C};\n", v);
     spec.epilogue = fill("        dw[(${I})o * ${CKK} + mat] = s;\n", v);
+    // The copy engine's form (CudaCodegenOptions::halfTma): a stage's 64 output pixels are the
+    // filter corners of each A atom's box (at the atom's tap and channels), B's atoms tiles of dy's copy.
+    if (em.options().halfTma && g.groups == 1) {
+      ImplicitGemm::Im2col t;
+      t.mn = true;
+      t.copy = xCopy.arg;
+      t.offset = xCopy.inScratch() ? xCopy.at * int64_t(sizeof(float)) : 0;
+      t.bytes = 2;
+      t.n = g.n, t.c = g.c, t.h = g.h, t.w = g.w, t.cornersH = g.oh, t.cornersW = g.ow;
+      t.lowerH = int(-g.pt), t.lowerW = int(-g.pl), t.sh = int(g.sh), t.sw = int(g.sw);
+      t.spanH = int((g.kh - 1) * g.dh), t.spanW = int((g.kw - 1) * g.dw);
+      t.atomTap = fill(
+          "      const int tap = (int)(mo / ${C}), c = (int)(mo % ${C}), tox = tap % ${KW} * ${DW}, toy = tap / ${KW} "
+          "* "
+          "${DH};\n",
+          v);
+      t.bCopy = gradCopy.arg;
+      t.bOffset = gradCopy.inScratch() ? gradCopy.at * int64_t(sizeof(float)) : 0;
+      t.bWidth = g.o;
+      spec.aIm2col = t;
+    }
     return emitImplicitGemm(em, spec);
   }
   // Column-wise (CudaCodegenOptions::weightGradientColumns): a row's offset in an image, (c,

@@ -316,6 +316,15 @@ struct ImplicitGemm {
     int64_t cornersH = 0, cornersW = 0;
     int lowerH = 0, lowerW = 0, sh = 1, sw = 1, spanH = 0, spanW = 0;
     std::string tapChannel;
+    /// halfMN (a weight gradient, reduction over the corners): each of A's 64-row atoms is a box
+    /// of a stage's 64 corners at the atom's own tap and channels -- `atomTap` declares `int c`,
+    /// `int tox`, `int toy` from the atom's first row `mo` -- and each of B's 64-column atoms a
+    /// tile of `bCopy` (a [corners of every image, bWidth] copy of the same values, `bOffset`
+    /// bytes into its argument): 64 corners' 64 values from column `no`.
+    bool mn = false;
+    std::string atomTap;
+    CudaArg bCopy;
+    int64_t bOffset = 0, bWidth = 0;
   };
   std::optional<Im2col> aIm2col;
   /// With aHalf64: A's copies through L1 too (cp.async.ca) -- for gathers that read the same

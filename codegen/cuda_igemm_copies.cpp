@@ -241,7 +241,7 @@ bool im2colMaps(const ImplicitGemm::Im2col& g, const ImplicitGemm& spec, const T
   a.strides[1] = g.w * a.strides[0];
   a.strides[2] = g.h * a.strides[1];
   a.channels = perRow;
-  a.pixels = tile.bm;
+  a.pixels = g.mn ? 64 : tile.bm;
   a.lower[0] = int(lowW), a.lower[1] = int(lowH);
   a.upper[0] = int(upW), a.upper[1] = int(upH);
   a.stride[0] = g.sw, a.stride[1] = g.sh;
@@ -249,11 +249,19 @@ bool im2colMaps(const ImplicitGemm::Im2col& g, const ImplicitGemm& spec, const T
   b.name = "bmap";
   b.elementBytes = eb;
   b.rank = 2;
-  b.dims[0] = kp;
-  b.dims[1] = spec.cols;
-  b.strides[0] = kp * eb;
-  b.box[0] = perRow;
-  b.box[1] = tile.bn;
+  if (g.mn) {  // the copy's rows (every image's corners) of bWidth values; 64 x 64 atoms
+    b.dims[0] = g.bWidth;
+    b.dims[1] = g.n * g.cornersH * g.cornersW;
+    b.strides[0] = g.bWidth * eb;
+    b.box[0] = perRow;
+    b.box[1] = 64;
+  } else {
+    b.dims[0] = kp;
+    b.dims[1] = spec.cols;
+    b.strides[0] = kp * eb;
+    b.box[0] = perRow;
+    b.box[1] = tile.bn;
+  }
   maps = {a, b};
   return true;
 }

@@ -140,7 +140,9 @@ Expected<void> emitImplicitGemm(NodeEmitter& em, const ImplicitGemm& spec) {
   // CudaCodegenOptions::halfTma: a forward's stages as the copy engine's boxes (im2colMaps),
   // issued by one thread of one producer warp, where its geometry fits the engine's limits.
   std::vector<CudaTensorMap> maps;
-  const bool tma = half64 && em.options().halfTma && spec.aIm2col && !spec.bPacked.empty() &&
+  const bool tma = em.options().halfTma && spec.aIm2col &&
+                   ((half64 && !spec.bPacked.empty() && !spec.aIm2col->mn) ||
+                    (halfMN && spec.aIm2col->mn && tile.bm % 64 == 0 && tile.bn % 64 == 0)) &&
                    im2colMaps(*spec.aIm2col, spec, tile, (spec.red + rowSteps - 1) / rowSteps * rowSteps, maps);
   const bool producers = half && (em.options().halfProducerWarps || tma);
   const int copiers = producers ? kProducerThreads : int(kBlock);
@@ -442,6 +444,52 @@ Expected<void> emitImplicitGemm(NodeEmitter& em, const ImplicitGemm& spec) {
                          {"A_AT", std::to_string(swapped ? tile.bn * 128 : 0)},
                          {"B_AT", std::to_string(swapped ? 0 : tile.bm * 128)},
                          {"STAGE_BYTES", std::to_string((tile.bm + tile.bn) * 128)}});
+    // halfMN: a stage's 64 corners (its reduction indices) from kt, and each atom a box of its
+    // own: A's at the atom's tap and channels (fixed for the block), B's 64 columns of the copy;
+    // the atoms past the rows or columns neither copied nor expected.
+    std::string atoms;
+    if (g.mn) {
+      atoms =
+          "        const int tpix = kt % ${CORNERS}, tn = kt / ${CORNERS};\n"
+          "        const int tw = (tpix % ${CORNERS_W}) * ${SW} + ${LOWER_W}, th = (tpix / ${CORNERS_W}) * ${SH} + "
+          "${LOWER_H};\n"
+          "        shoal_mbar_arrive_expect_tx(bar, atomBytes);\n";
+      for (int a = 0; a < tile.bm / 64; ++a)
+        atoms += fmt::format(
+            "        if (m0 + {0} < ${{M}}) shoal_tma_im2col4(stage + {1}, &amap, bar, ac[{2}], tw, th, tn, "
+            "(unsigned short)atox[{2}], (unsigned short)atoy[{2}]);\n",
+            64 * a, a * 8192, a);
+      for (int b = 0; b < tile.bn / 64; ++b)
+        atoms += fmt::format("        if (o0 + {0} < ${{N}}) shoal_tma_tile2(stage + {1}, &bmap, bar, o0 + {0}, kt);\n",
+                             64 * b, tile.bm * 128 + b * 8192);
+      std::string setup = fmt::format("    int ac[{0}], atox[{0}], atoy[{0}];\n", tile.bm / 64);
+      for (int a = 0; a < tile.bm / 64; ++a)
+        setup += fmt::format(
+            "    {{\n"
+            "      const ${{I}} mo = m0 + {0};\n"
+            "{1}"
+            "      ac[{2}] = c, atox[{2}] = tox, atoy[{2}] = toy;\n"
+            "    }}\n",
+            64 * a, g.atomTap, a);
+      setup += fmt::format(
+          "    const unsigned atomBytes = 8192u * (unsigned)((m0 + {0} <= ${{M}} ? {1} : (${{M}} - m0) / 64) + "
+          "(o0 + {2} <= ${{N}} ? {3} : (${{N}} - o0) / 64));\n",
+          tile.bm, tile.bm / 64, tile.bn, tile.bn / 64);
+      tv.push_back({"ATOM_SETUP", setup});
+      tv.push_back({"ATOMS", atoms});
+    }
+    const std::string origin =
+        g.mn ? "${ATOM_SETUP}"
+             : "    const int tpix = (int)(m0 % ${CORNERS}), tn = (int)(m0 / ${CORNERS});\n"
+               "    const int tw = (tpix % ${CORNERS_W}) * ${SW} + ${LOWER_W}, th = (tpix / ${CORNERS_W}) * ${SH} + "
+               "${LOWER_H};\n";
+    const std::string issue =
+        g.mn ? "${ATOMS}"
+             : "${TAP_CHANNEL}"
+               "        shoal_mbar_arrive_expect_tx(bar, ${STAGE_BYTES});\n"
+               "        shoal_tma_im2col4(stage + ${A_AT}, &amap, bar, c, tw, th, tn, (unsigned short)tox, "
+               "(unsigned short)toy);\n"
+               "        shoal_tma_tile2(stage + ${B_AT}, &bmap, bar, kt, o0);\n";
     body = fill(
         fill(
             head("  constexpr int kStages = ${STAGES}, kStageFloats = ${STAGE_FLOATS}, kThreads = ${THREADS};\n") +
@@ -455,20 +503,14 @@ Expected<void> emitImplicitGemm(NodeEmitter& em, const ImplicitGemm& spec) {
                 "    // The producer warp: stage `step` into slot step % kStages once its products of\n"
                 "    // kStages steps before are done -- A's rows an im2col box (the block's pixels from\n"
                 "    // the filter corner of its first one, at the stage's tap), B's a tile of the packed\n"
-                "    // rows -- both completing on the slot's mbarrier, which expects their bytes.\n"
-                "    const int tpix = (int)(m0 % ${CORNERS}), tn = (int)(m0 / ${CORNERS});\n"
-                "    const int tw = (tpix % ${CORNERS_W}) * ${SW} + ${LOWER_W}, th = (tpix / ${CORNERS_W}) * ${SH} + "
-                "${LOWER_H};\n"
+                "    // rows -- both completing on the slot's mbarrier, which expects their bytes.\n" +
+                origin +
                 "    for (int step = 0, slot = 0; step < tiles; ++step) {\n"
                 "      if (step >= kStages) shoal_bar_sync(1 + kStages + slot, kThreads);\n"
                 "      if (lane == 0) {\n"
                 "        const int kt = kBegin + step * ${KSTEP};\n"
-                "${TAP_CHANNEL}"
-                "        const shoal_saddr stage = sbase + slot * (kStageFloats * 4), bar = bars + 8 * slot;\n"
-                "        shoal_mbar_arrive_expect_tx(bar, ${STAGE_BYTES});\n"
-                "        shoal_tma_im2col4(stage + ${A_AT}, &amap, bar, c, tw, th, tn, (unsigned short)tox, (unsigned "
-                "short)toy);\n"
-                "        shoal_tma_tile2(stage + ${B_AT}, &bmap, bar, kt, o0);\n"
+                "        const shoal_saddr stage = sbase + slot * (kStageFloats * 4), bar = bars + 8 * slot;\n" +
+                issue +
                 "      }\n"
                 "      slot = slot + 1 == kStages ? 0 : slot + 1;\n"
                 "    }\n"
@@ -498,8 +540,8 @@ Expected<void> emitImplicitGemm(NodeEmitter& em, const ImplicitGemm& spec) {
     };
     maps[0].baseArg = argIndex(g.copy);
     maps[0].offset = g.offset;
-    maps[1].baseArg = argIndex(prepareB ? preparedB : NodeEmitter::scratch());
-    maps[1].offset = prepareB ? 0 : reserved * int64_t(sizeof(float));
+    maps[1].baseArg = g.mn ? argIndex(g.bCopy) : argIndex(prepareB ? preparedB : NodeEmitter::scratch());
+    maps[1].offset = g.mn ? g.bOffset : prepareB ? 0 : reserved * int64_t(sizeof(float));
     if (maps[0].baseArg < 0 || maps[1].baseArg < 0)
       return em.unsupported("halfTma: a tensor map's base is not one of the kernel's arguments");
   }

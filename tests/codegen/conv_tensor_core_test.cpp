@@ -1073,7 +1073,7 @@ TEST(ConvTensorCore, SixteenBitProducerWarpsMatchFloat64WithinTheFormatsBounds) 
 // The copy engine (CudaCodegenOptions::halfTma): a forward's stages as one im2col box of A (the
 // block's pixels at a tap, zeros outside the image and past the last image) and one tile of the
 // packed B, issued by one thread of one producer warp and completing on the slot's mbarrier --
-// and a data gradient's phases the same way over dy's copy.
+// a data gradient's phases the same way over dy's copy, and a weight gradient's atoms each a box.
 // The 16-bit suite's forwards (padding, a stride 2, a 1 x 1 at stride 2, dilation), pooled ones of
 // 9 and 18 stages (the ring's slots and their mbarriers' phases reused), a candidate's slices, the
 // wide and swapped tiles, and geometries that tell the bounding box's dimensions apart:
@@ -1122,6 +1122,14 @@ void checkCopyEngine(const Runner& run, TensorCoreMath math, bool every) {
   EXPECT_NE(moduleFor(*dataGradientGraph(kHalfData[1]), f).source.find("shoal_tma_im2col4(stage"), std::string::npos);
   for (size_t i = 0; i < kHalfData.size(); ++i) checkBackwardData(kHalfData[i], i == 3, 456 + i, run, f);
   checkBackwardData(kWideData, false, 463, run, f.wideTiles());
+  // Weight gradients (halfMN): a stage's 64 output pixels the corners of each A atom's box (its
+  // own tap and channels), B's atoms tiles of dy's copy -- 126 pixels (a partial last stage),
+  // stride 2, a 1 x 1 at stride 2, the wide tile, and one longer than the ring in slices.
+  EXPECT_NE(moduleFor(*weightGradientGraph(kHalfWeight[1]), f).source.find("shoal_tma_tile2(stage + 16384, &bmap"),
+            std::string::npos);
+  for (size_t i = 0; i < kHalfWeight.size(); ++i) checkBackwardWeight(kHalfWeight[i], 464 + i, run, f);
+  checkBackwardWeight(kWideWeight[1], 468, run, f.wideTiles());
+  checkBackwardWeight(kRingWeight, 469, run, f);
   // TF32's channels-last forwards: fp32 rows of 32 channels, the same boxes.
   const Format tf32 = Format(TensorCoreMath::Tf32, true).tf32ChannelsLast().copyEngine();
   EXPECT_NE(moduleFor(*forwardGraph(kHalf[0]), tf32).source.find("shoal_tma_im2col4(stage"), std::string::npos);
