@@ -440,21 +440,24 @@ struct CudaCodegenOptions {
   /// row of 32 steps, any column stride; the weight gradient keeps its gathers). An experiment for a device to decide
   /// (docs/PERF.md, 2026-12-05 (session 4)); default off.
   bool halfStem = false;
-  /// conv16ChannelsLast's forwards (and TF32's with tf32ChannelsLast) with their stages copied by
-  /// sm_90's copy engine: one producer warp, one thread of which issues each stage as two boxes --
-  /// A's 128-byte rows as an im2col box of the channels-last copy (a tap's pixels for the block's
-  /// rows, zeros outside the image), B's as a tile of the packed weights -- completing on the
-  /// slot's mbarrier, which the multiplying warps wait at (`empty` stays a named barrier). So a
-  /// stage costs the copying side two instructions where producer warps issue ~130 a thread
-  /// (docs/PERF.md, 2026-12-05 (session 5)). Tensor maps (CudaTensorMap) encoded by the executor.
-  /// Where a geometry does not fit the copy engine's limits (a bounding box's corners within
-  /// [-128, 127], traversal strides at most 8, taps' offsets below 256), the forward keeps its
-  /// copies. An experiment for a device to decide; default off.
-  bool halfTma = false;
+  /// conv16ChannelsLast's products (forwards, data and weight gradients; TF32's forwards and data
+  /// gradients with tf32ChannelsLast) with their stages copied by sm_90's copy engine: one
+  /// producer warp, one thread of which issues each stage as boxes -- A's 128-byte rows as im2col
+  /// boxes of the channels-last copy (a tap's pixels for the block's rows, zeros outside the
+  /// image), B's as tiles of the packed weights or of dy's copy -- completing on the slot's
+  /// mbarrier, which the multiplying warps wait at (`empty` stays a named barrier). Tensor maps
+  /// (CudaTensorMap) encoded by the executor. Where a geometry does not fit the copy engine's
+  /// limits (a bounding box's corners within [-128, 127], traversal strides at most 8, taps'
+  /// offsets below 256), the product keeps its copies. Default on: measured on an H200
+  /// (docs/PERF.md, 2026-12-05 (session 5)), layer 3's 3 x 3 forward at 63-70 % of the tensor pipe
+  /// (55 % with the copies), ResNet-18 bf16 at batch 256 4.70 -> 4.57-4.73 ms and a training step
+  /// 8.83 -> 8.53-8.70 ms.
+  bool halfTma = true;
   /// With halfTma: blocks an SM its products of 128 x 128 and 128 x 64 are sized for -- 1 (a ring
   /// of 6-7 slots) or 2 (3-4 slots each, so that one block's epilogue and first fill run under the
-  /// other's products). An experiment beside halfTma.
-  int halfTmaBlocks = 1;
+  /// other's products); 0 chooses: two where a block's slice is at most 18 stages and the grid has
+  /// blocks for two an SM (kTargetBlocks), else one.
+  int halfTmaBlocks = 0;
   /// A tensor-core forward convolution whose output a later node reads as a 16-bit
   /// channels-last copy (conv16ChannelsLast, shareConvertedCopies) writes that copy itself:
   /// its epilogue stores each sum twice, as fp32 into the planned output and in the format into

@@ -151,8 +151,15 @@ Expected<void> emitImplicitGemm(NodeEmitter& em, const ImplicitGemm& spec) {
   // barriers a slot, 15 in all) -- 6 of 128 x 128, 7 of 128 x 64, 4 of the 48 KB tiles.
   const int halfStageBytes = (tile.bm + tile.bn) * 128;
   // With the copy engine, two blocks an SM where halfTmaBlocks asks and a slot is at most 32 KB
-  // (three slots each: one block's epilogue and first fill under the other's products).
-  const bool tmaTwo = tma && em.options().halfTmaBlocks == 2 && halfStageBytes <= 32768;
+  // (three slots each: one block's epilogue and first fill under the other's products). Chosen
+  // (halfTmaBlocks 0): where a block's slice is at most 18 stages and the grid fills two blocks an
+  // SM -- measured so on an H200 (docs/PERF.md, 2026-12-05 (session 5)): two blocks won layers 1-2
+  // (9-18 stages: 316 -> 321, 474 -> 520 TFLOP/s over one block's 256, 470), one block layers 3-4
+  // (36-72 stages: 541 and 590 over 528 and 490) and every grid smaller than the SMs (batch 1).
+  const int64_t sliceStages = perSlice / kstep, blocks = rowTiles * colTiles * splits * spec.batch;
+  const bool tmaTwo = tma && halfStageBytes <= 32768 &&
+                      (em.options().halfTmaBlocks == 2 ||
+                       (em.options().halfTmaBlocks == 0 && sliceStages <= 18 && blocks >= kTargetBlocks));
   const int stages = tmaTwo      ? 98304 / halfStageBytes
                      : producers ? std::min(7, 196608 / halfStageBytes)
                      : overlap   ? 4

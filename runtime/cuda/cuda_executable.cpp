@@ -236,8 +236,11 @@ CudaExecutableOptions CudaExecutableOptions::fromEnvironment() {
   o.halfSwappedTile = envFlag("SHOAL_CUDA_CL16_SWAP");
   o.halfTapReuse = envFlag("SHOAL_CUDA_CL16_L1");
   o.halfStem = envFlag("SHOAL_CUDA_CL16_STEM");
-  o.halfTma = envFlag("SHOAL_CUDA_CL16_TMA");
-  if (const char* b = std::getenv("SHOAL_CUDA_CL16_TMA_BLOCKS")) o.halfTmaBlocks = std::atoi(b) == 2 ? 2 : 1;
+  o.halfTma = envFlagDefaultOn("SHOAL_CUDA_CL16_TMA");
+  if (const char* b = std::getenv("SHOAL_CUDA_CL16_TMA_BLOCKS")) {
+    const int n = std::atoi(b);
+    o.halfTmaBlocks = n == 1 || n == 2 ? n : 0;
+  }
   o.halfCopyInProducer = envFlag("SHOAL_CUDA_CL16_PRODUCER");
   o.shareConvertedCopies = envFlagDefaultOn("SHOAL_CUDA_CL16_SHARE");
   o.weightGradientColumns = envFlagDefaultOn("SHOAL_CUDA_WGRAD_COLUMNS");

@@ -102,12 +102,12 @@ struct CudaExecutableOptions {
   /// 16-bit forwards of at most 4 channels (the stem) through a padded 16-bit copy of their
   /// input (CudaCodegenOptions::halfStem). Default: off, unless SHOAL_CUDA_CL16_STEM=1.
   bool halfStem = false;
-  /// Their forwards' stages copied by the copy engine (CudaCodegenOptions::halfTma). Default:
-  /// off, unless SHOAL_CUDA_CL16_TMA=1.
-  bool halfTma = false;
-  /// Their blocks an SM (CudaCodegenOptions::halfTmaBlocks: 1 or 2). Default 1, or
-  /// SHOAL_CUDA_CL16_TMA_BLOCKS.
-  int halfTmaBlocks = 1;
+  /// Their stages copied by the copy engine (CudaCodegenOptions::halfTma). Default: on, unless
+  /// SHOAL_CUDA_CL16_TMA=0.
+  bool halfTma = true;
+  /// Their blocks an SM (CudaCodegenOptions::halfTmaBlocks: 0 chosen, 1 or 2). Default 0, or
+  /// SHOAL_CUDA_CL16_TMA_BLOCKS (1 or 2; anything else chooses).
+  int halfTmaBlocks = 0;
   /// Tensor-core forwards write their outputs' 16-bit channels-last copies themselves
   /// (CudaCodegenOptions::halfCopyInProducer). Default: off, unless SHOAL_CUDA_CL16_PRODUCER=1.
   bool halfCopyInProducer = false;

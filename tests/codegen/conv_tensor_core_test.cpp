@@ -1114,6 +1114,18 @@ void checkCopyEngine(const Runner& run, TensorCoreMath math, bool every) {
   EXPECT_NE(twoSource.find("kStages = 3,"), std::string::npos);
   EXPECT_NE(twoSource.find("__launch_bounds__(288, 2)"), std::string::npos);
   checkForwardPool(kRingForward[1], 460, run, two);
+  // Chosen (halfTmaBlocks 0, the default): two where a slice is at most 18 stages and the grid
+  // fills two blocks an SM (layer 1 at batch 32: 784 blocks of 9 stages), else one (layer 4's
+  // 72 stages; a grid of one block).
+  const Format chosen = Format(math, true).sixteenBitChannelsLast().copyEngine(0);
+  const std::vector<std::pair<Geometry, bool>> choices = {
+      {{32, 64, 56, 56, 64, 3, 3, {1, 1}, {1, 1, 1, 1}, {1, 1}}, true},
+      {{32, 512, 7, 7, 512, 3, 3, {1, 1}, {1, 1, 1, 1}, {1, 1}}, false},
+      {kHalf[0], false}};
+  for (const auto& [g, twoBlocks] : choices)
+    EXPECT_EQ(moduleFor(*forwardGraph(g), chosen).source.find("__launch_bounds__(288, 2)") != std::string::npos,
+              twoBlocks)
+        << describe(g);
   checkForward(kHalf[3], true, true, 461, run, two);
   checkForward(kTmaForward[0], true, true, 462, run, two);
   // Data gradients: each phase's rows are its pixels, their corner the pixel at the phase's

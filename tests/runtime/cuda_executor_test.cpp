@@ -149,7 +149,7 @@ TEST(CudaExecutableOptions, ProfileLaunchesFromTheEnvironment) {
 // copies shared (SHOAL_CUDA_CL16_SHARE=0: each reader its own), their overlapped stages off
 // (SHOAL_CUDA_CL16_OVERLAP=1 turns them on), and so the wide, swapped, tap-reuse and producer
 // options (SHOAL_CUDA_CL16_WIDE, _WS, _SWAP, _L1, _PRODUCER), the stem's (_STEM), the copy
-// engine's (_TMA, _TMA_BLOCKS) and TF32's
+// engine's (_TMA, on by default; _TMA_BLOCKS) and TF32's
 // (SHOAL_CUDA_CL32); each reaches the codegen options.
 TEST(CudaExecutableOptions, SixteenBitChannelsLastFromTheEnvironment) {
   std::map<std::string, std::optional<std::string>> saved;
@@ -172,7 +172,7 @@ TEST(CudaExecutableOptions, SixteenBitChannelsLastFromTheEnvironment) {
   setenv("SHOAL_CUDA_CL16_L1", "1", 1);
   setenv("SHOAL_CUDA_CL16_PRODUCER", "1", 1);
   setenv("SHOAL_CUDA_CL16_STEM", "1", 1);
-  setenv("SHOAL_CUDA_CL16_TMA", "1", 1);
+  setenv("SHOAL_CUDA_CL16_TMA", "0", 1);
   setenv("SHOAL_CUDA_CL16_TMA_BLOCKS", "2", 1);
   const CudaExecutableOptions on = CudaExecutableOptions::fromEnvironment();
   for (const auto& [name, v] : saved) v ? setenv(name.c_str(), v->c_str(), 1) : unsetenv(name.c_str());
@@ -192,10 +192,10 @@ TEST(CudaExecutableOptions, SixteenBitChannelsLastFromTheEnvironment) {
   EXPECT_TRUE(on.codegenOptions("sm_90").halfWideTile);
   const CudaCodegenOptions plain = byDefault.codegenOptions("sm_90"), set = on.codegenOptions("sm_90");
   EXPECT_FALSE(plain.halfSwappedTile || plain.halfTapReuse || plain.halfCopyInProducer || plain.halfProducerWarps ||
-               plain.tf32ChannelsLast || plain.halfStem || plain.halfTma);
+               plain.tf32ChannelsLast || plain.halfStem || set.halfTma);
   EXPECT_TRUE(set.halfSwappedTile && set.halfTapReuse && set.halfCopyInProducer && set.halfProducerWarps &&
-              set.tf32ChannelsLast && set.halfStem && set.halfTma);
-  EXPECT_EQ(plain.halfTmaBlocks, 1);
+              set.tf32ChannelsLast && set.halfStem && plain.halfTma);
+  EXPECT_EQ(plain.halfTmaBlocks, 0);
   EXPECT_EQ(set.halfTmaBlocks, 2);
 }
 
