@@ -441,6 +441,10 @@ Expected<void> emitImplicitGemm(NodeEmitter& em, const ImplicitGemm& spec) {
     const ImplicitGemm::Im2col& g = *spec.aIm2col;
     const bool swapped = isHalfSwapped(tile);
     Vars tv = v;
+    // The boxes read the copies and the packing through the maps: no views of scratch but the
+    // slices' sums.
+    for (auto& [key, value] : tv)
+      if (key == "VIEWS") value = split ? "  float* partial = scratch + " + intLit(reserved + scratchPack) + ";\n" : "";
     tv.insert(tv.end(), {{"CORNERS", intLit(g.cornersH * g.cornersW)},
                          {"CORNERS_W", intLit(g.cornersW)},
                          {"SW", intLit(g.sw)},
