@@ -377,6 +377,25 @@ Expected<void> emitImplicitGemm(NodeEmitter& em, const ImplicitGemm& spec) {
                     tail,
                 v),
            v);
+  // The multiplying warps of a ring that others fill (producer warps, the copy engine): wait for
+  // the step's slot (`waitFull`), multiply, and hand the slot of the step before back once its
+  // products are done -- only for the slots that will be filled again, so every generation of
+  // `empty` completes.
+  auto multiplyingWarps = [&tail](const std::string& waitFull) {
+    return "${FRAGMENT_ADDRESSES}"
+           "${ACC}"
+           "  for (int step = 0, cur = 0, prev = kStages - 1; step < tiles; ++step) {\n" +
+           waitFull +
+           "${MMA_STEPS}"
+           "    shoal_wgmma_wait<1>();  // the step before's products are done: its slot is free\n"
+           "${HOLD}"
+           "    if (step > 0 && step - 1 + kStages < tiles) shoal_bar_arrive(1 + kStages + prev, kThreads);\n"
+           "    prev = cur;\n"
+           "    cur = cur + 1 == kStages ? 0 : cur + 1;\n"
+           "  }\n"
+           "${DRAIN}" +
+           tail;
+  };
   // With producer warps (CudaCodegenOptions::halfProducerWarps): warps 8-11 issue every copy
   // into the ring of kStages slots and the two multiplying warpgroups only wait and multiply.
   // Named barrier 1 + s: slot s's copies have landed (the producers arrive once their group is
@@ -417,20 +436,8 @@ Expected<void> emitImplicitGemm(NodeEmitter& em, const ImplicitGemm& spec) {
                  "      done = done + 1 == kStages ? 0 : done + 1;\n"
                  "    }\n"
                  "    return;\n"
-                 "  }\n"
-                 "${FRAGMENT_ADDRESSES}"
-                 "${ACC}"
-                 "  for (int step = 0, cur = 0, prev = kStages - 1; step < tiles; ++step) {\n"
-                 "    shoal_bar_sync(1 + cur, kThreads);  // this step's stage has landed\n"
-                 "${MMA_STEPS}"
-                 "    shoal_wgmma_wait<1>();  // the step before's products are done: its slot is free\n"
-                 "${HOLD}"
-                 "    if (step > 0 && step - 1 + kStages < tiles) shoal_bar_arrive(1 + kStages + prev, kThreads);\n"
-                 "    prev = cur;\n"
-                 "    cur = cur + 1 == kStages ? 0 : cur + 1;\n"
-                 "  }\n"
-                 "${DRAIN}" +
-                 tail,
+                 "  }\n" +
+                 multiplyingWarps("    shoal_bar_sync(1 + cur, kThreads);  // this step's stage has landed\n"),
              v),
         v);
   // With the copy engine (CudaCodegenOptions::halfTma): one producer warp, lane 0 of which
@@ -526,21 +533,10 @@ Expected<void> emitImplicitGemm(NodeEmitter& em, const ImplicitGemm& spec) {
                 "      slot = slot + 1 == kStages ? 0 : slot + 1;\n"
                 "    }\n"
                 "    return;\n"
-                "  }\n"
-                "${FRAGMENT_ADDRESSES}"
-                "${ACC}"
-                "  for (int step = 0, cur = 0, prev = kStages - 1; step < tiles; ++step) {\n"
-                "    shoal_mbar_wait(bars + 8 * cur, (unsigned)(step / kStages) & 1u);  // this step's stage has "
-                "landed\n"
-                "${MMA_STEPS}"
-                "    shoal_wgmma_wait<1>();  // the step before's products are done: its slot is free\n"
-                "${HOLD}"
-                "    if (step > 0 && step - 1 + kStages < tiles) shoal_bar_arrive(1 + kStages + prev, kThreads);\n"
-                "    prev = cur;\n"
-                "    cur = cur + 1 == kStages ? 0 : cur + 1;\n"
-                "  }\n"
-                "${DRAIN}" +
-                tail,
+                "  }\n" +
+                multiplyingWarps(
+                    "    shoal_mbar_wait(bars + 8 * cur, (unsigned)(step / kStages) & 1u);  // this step's "
+                    "stage has landed\n"),
             tv),
         tv);
     // The maps' bases: A's copy (a view of scratch or a converted block), B's packing.
