@@ -93,8 +93,10 @@ struct Launch {
   CudaKernel kernel;
   std::vector<void*> ptrs;  ///< resolved argument pointers
   std::vector<void*> argv;  ///< &ptrs[i], then &maps[j]: what cudaLaunchKernel takes
-  /// The kernel's tensor maps (CudaStep::tensorMaps), encoded over ptrs when they were bound.
+  /// The kernel's tensor maps (CudaStep::tensorMaps), encoded over ptrs when they were bound,
+  /// and the address each was encoded over (encoded again only when it moved).
   std::vector<cudaimpl::EncodedTensorMap> maps;
+  std::vector<void*> mapBases;
   bool perStepConstant = false;  ///< Constant: copied from the pool every step
   void* constantSource = nullptr;
   /// The main stream first waits for the side stream: this step touches the buffer of an

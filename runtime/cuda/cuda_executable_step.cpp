@@ -140,12 +140,21 @@ void CudaExecutable::Impl::bindArguments(const Program& p) {
     }
     l.argv.clear();
     for (void*& ptr : l.ptrs) l.argv.push_back(&ptr);
-    // The tensor maps after the pointers, encoded over the addresses just bound.
+    // The tensor maps after the pointers, encoded over the addresses just bound (again only
+    // where a base moved: a rebinding of the app's inputs leaves the scratch and prepared
+    // blocks they point into where they were).
     l.maps.resize(s.tensorMaps.size());
+    l.mapBases.resize(s.tensorMaps.size(), nullptr);
     for (size_t i = 0; i < s.tensorMaps.size(); ++i) {
       const CudaTensorMap& d = s.tensorMaps[i];
-      if (auto ok = cudaimpl::encodeTensorMap(d, l.ptrs.at(size_t(d.baseArg)), l.maps[i]); !ok && im.mapError.empty())
-        im.mapError = s.node->describe() + ": " + ok.error().message();
+      void* base = l.ptrs.at(size_t(d.baseArg));
+      if (base != l.mapBases[i]) {
+        if (auto ok = cudaimpl::encodeTensorMap(d, base, l.maps[i]); !ok) {
+          if (im.mapError.empty()) im.mapError = s.node->describe() + ": " + ok.error().message();
+        } else {
+          l.mapBases[i] = base;
+        }
+      }
       l.argv.push_back(&l.maps[i]);
     }
   }
