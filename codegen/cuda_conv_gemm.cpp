@@ -33,6 +33,27 @@ struct PhaseTaps {
   int64_t first = 0, count = 0, step = 1, offset = 0, skip = 0;
 };
 
+// Where a channels-last copy starts in its argument, in bytes (a view of scratch, or a converted block).
+int64_t copyOffset(const ChannelsLastCopy& copy) { return copy.inScratch() ? copy.at * int64_t(sizeof(float)) : 0; }
+// The copy engine's view of `copy`, an [n, h, w, c] channels-last copy (CudaCodegenOptions::halfTma);
+// its corners are the caller's.
+ImplicitGemm::Im2col im2colOver(const ChannelsLastCopy& copy, int64_t n, int64_t c, int64_t h, int64_t w) {
+  ImplicitGemm::Im2col t;
+  t.copy = copy.arg;
+  t.offset = copyOffset(copy);
+  t.bytes = copy.bytes;
+  t.n = n, t.c = c, t.h = h, t.w = w;
+  return t;
+}
+// Corners at a convolution's output pixels (its forward's and weight gradient's): from (-pt, -pl)
+// by the strides, each tap an offset of up to the dilated kernel's extent.
+ImplicitGemm::Im2col outputCorners(ImplicitGemm::Im2col t, const ConvGeom& g) {
+  t.cornersH = g.oh, t.cornersW = g.ow;
+  t.lowerH = int(-g.pt), t.lowerW = int(-g.pl), t.sh = int(g.sh), t.sw = int(g.sw);
+  t.spanH = int((g.kh - 1) * g.dh), t.spanW = int((g.kw - 1) * g.dw);
+  return t;
+}
+
 PhaseTaps phaseTaps(int64_t p, int64_t s, int64_t pad, int64_t d, int64_t k, int64_t in) {
   PhaseTaps t;
   t.pixels = p < in ? (in - p + s - 1) / s : 0;
@@ -275,13 +296,7 @@ Expected<void> convForwardTensorCore(NodeEmitter& em, const ConvGeom& g, const s
              v);
     // The copy engine's form (CudaCodegenOptions::halfTma): the same copy as im2col boxes.
     if (em.options().halfTma && g.groups == 1) {
-      ImplicitGemm::Im2col t;
-      t.copy = xCopy.arg;
-      t.offset = xCopy.inScratch() ? xCopy.at * int64_t(sizeof(float)) : 0;
-      t.bytes = channelsLastBytes(em);
-      t.n = g.n, t.c = g.c, t.h = g.h, t.w = g.w, t.cornersH = g.oh, t.cornersW = g.ow;
-      t.lowerH = int(-g.pt), t.lowerW = int(-g.pl), t.sh = int(g.sh), t.sw = int(g.sw);
-      t.spanH = int((g.kh - 1) * g.dh), t.spanW = int((g.kw - 1) * g.dw);
+      ImplicitGemm::Im2col t = outputCorners(im2colOver(xCopy, g.n, g.c, g.h, g.w), g);
       t.tapChannel =
           fill(std::string(blocksOuter ? "        const int tap = (kt >> 6) % ${KK}, c = kt / (64 * ${KK}) * 64;\n"
                                        : "        const int tap = kt / ${C}, c = kt % ${C};\n") +
@@ -581,11 +596,8 @@ Expected<void> convBackwardDataTensorCore(NodeEmitter& em, const ConvGeom& g, bo
         // The copy engine's form (CudaCodegenOptions::halfTma): a row's filter corner is its pixel
         // at the phase's last tap, so each tap is a non-negative offset from it.
         if (em.options().halfTma && g.groups == 1) {
-          ImplicitGemm::Im2col t;
-          t.copy = gradCopy.arg;
-          t.offset = gradCopy.inScratch() ? gradCopy.at * int64_t(sizeof(float)) : 0;
-          t.bytes = channelsLastBytes(em);
-          t.n = g.n, t.c = g.o, t.h = g.oh, t.w = g.ow, t.cornersH = ty.pixels, t.cornersW = tx.pixels;
+          ImplicitGemm::Im2col t = im2colOver(gradCopy, g.n, g.o, g.oh, g.ow);
+          t.cornersH = ty.pixels, t.cornersW = tx.pixels;
           t.lowerH = int(ty.offset - (ty.count - 1) * ty.skip), t.lowerW = int(tx.offset - (tx.count - 1) * tx.skip);
           t.spanH = int((ty.count - 1) * ty.skip), t.spanW = int((tx.count - 1) * tx.skip);
           t.tapChannel = fill(
@@ -725,21 +737,15 @@ Expected<void> convBackwardWeightTensorCore(NodeEmitter& em, const ConvGeom& g) 
     // The copy engine's form (CudaCodegenOptions::halfTma): a stage's 64 output pixels are the
     // filter corners of each A atom's box (at the atom's tap and channels), B's atoms tiles of dy's copy.
     if (em.options().halfTma && g.groups == 1) {
-      ImplicitGemm::Im2col t;
+      ImplicitGemm::Im2col t = outputCorners(im2colOver(xCopy, g.n, g.c, g.h, g.w), g);
       t.mn = true;
-      t.copy = xCopy.arg;
-      t.offset = xCopy.inScratch() ? xCopy.at * int64_t(sizeof(float)) : 0;
-      t.bytes = 2;
-      t.n = g.n, t.c = g.c, t.h = g.h, t.w = g.w, t.cornersH = g.oh, t.cornersW = g.ow;
-      t.lowerH = int(-g.pt), t.lowerW = int(-g.pl), t.sh = int(g.sh), t.sw = int(g.sw);
-      t.spanH = int((g.kh - 1) * g.dh), t.spanW = int((g.kw - 1) * g.dw);
       t.atomTap = fill(
           "      const int tap = (int)(mo / ${C}), c = (int)(mo % ${C}), tox = tap % ${KW} * ${DW}, toy = tap / ${KW} "
           "* "
           "${DH};\n",
           v);
       t.bCopy = gradCopy.arg;
-      t.bOffset = gradCopy.inScratch() ? gradCopy.at * int64_t(sizeof(float)) : 0;
+      t.bOffset = copyOffset(gradCopy);
       t.bWidth = g.o;
       spec.aIm2col = t;
     }
